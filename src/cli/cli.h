@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The cordon command: one file per verb. Exit codes follow Docker and
+ * Podman: 125 when cordon itself fails (bad usage included), 126 when the
+ * command cannot be executed, 127 when it is not found, otherwise the
+ * command's own status.
+ */
+#ifndef CORDON_CLI_H
+#define CORDON_CLI_H
+
+#include <stdbool.h>
+
+#include "base/err.h"
+
+#define EXIT_CORDON 125
+#define EXIT_CANNOT_EXEC 126
+#define EXIT_NOT_FOUND 127
+
+/* Prints "cordon: <msg>" to stderr. */
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void cli_error_err(const struct cdn_err *err);
+/* True when stderr is a terminal and NO_COLOR is unset. */
+bool cli_color(void);
+
+int cmd_exec(int argc, char **argv);
+
+#endif

@@ -1,0 +1,400 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * cordon exec [OPTIONS] -- CMD [ARGS...]
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/cleanup.h"
+#include "base/units.h"
+#include "cli/cli.h"
+#include "sandbox/sandbox.h"
+
+static void exec_usage(FILE *out)
+{
+	fputs("Usage: cordon exec [OPTIONS] -- CMD [ARGS...]\n"
+	      "\n"
+	      "Run CMD in a fresh sandbox (user, mount, pid, net, ipc, uts and cgroup\n"
+	      "namespaces; a new root; no capabilities; Landlock; a seccomp allowlist)\n"
+	      "and destroy the sandbox when it ends.\n"
+	      "\n"
+	      "Filesystem:\n"
+	      "  --profile NAME        offline (default), repo-read, repo-write, deployment\n"
+	      "  --repo DIR            repository for the repo-* and deployment profiles\n"
+	      "                        (default: the current directory), mounted at /repo\n"
+	      "  --ro SRC[:DST]        bind SRC read-only at DST (default: same path)\n"
+	      "  --rw SRC[:DST]        bind SRC read-write at DST\n"
+	      "  --workspace DIR       bind DIR read-write at /workspace instead of a tmpfs\n"
+	      "\n"
+	      "Process:\n"
+	      "  --env NAME=VALUE      set a variable (the environment is otherwise cleared\n"
+	      "                        but for PATH, HOME and LANG)\n"
+	      "  --uid N, --gid N      ids inside the sandbox (default 1000)\n"
+	      "  --hostname NAME       hostname inside (default cordon)\n"
+	      "  --cwd DIR             working directory inside (default /workspace)\n"
+	      "\n"
+	      "Network:\n"
+	      "  --net MODE            none (default: loopback only) or proxy\n"
+	      "  --local-port PORT     allow TCP bind/connect on this loopback port\n"
+	      "\n"
+	      "Limits:\n"
+	      "  --mem SIZE            memory limit (default 1g; 0: none)\n"
+	      "  --pids N              process limit (default 256; 0: none)\n"
+	      "  --cpu CORES           CPU quota, e.g. 0.5 (default: none)\n"
+	      "  --timeout DURATION    wall-clock limit, e.g. 30s, 500ms, 2m (default: none)\n"
+	      "  --tmp-size SIZE       size of /tmp and /dev/shm (default 64m)\n"
+	      "  --workspace-size SIZE size of the /workspace tmpfs (default 256m)\n"
+	      "  --nofile N            open file limit (default 1024)\n"
+	      "  --fsize SIZE          largest file the command may write (default 1g)\n"
+	      "\n"
+	      "Protections and status:\n"
+	      "  --allow-degraded LIST run even when these protections are unavailable:\n"
+	      "                        landlock, cgroup, seccomp (comma-separated); the\n"
+	      "                        status records what was missing\n"
+	      "  --status-json FILE    write the exit status, resource use and applied\n"
+	      "                        protections as JSON\n"
+	      "  -h, --help            show this help\n"
+	      "\n"
+	      "Exit status: the command's own; 128+N if killed by signal N; 124 on\n"
+	      "timeout; 137 when out of memory; 125 if cordon failed; 126 if CMD could\n"
+	      "not be executed; 127 if CMD was not found.\n",
+	      out);
+}
+
+enum {
+	OPT_PROFILE = 256,
+	OPT_REPO,
+	OPT_RO,
+	OPT_RW,
+	OPT_WORKSPACE,
+	OPT_ENV,
+	OPT_UID,
+	OPT_GID,
+	OPT_HOSTNAME,
+	OPT_CWD,
+	OPT_NET,
+	OPT_LOCAL_PORT,
+	OPT_MEM,
+	OPT_PIDS,
+	OPT_CPU,
+	OPT_TIMEOUT,
+	OPT_TMP,
+	OPT_WS_SIZE,
+	OPT_NOFILE,
+	OPT_FSIZE,
+	OPT_DEGRADED,
+	OPT_STATUS,
+};
+
+static const struct option long_opts[] = {
+	{ "profile", required_argument, NULL, OPT_PROFILE },
+	{ "repo", required_argument, NULL, OPT_REPO },
+	{ "ro", required_argument, NULL, OPT_RO },
+	{ "rw", required_argument, NULL, OPT_RW },
+	{ "workspace", required_argument, NULL, OPT_WORKSPACE },
+	{ "env", required_argument, NULL, OPT_ENV },
+	{ "uid", required_argument, NULL, OPT_UID },
+	{ "gid", required_argument, NULL, OPT_GID },
+	{ "hostname", required_argument, NULL, OPT_HOSTNAME },
+	{ "cwd", required_argument, NULL, OPT_CWD },
+	{ "net", required_argument, NULL, OPT_NET },
+	{ "local-port", required_argument, NULL, OPT_LOCAL_PORT },
+	{ "mem", required_argument, NULL, OPT_MEM },
+	{ "pids", required_argument, NULL, OPT_PIDS },
+	{ "cpu", required_argument, NULL, OPT_CPU },
+	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+	{ "tmp-size", required_argument, NULL, OPT_TMP },
+	{ "workspace-size", required_argument, NULL, OPT_WS_SIZE },
+	{ "nofile", required_argument, NULL, OPT_NOFILE },
+	{ "fsize", required_argument, NULL, OPT_FSIZE },
+	{ "allow-degraded", required_argument, NULL, OPT_DEGRADED },
+	{ "status-json", required_argument, NULL, OPT_STATUS },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+/* Binds live as long as the process; keep their strings here. */
+struct bind_arg {
+	char *src;
+	char *dst;
+	bool rw;
+};
+
+static int parse_bind(const char *spec, bool rw, struct bind_arg *out, struct cdn_err *err)
+{
+	/* SRC[:DST] with DST absolute: split at the last ":/". */
+	const char *split = NULL;
+	for (const char *p = spec; (p = strstr(p, ":/")); p++)
+		split = p;
+	_cleanup_free_ char *src = split ? strndup(spec, (size_t)(split - spec)) : strdup(spec);
+	if (!src)
+		return cdn_err_set(err, ENOMEM, "bind");
+	if (!*src)
+		return cdn_err_set(err, EINVAL, "--%s '%s': empty source", rw ? "rw" : "ro", spec);
+	char abs[PATH_MAX];
+	if (!realpath(src, abs))
+		return cdn_err_set(err, errno, "--%s %s", rw ? "rw" : "ro", src);
+	out->src = strdup(abs);
+	out->dst = strdup(split ? split + 1 : abs);
+	out->rw = rw;
+	if (!out->src || !out->dst)
+		return cdn_err_set(err, ENOMEM, "bind");
+	return 0;
+}
+
+static int write_status(const char *path, const struct sandbox_status *st)
+{
+	json_t *prot = json_pack(
+		"{s:b, s:b, s:i, s:o, s:b, s:I}", "userns", st->prot.userns, "seccomp",
+		st->prot.seccomp, "landlock_abi", st->prot.landlock_abi, "cgroup",
+		st->prot.cgroup_version ? json_sprintf("v%d", st->prot.cgroup_version) : json_null(),
+		"rootless", st->prot.rootless, "host_uid", (json_int_t)st->prot.host_uid);
+	json_t *deg = json_array();
+	for (unsigned bit = 1; bit <= SANDBOX_PROT_SECCOMP; bit <<= 1)
+		if (st->prot.degraded & bit)
+			json_array_append_new(
+				deg, json_string(sandbox_protection_name((enum sandbox_protection)bit)));
+	json_object_set_new(prot, "degraded", deg);
+	json_t *root = json_pack("{s:i, s:o, s:b, s:b, s:I, s:I, s:I, s:o}", "exit_code",
+				 st->exit_code, "signal",
+				 st->signal ? json_integer(st->signal) : json_null(), "timed_out",
+				 st->timed_out, "oom_killed", st->oom_killed, "wall_ms",
+				 (json_int_t)st->wall_ms, "cpu_ms", (json_int_t)st->cpu_ms,
+				 "mem_peak_bytes", (json_int_t)st->mem_peak_bytes, "protections",
+				 prot);
+	if (!root)
+		return -ENOMEM;
+	if (st->exec_errno)
+		json_object_set_new(root, "exec_error", json_string(strerror(st->exec_errno)));
+	int r = json_dump_file(root, path, JSON_INDENT(2) | JSON_SORT_KEYS);
+	json_decref(root);
+	return r < 0 ? -EIO : 0;
+}
+
+struct exec_args {
+	struct bind_arg binds[SANDBOX_MAX_BINDS];
+	size_t n_binds;
+	char *workspace;
+};
+
+static int exec_main(int argc, char **argv, struct exec_args *a)
+{
+	struct sandbox_config cfg;
+	struct cdn_err err = { 0 };
+	struct bind_arg *binds = a->binds;
+	size_t n_binds = 0;
+	const char *profile = "offline", *repo = NULL, *status_path = NULL;
+	uint64_t v;
+	int r = 0;
+
+	sandbox_config_init(&cfg);
+	optind = 1;
+	int c;
+	while ((c = getopt_long(argc, argv, "+h", long_opts, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			exec_usage(stdout);
+			return 0;
+		case OPT_PROFILE:
+			profile = optarg;
+			break;
+		case OPT_REPO:
+			repo = optarg;
+			break;
+		case OPT_RO:
+		case OPT_RW:
+			if (n_binds >= SANDBOX_MAX_BINDS) {
+				cli_error("too many binds (at most %d)", SANDBOX_MAX_BINDS);
+				return EXIT_CORDON;
+			}
+			r = parse_bind(optarg, c == OPT_RW, &binds[n_binds], &err);
+			n_binds++;
+			a->n_binds = n_binds;
+			break;
+		case OPT_WORKSPACE: {
+			char abs[PATH_MAX];
+			if (!realpath(optarg, abs))
+				r = cdn_err_set(&err, errno, "--workspace %s", optarg);
+			else {
+				free(a->workspace);
+				cfg.workspace_dir = a->workspace = strdup(abs);
+			}
+			break;
+		}
+		case OPT_ENV:
+			r = sandbox_config_add_env(&cfg, optarg, &err);
+			break;
+		case OPT_UID:
+		case OPT_GID:
+			r = cdn_parse_uint(optarg, 65533, &v, &err);
+			if (r == 0 && c == OPT_UID)
+				cfg.uid = (uid_t)v;
+			else if (r == 0)
+				cfg.gid = (gid_t)v;
+			if (r < 0)
+				cdn_err_wrap(&err, c == OPT_UID ? "--uid" : "--gid");
+			break;
+		case OPT_HOSTNAME:
+			cfg.hostname = optarg;
+			break;
+		case OPT_CWD:
+			if (optarg[0] != '/')
+				r = cdn_err_set(&err, EINVAL, "--cwd %s: must be an absolute path",
+						optarg);
+			cfg.cwd = optarg;
+			break;
+		case OPT_NET:
+			if (strcmp(optarg, "none") == 0)
+				cfg.net = SANDBOX_NET_NONE;
+			else if (strcmp(optarg, "proxy") == 0)
+				cfg.net = SANDBOX_NET_PROXY;
+			else
+				r = cdn_err_set(&err, EINVAL, "--net %s: expected none or proxy",
+						optarg);
+			break;
+		case OPT_LOCAL_PORT:
+			if (cfg.n_local_ports >= SANDBOX_MAX_LOCAL_PORTS) {
+				r = cdn_err_set(&err, E2BIG, "--local-port: at most %d",
+						SANDBOX_MAX_LOCAL_PORTS);
+				break;
+			}
+			r = cdn_parse_uint(optarg, 65535, &v, &err);
+			if (r == 0 && v == 0)
+				r = cdn_err_set(&err, EINVAL, "port 0");
+			if (r == 0)
+				cfg.local_ports[cfg.n_local_ports++] = (uint16_t)v;
+			else
+				cdn_err_wrap(&err, "--local-port");
+			break;
+		case OPT_MEM:
+			if ((r = cdn_parse_size(optarg, &cfg.limits.mem_bytes, &err)) < 0)
+				cdn_err_wrap(&err, "--mem");
+			break;
+		case OPT_PIDS:
+			if ((r = cdn_parse_uint(optarg, 4194304, &cfg.limits.pids, &err)) < 0)
+				cdn_err_wrap(&err, "--pids");
+			break;
+		case OPT_CPU:
+			if ((r = cdn_parse_cpu(optarg, &cfg.limits.cpu_millicores, &err)) < 0)
+				cdn_err_wrap(&err, "--cpu");
+			break;
+		case OPT_TIMEOUT:
+			if ((r = cdn_parse_duration_ms(optarg, &cfg.limits.timeout_ms, &err)) < 0)
+				cdn_err_wrap(&err, "--timeout");
+			break;
+		case OPT_TMP:
+			if ((r = cdn_parse_size(optarg, &cfg.limits.tmp_bytes, &err)) < 0)
+				cdn_err_wrap(&err, "--tmp-size");
+			else if (cfg.limits.tmp_bytes < 4096)
+				r = cdn_err_set(&err, EINVAL, "--tmp-size: at least 4k");
+			break;
+		case OPT_WS_SIZE:
+			if ((r = cdn_parse_size(optarg, &cfg.limits.workspace_bytes, &err)) < 0)
+				cdn_err_wrap(&err, "--workspace-size");
+			else if (cfg.limits.workspace_bytes < 4096)
+				r = cdn_err_set(&err, EINVAL, "--workspace-size: at least 4k");
+			break;
+		case OPT_NOFILE:
+			if ((r = cdn_parse_uint(optarg, 1048576, &cfg.limits.nofile, &err)) < 0)
+				cdn_err_wrap(&err, "--nofile");
+			else if (cfg.limits.nofile < 16)
+				r = cdn_err_set(&err, EINVAL, "--nofile: at least 16");
+			break;
+		case OPT_FSIZE:
+			if ((r = cdn_parse_size(optarg, &cfg.limits.fsize_bytes, &err)) < 0)
+				cdn_err_wrap(&err, "--fsize");
+			break;
+		case OPT_DEGRADED:
+			r = sandbox_parse_degraded(optarg, &cfg.allow_degraded, &err);
+			break;
+		case OPT_STATUS:
+			status_path = optarg;
+			break;
+		default:
+			fputs("Run 'cordon exec --help' for usage.\n", stderr);
+			return EXIT_CORDON;
+		}
+		if (r < 0) {
+			cli_error_err(&err);
+			return EXIT_CORDON;
+		}
+	}
+	if (optind >= argc) {
+		cli_error("exec: no command given (usage: cordon exec [OPTIONS] -- CMD [ARGS...])");
+		return EXIT_CORDON;
+	}
+
+	const struct sandbox_profile *prof = sandbox_profile_find(profile);
+	if (!prof) {
+		cli_error("--profile %s: unknown profile (offline, repo-read, repo-write, deployment)",
+			  profile);
+		return EXIT_CORDON;
+	}
+	char repo_abs[PATH_MAX];
+	if (prof->repo != SANDBOX_REPO_NONE) {
+		if (!realpath(repo ? repo : ".", repo_abs)) {
+			cli_error("--repo %s: %s", repo ? repo : ".", strerror(errno));
+			return EXIT_CORDON;
+		}
+		repo = repo_abs;
+	} else if (repo) {
+		cli_error("--repo: profile %s mounts no repository", prof->name);
+		return EXIT_CORDON;
+	}
+	if (sandbox_apply_profile(&cfg, prof, repo, &err) < 0) {
+		cli_error_err(&err);
+		return EXIT_CORDON;
+	}
+	for (size_t i = 0; i < n_binds; i++) {
+		if (sandbox_config_add_bind(&cfg, binds[i].src, binds[i].dst, binds[i].rw, &err) < 0) {
+			cli_error_err(&err);
+			return EXIT_CORDON;
+		}
+	}
+	if (cfg.net == SANDBOX_NET_PROXY) {
+		cli_error("--net proxy: the egress engine is not part of this build yet");
+		return EXIT_CORDON;
+	}
+	cfg.phases[0] = &argv[optind];
+	cfg.n_phases = 1;
+
+	struct sandbox *sb = NULL;
+	struct sandbox_status st = { 0 };
+	if (sandbox_spawn(&cfg, &sb, &err) < 0) {
+		cli_error_err(&err);
+		return EXIT_CORDON;
+	}
+	r = sandbox_wait(sb, &st, &err);
+	sandbox_free(sb);
+	if (r < 0) {
+		cli_error_err(&err);
+		st.exit_code = EXIT_CORDON;
+	} else if (st.exec_errno) {
+		cli_error_err(&err);
+	}
+	if (status_path && write_status(status_path, &st) < 0) {
+		cli_error("--status-json %s: could not write", status_path);
+		return EXIT_CORDON;
+	}
+	return st.exit_code;
+}
+
+int cmd_exec(int argc, char **argv)
+{
+	struct exec_args a;
+	memset(&a, 0, sizeof(a));
+	int r = exec_main(argc, argv, &a);
+	for (size_t i = 0; i < a.n_binds; i++) {
+		free(a.binds[i].src);
+		free(a.binds[i].dst);
+	}
+	free(a.workspace);
+	return r;
+}

@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "config.h"
+
+void cli_error(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("cordon: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
+void cli_error_err(const struct cdn_err *err)
+{
+	cli_error("%s", err->msg[0] ? err->msg : "unknown error");
+}
+
+bool cli_color(void)
+{
+	const char *nc = getenv("NO_COLOR");
+	return isatty(STDERR_FILENO) && !(nc && *nc);
+}
+
+struct command {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	const char *summary;
+};
+
+static const struct command commands[] = {
+	{ "exec", cmd_exec, "run one command in a fresh sandbox, then destroy it" },
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: cordon COMMAND [OPTIONS]\n"
+		"\n"
+		"cordon runs AI agents and commands in throwaway sandboxes that hold only\n"
+		"what they were granted.\n"
+		"\n"
+		"Commands:\n");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+	fprintf(out, "\n"
+		     "Run 'cordon COMMAND --help' for the options of a command.\n"
+		     "Options:\n"
+		     "  -h, --help     show this help\n"
+		     "  -V, --version  show the version\n");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return EXIT_CORDON;
+	}
+	const char *cmd = argv[1];
+	if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	if (strcmp(cmd, "-V") == 0 || strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
+		printf("cordon %s\n", CORDON_VERSION);
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(cmd, commands[i].name) == 0)
+			return commands[i].fn(argc - 1, argv + 1);
+	cli_error("unknown command '%s' (see 'cordon --help')", cmd);
+	return EXIT_CORDON;
+}

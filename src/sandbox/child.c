@@ -1,0 +1,424 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The sandbox child: pid 1 of the new pid namespace.
+ *
+ * One setup sequence, read top to bottom:
+ *
+ *   wait for the supervisor (id maps, cgroup) -> cgroup namespace ->
+ *   build the root and pivot_root -> hostname -> loopback and egress
+ *   sockets -> rlimits -> drop every privilege (caps, securebits,
+ *   no_new_privs) -> report ready -> reap.
+ *
+ * For each phase pid 1 forks the payload, which calls setsid, closes every
+ * fd but stdio, applies Landlock and finally seccomp, and executes the
+ * command. pid 1 forwards signals, reaps orphans and reports each phase's
+ * end. When the last phase ends pid 1 exits, and the kernel kills whatever
+ * is left in the namespace.
+ *
+ * Nothing here allocates; errors are reported to the supervisor as a
+ * message naming the step.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/close_range.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "sandbox/internal.h"
+
+int sb_fail(struct sb_msg *fail, int errnum, const char *fmt, ...)
+{
+	if (errnum <= 0)
+		errnum = EINVAL;
+	memset(fail, 0, sizeof(*fail));
+	fail->type = SB_MSG_SETUP_FAILED;
+	fail->a = errnum;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(fail->text, sizeof(fail->text), fmt, ap);
+	va_end(ap);
+	return -errnum;
+}
+
+static void send_msg(int fd, const struct sb_msg *m)
+{
+	ssize_t r;
+	do
+		r = send(fd, m, sizeof(*m), MSG_NOSIGNAL);
+	while (r < 0 && errno == EINTR);
+}
+
+static __attribute__((noreturn)) void die_setup(int sync_fd, const struct sb_msg *fail)
+{
+	send_msg(sync_fd, fail);
+	_exit(125);
+}
+
+static int loopback_up(struct sb_msg *fail)
+{
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		return sb_fail(fail, errno, "loopback: socket");
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof(ifr));
+	strcpy(ifr.ifr_name, "lo");
+	int r = 0;
+	if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0)
+		r = sb_fail(fail, errno, "loopback: get flags");
+	else {
+		ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+		if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
+			r = sb_fail(fail, errno, "loopback: bring up");
+	}
+	close(s);
+	return r;
+}
+
+static int listen_on(int type, uint16_t port, struct sb_msg *fail)
+{
+	int s = socket(AF_INET, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (s < 0)
+		return sb_fail(fail, errno, "egress socket");
+	int one = 1;
+	(void)setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port) };
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(s, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		int r = sb_fail(fail, errno, "egress bind 127.0.0.1:%u", port);
+		close(s);
+		return r;
+	}
+	if (type == SOCK_STREAM && listen(s, 512) < 0) {
+		int r = sb_fail(fail, errno, "egress listen 127.0.0.1:%u", port);
+		close(s);
+		return r;
+	}
+	return s;
+}
+
+/* Send READY, with the egress sockets attached in proxy mode. */
+static int send_ready(int sync_fd, const int *fds, int n, struct sb_msg *fail)
+{
+	struct sb_msg m = { .type = SB_MSG_READY };
+	struct iovec iov = { .iov_base = &m, .iov_len = sizeof(m) };
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * 3)];
+		struct cmsghdr align;
+	} u;
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	if (n > 0) {
+		memset(&u, 0, sizeof(u));
+		mh.msg_control = u.buf;
+		mh.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)n);
+		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)n);
+		memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)n);
+	}
+	if (sendmsg(sync_fd, &mh, MSG_NOSIGNAL) < 0)
+		return sb_fail(fail, errno, "report ready");
+	return 0;
+}
+
+static int set_limit(int res, uint64_t v)
+{
+	struct rlimit rl = { .rlim_cur = v, .rlim_max = v };
+	return setrlimit(res, &rl);
+}
+
+/* execvpe() searches the caller's PATH, not the sandbox's: search here. */
+static void exec_search(char *const argv[], char *const envp[], const char *path_env)
+{
+	const char *file = argv[0];
+	if (!file || !*file) {
+		errno = ENOENT;
+		return;
+	}
+	if (strchr(file, '/')) {
+		execve(file, argv, envp);
+		return;
+	}
+	char buf[SANDBOX_PATH_MAX];
+	bool eacces = false;
+	const char *p = path_env;
+	while (p && *p) {
+		const char *e = strchrnul(p, ':');
+		size_t dl = (size_t)(e - p);
+		size_t fl = strlen(file);
+		if (dl > 0 && dl + 1 + fl < sizeof(buf)) {
+			memcpy(buf, p, dl);
+			buf[dl] = '/';
+			memcpy(buf + dl + 1, file, fl + 1);
+			execve(buf, argv, envp);
+			if (errno == EACCES)
+				eacces = true;
+			else if (errno != ENOENT && errno != ENOTDIR)
+				return;
+		}
+		p = *e ? e + 1 : e;
+	}
+	errno = eacces ? EACCES : ENOENT;
+}
+
+/* The payload: final hardening, then execve. Never returns. */
+static __attribute__((noreturn)) void payload(const struct sb_plan *plan, int phase, int err_fd)
+{
+	struct sb_msg fail = { 0 };
+	sigset_t none;
+	sigemptyset(&none);
+	for (int sig = 1; sig < NSIG; sig++)
+		(void)signal(sig, SIG_DFL);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+
+	/* A new session: no controlling terminal, no job-control signals from
+	 * the caller's terminal. */
+	if (setsid() < 0) {
+		sb_fail(&fail, errno, "setsid");
+		goto failed;
+	}
+	for (int i = 0; i < 3; i++) {
+		if (plan->stdio[i] >= 0 && plan->stdio[i] != i && dup2(plan->stdio[i], i) < 0) {
+			sb_fail(&fail, errno, "stdio %d", i);
+			goto failed;
+		}
+	}
+	/* Every inherited fd but stdio is gone at execve. */
+	if (syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC) < 0) {
+		sb_fail(&fail, errno, "close fds");
+		goto failed;
+	}
+	if (sb_child_apply_landlock(plan, &fail) < 0)
+		goto failed;
+	/* Last step before execve: the seccomp allowlist. */
+	if (plan->bpf_len && sb_child_apply_seccomp(plan) < 0) {
+		sb_fail(&fail, errno, "seccomp: load filter");
+		goto failed;
+	}
+	char *const *argv = plan->phases[phase];
+	exec_search(argv, plan->envp, plan->path_env);
+	int e = errno;
+	memset(&fail, 0, sizeof(fail));
+	fail.type = SB_MSG_EXEC_FAILED;
+	fail.phase = phase;
+	fail.a = e;
+	snprintf(fail.text, sizeof(fail.text), "%s", argv[0] ? argv[0] : "");
+	(void)!write(err_fd, &fail, sizeof(fail));
+	_exit(e == ENOENT ? 127 : 126);
+failed:
+	(void)!write(err_fd, &fail, sizeof(fail));
+	_exit(125);
+}
+
+/* Run one phase; returns 0 when it exited 0. */
+static int run_phase(const struct sb_plan *plan, int phase, int sync_fd, int sfd)
+{
+	int errp[2];
+	if (pipe2(errp, O_CLOEXEC) < 0) {
+		struct sb_msg fail;
+		sb_fail(&fail, errno, "exec pipe");
+		send_msg(sync_fd, &fail);
+		return -1;
+	}
+	pid_t pid = fork();
+	if (pid < 0) {
+		struct sb_msg fail;
+		sb_fail(&fail, errno, "fork payload");
+		send_msg(sync_fd, &fail);
+		close(errp[0]);
+		close(errp[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		close(errp[0]);
+		close(sync_fd);
+		close(sfd);
+		payload(plan, phase, errp[1]);
+	}
+	close(errp[1]);
+
+	/* Either the exec succeeded (EOF) or the payload reports why not. */
+	struct sb_msg m;
+	ssize_t n;
+	do
+		n = read(errp[0], &m, sizeof(m));
+	while (n < 0 && errno == EINTR);
+	close(errp[0]);
+	bool exec_failed = n == (ssize_t)sizeof(m);
+	if (exec_failed)
+		send_msg(sync_fd, &m);
+
+	struct sb_msg end = { .type = SB_MSG_PHASE_END, .phase = phase };
+	for (;;) {
+		struct signalfd_siginfo si;
+		n = read(sfd, &si, sizeof(si));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n != (ssize_t)sizeof(si))
+			_exit(125);
+		if (si.ssi_signo != SIGCHLD) {
+			(void)kill(pid, (int)si.ssi_signo);
+			continue;
+		}
+		int status;
+		pid_t w;
+		bool done = false;
+		while ((w = waitpid(-1, &status, WNOHANG)) > 0) {
+			if (w != pid)
+				continue; /* an orphan we inherited */
+			if (WIFEXITED(status))
+				end.a = WEXITSTATUS(status);
+			else if (WIFSIGNALED(status))
+				end.b = WTERMSIG(status);
+			done = true;
+		}
+		if (done)
+			break;
+	}
+	if (!exec_failed)
+		send_msg(sync_fd, &end);
+	return (exec_failed || end.a || end.b) ? -1 : 0;
+}
+
+/* pid 1 keeps stdio, its channel and the caller's stdio fds; every other
+ * fd of the supervisor (sockets of a daemon, its janitor channel, ...) is
+ * closed so the sandbox cannot hold them open. */
+static void close_all_except(const int *keep, size_t n)
+{
+	int sorted[8];
+	size_t m = 0;
+	for (size_t i = 0; i < n && m < 8; i++)
+		if (keep[i] > 2)
+			sorted[m++] = keep[i];
+	for (size_t i = 1; i < m; i++)
+		for (size_t j = i; j > 0 && sorted[j - 1] > sorted[j]; j--) {
+			int t = sorted[j];
+			sorted[j] = sorted[j - 1];
+			sorted[j - 1] = t;
+		}
+	unsigned from = 3;
+	for (size_t i = 0; i < m; i++) {
+		if ((unsigned)sorted[i] > from)
+			syscall(SYS_close_range, from, (unsigned)sorted[i] - 1, 0u);
+		if ((unsigned)sorted[i] + 1 > from)
+			from = (unsigned)sorted[i] + 1;
+	}
+	syscall(SYS_close_range, from, ~0u, 0u);
+}
+
+int sb_child_main(struct sb_plan *plan, int sync_fd)
+{
+	struct sb_msg fail = { 0 };
+	struct sb_msg m;
+
+	const int keep[] = { sync_fd, plan->stdio[0], plan->stdio[1], plan->stdio[2] };
+	close_all_except(keep, 4);
+	/* Our own session: the caller's terminal signals reach the sandbox
+	 * only through the supervisor, once. */
+	(void)setsid();
+	/* Die with the supervisor. The GO message below doubles as the check
+	 * that it did not die before this took effect. */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+		_exit(125);
+	ssize_t n;
+	do
+		n = recv(sync_fd, &m, sizeof(m), 0);
+	while (n < 0 && errno == EINTR);
+	if (n != (ssize_t)sizeof(m) || m.type != SB_MSG_GO)
+		_exit(125);
+
+	umask(022);
+	if (plan->unshare_cgroupns && unshare(CLONE_NEWCGROUP) < 0)
+		sb_fail(&fail, errno, "cgroup namespace"), die_setup(sync_fd, &fail);
+	/* Bind sources are opened with the caller's own file access, before
+	 * anything else changes. */
+	if (sb_child_open_sources(plan, &fail) < 0)
+		die_setup(sync_fd, &fail);
+	/* Become the sandbox user now: files of the new root must be created
+	 * by an id that exists in the namespace. Our mapping has no uid 0, so
+	 * this keeps the namespace capabilities needed to finish the setup;
+	 * sb_child_drop_privileges() removes them below. */
+	if (setresgid(plan->gid, plan->gid, plan->gid) < 0 ||
+	    setresuid(plan->uid, plan->uid, plan->uid) < 0)
+		sb_fail(&fail, errno, "switch to uid %u", (unsigned)plan->uid),
+			die_setup(sync_fd, &fail);
+	if (sb_child_build_root(plan, &fail) < 0)
+		die_setup(sync_fd, &fail);
+	const char *host = plan->hostname ? plan->hostname : "cordon";
+	if (sethostname(host, strlen(host)) < 0)
+		sb_fail(&fail, errno, "sethostname"), die_setup(sync_fd, &fail);
+	if (loopback_up(&fail) < 0)
+		die_setup(sync_fd, &fail);
+
+	int egress[3] = { -1, -1, -1 };
+	int n_egress = 0;
+	if (plan->net == SANDBOX_NET_PROXY) {
+		/* Created here, inside the namespace, while we may still bind
+		 * port 53; handed to the supervisor and closed below, so the
+		 * sandbox itself never holds them. */
+		egress[0] = listen_on(SOCK_STREAM, SANDBOX_PROXY_PORT, &fail);
+		egress[1] = egress[0] < 0 ? -1 : listen_on(SOCK_DGRAM, SANDBOX_DNS_PORT, &fail);
+		egress[2] = egress[1] < 0 ? -1 : listen_on(SOCK_STREAM, SANDBOX_DNS_PORT, &fail);
+		if (egress[2] < 0)
+			die_setup(sync_fd, &fail);
+		n_egress = 3;
+	}
+
+	if (chdir(plan->cwd) < 0)
+		sb_fail(&fail, errno, "chdir %s", plan->cwd), die_setup(sync_fd, &fail);
+	if (set_limit(RLIMIT_CORE, 0) < 0 ||
+	    (plan->nofile && set_limit(RLIMIT_NOFILE, plan->nofile) < 0) ||
+	    (plan->fsize && set_limit(RLIMIT_FSIZE, plan->fsize) < 0))
+		sb_fail(&fail, errno, "setrlimit"), die_setup(sync_fd, &fail);
+
+	if (sb_child_drop_privileges(plan, &fail) < 0)
+		die_setup(sync_fd, &fail);
+	/* Changing credentials cleared the parent-death signal: arm it again
+	 * and make sure the supervisor is still there. */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+		sb_fail(&fail, errno, "parent death signal"), die_setup(sync_fd, &fail);
+	struct pollfd pfd = { .fd = sync_fd, .events = POLLIN };
+	if (poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLHUP | POLLERR)))
+		_exit(125);
+	/* Nobody in the sandbox may ptrace or read the memory of pid 1. */
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+		sb_fail(&fail, errno, "set non-dumpable"), die_setup(sync_fd, &fail);
+
+	if (send_ready(sync_fd, egress, n_egress, &fail) < 0)
+		die_setup(sync_fd, &fail);
+	for (int i = 0; i < n_egress; i++)
+		close(egress[i]);
+
+	sigset_t set;
+	sigemptyset(&set);
+	static const int sigs[] = { SIGCHLD, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2,
+				    SIGWINCH, SIGCONT };
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		sigaddset(&set, sigs[i]);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	int sfd = signalfd(-1, &set, SFD_CLOEXEC);
+	if (sfd < 0)
+		sb_fail(&fail, errno, "signalfd"), die_setup(sync_fd, &fail);
+
+	for (size_t i = 0; i < plan->n_phases; i++)
+		if (run_phase(plan, (int)i, sync_fd, sfd) < 0)
+			break;
+	_exit(0);
+}

@@ -1,0 +1,156 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Private to src/sandbox/. The supervisor (parent) prepares everything the
+ * sandbox child needs into a `struct sb_plan` before clone: paths, files,
+ * environment, the compiled seccomp program, Landlock rules. The child then
+ * works through it with plain syscalls and no allocation, which keeps it
+ * safe to clone from a multi-threaded daemon.
+ */
+#ifndef CORDON_SANDBOX_INTERNAL_H
+#define CORDON_SANDBOX_INTERNAL_H
+
+#include <linux/filter.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "sandbox/sandbox.h"
+
+#define SB_PLAN_MAX 192 /* mount plan steps */
+#define SB_LL_MAX 96    /* Landlock rules */
+#define SB_MSG_TEXT 384
+
+enum sb_step_kind {
+	SB_STEP_BIND,     /* clone of a host path (src) onto dst */
+	SB_STEP_SYMLINK,  /* symlink dst -> text */
+	SB_STEP_DIR,      /* directory dst */
+	SB_STEP_FILE,     /* regular file dst with contents text */
+	SB_STEP_TMPFS,    /* fresh tmpfs at dst */
+	SB_STEP_PROC,     /* fresh procfs at dst */
+	SB_STEP_DEVPTS,   /* fresh devpts at dst */
+	SB_STEP_MASK,     /* hide dst (inside /proc) behind /dev/null or an empty ro tmpfs */
+	SB_STEP_READONLY, /* rebind dst over itself read-only */
+	SB_STEP_SEAL,     /* make the mount at dst read-only (not its submounts) */
+};
+
+struct sb_step {
+	enum sb_step_kind kind;
+	char *src;  /* host path for BIND */
+	char *dst;  /* path inside the new root, relative ("usr/bin") */
+	char *text; /* symlink target or file contents */
+	size_t text_len;
+	bool rw;
+	bool dev;      /* device nodes must stay usable (no nodev) */
+	bool optional; /* skip silently when the source is missing */
+	bool is_dir;   /* BIND: source is a directory; MASK: target is a directory */
+	bool owned;    /* TMPFS: owned by the sandbox uid (workspace) */
+	unsigned mode; /* DIR/FILE/TMPFS */
+	uint64_t size; /* TMPFS bytes */
+	int fd;        /* child: detached clone of src, -1 until opened */
+};
+
+struct sb_ll_rule {
+	char *path; /* inside the sandbox, after pivot_root */
+	uint64_t access;             /* LANDLOCK_ACCESS_FS_* */
+};
+
+struct sb_plan {
+	/* Mount plan. */
+	struct sb_step steps[SB_PLAN_MAX];
+	size_t n_steps;
+
+	/* Identity. */
+	uid_t uid, gid;       /* inside */
+	uid_t host_uid;       /* outside */
+	gid_t host_gid;
+	bool rootless;
+	int last_cap;
+
+	/* Process. */
+	char *const *phases[SANDBOX_MAX_PHASES];
+	size_t n_phases;
+	char *envp[SANDBOX_MAX_ENV + 8]; /* NULL-terminated, owned */
+	const char *path_env;            /* PATH value, for the exec search */
+	char *cwd;
+	char *hostname;
+	int stdio[3];
+	uint64_t nofile, fsize;
+
+	/* Network. */
+	enum sandbox_net net;
+	uint16_t local_ports[SANDBOX_MAX_LOCAL_PORTS];
+	size_t n_local_ports;
+
+	/* Landlock. */
+	int landlock_abi;
+	struct sb_ll_rule ll[SB_LL_MAX];
+	size_t n_ll;
+
+	/* Seccomp. */
+	struct sock_filter *bpf;
+	unsigned short bpf_len;
+
+	/* The cgroup namespace is unshared by the child after the parent
+	 * moved it (cgroup v1); with v2 clone3 puts it there directly. */
+	bool unshare_cgroupns;
+};
+
+/* Messages on the supervisor <-> pid-1 SOCK_SEQPACKET channel. */
+enum sb_msg_type {
+	SB_MSG_GO = 1,       /* parent: ids mapped, cgroup joined */
+	SB_MSG_READY,        /* child: sandbox built (+ egress fds) */
+	SB_MSG_SETUP_FAILED, /* child: a = errno, text = step */
+	SB_MSG_EXEC_FAILED,  /* child: phase, a = errno, text = argv[0] */
+	SB_MSG_PHASE_END,    /* child: phase, a = exit code, b = signal */
+};
+
+struct sb_msg {
+	uint32_t type;
+	int32_t phase;
+	int32_t a;
+	int32_t b;
+	char text[SB_MSG_TEXT];
+};
+
+/* mount.c */
+int sb_plan_mounts(struct sb_plan *plan, const struct sandbox_config *cfg, struct cdn_err *err);
+int sb_child_open_sources(struct sb_plan *plan, struct sb_msg *fail);
+int sb_child_build_root(struct sb_plan *plan, struct sb_msg *fail);
+
+/* seccomp.c */
+int sb_seccomp_program(struct sock_filter **bpf, unsigned short *len, struct cdn_err *err);
+int sb_child_apply_seccomp(const struct sb_plan *plan);
+
+/* landlock.c */
+void sb_plan_landlock(struct sb_plan *plan, const struct sandbox_config *cfg);
+int sb_child_apply_landlock(const struct sb_plan *plan, struct sb_msg *fail);
+
+/* caps.c */
+int sb_child_drop_privileges(const struct sb_plan *plan, struct sb_msg *fail);
+
+/* child.c */
+int sb_child_main(struct sb_plan *plan, int sync_fd);
+
+/* cgroup.c */
+struct sb_cgroup;
+int sb_cgroup_create(const struct sandbox_limits *lim, struct sb_cgroup **out, struct cdn_err *err);
+int sb_cgroup_version(const struct sb_cgroup *cg);
+int sb_cgroup_clone_fd(const struct sb_cgroup *cg); /* v2 dir fd for CLONE_INTO_CGROUP, or -1 */
+int sb_cgroup_attach(struct sb_cgroup *cg, pid_t pid, struct cdn_err *err);
+void sb_cgroup_stats(struct sb_cgroup *cg, uint64_t *mem_peak, uint64_t *cpu_ns, bool *oom);
+void sb_cgroup_kill(struct sb_cgroup *cg);
+void sb_cgroup_destroy(struct sb_cgroup *cg); /* kills leftovers, removes, frees */
+void sb_cgroup_forget(struct sb_cgroup *cg); /* frees memory only */
+size_t sb_cgroup_dirs(const struct sb_cgroup *cg, const char **dirs, size_t max);
+
+/* janitor.c: cleanup of sandboxes whose supervisor died. */
+#define JANITOR_MAX_DIRS 5
+#define JANITOR_DIR_MAX 512
+int janitor_register(pid_t pid, const char *const *dirs, size_t n_dirs, uint32_t *id);
+void janitor_unregister(uint32_t id);
+int janitor_fd_for_child(void);
+
+/* Helpers shared by the child-side files: record a setup failure. */
+int sb_fail(struct sb_msg *fail, int errnum, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+#endif

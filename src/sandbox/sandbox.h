@@ -1,0 +1,225 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The sandbox: one throwaway Linux sandbox per call.
+ *
+ * sandbox_spawn() creates user, mount, pid, net, ipc, uts and cgroup
+ * namespaces, builds a fresh root (tmpfs + read-only system binds + the
+ * caller's binds), pivots into it, drops every privilege, applies Landlock
+ * and, last, a seccomp allowlist, then executes the phases one after the
+ * other under a small pid-1 reaper of ours. Limits go through a cgroup per
+ * sandbox (v1 or v2) and rlimits.
+ *
+ * Every protection that cannot be applied refuses the sandbox unless the
+ * caller lowered the requirement in `allow_degraded`; what was applied is
+ * reported in `struct sandbox_protections`.
+ *
+ * Teardown (sandbox_free) leaves no process, mount, cgroup, fd or temporary
+ * directory behind. If the calling process dies, the sandbox dies with it and
+ * a janitor process removes its cgroup.
+ *
+ * This is the whole public API of src/sandbox/.
+ */
+#ifndef CORDON_SANDBOX_H
+#define CORDON_SANDBOX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "base/err.h"
+
+/* Bounds, named once. */
+#define SANDBOX_MAX_BINDS 64
+#define SANDBOX_MAX_ENV 256
+#define SANDBOX_MAX_PHASES 4
+#define SANDBOX_MAX_ARGS 1024
+#define SANDBOX_PATH_MAX 1024
+#define SANDBOX_MAX_LOCAL_PORTS 16
+
+/* Protections that an operator may explicitly allow to be missing. */
+enum sandbox_protection {
+	SANDBOX_PROT_LANDLOCK = 1u << 0,
+	SANDBOX_PROT_CGROUP = 1u << 1,
+	SANDBOX_PROT_SECCOMP = 1u << 2,
+};
+
+enum sandbox_net {
+	SANDBOX_NET_NONE = 0, /* loopback only */
+	SANDBOX_NET_PROXY,    /* loopback + egress sockets handed to the caller */
+};
+
+/* Fixed loopback ports of the egress sockets inside the sandbox. */
+#define SANDBOX_PROXY_PORT 3128
+#define SANDBOX_DNS_PORT 53
+
+struct sandbox_bind {
+	const char *src; /* host path */
+	const char *dst; /* absolute path inside the sandbox */
+	bool rw;
+};
+
+struct sandbox_limits {
+	uint64_t mem_bytes;       /* 0: no memory limit */
+	uint64_t pids;            /* 0: no pids limit */
+	uint64_t cpu_millicores;  /* 0: no cpu quota; 1000 = one core */
+	uint64_t timeout_ms;      /* 0: no wall-clock timeout */
+	uint64_t tmp_bytes;       /* size of /tmp and /dev/shm tmpfs */
+	uint64_t workspace_bytes; /* size of /workspace tmpfs (when no dir) */
+	uint64_t nofile;          /* RLIMIT_NOFILE */
+	uint64_t fsize_bytes;     /* RLIMIT_FSIZE; 0: unlimited */
+};
+
+struct sandbox_config {
+	/* Phases run one after the other in the same sandbox; a phase that
+	 * does not exit 0 ends the sandbox. Each argv is NULL-terminated. */
+	char *const *phases[SANDBOX_MAX_PHASES];
+	size_t n_phases;
+
+	/* Extra "K=V" entries; PATH, HOME and LANG have sane defaults. */
+	const char *env[SANDBOX_MAX_ENV];
+	size_t n_env;
+
+	struct sandbox_bind binds[SANDBOX_MAX_BINDS];
+	size_t n_binds;
+
+	const char *workspace_dir; /* NULL: a sized tmpfs at /workspace */
+	const char *cwd;           /* inside; NULL: /workspace */
+	const char *hostname;      /* NULL: "cordon" */
+
+	uid_t uid; /* inside the sandbox */
+	gid_t gid;
+
+	enum sandbox_net net;
+	/* Loopback TCP ports the sandbox may bind and connect to (Landlock
+	 * refuses every other TCP bind and connect). */
+	uint16_t local_ports[SANDBOX_MAX_LOCAL_PORTS];
+	size_t n_local_ports;
+	struct sandbox_limits limits;
+	unsigned allow_degraded; /* enum sandbox_protection bits */
+
+	/* stdio for the phases; -1 inherits the caller's. */
+	int stdin_fd, stdout_fd, stderr_fd;
+};
+
+struct sandbox_protections {
+	bool userns;
+	bool seccomp;
+	int landlock_abi;   /* 0: not applied */
+	int cgroup_version; /* 0: not applied, 1 or 2 */
+	bool rootless;
+	uid_t host_uid; /* what the sandbox uid is on the host */
+	unsigned degraded; /* enum sandbox_protection bits that were missing */
+};
+
+struct sandbox_phase_status {
+	bool started;
+	int exit_code; /* valid when !signal */
+	int signal;
+};
+
+struct sandbox_status {
+	int exit_code; /* the cordon-style code: own, 128+N, 124, 137, 126/127 */
+	int signal;    /* signal that ended the last phase, 0 if none */
+	bool timed_out;
+	bool oom_killed;
+	int exec_errno; /* execve failure of a phase, 0 if none */
+	int failed_phase;
+	uint64_t wall_ms;
+	uint64_t cpu_ms;
+	uint64_t mem_peak_bytes;
+	struct sandbox_phase_status phases[SANDBOX_MAX_PHASES];
+	struct sandbox_protections prot;
+};
+
+struct sandbox;
+
+/* Fills a config with the defaults (offline profile limits, uid 1000). */
+void sandbox_config_init(struct sandbox_config *cfg);
+
+/* Adds a bind; fails on overflow or a relative destination. */
+int sandbox_config_add_bind(struct sandbox_config *cfg, const char *src, const char *dst,
+			    bool rw, struct cdn_err *err);
+
+/* Adds an environment entry "K=V"; fails on overflow or bad syntax. */
+int sandbox_config_add_env(struct sandbox_config *cfg, const char *kv, struct cdn_err *err);
+
+/* Parses "landlock", "cgroup", "seccomp" (comma-separated) into bits. */
+int sandbox_parse_degraded(const char *list, unsigned *bits, struct cdn_err *err);
+
+/* The running kernel's Landlock ABI, 0 when Landlock is unavailable. */
+int sandbox_landlock_abi(void);
+
+/*
+ * Creates the sandbox and starts its first phase. On failure nothing is
+ * left behind and err names the step that failed ("mount /proc: EPERM").
+ * The returned handle must be released with sandbox_free().
+ */
+int sandbox_spawn(const struct sandbox_config *cfg, struct sandbox **out, struct cdn_err *err);
+
+/*
+ * The egress sockets created inside the sandbox's network namespace
+ * (SANDBOX_NET_PROXY only): a listening TCP socket on 127.0.0.1:3128,
+ * a UDP and a listening TCP socket on 127.0.0.1:53. Ownership passes to
+ * the caller; each is -1 when absent.
+ */
+void sandbox_take_egress_fds(struct sandbox *sb, int *proxy_tcp, int *dns_udp, int *dns_tcp);
+
+/* An fd that becomes readable when the sandbox has news (a phase ended or
+ * the sandbox exited); then call sandbox_poll(). */
+int sandbox_event_fd(const struct sandbox *sb);
+
+/* Called for each phase as it ends; set before the phase ends. */
+typedef void (*sandbox_phase_cb)(void *ctx, int phase, const struct sandbox_phase_status *st);
+void sandbox_set_phase_cb(struct sandbox *sb, sandbox_phase_cb cb, void *ctx);
+
+/*
+ * Processes pending news without blocking. Returns 1 when the sandbox has
+ * finished (status filled in), 0 while it runs, negative on error.
+ */
+int sandbox_poll(struct sandbox *sb, struct sandbox_status *st, struct cdn_err *err);
+
+/* Milliseconds until the wall-clock timeout fires, -1 if none. */
+int sandbox_timeout_remaining_ms(const struct sandbox *sb);
+
+/*
+ * Blocks until the sandbox finishes, enforcing the timeout and forwarding
+ * SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 to the sandbox.
+ */
+int sandbox_wait(struct sandbox *sb, struct sandbox_status *st, struct cdn_err *err);
+
+/* Sends a signal to the sandbox's payload (pid-1 forwards it). */
+int sandbox_signal(struct sandbox *sb, int sig);
+
+/* Kills the whole sandbox now; `timed_out` marks the reason. */
+void sandbox_kill(struct sandbox *sb, bool timed_out);
+
+/* Host pid of the sandbox's pid 1 (for diagnostics). */
+pid_t sandbox_pid(const struct sandbox *sb);
+
+/* Kills what is left and tears everything down. NULL is a no-op. */
+void sandbox_free(struct sandbox *sb);
+
+/* Profiles (docs/profiles.md). */
+enum sandbox_repo_mode { SANDBOX_REPO_NONE, SANDBOX_REPO_RO, SANDBOX_REPO_RW };
+
+struct sandbox_profile {
+	const char *name;
+	const char *summary;
+	enum sandbox_net net;
+	enum sandbox_repo_mode repo;
+};
+
+/* NULL when unknown. */
+const struct sandbox_profile *sandbox_profile_find(const char *name);
+/* Iterates the table; NULL past the end. */
+const struct sandbox_profile *sandbox_profile_at(size_t i);
+/* Sets the network mode and mounts repo_dir (read-only or read-write) at
+ * /repo, which becomes the working directory. */
+int sandbox_apply_profile(struct sandbox_config *cfg, const struct sandbox_profile *p,
+			  const char *repo_dir, struct cdn_err *err);
+
+/* Human names of the protection bits, for status output. */
+const char *sandbox_protection_name(enum sandbox_protection p);
+
+#endif

@@ -1,0 +1,757 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The supervisor side of a sandbox: plan, clone, map ids, join the cgroup,
+ * wait for the child to build its root, then watch it, enforce the
+ * timeout, forward signals, collect the status and tear down.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/sched.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/pidfd.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/cleanup.h"
+#include "sandbox/internal.h"
+
+/* When cordon runs as root, inside uid U is host uid HOSTID_BASE + U: an
+ * unprivileged id that owns nothing on the host. */
+#define HOSTID_BASE 1000000000u
+#define SETUP_TIMEOUT_MS 30000
+
+struct sandbox {
+	pid_t pid;
+	int pidfd;
+	int sync_fd;
+	struct sb_cgroup *cg;
+	uint32_t janitor_id;
+	int egress[3];
+	uint64_t start_ns;
+	uint64_t deadline_ns; /* 0: none */
+	bool timed_out;
+	bool finished;
+	bool setup_failed;
+	struct cdn_err late_err; /* failure reported after READY (payload setup) */
+	struct sandbox_status st;
+	sandbox_phase_cb cb;
+	void *cb_ctx;
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ------------------------------------------------------------ config */
+
+void sandbox_config_init(struct sandbox_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->uid = 1000;
+	cfg->gid = 1000;
+	cfg->net = SANDBOX_NET_NONE;
+	cfg->stdin_fd = cfg->stdout_fd = cfg->stderr_fd = -1;
+	cfg->limits.mem_bytes = 1ull << 30;
+	cfg->limits.pids = 256;
+	cfg->limits.cpu_millicores = 0;
+	cfg->limits.timeout_ms = 0;
+	cfg->limits.tmp_bytes = 64ull << 20;
+	cfg->limits.workspace_bytes = 256ull << 20;
+	cfg->limits.nofile = 1024;
+	cfg->limits.fsize_bytes = 1ull << 30;
+}
+
+int sandbox_config_add_bind(struct sandbox_config *cfg, const char *src, const char *dst,
+			    bool rw, struct cdn_err *err)
+{
+	if (cfg->n_binds >= SANDBOX_MAX_BINDS)
+		return cdn_err_set(err, E2BIG, "too many binds (at most %d)", SANDBOX_MAX_BINDS);
+	if (!src || !*src)
+		return cdn_err_set(err, EINVAL, "bind: empty source");
+	if (!dst || dst[0] != '/')
+		return cdn_err_set(err, EINVAL, "bind %s: destination must be absolute", src);
+	cfg->binds[cfg->n_binds++] = (struct sandbox_bind){ .src = src, .dst = dst, .rw = rw };
+	return 0;
+}
+
+int sandbox_config_add_env(struct sandbox_config *cfg, const char *kv, struct cdn_err *err)
+{
+	const char *eq = strchr(kv, '=');
+	if (!eq || eq == kv)
+		return cdn_err_set(err, EINVAL, "environment entry '%s': expected NAME=VALUE", kv);
+	for (const char *p = kv; p < eq; p++)
+		if (!(*p == '_' || (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+		      (p > kv && *p >= '0' && *p <= '9')))
+			return cdn_err_set(err, EINVAL, "environment entry '%.*s': bad variable name",
+					   (int)(eq - kv), kv);
+	if (strlen(kv) > 65536)
+		return cdn_err_set(err, E2BIG, "environment entry '%.*s': value too long",
+				   (int)(eq - kv), kv);
+	if (cfg->n_env >= SANDBOX_MAX_ENV)
+		return cdn_err_set(err, E2BIG, "too many environment entries (at most %d)",
+				   SANDBOX_MAX_ENV);
+	cfg->env[cfg->n_env++] = kv;
+	return 0;
+}
+
+static const struct {
+	enum sandbox_protection bit;
+	const char *name;
+} prot_names[] = {
+	{ SANDBOX_PROT_LANDLOCK, "landlock" },
+	{ SANDBOX_PROT_CGROUP, "cgroup" },
+	{ SANDBOX_PROT_SECCOMP, "seccomp" },
+};
+
+const char *sandbox_protection_name(enum sandbox_protection p)
+{
+	for (size_t i = 0; i < CDN_ARRAY_SIZE(prot_names); i++)
+		if (prot_names[i].bit == p)
+			return prot_names[i].name;
+	return "unknown";
+}
+
+int sandbox_parse_degraded(const char *list, unsigned *bits, struct cdn_err *err)
+{
+	const char *p = list;
+	while (*p) {
+		const char *e = strchrnul(p, ',');
+		size_t len = (size_t)(e - p);
+		bool found = false;
+		for (size_t i = 0; i < CDN_ARRAY_SIZE(prot_names); i++) {
+			if (strlen(prot_names[i].name) == len &&
+			    strncmp(prot_names[i].name, p, len) == 0) {
+				*bits |= prot_names[i].bit;
+				found = true;
+			}
+		}
+		if (!found)
+			return cdn_err_set(err, EINVAL,
+					   "--allow-degraded: unknown protection '%.*s' "
+					   "(expected landlock, cgroup or seccomp)",
+					   (int)len, p);
+		p = *e ? e + 1 : e;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------- plan */
+
+static void plan_free(struct sb_plan *plan)
+{
+	if (!plan)
+		return;
+	for (size_t i = 0; i < plan->n_steps; i++) {
+		free(plan->steps[i].src);
+		free(plan->steps[i].dst);
+		free(plan->steps[i].text);
+	}
+	for (size_t i = 0; i < plan->n_ll; i++)
+		free(plan->ll[i].path);
+	for (size_t i = 0; plan->envp[i]; i++)
+		free(plan->envp[i]);
+	free(plan->cwd);
+	free(plan->hostname);
+	/* plan->bpf is the process-wide cached program */
+	free(plan);
+}
+
+static bool env_has(const struct sandbox_config *cfg, const char *name)
+{
+	size_t l = strlen(name);
+	for (size_t i = 0; i < cfg->n_env; i++)
+		if (strncmp(cfg->env[i], name, l) == 0 && cfg->env[i][l] == '=')
+			return true;
+	return false;
+}
+
+static int plan_env(struct sb_plan *plan, const struct sandbox_config *cfg, struct cdn_err *err)
+{
+	static const char *const defaults[] = {
+		"PATH=/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin",
+		"HOME=/workspace",
+		"LANG=C.UTF-8",
+	};
+	static const char *const proxy_env[] = {
+		"http_proxy=http://127.0.0.1:3128",  "HTTP_PROXY=http://127.0.0.1:3128",
+		"https_proxy=http://127.0.0.1:3128", "HTTPS_PROXY=http://127.0.0.1:3128",
+		"all_proxy=http://127.0.0.1:3128",   "ALL_PROXY=http://127.0.0.1:3128",
+		"no_proxy=localhost,127.0.0.1,::1",  "NO_PROXY=localhost,127.0.0.1,::1",
+	};
+	size_t n = 0;
+	const size_t cap = CDN_ARRAY_SIZE(plan->envp) - 1;
+	for (size_t i = 0; i < CDN_ARRAY_SIZE(defaults); i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "%.*s", (int)strcspn(defaults[i], "="), defaults[i]);
+		if (!env_has(cfg, name))
+			plan->envp[n++] = strdup(defaults[i]);
+	}
+	if (cfg->net == SANDBOX_NET_PROXY)
+		for (size_t i = 0; i < CDN_ARRAY_SIZE(proxy_env); i++)
+			plan->envp[n++] = strdup(proxy_env[i]);
+	for (size_t i = 0; i < cfg->n_env && n < cap; i++)
+		plan->envp[n++] = strdup(cfg->env[i]);
+	for (size_t i = 0; i < n; i++) {
+		if (!plan->envp[i])
+			return cdn_err_set(err, ENOMEM, "environment");
+		if (strncmp(plan->envp[i], "PATH=", 5) == 0)
+			plan->path_env = plan->envp[i] + 5;
+	}
+	plan->envp[n] = NULL;
+	return 0;
+}
+
+static int read_last_cap(void)
+{
+	int v = 63;
+	FILE *f = fopen("/proc/sys/kernel/cap_last_cap", "re");
+	if (f) {
+		if (fscanf(f, "%d", &v) != 1)
+			v = 63;
+		fclose(f);
+	}
+	return v;
+}
+
+static int plan_build(const struct sandbox_config *cfg, struct sb_plan **out,
+		      struct sandbox_protections *prot, struct cdn_err *err)
+{
+	struct sb_plan *plan = calloc(1, sizeof(*plan));
+	if (!plan)
+		return cdn_err_set(err, ENOMEM, "sandbox plan");
+	int r = 0;
+
+	if (cfg->n_phases == 0 || cfg->n_phases > SANDBOX_MAX_PHASES) {
+		r = cdn_err_set(err, EINVAL, "sandbox: no command to run");
+		goto out;
+	}
+	for (size_t i = 0; i < cfg->n_phases; i++) {
+		if (!cfg->phases[i] || !cfg->phases[i][0]) {
+			r = cdn_err_set(err, EINVAL, "sandbox: phase %zu has an empty command", i);
+			goto out;
+		}
+		plan->phases[i] = cfg->phases[i];
+	}
+	plan->n_phases = cfg->n_phases;
+
+	plan->uid = cfg->uid;
+	plan->gid = cfg->gid;
+	plan->rootless = geteuid() != 0;
+	if (plan->rootless) {
+		plan->host_uid = geteuid();
+		plan->host_gid = getegid();
+	} else {
+		const char *base = getenv("CORDON_HOSTID_BASE");
+		unsigned long b = base && *base ? strtoul(base, NULL, 10) : HOSTID_BASE;
+		if (b == 0 || b + cfg->uid > 0xfffffffeul || b + cfg->gid > 0xfffffffeul) {
+			r = cdn_err_set(err, EINVAL, "CORDON_HOSTID_BASE: must map to a non-root id");
+			goto out;
+		}
+		plan->host_uid = (uid_t)(b + cfg->uid);
+		plan->host_gid = (gid_t)(b + cfg->gid);
+	}
+	prot->rootless = plan->rootless;
+	prot->host_uid = plan->host_uid;
+	plan->last_cap = read_last_cap();
+
+	plan->stdio[0] = cfg->stdin_fd;
+	plan->stdio[1] = cfg->stdout_fd;
+	plan->stdio[2] = cfg->stderr_fd;
+	plan->nofile = cfg->limits.nofile;
+	plan->fsize = cfg->limits.fsize_bytes;
+	plan->net = cfg->net;
+	if (cfg->n_local_ports > SANDBOX_MAX_LOCAL_PORTS) {
+		r = cdn_err_set(err, E2BIG, "too many local ports");
+		goto out;
+	}
+	memcpy(plan->local_ports, cfg->local_ports, sizeof(plan->local_ports));
+	plan->n_local_ports = cfg->n_local_ports;
+	plan->cwd = strdup(cfg->cwd ? cfg->cwd : "/workspace");
+	plan->hostname = strdup(cfg->hostname ? cfg->hostname : "cordon");
+	if (!plan->cwd || !plan->hostname) {
+		r = cdn_err_set(err, ENOMEM, "sandbox plan");
+		goto out;
+	}
+	if (strlen(plan->hostname) > 63) {
+		r = cdn_err_set(err, EINVAL, "hostname: longer than 63 characters");
+		goto out;
+	}
+	if ((r = plan_env(plan, cfg, err)) < 0)
+		goto out;
+	if ((r = sb_plan_mounts(plan, cfg, err)) < 0)
+		goto out;
+
+	/* Landlock: refuse to run without it unless the operator said so. */
+	plan->landlock_abi = sandbox_landlock_abi();
+	if (plan->landlock_abi <= 0) {
+		if (!(cfg->allow_degraded & SANDBOX_PROT_LANDLOCK)) {
+			r = cdn_err_set(err, EOPNOTSUPP,
+					"landlock: not available on this kernel "
+					"(pass --allow-degraded=landlock to run without it)");
+			goto out;
+		}
+		prot->degraded |= SANDBOX_PROT_LANDLOCK;
+	} else {
+		sb_plan_landlock(plan, cfg);
+	}
+	prot->landlock_abi = plan->landlock_abi;
+
+	r = sb_seccomp_program(&plan->bpf, &plan->bpf_len, err);
+	if (r < 0) {
+		if (!(cfg->allow_degraded & SANDBOX_PROT_SECCOMP))
+			goto out;
+		prot->degraded |= SANDBOX_PROT_SECCOMP;
+		plan->bpf = NULL;
+		plan->bpf_len = 0;
+		r = 0;
+	}
+	prot->seccomp = plan->bpf_len > 0;
+	plan->unshare_cgroupns = true;
+out:
+	if (r < 0)
+		plan_free(plan);
+	else
+		*out = plan;
+	return r;
+}
+
+/* ------------------------------------------------------------ spawn */
+
+static int write_file(const char *path, const char *data)
+{
+	_cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	size_t len = strlen(data);
+	ssize_t n = write(fd, data, len);
+	if (n < 0)
+		return -errno;
+	return (size_t)n == len ? 0 : -EIO;
+}
+
+static int map_ids(pid_t pid, const struct sb_plan *plan, struct cdn_err *err)
+{
+	char path[64], map[64];
+	int r;
+	if (plan->rootless) {
+		/* Unprivileged gid_map writes require setgroups to be denied
+		 * (CVE-2014-8989: dropping groups to gain access). */
+		snprintf(path, sizeof(path), "/proc/%d/setgroups", (int)pid);
+		if ((r = write_file(path, "deny")) < 0)
+			return cdn_err_set(err, -r, "user namespace: deny setgroups");
+	}
+	snprintf(path, sizeof(path), "/proc/%d/uid_map", (int)pid);
+	snprintf(map, sizeof(map), "%u %u 1\n", (unsigned)plan->uid, (unsigned)plan->host_uid);
+	if ((r = write_file(path, map)) < 0)
+		return cdn_err_set(err, -r, "user namespace: write uid_map");
+	snprintf(path, sizeof(path), "/proc/%d/gid_map", (int)pid);
+	snprintf(map, sizeof(map), "%u %u 1\n", (unsigned)plan->gid, (unsigned)plan->host_gid);
+	if ((r = write_file(path, map)) < 0)
+		return cdn_err_set(err, -r, "user namespace: write gid_map");
+	return 0;
+}
+
+/* Wait for READY (collecting the egress fds) or a setup failure. */
+static int await_ready(struct sandbox *sb, struct cdn_err *err)
+{
+	struct pollfd p = { .fd = sb->sync_fd, .events = POLLIN };
+	int r;
+	do
+		r = poll(&p, 1, SETUP_TIMEOUT_MS);
+	while (r < 0 && errno == EINTR);
+	if (r == 0)
+		return cdn_err_set(err, ETIMEDOUT, "sandbox setup");
+	if (r < 0)
+		return cdn_err_set(err, errno, "sandbox setup: poll");
+
+	struct sb_msg m;
+	memset(&m, 0, sizeof(m));
+	struct iovec iov = { .iov_base = &m, .iov_len = sizeof(m) };
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * 3)];
+		struct cmsghdr align;
+	} u;
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+			     .msg_controllen = sizeof(u.buf) };
+	ssize_t n;
+	do
+		n = recvmsg(sb->sync_fd, &mh, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return cdn_err_set(err, errno, "sandbox setup: read");
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t nfd = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		int fds[3];
+		memcpy(fds, CMSG_DATA(c), sizeof(int) * (nfd < 3 ? nfd : 3));
+		for (size_t i = 0; i < nfd && i < 3; i++)
+			sb->egress[i] = fds[i];
+	}
+	if (n == 0)
+		return cdn_err_set(err, EPIPE, "sandbox setup: the sandbox exited during setup");
+	if (n != (ssize_t)sizeof(m))
+		return cdn_err_set(err, EPROTO, "sandbox setup: short message");
+	if (m.type == SB_MSG_SETUP_FAILED) {
+		m.text[sizeof(m.text) - 1] = '\0';
+		return cdn_err_set(err, m.a, "sandbox setup: %s", m.text);
+	}
+	if (m.type != SB_MSG_READY)
+		return cdn_err_set(err, EPROTO, "sandbox setup: unexpected message %u", m.type);
+	return 0;
+}
+
+static int do_clone(struct sandbox *sb, struct sb_plan *plan, int cgfd, struct cdn_err *err)
+{
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		return cdn_err_set(err, errno, "sandbox: socketpair");
+
+	int pidfd = -1;
+	struct clone_args args = {
+		.flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC |
+			 CLONE_NEWUTS | CLONE_PIDFD,
+		.pidfd = (uint64_t)(uintptr_t)&pidfd,
+		.exit_signal = SIGCHLD,
+	};
+	if (cgfd >= 0) {
+		args.flags |= CLONE_INTO_CGROUP;
+		args.cgroup = (uint64_t)cgfd;
+	}
+	long pid = syscall(SYS_clone3, &args, sizeof(args));
+	if (pid == 0) {
+		close(sv[0]);
+		_exit(sb_child_main(plan, sv[1]));
+	}
+	int e = errno;
+	close(sv[1]);
+	if (pid < 0) {
+		close(sv[0]);
+		if (e == EPERM || e == ENOSPC || e == EUSERS)
+			return cdn_err_set(err, e,
+					   "create namespaces (are unprivileged user namespaces "
+					   "enabled? see kernel.unprivileged_userns_clone and "
+					   "user.max_user_namespaces)");
+		return cdn_err_set(err, e, "create namespaces");
+	}
+	sb->pid = (pid_t)pid;
+	sb->pidfd = pidfd;
+	sb->sync_fd = sv[0];
+	return 0;
+}
+
+int sandbox_spawn(const struct sandbox_config *cfg, struct sandbox **out, struct cdn_err *err)
+{
+	*out = NULL;
+	struct sandbox *sb = calloc(1, sizeof(*sb));
+	if (!sb)
+		return cdn_err_set(err, ENOMEM, "sandbox");
+	sb->pid = -1;
+	sb->pidfd = sb->sync_fd = -1;
+	sb->egress[0] = sb->egress[1] = sb->egress[2] = -1;
+	sb->start_ns = now_ns();
+	if (cfg->limits.timeout_ms)
+		sb->deadline_ns = sb->start_ns + cfg->limits.timeout_ms * 1000000ull;
+
+	struct sb_plan *plan = NULL;
+	_cleanup_close_ int cgfd = -1;
+	int r = plan_build(cfg, &plan, &sb->st.prot, err);
+	if (r < 0)
+		goto fail;
+
+	r = sb_cgroup_create(&cfg->limits, &sb->cg, err);
+	if (r < 0) {
+		if (!(cfg->allow_degraded & SANDBOX_PROT_CGROUP)) {
+			cdn_err_wrap(err, "limits (pass --allow-degraded=cgroup to run without)");
+			goto fail;
+		}
+		sb->st.prot.degraded |= SANDBOX_PROT_CGROUP;
+		cdn_err_clear(err);
+	}
+	sb->st.prot.cgroup_version = sb_cgroup_version(sb->cg);
+
+	cgfd = sb_cgroup_clone_fd(sb->cg);
+	if (sb->cg && sb_cgroup_version(sb->cg) == 2 && cgfd < 0) {
+		r = cdn_err_set(err, errno, "cgroup v2: open for clone");
+		goto fail;
+	}
+	r = do_clone(sb, plan, cgfd, err);
+	if (r < 0)
+		goto fail;
+	sb->st.prot.userns = true;
+
+	const char *dirs[JANITOR_MAX_DIRS];
+	size_t nd = sb_cgroup_dirs(sb->cg, dirs, JANITOR_MAX_DIRS);
+	r = janitor_register(sb->pid, dirs, nd, &sb->janitor_id);
+	if (r < 0) {
+		cdn_err_set(err, -r, "sandbox: start the janitor");
+		goto fail;
+	}
+	if ((r = map_ids(sb->pid, plan, err)) < 0 || (r = sb_cgroup_attach(sb->cg, sb->pid, err)) < 0)
+		goto fail;
+	struct sb_msg go = { .type = SB_MSG_GO };
+	if (send(sb->sync_fd, &go, sizeof(go), MSG_NOSIGNAL) < 0) {
+		r = cdn_err_set(err, errno, "sandbox: start");
+		goto fail;
+	}
+	if ((r = await_ready(sb, err)) < 0)
+		goto fail;
+	plan_free(plan);
+	*out = sb;
+	return 0;
+fail:
+	plan_free(plan);
+	sandbox_free(sb);
+	return r < 0 ? r : -EINVAL;
+}
+
+void sandbox_take_egress_fds(struct sandbox *sb, int *proxy_tcp, int *dns_udp, int *dns_tcp)
+{
+	*proxy_tcp = sb->egress[0];
+	*dns_udp = sb->egress[1];
+	*dns_tcp = sb->egress[2];
+	sb->egress[0] = sb->egress[1] = sb->egress[2] = -1;
+}
+
+int sandbox_event_fd(const struct sandbox *sb)
+{
+	return sb->pidfd;
+}
+
+void sandbox_set_phase_cb(struct sandbox *sb, sandbox_phase_cb cb, void *ctx)
+{
+	sb->cb = cb;
+	sb->cb_ctx = ctx;
+}
+
+pid_t sandbox_pid(const struct sandbox *sb)
+{
+	return sb->pid;
+}
+
+/* ------------------------------------------------------------ running */
+
+static void handle_msg(struct sandbox *sb, const struct sb_msg *m)
+{
+	int ph = m->phase;
+	switch (m->type) {
+	case SB_MSG_PHASE_END:
+		if (ph < 0 || ph >= SANDBOX_MAX_PHASES)
+			return;
+		sb->st.phases[ph] = (struct sandbox_phase_status){ .started = true,
+								   .exit_code = m->a,
+								   .signal = m->b };
+		if (sb->cb)
+			sb->cb(sb->cb_ctx, ph, &sb->st.phases[ph]);
+		break;
+	case SB_MSG_EXEC_FAILED:
+		if (ph < 0 || ph >= SANDBOX_MAX_PHASES)
+			return;
+		sb->st.exec_errno = m->a > 0 ? m->a : ENOEXEC;
+		sb->st.failed_phase = ph;
+		cdn_err_set(&sb->late_err, sb->st.exec_errno, "exec %.*s", (int)sizeof(m->text),
+			    m->text);
+		break;
+	case SB_MSG_SETUP_FAILED:
+		sb->setup_failed = true;
+		cdn_err_set(&sb->late_err, m->a, "sandbox setup: %.*s", (int)sizeof(m->text),
+			    m->text);
+		break;
+	default:
+		break;
+	}
+}
+
+static void drain_msgs(struct sandbox *sb)
+{
+	struct sb_msg m;
+	for (;;) {
+		ssize_t n = recv(sb->sync_fd, &m, sizeof(m), MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n != (ssize_t)sizeof(m))
+			return;
+		m.text[sizeof(m.text) - 1] = '\0';
+		handle_msg(sb, &m);
+	}
+}
+
+static void finish(struct sandbox *sb, const siginfo_t *si, const struct rusage *ru)
+{
+	struct sandbox_status *st = &sb->st;
+	drain_msgs(sb);
+	st->wall_ms = (now_ns() - sb->start_ns) / 1000000ull;
+	uint64_t cpu_ns = ((uint64_t)ru->ru_utime.tv_sec + (uint64_t)ru->ru_stime.tv_sec) *
+				  1000000000ull +
+			  ((uint64_t)ru->ru_utime.tv_usec + (uint64_t)ru->ru_stime.tv_usec) * 1000ull;
+	uint64_t peak = (uint64_t)ru->ru_maxrss * 1024ull;
+	sb_cgroup_stats(sb->cg, &peak, &cpu_ns, &st->oom_killed);
+	st->cpu_ms = cpu_ns / 1000000ull;
+	st->mem_peak_bytes = peak;
+	st->timed_out = sb->timed_out;
+
+	/* The last phase that reported is the one that decides. */
+	const struct sandbox_phase_status *last = NULL;
+	for (int i = SANDBOX_MAX_PHASES - 1; i >= 0 && !last; i--)
+		if (st->phases[i].started)
+			last = &st->phases[i];
+
+	if (sb->setup_failed)
+		st->exit_code = 125;
+	else if (st->timed_out)
+		st->exit_code = 124;
+	else if (st->oom_killed)
+		st->exit_code = 137;
+	else if (st->exec_errno)
+		st->exit_code = st->exec_errno == ENOENT ? 127 : 126;
+	else if (last && last->signal) {
+		st->signal = last->signal;
+		st->exit_code = 128 + last->signal;
+	} else if (last)
+		st->exit_code = last->exit_code;
+	else if (si->si_code == CLD_KILLED || si->si_code == CLD_DUMPED) {
+		/* pid 1 itself was killed before a phase could report. */
+		st->signal = si->si_status;
+		st->exit_code = 128 + si->si_status;
+	} else {
+		st->exit_code = si->si_status ? si->si_status : 125;
+		if (!sb->late_err.code)
+			cdn_err_set(&sb->late_err, EPROTO, "sandbox ended without a status");
+		sb->setup_failed = true;
+	}
+	sb->finished = true;
+	/* The namespace is gone with pid 1; make sure of the cgroup too. */
+	sb_cgroup_kill(sb->cg);
+}
+
+int sandbox_poll(struct sandbox *sb, struct sandbox_status *st, struct cdn_err *err)
+{
+	if (!sb->finished) {
+		drain_msgs(sb);
+		siginfo_t si;
+		struct rusage ru;
+		memset(&si, 0, sizeof(si));
+		memset(&ru, 0, sizeof(ru));
+		long r = syscall(SYS_waitid, P_PIDFD, sb->pidfd, &si, WEXITED | WNOHANG, &ru);
+		if (r < 0 && errno != EINTR)
+			return cdn_err_set(err, errno, "sandbox: wait");
+		if (r < 0 || si.si_pid == 0) {
+			if (sb->deadline_ns && now_ns() >= sb->deadline_ns)
+				sandbox_kill(sb, true);
+			return 0;
+		}
+		sb->pid = -1;
+		finish(sb, &si, &ru);
+	}
+	*st = sb->st;
+	if (sb->setup_failed) {
+		if (err)
+			*err = sb->late_err;
+		return -(sb->late_err.code ? sb->late_err.code : EINVAL);
+	}
+	if (st->exec_errno && err)
+		*err = sb->late_err;
+	return 1;
+}
+
+int sandbox_timeout_remaining_ms(const struct sandbox *sb)
+{
+	if (!sb->deadline_ns || sb->finished)
+		return -1;
+	uint64_t now = now_ns();
+	if (now >= sb->deadline_ns)
+		return 0;
+	uint64_t ms = (sb->deadline_ns - now + 999999) / 1000000;
+	return ms > 0x7fffffff ? 0x7fffffff : (int)ms;
+}
+
+int sandbox_signal(struct sandbox *sb, int sig)
+{
+	if (sb->finished || sb->pidfd < 0)
+		return -ESRCH;
+	if (syscall(SYS_pidfd_send_signal, sb->pidfd, sig, NULL, 0) < 0)
+		return -errno;
+	return 0;
+}
+
+void sandbox_kill(struct sandbox *sb, bool timed_out)
+{
+	if (sb->finished || sb->pidfd < 0)
+		return;
+	if (timed_out)
+		sb->timed_out = true;
+	/* SIGKILL to pid 1 of a pid namespace kills every process in it. */
+	(void)syscall(SYS_pidfd_send_signal, sb->pidfd, SIGKILL, NULL, 0);
+	sb_cgroup_kill(sb->cg);
+}
+
+int sandbox_wait(struct sandbox *sb, struct sandbox_status *st, struct cdn_err *err)
+{
+	static const int fwd[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH };
+	sigset_t set, old;
+	sigemptyset(&set);
+	for (size_t i = 0; i < CDN_ARRAY_SIZE(fwd); i++)
+		sigaddset(&set, fwd[i]);
+	sigprocmask(SIG_BLOCK, &set, &old);
+	int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+
+	int r;
+	for (;;) {
+		r = sandbox_poll(sb, st, err);
+		if (r != 0)
+			break;
+		struct pollfd p[2] = { { .fd = sb->pidfd, .events = POLLIN },
+				       { .fd = sfd, .events = POLLIN } };
+		int pr = poll(p, sfd >= 0 ? 2 : 1, sandbox_timeout_remaining_ms(sb));
+		if (pr < 0 && errno != EINTR) {
+			r = cdn_err_set(err, errno, "sandbox: poll");
+			break;
+		}
+		if (sfd >= 0 && pr > 0 && (p[1].revents & POLLIN)) {
+			struct signalfd_siginfo si;
+			while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+				(void)sandbox_signal(sb, (int)si.ssi_signo);
+		}
+	}
+	if (sfd >= 0)
+		close(sfd);
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	return r < 0 ? r : 0;
+}
+
+void sandbox_free(struct sandbox *sb)
+{
+	if (!sb)
+		return;
+	if (sb->pidfd >= 0 && !sb->finished) {
+		(void)syscall(SYS_pidfd_send_signal, sb->pidfd, SIGKILL, NULL, 0);
+		siginfo_t si;
+		while (waitid(P_PIDFD, (id_t)sb->pidfd, &si, WEXITED) < 0 && errno == EINTR)
+			;
+	}
+	for (int i = 0; i < 3; i++)
+		if (sb->egress[i] >= 0)
+			close(sb->egress[i]);
+	if (sb->sync_fd >= 0)
+		close(sb->sync_fd);
+	if (sb->pidfd >= 0)
+		close(sb->pidfd);
+	sb_cgroup_destroy(sb->cg);
+	janitor_unregister(sb->janitor_id);
+	free(sb);
+}
