@@ -208,7 +208,7 @@ static __attribute__((noreturn)) void payload(const struct sb_plan *plan, int ph
 	if (sb_child_apply_landlock(plan, &fail) < 0)
 		goto failed;
 	/* Last step before execve: the seccomp allowlist. */
-	if (plan->bpf_len && sb_child_apply_seccomp(plan) < 0) {
+	if (sb_child_apply_seccomp(plan) < 0) {
 		sb_fail(&fail, errno, "seccomp: load filter");
 		goto failed;
 	}

@@ -20,6 +20,12 @@
 #define SB_LL_MAX 96    /* Landlock rules */
 #define SB_MSG_TEXT 384
 
+#define SB_BPF_PROGS 2
+struct sb_bpf {
+	struct sock_filter *filter;
+	unsigned short len;
+};
+
 enum sb_step_kind {
 	SB_STEP_BIND,     /* clone of a host path (src) onto dst */
 	SB_STEP_SYMLINK,  /* symlink dst -> text */
@@ -86,9 +92,8 @@ struct sb_plan {
 	struct sb_ll_rule ll[SB_LL_MAX];
 	size_t n_ll;
 
-	/* Seccomp. */
-	struct sock_filter *bpf;
-	unsigned short bpf_len;
+	/* Seccomp: the process-wide compiled programs. */
+	struct sb_bpf bpf[SB_BPF_PROGS];
 
 	/* The cgroup namespace is unshared by the child after the parent
 	 * moved it (cgroup v1); with v2 clone3 puts it there directly. */
@@ -118,7 +123,7 @@ int sb_child_open_sources(struct sb_plan *plan, struct sb_msg *fail);
 int sb_child_build_root(struct sb_plan *plan, struct sb_msg *fail);
 
 /* seccomp.c */
-int sb_seccomp_program(struct sock_filter **bpf, unsigned short *len, struct cdn_err *err);
+int sb_seccomp_programs(struct sb_bpf progs[SB_BPF_PROGS], struct cdn_err *err);
 int sb_child_apply_seccomp(const struct sb_plan *plan);
 
 /* landlock.c */

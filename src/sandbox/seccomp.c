@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/seccomp.h>
+#include <pthread.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <stdlib.h>
@@ -191,15 +192,9 @@ static int add_rules(scmp_filter_ctx ctx, struct cdn_err *err)
 			return r;
 	}
 
-	/* ioctl: everything but injecting input into the terminal (TIOCSTI,
-	 * CVE-2017-5226 in bubblewrap) and the Linux console's TIOCLINUX.
-	 * The kernel reads the command as 32 bits, so compare only those:
-	 * flatpak's CVE-2019-10063 was a filter fooled by the high bits. */
-	struct scmp_arg_cmp sti = SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffu, TIOCSTI);
-	struct scmp_arg_cmp linux_ = SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffu, TIOCLINUX);
-	if ((r = add(ctx, SCMP_ACT_ERRNO(EPERM), "ioctl", 1, &sti, err)) < 0 ||
-	    (r = add(ctx, SCMP_ACT_ERRNO(EPERM), "ioctl", 1, &linux_, err)) < 0 ||
-	    (r = add(ctx, SCMP_ACT_ALLOW, "ioctl", 0, NULL, err)) < 0)
+	/* ioctl is allowed here; the second filter below refuses the
+	 * dangerous commands. */
+	if ((r = add(ctx, SCMP_ACT_ALLOW, "ioctl", 0, NULL, err)) < 0)
 		return r;
 
 	/* socket and socketpair: AF_UNIX, AF_INET and AF_INET6 only. Netlink,
@@ -234,6 +229,29 @@ static int add_rules(scmp_filter_ctx ctx, struct cdn_err *err)
 	return 0;
 }
 
+/*
+ * The second filter, default allow: argument checks that need "everything
+ * except these values", which one libseccomp allowlist rule cannot express
+ * next to an unconditional allow. The kernel runs every filter and the most
+ * restrictive answer wins.
+ *
+ * ioctl: no injecting input into the terminal (TIOCSTI, bubblewrap's
+ * CVE-2017-5226) and no Linux console TIOCLINUX. The kernel reads the
+ * command as 32 bits, so compare only those: flatpak's CVE-2019-10063 was a
+ * filter fooled by garbage in the high bits.
+ */
+static int add_arg_rules(scmp_filter_ctx ctx, struct cdn_err *err)
+{
+	static const unsigned long cmds[] = { TIOCSTI, TIOCLINUX };
+	for (size_t i = 0; i < CDN_ARRAY_SIZE(cmds); i++) {
+		struct scmp_arg_cmp c = SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffu, cmds[i]);
+		int r = add(ctx, SCMP_ACT_ERRNO(EPERM), "ioctl", 1, &c, err);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 static int export_bpf(scmp_filter_ctx ctx, struct sock_filter **bpf, unsigned short *len,
 		      struct cdn_err *err)
 {
@@ -262,21 +280,10 @@ static int export_bpf(scmp_filter_ctx ctx, struct sock_filter **bpf, unsigned sh
 	return 0;
 }
 
-/*
- * The program is the same for every sandbox, so a process compiles it
- * once and shares the read-only result (cordon serve spawns many).
- */
-int sb_seccomp_program(struct sock_filter **bpf, unsigned short *len, struct cdn_err *err)
+static int build(uint32_t def, int (*rules)(scmp_filter_ctx, struct cdn_err *),
+		 struct sb_bpf *out, struct cdn_err *err)
 {
-	static struct sock_filter *cached;
-	static unsigned short cached_len;
-	if (cached) {
-		*bpf = cached;
-		*len = cached_len;
-		return 0;
-	}
-
-	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ERRNO(ENOSYS));
+	scmp_filter_ctx ctx = seccomp_init(def);
 	if (!ctx)
 		return cdn_err_set(err, ENOMEM, "seccomp: init");
 	int r = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
@@ -285,19 +292,50 @@ int sb_seccomp_program(struct sock_filter **bpf, unsigned short *len, struct cdn
 	if (r < 0)
 		r = cdn_err_set(err, -r, "seccomp: attributes");
 	else
-		r = add_rules(ctx, err);
+		r = rules(ctx, err);
 	if (r == 0)
-		r = export_bpf(ctx, &cached, &cached_len, err);
+		r = export_bpf(ctx, &out->filter, &out->len, err);
 	seccomp_release(ctx);
-	if (r < 0)
-		return r;
-	*bpf = cached;
-	*len = cached_len;
-	return 0;
+	return r;
+}
+
+/*
+ * The programs are the same for every sandbox, so a process compiles them
+ * once and shares the read-only result (cordon serve spawns many).
+ */
+int sb_seccomp_programs(struct sb_bpf progs[SB_BPF_PROGS], struct cdn_err *err)
+{
+	static struct sb_bpf cached[SB_BPF_PROGS];
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	int r = 0;
+
+	pthread_mutex_lock(&lock);
+	if (!cached[0].filter) {
+		struct sb_bpf tmp[SB_BPF_PROGS] = { { 0 } };
+		r = build(SCMP_ACT_ERRNO(ENOSYS), add_rules, &tmp[0], err);
+		if (r == 0)
+			r = build(SCMP_ACT_ALLOW, add_arg_rules, &tmp[1], err);
+		if (r == 0)
+			memcpy(cached, tmp, sizeof(cached));
+		else
+			for (int i = 0; i < SB_BPF_PROGS; i++)
+				free(tmp[i].filter);
+	}
+	if (r == 0)
+		memcpy(progs, cached, sizeof(cached));
+	pthread_mutex_unlock(&lock);
+	return r;
 }
 
 int sb_child_apply_seccomp(const struct sb_plan *plan)
 {
-	struct sock_fprog prog = { .len = plan->bpf_len, .filter = plan->bpf };
-	return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog);
+	/* The argument filter first; every filter applies to every call. */
+	for (int i = SB_BPF_PROGS - 1; i >= 0; i--) {
+		if (!plan->bpf[i].len)
+			continue;
+		struct sock_fprog prog = { .len = plan->bpf[i].len, .filter = plan->bpf[i].filter };
+		if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0)
+			return -1;
+	}
+	return 0;
 }

@@ -311,16 +311,15 @@ static int plan_build(const struct sandbox_config *cfg, struct sb_plan **out,
 	}
 	prot->landlock_abi = plan->landlock_abi;
 
-	r = sb_seccomp_program(&plan->bpf, &plan->bpf_len, err);
+	r = sb_seccomp_programs(plan->bpf, err);
 	if (r < 0) {
 		if (!(cfg->allow_degraded & SANDBOX_PROT_SECCOMP))
 			goto out;
 		prot->degraded |= SANDBOX_PROT_SECCOMP;
-		plan->bpf = NULL;
-		plan->bpf_len = 0;
+		memset(plan->bpf, 0, sizeof(plan->bpf));
 		r = 0;
 	}
-	prot->seccomp = plan->bpf_len > 0;
+	prot->seccomp = plan->bpf[0].len > 0;
 	plan->unshare_cgroupns = true;
 out:
 	if (r < 0)
@@ -611,6 +610,8 @@ static void finish(struct sandbox *sb, const siginfo_t *si, const struct rusage 
 		if (st->phases[i].started)
 			last = &st->phases[i];
 
+	if (last && last->signal)
+		st->signal = last->signal;
 	if (sb->setup_failed)
 		st->exit_code = 125;
 	else if (st->timed_out)
@@ -619,10 +620,9 @@ static void finish(struct sandbox *sb, const siginfo_t *si, const struct rusage 
 		st->exit_code = 137;
 	else if (st->exec_errno)
 		st->exit_code = st->exec_errno == ENOENT ? 127 : 126;
-	else if (last && last->signal) {
-		st->signal = last->signal;
+	else if (last && last->signal)
 		st->exit_code = 128 + last->signal;
-	} else if (last)
+	else if (last)
 		st->exit_code = last->exit_code;
 	else if (si->si_code == CLD_KILLED || si->si_code == CLD_DUMPED) {
 		/* pid 1 itself was killed before a phase could report. */
