@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
+#include <fcntl.h>
 
 #include "base/cleanup.h"
 #include "base/units.h"
@@ -129,10 +131,11 @@ struct bind_arg {
 
 static int parse_bind(const char *spec, bool rw, struct bind_arg *out, struct cdn_err *err)
 {
-	/* SRC[:DST] with DST absolute: split at the last ":/". */
-	const char *split = NULL;
-	for (const char *p = spec; (p = strstr(p, ":/")); p++)
-		split = p;
+	/* SRC[:DST], split at the last ':' (as docker -v does). */
+	const char *split = strrchr(spec, ':');
+	if (split && split[1] != '/')
+		return cdn_err_set(err, EINVAL, "--%s %s: destination '%s' must be an absolute path",
+				   rw ? "rw" : "ro", spec, split + 1);
 	_cleanup_free_ char *src = split ? strndup(spec, (size_t)(split - spec)) : strdup(spec);
 	if (!src)
 		return cdn_err_set(err, ENOMEM, "bind");
@@ -173,9 +176,11 @@ static int write_status(const char *path, const struct sandbox_status *st)
 		return -ENOMEM;
 	if (st->exec_errno)
 		json_object_set_new(root, "exec_error", json_string(strerror(st->exec_errno)));
+	errno = 0;
 	int r = json_dump_file(root, path, JSON_INDENT(2) | JSON_SORT_KEYS);
+	int e = errno ? errno : EIO;
 	json_decref(root);
-	return r < 0 ? -EIO : 0;
+	return r < 0 ? -e : 0;
 }
 
 struct exec_args {
@@ -365,22 +370,50 @@ static int exec_main(int argc, char **argv, struct exec_args *a)
 	cfg.phases[0] = &argv[optind];
 	cfg.n_phases = 1;
 
+	/* A host file as stdout/stderr belongs to the caller, and the sandbox
+	 * uid could not reopen it through /dev/stdout: hand the sandbox a pipe
+	 * and copy. Terminals and pipes are passed through as they are. */
+	struct sandbox_relay relays[2];
+	size_t n_relays = 0;
+	int pipes[2][2] = { { -1, -1 }, { -1, -1 } };
+	for (int fd = 1; fd <= 2; fd++) {
+		struct stat sst;
+		if (fstat(fd, &sst) < 0 || !S_ISREG(sst.st_mode))
+			continue;
+		if (pipe2(pipes[fd - 1], O_CLOEXEC) < 0) {
+			cli_error("stdio pipe: %s", strerror(errno));
+			return EXIT_CORDON;
+		}
+		if (fd == 1)
+			cfg.stdout_fd = pipes[0][1];
+		else
+			cfg.stderr_fd = pipes[1][1];
+		relays[n_relays++] = (struct sandbox_relay){ .from = pipes[fd - 1][0], .to = fd };
+	}
+
 	struct sandbox *sb = NULL;
 	struct sandbox_status st = { 0 };
-	if (sandbox_spawn(&cfg, &sb, &err) < 0) {
+	r = sandbox_spawn(&cfg, &sb, &err);
+	for (int i = 0; i < 2; i++)
+		if (pipes[i][1] >= 0)
+			close(pipes[i][1]);
+	if (r < 0) {
 		cli_error_err(&err);
 		return EXIT_CORDON;
 	}
-	r = sandbox_wait(sb, &st, &err);
+	r = sandbox_wait_relay(sb, relays, n_relays, &st, &err);
 	sandbox_free(sb);
+	for (int i = 0; i < 2; i++)
+		if (pipes[i][0] >= 0)
+			close(pipes[i][0]);
 	if (r < 0) {
 		cli_error_err(&err);
 		st.exit_code = EXIT_CORDON;
 	} else if (st.exec_errno) {
 		cli_error_err(&err);
 	}
-	if (status_path && write_status(status_path, &st) < 0) {
-		cli_error("--status-json %s: could not write", status_path);
+	if (status_path && (r = write_status(status_path, &st)) < 0) {
+		cli_error("--status-json %s: %s", status_path, strerror(-r));
 		return EXIT_CORDON;
 	}
 	return st.exit_code;

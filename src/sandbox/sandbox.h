@@ -188,6 +188,19 @@ int sandbox_timeout_remaining_ms(const struct sandbox *sb);
  */
 int sandbox_wait(struct sandbox *sb, struct sandbox_status *st, struct cdn_err *err);
 
+/*
+ * sandbox_wait, also copying data from each relay's `from` fd (the read end
+ * of a pipe whose write end the sandbox holds) to its `to` fd until EOF.
+ * The supervisor uses it when the caller's stdout is a file the sandbox uid
+ * could not reopen through /dev/stdout.
+ */
+struct sandbox_relay {
+	int from;
+	int to;
+};
+int sandbox_wait_relay(struct sandbox *sb, struct sandbox_relay *relays, size_t n,
+		       struct sandbox_status *st, struct cdn_err *err);
+
 /* Sends a signal to the sandbox's payload (pid-1 forwards it). */
 int sandbox_signal(struct sandbox *sb, int sig);
 

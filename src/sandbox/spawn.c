@@ -19,6 +19,7 @@
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -365,6 +366,27 @@ static int map_ids(pid_t pid, const struct sb_plan *plan, struct cdn_err *err)
 	return 0;
 }
 
+/*
+ * A pipe's inode belongs to whoever created it, and reopening it through
+ * /dev/stdout re-checks that ownership. Hand the stdio pipes to the sandbox
+ * uid so `echo > /dev/stderr` works inside, as it does everywhere else.
+ * Only pipes we own are touched; terminals and files are left alone.
+ */
+static void give_stdio_pipes(const struct sandbox_config *cfg, const struct sb_plan *plan)
+{
+	const int fds[3] = { cfg->stdin_fd >= 0 ? cfg->stdin_fd : 0,
+			     cfg->stdout_fd >= 0 ? cfg->stdout_fd : 1,
+			     cfg->stderr_fd >= 0 ? cfg->stderr_fd : 2 };
+	if (plan->rootless)
+		return;
+	for (int i = 0; i < 3; i++) {
+		struct stat st;
+		if (fstat(fds[i], &st) == 0 && S_ISFIFO(st.st_mode) && st.st_uid == geteuid())
+			if (fchown(fds[i], plan->host_uid, plan->host_gid) < 0)
+				continue; /* best effort: reopening may fail, nothing else */
+	}
+}
+
 /* Wait for READY (collecting the egress fds) or a setup failure. */
 static int await_ready(struct sandbox *sb, struct cdn_err *err)
 {
@@ -489,6 +511,7 @@ int sandbox_spawn(const struct sandbox_config *cfg, struct sandbox **out, struct
 		r = cdn_err_set(err, errno, "cgroup v2: open for clone");
 		goto fail;
 	}
+	give_stdio_pipes(cfg, plan);
 	r = do_clone(sb, plan, cgfd, err);
 	if (r < 0)
 		goto fail;
@@ -700,7 +723,43 @@ void sandbox_kill(struct sandbox *sb, bool timed_out)
 	sb_cgroup_kill(sb->cg);
 }
 
-int sandbox_wait(struct sandbox *sb, struct sandbox_status *st, struct cdn_err *err)
+#define RELAY_MAX 4
+
+/* Moves what is available; returns false at EOF or on a write error. */
+static bool relay_pump(struct sandbox_relay *rl)
+{
+	for (;;) {
+		ssize_t n = splice(rl->from, NULL, rl->to, NULL, 1 << 16, SPLICE_F_NONBLOCK);
+		if (n > 0)
+			continue;
+		if (n < 0 && (errno == EINTR))
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return true;
+		if (n < 0 && errno == EINVAL) {
+			/* `to` does not support splice (O_APPEND file): copy. */
+			char buf[16384];
+			ssize_t r = read(rl->from, buf, sizeof(buf));
+			if (r < 0 && errno == EAGAIN)
+				return true;
+			if (r <= 0)
+				return false;
+			for (ssize_t off = 0; off < r;) {
+				ssize_t w = write(rl->to, buf + off, (size_t)(r - off));
+				if (w < 0 && errno == EINTR)
+					continue;
+				if (w <= 0)
+					return false;
+				off += w;
+			}
+			continue;
+		}
+		return false; /* EOF or error: this relay is done */
+	}
+}
+
+int sandbox_wait_relay(struct sandbox *sb, struct sandbox_relay *relays, size_t n_relays,
+		       struct sandbox_status *st, struct cdn_err *err)
 {
 	static const int fwd[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH };
 	sigset_t set, old;
@@ -709,29 +768,62 @@ int sandbox_wait(struct sandbox *sb, struct sandbox_status *st, struct cdn_err *
 		sigaddset(&set, fwd[i]);
 	sigprocmask(SIG_BLOCK, &set, &old);
 	int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	bool open_relay[RELAY_MAX] = { false };
+	if (n_relays > RELAY_MAX)
+		n_relays = RELAY_MAX;
+	for (size_t i = 0; i < n_relays; i++) {
+		open_relay[i] = true;
+		fcntl(relays[i].from, F_SETFL, fcntl(relays[i].from, F_GETFL) | O_NONBLOCK);
+	}
 
 	int r;
 	for (;;) {
 		r = sandbox_poll(sb, st, err);
 		if (r != 0)
 			break;
-		struct pollfd p[2] = { { .fd = sb->pidfd, .events = POLLIN },
-				       { .fd = sfd, .events = POLLIN } };
-		int pr = poll(p, sfd >= 0 ? 2 : 1, sandbox_timeout_remaining_ms(sb));
+		struct pollfd p[2 + RELAY_MAX];
+		nfds_t np = 0;
+		p[np++] = (struct pollfd){ .fd = sb->pidfd, .events = POLLIN };
+		p[np++] = (struct pollfd){ .fd = sfd, .events = POLLIN };
+		for (size_t i = 0; i < n_relays; i++)
+			p[np++] = (struct pollfd){ .fd = open_relay[i] ? relays[i].from : -1,
+						   .events = POLLIN };
+		int pr = poll(p, np, sandbox_timeout_remaining_ms(sb));
 		if (pr < 0 && errno != EINTR) {
 			r = cdn_err_set(err, errno, "sandbox: poll");
 			break;
 		}
-		if (sfd >= 0 && pr > 0 && (p[1].revents & POLLIN)) {
+		if (pr <= 0)
+			continue;
+		if (sfd >= 0 && (p[1].revents & POLLIN)) {
 			struct signalfd_siginfo si;
 			while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
 				(void)sandbox_signal(sb, (int)si.ssi_signo);
+		}
+		for (size_t i = 0; i < n_relays; i++)
+			if (open_relay[i] && p[2 + i].revents)
+				open_relay[i] = relay_pump(&relays[i]);
+	}
+	/* The sandbox is gone, and with it every write end: drain to EOF. */
+	for (size_t i = 0; i < n_relays; i++) {
+		if (!open_relay[i])
+			continue;
+		fcntl(relays[i].from, F_SETFL, fcntl(relays[i].from, F_GETFL) & ~O_NONBLOCK);
+		while (relay_pump(&relays[i])) {
+			struct pollfd q = { .fd = relays[i].from, .events = POLLIN };
+			if (poll(&q, 1, 1000) <= 0)
+				break;
 		}
 	}
 	if (sfd >= 0)
 		close(sfd);
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	return r < 0 ? r : 0;
+}
+
+int sandbox_wait(struct sandbox *sb, struct sandbox_status *st, struct cdn_err *err)
+{
+	return sandbox_wait_relay(sb, NULL, 0, st, err);
 }
 
 void sandbox_free(struct sandbox *sb)

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets with clang and runs each one briefly (CI) or
+# for longer (`make fuzz`, pass "long"). A crash fails the run and leaves
+# the reproducer in build-fuzz/crashes/.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+secs=${FUZZ_SECONDS:-8}
+[ "${1:-}" = long ] && secs=${FUZZ_SECONDS:-300}
+if [ ! -f build-fuzz/build.ninja ]; then
+  CC=clang meson setup build-fuzz -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
+fi
+ninja -C build-fuzz >build-fuzz/ninja.log 2>&1 || { tail -30 build-fuzz/ninja.log; exit 1; }
+mkdir -p build-fuzz/crashes
+for bin in build-fuzz/tests/fuzz/fuzz_*; do
+  [ -f "$bin" ] && [ -x "$bin" ] || continue
+  name=$(basename "$bin")
+  corpus=build-fuzz/corpus/$name
+  mkdir -p "$corpus"
+  seeds=tests/fuzz/seeds/${name#fuzz_}
+  dirs=("$corpus")
+  [ -d "$seeds" ] && dirs+=("$seeds")
+  if ! "$bin" -max_total_time="$secs" -artifact_prefix=build-fuzz/crashes/"$name"- \
+       -print_final_stats=0 "${dirs[@]}" >build-fuzz/"$name".log 2>&1; then
+    tail -40 build-fuzz/"$name".log
+    echo "fuzz: $name found a crash (see build-fuzz/crashes/)" >&2
+    exit 1
+  fi
+  runs=$(grep -o '^#[0-9]*' build-fuzz/"$name".log | tail -1 | tr -d '#')
+  echo "fuzz: $name: ${runs:-?} runs in ${secs}s, no crash"
+done

@@ -1,0 +1,109 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Shared helpers for the integration tests: they drive the real binary."""
+import json
+import os
+import pwd
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CORDON = os.environ.get("CORDON_BIN", str(ROOT / "build" / "cordon"))
+ATTACKS = os.environ.get("CORDON_ATTACKS", str(ROOT / "build" / "tests" / "attacks"))
+HOST_UID = 1000001000  # inside uid 1000 when cordon runs as root
+IS_ROOT = os.geteuid() == 0
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: long-running test, skipped in the sanitizer pass")
+
+
+def run(args, timeout=60, **kw):
+    kw.setdefault("capture_output", True)
+    kw.setdefault("text", True)
+    return subprocess.run([str(a) for a in args], timeout=timeout, **kw)
+
+
+def cexec(*cmd, opts=(), timeout=60, **kw):
+    """cordon exec [opts] -- cmd..."""
+    return run([CORDON, "exec", *opts, "--", *cmd], timeout=timeout, **kw)
+
+
+def attack(name, *args, opts=(), **kw):
+    return cexec(f"/attacks/{name}", *args, opts=["--ro", f"{ATTACKS}:/attacks", *opts], **kw)
+
+
+def status_json(tmp_path, *cmd, opts=(), **kw):
+    path = tmp_path / "status.json"
+    r = cexec(*cmd, opts=["--status-json", path, *opts], **kw)
+    return r, json.loads(path.read_text())
+
+
+def sandbox_processes():
+    """Host processes running as a sandbox uid."""
+    found = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            st = (d / "status").read_text()
+        except OSError:
+            continue
+        m = re.search(r"^Uid:\s+(\d+)", st, re.M)
+        state = re.search(r"^State:\s+(\S)", st, re.M)
+        if m and int(m.group(1)) == HOST_UID and state and state.group(1) != "Z":
+            found.append(int(d.name))
+    return found
+
+
+def cgroup_leftovers():
+    """Run cgroups of cordon processes that are no longer alive."""
+    left = []
+    for base in [Path("/sys/fs/cgroup")]:
+        if not base.exists():
+            continue
+        for p in base.rglob("cordon-*"):
+            m = re.match(r"cordon-(\d+)-\d+$", p.name)
+            if not m or not p.is_dir():
+                continue
+            pid = int(m.group(1))
+            try:
+                os.kill(pid, 0)
+                alive = Path(f"/proc/{pid}/status").read_text().find("State:\tZ") < 0
+            except ProcessLookupError:
+                alive = False
+            except PermissionError:
+                alive = True
+            if not alive:
+                left.append(str(p))
+    return left
+
+
+def wait_until(pred, timeout=5.0, step=0.05):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(step)
+    return pred()
+
+
+@pytest.fixture(autouse=True)
+def no_leftovers():
+    """Every test must leave no sandbox process and no cgroup behind."""
+    yield
+    assert wait_until(lambda: not sandbox_processes()), f"processes left: {sandbox_processes()}"
+    assert wait_until(lambda: not cgroup_leftovers()), f"cgroups left: {cgroup_leftovers()}"
+
+
+@pytest.fixture
+def nobody():
+    """Run cordon as an unprivileged user (rootless mode)."""
+    if not IS_ROOT:
+        pytest.skip("needs root to switch to an unprivileged user")
+    pw = pwd.getpwnam("nobody")
+    return ["setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}", "--clear-groups", "--"]
