@@ -336,8 +336,15 @@ static int create_v1(struct sb_cgroup *cg, const struct cg_mounts *m,
 {
 	const bool needed[V1_N] = { lim->mem_bytes > 0, lim->pids > 0, lim->cpu_millicores > 0,
 				    false };
+	/* Memory is always wanted (peak usage, OOM detection); the others only
+	 * when a limit asks for them: every v1 hierarchy costs a mkdir and an
+	 * rmdir per sandbox. CPU time comes from the reaped rusage when
+	 * cpuacct is not joined. */
+	const bool wanted[V1_N] = { true, needed[V1_PIDS], needed[V1_CPU], needed[V1_CPU] };
 	unsigned serial = next_serial();
 	for (int c = 0; c < V1_N; c++) {
+		if (!wanted[c])
+			continue;
 		if (!m->v1[c][0]) {
 			if (needed[c])
 				return cdn_err_set(err, EOPNOTSUPP,
@@ -412,6 +419,38 @@ static struct sb_cgroup *cg_new(void)
 	return cg;
 }
 
+static int choose_version(const struct cg_mounts *m)
+{
+	const char *force = getenv("CORDON_CGROUP");
+	if (force && strcmp(force, "v1") == 0)
+		return 1;
+	if (force && strcmp(force, "v2") == 0)
+		return 2;
+	struct statfs sf;
+	if (statfs("/sys/fs/cgroup", &sf) == 0 && sf.f_type == CGROUP2_SUPER_MAGIC)
+		return 2;
+	if (m->v1[V1_MEMORY][0])
+		return 1;
+	if (m->v2[0])
+		return 2;
+	return 0;
+}
+
+int sb_cgroup_probe_version(void)
+{
+	const char *force = getenv("CORDON_CGROUP");
+	if (force && strcmp(force, "v1") == 0)
+		return 1;
+	if (force && strcmp(force, "v2") == 0)
+		return 2;
+	struct statfs sf;
+	if (statfs("/sys/fs/cgroup", &sf) == 0 && sf.f_type == CGROUP2_SUPER_MAGIC)
+		return 2;
+	if (statfs("/sys/fs/cgroup/memory", &sf) == 0 && sf.f_type != CGROUP2_SUPER_MAGIC)
+		return 1;
+	return 0; /* unusual layout: sb_cgroup_create decides from mountinfo */
+}
+
 int sb_cgroup_create(const struct sandbox_limits *lim, struct sb_cgroup **out, struct cdn_err *err)
 {
 	*out = NULL;
@@ -419,22 +458,7 @@ int sb_cgroup_create(const struct sandbox_limits *lim, struct sb_cgroup **out, s
 	if (!m)
 		return cdn_err_set(err, ENOMEM, "cgroup");
 	scan_mounts(m);
-
-	const char *force = getenv("CORDON_CGROUP");
-	int want = 0;
-	if (force && strcmp(force, "v1") == 0)
-		want = 1;
-	else if (force && strcmp(force, "v2") == 0)
-		want = 2;
-	else {
-		struct statfs sf;
-		if (statfs("/sys/fs/cgroup", &sf) == 0 && sf.f_type == CGROUP2_SUPER_MAGIC)
-			want = 2;
-		else if (m->v1[V1_MEMORY][0])
-			want = 1;
-		else if (m->v2[0])
-			want = 2;
-	}
+	int want = choose_version(m);
 	if (!want)
 		return cdn_err_set(err, EOPNOTSUPP, "cgroup: no cgroup filesystem is mounted");
 
@@ -465,10 +489,14 @@ int sb_cgroup_clone_fd(const struct sb_cgroup *cg)
 
 int sb_cgroup_attach(struct sb_cgroup *cg, pid_t pid, struct cdn_err *err)
 {
-	if (!cg || cg->version != 1)
+	if (!cg)
 		return 0;
 	char v[32];
 	snprintf(v, sizeof(v), "%d", (int)pid);
+	if (cg->version == 2) {
+		int r = write_at(cg->fd2, "cgroup.procs", v);
+		return r < 0 ? cdn_err_set(err, -r, "cgroup v2: join %s", cg->dir2) : 0;
+	}
 	for (int c = 0; c < V1_N; c++) {
 		if (cg->fd1[c] < 0)
 			continue;

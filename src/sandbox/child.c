@@ -345,8 +345,6 @@ int sb_child_main(struct sb_plan *plan, int sync_fd)
 		_exit(125);
 
 	umask(022);
-	if (plan->unshare_cgroupns && unshare(CLONE_NEWCGROUP) < 0)
-		sb_fail(&fail, errno, "cgroup namespace"), die_setup(sync_fd, &fail);
 	/* Bind sources are opened with the caller's own file access, before
 	 * anything else changes. */
 	if (sb_child_open_sources(plan, &fail) < 0)
@@ -380,6 +378,17 @@ int sb_child_main(struct sb_plan *plan, int sync_fd)
 			die_setup(sync_fd, &fail);
 		n_egress = 3;
 	}
+
+	/* The supervisor joins us to the cgroup while we build the root. The
+	 * cgroup namespace must be created afterwards so that the sandbox's
+	 * cgroup is its root. */
+	do
+		n = recv(sync_fd, &m, sizeof(m), 0);
+	while (n < 0 && errno == EINTR);
+	if (n != (ssize_t)sizeof(m) || m.type != SB_MSG_CGROUP)
+		_exit(125);
+	if (unshare(CLONE_NEWCGROUP) < 0)
+		sb_fail(&fail, errno, "cgroup namespace"), die_setup(sync_fd, &fail);
 
 	if (chdir(plan->cwd) < 0)
 		sb_fail(&fail, errno, "chdir %s", plan->cwd), die_setup(sync_fd, &fail);

@@ -64,6 +64,10 @@ struct sb_plan {
 	/* Mount plan. */
 	struct sb_step steps[SB_PLAN_MAX];
 	size_t n_steps;
+	int mask_dir_fd; /* child: the first masked /proc directory */
+	int parent_fd;   /* child: cached directory of the last FILE step */
+	const char *parent_path;
+	size_t parent_len;
 
 	/* Identity. */
 	uid_t uid, gid;       /* inside */
@@ -95,14 +99,12 @@ struct sb_plan {
 	/* Seccomp: the process-wide compiled programs. */
 	struct sb_bpf bpf[SB_BPF_PROGS];
 
-	/* The cgroup namespace is unshared by the child after the parent
-	 * moved it (cgroup v1); with v2 clone3 puts it there directly. */
-	bool unshare_cgroupns;
 };
 
 /* Messages on the supervisor <-> pid-1 SOCK_SEQPACKET channel. */
 enum sb_msg_type {
-	SB_MSG_GO = 1,       /* parent: ids mapped, cgroup joined */
+	SB_MSG_GO = 1,       /* parent: ids mapped; build the root */
+	SB_MSG_CGROUP,       /* parent: the cgroup is joined; finish */
 	SB_MSG_READY,        /* child: sandbox built (+ egress fds) */
 	SB_MSG_SETUP_FAILED, /* child: a = errno, text = step */
 	SB_MSG_EXEC_FAILED,  /* child: phase, a = errno, text = argv[0] */
@@ -124,6 +126,8 @@ int sb_child_build_root(struct sb_plan *plan, struct sb_msg *fail);
 
 /* seccomp.c */
 int sb_seccomp_programs(struct sb_bpf progs[SB_BPF_PROGS], struct cdn_err *err);
+/* seccomp_policy.c (build time and tests only): compile with libseccomp. */
+int sb_seccomp_build(struct sb_bpf progs[SB_BPF_PROGS], struct cdn_err *err);
 int sb_child_apply_seccomp(const struct sb_plan *plan);
 
 /* landlock.c */
@@ -138,6 +142,7 @@ int sb_child_main(struct sb_plan *plan, int sync_fd);
 
 /* cgroup.c */
 struct sb_cgroup;
+int sb_cgroup_probe_version(void); /* 0 when none is usable */
 int sb_cgroup_create(const struct sandbox_limits *lim, struct sb_cgroup **out, struct cdn_err *err);
 int sb_cgroup_version(const struct sb_cgroup *cg);
 int sb_cgroup_clone_fd(const struct sb_cgroup *cg); /* v2 dir fd for CLONE_INTO_CGROUP, or -1 */

@@ -42,6 +42,10 @@
 #define DEV_TMPFS_SIZE "256k"
 #define TMPFS_MAX_INODES 262144
 
+/* Small /etc files are copied into the root instead of bound: a bind costs
+ * a mount at set-up and teardown, a copy one page of tmpfs. */
+#define ETC_COPY_MAX (16 * 1024)
+
 /* ---------------------------------------------------------------------------
  * Parent side: planning
  */
@@ -145,6 +149,17 @@ static int plan_replicate(struct sb_plan *plan, const char *host, bool optional,
 		target[n] = '\0';
 		return plan_text(plan, SB_STEP_SYMLINK, host, target, 0, err);
 	}
+	if (S_ISREG(st.st_mode) && st.st_size <= ETC_COPY_MAX && strncmp(host, "/etc/", 5) == 0) {
+		_cleanup_close_ int fd = open(host, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		char buf[ETC_COPY_MAX + 1];
+		ssize_t n = fd < 0 ? -1 : read(fd, buf, ETC_COPY_MAX);
+		if (n >= 0) {
+			buf[n] = '\0';
+			if (memchr(buf, '\0', (size_t)n) == NULL)
+				return plan_text(plan, SB_STEP_FILE, host, buf, 0644, err);
+		}
+		/* unreadable or binary: fall back to a bind */
+	}
 	return plan_bind(plan, host, host, false, optional, false, err);
 }
 
@@ -183,22 +198,25 @@ static const char *const system_paths[] = {
  * roots, the Debian alternatives links, protocol and time data. Nothing
  * with accounts or credentials (passwd, shadow, ssh, sudoers). */
 static const char *const etc_paths[] = {
-	"/etc/ld.so.cache",  "/etc/ld.so.conf",	  "/etc/ld.so.conf.d", "/etc/alternatives",
-	"/etc/ssl",	     "/etc/ca-certificates", "/etc/localtime",	   "/etc/timezone",
-	"/etc/protocols",    "/etc/services",	  "/etc/mime.types",   "/etc/host.conf",
-	"/etc/gai.conf",     "/etc/os-release",	  "/etc/debian_version",
+	"/etc/ld.so.cache", "/etc/alternatives", "/etc/ssl",	  "/etc/ca-certificates",
+	"/etc/localtime",   "/etc/timezone",	 "/etc/protocols", "/etc/services",
+	"/etc/mime.types",  "/etc/host.conf",	 "/etc/gai.conf",  "/etc/os-release",
+	"/etc/debian_version",
 };
+
 
 /* procfs entries that leak host information or offer kernel knobs. Files
  * are hidden behind /dev/null, directories behind an empty read-only
  * tmpfs (the set Docker and Podman mask, plus a few more). */
 static const char *const proc_mask_files[] = {
-	"proc/kcore",	     "proc/keys",	  "proc/key-users",   "proc/timer_list",
-	"proc/sched_debug",  "proc/latency_stats", "proc/kmsg",	      "proc/kallsyms",
-	"proc/config.gz",    "proc/kpagecount",	  "proc/kpageflags",  "proc/kpagecgroup",
-	"proc/vmallocinfo",  "proc/iomem",	  "proc/ioports",     "proc/modules",
-	"proc/mtrr",	     "proc/slabinfo",	  "proc/sysrq-trigger",
+	"proc/kcore",	    "proc/keys",	  "proc/key-users", "proc/timer_list",
+	"proc/sched_debug", "proc/latency_stats", "proc/kallsyms",  "proc/config.gz",
+	"proc/iomem",	    "proc/ioports",	  "proc/modules",   "proc/mtrr",
+	"proc/sysrq-trigger",
 };
+/* Not masked, because the sandbox uid is never host root and the kernel
+ * keeps these 0400/0200 root-only: kmsg, kpage*, slabinfo, vmallocinfo
+ * (tests/attacks/proc_mask checks they stay unreadable). */
 static const char *const proc_mask_dirs[] = {
 	"proc/acpi", "proc/scsi", "proc/asound", "proc/bus", "proc/driver", "proc/irq", "proc/tty",
 };
@@ -249,17 +267,24 @@ static int plan_etc(struct sb_plan *plan, const struct sandbox_config *cfg, stru
 
 static int plan_proc(struct sb_plan *plan, struct cdn_err *err)
 {
-	int r;
-	if ((r = plan_dir(plan, "/proc", 0555, err)) < 0)
-		return r;
 	if (!plan_add(plan, SB_STEP_PROC, "/proc", err))
 		return -ENOMEM;
+	/* The sandbox's procfs shows what the host's does: skip what this
+	 * kernel does not have, so the child spends no mount on it. */
+	struct stat st;
+	char host[64];
 	for (size_t i = 0; i < CDN_ARRAY_SIZE(proc_mask_files); i++) {
+		snprintf(host, sizeof(host), "/%s", proc_mask_files[i]);
+		if (lstat(host, &st) < 0 && errno == ENOENT)
+			continue;
 		struct sb_step *s = plan_add(plan, SB_STEP_MASK, proc_mask_files[i], err);
 		if (!s)
 			return -ENOMEM;
 	}
 	for (size_t i = 0; i < CDN_ARRAY_SIZE(proc_mask_dirs); i++) {
+		snprintf(host, sizeof(host), "/%s", proc_mask_dirs[i]);
+		if (lstat(host, &st) < 0 && errno == ENOENT)
+			continue;
 		struct sb_step *s = plan_add(plan, SB_STEP_MASK, proc_mask_dirs[i], err);
 		if (!s)
 			return -ENOMEM;
@@ -276,8 +301,6 @@ static int plan_dev(struct sb_plan *plan, const struct sandbox_config *cfg, stru
 	int r;
 	char src[64], dst[64];
 
-	if ((r = plan_dir(plan, "/dev", 0755, err)) < 0)
-		return r;
 	if ((r = plan_tmpfs(plan, "/dev", 0, 0755, false, err)) < 0)
 		return r;
 	for (size_t i = 0; i < CDN_ARRAY_SIZE(dev_nodes); i++) {
@@ -294,12 +317,8 @@ static int plan_dev(struct sb_plan *plan, const struct sandbox_config *cfg, stru
 	for (size_t i = 0; i < CDN_ARRAY_SIZE(links); i++)
 		if ((r = plan_text(plan, SB_STEP_SYMLINK, links[i][0], links[i][1], 0, err)) < 0)
 			return r;
-	if ((r = plan_dir(plan, "/dev/pts", 0755, err)) < 0)
-		return r;
 	if (!plan_add(plan, SB_STEP_DEVPTS, "/dev/pts", err))
 		return -ENOMEM;
-	if ((r = plan_dir(plan, "/dev/shm", 01777, err)) < 0)
-		return r;
 	if ((r = plan_tmpfs(plan, "/dev/shm", cfg->limits.tmp_bytes, 01777, false, err)) < 0)
 		return r;
 	/* /dev itself is read-only once populated; its nodes, pts and shm
@@ -320,11 +339,7 @@ int sb_plan_mounts(struct sb_plan *plan, const struct sandbox_config *cfg, struc
 		return r;
 	if ((r = plan_dev(plan, cfg, err)) < 0)
 		return r;
-	if ((r = plan_dir(plan, "/tmp", 01777, err)) < 0)
-		return r;
 	if ((r = plan_tmpfs(plan, "/tmp", cfg->limits.tmp_bytes, 01777, false, err)) < 0)
-		return r;
-	if ((r = plan_dir(plan, "/workspace", 0755, err)) < 0)
 		return r;
 	if (cfg->workspace_dir)
 		r = plan_bind(plan, cfg->workspace_dir, "/workspace", true, false, false, err);
@@ -446,6 +461,24 @@ static int open_parent_in_root(int root, const char *rel, const char **base)
 	return open_in_root(root, buf, true, true);
 }
 
+/* Generated files come in runs in one directory (/etc): keep its fd. */
+static int cached_parent(struct sb_plan *plan, int root, const char *rel, const char **base)
+{
+	const char *slash = strrchr(rel, '/');
+	size_t n = slash ? (size_t)(slash - rel) : 0;
+	if (plan->parent_fd >= 0 && n == plan->parent_len &&
+	    strncmp(rel, plan->parent_path, n) == 0) {
+		*base = slash ? slash + 1 : rel;
+		return plan->parent_fd;
+	}
+	if (plan->parent_fd >= 0)
+		close(plan->parent_fd);
+	plan->parent_fd = open_parent_in_root(root, rel, base);
+	plan->parent_path = rel;
+	plan->parent_len = n;
+	return plan->parent_fd;
+}
+
 static int new_fs(const char *type, const char *const *opts, unsigned attrs)
 {
 	int fs = fsopen(type, FSOPEN_CLOEXEC);
@@ -544,12 +577,11 @@ static int do_step(struct sb_plan *plan, struct sb_step *s, int root, struct sb_
 		close(fd);
 		return 0;
 	case SB_STEP_FILE: {
-		int dir = open_parent_in_root(root, s->dst, &base);
+		int dir = cached_parent(plan, root, s->dst, &base);
 		if (dir < 0)
 			return sb_fail(fail, errno, "create /%s", s->dst);
 		fd = openat(dir, base, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC,
 			    s->mode);
-		close(dir);
 		if (fd < 0)
 			return sb_fail(fail, errno, "create /%s", s->dst);
 		size_t off = 0;
@@ -636,7 +668,11 @@ static int do_step(struct sb_plan *plan, struct sb_step *s, int root, struct sb_
 				return 0; /* the kernel does not have it */
 			return sb_fail(fail, errno, "mask /%s", s->dst);
 		}
-		if (s->is_dir) {
+		if (s->is_dir && plan->mask_dir_fd >= 0) {
+			/* Every masked directory shares one empty tmpfs. */
+			fd = open_tree(plan->mask_dir_fd, "",
+				       OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+		} else if (s->is_dir) {
 			static const char *const opts[] = { "size", "0", "mode", "0555", NULL };
 			fd = new_fs("tmpfs", opts,
 				    MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
@@ -649,6 +685,9 @@ static int do_step(struct sb_plan *plan, struct sb_step *s, int root, struct sb_
 			     move_mount(fd, "", target, "",
 					MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
 		int e = errno;
+		if (r == 0 && s->is_dir && plan->mask_dir_fd < 0)
+			plan->mask_dir_fd = sys_openat2(root, s->dst, O_PATH | O_CLOEXEC,
+							IN_ROOT | RESOLVE_NO_SYMLINKS);
 		close(target);
 		errno = e;
 		if (r < 0)
@@ -719,6 +758,8 @@ int sb_child_build_root(struct sb_plan *plan, struct sb_msg *fail)
 	int root = open(STAGING, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (root < 0)
 		return sb_fail(fail, errno, "open new root");
+	plan->mask_dir_fd = -1;
+	plan->parent_fd = -1;
 
 	for (size_t i = 0; i < plan->n_steps; i++) {
 		int r = do_step(plan, &plan->steps[i], root, fail);
@@ -727,6 +768,10 @@ int sb_child_build_root(struct sb_plan *plan, struct sb_msg *fail)
 			return r;
 		}
 	}
+	if (plan->mask_dir_fd >= 0)
+		close(plan->mask_dir_fd);
+	if (plan->parent_fd >= 0)
+		close(plan->parent_fd);
 
 	/* The root itself (and so /etc) is read-only from here on. */
 	if (sys_mount_setattr(root, "", AT_EMPTY_PATH, MOUNT_ATTR_RDONLY, 0) < 0) {

@@ -58,6 +58,19 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* CORDON_TRACE=1 prints where the start-up time goes (bench/startup). */
+static void trace_step(const struct sandbox *sb, const char *what)
+{
+	static int on = -1;
+	if (on < 0) {
+		const char *e = getenv("CORDON_TRACE");
+		on = e && *e && strcmp(e, "0") != 0;
+	}
+	if (on)
+		fprintf(stderr, "cordon-trace: %-22s %8.3f ms\n", what,
+			(double)(now_ns() - sb->start_ns) / 1e6);
+}
+
 /* ------------------------------------------------------------ config */
 
 void sandbox_config_init(struct sandbox_config *cfg)
@@ -321,7 +334,6 @@ static int plan_build(const struct sandbox_config *cfg, struct sb_plan **out,
 		r = 0;
 	}
 	prot->seccomp = plan->bpf[0].len > 0;
-	plan->unshare_cgroupns = true;
 out:
 	if (r < 0)
 		plan_free(plan);
@@ -437,6 +449,29 @@ static int await_ready(struct sandbox *sb, struct cdn_err *err)
 	return 0;
 }
 
+static int create_cgroup(struct sandbox *sb, const struct sandbox_config *cfg,
+			 struct cdn_err *err)
+{
+	int r = sb_cgroup_create(&cfg->limits, &sb->cg, err);
+	if (r < 0) {
+		if (!(cfg->allow_degraded & SANDBOX_PROT_CGROUP))
+			return cdn_err_wrap(err, "limits (pass --allow-degraded=cgroup to run without)");
+		sb->st.prot.degraded |= SANDBOX_PROT_CGROUP;
+		cdn_err_clear(err);
+	}
+	sb->st.prot.cgroup_version = sb_cgroup_version(sb->cg);
+	trace_step(sb, "cgroup");
+	return 0;
+}
+
+static int send_type(struct sandbox *sb, enum sb_msg_type type, struct cdn_err *err)
+{
+	struct sb_msg m = { .type = type };
+	if (send(sb->sync_fd, &m, sizeof(m), MSG_NOSIGNAL) < 0)
+		return cdn_err_set(err, errno, "sandbox: start");
+	return 0;
+}
+
 static int do_clone(struct sandbox *sb, struct sb_plan *plan, int cgfd, struct cdn_err *err)
 {
 	int sv[2];
@@ -494,18 +529,18 @@ int sandbox_spawn(const struct sandbox_config *cfg, struct sandbox **out, struct
 	int r = plan_build(cfg, &plan, &sb->st.prot, err);
 	if (r < 0)
 		goto fail;
+	trace_step(sb, "plan");
 
-	r = sb_cgroup_create(&cfg->limits, &sb->cg, err);
-	if (r < 0) {
-		if (!(cfg->allow_degraded & SANDBOX_PROT_CGROUP)) {
-			cdn_err_wrap(err, "limits (pass --allow-degraded=cgroup to run without)");
-			goto fail;
-		}
-		sb->st.prot.degraded |= SANDBOX_PROT_CGROUP;
-		cdn_err_clear(err);
-	}
-	sb->st.prot.cgroup_version = sb_cgroup_version(sb->cg);
-
+	/*
+	 * cgroup v2: create the cgroup first, and clone3(CLONE_INTO_CGROUP)
+	 * starts the child inside it. cgroup v1 has no such thing, and moving
+	 * a task between v1 cgroups waits for an RCU grace period: create and
+	 * join it while the child builds its root, which it does before it
+	 * runs anything of the caller's.
+	 */
+	int version = sb_cgroup_probe_version();
+	if (version == 2 && (r = create_cgroup(sb, cfg, err)) < 0)
+		goto fail;
 	cgfd = sb_cgroup_clone_fd(sb->cg);
 	if (sb->cg && sb_cgroup_version(sb->cg) == 2 && cgfd < 0) {
 		r = cdn_err_set(err, errno, "cgroup v2: open for clone");
@@ -516,6 +551,13 @@ int sandbox_spawn(const struct sandbox_config *cfg, struct sandbox **out, struct
 	if (r < 0)
 		goto fail;
 	sb->st.prot.userns = true;
+	trace_step(sb, "clone");
+	if ((r = map_ids(sb->pid, plan, err)) < 0 || (r = send_type(sb, SB_MSG_GO, err)) < 0)
+		goto fail;
+	trace_step(sb, "ids mapped");
+	if (version != 2 && !sb->cg && !(sb->st.prot.degraded & SANDBOX_PROT_CGROUP) &&
+	    (r = create_cgroup(sb, cfg, err)) < 0)
+		goto fail;
 
 	const char *dirs[JANITOR_MAX_DIRS];
 	size_t nd = sb_cgroup_dirs(sb->cg, dirs, JANITOR_MAX_DIRS);
@@ -524,15 +566,14 @@ int sandbox_spawn(const struct sandbox_config *cfg, struct sandbox **out, struct
 		cdn_err_set(err, -r, "sandbox: start the janitor");
 		goto fail;
 	}
-	if ((r = map_ids(sb->pid, plan, err)) < 0 || (r = sb_cgroup_attach(sb->cg, sb->pid, err)) < 0)
+	trace_step(sb, "janitor");
+	if ((cgfd < 0 && (r = sb_cgroup_attach(sb->cg, sb->pid, err)) < 0) ||
+	    (r = send_type(sb, SB_MSG_CGROUP, err)) < 0)
 		goto fail;
-	struct sb_msg go = { .type = SB_MSG_GO };
-	if (send(sb->sync_fd, &go, sizeof(go), MSG_NOSIGNAL) < 0) {
-		r = cdn_err_set(err, errno, "sandbox: start");
-		goto fail;
-	}
+	trace_step(sb, "cgroup joined");
 	if ((r = await_ready(sb, err)) < 0)
 		goto fail;
+	trace_step(sb, "sandbox ready");
 	plan_free(plan);
 	*out = sb;
 	return 0;
@@ -679,6 +720,7 @@ int sandbox_poll(struct sandbox *sb, struct sandbox_status *st, struct cdn_err *
 			return 0;
 		}
 		sb->pid = -1;
+		trace_step(sb, "exited");
 		finish(sb, &si, &ru);
 	}
 	*st = sb->st;
@@ -845,5 +887,6 @@ void sandbox_free(struct sandbox *sb)
 		close(sb->pidfd);
 	sb_cgroup_destroy(sb->cg);
 	janitor_unregister(sb->janitor_id);
+	trace_step(sb, "torn down");
 	free(sb);
 }
