@@ -567,9 +567,11 @@ int sandbox_spawn(const struct sandbox_config *cfg, struct sandbox **out, struct
 		goto fail;
 	}
 	trace_step(sb, "janitor");
-	if ((cgfd < 0 && (r = sb_cgroup_attach(sb->cg, sb->pid, err)) < 0) ||
-	    (r = send_type(sb, SB_MSG_CGROUP, err)) < 0)
+	if (cgfd < 0 && (r = sb_cgroup_attach(sb->cg, sb->pid, err)) < 0)
 		goto fail;
+	/* If the child already failed its setup, this send fails; its report
+	 * is waiting in the socket and await_ready() returns it. */
+	(void)send_type(sb, SB_MSG_CGROUP, NULL);
 	trace_step(sb, "cgroup joined");
 	if ((r = await_ready(sb, err)) < 0)
 		goto fail;
