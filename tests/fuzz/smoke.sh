@@ -25,6 +25,6 @@ for bin in build-fuzz/tests/fuzz/fuzz_*; do
     echo "fuzz: $name found a crash (see build-fuzz/crashes/)" >&2
     exit 1
   fi
-  runs=$(grep -o '^#[0-9]*' build-fuzz/"$name".log | tail -1 | tr -d '#')
+  runs=$(sed -n 's/^Done \([0-9]*\) runs.*/\1/p' build-fuzz/"$name".log | tail -1)
   echo "fuzz: $name: ${runs:-?} runs in ${secs}s, no crash"
 done

@@ -1,0 +1,141 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The egress policy: which destinations a sandbox may reach, and how.
+ *
+ * Loaded from one YAML schema (docs/policy.md), validated strictly: an
+ * unknown key, a wrong type or a bad value is an error that names the key
+ * and its line. Built-in seed categories (LLM APIs, search APIs, research
+ * domains, service groups) are merged with the operator's own rules.
+ *
+ * Host names are normalised before they are stored or matched: lowercase,
+ * no trailing dot, IDN labels in punycode (libidn2, UTS #46). A wildcard
+ * "*.example.com" matches any name below example.com but never
+ * example.com itself. An exact rule beats a wildcard; a longer wildcard
+ * beats a shorter one.
+ */
+#ifndef CORDON_EGRESS_POLICY_H
+#define CORDON_EGRESS_POLICY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "base/err.h"
+
+#define EGRESS_MAX_RULES 4096
+#define EGRESS_MAX_PORTS 16
+#define EGRESS_MAX_PRIVATE 64
+#define EGRESS_MAX_POLICY_BYTES (1 << 20)
+#define EGRESS_DEFAULT_RPM 60
+#define EGRESS_DEFAULT_GLOBAL_RPM 600
+#define EGRESS_DEFAULT_APPROVAL_TIMEOUT_S 120
+#define EGRESS_MAX_HOST 253	    /* a normalised host name, without the trailing dot */
+#define EGRESS_MAX_RPM 100000	    /* requests_per_minute values: 0 (unlimited) .. this */
+#define EGRESS_MAX_APPROVAL_TIMEOUT_S 86400
+#define EGRESS_MAX_POLICY_DEPTH 8   /* nested YAML collections; the schema needs 4 */
+
+enum egress_method {
+	EGRESS_M_GET = 1u << 0,
+	EGRESS_M_HEAD = 1u << 1,
+	EGRESS_M_POST = 1u << 2,
+	EGRESS_M_PUT = 1u << 3,
+	EGRESS_M_PATCH = 1u << 4,
+	EGRESS_M_DELETE = 1u << 5,
+	EGRESS_M_OPTIONS = 1u << 6,
+	EGRESS_M_ALL = (1u << 7) - 1,
+	EGRESS_M_READ = EGRESS_M_GET | EGRESS_M_HEAD | EGRESS_M_OPTIONS,
+	EGRESS_M_WRITE = EGRESS_M_POST | EGRESS_M_PUT | EGRESS_M_PATCH | EGRESS_M_DELETE,
+};
+
+enum egress_category {
+	EGRESS_CAT_USER = 0, /* the operator's own "domains" list */
+	EGRESS_CAT_LLM,	     /* LLM APIs: always allowed */
+	EGRESS_CAT_SEARCH,   /* search APIs */
+	EGRESS_CAT_RESEARCH, /* research sites: GET and HEAD only */
+	EGRESS_CAT_SERVICE,  /* a service group, off unless enabled */
+};
+
+struct egress_rule {
+	char *name;    /* normalised; "*.example.com" for a wildcard */
+	bool wildcard;
+	enum egress_category category;
+	const char *group; /* service group or category name, for audit */
+	uint16_t ports[EGRESS_MAX_PORTS];
+	size_t n_ports;
+	unsigned methods;   /* enum egress_method bits */
+	uint32_t rpm;	    /* requests per minute for this rule; 0: unlimited */
+	bool approval;	    /* write methods wait for a human decision */
+	bool inspect;	    /* terminate TLS so method, body and secret rules apply to HTTPS */
+	int line;	    /* where the rule was written; 0 for built-in rules */
+};
+
+struct egress_private {
+	struct sockaddr_storage addr; /* exact address */
+	uint16_t port;
+};
+
+struct egress_policy {
+	bool enforce; /* false: audit-only, would-block decisions pass */
+	uint32_t default_rpm;
+	uint32_t global_rpm;
+	uint32_t approval_timeout_s;
+	struct egress_rule *rules;
+	size_t n_rules;
+	struct egress_private private_ok[EGRESS_MAX_PRIVATE];
+	size_t n_private;
+};
+
+/* The built-in policy: LLM, search and research categories on, service
+ * groups off, nothing else allowed, enforce on. */
+int egress_policy_default(struct egress_policy **out, struct cdn_err *err);
+
+/* Loads a YAML policy file (at most EGRESS_MAX_POLICY_BYTES). Errors read
+ * "policy.yaml:12: domains[0].ports: expected a list of port numbers". */
+int egress_policy_load(const char *path, struct egress_policy **out, struct cdn_err *err);
+
+/* Same from memory; `source` names it in errors. */
+int egress_policy_parse(const char *yaml, size_t len, const char *source,
+			struct egress_policy **out, struct cdn_err *err);
+
+void egress_policy_free(struct egress_policy *p);
+
+/* --allow HOST[:PORT]: full access to HOST (on PORT, or 80 and 443). An
+ * existing rule for HOST is widened instead: the port added, every method,
+ * no approval (docs/policy.md). Moves p->rules: rule pointers from earlier
+ * egress_policy_match calls are invalid afterwards. */
+int egress_policy_allow(struct egress_policy *p, const char *host_port, struct cdn_err *err);
+
+/* --allow-private IP:PORT: an exception to the SSRF guard. */
+int egress_policy_allow_private(struct egress_policy *p, const char *ip_port,
+				struct cdn_err *err);
+
+/* True when (addr, port) is one of the private exceptions. */
+bool egress_policy_private_ok(const struct egress_policy *p, const struct sockaddr *addr,
+			      uint16_t port);
+
+/* Lowercase, strip one trailing dot, convert IDN to punycode, and check the
+ * result is a valid host name. 0 or negative with err set. This is for
+ * hosts from requests: a "*" anywhere is an error. cap must leave room for
+ * EGRESS_MAX_HOST bytes and the NUL. */
+int egress_host_normalize(const char *in, char *out, size_t cap, struct cdn_err *err);
+
+/* The same for a rule name from a policy or --allow: a leading "*." (a
+ * wildcard over at least two labels) is allowed and kept, and *wildcard
+ * says whether it was there. A wildcard name is at most EGRESS_MAX_HOST
+ * bytes too (it must leave room for a label below it), so the same cap
+ * holds. */
+int egress_rule_name_normalize(const char *in, char *out, size_t cap, bool *wildcard,
+			       struct cdn_err *err);
+
+/* The rule for a normalised host, or NULL. */
+const struct egress_rule *egress_policy_match(const struct egress_policy *p, const char *host);
+
+bool egress_rule_has_port(const struct egress_rule *r, uint16_t port);
+
+/* "GET" -> EGRESS_M_GET; 0 for anything else. */
+unsigned egress_method_bit(const char *method);
+
+const char *egress_category_name(enum egress_category c);
+
+#endif
