@@ -22,6 +22,13 @@ void cli_error_err(const struct cdn_err *err);
 /* True when stderr is a terminal and NO_COLOR is unset. */
 bool cli_color(void);
 
+/* The process's original argv, for re-executing as cordon-full. */
+extern char **cli_argv;
+/* Light binary: replace this process with cordon-full (same argv). */
+int cli_exec_full(void);
+
 int cmd_exec(int argc, char **argv);
+int cmd_approvals(int argc, char **argv);
+int cmd_audit(int argc, char **argv);
 
 #endif

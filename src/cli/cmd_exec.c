@@ -15,9 +15,20 @@
 #include <fcntl.h>
 
 #include "base/cleanup.h"
+#include "base/random.h"
 #include "base/units.h"
 #include "cli/cli.h"
 #include "sandbox/sandbox.h"
+#ifdef CORDON_FULL
+#include <event2/event.h>
+
+#include "audit/audit.h"
+#include "egress/engine.h"
+#include "egress/policy.h"
+#include "run/supervise.h"
+#else
+#define EGRESS_MAX_PRIVATE 64
+#endif
 
 static void exec_usage(FILE *out)
 {
@@ -43,7 +54,17 @@ static void exec_usage(FILE *out)
 	      "  --cwd DIR             working directory inside (default /workspace)\n"
 	      "\n"
 	      "Network:\n"
-	      "  --net MODE            none (default: loopback only) or proxy\n"
+	      "  --net MODE            none (default: loopback only) or proxy: only through\n"
+	      "                        cordon's egress engine (HTTP proxy on\n"
+	      "                        127.0.0.1:3128, DNS on 127.0.0.1:53)\n"
+	      "  --policy FILE         egress policy (YAML, docs/policy.md); default: the\n"
+	      "                        built-in categories only\n"
+	      "  --allow HOST[:PORT]   also allow HOST (on PORT, or 80 and 443)\n"
+	      "  --allow-private IP:PORT\n"
+	      "                        allow one private destination (off by default)\n"
+	      "  --audit-log FILE      append the hash-chained audit log here\n"
+	      "  --upstream-ca FILE    extra CA certificates (PEM) trusted for the upstream\n"
+	      "                        servers of TLS-inspected domains\n"
 	      "  --local-port PORT     allow TCP bind/connect on this loopback port\n"
 	      "\n"
 	      "Limits:\n"
@@ -93,6 +114,11 @@ enum {
 	OPT_FSIZE,
 	OPT_DEGRADED,
 	OPT_STATUS,
+	OPT_POLICY,
+	OPT_ALLOW,
+	OPT_ALLOW_PRIVATE,
+	OPT_AUDIT_LOG,
+	OPT_UPSTREAM_CA,
 };
 
 static const struct option long_opts[] = {
@@ -118,6 +144,11 @@ static const struct option long_opts[] = {
 	{ "fsize", required_argument, NULL, OPT_FSIZE },
 	{ "allow-degraded", required_argument, NULL, OPT_DEGRADED },
 	{ "status-json", required_argument, NULL, OPT_STATUS },
+	{ "policy", required_argument, NULL, OPT_POLICY },
+	{ "allow", required_argument, NULL, OPT_ALLOW },
+	{ "allow-private", required_argument, NULL, OPT_ALLOW_PRIVATE },
+	{ "audit-log", required_argument, NULL, OPT_AUDIT_LOG },
+	{ "upstream-ca", required_argument, NULL, OPT_UPSTREAM_CA },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -183,11 +214,168 @@ static int write_status(const char *path, const struct sandbox_status *st)
 	return r < 0 ? -e : 0;
 }
 
+#define MAX_ALLOW 256
+#define EXEC_NOT_STARTED INT_MIN /* the sandbox could not be created */
+
 struct exec_args {
 	struct bind_arg binds[SANDBOX_MAX_BINDS];
 	size_t n_binds;
 	char *workspace;
+	const char *policy_path;
+	const char *audit_path;
+	const char *upstream_ca;
+	const char *allow[MAX_ALLOW];
+	size_t n_allow;
+	const char *allow_private[EGRESS_MAX_PRIVATE];
+	size_t n_allow_private;
+	bool net_set;
 };
+
+static void close_pipe_ends(int pipes[2][2], int end)
+{
+	for (int i = 0; i < 2; i++)
+		if (pipes[i][end] >= 0) {
+			close(pipes[i][end]);
+			pipes[i][end] = -1;
+		}
+}
+
+/* --net none: the blocking wait, no event loop. Returns EXEC_NOT_STARTED when
+ * the sandbox could not be created, else what sandbox_wait returned. */
+static int exec_plain(const struct sandbox_config *cfg, struct sandbox_relay *relays,
+		      size_t n_relays, int pipes[2][2], struct sandbox_status *st,
+		      struct cdn_err *err)
+{
+	struct sandbox *sb = NULL;
+	int r = sandbox_spawn(cfg, &sb, err);
+	close_pipe_ends(pipes, 1);
+	if (r < 0)
+		return EXEC_NOT_STARTED;
+	r = sandbox_wait_relay(sb, relays, n_relays, st, err);
+	sandbox_free(sb);
+	close_pipe_ends(pipes, 0);
+	return r;
+}
+
+#ifdef CORDON_FULL
+static void exec_event(void *ctx, const char *type, json_t *data)
+{
+	(void)ctx;
+	if (strcmp(type, "approval.requested") != 0)
+		return;
+	const char *id = json_string_value(json_object_get(data, "approval_id"));
+	fprintf(stderr,
+		"cordon: approval %s: %s %s:%lld%s is waiting for a human "
+		"('cordon approvals approve %s' or 'reject %s')\n",
+		id, json_string_value(json_object_get(data, "method")),
+		json_string_value(json_object_get(data, "hostname")),
+		(long long)json_integer_value(json_object_get(data, "port")),
+		json_string_value(json_object_get(data, "path")), id, id);
+}
+
+struct reload_ctx {
+	struct egress_engine *engine;
+};
+
+static void exec_reload(void *ctx)
+{
+	struct reload_ctx *rc = ctx;
+	struct cdn_err err = { 0 };
+	if (egress_engine_reload(rc->engine, &err) < 0)
+		cli_error_err(&err);
+	else
+		cli_error("egress policy reloaded");
+}
+
+/* --net proxy: the egress engine serves the sandbox's sockets from an event
+ * loop that also supervises the sandbox. */
+static int exec_with_egress(const struct sandbox_config *cfg, const struct exec_args *a,
+			    struct sandbox_relay *relays, size_t n_relays, int pipes[2][2],
+			    struct sandbox_status *st, struct cdn_err *err)
+{
+	struct egress_policy *policy = NULL;
+	struct audit_log *audit = NULL;
+	struct egress_engine *engine = NULL;
+	struct event_base *base = NULL;
+	struct sandbox *sb = NULL;
+	char run_id[40], dir[256], control[512];
+	int r;
+
+	if (a->policy_path)
+		r = egress_policy_load(a->policy_path, &policy, err);
+	else
+		r = egress_policy_default(&policy, err);
+	for (size_t i = 0; r == 0 && i < a->n_allow; i++)
+		if ((r = egress_policy_allow(policy, a->allow[i], err)) < 0)
+			cdn_err_wrap(err, "--allow");
+	for (size_t i = 0; r == 0 && i < a->n_allow_private; i++)
+		if ((r = egress_policy_allow_private(policy, a->allow_private[i], err)) < 0)
+			cdn_err_wrap(err, "--allow-private");
+	if (r < 0) {
+		egress_policy_free(policy);
+		close_pipe_ends(pipes, 1);
+		return EXEC_NOT_STARTED;
+	}
+	if (a->audit_path && audit_open(a->audit_path, &audit, err) < 0) {
+		egress_policy_free(policy);
+		close_pipe_ends(pipes, 1);
+		return EXEC_NOT_STARTED;
+	}
+	r = EXEC_NOT_STARTED;
+	if (cdn_random_id("run_", 8, run_id, sizeof(run_id)) < 0 ||
+	    egress_control_dir(dir, sizeof(dir), true, err) < 0) {
+		egress_policy_free(policy);
+		goto out;
+	}
+	snprintf(control, sizeof(control), "%s/%s.sock", dir, run_id);
+	base = event_base_new();
+	if (!base) {
+		cdn_err_set(err, ENOMEM, "event loop");
+		egress_policy_free(policy);
+		goto out;
+	}
+	struct egress_engine_config ec = {
+		.run_id = run_id,
+		.policy = policy,
+		.policy_path = a->policy_path,
+		.extra_allow = a->allow,
+		.n_extra_allow = a->n_allow,
+		.extra_private = a->allow_private,
+		.n_extra_private = a->n_allow_private,
+		.audit = audit,
+		.control_path = control,
+		.hosts_file = getenv("CORDON_HOSTS_FILE"),
+		.upstream_ca_file = a->upstream_ca,
+		.on_event = exec_event,
+	};
+	if (egress_engine_new(base, &ec, &engine, err) < 0)
+		goto out;
+	struct sandbox_config scfg = *cfg;
+	scfg.ca_pem = egress_engine_ca_pem(engine);
+	if (sandbox_spawn(&scfg, &sb, err) < 0)
+		goto out;
+	close_pipe_ends(pipes, 1);
+	int proxy_fd, dns_udp, dns_tcp;
+	sandbox_take_egress_fds(sb, &proxy_fd, &dns_udp, &dns_tcp);
+	if (egress_engine_attach(engine, proxy_fd, dns_udp, dns_tcp, err) < 0)
+		goto out;
+	struct reload_ctx rc = { engine };
+	struct supervise_opts so = { .base = base, .sb = sb, .relays = relays,
+				     .n_relays = n_relays,
+				     .on_sighup = a->policy_path ? exec_reload : NULL, .ctx = &rc };
+	r = run_supervise(&so, st, err);
+out:
+	close_pipe_ends(pipes, 1);
+	egress_engine_free(engine);
+	sandbox_free(sb);
+	close_pipe_ends(pipes, 0);
+	if (base)
+		event_base_free(base);
+	audit_close(audit);
+	return r;
+}
+
+#endif
 
 static int exec_main(int argc, char **argv, struct exec_args *a)
 {
@@ -256,6 +444,7 @@ static int exec_main(int argc, char **argv, struct exec_args *a)
 			cfg.cwd = optarg;
 			break;
 		case OPT_NET:
+			a->net_set = true;
 			if (strcmp(optarg, "none") == 0)
 				cfg.net = SANDBOX_NET_NONE;
 			else if (strcmp(optarg, "proxy") == 0)
@@ -322,6 +511,28 @@ static int exec_main(int argc, char **argv, struct exec_args *a)
 		case OPT_STATUS:
 			status_path = optarg;
 			break;
+		case OPT_POLICY:
+			a->policy_path = optarg;
+			break;
+		case OPT_AUDIT_LOG:
+			a->audit_path = optarg;
+			break;
+		case OPT_UPSTREAM_CA:
+			a->upstream_ca = optarg;
+			break;
+		case OPT_ALLOW:
+			if (a->n_allow >= MAX_ALLOW)
+				r = cdn_err_set(&err, E2BIG, "--allow: at most %d", MAX_ALLOW);
+			else
+				a->allow[a->n_allow++] = optarg;
+			break;
+		case OPT_ALLOW_PRIVATE:
+			if (a->n_allow_private >= EGRESS_MAX_PRIVATE)
+				r = cdn_err_set(&err, E2BIG, "--allow-private: at most %d",
+						EGRESS_MAX_PRIVATE);
+			else
+				a->allow_private[a->n_allow_private++] = optarg;
+			break;
 		default:
 			fputs("Run 'cordon exec --help' for usage.\n", stderr);
 			return EXIT_CORDON;
@@ -353,20 +564,30 @@ static int exec_main(int argc, char **argv, struct exec_args *a)
 		cli_error("--repo: profile %s mounts no repository", prof->name);
 		return EXIT_CORDON;
 	}
+	enum sandbox_net net = cfg.net;
 	if (sandbox_apply_profile(&cfg, prof, repo, &err) < 0) {
 		cli_error_err(&err);
 		return EXIT_CORDON;
 	}
+	if (a->net_set)
+		cfg.net = net; /* an explicit --net wins over the profile */
 	for (size_t i = 0; i < n_binds; i++) {
 		if (sandbox_config_add_bind(&cfg, binds[i].src, binds[i].dst, binds[i].rw, &err) < 0) {
 			cli_error_err(&err);
 			return EXIT_CORDON;
 		}
 	}
-	if (cfg.net == SANDBOX_NET_PROXY) {
-		cli_error("--net proxy: the egress engine is not part of this build yet");
+	if (cfg.net != SANDBOX_NET_PROXY &&
+	    (a->policy_path || a->audit_path || a->n_allow || a->n_allow_private || a->upstream_ca)) {
+		cli_error("--policy, --allow, --allow-private, --audit-log and --upstream-ca need "
+			  "--net proxy");
 		return EXIT_CORDON;
 	}
+#ifndef CORDON_FULL
+	/* The egress engine lives in the full binary. */
+	if (cfg.net == SANDBOX_NET_PROXY)
+		return cli_exec_full();
+#endif
 	cfg.phases[0] = &argv[optind];
 	cfg.n_phases = 1;
 
@@ -391,21 +612,17 @@ static int exec_main(int argc, char **argv, struct exec_args *a)
 		relays[n_relays++] = (struct sandbox_relay){ .from = pipes[fd - 1][0], .to = fd };
 	}
 
-	struct sandbox *sb = NULL;
 	struct sandbox_status st = { 0 };
-	r = sandbox_spawn(&cfg, &sb, &err);
-	for (int i = 0; i < 2; i++)
-		if (pipes[i][1] >= 0)
-			close(pipes[i][1]);
-	if (r < 0) {
+#ifdef CORDON_FULL
+	if (cfg.net == SANDBOX_NET_PROXY)
+		r = exec_with_egress(&cfg, a, relays, n_relays, pipes, &st, &err);
+	else
+#endif
+		r = exec_plain(&cfg, relays, n_relays, pipes, &st, &err);
+	if (r == EXEC_NOT_STARTED) {
 		cli_error_err(&err);
 		return EXIT_CORDON;
 	}
-	r = sandbox_wait_relay(sb, relays, n_relays, &st, &err);
-	sandbox_free(sb);
-	for (int i = 0; i < 2; i++)
-		if (pipes[i][0] >= 0)
-			close(pipes[i][0]);
 	if (r < 0) {
 		cli_error_err(&err);
 		st.exit_code = EXIT_CORDON;

@@ -1,4 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +32,40 @@ bool cli_color(void)
 	return isatty(STDERR_FILENO) && !(nc && *nc);
 }
 
+char **cli_argv;
+
+/*
+ * `cordon` is built twice. The light binary links only the sandbox core,
+ * so `cordon exec` without the egress engine starts as fast as a bare
+ * sandbox can (no libevent, OpenSSL, ... to load and relocate). Everything
+ * else runs in `cordon-full`, next to it or in the libexec directory,
+ * which the light binary executes in its place with the same arguments.
+ */
+int cli_exec_full(void)
+{
+#ifdef CORDON_FULL
+	cli_error("internal error: already the full binary");
+	return EXIT_CORDON;
+#else
+	char self[PATH_MAX], path[PATH_MAX + 32];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n > 0) {
+		self[n] = '\0';
+		char *slash = strrchr(self, '/');
+		if (slash) {
+			*slash = '\0';
+			snprintf(path, sizeof(path), "%s/cordon-full", self);
+			if (access(path, X_OK) == 0)
+				execv(path, cli_argv);
+		}
+	}
+	snprintf(path, sizeof(path), "%s/cordon-full", CORDON_LIBEXECDIR);
+	execv(path, cli_argv);
+	cli_error("cannot run %s: %s", path, strerror(errno));
+	return EXIT_CORDON;
+#endif
+}
+
 struct command {
 	const char *name;
 	int (*fn)(int argc, char **argv);
@@ -37,6 +74,10 @@ struct command {
 
 static const struct command commands[] = {
 	{ "exec", cmd_exec, "run one command in a fresh sandbox, then destroy it" },
+#ifdef CORDON_FULL
+	{ "approvals", cmd_approvals, "list and decide requests waiting for a human" },
+	{ "audit", cmd_audit, "verify a hash-chained audit log" },
+#endif
 };
 
 static void usage(FILE *out)
@@ -59,12 +100,16 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
+	cli_argv = argv;
 	if (argc < 2) {
 		usage(stderr);
 		return EXIT_CORDON;
 	}
 	const char *cmd = argv[1];
 	if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
+#ifndef CORDON_FULL
+		return cli_exec_full();
+#endif
 		usage(stdout);
 		return 0;
 	}
@@ -75,6 +120,9 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (strcmp(cmd, commands[i].name) == 0)
 			return commands[i].fn(argc - 1, argv + 1);
+#ifndef CORDON_FULL
+	return cli_exec_full();
+#endif
 	cli_error("unknown command '%s' (see 'cordon --help')", cmd);
 	return EXIT_CORDON;
 }

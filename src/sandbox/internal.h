@@ -37,6 +37,7 @@ enum sb_step_kind {
 	SB_STEP_MASK,     /* hide dst (inside /proc) behind /dev/null or an empty ro tmpfs */
 	SB_STEP_READONLY, /* rebind dst over itself read-only */
 	SB_STEP_SEAL,     /* make the mount at dst read-only (not its submounts) */
+	SB_STEP_OVERLAY,  /* bind src, a path in the new root, over dst */
 };
 
 struct sb_step {

@@ -224,6 +224,44 @@ static const char *const proc_readonly[] = { "proc/sys", "proc/fs" };
 
 static const char *const dev_nodes[] = { "null", "zero", "full", "random", "urandom" };
 
+#define CA_BUNDLE "/etc/ssl/certs/ca-certificates.crt"
+#define CA_BUNDLE_MAX (4 << 20)
+
+/* TLS inspection's run CA: /etc/cordon/ca.pem, and a bundle of the host's
+ * roots plus it laid over the system bundle, so every TLS library in the
+ * sandbox trusts it without configuration. */
+static int plan_ca(struct sb_plan *plan, const char *pem, struct cdn_err *err)
+{
+	int r = plan_text(plan, SB_STEP_FILE, "/etc/cordon/ca.pem", pem, 0644, err);
+	if (r < 0)
+		return r;
+	_cleanup_close_ int fd = open(CA_BUNDLE, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : cdn_err_set(err, errno, "read %s", CA_BUNDLE);
+	struct stat st;
+	if (fstat(fd, &st) < 0 || st.st_size > CA_BUNDLE_MAX)
+		return cdn_err_set(err, EFBIG, "read %s", CA_BUNDLE);
+	size_t pl = strlen(pem);
+	_cleanup_free_ char *buf = malloc((size_t)st.st_size + pl + 2);
+	if (!buf)
+		return cdn_err_set(err, ENOMEM, "CA bundle");
+	ssize_t n = read(fd, buf, (size_t)st.st_size);
+	if (n < 0)
+		return cdn_err_set(err, errno, "read %s", CA_BUNDLE);
+	size_t len = (size_t)n;
+	if (len && buf[len - 1] != '\n')
+		buf[len++] = '\n';
+	memcpy(buf + len, pem, pl + 1);
+	if ((r = plan_text(plan, SB_STEP_FILE, "/etc/cordon/ca-certificates.crt", buf, 0644,
+			   err)) < 0)
+		return r;
+	struct sb_step *s = plan_add(plan, SB_STEP_OVERLAY, CA_BUNDLE, err);
+	if (!s)
+		return -ENOMEM;
+	s->src = strdup("etc/cordon/ca-certificates.crt");
+	return s->src ? 0 : cdn_err_set(err, ENOMEM, "CA bundle");
+}
+
 static int plan_etc(struct sb_plan *plan, const struct sandbox_config *cfg, struct cdn_err *err)
 {
 	char buf[1024];
@@ -262,6 +300,8 @@ static int plan_etc(struct sb_plan *plan, const struct sandbox_config *cfg, stru
 	for (size_t i = 0; i < CDN_ARRAY_SIZE(etc_paths); i++)
 		if ((r = plan_replicate(plan, etc_paths[i], true, err)) < 0)
 			return r;
+	if (cfg->ca_pem)
+		return plan_ca(plan, cfg->ca_pem, err);
 	return 0;
 }
 
@@ -709,6 +749,27 @@ static int do_step(struct sb_plan *plan, struct sb_step *s, int root, struct sb_
 				      0) == 0)
 			r = move_mount(fd, "", target, "",
 				       MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
+		int e = errno;
+		close(target);
+		errno = e;
+		if (r < 0)
+			goto mount_failed;
+		close(fd);
+		return 0;
+	}
+	case SB_STEP_OVERLAY: {
+		int src = sys_openat2(root, s->src, O_PATH | O_CLOEXEC, IN_ROOT | RESOLVE_NO_SYMLINKS);
+		if (src < 0)
+			return sb_fail(fail, errno, "overlay source /%s", s->src);
+		fd = open_tree(src, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+		close(src);
+		if (fd < 0 || sys_mount_setattr(fd, "", AT_EMPTY_PATH, MOUNT_ATTR_RDONLY |
+						MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, 0) < 0)
+			goto mount_failed;
+		int target = sys_openat2(root, s->dst, O_PATH | O_CLOEXEC, IN_ROOT);
+		if (target < 0)
+			goto mount_failed;
+		r = move_mount(fd, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
 		int e = errno;
 		close(target);
 		errno = e;

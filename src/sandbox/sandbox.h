@@ -98,6 +98,12 @@ struct sandbox_config {
 	struct sandbox_limits limits;
 	unsigned allow_degraded; /* enum sandbox_protection bits */
 
+	/* An extra CA certificate (PEM) the sandbox trusts: the run CA of TLS
+	 * inspection. Added to the system bundle at
+	 * /etc/ssl/certs/ca-certificates.crt and pointed to by the usual
+	 * SSL_CERT_FILE-style variables. NULL: none. */
+	const char *ca_pem;
+
 	/* stdio for the phases; -1 inherits the caller's. */
 	int stdin_fd, stdout_fd, stderr_fd;
 };

@@ -215,9 +215,30 @@ static int plan_env(struct sb_plan *plan, const struct sandbox_config *cfg, stru
 		if (!env_has(cfg, name))
 			plan->envp[n++] = strdup(defaults[i]);
 	}
+	static const char *const ca_env[] = {
+		"SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt",
+		"REQUESTS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt",
+		"CURL_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt",
+		"GIT_SSL_CAINFO=/etc/ssl/certs/ca-certificates.crt",
+		"PIP_CERT=/etc/ssl/certs/ca-certificates.crt",
+		"AWS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt",
+		"NODE_EXTRA_CA_CERTS=/etc/cordon/ca.pem",
+	};
+	/* The caller's own entries win over these (getenv finds the first). */
+	char name[32];
 	if (cfg->net == SANDBOX_NET_PROXY)
-		for (size_t i = 0; i < CDN_ARRAY_SIZE(proxy_env); i++)
-			plan->envp[n++] = strdup(proxy_env[i]);
+		for (size_t i = 0; i < CDN_ARRAY_SIZE(proxy_env); i++) {
+			snprintf(name, sizeof(name), "%.*s", (int)strcspn(proxy_env[i], "="),
+				 proxy_env[i]);
+			if (!env_has(cfg, name))
+				plan->envp[n++] = strdup(proxy_env[i]);
+		}
+	if (cfg->ca_pem)
+		for (size_t i = 0; i < CDN_ARRAY_SIZE(ca_env); i++) {
+			snprintf(name, sizeof(name), "%.*s", (int)strcspn(ca_env[i], "="), ca_env[i]);
+			if (!env_has(cfg, name))
+				plan->envp[n++] = strdup(ca_env[i]);
+		}
 	for (size_t i = 0; i < cfg->n_env && n < cap; i++)
 		plan->envp[n++] = strdup(cfg->env[i]);
 	for (size_t i = 0; i < n; i++) {

@@ -1,0 +1,240 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * cordon approvals list|approve ID|reject ID
+ *
+ * Talks to every running cordon of this user over its control socket
+ * (egress_control_dir()).
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <poll.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "base/cleanup.h"
+#include "cli/cli.h"
+#include "egress/engine.h"
+
+#define REPLY_MAX 65536
+
+static void approvals_usage(FILE *out)
+{
+	fputs("Usage: cordon approvals list [--json]\n"
+	      "       cordon approvals approve ID [--by NAME]\n"
+	      "       cordon approvals reject ID [--by NAME]\n"
+	      "\n"
+	      "List and decide the requests that wait for a human: write methods to\n"
+	      "domains whose egress rule says `approval: required`. An undecided request\n"
+	      "is denied when the policy's approvals.timeout_seconds pass.\n"
+	      "\n"
+	      "Options:\n"
+	      "  --json       list as JSON\n"
+	      "  --by NAME    who decided (default: your user name), for the audit log\n"
+	      "  -h, --help   show this help\n",
+	      out);
+}
+
+/* One request/reply on a control socket; NULL when nobody answers. */
+static json_t *ask(const char *path, json_t *req)
+{
+	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	if (fd < 0 || strlen(path) >= sizeof(sun.sun_path))
+		return NULL;
+	strcpy(sun.sun_path, path);
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0)
+		return NULL;
+	_cleanup_free_ char *line = json_dumps(req, JSON_COMPACT);
+	if (!line || write(fd, line, strlen(line)) < 0 || write(fd, "\n", 1) != 1)
+		return NULL;
+	_cleanup_free_ char *buf = malloc(REPLY_MAX);
+	size_t got = 0;
+	while (buf && got < REPLY_MAX - 1) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		if (poll(&p, 1, 5000) <= 0)
+			return NULL;
+		ssize_t n = read(fd, buf + got, REPLY_MAX - 1 - got);
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+		if (memchr(buf, '\n', got))
+			break;
+	}
+	if (!buf || got == 0)
+		return NULL;
+	return json_loadb(buf, got, JSON_DISABLE_EOF_CHECK, NULL);
+}
+
+/* Calls fn for each live control socket. */
+static int each_socket(int (*fn)(const char *path, void *ctx), void *ctx, struct cdn_err *err)
+{
+	char dir[256];
+	if (egress_control_dir(dir, sizeof(dir), false, err) < 0)
+		return -1;
+	_cleanup_closedir_ DIR *d = opendir(dir);
+	if (!d)
+		return errno == ENOENT ? 0 : cdn_err_set(err, errno, "open %s", dir);
+	struct dirent *de;
+	int count = 0;
+	while ((de = readdir(d))) {
+		size_t l = strlen(de->d_name);
+		if (l < 6 || strcmp(de->d_name + l - 5, ".sock") != 0)
+			continue;
+		char path[512];
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		int r = fn(path, ctx);
+		if (r > 0)
+			return r;
+		count++;
+	}
+	return 0;
+}
+
+struct list_ctx {
+	json_t *all;
+};
+
+static int list_one(const char *path, void *vctx)
+{
+	struct list_ctx *ctx = vctx;
+	json_t *req = json_pack("{s:s}", "op", "list");
+	json_t *res = ask(path, req);
+	json_decref(req);
+	if (!res)
+		return 0;
+	const char *run = json_string_value(json_object_get(res, "run_id"));
+	json_t *arr = json_object_get(res, "approvals");
+	size_t i;
+	json_t *a;
+	json_array_foreach(arr, i, a)
+	{
+		json_object_set_new(a, "run_id", json_string(run ? run : ""));
+		json_array_append(ctx->all, a);
+	}
+	json_decref(res);
+	return 0;
+}
+
+struct decide_ctx {
+	const char *id;
+	bool approve;
+	const char *by;
+	bool done;
+	char error[256];
+};
+
+static int decide_one(const char *path, void *vctx)
+{
+	struct decide_ctx *ctx = vctx;
+	json_t *req = json_pack("{s:s, s:s, s:b, s:s}", "op", "decide", "id", ctx->id, "approve",
+				ctx->approve, "by", ctx->by);
+	json_t *res = ask(path, req);
+	json_decref(req);
+	if (!res)
+		return 0;
+	if (json_is_true(json_object_get(res, "ok")))
+		ctx->done = true;
+	json_decref(res);
+	return ctx->done ? 1 : 0;
+}
+
+int cmd_approvals(int argc, char **argv)
+{
+	static const struct option opts[] = { { "json", no_argument, NULL, 'j' },
+					      { "by", required_argument, NULL, 'b' },
+					      { "help", no_argument, NULL, 'h' },
+					      { NULL, 0, NULL, 0 } };
+	bool as_json = false;
+	const char *by = NULL;
+	optind = 1;
+	int c;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'j':
+			as_json = true;
+			break;
+		case 'b':
+			by = optarg;
+			break;
+		case 'h':
+			approvals_usage(stdout);
+			return 0;
+		default:
+			approvals_usage(stderr);
+			return EXIT_CORDON;
+		}
+	}
+	if (optind >= argc) {
+		approvals_usage(stderr);
+		return EXIT_CORDON;
+	}
+	const char *verb = argv[optind];
+	struct cdn_err err = { 0 };
+	if (strcmp(verb, "list") == 0) {
+		struct list_ctx ctx = { json_array() };
+		if (each_socket(list_one, &ctx, &err) < 0) {
+			cli_error_err(&err);
+			json_decref(ctx.all);
+			return EXIT_CORDON;
+		}
+		if (as_json) {
+			char *s = json_dumps(ctx.all, JSON_INDENT(2));
+			printf("%s\n", s ? s : "[]");
+			free(s);
+		} else if (json_array_size(ctx.all) == 0) {
+			printf("no requests are waiting for approval\n");
+		} else {
+			printf("%-16s %-22s %-7s %-40s %8s %8s\n", "ID", "RUN", "METHOD", "DESTINATION",
+			       "WAITING", "EXPIRES");
+			size_t i;
+			json_t *a;
+			json_array_foreach(ctx.all, i, a)
+			{
+				char dest[512];
+				snprintf(dest, sizeof(dest), "%s:%lld%s",
+					 json_string_value(json_object_get(a, "host")),
+					 (long long)json_integer_value(json_object_get(a, "port")),
+					 json_string_value(json_object_get(a, "path")));
+				printf("%-16s %-22s %-7s %-40.40s %7llds %7llds\n",
+				       json_string_value(json_object_get(a, "id")),
+				       json_string_value(json_object_get(a, "run_id")),
+				       json_string_value(json_object_get(a, "method")), dest,
+				       (long long)json_integer_value(json_object_get(a, "waiting_s")),
+				       (long long)json_integer_value(json_object_get(a, "expires_in_s")));
+			}
+		}
+		json_decref(ctx.all);
+		return 0;
+	}
+	if (strcmp(verb, "approve") == 0 || strcmp(verb, "reject") == 0) {
+		if (optind + 1 >= argc) {
+			cli_error("approvals %s: which ID? (see 'cordon approvals list')", verb);
+			return EXIT_CORDON;
+		}
+		struct passwd *pw = getpwuid(geteuid());
+		struct decide_ctx ctx = { .id = argv[optind + 1],
+					  .approve = strcmp(verb, "approve") == 0,
+					  .by = by ? by : (pw ? pw->pw_name : "operator") };
+		if (each_socket(decide_one, &ctx, &err) < 0) {
+			cli_error_err(&err);
+			return EXIT_CORDON;
+		}
+		if (!ctx.done) {
+			cli_error("approvals %s: no pending request %s in a running cordon", verb,
+				  ctx.id);
+			return 1;
+		}
+		printf("%s %s\n", ctx.id, ctx.approve ? "approved" : "rejected");
+		return 0;
+	}
+	cli_error("approvals: unknown verb '%s' (list, approve, reject)", verb);
+	return EXIT_CORDON;
+}

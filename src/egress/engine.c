@@ -1,0 +1,1630 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The egress HTTP proxy: absolute-form HTTP/1.1 requests and CONNECT
+ * tunnels, one client connection at a time per struct pconn, on libevent
+ * bufferevents.
+ *
+ * A request is decided in the documented order, the first failing stage
+ * decides:
+ *
+ *   domain -> protocol/port -> rate -> method (approval) -> content
+ *   -> destination -> forward
+ *
+ * Content inspection covers the request line and head before anything
+ * leaves, then the (de-chunked) body as it streams: the last
+ * INSPECT_OVERLAP bytes are held back until the bytes after them are
+ * scanned, so a credential is never forwarded, even one split across
+ * reads. Bodies are re-framed on the way out (chunked stays chunked,
+ * re-encoded by us), so the upstream never sees the client's framing: one
+ * less place for request smuggling.
+ *
+ * The destination stage resolves the name asynchronously, refuses if any
+ * answer is not a public address (the SSRF guard), and connects to exactly
+ * the address it checked, so there is no second lookup to rebind.
+ *
+ * Lifetime: every callback holds a guard on its connection (busy); a
+ * connection closed while busy is freed when the last guard drops.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/cleanup.h"
+#include "egress/engine_internal.h"
+#include "egress/ssrf.h"
+#include "egress/tls.h"
+
+#define GLOBAL_KEY "\x01global"
+#define MAX_CHECKED_ADDRS 8
+
+enum cstate {
+	C_HEAD,	      /* reading a request head */
+	C_DECIDING,   /* waiting for DNS or a human */
+	C_CONNECTING, /* connecting upstream */
+	C_BODY,	      /* forwarding the request body */
+	C_RESPONSE,   /* forwarding the response */
+	C_CLOSING,    /* flushing, then free */
+};
+
+struct dns_wait {
+	struct pconn *conn;
+	struct evdns_getaddrinfo_request *req;
+};
+
+struct pconn {
+	LIST_ENTRY(pconn) link;
+	struct egress_engine *e;
+	struct bufferevent *cbev; /* the sandbox side */
+	struct bufferevent *ubev; /* upstream, NULL when none */
+	enum cstate state;
+	int busy;
+	bool closing;
+	struct event *timer; /* head timeout */
+
+	/* the request being handled */
+	struct policy_ref *pol;
+	char *head; /* copy of the request head; req points into it */
+	struct http_request req;
+	char host[HTTP_MAX_HOST + 1]; /* normalised */
+	const struct egress_rule *rule;
+	bool would_block;	 /* audit-only mode: a stage failed but we go on */
+	char would_reason[160];
+	struct dns_wait *dns_wait;
+	struct approval *approval;
+	struct sockaddr_storage addrs[MAX_CHECKED_ADDRS];
+	size_t n_addrs, next_addr;
+
+	/* upstream identity, for reuse across keep-alive requests */
+	char up_host[HTTP_MAX_HOST + 1];
+	uint16_t up_port;
+
+	/* request body */
+	uint64_t body_left;
+	struct http_chunked chunk;
+	struct inspect_stream insp;
+	struct evbuffer *hold; /* inspected body bytes not yet released */
+	bool body_done;
+
+	/* response */
+	bool res_head_done;
+	struct http_response res;
+	uint64_t res_left;
+	struct http_chunked res_chunk;
+	bool res_keep_alive;
+
+	/* accounting for the audit line */
+	uint64_t t_start;
+	uint64_t req_size, res_size;
+	int status;
+	unsigned served; /* requests on this connection */
+	bool force_block; /* refuse even in audit-only mode */
+
+	/* TLS inspection: this connection is a terminated CONNECT tunnel */
+	bool tls;
+	char tls_host[HTTP_MAX_HOST + 1];
+	uint16_t tls_port;
+	uint64_t flush_deadline;  /* C_CLOSING: give up writing the answer */
+	uint64_t linger_deadline; /* C_CLOSING: stop waiting for the client's FIN */
+	char up_error[200];	 /* why an inspected tunnel's upstream went away */
+};
+
+static void conn_free(struct pconn *c);
+static void process_head(struct pconn *c);
+static void stage_content(struct pconn *c);
+static void stage_destination(struct pconn *c);
+static void connect_next(struct pconn *c);
+static void pump_body(struct pconn *c);
+static void pump_response(struct pconn *c);
+static void approval_decided(struct pconn *c, bool approved, const char *why);
+static void start_tls(struct pconn *c);
+static void upstream_ready(struct pconn *c);
+static void start_tunnel(struct pconn *c);
+
+uint64_t egress_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* ------------------------------------------------------------------ policy */
+
+struct policy_ref *egress_policy_get(struct egress_engine *e)
+{
+	e->policy->refs++;
+	return e->policy;
+}
+
+void egress_policy_put(struct policy_ref *r)
+{
+	if (r && --r->refs == 0) {
+		egress_policy_free(r->p);
+		free(r);
+	}
+}
+
+/* ------------------------------------------------------------------- audit */
+
+void egress_emit(struct egress_engine *e, const char *type, json_t *data)
+{
+	if (e->on_event)
+		e->on_event(e->event_ctx, type, data);
+}
+
+void egress_audit(struct egress_engine *e, json_t *entry)
+{
+	if (e->run_id)
+		json_object_set_new(entry, "run_id", json_string(e->run_id));
+	if (e->audit) {
+		struct cdn_err err = { 0 };
+		if (audit_append(e->audit, entry, false, &err) < 0)
+			fprintf(stderr, "cordon: audit log: %s\n", err.msg);
+	}
+}
+
+static json_t *request_entry(struct pconn *c, const char *type)
+{
+	json_t *j = json_object();
+	json_object_set_new(j, "event_type", json_string(type));
+	json_object_set_new(j, "method", json_string(c->req.method));
+	json_object_set_new(j, "hostname", json_string(c->host[0] ? c->host : c->req.host));
+	json_object_set_new(j, "port", json_integer(c->req.port));
+	json_object_set_new(j, "status_code", json_integer(c->status));
+	json_object_set_new(j, "duration_ms", json_integer((json_int_t)(egress_now_ms() - c->t_start)));
+	json_object_set_new(j, "request_size", json_integer((json_int_t)c->req_size));
+	json_object_set_new(j, "response_size", json_integer((json_int_t)c->res_size));
+	if (c->rule)
+		json_object_set_new(j, "rule", json_string(c->rule->name));
+	if (c->would_block) {
+		json_object_set_new(j, "enforced", json_false());
+		json_object_set_new(j, "blocked_reason", json_string(c->would_reason));
+	}
+	return j;
+}
+
+/* ------------------------------------------------------------- connection */
+
+static void conn_close(struct pconn *c)
+{
+	c->closing = true;
+	if (c->busy == 0)
+		conn_free(c);
+}
+
+#define GUARD_IN(c) ((c)->busy++)
+#define GUARD_OUT(c)                                 \
+	do {                                         \
+		if (--(c)->busy == 0 && (c)->closing) \
+			conn_free(c);                \
+	} while (0)
+
+static void reset_request(struct pconn *c)
+{
+	egress_policy_put(c->pol);
+	c->pol = NULL;
+	free(c->head);
+	c->head = NULL;
+	memset(&c->req, 0, sizeof(c->req));
+	c->host[0] = '\0';
+	c->rule = NULL;
+	c->would_block = false;
+	c->force_block = false;
+	c->would_reason[0] = '\0';
+	c->n_addrs = c->next_addr = 0;
+	c->body_left = 0;
+	c->body_done = false;
+	c->res_head_done = false;
+	c->res_left = 0;
+	c->res_keep_alive = false;
+	c->req_size = c->res_size = 0;
+	c->status = 0;
+	if (c->hold)
+		evbuffer_drain(c->hold, evbuffer_get_length(c->hold));
+}
+
+static void conn_free(struct pconn *c)
+{
+	if (c->dns_wait) {
+		c->dns_wait->conn = NULL;
+		if (c->dns_wait->req)
+			evdns_getaddrinfo_cancel(c->dns_wait->req);
+		c->dns_wait = NULL;
+	}
+	if (c->approval) {
+		egress_approval_cancel(c->approval);
+		c->approval = NULL;
+	}
+	if (c->timer)
+		event_free(c->timer);
+	if (c->cbev)
+		bufferevent_free(c->cbev);
+	if (c->ubev)
+		bufferevent_free(c->ubev);
+	if (c->hold)
+		evbuffer_free(c->hold);
+	reset_request(c);
+	LIST_REMOVE(c, link);
+	c->e->n_conns--;
+	free(c);
+}
+
+/* Bytes queued for the client, including those a TLS filter has already
+ * encrypted into the socket's own buffer. */
+static size_t client_pending(struct pconn *c)
+{
+	size_t n = evbuffer_get_length(bufferevent_get_output(c->cbev));
+	struct bufferevent *under = bufferevent_get_underlying(c->cbev);
+	if (under)
+		n += evbuffer_get_length(bufferevent_get_output(under));
+	return n;
+}
+
+#define FLUSH_POLL_MS 10
+#define LINGER_MS 2000
+
+/*
+ * Close once everything queued for the client has been written, then
+ * linger: a client refused in the middle of sending a body is still
+ * writing, and closing under it would reset the connection and lose our
+ * answer (the lingering close of RFC 9112 9.6). Its bytes are read and
+ * dropped until it closes or LINGER_MS pass. A TLS filter gives no
+ * callback when its socket drains, so the whole wait polls the timer.
+ */
+static void close_after_flush(struct pconn *c)
+{
+	if (c->state != C_CLOSING) {
+		c->state = C_CLOSING;
+		c->flush_deadline = egress_now_ms() + EGRESS_IDLE_TIMEOUT_S * 1000ull;
+		c->linger_deadline = 0;
+	}
+	if (c->ubev) {
+		bufferevent_free(c->ubev);
+		c->ubev = NULL;
+	}
+	/* Input is dropped by client_read, never here: a caller may be in
+	 * the middle of parsing bytes that sit in that buffer. */
+	bufferevent_enable(c->cbev, EV_READ);
+	uint64_t now = egress_now_ms();
+	if (client_pending(c) == 0) {
+		if (!c->linger_deadline) {
+			c->linger_deadline = now + LINGER_MS;
+			if (!bufferevent_get_underlying(c->cbev))
+				shutdown(bufferevent_getfd(c->cbev), SHUT_WR);
+		}
+		if (now >= c->linger_deadline) {
+			conn_close(c);
+			return;
+		}
+	} else if (now >= c->flush_deadline) {
+		conn_close(c);
+		return;
+	}
+	struct timeval tv = { 0, FLUSH_POLL_MS * 1000 };
+	evtimer_add(c->timer, &tv);
+}
+
+/* A short plain-text answer from the proxy itself. */
+static void respond(struct pconn *c, int status, const char *reason, const char *code,
+		    const char *msg, uint64_t retry_after_s)
+{
+	char body[512];
+	int bl = snprintf(body, sizeof(body), "cordon: %s\n", msg);
+	if (bl < 0 || (size_t)bl >= sizeof(body))
+		bl = (int)sizeof(body) - 1;
+	struct evbuffer *out = bufferevent_get_output(c->cbev);
+	evbuffer_add_printf(out,
+			    "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+			    "Content-Length: %d\r\nConnection: close\r\nX-Cordon-Block: %s\r\n",
+			    status, reason, bl, code);
+	if (retry_after_s)
+		evbuffer_add_printf(out, "Retry-After: %" PRIu64 "\r\n", retry_after_s);
+	evbuffer_add(out, "\r\n", 2);
+	evbuffer_add(out, body, (size_t)bl);
+	c->status = status;
+	c->res_size = evbuffer_get_length(out);
+}
+
+/*
+ * A stage refused the request. In audit-only mode (enforce: false) the
+ * decision is recorded and the request goes on; returns true when the
+ * caller must stop.
+ */
+static bool block(struct pconn *c, int status, const char *reason, const char *code,
+		  const char *event_type, json_t *extra, const char *fmt, ...)
+	__attribute__((format(printf, 7, 8)));
+
+static bool block(struct pconn *c, int status, const char *reason, const char *code,
+		  const char *event_type, json_t *extra, const char *fmt, ...)
+{
+	char msg[400];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+
+	struct egress_engine *e = c->e;
+	bool enforce = c->force_block || !c->pol || c->pol->p->enforce;
+	json_t *j = request_entry(c, event_type);
+	json_object_set_new(j, "status_code", json_integer(enforce ? status : 0));
+	json_object_set_new(j, "blocked_reason", json_string(msg));
+	if (!enforce)
+		json_object_set_new(j, "enforced", json_false());
+	if (extra)
+		json_object_update(j, extra);
+	egress_audit(e, j);
+	egress_emit(e, "egress.blocked", j);
+	json_decref(j);
+	json_decref(extra);
+
+	if (!enforce) {
+		if (!c->would_block) {
+			c->would_block = true;
+			snprintf(c->would_reason, sizeof(c->would_reason), "%s", msg);
+		}
+		return false;
+	}
+	e->stats.blocked++;
+	respond(c, status, reason, code, msg, 0);
+	close_after_flush(c);
+	return true;
+}
+
+static void respond_retry(struct pconn *c, int64_t wait_ms, const char *what)
+{
+	uint64_t secs = (uint64_t)(wait_ms + 999) / 1000;
+	char msg[200];
+	snprintf(msg, sizeof(msg), "rate limit reached for %s; retry in %" PRIu64 " s", what,
+		 secs);
+	json_t *j = request_entry(c, "rate_limited");
+	json_object_set_new(j, "status_code", json_integer(429));
+	json_object_set_new(j, "blocked_reason", json_string(msg));
+	egress_audit(c->e, j);
+	egress_emit(c->e, "egress.blocked", j);
+	json_decref(j);
+	c->e->stats.blocked++;
+	respond(c, 429, "Too Many Requests", "rate", msg, secs ? secs : 1);
+	close_after_flush(c);
+}
+
+/* ------------------------------------------------------- client events */
+
+static void client_read(struct bufferevent *bev, void *arg);
+static void client_write(struct bufferevent *bev, void *arg);
+static void client_event(struct bufferevent *bev, short what, void *arg);
+static void upstream_read(struct bufferevent *bev, void *arg);
+static void upstream_write(struct bufferevent *bev, void *arg);
+static void upstream_event(struct bufferevent *bev, short what, void *arg);
+
+static void head_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct pconn *c = arg;
+	GUARD_IN(c);
+	if (c->state == C_CLOSING) {
+		close_after_flush(c);
+	} else if (c->state == C_HEAD) {
+		if (evbuffer_get_length(bufferevent_get_input(c->cbev)) > 0 || c->served == 0) {
+			c->status = 408;
+			respond(c, 408, "Request Timeout", "timeout",
+				"the request head did not arrive in time", 0);
+		}
+		close_after_flush(c);
+	}
+	GUARD_OUT(c);
+}
+
+static void arm_head_timer(struct pconn *c)
+{
+	struct timeval tv = { EGRESS_HEADER_TIMEOUT_S, 0 };
+	evtimer_add(c->timer, &tv);
+}
+
+static void accept_conn(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+			int salen, void *arg)
+{
+	(void)l;
+	(void)sa;
+	(void)salen;
+	struct egress_engine *e = arg;
+	if (e->n_conns >= EGRESS_MAX_CONNS) {
+		/* Bounded: refuse rather than queue without limit. */
+		static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
+					   "Connection: close\r\n\r\n";
+		(void)!write(fd, busy, sizeof(busy) - 1);
+		close(fd);
+		return;
+	}
+	struct pconn *c = calloc(1, sizeof(*c));
+	if (!c) {
+		close(fd);
+		return;
+	}
+	c->e = e;
+	c->cbev = bufferevent_socket_new(e->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	c->timer = evtimer_new(e->base, head_timeout, c);
+	c->hold = evbuffer_new();
+	LIST_INSERT_HEAD(&e->conns, c, link);
+	e->n_conns++;
+	if (!c->cbev || !c->timer || !c->hold) {
+		if (!c->cbev)
+			close(fd);
+		conn_free(c);
+		return;
+	}
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	bufferevent_setcb(c->cbev, client_read, client_write, client_event, c);
+	bufferevent_setwatermark(c->cbev, EV_READ, 0, EGRESS_BUFFER_MAX);
+	bufferevent_setwatermark(c->cbev, EV_WRITE, EGRESS_BUFFER_MAX / 2, 0);
+	struct timeval idle = { EGRESS_IDLE_TIMEOUT_S, 0 };
+	bufferevent_set_timeouts(c->cbev, &idle, &idle);
+	bufferevent_enable(c->cbev, EV_READ | EV_WRITE);
+	c->state = C_HEAD;
+	arm_head_timer(c);
+}
+
+static void client_read(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	struct pconn *c = arg;
+	GUARD_IN(c);
+	switch (c->state) {
+	case C_HEAD:
+		process_head(c);
+		break;
+	case C_BODY:
+		pump_body(c);
+		break;
+	case C_CLOSING:
+		/* Lingering: what the client still sends is dropped. */
+		evbuffer_drain(bufferevent_get_input(c->cbev),
+			       evbuffer_get_length(bufferevent_get_input(c->cbev)));
+		break;
+	default:
+		/* Pipelined bytes wait until the current exchange is done. */
+		if (evbuffer_get_length(bufferevent_get_input(c->cbev)) >= EGRESS_BUFFER_MAX)
+			bufferevent_disable(c->cbev, EV_READ);
+		break;
+	}
+	GUARD_OUT(c);
+}
+
+static void client_write(struct bufferevent *bev, void *arg)
+{
+	struct pconn *c = arg;
+	GUARD_IN(c);
+	size_t pending = evbuffer_get_length(bufferevent_get_output(bev));
+	if (c->state == C_CLOSING)
+		close_after_flush(c);
+	else if (c->ubev && c->state == C_RESPONSE && pending < EGRESS_BUFFER_MAX)
+		bufferevent_enable(c->ubev, EV_READ);
+	GUARD_OUT(c);
+}
+
+static void client_event(struct bufferevent *bev, short what, void *arg)
+{
+	(void)bev;
+	struct pconn *c = arg;
+	GUARD_IN(c);
+	if (c->state == C_CLOSING && (what & BEV_EVENT_EOF) && client_pending(c) > 0) {
+		/* The client is done sending; our answer still goes out. */
+		bufferevent_disable(c->cbev, EV_READ);
+	} else if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
+		if (c->state == C_BODY || c->state == C_RESPONSE || c->state == C_CONNECTING ||
+		    c->state == C_DECIDING) {
+			c->status = c->status ? c->status : 499;
+			json_t *j = request_entry(c, "error");
+			json_object_set_new(j, "blocked_reason",
+					    json_string(what & BEV_EVENT_TIMEOUT
+								? "client timed out"
+								: "client closed the connection"));
+			egress_audit(c->e, j);
+			json_decref(j);
+		}
+		conn_close(c);
+	}
+	GUARD_OUT(c);
+}
+
+/* ------------------------------------------------------------- deciding */
+
+static const char *host_for_errors(const struct pconn *c)
+{
+	return c->host[0] ? c->host : c->req.host;
+}
+
+static void process_head(struct pconn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->cbev);
+	size_t len = evbuffer_get_length(in);
+	if (len == 0)
+		return;
+	size_t take = len < HTTP_MAX_HEAD + 4 ? len : HTTP_MAX_HEAD + 4;
+	const char *data = (const char *)evbuffer_pullup(in, (ssize_t)take);
+	struct cdn_err err = { 0 };
+	struct http_request probe;
+	int r = c->tls ? http_parse_request_tunneled(data, take, c->tls_host, c->tls_port, &probe, &err)
+		       : http_parse_request(data, take, &probe, &err);
+	if (r == 0)
+		return;
+	evtimer_del(c->timer);
+	c->t_start = egress_now_ms();
+	c->pol = egress_policy_get(c->e);
+	if (r < 0) {
+		static const struct {
+			int code;
+			const char *reason;
+		} map[] = { { HTTP_ERR_URI_TOO_LONG, "URI Too Long" },
+			    { HTTP_ERR_HEADERS_TOO_LARGE, "Request Header Fields Too Large" },
+			    { HTTP_ERR_NOT_IMPLEMENTED, "Not Implemented" },
+			    { HTTP_ERR_VERSION, "HTTP Version Not Supported" } };
+		int status = 400;
+		const char *reason = "Bad Request";
+		for (size_t i = 0; i < CDN_ARRAY_SIZE(map); i++)
+			if (map[i].code == r) {
+				status = -r;
+				reason = map[i].reason;
+			}
+		snprintf(c->req.method, sizeof(c->req.method), "-");
+		/* Malformed requests cannot be forwarded, even in audit mode. */
+		json_t *j = request_entry(c, "blocked");
+		json_object_set_new(j, "status_code", json_integer(status));
+		json_object_set_new(j, "blocked_reason", json_string(err.msg));
+		egress_audit(c->e, j);
+		egress_emit(c->e, "egress.blocked", j);
+		json_decref(j);
+		c->e->stats.blocked++;
+		respond(c, status, reason, "malformed", err.msg, 0);
+		close_after_flush(c);
+		return;
+	}
+	/* Keep our own copy of the head; the request points into it. */
+	c->head = malloc((size_t)r + 1);
+	if (!c->head) {
+		close_after_flush(c);
+		return;
+	}
+	memcpy(c->head, data, (size_t)r);
+	c->head[r] = '\0';
+	evbuffer_drain(in, (size_t)r);
+	int again = c->tls ? http_parse_request_tunneled(c->head, (size_t)r, c->tls_host, c->tls_port,
+							 &c->req, &err)
+			   : http_parse_request(c->head, (size_t)r, &c->req, &err);
+	if (again != r) {
+		close_after_flush(c);
+		return;
+	}
+	c->req_size = (uint64_t)r;
+	c->state = C_DECIDING;
+	c->e->stats.requests++;
+	bufferevent_disable(c->cbev, EV_READ);
+
+	const struct egress_policy *p = c->pol->p;
+
+	/* 1. Domain. */
+	struct sockaddr_storage lit;
+	int kind = ssrf_parse_host(c->req.host, &lit, &err);
+	if (kind < 0) {
+		/* Non-canonical numeric hosts are refused in every mode: there is
+		 * no single address to check them against. */
+		c->force_block = true;
+		block(c, 400, "Bad Request", "host", "blocked", NULL, "%s", err.msg);
+		return;
+	} else if (kind == 1) {
+		snprintf(c->host, sizeof(c->host), "%s", c->req.host);
+	} else if (egress_host_normalize(c->req.host, c->host, sizeof(c->host), &err) < 0) {
+		snprintf(c->host, sizeof(c->host), "%s", c->req.host);
+		if (block(c, 400, "Bad Request", "host", "blocked", NULL, "host: %s", err.msg))
+			return;
+	}
+	c->rule = egress_policy_match(p, c->host);
+	if (!c->rule &&
+	    block(c, 403, "Forbidden", "domain", "blocked", NULL,
+		  "domain %s is not allowed by the egress policy", host_for_errors(c)))
+		return;
+
+	/* 2. Protocol and port. */
+	if (c->rule && !egress_rule_has_port(c->rule, c->req.port) &&
+	    block(c, 403, "Forbidden", "port", "blocked", NULL,
+		  "port %u is not allowed for %s", c->req.port, c->host))
+		return;
+
+	/* 3. Rate: the global window and the rule's, both or neither. */
+	uint64_t now = egress_now_ms();
+	int64_t wait_g = ratelimit_check(c->e->rl, GLOBAL_KEY, p->global_rpm, now);
+	int64_t wait_r = c->rule ? ratelimit_check(c->e->rl, c->rule->name, c->rule->rpm, now) : 0;
+	if (wait_g > 0 || wait_r > 0) {
+		if (p->enforce) {
+			respond_retry(c, wait_g > wait_r ? wait_g : wait_r,
+				      wait_g > 0 ? "all destinations" : c->host);
+			return;
+		}
+		block(c, 429, "Too Many Requests", "rate", "rate_limited", NULL,
+		      "rate limit reached for %s", wait_g > 0 ? "all destinations" : c->host);
+	} else {
+		ratelimit_take(c->e->rl, GLOBAL_KEY, p->global_rpm, now);
+		if (c->rule)
+			ratelimit_take(c->e->rl, c->rule->name, c->rule->rpm, now);
+	}
+
+	/* 4. Method. */
+	bool is_connect = c->req.form == HTTP_TARGET_AUTHORITY;
+	if (is_connect) {
+		/* Inside a tunnel the method is invisible: rules about methods
+		 * or approvals cannot hold there without TLS inspection. */
+		bool inspect = c->rule && c->rule->inspect && c->e->ca;
+		if (c->rule && c->rule->inspect && !c->e->ca &&
+		    block(c, 403, "Forbidden", "inspect", "blocked", NULL,
+			  "%s needs TLS inspection, which this run does not have (the policy "
+			  "was reloaded with new inspected domains)",
+			  c->host))
+			return;
+		if (c->rule && !inspect && (c->rule->methods != EGRESS_M_ALL || c->rule->approval) &&
+		    block(c, 403, "Forbidden", "method", "blocked", NULL,
+			  "%s allows only some methods or needs approval, which cannot be "
+			  "enforced inside an HTTPS tunnel; CONNECT refused",
+			  c->host))
+			return;
+		stage_destination(c);
+		return;
+	}
+	unsigned bit = egress_method_bit(c->req.method);
+	if ((!bit || (c->rule && !(c->rule->methods & bit))) &&
+	    block(c, 405, "Method Not Allowed", "method", "blocked", NULL,
+		  "method %s is not allowed for %s", c->req.method, host_for_errors(c)))
+		return;
+	if (c->rule && c->rule->approval && (bit & EGRESS_M_WRITE) &&
+	    c->rule->category != EGRESS_CAT_LLM) {
+		char path[512];
+		snprintf(path, sizeof(path), "%.*s", (int)c->req.path_len, c->req.path);
+		c->approval = egress_approval_request(c->e, c, c->req.method, c->host, c->req.port,
+						      path, approval_decided);
+		if (!c->approval)
+			block(c, 503, "Service Unavailable", "approval", "blocked", NULL,
+			      "too many requests are waiting for approval");
+		return; /* continues in egress_approval_decided */
+	}
+	stage_content(c);
+}
+
+static void approval_decided(struct pconn *c, bool approved, const char *why)
+{
+	GUARD_IN(c);
+	c->approval = NULL;
+	if (!approved) {
+		block(c, 403, "Forbidden", "approval", "approval", NULL, "%s", why);
+		if (c->state != C_CLOSING && !c->pol->p->enforce)
+			stage_content(c);
+	} else {
+		stage_content(c);
+	}
+	GUARD_OUT(c);
+}
+
+/* 5. Content: the request line and head, before anything leaves. */
+static void stage_content(struct pconn *c)
+{
+	inspect_stream_init(&c->insp, c->e->insp);
+	inspect_feed(&c->insp, c->head, c->req.head_len);
+	if (c->insp.n_findings) {
+		json_t *names = json_array();
+		for (size_t i = 0; i < c->insp.n_findings; i++)
+			json_array_append_new(names, json_string(c->insp.findings[i].name));
+		json_t *extra = json_object();
+		json_object_set_new(extra, "credential_patterns", names);
+		if (block(c, 403, "Forbidden", "credential", "credential_leak", extra,
+			  "the request carries a credential"))
+			return;
+		/* audit-only: go on, and don't report the same findings twice */
+		c->insp.n_findings = 0;
+	}
+	stage_destination(c);
+}
+
+/* 6. Destination: every address checked, then exactly those used. */
+static bool check_addrs(struct pconn *c)
+{
+	for (size_t i = 0; i < c->n_addrs; i++) {
+		const struct sockaddr *sa = (const struct sockaddr *)&c->addrs[i];
+		enum ssrf_class cls = ssrf_classify(sa);
+		if (cls == SSRF_PUBLIC || egress_policy_private_ok(c->pol->p, sa, c->req.port))
+			continue;
+		char ip[INET6_ADDRSTRLEN] = "?";
+		if (sa->sa_family == AF_INET)
+			inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, ip, sizeof(ip));
+		else
+			inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, ip,
+				  sizeof(ip));
+		if (block(c, 403, "Forbidden", "destination", "blocked", NULL,
+			  "%s resolves to %s, a %s address", c->host, ip, ssrf_class_name(cls)))
+			return false;
+	}
+	return true;
+}
+
+static void dns_done(int result, struct evutil_addrinfo *res, void *arg)
+{
+	struct dns_wait *w = arg;
+	struct pconn *c = w->conn;
+	if (!c) {
+		if (res)
+			evutil_freeaddrinfo(res);
+		free(w);
+		return;
+	}
+	c->dns_wait = NULL;
+	free(w);
+	GUARD_IN(c);
+	c->n_addrs = 0;
+	for (struct evutil_addrinfo *ai = res; ai && c->n_addrs < MAX_CHECKED_ADDRS; ai = ai->ai_next) {
+		if ((ai->ai_family == AF_INET || ai->ai_family == AF_INET6) &&
+		    ai->ai_addrlen <= sizeof(struct sockaddr_storage)) {
+			memset(&c->addrs[c->n_addrs], 0, sizeof(c->addrs[0]));
+			memcpy(&c->addrs[c->n_addrs], ai->ai_addr, ai->ai_addrlen);
+			c->n_addrs++;
+		}
+	}
+	if (res)
+		evutil_freeaddrinfo(res);
+	if (result != 0 || c->n_addrs == 0) {
+		c->status = 502;
+		json_t *j = request_entry(c, "error");
+		char why[200];
+		snprintf(why, sizeof(why), "cannot resolve %s: %s", c->host,
+			 result ? evutil_gai_strerror(result) : "no addresses");
+		json_object_set_new(j, "blocked_reason", json_string(why));
+		egress_audit(c->e, j);
+		json_decref(j);
+		respond(c, 502, "Bad Gateway", "dns", why, 0);
+		close_after_flush(c);
+	} else if (check_addrs(c)) {
+		c->next_addr = 0;
+		connect_next(c);
+	}
+	GUARD_OUT(c);
+}
+
+static void stage_destination(struct pconn *c)
+{
+	/* Keep-alive: the connection to this host:port was checked already. */
+	if (c->ubev && strcmp(c->up_host, c->host) == 0 && c->up_port == c->req.port &&
+	    c->req.form != HTTP_TARGET_AUTHORITY) {
+		upstream_ready(c);
+		return;
+	}
+	if (c->tls) {
+		/* The inspected tunnel's upstream is gone: the client reconnects. */
+		respond(c, 502, "Bad Gateway", "upstream",
+			c->up_error[0] ? c->up_error : "the upstream TLS connection closed", 0);
+		close_after_flush(c);
+		return;
+	}
+	if (c->ubev) {
+		bufferevent_free(c->ubev);
+		c->ubev = NULL;
+	}
+	struct sockaddr_storage lit;
+	struct cdn_err err = { 0 };
+	if (ssrf_parse_host(c->req.host, &lit, &err) == 1) {
+		c->addrs[0] = lit;
+		c->n_addrs = 1;
+		if (check_addrs(c)) {
+			c->next_addr = 0;
+			connect_next(c);
+		}
+		return;
+	}
+	struct dns_wait *w = calloc(1, sizeof(*w));
+	if (!w) {
+		close_after_flush(c);
+		return;
+	}
+	w->conn = c;
+	c->dns_wait = w;
+	struct evutil_addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+					 .ai_protocol = IPPROTO_TCP };
+	struct evdns_getaddrinfo_request *req =
+		evdns_getaddrinfo(c->e->dns, c->host, NULL, &hints, dns_done, w);
+	/* The callback may already have run (hosts file, cache). */
+	if (c->dns_wait == w)
+		w->req = req;
+}
+
+/* 7. Forward. */
+static void connect_next(struct pconn *c)
+{
+	if (c->next_addr >= c->n_addrs) {
+		c->status = 502;
+		json_t *j = request_entry(c, "error");
+		char why[200];
+		snprintf(why, sizeof(why), "cannot connect to %s:%u", c->host, c->req.port);
+		json_object_set_new(j, "blocked_reason", json_string(why));
+		egress_audit(c->e, j);
+		json_decref(j);
+		respond(c, 502, "Bad Gateway", "connect", why, 0);
+		close_after_flush(c);
+		return;
+	}
+	struct sockaddr_storage sa = c->addrs[c->next_addr++];
+	socklen_t salen;
+	if (sa.ss_family == AF_INET) {
+		((struct sockaddr_in *)&sa)->sin_port = htons(c->req.port);
+		salen = sizeof(struct sockaddr_in);
+	} else {
+		((struct sockaddr_in6 *)&sa)->sin6_port = htons(c->req.port);
+		salen = sizeof(struct sockaddr_in6);
+	}
+	if (c->ubev)
+		bufferevent_free(c->ubev);
+	c->ubev = bufferevent_socket_new(c->e->base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (!c->ubev) {
+		close_after_flush(c);
+		return;
+	}
+	bufferevent_setcb(c->ubev, upstream_read, upstream_write, upstream_event, c);
+	bufferevent_setwatermark(c->ubev, EV_READ, 0, EGRESS_BUFFER_MAX);
+	bufferevent_setwatermark(c->ubev, EV_WRITE, EGRESS_BUFFER_MAX / 2, 0);
+	struct timeval ct = { EGRESS_CONNECT_TIMEOUT_S, 0 };
+	bufferevent_set_timeouts(c->ubev, &ct, &ct);
+	c->state = C_CONNECTING;
+	snprintf(c->up_host, sizeof(c->up_host), "%s", c->host);
+	c->up_port = c->req.port;
+	if (bufferevent_socket_connect(c->ubev, (struct sockaddr *)&sa, (int)salen) < 0) {
+		bufferevent_free(c->ubev);
+		c->ubev = NULL;
+		connect_next(c);
+	}
+}
+
+/* True when a Connection field (any of them) lists `name`: such fields
+ * are hop-by-hop too (RFC 9110 7.6.1). */
+static bool connection_lists(const struct http_request *r, const char *name, size_t len)
+{
+	for (size_t i = 0; i < r->n_fields; i++) {
+		const struct http_field *c = &r->fields[i];
+		if (c->name_len != 10 || strncasecmp(c->name, "connection", 10) != 0)
+			continue;
+		const char *p = c->value, *end = c->value + c->value_len;
+		while (p < end) {
+			while (p < end && (*p == ' ' || *p == ',' || *p == '\t'))
+				p++;
+			const char *s = p;
+			while (p < end && *p != ',' && *p != ' ' && *p != '\t')
+				p++;
+			if ((size_t)(p - s) == len && strncasecmp(s, name, len) == 0)
+				return true;
+		}
+	}
+	return false;
+}
+
+/* The head as the upstream sees it: origin-form, no hop-by-hop fields,
+ * framing we control. */
+static void send_request_head(struct pconn *c)
+{
+	struct evbuffer *out = bufferevent_get_output(c->ubev);
+	const struct http_request *r = &c->req;
+	evbuffer_add_printf(out, "%s %.*s HTTP/1.%d\r\n", r->method, (int)r->path_len, r->path,
+			    r->version_minor);
+	for (size_t i = 0; i < r->n_fields; i++) {
+		const struct http_field *f = &r->fields[i];
+		if (http_is_hop_by_hop(f->name, f->name_len) ||
+		    (f->name_len == 6 && strncasecmp(f->name, "expect", 6) == 0) ||
+		    (f->name_len == 14 && strncasecmp(f->name, "content-length", 14) == 0) ||
+		    connection_lists(r, f->name, f->name_len))
+			continue;
+		evbuffer_add(out, f->name, f->name_len);
+		evbuffer_add(out, ": ", 2);
+		evbuffer_add(out, f->value, f->value_len);
+		evbuffer_add(out, "\r\n", 2);
+	}
+	if (r->body == HTTP_BODY_LENGTH)
+		evbuffer_add_printf(out, "Content-Length: %" PRIu64 "\r\n", r->content_length);
+	else if (r->body == HTTP_BODY_CHUNKED)
+		evbuffer_add_printf(out, "Transfer-Encoding: chunked\r\n");
+	if (r->version_minor == 0)
+		evbuffer_add_printf(out, "Connection: close\r\n");
+	evbuffer_add_printf(out, "Via: 1.%d cordon\r\n\r\n", r->version_minor);
+}
+
+/*
+ * CONNECT to an inspected domain: answer 200, then terminate the client's
+ * TLS with a certificate from the run's CA and speak TLS to the upstream
+ * ourselves, verifying it. From here the connection carries origin-form
+ * HTTP requests that go through every stage like plain ones.
+ */
+static void start_tls(struct pconn *c)
+{
+	struct cdn_err err = { 0 };
+	SSL *server = egress_ca_server_ssl(c->e->ca, c->host, &err);
+	SSL *client = server ? egress_tls_client_ssl(c->host, c->e->upstream_ca, &err) : NULL;
+	if (!client) {
+		SSL_free(server);
+		c->status = 502;
+		json_t *j = request_entry(c, "error");
+		json_object_set_new(j, "blocked_reason", json_string(err.msg));
+		egress_audit(c->e, j);
+		json_decref(j);
+		respond(c, 502, "Bad Gateway", "tls", err.msg, 0);
+		close_after_flush(c);
+		return;
+	}
+	evbuffer_add_printf(bufferevent_get_output(c->cbev),
+			    "HTTP/1.1 200 Connection Established\r\n\r\n");
+	struct bufferevent *tc = bufferevent_openssl_filter_new(
+		c->e->base, c->cbev, server, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	if (!tc) {
+		SSL_free(server);
+		SSL_free(client);
+		close_after_flush(c);
+		return;
+	}
+	c->cbev = tc;
+	struct bufferevent *tu = bufferevent_openssl_filter_new(
+		c->e->base, c->ubev, client, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
+	if (!tu) {
+		SSL_free(client);
+		close_after_flush(c);
+		return;
+	}
+	c->ubev = tu;
+	bufferevent_openssl_set_allow_dirty_shutdown(tc, 1);
+	bufferevent_openssl_set_allow_dirty_shutdown(tu, 1);
+	bufferevent_setcb(c->cbev, client_read, client_write, client_event, c);
+	bufferevent_setwatermark(c->cbev, EV_READ, 0, EGRESS_BUFFER_MAX);
+	bufferevent_setwatermark(c->cbev, EV_WRITE, EGRESS_BUFFER_MAX / 2, 0);
+	bufferevent_setcb(c->ubev, upstream_read, upstream_write, upstream_event, c);
+	bufferevent_setwatermark(c->ubev, EV_READ, 0, EGRESS_BUFFER_MAX);
+	bufferevent_setwatermark(c->ubev, EV_WRITE, EGRESS_BUFFER_MAX / 2, 0);
+	struct timeval idle = { EGRESS_IDLE_TIMEOUT_S, 0 };
+	bufferevent_set_timeouts(c->cbev, &idle, &idle);
+	bufferevent_set_timeouts(c->ubev, &idle, &idle);
+	bufferevent_enable(c->ubev, EV_READ | EV_WRITE);
+	bufferevent_enable(c->cbev, EV_READ | EV_WRITE);
+
+	c->status = 200;
+	json_t *j = request_entry(c, "request");
+	json_object_set_new(j, "inspected", json_true());
+	egress_audit(c->e, j);
+	egress_emit(c->e, "egress.allowed", j);
+	json_decref(j);
+
+	c->tls = true;
+	snprintf(c->tls_host, sizeof(c->tls_host), "%s", c->host);
+	c->tls_port = c->req.port;
+	reset_request(c);
+	c->state = C_HEAD;
+	arm_head_timer(c);
+}
+
+/*
+ * A plain CONNECT is established: answer 200 and hand both sockets to a
+ * splice tunnel (engine_tunnel.c); this connection object is done.
+ */
+static void start_tunnel(struct pconn *c)
+{
+	static const char ok[] = "HTTP/1.1 200 Connection Established\r\n\r\n";
+	int cfd = fcntl(bufferevent_getfd(c->cbev), F_DUPFD_CLOEXEC, 0);
+	int ufd = fcntl(bufferevent_getfd(c->ubev), F_DUPFD_CLOEXEC, 0);
+	/* 39 bytes on a connection that has sent nothing yet: a short write
+	 * would be a broken socket. */
+	if (cfd < 0 || ufd < 0 || write(cfd, ok, sizeof(ok) - 1) != (ssize_t)(sizeof(ok) - 1)) {
+		if (cfd >= 0)
+			close(cfd);
+		if (ufd >= 0)
+			close(ufd);
+		close_after_flush(c);
+		return;
+	}
+	struct evbuffer *cin = bufferevent_get_input(c->cbev);
+	struct evbuffer *uin = bufferevent_get_input(c->ubev);
+	size_t cn = evbuffer_get_length(cin), un = evbuffer_get_length(uin);
+	const void *cp = cn ? evbuffer_pullup(cin, -1) : NULL;
+	const void *up = un ? evbuffer_pullup(uin, -1) : NULL;
+	c->status = 200;
+	json_t *entry = request_entry(c, "request");
+	egress_emit(c->e, "egress.allowed", entry);
+	struct cdn_err err = { 0 };
+	(void)egress_tunnel_start(c->e, cfd, ufd, cp, cn, up, un, entry, &err);
+	conn_close(c);
+}
+
+/* The upstream connection is there (new, or kept from the last request). */
+static void upstream_ready(struct pconn *c)
+{
+	struct timeval idle = { c->req.form == HTTP_TARGET_AUTHORITY
+					? EGRESS_TUNNEL_IDLE_TIMEOUT_S
+					: EGRESS_IDLE_TIMEOUT_S,
+				0 };
+	bufferevent_set_timeouts(c->ubev, &idle, &idle);
+	int one = 1;
+	setsockopt(bufferevent_getfd(c->ubev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	bufferevent_enable(c->ubev, EV_READ | EV_WRITE);
+	c->e->stats.allowed++;
+	if (c->req.form == HTTP_TARGET_AUTHORITY && c->rule && c->rule->inspect && c->e->ca) {
+		start_tls(c);
+	} else if (c->req.form == HTTP_TARGET_AUTHORITY) {
+		start_tunnel(c);
+	} else {
+		send_request_head(c);
+		c->state = C_BODY;
+		c->body_left = c->req.body == HTTP_BODY_LENGTH ? c->req.content_length : 0;
+		http_chunked_init(&c->chunk);
+		c->body_done = c->req.body == HTTP_BODY_NONE ||
+			       (c->req.body == HTTP_BODY_LENGTH && c->body_left == 0);
+		if (c->req.expect_continue && !c->body_done)
+			evbuffer_add_printf(bufferevent_get_output(c->cbev),
+					    "HTTP/1.1 100 Continue\r\n\r\n");
+		bufferevent_enable(c->cbev, EV_READ);
+		pump_body(c);
+	}
+}
+
+static void upstream_event(struct bufferevent *bev, short what, void *arg)
+{
+	(void)bev;
+	struct pconn *c = arg;
+	GUARD_IN(c);
+	if (what & BEV_EVENT_CONNECTED) {
+		/* A TCP connect we started; a TLS filter's finished handshake
+		 * reports CONNECTED too, and means nothing new here. */
+		if (c->state == C_CONNECTING)
+			upstream_ready(c);
+	} else if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
+		if (c->state == C_CONNECTING) {
+			connect_next(c);
+		} else if (c->state == C_RESPONSE && c->res_head_done && c->res.body == HTTP_BODY_CLOSE &&
+			   (what & BEV_EVENT_EOF)) {
+			pump_response(c);
+			c->res_left = 0;
+			json_t *j = request_entry(c, "request");
+			egress_audit(c->e, j);
+			json_decref(j);
+			close_after_flush(c);
+		} else {
+			bool sent = c->res_head_done;
+			c->status = sent ? c->status : 502;
+			char why[200];
+			snprintf(why, sizeof(why), "%s",
+				 what & BEV_EVENT_TIMEOUT ? "upstream timed out"
+							  : "the upstream server closed the connection");
+			unsigned long tls_err = c->tls ? bufferevent_get_openssl_error(c->ubev) : 0;
+			if (tls_err) {
+				char e[160];
+				ERR_error_string_n(tls_err, e, sizeof(e));
+				snprintf(why, sizeof(why), "upstream TLS: %s", e);
+			}
+			json_t *j = request_entry(c, "error");
+			json_object_set_new(j, "blocked_reason", json_string(why));
+			if (c->tls)
+				json_object_set_new(j, "hostname", json_string(c->tls_host));
+			egress_audit(c->e, j);
+			json_decref(j);
+			if (c->tls && c->state == C_HEAD) {
+				/* No request yet (the upstream handshake failed while
+				 * the client's ran): answer its first request. */
+				snprintf(c->up_error, sizeof(c->up_error), "%s", why);
+				bufferevent_free(c->ubev);
+				c->ubev = NULL;
+				GUARD_OUT(c);
+				return;
+			}
+			if (!sent && c->state != C_CLOSING)
+				respond(c, 502, "Bad Gateway", "upstream", why, 0);
+			close_after_flush(c);
+		}
+	}
+	GUARD_OUT(c);
+}
+
+/* ----------------------------------------------------------- request body */
+
+static void emit_body(struct pconn *c, const char *p, size_t n)
+{
+	if (n == 0)
+		return;
+	struct evbuffer *out = bufferevent_get_output(c->ubev);
+	if (c->req.body == HTTP_BODY_CHUNKED) {
+		evbuffer_add_printf(out, "%zx\r\n", n);
+		evbuffer_add(out, p, n);
+		evbuffer_add(out, "\r\n", 2);
+	} else {
+		evbuffer_add(out, p, n);
+	}
+}
+
+/* Releases held bytes, keeping the last `keep` until more is scanned. */
+static void release_hold(struct pconn *c, size_t keep)
+{
+	size_t have = evbuffer_get_length(c->hold);
+	if (have <= keep)
+		return;
+	size_t n = have - keep;
+	const char *p = (const char *)evbuffer_pullup(c->hold, (ssize_t)n);
+	emit_body(c, p, n);
+	evbuffer_drain(c->hold, n);
+}
+
+static bool body_data(struct pconn *c, const char *p, size_t n)
+{
+	size_t before = c->insp.n_findings;
+	inspect_feed(&c->insp, p, n);
+	if (c->insp.n_findings > before) {
+		json_t *names = json_array();
+		for (size_t i = before; i < c->insp.n_findings; i++)
+			json_array_append_new(names, json_string(c->insp.findings[i].name));
+		json_t *extra = json_object();
+		json_object_set_new(extra, "credential_patterns", names);
+		if (block(c, 403, "Forbidden", "credential", "credential_leak", extra,
+			  "the request body carries a credential"))
+			return false;
+	}
+	evbuffer_add(c->hold, p, n);
+	release_hold(c, INSPECT_OVERLAP);
+	return true;
+}
+
+struct chunk_ctx {
+	struct pconn *c;
+	bool ok;
+};
+
+static void chunk_data(void *ctx, const char *p, size_t n)
+{
+	struct chunk_ctx *cc = ctx;
+	if (cc->ok)
+		cc->ok = body_data(cc->c, p, n);
+}
+
+static void pump_body(struct pconn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->cbev);
+	while (!c->body_done && c->state == C_BODY) {
+		size_t avail = evbuffer_get_length(in);
+		if (avail == 0)
+			break;
+		if (evbuffer_get_length(bufferevent_get_output(c->ubev)) > EGRESS_BUFFER_MAX) {
+			bufferevent_disable(c->cbev, EV_READ); /* resumed by upstream_write */
+			return;
+		}
+		struct evbuffer_iovec v;
+		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+			break;
+		size_t n = v.iov_len;
+		if (c->req.body == HTTP_BODY_LENGTH) {
+			if (n > c->body_left)
+				n = (size_t)c->body_left;
+			if (!body_data(c, v.iov_base, n))
+				return;
+			c->body_left -= n;
+			if (c->body_left == 0)
+				c->body_done = true;
+		} else {
+			struct cdn_err err = { 0 };
+			struct chunk_ctx cc = { c, true };
+			long used = http_chunked_feed(&c->chunk, v.iov_base, n, chunk_data, &cc, &err);
+			if (!cc.ok)
+				return;
+			if (used < 0) {
+				block(c, 400, "Bad Request", "malformed", "blocked", NULL,
+				      "request body: %s", err.msg);
+				close_after_flush(c);
+				return;
+			}
+			n = (size_t)used;
+			if (c->chunk.done)
+				c->body_done = true;
+		}
+		c->req_size += n;
+		evbuffer_drain(in, n);
+	}
+	if (c->body_done && c->state == C_BODY) {
+		release_hold(c, 0);
+		if (c->req.body == HTTP_BODY_CHUNKED)
+			evbuffer_add(bufferevent_get_output(c->ubev), "0\r\n\r\n", 5);
+		c->state = C_RESPONSE;
+		c->res_head_done = false;
+		/* Later bytes are the next (pipelined) request: not read now. */
+		bufferevent_disable(c->cbev, EV_READ);
+		if (evbuffer_get_length(bufferevent_get_input(c->ubev)))
+			pump_response(c);
+	}
+}
+
+static void upstream_write(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	struct pconn *c = arg;
+	GUARD_IN(c);
+	if (c->state == C_BODY) {
+		bufferevent_enable(c->cbev, EV_READ);
+		pump_body(c);
+	}
+	GUARD_OUT(c);
+}
+
+/* --------------------------------------------------------------- response */
+
+static void finish_exchange(struct pconn *c)
+{
+	json_t *j = request_entry(c, "request");
+	egress_audit(c->e, j);
+	egress_emit(c->e, "egress.allowed", j);
+	json_decref(j);
+	c->served++;
+	bool keep = c->req.keep_alive && c->res_keep_alive;
+	if (!keep) {
+		close_after_flush(c);
+		return;
+	}
+	reset_request(c);
+	c->state = C_HEAD;
+	bufferevent_enable(c->cbev, EV_READ);
+	arm_head_timer(c);
+	if (evbuffer_get_length(bufferevent_get_input(c->cbev)))
+		process_head(c);
+}
+
+static void forward_response_head(struct pconn *c, const char *head)
+{
+	struct evbuffer *out = bufferevent_get_output(c->cbev);
+	const struct http_response *r = &c->res;
+	evbuffer_add_printf(out, "HTTP/1.1 %03d %.*s\r\n", r->status, (int)r->reason_len, r->reason);
+	for (size_t i = 0; i < r->n_fields; i++) {
+		const struct http_field *f = &r->fields[i];
+		/* Transfer-Encoding: chunked passes through with the raw body. */
+		if (http_is_hop_by_hop(f->name, f->name_len) &&
+		    !(f->name_len == 17 && strncasecmp(f->name, "transfer-encoding", 17) == 0))
+			continue;
+		evbuffer_add(out, f->name, f->name_len);
+		evbuffer_add(out, ": ", 2);
+		evbuffer_add(out, f->value, f->value_len);
+		evbuffer_add(out, "\r\n", 2);
+	}
+	(void)head;
+	if (!c->res_keep_alive || !c->req.keep_alive)
+		evbuffer_add_printf(out, "Connection: close\r\n");
+	evbuffer_add(out, "\r\n", 2);
+}
+
+static void pump_response(struct pconn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->ubev);
+	struct evbuffer *out = bufferevent_get_output(c->cbev);
+	while (c->state == C_RESPONSE) {
+		if (!c->res_head_done) {
+			size_t len = evbuffer_get_length(in);
+			if (len == 0)
+				return;
+			size_t take = len < HTTP_MAX_HEAD + 4 ? len : HTTP_MAX_HEAD + 4;
+			const char *data = (const char *)evbuffer_pullup(in, (ssize_t)take);
+			struct cdn_err err = { 0 };
+			int r = http_parse_response(data, take, c->req.method, &c->res, &err);
+			if (r == 0)
+				return;
+			if (r < 0) {
+				c->status = 502;
+				json_t *j = request_entry(c, "error");
+				json_object_set_new(j, "blocked_reason", json_string(err.msg));
+				egress_audit(c->e, j);
+				json_decref(j);
+				respond(c, 502, "Bad Gateway", "upstream", "malformed response", 0);
+				close_after_flush(c);
+				return;
+			}
+			c->res_keep_alive = c->res.keep_alive;
+			forward_response_head(c, data);
+			c->res_size += (uint64_t)r;
+			evbuffer_drain(in, (size_t)r);
+			if (c->res.status >= 100 && c->res.status < 200) {
+				continue; /* an interim response: the final one follows */
+			}
+			c->status = c->res.status;
+			c->res_head_done = true;
+			c->res_left = c->res.content_length;
+			http_chunked_init(&c->res_chunk);
+			if (c->res.body == HTTP_BODY_NONE ||
+			    (c->res.body == HTTP_BODY_LENGTH && c->res_left == 0)) {
+				finish_exchange(c);
+				return;
+			}
+		}
+		size_t avail = evbuffer_get_length(in);
+		if (avail == 0)
+			return;
+		if (evbuffer_get_length(out) > EGRESS_BUFFER_MAX) {
+			bufferevent_disable(c->ubev, EV_READ); /* resumed by client_write */
+			return;
+		}
+		size_t n = avail;
+		bool done = false;
+		if (c->res.body == HTTP_BODY_LENGTH) {
+			if (n >= c->res_left) {
+				n = (size_t)c->res_left;
+				done = true;
+			}
+			c->res_left -= n;
+		} else if (c->res.body == HTTP_BODY_CHUNKED) {
+			struct evbuffer_iovec v;
+			if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+				return;
+			struct cdn_err err = { 0 };
+			long used = http_chunked_feed(&c->res_chunk, v.iov_base, v.iov_len, NULL, NULL, &err);
+			if (used < 0) {
+				json_t *j = request_entry(c, "error");
+				json_object_set_new(j, "blocked_reason", json_string(err.msg));
+				egress_audit(c->e, j);
+				json_decref(j);
+				close_after_flush(c);
+				return;
+			}
+			n = (size_t)used;
+			done = c->res_chunk.done;
+		}
+		evbuffer_remove_buffer(in, out, n);
+		c->res_size += n;
+		if (done) {
+			finish_exchange(c);
+			return;
+		}
+	}
+}
+
+static void upstream_read(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	struct pconn *c = arg;
+	GUARD_IN(c);
+	if (c->state == C_RESPONSE) {
+		pump_response(c);
+	} else if (c->state == C_BODY) {
+		/* An early response (e.g. 413) while we still send the body:
+		 * read it when the body is done. */
+		if (evbuffer_get_length(bufferevent_get_input(c->ubev)) > EGRESS_BUFFER_MAX)
+			bufferevent_disable(c->ubev, EV_READ);
+	}
+	GUARD_OUT(c);
+}
+
+/* ---------------------------------------------------------------- engine */
+
+static int load_policy_file(struct egress_engine *e, struct egress_policy **out,
+			    struct cdn_err *err)
+{
+	struct egress_policy *p = NULL;
+	int r = egress_policy_load(e->policy_path, &p, err);
+	for (size_t i = 0; r == 0 && i < e->n_extra_allow; i++)
+		r = egress_policy_allow(p, e->extra_allow[i], err);
+	for (size_t i = 0; r == 0 && i < e->n_extra_private; i++)
+		r = egress_policy_allow_private(p, e->extra_private[i], err);
+	if (r < 0) {
+		egress_policy_free(p);
+		return r;
+	}
+	*out = p;
+	return 0;
+}
+
+static char **dup_list(const char *const *in, size_t n)
+{
+	char **out = calloc(n + 1, sizeof(char *));
+	for (size_t i = 0; out && i < n; i++)
+		out[i] = strdup(in[i]);
+	return out;
+}
+
+static void free_list(char **l, size_t n)
+{
+	for (size_t i = 0; l && i < n; i++)
+		free(l[i]);
+	free(l);
+}
+
+/* A CA for the run when any rule asks for TLS inspection. */
+static int make_ca(struct egress_engine *e, struct cdn_err *err)
+{
+	const struct egress_policy *p = e->policy->p;
+	size_t n = 0;
+	for (size_t i = 0; i < p->n_rules; i++)
+		n += p->rules[i].inspect;
+	if (n == 0)
+		return 0;
+	const char **names = calloc(n, sizeof(char *));
+	if (!names)
+		return cdn_err_set(err, ENOMEM, "TLS inspection");
+	n = 0;
+	for (size_t i = 0; i < p->n_rules; i++)
+		if (p->rules[i].inspect)
+			names[n++] = p->rules[i].name;
+	int r = egress_ca_new(e->run_id, names, n, &e->ca, err);
+	free(names);
+	return r;
+}
+
+const char *egress_engine_ca_pem(const struct egress_engine *e)
+{
+	return e->ca ? egress_ca_pem(e->ca) : NULL;
+}
+
+int egress_engine_new(struct event_base *base, const struct egress_engine_config *cfg,
+		      struct egress_engine **out, struct cdn_err *err)
+{
+	*out = NULL;
+	struct egress_engine *e = calloc(1, sizeof(*e));
+	if (!e) {
+		egress_policy_free(cfg->policy);
+		return cdn_err_set(err, ENOMEM, "egress engine");
+	}
+	LIST_INIT(&e->conns);
+	LIST_INIT(&e->approvals);
+	LIST_INIT(&e->dns_tcps);
+	LIST_INIT(&e->tunnels);
+	e->base = base;
+	e->dns_udp_fd = -1;
+	e->audit = cfg->audit;
+	e->on_event = cfg->on_event;
+	e->event_ctx = cfg->event_ctx;
+	e->run_id = cfg->run_id ? strdup(cfg->run_id) : NULL;
+	e->policy_path = cfg->policy_path ? strdup(cfg->policy_path) : NULL;
+	e->extra_allow = dup_list(cfg->extra_allow, cfg->n_extra_allow);
+	e->n_extra_allow = cfg->n_extra_allow;
+	e->extra_private = dup_list(cfg->extra_private, cfg->n_extra_private);
+	e->n_extra_private = cfg->n_extra_private;
+	e->policy = calloc(1, sizeof(*e->policy));
+	e->rl = ratelimit_new();
+	int r = 0;
+	if (!e->policy || !e->rl || !e->extra_allow || !e->extra_private) {
+		egress_policy_free(cfg->policy);
+		r = cdn_err_set(err, ENOMEM, "egress engine");
+		goto out;
+	}
+	e->policy->p = cfg->policy;
+	e->policy->refs = 1;
+	if ((r = inspector_new(cfg->secrets, cfg->n_secrets, &e->insp, err)) < 0)
+		goto out;
+	/* The resolver: the host's resolv.conf, no search domains (a name is
+	 * what the policy allowed, not a prefix of something else). */
+	e->dns = evdns_base_new(base, 0);
+	if (!e->dns) {
+		r = cdn_err_set(err, ENOMEM, "egress: resolver");
+		goto out;
+	}
+	int dr = evdns_base_resolv_conf_parse(e->dns, DNS_OPTION_NAMESERVERS | DNS_OPTION_MISC,
+					      "/etc/resolv.conf");
+	if (dr != 0 && dr != 6) /* 6: no nameservers; the hosts file may still answer */
+		fprintf(stderr, "cordon: egress: /etc/resolv.conf unusable (%d)\n", dr);
+	if (evdns_base_load_hosts(e->dns, cfg->hosts_file ? cfg->hosts_file : "/etc/hosts") != 0 &&
+	    cfg->hosts_file) {
+		r = cdn_err_set(err, ENOENT, "egress: hosts file %s", cfg->hosts_file);
+		goto out;
+	}
+	if (cfg->upstream_ca_file && !(e->upstream_ca = strdup(cfg->upstream_ca_file))) {
+		r = cdn_err_set(err, ENOMEM, "egress engine");
+		goto out;
+	}
+	if ((r = make_ca(e, err)) < 0)
+		goto out;
+	if (cfg->control_path && (r = egress_control_listen(e, cfg->control_path, err)) < 0)
+		goto out;
+out:
+	if (r < 0) {
+		egress_engine_free(e);
+		return r;
+	}
+	*out = e;
+	return 0;
+}
+
+int egress_engine_attach(struct egress_engine *e, int proxy_fd, int dns_udp_fd, int dns_tcp_fd,
+			 struct cdn_err *err)
+{
+	if (proxy_fd >= 0) {
+		evutil_make_socket_nonblocking(proxy_fd);
+		e->proxy_listener = evconnlistener_new(e->base, accept_conn, e,
+						       LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
+						       -1, proxy_fd);
+		if (!e->proxy_listener) {
+			close(proxy_fd);
+			if (dns_udp_fd >= 0)
+				close(dns_udp_fd);
+			if (dns_tcp_fd >= 0)
+				close(dns_tcp_fd);
+			return cdn_err_set(err, ENOMEM, "egress: proxy listener");
+		}
+	}
+	return egress_dns_attach(e, dns_udp_fd, dns_tcp_fd, err);
+}
+
+int egress_engine_reload(struct egress_engine *e, struct cdn_err *err)
+{
+	if (!e->policy_path)
+		return cdn_err_set(err, EINVAL, "egress: the policy has no file to reload from");
+	struct egress_policy *p = NULL;
+	int r = load_policy_file(e, &p, err);
+	if (r < 0)
+		return cdn_err_wrap(err, "policy reload (the previous policy stays)");
+	struct policy_ref *ref = calloc(1, sizeof(*ref));
+	if (!ref) {
+		egress_policy_free(p);
+		return cdn_err_set(err, ENOMEM, "policy reload");
+	}
+	ref->p = p;
+	ref->refs = 1;
+	egress_policy_put(e->policy);
+	e->policy = ref;
+	json_t *j = json_object();
+	json_object_set_new(j, "event_type", json_string("policy"));
+	json_object_set_new(j, "blocked_reason", json_string("policy reloaded"));
+	egress_audit(e, j);
+	json_decref(j);
+	return 0;
+}
+
+void egress_engine_stats(const struct egress_engine *e, struct egress_stats *st)
+{
+	*st = e->stats;
+}
+
+void egress_engine_free(struct egress_engine *e)
+{
+	if (!e)
+		return;
+	egress_approvals_deny_all(e, "cordon is shutting down");
+	struct pconn *c;
+	while ((c = LIST_FIRST(&e->conns))) {
+		c->busy = 0;
+		conn_free(c);
+	}
+	egress_tunnels_close(e);
+	egress_control_close(e);
+	egress_dns_detach(e);
+	if (e->proxy_listener)
+		evconnlistener_free(e->proxy_listener);
+	if (e->dns)
+		evdns_base_free(e->dns, 1);
+	inspector_free(e->insp);
+	ratelimit_free(e->rl);
+	egress_ca_free(e->ca);
+	free(e->upstream_ca);
+	egress_policy_put(e->policy);
+	free_list(e->extra_allow, e->n_extra_allow);
+	free_list(e->extra_private, e->n_extra_private);
+	free(e->policy_path);
+	free(e->run_id);
+	free(e);
+}
+
+int egress_control_dir(char *out, size_t cap, bool create, struct cdn_err *err)
+{
+	const char *xdg = getenv("XDG_RUNTIME_DIR");
+	int n;
+	if (geteuid() == 0)
+		n = snprintf(out, cap, "/run/cordon");
+	else if (xdg && *xdg == '/')
+		n = snprintf(out, cap, "%s/cordon", xdg);
+	else
+		n = snprintf(out, cap, "/tmp/cordon-%u", (unsigned)geteuid());
+	if (n < 0 || (size_t)n >= cap)
+		return cdn_err_set(err, ENAMETOOLONG, "control directory");
+	if (create && mkdir(out, 0700) < 0 && errno != EEXIST)
+		return cdn_err_set(err, errno, "create %s", out);
+	return 0;
+}

@@ -1,0 +1,267 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#define _GNU_SOURCE
+#include "egress/tls.h"
+
+#include <errno.h>
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LEAF_VALID_S (24 * 3600)
+
+struct leaf {
+	char *host;
+	X509 *cert;
+};
+
+struct egress_ca {
+	EVP_PKEY *ca_key;
+	X509 *ca_cert;
+	EVP_PKEY *leaf_key; /* one key for every leaf of this run */
+	SSL_CTX *server_ctx;
+	char *pem;
+	struct leaf leaves[TLS_MAX_LEAVES];
+	size_t n_leaves, next_evict;
+};
+
+static int ssl_err(struct cdn_err *err, const char *what)
+{
+	unsigned long e = ERR_get_error();
+	char buf[256] = "unknown error";
+	if (e)
+		ERR_error_string_n(e, buf, sizeof(buf));
+	ERR_clear_error();
+	return cdn_err_set(err, EPROTO, "%s: %s", what, buf);
+}
+
+static bool add_ext(X509 *x, X509 *issuer, int nid, const char *value)
+{
+	X509V3_CTX ctx;
+	X509V3_set_ctx(&ctx, issuer ? issuer : x, x, NULL, NULL, 0);
+	X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
+	if (!ext)
+		return false;
+	bool ok = X509_add_ext(x, ext, -1) == 1;
+	X509_EXTENSION_free(ext);
+	return ok;
+}
+
+static X509 *make_cert(EVP_PKEY *pub, X509 *issuer, const char *cn, long valid_s)
+{
+	X509 *x = X509_new();
+	unsigned char serial[16];
+	if (!x || RAND_bytes(serial, sizeof(serial)) != 1)
+		goto fail;
+	serial[0] &= 0x7f; /* positive */
+	BIGNUM *bn = BN_bin2bn(serial, sizeof(serial), NULL);
+	bool ok = bn && BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)) != NULL;
+	BN_free(bn);
+	if (!ok || X509_set_version(x, 2) != 1 || !X509_gmtime_adj(X509_getm_notBefore(x), -3600) ||
+	    !X509_gmtime_adj(X509_getm_notAfter(x), valid_s) || X509_set_pubkey(x, pub) != 1)
+		goto fail;
+	X509_NAME *name = X509_get_subject_name(x);
+	if (X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8, (const unsigned char *)"cordon", -1,
+				       -1, 0) != 1 ||
+	    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1,
+				       0) != 1 ||
+	    X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : name) != 1)
+		goto fail;
+	return x;
+fail:
+	X509_free(x);
+	return NULL;
+}
+
+int egress_ca_new(const char *run_id, const char *const *domains, size_t n,
+		  struct egress_ca **out, struct cdn_err *err)
+{
+	*out = NULL;
+	struct egress_ca *ca = calloc(1, sizeof(*ca));
+	if (!ca)
+		return cdn_err_set(err, ENOMEM, "TLS CA");
+	int r = 0;
+	ca->ca_key = EVP_EC_gen("P-256");
+	ca->leaf_key = EVP_EC_gen("P-256");
+	if (!ca->ca_key || !ca->leaf_key) {
+		r = ssl_err(err, "TLS CA: generate keys");
+		goto out;
+	}
+	char cn[128];
+	snprintf(cn, sizeof(cn), "cordon run %s CA", run_id ? run_id : "");
+	ca->ca_cert = make_cert(ca->ca_key, NULL, cn, TLS_CA_VALID_S);
+
+	/* Name constraints: this CA can vouch only for the inspected domains,
+	 * so even a leaked CA key could not impersonate anything else. A
+	 * "*.x" rule permits the subtree x (its apex is not allowed by the
+	 * policy anyway). */
+	size_t cap = 64;
+	for (size_t i = 0; i < n; i++)
+		cap += strlen(domains[i]) + 20;
+	char *nc = malloc(cap);
+	if (!ca->ca_cert || !nc) {
+		free(nc);
+		r = ssl_err(err, "TLS CA: certificate");
+		goto out;
+	}
+	size_t used = (size_t)snprintf(nc, cap, "critical");
+	for (size_t i = 0; i < n; i++) {
+		const char *d = domains[i];
+		if (strncmp(d, "*.", 2) == 0)
+			d += 2;
+		used += (size_t)snprintf(nc + used, cap - used, ",permitted;DNS:%s", d);
+	}
+	bool ok = add_ext(ca->ca_cert, NULL, NID_basic_constraints, "critical,CA:TRUE,pathlen:0") &&
+		  add_ext(ca->ca_cert, NULL, NID_key_usage, "critical,keyCertSign,cRLSign") &&
+		  add_ext(ca->ca_cert, NULL, NID_subject_key_identifier, "hash") &&
+		  (n == 0 || add_ext(ca->ca_cert, NULL, NID_name_constraints, nc)) &&
+		  X509_sign(ca->ca_cert, ca->ca_key, EVP_sha256()) > 0;
+	free(nc);
+	if (!ok) {
+		r = ssl_err(err, "TLS CA: sign");
+		goto out;
+	}
+
+	BIO *bio = BIO_new(BIO_s_mem());
+	char *data = NULL;
+	long len;
+	if (!bio || PEM_write_bio_X509(bio, ca->ca_cert) != 1 ||
+	    (len = BIO_get_mem_data(bio, &data)) <= 0 || !(ca->pem = strndup(data, (size_t)len))) {
+		BIO_free(bio);
+		r = ssl_err(err, "TLS CA: PEM");
+		goto out;
+	}
+	BIO_free(bio);
+
+	ca->server_ctx = SSL_CTX_new(TLS_server_method());
+	if (!ca->server_ctx ||
+	    SSL_CTX_set_min_proto_version(ca->server_ctx, TLS1_2_VERSION) != 1) {
+		r = ssl_err(err, "TLS CA: server context");
+		goto out;
+	}
+	/* No session tickets: nothing of this run outlives it. */
+	SSL_CTX_set_options(ca->server_ctx, SSL_OP_NO_TICKET);
+out:
+	if (r < 0)
+		egress_ca_free(ca);
+	else
+		*out = ca;
+	return r;
+}
+
+void egress_ca_free(struct egress_ca *ca)
+{
+	if (!ca)
+		return;
+	for (size_t i = 0; i < ca->n_leaves; i++) {
+		free(ca->leaves[i].host);
+		X509_free(ca->leaves[i].cert);
+	}
+	SSL_CTX_free(ca->server_ctx);
+	X509_free(ca->ca_cert);
+	EVP_PKEY_free(ca->ca_key);
+	EVP_PKEY_free(ca->leaf_key);
+	free(ca->pem);
+	free(ca);
+}
+
+const char *egress_ca_pem(const struct egress_ca *ca)
+{
+	return ca->pem;
+}
+
+static X509 *leaf_for(struct egress_ca *ca, const char *host, struct cdn_err *err)
+{
+	for (size_t i = 0; i < ca->n_leaves; i++)
+		if (strcmp(ca->leaves[i].host, host) == 0)
+			return ca->leaves[i].cert;
+	X509 *x = make_cert(ca->leaf_key, ca->ca_cert, host, LEAF_VALID_S);
+	char san[300];
+	snprintf(san, sizeof(san), "DNS:%s", host);
+	if (!x || !add_ext(x, ca->ca_cert, NID_basic_constraints, "critical,CA:FALSE") ||
+	    !add_ext(x, ca->ca_cert, NID_key_usage, "critical,digitalSignature") ||
+	    !add_ext(x, ca->ca_cert, NID_ext_key_usage, "serverAuth") ||
+	    !add_ext(x, ca->ca_cert, NID_subject_alt_name, san) ||
+	    !add_ext(x, ca->ca_cert, NID_authority_key_identifier, "keyid:always") ||
+	    X509_sign(x, ca->ca_key, EVP_sha256()) <= 0) {
+		X509_free(x);
+		ssl_err(err, "TLS: issue a certificate");
+		return NULL;
+	}
+	size_t slot;
+	if (ca->n_leaves < TLS_MAX_LEAVES) {
+		slot = ca->n_leaves++;
+	} else {
+		slot = ca->next_evict++ % TLS_MAX_LEAVES;
+		free(ca->leaves[slot].host);
+		X509_free(ca->leaves[slot].cert);
+	}
+	ca->leaves[slot].host = strdup(host);
+	ca->leaves[slot].cert = x;
+	if (!ca->leaves[slot].host) {
+		X509_free(x);
+		ca->leaves[slot].cert = NULL;
+		ca->n_leaves = slot; /* drop the slot */
+		cdn_err_set(err, ENOMEM, "TLS");
+		return NULL;
+	}
+	return x;
+}
+
+SSL *egress_ca_server_ssl(struct egress_ca *ca, const char *host, struct cdn_err *err)
+{
+	X509 *leaf = leaf_for(ca, host, err);
+	if (!leaf)
+		return NULL;
+	SSL *ssl = SSL_new(ca->server_ctx);
+	if (!ssl || SSL_use_certificate(ssl, leaf) != 1 ||
+	    SSL_use_PrivateKey(ssl, ca->leaf_key) != 1) {
+		SSL_free(ssl);
+		ssl_err(err, "TLS: server session");
+		return NULL;
+	}
+	return ssl;
+}
+
+SSL *egress_tls_client_ssl(const char *host, const char *extra_ca_file, struct cdn_err *err)
+{
+	/* One verifying context per process (and per extra CA file). */
+	static SSL_CTX *ctx;
+	static char *ctx_ca;
+	if (ctx && ((ctx_ca == NULL) != (extra_ca_file == NULL) ||
+		    (ctx_ca && strcmp(ctx_ca, extra_ca_file) != 0))) {
+		SSL_CTX_free(ctx);
+		free(ctx_ca);
+		ctx = NULL;
+		ctx_ca = NULL;
+	}
+	if (!ctx) {
+		SSL_CTX *c = SSL_CTX_new(TLS_client_method());
+		static const unsigned char alpn[] = "\x08http/1.1";
+		if (!c || SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION) != 1 ||
+		    SSL_CTX_set_default_verify_paths(c) != 1 ||
+		    (extra_ca_file && SSL_CTX_load_verify_locations(c, extra_ca_file, NULL) != 1) ||
+		    SSL_CTX_set_alpn_protos(c, alpn, sizeof(alpn) - 1) != 0) {
+			SSL_CTX_free(c);
+			ssl_err(err, extra_ca_file ? "TLS: upstream CA file" : "TLS: client context");
+			return NULL;
+		}
+		SSL_CTX_set_verify(c, SSL_VERIFY_PEER, NULL);
+		ctx = c;
+		ctx_ca = extra_ca_file ? strdup(extra_ca_file) : NULL;
+	}
+	SSL *ssl = SSL_new(ctx);
+	if (!ssl || SSL_set_tlsext_host_name(ssl, host) != 1 || SSL_set1_host(ssl, host) != 1) {
+		SSL_free(ssl);
+		ssl_err(err, "TLS: client session");
+		return NULL;
+	}
+	return ssl;
+}

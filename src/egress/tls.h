@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * TLS inspection: a certificate authority that exists for one run only.
+ *
+ * For domains whose rule says `inspect: true`, the proxy terminates the
+ * sandbox's TLS with a certificate this CA issues for the CONNECT host,
+ * and opens its own TLS connection upstream with full verification
+ * (system roots plus any operator-given CA file, hostname checked). That
+ * is what lets method rules, approvals, body inspection and sealed secrets
+ * apply to HTTPS.
+ *
+ * The CA's private key never leaves the supervisor's memory; its
+ * certificate is trusted only inside that run's sandbox, and it carries
+ * name constraints so it can only vouch for the inspected domains.
+ */
+#ifndef CORDON_EGRESS_TLS_H
+#define CORDON_EGRESS_TLS_H
+
+#include <openssl/ssl.h>
+#include <stddef.h>
+
+#include "base/err.h"
+
+#define TLS_CA_VALID_S (7 * 24 * 3600) /* longer than any run may last */
+#define TLS_MAX_LEAVES 256	       /* cached host certificates per run */
+
+struct egress_ca;
+
+/*
+ * Creates the run's CA. `domains` are the inspected rule names ("a.com",
+ * "*.b.com"); they become the CA's permitted DNS name constraints.
+ */
+int egress_ca_new(const char *run_id, const char *const *domains, size_t n,
+		  struct egress_ca **out, struct cdn_err *err);
+void egress_ca_free(struct egress_ca *ca);
+
+/* The CA certificate, PEM, NUL-terminated (owned by ca). */
+const char *egress_ca_pem(const struct egress_ca *ca);
+
+/* A server-side SSL for a connection from the sandbox to `host`, with a
+ * leaf certificate for host (issued once per host and cached). */
+SSL *egress_ca_server_ssl(struct egress_ca *ca, const char *host, struct cdn_err *err);
+
+/* A client-side SSL to `host`: TLS 1.2+, peer verification against the
+ * system roots (and extra_ca_file), hostname and SNI set, ALPN http/1.1. */
+SSL *egress_tls_client_ssl(const char *host, const char *extra_ca_file, struct cdn_err *err);
+
+#endif
