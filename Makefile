@@ -41,6 +41,7 @@ demo: build
 
 bench: build
 	@./bench/startup
+	@./bench/proxy
 
 fuzz: bootstrap
 	./tests/fuzz/smoke.sh long
