@@ -113,25 +113,33 @@ static int listen_on(int type, uint16_t port, struct sb_msg *fail)
 	return s;
 }
 
-/* Send READY, with the egress sockets attached in proxy mode. */
-static int send_ready(int sync_fd, const int *fds, int n, struct sb_msg *fail)
+/* Send READY with the fds the supervisor takes over (SB_FD_* order; msg.a
+ * says which are there). */
+static int send_ready(int sync_fd, const int *fds, struct sb_msg *fail)
 {
 	struct sb_msg m = { .type = SB_MSG_READY };
+	int present[SB_FD_COUNT];
+	size_t n = 0;
+	for (int i = 0; i < SB_FD_COUNT; i++)
+		if (fds[i] >= 0) {
+			m.a |= 1 << i;
+			present[n++] = fds[i];
+		}
 	struct iovec iov = { .iov_base = &m, .iov_len = sizeof(m) };
 	union {
-		char buf[CMSG_SPACE(sizeof(int) * 3)];
+		char buf[CMSG_SPACE(sizeof(int) * SB_FD_COUNT)];
 		struct cmsghdr align;
 	} u;
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
 	if (n > 0) {
 		memset(&u, 0, sizeof(u));
 		mh.msg_control = u.buf;
-		mh.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)n);
+		mh.msg_controllen = CMSG_SPACE(sizeof(int) * n);
 		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
 		c->cmsg_level = SOL_SOCKET;
 		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)n);
-		memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)n);
+		c->cmsg_len = CMSG_LEN(sizeof(int) * n);
+		memcpy(CMSG_DATA(c), present, sizeof(int) * n);
 	}
 	if (sendmsg(sync_fd, &mh, MSG_NOSIGNAL) < 0)
 		return sb_fail(fail, errno, "report ready");
@@ -365,19 +373,27 @@ int sb_child_main(struct sb_plan *plan, int sync_fd)
 	if (loopback_up(&fail) < 0)
 		die_setup(sync_fd, &fail);
 
-	int egress[3] = { -1, -1, -1 };
-	int n_egress = 0;
+	int handed[SB_FD_COUNT] = { -1, -1, -1, -1, -1 };
 	if (plan->net == SANDBOX_NET_PROXY) {
 		/* Created here, inside the namespace, while we may still bind
 		 * port 53; handed to the supervisor and closed below, so the
 		 * sandbox itself never holds them. */
-		egress[0] = listen_on(SOCK_STREAM, SANDBOX_PROXY_PORT, &fail);
-		egress[1] = egress[0] < 0 ? -1 : listen_on(SOCK_DGRAM, SANDBOX_DNS_PORT, &fail);
-		egress[2] = egress[1] < 0 ? -1 : listen_on(SOCK_STREAM, SANDBOX_DNS_PORT, &fail);
-		if (egress[2] < 0)
+		handed[SB_FD_PROXY] = listen_on(SOCK_STREAM, SANDBOX_PROXY_PORT, &fail);
+		if (handed[SB_FD_PROXY] >= 0)
+			handed[SB_FD_DNS_UDP] = listen_on(SOCK_DGRAM, SANDBOX_DNS_PORT, &fail);
+		if (handed[SB_FD_DNS_UDP] >= 0)
+			handed[SB_FD_DNS_TCP] = listen_on(SOCK_STREAM, SANDBOX_DNS_PORT, &fail);
+		if (handed[SB_FD_DNS_TCP] < 0)
 			die_setup(sync_fd, &fail);
-		n_egress = 3;
 	}
+	if (plan->keep_workspace &&
+	    (handed[SB_FD_WORKSPACE] = open("/workspace", O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
+		sb_fail(&fail, errno, "open /workspace"), die_setup(sync_fd, &fail);
+	/* Read and write: opening never blocks, and the pipe never reports
+	 * EOF while the sandbox's writers come and go. */
+	if (plan->steps_channel &&
+	    (handed[SB_FD_STEPS] = open(SANDBOX_STEPS_PATH, O_RDWR | O_NONBLOCK | O_CLOEXEC)) < 0)
+		sb_fail(&fail, errno, "open %s", SANDBOX_STEPS_PATH), die_setup(sync_fd, &fail);
 
 	/* The supervisor joins us to the cgroup while we build the root. The
 	 * cgroup namespace must be created afterwards so that the sandbox's
@@ -410,10 +426,11 @@ int sb_child_main(struct sb_plan *plan, int sync_fd)
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
 		sb_fail(&fail, errno, "set non-dumpable"), die_setup(sync_fd, &fail);
 
-	if (send_ready(sync_fd, egress, n_egress, &fail) < 0)
+	if (send_ready(sync_fd, handed, &fail) < 0)
 		die_setup(sync_fd, &fail);
-	for (int i = 0; i < n_egress; i++)
-		close(egress[i]);
+	for (int i = 0; i < SB_FD_COUNT; i++)
+		if (handed[i] >= 0)
+			close(handed[i]);
 
 	sigset_t set;
 	sigemptyset(&set);

@@ -38,6 +38,7 @@ enum sb_step_kind {
 	SB_STEP_READONLY, /* rebind dst over itself read-only */
 	SB_STEP_SEAL,     /* make the mount at dst read-only (not its submounts) */
 	SB_STEP_OVERLAY,  /* bind src, a path in the new root, over dst */
+	SB_STEP_FIFO,     /* a named pipe at dst, mode */
 };
 
 struct sb_step {
@@ -87,6 +88,10 @@ struct sb_plan {
 	int stdio[3];
 	uint64_t nofile, fsize;
 
+	/* Handed back with READY (SB_FD_* order). */
+	bool keep_workspace;
+	bool steps_channel;
+
 	/* Network. */
 	enum sandbox_net net;
 	uint16_t local_ports[SANDBOX_MAX_LOCAL_PORTS];
@@ -102,11 +107,22 @@ struct sb_plan {
 
 };
 
+/* The fds a READY message may carry, in this order; msg.a has a bit for
+ * each one present. */
+enum {
+	SB_FD_PROXY,
+	SB_FD_DNS_UDP,
+	SB_FD_DNS_TCP,
+	SB_FD_WORKSPACE,
+	SB_FD_STEPS,
+	SB_FD_COUNT,
+};
+
 /* Messages on the supervisor <-> pid-1 SOCK_SEQPACKET channel. */
 enum sb_msg_type {
 	SB_MSG_GO = 1,       /* parent: ids mapped; build the root */
 	SB_MSG_CGROUP,       /* parent: the cgroup is joined; finish */
-	SB_MSG_READY,        /* child: sandbox built (+ egress fds) */
+	SB_MSG_READY,        /* child: sandbox built (+ fds, see SB_FD_*) */
 	SB_MSG_SETUP_FAILED, /* child: a = errno, text = step */
 	SB_MSG_EXEC_FAILED,  /* child: phase, a = errno, text = argv[0] */
 	SB_MSG_PHASE_END,    /* child: phase, a = exit code, b = signal */

@@ -132,6 +132,8 @@ void sb_plan_landlock(struct sb_plan *plan, const struct sandbox_config *cfg)
 	for (size_t i = 0; i < cfg->n_binds; i++)
 		if (cfg->binds[i].rw)
 			add_rule(plan, cfg->binds[i].dst, LL_FS_WRITE_TREE);
+	if (cfg->steps_channel)
+		add_rule(plan, SANDBOX_STEPS_PATH, LL_FS_WRITE_FILE | LL_FS_READ_FILE);
 }
 
 static int add_path_rule(int ruleset, int fd, uint64_t access, uint64_t handled)

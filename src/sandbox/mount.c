@@ -50,6 +50,8 @@
  * Parent side: planning
  */
 
+static int check_dst(const char *dst, struct cdn_err *err);
+
 static struct sb_step *plan_add(struct sb_plan *plan, enum sb_step_kind kind, const char *dst,
 				struct cdn_err *err)
 {
@@ -126,6 +128,34 @@ static int plan_tmpfs(struct sb_plan *plan, const char *dst, uint64_t size, unsi
 	s->size = size;
 	s->mode = mode;
 	s->owned = owned;
+	return 0;
+}
+
+/* A file or directory for /workspace, created in the sandbox by its user.
+ * Paths are checked like bind destinations: relative, no "." or "..". */
+static int plan_workspace_file(struct sb_plan *plan, const struct sandbox_file *f,
+			       struct cdn_err *err)
+{
+	char dst[SANDBOX_PATH_MAX];
+	if (!f->path || !*f->path || f->path[0] == '/' ||
+	    snprintf(dst, sizeof(dst), "/workspace/%s", f->path) >= (int)sizeof(dst))
+		return cdn_err_set(err, EINVAL, "workspace file '%s': bad path",
+				   f->path ? f->path : "");
+	int r = check_dst(dst, err);
+	if (r < 0)
+		return r;
+	if (!f->data)
+		return plan_dir(plan, dst, 0755, err);
+	struct sb_step *s = plan_add(plan, SB_STEP_FILE, dst, err);
+	if (!s)
+		return -ENOMEM;
+	s->mode = 0644;
+	s->text = malloc(f->len + 1);
+	if (!s->text)
+		return cdn_err_set(err, ENOMEM, "workspace file %s", f->path);
+	memcpy(s->text, f->data, f->len);
+	s->text[f->len] = '\0';
+	s->text_len = f->len;
 	return 0;
 }
 
@@ -387,6 +417,15 @@ int sb_plan_mounts(struct sb_plan *plan, const struct sandbox_config *cfg, struc
 		r = plan_tmpfs(plan, "/workspace", cfg->limits.workspace_bytes, 0755, true, err);
 	if (r < 0)
 		return cdn_err_wrap(err, "workspace");
+	for (size_t i = 0; i < cfg->n_files; i++)
+		if ((r = plan_workspace_file(plan, &cfg->files[i], err)) < 0)
+			return r;
+	if (cfg->steps_channel) {
+		struct sb_step *s = plan_add(plan, SB_STEP_FIFO, SANDBOX_STEPS_PATH, err);
+		if (!s)
+			return -ENOMEM;
+		s->mode = 0600;
+	}
 
 	for (size_t i = 0; i < cfg->n_binds; i++) {
 		const struct sandbox_bind *b = &cfg->binds[i];
@@ -597,6 +636,12 @@ static int do_step(struct sb_plan *plan, struct sb_step *s, int root, struct sb_
 	const char *base;
 	int fd = -1, r;
 
+	/* A mount may cover the cached directory: look it up again. */
+	if (s->kind != SB_STEP_FILE && plan->parent_fd >= 0) {
+		close(plan->parent_fd);
+		plan->parent_fd = -1;
+	}
+
 	switch (s->kind) {
 	case SB_STEP_DIR:
 		fd = open_in_root(root, s->dst, true, true);
@@ -776,6 +821,17 @@ static int do_step(struct sb_plan *plan, struct sb_step *s, int root, struct sb_
 		if (r < 0)
 			goto mount_failed;
 		close(fd);
+		return 0;
+	}
+	case SB_STEP_FIFO: {
+		int dir = open_parent_in_root(root, s->dst, &base);
+		if (dir < 0)
+			return sb_fail(fail, errno, "create /%s", s->dst);
+		r = mknodat(dir, base, S_IFIFO | s->mode, 0);
+		int e = errno;
+		close(dir);
+		if (r < 0)
+			return sb_fail(fail, e, "create the pipe /%s", s->dst);
 		return 0;
 	}
 	case SB_STEP_SEAL: {

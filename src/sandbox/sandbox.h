@@ -36,6 +36,8 @@
 #define SANDBOX_MAX_ARGS 1024
 #define SANDBOX_PATH_MAX 1024
 #define SANDBOX_MAX_LOCAL_PORTS 16
+#define SANDBOX_MAX_FILES 16
+#define SANDBOX_STEPS_PATH "/run/cordon/steps"
 
 /* Protections that an operator may explicitly allow to be missing. */
 enum sandbox_protection {
@@ -57,6 +59,13 @@ struct sandbox_bind {
 	const char *src; /* host path */
 	const char *dst; /* absolute path inside the sandbox */
 	bool rw;
+};
+
+/* A file or directory laid into /workspace before the first phase. */
+struct sandbox_file {
+	const char *path; /* relative to /workspace, normalised ("input.json", "out") */
+	const char *data; /* file contents; NULL for a directory */
+	size_t len;
 };
 
 struct sandbox_limits {
@@ -97,6 +106,18 @@ struct sandbox_config {
 	size_t n_local_ports;
 	struct sandbox_limits limits;
 	unsigned allow_degraded; /* enum sandbox_protection bits */
+
+	/* Files and directories created in /workspace (owned by the sandbox
+	 * user) before the first phase. */
+	struct sandbox_file files[SANDBOX_MAX_FILES];
+	size_t n_files;
+	/* Hand the caller a directory fd of /workspace that stays readable
+	 * after the sandbox is gone (sandbox_take_workspace_fd), so outputs
+	 * are collected from a tree nothing can change any more. */
+	bool keep_workspace;
+	/* A FIFO at SANDBOX_STEPS_PATH the sandbox may write lines to; the
+	 * caller reads them (sandbox_take_steps_fd). */
+	bool steps_channel;
 
 	/* An extra CA certificate (PEM) the sandbox trusts: the run CA of TLS
 	 * inspection. Added to the system bundle at
@@ -170,6 +191,17 @@ int sandbox_spawn(const struct sandbox_config *cfg, struct sandbox **out, struct
  * the caller; each is -1 when absent.
  */
 void sandbox_take_egress_fds(struct sandbox *sb, int *proxy_tcp, int *dns_udp, int *dns_tcp);
+
+/* The fds asked for with keep_workspace and steps_channel; ownership
+ * passes to the caller; -1 when absent. */
+int sandbox_take_workspace_fd(struct sandbox *sb);
+int sandbox_take_steps_fd(struct sandbox *sb);
+
+/* The protections this sandbox has (also in its final status). */
+const struct sandbox_protections *sandbox_protections(const struct sandbox *sb);
+
+/* The host uid and gid the sandbox user has (to hand it files). */
+void sandbox_host_ids(const struct sandbox *sb, uid_t *uid, gid_t *gid);
 
 /* An fd that becomes readable when the sandbox has news (a phase ended or
  * the sandbox exited); then call sandbox_poll(). */

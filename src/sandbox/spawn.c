@@ -39,7 +39,9 @@ struct sandbox {
 	int sync_fd;
 	struct sb_cgroup *cg;
 	uint32_t janitor_id;
-	int egress[3];
+	int fds[SB_FD_COUNT]; /* handed over by the child (SB_FD_*) */
+	uid_t host_uid;
+	gid_t host_gid;
 	uint64_t start_ns;
 	uint64_t deadline_ns; /* 0: none */
 	bool timed_out;
@@ -310,6 +312,13 @@ static int plan_build(const struct sandbox_config *cfg, struct sb_plan **out,
 	plan->nofile = cfg->limits.nofile;
 	plan->fsize = cfg->limits.fsize_bytes;
 	plan->net = cfg->net;
+	plan->keep_workspace = cfg->keep_workspace;
+	plan->steps_channel = cfg->steps_channel;
+	if (cfg->n_files > SANDBOX_MAX_FILES) {
+		r = cdn_err_set(err, E2BIG, "too many workspace files (at most %d)",
+				SANDBOX_MAX_FILES);
+		goto out;
+	}
 	if (cfg->n_local_ports > SANDBOX_MAX_LOCAL_PORTS) {
 		r = cdn_err_set(err, E2BIG, "too many local ports");
 		goto out;
@@ -437,7 +446,7 @@ static int await_ready(struct sandbox *sb, struct cdn_err *err)
 	memset(&m, 0, sizeof(m));
 	struct iovec iov = { .iov_base = &m, .iov_len = sizeof(m) };
 	union {
-		char buf[CMSG_SPACE(sizeof(int) * 3)];
+		char buf[CMSG_SPACE(sizeof(int) * SB_FD_COUNT)];
 		struct cmsghdr align;
 	} u;
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
@@ -448,15 +457,28 @@ static int await_ready(struct sandbox *sb, struct cdn_err *err)
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
 		return cdn_err_set(err, errno, "sandbox setup: read");
+	int got[SB_FD_COUNT];
+	size_t n_got = 0;
 	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
 		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
 			continue;
 		size_t nfd = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		int fds[3];
-		memcpy(fds, CMSG_DATA(c), sizeof(int) * (nfd < 3 ? nfd : 3));
-		for (size_t i = 0; i < nfd && i < 3; i++)
-			sb->egress[i] = fds[i];
+		for (size_t i = 0; i < nfd; i++) {
+			int fd;
+			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+			if (n_got < SB_FD_COUNT)
+				got[n_got++] = fd;
+			else
+				close(fd);
+		}
 	}
+	/* msg.a says which slots the fds fill, in order. */
+	size_t k = 0;
+	for (int i = 0; i < SB_FD_COUNT && k < n_got; i++)
+		if (m.type == SB_MSG_READY && (m.a & (1 << i)))
+			sb->fds[i] = got[k++];
+	while (k < n_got)
+		close(got[k++]);
 	if (n == 0)
 		return cdn_err_set(err, EPIPE, "sandbox setup: the sandbox exited during setup");
 	if (n != (ssize_t)sizeof(m))
@@ -540,7 +562,8 @@ int sandbox_spawn(const struct sandbox_config *cfg, struct sandbox **out, struct
 		return cdn_err_set(err, ENOMEM, "sandbox");
 	sb->pid = -1;
 	sb->pidfd = sb->sync_fd = -1;
-	sb->egress[0] = sb->egress[1] = sb->egress[2] = -1;
+	for (int i = 0; i < SB_FD_COUNT; i++)
+		sb->fds[i] = -1;
 	sb->start_ns = now_ns();
 	if (cfg->limits.timeout_ms)
 		sb->deadline_ns = sb->start_ns + cfg->limits.timeout_ms * 1000000ull;
@@ -568,6 +591,8 @@ int sandbox_spawn(const struct sandbox_config *cfg, struct sandbox **out, struct
 		goto fail;
 	}
 	give_stdio_pipes(cfg, plan);
+	sb->host_uid = plan->host_uid;
+	sb->host_gid = plan->host_gid;
 	r = do_clone(sb, plan, cgfd, err);
 	if (r < 0)
 		goto fail;
@@ -606,12 +631,39 @@ fail:
 	return r < 0 ? r : -EINVAL;
 }
 
+static int take(struct sandbox *sb, int slot)
+{
+	int fd = sb->fds[slot];
+	sb->fds[slot] = -1;
+	return fd;
+}
+
 void sandbox_take_egress_fds(struct sandbox *sb, int *proxy_tcp, int *dns_udp, int *dns_tcp)
 {
-	*proxy_tcp = sb->egress[0];
-	*dns_udp = sb->egress[1];
-	*dns_tcp = sb->egress[2];
-	sb->egress[0] = sb->egress[1] = sb->egress[2] = -1;
+	*proxy_tcp = take(sb, SB_FD_PROXY);
+	*dns_udp = take(sb, SB_FD_DNS_UDP);
+	*dns_tcp = take(sb, SB_FD_DNS_TCP);
+}
+
+int sandbox_take_workspace_fd(struct sandbox *sb)
+{
+	return take(sb, SB_FD_WORKSPACE);
+}
+
+int sandbox_take_steps_fd(struct sandbox *sb)
+{
+	return take(sb, SB_FD_STEPS);
+}
+
+const struct sandbox_protections *sandbox_protections(const struct sandbox *sb)
+{
+	return &sb->st.prot;
+}
+
+void sandbox_host_ids(const struct sandbox *sb, uid_t *uid, gid_t *gid)
+{
+	*uid = sb->host_uid;
+	*gid = sb->host_gid;
 }
 
 int sandbox_event_fd(const struct sandbox *sb)
@@ -901,9 +953,9 @@ void sandbox_free(struct sandbox *sb)
 		while (waitid(P_PIDFD, (id_t)sb->pidfd, &si, WEXITED) < 0 && errno == EINTR)
 			;
 	}
-	for (int i = 0; i < 3; i++)
-		if (sb->egress[i] >= 0)
-			close(sb->egress[i]);
+	for (int i = 0; i < SB_FD_COUNT; i++)
+		if (sb->fds[i] >= 0)
+			close(sb->fds[i]);
 	if (sb->sync_fd >= 0)
 		close(sb->sync_fd);
 	if (sb->pidfd >= 0)
