@@ -25,6 +25,20 @@ int cdn_err_set(struct cdn_err *err, int errnum, const char *fmt, ...)
 	return errnum ? -errnum : -EINVAL;
 }
 
+int cdn_err_msg(struct cdn_err *err, int errnum, const char *fmt, ...)
+{
+	if (errnum < 0)
+		errnum = -errnum;
+	if (err) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+		va_end(ap);
+		err->code = errnum ? errnum : EINVAL;
+	}
+	return errnum ? -errnum : -EINVAL;
+}
+
 int cdn_err_wrap(struct cdn_err *err, const char *fmt, ...)
 {
 	if (!err)

@@ -25,6 +25,11 @@ struct cdn_err {
 int cdn_err_set(struct cdn_err *err, int errnum, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* Like cdn_err_set, without the ": strerror" suffix: for messages that
+ * already say everything. */
+int cdn_err_msg(struct cdn_err *err, int errnum, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
 /* Prefix the current message with context: "ctx: old message". */
 int cdn_err_wrap(struct cdn_err *err, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

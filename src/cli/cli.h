@@ -27,7 +27,27 @@ extern char **cli_argv;
 /* Light binary: replace this process with cordon-full (same argv). */
 int cli_exec_full(void);
 
+#ifdef CORDON_FULL
+struct store;
+struct vault;
+/* Opens the state directory (dir, else store_default_dir()) and, when v
+ * is not NULL, the vault. Prints the error; -1 on failure. */
+int cli_open_state(const char *dir, struct store **s, struct vault **v);
+/* The workspace: opt, else $CORDON_WORKSPACE, else "default". */
+const char *cli_workspace(const char *opt);
+/* Who is asking, for records: "user:NAME". */
+const char *cli_caller(void);
+#endif
+
 int cmd_exec(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_agent(int argc, char **argv);
+int cmd_capability(int argc, char **argv);
+int cmd_env(int argc, char **argv);
+int cmd_grant(int argc, char **argv);
+int cmd_secret(int argc, char **argv);
+int cmd_runs(int argc, char **argv);
+int cmd_logs(int argc, char **argv);
 int cmd_approvals(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 

@@ -75,6 +75,14 @@ struct command {
 static const struct command commands[] = {
 	{ "exec", cmd_exec, "run one command in a fresh sandbox, then destroy it" },
 #ifdef CORDON_FULL
+	{ "run", cmd_run, "run an agent in a fresh sandbox and record what ran" },
+	{ "agent", cmd_agent, "register and list agents" },
+	{ "capability", cmd_capability, "register and list capabilities" },
+	{ "env", cmd_env, "register and list envs (plain environment variables)" },
+	{ "grant", cmd_grant, "let an agent use a capability" },
+	{ "secret", cmd_secret, "set, list and remove secrets in the vault" },
+	{ "runs", cmd_runs, "list runs and show their results" },
+	{ "logs", cmd_logs, "print (and follow) a run's events" },
 	{ "approvals", cmd_approvals, "list and decide requests waiting for a human" },
 	{ "audit", cmd_audit, "verify a hash-chained audit log" },
 #endif

@@ -138,4 +138,22 @@ unsigned egress_method_bit(const char *method);
 
 const char *egress_category_name(enum egress_category c);
 
+/*
+ * An agent's egress narrows the operator's policy, never widens it: the
+ * result allows a request only when `base` allows it and the agent lists
+ * its domain (exact names or "*." wildcards; a wildcard meets an exact
+ * name it covers, two wildcards meet at the longer one). Where both sides
+ * say something, the stricter wins: ports and methods are intersected,
+ * the lower requests-per-minute is kept (0 means unlimited), approval is
+ * required if either requires it, inspection is on if either asks. `rules`
+ * (each rule's name is a domain in `domains`) narrow single domains
+ * further. Settings (enforce, limits, private exceptions, approval
+ * timeout) are the base's; enforce can only stay on. A domain the base
+ * does not allow is dropped, and reported through `dropped` when given.
+ */
+int egress_policy_narrow(const struct egress_policy *base, const char *const *domains, size_t n,
+			 const struct egress_rule *rules, size_t n_rules,
+			 struct egress_policy **out, void (*dropped)(void *ctx, const char *domain),
+			 void *ctx, struct cdn_err *err);
+
 #endif

@@ -1,0 +1,359 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* cordon runs list|show, cordon logs RUN [--follow] */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/cleanup.h"
+#include "base/units.h"
+#include "cli/cli.h"
+#include "run/run.h"
+#include "store/store.h"
+
+#define LOG_LINE_MAX (1 << 20)
+
+static void runs_usage(FILE *out)
+{
+	fputs("Usage: cordon runs list [--agent NAME] [--status STATUS] [--limit N] [OPTIONS]\n"
+	      "       cordon runs show RUN [OPTIONS]\n"
+	      "\n"
+	      "list shows a workspace's runs, newest first. show prints a run's record and,\n"
+	      "once it finished, its result.json (status, exit code, hashes of what ran,\n"
+	      "resources, output, artifacts, the audit log's head).\n"
+	      "STATUS: created, running, succeeded, failed, timeout, oom, killed, error,\n"
+	      "cancelled.\n"
+	      "\n"
+	      "Options:\n"
+	      "      --agent NAME      only this agent's runs\n"
+	      "      --status STATUS   only runs with this status\n"
+	      "      --limit N         at most N runs (1-1000, default 20)\n"
+	      "  -w, --workspace NAME  workspace (default $CORDON_WORKSPACE, else \"default\")\n"
+	      "      --state DIR       state directory (default $CORDON_STATE)\n"
+	      "      --json            print the result as JSON\n"
+	      "  -h, --help            show this help\n",
+	      out);
+}
+
+static void fmt_time(int64_t ms, char *buf, size_t cap)
+{
+	if (ms <= 0) {
+		snprintf(buf, cap, "-");
+		return;
+	}
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static json_t *run_json(const struct store_run *r)
+{
+	char created[32];
+	fmt_time(r->created_ms, created, sizeof(created));
+	json_t *j = json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:i, s:s, s:s}", "id", r->id,
+			      "workspace", r->workspace, "agent", r->agent, "version",
+			      (json_int_t)r->agent_version, "sha256", r->agent_hash, "status",
+			      store_run_status_name(r->status), "exit_code", r->exit_code,
+			      "caller", r->caller, "created", created);
+	if (r->finished_ms && r->started_ms)
+		json_object_set_new(j, "duration_ms",
+				    json_integer((json_int_t)(r->finished_ms - r->created_ms)));
+	if (r->error[0])
+		json_object_set_new(j, "error", json_string(r->error));
+	return j;
+}
+
+int cmd_runs(int argc, char **argv)
+{
+	enum { O_STATE = 256, O_JSON, O_AGENT, O_STATUS, O_LIMIT };
+	static const struct option opts[] = { { "state", required_argument, NULL, O_STATE },
+					      { "workspace", required_argument, NULL, 'w' },
+					      { "json", no_argument, NULL, O_JSON },
+					      { "agent", required_argument, NULL, O_AGENT },
+					      { "status", required_argument, NULL, O_STATUS },
+					      { "limit", required_argument, NULL, O_LIMIT },
+					      { "help", no_argument, NULL, 'h' },
+					      { NULL, 0, NULL, 0 } };
+	const char *state = NULL, *ws = NULL;
+	struct store_run_query q = { .status = -1, .limit = 20 };
+	bool json = false;
+	struct cdn_err err = { 0 };
+	optind = 1;
+	int c;
+	while ((c = getopt_long(argc, argv, "w:h", opts, NULL)) != -1) {
+		switch (c) {
+		case O_STATE:
+			state = optarg;
+			break;
+		case 'w':
+			ws = optarg;
+			break;
+		case O_JSON:
+			json = true;
+			break;
+		case O_AGENT:
+			q.agent = optarg;
+			break;
+		case O_STATUS: {
+			enum store_run_status st;
+			if (store_run_status_parse(optarg, &st) < 0) {
+				cli_error("--status: unknown status '%s'", optarg);
+				return EXIT_CORDON;
+			}
+			q.status = (int)st;
+			break;
+		}
+		case O_LIMIT: {
+			uint64_t v;
+			if (cdn_parse_uint(optarg, 1000, &v, &err) < 0 || v == 0) {
+				cli_error("--limit: '%s' is not a number from 1 to 1000", optarg);
+				return EXIT_CORDON;
+			}
+			q.limit = (size_t)v;
+			break;
+		}
+		case 'h':
+			runs_usage(stdout);
+			return 0;
+		default:
+			runs_usage(stderr);
+			return EXIT_CORDON;
+		}
+	}
+	q.workspace = cli_workspace(ws);
+	int nargs = argc - optind;
+	const char *verb = nargs > 0 ? argv[optind] : "";
+	bool list = strcmp(verb, "list") == 0 && nargs == 1;
+	bool show = strcmp(verb, "show") == 0 && nargs == 2;
+	if (!list && !show) {
+		runs_usage(stderr);
+		return EXIT_CORDON;
+	}
+	struct store *s;
+	if (cli_open_state(state, &s, NULL) < 0)
+		return EXIT_CORDON;
+	int rc = 0;
+	(void)store_runs_recover(s, NULL);
+	if (list) {
+		struct store_run *runs = NULL;
+		size_t n = 0;
+		if (store_run_list(s, &q, &runs, &n, &err) < 0) {
+			cli_error_err(&err);
+			store_close(s);
+			return EXIT_CORDON;
+		}
+		json_t *arr = json_array();
+		if (!json && n)
+			printf("%-30s %-20s %-10s %-5s %-10s %s\n", "RUN", "AGENT", "STATUS", "EXIT",
+			       "DURATION", "CREATED");
+		for (size_t i = 0; i < n; i++) {
+			json_t *j = run_json(&runs[i]);
+			if (json) {
+				json_array_append_new(arr, j);
+				continue;
+			}
+			char ag[80], dur[32], cr[32];
+			snprintf(ag, sizeof(ag), "%s@%u", runs[i].agent, runs[i].agent_version);
+			if (runs[i].finished_ms)
+				snprintf(dur, sizeof(dur), "%lldms",
+					 (long long)(runs[i].finished_ms - runs[i].created_ms));
+			else
+				snprintf(dur, sizeof(dur), "-");
+			fmt_time(runs[i].created_ms, cr, sizeof(cr));
+			printf("%-30s %-20s %-10s %-5d %-10s %s\n", runs[i].id, ag,
+			       store_run_status_name(runs[i].status), runs[i].exit_code, dur, cr);
+			json_decref(j);
+		}
+		if (json) {
+			json_dumpf(arr, stdout, JSON_COMPACT);
+			putchar('\n');
+		} else if (n == 0) {
+			fprintf(stderr, "no runs in workspace %s\n", q.workspace);
+		}
+		json_decref(arr);
+		store_runs_free(runs, n);
+	} else {
+		struct store_run r;
+		const char *id = argv[optind + 1];
+		int g = store_run_get(s, id, &r, &err);
+		if (g == -ENOENT || (g == 0 && strcmp(r.workspace, q.workspace) != 0)) {
+			cli_error("no run %s in workspace %s", id, q.workspace);
+			if (g == 0)
+				store_run_clear(&r);
+			store_close(s);
+			return EXIT_CORDON;
+		}
+		if (g < 0) {
+			cli_error_err(&err);
+			store_close(s);
+			return EXIT_CORDON;
+		}
+		json_t *j = run_json(&r);
+		json_t *res = r.result_json ? json_loads(r.result_json, 0, NULL) : NULL;
+		if (res)
+			json_object_set_new(j, "result", res);
+		json_dumpf(j, stdout, json ? JSON_COMPACT | JSON_SORT_KEYS : JSON_INDENT(2));
+		putchar('\n');
+		json_decref(j);
+		store_run_clear(&r);
+	}
+	store_close(s);
+	return rc;
+}
+
+/* ------------------------------------------------------------------- logs */
+
+static void logs_usage(FILE *out)
+{
+	fputs("Usage: cordon logs RUN [--follow] [--json] [OPTIONS]\n"
+	      "\n"
+	      "Print a run's events: setup, steps, egress allowed and blocked, approvals,\n"
+	      "artifacts and the end. Secret values are already redacted. With --follow,\n"
+	      "wait for new events until the run finishes.\n"
+	      "\n"
+	      "Options:\n"
+	      "  -f, --follow          keep printing events until the run ends\n"
+	      "      --json            the events as NDJSON, as stored\n"
+	      "  -w, --workspace NAME  workspace (default $CORDON_WORKSPACE, else \"default\")\n"
+	      "      --state DIR       state directory (default $CORDON_STATE)\n"
+	      "  -h, --help            show this help\n",
+	      out);
+}
+
+/* Prints the complete lines in buf[0..*len) and keeps the rest. Returns
+ * true when run.finished went by. */
+static bool print_lines(char *buf, size_t *len, bool json, bool color)
+{
+	bool finished = false;
+	size_t start = 0;
+	for (size_t i = 0; i < *len; i++) {
+		if (buf[i] != '\n')
+			continue;
+		const char *line = buf + start;
+		size_t n = i - start;
+		if (json) {
+			fwrite(line, 1, n + 1, stdout);
+		} else {
+			run_print_event(line, n, color);
+		}
+		if (memmem(line, n, "\"type\":\"run.finished\"", 21))
+			finished = true;
+		start = i + 1;
+	}
+	memmove(buf, buf + start, *len - start);
+	*len -= start;
+	fflush(stdout);
+	return finished;
+}
+
+int cmd_logs(int argc, char **argv)
+{
+	enum { O_STATE = 256, O_JSON };
+	static const struct option opts[] = { { "state", required_argument, NULL, O_STATE },
+					      { "workspace", required_argument, NULL, 'w' },
+					      { "json", no_argument, NULL, O_JSON },
+					      { "follow", no_argument, NULL, 'f' },
+					      { "help", no_argument, NULL, 'h' },
+					      { NULL, 0, NULL, 0 } };
+	const char *state = NULL, *ws = NULL;
+	bool json = false, follow = false;
+	optind = 1;
+	int c;
+	while ((c = getopt_long(argc, argv, "w:fh", opts, NULL)) != -1) {
+		if (c == O_STATE) {
+			state = optarg;
+		} else if (c == 'w') {
+			ws = optarg;
+		} else if (c == O_JSON) {
+			json = true;
+		} else if (c == 'f') {
+			follow = true;
+		} else if (c == 'h') {
+			logs_usage(stdout);
+			return 0;
+		} else {
+			logs_usage(stderr);
+			return EXIT_CORDON;
+		}
+	}
+	ws = cli_workspace(ws);
+	if (argc - optind != 1) {
+		logs_usage(stderr);
+		return EXIT_CORDON;
+	}
+	const char *id = argv[optind];
+	struct store *s;
+	if (cli_open_state(state, &s, NULL) < 0)
+		return EXIT_CORDON;
+	struct cdn_err err = { 0 };
+	struct store_run r;
+	int g = store_run_get(s, id, &r, &err);
+	if (g == -ENOENT || (g == 0 && strcmp(r.workspace, ws) != 0)) {
+		cli_error("no run %s in workspace %s", id, ws);
+		if (g == 0)
+			store_run_clear(&r);
+		store_close(s);
+		return EXIT_CORDON;
+	}
+	if (g < 0) {
+		cli_error_err(&err);
+		store_close(s);
+		return EXIT_CORDON;
+	}
+	store_run_clear(&r);
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/runs/%s/events.ndjson", store_dir(s), id);
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) {
+		cli_error("%s: %s", path, strerror(errno));
+		store_close(s);
+		return EXIT_CORDON;
+	}
+	bool color = !json && isatty(STDOUT_FILENO) && !getenv("NO_COLOR");
+	_cleanup_free_ char *buf = malloc(LOG_LINE_MAX);
+	size_t len = 0;
+	bool finished = false;
+	int idle = 0;
+	for (;;) {
+		if (len == LOG_LINE_MAX)
+			len = 0; /* a line longer than any event: drop it */
+		ssize_t n = read(fd, buf + len, LOG_LINE_MAX - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			cli_error("%s: %s", path, strerror(errno));
+			break;
+		}
+		if (n > 0) {
+			len += (size_t)n;
+			finished = print_lines(buf, &len, json, color) || finished;
+			idle = 0;
+			continue;
+		}
+		if (!follow || finished)
+			break;
+		/* Every few seconds: did the run end without its last event (its
+		 * supervisor died)? */
+		if (++idle % 20 == 0) {
+			(void)store_runs_recover(s, NULL);
+			if (store_run_get(s, id, &r, NULL) == 0) {
+				bool done = store_run_status_final(r.status);
+				store_run_clear(&r);
+				if (done)
+					break;
+			}
+		}
+		struct timespec ts = { 0, 100 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	store_close(s);
+	return 0;
+}

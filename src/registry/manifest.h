@@ -1,0 +1,115 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * agent.json: what an agent is and what it may use (docs/agent.md).
+ *
+ * Parsed strictly with jansson: unknown keys, wrong types, out-of-range
+ * values and missing required fields are errors that name the field
+ * ("agent.json: limits.mem: expected a size such as \"512m\"").
+ */
+#ifndef CORDON_REGISTRY_MANIFEST_H
+#define CORDON_REGISTRY_MANIFEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/err.h"
+#include "egress/policy.h"
+
+#define MANIFEST_MAX_BYTES (64 * 1024)
+#define MANIFEST_MAX_ARGS 64
+#define MANIFEST_MAX_ARG 4096
+#define MANIFEST_MAX_LIST 64 /* domains, rules, secrets, capabilities, extensions */
+#define MANIFEST_MAX_VERSION 32
+#define MANIFEST_MAX_DESCRIPTION 1024
+#define MANIFEST_DEFAULT_TIMEOUT_S 30
+#define MANIFEST_MAX_TIMEOUT_S 86400
+
+/* Further bounds, each documented in docs/agent.md. */
+#define MANIFEST_MAX_NAME 64	     /* store names: name, env, capabilities */
+#define MANIFEST_MAX_SECRET_NAME 64  /* [A-Z_][A-Z0-9_]{0,63} */
+#define MANIFEST_MIN_MEM (1ULL << 20) /* limits.mem: 1 MiB .. 1 TiB */
+#define MANIFEST_MAX_MEM (1ULL << 40)
+#define MANIFEST_MAX_PIDS 65536	     /* limits.pids: 1 .. this */
+#define MANIFEST_MIN_CPU_MILLICORES 10	/* limits.cpu: 0.01 .. 4096 cores, */
+#define MANIFEST_MAX_CPU_MILLICORES 4096000 /* at most 4 decimals */
+#define MANIFEST_CPU_DECIMALS 4
+#define MANIFEST_MAX_OUTPUT_FILES 1000		     /* outputs.max_files: 1 .. this */
+#define MANIFEST_MAX_OUTPUT_BYTES (4ULL << 30)	     /* outputs sizes: 1 byte .. 4 GiB */
+#define MANIFEST_MAX_EXTENSION 16		     /* outputs.extensions: [a-z0-9]{1,16} */
+
+struct agent_outputs {
+	bool set; /* an "outputs" object was given */
+	uint32_t max_files;	  /* 0: the operator's */
+	uint64_t max_file_bytes;  /* 0: the operator's */
+	uint64_t max_total_bytes; /* 0: the operator's */
+	char **extensions;	  /* NULL: the operator's list */
+	size_t n_extensions;
+};
+
+struct agent_manifest {
+	char name[65];		 /* store name rules */
+	char version[MANIFEST_MAX_VERSION + 1]; /* free-form label: [A-Za-z0-9._+-] */
+	char *description;	 /* may be NULL */
+
+	char **entrypoint; /* NULL-terminated argv, at least one element */
+	size_t n_entrypoint;
+	char **setup; /* NULL-terminated argv, or NULL */
+	size_t n_setup;
+
+	uint64_t mem_bytes;	 /* 0: the operator's default */
+	uint64_t pids;		 /* 0: the operator's default */
+	uint64_t cpu_millicores; /* 0: no quota */
+	uint64_t timeout_s;	 /* MANIFEST_DEFAULT_TIMEOUT_S when absent */
+
+	char profile[16]; /* "offline" (default) or "deployment" (network through the proxy) */
+
+	/*
+	 * Egress: can only narrow the operator's policy (egress_policy_narrow).
+	 * Set only when the profile is "deployment".
+	 *
+	 * egress_domains is NULL-terminated, each name unique after
+	 * normalisation. Each of egress_rules narrows one of those domains
+	 * (rule.name is that domain, normalised; no domain has two rules)
+	 * and encodes "not said" as "no narrowing":
+	 *   n_ports 0           any port the operator allows
+	 *   methods EGRESS_M_ALL any method the operator allows
+	 *   rpm 0               no limit beyond the operator's
+	 *   approval false      as the operator says ("none" cannot lift a hold)
+	 *   inspect false       as the operator says
+	 * category is EGRESS_CAT_USER, group "agent" and line 0: the result
+	 * of narrowing takes these from the operator's rule.
+	 */
+	bool has_egress;
+	char **egress_domains; /* exact names or "*." wildcards, normalised */
+	size_t n_egress_domains;
+	struct egress_rule *egress_rules; /* per-domain narrowing: ports, methods, rpm, approval */
+	size_t n_egress_rules;
+
+	char **required_secrets; /* environment variable names, e.g. OPENAI_API_KEY; */
+	size_t n_required_secrets; /* NULL-terminated, like every list here */
+	char **capabilities;
+	size_t n_capabilities;
+	char env[65]; /* "" when none */
+
+	struct agent_outputs outputs;
+};
+
+/* `source` names the document in errors ("agent.json"). On error *out is
+ * left alone and nothing is allocated. */
+int manifest_parse(const char *json, size_t len, const char *source, struct agent_manifest **out,
+		   struct cdn_err *err);
+
+/* Reads DIR/agent.json (at most MANIFEST_MAX_BYTES) and parses it. The
+ * manifest must be a regular file: a symbolic link is refused, so what is
+ * validated is the file in the agent's directory and nothing outside it. */
+int manifest_load_dir(const char *dir, struct agent_manifest **out, struct cdn_err *err);
+
+/* Frees m and everything it holds; NULL is fine, and so is a struct that
+ * was only partly filled. */
+void manifest_free(struct agent_manifest *m);
+
+/* The network the agent needs: true for "deployment" or any egress. */
+bool manifest_wants_network(const struct agent_manifest *m);
+
+#endif

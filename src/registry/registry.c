@@ -1,0 +1,264 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#define _GNU_SOURCE
+#include "registry/registry.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <limits.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "base/cleanup.h"
+#include "vault/vault.h"
+
+static void result_from(struct registry_result *res, const char *name, unsigned version,
+			const char *hash, bool created)
+{
+	snprintf(res->name, sizeof(res->name), "%s", name);
+	res->version = version;
+	snprintf(res->hash, sizeof(res->hash), "%s", hash);
+	res->created = created;
+}
+
+int registry_agent_register(struct store *s, const char *ws, const char *dir,
+			    struct registry_result *res, struct cdn_err *err)
+{
+	struct agent_manifest *m = NULL;
+	int r = manifest_load_dir(dir, &m, err);
+	if (r < 0)
+		return r;
+	/* The manifest as registered is the one inside the snapshot: re-read
+	 * it from the tree so what is stored is what was hashed. */
+	struct store_item it = { .kind = STORE_AGENT };
+	r = store_tree_import(s, dir, NULL, it.tree, err);
+	if (r == 0) {
+		char path[PATH_MAX];
+		r = store_tree_checkout(s, it.tree, path, sizeof(path), err);
+		struct agent_manifest *again = NULL;
+		_cleanup_free_ char *doc = NULL;
+		if (r == 0) {
+			char file[PATH_MAX + 16];
+			snprintf(file, sizeof(file), "%s/agent.json", path);
+			_cleanup_fclose_ FILE *f = fopen(file, "re");
+			doc = calloc(1, MANIFEST_MAX_BYTES + 1);
+			size_t n = f && doc ? fread(doc, 1, MANIFEST_MAX_BYTES, f) : 0;
+			if (!f || !doc)
+				r = cdn_err_set(err, errno ? errno : ENOMEM, "read %s", file);
+			else
+				r = manifest_parse(doc, n, "agent.json", &again, err);
+		}
+		if (r == 0) {
+			snprintf(it.workspace, sizeof(it.workspace), "%s", ws);
+			snprintf(it.name, sizeof(it.name), "%s", again->name);
+			snprintf(it.hash, sizeof(it.hash), "%s", it.tree);
+			it.doc = doc;
+			bool created = false;
+			r = store_item_put(s, &it, &it.version, &created, err);
+			if (r == 0)
+				result_from(res, it.name, it.version, it.hash, created);
+		}
+		manifest_free(again);
+	}
+	manifest_free(m);
+	return r;
+}
+
+int registry_capability_register(struct store *s, const char *ws, const char *name,
+				 const char *dir, struct registry_result *res, struct cdn_err *err)
+{
+	int r = store_name_check("capability", name, err);
+	if (r < 0)
+		return r;
+	struct stat st;
+	if (stat(dir, &st) < 0)
+		return cdn_err_set(err, errno, "capability %s: %s", name, dir);
+	if (!S_ISDIR(st.st_mode))
+		return cdn_err_set(err, ENOTDIR, "capability %s: %s is not a directory", name, dir);
+	struct store_item it = { .kind = STORE_CAPABILITY };
+	if ((r = store_tree_import(s, dir, NULL, it.tree, err)) < 0)
+		return r;
+	snprintf(it.workspace, sizeof(it.workspace), "%s", ws);
+	snprintf(it.name, sizeof(it.name), "%s", name);
+	snprintf(it.hash, sizeof(it.hash), "%s", it.tree);
+	bool created = false;
+	if ((r = store_item_put(s, &it, &it.version, &created, err)) < 0)
+		return r;
+	result_from(res, name, it.version, it.hash, created);
+	return 0;
+}
+
+static bool env_name_ok(const char *p, size_t n)
+{
+	if (n == 0 || n > 128 || (p[0] >= '0' && p[0] <= '9'))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!(p[i] == '_' || (p[i] >= 'A' && p[i] <= 'Z') || (p[i] >= 'a' && p[i] <= 'z') ||
+		      (p[i] >= '0' && p[i] <= '9')))
+			return false;
+	return true;
+}
+
+int registry_env_register(struct store *s, const char *ws, const char *name,
+			  const char *const *vars, size_t n, struct registry_result *res,
+			  struct cdn_err *err)
+{
+	int r = store_name_check("env", name, err);
+	if (r < 0)
+		return r;
+	if (n > REGISTRY_MAX_ENV_VARS)
+		return cdn_err_set(err, E2BIG, "env %s: at most %d variables", name,
+				   REGISTRY_MAX_ENV_VARS);
+	json_t *obj = json_object();
+	for (size_t i = 0; i < n && r == 0; i++) {
+		const char *eq = strchr(vars[i], '=');
+		size_t kl = eq ? (size_t)(eq - vars[i]) : 0;
+		char key[129];
+		if (!eq || !env_name_ok(vars[i], kl)) {
+			r = cdn_err_set(err, EINVAL, "env %s: '%.*s': expected NAME=VALUE", name,
+					(int)(eq ? kl : strlen(vars[i]) > 64 ? 64 : strlen(vars[i])),
+					vars[i]);
+			break;
+		}
+		snprintf(key, sizeof(key), "%.*s", (int)kl, vars[i]);
+		if (vault_name_looks_secret(key)) {
+			r = cdn_err_set(err, EINVAL,
+					"env %s: %s looks like a secret; store it with "
+					"'cordon secret set %s' and list it in the agent's "
+					"required_secrets",
+					name, key, key);
+			break;
+		}
+		if (strlen(eq + 1) > REGISTRY_MAX_ENV_VALUE) {
+			r = cdn_err_set(err, E2BIG, "env %s: %s: value longer than %d bytes", name,
+					key, REGISTRY_MAX_ENV_VALUE);
+			break;
+		}
+		if (json_object_get(obj, key)) {
+			r = cdn_err_set(err, EINVAL, "env %s: %s is given twice", name, key);
+			break;
+		}
+		json_t *v = json_string(eq + 1);
+		if (!v) {
+			r = cdn_err_set(err, EINVAL, "env %s: %s: value is not valid UTF-8", name, key);
+			break;
+		}
+		json_object_set_new(obj, key, v);
+	}
+	if (r < 0) {
+		json_decref(obj);
+		return r;
+	}
+	/* Canonical form: compact, sorted keys; its sha256 is the hash. */
+	_cleanup_free_ char *doc = json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
+	json_decref(obj);
+	if (!doc)
+		return cdn_err_set(err, ENOMEM, "env %s", name);
+	unsigned char h[crypto_hash_sha256_BYTES];
+	crypto_hash_sha256(h, (const unsigned char *)doc, strlen(doc));
+	struct store_item it = { .kind = STORE_ENV, .doc = doc };
+	snprintf(it.workspace, sizeof(it.workspace), "%s", ws);
+	snprintf(it.name, sizeof(it.name), "%s", name);
+	sodium_bin2hex(it.hash, sizeof(it.hash), h, sizeof(h));
+	bool created = false;
+	if ((r = store_item_put(s, &it, &it.version, &created, err)) < 0)
+		return r;
+	result_from(res, name, it.version, it.hash, created);
+	return 0;
+}
+
+int registry_grant(struct store *s, const char *ws, const char *agent, const char *capability,
+		   struct cdn_err *err)
+{
+	int r = store_name_check("agent", agent, err);
+	if (r == 0)
+		r = store_name_check("capability", capability, err);
+	if (r < 0)
+		return r;
+	struct store_item it = { 0 };
+	if ((r = store_item_get(s, STORE_CAPABILITY, ws, capability, 0, &it, err)) < 0) {
+		if (r == -ENOENT)
+			cdn_err_msg(err, ENOENT, "capability %s is not registered", capability);
+		return r;
+	}
+	store_item_clear(&it);
+	return store_grant_add(s, ws, agent, capability, err);
+}
+
+static bool looks_like_dir(const char *ref)
+{
+	struct stat st;
+	return strchr(ref, '/') || (stat(ref, &st) == 0 && S_ISDIR(st.st_mode));
+}
+
+int registry_resolve_agent(struct store *s, const char *ws, const char *ref,
+			   struct resolved_agent *out, struct cdn_err *err)
+{
+	memset(out, 0, sizeof(*out));
+	int r;
+	if (looks_like_dir(ref)) {
+		/* Unregistered: snapshot it like a registration would, and run
+		 * the snapshot, so the recorded hash is what ran. */
+		if ((r = manifest_load_dir(ref, &out->manifest, err)) < 0)
+			return r;
+		if ((r = store_tree_import(s, ref, NULL, out->hash, err)) < 0 ||
+		    (r = store_tree_checkout(s, out->hash, out->tree_path, sizeof(out->tree_path),
+					     err)) < 0) {
+			registry_resolved_clear(out);
+			return r;
+		}
+		snprintf(out->name, sizeof(out->name), "%s", out->manifest->name);
+		return 0;
+	}
+	char name[STORE_MAX_NAME + 1];
+	unsigned version = 0;
+	const char *at = strchr(ref, '@');
+	size_t nl = at ? (size_t)(at - ref) : strlen(ref);
+	if (nl == 0 || nl > STORE_MAX_NAME)
+		return cdn_err_set(err, EINVAL, "agent '%s': expected a directory or NAME[@VERSION]",
+				   ref);
+	snprintf(name, sizeof(name), "%.*s", (int)nl, ref);
+	if ((r = store_name_check("agent", name, err)) < 0)
+		return r;
+	if (at) {
+		char *end;
+		unsigned long v = strtoul(at + 1, &end, 10);
+		if (!at[1] || *end || v == 0 || v > 1000000)
+			return cdn_err_set(err, EINVAL,
+					   "agent '%s': the version after '@' is a number (1, 2, ...)",
+					   ref);
+		version = (unsigned)v;
+	}
+	struct store_item it = { 0 };
+	if ((r = store_item_get(s, STORE_AGENT, ws, name, version, &it, err)) < 0) {
+		if (r == -ENOENT && version)
+			cdn_err_msg(err, ENOENT, "agent %s has no version %u", name, version);
+		else if (r == -ENOENT)
+			cdn_err_msg(err, ENOENT,
+				    "agent %s is not registered (cordon agent register DIR), and "
+				    "there is no directory by that name",
+				    name);
+		return r;
+	}
+	r = manifest_parse(it.doc ? it.doc : "", it.doc ? strlen(it.doc) : 0, "agent.json",
+			   &out->manifest, err);
+	if (r == 0)
+		r = store_tree_checkout(s, it.tree, out->tree_path, sizeof(out->tree_path), err);
+	if (r == 0) {
+		snprintf(out->name, sizeof(out->name), "%s", it.name);
+		out->version = it.version;
+		snprintf(out->hash, sizeof(out->hash), "%s", it.hash);
+	}
+	store_item_clear(&it);
+	if (r < 0)
+		registry_resolved_clear(out);
+	return r;
+}
+
+void registry_resolved_clear(struct resolved_agent *a)
+{
+	manifest_free(a->manifest);
+	a->manifest = NULL;
+}

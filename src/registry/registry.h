@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The registry: agents, capabilities and envs, each versioned by content.
+ *
+ * Registering snapshots the bytes (the store's content-addressed trees) and
+ * records a content hash: for agents and capabilities the tree hash (sorted
+ * paths, modes and bytes); for envs the sha256 of the canonical JSON of the
+ * variables (sorted keys). Registering changed bytes makes a new version;
+ * the same bytes again change nothing.
+ */
+#ifndef CORDON_REGISTRY_H
+#define CORDON_REGISTRY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "base/err.h"
+#include "registry/manifest.h"
+#include "store/store.h"
+
+#define REGISTRY_MAX_ENV_VARS 256
+#define REGISTRY_MAX_ENV_VALUE 4096
+
+struct registry_result {
+	char name[STORE_MAX_NAME + 1];
+	unsigned version;
+	char hash[STORE_HASH_HEX + 1];
+	bool created; /* a new version (false: same bytes as the latest) */
+};
+
+/* Validates DIR/agent.json and snapshots DIR. */
+int registry_agent_register(struct store *s, const char *ws, const char *dir,
+			    struct registry_result *res, struct cdn_err *err);
+
+int registry_capability_register(struct store *s, const char *ws, const char *name,
+				 const char *dir, struct registry_result *res, struct cdn_err *err);
+
+/* vars: "K=V" strings. A name that looks like a secret (vault_name_looks_
+ * secret) is refused with a hint to use `cordon secret set`. */
+int registry_env_register(struct store *s, const char *ws, const char *name,
+			  const char *const *vars, size_t n, struct registry_result *res,
+			  struct cdn_err *err);
+
+int registry_grant(struct store *s, const char *ws, const char *agent, const char *capability,
+		   struct cdn_err *err);
+
+/*
+ * An agent to run. `ref` is a directory (anything with a '/', or an
+ * existing directory: unregistered, hashed and snapshotted the same way,
+ * version 0) or NAME[@VERSION] from the registry.
+ */
+struct resolved_agent {
+	struct agent_manifest *manifest;
+	char name[STORE_MAX_NAME + 1];
+	unsigned version; /* 0: unregistered directory */
+	char hash[STORE_HASH_HEX + 1];
+	char tree_path[4096]; /* read-only checkout of exactly those bytes */
+};
+
+int registry_resolve_agent(struct store *s, const char *ws, const char *ref,
+			   struct resolved_agent *out, struct cdn_err *err);
+void registry_resolved_clear(struct resolved_agent *a);
+
+#endif

@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Running an agent: resolve it, create the run record, build the sandbox
+ * (with egress per policy when the agent needs the network), run `setup`
+ * then `entrypoint`, stream events, collect outputs and artifacts, and
+ * leave a record that proves what ran.
+ *
+ * The run directory <state>/runs/<id>/ holds:
+ *   events.ndjson   every event, one JSON object per line
+ *   steps.json      the steps the agent reported
+ *   stdout, stderr  captured, capped, secrets redacted
+ *   result.json     status, exit code, timings, resources, output, hashes
+ *   audit.jsonl     the run's hash-chained egress audit log
+ *   artifacts/      files from /workspace/out
+ */
+#ifndef CORDON_RUN_H
+#define CORDON_RUN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/err.h"
+#include "run/artifacts.h"
+#include "store/store.h"
+#include "vault/vault.h"
+
+#define RUN_MAX_INPUT (1 << 20)       /* bytes of input.json */
+#define RUN_MAX_OUTPUT (1 << 20)      /* bytes of output.json read back */
+#define RUN_DEFAULT_CAPTURE 10240     /* stdout and stderr, each */
+#define RUN_MAX_STEP_LINE 16384       /* one step line */
+#define RUN_MAX_STEPS 10000           /* steps recorded per run */
+#define RUN_MAX_EGRESS_EVENTS 1000    /* egress events streamed per run; then summarised */
+
+enum run_view {
+	RUN_VIEW_NONE,	   /* events to the file only */
+	RUN_VIEW_JSON,	   /* NDJSON events on stdout */
+	RUN_VIEW_PROGRESS, /* a readable view on stdout (colours on a terminal) */
+};
+
+/* Called for every event (serialised, redacted, one line without '\n'). */
+typedef void (*run_event_fn)(void *ctx, const char *line, size_t len);
+
+struct run_options {
+	const char *ref;	  /* directory or NAME[@VERSION] */
+	const char *workspace;	  /* NULL: STORE_DEFAULT_WORKSPACE */
+	const char *caller;	  /* who asked (user name, API key id) */
+	const char *input;	  /* JSON text; NULL: {} */
+	size_t input_len;
+	const char *policy_path;  /* operator egress policy; NULL: <state>/policy.yaml, else built-in */
+	const char *upstream_ca;  /* extra CA for inspected upstreams */
+	const char *hosts_file;	  /* extra hosts file for the resolver */
+	const char *const *allow_private; /* IP:PORT exceptions (tests, self-hosted services) */
+	size_t n_allow_private;
+	enum run_view view;
+	bool color;
+	size_t capture_bytes;	  /* 0: RUN_DEFAULT_CAPTURE */
+	struct artifact_limits artifacts; /* operator maxima; zero fields: defaults */
+	uint64_t default_mem_bytes;	  /* 0: 1 GiB */
+	uint64_t default_pids;		  /* 0: 256 */
+	uint64_t workspace_bytes;	  /* 0: 256 MiB */
+	unsigned allow_degraded;	  /* enum sandbox_protection bits */
+	run_event_fn on_event;		  /* optional, in addition to the view */
+	void *event_ctx;
+	char run_id[STORE_RUN_ID_MAX + 1]; /* in: "" to generate; out: the id */
+};
+
+struct run_outcome {
+	char id[STORE_RUN_ID_MAX + 1];
+	char dir[4096];
+	enum store_run_status status;
+	int exit_code;
+};
+
+/*
+ * Runs an agent to the end. Errors found before a sandbox starts (a bad
+ * manifest, a missing secret, an ungranted capability) return negative
+ * with err set, and leave a run record only when one was created. A run
+ * that started always ends with a record and a result, whatever happens.
+ */
+int run_agent(struct store *s, struct vault *v, struct run_options *o, struct run_outcome *out,
+	      struct cdn_err *err);
+
+/* Prints one event line (as in events.ndjson) the way the progress view
+ * does. */
+void run_print_event(const char *line, size_t len, bool color);
+
+/* The exit status `cordon run` uses for an outcome. */
+int run_exit_code(const struct run_outcome *o);
+
+#endif

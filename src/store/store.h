@@ -1,0 +1,249 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The store: cordon's state on one machine.
+ *
+ *   <dir>/cordon.db        metadata, SQLite in WAL mode
+ *   <dir>/blobs/ab/cd...   content-addressed files (sha256), immutable
+ *   <dir>/trees/<hash>/    read-only checkouts of stored directory trees
+ *   <dir>/runs/<id>/       one directory per run (the run module's)
+ *   <dir>/tmp/             staging for atomic writes
+ *
+ * Every file is written atomically: temp file in <dir>/tmp, fsync, rename,
+ * fsync of the directory. All SQL lives behind this header, so a Postgres
+ * backend can replace store_sqlite.c without touching callers.
+ *
+ * Names (agents, capabilities, envs, secrets, workspaces) match
+ * [a-z0-9][a-z0-9._-]{0,63} (STORE_MAX_NAME), except secret names, which
+ * may also hold uppercase letters and start with one (they become
+ * environment variables: OPENAI_API_KEY).
+ */
+#ifndef CORDON_STORE_H
+#define CORDON_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/err.h"
+
+#define STORE_MAX_NAME 64
+#define STORE_HASH_HEX 64
+#define STORE_RUN_ID_MAX 40
+#define STORE_DEFAULT_WORKSPACE "default"
+#define STORE_MAX_MANIFEST (64 * 1024) /* bytes of a stored manifest or env JSON */
+#define STORE_MAX_SECRET_BLOB (128 * 1024) /* bytes of a ciphertext or wrapped key */
+#define STORE_MAX_RUN_JSON (1024 * 1024)   /* bytes of a run's input_json or result_json */
+#define STORE_BOOT_ID_MAX 40		   /* bytes of a boot id, with its NUL */
+
+struct store;
+
+/* $CORDON_STATE (absolute; empty counts as unset), else /var/lib/cordon
+ * for root, else $XDG_STATE_HOME/cordon (when absolute), else
+ * $HOME/.local/state/cordon. */
+int store_default_dir(char *out, size_t cap, struct cdn_err *err);
+
+/* Opens (creating 0700 directories and the schema when new) the store.
+ * Refuses a directory that is a symlink, is owned by another uid or is
+ * writable by group or others. Several processes may open one store. */
+int store_open(const char *dir, struct store **out, struct cdn_err *err);
+void store_close(struct store *s);
+const char *store_dir(const struct store *s);
+
+/* what: "agent", "capability", ... for the message. */
+int store_name_check(const char *what, const char *name, struct cdn_err *err);
+int store_secret_name_check(const char *name, struct cdn_err *err);
+
+/* Writes data to path atomically (temp + fsync + rename + dir fsync). A
+ * relative path is taken from the store directory; the parent directory
+ * must exist; a target on another filesystem gets its temp file beside it.
+ * mode is applied exactly (no umask). */
+int store_write_atomic(struct store *s, const char *path, const void *data, size_t len,
+		       unsigned mode, struct cdn_err *err);
+
+/* ------------------------------------------------------------------ blobs */
+
+int store_blob_put(struct store *s, const void *data, size_t len, char hex[STORE_HASH_HEX + 1],
+		   struct cdn_err *err);
+/* Reads fd to EOF (at most max bytes: E2BIG beyond) into a blob. */
+int store_blob_put_fd(struct store *s, int fd, uint64_t max, char hex[STORE_HASH_HEX + 1],
+		      uint64_t *size, struct cdn_err *err);
+/* The blob's file path; -ENOENT when it is not stored. */
+int store_blob_path(struct store *s, const char *hex, char *out, size_t cap, struct cdn_err *err);
+/* Copies a blob to path as store_write_atomic does, checking its hash on
+ * the way (-EIO when the stored file does not match: disk corruption). */
+int store_blob_export(struct store *s, const char *hex, const char *path, unsigned mode,
+		      struct cdn_err *err);
+
+/* ------------------------------------------------------------------ trees */
+
+/* A zero field takes its default. */
+struct tree_limits {
+	uint64_t max_files;  /* entries, files and directories; default 10000 */
+	uint64_t max_bytes;  /* default 256 MiB */
+	unsigned max_depth;  /* default 32 */
+};
+
+/*
+ * Snapshots a directory: walks it (not following symlinks, refusing
+ * symlinks, devices, fifos and sockets, names that are not UTF-8 or hold
+ * control characters, and anything over the limits; dir itself may be a
+ * symlink, as the caller named it),
+ * stores each file as a blob, and returns the tree's hash: sha256 over
+ * the canonical listing, one line per entry sorted by path bytes:
+ *   "<mode> <sha256> <size> <path>\n"   files (mode 0644 or 0755)
+ *   "dir <path>\n"                      directories
+ * The same bytes and layout give the same hash on any machine.
+ */
+int store_tree_import(struct store *s, const char *dir, const struct tree_limits *lim,
+		      char hash[STORE_HASH_HEX + 1], struct cdn_err *err);
+
+/* The canonical listing of a stored tree (caller frees). */
+int store_tree_listing(struct store *s, const char *hash, char **listing, size_t *len,
+		       struct cdn_err *err);
+
+/* A read-only directory with the tree's files, <dir>/trees/<hash>, made
+ * once (atomically) and reused. */
+int store_tree_checkout(struct store *s, const char *hash, char *path, size_t cap,
+			struct cdn_err *err);
+
+/* --------------------------------------------------------------- registry */
+
+enum store_kind {
+	STORE_AGENT,
+	STORE_CAPABILITY,
+	STORE_ENV,
+};
+
+struct store_item {
+	enum store_kind kind;
+	char workspace[STORE_MAX_NAME + 1];
+	char name[STORE_MAX_NAME + 1];
+	unsigned version;		   /* 1, 2, ... per name */
+	char hash[STORE_HASH_HEX + 1];	   /* content hash */
+	char tree[STORE_HASH_HEX + 1];	   /* agents and capabilities: stored tree; envs: "" */
+	char *doc;			   /* agents: agent.json; envs: {"K":"V",...}; caps: NULL */
+	int64_t created;		   /* unix seconds */
+};
+
+/*
+ * Registers a version. When the latest version of (kind, workspace, name)
+ * has the same hash, nothing changes and *version is that one; otherwise a
+ * new version (latest + 1) is created. *created tells which.
+ */
+int store_item_put(struct store *s, const struct store_item *item, unsigned *version, bool *created,
+		   struct cdn_err *err);
+
+/* version 0: the latest. -ENOENT when absent. Free with store_item_clear. */
+int store_item_get(struct store *s, enum store_kind kind, const char *ws, const char *name,
+		   unsigned version, struct store_item *out, struct cdn_err *err);
+void store_item_clear(struct store_item *it);
+
+/* Latest version of each name, sorted by name. Free with store_items_free. */
+int store_item_list(struct store *s, enum store_kind kind, const char *ws, struct store_item **out,
+		    size_t *n, struct cdn_err *err);
+void store_items_free(struct store_item *items, size_t n);
+
+int store_grant_add(struct store *s, const char *ws, const char *agent, const char *capability,
+		    struct cdn_err *err);
+bool store_grant_has(struct store *s, const char *ws, const char *agent, const char *capability);
+
+/* ---------------------------------------------------------------- secrets */
+
+struct store_secret_info {
+	char name[STORE_MAX_NAME + 1];
+	int64_t created, updated;
+	size_t size; /* plaintext length, as the vault recorded it */
+};
+
+/* Ciphertext only: the vault encrypts before and decrypts after. */
+int store_secret_put(struct store *s, const char *ws, const char *name, const uint8_t *blob,
+		     size_t len, size_t plain_len, struct cdn_err *err);
+/* -ENOENT when absent; *blob is malloc'd. */
+int store_secret_get(struct store *s, const char *ws, const char *name, uint8_t **blob,
+		     size_t *len, struct cdn_err *err);
+/* -ENOENT when absent. */
+int store_secret_delete(struct store *s, const char *ws, const char *name, struct cdn_err *err);
+int store_secret_list(struct store *s, const char *ws, struct store_secret_info **out, size_t *n,
+		      struct cdn_err *err);
+
+/* A workspace's wrapped data key; -ENOENT before the first secret. */
+int store_wskey_get(struct store *s, const char *ws, uint8_t **blob, size_t *len,
+		    struct cdn_err *err);
+/* Never replaces a key (that would orphan every secret sealed with it):
+ * -EEXIST when the workspace has one, e.g. another process made it first;
+ * get it again and use that one. */
+int store_wskey_put(struct store *s, const char *ws, const uint8_t *blob, size_t len,
+		    struct cdn_err *err);
+
+/* ------------------------------------------------------------------- runs */
+
+enum store_run_status {
+	RUN_CREATED = 0,
+	RUN_RUNNING,
+	RUN_SUCCEEDED,
+	RUN_FAILED,
+	RUN_TIMEOUT,
+	RUN_OOM,
+	RUN_KILLED,
+	RUN_ERROR,
+	RUN_CANCELLED,
+};
+
+struct store_run {
+	char id[STORE_RUN_ID_MAX + 1];
+	char workspace[STORE_MAX_NAME + 1];
+	char agent[STORE_MAX_NAME + 1];
+	unsigned agent_version;		 /* 0 for an unregistered directory */
+	char agent_hash[STORE_HASH_HEX + 1];
+	enum store_run_status status;
+	int exit_code;			 /* -1 until known */
+	char caller[128];
+	int64_t created_ms, started_ms, finished_ms;
+	int supervisor_pid;		 /* whose process runs it, for crash recovery */
+	char supervisor_boot[STORE_BOOT_ID_MAX];	 /* /proc/sys/kernel/random/boot_id */
+	char *input_json;		 /* may be NULL */
+	char *result_json;		 /* result.json, once finished; may be NULL */
+	char error[256];		 /* why, for RUN_ERROR */
+};
+
+/* This machine's /proc/sys/kernel/random/boot_id, without the newline: what
+ * supervisor_boot should hold. */
+int store_boot_id(char *out, size_t cap, struct cdn_err *err);
+
+const char *store_run_status_name(enum store_run_status st);
+int store_run_status_parse(const char *name, enum store_run_status *st);
+bool store_run_status_final(enum store_run_status st);
+
+/* -EEXIST when the id is taken. The id is [A-Za-z0-9][A-Za-z0-9._-]*, at
+ * most STORE_RUN_ID_MAX bytes. */
+int store_run_create(struct store *s, const struct store_run *r, struct cdn_err *err);
+/* Updates status, exit code, timings, result and error; -ENOENT when absent. */
+int store_run_update(struct store *s, const struct store_run *r, struct cdn_err *err);
+/* -ENOENT when absent. Free with store_run_clear. */
+int store_run_get(struct store *s, const char *id, struct store_run *out, struct cdn_err *err);
+void store_run_clear(struct store_run *r);
+
+struct store_run_query {
+	const char *workspace;		 /* required */
+	const char *agent;		 /* NULL: any */
+	int status;			 /* -1: any, else enum store_run_status */
+	int64_t before_ms;		 /* 0: none; runs created strictly before (paging) */
+	const char *before_id;		 /* tie-break for equal created_ms */
+	size_t limit;			 /* 1..1000 */
+};
+
+/* Newest first. Free with store_runs_free. */
+int store_run_list(struct store *s, const struct store_run_query *q, struct store_run **out,
+		   size_t *n, struct cdn_err *err);
+void store_runs_free(struct store_run *runs, size_t n);
+
+/*
+ * Crash recovery: runs still "created" or "running" whose supervisor is no
+ * longer alive (other boot, or no such pid, or a zombie, or a pid whose
+ * comm is not "cordon" or "cordon-full") are marked RUN_ERROR with "the
+ * supervisor died (crash or kill) before the run finished" and finished_ms
+ * set. Returns how many.
+ */
+int store_runs_recover(struct store *s, struct cdn_err *err);
+
+#endif

@@ -1,0 +1,1374 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
+#include <sodium.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "store/store.h"
+
+#define HASH_ABC "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+#define HASH_HELLO "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03"
+#define HASH_EMPTY "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+#define HASH_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define HASH_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+#define HASH_C "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc"
+
+/* The tree built by make_tree(), as the header defines its listing. */
+static const char expected_listing[] =
+	"0644 5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03 6 a.txt\n"
+	"dir bin\n"
+	"0755 299001868fb8c02fd431c336c6d058f5558c5dff5b5af5e6fe04b870a6a9cbba 18 bin/run.sh\n"
+	"dir empty\n"
+	"dir sub\n"
+	"dir sub/deep\n"
+	"0644 44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a 2 sub/deep/x.json\n"
+	"0644 2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881 1 \xc3\xa9.md\n";
+#define EXPECTED_TREE "21c60caeca5b07014a4fcba8d6bfea05ae1f5a340a367609f058722f65cffcca"
+
+struct fx {
+	char tmp[64];
+	char state[128];
+	struct store *s;
+};
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	return flag == FTW_DP ? rmdir(path) : unlink(path);
+}
+
+static void rm_rf(const char *path)
+{
+	nftw(path, rm_entry, 32, FTW_DEPTH | FTW_PHYS);
+}
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	snprintf(f->tmp, sizeof(f->tmp), "/tmp/cordon-test-store-XXXXXX");
+	if (!mkdtemp(f->tmp))
+		return -1;
+	snprintf(f->state, sizeof(f->state), "%s/state", f->tmp);
+	struct cdn_err err = { 0 };
+	if (store_open(f->state, &f->s, &err) < 0) {
+		fprintf(stderr, "%s\n", err.msg);
+		return -1;
+	}
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+	store_close(f->s);
+	rm_rf(f->tmp);
+	free(f);
+	return 0;
+}
+
+static void write_file(const char *path, const char *data, mode_t mode)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, data, strlen(data)), (ssize_t)strlen(data));
+	assert_int_equal(fchmod(fd, mode), 0);
+	close(fd);
+}
+
+static char *read_file(const char *path, size_t *len)
+{
+	FILE *fp = fopen(path, "rb");
+	if (!fp)
+		return NULL;
+	char *buf = NULL;
+	size_t cap = 0;
+	FILE *mem = open_memstream(&buf, &cap);
+	char chunk[4096];
+	size_t n;
+	while ((n = fread(chunk, 1, sizeof(chunk), fp)) > 0)
+		fwrite(chunk, 1, n, mem);
+	fclose(fp);
+	fclose(mem);
+	if (len)
+		*len = cap;
+	return buf;
+}
+
+static size_t count_entries(const char *dir)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return (size_t)-1;
+	size_t n = 0;
+	struct dirent *de;
+	while ((de = readdir(d)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			n++;
+	closedir(d);
+	return n;
+}
+
+static mode_t mode_of(const char *path)
+{
+	struct stat st;
+	if (lstat(path, &st) < 0)
+		return (mode_t)-1;
+	return st.st_mode & 07777;
+}
+
+/* ------------------------------------------------------------------- open */
+
+static void test_open_layout(void **state)
+{
+	struct fx *f = *state;
+	char p[256];
+	assert_string_equal(store_dir(f->s), f->state);
+	assert_int_equal(mode_of(f->state), 0700);
+	const char *subs[] = { "blobs", "trees", "runs", "tmp" };
+	for (size_t i = 0; i < 4; i++) {
+		snprintf(p, sizeof(p), "%s/%s", f->state, subs[i]);
+		struct stat st;
+		assert_int_equal(lstat(p, &st), 0);
+		assert_true(S_ISDIR(st.st_mode));
+	}
+	snprintf(p, sizeof(p), "%s/cordon.db", f->state);
+	assert_int_equal(mode_of(p), 0600);
+	snprintf(p, sizeof(p), "%s/cordon.db-wal", f->state);
+	assert_int_equal(mode_of(p), 0600);
+
+	/* The schema, seen from outside. */
+	sqlite3 *db;
+	snprintf(p, sizeof(p), "%s/cordon.db", f->state);
+	assert_int_equal(sqlite3_open_v2(p, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	sqlite3_stmt *st;
+	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(st, 0), 1);
+	sqlite3_finalize(st);
+	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
+	sqlite3_finalize(st);
+	const char *tables[] = { "items", "grants", "secrets", "workspace_keys", "runs",
+				 "runs_by_workspace" };
+	for (size_t i = 0; i < 6; i++) {
+		const char *sql = "SELECT 1 FROM sqlite_master WHERE name = ?1";
+		assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+		sqlite3_bind_text(st, 1, tables[i], -1, SQLITE_STATIC);
+		assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+		sqlite3_finalize(st);
+	}
+	sqlite3_close(db);
+}
+
+static void test_reopen_keeps_data(void **state)
+{
+	struct fx *f = *state;
+	struct cdn_err err = { 0 };
+	assert_int_equal(store_grant_add(f->s, "default", "bot", "web", &err), 0);
+	store_close(f->s);
+	f->s = NULL;
+	/* A trailing slash is the same directory. */
+	char dir[160];
+	snprintf(dir, sizeof(dir), "%s/", f->state);
+	assert_int_equal(store_open(dir, &f->s, &err), 0);
+	assert_string_equal(store_dir(f->s), f->state);
+	assert_true(store_grant_has(f->s, "default", "bot", "web"));
+
+	/* A second handle on the same store, as a second process would. */
+	struct store *s2;
+	assert_int_equal(store_open(f->state, &s2, &err), 0);
+	assert_int_equal(store_grant_add(s2, "default", "bot", "mail", &err), 0);
+	assert_true(store_grant_has(f->s, "default", "bot", "mail"));
+	store_close(s2);
+}
+
+static void test_open_refusals(void **state)
+{
+	struct fx *f = *state;
+	struct cdn_err err = { 0 };
+	struct store *s = NULL;
+	char link[160], p[160];
+
+	snprintf(link, sizeof(link), "%s/link", f->tmp);
+	assert_int_equal(symlink(f->state, link), 0);
+	assert_true(store_open(link, &s, &err) < 0);
+	assert_null(s);
+	assert_non_null(strstr(err.msg, "symlink"));
+
+	snprintf(p, sizeof(p), "%s/shared", f->tmp);
+	assert_int_equal(mkdir(p, 0700), 0);
+	assert_int_equal(chmod(p, 0770), 0);
+	assert_int_equal(store_open(p, &s, &err), -EPERM);
+	assert_non_null(strstr(err.msg, "writable by group or others"));
+
+	if (geteuid() == 0) {
+		snprintf(p, sizeof(p), "%s/theirs", f->tmp);
+		assert_int_equal(mkdir(p, 0700), 0);
+		assert_int_equal(chown(p, 65534, 65534), 0);
+		assert_int_equal(store_open(p, &s, &err), -EPERM);
+		assert_non_null(strstr(err.msg, "owned by uid 65534"));
+	}
+
+	snprintf(p, sizeof(p), "%s/file", f->tmp);
+	write_file(p, "x", 0600);
+	assert_true(store_open(p, &s, &err) < 0);
+	assert_true(store_open("", &s, &err) < 0);
+
+	/* A schema from a later cordon is not touched. */
+	snprintf(p, sizeof(p), "%s/later", f->tmp);
+	assert_int_equal(store_open(p, &s, &err), 0);
+	store_close(s);
+	sqlite3 *db;
+	char dbp[200];
+	snprintf(dbp, sizeof(dbp), "%s/cordon.db", p);
+	assert_int_equal(sqlite3_open(dbp, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	s = NULL;
+	assert_true(store_open(p, &s, &err) < 0);
+	assert_null(s);
+	assert_non_null(strstr(err.msg, "newer"));
+}
+
+static void test_tmp_cleanup(void **state)
+{
+	struct fx *f = *state;
+	struct cdn_err err = { 0 };
+	char p[256];
+	/* pid 999999999 is past any pid_max: that writer is gone. */
+	snprintf(p, sizeof(p), "%s/tmp/t.999999999.00ff", f->state);
+	write_file(p, "stale", 0600);
+	snprintf(p, sizeof(p), "%s/tmp/c.999999999.00ff", f->state);
+	assert_int_equal(mkdir(p, 0700), 0);
+	snprintf(p, sizeof(p), "%s/tmp/c.999999999.00ff/inner", f->state);
+	write_file(p, "x", 0400);
+	snprintf(p, sizeof(p), "%s/tmp/t.%d.00ff", f->state, (int)getpid());
+	write_file(p, "live", 0600);
+	snprintf(p, sizeof(p), "%s/tmp/foreign", f->state);
+	write_file(p, "fresh", 0600);
+	snprintf(p, sizeof(p), "%s/tmp/old", f->state);
+	write_file(p, "old", 0600);
+	struct timeval tv[2] = { { time(NULL) - 3 * 86400, 0 }, { time(NULL) - 3 * 86400, 0 } };
+	assert_int_equal(utimes(p, tv), 0);
+
+	store_close(f->s);
+	f->s = NULL;
+	assert_int_equal(store_open(f->state, &f->s, &err), 0);
+	snprintf(p, sizeof(p), "%s/tmp", f->state);
+	assert_int_equal(count_entries(p), 2);
+	snprintf(p, sizeof(p), "%s/tmp/t.%d.00ff", f->state, (int)getpid());
+	assert_int_equal(access(p, F_OK), 0);
+	snprintf(p, sizeof(p), "%s/tmp/foreign", f->state);
+	assert_int_equal(access(p, F_OK), 0);
+}
+
+/* Runs fn in a child that is not root, when we are: the default dir
+ * depends on the uid. The child's exit status is fn's result. */
+static int as_user(int (*fn)(void))
+{
+	if (geteuid() != 0)
+		return fn();
+	pid_t pid = fork();
+	if (pid == 0) {
+		if (setresgid(65534, 65534, 65534) < 0 || setresuid(65534, 65534, 65534) < 0)
+			_exit(100);
+		_exit(fn());
+	}
+	int st;
+	waitpid(pid, &st, 0);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 101;
+}
+
+static int user_default_dirs(void)
+{
+	char out[256];
+	struct cdn_err err = { 0 };
+	unsetenv("CORDON_STATE");
+	setenv("XDG_STATE_HOME", "/xdg/state", 1);
+	setenv("HOME", "/home/u", 1);
+	if (store_default_dir(out, sizeof(out), &err) < 0 || strcmp(out, "/xdg/state/cordon"))
+		return 1;
+	/* A relative XDG_STATE_HOME is ignored, as the spec says. */
+	setenv("XDG_STATE_HOME", "relative", 1);
+	if (store_default_dir(out, sizeof(out), &err) < 0 ||
+	    strcmp(out, "/home/u/.local/state/cordon"))
+		return 2;
+	unsetenv("XDG_STATE_HOME");
+	if (store_default_dir(out, sizeof(out), &err) < 0 ||
+	    strcmp(out, "/home/u/.local/state/cordon"))
+		return 3;
+	unsetenv("HOME");
+	if (store_default_dir(out, sizeof(out), &err) != -ENOENT)
+		return 4;
+	setenv("CORDON_STATE", "/srv/cordon", 1);
+	if (store_default_dir(out, sizeof(out), &err) < 0 || strcmp(out, "/srv/cordon"))
+		return 5;
+	return 0;
+}
+
+static void test_default_dir(void **state)
+{
+	(void)state;
+	char out[256], small[8];
+	struct cdn_err err = { 0 };
+	char *saved[3];
+	const char *names[3] = { "CORDON_STATE", "XDG_STATE_HOME", "HOME" };
+	for (int i = 0; i < 3; i++)
+		saved[i] = getenv(names[i]) ? strdup(getenv(names[i])) : NULL;
+
+	setenv("CORDON_STATE", "/opt/state", 1);
+	assert_int_equal(store_default_dir(out, sizeof(out), &err), 0);
+	assert_string_equal(out, "/opt/state");
+	assert_int_equal(store_default_dir(small, sizeof(small), &err), -ENAMETOOLONG);
+	setenv("CORDON_STATE", "relative/state", 1);
+	assert_true(store_default_dir(out, sizeof(out), &err) < 0);
+	assert_non_null(strstr(err.msg, "not an absolute path"));
+	setenv("CORDON_STATE", "", 1);
+	setenv("XDG_STATE_HOME", "/xdg", 1);
+	assert_int_equal(store_default_dir(out, sizeof(out), &err), 0);
+	assert_string_equal(out, geteuid() == 0 ? "/var/lib/cordon" : "/xdg/cordon");
+	assert_int_equal(as_user(user_default_dirs), 0);
+
+	for (int i = 0; i < 3; i++) {
+		if (saved[i])
+			setenv(names[i], saved[i], 1);
+		else
+			unsetenv(names[i]);
+		free(saved[i]);
+	}
+}
+
+static void test_name_checks(void **state)
+{
+	(void)state;
+	struct cdn_err err = { 0 };
+	const char *good[] = { "a", "0", "my-agent.v2", "x_y",
+			       "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" };
+	const char *bad[] = { "", "A", "-a", ".a", "_a", "a b", "a/b", "é", "a\n",
+			      "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" };
+	for (size_t i = 0; i < sizeof(good) / sizeof(*good); i++)
+		assert_int_equal(store_name_check("agent", good[i], &err), 0);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
+		assert_int_equal(store_name_check("agent", bad[i], &err), -EINVAL);
+	assert_true(store_name_check("agent", NULL, &err) < 0);
+	assert_int_equal(store_name_check("capability", "Web", &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "capability name \"Web\""));
+	assert_int_equal(store_secret_name_check("OPENAI_API_KEY", &err), 0);
+	assert_int_equal(store_secret_name_check("token.v2-x", &err), 0);
+	assert_int_equal(store_secret_name_check("_KEY", &err), -EINVAL);
+	assert_int_equal(store_secret_name_check("MY KEY", &err), -EINVAL);
+	assert_int_equal(store_secret_name_check("", &err), -EINVAL);
+}
+
+static void test_write_atomic(void **state)
+{
+	struct fx *f = *state;
+	struct cdn_err err = { 0 };
+	char p[256];
+	assert_int_equal(store_write_atomic(f->s, "runs/r.json", "{}", 2, 0640, &err), 0);
+	snprintf(p, sizeof(p), "%s/runs/r.json", f->state);
+	size_t len;
+	char *got = read_file(p, &len);
+	assert_non_null(got);
+	assert_int_equal(len, 2);
+	assert_memory_equal(got, "{}", 2);
+	free(got);
+	assert_int_equal(mode_of(p), 0640);
+
+	/* Replacing: the new bytes, the new mode, no temp file left. */
+	assert_int_equal(store_write_atomic(f->s, p, "{\"a\":1}", 7, 0600, &err), 0);
+	got = read_file(p, &len);
+	assert_int_equal(len, 7);
+	assert_memory_equal(got, "{\"a\":1}", 7);
+	free(got);
+	assert_int_equal(mode_of(p), 0600);
+	snprintf(p, sizeof(p), "%s/tmp", f->state);
+	assert_int_equal(count_entries(p), 0);
+
+	/* An absolute path outside the store; an empty file. */
+	snprintf(p, sizeof(p), "%s/outside.txt", f->tmp);
+	assert_int_equal(store_write_atomic(f->s, p, "", 0, 0644, &err), 0);
+	assert_int_equal(mode_of(p), 0644);
+
+	snprintf(p, sizeof(p), "%s/missing/x", f->tmp);
+	assert_int_equal(store_write_atomic(f->s, p, "x", 1, 0644, &err), -ENOENT);
+	assert_true(store_write_atomic(f->s, "runs/", "x", 1, 0644, &err) < 0);
+	assert_true(store_write_atomic(f->s, "runs/x", "x", 1, 01000000, &err) < 0);
+
+	/* Another filesystem, when there is one: the temp file goes beside. */
+	struct stat a, b;
+	if (stat("/dev/shm", &a) == 0 && stat(f->state, &b) == 0 && a.st_dev != b.st_dev &&
+	    access("/dev/shm", W_OK) == 0) {
+		snprintf(p, sizeof(p), "/dev/shm/cordon-test-%d", (int)getpid());
+		assert_int_equal(store_write_atomic(f->s, p, "shm", 3, 0600, &err), 0);
+		got = read_file(p, &len);
+		assert_int_equal(len, 3);
+		free(got);
+		unlink(p);
+	}
+}
+
+/* ------------------------------------------------------------------ blobs */
+
+static void test_blobs(void **state)
+{
+	struct fx *f = *state;
+	struct cdn_err err = { 0 };
+	char hex[STORE_HASH_HEX + 1], path[256];
+	assert_int_equal(store_blob_put(f->s, "abc", 3, hex, &err), 0);
+	assert_string_equal(hex, HASH_ABC);
+	assert_int_equal(store_blob_path(f->s, hex, path, sizeof(path), &err), 0);
+	char want[256];
+	snprintf(want, sizeof(want), "%s/blobs/ba/%s", f->state, &HASH_ABC[2]);
+	assert_string_equal(path, want);
+	assert_int_equal(mode_of(path), 0444);
+	size_t len;
+	char *got = read_file(path, &len);
+	assert_int_equal(len, 3);
+	assert_memory_equal(got, "abc", 3);
+	free(got);
+
+	/* Dedup: the same bytes are the same file. */
+	struct stat st1, st2;
+	assert_int_equal(stat(path, &st1), 0);
+	assert_int_equal(store_blob_put(f->s, "abc", 3, hex, &err), 0);
+	assert_int_equal(stat(path, &st2), 0);
+	assert_int_equal(st1.st_ino, st2.st_ino);
+	snprintf(path, sizeof(path), "%s/blobs/ba", f->state);
+	assert_int_equal(count_entries(path), 1);
+
+	/* The empty blob is a blob. */
+	assert_int_equal(store_blob_put(f->s, "", 0, hex, &err), 0);
+	assert_string_equal(hex, HASH_EMPTY);
+
+	assert_int_equal(store_blob_path(f->s, HASH_A, path, sizeof(path), &err), -ENOENT);
+	assert_int_equal(store_blob_path(f->s, "../../etc/passwd", path, sizeof(path), &err),
+			 -EINVAL);
+	assert_int_equal(store_blob_path(f->s, "BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB"
+					       "410FF61F20015AD",
+					 path, sizeof(path), &err),
+			 -EINVAL);
+	char tiny[8];
+	assert_int_equal(store_blob_path(f->s, HASH_ABC, tiny, sizeof(tiny), &err), -ENAMETOOLONG);
+	snprintf(path, sizeof(path), "%s/tmp", f->state);
+	assert_int_equal(count_entries(path), 0);
+}
+
+static void test_blob_put_fd(void **state)
+{
+	struct fx *f = *state;
+	struct cdn_err err = { 0 };
+	char p[256], hex[STORE_HASH_HEX + 1], hex2[STORE_HASH_HEX + 1];
+	enum { N = 200000 };
+	char *data = malloc(N);
+	for (size_t i = 0; i < N; i++)
+		data[i] = (char)(i * 7 + i / 251);
+	snprintf(p, sizeof(p), "%s/big", f->tmp);
+	int fd = open(p, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	assert_int_equal(write(fd, data, N), N);
+
+	uint64_t size = 0;
+	assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+	assert_int_equal(store_blob_put_fd(f->s, fd, N, hex, &size, &err), 0);
+	assert_int_equal(size, N);
+	assert_int_equal(store_blob_put(f->s, data, N, hex2, &err), 0);
+	assert_string_equal(hex, hex2);
+	unsigned char d[32];
+	char dh[65];
+	crypto_hash_sha256(d, (unsigned char *)data, N);
+	sodium_bin2hex(dh, sizeof(dh), d, sizeof(d));
+	assert_string_equal(hex, dh);
+
+	/* One byte over the limit is refused, and leaves nothing behind. */
+	assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+	assert_int_equal(store_blob_put_fd(f->s, fd, N - 1, hex, &size, &err), -E2BIG);
+	snprintf(p, sizeof(p), "%s/tmp", f->state);
+	assert_int_equal(count_entries(p), 0);
+
+	/* A pipe streams as well. */
+	int pfd[2];
+	assert_int_equal(pipe(pfd), 0);
+	assert_int_equal(write(pfd[1], "abc", 3), 3);
+	close(pfd[1]);
+	assert_int_equal(store_blob_put_fd(f->s, pfd[0], 3, hex, &size, &err), 0);
+	assert_string_equal(hex, HASH_ABC);
+	assert_int_equal(size, 3);
+	close(pfd[0]);
+	close(fd);
+	free(data);
+}
+
+static void test_blob_export(void **state)
+{
+	struct fx *f = *state;
+	struct cdn_err err = { 0 };
+	char hex[STORE_HASH_HEX + 1], p[256], blob[256];
+	assert_int_equal(store_blob_put(f->s, "hello\n", 6, hex, &err), 0);
+	snprintf(p, sizeof(p), "%s/copy.txt", f->tmp);
+	assert_int_equal(store_blob_export(f->s, hex, p, 0644, &err), 0);
+	size_t len;
+	char *got = read_file(p, &len);
+	assert_int_equal(len, 6);
+	assert_memory_equal(got, "hello\n", 6);
+	free(got);
+	assert_int_equal(mode_of(p), 0644);
+	assert_int_equal(store_blob_export(f->s, HASH_A, p, 0644, &err), -ENOENT);
+
+	/* A blob changed on disk is caught, and the target is not replaced. */
+	assert_int_equal(store_blob_path(f->s, hex, blob, sizeof(blob), &err), 0);
+	assert_int_equal(chmod(blob, 0644), 0);
+	write_file(blob, "HELLO\n", 0444);
+	assert_int_equal(store_blob_export(f->s, hex, p, 0644, &err), -EIO);
+	assert_non_null(strstr(err.msg, "does not match its hash"));
+	got = read_file(p, &len);
+	assert_memory_equal(got, "hello\n", 6);
+	free(got);
+	/* Putting the bytes again repairs nothing of the same size: a damaged
+	 * blob of another size is replaced. */
+	assert_int_equal(chmod(blob, 0644), 0);
+	write_file(blob, "HELLO, WORLD\n", 0444);
+	assert_int_equal(store_blob_put(f->s, "hello\n", 6, hex, &err), 0);
+	assert_int_equal(store_blob_export(f->s, hex, p, 0644, &err), 0);
+}
+
+/* ------------------------------------------------------------------ trees */
+
+static void make_tree(const char *root)
+{
+	char p[512];
+	assert_int_equal(mkdir(root, 0755), 0);
+	snprintf(p, sizeof(p), "%s/a.txt", root);
+	write_file(p, "hello\n", 0640);
+	snprintf(p, sizeof(p), "%s/bin", root);
+	assert_int_equal(mkdir(p, 0700), 0);
+	snprintf(p, sizeof(p), "%s/bin/run.sh", root);
+	write_file(p, "#!/bin/sh\necho hi\n", 0700);
+	snprintf(p, sizeof(p), "%s/empty", root);
+	assert_int_equal(mkdir(p, 0755), 0);
+	snprintf(p, sizeof(p), "%s/sub", root);
+	assert_int_equal(mkdir(p, 0755), 0);
+	snprintf(p, sizeof(p), "%s/sub/deep", root);
+	assert_int_equal(mkdir(p, 0755), 0);
+	snprintf(p, sizeof(p), "%s/sub/deep/x.json", root);
+	write_file(p, "{}", 0600);
+	snprintf(p, sizeof(p), "%s/\xc3\xa9.md", root);
+	write_file(p, "x", 0644);
+}
+
+static void import_ok(struct fx *f, const char *dir, char hash[STORE_HASH_HEX + 1])
+{
+	struct cdn_err err = { 0 };
+	int r = store_tree_import(f->s, dir, NULL, hash, &err);
+	if (r < 0)
+		fprintf(stderr, "%s\n", err.msg);
+	assert_int_equal(r, 0);
+}
+
+static void test_tree_import(void **state)
+{
+	struct fx *f = *state;
+	struct cdn_err err = { 0 };
+	char root[256], hash[STORE_HASH_HEX + 1], hash2[STORE_HASH_HEX + 1], p[512];
+	snprintf(root, sizeof(root), "%s/agent", f->tmp);
+	make_tree(root);
+	import_ok(f, root, hash);
+	assert_string_equal(hash, EXPECTED_TREE);
+
+	char *listing;
+	size_t len;
+	assert_int_equal(store_tree_listing(f->s, hash, &listing, &len, &err), 0);
+	assert_int_equal(len, strlen(expected_listing));
+	assert_memory_equal(listing, expected_listing, len);
+	free(listing);
+	unsigned char d[32];
+	char dh[65];
+	crypto_hash_sha256(d, (const unsigned char *)expected_listing, strlen(expected_listing));
+	sodium_bin2hex(dh, sizeof(dh), d, sizeof(d));
+	assert_string_equal(dh, EXPECTED_TREE);
+
+	/* Elsewhere, later, with other timestamps: the same hash. */
+	char copy[256];
+	snprintf(copy, sizeof(copy), "%s/copy", f->tmp);
+	make_tree(copy);
+	import_ok(f, copy, hash2);
+	assert_string_equal(hash2, EXPECTED_TREE);
+
+	/* Each change changes it: bytes, execute bit, a name, an empty dir. */
+	snprintf(p, sizeof(p), "%s/a.txt", copy);
+	write_file(p, "hellO\n", 0640);
+	import_ok(f, copy, hash2);
+	assert_string_not_equal(hash2, EXPECTED_TREE);
+	write_file(p, "hello\n", 0640);
+	import_ok(f, copy, hash2);
+	assert_string_equal(hash2, EXPECTED_TREE);
+	/* Other mode bits do not count; the execute bit does. */
+	assert_int_equal(chmod(p, 0600), 0);
+	import_ok(f, copy, hash2);
+	assert_string_equal(hash2, EXPECTED_TREE);
+	assert_int_equal(chmod(p, 0610), 0);
+	import_ok(f, copy, hash2);
+	assert_string_not_equal(hash2, EXPECTED_TREE);
+	assert_int_equal(chmod(p, 0644), 0);
+	char p2[512];
+	snprintf(p2, sizeof(p2), "%s/b.txt", copy);
+	assert_int_equal(rename(p, p2), 0);
+	import_ok(f, copy, hash2);
+	assert_string_not_equal(hash2, EXPECTED_TREE);
+	assert_int_equal(rename(p2, p), 0);
+	snprintf(p, sizeof(p), "%s/empty/more", copy);
+	assert_int_equal(mkdir(p, 0755), 0);
+	import_ok(f, copy, hash2);
+	assert_string_not_equal(hash2, EXPECTED_TREE);
+	assert_int_equal(rmdir(p), 0);
+	import_ok(f, copy, hash2);
+	assert_string_equal(hash2, EXPECTED_TREE);
+
+	/* An empty directory is the empty listing. */
+	snprintf(p, sizeof(p), "%s/void", f->tmp);
+	assert_int_equal(mkdir(p, 0755), 0);
+	import_ok(f, p, hash2);
+	assert_string_equal(hash2, HASH_EMPTY);
+
+	assert_int_equal(store_tree_listing(f->s, HASH_A, &listing, &len, &err), -ENOENT);
+	snprintf(p, sizeof(p), "%s/nope", f->tmp);
+	assert_int_equal(store_tree_import(f->s, p, NULL, hash2, &err), -ENOENT);
+}
+
+static void expect_refused(struct fx *f, const char *dir, const struct tree_limits *lim,
+			   const char *why)
+{
+	struct cdn_err err = { 0 };
+	char hash[STORE_HASH_HEX + 1];
+	assert_true(store_tree_import(f->s, dir, lim, hash, &err) < 0);
+	if (!strstr(err.msg, why))
+		fail_msg("\"%s\" does not say \"%s\"", err.msg, why);
+}
+
+static void test_tree_refusals(void **state)
+{
+	struct fx *f = *state;
+	char root[256], p[512];
+	snprintf(root, sizeof(root), "%s/agent", f->tmp);
+	make_tree(root);
+
+	snprintf(p, sizeof(p), "%s/sub/passwd", root);
+	assert_int_equal(symlink("/etc/passwd", p), 0);
+	expect_refused(f, root, NULL, "sub/passwd: is a symlink");
+	unlink(p);
+	snprintf(p, sizeof(p), "%s/sub/dirlink", root);
+	assert_int_equal(symlink("/etc", p), 0);
+	expect_refused(f, root, NULL, "is a symlink");
+	unlink(p);
+
+	snprintf(p, sizeof(p), "%s/fifo", root);
+	assert_int_equal(mkfifo(p, 0600), 0);
+	expect_refused(f, root, NULL, "fifo: is a fifo");
+	unlink(p);
+
+	snprintf(p, sizeof(p), "%s/two\nlines", root);
+	write_file(p, "x", 0644);
+	expect_refused(f, root, NULL, "control characters");
+	unlink(p);
+	snprintf(p, sizeof(p), "%s/latin1-\xe9", root);
+	write_file(p, "x", 0644);
+	expect_refused(f, root, NULL, "not UTF-8");
+	unlink(p);
+	snprintf(p, sizeof(p), "%s/overlong-\xc0\xaf", root);
+	write_file(p, "x", 0644);
+	expect_refused(f, root, NULL, "not UTF-8");
+	unlink(p);
+
+	/* 8 entries, 27 bytes, 3 levels. */
+	struct tree_limits lim = { .max_files = 7 };
+	expect_refused(f, root, &lim, "over the limit of entries");
+	lim = (struct tree_limits){ .max_bytes = 26 };
+	expect_refused(f, root, &lim, "more than 26 bytes");
+	lim = (struct tree_limits){ .max_depth = 2 };
+	expect_refused(f, root, &lim, "sub/deep/x.json: deeper than 2 levels");
+	char hash[STORE_HASH_HEX + 1];
+	struct cdn_err err = { 0 };
+	lim = (struct tree_limits){ .max_files = 8, .max_bytes = 27, .max_depth = 3 };
+	assert_int_equal(store_tree_import(f->s, root, &lim, hash, &err), 0);
+	assert_string_equal(hash, EXPECTED_TREE);
+
+	/* The root itself may be a symlink: the caller named it. */
+	snprintf(p, sizeof(p), "%s/agent-link", f->tmp);
+	assert_int_equal(symlink(root, p), 0);
+	import_ok(f, p, hash);
+	assert_string_equal(hash, EXPECTED_TREE);
+}
+
+static void test_tree_checkout(void **state)
+{
+	struct fx *f = *state;
+	struct cdn_err err = { 0 };
+	char root[256], hash[STORE_HASH_HEX + 1], again[STORE_HASH_HEX + 1], out[512], p[600];
+	snprintf(root, sizeof(root), "%s/agent", f->tmp);
+	make_tree(root);
+	import_ok(f, root, hash);
+	assert_int_equal(store_tree_checkout(f->s, hash, out, sizeof(out), &err), 0);
+	snprintf(p, sizeof(p), "%s/trees/%s", f->state, hash);
+	assert_string_equal(out, p);
+
+	/* The checkout is the same tree. */
+	import_ok(f, out, again);
+	assert_string_equal(again, hash);
+	assert_int_equal(mode_of(out), 0755);
+	snprintf(p, sizeof(p), "%s/a.txt", out);
+	assert_int_equal(mode_of(p), 0444);
+	snprintf(p, sizeof(p), "%s/bin/run.sh", out);
+	assert_int_equal(mode_of(p), 0555);
+	snprintf(p, sizeof(p), "%s/bin", out);
+	assert_int_equal(mode_of(p), 0755);
+	snprintf(p, sizeof(p), "%s/empty", out);
+	assert_int_equal(count_entries(p), 0);
+	snprintf(p, sizeof(p), "%s/sub/deep/x.json", out);
+	size_t len;
+	char *got = read_file(p, &len);
+	assert_int_equal(len, 2);
+	assert_memory_equal(got, "{}", 2);
+	free(got);
+
+	/* Made once: a second call returns the same directory as it is. */
+	struct stat st1, st2;
+	assert_int_equal(stat(out, &st1), 0);
+	assert_int_equal(store_tree_checkout(f->s, hash, out, sizeof(out), &err), 0);
+	assert_int_equal(stat(out, &st2), 0);
+	assert_int_equal(st1.st_ino, st2.st_ino);
+	snprintf(p, sizeof(p), "%s/tmp", f->state);
+	assert_int_equal(count_entries(p), 0);
+
+	assert_int_equal(store_tree_checkout(f->s, HASH_A, out, sizeof(out), &err), -ENOENT);
+	assert_int_equal(store_tree_checkout(f->s, "x", out, sizeof(out), &err), -EINVAL);
+}
+
+static void test_tree_checkout_damaged(void **state)
+{
+	struct fx *f = *state;
+	struct cdn_err err = { 0 };
+	char root[256], hash[STORE_HASH_HEX + 1], out[512], blob[256], p[512];
+	snprintf(root, sizeof(root), "%s/agent", f->tmp);
+	make_tree(root);
+	import_ok(f, root, hash);
+	/* A file's blob damaged on disk (same size): the checkout fails and
+	 * leaves nothing, rather than handing out other bytes. */
+	assert_int_equal(store_blob_path(f->s, HASH_HELLO, blob, sizeof(blob), &err), 0);
+	assert_int_equal(chmod(blob, 0644), 0);
+	write_file(blob, "HELLO\n", 0444);
+	assert_int_equal(store_tree_checkout(f->s, hash, out, sizeof(out), &err), -EIO);
+	snprintf(p, sizeof(p), "%s/trees", f->state);
+	assert_int_equal(count_entries(p), 0);
+	snprintf(p, sizeof(p), "%s/tmp", f->state);
+	assert_int_equal(count_entries(p), 0);
+
+	/* A listing that is not canonical is refused even with a good hash. */
+	const char *bad[] = {
+		"dir b\ndir a\n",			     /* not sorted */
+		"dir a\ndir a\n",			     /* duplicate */
+		"0644 " HASH_ABC " 3 x/y\n",		     /* parent not listed */
+		"dir ..\n",				     /* escapes */
+		"dir a//b\n",				     /* empty component */
+		"0600 " HASH_ABC " 3 a\n",		     /* mode */
+		"0644 " HASH_ABC " 03 a\n",		     /* size not canonical */
+		"0644 " HASH_ABC " 3 /etc/passwd\n",	     /* absolute */
+		"dir a",				     /* no newline */
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		char h[STORE_HASH_HEX + 1];
+		assert_int_equal(store_blob_put(f->s, bad[i], strlen(bad[i]), h, &err), 0);
+		assert_int_equal(store_tree_checkout(f->s, h, out, sizeof(out), &err), -EIO);
+	}
+	snprintf(p, sizeof(p), "%s/trees", f->state);
+	assert_int_equal(count_entries(p), 0);
+}
+
+/* --------------------------------------------------------------- registry */
+
+static struct store_item item(enum store_kind kind, const char *name, const char *hash,
+			      const char *doc)
+{
+	struct store_item it = { .kind = kind };
+	snprintf(it.workspace, sizeof(it.workspace), "default");
+	snprintf(it.name, sizeof(it.name), "%s", name);
+	snprintf(it.hash, sizeof(it.hash), "%s", hash);
+	if (kind != STORE_ENV)
+		snprintf(it.tree, sizeof(it.tree), "%s", HASH_C);
+	it.doc = (char *)doc;
+	return it;
+}
+
+static void test_items(void **state)
+{
+	struct fx *f = *state;
+	struct cdn_err err = { 0 };
+	unsigned v;
+	bool created;
+	struct store_item it = item(STORE_AGENT, "bot", HASH_A, "{\"name\":\"bot\"}");
+	assert_int_equal(store_item_put(f->s, &it, &v, &created, &err), 0);
+	assert_int_equal(v, 1);
+	assert_true(created);
+	assert_int_equal(store_item_put(f->s, &it, &v, &created, &err), 0);
+	assert_int_equal(v, 1);
+	assert_false(created);
+	it = item(STORE_AGENT, "bot", HASH_B, "{\"v\":2}");
+	assert_int_equal(store_item_put(f->s, &it, &v, &created, &err), 0);
+	assert_int_equal(v, 2);
+	assert_true(created);
+	/* Going back to earlier content is a new version: only the latest
+	 * is compared. */
+	it = item(STORE_AGENT, "bot", HASH_A, NULL);
+	assert_int_equal(store_item_put(f->s, &it, &v, &created, &err), 0);
+	assert_int_equal(v, 3);
+	assert_true(created);
+
+	struct store_item got;
+	assert_int_equal(store_item_get(f->s, STORE_AGENT, "default", "bot", 0, &got, &err), 0);
+	assert_int_equal(got.version, 3);
+	assert_string_equal(got.hash, HASH_A);
+	assert_string_equal(got.tree, HASH_C);
+	assert_null(got.doc);
+	assert_true(got.created > 0);
+	store_item_clear(&got);
+	assert_int_equal(store_item_get(f->s, STORE_AGENT, "default", "bot", 2, &got, &err), 0);
+	assert_int_equal(got.kind, STORE_AGENT);
+	assert_string_equal(got.workspace, "default");
+	assert_string_equal(got.name, "bot");
+	assert_string_equal(got.hash, HASH_B);
+	assert_string_equal(got.doc, "{\"v\":2}");
+	store_item_clear(&got);
+	assert_int_equal(store_item_get(f->s, STORE_AGENT, "default", "bot", 9, &got, &err),
+			 -ENOENT);
+	assert_int_equal(store_item_get(f->s, STORE_AGENT, "other", "bot", 0, &got, &err),
+			 -ENOENT);
+	assert_int_equal(store_item_get(f->s, STORE_CAPABILITY, "default", "bot", 0, &got, &err),
+			 -ENOENT);
+
+	/* Kinds and workspaces are separate namespaces. */
+	it = item(STORE_CAPABILITY, "bot", HASH_C, NULL);
+	assert_int_equal(store_item_put(f->s, &it, &v, &created, &err), 0);
+	assert_int_equal(v, 1);
+	it = item(STORE_AGENT, "alpha", HASH_B, NULL);
+	assert_int_equal(store_item_put(f->s, &it, &v, &created, &err), 0);
+	it = item(STORE_AGENT, "zeta", HASH_B, NULL);
+	assert_int_equal(store_item_put(f->s, &it, &v, &created, &err), 0);
+	snprintf(it.workspace, sizeof(it.workspace), "team2");
+	assert_int_equal(store_item_put(f->s, &it, &v, &created, &err), 0);
+	assert_int_equal(v, 1);
+
+	struct store_item *list;
+	size_t n;
+	assert_int_equal(store_item_list(f->s, STORE_AGENT, "default", &list, &n, &err), 0);
+	assert_int_equal(n, 3);
+	assert_string_equal(list[0].name, "alpha");
+	assert_string_equal(list[1].name, "bot");
+	assert_int_equal(list[1].version, 3);
+	assert_string_equal(list[2].name, "zeta");
+	store_items_free(list, n);
+	assert_int_equal(store_item_list(f->s, STORE_ENV, "default", &list, &n, &err), 0);
+	assert_int_equal(n, 0);
+	store_items_free(list, n);
+
+	/* Envs: a document, no tree. */
+	it = item(STORE_ENV, "prod", HASH_A, "{\"REGION\":\"eu\"}");
+	assert_int_equal(store_item_put(f->s, &it, &v, &created, &err), 0);
+	assert_int_equal(store_item_get(f->s, STORE_ENV, "default", "prod", 0, &got, &err), 0);
+	assert_string_equal(got.tree, "");
+	assert_string_equal(got.doc, "{\"REGION\":\"eu\"}");
+	store_item_clear(&got);
+
+	/* Refusals. */
+	it = item(STORE_ENV, "prod", HASH_B, NULL);
+	snprintf(it.tree, sizeof(it.tree), "%s", HASH_C);
+	assert_int_equal(store_item_put(f->s, &it, &v, &created, &err), -EINVAL);
+	it = item(STORE_AGENT, "bot", HASH_B, NULL);
+	it.tree[0] = '\0';
+	assert_int_equal(store_item_put(f->s, &it, &v, &created, &err), -EINVAL);
+	it = item(STORE_AGENT, "Bot", HASH_B, NULL);
+	assert_int_equal(store_item_put(f->s, &it, &v, &created, &err), -EINVAL);
+	it = item(STORE_AGENT, "bot", "nothex", NULL);
+	assert_int_equal(store_item_put(f->s, &it, &v, &created, &err), -EINVAL);
+	char *huge = malloc(STORE_MAX_MANIFEST + 2);
+	memset(huge, 'x', STORE_MAX_MANIFEST + 1);
+	huge[STORE_MAX_MANIFEST + 1] = '\0';
+	it = item(STORE_AGENT, "bot", HASH_B, huge);
+	assert_int_equal(store_item_put(f->s, &it, &v, &created, &err), -E2BIG);
+	free(huge);
+	assert_int_equal(store_item_get(f->s, STORE_AGENT, "default", "bot", 0, &got, &err), 0);
+	assert_int_equal(got.version, 3);
+	store_item_clear(&got);
+}
+
+static void test_grants(void **state)
+{
+	struct fx *f = *state;
+	struct cdn_err err = { 0 };
+	assert_false(store_grant_has(f->s, "default", "bot", "web"));
+	assert_int_equal(store_grant_add(f->s, "default", "bot", "web", &err), 0);
+	assert_int_equal(store_grant_add(f->s, "default", "bot", "web", &err), 0);
+	assert_true(store_grant_has(f->s, "default", "bot", "web"));
+	assert_false(store_grant_has(f->s, "default", "bot", "mail"));
+	assert_false(store_grant_has(f->s, "default", "other", "web"));
+	assert_false(store_grant_has(f->s, "team", "bot", "web"));
+	assert_false(store_grant_has(f->s, "default", "bot", "web' OR '1'='1"));
+	assert_int_equal(store_grant_add(f->s, "default", "bot", "Web", &err), -EINVAL);
+	assert_int_equal(store_grant_add(f->s, "", "bot", "web", &err), -EINVAL);
+}
+
+/* ---------------------------------------------------------------- secrets */
+
+static void test_secrets(void **state)
+{
+	struct fx *f = *state;
+	struct cdn_err err = { 0 };
+	const uint8_t c1[] = { 1, 2, 3, 0, 5 }, c2[] = { 9, 9 };
+	uint8_t *blob;
+	size_t len;
+	assert_int_equal(store_secret_get(f->s, "default", "OPENAI_API_KEY", &blob, &len, &err),
+			 -ENOENT);
+	assert_int_equal(store_secret_put(f->s, "default", "OPENAI_API_KEY", c1, sizeof(c1), 3,
+					  &err),
+			 0);
+	assert_int_equal(store_secret_put(f->s, "default", "A_TOKEN", c2, sizeof(c2), 1, &err), 0);
+	assert_int_equal(store_secret_get(f->s, "default", "OPENAI_API_KEY", &blob, &len, &err), 0);
+	assert_int_equal(len, sizeof(c1));
+	assert_memory_equal(blob, c1, sizeof(c1));
+	free(blob);
+
+	/* Replacing keeps the creation time. */
+	struct store_secret_info *list;
+	size_t n;
+	assert_int_equal(store_secret_put(f->s, "default", "OPENAI_API_KEY", c2, sizeof(c2), 42,
+					  &err),
+			 0);
+	assert_int_equal(store_secret_get(f->s, "default", "OPENAI_API_KEY", &blob, &len, &err), 0);
+	assert_int_equal(len, sizeof(c2));
+	free(blob);
+	assert_int_equal(store_secret_list(f->s, "default", &list, &n, &err), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(list[0].name, "A_TOKEN");
+	assert_int_equal(list[0].size, 1);
+	assert_string_equal(list[1].name, "OPENAI_API_KEY");
+	assert_int_equal(list[1].size, 42);
+	assert_true(list[1].created > 0 && list[1].created <= list[1].updated);
+	free(list);
+	assert_int_equal(store_secret_list(f->s, "team", &list, &n, &err), 0);
+	assert_int_equal(n, 0);
+	free(list);
+
+	assert_int_equal(store_secret_delete(f->s, "default", "A_TOKEN", &err), 0);
+	assert_int_equal(store_secret_delete(f->s, "default", "A_TOKEN", &err), -ENOENT);
+	assert_int_equal(store_secret_get(f->s, "default", "A_TOKEN", &blob, &len, &err), -ENOENT);
+
+	assert_int_equal(store_secret_put(f->s, "default", "BAD NAME", c1, 1, 1, &err), -EINVAL);
+	assert_int_equal(store_secret_put(f->s, "default", "EMPTY", c1, 0, 0, &err), -EINVAL);
+	uint8_t *big = calloc(1, STORE_MAX_SECRET_BLOB + 1);
+	assert_int_equal(store_secret_put(f->s, "default", "BIG", big, STORE_MAX_SECRET_BLOB + 1, 1,
+					  &err),
+			 -E2BIG);
+	free(big);
+}
+
+static void test_wskeys(void **state)
+{
+	struct fx *f = *state;
+	struct cdn_err err = { 0 };
+	const uint8_t k1[] = { 0xde, 0xad, 0xbe, 0xef }, k2[] = { 1 };
+	uint8_t *blob;
+	size_t len;
+	assert_int_equal(store_wskey_get(f->s, "default", &blob, &len, &err), -ENOENT);
+	assert_int_equal(store_wskey_put(f->s, "default", k1, sizeof(k1), &err), 0);
+	assert_int_equal(store_wskey_get(f->s, "default", &blob, &len, &err), 0);
+	assert_int_equal(len, sizeof(k1));
+	assert_memory_equal(blob, k1, sizeof(k1));
+	free(blob);
+	/* Never replaced: secrets sealed with the first would be lost. */
+	assert_int_equal(store_wskey_put(f->s, "default", k2, sizeof(k2), &err), -EEXIST);
+	assert_int_equal(store_wskey_get(f->s, "default", &blob, &len, &err), 0);
+	assert_memory_equal(blob, k1, sizeof(k1));
+	free(blob);
+	assert_int_equal(store_wskey_put(f->s, "team", k2, sizeof(k2), &err), 0);
+	assert_int_equal(store_wskey_put(f->s, "Team", k2, sizeof(k2), &err), -EINVAL);
+}
+
+/* ------------------------------------------------------------------- runs */
+
+static struct store_run run(const char *id, const char *agent, int64_t created_ms,
+			    enum store_run_status st)
+{
+	struct store_run r = { .status = st, .exit_code = -1, .created_ms = created_ms };
+	snprintf(r.id, sizeof(r.id), "%s", id);
+	snprintf(r.workspace, sizeof(r.workspace), "default");
+	snprintf(r.agent, sizeof(r.agent), "%s", agent);
+	snprintf(r.caller, sizeof(r.caller), "cli:root");
+	return r;
+}
+
+static void test_runs_crud(void **state)
+{
+	struct fx *f = *state;
+	struct cdn_err err = { 0 };
+	struct store_run r = run("r-1", "bot", 1700000000123, RUN_CREATED);
+	r.agent_version = 4;
+	snprintf(r.agent_hash, sizeof(r.agent_hash), "%s", HASH_A);
+	r.supervisor_pid = 1234;
+	snprintf(r.supervisor_boot, sizeof(r.supervisor_boot), "boot-x");
+	r.input_json = "{\"q\":1}";
+	assert_int_equal(store_run_create(f->s, &r, &err), 0);
+	assert_int_equal(store_run_create(f->s, &r, &err), -EEXIST);
+
+	struct store_run got;
+	assert_int_equal(store_run_get(f->s, "r-1", &got, &err), 0);
+	assert_string_equal(got.id, "r-1");
+	assert_string_equal(got.workspace, "default");
+	assert_string_equal(got.agent, "bot");
+	assert_int_equal(got.agent_version, 4);
+	assert_string_equal(got.agent_hash, HASH_A);
+	assert_int_equal(got.status, RUN_CREATED);
+	assert_int_equal(got.exit_code, -1);
+	assert_string_equal(got.caller, "cli:root");
+	assert_int_equal(got.created_ms, 1700000000123);
+	assert_int_equal(got.started_ms, 0);
+	assert_int_equal(got.supervisor_pid, 1234);
+	assert_string_equal(got.supervisor_boot, "boot-x");
+	assert_string_equal(got.input_json, "{\"q\":1}");
+	assert_null(got.result_json);
+	assert_string_equal(got.error, "");
+	store_run_clear(&got);
+
+	r.status = RUN_SUCCEEDED;
+	r.exit_code = 0;
+	r.started_ms = 1700000000200;
+	r.finished_ms = 1700000000900;
+	r.result_json = "{\"status\":\"succeeded\"}";
+	r.input_json = "{\"ignored\":true}";
+	assert_int_equal(store_run_update(f->s, &r, &err), 0);
+	assert_int_equal(store_run_get(f->s, "r-1", &got, &err), 0);
+	assert_int_equal(got.status, RUN_SUCCEEDED);
+	assert_int_equal(got.exit_code, 0);
+	assert_int_equal(got.started_ms, 1700000000200);
+	assert_int_equal(got.finished_ms, 1700000000900);
+	assert_string_equal(got.result_json, "{\"status\":\"succeeded\"}");
+	assert_string_equal(got.input_json, "{\"q\":1}");
+	store_run_clear(&got);
+
+	struct store_run missing = run("r-404", "bot", 1, RUN_FAILED);
+	assert_int_equal(store_run_update(f->s, &missing, &err), -ENOENT);
+	assert_int_equal(store_run_get(f->s, "r-404", &got, &err), -ENOENT);
+	assert_int_equal(store_run_get(f->s, "../x", &got, &err), -EINVAL);
+	struct store_run badid = run("-x", "bot", 1, RUN_FAILED);
+	assert_int_equal(store_run_create(f->s, &badid, &err), -EINVAL);
+	struct store_run badst = run("r-2", "bot", 1, RUN_FAILED);
+	badst.status = (enum store_run_status)42;
+	assert_int_equal(store_run_create(f->s, &badst, &err), -EINVAL);
+
+	/* created_ms 0: now. */
+	struct store_run now = run("r-now", "bot", 0, RUN_CREATED);
+	int64_t before = (int64_t)time(NULL) * 1000 - 1000;
+	assert_int_equal(store_run_create(f->s, &now, &err), 0);
+	assert_int_equal(store_run_get(f->s, "r-now", &got, &err), 0);
+	assert_true(got.created_ms >= before);
+	store_run_clear(&got);
+
+	enum store_run_status st;
+	for (int i = RUN_CREATED; i <= RUN_CANCELLED; i++) {
+		assert_int_equal(store_run_status_parse(store_run_status_name(i), &st), 0);
+		assert_int_equal(st, i);
+		assert_int_equal(store_run_status_final(i), i != RUN_CREATED && i != RUN_RUNNING);
+	}
+	assert_string_equal(store_run_status_name(RUN_OOM), "oom");
+	assert_int_equal(store_run_status_parse("bogus", &st), -EINVAL);
+}
+
+static void expect_page(struct fx *f, const struct store_run_query *q, const char *ids)
+{
+	struct cdn_err err = { 0 };
+	struct store_run *v;
+	size_t n;
+	assert_int_equal(store_run_list(f->s, q, &v, &n, &err), 0);
+	char got[256] = "";
+	for (size_t i = 0; i < n; i++) {
+		strcat(got, i ? "," : "");
+		strcat(got, v[i].id);
+	}
+	assert_string_equal(got, ids);
+	store_runs_free(v, n);
+}
+
+static void test_runs_list(void **state)
+{
+	struct fx *f = *state;
+	struct cdn_err err = { 0 };
+	struct store_run rs[] = {
+		run("a", "bot", 1000, RUN_SUCCEEDED), run("b", "bot", 2000, RUN_FAILED),
+		run("c", "other", 2000, RUN_SUCCEEDED), run("d", "bot", 2000, RUN_SUCCEEDED),
+		run("e", "bot", 3000, RUN_RUNNING),
+	};
+	for (size_t i = 0; i < 5; i++)
+		assert_int_equal(store_run_create(f->s, &rs[i], &err), 0);
+	struct store_run t2 = run("z", "bot", 5000, RUN_SUCCEEDED);
+	snprintf(t2.workspace, sizeof(t2.workspace), "team2");
+	assert_int_equal(store_run_create(f->s, &t2, &err), 0);
+
+	struct store_run_query q = { .workspace = "default", .status = -1, .limit = 100 };
+	expect_page(f, &q, "e,d,c,b,a");
+	/* Keyset paging, two at a time, through equal created_ms. */
+	q.limit = 2;
+	expect_page(f, &q, "e,d");
+	q.before_ms = 2000;
+	q.before_id = "d";
+	expect_page(f, &q, "c,b");
+	q.before_id = "b";
+	expect_page(f, &q, "a");
+	q.before_ms = 1000;
+	q.before_id = "a";
+	expect_page(f, &q, "");
+	/* Without an id, strictly before the time. */
+	q.before_ms = 2000;
+	q.before_id = NULL;
+	expect_page(f, &q, "a");
+
+	q = (struct store_run_query){ .workspace = "default", .agent = "bot", .status = -1,
+				      .limit = 10 };
+	expect_page(f, &q, "e,d,b,a");
+	q.status = RUN_SUCCEEDED;
+	expect_page(f, &q, "d,a");
+	q.agent = NULL;
+	expect_page(f, &q, "d,c,a");
+	q = (struct store_run_query){ .workspace = "team2", .status = -1, .limit = 10 };
+	expect_page(f, &q, "z");
+
+	struct store_run *v;
+	size_t n;
+	q.limit = 0;
+	assert_int_equal(store_run_list(f->s, &q, &v, &n, &err), -EINVAL);
+	q.limit = 1001;
+	assert_int_equal(store_run_list(f->s, &q, &v, &n, &err), -EINVAL);
+	q.limit = 1;
+	q.status = 77;
+	assert_int_equal(store_run_list(f->s, &q, &v, &n, &err), -EINVAL);
+	q.status = -1;
+	q.workspace = NULL;
+	assert_int_equal(store_run_list(f->s, &q, &v, &n, &err), -EINVAL);
+}
+
+/* A child that looks like a cordon supervisor (or not) until killed. */
+static pid_t spawn_child(const char *comm)
+{
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(p[0]);
+		/* Gone with the test, even when an assertion ends it early. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		prctl(PR_SET_NAME, comm);
+		if (write(p[1], "x", 1) != 1)
+			_exit(1);
+		for (;;)
+			pause();
+	}
+	close(p[1]);
+	char c;
+	assert_int_equal(read(p[0], &c, 1), 1);
+	close(p[0]);
+	return pid;
+}
+
+static void kill_child(pid_t pid, bool reap)
+{
+	kill(pid, SIGKILL);
+	if (reap) {
+		waitpid(pid, NULL, 0);
+	} else {
+		/* Wait until it is a zombie, without reaping it. */
+		siginfo_t si;
+		waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT);
+	}
+}
+
+static void create_supervised(struct fx *f, const char *id, enum store_run_status st, int pid,
+			      const char *boot)
+{
+	struct cdn_err err = { 0 };
+	struct store_run r = run(id, "bot", 1000, st);
+	r.supervisor_pid = pid;
+	snprintf(r.supervisor_boot, sizeof(r.supervisor_boot), "%s", boot);
+	assert_int_equal(store_run_create(f->s, &r, &err), 0);
+}
+
+static enum store_run_status status_of(struct fx *f, const char *id)
+{
+	struct cdn_err err = { 0 };
+	struct store_run r;
+	assert_int_equal(store_run_get(f->s, id, &r, &err), 0);
+	enum store_run_status st = r.status;
+	if (st == RUN_ERROR) {
+		assert_string_equal(r.error,
+				    "the supervisor died (crash or kill) before the run finished");
+		assert_true(r.finished_ms > 0);
+	}
+	store_run_clear(&r);
+	return st;
+}
+
+static void test_runs_recover(void **state)
+{
+	struct fx *f = *state;
+	struct cdn_err err = { 0 };
+	char boot[STORE_BOOT_ID_MAX];
+	assert_int_equal(store_boot_id(boot, sizeof(boot), &err), 0);
+	assert_int_equal(strlen(boot), 36);
+
+	pid_t live = spawn_child("cordon");
+	pid_t live_full = spawn_child("cordon-full");
+	pid_t dead = spawn_child("cordon");
+	kill_child(dead, true);
+	pid_t zombie = spawn_child("cordon");
+	kill_child(zombie, false);
+
+	create_supervised(f, "live", RUN_RUNNING, live, boot);
+	create_supervised(f, "live-full", RUN_CREATED, live_full, boot);
+	create_supervised(f, "dead", RUN_RUNNING, dead, boot);
+	create_supervised(f, "zombie", RUN_RUNNING, zombie, boot);
+	create_supervised(f, "other-boot", RUN_RUNNING, live, "0a0a0a0a-other-boot");
+	/* This test's own pid is alive, but its comm is not cordon's: a
+	 * reused pid. */
+	create_supervised(f, "reused", RUN_RUNNING, (int)getpid(), boot);
+	create_supervised(f, "no-pid", RUN_CREATED, 0, boot);
+	create_supervised(f, "done", RUN_SUCCEEDED, dead, boot);
+
+	assert_int_equal(store_runs_recover(f->s, &err), 5);
+	assert_int_equal(status_of(f, "live"), RUN_RUNNING);
+	assert_int_equal(status_of(f, "live-full"), RUN_CREATED);
+	assert_int_equal(status_of(f, "dead"), RUN_ERROR);
+	assert_int_equal(status_of(f, "zombie"), RUN_ERROR);
+	assert_int_equal(status_of(f, "other-boot"), RUN_ERROR);
+	assert_int_equal(status_of(f, "reused"), RUN_ERROR);
+	assert_int_equal(status_of(f, "no-pid"), RUN_ERROR);
+	assert_int_equal(status_of(f, "done"), RUN_SUCCEEDED);
+	assert_int_equal(store_runs_recover(f->s, &err), 0);
+
+	kill_child(live, true);
+	assert_int_equal(store_runs_recover(f->s, &err), 1);
+	assert_int_equal(status_of(f, "live"), RUN_ERROR);
+	assert_int_equal(status_of(f, "live-full"), RUN_CREATED);
+	kill_child(live_full, true);
+	waitpid(zombie, NULL, 0);
+	assert_int_equal(store_runs_recover(f->s, &err), 1);
+}
+
+/* Several processes on one new store at once, as `cordon run`s and
+ * `cordon serve` are: no lost writes, no duplicate versions, no "database
+ * is locked". */
+static void test_concurrent_processes(void **state)
+{
+	struct fx *f = *state;
+	enum { PROCS = 6, EACH = 15 };
+	char dir[160];
+	snprintf(dir, sizeof(dir), "%s/shared", f->tmp);
+	pid_t pids[PROCS];
+	for (int p = 0; p < PROCS; p++) {
+		pids[p] = fork();
+		assert_true(pids[p] >= 0);
+		if (pids[p] > 0)
+			continue;
+		struct cdn_err err = { 0 };
+		struct store *s;
+		if (store_open(dir, &s, &err) < 0) {
+			fprintf(stderr, "child %d: %s\n", p, err.msg);
+			_exit(1);
+		}
+		for (int i = 0; i < EACH; i++) {
+			char id[32], hex[STORE_HASH_HEX + 1];
+			snprintf(id, sizeof(id), "p%d-%d", p, i);
+			struct store_run r = run(id, "bot", 1000 + i, RUN_RUNNING);
+			/* Distinct content per writer and step: every put is a
+			 * new version. */
+			if (store_blob_put(s, id, strlen(id), hex, &err) < 0)
+				_exit(2);
+			struct store_item it = item(STORE_AGENT, "bot", hex, NULL);
+			unsigned v;
+			bool created;
+			if (store_run_create(s, &r, &err) < 0 ||
+			    store_item_put(s, &it, &v, &created, &err) < 0 || !created)
+				_exit(3);
+		}
+		store_close(s);
+		_exit(0);
+	}
+	/* All reaped before any assertion, so none outlives a failure. */
+	int status[PROCS];
+	for (int p = 0; p < PROCS; p++)
+		assert_int_equal(waitpid(pids[p], &status[p], 0), pids[p]);
+	for (int p = 0; p < PROCS; p++) {
+		assert_true(WIFEXITED(status[p]));
+		assert_int_equal(WEXITSTATUS(status[p]), 0);
+	}
+	struct cdn_err err = { 0 };
+	struct store *s;
+	assert_int_equal(store_open(dir, &s, &err), 0);
+	struct store_item got;
+	assert_int_equal(store_item_get(s, STORE_AGENT, "default", "bot", 0, &got, &err), 0);
+	assert_int_equal(got.version, PROCS * EACH);
+	store_item_clear(&got);
+	struct store_run_query q = { .workspace = "default", .status = RUN_RUNNING,
+				     .limit = 1000 };
+	struct store_run *v;
+	size_t n;
+	assert_int_equal(store_run_list(s, &q, &v, &n, &err), 0);
+	assert_int_equal(n, PROCS * EACH);
+	store_runs_free(v, n);
+	store_close(s);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_open_layout, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reopen_keeps_data, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_open_refusals, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tmp_cleanup, setup, teardown),
+		cmocka_unit_test(test_default_dir),
+		cmocka_unit_test(test_name_checks),
+		cmocka_unit_test_setup_teardown(test_write_atomic, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_blobs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_blob_put_fd, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_blob_export, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tree_import, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tree_refusals, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tree_checkout, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tree_checkout_damaged, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_items, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_grants, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_secrets, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wskeys, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_runs_crud, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_runs_list, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_runs_recover, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_concurrent_processes, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
