@@ -42,6 +42,7 @@ static void run_usage(FILE *out)
 	      "                         else the built-in one); the agent can only narrow it\n"
 	      "      --allow-private IP:PORT  let the proxy reach this private address\n"
 	      "      --hosts FILE       extra hosts file for the proxy's resolver\n"
+	      "                         (default $CORDON_HOSTS_FILE)\n"
 	      "      --upstream-ca FILE extra CA for inspected HTTPS upstreams\n"
 	      "      --capture BYTES    stdout and stderr kept per run (default 10k)\n"
 	      "      --allow-degraded LIST  run without these protections if the host lacks\n"
@@ -184,6 +185,8 @@ int cmd_run(int argc, char **argv)
 		return EXIT_CORDON;
 	}
 	o.ref = argv[optind];
+	if (!o.hosts_file && getenv("CORDON_HOSTS_FILE") && *getenv("CORDON_HOSTS_FILE"))
+		o.hosts_file = getenv("CORDON_HOSTS_FILE");
 	o.allow_private = priv;
 	o.workspace = cli_workspace(o.workspace);
 	o.color = o.view == RUN_VIEW_PROGRESS && isatty(STDOUT_FILENO) && !getenv("NO_COLOR");

@@ -197,6 +197,7 @@ int cmd_runs(int argc, char **argv)
 			return EXIT_CORDON;
 		}
 		json_t *j = run_json(&r);
+		json_object_set_new(j, "run_dir", json_sprintf("%s/runs/%s", store_dir(s), r.id));
 		json_t *res = r.result_json ? json_loads(r.result_json, 0, NULL) : NULL;
 		if (res)
 			json_object_set_new(j, "result", res);

@@ -766,15 +766,51 @@ static void approval_decided(struct pconn *c, bool approved, const char *why)
 	GUARD_OUT(c);
 }
 
+/* A granted secret found in a request to a domain it is scoped to is the
+ * secret doing its job (an API key sent to its API), not a leak. */
+static bool finding_in_scope(const struct pconn *c, const struct inspect_finding *f)
+{
+	if (!f->is_secret)
+		return false;
+	const char *host = c->req.host;
+	size_t hl = strlen(host);
+	for (size_t i = 0; i < c->e->n_scopes; i++) {
+		if (strcmp(c->e->scope_secret[i], f->name) != 0)
+			continue;
+		const char *d = c->e->scope_domain[i];
+		if (d[0] == '*' && d[1] == '.') {
+			size_t dl = strlen(d + 1); /* ".example.com" */
+			if (hl > dl && strcasecmp(host + hl - dl, d + 1) == 0)
+				return true;
+		} else if (strcasecmp(host, d) == 0) {
+			return true;
+		}
+	}
+	return false;
+}
+
+/* The findings from index `from` that are leaks, as a JSON list of names;
+ * NULL when there are none. */
+static json_t *leaks(const struct pconn *c, size_t from)
+{
+	json_t *names = NULL;
+	for (size_t i = from; i < c->insp.n_findings; i++) {
+		if (finding_in_scope(c, &c->insp.findings[i]))
+			continue;
+		if (!names)
+			names = json_array();
+		json_array_append_new(names, json_string(c->insp.findings[i].name));
+	}
+	return names;
+}
+
 /* 5. Content: the request line and head, before anything leaves. */
 static void stage_content(struct pconn *c)
 {
 	inspect_stream_init(&c->insp, c->e->insp);
 	inspect_feed(&c->insp, c->head, c->req.head_len);
-	if (c->insp.n_findings) {
-		json_t *names = json_array();
-		for (size_t i = 0; i < c->insp.n_findings; i++)
-			json_array_append_new(names, json_string(c->insp.findings[i].name));
+	json_t *names = leaks(c, 0);
+	if (names) {
 		json_t *extra = json_object();
 		json_object_set_new(extra, "credential_patterns", names);
 		if (block(c, 403, "Forbidden", "credential", "credential_leak", extra,
@@ -1225,10 +1261,8 @@ static bool body_data(struct pconn *c, const char *p, size_t n)
 {
 	size_t before = c->insp.n_findings;
 	inspect_feed(&c->insp, p, n);
-	if (c->insp.n_findings > before) {
-		json_t *names = json_array();
-		for (size_t i = before; i < c->insp.n_findings; i++)
-			json_array_append_new(names, json_string(c->insp.findings[i].name));
+	json_t *names = c->insp.n_findings > before ? leaks(c, before) : NULL;
+	if (names) {
 		json_t *extra = json_object();
 		json_object_set_new(extra, "credential_patterns", names);
 		if (block(c, 403, "Forbidden", "credential", "credential_leak", extra,
@@ -1577,6 +1611,23 @@ int egress_engine_new(struct event_base *base, const struct egress_engine_config
 	e->policy->refs = 1;
 	if ((r = inspector_new(cfg->secrets, cfg->n_secrets, &e->insp, err)) < 0)
 		goto out;
+	if (cfg->n_scopes) {
+		e->scope_secret = calloc(cfg->n_scopes, sizeof(char *));
+		e->scope_domain = calloc(cfg->n_scopes, sizeof(char *));
+		if (!e->scope_secret || !e->scope_domain) {
+			r = cdn_err_set(err, ENOMEM, "egress engine");
+			goto out;
+		}
+		for (size_t i = 0; i < cfg->n_scopes; i++, e->n_scopes++) {
+			e->scope_secret[i] = strdup(cfg->scopes[i].secret);
+			e->scope_domain[i] = strdup(cfg->scopes[i].domain);
+			if (!e->scope_secret[i] || !e->scope_domain[i]) {
+				e->n_scopes++;
+				r = cdn_err_set(err, ENOMEM, "egress engine");
+				goto out;
+			}
+		}
+	}
 	/* The resolver: the host's resolv.conf, no search domains (a name is
 	 * what the policy allowed, not a prefix of something else). */
 	e->dns = evdns_base_new(base, 0);
@@ -1678,6 +1729,12 @@ void egress_engine_free(struct egress_engine *e)
 	if (e->dns)
 		evdns_base_free(e->dns, 1);
 	inspector_free(e->insp);
+	for (size_t i = 0; i < e->n_scopes; i++) {
+		free(e->scope_secret[i]);
+		free(e->scope_domain[i]);
+	}
+	free(e->scope_secret);
+	free(e->scope_domain);
 	ratelimit_free(e->rl);
 	egress_ca_free(e->ca);
 	free(e->upstream_ca);

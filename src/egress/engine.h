@@ -44,6 +44,11 @@ struct event_base;
  * "approval.decided". `data` is borrowed. */
 typedef void (*egress_event_cb)(void *ctx, const char *type, json_t *data);
 
+struct egress_secret_scope {
+	const char *secret;
+	const char *domain;
+};
+
 struct egress_engine_config {
 	const char *run_id;
 	/* The policy; the engine takes ownership. */
@@ -61,6 +66,11 @@ struct egress_engine_config {
 	/* Values of the secrets granted to the run, for content inspection. */
 	const struct inspect_secret *secrets;
 	size_t n_secrets;
+	/* Where a granted secret may go: a finding of secret `secret` in a
+	 * request to `domain` (exact, or "*." for the names below it) is not a
+	 * leak. Everywhere else, the secret's value blocks the request. */
+	const struct egress_secret_scope *scopes;
+	size_t n_scopes;
 	/* Unix socket for `cordon approvals`; NULL: none. */
 	const char *control_path;
 	/* A hosts file the resolver consults first (tests and air-gapped

@@ -41,6 +41,8 @@ struct egress_engine {
 	size_t n_extra_private;
 	struct ratelimit *rl;
 	struct inspector *insp;
+	char **scope_secret, **scope_domain; /* pairs: where a granted secret may go */
+	size_t n_scopes;
 	struct audit_log *audit;
 	struct egress_ca *ca; /* TLS inspection, NULL when no rule asks for it */
 	char *upstream_ca;    /* extra CA file for verifying upstreams */

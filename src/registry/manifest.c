@@ -672,7 +672,42 @@ static int parse_rule(struct mctx *c, const json_t *v, const char *path,
 	return 0;
 }
 
-static const char *const egress_keys[] = { "domains", "rules" };
+static const char *const egress_keys[] = { "domains", "rules", "secrets" };
+
+static int parse_secret_scopes(struct mctx *c, const json_t *v, struct agent_manifest *m)
+{
+	if (!json_is_object(v))
+		return wrong_type(c, "egress.secrets", v,
+				  "an object such as {\"OPENAI_API_KEY\": [\"api.openai.com\"]}");
+	size_t n = json_object_size(v);
+	if (n > MANIFEST_MAX_LIST)
+		return merr(c, "egress.secrets", "%zu secrets, more than %d", n, MANIFEST_MAX_LIST);
+	m->secret_scope_names = calloc(n + 1, sizeof(char *));
+	m->secret_scope_domains = calloc(n + 1, sizeof(char **));
+	if (!m->secret_scope_names || !m->secret_scope_domains)
+		return cdn_err_set(c->err, ENOMEM, "%s", c->src);
+	const char *key;
+	const json_t *val;
+	json_object_foreach((json_t *)v, key, val)
+	{
+		char kp[PATH_LEN];
+		path_key(kp, sizeof(kp), "egress.secrets", key);
+		char norm[MANIFEST_MAX_SECRET_NAME + 1];
+		int rc = check_secret_name(c, kp, key, norm, sizeof(norm));
+		if (rc < 0)
+			return rc;
+		size_t i = m->n_secret_scopes;
+		if (!(m->secret_scope_names[i] = strdup(key)))
+			return cdn_err_set(c->err, ENOMEM, "%s", c->src);
+		m->n_secret_scopes++;
+		size_t nd = 0;
+		rc = get_strv(c, val, kp, "a list of domain names", 1, MANIFEST_MAX_LIST, true,
+			      check_domain, EGRESS_MAX_HOST + 1, &m->secret_scope_domains[i], &nd);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
 
 static int parse_egress(struct mctx *c, const json_t *v, struct agent_manifest *m)
 {
@@ -689,6 +724,8 @@ static int parse_egress(struct mctx *c, const json_t *v, struct agent_manifest *
 	rc = get_strv(c, x, "egress.domains", "a list of domain names", 0, MANIFEST_MAX_LIST, true,
 		      check_domain, EGRESS_MAX_HOST + 1, &m->egress_domains, &m->n_egress_domains);
 	if (rc < 0)
+		return rc;
+	if ((x = json_object_get(v, "secrets")) && (rc = parse_secret_scopes(c, x, m)) < 0)
 		return rc;
 	x = json_object_get(v, "rules");
 	if (!x)
@@ -861,6 +898,16 @@ static int parse_top(struct mctx *c, const json_t *root, struct agent_manifest *
 			   MANIFEST_MAX_LIST, true, check_secret_name, MANIFEST_MAX_SECRET_NAME + 1,
 			   &m->required_secrets, &m->n_required_secrets)) < 0)
 		return rc;
+	for (size_t i = 0; i < m->n_secret_scopes; i++) {
+		bool declared = false;
+		for (size_t k = 0; k < m->n_required_secrets; k++)
+			declared = declared || strcmp(m->required_secrets[k], m->secret_scope_names[i]) == 0;
+		if (!declared) {
+			char kp[PATH_LEN];
+			path_key(kp, sizeof(kp), "egress.secrets", m->secret_scope_names[i]);
+			return merr(c, kp, "%s is not in required_secrets", m->secret_scope_names[i]);
+		}
+	}
 	if ((x = json_object_get(root, "capabilities")) &&
 	    (rc = get_strv(c, x, "capabilities",
 			   "a list of capability names such as [\"datasets\"]", 0,
@@ -985,6 +1032,10 @@ void manifest_free(struct agent_manifest *m)
 	strv_free(m->entrypoint);
 	strv_free(m->setup);
 	strv_free(m->egress_domains);
+	for (size_t i = 0; m->secret_scope_domains && i < m->n_secret_scopes; i++)
+		strv_free(m->secret_scope_domains[i]);
+	free(m->secret_scope_domains);
+	strv_free(m->secret_scope_names);
 	for (size_t i = 0; m->egress_rules && i < m->n_egress_rules; i++)
 		free(m->egress_rules[i].name);
 	free(m->egress_rules);
@@ -992,6 +1043,26 @@ void manifest_free(struct agent_manifest *m)
 	strv_free(m->capabilities);
 	strv_free(m->outputs.extensions);
 	free(m);
+}
+
+const char *const *manifest_default_secret_domains(const char *secret)
+{
+	static const char *const openai[] = { "api.openai.com", NULL };
+	static const char *const anthropic[] = { "api.anthropic.com", NULL };
+	static const char *const gemini[] = { "generativelanguage.googleapis.com", NULL };
+	static const char *const mistral[] = { "api.mistral.ai", NULL };
+	static const struct {
+		const char *name;
+		const char *const *domains;
+	} known[] = {
+		{ "OPENAI_API_KEY", openai },	{ "ANTHROPIC_API_KEY", anthropic },
+		{ "GEMINI_API_KEY", gemini },	{ "GOOGLE_API_KEY", gemini },
+		{ "MISTRAL_API_KEY", mistral },
+	};
+	for (size_t i = 0; i < CDN_ARRAY_SIZE(known); i++)
+		if (strcmp(secret, known[i].name) == 0)
+			return known[i].domains;
+	return NULL;
 }
 
 bool manifest_wants_network(const struct agent_manifest *m)

@@ -86,6 +86,19 @@ struct agent_manifest {
 	struct egress_rule *egress_rules; /* per-domain narrowing: ports, methods, rpm, approval */
 	size_t n_egress_rules;
 
+	/*
+	 * egress.secrets: {"NAME": ["domain", ...]}. Where each declared
+	 * secret may be sent; everywhere else the proxy blocks a request that
+	 * carries its value. secret_scope_names[i] goes with the NULL-
+	 * terminated list secret_scope_domains[i] (normalised like egress
+	 * domains). A secret with no entry may be sent nowhere, except the
+	 * conventional LLM keys, which may go to their provider
+	 * (manifest_default_secret_domains).
+	 */
+	char **secret_scope_names;
+	char ***secret_scope_domains;
+	size_t n_secret_scopes;
+
 	char **required_secrets; /* environment variable names, e.g. OPENAI_API_KEY; */
 	size_t n_required_secrets; /* NULL-terminated, like every list here */
 	char **capabilities;
@@ -108,6 +121,11 @@ int manifest_load_dir(const char *dir, struct agent_manifest **out, struct cdn_e
 /* Frees m and everything it holds; NULL is fine, and so is a struct that
  * was only partly filled. */
 void manifest_free(struct agent_manifest *m);
+
+/* The provider domains a conventional LLM key (OPENAI_API_KEY,
+ * ANTHROPIC_API_KEY, GEMINI_API_KEY, ...) may be sent to, NULL-terminated;
+ * NULL for any other name. */
+const char *const *manifest_default_secret_domains(const char *secret);
 
 /* The network the agent needs: true for "deployment" or any egress. */
 bool manifest_wants_network(const struct agent_manifest *m);

@@ -174,8 +174,8 @@ static void progress(bool c, const char *type, json_t *d)
 	} else if (strcmp(type, "run.finished") == 0) {
 		const char *status = S("status");
 		bool ok = strcmp(status, "succeeded") == 0;
-		printf("%s%s %s%s in %lld ms, exit %lld", bold, ok ? green : red, status, off,
-		       I("duration_ms"), I("exit_code"));
+		printf("%s%s%s %s%s in %lld ms, exit %lld", bold, ok ? green : red, ok ? "✔" : "✘",
+		       status, off, I("duration_ms"), I("exit_code"));
 		if (json_string_value(json_object_get(d, "error")))
 			printf(": %s", S("error"));
 		printf("\n%s  result: %s/result.json%s\n", dim, S("run_dir"), off);
@@ -823,6 +823,20 @@ static int execute(struct run_ctx *c, const struct secret_set *ss, struct sandbo
 					.name = m->required_secrets[k],
 					.value = (const char *)ss->values[k],
 					.len = ss->lens[k] };
+		/* Where each secret may go: the manifest's egress.secrets, else
+		 * the provider of a conventional LLM key. */
+		struct egress_secret_scope scopes[MANIFEST_MAX_LIST * 4];
+		size_t n_scopes = 0;
+		for (size_t k = 0; k < m->n_required_secrets; k++) {
+			const char *name = m->required_secrets[k];
+			const char *const *doms = manifest_default_secret_domains(name);
+			for (size_t q = 0; q < m->n_secret_scopes; q++)
+				if (strcmp(m->secret_scope_names[q], name) == 0)
+					doms = (const char *const *)m->secret_scope_domains[q];
+			for (size_t q = 0; doms && doms[q] && n_scopes < CDN_ARRAY_SIZE(scopes); q++)
+				scopes[n_scopes++] = (struct egress_secret_scope){ .secret = name,
+										   .domain = doms[q] };
+		}
 		char dir[256];
 		if (egress_control_dir(dir, sizeof(dir), true, err) < 0) {
 			egress_policy_free(policy);
@@ -836,6 +850,8 @@ static int execute(struct run_ctx *c, const struct secret_set *ss, struct sandbo
 			.audit = c->audit,
 			.secrets = isec,
 			.n_secrets = n_isec,
+			.scopes = scopes,
+			.n_scopes = n_scopes,
 			.control_path = control,
 			.hosts_file = c->o->hosts_file,
 			.upstream_ca_file = c->o->upstream_ca,
@@ -1241,15 +1257,23 @@ int run_agent(struct store *s, struct vault *v, struct run_options *o, struct ru
 	json_object_set_new(res, "exit_code", json_integer(c.rec.exit_code));
 	if (run_error[0])
 		json_object_set_new(res, "error", json_string(run_error));
-	json_object_set_new(res, "agent", item_json(c.agent.name, c.agent.version, c.agent.hash));
-	json_object_set_new(res, "input_sha256", json_string(input_hash));
+	/* What ran, by content hash. */
+	json_t *resolved = json_object();
+	json_object_set_new(resolved, "agent",
+			    item_json(c.agent.name, c.agent.version, c.agent.hash));
 	json_t *capl = json_deep_copy(c.caps);
 	json_array_foreach(capl, i, cj)
+	{
 		json_object_del(cj, "path");
-	json_object_set_new(res, "capabilities", capl);
+		json_object_del(cj, "mount");
+	}
+	json_object_set_new(resolved, "capabilities", capl);
 	json_t *envj = c.env ? json_deep_copy(c.env) : json_null();
 	json_object_del(envj, "vars");
-	json_object_set_new(res, "env", envj);
+	json_object_set_new(resolved, "env", envj);
+	json_object_set_new(res, "resolved", resolved);
+	json_object_set_new(res, "caller", json_string(c.rec.caller));
+	json_object_set_new(res, "input_sha256", json_string(input_hash));
 	json_object_set(res, "secrets", c.secrets);
 	char t1[40], t2[40], t3[40];
 	iso_time(c.rec.created_ms, t1, sizeof(t1));
