@@ -290,7 +290,7 @@ static void test_unknown_keys(void **state)
 		    "agent.json: limits: unknown key \"memory\"",
 		    "(expected mem, pids, cpu, timeout_seconds)");
 	parse_fails(NET("\"egress\": {\"domains\": [], \"allow\": []}"),
-		    "agent.json: egress: unknown key \"allow\"", "(expected domains, rules)");
+		    "agent.json: egress: unknown key \"allow\"", "(expected domains, rules, secrets)");
 	parse_fails(NET("\"egress\": {\"domains\": [\"a.example\"], \"rules\": [{\"domain\": "
 			"\"a.example\", \"metods\": [\"GET\"]}]}"),
 		    "agent.json: egress.rules[0]: unknown key \"metods\"",
@@ -829,6 +829,34 @@ static void test_secrets(void **state)
 	parse_fails(DOC("\"required_secrets\": [\"CORDON_RUN_ID\"]"), "cannot be a secret", NULL);
 	parse_fails(DOC("\"required_secrets\": [\"PATH\"]"), "cannot be a secret", NULL);
 	parse_fails(DOC("\"required_secrets\": [\"SSL_CERT_FILE\"]"), "cannot be a secret", NULL);
+
+	/* egress.secrets: where each declared secret may be sent. */
+#define SCOPED(sec, req)                                                                    \
+	DOC("\"profile\": \"deployment\", \"egress\": {\"domains\": [\"api.x.com\"], "           \
+	    "\"secrets\": " sec "}, \"required_secrets\": " req)
+	m = parse_ok(SCOPED("{\"X_KEY\": [\"API.x.com\", \"*.y.com\"]}", "[\"X_KEY\"]"));
+	assert_int_equal(m->n_secret_scopes, 1);
+	assert_string_equal(m->secret_scope_names[0], "X_KEY");
+	assert_string_equal(m->secret_scope_domains[0][0], "api.x.com");
+	assert_string_equal(m->secret_scope_domains[0][1], "*.y.com");
+	assert_null(m->secret_scope_domains[0][2]);
+	manifest_free(m);
+	parse_fails(SCOPED("{\"X_KEY\": [\"api.x.com\"]}", "[\"Y_KEY\"]"),
+		    "egress.secrets.X_KEY: X_KEY is not in required_secrets", NULL);
+	parse_fails(SCOPED("{\"X_KEY\": []}", "[\"X_KEY\"]"), "egress.secrets.X_KEY:",
+		    "the list is empty");
+	parse_fails(SCOPED("{\"X_KEY\": \"api.x.com\"}", "[\"X_KEY\"]"), "egress.secrets.X_KEY:",
+		    "expected a list");
+	parse_fails(SCOPED("[\"X_KEY\"]", "[\"X_KEY\"]"), "egress.secrets:", "expected an object");
+	parse_fails(SCOPED("{\"x-key\": [\"api.x.com\"]}", "[\"X_KEY\"]"), "egress.secrets.x-key:",
+		    NULL);
+	parse_fails(SCOPED("{\"X_KEY\": [\"bad domain\"]}", "[\"X_KEY\"]"),
+		    "egress.secrets.X_KEY[0]:", NULL);
+#undef SCOPED
+	assert_string_equal(manifest_default_secret_domains("OPENAI_API_KEY")[0], "api.openai.com");
+	assert_string_equal(manifest_default_secret_domains("ANTHROPIC_API_KEY")[0],
+			    "api.anthropic.com");
+	assert_null(manifest_default_secret_domains("GITHUB_TOKEN"));
 
 	char *k64 = repeat('K', 64);
 	char *d = docf(DOC("\"required_secrets\": [\"%s\"]"), k64);
