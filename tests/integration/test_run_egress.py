@@ -1,0 +1,199 @@
+# SPDX-License-Identifier: Apache-2.0
+"""cordon run with the network: the agent's egress narrows the operator's
+policy, a secret goes only where the manifest scopes it, every request is
+in the run's audit log and its events, and the demo agent works end to end."""
+import base64
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import CORDON, ROOT, run
+from upstream import Upstream
+
+SECRET = "sk-test-0123456789abcdefXYZ"
+
+
+@pytest.fixture
+def upstream():
+    u = Upstream()
+    yield u
+    u.close()
+
+
+class Env:
+    def __init__(self, tmp_path, upstream):
+        self.tmp = tmp_path
+        self.up = upstream
+        self.state = tmp_path / "state"
+        self.state.mkdir(mode=0o700)
+        self.hosts = tmp_path / "hosts"
+        self.hosts.write_text("127.0.0.1 llm.test\n127.0.0.1 other.test\n")
+        self.policy = tmp_path / "policy.yaml"
+        self.policy.write_text(
+            "version: 1\nenforce: true\ndomains:\n"
+            f"  - name: llm.test\n    ports: [{upstream.port}]\n"
+            f"  - name: other.test\n    ports: [{upstream.port}]\n")
+
+    def cordon(self, *args, input=None, timeout=60):
+        env = dict(os.environ, CORDON_STATE=str(self.state))
+        return run([CORDON, *args], input=input, timeout=timeout, env=env)
+
+    def agent(self, name, manifest, code):
+        d = self.tmp / name
+        d.mkdir()
+        (d / "agent.json").write_text(json.dumps(manifest))
+        (d / "main.py").write_text(code)
+        return d
+
+    def run(self, agent_dir, input_obj=None, *extra):
+        inp = self.tmp / "input.json"
+        inp.write_text(json.dumps(input_obj or {}))
+        r = self.cordon("run", "--json", "--policy", self.policy, "--hosts", self.hosts,
+                        "--allow-private", f"127.0.0.1:{self.up.port}", "-i", inp, *extra,
+                        agent_dir)
+        events = [json.loads(l) for l in r.stdout.splitlines() if l.startswith("{")]
+        return r, events
+
+    def result(self, events):
+        fin = [e for e in events if e["type"] == "run.finished"][-1]
+        return json.loads((Path(fin["run_dir"]) / "result.json").read_text()), Path(fin["run_dir"])
+
+
+@pytest.fixture
+def env(tmp_path, upstream):
+    return Env(tmp_path, upstream)
+
+
+CLIENT = r'''
+import json, os, sys, urllib.request, urllib.error
+inp = json.load(open("/workspace/input.json"))
+out = {}
+for name, url, hdr in inp["calls"]:
+    headers = {}
+    if hdr:
+        headers["Authorization"] = "Bearer " + os.environ["API_KEY"]
+    req = urllib.request.Request(url, data=b"{}", method="POST", headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            out[name] = r.status
+    except urllib.error.HTTPError as e:
+        out[name] = e.code
+    except OSError as e:
+        out[name] = str(e)
+json.dump(out, open("/workspace/output.json", "w"))
+'''
+
+
+def manifest(**kw):
+    m = {"name": "netagent", "version": "1", "entrypoint": ["python3", "/agent/main.py"],
+         "profile": "deployment", "required_secrets": ["API_KEY"],
+         "egress": {"domains": ["llm.test", "other.test"],
+                    "secrets": {"API_KEY": ["llm.test"]}}}
+    m.update(kw)
+    return m
+
+
+def set_secret(env):
+    r = env.cordon("secret", "set", "API_KEY", input=SECRET)
+    assert r.returncode == 0, r.stderr
+
+
+def test_secret_goes_only_where_it_is_scoped(env, upstream):
+    set_secret(env)
+    a = env.agent("net", manifest(), CLIENT)
+    url = lambda host: f"http://{host}:{upstream.port}/x"
+    r, events = env.run(a, {"calls": [["scoped", url("llm.test"), True],
+                                      ["elsewhere", url("other.test"), True],
+                                      ["plain", url("other.test"), False]]})
+    assert r.returncode == 0, r.stderr
+    res, run_dir = env.result(events)
+    assert res["output"] == {"scoped": 200, "elsewhere": 403, "plain": 200}
+    blocked = [e for e in events if e["type"] == "egress.blocked"]
+    assert len(blocked) == 1 and blocked[0]["hostname"] == "other.test"
+    assert "credential" in json.dumps(blocked[0])
+    # The upstream saw the key once: from the scoped call.
+    seen = [h.get("Authorization") for (_, _, h, _) in upstream.log]
+    assert seen.count("Bearer " + SECRET) == 1
+    # The audit log has all three and verifies.
+    v = env.cordon("audit", "verify", "--json", run_dir / "audit.jsonl")
+    assert v.returncode == 0 and json.loads(v.stdout)["lines"] == 3
+    assert res["audit"]["records"] == 3 and res["egress"] == {"allowed": 2, "blocked": 1}
+
+
+def test_unscoped_secret_is_blocked_everywhere(env, upstream):
+    set_secret(env)
+    m = manifest()
+    del m["egress"]["secrets"]
+    a = env.agent("net", m, CLIENT)
+    r, events = env.run(a, {"calls": [["llm", f"http://llm.test:{upstream.port}/x", True]]})
+    res, _ = env.result(events)
+    assert res["output"] == {"llm": 403}
+    assert not upstream.log
+
+
+def test_agent_cannot_widen_the_operator_policy(env, upstream):
+    # The agent lists a domain the operator does not allow: still refused.
+    m = manifest(required_secrets=[], egress={"domains": ["llm.test", "extra.test"]})
+    a = env.agent("net", m, CLIENT)
+    env.hosts.write_text(env.hosts.read_text() + "127.0.0.1 extra.test\n")
+    r, events = env.run(a, {"calls": [["extra", f"http://extra.test:{upstream.port}/x", False],
+                                      ["llm", f"http://llm.test:{upstream.port}/x", False],
+                                      ["other", f"http://other.test:{upstream.port}/x", False]]})
+    res, _ = env.result(events)
+    # other.test is allowed by the operator but not listed by the agent.
+    assert res["output"] == {"extra": 403, "llm": 200, "other": 403}
+
+
+def test_offline_agent_has_no_network(env, upstream):
+    a = env.agent("off", {"name": "off", "version": "1",
+                          "entrypoint": ["python3", "/agent/main.py"]}, CLIENT.replace(
+                              'os.environ["API_KEY"]', '"x"'))
+    r, events = env.run(a, {"calls": [["llm", f"http://llm.test:{upstream.port}/x", False]]})
+    res, _ = env.result(events)
+    assert res["output"]["llm"] != 200
+    assert not upstream.log
+    ready = [e for e in events if e["type"] == "sandbox.ready"][0]
+    assert ready["network"] == "none"
+
+
+def test_secret_in_events_is_redacted_even_when_json_escaped(env, upstream):
+    # A value with a quote and a backslash is escaped in JSON; redaction
+    # happens before serialising, so the escaped form cannot slip through.
+    tricky = 'ab"cd\\ef-0123456789'
+    r = env.cordon("secret", "set", "API_KEY", input=tricky)
+    assert r.returncode == 0
+    code = ('import os, json\n'
+            'open(os.environ["CORDON_STEPS"], "w").write(json.dumps({"name": os.environ["API_KEY"]}) + "\\n")\n'
+            'print(os.environ["API_KEY"])\n')
+    a = env.agent("leak", {"name": "leak", "version": "1", "required_secrets": ["API_KEY"],
+                           "entrypoint": ["python3", "/agent/main.py"]}, code)
+    r, events = env.run(a)
+    assert r.returncode == 0, r.stderr
+    _, run_dir = env.result(events)
+    escaped = json.dumps(tricky)[1:-1]
+    for f in run_dir.rglob("*"):
+        if f.is_file():
+            data = f.read_bytes()
+            assert tricky.encode() not in data, f
+            assert escaped.encode() not in data, f
+    assert "[REDACTED:API_KEY]" in (run_dir / "stdout").read_text()
+    assert any(e["type"] == "step" and e["step"]["name"] == "[REDACTED:API_KEY]" for e in events)
+
+
+def test_demo_agent_end_to_end(tmp_path):
+    """make demo's script, against the binary under test."""
+    envv = dict(os.environ, CORDON_DEMO_STATE=str(tmp_path / "demo"))
+    bindir = Path(CORDON).parent
+    if bindir != ROOT / "build":
+        pytest.skip("scripts/demo runs build/cordon")
+    r = subprocess.run([str(ROOT / "scripts" / "demo")], env=envv, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "✗ blocked GET exfil.example.com:80" in r.stdout
+    assert "artifact brief.md" in r.stdout
+    assert "[REDACTED:DEMO_LLM_KEY]" in r.stdout
+    assert "intact, 2 lines" in r.stdout
