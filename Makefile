@@ -42,6 +42,7 @@ demo: build
 bench: build
 	@./bench/startup
 	@./bench/proxy
+	@./bench/run
 
 fuzz: bootstrap
 	./tests/fuzz/smoke.sh long
