@@ -187,10 +187,26 @@ int registry_grant(struct store *s, const char *ws, const char *agent, const cha
 	return store_grant_add(s, ws, agent, capability, err);
 }
 
-static bool looks_like_dir(const char *ref)
+static bool is_dir(const char *ref)
 {
 	struct stat st;
-	return strchr(ref, '/') || (stat(ref, &st) == 0 && S_ISDIR(st.st_mode));
+	return stat(ref, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* A path says so with a '/' ("./x", "/srv/x", "x/"). A bare word is a
+ * registered name first, and a directory only when no agent has it. */
+static bool looks_like_dir(struct store *s, const char *ws, const char *ref)
+{
+	if (strchr(ref, '/'))
+		return true;
+	if (!is_dir(ref) || strchr(ref, '@'))
+		return false;
+	struct store_item it = { 0 };
+	if (store_item_get(s, STORE_AGENT, ws, ref, 0, &it, NULL) == 0) {
+		store_item_clear(&it);
+		return false;
+	}
+	return true;
 }
 
 int registry_resolve_agent(struct store *s, const char *ws, const char *ref,
@@ -198,7 +214,7 @@ int registry_resolve_agent(struct store *s, const char *ws, const char *ref,
 {
 	memset(out, 0, sizeof(*out));
 	int r;
-	if (looks_like_dir(ref)) {
+	if (looks_like_dir(s, ws, ref)) {
 		/* Unregistered: snapshot it like a registration would, and run
 		 * the snapshot, so the recorded hash is what ran. */
 		if ((r = manifest_load_dir(ref, &out->manifest, err)) < 0)

@@ -45,9 +45,10 @@ int registry_grant(struct store *s, const char *ws, const char *agent, const cha
 		   struct cdn_err *err);
 
 /*
- * An agent to run. `ref` is a directory (anything with a '/', or an
- * existing directory: unregistered, hashed and snapshotted the same way,
- * version 0) or NAME[@VERSION] from the registry.
+ * An agent to run. `ref` is a directory (anything with a '/'; a bare word
+ * that names no registered agent but an existing directory) run
+ * unregistered, hashed and snapshotted the same way (version 0), or
+ * NAME[@VERSION] from the registry.
  */
 struct resolved_agent {
 	struct agent_manifest *manifest;
