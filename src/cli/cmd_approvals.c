@@ -21,6 +21,7 @@
 
 #include "base/cleanup.h"
 #include "cli/cli.h"
+#include "egress/control_client.h"
 #include "egress/engine.h"
 
 #define REPLY_MAX 65536
@@ -42,62 +43,6 @@ static void approvals_usage(FILE *out)
 	      out);
 }
 
-/* One request/reply on a control socket; NULL when nobody answers. */
-static json_t *ask(const char *path, json_t *req)
-{
-	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	if (fd < 0 || strlen(path) >= sizeof(sun.sun_path))
-		return NULL;
-	strcpy(sun.sun_path, path);
-	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0)
-		return NULL;
-	_cleanup_free_ char *line = json_dumps(req, JSON_COMPACT);
-	if (!line || write(fd, line, strlen(line)) < 0 || write(fd, "\n", 1) != 1)
-		return NULL;
-	_cleanup_free_ char *buf = malloc(REPLY_MAX);
-	size_t got = 0;
-	while (buf && got < REPLY_MAX - 1) {
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-		if (poll(&p, 1, 5000) <= 0)
-			return NULL;
-		ssize_t n = read(fd, buf + got, REPLY_MAX - 1 - got);
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-		if (memchr(buf, '\n', got))
-			break;
-	}
-	if (!buf || got == 0)
-		return NULL;
-	return json_loadb(buf, got, JSON_DISABLE_EOF_CHECK, NULL);
-}
-
-/* Calls fn for each live control socket. */
-static int each_socket(int (*fn)(const char *path, void *ctx), void *ctx, struct cdn_err *err)
-{
-	char dir[256];
-	if (egress_control_dir(dir, sizeof(dir), false, err) < 0)
-		return -1;
-	_cleanup_closedir_ DIR *d = opendir(dir);
-	if (!d)
-		return errno == ENOENT ? 0 : cdn_err_set(err, errno, "open %s", dir);
-	struct dirent *de;
-	int count = 0;
-	while ((de = readdir(d))) {
-		size_t l = strlen(de->d_name);
-		if (l < 6 || strcmp(de->d_name + l - 5, ".sock") != 0)
-			continue;
-		char path[512];
-		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		int r = fn(path, ctx);
-		if (r > 0)
-			return r;
-		count++;
-	}
-	return 0;
-}
-
 struct list_ctx {
 	json_t *all;
 };
@@ -106,7 +51,7 @@ static int list_one(const char *path, void *vctx)
 {
 	struct list_ctx *ctx = vctx;
 	json_t *req = json_pack("{s:s}", "op", "list");
-	json_t *res = ask(path, req);
+	json_t *res = egress_control_ask(path, req);
 	json_decref(req);
 	if (!res)
 		return 0;
@@ -136,7 +81,7 @@ static int decide_one(const char *path, void *vctx)
 	struct decide_ctx *ctx = vctx;
 	json_t *req = json_pack("{s:s, s:s, s:b, s:s}", "op", "decide", "id", ctx->id, "approve",
 				ctx->approve, "by", ctx->by);
-	json_t *res = ask(path, req);
+	json_t *res = egress_control_ask(path, req);
 	json_decref(req);
 	if (!res)
 		return 0;
@@ -180,7 +125,7 @@ int cmd_approvals(int argc, char **argv)
 	struct cdn_err err = { 0 };
 	if (strcmp(verb, "list") == 0) {
 		struct list_ctx ctx = { json_array() };
-		if (each_socket(list_one, &ctx, &err) < 0) {
+		if (egress_control_each(list_one, &ctx, &err) < 0) {
 			cli_error_err(&err);
 			json_decref(ctx.all);
 			return EXIT_CORDON;
@@ -223,7 +168,7 @@ int cmd_approvals(int argc, char **argv)
 		struct decide_ctx ctx = { .id = argv[optind + 1],
 					  .approve = strcmp(verb, "approve") == 0,
 					  .by = by ? by : (pw ? pw->pw_name : "operator") };
-		if (each_socket(decide_one, &ctx, &err) < 0) {
+		if (egress_control_each(decide_one, &ctx, &err) < 0) {
 			cli_error_err(&err);
 			return EXIT_CORDON;
 		}

@@ -47,6 +47,7 @@ static void run_usage(FILE *out)
 	      "      --capture BYTES    stdout and stderr kept per run (default 10k)\n"
 	      "      --allow-degraded LIST  run without these protections if the host lacks\n"
 	      "                         them: landlock, cgroup, seccomp (recorded)\n"
+	      "      --claim ID         run the queued record ID (what cordon serve uses)\n"
 	      "  -h, --help             show this help\n"
 	      "\n"
 	      "Exit status: the agent's own; 124 on timeout, 137 when out of memory; 125\n"
@@ -101,7 +102,8 @@ static int read_all(const char *path, char **out, size_t *len)
 
 int cmd_run(int argc, char **argv)
 {
-	enum { O_STATE = 256, O_JSON, O_POLICY, O_PRIVATE, O_HOSTS, O_CA, O_CAPTURE, O_DEGRADED };
+	enum { O_STATE = 256, O_JSON, O_POLICY, O_PRIVATE, O_HOSTS, O_CA, O_CAPTURE, O_DEGRADED,
+	       O_CLAIM };
 	static const struct option opts[] = {
 		{ "input", required_argument, NULL, 'i' },
 		{ "workspace", required_argument, NULL, 'w' },
@@ -114,6 +116,7 @@ int cmd_run(int argc, char **argv)
 		{ "upstream-ca", required_argument, NULL, O_CA },
 		{ "capture", required_argument, NULL, O_CAPTURE },
 		{ "allow-degraded", required_argument, NULL, O_DEGRADED },
+		{ "claim", required_argument, NULL, O_CLAIM },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -170,6 +173,14 @@ int cmd_run(int argc, char **argv)
 				cli_error("--allow-degraded: %s", err.msg);
 				return EXIT_CORDON;
 			}
+			break;
+		case O_CLAIM:
+			if (strlen(optarg) > STORE_RUN_ID_MAX) {
+				cli_error("--claim: '%s' is not a run id", optarg);
+				return EXIT_CORDON;
+			}
+			snprintf(o.run_id, sizeof(o.run_id), "%s", optarg);
+			o.claim = true;
 			break;
 		case 'h':
 			run_usage(stdout);

@@ -83,6 +83,9 @@ static const struct command commands[] = {
 	{ "secret", cmd_secret, "set, list and remove secrets in the vault" },
 	{ "runs", cmd_runs, "list runs and show their results" },
 	{ "logs", cmd_logs, "print (and follow) a run's events" },
+	{ "serve", cmd_serve, "run the API, the dashboard and the run queue" },
+	{ "init", cmd_init, "create the state and the first owner API key" },
+	{ "keys", cmd_keys, "create, list and revoke API keys" },
 	{ "approvals", cmd_approvals, "list and decide requests waiting for a human" },
 	{ "audit", cmd_audit, "verify a hash-chained audit log" },
 #endif

@@ -1137,13 +1137,38 @@ int run_agent(struct store *s, struct vault *v, struct run_options *o, struct ru
 	struct secret_set ss = { 0 };
 	_cleanup_free_ char *input = NULL;
 	char input_hash[STORE_HASH_HEX + 1];
-	_cleanup_free_ char *rtext = NULL, *rsafe = NULL;
+	_cleanup_free_ char *rtext = NULL, *rsafe = NULL, *queued_input = NULL;
 	int ws_fd = -1;
 	bool recorded = false;
 	int r;
 
 	if ((r = store_name_check("workspace", c.ws, err)) < 0)
 		goto done;
+	if (o->claim) {
+		/* A queued record: it must exist, wait, and be this workspace's.
+		 * From here on, whatever goes wrong ends up in it. */
+		struct store_run q;
+		if ((r = store_run_get(s, o->run_id, &q, err)) < 0)
+			goto done;
+		bool ok = q.status == RUN_CREATED && strcmp(q.workspace, c.ws) == 0;
+		if (ok && !o->input && q.input_json) {
+			/* The input came with the queued record. */
+			queued_input = q.input_json;
+			q.input_json = NULL;
+			o->input = queued_input;
+			o->input_len = strlen(queued_input);
+		}
+		c.rec = q;
+		c.rec.input_json = c.rec.result_json = NULL;
+		store_run_clear(&q);
+		if (!ok) {
+			r = cdn_err_msg(err, EINVAL, "run %s is not waiting to start in workspace %s",
+					o->run_id, c.ws);
+			goto done;
+		}
+		recorded = true;
+		snprintf(out->id, sizeof(out->id), "%s", c.rec.id);
+	}
 	/* Runs a dead supervisor left behind are closed first. */
 	(void)store_runs_recover(s, NULL);
 
@@ -1155,7 +1180,9 @@ int run_agent(struct store *s, struct vault *v, struct run_options *o, struct ru
 		goto done;
 
 	/* 2. The record and its directory. */
-	if (o->run_id[0])
+	if (o->claim)
+		; /* the id is the queued record's */
+	else if (o->run_id[0])
 		snprintf(c.rec.id, sizeof(c.rec.id), "%s", o->run_id);
 	else if ((r = cdn_random_id("run_", 12, c.rec.id, sizeof(c.rec.id))) < 0) {
 		cdn_err_set(err, -r, "run id");
@@ -1167,13 +1194,15 @@ int run_agent(struct store *s, struct vault *v, struct run_options *o, struct ru
 	snprintf(c.rec.agent_hash, sizeof(c.rec.agent_hash), "%s", c.agent.hash);
 	c.rec.status = RUN_CREATED;
 	c.rec.exit_code = -1;
-	snprintf(c.rec.caller, sizeof(c.rec.caller), "%s", o->caller ? o->caller : "");
-	c.rec.created_ms = wall_ms();
+	if (!o->claim) {
+		snprintf(c.rec.caller, sizeof(c.rec.caller), "%s", o->caller ? o->caller : "");
+		c.rec.created_ms = wall_ms();
+	}
 	c.rec.supervisor_pid = (int)getpid();
 	if ((r = store_boot_id(c.rec.supervisor_boot, sizeof(c.rec.supervisor_boot), err)) < 0)
 		goto done;
 	c.rec.input_json = input;
-	if ((r = store_run_create(s, &c.rec, err)) < 0)
+	if ((r = o->claim ? store_run_claim(s, &c.rec, err) : store_run_create(s, &c.rec, err)) < 0)
 		goto done;
 	recorded = true;
 	snprintf(o->run_id, sizeof(o->run_id), "%s", c.rec.id);
@@ -1368,5 +1397,9 @@ done:
 	json_decref(c.secrets);
 	json_decref(c.steps);
 	c.rec.input_json = NULL;
+	if (queued_input) {
+		o->input = NULL;
+		o->input_len = 0;
+	}
 	return r;
 }

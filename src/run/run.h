@@ -63,6 +63,10 @@ struct run_options {
 	run_event_fn on_event;		  /* optional, in addition to the view */
 	void *event_ctx;
 	char run_id[STORE_RUN_ID_MAX + 1]; /* in: "" to generate; out: the id */
+	/* run_id names a record made ahead of time (status created, e.g. by
+	 * the server's queue): take it over instead of creating one. Its
+	 * caller and creation time are kept. */
+	bool claim;
 };
 
 struct run_outcome {

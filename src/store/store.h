@@ -237,6 +237,11 @@ int store_run_list(struct store *s, const struct store_run_query *q, struct stor
 		   size_t *n, struct cdn_err *err);
 void store_runs_free(struct store_run *runs, size_t n);
 
+/* A run created ahead of time (status created, e.g. queued by the server)
+ * taken over by the process that runs it: agent, hash, supervisor and
+ * input are set. -ENOENT unless it is still "created" in that workspace. */
+int store_run_claim(struct store *s, const struct store_run *r, struct cdn_err *err);
+
 /*
  * Crash recovery: runs still "created" or "running" whose supervisor is no
  * longer alive (other boot, or no such pid, or a zombie, or a pid whose
@@ -245,5 +250,27 @@ void store_runs_free(struct store_run *runs, size_t n);
  * set. Returns how many.
  */
 int store_runs_recover(struct store *s, struct cdn_err *err);
+
+/* --------------------------------------------------------------- api keys */
+
+struct store_key {
+	char id[32];	    /* public: "cdn_live_" + the key's first 12 characters */
+	char workspace[STORE_MAX_NAME + 1];
+	char name[STORE_MAX_NAME + 1];
+	char role[8];	    /* "owner" or "member" */
+	char hash[STORE_HASH_HEX + 1]; /* sha256 of the whole key */
+	int64_t created, last_used; /* unix seconds; 0: never used */
+	bool revoked;
+};
+
+int store_key_put(struct store *s, const struct store_key *k, struct cdn_err *err);
+/* -ENOENT when no key has that hash (revoked keys are returned, marked). */
+int store_key_by_hash(struct store *s, const char *hash, struct store_key *out,
+		      struct cdn_err *err);
+/* ws NULL: every workspace. Caller frees *out. */
+int store_key_list(struct store *s, const char *ws, struct store_key **out, size_t *n,
+		   struct cdn_err *err);
+int store_key_revoke(struct store *s, const char *ws, const char *id, struct cdn_err *err);
+int store_key_touch(struct store *s, const char *id, int64_t now, struct cdn_err *err);
 
 #endif

@@ -164,7 +164,7 @@ static void test_open_layout(void **state)
 	sqlite3_stmt *st;
 	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int(st, 0), 1);
+	assert_int_equal(sqlite3_column_int(st, 0), 2);
 	sqlite3_finalize(st);
 	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
@@ -1116,6 +1116,89 @@ static void expect_page(struct fx *f, const struct store_run_query *q, const cha
 	store_runs_free(v, n);
 }
 
+static void test_run_claim(void **state)
+{
+	struct fx *f = *state;
+	struct cdn_err err = { 0 };
+	struct store_run r = run("q-1", "bot", 1000, RUN_CREATED);
+	r.supervisor_pid = 1;
+	assert_int_equal(store_run_create(f->s, &r, &err), 0);
+	struct store_run c = run("q-1", "bot", 1000, RUN_CREATED);
+	snprintf(c.agent_hash, sizeof(c.agent_hash), "%s", HASH_A);
+	c.agent_version = 3;
+	c.supervisor_pid = 4321;
+	snprintf(c.supervisor_boot, sizeof(c.supervisor_boot), "boot-y");
+	c.input_json = "{\"a\":2}";
+	/* Another workspace cannot take it. */
+	snprintf(c.workspace, sizeof(c.workspace), "other");
+	assert_int_equal(store_run_claim(f->s, &c, &err), -ENOENT);
+	snprintf(c.workspace, sizeof(c.workspace), "default");
+	assert_int_equal(store_run_claim(f->s, &c, &err), 0);
+	struct store_run got;
+	assert_int_equal(store_run_get(f->s, "q-1", &got, &err), 0);
+	assert_int_equal(got.supervisor_pid, 4321);
+	assert_int_equal(got.agent_version, 3);
+	assert_string_equal(got.agent_hash, HASH_A);
+	assert_string_equal(got.input_json, "{\"a\":2}");
+	assert_int_equal(got.created_ms, 1000);
+	store_run_clear(&got);
+	/* Once it runs, nobody else claims it. */
+	c.status = RUN_RUNNING;
+	assert_int_equal(store_run_update(f->s, &c, &err), 0);
+	assert_int_equal(store_run_claim(f->s, &c, &err), -ENOENT);
+	assert_int_equal(store_run_claim(f->s, &(struct store_run){ .id = "nope",
+								 .workspace = "default",
+								 .agent = "bot" },
+					 &err),
+			 -ENOENT);
+}
+
+static void test_api_keys(void **state)
+{
+	struct fx *f = *state;
+	struct cdn_err err = { 0 };
+	struct store_key k = { .id = "cdn_live_abc", .workspace = "default", .name = "first",
+			       .role = "owner", .created = 100 };
+	snprintf(k.hash, sizeof(k.hash), "%s", HASH_A);
+	assert_int_equal(store_key_put(f->s, &k, &err), 0);
+	assert_int_equal(store_key_put(f->s, &k, &err), -EEXIST);
+	struct store_key m = { .id = "cdn_live_def", .workspace = "team", .name = "ci",
+			       .role = "member" };
+	snprintf(m.hash, sizeof(m.hash), "%s", HASH_B);
+	assert_int_equal(store_key_put(f->s, &m, &err), 0);
+	struct store_key bad = m;
+	snprintf(bad.id, sizeof(bad.id), "x");
+	snprintf(bad.role, sizeof(bad.role), "admin");
+	assert_true(store_key_put(f->s, &bad, &err) < 0);
+
+	struct store_key got;
+	assert_int_equal(store_key_by_hash(f->s, HASH_B, &got, &err), 0);
+	assert_string_equal(got.id, "cdn_live_def");
+	assert_string_equal(got.workspace, "team");
+	assert_string_equal(got.role, "member");
+	assert_false(got.revoked);
+	assert_int_equal(store_key_by_hash(f->s, HASH_C, &got, &err), -ENOENT);
+
+	struct store_key *list;
+	size_t n;
+	assert_int_equal(store_key_list(f->s, "default", &list, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(list[0].id, "cdn_live_abc");
+	free(list);
+	assert_int_equal(store_key_list(f->s, NULL, &list, &n, &err), 0);
+	assert_int_equal(n, 2);
+	free(list);
+
+	/* Revoking is per workspace. */
+	assert_int_equal(store_key_revoke(f->s, "default", "cdn_live_def", &err), -ENOENT);
+	assert_int_equal(store_key_revoke(f->s, "team", "cdn_live_def", &err), 0);
+	assert_int_equal(store_key_by_hash(f->s, HASH_B, &got, &err), 0);
+	assert_true(got.revoked);
+	assert_int_equal(store_key_touch(f->s, "cdn_live_abc", 555, &err), 0);
+	assert_int_equal(store_key_by_hash(f->s, HASH_A, &got, &err), 0);
+	assert_int_equal(got.last_used, 555);
+}
+
 static void test_runs_list(void **state)
 {
 	struct fx *f = *state;
@@ -1367,6 +1450,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_wskeys, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_runs_crud, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_runs_list, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_run_claim, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_api_keys, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_runs_recover, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_processes, setup, teardown),
 	};

@@ -1,0 +1,331 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* cordon serve, cordon init, cordon keys create|list|revoke */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/units.h"
+#include "cli/cli.h"
+#include "serve/keys.h"
+#include "serve/serve.h"
+#include "store/store.h"
+
+static void serve_usage(FILE *out)
+{
+	fputs("Usage: cordon serve [OPTIONS]\n"
+	      "\n"
+	      "Run cordon as a service: the HTTP API under /v1 (docs/api.md), the dashboard\n"
+	      "at /, a dispatcher that runs agents from a bounded queue, and /healthz on the\n"
+	      "unix socket STATE/serve.sock. Requests need an API key (cordon init makes the\n"
+	      "first). SIGTERM or SIGINT drains: no new runs, queued ones are cancelled,\n"
+	      "running ones get --drain-timeout to finish and are then stopped.\n"
+	      "\n"
+	      "Options:\n"
+	      "      --listen ADDR:PORT     where the API listens (default 127.0.0.1:8470)\n"
+	      "      --state DIR            state directory (default $CORDON_STATE)\n"
+	      "      --concurrency N        runs at once (default: twice the CPUs)\n"
+	      "      --queue N              runs waiting at most (default 64)\n"
+	      "      --drain-timeout SECS   how long running runs get on shutdown (default 30)\n"
+	      "      --hosts FILE           extra hosts file for the runs' egress resolver\n"
+	      "      --allow-private IP:PORT  a private address the runs' proxy may reach\n"
+	      "      --upstream-ca FILE     extra CA for inspected HTTPS upstreams\n"
+	      "  -h, --help                 show this help\n",
+	      out);
+}
+
+static int uint_opt(const char *name, const char *v, uint64_t max, unsigned *out)
+{
+	uint64_t x;
+	struct cdn_err err = { 0 };
+	if (cdn_parse_uint(v, max, &x, &err) < 0 || x == 0) {
+		cli_error("--%s: '%s' is not a number from 1 to %llu", name, v,
+			  (unsigned long long)max);
+		return -1;
+	}
+	*out = (unsigned)x;
+	return 0;
+}
+
+int cmd_serve(int argc, char **argv)
+{
+	enum { O_LISTEN = 256, O_STATE, O_CONC, O_QUEUE, O_DRAIN, O_HOSTS, O_PRIVATE, O_CA };
+	static const struct option opts[] = {
+		{ "listen", required_argument, NULL, O_LISTEN },
+		{ "state", required_argument, NULL, O_STATE },
+		{ "concurrency", required_argument, NULL, O_CONC },
+		{ "queue", required_argument, NULL, O_QUEUE },
+		{ "drain-timeout", required_argument, NULL, O_DRAIN },
+		{ "hosts", required_argument, NULL, O_HOSTS },
+		{ "allow-private", required_argument, NULL, O_PRIVATE },
+		{ "upstream-ca", required_argument, NULL, O_CA },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct serve_config cfg = { 0 };
+	optind = 1;
+	int c;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case O_LISTEN:
+			cfg.listen = optarg;
+			break;
+		case O_STATE:
+			cfg.state_dir = optarg;
+			break;
+		case O_CONC:
+			if (uint_opt("concurrency", optarg, 1024, &cfg.concurrency) < 0)
+				return EXIT_CORDON;
+			break;
+		case O_QUEUE:
+			if (uint_opt("queue", optarg, 100000, &cfg.queue) < 0)
+				return EXIT_CORDON;
+			break;
+		case O_DRAIN:
+			if (uint_opt("drain-timeout", optarg, 86400, &cfg.drain_timeout_s) < 0)
+				return EXIT_CORDON;
+			break;
+		case O_HOSTS:
+			cfg.hosts_file = optarg;
+			break;
+		case O_PRIVATE:
+			if (cfg.n_allow_private == SERVE_MAX_PRIVATE) {
+				cli_error("--allow-private: at most %d", SERVE_MAX_PRIVATE);
+				return EXIT_CORDON;
+			}
+			cfg.allow_private[cfg.n_allow_private++] = optarg;
+			break;
+		case O_CA:
+			cfg.upstream_ca = optarg;
+			break;
+		case 'h':
+			serve_usage(stdout);
+			return 0;
+		default:
+			serve_usage(stderr);
+			return EXIT_CORDON;
+		}
+	}
+	if (optind != argc) {
+		serve_usage(stderr);
+		return EXIT_CORDON;
+	}
+	if (!cfg.hosts_file && getenv("CORDON_HOSTS_FILE") && *getenv("CORDON_HOSTS_FILE"))
+		cfg.hosts_file = getenv("CORDON_HOSTS_FILE");
+	struct cdn_err err = { 0 };
+	if (serve_main(&cfg, &err) < 0) {
+		cli_error("serve: %s", err.msg);
+		return EXIT_CORDON;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------- init */
+
+static void init_usage(FILE *out)
+{
+	fputs("Usage: cordon init [--state DIR] [-w WORKSPACE] [--name NAME]\n"
+	      "\n"
+	      "Create the state directory (if needed) and the first owner API key, and print\n"
+	      "the key once, as the last line of the output. It is stored only as a hash:\n"
+	      "keep it now. Refused when an owner key exists already (use cordon keys).\n"
+	      "\n"
+	      "Options:\n"
+	      "      --state DIR           state directory (default $CORDON_STATE)\n"
+	      "  -w, --workspace NAME      the key's workspace (default \"default\")\n"
+	      "      --name NAME           the key's name (default \"owner\")\n"
+	      "  -h, --help                show this help\n",
+	      out);
+}
+
+int cmd_init(int argc, char **argv)
+{
+	enum { O_STATE = 256, O_NAME };
+	static const struct option opts[] = { { "state", required_argument, NULL, O_STATE },
+					      { "workspace", required_argument, NULL, 'w' },
+					      { "name", required_argument, NULL, O_NAME },
+					      { "help", no_argument, NULL, 'h' },
+					      { NULL, 0, NULL, 0 } };
+	const char *state = NULL, *ws = NULL, *name = "owner";
+	optind = 1;
+	int c;
+	while ((c = getopt_long(argc, argv, "w:h", opts, NULL)) != -1) {
+		if (c == O_STATE) {
+			state = optarg;
+		} else if (c == 'w') {
+			ws = optarg;
+		} else if (c == O_NAME) {
+			name = optarg;
+		} else if (c == 'h') {
+			init_usage(stdout);
+			return 0;
+		} else {
+			init_usage(stderr);
+			return EXIT_CORDON;
+		}
+	}
+	if (optind != argc) {
+		init_usage(stderr);
+		return EXIT_CORDON;
+	}
+	ws = cli_workspace(ws);
+	struct store *s;
+	if (cli_open_state(state, &s, NULL) < 0)
+		return EXIT_CORDON;
+	struct cdn_err err = { 0 };
+	bool exists = false;
+	int rc = 0;
+	if (api_key_owner_exists(s, &exists, &err) < 0) {
+		cli_error_err(&err);
+		rc = EXIT_CORDON;
+	} else if (exists) {
+		cli_error("init: %s has an owner key already; make more with 'cordon keys create'",
+			  store_dir(s));
+		rc = EXIT_CORDON;
+	} else {
+		char key[API_KEY_LEN + 1];
+		struct store_key rec;
+		if (api_key_create(s, ws, name, "owner", key, &rec, &err) < 0) {
+			cli_error_err(&err);
+			rc = EXIT_CORDON;
+		} else {
+			printf("state: %s\nworkspace: %s\nowner key %s (%s), shown once:\n%s\n",
+			       store_dir(s), ws, rec.id, rec.name, key);
+			sodium_memzero(key, sizeof(key));
+		}
+	}
+	store_close(s);
+	return rc;
+}
+
+/* ------------------------------------------------------------------- keys */
+
+static void keys_usage(FILE *out)
+{
+	fputs("Usage: cordon keys create NAME [--role owner|member] [OPTIONS]\n"
+	      "       cordon keys list [OPTIONS]\n"
+	      "       cordon keys revoke ID [OPTIONS]\n"
+	      "\n"
+	      "API keys for cordon serve, per workspace. create prints the key once (last\n"
+	      "line); only its hash is kept. Owners can do everything; members run agents and\n"
+	      "read runs, logs, artifacts and secret names (docs/api.md). This command works\n"
+	      "on the state directory directly, so it needs access to it.\n"
+	      "\n"
+	      "Options:\n"
+	      "      --role ROLE           owner or member (default member)\n"
+	      "  -w, --workspace NAME      workspace (default $CORDON_WORKSPACE, else \"default\")\n"
+	      "      --state DIR           state directory (default $CORDON_STATE)\n"
+	      "      --json                print the result as JSON\n"
+	      "  -h, --help                show this help\n",
+	      out);
+}
+
+int cmd_keys(int argc, char **argv)
+{
+	enum { O_STATE = 256, O_ROLE, O_JSON };
+	static const struct option opts[] = { { "state", required_argument, NULL, O_STATE },
+					      { "workspace", required_argument, NULL, 'w' },
+					      { "role", required_argument, NULL, O_ROLE },
+					      { "json", no_argument, NULL, O_JSON },
+					      { "help", no_argument, NULL, 'h' },
+					      { NULL, 0, NULL, 0 } };
+	const char *state = NULL, *ws = NULL, *role = "member";
+	bool json = false;
+	optind = 1;
+	int c;
+	while ((c = getopt_long(argc, argv, "w:h", opts, NULL)) != -1) {
+		if (c == O_STATE) {
+			state = optarg;
+		} else if (c == 'w') {
+			ws = optarg;
+		} else if (c == O_ROLE) {
+			role = optarg;
+		} else if (c == O_JSON) {
+			json = true;
+		} else if (c == 'h') {
+			keys_usage(stdout);
+			return 0;
+		} else {
+			keys_usage(stderr);
+			return EXIT_CORDON;
+		}
+	}
+	ws = cli_workspace(ws);
+	int nargs = argc - optind;
+	const char *verb = nargs > 0 ? argv[optind] : "";
+	bool create = strcmp(verb, "create") == 0 && nargs == 2;
+	bool list = strcmp(verb, "list") == 0 && nargs == 1;
+	bool revoke = strcmp(verb, "revoke") == 0 && nargs == 2;
+	if (!create && !list && !revoke) {
+		keys_usage(stderr);
+		return EXIT_CORDON;
+	}
+	struct store *s;
+	if (cli_open_state(state, &s, NULL) < 0)
+		return EXIT_CORDON;
+	struct cdn_err err = { 0 };
+	int r = 0;
+	if (create) {
+		char key[API_KEY_LEN + 1];
+		struct store_key rec;
+		r = api_key_create(s, ws, argv[optind + 1], role, key, &rec, &err);
+		if (r == 0 && json)
+			printf("{\"id\":\"%s\",\"name\":\"%s\",\"role\":\"%s\",\"workspace\":\"%s\","
+			       "\"key\":\"%s\"}\n",
+			       rec.id, rec.name, rec.role, rec.workspace, key);
+		else if (r == 0)
+			printf("%s key %s (%s) in workspace %s, shown once:\n%s\n", rec.role, rec.id,
+			       rec.name, rec.workspace, key);
+		sodium_memzero(key, sizeof(key));
+	} else if (revoke) {
+		r = store_key_revoke(s, ws, argv[optind + 1], &err);
+		if (r == 0)
+			printf("%s revoked\n", argv[optind + 1]);
+	} else {
+		struct store_key *v = NULL;
+		size_t n = 0;
+		r = store_key_list(s, ws, &v, &n, &err);
+		json_t *arr = json_array();
+		if (r == 0 && !json && n)
+			printf("%-24s %-20s %-7s %-8s %s\n", "ID", "NAME", "ROLE", "REVOKED",
+			       "LAST USED");
+		for (size_t i = 0; r == 0 && i < n; i++) {
+			char used[32] = "never";
+			if (v[i].last_used) {
+				time_t t = (time_t)v[i].last_used;
+				struct tm tm;
+				gmtime_r(&t, &tm);
+				strftime(used, sizeof(used), "%Y-%m-%dT%H:%M:%SZ", &tm);
+			}
+			if (json)
+				json_array_append_new(
+					arr, json_pack("{s:s, s:s, s:s, s:b, s:I, s:I}", "id", v[i].id,
+						       "name", v[i].name, "role", v[i].role, "revoked",
+						       v[i].revoked, "created", (json_int_t)v[i].created,
+						       "last_used", (json_int_t)v[i].last_used));
+			else
+				printf("%-24s %-20s %-7s %-8s %s\n", v[i].id, v[i].name, v[i].role,
+				       v[i].revoked ? "yes" : "no", used);
+		}
+		if (r == 0 && json) {
+			json_dumpf(arr, stdout, JSON_COMPACT);
+			putchar('\n');
+		} else if (r == 0 && n == 0) {
+			fprintf(stderr, "no keys in workspace %s\n", ws);
+		}
+		json_decref(arr);
+		free(v);
+	}
+	store_close(s);
+	if (r < 0) {
+		cli_error_err(&err);
+		return EXIT_CORDON;
+	}
+	return 0;
+}

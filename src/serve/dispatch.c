@@ -1,0 +1,289 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The dispatcher: a bounded queue of run records (status "created", made
+ * by the API) and at most `concurrency` `cordon run --claim ID` processes.
+ * Each run is its own process: a crash or a leak in one cannot touch the
+ * server or the others, and the record is always written by the process
+ * that supervised the sandbox.
+ */
+#define _GNU_SOURCE
+#include "serve/internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Marks a record that never ran or was stopped. */
+static void mark(struct server *sv, const char *id, enum store_run_status st, const char *why)
+{
+	struct store_run r;
+	struct cdn_err err = { 0 };
+	if (store_run_get(sv->s, id, &r, &err) < 0)
+		return;
+	bool stopped = r.status == RUN_KILLED || !store_run_status_final(r.status);
+	if (r.status == RUN_CREATED || (st == RUN_CANCELLED && stopped)) {
+		r.status = st;
+		if (!r.finished_ms)
+			r.finished_ms = now_ms();
+		if (why)
+			snprintf(r.error, sizeof(r.error), "%s", why);
+		char *keep_in = r.input_json;
+		r.input_json = NULL;
+		if (store_run_update(sv->s, &r, &err) < 0)
+			fprintf(stderr, "cordon serve: run %s: %s\n", id, err.msg);
+		r.input_json = keep_in;
+	}
+	store_run_clear(&r);
+}
+
+static void job_free(struct job *j)
+{
+	free(j->ref);
+	free(j);
+}
+
+static int spawn(struct server *sv, struct job *j)
+{
+	const char *argv[64];
+	size_t n = 0;
+	argv[n++] = sv->exe;
+	argv[n++] = "run";
+	argv[n++] = "--state";
+	argv[n++] = sv->state;
+	argv[n++] = "-w";
+	argv[n++] = j->ws;
+	argv[n++] = "--claim";
+	argv[n++] = j->id;
+	argv[n++] = "-q";
+	if (sv->cfg.hosts_file) {
+		argv[n++] = "--hosts";
+		argv[n++] = sv->cfg.hosts_file;
+	}
+	if (sv->cfg.upstream_ca) {
+		argv[n++] = "--upstream-ca";
+		argv[n++] = sv->cfg.upstream_ca;
+	}
+	for (size_t i = 0; i < sv->cfg.n_allow_private; i++) {
+		argv[n++] = "--allow-private";
+		argv[n++] = sv->cfg.allow_private[i];
+	}
+	argv[n++] = "--";
+	argv[n++] = j->ref;
+	argv[n] = NULL;
+
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawnattr_init(&at);
+	posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+	/* The server blocks its signals for sigwait(); the run must not. */
+	sigset_t none, all;
+	sigemptyset(&none);
+	sigfillset(&all);
+	posix_spawnattr_setsigmask(&at, &none);
+	posix_spawnattr_setsigdefault(&at, &all);
+	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+	pid_t pid;
+	int r = posix_spawn(&pid, sv->exe, &fa, &at, (char *const *)argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&at);
+	if (r != 0)
+		return -r;
+	j->pid = pid;
+	return 0;
+}
+
+/* Called with the lock held. */
+static void reap(struct server *sv)
+{
+	for (;;) {
+		int status;
+		pid_t pid = waitpid(-1, &status, WNOHANG);
+		if (pid <= 0)
+			return;
+		struct job **pp = &sv->running;
+		while (*pp && (*pp)->pid != pid)
+			pp = &(*pp)->next;
+		struct job *j = *pp;
+		if (!j)
+			continue;
+		*pp = j->next;
+		sv->n_running--;
+		if (j->cancel)
+			mark(sv, j->id, RUN_CANCELLED, j->cancel_why);
+		else
+			/* A run that could not even claim its record (cordon
+			 * failed to start) must not stay "created". */
+			mark(sv, j->id, RUN_ERROR, "the run process exited before it started");
+		job_free(j);
+	}
+}
+
+void *dispatch_main(void *arg)
+{
+	struct server *sv = arg;
+	pthread_mutex_lock(&sv->mu);
+	for (;;) {
+		reap(sv);
+		while (!sv->draining && sv->queue && sv->n_running < sv->concurrency) {
+			struct job *j = sv->queue;
+			sv->queue = j->next;
+			if (!sv->queue)
+				sv->queue_tail = NULL;
+			sv->n_queued--;
+			int r = spawn(sv, j);
+			if (r < 0) {
+				fprintf(stderr, "cordon serve: run %s: cannot start %s: %s\n", j->id,
+					sv->exe, strerror(-r));
+				mark(sv, j->id, RUN_ERROR, "the server could not start the run");
+				job_free(j);
+				continue;
+			}
+			j->next = sv->running;
+			sv->running = j;
+			sv->n_running++;
+		}
+		if (sv->stop && sv->n_running == 0)
+			break;
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 50 * 1000 * 1000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&sv->cv, &sv->mu, &ts);
+	}
+	pthread_mutex_unlock(&sv->mu);
+	return NULL;
+}
+
+int dispatch_submit(struct server *sv, const char *id, const char *ws, const char *ref)
+{
+	struct job *j = calloc(1, sizeof(*j));
+	if (!j || !(j->ref = strdup(ref))) {
+		free(j);
+		return -ENOMEM;
+	}
+	snprintf(j->id, sizeof(j->id), "%s", id);
+	snprintf(j->ws, sizeof(j->ws), "%s", ws);
+	pthread_mutex_lock(&sv->mu);
+	if (sv->draining) {
+		pthread_mutex_unlock(&sv->mu);
+		job_free(j);
+		return -ESHUTDOWN;
+	}
+	if (sv->queue_tail)
+		sv->queue_tail->next = j;
+	else
+		sv->queue = j;
+	sv->queue_tail = j;
+	sv->n_queued++;
+	pthread_cond_signal(&sv->cv);
+	pthread_mutex_unlock(&sv->mu);
+	return 0;
+}
+
+bool dispatch_has_room(struct server *sv)
+{
+	pthread_mutex_lock(&sv->mu);
+	bool ok = !sv->draining && sv->n_queued < sv->queue_max;
+	pthread_mutex_unlock(&sv->mu);
+	return ok;
+}
+
+int dispatch_cancel(struct server *sv, const char *id, const char *why)
+{
+	pthread_mutex_lock(&sv->mu);
+	struct job **pp = &sv->queue, *prev = NULL;
+	while (*pp && strcmp((*pp)->id, id) != 0) {
+		prev = *pp;
+		pp = &(*pp)->next;
+	}
+	if (*pp) {
+		struct job *j = *pp;
+		*pp = j->next;
+		if (sv->queue_tail == j)
+			sv->queue_tail = prev;
+		sv->n_queued--;
+		pthread_mutex_unlock(&sv->mu);
+		mark(sv, id, RUN_CANCELLED, why);
+		job_free(j);
+		return 0;
+	}
+	for (struct job *j = sv->running; j; j = j->next)
+		if (strcmp(j->id, id) == 0) {
+			j->cancel = true;
+			snprintf(j->cancel_why, sizeof(j->cancel_why), "%s", why);
+			kill(j->pid, SIGTERM);
+			pthread_mutex_unlock(&sv->mu);
+			return 0;
+		}
+	pthread_mutex_unlock(&sv->mu);
+	return -ENOENT;
+}
+
+void dispatch_counts(struct server *sv, unsigned *queued, unsigned *running, bool *draining)
+{
+	pthread_mutex_lock(&sv->mu);
+	*queued = sv->n_queued;
+	*running = sv->n_running;
+	*draining = sv->draining;
+	pthread_mutex_unlock(&sv->mu);
+}
+
+void dispatch_drain(struct server *sv, unsigned timeout_s)
+{
+	pthread_mutex_lock(&sv->mu);
+	sv->draining = true;
+	struct job *q = sv->queue;
+	sv->queue = sv->queue_tail = NULL;
+	sv->n_queued = 0;
+	pthread_mutex_unlock(&sv->mu);
+	while (q) {
+		struct job *next = q->next;
+		mark(sv, q->id, RUN_CANCELLED, "the server shut down before the run started");
+		job_free(q);
+		q = next;
+	}
+	int64_t deadline = now_ms() + (int64_t)timeout_s * 1000;
+	for (;;) {
+		pthread_mutex_lock(&sv->mu);
+		unsigned left = sv->n_running;
+		if (left && now_ms() >= deadline) {
+			for (struct job *j = sv->running; j; j = j->next)
+				if (!j->cancel) {
+					j->cancel = true;
+					snprintf(j->cancel_why, sizeof(j->cancel_why),
+						 "the server shut down (drain timeout)");
+					kill(j->pid, SIGTERM);
+				}
+		}
+		pthread_mutex_unlock(&sv->mu);
+		if (!left)
+			break;
+		struct timespec ts = { 0, 50 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	pthread_mutex_lock(&sv->mu);
+	sv->stop = true;
+	pthread_cond_signal(&sv->cv);
+	pthread_mutex_unlock(&sv->mu);
+}

@@ -1,0 +1,1370 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The HTTP side of cordon serve. Every /v1 request: bounded body, a key
+ * (Authorization: Bearer), the key's workspace and role, then the handler.
+ * Errors are JSON ({"error": {"code", "message"}}) with the fitting status.
+ */
+#define _GNU_SOURCE
+#include "serve/internal.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "audit/audit.h"
+#include "base/cleanup.h"
+#include "base/random.h"
+#include "egress/control_client.h"
+#include "egress/policy.h"
+#include "registry/registry.h"
+#include "serve/assets.h"
+#include "serve/keys.h"
+
+#define BODY_MAX (1 << 20)
+#define SECRET_BODY_MAX (64 * 1024)
+#define MAX_SEGMENTS 8
+#define AUDIT_PAGE_MAX 1000
+#define STREAM_CHUNK 65536
+
+struct request {
+	char *body;
+	size_t len;
+	bool too_large;
+};
+
+struct call {
+	struct server *sv;
+	struct MHD_Connection *conn;
+	const char *method;
+	const char *seg[MAX_SEGMENTS];
+	size_t n_seg;
+	struct store_key key;
+	struct request *req;
+};
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void iso(int64_t ms, char *buf, size_t cap)
+{
+	if (ms <= 0) {
+		snprintf(buf, cap, "%s", "");
+		return;
+	}
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* ---------------------------------------------------------------- replies */
+
+static void common_headers(struct MHD_Response *r)
+{
+	MHD_add_response_header(r, "Cache-Control", "no-store");
+	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+	MHD_add_response_header(r, "X-Frame-Options", "DENY");
+	MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
+}
+
+static enum MHD_Result send_buf(struct MHD_Connection *conn, unsigned status, const char *type,
+				const void *data, size_t len, bool copy)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer(
+		len, (void *)data, copy ? MHD_RESPMEM_MUST_COPY : MHD_RESPMEM_MUST_FREE);
+	if (!r)
+		return MHD_NO;
+	common_headers(r);
+	MHD_add_response_header(r, "Content-Type", type);
+	enum MHD_Result ret = MHD_queue_response(conn, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+/* Steals j. */
+static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, json_t *j)
+{
+	char *text = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	if (!text)
+		return MHD_NO;
+	size_t len = strlen(text);
+	char *full = realloc(text, len + 2);
+	if (!full) {
+		free(text);
+		return MHD_NO;
+	}
+	full[len] = '\n';
+	full[len + 1] = '\0';
+	return send_buf(conn, status, "application/json", full, len + 1, false);
+}
+
+static enum MHD_Result fail(struct MHD_Connection *conn, unsigned status, const char *code,
+			    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static enum MHD_Result fail(struct MHD_Connection *conn, unsigned status, const char *code,
+			    const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return reply(conn, status, json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", msg));
+}
+
+static enum MHD_Result fail_err(struct MHD_Connection *conn, int r, const struct cdn_err *err)
+{
+	int e = r < 0 ? -r : r;
+	if (e == ENOENT)
+		return fail(conn, 404, "not_found", "%s", err->msg);
+	if (e == EEXIST)
+		return fail(conn, 409, "conflict", "%s", err->msg);
+	if (e == EACCES || e == EPERM)
+		return fail(conn, 403, "forbidden", "%s", err->msg);
+	if (e == EIO || e == ENOMEM || e == ENOSPC)
+		return fail(conn, 500, "internal", "%s", err->msg);
+	return fail(conn, 400, "bad_request", "%s", err->msg);
+}
+
+static bool owner_only(struct call *c, const char *what, enum MHD_Result *ret)
+{
+	if (strcmp(c->key.role, "owner") == 0)
+		return true;
+	*ret = fail(c->conn, 403, "forbidden", "this key's role (%s) cannot %s", c->key.role, what);
+	return false;
+}
+
+/* The body as a JSON object, or a reply saying why not. */
+static json_t *body_json(struct call *c, enum MHD_Result *ret)
+{
+	const char *ct = MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "Content-Type");
+	if (ct && strncasecmp(ct, "application/json", 16) != 0) {
+		*ret = fail(c->conn, 415, "unsupported_media_type",
+			    "the body must be application/json, not %.64s", ct);
+		return NULL;
+	}
+	json_error_t je;
+	json_t *j = json_loadb(c->req->body ? c->req->body : "", c->req->len,
+			       JSON_REJECT_DUPLICATES, &je);
+	if (!j) {
+		*ret = fail(c->conn, 400, "bad_request", "the body is not valid JSON: line %d: %s",
+			    je.line, je.text);
+		return NULL;
+	}
+	if (!json_is_object(j)) {
+		json_decref(j);
+		*ret = fail(c->conn, 400, "bad_request", "the body must be a JSON object");
+		return NULL;
+	}
+	return j;
+}
+
+static const char *jstr(json_t *o, const char *key)
+{
+	return json_string_value(json_object_get(o, key));
+}
+
+/* ------------------------------------------------------------ validation */
+
+static bool id_ok(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > STORE_RUN_ID_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char ch = s[i];
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+		      ch == '_' || ch == '-' || (ch == '.' && i > 0)))
+			return false;
+	}
+	return true;
+}
+
+/* The run, if it is in the caller's workspace. */
+static int run_in_ws(struct call *c, const char *id, struct store_run *out)
+{
+	if (!id_ok(id))
+		return -ENOENT;
+	struct cdn_err err = { 0 };
+	int r = store_run_get(c->sv->s, id, out, &err);
+	if (r < 0)
+		return r;
+	if (strcmp(out->workspace, c->key.workspace) != 0) {
+		store_run_clear(out);
+		return -ENOENT;
+	}
+	return 0;
+}
+
+static json_t *run_json(const struct store_run *r)
+{
+	char created[32], started[32], finished[32];
+	iso(r->created_ms, created, sizeof(created));
+	iso(r->started_ms, started, sizeof(started));
+	iso(r->finished_ms, finished, sizeof(finished));
+	const char *status = store_run_status_name(r->status);
+	json_t *j = json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:i, s:s, s:s, s:s, s:s}", "id", r->id,
+			      "workspace", r->workspace, "agent", r->agent, "version",
+			      (json_int_t)r->agent_version, "sha256", r->agent_hash, "status",
+			      status, "exit_code", r->exit_code, "caller", r->caller, "created",
+			      created, "started", started, "finished", finished);
+	if (r->finished_ms && r->created_ms)
+		json_object_set_new(j, "duration_ms",
+				    json_integer((json_int_t)(r->finished_ms - r->created_ms)));
+	if (r->error[0])
+		json_object_set_new(j, "error", json_string(r->error));
+	return j;
+}
+
+/* ------------------------------------------------------------- handlers */
+
+static enum MHD_Result h_whoami(struct call *c)
+{
+	return reply(c->conn, 200,
+		     json_pack("{s:s, s:s, s:s, s:s}", "id", c->key.id, "name", c->key.name, "role",
+			       c->key.role, "workspace", c->key.workspace));
+}
+
+static enum MHD_Result h_keys(struct call *c)
+{
+	enum MHD_Result ret;
+	if (!owner_only(c, "manage keys", &ret))
+		return ret;
+	struct cdn_err err = { 0 };
+	if (strcmp(c->method, "GET") == 0 && c->n_seg == 2) {
+		struct store_key *v;
+		size_t n;
+		int r = store_key_list(c->sv->s, c->key.workspace, &v, &n, &err);
+		if (r < 0)
+			return fail_err(c->conn, r, &err);
+		json_t *arr = json_array();
+		for (size_t i = 0; i < n; i++)
+			json_array_append_new(
+				arr, json_pack("{s:s, s:s, s:s, s:I, s:I, s:b}", "id", v[i].id, "name",
+					       v[i].name, "role", v[i].role, "created",
+					       (json_int_t)v[i].created, "last_used",
+					       (json_int_t)v[i].last_used, "revoked", v[i].revoked));
+		free(v);
+		return reply(c->conn, 200, json_pack("{s:o}", "keys", arr));
+	}
+	if (strcmp(c->method, "POST") == 0 && c->n_seg == 2) {
+		json_t *b = body_json(c, &ret);
+		if (!b)
+			return ret;
+		const char *name = jstr(b, "name"), *role = jstr(b, "role");
+		if (!name || !role) {
+			json_decref(b);
+			return fail(c->conn, 400, "bad_request",
+				    "expected {\"name\": \"...\", \"role\": \"owner\"|\"member\"}");
+		}
+		char key[API_KEY_LEN + 1];
+		struct store_key rec;
+		int r = api_key_create(c->sv->s, c->key.workspace, name, role, key, &rec, &err);
+		json_decref(b);
+		if (r < 0)
+			return fail_err(c->conn, r, &err);
+		json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s}", "id", rec.id, "name", rec.name,
+				      "role", rec.role, "workspace", rec.workspace, "key", key);
+		sodium_memzero(key, sizeof(key));
+		return reply(c->conn, 201, j);
+	}
+	if (strcmp(c->method, "DELETE") == 0 && c->n_seg == 3) {
+		int r = store_key_revoke(c->sv->s, c->key.workspace, c->seg[2], &err);
+		if (r < 0)
+			return fail_err(c->conn, r, &err);
+		return reply(c->conn, 200, json_pack("{s:s, s:b}", "id", c->seg[2], "revoked", 1));
+	}
+	return fail(c->conn, 405, "method_not_allowed", "%s is not allowed here", c->method);
+}
+
+static enum MHD_Result h_items(struct call *c, enum store_kind kind)
+{
+	struct cdn_err err = { 0 };
+	enum MHD_Result ret;
+	if (strcmp(c->method, "GET") == 0 && c->n_seg == 2) {
+		struct store_item *items;
+		size_t n;
+		int r = store_item_list(c->sv->s, kind, c->key.workspace, &items, &n, &err);
+		if (r < 0)
+			return fail_err(c->conn, r, &err);
+		json_t *arr = json_array();
+		for (size_t i = 0; i < n; i++) {
+			char when[32];
+			iso(items[i].created * 1000, when, sizeof(when));
+			json_array_append_new(arr, json_pack("{s:s, s:I, s:s, s:s}", "name",
+							     items[i].name, "version",
+							     (json_int_t)items[i].version, "sha256",
+							     items[i].hash, "registered", when));
+		}
+		store_items_free(items, n);
+		return reply(c->conn, 200, json_pack("{s:o}", "items", arr));
+	}
+	if (strcmp(c->method, "POST") != 0 || c->n_seg != 2)
+		return fail(c->conn, 405, "method_not_allowed", "%s is not allowed here", c->method);
+	if (!owner_only(c, "register", &ret))
+		return ret;
+	json_t *b = body_json(c, &ret);
+	if (!b)
+		return ret;
+	struct registry_result res;
+	int r;
+	const char *path = jstr(b, "path"), *name = jstr(b, "name");
+	if (kind == STORE_AGENT) {
+		r = path && path[0] == '/' ? registry_agent_register(c->sv->s, c->key.workspace, path,
+								      &res, &err)
+					   : cdn_err_msg(&err, EINVAL,
+							 "expected {\"path\": \"/absolute/dir\"}");
+	} else if (kind == STORE_CAPABILITY) {
+		r = path && path[0] == '/' && name
+			    ? registry_capability_register(c->sv->s, c->key.workspace, name, path,
+							   &res, &err)
+			    : cdn_err_msg(&err, EINVAL,
+					  "expected {\"name\": \"...\", \"path\": \"/absolute/dir\"}");
+	} else {
+		json_t *vars = json_object_get(b, "vars");
+		const char *kv[REGISTRY_MAX_ENV_VARS];
+		char *store_kv[REGISTRY_MAX_ENV_VARS];
+		size_t n = 0;
+		r = 0;
+		if (!name || !json_is_object(vars))
+			r = cdn_err_msg(&err, EINVAL,
+					"expected {\"name\": \"...\", \"vars\": {\"K\": \"V\"}}");
+		const char *k;
+		json_t *v;
+		json_object_foreach(vars, k, v)
+		{
+			if (r < 0)
+				break;
+			if (n == REGISTRY_MAX_ENV_VARS || !json_is_string(v)) {
+				r = cdn_err_msg(&err, EINVAL,
+						"vars: at most %d, each value a string",
+						REGISTRY_MAX_ENV_VARS);
+				break;
+			}
+			if (asprintf(&store_kv[n], "%s=%s", k, json_string_value(v)) < 0) {
+				r = cdn_err_set(&err, ENOMEM, "env");
+				break;
+			}
+			kv[n] = store_kv[n];
+			n++;
+		}
+		if (r == 0)
+			r = registry_env_register(c->sv->s, c->key.workspace, name, kv, n, &res, &err);
+		for (size_t i = 0; i < n; i++)
+			free(store_kv[i]);
+	}
+	json_decref(b);
+	if (r < 0)
+		return fail_err(c->conn, r, &err);
+	return reply(c->conn, res.created ? 201 : 200,
+		     json_pack("{s:s, s:I, s:s, s:b}", "name", res.name, "version",
+			       (json_int_t)res.version, "sha256", res.hash, "created", res.created));
+}
+
+static enum MHD_Result h_grants(struct call *c)
+{
+	enum MHD_Result ret;
+	if (strcmp(c->method, "POST") != 0 || c->n_seg != 2)
+		return fail(c->conn, 405, "method_not_allowed", "%s is not allowed here", c->method);
+	if (!owner_only(c, "grant", &ret))
+		return ret;
+	json_t *b = body_json(c, &ret);
+	if (!b)
+		return ret;
+	const char *agent = jstr(b, "agent"), *cap = jstr(b, "capability");
+	struct cdn_err err = { 0 };
+	int r = agent && cap ? registry_grant(c->sv->s, c->key.workspace, agent, cap, &err)
+			     : cdn_err_msg(&err, EINVAL,
+					   "expected {\"agent\": \"...\", \"capability\": \"...\"}");
+	json_t *j = r == 0 ? json_pack("{s:s, s:s, s:b}", "agent", agent, "capability", cap,
+				       "granted", 1)
+			   : NULL;
+	json_decref(b);
+	if (r < 0)
+		return fail_err(c->conn, r, &err);
+	return reply(c->conn, 200, j);
+}
+
+static enum MHD_Result h_secrets(struct call *c)
+{
+	struct cdn_err err = { 0 };
+	enum MHD_Result ret;
+	if (strcmp(c->method, "GET") == 0 && c->n_seg == 2) {
+		struct store_secret_info *v;
+		size_t n;
+		int r = vault_list(c->sv->v, c->key.workspace, &v, &n, &err);
+		if (r < 0)
+			return fail_err(c->conn, r, &err);
+		json_t *arr = json_array();
+		for (size_t i = 0; i < n; i++) {
+			char when[32];
+			iso(v[i].updated * 1000, when, sizeof(when));
+			json_array_append_new(arr, json_pack("{s:s, s:I, s:s}", "name", v[i].name,
+							     "size", (json_int_t)v[i].size,
+							     "updated", when));
+		}
+		free(v);
+		return reply(c->conn, 200, json_pack("{s:o}", "secrets", arr));
+	}
+	if (c->n_seg != 3)
+		return fail(c->conn, 404, "not_found", "no such route");
+	const char *name = c->seg[2];
+	if (strcmp(c->method, "PUT") == 0) {
+		if (!owner_only(c, "set secrets", &ret))
+			return ret;
+		if (c->req->len > SECRET_BODY_MAX)
+			return fail(c->conn, 413, "too_large", "a secret's body is at most %d bytes",
+				    SECRET_BODY_MAX);
+		json_t *b = body_json(c, &ret);
+		if (!b)
+			return ret;
+		json_t *val = json_object_get(b, "value");
+		int r;
+		size_t len = json_string_length(val);
+		if (!json_is_string(val) || len == 0)
+			r = cdn_err_msg(&err, EINVAL, "expected {\"value\": \"...\"} (not empty)");
+		else
+			r = vault_set(c->sv->v, c->key.workspace, name,
+				      (const uint8_t *)json_string_value(val), len, &err);
+		/* The body held the value: wipe it before it is freed. */
+		sodium_memzero(c->req->body, c->req->len);
+		json_decref(b);
+		if (r < 0)
+			return fail_err(c->conn, r, &err);
+		return reply(c->conn, 200,
+			     json_pack("{s:s, s:I}", "name", name, "size", (json_int_t)len));
+	}
+	if (strcmp(c->method, "DELETE") == 0) {
+		if (!owner_only(c, "remove secrets", &ret))
+			return ret;
+		int r = vault_rm(c->sv->v, c->key.workspace, name, &err);
+		if (r == -ENOENT)
+			return fail(c->conn, 404, "not_found", "no secret %s", name);
+		if (r < 0)
+			return fail_err(c->conn, r, &err);
+		return reply(c->conn, 200, json_pack("{s:s, s:b}", "name", name, "removed", 1));
+	}
+	if (strcmp(c->method, "GET") == 0)
+		return fail(c->conn, 403, "forbidden", "secret values are never returned");
+	return fail(c->conn, 405, "method_not_allowed", "%s is not allowed here", c->method);
+}
+
+/* POST /v1/runs */
+static enum MHD_Result runs_create(struct call *c)
+{
+	enum MHD_Result ret;
+	json_t *b = body_json(c, &ret);
+	if (!b)
+		return ret;
+	const char *agent = jstr(b, "agent");
+	json_t *input = json_object_get(b, "input");
+	struct cdn_err err = { 0 };
+	if (!agent || strchr(agent, '/')) {
+		json_decref(b);
+		return fail(c->conn, 400, "bad_request",
+			    "expected {\"agent\": \"NAME[@VERSION]\", \"input\": {...}}; agents run "
+			    "over the API are registered ones");
+	}
+	if (input && !json_is_object(input)) {
+		json_decref(b);
+		return fail(c->conn, 400, "bad_request", "input must be a JSON object");
+	}
+	char name[STORE_MAX_NAME + 1];
+	const char *at = strchr(agent, '@');
+	size_t nl = at ? (size_t)(at - agent) : strlen(agent);
+	snprintf(name, sizeof(name), "%.*s", (int)(nl < sizeof(name) ? nl : 0), agent);
+	if (nl > STORE_MAX_NAME || store_name_check("agent", name, &err) < 0) {
+		json_decref(b);
+		return fail(c->conn, 400, "bad_request", "agent: %s", err.msg);
+	}
+	struct store_item it;
+	int r = store_item_get(c->sv->s, STORE_AGENT, c->key.workspace, name, 0, &it, &err);
+	if (r < 0) {
+		json_decref(b);
+		if (r == -ENOENT)
+			return fail(c->conn, 404, "not_found", "agent %s is not registered", name);
+		return fail_err(c->conn, r, &err);
+	}
+	store_item_clear(&it);
+	if (!dispatch_has_room(c->sv)) {
+		json_decref(b);
+		return fail(c->conn, 503, "unavailable",
+			    "the run queue is full or the server is draining; try again later");
+	}
+	_cleanup_free_ char *in = json_dumps(input ? input : json_object(), JSON_COMPACT |
+								      JSON_SORT_KEYS);
+	struct store_run rec = { .status = RUN_CREATED, .exit_code = -1 };
+	cdn_random_id("run_", 12, rec.id, sizeof(rec.id));
+	snprintf(rec.workspace, sizeof(rec.workspace), "%s", c->key.workspace);
+	snprintf(rec.agent, sizeof(rec.agent), "%s", name);
+	snprintf(rec.caller, sizeof(rec.caller), "key:%s (%s)", c->key.id, c->key.name);
+	rec.created_ms = now_ms();
+	rec.supervisor_pid = (int)c->sv->self;
+	store_boot_id(rec.supervisor_boot, sizeof(rec.supervisor_boot), NULL);
+	rec.input_json = in;
+	if (in && strlen(in) > STORE_MAX_RUN_JSON) {
+		json_decref(b);
+		return fail(c->conn, 413, "too_large", "input is over %d bytes", STORE_MAX_RUN_JSON);
+	}
+	r = in ? store_run_create(c->sv->s, &rec, &err) : cdn_err_set(&err, ENOMEM, "input");
+	if (r == 0 && (r = dispatch_submit(c->sv, rec.id, rec.workspace, agent)) < 0) {
+		rec.input_json = NULL;
+		rec.status = RUN_CANCELLED;
+		rec.finished_ms = now_ms();
+		snprintf(rec.error, sizeof(rec.error), "the server is draining");
+		store_run_update(c->sv->s, &rec, NULL);
+		json_decref(b);
+		return fail(c->conn, 503, "unavailable", "the server is draining");
+	}
+	json_t *j = json_pack("{s:s, s:s, s:s}", "id", rec.id, "status", "queued", "agent", agent);
+	json_decref(b);
+	if (r < 0) {
+		json_decref(j);
+		return fail_err(c->conn, r, &err);
+	}
+	return reply(c->conn, 202, j);
+}
+
+static enum MHD_Result runs_list(struct call *c)
+{
+	struct store_run_query q = { .workspace = c->key.workspace, .status = -1, .limit = 50 };
+	const char *agent = MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, "agent");
+	const char *status = MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, "status");
+	const char *limit = MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, "limit");
+	const char *cursor = MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, "cursor");
+	struct cdn_err err = { 0 };
+	if (agent && *agent) {
+		if (store_name_check("agent", agent, &err) < 0)
+			return fail(c->conn, 400, "bad_request", "agent: %s", err.msg);
+		q.agent = agent;
+	}
+	if (status && *status) {
+		enum store_run_status st;
+		if (store_run_status_parse(status, &st) < 0)
+			return fail(c->conn, 400, "bad_request", "status: unknown status");
+		q.status = (int)st;
+	}
+	if (limit && *limit) {
+		char *end;
+		unsigned long l = strtoul(limit, &end, 10);
+		if (*end || l == 0 || l > 1000)
+			return fail(c->conn, 400, "bad_request", "limit: a number from 1 to 1000");
+		q.limit = l;
+	}
+	char cur_id[STORE_RUN_ID_MAX + 1];
+	if (cursor && *cursor) {
+		char *end;
+		long long ms = strtoll(cursor, &end, 10);
+		if (*end != ':' || ms <= 0 || !id_ok(end + 1))
+			return fail(c->conn, 400, "bad_request", "cursor: pass back next_cursor");
+		snprintf(cur_id, sizeof(cur_id), "%s", end + 1);
+		q.before_ms = ms;
+		q.before_id = cur_id;
+	}
+	struct store_run *runs;
+	size_t n;
+	int r = store_run_list(c->sv->s, &q, &runs, &n, &err);
+	if (r < 0)
+		return fail_err(c->conn, r, &err);
+	json_t *arr = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(arr, run_json(&runs[i]));
+	json_t *next = n == q.limit ? json_sprintf("%lld:%s", (long long)runs[n - 1].created_ms,
+						    runs[n - 1].id)
+				    : json_null();
+	store_runs_free(runs, n);
+	return reply(c->conn, 200, json_pack("{s:o, s:o}", "runs", arr, "next_cursor", next));
+}
+
+/* A file of the run directory, as it is. */
+static enum MHD_Result run_file(struct call *c, const char *id, const char *rel, const char *type,
+				bool download)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/runs/%s/%s", c->sv->state, id, rel);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		if (fd >= 0)
+			close(fd);
+		return fail(c->conn, 404, "not_found", "run %s has no %s", id, rel);
+	}
+	struct MHD_Response *r = MHD_create_response_from_fd((uint64_t)st.st_size, fd);
+	if (!r) {
+		close(fd);
+		return MHD_NO;
+	}
+	common_headers(r);
+	MHD_add_response_header(r, "Content-Type", type);
+	if (download) {
+		char cd[256];
+		const char *base = strrchr(rel, '/');
+		snprintf(cd, sizeof(cd), "attachment; filename=\"%s\"", base ? base + 1 : rel);
+		MHD_add_response_header(r, "Content-Disposition", cd);
+	}
+	enum MHD_Result ret = MHD_queue_response(c->conn, 200, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+/* The event stream: the run's events.ndjson from the start, then (with
+ * follow) what comes, until run.finished or the record is final. */
+struct stream {
+	struct server *sv;
+	char id[STORE_RUN_ID_MAX + 1];
+	int fd;
+	bool follow, sse, finished, done;
+	char line[STREAM_CHUNK];
+	size_t have;
+	char *out;
+	size_t out_len, out_off;
+	unsigned idle;
+};
+
+static bool stream_refill(struct stream *s)
+{
+	char buf[STREAM_CHUNK];
+	ssize_t n = read(s->fd, buf, sizeof(buf));
+	if (n <= 0)
+		return false;
+	/* Only whole lines go out: a reader gets one event per line. */
+	free(s->out);
+	s->out = NULL;
+	s->out_len = s->out_off = 0;
+	size_t cap = (size_t)n * 2 + 64, len = 0;
+	char *out = malloc(cap + s->have);
+	if (!out)
+		return false;
+	for (ssize_t i = 0; i < n; i++) {
+		if (buf[i] != '\n') {
+			if (s->have < sizeof(s->line))
+				s->line[s->have++] = buf[i];
+			continue;
+		}
+		if (s->sse) {
+			memcpy(out + len, "data: ", 6);
+			len += 6;
+		}
+		memcpy(out + len, s->line, s->have);
+		len += s->have;
+		if (memmem(s->line, s->have, "\"type\":\"run.finished\"", 21))
+			s->finished = true;
+		out[len++] = '\n';
+		if (s->sse)
+			out[len++] = '\n';
+		s->have = 0;
+		if (len + sizeof(s->line) + 8 > cap + s->have) {
+			char *bigger = realloc(out, (cap *= 2) + sizeof(s->line) + 8);
+			if (!bigger) {
+				free(out);
+				return false;
+			}
+			out = bigger;
+		}
+	}
+	s->out = out;
+	s->out_len = len;
+	return true;
+}
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	(void)pos;
+	struct stream *s = cls;
+	for (;;) {
+		if (s->out_off < s->out_len) {
+			size_t n = s->out_len - s->out_off;
+			if (n > max)
+				n = max;
+			memcpy(buf, s->out + s->out_off, n);
+			s->out_off += n;
+			return (ssize_t)n;
+		}
+		if (stream_refill(s))
+			continue;
+		if (!s->follow || s->finished || s->done)
+			return MHD_CONTENT_READER_END_OF_STREAM;
+		/* Every second: has the run ended without run.finished (its
+		 * supervisor died), or is the server stopping? */
+		if (++s->idle % 10 == 0) {
+			struct store_run r;
+			if (store_run_get(s->sv->s, s->id, &r, NULL) == 0) {
+				bool fin = store_run_status_final(r.status);
+				store_run_clear(&r);
+				if (fin) {
+					s->done = true;
+					continue; /* one last read */
+				}
+			}
+			pthread_mutex_lock(&s->sv->mu);
+			bool stop = s->sv->stop;
+			pthread_mutex_unlock(&s->sv->mu);
+			if (stop)
+				return MHD_CONTENT_READER_END_OF_STREAM;
+		}
+		struct timespec ts = { 0, 100 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+}
+
+static void stream_free(void *cls)
+{
+	struct stream *s = cls;
+	if (s->fd >= 0)
+		close(s->fd);
+	free(s->out);
+	free(s);
+}
+
+static enum MHD_Result run_events(struct call *c, const char *id)
+{
+	const char *f = MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, "follow");
+	const char *accept = MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "Accept");
+	struct stream *s = calloc(1, sizeof(*s));
+	if (!s)
+		return MHD_NO;
+	s->sv = c->sv;
+	snprintf(s->id, sizeof(s->id), "%s", id);
+	s->follow = f && (strcmp(f, "1") == 0 || strcmp(f, "true") == 0);
+	s->sse = accept && strstr(accept, "text/event-stream");
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/runs/%s/events.ndjson", c->sv->state, id);
+	/* A queued run has no directory yet: wait for it when following. */
+	for (int i = 0; i < 600; i++) {
+		s->fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (s->fd >= 0 || !s->follow)
+			break;
+		struct store_run r;
+		if (store_run_get(c->sv->s, id, &r, NULL) == 0) {
+			bool fin = store_run_status_final(r.status);
+			store_run_clear(&r);
+			if (fin)
+				break;
+		}
+		struct timespec ts = { 0, 100 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	if (s->fd < 0)
+		s->done = true;
+	struct MHD_Response *r =
+		MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, stream_read, s, stream_free);
+	if (!r) {
+		stream_free(s);
+		return MHD_NO;
+	}
+	common_headers(r);
+	MHD_add_response_header(r, "Content-Type",
+				s->sse ? "text/event-stream" : "application/x-ndjson");
+	enum MHD_Result ret = MHD_queue_response(c->conn, 200, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static bool artifact_listed(const struct store_run *r, const char *name)
+{
+	json_t *res = r->result_json ? json_loads(r->result_json, 0, NULL) : NULL;
+	bool found = false;
+	size_t i;
+	json_t *a;
+	json_array_foreach(json_object_get(res, "artifacts"), i, a)
+		if (strcmp(json_string_value(json_object_get(a, "name")) ?: "", name) == 0)
+			found = true;
+	json_decref(res);
+	return found;
+}
+
+static enum MHD_Result h_runs(struct call *c)
+{
+	if (c->n_seg == 2) {
+		if (strcmp(c->method, "POST") == 0)
+			return runs_create(c);
+		if (strcmp(c->method, "GET") == 0)
+			return runs_list(c);
+		return fail(c->conn, 405, "method_not_allowed", "%s is not allowed here", c->method);
+	}
+	const char *id = c->seg[2];
+	struct store_run r;
+	if (run_in_ws(c, id, &r) < 0)
+		return fail(c->conn, 404, "not_found", "no run %s in workspace %s", id,
+			    c->key.workspace);
+	enum MHD_Result ret;
+	const char *what = c->n_seg >= 4 ? c->seg[3] : "";
+	if (c->n_seg == 3 && strcmp(c->method, "GET") == 0) {
+		json_t *j = run_json(&r);
+		json_t *res = r.result_json ? json_loads(r.result_json, 0, NULL) : NULL;
+		json_object_set_new(j, "result", res ? res : json_null());
+		ret = reply(c->conn, 200, j);
+	} else if (c->n_seg == 4 && strcmp(what, "cancel") == 0) {
+		if (strcmp(c->method, "POST") != 0) {
+			ret = fail(c->conn, 405, "method_not_allowed", "cancel is a POST");
+		} else if (store_run_status_final(r.status)) {
+			ret = fail(c->conn, 409, "conflict", "run %s already ended (%s)", id,
+				   store_run_status_name(r.status));
+		} else {
+			char why[160];
+			snprintf(why, sizeof(why), "cancelled by key %s", c->key.id);
+			if (dispatch_cancel(c->sv, id, why) < 0)
+				ret = fail(c->conn, 409, "conflict",
+					   "run %s is not run by this server (started elsewhere)",
+					   id);
+			else
+				ret = reply(c->conn, 202,
+					    json_pack("{s:s, s:b}", "id", id, "cancelling", 1));
+		}
+	} else if (strcmp(c->method, "GET") != 0) {
+		ret = fail(c->conn, 405, "method_not_allowed", "%s is not allowed here", c->method);
+	} else if (c->n_seg == 4 && strcmp(what, "events") == 0) {
+		ret = run_events(c, id);
+	} else if (c->n_seg == 4 && (strcmp(what, "stdout") == 0 || strcmp(what, "stderr") == 0)) {
+		ret = run_file(c, id, what, "text/plain; charset=utf-8", false);
+	} else if (c->n_seg == 5 && strcmp(what, "artifacts") == 0) {
+		char rel[PATH_MAX];
+		/* Only names the result lists: nothing else under the run. */
+		if (!artifact_listed(&r, c->seg[4])) {
+			ret = fail(c->conn, 404, "not_found", "run %s has no artifact %s", id,
+				   c->seg[4]);
+		} else {
+			snprintf(rel, sizeof(rel), "artifacts/%s", c->seg[4]);
+			ret = run_file(c, id, rel, "application/octet-stream", true);
+		}
+	} else {
+		ret = fail(c->conn, 404, "not_found", "no such route");
+	}
+	store_run_clear(&r);
+	return ret;
+}
+
+/* Approvals: every live engine's control socket, kept to this workspace. */
+struct appr_ctx {
+	struct call *c;
+	json_t *all;
+	const char *id;
+	bool approve, done;
+	char by[160];
+};
+
+static bool run_is_ours(struct call *c, const char *run_id)
+{
+	struct store_run r;
+	if (!run_id || run_in_ws(c, run_id, &r) < 0)
+		return false;
+	store_run_clear(&r);
+	return true;
+}
+
+static int appr_list(const char *path, void *vctx)
+{
+	struct appr_ctx *a = vctx;
+	json_t *req = json_pack("{s:s}", "op", "list");
+	json_t *res = egress_control_ask(path, req);
+	json_decref(req);
+	const char *run = jstr(res, "run_id");
+	if (res && run_is_ours(a->c, run)) {
+		size_t i;
+		json_t *x;
+		json_array_foreach(json_object_get(res, "approvals"), i, x)
+		{
+			json_object_set_new(x, "run_id", json_string(run));
+			json_array_append(a->all, x);
+		}
+	}
+	json_decref(res);
+	return 0;
+}
+
+static int appr_decide(const char *path, void *vctx)
+{
+	struct appr_ctx *a = vctx;
+	json_t *req = json_pack("{s:s}", "op", "list");
+	json_t *res = egress_control_ask(path, req);
+	json_decref(req);
+	bool mine = res && run_is_ours(a->c, jstr(res, "run_id"));
+	json_decref(res);
+	if (!mine)
+		return 0;
+	req = json_pack("{s:s, s:s, s:b, s:s}", "op", "decide", "id", a->id, "approve", a->approve,
+			"by", a->by);
+	res = egress_control_ask(path, req);
+	json_decref(req);
+	if (res && json_is_true(json_object_get(res, "ok")))
+		a->done = true;
+	json_decref(res);
+	return a->done ? 1 : 0;
+}
+
+static enum MHD_Result h_approvals(struct call *c)
+{
+	struct cdn_err err = { 0 };
+	struct appr_ctx a = { .c = c };
+	if (c->n_seg == 2 && strcmp(c->method, "GET") == 0) {
+		a.all = json_array();
+		egress_control_each(appr_list, &a, &err);
+		return reply(c->conn, 200, json_pack("{s:o}", "approvals", a.all));
+	}
+	enum MHD_Result ret;
+	if (c->n_seg != 4 || strcmp(c->method, "POST") != 0 ||
+	    (strcmp(c->seg[3], "approve") != 0 && strcmp(c->seg[3], "reject") != 0))
+		return fail(c->conn, 404, "not_found", "no such route");
+	if (!owner_only(c, "approve or reject", &ret))
+		return ret;
+	a.id = c->seg[2];
+	a.approve = strcmp(c->seg[3], "approve") == 0;
+	snprintf(a.by, sizeof(a.by), "key:%s (%s)", c->key.id, c->key.name);
+	egress_control_each(appr_decide, &a, &err);
+	if (!a.done)
+		return fail(c->conn, 404, "not_found", "no pending request %s in this workspace",
+			    a.id);
+	return reply(c->conn, 200, json_pack("{s:s, s:s}", "id", a.id, "decision",
+					     a.approve ? "approved" : "rejected"));
+}
+
+static enum MHD_Result h_audit(struct call *c)
+{
+	if (strcmp(c->method, "GET") != 0 || c->n_seg != 2)
+		return fail(c->conn, 405, "method_not_allowed", "%s is not allowed here", c->method);
+	const char *run = MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, "run");
+	const char *lim = MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, "limit");
+	const char *off = MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, "offset");
+	struct store_run r;
+	if (!run || run_in_ws(c, run, &r) < 0)
+		return fail(c->conn, 404, "not_found", "give ?run=ID of a run in this workspace");
+	store_run_clear(&r);
+	unsigned long limit = lim ? strtoul(lim, NULL, 10) : 100, offset = off ? strtoul(off, NULL, 10) : 0;
+	if (limit == 0 || limit > AUDIT_PAGE_MAX)
+		limit = AUDIT_PAGE_MAX;
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/runs/%s/audit.jsonl", c->sv->state, run);
+	json_t *entries = json_array();
+	json_t *verify;
+	FILE *f = fopen(path, "re");
+	if (!f) {
+		verify = json_pack("{s:b, s:I, s:s}", "ok", 1, "lines", (json_int_t)0, "note",
+				   "this run had no network, so no audit log");
+	} else {
+		char *line = NULL;
+		size_t cap = 0;
+		unsigned long i = 0;
+		while (getline(&line, &cap, f) > 0 && json_array_size(entries) < limit) {
+			if (i++ < offset)
+				continue;
+			json_t *e = json_loads(line, 0, NULL);
+			if (e)
+				json_array_append_new(entries, e);
+		}
+		free(line);
+		fclose(f);
+		struct audit_verify v;
+		struct cdn_err err = { 0 };
+		int vr = audit_verify_file(path, &v, &err);
+		verify = vr < 0 ? json_pack("{s:b, s:s}", "ok", 0, "reason", err.msg)
+				: json_pack("{s:b, s:I, s:s, s:I, s:s}", "ok", vr == 0, "lines",
+					    (json_int_t)v.lines, "last_hash", v.last_hash, "bad_line",
+					    (json_int_t)v.bad_line, "reason", v.reason);
+	}
+	return reply(c->conn, 200, json_pack("{s:s, s:o, s:o}", "run", run, "entries", entries,
+					     "verify", verify));
+}
+
+static enum MHD_Result h_policy(struct call *c)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/policy.yaml", c->sv->state);
+	enum MHD_Result ret;
+	if (strcmp(c->method, "GET") == 0) {
+		FILE *f = fopen(path, "re");
+		if (!f)
+			return reply(c->conn, 200, json_pack("{s:s, s:n}", "source", "built-in",
+							     "yaml"));
+		char *buf = malloc(BODY_MAX + 1);
+		size_t n = buf ? fread(buf, 1, BODY_MAX, f) : 0;
+		fclose(f);
+		json_t *y = buf ? json_stringn(buf, n) : NULL;
+		free(buf);
+		return reply(c->conn, 200, json_pack("{s:s, s:o}", "source", "file", "yaml",
+						     y ? y : json_null()));
+	}
+	if (strcmp(c->method, "PUT") != 0)
+		return fail(c->conn, 405, "method_not_allowed", "%s is not allowed here", c->method);
+	if (!owner_only(c, "change the policy", &ret))
+		return ret;
+	/* Checked exactly as a run will load it, from a private file. */
+	char tmp[PATH_MAX];
+	snprintf(tmp, sizeof(tmp), "%s/tmp/policy.XXXXXX", c->sv->state);
+	int fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0)
+		return fail(c->conn, 500, "internal", "cannot stage the policy: %s", strerror(errno));
+	bool wrote = write(fd, c->req->body ? c->req->body : "", c->req->len) == (ssize_t)c->req->len;
+	close(fd);
+	struct cdn_err err = { 0 };
+	struct egress_policy *p = NULL;
+	int r = wrote ? egress_policy_load(tmp, &p, &err) : cdn_err_set(&err, EIO, "stage");
+	unlink(tmp);
+	egress_policy_free(p);
+	if (r < 0)
+		return fail(c->conn, 400, "bad_request", "%s", err.msg);
+	if ((r = store_write_atomic(c->sv->s, path, c->req->body, c->req->len, 0600, &err)) < 0)
+		return fail_err(c->conn, r, &err);
+	return reply(c->conn, 200, json_pack("{s:s, s:b}", "source", "file", "updated", 1));
+}
+
+/* --------------------------------------------------------------- routing */
+
+static enum MHD_Result route(struct call *c)
+{
+	const char *top = c->n_seg > 1 ? c->seg[1] : "";
+	if (strcmp(top, "whoami") == 0 && c->n_seg == 2)
+		return h_whoami(c);
+	if (strcmp(top, "keys") == 0 && c->n_seg <= 3)
+		return h_keys(c);
+	if (strcmp(top, "agents") == 0 && c->n_seg == 2)
+		return h_items(c, STORE_AGENT);
+	if (strcmp(top, "capabilities") == 0 && c->n_seg == 2)
+		return h_items(c, STORE_CAPABILITY);
+	if (strcmp(top, "envs") == 0 && c->n_seg == 2)
+		return h_items(c, STORE_ENV);
+	if (strcmp(top, "grants") == 0)
+		return h_grants(c);
+	if (strcmp(top, "secrets") == 0 && c->n_seg <= 3)
+		return h_secrets(c);
+	if (strcmp(top, "runs") == 0 && c->n_seg <= 5)
+		return h_runs(c);
+	if (strcmp(top, "approvals") == 0 && c->n_seg <= 4)
+		return h_approvals(c);
+	if (strcmp(top, "audit") == 0)
+		return h_audit(c);
+	if (strcmp(top, "policy") == 0 && c->n_seg == 2)
+		return h_policy(c);
+	return fail(c->conn, 404, "not_found", "no such route");
+}
+
+static bool segment_ok(const char *s, size_t n)
+{
+	if (n == 0 || n > 128 || (n <= 2 && s[0] == '.'))
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+		      ch == '_' || ch == '-' || ch == '.'))
+			return false;
+	}
+	return true;
+}
+
+static enum MHD_Result serve_asset(struct MHD_Connection *conn, const char *url)
+{
+	const struct serve_asset *a = serve_asset_find(strcmp(url, "/") == 0 ? "/index.html" : url);
+	if (!a)
+		return fail(conn, 404, "not_found", "no such page");
+	struct MHD_Response *r =
+		MHD_create_response_from_buffer(a->len, (void *)a->data, MHD_RESPMEM_PERSISTENT);
+	if (!r)
+		return MHD_NO;
+	common_headers(r);
+	MHD_add_response_header(r, "Content-Type", a->type);
+	MHD_add_response_header(r, "Content-Security-Policy",
+				"default-src 'self'; img-src 'self' data:; style-src 'self'; "
+				"script-src 'self'; connect-src 'self'; frame-ancestors 'none'");
+	enum MHD_Result ret = MHD_queue_response(conn, 200, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+				  const char *method, const char *version, const char *upload,
+				  size_t *upload_size, void **con_cls)
+{
+	(void)version;
+	struct server *sv = cls;
+	struct request *req = *con_cls;
+	if (!req) {
+		req = calloc(1, sizeof(*req));
+		if (!req)
+			return MHD_NO;
+		*con_cls = req;
+		return MHD_YES;
+	}
+	if (*upload_size) {
+		if (!req->too_large) {
+			if (req->len + *upload_size > BODY_MAX) {
+				req->too_large = true;
+				sodium_memzero(req->body, req->len);
+			} else {
+				char *nb = realloc(req->body, req->len + *upload_size + 1);
+				if (!nb)
+					return MHD_NO;
+				req->body = nb;
+				memcpy(req->body + req->len, upload, *upload_size);
+				req->len += *upload_size;
+				req->body[req->len] = '\0';
+			}
+		}
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	if (strncmp(url, "/v1/", 4) != 0 && strcmp(url, "/v1") != 0) {
+		if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+			return fail(conn, 405, "method_not_allowed", "%s is not allowed here", method);
+		return serve_asset(conn, url);
+	}
+	if (req->too_large)
+		return fail(conn, 413, "too_large", "the body is over %d bytes", BODY_MAX);
+
+	struct call c = { .sv = sv, .conn = conn, .method = method, .req = req };
+	/* Split the path; every segment is a plain name. */
+	char path[1024];
+	snprintf(path, sizeof(path), "%s", url + 1);
+	char *save = NULL;
+	for (char *p = strtok_r(path, "/", &save); p; p = strtok_r(NULL, "/", &save)) {
+		if (c.n_seg == MAX_SEGMENTS || !segment_ok(p, strlen(p)))
+			return fail(conn, 404, "not_found", "no such route");
+		c.seg[c.n_seg++] = p;
+	}
+
+	const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+	if (!auth || strncmp(auth, "Bearer ", 7) != 0) {
+		struct MHD_Response *r;
+		enum MHD_Result ret =
+			fail(conn, 401, "unauthorized",
+			     "send an API key: Authorization: Bearer cdn_live_... (cordon keys create)");
+		(void)r;
+		return ret;
+	}
+	struct cdn_err err = { 0 };
+	int r = api_key_check(sv->s, auth + 7, &c.key, &err);
+	if (r == -EACCES)
+		return fail(conn, 401, "unauthorized", "%s", err.msg);
+	if (r < 0)
+		return fail_err(conn, r, &err);
+	int64_t now = (int64_t)time(NULL);
+	if (now - c.key.last_used >= 60)
+		store_key_touch(sv->s, c.key.id, now, NULL);
+	return route(&c);
+}
+
+static void on_done(void *cls, struct MHD_Connection *conn, void **con_cls,
+		    enum MHD_RequestTerminationCode code)
+{
+	(void)cls;
+	(void)conn;
+	(void)code;
+	struct request *req = *con_cls;
+	if (!req)
+		return;
+	if (req->body) {
+		sodium_memzero(req->body, req->len);
+		free(req->body);
+	}
+	free(req);
+	*con_cls = NULL;
+}
+
+/* /healthz on the unix socket. */
+static enum MHD_Result on_health(void *cls, struct MHD_Connection *conn, const char *url,
+				 const char *method, const char *version, const char *upload,
+				 size_t *upload_size, void **con_cls)
+{
+	(void)version;
+	(void)upload;
+	(void)upload_size;
+	(void)con_cls;
+	struct server *sv = cls;
+	if (strcmp(url, "/healthz") != 0 || strcmp(method, "GET") != 0)
+		return fail(conn, 404, "not_found", "only GET /healthz here");
+	unsigned q, r;
+	bool d;
+	dispatch_counts(sv, &q, &r, &d);
+	return reply(conn, d ? 503 : 200,
+		     json_pack("{s:b, s:i, s:i, s:b}", "ok", !d, "queued", q, "running", r,
+			       "draining", d));
+}
+
+/* ------------------------------------------------------------------ main */
+
+static int parse_listen(const char *s, struct sockaddr_in *sa, struct cdn_err *err)
+{
+	char host[64];
+	const char *colon = strrchr(s, ':');
+	if (!colon || (size_t)(colon - s) >= sizeof(host))
+		return cdn_err_msg(err, EINVAL, "--listen: expected ADDR:PORT, got '%s'", s);
+	snprintf(host, sizeof(host), "%.*s", (int)(colon - s), s);
+	char *end;
+	unsigned long port = strtoul(colon + 1, &end, 10);
+	memset(sa, 0, sizeof(*sa));
+	sa->sin_family = AF_INET;
+	sa->sin_port = htons((uint16_t)port);
+	if (*end || port == 0 || port > 65535 || inet_pton(AF_INET, host, &sa->sin_addr) != 1)
+		return cdn_err_msg(err, EINVAL,
+				   "--listen: expected an IPv4 ADDR:PORT such as 127.0.0.1:8470, "
+				   "got '%s'",
+				   s);
+	return 0;
+}
+
+static int health_socket(struct server *sv, struct cdn_err *err)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	if (snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/serve.sock", sv->state) >=
+	    (int)sizeof(sun.sun_path))
+		return cdn_err_msg(err, ENAMETOOLONG, "the state path is too long for serve.sock");
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return cdn_err_set(err, errno, "socket");
+	unlink(sun.sun_path);
+	mode_t old = umask(0177);
+	int r = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
+	umask(old);
+	if (r < 0 || listen(fd, 16) < 0) {
+		int e = errno;
+		close(fd);
+		return cdn_err_set(err, e, "bind %s", sun.sun_path);
+	}
+	return fd;
+}
+
+int serve_main(const struct serve_config *cfg, struct cdn_err *err)
+{
+	struct server *sv = calloc(1, sizeof(*sv));
+	if (!sv)
+		return cdn_err_set(err, ENOMEM, "serve");
+	sv->cfg = *cfg;
+	sv->self = getpid();
+	pthread_mutex_init(&sv->mu, NULL);
+	pthread_cond_init(&sv->cv, NULL);
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	sv->concurrency = cfg->concurrency ? cfg->concurrency : (unsigned)(cpus > 0 ? cpus * 2 : 2);
+	sv->queue_max = cfg->queue ? cfg->queue : 64;
+	struct MHD_Daemon *http = NULL, *health = NULL;
+	pthread_t dispatcher;
+	bool dispatcher_started = false;
+	int r = 0, hfd = -1;
+
+	if (cfg->state_dir)
+		snprintf(sv->state, sizeof(sv->state), "%s", cfg->state_dir);
+	else if ((r = store_default_dir(sv->state, sizeof(sv->state), err)) < 0)
+		goto out;
+	if ((r = store_open(sv->state, &sv->s, err)) < 0 || (r = vault_open(sv->s, &sv->v, err)) < 0)
+		goto out;
+	/* Absolute, so each run finds the same store. */
+	snprintf(sv->state, sizeof(sv->state), "%s", store_dir(sv->s));
+	if (cfg->run_exe) {
+		snprintf(sv->exe, sizeof(sv->exe), "%s", cfg->run_exe);
+	} else {
+		ssize_t n = readlink("/proc/self/exe", sv->exe, sizeof(sv->exe) - 1);
+		if (n <= 0) {
+			r = cdn_err_set(err, errno, "readlink /proc/self/exe");
+			goto out;
+		}
+		sv->exe[n] = '\0';
+	}
+	(void)store_runs_recover(sv->s, NULL);
+
+	struct sockaddr_in sa;
+	if ((r = parse_listen(cfg->listen ? cfg->listen : "127.0.0.1:8470", &sa, err)) < 0)
+		goto out;
+	if ((hfd = health_socket(sv, err)) < 0) {
+		r = hfd;
+		goto out;
+	}
+
+	/* Signals are taken by sigwait() below, in this thread only. */
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (pthread_create(&dispatcher, NULL, dispatch_main, sv) != 0) {
+		r = cdn_err_set(err, EAGAIN, "dispatcher thread");
+		goto out;
+	}
+	dispatcher_started = true;
+
+	unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+			 MHD_USE_ERROR_LOG;
+	http = MHD_start_daemon(flags, 0, NULL, NULL, on_request, sv, MHD_OPTION_SOCK_ADDR, &sa,
+				MHD_OPTION_NOTIFY_COMPLETED, on_done, sv,
+				MHD_OPTION_CONNECTION_LIMIT, 256u, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+				64u, MHD_OPTION_CONNECTION_TIMEOUT, 30u,
+				MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256 * 1024),
+				MHD_OPTION_END);
+	if (!http) {
+		r = cdn_err_msg(err, EADDRINUSE, "cannot listen on %s (in use, or not an address "
+				"of this machine)", cfg->listen ? cfg->listen : "127.0.0.1:8470");
+		goto out;
+	}
+	health = MHD_start_daemon(flags, 0, NULL, NULL, on_health, sv, MHD_OPTION_LISTEN_SOCKET,
+				  hfd, MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
+	if (!health) {
+		r = cdn_err_msg(err, EIO, "cannot serve %s/serve.sock", sv->state);
+		goto out;
+	}
+	hfd = -1;
+	fprintf(stderr,
+		"cordon serve: listening on http://%s (dashboard at /), health on %s/serve.sock; "
+		"%u runs at once, %u queued at most\n",
+		cfg->listen ? cfg->listen : "127.0.0.1:8470", sv->state, sv->concurrency,
+		sv->queue_max);
+
+	for (;;) {
+		int sig = 0;
+		if (sigwait(&set, &sig) != 0)
+			continue;
+		if (sig == SIGTERM || sig == SIGINT)
+			break;
+	}
+	unsigned drain = cfg->drain_timeout_s ? cfg->drain_timeout_s : 30;
+	fprintf(stderr, "cordon serve: draining (up to %u s)\n", drain);
+	dispatch_drain(sv, drain);
+	r = 0;
+out:
+	if (dispatcher_started) {
+		pthread_mutex_lock(&sv->mu);
+		sv->stop = true;
+		sv->draining = true;
+		pthread_cond_signal(&sv->cv);
+		pthread_mutex_unlock(&sv->mu);
+		if (r < 0)
+			dispatch_drain(sv, 0);
+		pthread_join(dispatcher, NULL);
+	}
+	if (http)
+		MHD_stop_daemon(http);
+	if (health)
+		MHD_stop_daemon(health);
+	if (hfd >= 0)
+		close(hfd);
+	if (sv->state[0] && sv->s) {
+		char sock[PATH_MAX + 16];
+		snprintf(sock, sizeof(sock), "%s/serve.sock", sv->state);
+		unlink(sock);
+	}
+	vault_close(sv->v);
+	store_close(sv->s);
+	pthread_mutex_destroy(&sv->mu);
+	pthread_cond_destroy(&sv->cv);
+	free(sv);
+	if (r == 0)
+		fprintf(stderr, "cordon serve: stopped\n");
+	return r;
+}
