@@ -28,6 +28,36 @@ extern char **cli_argv;
 int cli_exec_full(void);
 
 #ifdef CORDON_FULL
+#include <jansson.h>
+#include <stddef.h>
+
+/* True when CORDON_URL is set: the state commands then call cordon serve
+ * (with the key in CORDON_API_KEY) instead of opening the state. */
+bool cli_remote(void);
+
+struct cli_api_req {
+	const char *method, *path; /* path from "/v1/..." */
+	const char *body;	   /* NULL: none */
+	size_t body_len;
+	const char *content_type;  /* default application/json */
+	const char *accept;
+	void (*on_data)(void *ctx, const char *p, size_t n); /* stream instead of buffering */
+	void *ctx;
+};
+struct cli_api_resp {
+	int status;
+	json_t *json; /* the body parsed, or NULL */
+	char *raw;
+	size_t raw_len;
+};
+/* -1 (with the message printed) when the server cannot be reached. */
+int cli_api_call(const struct cli_api_req *rq, struct cli_api_resp *rs);
+void cli_api_resp_free(struct cli_api_resp *rs);
+/* A JSON call that must answer `want` (200 also accepts 201): otherwise the
+ * server's error message is printed and -1 returned. */
+int cli_api_json(const char *method, const char *path, json_t *body, int want,
+		 struct cli_api_resp *rs);
+
 struct store;
 struct vault;
 /* Opens the state directory (dir, else store_default_dir()) and, when v

@@ -4,9 +4,11 @@
  * cordon env register|list, cordon grant AGENT CAPABILITY
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -113,6 +115,67 @@ static int list_items(const struct common *co, enum store_kind kind, const char 
 	return 0;
 }
 
+/* ---------------------------------------------------------------- remote */
+
+static int remote_list(const struct common *co, const char *path, const char *what)
+{
+	struct cli_api_resp rs;
+	if (cli_api_json("GET", path, NULL, 200, &rs) < 0)
+		return EXIT_CORDON;
+	json_t *items = json_object_get(rs.json, "items");
+	if (co->json) {
+		json_dumpf(items, stdout, JSON_COMPACT);
+		putchar('\n');
+	} else if (json_array_size(items) == 0) {
+		fprintf(stderr, "no %s registered in the key's workspace\n", what);
+	} else {
+		printf("%-24s %-8s %-14s %s\n", "NAME", "VERSION", "SHA256", "REGISTERED");
+		size_t i;
+		json_t *it;
+		json_array_foreach(items, i, it)
+			printf("%-24s %-8lld %-14.12s %s\n", json_string_value(json_object_get(it, "name")),
+			       (long long)json_integer_value(json_object_get(it, "version")),
+			       json_string_value(json_object_get(it, "sha256")),
+			       json_string_value(json_object_get(it, "registered")));
+	}
+	cli_api_resp_free(&rs);
+	return 0;
+}
+
+/* POSTs body (stolen) and prints the registration like the local one. */
+static int remote_register(const struct common *co, const char *kind, const char *path,
+			   json_t *body)
+{
+	struct cli_api_resp rs;
+	int r = cli_api_json("POST", path, body, 200, &rs);
+	json_decref(body);
+	if (r < 0)
+		return EXIT_CORDON;
+	struct registry_result res = { 0 };
+	snprintf(res.name, sizeof(res.name), "%s",
+		 json_string_value(json_object_get(rs.json, "name")) ?: "");
+	res.version = (unsigned)json_integer_value(json_object_get(rs.json, "version"));
+	snprintf(res.hash, sizeof(res.hash), "%s",
+		 json_string_value(json_object_get(rs.json, "sha256")) ?: "");
+	res.created = json_is_true(json_object_get(rs.json, "created"));
+	print_result(co, kind, &res);
+	cli_api_resp_free(&rs);
+	return 0;
+}
+
+/* The server reads the directory itself: it must see the same path. */
+static json_t *abs_path(const char *dir)
+{
+	char *real = realpath(dir, NULL);
+	if (!real) {
+		cli_error("%s: %s", dir, strerror(errno));
+		return NULL;
+	}
+	json_t *j = json_string(real);
+	free(real);
+	return j;
+}
+
 static const char common_help[] = "Options:\n"
 				   "  -w, --workspace NAME  workspace (default $CORDON_WORKSPACE, else "
 				   "\"default\")\n"
@@ -144,10 +207,17 @@ int cmd_agent(int argc, char **argv)
 	int nargs = argc - optind;
 	const char *verb = nargs > 0 ? argv[optind] : "";
 	if (strcmp(verb, "list") == 0 && nargs == 1)
-		return list_items(&co, STORE_AGENT, "agents");
+		return cli_remote() ? remote_list(&co, "/v1/agents", "agents")
+				    : list_items(&co, STORE_AGENT, "agents");
 	if (strcmp(verb, "register") != 0 || nargs != 2) {
 		agent_usage(stderr);
 		return EXIT_CORDON;
+	}
+	if (cli_remote()) {
+		json_t *dir = abs_path(argv[optind + 1]);
+		return dir ? remote_register(&co, "agent", "/v1/agents",
+					     json_pack("{s:o}", "path", dir))
+			   : EXIT_CORDON;
 	}
 	struct store *s;
 	if (cli_open_state(co.state, &s, NULL) < 0)
@@ -188,10 +258,18 @@ int cmd_capability(int argc, char **argv)
 	int nargs = argc - optind;
 	const char *verb = nargs > 0 ? argv[optind] : "";
 	if (strcmp(verb, "list") == 0 && nargs == 1)
-		return list_items(&co, STORE_CAPABILITY, "capabilities");
+		return cli_remote() ? remote_list(&co, "/v1/capabilities", "capabilities")
+				    : list_items(&co, STORE_CAPABILITY, "capabilities");
 	if (strcmp(verb, "register") != 0 || nargs != 3) {
 		capability_usage(stderr);
 		return EXIT_CORDON;
+	}
+	if (cli_remote()) {
+		json_t *dir = abs_path(argv[optind + 2]);
+		return dir ? remote_register(&co, "capability", "/v1/capabilities",
+					     json_pack("{s:s, s:o}", "name", argv[optind + 1], "path",
+						       dir))
+			   : EXIT_CORDON;
 	}
 	struct store *s;
 	if (cli_open_state(co.state, &s, NULL) < 0)
@@ -234,10 +312,27 @@ int cmd_env(int argc, char **argv)
 	int nargs = argc - optind;
 	const char *verb = nargs > 0 ? argv[optind] : "";
 	if (strcmp(verb, "list") == 0 && nargs == 1)
-		return list_items(&co, STORE_ENV, "envs");
+		return cli_remote() ? remote_list(&co, "/v1/envs", "envs")
+				    : list_items(&co, STORE_ENV, "envs");
 	if (strcmp(verb, "register") != 0 || nargs < 2) {
 		env_usage(stderr);
 		return EXIT_CORDON;
+	}
+	if (cli_remote()) {
+		json_t *vars = json_object();
+		for (int i = optind + 2; i < argc; i++) {
+			const char *eq = strchr(argv[i], '=');
+			if (!eq || eq == argv[i]) {
+				json_decref(vars);
+				cli_error("env: '%s' is not K=V", argv[i]);
+				return EXIT_CORDON;
+			}
+			char k[REGISTRY_MAX_ENV_VALUE];
+			snprintf(k, sizeof(k), "%.*s", (int)(eq - argv[i]), argv[i]);
+			json_object_set_new(vars, k, json_string(eq + 1));
+		}
+		return remote_register(&co, "env", "/v1/envs",
+				       json_pack("{s:s, s:o}", "name", argv[optind + 1], "vars", vars));
 	}
 	struct store *s;
 	if (cli_open_state(co.state, &s, NULL) < 0)
@@ -278,6 +373,18 @@ int cmd_grant(int argc, char **argv)
 	if (argc - optind != 2) {
 		grant_usage(stderr);
 		return EXIT_CORDON;
+	}
+	if (cli_remote()) {
+		struct cli_api_resp rs;
+		json_t *b = json_pack("{s:s, s:s}", "agent", argv[optind], "capability",
+				      argv[optind + 1]);
+		int r = cli_api_json("POST", "/v1/grants", b, 200, &rs);
+		json_decref(b);
+		if (r < 0)
+			return EXIT_CORDON;
+		cli_api_resp_free(&rs);
+		printf("granted %s to %s\n", argv[optind + 1], argv[optind]);
+		return 0;
 	}
 	struct store *s;
 	if (cli_open_state(co.state, &s, NULL) < 0)

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,7 +171,7 @@ int cmd_run(int argc, char **argv)
 		}
 		case O_DEGRADED:
 			if (sandbox_parse_degraded(optarg, &o.allow_degraded, &err) < 0) {
-				cli_error("--allow-degraded: %s", err.msg);
+				cli_error_err(&err);
 				return EXIT_CORDON;
 			}
 			break;
@@ -208,6 +209,9 @@ int cmd_run(int argc, char **argv)
 		return EXIT_CORDON;
 	o.input = input;
 
+	/* A reader that goes away (cordon run --json | head) must not end the
+	 * run: writes to it fail instead, and the run is still recorded. */
+	signal(SIGPIPE, SIG_IGN);
 	struct store *s = NULL;
 	struct vault *v = NULL;
 	if (cli_open_state(state, &s, &v) < 0)

@@ -21,6 +21,15 @@ int cli_open_state(const char *dir, struct store **s, struct vault **v)
 			return -1;
 		}
 		dir = path;
+	} else if (dir[0] != '/') {
+		/* Runs and the server hand the path on: make it absolute. */
+		char cwd[PATH_MAX];
+		if (!getcwd(cwd, sizeof(cwd)) ||
+		    snprintf(path, sizeof(path), "%s/%s", cwd, dir) >= (int)sizeof(path)) {
+			cli_error("state %s: cannot make the path absolute", dir);
+			return -1;
+		}
+		dir = path;
 	}
 	if (store_open(dir, s, &err) < 0) {
 		cli_error("state %s: %s", dir, err.msg);

@@ -217,11 +217,17 @@ int registry_resolve_agent(struct store *s, const char *ws, const char *ref,
 	if (looks_like_dir(s, ws, ref)) {
 		/* Unregistered: snapshot it like a registration would, and run
 		 * the snapshot, so the recorded hash is what ran. */
-		if ((r = manifest_load_dir(ref, &out->manifest, err)) < 0)
+		/* The manifest is read from the snapshot, not the directory, so
+		 * what runs is what was hashed even if the directory changes.
+		 * A quick check first gives manifest errors before any import. */
+		struct agent_manifest *pre = NULL;
+		if ((r = manifest_load_dir(ref, &pre, err)) < 0)
 			return r;
+		manifest_free(pre);
 		if ((r = store_tree_import(s, ref, NULL, out->hash, err)) < 0 ||
 		    (r = store_tree_checkout(s, out->hash, out->tree_path, sizeof(out->tree_path),
-					     err)) < 0) {
+					     err)) < 0 ||
+		    (r = manifest_load_dir(out->tree_path, &out->manifest, err)) < 0) {
 			registry_resolved_clear(out);
 			return r;
 		}

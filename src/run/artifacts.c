@@ -364,6 +364,8 @@ static int collect_one(struct collector *c, const char *name)
 		size_text(c->lim.max_total_bytes, limit);
 		return skip(c, name, "total over %s", limit);
 	}
+	if (c->lim.secrets && redact_find(c->lim.secrets, name, strlen(name)))
+		return skip(c, name, "its name holds a secret value");
 	if (c->lim.secrets) {
 		const char *which = NULL;
 		if (holds_secret(c->lim.secrets, fd, size, &which) < 0)

@@ -122,6 +122,39 @@ static const char *jstr(json_t *d, const char *key)
 	return s ? s : "";
 }
 
+/* Control characters from the agent (escape sequences that retitle or
+ * rewrite a terminal) become '?' before anything is printed. */
+static void tty_safe(json_t *j)
+{
+	const char *k;
+	json_t *v;
+	size_t i;
+	if (json_is_object(j)) {
+		json_object_foreach(j, k, v)
+		{
+			if (json_is_string(v)) {
+				char *t = strdup(json_string_value(v));
+				if (!t)
+					continue;
+				for (unsigned char *p = (unsigned char *)t; *p; p++) {
+					if (*p < 0x20 || *p == 0x7f)
+						*p = '?';
+					else if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
+						p[0] = '?', p[1] = '?'; /* C1 controls */
+				}
+				json_object_set_new(j, k, json_string(t) ?: json_string("?"));
+				free(t);
+			} else {
+				tty_safe(v);
+			}
+		}
+	} else if (json_is_array(j)) {
+		json_array_foreach(j, i, v)
+			tty_safe(v);
+	}
+}
+
+/* d must have been through tty_safe(). */
 static void progress(bool c, const char *type, json_t *d)
 {
 	const char *dim = C(c, "\033[2m"), *bold = C(c, "\033[1m"), *red = C(c, "\033[31m"),
@@ -286,8 +319,10 @@ static void emit(struct run_ctx *c, const char *type, json_t *data)
 		fflush(stdout);
 	} else if (c->o->view == RUN_VIEW_PROGRESS) {
 		json_t *back = json_loadb(out, len, 0, NULL);
-		if (back)
+		if (back) {
+			tty_safe(back);
 			progress(c->o->color, type, back);
+		}
 		json_decref(back);
 	}
 	if (c->o->on_event)
@@ -299,6 +334,7 @@ static void emit(struct run_ctx *c, const char *type, json_t *data)
 void run_print_event(const char *line, size_t len, bool color)
 {
 	json_t *ev = json_loadb(line, len, 0, NULL);
+	tty_safe(ev);
 	const char *type = json_string_value(json_object_get(ev, "type"));
 	if (type)
 		progress(color, type, ev);
@@ -357,7 +393,8 @@ static void step_line(struct run_ctx *c, const char *line, size_t len)
 		return;
 	if (c->n_steps >= RUN_MAX_STEPS) {
 		if (c->n_steps++ == RUN_MAX_STEPS) {
-			json_t *d = json_pack("{s:s}", "note", "step limit reached; later steps dropped");
+			json_t *d = json_pack("{s:{s:s}}", "step", "note",
+					      "step limit reached; later steps dropped");
 			emit(c, "step", d);
 			json_decref(d);
 		}
@@ -918,6 +955,9 @@ static int execute(struct run_ctx *c, const struct secret_set *ss, struct sandbo
 	}
 	if (c->steps_fd >= 0)
 		steps_read(c);
+	if (c->step_len && !c->step_overflow) /* a last line without its newline */
+		step_line(c, c->step_buf, c->step_len);
+	c->step_len = 0;
 	if (r < 0) {
 		/* Setup failed inside the sandbox (after READY): still a run
 		 * that ended, with the reason. */
@@ -1211,12 +1251,12 @@ int run_agent(struct store *s, struct vault *v, struct run_options *o, struct ru
 		goto done;
 	snprintf(out->dir, sizeof(out->dir), "%s", c.dir);
 
-	json_t *created = json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:O, s:O, s:O}", "workspace",
+	json_t *created = json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:o, s:o, s:O}", "workspace",
 				    c.ws, "agent", c.agent.name, "version",
 				    (json_int_t)c.agent.version, "sha256", c.agent.hash, "caller",
 				    c.rec.caller, "input_sha256", input_hash, "run_dir", c.dir,
-				    "capabilities", c.caps, "env",
-				    c.env ? c.env : json_null(), "secrets", c.secrets);
+				    "capabilities", json_deep_copy(c.caps), "env",
+				    c.env ? json_deep_copy(c.env) : json_null(), "secrets", c.secrets);
 	/* The capabilities' host paths are not the agent's business. */
 	size_t i;
 	json_t *cj;
@@ -1337,6 +1377,14 @@ int run_agent(struct store *s, struct vault *v, struct run_options *o, struct ru
 					      (json_int_t)audit_last_seq(c.audit)));
 	}
 
+	/* Strings first (an escaped value would slip past a scan of the
+	 * text), then the text again in write_file. */
+	if (redact_json(c.red, res) < 0 || redact_json(c.red, c.steps) < 0) {
+		json_decref(res);
+		res = json_pack("{s:s, s:s}", "run_id", c.rec.id, "status", "error");
+		snprintf(run_error, sizeof(run_error), "could not redact the result");
+		c.rec.status = RUN_ERROR;
+	}
 	(void)write_file(&c, "steps.json", c.steps);
 	if (write_file(&c, "result.json", res) < 0 && !run_error[0]) {
 		snprintf(run_error, sizeof(run_error), "could not write result.json");

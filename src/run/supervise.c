@@ -20,6 +20,7 @@ struct sup {
 	int result; /* 0 running, 1 done, <0 error */
 	struct event *relay_ev[RELAY_MAX];
 	bool relay_open[RELAY_MAX];
+	struct event *msg_ev;
 };
 
 /* Copies what is available; false at EOF or on error. */
@@ -74,6 +75,16 @@ static void on_exit_fd(evutil_socket_t fd, short what, void *arg)
 	check(arg);
 }
 
+static void on_msg(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct sup *s = arg;
+	check(s);
+	if (s->result == 0 && sandbox_msg_fd(s->o->sb) < 0 && s->msg_ev)
+		event_del(s->msg_ev);
+}
+
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
@@ -111,6 +122,12 @@ int run_supervise(const struct supervise_opts *o, struct sandbox_status *st, str
 		goto out;
 	}
 	event_add(exit_ev, NULL);
+	/* Phase ends come as messages: handle them as they arrive. */
+	if (sandbox_msg_fd(o->sb) >= 0) {
+		s.msg_ev = event_new(o->base, sandbox_msg_fd(o->sb), EV_READ | EV_PERSIST, on_msg, &s);
+		if (s.msg_ev)
+			event_add(s.msg_ev, NULL);
+	}
 	/* The timer also catches an exit whose wake-up we raced with. */
 	int ms = sandbox_timeout_remaining_ms(o->sb);
 	struct timeval tv = { 0, 200000 };
@@ -161,6 +178,8 @@ out:
 	for (size_t i = 0; i < RELAY_MAX; i++)
 		if (s.relay_ev[i])
 			event_free(s.relay_ev[i]);
+	if (s.msg_ev)
+		event_free(s.msg_ev);
 	if (exit_ev)
 		event_free(exit_ev);
 	if (timer)

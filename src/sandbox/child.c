@@ -22,6 +22,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <linux/close_range.h>
 #include <net/if.h>
 #include <netinet/in.h>
@@ -331,6 +333,36 @@ static void close_all_except(const int *keep, size_t n)
 	syscall(SYS_close_range, from, ~0u, 0u);
 }
 
+/* pid 1 is a copy of cordon: its argv (the host's paths, options) would be
+ * readable in the sandbox at /proc/1/cmdline. Wipe it in this copy. */
+static void wipe_cmdline(void)
+{
+	char buf[1024];
+	int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return;
+	buf[n] = '\0';
+	/* Fields after the command name, which may hold spaces: from the last ')'. */
+	char *p = strrchr(buf, ')');
+	if (!p)
+		return;
+	unsigned long long start = 0, end = 0;
+	int field = 2;
+	for (char *tok = strtok(p + 1, " "); tok; tok = strtok(NULL, " ")) {
+		field++;
+		if (field == 48)
+			start = strtoull(tok, NULL, 10);
+		else if (field == 49)
+			end = strtoull(tok, NULL, 10);
+	}
+	if (start && end > start && end - start < (1u << 20))
+		memset((void *)(uintptr_t)start, 0, (size_t)(end - start));
+}
+
 int sb_child_main(struct sb_plan *plan, int sync_fd)
 {
 	struct sb_msg fail = { 0 };
@@ -442,6 +474,21 @@ int sb_child_main(struct sb_plan *plan, int sync_fd)
 	int sfd = signalfd(-1, &set, SFD_CLOEXEC);
 	if (sfd < 0)
 		sb_fail(&fail, errno, "signalfd"), die_setup(sync_fd, &fail);
+
+	/* The phases' argv may live in cordon's own argv: copy, then wipe. */
+	for (size_t i = 0; i < plan->n_phases; i++) {
+		size_t argc = 0;
+		while (plan->phases[i][argc])
+			argc++;
+		char **copy = calloc(argc + 1, sizeof(char *));
+		for (size_t k = 0; copy && k < argc; k++)
+			if (!(copy[k] = strdup(plan->phases[i][k])))
+				copy = NULL;
+		if (!copy)
+			sb_fail(&fail, ENOMEM, "copy the command"), die_setup(sync_fd, &fail);
+		plan->phases[i] = copy;
+	}
+	wipe_cmdline();
 
 	for (size_t i = 0; i < plan->n_phases; i++)
 		if (run_phase(plan, (int)i, sync_fd, sfd) < 0)

@@ -206,6 +206,9 @@ void sandbox_host_ids(const struct sandbox *sb, uid_t *uid, gid_t *gid);
 /* An fd that becomes readable when the sandbox has news (a phase ended or
  * the sandbox exited); then call sandbox_poll(). */
 int sandbox_event_fd(const struct sandbox *sb);
+/* An fd that becomes readable when a phase ends (then call sandbox_poll()
+ * to get the phase callback at once); -1 once it has nothing more to say. */
+int sandbox_msg_fd(const struct sandbox *sb);
 
 /* Called for each phase as it ends; set before the phase ends. */
 typedef void (*sandbox_phase_cb)(void *ctx, int phase, const struct sandbox_phase_status *st);

@@ -46,6 +46,7 @@ struct sandbox {
 	uint64_t deadline_ns; /* 0: none */
 	bool timed_out;
 	bool finished;
+	bool msgs_eof; /* the child closed its end of sync_fd */
 	bool setup_failed;
 	struct cdn_err late_err; /* failure reported after READY (payload setup) */
 	struct sandbox_status st;
@@ -671,6 +672,11 @@ int sandbox_event_fd(const struct sandbox *sb)
 	return sb->pidfd;
 }
 
+int sandbox_msg_fd(const struct sandbox *sb)
+{
+	return sb->msgs_eof || sb->finished ? -1 : sb->sync_fd;
+}
+
 void sandbox_set_phase_cb(struct sandbox *sb, sandbox_phase_cb cb, void *ctx)
 {
 	sb->cb = cb;
@@ -722,6 +728,8 @@ static void drain_msgs(struct sandbox *sb)
 		ssize_t n = recv(sb->sync_fd, &m, sizeof(m), MSG_DONTWAIT);
 		if (n < 0 && errno == EINTR)
 			continue;
+		if (n == 0)
+			sb->msgs_eof = true;
 		if (n != (ssize_t)sizeof(m))
 			return;
 		m.text[sizeof(m.text) - 1] = '\0';

@@ -1140,7 +1140,8 @@ int store_runs_recover(struct store *s, struct cdn_err *err)
 		/* The WHERE repeats what was judged, so a run that finished
 		 * or was taken over in the meantime is left alone. */
 		if ((r = prep(d,
-			      "UPDATE runs SET status = 'error', error = ?2, finished_ms = ?3"
+			      "UPDATE runs SET status = 'error', error = ?2, finished_ms = ?3,"
+			      " exit_code = 125"
 			      " WHERE id = ?1 AND status IN ('created', 'running')"
 			      " AND supervisor_pid = ?4 AND supervisor_boot = ?5",
 			      &st, err)) < 0)
