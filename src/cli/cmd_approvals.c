@@ -39,7 +39,10 @@ static void approvals_usage(FILE *out)
 	      "Options:\n"
 	      "  --json       list as JSON\n"
 	      "  --by NAME    who decided (default: your user name), for the audit log\n"
-	      "  -h, --help   show this help\n",
+	      "  -h, --help   show this help\n"
+	      "\n"
+	      "With CORDON_URL set, this calls cordon serve with the key in CORDON_API_KEY\n"
+	      "(the key's workspace).\n",
 	      out);
 }
 
@@ -91,6 +94,47 @@ static int decide_one(const char *path, void *vctx)
 	return ctx->done ? 1 : 0;
 }
 
+/* The same through cordon serve: the key's workspace, decided as the key. */
+static int remote_approvals(const char *verb, const char *id, bool as_json)
+{
+	struct cli_api_resp rs;
+	if (strcmp(verb, "list") == 0) {
+		if (cli_api_json("GET", "/v1/approvals", NULL, 200, &rs) < 0)
+			return EXIT_CORDON;
+		json_t *arr = json_object_get(rs.json, "approvals");
+		if (as_json) {
+			json_dumpf(arr, stdout, JSON_INDENT(2));
+			putchar('\n');
+		} else if (json_array_size(arr) == 0) {
+			printf("no requests are waiting for approval\n");
+		} else {
+			size_t i;
+			json_t *a;
+			json_array_foreach(arr, i, a)
+				printf("%-16s %-22s %-7s %s:%lld%s\n",
+				       json_string_value(json_object_get(a, "id")),
+				       json_string_value(json_object_get(a, "run_id")),
+				       json_string_value(json_object_get(a, "method")),
+				       json_string_value(json_object_get(a, "host")),
+				       (long long)json_integer_value(json_object_get(a, "port")),
+				       json_string_value(json_object_get(a, "path")));
+		}
+		cli_api_resp_free(&rs);
+		return 0;
+	}
+	if ((strcmp(verb, "approve") != 0 && strcmp(verb, "reject") != 0) || !id) {
+		approvals_usage(stderr);
+		return EXIT_CORDON;
+	}
+	char path[256];
+	snprintf(path, sizeof(path), "/v1/approvals/%s/%s", id, verb);
+	if (cli_api_json("POST", path, NULL, 200, &rs) < 0)
+		return 1;
+	printf("%s %s\n", id, strcmp(verb, "approve") == 0 ? "approved" : "rejected");
+	cli_api_resp_free(&rs);
+	return 0;
+}
+
 int cmd_approvals(int argc, char **argv)
 {
 	static const struct option opts[] = { { "json", no_argument, NULL, 'j' },
@@ -123,6 +167,8 @@ int cmd_approvals(int argc, char **argv)
 	}
 	const char *verb = argv[optind];
 	struct cdn_err err = { 0 };
+	if (cli_remote())
+		return remote_approvals(verb, optind + 1 < argc ? argv[optind + 1] : NULL, as_json);
 	if (strcmp(verb, "list") == 0) {
 		struct list_ctx ctx = { json_array() };
 		if (egress_control_each(list_one, &ctx, &err) < 0) {

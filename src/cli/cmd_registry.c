@@ -181,7 +181,13 @@ static const char common_help[] = "Options:\n"
 				   "\"default\")\n"
 				   "      --state DIR       state directory (default $CORDON_STATE)\n"
 				   "      --json            print the result as JSON\n"
-				   "  -h, --help            show this help\n";
+				   "  -h, --help            show this help\n"
+				   "\n"
+				   "With CORDON_URL set, this calls cordon serve with the key in "
+				   "CORDON_API_KEY\n"
+				   "(the key's workspace; --state and -w are not used; paths must be "
+				   "visible\n"
+				   "to the server).\n";
 
 /* ------------------------------------------------------------------ agent */
 

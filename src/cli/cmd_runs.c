@@ -38,7 +38,10 @@ static void runs_usage(FILE *out)
 	      "  -w, --workspace NAME  workspace (default $CORDON_WORKSPACE, else \"default\")\n"
 	      "      --state DIR       state directory (default $CORDON_STATE)\n"
 	      "      --json            print the result as JSON\n"
-	      "  -h, --help            show this help\n",
+	      "  -h, --help            show this help\n"
+	      "\n"
+	      "With CORDON_URL set, this calls cordon serve with the key in CORDON_API_KEY\n"
+	      "(the key's workspace).\n",
 	      out);
 }
 
@@ -69,6 +72,52 @@ static json_t *run_json(const struct store_run *r)
 	if (r->error[0])
 		json_object_set_new(j, "error", json_string(r->error));
 	return j;
+}
+
+static int remote_runs(bool list, const char *id, const struct store_run_query *q, bool json)
+{
+	char path[512];
+	struct cli_api_resp rs;
+	if (list) {
+		int n = snprintf(path, sizeof(path), "/v1/runs?limit=%zu", q->limit);
+		if (q->agent)
+			n += snprintf(path + n, sizeof(path) - (size_t)n, "&agent=%s", q->agent);
+		if (q->status >= 0)
+			snprintf(path + n, sizeof(path) - (size_t)n, "&status=%s",
+				 store_run_status_name((enum store_run_status)q->status));
+	} else {
+		snprintf(path, sizeof(path), "/v1/runs/%s", id);
+	}
+	if (cli_api_json("GET", path, NULL, 200, &rs) < 0)
+		return EXIT_CORDON;
+	json_t *out = list ? json_object_get(rs.json, "runs") : rs.json;
+	if (json || !list) {
+		json_dumpf(out, stdout, json ? JSON_COMPACT | JSON_SORT_KEYS : JSON_INDENT(2));
+		putchar('\n');
+	} else {
+		size_t i;
+		json_t *r;
+		if (json_array_size(out))
+			printf("%-30s %-20s %-10s %-5s %-10s %s\n", "RUN", "AGENT", "STATUS", "EXIT",
+			       "DURATION", "CREATED");
+		json_array_foreach(out, i, r)
+		{
+			char ag[80], dur[32] = "-";
+			snprintf(ag, sizeof(ag), "%s@%lld",
+				 json_string_value(json_object_get(r, "agent")),
+				 (long long)json_integer_value(json_object_get(r, "version")));
+			if (json_object_get(r, "duration_ms"))
+				snprintf(dur, sizeof(dur), "%lldms",
+					 (long long)json_integer_value(json_object_get(r, "duration_ms")));
+			printf("%-30s %-20s %-10s %-5lld %-10s %s\n",
+			       json_string_value(json_object_get(r, "id")), ag,
+			       json_string_value(json_object_get(r, "status")),
+			       (long long)json_integer_value(json_object_get(r, "exit_code")), dur,
+			       json_string_value(json_object_get(r, "created")));
+		}
+	}
+	cli_api_resp_free(&rs);
+	return 0;
 }
 
 int cmd_runs(int argc, char **argv)
@@ -137,6 +186,8 @@ int cmd_runs(int argc, char **argv)
 		runs_usage(stderr);
 		return EXIT_CORDON;
 	}
+	if (cli_remote())
+		return remote_runs(list, list ? NULL : argv[optind + 1], &q, json);
 	struct store *s;
 	if (cli_open_state(state, &s, NULL) < 0)
 		return EXIT_CORDON;
@@ -225,7 +276,10 @@ static void logs_usage(FILE *out)
 	      "      --json            the events as NDJSON, as stored\n"
 	      "  -w, --workspace NAME  workspace (default $CORDON_WORKSPACE, else \"default\")\n"
 	      "      --state DIR       state directory (default $CORDON_STATE)\n"
-	      "  -h, --help            show this help\n",
+	      "  -h, --help            show this help\n"
+	      "\n"
+	      "With CORDON_URL set, this calls cordon serve with the key in CORDON_API_KEY\n"
+	      "(the key's workspace).\n",
 	      out);
 }
 
@@ -253,6 +307,48 @@ static bool print_lines(char *buf, size_t *len, bool json, bool color)
 	*len -= start;
 	fflush(stdout);
 	return finished;
+}
+
+struct log_sink {
+	char *buf;
+	size_t len;
+	bool json, color, finished;
+};
+
+static void on_log_data(void *ctx, const char *p, size_t n)
+{
+	struct log_sink *ls = ctx;
+	if (ls->len + n > LOG_LINE_MAX)
+		ls->len = 0; /* a line longer than any event: drop it */
+	if (n > LOG_LINE_MAX)
+		return;
+	memcpy(ls->buf + ls->len, p, n);
+	ls->len += n;
+	ls->finished = print_lines(ls->buf, &ls->len, ls->json, ls->color) || ls->finished;
+}
+
+static int remote_logs(const char *id, bool follow, bool json)
+{
+	char path[256];
+	snprintf(path, sizeof(path), "/v1/runs/%s/events%s", id, follow ? "?follow=1" : "");
+	struct log_sink ls = { .buf = malloc(LOG_LINE_MAX), .json = json };
+	ls.color = !json && isatty(STDOUT_FILENO) && !getenv("NO_COLOR");
+	if (!ls.buf)
+		return EXIT_CORDON;
+	struct cli_api_req rq = { .method = "GET", .path = path, .on_data = on_log_data,
+				  .ctx = &ls };
+	struct cli_api_resp rs;
+	int r = cli_api_call(&rq, &rs);
+	free(ls.buf);
+	if (r < 0)
+		return EXIT_CORDON;
+	if (rs.status != 200) {
+		cli_error("no run %s in the key's workspace (HTTP %d)", id, rs.status);
+		cli_api_resp_free(&rs);
+		return EXIT_CORDON;
+	}
+	cli_api_resp_free(&rs);
+	return 0;
 }
 
 int cmd_logs(int argc, char **argv)
@@ -291,6 +387,8 @@ int cmd_logs(int argc, char **argv)
 		return EXIT_CORDON;
 	}
 	const char *id = argv[optind];
+	if (cli_remote())
+		return remote_logs(id, follow, json);
 	struct store *s;
 	if (cli_open_state(state, &s, NULL) < 0)
 		return EXIT_CORDON;

@@ -33,7 +33,10 @@ static void secret_usage(FILE *out)
 	      "  -w, --workspace NAME  workspace (default $CORDON_WORKSPACE, else \"default\")\n"
 	      "      --state DIR       state directory (default $CORDON_STATE)\n"
 	      "      --json            print the result as JSON\n"
-	      "  -h, --help            show this help\n",
+	      "  -h, --help            show this help\n"
+	      "\n"
+	      "With CORDON_URL set, this calls cordon serve with the key in CORDON_API_KEY\n"
+	      "(the key's workspace).\n",
 	      out);
 }
 
@@ -97,6 +100,53 @@ static int read_value(bool raw, unsigned char **out, size_t *len)
 	return 0;
 }
 
+/* The same through cordon serve (the key's workspace). Takes value. */
+static int remote_secret(bool set, bool rm, const char *name, unsigned char *value, size_t len,
+			 bool json)
+{
+	struct cli_api_resp rs;
+	char path[128];
+	snprintf(path, sizeof(path), "/v1/secrets/%s", name ? name : "");
+	int r;
+	if (set) {
+		json_t *v = json_stringn((const char *)value, len);
+		sodium_free(value);
+		if (!v) {
+			cli_error("the API takes secret values that are UTF-8 text");
+			return EXIT_CORDON;
+		}
+		json_t *b = json_pack("{s:o}", "value", v);
+		r = cli_api_json("PUT", path, b, 200, &rs);
+		json_decref(b);
+		if (r == 0)
+			printf("secret %s set (%zu bytes)\n", name, len);
+	} else if (rm) {
+		r = cli_api_json("DELETE", path, NULL, 200, &rs);
+		if (r == 0)
+			printf("secret %s removed\n", name);
+	} else {
+		r = cli_api_json("GET", "/v1/secrets", NULL, 200, &rs);
+		json_t *arr = json_object_get(rs.json, "secrets");
+		if (r == 0 && json) {
+			json_dumpf(arr, stdout, JSON_COMPACT);
+			putchar('\n');
+		} else if (r == 0) {
+			size_t i;
+			json_t *x;
+			if (json_array_size(arr))
+				printf("%-32s %-8s %s\n", "NAME", "BYTES", "UPDATED");
+			json_array_foreach(arr, i, x)
+				printf("%-32s %-8lld %s\n", json_string_value(json_object_get(x, "name")),
+				       (long long)json_integer_value(json_object_get(x, "size")),
+				       json_string_value(json_object_get(x, "updated")));
+		}
+	}
+	if (r < 0)
+		return EXIT_CORDON;
+	cli_api_resp_free(&rs);
+	return 0;
+}
+
 int cmd_secret(int argc, char **argv)
 {
 	enum { O_STATE = 256, O_JSON, O_RAW };
@@ -147,6 +197,8 @@ int cmd_secret(int argc, char **argv)
 	size_t len = 0;
 	if (set && read_value(raw, &value, &len) < 0)
 		return EXIT_CORDON;
+	if (cli_remote())
+		return remote_secret(set, rm, name, value, len, json);
 	struct store *s;
 	struct vault *v;
 	if (cli_open_state(state, &s, &v) < 0) {

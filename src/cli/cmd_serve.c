@@ -214,8 +214,9 @@ static void keys_usage(FILE *out)
 	      "\n"
 	      "API keys for cordon serve, per workspace. create prints the key once (last\n"
 	      "line); only its hash is kept. Owners can do everything; members run agents and\n"
-	      "read runs, logs, artifacts and secret names (docs/api.md). This command works\n"
-	      "on the state directory directly, so it needs access to it.\n"
+	      "read runs, logs, artifacts and secret names (docs/api.md). It works on the\n"
+	      "state directory directly, or, with CORDON_URL set, through cordon serve with\n"
+	      "the owner key in CORDON_API_KEY (the key's workspace).\n"
 	      "\n"
 	      "Options:\n"
 	      "      --role ROLE           owner or member (default member)\n"
@@ -224,6 +225,54 @@ static void keys_usage(FILE *out)
 	      "      --json                print the result as JSON\n"
 	      "  -h, --help                show this help\n",
 	      out);
+}
+
+static int remote_keys(bool create, bool revoke, const char *arg, const char *role, bool json)
+{
+	struct cli_api_resp rs;
+	char path[128];
+	if (create) {
+		json_t *b = json_pack("{s:s, s:s}", "name", arg, "role", role);
+		int r = cli_api_json("POST", "/v1/keys", b, 201, &rs);
+		json_decref(b);
+		if (r < 0)
+			return EXIT_CORDON;
+		const char *key = json_string_value(json_object_get(rs.json, "key"));
+		if (json) {
+			json_dumpf(rs.json, stdout, JSON_COMPACT);
+			putchar('\n');
+		} else {
+			printf("%s key %s (%s), shown once:\n%s\n",
+			       json_string_value(json_object_get(rs.json, "role")),
+			       json_string_value(json_object_get(rs.json, "id")), arg, key ? key : "");
+		}
+	} else if (revoke) {
+		snprintf(path, sizeof(path), "/v1/keys/%s", arg);
+		if (cli_api_json("DELETE", path, NULL, 200, &rs) < 0)
+			return EXIT_CORDON;
+		printf("%s revoked\n", arg);
+	} else {
+		if (cli_api_json("GET", "/v1/keys", NULL, 200, &rs) < 0)
+			return EXIT_CORDON;
+		json_t *arr = json_object_get(rs.json, "keys");
+		if (json) {
+			json_dumpf(arr, stdout, JSON_COMPACT);
+			putchar('\n');
+		} else {
+			size_t i;
+			json_t *k;
+			printf("%-24s %-20s %-7s %s\n", "ID", "NAME", "ROLE", "REVOKED");
+			json_array_foreach(arr, i, k)
+				printf("%-24s %-20s %-7s %s\n", json_string_value(json_object_get(k, "id")),
+				       json_string_value(json_object_get(k, "name")),
+				       json_string_value(json_object_get(k, "role")),
+				       json_is_true(json_object_get(k, "revoked")) ? "yes" : "no");
+		}
+	}
+	if (rs.raw)
+		sodium_memzero(rs.raw, rs.raw_len);
+	cli_api_resp_free(&rs);
+	return 0;
 }
 
 int cmd_keys(int argc, char **argv)
@@ -266,6 +315,8 @@ int cmd_keys(int argc, char **argv)
 		keys_usage(stderr);
 		return EXIT_CORDON;
 	}
+	if (cli_remote())
+		return remote_keys(create, revoke, nargs == 2 ? argv[optind + 1] : NULL, role, json);
 	struct store *s;
 	if (cli_open_state(state, &s, NULL) < 0)
 		return EXIT_CORDON;

@@ -405,3 +405,52 @@ def test_restart_mid_run_loses_no_record(tmp_path):
             assert "supervisor died" in recs[rid]["error"]
     assert sum(r["status"] == "succeeded" for r in recs.values()) >= 2
     assert s.stop() == 0
+
+
+def test_cli_calls_the_api_when_cordon_url_is_set(srv, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "CORDON_STATE"}
+    env.update(CORDON_URL=f"http://127.0.0.1:{srv.port}", CORDON_API_KEY=srv.owner,
+               CORDON_STATE=str(tmp_path / "nowhere"))  # the state is the server's
+
+    def cli(*args, key=None, input=None):
+        e = dict(env)
+        if key:
+            e["CORDON_API_KEY"] = key
+        return run([CORDON, *args], env=e, input=input, timeout=60)
+
+    d = agent(tmp_path, "remote-agent", "echo remote; echo x > $CORDON_STEPS\n")
+    r = cli("agent", "register", str(d))
+    assert r.returncode == 0 and "agent remote-agent@1" in r.stdout, r.stderr
+    r = cli("agent", "list", "--json")
+    assert "remote-agent" in {a["name"] for a in json.loads(r.stdout)}
+    r = cli("secret", "set", "REMOTE_KEY", input="remote-value-123\n")
+    assert r.returncode == 0, r.stderr
+    r = cli("secret", "list", "--json")
+    assert {"REMOTE_KEY", "SRV_TOKEN"} <= {s["name"] for s in json.loads(r.stdout)}
+    assert "remote-value" not in r.stdout
+    # A member is refused the owner's verbs, with the server's message.
+    r = cli("agent", "register", str(d), key=srv.member)
+    assert r.returncode == 125 and "cannot register" in r.stderr and "403" in r.stderr
+    r = cli("keys", "create", "x", key=srv.member)
+    assert r.returncode == 125 and "403" in r.stderr
+    # Runs dispatched over the API show up, with logs.
+    st, j, _, _ = srv.req("POST", "/v1/runs", srv.member, body={"agent": "remote-agent"})
+    srv.wait_final(srv.owner, j["id"])
+    r = cli("runs", "list", "--json", key=srv.member)
+    assert j["id"] in {x["id"] for x in json.loads(r.stdout)}
+    r = cli("runs", "show", j["id"])
+    assert json.loads(r.stdout)["status"] == "succeeded"
+    r = cli("logs", "--json", j["id"])
+    assert [json.loads(l)["type"] for l in r.stdout.splitlines()][-1] == "run.finished"
+    r = cli("logs", "--follow", j["id"])
+    assert r.returncode == 0 and "succeeded" in r.stdout
+    r = cli("approvals", "list", "--json")
+    assert r.returncode == 0 and json.loads(r.stdout) == []
+    r = cli("keys", "create", "ci", "--role", "member")
+    assert r.returncode == 0 and r.stdout.strip().splitlines()[-1].startswith("cdn_live_")
+    # Without a key, a clear error; the key never comes from a flag.
+    e = dict(env)
+    del e["CORDON_API_KEY"]
+    r = run([CORDON, "agent", "list"], env=e)
+    assert r.returncode == 125 and "CORDON_API_KEY" in r.stderr
+    assert not (tmp_path / "nowhere").exists()
