@@ -510,8 +510,8 @@ static enum MHD_Result runs_create(struct call *c)
 		return fail(c->conn, 503, "unavailable",
 			    "the run queue is full or the server is draining; try again later");
 	}
-	_cleanup_free_ char *in = json_dumps(input ? input : json_object(), JSON_COMPACT |
-								      JSON_SORT_KEYS);
+	_cleanup_free_ char *in = input ? json_dumps(input, JSON_COMPACT | JSON_SORT_KEYS)
+					: strdup("{}");
 	struct store_run rec = { .status = RUN_CREATED, .exit_code = -1 };
 	cdn_random_id("run_", 12, rec.id, sizeof(rec.id));
 	snprintf(rec.workspace, sizeof(rec.workspace), "%s", c->key.workspace);
