@@ -43,6 +43,7 @@ bench: build
 	@./bench/startup
 	@./bench/proxy
 	@./bench/run
+	@./bench/api
 
 fuzz: bootstrap
 	./tests/fuzz/smoke.sh long

@@ -164,7 +164,7 @@ void *dispatch_main(void *arg)
 			break;
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 50 * 1000 * 1000;
+		ts.tv_nsec += 10 * 1000 * 1000; /* a finished run frees its slot within 10 ms */
 		if (ts.tv_nsec >= 1000000000) {
 			ts.tv_sec++;
 			ts.tv_nsec -= 1000000000;

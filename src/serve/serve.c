@@ -703,9 +703,9 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 			continue;
 		if (!s->follow || s->finished || s->done)
 			return MHD_CONTENT_READER_END_OF_STREAM;
-		/* Every second: has the run ended without run.finished (its
-		 * supervisor died), or is the server stopping? */
-		if (++s->idle % 10 == 0) {
+		/* Every half second: has the run ended without run.finished
+		 * (its supervisor died), or is the server stopping? */
+		if (++s->idle % 20 == 0) {
 			struct store_run r;
 			if (store_run_get(s->sv->s, s->id, &r, NULL) == 0) {
 				bool fin = store_run_status_final(r.status);
@@ -721,7 +721,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 			if (stop)
 				return MHD_CONTENT_READER_END_OF_STREAM;
 		}
-		struct timespec ts = { 0, 100 * 1000 * 1000 };
+		struct timespec ts = { 0, 25 * 1000 * 1000 };
 		nanosleep(&ts, NULL);
 	}
 }
@@ -749,7 +749,7 @@ static enum MHD_Result run_events(struct call *c, const char *id)
 	char path[PATH_MAX];
 	snprintf(path, sizeof(path), "%s/runs/%s/events.ndjson", c->sv->state, id);
 	/* A queued run has no directory yet: wait for it when following. */
-	for (int i = 0; i < 600; i++) {
+	for (int i = 0; i < 2400; i++) {
 		s->fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 		if (s->fd >= 0 || !s->follow)
 			break;
@@ -760,7 +760,7 @@ static enum MHD_Result run_events(struct call *c, const char *id)
 			if (fin)
 				break;
 		}
-		struct timespec ts = { 0, 100 * 1000 * 1000 };
+		struct timespec ts = { 0, 25 * 1000 * 1000 };
 		nanosleep(&ts, NULL);
 	}
 	if (s->fd < 0)
@@ -1019,8 +1019,17 @@ static enum MHD_Result h_policy(struct call *c)
 	int r = wrote ? egress_policy_load(tmp, &p, &err) : cdn_err_set(&err, EIO, "stage");
 	unlink(tmp);
 	egress_policy_free(p);
-	if (r < 0)
-		return fail(c->conn, 400, "bad_request", "%s", err.msg);
+	if (r < 0) {
+		/* The message names the staging file: say policy.yaml instead. */
+		char msg[sizeof(err.msg) + 32];
+		const char *at = strstr(err.msg, tmp);
+		if (at)
+			snprintf(msg, sizeof(msg), "%.*spolicy.yaml%s", (int)(at - err.msg), err.msg,
+				 at + strlen(tmp));
+		else
+			snprintf(msg, sizeof(msg), "%s", err.msg);
+		return fail(c->conn, 400, "bad_request", "%s", msg);
+	}
 	if ((r = store_write_atomic(c->sv->s, path, c->req->body, c->req->len, 0600, &err)) < 0)
 		return fail_err(c->conn, r, &err);
 	return reply(c->conn, 200, json_pack("{s:s, s:b}", "source", "file", "updated", 1));
@@ -1257,7 +1266,10 @@ int serve_main(const struct serve_config *cfg, struct cdn_err *err)
 	bool dispatcher_started = false;
 	int r = 0, hfd = -1;
 
-	if (cfg->state_dir)
+	char cwd[PATH_MAX];
+	if (cfg->state_dir && cfg->state_dir[0] != '/' && getcwd(cwd, sizeof(cwd)))
+		snprintf(sv->state, sizeof(sv->state), "%s/%s", cwd, cfg->state_dir);
+	else if (cfg->state_dir)
 		snprintf(sv->state, sizeof(sv->state), "%s", cfg->state_dir);
 	else if ((r = store_default_dir(sv->state, sizeof(sv->state), err)) < 0)
 		goto out;

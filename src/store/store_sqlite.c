@@ -105,6 +105,10 @@ static const char *const schema_steps[] = {
 	" last_used INTEGER NOT NULL DEFAULT 0,"
 	" revoked INTEGER NOT NULL DEFAULT 0);"
 	"PRAGMA user_version = 2;",
+	/* 3: the run list's filters page through an index too. */
+	"CREATE INDEX runs_by_agent ON runs (workspace, agent, created_ms DESC, id DESC);"
+	"CREATE INDEX runs_by_status ON runs (workspace, status, created_ms DESC, id DESC);"
+	"PRAGMA user_version = 3;",
 };
 
 #define SCHEMA_VERSION ((int)CDN_ARRAY_SIZE(schema_steps))
@@ -880,6 +884,12 @@ int store_wskey_put(struct store *s, const char *ws, const uint8_t *blob, size_t
 	" created_ms, started_ms, finished_ms, supervisor_pid, supervisor_boot, input_json," \
 	" result_json, error"
 
+/* A list shows records, not their input and result (up to 1 MiB each). */
+#define RUN_LIST_COLUMNS                                                                   \
+	"id, workspace, agent, agent_version, agent_hash, status, exit_code, caller,"     \
+	" created_ms, started_ms, finished_ms, supervisor_pid, supervisor_boot, NULL,"     \
+	" NULL, error"
+
 static int run_read(sqlite3_stmt *st, struct store_run *out)
 {
 	memset(out, 0, sizeof(*out));
@@ -1048,7 +1058,7 @@ int store_run_list(struct store *s, const struct store_run_query *q, struct stor
 	char sql[1024];
 	snprintf(sql, sizeof(sql), "SELECT %s FROM runs WHERE workspace = ?1%s%s%s"
 		 " ORDER BY created_ms DESC, id DESC LIMIT ?6",
-		 RUN_COLUMNS, q->agent ? " AND agent = ?2" : "",
+		 RUN_LIST_COLUMNS, q->agent ? " AND agent = ?2" : "",
 		 q->status != -1 ? " AND status = ?3" : "",
 		 !q->before_ms	 ? ""
 		 : q->before_id ? " AND (created_ms, id) < (?4, ?5)"

@@ -1,0 +1,167 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The dashboard of cordon serve, end to end in headless Chromium
+(tests/browser/dashboard.mjs, driven by playwright-core): sign in, dispatch
+a run and watch it finish, approve a held request and see the agent go on,
+and a screenshot of the run's page that CI keeps
+(build/test-artifacts/dashboard.png)."""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import CORDON, ROOT, run
+from upstream import Upstream
+
+BROWSER_DIR = ROOT / "tests" / "browser"
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+NODE = shutil.which("node")
+KEPT_SCREENSHOT = ROOT / "build" / "test-artifacts" / "dashboard.png"
+
+HELLO = """\
+echo '{"name": "reading the input"}' > "$CORDON_STEPS"
+cat /workspace/input.json
+echo '{"name": "writing the output"}' > "$CORDON_STEPS"
+echo 'a note on stderr' >&2
+printf '{"greeting": "hi"}' > /workspace/output.json
+echo report > /workspace/out/report.txt
+"""
+
+# POSTs to the upstream through the proxy; the policy holds the request
+# until someone approves it.
+DEPLOYER = """\
+import json, os, urllib.request
+inp = json.load(open("/workspace/input.json"))
+steps = open(os.environ["CORDON_STEPS"], "w", buffering=1)
+steps.write(json.dumps({"name": "deploying", "url": inp["url"]}) + "\\n")
+req = urllib.request.Request(inp["url"], data=b'{"release": "v2"}', method="POST",
+                             headers={"Content-Type": "application/json"})
+with urllib.request.urlopen(req, timeout=50) as r:
+    status, echo = r.status, json.load(r)
+print("upstream answered", status)
+steps.write(json.dumps({"name": "deployed", "status": status}) + "\\n")
+json.dump({"status": status, "upstream": {"method": echo["method"], "path": echo["path"]}},
+          open("/workspace/output.json", "w"))
+"""
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def health(state):
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(2)
+    try:
+        s.connect(str(state / "serve.sock"))
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = b""
+        while chunk := s.recv(4096):
+            data += chunk
+        return json.loads(data.split(b"\r\n\r\n", 1)[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    finally:
+        s.close()
+
+
+def agent(tmp_path, name, manifest, files):
+    d = tmp_path / name
+    d.mkdir()
+    (d / "agent.json").write_text(json.dumps({"name": name, "version": "1", **manifest}))
+    for fname, text in files.items():
+        (d / fname).write_text(text)
+    return d
+
+
+@pytest.fixture
+def upstream():
+    u = Upstream()
+    yield u
+    u.close()
+
+
+def test_dashboard_in_chromium(tmp_path, upstream):
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {CHROMIUM} (scripts/bootstrap installs Debian's chromium)")
+    if not NODE or not (BROWSER_DIR / "node_modules" / "playwright-core").is_dir():
+        pytest.skip("no node or tests/browser/node_modules (scripts/bootstrap runs npm ci there)")
+
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    env = dict(os.environ, CORDON_STATE=str(state))
+    hosts = tmp_path / "hosts"
+    hosts.write_text("127.0.0.1 deploy.test\n")
+    # The operator's policy: writes to deploy.test wait for a human.
+    (state / "policy.yaml").write_text(
+        "version: 1\nenforce: true\napprovals:\n  timeout_seconds: 60\ndomains:\n"
+        f"  - name: deploy.test\n    ports: [{upstream.port}]\n    methods: [GET, POST]\n"
+        "    approval: required\n")
+
+    r = run([CORDON, "init", "--state", state], env=env)
+    assert r.returncode == 0, r.stderr
+    key = r.stdout.strip().splitlines()[-1]
+    assert key.startswith("cdn_live_")
+    hello = agent(tmp_path, "hello", {"entrypoint": ["/bin/sh", "/agent/run.sh"]},
+                  {"run.sh": HELLO})
+    deployer = agent(tmp_path, "deployer",
+                     {"entrypoint": ["python3", "/agent/main.py"], "profile": "deployment",
+                      "egress": {"domains": ["deploy.test"]}, "limits": {"timeout_seconds": 60}},
+                     {"main.py": DEPLOYER})
+    for d in (hello, deployer):
+        r = run([CORDON, "agent", "register", d, "--state", state], env=env)
+        assert r.returncode == 0, r.stderr
+
+    port = free_port()
+    log = tmp_path / "serve.log"
+    serve = subprocess.Popen(
+        [CORDON, "serve", "--state", str(state), "--listen", f"127.0.0.1:{port}",
+         "--hosts", str(hosts), "--allow-private", f"127.0.0.1:{upstream.port}",
+         "--drain-timeout", "5"],
+        env=env, stderr=open(log, "w"))
+    try:
+        deadline = time.monotonic() + 10
+        while health(state) is None:
+            assert serve.poll() is None, "serve exited: " + log.read_text()
+            assert time.monotonic() < deadline, "serve did not start: " + log.read_text()
+            time.sleep(0.05)
+
+        shot = tmp_path / "dashboard.png"
+        t0 = time.monotonic()
+        b = subprocess.run(
+            [NODE, str(BROWSER_DIR / "dashboard.mjs")], cwd=BROWSER_DIR, capture_output=True,
+            text=True, timeout=90,
+            env=dict(os.environ, CORDON_URL=f"http://127.0.0.1:{port}", CORDON_API_KEY=key,
+                     CORDON_HELLO_AGENT="hello", CORDON_APPROVAL_AGENT="deployer",
+                     CORDON_UPSTREAM_URL=f"http://deploy.test:{upstream.port}/deploy",
+                     CORDON_SCREENSHOT=str(shot), CHROMIUM=CHROMIUM))
+        print(b.stdout)
+        took = time.monotonic() - t0
+        # Keep the screenshot (or the failure's) for CI either way.
+        for src in (shot, tmp_path / "dashboard-failure.png"):
+            if src.exists():
+                KEPT_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(src, KEPT_SCREENSHOT.with_name(src.name))
+        assert b.returncode == 0, (b.stdout + b.stderr + "\nserve:\n" + log.read_text())[-6000:]
+        assert shot.stat().st_size > 10000 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert took < 60, f"the browser test took {took:.1f} s"
+
+        # The upstream got the approved request, once, and nothing else.
+        posts = [(m, p) for (m, p, _, _) in upstream.log]
+        assert posts == [("POST", "/deploy")], posts
+    finally:
+        if serve.poll() is None:
+            serve.send_signal(signal.SIGTERM)
+        rc = serve.wait(timeout=40)
+    assert rc == 0, log.read_text()
+    assert "stopped" in log.read_text()
+    assert key not in log.read_text()
