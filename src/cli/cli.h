@@ -78,6 +78,7 @@ int cmd_grant(int argc, char **argv);
 int cmd_secret(int argc, char **argv);
 int cmd_runs(int argc, char **argv);
 int cmd_logs(int argc, char **argv);
+int cmd_evidence(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_init(int argc, char **argv);
 int cmd_keys(int argc, char **argv);

@@ -86,6 +86,7 @@ static const struct command commands[] = {
 	{ "serve", cmd_serve, "run the API, the dashboard and the run queue" },
 	{ "init", cmd_init, "create the state and the first owner API key" },
 	{ "keys", cmd_keys, "create, list and revoke API keys" },
+	{ "evidence", cmd_evidence, "export and verify a run's signed evidence pack" },
 	{ "approvals", cmd_approvals, "list and decide requests waiting for a human" },
 	{ "audit", cmd_audit, "verify a hash-chained audit log" },
 #endif

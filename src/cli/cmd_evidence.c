@@ -1,0 +1,357 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* cordon evidence export RUN | verify FILE | key */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <limits.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "evidence/evidence.h"
+#include "store/store.h"
+
+static void evidence_usage(FILE *out)
+{
+	fputs("Usage: cordon evidence export RUN [-o FILE] [--artifacts] [--force] [OPTIONS]\n"
+	      "       cordon evidence verify FILE [--key HEX] [--any-key] [OPTIONS]\n"
+	      "       cordon evidence key [OPTIONS]\n"
+	      "\n"
+	      "export writes a signed evidence pack of a finished run, a tar.gz holding its\n"
+	      "record, result.json, events (approvals included), steps, stdout and stderr,\n"
+	      "the egress audit log and the artifact manifest with hashes (with --artifacts,\n"
+	      "the artifacts' bytes too), and an in-toto statement naming every file with its\n"
+	      "sha256, signed (DSSE, Ed25519) by the deployment key: STATE/evidence.key, made\n"
+	      "on first use, or $CORDON_EVIDENCE_KEY (the seed, hex or base64). The run\n"
+	      "directory is checked against the run's record first; a run changed since it\n"
+	      "ended is refused, not signed.\n"
+	      "\n"
+	      "verify checks a pack: every file against the signed statement (nothing\n"
+	      "changed, added or removed), the signature, the audit chain up to the head\n"
+	      "recorded when the run ended, and the artifacts against their manifest. It\n"
+	      "trusts the key given with --key, else the state directory's deployment key.\n"
+	      "Exit 0 when the pack is intact and signed by a trusted key, 1 when it is not\n"
+	      "(the part and the reason are printed), 125 when it cannot be read.\n"
+	      "\n"
+	      "key prints the deployment key's public half and key id (the sha256 of the\n"
+	      "public key), to give to whoever verifies packs elsewhere.\n"
+	      "\n"
+	      "Options:\n"
+	      "  -o, --output FILE     export: the pack to write (default RUN.evidence.tar.gz);\n"
+	      "                        an existing file is not replaced without --force\n"
+	      "      --artifacts       export: include the artifacts' bytes\n"
+	      "      --force           export: replace an existing output file\n"
+	      "      --key HEX         verify: trust this public key (64 hex digits)\n"
+	      "      --any-key         verify: accept a pack signed by any key; this proves\n"
+	      "                        the pack is whole, not who made it\n"
+	      "  -w, --workspace NAME  export: workspace (default $CORDON_WORKSPACE, else\n"
+	      "                        \"default\")\n"
+	      "      --state DIR       state directory (default $CORDON_STATE)\n"
+	      "      --json            print the result as JSON\n"
+	      "  -h, --help            show this help\n",
+	      out);
+}
+
+static void print_json(json_t *j)
+{
+	char *s = j ? json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
+	if (s)
+		printf("%s\n", s);
+	free(s);
+	json_decref(j);
+}
+
+static int state_dir(const char *opt, char *out, size_t cap)
+{
+	struct cdn_err err = { 0 };
+	if (opt) {
+		snprintf(out, cap, "%s", opt);
+		return 0;
+	}
+	if (store_default_dir(out, cap, &err) < 0) {
+		cli_error_err(&err);
+		return -1;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------- key */
+
+static int do_key(const char *state, bool json)
+{
+	struct store *s;
+	if (cli_open_state(state, &s, NULL) < 0)
+		return EXIT_CORDON;
+	struct cdn_err err = { 0 };
+	struct evidence_key *k;
+	int r = evidence_key_load(store_dir(s), true, &k, &err);
+	store_close(s);
+	if (r < 0) {
+		cli_error_err(&err);
+		return EXIT_CORDON;
+	}
+	char pk[2 * EVIDENCE_PK_BYTES + 1];
+	sodium_bin2hex(pk, sizeof(pk), evidence_key_public(k), EVIDENCE_PK_BYTES);
+	if (json)
+		print_json(json_pack("{s:s, s:s, s:s}", "public_key", pk, "keyid",
+				     evidence_key_id(k), "source", evidence_key_source(k)));
+	else
+		printf("public key  %s\nkey id      %s\nsource      %s\n", pk, evidence_key_id(k),
+		       evidence_key_source(k));
+	evidence_key_free(k);
+	return 0;
+}
+
+/* ---------------------------------------------------------------- export */
+
+static int do_export(const char *state, const char *ws, const char *run_id, const char *out,
+		     bool artifacts, bool force, bool json)
+{
+	char def[STORE_RUN_ID_MAX + 32];
+	if (!out) {
+		snprintf(def, sizeof(def), "%.40s.evidence.tar.gz", run_id);
+		out = def;
+	}
+	if (strcmp(out, "-") == 0) {
+		cli_error("-o -: a pack is written to a file (atomically), not to standard output");
+		return EXIT_CORDON;
+	}
+	struct store *s;
+	if (cli_open_state(state, &s, NULL) < 0)
+		return EXIT_CORDON;
+	struct cdn_err err = { 0 };
+	/* A run whose supervisor died is still "running" until recovered;
+	 * recovery makes it an error run, which can be exported. */
+	(void)store_runs_recover(s, NULL);
+	struct evidence_key *k;
+	if (evidence_key_load(store_dir(s), true, &k, &err) < 0) {
+		cli_error_err(&err);
+		store_close(s);
+		return EXIT_CORDON;
+	}
+	struct evidence_export_opts o = { .run_id = run_id, .workspace = cli_workspace(ws),
+					  .out_path = out, .artifacts = artifacts,
+					  .force = force, .key = k };
+	struct evidence_export_info info;
+	int r = evidence_export(s, &o, &info, &err);
+	store_close(s);
+	if (r < 0) {
+		cli_error_err(&err);
+		evidence_key_free(k);
+		return EXIT_CORDON;
+	}
+	if (json) {
+		json_t *j = json_pack("{s:s, s:s, s:I, s:I, s:s, s:s, s:b}", "path", out, "run_id",
+				      run_id, "files", (json_int_t)info.files, "bytes",
+				      (json_int_t)info.bytes, "statement_sha256",
+				      info.statement_sha256, "keyid", evidence_key_id(k),
+				      "artifacts_included", artifacts);
+		json_object_set_new(j, "audit_head", info.audit_head[0]
+							     ? json_string(info.audit_head)
+							     : json_null());
+		print_json(j);
+	} else {
+		printf("wrote %s: run %s, %zu files (%llu bytes%s), statement signed by key %s\n",
+		       out, run_id, info.files, (unsigned long long)info.bytes,
+		       artifacts ? ", the artifacts' bytes included" : "", evidence_key_id(k));
+	}
+	evidence_key_free(k);
+	return 0;
+}
+
+/* ---------------------------------------------------------------- verify */
+
+static json_t *report_json(const struct evidence_report *rep, bool ok)
+{
+	json_t *j = json_pack("{s:b, s:b, s:b}", "ok", ok, "intact", rep->intact, "trusted",
+			      rep->trusted);
+	if (rep->reason[0]) {
+		json_object_set_new(j, "part", json_string(rep->part));
+		json_object_set_new(j, "reason", json_string(rep->reason));
+	}
+	if (rep->keyid[0])
+		json_object_set_new(j, "keyid", json_string(rep->keyid));
+	if (rep->run_id[0]) {
+		json_object_set_new(j, "run_id", json_string(rep->run_id));
+		json_object_set_new(j, "workspace", json_string(rep->workspace));
+		json_object_set_new(j, "agent",
+				    json_pack("{s:s, s:I, s:s}", "name", rep->agent, "version",
+					      (json_int_t)rep->agent_version, "sha256",
+					      rep->agent_sha256));
+		json_object_set_new(j, "status", json_string(rep->status));
+		json_object_set_new(j, "exit_code", json_integer(rep->exit_code));
+		json_object_set_new(j, "audit",
+				    rep->audit_head[0]
+					    ? json_pack("{s:s, s:I}", "head", rep->audit_head,
+							"records", (json_int_t)rep->audit_records)
+					    : json_null());
+		json_object_set_new(j, "artifacts_included", json_boolean(rep->artifacts_included));
+		json_object_set_new(j, "created", json_string(rep->created));
+		json_object_set_new(j, "cordon_version", json_string(rep->cordon_version));
+	}
+	json_t *files = json_array();
+	for (size_t i = 0; i < rep->n_files; i++)
+		json_array_append_new(files, json_pack("{s:s, s:s, s:I}", "name",
+						       rep->files[i].name, "sha256",
+						       rep->files[i].sha256, "size",
+						       (json_int_t)rep->files[i].size));
+	json_object_set_new(j, "files", files);
+	json_object_set_new(j, "bytes", json_integer((json_int_t)rep->bytes));
+	return j;
+}
+
+static void report_text(const char *path, const struct evidence_report *rep, bool ok)
+{
+	if (!rep->intact) {
+		printf("%s: BAD: %s: %s\n", path, rep->part, rep->reason);
+		return;
+	}
+	if (!ok) {
+		printf("%s: UNTRUSTED: %s: %s\n", path, rep->part, rep->reason);
+		return;
+	}
+	if (rep->trusted)
+		printf("%s: intact, signed by the trusted key %s\n", path, rep->keyid);
+	else
+		printf("%s: intact, but signed by key %s, which is not a trusted key (--any-key: "
+		       "integrity only, not origin)\n",
+		       path, rep->keyid);
+	printf("  run %s in %s: %s@%u (sha256 %s), %s, exit %d\n", rep->run_id, rep->workspace,
+	       rep->agent, rep->agent_version, rep->agent_sha256, rep->status, rep->exit_code);
+	if (rep->audit_head[0])
+		printf("  audit log: %llu records, head %s\n",
+		       (unsigned long long)rep->audit_records, rep->audit_head);
+	else
+		printf("  audit log: none (the run had no network)\n");
+	printf("  %zu files, %llu bytes%s; packed %s by cordon %s\n", rep->n_files,
+	       (unsigned long long)rep->bytes,
+	       rep->artifacts_included ? ", artifacts included" : "", rep->created,
+	       rep->cordon_version);
+}
+
+static int do_verify(const char *state, const char *path, const char *key_hex, bool any_key,
+		     bool json)
+{
+	struct cdn_err err = { 0 };
+	unsigned char pk[1][EVIDENCE_PK_BYTES];
+	struct evidence_trust t = { .keys = pk, .n_keys = 0, .any_key = any_key };
+	if (key_hex) {
+		if (evidence_public_parse(key_hex, pk[0], &err) < 0) {
+			cli_error("--key: %s", err.msg);
+			return EXIT_CORDON;
+		}
+		t.n_keys = 1;
+	} else {
+		/* The deployment key, when this machine has one; never made
+		 * here: a fresh key would trust nothing anyway. */
+		char dir[PATH_MAX];
+		if (state_dir(state, dir, sizeof(dir)) < 0)
+			return EXIT_CORDON;
+		struct evidence_key *k;
+		int r = evidence_key_load(dir, false, &k, &err);
+		if (r < 0 && r != -ENOENT) {
+			cli_error_err(&err);
+			return EXIT_CORDON;
+		}
+		if (r == 0) {
+			memcpy(pk[0], evidence_key_public(k), EVIDENCE_PK_BYTES);
+			t.n_keys = 1;
+			evidence_key_free(k);
+		}
+	}
+	struct evidence_report rep;
+	int r = evidence_verify_file(path, &t, &rep, &err);
+	if (r < 0) {
+		cli_error_err(&err);
+		evidence_report_clear(&rep);
+		return EXIT_CORDON;
+	}
+	if (json)
+		print_json(report_json(&rep, r == 0));
+	else
+		report_text(path, &rep, r == 0);
+	evidence_report_clear(&rep);
+	return r == 0 ? 0 : 1;
+}
+
+int cmd_evidence(int argc, char **argv)
+{
+	enum { O_STATE = 256, O_JSON, O_ARTIFACTS, O_FORCE, O_KEY, O_ANY_KEY };
+	static const struct option opts[] = { { "state", required_argument, NULL, O_STATE },
+					      { "workspace", required_argument, NULL, 'w' },
+					      { "output", required_argument, NULL, 'o' },
+					      { "json", no_argument, NULL, O_JSON },
+					      { "artifacts", no_argument, NULL, O_ARTIFACTS },
+					      { "force", no_argument, NULL, O_FORCE },
+					      { "key", required_argument, NULL, O_KEY },
+					      { "any-key", no_argument, NULL, O_ANY_KEY },
+					      { "help", no_argument, NULL, 'h' },
+					      { NULL, 0, NULL, 0 } };
+	const char *state = NULL, *ws = NULL, *out = NULL, *key = NULL;
+	bool json = false, artifacts = false, force = false, any_key = false;
+	optind = 1;
+	int c;
+	while ((c = getopt_long(argc, argv, "w:o:h", opts, NULL)) != -1) {
+		switch (c) {
+		case O_STATE:
+			state = optarg;
+			break;
+		case 'w':
+			ws = optarg;
+			break;
+		case 'o':
+			out = optarg;
+			break;
+		case O_JSON:
+			json = true;
+			break;
+		case O_ARTIFACTS:
+			artifacts = true;
+			break;
+		case O_FORCE:
+			force = true;
+			break;
+		case O_KEY:
+			key = optarg;
+			break;
+		case O_ANY_KEY:
+			any_key = true;
+			break;
+		case 'h':
+			evidence_usage(stdout);
+			return 0;
+		default:
+			evidence_usage(stderr);
+			return EXIT_CORDON;
+		}
+	}
+	int nargs = argc - optind;
+	const char *verb = nargs > 0 ? argv[optind] : "";
+	bool exp = strcmp(verb, "export") == 0, ver = strcmp(verb, "verify") == 0;
+	bool keyv = strcmp(verb, "key") == 0;
+	if (!(((exp || ver) && nargs == 2) || (keyv && nargs == 1))) {
+		evidence_usage(stderr);
+		return EXIT_CORDON;
+	}
+	/* An option another verb would use is a mistake, not a no-op. */
+	const char *misplaced = !exp && out		   ? "-o/--output"
+				: !exp && artifacts	   ? "--artifacts"
+				: !exp && force		   ? "--force"
+				: !exp && ws		   ? "-w/--workspace"
+				: !ver && key		   ? "--key"
+				: !ver && any_key	   ? "--any-key"
+							   : NULL;
+	if (misplaced) {
+		cli_error("evidence %s: %s does not apply here (see cordon evidence --help)", verb,
+			  misplaced);
+		return EXIT_CORDON;
+	}
+	if (exp)
+		return do_export(state, ws, argv[optind + 1], out, artifacts, force, json);
+	if (ver)
+		return do_verify(state, argv[optind + 1], key, any_key, json);
+	return do_key(state, json);
+}
