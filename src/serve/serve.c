@@ -30,6 +30,7 @@
 #include "base/random.h"
 #include "egress/control_client.h"
 #include "egress/policy.h"
+#include "evidence/evidence.h"
 #include "registry/registry.h"
 #include "serve/assets.h"
 #include "serve/keys.h"
@@ -779,6 +780,57 @@ static enum MHD_Result run_events(struct call *c, const char *id)
 	return ret;
 }
 
+/* The signed evidence pack of a finished run, made on demand. */
+static enum MHD_Result run_evidence(struct call *c, const struct store_run *r)
+{
+	if (!store_run_status_final(r->status))
+		return fail(c->conn, 409, "conflict", "run %s has not finished", r->id);
+	const char *art = MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, "artifacts");
+	struct cdn_err err = { 0 };
+	struct evidence_key *key = NULL;
+	int e = evidence_key_load(c->sv->state, true, &key, &err);
+	if (e < 0)
+		return fail(c->conn, 500, "internal", "evidence key: %s", err.msg);
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/tmp/evidence-%s.XXXXXX", c->sv->state, r->id);
+	int tfd = mkostemp(path, O_CLOEXEC);
+	if (tfd < 0) {
+		evidence_key_free(key);
+		return fail(c->conn, 500, "internal", "cannot stage the pack: %s", strerror(errno));
+	}
+	close(tfd);
+	struct evidence_export_opts o = { .run_id = r->id,
+					  .workspace = c->key.workspace,
+					  .out_path = path,
+					  .artifacts = art && strcmp(art, "1") == 0,
+					  .force = true,
+					  .key = key };
+	struct evidence_export_info info;
+	e = evidence_export(c->sv->s, &o, &info, &err);
+	evidence_key_free(key);
+	int fd = e == 0 ? open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) : -1;
+	unlink(path); /* the open fd keeps it until it is sent */
+	struct stat st;
+	if (e < 0 || fd < 0 || fstat(fd, &st) < 0) {
+		if (fd >= 0)
+			close(fd);
+		return fail(c->conn, 500, "internal", "evidence: %s", err.msg);
+	}
+	struct MHD_Response *resp = MHD_create_response_from_fd((uint64_t)st.st_size, fd);
+	if (!resp) {
+		close(fd);
+		return MHD_NO;
+	}
+	common_headers(resp);
+	MHD_add_response_header(resp, "Content-Type", "application/gzip");
+	char cd[128];
+	snprintf(cd, sizeof(cd), "attachment; filename=\"%s.evidence.tar.gz\"", r->id);
+	MHD_add_response_header(resp, "Content-Disposition", cd);
+	enum MHD_Result ret = MHD_queue_response(c->conn, 200, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
 static bool artifact_listed(const struct store_run *r, const char *name)
 {
 	json_t *res = r->result_json ? json_loads(r->result_json, 0, NULL) : NULL;
@@ -832,6 +884,8 @@ static enum MHD_Result h_runs(struct call *c)
 		}
 	} else if (strcmp(c->method, "GET") != 0) {
 		ret = fail(c->conn, 405, "method_not_allowed", "%s is not allowed here", c->method);
+	} else if (c->n_seg == 4 && strcmp(what, "evidence") == 0) {
+		ret = run_evidence(c, &r);
 	} else if (c->n_seg == 4 && strcmp(what, "events") == 0) {
 		ret = run_events(c, id);
 	} else if (c->n_seg == 4 && (strcmp(what, "stdout") == 0 || strcmp(what, "stderr") == 0)) {

@@ -12,7 +12,7 @@
 // 3. approve a held request from the approvals view and see the run go on
 // and succeed; 4. a full-page screenshot of that run's page.
 import { strict as assert } from "node:assert";
-import { mkdirSync, readFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
@@ -103,7 +103,15 @@ try {
 	]);
 	assert.equal(download.suggestedFilename(), "report.txt");
 	assert.equal(readFileSync(await download.path(), "utf8"), "report\n");
-	log(`2. run ${helloId} succeeded; ${types.length} events; artifact downloaded`);
+	const [pack] = await Promise.all([
+		page.waitForEvent("download"),
+		byTest("evidence-download").click(),
+	]);
+	assert.equal(pack.suggestedFilename(), `${helloId}.evidence.tar.gz`);
+	const packBytes = readFileSync(await pack.path());
+	assert.ok(packBytes.length > 100 && packBytes[0] === 0x1f && packBytes[1] === 0x8b, "a gzip pack");
+	if (process.env.CORDON_EVIDENCE) writeFileSync(process.env.CORDON_EVIDENCE, packBytes);
+	log(`2. run ${helloId} succeeded; ${types.length} events; artifact and evidence pack downloaded`);
 
 	/* 3. A held request: approve it, the agent goes on. */
 	await byTest("nav-runs").click();

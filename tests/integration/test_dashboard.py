@@ -143,7 +143,8 @@ def test_dashboard_in_chromium(tmp_path, upstream):
             env=dict(os.environ, CORDON_URL=f"http://127.0.0.1:{port}", CORDON_API_KEY=key,
                      CORDON_HELLO_AGENT="hello", CORDON_APPROVAL_AGENT="deployer",
                      CORDON_UPSTREAM_URL=f"http://deploy.test:{upstream.port}/deploy",
-                     CORDON_SCREENSHOT=str(shot), CHROMIUM=CHROMIUM))
+                     CORDON_SCREENSHOT=str(shot), CORDON_EVIDENCE=str(tmp_path / "pack.tar.gz"),
+                     CHROMIUM=CHROMIUM))
         print(b.stdout)
         took = time.monotonic() - t0
         # Keep the screenshot (or the failure's) for CI either way.
@@ -154,6 +155,10 @@ def test_dashboard_in_chromium(tmp_path, upstream):
         assert b.returncode == 0, (b.stdout + b.stderr + "\nserve:\n" + log.read_text())[-6000:]
         assert shot.stat().st_size > 10000 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert took < 60, f"the browser test took {took:.1f} s"
+
+        # The evidence pack the browser downloaded verifies.
+        v = run([CORDON, "evidence", "verify", "--state", state, tmp_path / "pack.tar.gz"], env=env)
+        assert v.returncode == 0, v.stdout + v.stderr
 
         # The upstream got the approved request, once, and nothing else.
         posts = [(m, p) for (m, p, _, _) in upstream.log]

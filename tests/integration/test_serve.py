@@ -454,3 +454,20 @@ def test_cli_calls_the_api_when_cordon_url_is_set(srv, tmp_path):
     r = run([CORDON, "agent", "list"], env=e)
     assert r.returncode == 125 and "CORDON_API_KEY" in r.stderr
     assert not (tmp_path / "nowhere").exists()
+
+
+def test_evidence_pack_over_the_api(srv, tmp_path):
+    st, j, _, _ = srv.req("POST", "/v1/runs", srv.member, body={"agent": "hello"})
+    rid = j["id"]
+    srv.wait_final(srv.member, rid)
+    st, _, pack, r = srv.req("GET", f"/v1/runs/{rid}/evidence", srv.member)
+    assert st == 200 and r.getheader("Content-Type") == "application/gzip"
+    p = tmp_path / "pack.tar.gz"
+    p.write_bytes(pack)
+    v = srv.cli("evidence", "verify", "--json", str(p))
+    assert v.returncode == 0, v.stdout + v.stderr
+    assert SECRET.encode() not in pack
+    st, _, _, _ = srv.req("GET", f"/v1/runs/{rid}/evidence", srv.other)
+    assert st == 404
+    # Nothing staged is left behind.
+    assert not list((srv.state / "tmp").glob("evidence-*"))

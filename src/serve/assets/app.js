@@ -545,6 +545,11 @@ function renderArtifacts(runId, res) {
 	const box = clear($("run-artifacts"));
 	const list = res && res.artifacts ? res.artifacts : [];
 	if (!res) { box.append(el("p", { class: "muted", text: "Artifacts are collected when the run ends." })); return; }
+	// The signed evidence pack: record, events, steps, audit log, artifact
+	// manifest; `cordon evidence verify` checks it.
+	const ev = el("a", { href: "#", class: "btn btn-small", testid: "evidence-download", text: "Evidence pack" });
+	ev.addEventListener("click", (e) => downloadPath(e, `/v1/runs/${encodeURIComponent(runId)}/evidence`, `${runId}.evidence.tar.gz`, ev));
+	box.append(el("p", { class: "muted" }, ev));
 	if (!list.length) { box.append(el("p", { class: "muted", text: "No artifacts." })); return; }
 	const tb = el("tbody");
 	for (const a of list) {
@@ -561,12 +566,16 @@ function renderArtifacts(runId, res) {
 
 // Artifacts need the key, so a plain link cannot fetch them: fetch, then
 // hand the bytes to the browser as a download.
-async function downloadArtifact(e, runId, name, link) {
+function downloadArtifact(e, runId, name, link) {
+	return downloadPath(e, `/v1/runs/${encodeURIComponent(runId)}/artifacts/${encodeURIComponent(name)}`, name, link);
+}
+
+async function downloadPath(e, path, name, link) {
 	if (link.dataset.ready === "1") return; // the object URL is set: let the browser download
 	e.preventDefault();
 	link.classList.add("busy");
 	try {
-		const blob = await api(`/v1/runs/${encodeURIComponent(runId)}/artifacts/${encodeURIComponent(name)}`, { as: "blob" });
+		const blob = await api(path, { as: "blob" });
 		const url = URL.createObjectURL(blob);
 		link.href = url;
 		link.download = name;
