@@ -42,6 +42,7 @@
 #include "egress/engine.h"
 #include "egress/policy.h"
 #include "registry/registry.h"
+#include "run/run_mcp.h"
 #include "run/supervise.h"
 #include "sandbox/sandbox.h"
 #include "vault/redact.h"
@@ -91,6 +92,8 @@ struct run_ctx {
 	int64_t started_ms;
 	struct audit_log *audit;
 	const char *ca_pem;
+	struct run_mcp *mcp;
+	int ws_live; /* the workspace fd while the sandbox runs, for MCP artifacts */
 };
 
 static int64_t wall_ms(void)
@@ -194,6 +197,10 @@ static void progress(bool c, const char *type, json_t *d)
 	} else if (strcmp(type, "egress.blocked") == 0) {
 		printf("  %s✗ blocked %s %s:%lld: %s%s\n", red, S("method"), S("hostname"), I("port"),
 		       S("blocked_reason"), off);
+	} else if (strcmp(type, "approval.requested") == 0 && strcmp(S("source"), "mcp") == 0) {
+		printf("  %s⏸ approval %s: the agent asks to %s (%s); waits (cordon approvals "
+		       "approve|reject %s)%s\n",
+		       yellow, S("approval_id"), S("path"), S("reason"), S("approval_id"), off);
 	} else if (strcmp(type, "approval.requested") == 0) {
 		printf("  %s⏸ approval %s: %s %s:%lld%s waits (cordon approvals approve|reject %s)%s\n",
 		       yellow, S("approval_id"), S("method"), S("hostname"), I("port"), S("path"),
@@ -418,6 +425,27 @@ static void step_line(struct run_ctx *c, const char *line, size_t len)
 	json_decref(d);
 }
 
+static void mcp_step(void *ctx, json_t *step)
+{
+	struct run_ctx *c = ctx;
+	char *line = json_dumps(step, JSON_COMPACT);
+	if (line)
+		step_line(c, line, strlen(line));
+	free(line);
+}
+
+static void mcp_event(void *ctx, const char *type, json_t *data)
+{
+	struct run_ctx *c = ctx;
+	emit(c, type, data);
+}
+
+static int mcp_workspace(void *ctx)
+{
+	struct run_ctx *c = ctx;
+	return c->ws_live;
+}
+
 static void steps_read(struct run_ctx *c)
 {
 	char buf[PIPE_READ];
@@ -477,6 +505,8 @@ static void on_egress(void *ctx, const char *type, json_t *data)
 static void on_phase(void *ctx, int phase, const struct sandbox_phase_status *st)
 {
 	struct run_ctx *c = ctx;
+	if (c->mcp)
+		run_mcp_phase_ended(c->mcp, phase);
 	if (phase != 0 || !c->agent.manifest->setup)
 		return;
 	c->setup_ms = (uint64_t)(wall_ms() - c->started_ms);
@@ -759,6 +789,7 @@ static int execute(struct run_ctx *c, const struct secret_set *ss, struct sandbo
 	char *env_store[REGISTRY_MAX_ENV_VARS] = { NULL };
 	size_t n_env_store = 0;
 	_cleanup_close_ int devnull = -1;
+	char mcp_env[2][MCP_TOKEN_LEN + 32] = { "", "" };
 	int r;
 
 	cfg.phases[cfg.n_phases++] = m->setup ? m->setup : m->entrypoint;
@@ -841,6 +872,29 @@ static int execute(struct run_ctx *c, const struct secret_set *ss, struct sandbo
 		r = cdn_err_set(err, ENOMEM, "event loop");
 		goto out;
 	}
+	/* The MCP endpoint: a listener in the sandbox's own loopback, a
+	 * single-use token per phase. */
+	struct run_mcp_config mc = {
+		.run_id = c->rec.id,
+		.input_json = c->rec.input_json,
+		.token_ttl_ms = (m->timeout_s + 60) * 1000ull,
+		.approval_timeout_ms = 120000,
+		.has_setup = m->setup != NULL,
+	};
+	struct run_mcp_hooks mh = { .ctx = c,
+				    .step = mcp_step,
+				    .event = mcp_event,
+				    .workspace_fd = mcp_workspace };
+	if ((r = run_mcp_new(base, &mc, &mh, &c->mcp, err)) < 0)
+		goto out;
+	for (size_t k = 0; k < cfg.n_phases; k++) {
+		if ((r = run_mcp_phase_env(c->mcp, (int)k, mcp_env[k], sizeof(mcp_env[k]), err)) < 0)
+			goto out;
+		cfg.phase_env[k] = mcp_env[k];
+	}
+	cfg.mcp_channel = true;
+	if ((r = sandbox_config_add_env(&cfg, "CORDON_MCP_URL=http://127.0.0.1:3129/mcp", err)) < 0)
+		goto out;
 	if (manifest_wants_network(m)) {
 		cfg.net = SANDBOX_NET_PROXY;
 		struct egress_policy *policy = NULL;
@@ -919,7 +973,14 @@ static int execute(struct run_ctx *c, const struct secret_set *ss, struct sandbo
 			goto out;
 	}
 	*ws_fd = sandbox_take_workspace_fd(sb);
+	c->ws_live = *ws_fd;
 	c->steps_fd = sandbox_take_steps_fd(sb);
+	if ((r = run_mcp_attach(c->mcp, sandbox_take_mcp_fd(sb), err)) < 0)
+		goto out;
+	uid_t huid;
+	gid_t hgid;
+	sandbox_host_ids(sb, &huid, &hgid);
+	run_mcp_set_owner(c->mcp, huid, hgid);
 	sandbox_set_phase_cb(sb, on_phase, c);
 
 	struct capture *caps[2] = { &c->out, &c->errc };
@@ -982,6 +1043,10 @@ out:
 		event_free(c->errc.ev);
 		c->errc.ev = NULL;
 	}
+	run_mcp_free(c->mcp);
+	c->mcp = NULL;
+	c->ws_live = -1;
+	sodium_memzero(mcp_env, sizeof(mcp_env));
 	egress_engine_free(engine);
 	sandbox_free(sb);
 	if (base)
@@ -1163,7 +1228,7 @@ static void artifact_limits_for(const struct run_ctx *c, struct artifact_limits 
 int run_agent(struct store *s, struct vault *v, struct run_options *o, struct run_outcome *out,
 	      struct cdn_err *err)
 {
-	struct run_ctx c = { .s = s, .v = v, .o = o, .events_fd = -1, .steps_fd = -1 };
+	struct run_ctx c = { .s = s, .v = v, .o = o, .events_fd = -1, .steps_fd = -1, .ws_live = -1 };
 	c.ws = o->workspace ? o->workspace : STORE_DEFAULT_WORKSPACE;
 	size_t cap = o->capture_bytes ? o->capture_bytes : RUN_DEFAULT_CAPTURE;
 	capture_init(&c.out, "stdout", cap);

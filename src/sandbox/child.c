@@ -223,7 +223,14 @@ static __attribute__((noreturn)) void payload(const struct sb_plan *plan, int ph
 		goto failed;
 	}
 	char *const *argv = plan->phases[phase];
-	exec_search(argv, plan->envp, plan->path_env);
+	/* This phase's own entry goes in the slot after the shared ones (the
+	 * plan is this process's copy). */
+	char **envp = (char **)plan->envp;
+	if (plan->phase_env[phase] && plan->n_envp + 1 < sizeof(plan->envp) / sizeof(plan->envp[0])) {
+		envp[plan->n_envp] = plan->phase_env[phase];
+		envp[plan->n_envp + 1] = NULL;
+	}
+	exec_search(argv, envp, plan->path_env);
 	int e = errno;
 	memset(&fail, 0, sizeof(fail));
 	fail.type = SB_MSG_EXEC_FAILED;
@@ -405,7 +412,9 @@ int sb_child_main(struct sb_plan *plan, int sync_fd)
 	if (loopback_up(&fail) < 0)
 		die_setup(sync_fd, &fail);
 
-	int handed[SB_FD_COUNT] = { -1, -1, -1, -1, -1 };
+	int handed[SB_FD_COUNT];
+	for (int i = 0; i < SB_FD_COUNT; i++)
+		handed[i] = -1;
 	if (plan->net == SANDBOX_NET_PROXY) {
 		/* Created here, inside the namespace, while we may still bind
 		 * port 53; handed to the supervisor and closed below, so the
@@ -418,6 +427,9 @@ int sb_child_main(struct sb_plan *plan, int sync_fd)
 		if (handed[SB_FD_DNS_TCP] < 0)
 			die_setup(sync_fd, &fail);
 	}
+	if (plan->mcp_channel &&
+	    (handed[SB_FD_MCP] = listen_on(SOCK_STREAM, SANDBOX_MCP_PORT, &fail)) < 0)
+		die_setup(sync_fd, &fail);
 	if (plan->keep_workspace &&
 	    (handed[SB_FD_WORKSPACE] = open("/workspace", O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
 		sb_fail(&fail, errno, "open /workspace"), die_setup(sync_fd, &fail);

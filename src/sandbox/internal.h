@@ -91,6 +91,9 @@ struct sb_plan {
 	/* Handed back with READY (SB_FD_* order). */
 	bool keep_workspace;
 	bool steps_channel;
+	bool mcp_channel;
+	char *phase_env[SANDBOX_MAX_PHASES]; /* owned; NULL: none */
+	size_t n_envp;			     /* entries in envp */
 
 	/* Network. */
 	enum sandbox_net net;
@@ -115,6 +118,7 @@ enum {
 	SB_FD_DNS_TCP,
 	SB_FD_WORKSPACE,
 	SB_FD_STEPS,
+	SB_FD_MCP,
 	SB_FD_COUNT,
 };
 

@@ -219,6 +219,12 @@ int sb_child_apply_landlock(const struct sb_plan *plan, struct sb_msg *fail)
 				r = sb_fail(fail, errno, "landlock: port rule");
 		}
 	}
+	if (r == 0 && abi >= 4 && plan->mcp_channel) {
+		struct ll_net_port_attr np = { .allowed_access = LL_NET_CONNECT_TCP,
+					       .port = SANDBOX_MCP_PORT };
+		if (syscall(SYS_landlock_add_rule, rs, LL_RULE_NET_PORT, &np, 0) < 0)
+			r = sb_fail(fail, errno, "landlock: MCP port rule");
+	}
 	for (size_t i = 0; i < plan->n_local_ports && r == 0 && abi >= 4; i++) {
 		struct ll_net_port_attr np = { .allowed_access = LL_NET_CONNECT_TCP |
 								 LL_NET_BIND_TCP,

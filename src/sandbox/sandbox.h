@@ -54,6 +54,7 @@ enum sandbox_net {
 /* Fixed loopback ports of the egress sockets inside the sandbox. */
 #define SANDBOX_PROXY_PORT 3128
 #define SANDBOX_DNS_PORT 53
+#define SANDBOX_MCP_PORT 3129 /* cordon's MCP endpoint for the agent, on loopback */
 
 struct sandbox_bind {
 	const char *src; /* host path */
@@ -118,6 +119,12 @@ struct sandbox_config {
 	/* A FIFO at SANDBOX_STEPS_PATH the sandbox may write lines to; the
 	 * caller reads them (sandbox_take_steps_fd). */
 	bool steps_channel;
+	/* A TCP listener on the sandbox's 127.0.0.1:SANDBOX_MCP_PORT, made in
+	 * its network namespace and served from outside
+	 * (sandbox_take_mcp_fd): the run's MCP endpoint. */
+	bool mcp_channel;
+	/* One extra "K=V" for a single phase (e.g. that phase's token). */
+	const char *phase_env[SANDBOX_MAX_PHASES];
 
 	/* An extra CA certificate (PEM) the sandbox trusts: the run CA of TLS
 	 * inspection. Added to the system bundle at
@@ -196,6 +203,7 @@ void sandbox_take_egress_fds(struct sandbox *sb, int *proxy_tcp, int *dns_udp, i
  * passes to the caller; -1 when absent. */
 int sandbox_take_workspace_fd(struct sandbox *sb);
 int sandbox_take_steps_fd(struct sandbox *sb);
+int sandbox_take_mcp_fd(struct sandbox *sb);
 
 /* The protections this sandbox has (also in its final status). */
 const struct sandbox_protections *sandbox_protections(const struct sandbox *sb);

@@ -184,6 +184,8 @@ static void plan_free(struct sb_plan *plan)
 		free(plan->envp[i]);
 	free(plan->cwd);
 	free(plan->hostname);
+	for (size_t i = 0; i < SANDBOX_MAX_PHASES; i++)
+		free(plan->phase_env[i]);
 	/* plan->bpf is the process-wide cached program */
 	free(plan);
 }
@@ -251,6 +253,7 @@ static int plan_env(struct sb_plan *plan, const struct sandbox_config *cfg, stru
 			plan->path_env = plan->envp[i] + 5;
 	}
 	plan->envp[n] = NULL;
+	plan->n_envp = n;
 	return 0;
 }
 
@@ -315,6 +318,10 @@ static int plan_build(const struct sandbox_config *cfg, struct sb_plan **out,
 	plan->net = cfg->net;
 	plan->keep_workspace = cfg->keep_workspace;
 	plan->steps_channel = cfg->steps_channel;
+	plan->mcp_channel = cfg->mcp_channel;
+	for (size_t i = 0; i < SANDBOX_MAX_PHASES; i++)
+		if (cfg->phase_env[i] && !(plan->phase_env[i] = strdup(cfg->phase_env[i])))
+			return cdn_err_set(err, ENOMEM, "environment");
 	if (cfg->n_files > SANDBOX_MAX_FILES) {
 		r = cdn_err_set(err, E2BIG, "too many workspace files (at most %d)",
 				SANDBOX_MAX_FILES);
@@ -654,6 +661,11 @@ int sandbox_take_workspace_fd(struct sandbox *sb)
 int sandbox_take_steps_fd(struct sandbox *sb)
 {
 	return take(sb, SB_FD_STEPS);
+}
+
+int sandbox_take_mcp_fd(struct sandbox *sb)
+{
+	return take(sb, SB_FD_MCP);
 }
 
 const struct sandbox_protections *sandbox_protections(const struct sandbox *sb)

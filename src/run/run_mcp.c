@@ -1,0 +1,641 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#define _GNU_SOURCE
+#include "run/run_mcp.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/fsuid.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/cleanup.h"
+#include "egress/engine.h"
+
+#define CONTROL_LINE_MAX 4096
+
+struct appr {
+	struct run_mcp *m;
+	char id[40];
+	char action[MCP_MAX_ACTION * 4 + 1];
+	uint64_t created_ms;
+	struct mcp_pending *p;
+	struct event *timer;
+	struct appr *next;
+};
+
+struct http_wait {
+	struct run_mcp *m;
+	struct evhttp_request *req;
+	struct mcp_pending *p;
+	struct http_wait *next;
+};
+
+struct run_mcp {
+	struct event_base *base;
+	struct run_mcp_hooks hooks;
+	struct run_mcp_config cfg;
+	char *run_id, *input;
+	struct mcp_server *srv;
+	struct evhttp *http;
+	struct appr *apprs;
+	struct http_wait *waits;
+	struct evconnlistener *ctl;
+	char ctl_path[PATH_MAX];
+	int current; /* enum mcp_phase, or -1 */
+	uid_t uid;
+	gid_t gid;
+	bool owner_set;
+};
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static enum mcp_phase phase_of(const struct run_mcp *m, int index)
+{
+	return m->cfg.has_setup && index == 0 ? MCP_PHASE_SETUP : MCP_PHASE_RUN;
+}
+
+/* ------------------------------------------------------------------ hooks */
+
+static int h_step(void *ctx, enum mcp_phase phase, const char *name, const char *detail_json,
+		  struct cdn_err *err)
+{
+	struct run_mcp *m = ctx;
+	json_t *st = json_pack("{s:s, s:s, s:s}", "name", name, "source", "mcp", "phase",
+			       mcp_phase_name(phase));
+	if (!st)
+		return cdn_err_set(err, ENOMEM, "step");
+	if (detail_json) {
+		json_t *d = json_loads(detail_json, 0, NULL);
+		if (d)
+			json_object_set_new(st, "detail", d);
+	}
+	m->hooks.step(m->hooks.ctx, st);
+	json_decref(st);
+	return 0;
+}
+
+/* The artifact goes where the agent's own files go, /workspace/out, so the
+ * same collection rules (limits, extensions, secret scan) apply to it. */
+static int h_artifact(void *ctx, enum mcp_phase phase, const char *name, const uint8_t *data,
+		      size_t len, struct cdn_err *err)
+{
+	(void)phase;
+	struct run_mcp *m = ctx;
+	int ws = m->hooks.workspace_fd(m->hooks.ctx);
+	if (ws < 0)
+		return cdn_err_msg(err, EAGAIN, "the workspace is not ready");
+	char rel[MCP_MAX_ARTIFACT_NAME + 8];
+	snprintf(rel, sizeof(rel), "out/%s", name);
+	struct open_how how = { .flags = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+				.mode = 0644,
+				.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
+					   RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV };
+	/* The file system ids of this thread only (the run is one thread). */
+	uid_t ouid = 0;
+	gid_t ogid = 0;
+	if (m->owner_set) {
+		ogid = (gid_t)setfsgid(m->gid);
+		ouid = (uid_t)setfsuid(m->uid);
+	}
+	_cleanup_close_ int fd = (int)syscall(SYS_openat2, ws, rel, &how, sizeof(how));
+	int saved = errno;
+	if (m->owner_set) {
+		setfsuid(ouid);
+		setfsgid(ogid);
+	}
+	errno = saved;
+	if (fd < 0 && errno == EEXIST)
+		return cdn_err_msg(err, EEXIST, "an artifact named %s exists already", name);
+	if (fd < 0)
+		return cdn_err_msg(err, errno, "cannot create artifact %s: %s", name, strerror(errno));
+	for (size_t off = 0; off < len;) {
+		ssize_t w = write(fd, data + off, len - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return cdn_err_msg(err, EIO, "cannot write artifact %s (is the workspace full?)",
+					   name);
+		off += (size_t)w;
+	}
+	json_t *ev = json_pack("{s:s, s:I}", "name", name, "size", (json_int_t)len);
+	m->hooks.event(m->hooks.ctx, "mcp.artifact", ev);
+	json_decref(ev);
+	return 0;
+}
+
+static void appr_free(struct appr *a)
+{
+	struct appr **pp = &a->m->apprs;
+	while (*pp && *pp != a)
+		pp = &(*pp)->next;
+	if (*pp)
+		*pp = a->next;
+	if (a->timer)
+		event_free(a->timer);
+	free(a);
+}
+
+static void appr_decide(struct appr *a, bool yes, const char *by, const char *why)
+{
+	struct run_mcp *m = a->m;
+	struct mcp_approval d = { .approved = yes };
+	snprintf(d.id, sizeof(d.id), "%s", a->id);
+	snprintf(d.note, sizeof(d.note), "%s", why);
+	json_t *ev = json_pack("{s:s, s:s, s:s, s:s}", "approval_id", a->id, "decision",
+			       yes ? "approved" : "rejected", "by", by, "source", "mcp");
+	struct mcp_pending *p = a->p;
+	appr_free(a);
+	m->hooks.event(m->hooks.ctx, "approval.decided", ev);
+	json_decref(ev);
+	mcp_approval_decide(p, &d);
+}
+
+static void on_appr_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	appr_decide(arg, false, "cordon", "nobody decided in time");
+}
+
+static int h_approval(void *ctx, enum mcp_phase phase, const char *action, const char *reason,
+		      struct mcp_pending *p, struct cdn_err *err)
+{
+	struct run_mcp *m = ctx;
+	struct appr *a = calloc(1, sizeof(*a));
+	if (!a)
+		return cdn_err_set(err, ENOMEM, "approval");
+	a->m = m;
+	a->p = p;
+	a->created_ms = mono_ms();
+	unsigned char rnd[8];
+	randombytes_buf(rnd, sizeof(rnd));
+	char hex[17];
+	sodium_bin2hex(hex, sizeof(hex), rnd, sizeof(rnd));
+	snprintf(a->id, sizeof(a->id), "apr_mcp_%s", hex);
+	snprintf(a->action, sizeof(a->action), "%s", action);
+	a->timer = evtimer_new(m->base, on_appr_timeout, a);
+	if (!a->timer) {
+		free(a);
+		return cdn_err_set(err, ENOMEM, "approval");
+	}
+	struct timeval tv = { (time_t)(m->cfg.approval_timeout_ms / 1000),
+			      (suseconds_t)(m->cfg.approval_timeout_ms % 1000) * 1000 };
+	evtimer_add(a->timer, &tv);
+	a->next = m->apprs;
+	m->apprs = a;
+	json_t *ev = json_pack("{s:s, s:s, s:s, s:i, s:s, s:s, s:s, s:s}", "approval_id", a->id,
+			       "method", "MCP", "hostname", "request_approval", "port", 0, "path",
+			       action, "reason", reason, "phase", mcp_phase_name(phase), "source",
+			       "mcp");
+	m->hooks.event(m->hooks.ctx, "approval.requested", ev);
+	json_decref(ev);
+	return 0;
+}
+
+static void h_cancel(void *ctx, struct mcp_pending *p)
+{
+	struct run_mcp *m = ctx;
+	for (struct appr *a = m->apprs; a; a = a->next)
+		if (a->p == p) {
+			json_t *ev = json_pack("{s:s, s:s, s:s}", "approval_id", a->id, "decision",
+					       "abandoned", "source", "mcp");
+			appr_free(a);
+			m->hooks.event(m->hooks.ctx, "approval.decided", ev);
+			json_decref(ev);
+			return;
+		}
+}
+
+static int h_input(void *ctx, enum mcp_phase phase, char **json, size_t *len, struct cdn_err *err)
+{
+	(void)phase;
+	struct run_mcp *m = ctx;
+	*json = strdup(m->input ? m->input : "{}");
+	if (!*json)
+		return cdn_err_set(err, ENOMEM, "input");
+	*len = strlen(*json);
+	return 0;
+}
+
+static int h_log(void *ctx, enum mcp_phase phase, enum mcp_log_level level, const char *message,
+		 struct cdn_err *err)
+{
+	(void)err;
+	struct run_mcp *m = ctx;
+	json_t *ev = json_pack("{s:s, s:s, s:s}", "level", mcp_log_level_name(level), "message",
+			       message, "phase", mcp_phase_name(phase));
+	m->hooks.event(m->hooks.ctx, "log", ev);
+	json_decref(ev);
+	return 0;
+}
+
+static void h_audit(void *ctx, const char *event, const char *detail)
+{
+	struct run_mcp *m = ctx;
+	/* Every run's phases end: not news. Refusals and sessions are. */
+	if (strcmp(event, "mcp.phase_ended") == 0)
+		return;
+	json_t *ev = json_pack("{s:s}", "detail", detail ? detail : "");
+	m->hooks.event(m->hooks.ctx, event, ev);
+	json_decref(ev);
+}
+
+/* --------------------------------------------------------------- HTTP */
+
+static void send_resp(struct evhttp_request *req, struct mcp_response *r)
+{
+	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+	for (size_t i = 0; i < r->n_headers; i++)
+		evhttp_add_header(out, r->headers[i].name, r->headers[i].value);
+	struct evbuffer *b = evbuffer_new();
+	if (r->body) {
+		/* Content-Type comes with the response's own headers. */
+		if (!evhttp_find_header(out, "Content-Type"))
+			evhttp_add_header(out, "Content-Type", "application/json");
+		evbuffer_add(b, r->body, r->body_len);
+	}
+	evhttp_send_reply(req, r->status ? r->status : 500, NULL, b);
+	evbuffer_free(b);
+}
+
+static void wait_free(struct http_wait *w)
+{
+	struct http_wait **pp = &w->m->waits;
+	while (*pp && *pp != w)
+		pp = &(*pp)->next;
+	if (*pp)
+		*pp = w->next;
+	free(w);
+}
+
+static void on_complete(void *ctx, struct mcp_response *resp)
+{
+	struct http_wait *w = ctx;
+	struct evhttp_connection *conn = evhttp_request_get_connection(w->req);
+	if (conn)
+		evhttp_connection_set_closecb(conn, NULL, NULL);
+	send_resp(w->req, resp);
+	mcp_response_free(resp);
+	wait_free(w);
+}
+
+static void on_close(struct evhttp_connection *conn, void *arg)
+{
+	(void)conn;
+	struct http_wait *w = arg;
+	struct mcp_pending *p = w->p;
+	wait_free(w);
+	if (p)
+		mcp_pending_cancel(p);
+}
+
+/* A header given once, or NULL; *dup when given more than once. */
+static const char *one_header(struct evkeyvalq *h, const char *name, bool *dup)
+{
+	const char *v = NULL;
+	int n = 0;
+	for (struct evkeyval *kv = h->tqh_first; kv; kv = kv->next.tqe_next)
+		if (strcasecmp(kv->key, name) == 0) {
+			v = kv->value;
+			n++;
+		}
+	if (n > 1)
+		*dup = true;
+	return v;
+}
+
+static void on_http(struct evhttp_request *req, void *arg)
+{
+	struct run_mcp *m = arg;
+	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+	if (!path || strcmp(path, "/mcp") != 0) {
+		evhttp_send_error(req, 404, "the MCP endpoint is /mcp");
+		return;
+	}
+	if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
+		evhttp_send_error(req, 405, "POST only (no server-sent stream)");
+		return;
+	}
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t len = evbuffer_get_length(in);
+	char *body = malloc(len + 1);
+	if (!body) {
+		evhttp_send_error(req, 500, NULL);
+		return;
+	}
+	evbuffer_remove(in, body, len);
+	body[len] = '\0';
+	struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+	bool dup = false;
+	struct http_wait *w = calloc(1, sizeof(*w));
+	struct mcp_request rq = {
+		.body = body,
+		.body_len = len,
+		.authorization = one_header(h, "Authorization", &dup),
+		.session_id = one_header(h, "Mcp-Session-Id", &dup),
+		.protocol_version = one_header(h, "MCP-Protocol-Version", &dup),
+		.method = one_header(h, "Mcp-Method", &dup),
+		.name = one_header(h, "Mcp-Name", &dup),
+		.on_complete = on_complete,
+		.complete_ctx = w,
+	};
+	if (dup || !w) {
+		free(body);
+		free(w);
+		evhttp_send_error(req, 400, "a header is repeated");
+		return;
+	}
+	w->m = m;
+	w->req = req;
+	struct mcp_response resp = { 0 };
+	struct mcp_pending *p = NULL;
+	int r = mcp_handle(m->srv, &rq, &resp, &p);
+	sodium_memzero(body, len);
+	free(body);
+	if (r == MCP_PENDING) {
+		w->p = p;
+		w->next = m->waits;
+		m->waits = w;
+		struct evhttp_connection *conn = evhttp_request_get_connection(req);
+		if (conn)
+			evhttp_connection_set_closecb(conn, on_close, w);
+		return;
+	}
+	free(w);
+	send_resp(req, &resp);
+	mcp_response_free(&resp);
+}
+
+/* ---------------------------------------------- approvals control socket */
+
+/* The same protocol as the egress engine's control socket, so `cordon
+ * approvals` and the server see the MCP approvals too. */
+static json_t *ctl_handle(struct run_mcp *m, const char *line, size_t len)
+{
+	json_t *req = json_loadb(line, len, JSON_REJECT_DUPLICATES, NULL);
+	const char *op = json_string_value(json_object_get(req, "op"));
+	json_t *res;
+	if (op && strcmp(op, "list") == 0) {
+		json_t *arr = json_array();
+		uint64_t now = mono_ms();
+		for (struct appr *a = m->apprs; a; a = a->next) {
+			uint64_t deadline = a->created_ms + m->cfg.approval_timeout_ms;
+			json_array_append_new(
+				arr, json_pack("{s:s, s:s, s:s, s:i, s:s, s:I, s:I}", "id", a->id,
+					       "method", "MCP", "host", "request_approval", "port", 0,
+					       "path", a->action, "waiting_s",
+					       (json_int_t)((now - a->created_ms) / 1000),
+					       "expires_in_s",
+					       (json_int_t)(deadline > now ? (deadline - now) / 1000 : 0)));
+		}
+		res = json_pack("{s:b, s:s, s:o}", "ok", 1, "run_id", m->run_id, "approvals", arr);
+	} else if (op && strcmp(op, "decide") == 0) {
+		const char *id = json_string_value(json_object_get(req, "id"));
+		json_t *ap = json_object_get(req, "approve");
+		const char *by = json_string_value(json_object_get(req, "by"));
+		struct appr *a = NULL;
+		for (struct appr *it = m->apprs; it; it = it->next)
+			if (id && strcmp(it->id, id) == 0)
+				a = it;
+		if (!a || !json_is_boolean(ap)) {
+			res = json_pack("{s:b, s:s}", "ok", 0, "error", "no such pending approval");
+		} else {
+			char who[96];
+			snprintf(who, sizeof(who), "%s", by && *by ? by : "operator");
+			bool yes = json_is_true(ap);
+			appr_decide(a, yes, who, yes ? "approved" : "rejected by a human");
+			res = json_pack("{s:b}", "ok", 1);
+		}
+	} else {
+		res = json_pack("{s:b, s:s}", "ok", 0, "error", "unknown op (list, decide)");
+	}
+	json_decref(req);
+	return res;
+}
+
+static void ctl_written(struct bufferevent *bev, void *arg)
+{
+	(void)arg;
+	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		bufferevent_free(bev);
+}
+
+static void ctl_event(struct bufferevent *bev, short what, void *arg)
+{
+	(void)what;
+	(void)arg;
+	bufferevent_free(bev);
+}
+
+static void ctl_read(struct bufferevent *bev, void *arg)
+{
+	struct run_mcp *m = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	size_t n;
+	char *line = evbuffer_readln(in, &n, EVBUFFER_EOL_LF);
+	if (!line) {
+		if (evbuffer_get_length(in) > CONTROL_LINE_MAX)
+			bufferevent_free(bev);
+		return;
+	}
+	json_t *res = ctl_handle(m, line, n);
+	free(line);
+	char *out = json_dumps(res, JSON_COMPACT);
+	json_decref(res);
+	bufferevent_setcb(bev, NULL, ctl_written, ctl_event, m);
+	if (out) {
+		bufferevent_write(bev, out, strlen(out));
+		bufferevent_write(bev, "\n", 1);
+		free(out);
+	}
+}
+
+static void on_ctl(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len,
+		   void *arg)
+{
+	(void)l;
+	(void)sa;
+	(void)len;
+	struct run_mcp *m = arg;
+	struct bufferevent *bev =
+		bufferevent_socket_new(m->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (!bev) {
+		close(fd);
+		return;
+	}
+	bufferevent_setcb(bev, ctl_read, NULL, ctl_event, m);
+	bufferevent_enable(bev, EV_READ);
+}
+
+static int ctl_open(struct run_mcp *m, struct cdn_err *err)
+{
+	char dir[256];
+	if (egress_control_dir(dir, sizeof(dir), true, err) < 0)
+		return -EIO;
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	if (snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/%s-mcp.sock", dir, m->run_id) >=
+	    (int)sizeof(sun.sun_path))
+		return cdn_err_msg(err, ENAMETOOLONG, "MCP control socket path too long");
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return cdn_err_set(err, errno, "MCP control socket");
+	unlink(sun.sun_path);
+	mode_t old = umask(0177);
+	int r = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
+	umask(old);
+	if (r < 0 || listen(fd, 16) < 0) {
+		int e = errno;
+		close(fd);
+		return cdn_err_set(err, e, "bind %s", sun.sun_path);
+	}
+	m->ctl = evconnlistener_new(m->base, on_ctl, m, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+	if (!m->ctl) {
+		close(fd);
+		unlink(sun.sun_path);
+		return cdn_err_set(err, ENOMEM, "MCP control socket");
+	}
+	snprintf(m->ctl_path, sizeof(m->ctl_path), "%s", sun.sun_path);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ API */
+
+int run_mcp_new(struct event_base *base, const struct run_mcp_config *cfg,
+		const struct run_mcp_hooks *hooks, struct run_mcp **out, struct cdn_err *err)
+{
+	struct run_mcp *m = calloc(1, sizeof(*m));
+	if (!m)
+		return cdn_err_set(err, ENOMEM, "MCP");
+	m->base = base;
+	m->hooks = *hooks;
+	m->cfg = *cfg;
+	m->current = -1;
+	m->run_id = strdup(cfg->run_id);
+	m->input = strdup(cfg->input_json ? cfg->input_json : "{}");
+	if (!m->run_id || !m->input) {
+		run_mcp_free(m);
+		return cdn_err_set(err, ENOMEM, "MCP");
+	}
+	struct mcp_hooks mh = {
+		.ctx = m,
+		.report_step = h_step,
+		.save_artifact = h_artifact,
+		.request_approval = h_approval,
+		.approval_cancel = h_cancel,
+		.get_input = h_input,
+		.log = h_log,
+		.on_audit = h_audit,
+	};
+	struct mcp_config mc = { 0 };
+	int r = mcp_server_new(&mc, &mh, &m->srv, err);
+	enum mcp_phase first = phase_of(m, 0);
+	if (r == 0 && (r = mcp_phase_begin(m->srv, first, err)) == 0)
+		m->current = (int)first;
+	if (r == 0)
+		r = ctl_open(m, err);
+	if (r < 0) {
+		run_mcp_free(m);
+		return r;
+	}
+	*out = m;
+	return 0;
+}
+
+int run_mcp_phase_env(struct run_mcp *m, int phase, char *out, size_t cap, struct cdn_err *err)
+{
+	char tok[MCP_TOKEN_LEN + 1];
+	int r = mcp_token_issue(m->srv, phase_of(m, phase), m->cfg.token_ttl_ms, tok, err);
+	if (r < 0)
+		return r;
+	snprintf(out, cap, "CORDON_MCP_TOKEN=%s", tok);
+	sodium_memzero(tok, sizeof(tok));
+	return 0;
+}
+
+int run_mcp_attach(struct run_mcp *m, int listen_fd, struct cdn_err *err)
+{
+	m->http = evhttp_new(m->base);
+	if (!m->http) {
+		close(listen_fd);
+		return cdn_err_set(err, ENOMEM, "MCP: http");
+	}
+	evhttp_set_max_body_size(m->http, MCP_MAX_BODY);
+	evhttp_set_max_headers_size(m->http, 16384);
+	evhttp_set_timeout(m->http, 60);
+	evhttp_set_allowed_methods(m->http, EVHTTP_REQ_POST | EVHTTP_REQ_GET |
+						    EVHTTP_REQ_DELETE);
+	evhttp_set_gencb(m->http, on_http, m);
+	evutil_make_socket_nonblocking(listen_fd);
+	if (!evhttp_accept_socket_with_handle(m->http, listen_fd)) {
+		close(listen_fd);
+		return cdn_err_set(err, EIO, "MCP: serve the listener");
+	}
+	return 0;
+}
+
+void run_mcp_phase_ended(struct run_mcp *m, int phase)
+{
+	enum mcp_phase ended = phase_of(m, phase);
+	mcp_phase_end(m->srv, ended);
+	if (ended == MCP_PHASE_SETUP) {
+		struct cdn_err err = { 0 };
+		if (mcp_phase_begin(m->srv, MCP_PHASE_RUN, &err) == 0)
+			m->current = MCP_PHASE_RUN;
+	}
+}
+
+void run_mcp_set_owner(struct run_mcp *m, uid_t uid, gid_t gid)
+{
+	m->uid = uid;
+	m->gid = gid;
+	m->owner_set = true;
+}
+
+void run_mcp_free(struct run_mcp *m)
+{
+	if (!m)
+		return;
+	/* Pending calls complete with an error inside mcp_server_free (each
+	 * answer goes out and its wait is freed); their connections must not
+	 * call back into a server that is going away. */
+	for (struct http_wait *w = m->waits; w; w = w->next) {
+		struct evhttp_connection *conn = evhttp_request_get_connection(w->req);
+		if (conn)
+			evhttp_connection_set_closecb(conn, NULL, NULL);
+	}
+	mcp_server_free(m->srv);
+	while (m->waits)
+		wait_free(m->waits);
+	while (m->apprs)
+		appr_free(m->apprs);
+	if (m->http)
+		evhttp_free(m->http);
+	if (m->ctl)
+		evconnlistener_free(m->ctl);
+	if (m->ctl_path[0])
+		unlink(m->ctl_path);
+	free(m->run_id);
+	free(m->input);
+	free(m);
+}

@@ -1,0 +1,540 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * libFuzzer target for the MCP protocol layer.
+ *
+ * The input is a program: a sequence of operations on one server, each an
+ * opcode byte and its operands. Operations issue tokens, begin and end
+ * phases, move the clock, decide or cancel waiting approvals, and post
+ * requests, either raw bytes or one of a set of templates (initialize,
+ * server/discover, tools/list and tools/call of every tool, in both eras)
+ * with fuzz bytes spliced in. Headers are picked from what the server
+ * handed out so far: real tokens, real session ids, served versions, or
+ * garbage. So the fuzzer reaches authenticated sessions, tool calls and
+ * approvals, not only the parser. One operation makes the Nth jansson
+ * allocation of the next request fail, to reach the out-of-memory paths
+ * from any state.
+ *
+ * Invariants, for every response (direct or completed later): a status
+ * among those documented (500 without a body, and -ENOMEM, only when an
+ * allocation was made to fail); 202 without a body or headers; otherwise one
+ * JSON-RPC 2.0 object with exactly one of result and error; 401 with
+ * WWW-Authenticate; Mcp-Session-Id only on a 200. No response body and no
+ * audit line holds a token or a session id. No token opens two sessions,
+ * and a token only opens one in its own phase. Every approval handed to
+ * the embedder is decided, cancelled or aborted exactly once.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <jansson.h>
+
+#include "mcp/mcp.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define CHECK(cond)                                                                                \
+	do {                                                                                       \
+		if (!(cond))                                                                       \
+			abort();                                                                   \
+	} while (0)
+
+#define MAX_KEEP 8
+#define MAX_OPS	 64
+#define MAX_RAW	 4096
+
+struct token_rec {
+	char text[MCP_TOKEN_LEN + 1];
+	enum mcp_phase phase;
+	bool redeemed;
+};
+
+struct state {
+	struct mcp_server *s;
+	uint64_t now;
+	int current; /* what the harness believes the current phase is */
+	struct token_rec tokens[MAX_KEEP];
+	size_t n_tokens;
+	char sessions[MAX_KEEP][MCP_SESSION_ID_LEN + 1];
+	size_t n_sessions;
+	struct mcp_pending *pending[MCP_MAX_PENDING + 1];
+	bool fail;
+	bool decide_inline;
+	int input_kind;
+	int completions;
+	long fail_in;	/* the jansson allocation to fail (1: the next), 0: none */
+	int handed_out; /* approvals given to the embedder to decide later */
+	int settled;	/* of those: decided, cancelled or aborted */
+};
+
+static struct state st;
+
+/* ---------------------------------------------------------------------------
+ * Checks
+ */
+
+static void check_clean(const char *text)
+{
+	if (!text)
+		return;
+	for (size_t i = 0; i < st.n_tokens; i++)
+		CHECK(!strstr(text, st.tokens[i].text));
+	for (size_t i = 0; i < st.n_sessions; i++)
+		CHECK(!strstr(text, st.sessions[i]));
+}
+
+static const char *find_header(const struct mcp_response *r, const char *name)
+{
+	for (size_t i = 0; i < r->n_headers; i++)
+		if (strcmp(r->headers[i].name, name) == 0)
+			return r->headers[i].value;
+	return NULL;
+}
+
+static void *failing_malloc(size_t n)
+{
+	if (st.fail_in > 0 && --st.fail_in == 0)
+		return NULL;
+	return malloc(n);
+}
+
+static void check_response_now(const struct mcp_response *r);
+
+/* The checks allocate too: never make them fail. */
+static void check_response(const struct mcp_response *r)
+{
+	long armed = st.fail_in;
+	st.fail_in = 0;
+	check_response_now(r);
+	st.fail_in = armed;
+}
+
+static void check_response_now(const struct mcp_response *r)
+{
+	static const int statuses[] = { 200, 202, 400, 401, 404, 413, 503 };
+	if (r->status == 500) {
+		CHECK(!r->body && r->n_headers == 0);
+		return;
+	}
+	bool known = false;
+	for (size_t i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++)
+		known |= r->status == statuses[i];
+	CHECK(known);
+	CHECK(r->n_headers <= MCP_MAX_RESPONSE_HEADERS);
+	if (r->status == 202) {
+		CHECK(!r->body && r->n_headers == 0);
+		return;
+	}
+	CHECK(r->body && strlen(r->body) == r->body_len);
+	check_clean(r->body);
+	json_error_t je;
+	json_t *j = json_loads(r->body, JSON_REJECT_DUPLICATES, &je);
+	CHECK(json_is_object(j));
+	CHECK(json_is_string(json_object_get(j, "jsonrpc")));
+	CHECK(strcmp(json_string_value(json_object_get(j, "jsonrpc")), "2.0") == 0);
+	json_t *res = json_object_get(j, "result"), *err = json_object_get(j, "error");
+	CHECK(!res != !err);
+	if (err) {
+		CHECK(json_is_integer(json_object_get(err, "code")));
+		CHECK(json_is_string(json_object_get(err, "message")));
+		CHECK(r->status != 202);
+	} else {
+		CHECK(r->status == 200 && json_is_object(res));
+	}
+	json_t *id = json_object_get(j, "id");
+	CHECK(!id || json_is_string(id) || json_is_integer(id));
+	json_decref(j);
+	CHECK(find_header(r, "Content-Type"));
+	if (r->status == 401)
+		CHECK(find_header(r, "WWW-Authenticate"));
+	const char *sid = find_header(r, "Mcp-Session-Id");
+	if (sid) {
+		CHECK(r->status == 200);
+		CHECK(strlen(sid) == MCP_SESSION_ID_LEN);
+		for (size_t i = 0; i < st.n_sessions; i++)
+			CHECK(strcmp(st.sessions[i], sid) != 0);
+		size_t slot =
+		    st.n_sessions < MAX_KEEP ? st.n_sessions++ : (size_t)(st.now % MAX_KEEP);
+		snprintf(st.sessions[slot], sizeof(st.sessions[slot]), "%s", sid);
+	}
+}
+
+/* ---------------------------------------------------------------------------
+ * Hooks
+ */
+
+static int maybe_fail(struct cdn_err *err)
+{
+	return st.fail ? cdn_err_msg(err, 5, "hook failed") : 0;
+}
+
+static int h_report_step(void *ctx, enum mcp_phase phase, const char *name, const char *detail_json,
+			 struct cdn_err *err)
+{
+	(void)ctx;
+	CHECK((int)phase == st.current && name && name[0]);
+	CHECK(!detail_json || strlen(detail_json) <= MCP_MAX_STEP_DETAIL);
+	return maybe_fail(err);
+}
+
+static int h_save_artifact(void *ctx, enum mcp_phase phase, const char *name, const uint8_t *data,
+			   size_t len, struct cdn_err *err)
+{
+	(void)ctx;
+	CHECK((int)phase == st.current && name[0] && name[0] != '.');
+	CHECK(strlen(name) <= MCP_MAX_ARTIFACT_NAME && strcspn(name, "/\\") == strlen(name));
+	CHECK(len <= MCP_DEFAULT_MAX_ARTIFACT && (len == 0 || data));
+	return maybe_fail(err);
+}
+
+static int h_request_approval(void *ctx, enum mcp_phase phase, const char *action,
+			      const char *reason, struct mcp_pending *p, struct cdn_err *err)
+{
+	(void)ctx;
+	CHECK((int)phase == st.current && action[0] && reason[0]);
+	CHECK(!strchr(action, '\n') && !strchr(action, '\x1b'));
+	if (st.fail)
+		return maybe_fail(err);
+	if (st.decide_inline) {
+		struct mcp_approval d = { .approved = true };
+		mcp_approval_decide(p, &d);
+		return 0;
+	}
+	for (size_t i = 0; i < MCP_MAX_PENDING + 1; i++)
+		if (!st.pending[i]) {
+			st.pending[i] = p;
+			st.handed_out++;
+			return 0;
+		}
+	abort(); /* the server holds at most MCP_MAX_PENDING */
+}
+
+static void h_approval_cancel(void *ctx, struct mcp_pending *p)
+{
+	(void)ctx;
+	for (size_t i = 0; i < MCP_MAX_PENDING + 1; i++)
+		if (st.pending[i] == p) {
+			st.pending[i] = NULL;
+			st.settled++;
+			return;
+		}
+	/* not handed out: the transport could not wait for it */
+}
+
+static int h_get_input(void *ctx, enum mcp_phase phase, char **json, size_t *len,
+		       struct cdn_err *err)
+{
+	(void)ctx;
+	static const char *const inputs[] = { "{\"task\":\"x\"}", "[]", "{", "{}" };
+	CHECK((int)phase == st.current);
+	if (st.fail)
+		return maybe_fail(err);
+	const char *in = inputs[st.input_kind % 4];
+	*json = strdup(in);
+	*len = strlen(in);
+	return 0;
+}
+
+static int h_log(void *ctx, enum mcp_phase phase, enum mcp_log_level level, const char *message,
+		 struct cdn_err *err)
+{
+	(void)ctx;
+	CHECK((int)phase == st.current && level <= MCP_LOG_EMERGENCY && message[0]);
+	return maybe_fail(err);
+}
+
+static void h_audit(void *ctx, const char *event, const char *detail)
+{
+	(void)ctx;
+	CHECK(event && detail && !strchr(detail, '\n'));
+	check_clean(detail);
+}
+
+static uint64_t h_now(void *ctx)
+{
+	(void)ctx;
+	return st.now;
+}
+
+static void on_complete(void *ctx, struct mcp_response *resp)
+{
+	(void)ctx;
+	check_response(resp);
+	st.completions++;
+	mcp_response_free(resp);
+}
+
+/* ---------------------------------------------------------------------------
+ * The program
+ */
+
+struct reader {
+	const uint8_t *p;
+	size_t n;
+};
+
+static uint8_t byte(struct reader *r)
+{
+	if (!r->n)
+		return 0;
+	r->n--;
+	return *r->p++;
+}
+
+static const char *const versions[] = { NULL,
+					MCP_VERSION_2025_06_18,
+					MCP_VERSION_2025_11_25,
+					MCP_VERSION_2026_07_28,
+					"2099-01-01",
+					"x\r\ny" };
+
+#define META                                                                                       \
+	"\"_meta\":{\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\","                   \
+	"\"io.modelcontextprotocol/clientCapabilities\":{}}"
+
+/* Templates: %s is where the fuzz bytes go; method and name are what the
+ * routing headers say when the harness sends them. */
+static const struct {
+	const char *fmt, *method, *name;
+} templates[] = {
+	{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{\"protocolVersion\":"
+	  "\"%s\",\"capabilities\":{},\"clientInfo\":{\"name\":\"f\",\"version\":\"1\"}}}",
+	  "initialize", NULL },
+	{ "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"%s}", NULL, NULL },
+	{ "{\"jsonrpc\":\"2.0\",\"id\":\"p\",\"method\":\"ping\"%s}", "ping", NULL },
+	{ "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/list\",\"params\":{%s}}", "tools/list",
+	  NULL },
+	{ "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/list\",\"params\":{" META "%s}}",
+	  "tools/list", NULL },
+	{ "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"server/discover\",\"params\":{" META "%s}}",
+	  "server/discover", NULL },
+	{ "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"tools/call\",\"params\":{\"name\":"
+	  "\"report_step\",\"arguments\":{\"name\":\"%s\",\"detail\":{\"k\":1}}}}",
+	  "tools/call", "report_step" },
+	{ "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"tools/call\",\"params\":{\"name\":"
+	  "\"save_artifact\",\"arguments\":{\"name\":\"a.txt\",\"content\":\"%s\","
+	  "\"encoding\":\"base64\"}," META "}}",
+	  "tools/call", "save_artifact" },
+	{ "{\"jsonrpc\":\"2.0\",\"id\":6,\"method\":\"tools/call\",\"params\":{\"name\":"
+	  "\"save_artifact\",\"arguments\":{\"name\":\"%s\",\"content\":\"x\"}}}",
+	  "tools/call", "save_artifact" },
+	{ "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"tools/call\",\"params\":{\"name\":"
+	  "\"request_approval\",\"arguments\":{\"action\":\"%s\",\"reason\":\"r\"}}}",
+	  "tools/call", "request_approval" },
+	{ "{\"jsonrpc\":\"2.0\",\"id\":8,\"method\":\"tools/call\",\"params\":{\"name\":"
+	  "\"request_approval\",\"arguments\":{\"action\":\"a\",\"reason\":\"%s\"}," META "}}",
+	  "tools/call", "request_approval" },
+	{ "{\"jsonrpc\":\"2.0\",\"id\":9,\"method\":\"tools/call\",\"params\":{\"name\":"
+	  "\"get_input\",\"arguments\":{%s}}}",
+	  "tools/call", "get_input" },
+	{ "{\"jsonrpc\":\"2.0\",\"id\":10,\"method\":\"tools/call\",\"params\":{\"name\":\"log\","
+	  "\"arguments\":{\"level\":\"%s\",\"message\":\"m\"}," META "}}",
+	  "tools/call", "log" },
+	{ "{\"jsonrpc\":\"2.0\",\"id\":11,\"method\":\"tools/call\",\"params\":{\"name\":\"%s\","
+	  "\"arguments\":{}}}",
+	  "tools/call", "get_input" },
+	{ "{\"jsonrpc\":\"2.0\",\"id\":12,\"method\":\"tools/call\",\"params\":%s}", "tools/call",
+	  "log" },
+	{ "{\"jsonrpc\":\"2.0\",\"id\":13,\"result\":{%s}}", NULL, NULL },
+	{ "[%s]", NULL, NULL },
+};
+#define N_TEMPLATES (sizeof(templates) / sizeof(templates[0]))
+
+/* Posts one request; the bits of flags pick its headers. */
+static void post(const char *body, size_t len, uint8_t flags, uint8_t pick, const char *method,
+		 const char *name)
+{
+	char auth[MCP_TOKEN_LEN + 16] = "";
+	int token = -1;
+	struct mcp_request req = { .body = body, .body_len = len, .on_complete = on_complete };
+	switch (flags & 3) {
+	case 1:
+		if (st.n_tokens) {
+			token = pick % (int)st.n_tokens;
+			snprintf(auth, sizeof(auth), "Bearer %s", st.tokens[token].text);
+			req.authorization = auth;
+		}
+		break;
+	case 2: req.authorization = "Bearer cdn_mcp_00"; break;
+	case 3: req.authorization = pick & 1 ? "Basic x" : ""; break;
+	}
+	switch ((flags >> 2) & 3) {
+	case 1:
+	case 2:
+		if (st.n_sessions)
+			req.session_id = st.sessions[(pick + ((flags >> 2) & 1)) % st.n_sessions];
+		break;
+	case 3: req.session_id = pick & 1 ? "cdn_mcps_x" : ""; break;
+	}
+	req.protocol_version = versions[((flags >> 4) & 3) + (pick % 7 == 6 ? 2 : 0)];
+	if (flags & 0x40)
+		req.method = pick % 5 == 4 ? "x" : method;
+	if (flags & 0x80)
+		req.name = pick % 5 == 3 ? "=?base64?bG9n?=" : name;
+
+	struct mcp_response resp;
+	struct mcp_pending *p = NULL;
+	bool oom = st.fail_in > 0;
+	int rc = mcp_handle(st.s, &req, &resp, &p);
+	oom = oom && st.fail_in == 0; /* the failure did happen */
+	st.fail_in = 0;
+	CHECK(rc == 0 || rc == MCP_PENDING || (rc == -ENOMEM && oom));
+	CHECK(resp.status != 500 || rc == -ENOMEM);
+	if (rc == MCP_PENDING) {
+		CHECK(p && resp.status == 0 && !resp.body);
+		bool held = false;
+		for (size_t i = 0; i < MCP_MAX_PENDING + 1; i++)
+			held |= st.pending[i] == p;
+		CHECK(held);
+		return;
+	}
+	CHECK(!p);
+	check_response(&resp);
+	if (find_header(&resp, "Mcp-Session-Id")) {
+		/* only a token, once, in its own phase, opens a session */
+		CHECK(token >= 0 && !req.session_id);
+		CHECK(!st.tokens[token].redeemed);
+		CHECK((int)st.tokens[token].phase == st.current);
+		st.tokens[token].redeemed = true;
+	}
+	mcp_response_free(&resp);
+}
+
+static void settle_pending(struct reader *r, bool decide)
+{
+	uint8_t i = byte(r) % (MCP_MAX_PENDING + 1);
+	struct mcp_pending *p = st.pending[i];
+	if (!p)
+		return;
+	st.pending[i] = NULL;
+	st.settled++;
+	if (decide) {
+		struct mcp_approval d = { .approved = byte(r) & 1 };
+		snprintf(d.note, sizeof(d.note), "n\xff");
+		mcp_approval_decide(p, &d);
+	} else {
+		/* approval_cancel finds nothing: p was taken out above */
+		mcp_pending_cancel(p);
+	}
+}
+
+static void run(struct reader *r)
+{
+	struct cdn_err err = { 0 };
+	for (int ops = 0; r->n && ops < MAX_OPS; ops++) {
+		uint8_t op = byte(r) % 11;
+		switch (op) {
+		case 0: {
+			enum mcp_phase ph = (enum mcp_phase)(byte(r) % MCP_PHASE_COUNT);
+			uint64_t ttl = 1 + (uint64_t)byte(r) * 1000;
+			char tok[MCP_TOKEN_LEN + 1];
+			if (mcp_token_issue(st.s, ph, ttl, tok, &err) == 0) {
+				size_t slot = st.n_tokens < MAX_KEEP ? st.n_tokens++
+								     : (size_t)(ttl % MAX_KEEP);
+				snprintf(st.tokens[slot].text, sizeof(st.tokens[slot].text), "%s",
+					 tok);
+				st.tokens[slot].phase = ph;
+				st.tokens[slot].redeemed = false;
+			}
+			break;
+		}
+		case 1: {
+			enum mcp_phase ph = (enum mcp_phase)(byte(r) % MCP_PHASE_COUNT);
+			if (mcp_phase_begin(st.s, ph, &err) == 0)
+				st.current = (int)ph;
+			break;
+		}
+		case 2: {
+			enum mcp_phase ph = (enum mcp_phase)(byte(r) % MCP_PHASE_COUNT);
+			mcp_phase_end(st.s, ph);
+			if (st.current == (int)ph)
+				st.current = -1;
+			break;
+		}
+		case 3: {
+			uint64_t hi = byte(r);
+			st.now += hi << 8 | byte(r);
+			break;
+		}
+		case 4: {
+			uint8_t flags = byte(r), pick = byte(r);
+			size_t hi = byte(r);
+			size_t len = (hi << 8 | byte(r)) % MAX_RAW;
+			if (len > r->n)
+				len = r->n;
+			char *body = malloc(len + 1);
+			if (!body)
+				return;
+			memcpy(body, r->p, len);
+			r->p += len;
+			r->n -= len;
+			post(body, len, flags, pick, NULL, NULL);
+			free(body);
+			break;
+		}
+		case 5:
+		case 6: {
+			uint8_t t = byte(r) % N_TEMPLATES, flags = byte(r), pick = byte(r);
+			size_t len = byte(r);
+			if (len > r->n)
+				len = r->n;
+			char hole[256];
+			memcpy(hole, r->p, len);
+			hole[len] = '\0';
+			r->p += len;
+			r->n -= len;
+			char body[1024];
+			int n = snprintf(body, sizeof(body), templates[t].fmt, hole);
+			if (n < 0 || (size_t)n >= sizeof(body))
+				break;
+			post(body, (size_t)n, flags, pick, templates[t].method, templates[t].name);
+			break;
+		}
+		case 7: settle_pending(r, true); break;
+		case 8: settle_pending(r, false); break;
+		case 9: {
+			uint8_t b = byte(r);
+			st.fail = b & 1;
+			st.decide_inline = b & 2;
+			st.input_kind = b >> 2;
+			break;
+		}
+		case 10: st.fail_in = 1 + byte(r); break;
+		}
+	}
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static const struct mcp_hooks hooks = {
+		.report_step = h_report_step,
+		.save_artifact = h_save_artifact,
+		.request_approval = h_request_approval,
+		.approval_cancel = h_approval_cancel,
+		.get_input = h_get_input,
+		.log = h_log,
+		.on_audit = h_audit,
+		.now_ms = h_now,
+	};
+	struct cdn_err err = { 0 };
+	memset(&st, 0, sizeof(st));
+	json_set_alloc_funcs(failing_malloc, free);
+	st.now = 1000;
+	st.current = -1;
+	if (mcp_server_new(NULL, &hooks, &st.s, &err) < 0)
+		abort();
+	/* most programs want a phase: begin run unless the first byte says no */
+	if (size && data[0] & 1) {
+		CHECK(mcp_phase_begin(st.s, MCP_PHASE_RUN, &err) == 0);
+		st.current = MCP_PHASE_RUN;
+	}
+	struct reader r = { data + (size ? 1 : 0), size ? size - 1 : 0 };
+	run(&r);
+	mcp_server_free(st.s);
+	/* every approval handed out was settled: decided, cancelled, aborted */
+	for (size_t i = 0; i < MCP_MAX_PENDING + 1; i++)
+		CHECK(!st.pending[i]);
+	CHECK(st.settled == st.handed_out);
+	return 0;
+}

@@ -1,0 +1,141 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The run's MCP endpoint, from inside the sandbox: reachable only there,
+one single-use token per phase, the five run-time tools, approvals decided
+by a human through `cordon approvals`."""
+import json
+import os
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import CORDON, run
+
+CLIENT = r'''
+import json, os, sys, urllib.request, urllib.error
+URL = os.environ["CORDON_MCP_URL"]
+PHASE = sys.argv[1]
+VERSION = os.environ.get("MCP_VERSION", "2025-06-18")
+
+def post(body, session=None, token=None, version=VERSION):
+    h = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+    if version:
+        h["MCP-Protocol-Version"] = version
+    if token:
+        h["Authorization"] = "Bearer " + token
+    if session:
+        h["Mcp-Session-Id"] = session
+    req = urllib.request.Request(URL, data=json.dumps(body).encode(), headers=h, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            d = r.read()
+            return r.status, json.loads(d) if d else None, r.headers.get("Mcp-Session-Id")
+    except urllib.error.HTTPError as e:
+        d = e.read()
+        return e.code, json.loads(d) if d else None, None
+
+out = {}
+tok = os.environ["CORDON_MCP_TOKEN"]
+if PHASE == "setup":
+    open("/workspace/setup-token", "w").write(tok)
+init = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": VERSION, "capabilities": {},
+                   "clientInfo": {"name": "t", "version": "1"}}}
+out["no_token"] = post(init, version=None)[0]
+st, res, sid = post(init, token=tok, version=None)
+out["init"] = st
+out["version"] = res["result"]["protocolVersion"]
+post({"jsonrpc": "2.0", "method": "notifications/initialized"}, session=sid)
+out["reuse"] = post(init, token=tok, version=None)[0]
+if PHASE == "run":
+    out["setup_token"] = post(init, token=open("/workspace/setup-token").read(), version=None)[0]
+st, tl, _ = post({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}, session=sid)
+out["tools"] = sorted(t["name"] for t in tl["result"]["tools"])
+def tool(i, name, args):
+    return post({"jsonrpc": "2.0", "id": i, "method": "tools/call",
+                 "params": {"name": name, "arguments": args}}, session=sid)[1]["result"]
+tool(3, "report_step", {"name": "step from " + PHASE, "detail": {"n": 1}})
+if PHASE == "run":
+    out["input"] = json.loads(tool(4, "get_input", {})["content"][0]["text"])
+    out["artifact"] = tool(5, "save_artifact", {"name": "mcp-note.txt", "content": "over MCP\n"})["isError"]
+    out["dup_artifact"] = tool(6, "save_artifact", {"name": "mcp-note.txt", "content": "x"})["isError"]
+    out["bad_tool"] = post({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+                            "params": {"name": "secret_get", "arguments": {}}}, session=sid)[1]
+    tool(8, "log", {"level": "warning", "message": "careful"})
+    out["approval"] = tool(9, "request_approval", {"action": "deploy", "reason": "ship it"})["structuredContent"]["decision"]
+    json.dump(out, open("/workspace/output.json", "w"))
+'''
+
+
+def make_agent(tmp_path):
+    d = tmp_path / "mcp-agent"
+    d.mkdir()
+    (d / "client.py").write_text(CLIENT)
+    (d / "agent.json").write_text(json.dumps({
+        "name": "mcp-agent", "version": "1",
+        "setup": ["python3", "/agent/client.py", "setup"],
+        "entrypoint": ["python3", "/agent/client.py", "run"]}))
+    return d
+
+
+def decide_when_asked(env, verb, box):
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        r = run([CORDON, "approvals", "list", "--json"], env=env)
+        items = json.loads(r.stdout or "[]") if r.returncode == 0 else []
+        mine = [a for a in items if a["id"].startswith("apr_mcp_")]
+        if mine:
+            box["listed"] = mine[0]
+            r = run([CORDON, "approvals", verb, mine[0]["id"], "--by", "tester"], env=env)
+            box["rc"] = r.returncode
+            return
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("verb,want", [("approve", "approved"), ("reject", "denied")])
+def test_mcp_endpoint_end_to_end(tmp_path, verb, want):
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    env = dict(os.environ, CORDON_STATE=str(state))
+    box = {}
+    t = threading.Thread(target=decide_when_asked, args=(env, verb, box))
+    t.start()
+    r = run([CORDON, "run", "--json", "-i", "-", make_agent(tmp_path)], input='{"q": 7}',
+            env=env, timeout=90)
+    t.join()
+    assert r.returncode == 0, r.stdout + r.stderr
+    events = [json.loads(l) for l in r.stdout.splitlines()]
+    res = json.loads((Path(events[-1]["run_dir"]) / "result.json").read_text())
+    out = res["output"]
+    assert out["no_token"] == 401 and out["init"] == 200 and out["version"] == "2025-06-18"
+    # Single use, and a phase's token dies with its phase.
+    assert out["reuse"] == 401 and out["setup_token"] == 401
+    assert out["tools"] == ["get_input", "log", "report_step", "request_approval",
+                            "save_artifact"]
+    assert out["input"] == {"q": 7}
+    assert out["artifact"] is False and out["dup_artifact"] is True
+    assert "error" in out["bad_tool"] or out["bad_tool"].get("result", {}).get("isError")
+    assert out["approval"] == want
+    assert box["rc"] == 0 and box["listed"]["method"] == "MCP"
+    types = [e["type"] for e in events]
+    assert types.count("mcp.token_refused") >= 3  # no token, reuse x2, the setup token
+    assert [e["step"]["name"] for e in events if e["type"] == "step"] == [
+        "step from setup", "step from run"]
+    assert any(e["type"] == "log" and e["message"] == "careful" for e in events)
+    decided = [e for e in events if e["type"] == "approval.decided"]
+    assert decided and "tester" in decided[0]["by"]
+    assert [a["name"] for a in res["artifacts"]] == ["mcp-note.txt"]
+    assert (Path(events[-1]["run_dir"]) / "artifacts" / "mcp-note.txt").read_text() == "over MCP\n"
+    # No token in the record.
+    blob = (Path(events[-1]["run_dir"]) / "events.ndjson").read_text()
+    assert "cdn_mcp_" not in blob
+
+
+def test_mcp_endpoint_is_only_in_its_own_sandbox(tmp_path):
+    """Another sandbox has its own loopback: nothing listens on 3129 there."""
+    r = run([CORDON, "exec", "--", "python3", "-c",
+             "import socket\ntry:\n socket.create_connection(('127.0.0.1', 3129), 2); print('open')\n"
+             "except OSError as e: print('closed', e.errno)"])
+    assert r.stdout.startswith("closed"), r.stdout + r.stderr
