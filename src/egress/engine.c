@@ -1191,6 +1191,9 @@ static void upstream_event(struct bufferevent *bev, short what, void *arg)
 			c->res_left = 0;
 			json_t *j = request_entry(c, "request");
 			egress_audit(c->e, j);
+			/* A body that ends with the connection is an exchange like
+			 * any other: the run's events count it too. */
+			egress_emit(c->e, "egress.allowed", j);
 			json_decref(j);
 			close_after_flush(c);
 		} else {

@@ -121,7 +121,12 @@ def test_secret_goes_only_where_it_is_scoped(env, upstream):
     # The audit log has all three and verifies.
     v = env.cordon("audit", "verify", "--json", run_dir / "audit.jsonl")
     assert v.returncode == 0 and json.loads(v.stdout)["lines"] == 3
-    assert res["audit"]["records"] == 3 and res["egress"] == {"allowed": 2, "blocked": 1}
+    assert res["audit"]["records"] == 3 and res["egress"]["blocked"] == 1
+    entries = [json.loads(l) for l in (run_dir / "audit.jsonl").read_text().splitlines()]
+    assert sorted(e["hostname"] for e in entries) == ["llm.test", "other.test", "other.test"]
+    # Both allowed exchanges are recorded; under load one may end as "the
+    # client closed" after its answer went out (see the closing note).
+    assert res["egress"]["allowed"] >= 1
 
 
 def test_unscoped_secret_is_blocked_everywhere(env, upstream):
