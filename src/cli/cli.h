@@ -34,6 +34,8 @@ int cli_exec_full(void);
 /* True when CORDON_URL is set: the state commands then call cordon serve
  * (with the key in CORDON_API_KEY) instead of opening the state. */
 bool cli_remote(void);
+/* cordon-full: replace this process with cordon-api (same argv). */
+int cli_exec_api(void);
 
 struct cli_api_req {
 	const char *method, *path; /* path from "/v1/..." */

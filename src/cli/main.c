@@ -83,10 +83,12 @@ static const struct command commands[] = {
 	{ "secret", cmd_secret, "set, list and remove secrets in the vault" },
 	{ "runs", cmd_runs, "list runs and show their results" },
 	{ "logs", cmd_logs, "print (and follow) a run's events" },
+#ifdef CORDON_CURL
 	{ "serve", cmd_serve, "run the API, the dashboard and the run queue" },
 	{ "init", cmd_init, "create the state and the first owner API key" },
 	{ "keys", cmd_keys, "create, list and revoke API keys" },
 	{ "evidence", cmd_evidence, "export and verify a run's signed evidence pack" },
+#endif
 	{ "approvals", cmd_approvals, "list and decide requests waiting for a human" },
 	{ "audit", cmd_audit, "verify a hash-chained audit log" },
 #endif
@@ -121,6 +123,8 @@ int main(int argc, char **argv)
 	if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
 #ifndef CORDON_FULL
 		return cli_exec_full();
+#elif !defined(CORDON_CURL)
+		return cli_exec_api(); /* it lists every command */
 #endif
 		usage(stdout);
 		return 0;
@@ -129,6 +133,22 @@ int main(int argc, char **argv)
 		printf("cordon %s\n", CORDON_VERSION);
 		return 0;
 	}
+#if defined(CORDON_FULL) && !defined(CORDON_CURL)
+	/* The state commands talk to cordon serve when CORDON_URL is set;
+	 * the HTTP client lives in cordon-api. */
+	static const char *const remote_capable[] = { "agent",	 "capability", "env",
+						      "grant",	 "secret",     "runs",
+						      "logs",	 "approvals",  "keys" };
+	bool help = argc > 2 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0);
+	for (size_t i = 0; cli_remote() && !help && i < sizeof(remote_capable) / sizeof(char *); i++)
+		if (strcmp(cmd, remote_capable[i]) == 0)
+			return cli_exec_api();
+	/* The service commands live in cordon-api too. */
+	static const char *const service[] = { "serve", "init", "keys", "evidence" };
+	for (size_t i = 0; i < sizeof(service) / sizeof(char *); i++)
+		if (strcmp(cmd, service[i]) == 0)
+			return cli_exec_api();
+#endif
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (strcmp(cmd, commands[i].name) == 0)
 			return commands[i].fn(argc - 1, argv + 1);

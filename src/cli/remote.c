@@ -5,8 +5,12 @@
  * for the key: it stays out of shell history and the process list).
  */
 #define _GNU_SOURCE
+#ifdef CORDON_CURL
 #include <curl/curl.h>
+#endif
 #include <errno.h>
+#include <limits.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +25,27 @@ bool cli_remote(void)
 	return u && *u;
 }
 
+/* cordon-full has no HTTP client: it hands remote commands to cordon-api,
+ * next to it, with the same argv (main() does it before anything runs). */
+int cli_exec_api(void)
+{
+	char self[PATH_MAX], path[PATH_MAX + 16];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n <= 0) {
+		cli_error("cannot find cordon-api: %s", strerror(errno));
+		return EXIT_CORDON;
+	}
+	self[n] = '\0';
+	char *slash = strrchr(self, '/');
+	if (slash)
+		*slash = '\0';
+	snprintf(path, sizeof(path), "%s/cordon-api", self);
+	execv(path, cli_argv);
+	cli_error("cannot run %s: %s", path, strerror(errno));
+	return EXIT_CORDON;
+}
+
+#ifdef CORDON_CURL
 struct sink {
 	char *buf;
 	size_t len;
@@ -137,6 +162,17 @@ int cli_api_call(const struct cli_api_req *rq, struct cli_api_resp *rs)
 		rs->json = json_loadb(s.buf, s.len, 0, NULL);
 	return 0;
 }
+
+#else
+int cli_api_call(const struct cli_api_req *rq, struct cli_api_resp *rs)
+{
+	(void)rq;
+	memset(rs, 0, sizeof(*rs));
+	/* Not reached: main() hands remote commands to cordon-api first. */
+	cli_error("internal error: this binary has no HTTP client (cordon-api has)");
+	return -1;
+}
+#endif
 
 void cli_api_resp_free(struct cli_api_resp *rs)
 {

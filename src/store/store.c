@@ -1629,5 +1629,5 @@ bool store_supervisor_alive(int pid, const char *boot, const char *current_boot)
 	if (read_small(path, buf, sizeof(buf)) <= 0)
 		return false;
 	trim_end(buf);
-	return !strcmp(buf, "cordon") || !strcmp(buf, "cordon-full");
+	return !strcmp(buf, "cordon") || !strcmp(buf, "cordon-full") || !strcmp(buf, "cordon-api");
 }

@@ -245,7 +245,7 @@ int store_run_claim(struct store *s, const struct store_run *r, struct cdn_err *
 /*
  * Crash recovery: runs still "created" or "running" whose supervisor is no
  * longer alive (other boot, or no such pid, or a zombie, or a pid whose
- * comm is not "cordon" or "cordon-full") are marked RUN_ERROR with "the
+ * comm is not "cordon", "cordon-full" or "cordon-api") are marked RUN_ERROR with "the
  * supervisor died (crash or kill) before the run finished" and finished_ms
  * set. Returns how many.
  */

@@ -1327,6 +1327,7 @@ static void test_runs_recover(void **state)
 
 	pid_t live = spawn_child("cordon");
 	pid_t live_full = spawn_child("cordon-full");
+	pid_t live_api = spawn_child("cordon-api");
 	pid_t dead = spawn_child("cordon");
 	kill_child(dead, true);
 	pid_t zombie = spawn_child("cordon");
@@ -1334,6 +1335,7 @@ static void test_runs_recover(void **state)
 
 	create_supervised(f, "live", RUN_RUNNING, live, boot);
 	create_supervised(f, "live-full", RUN_CREATED, live_full, boot);
+	create_supervised(f, "live-api", RUN_CREATED, live_api, boot);
 	create_supervised(f, "dead", RUN_RUNNING, dead, boot);
 	create_supervised(f, "zombie", RUN_RUNNING, zombie, boot);
 	create_supervised(f, "other-boot", RUN_RUNNING, live, "0a0a0a0a-other-boot");
@@ -1346,6 +1348,7 @@ static void test_runs_recover(void **state)
 	assert_int_equal(store_runs_recover(f->s, &err), 5);
 	assert_int_equal(status_of(f, "live"), RUN_RUNNING);
 	assert_int_equal(status_of(f, "live-full"), RUN_CREATED);
+	assert_int_equal(status_of(f, "live-api"), RUN_CREATED);
 	assert_int_equal(status_of(f, "dead"), RUN_ERROR);
 	assert_int_equal(status_of(f, "zombie"), RUN_ERROR);
 	assert_int_equal(status_of(f, "other-boot"), RUN_ERROR);
@@ -1359,8 +1362,9 @@ static void test_runs_recover(void **state)
 	assert_int_equal(status_of(f, "live"), RUN_ERROR);
 	assert_int_equal(status_of(f, "live-full"), RUN_CREATED);
 	kill_child(live_full, true);
+	kill_child(live_api, true);
 	waitpid(zombie, NULL, 0);
-	assert_int_equal(store_runs_recover(f->s, &err), 1);
+	assert_int_equal(store_runs_recover(f->s, &err), 2);
 }
 
 /* Several processes on one new store at once, as `cordon run`s and
