@@ -729,7 +729,11 @@ static int run_policy(struct run_ctx *c, struct egress_policy **out, struct cdn_
 	char path[PATH_MAX];
 	const char *pp = c->o->policy_path;
 	if (!pp) {
-		snprintf(path, sizeof(path), "%s/policy.yaml", store_dir(c->s));
+		/* The workspace's own policy (set through the API), else the
+		 * state's, else the built-in one. */
+		snprintf(path, sizeof(path), "%s/policies/%s.yaml", store_dir(c->s), c->ws);
+		if (access(path, F_OK) != 0)
+			snprintf(path, sizeof(path), "%s/policy.yaml", store_dir(c->s));
 		if (access(path, F_OK) == 0)
 			pp = path;
 	}

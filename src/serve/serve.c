@@ -1040,11 +1040,20 @@ static enum MHD_Result h_audit(struct call *c)
 
 static enum MHD_Result h_policy(struct call *c)
 {
-	char path[PATH_MAX];
-	snprintf(path, sizeof(path), "%s/policy.yaml", c->sv->state);
+	/* Each workspace has its own policy: STATE/policies/WS.yaml, set here;
+	 * without one, STATE/policy.yaml (the operator's file) or the built-in
+	 * policy applies, as it does to `cordon run`. */
+	char path[PATH_MAX], shared[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/policies/%s.yaml", c->sv->state, c->key.workspace);
+	snprintf(shared, sizeof(shared), "%s/policy.yaml", c->sv->state);
 	enum MHD_Result ret;
 	if (strcmp(c->method, "GET") == 0) {
+		const char *scope = "workspace";
 		FILE *f = fopen(path, "re");
+		if (!f) {
+			scope = "state";
+			f = fopen(shared, "re");
+		}
 		if (!f)
 			return reply(c->conn, 200, json_pack("{s:s, s:n}", "source", "built-in",
 							     "yaml"));
@@ -1053,8 +1062,8 @@ static enum MHD_Result h_policy(struct call *c)
 		fclose(f);
 		json_t *y = buf ? json_stringn(buf, n) : NULL;
 		free(buf);
-		return reply(c->conn, 200, json_pack("{s:s, s:o}", "source", "file", "yaml",
-						     y ? y : json_null()));
+		return reply(c->conn, 200, json_pack("{s:s, s:s, s:o}", "source", "file", "scope",
+						     scope, "yaml", y ? y : json_null()));
 	}
 	if (strcmp(c->method, "PUT") != 0)
 		return fail(c->conn, 405, "method_not_allowed", "%s is not allowed here", c->method);
@@ -1084,9 +1093,14 @@ static enum MHD_Result h_policy(struct call *c)
 			snprintf(msg, sizeof(msg), "%s", err.msg);
 		return fail(c->conn, 400, "bad_request", "%s", msg);
 	}
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof(dir), "%s/policies", c->sv->state);
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return fail(c->conn, 500, "internal", "cannot create %s: %s", dir, strerror(errno));
 	if ((r = store_write_atomic(c->sv->s, path, c->req->body, c->req->len, 0600, &err)) < 0)
 		return fail_err(c->conn, r, &err);
-	return reply(c->conn, 200, json_pack("{s:s, s:b}", "source", "file", "updated", 1));
+	return reply(c->conn, 200, json_pack("{s:s, s:s, s:b}", "source", "file", "scope",
+					     "workspace", "updated", 1));
 }
 
 /* --------------------------------------------------------------- routing */

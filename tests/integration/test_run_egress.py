@@ -202,3 +202,22 @@ def test_demo_agent_end_to_end(tmp_path):
     assert "artifact brief.md" in r.stdout
     assert "[REDACTED:DEMO_LLM_KEY]" in r.stdout
     assert "intact, 2 lines" in r.stdout
+
+
+def test_workspace_policy_applies_without_policy_flag(env, upstream):
+    """STATE/policies/WS.yaml (what PUT /v1/policy writes) is the run's
+    policy; another workspace falls back to STATE/policy.yaml."""
+    (env.state / "policies").mkdir(mode=0o700)
+    (env.state / "policies" / "default.yaml").write_text(env.policy.read_text())
+    (env.state / "policy.yaml").write_text("version: 1\ndomains: []\n")
+    m = manifest(required_secrets=[], egress={"domains": ["llm.test"]})
+    a = env.agent("net", m, CLIENT)
+    inp = env.tmp / "in.json"
+    inp.write_text(json.dumps({"calls": [["llm", f"http://llm.test:{upstream.port}/x", False]]}))
+    outs = {}
+    for ws in ("default", "other"):
+        r = env.cordon("run", "--json", "-w", ws, "--hosts", env.hosts, "--allow-private",
+                       f"127.0.0.1:{upstream.port}", "-i", inp, a)
+        events = [json.loads(l) for l in r.stdout.splitlines() if l.startswith("{")]
+        outs[ws] = env.result(events)[0]["output"]["llm"]
+    assert outs == {"default": 200, "other": 403}

@@ -301,14 +301,17 @@ def test_policy_get_put(srv):
     st, j, _, _ = srv.req("PUT", "/v1/policy", srv.owner, raw=bad,
                           headers={"Content-Type": "application/yaml"})
     assert st == 400 and "bogus" in j["error"]["message"]
-    assert not (srv.state / "policy.yaml").exists()
+    assert not (srv.state / "policies" / "default.yaml").exists()
     good = b"version: 1\ndomains:\n  - name: api.example.com\n    ports: [443]\n"
     st, j, _, _ = srv.req("PUT", "/v1/policy", srv.owner, raw=good,
                           headers={"Content-Type": "application/yaml"})
     assert st == 200
     st, j, _, _ = srv.req("GET", "/v1/policy", srv.member)
-    assert j["source"] == "file" and "api.example.com" in j["yaml"]
-    assert (srv.state / "policy.yaml").stat().st_mode & 0o777 == 0o600
+    assert j["source"] == "file" and j["scope"] == "workspace" and "api.example.com" in j["yaml"]
+    assert (srv.state / "policies" / "default.yaml").stat().st_mode & 0o777 == 0o600
+    # Another workspace keeps its own (here the built-in) policy.
+    st, j, _, _ = srv.req("GET", "/v1/policy", srv.other)
+    assert j["source"] == "built-in"
 
 
 def test_owner_registry_and_keys(srv, tmp_path):
@@ -471,3 +474,58 @@ def test_evidence_pack_over_the_api(srv, tmp_path):
     assert st == 404
     # Nothing staged is left behind.
     assert not list((srv.state / "tmp").glob("evidence-*"))
+
+
+def test_every_endpoint_under_every_role(srv, tmp_path):
+    """The role matrix, endpoint by endpoint: what owners may, what members
+    may, and that the other workspace's key sees none of this one."""
+    st, j, _, _ = srv.req("POST", "/v1/runs", srv.owner, body={"agent": "hello"})
+    rid = j["id"]
+    srv.wait_final(srv.owner, rid)
+    d = agent(tmp_path, "matrix", "true\n")
+    yaml = b"version: 1\ndomains:\n  - name: api.example.com\n    ports: [443]\n"
+    # (method, path, body or raw, owner, member, other workspace)
+    rows = [
+        ("GET", "/v1/whoami", None, 200, 200, 200),
+        ("GET", "/v1/agents", None, 200, 200, 200),
+        ("GET", "/v1/capabilities", None, 200, 200, 200),
+        ("GET", "/v1/envs", None, 200, 200, 200),
+        ("POST", "/v1/agents", {"path": str(d)}, 201, 403, 201),
+        ("POST", "/v1/envs", {"name": "m", "vars": {"REGION": "eu"}}, 201, 403, 201),
+        ("POST", "/v1/capabilities", {"name": "c", "path": str(d)}, 201, 403, 201),
+        ("POST", "/v1/grants", {"agent": "matrix", "capability": "c"}, 200, 403, 200),
+        ("GET", "/v1/secrets", None, 200, 200, 200),
+        ("PUT", "/v1/secrets/MATRIX_KEY", {"value": "abcdefgh"}, 200, 403, 200),
+        ("GET", "/v1/secrets/MATRIX_KEY", None, 403, 403, 403),
+        ("DELETE", "/v1/secrets/MATRIX_KEY", None, 200, 403, 200),
+        ("GET", "/v1/runs", None, 200, 200, 200),
+        ("GET", f"/v1/runs/{rid}", None, 200, 200, 404),
+        ("GET", f"/v1/runs/{rid}/events", None, 200, 200, 404),
+        ("GET", f"/v1/runs/{rid}/stdout", None, 200, 200, 404),
+        ("GET", f"/v1/runs/{rid}/stderr", None, 200, 200, 404),
+        ("GET", f"/v1/runs/{rid}/evidence", None, 200, 200, 404),
+        ("POST", f"/v1/runs/{rid}/cancel", None, 409, 409, 404),
+        ("GET", "/v1/approvals", None, 200, 200, 200),
+        ("POST", "/v1/approvals/apr_none/approve", None, 404, 403, 404),
+        ("POST", "/v1/approvals/apr_none/reject", None, 404, 403, 404),
+        ("GET", f"/v1/audit?run={rid}", None, 200, 200, 404),
+        ("GET", "/v1/policy", None, 200, 200, 200),
+        ("PUT", "/v1/policy", yaml, 200, 403, 200),  # each its own workspace's
+        ("GET", "/v1/keys", None, 200, 403, 200),
+        ("POST", "/v1/keys", {"name": "mx", "role": "member"}, 201, 403, 201),
+    ]
+    for method, path, body, *want in rows:
+        for key, expect in zip((srv.owner, srv.member, srv.other), want):
+            kw = {}
+            if isinstance(body, bytes):
+                kw = dict(raw=body, headers={"Content-Type": "application/yaml"})
+            elif body is not None:
+                kw = dict(body=body)
+            st, j, _, _ = srv.req(method, path, key, **kw)
+            assert st == expect, (method, path, key[:16], st, j)
+            if st >= 400:
+                assert j["error"]["code"] and j["error"]["message"]
+    # Without a key, every one of them is 401.
+    for method, path, *_ in rows:
+        st, j, _, _ = srv.req(method, path)
+        assert st == 401, (method, path, st)
