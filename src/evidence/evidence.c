@@ -18,6 +18,7 @@
  */
 #define _GNU_SOURCE
 #include "evidence/evidence.h"
+#include "vault/keyfile.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -40,9 +41,6 @@
 #include "config.h"
 #include "run/artifacts.h"
 
-#define KEY_HEX_LEN	 (2 * EVIDENCE_SEED_BYTES)
-#define KEY_B64_LEN	 44 /* standard base64 of 32 bytes, with one '=' */
-#define KEY_B64_NOPAD_LEN 43
 #define IO_CHUNK	 (64 * 1024)
 #define PACK_MODE	 0644
 #define ARTIFACTS_DIR	 "artifacts/"
@@ -52,6 +50,7 @@
 
 _Static_assert(EVIDENCE_PK_BYTES == crypto_sign_PUBLICKEYBYTES, "Ed25519 public keys");
 _Static_assert(EVIDENCE_SEED_BYTES == crypto_sign_SEEDBYTES, "Ed25519 seeds");
+_Static_assert(EVIDENCE_SEED_BYTES == KEYFILE_BYTES, "the seed is a key file");
 _Static_assert(ARTIFACTS_DIR_LEN + ARTIFACT_NAME_MAX <= EVIDENCE_MAX_NAME, "artifact paths fit");
 
 /* The run directory's files a pack carries, in pack order. */
@@ -286,119 +285,6 @@ int evidence_key_from_seed(const unsigned char seed[EVIDENCE_SEED_BYTES],
 	return 0;
 }
 
-/* $CORDON_EVIDENCE_KEY: 64 hex digits or the standard base64 of the seed.
- * Anything else is refused, never hashed into a key: a typo must not sign
- * with a key nobody can check against. The text is never echoed. */
-static int seed_from_env(const char *text, unsigned char *seed, struct cdn_err *err)
-{
-	size_t n = strlen(text), got = 0;
-	const char *end = NULL;
-	if (n == KEY_HEX_LEN) {
-		bool hex = true;
-		for (size_t i = 0; i < n; i++)
-			hex &= isxdigit((unsigned char)text[i]) != 0;
-		if (hex &&
-		    sodium_hex2bin(seed, EVIDENCE_SEED_BYTES, text, n, NULL, &got, &end) == 0 &&
-		    got == EVIDENCE_SEED_BYTES && end == text + n)
-			return 0;
-	} else if (n == KEY_B64_LEN || n == KEY_B64_NOPAD_LEN) {
-		int variant = n == KEY_B64_LEN ? sodium_base64_VARIANT_ORIGINAL
-					       : sodium_base64_VARIANT_ORIGINAL_NO_PADDING;
-		if (sodium_base642bin(seed, EVIDENCE_SEED_BYTES, text, n, NULL, &got, &end,
-				      variant) == 0 &&
-		    got == EVIDENCE_SEED_BYTES && end == text + n)
-			return 0;
-	}
-	sodium_memzero(seed, EVIDENCE_SEED_BYTES);
-	return fail(err, EINVAL,
-		    EVIDENCE_KEY_ENV " must be 64 hex digits or the standard base64 of a 32-byte "
-				     "Ed25519 seed; the value set (%zu characters) is neither",
-		    n);
-}
-
-/* Reads an existing key file; -ENOENT (err untouched) when absent. The
- * same rules as the vault's master key: this key is what makes a pack
- * worth believing, so one someone else could have planted or read is
- * refused. */
-static int key_file_read(const char *path, unsigned char *seed, struct cdn_err *err)
-{
-	/* O_NOFOLLOW: a symlink would let whoever controls it pick the key.
-	 * O_NONBLOCK: a FIFO planted there must not hang the open. */
-	_cleanup_close_ int fd =
-		open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
-	if (fd < 0 && errno == ENOENT)
-		return -ENOENT;
-	if (fd < 0 && errno == ELOOP)
-		return fail(err, EPERM,
-			    "evidence key %s is a symbolic link; refusing it (replace it with "
-			    "the key file itself)",
-			    path);
-	if (fd < 0)
-		return cdn_err_set(err, errno, "open evidence key %s", path);
-	struct stat st;
-	if (fstat(fd, &st) < 0)
-		return cdn_err_set(err, errno, "stat evidence key %s", path);
-	if (!S_ISREG(st.st_mode))
-		return fail(err, EPERM, "evidence key %s is not a regular file; refusing it", path);
-	/* Another user's file could be their key: they could sign packs
-	 * that verify as this deployment's. */
-	if (st.st_uid != geteuid())
-		return fail(err, EPERM,
-			    "evidence key %s is owned by uid %u, not by this user (uid %u); "
-			    "refusing a key another user controls",
-			    path, (unsigned)st.st_uid, (unsigned)geteuid());
-	/* Wider than 0600: others may have copied it and can sign as us. */
-	if (st.st_mode & 07177)
-		return fail(err, EPERM,
-			    "evidence key %s has mode %04o, wider than 0600; others may have "
-			    "read it (rotate the key, or chmod 600 it if they could not)",
-			    path, (unsigned)(st.st_mode & 07777));
-	if (st.st_size != EVIDENCE_SEED_BYTES)
-		return fail(err, EINVAL,
-			    "evidence key %s is %lld bytes; the key file holds exactly the %d "
-			    "bytes of an Ed25519 seed",
-			    path, (long long)st.st_size, EVIDENCE_SEED_BYTES);
-	int r = read_exact(fd, seed, EVIDENCE_SEED_BYTES);
-	if (r < 0)
-		return cdn_err_set(err, -r, "read evidence key %s", path);
-	return 0;
-}
-
-/*
- * A fresh seed in a private temp file (mkostemp: O_EXCL, 0600), synced,
- * then published with link(2), which fails with EEXIST rather than
- * replacing: nobody sees half a key, and of two processes racing exactly
- * one key wins; -EEXIST tells the other to read it.
- */
-static int key_file_create(const char *dir, const char *path, unsigned char *seed,
-			   struct cdn_err *err)
-{
-	char tmp[PATH_MAX];
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s/." EVIDENCE_KEY_FILE ".XXXXXX", dir) >=
-	    sizeof(tmp))
-		return cdn_err_set(err, ENAMETOOLONG, "evidence key in %s", dir);
-	_cleanup_close_ int fd = mkostemp(tmp, O_CLOEXEC);
-	if (fd < 0)
-		return cdn_err_set(err, errno, "create evidence key %s", path);
-	randombytes_buf(seed, EVIDENCE_SEED_BYTES);
-	int r = write_exact(fd, seed, EVIDENCE_SEED_BYTES);
-	if (r == 0 && fchmod(fd, 0600) < 0)
-		r = -errno;
-	if (r == 0 && fsync(fd) < 0)
-		r = -errno;
-	if (r == 0 && link(tmp, path) < 0)
-		r = -errno;
-	unlink(tmp);
-	if (r == -EEXIST)
-		return -EEXIST;
-	if (r < 0)
-		return cdn_err_set(err, -r, "create evidence key %s", path);
-	_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0 || fsync(dfd) < 0)
-		return cdn_err_set(err, errno, "sync %s after creating the evidence key", dir);
-	return 0;
-}
-
 static void seed_freep(unsigned char **p)
 {
 	if (*p)
@@ -421,19 +307,12 @@ int evidence_key_load(const char *state_dir, bool create, struct evidence_key **
 		/* Set, even to "", means "this key": never fall back to the
 		 * file and sign with a different one. */
 		snprintf(source, sizeof(source), "env");
-		r = seed_from_env(env, seed, err);
+		r = keyfile_from_text(env, EVIDENCE_KEY_ENV, seed, err);
 	} else {
-		if ((size_t)snprintf(source, sizeof(source), "%s/" EVIDENCE_KEY_FILE, state_dir) >=
-		    sizeof(source))
-			return cdn_err_set(err, ENAMETOOLONG, "evidence key in %s", state_dir);
-		r = key_file_read(source, seed, err);
-		if (r == -ENOENT && create) {
-			r = key_file_create(state_dir, source, seed, err);
-			if (r == -EEXIST) /* lost a race: use the winner's key */
-				r = key_file_read(source, seed, err);
-			if (r == -ENOENT) /* made, then removed under us */
-				r = cdn_err_set(err, ENOENT, "evidence key %s", source);
-		}
+		/* The vault's rules: this key is what makes a pack worth
+		 * believing. */
+		r = keyfile_load(state_dir, EVIDENCE_KEY_FILE, "evidence key", create, seed, source,
+				 sizeof(source), err);
 	}
 	if (r < 0)
 		return r;

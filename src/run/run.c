@@ -563,9 +563,8 @@ static json_t *read_output(int ws_fd, char *why, size_t cap)
 
 /* --------------------------------------------------------------- helpers */
 
-static const char *status_for(const struct sandbox_status *st, bool setup_failed)
+static const char *status_for(const struct sandbox_status *st)
 {
-	(void)setup_failed;
 	if (st->timed_out)
 		return "timeout";
 	if (st->oom_killed)
@@ -1345,7 +1344,7 @@ int run_agent(struct store *s, struct vault *v, struct run_options *o, struct ru
 		c.rec.status = RUN_ERROR;
 		c.rec.exit_code = 125;
 	} else {
-		store_run_status_parse(status_for(&st, false), &c.rec.status);
+		store_run_status_parse(status_for(&st), &c.rec.status);
 		c.rec.exit_code = st.exit_code;
 		if (st.exit_code == 125 && err->msg[0]) {
 			/* The sandbox could not finish its own setup. */

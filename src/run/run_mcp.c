@@ -56,7 +56,6 @@ struct run_mcp {
 	struct http_wait *waits;
 	struct evconnlistener *ctl;
 	char ctl_path[PATH_MAX];
-	int current; /* enum mcp_phase, or -1 */
 	uid_t uid;
 	gid_t gid;
 	bool owner_set;
@@ -73,6 +72,8 @@ static enum mcp_phase phase_of(const struct run_mcp *m, int index)
 {
 	return m->cfg.has_setup && index == 0 ? MCP_PHASE_SETUP : MCP_PHASE_RUN;
 }
+
+static int ctl_open(struct run_mcp *m, struct cdn_err *err);
 
 /* ------------------------------------------------------------------ hooks */
 
@@ -181,6 +182,11 @@ static int h_approval(void *ctx, enum mcp_phase phase, const char *action, const
 		      struct mcp_pending *p, struct cdn_err *err)
 {
 	struct run_mcp *m = ctx;
+	/* The control socket `cordon approvals` finds it by is made on the
+	 * first request: most runs never ask, and need not pay for it. */
+	int r = m->ctl ? 0 : ctl_open(m, err);
+	if (r < 0)
+		return r;
 	struct appr *a = calloc(1, sizeof(*a));
 	if (!a)
 		return cdn_err_set(err, ENOMEM, "approval");
@@ -530,7 +536,6 @@ int run_mcp_new(struct event_base *base, const struct run_mcp_config *cfg,
 	m->base = base;
 	m->hooks = *hooks;
 	m->cfg = *cfg;
-	m->current = -1;
 	m->run_id = strdup(cfg->run_id);
 	m->input = strdup(cfg->input_json ? cfg->input_json : "{}");
 	if (!m->run_id || !m->input) {
@@ -550,10 +555,8 @@ int run_mcp_new(struct event_base *base, const struct run_mcp_config *cfg,
 	struct mcp_config mc = { 0 };
 	int r = mcp_server_new(&mc, &mh, &m->srv, err);
 	enum mcp_phase first = phase_of(m, 0);
-	if (r == 0 && (r = mcp_phase_begin(m->srv, first, err)) == 0)
-		m->current = (int)first;
 	if (r == 0)
-		r = ctl_open(m, err);
+		r = mcp_phase_begin(m->srv, first, err);
 	if (r < 0) {
 		run_mcp_free(m);
 		return r;
@@ -600,8 +603,7 @@ void run_mcp_phase_ended(struct run_mcp *m, int phase)
 	mcp_phase_end(m->srv, ended);
 	if (ended == MCP_PHASE_SETUP) {
 		struct cdn_err err = { 0 };
-		if (mcp_phase_begin(m->srv, MCP_PHASE_RUN, &err) == 0)
-			m->current = MCP_PHASE_RUN;
+		(void)mcp_phase_begin(m->srv, MCP_PHASE_RUN, &err);
 	}
 }
 

@@ -43,11 +43,8 @@ static void mark(struct server *sv, const char *id, enum store_run_status st, co
 			r.finished_ms = now_ms();
 		if (why)
 			snprintf(r.error, sizeof(r.error), "%s", why);
-		char *keep_in = r.input_json;
-		r.input_json = NULL;
 		if (store_run_update(sv->s, &r, &err) < 0)
 			fprintf(stderr, "cordon serve: run %s: %s\n", id, err.msg);
-		r.input_json = keep_in;
 	}
 	store_run_clear(&r);
 }

@@ -1208,7 +1208,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	struct call c = { .sv = sv, .conn = conn, .method = method, .req = req };
 	/* Split the path; every segment is a plain name. */
 	char path[1024];
-	snprintf(path, sizeof(path), "%s", url + 1);
+	if ((size_t)snprintf(path, sizeof(path), "%s", url + 1) >= sizeof(path))
+		return fail(conn, 404, "not_found", "no such route"); /* never a cut path */
 	char *save = NULL;
 	for (char *p = strtok_r(path, "/", &save); p; p = strtok_r(NULL, "/", &save)) {
 		if (c.n_seg == MAX_SEGMENTS || !segment_ok(p, strlen(p)))
@@ -1217,14 +1218,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	}
 
 	const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
-	if (!auth || strncmp(auth, "Bearer ", 7) != 0) {
-		struct MHD_Response *r;
-		enum MHD_Result ret =
-			fail(conn, 401, "unauthorized",
-			     "send an API key: Authorization: Bearer cdn_live_... (cordon keys create)");
-		(void)r;
-		return ret;
-	}
+	if (!auth || strncmp(auth, "Bearer ", 7) != 0)
+		return fail(conn, 401, "unauthorized",
+			    "send an API key: Authorization: Bearer cdn_live_... (cordon keys create)");
 	struct cdn_err err = { 0 };
 	int r = api_key_check(sv->s, auth + 7, &c.key, &err);
 	if (r == -EACCES)

@@ -23,6 +23,7 @@
  */
 #define _GNU_SOURCE /* strcasestr */
 #include "vault/vault.h"
+#include "vault/keyfile.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -40,9 +41,6 @@
 
 #define MASTER_KEY_ENV		 "CORDON_MASTER_KEY"
 #define MASTER_KEY_FILE		 "master.key"
-#define MASTER_KEY_HEX_LEN	 (2 * VAULT_KEY_BYTES)
-#define MASTER_KEY_B64_LEN	 44 /* standard base64 of 32 bytes, with one '=' */
-#define MASTER_KEY_B64_NOPAD_LEN 43 /* the same without the padding */
 #define KEY_SOURCE_MAX		 PATH_MAX
 
 #define NONCE_BYTES	 crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
@@ -55,6 +53,7 @@
 #define SECRET_AD_LABEL "cordon-secret-v1"
 #define AD_MAX		(sizeof(SECRET_AD_LABEL) + STORE_MAX_NAME + 1 + STORE_MAX_NAME)
 
+_Static_assert(VAULT_KEY_BYTES == KEYFILE_BYTES, "the master key is a key file's size");
 _Static_assert(VAULT_KEY_BYTES == crypto_aead_xchacha20poly1305_ietf_KEYBYTES,
 	       "the vault's keys are XChaCha20-Poly1305 keys");
 
@@ -92,173 +91,11 @@ static int vault_fail(struct cdn_err *err, int code, const char *fmt, ...)
  * The master key
  */
 
-/*
- * $CORDON_MASTER_KEY: 64 hex digits, or the standard base64 of 32 bytes
- * (with or without its '='). Anything else is refused rather than hashed
- * into a key: a typo must not silently make a new, empty vault. The error
- * gives the expected formats and the length, never the text.
- */
-static int master_from_env(const char *text, unsigned char *key, struct cdn_err *err)
-{
-	size_t n = strlen(text);
-	size_t got = 0;
-	const char *end = NULL;
-
-	if (n == MASTER_KEY_HEX_LEN) {
-		bool hex = true;
-		for (size_t i = 0; i < n; i++)
-			hex &= isxdigit((unsigned char)text[i]) != 0;
-		if (hex && sodium_hex2bin(key, VAULT_KEY_BYTES, text, n, NULL, &got, &end) == 0 &&
-		    got == VAULT_KEY_BYTES && end == text + n)
-			return 0;
-	} else if (n == MASTER_KEY_B64_LEN || n == MASTER_KEY_B64_NOPAD_LEN) {
-		int variant = n == MASTER_KEY_B64_LEN ? sodium_base64_VARIANT_ORIGINAL
-						      : sodium_base64_VARIANT_ORIGINAL_NO_PADDING;
-		int r = sodium_base642bin(key, VAULT_KEY_BYTES, text, n, NULL, &got, &end, variant);
-		if (r == 0 && got == VAULT_KEY_BYTES && end == text + n)
-			return 0;
-	}
-	sodium_memzero(key, VAULT_KEY_BYTES);
-	return vault_fail(err, EINVAL,
-			  MASTER_KEY_ENV
-			  " must be 64 hex digits or the standard base64 of 32 bytes "
-			  "(44 characters); the value set (%zu characters) is neither",
-			  n);
-}
-
-static int read_exact(int fd, unsigned char *buf, size_t n)
-{
-	size_t done = 0;
-	while (done < n) {
-		ssize_t r = read(fd, buf + done, n - done);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -errno;
-		if (r == 0)
-			return -EIO;
-		done += (size_t)r;
-	}
-	return 0;
-}
-
-static int write_exact(int fd, const unsigned char *buf, size_t n)
-{
-	size_t done = 0;
-	while (done < n) {
-		ssize_t r = write(fd, buf + done, n - done);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -errno;
-		done += (size_t)r;
-	}
-	return 0;
-}
-
-/* Reads an existing key file; -ENOENT (with err untouched) when absent. */
-static int key_file_read(const char *path, unsigned char *key, struct cdn_err *err)
-{
-	/* O_NOFOLLOW: a symlink could point the vault at a key someone else
-	 * chose. O_NONBLOCK: a FIFO planted there must not hang the open. */
-	_cleanup_close_ int fd =
-	    open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
-	if (fd < 0 && errno == ENOENT)
-		return -ENOENT;
-	if (fd < 0 && errno == ELOOP)
-		return vault_fail(err, EPERM,
-				  "master key %s is a symbolic link; refusing it (replace it with "
-				  "the key file itself)",
-				  path);
-	if (fd < 0)
-		return cdn_err_set(err, errno, "open master key %s", path);
-
-	struct stat st;
-	if (fstat(fd, &st) < 0)
-		return cdn_err_set(err, errno, "stat master key %s", path);
-	if (!S_ISREG(st.st_mode))
-		return vault_fail(err, EPERM, "master key %s is not a regular file; refusing it",
-				  path);
-	/* A key file someone else owns could have been planted by them (and
-	 * they would know every secret sealed under it). */
-	if (st.st_uid != geteuid())
-		return vault_fail(err, EPERM,
-				  "master key %s is owned by uid %u, not by this user (uid %u); "
-				  "refusing a key another user controls",
-				  path, (unsigned)st.st_uid, (unsigned)geteuid());
-	/* Wider than 0600: other users may have read it already, so using it
-	 * would hide a leak. The operator decides: rotate, or chmod 600. */
-	if (st.st_mode & 07177)
-		return vault_fail(err, EPERM,
-				  "master key %s has mode %04o, wider than 0600; others may have "
-				  "read it (rotate the key, or chmod 600 it if they could not)",
-				  path, (unsigned)(st.st_mode & 07777));
-	if (st.st_size != VAULT_KEY_BYTES)
-		return vault_fail(err, EINVAL,
-				  "master key %s is %lld bytes; a master key file holds exactly %d "
-				  "random bytes",
-				  path, (long long)st.st_size, VAULT_KEY_BYTES);
-	int r = read_exact(fd, key, VAULT_KEY_BYTES);
-	if (r < 0)
-		return cdn_err_set(err, -r, "read master key %s", path);
-	return 0;
-}
-
-/*
- * Creates the key file with fresh random bytes. The key is written to a
- * private temp file (mkostemp: O_CREAT|O_EXCL, mode 0600), synced, and
- * published with link(2), which fails with EEXIST instead of replacing:
- * readers never see a partial key, and when two processes race, exactly
- * one key wins and -EEXIST tells the other to read it.
- */
-static int key_file_create(const char *dir, const char *path, unsigned char *key,
-			   struct cdn_err *err)
-{
-	char tmp[PATH_MAX];
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s/." MASTER_KEY_FILE ".XXXXXX", dir) >=
-	    sizeof(tmp))
-		return cdn_err_set(err, ENAMETOOLONG, "master key in %s", dir);
-	_cleanup_close_ int fd = mkostemp(tmp, O_CLOEXEC);
-	if (fd < 0)
-		return cdn_err_set(err, errno, "create master key %s", path);
-
-	randombytes_buf(key, VAULT_KEY_BYTES);
-	int r = write_exact(fd, key, VAULT_KEY_BYTES);
-	if (r == 0 && fchmod(fd, 0600) < 0)
-		r = -errno;
-	if (r == 0 && fsync(fd) < 0)
-		r = -errno;
-	if (r == 0 && link(tmp, path) < 0)
-		r = -errno;
-	unlink(tmp);
-	if (r == -EEXIST)
-		return -EEXIST;
-	if (r < 0)
-		return cdn_err_set(err, -r, "create master key %s", path);
-
-	_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0 || fsync(dfd) < 0)
-		return cdn_err_set(err, errno, "sync %s after creating the master key", dir);
-	return 0;
-}
-
 static int master_from_file(struct vault *v, struct cdn_err *err)
 {
-	const char *dir = store_dir(v->s);
-	if ((size_t)snprintf(v->source, sizeof(v->source), "%s/" MASTER_KEY_FILE, dir) >=
-	    sizeof(v->source))
-		return cdn_err_set(err, ENAMETOOLONG, "master key in %s", dir);
 	/* Read, else create; when creation loses a race, read the winner's. */
-	int r = key_file_read(v->source, v->master, err);
-	if (r != -ENOENT)
-		return r;
-	r = key_file_create(dir, v->source, v->master, err);
-	if (r != -EEXIST)
-		return r;
-	r = key_file_read(v->source, v->master, err);
-	if (r == -ENOENT) /* created, then removed under us */
-		return cdn_err_set(err, ENOENT, "master key %s", v->source);
-	return r;
+	return keyfile_load(store_dir(v->s), MASTER_KEY_FILE, "master key", true, v->master,
+			    v->source, sizeof(v->source), err);
 }
 
 int vault_open(struct store *s, struct vault **out, struct cdn_err *err)
@@ -282,7 +119,10 @@ int vault_open(struct store *s, struct vault **out, struct cdn_err *err)
 		/* Set, even to "", means "use this": never fall back to a key
 		 * file and quietly open (or create) a different vault. */
 		snprintf(v->source, sizeof(v->source), "env");
-		r = master_from_env(env, v->master, err);
+		/* 64 hex digits or base64 of 32 bytes; anything else is refused
+		 * rather than hashed into a key: a typo must not silently make
+		 * a new, empty vault. */
+		r = keyfile_from_text(env, MASTER_KEY_ENV, v->master, err);
 	} else {
 		r = master_from_file(v, err);
 	}
