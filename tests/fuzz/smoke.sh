@@ -2,10 +2,20 @@
 # Builds the libFuzzer targets with clang and runs each one briefly (CI) or
 # for longer (`make fuzz`, pass "long"). A crash fails the run and leaves
 # the reproducer in build-fuzz/crashes/.
+#
+# The short run uses a fixed seed (FUZZ_SEED, default 1) so that a test run
+# from a clean checkout explores the same inputs on every machine and a
+# failure can be replayed;
+# the long run draws a new seed each time to explore further.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 secs=${FUZZ_SECONDS:-8}
-[ "${1:-}" = long ] && secs=${FUZZ_SECONDS:-300}
+seed=(-seed="${FUZZ_SEED:-1}")
+if [ "${1:-}" = long ]; then
+  secs=${FUZZ_SECONDS:-300}
+  seed=()
+  [ -n "${FUZZ_SEED:-}" ] && seed=(-seed="$FUZZ_SEED")
+fi
 if [ ! -f build-fuzz/build.ninja ]; then
   CC=clang meson setup build-fuzz -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
 fi
@@ -20,7 +30,7 @@ for bin in build-fuzz/tests/fuzz/fuzz_*; do
   dirs=("$corpus")
   [ -d "$seeds" ] && dirs+=("$seeds")
   if ! "$bin" -max_total_time="$secs" -artifact_prefix=build-fuzz/crashes/"$name"- \
-       -print_final_stats=0 "${dirs[@]}" >build-fuzz/"$name".log 2>&1; then
+       -print_final_stats=0 "${seed[@]}" "${dirs[@]}" >build-fuzz/"$name".log 2>&1; then
     tail -40 build-fuzz/"$name".log
     echo "fuzz: $name found a crash (see build-fuzz/crashes/)" >&2
     exit 1
