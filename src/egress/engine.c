@@ -694,10 +694,18 @@ static void process_head(struct pconn *c)
 		  "port %u is not allowed for %s", c->req.port, c->host))
 		return;
 
-	/* 3. Rate: the global window and the rule's, both or neither. */
+	/* 3. Rate: the global window, the rule's and the agent's, all or
+	 * none. A narrowed rule's window is its operator rule's (policy.h). */
 	uint64_t now = egress_now_ms();
+	const char *rkey = c->rule && c->rule->rate_key ? c->rule->rate_key
+			   : c->rule			 ? c->rule->name
+							 : NULL;
+	const char *akey = c->rule ? c->rule->agent_rate_key : NULL;
 	int64_t wait_g = ratelimit_check(c->e->rl, GLOBAL_KEY, p->global_rpm, now);
-	int64_t wait_r = c->rule ? ratelimit_check(c->e->rl, c->rule->name, c->rule->rpm, now) : 0;
+	int64_t wait_r = rkey ? ratelimit_check(c->e->rl, rkey, c->rule->rpm, now) : 0;
+	int64_t wait_a = akey ? ratelimit_check(c->e->rl, akey, c->rule->agent_rpm, now) : 0;
+	if (wait_a > wait_r)
+		wait_r = wait_a;
 	if (wait_g > 0 || wait_r > 0) {
 		if (p->enforce) {
 			respond_retry(c, wait_g > wait_r ? wait_g : wait_r,
@@ -708,8 +716,10 @@ static void process_head(struct pconn *c)
 		      "rate limit reached for %s", wait_g > 0 ? "all destinations" : c->host);
 	} else {
 		ratelimit_take(c->e->rl, GLOBAL_KEY, p->global_rpm, now);
-		if (c->rule)
-			ratelimit_take(c->e->rl, c->rule->name, c->rule->rpm, now);
+		if (rkey)
+			ratelimit_take(c->e->rl, rkey, c->rule->rpm, now);
+		if (akey)
+			ratelimit_take(c->e->rl, akey, c->rule->agent_rpm, now);
 	}
 
 	/* 4. Method. */

@@ -28,6 +28,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -111,19 +112,13 @@ static bool allows_something(const struct egress_rule *r)
 	return r->n_ports > 0 && r->methods != 0;
 }
 
-/* The lower of two limits where 0 means none. */
-static uint32_t rpm_min(uint32_t a, uint32_t b)
-{
-	if (!a)
-		return b;
-	if (!b)
-		return a;
-	return a < b ? a : b;
-}
-
-/* The stricter of the base's rule b and the agent's entry a, for name. */
-static void narrow_rule(struct egress_rule *out, const char *name, const struct egress_rule *b,
-			const struct egress_rule *a)
+/* The stricter of the base's rule b and the agent's entry a, for name.
+ * The limits are both kept, each counted in its own side's window: the
+ * base rule's is shared by every result rule made from it, so an agent
+ * that lists several names under one operator wildcard does not multiply
+ * the operator's limit. */
+static int narrow_rule(struct egress_rule *out, const char *name, const struct egress_rule *b,
+		       const struct egress_rule *a)
 {
 	memset(out, 0, sizeof(*out));
 	out->wildcard = name[0] == '*';
@@ -136,9 +131,27 @@ static void narrow_rule(struct egress_rule *out, const char *name, const struct 
 		if (a->n_ports == 0 || egress_rule_has_port(a, b->ports[i]))
 			out->ports[out->n_ports++] = b->ports[i];
 	out->methods = b->methods & a->methods & EGRESS_M_ALL;
-	out->rpm = rpm_min(b->rpm, a->rpm);
+	out->rpm = b->rpm;
+	const char *bkey = b->rate_key ? b->rate_key : b->name;
+	if (b->rpm && strcmp(bkey, name) != 0 && !(out->rate_key = strdup(bkey)))
+		return -ENOMEM;
+	if (a->rpm) {
+		out->agent_rpm = a->rpm;
+		size_t len = strlen(a->name) + sizeof("agent:");
+		if (!(out->agent_rate_key = malloc(len)))
+			return -ENOMEM;
+		snprintf(out->agent_rate_key, len, "agent:%s", a->name);
+	}
 	out->approval = (b->approval || a->approval) && b->category != EGRESS_CAT_LLM;
 	out->inspect = b->inspect || a->inspect;
+	return 0;
+}
+
+static void rule_fields_free(struct egress_rule *r)
+{
+	free(r->name);
+	free(r->rate_key);
+	free(r->agent_rate_key);
 }
 
 struct agent_side {
@@ -240,7 +253,7 @@ static const char *meet(const char *a, const char *b)
 static void rules_free(struct egress_rule *r, size_t n)
 {
 	for (size_t i = 0; r && i < n; i++)
-		free(r[i].name);
+		rule_fields_free(&r[i]);
 	free(r);
 }
 
@@ -319,11 +332,12 @@ int egress_policy_narrow(const struct egress_policy *base, const char *const *do
 		const struct egress_rule *a = cover(ag.rules, ag.n, name, true);
 		if (!a || !b) /* cannot happen for a meet; fail closed if it does */
 			continue;
-		narrow_rule(&res[nr], name, b, a);
-		if (!(res[nr].name = strdup(name)))
+		if (narrow_rule(&res[nr], name, b, a) < 0 || !(res[nr].name = strdup(name))) {
+			rule_fields_free(&res[nr]);
 			r = cdn_err_set(err, ENOMEM, "egress narrowing");
-		else
+		} else {
 			nr++;
+		}
 	}
 
 	/*
@@ -346,7 +360,7 @@ int egress_policy_narrow(const struct egress_policy *base, const char *const *do
 		if (keep[k])
 			res[kept++] = res[k];
 		else
-			free(res[k].name);
+			rule_fields_free(&res[k]);
 	}
 	if (r == 0)
 		nr = kept;

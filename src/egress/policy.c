@@ -477,8 +477,11 @@ void egress_policy_free(struct egress_policy *p)
 {
 	if (!p)
 		return;
-	for (size_t i = 0; i < p->n_rules; i++)
+	for (size_t i = 0; i < p->n_rules; i++) {
 		free(p->rules[i].name);
+		free(p->rules[i].rate_key);
+		free(p->rules[i].agent_rate_key);
+	}
 	free(p->rules);
 	free(p);
 }

@@ -65,6 +65,17 @@ struct egress_rule {
 	size_t n_ports;
 	unsigned methods;   /* enum egress_method bits */
 	uint32_t rpm;	    /* requests per minute for this rule; 0: unlimited */
+	/*
+	 * Whose window the limits count in. A loaded policy gives each rule
+	 * its own (rate_key NULL: the rule's name). A narrowed policy's rule
+	 * counts in the window of the operator rule it came from, so that
+	 * several agent names under one operator wildcard share its limit,
+	 * and, when the agent set a limit of its own, also in the window of
+	 * that agent entry (agent_rate_key, "agent:" and its name).
+	 */
+	char *rate_key;
+	char *agent_rate_key; /* NULL: no agent limit */
+	uint32_t agent_rpm;
 	bool approval;	    /* write methods wait for a human decision */
 	bool inspect;	    /* terminate TLS so method, body and secret rules apply to HTTPS */
 	int line;	    /* where the rule was written; 0 for built-in rules */
@@ -144,7 +155,8 @@ const char *egress_category_name(enum egress_category c);
  * its domain (exact names or "*." wildcards; a wildcard meets an exact
  * name it covers, two wildcards meet at the longer one). Where both sides
  * say something, the stricter wins: ports and methods are intersected,
- * the lower requests-per-minute is kept (0 means unlimited), approval is
+ * both requests-per-minute limits apply, each in its own side's window
+ * (rate_key, agent_rate_key above; 0 means unlimited), approval is
  * required if either requires it, inspection is on if either asks. `rules`
  * (each rule's name is a domain in `domains`) narrow single domains
  * further. Settings (enforce, limits, private exceptions, approval

@@ -145,7 +145,11 @@ static void check_within(const struct egress_rule *r, const struct egress_rule *
 	for (size_t k = 0; k < r->n_ports; k++)
 		CHECK(egress_rule_has_port(b, r->ports[k]));
 	CHECK((r->methods & ~b->methods) == 0);
-	CHECK(!b->rpm || (r->rpm && r->rpm <= b->rpm));
+	/* the operator's limit, counted in the operator rule's own window */
+	CHECK(r->rpm == b->rpm);
+	CHECK(!b->rpm || strcmp(r->rate_key ? r->rate_key : r->name, b->name) == 0);
+	CHECK(!r->agent_rate_key == !r->agent_rpm);
+	CHECK(!r->agent_rate_key || strncmp(r->agent_rate_key, "agent:", 6) == 0);
 	CHECK(!b->approval || r->approval);
 	CHECK(!b->inspect || r->inspect);
 	CHECK(r->category == b->category);

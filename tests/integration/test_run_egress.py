@@ -221,3 +221,44 @@ def test_workspace_policy_applies_without_policy_flag(env, upstream):
         events = [json.loads(l) for l in r.stdout.splitlines() if l.startswith("{")]
         outs[ws] = env.result(events)[0]["output"]["llm"]
     assert outs == {"default": 200, "other": 403}
+
+
+def _rate_env(env, upstream, operator_rules):
+    env.hosts.write_text("".join(f"127.0.0.1 {h}.rl.test\n" for h in "abc"))
+    env.policy.write_text(
+        "version: 1\nenforce: true\nlimits:\n  global_requests_per_minute: 1000\ndomains:\n" +
+        "".join(f"  - name: '{n}'\n    ports: [{upstream.port}]\n"
+                f"    requests_per_minute: {rpm}\n" for n, rpm in operator_rules))
+
+
+def _rate_calls(upstream, per_host=2):
+    return {"calls": [[f"{h}{i}", f"http://{h}.rl.test:{upstream.port}/x", False]
+                      for i in range(per_host) for h in "abc"]}
+
+
+def test_agent_names_share_the_operator_rate_limit(env, upstream):
+    """Listing several names under one operator wildcard must not multiply
+    the operator's limit: they all count in the wildcard's window."""
+    _rate_env(env, upstream, [("*.rl.test", 3)])
+    m = manifest(required_secrets=[],
+                 egress={"domains": ["a.rl.test", "b.rl.test", "c.rl.test"]})
+    a = env.agent("net", m, CLIENT)
+    r, events = env.run(a, _rate_calls(upstream))
+    assert r.returncode == 0, r.stderr
+    out = env.result(events)[0]["output"]
+    assert sorted(out.values()) == [200, 200, 200, 429, 429, 429], out
+    assert len(upstream.log) == 3
+
+
+def test_agent_rate_limit_covers_its_whole_entry(env, upstream):
+    """An agent's own limit on a wildcard counts every host under it, even
+    where several operator rules meet that wildcard."""
+    _rate_env(env, upstream, [("a.rl.test", 0), ("b.rl.test", 0), ("c.rl.test", 0)])
+    m = manifest(required_secrets=[],
+                 egress={"domains": ["*.rl.test"],
+                         "rules": [{"domain": "*.rl.test", "requests_per_minute": 2}]})
+    a = env.agent("net", m, CLIENT)
+    r, events = env.run(a, _rate_calls(upstream))
+    assert r.returncode == 0, r.stderr
+    out = env.result(events)[0]["output"]
+    assert sorted(out.values()) == [200, 200, 429, 429, 429, 429], out

@@ -49,6 +49,20 @@ static bool dropped(const struct drops *d, const char *name)
 	return false;
 }
 
+/* The tighter of a narrowed rule's two limits, 0 when neither is set. */
+static uint32_t eff_rpm(const struct egress_rule *r)
+{
+	if (!r->rpm || !r->agent_rpm)
+		return r->rpm ? r->rpm : r->agent_rpm;
+	return r->rpm < r->agent_rpm ? r->rpm : r->agent_rpm;
+}
+
+/* The window a rule's operator limit counts in. */
+static const char *rate_window(const struct egress_rule *r)
+{
+	return r->rate_key ? r->rate_key : r->name;
+}
+
 static void check_valid(const struct egress_policy *p)
 {
 	for (size_t i = 0; i < p->n_rules; i++) {
@@ -141,6 +155,8 @@ static void test_exact_under_base_wildcard(void **state)
 	assert_int_equal(r->ports[1], 8443);
 	assert_int_equal(r->methods, EGRESS_M_GET | EGRESS_M_POST);
 	assert_int_equal(r->rpm, 30);
+	assert_string_equal(rate_window(r), "*.github.com"); /* the operator rule's window */
+	assert_null(r->agent_rate_key);
 	assert_true(r->approval);
 	assert_true(r->inspect);
 	assert_int_equal(r->category, EGRESS_CAT_USER);
@@ -258,7 +274,7 @@ static void test_several_base_rules(void **state)
 	const struct egress_rule *b = egress_policy_match(p, "b.example.com");
 	assert_int_equal(b->n_ports, 1);
 	assert_int_equal(b->ports[0], 8080);
-	assert_int_equal(egress_policy_match(p, "x.c.example.com")->rpm, 7);
+	assert_int_equal(eff_rpm(egress_policy_match(p, "x.c.example.com")), 7);
 	assert_null(egress_policy_match(p, "c.example.com"));
 	assert_null(egress_policy_match(p, "z.example.com"));
 	assert_null(egress_policy_match(p, "example.com"));
@@ -384,19 +400,22 @@ static void test_intersections(void **state)
 	assert_false(egress_rule_has_port(a, 80));
 	assert_false(egress_rule_has_port(a, 9000));
 	assert_int_equal(a->methods, EGRESS_M_GET | EGRESS_M_DELETE);
-	assert_int_equal(a->rpm, 30); /* base lower */
+	assert_int_equal(eff_rpm(a), 30); /* base lower */
+	assert_int_equal(a->agent_rpm, 50);
+	assert_string_equal(a->agent_rate_key, "agent:a.example");
 	assert_true(a->approval);     /* agent asks */
 	assert_true(a->inspect);      /* agent asks */
 
 	const struct egress_rule *b = egress_policy_match(p, "b.example");
 	assert_int_equal(b->n_ports, 2); /* the base's default 80, 443 */
 	assert_int_equal(b->methods, EGRESS_M_ALL);
-	assert_int_equal(b->rpm, 10); /* base lower */
+	assert_int_equal(eff_rpm(b), 10); /* base lower */
 	assert_true(b->approval);     /* "none" cannot lift the base's hold */
 	assert_true(b->inspect);      /* and false cannot turn inspection off */
 
 	const struct egress_rule *c = egress_policy_match(p, "c.example");
-	assert_int_equal(c->rpm, 5); /* base unlimited, agent 5 */
+	assert_int_equal(eff_rpm(c), 5); /* base unlimited, agent 5 */
+	assert_int_equal(c->rpm, 0);
 	egress_policy_free(p);
 
 	/* agent 0 means no extra limit; the lower of two wins */
@@ -405,9 +424,10 @@ static void test_intersections(void **state)
 	rules[1] = agent_rule("b.example");
 	rules[1].rpm = 3;
 	p = narrow(base, dom, 3, rules, 2, NULL);
-	assert_int_equal(egress_policy_match(p, "a.example")->rpm, 30);
-	assert_int_equal(egress_policy_match(p, "b.example")->rpm, 3);
-	assert_int_equal(egress_policy_match(p, "c.example")->rpm, 0); /* both unlimited */
+	assert_int_equal(eff_rpm(egress_policy_match(p, "a.example")), 30);
+	assert_null(egress_policy_match(p, "a.example")->agent_rate_key);
+	assert_int_equal(eff_rpm(egress_policy_match(p, "b.example")), 3);
+	assert_int_equal(eff_rpm(egress_policy_match(p, "c.example")), 0); /* both unlimited */
 	egress_policy_free(p);
 	egress_policy_free(base);
 }
@@ -536,7 +556,7 @@ static void test_settings_and_base_unchanged(void **state)
 	struct sockaddr_in6 a6 = { .sin6_family = AF_INET6 };
 	inet_pton(AF_INET6, "fd00::5", &a6.sin6_addr);
 	assert_true(egress_policy_private_ok(p, (struct sockaddr *)&a6, 443));
-	assert_int_equal(egress_policy_match(p, "a.example.com")->rpm, 17);
+	assert_int_equal(eff_rpm(egress_policy_match(p, "a.example.com")), 17);
 
 	/* the base is as it was, and its rules are not shared */
 	assert_ptr_equal(base->rules, rules_ptr);
@@ -643,7 +663,7 @@ static void test_from_manifest(void **state)
 	assert_int_equal(gh->n_ports, 1);
 	assert_int_equal(gh->ports[0], 443);
 	assert_int_equal(gh->methods, EGRESS_M_GET);
-	assert_int_equal(gh->rpm, 10);
+	assert_int_equal(eff_rpm(gh), 10);
 	assert_true(gh->approval);
 	assert_true(gh->inspect);
 	assert_non_null(egress_policy_match(p, "api.openai.com"));
@@ -798,11 +818,19 @@ static void test_model(void **state)
 				assert_int_equal(egress_rule_has_port(r, b->ports[i]),
 						 !a->n_ports ||
 							 egress_rule_has_port(a, b->ports[i]));
-			uint32_t rpm = !a->rpm		 ? b->rpm
-				       : !b->rpm	 ? a->rpm
-				       : a->rpm < b->rpm ? a->rpm
-							 : b->rpm;
-			assert_int_equal(r->rpm, rpm);
+			/* each limit counts in its own side's window, so every
+			 * host under one base rule shares that rule's count */
+			assert_int_equal(r->rpm, b->rpm);
+			if (b->rpm)
+				assert_string_equal(rate_window(r), b->name);
+			assert_int_equal(r->agent_rpm, a->rpm);
+			if (a->rpm) {
+				char key[EGRESS_MAX_HOST + 16];
+				snprintf(key, sizeof(key), "agent:%s", a->name);
+				assert_string_equal(r->agent_rate_key, key);
+			} else {
+				assert_null(r->agent_rate_key);
+			}
 			assert_int_equal(r->approval, (a->approval || b->approval) &&
 							      b->category != EGRESS_CAT_LLM);
 			assert_int_equal(r->inspect, a->inspect || b->inspect);
