@@ -723,6 +723,22 @@ static int build_rules(struct egress_policy *p, struct settings *s, report_fn re
 		free(prev->r.name);
 		*prev = *cur;
 	}
+	/* Inside an HTTPS tunnel the method is invisible: a method rule or an
+	 * approval hold on port 443 could only ever refuse the CONNECT, so such
+	 * a rule is an error when it loads rather than a surprise at run time.
+	 * (On other ports the engine still refuses a CONNECT it cannot check.) */
+	for (size_t j = 0; r == 0 && j < out; j++) {
+		const struct egress_rule *x = &all[j].r;
+		bool restricts = x->methods != EGRESS_M_ALL;
+		if (x->line > 0 && !x->inspect && (restricts || x->approval) &&
+		    egress_rule_has_port(x, 443))
+			r = report(ctx, x->line, "",
+				   "domains[%zu]: '%s' %s on port 443 (HTTPS) without 'inspect: "
+				   "true'; cordon cannot see the method inside a TLS tunnel. Add "
+				   "'inspect: true', or list only plain-HTTP ports",
+				   all[j].index, x->name,
+				   restricts ? "restricts methods" : "requires approval");
+	}
 	if (r == 0 && out > EGRESS_MAX_RULES)
 		r = report(ctx, 0, "", "%zu rules with the built-in ones, more than %d", out,
 			   EGRESS_MAX_RULES);

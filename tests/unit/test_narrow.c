@@ -257,6 +257,7 @@ static void test_several_base_rules(void **state)
 	(void)state;
 	struct egress_policy *base = load(BASE_HEAD "  - name: a.example.com\n"
 						    "    methods: [GET]\n"
+						    "    inspect: true\n"
 						    "  - name: b.example.com\n"
 						    "    ports: [8080]\n"
 						    "  - name: '*.c.example.com'\n"
@@ -293,7 +294,8 @@ static void test_base_precedence(void **state)
 						    "    methods: [GET]\n"
 						    "    inspect: true\n"
 						    "  - name: raw.github.com\n"
-						    "    methods: [HEAD]\n");
+						    "    methods: [HEAD]\n"
+						    "    inspect: true\n");
 	const char *dom1[] = { "x.api.github.com" };
 	struct egress_policy *p = narrow(base, dom1, 1, NULL, 0, NULL);
 	assert_int_equal(p->n_rules, 1);
@@ -365,7 +367,7 @@ static void test_intersections(void **state)
 {
 	(void)state;
 	struct egress_policy *base = load(BASE_HEAD "  - name: a.example\n"
-						    "    ports: [80, 443, 8443]\n"
+						    "    ports: [80, 8080, 8443]\n"
 						    "    methods: [GET, POST, DELETE]\n"
 						    "    requests_per_minute: 30\n"
 						    "  - name: b.example\n"
@@ -379,7 +381,7 @@ static void test_intersections(void **state)
 	struct egress_rule rules[3] = { agent_rule("a.example"), agent_rule("b.example"),
 					agent_rule("c.example") };
 	rules[0].ports[0] = 8443;
-	rules[0].ports[1] = 443;
+	rules[0].ports[1] = 8080;
 	rules[0].ports[2] = 9000;
 	rules[0].n_ports = 3;
 	rules[0].methods = EGRESS_M_GET | EGRESS_M_PUT | EGRESS_M_DELETE;
@@ -395,7 +397,7 @@ static void test_intersections(void **state)
 
 	const struct egress_rule *a = egress_policy_match(p, "a.example");
 	assert_int_equal(a->n_ports, 2);
-	assert_int_equal(a->ports[0], 443); /* the base's order */
+	assert_int_equal(a->ports[0], 8080); /* the base's order */
 	assert_int_equal(a->ports[1], 8443);
 	assert_false(egress_rule_has_port(a, 80));
 	assert_false(egress_rule_has_port(a, 9000));
@@ -486,7 +488,8 @@ static void test_empty_intersection(void **state)
 						    "  - name: '*.github.com'\n"
 						    "    ports: [443, 8443]\n"
 						    "  - name: lone.example\n"
-						    "    methods: [GET]\n");
+						    "    methods: [GET]\n"
+						    "    inspect: true\n");
 	const char *dom[] = { "*.github.com", "api.github.com", "lone.example" };
 	struct egress_rule rules[2] = { agent_rule("api.github.com"), agent_rule("lone.example") };
 	rules[0].ports[0] = 8443;
@@ -518,6 +521,7 @@ static void test_settings_and_base_unchanged(void **state)
 	(void)state;
 	struct egress_policy *base = load(BASE_HEAD "  - name: '*.example.com'\n"
 						    "    methods: [GET]\n"
+						    "    inspect: true\n"
 						    "enforce: false\n"
 						    "limits:\n"
 						    "  requests_per_minute: 17\n"

@@ -245,7 +245,7 @@ static const char full[] = "version: 1\n"			    /* 1 */
 			   "  youtube: false\n"			    /* 15 */
 			   "domains:\n"				    /* 16 */
 			   "  - name: Example.COM.\n"		    /* 17 */
-			   "    ports: [8080, 443]\n"		    /* 18 */
+			   "    ports: [8080, 8443]\n"		    /* 18 */
 			   "    methods: [get, Head, OPTIONS]\n"    /* 19 */
 			   "    requests_per_minute: 100000\n"	    /* 20 */
 			   "    approval: none\n"		    /* 21 */
@@ -285,7 +285,7 @@ static void test_full_inline(void **state)
 	assert_int_equal(r->line, 17);
 	assert_int_equal(r->n_ports, 2);
 	assert_int_equal(r->ports[0], 8080);
-	assert_int_equal(r->ports[1], 443);
+	assert_int_equal(r->ports[1], 8443);
 	assert_int_equal(r->methods, EGRESS_M_GET | EGRESS_M_HEAD | EGRESS_M_OPTIONS);
 	assert_int_equal(r->rpm, 100000);
 	assert_false(r->approval);
@@ -596,6 +596,32 @@ static void test_names_in_policy(void **state)
 	parse_fails("version: 1\ndomains:\n  - name: ''\n", "domains[0].name", NULL);
 }
 
+
+/* A method rule or an approval hold on HTTPS needs inspection: without it
+ * the engine sees only CONNECT and could never enforce the rule. */
+static void test_https_rules_need_inspection(void **state)
+{
+	(void)state;
+	parse_fails("version: 1\ndomains:\n  - name: ok.example\n  - name: a.example\n"
+		    "    methods: [GET]\n",
+		    "policy.yaml:4: domains[1]: 'a.example' restricts methods on port 443 (HTTPS) "
+		    "without 'inspect: true'",
+		    "list only plain-HTTP ports");
+	parse_fails("version: 1\ndomains:\n  - name: '*.a.example'\n    ports: [443]\n"
+		    "    approval: required\n    inspect: false\n",
+		    "policy.yaml:3: domains[0]: '*.a.example' requires approval on port 443", NULL);
+	/* inspected, or plain HTTP only: loads */
+	const char *ok[] = {
+		"version: 1\ndomains:\n  - name: a.example\n    methods: [GET]\n    inspect: true\n",
+		"version: 1\ndomains:\n  - name: a.example\n    methods: [GET]\n    ports: [80]\n",
+		"version: 1\ndomains:\n  - name: a.example\n    approval: required\n"
+		"    ports: [8080]\n",
+		"version: 1\ndomains:\n  - name: a.example\n    ports: [443]\n",
+	};
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+		egress_policy_free(parse_ok(ok[i]));
+}
+
 static void test_llm_rules(void **state)
 {
 	(void)state;
@@ -619,8 +645,10 @@ static void test_llm_rules(void **state)
 					   "  - name: pypi.org\n"
 					   "  - name: '*.openai.com'\n"
 					   "    approval: required\n"
+					   "    inspect: true\n"
 					   "  - name: '*.wikipedia.org'\n"
-					   "    methods: [GET]\n");
+					   "    methods: [GET]\n"
+					   "    inspect: true\n");
 	const struct egress_rule *r = match(p, "api.openai.com");
 	assert_int_equal(r->category, EGRESS_CAT_LLM);
 	assert_string_equal(r->group, "llm");
@@ -786,6 +814,7 @@ static void test_wildcards(void **state)
 					   "  - name: '*.example.com'\n"
 					   "  - name: '*.b.example.com'\n"
 					   "    methods: [GET]\n"
+					   "    ports: [80]\n"
 					   "  - name: exact.b.example.com\n"
 					   "    ports: [8443]\n"
 					   "  - name: '*.exact.b.example.com'\n"
@@ -1026,6 +1055,7 @@ int main(void)
 		cmocka_unit_test(test_duplicates),
 		cmocka_unit_test(test_names_in_policy),
 		cmocka_unit_test(test_llm_rules),
+		cmocka_unit_test(test_https_rules_need_inspection),
 		cmocka_unit_test(test_limits_and_sizes),
 		cmocka_unit_test(test_normalize),
 		cmocka_unit_test(test_wildcards),
