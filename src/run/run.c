@@ -509,6 +509,9 @@ static void on_phase(void *ctx, int phase, const struct sandbox_phase_status *st
 		run_mcp_phase_ended(c->mcp, phase);
 	if (phase != 0 || !c->agent.manifest->setup)
 		return;
+	/* What setup wrote to the steps channel comes first: the next phase
+	 * starts only after this returns (the sandbox waits for it). */
+	steps_read(c);
 	c->setup_ms = (uint64_t)(wall_ms() - c->started_ms);
 	c->setup_done = true;
 	json_t *d = json_pack("{s:i, s:I}", "exit_code", st->signal ? 128 + st->signal : st->exit_code,

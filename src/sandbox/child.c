@@ -309,9 +309,26 @@ static int run_phase(const struct sb_plan *plan, int phase, int sync_fd, int sfd
 		if (done)
 			break;
 	}
-	if (!exec_failed)
-		send_msg(sync_fd, &end);
-	return (exec_failed || end.a || end.b) ? -1 : 0;
+	if (exec_failed)
+		return -1;
+	send_msg(sync_fd, &end);
+	if (end.a || end.b)
+		return -1;
+	/*
+	 * Before the next phase starts, the supervisor has handled this one's
+	 * end (its callback ran: a run drains the steps the phase wrote and
+	 * records that it finished), so what the record says came from one
+	 * phase cannot have come from the next. No answer: end here.
+	 */
+	if ((size_t)phase + 1 < plan->n_phases) {
+		struct sb_msg go;
+		do
+			n = recv(sync_fd, &go, sizeof(go), 0);
+		while (n < 0 && errno == EINTR);
+		if (n != (ssize_t)sizeof(go) || go.type != SB_MSG_NEXT_PHASE || go.phase != phase)
+			return -1;
+	}
+	return 0;
 }
 
 /* pid 1 keeps stdio, its channel and the caller's stdio fds; every other

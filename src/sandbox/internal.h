@@ -130,6 +130,7 @@ enum sb_msg_type {
 	SB_MSG_SETUP_FAILED, /* child: a = errno, text = step */
 	SB_MSG_EXEC_FAILED,  /* child: phase, a = errno, text = argv[0] */
 	SB_MSG_PHASE_END,    /* child: phase, a = exit code, b = signal */
+	SB_MSG_NEXT_PHASE,   /* parent: the phase end is handled; start the next */
 };
 
 struct sb_msg {

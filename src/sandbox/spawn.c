@@ -48,6 +48,7 @@ struct sandbox {
 	bool finished;
 	bool msgs_eof; /* the child closed its end of sync_fd */
 	bool setup_failed;
+	size_t n_phases;
 	struct cdn_err late_err; /* failure reported after READY (payload setup) */
 	struct sandbox_status st;
 	sandbox_phase_cb cb;
@@ -573,6 +574,7 @@ int sandbox_spawn(const struct sandbox_config *cfg, struct sandbox **out, struct
 	for (int i = 0; i < SB_FD_COUNT; i++)
 		sb->fds[i] = -1;
 	sb->start_ns = now_ns();
+	sb->n_phases = cfg->n_phases;
 	if (cfg->limits.timeout_ms)
 		sb->deadline_ns = sb->start_ns + cfg->limits.timeout_ms * 1000000ull;
 
@@ -714,6 +716,11 @@ static void handle_msg(struct sandbox *sb, const struct sb_msg *m)
 								   .signal = m->b };
 		if (sb->cb)
 			sb->cb(sb->cb_ctx, ph, &sb->st.phases[ph]);
+		/* pid 1 waits for this before it starts the next phase */
+		if (!m->a && !m->b && (size_t)ph + 1 < sb->n_phases && !sb->finished) {
+			struct sb_msg go = { .type = SB_MSG_NEXT_PHASE, .phase = ph };
+			(void)send(sb->sync_fd, &go, sizeof(go), MSG_NOSIGNAL | MSG_DONTWAIT);
+		}
 		break;
 	case SB_MSG_EXEC_FAILED:
 		if (ph < 0 || ph >= SANDBOX_MAX_PHASES)
@@ -918,10 +925,12 @@ int sandbox_wait_relay(struct sandbox *sb, struct sandbox_relay *relays, size_t 
 		r = sandbox_poll(sb, st, err);
 		if (r != 0)
 			break;
-		struct pollfd p[2 + RELAY_MAX];
+		struct pollfd p[3 + RELAY_MAX];
 		nfds_t np = 0;
 		p[np++] = (struct pollfd){ .fd = sb->pidfd, .events = POLLIN };
 		p[np++] = (struct pollfd){ .fd = sfd, .events = POLLIN };
+		/* phase ends: pid 1 waits for their answer (handle_msg) */
+		p[np++] = (struct pollfd){ .fd = sandbox_msg_fd(sb), .events = POLLIN };
 		for (size_t i = 0; i < n_relays; i++)
 			p[np++] = (struct pollfd){ .fd = open_relay[i] ? relays[i].from : -1,
 						   .events = POLLIN };
@@ -938,7 +947,7 @@ int sandbox_wait_relay(struct sandbox *sb, struct sandbox_relay *relays, size_t 
 				(void)sandbox_signal(sb, (int)si.ssi_signo);
 		}
 		for (size_t i = 0; i < n_relays; i++)
-			if (open_relay[i] && p[2 + i].revents)
+			if (open_relay[i] && p[3 + i].revents)
 				open_relay[i] = relay_pump(&relays[i]);
 	}
 	/* The sandbox is gone, and with it every write end: drain to EOF. */
