@@ -572,6 +572,10 @@ static void client_event(struct bufferevent *bev, short what, void *arg)
 								? "client timed out"
 								: "client closed the connection"));
 			egress_audit(c->e, j);
+			/* The request went out (a client that stops reading after
+			 * the head is common): the run's events count it as sent. */
+			if (c->state == C_BODY || c->state == C_RESPONSE)
+				egress_emit(c->e, "egress.allowed", j);
 			json_decref(j);
 		}
 		conn_close(c);

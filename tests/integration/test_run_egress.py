@@ -124,9 +124,9 @@ def test_secret_goes_only_where_it_is_scoped(env, upstream):
     assert res["audit"]["records"] == 3 and res["egress"]["blocked"] == 1
     entries = [json.loads(l) for l in (run_dir / "audit.jsonl").read_text().splitlines()]
     assert sorted(e["hostname"] for e in entries) == ["llm.test", "other.test", "other.test"]
-    # Both allowed exchanges are recorded; under load one may end as "the
-    # client closed" after its answer went out (see the closing note).
-    assert res["egress"]["allowed"] >= 1
+    # Both requests that went out count as allowed, also when the client
+    # (which reads only the status) closes before the body has passed.
+    assert res["egress"]["allowed"] == 2
 
 
 def test_unscoped_secret_is_blocked_everywhere(env, upstream):
