@@ -1607,23 +1607,58 @@ static bool same_trimmed(const char *a, const char *b)
 	return x[0] && !strcmp(x, y);
 }
 
+/* starttime, the 22nd field of /proc/PID/stat text `buf`: the 20th after
+ * the comm's closing parenthesis. 0 when it is not there. */
+static uint64_t stat_start(const char *buf)
+{
+	/* "pid (comm) S ...": comm may hold ')' itself, so the last one. */
+	const char *p = strrchr(buf, ')');
+	if (!p)
+		return 0;
+	p++;
+	for (int field = 3; field < 22; field++) {
+		p = strchr(p + 1, ' ');
+		if (!p)
+			return 0;
+	}
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(p + 1, &end, 10);
+	if (errno || end == p + 1 || (*end != ' ' && *end != '\n' && *end != '\0'))
+		return 0;
+	return (uint64_t)v;
+}
+
+uint64_t store_proc_start(int pid)
+{
+	char path[64], buf[1024];
+	if (pid <= 0)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	if (read_small(path, buf, sizeof(buf)) <= 0)
+		return 0;
+	return stat_start(buf);
+}
+
 /*
  * A supervisor is alive when it ran on this boot, its pid exists and is
- * not a zombie, and that pid's comm is cordon's. The last check catches
- * pid reuse by an unrelated process; reuse by another cordon is not
- * caught, and leaves the run to be recovered once that one exits.
+ * not a zombie, that pid's comm is cordon's, and (when recorded) the
+ * process started when the one that took the run did. The comm check
+ * catches pid reuse by an unrelated program, the start time reuse by
+ * another cordon.
  */
-bool store_supervisor_alive(int pid, const char *boot, const char *current_boot)
+bool store_supervisor_alive(int pid, const char *boot, const char *current_boot, uint64_t start)
 {
 	if (pid <= 0 || !boot || !current_boot || !same_trimmed(boot, current_boot))
 		return false;
-	char path[64], buf[512];
+	char path[64], buf[1024];
 	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
 	if (read_small(path, buf, sizeof(buf)) <= 0)
 		return false;
-	/* "pid (comm) S ...": comm may hold ')' itself, so the last one. */
 	const char *rp = strrchr(buf, ')');
 	if (!rp || rp[1] != ' ' || rp[2] == 'Z' || rp[2] == 'X' || rp[2] == 'x')
+		return false;
+	if (start && stat_start(buf) != start)
 		return false;
 	snprintf(path, sizeof(path), "/proc/%d/comm", pid);
 	if (read_small(path, buf, sizeof(buf)) <= 0)

@@ -201,6 +201,11 @@ struct store_run {
 	int64_t created_ms, started_ms, finished_ms;
 	int supervisor_pid;		 /* whose process runs it, for crash recovery */
 	char supervisor_boot[STORE_BOOT_ID_MAX];	 /* /proc/sys/kernel/random/boot_id */
+	/* When that process started (/proc/PID/stat field 22, clock ticks
+	 * after boot), so a pid reused by a later process is told apart. Read
+	 * back only: create and claim take it from supervisor_pid's process
+	 * then. 0: unknown. */
+	uint64_t supervisor_start;
 	char *input_json;		 /* may be NULL */
 	char *result_json;		 /* result.json, once finished; may be NULL */
 	char error[256];		 /* why, for RUN_ERROR */

@@ -109,6 +109,9 @@ static const char *const schema_steps[] = {
 	"CREATE INDEX runs_by_agent ON runs (workspace, agent, created_ms DESC, id DESC);"
 	"CREATE INDEX runs_by_status ON runs (workspace, status, created_ms DESC, id DESC);"
 	"PRAGMA user_version = 3;",
+	/* 4: the supervisor's start time, so recovery tells a reused pid. */
+	("ALTER TABLE runs ADD COLUMN supervisor_start INTEGER NOT NULL DEFAULT 0;"
+	 "PRAGMA user_version = 4;"),
 };
 
 #define SCHEMA_VERSION ((int)CDN_ARRAY_SIZE(schema_steps))
@@ -882,13 +885,13 @@ int store_wskey_put(struct store *s, const char *ws, const uint8_t *blob, size_t
 #define RUN_COLUMNS                                                                        \
 	"id, workspace, agent, agent_version, agent_hash, status, exit_code, caller,"     \
 	" created_ms, started_ms, finished_ms, supervisor_pid, supervisor_boot, input_json," \
-	" result_json, error"
+	" result_json, error, supervisor_start"
 
 /* A list shows records, not their input and result (up to 1 MiB each). */
 #define RUN_LIST_COLUMNS                                                                   \
 	"id, workspace, agent, agent_version, agent_hash, status, exit_code, caller,"     \
 	" created_ms, started_ms, finished_ms, supervisor_pid, supervisor_boot, NULL,"     \
-	" NULL, error"
+	" NULL, error, supervisor_start"
 
 static int run_read(sqlite3_stmt *st, struct store_run *out)
 {
@@ -914,11 +917,20 @@ static int run_read(sqlite3_stmt *st, struct store_run *out)
 	out->started_ms = sqlite3_column_int64(st, 9);
 	out->finished_ms = sqlite3_column_int64(st, 10);
 	out->supervisor_pid = (int)pid;
+	out->supervisor_start = (uint64_t)sqlite3_column_int64(st, 16);
 	if (!col_dup(st, 13, &out->input_json) || !col_dup(st, 14, &out->result_json)) {
 		store_run_clear(out);
 		return -ENOMEM;
 	}
 	return 0;
+}
+
+/* What a new record or claim stores: the start time of the process that
+ * supervisor_pid names now (never a value carried over from a record). */
+static int64_t supervisor_start(const struct store_run *r)
+{
+	uint64_t v = store_proc_start(r->supervisor_pid);
+	return v <= INT64_MAX ? (int64_t)v : 0;
 }
 
 static int run_read_fail(struct store_db *d, int r, struct cdn_err *err)
@@ -937,7 +949,7 @@ int store_run_create(struct store *s, const struct store_run *r, struct cdn_err 
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	if ((e = prep(d,
 		      "INSERT INTO runs (" RUN_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8,"
-		      " ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+		      " ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
 		      &st, err)) < 0)
 		return e;
 	struct binder b = { st, SQLITE_OK };
@@ -957,6 +969,7 @@ int store_run_create(struct store *s, const struct store_run *r, struct cdn_err 
 	b_text(&b, 14, r->input_json);
 	b_text(&b, 15, r->result_json);
 	b_text(&b, 16, r->error);
+	b_int(&b, 17, supervisor_start(r));
 	if (b.rc != SQLITE_OK)
 		return sql_fail(d, b.rc, err, "bind");
 	int rc = sqlite3_step(st);
@@ -1100,6 +1113,7 @@ struct recover_candidate {
 	char id[STORE_RUN_ID_MAX + 1];
 	int64_t pid; /* as stored, for the UPDATE's WHERE */
 	char boot[STORE_BOOT_ID_MAX];
+	int64_t start;
 };
 
 int store_runs_recover(struct store *s, struct cdn_err *err)
@@ -1114,7 +1128,7 @@ int store_runs_recover(struct store *s, struct cdn_err *err)
 	{
 		_cleanup_stmt_ sqlite3_stmt *st = NULL;
 		if ((r = prep(d,
-			      "SELECT id, supervisor_pid, supervisor_boot FROM runs"
+			      "SELECT id, supervisor_pid, supervisor_boot, supervisor_start FROM runs"
 			      " WHERE status IN ('created', 'running')",
 			      &st, err)) < 0)
 			return r;
@@ -1129,6 +1143,7 @@ int store_runs_recover(struct store *s, struct cdn_err *err)
 			}
 			struct recover_candidate *c = &v[count];
 			c->pid = sqlite3_column_int64(st, 1);
+			c->start = sqlite3_column_int64(st, 3);
 			/* A field that does not fit cannot name a live supervisor;
 			 * the UPDATE below then matches nothing and the run stays
 			 * as it is. */
@@ -1144,7 +1159,8 @@ int store_runs_recover(struct store *s, struct cdn_err *err)
 	for (size_t i = 0; i < count; i++) {
 		const struct recover_candidate *c = &v[i];
 		int pid = c->pid > 0 && c->pid <= INT32_MAX ? (int)c->pid : 0;
-		if (store_supervisor_alive(pid, c->boot, boot))
+		if (store_supervisor_alive(pid, c->boot, boot,
+					   c->start > 0 ? (uint64_t)c->start : 0))
 			continue;
 		_cleanup_stmt_ sqlite3_stmt *st = NULL;
 		/* The WHERE repeats what was judged, so a run that finished
@@ -1153,7 +1169,8 @@ int store_runs_recover(struct store *s, struct cdn_err *err)
 			      "UPDATE runs SET status = 'error', error = ?2, finished_ms = ?3,"
 			      " exit_code = 125"
 			      " WHERE id = ?1 AND status IN ('created', 'running')"
-			      " AND supervisor_pid = ?4 AND supervisor_boot = ?5",
+			      " AND supervisor_pid = ?4 AND supervisor_boot = ?5"
+			      " AND supervisor_start = ?6",
 			      &st, err)) < 0)
 			return r;
 		struct binder b = { st, SQLITE_OK };
@@ -1162,6 +1179,7 @@ int store_runs_recover(struct store *s, struct cdn_err *err)
 		b_int(&b, 3, store_now_ms());
 		b_int(&b, 4, c->pid);
 		b_text(&b, 5, c->boot);
+		b_int(&b, 6, c->start);
 		if (b.rc != SQLITE_OK)
 			return sql_fail(d, b.rc, err, "bind");
 		if ((r = step(d, st, err, "mark a run as failed")) < 0)
@@ -1328,7 +1346,8 @@ int store_run_claim(struct store *s, const struct store_run *r, struct cdn_err *
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	if ((e = prep(d,
 		      "UPDATE runs SET agent = ?2, agent_version = ?3, agent_hash = ?4,"
-		      " supervisor_pid = ?5, supervisor_boot = ?6, input_json = ?7"
+		      " supervisor_pid = ?5, supervisor_boot = ?6, input_json = ?7,"
+		      " supervisor_start = ?9"
 		      " WHERE id = ?1 AND workspace = ?8 AND status = 'created'",
 		      &st, err)) < 0)
 		return e;
@@ -1341,6 +1360,7 @@ int store_run_claim(struct store *s, const struct store_run *r, struct cdn_err *
 	b_text(&b, 6, r->supervisor_boot);
 	b_text(&b, 7, r->input_json);
 	b_text(&b, 8, r->workspace);
+	b_int(&b, 9, supervisor_start(r));
 	if (b.rc != SQLITE_OK)
 		return sql_fail(d, b.rc, err, "bind");
 	if ((e = step(d, st, err, "claim a run")) < 0)

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "store/store.h"
+#include "store/internal.h" /* store_proc_start */
 
 #define HASH_ABC "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
 #define HASH_HELLO "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03"
@@ -164,7 +165,7 @@ static void test_open_layout(void **state)
 	sqlite3_stmt *st;
 	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int(st, 0), 3);
+	assert_int_equal(sqlite3_column_int(st, 0), 4);
 	sqlite3_finalize(st);
 	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
@@ -1126,7 +1127,9 @@ static void test_run_claim(void **state)
 	struct store_run c = run("q-1", "bot", 1000, RUN_CREATED);
 	snprintf(c.agent_hash, sizeof(c.agent_hash), "%s", HASH_A);
 	c.agent_version = 3;
-	c.supervisor_pid = 4321;
+	c.supervisor_pid = (int)getpid();
+	/* as a claimer that copied the queued record would carry it */
+	c.supervisor_start = store_proc_start(1);
 	snprintf(c.supervisor_boot, sizeof(c.supervisor_boot), "boot-y");
 	c.input_json = "{\"a\":2}";
 	/* Another workspace cannot take it. */
@@ -1136,7 +1139,10 @@ static void test_run_claim(void **state)
 	assert_int_equal(store_run_claim(f->s, &c, &err), 0);
 	struct store_run got;
 	assert_int_equal(store_run_get(f->s, "q-1", &got, &err), 0);
-	assert_int_equal(got.supervisor_pid, 4321);
+	assert_int_equal(got.supervisor_pid, (int)getpid());
+	/* the claimer's own start time, not the one it carried */
+	assert_int_equal(got.supervisor_start, store_proc_start((int)getpid()));
+	assert_true(got.supervisor_start != store_proc_start(1));
 	assert_int_equal(got.agent_version, 3);
 	assert_string_equal(got.agent_hash, HASH_A);
 	assert_string_equal(got.input_json, "{\"a\":2}");
@@ -1298,8 +1304,23 @@ static void create_supervised(struct fx *f, const char *id, enum store_run_statu
 	struct cdn_err err = { 0 };
 	struct store_run r = run(id, "bot", 1000, st);
 	r.supervisor_pid = pid;
+	r.supervisor_start = 12345; /* ignored: the store reads the pid's */
 	snprintf(r.supervisor_boot, sizeof(r.supervisor_boot), "%s", boot);
 	assert_int_equal(store_run_create(f->s, &r, &err), 0);
+}
+
+/* What another process that once had the pid would have left. */
+static void set_start(struct fx *f, const char *id, uint64_t start)
+{
+	sqlite3 *db;
+	char p[256], sql[160];
+	snprintf(p, sizeof(p), "%s/cordon.db", f->state);
+	snprintf(sql, sizeof(sql), "UPDATE runs SET supervisor_start = %llu WHERE id = '%s'",
+		 (unsigned long long)start, id);
+	assert_int_equal(sqlite3_open(p, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
 }
 
 static enum store_run_status status_of(struct fx *f, const char *id)
@@ -1344,8 +1365,20 @@ static void test_runs_recover(void **state)
 	create_supervised(f, "reused", RUN_RUNNING, (int)getpid(), boot);
 	create_supervised(f, "no-pid", RUN_CREATED, 0, boot);
 	create_supervised(f, "done", RUN_SUCCEEDED, dead, boot);
+	/* A live cordon, but not the process that took the run: its pid was
+	 * reused after the supervisor died. Its start time tells. */
+	uint64_t live_start = store_proc_start(live);
+	assert_true(live_start > 0);
+	create_supervised(f, "reused-by-cordon", RUN_RUNNING, live, boot);
+	set_start(f, "reused-by-cordon", live_start + 1);
+	/* The store recorded the start time itself. */
+	struct store_run got;
+	assert_int_equal(store_run_get(f->s, "live", &got, &err), 0);
+	assert_int_equal(got.supervisor_start, live_start);
+	store_run_clear(&got);
 
-	assert_int_equal(store_runs_recover(f->s, &err), 5);
+	assert_int_equal(store_runs_recover(f->s, &err), 6);
+	assert_int_equal(status_of(f, "reused-by-cordon"), RUN_ERROR);
 	assert_int_equal(status_of(f, "live"), RUN_RUNNING);
 	assert_int_equal(status_of(f, "live-full"), RUN_CREATED);
 	assert_int_equal(status_of(f, "live-api"), RUN_CREATED);
@@ -1365,6 +1398,42 @@ static void test_runs_recover(void **state)
 	kill_child(live_api, true);
 	waitpid(zombie, NULL, 0);
 	assert_int_equal(store_runs_recover(f->s, &err), 2);
+}
+
+/* A store from schema 3 gains the start-time column; its runs have none
+ * (0), and recovery then judges them as before, without it. */
+static void test_schema_3_upgrade(void **state)
+{
+	struct fx *f = *state;
+	struct cdn_err err = { 0 };
+	char boot[STORE_BOOT_ID_MAX];
+	assert_int_equal(store_boot_id(boot, sizeof(boot), &err), 0);
+	pid_t live = spawn_child("cordon");
+	create_supervised(f, "old", RUN_RUNNING, live, boot);
+	store_close(f->s);
+	f->s = NULL;
+
+	sqlite3 *db;
+	char p[256];
+	snprintf(p, sizeof(p), "%s/cordon.db", f->state);
+	assert_int_equal(sqlite3_open(p, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+				      "ALTER TABLE runs DROP COLUMN supervisor_start;"
+				      "PRAGMA user_version = 3;",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(db);
+
+	assert_int_equal(store_open(f->state, &f->s, &err), 0);
+	struct store_run got;
+	assert_int_equal(store_run_get(f->s, "old", &got, &err), 0);
+	assert_int_equal(got.supervisor_start, 0);
+	store_run_clear(&got);
+	assert_int_equal(store_runs_recover(f->s, &err), 0);
+	assert_int_equal(status_of(f, "old"), RUN_RUNNING);
+	kill_child(live, true);
+	assert_int_equal(store_runs_recover(f->s, &err), 1);
+	assert_int_equal(status_of(f, "old"), RUN_ERROR);
 }
 
 /* Several processes on one new store at once, as `cordon run`s and
@@ -1457,6 +1526,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_run_claim, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_api_keys, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_runs_recover, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_schema_3_upgrade, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_processes, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
