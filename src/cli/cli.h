@@ -59,6 +59,8 @@ void cli_api_resp_free(struct cli_api_resp *rs);
  * server's error message is printed and -1 returned. */
 int cli_api_json(const char *method, const char *path, json_t *body, int want,
 		 struct cli_api_resp *rs);
+/* The same for any request. */
+int cli_api_expect(const struct cli_api_req *rq, int want, struct cli_api_resp *rs);
 
 struct store;
 struct vault;

@@ -15,6 +15,9 @@
 
 #include "cli/cli.h"
 #include "registry/registry.h"
+#ifdef CORDON_CURL
+#include "serve/bundle.h"
+#endif
 #include "store/store.h"
 
 struct common {
@@ -142,15 +145,10 @@ static int remote_list(const struct common *co, const char *path, const char *wh
 	return 0;
 }
 
-/* POSTs body (stolen) and prints the registration like the local one. */
-static int remote_register(const struct common *co, const char *kind, const char *path,
-			   json_t *body)
+/* Prints a registration the server answered, like the local one. */
+static int print_remote(const struct common *co, const char *kind, struct cli_api_resp *rs0)
 {
-	struct cli_api_resp rs;
-	int r = cli_api_json("POST", path, body, 200, &rs);
-	json_decref(body);
-	if (r < 0)
-		return EXIT_CORDON;
+	struct cli_api_resp rs = *rs0;
 	struct registry_result res = { 0 };
 	snprintf(res.name, sizeof(res.name), "%s",
 		 json_string_value(json_object_get(rs.json, "name")) ?: "");
@@ -163,17 +161,39 @@ static int remote_register(const struct common *co, const char *kind, const char
 	return 0;
 }
 
-/* The server reads the directory itself: it must see the same path. */
-static json_t *abs_path(const char *dir)
+/* POSTs body (stolen) and prints the registration. */
+static int remote_register(const struct common *co, const char *kind, const char *path,
+			   json_t *body)
 {
-	char *real = realpath(dir, NULL);
-	if (!real) {
-		cli_error("%s: %s", dir, strerror(errno));
-		return NULL;
+	struct cli_api_resp rs;
+	int r = cli_api_json("POST", path, body, 200, &rs);
+	json_decref(body);
+	return r < 0 ? EXIT_CORDON : print_remote(co, kind, &rs);
+}
+
+/* Packs dir and uploads it (bundle.h): the server needs no access to it. */
+static int remote_upload(const struct common *co, const char *kind, const char *path,
+			 const char *dir)
+{
+#ifdef CORDON_CURL
+	char *body;
+	size_t len;
+	struct cdn_err err = { 0 };
+	if (bundle_pack(dir, &body, &len, &err) < 0) {
+		cli_error_err(&err);
+		return EXIT_CORDON;
 	}
-	json_t *j = json_string(real);
-	free(real);
-	return j;
+	struct cli_api_req rq = { .method = "POST", .path = path, .body = body, .body_len = len,
+				  .content_type = "application/gzip" };
+	struct cli_api_resp rs;
+	int r = cli_api_expect(&rq, 200, &rs);
+	free(body);
+	return r < 0 ? EXIT_CORDON : print_remote(co, kind, &rs);
+#else
+	(void)co, (void)kind, (void)path, (void)dir;
+	cli_error("internal error: this binary cannot upload (cordon-api can)");
+	return EXIT_CORDON;
+#endif
 }
 
 static const char common_help[] = "Options:\n"
@@ -185,9 +205,9 @@ static const char common_help[] = "Options:\n"
 				   "\n"
 				   "With CORDON_URL set, this calls cordon serve with the key in "
 				   "CORDON_API_KEY\n"
-				   "(the key's workspace; --state and -w are not used; paths must be "
-				   "visible\n"
-				   "to the server).\n";
+				   "(the key's workspace; --state and -w are not used; a directory "
+				   "is packed\n"
+				   "and uploaded, so the server needs no access to it).\n";
 
 /* ------------------------------------------------------------------ agent */
 
@@ -219,12 +239,8 @@ int cmd_agent(int argc, char **argv)
 		agent_usage(stderr);
 		return EXIT_CORDON;
 	}
-	if (cli_remote()) {
-		json_t *dir = abs_path(argv[optind + 1]);
-		return dir ? remote_register(&co, "agent", "/v1/agents",
-					     json_pack("{s:o}", "path", dir))
-			   : EXIT_CORDON;
-	}
+	if (cli_remote())
+		return remote_upload(&co, "agent", "/v1/agents", argv[optind + 1]);
 	struct store *s;
 	if (cli_open_state(co.state, &s, NULL) < 0)
 		return EXIT_CORDON;
@@ -271,11 +287,15 @@ int cmd_capability(int argc, char **argv)
 		return EXIT_CORDON;
 	}
 	if (cli_remote()) {
-		json_t *dir = abs_path(argv[optind + 2]);
-		return dir ? remote_register(&co, "capability", "/v1/capabilities",
-					     json_pack("{s:s, s:o}", "name", argv[optind + 1], "path",
-						       dir))
-			   : EXIT_CORDON;
+		/* A store name needs no escaping in the query. */
+		char path[STORE_MAX_NAME + 32];
+		struct cdn_err err = { 0 };
+		if (store_name_check("capability", argv[optind + 1], &err) < 0) {
+			cli_error_err(&err);
+			return EXIT_CORDON;
+		}
+		snprintf(path, sizeof(path), "/v1/capabilities?name=%s", argv[optind + 1]);
+		return remote_upload(&co, "capability", path, argv[optind + 2]);
 	}
 	struct store *s;
 	if (cli_open_state(co.state, &s, NULL) < 0)

@@ -36,6 +36,9 @@ static void serve_usage(FILE *out)
 	      "      --hosts FILE           extra hosts file for the runs' egress resolver\n"
 	      "      --allow-private IP:PORT  a private address the runs' proxy may reach\n"
 	      "      --upstream-ca FILE     extra CA for inspected HTTPS upstreams\n"
+	      "      --register-root DIR    let owners register agents and capabilities by a\n"
+	      "                             path on this machine, below DIR (default: off;\n"
+	      "                             they upload the directory as a tar.gz)\n"
 	      "  -h, --help                 show this help\n",
 	      out);
 }
@@ -55,7 +58,7 @@ static int uint_opt(const char *name, const char *v, uint64_t max, unsigned *out
 
 int cmd_serve(int argc, char **argv)
 {
-	enum { O_LISTEN = 256, O_STATE, O_CONC, O_QUEUE, O_DRAIN, O_HOSTS, O_PRIVATE, O_CA };
+	enum { O_LISTEN = 256, O_STATE, O_CONC, O_QUEUE, O_DRAIN, O_HOSTS, O_PRIVATE, O_CA, O_ROOT };
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, O_LISTEN },
 		{ "state", required_argument, NULL, O_STATE },
@@ -65,6 +68,7 @@ int cmd_serve(int argc, char **argv)
 		{ "hosts", required_argument, NULL, O_HOSTS },
 		{ "allow-private", required_argument, NULL, O_PRIVATE },
 		{ "upstream-ca", required_argument, NULL, O_CA },
+		{ "register-root", required_argument, NULL, O_ROOT },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -103,6 +107,13 @@ int cmd_serve(int argc, char **argv)
 			break;
 		case O_CA:
 			cfg.upstream_ca = optarg;
+			break;
+		case O_ROOT:
+			if (optarg[0] != '/') {
+				cli_error("--register-root: '%s' is not an absolute path", optarg);
+				return EXIT_CORDON;
+			}
+			cfg.register_root = optarg;
 			break;
 		case 'h':
 			serve_usage(stdout);

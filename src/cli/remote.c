@@ -187,12 +187,17 @@ int cli_api_json(const char *method, const char *path, json_t *body, int want,
 	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
 	struct cli_api_req rq = { .method = method, .path = path, .body = text,
 				  .body_len = text ? strlen(text) : 0 };
-	int r = cli_api_call(&rq, rs);
+	int r = cli_api_expect(&rq, want, rs);
 	if (text) {
 		explicit_bzero(text, strlen(text)); /* may hold a secret's value */
 		free(text);
 	}
-	if (r < 0)
+	return r;
+}
+
+int cli_api_expect(const struct cli_api_req *rq, int want, struct cli_api_resp *rs)
+{
+	if (cli_api_call(rq, rs) < 0)
 		return -1;
 	if (rs->status == want || (want == 200 && rs->status == 201))
 		return 0;

@@ -33,6 +33,7 @@
 #include "evidence/evidence.h"
 #include "registry/registry.h"
 #include "serve/assets.h"
+#include "serve/bundle.h"
 #include "serve/keys.h"
 
 #define BODY_MAX (1 << 20)
@@ -44,6 +45,7 @@
 struct request {
 	char *body;
 	size_t len;
+	size_t max; /* BODY_MAX, or BUNDLE_MAX_UPLOAD for a bundle upload */
 	bool too_large;
 };
 
@@ -151,6 +153,21 @@ static bool owner_only(struct call *c, const char *what, enum MHD_Result *ret)
 	if (strcmp(c->key.role, "owner") == 0)
 		return true;
 	*ret = fail(c->conn, 403, "forbidden", "this key's role (%s) cannot %s", c->key.role, what);
+	return false;
+}
+
+/* A packed directory (bundle.h): tar, or tar.gz. */
+static bool bundle_type(const char *ct)
+{
+	static const char *const types[] = { "application/gzip", "application/x-gzip",
+					     "application/x-tar" };
+	if (!ct)
+		return false;
+	for (size_t i = 0; i < CDN_ARRAY_SIZE(types); i++) {
+		size_t n = strlen(types[i]);
+		if (strncasecmp(ct, types[i], n) == 0 && (ct[n] == '\0' || ct[n] == ';'))
+			return true;
+	}
 	return false;
 }
 
@@ -297,6 +314,60 @@ static enum MHD_Result h_keys(struct call *c)
 	return fail(c->conn, 405, "method_not_allowed", "%s is not allowed here", c->method);
 }
 
+static enum MHD_Result registered(struct call *c, const struct registry_result *res)
+{
+	return reply(c->conn, res->created ? 201 : 200,
+		     json_pack("{s:s, s:I, s:s, s:b}", "name", res->name, "version",
+			       (json_int_t)res->version, "sha256", res->hash, "created",
+			       res->created));
+}
+
+/* A path the server may register: below --register-root, symlinks
+ * resolved (real gets the resolved path, which is what is read). */
+static bool server_path_ok(const struct server *sv, const char *path, char real[PATH_MAX])
+{
+	char root[PATH_MAX];
+	if (!sv->cfg.register_root || !realpath(sv->cfg.register_root, root) ||
+	    !realpath(path, real))
+		return false;
+	size_t n = strlen(root);
+	return strcmp(root, "/") == 0 || (strncmp(real, root, n) == 0 && real[n] == '/');
+}
+
+/* POST /v1/agents or /v1/capabilities?name=N with a tar(.gz) body: unpacked
+ * into a scratch directory, registered from there, removed. */
+static enum MHD_Result register_upload(struct call *c, enum store_kind kind)
+{
+	struct cdn_err err = { 0 };
+	const char *name = MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, "name");
+	if (kind == STORE_CAPABILITY && (!name || !*name))
+		return fail(c->conn, 400, "bad_request",
+			    "a capability upload needs its name: POST /v1/capabilities?name=NAME");
+	char dir[PATH_MAX];
+	int fd;
+	int r = store_scratch_dir(c->sv->s, dir, sizeof(dir), &fd, &err);
+	if (r < 0)
+		return fail_err(c->conn, r, &err);
+	r = bundle_extract(c->req->body ? c->req->body : "", c->req->len, fd, &err);
+	close(fd);
+	if (r < 0) {
+		store_scratch_remove(c->sv->s, dir);
+		/* the upload is at fault, whatever the errno */
+		return fail(c->conn, err.code == EFBIG ? 413 : 400,
+			    err.code == EFBIG ? "too_large" : "bad_request", "%s", err.msg);
+	}
+	struct registry_result res;
+	if (r == 0)
+		r = kind == STORE_AGENT
+			    ? registry_agent_register(c->sv->s, c->key.workspace, dir, &res, &err)
+			    : registry_capability_register(c->sv->s, c->key.workspace, name, dir,
+							   &res, &err);
+	store_scratch_remove(c->sv->s, dir);
+	if (r < 0)
+		return fail_err(c->conn, r, &err);
+	return registered(c, &res);
+}
+
 static enum MHD_Result h_items(struct call *c, enum store_kind kind)
 {
 	struct cdn_err err = { 0 };
@@ -323,23 +394,39 @@ static enum MHD_Result h_items(struct call *c, enum store_kind kind)
 		return fail(c->conn, 405, "method_not_allowed", "%s is not allowed here", c->method);
 	if (!owner_only(c, "register", &ret))
 		return ret;
+	if (kind != STORE_ENV &&
+	    bundle_type(MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "Content-Type")))
+		return register_upload(c, kind);
 	json_t *b = body_json(c, &ret);
 	if (!b)
 		return ret;
 	struct registry_result res;
 	int r;
 	const char *path = jstr(b, "path"), *name = jstr(b, "name");
+	char real[PATH_MAX];
+	if (kind != STORE_ENV && path && path[0] == '/' && !server_path_ok(c->sv, path, real)) {
+		json_decref(b);
+		return fail(c->conn, 403, "forbidden",
+			    "registering a path on the server is %s; upload the directory as a "
+			    "tar.gz instead (Content-Type: application/gzip), as cordon %s "
+			    "register does with CORDON_URL set",
+			    c->sv->cfg.register_root ? "allowed only below --register-root"
+						     : "off (cordon serve --register-root DIR)",
+			    kind == STORE_AGENT ? "agent" : "capability");
+	}
 	if (kind == STORE_AGENT) {
-		r = path && path[0] == '/' ? registry_agent_register(c->sv->s, c->key.workspace, path,
+		r = path && path[0] == '/' ? registry_agent_register(c->sv->s, c->key.workspace, real,
 								      &res, &err)
 					   : cdn_err_msg(&err, EINVAL,
-							 "expected {\"path\": \"/absolute/dir\"}");
+							 "expected {\"path\": \"/absolute/dir\"} or a "
+							 "tar.gz body");
 	} else if (kind == STORE_CAPABILITY) {
 		r = path && path[0] == '/' && name
-			    ? registry_capability_register(c->sv->s, c->key.workspace, name, path,
+			    ? registry_capability_register(c->sv->s, c->key.workspace, name, real,
 							   &res, &err)
 			    : cdn_err_msg(&err, EINVAL,
-					  "expected {\"name\": \"...\", \"path\": \"/absolute/dir\"}");
+					  "expected {\"name\": \"...\", \"path\": \"/absolute/dir\"} "
+					  "or a tar.gz body with ?name=");
 	} else {
 		json_t *vars = json_object_get(b, "vars");
 		const char *kv[REGISTRY_MAX_ENV_VARS];
@@ -376,9 +463,7 @@ static enum MHD_Result h_items(struct call *c, enum store_kind kind)
 	json_decref(b);
 	if (r < 0)
 		return fail_err(c->conn, r, &err);
-	return reply(c->conn, res.created ? 201 : 200,
-		     json_pack("{s:s, s:I, s:s, s:b}", "name", res.name, "version",
-			       (json_int_t)res.version, "sha256", res.hash, "created", res.created));
+	return registered(c, &res);
 }
 
 static enum MHD_Result h_grants(struct call *c)
@@ -1176,12 +1261,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		req = calloc(1, sizeof(*req));
 		if (!req)
 			return MHD_NO;
+		req->max = BODY_MAX;
+		if (strcmp(method, "POST") == 0 &&
+		    (strcmp(url, "/v1/agents") == 0 || strcmp(url, "/v1/capabilities") == 0) &&
+		    bundle_type(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type")))
+			req->max = BUNDLE_MAX_UPLOAD;
 		*con_cls = req;
 		return MHD_YES;
 	}
 	if (*upload_size) {
 		if (!req->too_large) {
-			if (req->len + *upload_size > BODY_MAX) {
+			if (req->len + *upload_size > req->max) {
 				req->too_large = true;
 				sodium_memzero(req->body, req->len);
 			} else {
@@ -1203,7 +1293,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return serve_asset(conn, url);
 	}
 	if (req->too_large)
-		return fail(conn, 413, "too_large", "the body is over %d bytes", BODY_MAX);
+		return fail(conn, 413, "too_large", "the body is over %zu bytes", req->max);
 
 	struct call c = { .sv = sv, .conn = conn, .method = method, .req = req };
 	/* Split the path; every segment is a plain name. */

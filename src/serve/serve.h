@@ -25,6 +25,9 @@ struct serve_config {
 	const char *allow_private[SERVE_MAX_PRIVATE];
 	size_t n_allow_private;
 	const char *run_exe;	 /* the cordon that runs runs; NULL: this one */
+	/* Registering by a path on the server is allowed only below this
+	 * directory; NULL: off, bundles are uploaded instead. */
+	const char *register_root;
 };
 
 /* Serves until SIGTERM or SIGINT, then drains. 0 after a clean drain. */

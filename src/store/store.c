@@ -1470,6 +1470,34 @@ int store_tree_checkout(struct store *s, const char *hash, char *path, size_t ca
 	return r;
 }
 
+int store_scratch_dir(struct store *s, char *path, size_t cap, int *fd, struct cdn_err *err)
+{
+	char name[TMP_NAME_MAX];
+	int r = tmp_name("u", name, sizeof(name));
+	if (r < 0)
+		return cdn_err_set(err, r, "store: scratch directory");
+	if ((size_t)snprintf(path, cap, "%s/tmp/%s", s->dir, name) >= cap)
+		return cdn_err_set(err, ENAMETOOLONG, "store: scratch directory");
+	if (mkdirat(s->tmp_fd, name, 0700) < 0)
+		return cdn_err_set(err, errno, "store: mkdir %s", path);
+	*fd = openat(s->tmp_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (*fd < 0) {
+		r = cdn_err_set(err, errno, "store: open %s", path);
+		(void)unlinkat(s->tmp_fd, name, AT_REMOVEDIR);
+		return r;
+	}
+	return 0;
+}
+
+void store_scratch_remove(struct store *s, const char *path)
+{
+	/* Only a direct child of tmp/, by its name: never a path elsewhere. */
+	const char *name = strrchr(path, '/');
+	name = name ? name + 1 : path;
+	if (strncmp(name, "u.", 2) == 0 && !strchr(name, '/'))
+		(void)rm_rf_at(s->tmp_fd, name, 0);
+}
+
 /* ------------------------------------------------- checks shared with SQL */
 
 const char *store_kind_name(enum store_kind kind)

@@ -97,6 +97,16 @@ struct tree_limits {
 int store_tree_import(struct store *s, const char *dir, const struct tree_limits *lim,
 		      char hash[STORE_HASH_HEX + 1], struct cdn_err *err);
 
+/*
+ * A fresh private directory (0700) under <dir>/tmp for the caller to fill,
+ * e.g. with an uploaded bundle before store_tree_import: its path (cap at
+ * least PATH_MAX) and an O_DIRECTORY fd the caller closes.
+ * store_scratch_remove deletes it with everything in it; a process that
+ * dies leaves it to the next store_open's temp cleanup.
+ */
+int store_scratch_dir(struct store *s, char *path, size_t cap, int *fd, struct cdn_err *err);
+void store_scratch_remove(struct store *s, const char *path);
+
 /* The canonical listing of a stored tree (caller frees). */
 int store_tree_listing(struct store *s, const char *hash, char **listing, size_t *len,
 		       struct cdn_err *err);

@@ -2,11 +2,13 @@
 """cordon serve: keys and roles, workspaces, bad input, runs over the API,
 cancel, drain, and a restart in the middle of runs."""
 import http.client
+import io
 import json
 import os
 import signal
 import socket
 import subprocess
+import tarfile
 import time
 from pathlib import Path
 
@@ -102,6 +104,32 @@ class Server:
                 return j
             time.sleep(0.1)
         raise AssertionError(f"run {run_id} did not finish")
+
+
+def tgz(d):
+    """A directory as the CLI uploads it: a tar.gz of its contents."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as t:
+        for p in sorted(Path(d).rglob("*")):
+            t.add(p, arcname=str(p.relative_to(d)), recursive=False)
+    return buf.getvalue()
+
+
+def tgz_of(entries):
+    """A hand-made tar.gz: (TarInfo fields, bytes or None) pairs."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz", format=tarfile.PAX_FORMAT) as t:
+        for fields, data in entries:
+            ti = tarfile.TarInfo(fields.pop("name"))
+            for k, v in fields.items():
+                setattr(ti, k, v)
+            if data is not None:
+                ti.size = len(data)
+            t.addfile(ti, io.BytesIO(data) if data is not None else None)
+    return buf.getvalue()
+
+
+GZ = {"Content-Type": "application/gzip"}
 
 
 def agent(tmp_path, name, script, **kw):
@@ -316,9 +344,9 @@ def test_policy_get_put(srv):
 
 def test_owner_registry_and_keys(srv, tmp_path):
     d = agent(tmp_path, "api-made", "true\n")
-    st, j, _, _ = srv.req("POST", "/v1/agents", srv.owner, body={"path": str(d)})
+    st, j, _, _ = srv.req("POST", "/v1/agents", srv.owner, raw=tgz(d), headers=GZ)
     assert st == 201 and j["name"] == "api-made" and j["version"] == 1
-    st, j, _, _ = srv.req("POST", "/v1/agents", srv.owner, body={"path": str(d)})
+    st, j, _, _ = srv.req("POST", "/v1/agents", srv.owner, raw=tgz(d), headers=GZ)
     assert st == 200 and j["created"] is False
     st, j, _, _ = srv.req("POST", "/v1/envs", srv.owner, body={"name": "prod", "vars": {"API_TOKEN": "x"}})
     assert st == 400 and "secret" in j["error"]["message"]
@@ -490,9 +518,9 @@ def test_every_endpoint_under_every_role(srv, tmp_path):
         ("GET", "/v1/agents", None, 200, 200, 200),
         ("GET", "/v1/capabilities", None, 200, 200, 200),
         ("GET", "/v1/envs", None, 200, 200, 200),
-        ("POST", "/v1/agents", {"path": str(d)}, 201, 403, 201),
+        ("POST", "/v1/agents", tgz(d), 201, 403, 201),
         ("POST", "/v1/envs", {"name": "m", "vars": {"REGION": "eu"}}, 201, 403, 201),
-        ("POST", "/v1/capabilities", {"name": "c", "path": str(d)}, 201, 403, 201),
+        ("POST", "/v1/capabilities?name=c", tgz(d), 201, 403, 201),
         ("POST", "/v1/grants", {"agent": "matrix", "capability": "c"}, 200, 403, 200),
         ("GET", "/v1/secrets", None, 200, 200, 200),
         ("PUT", "/v1/secrets/MATRIX_KEY", {"value": "abcdefgh"}, 200, 403, 200),
@@ -518,7 +546,8 @@ def test_every_endpoint_under_every_role(srv, tmp_path):
         for key, expect in zip((srv.owner, srv.member, srv.other), want):
             kw = {}
             if isinstance(body, bytes):
-                kw = dict(raw=body, headers={"Content-Type": "application/yaml"})
+                ctype = "application/yaml" if path == "/v1/policy" else "application/gzip"
+                kw = dict(raw=body, headers={"Content-Type": ctype})
             elif body is not None:
                 kw = dict(body=body)
             st, j, _, _ = srv.req(method, path, key, **kw)
@@ -529,3 +558,90 @@ def test_every_endpoint_under_every_role(srv, tmp_path):
     for method, path, *_ in rows:
         st, j, _, _ = srv.req(method, path)
         assert st == 401, (method, path, st)
+
+
+def test_register_by_upload_and_the_path_gate(srv, tmp_path):
+    """Owners upload bundles; a path on the server is refused unless the
+    operator named a root, so an owner cannot read the server's files."""
+    d = agent(tmp_path, "up", "echo up > $CORDON_STEPS\n")
+    (d / "tool").write_text("#!/bin/sh\n")
+    (d / "tool").chmod(0o755)
+    (d / "sub").mkdir()
+    (d / "sub" / "data.txt").write_text("x")
+    st, j, _, _ = srv.req("POST", "/v1/agents", srv.owner, raw=tgz(d), headers=GZ)
+    assert st == 201, j
+    # The same tree registered locally has the same hash: modes and layout kept.
+    local = tmp_path / "local-state"
+    local.mkdir(mode=0o700)
+    r = run([CORDON, "agent", "register", "--json", str(d)],
+            env={k: v for k, v in dict(os.environ, CORDON_STATE=str(local)).items()
+                 if k not in ("CORDON_URL", "CORDON_API_KEY")})
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["sha256"] == j["sha256"]
+    # It runs.
+    st, run_j, _, _ = srv.req("POST", "/v1/runs", srv.owner, body={"agent": "up"})
+    assert srv.wait_final(srv.owner, run_j["id"])["status"] == "succeeded"
+
+    # A server path: off by default, whatever the path.
+    for body in ({"path": "/etc"}, {"path": str(d)}):
+        st, j, _, _ = srv.req("POST", "/v1/agents", srv.owner, body=body)
+        assert st == 403 and "--register-root" in j["error"]["message"], j
+    st, j, _, _ = srv.req("POST", "/v1/capabilities", srv.owner,
+                          body={"name": "etc", "path": "/etc"})
+    assert st == 403
+
+    # Hostile archives: each refused with a reason, nothing left behind.
+    ok_manifest = json.dumps({"name": "evil", "version": "1",
+                              "entrypoint": ["/bin/true"]}).encode()
+    attacks = {
+        "absolute": [({"name": "/etc/evil"}, b"x")],
+        "dotdot": [({"name": "agent.json"}, ok_manifest), ({"name": "../escape"}, b"x")],
+        "inner-dotdot": [({"name": "agent.json"}, ok_manifest), ({"name": "a/../../x"}, b"x")],
+        "symlink": [({"name": "agent.json"}, ok_manifest),
+                    ({"name": "link", "type": tarfile.SYMTYPE, "linkname": "/etc/shadow"}, None)],
+        "hardlink": [({"name": "agent.json"}, ok_manifest),
+                     ({"name": "hard", "type": tarfile.LNKTYPE, "linkname": "agent.json"}, None)],
+        "device": [({"name": "agent.json"}, ok_manifest),
+                   ({"name": "dev", "type": tarfile.CHRTYPE, "devmajor": 1, "devminor": 3}, None)],
+        "fifo": [({"name": "agent.json"}, ok_manifest), ({"name": "p", "type": tarfile.FIFOTYPE}, None)],
+        "twice": [({"name": "agent.json"}, ok_manifest), ({"name": "agent.json"}, ok_manifest)],
+        "file-then-dir": [({"name": "agent.json"}, ok_manifest), ({"name": "a"}, b"x"),
+                          ({"name": "a/b"}, b"y")],
+        "control-char": [({"name": "agent.json"}, ok_manifest), ({"name": "a\x01b"}, b"x")],
+    }
+    for what, entries in attacks.items():
+        st, j, _, _ = srv.req("POST", "/v1/agents", srv.owner, raw=tgz_of(entries), headers=GZ)
+        assert st == 400, (what, st, j)
+        assert j["error"]["message"].startswith("bundle: "), (what, j)
+    assert not (tmp_path.parent / "escape").exists() and not (srv.state / "escape").exists()
+    # Not an archive, a gzip bomb's worth over the limit, an empty body.
+    st, j, _, _ = srv.req("POST", "/v1/agents", srv.owner, raw=b"not a tar", headers=GZ)
+    assert st == 400 and "tar" in j["error"]["message"]
+    st, j, _, _ = srv.req("POST", "/v1/agents", srv.owner, raw=os.urandom(33 << 20), headers=GZ)
+    assert st == 413
+    st, j, _, _ = srv.req("POST", "/v1/agents", srv.owner, raw=b"", headers=GZ)
+    assert st == 400
+    # A capability upload needs its name; a member may not upload.
+    st, j, _, _ = srv.req("POST", "/v1/capabilities", srv.owner, raw=tgz(d), headers=GZ)
+    assert st == 400 and "name" in j["error"]["message"]
+    st, j, _, _ = srv.req("POST", "/v1/agents", srv.member, raw=tgz(d), headers=GZ)
+    assert st == 403
+    # No scratch directory is left in the state.
+    assert not [p for p in (srv.state / "tmp").iterdir() if p.name.startswith("u.")]
+
+
+def test_register_root_allows_paths_below_it_only(tmp_path):
+    root = tmp_path / "bundles"
+    root.mkdir()
+    s = Server(tmp_path, extra=["--register-root", str(root)])
+    s.owner = s.cli("init").stdout.strip().splitlines()[-1]
+    s.start()
+    inside = agent(root, "inside", "true\n")
+    outside = agent(tmp_path, "outside", "true\n")
+    (root / "sneaky").symlink_to(outside)
+    st, j, _, _ = s.req("POST", "/v1/agents", s.owner, body={"path": str(inside)})
+    assert st == 201, j
+    for p in (str(outside), str(root / "sneaky"), str(root / ".." / "outside"), "/etc"):
+        st, j, _, _ = s.req("POST", "/v1/agents", s.owner, body={"path": p})
+        assert st == 403, (p, st, j)
+    assert s.stop() == 0

@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Agent and capability bundles over the API: a directory packed as a tar
+ * (optionally gzip-compressed) by the CLI, and unpacked by the server into
+ * a scratch directory that the registry then snapshots like a local one.
+ *
+ * Unpacking faces untrusted bytes, so it is strict: only regular files and
+ * directories; no links of either kind, devices or fifos; every path
+ * relative, without "." or ".." components or control characters, at most
+ * BUNDLE_MAX_DEPTH deep; no entry twice; at most BUNDLE_MAX_ENTRIES entries
+ * and BUNDLE_MAX_BYTES of file contents. Files get mode 0755 when the
+ * archive gives any execute bit, else 0644 (what the registry's hash
+ * keeps). Nothing is created outside `dirfd`: every path is opened one
+ * component at a time below it, never following a symlink.
+ */
+#ifndef CORDON_BUNDLE_H
+#define CORDON_BUNDLE_H
+
+#include <stddef.h>
+
+#include "base/err.h"
+
+#define BUNDLE_MAX_UPLOAD (32u << 20)	 /* the packed body */
+#define BUNDLE_MAX_BYTES  (256ull << 20) /* file contents, unpacked */
+#define BUNDLE_MAX_ENTRIES 10000
+#define BUNDLE_MAX_DEPTH   32
+#define BUNDLE_MAX_PATH	   1024
+
+/* Unpacks a tar or tar.gz held in memory into the empty directory dirfd. */
+int bundle_extract(const void *data, size_t len, int dirfd, struct cdn_err *err);
+
+/* Packs directory `dir` as a tar.gz in memory (caller frees *out). The same
+ * rules as unpacking: a symlink, device or fifo in it is an error naming
+ * it, and the result must fit in BUNDLE_MAX_UPLOAD. */
+int bundle_pack(const char *dir, char **out, size_t *out_len, struct cdn_err *err);
+
+#endif
