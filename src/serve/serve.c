@@ -1250,6 +1250,17 @@ static enum MHD_Result serve_asset(struct MHD_Connection *conn, const char *url)
 	return ret;
 }
 
+/* Only an owner's key may send a body as large as a bundle: others get
+ * the usual bound before anything is buffered (and are refused later). */
+static bool upload_allowed(struct server *sv, struct MHD_Connection *conn)
+{
+	const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+	struct store_key key;
+	struct cdn_err err = { 0 };
+	return auth && strncmp(auth, "Bearer ", 7) == 0 &&
+	       api_key_check(sv->s, auth + 7, &key, &err) == 0 && strcmp(key.role, "owner") == 0;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
 				  const char *method, const char *version, const char *upload,
 				  size_t *upload_size, void **con_cls)
@@ -1264,7 +1275,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		req->max = BODY_MAX;
 		if (strcmp(method, "POST") == 0 &&
 		    (strcmp(url, "/v1/agents") == 0 || strcmp(url, "/v1/capabilities") == 0) &&
-		    bundle_type(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type")))
+		    bundle_type(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type")) &&
+		    upload_allowed(sv, conn))
 			req->max = BUNDLE_MAX_UPLOAD;
 		*con_cls = req;
 		return MHD_YES;

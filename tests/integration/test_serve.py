@@ -626,6 +626,11 @@ def test_register_by_upload_and_the_path_gate(srv, tmp_path):
     assert st == 400 and "name" in j["error"]["message"]
     st, j, _, _ = srv.req("POST", "/v1/agents", srv.member, raw=tgz(d), headers=GZ)
     assert st == 403
+    # Only an owner's key gets the bundle-sized body: without one, 2 MiB is
+    # over the usual 1 MiB bound before anything else is looked at.
+    for key in (None, srv.member, "cdn_live_" + "0" * 64):
+        st, j, _, _ = srv.req("POST", "/v1/agents", key, raw=os.urandom(2 << 20), headers=GZ)
+        assert st == 413, (key, st, j)
     # No scratch directory is left in the state.
     assert not [p for p in (srv.state / "tmp").iterdir() if p.name.startswith("u.")]
 
