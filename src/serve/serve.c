@@ -352,16 +352,18 @@ static enum MHD_Result register_upload(struct call *c, enum store_kind kind)
 	close(fd);
 	if (r < 0) {
 		store_scratch_remove(c->sv->s, dir);
-		/* the upload is at fault, whatever the errno */
-		return fail(c->conn, err.code == EFBIG ? 413 : 400,
-			    err.code == EFBIG ? "too_large" : "bad_request", "%s", err.msg);
+		/* what the upload holds is at fault; a full disk is the server's */
+		if (err.code == EFBIG)
+			return fail(c->conn, 413, "too_large", "%s", err.msg);
+		if (err.code == EINVAL || err.code == EEXIST)
+			return fail(c->conn, 400, "bad_request", "%s", err.msg);
+		return fail_err(c->conn, r, &err);
 	}
 	struct registry_result res;
-	if (r == 0)
-		r = kind == STORE_AGENT
-			    ? registry_agent_register(c->sv->s, c->key.workspace, dir, &res, &err)
-			    : registry_capability_register(c->sv->s, c->key.workspace, name, dir,
-							   &res, &err);
+	r = kind == STORE_AGENT
+		    ? registry_agent_register(c->sv->s, c->key.workspace, dir, &res, &err)
+		    : registry_capability_register(c->sv->s, c->key.workspace, name, dir, &res,
+						   &err);
 	store_scratch_remove(c->sv->s, dir);
 	if (r < 0)
 		return fail_err(c->conn, r, &err);
