@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "base/cleanup.h"
+#include "base/file.h"
 #include "base/units.h"
 #include "cli/cli.h"
 #include "run/run.h"
@@ -65,41 +66,12 @@ static int read_all(const char *path, char **out, size_t *len)
 		cli_error("input %s: %s", path, strerror(errno));
 		return -1;
 	}
-	size_t cap = 4096, n = 0;
-	char *buf = malloc(cap);
-	for (;;) {
-		if (!buf) {
-			cli_error("input: out of memory");
-			return -1;
-		}
-		if (n == cap) {
-			if (cap > RUN_MAX_INPUT) {
-				free(buf);
-				cli_error("input %s: larger than %d bytes", path, RUN_MAX_INPUT);
-				return -1;
-			}
-			char *nb = realloc(buf, cap * 2);
-			if (!nb)
-				free(buf);
-			buf = nb;
-			cap *= 2;
-			continue;
-		}
-		ssize_t r = read(fd, buf + n, cap - n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			cli_error("input %s: %s", path, strerror(errno));
-			free(buf);
-			return -1;
-		}
-		if (r == 0)
-			break;
-		n += (size_t)r;
-	}
-	*out = buf;
-	*len = n;
-	return 0;
+	int r = cdn_read_fd(fd, RUN_MAX_INPUT, out, len);
+	if (r == -EFBIG)
+		cli_error("input %s: larger than %d bytes", path, RUN_MAX_INPUT);
+	else if (r < 0)
+		cli_error("input %s: %s", path, strerror(-r));
+	return r < 0 ? -1 : 0;
 }
 
 int cmd_run(int argc, char **argv)

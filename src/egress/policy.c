@@ -29,6 +29,7 @@
 #include <yaml.h>
 
 #include "base/cleanup.h"
+#include "base/file.h"
 
 /* A U-label character takes at most 4 bytes of UTF-8; anything longer
  * than this cannot become a valid name, and refusing it early bounds the
@@ -1545,20 +1546,13 @@ int egress_policy_load(const char *path, struct egress_policy **out, struct cdn_
 	if (st.st_size > EGRESS_MAX_POLICY_BYTES)
 		return cdn_err_set(err, EFBIG, "%s: %lld bytes, more than the limit of %d", path,
 				   (long long)st.st_size, EGRESS_MAX_POLICY_BYTES);
-	/* One byte more than the bound tells a file that grew meanwhile. */
-	_cleanup_free_ char *buf = malloc(EGRESS_MAX_POLICY_BYTES + 1);
-	if (!buf)
-		return cdn_err_set(err, ENOMEM, "policy %s", path);
-	size_t len = 0;
-	while (len <= EGRESS_MAX_POLICY_BYTES) {
-		ssize_t n = read(fd, buf + len, EGRESS_MAX_POLICY_BYTES + 1 - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return cdn_err_set(err, errno, "read %s", path);
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
+	_cleanup_free_ char *buf = NULL;
+	size_t len;
+	int r = cdn_read_fd(fd, EGRESS_MAX_POLICY_BYTES, &buf, &len);
+	if (r == -EFBIG)
+		return cdn_err_set(err, EFBIG, "%s: more than the limit of %d bytes", path,
+				   EGRESS_MAX_POLICY_BYTES);
+	if (r < 0)
+		return cdn_err_set(err, -r, "read %s", path);
 	return egress_policy_parse(buf, len, path, out, err);
 }

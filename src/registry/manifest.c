@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 
 #include "base/cleanup.h"
+#include "base/file.h"
 #include "base/units.h"
 
 #define PATH_LEN  96 /* "egress.rules[63].requests_per_minute" and then some */
@@ -1006,21 +1007,14 @@ int manifest_load_dir(const char *dir, struct agent_manifest **out, struct cdn_e
 	if (st.st_size > MANIFEST_MAX_BYTES)
 		return cdn_err_set(err, EFBIG, "%s: %lld bytes, more than the limit of %d", path,
 				   (long long)st.st_size, MANIFEST_MAX_BYTES);
-	/* One byte more than the bound tells a file that grew meanwhile. */
-	_cleanup_free_ char *buf = malloc(MANIFEST_MAX_BYTES + 1);
-	if (!buf)
-		return cdn_err_set(err, ENOMEM, "%s", path);
-	size_t len = 0;
-	while (len <= MANIFEST_MAX_BYTES) {
-		ssize_t n = read(fd, buf + len, MANIFEST_MAX_BYTES + 1 - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return cdn_err_set(err, errno, "read %s", path);
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
+	_cleanup_free_ char *buf = NULL;
+	size_t len;
+	int r = cdn_read_fd(fd, MANIFEST_MAX_BYTES, &buf, &len);
+	if (r == -EFBIG)
+		return cdn_err_set(err, EFBIG, "%s: more than the limit of %d bytes", path,
+				   MANIFEST_MAX_BYTES);
+	if (r < 0)
+		return cdn_err_set(err, -r, "read %s", path);
 	return manifest_parse(buf, len, path, out, err);
 }
 

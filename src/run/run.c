@@ -37,6 +37,7 @@
 
 #include "audit/audit.h"
 #include "base/cleanup.h"
+#include "base/file.h"
 #include "base/random.h"
 #include <sodium.h>
 #include "egress/engine.h"
@@ -551,14 +552,19 @@ static json_t *read_output(int ws_fd, char *why, size_t cap)
 		snprintf(why, cap, "output.json is larger than %d bytes", RUN_MAX_OUTPUT);
 		return NULL;
 	}
-	_cleanup_free_ char *buf = malloc((size_t)st.st_size + 1);
-	ssize_t n = buf ? read(fd, buf, (size_t)st.st_size) : -1;
-	if (n < 0) {
+	_cleanup_free_ char *buf = NULL;
+	size_t n;
+	int r = cdn_read_fd(fd, RUN_MAX_OUTPUT, &buf, &n);
+	if (r == -EFBIG) {
+		snprintf(why, cap, "output.json is larger than %d bytes", RUN_MAX_OUTPUT);
+		return NULL;
+	}
+	if (r < 0) {
 		snprintf(why, cap, "output.json: read failed");
 		return NULL;
 	}
 	json_error_t je;
-	json_t *j = json_loadb(buf, (size_t)n, JSON_REJECT_DUPLICATES, &je);
+	json_t *j = json_loadb(buf, n, JSON_REJECT_DUPLICATES, &je);
 	if (!j)
 		snprintf(why, cap, "output.json is not valid JSON (line %d: %s)", je.line, je.text);
 	return j;

@@ -3,9 +3,13 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 
+#include "base/file.h"
 #include "base/units.h"
 
 static void test_size(void **state)
@@ -84,6 +88,50 @@ static void test_uint(void **state)
 	assert_true(cdn_parse_uint("", 100, &v, &err) < 0);
 }
 
+/* A pipe holding n bytes of 'x', its write end closed. */
+static int pipe_of(size_t n)
+{
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	char buf[256];
+	memset(buf, 'x', sizeof(buf));
+	for (size_t done = 0; done < n;) {
+		size_t k = n - done < sizeof(buf) ? n - done : sizeof(buf);
+		assert_int_equal(write(p[1], buf, k), (ssize_t)k);
+		done += k;
+	}
+	close(p[1]);
+	return p[0];
+}
+
+static void test_read_fd(void **state)
+{
+	(void)state;
+	static const size_t sizes[] = { 0, 1, 4095, 4096, 4097, 9000, 10000 };
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		char *buf;
+		size_t len;
+		int fd = pipe_of(sizes[i]);
+		int r = cdn_read_fd(fd, 9000, &buf, &len);
+		close(fd);
+		if (sizes[i] > 9000) {
+			assert_int_equal(r, -EFBIG);
+			assert_null(buf);
+			continue;
+		}
+		assert_int_equal(r, 0);
+		assert_int_equal(len, sizes[i]);
+		assert_int_equal(buf[len], '\0');
+		free(buf);
+	}
+	char *buf;
+	size_t len;
+	assert_int_equal(cdn_read_fd(-1, 10, &buf, &len), -EBADF);
+	int fd = pipe_of(1);
+	assert_int_equal(cdn_read_fd(fd, 0, &buf, &len), -EFBIG);
+	close(fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -91,6 +139,7 @@ int main(void)
 		cmocka_unit_test(test_duration),
 		cmocka_unit_test(test_cpu),
 		cmocka_unit_test(test_uint),
+		cmocka_unit_test(test_read_fd),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
