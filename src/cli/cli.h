@@ -69,6 +69,26 @@ struct vault;
 int cli_open_state(const char *dir, struct store **s, struct vault **v);
 /* The workspace: opt, else $CORDON_WORKSPACE, else "default". */
 const char *cli_workspace(const char *opt);
+
+/* The options the state commands share, parsed by cli_parse_opts. */
+struct cli_common {
+	const char *state;     /* --state DIR */
+	const char *workspace; /* -w/--workspace, resolved by cli_workspace */
+	bool json;	       /* --json */
+};
+/* A command's own option: a string (value) or a flag. */
+struct cli_extra {
+	const char *name; /* the long name */
+	char short_name;  /* 0: none */
+	const char **value;
+	bool *flag;
+};
+#define CLI_MAX_EXTRA 8
+/* Parses --state, -w/--workspace, --json (when with_json) and -h/--help,
+ * and the extras. 0; 1 after printing the help to stdout; -1 after
+ * printing the usage to stderr. */
+int cli_parse_opts(int argc, char **argv, const struct cli_extra *extra, size_t n_extra,
+		   bool with_json, void (*usage)(FILE *), struct cli_common *co);
 /* Who is asking, for records: "user:NAME". */
 const char *cli_caller(void);
 #endif

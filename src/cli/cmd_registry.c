@@ -20,45 +20,14 @@
 #endif
 #include "store/store.h"
 
-struct common {
-	const char *state;
-	const char *workspace;
-	bool json;
-};
-
 /* Parses --state, -w/--workspace, --json and -h; leaves optind at the
  * first operand. Returns 1 when help was printed, -1 on bad usage. */
-static int parse_common(int argc, char **argv, struct common *co, void (*usage)(FILE *))
+static int parse_common(int argc, char **argv, struct cli_common *co, void (*usage)(FILE *))
 {
-	enum { O_STATE = 256, O_JSON };
-	static const struct option opts[] = { { "state", required_argument, NULL, O_STATE },
-					      { "workspace", required_argument, NULL, 'w' },
-					      { "json", no_argument, NULL, O_JSON },
-					      { "help", no_argument, NULL, 'h' },
-					      { NULL, 0, NULL, 0 } };
-	memset(co, 0, sizeof(*co));
-	optind = 1;
-	int c;
-	while ((c = getopt_long(argc, argv, "w:h", opts, NULL)) != -1) {
-		if (c == O_STATE) {
-			co->state = optarg;
-		} else if (c == 'w') {
-			co->workspace = optarg;
-		} else if (c == O_JSON) {
-			co->json = true;
-		} else if (c == 'h') {
-			usage(stdout);
-			return 1;
-		} else {
-			usage(stderr);
-			return -1;
-		}
-	}
-	co->workspace = cli_workspace(co->workspace);
-	return 0;
+	return cli_parse_opts(argc, argv, NULL, 0, true, usage, co);
 }
 
-static void print_result(const struct common *co, const char *kind,
+static void print_result(const struct cli_common *co, const char *kind,
 			 const struct registry_result *res)
 {
 	if (co->json) {
@@ -75,7 +44,7 @@ static void print_result(const struct common *co, const char *kind,
 	       res->created ? "" : " (unchanged)");
 }
 
-static int list_items(const struct common *co, enum store_kind kind, const char *what)
+static int list_items(const struct cli_common *co, enum store_kind kind, const char *what)
 {
 	struct store *s;
 	if (cli_open_state(co->state, &s, NULL) < 0)
@@ -120,7 +89,7 @@ static int list_items(const struct common *co, enum store_kind kind, const char 
 
 /* ---------------------------------------------------------------- remote */
 
-static int remote_list(const struct common *co, const char *path, const char *what)
+static int remote_list(const struct cli_common *co, const char *path, const char *what)
 {
 	struct cli_api_resp rs;
 	if (cli_api_json("GET", path, NULL, 200, &rs) < 0)
@@ -146,7 +115,7 @@ static int remote_list(const struct common *co, const char *path, const char *wh
 }
 
 /* Prints a registration the server answered, like the local one. */
-static int print_remote(const struct common *co, const char *kind, struct cli_api_resp *rs0)
+static int print_remote(const struct cli_common *co, const char *kind, struct cli_api_resp *rs0)
 {
 	struct cli_api_resp rs = *rs0;
 	struct registry_result res = { 0 };
@@ -162,7 +131,7 @@ static int print_remote(const struct common *co, const char *kind, struct cli_ap
 }
 
 /* POSTs body (stolen) and prints the registration. */
-static int remote_register(const struct common *co, const char *kind, const char *path,
+static int remote_register(const struct cli_common *co, const char *kind, const char *path,
 			   json_t *body)
 {
 	struct cli_api_resp rs;
@@ -172,7 +141,7 @@ static int remote_register(const struct common *co, const char *kind, const char
 }
 
 /* Packs dir and uploads it (bundle.h): the server needs no access to it. */
-static int remote_upload(const struct common *co, const char *kind, const char *path,
+static int remote_upload(const struct cli_common *co, const char *kind, const char *path,
 			 const char *dir)
 {
 #ifdef CORDON_CURL
@@ -226,7 +195,7 @@ static void agent_usage(FILE *out)
 
 int cmd_agent(int argc, char **argv)
 {
-	struct common co;
+	struct cli_common co;
 	int p = parse_common(argc, argv, &co, agent_usage);
 	if (p)
 		return p > 0 ? 0 : EXIT_CORDON;
@@ -273,7 +242,7 @@ static void capability_usage(FILE *out)
 
 int cmd_capability(int argc, char **argv)
 {
-	struct common co;
+	struct cli_common co;
 	int p = parse_common(argc, argv, &co, capability_usage);
 	if (p)
 		return p > 0 ? 0 : EXIT_CORDON;
@@ -331,7 +300,7 @@ static void env_usage(FILE *out)
 
 int cmd_env(int argc, char **argv)
 {
-	struct common co;
+	struct cli_common co;
 	int p = parse_common(argc, argv, &co, env_usage);
 	if (p)
 		return p > 0 ? 0 : EXIT_CORDON;
@@ -392,7 +361,7 @@ static void grant_usage(FILE *out)
 
 int cmd_grant(int argc, char **argv)
 {
-	struct common co;
+	struct cli_common co;
 	int p = parse_common(argc, argv, &co, grant_usage);
 	if (p)
 		return p > 0 ? 0 : EXIT_CORDON;

@@ -122,62 +122,35 @@ static int remote_runs(bool list, const char *id, const struct store_run_query *
 
 int cmd_runs(int argc, char **argv)
 {
-	enum { O_STATE = 256, O_JSON, O_AGENT, O_STATUS, O_LIMIT };
-	static const struct option opts[] = { { "state", required_argument, NULL, O_STATE },
-					      { "workspace", required_argument, NULL, 'w' },
-					      { "json", no_argument, NULL, O_JSON },
-					      { "agent", required_argument, NULL, O_AGENT },
-					      { "status", required_argument, NULL, O_STATUS },
-					      { "limit", required_argument, NULL, O_LIMIT },
-					      { "help", no_argument, NULL, 'h' },
-					      { NULL, 0, NULL, 0 } };
-	const char *state = NULL, *ws = NULL;
-	struct store_run_query q = { .status = -1, .limit = 20 };
-	bool json = false;
+	const char *agent = NULL, *status = NULL, *limit = NULL;
+	const struct cli_extra extra[] = { { "agent", 0, &agent, NULL },
+					   { "status", 0, &status, NULL },
+					   { "limit", 0, &limit, NULL } };
+	struct cli_common co;
+	int p = cli_parse_opts(argc, argv, extra, 3, true, runs_usage, &co);
+	if (p)
+		return p > 0 ? 0 : EXIT_CORDON;
+	const char *state = co.state;
+	bool json = co.json;
+	struct store_run_query q = { .workspace = co.workspace, .agent = agent, .status = -1,
+				     .limit = 20 };
 	struct cdn_err err = { 0 };
-	optind = 1;
-	int c;
-	while ((c = getopt_long(argc, argv, "w:h", opts, NULL)) != -1) {
-		switch (c) {
-		case O_STATE:
-			state = optarg;
-			break;
-		case 'w':
-			ws = optarg;
-			break;
-		case O_JSON:
-			json = true;
-			break;
-		case O_AGENT:
-			q.agent = optarg;
-			break;
-		case O_STATUS: {
-			enum store_run_status st;
-			if (store_run_status_parse(optarg, &st) < 0) {
-				cli_error("--status: unknown status '%s'", optarg);
-				return EXIT_CORDON;
-			}
-			q.status = (int)st;
-			break;
-		}
-		case O_LIMIT: {
-			uint64_t v;
-			if (cdn_parse_uint(optarg, 1000, &v, &err) < 0 || v == 0) {
-				cli_error("--limit: '%s' is not a number from 1 to 1000", optarg);
-				return EXIT_CORDON;
-			}
-			q.limit = (size_t)v;
-			break;
-		}
-		case 'h':
-			runs_usage(stdout);
-			return 0;
-		default:
-			runs_usage(stderr);
+	if (status) {
+		enum store_run_status st;
+		if (store_run_status_parse(status, &st) < 0) {
+			cli_error("--status: unknown status '%s'", status);
 			return EXIT_CORDON;
 		}
+		q.status = (int)st;
 	}
-	q.workspace = cli_workspace(ws);
+	if (limit) {
+		uint64_t v;
+		if (cdn_parse_uint(limit, 1000, &v, &err) < 0 || v == 0) {
+			cli_error("--limit: '%s' is not a number from 1 to 1000", limit);
+			return EXIT_CORDON;
+		}
+		q.limit = (size_t)v;
+	}
 	int nargs = argc - optind;
 	const char *verb = nargs > 0 ? argv[optind] : "";
 	bool list = strcmp(verb, "list") == 0 && nargs == 1;
@@ -353,35 +326,14 @@ static int remote_logs(const char *id, bool follow, bool json)
 
 int cmd_logs(int argc, char **argv)
 {
-	enum { O_STATE = 256, O_JSON };
-	static const struct option opts[] = { { "state", required_argument, NULL, O_STATE },
-					      { "workspace", required_argument, NULL, 'w' },
-					      { "json", no_argument, NULL, O_JSON },
-					      { "follow", no_argument, NULL, 'f' },
-					      { "help", no_argument, NULL, 'h' },
-					      { NULL, 0, NULL, 0 } };
-	const char *state = NULL, *ws = NULL;
-	bool json = false, follow = false;
-	optind = 1;
-	int c;
-	while ((c = getopt_long(argc, argv, "w:fh", opts, NULL)) != -1) {
-		if (c == O_STATE) {
-			state = optarg;
-		} else if (c == 'w') {
-			ws = optarg;
-		} else if (c == O_JSON) {
-			json = true;
-		} else if (c == 'f') {
-			follow = true;
-		} else if (c == 'h') {
-			logs_usage(stdout);
-			return 0;
-		} else {
-			logs_usage(stderr);
-			return EXIT_CORDON;
-		}
-	}
-	ws = cli_workspace(ws);
+	bool follow = false;
+	const struct cli_extra extra[] = { { "follow", 'f', NULL, &follow } };
+	struct cli_common co;
+	int p = cli_parse_opts(argc, argv, extra, 1, true, logs_usage, &co);
+	if (p)
+		return p > 0 ? 0 : EXIT_CORDON;
+	const char *state = co.state, *ws = co.workspace;
+	bool json = co.json;
 	if (argc - optind != 1) {
 		logs_usage(stderr);
 		return EXIT_CORDON;

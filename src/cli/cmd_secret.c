@@ -149,35 +149,14 @@ static int remote_secret(bool set, bool rm, const char *name, unsigned char *val
 
 int cmd_secret(int argc, char **argv)
 {
-	enum { O_STATE = 256, O_JSON, O_RAW };
-	static const struct option opts[] = { { "state", required_argument, NULL, O_STATE },
-					      { "workspace", required_argument, NULL, 'w' },
-					      { "json", no_argument, NULL, O_JSON },
-					      { "raw", no_argument, NULL, O_RAW },
-					      { "help", no_argument, NULL, 'h' },
-					      { NULL, 0, NULL, 0 } };
-	const char *state = NULL, *ws = NULL;
-	bool json = false, raw = false;
-	optind = 1;
-	int c;
-	while ((c = getopt_long(argc, argv, "w:h", opts, NULL)) != -1) {
-		if (c == O_STATE) {
-			state = optarg;
-		} else if (c == 'w') {
-			ws = optarg;
-		} else if (c == O_JSON) {
-			json = true;
-		} else if (c == O_RAW) {
-			raw = true;
-		} else if (c == 'h') {
-			secret_usage(stdout);
-			return 0;
-		} else {
-			secret_usage(stderr);
-			return EXIT_CORDON;
-		}
-	}
-	ws = cli_workspace(ws);
+	bool raw = false;
+	const struct cli_extra extra[] = { { "raw", 0, NULL, &raw } };
+	struct cli_common co;
+	int p = cli_parse_opts(argc, argv, extra, 1, true, secret_usage, &co);
+	if (p)
+		return p > 0 ? 0 : EXIT_CORDON;
+	const char *state = co.state, *ws = co.workspace;
+	bool json = co.json;
 	int nargs = argc - optind;
 	const char *verb = nargs > 0 ? argv[optind] : "";
 	bool set = strcmp(verb, "set") == 0 && nargs == 2;

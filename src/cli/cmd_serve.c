@@ -157,35 +157,17 @@ static void init_usage(FILE *out)
 
 int cmd_init(int argc, char **argv)
 {
-	enum { O_STATE = 256, O_NAME };
-	static const struct option opts[] = { { "state", required_argument, NULL, O_STATE },
-					      { "workspace", required_argument, NULL, 'w' },
-					      { "name", required_argument, NULL, O_NAME },
-					      { "help", no_argument, NULL, 'h' },
-					      { NULL, 0, NULL, 0 } };
-	const char *state = NULL, *ws = NULL, *name = "owner";
-	optind = 1;
-	int c;
-	while ((c = getopt_long(argc, argv, "w:h", opts, NULL)) != -1) {
-		if (c == O_STATE) {
-			state = optarg;
-		} else if (c == 'w') {
-			ws = optarg;
-		} else if (c == O_NAME) {
-			name = optarg;
-		} else if (c == 'h') {
-			init_usage(stdout);
-			return 0;
-		} else {
-			init_usage(stderr);
-			return EXIT_CORDON;
-		}
-	}
+	const char *name = "owner";
+	const struct cli_extra extra[] = { { "name", 0, &name, NULL } };
+	struct cli_common co;
+	int p = cli_parse_opts(argc, argv, extra, 1, false, init_usage, &co);
+	if (p)
+		return p > 0 ? 0 : EXIT_CORDON;
 	if (optind != argc) {
 		init_usage(stderr);
 		return EXIT_CORDON;
 	}
-	ws = cli_workspace(ws);
+	const char *state = co.state, *ws = co.workspace;
 	struct store *s;
 	if (cli_open_state(state, &s, NULL) < 0)
 		return EXIT_CORDON;
@@ -288,35 +270,14 @@ static int remote_keys(bool create, bool revoke, const char *arg, const char *ro
 
 int cmd_keys(int argc, char **argv)
 {
-	enum { O_STATE = 256, O_ROLE, O_JSON };
-	static const struct option opts[] = { { "state", required_argument, NULL, O_STATE },
-					      { "workspace", required_argument, NULL, 'w' },
-					      { "role", required_argument, NULL, O_ROLE },
-					      { "json", no_argument, NULL, O_JSON },
-					      { "help", no_argument, NULL, 'h' },
-					      { NULL, 0, NULL, 0 } };
-	const char *state = NULL, *ws = NULL, *role = "member";
-	bool json = false;
-	optind = 1;
-	int c;
-	while ((c = getopt_long(argc, argv, "w:h", opts, NULL)) != -1) {
-		if (c == O_STATE) {
-			state = optarg;
-		} else if (c == 'w') {
-			ws = optarg;
-		} else if (c == O_ROLE) {
-			role = optarg;
-		} else if (c == O_JSON) {
-			json = true;
-		} else if (c == 'h') {
-			keys_usage(stdout);
-			return 0;
-		} else {
-			keys_usage(stderr);
-			return EXIT_CORDON;
-		}
-	}
-	ws = cli_workspace(ws);
+	const char *role = "member";
+	const struct cli_extra extra[] = { { "role", 0, &role, NULL } };
+	struct cli_common co;
+	int p = cli_parse_opts(argc, argv, extra, 1, true, keys_usage, &co);
+	if (p)
+		return p > 0 ? 0 : EXIT_CORDON;
+	const char *state = co.state, *ws = co.workspace;
+	bool json = co.json;
 	int nargs = argc - optind;
 	const char *verb = nargs > 0 ? argv[optind] : "";
 	bool create = strcmp(verb, "create") == 0 && nargs == 2;

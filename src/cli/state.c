@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* What the state commands share: the store, the vault, the workspace. */
 #define _GNU_SOURCE
+#include <getopt.h>
 #include <limits.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -61,4 +63,69 @@ const char *cli_caller(void)
 	else
 		snprintf(who, sizeof(who), "uid:%u", (unsigned)getuid());
 	return who;
+}
+
+int cli_parse_opts(int argc, char **argv, const struct cli_extra *extra, size_t n_extra,
+		   bool with_json, void (*usage)(FILE *), struct cli_common *co)
+{
+	enum { O_STATE = 256, O_JSON, O_EXTRA };
+	struct option opts[4 + CLI_MAX_EXTRA + 1] = {
+		{ "state", required_argument, NULL, O_STATE },
+		{ "workspace", required_argument, NULL, 'w' },
+		{ "help", no_argument, NULL, 'h' },
+	};
+	size_t n = 3;
+	if (with_json)
+		opts[n++] = (struct option){ "json", no_argument, NULL, O_JSON };
+	char shorts[4 + 2 * CLI_MAX_EXTRA + 1] = "w:h";
+	size_t ns = 3;
+	if (n_extra > CLI_MAX_EXTRA)
+		n_extra = CLI_MAX_EXTRA;
+	for (size_t i = 0; i < n_extra; i++) {
+		int val = extra[i].short_name ? extra[i].short_name : O_EXTRA + (int)i;
+		opts[n++] = (struct option){ extra[i].name,
+					     extra[i].value ? required_argument : no_argument, NULL,
+					     val };
+		if (extra[i].short_name) {
+			shorts[ns++] = extra[i].short_name;
+			if (extra[i].value)
+				shorts[ns++] = ':';
+		}
+	}
+	shorts[ns] = '\0';
+	memset(co, 0, sizeof(*co));
+	optind = 1;
+	int c;
+	while ((c = getopt_long(argc, argv, shorts, opts, NULL)) != -1) {
+		if (c == O_STATE) {
+			co->state = optarg;
+			continue;
+		}
+		if (c == 'w') {
+			co->workspace = optarg;
+			continue;
+		}
+		if (c == O_JSON) {
+			co->json = true;
+			continue;
+		}
+		if (c == 'h') {
+			usage(stdout);
+			return 1;
+		}
+		size_t i = 0;
+		while (i < n_extra &&
+		       c != (extra[i].short_name ? extra[i].short_name : O_EXTRA + (int)i))
+			i++;
+		if (i == n_extra) {
+			usage(stderr);
+			return -1;
+		}
+		if (extra[i].value)
+			*extra[i].value = optarg;
+		else
+			*extra[i].flag = true;
+	}
+	co->workspace = cli_workspace(co->workspace);
+	return 0;
 }
