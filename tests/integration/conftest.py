@@ -14,7 +14,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 CORDON = os.environ.get("CORDON_BIN", str(ROOT / "build" / "cordon"))
 ATTACKS = os.environ.get("CORDON_ATTACKS", str(ROOT / "build" / "tests" / "attacks"))
-HOST_UID = 1000001000  # inside uid 1000 when cordon runs as root
+# Inside uid 1000 is host uid BASE+1000 when cordon runs as root; a test run
+# may pick its own base (CORDON_HOSTID_BASE), so that two runs on one machine
+# do not see each other's sandboxes as leftovers.
+HOSTID_BASE = int(os.environ.get("CORDON_HOSTID_BASE") or 1000000000)
+HOST_UID = HOSTID_BASE + 1000
 IS_ROOT = os.geteuid() == 0
 
 
