@@ -241,6 +241,9 @@ static void reset_request(struct pconn *c)
 
 static void conn_free(struct pconn *c)
 {
+	/* First, while everything it touches still exists: it drains the
+	 * hold buffer (freed below) and drops the policy reference. */
+	reset_request(c);
 	if (c->dns_wait) {
 		c->dns_wait->conn = NULL;
 		if (c->dns_wait->req)
@@ -259,7 +262,6 @@ static void conn_free(struct pconn *c)
 		bufferevent_free(c->ubev);
 	if (c->hold)
 		evbuffer_free(c->hold);
-	reset_request(c);
 	LIST_REMOVE(c, link);
 	c->e->n_conns--;
 	free(c);
@@ -1333,9 +1335,11 @@ static void pump_body(struct pconn *c)
 			if (!cc.ok)
 				return;
 			if (used < 0) {
+				/* A body we cannot frame cannot be forwarded, not even
+				 * in audit-only mode: block() answers and closes. */
+				c->force_block = true;
 				block(c, 400, "Bad Request", "malformed", "blocked", NULL,
 				      "request body: %s", err.msg);
-				close_after_flush(c);
 				return;
 			}
 			n = (size_t)used;

@@ -37,7 +37,8 @@ struct dns_job {
 	/* where the answer goes: a UDP peer, or a TCP connection */
 	struct sockaddr_storage peer;
 	socklen_t peer_len;
-	struct dns_tcp *tcp;
+	struct dns_tcp *tcp; /* NULL once that connection is gone */
+	bool via_tcp;	     /* the answer never goes out over UDP then */
 	uint64_t t_start;
 };
 
@@ -88,7 +89,7 @@ static void send_answer(struct dns_job *job, const uint8_t *resp, size_t len)
 			tcp_free(t);
 		else
 			bufferevent_enable(t->bev, EV_READ);
-	} else if (e->dns_udp_fd >= 0) {
+	} else if (!job->via_tcp && e->dns_udp_fd >= 0) {
 		(void)sendto(e->dns_udp_fd, resp, len, MSG_DONTWAIT,
 			     (struct sockaddr *)&job->peer, job->peer_len);
 	}
@@ -268,6 +269,7 @@ static void tcp_read(struct bufferevent *bev, void *arg)
 		return;
 	job->e = t->e;
 	job->tcp = t;
+	job->via_tcp = true;
 	evbuffer_drain(in, 2);
 	evbuffer_remove(in, job->pkt, len);
 	job->pkt_len = len;
