@@ -110,7 +110,8 @@ static void init(void)
 	FILE *f = fopen(hosts_path, "w");
 	if (!base || !f)
 		abort();
-	fprintf(f, "127.0.0.1 up.test\n127.0.0.1 ap.test\n127.0.0.1 ro.test\n10.9.9.9 priv.test\n");
+	fprintf(f, "127.0.0.1 up.test\n127.0.0.1 ap.test\n127.0.0.1 ro.test\n10.9.9.9 priv.test\n"
+		   "127.0.0.1 rl.test\n");
 	fclose(f);
 }
 
@@ -125,8 +126,9 @@ static struct egress_policy *make_policy(void)
 		 "  - name: ap.test\n    ports: [%u]\n    approval: required\n"
 		 "  - name: ro.test\n    ports: [%u]\n    methods: [GET, HEAD]\n"
 		 "  - name: priv.test\n    ports: [%u]\n"
+		 "  - name: rl.test\n    ports: [%u]\n    requests_per_minute: 2\n"
 		 "private:\n  - 127.0.0.1:%u\n",
-		 up_port, up_port, up_port, up_port, up_port);
+		 up_port, up_port, up_port, up_port, up_port, up_port);
 	struct egress_policy *p = NULL;
 	struct cdn_err err = { 0 };
 	if (egress_policy_parse(yaml, strlen(yaml), "fuzz", &p, &err) < 0) {
@@ -155,6 +157,7 @@ static const char *const templates[] = {
 	("POST http://up.test:%u/e HTTP/1.1\r\nHost: up.test:%u\r\nExpect: 100-continue\r\n"
 	 "Content-Length: 5\r\n\r\n"),
 	"GET http://up.test:%u/k HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+	"GET http://rl.test:%u/r HTTP/1.1\r\nHost: rl.test:%u\r\n\r\n",
 	"5\r\nhello\r\n",
 	"0\r\n\r\n",
 	"key=AKIAQWERTYUIOPASDFGH&",
