@@ -15,6 +15,7 @@
  * exact name, then one per label for "*." wildcards, longest suffix first.
  */
 #include "egress/policy.h"
+#include "egress/policy_internal.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -142,6 +143,19 @@ const char *egress_category_name(enum egress_category c)
 	case EGRESS_CAT_SERVICE: return "service";
 	}
 	return "unknown";
+}
+
+const char *egress_policy_group_intern(const char *name)
+{
+	static const char *const fixed[] = { "allow", "agent", "user", "llm", "search",
+					     "research" };
+	for (size_t i = 0; name && i < CDN_ARRAY_SIZE(fixed); i++)
+		if (strcmp(name, fixed[i]) == 0)
+			return fixed[i];
+	for (size_t i = 0; name && i < N_SERVICES; i++)
+		if (strcmp(name, services[i].key) == 0)
+			return services[i].key;
+	return NULL;
 }
 
 bool egress_rule_has_port(const struct egress_rule *r, uint16_t port)

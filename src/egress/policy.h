@@ -16,6 +16,7 @@
 #ifndef CORDON_EGRESS_POLICY_H
 #define CORDON_EGRESS_POLICY_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -167,5 +168,15 @@ int egress_policy_narrow(const struct egress_policy *base, const char *const *do
 			 const struct egress_rule *rules, size_t n_rules,
 			 struct egress_policy **out, void (*dropped)(void *ctx, const char *domain),
 			 void *ctx, struct cdn_err *err);
+
+/*
+ * The compiled policy as JSON, field for field, and back: how the
+ * supervisor hands the policy it resolved to its network part
+ * (src/run/netpart.h). egress_policy_from_json(egress_policy_to_json(p))
+ * equals p. The reader is strict (known keys, ranges, normalised names,
+ * rules sorted and unique); to_json returns NULL when out of memory.
+ */
+json_t *egress_policy_to_json(const struct egress_policy *p);
+int egress_policy_from_json(const json_t *j, struct egress_policy **out, struct cdn_err *err);
 
 #endif
