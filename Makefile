@@ -17,7 +17,7 @@ build: bootstrap $(BUILD)/build.ninja
 	@ninja -C $(BUILD) >/dev/null
 
 $(ASAN_BUILD)/build.ninja:
-	meson setup $(ASAN_BUILD) -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
+	meson setup $(ASAN_BUILD) -Db_sanitize=address,undefined -Db_lundef=false -Dtest_faults=true >/dev/null
 
 asan: bootstrap $(ASAN_BUILD)/build.ninja
 	@ninja -C $(ASAN_BUILD) >/dev/null

@@ -35,6 +35,14 @@ int main(int argc, char **argv)
 		   "#include <linux/filter.h>\n\n");
 	emit(f, "cordon_seccomp_main", &progs[0]);
 	emit(f, "cordon_seccomp_args", &progs[1]);
+	struct sb_bpf helper;
+	if (sb_seccomp_build_helper(&helper, &err) < 0) {
+		fprintf(stderr, "gen_seccomp: helper: %s\n", err.msg);
+		fclose(f);
+		return 1;
+	}
+	emit(f, "cordon_seccomp_helper", &helper);
+	free(helper.filter);
 	if (fclose(f) != 0) {
 		perror(argv[1]);
 		return 1;

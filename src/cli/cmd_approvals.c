@@ -2,29 +2,22 @@
 /*
  * cordon approvals list|approve ID|reject ID
  *
- * Talks to every running cordon of this user over its control socket
- * (egress_control_dir()).
+ * Talks to every running run of this user over its control socket
+ * (src/run/control.h).
  */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
-#include <poll.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "base/cleanup.h"
 #include "cli/cli.h"
-#include "egress/control_client.h"
-#include "egress/engine.h"
-
-#define REPLY_MAX 65536
+#include "run/control.h"
 
 static void approvals_usage(FILE *out)
 {
@@ -46,25 +39,47 @@ static void approvals_usage(FILE *out)
 	      out);
 }
 
+/* What a human decides on: the destination of a held request, or the
+ * action an agent asked for over MCP and the reason it gave. Control
+ * characters from the agent are shown as '?'. */
+static void approval_what(const json_t *a, char *out, size_t cap)
+{
+	const char *source = json_string_value(json_object_get(a, "source"));
+	const char *path = json_string_value(json_object_get(a, "path"));
+	const char *reason = json_string_value(json_object_get(a, "reason"));
+	if (source && strcmp(source, "mcp") == 0)
+		snprintf(out, cap, "%s%s%s", path ? path : "", reason && *reason ? " (reason: " : "",
+			 reason && *reason ? reason : "");
+	else
+		snprintf(out, cap, "%s:%lld%s", json_string_value(json_object_get(a, "host")),
+			 (long long)json_integer_value(json_object_get(a, "port")), path ? path : "");
+	if (source && strcmp(source, "mcp") == 0 && reason && *reason)
+		strncat(out, ")", cap - strlen(out) - 1);
+	for (unsigned char *p = (unsigned char *)out; *p; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			*p = '?';
+}
+
 struct list_ctx {
 	json_t *all;
 };
 
-static int list_one(const char *path, void *vctx)
+static int list_one(const char *run_id, void *vctx)
 {
 	struct list_ctx *ctx = vctx;
 	json_t *req = json_pack("{s:s}", "op", "list");
-	json_t *res = egress_control_ask(path, req);
+	struct cdn_err err = { 0 };
+	json_t *res = control_ask(run_id, req, &err);
 	json_decref(req);
 	if (!res)
 		return 0;
-	const char *run = json_string_value(json_object_get(res, "run_id"));
 	json_t *arr = json_object_get(res, "approvals");
 	size_t i;
 	json_t *a;
 	json_array_foreach(arr, i, a)
 	{
-		json_object_set_new(a, "run_id", json_string(run ? run : ""));
+		/* The run is the socket's, not what the socket says it is. */
+		json_object_set_new(a, "run_id", json_string(run_id));
 		json_array_append(ctx->all, a);
 	}
 	json_decref(res);
@@ -79,12 +94,13 @@ struct decide_ctx {
 	char error[256];
 };
 
-static int decide_one(const char *path, void *vctx)
+static int decide_one(const char *run_id, void *vctx)
 {
 	struct decide_ctx *ctx = vctx;
 	json_t *req = json_pack("{s:s, s:s, s:b, s:s}", "op", "decide", "id", ctx->id, "approve",
 				ctx->approve, "by", ctx->by);
-	json_t *res = egress_control_ask(path, req);
+	struct cdn_err err = { 0 };
+	json_t *res = control_ask(run_id, req, &err);
 	json_decref(req);
 	if (!res)
 		return 0;
@@ -111,13 +127,14 @@ static int remote_approvals(const char *verb, const char *id, bool as_json)
 			size_t i;
 			json_t *a;
 			json_array_foreach(arr, i, a)
-				printf("%-16s %-22s %-7s %s:%lld%s\n",
+			{
+				char what[1024];
+				approval_what(a, what, sizeof(what));
+				printf("%-16s %-22s %-7s %s\n",
 				       json_string_value(json_object_get(a, "id")),
 				       json_string_value(json_object_get(a, "run_id")),
-				       json_string_value(json_object_get(a, "method")),
-				       json_string_value(json_object_get(a, "host")),
-				       (long long)json_integer_value(json_object_get(a, "port")),
-				       json_string_value(json_object_get(a, "path")));
+				       json_string_value(json_object_get(a, "method")), what);
+			}
 		}
 		cli_api_resp_free(&rs);
 		return 0;
@@ -171,7 +188,7 @@ int cmd_approvals(int argc, char **argv)
 		return remote_approvals(verb, optind + 1 < argc ? argv[optind + 1] : NULL, as_json);
 	if (strcmp(verb, "list") == 0) {
 		struct list_ctx ctx = { json_array() };
-		if (egress_control_each(list_one, &ctx, &err) < 0) {
+		if (control_each(list_one, &ctx, &err) < 0) {
 			cli_error_err(&err);
 			json_decref(ctx.all);
 			return EXIT_CORDON;
@@ -189,11 +206,8 @@ int cmd_approvals(int argc, char **argv)
 			json_t *a;
 			json_array_foreach(ctx.all, i, a)
 			{
-				char dest[512];
-				snprintf(dest, sizeof(dest), "%s:%lld%s",
-					 json_string_value(json_object_get(a, "host")),
-					 (long long)json_integer_value(json_object_get(a, "port")),
-					 json_string_value(json_object_get(a, "path")));
+				char dest[1024];
+				approval_what(a, dest, sizeof(dest));
 				printf("%-16s %-22s %-7s %-40.40s %7llds %7llds\n",
 				       json_string_value(json_object_get(a, "id")),
 				       json_string_value(json_object_get(a, "run_id")),
@@ -214,7 +228,7 @@ int cmd_approvals(int argc, char **argv)
 		struct decide_ctx ctx = { .id = argv[optind + 1],
 					  .approve = strcmp(verb, "approve") == 0,
 					  .by = by ? by : (pw ? pw->pw_name : "operator") };
-		if (egress_control_each(decide_one, &ctx, &err) < 0) {
+		if (control_each(decide_one, &ctx, &err) < 0) {
 			cli_error_err(&err);
 			return EXIT_CORDON;
 		}

@@ -25,6 +25,8 @@
 #include "audit/audit.h"
 #include "egress/engine.h"
 #include "egress/policy.h"
+#include "egress/tls.h"
+#include "run/netpart.h"
 #include "run/supervise.h"
 #else
 #define EGRESS_MAX_PRIVATE 64
@@ -273,38 +275,14 @@ static void exec_event(void *ctx, const char *type, json_t *data)
 		json_string_value(json_object_get(data, "path")), id, id);
 }
 
-struct reload_ctx {
-	struct egress_engine *engine;
-};
-
-static void exec_reload(void *ctx)
-{
-	struct reload_ctx *rc = ctx;
-	struct cdn_err err = { 0 };
-	if (egress_engine_reload(rc->engine, &err) < 0)
-		cli_error_err(&err);
-	else
-		cli_error("egress policy reloaded");
-}
-
-/* --net proxy: the egress engine serves the sandbox's sockets from an event
- * loop that also supervises the sandbox. */
-static int exec_with_egress(const struct sandbox_config *cfg, const struct exec_args *a,
-			    struct sandbox_relay *relays, size_t n_relays, int pipes[2][2],
-			    struct sandbox_status *st, struct cdn_err *err)
+/* The policy from its file (or the built-in one), with --allow and
+ * --allow-private applied: at start, and again on SIGHUP. */
+static int exec_policy(const struct exec_args *a, struct egress_policy **out,
+		       struct cdn_err *err)
 {
 	struct egress_policy *policy = NULL;
-	struct audit_log *audit = NULL;
-	struct egress_engine *engine = NULL;
-	struct event_base *base = NULL;
-	struct sandbox *sb = NULL;
-	char run_id[40], dir[256], control[512];
-	int r;
-
-	if (a->policy_path)
-		r = egress_policy_load(a->policy_path, &policy, err);
-	else
-		r = egress_policy_default(&policy, err);
+	int r = a->policy_path ? egress_policy_load(a->policy_path, &policy, err)
+			       : egress_policy_default(&policy, err);
 	for (size_t i = 0; r == 0 && i < a->n_allow; i++)
 		if ((r = egress_policy_allow(policy, a->allow[i], err)) < 0)
 			cdn_err_wrap(err, "--allow");
@@ -313,65 +291,140 @@ static int exec_with_egress(const struct sandbox_config *cfg, const struct exec_
 			cdn_err_wrap(err, "--allow-private");
 	if (r < 0) {
 		egress_policy_free(policy);
+		return r;
+	}
+	*out = policy;
+	return 0;
+}
+
+struct exec_net {
+	const struct exec_args *a;
+	struct audit_log *audit;
+	struct sandbox *sb;
+	struct netpart *net;
+	bool died;
+};
+
+static void exec_reload(void *ctx)
+{
+	struct exec_net *x = ctx;
+	struct cdn_err err = { 0 };
+	struct egress_policy *p = NULL;
+	if (exec_policy(x->a, &p, &err) < 0 || netpart_set_policy(x->net, p, &err) < 0) {
+		cdn_err_wrap(&err, "policy reload (the previous policy stays)");
+		cli_error_err(&err);
+	} else {
+		cli_error("egress policy reloaded");
+	}
+	egress_policy_free(p);
+}
+
+static void exec_audit(void *ctx, json_t *entry)
+{
+	struct exec_net *x = ctx;
+	struct cdn_err err = { 0 };
+	if (x->audit && audit_append(x->audit, entry, false, &err) < 0)
+		cli_error("audit log: %s", err.msg);
+}
+
+static void exec_died(void *ctx, const char *why)
+{
+	struct exec_net *x = ctx;
+	cli_error("%s; stopping the sandbox", why);
+	x->died = true;
+	if (x->sb)
+		sandbox_kill(x->sb, false);
+}
+
+/* --net proxy: the sandbox's sockets are served by a network part of
+ * their own (src/run/netpart.h); this process supervises the sandbox and
+ * keeps the audit log. */
+static int exec_with_egress(const struct sandbox_config *cfg, const struct exec_args *a,
+			    struct sandbox_relay *relays, size_t n_relays, int pipes[2][2],
+			    struct sandbox_status *st, struct cdn_err *err)
+{
+	struct egress_policy *policy = NULL;
+	struct egress_ca *ca = NULL;
+	struct event_base *base = NULL;
+	struct exec_net x = { .a = a };
+	char run_id[40];
+	int r;
+
+	if (exec_policy(a, &policy, err) < 0) {
 		close_pipe_ends(pipes, 1);
 		return EXEC_NOT_STARTED;
 	}
-	if (a->audit_path && audit_open(a->audit_path, &audit, err) < 0) {
+	if (a->audit_path && audit_open(a->audit_path, &x.audit, err) < 0) {
 		egress_policy_free(policy);
 		close_pipe_ends(pipes, 1);
 		return EXEC_NOT_STARTED;
 	}
 	r = EXEC_NOT_STARTED;
-	if (cdn_random_id("run_", 8, run_id, sizeof(run_id)) < 0 ||
-	    egress_control_dir(dir, sizeof(dir), true, err) < 0) {
-		egress_policy_free(policy);
+	if (cdn_random_id("run_", 8, run_id, sizeof(run_id)) < 0) {
+		cdn_err_set(err, EIO, "run id");
 		goto out;
 	}
-	snprintf(control, sizeof(control), "%s/%s.sock", dir, run_id);
 	base = event_base_new();
 	if (!base) {
 		cdn_err_set(err, ENOMEM, "event loop");
-		egress_policy_free(policy);
 		goto out;
 	}
-	struct egress_engine_config ec = {
-		.run_id = run_id,
-		.policy = policy,
-		.policy_path = a->policy_path,
-		.extra_allow = a->allow,
-		.n_extra_allow = a->n_allow,
-		.extra_private = a->allow_private,
-		.n_extra_private = a->n_allow_private,
-		.audit = audit,
-		.control_path = control,
-		.hosts_file = getenv("CORDON_HOSTS_FILE"),
-		.upstream_ca_file = a->upstream_ca,
-		.on_event = exec_event,
-	};
-	if (egress_engine_new(base, &ec, &engine, err) < 0)
+	size_t n_names = 0;
+	const char **names = egress_inspected_names(policy, &n_names);
+	int cr = n_names ? egress_ca_new(run_id, names, n_names, &ca, err) : 0;
+	free(names);
+	if (cr < 0)
 		goto out;
 	struct sandbox_config scfg = *cfg;
-	scfg.ca_pem = egress_engine_ca_pem(engine);
-	if (sandbox_spawn(&scfg, &sb, err) < 0)
+	scfg.ca_pem = ca ? egress_ca_pem(ca) : NULL;
+	if (sandbox_spawn(&scfg, &x.sb, err) < 0)
 		goto out;
 	close_pipe_ends(pipes, 1);
-	int proxy_fd, dns_udp, dns_tcp;
-	sandbox_take_egress_fds(sb, &proxy_fd, &dns_udp, &dns_tcp);
-	if (egress_engine_attach(engine, proxy_fd, dns_udp, dns_tcp, err) < 0)
+	struct netpart_config nc = {
+		.run_id = run_id,
+		.policy = policy,
+		.ca = ca,
+		.hosts_file = getenv("CORDON_HOSTS_FILE"),
+		.upstream_ca_file = a->upstream_ca,
+		.mcp_fd = -1,
+		.allow_degraded = cfg->allow_degraded,
+	};
+	sandbox_take_egress_fds(x.sb, &nc.proxy_fd, &nc.dns_udp_fd, &nc.dns_tcp_fd);
+	struct netpart_hooks nh = { .ctx = &x,
+				    .event = exec_event,
+				    .audit = exec_audit,
+				    .died = exec_died };
+	int nr = netpart_start(base, &nc, &nh, &x.net, err);
+	egress_ca_free(ca);
+	ca = NULL;
+	if (nr == 0)
+		nr = netpart_wait_ready(x.net, err);
+	if (nr < 0) {
+		/* No way out for the sandbox's network: stop it, say why. */
+		sandbox_kill(x.sb, false);
 		goto out;
-	struct reload_ctx rc = { engine };
-	struct supervise_opts so = { .base = base, .sb = sb, .relays = relays,
+	}
+	struct supervise_opts so = { .base = base, .sb = x.sb, .relays = relays,
 				     .n_relays = n_relays,
-				     .on_sighup = a->policy_path ? exec_reload : NULL, .ctx = &rc };
+				     .on_sighup = a->policy_path ? exec_reload : NULL, .ctx = &x };
 	r = run_supervise(&so, st, err);
+	if (r == 0 && x.died) {
+		/* A command that lost its network part ends as cordon's
+		 * failure, not its own. */
+		r = cdn_err_msg(err, ECHILD, "the sandbox's network part failed");
+	}
 out:
 	close_pipe_ends(pipes, 1);
-	egress_engine_free(engine);
+	netpart_free(x.net);
+	struct sandbox *sb = x.sb;
+	x.sb = NULL;
 	sandbox_free(sb);
 	close_pipe_ends(pipes, 0);
 	if (base)
 		event_base_free(base);
-	audit_close(audit);
+	egress_policy_free(policy);
+	egress_ca_free(ca);
+	audit_close(x.audit);
 	return r;
 }
 

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/exe.h"
 #include "cli/cli.h"
 #include "config.h"
 
@@ -47,20 +48,9 @@ int cli_exec_full(void)
 	cli_error("internal error: already the full binary");
 	return EXIT_CORDON;
 #else
-	char self[PATH_MAX], path[PATH_MAX + 32];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (n > 0) {
-		self[n] = '\0';
-		char *slash = strrchr(self, '/');
-		if (slash) {
-			*slash = '\0';
-			snprintf(path, sizeof(path), "%s/cordon-full", self);
-			if (access(path, X_OK) == 0)
-				execv(path, cli_argv);
-		}
-	}
-	snprintf(path, sizeof(path), "%s/cordon-full", CORDON_LIBEXECDIR);
-	execv(path, cli_argv);
+	char path[PATH_MAX];
+	if (cdn_sibling_exe("cordon-full", path, sizeof(path)) == 0)
+		execv(path, cli_argv);
 	cli_error("cannot run %s: %s", path, strerror(errno));
 	return EXIT_CORDON;
 #endif

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/exe.h"
 #include "cli/cli.h"
 
 #define RESPONSE_MAX (64u << 20)
@@ -29,17 +30,11 @@ bool cli_remote(void)
  * next to it, with the same argv (main() does it before anything runs). */
 int cli_exec_api(void)
 {
-	char self[PATH_MAX], path[PATH_MAX + 16];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (n <= 0) {
-		cli_error("cannot find cordon-api: %s", strerror(errno));
+	char path[PATH_MAX];
+	if (cdn_sibling_exe("cordon-api", path, sizeof(path)) < 0) {
+		cli_error("cannot find cordon-api (looked next to this binary and in %s)", path);
 		return EXIT_CORDON;
 	}
-	self[n] = '\0';
-	char *slash = strrchr(self, '/');
-	if (slash)
-		*slash = '\0';
-	snprintf(path, sizeof(path), "%s/cordon-api", self);
 	execv(path, cli_argv);
 	cli_error("cannot run %s: %s", path, strerror(errno));
 	return EXIT_CORDON;

@@ -165,18 +165,15 @@ void egress_policy_put(struct policy_ref *r)
 void egress_emit(struct egress_engine *e, const char *type, json_t *data)
 {
 	if (e->on_event)
-		e->on_event(e->event_ctx, type, data);
+		e->on_event(e->ctx, type, data);
 }
 
 void egress_audit(struct egress_engine *e, json_t *entry)
 {
 	if (e->run_id)
 		json_object_set_new(entry, "run_id", json_string(e->run_id));
-	if (e->audit) {
-		struct cdn_err err = { 0 };
-		if (audit_append(e->audit, entry, false, &err) < 0)
-			fprintf(stderr, "cordon: audit log: %s\n", err.msg);
-	}
+	if (e->on_audit)
+		e->on_audit(e->ctx, entry);
 }
 
 static json_t *request_entry(struct pconn *c, const char *type)
@@ -1379,7 +1376,7 @@ static void upstream_write(struct bufferevent *bev, void *arg)
 
 static void finish_exchange(struct pconn *c)
 {
-	if (c->e->audit || c->e->on_event) {
+	if (c->e->on_audit || c->e->on_event) {
 		json_t *j = request_entry(c, "request");
 		egress_audit(c->e, j);
 		egress_emit(c->e, "egress.allowed", j);
@@ -1538,62 +1535,23 @@ static void upstream_read(struct bufferevent *bev, void *arg)
 
 /* ---------------------------------------------------------------- engine */
 
-static int load_policy_file(struct egress_engine *e, struct egress_policy **out,
-			    struct cdn_err *err)
+const char **egress_inspected_names(const struct egress_policy *p, size_t *n)
 {
-	struct egress_policy *p = NULL;
-	int r = egress_policy_load(e->policy_path, &p, err);
-	for (size_t i = 0; r == 0 && i < e->n_extra_allow; i++)
-		r = egress_policy_allow(p, e->extra_allow[i], err);
-	for (size_t i = 0; r == 0 && i < e->n_extra_private; i++)
-		r = egress_policy_allow_private(p, e->extra_private[i], err);
-	if (r < 0) {
-		egress_policy_free(p);
-		return r;
-	}
-	*out = p;
-	return 0;
-}
-
-static char **dup_list(const char *const *in, size_t n)
-{
-	char **out = calloc(n + 1, sizeof(char *));
-	for (size_t i = 0; out && i < n; i++)
-		out[i] = strdup(in[i]);
-	return out;
-}
-
-static void free_list(char **l, size_t n)
-{
-	for (size_t i = 0; l && i < n; i++)
-		free(l[i]);
-	free(l);
-}
-
-/* A CA for the run when any rule asks for TLS inspection. */
-static int make_ca(struct egress_engine *e, struct cdn_err *err)
-{
-	const struct egress_policy *p = e->policy->p;
-	size_t n = 0;
+	*n = 0;
 	for (size_t i = 0; i < p->n_rules; i++)
-		n += p->rules[i].inspect;
-	if (n == 0)
-		return 0;
-	const char **names = calloc(n, sizeof(char *));
-	if (!names)
-		return cdn_err_set(err, ENOMEM, "TLS inspection");
-	n = 0;
+		*n += p->rules[i].inspect;
+	if (*n == 0)
+		return NULL;
+	const char **names = calloc(*n, sizeof(char *));
+	if (!names) {
+		*n = 0;
+		return NULL;
+	}
+	size_t k = 0;
 	for (size_t i = 0; i < p->n_rules; i++)
 		if (p->rules[i].inspect)
-			names[n++] = p->rules[i].name;
-	int r = egress_ca_new(e->run_id, names, n, &e->ca, err);
-	free(names);
-	return r;
-}
-
-const char *egress_engine_ca_pem(const struct egress_engine *e)
-{
-	return e->ca ? egress_ca_pem(e->ca) : NULL;
+			names[k++] = p->rules[i].name;
+	return names;
 }
 
 int egress_engine_new(struct event_base *base, const struct egress_engine_config *cfg,
@@ -1603,6 +1561,7 @@ int egress_engine_new(struct event_base *base, const struct egress_engine_config
 	struct egress_engine *e = calloc(1, sizeof(*e));
 	if (!e) {
 		egress_policy_free(cfg->policy);
+		egress_ca_free(cfg->ca);
 		return cdn_err_set(err, ENOMEM, "egress engine");
 	}
 	LIST_INIT(&e->conns);
@@ -1611,19 +1570,15 @@ int egress_engine_new(struct event_base *base, const struct egress_engine_config
 	LIST_INIT(&e->tunnels);
 	e->base = base;
 	e->dns_udp_fd = -1;
-	e->audit = cfg->audit;
+	e->ca = cfg->ca;
 	e->on_event = cfg->on_event;
-	e->event_ctx = cfg->event_ctx;
+	e->on_audit = cfg->on_audit;
+	e->ctx = cfg->ctx;
 	e->run_id = cfg->run_id ? strdup(cfg->run_id) : NULL;
-	e->policy_path = cfg->policy_path ? strdup(cfg->policy_path) : NULL;
-	e->extra_allow = dup_list(cfg->extra_allow, cfg->n_extra_allow);
-	e->n_extra_allow = cfg->n_extra_allow;
-	e->extra_private = dup_list(cfg->extra_private, cfg->n_extra_private);
-	e->n_extra_private = cfg->n_extra_private;
 	e->policy = calloc(1, sizeof(*e->policy));
 	e->rl = ratelimit_new();
 	int r = 0;
-	if (!e->policy || !e->rl || !e->extra_allow || !e->extra_private) {
+	if (!e->policy || !e->rl || (cfg->run_id && !e->run_id)) {
 		egress_policy_free(cfg->policy);
 		r = cdn_err_set(err, ENOMEM, "egress engine");
 		goto out;
@@ -1650,7 +1605,8 @@ int egress_engine_new(struct event_base *base, const struct egress_engine_config
 		}
 	}
 	/* The resolver: the host's resolv.conf, no search domains (a name is
-	 * what the policy allowed, not a prefix of something else). */
+	 * what the policy allowed, not a prefix of something else). Both
+	 * files are read now: the network part cannot open files later. */
 	e->dns = evdns_base_new(base, 0);
 	if (!e->dns) {
 		r = cdn_err_set(err, ENOMEM, "egress: resolver");
@@ -1669,9 +1625,7 @@ int egress_engine_new(struct event_base *base, const struct egress_engine_config
 		r = cdn_err_set(err, ENOMEM, "egress engine");
 		goto out;
 	}
-	if ((r = make_ca(e, err)) < 0)
-		goto out;
-	if (cfg->control_path && (r = egress_control_listen(e, cfg->control_path, err)) < 0)
+	if (e->ca && (r = egress_tls_client_init(e->upstream_ca, err)) < 0)
 		goto out;
 out:
 	if (r < 0) {
@@ -1689,7 +1643,7 @@ int egress_engine_attach(struct egress_engine *e, int proxy_fd, int dns_udp_fd, 
 		evutil_make_socket_nonblocking(proxy_fd);
 		e->proxy_listener = evconnlistener_new(e->base, accept_conn, e,
 						       LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
-						       -1, proxy_fd);
+						       0 /* listening already */, proxy_fd);
 		if (!e->proxy_listener) {
 			close(proxy_fd);
 			if (dns_udp_fd >= 0)
@@ -1702,18 +1656,13 @@ int egress_engine_attach(struct egress_engine *e, int proxy_fd, int dns_udp_fd, 
 	return egress_dns_attach(e, dns_udp_fd, dns_tcp_fd, err);
 }
 
-int egress_engine_reload(struct egress_engine *e, struct cdn_err *err)
+void egress_engine_set_policy(struct egress_engine *e, struct egress_policy *p)
 {
-	if (!e->policy_path)
-		return cdn_err_set(err, EINVAL, "egress: the policy has no file to reload from");
-	struct egress_policy *p = NULL;
-	int r = load_policy_file(e, &p, err);
-	if (r < 0)
-		return cdn_err_wrap(err, "policy reload (the previous policy stays)");
 	struct policy_ref *ref = calloc(1, sizeof(*ref));
 	if (!ref) {
+		/* Keep enforcing the old one rather than none. */
 		egress_policy_free(p);
-		return cdn_err_set(err, ENOMEM, "policy reload");
+		return;
 	}
 	ref->p = p;
 	ref->refs = 1;
@@ -1724,7 +1673,6 @@ int egress_engine_reload(struct egress_engine *e, struct cdn_err *err)
 	json_object_set_new(j, "blocked_reason", json_string("policy reloaded"));
 	egress_audit(e, j);
 	json_decref(j);
-	return 0;
 }
 
 void egress_engine_stats(const struct egress_engine *e, struct egress_stats *st)
@@ -1743,7 +1691,6 @@ void egress_engine_free(struct egress_engine *e)
 		conn_free(c);
 	}
 	egress_tunnels_close(e);
-	egress_control_close(e);
 	egress_dns_detach(e);
 	if (e->proxy_listener)
 		evconnlistener_free(e->proxy_listener);
@@ -1760,26 +1707,6 @@ void egress_engine_free(struct egress_engine *e)
 	egress_ca_free(e->ca);
 	free(e->upstream_ca);
 	egress_policy_put(e->policy);
-	free_list(e->extra_allow, e->n_extra_allow);
-	free_list(e->extra_private, e->n_extra_private);
-	free(e->policy_path);
 	free(e->run_id);
 	free(e);
-}
-
-int egress_control_dir(char *out, size_t cap, bool create, struct cdn_err *err)
-{
-	const char *xdg = getenv("XDG_RUNTIME_DIR");
-	int n;
-	if (geteuid() == 0)
-		n = snprintf(out, cap, "/run/cordon");
-	else if (xdg && *xdg == '/')
-		n = snprintf(out, cap, "%s/cordon", xdg);
-	else
-		n = snprintf(out, cap, "/tmp/cordon-%u", (unsigned)geteuid());
-	if (n < 0 || (size_t)n >= cap)
-		return cdn_err_set(err, ENAMETOOLONG, "control directory");
-	if (create && mkdir(out, 0700) < 0 && errno != EEXIST)
-		return cdn_err_set(err, errno, "create %s", out);
-	return 0;
 }

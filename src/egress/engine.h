@@ -4,14 +4,16 @@
  *
  * It serves the listening sockets that the sandbox created inside its own
  * network namespace (an HTTP proxy on 127.0.0.1:3128, DNS on
- * 127.0.0.1:53 over UDP and TCP) from the supervisor's event loop, so every
- * connection is attributed to its run, and if cordon dies the sandbox has
- * no network at all.
+ * 127.0.0.1:53 over UDP and TCP), so every connection is attributed to its
+ * run, and if the engine dies the sandbox has no network at all. It runs in
+ * the run's network part (src/run/netpart.h): a process of its own, with no
+ * privilege and no filesystem, because it parses every byte the agent
+ * sends out.
  *
  * Each request goes through the stages in order, and the first to fail
  * decides: domain -> protocol/port -> rate -> method (and approval) ->
  * content -> destination -> forward. Every request and every block is one
- * line of the hash-chained audit log.
+ * audit line, handed to the caller (egress_audit_cb).
  *
  * One event loop (libevent), single-threaded, asynchronous throughout
  * (DNS included); every buffer is bounded (EGRESS_* below).
@@ -23,12 +25,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "audit/audit.h"
 #include "base/err.h"
 #include "egress/inspect.h"
 #include "egress/policy.h"
 
 struct event_base;
+struct egress_ca;
 
 #define EGRESS_MAX_CONNS 512		 /* concurrent client connections per engine */
 #define EGRESS_BUFFER_MAX (256 * 1024)	 /* bytes queued per direction before backpressure */
@@ -44,6 +46,11 @@ struct event_base;
  * "approval.decided". `data` is borrowed. */
 typedef void (*egress_event_cb)(void *ctx, const char *type, json_t *data);
 
+/* One audit line about a request, a tunnel, a lookup or a decision
+ * (docs/audit.md lists the fields); the caller appends it to the run's
+ * hash-chained log. `entry` is borrowed. */
+typedef void (*egress_audit_cb)(void *ctx, json_t *entry);
+
 struct egress_secret_scope {
 	const char *secret;
 	const char *domain;
@@ -53,16 +60,6 @@ struct egress_engine_config {
 	const char *run_id;
 	/* The policy; the engine takes ownership. */
 	struct egress_policy *policy;
-	/* Reloaded from here by egress_engine_reload() (SIGHUP); NULL: the
-	 * policy cannot be reloaded. Extra --allow and --allow-private
-	 * entries are re-applied on reload. */
-	const char *policy_path;
-	const char *const *extra_allow;
-	size_t n_extra_allow;
-	const char *const *extra_private;
-	size_t n_extra_private;
-	/* May be NULL (no audit log); the engine does not own it. */
-	struct audit_log *audit;
 	/* Values of the secrets granted to the run, for content inspection. */
 	const struct inspect_secret *secrets;
 	size_t n_secrets;
@@ -71,16 +68,19 @@ struct egress_engine_config {
 	 * leak. Everywhere else, the secret's value blocks the request. */
 	const struct egress_secret_scope *scopes;
 	size_t n_scopes;
-	/* Unix socket for `cordon approvals`; NULL: none. */
-	const char *control_path;
 	/* A hosts file the resolver consults first (tests and air-gapped
-	 * setups); NULL: the system's. */
+	 * setups); NULL: the system's. Read when the engine is made. */
 	const char *hosts_file;
 	/* Extra CA certificates (PEM file) trusted when verifying upstream
-	 * servers of inspected domains, on top of the system's. */
+	 * servers of inspected domains, on top of the system's. Read when the
+	 * engine is made. */
 	const char *upstream_ca_file;
+	/* The run's CA for TLS inspection (the engine takes ownership); NULL
+	 * when no rule inspects. */
+	struct egress_ca *ca;
 	egress_event_cb on_event;
-	void *event_ctx;
+	egress_audit_cb on_audit; /* NULL: no audit lines */
+	void *ctx;		  /* for both callbacks */
 };
 
 struct egress_stats {
@@ -101,21 +101,22 @@ int egress_engine_new(struct event_base *base, const struct egress_engine_config
 int egress_engine_attach(struct egress_engine *e, int proxy_fd, int dns_udp_fd, int dns_tcp_fd,
 			 struct cdn_err *err);
 
-/* The run CA's certificate (PEM) when the policy inspects TLS for some
- * domain, else NULL: the sandbox must trust it (sandbox_config.ca_pem). */
-const char *egress_engine_ca_pem(const struct egress_engine *e);
+/* The names a run's CA must vouch for: the policy's inspected rules, in a
+ * malloc'd array of borrowed pointers (NULL with *n = 0 when none). */
+const char **egress_inspected_names(const struct egress_policy *p, size_t *n);
 
-/* Reloads the policy from its file; on error the old one stays and err
- * says why. Connections in flight keep the policy they started with. */
-int egress_engine_reload(struct egress_engine *e, struct cdn_err *err);
+/* Swaps in a new policy (the engine takes ownership); connections in
+ * flight keep the policy they started with. The run's CA stays the one it
+ * was made with: the caller refuses a policy that inspects other names. */
+void egress_engine_set_policy(struct egress_engine *e, struct egress_policy *p);
+
+/* A human decided a held request (approval.requested's approval_id). */
+int egress_engine_decide(struct egress_engine *e, const char *id, bool approve, const char *by,
+			 struct cdn_err *err);
 
 void egress_engine_stats(const struct egress_engine *e, struct egress_stats *st);
 
 /* Closes every connection, denies pending approvals, frees. */
 void egress_engine_free(struct egress_engine *e);
-
-/* Where control sockets live: /run/cordon as root, else
- * $XDG_RUNTIME_DIR/cordon (or /tmp/cordon-UID). Created 0700. */
-int egress_control_dir(char *out, size_t cap, bool create, struct cdn_err *err);
 
 #endif

@@ -333,7 +333,7 @@ int egress_dns_attach(struct egress_engine *e, int udp_fd, int tcp_fd, struct cd
 		evutil_make_socket_nonblocking(tcp_fd);
 		e->dns_tcp_listener = evconnlistener_new(e->base, tcp_accept, e,
 							 LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
-							 -1, tcp_fd);
+							 0 /* listening already */, tcp_fd);
 		if (!e->dns_tcp_listener) {
 			close(tcp_fd);
 			return cdn_err_set(err, ENOMEM, "egress: DNS (TCP)");

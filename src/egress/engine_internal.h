@@ -34,21 +34,16 @@ struct egress_engine {
 	struct event_base *base;
 	struct evdns_base *dns;
 	struct policy_ref *policy;
-	char *policy_path;
-	char **extra_allow;
-	size_t n_extra_allow;
-	char **extra_private;
-	size_t n_extra_private;
 	struct ratelimit *rl;
 	struct inspector *insp;
 	char **scope_secret, **scope_domain; /* pairs: where a granted secret may go */
 	size_t n_scopes;
-	struct audit_log *audit;
 	struct egress_ca *ca; /* TLS inspection, NULL when no rule asks for it */
 	char *upstream_ca;    /* extra CA file for verifying upstreams */
 	char *run_id;
 	egress_event_cb on_event;
-	void *event_ctx;
+	egress_audit_cb on_audit;
+	void *ctx;
 
 	struct evconnlistener *proxy_listener;
 	int dns_udp_fd;
@@ -63,8 +58,6 @@ struct egress_engine {
 
 	LIST_HEAD(, approval) approvals;
 	unsigned n_approvals;
-	struct evconnlistener *control_listener;
-	char *control_path;
 
 	struct egress_stats stats;
 };
@@ -88,15 +81,13 @@ int egress_tunnel_start(struct egress_engine *e, int cfd, int ufd, const void *e
 			struct cdn_err *err);
 void egress_tunnels_close(struct egress_engine *e);
 
-/* engine_control.c: approvals */
+/* engine_approval.c: requests held for a human */
 typedef void (*approval_done_cb)(struct pconn *c, bool approved, const char *why);
 struct approval *egress_approval_request(struct egress_engine *e, struct pconn *c,
 					 const char *method, const char *host, uint16_t port,
 					 const char *path, approval_done_cb done);
 /* The connection went away: forget its approval without a decision. */
 void egress_approval_cancel(struct approval *a);
-int egress_control_listen(struct egress_engine *e, const char *path, struct cdn_err *err);
-void egress_control_close(struct egress_engine *e);
 void egress_approvals_deny_all(struct egress_engine *e, const char *why);
 
 #endif

@@ -80,6 +80,27 @@ fail:
 	return NULL;
 }
 
+/* What a CA needs besides its key and certificate: the PEM the sandbox
+ * trusts, and the server context leaves are served from. */
+static int finish_ca(struct egress_ca *ca, struct cdn_err *err)
+{
+	BIO *bio = BIO_new(BIO_s_mem());
+	char *data = NULL;
+	long len;
+	if (!bio || PEM_write_bio_X509(bio, ca->ca_cert) != 1 ||
+	    (len = BIO_get_mem_data(bio, &data)) <= 0 || !(ca->pem = strndup(data, (size_t)len))) {
+		BIO_free(bio);
+		return ssl_err(err, "TLS CA: PEM");
+	}
+	BIO_free(bio);
+	ca->server_ctx = SSL_CTX_new(TLS_server_method());
+	if (!ca->server_ctx || SSL_CTX_set_min_proto_version(ca->server_ctx, TLS1_2_VERSION) != 1)
+		return ssl_err(err, "TLS CA: server context");
+	/* No session tickets: nothing of this run outlives it. */
+	SSL_CTX_set_options(ca->server_ctx, SSL_OP_NO_TICKET);
+	return 0;
+}
+
 int egress_ca_new(const char *run_id, const char *const *domains, size_t n,
 		  struct egress_ca **out, struct cdn_err *err)
 {
@@ -129,26 +150,50 @@ int egress_ca_new(const char *run_id, const char *const *domains, size_t n,
 		goto out;
 	}
 
-	BIO *bio = BIO_new(BIO_s_mem());
+	r = finish_ca(ca, err);
+out:
+	if (r < 0)
+		egress_ca_free(ca);
+	else
+		*out = ca;
+	return r;
+}
+
+int egress_ca_key_pem(const struct egress_ca *ca, char **out, struct cdn_err *err)
+{
+	*out = NULL;
+	BIO *bio = BIO_new(BIO_s_secmem());
 	char *data = NULL;
 	long len;
-	if (!bio || PEM_write_bio_X509(bio, ca->ca_cert) != 1 ||
-	    (len = BIO_get_mem_data(bio, &data)) <= 0 || !(ca->pem = strndup(data, (size_t)len))) {
+	if (!bio || PEM_write_bio_PrivateKey(bio, ca->ca_key, NULL, NULL, 0, NULL, NULL) != 1 ||
+	    (len = BIO_get_mem_data(bio, &data)) <= 0 || !(*out = strndup(data, (size_t)len))) {
 		BIO_free(bio);
-		r = ssl_err(err, "TLS CA: PEM");
-		goto out;
+		return ssl_err(err, "TLS CA: export the key");
 	}
-	BIO_free(bio);
+	BIO_free(bio); /* a secure-memory BIO wipes what it held */
+	return 0;
+}
 
-	ca->server_ctx = SSL_CTX_new(TLS_server_method());
-	if (!ca->server_ctx ||
-	    SSL_CTX_set_min_proto_version(ca->server_ctx, TLS1_2_VERSION) != 1) {
-		r = ssl_err(err, "TLS CA: server context");
-		goto out;
-	}
-	/* No session tickets: nothing of this run outlives it. */
-	SSL_CTX_set_options(ca->server_ctx, SSL_OP_NO_TICKET);
-out:
+int egress_ca_load(const char *cert_pem, const char *key_pem, struct egress_ca **out,
+		   struct cdn_err *err)
+{
+	*out = NULL;
+	struct egress_ca *ca = calloc(1, sizeof(*ca));
+	if (!ca)
+		return cdn_err_set(err, ENOMEM, "TLS CA");
+	BIO *cb = BIO_new_mem_buf(cert_pem, -1), *kb = BIO_new_mem_buf(key_pem, -1);
+	ca->ca_cert = cb ? PEM_read_bio_X509(cb, NULL, NULL, NULL) : NULL;
+	ca->ca_key = kb ? PEM_read_bio_PrivateKey(kb, NULL, NULL, NULL) : NULL;
+	BIO_free(cb);
+	BIO_free(kb);
+	ca->leaf_key = EVP_EC_gen("P-256");
+	int r;
+	if (!ca->ca_cert || !ca->ca_key || !ca->leaf_key)
+		r = ssl_err(err, "TLS CA: load");
+	else if (X509_check_private_key(ca->ca_cert, ca->ca_key) != 1)
+		r = ssl_err(err, "TLS CA: the key does not match the certificate");
+	else
+		r = finish_ca(ca, err);
 	if (r < 0)
 		egress_ca_free(ca);
 	else
@@ -230,9 +275,9 @@ SSL *egress_ca_server_ssl(struct egress_ca *ca, const char *host, struct cdn_err
 	return ssl;
 }
 
-SSL *egress_tls_client_ssl(const char *host, const char *extra_ca_file, struct cdn_err *err)
+/* One verifying context per process (and per extra CA file). */
+static SSL_CTX *client_ctx(const char *extra_ca_file, struct cdn_err *err)
 {
-	/* One verifying context per process (and per extra CA file). */
 	static SSL_CTX *ctx;
 	static char *ctx_ca;
 	if (ctx && ((ctx_ca == NULL) != (extra_ca_file == NULL) ||
@@ -246,7 +291,10 @@ SSL *egress_tls_client_ssl(const char *host, const char *extra_ca_file, struct c
 		SSL_CTX *c = SSL_CTX_new(TLS_client_method());
 		static const unsigned char alpn[] = "\x08http/1.1";
 		if (!c || SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION) != 1 ||
-		    SSL_CTX_set_default_verify_paths(c) != 1 ||
+		    /* The system bundle, whole and now: not the hashed directory,
+		     * which OpenSSL reads lazily, during a handshake, when the
+		     * network part may no longer open any file. */
+		    SSL_CTX_load_verify_file(c, X509_get_default_cert_file()) != 1 ||
 		    (extra_ca_file && SSL_CTX_load_verify_locations(c, extra_ca_file, NULL) != 1) ||
 		    SSL_CTX_set_alpn_protos(c, alpn, sizeof(alpn) - 1) != 0) {
 			SSL_CTX_free(c);
@@ -257,6 +305,19 @@ SSL *egress_tls_client_ssl(const char *host, const char *extra_ca_file, struct c
 		ctx = c;
 		ctx_ca = extra_ca_file ? strdup(extra_ca_file) : NULL;
 	}
+	return ctx;
+}
+
+int egress_tls_client_init(const char *extra_ca_file, struct cdn_err *err)
+{
+	return client_ctx(extra_ca_file, err) ? 0 : -EPROTO;
+}
+
+SSL *egress_tls_client_ssl(const char *host, const char *extra_ca_file, struct cdn_err *err)
+{
+	SSL_CTX *ctx = client_ctx(extra_ca_file, err);
+	if (!ctx)
+		return NULL;
 	SSL *ssl = SSL_new(ctx);
 	if (!ssl || SSL_set_tlsext_host_name(ssl, host) != 1 || SSL_set1_host(ssl, host) != 1) {
 		SSL_free(ssl);

@@ -9,9 +9,11 @@
  * is what lets method rules, approvals, body inspection and sealed secrets
  * apply to HTTPS.
  *
- * The CA's private key never leaves the supervisor's memory; its
- * certificate is trusted only inside that run's sandbox, and it carries
- * name constraints so it can only vouch for the inspected domains.
+ * The supervisor makes the CA; its private key is handed once to the run's
+ * network part (src/run/netpart.h), the only process that uses it, and
+ * goes nowhere else. Its certificate is trusted only inside that run's
+ * sandbox, and it carries name constraints so it can only vouch for the
+ * inspected domains.
  */
 #ifndef CORDON_EGRESS_TLS_H
 #define CORDON_EGRESS_TLS_H
@@ -34,6 +36,15 @@ int egress_ca_new(const char *run_id, const char *const *domains, size_t n,
 		  struct egress_ca **out, struct cdn_err *err);
 void egress_ca_free(struct egress_ca *ca);
 
+/* The CA's private key as PEM, malloc'd, for the network part: wipe and
+ * free it once sent. */
+int egress_ca_key_pem(const struct egress_ca *ca, char **out, struct cdn_err *err);
+
+/* The network part's side: a CA from the certificate and key the
+ * supervisor made (a fresh key for the leaves). */
+int egress_ca_load(const char *cert_pem, const char *key_pem, struct egress_ca **out,
+		   struct cdn_err *err);
+
 /* The CA certificate, PEM, NUL-terminated (owned by ca). */
 const char *egress_ca_pem(const struct egress_ca *ca);
 
@@ -44,5 +55,10 @@ SSL *egress_ca_server_ssl(struct egress_ca *ca, const char *host, struct cdn_err
 /* A client-side SSL to `host`: TLS 1.2+, peer verification against the
  * system roots (and extra_ca_file), hostname and SNI set, ALPN http/1.1. */
 SSL *egress_tls_client_ssl(const char *host, const char *extra_ca_file, struct cdn_err *err);
+
+/* Loads the roots for verifying upstreams now (the system bundle and
+ * extra_ca_file), so that later handshakes open no file: the network part
+ * calls it before it gives up its access to the filesystem. */
+int egress_tls_client_init(const char *extra_ca_file, struct cdn_err *err);
 
 #endif

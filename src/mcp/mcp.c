@@ -1974,8 +1974,9 @@ int mcp_phase_begin(struct mcp_server *s, enum mcp_phase phase, struct cdn_err *
 	return 0;
 }
 
-int mcp_token_issue(struct mcp_server *s, enum mcp_phase phase, uint64_t ttl_ms,
-		    char out[MCP_TOKEN_LEN + 1], struct cdn_err *err)
+/* Holds a token (its hash) for phase; text is the token itself. */
+static int token_hold(struct mcp_server *s, enum mcp_phase phase, uint64_t ttl_ms,
+		      const char *text, struct cdn_err *err)
 {
 	if ((unsigned)phase >= MCP_PHASE_COUNT)
 		return cdn_err_msg(err, EINVAL, "mcp: no such phase");
@@ -1995,9 +1996,39 @@ int mcp_token_issue(struct mcp_server *s, enum mcp_phase phase, uint64_t ttl_ms,
 	if (slot < 0)
 		return cdn_err_msg(err, ENOSPC, "mcp: %d tokens are held already", MCP_MAX_TOKENS);
 	struct token *k = &s->tokens[slot];
-	secret_new(MCP_TOKEN_PREFIX, out, MCP_TOKEN_LEN, k->hash);
+	hash_text(text, MCP_TOKEN_LEN, k->hash);
 	k->state = TOKEN_UNUSED;
 	k->phase = phase;
 	k->expires_ms = now_ms(s) + ttl_ms;
 	return 0;
+}
+
+void mcp_token_make(char out[MCP_TOKEN_LEN + 1])
+{
+	uint8_t unused[HASH_BYTES];
+	secret_new(MCP_TOKEN_PREFIX, out, MCP_TOKEN_LEN, unused);
+}
+
+int mcp_token_issue(struct mcp_server *s, enum mcp_phase phase, uint64_t ttl_ms,
+		    char out[MCP_TOKEN_LEN + 1], struct cdn_err *err)
+{
+	mcp_token_make(out);
+	int r = token_hold(s, phase, ttl_ms, out, err);
+	if (r < 0)
+		sodium_memzero(out, MCP_TOKEN_LEN + 1);
+	return r;
+}
+
+int mcp_token_import(struct mcp_server *s, enum mcp_phase phase, uint64_t ttl_ms,
+		     const char *token, struct cdn_err *err)
+{
+	size_t pl = strlen(MCP_TOKEN_PREFIX);
+	bool ok = token && strnlen(token, MCP_TOKEN_LEN + 1) == MCP_TOKEN_LEN &&
+		  strncmp(token, MCP_TOKEN_PREFIX, pl) == 0;
+	for (size_t i = pl; ok && i < MCP_TOKEN_LEN; i++)
+		ok = (token[i] >= '0' && token[i] <= '9') || (token[i] >= 'a' && token[i] <= 'f');
+	if (!ok)
+		return cdn_err_msg(err, EINVAL, "mcp: not a token (%s and 64 hex digits)",
+				   MCP_TOKEN_PREFIX);
+	return token_hold(s, phase, ttl_ms, token, err);
 }

@@ -199,6 +199,15 @@ void mcp_phase_end(struct mcp_server *s, enum mcp_phase phase);
 int mcp_token_issue(struct mcp_server *s, enum mcp_phase phase, uint64_t ttl_ms,
 		    char out[MCP_TOKEN_LEN + 1], struct cdn_err *err);
 
+/* A fresh token's text (random), held by no server yet. */
+void mcp_token_make(char out[MCP_TOKEN_LEN + 1]);
+
+/* The same for a token made elsewhere (the run's supervisor makes the
+ * tokens, which go into the sandbox's environment, and its network part
+ * serves them): MCP_TOKEN_PREFIX and 64 lowercase hex digits. */
+int mcp_token_import(struct mcp_server *s, enum mcp_phase phase, uint64_t ttl_ms,
+		     const char *token, struct cdn_err *err);
+
 /* A response header to set. */
 struct mcp_header {
 	const char *name; /* static */

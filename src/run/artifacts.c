@@ -14,7 +14,9 @@
 #include "run/artifacts.h"
 #include "vault/redact.h"
 
+#include <ctype.h>
 #include <dirent.h>
+#include <linux/openat2.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -23,7 +25,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/fsuid.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "base/cleanup.h"
@@ -497,4 +501,51 @@ void artifacts_result_free(struct artifact_result *res)
 	free(res->saved);
 	free(res->skipped);
 	memset(res, 0, sizeof(*res));
+}
+
+int artifact_save(int ws_fd, const char *name, const uint8_t *data, size_t len, uid_t uid,
+		  gid_t gid, struct cdn_err *err)
+{
+	/* The name comes from the agent (through the network part): the same
+	 * grammar the MCP layer enforces, checked again here, where the file
+	 * is made. */
+	size_t nl = name ? strnlen(name, ARTIFACT_NAME_MAX + 1) : 0;
+	bool ok = nl > 0 && nl <= ARTIFACT_NAME_MAX && name[0] != '.';
+	for (size_t i = 0; ok && i < nl; i++)
+		ok = isalnum((unsigned char)name[i]) || name[i] == '.' || name[i] == '_' ||
+		     name[i] == '-';
+	if (!ok)
+		return cdn_err_msg(err, EINVAL, "not a valid artifact name");
+	if (ws_fd < 0)
+		return cdn_err_msg(err, EAGAIN, "the workspace is not ready");
+	char rel[ARTIFACT_NAME_MAX + 8];
+	snprintf(rel, sizeof(rel), "out/%s", name);
+	struct open_how how = { .flags = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+				.mode = 0644,
+				.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
+					   RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV };
+	/* Made as the sandbox user, whose ids the sandbox's file system knows
+	 * (host root's it does not); the file system ids of this thread only. */
+	uid_t ouid = (uid_t)setfsuid(uid);
+	gid_t ogid = (gid_t)setfsgid(gid);
+	int fd = (int)syscall(SYS_openat2, ws_fd, rel, &how, sizeof(how));
+	int saved = errno;
+	setfsgid(ogid);
+	setfsuid(ouid);
+	if (fd < 0 && saved == EEXIST)
+		return cdn_err_msg(err, EEXIST, "an artifact named %s exists already", name);
+	if (fd < 0)
+		return cdn_err_msg(err, saved, "cannot create artifact %s: %s", name,
+				   strerror(saved));
+	_cleanup_close_ int cfd = fd;
+	for (size_t off = 0; off < len;) {
+		ssize_t w = write(cfd, data + off, len - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return cdn_err_msg(err, EIO, "cannot write artifact %s (is the workspace full?)",
+					   name);
+		off += (size_t)w;
+	}
+	return 0;
 }

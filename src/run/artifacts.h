@@ -19,6 +19,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "base/err.h"
 #include "store/store.h"
@@ -74,6 +75,16 @@ int artifacts_collect(int out_dirfd, struct store *s, const char *dest_dir,
 		      const struct artifact_limits *lim, struct artifact_result *res,
 		      struct cdn_err *err);
 void artifacts_result_free(struct artifact_result *res);
+
+/*
+ * Writes one file into the sandbox's out/ while it runs (the MCP
+ * save_artifact tool): `ws_fd` is the workspace directory, `name` must
+ * match [A-Za-z0-9_-][A-Za-z0-9._-]{0,127}, an existing file is not
+ * replaced (-EEXIST), and the file is created as the sandbox user (uid,
+ * gid) without following any link. err's message is meant for the agent.
+ */
+int artifact_save(int ws_fd, const char *name, const uint8_t *data, size_t len, uid_t uid,
+		  gid_t gid, struct cdn_err *err);
 
 /* Sanitises one name (exported for tests). Returns 0, or -EINVAL when
  * nothing usable is left. */

@@ -41,9 +41,12 @@
 #include "base/random.h"
 #include <sodium.h>
 #include "egress/engine.h"
+#include "egress/tls.h"
 #include "egress/policy.h"
 #include "registry/registry.h"
-#include "run/run_mcp.h"
+#include "run/artifacts.h"
+#include "mcp/mcp.h"
+#include "run/netpart.h"
 #include "run/supervise.h"
 #include "sandbox/sandbox.h"
 #include "vault/redact.h"
@@ -52,6 +55,7 @@
 #define DEFAULT_PIDS 256
 #define DEFAULT_WORKSPACE (256ull << 20)
 #define PIPE_READ 65536
+#define RUN_MCP_APPROVAL_TIMEOUT_MS 120000 /* a request_approval call waits this long */
 
 struct capture {
 	const char *name; /* "stdout" or "stderr" */
@@ -92,9 +96,13 @@ struct run_ctx {
 	bool setup_done;
 	int64_t started_ms;
 	struct audit_log *audit;
-	const char *ca_pem;
-	struct run_mcp *mcp;
+	struct netpart *net;  /* the run's network part, while the sandbox runs */
+	struct sandbox *sb;   /* likewise */
+	uid_t sb_uid;	      /* the sandbox user on the host, for MCP artifacts */
+	gid_t sb_gid;
 	int ws_live; /* the workspace fd while the sandbox runs, for MCP artifacts */
+	char net_error[320]; /* why the network part went away during the run */
+	struct netpart_info net_info;
 };
 
 static int64_t wall_ms(void)
@@ -441,10 +449,11 @@ static void mcp_event(void *ctx, const char *type, json_t *data)
 	emit(c, type, data);
 }
 
-static int mcp_workspace(void *ctx)
+static int mcp_artifact(void *ctx, const char *name, const uint8_t *data, size_t len,
+			struct cdn_err *err)
 {
 	struct run_ctx *c = ctx;
-	return c->ws_live;
+	return artifact_save(c->ws_live, name, data, len, c->sb_uid, c->sb_gid, err);
 }
 
 static void steps_read(struct run_ctx *c)
@@ -503,11 +512,45 @@ static void on_egress(void *ctx, const char *type, json_t *data)
 	json_decref(d);
 }
 
+/* An audit line from the network part: redacted (a host name, a path or a
+ * reason may hold what the agent put there), then chained into the log. */
+static void on_audit(void *ctx, json_t *entry)
+{
+	struct run_ctx *c = ctx;
+	if (!c->audit)
+		return;
+	struct cdn_err err = { 0 };
+	if (c->red && redact_json(c->red, entry) < 0)
+		return;
+	if (audit_append(c->audit, entry, false, &err) < 0)
+		fprintf(stderr, "cordon: audit log: %s\n", err.msg);
+}
+
+static void on_net_event(void *ctx, const char *type, json_t *data)
+{
+	if (strncmp(type, "egress.", 7) == 0 || strncmp(type, "approval.", 9) == 0)
+		on_egress(ctx, type, data);
+	else
+		mcp_event(ctx, type, data);
+}
+
+/* The network part died: the sandbox has no network any more, and the run
+ * is over, as an error with the reason. */
+static void on_net_died(void *ctx, const char *why)
+{
+	struct run_ctx *c = ctx;
+	snprintf(c->net_error, sizeof(c->net_error), "%s; the sandbox was stopped", why);
+	json_t *d = json_pack("{s:s}", "error", c->net_error);
+	emit(c, "network.failed", d);
+	json_decref(d);
+	if (c->sb)
+		sandbox_kill(c->sb, false);
+}
+
 static void on_phase(void *ctx, int phase, const struct sandbox_phase_status *st)
 {
 	struct run_ctx *c = ctx;
-	if (c->mcp)
-		run_mcp_phase_ended(c->mcp, phase);
+	netpart_phase_ended(c->net, phase);
 	if (phase != 0 || !c->agent.manifest->setup)
 		return;
 	/* What setup wrote to the steps channel comes first: the next phase
@@ -689,6 +732,16 @@ static json_t *protections_json(const struct sandbox_protections *p)
 			 "rootless", p->rootless, "degraded", deg);
 }
 
+/* How the network part is confined, as it reported once ready. */
+static json_t *netpart_json(const struct netpart_info *ni)
+{
+	if (!ni->ready)
+		return json_null();
+	return json_pack("{s:I, s:I, s:b, s:b, s:i, s:s}", "uid", (json_int_t)ni->uid, "gid",
+			 (json_int_t)ni->gid, "no_new_privs", ni->no_new_privs, "seccomp",
+			 ni->seccomp, "landlock_abi", ni->landlock_abi, "capabilities", ni->caps);
+}
+
 static void capture_init(struct capture *cap, const char *name, size_t limit)
 {
 	memset(cap, 0, sizeof(*cap));
@@ -794,14 +847,17 @@ static int execute(struct run_ctx *c, const struct secret_set *ss, struct sandbo
 	struct sandbox_config cfg;
 	sandbox_config_init(&cfg);
 	struct event_base *base = NULL;
-	struct egress_engine *engine = NULL;
+	struct egress_policy *policy = NULL;
+	struct egress_ca *ca = NULL;
 	struct sandbox *sb = NULL;
 	int pipes[2][2] = { { -1, -1 }, { -1, -1 } };
-	char control[PATH_MAX] = "";
 	char *env_store[REGISTRY_MAX_ENV_VARS] = { NULL };
 	size_t n_env_store = 0;
 	_cleanup_close_ int devnull = -1;
+	char tokens[2][MCP_TOKEN_LEN + 1] = { "", "" };
 	char mcp_env[2][MCP_TOKEN_LEN + 32] = { "", "" };
+	struct netpart_secret nsec[NETPART_MAX_SECRETS];
+	size_t n_nsec = 0;
 	int r;
 
 	cfg.phases[cfg.n_phases++] = m->setup ? m->setup : m->entrypoint;
@@ -885,23 +941,10 @@ static int execute(struct run_ctx *c, const struct secret_set *ss, struct sandbo
 		goto out;
 	}
 	/* The MCP endpoint: a listener in the sandbox's own loopback, a
-	 * single-use token per phase. */
-	struct run_mcp_config mc = {
-		.run_id = c->rec.id,
-		.input_json = c->rec.input_json,
-		.token_ttl_ms = (m->timeout_s + 60) * 1000ull,
-		.approval_timeout_ms = 120000,
-		.has_setup = m->setup != NULL,
-	};
-	struct run_mcp_hooks mh = { .ctx = c,
-				    .step = mcp_step,
-				    .event = mcp_event,
-				    .workspace_fd = mcp_workspace };
-	if ((r = run_mcp_new(base, &mc, &mh, &c->mcp, err)) < 0)
-		goto out;
+	 * single-use token per phase, served by the network part. */
 	for (size_t k = 0; k < cfg.n_phases; k++) {
-		if ((r = run_mcp_phase_env(c->mcp, (int)k, mcp_env[k], sizeof(mcp_env[k]), err)) < 0)
-			goto out;
+		mcp_token_make(tokens[k]);
+		snprintf(mcp_env[k], sizeof(mcp_env[k]), "CORDON_MCP_TOKEN=%s", tokens[k]);
 		cfg.phase_env[k] = mcp_env[k];
 	}
 	cfg.mcp_channel = true;
@@ -909,61 +952,42 @@ static int execute(struct run_ctx *c, const struct secret_set *ss, struct sandbo
 		goto out;
 	if (manifest_wants_network(m)) {
 		cfg.net = SANDBOX_NET_PROXY;
-		struct egress_policy *policy = NULL;
 		if ((r = run_policy(c, &policy, err)) < 0)
 			goto out;
 		char audit_path[PATH_MAX + 32];
 		snprintf(audit_path, sizeof(audit_path), "%s/audit.jsonl", c->dir);
-		if ((r = audit_open(audit_path, &c->audit, err)) < 0) {
-			egress_policy_free(policy);
+		if ((r = audit_open(audit_path, &c->audit, err)) < 0)
+			goto out;
+		/* The run's CA, when a rule inspects TLS: made here, its key handed
+		 * to the network part, its certificate trusted in the sandbox. */
+		size_t n_names = 0;
+		const char **names = egress_inspected_names(policy, &n_names);
+		if (n_names && (r = egress_ca_new(c->rec.id, names, n_names, &ca, err)) < 0) {
+			free(names);
 			goto out;
 		}
-		struct inspect_secret isec[INSPECT_MAX_SECRETS];
-		size_t n_isec = 0;
-		for (size_t k = 0; k < ss->n && n_isec < INSPECT_MAX_SECRETS; k++)
-			if (ss->lens[k] >= INSPECT_MIN_SECRET_LEN && ss->lens[k] <= INSPECT_MAX_SECRET_LEN)
-				isec[n_isec++] = (struct inspect_secret){
-					.name = m->required_secrets[k],
-					.value = (const char *)ss->values[k],
-					.len = ss->lens[k] };
+		free(names);
+		if (ca)
+			cfg.ca_pem = egress_ca_pem(ca);
 		/* Where each secret may go: the manifest's egress.secrets, else
 		 * the provider of a conventional LLM key. */
-		struct egress_secret_scope scopes[MANIFEST_MAX_LIST * 4];
-		size_t n_scopes = 0;
-		for (size_t k = 0; k < m->n_required_secrets; k++) {
+		for (size_t k = 0; k < ss->n && k < NETPART_MAX_SECRETS; k++) {
 			const char *name = m->required_secrets[k];
 			const char *const *doms = manifest_default_secret_domains(name);
 			for (size_t q = 0; q < m->n_secret_scopes; q++)
 				if (strcmp(m->secret_scope_names[q], name) == 0)
 					doms = (const char *const *)m->secret_scope_domains[q];
-			for (size_t q = 0; doms && doms[q] && n_scopes < CDN_ARRAY_SIZE(scopes); q++)
-				scopes[n_scopes++] = (struct egress_secret_scope){ .secret = name,
-										   .domain = doms[q] };
+			size_t nd = 0;
+			while (doms && doms[nd])
+				nd++;
+			if (ss->lens[k] < INSPECT_MIN_SECRET_LEN || ss->lens[k] > INSPECT_MAX_SECRET_LEN)
+				continue;
+			nsec[n_nsec++] = (struct netpart_secret){ .name = name,
+								 .value = ss->values[k],
+								 .len = ss->lens[k],
+								 .domains = doms,
+								 .n_domains = nd };
 		}
-		char dir[256];
-		if (egress_control_dir(dir, sizeof(dir), true, err) < 0) {
-			egress_policy_free(policy);
-			r = -EIO;
-			goto out;
-		}
-		snprintf(control, sizeof(control), "%s/%s.sock", dir, c->rec.id);
-		struct egress_engine_config ec = {
-			.run_id = c->rec.id,
-			.policy = policy,
-			.audit = c->audit,
-			.secrets = isec,
-			.n_secrets = n_isec,
-			.scopes = scopes,
-			.n_scopes = n_scopes,
-			.control_path = control,
-			.hosts_file = c->o->hosts_file,
-			.upstream_ca_file = c->o->upstream_ca,
-			.on_event = on_egress,
-			.event_ctx = c,
-		};
-		if ((r = egress_engine_new(base, &ec, &engine, err)) < 0)
-			goto out;
-		cfg.ca_pem = egress_engine_ca_pem(engine);
 	}
 
 	r = sandbox_spawn(&cfg, &sb, err);
@@ -973,27 +997,61 @@ static int execute(struct run_ctx *c, const struct secret_set *ss, struct sandbo
 	}
 	if (r < 0)
 		goto out;
+	c->sb = sb;
 	c->started_ms = wall_ms();
 	c->rec.started_ms = c->started_ms;
 	c->rec.status = RUN_RUNNING;
 	(void)store_run_update(c->s, &c->rec, NULL);
 
-	if (engine) {
-		int p, du, dt;
-		sandbox_take_egress_fds(sb, &p, &du, &dt);
-		if ((r = egress_engine_attach(engine, p, du, dt, err)) < 0)
-			goto out;
-	}
 	*ws_fd = sandbox_take_workspace_fd(sb);
 	c->ws_live = *ws_fd;
 	c->steps_fd = sandbox_take_steps_fd(sb);
-	if ((r = run_mcp_attach(c->mcp, sandbox_take_mcp_fd(sb), err)) < 0)
-		goto out;
-	uid_t huid;
-	gid_t hgid;
-	sandbox_host_ids(sb, &huid, &hgid);
-	run_mcp_set_owner(c->mcp, huid, hgid);
+	sandbox_host_ids(sb, &c->sb_uid, &c->sb_gid);
 	sandbox_set_phase_cb(sb, on_phase, c);
+
+	/* The network part: everything that parses what the agent sends
+	 * over the network, confined in a process of its own. It gets the
+	 * only copies of the sandbox's sockets. */
+	struct netpart_config nc = {
+		.run_id = c->rec.id,
+		.policy = policy,
+		.ca = ca,
+		.secrets = nsec,
+		.n_secrets = n_nsec,
+		.hosts_file = c->o->hosts_file,
+		.upstream_ca_file = c->o->upstream_ca,
+		.proxy_fd = -1,
+		.dns_udp_fd = -1,
+		.dns_tcp_fd = -1,
+		.mcp_fd = sandbox_take_mcp_fd(sb),
+		.input_json = c->rec.input_json,
+		.token_ttl_ms = (m->timeout_s + 60) * 1000ull,
+		.approval_timeout_ms = RUN_MCP_APPROVAL_TIMEOUT_MS,
+		.has_setup = m->setup != NULL,
+		.tokens = { tokens[0], tokens[1] },
+		.allow_degraded = c->o->allow_degraded,
+	};
+	if (policy)
+		sandbox_take_egress_fds(sb, &nc.proxy_fd, &nc.dns_udp_fd, &nc.dns_tcp_fd);
+	struct netpart_hooks nh = { .ctx = c,
+				    .event = on_net_event,
+				    .audit = on_audit,
+				    .step = mcp_step,
+				    .artifact = mcp_artifact,
+				    .died = on_net_died };
+	r = netpart_start(base, &nc, &nh, &c->net, err);
+	sodium_memzero(tokens, sizeof(tokens));
+	egress_ca_free(ca);
+	ca = NULL;
+	if (r == 0)
+		r = netpart_wait_ready(c->net, err);
+	if (r < 0) {
+		/* No network part, no run: the sandbox has no way out and no MCP
+		 * endpoint; stop it rather than let it run half-served. */
+		sandbox_kill(sb, false);
+		goto out;
+	}
+	c->net_info = *netpart_info(c->net);
 
 	struct capture *caps[2] = { &c->out, &c->errc };
 	for (int k = 0; k < 2; k++) {
@@ -1012,8 +1070,9 @@ static int execute(struct run_ctx *c, const struct secret_set *ss, struct sandbo
 
 	/* sandbox.ready: what protects this run. */
 	json_t *pj = json_object();
-	json_object_set_new(pj, "network", json_string(engine ? "proxy" : "none"));
+	json_object_set_new(pj, "network", json_string(policy ? "proxy" : "none"));
 	json_object_set_new(pj, "protections", protections_json(sandbox_protections(sb)));
+	json_object_set_new(pj, "network_part", netpart_json(&c->net_info));
 	emit(c, "sandbox.ready", pj);
 	json_decref(pj);
 
@@ -1055,11 +1114,16 @@ out:
 		event_free(c->errc.ev);
 		c->errc.ev = NULL;
 	}
-	run_mcp_free(c->mcp);
-	c->mcp = NULL;
+	/* The part's last lines (connections closed, approvals denied) still
+	 * reach the audit log and the events here. */
+	netpart_free(c->net);
+	c->net = NULL;
 	c->ws_live = -1;
+	sodium_memzero(tokens, sizeof(tokens));
 	sodium_memzero(mcp_env, sizeof(mcp_env));
-	egress_engine_free(engine);
+	egress_policy_free(policy);
+	egress_ca_free(ca);
+	c->sb = NULL;
 	sandbox_free(sb);
 	if (base)
 		event_base_free(base);
@@ -1352,6 +1416,12 @@ int run_agent(struct store *s, struct vault *v, struct run_options *o, struct ru
 		snprintf(run_error, sizeof(run_error), "%s", err->msg);
 		c.rec.status = RUN_ERROR;
 		c.rec.exit_code = 125;
+	} else if (c.net_error[0]) {
+		/* The network part died: whatever the agent did after that ran
+		 * without its network, and the sandbox was stopped. */
+		snprintf(run_error, sizeof(run_error), "%s", c.net_error);
+		c.rec.status = RUN_ERROR;
+		c.rec.exit_code = 125;
 	} else {
 		store_run_status_parse(status_for(&st), &c.rec.status);
 		c.rec.exit_code = st.exit_code;
@@ -1438,7 +1508,9 @@ int run_agent(struct store *s, struct vault *v, struct run_options *o, struct ru
 			    json_pack("{s:I, s:I, s:I}", "wall_ms", (json_int_t)st.wall_ms,
 				      "cpu_ms", (json_int_t)st.cpu_ms, "mem_peak_bytes",
 				      (json_int_t)st.mem_peak_bytes));
-	json_object_set_new(res, "protections", protections_json(&st.prot));
+	json_t *prot = protections_json(&st.prot);
+	json_object_set_new(prot, "network_part", netpart_json(&c.net_info));
+	json_object_set_new(res, "protections", prot);
 	json_object_set_new(res, "output", output ? output : json_null());
 	json_object_set_new(res, "artifacts", arts);
 	json_object_set_new(res, "steps", json_integer((json_int_t)c.n_steps));

@@ -9,24 +9,14 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
-#include <fcntl.h>
-#include <linux/openat2.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/syscall.h>
-#include <sys/fsuid.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "base/cleanup.h"
-#include "egress/engine.h"
-
-#define CONTROL_LINE_MAX 4096
 
 struct appr {
 	struct run_mcp *m;
@@ -54,11 +44,6 @@ struct run_mcp {
 	struct evhttp *http;
 	struct appr *apprs;
 	struct http_wait *waits;
-	struct evconnlistener *ctl;
-	char ctl_path[PATH_MAX];
-	uid_t uid;
-	gid_t gid;
-	bool owner_set;
 };
 
 static uint64_t mono_ms(void)
@@ -72,8 +57,6 @@ static enum mcp_phase phase_of(const struct run_mcp *m, int index)
 {
 	return m->cfg.has_setup && index == 0 ? MCP_PHASE_SETUP : MCP_PHASE_RUN;
 }
-
-static int ctl_open(struct run_mcp *m, struct cdn_err *err);
 
 /* ------------------------------------------------------------------ hooks */
 
@@ -102,42 +85,9 @@ static int h_artifact(void *ctx, enum mcp_phase phase, const char *name, const u
 {
 	(void)phase;
 	struct run_mcp *m = ctx;
-	int ws = m->hooks.workspace_fd(m->hooks.ctx);
-	if (ws < 0)
-		return cdn_err_msg(err, EAGAIN, "the workspace is not ready");
-	char rel[MCP_MAX_ARTIFACT_NAME + 8];
-	snprintf(rel, sizeof(rel), "out/%s", name);
-	struct open_how how = { .flags = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
-				.mode = 0644,
-				.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
-					   RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV };
-	/* The file system ids of this thread only (the run is one thread). */
-	uid_t ouid = 0;
-	gid_t ogid = 0;
-	if (m->owner_set) {
-		ogid = (gid_t)setfsgid(m->gid);
-		ouid = (uid_t)setfsuid(m->uid);
-	}
-	_cleanup_close_ int fd = (int)syscall(SYS_openat2, ws, rel, &how, sizeof(how));
-	int saved = errno;
-	if (m->owner_set) {
-		setfsuid(ouid);
-		setfsgid(ogid);
-	}
-	errno = saved;
-	if (fd < 0 && errno == EEXIST)
-		return cdn_err_msg(err, EEXIST, "an artifact named %s exists already", name);
-	if (fd < 0)
-		return cdn_err_msg(err, errno, "cannot create artifact %s: %s", name, strerror(errno));
-	for (size_t off = 0; off < len;) {
-		ssize_t w = write(fd, data + off, len - off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return cdn_err_msg(err, EIO, "cannot write artifact %s (is the workspace full?)",
-					   name);
-		off += (size_t)w;
-	}
+	int r = m->hooks.artifact(m->hooks.ctx, name, data, len, err);
+	if (r < 0)
+		return r;
 	json_t *ev = json_pack("{s:s, s:I}", "name", name, "size", (json_int_t)len);
 	m->hooks.event(m->hooks.ctx, "mcp.artifact", ev);
 	json_decref(ev);
@@ -182,11 +132,6 @@ static int h_approval(void *ctx, enum mcp_phase phase, const char *action, const
 		      struct mcp_pending *p, struct cdn_err *err)
 {
 	struct run_mcp *m = ctx;
-	/* The control socket `cordon approvals` finds it by is made on the
-	 * first request: most runs never ask, and need not pay for it. */
-	int r = m->ctl ? 0 : ctl_open(m, err);
-	if (r < 0)
-		return r;
 	struct appr *a = calloc(1, sizeof(*a));
 	if (!a)
 		return cdn_err_set(err, ENOMEM, "approval");
@@ -209,10 +154,11 @@ static int h_approval(void *ctx, enum mcp_phase phase, const char *action, const
 	evtimer_add(a->timer, &tv);
 	a->next = m->apprs;
 	m->apprs = a;
-	json_t *ev = json_pack("{s:s, s:s, s:s, s:i, s:s, s:s, s:s, s:s}", "approval_id", a->id,
-			       "method", "MCP", "hostname", "request_approval", "port", 0, "path",
-			       action, "reason", reason, "phase", mcp_phase_name(phase), "source",
-			       "mcp");
+	json_t *ev = json_pack("{s:s, s:s, s:s, s:i, s:s, s:s, s:s, s:s, s:I}", "approval_id",
+			       a->id, "method", "MCP", "hostname", "request_approval", "port", 0,
+			       "path", action, "reason", reason, "phase", mcp_phase_name(phase),
+			       "source", "mcp", "timeout_s",
+			       (json_int_t)(m->cfg.approval_timeout_ms / 1000));
 	m->hooks.event(m->hooks.ctx, "approval.requested", ev);
 	json_decref(ev);
 	return 0;
@@ -393,136 +339,17 @@ static void on_http(struct evhttp_request *req, void *arg)
 	mcp_response_free(&resp);
 }
 
-/* ---------------------------------------------- approvals control socket */
-
-/* The same protocol as the egress engine's control socket, so `cordon
- * approvals` and the server see the MCP approvals too. */
-static json_t *ctl_handle(struct run_mcp *m, const char *line, size_t len)
+int run_mcp_decide(struct run_mcp *m, const char *id, bool approve, const char *by,
+		   struct cdn_err *err)
 {
-	json_t *req = json_loadb(line, len, JSON_REJECT_DUPLICATES, NULL);
-	const char *op = json_string_value(json_object_get(req, "op"));
-	json_t *res;
-	if (op && strcmp(op, "list") == 0) {
-		json_t *arr = json_array();
-		uint64_t now = mono_ms();
-		for (struct appr *a = m->apprs; a; a = a->next) {
-			uint64_t deadline = a->created_ms + m->cfg.approval_timeout_ms;
-			json_array_append_new(
-				arr, json_pack("{s:s, s:s, s:s, s:i, s:s, s:I, s:I}", "id", a->id,
-					       "method", "MCP", "host", "request_approval", "port", 0,
-					       "path", a->action, "waiting_s",
-					       (json_int_t)((now - a->created_ms) / 1000),
-					       "expires_in_s",
-					       (json_int_t)(deadline > now ? (deadline - now) / 1000 : 0)));
-		}
-		res = json_pack("{s:b, s:s, s:o}", "ok", 1, "run_id", m->run_id, "approvals", arr);
-	} else if (op && strcmp(op, "decide") == 0) {
-		const char *id = json_string_value(json_object_get(req, "id"));
-		json_t *ap = json_object_get(req, "approve");
-		const char *by = json_string_value(json_object_get(req, "by"));
-		struct appr *a = NULL;
-		for (struct appr *it = m->apprs; it; it = it->next)
-			if (id && strcmp(it->id, id) == 0)
-				a = it;
-		if (!a || !json_is_boolean(ap)) {
-			res = json_pack("{s:b, s:s}", "ok", 0, "error", "no such pending approval");
-		} else {
+	for (struct appr *a = m->apprs; a; a = a->next)
+		if (id && strcmp(a->id, id) == 0) {
 			char who[96];
 			snprintf(who, sizeof(who), "%s", by && *by ? by : "operator");
-			bool yes = json_is_true(ap);
-			appr_decide(a, yes, who, yes ? "approved" : "rejected by a human");
-			res = json_pack("{s:b}", "ok", 1);
+			appr_decide(a, approve, who, approve ? "approved" : "rejected by a human");
+			return 0;
 		}
-	} else {
-		res = json_pack("{s:b, s:s}", "ok", 0, "error", "unknown op (list, decide)");
-	}
-	json_decref(req);
-	return res;
-}
-
-static void ctl_written(struct bufferevent *bev, void *arg)
-{
-	(void)arg;
-	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-		bufferevent_free(bev);
-}
-
-static void ctl_event(struct bufferevent *bev, short what, void *arg)
-{
-	(void)what;
-	(void)arg;
-	bufferevent_free(bev);
-}
-
-static void ctl_read(struct bufferevent *bev, void *arg)
-{
-	struct run_mcp *m = arg;
-	struct evbuffer *in = bufferevent_get_input(bev);
-	size_t n;
-	char *line = evbuffer_readln(in, &n, EVBUFFER_EOL_LF);
-	if (!line) {
-		if (evbuffer_get_length(in) > CONTROL_LINE_MAX)
-			bufferevent_free(bev);
-		return;
-	}
-	json_t *res = ctl_handle(m, line, n);
-	free(line);
-	char *out = json_dumps(res, JSON_COMPACT);
-	json_decref(res);
-	bufferevent_setcb(bev, NULL, ctl_written, ctl_event, m);
-	if (out) {
-		bufferevent_write(bev, out, strlen(out));
-		bufferevent_write(bev, "\n", 1);
-		free(out);
-	}
-}
-
-static void on_ctl(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len,
-		   void *arg)
-{
-	(void)l;
-	(void)sa;
-	(void)len;
-	struct run_mcp *m = arg;
-	struct bufferevent *bev =
-		bufferevent_socket_new(m->base, fd, BEV_OPT_CLOSE_ON_FREE);
-	if (!bev) {
-		close(fd);
-		return;
-	}
-	bufferevent_setcb(bev, ctl_read, NULL, ctl_event, m);
-	bufferevent_enable(bev, EV_READ);
-}
-
-static int ctl_open(struct run_mcp *m, struct cdn_err *err)
-{
-	char dir[256];
-	if (egress_control_dir(dir, sizeof(dir), true, err) < 0)
-		return -EIO;
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	if (snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/%s-mcp.sock", dir, m->run_id) >=
-	    (int)sizeof(sun.sun_path))
-		return cdn_err_msg(err, ENAMETOOLONG, "MCP control socket path too long");
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return cdn_err_set(err, errno, "MCP control socket");
-	unlink(sun.sun_path);
-	mode_t old = umask(0177);
-	int r = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
-	umask(old);
-	if (r < 0 || listen(fd, 16) < 0) {
-		int e = errno;
-		close(fd);
-		return cdn_err_set(err, e, "bind %s", sun.sun_path);
-	}
-	m->ctl = evconnlistener_new(m->base, on_ctl, m, LEV_OPT_CLOSE_ON_FREE, -1, fd);
-	if (!m->ctl) {
-		close(fd);
-		unlink(sun.sun_path);
-		return cdn_err_set(err, ENOMEM, "MCP control socket");
-	}
-	snprintf(m->ctl_path, sizeof(m->ctl_path), "%s", sun.sun_path);
-	return 0;
+	return cdn_err_msg(err, ENOENT, "no such pending approval");
 }
 
 /* ------------------------------------------------------------------ API */
@@ -536,6 +363,7 @@ int run_mcp_new(struct event_base *base, const struct run_mcp_config *cfg,
 	m->base = base;
 	m->hooks = *hooks;
 	m->cfg = *cfg;
+	m->cfg.tokens[0] = m->cfg.tokens[1] = NULL; /* not kept past the import */
 	m->run_id = strdup(cfg->run_id);
 	m->input = strdup(cfg->input_json ? cfg->input_json : "{}");
 	if (!m->run_id || !m->input) {
@@ -557,22 +385,13 @@ int run_mcp_new(struct event_base *base, const struct run_mcp_config *cfg,
 	enum mcp_phase first = phase_of(m, 0);
 	if (r == 0)
 		r = mcp_phase_begin(m->srv, first, err);
+	for (int i = 0; r == 0 && i < (cfg->has_setup ? 2 : 1); i++)
+		r = mcp_token_import(m->srv, phase_of(m, i), cfg->token_ttl_ms, cfg->tokens[i], err);
 	if (r < 0) {
 		run_mcp_free(m);
 		return r;
 	}
 	*out = m;
-	return 0;
-}
-
-int run_mcp_phase_env(struct run_mcp *m, int phase, char *out, size_t cap, struct cdn_err *err)
-{
-	char tok[MCP_TOKEN_LEN + 1];
-	int r = mcp_token_issue(m->srv, phase_of(m, phase), m->cfg.token_ttl_ms, tok, err);
-	if (r < 0)
-		return r;
-	snprintf(out, cap, "CORDON_MCP_TOKEN=%s", tok);
-	sodium_memzero(tok, sizeof(tok));
 	return 0;
 }
 
@@ -607,13 +426,6 @@ void run_mcp_phase_ended(struct run_mcp *m, int phase)
 	}
 }
 
-void run_mcp_set_owner(struct run_mcp *m, uid_t uid, gid_t gid)
-{
-	m->uid = uid;
-	m->gid = gid;
-	m->owner_set = true;
-}
-
 void run_mcp_free(struct run_mcp *m)
 {
 	if (!m)
@@ -633,10 +445,6 @@ void run_mcp_free(struct run_mcp *m)
 		appr_free(m->apprs);
 	if (m->http)
 		evhttp_free(m->http);
-	if (m->ctl)
-		evconnlistener_free(m->ctl);
-	if (m->ctl_path[0])
-		unlink(m->ctl_path);
 	free(m->run_id);
 	free(m->input);
 	free(m);

@@ -2,9 +2,14 @@
 /*
  * A run's MCP endpoint: the protocol (src/mcp) served over HTTP on the
  * listener the sandbox made on its own 127.0.0.1:SANDBOX_MCP_PORT, so only
- * that sandbox can reach it. Each phase gets its own single-use token
- * (CORDON_MCP_TOKEN); request_approval waits for a human, who decides with
- * `cordon approvals` or the API like any held request.
+ * that sandbox can reach it. Each phase has its own single-use token
+ * (CORDON_MCP_TOKEN), made by the supervisor and handed in here;
+ * request_approval waits for a human, who decides with `cordon approvals`
+ * or the API like any held request.
+ *
+ * It runs in the run's network part (src/run/netpart.h), which parses the
+ * agent's HTTP and JSON without privilege: what must touch the run's files
+ * (an artifact) goes through the hooks to the supervisor.
  */
 #ifndef CORDON_RUN_MCP_H
 #define CORDON_RUN_MCP_H
@@ -25,8 +30,11 @@ struct run_mcp_hooks {
 	void (*step)(void *ctx, json_t *step);
 	/* An event for the run's stream ("approval.requested", "log", ...). */
 	void (*event)(void *ctx, const char *type, json_t *data);
-	/* The workspace directory fd (O_PATH), or -1 while there is none. */
-	int (*workspace_fd)(void *ctx);
+	/* Saves an artifact into /workspace/out (the supervisor writes it, so
+	 * the same collection rules apply as to the agent's own files): 0, or
+	 * negative with a message for the agent in err. */
+	int (*artifact)(void *ctx, const char *name, const uint8_t *data, size_t len,
+			struct cdn_err *err);
 };
 
 struct run_mcp_config {
@@ -35,14 +43,12 @@ struct run_mcp_config {
 	uint64_t token_ttl_ms;	     /* how long a phase's token may wait */
 	uint64_t approval_timeout_ms; /* an undecided approval is denied then */
 	bool has_setup;		     /* phases: setup then run, or run only */
+	/* The phases' tokens (mcp_token_make), setup first when has_setup. */
+	const char *tokens[2];
 };
 
 int run_mcp_new(struct event_base *base, const struct run_mcp_config *cfg,
 		const struct run_mcp_hooks *hooks, struct run_mcp **out, struct cdn_err *err);
-
-/* The token for the setup (0) or run (1) phase: "CORDON_MCP_TOKEN=..."
- * for that phase's environment. Made once per phase. */
-int run_mcp_phase_env(struct run_mcp *m, int phase, char *out, size_t cap, struct cdn_err *err);
 
 /* Serves the listener (takes the fd). */
 int run_mcp_attach(struct run_mcp *m, int listen_fd, struct cdn_err *err);
@@ -51,9 +57,9 @@ int run_mcp_attach(struct run_mcp *m, int listen_fd, struct cdn_err *err);
  * phase's begin. */
 void run_mcp_phase_ended(struct run_mcp *m, int phase);
 
-/* Artifacts are written as this host uid/gid: the sandbox user's, whose
- * ids the sandbox's file system knows (host root's it does not). */
-void run_mcp_set_owner(struct run_mcp *m, uid_t uid, gid_t gid);
+/* A human decided a request_approval call (its approval_id). */
+int run_mcp_decide(struct run_mcp *m, const char *id, bool approve, const char *by,
+		   struct cdn_err *err);
 
 void run_mcp_free(struct run_mcp *m);
 

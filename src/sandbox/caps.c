@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Dropping privileges in the sandbox child, after the root is built.
+ * Dropping privileges in the sandbox child, after the root is built (and
+ * in a run's network part, see confine.c).
  *
  * The child holds a full capability set in its new user namespace. Our
  * mapping has no inside uid 0, so the kernel's "leaving uid 0 clears
@@ -14,13 +15,32 @@
 #include <grp.h>
 #include <linux/capability.h>
 #include <linux/securebits.h>
+#include <stdio.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include "sandbox/internal.h"
 
+int sb_last_cap(void)
+{
+	int v = 63;
+	FILE *f = fopen("/proc/sys/kernel/cap_last_cap", "re");
+	if (f) {
+		if (fscanf(f, "%d", &v) != 1)
+			v = 63;
+		fclose(f);
+	}
+	return v;
+}
+
 int sb_child_drop_privileges(const struct sb_plan *plan, struct sb_msg *fail)
+{
+	return sb_drop_privileges(plan->uid, plan->gid, plan->last_cap, !plan->rootless, fail);
+}
+
+int sb_drop_privileges(uid_t uid, gid_t gid, int last_cap, bool clear_groups,
+		       struct sb_msg *fail)
 {
 	/* No path back to capabilities: not through uid 0 semantics, not
 	 * through setuid fix-ups, not through ambient raising. */
@@ -30,7 +50,7 @@ int sb_child_drop_privileges(const struct sb_plan *plan, struct sb_msg *fail)
 	if (prctl(PR_SET_SECUREBITS, bits, 0, 0, 0) < 0)
 		return sb_fail(fail, errno, "lock securebits");
 
-	for (int cap = 0; cap <= plan->last_cap; cap++)
+	for (int cap = 0; cap <= last_cap; cap++)
 		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
 			return sb_fail(fail, errno, "drop bounding capability %d", cap);
 	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0)
@@ -39,12 +59,12 @@ int sb_child_drop_privileges(const struct sb_plan *plan, struct sb_msg *fail)
 	/* Supplementary groups were inherited from the caller (root's
 	 * include gid 0): clear them where the kernel lets us. Rootless mode
 	 * had setgroups denied, and keeps the invoking user's own groups. */
-	if (!plan->rootless && setgroups(0, NULL) < 0)
+	if (clear_groups && setgroups(0, NULL) < 0)
 		return sb_fail(fail, errno, "clear supplementary groups");
-	if (setresgid(plan->gid, plan->gid, plan->gid) < 0)
-		return sb_fail(fail, errno, "setresgid %u", (unsigned)plan->gid);
-	if (setresuid(plan->uid, plan->uid, plan->uid) < 0)
-		return sb_fail(fail, errno, "setresuid %u", (unsigned)plan->uid);
+	if (setresgid(gid, gid, gid) < 0)
+		return sb_fail(fail, errno, "setresgid %u", (unsigned)gid);
+	if (setresuid(uid, uid, uid) < 0)
+		return sb_fail(fail, errno, "setresuid %u", (unsigned)uid);
 
 	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
 	struct __user_cap_data_struct data[2] = { { 0 } };

@@ -151,13 +151,26 @@ int sb_seccomp_programs(struct sb_bpf progs[SB_BPF_PROGS], struct cdn_err *err);
 /* seccomp_policy.c (build time and tests only): compile with libseccomp. */
 int sb_seccomp_build(struct sb_bpf progs[SB_BPF_PROGS], struct cdn_err *err);
 int sb_child_apply_seccomp(const struct sb_plan *plan);
+/* The helper's allowlist (a run's network part), compiled the same way. */
+void sb_seccomp_helper_program(struct sb_bpf *prog);
+int sb_seccomp_build_helper(struct sb_bpf *prog, struct cdn_err *err);
 
 /* landlock.c */
 void sb_plan_landlock(struct sb_plan *plan, const struct sandbox_config *cfg);
 int sb_child_apply_landlock(const struct sb_plan *plan, struct sb_msg *fail);
+/* A ruleset that handles every filesystem right the ABI knows and grants
+ * none, refuses TCP bind (ABI >= 4) and scopes signals and abstract unix
+ * sockets (ABI >= 6): for a helper that needs no file at all. */
+int sb_landlock_deny_all(int abi, struct sb_msg *fail);
 
 /* caps.c */
+int sb_last_cap(void);
 int sb_child_drop_privileges(const struct sb_plan *plan, struct sb_msg *fail);
+/* Securebits locked, bounding and ambient sets emptied, (supplementary
+ * groups cleared,) ids set, every capability cleared and verified,
+ * no_new_privs. */
+int sb_drop_privileges(uid_t uid, gid_t gid, int last_cap, bool clear_groups,
+		       struct sb_msg *fail);
 
 /* child.c */
 int sb_child_main(struct sb_plan *plan, int sync_fd);

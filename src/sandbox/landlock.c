@@ -237,3 +237,27 @@ int sb_child_apply_landlock(const struct sb_plan *plan, struct sb_msg *fail)
 	close(rs);
 	return r;
 }
+
+int sb_landlock_deny_all(int abi, struct sb_msg *fail)
+{
+	struct ll_ruleset_attr attr = { .handled_access_fs = fs_handled(abi) };
+	size_t attr_size = sizeof(uint64_t);
+	if (abi >= 4) {
+		/* Handled, with no rule: no TCP bind. Connect stays unhandled:
+		 * the engine connects to the upstreams the policy allows. */
+		attr.handled_access_net = LL_NET_BIND_TCP;
+		attr_size = 2 * sizeof(uint64_t);
+	}
+	if (abi >= 6) {
+		attr.scoped = LL_SCOPE_ABSTRACT_UNIX_SOCKET | LL_SCOPE_SIGNAL;
+		attr_size = sizeof(attr);
+	}
+	int rs = (int)syscall(SYS_landlock_create_ruleset, &attr, attr_size, 0);
+	if (rs < 0)
+		return sb_fail(fail, errno, "landlock: create ruleset");
+	int r = 0;
+	if (syscall(SYS_landlock_restrict_self, rs, 0) < 0)
+		r = sb_fail(fail, errno, "landlock: restrict self");
+	close(rs);
+	return r;
+}

@@ -39,6 +39,12 @@
 #define SANDBOX_MAX_FILES 16
 #define SANDBOX_STEPS_PATH "/run/cordon/steps"
 
+/* When cordon runs as root, inside uid U is host uid BASE + U
+ * (CORDON_HOSTID_BASE overrides BASE): an unprivileged id that owns
+ * nothing on the host. The ids just below BASE belong to run helpers
+ * (sandbox_helper_ids). */
+#define SANDBOX_HOSTID_BASE 1000000000u
+
 /* Protections that an operator may explicitly allow to be missing. */
 enum sandbox_protection {
 	SANDBOX_PROT_LANDLOCK = 1u << 0,
@@ -280,6 +286,31 @@ const struct sandbox_profile *sandbox_profile_at(size_t i);
  * /repo, which becomes the working directory. */
 int sandbox_apply_profile(struct sandbox_config *cfg, const struct sandbox_profile *p,
 			  const char *repo_dir, struct cdn_err *err);
+
+/*
+ * Confines the calling process for good: a helper of ours that parses
+ * bytes a sandbox controls (a run's network part, src/run/netpart.h), but
+ * needs the host's network, so it cannot live in a sandbox. As root it
+ * takes ids uid/gid (sandbox_helper_ids) and no supplementary groups; as
+ * anyone it ends with no capabilities in any set, locked securebits,
+ * no_new_privs, not dumpable, Landlock granting no filesystem access and
+ * no TCP bind (and, ABI >= 6, no signals or abstract sockets outside its
+ * domain), and last the helper's seccomp allowlist. A layer it cannot
+ * apply fails it unless allowed in allow_degraded (landlock, seccomp).
+ */
+struct sandbox_confinement {
+	uid_t uid;
+	gid_t gid;
+	bool no_new_privs;
+	bool seccomp;
+	int landlock_abi; /* 0: not applied */
+};
+int sandbox_confine_helper(uid_t uid, gid_t gid, unsigned allow_degraded,
+			   struct sandbox_confinement *out, struct cdn_err *err);
+
+/* A run helper's host ids as root: its own, from the supervisor's pid,
+ * just below the sandboxes' BASE. */
+int sandbox_helper_ids(pid_t supervisor, uid_t *uid, gid_t *gid, struct cdn_err *err);
 
 /* Human names of the protection bits, for status output. */
 const char *sandbox_protection_name(enum sandbox_protection p);

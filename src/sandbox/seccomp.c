@@ -25,6 +25,12 @@ int sb_seccomp_programs(struct sb_bpf progs[SB_BPF_PROGS], struct cdn_err *err)
 	return 0;
 }
 
+void sb_seccomp_helper_program(struct sb_bpf *prog)
+{
+	prog->filter = (struct sock_filter *)cordon_seccomp_helper;
+	prog->len = (unsigned short)(sizeof(cordon_seccomp_helper) / sizeof(cordon_seccomp_helper[0]));
+}
+
 int sb_child_apply_seccomp(const struct sb_plan *plan)
 {
 	/* The argument filter first; every filter applies to every call. */

@@ -318,3 +318,83 @@ int sb_seccomp_build(struct sb_bpf progs[SB_BPF_PROGS], struct cdn_err *err)
 		}
 	return r;
 }
+
+/* ---------------------------------------------------------------------------
+ * The helper's allowlist: a run's network part (src/run/netpart.h), the
+ * process that parses the agent's HTTP, TLS, DNS and MCP. It is much
+ * narrower than the sandbox's, because the program is ours and known: an
+ * event loop on sockets it was handed or connects itself (IPv4 and IPv6
+ * only), memory, time, randomness. Nothing that opens a file (EACCES, on
+ * top of Landlock), no new process or thread, no bind or listen. The
+ * escape surface kills the process outright: a compromised network part
+ * that tries it is a crash the supervisor records, not a quiet failure.
+ * Anything else gets ENOSYS.
+ */
+static const char *const helper_allowed[] = {
+	"read", "write", "readv", "writev", "recvfrom", "sendto", "recvmsg", "sendmsg", "close",
+	"shutdown", "fcntl", "splice", "pipe2", "poll", "ppoll", "epoll_wait", "epoll_pwait",
+	"epoll_pwait2", "epoll_ctl", "connect", "accept", "accept4", "getsockopt", "setsockopt",
+	"getsockname", "getpeername", "brk", "mmap", "munmap", "mremap", "mprotect", "madvise",
+	"clock_gettime", "clock_getres", "gettimeofday", "time", "getpid", "gettid", "getuid",
+	"geteuid", "getgid", "getegid", "getrandom", "exit", "exit_group", "rt_sigreturn",
+	"rt_sigprocmask", "rt_sigaction", "tgkill", "futex", "sched_yield", "restart_syscall",
+	"fstat", "newfstatat", "lseek", "nanosleep", "clock_nanosleep", "getrlimit", "prlimit64",
+	"sigaltstack", "set_robust_list", "rseq", "capget",
+};
+
+static const char *const helper_killed[] = {
+	"execve", "execveat", "ptrace", "process_vm_readv", "process_vm_writev", "pidfd_getfd",
+	"mount", "umount2", "pivot_root", "chroot", "move_mount", "open_tree", "fsopen",
+	"fsconfig", "fsmount", "fspick", "mount_setattr", "unshare", "setns", "add_key",
+	"request_key", "keyctl", "bpf", "perf_event_open", "userfaultfd", "io_uring_setup",
+	"io_uring_enter", "io_uring_register", "init_module", "finit_module", "delete_module",
+	"kexec_load", "kexec_file_load", "open_by_handle_at", "name_to_handle_at",
+};
+
+static int add_helper_rules(scmp_filter_ctx ctx, struct cdn_err *err)
+{
+	int r;
+	for (size_t i = 0; i < CDN_ARRAY_SIZE(helper_allowed); i++)
+		if ((r = add(ctx, SCMP_ACT_ALLOW, helper_allowed[i], 0, NULL, err)) < 0)
+			return r;
+	for (size_t i = 0; i < CDN_ARRAY_SIZE(helper_killed); i++)
+		if ((r = add(ctx, SCMP_ACT_KILL_PROCESS, helper_killed[i], 0, NULL, err)) < 0)
+			return r;
+	/* Files: refused like Landlock would, so a library that looks for
+	 * one lazily fails softly. */
+	static const char *const files[] = { "open", "openat", "openat2", "creat" };
+	for (size_t i = 0; i < CDN_ARRAY_SIZE(files); i++)
+		if ((r = add(ctx, SCMP_ACT_ERRNO(EACCES), files[i], 0, NULL, err)) < 0)
+			return r;
+	/* No new processes or threads (EPERM, not a kill: a sanitizer's
+	 * report spawns its symbolizer and should still be printed). */
+	static const char *const procs[] = { "clone", "clone3", "fork", "vfork", "bind", "listen",
+					     "setuid", "setgid", "setreuid", "setregid",
+					     "setresuid", "setresgid", "setgroups", "kill", "tkill" };
+	for (size_t i = 0; i < CDN_ARRAY_SIZE(procs); i++)
+		if ((r = add(ctx, SCMP_ACT_ERRNO(EPERM), procs[i], 0, NULL, err)) < 0)
+			return r;
+	/* Sockets: IPv4 and IPv6 (upstreams, the resolver); every other
+	 * family gets the default, ENOSYS. */
+	static const int families[] = { AF_INET, AF_INET6 };
+	for (size_t j = 0; j < CDN_ARRAY_SIZE(families); j++) {
+		struct scmp_arg_cmp fam = SCMP_A0(SCMP_CMP_EQ, (uint64_t)families[j]);
+		if ((r = add(ctx, SCMP_ACT_ALLOW, "socket", 1, &fam, err)) < 0)
+			return r;
+	}
+	/* ioctl: what libevent and stdio ask (bytes readable, non-blocking,
+	 * is-a-terminal), compared on the 32 bits the kernel reads. */
+	static const unsigned long cmds[] = { FIONREAD, FIONBIO, TCGETS };
+	for (size_t i = 0; i < CDN_ARRAY_SIZE(cmds); i++) {
+		struct scmp_arg_cmp c = SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffu, cmds[i]);
+		if ((r = add(ctx, SCMP_ACT_ALLOW, "ioctl", 1, &c, err)) < 0)
+			return r;
+	}
+	return 0;
+}
+
+int sb_seccomp_build_helper(struct sb_bpf *prog, struct cdn_err *err)
+{
+	memset(prog, 0, sizeof(*prog));
+	return build(SCMP_ACT_ERRNO(ENOSYS), add_helper_rules, prog, err);
+}

@@ -28,9 +28,6 @@
 #include "base/cleanup.h"
 #include "sandbox/internal.h"
 
-/* When cordon runs as root, inside uid U is host uid HOSTID_BASE + U: an
- * unprivileged id that owns nothing on the host. */
-#define HOSTID_BASE 1000000000u
 #define SETUP_TIMEOUT_MS 30000
 
 struct sandbox {
@@ -258,18 +255,6 @@ static int plan_env(struct sb_plan *plan, const struct sandbox_config *cfg, stru
 	return 0;
 }
 
-static int read_last_cap(void)
-{
-	int v = 63;
-	FILE *f = fopen("/proc/sys/kernel/cap_last_cap", "re");
-	if (f) {
-		if (fscanf(f, "%d", &v) != 1)
-			v = 63;
-		fclose(f);
-	}
-	return v;
-}
-
 static int plan_build(const struct sandbox_config *cfg, struct sb_plan **out,
 		      struct sandbox_protections *prot, struct cdn_err *err)
 {
@@ -299,7 +284,7 @@ static int plan_build(const struct sandbox_config *cfg, struct sb_plan **out,
 		plan->host_gid = getegid();
 	} else {
 		const char *base = getenv("CORDON_HOSTID_BASE");
-		unsigned long b = base && *base ? strtoul(base, NULL, 10) : HOSTID_BASE;
+		unsigned long b = base && *base ? strtoul(base, NULL, 10) : SANDBOX_HOSTID_BASE;
 		if (b == 0 || b + cfg->uid > 0xfffffffeul || b + cfg->gid > 0xfffffffeul) {
 			r = cdn_err_set(err, EINVAL, "CORDON_HOSTID_BASE: must map to a non-root id");
 			goto out;
@@ -309,7 +294,7 @@ static int plan_build(const struct sandbox_config *cfg, struct sb_plan **out,
 	}
 	prot->rootless = plan->rootless;
 	prot->host_uid = plan->host_uid;
-	plan->last_cap = read_last_cap();
+	plan->last_cap = sb_last_cap();
 
 	plan->stdio[0] = cfg->stdin_fd;
 	plan->stdio[1] = cfg->stdout_fd;

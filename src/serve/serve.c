@@ -28,7 +28,8 @@
 #include "audit/audit.h"
 #include "base/cleanup.h"
 #include "base/random.h"
-#include "egress/control_client.h"
+#include "base/exe.h"
+#include "run/control.h"
 #include "egress/policy.h"
 #include "evidence/evidence.h"
 #include "registry/registry.h"
@@ -1012,39 +1013,37 @@ static bool run_is_ours(struct call *c, const char *run_id)
 	return true;
 }
 
-static int appr_list(const char *path, void *vctx)
+/* The run is the socket's name, checked against this workspace before
+ * anything is asked: never what the socket says about itself. */
+static int appr_list(const char *run_id, void *vctx)
 {
 	struct appr_ctx *a = vctx;
+	if (!run_is_ours(a->c, run_id))
+		return 0;
 	json_t *req = json_pack("{s:s}", "op", "list");
-	json_t *res = egress_control_ask(path, req);
+	struct cdn_err err = { 0 };
+	json_t *res = control_ask(run_id, req, &err);
 	json_decref(req);
-	const char *run = jstr(res, "run_id");
-	if (res && run_is_ours(a->c, run)) {
-		size_t i;
-		json_t *x;
-		json_array_foreach(json_object_get(res, "approvals"), i, x)
-		{
-			json_object_set_new(x, "run_id", json_string(run));
-			json_array_append(a->all, x);
-		}
+	size_t i;
+	json_t *x;
+	json_array_foreach(json_object_get(res, "approvals"), i, x)
+	{
+		json_object_set_new(x, "run_id", json_string(run_id));
+		json_array_append(a->all, x);
 	}
 	json_decref(res);
 	return 0;
 }
 
-static int appr_decide(const char *path, void *vctx)
+static int appr_decide(const char *run_id, void *vctx)
 {
 	struct appr_ctx *a = vctx;
-	json_t *req = json_pack("{s:s}", "op", "list");
-	json_t *res = egress_control_ask(path, req);
-	json_decref(req);
-	bool mine = res && run_is_ours(a->c, jstr(res, "run_id"));
-	json_decref(res);
-	if (!mine)
+	if (!run_is_ours(a->c, run_id))
 		return 0;
-	req = json_pack("{s:s, s:s, s:b, s:s}", "op", "decide", "id", a->id, "approve", a->approve,
-			"by", a->by);
-	res = egress_control_ask(path, req);
+	json_t *req = json_pack("{s:s, s:s, s:b, s:s}", "op", "decide", "id", a->id, "approve",
+				a->approve, "by", a->by);
+	struct cdn_err err = { 0 };
+	json_t *res = control_ask(run_id, req, &err);
 	json_decref(req);
 	if (res && json_is_true(json_object_get(res, "ok")))
 		a->done = true;
@@ -1058,7 +1057,7 @@ static enum MHD_Result h_approvals(struct call *c)
 	struct appr_ctx a = { .c = c };
 	if (c->n_seg == 2 && strcmp(c->method, "GET") == 0) {
 		a.all = json_array();
-		egress_control_each(appr_list, &a, &err);
+		control_each(appr_list, &a, &err);
 		return reply(c->conn, 200, json_pack("{s:o}", "approvals", a.all));
 	}
 	enum MHD_Result ret;
@@ -1070,7 +1069,7 @@ static enum MHD_Result h_approvals(struct call *c)
 	a.id = c->seg[2];
 	a.approve = strcmp(c->seg[3], "approve") == 0;
 	snprintf(a.by, sizeof(a.by), "key:%s (%s)", c->key.id, c->key.name);
-	egress_control_each(appr_decide, &a, &err);
+	control_each(appr_decide, &a, &err);
 	if (!a.done)
 		return fail(c->conn, 404, "not_found", "no pending request %s in this workspace",
 			    a.id);
@@ -1448,19 +1447,15 @@ int serve_main(const struct serve_config *cfg, struct cdn_err *err)
 	if (cfg->run_exe) {
 		snprintf(sv->exe, sizeof(sv->exe), "%s", cfg->run_exe);
 	} else {
-		ssize_t n = readlink("/proc/self/exe", sv->exe, sizeof(sv->exe) - 1);
-		if (n <= 0) {
-			r = cdn_err_set(err, errno, "readlink /proc/self/exe");
-			goto out;
-		}
-		sv->exe[n] = '\0';
-		/* Runs go to cordon-full, next to us: it loads fewer libraries. */
-		char *slash = strrchr(sv->exe, '/');
-		char full[PATH_MAX + 16];
-		if (slash) {
-			snprintf(full, sizeof(full), "%.*s/cordon-full", (int)(slash - sv->exe), sv->exe);
-			if (access(full, X_OK) == 0)
-				snprintf(sv->exe, sizeof(sv->exe), "%s", full);
+		/* Runs go to cordon-full: it loads fewer libraries. This binary
+		 * runs them too, if that is all there is. */
+		if (cdn_sibling_exe("cordon-full", sv->exe, sizeof(sv->exe)) < 0) {
+			ssize_t n = readlink("/proc/self/exe", sv->exe, sizeof(sv->exe) - 1);
+			if (n <= 0) {
+				r = cdn_err_set(err, errno, "readlink /proc/self/exe");
+				goto out;
+			}
+			sv->exe[n] = '\0';
 		}
 	}
 	(void)store_runs_recover(sv->s, NULL);

@@ -42,7 +42,6 @@ int64_t store_now_ms(void);
 const char *store_kind_name(enum store_kind kind);
 bool store_hex_ok(const char *hex);
 int store_item_check(const struct store_item *it, struct cdn_err *err);
-int store_run_id_check(const char *id, struct cdn_err *err);
 int store_run_check(const struct store_run *r, struct cdn_err *err);
 
 /* A name quoted in a message: bytes outside printable ASCII become '?', so

@@ -229,6 +229,10 @@ const char *store_run_status_name(enum store_run_status st);
 int store_run_status_parse(const char *name, enum store_run_status *st);
 bool store_run_status_final(enum store_run_status st);
 
+/* 0 when id is a run id: [A-Za-z0-9][A-Za-z0-9._-]*, at most
+ * STORE_RUN_ID_MAX bytes (it names files and sockets, so nothing else). */
+int store_run_id_check(const char *id, struct cdn_err *err);
+
 /* -EEXIST when the id is taken. The id is [A-Za-z0-9][A-Za-z0-9._-]*, at
  * most STORE_RUN_ID_MAX bytes. */
 int store_run_create(struct store *s, const struct store_run *r, struct cdn_err *err);

@@ -9,11 +9,14 @@ sanitizer pass of `make test` runs them against the ASan build, where a
 use-after-free in the engine aborts the network part."""
 import json
 import os
-import textwrap
+import signal
+import subprocess
+import time
+from pathlib import Path
 
 import pytest
 
-from conftest import CORDON, run
+from conftest import CORDON, run, wait_until
 from test_egress import Egress, eg, hosts, upstream  # noqa: F401 (fixtures)
 
 # A program the sandbox runs: it attacks the proxy with `attack`, then
@@ -104,3 +107,182 @@ def test_engine_survives_every_connection_lifecycle(eg, upstream, tmp_path):
     lines = r.stdout.split("\n")
     for name in CASES:
         assert f"{name} HTTP/1.1 200 OK" in lines, (name, r.stdout, r.stderr)
+
+
+# ------------------------------------------------- privilege separation
+
+HELPER_SPAN = 1 << 22
+
+
+def net_parts(parent=None):
+    """cordon-net processes (of one supervisor pid, or all): pid -> status."""
+    found = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            st = open(f"/proc/{d}/status").read()
+        except OSError:
+            continue
+        fields = dict(l.split(":\t", 1) for l in st.splitlines() if ":\t" in l)
+        if fields.get("Name") != "cordon-net":
+            continue
+        if parent is not None and int(fields["PPid"]) != parent:
+            continue
+        found[int(d)] = fields
+    return found
+
+
+def assert_confined(pid, fields, supervisor):
+    """What the network part of a run must look like from outside."""
+    for cap in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
+        assert fields[cap].strip() == "0000000000000000", (cap, fields[cap])
+    assert fields["Seccomp"].strip() == "2"
+    assert fields["NoNewPrivs"].strip() == "1"
+    uid = int(fields["Uid"].split()[0])
+    if os.geteuid() == 0:
+        from conftest import HOSTID_BASE
+        assert uid == HOSTID_BASE - 1 - supervisor % HELPER_SPAN, uid
+        assert set(fields["Uid"].split()) == {str(uid)}
+        assert set(fields["Gid"].split()) == {str(uid)}
+        assert fields["Groups"].strip() == ""
+    # It holds sockets, pipes, its event loop, and stdio; never a file of
+    # the host (the state directory, a database, a key).
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        if int(fd) <= 2:
+            continue
+        assert target.startswith(("socket:", "pipe:", "anon_inode:")), (fd, target)
+
+
+def test_network_part_of_exec_runs_unprivileged_and_confined(eg, upstream):
+    p = subprocess.Popen([CORDON, "exec", *eg.opts("--allow", f"upstream.test:{upstream.port}"),
+                          "--", "sleep", "5"], env=dict(os.environ, CORDON_HOSTS_FILE=str(eg.hosts)),
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        assert wait_until(lambda: net_parts(p.pid), timeout=10), "no network part"
+        (pid, fields), = net_parts(p.pid).items()
+        assert wait_until(lambda: open(f"/proc/{pid}/status").read().find("Seccomp:\t2") >= 0)
+        assert_confined(pid, dict(l.split(":\t", 1) for l in open(f"/proc/{pid}/status").read()
+                                  .splitlines() if ":\t" in l), p.pid)
+    finally:
+        p.kill()
+        p.wait()
+    # The supervisor died: its network part goes with it.
+    assert wait_until(lambda: not net_parts(p.pid), timeout=5)
+
+
+
+from test_run_egress import Env  # noqa: E402
+
+
+@pytest.fixture
+def renv(tmp_path, upstream):
+    return Env(tmp_path, upstream)
+
+
+def has_test_faults():
+    """The binaries under test were built with -Dtest_faults (the sanitizer
+    build of `make test`): the network part can be made to crash on purpose."""
+    net = Path(CORDON).parent / "cordon-net"
+    r = run([net, "--version"])
+    return "(test faults)" in r.stdout
+
+
+CRASHER = r'''
+import socket, time, urllib.request
+up = open("/agent/port").read().strip()
+print(urllib.request.urlopen("http://llm.test:%s/first" % up, timeout=10).status, flush=True)
+# A name that is not allowed: blocked, and in a build with the test fault
+# switch, the network part crashes handling it.
+try:
+    urllib.request.urlopen("http://crash.netpart.test/", timeout=10)
+except Exception as e:
+    print("crash request:", type(e).__name__, flush=True)
+time.sleep(20)
+print("still running", flush=True)
+'''
+
+
+def test_network_part_crash_fails_closed(renv, upstream):
+    """The network part dies mid-run (in test builds through a fault switch
+    the agent trips; otherwise killed with SIGSEGV from outside): the
+    sandbox loses its network at once, the run ends as an error that says
+    why, and the audit log written so far is complete and verifies."""
+    d = renv.agent("crasher", {"name": "crasher", "version": "1", "profile": "deployment",
+                               "entrypoint": ["python3", "/agent/main.py"],
+                               "egress": {"domains": ["llm.test"]}}, CRASHER)
+    (d / "port").write_text(str(upstream.port))
+    faults = has_test_faults()
+    inp = renv.tmp / "input.json"
+    inp.write_text("{}")
+    env = dict(os.environ, CORDON_STATE=str(renv.state))
+    if faults:
+        env["CORDON_TEST_NETPART_FAULT"] = "crash"
+    p = subprocess.Popen([CORDON, "run", "--json", "--policy", renv.policy, "--hosts", renv.hosts,
+                          "--allow-private", f"127.0.0.1:{upstream.port}", "-i", inp, d],
+                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        if not faults:
+            # Wait for the blocked request, then crash the part from outside.
+            assert wait_until(lambda: any(
+                "crash.netpart.test" in f.read_text()
+                for f in renv.state.glob("runs/*/audit.jsonl")), timeout=20)
+            (pid, _), = net_parts(p.pid).items()
+            os.kill(pid, signal.SIGSEGV)
+        out, err = p.communicate(timeout=15)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    events = [json.loads(l) for l in out.splitlines() if l.startswith("{")]
+    fin = [e for e in events if e["type"] == "run.finished"][-1]
+    assert fin["status"] == "error", fin
+    # SIGSEGV, or under the sanitizers their report and exit status
+    assert "network part" in fin["error"], fin["error"]
+    assert "signal 11" in fin["error"] or (faults and "exited with status" in fin["error"]), \
+        fin["error"]
+    assert p.returncode == 125
+    assert any(e["type"] == "network.failed" for e in events)
+    # It ended at the crash, not after the agent's sleep.
+    assert "still running" not in (Path(fin["run_dir"]) / "stdout").read_text()
+    audit = Path(fin["run_dir"]) / "audit.jsonl"
+    lines = [json.loads(l) for l in audit.read_text().splitlines()]
+    assert any(l.get("hostname") == "llm.test" and l.get("status_code") == 200 for l in lines)
+    v = run([CORDON, "audit", "verify", audit])
+    assert v.returncode == 0, v.stdout + v.stderr
+    assert not net_parts(p.pid)
+
+
+SLEEPER = "import time; time.sleep(6)\n"
+
+
+def test_network_part_of_a_run_is_confined(renv, upstream):
+    d = renv.agent("sleeper", {"name": "sleeper", "version": "1", "profile": "deployment",
+                               "entrypoint": ["python3", "/agent/main.py"],
+                               "egress": {"domains": ["llm.test"]}}, SLEEPER)
+    inp = renv.tmp / "input.json"
+    inp.write_text("{}")
+    p = subprocess.Popen([CORDON, "run", "--json", "--policy", renv.policy, "--hosts", renv.hosts,
+                          "-i", inp, d], env=dict(os.environ, CORDON_STATE=str(renv.state)),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_until(lambda: net_parts(p.pid), timeout=10), "no network part"
+        (pid, _), = net_parts(p.pid).items()
+        assert wait_until(lambda: "Seccomp:\t2" in open(f"/proc/{pid}/status").read())
+        fields = dict(l.split(":\t", 1) for l in open(f"/proc/{pid}/status").read().splitlines()
+                      if ":\t" in l)
+        assert_confined(pid, fields, p.pid)
+        out, _ = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    events = [json.loads(l) for l in out.splitlines() if l.startswith("{")]
+    ready = [e for e in events if e["type"] == "sandbox.ready"][-1]
+    part = ready["network_part"]
+    assert part["seccomp"] is True and part["no_new_privs"] is True
+    assert part["capabilities"] == "0000000000000000" and part["landlock_abi"] >= 1
+    fin = [e for e in events if e["type"] == "run.finished"][-1]
+    res = json.loads((Path(fin["run_dir"]) / "result.json").read_text())
+    assert res["protections"]["network_part"] == part

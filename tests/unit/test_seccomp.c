@@ -40,9 +40,25 @@ static void test_arch_is_checked_first(void **state)
 	}
 }
 
+static void test_helper_matches_policy(void **state)
+{
+	(void)state;
+	struct sb_bpf built, shipped;
+	struct cdn_err err = { 0 };
+	assert_int_equal(sb_seccomp_build_helper(&built, &err), 0);
+	sb_seccomp_helper_program(&shipped);
+	assert_int_equal(built.len, shipped.len);
+	assert_true(built.len > 4);
+	assert_memory_equal(built.filter, shipped.filter, built.len * sizeof(struct sock_filter));
+	assert_int_equal(shipped.filter[0].code, 0x20);
+	assert_int_equal(shipped.filter[1].k, 0xc000003e);
+	free(built.filter);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_helper_matches_policy),
 		cmocka_unit_test(test_generated_matches_policy),
 		cmocka_unit_test(test_arch_is_checked_first),
 	};

@@ -1,0 +1,438 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* A run's control socket: directory, server and client (see control.h). */
+#define _GNU_SOURCE
+#include "run/control.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/cleanup.h"
+#include "store/store.h"
+
+/* ---------------------------------------------------------------- directory */
+
+static int dir_name(char *out, size_t cap, struct cdn_err *err)
+{
+	const char *xdg = getenv("XDG_RUNTIME_DIR");
+	int n;
+	if (geteuid() == 0)
+		n = snprintf(out, cap, "/run/cordon");
+	else if (xdg && *xdg == '/')
+		n = snprintf(out, cap, "%s/cordon", xdg);
+	else
+		n = snprintf(out, cap, "/tmp/cordon-%u", (unsigned)geteuid());
+	if (n < 0 || (size_t)n >= cap)
+		return cdn_err_msg(err, ENAMETOOLONG, "the control directory's name is too long");
+	return 0;
+}
+
+int control_dir_open(bool create, char *path, size_t cap, struct cdn_err *err)
+{
+	int r = dir_name(path, cap, err);
+	if (r < 0)
+		return r;
+	if (create && mkdir(path, 0700) < 0 && errno != EEXIST)
+		return cdn_err_set(err, errno, "create %s", path);
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return cdn_err_set(err, errno, "open %s", path);
+	struct stat st;
+	if (fstat(fd, &st) < 0) {
+		close(fd);
+		return cdn_err_set(err, errno, "stat %s", path);
+	}
+	/* Trust is checked on what was opened, not on the name: a directory
+	 * someone else made (or may write to) would let them plant a socket
+	 * that shows forged approvals and receives the decisions. */
+	if (st.st_uid != geteuid() || (st.st_mode & 077)) {
+		close(fd);
+		return cdn_err_msg(err, EPERM,
+				   "refusing the control directory %s: it must be owned by uid %u "
+				   "with no access for others (it is owned by uid %u, mode %03o); "
+				   "another user may have made it",
+				   path, (unsigned)geteuid(), (unsigned)st.st_uid,
+				   (unsigned)(st.st_mode & 0777));
+	}
+	return fd;
+}
+
+/* The socket of run `id` under the checked directory fd, as a path that
+ * resolves through that fd (so a later swap of the directory's name does
+ * not redirect it). */
+static int sock_addr(int dirfd, const char *id, struct sockaddr_un *sun, struct cdn_err *err)
+{
+	int r = store_run_id_check(id, err);
+	if (r < 0)
+		return r;
+	memset(sun, 0, sizeof(*sun));
+	sun->sun_family = AF_UNIX;
+	int n = snprintf(sun->sun_path, sizeof(sun->sun_path), "/proc/self/fd/%d/%s.sock", dirfd, id);
+	if (n < 0 || (size_t)n >= sizeof(sun->sun_path))
+		return cdn_err_msg(err, ENAMETOOLONG, "control socket name too long");
+	return 0;
+}
+
+static bool peer_trusted(int fd)
+{
+	struct ucred cred;
+	socklen_t cl = sizeof(cred);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) < 0)
+		return false;
+	return cred.uid == 0 || cred.uid == geteuid();
+}
+
+/* ------------------------------------------------------------------ server */
+
+struct pending {
+	char id[64];
+	char method[16];
+	char host[256];
+	char path[512];
+	char reason[1024];
+	char source[16];
+	int port;
+	uint64_t created_ms, deadline_ms;
+};
+
+struct control_server {
+	struct event_base *base;
+	struct control_hooks hooks;
+	char run_id[STORE_RUN_ID_MAX + 1];
+	char path[512];
+	struct evconnlistener *listener;
+	unsigned clients;
+	struct pending apprs[CONTROL_MAX_APPROVALS];
+	size_t n_apprs;
+};
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void copy_field(char *dst, size_t cap, const json_t *o, const char *key)
+{
+	const char *v = json_string_value(json_object_get(o, key));
+	snprintf(dst, cap, "%s", v ? v : "");
+}
+
+void control_approval_add(struct control_server *s, const json_t *req)
+{
+	const char *id = json_string_value(json_object_get(req, "approval_id"));
+	if (!s || !id || !*id || s->n_apprs >= CONTROL_MAX_APPROVALS)
+		return;
+	struct pending *p = &s->apprs[s->n_apprs];
+	memset(p, 0, sizeof(*p));
+	copy_field(p->id, sizeof(p->id), req, "approval_id");
+	copy_field(p->method, sizeof(p->method), req, "method");
+	copy_field(p->host, sizeof(p->host), req, "hostname");
+	copy_field(p->path, sizeof(p->path), req, "path");
+	copy_field(p->reason, sizeof(p->reason), req, "reason");
+	copy_field(p->source, sizeof(p->source), req, "source");
+	json_int_t port = json_integer_value(json_object_get(req, "port"));
+	p->port = port >= 0 && port <= 65535 ? (int)port : 0;
+	json_int_t t = json_integer_value(json_object_get(req, "timeout_s"));
+	p->created_ms = mono_ms();
+	p->deadline_ms = p->created_ms + (uint64_t)(t > 0 && t <= 86400 ? t : 0) * 1000;
+	s->n_apprs++;
+}
+
+void control_approval_remove(struct control_server *s, const char *id)
+{
+	for (size_t i = 0; s && id && i < s->n_apprs; i++)
+		if (strcmp(s->apprs[i].id, id) == 0) {
+			s->apprs[i] = s->apprs[--s->n_apprs];
+			return;
+		}
+}
+
+static json_t *list_json(const struct control_server *s)
+{
+	json_t *arr = json_array();
+	uint64_t now = mono_ms();
+	for (size_t i = 0; arr && i < s->n_apprs; i++) {
+		const struct pending *p = &s->apprs[i];
+		json_t *a = json_pack("{s:s, s:s, s:s, s:i, s:s, s:I}", "id", p->id, "method",
+				      p->method, "host", p->host, "port", p->port, "path", p->path,
+				      "waiting_s", (json_int_t)((now - p->created_ms) / 1000));
+		if (!a)
+			continue;
+		if (p->deadline_ms)
+			json_object_set_new(a, "expires_in_s",
+					    json_integer((json_int_t)(p->deadline_ms > now
+									 ? (p->deadline_ms - now) / 1000
+									 : 0)));
+		if (p->reason[0])
+			json_object_set_new(a, "reason", json_string(p->reason));
+		if (p->source[0])
+			json_object_set_new(a, "source", json_string(p->source));
+		json_array_append_new(arr, a);
+	}
+	return arr;
+}
+
+static json_t *handle(struct control_server *s, const char *line, size_t len)
+{
+	json_t *req = json_loadb(line, len, JSON_REJECT_DUPLICATES, NULL);
+	const char *op = json_string_value(json_object_get(req, "op"));
+	json_t *res;
+	if (!json_is_object(req)) {
+		res = json_pack("{s:b, s:s}", "ok", 0, "error", "expected a JSON object");
+	} else if (op && strcmp(op, "list") == 0) {
+		res = json_pack("{s:b, s:s, s:o}", "ok", 1, "run_id", s->run_id, "approvals",
+				list_json(s));
+	} else if (op && strcmp(op, "decide") == 0) {
+		const char *id = json_string_value(json_object_get(req, "id"));
+		json_t *ap = json_object_get(req, "approve");
+		const char *by = json_string_value(json_object_get(req, "by"));
+		struct cdn_err err = { 0 };
+		if (!id || !json_is_boolean(ap))
+			res = json_pack("{s:b, s:s}", "ok", 0, "error",
+					"decide needs \"id\" and a boolean \"approve\"");
+		else if (s->hooks.decide(s->hooks.ctx, id, json_is_true(ap), by, &err) < 0)
+			res = json_pack("{s:b, s:s}", "ok", 0, "error",
+					err.msg[0] ? err.msg : "the decision was not taken");
+		else
+			res = json_pack("{s:b}", "ok", 1);
+	} else {
+		res = json_pack("{s:b, s:s}", "ok", 0, "error", "unknown op (list, decide)");
+	}
+	json_decref(req);
+	return res;
+}
+
+static void client_done(struct bufferevent *bev, struct control_server *s)
+{
+	bufferevent_free(bev);
+	s->clients--;
+}
+
+static void on_written(struct bufferevent *bev, void *arg)
+{
+	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		client_done(bev, arg);
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+	(void)what; /* EOF, error or timeout: the connection is over */
+	client_done(bev, arg);
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+	struct control_server *s = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	size_t n = 0;
+	char *line = evbuffer_readln(in, &n, EVBUFFER_EOL_LF);
+	if (!line) {
+		/* The watermark stops reading at CONTROL_MAX_LINE + 1 bytes: a
+		 * line that long is refused, not buffered further. */
+		if (evbuffer_get_length(in) > CONTROL_MAX_LINE)
+			client_done(bev, s);
+		return;
+	}
+	json_t *res = n <= CONTROL_MAX_LINE ? handle(s, line, n)
+					    : json_pack("{s:b, s:s}", "ok", 0, "error", "too long");
+	free(line);
+	char *out = res ? json_dumps(res, JSON_COMPACT) : NULL;
+	json_decref(res);
+	bufferevent_disable(bev, EV_READ);
+	bufferevent_setcb(bev, NULL, on_written, on_event, s);
+	if (!out) {
+		client_done(bev, s);
+		return;
+	}
+	evbuffer_add(bufferevent_get_output(bev), out, strlen(out));
+	evbuffer_add(bufferevent_get_output(bev), "\n", 1);
+	free(out);
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
+		      void *arg)
+{
+	(void)l;
+	(void)sa;
+	(void)salen;
+	struct control_server *s = arg;
+	/* The directory is 0700 and the socket 0600; check the peer anyway,
+	 * and bound how many may hold a connection. */
+	if (!peer_trusted(fd) || s->clients >= CONTROL_MAX_CLIENTS) {
+		close(fd);
+		return;
+	}
+	struct bufferevent *bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (!bev) {
+		close(fd);
+		return;
+	}
+	s->clients++;
+	bufferevent_setcb(bev, on_read, NULL, on_event, s);
+	bufferevent_setwatermark(bev, EV_READ, 0, CONTROL_MAX_LINE + 1);
+	/* One whole request and reply within this, however slowly sent. */
+	struct timeval tv = { CONTROL_TIMEOUT_S, 0 };
+	bufferevent_set_timeouts(bev, &tv, &tv);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+}
+
+int control_server_new(struct event_base *base, const char *run_id,
+		       const struct control_hooks *hooks, struct control_server **out,
+		       struct cdn_err *err)
+{
+	*out = NULL;
+	char dir[256];
+	_cleanup_close_ int dfd = control_dir_open(true, dir, sizeof(dir), err);
+	if (dfd < 0)
+		return dfd;
+	struct sockaddr_un sun;
+	int r = sock_addr(dfd, run_id, &sun, err);
+	if (r < 0)
+		return r;
+	struct control_server *s = calloc(1, sizeof(*s));
+	if (!s)
+		return cdn_err_set(err, ENOMEM, "control socket");
+	s->base = base;
+	s->hooks = *hooks;
+	snprintf(s->run_id, sizeof(s->run_id), "%s", run_id);
+	snprintf(s->path, sizeof(s->path), "%s/%s.sock", dir, run_id);
+	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0) {
+		free(s);
+		return cdn_err_set(err, errno, "control socket");
+	}
+	(void)unlinkat(dfd, strrchr(s->path, '/') + 1, 0);
+	mode_t old = umask(0177);
+	r = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
+	umask(old);
+	if (r < 0 || listen(fd, CONTROL_MAX_CLIENTS) < 0) {
+		r = cdn_err_set(err, errno, "control socket %s", s->path);
+		free(s);
+		return r;
+	}
+	s->listener = evconnlistener_new(base, on_accept, s, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+	if (!s->listener) {
+		(void)unlinkat(dfd, strrchr(s->path, '/') + 1, 0);
+		free(s);
+		return cdn_err_set(err, ENOMEM, "control socket");
+	}
+	fd = -1;
+	*out = s;
+	return 0;
+}
+
+void control_server_free(struct control_server *s)
+{
+	if (!s)
+		return;
+	if (s->listener)
+		evconnlistener_free(s->listener);
+	unlink(s->path);
+	free(s);
+}
+
+/* ------------------------------------------------------------------ client */
+
+json_t *control_ask(const char *run_id, const json_t *req, struct cdn_err *err)
+{
+	char dir[256];
+	_cleanup_close_ int dfd = control_dir_open(false, dir, sizeof(dir), err);
+	if (dfd < 0)
+		return NULL;
+	struct sockaddr_un sun;
+	if (sock_addr(dfd, run_id, &sun, err) < 0)
+		return NULL;
+	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+		cdn_err_set(err, errno, "run %s: control socket", run_id);
+		return NULL;
+	}
+	if (!peer_trusted(fd)) {
+		cdn_err_msg(err, EPERM, "run %s: the control socket is served by another user",
+			    run_id);
+		return NULL;
+	}
+	_cleanup_free_ char *line = json_dumps(req, JSON_COMPACT);
+	if (!line) {
+		cdn_err_set(err, ENOMEM, "control request");
+		return NULL;
+	}
+	size_t len = strlen(line);
+	line[len] = '\n'; /* json_dumps's NUL becomes the line's end */
+	for (size_t off = 0; off < len + 1;) {
+		ssize_t w = send(fd, line + off, len + 1 - off, MSG_NOSIGNAL);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			cdn_err_set(err, errno, "run %s: control socket", run_id);
+			return NULL;
+		}
+		off += (size_t)w;
+	}
+	_cleanup_free_ char *buf = malloc(CONTROL_MAX_REPLY);
+	size_t got = 0;
+	while (buf && got < CONTROL_MAX_REPLY) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		if (poll(&p, 1, CONTROL_TIMEOUT_S * 1000) <= 0)
+			break;
+		ssize_t n = read(fd, buf + got, CONTROL_MAX_REPLY - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+		if (memchr(buf + got - (size_t)n, '\n', (size_t)n))
+			break;
+	}
+	json_t *res = buf && got ? json_loadb(buf, got, JSON_DISABLE_EOF_CHECK, NULL) : NULL;
+	if (!json_is_object(res)) {
+		json_decref(res);
+		cdn_err_msg(err, EPROTO, "run %s: no answer on the control socket", run_id);
+		return NULL;
+	}
+	return res;
+}
+
+int control_each(int (*fn)(const char *run_id, void *ctx), void *ctx, struct cdn_err *err)
+{
+	char dir[256];
+	int dfd = control_dir_open(false, dir, sizeof(dir), err);
+	if (dfd < 0)
+		return err->code == ENOENT ? 0 : dfd;
+	_cleanup_closedir_ DIR *d = fdopendir(dfd);
+	if (!d) {
+		close(dfd);
+		return cdn_err_set(err, errno, "open %s", dir);
+	}
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		size_t l = strlen(de->d_name);
+		if (l < 6 || l - 5 > STORE_RUN_ID_MAX || strcmp(de->d_name + l - 5, ".sock") != 0)
+			continue;
+		char id[STORE_RUN_ID_MAX + 1];
+		memcpy(id, de->d_name, l - 5);
+		id[l - 5] = '\0';
+		struct cdn_err e2 = { 0 };
+		if (store_run_id_check(id, &e2) < 0)
+			continue;
+		int r = fn(id, ctx);
+		if (r > 0)
+			return r;
+	}
+	return 0;
+}
