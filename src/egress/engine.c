@@ -101,6 +101,8 @@ struct pconn {
 	struct inspect_stream insp;
 	struct evbuffer *hold; /* inspected body bytes not yet released */
 	bool body_done;
+	struct seal_sel seal;	/* sealed secrets swapped on this request */
+	struct evbuffer *rhold; /* response bytes held back for the swap back */
 
 	/* response */
 	bool res_head_done;
@@ -136,6 +138,7 @@ static void approval_decided(struct pconn *c, bool approved, const char *why);
 static void start_tls(struct pconn *c);
 static void upstream_ready(struct pconn *c);
 static void start_tunnel(struct pconn *c);
+static void unseal_response(struct pconn *c, struct evbuffer *in, size_t n, bool all);
 
 uint64_t egress_now_ms(void)
 {
@@ -234,6 +237,10 @@ static void reset_request(struct pconn *c)
 	c->status = 0;
 	if (c->hold)
 		evbuffer_drain(c->hold, evbuffer_get_length(c->hold));
+	if (c->rhold)
+		evbuffer_drain(c->rhold, evbuffer_get_length(c->rhold));
+	c->seal.n = 0;
+	c->seal.max_len = 0;
 }
 
 static void conn_free(struct pconn *c)
@@ -259,6 +266,8 @@ static void conn_free(struct pconn *c)
 		bufferevent_free(c->ubev);
 	if (c->hold)
 		evbuffer_free(c->hold);
+	if (c->rhold)
+		evbuffer_free(c->rhold);
 	LIST_REMOVE(c, link);
 	c->e->n_conns--;
 	free(c);
@@ -493,9 +502,10 @@ static void accept_conn(struct evconnlistener *l, evutil_socket_t fd, struct soc
 	c->cbev = bufferevent_socket_new(e->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	c->timer = evtimer_new(e->base, head_timeout, c);
 	c->hold = evbuffer_new();
+	c->rhold = evbuffer_new();
 	LIST_INSERT_HEAD(&e->conns, c, link);
 	e->n_conns++;
-	if (!c->cbev || !c->timer || !c->hold) {
+	if (!c->cbev || !c->timer || !c->hold || !c->rhold) {
 		if (!c->cbev)
 			close(fd);
 		conn_free(c);
@@ -779,18 +789,13 @@ static void approval_decided(struct pconn *c, bool approved, const char *why)
 	GUARD_OUT(c);
 }
 
-/* A granted secret found in a request to a domain it is scoped to is the
- * secret doing its job (an API key sent to its API), not a leak. */
-static bool finding_in_scope(const struct pconn *c, const struct inspect_finding *f)
+bool egress_secret_in_scope(const struct egress_engine *e, const char *secret, const char *host)
 {
-	if (!f->is_secret)
-		return false;
-	const char *host = c->req.host;
 	size_t hl = strlen(host);
-	for (size_t i = 0; i < c->e->n_scopes; i++) {
-		if (strcmp(c->e->scope_secret[i], f->name) != 0)
+	for (size_t i = 0; i < e->n_scopes; i++) {
+		if (strcmp(e->scope_secret[i], secret) != 0)
 			continue;
-		const char *d = c->e->scope_domain[i];
+		const char *d = e->scope_domain[i];
 		if (d[0] == '*' && d[1] == '.') {
 			size_t dl = strlen(d + 1); /* ".example.com" */
 			if (hl > dl && strcasecmp(host + hl - dl, d + 1) == 0)
@@ -800,6 +805,14 @@ static bool finding_in_scope(const struct pconn *c, const struct inspect_finding
 		}
 	}
 	return false;
+}
+
+/* A granted secret found in a request to a domain it is scoped to is the
+ * secret doing its job (an API key sent to its API), not a leak. The host
+ * is the normalised one, as the policy matched it. */
+static bool finding_in_scope(const struct pconn *c, const struct inspect_finding *f)
+{
+	return f->is_secret && egress_secret_in_scope(c->e, f->name, host_for_errors(c));
 }
 
 /* The findings from index `from` that are leaks, as a JSON list of names;
@@ -1012,6 +1025,29 @@ static bool connection_lists(const struct http_request *r, const char *name, siz
 	return false;
 }
 
+/* Sealed secrets this request carries to their scope go in now, after
+ * every stage has decided: in the target and in header values (Basic
+ * credentials included), never in Host, in place (same lengths). */
+static void seal_request_head(struct pconn *c)
+{
+	egress_seal_select(c->e, host_for_errors(c), &c->seal);
+	if (c->seal.n == 0)
+		return;
+	const char *lo = c->head, *hi = c->head + c->req.head_len;
+	struct http_request *r = &c->req;
+	if (r->path >= lo && r->path + r->path_len <= hi)
+		egress_seal_apply(c->e, &c->seal, true, (char *)r->path, r->path_len);
+	for (size_t i = 0; i < r->n_fields; i++) {
+		struct http_field *f = &r->fields[i];
+		if ((f->name_len == 4 && strncasecmp(f->name, "host", 4) == 0) || f->value < lo ||
+		    f->value + f->value_len > hi)
+			continue;
+		egress_seal_apply(c->e, &c->seal, true, (char *)f->value, f->value_len);
+		if (f->name_len == 13 && strncasecmp(f->name, "authorization", 13) == 0)
+			egress_seal_apply_basic(c->e, &c->seal, true, (char *)f->value, f->value_len);
+	}
+}
+
 /* The head as the upstream sees it: origin-form, no hop-by-hop fields,
  * framing we control. */
 static void send_request_head(struct pconn *c)
@@ -1163,6 +1199,7 @@ static void upstream_ready(struct pconn *c)
 	} else if (c->req.form == HTTP_TARGET_AUTHORITY) {
 		start_tunnel(c);
 	} else {
+		seal_request_head(c);
 		send_request_head(c);
 		c->state = C_BODY;
 		c->body_left = c->req.body == HTTP_BODY_LENGTH ? c->req.content_length : 0;
@@ -1201,6 +1238,8 @@ static void upstream_event(struct bufferevent *bev, short what, void *arg)
 		} else if (c->state == C_RESPONSE && c->res_head_done && c->res.body == HTTP_BODY_CLOSE &&
 			   (what & BEV_EVENT_EOF)) {
 			pump_response(c);
+			if (c->seal.n)
+				unseal_response(c, bufferevent_get_input(c->ubev), 0, true);
 			c->res_left = 0;
 			json_t *j = request_entry(c, "request");
 			egress_audit(c->e, j);
@@ -1286,7 +1325,18 @@ static bool body_data(struct pconn *c, const char *p, size_t n)
 			return false;
 	}
 	evbuffer_add(c->hold, p, n);
-	release_hold(c, INSPECT_OVERLAP);
+	size_t keep = INSPECT_OVERLAP;
+	if (c->seal.n) {
+		/* Every placeholder that ends in these bytes lies in the hold:
+		 * it keeps the longest needle's length. */
+		size_t len = evbuffer_get_length(c->hold);
+		char *h = (char *)evbuffer_pullup(c->hold, (ssize_t)len);
+		if (h)
+			egress_seal_apply(c->e, &c->seal, true, h, len);
+		if (c->seal.max_len > keep)
+			keep = c->seal.max_len;
+	}
+	release_hold(c, keep);
 	return true;
 }
 
@@ -1425,6 +1475,22 @@ static void forward_response_head(struct pconn *c, const char *head)
 
 static void pump_response_once(struct pconn *c);
 
+/* Moves n response bytes to the client through the hold, swapping sealed
+ * values back to placeholders; `all` releases the hold too (the body is
+ * done or the connection ends). */
+static void unseal_response(struct pconn *c, struct evbuffer *in, size_t n, bool all)
+{
+	struct evbuffer *out = bufferevent_get_output(c->cbev);
+	evbuffer_remove_buffer(in, c->rhold, n);
+	size_t len = evbuffer_get_length(c->rhold);
+	char *h = len ? (char *)evbuffer_pullup(c->rhold, (ssize_t)len) : NULL;
+	if (h)
+		egress_seal_apply(c->e, &c->seal, false, h, len);
+	size_t keep = all ? 0 : c->seal.max_len;
+	if (len > keep)
+		evbuffer_remove_buffer(c->rhold, out, len - keep);
+}
+
 static void pump_response(struct pconn *c)
 {
 	pump_response_once(c);
@@ -1458,6 +1524,11 @@ static void pump_response_once(struct pconn *c)
 				return;
 			}
 			c->res_keep_alive = c->res.keep_alive;
+			/* The value goes back to a placeholder before the agent can
+			 * see it: an upstream may echo what it was sent. */
+			for (size_t i = 0; c->seal.n && i < c->res.n_fields; i++)
+				egress_seal_apply(c->e, &c->seal, false, (char *)c->res.fields[i].value,
+						  c->res.fields[i].value_len);
 			forward_response_head(c, data);
 			c->res_size += (uint64_t)r;
 			evbuffer_drain(in, (size_t)r);
@@ -1507,7 +1578,10 @@ static void pump_response_once(struct pconn *c)
 			n = (size_t)used;
 			done = c->res_chunk.done;
 		}
-		evbuffer_remove_buffer(in, out, n);
+		if (c->seal.n)
+			unseal_response(c, in, n, done);
+		else
+			evbuffer_remove_buffer(in, out, n);
 		c->res_size += n;
 		if (done) {
 			kick(c->cbev);
@@ -1585,7 +1659,8 @@ int egress_engine_new(struct event_base *base, const struct egress_engine_config
 	}
 	e->policy->p = cfg->policy;
 	e->policy->refs = 1;
-	if ((r = inspector_new(cfg->secrets, cfg->n_secrets, &e->insp, err)) < 0)
+	if ((r = inspector_new(cfg->secrets, cfg->n_secrets, &e->insp, err)) < 0 ||
+	    (r = egress_seal_init(e, cfg->sealed, cfg->n_sealed, err)) < 0)
 		goto out;
 	if (cfg->n_scopes) {
 		e->scope_secret = calloc(cfg->n_scopes, sizeof(char *));
@@ -1697,6 +1772,7 @@ void egress_engine_free(struct egress_engine *e)
 	if (e->dns)
 		evdns_base_free(e->dns, 1);
 	inspector_free(e->insp);
+	egress_seal_free(e);
 	for (size_t i = 0; i < e->n_scopes; i++) {
 		free(e->scope_secret[i]);
 		free(e->scope_domain[i]);

@@ -56,6 +56,16 @@ struct egress_secret_scope {
 	const char *domain;
 };
 
+/* A sealed secret (vault/seal.h): the sandbox holds `placeholder` (len
+ * bytes and a NUL); on requests to the secret's scope (the scopes with its
+ * name) the engine swaps `value` in, and back on the responses. */
+struct egress_sealed {
+	const char *name;
+	const char *placeholder;
+	const uint8_t *value;
+	size_t len;
+};
+
 struct egress_engine_config {
 	const char *run_id;
 	/* The policy; the engine takes ownership. */
@@ -68,6 +78,12 @@ struct egress_engine_config {
 	 * leak. Everywhere else, the secret's value blocks the request. */
 	const struct egress_secret_scope *scopes;
 	size_t n_scopes;
+	/* Sealed secrets, swapped in on the way to their scope. Copied (the
+	 * values into guarded memory, wiped when the engine goes). Their
+	 * placeholders belong in `secrets` too, so that inspection blocks
+	 * them everywhere else. */
+	const struct egress_sealed *sealed;
+	size_t n_sealed;
 	/* A hosts file the resolver consults first (tests and air-gapped
 	 * setups); NULL: the system's. Read when the engine is made. */
 	const char *hosts_file;

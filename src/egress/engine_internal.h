@@ -25,6 +25,17 @@ struct approval;
 
 /* A policy shared by the requests that started under it: a reload swaps
  * the engine's current one; old ones go when their last request ends. */
+#define EGRESS_MAX_SWAPS (INSPECT_MAX_SECRETS * 3) /* a sealed secret in three encodings */
+
+struct seal_swap;
+
+/* The swaps that apply to one request (its host is in their scope). */
+struct seal_sel {
+	uint16_t idx[EGRESS_MAX_SWAPS];
+	size_t n;
+	size_t max_len; /* of the longest: what the body must hold back */
+};
+
 struct policy_ref {
 	struct egress_policy *p;
 	int refs;
@@ -38,6 +49,8 @@ struct egress_engine {
 	struct inspector *insp;
 	char **scope_secret, **scope_domain; /* pairs: where a granted secret may go */
 	size_t n_scopes;
+	struct seal_swap *swaps; /* sealed secrets, each in its encodings */
+	size_t n_swaps, swap_max_len;
 	struct egress_ca *ca; /* TLS inspection, NULL when no rule asks for it */
 	char *upstream_ca;    /* extra CA file for verifying upstreams */
 	char *run_id;
@@ -69,6 +82,21 @@ void egress_policy_put(struct policy_ref *r);
 /* Writes one audit line (and tells the caller) about a request. */
 void egress_audit(struct egress_engine *e, json_t *entry);
 void egress_emit(struct egress_engine *e, const char *type, json_t *data);
+
+/* True when `host` (normalised) is in the scope of secret `secret`. */
+bool egress_secret_in_scope(const struct egress_engine *e, const char *secret, const char *host);
+
+/* engine_seal.c: sealed secrets on the wire */
+int egress_seal_init(struct egress_engine *e, const struct egress_sealed *s, size_t n,
+		     struct cdn_err *err);
+void egress_seal_free(struct egress_engine *e);
+void egress_seal_select(const struct egress_engine *e, const char *host, struct seal_sel *sel);
+/* Swaps placeholders for values (forward) or back, in place; the count. */
+size_t egress_seal_apply(const struct egress_engine *e, const struct seal_sel *sel, bool forward,
+			 char *buf, size_t len);
+/* The same inside an "Authorization: Basic ..." value. */
+size_t egress_seal_apply_basic(const struct egress_engine *e, const struct seal_sel *sel,
+			       bool forward, char *value, size_t len);
 
 /* engine_dns.c */
 int egress_dns_attach(struct egress_engine *e, int udp_fd, int tcp_fd, struct cdn_err *err);

@@ -1310,3 +1310,13 @@ size_t inspect_feed(struct inspect_stream *s, const char *data, size_t len)
 	}
 	return s->n_findings;
 }
+
+size_t inspect_chunk_len(size_t len)
+{
+	if (len <= INSPECT_MAX_SECRET_LEN)
+		return len;
+	size_t chunk = (len + INSPECT_MAX_CHUNKS - 1) / INSPECT_MAX_CHUNKS;
+	if (chunk < 1024)
+		chunk = 1024;
+	return chunk > INSPECT_MAX_SECRET_LEN / 2 ? 0 : chunk;
+}

@@ -49,6 +49,17 @@
 #define INSPECT_MIN_SECRET_LEN 8 /* shorter values would match everywhere */
 #define INSPECT_MAX_FINDINGS 16	 /* distinct findings reported per stream */
 
+#define INSPECT_MAX_CHUNKS 32 /* pieces a long secret is looked for by */
+
+/*
+ * A secret longer than INSPECT_MAX_SECRET_LEN is looked for by its pieces:
+ * consecutive chunks of this many bytes (the last one longer when what is
+ * left would be too short), at most INSPECT_MAX_CHUNKS of them; any
+ * 2 * chunk - 1 consecutive bytes of the secret hold a whole chunk, so a
+ * leak of that much is found. 0 when len is too long even for that.
+ */
+size_t inspect_chunk_len(size_t len);
+
 struct inspector; /* compiled detectors, shared by all streams of a run */
 
 struct inspect_secret {

@@ -685,7 +685,8 @@ static int parse_secret_scopes(struct mctx *c, const json_t *v, struct agent_man
 		return merr(c, "egress.secrets", "%zu secrets, more than %d", n, MANIFEST_MAX_LIST);
 	m->secret_scope_names = calloc(n + 1, sizeof(char *));
 	m->secret_scope_domains = calloc(n + 1, sizeof(char **));
-	if (!m->secret_scope_names || !m->secret_scope_domains)
+	m->secret_scope_raw = calloc(n + 1, sizeof(bool));
+	if (!m->secret_scope_names || !m->secret_scope_domains || !m->secret_scope_raw)
 		return cdn_err_set(c->err, ENOMEM, "%s", c->src);
 	const char *key;
 	const json_t *val;
@@ -701,8 +702,30 @@ static int parse_secret_scopes(struct mctx *c, const json_t *v, struct agent_man
 		if (!(m->secret_scope_names[i] = strdup(key)))
 			return cdn_err_set(c->err, ENOMEM, "%s", c->src);
 		m->n_secret_scopes++;
+		const json_t *doms = val;
+		if (json_is_object(val)) {
+			/* {"domains": [...], "raw": true}: the long form, for a
+			 * secret the agent must hold itself. */
+			static const char *const keys[] = { "domains", "raw" };
+			if ((rc = check_object(c, val, kp, "an object with \"domains\" and \"raw\"",
+					       keys, CDN_ARRAY_SIZE(keys))) < 0)
+				return rc;
+			char sub[PATH_LEN];
+			const json_t *raw = json_object_get(val, "raw");
+			if (raw) {
+				path_key(sub, sizeof(sub), kp, "raw");
+				if (!json_is_boolean(raw))
+					return wrong_type(c, sub, raw, "true or false");
+				m->secret_scope_raw[i] = json_is_true(raw);
+			}
+			doms = json_object_get(val, "domains");
+			if (!doms)
+				return merr(c, kp, "missing key \"domains\" (where the secret may go)");
+			path_key(sub, sizeof(sub), kp, "domains");
+			snprintf(kp, sizeof(kp), "%s", sub);
+		}
 		size_t nd = 0;
-		rc = get_strv(c, val, kp, "a list of domain names", 1, MANIFEST_MAX_LIST, true,
+		rc = get_strv(c, doms, kp, "a list of domain names", 1, MANIFEST_MAX_LIST, true,
 			      check_domain, EGRESS_MAX_HOST + 1, &m->secret_scope_domains[i], &nd);
 		if (rc < 0)
 			return rc;
@@ -1029,6 +1052,7 @@ void manifest_free(struct agent_manifest *m)
 	for (size_t i = 0; m->secret_scope_domains && i < m->n_secret_scopes; i++)
 		strv_free(m->secret_scope_domains[i]);
 	free(m->secret_scope_domains);
+	free(m->secret_scope_raw);
 	strv_free(m->secret_scope_names);
 	for (size_t i = 0; m->egress_rules && i < m->n_egress_rules; i++)
 		free(m->egress_rules[i].name);

@@ -87,16 +87,20 @@ struct agent_manifest {
 	size_t n_egress_rules;
 
 	/*
-	 * egress.secrets: {"NAME": ["domain", ...]}. Where each declared
-	 * secret may be sent; everywhere else the proxy blocks a request that
-	 * carries its value. secret_scope_names[i] goes with the NULL-
-	 * terminated list secret_scope_domains[i] (normalised like egress
-	 * domains). A secret with no entry may be sent nowhere, except the
+	 * egress.secrets: {"NAME": ["domain", ...]} or {"NAME": {"domains":
+	 * [...], "raw": true}}. Where each declared secret may be sent;
+	 * everywhere else the proxy blocks a request that carries it.
+	 * secret_scope_names[i] goes with the NULL-terminated list
+	 * secret_scope_domains[i] (normalised like egress domains) and
+	 * secret_scope_raw[i]. A scoped secret is sealed unless raw: the
+	 * sandbox gets a placeholder, the proxy swaps in the value on the way
+	 * to the scope. A secret with no entry may be sent nowhere, except the
 	 * conventional LLM keys, which may go to their provider
-	 * (manifest_default_secret_domains).
+	 * (manifest_default_secret_domains), sealed.
 	 */
 	char **secret_scope_names;
 	char ***secret_scope_domains;
+	bool *secret_scope_raw;
 	size_t n_secret_scopes;
 
 	char **required_secrets; /* environment variable names, e.g. OPENAI_API_KEY; */

@@ -227,7 +227,10 @@ static int fd_of(const json_t *fds, const char *k)
 }
 
 struct secrets {
-	struct inspect_secret insp[NETPART_MAX_SECRETS];
+	struct inspect_secret insp[INSPECT_MAX_SECRETS];
+	size_t n_insp;
+	struct egress_sealed sealed[NETPART_MAX_SECRETS];
+	size_t n_sealed;
 	struct egress_secret_scope scopes[NETPART_MAX_SECRETS * 16];
 	uint8_t *values[NETPART_MAX_SECRETS];
 	size_t lens[NETPART_MAX_SECRETS];
@@ -273,11 +276,31 @@ static int load_secrets(struct part *p, const json_t *arr, struct secrets *s, st
 		 * the placeholder of a sealed one (the sandbox never had the
 		 * value, so that is what it could try to send). */
 		const char *ph = jstr(sec, "placeholder");
-		s->insp[s->n] = (struct inspect_secret){
-			.name = name,
-			.value = ph ? ph : (const char *)s->values[s->n],
-			.len = ph ? strlen(ph) : len,
-		};
+		const char *look = ph ? ph : (const char *)s->values[s->n];
+		size_t look_len = ph ? strlen(ph) : len;
+		/* A placeholder too short to tell from ordinary bytes is not
+		 * looked for: it is not the secret, so it may go anywhere. (A raw
+		 * secret that short never gets here: the run is refused.) */
+		if (ph && look_len < INSPECT_MIN_SECRET_LEN)
+			look_len = 0;
+		size_t chunk = look_len ? inspect_chunk_len(look_len) : 1;
+		if (chunk == 0)
+			return cdn_err_msg(err, E2BIG, "secret %s is too long to inspect", name);
+		/* A long one is looked for by its chunks (inspect.h); the last
+		 * takes what is left. */
+		for (size_t off = 0; off < look_len;) {
+			size_t n = look_len - off < 2 * chunk ? look_len - off : chunk;
+			if (s->n_insp >= INSPECT_MAX_SECRETS)
+				return cdn_err_msg(err, E2BIG, "too many secrets to inspect");
+			s->insp[s->n_insp++] = (struct inspect_secret){ .name = name,
+									.value = look + off,
+									.len = n };
+			off += n;
+		}
+		if (ph)
+			s->sealed[s->n_sealed++] = (struct egress_sealed){
+				.name = name, .placeholder = ph, .value = s->values[s->n], .len = len
+			};
 		size_t k;
 		json_t *d;
 		json_array_foreach(json_object_get(sec, "domains"), k, d)
@@ -322,9 +345,11 @@ static int build_engine(struct part *p, const json_t *conf, const json_t *eg, st
 			.run_id = jstr(conf, "run_id"),
 			.policy = pol,
 			.secrets = s->insp,
-			.n_secrets = s->n,
+			.n_secrets = s->n_insp,
 			.scopes = s->scopes,
 			.n_scopes = s->n_scopes,
+			.sealed = s->sealed,
+			.n_sealed = s->n_sealed,
 			.hosts_file = jstr(eg, "hosts_file"),
 			.upstream_ca_file = jstr(eg, "upstream_ca"),
 			.ca = ca,

@@ -50,6 +50,7 @@
 #include "run/supervise.h"
 #include "sandbox/sandbox.h"
 #include "vault/redact.h"
+#include "vault/seal.h"
 
 #define DEFAULT_MEM (1ull << 30)
 #define DEFAULT_PIDS 256
@@ -83,6 +84,8 @@ struct run_ctx {
 	json_t *caps;	 /* resolved capabilities */
 	json_t *env;	 /* resolved env, or null */
 	json_t *secrets; /* names injected */
+	json_t *delivery; /* name -> {"delivery": "sealed"|"raw", "scope", "inspection"} */
+	size_t n_inspected; /* entries the network part will look for */
 	json_t *steps;
 	size_t n_steps;
 	char step_buf[RUN_MAX_STEP_LINE + 1];
@@ -659,6 +662,10 @@ struct secret_set {
 	uint8_t **values;
 	size_t *lens;
 	size_t n;
+	/* Per secret: where it may go (manifest or default scope, borrowed),
+	 * and its placeholder when sealed (the sandbox gets that instead). */
+	const char *const **domains;
+	char **placeholders;
 };
 
 static void secrets_free(struct secret_set *ss)
@@ -670,11 +677,112 @@ static void secrets_free(struct secret_set *ss)
 		}
 		if (ss->values && ss->values[i])
 			vault_value_free(ss->values[i], ss->lens[i]);
+		if (ss->placeholders && ss->placeholders[i])
+			free(ss->placeholders[i]);
 	}
+	free(ss->domains);
+	free(ss->placeholders);
 	free(ss->env);
 	free(ss->values);
 	free(ss->lens);
 	memset(ss, 0, sizeof(*ss));
+}
+
+/*
+ * How secret i reaches the sandbox. A secret that may go somewhere (the
+ * manifest's egress.secrets, or an LLM key's provider) in a run with a
+ * network is sealed unless the manifest says raw: the sandbox gets a
+ * placeholder and the network part swaps the value in on the way to that
+ * scope, so no transform of what the agent holds can leak it. A raw
+ * secret the network part must recognise in any request: it is refused
+ * when too short for that.
+ */
+static int deliver_secret(struct run_ctx *c, struct secret_set *ss, size_t i, struct cdn_err *err)
+{
+	const struct agent_manifest *m = c->agent.manifest;
+	const char *name = m->required_secrets[i];
+	const char *const *doms = manifest_default_secret_domains(name);
+	bool raw = false;
+	for (size_t q = 0; q < m->n_secret_scopes; q++)
+		if (strcmp(m->secret_scope_names[q], name) == 0) {
+			doms = (const char *const *)m->secret_scope_domains[q];
+			raw = m->secret_scope_raw[q];
+		}
+	ss->domains[i] = doms;
+	bool network = manifest_wants_network(m);
+	const uint8_t *give = ss->values[i];
+	if (network && doms && doms[0] && !raw) {
+		if (ss->lens[i] > INSPECT_MAX_SECRET_LEN)
+			return cdn_err_msg(err, EINVAL,
+					   "secret %s is %zu bytes, too long to seal (at most %d); "
+					   "declare it raw in egress.secrets",
+					   name, ss->lens[i], INSPECT_MAX_SECRET_LEN);
+		ss->placeholders[i] = malloc(ss->lens[i] + 1);
+		if (!ss->placeholders[i])
+			return cdn_err_set(err, ENOMEM, "secrets");
+		struct cdn_err serr = { 0 };
+		if (seal_placeholder(ss->values[i], ss->lens[i], ss->placeholders[i], &serr) < 0)
+			return cdn_err_msg(err, EINVAL,
+					   "secret %s cannot be sealed: %s; declare it raw in "
+					   "egress.secrets ({\"domains\": [...], \"raw\": true})",
+					   name, serr.msg);
+		give = (const uint8_t *)ss->placeholders[i];
+	} else if (network && ss->lens[i] < INSPECT_MIN_SECRET_LEN) {
+		/* The proxy could not tell it from ordinary bytes, so it could
+		 * leave in any request: no run rather than a false promise. */
+		return cdn_err_msg(err, EINVAL,
+				   "secret %s is raw and only %zu bytes long: the proxy needs at least "
+				   "%d to recognise it in a request; seal it (an egress.secrets scope "
+				   "without \"raw\") or make it longer",
+				   name, ss->lens[i], INSPECT_MIN_SECRET_LEN);
+	}
+	/* What the network part will look for, and how well: result.json's
+	 * protections say it (docs/vault.md). */
+	const char *how = "none: the run has no network";
+	char chunks[160];
+	if (network && ss->placeholders[i] && ss->lens[i] >= INSPECT_MIN_SECRET_LEN) {
+		how = "sealed: the value never enters the sandbox; the placeholder is blocked "
+		      "outside the scope";
+		c->n_inspected++;
+	} else if (network && ss->placeholders[i]) {
+		how = "sealed: the value never enters the sandbox; the placeholder is too short "
+		      "to be told from other bytes, and goes unblocked (it is not the secret)";
+	} else if (network) {
+		size_t chunk = inspect_chunk_len(ss->lens[i]);
+		if (chunk == 0)
+			return cdn_err_msg(err, E2BIG, "secret %s is too long to inspect (%zu bytes)",
+					   name, ss->lens[i]);
+		if (chunk == ss->lens[i]) {
+			how = "the whole value and its common encodings";
+			c->n_inspected++;
+		} else {
+			snprintf(chunks, sizeof(chunks),
+				 "by chunks of %zu bytes: any %zu consecutive bytes of it are found",
+				 chunk, 2 * chunk - 1);
+			how = chunks;
+			c->n_inspected += ss->lens[i] / chunk;
+		}
+	}
+	if (c->n_inspected > INSPECT_MAX_SECRETS)
+		return cdn_err_msg(err, E2BIG,
+				   "the agent's secrets need %zu inspection entries, more than %d",
+				   c->n_inspected, INSPECT_MAX_SECRETS);
+	json_t *scope = json_array();
+	for (size_t k = 0; scope && doms && doms[k]; k++)
+		json_array_append_new(scope, json_string(doms[k]));
+	json_object_set_new(c->delivery, name,
+			    json_pack("{s:s, s:o, s:s}", "delivery",
+				      ss->placeholders[i] ? "sealed" : "raw", "scope",
+				      scope ? scope : json_array(), "inspection", how));
+	size_t nl = strlen(name);
+	ss->env[i] = malloc(nl + 1 + ss->lens[i] + 1);
+	if (!ss->env[i])
+		return cdn_err_set(err, ENOMEM, "secrets");
+	memcpy(ss->env[i], name, nl);
+	ss->env[i][nl] = '=';
+	memcpy(ss->env[i] + nl + 1, give, ss->lens[i]);
+	ss->env[i][nl + 1 + ss->lens[i]] = '\0';
+	return 0;
 }
 
 static int load_secrets(struct run_ctx *c, struct secret_set *ss, struct cdn_err *err)
@@ -684,7 +792,9 @@ static int load_secrets(struct run_ctx *c, struct secret_set *ss, struct cdn_err
 	ss->env = calloc(ss->n + 1, sizeof(char *));
 	ss->values = calloc(ss->n + 1, sizeof(uint8_t *));
 	ss->lens = calloc(ss->n + 1, sizeof(size_t));
-	if (!ss->env || !ss->values || !ss->lens)
+	ss->domains = calloc(ss->n + 1, sizeof(*ss->domains));
+	ss->placeholders = calloc(ss->n + 1, sizeof(char *));
+	if (!ss->env || !ss->values || !ss->lens || !ss->domains || !ss->placeholders)
 		return cdn_err_set(err, ENOMEM, "secrets");
 	for (size_t i = 0; i < ss->n; i++) {
 		const char *name = m->required_secrets[i];
@@ -704,14 +814,8 @@ static int load_secrets(struct run_ctx *c, struct secret_set *ss, struct cdn_err
 					   "secret %s holds a NUL byte and cannot be an environment "
 					   "variable",
 					   name);
-		size_t nl = strlen(name);
-		ss->env[i] = malloc(nl + 1 + ss->lens[i] + 1);
-		if (!ss->env[i])
-			return cdn_err_set(err, ENOMEM, "secrets");
-		memcpy(ss->env[i], name, nl);
-		ss->env[i][nl] = '=';
-		memcpy(ss->env[i] + nl + 1, ss->values[i], ss->lens[i]);
-		ss->env[i][nl + 1 + ss->lens[i]] = '\0';
+		if ((r = deliver_secret(c, ss, i, err)) < 0)
+			return r;
 		json_array_append_new(c->secrets, json_string(name));
 	}
 	return 0;
@@ -815,6 +919,44 @@ static int run_policy(struct run_ctx *c, struct egress_policy **out, struct cdn_
 				 NULL, err);
 	egress_policy_free(base);
 	return r;
+}
+
+/* The rule a request to `host` would match: inspected from now on. */
+static void inspect_rule_for(struct egress_policy *p, const char *host)
+{
+	const struct egress_rule *r = egress_policy_match(p, host);
+	if (r)
+		((struct egress_rule *)r)->inspect = true;
+}
+
+/*
+ * A sealed secret is swapped in inside requests, so the network part must
+ * read the requests to its scope: those domains are TLS-inspected, whatever
+ * the policy says (the run CA then vouches for them too).
+ */
+static void inspect_sealed_scopes(struct egress_policy *p, const struct secret_set *ss)
+{
+	for (size_t i = 0; i < ss->n; i++) {
+		for (size_t k = 0; ss->placeholders[i] && ss->domains[i] && ss->domains[i][k]; k++) {
+			const char *d = ss->domains[i][k];
+			if (strncmp(d, "*.", 2) != 0) {
+				inspect_rule_for(p, d);
+				continue;
+			}
+			/* Every rule at or below the wildcard, and the rule a name
+			 * below it would fall to (a wider wildcard). */
+			size_t sl = strlen(d + 1); /* ".example.com" */
+			for (size_t j = 0; j < p->n_rules; j++) {
+				const char *n = p->rules[j].name;
+				size_t nl = strlen(n);
+				if (strcmp(n, d) == 0 || (nl > sl && strcmp(n + nl - sl, d + 1) == 0))
+					p->rules[j].inspect = true;
+			}
+			char probe[EGRESS_MAX_HOST + 8];
+			snprintf(probe, sizeof(probe), "cordon-probe%s", d + 1);
+			inspect_rule_for(p, probe);
+		}
+	}
 }
 
 static int make_run_dir(struct run_ctx *c, struct cdn_err *err)
@@ -954,6 +1096,7 @@ static int execute(struct run_ctx *c, const struct secret_set *ss, struct sandbo
 		cfg.net = SANDBOX_NET_PROXY;
 		if ((r = run_policy(c, &policy, err)) < 0)
 			goto out;
+		inspect_sealed_scopes(policy, ss);
 		char audit_path[PATH_MAX + 32];
 		snprintf(audit_path, sizeof(audit_path), "%s/audit.jsonl", c->dir);
 		if ((r = audit_open(audit_path, &c->audit, err)) < 0)
@@ -969,23 +1112,17 @@ static int execute(struct run_ctx *c, const struct secret_set *ss, struct sandbo
 		free(names);
 		if (ca)
 			cfg.ca_pem = egress_ca_pem(ca);
-		/* Where each secret may go: the manifest's egress.secrets, else
-		 * the provider of a conventional LLM key. */
+		/* Every secret the part must know: raw ones to look for, sealed
+		 * ones to swap in, each with where it may go. */
 		for (size_t k = 0; k < ss->n && k < NETPART_MAX_SECRETS; k++) {
-			const char *name = m->required_secrets[k];
-			const char *const *doms = manifest_default_secret_domains(name);
-			for (size_t q = 0; q < m->n_secret_scopes; q++)
-				if (strcmp(m->secret_scope_names[q], name) == 0)
-					doms = (const char *const *)m->secret_scope_domains[q];
 			size_t nd = 0;
-			while (doms && doms[nd])
+			while (ss->domains[k] && ss->domains[k][nd])
 				nd++;
-			if (ss->lens[k] < INSPECT_MIN_SECRET_LEN || ss->lens[k] > INSPECT_MAX_SECRET_LEN)
-				continue;
-			nsec[n_nsec++] = (struct netpart_secret){ .name = name,
+			nsec[n_nsec++] = (struct netpart_secret){ .name = m->required_secrets[k],
 								 .value = ss->values[k],
 								 .len = ss->lens[k],
-								 .domains = doms,
+								 .placeholder = ss->placeholders[k],
+								 .domains = ss->domains[k],
 								 .n_domains = nd };
 		}
 	}
@@ -1232,6 +1369,11 @@ static int make_redactor(struct run_ctx *c, const struct secret_set *ss, struct 
 		rs[n++] = (struct redact_secret){ .name = c->agent.manifest->required_secrets[i],
 						  .value = (const char *)ss->values[i],
 						  .len = ss->lens[i] };
+		/* A placeholder is the secret as far as the logs go. */
+		if (ss->placeholders[i] && n < REDACT_MAX_SECRETS)
+			rs[n++] = (struct redact_secret){ .name = c->agent.manifest->required_secrets[i],
+							  .value = ss->placeholders[i],
+							  .len = ss->lens[i] };
 	}
 	int r = redactor_new(rs, n, &c->red, err);
 	if (r == 0)
@@ -1314,6 +1456,7 @@ int run_agent(struct store *s, struct vault *v, struct run_options *o, struct ru
 	out->status = RUN_ERROR;
 	c.caps = json_array();
 	c.secrets = json_array();
+	c.delivery = json_object();
 	c.steps = json_array();
 	struct secret_set ss = { 0 };
 	_cleanup_free_ char *input = NULL;
@@ -1510,6 +1653,7 @@ int run_agent(struct store *s, struct vault *v, struct run_options *o, struct ru
 				      (json_int_t)st.mem_peak_bytes));
 	json_t *prot = protections_json(&st.prot);
 	json_object_set_new(prot, "network_part", netpart_json(&c.net_info));
+	json_object_set(prot, "secrets", c.delivery);
 	json_object_set_new(res, "protections", prot);
 	json_object_set_new(res, "output", output ? output : json_null());
 	json_object_set_new(res, "artifacts", arts);
@@ -1592,6 +1736,7 @@ done:
 	json_decref(c.caps);
 	json_decref(c.env);
 	json_decref(c.secrets);
+	json_decref(c.delivery);
 	json_decref(c.steps);
 	c.rec.input_json = NULL;
 	if (queued_input) {

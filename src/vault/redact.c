@@ -29,6 +29,8 @@
  */
 #include "vault/redact.h"
 
+#include "base/secure.h"
+
 #include <errno.h>
 #include <sodium.h>
 #include <stdbool.h>
@@ -247,7 +249,7 @@ int redactor_new(const struct redact_secret *secrets, size_t n, struct redactor 
 	/* The arena holds the values themselves: guarded, locked where the
 	 * limit allows, read-only once built, and wiped by sodium_free. */
 	if (need)
-		r->arena = sodium_malloc(need);
+		r->arena = cdn_secure_malloc(need);
 	if (!r->markers || !r->needles || (need && !r->arena)) {
 		redactor_free(r);
 		return cdn_err_set(err, ENOMEM, "redact: allocating %zu secrets", n);
@@ -271,7 +273,7 @@ void redactor_free(struct redactor *r)
 	if (!r)
 		return;
 	if (r->arena)
-		sodium_free(r->arena); /* zeroes the values before unmapping */
+		cdn_secure_free(r->arena); /* zeroes the values before unmapping */
 	free(r->needles);
 	free(r->markers);
 	free(r);

