@@ -31,6 +31,7 @@
 
 #include "base/secure.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <sodium.h>
 #include <stdbool.h>
@@ -52,7 +53,7 @@
 #define B64_MIN_VALUE 8
 /* Encodings per value: {standard, url} x {alignment 0, 1, 2}. */
 #define B64_VARIANTS	   6
-#define NEEDLES_PER_SECRET (1 + B64_VARIANTS)
+#define NEEDLES_PER_SECRET (3 + B64_VARIANTS) /* raw, lower and upper case, base64 */
 
 _Static_assert(REDACT_MIN_LEN >= 2, "the prefix filter reads two bytes");
 
@@ -174,11 +175,29 @@ static int check_secrets(const struct redact_secret *secrets, size_t n, struct c
 }
 
 /* Bytes of arena the secrets need (raw values and every encoding). */
+/* The value in one case, when that differs from the value. */
+static bool recased(const struct redact_secret *s, bool upper, unsigned char *out)
+{
+	bool differs = false;
+	for (size_t i = 0; i < s->len; i++) {
+		unsigned char c = (unsigned char)s->value[i];
+		unsigned char d = upper ? (unsigned char)toupper(c) : (unsigned char)tolower(c);
+		differs |= c != d;
+		if (out)
+			out[i] = d;
+	}
+	return differs;
+}
+
 static size_t arena_size(const struct redact_secret *secrets, size_t n)
 {
 	size_t total = 0;
 	for (size_t i = 0; i < n; i++) {
 		total += secrets[i].len;
+		/* Case-insensitive places (host names, hex) show a value in one
+		 * case: an event's host is lower-cased before it is written. */
+		total += recased(&secrets[i], false, NULL) ? secrets[i].len : 0;
+		total += recased(&secrets[i], true, NULL) ? secrets[i].len : 0;
 		if (secrets[i].len >= B64_MIN_VALUE)
 			for (unsigned a = 0; a < 3; a++)
 				total += 2 * b64_needle(NULL, secrets[i].len, a, B64_STD, NULL);
@@ -197,6 +216,13 @@ static void needles_build(struct redactor *r, const struct redact_secret *secret
 		memcpy(r->arena + used, secrets[i].value, secrets[i].len);
 		needle_add(r, &used, r->arena + used, secrets[i].len, prio++, &r->markers[i]);
 	}
+	for (size_t i = 0; i < n; i++)
+		for (int upper = 0; upper < 2; upper++)
+			if (recased(&secrets[i], upper, NULL)) {
+				recased(&secrets[i], upper, r->arena + used);
+				needle_add(r, &used, r->arena + used, secrets[i].len, prio++,
+					   &r->markers[i]);
+			}
 	for (size_t i = 0; i < n; i++) {
 		const unsigned char *v = (const unsigned char *)secrets[i].value;
 		if (secrets[i].len < B64_MIN_VALUE)

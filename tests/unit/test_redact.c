@@ -174,7 +174,13 @@ static void test_single(void **state)
 	check(s, 1, "key=s3cr3t-v4lue; done", "key=[REDACTED:API_KEY]; done");
 	check(s, 1, "no secret here", "no secret here");
 	check(s, 1, "s3cr3t-v4lu", "s3cr3t-v4lu");   /* one byte short */
-	check(s, 1, "S3CR3T-V4LUE", "S3CR3T-V4LUE"); /* exact bytes only */
+	/* All upper or all lower case too (host names and hex are written
+	 * in one case), but not any other mix. */
+	check(s, 1, "S3CR3T-V4LUE", "[REDACTED:API_KEY]");
+	check(s, 1, "S3cr3t-v4lue", "S3cr3t-v4lue");
+	struct redact_secret mixed[] = { SECRET("K", "AbCdEf-123") };
+	check(mixed, 1, "x abcdef-123 ABCDEF-123 AbCdEf-123 aBcDeF-123",
+	      "x [REDACTED:K] [REDACTED:K] [REDACTED:K] aBcDeF-123");
 }
 
 static void test_multiple(void **state)
