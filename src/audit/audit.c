@@ -423,7 +423,9 @@ static int next_line(struct line_reader *rd, const char **line, size_t *len, enu
 
 int audit_verify_file(const char *path, struct audit_verify *res, struct cdn_err *err)
 {
+	uint64_t mark = res->mark_line;
 	memset(res, 0, sizeof(*res));
+	res->mark_line = mark;
 	memcpy(res->last_hash, zero_hash, sizeof(zero_hash));
 	int r = crypto_ready(err);
 	if (r < 0)
@@ -488,6 +490,8 @@ int audit_verify_file(const char *path, struct audit_verify *res, struct cdn_err
 		res->lines = lineno;
 		memcpy(prev_hash, hash, sizeof(hash));
 		memcpy(res->last_hash, hash, sizeof(hash));
+		if (lineno == res->mark_line)
+			memcpy(res->mark_hash, hash, sizeof(hash));
 		want_seq++;
 	}
 }

@@ -54,10 +54,16 @@ struct audit_verify {
 	uint64_t bad_line;  /* first bad line (1-based), 0 when all good */
 	char reason[256];   /* why that line is bad */
 	char last_hash[AUDIT_HASH_HEX + 1]; /* of the last good line; 64 zeros if none */
+	/* In: a line whose hash is wanted too (0: none). Out: its hash, ""
+	 * when the log is shorter. Compares a log with an anchor (the run
+	 * record's head) that a few lines may have followed. */
+	uint64_t mark_line;
+	char mark_hash[AUDIT_HASH_HEX + 1];
 };
 
 /* 0 when the whole file is a valid chain, 1 when a line was altered,
- * removed or reordered (res says which), negative on I/O errors. */
+ * removed or reordered (res says which), negative on I/O errors. Set
+ * res->mark_line before the call (or zero res) to get that line's hash. */
 int audit_verify_file(const char *path, struct audit_verify *res, struct cdn_err *err);
 
 #endif

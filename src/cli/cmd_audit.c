@@ -47,7 +47,7 @@ int cmd_audit(int argc, char **argv)
 		return EXIT_CORDON;
 	}
 	const char *path = argv[optind + 1];
-	struct audit_verify res;
+	struct audit_verify res = { 0 };
 	struct cdn_err err = { 0 };
 	int r = audit_verify_file(path, &res, &err);
 	if (r < 0) {

@@ -152,11 +152,16 @@ static int do_export(const char *state, const char *ws, const char *run_id, cons
 		json_object_set_new(j, "audit_head", info.audit_head[0]
 							     ? json_string(info.audit_head)
 							     : json_null());
+		json_object_set_new(j, "audit_anchored",
+				    info.audit_head[0] ? json_boolean(info.audit_anchored) : json_null());
 		print_json(j);
 	} else {
 		printf("wrote %s: run %s, %zu files (%llu bytes%s), statement signed by key %s\n",
 		       out, run_id, info.files, (unsigned long long)info.bytes,
 		       artifacts ? ", the artifacts' bytes included" : "", evidence_key_id(k));
+		if (info.audit_head[0] && !info.audit_anchored)
+			printf("  audit log: unanchored: the run recorded no head to check its end "
+			       "against, so lines cut off its end would not show\n");
 	}
 	evidence_key_free(k);
 	return 0;
@@ -185,8 +190,9 @@ static json_t *report_json(const struct evidence_report *rep, bool ok)
 		json_object_set_new(j, "exit_code", json_integer(rep->exit_code));
 		json_object_set_new(j, "audit",
 				    rep->audit_head[0]
-					    ? json_pack("{s:s, s:I}", "head", rep->audit_head,
-							"records", (json_int_t)rep->audit_records)
+					    ? json_pack("{s:s, s:I, s:b}", "head", rep->audit_head,
+							"records", (json_int_t)rep->audit_records,
+							"anchored", rep->audit_anchored)
 					    : json_null());
 		json_object_set_new(j, "artifacts_included", json_boolean(rep->artifacts_included));
 		json_object_set_new(j, "created", json_string(rep->created));
@@ -221,8 +227,12 @@ static void report_text(const char *path, const struct evidence_report *rep, boo
 		       path, rep->keyid);
 	printf("  run %s in %s: %s@%u (sha256 %s), %s, exit %d\n", rep->run_id, rep->workspace,
 	       rep->agent, rep->agent_version, rep->agent_sha256, rep->status, rep->exit_code);
-	if (rep->audit_head[0])
-		printf("  audit log: %llu records, head %s\n",
+	if (rep->audit_head[0] && rep->audit_anchored)
+		printf("  audit log: %llu records, head %s, anchored where the run ended\n",
+		       (unsigned long long)rep->audit_records, rep->audit_head);
+	else if (rep->audit_head[0])
+		printf("  audit log: %llu records, head %s, UNANCHORED: the run recorded no head to "
+		       "check its end against, so lines cut off its end would not show\n",
 		       (unsigned long long)rep->audit_records, rep->audit_head);
 	else
 		printf("  audit log: none (the run had no network)\n");

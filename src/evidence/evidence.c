@@ -839,6 +839,7 @@ struct export_ctx {
 	size_t result_len;
 	int audit_fd;
 	struct audit_verify audit;
+	bool anchored; /* the log's end matches a head recorded by the run */
 };
 
 /* Loads result.json and checks the run directory against the record
@@ -884,12 +885,32 @@ static int export_check(struct export_ctx *c, const struct store_run *rec, struc
 		return fail(err, EINVAL, "%s/audit.jsonl exists, but result.json names no audit log",
 			    d);
 	if (c->audit_fd >= 0) {
+		c->audit.mark_line = rec->audit_records;
 		int r = audit_verify_fd(c->audit_fd, &c->audit, err);
 		if (r < 0)
 			return r;
 		if (r == 1)
 			return fail(err, EINVAL, "%s/audit.jsonl: line %llu: %s", d,
 				    (unsigned long long)c->audit.bad_line, c->audit.reason);
+		/* The chain alone cannot tell that lines were cut from its end:
+		 * the head the run recorded as it wrote them can, also for a run
+		 * whose supervisor died before result.json. A line or so may
+		 * follow the last anchor (written, and the writer died). */
+		if (rec->audit_head[0]) {
+			if (c->audit.lines < rec->audit_records)
+				return fail(err, EINVAL,
+					    "%s/audit.jsonl has %llu lines, but the run's record "
+					    "anchored its head after %llu: lines were cut off its end",
+					    d, (unsigned long long)c->audit.lines,
+					    (unsigned long long)rec->audit_records);
+			if (strcmp(c->audit.mark_hash, rec->audit_head) != 0)
+				return fail(err, EINVAL,
+					    "%s/audit.jsonl line %llu has hash %s, but the run's record "
+					    "anchored %s: the log was rewritten",
+					    d, (unsigned long long)rec->audit_records,
+					    c->audit.mark_hash, rec->audit_head);
+			c->anchored = true;
+		}
 		const char *head = jstr(ra, "head");
 		json_t *recs = json_object_get(ra, "records");
 		if (ra && (!head || strcmp(head, c->audit.last_hash) != 0 ||
@@ -900,6 +921,8 @@ static int export_check(struct export_ctx *c, const struct store_run *rec, struc
 				    "records its head as %s: lines were removed or rewritten",
 				    d, (unsigned long long)c->audit.lines, c->audit.last_hash,
 				    head ? head : "(none)");
+		if (ra)
+			c->anchored = true;
 	}
 	char why[256];
 	json_t *arts = c->result ? json_object_get(c->result, "artifacts") : NULL;
@@ -980,11 +1003,21 @@ static int export_write(struct export_ctx *c, const struct store_run *rec, int f
 			r = ffd;
 			break;
 		}
+		char hex[EVIDENCE_HEX + 1] = "";
 		if (fstat(ffd, &st) < 0 || lseek(ffd, 0, SEEK_SET) < 0)
 			r = cdn_err_set(err, errno, "%s/%s", c->dirname, name);
 		else
-			r = evidence_writer_add_fd(w, name, ffd, (uint64_t)st.st_size, NULL, err);
+			r = evidence_writer_add_fd(w, name, ffd, (uint64_t)st.st_size, hex, err);
 		close(ffd);
+		/* Output is signed as it was when the run ended, not as found. */
+		const char *want = strcmp(name, "stdout") == 0	 ? rec->stdout_sha256
+				   : strcmp(name, "stderr") == 0 ? rec->stderr_sha256
+								 : "";
+		if (r == 0 && want[0] && strcmp(hex, want) != 0)
+			r = fail(err, EINVAL,
+				 "%s/%s has sha256 %s, but the run's record has %s: changed after "
+				 "the run",
+				 c->dirname, name, hex, want);
 	}
 	json_t *arts = c->result ? json_object_get(c->result, "artifacts") : NULL;
 	json_t *manifest = arts ? json_incref(arts) : json_array();
@@ -1005,8 +1038,8 @@ static int export_write(struct export_ctx *c, const struct store_run *rec, int f
 				 CORDON_VERSION);
 	if (pred && c->audit_fd >= 0)
 		json_object_set_new(pred, "audit",
-				    json_pack("{s:s, s:I}", "head", c->audit.last_hash, "records",
-					      (json_int_t)c->audit.lines));
+				    json_pack("{s:s, s:I, s:b}", "head", c->audit.last_hash, "records",
+					      (json_int_t)c->audit.lines, "anchored", c->anchored));
 	else if (pred)
 		json_object_set_new(pred, "audit", json_null());
 	if (r == 0 && !pred)
@@ -1019,6 +1052,7 @@ static int export_write(struct export_ctx *c, const struct store_run *rec, int f
 		info->bytes = w->bytes;
 		snprintf(info->audit_head, sizeof(info->audit_head), "%s",
 			 c->audit_fd >= 0 ? c->audit.last_hash : "");
+		info->audit_anchored = c->anchored;
 	}
 	evidence_writer_free(w);
 	return r;
@@ -1644,6 +1678,11 @@ static int check_statement(struct verifier *v)
 			return bad(v, "statement.json", "the predicate's audit head is not valid");
 		snprintf(rep->audit_head, sizeof(rep->audit_head), "%s", head);
 		rep->audit_records = (uint64_t)json_integer_value(recs);
+		/* Packs made before the anchor existed say nothing: unanchored. */
+		json_t *anch = json_object_get(audit, "anchored");
+		if (anch && !json_is_boolean(anch))
+			return bad(v, "statement.json", "the predicate's audit anchored is not a boolean");
+		rep->audit_anchored = json_is_true(anch);
 	}
 	return 0;
 }
@@ -1782,7 +1821,7 @@ static int check_audit(struct verifier *v, json_t *res)
 							 : "names an audit log, the statement does not");
 	if (!has_log)
 		return 0;
-	struct audit_verify av;
+	struct audit_verify av = { 0 };
 	int r = audit_verify_fd(v->audit_fd, &av, v->err);
 	if (r < 0)
 		return r;

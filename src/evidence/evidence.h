@@ -107,6 +107,10 @@ struct evidence_export_info {
 	uint64_t bytes;			 /* of those files */
 	char statement_sha256[EVIDENCE_HEX + 1];
 	char audit_head[EVIDENCE_HEX + 1]; /* "" when the run has no audit log */
+	/* The log ends where the run recorded it (result.json, or the head
+	 * the run's record anchored as lines were written); false: nothing
+	 * says where it ended, so lines cut off its end would go unseen. */
+	bool audit_anchored;
 };
 
 /*
@@ -173,6 +177,7 @@ struct evidence_report {
 	int exit_code;
 	char audit_head[EVIDENCE_HEX + 1]; /* "" without an audit log */
 	uint64_t audit_records;
+	bool audit_anchored; /* as the statement says (evidence_export_info) */
 	bool artifacts_included;
 	char created[40];
 	char cordon_version[32];

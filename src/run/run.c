@@ -38,6 +38,7 @@
 #include "audit/audit.h"
 #include "base/cleanup.h"
 #include "base/file.h"
+#include "base/hash.h"
 #include "base/random.h"
 #include <sodium.h>
 #include "egress/engine.h"
@@ -525,7 +526,14 @@ static void on_audit(void *ctx, json_t *entry)
 	struct cdn_err err = { 0 };
 	if (c->red && redact_json(c->red, entry) < 0)
 		return;
-	if (audit_append(c->audit, entry, false, &err) < 0)
+	if (audit_append(c->audit, entry, false, &err) < 0) {
+		fprintf(stderr, "cordon: audit log: %s\n", err.msg);
+		return;
+	}
+	/* The head goes into the run's record as the log grows: if this
+	 * process dies, a log cut short afterwards is still found out. */
+	if (store_run_anchor(c->s, c->rec.id, audit_last_hash(c->audit), audit_last_seq(c->audit),
+			     &err) < 0)
 		fprintf(stderr, "cordon: audit log: %s\n", err.msg);
 }
 
@@ -1022,6 +1030,8 @@ static int execute(struct run_ctx *c, const struct secret_set *ss, struct sandbo
 
 	if ((r = sandbox_config_add_bind(&cfg, c->agent.tree_path, "/agent", false, err)) < 0)
 		return r;
+	/* Snapshots the store made: files and directories only. */
+	cfg.binds[cfg.n_binds - 1].no_special_files = true;
 	/* The paths of resolved capabilities live in caps[i].path. */
 	size_t i;
 	json_t *cap;
@@ -1031,6 +1041,7 @@ static int execute(struct run_ctx *c, const struct secret_set *ss, struct sandbo
 		const char *dst = json_string_value(json_object_get(cap, "mount"));
 		if ((r = sandbox_config_add_bind(&cfg, src, dst, false, err)) < 0)
 			return r;
+		cfg.binds[cfg.n_binds - 1].no_special_files = true;
 	}
 
 	char run_env[1][STORE_RUN_ID_MAX + 32];
@@ -1577,6 +1588,17 @@ int run_agent(struct store *s, struct vault *v, struct run_options *o, struct ru
 	c.rec.finished_ms = wall_ms();
 	if (!c.rec.started_ms)
 		c.rec.started_ms = c.rec.finished_ms;
+	/* What the run printed, as it was when it ended: evidence signs these
+	 * files and refuses ones changed since. */
+	struct capture *outs[2] = { &c.out, &c.errc };
+	char *hashes[2] = { c.rec.stdout_sha256, c.rec.stderr_sha256 };
+	for (int k = 0; k < 2; k++) {
+		char path[PATH_MAX + 16];
+		snprintf(path, sizeof(path), "%s/%s", c.dir, outs[k]->name);
+		_cleanup_close_ int hfd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (hfd < 0 || cdn_sha256_fd(hfd, hashes[k]) < 0)
+			hashes[k][0] = '\0';
+	}
 
 	/* 5. Outputs, from a workspace nothing runs in any more. */
 	char why[256];

@@ -1112,7 +1112,7 @@ static enum MHD_Result h_audit(struct call *c)
 		}
 		free(line);
 		fclose(f);
-		struct audit_verify v;
+		struct audit_verify v = { 0 };
 		struct cdn_err err = { 0 };
 		int vr = audit_verify_file(path, &v, &err);
 		verify = vr < 0 ? json_pack("{s:b, s:s}", "ok", 0, "reason", err.msg)

@@ -219,6 +219,15 @@ struct store_run {
 	char *input_json;		 /* may be NULL */
 	char *result_json;		 /* result.json, once finished; may be NULL */
 	char error[256];		 /* why, for RUN_ERROR */
+	/* The audit log's chain head and line count as last written
+	 * (store_run_anchor); "" and 0 when the run has no log, or was
+	 * recorded before schema 5. Read back only. */
+	char audit_head[STORE_HASH_HEX + 1];
+	uint64_t audit_records;
+	/* sha256 of the run's stdout and stderr files as they were when it
+	 * ended ("" before): written by store_run_update. */
+	char stdout_sha256[STORE_HASH_HEX + 1];
+	char stderr_sha256[STORE_HASH_HEX + 1];
 };
 
 /* This machine's /proc/sys/kernel/random/boot_id, without the newline: what
@@ -236,8 +245,13 @@ int store_run_id_check(const char *id, struct cdn_err *err);
 /* -EEXIST when the id is taken. The id is [A-Za-z0-9][A-Za-z0-9._-]*, at
  * most STORE_RUN_ID_MAX bytes. */
 int store_run_create(struct store *s, const struct store_run *r, struct cdn_err *err);
-/* Updates status, exit code, timings, result and error; -ENOENT when absent. */
+/* Updates status, exit code, timings, result, error and the output hashes;
+ * -ENOENT when absent. */
 int store_run_update(struct store *s, const struct store_run *r, struct cdn_err *err);
+/* Records the audit log's head after `records` lines: called as lines are
+ * written, so that a log cut short later is found out. */
+int store_run_anchor(struct store *s, const char *id, const char *head, uint64_t records,
+		     struct cdn_err *err);
 /* -ENOENT when absent. Free with store_run_clear. */
 int store_run_get(struct store *s, const char *id, struct store_run *out, struct cdn_err *err);
 void store_run_clear(struct store_run *r);

@@ -112,6 +112,14 @@ static const char *const schema_steps[] = {
 	/* 4: the supervisor's start time, so recovery tells a reused pid. */
 	("ALTER TABLE runs ADD COLUMN supervisor_start INTEGER NOT NULL DEFAULT 0;"
 	 "PRAGMA user_version = 4;"),
+	/* 5: the audit chain's head as lines are written (so a log cut short
+	 * after its run died is told from a whole one), and the sha256 of the
+	 * run's stdout and stderr when it ended (evidence checks them). */
+	("ALTER TABLE runs ADD COLUMN audit_head TEXT NOT NULL DEFAULT '';"
+	 "ALTER TABLE runs ADD COLUMN audit_records INTEGER NOT NULL DEFAULT 0;"
+	 "ALTER TABLE runs ADD COLUMN stdout_sha256 TEXT NOT NULL DEFAULT '';"
+	 "ALTER TABLE runs ADD COLUMN stderr_sha256 TEXT NOT NULL DEFAULT '';"
+	 "PRAGMA user_version = 5;"),
 };
 
 #define SCHEMA_VERSION ((int)CDN_ARRAY_SIZE(schema_steps))
@@ -885,13 +893,15 @@ int store_wskey_put(struct store *s, const char *ws, const uint8_t *blob, size_t
 #define RUN_COLUMNS                                                                        \
 	"id, workspace, agent, agent_version, agent_hash, status, exit_code, caller,"     \
 	" created_ms, started_ms, finished_ms, supervisor_pid, supervisor_boot, input_json," \
-	" result_json, error, supervisor_start"
+	" result_json, error, supervisor_start, audit_head, audit_records, stdout_sha256,"  \
+	" stderr_sha256"
 
 /* A list shows records, not their input and result (up to 1 MiB each). */
 #define RUN_LIST_COLUMNS                                                                   \
 	"id, workspace, agent, agent_version, agent_hash, status, exit_code, caller,"     \
 	" created_ms, started_ms, finished_ms, supervisor_pid, supervisor_boot, NULL,"     \
-	" NULL, error, supervisor_start"
+	" NULL, error, supervisor_start, audit_head, audit_records, stdout_sha256,"         \
+	" stderr_sha256"
 
 static int run_read(sqlite3_stmt *st, struct store_run *out)
 {
@@ -905,7 +915,10 @@ static int run_read(sqlite3_stmt *st, struct store_run *out)
 	    !col_copy(st, 4, out->agent_hash, sizeof(out->agent_hash)) ||
 	    !col_copy(st, 7, out->caller, sizeof(out->caller)) ||
 	    !col_copy(st, 12, out->supervisor_boot, sizeof(out->supervisor_boot)) ||
-	    !col_copy(st, 15, out->error, sizeof(out->error)) || version < 0 ||
+	    !col_copy(st, 15, out->error, sizeof(out->error)) ||
+	    !col_copy(st, 17, out->audit_head, sizeof(out->audit_head)) ||
+	    !col_copy(st, 19, out->stdout_sha256, sizeof(out->stdout_sha256)) ||
+	    !col_copy(st, 20, out->stderr_sha256, sizeof(out->stderr_sha256)) || version < 0 ||
 	    version > UINT32_MAX || pid < INT32_MIN || pid > INT32_MAX || code < INT32_MIN ||
 	    code > INT32_MAX)
 		return -EIO;
@@ -918,6 +931,8 @@ static int run_read(sqlite3_stmt *st, struct store_run *out)
 	out->finished_ms = sqlite3_column_int64(st, 10);
 	out->supervisor_pid = (int)pid;
 	out->supervisor_start = (uint64_t)sqlite3_column_int64(st, 16);
+	int64_t records = sqlite3_column_int64(st, 18);
+	out->audit_records = records > 0 ? (uint64_t)records : 0;
 	if (!col_dup(st, 13, &out->input_json) || !col_dup(st, 14, &out->result_json)) {
 		store_run_clear(out);
 		return -ENOMEM;
@@ -949,7 +964,7 @@ int store_run_create(struct store *s, const struct store_run *r, struct cdn_err 
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	if ((e = prep(d,
 		      "INSERT INTO runs (" RUN_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8,"
-		      " ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+		      " ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, '', 0, '', '')",
 		      &st, err)) < 0)
 		return e;
 	struct binder b = { st, SQLITE_OK };
@@ -989,7 +1004,8 @@ int store_run_update(struct store *s, const struct store_run *r, struct cdn_err 
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	if ((e = prep(d,
 		      "UPDATE runs SET status = ?2, exit_code = ?3, started_ms = ?4,"
-		      " finished_ms = ?5, result_json = ?6, error = ?7 WHERE id = ?1",
+		      " finished_ms = ?5, result_json = ?6, error = ?7, stdout_sha256 = ?8,"
+		      " stderr_sha256 = ?9 WHERE id = ?1",
 		      &st, err)) < 0)
 		return e;
 	struct binder b = { st, SQLITE_OK };
@@ -1000,12 +1016,37 @@ int store_run_update(struct store *s, const struct store_run *r, struct cdn_err 
 	b_int(&b, 5, r->finished_ms);
 	b_text(&b, 6, r->result_json);
 	b_text(&b, 7, r->error);
+	b_text(&b, 8, r->stdout_sha256);
+	b_text(&b, 9, r->stderr_sha256);
 	if (b.rc != SQLITE_OK)
 		return sql_fail(d, b.rc, err, "bind");
 	if ((e = step(d, st, err, "update a run")) < 0)
 		return e;
 	if (sqlite3_changes(d->db) == 0)
 		return cdn_err_set(err, ENOENT, "run %s", r->id);
+	return 0;
+}
+
+int store_run_anchor(struct store *s, const char *id, const char *head, uint64_t records,
+		     struct cdn_err *err)
+{
+	if (!store_hex_ok(head) || records > INT64_MAX)
+		return cdn_err_msg(err, EINVAL, "store: an audit head is a sha256");
+	_cleanup_unlock_ struct store_db *d = db_lock(s);
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int e = prep(d, "UPDATE runs SET audit_head = ?2, audit_records = ?3 WHERE id = ?1", &st, err);
+	if (e < 0)
+		return e;
+	struct binder b = { st, SQLITE_OK };
+	b_text(&b, 1, id);
+	b_text(&b, 2, head);
+	b_int(&b, 3, (int64_t)records);
+	if (b.rc != SQLITE_OK)
+		return sql_fail(d, b.rc, err, "bind");
+	if ((e = step(d, st, err, "anchor a run's audit log")) < 0)
+		return e;
+	if (sqlite3_changes(d->db) == 0)
+		return cdn_err_set(err, ENOENT, "run %s", id);
 	return 0;
 }
 

@@ -383,7 +383,7 @@ def test_network_run_audit_head(st, tmp_path, upstream):
     assert r.returncode == 0, r.stderr
     r, rep = st.verify(pack)
     assert r.returncode == 0, rep
-    assert rep["audit"] == {"head": result["audit"]["head"], "records": 2}
+    assert rep["audit"] == {"head": result["audit"]["head"], "records": 2, "anchored": True}
 
     # A line removed from the end of the audit log: the file changed.
     def cut_last(data):
@@ -455,3 +455,91 @@ def test_network_run_audit_head(st, tmp_path, upstream):
     stmt["predicate"]["audit"] = {"head": head, "records": 1}
     r, rep = st.verify(resign(cut, stmt), "--any-key")
     assert r.returncode == 1 and rep["part"] == "result.json" and "audit head" in rep["reason"]
+
+
+CRASH_CLIENT = r'''
+import json, time, urllib.request
+url = json.load(open("/workspace/input.json"))["url"]
+for i in range(3):
+    urllib.request.urlopen(urllib.request.Request(url, data=b"{}", method="POST"), timeout=10)
+open("/workspace/done", "w").write("1")
+time.sleep(60)
+'''
+
+
+def crashed_net_run(st, tmp_path, upstream):
+    """A run with three audited requests whose supervisor is SIGKILLed: no
+    result.json, so nothing in the run's directory says where the log ends."""
+    hosts = tmp_path / "hosts"
+    hosts.write_text("127.0.0.1 api.test\n")
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("version: 1\nenforce: true\ndomains:\n"
+                      f"  - name: api.test\n    ports: [{upstream.port}]\n")
+    d = tmp_path / "crash"
+    d.mkdir()
+    (d / "agent.json").write_text(json.dumps({
+        "name": "crasher", "version": "1", "entrypoint": ["python3", "/agent/main.py"],
+        "profile": "deployment", "egress": {"domains": ["api.test"]}}))
+    (d / "main.py").write_text(CRASH_CLIENT)
+    inp = tmp_path / "input.json"
+    inp.write_text(json.dumps({"url": f"http://api.test:{upstream.port}/x"}))
+    import signal
+    import subprocess
+    p = subprocess.Popen([CORDON, "run", "--json", "--policy", policy, "--hosts", hosts,
+                          "--allow-private", f"127.0.0.1:{upstream.port}", "-i", inp, d],
+                         env=dict(os.environ, CORDON_STATE=str(st.dir)),
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    from conftest import wait_until
+    logs = lambda: list(st.dir.glob("runs/*/audit.jsonl"))
+    assert wait_until(lambda: logs() and len(logs()[0].read_text().splitlines()) >= 3, timeout=30)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    audit = logs()[0]
+    run_id = audit.parent.name
+    # Recovery closes the record (the next state command runs it).
+    assert wait_until(lambda: json.loads(st.cordon("runs", "show", "--json", run_id).stdout)
+                      ["status"] == "error", timeout=20)
+    return run_id, audit
+
+
+def test_truncated_audit_log_of_a_crashed_run_is_refused(st, tmp_path, upstream):
+    """The chain alone verifies when lines are cut from its end; the head the
+    run anchored in its record as it wrote them does not."""
+    run_id, audit = crashed_net_run(st, tmp_path, upstream)
+    lines = audit.read_text().splitlines(keepends=True)
+    assert len(lines) == 3
+    audit.write_text("".join(lines[:-1]))
+    assert run([CORDON, "audit", "verify", audit]).returncode == 0  # still a valid chain
+    r = st.export(run_id, tmp_path / "cut.tar.gz")
+    assert r.returncode != 0 and "cut off its end" in r.stderr, r.stderr
+    # Whole, it exports, anchored.
+    audit.write_text("".join(lines))
+    r = st.export(run_id, tmp_path / "whole.tar.gz", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["audit_anchored"] is True
+
+
+def test_a_log_without_an_anchor_is_called_unanchored(st, tmp_path, upstream):
+    """A run recorded before anchors existed: the pack says so, and verify
+    says so, instead of calling the log intact."""
+    import sqlite3
+    run_id, audit = crashed_net_run(st, tmp_path, upstream)
+    db = sqlite3.connect(st.dir / "cordon.db")
+    db.execute("UPDATE runs SET audit_head = '', audit_records = 0 WHERE id = ?", (run_id,))
+    db.commit()
+    db.close()
+    pack = tmp_path / "old.tar.gz"
+    r = st.export(run_id, pack)
+    assert r.returncode == 0, r.stderr
+    assert "unanchored" in r.stdout
+    r = st.cordon("evidence", "verify", pack, "--any-key")
+    assert "UNANCHORED" in r.stdout, r.stdout
+    r, rep = st.verify(pack, "--any-key")
+    assert rep["audit"]["anchored"] is False
+
+
+def test_output_changed_after_the_run_is_refused(st, tmp_path):
+    run_id, run_dir = st.run_agent(shell_agent(tmp_path))
+    (run_dir / "stdout").write_text("something else\n")
+    r = st.export(run_id, tmp_path / "p.tar.gz")
+    assert r.returncode != 0 and "changed after the run" in r.stderr, r.stderr

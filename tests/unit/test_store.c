@@ -165,7 +165,7 @@ static void test_open_layout(void **state)
 	sqlite3_stmt *st;
 	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int(st, 0), 4);
+	assert_int_equal(sqlite3_column_int(st, 0), 5);
 	sqlite3_finalize(st);
 	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
@@ -1419,6 +1419,10 @@ static void test_schema_3_upgrade(void **state)
 	assert_int_equal(sqlite3_open(p, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db,
 				      "ALTER TABLE runs DROP COLUMN supervisor_start;"
+				      "ALTER TABLE runs DROP COLUMN audit_head;"
+				      "ALTER TABLE runs DROP COLUMN audit_records;"
+				      "ALTER TABLE runs DROP COLUMN stdout_sha256;"
+				      "ALTER TABLE runs DROP COLUMN stderr_sha256;"
 				      "PRAGMA user_version = 3;",
 				      NULL, NULL, NULL),
 			 SQLITE_OK);
@@ -1434,6 +1438,55 @@ static void test_schema_3_upgrade(void **state)
 	kill_child(live, true);
 	assert_int_equal(store_runs_recover(f->s, &err), 1);
 	assert_int_equal(status_of(f, "old"), RUN_ERROR);
+}
+
+/* Schema 5: a run's audit head, anchored as its log grows, and its output
+ * hashes; a store from schema 4 gains them empty. */
+static void test_audit_anchor(void **state)
+{
+	struct fx *f = *state;
+	struct cdn_err err = { 0 };
+	char boot[STORE_BOOT_ID_MAX];
+	assert_int_equal(store_boot_id(boot, sizeof(boot), &err), 0);
+	create_supervised(f, "anch", RUN_RUNNING, getpid(), boot);
+	const char *h1 = "1111111111111111111111111111111111111111111111111111111111111111";
+	assert_int_equal(store_run_anchor(f->s, "anch", h1, 3, &err), 0);
+	assert_true(store_run_anchor(f->s, "anch", "not-hex", 4, &err) < 0);
+	assert_int_equal(store_run_anchor(f->s, "nope", h1, 1, &err), -ENOENT);
+	struct store_run got;
+	assert_int_equal(store_run_get(f->s, "anch", &got, &err), 0);
+	assert_string_equal(got.audit_head, h1);
+	assert_int_equal(got.audit_records, 3);
+	assert_string_equal(got.stdout_sha256, "");
+	snprintf(got.stdout_sha256, sizeof(got.stdout_sha256), "%s", h1);
+	got.status = RUN_SUCCEEDED;
+	assert_int_equal(store_run_update(f->s, &got, &err), 0);
+	store_run_clear(&got);
+	assert_int_equal(store_run_get(f->s, "anch", &got, &err), 0);
+	assert_string_equal(got.stdout_sha256, h1);
+	assert_string_equal(got.audit_head, h1); /* an update leaves the anchor alone */
+	store_run_clear(&got);
+
+	store_close(f->s);
+	f->s = NULL;
+	sqlite3 *db;
+	char p[256];
+	snprintf(p, sizeof(p), "%s/cordon.db", f->state);
+	assert_int_equal(sqlite3_open(p, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+				      "ALTER TABLE runs DROP COLUMN audit_head;"
+				      "ALTER TABLE runs DROP COLUMN audit_records;"
+				      "ALTER TABLE runs DROP COLUMN stdout_sha256;"
+				      "ALTER TABLE runs DROP COLUMN stderr_sha256;"
+				      "PRAGMA user_version = 4;",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(store_open(f->state, &f->s, &err), 0);
+	assert_int_equal(store_run_get(f->s, "anch", &got, &err), 0);
+	assert_string_equal(got.audit_head, "");
+	assert_int_equal(got.audit_records, 0);
+	store_run_clear(&got);
 }
 
 /* Several processes on one new store at once, as `cordon run`s and
@@ -1526,6 +1579,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_run_claim, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_api_keys, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_runs_recover, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_audit_anchor, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_schema_3_upgrade, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_processes, setup, teardown),
 	};
