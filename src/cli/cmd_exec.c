@@ -83,6 +83,8 @@ static void exec_usage(FILE *out)
 	      "  --allow-degraded LIST run even when these protections are unavailable:\n"
 	      "                        landlock, cgroup, seccomp (comma-separated); the\n"
 	      "                        status records what was missing\n"
+	      "  --allow-sockets       bind trees that hold unix sockets (refused by default:\n"
+	      "                        the sandbox could connect to what serves them)\n"
 	      "  --status-json FILE    write the exit status, resource use and applied\n"
 	      "                        protections as JSON\n"
 	      "  -h, --help            show this help\n"
@@ -115,6 +117,7 @@ enum {
 	OPT_NOFILE,
 	OPT_FSIZE,
 	OPT_DEGRADED,
+	OPT_SOCKETS,
 	OPT_STATUS,
 	OPT_POLICY,
 	OPT_ALLOW,
@@ -145,6 +148,7 @@ static const struct option long_opts[] = {
 	{ "nofile", required_argument, NULL, OPT_NOFILE },
 	{ "fsize", required_argument, NULL, OPT_FSIZE },
 	{ "allow-degraded", required_argument, NULL, OPT_DEGRADED },
+	{ "allow-sockets", no_argument, NULL, OPT_SOCKETS },
 	{ "status-json", required_argument, NULL, OPT_STATUS },
 	{ "policy", required_argument, NULL, OPT_POLICY },
 	{ "allow", required_argument, NULL, OPT_ALLOW },
@@ -560,6 +564,9 @@ static int exec_main(int argc, char **argv, struct exec_args *a)
 			break;
 		case OPT_DEGRADED:
 			r = sandbox_parse_degraded(optarg, &cfg.allow_degraded, &err);
+			break;
+		case OPT_SOCKETS:
+			cfg.allow_sockets = true;
 			break;
 		case OPT_STATUS:
 			status_path = optarg;

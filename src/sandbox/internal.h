@@ -155,6 +155,9 @@ int sb_child_apply_seccomp(const struct sb_plan *plan);
 void sb_seccomp_helper_program(struct sb_bpf *prog);
 int sb_seccomp_build_helper(struct sb_bpf *prog, struct cdn_err *err);
 
+/* sockscan.c: 0 when the tree at path holds no unix socket (bounded). */
+int sb_check_no_sockets(const char *path, struct cdn_err *err);
+
 /* landlock.c */
 void sb_plan_landlock(struct sb_plan *plan, const struct sandbox_config *cfg);
 int sb_child_apply_landlock(const struct sb_plan *plan, struct sb_msg *fail);

@@ -66,6 +66,9 @@ struct sandbox_bind {
 	const char *src; /* host path */
 	const char *dst; /* absolute path inside the sandbox */
 	bool rw;
+	/* The caller made the tree itself with files and directories only (a
+	 * content-addressed snapshot): it is not searched for unix sockets. */
+	bool no_special_files;
 };
 
 /* A file or directory laid into /workspace before the first phase. */
@@ -100,6 +103,10 @@ struct sandbox_config {
 	size_t n_binds;
 
 	const char *workspace_dir; /* NULL: a sized tmpfs at /workspace */
+	/* Bound trees (binds, workspace_dir) that hold a unix socket are
+	 * refused: from inside, a socket can be connected to whatever serves
+	 * it on the host. true lets them through. */
+	bool allow_sockets;
 	const char *cwd;           /* inside; NULL: /workspace */
 	const char *hostname;      /* NULL: "cordon" */
 
