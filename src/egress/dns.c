@@ -93,8 +93,10 @@ static int parse_name(const uint8_t *pkt, size_t len, size_t *pos, struct dns_qu
 		if (need > DNS_MAX_NAME)
 			return cdn_err_set(err, 0, "question name longer than %d characters",
 					   DNS_MAX_NAME);
-		if (out)
+		if (out) {
+			q->raw_name[out] = '.';
 			q->name[out++] = '.';
+		}
 		for (size_t i = 0; i < l; i++) {
 			uint8_t c = pkt[p + i];
 			if (!is_label_byte(c))
@@ -102,11 +104,13 @@ static int parse_name(const uint8_t *pkt, size_t len, size_t *pos, struct dns_qu
 						   "byte 0x%02x in the question name at byte %zu "
 						   "(only letters, digits, '-' and '_' are accepted)",
 						   c, p + i);
+			q->raw_name[out] = (char)c;
 			q->name[out++] = (char)((c >= 'A' && c <= 'Z') ? c - 'A' + 'a' : c);
 		}
 		p += l;
 	}
 	q->name[out] = '\0';
+	q->raw_name[out] = '\0';
 	/* The root has no use for an agent; refusing it also keeps "." out
 	 * of the policy's domain matching. */
 	if (out == 0)

@@ -42,6 +42,7 @@ struct dns_query {
 	uint16_t id;
 	bool rd;			/* recursion desired, echoed back */
 	char name[DNS_MAX_NAME + 1];	/* lowercase presentation form, no trailing dot */
+	char raw_name[DNS_MAX_NAME + 1]; /* the same in the case it was sent in */
 	uint16_t qtype;
 	uint16_t qclass;
 	bool edns;			/* the query carried an OPT record */

@@ -48,6 +48,7 @@
 
 #include "base/cleanup.h"
 #include "egress/engine_internal.h"
+#include "egress/sni.h"
 #include "egress/ssrf.h"
 #include "egress/tls.h"
 
@@ -60,6 +61,7 @@ enum cstate {
 	C_CONNECTING, /* connecting upstream */
 	C_BODY,	      /* forwarding the request body */
 	C_RESPONSE,   /* forwarding the response */
+	C_HELLO,      /* a tunnel is open: waiting for the client's TLS ClientHello */
 	C_CLOSING,    /* flushing, then free */
 };
 
@@ -99,6 +101,8 @@ struct pconn {
 	uint64_t body_left;
 	struct http_chunked chunk;
 	struct inspect_stream insp;
+	struct inspect_stream insp_dec; /* the percent-decoded body */
+	struct inspect_pct pct;
 	struct evbuffer *hold; /* inspected body bytes not yet released */
 	bool body_done;
 	struct seal_sel seal;	/* sealed secrets swapped on this request */
@@ -138,6 +142,8 @@ static void approval_decided(struct pconn *c, bool approved, const char *why);
 static void start_tls(struct pconn *c);
 static void upstream_ready(struct pconn *c);
 static void start_tunnel(struct pconn *c);
+static void tunnel_hello(struct pconn *c);
+static void tunnel_refused(struct pconn *c, const char *why);
 static void unseal_response(struct pconn *c, struct evbuffer *in, size_t n, bool all);
 
 uint64_t egress_now_ms(void)
@@ -461,6 +467,8 @@ static void head_timeout(evutil_socket_t fd, short what, void *arg)
 	GUARD_IN(c);
 	if (c->state == C_CLOSING) {
 		close_after_flush(c);
+	} else if (c->state == C_HELLO) {
+		tunnel_refused(c, "no TLS ClientHello arrived in time");
 	} else if (c->state == C_HEAD) {
 		if (evbuffer_get_length(bufferevent_get_input(c->cbev)) > 0 || c->served == 0) {
 			c->status = 408;
@@ -536,6 +544,9 @@ static void client_read(struct bufferevent *bev, void *arg)
 		break;
 	case C_BODY:
 		pump_body(c);
+		break;
+	case C_HELLO:
+		tunnel_hello(c);
 		break;
 	case C_CLOSING:
 		/* Lingering: what the client still sends is dropped. */
@@ -696,6 +707,22 @@ static void process_head(struct pconn *c)
 			return;
 	}
 	c->rule = egress_policy_match(p, c->host);
+	/* The name itself is data the agent chose: it leaves in the lookup,
+	 * the SNI and the Host field before any body is read. */
+	json_t *hfind = NULL;
+	char why[240];
+	int hk = egress_host_check(c->e, c->rule, c->req.host, c->host, &hfind, why, sizeof(why));
+	if (hk == EGRESS_HOST_CREDENTIAL) {
+		json_t *extra = json_object();
+		json_object_set_new(extra, "credential_patterns", hfind);
+		if (block(c, 403, "Forbidden", "credential", "credential_leak", extra,
+			  "the host name carries a credential"))
+			return;
+	} else if (hk == EGRESS_HOST_LABELS &&
+		   block(c, 403, "Forbidden", "host", "blocked", NULL, "host %s: %s",
+			 host_for_errors(c), why)) {
+		return;
+	}
 	if (!c->rule &&
 	    block(c, 403, "Forbidden", "domain", "blocked", NULL,
 		  "domain %s is not allowed by the egress policy", host_for_errors(c)))
@@ -741,6 +768,20 @@ static void process_head(struct pconn *c)
 		/* Inside a tunnel the method is invisible: rules about methods
 		 * or approvals cannot hold there without TLS inspection. */
 		bool inspect = c->rule && c->rule->inspect && c->e->ca;
+		/* Plain HTTP comes as requests the proxy reads; a tunnel to the
+		 * plain-HTTP port would carry it unread. */
+		if (c->req.port == 80 &&
+		    block(c, 403, "Forbidden", "port", "blocked", NULL,
+			  "CONNECT to port 80 is refused: send plain HTTP as proxy requests"))
+			return;
+		/* A tunnel the proxy cannot read would take any raw secret the
+		 * run holds: only where every raw secret may go anyway. */
+		const char *raw = inspect ? NULL : egress_raw_secret_out_of_scope(c->e, c->host);
+		if (raw && block(c, 403, "Forbidden", "credential", "blocked", NULL,
+				 "this run holds the raw secret %s, which may not go to %s, and a "
+				 "tunnel there cannot be read: inspect %s or seal %s",
+				 raw, c->host, c->host, raw))
+			return;
 		if (c->rule && c->rule->inspect && !c->e->ca &&
 		    block(c, 403, "Forbidden", "inspect", "blocked", NULL,
 			  "%s needs TLS inspection, which this run does not have (the policy "
@@ -789,6 +830,35 @@ static void approval_decided(struct pconn *c, bool approved, const char *why)
 	GUARD_OUT(c);
 }
 
+int egress_host_check(const struct egress_engine *e, const struct egress_rule *rule,
+		      const char *raw, const char *host, json_t **names, char *why, size_t cap)
+{
+	*names = NULL;
+	/* As written: that is what leaves in a lookup or an SNI (DNS keeps
+	 * case), and what case-sensitive formats are recognised in. */
+	struct inspect_stream st;
+	inspect_stream_init(&st, e->insp);
+	inspect_feed(&st, raw, strlen(raw));
+	if (st.n_findings) {
+		/* Never in scope: no secret belongs in a host name. */
+		*names = json_array();
+		for (size_t i = 0; *names && i < st.n_findings; i++)
+			json_array_append_new(*names, json_string(st.findings[i].name));
+		return EGRESS_HOST_CREDENTIAL;
+	}
+	if (rule && !egress_rule_labels_ok(rule, host, why, cap))
+		return EGRESS_HOST_LABELS;
+	return EGRESS_HOST_OK;
+}
+
+const char *egress_raw_secret_out_of_scope(const struct egress_engine *e, const char *host)
+{
+	for (size_t i = 0; i < e->n_raw; i++)
+		if (!egress_secret_in_scope(e, e->raw_names[i], host))
+			return e->raw_names[i];
+	return NULL;
+}
+
 bool egress_secret_in_scope(const struct egress_engine *e, const char *secret, const char *host)
 {
 	size_t hl = strlen(host);
@@ -817,17 +887,28 @@ static bool finding_in_scope(const struct pconn *c, const struct inspect_finding
 
 /* The findings from index `from` that are leaks, as a JSON list of names;
  * NULL when there are none. */
-static json_t *leaks(const struct pconn *c, size_t from)
+static json_t *leaks(const struct pconn *c, const struct inspect_stream *st, size_t from,
+		     json_t *names)
 {
-	json_t *names = NULL;
-	for (size_t i = from; i < c->insp.n_findings; i++) {
-		if (finding_in_scope(c, &c->insp.findings[i]))
+	for (size_t i = from; i < st->n_findings; i++) {
+		if (finding_in_scope(c, &st->findings[i]))
 			continue;
 		if (!names)
 			names = json_array();
-		json_array_append_new(names, json_string(c->insp.findings[i].name));
+		json_array_append_new(names, json_string(st->findings[i].name));
 	}
 	return names;
+}
+
+/* Whether the body is a form (then '+' is a space in it, as in a query). */
+static bool form_body(const struct http_request *r)
+{
+	static const char form[] = "application/x-www-form-urlencoded";
+	for (size_t i = 0; i < r->n_fields; i++)
+		if (r->fields[i].name_len == 12 && strncasecmp(r->fields[i].name, "content-type", 12) == 0)
+			return r->fields[i].value_len >= sizeof(form) - 1 &&
+			       strncasecmp(r->fields[i].value, form, sizeof(form) - 1) == 0;
+	return false;
 }
 
 /* 5. Content: the request line and head, before anything leaves. */
@@ -835,7 +916,23 @@ static void stage_content(struct pconn *c)
 {
 	inspect_stream_init(&c->insp, c->e->insp);
 	inspect_feed(&c->insp, c->head, c->req.head_len);
-	json_t *names = leaks(c, 0);
+	/* And the target percent-decoded: a credential in a query string is
+	 * one, whatever its escaping. */
+	inspect_stream_init(&c->insp_dec, c->e->insp);
+	struct inspect_pct q = { .plus_space = true };
+	char *dec = c->req.path_len ? malloc(c->req.path_len + 2) : NULL;
+	if (dec) {
+		size_t dn = inspect_pct_feed(&q, c->req.path, c->req.path_len, dec);
+		inspect_feed(&c->insp_dec, dec, dn);
+		free(dec);
+	} else if (c->req.path_len) {
+		close_after_flush(c); /* out of memory: not forwarded uninspected */
+		return;
+	}
+	json_t *names = leaks(c, &c->insp_dec, 0, leaks(c, &c->insp, 0, NULL));
+	/* The body's decoded form is scanned in a stream of its own. */
+	inspect_stream_init(&c->insp_dec, c->e->insp);
+	c->pct = (struct inspect_pct){ .plus_space = form_body(&c->req) };
 	if (names) {
 		json_t *extra = json_object();
 		json_object_set_new(extra, "credential_patterns", names);
@@ -1088,10 +1185,59 @@ static void send_request_head(struct pconn *c)
  * ourselves, verifying it. From here the connection carries origin-form
  * HTTP requests that go through every stage like plain ones.
  */
+/* The inspected connection an SSL belongs to (ex data). */
+static int ssl_conn_index = -1;
+
+/*
+ * The client's ClientHello must name the CONNECT host, as in a tunnel the
+ * proxy does not read (sni.h): TLS to one name inside a CONNECT to
+ * another is refused, and so is a ClientHello that names none.
+ */
+static int servername_check(SSL *ssl, int *alert, void *arg)
+{
+	(void)arg;
+	struct pconn *c = SSL_get_ex_data(ssl, ssl_conn_index);
+	if (!c)
+		return SSL_TLSEXT_ERR_OK;
+	const char *sn = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+	if (sn && strcasecmp(sn, c->tls_host) == 0)
+		return SSL_TLSEXT_ERR_OK;
+	char why[400];
+	if (sn)
+		snprintf(why, sizeof(why), "the TLS ClientHello names %.253s, not the CONNECT host %s",
+			 sn, c->tls_host);
+	else
+		snprintf(why, sizeof(why), "a TLS ClientHello without a server name in a tunnel to %s",
+			 c->tls_host);
+	json_t *j = request_entry(c, "blocked");
+	json_object_set_new(j, "hostname", json_string(c->tls_host));
+	json_object_set_new(j, "status_code", json_integer(403));
+	json_object_set_new(j, "blocked_reason", json_string(why));
+	egress_audit(c->e, j);
+	egress_emit(c->e, "egress.blocked", j);
+	json_decref(j);
+	c->e->stats.blocked++;
+	*alert = SSL_AD_UNRECOGNIZED_NAME;
+	return SSL_TLSEXT_ERR_ALERT_FATAL;
+}
+
 static void start_tls(struct pconn *c)
 {
 	struct cdn_err err = { 0 };
 	SSL *server = egress_ca_server_ssl(c->e->ca, c->host, &err);
+	if (server) {
+		if (ssl_conn_index < 0)
+			ssl_conn_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+		snprintf(c->tls_host, sizeof(c->tls_host), "%s", c->host);
+		if (ssl_conn_index < 0 || SSL_set_ex_data(server, ssl_conn_index, c) != 1) {
+			SSL_free(server);
+			server = NULL;
+			cdn_err_set(&err, ENOMEM, "TLS");
+		} else {
+			SSL_CTX_set_tlsext_servername_callback(SSL_get_SSL_CTX(server),
+							       servername_check);
+		}
+	}
 	SSL *client = server ? egress_tls_client_ssl(c->host, c->e->upstream_ca, &err) : NULL;
 	if (!client) {
 		SSL_free(server);
@@ -1153,17 +1299,71 @@ static void start_tls(struct pconn *c)
 }
 
 /*
- * A plain CONNECT is established: answer 200 and hand both sockets to a
- * splice tunnel (engine_tunnel.c); this connection object is done.
+ * A plain CONNECT is established: answer 200, then wait for the client's
+ * first record, which must be a TLS ClientHello naming the CONNECT host
+ * (sni.h says why); then hand both sockets to a splice tunnel
+ * (engine_tunnel.c) and this connection object is done.
  */
 static void start_tunnel(struct pconn *c)
 {
 	static const char ok[] = "HTTP/1.1 200 Connection Established\r\n\r\n";
-	int cfd = fcntl(bufferevent_getfd(c->cbev), F_DUPFD_CLOEXEC, 0);
-	int ufd = fcntl(bufferevent_getfd(c->ubev), F_DUPFD_CLOEXEC, 0);
 	/* 39 bytes on a connection that has sent nothing yet: a short write
 	 * would be a broken socket. */
-	if (cfd < 0 || ufd < 0 || write(cfd, ok, sizeof(ok) - 1) != (ssize_t)(sizeof(ok) - 1)) {
+	if (write(bufferevent_getfd(c->cbev), ok, sizeof(ok) - 1) != (ssize_t)(sizeof(ok) - 1)) {
+		close_after_flush(c);
+		return;
+	}
+	c->state = C_HELLO;
+	arm_head_timer(c);
+	bufferevent_enable(c->cbev, EV_READ);
+	tunnel_hello(c);
+}
+
+/* The tunnel is not opened: say why in the audit log and the events, and
+ * close (the client already has its 200, so there is no answer to give). */
+static void tunnel_refused(struct pconn *c, const char *why)
+{
+	c->status = 403;
+	json_t *j = request_entry(c, "blocked");
+	json_object_set_new(j, "blocked_reason", json_string(why));
+	egress_audit(c->e, j);
+	egress_emit(c->e, "egress.blocked", j);
+	json_decref(j);
+	c->e->stats.blocked++;
+	conn_close(c);
+}
+
+static void tunnel_hello(struct pconn *c)
+{
+	struct evbuffer *cin = bufferevent_get_input(c->cbev);
+	size_t cn = evbuffer_get_length(cin);
+	if (cn == 0)
+		return;
+	size_t take = cn < SNI_MAX_RECORD ? cn : SNI_MAX_RECORD;
+	const uint8_t *p = evbuffer_pullup(cin, (ssize_t)take);
+	char name[256];
+	enum sni_result sr = sni_parse(p, take, name, sizeof(name));
+	if (sr == SNI_MORE)
+		return; /* the head timer bounds the wait */
+	char why[400];
+	if (sr != SNI_FOUND) {
+		snprintf(why, sizeof(why), "a tunnel to %s must start with a TLS ClientHello naming it; "
+			 "it started with %s", c->host, sni_result_name(sr));
+		tunnel_refused(c, why);
+		return;
+	}
+	if (strcmp(name, c->host) != 0) {
+		/* Domain fronting: the tunnel was allowed for one name and the
+		 * TLS inside asks the server for another. */
+		snprintf(why, sizeof(why), "the TLS ClientHello names %s, not the CONNECT host %s",
+			 name, c->host);
+		tunnel_refused(c, why);
+		return;
+	}
+	evtimer_del(c->timer);
+	int cfd = fcntl(bufferevent_getfd(c->cbev), F_DUPFD_CLOEXEC, 0);
+	int ufd = fcntl(bufferevent_getfd(c->ubev), F_DUPFD_CLOEXEC, 0);
+	if (cfd < 0 || ufd < 0) {
 		if (cfd >= 0)
 			close(cfd);
 		if (ufd >= 0)
@@ -1171,16 +1371,21 @@ static void start_tunnel(struct pconn *c)
 		close_after_flush(c);
 		return;
 	}
-	struct evbuffer *cin = bufferevent_get_input(c->cbev);
 	struct evbuffer *uin = bufferevent_get_input(c->ubev);
-	size_t cn = evbuffer_get_length(cin), un = evbuffer_get_length(uin);
-	const void *cp = cn ? evbuffer_pullup(cin, -1) : NULL;
+	size_t un = evbuffer_get_length(uin);
+	const void *cp = evbuffer_pullup(cin, -1);
 	const void *up = un ? evbuffer_pullup(uin, -1) : NULL;
 	c->status = 200;
+	/* One line when the tunnel opens (the supervisor may die before it
+	 * closes), another when it closes, with what it carried. */
+	json_t *open = request_entry(c, "tunnel_open");
+	json_object_set_new(open, "sni", json_string(name));
+	egress_audit(c->e, open);
+	json_decref(open);
 	json_t *entry = request_entry(c, "request");
 	egress_emit(c->e, "egress.allowed", entry);
 	struct cdn_err err = { 0 };
-	(void)egress_tunnel_start(c->e, cfd, ufd, cp, cn, up, un, entry, &err);
+	(void)egress_tunnel_start(c->e, cfd, ufd, cp, evbuffer_get_length(cin), up, un, entry, &err);
 	conn_close(c);
 }
 
@@ -1314,9 +1519,16 @@ static void release_hold(struct pconn *c, size_t keep)
 
 static bool body_data(struct pconn *c, const char *p, size_t n)
 {
-	size_t before = c->insp.n_findings;
+	size_t before = c->insp.n_findings, before_dec = c->insp_dec.n_findings;
 	inspect_feed(&c->insp, p, n);
-	json_t *names = c->insp.n_findings > before ? leaks(c, before) : NULL;
+	char *dec = malloc(n + 2);
+	if (!dec) {
+		close_after_flush(c); /* out of memory: not forwarded uninspected */
+		return false;
+	}
+	inspect_feed(&c->insp_dec, dec, inspect_pct_feed(&c->pct, p, n, dec));
+	free(dec);
+	json_t *names = leaks(c, &c->insp_dec, before_dec, leaks(c, &c->insp, before, NULL));
 	if (names) {
 		json_t *extra = json_object();
 		json_object_set_new(extra, "credential_patterns", names);
@@ -1662,6 +1874,24 @@ int egress_engine_new(struct event_base *base, const struct egress_engine_config
 	if ((r = inspector_new(cfg->secrets, cfg->n_secrets, &e->insp, err)) < 0 ||
 	    (r = egress_seal_init(e, cfg->sealed, cfg->n_sealed, err)) < 0)
 		goto out;
+	/* Raw: looked for, and not sealed (a long one comes in pieces, under
+	 * one name). */
+	e->raw_names = calloc(cfg->n_secrets + 1, sizeof(char *));
+	if (!e->raw_names) {
+		r = cdn_err_set(err, ENOMEM, "egress engine");
+		goto out;
+	}
+	for (size_t i = 0; i < cfg->n_secrets; i++) {
+		bool skip = false;
+		for (size_t k = 0; k < cfg->n_sealed && !skip; k++)
+			skip = strcmp(cfg->sealed[k].name, cfg->secrets[i].name) == 0;
+		for (size_t k = 0; k < e->n_raw && !skip; k++)
+			skip = strcmp(e->raw_names[k], cfg->secrets[i].name) == 0;
+		if (!skip && !(e->raw_names[e->n_raw++] = strdup(cfg->secrets[i].name))) {
+			r = cdn_err_set(err, ENOMEM, "egress engine");
+			goto out;
+		}
+	}
 	if (cfg->n_scopes) {
 		e->scope_secret = calloc(cfg->n_scopes, sizeof(char *));
 		e->scope_domain = calloc(cfg->n_scopes, sizeof(char *));
@@ -1773,6 +2003,9 @@ void egress_engine_free(struct egress_engine *e)
 		evdns_base_free(e->dns, 1);
 	inspector_free(e->insp);
 	egress_seal_free(e);
+	for (size_t i = 0; i < e->n_raw; i++)
+		free(e->raw_names[i]);
+	free(e->raw_names);
 	for (size_t i = 0; i < e->n_scopes; i++) {
 		free(e->scope_secret[i]);
 		free(e->scope_domain[i]);

@@ -52,8 +52,20 @@ struct dns_tcp {
 
 static void tcp_free(struct dns_tcp *t);
 
+static void audit_query_extra(struct egress_engine *e, const struct dns_query *q,
+			      const char *type, int rcode, const char *reason, uint64_t t_start,
+			      json_t *patterns);
+
 static void audit_query(struct egress_engine *e, const struct dns_query *q, const char *type,
 			int rcode, const char *reason, uint64_t t_start)
+{
+	audit_query_extra(e, q, type, rcode, reason, t_start, NULL);
+}
+
+/* Takes patterns (credential names found, or NULL). */
+static void audit_query_extra(struct egress_engine *e, const struct dns_query *q,
+			      const char *type, int rcode, const char *reason, uint64_t t_start,
+			      json_t *patterns)
 {
 	json_t *j = json_object();
 	char method[16];
@@ -69,8 +81,10 @@ static void audit_query(struct egress_engine *e, const struct dns_query *q, cons
 		json_object_set_new(j, "qtype", json_integer(q->qtype));
 	if (reason)
 		json_object_set_new(j, "blocked_reason", json_string(reason));
+	if (patterns)
+		json_object_set_new(j, "credential_patterns", patterns);
 	egress_audit(e, j);
-	if (strcmp(type, "blocked") == 0)
+	if (strcmp(type, "request") != 0 && strcmp(type, "error") != 0)
 		egress_emit(e, "egress.blocked", j);
 	json_decref(j);
 }
@@ -191,6 +205,41 @@ static void handle_query(struct dns_job *job)
 	const struct egress_rule *rule = NULL;
 	if (egress_host_normalize(job->q.name, host, sizeof(host), &err) == 0)
 		rule = egress_policy_match(e->policy->p, host);
+	/* The name is data the agent chose, and asking upstream for it
+	 * would send it to that zone's servers: no credential in it, no long
+	 * or random labels under a wildcard, and a lookup counts in its
+	 * rule's rate window like a request. */
+	json_t *names = NULL;
+	char why[240] = "";
+	int hk = rule ? egress_host_check(e, rule, job->q.raw_name, host, &names, why, sizeof(why))
+		      : EGRESS_HOST_OK;
+	if (hk != EGRESS_HOST_OK) {
+		answer(job, DNS_RCODE_NXDOMAIN, NULL, 0);
+		audit_query_extra(e, &job->q, hk == EGRESS_HOST_CREDENTIAL ? "credential_leak" : "blocked",
+				  DNS_RCODE_NXDOMAIN,
+				  hk == EGRESS_HOST_CREDENTIAL ? "the name carries a credential" : why,
+				  job->t_start, names);
+		e->stats.dns_blocked++;
+		free(job);
+		return;
+	}
+	if (rule) {
+		const char *rkey = rule->rate_key ? rule->rate_key : rule->name;
+		uint64_t now = egress_now_ms();
+		if (ratelimit_check(e->rl, rkey, rule->rpm, now) > 0 ||
+		    (rule->agent_rate_key &&
+		     ratelimit_check(e->rl, rule->agent_rate_key, rule->agent_rpm, now) > 0)) {
+			answer(job, DNS_RCODE_REFUSED, NULL, 0);
+			audit_query(e, &job->q, "rate_limited", DNS_RCODE_REFUSED,
+				    "rate limit reached for the name's rule", job->t_start);
+			e->stats.dns_blocked++;
+			free(job);
+			return;
+		}
+		ratelimit_take(e->rl, rkey, rule->rpm, now);
+		if (rule->agent_rate_key)
+			ratelimit_take(e->rl, rule->agent_rate_key, rule->agent_rpm, now);
+	}
 	if (!rule) {
 		/* NXDOMAIN without asking anyone: the name goes nowhere. */
 		answer(job, DNS_RCODE_NXDOMAIN, NULL, 0);

@@ -1320,3 +1320,44 @@ size_t inspect_chunk_len(size_t len)
 		chunk = 1024;
 	return chunk > INSPECT_MAX_SECRET_LEN / 2 ? 0 : chunk;
 }
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+size_t inspect_pct_feed(struct inspect_pct *d, const char *in, size_t n, char *out)
+{
+	size_t o = 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = in[i];
+		if (d->n_held == 0) {
+			if (c == '%')
+				d->held[d->n_held++] = c;
+			else
+				out[o++] = d->plus_space && c == '+' ? ' ' : c;
+			continue;
+		}
+		if (hexval(c) < 0) {
+			/* Not an escape after all: what was held goes out as it is. */
+			for (size_t k = 0; k < d->n_held; k++)
+				out[o++] = d->held[k];
+			d->n_held = 0;
+			i--; /* this byte starts afresh */
+			continue;
+		}
+		if (d->n_held == 1) {
+			d->held[d->n_held++] = c;
+			continue;
+		}
+		out[o++] = (char)(hexval(d->held[1]) << 4 | hexval(c));
+		d->n_held = 0;
+	}
+	return o;
+}

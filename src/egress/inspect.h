@@ -97,6 +97,23 @@ void inspect_stream_init(struct inspect_stream *s, const struct inspector *in);
 /* Scans the next piece. Returns the number of findings so far. */
 size_t inspect_feed(struct inspect_stream *s, const char *data, size_t len);
 
+/*
+ * Percent-decoding as a stream, so that the decoded form of a query string
+ * or a body is scanned too: a credential written "%2B"-style in a form
+ * field is the credential. "%41" becomes "A", and with plus_space "+" a
+ * space (query strings and form bodies). A '%' not followed by two hex
+ * digits stays as it is. Sequences cut between pieces are completed in the
+ * next one.
+ */
+struct inspect_pct {
+	char held[2]; /* a '%' and maybe one digit, waiting for the rest */
+	size_t n_held;
+	bool plus_space;
+};
+
+/* Decodes n bytes into out, which has room for n + 2; returns how many. */
+size_t inspect_pct_feed(struct inspect_pct *d, const char *in, size_t n, char *out);
+
 /* The names of all built-in patterns, NULL-terminated (for docs and tests). */
 const char *const *inspect_pattern_names(void);
 

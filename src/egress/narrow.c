@@ -144,6 +144,9 @@ static int narrow_rule(struct egress_rule *out, const char *name, const struct e
 	}
 	out->approval = (b->approval || a->approval) && b->category != EGRESS_CAT_LLM;
 	out->inspect = b->inspect || a->inspect;
+	/* The agent cannot loosen the label controls (its entries set none). */
+	out->max_label = b->max_label;
+	out->random_labels = b->random_labels;
 	return 0;
 }
 

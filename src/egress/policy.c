@@ -19,6 +19,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <math.h>
 #include <fcntl.h>
 #include <idn2.h>
 #include <netinet/in.h>
@@ -143,6 +144,46 @@ const char *egress_category_name(enum egress_category c)
 	case EGRESS_CAT_SERVICE: return "service";
 	}
 	return "unknown";
+}
+
+bool egress_rule_labels_ok(const struct egress_rule *r, const char *host, char *why, size_t cap)
+{
+	if (!r->wildcard)
+		return true;
+	/* The labels the agent chose: all of host but the rule's base. */
+	size_t base = strlen(r->name) - 1; /* ".example.com" */
+	size_t hl = strlen(host);
+	if (hl <= base)
+		return true;
+	size_t max = r->max_label ? r->max_label : EGRESS_DEFAULT_MAX_LABEL;
+	for (const char *p = host; p < host + hl - base;) {
+		const char *dot = memchr(p, '.', (size_t)(host + hl - base - p));
+		size_t len = dot ? (size_t)(dot - p) : (size_t)(host + hl - base - p);
+		if (len > max) {
+			snprintf(why, cap, "a label of %zu bytes under %s (at most %zu)", len, r->name, max);
+			return false;
+		}
+		if (!r->random_labels && len >= EGRESS_RANDOM_LABEL_MIN) {
+			unsigned counts[256] = { 0 };
+			for (size_t i = 0; i < len; i++)
+				counts[(unsigned char)p[i]]++;
+			double bits = 0;
+			for (int i = 0; i < 256; i++)
+				if (counts[i]) {
+					double f = (double)counts[i] / (double)len;
+					bits -= f * log2(f);
+				}
+			if (bits >= EGRESS_RANDOM_LABEL_BITS) {
+				snprintf(why, cap,
+					 "a label under %s that looks random (%.1f bits per character; "
+					 "data may be leaving in it)",
+					 r->name, bits);
+				return false;
+			}
+		}
+		p += len + 1;
+	}
+	return true;
 }
 
 const char *egress_policy_group_intern(const char *name)
@@ -589,6 +630,7 @@ int egress_policy_allow(struct egress_policy *p, const char *host_port, struct c
 	r->wildcard = wild;
 	r->category = EGRESS_CAT_USER;
 	r->group = "allow";
+	r->max_label = EGRESS_DEFAULT_MAX_LABEL;
 	if (port)
 		rule_set_ports(r, &port, 1);
 	else
@@ -639,6 +681,7 @@ static int add_builtin(struct user_rule *all, size_t *n, const char *name,
 	r->category = cat;
 	r->group = group;
 	r->rpm = rpm;
+	r->max_label = EGRESS_DEFAULT_MAX_LABEL;
 	r->methods = EGRESS_M_ALL;
 	rule_set_ports(r, ports_https, CDN_ARRAY_SIZE(ports_https));
 	if (cat == EGRESS_CAT_RESEARCH) {
@@ -1246,9 +1289,10 @@ static int parse_methods(struct pctx *c, const struct ynode *v, const char *path
 }
 
 static const char *const domain_keys[] = {
-	"name", "ports", "methods", "requests_per_minute", "approval", "inspect",
+	"name",	   "ports",   "methods",	  "requests_per_minute",
+	"approval", "inspect", "max_label_length", "random_labels",
 };
-enum { D_NAME, D_PORTS, D_METHODS, D_RPM, D_APPROVAL, D_INSPECT };
+enum { D_NAME, D_PORTS, D_METHODS, D_RPM, D_APPROVAL, D_INSPECT, D_MAX_LABEL, D_RANDOM_LABELS };
 
 static int parse_domain(struct pctx *c, const struct ynode *y, size_t index, struct user_rule *u)
 {
@@ -1261,6 +1305,7 @@ static int parse_domain(struct pctx *c, const struct ynode *y, size_t index, str
 	r->group = "user";
 	r->line = y->line;
 	r->methods = EGRESS_M_ALL;
+	r->max_label = EGRESS_DEFAULT_MAX_LABEL;
 	rule_set_ports(r, ports_web, CDN_ARRAY_SIZE(ports_web));
 
 	struct map_iter it;
@@ -1318,6 +1363,15 @@ static int parse_domain(struct pctx *c, const struct ynode *y, size_t index, str
 			break;
 		case D_INSPECT:
 			rc = get_bool(c, v, kp, kline, &r->inspect);
+			break;
+		case D_MAX_LABEL: {
+			uint32_t n = 0;
+			rc = get_uint(c, v, kp, kline, 1, 63, &n);
+			r->max_label = (uint8_t)n;
+			break;
+		}
+		case D_RANDOM_LABELS:
+			rc = get_bool(c, v, kp, kline, &r->random_labels);
 			break;
 		}
 	}

@@ -35,6 +35,9 @@
 #define EGRESS_MAX_RPM 100000	    /* requests_per_minute values: 0 (unlimited) .. this */
 #define EGRESS_MAX_APPROVAL_TIMEOUT_S 86400
 #define EGRESS_MAX_POLICY_DEPTH 8   /* nested YAML collections; the schema needs 4 */
+#define EGRESS_DEFAULT_MAX_LABEL 40 /* bytes of a label below a wildcard rule */
+#define EGRESS_RANDOM_LABEL_MIN 16  /* labels this long are checked for randomness */
+#define EGRESS_RANDOM_LABEL_BITS 3.6 /* Shannon entropy per character that reads as random */
 
 enum egress_method {
 	EGRESS_M_GET = 1u << 0,
@@ -79,6 +82,17 @@ struct egress_rule {
 	uint32_t agent_rpm;
 	bool approval;	    /* write methods wait for a human decision */
 	bool inspect;	    /* terminate TLS so method, body and secret rules apply to HTTPS */
+	/*
+	 * A wildcard rule lets the agent choose the labels below its base, and
+	 * each label is a way to carry data out (to the name's DNS servers, in
+	 * the TLS SNI, in the Host field). So under a wildcard, a label is at
+	 * most max_label bytes, and a long one (EGRESS_RANDOM_LABEL_MIN bytes or
+	 * more) that looks random (EGRESS_RANDOM_LABEL_BITS of entropy per
+	 * character or more) is refused unless random_labels. Exact rules
+	 * ignore both.
+	 */
+	uint8_t max_label;  /* 1..63 */
+	bool random_labels;
 	int line;	    /* where the rule was written; 0 for built-in rules */
 };
 
@@ -144,6 +158,11 @@ int egress_rule_name_normalize(const char *in, char *out, size_t cap, bool *wild
 const struct egress_rule *egress_policy_match(const struct egress_policy *p, const char *host);
 
 bool egress_rule_has_port(const struct egress_rule *r, uint16_t port);
+
+/* Under a wildcard rule, whether the labels of `host` below the rule's base
+ * are acceptable (max_label, random_labels); why not in `why`. Always true
+ * for an exact rule. */
+bool egress_rule_labels_ok(const struct egress_rule *r, const char *host, char *why, size_t cap);
 
 /* "GET" -> EGRESS_M_GET; 0 for anything else. */
 unsigned egress_method_bit(const char *method);

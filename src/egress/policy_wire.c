@@ -42,6 +42,10 @@ static json_t *rule_json(const struct egress_rule *r)
 			      "ports", ports ? ports : json_null(), "methods",
 			      methods_json(r->methods), "rpm", (json_int_t)r->rpm, "approval",
 			      r->approval, "inspect", r->inspect, "line", r->line);
+	if (j) {
+		json_object_set_new(j, "max_label", json_integer(r->max_label));
+		json_object_set_new(j, "random_labels", json_boolean(r->random_labels));
+	}
 	if (j && r->rate_key)
 		json_object_set_new(j, "rate_key", json_string(r->rate_key));
 	if (j && r->agent_rate_key)
@@ -151,9 +155,11 @@ static int get_key(const json_t *o, const char *key, char **out, struct cdn_err 
 
 static int rule_from_json(const json_t *j, struct egress_rule *r, struct cdn_err *err)
 {
-	static const char *const keys[] = { "name",    "category", "group",	     "ports",
-					    "methods", "rpm",	   "approval",	     "inspect",
-					    "line",    "rate_key", "agent_rate_key", "agent_rpm" };
+	static const char *const keys[] = { "name",	   "category",	     "group",
+					    "ports",	   "methods",	     "rpm",
+					    "approval",	   "inspect",	     "line",
+					    "rate_key",	   "agent_rate_key", "agent_rpm",
+					    "max_label", "random_labels" };
 	const char *bad = NULL;
 	if (!json_is_object(j))
 		return cdn_err_msg(err, EINVAL, "policy wire: a rule is not an object");
@@ -203,6 +209,10 @@ static int rule_from_json(const json_t *j, struct egress_rule *r, struct cdn_err
 	    (rc = get_uint(j, "line", INT32_MAX, &n, err)) < 0)
 		return rc;
 	r->line = (int)n;
+	if ((rc = get_uint(j, "max_label", 63, &n, err)) < 0 ||
+	    (rc = get_bool(j, "random_labels", &r->random_labels, err)) < 0)
+		return rc;
+	r->max_label = (uint8_t)n;
 	if ((rc = get_key(j, "rate_key", &r->rate_key, err)) < 0 ||
 	    (rc = get_key(j, "agent_rate_key", &r->agent_rate_key, err)) < 0)
 		return rc;

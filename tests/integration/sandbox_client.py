@@ -57,7 +57,24 @@ def cmd_get(url, *hdrs, data=None):
         print(e.read().decode("latin-1"))
 
 
+def client_hello(name):
+    """The bytes of a real TLS ClientHello naming `name` (or none when empty)."""
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(inc, out, server_hostname=name or None)
+    try:
+        obj.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return out.read()
+
+
 def cmd_connect(target, msg):
+    """CONNECT, then send msg (or, for "hello:NAME", a TLS ClientHello naming
+    NAME) and print what comes back, decoded or as its length."""
     s = socket.create_connection(PROXY, timeout=10)
     host, port = target.rsplit(":", 1)
     s.sendall(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n".encode())
@@ -65,14 +82,21 @@ def cmd_connect(target, msg):
     status = head.split(b"\r\n")[0].decode()
     print(status)
     if " 200 " in status:
-        s.sendall(msg.encode())
+        data = client_hello(msg[6:]) if msg.startswith("hello:") else msg.encode()
+        s.sendall(data)
         got = b""
-        while len(got) < len(msg):
-            c = s.recv(65536)
-            if not c:
-                break
-            got += c
-        print(got.decode())
+        try:
+            while len(got) < len(data):
+                c = s.recv(65536)
+                if not c:
+                    break
+                got += c
+        except OSError:
+            pass
+        if msg.startswith("hello:"):
+            print("echoed" if got == data else f"not echoed ({len(got)} bytes)")
+        else:
+            print(got.decode())
     else:
         print([l for l in head.decode("latin-1").split("\r\n") if l.lower().startswith("x-cordon-block")])
 

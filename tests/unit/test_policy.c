@@ -337,7 +337,7 @@ static void test_unknown_keys(void **state)
 		    "  - name: a.example\n"
 		    "    metods: [GET]\n",
 		    "policy.yaml:4: domains[0]: unknown key 'metods' (expected name, ports, "
-		    "methods, requests_per_minute, approval, inspect)",
+		    "methods, requests_per_minute, approval, inspect, max_label_length, random_labels)",
 		    NULL);
 	parse_fails("version: 1\nenforcing: true\n", "policy.yaml:2: unknown key 'enforcing'",
 		    "expected version, enforce, limits");

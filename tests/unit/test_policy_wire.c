@@ -127,7 +127,8 @@ static int from_text(const char *text, struct cdn_err *err)
 
 #define HEAD "{\"enforce\":true,\"default_rpm\":60,\"global_rpm\":600,\"approval_timeout_s\":120,"
 #define RULE(name) "{\"name\":\"" name "\",\"category\":\"user\",\"ports\":[80],\"methods\":[\"GET\"]," \
-		   "\"rpm\":1,\"approval\":false,\"inspect\":false,\"line\":1}"
+		   "\"rpm\":1,\"approval\":false,\"inspect\":false,\"line\":1,\"max_label\":40," \
+		   "\"random_labels\":false}"
 
 static void test_strict(void **state)
 {
@@ -152,7 +153,7 @@ static void test_strict(void **state)
 	assert_true(from_text(HEAD "\"rules\":[],\"private\":[{\"ip\":\"1.2.3.4\",\"port\":0}]}", &err) < 0);
 	assert_true(from_text(HEAD "\"rules\":[{\"name\":\"a.test\",\"category\":\"user\",\"ports\":[80],"
 			      "\"methods\":[\"get\"],\"rpm\":1,\"approval\":false,\"inspect\":false,"
-			      "\"line\":1}],\"private\":[]}", &err) < 0);
+			      "\"line\":1,\"max_label\":40,\"random_labels\":false}],\"private\":[]}", &err) < 0);
 	assert_true(from_text(HEAD "\"rules\":[{\"name\":\"a.test\",\"category\":\"user\",\"group\":\"nope\","
 			      "\"ports\":[80],\"methods\":[],\"rpm\":1,\"approval\":false,"
 			      "\"inspect\":false,\"line\":1}],\"private\":[]}", &err) < 0);
