@@ -45,7 +45,8 @@ static const struct {
 	{ SANDBOX_LL_NET_TCP, 4, "net_tcp", "network namespace" },
 	{ SANDBOX_LL_FS_IOCTL_DEV, 5, "fs_ioctl_dev", "minimal /dev and seccomp ioctl rules" },
 	/* No process outside the sandbox is visible in its pid namespace,
-	 * and abstract sockets are per network namespace. */
+	 * abstract sockets are per network namespace, and pid 1 ignores
+	 * signals sent from inside (child.c). */
 	{ SANDBOX_LL_SCOPE, 6, "scope", "pid and network namespaces" },
 };
 

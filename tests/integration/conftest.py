@@ -50,6 +50,7 @@ def landlock_missing(abi):
 # kernels"). Anything else DEGRADED is a failure, like anything ESCAPED.
 DEGRADED_WITHOUT = {
     "identity": {"net_tcp": {"bind a TCP port"}},
+    "proc_mask": {"scope": {"signal pid 1 (SIGTERM)", "signal pid 1 (SIGKILL)"}},
 }
 
 
