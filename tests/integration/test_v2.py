@@ -127,3 +127,41 @@ def test_pids_max_stops_a_fork_bomb_at_the_limit(tmp_path):
     r = cexec("sh", "-c", "for i in $(seq 40); do sleep 60 & done 2>&1; wait",
               opts=["--pids", "16", "--timeout", "10s"], timeout=120)
     assert "fork" in r.stdout.lower() or "resource" in r.stdout.lower(), r.stdout
+
+
+@pytest.fixture
+def scratch_cgroup():
+    """A cgroup of the test's own (not named cordon-PID-N, so the leftover
+    check leaves it alone), removed afterwards with whatever is under it."""
+    made = []
+
+    def make(name):
+        d = CG / f"v2test-{name}-{os.getpid()}"
+        d.mkdir()
+        made.append(d)
+        return d
+    yield make
+    for d in made:
+        for sub in sorted(d.rglob("*"), key=lambda x: -len(x.parts)):
+            if sub.is_dir():
+                for pid in read(sub / "cgroup.procs").split():
+                    os.kill(int(pid), 9)
+                wait_until(lambda: not read(sub / "cgroup.procs"))
+                sub.rmdir()
+        for pid in read(d / "cgroup.procs").split():
+            os.kill(int(pid), 9)
+        wait_until(lambda: not read(d / "cgroup.procs"))
+        d.rmdir()
+
+
+def test_a_parent_holding_processes_is_refused_with_the_reason(scratch_cgroup):
+    busy = scratch_cgroup("busy")
+    sleeper = subprocess.Popen(["sleep", "600"])
+    try:
+        (busy / "cgroup.procs").write_text(str(sleeper.pid))
+        r = cexec("true", env=dict(os.environ, CORDON_CGROUP_PARENT=str(busy)))
+        assert r.returncode == 125
+        assert f"below {busy}, which holds processes" in r.stderr, r.stderr
+    finally:
+        sleeper.kill()
+        sleeper.wait()
