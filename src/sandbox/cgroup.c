@@ -272,6 +272,36 @@ static int enable_down(const char *mnt, const char *parent, const char *ctrl, ch
 	}
 }
 
+/*
+ * cgroup v2 lets a cgroup hand controllers to its children only while no
+ * process sits in it ("no internal processes"; the root is exempt). When
+ * cordon itself sits in a cgroup on the way to the sandboxes' parent, as it
+ * does when started in a delegated scope or service and told to put the
+ * sandboxes beneath it (systemd-run --user --scope -p Delegate=yes), it
+ * moves into a leaf of its own first, as crun and podman do.
+ */
+static int leave_parent_path(const char *mnt, const char *own, const char *parent,
+			     struct cdn_err *err)
+{
+	char self[PATH_MAX];
+	if (!own[0] || strcmp(own, "/") == 0)
+		return 0;
+	if (snprintf(self, sizeof(self), "%s%s", mnt, own) >= (int)sizeof(self))
+		return cdn_err_set(err, ENAMETOOLONG, "cgroup v2: own cgroup");
+	size_t sl = strlen(self);
+	if (strncmp(parent, self, sl) != 0 || (parent[sl] != '\0' && parent[sl] != '/'))
+		return 0; /* not on the way: nothing to move */
+	char leaf[PATH_MAX + 32];
+	snprintf(leaf, sizeof(leaf), "%s/cordon-supervisor", self);
+	if (mkdir(leaf, 0755) < 0 && errno != EEXIST)
+		return cdn_err_set(err, errno, "cgroup v2: create %s", leaf);
+	_cleanup_close_ int fd = open(leaf, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	int r = fd < 0 ? -errno : write_at(fd, "cgroup.procs", "0"); /* "0": this process */
+	if (r < 0)
+		return cdn_err_set(err, -r, "cgroup v2: move cordon out of %s into %s", self, leaf);
+	return 0;
+}
+
 static int create_v2(struct sb_cgroup *cg, const struct cg_mounts *m,
 		     const struct sandbox_limits *lim, struct cdn_err *err)
 {
@@ -287,8 +317,10 @@ static int create_v2(struct sb_cgroup *cg, const struct cg_mounts *m,
 	else
 		snprintf(parent, sizeof(parent), "%s/cordon", mnt);
 
-	int r = mkdir_p(parent);
+	int r = leave_parent_path(mnt, m->own2, parent, err);
 	if (r < 0)
+		return r;
+	if ((r = mkdir_p(parent)) < 0)
 		return cdn_err_set(err, -r, "cgroup v2: create %s", parent);
 	sweep_stale(parent);
 

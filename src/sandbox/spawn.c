@@ -510,6 +510,14 @@ static int do_clone(struct sandbox *sb, struct sb_plan *plan, int cgfd, struct c
 	close(sv[1]);
 	if (pid < 0) {
 		close(sv[0]);
+		/* Moving a process into a cgroup, at clone too, needs write
+		 * access to cgroup.procs of the common ancestor of where it is
+		 * and where it goes. */
+		if (cgfd >= 0 && e == EACCES)
+			return cdn_err_set(err, e,
+					   "clone into the sandbox's cgroup (without root, cordon "
+					   "must itself run inside the delegated cgroup that "
+					   "CORDON_CGROUP_PARENT names: docs/exec.md)");
 		if (e == EPERM || e == ENOSPC || e == EUSERS)
 			return cdn_err_set(err, e,
 					   "create namespaces (are unprivileged user namespaces "

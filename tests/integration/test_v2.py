@@ -165,3 +165,51 @@ def test_a_parent_holding_processes_is_refused_with_the_reason(scratch_cgroup):
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+def delegate(d):
+    """What systemd's Delegate=yes does: the user owns the cgroup and its files."""
+    subprocess.run(["chown", "-R", "nobody:nogroup", str(d)], check=True)
+
+
+def rootless_in(cgroup, parent, *cmd, status=None):
+    """Run cordon as nobody, started inside `cgroup` (as under systemd-run
+    --user --scope -p Delegate=yes), with CORDON_CGROUP_PARENT=parent."""
+    script = f'echo $$ > {cgroup}/cgroup.procs && exec "$@"'
+    argv = ["sh", "-c", script, "sh", "setpriv", "--reuid=nobody", "--regid=nogroup",
+            "--clear-groups", "env", f"CORDON_CGROUP_PARENT={parent}", CORDON, "exec",
+            "--mem", "64m", "--pids", "32"]
+    if status:
+        argv += ["--status-json", str(status)]
+    return subprocess.run(argv + ["--", *cmd], capture_output=True, text=True, timeout=120,
+                          cwd="/")
+
+
+@pytest.mark.parametrize("below", ["", "/sandboxes"])
+def test_rootless_in_a_delegated_cgroup(scratch_cgroup, below):
+    """cordon sits in the delegated cgroup; cgroup v2 lets no process sit
+    where controllers are handed on, so it moves into a leaf of its own
+    (cordon-supervisor) and puts the sandboxes beside it or below."""
+    scope = scratch_cgroup("scope")
+    delegate(scope)
+    d = tempfile.mkdtemp(prefix="cordon-v2-")  # pytest's tmp_path is root's alone
+    os.chmod(d, 0o777)
+    st = Path(d) / "st.json"
+    r = rootless_in(scope, f"{scope}{below}", "cat", "/proc/self/cgroup", status=st)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "0::/"
+    s = json.loads(st.read_text())
+    shutil.rmtree(d)
+    assert s["protections"]["cgroup"] == "v2" and s["protections"]["rootless"] is True
+    assert s["protections"]["degraded"] == []
+    assert (scope / "cordon-supervisor").is_dir()
+    assert not list(Path(f"{scope}{below}").glob("cordon-[0-9]*"))
+
+
+def test_rootless_outside_its_delegated_cgroup_says_why(scratch_cgroup):
+    deleg = scratch_cgroup("deleg")
+    delegate(deleg)
+    r = rootless_in(CG, deleg, "true")
+    assert r.returncode == 125
+    assert "must itself run inside the delegated cgroup" in r.stderr, r.stderr
+    assert not list(deleg.glob("cordon-[0-9]*"))
