@@ -191,17 +191,7 @@ static int parse_bind(const char *spec, bool rw, struct bind_arg *out, struct cd
 
 static int write_status(const char *path, const struct sandbox_status *st)
 {
-	json_t *prot = json_pack(
-		"{s:b, s:b, s:i, s:o, s:b, s:I}", "userns", st->prot.userns, "seccomp",
-		st->prot.seccomp, "landlock_abi", st->prot.landlock_abi, "cgroup",
-		st->prot.cgroup_version ? json_sprintf("v%d", st->prot.cgroup_version) : json_null(),
-		"rootless", st->prot.rootless, "host_uid", (json_int_t)st->prot.host_uid);
-	json_t *deg = json_array();
-	for (unsigned bit = 1; bit <= SANDBOX_PROT_SECCOMP; bit <<= 1)
-		if (st->prot.degraded & bit)
-			json_array_append_new(
-				deg, json_string(sandbox_protection_name((enum sandbox_protection)bit)));
-	json_object_set_new(prot, "degraded", deg);
+	json_t *prot = sandbox_protections_json(&st->prot);
 	json_t *root = json_pack("{s:i, s:o, s:b, s:b, s:I, s:I, s:I, s:o}", "exit_code",
 				 st->exit_code, "signal",
 				 st->signal ? json_integer(st->signal) : json_null(), "timed_out",

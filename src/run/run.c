@@ -185,8 +185,23 @@ static void progress(bool c, const char *type, json_t *d)
 		       S("agent"), ver, S("sha256"));
 	} else if (strcmp(type, "sandbox.ready") == 0) {
 		json_t *p = json_object_get(d, "protections");
-		printf("%s  sandbox ready: userns, seccomp, landlock v%lld, cgroup %s, network %s%s\n",
-		       dim, (long long)json_integer_value(json_object_get(p, "landlock_abi")),
+		/* A partial Landlock (an older kernel) names the parts it has;
+		 * the part names are short and fixed, so they fit. */
+		json_t *ll = json_object_get(p, "landlock");
+		char parts[160] = "";
+		if (json_object_size(json_object_get(ll, "missing")) > 0) {
+			size_t i;
+			json_t *v;
+			strcat(parts, " (");
+			json_array_foreach(json_object_get(ll, "applied"), i, v) {
+				strncat(parts, i ? ", " : "", sizeof(parts) - strlen(parts) - 1);
+				strncat(parts, json_string_value(v) ? json_string_value(v) : "?",
+					sizeof(parts) - strlen(parts) - 1);
+			}
+			strncat(parts, " only)", sizeof(parts) - strlen(parts) - 1);
+		}
+		printf("%s  sandbox ready: userns, seccomp, landlock v%lld%s, cgroup %s, network %s%s\n",
+		       dim, (long long)json_integer_value(json_object_get(p, "landlock_abi")), parts,
 		       json_string_value(json_object_get(p, "cgroup"))
 			       ? json_string_value(json_object_get(p, "cgroup"))
 			       : "none",
@@ -831,19 +846,6 @@ static int load_secrets(struct run_ctx *c, struct secret_set *ss, struct cdn_err
 
 /* ------------------------------------------------------------------- run */
 
-static json_t *protections_json(const struct sandbox_protections *p)
-{
-	json_t *deg = json_array();
-	for (unsigned bit = 1; bit <= SANDBOX_PROT_SECCOMP; bit <<= 1)
-		if (p->degraded & bit)
-			json_array_append_new(
-				deg, json_string(sandbox_protection_name((enum sandbox_protection)bit)));
-	return json_pack("{s:b, s:b, s:i, s:o, s:b, s:o}", "userns", p->userns, "seccomp",
-			 p->seccomp, "landlock_abi", p->landlock_abi, "cgroup",
-			 p->cgroup_version ? json_sprintf("v%d", p->cgroup_version) : json_null(),
-			 "rootless", p->rootless, "degraded", deg);
-}
-
 /* How the network part is confined, as it reported once ready. */
 static json_t *netpart_json(const struct netpart_info *ni)
 {
@@ -1219,7 +1221,7 @@ static int execute(struct run_ctx *c, const struct secret_set *ss, struct sandbo
 	/* sandbox.ready: what protects this run. */
 	json_t *pj = json_object();
 	json_object_set_new(pj, "network", json_string(policy ? "proxy" : "none"));
-	json_object_set_new(pj, "protections", protections_json(sandbox_protections(sb)));
+	json_object_set_new(pj, "protections", sandbox_protections_json(sandbox_protections(sb)));
 	json_object_set_new(pj, "network_part", netpart_json(&c->net_info));
 	emit(c, "sandbox.ready", pj);
 	json_decref(pj);
@@ -1673,7 +1675,7 @@ int run_agent(struct store *s, struct vault *v, struct run_options *o, struct ru
 			    json_pack("{s:I, s:I, s:I}", "wall_ms", (json_int_t)st.wall_ms,
 				      "cpu_ms", (json_int_t)st.cpu_ms, "mem_peak_bytes",
 				      (json_int_t)st.mem_peak_bytes));
-	json_t *prot = protections_json(&st.prot);
+	json_t *prot = sandbox_protections_json(&st.prot);
 	json_object_set_new(prot, "network_part", netpart_json(&c.net_info));
 	json_object_set(prot, "secrets", c.delivery);
 	json_object_set_new(res, "protections", prot);

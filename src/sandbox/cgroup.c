@@ -216,11 +216,14 @@ static void scan_mounts(struct cg_mounts *m)
 	}
 }
 
-static bool has_controller(const char *dir, const char *name)
+/* Is `name` listed in the space-separated controller file `file` of dir
+ * (cgroup.controllers: available here; cgroup.subtree_control: handed on
+ * to the children)? */
+static bool lists_controller(const char *dir, const char *file, const char *name)
 {
 	char buf[512];
 	_cleanup_close_ int fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0 || read_at(fd, "cgroup.controllers", buf, sizeof(buf)) < 0)
+	if (fd < 0 || read_at(fd, file, buf, sizeof(buf)) < 0)
 		return false;
 	char *save = NULL;
 	for (char *t = strtok_r(buf, " \n", &save); t; t = strtok_r(NULL, " \n", &save))
@@ -231,10 +234,14 @@ static bool has_controller(const char *dir, const char *name)
 
 /* ------------------------------------------------------------------ v2 */
 
-static int enable_down(const char *mnt, const char *parent, const char *ctrl)
+/* Write +ctrl to every cgroup.subtree_control from the mount root down to
+ * the parent, so the parent's children can use it. A write may fail where
+ * the controller is already handed on (a cgroup we may not write, such as
+ * the root of a delegated tree); only a cgroup that does not hand it on is
+ * an error, and `where` names it. */
+static int enable_down(const char *mnt, const char *parent, const char *ctrl, char *where,
+		       size_t where_size)
 {
-	/* Write +ctrl to every cgroup.subtree_control from the mount root to
-	 * the parent, so the parent's children can use it. */
 	char path[PATH_MAX];
 	size_t ml = strlen(mnt);
 	if (strncmp(parent, mnt, ml) != 0)
@@ -245,11 +252,15 @@ static int enable_down(const char *mnt, const char *parent, const char *ctrl)
 	snprintf(plus, sizeof(plus), "+%s", ctrl);
 	for (;;) {
 		_cleanup_close_ int fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
-		if (fd < 0)
+		if (fd < 0) {
+			snprintf(where, where_size, "%s", path);
 			return -errno;
+		}
 		int r = write_at(fd, "cgroup.subtree_control", plus);
-		if (r < 0 && !has_controller(path, ctrl))
+		if (r < 0 && !lists_controller(path, "cgroup.subtree_control", ctrl)) {
+			snprintf(where, where_size, "%s", path);
 			return r;
+		}
 		while (*rest == '/')
 			rest++;
 		if (!*rest)
@@ -259,6 +270,36 @@ static int enable_down(const char *mnt, const char *parent, const char *ctrl)
 		snprintf(path + l, sizeof(path) - l, "/%.*s", (int)(e - rest), rest);
 		rest = e;
 	}
+}
+
+/*
+ * cgroup v2 lets a cgroup hand controllers to its children only while no
+ * process sits in it ("no internal processes"; the root is exempt). When
+ * cordon itself sits in a cgroup on the way to the sandboxes' parent, as it
+ * does when started in a delegated scope or service and told to put the
+ * sandboxes beneath it (systemd-run --user --scope -p Delegate=yes), it
+ * moves into a leaf of its own first, as crun and podman do.
+ */
+static int leave_parent_path(const char *mnt, const char *own, const char *parent,
+			     struct cdn_err *err)
+{
+	char self[PATH_MAX];
+	if (!own[0] || strcmp(own, "/") == 0)
+		return 0;
+	if (snprintf(self, sizeof(self), "%s%s", mnt, own) >= (int)sizeof(self))
+		return cdn_err_set(err, ENAMETOOLONG, "cgroup v2: own cgroup");
+	size_t sl = strlen(self);
+	if (strncmp(parent, self, sl) != 0 || (parent[sl] != '\0' && parent[sl] != '/'))
+		return 0; /* not on the way: nothing to move */
+	char leaf[PATH_MAX + 32];
+	snprintf(leaf, sizeof(leaf), "%s/cordon-supervisor", self);
+	if (mkdir(leaf, 0755) < 0 && errno != EEXIST)
+		return cdn_err_set(err, errno, "cgroup v2: create %s", leaf);
+	_cleanup_close_ int fd = open(leaf, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	int r = fd < 0 ? -errno : write_at(fd, "cgroup.procs", "0"); /* "0": this process */
+	if (r < 0)
+		return cdn_err_set(err, -r, "cgroup v2: move cordon out of %s into %s", self, leaf);
+	return 0;
 }
 
 static int create_v2(struct sb_cgroup *cg, const struct cg_mounts *m,
@@ -276,8 +317,10 @@ static int create_v2(struct sb_cgroup *cg, const struct cg_mounts *m,
 	else
 		snprintf(parent, sizeof(parent), "%s/cordon", mnt);
 
-	int r = mkdir_p(parent);
+	int r = leave_parent_path(mnt, m->own2, parent, err);
 	if (r < 0)
+		return r;
+	if ((r = mkdir_p(parent)) < 0)
 		return cdn_err_set(err, -r, "cgroup v2: create %s", parent);
 	sweep_stale(parent);
 
@@ -288,10 +331,19 @@ static int create_v2(struct sb_cgroup *cg, const struct cg_mounts *m,
 		      { "pids", lim->pids > 0 },
 		      { "cpu", lim->cpu_millicores > 0 } };
 	for (size_t i = 0; i < CDN_ARRAY_SIZE(ctrls); i++) {
-		if (enable_down(mnt, parent, ctrls[i].name) < 0 && ctrls[i].needed)
-			return cdn_err_set(err, EOPNOTSUPP,
-					   "cgroup v2: controller %s is not available under %s",
-					   ctrls[i].name, parent);
+		char where[PATH_MAX] = "";
+		r = enable_down(mnt, parent, ctrls[i].name, where, sizeof(where));
+		if (r == -EBUSY && ctrls[i].needed)
+			return cdn_err_set(err, EBUSY,
+					   "cgroup v2: cannot hand the %s controller on below %s, "
+					   "which holds processes (cgroup v2 allows that only in a "
+					   "cgroup without processes)",
+					   ctrls[i].name, where);
+		if (r < 0 && ctrls[i].needed)
+			return cdn_err_set(err, -r,
+					   "cgroup v2: controller %s is not available under %s "
+					   "(enabling it in %s failed)",
+					   ctrls[i].name, parent, where);
 	}
 
 	if (asprintf(&cg->dir2, "%s/cordon-%d-%u", parent, getpid(), next_serial()) < 0) {

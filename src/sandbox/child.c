@@ -291,7 +291,19 @@ static int run_phase(const struct sb_plan *plan, int phase, int sync_fd, int sfd
 		if (n != (ssize_t)sizeof(si))
 			_exit(125);
 		if (si.ssi_signo != SIGCHLD) {
-			(void)kill(pid, (int)si.ssi_signo);
+			/*
+			 * Forward only what the supervisor sent. It lives outside
+			 * our pid namespace, so the kernel reports its pid as 0;
+			 * a sender inside the sandbox has a pid here. Landlock's
+			 * signal scope (ABI 6) refuses the sandbox's signals to us
+			 * outright; on older kernels (Debian 12's 6.1 has ABI 2)
+			 * the payload shares our uid and may signal us. It gains
+			 * little (it could signal the payload itself), but pid 1
+			 * takes orders only from the supervisor, so a signal from
+			 * inside changes nothing on any kernel.
+			 */
+			if (si.ssi_pid == 0)
+				(void)kill(pid, (int)si.ssi_signo);
 			continue;
 		}
 		int status;

@@ -52,6 +52,21 @@ enum sandbox_protection {
 	SANDBOX_PROT_SECCOMP = 1u << 2,
 };
 
+/*
+ * The parts of Landlock, each from the kernel ABI that brought it. Older
+ * kernels apply only some (Debian 12's 6.1: FS and FS_REFER); a sandbox
+ * reports which, and what holds the line for the rest
+ * (sandbox_protections_json, docs/exec.md).
+ */
+enum sandbox_landlock_part {
+	SANDBOX_LL_FS = 1u << 0,           /* ABI 1: file system access rights */
+	SANDBOX_LL_FS_REFER = 1u << 1,     /* ABI 2: renames and links across directories */
+	SANDBOX_LL_FS_TRUNCATE = 1u << 2,  /* ABI 3 */
+	SANDBOX_LL_NET_TCP = 1u << 3,      /* ABI 4: TCP bind and connect by port */
+	SANDBOX_LL_FS_IOCTL_DEV = 1u << 4, /* ABI 5: ioctl on device files */
+	SANDBOX_LL_SCOPE = 1u << 5,        /* ABI 6: signals, abstract unix sockets */
+};
+
 enum sandbox_net {
 	SANDBOX_NET_NONE = 0, /* loopback only */
 	SANDBOX_NET_PROXY,    /* loopback + egress sockets handed to the caller */
@@ -153,6 +168,7 @@ struct sandbox_protections {
 	bool userns;
 	bool seccomp;
 	int landlock_abi;   /* 0: not applied */
+	unsigned landlock_parts; /* enum sandbox_landlock_part bits applied */
 	int cgroup_version; /* 0: not applied, 1 or 2 */
 	bool rootless;
 	uid_t host_uid; /* what the sandbox uid is on the host */
@@ -194,8 +210,13 @@ int sandbox_config_add_env(struct sandbox_config *cfg, const char *kv, struct cd
 /* Parses "landlock", "cgroup", "seccomp" (comma-separated) into bits. */
 int sandbox_parse_degraded(const char *list, unsigned *bits, struct cdn_err *err);
 
-/* The running kernel's Landlock ABI, 0 when Landlock is unavailable. */
+/* The Landlock ABI sandboxes use: the running kernel's, lowered to
+ * $CORDON_LANDLOCK_ABI_MAX when set (to test older kernels' behaviour on a
+ * new one); 0 when Landlock is unavailable. */
 int sandbox_landlock_abi(void);
+
+/* The Landlock parts (enum sandbox_landlock_part) an ABI applies. */
+unsigned sandbox_landlock_parts_of_abi(int abi);
 
 /*
  * Creates the sandbox and starts its first phase. On failure nothing is
@@ -321,5 +342,15 @@ int sandbox_helper_ids(pid_t supervisor, uid_t *uid, gid_t *gid, struct cdn_err 
 
 /* Human names of the protection bits, for status output. */
 const char *sandbox_protection_name(enum sandbox_protection p);
+
+/*
+ * The protections as JSON (a new jansson object; NULL on allocation
+ * failure): the one form shared by `cordon exec --status-json`, a run's
+ * result.json and its sandbox.ready event. Landlock is reported part by
+ * part: "landlock": {"abi", "applied": [...], "missing": {part: what still
+ * holds}}.
+ */
+struct json_t;
+struct json_t *sandbox_protections_json(const struct sandbox_protections *p);
 
 #endif

@@ -124,47 +124,6 @@ int sandbox_config_add_env(struct sandbox_config *cfg, const char *kv, struct cd
 	return 0;
 }
 
-static const struct {
-	enum sandbox_protection bit;
-	const char *name;
-} prot_names[] = {
-	{ SANDBOX_PROT_LANDLOCK, "landlock" },
-	{ SANDBOX_PROT_CGROUP, "cgroup" },
-	{ SANDBOX_PROT_SECCOMP, "seccomp" },
-};
-
-const char *sandbox_protection_name(enum sandbox_protection p)
-{
-	for (size_t i = 0; i < CDN_ARRAY_SIZE(prot_names); i++)
-		if (prot_names[i].bit == p)
-			return prot_names[i].name;
-	return "unknown";
-}
-
-int sandbox_parse_degraded(const char *list, unsigned *bits, struct cdn_err *err)
-{
-	const char *p = list;
-	while (*p) {
-		const char *e = strchrnul(p, ',');
-		size_t len = (size_t)(e - p);
-		bool found = false;
-		for (size_t i = 0; i < CDN_ARRAY_SIZE(prot_names); i++) {
-			if (strlen(prot_names[i].name) == len &&
-			    strncmp(prot_names[i].name, p, len) == 0) {
-				*bits |= prot_names[i].bit;
-				found = true;
-			}
-		}
-		if (!found)
-			return cdn_err_set(err, EINVAL,
-					   "--allow-degraded: unknown protection '%.*s' "
-					   "(expected landlock, cgroup or seccomp)",
-					   (int)len, p);
-		p = *e ? e + 1 : e;
-	}
-	return 0;
-}
-
 /* ------------------------------------------------------------- plan */
 
 static void plan_free(struct sb_plan *plan)
@@ -353,6 +312,7 @@ static int plan_build(const struct sandbox_config *cfg, struct sb_plan **out,
 		prot->degraded |= SANDBOX_PROT_LANDLOCK;
 	} else {
 		sb_plan_landlock(plan, cfg);
+		prot->landlock_parts = sandbox_landlock_parts_of_abi(plan->landlock_abi);
 	}
 	prot->landlock_abi = plan->landlock_abi;
 
@@ -542,6 +502,14 @@ static int do_clone(struct sandbox *sb, struct sb_plan *plan, int cgfd, struct c
 	close(sv[1]);
 	if (pid < 0) {
 		close(sv[0]);
+		/* Moving a process into a cgroup, at clone too, needs write
+		 * access to cgroup.procs of the common ancestor of where it is
+		 * and where it goes. */
+		if (cgfd >= 0 && e == EACCES)
+			return cdn_err_set(err, e,
+					   "clone into the sandbox's cgroup (without root, cordon "
+					   "must itself run inside the delegated cgroup that "
+					   "CORDON_CGROUP_PARENT names: docs/exec.md)");
 		if (e == EPERM || e == ENOSPC || e == EUSERS)
 			return cdn_err_set(err, e,
 					   "create namespaces (are unprivileged user namespaces "

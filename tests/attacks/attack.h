@@ -3,7 +3,11 @@
  * Attack programs run inside `cordon exec`. Each attempt prints one line:
  *   BLOCKED <name>: <how>     the sandbox stopped it
  *   ESCAPED <name>: <detail>  it worked: a sandbox failure
- * The program exits 0 only when every attempt was blocked.
+ *   DEGRADED <name>: <how>    a protection of a newer kernel is missing and
+ *                             another holds (e.g. Landlock ABI < 6 lets a
+ *                             signal reach pid 1, which ignores it); the
+ *                             tests check these against the ABI cordon reports
+ * The program exits 0 only when nothing escaped.
  */
 #ifndef CORDON_ATTACK_H
 #define CORDON_ATTACK_H
@@ -27,6 +31,12 @@ static inline void escaped(const char *name, const char *detail)
 	printf("ESCAPED %s: %s\n", name, detail);
 	fflush(stdout);
 	attack_failures++;
+}
+
+static inline void degraded(const char *name, const char *how)
+{
+	printf("DEGRADED %s: %s\n", name, how);
+	fflush(stdout);
 }
 
 /* A call that must fail: r < 0 is blocked. */

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """Shared helpers for the integration tests: they drive the real binary."""
+import ctypes
 import json
 import os
 import pwd
@@ -20,6 +21,60 @@ ATTACKS = os.environ.get("CORDON_ATTACKS", str(ROOT / "build" / "tests" / "attac
 HOSTID_BASE = int(os.environ.get("CORDON_HOSTID_BASE") or 1000000000)
 HOST_UID = HOSTID_BASE + 1000
 IS_ROOT = os.geteuid() == 0
+
+
+# The parts of Landlock and the ABI that brought each (src/sandbox/protections.c).
+LANDLOCK_PARTS = [("fs", 1), ("fs_refer", 2), ("fs_truncate", 3), ("net_tcp", 4),
+                  ("fs_ioctl_dev", 5), ("scope", 6)]
+
+
+def kernel_landlock_abi():
+    """The running kernel's Landlock ABI (landlock_create_ruleset's version query)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    return max(libc.syscall(444, None, ctypes.c_size_t(0), ctypes.c_uint32(1)), 0)
+
+
+def landlock_abi_in_use(env=None):
+    """What cordon applies: the kernel's ABI, lowered by CORDON_LANDLOCK_ABI_MAX."""
+    abi = kernel_landlock_abi()
+    cap = (os.environ if env is None else env).get("CORDON_LANDLOCK_ABI_MAX")
+    return min(abi, int(cap)) if cap else abi
+
+
+def landlock_missing(abi):
+    return {name for name, since in LANDLOCK_PARTS if since > abi}
+
+
+# What each attack program may report as DEGRADED on an ABI, and nothing else:
+# the documented behaviour of older kernels (docs/exec.md, "Landlock on older
+# kernels"). Anything else DEGRADED is a failure, like anything ESCAPED.
+DEGRADED_WITHOUT = {
+    "identity": {"net_tcp": {"bind a TCP port"}},
+    "proc_mask": {"scope": {"signal pid 1 (SIGTERM)", "signal pid 1 (SIGKILL)"}},
+}
+
+
+def expected_degraded(attack_name, abi):
+    missing = landlock_missing(abi)
+    want = set()
+    for part, names in DEGRADED_WITHOUT.get(attack_name, {}).items():
+        if part in missing:
+            want |= names
+    return want
+
+
+def check_attack(r, name, abi=None):
+    """Nothing ESCAPED, exactly the DEGRADED lines the ABI explains, exit 0;
+    returns the BLOCKED lines."""
+    lines = r.stdout.splitlines()
+    escaped = [l for l in lines if l.startswith("ESCAPED")]
+    assert not escaped, "\n".join(escaped) + "\n" + r.stderr
+    degraded = {l.split(" ", 1)[1].split(":", 1)[0] for l in lines if l.startswith("DEGRADED")}
+    abi = landlock_abi_in_use() if abi is None else abi
+    assert degraded == expected_degraded(name, abi), (abi, r.stdout)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "OK: 0 escaped" in r.stdout
+    return [l for l in lines if l.startswith("BLOCKED")]
 
 
 def pytest_configure(config):
