@@ -382,6 +382,7 @@ static int exec_with_egress(const struct sandbox_config *cfg, const struct exec_
 		.upstream_ca_file = a->upstream_ca,
 		.mcp_fd = -1,
 		.allow_degraded = cfg->allow_degraded,
+		.want_audit = x.audit != NULL,
 	};
 	sandbox_take_egress_fds(x.sb, &nc.proxy_fd, &nc.dns_udp_fd, &nc.dns_tcp_fd);
 	struct netpart_hooks nh = { .ctx = &x,

@@ -222,9 +222,10 @@ static json_t *config_json(const struct netpart_config *cfg, const int fds[4], u
 {
 	json_t *fdj = json_pack("{s:i, s:i, s:i, s:i}", "proxy", fds[0], "dns_udp", fds[1], "dns_tcp",
 				fds[2], "mcp", fds[3]);
-	json_t *j = json_pack("{s:s, s:o, s:I}", "run_id", cfg->run_id, "fds",
+	json_t *j = json_pack("{s:s, s:o, s:I, s:b, s:b}", "run_id", cfg->run_id, "fds",
 			      fdj ? fdj : json_null(), "allow_degraded",
-			      (json_int_t)cfg->allow_degraded);
+			      (json_int_t)cfg->allow_degraded, "audit", cfg->want_audit, "events",
+			      cfg->want_events);
 	if (!j)
 		goto nomem;
 	if (set_ids) {

@@ -78,6 +78,11 @@ struct netpart_config {
 	bool has_setup;
 	const char *tokens[2]; /* the phases' tokens, setup first when has_setup */
 	unsigned allow_degraded; /* SANDBOX_PROT_* the part may run without */
+	/* What the caller wants to hear: audit lines, and every event (else
+	 * only approval.requested and approval.decided, which the control
+	 * socket needs). Not asking saves the work per request. */
+	bool want_audit;
+	bool want_events;
 };
 
 struct netpart_hooks {

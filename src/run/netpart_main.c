@@ -48,6 +48,7 @@ struct part {
 	struct run_mcp *mcp;
 	uint32_t artifact_seq;
 	bool stop;
+	bool all_events; /* else only approvals (the control socket's list) */
 	char fault[64];
 };
 
@@ -85,6 +86,8 @@ static void send_event(void *ctx, const char *type, json_t *data)
 	    strcmp(host, "crash.netpart.test") == 0)
 		raise(SIGSEGV);
 #endif
+	if (!p->all_events && strncmp(type, "approval.", 9) != 0)
+		return;
 	json_t *j = json_pack("{s:s, s:O}", "type", type, "data", data);
 	if (j && netchan_send_json(p->chan, NETMSG_EVENT, j) < 0)
 		p->stop = true;
@@ -354,7 +357,7 @@ static int build_engine(struct part *p, const json_t *conf, const json_t *eg, st
 			.upstream_ca_file = jstr(eg, "upstream_ca"),
 			.ca = ca,
 			.on_event = send_event,
-			.on_audit = send_audit,
+			.on_audit = json_is_true(json_object_get(conf, "audit")) ? send_audit : NULL,
 			.ctx = p,
 		};
 		r = egress_engine_new(p->base, &ec, &p->engine, err); /* owns pol and ca */
@@ -432,6 +435,7 @@ static int netpart_main(void)
 	sodium_memzero(raw, rlen);
 	if (!conf)
 		fatal(&p, "configuration: %s", err.msg);
+	p.all_events = json_is_true(json_object_get(conf, "events"));
 	if (jstr(conf, "fault"))
 		snprintf(p.fault, sizeof(p.fault), "%s", jstr(conf, "fault"));
 	json_t *fds = json_object_get(conf, "fds");
