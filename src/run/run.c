@@ -856,6 +856,17 @@ static json_t *netpart_json(const struct netpart_info *ni)
 			 ni->seccomp, "landlock_abi", ni->landlock_abi, "capabilities", ni->caps);
 }
 
+/* What protects the run: the sandbox's layers, its network part's
+ * confinement, and how each secret was delivered (sandbox.ready and
+ * result.json say the same). */
+static json_t *run_protections(const struct run_ctx *c, const struct sandbox_protections *p)
+{
+	json_t *j = sandbox_protections_json(p);
+	json_object_set_new(j, "network_part", netpart_json(&c->net_info));
+	json_object_set(j, "secrets", c->delivery);
+	return j;
+}
+
 static void capture_init(struct capture *cap, const char *name, size_t limit)
 {
 	memset(cap, 0, sizeof(*cap));
@@ -1180,6 +1191,8 @@ static int execute(struct run_ctx *c, const struct secret_set *ss, struct sandbo
 		.has_setup = m->setup != NULL,
 		.tokens = { tokens[0], tokens[1] },
 		.allow_degraded = c->o->allow_degraded,
+		.want_audit = true,
+		.want_events = true,
 	};
 	if (policy)
 		sandbox_take_egress_fds(sb, &nc.proxy_fd, &nc.dns_udp_fd, &nc.dns_tcp_fd);
@@ -1221,8 +1234,7 @@ static int execute(struct run_ctx *c, const struct secret_set *ss, struct sandbo
 	/* sandbox.ready: what protects this run. */
 	json_t *pj = json_object();
 	json_object_set_new(pj, "network", json_string(policy ? "proxy" : "none"));
-	json_object_set_new(pj, "protections", sandbox_protections_json(sandbox_protections(sb)));
-	json_object_set_new(pj, "network_part", netpart_json(&c->net_info));
+	json_object_set_new(pj, "protections", run_protections(c, sandbox_protections(sb)));
 	emit(c, "sandbox.ready", pj);
 	json_decref(pj);
 
@@ -1675,10 +1687,7 @@ int run_agent(struct store *s, struct vault *v, struct run_options *o, struct ru
 			    json_pack("{s:I, s:I, s:I}", "wall_ms", (json_int_t)st.wall_ms,
 				      "cpu_ms", (json_int_t)st.cpu_ms, "mem_peak_bytes",
 				      (json_int_t)st.mem_peak_bytes));
-	json_t *prot = sandbox_protections_json(&st.prot);
-	json_object_set_new(prot, "network_part", netpart_json(&c.net_info));
-	json_object_set(prot, "secrets", c.delivery);
-	json_object_set_new(res, "protections", prot);
+	json_object_set_new(res, "protections", run_protections(&c, &st.prot));
 	json_object_set_new(res, "output", output ? output : json_null());
 	json_object_set_new(res, "artifacts", arts);
 	json_object_set_new(res, "steps", json_integer((json_int_t)c.n_steps));
