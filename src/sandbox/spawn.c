@@ -290,14 +290,16 @@ static int plan_build(const struct sandbox_config *cfg, struct sb_plan **out,
 	}
 	if ((r = plan_env(plan, cfg, err)) < 0)
 		goto out;
+	if ((r = sb_plan_mounts(plan, cfg, err)) < 0)
+		goto out;
+	/* After the binds are known to be well-formed: the search is the
+	 * costly part (a walk of each tree). */
 	for (size_t i = 0; !cfg->allow_sockets && i < cfg->n_binds && r == 0; i++)
 		if (!cfg->binds[i].no_special_files)
 			r = sb_check_no_sockets(cfg->binds[i].src, err);
 	if (r == 0 && !cfg->allow_sockets && cfg->workspace_dir)
 		r = sb_check_no_sockets(cfg->workspace_dir, err);
 	if (r < 0)
-		goto out;
-	if ((r = sb_plan_mounts(plan, cfg, err)) < 0)
 		goto out;
 
 	/* Landlock: refuse to run without it unless the operator said so. */
