@@ -44,6 +44,7 @@
 #include <string.h>
 
 #include "base/cleanup.h"
+#include "base/tokens.h"
 
 /* Bytes kept between pieces. */
 #define TAIL_KEEP (INSPECT_OVERLAP - 1)
@@ -99,6 +100,9 @@ enum pattern {
 	P_NPM_TOKEN,
 	P_JWT,
 	P_PRIVATE_KEY,
+	P_CORDON_MCP_TOKEN,
+	P_CORDON_MCP_SESSION,
+	P_CORDON_API_KEY,
 	N_PATTERNS
 };
 
@@ -128,6 +132,9 @@ static const char *const pattern_names[N_PATTERNS + 1] = {
 	[P_NPM_TOKEN] = "npm_token",
 	[P_JWT] = "jwt",
 	[P_PRIVATE_KEY] = "private_key",
+	[P_CORDON_MCP_TOKEN] = "cordon_mcp_token",
+	[P_CORDON_MCP_SESSION] = "cordon_mcp_session",
+	[P_CORDON_API_KEY] = "cordon_api_key",
 	[N_PATTERNS] = NULL,
 };
 
@@ -149,6 +156,7 @@ enum {
 	C_SL = 1 << 5,	  /* / */
 	C_PL = 1 << 6,	  /* + */
 	C_DOT = 1 << 7,	  /* . */
+	C_HEX = 1 << 8,	  /* 0-9 a-f A-F, as well as the bits above */
 	ALNUM = C_UP | C_LO | C_DI,
 	UPDIG = C_UP | C_DI,
 	LODIG = C_LO | C_DI,
@@ -160,11 +168,11 @@ enum {
 static unsigned cbits(unsigned char c)
 {
 	if (c >= 'A' && c <= 'Z')
-		return C_UP;
+		return C_UP | (c <= 'F' ? C_HEX : 0);
 	if (c >= 'a' && c <= 'z')
-		return C_LO;
+		return C_LO | (c <= 'f' ? C_HEX : 0);
 	if (c >= '0' && c <= '9')
-		return C_DI;
+		return C_DI | C_HEX;
 	switch (c) {
 	case '_': return C_US;
 	case '-': return C_DA;
@@ -356,6 +364,7 @@ struct prefixed {
 	unsigned char body_len;
 	unsigned char entropy10;
 	bool need_dash; /* Slack: the body is team-id, user-id and secret */
+	bool own; /* cordon's own: either case, inside words, no plausibility gate */
 };
 
 #define PFX(s) s, sizeof(s) - 1
@@ -393,12 +402,24 @@ static const struct prefixed prefixed[] = {
 	 * with more than 20 of the same class. */
 	{ PFX("glpat-"), P_GITLAB_PAT, B64URL, B64URL, 20, ENTROPY(28), false },
 	{ PFX("npm_"), P_NPM_TOKEN, ALNUM, ALNUM | C_US, 36, ENTROPY(36), false },
+	/* cordon's own credentials (base/tokens.h): a run holds its MCP
+	 * tokens, and must not send them anywhere. The prefix is ours and
+	 * distinctive, so every token of the shape counts: inside a word
+	 * ("xcdn_mcp_..."), in capitals, and however little entropy it has
+	 * (as the redactor does). */
+	{ PFX(CDN_TOKEN_SESSION_PREFIX), P_CORDON_MCP_SESSION, C_HEX, 0, CDN_TOKEN_HEX, 0, false,
+	  true },
+	{ PFX(CDN_TOKEN_MCP_PREFIX), P_CORDON_MCP_TOKEN, C_HEX, 0, CDN_TOKEN_HEX, 0, false, true },
+	{ PFX(CDN_TOKEN_API_KEY_PREFIX), P_CORDON_API_KEY, C_HEX, 0, CDN_TOKEN_HEX, 0, false, true },
 };
 
 static size_t match_prefixed(const struct prefixed *p, const char *buf, size_t len, size_t s)
 {
 	size_t pl = p->plen;
-	if (!has_prefix(buf, len, s, p->prefix, pl) || !boundary(buf, s, p->bound_cls))
+	if (p->own ? !has_word_ci(buf, len, s, p->prefix)
+			: !has_prefix(buf, len, s, p->prefix, pl))
+		return 0;
+	if (!boundary(buf, s, p->bound_cls))
 		return 0;
 	size_t b = s + pl;
 	if (run(buf, len, b, p->body_cls, p->body_len) < p->body_len)
@@ -406,7 +427,7 @@ static size_t match_prefixed(const struct prefixed *p, const char *buf, size_t l
 	if (p->need_dash && !memchr(buf + b, '-', p->body_len))
 		return 0;
 	size_t e = b + p->body_len;
-	if (!plausible(p->id, buf + s, e - s, buf + b, p->body_len, p->entropy10))
+	if (!p->own && !plausible(p->id, buf + s, e - s, buf + b, p->body_len, p->entropy10))
 		return 0;
 	return e;
 }
@@ -724,6 +745,21 @@ static void found(struct scan *sc, size_t id, size_t s, size_t e, size_t min_end
 	found_within(sc, id, s, e, min_end, SHORT_SPAN);
 }
 
+/* The prefixed tokens looked for in either case and inside words. */
+static void scan_own(struct scan *sc, const char *buf, size_t len, size_t s, size_t min_end)
+{
+	for (size_t i = 0; i < CDN_ARRAY_SIZE(prefixed); i++) {
+		const struct prefixed *p = &prefixed[i];
+		if (!p->own || sc->seen[p->id])
+			continue;
+		size_t e = match_prefixed(p, buf, len, s);
+		if (e) {
+			found(sc, p->id, s, e, min_end);
+			return;
+		}
+	}
+}
+
 static void scan_patterns(struct scan *sc, const char *buf, size_t len, size_t min_end)
 {
 	size_t s = min_end >= TOKEN_MAX_SPAN ? min_end - TOKEN_MAX_SPAN + 1 : 0;
@@ -742,6 +778,10 @@ static void scan_patterns(struct scan *sc, const char *buf, size_t len, size_t m
 			      min_end);
 		if (c == '-') {
 			found(sc, P_PRIVATE_KEY, s, match_private_key(buf, len, s), min_end);
+			continue;
+		}
+		if (c == 'c' || c == 'C') {
+			scan_own(sc, buf, len, s, min_end);
 			continue;
 		}
 		/* Every other token starts after a byte that is not a letter or
@@ -780,7 +820,7 @@ static void scan_patterns(struct scan *sc, const char *buf, size_t len, size_t m
 		}
 		for (size_t i = 0; i < CDN_ARRAY_SIZE(prefixed); i++) {
 			const struct prefixed *p = &prefixed[i];
-			if (p->prefix[0] != c || sc->seen[p->id])
+			if (p->prefix[0] != c || p->own || sc->seen[p->id])
 				continue;
 			size_t e = match_prefixed(p, buf, len, s);
 			if (e) {

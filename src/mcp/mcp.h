@@ -38,6 +38,7 @@
 #include <stdint.h>
 
 #include "base/err.h"
+#include "base/tokens.h"
 
 #define MCP_VERSION_2025_06_18 "2025-06-18"
 #define MCP_VERSION_2025_11_25 "2025-11-25"
@@ -66,10 +67,10 @@
 
 /* "cdn_mcp_" + 64 hex digits (32 random bytes); the prefix lets the
  * egress content scanner and redaction recognise a leaked token. */
-#define MCP_TOKEN_PREFIX   "cdn_mcp_"
-#define MCP_TOKEN_LEN	   (sizeof(MCP_TOKEN_PREFIX) - 1 + 64)
-#define MCP_SESSION_PREFIX "cdn_mcps_"
-#define MCP_SESSION_ID_LEN (sizeof(MCP_SESSION_PREFIX) - 1 + 64)
+#define MCP_TOKEN_PREFIX   CDN_TOKEN_MCP_PREFIX
+#define MCP_TOKEN_LEN	   (sizeof(MCP_TOKEN_PREFIX) - 1 + CDN_TOKEN_HEX)
+#define MCP_SESSION_PREFIX CDN_TOKEN_SESSION_PREFIX
+#define MCP_SESSION_ID_LEN (sizeof(MCP_SESSION_PREFIX) - 1 + CDN_TOKEN_HEX)
 
 /* JSON-RPC error codes in responses. Cordon's own are outside the range
  * JSON-RPC and MCP reserve (-32768 to -32000). */

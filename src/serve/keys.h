@@ -8,10 +8,11 @@
 #define CORDON_SERVE_KEYS_H
 
 #include "base/err.h"
+#include "base/tokens.h"
 #include "store/store.h"
 
-#define API_KEY_PREFIX "cdn_live_"
-#define API_KEY_LEN (sizeof(API_KEY_PREFIX) - 1 + 64)
+#define API_KEY_PREFIX CDN_TOKEN_API_KEY_PREFIX
+#define API_KEY_LEN (sizeof(API_KEY_PREFIX) - 1 + CDN_TOKEN_HEX)
 #define API_KEY_ID_LEN (sizeof(API_KEY_PREFIX) - 1 + 12)
 
 /* Creates a key in ws with role "owner" or "member". key gets the key

@@ -11,14 +11,18 @@
  * fixed by the value's bits alone are kept, so the needle matches whatever
  * the value is preceded or followed by inside the blob.
  *
+ * cordon's own tokens (MCP tokens and sessions, API keys) are needles of
+ * every redactor: a fixed prefix and then 64 hex digits.
+ *
  * Matching. At each position the longest needle that matches wins (ties:
  * the secret listed first, raw before encoded), its marker is written, and
  * scanning resumes after it: replaced text is never re-scanned. Whether a
  * needle matches at position i depends only on the bytes [i, i + longest),
  * or on the bytes up to the end when the stream ends sooner. So the stream
- * decides a position only once it has `longest` bytes from it (or at
- * redact_finish), and holds the rest back: the output is then the same for
- * every way the input is cut into pieces, byte for byte.
+ * decides a position once no needle longer than the bytes it has from there
+ * could still match (or at redact_finish), and holds the rest back: the
+ * output is then the same for every way the input is cut into pieces, byte
+ * for byte, and text that cannot start a needle is never held.
  *
  * Cost. Each position is probed with a bitmap of the needles' first two
  * bytes; only positions that pass are compared, against the needles that
@@ -30,6 +34,7 @@
 #include "vault/redact.h"
 
 #include "base/secure.h"
+#include "base/tokens.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -66,15 +71,38 @@ struct marker {
 };
 
 struct needle {
-	const unsigned char *bytes; /* in the redactor's arena */
-	size_t len;
-	unsigned prio; /* lower wins among equal lengths */
+	const unsigned char *bytes; /* in the redactor's arena, or a token prefix */
+	size_t len;		    /* whole match: the fixed bytes and then `hex` digits */
+	unsigned prio;		    /* lower wins among equal lengths */
 	const struct marker *marker;
+	size_t hex; /* a cordon token: the last `hex` bytes are any hex digits */
 };
 
+/*
+ * cordon's own credentials, redacted from every run whatever it was
+ * granted: the run's MCP tokens are in its environment, and an API key or
+ * a session id may reach it through a file or a tool. Each is a prefix and
+ * 64 hex digits (keys.h, mcp.h); the digits match in either case, and the
+ * prefix as written or all in capitals.
+ */
+#define TOKEN_HEX CDN_TOKEN_HEX
+static const struct token {
+	const char *prefix;
+	const char *marker;
+} tokens[] = {
+	{ CDN_TOKEN_MCP_PREFIX, "cordon_mcp_token" },
+	{ CDN_TOKEN_SESSION_PREFIX, "cordon_mcp_session" },
+	{ CDN_TOKEN_API_KEY_PREFIX, "cordon_api_key" },
+};
+#define TOKEN_PREFIX_MAX 16
+_Static_assert(sizeof(CDN_TOKEN_SESSION_PREFIX) <= TOKEN_PREFIX_MAX, "the longest prefix fits");
+#define N_TOKENS (sizeof(tokens) / sizeof(tokens[0]))
+
 struct redactor {
-	size_t longest; /* 0 when there is nothing to redact */
+	size_t longest;
 	struct marker *markers;
+	struct marker token_markers[N_TOKENS];
+	char token_upper[N_TOKENS][TOKEN_PREFIX_MAX]; /* the prefixes in capitals */
 	struct needle *needles; /* sorted: first byte, then longest first, then prio */
 	size_t n_needles;
 	size_t first[257];	   /* needles starting with byte b: [first[b], first[b+1]) */
@@ -138,7 +166,7 @@ static int needle_cmp(const void *a, const void *b)
 static void needle_add(struct redactor *r, size_t *used, const unsigned char *bytes, size_t len,
 		       unsigned prio, const struct marker *m)
 {
-	r->needles[r->n_needles++] = (struct needle){ bytes, len, prio, m };
+	r->needles[r->n_needles++] = (struct needle){ bytes, len, prio, m, 0 };
 	*used += len;
 	if (len > r->longest)
 		r->longest = len;
@@ -241,6 +269,20 @@ static void needles_build(struct redactor *r, const struct redact_secret *secret
 	}
 	r->arena_len = used;
 
+	/* Tokens last: a granted value that covers a token names the secret. */
+	for (size_t t = 0; t < N_TOKENS; t++) {
+		size_t pl = strlen(tokens[t].prefix);
+		for (size_t i = 0; i < pl; i++)
+			r->token_upper[t][i] = (char)toupper((unsigned char)tokens[t].prefix[i]);
+		const char *forms[] = { tokens[t].prefix, r->token_upper[t] };
+		for (size_t f = 0; f < 2; f++)
+			r->needles[r->n_needles++] =
+			    (struct needle){ (const unsigned char *)forms[f], pl + TOKEN_HEX,
+					     prio++, &r->token_markers[t], TOKEN_HEX };
+		if (pl + TOKEN_HEX > r->longest)
+			r->longest = pl + TOKEN_HEX;
+	}
+
 	qsort(r->needles, r->n_needles, sizeof(r->needles[0]), needle_cmp);
 	size_t k = 0;
 	for (unsigned b = 0; b < 256; b++) {
@@ -270,7 +312,7 @@ int redactor_new(const struct redact_secret *secrets, size_t n, struct redactor 
 	if (!r)
 		return cdn_err_set(err, ENOMEM, "redact: allocating the redactor");
 	r->markers = calloc(n ? n : 1, sizeof(r->markers[0]));
-	r->needles = calloc(n ? n * NEEDLES_PER_SECRET : 1, sizeof(r->needles[0]));
+	r->needles = calloc(n * NEEDLES_PER_SECRET + 2 * N_TOKENS, sizeof(r->needles[0]));
 	size_t need = arena_size(secrets, n);
 	/* The arena holds the values themselves: guarded, locked where the
 	 * limit allows, read-only once built, and wiped by sodium_free. */
@@ -286,10 +328,15 @@ int redactor_new(const struct redact_secret *secrets, size_t n, struct redactor 
 				 secrets[i].name);
 		m->len = (size_t)k;
 	}
-	if (need) {
-		needles_build(r, secrets, n);
-		sodium_mprotect_readonly(r->arena);
+	for (size_t t = 0; t < N_TOKENS; t++) {
+		struct marker *m = &r->token_markers[t];
+		int k = snprintf(m->text, sizeof(m->text), MARKER_PREFIX "%s" MARKER_SUFFIX,
+				 tokens[t].marker);
+		m->len = (size_t)k;
 	}
+	needles_build(r, secrets, n);
+	if (need)
+		sodium_mprotect_readonly(r->arena);
 	*out = r;
 	return 0;
 }
@@ -309,23 +356,68 @@ void redactor_free(struct redactor *r)
  * Matching
  */
 
-/* The needle that wins at p (avail bytes known from p), or NULL. */
-static const struct needle *match_at(const struct redactor *r, const unsigned char *p, size_t avail)
+static bool is_hex(unsigned char c)
 {
-	if (avail < REDACT_MIN_LEN)
-		return NULL;
+	return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f');
+}
+
+/* Whether the n bytes at p agree with the first n bytes of the needle
+ * (n <= nd->len). */
+static bool agrees(const struct needle *nd, const unsigned char *p, size_t n)
+{
+	size_t fixed = nd->len - nd->hex;
+	size_t k = n < fixed ? n : fixed;
+	/* The last fixed byte first: cheap, and it stops long near-misses. */
+	if (k && (p[k - 1] != nd->bytes[k - 1] || memcmp(p, nd->bytes, k) != 0))
+		return false;
+	for (size_t i = fixed; i < n; i++)
+		if (!is_hex(p[i]))
+			return false;
+	return true;
+}
+
+/*
+ * Decides position p, of which avail bytes are known: sets *out to the
+ * needle that wins there, or NULL for none, and returns true. Returns false
+ * when it cannot be decided yet: some needle longer than avail agrees with
+ * every byte so far (unless the stream has ended: final). A needle that
+ * matches wins only when no longer one is still possible, so the decision
+ * is the one the whole stream would give, and bytes that cannot start a
+ * needle are passed on at once rather than held.
+ */
+static bool decide(const struct redactor *r, const unsigned char *p, size_t avail, bool final,
+		   const struct needle **out)
+{
+	*out = NULL;
+	size_t i = r->first[p[0]], end = r->first[p[0] + 1];
+	if (i == end)
+		return true;
+	if (avail < 2)
+		return final;
 	unsigned pair = (unsigned)p[0] << 8 | p[1];
 	if (!(r->pair[pair / 64] & (1ull << (pair % 64))))
-		return NULL;
-	for (size_t i = r->first[p[0]]; i < r->first[p[0] + 1]; i++) {
+		return true;
+	for (; i < end; i++) { /* longest first */
 		const struct needle *nd = &r->needles[i];
-		if (nd->len > avail)
+		if (nd->len > avail) {
+			if (!final && agrees(nd, p, avail))
+				return false;
 			continue;
-		/* The last byte first: cheap, and it stops long near-misses. */
-		if (p[nd->len - 1] == nd->bytes[nd->len - 1] && memcmp(p, nd->bytes, nd->len) == 0)
-			return nd;
+		}
+		if (agrees(nd, p, nd->len)) {
+			*out = nd;
+			return true;
+		}
 	}
-	return NULL;
+	return true;
+}
+
+/* The needle that wins at p when the stream has ended avail bytes on. */
+static const struct needle *match_at(const struct redactor *r, const unsigned char *p, size_t avail)
+{
+	const struct needle *nd;
+	decide(r, p, avail, true, &nd);
+	return nd;
 }
 
 static void emit(redact_out_fn out, void *ctx, const char *p, size_t n)
@@ -336,9 +428,11 @@ static void emit(redact_out_fn out, void *ctx, const char *p, size_t n)
 
 /*
  * Decides the positions of buf[0..len) from the left while they are before
- * stop, and (unless the stream has ended: final) while at least `longest`
- * bytes start there. Unmatched bytes go out in runs, matches as markers.
- * Returns the first undecided position (a match may carry it past stop).
+ * stop and can be decided (always, when the stream has ended: final).
+ * Unmatched bytes go out in runs, matches as markers. Returns the first
+ * undecided position (a match may carry it past stop). A position is
+ * undecided only while a needle longer than the bytes after it is still
+ * possible, so fewer than `longest` bytes are ever left.
  */
 static size_t scan(const struct redactor *r, const char *buf, size_t len, size_t stop, bool final,
 		   redact_out_fn out, void *ctx)
@@ -346,10 +440,9 @@ static size_t scan(const struct redactor *r, const char *buf, size_t len, size_t
 	const unsigned char *u = (const unsigned char *)buf;
 	size_t pos = 0, run = 0;
 	while (pos < stop) {
-		size_t avail = len - pos;
-		if (!final && avail < r->longest)
+		const struct needle *nd;
+		if (!decide(r, u + pos, len - pos, final, &nd))
 			break;
-		const struct needle *nd = match_at(r, u + pos, avail);
 		if (!nd) {
 			pos++;
 			continue;
@@ -371,19 +464,16 @@ static size_t scan(const struct redactor *r, const char *buf, size_t len, size_t
  * piece is joined to it, up to `longest` more. */
 static size_t hold_cap(const struct redactor *r)
 {
-	return r->longest ? 2 * r->longest - 1 : 0;
+	return 2 * r->longest - 1;
 }
 
 int redact_stream_init(struct redact_stream *st, const struct redactor *r, struct cdn_err *err)
 {
 	*st = (struct redact_stream){ .r = r };
 	size_t cap = hold_cap(r);
-	if (cap) {
-		st->hold = malloc(cap);
-		if (!st->hold)
-			return cdn_err_set(err, ENOMEM,
-					   "redact: allocating a %zu-byte stream buffer", cap);
-	}
+	st->hold = malloc(cap);
+	if (!st->hold)
+		return cdn_err_set(err, ENOMEM, "redact: allocating a %zu-byte stream buffer", cap);
 	return 0;
 }
 
@@ -395,10 +485,6 @@ void redact_feed(struct redact_stream *st, const char *p, size_t n, redact_out_f
 
 	if (n == 0)
 		return;
-	if (longest == 0) {
-		out(ctx, p, n);
-		return;
-	}
 	if (st->hold_len > 0) {
 		/*
 		 * The junction: the held bytes followed by up to `longest` bytes
@@ -478,7 +564,7 @@ static void growbuf_add(void *ctx, const char *p, size_t n)
 const char *redact_find(const struct redactor *r, const char *s, size_t n)
 {
 	const unsigned char *u = (const unsigned char *)s;
-	for (size_t pos = 0; r->longest && pos < n; pos++) {
+	for (size_t pos = 0; pos < n; pos++) {
 		const struct needle *nd = match_at(r, u + pos, n - pos);
 		if (nd)
 			return nd->marker->text;
@@ -497,10 +583,7 @@ char *redact_string(const struct redactor *r, const char *s, size_t n, size_t *o
 	struct growbuf g = { .p = malloc(n + 1), .cap = n + 1 };
 	if (!g.p)
 		return NULL;
-	if (r->longest)
-		scan(r, s, n, n, true, growbuf_add, &g);
-	else
-		growbuf_add(&g, s, n);
+	scan(r, s, n, n, true, growbuf_add, &g);
 	if (g.failed) {
 		free(g.p);
 		return NULL;

@@ -4,17 +4,24 @@
  * secret's value becomes "[REDACTED:NAME]" in captured stdout/stderr and
  * in events, even when the value is split across reads.
  *
- * Streaming: the stream keeps back the last (longest needle - 1) bytes until
- * it knows they do not start a needle; redact_finish flushes them. The
- * output is the same for every way the input is cut into pieces. Matching
- * is exact on the raw bytes of each value, longest first when values
- * overlap. Values shorter than REDACT_MIN_LEN are refused (they would match
+ * Streaming: the stream keeps back at most the last (longest needle - 1)
+ * bytes, and only while they could still start a needle; redact_finish
+ * flushes them. The output is the same for every way the input is cut into
+ * pieces. Matching is exact on the raw bytes of each value, longest first
+ * when values overlap. Values shorter than REDACT_MIN_LEN are refused (they would match
  * everywhere).
  *
  * Needles: each value, and for values of 8 bytes or more also their
  * standard and url-safe base64 forms at the three byte alignments (the
  * characters fixed by the value alone), so a needle can be up to 4/3 of
- * the value's length. See docs/vault.md for what is and is not covered.
+ * the value's length.
+ *
+ * Every redactor, even one with no secrets, also redacts cordon's own
+ * credentials: "cdn_mcp_", "cdn_mcps_" and "cdn_live_" (or the same in
+ * capitals) followed by 64 hex digits become [REDACTED:cordon_mcp_token],
+ * [REDACTED:cordon_mcp_session] and [REDACTED:cordon_api_key].
+ *
+ * See docs/vault.md for what is and is not covered.
  */
 #ifndef CORDON_VAULT_REDACT_H
 #define CORDON_VAULT_REDACT_H

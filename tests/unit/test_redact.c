@@ -340,6 +340,52 @@ static void test_split_everywhere(void **state)
 	      "[REDACTED:SHORT][REDACTED:PW][REDACTED:TOKEN]");
 }
 
+static void test_cordon_tokens(void **state)
+{
+	(void)state;
+	char hex[65] = "", in[512], want[512];
+	for (int i = 0; i < 64; i++)
+		hex[i] = "0123456789abcdef"[(i * 7 + 3) % 16];
+	/* With no secrets at all, cordon's own credentials are redacted, in
+	 * either case, however the output is cut. */
+	snprintf(in, sizeof(in), "k=cdn_live_%s;CDN_MCP_%.32s%.32s x-cdn_mcps_%s.", hex, hex,
+		 "ABCDEF0123456789ABCDEF0123456789", hex);
+	snprintf(want, sizeof(want), "k=[REDACTED:cordon_api_key];[REDACTED:cordon_mcp_token] "
+				     "x-[REDACTED:cordon_mcp_session].");
+	check(NULL, 0, in, want);
+	/* 63 digits, or a digit that is not hex, is not a token. */
+	snprintf(in, sizeof(in), "cdn_mcp_%.63s cdn_mcp_%.63sg", hex, hex);
+	check(NULL, 0, in, in);
+	/* A granted value that covers a token names the secret. */
+	char val[128];
+	snprintf(val, sizeof(val), "cdn_mcp_%s", hex);
+	struct redact_secret s[] = { { "TOKEN", val, strlen(val) } };
+	snprintf(in, sizeof(in), "<%s>", val);
+	check(s, 1, in, "<[REDACTED:TOKEN]>");
+}
+
+static void test_not_held_when_no_needle_can_start(void **state)
+{
+	(void)state;
+	struct redactor *r = new_redactor(NULL, 0);
+	struct redact_stream st;
+	struct buf b = { 0 };
+	assert_int_equal(redact_stream_init(&st, r, NULL), 0);
+	/* A live line goes out at once: no needle starts with these bytes. */
+	redact_feed(&st, "hello\n", 6, buf_add, &b);
+	assert_buf(&b, "hello\n");
+	/* A token's beginning is held, and a byte that rules it out frees it. */
+	redact_feed(&st, "see cdn_mc", 10, buf_add, &b);
+	assert_buf(&b, "hello\nsee ");
+	redact_feed(&st, "p_12!", 5, buf_add, &b);
+	assert_buf(&b, "hello\nsee cdn_mcp_12!");
+	redact_finish(&st, buf_add, &b);
+	assert_int_equal(st.hold_len, 0);
+	free(b.p);
+	redact_stream_free(&st);
+	redactor_free(r);
+}
+
 static void test_finish_flushes(void **state)
 {
 	(void)state;
@@ -354,12 +400,16 @@ static void test_finish_flushes(void **state)
 	/* A value's prefix is held back, not written... */
 	redact_feed(&st, "abcdef", 6, buf_add, &b);
 	assert_int_equal(b.len, 0);
-	/* ...and at most longest - 1 bytes are ever held. */
+	/* ...only while it could still be the value. */
 	redact_feed(&st, "0123456789", 10, buf_add, &b);
-	assert_buf(&b, "abcdef0123");
+	assert_buf(&b, "abcdef0123456789");
 	redact_finish(&st, buf_add, &b);
 	assert_buf(&b, "abcdef0123456789");
 	assert_int_equal(st.hold_len, 0);
+	redact_feed(&st, "xabcde", 6, buf_add, &b);
+	assert_buf(&b, "abcdef0123456789x");
+	redact_finish(&st, buf_add, &b);
+	assert_buf(&b, "abcdef0123456789xabcde");
 
 	/* The stream can be used again after finish. */
 	b.len = 0;
@@ -388,8 +438,10 @@ static void test_held_bytes_bounded(void **state)
 	struct redact_stream st;
 	struct buf b = { 0 };
 	assert_int_equal(redact_stream_init(&st, r, NULL), 0);
-	char in[1000];
-	memset(in, 'x', sizeof(in));
+	/* Every byte could start the value, and the last six are its start. */
+	char in[996];
+	for (size_t i = 0; i < sizeof(in); i++)
+		in[i] = "012345"[i % 6];
 	for (size_t i = 0; i < sizeof(in); i++) {
 		redact_feed(&st, in + i, 1, buf_add, &b);
 		assert_true(st.hold_len <= 6);
@@ -660,6 +712,8 @@ int main(void)
 		cmocka_unit_test(test_single),
 		cmocka_unit_test(test_multiple),
 		cmocka_unit_test(test_longest_wins),
+		cmocka_unit_test(test_cordon_tokens),
+		cmocka_unit_test(test_not_held_when_no_needle_can_start),
 		cmocka_unit_test(test_prefix_sharing),
 		cmocka_unit_test(test_overlapping),
 		cmocka_unit_test(test_start_and_end),
