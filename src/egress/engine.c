@@ -553,7 +553,9 @@ static void client_read(struct bufferevent *bev, void *arg)
 		evbuffer_drain(bufferevent_get_input(c->cbev),
 			       evbuffer_get_length(bufferevent_get_input(c->cbev)));
 		break;
-	default:
+	case C_DECIDING:
+	case C_CONNECTING:
+	case C_RESPONSE:
 		/* Pipelined bytes wait until the current exchange is done (the
 		 * read watermark bounds them). */
 		break;

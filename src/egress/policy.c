@@ -1042,7 +1042,9 @@ static int tree_load(struct pctx *c, const char *yaml, size_t len, struct ynode 
 				r = -ENOMEM;
 			}
 			break;
-		default:
+		case YAML_NO_EVENT: /* or a refused event, reported above */
+		case YAML_STREAM_START_EVENT:
+		case YAML_DOCUMENT_END_EVENT:
 			break;
 		}
 		yaml_event_delete(&ev);

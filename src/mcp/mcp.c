@@ -155,8 +155,9 @@ const char *mcp_phase_name(enum mcp_phase phase)
 	case MCP_PHASE_SETUP: return "setup";
 	case MCP_PHASE_RUN: return "run";
 	case MCP_PHASE_UPLOAD: return "upload";
-	default: return "?";
+	case MCP_PHASE_COUNT: break;
 	}
+	return "?";
 }
 
 static const char *const log_levels[] = { "debug",    "info",  "notice",    "warning", "error",

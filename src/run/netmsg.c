@@ -206,9 +206,17 @@ int netmsg_decode_up(enum netmsg_type type, const uint8_t *payload, size_t len,
 		if (!json_is_string(json_object_get(j, "error")) || !bounded(j, 1024, 1))
 			return cdn_err_msg(err, EPROTO, "channel: a malformed FATAL");
 		return 0;
-	default:
-		return cdn_err_msg(err, EPROTO, "channel: unexpected type %d", (int)type);
+	case NETMSG_CONFIG:
+	case NETMSG_PHASE_END:
+	case NETMSG_DECIDE:
+	case NETMSG_POLICY:
+	case NETMSG_ARTIFACT_DONE:
+	case NETMSG_STOP:
+	case NETMSG_ARTIFACT:
+	default: /* handled or refused above */
+		break;
 	}
+	return cdn_err_msg(err, EPROTO, "channel: unexpected type %d", (int)type);
 }
 
 void netmsg_up_clear(struct netmsg_up *m)

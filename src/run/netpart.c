@@ -157,6 +157,13 @@ static void on_frame(void *ctx, enum netmsg_type type, const uint8_t *p, size_t 
 		json_decref(done);
 		break;
 	}
+	case NETMSG_CONFIG:
+	case NETMSG_PHASE_END:
+	case NETMSG_DECIDE:
+	case NETMSG_POLICY:
+	case NETMSG_ARTIFACT_DONE:
+	case NETMSG_STOP:
+		break; /* never decoded: netmsg_decode_up refuses them */
 	case NETMSG_FATAL:
 		snprintf(np->fatal, sizeof(np->fatal), "%s",
 			 json_string_value(json_object_get(m.json, "error")));

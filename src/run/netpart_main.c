@@ -197,6 +197,14 @@ static void on_frame(void *ctx, enum netmsg_type type, const uint8_t *payload, s
 		egress_engine_set_policy(p->engine, pol);
 		break;
 	}
+	case NETMSG_CONFIG: /* only once, before the loop */
+	case NETMSG_ARTIFACT_DONE: /* read where an artifact waits for it */
+	case NETMSG_READY:
+	case NETMSG_EVENT:
+	case NETMSG_AUDIT:
+	case NETMSG_STEP:
+	case NETMSG_ARTIFACT:
+	case NETMSG_FATAL:
 	default:
 		fatal(p, "unexpected message type %d", (int)type);
 	}

@@ -903,9 +903,13 @@ int run_exit_code(const struct run_outcome *o)
 	case RUN_TIMEOUT:
 	case RUN_OOM:
 		return o->exit_code > 0 ? o->exit_code : 1;
-	default:
-		return 125;
+	case RUN_CREATED:
+	case RUN_RUNNING:
+	case RUN_CANCELLED:
+	case RUN_ERROR:
+		break;
 	}
+	return 125;
 }
 
 /* The operator's policy, narrowed by the agent's egress section. */

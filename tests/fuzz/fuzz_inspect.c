@@ -39,6 +39,7 @@ static bool known_name(const struct inspect_finding *f)
 	return false;
 }
 
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size < 3)

@@ -510,7 +510,13 @@ static void run(struct reader *r)
 			r->p += len;
 			r->n -= len;
 			char body[1024];
-			int n = snprintf(body, sizeof(body), templates[t].fmt, hole);
+			/* The template's one "%s" takes the hole (not as a format:
+			 * -Wformat-nonliteral). */
+			const char *fmt = templates[t].fmt, *at = strstr(fmt, "%s");
+			if (!at)
+				abort();
+			int n = snprintf(body, sizeof(body), "%.*s%s%s", (int)(at - fmt), fmt, hole,
+					 at + 2);
 			if (n < 0 || (size_t)n >= sizeof(body))
 				break;
 			post(body, (size_t)n, flags, pick, templates[t].method, templates[t].name);

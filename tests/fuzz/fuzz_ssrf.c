@@ -100,6 +100,7 @@ static void check_raw(const uint8_t *data, size_t size)
 		check_class(classify6(data));
 }
 
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char host[HOST_MAX];

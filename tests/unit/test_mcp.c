@@ -1188,8 +1188,9 @@ static void test_stateless_rules(void **state)
 	     V0728);
 	expect_error(f, 400, MCP_ERR_HEADER_MISMATCH);
 	/* Mcp-Name on tools/call: required, must match, base64 sentinel */
-	const char *body = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{"
-			   "\"name\":\"get_input\"," META_FMT "}}";
+#define body                                                                                       \
+	"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{"                      \
+	"\"name\":\"get_input\"," META_FMT "}}"
 	post(f, &(struct hdr){ .session = sid, .version = V0728, .method = "tools/call" }, body,
 	     V0728);
 	expect_error(f, 400, MCP_ERR_HEADER_MISMATCH);
@@ -1219,6 +1220,7 @@ static void test_stateless_rules(void **state)
 			    .name = "=?base64?bG9n?=" },
 	     body, V0728);
 	expect_error(f, 400, MCP_ERR_HEADER_MISMATCH);
+#undef body
 	/* removed and unknown methods: 404 + -32601 */
 	static const char *const gone[] = {
 		"ping",		"initialize", "logging/setLevel", "resources/subscribe",
