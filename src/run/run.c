@@ -43,6 +43,7 @@
 #include "egress/engine.h"
 #include "egress/policy.h"
 #include "registry/registry.h"
+#include "run/policy_levels.h"
 #include "run/run_mcp.h"
 #include "run/supervise.h"
 #include "sandbox/sandbox.h"
@@ -730,37 +731,25 @@ int run_exit_code(const struct run_outcome *o)
 	}
 }
 
-/* The operator's policy, narrowed by the agent's egress section. */
+/* The operator's policy, narrowed by the workspace's, narrowed by the
+ * agent's egress section: each level can only narrow the one above it
+ * (policy_levels.h). */
 static int run_policy(struct run_ctx *c, struct egress_policy **out, struct cdn_err *err)
 {
-	struct egress_policy *base = NULL;
-	char path[PATH_MAX];
-	const char *pp = c->o->policy_path;
-	if (!pp) {
-		/* The workspace's own policy (set through the API), else the
-		 * state's, else the built-in one. */
-		snprintf(path, sizeof(path), "%s/policies/%s.yaml", store_dir(c->s), c->ws);
-		if (access(path, F_OK) != 0)
-			snprintf(path, sizeof(path), "%s/policy.yaml", store_dir(c->s));
-		if (access(path, F_OK) == 0)
-			pp = path;
-	}
-	int r = pp ? egress_policy_load(pp, &base, err) : egress_policy_default(&base, err);
-	for (size_t i = 0; r == 0 && i < c->o->n_allow_private; i++)
-		r = egress_policy_allow_private(base, c->o->allow_private[i], err);
-	if (r < 0) {
-		egress_policy_free(base);
+	struct run_policy_levels lv;
+	int r = run_policy_levels_load(c->s, c->ws, c->o->policy_path, c->o->allow_private,
+				       c->o->n_allow_private, &lv, NULL, NULL, err);
+	if (r < 0)
 		return r;
-	}
 	const struct agent_manifest *m = c->agent.manifest;
 	if (!m->has_egress) {
-		*out = base;
+		*out = run_policy_levels_take(&lv);
 		return 0;
 	}
-	r = egress_policy_narrow(base, (const char *const *)m->egress_domains,
+	r = egress_policy_narrow(lv.effective, (const char *const *)m->egress_domains,
 				 m->n_egress_domains, m->egress_rules, m->n_egress_rules, out, NULL,
 				 NULL, err);
-	egress_policy_free(base);
+	run_policy_levels_clear(&lv);
 	return r;
 }
 

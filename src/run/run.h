@@ -47,7 +47,8 @@ struct run_options {
 	const char *caller;	  /* who asked (user name, API key id) */
 	const char *input;	  /* JSON text; NULL: {} */
 	size_t input_len;
-	const char *policy_path;  /* operator egress policy; NULL: <state>/policy.yaml, else built-in */
+	const char *policy_path;  /* operator egress policy; NULL: <state>/policy.yaml, else built-in;
+				   * the workspace's policy narrows it either way */
 	const char *upstream_ca;  /* extra CA for inspected upstreams */
 	const char *hosts_file;	  /* extra hosts file for the resolver */
 	const char *const *allow_private; /* IP:PORT exceptions (tests, self-hosted services) */

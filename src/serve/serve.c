@@ -27,11 +27,13 @@
 
 #include "audit/audit.h"
 #include "base/cleanup.h"
+#include "base/file.h"
 #include "base/random.h"
 #include "egress/control_client.h"
 #include "egress/policy.h"
 #include "evidence/evidence.h"
 #include "registry/registry.h"
+#include "run/policy_levels.h"
 #include "serve/assets.h"
 #include "serve/bundle.h"
 #include "serve/keys.h"
@@ -1125,69 +1127,181 @@ static enum MHD_Result h_audit(struct call *c)
 					     "verify", verify));
 }
 
+/* ---------------------------------------------------------------- policy */
+
+static json_t *yaml_text(const char *path)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	_cleanup_free_ char *buf = NULL;
+	size_t n = 0;
+	if (fd < 0 || cdn_read_fd(fd, EGRESS_MAX_POLICY_BYTES, &buf, &n) < 0)
+		return json_null();
+	json_t *y = json_stringn(buf, n);
+	return y ? y : json_null();
+}
+
+/* Where a rule of the effective policy came from, at one level: the rule
+ * of that level's policy that covers it. */
+static json_t *rule_origin(const struct egress_policy *p, const char *name, const char *file)
+{
+	const struct egress_rule *r = p ? egress_policy_cover(p, name) : NULL;
+	if (!r)
+		return json_null();
+	json_t *j = json_pack("{s:s, s:s, s:s}", "rule", r->name, "group", r->group ? r->group : "",
+			      "category", egress_category_name(r->category));
+	/* Line 0 is a built-in rule; the others name their line. */
+	if (r->line > 0)
+		json_object_set_new(j, "at", json_sprintf("%s:%d", file, r->line));
+	else
+		json_object_set_new(j, "at", json_string("built-in"));
+	return j;
+}
+
+static json_t *effective_json(const struct run_policy_levels *lv)
+{
+	const struct egress_policy *e = lv->effective;
+	json_t *rules = json_array();
+	for (size_t i = 0; i < e->n_rules; i++) {
+		const struct egress_rule *r = &e->rules[i];
+		json_t *ports = json_array(), *methods = json_array();
+		for (size_t k = 0; k < r->n_ports; k++)
+			json_array_append_new(ports, json_integer(r->ports[k]));
+		for (unsigned bit = 1; bit & EGRESS_M_ALL; bit <<= 1)
+			if (r->methods & bit)
+				json_array_append_new(methods, json_string(egress_method_name(bit)));
+		json_t *j = json_pack("{s:s, s:o, s:o, s:I, s:b, s:b, s:s}", "name", r->name,
+				      "ports", ports, "methods", methods, "requests_per_minute",
+				      (json_int_t)r->rpm, "approval", r->approval, "inspect",
+				      r->inspect, "category", egress_category_name(r->category));
+		if (r->agent_rate_key)
+			json_object_set_new(j, "workspace_requests_per_minute",
+					    json_integer((json_int_t)r->agent_rpm));
+		json_object_set_new(
+			j, "from",
+			json_pack("{s:o, s:o}", "operator",
+				  rule_origin(lv->operator_policy, r->name,
+					      lv->operator_builtin ? "built-in" : "policy.yaml"),
+				  "workspace", rule_origin(lv->workspace, r->name, "workspace")));
+		json_array_append_new(rules, j);
+	}
+	json_t *priv = json_array();
+	for (size_t i = 0; i < e->n_private; i++) {
+		const struct egress_private *pv = &e->private_ok[i];
+		char ip[INET6_ADDRSTRLEN] = "?";
+		const void *a = pv->addr.ss_family == AF_INET
+					? (const void *)&((const struct sockaddr_in *)&pv->addr)->sin_addr
+					: (const void *)&((const struct sockaddr_in6 *)&pv->addr)->sin6_addr;
+		inet_ntop(pv->addr.ss_family, a, ip, sizeof(ip));
+		json_array_append_new(priv, pv->addr.ss_family == AF_INET
+						    ? json_sprintf("%s:%u", ip, pv->port)
+						    : json_sprintf("[%s]:%u", ip, pv->port));
+	}
+	return json_pack("{s:b, s:{s:I, s:I}, s:{s:I}, s:o, s:o}", "enforce", e->enforce, "limits",
+			 "requests_per_minute", (json_int_t)e->default_rpm,
+			 "global_requests_per_minute", (json_int_t)e->global_rpm, "approvals",
+			 "timeout_seconds", (json_int_t)e->approval_timeout_s, "private", priv,
+			 "rules", rules);
+}
+
+static void collect_dropped(void *ctx, const char *domain)
+{
+	json_array_append_new(ctx, json_string(domain));
+}
+
+/* The operator's level as runs get it: the server's own --allow-private
+ * exceptions are the operator's too. */
+static int operator_level(struct server *sv, struct run_policy_levels *lv, struct cdn_err *err)
+{
+	return run_policy_levels_operator(sv->s, NULL, sv->cfg.allow_private,
+					  sv->cfg.n_allow_private, lv, err);
+}
+
+/*
+ * GET /v1/policy: the three levels a run of this workspace gets (the
+ * operator's, the workspace's, and the effective one, each rule with where
+ * it came from), read exactly as a run reads them.
+ */
+static enum MHD_Result policy_get(struct call *c)
+{
+	struct cdn_err err = { 0 };
+	struct run_policy_levels lv;
+	if (operator_level(c->sv, &lv, &err) < 0)
+		return fail(c->conn, 500, "internal", "the operator's policy does not load: %s",
+			    err.msg);
+	json_t *op = json_pack("{s:s, s:o}", "source", lv.operator_builtin ? "built-in" : "file",
+			       "yaml",
+			       lv.operator_builtin ? json_string(egress_policy_builtin_yaml())
+						   : yaml_text(lv.operator_path));
+	json_t *dropped = json_array();
+	int r = run_policy_levels_workspace(c->sv->s, c->key.workspace, &lv, collect_dropped,
+					    dropped, &err);
+	json_t *ws = json_null();
+	if (lv.workspace_path[0] && access(lv.workspace_path, F_OK) == 0) {
+		ws = json_pack("{s:o, s:o}", "yaml", yaml_text(lv.workspace_path), "dropped",
+			       json_incref(dropped));
+		/* A file written before the levels were enforced may not load
+		 * any more: runs then fail, and this says why. */
+		if (r < 0)
+			json_object_set_new(ws, "error", json_string(err.msg));
+	}
+	json_decref(dropped);
+	json_t *eff = r < 0 ? json_null() : effective_json(&lv);
+	run_policy_levels_clear(&lv);
+	return reply(c->conn, 200, json_pack("{s:o, s:o, s:o}", "operator", op, "workspace", ws,
+					     "effective", eff));
+}
+
+/* PUT /v1/policy: the workspace's own policy, which can only narrow the
+ * operator's; checked exactly as a run will load it. */
+static enum MHD_Result policy_put(struct call *c)
+{
+	struct cdn_err err = { 0 };
+	struct run_policy_levels lv;
+	if (operator_level(c->sv, &lv, &err) < 0)
+		return fail(c->conn, 500, "internal", "the operator's policy does not load: %s",
+			    err.msg);
+	char path[PATH_MAX];
+	int r = run_workspace_policy_path(c->sv->s, c->key.workspace, path, sizeof(path), &err);
+	struct egress_policy *ws = NULL, *eff = NULL;
+	json_t *dropped = json_array();
+	if (r == 0)
+		r = egress_policy_parse_workspace(c->req->body ? c->req->body : "", c->req->len,
+						  "policy.yaml", lv.operator_policy, &ws, &err);
+	if (r == 0)
+		r = egress_policy_narrow_by(lv.operator_policy, ws, &eff, collect_dropped, dropped,
+					    &err);
+	egress_policy_free(eff);
+	egress_policy_free(ws);
+	run_policy_levels_clear(&lv);
+	if (r < 0) {
+		json_decref(dropped);
+		return fail(c->conn, r == -ENOMEM ? 500 : 400,
+			    r == -ENOMEM ? "internal" : "bad_request", "%s", err.msg);
+	}
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof(dir), "%s/policies", c->sv->state);
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		json_decref(dropped);
+		return fail(c->conn, 500, "internal", "cannot create STATE/policies: %s",
+			    strerror(errno));
+	}
+	if ((r = store_write_atomic(c->sv->s, path, c->req->body, c->req->len, 0600, &err)) < 0) {
+		json_decref(dropped);
+		return fail_err(c->conn, r, &err);
+	}
+	return reply(c->conn, 200, json_pack("{s:b, s:o}", "updated", 1, "dropped", dropped));
+}
+
 static enum MHD_Result h_policy(struct call *c)
 {
-	/* Each workspace has its own policy: STATE/policies/WS.yaml, set here;
-	 * without one, STATE/policy.yaml (the operator's file) or the built-in
-	 * policy applies, as it does to `cordon run`. */
-	char path[PATH_MAX], shared[PATH_MAX];
-	snprintf(path, sizeof(path), "%s/policies/%s.yaml", c->sv->state, c->key.workspace);
-	snprintf(shared, sizeof(shared), "%s/policy.yaml", c->sv->state);
 	enum MHD_Result ret;
-	if (strcmp(c->method, "GET") == 0) {
-		const char *scope = "workspace";
-		FILE *f = fopen(path, "re");
-		if (!f) {
-			scope = "state";
-			f = fopen(shared, "re");
-		}
-		if (!f)
-			return reply(c->conn, 200, json_pack("{s:s, s:n}", "source", "built-in",
-							     "yaml"));
-		char *buf = malloc(BODY_MAX + 1);
-		size_t n = buf ? fread(buf, 1, BODY_MAX, f) : 0;
-		fclose(f);
-		json_t *y = buf ? json_stringn(buf, n) : NULL;
-		free(buf);
-		return reply(c->conn, 200, json_pack("{s:s, s:s, s:o}", "source", "file", "scope",
-						     scope, "yaml", y ? y : json_null()));
-	}
+	if (strcmp(c->method, "GET") == 0)
+		return policy_get(c);
 	if (strcmp(c->method, "PUT") != 0)
 		return fail(c->conn, 405, "method_not_allowed", "%s is not allowed here", c->method);
 	if (!owner_only(c, "change the policy", &ret))
 		return ret;
-	/* Checked exactly as a run will load it, from a private file. */
-	char tmp[PATH_MAX];
-	snprintf(tmp, sizeof(tmp), "%s/tmp/policy.XXXXXX", c->sv->state);
-	int fd = mkostemp(tmp, O_CLOEXEC);
-	if (fd < 0)
-		return fail(c->conn, 500, "internal", "cannot stage the policy: %s", strerror(errno));
-	bool wrote = write(fd, c->req->body ? c->req->body : "", c->req->len) == (ssize_t)c->req->len;
-	close(fd);
-	struct cdn_err err = { 0 };
-	struct egress_policy *p = NULL;
-	int r = wrote ? egress_policy_load(tmp, &p, &err) : cdn_err_set(&err, EIO, "stage");
-	unlink(tmp);
-	egress_policy_free(p);
-	if (r < 0) {
-		/* The message names the staging file: say policy.yaml instead. */
-		char msg[sizeof(err.msg) + 32];
-		const char *at = strstr(err.msg, tmp);
-		if (at)
-			snprintf(msg, sizeof(msg), "%.*spolicy.yaml%s", (int)(at - err.msg), err.msg,
-				 at + strlen(tmp));
-		else
-			snprintf(msg, sizeof(msg), "%s", err.msg);
-		return fail(c->conn, 400, "bad_request", "%s", msg);
-	}
-	char dir[PATH_MAX];
-	snprintf(dir, sizeof(dir), "%s/policies", c->sv->state);
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-		return fail(c->conn, 500, "internal", "cannot create %s: %s", dir, strerror(errno));
-	if ((r = store_write_atomic(c->sv->s, path, c->req->body, c->req->len, 0600, &err)) < 0)
-		return fail_err(c->conn, r, &err);
-	return reply(c->conn, 200, json_pack("{s:s, s:s, s:b}", "source", "file", "scope",
-					     "workspace", "updated", 1));
+	return policy_put(c);
 }
 
 /* --------------------------------------------------------------- routing */

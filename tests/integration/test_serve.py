@@ -324,22 +324,23 @@ def test_slow_client_does_not_block_others(srv):
 
 def test_policy_get_put(srv):
     st, j, _, _ = srv.req("GET", "/v1/policy", srv.member)
-    assert st == 200 and j["source"] == "built-in"
+    assert st == 200 and j["operator"]["source"] == "built-in" and j["workspace"] is None
     bad = b"version: 1\ndomains:\n  - name: x.example.com\n    bogus: 1\n"
     st, j, _, _ = srv.req("PUT", "/v1/policy", srv.owner, raw=bad,
                           headers={"Content-Type": "application/yaml"})
     assert st == 400 and "bogus" in j["error"]["message"]
+    assert j["error"]["message"].startswith("policy.yaml:4: domains[0]")
     assert not (srv.state / "policies" / "default.yaml").exists()
     good = b"version: 1\ndomains:\n  - name: api.example.com\n    ports: [443]\n"
     st, j, _, _ = srv.req("PUT", "/v1/policy", srv.owner, raw=good,
                           headers={"Content-Type": "application/yaml"})
-    assert st == 200
+    assert st == 200 and j == {"updated": True, "dropped": ["api.example.com"]}
     st, j, _, _ = srv.req("GET", "/v1/policy", srv.member)
-    assert j["source"] == "file" and j["scope"] == "workspace" and "api.example.com" in j["yaml"]
+    assert "api.example.com" in j["workspace"]["yaml"]
     assert (srv.state / "policies" / "default.yaml").stat().st_mode & 0o777 == 0o600
-    # Another workspace keeps its own (here the built-in) policy.
+    # Another workspace keeps its own (here the operator's) policy.
     st, j, _, _ = srv.req("GET", "/v1/policy", srv.other)
-    assert j["source"] == "built-in"
+    assert j["operator"]["source"] == "built-in" and j["workspace"] is None
 
 
 def test_owner_registry_and_keys(srv, tmp_path):
