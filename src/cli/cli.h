@@ -91,6 +91,9 @@ int cli_parse_opts(int argc, char **argv, const struct cli_extra *extra, size_t 
 		   bool with_json, void (*usage)(FILE *), struct cli_common *co);
 /* Who is asking, for records: "user:NAME". */
 const char *cli_caller(void);
+/* Prints one event line (as in events.ndjson) as the progress view does
+ * (src/cli/progress.c); colours when color. */
+void cli_progress_event(const char *line, size_t len, bool color);
 #endif
 
 int cmd_exec(int argc, char **argv);

@@ -22,6 +22,13 @@ struct job {
 	struct job *next;
 };
 
+/* Live event streams of one key. */
+struct key_streams {
+	char key_id[STORE_MAX_NAME + 1];
+	unsigned n;
+	struct key_streams *next;
+};
+
 struct server {
 	struct serve_config cfg;
 	struct store *s;
@@ -37,6 +44,11 @@ struct server {
 	struct job *running;
 	unsigned n_running, concurrency;
 	bool draining, stop;
+
+	/* The per-client limits of the HTTP side, under their own lock. */
+	pthread_mutex_t lim_mu;
+	struct key_streams *streams;
+	unsigned max_streams_per_key;
 };
 
 void *dispatch_main(void *arg);

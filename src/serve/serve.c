@@ -13,6 +13,7 @@
 #include <jansson.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdarg.h>
@@ -33,6 +34,7 @@
 #include "egress/policy.h"
 #include "evidence/evidence.h"
 #include "registry/registry.h"
+#include "run/events.h"
 #include "run/policy_levels.h"
 #include "serve/assets.h"
 #include "serve/bundle.h"
@@ -42,7 +44,9 @@
 #define SECRET_BODY_MAX (64 * 1024)
 #define MAX_SEGMENTS 8
 #define AUDIT_PAGE_MAX 1000
-#define STREAM_CHUNK 65536
+/* A keep-alive on an idle event stream this often: how a follower that
+ * went away without closing is noticed. */
+#define STREAM_KEEPALIVE_S 15
 
 struct request {
 	char *body;
@@ -716,64 +720,99 @@ static enum MHD_Result run_file(struct call *c, const char *id, const char *rel,
 	return ret;
 }
 
-/* The event stream: the run's events.ndjson from the start, then (with
- * follow) what comes, until run.finished or the record is final. */
+/*
+ * The event stream: the run's events.ndjson from the start (or after
+ * Last-Event-ID), then, with follow, what comes, until this run's
+ * run.finished (the parsed type, events.h), the record is final, or the
+ * server stops. A queued run has no file yet: it is waited for.
+ *
+ * A follower holds a connection and a thread. Two things keep that
+ * bounded: each key has at most SERVE_MAX_STREAMS_PER_KEY streams, and a
+ * client that went away is noticed, by a peer shutdown seen on the socket
+ * at once, and by a keep-alive every STREAM_KEEPALIVE_S (a blank line in
+ * NDJSON, an SSE comment) that fails on a dead connection. Without them 64
+ * abandoned streams kept their slots for as long as the runs lasted.
+ */
 struct stream {
 	struct server *sv;
+	struct MHD_Connection *conn;
 	char id[STORE_RUN_ID_MAX + 1];
-	int fd;
-	bool follow, sse, finished, done;
-	char line[STREAM_CHUNK];
-	size_t have;
+	char path[PATH_MAX];
+	char key_id[STORE_MAX_NAME + 1];
+	struct events_follower f;
+	bool follow, sse, done;
 	char *out;
-	size_t out_len, out_off;
-	unsigned idle;
+	size_t out_len, out_off, out_cap;
+	int64_t last_sent_ms, last_check_ms;
 };
 
-static bool stream_refill(struct stream *s)
+static bool out_append(struct stream *s, const char *p, size_t n)
 {
-	char buf[STREAM_CHUNK];
-	ssize_t n = read(s->fd, buf, sizeof(buf));
-	if (n <= 0)
-		return false;
-	/* Only whole lines go out: a reader gets one event per line. */
-	free(s->out);
-	s->out = NULL;
-	s->out_len = s->out_off = 0;
-	size_t cap = (size_t)n * 2 + 64, len = 0;
-	char *out = malloc(cap + s->have);
-	if (!out)
-		return false;
-	for (ssize_t i = 0; i < n; i++) {
-		if (buf[i] != '\n') {
-			if (s->have < sizeof(s->line))
-				s->line[s->have++] = buf[i];
-			continue;
-		}
-		if (s->sse) {
-			memcpy(out + len, "data: ", 6);
-			len += 6;
-		}
-		memcpy(out + len, s->line, s->have);
-		len += s->have;
-		if (memmem(s->line, s->have, "\"type\":\"run.finished\"", 21))
-			s->finished = true;
-		out[len++] = '\n';
-		if (s->sse)
-			out[len++] = '\n';
-		s->have = 0;
-		if (len + sizeof(s->line) + 8 > cap + s->have) {
-			char *bigger = realloc(out, (cap *= 2) + sizeof(s->line) + 8);
-			if (!bigger) {
-				free(out);
-				return false;
-			}
-			out = bigger;
-		}
+	if (s->out_off == s->out_len)
+		s->out_off = s->out_len = 0;
+	if (s->out_len + n > s->out_cap) {
+		size_t nc = s->out_cap ? s->out_cap : 16384;
+		while (nc < s->out_len + n)
+			nc *= 2;
+		char *nb = realloc(s->out, nc);
+		if (!nb)
+			return false;
+		s->out = nb;
+		s->out_cap = nc;
 	}
-	s->out = out;
-	s->out_len = len;
+	memcpy(s->out + s->out_len, p, n);
+	s->out_len += n;
 	return true;
+}
+
+static void on_stream_event(void *ctx, const struct events_head *h, const char *line,
+			    size_t len)
+{
+	struct stream *s = ctx;
+	/* The server's own paths are not the API's business (run_dir names
+	 * where the state lives): such an event goes out without them. */
+	_cleanup_free_ char *text = NULL;
+	if (memmem(line, len, "\"run_dir\"", 9)) {
+		struct events_head again;
+		json_t *ev = NULL;
+		if (events_parse(line, len, &again, &ev) == 0) {
+			json_object_del(ev, "run_dir");
+			text = json_dumps(ev, JSON_COMPACT | JSON_SORT_KEYS);
+		}
+		json_decref(ev);
+		if (!text)
+			return;
+		line = text;
+		len = strlen(text);
+	}
+	char id[48];
+	if (s->sse) {
+		snprintf(id, sizeof(id), "id: %llu\ndata: ", (unsigned long long)h->seq);
+		out_append(s, id, strlen(id));
+	}
+	out_append(s, line, len);
+	out_append(s, s->sse ? "\n\n" : "\n", s->sse ? 2 : 1);
+}
+
+/* The client closed its side: nobody reads this stream any more. */
+static bool client_gone(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	if (!ci)
+		return true;
+	struct pollfd p = { .fd = ci->connect_fd, .events = POLLRDHUP };
+	return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL));
+}
+
+static bool run_final(struct server *sv, const char *id)
+{
+	struct store_run r;
+	if (store_run_get(sv->s, id, &r, NULL) < 0)
+		return true;
+	bool fin = store_run_status_final(r.status);
+	store_run_clear(&r);
+	return fin;
 }
 
 static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
@@ -787,23 +826,33 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 				n = max;
 			memcpy(buf, s->out + s->out_off, n);
 			s->out_off += n;
+			s->last_sent_ms = now_ms();
 			return (ssize_t)n;
 		}
-		if (stream_refill(s))
-			continue;
-		if (!s->follow || s->finished || s->done)
+		if (s->f.fd < 0 && !s->done) {
+			s->f.fd = open(s->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+			if (s->f.fd < 0 && !s->follow)
+				s->done = true;
+		}
+		if (s->f.fd >= 0) {
+			ssize_t n = events_follow_poll(&s->f, on_stream_event, s);
+			if (n < 0)
+				return MHD_CONTENT_READER_END_WITH_ERROR;
+			if (n > 0)
+				continue;
+		}
+		if (!s->follow || s->f.finished || s->done)
 			return MHD_CONTENT_READER_END_OF_STREAM;
-		/* Every half second: has the run ended without run.finished
-		 * (its supervisor died), or is the server stopping? */
-		if (++s->idle % 20 == 0) {
-			struct store_run r;
-			if (store_run_get(s->sv->s, s->id, &r, NULL) == 0) {
-				bool fin = store_run_status_final(r.status);
-				store_run_clear(&r);
-				if (fin) {
-					s->done = true;
-					continue; /* one last read */
-				}
+		int64_t now = now_ms();
+		if (client_gone(s->conn))
+			return MHD_CONTENT_READER_END_WITH_ERROR;
+		/* Every half second: has the run ended without run.finished (its
+		 * supervisor died), or is the server stopping? */
+		if (now - s->last_check_ms >= 500) {
+			s->last_check_ms = now;
+			if (run_final(s->sv, s->id)) {
+				s->done = true;
+				continue; /* one last read */
 			}
 			pthread_mutex_lock(&s->sv->mu);
 			bool stop = s->sv->stop;
@@ -811,50 +860,109 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 			if (stop)
 				return MHD_CONTENT_READER_END_OF_STREAM;
 		}
+		if (now - s->last_sent_ms >= STREAM_KEEPALIVE_S * 1000) {
+			const char *ka = s->sse ? ": keep-alive\n\n" : "\n";
+			if (!out_append(s, ka, strlen(ka)))
+				return MHD_CONTENT_READER_END_WITH_ERROR;
+			continue;
+		}
 		struct timespec ts = { 0, 25 * 1000 * 1000 };
 		nanosleep(&ts, NULL);
 	}
 }
 
+/* Live streams per key (a short list: keys with a stream open). */
+static bool streams_take(struct server *sv, const char *key_id)
+{
+	pthread_mutex_lock(&sv->lim_mu);
+	struct key_streams *k = sv->streams;
+	while (k && strcmp(k->key_id, key_id) != 0)
+		k = k->next;
+	bool ok = true;
+	if (!k && (k = calloc(1, sizeof(*k)))) {
+		snprintf(k->key_id, sizeof(k->key_id), "%s", key_id);
+		k->next = sv->streams;
+		sv->streams = k;
+	}
+	if (!k || k->n >= sv->max_streams_per_key)
+		ok = false;
+	else
+		k->n++;
+	pthread_mutex_unlock(&sv->lim_mu);
+	return ok;
+}
+
+static void streams_give(struct server *sv, const char *key_id)
+{
+	pthread_mutex_lock(&sv->lim_mu);
+	for (struct key_streams **pp = &sv->streams; *pp; pp = &(*pp)->next)
+		if (strcmp((*pp)->key_id, key_id) == 0) {
+			struct key_streams *k = *pp;
+			if (--k->n == 0) {
+				*pp = k->next;
+				free(k);
+			}
+			break;
+		}
+	pthread_mutex_unlock(&sv->lim_mu);
+}
+
 static void stream_free(void *cls)
 {
 	struct stream *s = cls;
-	if (s->fd >= 0)
-		close(s->fd);
+	if (s->f.fd >= 0)
+		close(s->f.fd);
+	events_follower_free(&s->f);
+	streams_give(s->sv, s->key_id);
 	free(s->out);
 	free(s);
+}
+
+/* Last-Event-ID (what an SSE client sends when it reconnects) or ?after=:
+ * events up to that seq are not sent again. */
+static bool resume_point(struct call *c, uint64_t *after)
+{
+	const char *v = MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "Last-Event-ID");
+	if (!v)
+		v = MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, "after");
+	*after = 0;
+	if (!v || !*v)
+		return true;
+	char *end;
+	errno = 0;
+	unsigned long long n = strtoull(v, &end, 10);
+	if (*end || errno || v[0] == '-')
+		return false;
+	*after = n;
+	return true;
 }
 
 static enum MHD_Result run_events(struct call *c, const char *id)
 {
 	const char *f = MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, "follow");
 	const char *accept = MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "Accept");
+	uint64_t after;
+	if (!resume_point(c, &after))
+		return fail(c->conn, 400, "bad_request",
+			    "Last-Event-ID (or after): the seq of the last event received");
+	if (!streams_take(c->sv, c->key.id))
+		return fail(c->conn, 429, "too_many_requests",
+			    "this key has %u event streams open, its limit; close one first",
+			    c->sv->max_streams_per_key);
 	struct stream *s = calloc(1, sizeof(*s));
-	if (!s)
+	if (!s) {
+		streams_give(c->sv, c->key.id);
 		return MHD_NO;
+	}
 	s->sv = c->sv;
+	s->conn = c->conn;
 	snprintf(s->id, sizeof(s->id), "%s", id);
+	snprintf(s->key_id, sizeof(s->key_id), "%s", c->key.id);
+	snprintf(s->path, sizeof(s->path), "%s/runs/%s/events.ndjson", c->sv->state, id);
 	s->follow = f && (strcmp(f, "1") == 0 || strcmp(f, "true") == 0);
 	s->sse = accept && strstr(accept, "text/event-stream");
-	char path[PATH_MAX];
-	snprintf(path, sizeof(path), "%s/runs/%s/events.ndjson", c->sv->state, id);
-	/* A queued run has no directory yet: wait for it when following. */
-	for (int i = 0; i < 2400; i++) {
-		s->fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-		if (s->fd >= 0 || !s->follow)
-			break;
-		struct store_run r;
-		if (store_run_get(c->sv->s, id, &r, NULL) == 0) {
-			bool fin = store_run_status_final(r.status);
-			store_run_clear(&r);
-			if (fin)
-				break;
-		}
-		struct timespec ts = { 0, 25 * 1000 * 1000 };
-		nanosleep(&ts, NULL);
-	}
-	if (s->fd < 0)
-		s->done = true;
+	s->last_sent_ms = now_ms();
+	events_follower_init(&s->f, -1, id, after);
 	struct MHD_Response *r =
 		MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, stream_read, s, stream_free);
 	if (!r) {
@@ -1539,6 +1647,8 @@ int serve_main(const struct serve_config *cfg, struct cdn_err *err)
 	sv->cfg = *cfg;
 	sv->self = getpid();
 	pthread_mutex_init(&sv->mu, NULL);
+	pthread_mutex_init(&sv->lim_mu, NULL);
+	sv->max_streams_per_key = cfg->max_streams_per_key ? cfg->max_streams_per_key : 16;
 	pthread_cond_init(&sv->cv, NULL);
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	sv->concurrency = cfg->concurrency ? cfg->concurrency : (unsigned)(cpus > 0 ? cpus * 2 : 2);
@@ -1664,6 +1774,7 @@ out:
 	vault_close(sv->v);
 	store_close(sv->s);
 	pthread_mutex_destroy(&sv->mu);
+	pthread_mutex_destroy(&sv->lim_mu);
 	pthread_cond_destroy(&sv->cv);
 	free(sv);
 	if (r == 0)

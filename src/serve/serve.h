@@ -28,6 +28,7 @@ struct serve_config {
 	/* Registering by a path on the server is allowed only below this
 	 * directory; NULL: off, bundles are uploaded instead. */
 	const char *register_root;
+	unsigned max_streams_per_key; /* live event streams per API key; 0: 16 */
 };
 
 /* Serves until SIGTERM or SIGINT, then drains. 0 after a clean drain. */

@@ -246,7 +246,7 @@ def test_member_can_run_and_read(srv):
     st, _, sse, r = srv.req("GET", f"/v1/runs/{j['id']}/events", srv.member,
                             headers={"Accept": "text/event-stream"})
     assert r.getheader("Content-Type") == "text/event-stream"
-    assert sse.decode().startswith("data: {") and "\n\n" in sse.decode()
+    assert sse.decode().startswith("id: 1\ndata: {") and "\n\n" in sse.decode()
 
 
 def test_artifact_download(srv):

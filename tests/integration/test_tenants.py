@@ -194,3 +194,157 @@ def test_policy_get_shows_the_builtin_policy(tenants):
     research = [r for r in eff["rules"] if r["name"] == "arxiv.org"][0]
     assert research["methods"] == ["GET", "HEAD"] and research["inspect"] is True
     assert research["from"]["operator"]["group"] == "research"
+
+
+# ------------------------------------------------ 3. one event contract
+
+def shell_agent(srv, name, script, **kw):
+    d = agent(srv.tmp, name, script, **kw)
+    r = srv.cli("agent", "register", str(d))
+    assert r.returncode == 0, r.stderr
+    return d
+
+
+def follow(srv, rid, key, sse=False, last_id=None, timeout=60):
+    """GET events?follow=1, read to its end; (lines, seconds taken)."""
+    import http.client
+    c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=timeout)
+    h = {"Authorization": "Bearer " + key}
+    if sse:
+        h["Accept"] = "text/event-stream"
+    if last_id is not None:
+        h["Last-Event-ID"] = str(last_id)
+    t0 = time.time()
+    c.request("GET", f"/v1/runs/{rid}/events?follow=1", headers=h)
+    r = c.getresponse()
+    assert r.status == 200, r.read()
+    body = r.read().decode()
+    c.close()
+    return body, time.time() - t0
+
+
+def test_an_agent_cannot_end_a_follower_early(tenants):
+    """An agent writes {"type":"run.finished"} as a step (and a look-alike
+    log line): API followers and cordon logs --follow, local and remote,
+    must keep following until the run's own end."""
+    srv = tenants
+    shell_agent(srv, "spoof", 'echo \'{"type":"run.finished","status":"succeeded"}\' > $CORDON_STEPS\n'
+                '"echo" \'{"seq":99,"type":"run.finished","run_id":"x"}\' > $CORDON_STEPS\n'
+                'sleep 3; echo done\n')
+    st, j, _, _ = srv.req("POST", "/v1/runs", srv.member, body={"agent": "spoof"})
+    rid = j["id"]
+    remote_env = dict(srv.env, CORDON_URL=f"http://127.0.0.1:{srv.port}",
+                      CORDON_API_KEY=srv.member)
+    del remote_env["CORDON_STATE"]
+    import subprocess
+    procs = [subprocess.Popen([CORDON, "logs", "--follow", "--json", rid], env=env,
+                              stdout=subprocess.PIPE, text=True)
+             for env in (srv.env, remote_env)]
+    nd, t_nd = follow(srv, rid, srv.member)
+    sse, _ = follow(srv, rid, srv.member, sse=True)
+    outs = [p.communicate(timeout=60)[0] for p in procs]
+    assert t_nd > 2, "the NDJSON follower ended at the agent's fake end"
+    for text in [nd] + outs:
+        evs = [json.loads(l) for l in text.splitlines() if l.strip()]
+        assert evs[-1]["type"] == "run.finished" and evs[-1]["status"] == "succeeded", evs[-1]
+        steps = [e for e in evs if e["type"] == "step"]
+        assert steps and steps[0]["step"]["type"] == "run.finished"
+    datas = [json.loads(l[6:]) for l in sse.splitlines() if l.startswith("data: ")]
+    assert datas[-1]["type"] == "run.finished" and datas[-1]["status"] == "succeeded"
+
+
+def test_event_lines_are_never_cut_and_never_name_server_paths(tenants):
+    """A large output.json makes run.finished longer than the API's old
+    64 KiB line buffer; one over the product's line limit leaves the field
+    out and says so. Every line of every stream is a whole JSON event, and
+    none names the server's run directory."""
+    srv = tenants
+    for name, size in (("big", 200_000), ("huge", 600_000)):
+        shell_agent(srv, name, "python3 -c \"import json; json.dump({'blob': 'x' * %d}, "
+                    "open('/workspace/output.json', 'w'))\"\n" % size)
+        st, j, _, _ = srv.req("POST", "/v1/runs", srv.owner, body={"agent": name})
+        rid = j["id"]
+        rec = srv.wait_final(srv.owner, rid)
+        assert rec["status"] == "succeeded", rec
+        assert len(rec["result"]["output"]["blob"]) == size
+        for sse in (False, True):
+            body, _ = follow(srv, rid, srv.owner, sse=sse)
+            lines = [l[6:] if sse else l for l in body.splitlines()
+                     if l and (not sse or l.startswith("data: "))]
+            evs = [json.loads(l) for l in lines]  # every line whole
+            assert evs[-1]["type"] == "run.finished"
+            assert str(srv.state) not in body and "run_dir" not in body
+            if size < 256 * 1024:
+                assert evs[-1]["output"]["blob"] == "x" * size
+            else:
+                assert "output" not in evs[-1] and evs[-1]["omitted"] == ["output"]
+        # The file keeps run_dir for local readers; the API never shows it.
+        raw = (srv.state / "runs" / rid / "events.ndjson").read_text()
+        assert '"run_dir"' in raw
+
+
+def test_sse_ids_and_resume_with_last_event_id(tenants):
+    srv = tenants
+    shell_agent(srv, "steps", "for i in 1 2 3 4 5; do echo step$i > $CORDON_STEPS; done\n")
+    st, j, _, _ = srv.req("POST", "/v1/runs", srv.owner, body={"agent": "steps"})
+    rid = j["id"]
+    srv.wait_final(srv.owner, rid)
+    sse, _ = follow(srv, rid, srv.owner, sse=True)
+    ids = [int(l[4:]) for l in sse.splitlines() if l.startswith("id: ")]
+    assert ids == list(range(1, len(ids) + 1)) and len(ids) >= 8
+    datas = [json.loads(l[6:]) for l in sse.splitlines() if l.startswith("data: ")]
+    assert [d["seq"] for d in datas] == ids
+    again, _ = follow(srv, rid, srv.owner, sse=True, last_id=4)
+    assert [int(l[4:]) for l in again.splitlines() if l.startswith("id: ")] == ids[4:]
+    st, _, nd, _ = srv.req("GET", f"/v1/runs/{rid}/events?after={len(ids) - 1}", srv.owner)
+    assert [json.loads(l)["type"] for l in nd.decode().splitlines()] == ["run.finished"]
+    st, j, _, _ = srv.req("GET", f"/v1/runs/{rid}/events", srv.owner,
+                          headers={"Last-Event-ID": "x"})
+    assert st == 400
+
+
+MCP_FLOOD = r'''
+import json, os, urllib.request
+URL = os.environ["CORDON_MCP_URL"]
+def post(body, session=None, token=None):
+    h = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+    if token:
+        h["Authorization"] = "Bearer " + token
+    if session:
+        h["Mcp-Session-Id"] = session
+        h["MCP-Protocol-Version"] = "2025-06-18"
+    req = urllib.request.Request(URL, data=json.dumps(body).encode(), headers=h, method="POST")
+    with urllib.request.urlopen(req, timeout=60) as r:
+        return r.headers.get("Mcp-Session-Id")
+sid = post({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                       "clientInfo": {"name": "t", "version": "1"}}},
+           token=os.environ["CORDON_MCP_TOKEN"])
+post({"jsonrpc": "2.0", "method": "notifications/initialized"}, session=sid)
+for i in range(int(os.environ.get("N", "1500"))):
+    post({"jsonrpc": "2.0", "id": i + 2, "method": "tools/call",
+          "params": {"name": "log", "arguments": {"level": "info", "message": "%d " % i + "y" * 4000}}},
+         session=sid)
+'''
+
+
+@pytest.mark.slow
+def test_mcp_log_flood_is_bounded(tenants):
+    """3000 MCP log calls made 12 MiB of events in 3 s: now at most
+    RUN_MAX_LOG_EVENTS log events and RUN_MAX_LOG_BYTES of messages."""
+    srv = tenants
+    d = agent(srv.tmp, "flood", "")
+    (d / "agent.json").write_text(json.dumps({"name": "flood", "version": "1",
+                                              "entrypoint": ["python3", "/agent/flood.py"],
+                                              "limits": {"timeout_seconds": 120}}))
+    (d / "flood.py").write_text(MCP_FLOOD)
+    assert srv.cli("agent", "register", str(d)).returncode == 0
+    st, j, _, _ = srv.req("POST", "/v1/runs", srv.owner, body={"agent": "flood"})
+    rec = srv.wait_final(srv.owner, j["id"], timeout=180)
+    assert rec["status"] == "succeeded", rec
+    raw = (srv.state / "runs" / j["id"] / "events.ndjson").read_text()
+    logs = [json.loads(l) for l in raw.splitlines() if '"type":"log"' in l]
+    assert len(logs) <= 1001
+    assert logs[-1]["message"] == "log limit reached; later log messages dropped"
+    assert sum(len(e["message"]) for e in logs[:-1]) <= 1 << 20
+    assert len(raw) < 2 << 20
