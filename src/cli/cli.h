@@ -43,6 +43,7 @@ struct cli_api_req {
 	size_t body_len;
 	const char *content_type;  /* default application/json */
 	const char *accept;
+	const char *header;	   /* one more "Name: value", or NULL */
 	void (*on_data)(void *ctx, const char *p, size_t n); /* stream instead of buffering */
 	void *ctx;
 };
