@@ -359,6 +359,16 @@ int cmd_logs(int argc, char **argv)
 	char path[PATH_MAX];
 	snprintf(path, sizeof(path), "%s/runs/%s/events.ndjson", store_dir(s), id);
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	/* A queued run has no events yet: --follow waits for it to start. */
+	while (fd < 0 && errno == ENOENT && follow && store_run_get(s, id, &r, NULL) == 0) {
+		bool done = store_run_status_final(r.status);
+		store_run_clear(&r);
+		if (done)
+			break;
+		struct timespec ts = { 0, 100 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	}
 	if (fd < 0) {
 		cli_error("%s: %s", path, strerror(errno));
 		store_close(s);
@@ -368,7 +378,8 @@ int cmd_logs(int argc, char **argv)
 	v.color = !json && isatty(STDOUT_FILENO) && !getenv("NO_COLOR");
 	struct events_follower f;
 	events_follower_init(&f, fd, id, 0);
-	int idle = 0;
+	int idle = 0, grace = 0;
+	bool final_seen = false;
 	for (;;) {
 		ssize_t n = events_follow_poll(&f, on_local_event, &v);
 		if (n < 0) {
@@ -379,17 +390,16 @@ int cmd_logs(int argc, char **argv)
 			idle = 0;
 			continue;
 		}
-		if (!follow || f.finished)
+		if (!follow || f.finished || (final_seen && ++grace > 20))
 			break;
-		/* Every few seconds: did the run end without its last event (its
-		 * supervisor died)? */
-		if (++idle % 20 == 0) {
+		/* Every few seconds: did the run end? Its record is final a moment
+		 * before run.finished is written, which is then waited for, two
+		 * seconds at most: a dead supervisor never writes it. */
+		if (!final_seen && ++idle % 20 == 0) {
 			(void)store_runs_recover(s, NULL);
 			if (store_run_get(s, id, &r, NULL) == 0) {
-				bool done = store_run_status_final(r.status);
+				final_seen = store_run_status_final(r.status);
 				store_run_clear(&r);
-				if (done)
-					break;
 			}
 		}
 		struct timespec ts = { 0, 100 * 1000 * 1000 };

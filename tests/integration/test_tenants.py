@@ -348,3 +348,361 @@ def test_mcp_log_flood_is_bounded(tenants):
     assert logs[-1]["message"] == "log limit reached; later log messages dropped"
     assert sum(len(e["message"]) for e in logs[:-1]) <= 1 << 20
     assert len(raw) < 2 << 20
+
+
+# ------------------------------------------------ 2. denial of service
+
+def slow_conn(port, head=b"GET /v1/whoami HTTP/1.1\r\nHost: x\r\n"):
+    """An unauthenticated connection that sent part of a head and waits."""
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(head)
+    return s
+
+
+def closed_by_server(s, timeout):
+    s.settimeout(timeout)
+    try:
+        return s.recv(1) == b""
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+    except socket.timeout:
+        return False
+
+
+def test_slow_clients_cannot_lock_out_loopback(tenants):
+    """64 slow unauthenticated connections used to lock every other client
+    on the same IP (all of loopback) out while they were held. Now loopback
+    has no per-IP cap, the anonymous ones are capped server-wide with the
+    oldest closed to make room, and a real client gets through at once."""
+    srv = tenants
+    held = [slow_conn(srv.port) for _ in range(80)]
+    try:
+        time.sleep(0.5)
+        for _ in range(3):
+            t0 = time.time()
+            st, j, _, _ = srv.req("GET", "/v1/whoami", srv.member)
+            assert st == 200 and time.time() - t0 < 2
+        h = srv.health()["connections"]
+        assert h["anonymous"] <= 64, h
+        # the oldest were the ones closed
+        assert closed_by_server(held[0], 2)
+    finally:
+        for s in held:
+            s.close()
+
+
+@pytest.mark.slow
+def test_request_head_has_an_absolute_deadline(tenants):
+    """A client that trickles its head (a byte a second: never idle long
+    enough for an idle timeout) is cut off at the head deadline."""
+    srv = tenants
+    s = slow_conn(srv.port, b"G")
+    t0 = time.time()
+    closed = False
+    try:
+        for b in b"ET /v1/whoami HTTP/1.1\r\nX-A: " + b"a" * 40:
+            if closed_by_server(s, 1.0):
+                closed = True
+                break
+            try:
+                s.sendall(bytes([b]))
+            except OSError:
+                closed = True
+                break
+    finally:
+        s.close()
+    assert closed and 8 < time.time() - t0 < 16, time.time() - t0
+
+
+def open_stream(srv, rid, key):
+    s = socket.create_connection(("127.0.0.1", srv.port))
+    s.sendall(f"GET /v1/runs/{rid}/events?follow=1 HTTP/1.1\r\nHost: x\r\n"
+              f"Authorization: Bearer {key}\r\n\r\n".encode())
+    s.settimeout(10)
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        head += chunk
+    return s, int(head.split(b" ", 2)[1]) if head else 0
+
+
+def test_follow_streams_are_capped_per_key_and_freed_when_clients_leave(tmp_path):
+    s = Server(tmp_path, extra=["--streams-per-key", "8"])
+    s.owner = s.cli("init").stdout.strip().splitlines()[-1]
+    s.other = s.cli("keys", "create", "ci", "--role", "member").stdout.strip().splitlines()[-1]
+    s.cli("agent", "register", str(agent(tmp_path, "sleeper", "echo start; sleep 40\n")))
+    s.start()
+    try:
+        st, j, _, _ = s.req("POST", "/v1/runs", s.owner, body={"agent": "sleeper"})
+        rid = j["id"]
+        streams = [open_stream(s, rid, s.owner) for _ in range(8)]
+        assert all(code == 200 for _, code in streams)
+        extra, code = open_stream(s, rid, s.owner)
+        assert code == 429
+        extra.close()
+        # another key has its own streams
+        other, code = open_stream(s, rid, s.other)
+        assert code == 200
+        other.close()
+        # The clients leave; their slots come back without waiting for the run.
+        for sock, _ in streams:
+            sock.close()
+        t0 = time.time()
+        while time.time() - t0 < 5:
+            back, code = open_stream(s, rid, s.owner)
+            back.close()
+            if code == 200:
+                break
+            time.sleep(0.2)
+        assert code == 200 and time.time() - t0 < 5
+        st, _, _, _ = s.req("POST", f"/v1/runs/{rid}/cancel", s.owner)
+    finally:
+        assert s.stop() == 0
+
+
+def test_one_workspace_cannot_fill_the_queue_for_others(tmp_path):
+    """With --concurrency 2 --queue 6, one workspace's 8 runs made every
+    other workspace's POST /v1/runs fail with 503. Now each workspace has
+    its own quota (a quarter of the queue by default), the 503 names whose
+    limit it was, and workspaces take turns for the slots."""
+    s = Server(tmp_path, extra=["--concurrency", "2", "--queue", "6"])
+    s.owner = s.cli("init").stdout.strip().splitlines()[-1]
+    s.other = s.cli("keys", "create", "eve", "--role", "owner", ws="other").stdout.strip().splitlines()[-1]
+    for ws in (None, "other"):
+        (tmp_path / (ws or "default")).mkdir()
+        s.cli("agent", "register", str(agent(tmp_path / (ws or "default"), "sleeper",
+                                             "sleep 30\n")), ws=ws)
+    s.start()
+    try:
+        codes, msgs, ids = [], [], []
+        for _ in range(8):
+            st, j, _, _ = s.req("POST", "/v1/runs", s.owner, body={"agent": "sleeper"})
+            codes.append(st)
+            if st == 202:
+                ids.append(j["id"])
+            else:
+                msgs.append(j["error"]["message"])
+        # 2 run, 2 wait (6 / 4 rounded up), the rest are refused by name
+        assert codes.count(202) == 4 and codes.count(503) == 4, codes
+        assert all("workspace default has 2 runs waiting" in m for m in msgs), msgs
+        st, j, _, _ = s.req("POST", "/v1/runs", s.other, body={"agent": "sleeper"})
+        assert st == 202, j
+        other_id = j["id"]
+        # A slot frees: the other workspace's run goes before default's
+        # second queued one (turns), though it came later.
+        s.req("POST", f"/v1/runs/{ids[0]}/cancel", s.owner)
+        s.wait_final(s.owner, ids[0], timeout=20)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            st, o, _, _ = s.req("GET", f"/v1/runs/{other_id}", s.other)
+            if o["status"] == "running":
+                break
+            time.sleep(0.1)
+        assert o["status"] == "running", o
+        st, q, _, _ = s.req("GET", f"/v1/runs/{ids[3]}", s.owner)
+        assert q["status"] == "created", q
+        assert s.health()["queued"] == 2
+    finally:
+        assert s.stop() == 0
+
+
+def test_workspace_running_quota(tmp_path):
+    s = Server(tmp_path, extra=["--concurrency", "3", "--workspace-concurrency", "1",
+                                "--workspace-queue", "5"])
+    s.owner = s.cli("init").stdout.strip().splitlines()[-1]
+    s.cli("agent", "register", str(agent(tmp_path, "sleeper", "sleep 30\n")))
+    s.start()
+    try:
+        ids = [s.req("POST", "/v1/runs", s.owner, body={"agent": "sleeper"})[1]["id"]
+               for _ in range(3)]
+        time.sleep(1.5)
+        h = s.health()
+        assert h["running"] == 1 and h["queued"] == 2, h
+        for rid in ids:
+            s.req("POST", f"/v1/runs/{rid}/cancel", s.owner)
+    finally:
+        assert s.stop() == 0
+
+
+def rss_kib(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def test_uploads_go_to_disk_and_are_bounded(tenants):
+    """Three unfinished 30 MiB uploads added 94 MiB to the server's memory.
+    Now an upload is spooled to a file under STATE/tmp, and at most 4 are
+    in progress at once."""
+    srv = tenants
+    before = rss_kib(srv.proc.pid)
+    conns = []
+    try:
+        for _ in range(4):
+            c = socket.create_connection(("127.0.0.1", srv.port))
+            c.sendall(f"POST /v1/agents HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {srv.owner}\r\n"
+                      f"Content-Type: application/gzip\r\nContent-Length: {31 << 20}\r\n\r\n".encode())
+            c.sendall(b"\0" * (30 << 20))
+            conns.append(c)
+        time.sleep(1)
+        grown = rss_kib(srv.proc.pid) - before
+        assert grown < 20 * 1024, f"the server grew by {grown} KiB"
+        assert srv.health()["connections"]["uploads"] == 4
+        st, j, _, _ = srv.req("POST", "/v1/agents", srv.owner, raw=b"x", headers=GZ)
+        assert st == 503 and "4 bundle uploads are in progress" in j["error"]["message"], j
+    finally:
+        for c in conns:
+            c.close()
+    # the slots come back, and nothing is left in STATE/tmp
+    assert wait_for(lambda: srv.health()["connections"]["uploads"] == 0)
+    d = agent(srv.tmp, "after", "true\n")
+    st, j, _, _ = srv.req("POST", "/v1/agents", srv.owner, raw=tgz(d), headers=GZ)
+    assert st == 201, j
+    assert not [p for p in (srv.state / "tmp").iterdir() if p.name.startswith("upload.")]
+
+
+def wait_for(pred, timeout=10):
+    end = time.time() + timeout
+    while time.time() < end:
+        if pred():
+            return True
+        time.sleep(0.1)
+    return pred()
+
+
+def test_x_forwarded_for_only_from_a_trusted_proxy(tmp_path):
+    """Behind --trusted-proxy, the client is the proxy's X-Forwarded-For
+    entry and its requests in progress are capped; everyone else's
+    X-Forwarded-For is ignored, so a client cannot pose as another."""
+    for trusted, want in (("127.0.0.1", 429), ("10.9.9.9", 200)):
+        (tmp_path / trusted).mkdir()
+        s = Server(tmp_path / trusted, extra=["--trusted-proxy", trusted, "--streams-per-key", "70"])
+        s.owner = s.cli("init").stdout.strip().splitlines()[-1]
+        s.cli("agent", "register", str(agent(tmp_path / trusted, "sleeper", "sleep 30\n")))
+        s.start()
+        held = []
+        try:
+            rid = s.req("POST", "/v1/runs", s.owner, body={"agent": "sleeper"})[1]["id"]
+
+            def stream(xff):
+                c = socket.create_connection(("127.0.0.1", s.port))
+                c.sendall(f"GET /v1/runs/{rid}/events?follow=1 HTTP/1.1\r\nHost: x\r\n"
+                          f"Authorization: Bearer {s.owner}\r\n"
+                          f"X-Forwarded-For: 203.0.113.7, {xff}\r\n\r\n".encode())
+                c.settimeout(10)
+                head = c.recv(4096)
+                held.append(c)
+                return int(head.split(b" ", 2)[1])
+
+            codes = [stream("10.0.0.1") for _ in range(64)]
+            assert set(codes) == {200}
+            assert stream("10.0.0.1") == want
+            assert stream("10.0.0.2") == 200
+            s.req("POST", f"/v1/runs/{rid}/cancel", s.owner)
+        finally:
+            for c in held:
+                c.close()
+            assert s.stop() == 0
+
+
+# ------------------------------------------------ 5. the rest
+
+def test_nul_in_the_url_is_refused(tenants):
+    srv = tenants
+    for path in ("/v1/whoami%00/../keys", "/v1/keys%00", "/v1/runs?agent=a%00b",
+                 "/index.html%00.png"):
+        st, j, _, _ = srv.req("GET", path, srv.member)
+        assert st == 400 and "NUL" in j["error"]["message"], (path, st, j)
+
+
+def test_unknown_methods_answer_405_with_allow(tenants):
+    srv = tenants
+    for method, path, allow in (("POST", "/v1/whoami", "GET"), ("PUT", "/v1/whoami", "GET"),
+                                ("DELETE", "/v1/whoami", "GET"), ("DELETE", "/v1/runs", "GET, POST"),
+                                ("PATCH", "/v1/policy", "GET, PUT"),
+                                ("GET", "/v1/grants", "POST"), ("POST", "/", "GET, HEAD")):
+        st, j, _, r = srv.req(method, path, srv.member)
+        assert st == 405, (method, path, st, j)
+        assert r.getheader("Allow") == allow, (method, path, r.getheader("Allow"))
+        assert j["error"]["code"] == "method_not_allowed"
+
+
+def test_bearer_scheme_is_case_insensitive(tenants):
+    srv = tenants
+    for scheme in ("bearer", "BEARER", "BeArEr"):
+        st, j, _, _ = srv.req("GET", "/v1/whoami", headers={"Authorization": f"{scheme} {srv.member}"})
+        assert st == 200, (scheme, j)
+    st, _, _, _ = srv.req("GET", "/v1/whoami", headers={"Authorization": f"Basic {srv.member}"})
+    assert st == 401
+
+
+def test_a_cut_upload_is_never_registered(tenants, tmp_path):
+    """A tar cut at an entry boundary registered as a part of the agent.
+    Now the end-of-archive marker is required, and the CLI sends the tree's
+    sha256, which the server compares before registering."""
+    import gzip
+    import io
+    import tarfile
+    srv = tenants
+    d = agent(tmp_path, "whole", "true\n")
+    (d / "big.txt").write_text("b" * 5000)
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as t:
+        for p in sorted(d.iterdir()):
+            t.add(p, arcname=p.name)
+    tar = raw.getvalue()
+    # cut right after the first entry (agent.json): a well-formed tar prefix
+    first = tarfile.open(fileobj=io.BytesIO(tar)).getmembers()[0]
+    cut = tar[:first.offset_data + ((first.size + 511) // 512) * 512]
+    for body in (cut, gzip.compress(cut)):
+        st, j, _, _ = srv.req("POST", "/v1/agents", srv.owner, raw=body, headers=GZ)
+        assert st == 400 and "end-of-archive marker" in j["error"]["message"], j
+    st, j, _, _ = srv.req("GET", "/v1/agents", srv.owner)
+    assert "whole" not in {a["name"] for a in j["items"]}
+    # The tree's hash, when sent, must be the unpacked tree's.
+    hdr = dict(GZ)
+    hdr["X-Cordon-Tree-Sha256"] = "0" * 64
+    st, j, _, _ = srv.req("POST", "/v1/agents", srv.owner, raw=gzip.compress(tar), headers=hdr)
+    assert st == 400 and "not the " + "0" * 64 in j["error"]["message"], j
+    hdr["X-Cordon-Tree-Sha256"] = "nothex"
+    st, j, _, _ = srv.req("POST", "/v1/agents", srv.owner, raw=gzip.compress(tar), headers=hdr)
+    assert st == 400
+    # The CLI sends the right one: its registration goes through, with it.
+    env = dict(srv.env, CORDON_URL=f"http://127.0.0.1:{srv.port}", CORDON_API_KEY=srv.owner)
+    r = run([CORDON, "agent", "register", "--json", str(d)], env=env)
+    assert r.returncode == 0, r.stderr
+    local = tmp_path / "local"
+    local.mkdir(mode=0o700)
+    r2 = run([CORDON, "agent", "register", "--json", "--state", str(local), str(d)])
+    assert json.loads(r.stdout)["sha256"] == json.loads(r2.stdout)["sha256"]
+
+
+def test_route_table_matches_the_openapi_file(tenants):
+    """The table serve authorizes by is the documented one: every
+    documented route exists with its documented role, and nothing else."""
+    import yaml
+    from conftest import ROOT
+    doc = yaml.safe_load((ROOT / "docs" / "api" / "openapi.yaml").read_text())
+    documented = {}
+    for path, item in doc["paths"].items():
+        if not path.startswith("/v1/"):
+            continue
+        for method, op in item.items():
+            if method in ("get", "put", "post", "delete", "patch"):
+                documented[(method.upper(), path)] = op["x-cordon-role"]
+    r = run([CORDON, "serve", "--routes", "--json"])
+    assert r.returncode == 0, r.stderr
+    table = {(x["method"], x["path"]): x["role"] for x in json.loads(r.stdout)}
+    assert table == documented
+    # and the running server follows it: members get 403 on owner routes
+    for (method, path), role in table.items():
+        url = path.replace("{id}", "x_1").replace("{name}", "N_1")
+        st, j, _, _ = tenants.req(method, url, tenants.member,
+                                  raw=b"{}", headers={"Content-Type": "application/json"})
+        if role == "owner":
+            assert st == 403, (method, path, st)
+        elif path != "/v1/secrets/{name}":  # refused to every role, by design
+            assert st not in (403, 405), (method, path, st)
