@@ -52,8 +52,7 @@ static void tty_safe(json_t *j)
 			}
 		}
 	} else if (json_is_array(j)) {
-		json_array_foreach(j, i, v)
-			tty_safe(v);
+		json_array_foreach(j, i, v) tty_safe(v);
 	}
 }
 
@@ -72,12 +71,13 @@ static void progress(bool c, const char *type, json_t *d)
 		       S("agent"), ver, S("sha256"));
 	} else if (strcmp(type, "sandbox.ready") == 0) {
 		json_t *p = json_object_get(d, "protections");
-		printf("%s  sandbox ready: userns, seccomp, landlock v%lld, cgroup %s, network %s%s\n",
-		       dim, (long long)json_integer_value(json_object_get(p, "landlock_abi")),
-		       json_string_value(json_object_get(p, "cgroup"))
-			       ? json_string_value(json_object_get(p, "cgroup"))
-			       : "none",
-		       S("network"), off);
+		printf(
+		    "%s  sandbox ready: userns, seccomp, landlock v%lld, cgroup %s, network %s%s\n",
+		    dim, (long long)json_integer_value(json_object_get(p, "landlock_abi")),
+		    json_string_value(json_object_get(p, "cgroup"))
+			? json_string_value(json_object_get(p, "cgroup"))
+			: "none",
+		    S("network"), off);
 	} else if (strcmp(type, "setup.finished") == 0) {
 		printf("%s  setup finished (exit %lld, %lld ms)%s\n", I("exit_code") ? red : dim,
 		       I("exit_code"), I("duration_ms"), off);
@@ -95,14 +95,15 @@ static void progress(bool c, const char *type, json_t *d)
 		printf("%s  ↗ %s %s:%lld → %lld%s\n", dim, S("method"), S("hostname"), I("port"),
 		       I("status_code"), off);
 	} else if (strcmp(type, "egress.blocked") == 0) {
-		printf("  %s✗ blocked %s %s:%lld: %s%s\n", red, S("method"), S("hostname"), I("port"),
-		       S("blocked_reason"), off);
+		printf("  %s✗ blocked %s %s:%lld: %s%s\n", red, S("method"), S("hostname"),
+		       I("port"), S("blocked_reason"), off);
 	} else if (strcmp(type, "approval.requested") == 0 && strcmp(S("source"), "mcp") == 0) {
 		printf("  %s⏸ approval %s: the agent asks to %s (%s); waits (cordon approvals "
 		       "approve|reject %s)%s\n",
 		       yellow, S("approval_id"), S("path"), S("reason"), S("approval_id"), off);
 	} else if (strcmp(type, "approval.requested") == 0) {
-		printf("  %s⏸ approval %s: %s %s:%lld%s waits (cordon approvals approve|reject %s)%s\n",
+		printf("  %s⏸ approval %s: %s %s:%lld%s waits (cordon approvals approve|reject "
+		       "%s)%s\n",
 		       yellow, S("approval_id"), S("method"), S("hostname"), I("port"), S("path"),
 		       S("approval_id"), off);
 	} else if (strcmp(type, "approval.decided") == 0) {

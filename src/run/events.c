@@ -117,7 +117,7 @@ static int write_line(struct events_writer *w, const char *line, size_t len)
 {
 	if (w->fd < 0)
 		return 0;
-	struct iovec iov[2] = { { (void *)line, len }, { "\n", 1 } };
+	struct iovec iov[2] = {{(void *)line, len}, {"\n", 1}};
 	size_t want = len + 1;
 	ssize_t n;
 	do
@@ -278,8 +278,7 @@ bool events_is_end(const struct events_head *h, const char *run_id)
 
 /* ------------------------------------------------------------ following */
 
-void events_follower_init(struct events_follower *f, int fd, const char *run_id,
-			  uint64_t after)
+void events_follower_init(struct events_follower *f, int fd, const char *run_id, uint64_t after)
 {
 	memset(f, 0, sizeof(*f));
 	f->fd = fd;
@@ -320,7 +319,7 @@ ssize_t events_follow_poll(struct events_follower *f,
 	_cleanup_free_ char *buf = malloc(READ_CHUNK);
 	if (!buf)
 		return -ENOMEM;
-	struct follow_call fc = { .f = f, .on_event = on_event, .ctx = ctx };
+	struct follow_call fc = {.f = f, .on_event = on_event, .ctx = ctx};
 	ssize_t n;
 	do
 		n = read(f->fd, buf, READ_CHUNK);

@@ -122,8 +122,7 @@ struct events_follower {
 	struct events_reader rd;
 };
 
-void events_follower_init(struct events_follower *f, int fd, const char *run_id,
-			  uint64_t after);
+void events_follower_init(struct events_follower *f, int fd, const char *run_id, uint64_t after);
 /* Reads the next chunk (at most 64 KiB, so a reader's memory stays
  * bounded however large the file) and calls on_event for each new event
  * completed in it. The number of bytes read (0: nothing new yet), or

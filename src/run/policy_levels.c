@@ -52,8 +52,8 @@ int run_policy_levels_operator(struct store *s, const char *operator_path,
 	}
 	out->operator_builtin = !out->operator_path[0];
 	int r = out->operator_builtin
-			? egress_policy_default(&out->operator_policy, err)
-			: egress_policy_load(out->operator_path, &out->operator_policy, err);
+		    ? egress_policy_default(&out->operator_policy, err)
+		    : egress_policy_load(out->operator_path, &out->operator_policy, err);
 	for (size_t i = 0; r == 0 && i < n_allow_private; i++)
 		r = egress_policy_allow_private(out->operator_policy, allow_private[i], err);
 	if (r == 0)
@@ -67,8 +67,7 @@ int run_policy_levels_workspace(struct store *s, const char *ws, struct run_poli
 				void (*dropped)(void *ctx, const char *domain), void *ctx,
 				struct cdn_err *err)
 {
-	int r = run_workspace_policy_path(s, ws, l->workspace_path, sizeof(l->workspace_path),
-					  err);
+	int r = run_workspace_policy_path(s, ws, l->workspace_path, sizeof(l->workspace_path), err);
 	if (r < 0 || access(l->workspace_path, F_OK) != 0)
 		return r;
 	/* Named as the API knows it, not by the server's path. */
@@ -94,8 +93,8 @@ int run_policy_levels_load(struct store *s, const char *ws, const char *operator
 			   void (*dropped)(void *ctx, const char *domain), void *ctx,
 			   struct cdn_err *err)
 {
-	int r = run_policy_levels_operator(s, operator_path, allow_private, n_allow_private, out,
-					   err);
+	int r =
+	    run_policy_levels_operator(s, operator_path, allow_private, n_allow_private, out, err);
 	if (r == 0 && (r = run_policy_levels_workspace(s, ws, out, dropped, ctx, err)) < 0)
 		run_policy_levels_clear(out);
 	return r;

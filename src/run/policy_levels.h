@@ -26,11 +26,11 @@
 
 struct run_policy_levels {
 	struct egress_policy *operator_policy;
-	bool operator_builtin;		   /* no file: the built-in policy */
-	char operator_path[PATH_MAX];	   /* "" when built-in */
-	struct egress_policy *workspace;   /* NULL: the workspace has none */
-	char workspace_path[PATH_MAX];	   /* where it is, or would be */
-	struct egress_policy *effective;   /* operator narrowed by workspace */
+	bool operator_builtin;		 /* no file: the built-in policy */
+	char operator_path[PATH_MAX];	 /* "" when built-in */
+	struct egress_policy *workspace; /* NULL: the workspace has none */
+	char workspace_path[PATH_MAX];	 /* where it is, or would be */
+	struct egress_policy *effective; /* operator narrowed by workspace */
 };
 
 /* STATE/policies/WS.yaml. */

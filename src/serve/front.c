@@ -177,9 +177,9 @@ void front_notify(void *cls, struct MHD_Connection *mc, void **socket_context,
 		if (!c)
 			return; /* untracked: front_conn() answers NULL, requests are refused */
 		const union MHD_ConnectionInfo *fi =
-			MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
+		    MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
 		const union MHD_ConnectionInfo *ai =
-			MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+		    MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 		c->fd = fi ? fi->connect_fd : -1;
 		addr_text(ai ? ai->client_addr : NULL, c->peer, &c->local);
 		pthread_mutex_lock(&sv->lim_mu);
@@ -224,7 +224,7 @@ void front_notify(void *cls, struct MHD_Connection *mc, void **socket_context,
 struct conn *front_conn(struct MHD_Connection *mc)
 {
 	const union MHD_ConnectionInfo *ci =
-		MHD_get_connection_info(mc, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	    MHD_get_connection_info(mc, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
 	return ci ? ci->socket_context : NULL;
 }
 

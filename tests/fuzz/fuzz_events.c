@@ -45,8 +45,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t step = (size_t)data[0] + 1;
 	data++;
 	size--;
-	struct events_reader whole = { 0 }, parts = { 0 };
-	struct acc a = { 0 }, b = { 0 };
+	struct events_reader whole = {0}, parts = {0};
+	struct acc a = {0}, b = {0};
 	if (events_reader_feed(&whole, (const char *)data, size, on_line, &a) < 0)
 		return 0;
 	for (size_t off = 0; off < size; off += step) {

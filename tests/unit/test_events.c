@@ -29,7 +29,7 @@ static void file_open(struct file *f, struct events_writer *w)
 	assert_true(t >= 0);
 	close(t);
 	unlink(f->path);
-	struct cdn_err err = { 0 };
+	struct cdn_err err = {0};
 	assert_int_equal(events_writer_open(w, f->path, "run_t", &err), 0);
 	f->fd = open(f->path, O_RDONLY | O_CLOEXEC);
 	assert_true(f->fd >= 0);
@@ -117,7 +117,7 @@ static void test_file_cap(void **state)
 	json_decref(d);
 	struct events_follower fo;
 	events_follower_init(&fo, f.fd, "run_t", 0);
-	struct seen s = { 0 };
+	struct seen s = {0};
 	drain(&fo, &s);
 	assert_int_equal(s.n, (size_t)written + 2);
 	for (size_t i = 0; i < s.n; i++)
@@ -146,7 +146,7 @@ static void test_end_is_parsed(void **state)
 	assert_int_equal(write(w.fd, fake, strlen(fake)), (ssize_t)strlen(fake));
 	struct events_follower fo;
 	events_follower_init(&fo, f.fd, "run_t", 0);
-	struct seen s = { 0 };
+	struct seen s = {0};
 	drain(&fo, &s);
 	assert_int_equal(s.n, 1);
 	assert_false(fo.finished);
@@ -171,7 +171,7 @@ static void count_line(void *ctx, const char *line, size_t len)
 static void test_reader(void **state)
 {
 	(void)state;
-	struct events_reader r = { 0 };
+	struct events_reader r = {0};
 	size_t n = 0;
 	const char *text = "{\"a\":1}\n\n{\"b\":2}\n{\"c\"";
 	for (size_t i = 0; text[i]; i++)
@@ -206,7 +206,7 @@ static void test_resume(void **state)
 		assert_int_equal(events_write(&w, "step", NULL, false, NULL, NULL), 1);
 	struct events_follower fo;
 	events_follower_init(&fo, f.fd, "run_t", 3);
-	struct seen s = { 0 };
+	struct seen s = {0};
 	drain(&fo, &s);
 	assert_int_equal(s.n, 2);
 	assert_int_equal(s.seq[0], 4);
@@ -246,9 +246,9 @@ static void test_scrub_fails_closed(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_line_limit),  cmocka_unit_test(test_file_cap),
-		cmocka_unit_test(test_end_is_parsed), cmocka_unit_test(test_reader),
-		cmocka_unit_test(test_resume),	    cmocka_unit_test(test_scrub_fails_closed),
+	    cmocka_unit_test(test_line_limit),	  cmocka_unit_test(test_file_cap),
+	    cmocka_unit_test(test_end_is_parsed), cmocka_unit_test(test_reader),
+	    cmocka_unit_test(test_resume),	  cmocka_unit_test(test_scrub_fails_closed),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
