@@ -689,7 +689,7 @@ async function followEvents(scope, id, onEvent) {
 		stateEl.textContent = "● live";
 		stateEl.className = "stream-state live small";
 		try {
-			const res = await api(`/v1/runs/${encodeURIComponent(id)}/events?follow=1`, { as: "response", signal: scope.signal, headers: { Accept: "application/x-ndjson" } });
+			const res = await api(`/v1/runs/${encodeURIComponent(id)}/events?follow=1&after=${lastSeq}`, { as: "response", signal: scope.signal, headers: { Accept: "application/x-ndjson" } });
 			const reader = res.body.getReader();
 			const dec = new TextDecoder();
 			let buf = "";
