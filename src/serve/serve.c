@@ -370,6 +370,23 @@ static bool server_path_ok(const struct server *sv, const char *path, char real[
 	return strcmp(root, "/") == 0 || (strncmp(real, root, n) == 0 && real[n] == '/');
 }
 
+/* Replaces each occurrence of path in msg with `as`. */
+static void unpath(char *msg, size_t cap, const char *path, const char *as)
+{
+	char out[CDN_ERR_MSG_MAX];
+	size_t n = 0, pl = strlen(path);
+	for (const char *p = msg; *p && n + 1 < sizeof(out);) {
+		if (pl && strncmp(p, path, pl) == 0) {
+			n += (size_t)snprintf(out + n, sizeof(out) - n, "%s", as);
+			p += pl;
+		} else {
+			out[n++] = *p++;
+		}
+	}
+	out[n < sizeof(out) ? n : sizeof(out) - 1] = '\0';
+	snprintf(msg, cap, "%s", out);
+}
+
 static bool sha256_hex_ok(const char *s)
 {
 	size_t n = 0;
@@ -426,8 +443,12 @@ static enum MHD_Result register_upload(struct call *c, enum store_kind kind)
 		    : registry_capability_register(c->sv->s, c->key.workspace, name, dir, &res,
 						   &err);
 	store_scratch_remove(c->sv->s, dir);
-	if (r < 0)
+	if (r < 0) {
+		/* The messages name the scratch directory: a path of the
+		 * server's, which is not the client's business. */
+		unpath(err.msg, sizeof(err.msg), dir, "upload");
 		return fail_err(c->conn, r, &err);
+	}
 	return registered(c, &res);
 }
 

@@ -680,6 +680,16 @@ def test_a_cut_upload_is_never_registered(tenants, tmp_path):
     assert json.loads(r.stdout)["sha256"] == json.loads(r2.stdout)["sha256"]
 
 
+def test_upload_errors_name_no_server_path(tenants, tmp_path):
+    srv = tenants
+    d = tmp_path / "noagent"
+    d.mkdir()
+    (d / "x").write_text("hi")
+    st, j, raw, _ = srv.req("POST", "/v1/agents", srv.owner, raw=tgz(d), headers=GZ)
+    assert st == 404 and "upload/agent.json" in j["error"]["message"], j
+    assert str(srv.state).encode() not in raw
+
+
 def test_route_table_matches_the_openapi_file(tenants):
     """The table serve authorizes by is the documented one: every
     documented route exists with its documented role, and nothing else."""
