@@ -462,6 +462,28 @@ def test_follow_streams_are_capped_per_key_and_freed_when_clients_leave(tmp_path
         assert s.stop() == 0
 
 
+@pytest.mark.slow
+def test_idle_follow_streams_get_keep_alives(tenants):
+    """An idle follower gets a keep-alive every 15 s (an SSE comment, an
+    empty NDJSON line): what tells the server a vanished client is gone."""
+    srv = tenants
+    shell_agent(srv, "quiet", "sleep 60\n", limits={"timeout_seconds": 120})
+    rid = srv.req("POST", "/v1/runs", srv.owner, body={"agent": "quiet"})[1]["id"]
+    # (the body is chunked: an NDJSON keep-alive is a one-byte chunk)
+    for accept, ka in (("text/event-stream", b": keep-alive\n\n"),
+                       ("application/x-ndjson", b"\r\n1\r\n\n\r\n")):
+        c = socket.create_connection(("127.0.0.1", srv.port))
+        c.sendall(f"GET /v1/runs/{rid}/events?follow=1 HTTP/1.1\r\nHost: x\r\nAccept: {accept}\r\n"
+                  f"Authorization: Bearer {srv.owner}\r\n\r\n".encode())
+        c.settimeout(20)
+        got, t0 = b"", time.time()
+        while ka not in got.split(b"\r\n\r\n", 1)[-1] and time.time() - t0 < 19:
+            got += c.recv(4096)
+        c.close()
+        assert ka in got.split(b"\r\n\r\n", 1)[-1], got[-300:]
+    srv.req("POST", f"/v1/runs/{rid}/cancel", srv.owner)
+
+
 def test_one_workspace_cannot_fill_the_queue_for_others(tmp_path):
     """With --concurrency 2 --queue 6, one workspace's 8 runs made every
     other workspace's POST /v1/runs fail with 503. Now each workspace has
