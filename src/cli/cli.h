@@ -43,6 +43,7 @@ struct cli_api_req {
 	size_t body_len;
 	const char *content_type;  /* default application/json */
 	const char *accept;
+	const char *header;	   /* one more "Name: value", or NULL */
 	void (*on_data)(void *ctx, const char *p, size_t n); /* stream instead of buffering */
 	void *ctx;
 };
@@ -91,6 +92,9 @@ int cli_parse_opts(int argc, char **argv, const struct cli_extra *extra, size_t 
 		   bool with_json, void (*usage)(FILE *), struct cli_common *co);
 /* Who is asking, for records: "user:NAME". */
 const char *cli_caller(void);
+/* Prints one event line (as in events.ndjson) as the progress view does
+ * (src/cli/progress.c); colours when color. */
+void cli_progress_event(const char *line, size_t len, bool color);
 #endif
 
 int cmd_exec(int argc, char **argv);

@@ -148,12 +148,17 @@ static int remote_upload(const struct cli_common *co, const char *kind, const ch
 	char *body;
 	size_t len;
 	struct cdn_err err = { 0 };
-	if (bundle_pack(dir, &body, &len, &err) < 0) {
+	/* The tree's hash goes with it: the server registers the tree only if
+	 * what it unpacked hashes the same, so an upload cut or changed on the
+	 * way is refused, never registered as a part of the tree. */
+	char hash[STORE_HASH_HEX + 1], header[STORE_HASH_HEX + 64];
+	if (store_tree_hash(dir, NULL, hash, &err) < 0 || bundle_pack(dir, &body, &len, &err) < 0) {
 		cli_error_err(&err);
 		return EXIT_CORDON;
 	}
+	snprintf(header, sizeof(header), "%s: %s", BUNDLE_TREE_HEADER, hash);
 	struct cli_api_req rq = { .method = "POST", .path = path, .body = body, .body_len = len,
-				  .content_type = "application/gzip" };
+				  .content_type = "application/gzip", .header = header };
 	struct cli_api_resp rs;
 	int r = cli_api_expect(&rq, 200, &rs);
 	free(body);

@@ -40,9 +40,10 @@ static void run_usage(FILE *out)
 	      "                         for root, else $XDG_STATE_HOME/cordon)\n"
 	      "      --json             print events as NDJSON instead of the progress view\n"
 	      "  -q, --quiet            print nothing but errors; the record is kept\n"
-	      "      --policy FILE      operator egress policy (default the workspace's\n"
-	      "                         STATE/policies/WS.yaml, else STATE/policy.yaml, else\n"
-	      "                         the built-in one); the agent can only narrow it\n"
+	      "      --policy FILE      operator egress policy (default STATE/policy.yaml,\n"
+	      "                         else the built-in one); the workspace's policy\n"
+	      "                         (STATE/policies/WS.yaml) and the agent can only\n"
+	      "                         narrow it\n"
 	      "      --allow-private IP:PORT  let the proxy reach this private address\n"
 	      "      --hosts FILE       extra hosts file for the proxy's resolver\n"
 	      "                         (default $CORDON_HOSTS_FILE)\n"
@@ -74,6 +75,26 @@ static int read_all(const char *path, char **out, size_t *len)
 	return r < 0 ? -1 : 0;
 }
 
+enum view { VIEW_PROGRESS, VIEW_JSON, VIEW_NONE };
+
+struct view_ctx {
+	enum view view;
+	bool color;
+};
+
+/* How `cordon run` shows each event as the run writes it. */
+static void show_event(void *ctx, const char *line, size_t len)
+{
+	const struct view_ctx *v = ctx;
+	if (v->view == VIEW_JSON) {
+		fwrite(line, 1, len, stdout);
+		fputc('\n', stdout);
+		fflush(stdout);
+	} else {
+		cli_progress_event(line, len, v->color);
+	}
+}
+
 int cmd_run(int argc, char **argv)
 {
 	enum { O_STATE = 256, O_JSON, O_POLICY, O_PRIVATE, O_HOSTS, O_CA, O_CAPTURE, O_DEGRADED,
@@ -94,7 +115,8 @@ int cmd_run(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
-	struct run_options o = { .view = RUN_VIEW_PROGRESS };
+	struct run_options o = { 0 };
+	struct view_ctx view = { .view = VIEW_PROGRESS };
 	const char *state = NULL, *input_path = NULL;
 	const char *priv[MAX_ALLOW_PRIVATE];
 	struct cdn_err err = { 0 };
@@ -112,10 +134,10 @@ int cmd_run(int argc, char **argv)
 			state = optarg;
 			break;
 		case O_JSON:
-			o.view = RUN_VIEW_JSON;
+			view.view = VIEW_JSON;
 			break;
 		case 'q':
-			o.view = RUN_VIEW_NONE;
+			view.view = VIEW_NONE;
 			break;
 		case O_POLICY:
 			o.policy_path = optarg;
@@ -174,7 +196,11 @@ int cmd_run(int argc, char **argv)
 		o.hosts_file = getenv("CORDON_HOSTS_FILE");
 	o.allow_private = priv;
 	o.workspace = cli_workspace(o.workspace);
-	o.color = o.view == RUN_VIEW_PROGRESS && isatty(STDOUT_FILENO) && !getenv("NO_COLOR");
+	view.color = view.view == VIEW_PROGRESS && isatty(STDOUT_FILENO) && !getenv("NO_COLOR");
+	if (view.view != VIEW_NONE) {
+		o.on_event = show_event;
+		o.event_ctx = &view;
+	}
 	o.caller = cli_caller();
 
 	_cleanup_free_ char *input = NULL;

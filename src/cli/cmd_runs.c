@@ -15,10 +15,9 @@
 #include "base/cleanup.h"
 #include "base/units.h"
 #include "cli/cli.h"
+#include "run/events.h"
 #include "run/run.h"
 #include "store/store.h"
-
-#define LOG_LINE_MAX (1 << 20)
 
 static void runs_usage(FILE *out)
 {
@@ -256,63 +255,60 @@ static void logs_usage(FILE *out)
 	      out);
 }
 
-/* Prints the complete lines in buf[0..*len) and keeps the rest. Returns
- * true when run.finished went by. */
-static bool print_lines(char *buf, size_t *len, bool json, bool color)
+struct log_view {
+	const char *run_id;
+	bool json, color, finished;
+	struct events_reader rd;
+};
+
+static void print_event(struct log_view *v, const char *line, size_t len)
 {
-	bool finished = false;
-	size_t start = 0;
-	for (size_t i = 0; i < *len; i++) {
-		if (buf[i] != '\n')
-			continue;
-		const char *line = buf + start;
-		size_t n = i - start;
-		if (json) {
-			fwrite(line, 1, n + 1, stdout);
-		} else {
-			run_print_event(line, n, color);
-		}
-		if (memmem(line, n, "\"type\":\"run.finished\"", 21))
-			finished = true;
-		start = i + 1;
+	if (v->json) {
+		fwrite(line, 1, len, stdout);
+		fputc('\n', stdout);
+	} else {
+		cli_progress_event(line, len, v->color);
 	}
-	memmove(buf, buf + start, *len - start);
-	*len -= start;
 	fflush(stdout);
-	return finished;
 }
 
-struct log_sink {
-	char *buf;
-	size_t len;
-	bool json, color, finished;
-};
+/* A local events file, through the follower (run/events.h). */
+static void on_local_event(void *ctx, const struct events_head *h, const char *line, size_t len)
+{
+	(void)h;
+	print_event(ctx, line, len);
+}
+
+/* The API's stream: the same lines; the end is the parsed event's type,
+ * as everywhere (events.h), never a match in the line's bytes. */
+static void on_remote_line(void *ctx, const char *line, size_t len)
+{
+	struct log_view *v = ctx;
+	struct events_head h;
+	if (events_parse(line, len, &h, NULL) < 0 || strcmp(h.run_id, v->run_id) != 0)
+		return;
+	print_event(v, line, len);
+	if (events_is_end(&h, v->run_id))
+		v->finished = true;
+}
 
 static void on_log_data(void *ctx, const char *p, size_t n)
 {
-	struct log_sink *ls = ctx;
-	if (ls->len + n > LOG_LINE_MAX)
-		ls->len = 0; /* a line longer than any event: drop it */
-	if (n > LOG_LINE_MAX)
-		return;
-	memcpy(ls->buf + ls->len, p, n);
-	ls->len += n;
-	ls->finished = print_lines(ls->buf, &ls->len, ls->json, ls->color) || ls->finished;
+	struct log_view *v = ctx;
+	(void)events_reader_feed(&v->rd, p, n, on_remote_line, v);
 }
 
 static int remote_logs(const char *id, bool follow, bool json)
 {
 	char path[256];
 	snprintf(path, sizeof(path), "/v1/runs/%s/events%s", id, follow ? "?follow=1" : "");
-	struct log_sink ls = { .buf = malloc(LOG_LINE_MAX), .json = json };
-	ls.color = !json && isatty(STDOUT_FILENO) && !getenv("NO_COLOR");
-	if (!ls.buf)
-		return EXIT_CORDON;
+	struct log_view v = { .run_id = id, .json = json };
+	v.color = !json && isatty(STDOUT_FILENO) && !getenv("NO_COLOR");
 	struct cli_api_req rq = { .method = "GET", .path = path, .on_data = on_log_data,
-				  .ctx = &ls };
+				  .ctx = &v };
 	struct cli_api_resp rs;
 	int r = cli_api_call(&rq, &rs);
-	free(ls.buf);
+	events_reader_free(&v.rd);
 	if (r < 0)
 		return EXIT_CORDON;
 	if (rs.status != 200) {
@@ -363,48 +359,53 @@ int cmd_logs(int argc, char **argv)
 	char path[PATH_MAX];
 	snprintf(path, sizeof(path), "%s/runs/%s/events.ndjson", store_dir(s), id);
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	/* A queued run has no events yet: --follow waits for it to start. */
+	while (fd < 0 && errno == ENOENT && follow && store_run_get(s, id, &r, NULL) == 0) {
+		bool done = store_run_status_final(r.status);
+		store_run_clear(&r);
+		if (done)
+			break;
+		struct timespec ts = { 0, 100 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	}
 	if (fd < 0) {
 		cli_error("%s: %s", path, strerror(errno));
 		store_close(s);
 		return EXIT_CORDON;
 	}
-	bool color = !json && isatty(STDOUT_FILENO) && !getenv("NO_COLOR");
-	_cleanup_free_ char *buf = malloc(LOG_LINE_MAX);
-	size_t len = 0;
-	bool finished = false;
-	int idle = 0;
+	struct log_view v = { .run_id = id, .json = json };
+	v.color = !json && isatty(STDOUT_FILENO) && !getenv("NO_COLOR");
+	struct events_follower f;
+	events_follower_init(&f, fd, id, 0);
+	int idle = 0, grace = 0;
+	bool final_seen = false;
 	for (;;) {
-		if (len == LOG_LINE_MAX)
-			len = 0; /* a line longer than any event: drop it */
-		ssize_t n = read(fd, buf + len, LOG_LINE_MAX - len);
-		if (n < 0 && errno == EINTR)
-			continue;
+		ssize_t n = events_follow_poll(&f, on_local_event, &v);
 		if (n < 0) {
-			cli_error("%s: %s", path, strerror(errno));
+			cli_error("%s: %s", path, strerror((int)-n));
 			break;
 		}
 		if (n > 0) {
-			len += (size_t)n;
-			finished = print_lines(buf, &len, json, color) || finished;
 			idle = 0;
 			continue;
 		}
-		if (!follow || finished)
+		if (!follow || f.finished || (final_seen && ++grace > 20))
 			break;
-		/* Every few seconds: did the run end without its last event (its
-		 * supervisor died)? */
-		if (++idle % 20 == 0) {
+		/* Every few seconds: did the run end? Its record is final a moment
+		 * before run.finished is written, which is then waited for, two
+		 * seconds at most: a dead supervisor never writes it. */
+		if (!final_seen && ++idle % 20 == 0) {
 			(void)store_runs_recover(s, NULL);
 			if (store_run_get(s, id, &r, NULL) == 0) {
-				bool done = store_run_status_final(r.status);
+				final_seen = store_run_status_final(r.status);
 				store_run_clear(&r);
-				if (done)
-					break;
 			}
 		}
 		struct timespec ts = { 0, 100 * 1000 * 1000 };
 		nanosleep(&ts, NULL);
 	}
+	events_follower_free(&f);
 	store_close(s);
 	return 0;
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* cordon serve, cordon init, cordon keys create|list|revoke */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
@@ -20,9 +21,10 @@
 static void serve_usage(FILE *out)
 {
 	fputs("Usage: cordon serve [OPTIONS]\n"
+	      "       cordon serve --routes [--json]\n"
 	      "\n"
 	      "Run cordon as a service: the HTTP API under /v1 (docs/api.md), the dashboard\n"
-	      "at /, a dispatcher that runs agents from a bounded queue, and /healthz on the\n"
+	      "at /, a dispatcher that runs agents from bounded queues, and /healthz on the\n"
 	      "unix socket STATE/serve.sock. Requests need an API key (cordon init makes the\n"
 	      "first). SIGTERM or SIGINT drains: no new runs, queued ones are cancelled,\n"
 	      "running ones get --drain-timeout to finish and are then stopped.\n"
@@ -32,6 +34,15 @@ static void serve_usage(FILE *out)
 	      "      --state DIR            state directory (default $CORDON_STATE)\n"
 	      "      --concurrency N        runs at once (default: twice the CPUs)\n"
 	      "      --queue N              runs waiting at most (default 64)\n"
+	      "      --workspace-queue N    runs of one workspace waiting at most (default a\n"
+	      "                             quarter of --queue, at least 1)\n"
+	      "      --workspace-concurrency N  runs of one workspace at once (default\n"
+	      "                             --concurrency); workspaces take turns for slots\n"
+	      "      --streams-per-key N    live event streams per API key (default 16)\n"
+	      "      --uploads N            bundle uploads in progress at once (default 4)\n"
+	      "      --trusted-proxy ADDR   a reverse proxy in front of serve (repeatable):\n"
+	      "                             its X-Forwarded-For names the client; nobody\n"
+	      "                             else's is believed\n"
 	      "      --drain-timeout SECS   how long running runs get on shutdown (default 30)\n"
 	      "      --hosts FILE           extra hosts file for the runs' egress resolver\n"
 	      "      --allow-private IP:PORT  a private address the runs' proxy may reach\n"
@@ -39,8 +50,43 @@ static void serve_usage(FILE *out)
 	      "      --register-root DIR    let owners register agents and capabilities by a\n"
 	      "                             path on this machine, below DIR (default: off;\n"
 	      "                             they upload the directory as a tar.gz)\n"
+	      "      --routes               print the API's routes and the role each needs\n"
+	      "                             (the table the server authorizes by), and exit\n"
+	      "      --json                 with --routes: as JSON\n"
 	      "  -h, --help                 show this help\n",
 	      out);
+}
+
+/* The route table, as the server dispatches by it. */
+static int print_routes(bool json)
+{
+	json_t *arr = json_array();
+	const char *method, *path, *role;
+	for (size_t i = 0; serve_route_at(i, &method, &path, &role); i++) {
+		if (json)
+			json_array_append_new(arr, json_pack("{s:s, s:s, s:s}", "method", method,
+							     "path", path, "role", role));
+		else
+			printf("%-7s %-34s %s\n", method, path, role);
+	}
+	if (json) {
+		json_dumpf(arr, stdout, JSON_COMPACT);
+		putchar('\n');
+	}
+	json_decref(arr);
+	return 0;
+}
+
+/* An address as the server compares it (inet_ntop's form). */
+static const char *proxy_addr(const char *s)
+{
+	static char kept[SERVE_MAX_TRUSTED_PROXIES][INET6_ADDRSTRLEN];
+	static size_t n;
+	unsigned char a[sizeof(struct in6_addr)];
+	int af = inet_pton(AF_INET, s, a) == 1 ? AF_INET : inet_pton(AF_INET6, s, a) == 1 ? AF_INET6 : 0;
+	if (!af || n == SERVE_MAX_TRUSTED_PROXIES || !inet_ntop(af, a, kept[n], INET6_ADDRSTRLEN))
+		return NULL;
+	return kept[n++];
 }
 
 static int uint_opt(const char *name, const char *v, uint64_t max, unsigned *out)
@@ -58,7 +104,8 @@ static int uint_opt(const char *name, const char *v, uint64_t max, unsigned *out
 
 int cmd_serve(int argc, char **argv)
 {
-	enum { O_LISTEN = 256, O_STATE, O_CONC, O_QUEUE, O_DRAIN, O_HOSTS, O_PRIVATE, O_CA, O_ROOT };
+	enum { O_LISTEN = 256, O_STATE, O_CONC, O_QUEUE, O_DRAIN, O_HOSTS, O_PRIVATE, O_CA, O_ROOT,
+	       O_WSQUEUE, O_WSCONC, O_STREAMS, O_UPLOADS, O_PROXY, O_ROUTES, O_JSON };
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, O_LISTEN },
 		{ "state", required_argument, NULL, O_STATE },
@@ -69,10 +116,18 @@ int cmd_serve(int argc, char **argv)
 		{ "allow-private", required_argument, NULL, O_PRIVATE },
 		{ "upstream-ca", required_argument, NULL, O_CA },
 		{ "register-root", required_argument, NULL, O_ROOT },
+		{ "workspace-queue", required_argument, NULL, O_WSQUEUE },
+		{ "workspace-concurrency", required_argument, NULL, O_WSCONC },
+		{ "streams-per-key", required_argument, NULL, O_STREAMS },
+		{ "uploads", required_argument, NULL, O_UPLOADS },
+		{ "trusted-proxy", required_argument, NULL, O_PROXY },
+		{ "routes", no_argument, NULL, O_ROUTES },
+		{ "json", no_argument, NULL, O_JSON },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
 	struct serve_config cfg = { 0 };
+	bool routes = false, json = false;
 	optind = 1;
 	int c;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -108,6 +163,39 @@ int cmd_serve(int argc, char **argv)
 		case O_CA:
 			cfg.upstream_ca = optarg;
 			break;
+		case O_WSQUEUE:
+			if (uint_opt("workspace-queue", optarg, 100000, &cfg.workspace_queue) < 0)
+				return EXIT_CORDON;
+			break;
+		case O_WSCONC:
+			if (uint_opt("workspace-concurrency", optarg, 1024,
+				     &cfg.workspace_concurrency) < 0)
+				return EXIT_CORDON;
+			break;
+		case O_STREAMS:
+			if (uint_opt("streams-per-key", optarg, 1024, &cfg.max_streams_per_key) < 0)
+				return EXIT_CORDON;
+			break;
+		case O_UPLOADS:
+			if (uint_opt("uploads", optarg, 64, &cfg.max_uploads) < 0)
+				return EXIT_CORDON;
+			break;
+		case O_PROXY: {
+			const char *a = proxy_addr(optarg);
+			if (!a) {
+				cli_error("--trusted-proxy: '%s' is not an IP address (at most %d)",
+					  optarg, SERVE_MAX_TRUSTED_PROXIES);
+				return EXIT_CORDON;
+			}
+			cfg.trusted_proxies[cfg.n_trusted_proxies++] = a;
+			break;
+		}
+		case O_ROUTES:
+			routes = true;
+			break;
+		case O_JSON:
+			json = true;
+			break;
 		case O_ROOT:
 			if (optarg[0] != '/') {
 				cli_error("--register-root: '%s' is not an absolute path", optarg);
@@ -123,10 +211,12 @@ int cmd_serve(int argc, char **argv)
 			return EXIT_CORDON;
 		}
 	}
-	if (optind != argc) {
+	if (optind != argc || (json && !routes)) {
 		serve_usage(stderr);
 		return EXIT_CORDON;
 	}
+	if (routes)
+		return print_routes(json);
 	if (!cfg.hosts_file && getenv("CORDON_HOSTS_FILE") && *getenv("CORDON_HOSTS_FILE"))
 		cfg.hosts_file = getenv("CORDON_HOSTS_FILE");
 	struct cdn_err err = { 0 };

@@ -113,6 +113,8 @@ int cli_api_call(const struct cli_api_req *rq, struct cli_api_resp *rs)
 	hdr = curl_slist_append(hdr, auth ? auth : "");
 	if (rq->body)
 		hdr = curl_slist_append(hdr, ctype ? ctype : "");
+	if (rq->header)
+		hdr = curl_slist_append(hdr, rq->header);
 	if (rq->accept) {
 		char acc[128];
 		snprintf(acc, sizeof(acc), "Accept: %s", rq->accept);

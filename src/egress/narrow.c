@@ -112,13 +112,14 @@ static bool allows_something(const struct egress_rule *r)
 	return r->n_ports > 0 && r->methods != 0;
 }
 
-/* The stricter of the base's rule b and the agent's entry a, for name.
- * The limits are both kept, each counted in its own side's window: the
- * base rule's is shared by every result rule made from it, so an agent
- * that lists several names under one operator wildcard does not multiply
- * the operator's limit. */
+/* The stricter of the base's rule b and the lower level's entry a (an
+ * agent's, or a workspace's: `side` names which), for name. The limits
+ * are both kept, each counted in its own side's window: the base rule's
+ * is shared by every result rule made from it, so an agent that lists
+ * several names under one operator wildcard does not multiply the
+ * operator's limit. */
 static int narrow_rule(struct egress_rule *out, const char *name, const struct egress_rule *b,
-		       const struct egress_rule *a)
+		       const struct egress_rule *a, const char *side)
 {
 	memset(out, 0, sizeof(*out));
 	out->wildcard = name[0] == '*';
@@ -135,18 +136,33 @@ static int narrow_rule(struct egress_rule *out, const char *name, const struct e
 	const char *bkey = b->rate_key ? b->rate_key : b->name;
 	if (b->rpm && strcmp(bkey, name) != 0 && !(out->rate_key = strdup(bkey)))
 		return -ENOMEM;
-	if (a->rpm) {
+	/* The engine counts a rule in two windows besides the global one: the
+	 * base's, and one more. When b was itself narrowed (a workspace's
+	 * window) and a sets a limit too, the lower limit is the one kept, so
+	 * no host gets more than either level gives it. */
+	if (b->agent_rate_key && b->agent_rpm && (!a->rpm || b->agent_rpm <= a->rpm)) {
+		out->agent_rpm = b->agent_rpm;
+		if (!(out->agent_rate_key = strdup(b->agent_rate_key)))
+			return -ENOMEM;
+	} else if (a->rpm) {
 		out->agent_rpm = a->rpm;
-		size_t len = strlen(a->name) + sizeof("agent:");
+		size_t len = strlen(side) + strlen(a->name) + 2;
 		if (!(out->agent_rate_key = malloc(len)))
 			return -ENOMEM;
-		snprintf(out->agent_rate_key, len, "agent:%s", a->name);
+		snprintf(out->agent_rate_key, len, "%s:%s", side, a->name);
 	}
 	out->approval = (b->approval || a->approval) && b->category != EGRESS_CAT_LLM;
 	out->inspect = b->inspect || a->inspect;
-	/* The agent cannot loosen the label controls (its entries set none). */
+	/* The label controls: an agent's entries set none, a workspace's
+	 * rules may only tighten them (egress_policy_parse_workspace fills in
+	 * the operator's where they are left out). */
 	out->max_label = b->max_label;
 	out->random_labels = b->random_labels;
+	if (strcmp(side, "workspace") == 0) {
+		if (a->max_label && a->max_label < out->max_label)
+			out->max_label = a->max_label;
+		out->random_labels = b->random_labels && a->random_labels;
+	}
 	return 0;
 }
 
@@ -238,6 +254,8 @@ static int agent_side_build(struct agent_side *s, const char *const *domains, si
 		r->methods = in->methods & EGRESS_M_ALL;
 		r->rpm = in->rpm;
 		r->approval = in->approval;
+		r->max_label = in->max_label;
+		r->random_labels = in->random_labels;
 		r->inspect = in->inspect;
 	}
 	return 0;
@@ -260,10 +278,11 @@ static void rules_free(struct egress_rule *r, size_t n)
 	free(r);
 }
 
-int egress_policy_narrow(const struct egress_policy *base, const char *const *domains, size_t n,
-			 const struct egress_rule *rules, size_t n_rules,
-			 struct egress_policy **out, void (*dropped)(void *ctx, const char *domain),
-			 void *ctx, struct cdn_err *err)
+/* Both narrowings: by an agent's section and by a workspace's policy. */
+static int narrow(const struct egress_policy *base, const char *const *domains, size_t n,
+		  const struct egress_rule *rules, size_t n_rules, const char *side,
+		  struct egress_policy **out, void (*dropped)(void *ctx, const char *domain),
+		  void *ctx, struct cdn_err *err)
 {
 	if (!base || !out || (n && !domains) || (n_rules && !rules))
 		return cdn_err_set(err, EINVAL, "egress narrowing: missing argument");
@@ -335,7 +354,7 @@ int egress_policy_narrow(const struct egress_policy *base, const char *const *do
 		const struct egress_rule *a = cover(ag.rules, ag.n, name, true);
 		if (!a || !b) /* cannot happen for a meet; fail closed if it does */
 			continue;
-		if (narrow_rule(&res[nr], name, b, a) < 0 || !(res[nr].name = strdup(name))) {
+		if (narrow_rule(&res[nr], name, b, a, side) < 0 || !(res[nr].name = strdup(name))) {
 			rule_fields_free(&res[nr]);
 			r = cdn_err_set(err, ENOMEM, "egress narrowing");
 		} else {
@@ -403,4 +422,41 @@ int egress_policy_narrow(const struct egress_policy *base, const char *const *do
 	agent_side_free(&ag);
 	*out = p;
 	return 0;
+}
+
+int egress_policy_narrow(const struct egress_policy *base, const char *const *domains, size_t n,
+			 const struct egress_rule *rules, size_t n_rules,
+			 struct egress_policy **out, void (*dropped)(void *ctx, const char *domain),
+			 void *ctx, struct cdn_err *err)
+{
+	return narrow(base, domains, n, rules, n_rules, "agent", out, dropped, ctx, err);
+}
+
+int egress_policy_narrow_by(const struct egress_policy *base, const struct egress_policy *by,
+			    struct egress_policy **out,
+			    void (*dropped)(void *ctx, const char *domain), void *ctx,
+			    struct cdn_err *err)
+{
+	if (!base || !by || !out)
+		return cdn_err_set(err, EINVAL, "egress narrowing: missing argument");
+	_cleanup_free_ const char **names = calloc(by->n_rules ? by->n_rules : 1, sizeof(*names));
+	if (!names)
+		return cdn_err_set(err, ENOMEM, "egress narrowing");
+	for (size_t i = 0; i < by->n_rules; i++)
+		names[i] = by->rules[i].name;
+	struct egress_policy *p = NULL;
+	int r = narrow(base, names, by->n_rules, by->rules, by->n_rules, "workspace", &p, dropped,
+		       ctx, err);
+	if (r < 0)
+		return r;
+	/* One global window: the stricter of the two limits (0 is none). */
+	if (by->global_rpm && (!p->global_rpm || by->global_rpm < p->global_rpm))
+		p->global_rpm = by->global_rpm;
+	*out = p;
+	return 0;
+}
+
+const struct egress_rule *egress_policy_cover(const struct egress_policy *p, const char *name)
+{
+	return p && name ? cover(p->rules, p->n_rules, name, true) : NULL;
 }

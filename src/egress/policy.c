@@ -134,6 +134,14 @@ unsigned egress_method_bit(const char *method)
 	return 0;
 }
 
+const char *egress_method_name(unsigned bit)
+{
+	for (size_t i = 0; i < CDN_ARRAY_SIZE(methods); i++)
+		if (methods[i].bit == bit)
+			return methods[i].name;
+	return NULL;
+}
+
 const char *egress_category_name(enum egress_category c)
 {
 	switch (c) {
@@ -647,7 +655,9 @@ int egress_policy_allow(struct egress_policy *p, const char *host_port, struct c
 struct user_rule {
 	struct egress_rule r;
 	bool rpm_set;
+	int rpm_line;
 	int approval_line;
+	int max_label_line, random_labels_line; /* 0: not set */
 	size_t index; /* in the domains list, for errors */
 };
 
@@ -819,34 +829,36 @@ static int build_rules(struct egress_policy *p, struct settings *s, report_fn re
 	return 0;
 }
 
-static int report_plain(void *ctx, int line, const char *path, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+/* The built-in policy, written as the file an operator would write for
+ * it: what GET /v1/policy shows when there is no STATE/policy.yaml, and
+ * what egress_policy_default() parses, so the two cannot drift apart. */
+static const char builtin_yaml[] =
+	"# cordon's built-in egress policy: what runs use when the operator has\n"
+	"# no policy file (docs/policy.md).\n"
+	"version: 1\n"
+	"enforce: true\n"
+	"limits:\n"
+	"  requests_per_minute: 60\n"
+	"  global_requests_per_minute: 600\n"
+	"approvals:\n"
+	"  timeout_seconds: 120\n"
+	"categories:\n"
+	"  llm: true\n"
+	"  search: true\n"
+	"  research: true\n"
+	"services: {}\n"
+	"domains: []\n"
+	"private: []\n";
 
-static int report_plain(void *ctx, int line, const char *path, const char *fmt, ...)
+const char *egress_policy_builtin_yaml(void)
 {
-	(void)line;
-	(void)path;
-	char msg[CDN_ERR_MSG_MAX];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	return cdn_err_set(ctx, 0, "built-in policy: %s", msg);
+	return builtin_yaml;
 }
 
 int egress_policy_default(struct egress_policy **out, struct cdn_err *err)
 {
-	struct egress_policy *p = policy_new();
-	if (!p)
-		return cdn_err_set(err, ENOMEM, "policy");
-	struct settings s = { .search = true, .research = true };
-	int r = build_rules(p, &s, report_plain, err, err);
-	if (r < 0) {
-		egress_policy_free(p);
-		return r;
-	}
-	*out = p;
-	return 0;
+	return egress_policy_parse(builtin_yaml, sizeof(builtin_yaml) - 1, "built-in policy", out,
+				   err);
 }
 
 /* --------------------------------------------------------------- YAML tree */
@@ -890,6 +902,9 @@ static int ynode_append(struct ynode *parent, struct ynode *child)
 struct pctx {
 	const char *src;
 	struct cdn_err *err;
+	/* Set when the file is a workspace's policy: the operator's, which it
+	 * may only narrow (egress_policy_parse_workspace). */
+	const struct egress_policy *op;
 };
 
 static int perr(void *ctx, int line, const char *path, const char *fmt, ...)
@@ -1349,6 +1364,7 @@ static int parse_domain(struct pctx *c, const struct ynode *y, size_t index, str
 		case D_RPM:
 			rc = get_uint(c, v, kp, kline, 0, EGRESS_MAX_RPM, &r->rpm);
 			u->rpm_set = true;
+			u->rpm_line = value_line(v, kline);
 			break;
 		case D_APPROVAL:
 			rc = get_string(c, v, kp, kline, &s);
@@ -1370,10 +1386,12 @@ static int parse_domain(struct pctx *c, const struct ynode *y, size_t index, str
 			uint32_t n = 0;
 			rc = get_uint(c, v, kp, kline, 1, 63, &n);
 			r->max_label = (uint8_t)n;
+			u->max_label_line = value_line(v, kline);
 			break;
 		}
 		case D_RANDOM_LABELS:
 			rc = get_bool(c, v, kp, kline, &r->random_labels);
+			u->random_labels_line = value_line(v, kline);
 			break;
 		}
 	}
@@ -1381,6 +1399,64 @@ static int parse_domain(struct pctx *c, const struct ynode *y, size_t index, str
 		return rc;
 	if (!r->name)
 		return perr(c, y->line, path, "missing key 'name'");
+	return 0;
+}
+
+/* A limit above the operator's: 0 is unlimited, above any other. */
+static bool rpm_above(uint32_t v, uint32_t op)
+{
+	return op != 0 && (v == 0 || v > op);
+}
+
+/* A workspace's rule may not set a limit above the operator's rule for
+ * the same hosts. Narrowing would keep the operator's limit anyway (both
+ * windows apply); refusing says so where the owner can see it. A name the
+ * operator does not allow at all is not an error here: it is narrowed
+ * away, and the API lists it as dropped. */
+static int check_domain_rpm(struct pctx *c, const struct user_rule *u)
+{
+	if (!c->op || !u->rpm_set || !u->r.name)
+		return 0;
+	const struct egress_rule *o = egress_policy_cover(c->op, u->r.name);
+	if (!o || !rpm_above(u->r.rpm, o->rpm))
+		return 0;
+	char kp[PATH_MAX_LEN];
+	snprintf(kp, sizeof(kp), "domains[%zu].requests_per_minute", u->index);
+	return perr(c, u->rpm_line, kp,
+		    "%u%s is above the operator's limit of %u for '%s'; a workspace policy can "
+		    "only lower limits",
+		    u->r.rpm, u->r.rpm ? "" : " (unlimited)", o->rpm, u->r.name);
+}
+
+/* The same for the host-name label controls: a workspace may lower
+ * max_label_length and turn random_labels off, not the reverse. What it
+ * leaves out is the operator's, so narrowing by it changes nothing there. */
+static int check_domain_labels(struct pctx *c, struct user_rule *u)
+{
+	if (!c->op || !u->r.name)
+		return 0;
+	const struct egress_rule *o = egress_policy_cover(c->op, u->r.name);
+	if (!o)
+		return 0; /* narrowed away, and listed as dropped */
+	char kp[PATH_MAX_LEN];
+	if (!u->max_label_line) {
+		u->r.max_label = o->max_label;
+	} else if (u->r.max_label > o->max_label) {
+		snprintf(kp, sizeof(kp), "domains[%zu].max_label_length", u->index);
+		return perr(c, u->max_label_line, kp,
+			    "%u is above the operator's limit of %u for '%s'; a workspace policy "
+			    "can only lower limits",
+			    (unsigned)u->r.max_label, (unsigned)o->max_label, u->r.name);
+	}
+	if (!u->random_labels_line) {
+		u->r.random_labels = o->random_labels;
+	} else if (u->r.random_labels && !o->random_labels) {
+		snprintf(kp, sizeof(kp), "domains[%zu].random_labels", u->index);
+		return perr(c, u->random_labels_line, kp,
+			    "the operator refuses random-looking labels under '%s'; a workspace "
+			    "policy cannot allow them",
+			    u->r.name);
+	}
 	return 0;
 }
 
@@ -1398,6 +1474,10 @@ static int parse_domains(struct pctx *c, const struct ynode *v, int kline, struc
 		rc = parse_domain(c, &v->kids[i], i, &s->dom[s->n_dom]);
 		/* counted even on failure, so its name is freed */
 		s->n_dom++;
+		if (rc == 0)
+			rc = check_domain_rpm(c, &s->dom[s->n_dom - 1]);
+		if (rc == 0)
+			rc = check_domain_labels(c, &s->dom[s->n_dom - 1]);
 		if (rc < 0)
 			return rc;
 	}
@@ -1448,8 +1528,14 @@ static int parse_limits(struct pctx *c, const struct ynode *v, int kline, struct
 					 &idx, &val, &kl)) == 0) {
 		char kp[PATH_MAX_LEN];
 		path_key(kp, sizeof(kp), "limits", limit_keys[idx]);
-		rc = get_uint(c, val, kp, kl, 0, EGRESS_MAX_RPM,
-			      idx == 0 ? &p->default_rpm : &p->global_rpm);
+		uint32_t *dst = idx == 0 ? &p->default_rpm : &p->global_rpm;
+		rc = get_uint(c, val, kp, kl, 0, EGRESS_MAX_RPM, dst);
+		uint32_t op = !c->op ? 0 : idx == 0 ? c->op->default_rpm : c->op->global_rpm;
+		if (rc == 0 && c->op && rpm_above(*dst, op))
+			rc = perr(c, value_line(val, kl), kp,
+				  "%u%s is above the operator's limit of %u; a workspace policy can "
+				  "only lower limits",
+				  *dst, *dst ? "" : " (unlimited)", op);
 	}
 	return rc < 0 ? rc : 0;
 }
@@ -1545,6 +1631,34 @@ static int check_version(struct pctx *c, const struct ynode *root)
 	return perr(c, root->line, "", "missing key 'version' (write 'version: 1' first)");
 }
 
+/*
+ * Keys a workspace's policy may not hold: they are not rules that can be
+ * narrowed but the operator's settings, and each would let a workspace
+ * owner step over the operator's boundary. Audit-only mode (enforce:
+ * false) let every request through, and a private exception (private:
+ * [127.0.0.1:PORT]) opened the SSRF guard, so an agent read a service on
+ * the host's loopback, cordon serve's own API included. The approval
+ * timeout decides how long a held request waits, which is the operator's
+ * to set.
+ */
+static int operator_only(struct pctx *c, size_t idx, int kline)
+{
+	const char *why = NULL;
+	if (idx == T_ENFORCE)
+		why = "whether the policy is enforced is the operator's to decide";
+	else if (idx == T_PRIVATE)
+		why = "exceptions to the SSRF guard are the operator's alone (they open the "
+		      "server's own network to runs)";
+	else if (idx == T_APPROVALS)
+		why = "the approval settings are the operator's";
+	if (!why)
+		return 0;
+	return perr(c, kline, top_keys[idx],
+		    "not allowed in a workspace's policy: %s; a workspace policy can only narrow "
+		    "the operator's (remove the key)",
+		    why);
+}
+
 static int walk(struct pctx *c, const struct ynode *root, struct egress_policy *p,
 		struct settings *s)
 {
@@ -1558,6 +1672,8 @@ static int walk(struct pctx *c, const struct ynode *root, struct egress_policy *
 	int kline;
 	while (rc == 0 && (rc = map_next(c, &it, "", top_keys, CDN_ARRAY_SIZE(top_keys), &idx, &v,
 					 &kline)) == 0) {
+		if (c->op && (rc = operator_only(c, idx, kline)) < 0)
+			break;
 		switch (idx) {
 		case T_VERSION: break; /* checked above */
 		case T_ENFORCE: rc = get_bool(c, v, "enforce", kline, &p->enforce); break;
@@ -1572,11 +1688,12 @@ static int walk(struct pctx *c, const struct ynode *root, struct egress_policy *
 	return rc < 0 ? rc : 0;
 }
 
-int egress_policy_parse(const char *yaml, size_t len, const char *source,
-			struct egress_policy **out, struct cdn_err *err)
+static int parse_level(const char *yaml, size_t len, const char *source,
+		       const struct egress_policy *op, struct egress_policy **out,
+		       struct cdn_err *err)
 {
 	struct cdn_err local = { 0 };
-	struct pctx c = { .src = source ? source : "policy", .err = err ? err : &local };
+	struct pctx c = { .src = source ? source : "policy", .err = err ? err : &local, .op = op };
 	c.err->msg[0] = '\0';
 	if (len > EGRESS_MAX_POLICY_BYTES)
 		return cdn_err_set(err, EFBIG, "%s: %zu bytes, more than the limit of %d", c.src,
@@ -1587,8 +1704,16 @@ int egress_policy_parse(const char *yaml, size_t len, const char *source,
 		return rc;
 	struct egress_policy *p = policy_new();
 	struct settings s = { .search = true, .research = true };
-	if (!p)
+	if (!p) {
 		rc = cdn_err_set(c.err, ENOMEM, "%s", c.src);
+	} else if (op) {
+		/* Limits a workspace leaves out are the operator's, not the
+		 * defaults: a policy that only lists domains lowers nothing. */
+		p->default_rpm = op->default_rpm;
+		p->global_rpm = op->global_rpm;
+		p->approval_timeout_s = op->approval_timeout_s;
+		p->enforce = op->enforce;
+	}
 	if (rc == 0)
 		rc = walk(&c, &root, p, &s);
 	if (rc == 0)
@@ -1603,7 +1728,24 @@ int egress_policy_parse(const char *yaml, size_t len, const char *source,
 	return 0;
 }
 
-int egress_policy_load(const char *path, struct egress_policy **out, struct cdn_err *err)
+int egress_policy_parse(const char *yaml, size_t len, const char *source,
+			struct egress_policy **out, struct cdn_err *err)
+{
+	return parse_level(yaml, len, source, NULL, out, err);
+}
+
+int egress_policy_parse_workspace(const char *yaml, size_t len, const char *source,
+				  const struct egress_policy *op, struct egress_policy **out,
+				  struct cdn_err *err)
+{
+	if (!op)
+		return cdn_err_set(err, EINVAL, "%s: a workspace policy needs the operator's",
+				   source ? source : "policy");
+	return parse_level(yaml, len, source, op, out, err);
+}
+
+/* The file at path, read whole, into *buf. */
+static int read_policy_file(const char *path, char **buf, size_t *len, struct cdn_err *err)
 {
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
@@ -1616,13 +1758,31 @@ int egress_policy_load(const char *path, struct egress_policy **out, struct cdn_
 	if (st.st_size > EGRESS_MAX_POLICY_BYTES)
 		return cdn_err_set(err, EFBIG, "%s: %lld bytes, more than the limit of %d", path,
 				   (long long)st.st_size, EGRESS_MAX_POLICY_BYTES);
-	_cleanup_free_ char *buf = NULL;
-	size_t len;
-	int r = cdn_read_fd(fd, EGRESS_MAX_POLICY_BYTES, &buf, &len);
+	int r = cdn_read_fd(fd, EGRESS_MAX_POLICY_BYTES, buf, len);
 	if (r == -EFBIG)
 		return cdn_err_set(err, EFBIG, "%s: more than the limit of %d bytes", path,
 				   EGRESS_MAX_POLICY_BYTES);
 	if (r < 0)
 		return cdn_err_set(err, -r, "read %s", path);
-	return egress_policy_parse(buf, len, path, out, err);
+	return 0;
+}
+
+int egress_policy_load(const char *path, struct egress_policy **out, struct cdn_err *err)
+{
+	_cleanup_free_ char *buf = NULL;
+	size_t len;
+	int r = read_policy_file(path, &buf, &len, err);
+	return r < 0 ? r : egress_policy_parse(buf, len, path, out, err);
+}
+
+int egress_policy_load_workspace(const char *path, const char *source,
+				 const struct egress_policy *op, struct egress_policy **out,
+				 struct cdn_err *err)
+{
+	_cleanup_free_ char *buf = NULL;
+	size_t len;
+	int r = read_policy_file(path, &buf, &len, err);
+	return r < 0 ? r
+		     : egress_policy_parse_workspace(buf, len, source ? source : path, op, out,
+						     err);
 }

@@ -113,8 +113,10 @@ struct egress_policy {
 };
 
 /* The built-in policy: LLM, search and research categories on, service
- * groups off, nothing else allowed, enforce on. */
+ * groups off, nothing else allowed, enforce on. It is the policy file
+ * egress_policy_builtin_yaml() returns, parsed. */
 int egress_policy_default(struct egress_policy **out, struct cdn_err *err);
+const char *egress_policy_builtin_yaml(void);
 
 /* Loads a YAML policy file (at most EGRESS_MAX_POLICY_BYTES). Errors read
  * "policy.yaml:12: domains[0].ports: expected a list of port numbers". */
@@ -123,6 +125,23 @@ int egress_policy_load(const char *path, struct egress_policy **out, struct cdn_
 /* Same from memory; `source` names it in errors. */
 int egress_policy_parse(const char *yaml, size_t len, const char *source,
 			struct egress_policy **out, struct cdn_err *err);
+
+/*
+ * A workspace's policy (cordon serve's PUT /v1/policy) is read against the
+ * operator's `op`, which it may only narrow: `enforce`, `private` and
+ * `approvals` are refused (they are the operator's settings, not rules),
+ * and so is a limit above the operator's (limits.*, and a domain's
+ * requests_per_minute above the operator's rule for it). Limits it leaves
+ * out are the operator's. The result is still the workspace's own rule set;
+ * egress_policy_narrow_by(op, ws) makes what runs get.
+ */
+int egress_policy_parse_workspace(const char *yaml, size_t len, const char *source,
+				  const struct egress_policy *op, struct egress_policy **out,
+				  struct cdn_err *err);
+/* source names the file in errors (NULL: path). */
+int egress_policy_load_workspace(const char *path, const char *source,
+				 const struct egress_policy *op, struct egress_policy **out,
+				 struct cdn_err *err);
 
 void egress_policy_free(struct egress_policy *p);
 
@@ -166,6 +185,8 @@ bool egress_rule_labels_ok(const struct egress_rule *r, const char *host, char *
 
 /* "GET" -> EGRESS_M_GET; 0 for anything else. */
 unsigned egress_method_bit(const char *method);
+/* EGRESS_M_GET -> "GET"; NULL for anything but one method's bit. */
+const char *egress_method_name(unsigned bit);
 
 const char *egress_category_name(enum egress_category c);
 
@@ -197,5 +218,26 @@ int egress_policy_narrow(const struct egress_policy *base, const char *const *do
  */
 json_t *egress_policy_to_json(const struct egress_policy *p);
 int egress_policy_from_json(const json_t *j, struct egress_policy **out, struct cdn_err *err);
+
+/*
+ * `base` narrowed by a whole policy `by` (a workspace's), exactly as by an
+ * agent's egress section whose domains are by's rule names and whose rules
+ * are by's rules: ports and methods intersected, both limits applied,
+ * approval and inspection if either asks. The global limit is the
+ * stricter of the two; enforce, the approval timeout and the private
+ * exceptions are base's. A rule keeps at most two rate windows (base's and
+ * one more): narrowing a narrowed policy again keeps, of the two lower
+ * levels' windows, the one with the lower limit.
+ */
+int egress_policy_narrow_by(const struct egress_policy *base, const struct egress_policy *by,
+			    struct egress_policy **out,
+			    void (*dropped)(void *ctx, const char *domain), void *ctx,
+			    struct cdn_err *err);
+
+/* The rule of p that applies to every host rule name `name` stands for:
+ * for an exact name what egress_policy_match answers, for "*.s" the rule
+ * "*.s" itself, else the longest wildcard above s. NULL when none. This
+ * is how a narrowed rule finds the rules it came from. */
+const struct egress_rule *egress_policy_cover(const struct egress_policy *p, const char *name);
 
 #endif

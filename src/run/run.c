@@ -31,7 +31,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -45,9 +44,11 @@
 #include "egress/tls.h"
 #include "egress/policy.h"
 #include "registry/registry.h"
-#include "run/artifacts.h"
 #include "mcp/mcp.h"
+#include "run/artifacts.h"
+#include "run/events.h"
 #include "run/netpart.h"
+#include "run/policy_levels.h"
 #include "run/supervise.h"
 #include "sandbox/sandbox.h"
 #include "vault/redact.h"
@@ -78,8 +79,9 @@ struct run_ctx {
 	const char *ws;
 	struct store_run rec;
 	char dir[PATH_MAX];
-	int events_fd;
-	uint64_t seq;
+	struct events_writer events;
+	bool events_failed;
+	uint64_t mcp_events, log_events, log_bytes;
 	struct redactor *red;
 	struct resolved_agent agent;
 	json_t *caps;	 /* resolved capabilities */
@@ -126,132 +128,6 @@ static void iso_time(int64_t ms, char *buf, size_t cap)
 }
 
 /* ------------------------------------------------------------------ events */
-
-static const char *C(bool color, const char *code)
-{
-	return color ? code : "";
-}
-
-static const char *jstr(json_t *d, const char *key)
-{
-	const char *s = json_string_value(json_object_get(d, key));
-	return s ? s : "";
-}
-
-/* Control characters from the agent (escape sequences that retitle or
- * rewrite a terminal) become '?' before anything is printed. */
-static void tty_safe(json_t *j)
-{
-	const char *k;
-	json_t *v;
-	size_t i;
-	if (json_is_object(j)) {
-		json_object_foreach(j, k, v)
-		{
-			if (json_is_string(v)) {
-				char *t = strdup(json_string_value(v));
-				if (!t)
-					continue;
-				for (unsigned char *p = (unsigned char *)t; *p; p++) {
-					if (*p < 0x20 || *p == 0x7f)
-						*p = '?';
-					else if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
-						p[0] = '?', p[1] = '?'; /* C1 controls */
-				}
-				json_object_set_new(j, k, json_string(t) ?: json_string("?"));
-				free(t);
-			} else {
-				tty_safe(v);
-			}
-		}
-	} else if (json_is_array(j)) {
-		json_array_foreach(j, i, v)
-			tty_safe(v);
-	}
-}
-
-/* d must have been through tty_safe(). */
-static void progress(bool c, const char *type, json_t *d)
-{
-	const char *dim = C(c, "\033[2m"), *bold = C(c, "\033[1m"), *red = C(c, "\033[31m"),
-		   *green = C(c, "\033[32m"), *yellow = C(c, "\033[33m"), *off = C(c, "\033[0m");
-#define S(key) jstr(d, key)
-#define I(key) ((long long)json_integer_value(json_object_get(d, key)))
-	if (strcmp(type, "run.created") == 0) {
-		char ver[32] = " (directory)";
-		if (I("version"))
-			snprintf(ver, sizeof(ver), "@%lld", I("version"));
-		printf("%s● run %s%s  agent %s%s  sha256:%.12s\n", bold, S("run_id"), off,
-		       S("agent"), ver, S("sha256"));
-	} else if (strcmp(type, "sandbox.ready") == 0) {
-		json_t *p = json_object_get(d, "protections");
-		/* A partial Landlock (an older kernel) names the parts it has;
-		 * the part names are short and fixed, so they fit. */
-		json_t *ll = json_object_get(p, "landlock");
-		char parts[160] = "";
-		if (json_object_size(json_object_get(ll, "missing")) > 0) {
-			size_t i;
-			json_t *v;
-			strcat(parts, " (");
-			json_array_foreach(json_object_get(ll, "applied"), i, v) {
-				strncat(parts, i ? ", " : "", sizeof(parts) - strlen(parts) - 1);
-				strncat(parts, json_string_value(v) ? json_string_value(v) : "?",
-					sizeof(parts) - strlen(parts) - 1);
-			}
-			strncat(parts, " only)", sizeof(parts) - strlen(parts) - 1);
-		}
-		printf("%s  sandbox ready: userns, seccomp, landlock v%lld%s, cgroup %s, network %s%s\n",
-		       dim, (long long)json_integer_value(json_object_get(p, "landlock_abi")), parts,
-		       json_string_value(json_object_get(p, "cgroup"))
-			       ? json_string_value(json_object_get(p, "cgroup"))
-			       : "none",
-		       S("network"), off);
-	} else if (strcmp(type, "setup.finished") == 0) {
-		printf("%s  setup finished (exit %lld, %lld ms)%s\n", I("exit_code") ? red : dim,
-		       I("exit_code"), I("duration_ms"), off);
-	} else if (strcmp(type, "step") == 0) {
-		json_t *st = json_object_get(d, "step");
-		const char *text = json_string_value(json_object_get(st, "name"));
-		if (!text)
-			text = json_string_value(json_object_get(st, "text"));
-		char *dump = NULL;
-		if (!text)
-			text = dump = json_dumps(st, JSON_COMPACT);
-		printf("  %s•%s %s\n", bold, off, text ? text : "");
-		free(dump);
-	} else if (strcmp(type, "egress.allowed") == 0) {
-		printf("%s  ↗ %s %s:%lld → %lld%s\n", dim, S("method"), S("hostname"), I("port"),
-		       I("status_code"), off);
-	} else if (strcmp(type, "egress.blocked") == 0) {
-		printf("  %s✗ blocked %s %s:%lld: %s%s\n", red, S("method"), S("hostname"), I("port"),
-		       S("blocked_reason"), off);
-	} else if (strcmp(type, "approval.requested") == 0 && strcmp(S("source"), "mcp") == 0) {
-		printf("  %s⏸ approval %s: the agent asks to %s (%s); waits (cordon approvals "
-		       "approve|reject %s)%s\n",
-		       yellow, S("approval_id"), S("path"), S("reason"), S("approval_id"), off);
-	} else if (strcmp(type, "approval.requested") == 0) {
-		printf("  %s⏸ approval %s: %s %s:%lld%s waits (cordon approvals approve|reject %s)%s\n",
-		       yellow, S("approval_id"), S("method"), S("hostname"), I("port"), S("path"),
-		       S("approval_id"), off);
-	} else if (strcmp(type, "approval.decided") == 0) {
-		printf("  %s  approval %s: %s%s\n", yellow, S("approval_id"), S("decision"), off);
-	} else if (strcmp(type, "artifact.saved") == 0) {
-		printf("  %s▪ artifact %s (%lld bytes)%s\n", green, S("name"), I("size"), off);
-	} else if (strcmp(type, "artifact.skipped") == 0) {
-		printf("  %s▪ artifact %s skipped: %s%s\n", yellow, S("name"), S("reason"), off);
-	} else if (strcmp(type, "run.finished") == 0) {
-		const char *status = S("status");
-		bool ok = strcmp(status, "succeeded") == 0;
-		printf("%s%s%s %s%s in %lld ms, exit %lld", bold, ok ? green : red, ok ? "✔" : "✘",
-		       status, off, I("duration_ms"), I("exit_code"));
-		if (json_string_value(json_object_get(d, "error")))
-			printf(": %s", S("error"));
-		printf("\n%s  result: %s/result.json%s\n", dim, S("run_dir"), off);
-	}
-#undef S
-#undef I
-	fflush(stdout);
-}
 
 /* Redacts every string (values and keys) in j, in place. */
 static int redact_json(const struct redactor *r, json_t *j)
@@ -313,67 +189,44 @@ static int redact_json(const struct redactor *r, json_t *j)
 	return rc;
 }
 
-/* One event: a line in events.ndjson (and the view, and the caller). The
- * line is redacted: steps and egress details come from the agent. */
-static void emit(struct run_ctx *c, const char *type, json_t *data)
+static int scrub_json(void *ctx, json_t *ev)
 {
-	char ts[40];
-	iso_time(wall_ms(), ts, sizeof(ts));
-	json_t *ev = json_object();
-	json_object_set_new(ev, "seq", json_integer((json_int_t)++c->seq));
-	json_object_set_new(ev, "ts", json_string(ts));
-	json_object_set_new(ev, "run_id", json_string(c->rec.id));
-	json_object_set_new(ev, "type", json_string(type));
-	if (data)
-		json_object_update(ev, data);
-	/* Strings are redacted before serialising (JSON escaping would hide
-	 * a value holding '"' or '\\'), and the line again after. An event
-	 * that cannot be redacted is not written at all: fail closed. */
-	if (c->red && redact_json(c->red, ev) < 0) {
-		json_decref(ev);
-		return;
-	}
-	char *line = json_dumps(ev, JSON_COMPACT | JSON_SORT_KEYS);
-	json_decref(ev);
-	if (!line)
-		return;
-	size_t len = strlen(line);
-	char *safe = NULL;
-	if (c->red && !(safe = redact_string(c->red, line, len, &len))) {
-		free(line);
-		return;
-	}
-	const char *out = safe ? safe : line;
-	if (c->events_fd >= 0) {
-		struct iovec iov[2] = { { (void *)out, len }, { "\n", 1 } };
-		(void)!writev(c->events_fd, iov, 2);
-	}
-	if (c->o->view == RUN_VIEW_JSON) {
-		fwrite(out, 1, len, stdout);
-		fputc('\n', stdout);
-		fflush(stdout);
-	} else if (c->o->view == RUN_VIEW_PROGRESS) {
-		json_t *back = json_loadb(out, len, 0, NULL);
-		if (back) {
-			tty_safe(back);
-			progress(c->o->color, type, back);
-		}
-		json_decref(back);
-	}
-	if (c->o->on_event)
-		c->o->on_event(c->o->event_ctx, out, len);
-	free(safe);
-	free(line);
+	struct run_ctx *c = ctx;
+	return c->red ? redact_json(c->red, ev) : 0;
 }
 
-void run_print_event(const char *line, size_t len, bool color)
+static char *scrub_line(void *ctx, const char *line, size_t len, size_t *out_len)
 {
-	json_t *ev = json_loadb(line, len, 0, NULL);
-	tty_safe(ev);
-	const char *type = json_string_value(json_object_get(ev, "type"));
-	if (type)
-		progress(color, type, ev);
-	json_decref(ev);
+	struct run_ctx *c = ctx;
+	if (!c->red) {
+		*out_len = len;
+		return strndup(line, len);
+	}
+	return redact_string(c->red, line, len, out_len);
+}
+
+/* One event: a line in events.ndjson (events.h: bounded line, bounded
+ * file), then the caller's view of it. The line is redacted: steps and
+ * egress details come from the agent. Strings are redacted before
+ * serialising (JSON escaping would hide a value holding '"' or '\\'), and
+ * the line again after; an event that cannot be redacted is not written at
+ * all: fail closed. */
+static void emit_event(struct run_ctx *c, const char *type, json_t *data, bool final)
+{
+	const char *line;
+	size_t len;
+	int r = events_write(&c->events, type, data, final, &line, &len);
+	if (r < 0 && !c->events_failed) {
+		c->events_failed = true;
+		fprintf(stderr, "cordon: run %s: events.ndjson: %s\n", c->rec.id, strerror(-r));
+	}
+	if (r > 0 && c->o->on_event)
+		c->o->on_event(c->o->event_ctx, line, len);
+}
+
+static void emit(struct run_ctx *c, const char *type, json_t *data)
+{
+	emit_event(c, type, data, false);
 }
 
 /* --------------------------------------------------------------- capture */
@@ -462,9 +315,35 @@ static void mcp_step(void *ctx, json_t *step)
 	free(line);
 }
 
+/*
+ * Events the agent causes over MCP. Each call is cheap for the agent and a
+ * line in the record for us: 3000 `log` calls made 12 MiB of events in 3
+ * s. So `log` is bounded by count and by bytes, the other MCP events by
+ * count (approvals, which wait for a human, always pass), like steps and
+ * egress events; the counts past a bound are told once.
+ */
 static void mcp_event(void *ctx, const char *type, json_t *data)
 {
 	struct run_ctx *c = ctx;
+	if (strcmp(type, "log") == 0) {
+		size_t n = json_string_length(json_object_get(data, "message"));
+		bool over = c->log_events >= RUN_MAX_LOG_EVENTS ||
+			    c->log_bytes + n > RUN_MAX_LOG_BYTES;
+		if (over && c->log_events != UINT64_MAX) {
+			c->log_events = UINT64_MAX; /* said once */
+			json_t *d = json_pack("{s:s, s:s}", "level", "warning", "message",
+					      "log limit reached; later log messages dropped");
+			emit(c, "log", d);
+			json_decref(d);
+		}
+		if (over)
+			return;
+		c->log_events++;
+		c->log_bytes += n;
+	} else if (strncmp(type, "approval.", 9) != 0 &&
+		   c->mcp_events++ >= RUN_MAX_MCP_EVENTS) {
+		return;
+	}
 	emit(c, type, data);
 }
 
@@ -912,37 +791,25 @@ int run_exit_code(const struct run_outcome *o)
 	return 125;
 }
 
-/* The operator's policy, narrowed by the agent's egress section. */
+/* The operator's policy, narrowed by the workspace's, narrowed by the
+ * agent's egress section: each level can only narrow the one above it
+ * (policy_levels.h). */
 static int run_policy(struct run_ctx *c, struct egress_policy **out, struct cdn_err *err)
 {
-	struct egress_policy *base = NULL;
-	char path[PATH_MAX];
-	const char *pp = c->o->policy_path;
-	if (!pp) {
-		/* The workspace's own policy (set through the API), else the
-		 * state's, else the built-in one. */
-		snprintf(path, sizeof(path), "%s/policies/%s.yaml", store_dir(c->s), c->ws);
-		if (access(path, F_OK) != 0)
-			snprintf(path, sizeof(path), "%s/policy.yaml", store_dir(c->s));
-		if (access(path, F_OK) == 0)
-			pp = path;
-	}
-	int r = pp ? egress_policy_load(pp, &base, err) : egress_policy_default(&base, err);
-	for (size_t i = 0; r == 0 && i < c->o->n_allow_private; i++)
-		r = egress_policy_allow_private(base, c->o->allow_private[i], err);
-	if (r < 0) {
-		egress_policy_free(base);
+	struct run_policy_levels lv;
+	int r = run_policy_levels_load(c->s, c->ws, c->o->policy_path, c->o->allow_private,
+				       c->o->n_allow_private, &lv, NULL, NULL, err);
+	if (r < 0)
 		return r;
-	}
 	const struct agent_manifest *m = c->agent.manifest;
 	if (!m->has_egress) {
-		*out = base;
+		*out = run_policy_levels_take(&lv);
 		return 0;
 	}
-	r = egress_policy_narrow(base, (const char *const *)m->egress_domains,
+	r = egress_policy_narrow(lv.effective, (const char *const *)m->egress_domains,
 				 m->n_egress_domains, m->egress_rules, m->n_egress_rules, out, NULL,
 				 NULL, err);
-	egress_policy_free(base);
+	run_policy_levels_clear(&lv);
 	return r;
 }
 
@@ -991,9 +858,12 @@ static int make_run_dir(struct run_ctx *c, struct cdn_err *err)
 		return cdn_err_set(err, errno, "create %s", c->dir);
 	char path[PATH_MAX + 32];
 	snprintf(path, sizeof(path), "%s/events.ndjson", c->dir);
-	c->events_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-	if (c->events_fd < 0)
-		return cdn_err_set(err, errno, "create %s", path);
+	int r = events_writer_open(&c->events, path, c->rec.id, err);
+	if (r < 0)
+		return r;
+	c->events.scrub_json = scrub_json;
+	c->events.scrub_line = scrub_line;
+	c->events.ctx = c;
 	const char *names[2] = { "stdout", "stderr" };
 	struct capture *caps[2] = { &c->out, &c->errc };
 	for (int i = 0; i < 2; i++) {
@@ -1475,7 +1345,8 @@ static void artifact_limits_for(const struct run_ctx *c, struct artifact_limits 
 int run_agent(struct store *s, struct vault *v, struct run_options *o, struct run_outcome *out,
 	      struct cdn_err *err)
 {
-	struct run_ctx c = { .s = s, .v = v, .o = o, .events_fd = -1, .steps_fd = -1, .ws_live = -1 };
+	struct run_ctx c = { .s = s, .v = v, .o = o, .events = { .fd = -1 }, .steps_fd = -1,
+			     .ws_live = -1 };
 	c.ws = o->workspace ? o->workspace : STORE_DEFAULT_WORKSPACE;
 	size_t cap = o->capture_bytes ? o->capture_bytes : RUN_DEFAULT_CAPTURE;
 	capture_init(&c.out, "stdout", cap);
@@ -1740,7 +1611,7 @@ int run_agent(struct store *s, struct vault *v, struct run_options *o, struct ru
 	if (run_error[0])
 		json_object_set_new(fin, "error", json_string(run_error));
 	json_object_set(fin, "output", json_object_get(res, "output"));
-	emit(&c, "run.finished", fin);
+	emit_event(&c, "run.finished", fin, true);
 	json_decref(fin);
 	json_decref(res);
 
@@ -1761,8 +1632,7 @@ done:
 		close(ws_fd);
 	if (c.steps_fd >= 0)
 		close(c.steps_fd);
-	if (c.events_fd >= 0)
-		close(c.events_fd);
+	events_writer_close(&c.events);
 	capture_close(&c.out);
 	capture_close(&c.errc);
 	if (c.audit)

@@ -31,14 +31,13 @@
 #define RUN_MAX_STEP_LINE 16384       /* one step line */
 #define RUN_MAX_STEPS 10000           /* steps recorded per run */
 #define RUN_MAX_EGRESS_EVENTS 1000    /* egress events streamed per run; then summarised */
+#define RUN_MAX_LOG_EVENTS 1000	      /* MCP log events per run; then one note */
+#define RUN_MAX_LOG_BYTES (1u << 20)  /* bytes of MCP log messages per run */
+#define RUN_MAX_MCP_EVENTS 1000	      /* other MCP events (sessions, refusals, artifacts) */
+/* events.ndjson itself: see run/events.h (EVENTS_MAX_LINE, EVENTS_MAX_FILE). */
 
-enum run_view {
-	RUN_VIEW_NONE,	   /* events to the file only */
-	RUN_VIEW_JSON,	   /* NDJSON events on stdout */
-	RUN_VIEW_PROGRESS, /* a readable view on stdout (colours on a terminal) */
-};
-
-/* Called for every event (serialised, redacted, one line without '\n'). */
+/* Called for every event written (the line of events.ndjson, redacted,
+ * without its '\n'): how `cordon run` shows a run (src/cli/progress.c). */
 typedef void (*run_event_fn)(void *ctx, const char *line, size_t len);
 
 struct run_options {
@@ -47,20 +46,19 @@ struct run_options {
 	const char *caller;	  /* who asked (user name, API key id) */
 	const char *input;	  /* JSON text; NULL: {} */
 	size_t input_len;
-	const char *policy_path;  /* operator egress policy; NULL: <state>/policy.yaml, else built-in */
+	const char *policy_path;  /* operator egress policy; NULL: <state>/policy.yaml, else built-in;
+				   * the workspace's policy narrows it either way */
 	const char *upstream_ca;  /* extra CA for inspected upstreams */
 	const char *hosts_file;	  /* extra hosts file for the resolver */
 	const char *const *allow_private; /* IP:PORT exceptions (tests, self-hosted services) */
 	size_t n_allow_private;
-	enum run_view view;
-	bool color;
 	size_t capture_bytes;	  /* 0: RUN_DEFAULT_CAPTURE */
 	struct artifact_limits artifacts; /* operator maxima; zero fields: defaults */
 	uint64_t default_mem_bytes;	  /* 0: 1 GiB */
 	uint64_t default_pids;		  /* 0: 256 */
 	uint64_t workspace_bytes;	  /* 0: 256 MiB */
 	unsigned allow_degraded;	  /* enum sandbox_protection bits */
-	run_event_fn on_event;		  /* optional, in addition to the view */
+	run_event_fn on_event;		  /* optional */
 	void *event_ctx;
 	char run_id[STORE_RUN_ID_MAX + 1]; /* in: "" to generate; out: the id */
 	/* run_id names a record made ahead of time (status created, e.g. by
@@ -84,10 +82,6 @@ struct run_outcome {
  */
 int run_agent(struct store *s, struct vault *v, struct run_options *o, struct run_outcome *out,
 	      struct cdn_err *err);
-
-/* Prints one event line (as in events.ndjson) the way the progress view
- * does. */
-void run_print_event(const char *line, size_t len, bool color);
 
 /* The exit status `cordon run` uses for an outcome. */
 int run_exit_code(const struct run_outcome *o);

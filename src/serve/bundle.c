@@ -216,29 +216,38 @@ static int extract_entry(struct archive *a, struct archive_entry *e, int root, u
 	return r;
 }
 
-int bundle_extract(const void *data, size_t len, int dirfd, struct cdn_err *err)
+/* Unpacks an opened archive into dirfd, and frees it. */
+static int extract(struct archive *a, bool opened, int dirfd, struct cdn_err *err)
 {
-	if (len > BUNDLE_MAX_UPLOAD)
-		return cdn_err_set(err, EFBIG, "bundle: larger than %u bytes", BUNDLE_MAX_UPLOAD);
-	struct archive *a = archive_read_new();
-	if (!a)
-		return cdn_err_set(err, ENOMEM, "bundle");
-	archive_read_support_filter_gzip(a);
-	archive_read_support_format_tar(a);
 	int r = 0;
 	char sh[SHOWN_MAX];
-	if (archive_read_open_memory(a, data, len) != ARCHIVE_OK)
+	if (!opened)
 		r = cdn_err_set(err, EINVAL, "bundle: not a tar or tar.gz archive: %s",
 				shown(archive_error_string(a) ? archive_error_string(a)
 							      : "unreadable",
 				      sh));
 	uint64_t total = 0;
 	size_t entries = 0;
+	la_int64_t end = 0; /* where the last entry ended, in the tar stream */
 	while (r == 0) {
 		struct archive_entry *e;
 		int h = archive_read_next_header(a, &e);
-		if (h == ARCHIVE_EOF)
+		if (h == ARCHIVE_EOF) {
+			/*
+			 * libarchive also ends without complaint where the data
+			 * ends at an entry's boundary, as if a tar could end there:
+			 * an upload cut short in transit then registered as a part
+			 * of the tree. A whole tar ends with its end-of-archive
+			 * marker (zero blocks), which reading consumes: require it.
+			 */
+			if (archive_filter_bytes(a, 0) <= end)
+				r = cdn_err_set(err, EINVAL,
+						"bundle: the archive ends without its end-of-archive "
+						"marker after %zu entries: it was cut short, so nothing "
+						"is registered",
+						entries);
 			break;
+		}
 		if (h != ARCHIVE_OK) {
 			/* a warning (ARCHIVE_WARN) is refused too: strict */
 			r = cdn_err_set(err, EINVAL, "bundle: entry %zu: %s", entries + 1,
@@ -253,9 +262,51 @@ int bundle_extract(const void *data, size_t len, int dirfd, struct cdn_err *err)
 			break;
 		}
 		r = extract_entry(a, e, dirfd, &total, err);
+		/* past the entry's data and its padding */
+		if (r == 0 && archive_read_data_skip(a) != ARCHIVE_OK)
+			r = cdn_err_set(err, EINVAL, "bundle: entry %zu: %s", entries,
+					shown(archive_error_string(a) ? archive_error_string(a)
+								      : "unreadable",
+					      sh));
+		end = archive_filter_bytes(a, 0);
 	}
 	archive_read_free(a);
 	return r;
+}
+
+static struct archive *reader(void)
+{
+	struct archive *a = archive_read_new();
+	if (a) {
+		archive_read_support_filter_gzip(a);
+		archive_read_support_format_tar(a);
+	}
+	return a;
+}
+
+int bundle_extract(const void *data, size_t len, int dirfd, struct cdn_err *err)
+{
+	if (len > BUNDLE_MAX_UPLOAD)
+		return cdn_err_set(err, EFBIG, "bundle: larger than %u bytes", BUNDLE_MAX_UPLOAD);
+	struct archive *a = reader();
+	if (!a)
+		return cdn_err_set(err, ENOMEM, "bundle");
+	return extract(a, archive_read_open_memory(a, data, len) == ARCHIVE_OK, dirfd, err);
+}
+
+int bundle_extract_fd(int fd, int dirfd, struct cdn_err *err)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return cdn_err_set(err, errno, "bundle");
+	if ((uint64_t)st.st_size > BUNDLE_MAX_UPLOAD)
+		return cdn_err_set(err, EFBIG, "bundle: larger than %u bytes", BUNDLE_MAX_UPLOAD);
+	if (lseek(fd, 0, SEEK_SET) < 0)
+		return cdn_err_set(err, errno, "bundle");
+	struct archive *a = reader();
+	if (!a)
+		return cdn_err_set(err, ENOMEM, "bundle");
+	return extract(a, archive_read_open_fd(a, fd, IO_CHUNK) == ARCHIVE_OK, dirfd, err);
 }
 
 /* ------------------------------------------------------------------ pack */

@@ -26,12 +26,23 @@
 #define BUNDLE_MAX_DEPTH   32
 #define BUNDLE_MAX_PATH	   1024
 
-/* Unpacks a tar or tar.gz held in memory into the empty directory dirfd. */
+/* Unpacks a tar or tar.gz held in memory into the empty directory dirfd.
+ * The tar must end with its end-of-archive marker: one cut at an entry's
+ * boundary is refused, not taken for a smaller tree. */
 int bundle_extract(const void *data, size_t len, int dirfd, struct cdn_err *err);
+
+/* The same from a file (an upload the server spooled to disk), read from
+ * its start. */
+int bundle_extract_fd(int fd, int dirfd, struct cdn_err *err);
 
 /* Packs directory `dir` as a tar.gz in memory (caller frees *out). The same
  * rules as unpacking: a symlink, device or fifo in it is an error naming
  * it, and the result must fit in BUNDLE_MAX_UPLOAD. */
 int bundle_pack(const char *dir, char **out, size_t *out_len, struct cdn_err *err);
+
+/* The header the CLI sends with an upload: the sha256 the registry gives
+ * the tree (store_tree_hash). The server registers the unpacked tree only
+ * when its hash is this one. */
+#define BUNDLE_TREE_HEADER "X-Cordon-Tree-Sha256"
 
 #endif

@@ -1,7 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The dispatcher: a bounded queue of run records (status "created", made
- * by the API) and at most `concurrency` `cordon run --claim ID` processes.
+ * The dispatcher: bounded queues of run records (status "created", made
+ * by the API), one per workspace, and at most `concurrency` `cordon run
+ * --claim ID` processes. Workspaces take turns (round robin over those
+ * with a queued run and room under their running quota), and each has a
+ * quota of queued and of running runs, so one workspace's burst of runs
+ * can neither fill the queue for everyone nor hold every slot while
+ * another waits (with --concurrency 2 --queue 6, one workspace's 8 runs
+ * used to turn every other workspace's POST /v1/runs into 503).
  * Each run is its own process: a crash or a leak in one cannot touch the
  * server or the others, and the record is always written by the process
  * that supervised the sandbox.
@@ -21,6 +27,61 @@
 #include <unistd.h>
 
 extern char **environ;
+
+/* Called with the lock held. */
+static struct ws_runs *ws_find(struct server *sv, const char *ws, bool make)
+{
+	struct ws_runs *w = sv->wss;
+	while (w && strcmp(w->ws, ws) != 0)
+		w = w->next;
+	if (!w && make && (w = calloc(1, sizeof(*w)))) {
+		snprintf(w->ws, sizeof(w->ws), "%s", ws);
+		w->next = sv->wss;
+		sv->wss = w;
+	}
+	return w;
+}
+
+/* Called with the lock held: forgets w once it has nothing queued or
+ * running. */
+static void ws_release(struct server *sv, struct ws_runs *w)
+{
+	if (!w || w->queued || w->running)
+		return;
+	for (struct ws_runs **pp = &sv->wss; *pp; pp = &(*pp)->next)
+		if (*pp == w) {
+			*pp = w->next;
+			break;
+		}
+	if (sv->turn == w)
+		sv->turn = w->next;
+	free(w);
+}
+
+/* Called with the lock held: the next run to start, by turns. */
+static struct job *next_fair(struct server *sv)
+{
+	struct ws_runs *start = sv->turn ? sv->turn : sv->wss;
+	struct ws_runs *w = start;
+	do {
+		if (!w)
+			return NULL;
+		if (w->queued && w->running < sv->ws_running_max) {
+			struct job *j = w->head;
+			w->head = j->next;
+			if (!w->head)
+				w->tail = NULL;
+			w->queued--;
+			sv->n_queued--;
+			j->next = NULL;
+			/* The next turn is the next workspace's. */
+			sv->turn = w->next;
+			return j;
+		}
+		w = w->next ? w->next : sv->wss;
+	} while (w != start);
+	return NULL;
+}
 
 static int64_t now_ms(void)
 {
@@ -123,6 +184,11 @@ static void reap(struct server *sv)
 			continue;
 		*pp = j->next;
 		sv->n_running--;
+		struct ws_runs *w = ws_find(sv, j->ws, false);
+		if (w) {
+			w->running--;
+			ws_release(sv, w);
+		}
 		if (j->cancel)
 			mark(sv, j->id, RUN_CANCELLED, j->cancel_why);
 		else
@@ -139,20 +205,20 @@ void *dispatch_main(void *arg)
 	pthread_mutex_lock(&sv->mu);
 	for (;;) {
 		reap(sv);
-		while (!sv->draining && sv->queue && sv->n_running < sv->concurrency) {
-			struct job *j = sv->queue;
-			sv->queue = j->next;
-			if (!sv->queue)
-				sv->queue_tail = NULL;
-			sv->n_queued--;
+		struct job *j;
+		while (!sv->draining && sv->n_running < sv->concurrency && (j = next_fair(sv))) {
+			struct ws_runs *w = ws_find(sv, j->ws, false);
 			int r = spawn(sv, j);
 			if (r < 0) {
 				fprintf(stderr, "cordon serve: run %s: cannot start %s: %s\n", j->id,
 					sv->exe, strerror(-r));
 				mark(sv, j->id, RUN_ERROR, "the server could not start the run");
 				job_free(j);
+				ws_release(sv, w);
 				continue;
 			}
+			if (w)
+				w->running++;
 			j->next = sv->running;
 			sv->running = j;
 			sv->n_running++;
@@ -172,54 +238,92 @@ void *dispatch_main(void *arg)
 	return NULL;
 }
 
-int dispatch_submit(struct server *sv, const char *id, const char *ws, const char *ref)
+/* Called with the lock held. */
+static int room(struct server *sv, const char *ws, char *why, size_t cap)
+{
+	if (sv->draining) {
+		snprintf(why, cap, "the server is draining");
+		return -ESHUTDOWN;
+	}
+	struct ws_runs *w = ws_find(sv, ws, false);
+	if (w && w->queued >= sv->ws_queue_max) {
+		snprintf(why, cap,
+			 "workspace %s has %u runs waiting, its limit (cordon serve "
+			 "--workspace-queue); try again when one has started",
+			 ws, w->queued);
+		return -EDQUOT;
+	}
+	if (sv->n_queued >= sv->queue_max) {
+		snprintf(why, cap,
+			 "the server's run queue is full (%u runs waiting, cordon serve --queue); "
+			 "try again later",
+			 sv->n_queued);
+		return -ENOSPC;
+	}
+	return 0;
+}
+
+bool dispatch_has_room(struct server *sv, const char *ws, char *why, size_t cap)
+{
+	pthread_mutex_lock(&sv->mu);
+	int r = room(sv, ws, why, cap);
+	pthread_mutex_unlock(&sv->mu);
+	return r == 0;
+}
+
+int dispatch_submit(struct server *sv, const char *id, const char *ws, const char *ref,
+		    char *why, size_t cap)
 {
 	struct job *j = calloc(1, sizeof(*j));
 	if (!j || !(j->ref = strdup(ref))) {
 		free(j);
+		snprintf(why, cap, "out of memory");
 		return -ENOMEM;
 	}
 	snprintf(j->id, sizeof(j->id), "%s", id);
 	snprintf(j->ws, sizeof(j->ws), "%s", ws);
 	pthread_mutex_lock(&sv->mu);
-	if (sv->draining) {
+	int r = room(sv, ws, why, cap);
+	struct ws_runs *w = r == 0 ? ws_find(sv, ws, true) : NULL;
+	if (r == 0 && !w) {
+		snprintf(why, cap, "out of memory");
+		r = -ENOMEM;
+	}
+	if (r < 0) {
 		pthread_mutex_unlock(&sv->mu);
 		job_free(j);
-		return -ESHUTDOWN;
+		return r;
 	}
-	if (sv->queue_tail)
-		sv->queue_tail->next = j;
+	if (w->tail)
+		w->tail->next = j;
 	else
-		sv->queue = j;
-	sv->queue_tail = j;
+		w->head = j;
+	w->tail = j;
+	w->queued++;
 	sv->n_queued++;
 	pthread_cond_signal(&sv->cv);
 	pthread_mutex_unlock(&sv->mu);
 	return 0;
 }
 
-bool dispatch_has_room(struct server *sv)
-{
-	pthread_mutex_lock(&sv->mu);
-	bool ok = !sv->draining && sv->n_queued < sv->queue_max;
-	pthread_mutex_unlock(&sv->mu);
-	return ok;
-}
-
 int dispatch_cancel(struct server *sv, const char *id, const char *why)
 {
 	pthread_mutex_lock(&sv->mu);
-	struct job **pp = &sv->queue, *prev = NULL;
-	while (*pp && strcmp((*pp)->id, id) != 0) {
-		prev = *pp;
-		pp = &(*pp)->next;
-	}
-	if (*pp) {
+	for (struct ws_runs *w = sv->wss; w; w = w->next) {
+		struct job **pp = &w->head, *prev = NULL;
+		while (*pp && strcmp((*pp)->id, id) != 0) {
+			prev = *pp;
+			pp = &(*pp)->next;
+		}
+		if (!*pp)
+			continue;
 		struct job *j = *pp;
 		*pp = j->next;
-		if (sv->queue_tail == j)
-			sv->queue_tail = prev;
+		if (w->tail == j)
+			w->tail = prev;
+		w->queued--;
 		sv->n_queued--;
+		ws_release(sv, w);
 		pthread_mutex_unlock(&sv->mu);
 		mark(sv, id, RUN_CANCELLED, why);
 		job_free(j);
@@ -250,8 +354,19 @@ void dispatch_drain(struct server *sv, unsigned timeout_s)
 {
 	pthread_mutex_lock(&sv->mu);
 	sv->draining = true;
-	struct job *q = sv->queue;
-	sv->queue = sv->queue_tail = NULL;
+	struct job *q = NULL;
+	for (struct ws_runs *w = sv->wss, *next; w; w = next) {
+		next = w->next;
+		while (w->head) {
+			struct job *j = w->head;
+			w->head = j->next;
+			j->next = q;
+			q = j;
+		}
+		w->tail = NULL;
+		w->queued = 0;
+		ws_release(sv, w);
+	}
 	sv->n_queued = 0;
 	pthread_mutex_unlock(&sv->mu);
 	while (q) {

@@ -13,6 +13,7 @@
 #include <jansson.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdarg.h>
@@ -27,12 +28,15 @@
 
 #include "audit/audit.h"
 #include "base/cleanup.h"
+#include "base/file.h"
 #include "base/random.h"
 #include "base/exe.h"
 #include "run/control.h"
 #include "egress/policy.h"
 #include "evidence/evidence.h"
 #include "registry/registry.h"
+#include "run/events.h"
+#include "run/policy_levels.h"
 #include "serve/assets.h"
 #include "serve/bundle.h"
 #include "serve/keys.h"
@@ -41,13 +45,23 @@
 #define SECRET_BODY_MAX (64 * 1024)
 #define MAX_SEGMENTS 8
 #define AUDIT_PAGE_MAX 1000
-#define STREAM_CHUNK 65536
+/* A keep-alive on an idle event stream this often: how a follower that
+ * went away without closing is noticed. */
+#define STREAM_KEEPALIVE_S 15
+/* How long a follower waits for run.finished once the record is final. */
+#define FINAL_GRACE_MS 2000
 
 struct request {
 	char *body;
 	size_t len;
 	size_t max; /* BODY_MAX, or BUNDLE_MAX_UPLOAD for a bundle upload */
 	bool too_large;
+	/* A bundle upload goes to a file under STATE/tmp (unlinked at once),
+	 * not memory: three unfinished 32 MiB uploads once held 94 MiB of the
+	 * server's. It holds one of the server's upload slots. */
+	int fd;
+	bool upload_slot;
+	bool write_failed;
 };
 
 struct call {
@@ -90,21 +104,26 @@ static void common_headers(struct MHD_Response *r)
 }
 
 static enum MHD_Result send_buf(struct MHD_Connection *conn, unsigned status, const char *type,
-				const void *data, size_t len, bool copy)
+				const void *data, size_t len, const char *hname, const char *hval)
 {
-	struct MHD_Response *r = MHD_create_response_from_buffer(
-		len, (void *)data, copy ? MHD_RESPMEM_MUST_COPY : MHD_RESPMEM_MUST_FREE);
-	if (!r)
+	struct MHD_Response *r =
+		MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_FREE);
+	if (!r) {
+		free((void *)data);
 		return MHD_NO;
+	}
 	common_headers(r);
 	MHD_add_response_header(r, "Content-Type", type);
+	if (hname)
+		MHD_add_response_header(r, hname, hval);
 	enum MHD_Result ret = MHD_queue_response(conn, status, r);
 	MHD_destroy_response(r);
 	return ret;
 }
 
-/* Steals j. */
-static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, json_t *j)
+/* Steals j; adds one header when hname is set. */
+static enum MHD_Result reply_with(struct MHD_Connection *conn, unsigned status, json_t *j,
+				  const char *hname, const char *hval)
 {
 	char *text = json_dumps(j, JSON_COMPACT);
 	json_decref(j);
@@ -118,7 +137,13 @@ static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, json_
 	}
 	full[len] = '\n';
 	full[len + 1] = '\0';
-	return send_buf(conn, status, "application/json", full, len + 1, false);
+	return send_buf(conn, status, "application/json", full, len + 1, hname, hval);
+}
+
+/* Steals j. */
+static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, json_t *j)
+{
+	return reply_with(conn, status, j, NULL, NULL);
 }
 
 static enum MHD_Result fail(struct MHD_Connection *conn, unsigned status, const char *code,
@@ -149,12 +174,22 @@ static enum MHD_Result fail_err(struct MHD_Connection *conn, int r, const struct
 	return fail(conn, 400, "bad_request", "%s", err->msg);
 }
 
-static bool owner_only(struct call *c, const char *what, enum MHD_Result *ret)
+/* 405 with the methods the route takes (RFC 9110 15.5.6: Allow is required). */
+static enum MHD_Result fail_allow(struct MHD_Connection *conn, const char *allow, const char *fmt,
+				  ...) __attribute__((format(printf, 3, 4)));
+
+static enum MHD_Result fail_allow(struct MHD_Connection *conn, const char *allow, const char *fmt,
+				  ...)
 {
-	if (strcmp(c->key.role, "owner") == 0)
-		return true;
-	*ret = fail(c->conn, 403, "forbidden", "this key's role (%s) cannot %s", c->key.role, what);
-	return false;
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return reply_with(conn, 405,
+			  json_pack("{s:{s:s, s:s}}", "error", "code", "method_not_allowed",
+				    "message", msg),
+			  "Allow", allow);
 }
 
 /* A packed directory (bundle.h): tar, or tar.gz. */
@@ -263,56 +298,57 @@ static enum MHD_Result h_whoami(struct call *c)
 			       c->key.role, "workspace", c->key.workspace));
 }
 
-static enum MHD_Result h_keys(struct call *c)
+static enum MHD_Result keys_list(struct call *c)
+{
+	struct cdn_err err = { 0 };
+	struct store_key *v;
+	size_t n;
+	int r = store_key_list(c->sv->s, c->key.workspace, &v, &n, &err);
+	if (r < 0)
+		return fail_err(c->conn, r, &err);
+	json_t *arr = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:I, s:I, s:b}", "id", v[i].id,
+						     "name", v[i].name, "role", v[i].role,
+						     "created", (json_int_t)v[i].created,
+						     "last_used", (json_int_t)v[i].last_used,
+						     "revoked", v[i].revoked));
+	free(v);
+	return reply(c->conn, 200, json_pack("{s:o}", "keys", arr));
+}
+
+static enum MHD_Result keys_create(struct call *c)
 {
 	enum MHD_Result ret;
-	if (!owner_only(c, "manage keys", &ret))
-		return ret;
 	struct cdn_err err = { 0 };
-	if (strcmp(c->method, "GET") == 0 && c->n_seg == 2) {
-		struct store_key *v;
-		size_t n;
-		int r = store_key_list(c->sv->s, c->key.workspace, &v, &n, &err);
-		if (r < 0)
-			return fail_err(c->conn, r, &err);
-		json_t *arr = json_array();
-		for (size_t i = 0; i < n; i++)
-			json_array_append_new(
-				arr, json_pack("{s:s, s:s, s:s, s:I, s:I, s:b}", "id", v[i].id, "name",
-					       v[i].name, "role", v[i].role, "created",
-					       (json_int_t)v[i].created, "last_used",
-					       (json_int_t)v[i].last_used, "revoked", v[i].revoked));
-		free(v);
-		return reply(c->conn, 200, json_pack("{s:o}", "keys", arr));
-	}
-	if (strcmp(c->method, "POST") == 0 && c->n_seg == 2) {
-		json_t *b = body_json(c, &ret);
-		if (!b)
-			return ret;
-		const char *name = jstr(b, "name"), *role = jstr(b, "role");
-		if (!name || !role) {
-			json_decref(b);
-			return fail(c->conn, 400, "bad_request",
-				    "expected {\"name\": \"...\", \"role\": \"owner\"|\"member\"}");
-		}
-		char key[API_KEY_LEN + 1];
-		struct store_key rec;
-		int r = api_key_create(c->sv->s, c->key.workspace, name, role, key, &rec, &err);
+	json_t *b = body_json(c, &ret);
+	if (!b)
+		return ret;
+	const char *name = jstr(b, "name"), *role = jstr(b, "role");
+	if (!name || !role) {
 		json_decref(b);
-		if (r < 0)
-			return fail_err(c->conn, r, &err);
-		json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s}", "id", rec.id, "name", rec.name,
-				      "role", rec.role, "workspace", rec.workspace, "key", key);
-		sodium_memzero(key, sizeof(key));
-		return reply(c->conn, 201, j);
+		return fail(c->conn, 400, "bad_request",
+			    "expected {\"name\": \"...\", \"role\": \"owner\"|\"member\"}");
 	}
-	if (strcmp(c->method, "DELETE") == 0 && c->n_seg == 3) {
-		int r = store_key_revoke(c->sv->s, c->key.workspace, c->seg[2], &err);
-		if (r < 0)
-			return fail_err(c->conn, r, &err);
-		return reply(c->conn, 200, json_pack("{s:s, s:b}", "id", c->seg[2], "revoked", 1));
-	}
-	return fail(c->conn, 405, "method_not_allowed", "%s is not allowed here", c->method);
+	char key[API_KEY_LEN + 1];
+	struct store_key rec;
+	int r = api_key_create(c->sv->s, c->key.workspace, name, role, key, &rec, &err);
+	json_decref(b);
+	if (r < 0)
+		return fail_err(c->conn, r, &err);
+	json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s}", "id", rec.id, "name", rec.name, "role",
+			      rec.role, "workspace", rec.workspace, "key", key);
+	sodium_memzero(key, sizeof(key));
+	return reply(c->conn, 201, j);
+}
+
+static enum MHD_Result keys_revoke(struct call *c)
+{
+	struct cdn_err err = { 0 };
+	int r = store_key_revoke(c->sv->s, c->key.workspace, c->seg[2], &err);
+	if (r < 0)
+		return fail_err(c->conn, r, &err);
+	return reply(c->conn, 200, json_pack("{s:s, s:b}", "id", c->seg[2], "revoked", 1));
 }
 
 static enum MHD_Result registered(struct call *c, const struct registry_result *res)
@@ -335,6 +371,32 @@ static bool server_path_ok(const struct server *sv, const char *path, char real[
 	return strcmp(root, "/") == 0 || (strncmp(real, root, n) == 0 && real[n] == '/');
 }
 
+/* Replaces each occurrence of path in msg with `as`. */
+static void unpath(char *msg, size_t cap, const char *path, const char *as)
+{
+	char out[CDN_ERR_MSG_MAX];
+	size_t n = 0, pl = strlen(path);
+	for (const char *p = msg; *p && n + 1 < sizeof(out);) {
+		if (pl && strncmp(p, path, pl) == 0) {
+			n += (size_t)snprintf(out + n, sizeof(out) - n, "%s", as);
+			p += pl;
+		} else {
+			out[n++] = *p++;
+		}
+	}
+	out[n < sizeof(out) ? n : sizeof(out) - 1] = '\0';
+	snprintf(msg, cap, "%s", out);
+}
+
+static bool sha256_hex_ok(const char *s)
+{
+	size_t n = 0;
+	for (; s[n]; n++)
+		if (!((s[n] >= '0' && s[n] <= '9') || (s[n] >= 'a' && s[n] <= 'f')))
+			return false;
+	return n == STORE_HASH_HEX;
+}
+
 /* POST /v1/agents or /v1/capabilities?name=N with a tar(.gz) body: unpacked
  * into a scratch directory, registered from there, removed. */
 static enum MHD_Result register_upload(struct call *c, enum store_kind kind)
@@ -344,13 +406,29 @@ static enum MHD_Result register_upload(struct call *c, enum store_kind kind)
 	if (kind == STORE_CAPABILITY && (!name || !*name))
 		return fail(c->conn, 400, "bad_request",
 			    "a capability upload needs its name: POST /v1/capabilities?name=NAME");
+	const char *want = MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, BUNDLE_TREE_HEADER);
+	if (want && !sha256_hex_ok(want))
+		return fail(c->conn, 400, "bad_request",
+			    "%s: expected the tree's sha256 (64 lowercase hex digits)",
+			    BUNDLE_TREE_HEADER);
+	if (c->req->write_failed)
+		return fail(c->conn, 500, "internal", "the upload could not be spooled to disk");
 	char dir[PATH_MAX];
 	int fd;
 	int r = store_scratch_dir(c->sv->s, dir, sizeof(dir), &fd, &err);
 	if (r < 0)
 		return fail_err(c->conn, r, &err);
-	r = bundle_extract(c->req->body ? c->req->body : "", c->req->len, fd, &err);
+	r = c->req->fd >= 0 ? bundle_extract_fd(c->req->fd, fd, &err)
+			    : bundle_extract(c->req->body ? c->req->body : "", c->req->len, fd, &err);
 	close(fd);
+	char got[STORE_HASH_HEX + 1];
+	if (r == 0 && want && (r = store_tree_hash(dir, NULL, got, &err)) == 0 &&
+	    strcmp(got, want) != 0)
+		r = cdn_err_msg(&err, EINVAL,
+				"bundle: the tree unpacked has sha256 %s, not the %s the client "
+				"sent: the upload was cut or changed on its way, so nothing is "
+				"registered",
+				got, want);
 	if (r < 0) {
 		store_scratch_remove(c->sv->s, dir);
 		/* what the upload holds is at fault; a full disk is the server's */
@@ -366,37 +444,39 @@ static enum MHD_Result register_upload(struct call *c, enum store_kind kind)
 		    : registry_capability_register(c->sv->s, c->key.workspace, name, dir, &res,
 						   &err);
 	store_scratch_remove(c->sv->s, dir);
-	if (r < 0)
+	if (r < 0) {
+		/* The messages name the scratch directory: a path of the
+		 * server's, which is not the client's business. */
+		unpath(err.msg, sizeof(err.msg), dir, "upload");
 		return fail_err(c->conn, r, &err);
+	}
 	return registered(c, &res);
 }
 
-static enum MHD_Result h_items(struct call *c, enum store_kind kind)
+static enum MHD_Result items_list(struct call *c, enum store_kind kind)
+{
+	struct cdn_err err = { 0 };
+	struct store_item *items;
+	size_t n;
+	int r = store_item_list(c->sv->s, kind, c->key.workspace, &items, &n, &err);
+	if (r < 0)
+		return fail_err(c->conn, r, &err);
+	json_t *arr = json_array();
+	for (size_t i = 0; i < n; i++) {
+		char when[32];
+		iso(items[i].created * 1000, when, sizeof(when));
+		json_array_append_new(arr, json_pack("{s:s, s:I, s:s, s:s}", "name", items[i].name,
+						     "version", (json_int_t)items[i].version,
+						     "sha256", items[i].hash, "registered", when));
+	}
+	store_items_free(items, n);
+	return reply(c->conn, 200, json_pack("{s:o}", "items", arr));
+}
+
+static enum MHD_Result items_register(struct call *c, enum store_kind kind)
 {
 	struct cdn_err err = { 0 };
 	enum MHD_Result ret;
-	if (strcmp(c->method, "GET") == 0 && c->n_seg == 2) {
-		struct store_item *items;
-		size_t n;
-		int r = store_item_list(c->sv->s, kind, c->key.workspace, &items, &n, &err);
-		if (r < 0)
-			return fail_err(c->conn, r, &err);
-		json_t *arr = json_array();
-		for (size_t i = 0; i < n; i++) {
-			char when[32];
-			iso(items[i].created * 1000, when, sizeof(when));
-			json_array_append_new(arr, json_pack("{s:s, s:I, s:s, s:s}", "name",
-							     items[i].name, "version",
-							     (json_int_t)items[i].version, "sha256",
-							     items[i].hash, "registered", when));
-		}
-		store_items_free(items, n);
-		return reply(c->conn, 200, json_pack("{s:o}", "items", arr));
-	}
-	if (strcmp(c->method, "POST") != 0 || c->n_seg != 2)
-		return fail(c->conn, 405, "method_not_allowed", "%s is not allowed here", c->method);
-	if (!owner_only(c, "register", &ret))
-		return ret;
 	if (kind != STORE_ENV &&
 	    bundle_type(MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "Content-Type")))
 		return register_upload(c, kind);
@@ -469,13 +549,39 @@ static enum MHD_Result h_items(struct call *c, enum store_kind kind)
 	return registered(c, &res);
 }
 
-static enum MHD_Result h_grants(struct call *c)
+static enum MHD_Result agents_list(struct call *c)
+{
+	return items_list(c, STORE_AGENT);
+}
+
+static enum MHD_Result agents_register(struct call *c)
+{
+	return items_register(c, STORE_AGENT);
+}
+
+static enum MHD_Result capabilities_list(struct call *c)
+{
+	return items_list(c, STORE_CAPABILITY);
+}
+
+static enum MHD_Result capabilities_register(struct call *c)
+{
+	return items_register(c, STORE_CAPABILITY);
+}
+
+static enum MHD_Result envs_list(struct call *c)
+{
+	return items_list(c, STORE_ENV);
+}
+
+static enum MHD_Result envs_register(struct call *c)
+{
+	return items_register(c, STORE_ENV);
+}
+
+static enum MHD_Result grants_create(struct call *c)
 {
 	enum MHD_Result ret;
-	if (strcmp(c->method, "POST") != 0 || c->n_seg != 2)
-		return fail(c->conn, 405, "method_not_allowed", "%s is not allowed here", c->method);
-	if (!owner_only(c, "grant", &ret))
-		return ret;
 	json_t *b = body_json(c, &ret);
 	if (!b)
 		return ret;
@@ -493,68 +599,67 @@ static enum MHD_Result h_grants(struct call *c)
 	return reply(c->conn, 200, j);
 }
 
-static enum MHD_Result h_secrets(struct call *c)
+static enum MHD_Result secrets_list(struct call *c)
+{
+	struct cdn_err err = { 0 };
+	struct store_secret_info *v;
+	size_t n;
+	int r = vault_list(c->sv->v, c->key.workspace, &v, &n, &err);
+	if (r < 0)
+		return fail_err(c->conn, r, &err);
+	json_t *arr = json_array();
+	for (size_t i = 0; i < n; i++) {
+		char when[32];
+		iso(v[i].updated * 1000, when, sizeof(when));
+		json_array_append_new(arr, json_pack("{s:s, s:I, s:s}", "name", v[i].name, "size",
+						     (json_int_t)v[i].size, "updated", when));
+	}
+	free(v);
+	return reply(c->conn, 200, json_pack("{s:o}", "secrets", arr));
+}
+
+static enum MHD_Result secret_get(struct call *c)
+{
+	return fail(c->conn, 403, "forbidden", "secret values are never returned");
+}
+
+static enum MHD_Result secret_put(struct call *c)
 {
 	struct cdn_err err = { 0 };
 	enum MHD_Result ret;
-	if (strcmp(c->method, "GET") == 0 && c->n_seg == 2) {
-		struct store_secret_info *v;
-		size_t n;
-		int r = vault_list(c->sv->v, c->key.workspace, &v, &n, &err);
-		if (r < 0)
-			return fail_err(c->conn, r, &err);
-		json_t *arr = json_array();
-		for (size_t i = 0; i < n; i++) {
-			char when[32];
-			iso(v[i].updated * 1000, when, sizeof(when));
-			json_array_append_new(arr, json_pack("{s:s, s:I, s:s}", "name", v[i].name,
-							     "size", (json_int_t)v[i].size,
-							     "updated", when));
-		}
-		free(v);
-		return reply(c->conn, 200, json_pack("{s:o}", "secrets", arr));
-	}
-	if (c->n_seg != 3)
-		return fail(c->conn, 404, "not_found", "no such route");
 	const char *name = c->seg[2];
-	if (strcmp(c->method, "PUT") == 0) {
-		if (!owner_only(c, "set secrets", &ret))
-			return ret;
-		if (c->req->len > SECRET_BODY_MAX)
-			return fail(c->conn, 413, "too_large", "a secret's body is at most %d bytes",
-				    SECRET_BODY_MAX);
-		json_t *b = body_json(c, &ret);
-		if (!b)
-			return ret;
-		json_t *val = json_object_get(b, "value");
-		int r;
-		size_t len = json_string_length(val);
-		if (!json_is_string(val) || len == 0)
-			r = cdn_err_msg(&err, EINVAL, "expected {\"value\": \"...\"} (not empty)");
-		else
-			r = vault_set(c->sv->v, c->key.workspace, name,
-				      (const uint8_t *)json_string_value(val), len, &err);
-		/* The body held the value: wipe it before it is freed. */
-		sodium_memzero(c->req->body, c->req->len);
-		json_decref(b);
-		if (r < 0)
-			return fail_err(c->conn, r, &err);
-		return reply(c->conn, 200,
-			     json_pack("{s:s, s:I}", "name", name, "size", (json_int_t)len));
-	}
-	if (strcmp(c->method, "DELETE") == 0) {
-		if (!owner_only(c, "remove secrets", &ret))
-			return ret;
-		int r = vault_rm(c->sv->v, c->key.workspace, name, &err);
-		if (r == -ENOENT)
-			return fail(c->conn, 404, "not_found", "no secret %s", name);
-		if (r < 0)
-			return fail_err(c->conn, r, &err);
-		return reply(c->conn, 200, json_pack("{s:s, s:b}", "name", name, "removed", 1));
-	}
-	if (strcmp(c->method, "GET") == 0)
-		return fail(c->conn, 403, "forbidden", "secret values are never returned");
-	return fail(c->conn, 405, "method_not_allowed", "%s is not allowed here", c->method);
+	if (c->req->len > SECRET_BODY_MAX)
+		return fail(c->conn, 413, "too_large", "a secret's body is at most %d bytes",
+			    SECRET_BODY_MAX);
+	json_t *b = body_json(c, &ret);
+	if (!b)
+		return ret;
+	json_t *val = json_object_get(b, "value");
+	int r;
+	size_t len = json_string_length(val);
+	if (!json_is_string(val) || len == 0)
+		r = cdn_err_msg(&err, EINVAL, "expected {\"value\": \"...\"} (not empty)");
+	else
+		r = vault_set(c->sv->v, c->key.workspace, name,
+			      (const uint8_t *)json_string_value(val), len, &err);
+	/* The body held the value: wipe it before it is freed. */
+	sodium_memzero(c->req->body, c->req->len);
+	json_decref(b);
+	if (r < 0)
+		return fail_err(c->conn, r, &err);
+	return reply(c->conn, 200, json_pack("{s:s, s:I}", "name", name, "size", (json_int_t)len));
+}
+
+static enum MHD_Result secret_delete(struct call *c)
+{
+	struct cdn_err err = { 0 };
+	const char *name = c->seg[2];
+	int r = vault_rm(c->sv->v, c->key.workspace, name, &err);
+	if (r == -ENOENT)
+		return fail(c->conn, 404, "not_found", "no secret %s", name);
+	if (r < 0)
+		return fail_err(c->conn, r, &err);
+	return reply(c->conn, 200, json_pack("{s:s, s:b}", "name", name, "removed", 1));
 }
 
 /* POST /v1/runs */
@@ -594,10 +699,10 @@ static enum MHD_Result runs_create(struct call *c)
 		return fail_err(c->conn, r, &err);
 	}
 	store_item_clear(&it);
-	if (!dispatch_has_room(c->sv)) {
+	char why[256];
+	if (!dispatch_has_room(c->sv, c->key.workspace, why, sizeof(why))) {
 		json_decref(b);
-		return fail(c->conn, 503, "unavailable",
-			    "the run queue is full or the server is draining; try again later");
+		return fail(c->conn, 503, "unavailable", "%s", why);
 	}
 	_cleanup_free_ char *in = input ? json_dumps(input, JSON_COMPACT | JSON_SORT_KEYS)
 					: strdup("{}");
@@ -615,14 +720,16 @@ static enum MHD_Result runs_create(struct call *c)
 		return fail(c->conn, 413, "too_large", "input is over %d bytes", STORE_MAX_RUN_JSON);
 	}
 	r = in ? store_run_create(c->sv->s, &rec, &err) : cdn_err_set(&err, ENOMEM, "input");
-	if (r == 0 && (r = dispatch_submit(c->sv, rec.id, rec.workspace, agent)) < 0) {
+	if (r == 0 &&
+	    (r = dispatch_submit(c->sv, rec.id, rec.workspace, agent, why, sizeof(why))) < 0) {
+		/* Lost a race for the last place since the check above. */
 		rec.input_json = NULL;
 		rec.status = RUN_CANCELLED;
 		rec.finished_ms = now_ms();
-		snprintf(rec.error, sizeof(rec.error), "the server is draining");
+		snprintf(rec.error, sizeof(rec.error), "%s", why);
 		store_run_update(c->sv->s, &rec, NULL);
 		json_decref(b);
-		return fail(c->conn, 503, "unavailable", "the server is draining");
+		return fail(c->conn, 503, "unavailable", "%s", why);
 	}
 	json_t *j = json_pack("{s:s, s:s, s:s}", "id", rec.id, "status", "queued", "agent", agent);
 	json_decref(b);
@@ -715,64 +822,99 @@ static enum MHD_Result run_file(struct call *c, const char *id, const char *rel,
 	return ret;
 }
 
-/* The event stream: the run's events.ndjson from the start, then (with
- * follow) what comes, until run.finished or the record is final. */
+/*
+ * The event stream: the run's events.ndjson from the start (or after
+ * Last-Event-ID), then, with follow, what comes, until this run's
+ * run.finished (the parsed type, events.h), the record is final, or the
+ * server stops. A queued run has no file yet: it is waited for.
+ *
+ * A follower holds a connection and a thread. Two things keep that
+ * bounded: each key has at most SERVE_MAX_STREAMS_PER_KEY streams, and a
+ * client that went away is noticed, by a peer shutdown seen on the socket
+ * at once, and by a keep-alive every STREAM_KEEPALIVE_S (a blank line in
+ * NDJSON, an SSE comment) that fails on a dead connection. Without them 64
+ * abandoned streams kept their slots for as long as the runs lasted.
+ */
 struct stream {
 	struct server *sv;
+	struct MHD_Connection *conn;
 	char id[STORE_RUN_ID_MAX + 1];
-	int fd;
-	bool follow, sse, finished, done;
-	char line[STREAM_CHUNK];
-	size_t have;
+	char path[PATH_MAX];
+	char key_id[STORE_MAX_NAME + 1];
+	struct events_follower f;
+	bool follow, sse, done;
 	char *out;
-	size_t out_len, out_off;
-	unsigned idle;
+	size_t out_len, out_off, out_cap;
+	int64_t last_sent_ms, last_check_ms, final_ms;
 };
 
-static bool stream_refill(struct stream *s)
+static bool out_append(struct stream *s, const char *p, size_t n)
 {
-	char buf[STREAM_CHUNK];
-	ssize_t n = read(s->fd, buf, sizeof(buf));
-	if (n <= 0)
-		return false;
-	/* Only whole lines go out: a reader gets one event per line. */
-	free(s->out);
-	s->out = NULL;
-	s->out_len = s->out_off = 0;
-	size_t cap = (size_t)n * 2 + 64, len = 0;
-	char *out = malloc(cap + s->have);
-	if (!out)
-		return false;
-	for (ssize_t i = 0; i < n; i++) {
-		if (buf[i] != '\n') {
-			if (s->have < sizeof(s->line))
-				s->line[s->have++] = buf[i];
-			continue;
-		}
-		if (s->sse) {
-			memcpy(out + len, "data: ", 6);
-			len += 6;
-		}
-		memcpy(out + len, s->line, s->have);
-		len += s->have;
-		if (memmem(s->line, s->have, "\"type\":\"run.finished\"", 21))
-			s->finished = true;
-		out[len++] = '\n';
-		if (s->sse)
-			out[len++] = '\n';
-		s->have = 0;
-		if (len + sizeof(s->line) + 8 > cap + s->have) {
-			char *bigger = realloc(out, (cap *= 2) + sizeof(s->line) + 8);
-			if (!bigger) {
-				free(out);
-				return false;
-			}
-			out = bigger;
-		}
+	if (s->out_off == s->out_len)
+		s->out_off = s->out_len = 0;
+	if (s->out_len + n > s->out_cap) {
+		size_t nc = s->out_cap ? s->out_cap : 16384;
+		while (nc < s->out_len + n)
+			nc *= 2;
+		char *nb = realloc(s->out, nc);
+		if (!nb)
+			return false;
+		s->out = nb;
+		s->out_cap = nc;
 	}
-	s->out = out;
-	s->out_len = len;
+	memcpy(s->out + s->out_len, p, n);
+	s->out_len += n;
 	return true;
+}
+
+static void on_stream_event(void *ctx, const struct events_head *h, const char *line,
+			    size_t len)
+{
+	struct stream *s = ctx;
+	/* The server's own paths are not the API's business (run_dir names
+	 * where the state lives): such an event goes out without them. */
+	_cleanup_free_ char *text = NULL;
+	if (memmem(line, len, "\"run_dir\"", 9)) {
+		struct events_head again;
+		json_t *ev = NULL;
+		if (events_parse(line, len, &again, &ev) == 0) {
+			json_object_del(ev, "run_dir");
+			text = json_dumps(ev, JSON_COMPACT | JSON_SORT_KEYS);
+		}
+		json_decref(ev);
+		if (!text)
+			return;
+		line = text;
+		len = strlen(text);
+	}
+	char id[48];
+	if (s->sse) {
+		snprintf(id, sizeof(id), "id: %llu\ndata: ", (unsigned long long)h->seq);
+		out_append(s, id, strlen(id));
+	}
+	out_append(s, line, len);
+	out_append(s, s->sse ? "\n\n" : "\n", s->sse ? 2 : 1);
+}
+
+/* The client closed its side: nobody reads this stream any more. */
+static bool client_gone(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	if (!ci)
+		return true;
+	struct pollfd p = { .fd = ci->connect_fd, .events = POLLRDHUP };
+	return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL));
+}
+
+static bool run_final(struct server *sv, const char *id)
+{
+	struct store_run r;
+	if (store_run_get(sv->s, id, &r, NULL) < 0)
+		return true;
+	bool fin = store_run_status_final(r.status);
+	store_run_clear(&r);
+	return fin;
 }
 
 static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
@@ -786,23 +928,38 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 				n = max;
 			memcpy(buf, s->out + s->out_off, n);
 			s->out_off += n;
+			s->last_sent_ms = now_ms();
 			return (ssize_t)n;
 		}
-		if (stream_refill(s))
-			continue;
-		if (!s->follow || s->finished || s->done)
+		if (s->f.fd < 0 && !s->done) {
+			s->f.fd = open(s->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+			if (s->f.fd < 0 && !s->follow)
+				s->done = true;
+		}
+		if (s->f.fd >= 0) {
+			ssize_t n = events_follow_poll(&s->f, on_stream_event, s);
+			if (n < 0)
+				return MHD_CONTENT_READER_END_WITH_ERROR;
+			if (n > 0)
+				continue;
+		}
+		int64_t now = now_ms();
+		/* The record is final a moment before run.finished is written:
+		 * that moment is waited for (the end of a run whose supervisor
+		 * died never comes, so not for long). */
+		if (!s->follow || s->f.finished ||
+		    (s->done && (s->f.fd < 0 || now - s->final_ms >= FINAL_GRACE_MS)))
 			return MHD_CONTENT_READER_END_OF_STREAM;
-		/* Every half second: has the run ended without run.finished
-		 * (its supervisor died), or is the server stopping? */
-		if (++s->idle % 20 == 0) {
-			struct store_run r;
-			if (store_run_get(s->sv->s, s->id, &r, NULL) == 0) {
-				bool fin = store_run_status_final(r.status);
-				store_run_clear(&r);
-				if (fin) {
-					s->done = true;
-					continue; /* one last read */
-				}
+		if (client_gone(s->conn))
+			return MHD_CONTENT_READER_END_WITH_ERROR;
+		/* Every half second: has the run ended (maybe without run.finished:
+		 * its supervisor died), or is the server stopping? */
+		if (!s->done && now - s->last_check_ms >= 500) {
+			s->last_check_ms = now;
+			if (run_final(s->sv, s->id)) {
+				s->done = true;
+				s->final_ms = now;
+				continue;
 			}
 			pthread_mutex_lock(&s->sv->mu);
 			bool stop = s->sv->stop;
@@ -810,50 +967,109 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 			if (stop)
 				return MHD_CONTENT_READER_END_OF_STREAM;
 		}
+		if (now - s->last_sent_ms >= STREAM_KEEPALIVE_S * 1000) {
+			const char *ka = s->sse ? ": keep-alive\n\n" : "\n";
+			if (!out_append(s, ka, strlen(ka)))
+				return MHD_CONTENT_READER_END_WITH_ERROR;
+			continue;
+		}
 		struct timespec ts = { 0, 25 * 1000 * 1000 };
 		nanosleep(&ts, NULL);
 	}
 }
 
+/* Live streams per key (a short list: keys with a stream open). */
+static bool streams_take(struct server *sv, const char *key_id)
+{
+	pthread_mutex_lock(&sv->lim_mu);
+	struct key_streams *k = sv->streams;
+	while (k && strcmp(k->key_id, key_id) != 0)
+		k = k->next;
+	bool ok = true;
+	if (!k && (k = calloc(1, sizeof(*k)))) {
+		snprintf(k->key_id, sizeof(k->key_id), "%s", key_id);
+		k->next = sv->streams;
+		sv->streams = k;
+	}
+	if (!k || k->n >= sv->max_streams_per_key)
+		ok = false;
+	else
+		k->n++;
+	pthread_mutex_unlock(&sv->lim_mu);
+	return ok;
+}
+
+static void streams_give(struct server *sv, const char *key_id)
+{
+	pthread_mutex_lock(&sv->lim_mu);
+	for (struct key_streams **pp = &sv->streams; *pp; pp = &(*pp)->next)
+		if (strcmp((*pp)->key_id, key_id) == 0) {
+			struct key_streams *k = *pp;
+			if (--k->n == 0) {
+				*pp = k->next;
+				free(k);
+			}
+			break;
+		}
+	pthread_mutex_unlock(&sv->lim_mu);
+}
+
 static void stream_free(void *cls)
 {
 	struct stream *s = cls;
-	if (s->fd >= 0)
-		close(s->fd);
+	if (s->f.fd >= 0)
+		close(s->f.fd);
+	events_follower_free(&s->f);
+	streams_give(s->sv, s->key_id);
 	free(s->out);
 	free(s);
+}
+
+/* Last-Event-ID (what an SSE client sends when it reconnects) or ?after=:
+ * events up to that seq are not sent again. */
+static bool resume_point(struct call *c, uint64_t *after)
+{
+	const char *v = MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "Last-Event-ID");
+	if (!v)
+		v = MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, "after");
+	*after = 0;
+	if (!v || !*v)
+		return true;
+	char *end;
+	errno = 0;
+	unsigned long long n = strtoull(v, &end, 10);
+	if (*end || errno || v[0] == '-')
+		return false;
+	*after = n;
+	return true;
 }
 
 static enum MHD_Result run_events(struct call *c, const char *id)
 {
 	const char *f = MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, "follow");
 	const char *accept = MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "Accept");
+	uint64_t after;
+	if (!resume_point(c, &after))
+		return fail(c->conn, 400, "bad_request",
+			    "Last-Event-ID (or after): the seq of the last event received");
+	if (!streams_take(c->sv, c->key.id))
+		return fail(c->conn, 429, "too_many_requests",
+			    "this key has %u event streams open, its limit; close one first",
+			    c->sv->max_streams_per_key);
 	struct stream *s = calloc(1, sizeof(*s));
-	if (!s)
+	if (!s) {
+		streams_give(c->sv, c->key.id);
 		return MHD_NO;
+	}
 	s->sv = c->sv;
+	s->conn = c->conn;
 	snprintf(s->id, sizeof(s->id), "%s", id);
+	snprintf(s->key_id, sizeof(s->key_id), "%s", c->key.id);
+	snprintf(s->path, sizeof(s->path), "%s/runs/%s/events.ndjson", c->sv->state, id);
 	s->follow = f && (strcmp(f, "1") == 0 || strcmp(f, "true") == 0);
 	s->sse = accept && strstr(accept, "text/event-stream");
-	char path[PATH_MAX];
-	snprintf(path, sizeof(path), "%s/runs/%s/events.ndjson", c->sv->state, id);
-	/* A queued run has no directory yet: wait for it when following. */
-	for (int i = 0; i < 2400; i++) {
-		s->fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-		if (s->fd >= 0 || !s->follow)
-			break;
-		struct store_run r;
-		if (store_run_get(c->sv->s, id, &r, NULL) == 0) {
-			bool fin = store_run_status_final(r.status);
-			store_run_clear(&r);
-			if (fin)
-				break;
-		}
-		struct timespec ts = { 0, 25 * 1000 * 1000 };
-		nanosleep(&ts, NULL);
-	}
-	if (s->fd < 0)
-		s->done = true;
+	s->last_sent_ms = now_ms();
+	events_follower_init(&s->f, -1, id, after);
 	struct MHD_Response *r =
 		MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, stream_read, s, stream_free);
 	if (!r) {
@@ -932,64 +1148,108 @@ static bool artifact_listed(const struct store_run *r, const char *name)
 	return found;
 }
 
-static enum MHD_Result h_runs(struct call *c)
+/* The run {id} of the path, when it is in the key's workspace; otherwise
+ * false, with the 404 sent. */
+static bool the_run(struct call *c, struct store_run *r, enum MHD_Result *ret)
 {
-	if (c->n_seg == 2) {
-		if (strcmp(c->method, "POST") == 0)
-			return runs_create(c);
-		if (strcmp(c->method, "GET") == 0)
-			return runs_list(c);
-		return fail(c->conn, 405, "method_not_allowed", "%s is not allowed here", c->method);
-	}
-	const char *id = c->seg[2];
+	if (run_in_ws(c, c->seg[2], r) == 0)
+		return true;
+	*ret = fail(c->conn, 404, "not_found", "no run %s in workspace %s", c->seg[2],
+		    c->key.workspace);
+	return false;
+}
+
+static enum MHD_Result run_get(struct call *c)
+{
 	struct store_run r;
-	if (run_in_ws(c, id, &r) < 0)
-		return fail(c->conn, 404, "not_found", "no run %s in workspace %s", id,
-			    c->key.workspace);
 	enum MHD_Result ret;
-	const char *what = c->n_seg >= 4 ? c->seg[3] : "";
-	if (c->n_seg == 3 && strcmp(c->method, "GET") == 0) {
-		json_t *j = run_json(&r);
-		json_t *res = r.result_json ? json_loads(r.result_json, 0, NULL) : NULL;
-		json_object_set_new(j, "result", res ? res : json_null());
-		ret = reply(c->conn, 200, j);
-	} else if (c->n_seg == 4 && strcmp(what, "cancel") == 0) {
-		if (strcmp(c->method, "POST") != 0) {
-			ret = fail(c->conn, 405, "method_not_allowed", "cancel is a POST");
-		} else if (store_run_status_final(r.status)) {
-			ret = fail(c->conn, 409, "conflict", "run %s already ended (%s)", id,
-				   store_run_status_name(r.status));
-		} else {
-			char why[160];
-			snprintf(why, sizeof(why), "cancelled by key %s", c->key.id);
-			if (dispatch_cancel(c->sv, id, why) < 0)
-				ret = fail(c->conn, 409, "conflict",
-					   "run %s is not run by this server (started elsewhere)",
-					   id);
-			else
-				ret = reply(c->conn, 202,
-					    json_pack("{s:s, s:b}", "id", id, "cancelling", 1));
-		}
-	} else if (strcmp(c->method, "GET") != 0) {
-		ret = fail(c->conn, 405, "method_not_allowed", "%s is not allowed here", c->method);
-	} else if (c->n_seg == 4 && strcmp(what, "evidence") == 0) {
-		ret = run_evidence(c, &r);
-	} else if (c->n_seg == 4 && strcmp(what, "events") == 0) {
-		ret = run_events(c, id);
-	} else if (c->n_seg == 4 && (strcmp(what, "stdout") == 0 || strcmp(what, "stderr") == 0)) {
-		ret = run_file(c, id, what, "text/plain; charset=utf-8", false);
-	} else if (c->n_seg == 5 && strcmp(what, "artifacts") == 0) {
-		char rel[PATH_MAX];
-		/* Only names the result lists: nothing else under the run. */
-		if (!artifact_listed(&r, c->seg[4])) {
-			ret = fail(c->conn, 404, "not_found", "run %s has no artifact %s", id,
-				   c->seg[4]);
-		} else {
-			snprintf(rel, sizeof(rel), "artifacts/%s", c->seg[4]);
-			ret = run_file(c, id, rel, "application/octet-stream", true);
-		}
+	if (!the_run(c, &r, &ret))
+		return ret;
+	json_t *j = run_json(&r);
+	json_t *res = r.result_json ? json_loads(r.result_json, 0, NULL) : NULL;
+	json_object_set_new(j, "result", res ? res : json_null());
+	store_run_clear(&r);
+	return reply(c->conn, 200, j);
+}
+
+static enum MHD_Result run_cancel(struct call *c)
+{
+	struct store_run r;
+	enum MHD_Result ret;
+	if (!the_run(c, &r, &ret))
+		return ret;
+	const char *id = c->seg[2];
+	if (store_run_status_final(r.status)) {
+		ret = fail(c->conn, 409, "conflict", "run %s already ended (%s)", id,
+			   store_run_status_name(r.status));
 	} else {
-		ret = fail(c->conn, 404, "not_found", "no such route");
+		char why[160];
+		snprintf(why, sizeof(why), "cancelled by key %s", c->key.id);
+		if (dispatch_cancel(c->sv, id, why) < 0)
+			ret = fail(c->conn, 409, "conflict",
+				   "run %s is not run by this server (started elsewhere)", id);
+		else
+			ret = reply(c->conn, 202, json_pack("{s:s, s:b}", "id", id, "cancelling", 1));
+	}
+	store_run_clear(&r);
+	return ret;
+}
+
+static enum MHD_Result run_output(struct call *c, const char *which)
+{
+	struct store_run r;
+	enum MHD_Result ret;
+	if (!the_run(c, &r, &ret))
+		return ret;
+	store_run_clear(&r);
+	return run_file(c, c->seg[2], which, "text/plain; charset=utf-8", false);
+}
+
+static enum MHD_Result run_stdout(struct call *c)
+{
+	return run_output(c, "stdout");
+}
+
+static enum MHD_Result run_stderr(struct call *c)
+{
+	return run_output(c, "stderr");
+}
+
+static enum MHD_Result run_events_get(struct call *c)
+{
+	struct store_run r;
+	enum MHD_Result ret;
+	if (!the_run(c, &r, &ret))
+		return ret;
+	store_run_clear(&r);
+	return run_events(c, c->seg[2]);
+}
+
+static enum MHD_Result run_evidence_get(struct call *c)
+{
+	struct store_run r;
+	enum MHD_Result ret;
+	if (!the_run(c, &r, &ret))
+		return ret;
+	ret = run_evidence(c, &r);
+	store_run_clear(&r);
+	return ret;
+}
+
+static enum MHD_Result run_artifact(struct call *c)
+{
+	struct store_run r;
+	enum MHD_Result ret;
+	if (!the_run(c, &r, &ret))
+		return ret;
+	/* Only names the result lists: nothing else under the run. */
+	if (!artifact_listed(&r, c->seg[4])) {
+		ret = fail(c->conn, 404, "not_found", "run %s has no artifact %s", c->seg[2],
+			   c->seg[4]);
+	} else {
+		char rel[PATH_MAX];
+		snprintf(rel, sizeof(rel), "artifacts/%s", c->seg[4]);
+		ret = run_file(c, c->seg[2], rel, "application/octet-stream", true);
 	}
 	store_run_clear(&r);
 	return ret;
@@ -1051,23 +1311,18 @@ static int appr_decide(const char *run_id, void *vctx)
 	return a->done ? 1 : 0;
 }
 
-static enum MHD_Result h_approvals(struct call *c)
+static enum MHD_Result approvals_list(struct call *c)
 {
 	struct cdn_err err = { 0 };
-	struct appr_ctx a = { .c = c };
-	if (c->n_seg == 2 && strcmp(c->method, "GET") == 0) {
-		a.all = json_array();
-		control_each(appr_list, &a, &err);
-		return reply(c->conn, 200, json_pack("{s:o}", "approvals", a.all));
-	}
-	enum MHD_Result ret;
-	if (c->n_seg != 4 || strcmp(c->method, "POST") != 0 ||
-	    (strcmp(c->seg[3], "approve") != 0 && strcmp(c->seg[3], "reject") != 0))
-		return fail(c->conn, 404, "not_found", "no such route");
-	if (!owner_only(c, "approve or reject", &ret))
-		return ret;
-	a.id = c->seg[2];
-	a.approve = strcmp(c->seg[3], "approve") == 0;
+	struct appr_ctx a = { .c = c, .all = json_array() };
+	control_each(appr_list, &a, &err);
+	return reply(c->conn, 200, json_pack("{s:o}", "approvals", a.all));
+}
+
+static enum MHD_Result approval_decide(struct call *c, bool approve)
+{
+	struct cdn_err err = { 0 };
+	struct appr_ctx a = { .c = c, .id = c->seg[2], .approve = approve };
 	snprintf(a.by, sizeof(a.by), "key:%s (%s)", c->key.id, c->key.name);
 	control_each(appr_decide, &a, &err);
 	if (!a.done)
@@ -1077,10 +1332,18 @@ static enum MHD_Result h_approvals(struct call *c)
 					     a.approve ? "approved" : "rejected"));
 }
 
-static enum MHD_Result h_audit(struct call *c)
+static enum MHD_Result approval_approve(struct call *c)
 {
-	if (strcmp(c->method, "GET") != 0 || c->n_seg != 2)
-		return fail(c->conn, 405, "method_not_allowed", "%s is not allowed here", c->method);
+	return approval_decide(c, true);
+}
+
+static enum MHD_Result approval_reject(struct call *c)
+{
+	return approval_decide(c, false);
+}
+
+static enum MHD_Result audit_get(struct call *c)
+{
 	const char *run = MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, "run");
 	const char *lim = MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, "limit");
 	const char *off = MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, "offset");
@@ -1124,98 +1387,270 @@ static enum MHD_Result h_audit(struct call *c)
 					     "verify", verify));
 }
 
-static enum MHD_Result h_policy(struct call *c)
+/* ---------------------------------------------------------------- policy */
+
+static json_t *yaml_text(const char *path)
 {
-	/* Each workspace has its own policy: STATE/policies/WS.yaml, set here;
-	 * without one, STATE/policy.yaml (the operator's file) or the built-in
-	 * policy applies, as it does to `cordon run`. */
-	char path[PATH_MAX], shared[PATH_MAX];
-	snprintf(path, sizeof(path), "%s/policies/%s.yaml", c->sv->state, c->key.workspace);
-	snprintf(shared, sizeof(shared), "%s/policy.yaml", c->sv->state);
-	enum MHD_Result ret;
-	if (strcmp(c->method, "GET") == 0) {
-		const char *scope = "workspace";
-		FILE *f = fopen(path, "re");
-		if (!f) {
-			scope = "state";
-			f = fopen(shared, "re");
-		}
-		if (!f)
-			return reply(c->conn, 200, json_pack("{s:s, s:n}", "source", "built-in",
-							     "yaml"));
-		char *buf = malloc(BODY_MAX + 1);
-		size_t n = buf ? fread(buf, 1, BODY_MAX, f) : 0;
-		fclose(f);
-		json_t *y = buf ? json_stringn(buf, n) : NULL;
-		free(buf);
-		return reply(c->conn, 200, json_pack("{s:s, s:s, s:o}", "source", "file", "scope",
-						     scope, "yaml", y ? y : json_null()));
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	_cleanup_free_ char *buf = NULL;
+	size_t n = 0;
+	if (fd < 0 || cdn_read_fd(fd, EGRESS_MAX_POLICY_BYTES, &buf, &n) < 0)
+		return json_null();
+	json_t *y = json_stringn(buf, n);
+	return y ? y : json_null();
+}
+
+/* Where a rule of the effective policy came from, at one level: the rule
+ * of that level's policy that covers it. */
+static json_t *rule_origin(const struct egress_policy *p, const char *name, const char *file)
+{
+	const struct egress_rule *r = p ? egress_policy_cover(p, name) : NULL;
+	if (!r)
+		return json_null();
+	json_t *j = json_pack("{s:s, s:s, s:s}", "rule", r->name, "group", r->group ? r->group : "",
+			      "category", egress_category_name(r->category));
+	/* Line 0 is a built-in rule; the others name their line. */
+	if (r->line > 0)
+		json_object_set_new(j, "at", json_sprintf("%s:%d", file, r->line));
+	else
+		json_object_set_new(j, "at", json_string("built-in"));
+	return j;
+}
+
+static json_t *effective_json(const struct run_policy_levels *lv)
+{
+	const struct egress_policy *e = lv->effective;
+	json_t *rules = json_array();
+	for (size_t i = 0; i < e->n_rules; i++) {
+		const struct egress_rule *r = &e->rules[i];
+		json_t *ports = json_array(), *methods = json_array();
+		for (size_t k = 0; k < r->n_ports; k++)
+			json_array_append_new(ports, json_integer(r->ports[k]));
+		for (unsigned bit = 1; bit & EGRESS_M_ALL; bit <<= 1)
+			if (r->methods & bit)
+				json_array_append_new(methods, json_string(egress_method_name(bit)));
+		json_t *j = json_pack("{s:s, s:o, s:o, s:I, s:b, s:b, s:s}", "name", r->name,
+				      "ports", ports, "methods", methods, "requests_per_minute",
+				      (json_int_t)r->rpm, "approval", r->approval, "inspect",
+				      r->inspect, "category", egress_category_name(r->category));
+		if (r->agent_rate_key)
+			json_object_set_new(j, "workspace_requests_per_minute",
+					    json_integer((json_int_t)r->agent_rpm));
+		json_object_set_new(
+			j, "from",
+			json_pack("{s:o, s:o}", "operator",
+				  rule_origin(lv->operator_policy, r->name,
+					      lv->operator_builtin ? "built-in" : "policy.yaml"),
+				  "workspace", rule_origin(lv->workspace, r->name, "workspace")));
+		json_array_append_new(rules, j);
 	}
-	if (strcmp(c->method, "PUT") != 0)
-		return fail(c->conn, 405, "method_not_allowed", "%s is not allowed here", c->method);
-	if (!owner_only(c, "change the policy", &ret))
-		return ret;
-	/* Checked exactly as a run will load it, from a private file. */
-	char tmp[PATH_MAX];
-	snprintf(tmp, sizeof(tmp), "%s/tmp/policy.XXXXXX", c->sv->state);
-	int fd = mkostemp(tmp, O_CLOEXEC);
-	if (fd < 0)
-		return fail(c->conn, 500, "internal", "cannot stage the policy: %s", strerror(errno));
-	bool wrote = write(fd, c->req->body ? c->req->body : "", c->req->len) == (ssize_t)c->req->len;
-	close(fd);
+	json_t *priv = json_array();
+	for (size_t i = 0; i < e->n_private; i++) {
+		const struct egress_private *pv = &e->private_ok[i];
+		char ip[INET6_ADDRSTRLEN] = "?";
+		const void *a = pv->addr.ss_family == AF_INET
+					? (const void *)&((const struct sockaddr_in *)&pv->addr)->sin_addr
+					: (const void *)&((const struct sockaddr_in6 *)&pv->addr)->sin6_addr;
+		inet_ntop(pv->addr.ss_family, a, ip, sizeof(ip));
+		json_array_append_new(priv, pv->addr.ss_family == AF_INET
+						    ? json_sprintf("%s:%u", ip, pv->port)
+						    : json_sprintf("[%s]:%u", ip, pv->port));
+	}
+	return json_pack("{s:b, s:{s:I, s:I}, s:{s:I}, s:o, s:o}", "enforce", e->enforce, "limits",
+			 "requests_per_minute", (json_int_t)e->default_rpm,
+			 "global_requests_per_minute", (json_int_t)e->global_rpm, "approvals",
+			 "timeout_seconds", (json_int_t)e->approval_timeout_s, "private", priv,
+			 "rules", rules);
+}
+
+static void collect_dropped(void *ctx, const char *domain)
+{
+	json_array_append_new(ctx, json_string(domain));
+}
+
+/* The operator's level as runs get it: the server's own --allow-private
+ * exceptions are the operator's too. */
+static int operator_level(struct server *sv, struct run_policy_levels *lv, struct cdn_err *err)
+{
+	return run_policy_levels_operator(sv->s, NULL, sv->cfg.allow_private,
+					  sv->cfg.n_allow_private, lv, err);
+}
+
+/*
+ * GET /v1/policy: the three levels a run of this workspace gets (the
+ * operator's, the workspace's, and the effective one, each rule with where
+ * it came from), read exactly as a run reads them.
+ */
+static enum MHD_Result policy_get(struct call *c)
+{
 	struct cdn_err err = { 0 };
-	struct egress_policy *p = NULL;
-	int r = wrote ? egress_policy_load(tmp, &p, &err) : cdn_err_set(&err, EIO, "stage");
-	unlink(tmp);
-	egress_policy_free(p);
+	struct run_policy_levels lv;
+	if (operator_level(c->sv, &lv, &err) < 0)
+		return fail(c->conn, 500, "internal", "the operator's policy does not load: %s",
+			    err.msg);
+	json_t *op = json_pack("{s:s, s:o}", "source", lv.operator_builtin ? "built-in" : "file",
+			       "yaml",
+			       lv.operator_builtin ? json_string(egress_policy_builtin_yaml())
+						   : yaml_text(lv.operator_path));
+	json_t *dropped = json_array();
+	int r = run_policy_levels_workspace(c->sv->s, c->key.workspace, &lv, collect_dropped,
+					    dropped, &err);
+	json_t *ws = json_null();
+	if (lv.workspace_path[0] && access(lv.workspace_path, F_OK) == 0) {
+		ws = json_pack("{s:o, s:o}", "yaml", yaml_text(lv.workspace_path), "dropped",
+			       json_incref(dropped));
+		/* A file written before the levels were enforced may not load
+		 * any more: runs then fail, and this says why. */
+		if (r < 0)
+			json_object_set_new(ws, "error", json_string(err.msg));
+	}
+	json_decref(dropped);
+	json_t *eff = r < 0 ? json_null() : effective_json(&lv);
+	run_policy_levels_clear(&lv);
+	return reply(c->conn, 200, json_pack("{s:o, s:o, s:o}", "operator", op, "workspace", ws,
+					     "effective", eff));
+}
+
+/* PUT /v1/policy: the workspace's own policy, which can only narrow the
+ * operator's; checked exactly as a run will load it. */
+static enum MHD_Result policy_put(struct call *c)
+{
+	struct cdn_err err = { 0 };
+	struct run_policy_levels lv;
+	if (operator_level(c->sv, &lv, &err) < 0)
+		return fail(c->conn, 500, "internal", "the operator's policy does not load: %s",
+			    err.msg);
+	char path[PATH_MAX];
+	int r = run_workspace_policy_path(c->sv->s, c->key.workspace, path, sizeof(path), &err);
+	struct egress_policy *ws = NULL, *eff = NULL;
+	json_t *dropped = json_array();
+	if (r == 0)
+		r = egress_policy_parse_workspace(c->req->body ? c->req->body : "", c->req->len,
+						  "policy.yaml", lv.operator_policy, &ws, &err);
+	if (r == 0)
+		r = egress_policy_narrow_by(lv.operator_policy, ws, &eff, collect_dropped, dropped,
+					    &err);
+	egress_policy_free(eff);
+	egress_policy_free(ws);
+	run_policy_levels_clear(&lv);
 	if (r < 0) {
-		/* The message names the staging file: say policy.yaml instead. */
-		char msg[sizeof(err.msg) + 32];
-		const char *at = strstr(err.msg, tmp);
-		if (at)
-			snprintf(msg, sizeof(msg), "%.*spolicy.yaml%s", (int)(at - err.msg), err.msg,
-				 at + strlen(tmp));
-		else
-			snprintf(msg, sizeof(msg), "%s", err.msg);
-		return fail(c->conn, 400, "bad_request", "%s", msg);
+		json_decref(dropped);
+		return fail(c->conn, r == -ENOMEM ? 500 : 400,
+			    r == -ENOMEM ? "internal" : "bad_request", "%s", err.msg);
 	}
 	char dir[PATH_MAX];
 	snprintf(dir, sizeof(dir), "%s/policies", c->sv->state);
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-		return fail(c->conn, 500, "internal", "cannot create %s: %s", dir, strerror(errno));
-	if ((r = store_write_atomic(c->sv->s, path, c->req->body, c->req->len, 0600, &err)) < 0)
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		json_decref(dropped);
+		return fail(c->conn, 500, "internal", "cannot create STATE/policies: %s",
+			    strerror(errno));
+	}
+	if ((r = store_write_atomic(c->sv->s, path, c->req->body, c->req->len, 0600, &err)) < 0) {
+		json_decref(dropped);
 		return fail_err(c->conn, r, &err);
-	return reply(c->conn, 200, json_pack("{s:s, s:s, s:b}", "source", "file", "scope",
-					     "workspace", "updated", 1));
+	}
+	return reply(c->conn, 200, json_pack("{s:b, s:o}", "updated", 1, "dropped", dropped));
 }
 
 /* --------------------------------------------------------------- routing */
 
+enum role { ROLE_MEMBER, ROLE_OWNER };
+
+/*
+ * Every route of the API, and the least role each needs: the one place
+ * authorization is decided (docs/api/openapi.yaml documents the same
+ * table as x-cordon-role; a test walks the two against each other). A
+ * path's "{x}" is one segment of [A-Za-z0-9._-]. A route that exists with
+ * other methods is 405 with Allow; none is 404. Members are refused owner
+ * routes before any handler runs; "what" names the verb in the 403.
+ */
+static const struct route {
+	const char *method;
+	const char *path;
+	enum role role;
+	enum MHD_Result (*handler)(struct call *c);
+	const char *what;
+} routes[] = {
+	{ "GET", "/v1/whoami", ROLE_MEMBER, h_whoami, NULL },
+	{ "GET", "/v1/keys", ROLE_OWNER, keys_list, "manage keys" },
+	{ "POST", "/v1/keys", ROLE_OWNER, keys_create, "manage keys" },
+	{ "DELETE", "/v1/keys/{id}", ROLE_OWNER, keys_revoke, "manage keys" },
+	{ "GET", "/v1/agents", ROLE_MEMBER, agents_list, NULL },
+	{ "POST", "/v1/agents", ROLE_OWNER, agents_register, "register agents" },
+	{ "GET", "/v1/capabilities", ROLE_MEMBER, capabilities_list, NULL },
+	{ "POST", "/v1/capabilities", ROLE_OWNER, capabilities_register, "register capabilities" },
+	{ "GET", "/v1/envs", ROLE_MEMBER, envs_list, NULL },
+	{ "POST", "/v1/envs", ROLE_OWNER, envs_register, "register envs" },
+	{ "POST", "/v1/grants", ROLE_OWNER, grants_create, "grant" },
+	{ "GET", "/v1/secrets", ROLE_MEMBER, secrets_list, NULL },
+	{ "GET", "/v1/secrets/{name}", ROLE_MEMBER, secret_get, NULL },
+	{ "PUT", "/v1/secrets/{name}", ROLE_OWNER, secret_put, "set secrets" },
+	{ "DELETE", "/v1/secrets/{name}", ROLE_OWNER, secret_delete, "remove secrets" },
+	{ "GET", "/v1/runs", ROLE_MEMBER, runs_list, NULL },
+	{ "POST", "/v1/runs", ROLE_MEMBER, runs_create, NULL },
+	{ "GET", "/v1/runs/{id}", ROLE_MEMBER, run_get, NULL },
+	{ "GET", "/v1/runs/{id}/events", ROLE_MEMBER, run_events_get, NULL },
+	{ "GET", "/v1/runs/{id}/stdout", ROLE_MEMBER, run_stdout, NULL },
+	{ "GET", "/v1/runs/{id}/stderr", ROLE_MEMBER, run_stderr, NULL },
+	{ "GET", "/v1/runs/{id}/evidence", ROLE_MEMBER, run_evidence_get, NULL },
+	{ "GET", "/v1/runs/{id}/artifacts/{name}", ROLE_MEMBER, run_artifact, NULL },
+	{ "POST", "/v1/runs/{id}/cancel", ROLE_MEMBER, run_cancel, NULL },
+	{ "GET", "/v1/approvals", ROLE_MEMBER, approvals_list, NULL },
+	{ "POST", "/v1/approvals/{id}/approve", ROLE_OWNER, approval_approve, "approve or reject" },
+	{ "POST", "/v1/approvals/{id}/reject", ROLE_OWNER, approval_reject, "approve or reject" },
+	{ "GET", "/v1/audit", ROLE_MEMBER, audit_get, NULL },
+	{ "GET", "/v1/policy", ROLE_MEMBER, policy_get, NULL },
+	{ "PUT", "/v1/policy", ROLE_OWNER, policy_put, "change the policy" },
+};
+
+bool serve_route_at(size_t i, const char **method, const char **path, const char **role)
+{
+	if (i >= CDN_ARRAY_SIZE(routes))
+		return false;
+	*method = routes[i].method;
+	*path = routes[i].path;
+	*role = routes[i].role == ROLE_OWNER ? "owner" : "member";
+	return true;
+}
+
+/* The request's segments against a route's path ("/v1/runs/{id}"). */
+static bool path_matches(const char *pattern, const char *const *seg, size_t n)
+{
+	size_t i = 0;
+	for (const char *p = pattern + 1; *p; i++) {
+		const char *end = strchrnul(p, '/');
+		size_t len = (size_t)(end - p);
+		if (i == n)
+			return false;
+		if (p[0] != '{' && (strlen(seg[i]) != len || memcmp(seg[i], p, len) != 0))
+			return false;
+		p = *end ? end + 1 : end;
+	}
+	return i == n;
+}
+
 static enum MHD_Result route(struct call *c)
 {
-	const char *top = c->n_seg > 1 ? c->seg[1] : "";
-	if (strcmp(top, "whoami") == 0 && c->n_seg == 2)
-		return h_whoami(c);
-	if (strcmp(top, "keys") == 0 && c->n_seg <= 3)
-		return h_keys(c);
-	if (strcmp(top, "agents") == 0 && c->n_seg == 2)
-		return h_items(c, STORE_AGENT);
-	if (strcmp(top, "capabilities") == 0 && c->n_seg == 2)
-		return h_items(c, STORE_CAPABILITY);
-	if (strcmp(top, "envs") == 0 && c->n_seg == 2)
-		return h_items(c, STORE_ENV);
-	if (strcmp(top, "grants") == 0)
-		return h_grants(c);
-	if (strcmp(top, "secrets") == 0 && c->n_seg <= 3)
-		return h_secrets(c);
-	if (strcmp(top, "runs") == 0 && c->n_seg <= 5)
-		return h_runs(c);
-	if (strcmp(top, "approvals") == 0 && c->n_seg <= 4)
-		return h_approvals(c);
-	if (strcmp(top, "audit") == 0)
-		return h_audit(c);
-	if (strcmp(top, "policy") == 0 && c->n_seg == 2)
-		return h_policy(c);
+	char allow[128] = "";
+	size_t off = 0;
+	for (size_t i = 0; i < CDN_ARRAY_SIZE(routes); i++) {
+		const struct route *rt = &routes[i];
+		if (!path_matches(rt->path, c->seg, c->n_seg))
+			continue;
+		if (strcmp(rt->method, c->method) != 0) {
+			if (off < sizeof(allow))
+				off += (size_t)snprintf(allow + off, sizeof(allow) - off, "%s%s",
+							off ? ", " : "", rt->method);
+			continue;
+		}
+		if (rt->role == ROLE_OWNER && strcmp(c->key.role, "owner") != 0)
+			return fail(c->conn, 403, "forbidden", "this key's role (%s) cannot %s",
+				    c->key.role, rt->what ? rt->what : "do this");
+		return rt->handler(c);
+	}
+	if (allow[0])
+		return fail_allow(c->conn, allow, "%s is not allowed here (allowed: %s)", c->method,
+				  allow);
 	return fail(c->conn, 404, "not_found", "no such route");
 }
 
@@ -1253,13 +1688,73 @@ static enum MHD_Result serve_asset(struct MHD_Connection *conn, const char *url)
 
 /* Only an owner's key may send a body as large as a bundle: others get
  * the usual bound before anything is buffered (and are refused later). */
-static bool upload_allowed(struct server *sv, struct MHD_Connection *conn)
+/* The credentials of "Authorization: Bearer TOKEN". The scheme's name is
+ * case-insensitive (RFC 9110 11.1: "bearer" and "BEARER" are Bearer). */
+static const char *bearer(struct MHD_Connection *conn)
 {
 	const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+	if (!auth || strncasecmp(auth, "Bearer", 6) != 0 || (auth[6] != ' ' && auth[6] != '\t'))
+		return NULL;
+	auth += 7;
+	while (*auth == ' ' || *auth == '\t')
+		auth++;
+	return auth;
+}
+
+static bool upload_allowed(struct server *sv, struct MHD_Connection *conn)
+{
+	const char *token = bearer(conn);
 	struct store_key key;
 	struct cdn_err err = { 0 };
-	return auth && strncmp(auth, "Bearer ", 7) == 0 &&
-	       api_key_check(sv->s, auth + 7, &key, &err) == 0 && strcmp(key.role, "owner") == 0;
+	return token && api_key_check(sv->s, token, &key, &err) == 0 &&
+	       strcmp(key.role, "owner") == 0;
+}
+
+/* A bundle upload's body goes to an unlinked file under STATE/tmp. */
+static int upload_spool(struct server *sv)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/tmp/upload.XXXXXX", sv->state);
+	int fd = mkostemp(path, O_CLOEXEC);
+	if (fd >= 0)
+		unlink(path);
+	return fd;
+}
+
+static void body_add(struct request *req, const char *data, size_t n)
+{
+	if (req->too_large)
+		return;
+	if (req->len + n > req->max) {
+		req->too_large = true;
+		if (req->body)
+			sodium_memzero(req->body, req->len);
+		return;
+	}
+	if (req->fd >= 0) {
+		while (n && !req->write_failed) {
+			ssize_t w = write(req->fd, data, n);
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w <= 0) {
+				req->write_failed = true;
+				break;
+			}
+			data += w;
+			n -= (size_t)w;
+			req->len += (size_t)w;
+		}
+		return;
+	}
+	char *nb = realloc(req->body, req->len + n + 1);
+	if (!nb) {
+		req->write_failed = true;
+		return;
+	}
+	req->body = nb;
+	memcpy(req->body + req->len, data, n);
+	req->len += n;
+	req->body[req->len] = '\0';
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -1270,43 +1765,51 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	struct server *sv = cls;
 	struct request *req = *con_cls;
 	if (!req) {
+		/* The head is complete: the front door's checks first. */
+		char why[160];
+		int st = front_request(sv, conn, why, sizeof(why));
 		req = calloc(1, sizeof(*req));
 		if (!req)
 			return MHD_NO;
+		req->fd = -1;
 		req->max = BODY_MAX;
+		*con_cls = req;
+		if (st)
+			return fail(conn, (unsigned)st, st == 400 ? "bad_request"
+						: st == 429 ? "too_many_requests"
+							    : "unavailable",
+				    "%s", why);
 		if (strcmp(method, "POST") == 0 &&
 		    (strcmp(url, "/v1/agents") == 0 || strcmp(url, "/v1/capabilities") == 0) &&
 		    bundle_type(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type")) &&
-		    upload_allowed(sv, conn))
+		    upload_allowed(sv, conn)) {
+			if (!front_upload_take(sv))
+				return fail(conn, 503, "unavailable",
+					    "%u bundle uploads are in progress, the server's limit; "
+					    "try again shortly",
+					    sv->max_uploads);
+			req->upload_slot = true;
+			if ((req->fd = upload_spool(sv)) < 0)
+				return fail(conn, 500, "internal", "cannot spool the upload: %s",
+					    strerror(errno));
 			req->max = BUNDLE_MAX_UPLOAD;
-		*con_cls = req;
+		}
 		return MHD_YES;
 	}
 	if (*upload_size) {
-		if (!req->too_large) {
-			if (req->len + *upload_size > req->max) {
-				req->too_large = true;
-				sodium_memzero(req->body, req->len);
-			} else {
-				char *nb = realloc(req->body, req->len + *upload_size + 1);
-				if (!nb)
-					return MHD_NO;
-				req->body = nb;
-				memcpy(req->body + req->len, upload, *upload_size);
-				req->len += *upload_size;
-				req->body[req->len] = '\0';
-			}
-		}
+		body_add(req, upload, *upload_size);
 		*upload_size = 0;
 		return MHD_YES;
 	}
 	if (strncmp(url, "/v1/", 4) != 0 && strcmp(url, "/v1") != 0) {
 		if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
-			return fail(conn, 405, "method_not_allowed", "%s is not allowed here", method);
+			return fail_allow(conn, "GET, HEAD", "%s is not allowed here", method);
 		return serve_asset(conn, url);
 	}
 	if (req->too_large)
 		return fail(conn, 413, "too_large", "the body is over %zu bytes", req->max);
+	if (req->write_failed && req->fd < 0)
+		return fail(conn, 500, "internal", "out of memory for the body");
 
 	struct call c = { .sv = sv, .conn = conn, .method = method, .req = req };
 	/* Split the path; every segment is a plain name. */
@@ -1320,16 +1823,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		c.seg[c.n_seg++] = p;
 	}
 
-	const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
-	if (!auth || strncmp(auth, "Bearer ", 7) != 0)
+	const char *token = bearer(conn);
+	if (!token)
 		return fail(conn, 401, "unauthorized",
 			    "send an API key: Authorization: Bearer cdn_live_... (cordon keys create)");
 	struct cdn_err err = { 0 };
-	int r = api_key_check(sv->s, auth + 7, &c.key, &err);
+	int r = api_key_check(sv->s, token, &c.key, &err);
 	if (r == -EACCES)
 		return fail(conn, 401, "unauthorized", "%s", err.msg);
 	if (r < 0)
 		return fail_err(conn, r, &err);
+	front_authenticated(sv, conn);
 	int64_t now = (int64_t)time(NULL);
 	if (now - c.key.last_used >= 60)
 		store_key_touch(sv->s, c.key.id, now, NULL);
@@ -1339,9 +1843,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 static void on_done(void *cls, struct MHD_Connection *conn, void **con_cls,
 		    enum MHD_RequestTerminationCode code)
 {
-	(void)cls;
-	(void)conn;
 	(void)code;
+	struct server *sv = cls;
+	front_request_done(sv, conn);
 	struct request *req = *con_cls;
 	if (!req)
 		return;
@@ -1349,6 +1853,10 @@ static void on_done(void *cls, struct MHD_Connection *conn, void **con_cls,
 		sodium_memzero(req->body, req->len);
 		free(req->body);
 	}
+	if (req->fd >= 0)
+		close(req->fd);
+	if (req->upload_slot)
+		front_upload_give(sv);
 	free(req);
 	*con_cls = NULL;
 }
@@ -1368,9 +1876,12 @@ static enum MHD_Result on_health(void *cls, struct MHD_Connection *conn, const c
 	unsigned q, r;
 	bool d;
 	dispatch_counts(sv, &q, &r, &d);
+	unsigned conns, anon, uploads;
+	front_counts(sv, &conns, &anon, &uploads);
 	return reply(conn, d ? 503 : 200,
-		     json_pack("{s:b, s:i, s:i, s:b}", "ok", !d, "queued", q, "running", r,
-			       "draining", d));
+		     json_pack("{s:b, s:i, s:i, s:b, s:{s:i, s:i, s:i}}", "ok", !d, "queued", q,
+			       "running", r, "draining", d, "connections", "open", conns,
+			       "anonymous", anon, "uploads", uploads));
 }
 
 /* ------------------------------------------------------------------ main */
@@ -1424,10 +1935,16 @@ int serve_main(const struct serve_config *cfg, struct cdn_err *err)
 	sv->cfg = *cfg;
 	sv->self = getpid();
 	pthread_mutex_init(&sv->mu, NULL);
+	pthread_mutex_init(&sv->lim_mu, NULL);
+	sv->max_streams_per_key = cfg->max_streams_per_key ? cfg->max_streams_per_key : 16;
+	sv->max_uploads = cfg->max_uploads ? cfg->max_uploads : 4;
 	pthread_cond_init(&sv->cv, NULL);
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	sv->concurrency = cfg->concurrency ? cfg->concurrency : (unsigned)(cpus > 0 ? cpus * 2 : 2);
 	sv->queue_max = cfg->queue ? cfg->queue : 64;
+	sv->ws_queue_max = cfg->workspace_queue ? cfg->workspace_queue : (sv->queue_max + 3) / 4;
+	sv->ws_running_max = cfg->workspace_concurrency ? cfg->workspace_concurrency
+							: sv->concurrency;
 	struct MHD_Daemon *http = NULL, *health = NULL;
 	pthread_t dispatcher;
 	bool dispatcher_started = false;
@@ -1485,10 +2002,17 @@ int serve_main(const struct serve_config *cfg, struct cdn_err *err)
 
 	unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
 			 MHD_USE_ERROR_LOG;
-	http = MHD_start_daemon(flags, 0, NULL, NULL, on_request, sv, MHD_OPTION_SOCK_ADDR, &sa,
-				MHD_OPTION_NOTIFY_COMPLETED, on_done, sv,
-				MHD_OPTION_CONNECTION_LIMIT, 256u, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-				64u, MHD_OPTION_CONNECTION_TIMEOUT, 30u,
+	if (front_start(sv) < 0) {
+		r = cdn_err_set(err, EAGAIN, "the connection reaper thread");
+		goto out;
+	}
+	/* No per-IP limit here: every loopback client, and everything behind a
+	 * proxy, shares one address (front.c decides where it applies). */
+	http = MHD_start_daemon(flags, 0, front_accept, sv, on_request, sv, MHD_OPTION_SOCK_ADDR,
+				&sa, MHD_OPTION_NOTIFY_COMPLETED, on_done, sv,
+				MHD_OPTION_NOTIFY_CONNECTION, front_notify, sv,
+				MHD_OPTION_URI_LOG_CALLBACK, front_uri, sv,
+				MHD_OPTION_CONNECTION_LIMIT, 256u, MHD_OPTION_CONNECTION_TIMEOUT, 30u,
 				MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256 * 1024),
 				MHD_OPTION_END);
 	if (!http) {
@@ -1505,9 +2029,9 @@ int serve_main(const struct serve_config *cfg, struct cdn_err *err)
 	hfd = -1;
 	fprintf(stderr,
 		"cordon serve: listening on http://%s (dashboard at /), health on %s/serve.sock; "
-		"%u runs at once, %u queued at most\n",
+		"%u runs at once, %u queued at most; per workspace %u queued, %u running\n",
 		cfg->listen ? cfg->listen : "127.0.0.1:8470", sv->state, sv->concurrency,
-		sv->queue_max);
+		sv->queue_max, sv->ws_queue_max, sv->ws_running_max);
 
 	for (;;) {
 		int sig = 0;
@@ -1533,6 +2057,7 @@ out:
 	}
 	if (http)
 		MHD_stop_daemon(http);
+	front_stop(sv);
 	if (health)
 		MHD_stop_daemon(health);
 	if (hfd >= 0)
@@ -1545,6 +2070,7 @@ out:
 	vault_close(sv->v);
 	store_close(sv->s);
 	pthread_mutex_destroy(&sv->mu);
+	pthread_mutex_destroy(&sv->lim_mu);
 	pthread_cond_destroy(&sv->cv);
 	free(sv);
 	if (r == 0)

@@ -8,11 +8,13 @@
 #ifndef CORDON_SERVE_H
 #define CORDON_SERVE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "base/err.h"
 
 #define SERVE_MAX_PRIVATE 16
+#define SERVE_MAX_TRUSTED_PROXIES 8
 
 struct serve_config {
 	const char *state_dir;	 /* NULL: store_default_dir() */
@@ -28,7 +30,21 @@ struct serve_config {
 	/* Registering by a path on the server is allowed only below this
 	 * directory; NULL: off, bundles are uploaded instead. */
 	const char *register_root;
+	unsigned max_streams_per_key; /* live event streams per API key; 0: 16 */
+	unsigned max_uploads;	      /* bundle uploads in progress, server-wide; 0: 4 */
+	/* Reverse proxies (their addresses) whose X-Forwarded-For is believed. */
+	const char *trusted_proxies[SERVE_MAX_TRUSTED_PROXIES];
+	size_t n_trusted_proxies;
+	/* The run queue: runs of one workspace waiting at most, and running at
+	 * most; 0: a quarter of --queue (at least 1), and --concurrency. */
+	unsigned workspace_queue;
+	unsigned workspace_concurrency;
 };
+
+/* The API's route table (the one serve dispatches by, and authorizes by):
+ * route i's method, path ("/v1/runs/{id}") and least role ("owner" or
+ * "member"). False past the last. */
+bool serve_route_at(size_t i, const char **method, const char **path, const char **role);
 
 /* Serves until SIGTERM or SIGINT, then drains. 0 after a clean drain. */
 int serve_main(const struct serve_config *cfg, struct cdn_err *err);

@@ -980,6 +980,40 @@ struct tree_walk {
 	struct cdn_err *err;
 };
 
+/* A file's sha256, as store_blob_put_fd gives it, without storing it
+ * (store_tree_hash). */
+static int hash_fd(int fd, uint64_t max, char hex[STORE_HASH_HEX + 1], uint64_t *size,
+		   struct cdn_err *err)
+{
+	_cleanup_free_ unsigned char *buf = malloc(IO_CHUNK);
+	if (!buf)
+		return cdn_err_set(err, ENOMEM, "store: hash");
+	crypto_hash_sha256_state st;
+	crypto_hash_sha256_init(&st);
+	uint64_t total = 0;
+	for (;;) {
+		size_t want = IO_CHUNK;
+		uint64_t room = max - total;
+		if (room < IO_CHUNK)
+			want = (size_t)room + 1;
+		ssize_t n = read_some(fd, buf, want);
+		if (n < 0)
+			return cdn_err_set(err, (int)n, "store: read");
+		if (n == 0)
+			break;
+		total += (uint64_t)n;
+		if (total > max)
+			return cdn_err_set(err, E2BIG, "store: more than %llu bytes",
+					   (unsigned long long)max);
+		crypto_hash_sha256_update(&st, buf, (unsigned long long)n);
+	}
+	unsigned char d[crypto_hash_sha256_BYTES];
+	crypto_hash_sha256_final(&st, d);
+	sha256_hex(d, hex);
+	*size = total;
+	return 0;
+}
+
 static void tree_entries_free(struct tree_entry *v, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -1035,7 +1069,8 @@ static int tree_walk_file(struct tree_walk *w, int dfd, const char *name, char *
 		return tree_fail(w, EAGAIN, *path, "changed while being read");
 	char hash[STORE_HASH_HEX + 1];
 	uint64_t size = 0;
-	int r = store_blob_put_fd(w->s, fd, w->lim.max_bytes - w->bytes, hash, &size, w->err);
+	int r = w->s ? store_blob_put_fd(w->s, fd, w->lim.max_bytes - w->bytes, hash, &size, w->err)
+		     : hash_fd(fd, w->lim.max_bytes - w->bytes, hash, &size, w->err);
 	if (r == -E2BIG) {
 		char why[96];
 		snprintf(why, sizeof(why), "the files add up to more than %llu bytes",
@@ -1166,8 +1201,20 @@ int store_tree_import(struct store *s, const char *dir, const struct tree_limits
 	if (r < 0)
 		return r;
 	/* The listing is a blob like any other: its hash is the tree's. */
+	if (!s) {
+		unsigned char d[crypto_hash_sha256_BYTES];
+		crypto_hash_sha256(d, (const unsigned char *)(listing ? listing : ""), len);
+		sha256_hex(d, hash);
+		return 0;
+	}
 	r = store_blob_put(s, listing ? listing : "", len, hash, err);
 	return r < 0 ? cdn_err_wrap(err, "tree %s", w.root) : 0;
+}
+
+int store_tree_hash(const char *dir, const struct tree_limits *lim, char hash[STORE_HASH_HEX + 1],
+		    struct cdn_err *err)
+{
+	return store_tree_import(NULL, dir, lim, hash, err);
 }
 
 int store_tree_listing(struct store *s, const char *hash, char **listing, size_t *len,

@@ -97,6 +97,12 @@ struct tree_limits {
 int store_tree_import(struct store *s, const char *dir, const struct tree_limits *lim,
 		      char hash[STORE_HASH_HEX + 1], struct cdn_err *err);
 
+/* The hash store_tree_import would give dir, by the same walk and rules,
+ * without a store: what the CLI sends with an upload, so that the server
+ * registers exactly the tree the client packed. */
+int store_tree_hash(const char *dir, const struct tree_limits *lim, char hash[STORE_HASH_HEX + 1],
+		    struct cdn_err *err);
+
 /*
  * A fresh private directory (0700) under <dir>/tmp for the caller to fill,
  * e.g. with an uploaded bundle before store_tree_import: its path (cap at

@@ -152,6 +152,15 @@ try {
 	await page.screenshot({ path: SHOT, fullPage: true, animations: "disabled" });
 	log("4. screenshot: " + SHOT);
 
+	/* 5. The policy page: the operator's rule for deploy.test, as the
+	 * effective policy shows it, with the line it came from. */
+	await byTest("nav-policy").click();
+	const rule = page.locator('[data-testid="policy-rule"]', { hasText: "deploy.test" });
+	await rule.waitFor();
+	assert.match(await rule.textContent(), /deploy\.test.*POST.*required.*policy\.yaml:\d+/);
+	assert.match(await byTest("policy-source").textContent(), /operator's applies/);
+	log("5. policy page: the effective rule for deploy.test names the operator's line");
+
 	assert.deepEqual(problems, [], "no script error or CSP violation");
 	await context.close();
 } catch (e) {

@@ -6,8 +6,11 @@
  * invariants: rules sorted by name and unique, every name already in
  * normal form, ports and methods in range, and matching a name below a
  * rule finds a rule. A refusal must carry a message without control bytes.
- * The input's first line is also fed, as a string, to the host name
- * normalisers, --allow and --allow-private.
+ * The input is also read as a workspace's policy against the built-in
+ * operator policy: what loads there must narrow it (egress_policy_narrow_by)
+ * into a valid policy that the operator's allows everything of, with the
+ * operator's settings. The input's first line is also fed, as a string, to
+ * the host name normalisers, --allow and --allow-private.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -111,10 +114,52 @@ static void strings(const uint8_t *data, size_t size)
 	egress_policy_free(p);
 }
 
+static void workspace(const uint8_t *data, size_t size)
+{
+	struct egress_policy *op = NULL, *ws = NULL, *eff = NULL;
+	struct cdn_err err = { 0 };
+	if (egress_policy_default(&op, &err) < 0)
+		abort();
+	if (egress_policy_parse_workspace((const char *)data, size, "fuzz.yaml", op, &ws, &err) < 0) {
+		if (ws)
+			abort();
+		check_message(&err);
+		egress_policy_free(op);
+		return;
+	}
+	check_policy(ws);
+	if (egress_policy_narrow_by(op, ws, &eff, NULL, NULL, &err) < 0)
+		abort(); /* two loaded policies always narrow */
+	/* (a narrowed rule may allow nothing, where it shadows a wider one,
+	 * so check_policy's "every rule allows something" does not apply) */
+	for (size_t i = 1; i < eff->n_rules; i++)
+		if (strcmp(eff->rules[i - 1].name, eff->rules[i].name) >= 0)
+			abort();
+	/* narrowing never widens: settings are the operator's, and every
+	 * rule's ports and methods are allowed by the operator's rule */
+	if (!eff->enforce || eff->n_private != op->n_private ||
+	    eff->approval_timeout_s != op->approval_timeout_s ||
+	    (op->global_rpm && (!eff->global_rpm || eff->global_rpm > op->global_rpm)))
+		abort();
+	for (size_t i = 0; i < eff->n_rules; i++) {
+		const struct egress_rule *r = &eff->rules[i];
+		const struct egress_rule *o = egress_policy_cover(op, r->name);
+		if (!o || (r->methods & ~o->methods))
+			abort();
+		for (size_t k = 0; k < r->n_ports; k++)
+			if (!egress_rule_has_port(o, r->ports[k]))
+				abort();
+	}
+	egress_policy_free(eff);
+	egress_policy_free(ws);
+	egress_policy_free(op);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct egress_policy *p = NULL;
 	struct cdn_err err = { 0 };
+	workspace(data, size);
 	if (egress_policy_parse((const char *)data, size, "fuzz.yaml", &p, &err) == 0) {
 		check_policy(p);
 		egress_policy_free(p);

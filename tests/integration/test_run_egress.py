@@ -204,23 +204,34 @@ def test_demo_agent_end_to_end(tmp_path):
     assert "intact, 2 lines" in r.stdout
 
 
-def test_workspace_policy_applies_without_policy_flag(env, upstream):
-    """STATE/policies/WS.yaml (what PUT /v1/policy writes) is the run's
-    policy; another workspace falls back to STATE/policy.yaml."""
+def test_workspace_policy_narrows_the_operators(env, upstream):
+    """STATE/policies/WS.yaml (what PUT /v1/policy writes) narrows the
+    operator's STATE/policy.yaml for that workspace's runs only; a
+    workspace policy that tries to widen it fails the run."""
     (env.state / "policies").mkdir(mode=0o700)
-    (env.state / "policies" / "default.yaml").write_text(env.policy.read_text())
-    (env.state / "policy.yaml").write_text("version: 1\ndomains: []\n")
+    (env.state / "policy.yaml").write_text(env.policy.read_text())
+    (env.state / "policies" / "default.yaml").write_text(
+        f"version: 1\ndomains:\n  - name: other.test\n    ports: [{upstream.port}]\n")
     m = manifest(required_secrets=[], egress={"domains": ["llm.test"]})
     a = env.agent("net", m, CLIENT)
     inp = env.tmp / "in.json"
     inp.write_text(json.dumps({"calls": [["llm", f"http://llm.test:{upstream.port}/x", False]]}))
-    outs = {}
-    for ws in ("default", "other"):
+
+    def llm(ws):
         r = env.cordon("run", "--json", "-w", ws, "--hosts", env.hosts, "--allow-private",
                        f"127.0.0.1:{upstream.port}", "-i", inp, a)
         events = [json.loads(l) for l in r.stdout.splitlines() if l.startswith("{")]
-        outs[ws] = env.result(events)[0]["output"]["llm"]
-    assert outs == {"default": 200, "other": 403}
+        return r, env.result(events)[0]["output"]["llm"] if r.returncode == 0 else None
+
+    assert llm("default")[1] == 403 and llm("other")[1] == 200
+    # --policy replaces the operator's file; the workspace still narrows it.
+    r = env.cordon("run", "--json", "--policy", env.policy, "--hosts", env.hosts,
+                   "--allow-private", f"127.0.0.1:{upstream.port}", "-i", inp, a)
+    assert r.returncode == 0, r.stderr
+    assert env.result([json.loads(l) for l in r.stdout.splitlines()])[0]["output"]["llm"] == 403
+    (env.state / "policies" / "default.yaml").write_text("version: 1\nenforce: false\n")
+    r, _ = llm("default")
+    assert r.returncode == 125 and "policies/default.yaml:2: enforce: not allowed" in r.stdout + r.stderr
 
 
 def _rate_env(env, upstream, operator_rules):

@@ -96,6 +96,15 @@ class Server:
             j = None
         return r.status, j, payload, r
 
+    def wait_running(self, key, run_id, timeout=20):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            st, j, _, _ = self.req("GET", f"/v1/runs/{run_id}", key)
+            if st == 200 and j["status"] == "running":
+                return True
+            time.sleep(0.05)
+        return False
+
     def wait_final(self, key, run_id, timeout=60):
         deadline = time.time() + timeout
         while time.time() < deadline:
@@ -246,7 +255,7 @@ def test_member_can_run_and_read(srv):
     st, _, sse, r = srv.req("GET", f"/v1/runs/{j['id']}/events", srv.member,
                             headers={"Accept": "text/event-stream"})
     assert r.getheader("Content-Type") == "text/event-stream"
-    assert sse.decode().startswith("data: {") and "\n\n" in sse.decode()
+    assert sse.decode().startswith("id: 1\ndata: {") and "\n\n" in sse.decode()
 
 
 def test_artifact_download(srv):
@@ -324,22 +333,23 @@ def test_slow_client_does_not_block_others(srv):
 
 def test_policy_get_put(srv):
     st, j, _, _ = srv.req("GET", "/v1/policy", srv.member)
-    assert st == 200 and j["source"] == "built-in"
+    assert st == 200 and j["operator"]["source"] == "built-in" and j["workspace"] is None
     bad = b"version: 1\ndomains:\n  - name: x.example.com\n    bogus: 1\n"
     st, j, _, _ = srv.req("PUT", "/v1/policy", srv.owner, raw=bad,
                           headers={"Content-Type": "application/yaml"})
     assert st == 400 and "bogus" in j["error"]["message"]
+    assert j["error"]["message"].startswith("policy.yaml:4: domains[0]")
     assert not (srv.state / "policies" / "default.yaml").exists()
     good = b"version: 1\ndomains:\n  - name: api.example.com\n    ports: [443]\n"
     st, j, _, _ = srv.req("PUT", "/v1/policy", srv.owner, raw=good,
                           headers={"Content-Type": "application/yaml"})
-    assert st == 200
+    assert st == 200 and j == {"updated": True, "dropped": ["api.example.com"]}
     st, j, _, _ = srv.req("GET", "/v1/policy", srv.member)
-    assert j["source"] == "file" and j["scope"] == "workspace" and "api.example.com" in j["yaml"]
+    assert "api.example.com" in j["workspace"]["yaml"]
     assert (srv.state / "policies" / "default.yaml").stat().st_mode & 0o777 == 0o600
-    # Another workspace keeps its own (here the built-in) policy.
+    # Another workspace keeps its own (here the operator's) policy.
     st, j, _, _ = srv.req("GET", "/v1/policy", srv.other)
-    assert j["source"] == "built-in"
+    assert j["operator"]["source"] == "built-in" and j["workspace"] is None
 
 
 def test_owner_registry_and_keys(srv, tmp_path):
@@ -539,6 +549,13 @@ def test_every_endpoint_under_every_role(srv, tmp_path):
         ("GET", f"/v1/audit?run={rid}", None, 200, 200, 404),
         ("GET", "/v1/policy", None, 200, 200, 200),
         ("PUT", "/v1/policy", yaml, 200, 403, 200),  # each its own workspace's
+        # what only the operator decides: refused to every role
+        ("PUT", "/v1/policy", b"version: 1\nenforce: false\n", 400, 403, 400),
+        ("PUT", "/v1/policy", b"version: 1\nprivate: [127.0.0.1:1]\n", 400, 403, 400),
+        ("PUT", "/v1/policy", b"version: 1\napprovals: {timeout_seconds: 9}\n", 400, 403, 400),
+        ("PUT", "/v1/policy", b"version: 1\nlimits: {requests_per_minute: 0}\n", 400, 403, 400),
+        ("DELETE", "/v1/policy", None, 405, 405, 405),
+        ("POST", "/v1/whoami", None, 405, 405, 405),
         ("GET", "/v1/keys", None, 200, 403, 200),
         ("POST", "/v1/keys", {"name": "mx", "role": "member"}, 201, 403, 201),
     ]
@@ -558,6 +575,40 @@ def test_every_endpoint_under_every_role(srv, tmp_path):
     for method, path, *_ in rows:
         st, j, _, _ = srv.req(method, path)
         assert st == 401, (method, path, st)
+
+    # The policy's levels: each key sees the operator's policy, its own
+    # workspace's (the last one written there) and the effective rules;
+    # no server path in any of it.
+    for key, ws_yaml in ((srv.owner, yaml), (srv.member, yaml), (srv.other, yaml)):
+        st, j, raw, _ = srv.req("GET", "/v1/policy", key)
+        assert st == 200 and j["operator"]["source"] == "built-in"
+        assert j["workspace"]["yaml"] == ws_yaml.decode()
+        assert j["workspace"]["dropped"] == ["api.example.com"]
+        assert j["effective"]["enforce"] is True and j["effective"]["private"] == []
+        assert str(srv.state).encode() not in raw
+
+    # The queue quotas, by role and workspace: an owner's and a member's
+    # runs share their workspace's quota; the other workspace has its own.
+    srv.stop()
+    srv.extra = ["--concurrency", "1", "--queue", "8", "--workspace-queue", "2",
+                 "--drain-timeout", "1"]
+    (tmp_path / "o").mkdir()
+    assert srv.cli("agent", "register", str(agent(tmp_path / "o", "sleeper", "sleep 30\n")),
+                   ws="other").returncode == 0
+    srv.start()
+    try:
+        sleeper = lambda key: srv.req("POST", "/v1/runs", key, body={"agent": "sleeper"})
+        ids = [sleeper(srv.owner)[1]["id"]]  # runs
+        assert srv.wait_running(srv.owner, ids[0])
+        assert sleeper(srv.owner)[0] == 202  # waits: 1 of 2
+        assert sleeper(srv.member)[0] == 202  # waits: 2 of 2
+        for key in (srv.owner, srv.member):
+            st, j, _, _ = sleeper(key)
+            assert st == 503 and "workspace default has 2 runs waiting" in j["error"]["message"], j
+        st, j, _, _ = sleeper(srv.other)
+        assert st == 202, j  # the other workspace is not held back
+    finally:
+        srv.stop(signal.SIGTERM)
 
 
 def test_register_by_upload_and_the_path_gate(srv, tmp_path):

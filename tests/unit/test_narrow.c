@@ -860,6 +860,223 @@ static void test_model(void **state)
 	}
 }
 
+
+/* ------------------------------------------------------ workspace level */
+
+static int ws_load(const struct egress_policy *op, const char *yaml, struct egress_policy **out,
+		   struct cdn_err *err)
+{
+	return egress_policy_parse_workspace(yaml, strlen(yaml), "policy.yaml", op, out, err);
+}
+
+static void ws_fails(const struct egress_policy *op, const char *yaml, const char *want)
+{
+	struct egress_policy *p = NULL;
+	struct cdn_err err = { 0 };
+	if (ws_load(op, yaml, &p, &err) == 0)
+		fail_msg("expected the workspace policy to be refused (%s):\n%s", want, yaml);
+	assert_null(p);
+	if (!strstr(err.msg, want))
+		fail_msg("error '%s' lacks '%s'", err.msg, want);
+}
+
+/* What the operator alone decides is refused in a workspace's policy, with
+ * the key and its line; so is any limit above the operator's. */
+static void test_workspace_refusals(void **state)
+{
+	(void)state;
+	struct egress_policy *op = load(BASE_HEAD "  - name: api.example.com\n"
+						  "    requests_per_minute: 30\n"
+						  "  - name: \"*.free.example\"\n"
+						  "    requests_per_minute: 0\n");
+	ws_fails(op, "version: 1\nenforce: false\n", "policy.yaml:2: enforce: not allowed");
+	ws_fails(op, "version: 1\nenforce: true\n", "policy.yaml:2: enforce: not allowed");
+	ws_fails(op, "version: 1\nprivate: [127.0.0.1:80]\n", "policy.yaml:2: private: not allowed");
+	ws_fails(op, "version: 1\nprivate: []\n", "policy.yaml:2: private: not allowed");
+	ws_fails(op, "version: 1\napprovals: {timeout_seconds: 5}\n",
+		 "policy.yaml:2: approvals: not allowed");
+	ws_fails(op, "version: 1\nlimits:\n  requests_per_minute: 61\n",
+		 "policy.yaml:3: limits.requests_per_minute: 61 is above the operator's limit of 60");
+	ws_fails(op, "version: 1\nlimits:\n  requests_per_minute: 0\n",
+		 "0 (unlimited) is above the operator's limit of 60");
+	ws_fails(op, "version: 1\nlimits: {global_requests_per_minute: 601}\n",
+		 "limits.global_requests_per_minute: 601 is above the operator's limit of 600");
+	ws_fails(op, "version: 1\ndomains:\n  - name: api.example.com\n    requests_per_minute: 31\n",
+		 "policy.yaml:4: domains[0].requests_per_minute: 31 is above the operator's limit of "
+		 "30 for 'api.example.com'");
+	egress_policy_free(op);
+}
+
+/* What a workspace may write: lower limits, its own rules (narrowed later),
+ * names the operator does not allow (dropped later); limits it leaves out
+ * are the operator's, not the defaults. */
+static void test_workspace_accepts(void **state)
+{
+	(void)state;
+	struct egress_policy *op = load("version: 1\nlimits: {requests_per_minute: 100, "
+					"global_requests_per_minute: 0}\ndomains:\n"
+					"  - name: \"*.free.example\"\n    requests_per_minute: 0\n");
+	struct egress_policy *ws = NULL;
+	struct cdn_err err = { 0 };
+	assert_int_equal(ws_load(op, "version: 1\ndomains:\n  - name: a.free.example\n"
+				     "    requests_per_minute: 0\n  - name: not.allowed.example\n"
+				     "    requests_per_minute: 5000\n",
+				 &ws, &err),
+			 0);
+	assert_int_equal(ws->default_rpm, 100);
+	assert_int_equal(ws->global_rpm, 0);
+	assert_true(ws->enforce);
+	assert_int_equal(ws->n_private, 0);
+	egress_policy_free(ws);
+	assert_int_equal(ws_load(op, "version: 1\nlimits: {requests_per_minute: 7, "
+				     "global_requests_per_minute: 70}\n",
+				 &ws, &err),
+			 0);
+	assert_int_equal(ws->default_rpm, 7);
+	assert_int_equal(ws->global_rpm, 70);
+	egress_policy_free(ws);
+	/* a workspace policy needs the operator's */
+	assert_int_equal(egress_policy_parse_workspace("version: 1\n", 11, "p", NULL, &ws, &err),
+			 -EINVAL);
+	egress_policy_free(op);
+}
+
+/* The host-name label controls: a workspace may only tighten them, and
+ * what it leaves out is the operator's. */
+static void test_workspace_labels(void **state)
+{
+	(void)state;
+	struct egress_policy *op = load("version: 1\ndomains:\n"
+					"  - name: \"*.bucket.example\"\n    max_label_length: 63\n"
+					"    random_labels: true\n"
+					"  - name: \"*.strict.example\"\n    max_label_length: 20\n");
+	ws_fails(op, "version: 1\ndomains:\n  - name: \"*.strict.example\"\n"
+		     "    max_label_length: 30\n",
+		 "policy.yaml:4: domains[0].max_label_length: 30 is above the operator's limit of "
+		 "20");
+	ws_fails(op, "version: 1\ndomains:\n  - name: \"*.strict.example\"\n"
+		     "    random_labels: true\n",
+		 "policy.yaml:4: domains[0].random_labels: the operator refuses random-looking");
+	struct egress_policy *ws = NULL, *eff = NULL;
+	struct cdn_err err = { 0 };
+	/* Left out: the operator's (63 and random allowed), not the defaults. */
+	assert_int_equal(ws_load(op, "version: 1\ndomains:\n  - name: \"*.bucket.example\"\n"
+				     "  - name: \"*.strict.example\"\n    max_label_length: 8\n",
+				 &ws, &err),
+			 0);
+	assert_int_equal(egress_policy_narrow_by(op, ws, &eff, NULL, NULL, &err), 0);
+	const struct egress_rule *b = egress_policy_match(eff, "x.bucket.example");
+	const struct egress_rule *st = egress_policy_match(eff, "x.strict.example");
+	assert_non_null(b);
+	assert_non_null(st);
+	assert_int_equal(b->max_label, 63);
+	assert_true(b->random_labels);
+	assert_int_equal(st->max_label, 8);
+	assert_false(st->random_labels);
+	egress_policy_free(eff);
+	egress_policy_free(ws);
+	/* Set lower: kept. */
+	assert_int_equal(ws_load(op, "version: 1\ndomains:\n  - name: \"*.bucket.example\"\n"
+				     "    max_label_length: 12\n    random_labels: false\n",
+				 &ws, &err),
+			 0);
+	assert_int_equal(egress_policy_narrow_by(op, ws, &eff, NULL, NULL, &err), 0);
+	b = egress_policy_match(eff, "x.bucket.example");
+	assert_int_equal(b->max_label, 12);
+	assert_false(b->random_labels);
+	egress_policy_free(eff);
+	egress_policy_free(ws);
+	egress_policy_free(op);
+}
+
+/* Three levels: operator, workspace, agent. Each narrows; the workspace's
+ * limit and the agent's are both kept (the lower where only one window is
+ * left), the operator's window always; settings are the operator's, the
+ * global limit the stricter. */
+static void test_three_levels(void **state)
+{
+	(void)state;
+	struct egress_policy *op = load(BASE_HEAD "  - name: \"*.example.com\"\n"
+						  "    ports: [443, 8443]\n"
+						  "    requests_per_minute: 50\n"
+						  "  - name: open.example.org\n"
+						  "private:\n  - 10.0.0.5:8080\n");
+	struct egress_policy *ws = NULL;
+	struct cdn_err err = { 0 };
+	assert_int_equal(ws_load(op, "version: 1\ncategories: {search: false, research: false}\n"
+				     "limits: {global_requests_per_minute: 100}\n"
+				     "domains:\n  - name: \"*.api.example.com\"\n"
+				     "    ports: [443]\n    requests_per_minute: 20\n"
+				     "  - name: gone.example.net\n",
+				 &ws, &err),
+			 0);
+	struct drops d = { 0 };
+	struct egress_policy *eff = NULL;
+	assert_int_equal(egress_policy_narrow_by(op, ws, &eff, on_drop, &d, &err), 0);
+	check_valid(eff);
+	assert_true(dropped(&d, "gone.example.net"));
+	assert_false(dropped(&d, "*.api.example.com"));
+	assert_true(eff->enforce);
+	assert_int_equal(eff->global_rpm, 100);
+	assert_int_equal(eff->n_private, 1);
+	/* open.example.org: the workspace does not list it, so it is gone */
+	assert_null(egress_policy_match(eff, "open.example.org"));
+	assert_null(egress_policy_match(eff, "www.example.com"));
+	const struct egress_rule *r = egress_policy_match(eff, "x.api.example.com");
+	assert_non_null(r);
+	assert_int_equal(r->n_ports, 1);
+	assert_int_equal(r->ports[0], 443);
+	assert_int_equal(r->rpm, 50);
+	assert_string_equal(rate_window(r), "*.example.com");
+	assert_int_equal(r->agent_rpm, 20);
+	assert_string_equal(r->agent_rate_key, "workspace:*.api.example.com");
+	/* provenance: the rules each level's cover gives */
+	assert_string_equal(egress_policy_cover(op, r->name)->name, "*.example.com");
+	assert_string_equal(egress_policy_cover(ws, r->name)->name, "*.api.example.com");
+
+	/* The agent narrows again: its limit is higher than the workspace's,
+	 * so the workspace's window stays; a lower one takes its place. */
+	const char *doms[] = { "a.api.example.com", "b.api.example.com" };
+	struct egress_rule rules[2] = { agent_rule(doms[0]), agent_rule(doms[1]) };
+	rules[0].rpm = 40;
+	rules[1].rpm = 5;
+	struct egress_policy *fin = narrow(eff, doms, 2, rules, 2, NULL);
+	const struct egress_rule *a = egress_policy_match(fin, "a.api.example.com");
+	const struct egress_rule *b = egress_policy_match(fin, "b.api.example.com");
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_string_equal(rate_window(a), "*.example.com");
+	assert_string_equal(a->agent_rate_key, "workspace:*.api.example.com");
+	assert_int_equal(a->agent_rpm, 20);
+	assert_string_equal(b->agent_rate_key, "agent:b.api.example.com");
+	assert_int_equal(b->agent_rpm, 5);
+	assert_int_equal(eff_rpm(b), 5);
+	assert_int_equal(fin->global_rpm, 100);
+	egress_policy_free(fin);
+	egress_policy_free(eff);
+	egress_policy_free(ws);
+	egress_policy_free(op);
+}
+
+/* The built-in policy is its YAML, parsed: what GET /v1/policy shows. */
+static void test_builtin_yaml(void **state)
+{
+	(void)state;
+	struct egress_policy *a = NULL, *b = load(egress_policy_builtin_yaml());
+	struct cdn_err err = { 0 };
+	assert_int_equal(egress_policy_default(&a, &err), 0);
+	assert_int_equal(a->n_rules, b->n_rules);
+	for (size_t i = 0; i < a->n_rules; i++) {
+		assert_string_equal(a->rules[i].name, b->rules[i].name);
+		assert_int_equal(a->rules[i].methods, b->rules[i].methods);
+		assert_int_equal(a->rules[i].rpm, EGRESS_DEFAULT_RPM);
+	}
+	assert_int_equal(a->global_rpm, EGRESS_DEFAULT_GLOBAL_RPM);
+	assert_int_equal(a->approval_timeout_s, EGRESS_DEFAULT_APPROVAL_TIMEOUT_S);
+	egress_policy_free(a);
+	egress_policy_free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -879,6 +1096,11 @@ int main(void)
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_from_manifest),
 		cmocka_unit_test(test_model),
+		cmocka_unit_test(test_workspace_refusals),
+		cmocka_unit_test(test_workspace_accepts),
+		cmocka_unit_test(test_workspace_labels),
+		cmocka_unit_test(test_three_levels),
+		cmocka_unit_test(test_builtin_yaml),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

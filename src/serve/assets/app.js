@@ -689,7 +689,7 @@ async function followEvents(scope, id, onEvent) {
 		stateEl.textContent = "● live";
 		stateEl.className = "stream-state live small";
 		try {
-			const res = await api(`/v1/runs/${encodeURIComponent(id)}/events?follow=1`, { as: "response", signal: scope.signal, headers: { Accept: "application/x-ndjson" } });
+			const res = await api(`/v1/runs/${encodeURIComponent(id)}/events?follow=1&after=${lastSeq}`, { as: "response", signal: scope.signal, headers: { Accept: "application/x-ndjson" } });
 			const reader = res.body.getReader();
 			const dec = new TextDecoder();
 			let buf = "";
@@ -997,19 +997,51 @@ async function viewPolicy(scope) {
 	show($("policy-member-note"), !owner);
 	ta.readOnly = !owner;
 
+	const rulesBody = $("policy-rules-body");
+	const origin = (o) => o ? `${o.rule} (${o.at === "built-in" ? o.group + ", built-in" : o.at})` : "–";
 	const load = async () => {
 		const j = await api("/v1/policy", { signal: scope.signal });
 		if (!scope.alive) return;
-		const builtin = j.source === "built-in";
+		const own = j.workspace;
 		const src = $("policy-source");
-		src.textContent = builtin ? "built-in policy" : "STATE/policy.yaml";
-		src.className = "pill " + (builtin ? "pill-muted" : "pill-ok");
-		src.dataset.source = j.source;
-		$("policy-help").textContent = builtin
-			? "No policy file: runs use cordon's built-in policy (the llm, search and research categories; nothing else)." + (owner ? " Write a policy below and save it to replace it." : "")
-			: "Runs with the network use this policy, narrowed by each agent's manifest. The schema is in docs/policy.md.";
-		ta.value = j.yaml || "";
-		ta.placeholder = builtin ? "version: 1\nenforce: true\ndomains:\n  - name: api.example.com\n    ports: [443]\n" : "";
+		src.textContent = own ? (own.error ? "does not load" : "workspace policy") : "none: the operator's applies";
+		src.className = "pill " + (own ? (own.error ? "pill-bad" : "pill-ok") : "pill-muted");
+		src.dataset.source = own ? "workspace" : "operator";
+		let help = own
+			? "Runs of this workspace use the operator's policy narrowed by this one, then by each agent's manifest. The schema is in docs/policy.md."
+			: "This workspace has no policy of its own: its runs use the operator's, narrowed by each agent's manifest." + (owner ? " Write one below to narrow it further." : "");
+		if (own && own.dropped && own.dropped.length)
+			help += " Not allowed by the operator, so without effect: " + own.dropped.join(", ") + ".";
+		if (own && own.error)
+			help += " Runs fail until it is fixed: " + own.error;
+		$("policy-help").textContent = help;
+		ta.value = own ? (own.yaml || "") : "";
+		ta.placeholder = own ? "" : "version: 1\ndomains:\n  - name: api.example.com\n    ports: [443]\n";
+
+		const op = j.operator;
+		const os = $("policy-operator-source");
+		os.textContent = op.source === "built-in" ? "built-in" : "STATE/policy.yaml";
+		os.className = "pill " + (op.source === "built-in" ? "pill-muted" : "pill-ok");
+		$("policy-operator-yaml").textContent = op.yaml || "";
+
+		clear(rulesBody);
+		const eff = j.effective;
+		$("policy-effective-summary").textContent = eff
+			? `${eff.rules.length} rules; ${eff.enforce ? "enforced" : "audit only"}; ${eff.limits.requests_per_minute}/min per rule, ${eff.limits.global_requests_per_minute}/min in all (0: no limit)`
+			: "none: the workspace's policy does not load";
+		for (const r of (eff ? eff.rules : [])) {
+			const rpm = r.workspace_requests_per_minute !== undefined
+				? `${r.requests_per_minute} / ${r.workspace_requests_per_minute}` : String(r.requests_per_minute);
+			rulesBody.append(el("tr", { testid: "policy-rule" },
+				el("td", { class: "mono", text: r.name }),
+				el("td", { class: "mono", text: r.ports.join(", ") }),
+				el("td", { class: "mono", text: r.methods.length === 7 ? "all" : r.methods.join(", ") }),
+				el("td", { class: "num", text: rpm }),
+				el("td", { text: r.approval ? "required" : "–" }),
+				el("td", { text: r.inspect ? "yes" : "–" }),
+				el("td", { class: "small", text: origin(r.from.operator) }),
+				el("td", { class: "small", text: origin(r.from.workspace) })));
+		}
 	};
 
 	bindOnce({
@@ -1021,14 +1053,11 @@ async function viewPolicy(scope) {
 			try {
 				await api("/v1/policy", { method: "PUT", body: ta.value, headers: { "Content-Type": "application/yaml" } });
 				const m = $("policy-message");
-				m.textContent = "Saved. Runs that start from now on use this policy.";
+				m.textContent = "Saved. Runs that start from now on use the operator's policy narrowed by this one.";
 				m.className = "flash ok";
 				show(m, true);
 				await load();
 			} catch (e) {
-				// The loader's message names the server's staging file
-				// (STATE/tmp/policy.XXXXXX:LINE: ...): say "line LINE".
-				if (e instanceof ApiError) e.message = e.message.replace(/^\S*policy\.[A-Za-z0-9]{6}:(\d+):\s*/, "line $1: ");
 				showFormError($("policy-error"), e);
 			} finally {
 				btn.disabled = false;
