@@ -220,8 +220,24 @@ static void emit_event(struct run_ctx *c, const char *type, json_t *data, bool f
 		c->events_failed = true;
 		fprintf(stderr, "cordon: run %s: events.ndjson: %s\n", c->rec.id, strerror(-r));
 	}
-	if (r > 0 && c->o->on_event)
-		c->o->on_event(c->o->event_ctx, line, len);
+	if (r <= 0 || !c->o->on_event)
+		return;
+	/* The run's directory is a path on this host: the local caller's
+	 * view of the first and last events names it, the record (which an
+	 * evidence pack carries and the API serves) does not. */
+	if (strcmp(type, "run.created") == 0 || strcmp(type, "run.finished") == 0) {
+		json_t *j = json_loadb(line, len, 0, NULL);
+		char *local = NULL;
+		if (j && json_object_set_new(j, "run_dir", json_string(c->dir)) == 0)
+			local = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		json_decref(j);
+		if (local) {
+			c->o->on_event(c->o->event_ctx, local, strlen(local));
+			free(local);
+			return;
+		}
+	}
+	c->o->on_event(c->o->event_ctx, line, len);
 }
 
 static void emit(struct run_ctx *c, const char *type, json_t *data)
@@ -1435,11 +1451,10 @@ int run_agent(struct store *s, struct vault *v, struct run_options *o, struct ru
 		goto done;
 	snprintf(out->dir, sizeof(out->dir), "%s", c.dir);
 
-	json_t *created = json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:o, s:o, s:O}", "workspace",
+	json_t *created = json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:o, s:o, s:O}", "workspace",
 				    c.ws, "agent", c.agent.name, "version",
 				    (json_int_t)c.agent.version, "sha256", c.agent.hash, "caller",
-				    c.rec.caller, "input_sha256", input_hash, "run_dir", c.dir,
-				    "capabilities", json_deep_copy(c.caps), "env",
+				    c.rec.caller, "input_sha256", input_hash, "capabilities", json_deep_copy(c.caps), "env",
 				    c.env ? json_deep_copy(c.env) : json_null(), "secrets", c.secrets);
 	/* The capabilities' host paths are not the agent's business. */
 	size_t i;
@@ -1602,9 +1617,9 @@ int run_agent(struct store *s, struct vault *v, struct run_options *o, struct ru
 			uerr.msg);
 	c.rec.result_json = NULL;
 
-	json_t *fin = json_pack("{s:s, s:i, s:I, s:s, s:I, s:I, s:I}", "status",
+	json_t *fin = json_pack("{s:s, s:i, s:I, s:I, s:I, s:I}", "status",
 				store_run_status_name(c.rec.status), "exit_code", c.rec.exit_code,
-				"duration_ms", (json_int_t)duration, "run_dir", c.dir, "steps",
+				"duration_ms", (json_int_t)duration, "steps",
 				(json_int_t)c.n_steps, "egress_allowed",
 				(json_int_t)c.egress_allowed, "egress_blocked",
 				(json_int_t)c.egress_blocked);

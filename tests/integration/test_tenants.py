@@ -278,9 +278,10 @@ def test_event_lines_are_never_cut_and_never_name_server_paths(tenants):
                 assert evs[-1]["output"]["blob"] == "x" * size
             else:
                 assert "output" not in evs[-1] and evs[-1]["omitted"] == ["output"]
-        # The file keeps run_dir for local readers; the API never shows it.
+        # The record itself holds no server path, so nor does an evidence
+        # pack, which carries events.ndjson as it is.
         raw = (srv.state / "runs" / rid / "events.ndjson").read_text()
-        assert '"run_dir"' in raw
+        assert '"run_dir"' not in raw and str(srv.state) not in raw
 
 
 def test_sse_ids_and_resume_with_last_event_id(tenants):
