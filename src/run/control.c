@@ -114,7 +114,11 @@ struct control_server {
 	char run_id[STORE_RUN_ID_MAX + 1];
 	char path[512];
 	struct evconnlistener *listener;
-	unsigned clients;
+	/* Live connections, so that freeing the server ends them too: a
+	 * client still connected when the run ends must not keep callbacks
+	 * that point at a freed server. */
+	struct bufferevent *clients[CONTROL_MAX_CLIENTS];
+	unsigned n_clients;
 	struct pending apprs[CONTROL_MAX_APPROVALS];
 	size_t n_apprs;
 };
@@ -219,8 +223,12 @@ static json_t *handle(struct control_server *s, const char *line, size_t len)
 
 static void client_done(struct bufferevent *bev, struct control_server *s)
 {
+	for (unsigned i = 0; i < s->n_clients; i++)
+		if (s->clients[i] == bev) {
+			s->clients[i] = s->clients[--s->n_clients];
+			break;
+		}
 	bufferevent_free(bev);
-	s->clients--;
 }
 
 static void on_written(struct bufferevent *bev, void *arg)
@@ -273,7 +281,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	struct control_server *s = arg;
 	/* The directory is 0700 and the socket 0600; check the peer anyway,
 	 * and bound how many may hold a connection. */
-	if (!peer_trusted(fd) || s->clients >= CONTROL_MAX_CLIENTS) {
+	if (!peer_trusted(fd) || s->n_clients >= CONTROL_MAX_CLIENTS) {
 		close(fd);
 		return;
 	}
@@ -282,7 +290,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		close(fd);
 		return;
 	}
-	s->clients++;
+	s->clients[s->n_clients++] = bev;
 	bufferevent_setcb(bev, on_read, NULL, on_event, s);
 	bufferevent_setwatermark(bev, EV_READ, 0, CONTROL_MAX_LINE + 1);
 	/* One whole request and reply within this, however slowly sent. */
@@ -342,6 +350,8 @@ void control_server_free(struct control_server *s)
 		return;
 	if (s->listener)
 		evconnlistener_free(s->listener);
+	while (s->n_clients > 0)
+		client_done(s->clients[s->n_clients - 1], s);
 	unlink(s->path);
 	free(s);
 }

@@ -119,3 +119,46 @@ def test_the_run_is_the_sockets_name_not_what_it_says():
     finally:
         srv.close()
         os.unlink(path)
+
+
+def test_clients_still_connected_when_the_run_ends(tmp_path):
+    """Other users' tools list every run's socket; a connection that is
+    still open (or half-sent) when the run ends is closed with the server.
+    Before, its bufferevent outlived the freed server: a leak (which the
+    sanitizer build reports as a failed run) and callbacks pointing at
+    freed memory."""
+    import subprocess
+    import time
+    agent = tmp_path / "agent"
+    agent.mkdir()
+    (agent / "agent.json").write_text(json.dumps({
+        "name": "ctl", "version": "1", "profile": "deployment",
+        "entrypoint": ["/bin/sh", "-c", "sleep 1.5"],
+        "egress": {"domains": ["x.test"]}}))
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("version: 1\nenforce: true\ndomains:\n  - name: x.test\n")
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    p = subprocess.Popen([CORDON, "run", "--json", "--state", str(state), "--policy",
+                          str(policy), str(agent)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    first = json.loads(p.stdout.readline())
+    path = f"/run/cordon/{first['run_id']}.sock"
+    held = []
+    deadline = time.monotonic() + 10
+    while len(held) < 3 and time.monotonic() < deadline:
+        try:
+            c = socket.socket(socket.AF_UNIX)
+            c.connect(path)
+            held.append(c)
+        except OSError:
+            c.close()
+            time.sleep(0.02)
+    assert len(held) == 3, "could not reach the run's control socket"
+    held[0].sendall(b'{"op": "li')  # half a request
+    held[1].sendall(b'{"op": "list"}\n')  # a whole one whose answer is never read
+    out, err = p.communicate(timeout=60)
+    for c in held:
+        c.close()
+    assert p.returncode == 0, err
+    assert "LeakSanitizer" not in err and "AddressSanitizer" not in err, err
