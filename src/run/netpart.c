@@ -363,11 +363,19 @@ int netpart_start(struct event_base *base, const struct netpart_config *cfg,
 	if (cfg->policy) {
 		size_t n = 0;
 		const char **names = egress_inspected_names(cfg->policy, &n);
+		bool oom = !names && n > 0;
 		np->inspected = calloc(n + 1, sizeof(char *));
-		for (size_t i = 0; np->inspected && i < n; i++)
-			if ((np->inspected[i] = strdup(names[i])))
+		oom |= !np->inspected;
+		/* Packed: the list is read up to n_inspected, so it has no holes. */
+		for (size_t i = 0; !oom && i < n; i++)
+			if (!(oom = !(np->inspected[np->n_inspected] = strdup(names[i]))))
 				np->n_inspected++;
 		free(names);
+		if (oom) {
+			close_fds(cfg);
+			netpart_free(np);
+			return cdn_err_set(err, ENOMEM, "network part");
+		}
 	}
 
 	char *text = NULL;
