@@ -3,7 +3,7 @@ PYTHON ?= /usr/bin/python3
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 
-.PHONY: all bootstrap build asan test test-v2 unit-test demo bench fuzz format clean
+.PHONY: all bootstrap build asan test test-v2 unit-test check coverage demo bench fuzz format clean
 
 all: build
 
@@ -51,6 +51,15 @@ test-v2: build
 	  bash $(RUN_IN_VM) --mem 2G -- $(PYTHON) -m pytest -q -p no:cacheprovider \
 	  $(addprefix tests/integration/,$(V2_SUITES))
 
+# The static analyzers (clang-tidy and gcc -fanalyzer) against the reviewed
+# baseline tests/check/baseline.txt: a new finding fails.
+check: bootstrap
+	./scripts/check
+
+# A line-coverage report (gcovr) of the unit tests, in build-coverage/.
+coverage: bootstrap
+	./scripts/coverage
+
 demo: build
 	@./scripts/demo
 
@@ -67,4 +76,4 @@ format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz
+	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz build-check build-analyzer build-coverage
