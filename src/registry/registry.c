@@ -3,6 +3,7 @@
 #include "registry/registry.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
 #include <sodium.h>
@@ -12,6 +13,7 @@
 #include <sys/stat.h>
 
 #include "base/cleanup.h"
+#include "base/file.h"
 #include "vault/vault.h"
 
 static void result_from(struct registry_result *res, const char *name, unsigned version,
@@ -42,11 +44,16 @@ int registry_agent_register(struct store *s, const char *ws, const char *dir,
 		if (r == 0) {
 			char file[PATH_MAX + 16];
 			snprintf(file, sizeof(file), "%s/agent.json", path);
-			_cleanup_fclose_ FILE *f = fopen(file, "re");
-			doc = calloc(1, MANIFEST_MAX_BYTES + 1);
-			size_t n = f && doc ? fread(doc, 1, MANIFEST_MAX_BYTES, f) : 0;
-			if (!f || !doc)
-				r = cdn_err_set(err, errno ? errno : ENOMEM, "read %s", file);
+			/* Whole or not at all: a read error or a file over the
+			 * bound is an error, never a prefix that parses. */
+			_cleanup_close_ int fd = open(file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+			size_t n = 0;
+			r = fd < 0 ? -errno : cdn_read_fd(fd, MANIFEST_MAX_BYTES, &doc, &n);
+			if (r == -EFBIG)
+				r = cdn_err_set(err, EFBIG, "read %s: more than %d bytes", file,
+						MANIFEST_MAX_BYTES);
+			else if (r < 0)
+				r = cdn_err_set(err, -r, "read %s", file);
 			else
 				r = manifest_parse(doc, n, "agent.json", &again, err);
 		}

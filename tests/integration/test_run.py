@@ -1415,3 +1415,46 @@ def test_relative_state_directory(state, tmp_path):
     assert finished(evs)["status"] == "succeeded"
     assert (run_dir(state, run_id_of(evs)) / "result.json").exists()
     assert (run_dir(state, run_id_of(evs)) / "artifacts" / "a.txt").exists()
+
+
+def test_register_rereads_the_snapshot_whole(state, tmp_path):
+    """Registering reads agent.json twice: from the directory, then from
+    the snapshot it stores. A file swapped in between for one over the
+    64 KiB bound (here the same manifest padded with spaces, which a
+    64 KiB prefix still parses) was stored anyway: the second read was an
+    unchecked, bounded fread. Now it is refused."""
+    import threading
+    small = json.dumps({"name": "flip", "version": "1", "entrypoint": ["/bin/true"]})
+    big = small + " " * (70 * 1024)
+    src = tmp_path / "flip"
+    src.mkdir()
+    (src / "agent.json").write_text(small)
+    first = cordon(state, "agent", "register", "--json", src)
+    assert first.returncode == 0, first.stderr
+    small_hash = json.loads(first.stdout)["sha256"]
+    stop = threading.Event()
+    tmp_small, tmp_big = tmp_path / "s.json", tmp_path / "b.json"
+
+    def flip():
+        while not stop.is_set():
+            tmp_small.write_text(small)
+            os.replace(tmp_small, src / "agent.json")
+            tmp_big.write_text(big)
+            os.replace(tmp_big, src / "agent.json")
+    t = threading.Thread(target=flip, daemon=True)
+    t.start()
+    stored, refused = set(), 0
+    try:
+        for _ in range(80):
+            r = cordon(state, "agent", "register", "--json", src)
+            if r.returncode == 0:
+                stored.add(json.loads(r.stdout)["sha256"])
+            else:
+                assert "bytes" in r.stderr, r.stderr
+                refused += 1
+    finally:
+        stop.set()
+        t.join()
+    # Whatever the timing, only the small manifest's tree is ever stored.
+    assert stored <= {small_hash}, stored
+    assert refused > 0
