@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <jansson.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -182,6 +183,10 @@ int cmd_approvals(int argc, char **argv)
 		approvals_usage(stderr);
 		return EXIT_CORDON;
 	}
+	/* Every send on a control socket is MSG_NOSIGNAL already; ignoring
+	 * SIGPIPE as well keeps a run that hangs up (or a closed stdout) an
+	 * error to report, never a silent death halfway through a decision. */
+	signal(SIGPIPE, SIG_IGN);
 	const char *verb = argv[optind];
 	struct cdn_err err = { 0 };
 	if (cli_remote())
