@@ -15,8 +15,9 @@
  * end. When the last phase ends pid 1 exits, and the kernel kills whatever
  * is left in the namespace.
  *
- * Nothing here allocates; errors are reported to the supervisor as a
- * message naming the step.
+ * One allocation: the phases' argv is copied before cordon's own argv is
+ * wiped (it may live there). Nothing else here allocates. Errors, that one
+ * included, are reported to the supervisor as a message naming the step.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
