@@ -3,6 +3,8 @@
 #include "egress/tls.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -14,6 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include "base/file.h"
 
 #define LEAF_VALID_S (24 * 3600)
 
@@ -276,41 +281,123 @@ SSL *egress_ca_server_ssl(struct egress_ca *ca, const char *host, struct cdn_err
 }
 
 /* One verifying context per process (and per extra CA file). */
+/*
+ * The roots for verifying upstreams. egress_tls_client_init reads the
+ * files into memory while the network part may still open files; the
+ * first handshake parses them (~45 ms for Debian's bundle of ~140 roots),
+ * so a run that never opens an inspected TLS connection never pays for it,
+ * and none waits for it at start or at stop.
+ */
+#define TRUST_FILE_MAX (8u << 20)
+
+static struct {
+	char *path;   /* extra_ca_file as given, or NULL */
+	char *pem[2]; /* the system bundle, and the extra file's bytes */
+	size_t len[2];
+	SSL_CTX *ctx; /* built at the first handshake */
+} trust;
+
+static int read_trust_file(const char *path, char **out, size_t *len, struct cdn_err *err)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return cdn_err_set(err, errno, "TLS: read %s", path);
+	int r = cdn_read_fd(fd, TRUST_FILE_MAX, out, len);
+	close(fd);
+	if (r == -EFBIG)
+		return cdn_err_msg(err, EFBIG, "TLS: %s is over %u bytes", path, TRUST_FILE_MAX);
+	return r < 0 ? cdn_err_set(err, -r, "TLS: read %s", path) : 0;
+}
+
+static void trust_clear(void)
+{
+	for (int i = 0; i < 2; i++) {
+		free(trust.pem[i]);
+		trust.pem[i] = NULL;
+		trust.len[i] = 0;
+	}
+	free(trust.path);
+	trust.path = NULL;
+	SSL_CTX_free(trust.ctx);
+	trust.ctx = NULL;
+}
+
+/* Every certificate (and CRL) of a PEM buffer into the store, as
+ * SSL_CTX_load_verify_file does from a file; how many certificates, or -1. */
+static int add_pem(X509_STORE *st, const char *pem, size_t len)
+{
+	if (len > INT_MAX)
+		return -1;
+	BIO *b = BIO_new_mem_buf(pem, (int)len);
+	STACK_OF(X509_INFO) *infos = b ? PEM_X509_INFO_read_bio(b, NULL, NULL, NULL) : NULL;
+	BIO_free(b);
+	if (!infos)
+		return -1;
+	int n = 0;
+	for (int i = 0; i < sk_X509_INFO_num(infos); i++) {
+		X509_INFO *xi = sk_X509_INFO_value(infos, i);
+		if (xi->x509 && X509_STORE_add_cert(st, xi->x509) == 1)
+			n++;
+		if (xi->crl)
+			(void)X509_STORE_add_crl(st, xi->crl);
+	}
+	sk_X509_INFO_pop_free(infos, X509_INFO_free);
+	return n;
+}
+
 static SSL_CTX *client_ctx(const char *extra_ca_file, struct cdn_err *err)
 {
-	static SSL_CTX *ctx;
-	static char *ctx_ca;
-	if (ctx && ((ctx_ca == NULL) != (extra_ca_file == NULL) ||
-		    (ctx_ca && strcmp(ctx_ca, extra_ca_file) != 0))) {
-		SSL_CTX_free(ctx);
-		free(ctx_ca);
-		ctx = NULL;
-		ctx_ca = NULL;
+	bool same = (trust.path == NULL) == (extra_ca_file == NULL) &&
+		    (!trust.path || strcmp(trust.path, extra_ca_file) == 0);
+	/* Not read yet, or read for another extra file: only possible where
+	 * files may still be opened (the network part reads them first). */
+	if ((!trust.pem[0] || !same) && egress_tls_client_init(extra_ca_file, err) < 0)
+		return NULL;
+	if (trust.ctx)
+		return trust.ctx;
+	static const unsigned char alpn[] = "\x08http/1.1";
+	SSL_CTX *c = SSL_CTX_new(TLS_client_method());
+	X509_STORE *st = c ? SSL_CTX_get_cert_store(c) : NULL;
+	const char *what = "TLS: client context";
+	bool ok = st && SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION) == 1 &&
+		  SSL_CTX_set_alpn_protos(c, alpn, sizeof(alpn) - 1) == 0;
+	if (ok && !(ok = add_pem(st, trust.pem[0], trust.len[0]) > 0))
+		what = "TLS: the system's trusted roots";
+	if (ok && trust.pem[1] && !(ok = add_pem(st, trust.pem[1], trust.len[1]) > 0))
+		what = "TLS: upstream CA file";
+	if (!ok) {
+		SSL_CTX_free(c);
+		ssl_err(err, what);
+		return NULL;
 	}
-	if (!ctx) {
-		SSL_CTX *c = SSL_CTX_new(TLS_client_method());
-		static const unsigned char alpn[] = "\x08http/1.1";
-		if (!c || SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION) != 1 ||
-		    /* The system bundle, whole and now: not the hashed directory,
-		     * which OpenSSL reads lazily, during a handshake, when the
-		     * network part may no longer open any file. */
-		    SSL_CTX_load_verify_file(c, X509_get_default_cert_file()) != 1 ||
-		    (extra_ca_file && SSL_CTX_load_verify_locations(c, extra_ca_file, NULL) != 1) ||
-		    SSL_CTX_set_alpn_protos(c, alpn, sizeof(alpn) - 1) != 0) {
-			SSL_CTX_free(c);
-			ssl_err(err, extra_ca_file ? "TLS: upstream CA file" : "TLS: client context");
-			return NULL;
-		}
-		SSL_CTX_set_verify(c, SSL_VERIFY_PEER, NULL);
-		ctx = c;
-		ctx_ca = extra_ca_file ? strdup(extra_ca_file) : NULL;
-	}
-	return ctx;
+	SSL_CTX_set_verify(c, SSL_VERIFY_PEER, NULL);
+	trust.ctx = c;
+	return c;
 }
 
 int egress_tls_client_init(const char *extra_ca_file, struct cdn_err *err)
 {
-	return client_ctx(extra_ca_file, err) ? 0 : -EPROTO;
+	trust_clear();
+	/* The system bundle, whole: not the hashed directory, which OpenSSL
+	 * reads lazily during a handshake, when the network part may no
+	 * longer open any file. */
+	int r = read_trust_file(X509_get_default_cert_file(), &trust.pem[0], &trust.len[0], err);
+	if (r == 0 && extra_ca_file)
+		r = read_trust_file(extra_ca_file, &trust.pem[1], &trust.len[1], err);
+	if (r == 0 && extra_ca_file && !(trust.path = strdup(extra_ca_file)))
+		r = cdn_err_set(err, ENOMEM, "TLS");
+	/* The operator's own file is small: check it now, so a bad one is
+	 * an error before the run rather than at its first handshake. */
+	if (r == 0 && extra_ca_file) {
+		X509_STORE *st = X509_STORE_new();
+		if (!st || add_pem(st, trust.pem[1], trust.len[1]) <= 0)
+			r = cdn_err_msg(err, EINVAL, "TLS: %s holds no PEM certificate",
+					extra_ca_file);
+		X509_STORE_free(st);
+	}
+	if (r < 0)
+		trust_clear();
+	return r;
 }
 
 SSL *egress_tls_client_ssl(const char *host, const char *extra_ca_file, struct cdn_err *err)

@@ -56,9 +56,10 @@ SSL *egress_ca_server_ssl(struct egress_ca *ca, const char *host, struct cdn_err
  * system roots (and extra_ca_file), hostname and SNI set, ALPN http/1.1. */
 SSL *egress_tls_client_ssl(const char *host, const char *extra_ca_file, struct cdn_err *err);
 
-/* Loads the roots for verifying upstreams now (the system bundle and
- * extra_ca_file), so that later handshakes open no file: the network part
- * calls it before it gives up its access to the filesystem. */
+/* Reads the roots for verifying upstreams into memory now (the system
+ * bundle and extra_ca_file; an unreadable one is an error), so that later
+ * handshakes open no file: the network part calls it before it gives up
+ * its access to the filesystem. They are parsed at the first handshake. */
 int egress_tls_client_init(const char *extra_ca_file, struct cdn_err *err);
 
 #endif
