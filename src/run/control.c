@@ -11,6 +11,7 @@
 #include <event2/listener.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -358,6 +359,31 @@ void control_server_free(struct control_server *s)
 
 /* ------------------------------------------------------------------ client */
 
+/* Milliseconds left until deadline (a mono_ms() value), at least 0. */
+static int left_ms(uint64_t deadline)
+{
+	uint64_t now = mono_ms();
+	return now >= deadline ? 0 : (int)(deadline - now);
+}
+
+/*
+ * A socket nobody listens on is a run that died without removing it
+ * (SIGKILL, a crash). Remove it, so that listing every run stays quick, but
+ * only once it is older than the window in which a starting run has bound
+ * its socket and not yet called listen().
+ */
+#define CONTROL_STALE_S 30
+
+static void prune_stale(int dfd, const char *run_id)
+{
+	char name[STORE_RUN_ID_MAX + 8];
+	struct stat st;
+	snprintf(name, sizeof(name), "%s.sock", run_id);
+	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISSOCK(st.st_mode) &&
+	    st.st_uid == geteuid() && time(NULL) - st.st_mtime > CONTROL_STALE_S)
+		(void)unlinkat(dfd, name, 0);
+}
+
 json_t *control_ask(const char *run_id, const json_t *req, struct cdn_err *err)
 {
 	char dir[256];
@@ -367,9 +393,20 @@ json_t *control_ask(const char *run_id, const json_t *req, struct cdn_err *err)
 	struct sockaddr_un sun;
 	if (sock_addr(dfd, run_id, &sun, err) < 0)
 		return NULL;
-	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+	/* One deadline for the whole exchange, connect included: a run whose
+	 * loop is stuck (its backlog full, or never answering) costs the
+	 * caller at most this, never a hang. */
+	uint64_t deadline = mono_ms() + CONTROL_TIMEOUT_S * 1000;
+	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0) {
 		cdn_err_set(err, errno, "run %s: control socket", run_id);
+		return NULL;
+	}
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+		int e = errno;
+		if (e == ECONNREFUSED)
+			prune_stale(dfd, run_id);
+		cdn_err_set(err, e, "run %s: control socket", run_id);
 		return NULL;
 	}
 	if (!peer_trusted(fd)) {
@@ -388,6 +425,12 @@ json_t *control_ask(const char *run_id, const json_t *req, struct cdn_err *err)
 		ssize_t w = send(fd, line + off, len + 1 - off, MSG_NOSIGNAL);
 		if (w < 0 && errno == EINTR)
 			continue;
+		if (w < 0 && errno == EAGAIN) {
+			struct pollfd p = { .fd = fd, .events = POLLOUT };
+			if (poll(&p, 1, left_ms(deadline)) > 0)
+				continue;
+			errno = ETIMEDOUT;
+		}
 		if (w <= 0) {
 			cdn_err_set(err, errno, "run %s: control socket", run_id);
 			return NULL;
@@ -398,10 +441,10 @@ json_t *control_ask(const char *run_id, const json_t *req, struct cdn_err *err)
 	size_t got = 0;
 	while (buf && got < CONTROL_MAX_REPLY) {
 		struct pollfd p = { .fd = fd, .events = POLLIN };
-		if (poll(&p, 1, CONTROL_TIMEOUT_S * 1000) <= 0)
+		if (poll(&p, 1, left_ms(deadline)) <= 0)
 			break;
 		ssize_t n = read(fd, buf + got, CONTROL_MAX_REPLY - got);
-		if (n < 0 && errno == EINTR)
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (n <= 0)
 			break;
