@@ -252,3 +252,24 @@ def test_profiles(tmp_path):
     assert r.returncode != 0
     r = cexec("true", opts=["--profile", "offline", "--repo", repo])
     assert r.returncode == 125 and "mounts no repository" in r.stderr
+
+
+def test_git_works_in_the_bound_repository(tmp_path):
+    """The README's example: the repository belongs to a host user the
+    sandbox's user is not, which git calls dubious ownership. The repo
+    profiles trust /repo, and only /repo."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    os.chmod(tmp_path, 0o755)
+    git = ["git", "-C", str(repo), "-c", "user.email=t@example.com", "-c", "user.name=t"]
+    subprocess.run(git[:3] + ["init", "-q"], check=True)
+    subprocess.run(git + ["commit", "-q", "--allow-empty", "-m", "first commit"], check=True)
+    subprocess.run(["chmod", "-R", "a+rX", str(repo)], check=True)
+    for profile in ("repo-read", "repo-write"):
+        r = cexec("git", "log", "-1", "--format=%s", opts=["--profile", profile, "--repo", repo])
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.strip() == "first commit"
+    # Only /repo is trusted: a repository elsewhere is still refused.
+    r = cexec("git", "-C", "/elsewhere", "log", "-1",
+              opts=["--profile", "repo-read", "--repo", repo, "--ro", f"{repo}:/elsewhere"])
+    assert r.returncode != 0 and "dubious ownership" in r.stderr
