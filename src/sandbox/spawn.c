@@ -292,6 +292,17 @@ static int plan_build(const struct sandbox_config *cfg, struct sb_plan **out,
 		goto out;
 	if ((r = sb_plan_mounts(plan, cfg, err)) < 0)
 		goto out;
+	/* Whether the sandbox's user can use what is bound in: a bare
+	 * "Permission denied" from inside tells nobody what to fix. */
+	for (size_t i = 0; i < cfg->n_binds && r == 0; i++)
+		r = sb_check_bind_access(cfg->binds[i].src, cfg->binds[i].rw,
+					 cfg->binds[i].rw ? "read-write bind" : "read-only bind",
+					 plan->host_uid, plan->host_gid, err);
+	if (r == 0 && cfg->workspace_dir)
+		r = sb_check_bind_access(cfg->workspace_dir, true, "workspace", plan->host_uid,
+					 plan->host_gid, err);
+	if (r < 0)
+		goto out;
 	/* After the binds are known to be well-formed: the search is the
 	 * costly part (a walk of each tree). */
 	for (size_t i = 0; !cfg->allow_sockets && i < cfg->n_binds && r == 0; i++)
