@@ -52,7 +52,6 @@
 #include "egress/ssrf.h"
 #include "egress/tls.h"
 
-#define GLOBAL_KEY "\x01global"
 #define MAX_CHECKED_ADDRS 8
 
 enum cstate {
@@ -121,6 +120,7 @@ struct pconn {
 	int status;
 	unsigned served; /* requests on this connection */
 	bool force_block; /* refuse even in audit-only mode */
+	bool tls_inspect; /* the decision: terminate this CONNECT's TLS */
 
 	/* TLS inspection: this connection is a terminated CONNECT tunnel */
 	bool tls;
@@ -232,6 +232,7 @@ static void reset_request(struct pconn *c)
 	c->rule = NULL;
 	c->would_block = false;
 	c->force_block = false;
+	c->tls_inspect = false;
 	c->would_reason[0] = '\0';
 	c->n_addrs = c->next_addr = 0;
 	c->body_left = 0;
@@ -433,21 +434,35 @@ static bool block(struct pconn *c, int status, const char *reason, const char *c
 	return true;
 }
 
-static void respond_retry(struct pconn *c, int64_t wait_ms, const char *what)
+/* A verdict of the decision (decide.h), carried out: true when the
+ * caller must stop. */
+static bool refuse(struct pconn *c, const struct egress_decision *d, const struct egress_verdict *v)
 {
-	uint64_t secs = (uint64_t)(wait_ms + 999) / 1000;
-	char msg[200];
-	snprintf(msg, sizeof(msg), "rate limit reached for %s; retry in %" PRIu64 " s", what,
-		 secs);
-	json_t *j = request_entry(c, "rate_limited");
-	json_object_set_new(j, "status_code", json_integer(429));
-	json_object_set_new(j, "blocked_reason", json_string(msg));
-	egress_audit(c->e, j);
-	egress_emit(c->e, "egress.blocked", j);
-	json_decref(j);
-	c->e->stats.blocked++;
-	respond(c, 429, "Too Many Requests", "rate", msg, secs ? secs : 1);
-	close_after_flush(c);
+	if (v->stage == EGRESS_STAGE_RATE && d->enforced) {
+		/* Enforced, a rate limit answers with when to come back. */
+		json_t *j = request_entry(c, v->event_type);
+		json_object_set_new(j, "status_code", json_integer(v->status));
+		json_object_set_new(j, "blocked_reason", json_string(v->reason));
+		egress_audit(c->e, j);
+		egress_emit(c->e, "egress.blocked", j);
+		json_decref(j);
+		c->e->stats.blocked++;
+		respond(c, v->status, v->status_text, v->block, v->reason, v->retry_after_s);
+		close_after_flush(c);
+		return true;
+	}
+	json_t *extra = NULL;
+	if (v->stage == EGRESS_STAGE_HOST_CREDENTIAL) {
+		json_t *names = json_array();
+		for (size_t i = 0; names && i < d->n_patterns; i++)
+			json_array_append_new(names, json_string(d->patterns[i]));
+		extra = json_object();
+		json_object_set_new(extra, "credential_patterns", names);
+	}
+	if (v->always)
+		c->force_block = true;
+	return block(c, v->status, v->status_text, v->block, v->event_type, extra, "%s",
+		     v->reason);
 }
 
 /* ------------------------------------------------------- client events */
@@ -690,122 +705,33 @@ static void process_head(struct pconn *c)
 	c->state = C_DECIDING;
 	c->e->stats.requests++;
 
-	const struct egress_policy *p = c->pol->p;
-
-	/* 1. Domain. */
-	struct sockaddr_storage lit;
-	int kind = ssrf_parse_host(c->req.host, &lit, &err);
-	if (kind < 0) {
-		/* Non-canonical numeric hosts are refused in every mode: there is
-		 * no single address to check them against. */
-		c->force_block = true;
-		block(c, 400, "Bad Request", "host", "blocked", NULL, "%s", err.msg);
-		return;
-	} else if (kind == 1) {
-		snprintf(c->host, sizeof(c->host), "%s", c->req.host);
-	} else if (egress_host_normalize(c->req.host, c->host, sizeof(c->host), &err) < 0) {
-		snprintf(c->host, sizeof(c->host), "%s", c->req.host);
-		if (block(c, 400, "Bad Request", "host", "blocked", NULL, "host: %s", err.msg))
+	/* Stages 1 to 4 (decide.h); this only carries the decision out. */
+	const struct egress_run_facts run = { .insp = c->e->insp,
+					      .secrets = &c->e->secrets,
+					      .can_inspect = c->e->ca != NULL };
+	const struct egress_request_facts facts = { .method = c->req.method,
+						    .host = c->req.host,
+						    .port = c->req.port,
+						    .connect = c->req.form == HTTP_TARGET_AUTHORITY };
+	struct egress_decision d;
+	egress_decide(c->pol->p, &run, &facts, c->e->rl, egress_now_ms(), &d);
+	snprintf(c->host, sizeof(c->host), "%s", d.host);
+	c->tls_inspect = d.tls_inspect;
+	for (size_t i = 0; i < d.n_verdicts; i++) {
+		/* The rule is matched once the host is normalised: a line about
+		 * the host itself names none. */
+		const struct egress_verdict *v = &d.verdicts[i];
+		c->rule = v->stage == EGRESS_STAGE_HOST_FORM || v->stage == EGRESS_STAGE_HOST_NAME
+				  ? NULL
+				  : d.rule;
+		if (refuse(c, &d, v))
 			return;
 	}
-	c->rule = egress_policy_match(p, c->host);
-	/* The name itself is data the agent chose: it leaves in the lookup,
-	 * the SNI and the Host field before any body is read. */
-	json_t *hfind = NULL;
-	char why[240];
-	int hk = egress_host_check(c->e, c->rule, c->req.host, c->host, &hfind, why, sizeof(why));
-	if (hk == EGRESS_HOST_CREDENTIAL) {
-		json_t *extra = json_object();
-		json_object_set_new(extra, "credential_patterns", hfind);
-		if (block(c, 403, "Forbidden", "credential", "credential_leak", extra,
-			  "the host name carries a credential"))
-			return;
-	} else if (hk == EGRESS_HOST_LABELS &&
-		   block(c, 403, "Forbidden", "host", "blocked", NULL, "host %s: %s",
-			 host_for_errors(c), why)) {
-		return;
-	}
-	if (!c->rule &&
-	    block(c, 403, "Forbidden", "domain", "blocked", NULL,
-		  "domain %s is not allowed by the egress policy", host_for_errors(c)))
-		return;
-
-	/* 2. Protocol and port. */
-	if (c->rule && !egress_rule_has_port(c->rule, c->req.port) &&
-	    block(c, 403, "Forbidden", "port", "blocked", NULL,
-		  "port %u is not allowed for %s", c->req.port, c->host))
-		return;
-
-	/* 3. Rate: the global window, the rule's and the agent's, all or
-	 * none. A narrowed rule's window is its operator rule's (policy.h). */
-	uint64_t now = egress_now_ms();
-	const char *rkey = c->rule && c->rule->rate_key ? c->rule->rate_key
-			   : c->rule			 ? c->rule->name
-							 : NULL;
-	const char *akey = c->rule ? c->rule->agent_rate_key : NULL;
-	int64_t wait_g = ratelimit_check(c->e->rl, GLOBAL_KEY, p->global_rpm, now);
-	int64_t wait_r = rkey ? ratelimit_check(c->e->rl, rkey, c->rule->rpm, now) : 0;
-	int64_t wait_a = akey ? ratelimit_check(c->e->rl, akey, c->rule->agent_rpm, now) : 0;
-	if (wait_a > wait_r)
-		wait_r = wait_a;
-	if (wait_g > 0 || wait_r > 0) {
-		if (p->enforce) {
-			respond_retry(c, wait_g > wait_r ? wait_g : wait_r,
-				      wait_g > 0 ? "all destinations" : c->host);
-			return;
-		}
-		block(c, 429, "Too Many Requests", "rate", "rate_limited", NULL,
-		      "rate limit reached for %s", wait_g > 0 ? "all destinations" : c->host);
-	} else {
-		ratelimit_take(c->e->rl, GLOBAL_KEY, p->global_rpm, now);
-		if (rkey)
-			ratelimit_take(c->e->rl, rkey, c->rule->rpm, now);
-		if (akey)
-			ratelimit_take(c->e->rl, akey, c->rule->agent_rpm, now);
-	}
-
-	/* 4. Method. */
-	bool is_connect = c->req.form == HTTP_TARGET_AUTHORITY;
-	if (is_connect) {
-		/* Inside a tunnel the method is invisible: rules about methods
-		 * or approvals cannot hold there without TLS inspection. */
-		bool inspect = c->rule && c->rule->inspect && c->e->ca;
-		/* Plain HTTP comes as requests the proxy reads; a tunnel to the
-		 * plain-HTTP port would carry it unread. */
-		if (c->req.port == 80 &&
-		    block(c, 403, "Forbidden", "port", "blocked", NULL,
-			  "CONNECT to port 80 is refused: send plain HTTP as proxy requests"))
-			return;
-		/* A tunnel the proxy cannot read would take any raw secret the
-		 * run holds: only where every raw secret may go anyway. */
-		const char *raw = inspect ? NULL : egress_raw_secret_out_of_scope(c->e, c->host);
-		if (raw && block(c, 403, "Forbidden", "credential", "blocked", NULL,
-				 "this run holds the raw secret %s, which may not go to %s, and a "
-				 "tunnel there cannot be read: inspect %s or seal %s",
-				 raw, c->host, c->host, raw))
-			return;
-		if (c->rule && c->rule->inspect && !c->e->ca &&
-		    block(c, 403, "Forbidden", "inspect", "blocked", NULL,
-			  "%s needs TLS inspection, which this run does not have (the policy "
-			  "was reloaded with new inspected domains)",
-			  c->host))
-			return;
-		if (c->rule && !inspect && (c->rule->methods != EGRESS_M_ALL || c->rule->approval) &&
-		    block(c, 403, "Forbidden", "method", "blocked", NULL,
-			  "%s allows only some methods or needs approval, which cannot be "
-			  "enforced inside an HTTPS tunnel; CONNECT refused",
-			  c->host))
-			return;
-		stage_destination(c);
-		return;
-	}
-	unsigned bit = egress_method_bit(c->req.method);
-	if ((!bit || (c->rule && !(c->rule->methods & bit))) &&
-	    block(c, 405, "Method Not Allowed", "method", "blocked", NULL,
-		  "method %s is not allowed for %s", c->req.method, host_for_errors(c)))
-		return;
-	if (c->rule && c->rule->approval && (bit & EGRESS_M_WRITE) &&
-	    c->rule->category != EGRESS_CAT_LLM) {
+	c->rule = d.rule;
+	switch (d.outcome) {
+	case EGRESS_BLOCK:
+		return; /* refused above */
+	case EGRESS_HOLD: {
 		char path[512];
 		snprintf(path, sizeof(path), "%.*s", (int)c->req.path_len, c->req.path);
 		c->approval = egress_approval_request(c->e, c, c->req.method, c->host, c->req.port,
@@ -813,9 +739,15 @@ static void process_head(struct pconn *c)
 		if (!c->approval)
 			block(c, 503, "Service Unavailable", "approval", "blocked", NULL,
 			      "too many requests are waiting for approval");
-		return; /* continues in egress_approval_decided */
+		return; /* continues in approval_decided */
 	}
-	stage_content(c);
+	case EGRESS_ALLOW:
+		break;
+	}
+	if (facts.connect)
+		stage_destination(c); /* the content of a tunnel is not read here */
+	else
+		stage_content(c);
 }
 
 static void approval_decided(struct pconn *c, bool approved, const char *why)
@@ -832,59 +764,12 @@ static void approval_decided(struct pconn *c, bool approved, const char *why)
 	GUARD_OUT(c);
 }
 
-int egress_host_check(const struct egress_engine *e, const struct egress_rule *rule,
-		      const char *raw, const char *host, json_t **names, char *why, size_t cap)
-{
-	*names = NULL;
-	/* As written: that is what leaves in a lookup or an SNI (DNS keeps
-	 * case), and what case-sensitive formats are recognised in. */
-	struct inspect_stream st;
-	inspect_stream_init(&st, e->insp);
-	inspect_feed(&st, raw, strlen(raw));
-	if (st.n_findings) {
-		/* Never in scope: no secret belongs in a host name. */
-		*names = json_array();
-		for (size_t i = 0; *names && i < st.n_findings; i++)
-			json_array_append_new(*names, json_string(st.findings[i].name));
-		return EGRESS_HOST_CREDENTIAL;
-	}
-	if (rule && !egress_rule_labels_ok(rule, host, why, cap))
-		return EGRESS_HOST_LABELS;
-	return EGRESS_HOST_OK;
-}
-
-const char *egress_raw_secret_out_of_scope(const struct egress_engine *e, const char *host)
-{
-	for (size_t i = 0; i < e->n_raw; i++)
-		if (!egress_secret_in_scope(e, e->raw_names[i], host))
-			return e->raw_names[i];
-	return NULL;
-}
-
-bool egress_secret_in_scope(const struct egress_engine *e, const char *secret, const char *host)
-{
-	size_t hl = strlen(host);
-	for (size_t i = 0; i < e->n_scopes; i++) {
-		if (strcmp(e->scope_secret[i], secret) != 0)
-			continue;
-		const char *d = e->scope_domain[i];
-		if (d[0] == '*' && d[1] == '.') {
-			size_t dl = strlen(d + 1); /* ".example.com" */
-			if (hl > dl && strcasecmp(host + hl - dl, d + 1) == 0)
-				return true;
-		} else if (strcasecmp(host, d) == 0) {
-			return true;
-		}
-	}
-	return false;
-}
-
 /* A granted secret found in a request to a domain it is scoped to is the
  * secret doing its job (an API key sent to its API), not a leak. The host
  * is the normalised one, as the policy matched it. */
 static bool finding_in_scope(const struct pconn *c, const struct inspect_finding *f)
 {
-	return f->is_secret && egress_secret_in_scope(c->e, f->name, host_for_errors(c));
+	return f->is_secret && egress_secret_in_scope(&c->e->secrets, f->name, host_for_errors(c));
 }
 
 /* The findings from index `from` that are leaks, as a JSON list of names;
@@ -951,18 +836,10 @@ static void stage_content(struct pconn *c)
 static bool check_addrs(struct pconn *c)
 {
 	for (size_t i = 0; i < c->n_addrs; i++) {
-		const struct sockaddr *sa = (const struct sockaddr *)&c->addrs[i];
-		enum ssrf_class cls = ssrf_classify(sa);
-		if (cls == SSRF_PUBLIC || egress_policy_private_ok(c->pol->p, sa, c->req.port))
-			continue;
-		char ip[INET6_ADDRSTRLEN] = "?";
-		if (sa->sa_family == AF_INET)
-			inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, ip, sizeof(ip));
-		else
-			inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, ip,
-				  sizeof(ip));
-		if (block(c, 403, "Forbidden", "destination", "blocked", NULL,
-			  "%s resolves to %s, a %s address", c->host, ip, ssrf_class_name(cls)))
+		struct egress_verdict v;
+		if (!egress_decide_address(c->pol->p, c->host, (const struct sockaddr *)&c->addrs[i],
+					   c->req.port, &v) &&
+		    block(c, v.status, v.status_text, v.block, v.event_type, NULL, "%s", v.reason))
 			return false;
 	}
 	return true;
@@ -1401,7 +1278,7 @@ static void upstream_ready(struct pconn *c)
 	bufferevent_set_timeouts(c->ubev, &idle, &idle);
 	bufferevent_enable(c->ubev, EV_READ);
 	c->e->stats.allowed++;
-	if (c->req.form == HTTP_TARGET_AUTHORITY && c->rule && c->rule->inspect && c->e->ca) {
+	if (c->req.form == HTTP_TARGET_AUTHORITY && c->tls_inspect) {
 		start_tls(c);
 	} else if (c->req.form == HTTP_TARGET_AUTHORITY) {
 		start_tunnel(c);
@@ -1876,41 +1753,9 @@ int egress_engine_new(struct event_base *base, const struct egress_engine_config
 	if ((r = inspector_new(cfg->secrets, cfg->n_secrets, &e->insp, err)) < 0 ||
 	    (r = egress_seal_init(e, cfg->sealed, cfg->n_sealed, err)) < 0)
 		goto out;
-	/* Raw: looked for, and not sealed (a long one comes in pieces, under
-	 * one name). */
-	e->raw_names = calloc(cfg->n_secrets + 1, sizeof(char *));
-	if (!e->raw_names) {
-		r = cdn_err_set(err, ENOMEM, "egress engine");
+	if ((r = egress_secrets_init(&e->secrets, cfg->secrets, cfg->n_secrets, cfg->sealed,
+				     cfg->n_sealed, cfg->scopes, cfg->n_scopes, err)) < 0)
 		goto out;
-	}
-	for (size_t i = 0; i < cfg->n_secrets; i++) {
-		bool skip = false;
-		for (size_t k = 0; k < cfg->n_sealed && !skip; k++)
-			skip = strcmp(cfg->sealed[k].name, cfg->secrets[i].name) == 0;
-		for (size_t k = 0; k < e->n_raw && !skip; k++)
-			skip = strcmp(e->raw_names[k], cfg->secrets[i].name) == 0;
-		if (!skip && !(e->raw_names[e->n_raw++] = strdup(cfg->secrets[i].name))) {
-			r = cdn_err_set(err, ENOMEM, "egress engine");
-			goto out;
-		}
-	}
-	if (cfg->n_scopes) {
-		e->scope_secret = calloc(cfg->n_scopes, sizeof(char *));
-		e->scope_domain = calloc(cfg->n_scopes, sizeof(char *));
-		if (!e->scope_secret || !e->scope_domain) {
-			r = cdn_err_set(err, ENOMEM, "egress engine");
-			goto out;
-		}
-		for (size_t i = 0; i < cfg->n_scopes; i++, e->n_scopes++) {
-			e->scope_secret[i] = strdup(cfg->scopes[i].secret);
-			e->scope_domain[i] = strdup(cfg->scopes[i].domain);
-			if (!e->scope_secret[i] || !e->scope_domain[i]) {
-				e->n_scopes++;
-				r = cdn_err_set(err, ENOMEM, "egress engine");
-				goto out;
-			}
-		}
-	}
 	/* The resolver: the host's resolv.conf, no search domains (a name is
 	 * what the policy allowed, not a prefix of something else). Both
 	 * files are read now: the network part cannot open files later. */
@@ -2005,15 +1850,7 @@ void egress_engine_free(struct egress_engine *e)
 		evdns_base_free(e->dns, 1);
 	inspector_free(e->insp);
 	egress_seal_free(e);
-	for (size_t i = 0; i < e->n_raw; i++)
-		free(e->raw_names[i]);
-	free(e->raw_names);
-	for (size_t i = 0; i < e->n_scopes; i++) {
-		free(e->scope_secret[i]);
-		free(e->scope_domain[i]);
-	}
-	free(e->scope_secret);
-	free(e->scope_domain);
+	egress_secrets_free(&e->secrets);
 	ratelimit_free(e->rl);
 	egress_ca_free(e->ca);
 	free(e->upstream_ca);

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <sys/queue.h>
 
+#include "egress/decide.h"
 #include "egress/engine.h"
 #include "egress/http.h"
 #include "egress/inspect.h"
@@ -47,12 +48,9 @@ struct egress_engine {
 	struct policy_ref *policy;
 	struct ratelimit *rl;
 	struct inspector *insp;
-	char **scope_secret, **scope_domain; /* pairs: where a granted secret may go */
-	size_t n_scopes;
+	struct egress_secrets secrets; /* raw secrets, and where each granted one may go */
 	struct seal_swap *swaps; /* sealed secrets, each in its encodings */
 	size_t n_swaps, swap_max_len;
-	char **raw_names; /* the secrets the sandbox holds as values */
-	size_t n_raw;
 	struct egress_ca *ca; /* TLS inspection, NULL when no rule asks for it */
 	char *upstream_ca;    /* extra CA file for verifying upstreams */
 	char *run_id;
@@ -84,21 +82,6 @@ void egress_policy_put(struct policy_ref *r);
 /* Writes one audit line (and tells the caller) about a request. */
 void egress_audit(struct egress_engine *e, json_t *entry);
 void egress_emit(struct egress_engine *e, const char *type, json_t *data);
-
-/* A host name as data the agent chose (raw: as written; host: normalised): EGRESS_HOST_CREDENTIAL
- * when it carries a credential or a secret (*names lists which), or
- * EGRESS_HOST_LABELS when its labels under a wildcard rule are too long or
- * look random (why says which). */
-enum { EGRESS_HOST_OK, EGRESS_HOST_CREDENTIAL, EGRESS_HOST_LABELS };
-int egress_host_check(const struct egress_engine *e, const struct egress_rule *rule,
-		      const char *raw, const char *host, json_t **names, char *why, size_t cap);
-
-/* A raw secret (the sandbox holds its value) that may not go to host, or
- * NULL when every one may. */
-const char *egress_raw_secret_out_of_scope(const struct egress_engine *e, const char *host);
-
-/* True when `host` (normalised) is in the scope of secret `secret`. */
-bool egress_secret_in_scope(const struct egress_engine *e, const char *secret, const char *host);
 
 /* engine_seal.c: sealed secrets on the wire */
 int egress_seal_init(struct egress_engine *e, const struct egress_sealed *s, size_t n,
