@@ -1740,16 +1740,21 @@ int egress_engine_new(struct event_base *base, const struct egress_engine_config
 	e->on_audit = cfg->on_audit;
 	e->ctx = cfg->ctx;
 	e->run_id = cfg->run_id ? strdup(cfg->run_id) : NULL;
+	/* The reference owns the policy from here: egress_engine_free drops
+	 * it on every way out. */
 	e->policy = calloc(1, sizeof(*e->policy));
+	if (e->policy) {
+		e->policy->p = cfg->policy;
+		e->policy->refs = 1;
+	} else {
+		egress_policy_free(cfg->policy);
+	}
 	e->rl = ratelimit_new();
 	int r = 0;
 	if (!e->policy || !e->rl || (cfg->run_id && !e->run_id)) {
-		egress_policy_free(cfg->policy);
 		r = cdn_err_set(err, ENOMEM, "egress engine");
 		goto out;
 	}
-	e->policy->p = cfg->policy;
-	e->policy->refs = 1;
 	if ((r = inspector_new(cfg->secrets, cfg->n_secrets, &e->insp, err)) < 0 ||
 	    (r = egress_seal_init(e, cfg->sealed, cfg->n_sealed, err)) < 0)
 		goto out;
