@@ -146,44 +146,7 @@ static void tunnel_hello(struct pconn *c);
 static void tunnel_refused(struct pconn *c, const char *why);
 static void unseal_response(struct pconn *c, struct evbuffer *in, size_t n, bool all);
 
-uint64_t egress_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-/* ------------------------------------------------------------------ policy */
-
-struct policy_ref *egress_policy_get(struct egress_engine *e)
-{
-	e->policy->refs++;
-	return e->policy;
-}
-
-void egress_policy_put(struct policy_ref *r)
-{
-	if (r && --r->refs == 0) {
-		egress_policy_free(r->p);
-		free(r);
-	}
-}
-
 /* ------------------------------------------------------------------- audit */
-
-void egress_emit(struct egress_engine *e, const char *type, json_t *data)
-{
-	if (e->on_event)
-		e->on_event(e->ctx, type, data);
-}
-
-void egress_audit(struct egress_engine *e, json_t *entry)
-{
-	if (e->run_id)
-		json_object_set_new(entry, "run_id", json_string(e->run_id));
-	if (e->on_audit)
-		e->on_audit(e->ctx, entry);
-}
 
 static json_t *request_entry(struct pconn *c, const char *type)
 {

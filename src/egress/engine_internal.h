@@ -8,7 +8,9 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <sys/queue.h>
+#include <time.h>
 
 #include "egress/decide.h"
 #include "egress/engine.h"
@@ -75,12 +77,34 @@ struct egress_engine {
 	struct egress_stats stats;
 };
 
-/* engine.c */
-uint64_t egress_now_ms(void);
-struct policy_ref *egress_policy_get(struct egress_engine *e);
-void egress_policy_put(struct policy_ref *r);
-/* Writes one audit line (and tells the caller) about a request. */
+/* Milliseconds on the monotonic clock: durations, deadlines, rate windows. */
+static inline uint64_t egress_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* The engine's current policy, held by a request until it ends. */
+static inline struct policy_ref *egress_policy_get(struct egress_engine *e)
+{
+	e->policy->refs++;
+	return e->policy;
+}
+
+static inline void egress_policy_put(struct policy_ref *r)
+{
+	if (r && --r->refs == 0) {
+		egress_policy_free(r->p);
+		free(r);
+	}
+}
+
+/* engine_events.c: what the engine tells its caller */
+/* Writes one audit line about a request, a tunnel, a lookup or a decision
+ * (with the run's id); `entry` stays the caller's. */
 void egress_audit(struct egress_engine *e, json_t *entry);
+/* A run-level event ("egress.allowed", ...); `data` stays the caller's. */
 void egress_emit(struct egress_engine *e, const char *type, json_t *data);
 
 /* engine_seal.c: sealed secrets on the wire */
