@@ -52,103 +52,15 @@
 #include "egress/ssrf.h"
 #include "egress/tls.h"
 
-#define MAX_CHECKED_ADDRS 8
-
-enum cstate {
-	C_HEAD,	      /* reading a request head */
-	C_DECIDING,   /* waiting for DNS or a human */
-	C_CONNECTING, /* connecting upstream */
-	C_BODY,	      /* forwarding the request body */
-	C_RESPONSE,   /* forwarding the response */
-	C_HELLO,      /* a tunnel is open: waiting for the client's TLS ClientHello */
-	C_CLOSING,    /* flushing, then free */
-};
-
-struct dns_wait {
-	struct pconn *conn;
-	struct evdns_getaddrinfo_request *req;
-};
-
-struct pconn {
-	LIST_ENTRY(pconn) link;
-	struct egress_engine *e;
-	struct bufferevent *cbev; /* the sandbox side */
-	struct bufferevent *ubev; /* upstream, NULL when none */
-	enum cstate state;
-	int busy;
-	bool closing;
-	struct event *timer; /* head timeout */
-
-	/* the request being handled */
-	struct policy_ref *pol;
-	char *head; /* copy of the request head; req points into it */
-	struct http_request req;
-	char host[HTTP_MAX_HOST + 1]; /* normalised */
-	const struct egress_rule *rule;
-	bool would_block;	 /* audit-only mode: a stage failed but we go on */
-	char would_reason[160];
-	struct dns_wait *dns_wait;
-	struct approval *approval;
-	struct sockaddr_storage addrs[MAX_CHECKED_ADDRS];
-	size_t n_addrs, next_addr;
-
-	/* upstream identity, for reuse across keep-alive requests */
-	char up_host[HTTP_MAX_HOST + 1];
-	uint16_t up_port;
-
-	/* request body */
-	uint64_t body_left;
-	struct http_chunked chunk;
-	struct inspect_stream insp;
-	struct inspect_stream insp_dec; /* the percent-decoded body */
-	struct inspect_pct pct;
-	struct evbuffer *hold; /* inspected body bytes not yet released */
-	bool body_done;
-	struct seal_sel seal;	/* sealed secrets swapped on this request */
-	struct evbuffer *rhold; /* response bytes held back for the swap back */
-
-	/* response */
-	bool res_head_done;
-	struct http_response res;
-	uint64_t res_left;
-	struct http_chunked res_chunk;
-	bool res_keep_alive;
-
-	/* accounting for the audit line */
-	uint64_t t_start;
-	uint64_t req_size, res_size;
-	int status;
-	unsigned served; /* requests on this connection */
-	bool force_block; /* refuse even in audit-only mode */
-	bool tls_inspect; /* the decision: terminate this CONNECT's TLS */
-
-	/* TLS inspection: this connection is a terminated CONNECT tunnel */
-	bool tls;
-	char tls_host[HTTP_MAX_HOST + 1];
-	uint16_t tls_port;
-	uint64_t flush_deadline;  /* C_CLOSING: give up writing the answer */
-	uint64_t linger_deadline; /* C_CLOSING: stop waiting for the client's FIN */
-	char up_error[200];	 /* why an inspected tunnel's upstream went away */
-};
-
-static void conn_free(struct pconn *c);
-static void process_head(struct pconn *c);
 static void stage_content(struct pconn *c);
 static void stage_destination(struct pconn *c);
-static void connect_next(struct pconn *c);
-static void pump_body(struct pconn *c);
 static void pump_response(struct pconn *c);
 static void approval_decided(struct pconn *c, bool approved, const char *why);
-static void start_tls(struct pconn *c);
-static void upstream_ready(struct pconn *c);
-static void start_tunnel(struct pconn *c);
-static void tunnel_hello(struct pconn *c);
-static void tunnel_refused(struct pconn *c, const char *why);
 static void unseal_response(struct pconn *c, struct evbuffer *in, size_t n, bool all);
 
 /* ------------------------------------------------------------------- audit */
 
-static json_t *request_entry(struct pconn *c, const char *type)
+json_t *pconn_entry(struct pconn *c, const char *type)
 {
 	json_t *j = json_object();
 	json_object_set_new(j, "event_type", json_string(type));
@@ -170,21 +82,15 @@ static json_t *request_entry(struct pconn *c, const char *type)
 
 /* ------------------------------------------------------------- connection */
 
-static void conn_close(struct pconn *c)
+void pconn_close(struct pconn *c)
 {
 	c->closing = true;
 	if (c->busy == 0)
-		conn_free(c);
+		pconn_free(c);
 }
 
-#define GUARD_IN(c) ((c)->busy++)
-#define GUARD_OUT(c)                                 \
-	do {                                         \
-		if (--(c)->busy == 0 && (c)->closing) \
-			conn_free(c);                \
-	} while (0)
 
-static void reset_request(struct pconn *c)
+void pconn_reset_request(struct pconn *c)
 {
 	egress_policy_put(c->pol);
 	c->pol = NULL;
@@ -213,11 +119,11 @@ static void reset_request(struct pconn *c)
 	c->seal.max_len = 0;
 }
 
-static void conn_free(struct pconn *c)
+void pconn_free(struct pconn *c)
 {
 	/* First, while everything it touches still exists: it drains the
 	 * hold buffer (freed below) and drops the policy reference. */
-	reset_request(c);
+	pconn_reset_request(c);
 	if (c->dns_wait) {
 		c->dns_wait->conn = NULL;
 		if (c->dns_wait->req)
@@ -250,7 +156,7 @@ static void conn_free(struct pconn *c)
  * round trip and two epoll_ctl calls per message on the hot path. TLS
  * filters write through OpenSSL and keep EV_WRITE on.
  */
-static void kick(struct bufferevent *bev)
+void egress_bev_kick(struct bufferevent *bev)
 {
 	if (!bev)
 		return;
@@ -266,8 +172,8 @@ static void kick(struct bufferevent *bev)
 		bufferevent_enable(bev, EV_WRITE);
 }
 
-/* Write callback side of kick(): drained, so the write event goes off. */
-static void drained(struct bufferevent *bev)
+/* Write callback side of egress_bev_kick(): drained, so the write event goes off. */
+void egress_bev_drained(struct bufferevent *bev)
 {
 	if (!bufferevent_get_underlying(bev) &&
 	    evbuffer_get_length(bufferevent_get_output(bev)) == 0)
@@ -296,7 +202,7 @@ static size_t client_pending(struct pconn *c)
  * dropped until it closes or LINGER_MS pass. A TLS filter gives no
  * callback when its socket drains, so the whole wait polls the timer.
  */
-static void close_after_flush(struct pconn *c)
+void pconn_close_after_flush(struct pconn *c)
 {
 	if (c->state != C_CLOSING) {
 		c->state = C_CLOSING;
@@ -307,10 +213,10 @@ static void close_after_flush(struct pconn *c)
 		bufferevent_free(c->ubev);
 		c->ubev = NULL;
 	}
-	/* Input is dropped by client_read, never here: a caller may be in
+	/* Input is dropped by pconn_client_read, never here: a caller may be in
 	 * the middle of parsing bytes that sit in that buffer. */
 	bufferevent_enable(c->cbev, EV_READ);
-	kick(c->cbev);
+	egress_bev_kick(c->cbev);
 	uint64_t now = egress_now_ms();
 	if (client_pending(c) == 0) {
 		if (!c->linger_deadline) {
@@ -319,11 +225,11 @@ static void close_after_flush(struct pconn *c)
 				shutdown(bufferevent_getfd(c->cbev), SHUT_WR);
 		}
 		if (now >= c->linger_deadline) {
-			conn_close(c);
+			pconn_close(c);
 			return;
 		}
 	} else if (now >= c->flush_deadline) {
-		conn_close(c);
+		pconn_close(c);
 		return;
 	}
 	struct timeval tv = { 0, FLUSH_POLL_MS * 1000 };
@@ -331,7 +237,7 @@ static void close_after_flush(struct pconn *c)
 }
 
 /* A short plain-text answer from the proxy itself. */
-static void respond(struct pconn *c, int status, const char *reason, const char *code,
+void pconn_respond(struct pconn *c, int status, const char *reason, const char *code,
 		    const char *msg, uint64_t retry_after_s)
 {
 	char body[512];
@@ -349,7 +255,7 @@ static void respond(struct pconn *c, int status, const char *reason, const char 
 	evbuffer_add(out, body, (size_t)bl);
 	c->status = status;
 	c->res_size = evbuffer_get_length(out);
-	kick(c->cbev);
+	egress_bev_kick(c->cbev);
 }
 
 /*
@@ -357,11 +263,7 @@ static void respond(struct pconn *c, int status, const char *reason, const char 
  * decision is recorded and the request goes on; returns true when the
  * caller must stop.
  */
-static bool block(struct pconn *c, int status, const char *reason, const char *code,
-		  const char *event_type, json_t *extra, const char *fmt, ...)
-	__attribute__((format(printf, 7, 8)));
-
-static bool block(struct pconn *c, int status, const char *reason, const char *code,
+bool pconn_block(struct pconn *c, int status, const char *reason, const char *code,
 		  const char *event_type, json_t *extra, const char *fmt, ...)
 {
 	char msg[400];
@@ -372,7 +274,7 @@ static bool block(struct pconn *c, int status, const char *reason, const char *c
 
 	struct egress_engine *e = c->e;
 	bool enforce = c->force_block || !c->pol || c->pol->p->enforce;
-	json_t *j = request_entry(c, event_type);
+	json_t *j = pconn_entry(c, event_type);
 	json_object_set_new(j, "status_code", json_integer(enforce ? status : 0));
 	json_object_set_new(j, "blocked_reason", json_string(msg));
 	if (!enforce)
@@ -392,8 +294,8 @@ static bool block(struct pconn *c, int status, const char *reason, const char *c
 		return false;
 	}
 	e->stats.blocked++;
-	respond(c, status, reason, code, msg, 0);
-	close_after_flush(c);
+	pconn_respond(c, status, reason, code, msg, 0);
+	pconn_close_after_flush(c);
 	return true;
 }
 
@@ -403,15 +305,15 @@ static bool refuse(struct pconn *c, const struct egress_decision *d, const struc
 {
 	if (v->stage == EGRESS_STAGE_RATE && d->enforced) {
 		/* Enforced, a rate limit answers with when to come back. */
-		json_t *j = request_entry(c, v->event_type);
+		json_t *j = pconn_entry(c, v->event_type);
 		json_object_set_new(j, "status_code", json_integer(v->status));
 		json_object_set_new(j, "blocked_reason", json_string(v->reason));
 		egress_audit(c->e, j);
 		egress_emit(c->e, "egress.blocked", j);
 		json_decref(j);
 		c->e->stats.blocked++;
-		respond(c, v->status, v->status_text, v->block, v->reason, v->retry_after_s);
-		close_after_flush(c);
+		pconn_respond(c, v->status, v->status_text, v->block, v->reason, v->retry_after_s);
+		pconn_close_after_flush(c);
 		return true;
 	}
 	json_t *extra = NULL;
@@ -424,18 +326,12 @@ static bool refuse(struct pconn *c, const struct egress_decision *d, const struc
 	}
 	if (v->always)
 		c->force_block = true;
-	return block(c, v->status, v->status_text, v->block, v->event_type, extra, "%s",
+	return pconn_block(c, v->status, v->status_text, v->block, v->event_type, extra, "%s",
 		     v->reason);
 }
 
 /* ------------------------------------------------------- client events */
 
-static void client_read(struct bufferevent *bev, void *arg);
-static void client_write(struct bufferevent *bev, void *arg);
-static void client_event(struct bufferevent *bev, short what, void *arg);
-static void upstream_read(struct bufferevent *bev, void *arg);
-static void upstream_write(struct bufferevent *bev, void *arg);
-static void upstream_event(struct bufferevent *bev, short what, void *arg);
 
 static void head_timeout(evutil_socket_t fd, short what, void *arg)
 {
@@ -444,27 +340,27 @@ static void head_timeout(evutil_socket_t fd, short what, void *arg)
 	struct pconn *c = arg;
 	GUARD_IN(c);
 	if (c->state == C_CLOSING) {
-		close_after_flush(c);
+		pconn_close_after_flush(c);
 	} else if (c->state == C_HELLO) {
-		tunnel_refused(c, "no TLS ClientHello arrived in time");
+		pconn_tunnel_refused(c, "no TLS ClientHello arrived in time");
 	} else if (c->state == C_HEAD) {
 		if (evbuffer_get_length(bufferevent_get_input(c->cbev)) > 0 || c->served == 0) {
 			c->status = 408;
-			respond(c, 408, "Request Timeout", "timeout",
+			pconn_respond(c, 408, "Request Timeout", "timeout",
 				"the request head did not arrive in time", 0);
 		}
-		close_after_flush(c);
+		pconn_close_after_flush(c);
 	}
 	GUARD_OUT(c);
 }
 
-static void arm_head_timer(struct pconn *c)
+void pconn_arm_head_timer(struct pconn *c)
 {
 	struct timeval tv = { EGRESS_HEADER_TIMEOUT_S, 0 };
 	evtimer_add(c->timer, &tv);
 }
 
-static void accept_conn(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+void egress_proxy_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 			int salen, void *arg)
 {
 	(void)l;
@@ -494,37 +390,37 @@ static void accept_conn(struct evconnlistener *l, evutil_socket_t fd, struct soc
 	if (!c->cbev || !c->timer || !c->hold || !c->rhold) {
 		if (!c->cbev)
 			close(fd);
-		conn_free(c);
+		pconn_free(c);
 		return;
 	}
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	bufferevent_setcb(c->cbev, client_read, client_write, client_event, c);
+	bufferevent_setcb(c->cbev, pconn_client_read, pconn_client_write, pconn_client_event, c);
 	bufferevent_setwatermark(c->cbev, EV_READ, 0, EGRESS_BUFFER_MAX);
 	bufferevent_setwatermark(c->cbev, EV_WRITE, EGRESS_BUFFER_MAX / 2, 0);
 	struct timeval idle = { EGRESS_IDLE_TIMEOUT_S, 0 };
 	bufferevent_set_timeouts(c->cbev, &idle, &idle);
-	/* New bufferevents start with EV_WRITE on; kick() manages it. */
+	/* New bufferevents start with EV_WRITE on; egress_bev_kick() manages it. */
 	bufferevent_disable(c->cbev, EV_WRITE);
 	bufferevent_enable(c->cbev, EV_READ);
 	c->state = C_HEAD;
-	arm_head_timer(c);
+	pconn_arm_head_timer(c);
 }
 
-static void client_read(struct bufferevent *bev, void *arg)
+void pconn_client_read(struct bufferevent *bev, void *arg)
 {
 	(void)bev;
 	struct pconn *c = arg;
 	GUARD_IN(c);
 	switch (c->state) {
 	case C_HEAD:
-		process_head(c);
+		pconn_process_head(c);
 		break;
 	case C_BODY:
-		pump_body(c);
+		pconn_pump_body(c);
 		break;
 	case C_HELLO:
-		tunnel_hello(c);
+		pconn_tunnel_hello(c);
 		break;
 	case C_CLOSING:
 		/* Lingering: what the client still sends is dropped. */
@@ -541,20 +437,20 @@ static void client_read(struct bufferevent *bev, void *arg)
 	GUARD_OUT(c);
 }
 
-static void client_write(struct bufferevent *bev, void *arg)
+void pconn_client_write(struct bufferevent *bev, void *arg)
 {
 	struct pconn *c = arg;
 	GUARD_IN(c);
-	drained(bev);
+	egress_bev_drained(bev);
 	size_t pending = evbuffer_get_length(bufferevent_get_output(bev));
 	if (c->state == C_CLOSING)
-		close_after_flush(c);
+		pconn_close_after_flush(c);
 	else if (c->ubev && c->state == C_RESPONSE && pending < EGRESS_BUFFER_MAX)
 		bufferevent_enable(c->ubev, EV_READ);
 	GUARD_OUT(c);
 }
 
-static void client_event(struct bufferevent *bev, short what, void *arg)
+void pconn_client_event(struct bufferevent *bev, short what, void *arg)
 {
 	(void)bev;
 	struct pconn *c = arg;
@@ -566,7 +462,7 @@ static void client_event(struct bufferevent *bev, short what, void *arg)
 		if (c->state == C_BODY || c->state == C_RESPONSE || c->state == C_CONNECTING ||
 		    c->state == C_DECIDING) {
 			c->status = c->status ? c->status : 499;
-			json_t *j = request_entry(c, "error");
+			json_t *j = pconn_entry(c, "error");
 			json_object_set_new(j, "blocked_reason",
 					    json_string(what & BEV_EVENT_TIMEOUT
 								? "client timed out"
@@ -578,7 +474,7 @@ static void client_event(struct bufferevent *bev, short what, void *arg)
 				egress_emit(c->e, "egress.allowed", j);
 			json_decref(j);
 		}
-		conn_close(c);
+		pconn_close(c);
 	}
 	GUARD_OUT(c);
 }
@@ -602,12 +498,12 @@ static void rebase_request(struct http_request *r, const char *from, size_t len,
 #undef REBASE
 }
 
-static const char *host_for_errors(const struct pconn *c)
+const char *pconn_host(const struct pconn *c)
 {
 	return c->host[0] ? c->host : c->req.host;
 }
 
-static void process_head(struct pconn *c)
+void pconn_process_head(struct pconn *c)
 {
 	struct evbuffer *in = bufferevent_get_input(c->cbev);
 	size_t len = evbuffer_get_length(in);
@@ -641,22 +537,22 @@ static void process_head(struct pconn *c)
 			}
 		snprintf(c->req.method, sizeof(c->req.method), "-");
 		/* Malformed requests cannot be forwarded, even in audit mode. */
-		json_t *j = request_entry(c, "blocked");
+		json_t *j = pconn_entry(c, "blocked");
 		json_object_set_new(j, "status_code", json_integer(status));
 		json_object_set_new(j, "blocked_reason", json_string(err.msg));
 		egress_audit(c->e, j);
 		egress_emit(c->e, "egress.blocked", j);
 		json_decref(j);
 		c->e->stats.blocked++;
-		respond(c, status, reason, "malformed", err.msg, 0);
-		close_after_flush(c);
+		pconn_respond(c, status, reason, "malformed", err.msg, 0);
+		pconn_close_after_flush(c);
 		return;
 	}
 	/* Keep our own copy of the head and move the parsed request's
 	 * pointers onto it (rather than parsing a second time). */
 	c->head = malloc((size_t)r + 1);
 	if (!c->head) {
-		close_after_flush(c);
+		pconn_close_after_flush(c);
 		return;
 	}
 	memcpy(c->head, data, (size_t)r);
@@ -700,7 +596,7 @@ static void process_head(struct pconn *c)
 		c->approval = egress_approval_request(c->e, c, c->req.method, c->host, c->req.port,
 						      path, approval_decided);
 		if (!c->approval)
-			block(c, 503, "Service Unavailable", "approval", "blocked", NULL,
+			pconn_block(c, 503, "Service Unavailable", "approval", "blocked", NULL,
 			      "too many requests are waiting for approval");
 		return; /* continues in approval_decided */
 	}
@@ -718,7 +614,7 @@ static void approval_decided(struct pconn *c, bool approved, const char *why)
 	GUARD_IN(c);
 	c->approval = NULL;
 	if (!approved) {
-		block(c, 403, "Forbidden", "approval", "approval", NULL, "%s", why);
+		pconn_block(c, 403, "Forbidden", "approval", "approval", NULL, "%s", why);
 		if (c->state != C_CLOSING && !c->pol->p->enforce)
 			stage_content(c);
 	} else {
@@ -732,12 +628,12 @@ static void approval_decided(struct pconn *c, bool approved, const char *why)
  * is the normalised one, as the policy matched it. */
 static bool finding_in_scope(const struct pconn *c, const struct inspect_finding *f)
 {
-	return f->is_secret && egress_secret_in_scope(&c->e->secrets, f->name, host_for_errors(c));
+	return f->is_secret && egress_secret_in_scope(&c->e->secrets, f->name, pconn_host(c));
 }
 
 /* The findings from index `from` that are leaks, as a JSON list of names;
  * NULL when there are none. */
-static json_t *leaks(const struct pconn *c, const struct inspect_stream *st, size_t from,
+json_t *pconn_leaks(const struct pconn *c, const struct inspect_stream *st, size_t from,
 		     json_t *names)
 {
 	for (size_t i = from; i < st->n_findings; i++) {
@@ -776,17 +672,17 @@ static void stage_content(struct pconn *c)
 		inspect_feed(&c->insp_dec, dec, dn);
 		free(dec);
 	} else if (c->req.path_len) {
-		close_after_flush(c); /* out of memory: not forwarded uninspected */
+		pconn_close_after_flush(c); /* out of memory: not forwarded uninspected */
 		return;
 	}
-	json_t *names = leaks(c, &c->insp_dec, 0, leaks(c, &c->insp, 0, NULL));
+	json_t *names = pconn_leaks(c, &c->insp_dec, 0, pconn_leaks(c, &c->insp, 0, NULL));
 	/* The body's decoded form is scanned in a stream of its own. */
 	inspect_stream_init(&c->insp_dec, c->e->insp);
 	c->pct = (struct inspect_pct){ .plus_space = form_body(&c->req) };
 	if (names) {
 		json_t *extra = json_object();
 		json_object_set_new(extra, "credential_patterns", names);
-		if (block(c, 403, "Forbidden", "credential", "credential_leak", extra,
+		if (pconn_block(c, 403, "Forbidden", "credential", "credential_leak", extra,
 			  "the request carries a credential"))
 			return;
 		/* audit-only: go on, and don't report the same findings twice */
@@ -802,7 +698,7 @@ static bool check_addrs(struct pconn *c)
 		struct egress_verdict v;
 		if (!egress_decide_address(c->pol->p, c->host, (const struct sockaddr *)&c->addrs[i],
 					   c->req.port, &v) &&
-		    block(c, v.status, v.status_text, v.block, v.event_type, NULL, "%s", v.reason))
+		    pconn_block(c, v.status, v.status_text, v.block, v.event_type, NULL, "%s", v.reason))
 			return false;
 	}
 	return true;
@@ -834,18 +730,18 @@ static void dns_done(int result, struct evutil_addrinfo *res, void *arg)
 		evutil_freeaddrinfo(res);
 	if (result != 0 || c->n_addrs == 0) {
 		c->status = 502;
-		json_t *j = request_entry(c, "error");
+		json_t *j = pconn_entry(c, "error");
 		char why[200];
 		snprintf(why, sizeof(why), "cannot resolve %s: %s", c->host,
 			 result ? evutil_gai_strerror(result) : "no addresses");
 		json_object_set_new(j, "blocked_reason", json_string(why));
 		egress_audit(c->e, j);
 		json_decref(j);
-		respond(c, 502, "Bad Gateway", "dns", why, 0);
-		close_after_flush(c);
+		pconn_respond(c, 502, "Bad Gateway", "dns", why, 0);
+		pconn_close_after_flush(c);
 	} else if (check_addrs(c)) {
 		c->next_addr = 0;
-		connect_next(c);
+		pconn_connect_next(c);
 	}
 	GUARD_OUT(c);
 }
@@ -855,14 +751,14 @@ static void stage_destination(struct pconn *c)
 	/* Keep-alive: the connection to this host:port was checked already. */
 	if (c->ubev && strcmp(c->up_host, c->host) == 0 && c->up_port == c->req.port &&
 	    c->req.form != HTTP_TARGET_AUTHORITY) {
-		upstream_ready(c);
+		pconn_upstream_ready(c);
 		return;
 	}
 	if (c->tls) {
 		/* The inspected tunnel's upstream is gone: the client reconnects. */
-		respond(c, 502, "Bad Gateway", "upstream",
+		pconn_respond(c, 502, "Bad Gateway", "upstream",
 			c->up_error[0] ? c->up_error : "the upstream TLS connection closed", 0);
-		close_after_flush(c);
+		pconn_close_after_flush(c);
 		return;
 	}
 	if (c->ubev) {
@@ -876,13 +772,13 @@ static void stage_destination(struct pconn *c)
 		c->n_addrs = 1;
 		if (check_addrs(c)) {
 			c->next_addr = 0;
-			connect_next(c);
+			pconn_connect_next(c);
 		}
 		return;
 	}
 	struct dns_wait *w = calloc(1, sizeof(*w));
 	if (!w) {
-		close_after_flush(c);
+		pconn_close_after_flush(c);
 		return;
 	}
 	w->conn = c;
@@ -897,18 +793,18 @@ static void stage_destination(struct pconn *c)
 }
 
 /* 7. Forward. */
-static void connect_next(struct pconn *c)
+void pconn_connect_next(struct pconn *c)
 {
 	if (c->next_addr >= c->n_addrs) {
 		c->status = 502;
-		json_t *j = request_entry(c, "error");
+		json_t *j = pconn_entry(c, "error");
 		char why[200];
 		snprintf(why, sizeof(why), "cannot connect to %s:%u", c->host, c->req.port);
 		json_object_set_new(j, "blocked_reason", json_string(why));
 		egress_audit(c->e, j);
 		json_decref(j);
-		respond(c, 502, "Bad Gateway", "connect", why, 0);
-		close_after_flush(c);
+		pconn_respond(c, 502, "Bad Gateway", "connect", why, 0);
+		pconn_close_after_flush(c);
 		return;
 	}
 	struct sockaddr_storage sa = c->addrs[c->next_addr++];
@@ -924,10 +820,10 @@ static void connect_next(struct pconn *c)
 		bufferevent_free(c->ubev);
 	c->ubev = bufferevent_socket_new(c->e->base, -1, BEV_OPT_CLOSE_ON_FREE);
 	if (!c->ubev) {
-		close_after_flush(c);
+		pconn_close_after_flush(c);
 		return;
 	}
-	bufferevent_setcb(c->ubev, upstream_read, upstream_write, upstream_event, c);
+	bufferevent_setcb(c->ubev, pconn_upstream_read, pconn_upstream_write, pconn_upstream_event, c);
 	bufferevent_setwatermark(c->ubev, EV_READ, 0, EGRESS_BUFFER_MAX);
 	bufferevent_setwatermark(c->ubev, EV_WRITE, EGRESS_BUFFER_MAX / 2, 0);
 	struct timeval ct = { EGRESS_CONNECT_TIMEOUT_S, 0 };
@@ -938,7 +834,7 @@ static void connect_next(struct pconn *c)
 	if (bufferevent_socket_connect(c->ubev, (struct sockaddr *)&sa, (int)salen) < 0) {
 		bufferevent_free(c->ubev);
 		c->ubev = NULL;
-		connect_next(c);
+		pconn_connect_next(c);
 	}
 }
 
@@ -969,7 +865,7 @@ static bool connection_lists(const struct http_request *r, const char *name, siz
  * credentials included), never in Host, in place (same lengths). */
 static void seal_request_head(struct pconn *c)
 {
-	egress_seal_select(c->e, host_for_errors(c), &c->seal);
+	egress_seal_select(c->e, pconn_host(c), &c->seal);
 	if (c->seal.n == 0)
 		return;
 	const char *lo = c->head, *hi = c->head + c->req.head_len;
@@ -1051,7 +947,7 @@ static int servername_check(SSL *ssl, int *alert, void *arg)
 	else
 		snprintf(why, sizeof(why), "a TLS ClientHello without a server name in a tunnel to %s",
 			 c->tls_host);
-	json_t *j = request_entry(c, "blocked");
+	json_t *j = pconn_entry(c, "blocked");
 	json_object_set_new(j, "hostname", json_string(c->tls_host));
 	json_object_set_new(j, "status_code", json_integer(403));
 	json_object_set_new(j, "blocked_reason", json_string(why));
@@ -1063,7 +959,7 @@ static int servername_check(SSL *ssl, int *alert, void *arg)
 	return SSL_TLSEXT_ERR_ALERT_FATAL;
 }
 
-static void start_tls(struct pconn *c)
+void pconn_start_tls(struct pconn *c)
 {
 	struct cdn_err err = { 0 };
 	SSL *server = egress_ca_server_ssl(c->e->ca, c->host, &err);
@@ -1084,12 +980,12 @@ static void start_tls(struct pconn *c)
 	if (!client) {
 		SSL_free(server);
 		c->status = 502;
-		json_t *j = request_entry(c, "error");
+		json_t *j = pconn_entry(c, "error");
 		json_object_set_new(j, "blocked_reason", json_string(err.msg));
 		egress_audit(c->e, j);
 		json_decref(j);
-		respond(c, 502, "Bad Gateway", "tls", err.msg, 0);
-		close_after_flush(c);
+		pconn_respond(c, 502, "Bad Gateway", "tls", err.msg, 0);
+		pconn_close_after_flush(c);
 		return;
 	}
 	evbuffer_add_printf(bufferevent_get_output(c->cbev),
@@ -1099,7 +995,7 @@ static void start_tls(struct pconn *c)
 	if (!tc) {
 		SSL_free(server);
 		SSL_free(client);
-		close_after_flush(c);
+		pconn_close_after_flush(c);
 		return;
 	}
 	c->cbev = tc;
@@ -1107,16 +1003,16 @@ static void start_tls(struct pconn *c)
 		c->e->base, c->ubev, client, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
 	if (!tu) {
 		SSL_free(client);
-		close_after_flush(c);
+		pconn_close_after_flush(c);
 		return;
 	}
 	c->ubev = tu;
 	bufferevent_openssl_set_allow_dirty_shutdown(tc, 1);
 	bufferevent_openssl_set_allow_dirty_shutdown(tu, 1);
-	bufferevent_setcb(c->cbev, client_read, client_write, client_event, c);
+	bufferevent_setcb(c->cbev, pconn_client_read, pconn_client_write, pconn_client_event, c);
 	bufferevent_setwatermark(c->cbev, EV_READ, 0, EGRESS_BUFFER_MAX);
 	bufferevent_setwatermark(c->cbev, EV_WRITE, EGRESS_BUFFER_MAX / 2, 0);
-	bufferevent_setcb(c->ubev, upstream_read, upstream_write, upstream_event, c);
+	bufferevent_setcb(c->ubev, pconn_upstream_read, pconn_upstream_write, pconn_upstream_event, c);
 	bufferevent_setwatermark(c->ubev, EV_READ, 0, EGRESS_BUFFER_MAX);
 	bufferevent_setwatermark(c->ubev, EV_WRITE, EGRESS_BUFFER_MAX / 2, 0);
 	struct timeval idle = { EGRESS_IDLE_TIMEOUT_S, 0 };
@@ -1126,7 +1022,7 @@ static void start_tls(struct pconn *c)
 	bufferevent_enable(c->cbev, EV_READ | EV_WRITE);
 
 	c->status = 200;
-	json_t *j = request_entry(c, "request");
+	json_t *j = pconn_entry(c, "request");
 	json_object_set_new(j, "inspected", json_true());
 	egress_audit(c->e, j);
 	egress_emit(c->e, "egress.allowed", j);
@@ -1135,9 +1031,9 @@ static void start_tls(struct pconn *c)
 	c->tls = true;
 	snprintf(c->tls_host, sizeof(c->tls_host), "%s", c->host);
 	c->tls_port = c->req.port;
-	reset_request(c);
+	pconn_reset_request(c);
 	c->state = C_HEAD;
-	arm_head_timer(c);
+	pconn_arm_head_timer(c);
 }
 
 /*
@@ -1146,36 +1042,36 @@ static void start_tls(struct pconn *c)
  * (sni.h says why); then hand both sockets to a splice tunnel
  * (engine_tunnel.c) and this connection object is done.
  */
-static void start_tunnel(struct pconn *c)
+void pconn_start_tunnel(struct pconn *c)
 {
 	static const char ok[] = "HTTP/1.1 200 Connection Established\r\n\r\n";
 	/* 39 bytes on a connection that has sent nothing yet: a short write
 	 * would be a broken socket. */
 	if (write(bufferevent_getfd(c->cbev), ok, sizeof(ok) - 1) != (ssize_t)(sizeof(ok) - 1)) {
-		close_after_flush(c);
+		pconn_close_after_flush(c);
 		return;
 	}
 	c->state = C_HELLO;
-	arm_head_timer(c);
+	pconn_arm_head_timer(c);
 	bufferevent_enable(c->cbev, EV_READ);
-	tunnel_hello(c);
+	pconn_tunnel_hello(c);
 }
 
 /* The tunnel is not opened: say why in the audit log and the events, and
  * close (the client already has its 200, so there is no answer to give). */
-static void tunnel_refused(struct pconn *c, const char *why)
+void pconn_tunnel_refused(struct pconn *c, const char *why)
 {
 	c->status = 403;
-	json_t *j = request_entry(c, "blocked");
+	json_t *j = pconn_entry(c, "blocked");
 	json_object_set_new(j, "blocked_reason", json_string(why));
 	egress_audit(c->e, j);
 	egress_emit(c->e, "egress.blocked", j);
 	json_decref(j);
 	c->e->stats.blocked++;
-	conn_close(c);
+	pconn_close(c);
 }
 
-static void tunnel_hello(struct pconn *c)
+void pconn_tunnel_hello(struct pconn *c)
 {
 	struct evbuffer *cin = bufferevent_get_input(c->cbev);
 	size_t cn = evbuffer_get_length(cin);
@@ -1191,7 +1087,7 @@ static void tunnel_hello(struct pconn *c)
 	if (sr != SNI_FOUND) {
 		snprintf(why, sizeof(why), "a tunnel to %s must start with a TLS ClientHello naming it; "
 			 "it started with %s", c->host, sni_result_name(sr));
-		tunnel_refused(c, why);
+		pconn_tunnel_refused(c, why);
 		return;
 	}
 	if (strcmp(name, c->host) != 0) {
@@ -1199,7 +1095,7 @@ static void tunnel_hello(struct pconn *c)
 		 * TLS inside asks the server for another. */
 		snprintf(why, sizeof(why), "the TLS ClientHello names %s, not the CONNECT host %s",
 			 name, c->host);
-		tunnel_refused(c, why);
+		pconn_tunnel_refused(c, why);
 		return;
 	}
 	evtimer_del(c->timer);
@@ -1210,7 +1106,7 @@ static void tunnel_hello(struct pconn *c)
 			close(cfd);
 		if (ufd >= 0)
 			close(ufd);
-		close_after_flush(c);
+		pconn_close_after_flush(c);
 		return;
 	}
 	struct evbuffer *uin = bufferevent_get_input(c->ubev);
@@ -1220,19 +1116,19 @@ static void tunnel_hello(struct pconn *c)
 	c->status = 200;
 	/* One line when the tunnel opens (the supervisor may die before it
 	 * closes), another when it closes, with what it carried. */
-	json_t *open = request_entry(c, "tunnel_open");
+	json_t *open = pconn_entry(c, "tunnel_open");
 	json_object_set_new(open, "sni", json_string(name));
 	egress_audit(c->e, open);
 	json_decref(open);
-	json_t *entry = request_entry(c, "request");
+	json_t *entry = pconn_entry(c, "request");
 	egress_emit(c->e, "egress.allowed", entry);
 	struct cdn_err err = { 0 };
 	(void)egress_tunnel_start(c->e, cfd, ufd, cp, evbuffer_get_length(cin), up, un, entry, &err);
-	conn_close(c);
+	pconn_close(c);
 }
 
 /* The upstream connection is there (new, or kept from the last request). */
-static void upstream_ready(struct pconn *c)
+void pconn_upstream_ready(struct pconn *c)
 {
 	struct timeval idle = { c->req.form == HTTP_TARGET_AUTHORITY
 					? EGRESS_TUNNEL_IDLE_TIMEOUT_S
@@ -1242,9 +1138,9 @@ static void upstream_ready(struct pconn *c)
 	bufferevent_enable(c->ubev, EV_READ);
 	c->e->stats.allowed++;
 	if (c->req.form == HTTP_TARGET_AUTHORITY && c->tls_inspect) {
-		start_tls(c);
+		pconn_start_tls(c);
 	} else if (c->req.form == HTTP_TARGET_AUTHORITY) {
-		start_tunnel(c);
+		pconn_start_tunnel(c);
 	} else {
 		seal_request_head(c);
 		send_request_head(c);
@@ -1256,14 +1152,14 @@ static void upstream_ready(struct pconn *c)
 		if (c->req.expect_continue && !c->body_done) {
 			evbuffer_add_printf(bufferevent_get_output(c->cbev),
 					    "HTTP/1.1 100 Continue\r\n\r\n");
-			kick(c->cbev);
+			egress_bev_kick(c->cbev);
 		}
 		bufferevent_enable(c->cbev, EV_READ);
-		pump_body(c);
+		pconn_pump_body(c);
 	}
 }
 
-static void upstream_event(struct bufferevent *bev, short what, void *arg)
+void pconn_upstream_event(struct bufferevent *bev, short what, void *arg)
 {
 	(void)bev;
 	struct pconn *c = arg;
@@ -1275,26 +1171,26 @@ static void upstream_event(struct bufferevent *bev, short what, void *arg)
 			int one = 1;
 			setsockopt(bufferevent_getfd(c->ubev), IPPROTO_TCP, TCP_NODELAY, &one,
 				   sizeof(one));
-			/* the connect turned the write event on; kick() runs it */
+			/* the connect turned the write event on; egress_bev_kick() runs it */
 			bufferevent_disable(c->ubev, EV_WRITE);
-			upstream_ready(c);
+			pconn_upstream_ready(c);
 		}
 	} else if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
 		if (c->state == C_CONNECTING) {
-			connect_next(c);
+			pconn_connect_next(c);
 		} else if (c->state == C_RESPONSE && c->res_head_done && c->res.body == HTTP_BODY_CLOSE &&
 			   (what & BEV_EVENT_EOF)) {
 			pump_response(c);
 			if (c->seal.n)
 				unseal_response(c, bufferevent_get_input(c->ubev), 0, true);
 			c->res_left = 0;
-			json_t *j = request_entry(c, "request");
+			json_t *j = pconn_entry(c, "request");
 			egress_audit(c->e, j);
 			/* A body that ends with the connection is an exchange like
 			 * any other: the run's events count it too. */
 			egress_emit(c->e, "egress.allowed", j);
 			json_decref(j);
-			close_after_flush(c);
+			pconn_close_after_flush(c);
 		} else {
 			bool sent = c->res_head_done;
 			c->status = sent ? c->status : 502;
@@ -1308,7 +1204,7 @@ static void upstream_event(struct bufferevent *bev, short what, void *arg)
 				ERR_error_string_n(tls_err, e, sizeof(e));
 				snprintf(why, sizeof(why), "upstream TLS: %s", e);
 			}
-			json_t *j = request_entry(c, "error");
+			json_t *j = pconn_entry(c, "error");
 			json_object_set_new(j, "blocked_reason", json_string(why));
 			if (c->tls)
 				json_object_set_new(j, "hostname", json_string(c->tls_host));
@@ -1324,8 +1220,8 @@ static void upstream_event(struct bufferevent *bev, short what, void *arg)
 				return;
 			}
 			if (!sent && c->state != C_CLOSING)
-				respond(c, 502, "Bad Gateway", "upstream", why, 0);
-			close_after_flush(c);
+				pconn_respond(c, 502, "Bad Gateway", "upstream", why, 0);
+			pconn_close_after_flush(c);
 		}
 	}
 	GUARD_OUT(c);
@@ -1365,16 +1261,16 @@ static bool body_data(struct pconn *c, const char *p, size_t n)
 	inspect_feed(&c->insp, p, n);
 	char *dec = malloc(n + 2);
 	if (!dec) {
-		close_after_flush(c); /* out of memory: not forwarded uninspected */
+		pconn_close_after_flush(c); /* out of memory: not forwarded uninspected */
 		return false;
 	}
 	inspect_feed(&c->insp_dec, dec, inspect_pct_feed(&c->pct, p, n, dec));
 	free(dec);
-	json_t *names = leaks(c, &c->insp_dec, before_dec, leaks(c, &c->insp, before, NULL));
+	json_t *names = pconn_leaks(c, &c->insp_dec, before_dec, pconn_leaks(c, &c->insp, before, NULL));
 	if (names) {
 		json_t *extra = json_object();
 		json_object_set_new(extra, "credential_patterns", names);
-		if (block(c, 403, "Forbidden", "credential", "credential_leak", extra,
+		if (pconn_block(c, 403, "Forbidden", "credential", "credential_leak", extra,
 			  "the request body carries a credential"))
 			return false;
 	}
@@ -1406,7 +1302,7 @@ static void chunk_data(void *ctx, const char *p, size_t n)
 		cc->ok = body_data(cc->c, p, n);
 }
 
-static void pump_body(struct pconn *c)
+void pconn_pump_body(struct pconn *c)
 {
 	struct evbuffer *in = bufferevent_get_input(c->cbev);
 	while (!c->body_done && c->state == C_BODY) {
@@ -1414,7 +1310,7 @@ static void pump_body(struct pconn *c)
 		if (avail == 0)
 			break;
 		if (evbuffer_get_length(bufferevent_get_output(c->ubev)) > EGRESS_BUFFER_MAX) {
-			bufferevent_disable(c->cbev, EV_READ); /* resumed by upstream_write */
+			bufferevent_disable(c->cbev, EV_READ); /* resumed by pconn_upstream_write */
 			return;
 		}
 		struct evbuffer_iovec v;
@@ -1437,9 +1333,9 @@ static void pump_body(struct pconn *c)
 				return;
 			if (used < 0) {
 				/* A body we cannot frame cannot be forwarded, not even
-				 * in audit-only mode: block() answers and closes. */
+				 * in audit-only mode: pconn_block() answers and closes. */
 				c->force_block = true;
-				block(c, 400, "Bad Request", "malformed", "blocked", NULL,
+				pconn_block(c, 400, "Bad Request", "malformed", "blocked", NULL,
 				      "request body: %s", err.msg);
 				return;
 			}
@@ -1451,27 +1347,27 @@ static void pump_body(struct pconn *c)
 		evbuffer_drain(in, n);
 	}
 	if (c->state == C_BODY)
-		kick(c->ubev); /* what the loop released so far */
+		egress_bev_kick(c->ubev); /* what the loop released so far */
 	if (c->body_done && c->state == C_BODY) {
 		release_hold(c, 0);
 		if (c->req.body == HTTP_BODY_CHUNKED)
 			evbuffer_add(bufferevent_get_output(c->ubev), "0\r\n\r\n", 5);
 		c->state = C_RESPONSE;
 		c->res_head_done = false;
-		kick(c->ubev);
+		egress_bev_kick(c->ubev);
 		if (evbuffer_get_length(bufferevent_get_input(c->ubev)))
 			pump_response(c);
 	}
 }
 
-static void upstream_write(struct bufferevent *bev, void *arg)
+void pconn_upstream_write(struct bufferevent *bev, void *arg)
 {
 	struct pconn *c = arg;
 	GUARD_IN(c);
-	drained(bev);
+	egress_bev_drained(bev);
 	if (c->state == C_BODY) {
 		bufferevent_enable(c->cbev, EV_READ);
-		pump_body(c);
+		pconn_pump_body(c);
 	}
 	GUARD_OUT(c);
 }
@@ -1481,7 +1377,7 @@ static void upstream_write(struct bufferevent *bev, void *arg)
 static void finish_exchange(struct pconn *c)
 {
 	if (c->e->on_audit || c->e->on_event) {
-		json_t *j = request_entry(c, "request");
+		json_t *j = pconn_entry(c, "request");
 		egress_audit(c->e, j);
 		egress_emit(c->e, "egress.allowed", j);
 		json_decref(j);
@@ -1489,15 +1385,15 @@ static void finish_exchange(struct pconn *c)
 	c->served++;
 	bool keep = c->req.keep_alive && c->res_keep_alive;
 	if (!keep) {
-		close_after_flush(c);
+		pconn_close_after_flush(c);
 		return;
 	}
-	reset_request(c);
+	pconn_reset_request(c);
 	c->state = C_HEAD;
 	bufferevent_enable(c->cbev, EV_READ);
-	arm_head_timer(c);
+	pconn_arm_head_timer(c);
 	if (evbuffer_get_length(bufferevent_get_input(c->cbev)))
-		process_head(c);
+		pconn_process_head(c);
 }
 
 static void forward_response_head(struct pconn *c, const char *head)
@@ -1549,7 +1445,7 @@ static void pump_response(struct pconn *c)
 {
 	pump_response_once(c);
 	if (c->state == C_RESPONSE)
-		kick(c->cbev); /* a body still streaming */
+		egress_bev_kick(c->cbev); /* a body still streaming */
 }
 
 static void pump_response_once(struct pconn *c)
@@ -1569,12 +1465,12 @@ static void pump_response_once(struct pconn *c)
 				return;
 			if (r < 0) {
 				c->status = 502;
-				json_t *j = request_entry(c, "error");
+				json_t *j = pconn_entry(c, "error");
 				json_object_set_new(j, "blocked_reason", json_string(err.msg));
 				egress_audit(c->e, j);
 				json_decref(j);
-				respond(c, 502, "Bad Gateway", "upstream", "malformed response", 0);
-				close_after_flush(c);
+				pconn_respond(c, 502, "Bad Gateway", "upstream", "malformed response", 0);
+				pconn_close_after_flush(c);
 				return;
 			}
 			c->res_keep_alive = c->res.keep_alive;
@@ -1595,7 +1491,7 @@ static void pump_response_once(struct pconn *c)
 			http_chunked_init(&c->res_chunk);
 			if (c->res.body == HTTP_BODY_NONE ||
 			    (c->res.body == HTTP_BODY_LENGTH && c->res_left == 0)) {
-				kick(c->cbev);
+				egress_bev_kick(c->cbev);
 				finish_exchange(c);
 				return;
 			}
@@ -1604,7 +1500,7 @@ static void pump_response_once(struct pconn *c)
 		if (avail == 0)
 			return;
 		if (evbuffer_get_length(out) > EGRESS_BUFFER_MAX) {
-			bufferevent_disable(c->ubev, EV_READ); /* resumed by client_write */
+			bufferevent_disable(c->ubev, EV_READ); /* resumed by pconn_client_write */
 			return;
 		}
 		size_t n = avail;
@@ -1622,11 +1518,11 @@ static void pump_response_once(struct pconn *c)
 			struct cdn_err err = { 0 };
 			long used = http_chunked_feed(&c->res_chunk, v.iov_base, v.iov_len, NULL, NULL, &err);
 			if (used < 0) {
-				json_t *j = request_entry(c, "error");
+				json_t *j = pconn_entry(c, "error");
 				json_object_set_new(j, "blocked_reason", json_string(err.msg));
 				egress_audit(c->e, j);
 				json_decref(j);
-				close_after_flush(c);
+				pconn_close_after_flush(c);
 				return;
 			}
 			n = (size_t)used;
@@ -1638,14 +1534,14 @@ static void pump_response_once(struct pconn *c)
 			evbuffer_remove_buffer(in, out, n);
 		c->res_size += n;
 		if (done) {
-			kick(c->cbev);
+			egress_bev_kick(c->cbev);
 			finish_exchange(c);
 			return;
 		}
 	}
 }
 
-static void upstream_read(struct bufferevent *bev, void *arg)
+void pconn_upstream_read(struct bufferevent *bev, void *arg)
 {
 	(void)bev;
 	struct pconn *c = arg;
@@ -1761,7 +1657,7 @@ int egress_engine_attach(struct egress_engine *e, int proxy_fd, int dns_udp_fd, 
 {
 	if (proxy_fd >= 0) {
 		evutil_make_socket_nonblocking(proxy_fd);
-		e->proxy_listener = evconnlistener_new(e->base, accept_conn, e,
+		e->proxy_listener = evconnlistener_new(e->base, egress_proxy_accept, e,
 						       LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
 						       0 /* listening already */, proxy_fd);
 		if (!e->proxy_listener) {
@@ -1808,7 +1704,7 @@ void egress_engine_free(struct egress_engine *e)
 	struct pconn *c;
 	while ((c = LIST_FIRST(&e->conns))) {
 		c->busy = 0;
-		conn_free(c);
+		pconn_free(c);
 	}
 	egress_tunnels_close(e);
 	egress_dns_detach(e);

@@ -3,6 +3,7 @@
 #ifndef CORDON_EGRESS_ENGINE_INTERNAL_H
 #define CORDON_EGRESS_ENGINE_INTERNAL_H
 
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <jansson.h>
@@ -10,6 +11,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/queue.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "egress/decide.h"
@@ -138,5 +140,154 @@ struct approval *egress_approval_request(struct egress_engine *e, struct pconn *
 /* The connection went away: forget its approval without a decision. */
 void egress_approval_cancel(struct approval *a);
 void egress_approvals_deny_all(struct egress_engine *e, const char *why);
+
+/* ------------------------------------------------- the proxy's connections
+ *
+ * One struct pconn per client connection of the HTTP proxy, through its
+ * requests: engine_conn.c (accepting, buffers, answers, closing),
+ * engine_decide.c (a head through the stages, decide.h), engine_forward.c
+ * (the request and its response on the wire), engine_connect.c (CONNECT:
+ * inspected, or checked and spliced). Every callback holds a guard on its
+ * connection (busy); a connection closed while busy is freed when the
+ * last guard drops.
+ */
+
+#define MAX_CHECKED_ADDRS 8
+
+enum cstate {
+	C_HEAD,	      /* reading a request head */
+	C_DECIDING,   /* waiting for DNS or a human */
+	C_CONNECTING, /* connecting upstream */
+	C_BODY,	      /* forwarding the request body */
+	C_RESPONSE,   /* forwarding the response */
+	C_HELLO,      /* a tunnel is open: waiting for the client's TLS ClientHello */
+	C_CLOSING,    /* flushing, then free */
+};
+
+struct dns_wait {
+	struct pconn *conn;
+	struct evdns_getaddrinfo_request *req;
+};
+
+struct pconn {
+	LIST_ENTRY(pconn) link;
+	struct egress_engine *e;
+	struct bufferevent *cbev; /* the sandbox side */
+	struct bufferevent *ubev; /* upstream, NULL when none */
+	enum cstate state;
+	int busy;
+	bool closing;
+	struct event *timer; /* head timeout */
+
+	/* the request being handled */
+	struct policy_ref *pol;
+	char *head; /* copy of the request head; req points into it */
+	struct http_request req;
+	char host[HTTP_MAX_HOST + 1]; /* normalised */
+	const struct egress_rule *rule;
+	bool would_block;	 /* audit-only mode: a stage failed but we go on */
+	char would_reason[160];
+	struct dns_wait *dns_wait;
+	struct approval *approval;
+	struct sockaddr_storage addrs[MAX_CHECKED_ADDRS];
+	size_t n_addrs, next_addr;
+
+	/* upstream identity, for reuse across keep-alive requests */
+	char up_host[HTTP_MAX_HOST + 1];
+	uint16_t up_port;
+
+	/* request body */
+	uint64_t body_left;
+	struct http_chunked chunk;
+	struct inspect_stream insp;
+	struct inspect_stream insp_dec; /* the percent-decoded body */
+	struct inspect_pct pct;
+	struct evbuffer *hold; /* inspected body bytes not yet released */
+	bool body_done;
+	struct seal_sel seal;	/* sealed secrets swapped on this request */
+	struct evbuffer *rhold; /* response bytes held back for the swap back */
+
+	/* response */
+	bool res_head_done;
+	struct http_response res;
+	uint64_t res_left;
+	struct http_chunked res_chunk;
+	bool res_keep_alive;
+
+	/* accounting for the audit line */
+	uint64_t t_start;
+	uint64_t req_size, res_size;
+	int status;
+	unsigned served; /* requests on this connection */
+	bool force_block; /* refuse even in audit-only mode */
+	bool tls_inspect; /* the decision: terminate this CONNECT's TLS */
+
+	/* TLS inspection: this connection is a terminated CONNECT tunnel */
+	bool tls;
+	char tls_host[HTTP_MAX_HOST + 1];
+	uint16_t tls_port;
+	uint64_t flush_deadline;  /* C_CLOSING: give up writing the answer */
+	uint64_t linger_deadline; /* C_CLOSING: stop waiting for the client's FIN */
+	char up_error[200];	 /* why an inspected tunnel's upstream went away */
+};
+
+#define GUARD_IN(c) ((c)->busy++)
+#define GUARD_OUT(c)                                 \
+	do {                                         \
+		if (--(c)->busy == 0 && (c)->closing) \
+			pconn_free(c);                \
+	} while (0)
+
+/* engine_conn.c */
+void egress_proxy_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+			 int salen, void *arg);
+void pconn_client_read(struct bufferevent *bev, void *arg);
+void pconn_client_write(struct bufferevent *bev, void *arg);
+void pconn_client_event(struct bufferevent *bev, short what, void *arg);
+void pconn_close(struct pconn *c);
+void pconn_free(struct pconn *c);
+/* Forgets the request (keep-alive, or an inspected tunnel's next one). */
+void pconn_reset_request(struct pconn *c);
+/* Closes once the answer is written, lingering for the client's FIN. */
+void pconn_close_after_flush(struct pconn *c);
+void pconn_arm_head_timer(struct pconn *c);
+/* A short plain-text answer from the proxy itself. */
+void pconn_respond(struct pconn *c, int status, const char *reason, const char *code,
+		   const char *msg, uint64_t retry_after_s);
+/* Writes what is queued on a socket bufferevent now (EV_WRITE only for
+ * the rest), and turns EV_WRITE off again once it drained. */
+void egress_bev_kick(struct bufferevent *bev);
+void egress_bev_drained(struct bufferevent *bev);
+
+/* engine_events.c: the audit line of a request on a connection */
+json_t *pconn_entry(struct pconn *c, const char *type);
+
+/* engine_decide.c */
+void pconn_process_head(struct pconn *c);
+/* A stage refused the request: true when the caller must stop (false in
+ * audit-only mode, where it is recorded and the request goes on). */
+bool pconn_block(struct pconn *c, int status, const char *reason, const char *code,
+		 const char *event_type, json_t *extra, const char *fmt, ...)
+	__attribute__((format(printf, 7, 8)));
+/* The host for messages: normalised, else as written. */
+const char *pconn_host(const struct pconn *c);
+/* The findings of st from index `from` that are leaks, appended to names
+ * (a JSON list, made when needed); NULL when there are none. */
+json_t *pconn_leaks(const struct pconn *c, const struct inspect_stream *st, size_t from,
+		    json_t *names);
+
+/* engine_forward.c */
+void pconn_connect_next(struct pconn *c);
+void pconn_upstream_ready(struct pconn *c);
+void pconn_pump_body(struct pconn *c);
+void pconn_upstream_read(struct bufferevent *bev, void *arg);
+void pconn_upstream_write(struct bufferevent *bev, void *arg);
+void pconn_upstream_event(struct bufferevent *bev, short what, void *arg);
+
+/* engine_connect.c */
+void pconn_start_tls(struct pconn *c);
+void pconn_start_tunnel(struct pconn *c);
+void pconn_tunnel_hello(struct pconn *c);
+void pconn_tunnel_refused(struct pconn *c, const char *why);
 
 #endif
