@@ -1055,6 +1055,13 @@ static void test_destination(void **state)
 		{ "fe80::1", 80, "link-local" },
 		{ "::ffff:127.0.0.1", 80, "loopback" },
 		{ "192.0.2.1", 80, "documentation" },
+		{ "198.18.0.1", 80, "reserved" },
+		{ "240.0.0.1", 80, "reserved" },
+		{ "255.255.255.255", 80, "broadcast" },
+		{ "ff02::1", 80, "multicast" },
+		{ "::", 80, "unspecified" },
+		{ "64:ff9b::a9fe:a9fe", 80, "metadata" }, /* NAT64 of 169.254.169.254 */
+		{ "2002:a00:1::", 80, "private" },	  /* 6to4 of 10.0.0.1 */
 		/* the exceptions: exactly that address and port */
 		{ "10.0.0.5", 8080, NULL },
 		{ "10.0.0.5", 8081, "private" },
