@@ -114,7 +114,8 @@ static const struct {
 	 * is no name at all. */
 	[EGRESS_STAGE_HOST_FORM] = { 400, "Bad Request", "host", "blocked", true },
 	[EGRESS_STAGE_HOST_NAME] = { 400, "Bad Request", "host", "blocked", false },
-	[EGRESS_STAGE_HOST_CREDENTIAL] = { 403, "Forbidden", "credential", "credential_leak", false },
+	[EGRESS_STAGE_HOST_CREDENTIAL] = { 403, "Forbidden", "credential", "credential_leak",
+					   false },
 	[EGRESS_STAGE_HOST_LABELS] = { 403, "Forbidden", "host", "blocked", false },
 	[EGRESS_STAGE_DOMAIN] = { 403, "Forbidden", "domain", "blocked", false },
 	[EGRESS_STAGE_PORT] = { 403, "Forbidden", "port", "blocked", false },
@@ -126,7 +127,8 @@ static const struct {
 	[EGRESS_STAGE_METHOD] = { 405, "Method Not Allowed", "method", "blocked", false },
 	[EGRESS_STAGE_DESTINATION] = { 403, "Forbidden", "destination", "blocked", false },
 	/* Lookups are answered, not refused: NXDOMAIN leaks nothing. */
-	[EGRESS_STAGE_LOOKUP_CREDENTIAL] = { DNS_RCODE_NXDOMAIN, NULL, NULL, "credential_leak", true },
+	[EGRESS_STAGE_LOOKUP_CREDENTIAL] = { DNS_RCODE_NXDOMAIN, NULL, NULL, "credential_leak",
+					     true },
 	[EGRESS_STAGE_LOOKUP_LABELS] = { DNS_RCODE_NXDOMAIN, NULL, NULL, "blocked", true },
 	[EGRESS_STAGE_LOOKUP_RATE] = { DNS_RCODE_REFUSED, NULL, NULL, "rate_limited", true },
 	[EGRESS_STAGE_LOOKUP_DOMAIN] = { DNS_RCODE_NXDOMAIN, NULL, NULL, "blocked", true },
@@ -200,8 +202,8 @@ enum host_check { HOST_OK, HOST_CREDENTIAL, HOST_LABELS };
  * labels too long or random.
  */
 static enum host_check host_check(const struct egress_run_facts *run,
-				  const struct egress_rule *rule, const char *raw,
-				  const char *host, struct egress_decision *d, char *why)
+				  const struct egress_rule *rule, const char *raw, const char *host,
+				  struct egress_decision *d, char *why)
 {
 	/* As written: that is what leaves in a lookup or an SNI (DNS keeps
 	 * case), and what case-sensitive formats are recognised in. */
@@ -314,7 +316,8 @@ static bool stage_tunnel(const struct egress_run_facts *run, const struct egress
 		return true;
 	/* A tunnel the proxy cannot read would take any raw secret the run
 	 * holds: only where every raw secret may go anyway. */
-	const char *raw = d->tls_inspect ? NULL : egress_raw_secret_out_of_scope(run->secrets, host);
+	const char *raw =
+		d->tls_inspect ? NULL : egress_raw_secret_out_of_scope(run->secrets, host);
 	if (raw && fail(d, EGRESS_STAGE_TUNNEL_SECRET,
 			"this run holds the raw secret %s, which may not go to %s, and a tunnel "
 			"there cannot be read: inspect %s or seal %s",
@@ -392,8 +395,8 @@ bool egress_decide_address(const struct egress_policy *p, const char *host,
 
 enum egress_outcome egress_decide_lookup(const struct egress_policy *p,
 					 const struct egress_run_facts *run, const char *name,
-					 const char *raw_name, struct ratelimit *rl, uint64_t now_ms,
-					 struct egress_decision *d)
+					 const char *raw_name, struct ratelimit *rl,
+					 uint64_t now_ms, struct egress_decision *d)
 {
 	decision_init(d, true);
 	struct cdn_err err = { 0 };
@@ -421,7 +424,8 @@ enum egress_outcome egress_decide_lookup(const struct egress_policy *p,
 	}
 	const char *rkey = r->rate_key ? r->rate_key : r->name;
 	if (ratelimit_check(rl, rkey, r->rpm, now_ms) > 0 ||
-	    (r->agent_rate_key && ratelimit_check(rl, r->agent_rate_key, r->agent_rpm, now_ms) > 0)) {
+	    (r->agent_rate_key &&
+	     ratelimit_check(rl, r->agent_rate_key, r->agent_rpm, now_ms) > 0)) {
 		fail(d, EGRESS_STAGE_LOOKUP_RATE, "rate limit reached for the name's rule");
 		return d->outcome;
 	}

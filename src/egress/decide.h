@@ -99,7 +99,7 @@ const char *egress_raw_secret_out_of_scope(const struct egress_secrets *s, const
 
 /* What the run holds that a decision reads. */
 struct egress_run_facts {
-	const struct inspector *insp;	      /* what a host name is scanned for (NULL: patterns) */
+	const struct inspector *insp;	      /* scans host names (NULL: patterns only) */
 	const struct egress_secrets *secrets; /* raw secrets and their scopes */
 	bool can_inspect;		      /* the run has a CA for TLS inspection */
 };
@@ -109,7 +109,7 @@ struct egress_request_facts {
 	const char *method; /* as sent */
 	const char *host;   /* as written in the request target */
 	uint16_t port;
-	bool connect;	    /* a CONNECT (authority-form target) */
+	bool connect;	    /* a CONNECT (an authority-form target) */
 };
 
 enum egress_outcome {
@@ -149,7 +149,7 @@ struct egress_verdict {
 	int status;		 /* the answer's HTTP status; for a lookup, the DNS rcode */
 	const char *status_text; /* its reason phrase ("Forbidden"); NULL for a lookup */
 	const char *block;	 /* the X-Cordon-Block value ("domain"); NULL for a lookup */
-	const char *event_type;	 /* the audit line's: "blocked", "credential_leak", "rate_limited" */
+	const char *event_type;	 /* the audit line's ("blocked", "credential_leak", ...) */
 	bool always;		 /* refused in audit-only mode too */
 	uint64_t retry_after_s;	 /* the rate stage when enforced: Retry-After (at least 1) */
 	char reason[EGRESS_REASON_MAX];
@@ -198,7 +198,7 @@ bool egress_decide_address(const struct egress_policy *p, const char *host,
  */
 enum egress_outcome egress_decide_lookup(const struct egress_policy *p,
 					 const struct egress_run_facts *run, const char *name,
-					 const char *raw_name, struct ratelimit *rl, uint64_t now_ms,
-					 struct egress_decision *d);
+					 const char *raw_name, struct ratelimit *rl,
+					 uint64_t now_ms, struct egress_decision *d);
 
 #endif

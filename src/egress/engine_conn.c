@@ -181,7 +181,7 @@ void pconn_close_after_flush(struct pconn *c)
 
 /* A short plain-text answer from the proxy itself. */
 void pconn_respond(struct pconn *c, int status, const char *reason, const char *code,
-		    const char *msg, uint64_t retry_after_s)
+		   const char *msg, uint64_t retry_after_s)
 {
 	char body[512];
 	int bl = snprintf(body, sizeof(body), "cordon: %s\n", msg);
@@ -217,7 +217,7 @@ static void head_timeout(evutil_socket_t fd, short what, void *arg)
 		if (evbuffer_get_length(bufferevent_get_input(c->cbev)) > 0 || c->served == 0) {
 			c->status = 408;
 			pconn_respond(c, 408, "Request Timeout", "timeout",
-				"the request head did not arrive in time", 0);
+				      "the request head did not arrive in time", 0);
 		}
 		pconn_close_after_flush(c);
 	}
@@ -231,7 +231,7 @@ void pconn_arm_head_timer(struct pconn *c)
 }
 
 void egress_proxy_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
-			int salen, void *arg)
+			 int salen, void *arg)
 {
 	(void)l;
 	(void)sa;

@@ -40,7 +40,7 @@ static void approval_decided(struct pconn *c, bool approved, const char *why);
  * caller must stop.
  */
 bool pconn_block(struct pconn *c, int status, const char *reason, const char *code,
-		  const char *event_type, json_t *extra, const char *fmt, ...)
+		 const char *event_type, json_t *extra, const char *fmt, ...)
 {
 	char msg[400];
 	va_list ap;
@@ -103,7 +103,7 @@ static bool refuse(struct pconn *c, const struct egress_decision *d, const struc
 	if (v->always)
 		c->force_block = true;
 	return pconn_block(c, v->status, v->status_text, v->block, v->event_type, extra, "%s",
-		     v->reason);
+			   v->reason);
 }
 
 /* ------------------------------------------------------------- deciding */
@@ -224,7 +224,7 @@ void pconn_process_head(struct pconn *c)
 						      path, approval_decided);
 		if (!c->approval)
 			pconn_block(c, 503, "Service Unavailable", "approval", "blocked", NULL,
-			      "too many requests are waiting for approval");
+				    "too many requests are waiting for approval");
 		return; /* continues in approval_decided */
 	}
 	case EGRESS_ALLOW:
@@ -261,7 +261,7 @@ static bool finding_in_scope(const struct pconn *c, const struct inspect_finding
 /* The findings from index `from` that are leaks, as a JSON list of names;
  * NULL when there are none. */
 json_t *pconn_leaks(const struct pconn *c, const struct inspect_stream *st, size_t from,
-		     json_t *names)
+		    json_t *names)
 {
 	for (size_t i = from; i < st->n_findings; i++) {
 		if (finding_in_scope(c, &st->findings[i]))
@@ -310,7 +310,7 @@ static void stage_content(struct pconn *c)
 		json_t *extra = json_object();
 		json_object_set_new(extra, "credential_patterns", names);
 		if (pconn_block(c, 403, "Forbidden", "credential", "credential_leak", extra,
-			  "the request carries a credential"))
+				"the request carries a credential"))
 			return;
 		/* audit-only: go on, and don't report the same findings twice */
 		c->insp.n_findings = 0;
@@ -384,7 +384,7 @@ static void stage_destination(struct pconn *c)
 	if (c->tls) {
 		/* The inspected tunnel's upstream is gone: the client reconnects. */
 		pconn_respond(c, 502, "Bad Gateway", "upstream",
-			c->up_error[0] ? c->up_error : "the upstream TLS connection closed", 0);
+			      c->up_error[0] ? c->up_error : "the upstream TLS connection closed", 0);
 		pconn_close_after_flush(c);
 		return;
 	}

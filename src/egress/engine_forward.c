@@ -300,7 +300,7 @@ static bool body_data(struct pconn *c, const char *p, size_t n)
 		json_t *extra = json_object();
 		json_object_set_new(extra, "credential_patterns", names);
 		if (pconn_block(c, 403, "Forbidden", "credential", "credential_leak", extra,
-			  "the request body carries a credential"))
+				"the request body carries a credential"))
 			return false;
 	}
 	evbuffer_add(c->hold, p, n);
@@ -365,7 +365,7 @@ void pconn_pump_body(struct pconn *c)
 				 * in audit-only mode: pconn_block() answers and closes. */
 				c->force_block = true;
 				pconn_block(c, 400, "Bad Request", "malformed", "blocked", NULL,
-				      "request body: %s", err.msg);
+					    "request body: %s", err.msg);
 				return;
 			}
 			n = (size_t)used;
