@@ -201,7 +201,8 @@ void pconn_process_head(struct pconn *c)
 						    .connect = c->req.form == HTTP_TARGET_AUTHORITY };
 	struct egress_decision d;
 	egress_decide(c->pol->p, &run, &facts, c->e->rl, egress_now_ms(), &d);
-	snprintf(c->host, sizeof(c->host), "%s", d.host);
+	_Static_assert(sizeof(c->host) == sizeof(d.host), "the decision's host fits");
+	memcpy(c->host, d.host, strlen(d.host) + 1);
 	c->tls_inspect = d.tls_inspect;
 	for (size_t i = 0; i < d.n_verdicts; i++) {
 		/* The rule is matched once the host is normalised: a line about
