@@ -149,10 +149,15 @@ static void resolved(int result, struct evutil_addrinfo *res, void *arg)
 			continue;
 		}
 		ans[n].ttl = EGRESS_DNS_TTL_MAX;
-		/* Duplicates (one per socktype) say nothing new. */
+		/* Duplicates (one per socktype) say nothing new. Compared as
+		 * their family's address: an IPv4 one fills 4 bytes of the
+		 * union, and the rest is not part of it. */
+		size_t len = ans[n].family == AF_INET ? sizeof(ans[n].addr.v4)
+						      : sizeof(ans[n].addr.v6);
 		bool dup = false;
 		for (size_t i = 0; i < n; i++)
-			if (memcmp(&ans[i].addr, &ans[n].addr, sizeof(ans[n].addr)) == 0)
+			if (ans[i].family == ans[n].family &&
+			    memcmp(&ans[i].addr, &ans[n].addr, len) == 0)
 				dup = true;
 		if (!dup)
 			n++;
