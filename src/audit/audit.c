@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "base/cleanup.h"
+#include "base/clock.h"
 
 #define HASH_FIELD ",\"hash\":\""
 #define HASH_FIELD_LEN (sizeof(HASH_FIELD) - 1)
@@ -236,16 +237,6 @@ int audit_open(const char *path, struct audit_log **out, struct cdn_err *err)
 	return 0;
 }
 
-static void rfc3339_now(char *buf, size_t cap)
-{
-	struct timespec ts;
-	struct tm tm;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	size_t n = strftime(buf, cap, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(buf + n, cap - n, ".%03ldZ", ts.tv_nsec / 1000000);
-}
-
 /* Builds the line for entry: body, hash field, newline. */
 static int build_line(struct audit_log *log, json_t *entry, char **out, size_t *out_len,
 		      char hash[AUDIT_HASH_HEX + 1], struct cdn_err *err)
@@ -255,8 +246,8 @@ static int build_line(struct audit_log *log, json_t *entry, char **out, size_t *
 		return cdn_err_set(err, ENOMEM, "audit entry");
 	int r = 0;
 	if (!json_object_get(j, "timestamp")) {
-		char ts[40];
-		rfc3339_now(ts, sizeof(ts));
+		char ts[CDN_RFC3339_MAX];
+		cdn_rfc3339(cdn_wall_ms(), CDN_TIME_MS, ts, sizeof(ts));
 		r = json_object_set_new(j, "timestamp", json_string(ts));
 	}
 	if (r == 0)

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "cli/cli.h"
 #include "registry/registry.h"
 #ifdef CORDON_CURL
@@ -62,11 +63,8 @@ static int list_items(const struct cli_common *co, enum store_kind kind, const c
 	if (!co->json && n)
 		printf("%-24s %-8s %-14s %s\n", "NAME", "VERSION", "SHA256", "REGISTERED");
 	for (size_t i = 0; i < n; i++) {
-		char when[32];
-		time_t t = (time_t)items[i].created;
-		struct tm tm;
-		gmtime_r(&t, &tm);
-		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		char when[CDN_RFC3339_MAX];
+		cdn_rfc3339(items[i].created * 1000, CDN_TIME_S, when, sizeof(when));
 		if (co->json)
 			json_array_append_new(arr, json_pack("{s:s, s:I, s:s, s:s}", "name",
 							     items[i].name, "version",

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "base/cleanup.h"
+#include "base/clock.h"
 #include "base/units.h"
 #include "cli/cli.h"
 #include "run/events.h"
@@ -50,10 +51,7 @@ static void fmt_time(int64_t ms, char *buf, size_t cap)
 		snprintf(buf, cap, "-");
 		return;
 	}
-	time_t t = (time_t)(ms / 1000);
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	cdn_rfc3339(ms, CDN_TIME_S, buf, cap);
 }
 
 static json_t *run_json(const struct store_run *r)

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "base/units.h"
 #include "cli/cli.h"
 #include "serve/keys.h"
@@ -410,12 +411,8 @@ int cmd_keys(int argc, char **argv)
 			       "LAST USED");
 		for (size_t i = 0; r == 0 && i < n; i++) {
 			char used[32] = "never";
-			if (v[i].last_used) {
-				time_t t = (time_t)v[i].last_used;
-				struct tm tm;
-				gmtime_r(&t, &tm);
-				strftime(used, sizeof(used), "%Y-%m-%dT%H:%M:%SZ", &tm);
-			}
+			if (v[i].last_used)
+				cdn_rfc3339(v[i].last_used * 1000, CDN_TIME_S, used, sizeof(used));
 			if (json)
 				json_array_append_new(
 					arr, json_pack("{s:s, s:s, s:s, s:b, s:I, s:I}", "id", v[i].id,

@@ -38,6 +38,7 @@
 
 #include "audit/audit.h"
 #include "base/cleanup.h"
+#include "base/clock.h"
 #include "config.h"
 #include "run/artifacts.h"
 
@@ -129,15 +130,6 @@ static int write_exact(int fd, const void *buf, size_t n)
 	return 0;
 }
 
-static void iso_time_ms(int64_t ms, char *buf, size_t cap)
-{
-	time_t t = (time_t)(ms / 1000);
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	size_t n = strftime(buf, cap, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(buf + n, cap - n, ".%03dZ", (int)(ms % 1000));
-}
-
 /* "YYYY-MM-DDTHH:MM:SS[.mmm]Z" to unix seconds; -1 when it is not that. */
 static int64_t iso_seconds(const char *s)
 {
@@ -149,13 +141,6 @@ static int64_t iso_seconds(const char *s)
 	tm.tm_year -= 1900;
 	tm.tm_mon -= 1;
 	return (int64_t)timegm(&tm);
-}
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* ---------------------------------------------------------------------------
@@ -739,10 +724,10 @@ static int audit_verify_fd(int fd, struct audit_verify *res, struct cdn_err *err
 
 static json_t *record_json(const struct store_run *r, json_t *result)
 {
-	char created[40], started[40], finished[40];
-	iso_time_ms(r->created_ms, created, sizeof(created));
-	iso_time_ms(r->started_ms, started, sizeof(started));
-	iso_time_ms(r->finished_ms, finished, sizeof(finished));
+	char created[CDN_RFC3339_MAX], started[CDN_RFC3339_MAX], finished[CDN_RFC3339_MAX];
+	cdn_rfc3339(r->created_ms, CDN_TIME_MS, created, sizeof(created));
+	cdn_rfc3339(r->started_ms, CDN_TIME_MS, started, sizeof(started));
+	cdn_rfc3339(r->finished_ms, CDN_TIME_MS, finished, sizeof(finished));
 	json_t *j = json_pack("{s:s, s:s, s:{s:s, s:I, s:s}, s:s, s:i, s:s, s:s, s:I, s:I, s:I,"
 			      " s:{s:i, s:s}}",
 			      "id", r->id, "workspace", r->workspace, "agent", "name", r->agent,
@@ -974,7 +959,7 @@ static int export_artifacts(struct export_ctx *c, struct evidence_writer *w, jso
 static int export_write(struct export_ctx *c, const struct store_run *rec, int fd,
 			struct evidence_export_info *info, struct cdn_err *err)
 {
-	int64_t now = now_ms();
+	int64_t now = cdn_wall_ms();
 	struct evidence_writer *w;
 	int r = evidence_writer_open(fd, (time_t)(now / 1000), &w, err);
 	if (r < 0)
@@ -1027,8 +1012,8 @@ static int export_write(struct export_ctx *c, const struct store_run *rec, int f
 		r = export_artifacts(c, w, manifest, err);
 	json_decref(manifest);
 
-	char created[40];
-	iso_time_ms(now, created, sizeof(created));
+	char created[CDN_RFC3339_MAX];
+	cdn_rfc3339(now, CDN_TIME_MS, created, sizeof(created));
 	json_t *pred = json_pack("{s:s, s:s, s:{s:s, s:I, s:s}, s:s, s:i, s:b, s:s, s:s}",
 				 "run_id", rec->id, "workspace", rec->workspace, "agent", "name",
 				 rec->agent, "version", (json_int_t)rec->agent_version, "sha256",

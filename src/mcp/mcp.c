@@ -35,6 +35,7 @@
 #include <time.h>
 
 #include "base/cleanup.h"
+#include "base/clock.h"
 #include "config.h"
 
 #define HASH_BYTES   crypto_hash_sha256_BYTES
@@ -174,9 +175,7 @@ static uint64_t now_ms(const struct mcp_server *s)
 {
 	if (s->hooks.now_ms)
 		return s->hooks.now_ms(s->hooks.ctx);
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return cdn_mono_ms();
 }
 
 static void audit(const struct mcp_server *s, const char *event, const char *fmt, ...)

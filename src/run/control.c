@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "base/cleanup.h"
+#include "base/clock.h"
 #include "store/store.h"
 
 /* ---------------------------------------------------------------- directory */
@@ -119,13 +120,6 @@ struct control_server {
 	size_t n_apprs;
 };
 
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static void copy_field(char *dst, size_t cap, const json_t *o, const char *key)
 {
 	const char *v = json_string_value(json_object_get(o, key));
@@ -148,7 +142,7 @@ void control_approval_add(struct control_server *s, const json_t *req)
 	json_int_t port = json_integer_value(json_object_get(req, "port"));
 	p->port = port >= 0 && port <= 65535 ? (int)port : 0;
 	json_int_t t = json_integer_value(json_object_get(req, "timeout_s"));
-	p->created_ms = mono_ms();
+	p->created_ms = cdn_mono_ms();
 	p->deadline_ms = p->created_ms + (uint64_t)(t > 0 && t <= 86400 ? t : 0) * 1000;
 	s->n_apprs++;
 }
@@ -165,7 +159,7 @@ void control_approval_remove(struct control_server *s, const char *id)
 static json_t *list_json(const struct control_server *s)
 {
 	json_t *arr = json_array();
-	uint64_t now = mono_ms();
+	uint64_t now = cdn_mono_ms();
 	for (size_t i = 0; arr && i < s->n_apprs; i++) {
 		const struct pending *p = &s->apprs[i];
 		json_t *a = json_pack("{s:s, s:s, s:s, s:i, s:s, s:I}", "id", p->id, "method",

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "base/cleanup.h"
+#include "base/clock.h"
 #include "base/exe.h"
 #include "egress/engine.h"
 #include "egress/tls.h"
@@ -470,13 +471,9 @@ const struct netpart_info *netpart_info(const struct netpart *np)
 
 int netpart_wait_ready(struct netpart *np, struct cdn_err *err)
 {
-	struct timespec t0;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
+	uint64_t t0 = cdn_mono_ms();
 	while (!np->info.ready && !np->gone) {
-		struct timespec now;
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		long ms = (now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000;
-		if (ms > NETPART_READY_TIMEOUT_MS) {
+		if (cdn_mono_ms() - t0 > NETPART_READY_TIMEOUT_MS) {
 			netchan_free(np->chan);
 			np->chan = NULL;
 			gone(np, "it did not get ready in time");
@@ -538,13 +535,9 @@ void netpart_free(struct netpart *np)
 		 * channel (or the wait is over). */
 		np->stopping = true;
 		if (netchan_send(np->chan, NETMSG_STOP, "{}", 2) == 0) {
-			struct timespec t0, now;
-			clock_gettime(CLOCK_MONOTONIC, &t0);
+			uint64_t t0 = cdn_mono_ms();
 			for (;;) {
-				clock_gettime(CLOCK_MONOTONIC, &now);
-				long ms = (now.tv_sec - t0.tv_sec) * 1000 +
-					  (now.tv_nsec - t0.tv_nsec) / 1000000;
-				if (np->gone || ms >= NETPART_EXIT_WAIT_MS)
+				if (np->gone || cdn_mono_ms() - t0 >= NETPART_EXIT_WAIT_MS)
 					break;
 				struct timeval tv = { 0, 20000 };
 				event_base_loopexit(np->base, &tv);

@@ -36,6 +36,7 @@
 
 #include "audit/audit.h"
 #include "base/cleanup.h"
+#include "base/clock.h"
 #include "base/file.h"
 #include "base/hash.h"
 #include "base/random.h"
@@ -110,22 +111,6 @@ struct run_ctx {
 	char net_error[320]; /* why the network part went away during the run */
 	struct netpart_info net_info;
 };
-
-static int64_t wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void iso_time(int64_t ms, char *buf, size_t cap)
-{
-	time_t t = (time_t)(ms / 1000);
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	size_t n = strftime(buf, cap, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(buf + n, cap - n, ".%03dZ", (int)(ms % 1000));
-}
 
 /* ------------------------------------------------------------------ events */
 
@@ -477,7 +462,7 @@ static void on_phase(void *ctx, int phase, const struct sandbox_phase_status *st
 	/* What setup wrote to the steps channel comes first: the next phase
 	 * starts only after this returns (the sandbox waits for it). */
 	steps_read(c);
-	c->setup_ms = (uint64_t)(wall_ms() - c->started_ms);
+	c->setup_ms = (uint64_t)(cdn_wall_ms() - c->started_ms);
 	c->setup_done = true;
 	json_t *d = json_pack("{s:i, s:I}", "exit_code", st->signal ? 128 + st->signal : st->exit_code,
 			      "duration_ms", (json_int_t)c->setup_ms);
@@ -1049,7 +1034,7 @@ static int execute(struct run_ctx *c, const struct secret_set *ss, struct sandbo
 	if (r < 0)
 		goto out;
 	c->sb = sb;
-	c->started_ms = wall_ms();
+	c->started_ms = cdn_wall_ms();
 	c->rec.started_ms = c->started_ms;
 	c->rec.status = RUN_RUNNING;
 	(void)store_run_update(c->s, &c->rec, NULL);
@@ -1436,7 +1421,7 @@ int run_agent(struct store *s, struct vault *v, struct run_options *o, struct ru
 	c.rec.exit_code = -1;
 	if (!o->claim) {
 		snprintf(c.rec.caller, sizeof(c.rec.caller), "%s", o->caller ? o->caller : "");
-		c.rec.created_ms = wall_ms();
+		c.rec.created_ms = cdn_wall_ms();
 	}
 	c.rec.supervisor_pid = (int)getpid();
 	if ((r = store_boot_id(c.rec.supervisor_boot, sizeof(c.rec.supervisor_boot), err)) < 0)
@@ -1489,7 +1474,7 @@ int run_agent(struct store *s, struct vault *v, struct run_options *o, struct ru
 			c.rec.status = RUN_ERROR;
 		}
 	}
-	c.rec.finished_ms = wall_ms();
+	c.rec.finished_ms = cdn_wall_ms();
 	if (!c.rec.started_ms)
 		c.rec.started_ms = c.rec.finished_ms;
 	/* What the run printed, as it was when it ended: evidence signs these
@@ -1560,10 +1545,10 @@ int run_agent(struct store *s, struct vault *v, struct run_options *o, struct ru
 	json_object_set_new(res, "caller", json_string(c.rec.caller));
 	json_object_set_new(res, "input_sha256", json_string(input_hash));
 	json_object_set(res, "secrets", c.secrets);
-	char t1[40], t2[40], t3[40];
-	iso_time(c.rec.created_ms, t1, sizeof(t1));
-	iso_time(c.rec.started_ms, t2, sizeof(t2));
-	iso_time(c.rec.finished_ms, t3, sizeof(t3));
+	char t1[CDN_RFC3339_MAX], t2[CDN_RFC3339_MAX], t3[CDN_RFC3339_MAX];
+	cdn_rfc3339(c.rec.created_ms, CDN_TIME_MS, t1, sizeof(t1));
+	cdn_rfc3339(c.rec.started_ms, CDN_TIME_MS, t2, sizeof(t2));
+	cdn_rfc3339(c.rec.finished_ms, CDN_TIME_MS, t3, sizeof(t3));
 	json_object_set_new(res, "created", json_string(t1));
 	json_object_set_new(res, "started", json_string(t2));
 	json_object_set_new(res, "finished", json_string(t3));
@@ -1638,7 +1623,7 @@ done:
 		/* A record exists: it ends as an error, with the reason. */
 		c.rec.status = RUN_ERROR;
 		c.rec.exit_code = 125;
-		c.rec.finished_ms = wall_ms();
+		c.rec.finished_ms = cdn_wall_ms();
 		snprintf(c.rec.error, sizeof(c.rec.error), "%s", err->msg);
 		c.rec.input_json = NULL;
 		(void)store_run_update(s, &c.rec, NULL);

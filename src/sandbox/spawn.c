@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "base/cleanup.h"
+#include "base/clock.h"
 #include "sandbox/internal.h"
 
 #define SETUP_TIMEOUT_MS 30000
@@ -52,13 +53,6 @@ struct sandbox {
 	void *cb_ctx;
 };
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* CORDON_TRACE=1 prints where the start-up time goes (bench/startup). */
 static void trace_step(const struct sandbox *sb, const char *what)
 {
@@ -69,7 +63,7 @@ static void trace_step(const struct sandbox *sb, const char *what)
 	}
 	if (on)
 		fprintf(stderr, "cordon-trace: %-22s %8.3f ms\n", what,
-			(double)(now_ns() - sb->start_ns) / 1e6);
+			(double)(cdn_mono_ns() - sb->start_ns) / 1e6);
 }
 
 /* ------------------------------------------------------------ config */
@@ -535,7 +529,7 @@ int sandbox_spawn(const struct sandbox_config *cfg, struct sandbox **out, struct
 	sb->pidfd = sb->sync_fd = -1;
 	for (int i = 0; i < SB_FD_COUNT; i++)
 		sb->fds[i] = -1;
-	sb->start_ns = now_ns();
+	sb->start_ns = cdn_mono_ns();
 	sb->n_phases = cfg->n_phases;
 	if (cfg->limits.timeout_ms)
 		sb->deadline_ns = sb->start_ns + cfg->limits.timeout_ms * 1000000ull;
@@ -722,7 +716,7 @@ static void finish(struct sandbox *sb, const siginfo_t *si, const struct rusage 
 {
 	struct sandbox_status *st = &sb->st;
 	drain_msgs(sb);
-	st->wall_ms = (now_ns() - sb->start_ns) / 1000000ull;
+	st->wall_ms = (cdn_mono_ns() - sb->start_ns) / 1000000ull;
 	uint64_t cpu_ns = ((uint64_t)ru->ru_utime.tv_sec + (uint64_t)ru->ru_stime.tv_sec) *
 				  1000000000ull +
 			  ((uint64_t)ru->ru_utime.tv_usec + (uint64_t)ru->ru_stime.tv_usec) * 1000ull;
@@ -779,7 +773,7 @@ int sandbox_poll(struct sandbox *sb, struct sandbox_status *st, struct cdn_err *
 		if (r < 0 && errno != EINTR)
 			return cdn_err_set(err, errno, "sandbox: wait");
 		if (r < 0 || si.si_pid == 0) {
-			if (sb->deadline_ns && now_ns() >= sb->deadline_ns)
+			if (sb->deadline_ns && cdn_mono_ns() >= sb->deadline_ns)
 				sandbox_kill(sb, true);
 			return 0;
 		}
@@ -802,7 +796,7 @@ int sandbox_timeout_remaining_ms(const struct sandbox *sb)
 {
 	if (!sb->deadline_ns || sb->finished)
 		return -1;
-	uint64_t now = now_ns();
+	uint64_t now = cdn_mono_ns();
 	if (now >= sb->deadline_ns)
 		return 0;
 	uint64_t ms = (sb->deadline_ns - now + 999999) / 1000000;

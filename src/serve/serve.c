@@ -28,6 +28,7 @@
 
 #include "audit/audit.h"
 #include "base/cleanup.h"
+#include "base/clock.h"
 #include "base/file.h"
 #include "base/random.h"
 #include "base/exe.h"
@@ -74,23 +75,13 @@ struct call {
 	struct request *req;
 };
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
+/* A time in the API: whole seconds, "" for a time not yet known (0). */
 static void iso(int64_t ms, char *buf, size_t cap)
 {
-	if (ms <= 0) {
+	if (ms <= 0)
 		snprintf(buf, cap, "%s", "");
-		return;
-	}
-	time_t t = (time_t)(ms / 1000);
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	else
+		cdn_rfc3339(ms, CDN_TIME_S, buf, cap);
 }
 
 /* ---------------------------------------------------------------- replies */
@@ -711,7 +702,7 @@ static enum MHD_Result runs_create(struct call *c)
 	snprintf(rec.workspace, sizeof(rec.workspace), "%s", c->key.workspace);
 	snprintf(rec.agent, sizeof(rec.agent), "%s", name);
 	snprintf(rec.caller, sizeof(rec.caller), "key:%s (%s)", c->key.id, c->key.name);
-	rec.created_ms = now_ms();
+	rec.created_ms = cdn_wall_ms();
 	rec.supervisor_pid = (int)c->sv->self;
 	store_boot_id(rec.supervisor_boot, sizeof(rec.supervisor_boot), NULL);
 	rec.input_json = in;
@@ -725,7 +716,7 @@ static enum MHD_Result runs_create(struct call *c)
 		/* Lost a race for the last place since the check above. */
 		rec.input_json = NULL;
 		rec.status = RUN_CANCELLED;
-		rec.finished_ms = now_ms();
+		rec.finished_ms = cdn_wall_ms();
 		snprintf(rec.error, sizeof(rec.error), "%s", why);
 		store_run_update(c->sv->s, &rec, NULL);
 		json_decref(b);
@@ -928,7 +919,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 				n = max;
 			memcpy(buf, s->out + s->out_off, n);
 			s->out_off += n;
-			s->last_sent_ms = now_ms();
+			s->last_sent_ms = cdn_wall_ms();
 			return (ssize_t)n;
 		}
 		if (s->f.fd < 0 && !s->done) {
@@ -943,7 +934,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 			if (n > 0)
 				continue;
 		}
-		int64_t now = now_ms();
+		int64_t now = cdn_wall_ms();
 		/* The record is final a moment before run.finished is written:
 		 * that moment is waited for (the end of a run whose supervisor
 		 * died never comes, so not for long). */
@@ -1068,7 +1059,7 @@ static enum MHD_Result run_events(struct call *c, const char *id)
 	snprintf(s->path, sizeof(s->path), "%s/runs/%s/events.ndjson", c->sv->state, id);
 	s->follow = f && (strcmp(f, "1") == 0 || strcmp(f, "true") == 0);
 	s->sse = accept && strstr(accept, "text/event-stream");
-	s->last_sent_ms = now_ms();
+	s->last_sent_ms = cdn_wall_ms();
 	events_follower_init(&s->f, -1, id, after);
 	struct MHD_Response *r =
 		MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, stream_read, s, stream_free);

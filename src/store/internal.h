@@ -36,8 +36,6 @@ bool store_supervisor_alive(int pid, const char *boot, const char *current_boot,
 /* The start time of pid (/proc/PID/stat field 22); 0 when it cannot be read. */
 uint64_t store_proc_start(int pid);
 
-int64_t store_now_ms(void);
-
 /* Checks that are not SQL, shared by every backend. */
 const char *store_kind_name(enum store_kind kind);
 bool store_hex_ok(const char *hex);

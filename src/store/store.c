@@ -81,13 +81,6 @@ void store_printable(const char *in, char *out, size_t cap)
 	out[n] = '\0';
 }
 
-int64_t store_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int write_all(int fd, const void *buf, size_t len)
 {
 	const char *p = buf;

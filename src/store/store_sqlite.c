@@ -26,6 +26,7 @@
 #include <time.h>
 
 #include "base/cleanup.h"
+#include "base/clock.h"
 
 #define BUSY_TIMEOUT_MS 5000
 #define RUN_LIST_MAX 1000
@@ -976,7 +977,7 @@ int store_run_create(struct store *s, const struct store_run *r, struct cdn_err 
 	b_text(&b, 6, store_run_status_name(r->status));
 	b_int(&b, 7, r->exit_code);
 	b_text(&b, 8, r->caller);
-	b_int(&b, 9, r->created_ms > 0 ? r->created_ms : store_now_ms());
+	b_int(&b, 9, r->created_ms > 0 ? r->created_ms : cdn_wall_ms());
 	b_int(&b, 10, r->started_ms);
 	b_int(&b, 11, r->finished_ms);
 	b_int(&b, 12, r->supervisor_pid);
@@ -1217,7 +1218,7 @@ int store_runs_recover(struct store *s, struct cdn_err *err)
 		struct binder b = { st, SQLITE_OK };
 		b_text(&b, 1, c->id);
 		b_text(&b, 2, RECOVER_ERROR);
-		b_int(&b, 3, store_now_ms());
+		b_int(&b, 3, cdn_wall_ms());
 		b_int(&b, 4, c->pid);
 		b_text(&b, 5, c->boot);
 		b_int(&b, 6, c->start);
