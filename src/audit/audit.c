@@ -30,6 +30,7 @@
 
 #include "base/cleanup.h"
 #include "base/clock.h"
+#include "base/hash.h"
 
 #define HASH_FIELD ",\"hash\":\""
 #define HASH_FIELD_LEN (sizeof(HASH_FIELD) - 1)
@@ -48,29 +49,14 @@ struct audit_log {
 	pthread_mutex_t lock;
 };
 
+_Static_assert(AUDIT_HASH_HEX == CDN_SHA256_HEX, "an audit hash is a sha256 in hex");
+
 static int crypto_ready(struct cdn_err *err)
 {
 	/* Idempotent and thread-safe; returns 1 when already done. */
 	if (sodium_init() < 0)
 		return cdn_err_set(err, 0, "audit: libsodium failed to initialise");
 	return 0;
-}
-
-static void hash_hex(const char *buf, size_t len, char out[AUDIT_HASH_HEX + 1])
-{
-	unsigned char d[crypto_hash_sha256_BYTES];
-	crypto_hash_sha256(d, (const unsigned char *)buf, len);
-	sodium_bin2hex(out, AUDIT_HASH_HEX + 1, d, sizeof(d));
-}
-
-static bool is_hex64(const char *s, size_t len)
-{
-	if (len != AUDIT_HASH_HEX)
-		return false;
-	for (size_t i = 0; i < len; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-			return false;
-	return true;
 }
 
 /*
@@ -93,7 +79,7 @@ static int line_check(const char *line, size_t len, char *body, uint64_t *seq,
 	}
 	const char *suffix = len > HASH_SUFFIX_LEN ? line + len - HASH_SUFFIX_LEN : NULL;
 	if (!suffix || memcmp(suffix, HASH_FIELD, HASH_FIELD_LEN) != 0 ||
-	    !is_hex64(suffix + HASH_FIELD_LEN, AUDIT_HASH_HEX) || line[len - 2] != '"' ||
+	    !cdn_sha256_hex_ok(suffix + HASH_FIELD_LEN, AUDIT_HASH_HEX) || line[len - 2] != '"' ||
 	    line[len - 1] != '}') {
 		snprintf(why, cap,
 			 "line does not end with a \"hash\" field of %d lowercase hex digits",
@@ -106,7 +92,7 @@ static int line_check(const char *line, size_t len, char *body, uint64_t *seq,
 	char want[AUDIT_HASH_HEX + 1];
 	memcpy(want, suffix + HASH_FIELD_LEN, AUDIT_HASH_HEX);
 	want[AUDIT_HASH_HEX] = '\0';
-	hash_hex(body, blen, hash);
+	cdn_sha256_hex(body, blen, hash);
 	if (strcmp(hash, want) != 0) {
 		snprintf(why, cap, "hash does not match the line's contents: the line was altered");
 		return -1;
@@ -129,7 +115,7 @@ static int line_check(const char *line, size_t len, char *body, uint64_t *seq,
 	else if (!json_is_integer(s) || json_integer_value(s) < 1)
 		snprintf(why, cap, "missing or invalid \"seq\" (a whole number from 1)");
 	else if (!json_is_string(p) ||
-		 !is_hex64((ph = json_string_value(p)), json_string_length(p)))
+		 !cdn_sha256_hex_ok((ph = json_string_value(p)), json_string_length(p)))
 		snprintf(why, cap, "missing or invalid \"prev_hash\" (%d lowercase hex digits)",
 			 AUDIT_HASH_HEX);
 	else
@@ -270,7 +256,7 @@ static int build_line(struct audit_log *log, json_t *entry, char **out, size_t *
 		return cdn_err_set(err, EMSGSIZE, "audit entry of %zu bytes (limit %d)", len,
 				   AUDIT_MAX_LINE);
 	}
-	hash_hex(body, blen, hash);
+	cdn_sha256_hex(body, blen, hash);
 	char *line = malloc(len + 1); /* and snprintf's NUL, not written */
 	if (!line) {
 		free(body);

@@ -39,6 +39,7 @@
 #include "audit/audit.h"
 #include "base/cleanup.h"
 #include "base/clock.h"
+#include "base/hash.h"
 #include "config.h"
 #include "run/artifacts.h"
 
@@ -84,21 +85,7 @@ static int fail(struct cdn_err *err, int code, const char *fmt, ...)
 	return -code;
 }
 
-static void sha256_hex(const void *data, size_t len, char out[EVIDENCE_HEX + 1])
-{
-	unsigned char d[crypto_hash_sha256_BYTES];
-	crypto_hash_sha256(d, data, len);
-	sodium_bin2hex(out, EVIDENCE_HEX + 1, d, sizeof(d));
-}
-
-static bool is_hex64(const char *s)
-{
-	size_t n = 0;
-	for (; s[n]; n++)
-		if (!((s[n] >= '0' && s[n] <= '9') || (s[n] >= 'a' && s[n] <= 'f')))
-			return false;
-	return n == EVIDENCE_HEX;
-}
+_Static_assert(EVIDENCE_HEX == CDN_SHA256_HEX, "a digest in a pack is a sha256 in hex");
 
 static int read_exact(int fd, void *buf, size_t n)
 {
@@ -223,7 +210,7 @@ struct evidence_key {
 
 void evidence_keyid(const unsigned char pk[EVIDENCE_PK_BYTES], char out[EVIDENCE_HEX + 1])
 {
-	sha256_hex(pk, EVIDENCE_PK_BYTES, out);
+	cdn_sha256_hex(pk, EVIDENCE_PK_BYTES, out);
 }
 
 void evidence_key_free(struct evidence_key *k)
@@ -496,7 +483,7 @@ int evidence_writer_add(struct evidence_writer *w, const char *name, const void 
 	if (r == 0)
 		r = writer_data(w, name, data, len, err);
 	char hex[EVIDENCE_HEX + 1];
-	sha256_hex(data, len, hex);
+	cdn_sha256_hex(data, len, hex);
 	return r < 0 ? r : writer_subject(w, name, hex, len, err);
 }
 
@@ -536,7 +523,7 @@ int evidence_writer_add_fd(struct evidence_writer *w, const char *name, int fd, 
 	unsigned char d[crypto_hash_sha256_BYTES];
 	char local[EVIDENCE_HEX + 1];
 	crypto_hash_sha256_final(&st, d);
-	sodium_bin2hex(local, sizeof(local), d, sizeof(d));
+	cdn_digest_hex(d, local);
 	if (hex)
 		memcpy(hex, local, sizeof(local));
 	return writer_subject(w, name, local, size, err);
@@ -612,7 +599,7 @@ int evidence_writer_finish(struct evidence_writer *w, json_t *predicate,
 	if (archive_write_close(w->a) != ARCHIVE_OK)
 		return fail(err, EIO, "evidence pack: %s", archive_error_string(w->a));
 	if (stmt_hex)
-		sha256_hex(payload, plen, stmt_hex);
+		cdn_sha256_hex(payload, plen, stmt_hex);
 	return 0;
 }
 
@@ -747,7 +734,7 @@ static json_t *record_json(const struct store_run *r, json_t *result)
 	 * hash is what result.json records too. */
 	if (r->input_json) {
 		char h[EVIDENCE_HEX + 1];
-		sha256_hex(r->input_json, strlen(r->input_json), h);
+		cdn_sha256_hex(r->input_json, strlen(r->input_json), h);
 		json_object_set_new(j, "input_sha256", json_string(h));
 	} else {
 		json_object_set_new(j, "input_sha256", json_null());
@@ -799,7 +786,7 @@ static bool manifest_ok(json_t *arts, char *why, size_t cap)
 			snprintf(why, cap, "artifact %zu has no valid name (%s)", i + 1, safe);
 			return false;
 		}
-		if (!sha || !is_hex64(sha) || !json_is_integer(size) ||
+		if (!sha || !cdn_sha256_hex_str_ok(sha) || !json_is_integer(size) ||
 		    json_integer_value(size) < 0) {
 			snprintf(why, cap, "artifact %s has no valid sha256 and size", name);
 			return false;
@@ -1339,7 +1326,7 @@ static int entry_read(struct verifier *v, struct archive *tar, const char *name,
 	}
 	unsigned char d[crypto_hash_sha256_BYTES];
 	crypto_hash_sha256_final(&st, d);
-	sodium_bin2hex(f->sha256, sizeof(f->sha256), d, sizeof(d));
+	cdn_digest_hex(d, f->sha256);
 	return 0;
 }
 
@@ -1610,7 +1597,8 @@ static int copy_str(struct verifier *v, json_t *obj, const char *key, char *out,
 	/* The agent's hash is "" in the record of a run that failed before
 	 * its agent was resolved; every other field is never empty. */
 	bool empty_ok = strcmp(key, "sha256") == 0;
-	if (!s || (!*s && !empty_ok) || (*s && empty_ok && !is_hex64(s)) || strlen(s) >= cap)
+	if (!s || (!*s && !empty_ok) || (*s && empty_ok && !cdn_sha256_hex_str_ok(s)) ||
+	    strlen(s) >= cap)
 		return bad(v, "statement.json", "the predicate has no valid \"%s\"", key);
 	snprintf(out, cap, "%s", s);
 	return 0;
@@ -1658,7 +1646,7 @@ static int check_statement(struct verifier *v)
 	if (!json_is_null(audit)) {
 		const char *head = jstr(audit, "head");
 		json_t *recs = json_object_get(audit, "records");
-		if (!head || !is_hex64(head) || !json_is_integer(recs) ||
+		if (!head || !cdn_sha256_hex_str_ok(head) || !json_is_integer(recs) ||
 		    json_integer_value(recs) < 0)
 			return bad(v, "statement.json", "the predicate's audit head is not valid");
 		snprintf(rep->audit_head, sizeof(rep->audit_head), "%s", head);
@@ -1688,7 +1676,7 @@ static int check_subjects(struct verifier *v, const int64_t *mtimes)
 		json_t *dg = json_object_get(s, "digest");
 		const char *sha = jstr(dg, "sha256");
 		if (!json_is_object(s) || json_object_size(s) != 2 || !name || !sha ||
-		    json_object_size(dg) != 1 || !is_hex64(sha))
+		    json_object_size(dg) != 1 || !cdn_sha256_hex_str_ok(sha))
 			return bad(v, "statement.json", "subject %zu is not {name, digest: {sha256}}",
 				   i + 1);
 		if (!pack_name_ok(name, why, sizeof(why)) || is_statement_name(name))

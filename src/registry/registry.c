@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "base/cleanup.h"
+#include "base/hash.h"
 #include "vault/vault.h"
 
 static void result_from(struct registry_result *res, const char *name, unsigned version,
@@ -156,12 +157,10 @@ int registry_env_register(struct store *s, const char *ws, const char *name,
 	json_decref(obj);
 	if (!doc)
 		return cdn_err_set(err, ENOMEM, "env %s", name);
-	unsigned char h[crypto_hash_sha256_BYTES];
-	crypto_hash_sha256(h, (const unsigned char *)doc, strlen(doc));
 	struct store_item it = { .kind = STORE_ENV, .doc = doc };
 	snprintf(it.workspace, sizeof(it.workspace), "%s", ws);
 	snprintf(it.name, sizeof(it.name), "%s", name);
-	sodium_bin2hex(it.hash, sizeof(it.hash), h, sizeof(h));
+	cdn_sha256_hex(doc, strlen(doc), it.hash);
 	bool created = false;
 	if ((r = store_item_put(s, &it, &it.version, &created, err)) < 0)
 		return r;

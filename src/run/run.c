@@ -1250,9 +1250,7 @@ static int read_input(struct run_ctx *c, char **canon, char hash[STORE_HASH_HEX 
 	json_decref(j);
 	if (!*canon)
 		return cdn_err_set(err, ENOMEM, "input");
-	unsigned char h[crypto_hash_sha256_BYTES];
-	crypto_hash_sha256(h, (const unsigned char *)*canon, strlen(*canon));
-	sodium_bin2hex(hash, STORE_HASH_HEX + 1, h, sizeof(h));
+	cdn_sha256_hex(*canon, strlen(*canon), hash);
 	return 0;
 }
 

@@ -30,6 +30,7 @@
 #include "base/cleanup.h"
 #include "base/clock.h"
 #include "base/file.h"
+#include "base/hash.h"
 #include "base/random.h"
 #include "base/exe.h"
 #include "run/control.h"
@@ -379,15 +380,6 @@ static void unpath(char *msg, size_t cap, const char *path, const char *as)
 	snprintf(msg, cap, "%s", out);
 }
 
-static bool sha256_hex_ok(const char *s)
-{
-	size_t n = 0;
-	for (; s[n]; n++)
-		if (!((s[n] >= '0' && s[n] <= '9') || (s[n] >= 'a' && s[n] <= 'f')))
-			return false;
-	return n == STORE_HASH_HEX;
-}
-
 /* POST /v1/agents or /v1/capabilities?name=N with a tar(.gz) body: unpacked
  * into a scratch directory, registered from there, removed. */
 static enum MHD_Result register_upload(struct call *c, enum store_kind kind)
@@ -398,7 +390,7 @@ static enum MHD_Result register_upload(struct call *c, enum store_kind kind)
 		return fail(c->conn, 400, "bad_request",
 			    "a capability upload needs its name: POST /v1/capabilities?name=NAME");
 	const char *want = MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, BUNDLE_TREE_HEADER);
-	if (want && !sha256_hex_ok(want))
+	if (want && !cdn_sha256_hex_str_ok(want))
 		return fail(c->conn, 400, "bad_request",
 			    "%s: expected the tree's sha256 (64 lowercase hex digits)",
 			    BUNDLE_TREE_HEADER);

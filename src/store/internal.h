@@ -38,7 +38,7 @@ uint64_t store_proc_start(int pid);
 
 /* Checks that are not SQL, shared by every backend. */
 const char *store_kind_name(enum store_kind kind);
-bool store_hex_ok(const char *hex);
+
 int store_item_check(const struct store_item *it, struct cdn_err *err);
 int store_run_check(const struct store_run *r, struct cdn_err *err);
 

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "base/cleanup.h"
+#include "base/hash.h"
 #include "base/random.h"
 
 #define STORE_SYSTEM_DIR "/var/lib/cordon"
@@ -52,24 +53,6 @@
 #define SHOWN_MAX 160 /* bytes of a path or name quoted in a message */
 
 /* ---------------------------------------------------------------- helpers */
-
-bool store_hex_ok(const char *hex)
-{
-	if (!hex)
-		return false;
-	size_t i;
-	for (i = 0; hex[i]; i++)
-		if (i >= STORE_HASH_HEX ||
-		    !((hex[i] >= '0' && hex[i] <= '9') || (hex[i] >= 'a' && hex[i] <= 'f')))
-			return false;
-	return i == STORE_HASH_HEX;
-}
-
-static void sha256_hex(const unsigned char d[crypto_hash_sha256_BYTES],
-		       char hex[STORE_HASH_HEX + 1])
-{
-	sodium_bin2hex(hex, STORE_HASH_HEX + 1, d, crypto_hash_sha256_BYTES);
-}
 
 void store_printable(const char *in, char *out, size_t cap)
 {
@@ -739,9 +722,7 @@ static int blob_commit(struct store *s, struct atomic_file *af, const char *hex,
 int store_blob_put(struct store *s, const void *data, size_t len, char hex[STORE_HASH_HEX + 1],
 		   struct cdn_err *err)
 {
-	unsigned char d[crypto_hash_sha256_BYTES];
-	crypto_hash_sha256(d, data, len);
-	sha256_hex(d, hex);
+	cdn_sha256_hex(data, len, hex);
 	if (blob_present(s, hex, (int64_t)len))
 		return 0;
 	_cleanup_atomic_ struct atomic_file af = ATOMIC_FILE_INIT;
@@ -787,7 +768,7 @@ int store_blob_put_fd(struct store *s, int fd, uint64_t max, char hex[STORE_HASH
 	}
 	unsigned char d[crypto_hash_sha256_BYTES];
 	crypto_hash_sha256_final(&st, d);
-	sha256_hex(d, hex);
+	cdn_digest_hex(d, hex);
 	if (size)
 		*size = total;
 	return blob_commit(s, &af, hex, total, err);
@@ -796,7 +777,7 @@ int store_blob_put_fd(struct store *s, int fd, uint64_t max, char hex[STORE_HASH
 int store_blob_path(struct store *s, const char *hex, char *out, size_t cap, struct cdn_err *err)
 {
 	char shown[SHOWN_MAX];
-	if (!store_hex_ok(hex)) {
+	if (!cdn_sha256_hex_str_ok(hex)) {
 		store_printable(hex, shown, sizeof(shown));
 		return cdn_err_set(err, 0, "store: \"%s\" is not a sha256 (64 lowercase hex)",
 				   shown);
@@ -852,7 +833,7 @@ static int blob_copy_checked(struct store *s, const char *hex, int out, struct c
 	unsigned char d[crypto_hash_sha256_BYTES];
 	char got[STORE_HASH_HEX + 1];
 	crypto_hash_sha256_final(&hs, d);
-	sha256_hex(d, got);
+	cdn_digest_hex(d, got);
 	if (strcmp(got, hex) != 0)
 		return cdn_err_set(err, EIO,
 				   "store: blob %s/blobs/%.2s/%s does not match its hash (damaged "
@@ -865,7 +846,7 @@ int store_blob_export(struct store *s, const char *hex, const char *path, unsign
 		      struct cdn_err *err)
 {
 	char shown[SHOWN_MAX];
-	if (!store_hex_ok(hex)) {
+	if (!cdn_sha256_hex_str_ok(hex)) {
 		store_printable(hex, shown, sizeof(shown));
 		return cdn_err_set(err, 0, "store: \"%s\" is not a sha256 (64 lowercase hex)",
 				   shown);
@@ -1002,7 +983,7 @@ static int hash_fd(int fd, uint64_t max, char hex[STORE_HASH_HEX + 1], uint64_t 
 	}
 	unsigned char d[crypto_hash_sha256_BYTES];
 	crypto_hash_sha256_final(&st, d);
-	sha256_hex(d, hex);
+	cdn_digest_hex(d, hex);
 	*size = total;
 	return 0;
 }
@@ -1195,9 +1176,7 @@ int store_tree_import(struct store *s, const char *dir, const struct tree_limits
 		return r;
 	/* The listing is a blob like any other: its hash is the tree's. */
 	if (!s) {
-		unsigned char d[crypto_hash_sha256_BYTES];
-		crypto_hash_sha256(d, (const unsigned char *)(listing ? listing : ""), len);
-		sha256_hex(d, hash);
+		cdn_sha256_hex(listing ? listing : "", len, hash);
 		return 0;
 	}
 	r = store_blob_put(s, listing ? listing : "", len, hash, err);
@@ -1216,7 +1195,7 @@ int store_tree_listing(struct store *s, const char *hash, char **listing, size_t
 	*listing = NULL;
 	*len = 0;
 	char shown[SHOWN_MAX];
-	if (!store_hex_ok(hash)) {
+	if (!cdn_sha256_hex_str_ok(hash)) {
 		store_printable(hash, shown, sizeof(shown));
 		return cdn_err_set(err, 0, "store: \"%s\" is not a tree hash (64 lowercase hex "
 				   "digits)", shown);
@@ -1247,10 +1226,8 @@ int store_tree_listing(struct store *s, const char *hash, char **listing, size_t
 			return cdn_err_set(err, EIO, "store: tree %s changed while being read",
 					   hash);
 	}
-	unsigned char d[crypto_hash_sha256_BYTES];
 	char actual[STORE_HASH_HEX + 1];
-	crypto_hash_sha256(d, (const unsigned char *)buf, got);
-	sha256_hex(d, actual);
+	cdn_sha256_hex(buf, got, actual);
 	if (strcmp(actual, hash) != 0)
 		return cdn_err_set(err, EIO, "store: tree %s: the listing does not match its hash "
 				   "(damaged on disk)", hash);
@@ -1310,7 +1287,7 @@ static bool parse_line(char *line, size_t len, struct listing_entry *e)
 	if (h[STORE_HASH_HEX] != ' ')
 		return false;
 	h[STORE_HASH_HEX] = '\0';
-	if (!store_hex_ok(h))
+	if (!cdn_sha256_hex_str_ok(h))
 		return false;
 	e->hash = h;
 	char *sz = h + STORE_HASH_HEX + 1;
@@ -1451,7 +1428,7 @@ int store_tree_checkout(struct store *s, const char *hash, char *path, size_t ca
 			struct cdn_err *err)
 {
 	char shown[SHOWN_MAX];
-	if (!store_hex_ok(hash)) {
+	if (!cdn_sha256_hex_str_ok(hash)) {
 		store_printable(hash, shown, sizeof(shown));
 		return cdn_err_set(err, 0, "store: \"%s\" is not a tree hash (64 lowercase hex "
 				   "digits)", shown);
@@ -1558,11 +1535,11 @@ int store_item_check(const struct store_item *it, struct cdn_err *err)
 	int r = store_name_check("workspace", it->workspace, err);
 	if (r < 0 || (r = store_name_check(kind, it->name, err)) < 0)
 		return r;
-	if (!store_hex_ok(it->hash))
+	if (!cdn_sha256_hex_str_ok(it->hash))
 		return cdn_err_set(err, 0, "store: %s %s: the content hash is not a sha256", kind,
 				   it->name);
 	bool want_tree = it->kind != STORE_ENV;
-	if (want_tree && !store_hex_ok(it->tree))
+	if (want_tree && !cdn_sha256_hex_str_ok(it->tree))
 		return cdn_err_set(err, 0, "store: %s %s: the tree is not a sha256", kind,
 				   it->name);
 	if (!want_tree && it->tree[0])
@@ -1603,7 +1580,7 @@ int store_run_check(const struct store_run *r, struct cdn_err *err)
 	if (e < 0 || (e = store_name_check("workspace", r->workspace, err)) < 0 ||
 	    (e = store_name_check("agent", r->agent, err)) < 0)
 		return e;
-	if (r->agent_hash[0] && !store_hex_ok(r->agent_hash))
+	if (r->agent_hash[0] && !cdn_sha256_hex_str_ok(r->agent_hash))
 		return cdn_err_set(err, 0, "store: run %s: the agent hash is not a sha256", r->id);
 	if ((unsigned)r->status > RUN_CANCELLED)
 		return cdn_err_set(err, 0, "store: run %s: unknown status %d", r->id,

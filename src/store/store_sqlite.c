@@ -27,6 +27,7 @@
 
 #include "base/cleanup.h"
 #include "base/clock.h"
+#include "base/hash.h"
 
 #define BUSY_TIMEOUT_MS 5000
 #define RUN_LIST_MAX 1000
@@ -1031,7 +1032,7 @@ int store_run_update(struct store *s, const struct store_run *r, struct cdn_err 
 int store_run_anchor(struct store *s, const char *id, const char *head, uint64_t records,
 		     struct cdn_err *err)
 {
-	if (!store_hex_ok(head) || records > INT64_MAX)
+	if (!cdn_sha256_hex_str_ok(head) || records > INT64_MAX)
 		return cdn_err_msg(err, EINVAL, "store: an audit head is a sha256");
 	_cleanup_unlock_ struct store_db *d = db_lock(s);
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
@@ -1257,7 +1258,7 @@ int store_key_put(struct store *s, const struct store_key *k, struct cdn_err *er
 		return r;
 	if (strcmp(k->role, "owner") != 0 && strcmp(k->role, "member") != 0)
 		return cdn_err_set(err, 0, "key role must be owner or member, not '%s'", k->role);
-	if (!store_hex_ok(k->hash))
+	if (!cdn_sha256_hex_str_ok(k->hash))
 		return cdn_err_set(err, 0, "key hash is not a sha256");
 	_cleanup_unlock_ struct store_db *d = db_lock(s);
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "base/clock.h"
+#include "base/hash.h"
 
 /* ------------------------------------------------------------------ clock */
 
@@ -63,11 +64,51 @@ static void test_clocks(void **state)
 	}
 }
 
+/* ------------------------------------------------------------------- hash */
+
+#define ABC_SHA256 "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+
+static void test_sha256(void **state)
+{
+	(void)state;
+	char hex[CDN_SHA256_HEX + 1];
+	cdn_sha256_hex("abc", 3, hex);
+	assert_string_equal(hex, ABC_SHA256);
+	cdn_sha256_hex("", 0, hex);
+	assert_string_equal(hex,
+			    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	assert_int_equal(write(p[1], "abc", 3), 3);
+	close(p[1]);
+	assert_int_equal(cdn_sha256_fd(p[0], hex), 0);
+	close(p[0]);
+	assert_string_equal(hex, ABC_SHA256);
+
+	assert_true(cdn_sha256_hex_ok(ABC_SHA256, 64));
+	assert_true(cdn_sha256_hex_str_ok(ABC_SHA256));
+	assert_false(cdn_sha256_hex_str_ok(NULL));
+	assert_false(cdn_sha256_hex_str_ok(""));
+	assert_false(cdn_sha256_hex_str_ok(ABC_SHA256 "0")); /* too long */
+	assert_false(cdn_sha256_hex_ok(ABC_SHA256, 63));     /* too short */
+	char upper[] = ABC_SHA256;
+	upper[0] = 'B';
+	assert_false(cdn_sha256_hex_str_ok(upper)); /* one spelling only */
+	char nul[] = ABC_SHA256;
+	nul[10] = '\0';
+	assert_false(cdn_sha256_hex_ok(nul, 64));
+	char g[] = ABC_SHA256;
+	g[63] = 'g';
+	assert_false(cdn_sha256_hex_str_ok(g));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_rfc3339),
-		cmocka_unit_test(test_clocks),
+	    cmocka_unit_test(test_rfc3339),
+	    cmocka_unit_test(test_clocks),
+	    cmocka_unit_test(test_sha256),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
