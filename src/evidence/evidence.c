@@ -39,6 +39,7 @@
 #include "audit/audit.h"
 #include "base/cleanup.h"
 #include "base/clock.h"
+#include "base/file.h"
 #include "base/hash.h"
 #include "config.h"
 #include "run/artifacts.h"
@@ -98,20 +99,6 @@ static int read_exact(int fd, void *buf, size_t n)
 			return -errno;
 		if (r == 0)
 			return -EIO;
-		done += (size_t)r;
-	}
-	return 0;
-}
-
-static int write_exact(int fd, const void *buf, size_t n)
-{
-	size_t done = 0;
-	while (done < n) {
-		ssize_t r = write(fd, (const char *)buf + done, n - done);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -errno;
 		done += (size_t)r;
 	}
 	return 0;
@@ -696,7 +683,7 @@ static int audit_verify_fd(int fd, struct audit_verify *res, struct cdn_err *err
 				r = n < 0 ? -errno : 0;
 				break;
 			}
-			r = write_exact(out, buf, (size_t)n);
+			r = cdn_write_all(out, buf, (size_t)n);
 			off += n;
 		}
 	}
@@ -1313,7 +1300,7 @@ static int entry_read(struct verifier *v, struct archive *tar, const char *name,
 		crypto_hash_sha256_update(&st, buf, (size_t)n);
 		if (slot >= 0)
 			memcpy(v->kept[slot] + done, buf, (size_t)n);
-		if (audit && (r = write_exact(v->audit_fd, buf, (size_t)n)) < 0)
+		if (audit && (r = cdn_write_all(v->audit_fd, buf, (size_t)n)) < 0)
 			return cdn_err_set(v->err, -r, "evidence: memfd for audit.jsonl");
 		done += (uint64_t)n;
 	}

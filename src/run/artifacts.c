@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "base/cleanup.h"
+#include "base/file.h"
 
 #define ARTIFACT_DIR_MODE 0755
 #define ARTIFACT_FILE_MODE 0644
@@ -538,14 +539,8 @@ int artifact_save(int ws_fd, const char *name, const uint8_t *data, size_t len, 
 		return cdn_err_msg(err, saved, "cannot create artifact %s: %s", name,
 				   strerror(saved));
 	_cleanup_close_ int cfd = fd;
-	for (size_t off = 0; off < len;) {
-		ssize_t w = write(cfd, data + off, len - off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return cdn_err_msg(err, EIO, "cannot write artifact %s (is the workspace full?)",
-					   name);
-		off += (size_t)w;
-	}
+	if (cdn_write_all(cfd, data, len) < 0)
+		return cdn_err_msg(err, EIO, "cannot write artifact %s (is the workspace full?)",
+				   name);
 	return 0;
 }

@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "base/cleanup.h"
+#include "base/file.h"
 #include "sandbox/internal.h"
 
 /* The new root is assembled on top of this directory (in the sandbox's
@@ -669,20 +670,10 @@ static int do_step(struct sb_plan *plan, struct sb_step *s, int root, struct sb_
 			    s->mode);
 		if (fd < 0)
 			return sb_fail(fail, errno, "create /%s", s->dst);
-		size_t off = 0;
-		while (off < s->text_len) {
-			ssize_t n = write(fd, s->text + off, s->text_len - off);
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n <= 0) {
-				r = sb_fail(fail, errno, "write /%s", s->dst);
-				close(fd);
-				return r;
-			}
-			off += (size_t)n;
-		}
+		if ((r = cdn_write_all(fd, s->text, s->text_len)) < 0)
+			r = sb_fail(fail, -r, "write /%s", s->dst);
 		close(fd);
-		return 0;
+		return r;
 	}
 	case SB_STEP_TMPFS: {
 		snprintf(mode, sizeof(mode), "%o", s->mode);

@@ -27,6 +27,7 @@
 
 #include "base/cleanup.h"
 #include "base/clock.h"
+#include "base/file.h"
 #include "sandbox/internal.h"
 
 #define SETUP_TIMEOUT_MS 30000
@@ -331,18 +332,6 @@ out:
 
 /* ------------------------------------------------------------ spawn */
 
-static int write_file(const char *path, const char *data)
-{
-	_cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	size_t len = strlen(data);
-	ssize_t n = write(fd, data, len);
-	if (n < 0)
-		return -errno;
-	return (size_t)n == len ? 0 : -EIO;
-}
-
 static int map_ids(pid_t pid, const struct sb_plan *plan, struct cdn_err *err)
 {
 	char path[64], map[64];
@@ -351,16 +340,16 @@ static int map_ids(pid_t pid, const struct sb_plan *plan, struct cdn_err *err)
 		/* Unprivileged gid_map writes require setgroups to be denied
 		 * (CVE-2014-8989: dropping groups to gain access). */
 		snprintf(path, sizeof(path), "/proc/%d/setgroups", (int)pid);
-		if ((r = write_file(path, "deny")) < 0)
+		if ((r = cdn_write_once_at(AT_FDCWD, path, "deny")) < 0)
 			return cdn_err_set(err, -r, "user namespace: deny setgroups");
 	}
 	snprintf(path, sizeof(path), "/proc/%d/uid_map", (int)pid);
 	snprintf(map, sizeof(map), "%u %u 1\n", (unsigned)plan->uid, (unsigned)plan->host_uid);
-	if ((r = write_file(path, map)) < 0)
+	if ((r = cdn_write_once_at(AT_FDCWD, path, map)) < 0)
 		return cdn_err_set(err, -r, "user namespace: write uid_map");
 	snprintf(path, sizeof(path), "/proc/%d/gid_map", (int)pid);
 	snprintf(map, sizeof(map), "%u %u 1\n", (unsigned)plan->gid, (unsigned)plan->host_gid);
-	if ((r = write_file(path, map)) < 0)
+	if ((r = cdn_write_once_at(AT_FDCWD, path, map)) < 0)
 		return cdn_err_set(err, -r, "user namespace: write gid_map");
 	return 0;
 }
@@ -842,16 +831,8 @@ static bool relay_pump(struct sandbox_relay *rl)
 			ssize_t r = read(rl->from, buf, sizeof(buf));
 			if (r < 0 && errno == EAGAIN)
 				return true;
-			if (r <= 0)
+			if (r <= 0 || cdn_write_all(rl->to, buf, (size_t)r) < 0)
 				return false;
-			for (ssize_t off = 0; off < r;) {
-				ssize_t w = write(rl->to, buf + off, (size_t)(r - off));
-				if (w < 0 && errno == EINTR)
-					continue;
-				if (w <= 0)
-					return false;
-				off += w;
-			}
 			continue;
 		}
 		return false; /* EOF or error: this relay is done */

@@ -1715,18 +1715,12 @@ static void body_add(struct request *req, const char *data, size_t n)
 		return;
 	}
 	if (req->fd >= 0) {
-		while (n && !req->write_failed) {
-			ssize_t w = write(req->fd, data, n);
-			if (w < 0 && errno == EINTR)
-				continue;
-			if (w <= 0) {
-				req->write_failed = true;
-				break;
-			}
-			data += w;
-			n -= (size_t)w;
-			req->len += (size_t)w;
-		}
+		if (req->write_failed)
+			return;
+		if (cdn_write_all(req->fd, data, n) < 0)
+			req->write_failed = true;
+		else
+			req->len += n;
 		return;
 	}
 	char *nb = realloc(req->body, req->len + n + 1);

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "base/cleanup.h"
+#include "base/file.h"
 #include "base/hash.h"
 #include "base/random.h"
 
@@ -62,21 +63,6 @@ void store_printable(const char *in, char *out, size_t cap)
 	for (const unsigned char *p = (const unsigned char *)(in ? in : ""); *p && n + 1 < cap; p++)
 		out[n++] = (*p >= 0x20 && *p < 0x7f) ? (char)*p : '?';
 	out[n] = '\0';
-}
-
-static int write_all(int fd, const void *buf, size_t len)
-{
-	const char *p = buf;
-	while (len) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
 }
 
 static ssize_t read_some(int fd, void *buf, size_t len)
@@ -580,7 +566,7 @@ static int copy_range(int in, int out)
 			return -errno;
 		if (n == 0)
 			return 0;
-		int r = write_all(out, buf, (size_t)n);
+		int r = cdn_write_all(out, buf, (size_t)n);
 		if (r < 0)
 			return r;
 		off += n;
@@ -671,7 +657,7 @@ int store_write_atomic(struct store *s, const char *path, const void *data, size
 	int r = open_target(s, path, &af, err);
 	if (r < 0 || (r = atomic_begin(s, &af, shown, err)) < 0)
 		return r;
-	if ((r = write_all(af.fd, data, len)) < 0)
+	if ((r = cdn_write_all(af.fd, data, len)) < 0)
 		return cdn_err_set(err, r, "store: write %s", shown);
 	return atomic_commit(&af, mode, shown, err);
 }
@@ -729,7 +715,7 @@ int store_blob_put(struct store *s, const void *data, size_t len, char hex[STORE
 	int r = atomic_begin(s, &af, "a blob", err);
 	if (r < 0)
 		return r;
-	if ((r = write_all(af.fd, data, len)) < 0)
+	if ((r = cdn_write_all(af.fd, data, len)) < 0)
 		return cdn_err_set(err, r, "store: write a blob in %s/tmp", s->dir);
 	return blob_commit(s, &af, hex, len, err);
 }
@@ -763,7 +749,7 @@ int store_blob_put_fd(struct store *s, int fd, uint64_t max, char hex[STORE_HASH
 			return cdn_err_set(err, E2BIG, "store: more than %llu bytes",
 					   (unsigned long long)max);
 		crypto_hash_sha256_update(&st, buf, (unsigned long long)n);
-		if ((r = write_all(af.fd, buf, (size_t)n)) < 0)
+		if ((r = cdn_write_all(af.fd, buf, (size_t)n)) < 0)
 			return cdn_err_set(err, r, "store: write a blob in %s/tmp", s->dir);
 	}
 	unsigned char d[crypto_hash_sha256_BYTES];
@@ -827,7 +813,7 @@ static int blob_copy_checked(struct store *s, const char *hex, int out, struct c
 		if (n == 0)
 			break;
 		crypto_hash_sha256_update(&hs, buf, (unsigned long long)n);
-		if ((r = write_all(out, buf, (size_t)n)) < 0)
+		if ((r = cdn_write_all(out, buf, (size_t)n)) < 0)
 			return cdn_err_set(err, r, "store: copy blob %s", hex);
 	}
 	unsigned char d[crypto_hash_sha256_BYTES];

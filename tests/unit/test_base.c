@@ -1,17 +1,22 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The shared helpers of src/base/. */
+#define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 
 #include "base/clock.h"
+#include "base/file.h"
 #include "base/hash.h"
 
 /* ------------------------------------------------------------------ clock */
@@ -103,12 +108,82 @@ static void test_sha256(void **state)
 	assert_false(cdn_sha256_hex_str_ok(g));
 }
 
+/* ------------------------------------------------------------------- file */
+
+static void test_write_all(void **state)
+{
+	(void)state;
+	/* More than a pipe holds, read on the other side as it is written:
+	 * write(2) returns short, and every byte arrives once, in order. */
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	size_t len = 1 << 20;
+	char *buf = malloc(len);
+	assert_non_null(buf);
+	for (size_t i = 0; i < len; i++)
+		buf[i] = (char)(i * 7);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(p[0]);
+		_exit(cdn_write_all(p[1], buf, len) == 0 ? 0 : 1);
+	}
+	close(p[1]);
+	char *got = malloc(len + 1);
+	size_t n = 0;
+	for (ssize_t r; (r = read(p[0], got + n, len + 1 - n)) > 0;)
+		n += (size_t)r;
+	close(p[0]);
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	assert_int_equal(n, len);
+	assert_memory_equal(got, buf, len);
+	free(got);
+
+	/* A full non-blocking pipe: -EAGAIN, not a loop. */
+	assert_int_equal(pipe2(p, O_NONBLOCK), 0);
+	assert_int_equal(cdn_write_all(p[1], buf, len), -EAGAIN);
+	close(p[0]);
+	close(p[1]);
+	free(buf);
+	assert_int_equal(cdn_write_all(-1, "x", 1), -EBADF);
+	assert_int_equal(cdn_write_all(-1, "", 0), 0);
+}
+
+static void test_write_once_at(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/cdn-test-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_true(dfd >= 0);
+	assert_int_equal(cdn_write_once_at(dfd, "v", "1"), -ENOENT); /* never creates */
+	int fd = openat(dfd, "v", O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(cdn_write_once_at(dfd, "v", "max 100000"), 0);
+	char b[32] = "";
+	fd = openat(dfd, "v", O_RDONLY | O_CLOEXEC);
+	assert_int_equal(read(fd, b, sizeof(b) - 1), 10);
+	close(fd);
+	assert_string_equal(b, "max 100000");
+	char path[64];
+	snprintf(path, sizeof(path), "%s/v", dir);
+	assert_int_equal(cdn_write_once_at(AT_FDCWD, path, "2"), 0);
+	unlinkat(dfd, "v", 0);
+	close(dfd);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_rfc3339),
-	    cmocka_unit_test(test_clocks),
-	    cmocka_unit_test(test_sha256),
+		cmocka_unit_test(test_rfc3339),
+		cmocka_unit_test(test_clocks),
+		cmocka_unit_test(test_sha256),
+		cmocka_unit_test(test_write_all),
+		cmocka_unit_test(test_write_once_at),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
