@@ -16,7 +16,7 @@
 
 #include <ctype.h>
 #include <dirent.h>
-#include <linux/openat2.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -27,11 +27,11 @@
 #include <strings.h>
 #include <sys/fsuid.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "base/cleanup.h"
 #include "base/file.h"
+#include "base/openat2.h"
 
 #define ARTIFACT_DIR_MODE 0755
 #define ARTIFACT_FILE_MODE 0644
@@ -521,15 +521,13 @@ int artifact_save(int ws_fd, const char *name, const uint8_t *data, size_t len, 
 		return cdn_err_msg(err, EAGAIN, "the workspace is not ready");
 	char rel[ARTIFACT_NAME_MAX + 8];
 	snprintf(rel, sizeof(rel), "out/%s", name);
-	struct open_how how = { .flags = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
-				.mode = 0644,
-				.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
-					   RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV };
 	/* Made as the sandbox user, whose ids the sandbox's file system knows
 	 * (host root's it does not); the file system ids of this thread only. */
 	uid_t ouid = (uid_t)setfsuid(uid);
 	gid_t ogid = (gid_t)setfsgid(gid);
-	int fd = (int)syscall(SYS_openat2, ws_fd, rel, &how, sizeof(how));
+	int fd = cdn_openat2(ws_fd, rel, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644,
+			     RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS |
+				 RESOLVE_NO_XDEV);
 	int saved = errno;
 	setfsgid(ogid);
 	setfsuid(ouid);

@@ -23,14 +23,13 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <limits.h>
-#include <linux/openat2.h>
+
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -39,6 +38,7 @@
 #include "base/clock.h"
 #include "base/file.h"
 #include "base/hash.h"
+#include "base/openat2.h"
 #include "base/random.h"
 #include <sodium.h>
 #include "egress/engine.h"
@@ -472,12 +472,13 @@ static void on_phase(void *ctx, int phase, const struct sandbox_phase_status *st
 
 /* --------------------------------------------------------------- outputs */
 
+/* path in the workspace (the agent's to arrange), with no link and no
+ * mount crossed on the way. */
 static int open_beneath(int dirfd, const char *path, int flags)
 {
-	struct open_how how = { .flags = (uint64_t)(flags | O_CLOEXEC | O_NOFOLLOW),
-				.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
-					   RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV };
-	return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
+	return cdn_openat2(dirfd, path, flags | O_CLOEXEC | O_NOFOLLOW, 0,
+			   RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS |
+			       RESOLVE_NO_XDEV);
 }
 
 /* /workspace/output.json, when it is a regular file of valid JSON. */

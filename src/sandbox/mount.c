@@ -20,7 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <linux/openat2.h>
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +32,7 @@
 
 #include "base/cleanup.h"
 #include "base/file.h"
+#include "base/openat2.h"
 #include "sandbox/internal.h"
 
 /* The new root is assembled on top of this directory (in the sandbox's
@@ -442,12 +443,6 @@ int sb_plan_mounts(struct sb_plan *plan, const struct sandbox_config *cfg, struc
  * Child side: no allocation from here on.
  */
 
-static int sys_openat2(int dirfd, const char *path, int flags, uint64_t resolve)
-{
-	struct open_how how = { .flags = (uint64_t)flags, .mode = 0, .resolve = resolve };
-	return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
-}
-
 static int sys_mount_setattr(int dfd, const char *path, unsigned flags, uint64_t set,
 			     uint64_t clr)
 {
@@ -472,7 +467,7 @@ static int open_in_root(int root, const char *rel, bool create, bool want_dir)
 		errno = ENAMETOOLONG;
 		return -1;
 	}
-	int fd = sys_openat2(root, rel, O_PATH | O_CLOEXEC, IN_ROOT);
+	int fd = cdn_openat2(root, rel, O_PATH | O_CLOEXEC, 0, IN_ROOT);
 	if (fd >= 0 || errno != ENOENT || !create)
 		return fd;
 
@@ -486,7 +481,7 @@ static int open_in_root(int root, const char *rel, bool create, bool want_dir)
 		bool last = slash == NULL;
 		if (slash)
 			*slash = '\0';
-		int next = sys_openat2(root, buf, O_PATH | O_CLOEXEC, IN_ROOT);
+		int next = cdn_openat2(root, buf, O_PATH | O_CLOEXEC, 0, IN_ROOT);
 		if (next < 0 && errno == ENOENT) {
 			int r;
 			if (!last || want_dir) {
@@ -504,7 +499,7 @@ static int open_in_root(int root, const char *rel, bool create, bool want_dir)
 				errno = e;
 				return -1;
 			}
-			next = sys_openat2(root, buf, O_PATH | O_CLOEXEC, IN_ROOT);
+			next = cdn_openat2(root, buf, O_PATH | O_CLOEXEC, 0, IN_ROOT);
 		}
 		if (next < 0) {
 			int e = errno;
@@ -738,7 +733,8 @@ static int do_step(struct sb_plan *plan, struct sb_step *s, int root, struct sb_
 		s->fd = -1;
 		return 0;
 	case SB_STEP_MASK: {
-		int target = sys_openat2(root, s->dst, O_PATH | O_CLOEXEC, IN_ROOT | RESOLVE_NO_SYMLINKS);
+		int target =
+		    cdn_openat2(root, s->dst, O_PATH | O_CLOEXEC, 0, IN_ROOT | RESOLVE_NO_SYMLINKS);
 		if (target < 0) {
 			if (errno == ENOENT)
 				return 0; /* the kernel does not have it */
@@ -762,7 +758,7 @@ static int do_step(struct sb_plan *plan, struct sb_step *s, int root, struct sb_
 					MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
 		int e = errno;
 		if (r == 0 && s->is_dir && plan->mask_dir_fd < 0)
-			plan->mask_dir_fd = sys_openat2(root, s->dst, O_PATH | O_CLOEXEC,
+			plan->mask_dir_fd = cdn_openat2(root, s->dst, O_PATH | O_CLOEXEC, 0,
 							IN_ROOT | RESOLVE_NO_SYMLINKS);
 		close(target);
 		errno = e;
@@ -772,7 +768,8 @@ static int do_step(struct sb_plan *plan, struct sb_step *s, int root, struct sb_
 		return 0;
 	}
 	case SB_STEP_READONLY: {
-		int target = sys_openat2(root, s->dst, O_PATH | O_CLOEXEC, IN_ROOT | RESOLVE_NO_SYMLINKS);
+		int target =
+		    cdn_openat2(root, s->dst, O_PATH | O_CLOEXEC, 0, IN_ROOT | RESOLVE_NO_SYMLINKS);
 		if (target < 0)
 			return errno == ENOENT ? 0 : sb_fail(fail, errno, "read-only /%s", s->dst);
 		fd = open_tree(target, "",
@@ -794,7 +791,8 @@ static int do_step(struct sb_plan *plan, struct sb_step *s, int root, struct sb_
 		return 0;
 	}
 	case SB_STEP_OVERLAY: {
-		int src = sys_openat2(root, s->src, O_PATH | O_CLOEXEC, IN_ROOT | RESOLVE_NO_SYMLINKS);
+		int src =
+		    cdn_openat2(root, s->src, O_PATH | O_CLOEXEC, 0, IN_ROOT | RESOLVE_NO_SYMLINKS);
 		if (src < 0)
 			return sb_fail(fail, errno, "overlay source /%s", s->src);
 		fd = open_tree(src, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
@@ -802,7 +800,7 @@ static int do_step(struct sb_plan *plan, struct sb_step *s, int root, struct sb_
 		if (fd < 0 || sys_mount_setattr(fd, "", AT_EMPTY_PATH, MOUNT_ATTR_RDONLY |
 						MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, 0) < 0)
 			goto mount_failed;
-		int target = sys_openat2(root, s->dst, O_PATH | O_CLOEXEC, IN_ROOT);
+		int target = cdn_openat2(root, s->dst, O_PATH | O_CLOEXEC, 0, IN_ROOT);
 		if (target < 0)
 			goto mount_failed;
 		r = move_mount(fd, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
@@ -826,7 +824,8 @@ static int do_step(struct sb_plan *plan, struct sb_step *s, int root, struct sb_
 		return 0;
 	}
 	case SB_STEP_SEAL: {
-		int target = sys_openat2(root, s->dst, O_PATH | O_CLOEXEC, IN_ROOT | RESOLVE_NO_SYMLINKS);
+		int target =
+		    cdn_openat2(root, s->dst, O_PATH | O_CLOEXEC, 0, IN_ROOT | RESOLVE_NO_SYMLINKS);
 		if (target < 0)
 			return sb_fail(fail, errno, "seal /%s", s->dst);
 		r = sys_mount_setattr(target, "", AT_EMPTY_PATH, MOUNT_ATTR_RDONLY, 0);

@@ -11,6 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -18,6 +23,7 @@
 #include "base/clock.h"
 #include "base/file.h"
 #include "base/hash.h"
+#include "base/openat2.h"
 
 /* ------------------------------------------------------------------ clock */
 
@@ -176,6 +182,254 @@ static void test_write_once_at(void **state)
 	rmdir(dir);
 }
 
+/* ---------------------------------------------------------------- openat2 */
+
+struct tree {
+	char dir[32];
+	int fd;
+};
+
+static void tree_make(struct tree *t)
+{
+	snprintf(t->dir, sizeof(t->dir), "/tmp/cdn-openat2-XXXXXX");
+	assert_non_null(mkdtemp(t->dir));
+	t->fd = open(t->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_true(t->fd >= 0);
+	assert_int_equal(mkdirat(t->fd, "a", 0755), 0);
+	assert_int_equal(mkdirat(t->fd, "a/b", 0755), 0);
+	int f = openat(t->fd, "a/f", O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+	assert_true(f >= 0);
+	close(f);
+	static const char *const links[][2] = {
+		{ "a/up", "../.." },	  /* climbs out */
+		{ "a/rel", "f" },	  /* stays in */
+		{ "a/bl", "b" },	  /* a directory, inside */
+		{ "abs", "/a/f" },	  /* absolute: the root's a/f under IN_ROOT */
+		{ "esc", "/etc/passwd" }, /* absolute, out */
+		{ "dd", ".." },		  /* the root's parent */
+		{ "loop", "loop" },	  /* ELOOP */
+		{ "dl", "a" },		  /* a directory, inside */
+		{ "dangling", "nothere" },
+	};
+	for (size_t i = 0; i < sizeof(links) / sizeof(links[0]); i++)
+		assert_int_equal(symlinkat(links[i][1], t->fd, links[i][0]), 0);
+}
+
+static void tree_free(struct tree *t)
+{
+	char cmd[64];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", t->dir);
+	assert_int_equal(system(cmd), 0);
+	close(t->fd);
+}
+
+static int kernel_openat2(int dirfd, const char *path, int flags, mode_t mode, uint64_t resolve)
+{
+	struct open_how how = { .flags = (uint64_t)flags, .mode = mode, .resolve = resolve };
+	return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
+}
+
+/* Runs fn and describes the outcome: "ok DEV:INO" or "errno N". */
+static void outcome(int fd, char *out, size_t cap)
+{
+	struct stat st;
+	if (fd >= 0 && fstat(fd, &st) == 0)
+		snprintf(out, cap, "ok %lu:%lu", (unsigned long)st.st_dev,
+			 (unsigned long)st.st_ino);
+	else
+		snprintf(out, cap, "errno %d", fd < 0 ? errno : -1);
+	if (fd >= 0)
+		close(fd);
+}
+
+/* The fallback gives the kernel's answer for each path and flag set. */
+static void test_openat2_matches_kernel(void **state)
+{
+	(void)state;
+	if (kernel_openat2(AT_FDCWD, ".", O_PATH, 0, RESOLVE_BENEATH) < 0 && errno == ENOSYS)
+		skip();
+	struct tree t;
+	tree_make(&t);
+	static const char *const paths[] = {
+		"a",	    "a/f",	     "a/",
+		"a/b/",	    "a/./f",	     "./a//f",
+		"a/b/../f", "a/up",	     "a/up/x",
+		"a/rel",    "a/bl/",	     "a/bl/../f",
+		"abs",	    "esc",	     "dd",
+		"dd/a/f",   "loop",	     "dl/f",
+		"dl/rel",   "dangling",	     "..",
+		"../x",	    "/a/f",	     "a/f/x",
+		"nothere",  "a/b/../../a/f", "a/b/../../../a/f",
+		".",	    "dl/../a/f",
+	};
+	static const uint64_t resolves[] = {
+		RESOLVE_BENEATH,
+		RESOLVE_IN_ROOT,
+		RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS,
+		RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS,
+		RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+		RESOLVE_IN_ROOT | RESOLVE_NO_XDEV,
+		RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV,
+	};
+	static const int flagsets[] = {
+		O_PATH | O_CLOEXEC,
+		O_RDONLY | O_CLOEXEC,
+		O_RDONLY | O_NOFOLLOW | O_CLOEXEC,
+		O_RDONLY | O_DIRECTORY | O_CLOEXEC,
+		O_PATH | O_NOFOLLOW | O_CLOEXEC,
+	};
+	for (size_t p = 0; p < sizeof(paths) / sizeof(paths[0]); p++)
+		for (size_t r = 0; r < sizeof(resolves) / sizeof(resolves[0]); r++)
+			for (size_t f = 0; f < sizeof(flagsets) / sizeof(flagsets[0]); f++) {
+				char want[64], got[64], via[64];
+				outcome(kernel_openat2(t.fd, paths[p], flagsets[f], 0, resolves[r]),
+					want, sizeof(want));
+				outcome(cdn_openat2_emulated(t.fd, paths[p], flagsets[f], 0,
+							     resolves[r]),
+					got, sizeof(got));
+				outcome(cdn_openat2(t.fd, paths[p], flagsets[f], 0, resolves[r]),
+					via, sizeof(via));
+				if (strcmp(want, got) != 0 || strcmp(want, via) != 0)
+					fail_msg(
+					    "%s resolve 0x%llx flags 0%o: kernel %s, fallback %s, "
+					    "cdn_openat2 %s",
+					    paths[p], (unsigned long long)resolves[r],
+					    (unsigned)flagsets[f], want, got, via);
+			}
+
+	/* Creating: beneath, never through a link, never twice. */
+	int cf = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+	uint64_t cr =
+	    RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
+	int fd = cdn_openat2_emulated(t.fd, "a/new", cf, 0644, cr);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(cdn_openat2_emulated(t.fd, "a/new", cf, 0644, cr), -1);
+	assert_int_equal(errno, EEXIST);
+	assert_int_equal(cdn_openat2_emulated(t.fd, "dl/new2", cf, 0644, cr), -1);
+	assert_int_equal(errno, ELOOP);
+	assert_int_equal(cdn_openat2_emulated(t.fd, "a/up/new3", cf, 0644, cr), -1);
+	assert_int_equal(errno, ELOOP);
+	/* Under RESOLVE_IN_ROOT a dangling link's target is made, in the
+	 * root, as the kernel does. */
+	fd = cdn_openat2_emulated(t.fd, "dangling", O_WRONLY | O_CREAT | O_CLOEXEC, 0644,
+				  RESOLVE_IN_ROOT);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(faccessat(t.fd, "nothere", F_OK, 0), 0);
+
+	/* What the fallback does not promise, it refuses. */
+	assert_int_equal(cdn_openat2_emulated(t.fd, "a", O_PATH, 0, 0), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(
+	    cdn_openat2_emulated(t.fd, "a", O_PATH, 0, RESOLVE_BENEATH | RESOLVE_IN_ROOT), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(cdn_openat2_emulated(t.fd, "", O_PATH, 0, RESOLVE_BENEATH), -1);
+	assert_int_equal(errno, ENOENT);
+	tree_free(&t);
+}
+
+/* Where openat2 answers ENOSYS (a seccomp profile that predates it, as
+ * here, or an old kernel), cdn_openat2 walks instead, just as strictly. */
+static void test_openat2_fallback_in_use(void **state)
+{
+	(void)state;
+	struct tree t;
+	tree_make(&t);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct sock_filter f[] = {
+			BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+			BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_openat2, 0, 1),
+			BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+			BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+		};
+		struct sock_fprog prog = { sizeof(f) / sizeof(f[0]), f };
+		if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
+		    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) < 0)
+			_exit(2);
+		if (kernel_openat2(t.fd, "a/f", O_PATH, 0, RESOLVE_BENEATH) != -1 ||
+		    errno != ENOSYS)
+			_exit(3);
+		for (int i = 0; i < 2; i++) { /* the probe, then the remembered answer */
+			int fd =
+			    cdn_openat2(t.fd, "a/rel", O_RDONLY | O_CLOEXEC, 0, RESOLVE_BENEATH);
+			if (fd < 0)
+				_exit(4);
+			close(fd);
+			if (cdn_openat2(t.fd, "a/up/etc", O_PATH, 0, RESOLVE_BENEATH) != -1 ||
+			    errno != EXDEV)
+				_exit(5);
+			if (cdn_openat2(t.fd, "a/rel", O_RDONLY, 0,
+					RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS) != -1 ||
+			    errno != ELOOP)
+				_exit(6);
+		}
+		_exit(0);
+	}
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	tree_free(&t);
+}
+
+/* Mount crossings and magic links, against the kernel, on this machine's
+ * own /, /proc and /etc. */
+static void test_openat2_mounts(void **state)
+{
+	(void)state;
+	if (kernel_openat2(AT_FDCWD, ".", O_PATH, 0, RESOLVE_BENEATH) < 0 && errno == ENOSYS)
+		skip();
+	int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	int proc = open("/proc/self", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	assert_true(root >= 0 && proc >= 0);
+	static const char *const paths[] = { "proc/version", "etc/passwd", "etc/hostname",
+					     "usr/bin/env",  "dev/null",   "tmp" };
+	for (int xdev = 0; xdev < 2; xdev++)
+		for (size_t p = 0; p < sizeof(paths) / sizeof(paths[0]); p++) {
+			uint64_t r = RESOLVE_BENEATH | (xdev ? RESOLVE_NO_XDEV : 0);
+			char want[64], got[64];
+			outcome(kernel_openat2(root, paths[p], O_PATH | O_CLOEXEC, 0, r), want,
+				sizeof(want));
+			outcome(cdn_openat2_emulated(root, paths[p], O_PATH | O_CLOEXEC, 0, r), got,
+				sizeof(got));
+			if (strcmp(want, got) != 0)
+				fail_msg("/%s xdev %d: kernel %s, fallback %s", paths[p], xdev,
+					 want, got);
+		}
+	/* /proc/self/fd/N, exe and cwd are magic links, refused with or
+	 * without RESOLVE_NO_MAGICLINKS; /proc/self itself is a plain one. */
+	int procfs = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	assert_true(procfs >= 0);
+	const struct {
+		int *dir;
+		const char *path;
+	} links[] = { { &proc, "fd/0" },     { &proc, "exe" },	       { &proc, "cwd" },
+		      { &proc, "cwd/tmp" },  { &procfs, "self/fd" },   { &procfs, "self" },
+		      { &procfs, "mounts" }, { &procfs, "self/fd/0" } };
+	static const uint64_t how[] = { RESOLVE_BENEATH, RESOLVE_IN_ROOT,
+					RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
+					RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
+	for (size_t p = 0; p < sizeof(links) / sizeof(links[0]); p++)
+		for (size_t h = 0; h < sizeof(how) / sizeof(how[0]); h++) {
+			char want[64], got[64];
+			outcome(kernel_openat2(*links[p].dir, links[p].path, O_PATH | O_CLOEXEC, 0,
+					       how[h]),
+				want, sizeof(want));
+			outcome(cdn_openat2_emulated(*links[p].dir, links[p].path,
+						     O_PATH | O_CLOEXEC, 0, how[h]),
+				got, sizeof(got));
+			if (strcmp(want, got) != 0)
+				fail_msg("/proc %s resolve 0x%llx: kernel %s, fallback %s",
+					 links[p].path, (unsigned long long)how[h], want, got);
+		}
+	close(procfs);
+	close(root);
+	close(proc);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -184,6 +438,9 @@ int main(void)
 		cmocka_unit_test(test_sha256),
 		cmocka_unit_test(test_write_all),
 		cmocka_unit_test(test_write_once_at),
+		cmocka_unit_test(test_openat2_matches_kernel),
+		cmocka_unit_test(test_openat2_mounts),
+		cmocka_unit_test(test_openat2_fallback_in_use),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
