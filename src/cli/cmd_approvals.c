@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "base/cleanup.h"
+#include "base/text.h"
 #include "cli/cli.h"
 #include "run/control.h"
 
@@ -55,9 +56,7 @@ static void approval_what(const json_t *a, char *out, size_t cap)
 			 (long long)json_integer_value(json_object_get(a, "port")), path ? path : "");
 	if (source && strcmp(source, "mcp") == 0 && reason && *reason)
 		strncat(out, ")", cap - strlen(out) - 1);
-	for (unsigned char *p = (unsigned char *)out; *p; p++)
-		if (*p < 0x20 || *p == 0x7f)
-			*p = '?';
+	cdn_printable(out, cap, out, strlen(out), CDN_TEXT_UTF8);
 }
 
 struct list_ctx {

@@ -29,6 +29,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/text.h"
+
 /* Bytes of untrusted text quoted in an error message. */
 #define SNIP_MAX 64
 
@@ -59,19 +61,10 @@ struct snip {
  * \xNN, cut at SNIP_MAX bytes, so a log line stays one line of ASCII. */
 static const char *snip(struct snip *sn, const char *p, size_t n)
 {
-	size_t o = 0;
-	for (size_t i = 0; i < n && i < SNIP_MAX; i++) {
-		unsigned char c = (unsigned char)p[i];
-		if (c >= 0x20 && c < 0x7f && c != '\\' && c != '\'')
-			sn->s[o++] = (char)c;
-		else
-			o += (size_t)snprintf(sn->s + o, sizeof(sn->s) - o, "\\x%02x", c);
-	}
-	if (n > SNIP_MAX) {
-		memcpy(sn->s + o, "...", 3);
-		o += 3;
-	}
-	sn->s[o] = '\0';
+	/* Room for SNIP_MAX escaped bytes, then "..." after. */
+	cdn_printable(sn->s, sizeof(sn->s) - 3, p, n < SNIP_MAX ? n : SNIP_MAX, CDN_TEXT_ESCAPE);
+	if (n > SNIP_MAX)
+		strcat(sn->s, "...");
 	return sn->s;
 }
 

@@ -32,6 +32,7 @@
 
 #include "base/cleanup.h"
 #include "base/file.h"
+#include "base/text.h"
 
 /* A U-label character takes at most 4 bytes of UTF-8; anything longer
  * than this cannot become a valid name, and refusing it early bounds the
@@ -42,17 +43,6 @@
 /* --allow and --allow-private arguments; far above any valid one. */
 #define ARG_MAX_LEN 512
 #define SHOWN_MAX 64
-
-/* s for an error message: printable ASCII only, cut at SHOWN_MAX bytes, so
- * an error can be printed or put in JSON as it is. */
-static const char *shown(const char *s, char *buf, size_t cap)
-{
-	size_t k = 0;
-	for (; s[k] && k < SHOWN_MAX && k + 4 < cap; k++)
-		buf[k] = s[k] >= 0x20 && s[k] < 0x7f ? s[k] : '?';
-	snprintf(buf + k, cap - k, "%s", s[k] ? "..." : "");
-	return buf;
-}
 
 /* ------------------------------------------------------ built-in categories */
 
@@ -431,8 +421,8 @@ static int parse_ip_port(const char *s, struct egress_private *out, struct cdn_e
 	if (n == 0 || n > ARG_MAX_LEN)
 		return cdn_err_set(err, 0, "private destination: bad length %s", usage);
 	memset(out, 0, sizeof(*out));
-	char show[SHOWN_MAX + 8];
-	const char *as = shown(s, show, sizeof(show));
+	char show[SHOWN_MAX + 4];
+	const char *as = cdn_printable_str(show, sizeof(show), s, CDN_TEXT_ELLIPSIS);
 	char ip[INET6_ADDRSTRLEN + 1];
 	const char *port;
 	if (s[0] == '[') {
@@ -530,9 +520,11 @@ int egress_policy_allow_private(struct egress_policy *p, const char *ip_port,
 	if (r < 0)
 		return cdn_err_wrap(err, "--allow-private");
 	r = private_add(p, &e, err);
-	char show[SHOWN_MAX + 8];
-	return r < 0 ? cdn_err_wrap(err, "--allow-private %s", shown(ip_port, show, sizeof(show)))
-		     : 0;
+	char show[SHOWN_MAX + 4];
+	return r < 0
+		   ? cdn_err_wrap(err, "--allow-private %s",
+				  cdn_printable_str(show, sizeof(show), ip_port, CDN_TEXT_ELLIPSIS))
+		   : 0;
 }
 
 /* ------------------------------------------------------------ policy object */
@@ -570,8 +562,9 @@ static void rule_set_ports(struct egress_rule *r, const uint16_t *ports, size_t 
 
 int egress_policy_allow(struct egress_policy *p, const char *host_port, struct cdn_err *err)
 {
-	char show[SHOWN_MAX + 8];
-	const char *arg = shown(host_port ? host_port : "", show, sizeof(show));
+	char show[SHOWN_MAX + 4];
+	const char *arg =
+	    cdn_printable_str(show, sizeof(show), host_port ? host_port : "", CDN_TEXT_ELLIPSIS);
 	const char *raw = host_port ? host_port : "";
 	size_t n = strnlen(raw, ARG_MAX_LEN + 1);
 	if (n == 0 || n > ARG_MAX_LEN)
@@ -1091,15 +1084,7 @@ static const char *describe(const struct ynode *y, char *buf, size_t cap)
 	if (y->plain && y->len == 0)
 		return "an empty value";
 	char text[48];
-	size_t k = 0;
-	for (size_t i = 0; i < y->len && k + 4 < sizeof(text); i++) {
-		unsigned char ch = (unsigned char)y->value[i];
-		text[k++] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
-	}
-	if (k < y->len)
-		memcpy(text + k, "...", 4);
-	else
-		text[k] = '\0';
+	cdn_printable(text, sizeof(text), y->value, y->len, CDN_TEXT_ELLIPSIS);
 	snprintf(buf, cap, "%s'%s'", y->plain ? "" : "a quoted string ", text);
 	return buf;
 }

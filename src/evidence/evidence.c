@@ -41,6 +41,7 @@
 #include "base/clock.h"
 #include "base/file.h"
 #include "base/hash.h"
+#include "base/text.h"
 #include "config.h"
 #include "run/artifacts.h"
 
@@ -171,17 +172,6 @@ static bool pack_name_ok(const char *n, char *why, size_t cap)
 		return true;
 	snprintf(why, cap, "not a file an evidence pack holds");
 	return false;
-}
-
-/* A copy of untrusted text that is safe to print and to put in JSON:
- * printable ASCII only (a name could carry terminal escapes, or bytes that
- * are not UTF-8). Every name a pack may hold is ASCII. */
-static void printable(char *out, size_t cap, const char *in)
-{
-	size_t i = 0;
-	for (; in[i] && i + 1 < cap; i++)
-		out[i] = (unsigned char)in[i] < 0x20 || (unsigned char)in[i] > 0x7e ? '?' : in[i];
-	out[i] = '\0';
 }
 
 /* ---------------------------------------------------------------------------
@@ -769,7 +759,7 @@ static bool manifest_ok(json_t *arts, char *why, size_t cap)
 		json_t *size = json_object_get(a, "size");
 		char safe[ARTIFACT_NAME_MAX + 1];
 		if (!json_is_object(a) || !name || !artifact_name_ok(name)) {
-			printable(safe, sizeof(safe), name ? name : "?");
+			cdn_printable_str(safe, sizeof(safe), name ? name : "?", 0);
 			snprintf(why, cap, "artifact %zu has no valid name (%s)", i + 1, safe);
 			return false;
 		}
@@ -1155,14 +1145,14 @@ static int bad(struct verifier *v, const char *part, const char *fmt, ...)
 	struct evidence_report *rep = v->rep;
 	if (rep->reason[0])
 		return 1;
-	printable(rep->part, sizeof(rep->part), *part ? part : "archive");
+	cdn_printable_str(rep->part, sizeof(rep->part), *part ? part : "archive", 0);
 	char reason[sizeof(rep->reason)];
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(reason, sizeof(reason), fmt, ap);
 	va_end(ap);
 	/* Parser messages quote the input they choked on. */
-	printable(rep->reason, sizeof(rep->reason), reason);
+	cdn_printable_str(rep->reason, sizeof(rep->reason), reason, 0);
 	return 1;
 }
 

@@ -22,6 +22,7 @@
 
 #include "base/cleanup.h"
 #include "base/file.h"
+#include "base/text.h"
 #include "base/units.h"
 
 #define PATH_LEN  96 /* "egress.rules[63].requests_per_minute" and then some */
@@ -46,21 +47,10 @@ static int merr(struct mctx *c, const char *path, const char *fmt, ...)
 	return cdn_err_set(c->err, 0, "%s: %s%s%s", c->src, path, path[0] ? ": " : "", msg);
 }
 
-/* s for an error message: printable ASCII only, cut at SHOWN_MAX bytes,
- * so a message can go to a terminal or into JSON as it is. */
-static const char *shown(const char *s, char *buf, size_t cap)
-{
-	size_t k = 0;
-	for (; s[k] && k < SHOWN_MAX && k + 4 < cap; k++)
-		buf[k] = s[k] >= 0x20 && s[k] < 0x7f ? s[k] : '?';
-	snprintf(buf + k, cap - k, "%s", s[k] ? "..." : "");
-	return buf;
-}
-
 /* What was found instead, for "expected X, got Y". */
 static const char *describe(const json_t *v, char *buf, size_t cap)
 {
-	char s[SHOWN_MAX + 8];
+	char s[SHOWN_MAX + 4];
 	switch (json_typeof(v)) {
 	case JSON_OBJECT: return "an object";
 	case JSON_ARRAY: return "a list";
@@ -72,7 +62,8 @@ static const char *describe(const json_t *v, char *buf, size_t cap)
 		return buf;
 	case JSON_REAL: snprintf(buf, cap, "the number %.10g", json_real_value(v)); return buf;
 	case JSON_STRING:
-		snprintf(buf, cap, "the string \"%s\"", shown(json_string_value(v), s, sizeof(s)));
+		snprintf(buf, cap, "the string \"%s\"",
+			 cdn_printable_str(s, sizeof(s), json_string_value(v), CDN_TEXT_ELLIPSIS));
 		return buf;
 	}
 	return "an unknown value";
@@ -125,9 +116,9 @@ static int check_object(struct mctx *c, const json_t *obj, const char *path, con
 		for (size_t i = 0; i < n_keys && off < sizeof(list); i++)
 			off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%s",
 						i ? ", " : "", keys[i]);
-		char s[SHOWN_MAX + 8];
-		return merr(c, path, "unknown key \"%s\" (expected %s)", shown(key, s, sizeof(s)),
-			    list);
+		char s[SHOWN_MAX + 4];
+		return merr(c, path, "unknown key \"%s\" (expected %s)",
+			    cdn_printable_str(s, sizeof(s), key, CDN_TEXT_ELLIPSIS), list);
 	}
 	return 0;
 }
@@ -417,12 +408,13 @@ static int get_strv(struct mctx *c, const json_t *v, const char *path, const cha
 		}
 		long dup = r == 0 && unique ? strv_find(vec, i, norm) : -1;
 		if (dup >= 0) {
-			char sh[SHOWN_MAX + 8];
+			char sh[SHOWN_MAX + 4];
 			r = strcmp(s, norm) == 0
-				    ? merr(c, ip, "\"%s\" is listed twice (also at [%ld])",
-					   shown(s, sh, sizeof(sh)), dup)
-				    : merr(c, ip, "\"%s\" is \"%s\", listed already at [%ld]",
-					   shown(s, sh, sizeof(sh)), norm, dup);
+				? merr(c, ip, "\"%s\" is listed twice (also at [%ld])",
+				       cdn_printable_str(sh, sizeof(sh), s, CDN_TEXT_ELLIPSIS), dup)
+				: merr(c, ip, "\"%s\" is \"%s\", listed already at [%ld]",
+				       cdn_printable_str(sh, sizeof(sh), s, CDN_TEXT_ELLIPSIS),
+				       norm, dup);
 		}
 		if (r == 0 && !(vec[i] = strdup(norm)))
 			r = cdn_err_set(c->err, ENOMEM, "%s", c->src);
@@ -449,12 +441,13 @@ static int check_store_name(struct mctx *c, const char *path, const char *s, cha
 {
 	(void)norm;
 	(void)cap;
-	char sh[SHOWN_MAX + 8];
+	char sh[SHOWN_MAX + 4];
 	if (!store_name_ok(s))
 		return merr(c, path,
 			    "\"%s\": expected a name of lowercase letters, digits, '.', '_' and "
 			    "'-', starting with a letter or digit, at most %d bytes",
-			    shown(s, sh, sizeof(sh)), MANIFEST_MAX_NAME);
+			    cdn_printable_str(sh, sizeof(sh), s, CDN_TEXT_ELLIPSIS),
+			    MANIFEST_MAX_NAME);
 	return 0;
 }
 
@@ -463,13 +456,14 @@ static int check_secret_name(struct mctx *c, const char *path, const char *s, ch
 {
 	(void)norm;
 	(void)cap;
-	char sh[SHOWN_MAX + 8];
+	char sh[SHOWN_MAX + 4];
 	if (!secret_name_ok(s))
 		return merr(c, path,
 			    "\"%s\": expected an environment variable name of upper-case letters, "
 			    "digits and '_', not starting with a digit, at most %d bytes (e.g. "
 			    "OPENAI_API_KEY)",
-			    shown(s, sh, sizeof(sh)), MANIFEST_MAX_SECRET_NAME);
+			    cdn_printable_str(sh, sizeof(sh), s, CDN_TEXT_ELLIPSIS),
+			    MANIFEST_MAX_SECRET_NAME);
 	const char *why = secret_name_reserved(s);
 	if (why)
 		return merr(c, path, "\"%s\" cannot be a secret: %s", s, why);
@@ -484,12 +478,13 @@ static int check_extension(struct mctx *c, const char *path, const char *s, char
 	bool ok = n >= 1 && n <= MANIFEST_MAX_EXTENSION;
 	for (size_t i = 0; ok && i < n; i++)
 		ok = (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9');
-	char sh[SHOWN_MAX + 8];
+	char sh[SHOWN_MAX + 4];
 	if (!ok)
 		return merr(c, path,
 			    "\"%s\": expected an extension of lowercase letters and digits without "
 			    "the dot, at most %d bytes (e.g. \"json\")",
-			    shown(s, sh, sizeof(sh)), MANIFEST_MAX_EXTENSION);
+			    cdn_printable_str(sh, sizeof(sh), s, CDN_TEXT_ELLIPSIS),
+			    MANIFEST_MAX_EXTENSION);
 	return 0;
 }
 
@@ -583,12 +578,12 @@ static int parse_rule_methods(struct mctx *c, const json_t *v, const char *path,
 				up[j] = (char)(s[j] >= 'a' && s[j] <= 'z' ? s[j] - 32 : s[j]);
 			bit = egress_method_bit(up);
 		}
-		char sh[SHOWN_MAX + 8];
+		char sh[SHOWN_MAX + 4];
 		if (!bit)
 			return merr(c, ip,
 				    "unknown method \"%s\" (expected GET, HEAD, POST, PUT, PATCH, "
 				    "DELETE, OPTIONS)",
-				    shown(s, sh, sizeof(sh)));
+				    cdn_printable_str(sh, sizeof(sh), s, CDN_TEXT_ELLIPSIS));
 		if (r->methods & bit)
 			return merr(c, ip, "method %s is listed twice", up);
 		r->methods |= bit;
@@ -622,12 +617,12 @@ static int parse_rule(struct mctx *c, const json_t *v, const char *path,
 		rc = check_domain(c, kp, s, name, sizeof(name));
 	if (rc < 0)
 		return rc;
-	char sh[SHOWN_MAX + 8];
+	char sh[SHOWN_MAX + 4];
 	if (strv_find(m->egress_domains, m->n_egress_domains, name) < 0)
 		return merr(c, kp,
 			    "\"%s\" is not in egress.domains; a rule narrows a domain the agent "
 			    "lists, so list it there too",
-			    shown(s, sh, sizeof(sh)));
+			    cdn_printable_str(sh, sizeof(sh), s, CDN_TEXT_ELLIPSIS));
 	for (size_t i = 0; i < m->n_egress_rules; i++)
 		if (m->egress_rules[i].name && strcmp(m->egress_rules[i].name, name) == 0)
 			return merr(c, kp, "\"%s\" already has a rule (egress.rules[%zu])", name,
@@ -662,7 +657,7 @@ static int parse_rule(struct mctx *c, const json_t *v, const char *path,
 			r->approval = true;
 		else if (strcmp(s, "none") != 0)
 			return merr(c, kp, "expected \"required\" or \"none\", got \"%s\"",
-				    shown(s, sh, sizeof(sh)));
+				    cdn_printable_str(sh, sizeof(sh), s, CDN_TEXT_ELLIPSIS));
 	}
 	if ((x = json_object_get(v, "inspect"))) {
 		path_key(kp, sizeof(kp), path, "inspect");
@@ -852,7 +847,7 @@ static int parse_top(struct mctx *c, const json_t *root, struct agent_manifest *
 
 	const json_t *x;
 	const char *s = NULL;
-	char sh[SHOWN_MAX + 8];
+	char sh[SHOWN_MAX + 4];
 	rc = parse_name(c, json_object_get(root, "name"), "name", m->name, sizeof(m->name));
 	if (rc < 0)
 		return rc;
@@ -863,7 +858,8 @@ static int parse_top(struct mctx *c, const json_t *root, struct agent_manifest *
 	if (!version_ok(s))
 		return merr(c, "version",
 			    "\"%s\": expected 1 to %d of letters, digits, '.', '_', '+' and '-'",
-			    shown(s, sh, sizeof(sh)), MANIFEST_MAX_VERSION);
+			    cdn_printable_str(sh, sizeof(sh), s, CDN_TEXT_ELLIPSIS),
+			    MANIFEST_MAX_VERSION);
 	snprintf(m->version, sizeof(m->version), "%s", s);
 
 	if ((x = json_object_get(root, "description"))) {
@@ -898,7 +894,7 @@ static int parse_top(struct mctx *c, const json_t *root, struct agent_manifest *
 		if (strcmp(s, "offline") != 0 && strcmp(s, "deployment") != 0)
 			return merr(c, "profile",
 				    "expected \"offline\" or \"deployment\", got \"%s\"",
-				    shown(s, sh, sizeof(sh)));
+				    cdn_printable_str(sh, sizeof(sh), s, CDN_TEXT_ELLIPSIS));
 		snprintf(m->profile, sizeof(m->profile), "%s", s);
 	}
 	if ((x = json_object_get(root, "egress"))) {
@@ -950,10 +946,7 @@ static int parse_top(struct mctx *c, const json_t *root, struct agent_manifest *
 static int json_syntax_error(struct mctx *c, const json_error_t *je)
 {
 	char text[JSON_ERROR_TEXT_LENGTH];
-	size_t k = 0;
-	for (; je->text[k] && k + 1 < sizeof(text); k++)
-		text[k] = je->text[k] >= 0x20 && je->text[k] < 0x7f ? je->text[k] : '?';
-	text[k] = '\0';
+	cdn_printable_str(text, sizeof(text), je->text, 0);
 	if (json_error_code(je) == json_error_duplicate_key)
 		return cdn_err_set(c->err, 0,
 				   "%s:%d:%d: a key appears twice in one object (%s); each key "

@@ -32,6 +32,7 @@
 #include "base/cleanup.h"
 #include "base/file.h"
 #include "base/openat2.h"
+#include "base/text.h"
 
 #define ARTIFACT_DIR_MODE 0755
 #define ARTIFACT_FILE_MODE 0644
@@ -147,15 +148,6 @@ int artifact_sanitize(const char *in, char *out, size_t cap)
 	return 0;
 }
 
-/* "as found, printable only": bytes outside printable ASCII become '?'. */
-static void printable(const char *in, char *out, size_t cap)
-{
-	size_t n = 0;
-	for (const unsigned char *p = (const unsigned char *)in; *p && n + 1 < cap; p++)
-		out[n++] = (*p >= 0x20 && *p < 0x7f) ? (char)*p : '?';
-	out[n] = '\0';
-}
-
 static void size_text(uint64_t bytes, char out[ARTIFACT_SIZE_TEXT])
 {
 	if (bytes && bytes % (1ull << 20) == 0)
@@ -195,7 +187,7 @@ static int skip(struct collector *c, const char *name, const char *fmt, ...)
 	}
 	struct artifact_skip *sk = &res->skipped[res->n_skipped++];
 	memset(sk, 0, sizeof(*sk));
-	printable(name, sk->name, sizeof(sk->name));
+	cdn_printable_str(sk->name, sizeof(sk->name), name, 0);
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(sk->reason, sizeof(sk->reason), fmt, ap);
@@ -319,7 +311,7 @@ static int save(struct collector *c, const char *name, const char *clean, int fd
 	struct artifact *a = &res->saved[res->n_saved++];
 	memset(a, 0, sizeof(*a));
 	snprintf(a->name, sizeof(a->name), "%s", final);
-	printable(name, a->original, sizeof(a->original));
+	cdn_printable_str(a->original, sizeof(a->original), name, 0);
 	memcpy(a->sha256, hex, sizeof(a->sha256));
 	a->size = got;
 	c->total += got;

@@ -21,20 +21,15 @@
 
 #include "base/cleanup.h"
 #include "base/file.h"
+#include "base/text.h"
 
 #define SHOWN_MAX 96
 #define IO_CHUNK  (64 * 1024)
 
-/* s made printable for a message: control bytes become '?', long cut. */
+/* s made printable for a message: control characters become '?', long cut. */
 static const char *shown(const char *s, char out[SHOWN_MAX])
 {
-	size_t n = 0;
-	for (; s && *s && n + 4 < SHOWN_MAX; s++)
-		out[n++] = ((unsigned char)*s < 0x20 || *s == 0x7f) ? '?' : *s;
-	if (s && *s)
-		out[n++] = '.', out[n++] = '.', out[n++] = '.';
-	out[n] = '\0';
-	return out;
+	return cdn_printable_str(out, SHOWN_MAX, s, CDN_TEXT_UTF8 | CDN_TEXT_ELLIPSIS);
 }
 
 /* ---------------------------------------------------------------- unpack */

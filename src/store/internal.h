@@ -42,8 +42,4 @@ const char *store_kind_name(enum store_kind kind);
 int store_item_check(const struct store_item *it, struct cdn_err *err);
 int store_run_check(const struct store_run *r, struct cdn_err *err);
 
-/* A name quoted in a message: bytes outside printable ASCII become '?', so
- * a hostile name cannot forge log lines or drive a terminal. */
-void store_printable(const char *in, char *out, size_t cap);
-
 #endif

@@ -29,6 +29,7 @@
 #include "base/file.h"
 #include "base/hash.h"
 #include "base/random.h"
+#include "base/text.h"
 
 #define STORE_SYSTEM_DIR "/var/lib/cordon"
 #define STORE_DIR_MODE 0700
@@ -54,16 +55,6 @@
 #define SHOWN_MAX 160 /* bytes of a path or name quoted in a message */
 
 /* ---------------------------------------------------------------- helpers */
-
-void store_printable(const char *in, char *out, size_t cap)
-{
-	size_t n = 0;
-	if (!cap)
-		return;
-	for (const unsigned char *p = (const unsigned char *)(in ? in : ""); *p && n + 1 < cap; p++)
-		out[n++] = (*p >= 0x20 && *p < 0x7f) ? (char)*p : '?';
-	out[n] = '\0';
-}
 
 static ssize_t read_some(int fd, void *buf, size_t len)
 {
@@ -226,7 +217,7 @@ int store_default_dir(char *out, size_t cap, struct cdn_err *err)
 	int n;
 	if (v && *v) {
 		if (v[0] != '/') {
-			store_printable(v, shown, sizeof(shown));
+			cdn_printable_str(shown, sizeof(shown), v, 0);
 			return cdn_err_set(err, 0,
 					   "store: CORDON_STATE=%s is not an absolute path", shown);
 		}
@@ -257,7 +248,7 @@ static int name_check(const char *what, const char *name, bool upper, struct cdn
 	size_t len = name ? strnlen(name, STORE_MAX_NAME + 1) : 0;
 	if (len == 0)
 		return cdn_err_set(err, 0, "%s name is empty", what);
-	store_printable(name, shown, sizeof(shown));
+	cdn_printable_str(shown, sizeof(shown), name, 0);
 	if (len > STORE_MAX_NAME)
 		return cdn_err_set(err, 0, "%s name \"%s...\" is longer than %d characters", what,
 				   shown, STORE_MAX_NAME);
@@ -618,7 +609,7 @@ static int open_target(struct store *s, const char *path, struct atomic_file *af
 		       struct cdn_err *err)
 {
 	char shown[SHOWN_MAX];
-	store_printable(path, shown, sizeof(shown));
+	cdn_printable_str(shown, sizeof(shown), path, 0);
 	const char *slash = strrchr(path, '/');
 	const char *base = slash ? slash + 1 : path;
 	if (!*base || !strcmp(base, ".") || !strcmp(base, ".."))
@@ -652,7 +643,7 @@ int store_write_atomic(struct store *s, const char *path, const void *data, size
 		return cdn_err_set(err, 0, "store: write %s: mode %o is not a file mode", path,
 				   mode);
 	char shown[SHOWN_MAX];
-	store_printable(path, shown, sizeof(shown));
+	cdn_printable_str(shown, sizeof(shown), path, 0);
 	_cleanup_atomic_ struct atomic_file af = ATOMIC_FILE_INIT;
 	int r = open_target(s, path, &af, err);
 	if (r < 0 || (r = atomic_begin(s, &af, shown, err)) < 0)
@@ -764,7 +755,7 @@ int store_blob_path(struct store *s, const char *hex, char *out, size_t cap, str
 {
 	char shown[SHOWN_MAX];
 	if (!cdn_sha256_hex_str_ok(hex)) {
-		store_printable(hex, shown, sizeof(shown));
+		cdn_printable_str(shown, sizeof(shown), hex, 0);
 		return cdn_err_set(err, 0, "store: \"%s\" is not a sha256 (64 lowercase hex)",
 				   shown);
 	}
@@ -833,7 +824,7 @@ int store_blob_export(struct store *s, const char *hex, const char *path, unsign
 {
 	char shown[SHOWN_MAX];
 	if (!cdn_sha256_hex_str_ok(hex)) {
-		store_printable(hex, shown, sizeof(shown));
+		cdn_printable_str(shown, sizeof(shown), hex, 0);
 		return cdn_err_set(err, 0, "store: \"%s\" is not a sha256 (64 lowercase hex)",
 				   shown);
 	}
@@ -842,7 +833,7 @@ int store_blob_export(struct store *s, const char *hex, const char *path, unsign
 	if (mode & ~07777u)
 		return cdn_err_set(err, 0, "store: export blob %s: mode %o is not a file mode", hex,
 				   mode);
-	store_printable(path, shown, sizeof(shown));
+	cdn_printable_str(shown, sizeof(shown), path, 0);
 	_cleanup_atomic_ struct atomic_file af = ATOMIC_FILE_INIT;
 	int r = open_target(s, path, &af, err);
 	if (r < 0 || (r = atomic_begin(s, &af, shown, err)) < 0 ||
@@ -984,7 +975,7 @@ static void tree_entries_free(struct tree_entry *v, size_t n)
 static int tree_fail(struct tree_walk *w, int code, const char *path, const char *why)
 {
 	char shown[SHOWN_MAX];
-	store_printable(path, shown, sizeof(shown));
+	cdn_printable_str(shown, sizeof(shown), path, 0);
 	return cdn_err_set(w->err, code, "tree %s: %s: %s", w->root, shown, why);
 }
 
@@ -1039,7 +1030,7 @@ static int tree_walk_file(struct tree_walk *w, int dfd, const char *name, char *
 	}
 	if (r < 0) {
 		char shown[SHOWN_MAX];
-		store_printable(*path, shown, sizeof(shown));
+		cdn_printable_str(shown, sizeof(shown), *path, 0);
 		return cdn_err_wrap(w->err, "tree %s: %s", w->root, shown);
 	}
 	w->bytes += size;
@@ -1128,7 +1119,7 @@ int store_tree_import(struct store *s, const char *dir, const struct tree_limits
 		      char hash[STORE_HASH_HEX + 1], struct cdn_err *err)
 {
 	struct tree_walk w = { .s = s, .err = err };
-	store_printable(dir, w.root, sizeof(w.root));
+	cdn_printable_str(w.root, sizeof(w.root), dir, 0);
 	w.lim.max_files = lim && lim->max_files ? lim->max_files : TREE_DEFAULT_MAX_FILES;
 	w.lim.max_bytes = lim && lim->max_bytes ? lim->max_bytes : TREE_DEFAULT_MAX_BYTES;
 	w.lim.max_depth = lim && lim->max_depth ? lim->max_depth : TREE_DEFAULT_MAX_DEPTH;
@@ -1182,7 +1173,7 @@ int store_tree_listing(struct store *s, const char *hash, char **listing, size_t
 	*len = 0;
 	char shown[SHOWN_MAX];
 	if (!cdn_sha256_hex_str_ok(hash)) {
-		store_printable(hash, shown, sizeof(shown));
+		cdn_printable_str(shown, sizeof(shown), hash, 0);
 		return cdn_err_set(err, 0, "store: \"%s\" is not a tree hash (64 lowercase hex "
 				   "digits)", shown);
 	}
@@ -1376,7 +1367,7 @@ static int checkout_fill(struct store *s, int root, const struct listing_entry *
 	for (size_t i = 0; i < n; i++) {
 		const struct listing_entry *e = &v[i];
 		char shown[SHOWN_MAX];
-		store_printable(e->path, shown, sizeof(shown));
+		cdn_printable_str(shown, sizeof(shown), e->path, 0);
 		_cleanup_close_ int pfd = -1;
 		const char *base;
 		int r = open_parent_in(root, e->path, &pfd, &base);
@@ -1415,7 +1406,7 @@ int store_tree_checkout(struct store *s, const char *hash, char *path, size_t ca
 {
 	char shown[SHOWN_MAX];
 	if (!cdn_sha256_hex_str_ok(hash)) {
-		store_printable(hash, shown, sizeof(shown));
+		cdn_printable_str(shown, sizeof(shown), hash, 0);
 		return cdn_err_set(err, 0, "store: \"%s\" is not a tree hash (64 lowercase hex "
 				   "digits)", shown);
 	}
@@ -1540,7 +1531,7 @@ int store_run_id_check(const char *id, struct cdn_err *err)
 {
 	char shown[STORE_RUN_ID_MAX + 8];
 	size_t len = id ? strnlen(id, STORE_RUN_ID_MAX + 1) : 0;
-	store_printable(id, shown, sizeof(shown));
+	cdn_printable_str(shown, sizeof(shown), id, 0);
 	bool ok = len > 0 && len <= STORE_RUN_ID_MAX;
 	for (size_t i = 0; ok && i < len; i++) {
 		char c = id[i];

@@ -24,6 +24,7 @@
 #include "base/file.h"
 #include "base/hash.h"
 #include "base/openat2.h"
+#include "base/text.h"
 
 /* ------------------------------------------------------------------ clock */
 
@@ -430,6 +431,115 @@ static void test_openat2_mounts(void **state)
 	close(proc);
 }
 
+/* ------------------------------------------------------------------- text */
+
+static void test_printable(void **state)
+{
+	(void)state;
+	char b[64];
+	const char esc[] = "a\x1b]0;owned\x07"
+			   "b\xc2\x9b"
+			   "2Jc\xc3\xa9\x7f";
+	assert_string_equal(cdn_printable_str(b, sizeof(b), esc, 0), "a?]0;owned?b??2Jc???");
+	assert_string_equal(cdn_printable_str(b, sizeof(b), esc, CDN_TEXT_UTF8),
+			    "a?]0;owned?b??2Jc\xc3\xa9?");
+	assert_string_equal(cdn_printable_str(b, sizeof(b), "a\\b'c\n", CDN_TEXT_ESCAPE),
+			    "a\\x5cb\\x27c\\x0a");
+	assert_string_equal(cdn_printable_str(b, sizeof(b), NULL, 0), "");
+	assert_string_equal(cdn_printable(b, sizeof(b), "a\0b", 3, 0), "a?b");
+	/* Cut: at cap - 1, or at cap - 4 and "..." */
+	assert_string_equal(cdn_printable_str(b, 4, "abcdef", 0), "abc");
+	assert_string_equal(cdn_printable_str(b, 7, "abcdef", CDN_TEXT_ELLIPSIS), "abc...");
+	assert_string_equal(cdn_printable_str(b, 7, "abc", CDN_TEXT_ELLIPSIS), "abc");
+	assert_string_equal(cdn_printable_str(b, 7, "abcd", CDN_TEXT_ELLIPSIS), "abc...");
+	assert_string_equal(cdn_printable_str(b, 9, "\n\n\n", CDN_TEXT_ESCAPE), "\\x0a\\x0a");
+	assert_string_equal(cdn_printable_str(b, 3, "a\xc2\x85", CDN_TEXT_UTF8), "a");
+	/* In place. */
+	char t[] = "x\ty\xc2\x80z";
+	cdn_printable(t, sizeof(t), t, strlen(t), CDN_TEXT_UTF8);
+	assert_string_equal(t, "x?y??z");
+	cdn_printable(b, 0, "x", 1, 0); /* no room: nothing written, no crash */
+}
+
+/* The copies cdn_printable replaced, as they were, held against it on
+ * random input: the same bytes out, but for C1 controls, which the
+ * bundle messages and the approvals list now scrub too. */
+static void old_ascii(const char *in, char *out, size_t cap)
+{
+	size_t n = 0;
+	for (const unsigned char *p = (const unsigned char *)in; *p && n + 1 < cap; p++)
+		out[n++] = (*p >= 0x20 && *p < 0x7f) ? (char)*p : '?';
+	out[n] = '\0';
+}
+
+static void old_shown(const char *s, char *buf, size_t cap, size_t max)
+{
+	size_t k = 0;
+	for (; s[k] && k < max && k + 4 < cap; k++)
+		buf[k] = s[k] >= 0x20 && s[k] < 0x7f ? s[k] : '?';
+	snprintf(buf + k, cap - k, "%s", s[k] ? "..." : "");
+}
+
+static void old_tty(char *t)
+{
+	for (unsigned char *p = (unsigned char *)t; *p; p++) {
+		if (*p < 0x20 || *p == 0x7f)
+			*p = '?';
+		else if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
+			p[0] = '?', p[1] = '?';
+	}
+}
+
+static void old_snip(char *out, size_t cap, const char *p, size_t n, size_t max)
+{
+	size_t o = 0;
+	for (size_t i = 0; i < n && i < max; i++) {
+		unsigned char c = (unsigned char)p[i];
+		if (c >= 0x20 && c < 0x7f && c != '\\' && c != '\'')
+			out[o++] = (char)c;
+		else
+			o += (size_t)snprintf(out + o, cap - o, "\\x%02x", c);
+	}
+	if (n > max) {
+		memcpy(out + o, "...", 3);
+		o += 3;
+	}
+	out[o] = '\0';
+}
+
+static void test_printable_as_before(void **state)
+{
+	(void)state;
+	srandom(11);
+	for (int round = 0; round < 20000; round++) {
+		char in[96];
+		size_t len = (size_t)random() % (sizeof(in) - 1);
+		for (size_t i = 0; i < len; i++) {
+			/* Mostly printable, with controls, C1 pairs and NUL-free high bytes. */
+			long r = random() % 10;
+			in[i] = r < 6 ? (char)(0x20 + random() % 95)
+				: r < 8 ? (char)(1 + random() % 31)
+				: r < 9 ? (char)0xc2
+					: (char)(0x80 + random() % 128);
+		}
+		in[len] = '\0';
+		char want[512], got[512];
+		size_t cap = 1 + (size_t)random() % 80;
+		old_ascii(in, want, cap);
+		assert_string_equal(cdn_printable_str(got, cap, in, 0), want);
+		old_shown(in, want, 68, 64);
+		assert_string_equal(cdn_printable_str(got, 68, in, CDN_TEXT_ELLIPSIS), want);
+		strcpy(want, in);
+		old_tty(want);
+		assert_string_equal(cdn_printable_str(got, sizeof(got), in, CDN_TEXT_UTF8), want);
+		old_snip(want, sizeof(want), in, len, 16);
+		cdn_printable(got, 16 * 4 + 1, in, len < 16 ? len : 16, CDN_TEXT_ESCAPE);
+		if (len > 16)
+			strcat(got, "...");
+		assert_string_equal(got, want);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -441,6 +551,8 @@ int main(void)
 		cmocka_unit_test(test_openat2_matches_kernel),
 		cmocka_unit_test(test_openat2_mounts),
 		cmocka_unit_test(test_openat2_fallback_in_use),
+		cmocka_unit_test(test_printable),
+		cmocka_unit_test(test_printable_as_before),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
