@@ -122,18 +122,6 @@ static int64_t iso_seconds(const char *s)
  * Names in a pack
  */
 
-/* An artifact's stored name: what artifact_sanitize() produces. */
-static bool artifact_name_ok(const char *n)
-{
-	size_t len = strlen(n);
-	if (len == 0 || len > ARTIFACT_NAME_MAX || n[0] == '.')
-		return false;
-	for (size_t i = 0; i < len; i++)
-		if (!isalnum((unsigned char)n[i]) && n[i] != '.' && n[i] != '_' && n[i] != '-')
-			return false;
-	return true;
-}
-
 /*
  * A path a pack may hold: one of the fixed names, or artifacts/NAME. The
  * specific refusals come first so that the report says what the attack
@@ -583,17 +571,6 @@ int evidence_writer_finish(struct evidence_writer *w, json_t *predicate,
 /* ---------------------------------------------------------------------------
  * Export
  */
-
-static bool run_id_ok(const char *id)
-{
-	size_t n = strlen(id);
-	if (n == 0 || n > STORE_RUN_ID_MAX || !isalnum((unsigned char)id[0]))
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!isalnum((unsigned char)id[i]) && id[i] != '.' && id[i] != '_' && id[i] != '-')
-			return false;
-	return true;
-}
 
 /* Opens a regular file in the run directory without following links;
  * -ENOENT (err untouched) when it is absent. */
@@ -1070,7 +1047,7 @@ int evidence_export(struct store *s, const struct evidence_export_opts *o,
 	if (!o->key || !o->out_path || !o->run_id)
 		return fail(err, EINVAL, "evidence export: a run, an output and a key are needed");
 	/* The id goes into a path: nothing but the store's id characters. */
-	if (!run_id_ok(o->run_id))
+	if (!store_run_id_ok(o->run_id))
 		return fail(err, ENOENT, "no run %.64s", o->run_id);
 	struct store_run rec;
 	r = store_run_get(s, o->run_id, &rec, err);

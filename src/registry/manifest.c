@@ -24,6 +24,8 @@
 #include "base/file.h"
 #include "base/text.h"
 #include "base/units.h"
+#include "sandbox/sandbox.h"
+#include "store/store.h"
 
 #define PATH_LEN  96 /* "egress.rules[63].requests_per_minute" and then some */
 #define SHOWN_MAX 64 /* bytes of a user's string quoted in an error */
@@ -275,22 +277,10 @@ static int get_cpu(struct mctx *c, const json_t *v, const char *path, uint64_t *
 
 /* ------------------------------------------------------------ names, lists */
 
-/* Store names, as the store writes them: [a-z0-9][a-z0-9._-]{0,63}. They
- * become paths and keys there, so there is no "..", no "/", no upper case
- * that would make two names of one. */
-static bool store_name_ok(const char *s)
-{
-	size_t n = strlen(s);
-	if (n == 0 || n > MANIFEST_MAX_NAME)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char ch = s[i];
-		bool alnum = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9');
-		if (!alnum && (i == 0 || (ch != '.' && ch != '_' && ch != '-')))
-			return false;
-	}
-	return true;
-}
+/* Names the store keeps (name, env, capabilities) follow its grammar,
+ * store_name_ok(): there they become paths and keys. */
+_Static_assert(MANIFEST_MAX_NAME == STORE_MAX_NAME, "a manifest's names are store names");
+_Static_assert(MANIFEST_MAX_SECRET_NAME == STORE_MAX_NAME, "a secret's name fits the vault");
 
 static bool version_ok(const char *s)
 {
@@ -306,13 +296,22 @@ static bool version_ok(const char *s)
 	return true;
 }
 
+/*
+ * A secret's name in a manifest is the environment variable that carries
+ * it, in upper case: [A-Z_][A-Z0-9_]{0,63} (sandbox_env_name_ok). That is not the vault's grammar
+ * (store_secret_name_ok: [A-Za-z0-9][A-Za-z0-9._-]{0,63}), and the two
+ * disagree on one point: a name that starts with '_' passes here but no
+ * vault holds it, so a run of such an agent is refused when it asks the
+ * vault for the value, naming the secret. It is kept, because refusing it
+ * here would refuse agents registered with it today.
+ */
 static bool secret_name_ok(const char *s)
 {
 	size_t n = strlen(s);
-	if (n == 0 || n > MANIFEST_MAX_SECRET_NAME || (s[0] >= '0' && s[0] <= '9'))
+	if (n > MANIFEST_MAX_SECRET_NAME || !sandbox_env_name_ok(s, n))
 		return false;
 	for (size_t i = 0; i < n; i++)
-		if (!((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+		if (s[i] >= 'a' && s[i] <= 'z')
 			return false;
 	return true;
 }

@@ -496,18 +496,25 @@ void artifacts_result_free(struct artifact_result *res)
 	memset(res, 0, sizeof(*res));
 }
 
+bool artifact_name_ok(const char *name)
+{
+	size_t n = name ? strnlen(name, ARTIFACT_NAME_MAX + 1) : 0;
+	if (n == 0 || n > ARTIFACT_NAME_MAX || name[0] == '.')
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)name[i]) && name[i] != '.' && name[i] != '_' &&
+		    name[i] != '-')
+			return false;
+	return true;
+}
+
 int artifact_save(int ws_fd, const char *name, const uint8_t *data, size_t len, uid_t uid,
 		  gid_t gid, struct cdn_err *err)
 {
 	/* The name comes from the agent (through the network part): the same
 	 * grammar the MCP layer enforces, checked again here, where the file
 	 * is made. */
-	size_t nl = name ? strnlen(name, ARTIFACT_NAME_MAX + 1) : 0;
-	bool ok = nl > 0 && nl <= ARTIFACT_NAME_MAX && name[0] != '.';
-	for (size_t i = 0; ok && i < nl; i++)
-		ok = isalnum((unsigned char)name[i]) || name[i] == '.' || name[i] == '_' ||
-		     name[i] == '-';
-	if (!ok)
+	if (!artifact_name_ok(name))
 		return cdn_err_msg(err, EINVAL, "not a valid artifact name");
 	if (ws_fd < 0)
 		return cdn_err_msg(err, EAGAIN, "the workspace is not ready");

@@ -99,16 +99,27 @@ int sandbox_config_add_bind(struct sandbox_config *cfg, const char *src, const c
 	return 0;
 }
 
+bool sandbox_env_name_ok(const char *name, size_t len)
+{
+	if (len == 0)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char c = name[i];
+		if (!(c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		      (i > 0 && c >= '0' && c <= '9')))
+			return false;
+	}
+	return true;
+}
+
 int sandbox_config_add_env(struct sandbox_config *cfg, const char *kv, struct cdn_err *err)
 {
 	const char *eq = strchr(kv, '=');
 	if (!eq || eq == kv)
 		return cdn_err_set(err, EINVAL, "environment entry '%s': expected NAME=VALUE", kv);
-	for (const char *p = kv; p < eq; p++)
-		if (!(*p == '_' || (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
-		      (p > kv && *p >= '0' && *p <= '9')))
-			return cdn_err_set(err, EINVAL, "environment entry '%.*s': bad variable name",
-					   (int)(eq - kv), kv);
+	if (!sandbox_env_name_ok(kv, (size_t)(eq - kv)))
+		return cdn_err_set(err, EINVAL, "environment entry '%.*s': bad variable name",
+				   (int)(eq - kv), kv);
 	if (strlen(kv) > 65536)
 		return cdn_err_set(err, E2BIG, "environment entry '%.*s': value too long",
 				   (int)(eq - kv), kv);

@@ -231,24 +231,10 @@ static const char *jstr(json_t *o, const char *key)
 
 /* ------------------------------------------------------------ validation */
 
-static bool id_ok(const char *s)
-{
-	size_t n = strlen(s);
-	if (n == 0 || n > STORE_RUN_ID_MAX)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char ch = s[i];
-		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-		      ch == '_' || ch == '-' || (ch == '.' && i > 0)))
-			return false;
-	}
-	return true;
-}
-
 /* The run, if it is in the caller's workspace. */
 static int run_in_ws(struct call *c, const char *id, struct store_run *out)
 {
-	if (!id_ok(id))
+	if (!store_run_id_ok(id))
 		return -ENOENT;
 	struct cdn_err err = { 0 };
 	int r = store_run_get(c->sv->s, id, out, &err);
@@ -753,7 +739,7 @@ static enum MHD_Result runs_list(struct call *c)
 	if (cursor && *cursor) {
 		char *end;
 		long long ms = strtoll(cursor, &end, 10);
-		if (*end != ':' || ms <= 0 || !id_ok(end + 1))
+		if (*end != ':' || ms <= 0 || !store_run_id_ok(end + 1))
 			return fail(c->conn, 400, "bad_request", "cursor: pass back next_cursor");
 		snprintf(cur_id, sizeof(cur_id), "%s", end + 1);
 		q.before_ms = ms;

@@ -242,6 +242,43 @@ int store_default_dir(char *out, size_t cap, struct cdn_err *err)
 
 /* ------------------------------------------------------------------ names */
 
+/*
+ * The one shape of every identifier the store keeps: a letter or digit,
+ * then letters, digits, '.', '_' and '-' (no "/", no ".." component, no
+ * leading dot or dash: each becomes a path or a key, and an option). Upper
+ * case only where `upper`: agent and workspace names are lower case, so
+ * that two spellings are never two names.
+ */
+static bool ident_ok(const char *s, size_t len, size_t max, bool upper)
+{
+	if (len == 0 || len > max)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+		bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+			  (upper && c >= 'A' && c <= 'Z') ||
+			  (i > 0 && (c == '.' || c == '_' || c == '-'));
+		if (!ok)
+			return false;
+	}
+	return true;
+}
+
+bool store_name_ok(const char *name)
+{
+	return name && ident_ok(name, strnlen(name, STORE_MAX_NAME + 1), STORE_MAX_NAME, false);
+}
+
+bool store_secret_name_ok(const char *name)
+{
+	return name && ident_ok(name, strnlen(name, STORE_MAX_NAME + 1), STORE_MAX_NAME, true);
+}
+
+bool store_run_id_ok(const char *id)
+{
+	return id && ident_ok(id, strnlen(id, STORE_RUN_ID_MAX + 1), STORE_RUN_ID_MAX, true);
+}
+
 static int name_check(const char *what, const char *name, bool upper, struct cdn_err *err)
 {
 	char shown[STORE_MAX_NAME + 8];
@@ -252,17 +289,11 @@ static int name_check(const char *what, const char *name, bool upper, struct cdn
 	if (len > STORE_MAX_NAME)
 		return cdn_err_set(err, 0, "%s name \"%s...\" is longer than %d characters", what,
 				   shown, STORE_MAX_NAME);
-	for (size_t i = 0; i < len; i++) {
-		char c = name[i];
-		bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-			  (upper && c >= 'A' && c <= 'Z') ||
-			  (i > 0 && (c == '.' || c == '_' || c == '-'));
-		if (!ok)
-			return cdn_err_set(err, 0,
-					   "%s name \"%s\": use %s, digits, '.', '_' and '-', "
-					   "starting with a letter or digit",
-					   what, shown, upper ? "letters" : "lowercase letters");
-	}
+	if (!ident_ok(name, len, STORE_MAX_NAME, upper))
+		return cdn_err_set(err, 0,
+				   "%s name \"%s\": use %s, digits, '.', '_' and '-', "
+				   "starting with a letter or digit",
+				   what, shown, upper ? "letters" : "lowercase letters");
 	return 0;
 }
 
@@ -1530,15 +1561,8 @@ int store_item_check(const struct store_item *it, struct cdn_err *err)
 int store_run_id_check(const char *id, struct cdn_err *err)
 {
 	char shown[STORE_RUN_ID_MAX + 8];
-	size_t len = id ? strnlen(id, STORE_RUN_ID_MAX + 1) : 0;
 	cdn_printable_str(shown, sizeof(shown), id, 0);
-	bool ok = len > 0 && len <= STORE_RUN_ID_MAX;
-	for (size_t i = 0; ok && i < len; i++) {
-		char c = id[i];
-		ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		     (i > 0 && (c == '.' || c == '_' || c == '-'));
-	}
-	if (!ok)
+	if (!store_run_id_ok(id))
 		return cdn_err_set(err, 0,
 				   "store: run id \"%s\": use letters, digits, '.', '_' and '-', "
 				   "starting with a letter or digit, at most %d",

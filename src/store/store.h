@@ -49,6 +49,19 @@ int store_open(const char *dir, struct store **out, struct cdn_err *err);
 void store_close(struct store *s);
 const char *store_dir(const struct store *s);
 
+/*
+ * The grammars of the identifiers cordon keeps, defined here once: they
+ * become paths and keys. Whatever takes such a name from a user checks it
+ * with these (the manifest parser too, which may only add rules):
+ *   store names: agents, capabilities, envs, workspaces, API key names:
+ *     [a-z0-9][a-z0-9._-]{0,63}
+ *   secret names:  [A-Za-z0-9][A-Za-z0-9._-]{0,63}
+ *   run ids:       [A-Za-z0-9][A-Za-z0-9._-]{0,39}
+ * NULL is none of them. The _check forms say what is wrong in err.
+ */
+bool store_name_ok(const char *name);
+bool store_secret_name_ok(const char *name);
+bool store_run_id_ok(const char *id);
 /* what: "agent", "capability", ... for the message. */
 int store_name_check(const char *what, const char *name, struct cdn_err *err);
 int store_secret_name_check(const char *name, struct cdn_err *err);
@@ -244,8 +257,8 @@ const char *store_run_status_name(enum store_run_status st);
 int store_run_status_parse(const char *name, enum store_run_status *st);
 bool store_run_status_final(enum store_run_status st);
 
-/* 0 when id is a run id: [A-Za-z0-9][A-Za-z0-9._-]*, at most
- * STORE_RUN_ID_MAX bytes (it names files and sockets, so nothing else). */
+/* 0 when id is a run id (store_run_id_ok: it names files and sockets,
+ * so nothing else). */
 int store_run_id_check(const char *id, struct cdn_err *err);
 
 /* -EEXIST when the id is taken. The id is [A-Za-z0-9][A-Za-z0-9._-]*, at

@@ -35,6 +35,7 @@
 
 #include "base/secure.h"
 #include "base/tokens.h"
+#include "store/store.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -47,7 +48,7 @@
 
 /* Secret names appear in the marker; the store caps them at 64 bytes of
  * [A-Za-z0-9._-] and so do we, so a name cannot forge marker syntax ("]"). */
-#define NAME_MAX_LEN  64
+#define NAME_MAX_LEN  STORE_MAX_NAME
 #define MARKER_PREFIX "[REDACTED:"
 #define MARKER_SUFFIX "]"
 #define MARKER_MAX    (sizeof(MARKER_PREFIX) - 1 + NAME_MAX_LEN + sizeof(MARKER_SUFFIX) - 1)
@@ -115,21 +116,6 @@ struct redactor {
  * Building
  */
 
-static bool name_ok(const char *name)
-{
-	size_t n = name ? strnlen(name, NAME_MAX_LEN + 1) : 0;
-	if (n == 0 || n > NAME_MAX_LEN)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char c = name[i];
-		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-			  (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
-		if (!ok)
-			return false;
-	}
-	return true;
-}
-
 /*
  * The base64 characters fixed by the value alone when it starts `align`
  * bytes into a 3-byte group: character c covers bits [6c, 6c + 6) of the
@@ -179,13 +165,13 @@ static int check_secrets(const struct redact_secret *secrets, size_t n, struct c
 				   REDACT_MAX_SECRETS);
 	for (size_t i = 0; i < n; i++) {
 		const struct redact_secret *s = &secrets[i];
-		/* The name is not secret, but only a well-formed one is printed. */
-		if (!name_ok(s->name))
-			return cdn_err_set(
-			    err, EINVAL,
-			    "redact secret #%zu: the name must be 1 to %d characters "
-			    "of [A-Za-z0-9._-]",
-			    i + 1, NAME_MAX_LEN);
+		/* The name is not secret, but only a well-formed one is printed:
+		 * a secret's name, as the vault holds it. */
+		if (!store_secret_name_ok(s->name))
+			return cdn_err_set(err, EINVAL,
+					   "redact secret #%zu: the name is not a secret name "
+					   "([A-Za-z0-9][A-Za-z0-9._-], at most %d characters)",
+					   i + 1, NAME_MAX_LEN);
 		if (s->len < REDACT_MIN_LEN)
 			return cdn_err_set(
 			    err, EINVAL,

@@ -369,10 +369,31 @@ static void test_name_checks(void **state)
 			       "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" };
 	const char *bad[] = { "", "A", "-a", ".a", "_a", "a b", "a/b", "é", "a\n",
 			      "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" };
-	for (size_t i = 0; i < sizeof(good) / sizeof(*good); i++)
+	for (size_t i = 0; i < sizeof(good) / sizeof(*good); i++) {
 		assert_int_equal(store_name_check("agent", good[i], &err), 0);
-	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
+		assert_true(store_name_ok(good[i]));
+		assert_true(store_secret_name_ok(good[i]));
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
 		assert_int_equal(store_name_check("agent", bad[i], &err), -EINVAL);
+		assert_false(store_name_ok(bad[i]));
+	}
+	assert_false(store_name_ok(NULL));
+	assert_false(store_secret_name_ok(NULL));
+	assert_true(store_secret_name_ok("OPENAI_API_KEY"));
+	assert_false(store_secret_name_ok("_KEY"));
+	/* Run ids: the secret names' shape, at most 40. */
+	assert_true(store_run_id_ok("r_20240501_abc.x-1"));
+	assert_true(store_run_id_ok("Aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa9"));
+	assert_false(store_run_id_ok("Aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa9"));
+	assert_false(store_run_id_ok("-r"));
+	assert_false(store_run_id_ok("_r"));
+	assert_false(store_run_id_ok(".."));
+	assert_false(store_run_id_ok("a/b"));
+	assert_false(store_run_id_ok(""));
+	assert_false(store_run_id_ok(NULL));
+	assert_int_equal(store_run_id_check("-r", &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "run id \"-r\""));
 	assert_true(store_name_check("agent", NULL, &err) < 0);
 	assert_int_equal(store_name_check("capability", "Web", &err), -EINVAL);
 	assert_non_null(strstr(err.msg, "capability name \"Web\""));
