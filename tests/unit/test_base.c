@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <errno.h>
@@ -20,6 +21,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "base/b64.h"
 #include "base/clock.h"
 #include "base/file.h"
 #include "base/hash.h"
@@ -540,6 +542,91 @@ static void test_printable_as_before(void **state)
 	}
 }
 
+/* -------------------------------------------------------------------- b64 */
+
+/* A plain base64 encoder, the textbook way: every 3 bytes make 4
+ * characters, '=' pads the end. */
+static size_t ref_b64(const unsigned char *in, size_t n, bool url, char *out)
+{
+	const char *abc = url ? "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+			      : "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	size_t o = 0;
+	for (size_t i = 0; i < n; i += 3) {
+		unsigned b0 = in[i], b1 = i + 1 < n ? in[i + 1] : 0, b2 = i + 2 < n ? in[i + 2] : 0;
+		out[o++] = abc[b0 >> 2];
+		out[o++] = abc[((b0 & 3) << 4) | (b1 >> 4)];
+		out[o++] = i + 1 < n ? abc[((b1 & 15) << 2) | (b2 >> 6)] : '=';
+		out[o++] = i + 2 < n ? abc[b2 & 63] : '=';
+	}
+	out[o] = '\0';
+	return o;
+}
+
+/*
+ * For random values at each alignment, with random bytes around them:
+ * the needle stands in the plain encoding of the whole at character
+ * ceil(8 align / 6), whatever the neighbours are; and it is as long as it
+ * can be: the characters just before and after it change with them.
+ */
+static void test_b64_needle(void **state)
+{
+	(void)state;
+	srandom(7);
+	for (int round = 0; round < 3000; round++) {
+		unsigned char v[48];
+		size_t len = (size_t)random() % sizeof(v);
+		for (size_t i = 0; i < len; i++)
+			v[i] = (unsigned char)random();
+		for (unsigned align = 0; align < 3; align++)
+			for (int url = 0; url < 2; url++) {
+				enum cdn_b64_alphabet alpha = url ? CDN_B64_URL : CDN_B64_STD;
+				char needle[80];
+				size_t k = cdn_b64_needle(v, len, align, alpha, needle);
+				assert_int_equal(cdn_b64_needle(v, len, align, alpha, NULL), k);
+				size_t lo = (8 * align + 5) / 6;
+				size_t bits = 8 * (align + len);
+				assert_int_equal(k, bits / 6 > lo ? bits / 6 - lo : 0);
+				bool before_varies = false, after_varies = false;
+				char first_before = 0, first_after = 0;
+				for (int t = 0; t < 32; t++) {
+					unsigned char whole[64], enc[96];
+					size_t tail = 1 + (size_t)random() % 3, n = 0;
+					for (unsigned i = 0; i < align; i++)
+						whole[n++] = (unsigned char)random();
+					memcpy(whole + n, v, len);
+					n += len;
+					for (size_t i = 0; i < tail; i++)
+						whole[n++] = (unsigned char)random();
+					ref_b64(whole, n, url, (char *)enc);
+					assert_memory_equal(enc + lo, needle, k);
+					if (k == 0)
+						continue;
+					char b = lo ? (char)enc[lo - 1] : 0, a = (char)enc[lo + k];
+					if (t == 0)
+						first_before = b, first_after = a;
+					before_varies |= b != first_before;
+					after_varies |= a != first_after;
+				}
+				/* A value of whole groups has no partial character
+				 * before it (align 0) or after it ((align + len) % 3
+				 * == 0 and 8 bits per 6 leave none). */
+				if (k && align)
+					assert_true(before_varies);
+				if (k && bits % 6)
+					assert_true(after_varies);
+			}
+	}
+	/* Bounds. */
+	char out[8];
+	assert_int_equal(cdn_b64_needle((const unsigned char *)"", 0, 1, CDN_B64_STD, out), 0);
+	assert_int_equal(cdn_b64_needle((const unsigned char *)"a", 1, 1, CDN_B64_STD, out), 0);
+	assert_int_equal(cdn_b64_needle((const unsigned char *)"a", 1, 2, CDN_B64_STD, out), 1);
+	assert_int_equal(out[0], 'h'); /* the low six bits of 'a' end its group */
+	assert_int_equal(cdn_b64_needle((const unsigned char *)"abc", 3, 3, CDN_B64_STD, out), 0);
+	assert_int_equal(cdn_b64_needle((const unsigned char *)"abc", 3, 0, CDN_B64_STD, out), 4);
+	assert_memory_equal(out, "YWJj", 4);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -553,6 +640,7 @@ int main(void)
 		cmocka_unit_test(test_openat2_fallback_in_use),
 		cmocka_unit_test(test_printable),
 		cmocka_unit_test(test_printable_as_before),
+		cmocka_unit_test(test_b64_needle),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
