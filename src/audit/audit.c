@@ -55,7 +55,7 @@ static int crypto_ready(struct cdn_err *err)
 {
 	/* Idempotent and thread-safe; returns 1 when already done. */
 	if (sodium_init() < 0)
-		return cdn_err_set(err, 0, "audit: libsodium failed to initialise");
+		return cdn_err_msg(err, EIO, "audit: libsodium failed to initialise");
 	return 0;
 }
 
@@ -153,12 +153,12 @@ static int read_tail(struct audit_log *log, off_t size, struct cdn_err *err)
 		if (n < 0)
 			return cdn_err_set(err, errno, "read audit log %s", log->path);
 		if (n == 0)
-			return cdn_err_set(err, 0, "audit log %s: shrank while being opened",
+			return cdn_err_msg(err, EINVAL, "audit log %s: shrank while being opened",
 					   log->path);
 		got += (size_t)n;
 	}
 	if (buf[w - 1] != '\n')
-		return cdn_err_set(err, 0,
+		return cdn_err_msg(err, EINVAL,
 				   "audit log %s: the last line has no newline (an interrupted "
 				   "write?); refusing to continue a broken chain",
 				   log->path);
@@ -166,12 +166,13 @@ static int read_tail(struct audit_log *log, off_t size, struct cdn_err *err)
 	while (b > 0 && buf[b - 1] != '\n')
 		b--;
 	if (b == 0 && start > 0)
-		return cdn_err_set(err, 0, "audit log %s: the last line is longer than %d bytes",
-				   log->path, AUDIT_MAX_LINE);
+		return cdn_err_msg(err, EINVAL,
+				   "audit log %s: the last line is longer than %d bytes", log->path,
+				   AUDIT_MAX_LINE);
 	char why[200], prev[AUDIT_HASH_HEX + 1];
 	if (line_check(buf + b, w - 1 - b, body, &log->seq, prev, log->last_hash, why,
 		       sizeof(why)) < 0)
-		return cdn_err_set(err, 0,
+		return cdn_err_msg(err, EINVAL,
 				   "audit log %s: the last line does not verify (%s); refusing to "
 				   "continue a broken chain",
 				   log->path, why);
@@ -193,7 +194,7 @@ int audit_open(const char *path, struct audit_log **out, struct cdn_err *err)
 	if (fstat(fd, &st) < 0)
 		return cdn_err_set(err, errno, "audit log %s", path);
 	if (!S_ISREG(st.st_mode))
-		return cdn_err_set(err, 0, "audit log %s: not a regular file", path);
+		return cdn_err_msg(err, EINVAL, "audit log %s: not a regular file", path);
 	/* Two writers would both append "seq N+1" and fork the chain. */
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0)
 		return cdn_err_set(err, errno,
@@ -249,7 +250,8 @@ static int build_line(struct audit_log *log, json_t *entry, char **out, size_t *
 	size_t len = blen - 1 + HASH_SUFFIX_LEN + 1;
 	if (blen < 2 || body[blen - 1] != '}') {
 		free(body);
-		return cdn_err_set(err, 0, "audit entry: serialised to something not an object");
+		return cdn_err_msg(err, EINVAL,
+				   "audit entry: serialised to something not an object");
 	}
 	if (len > AUDIT_MAX_LINE) {
 		free(body);
@@ -273,11 +275,12 @@ static int build_line(struct audit_log *log, json_t *entry, char **out, size_t *
 static int append_locked(struct audit_log *log, json_t *entry, bool sync, struct cdn_err *err)
 {
 	if (!json_is_object(entry))
-		return cdn_err_set(err, 0, "audit entry: not a JSON object");
+		return cdn_err_msg(err, EINVAL, "audit entry: not a JSON object");
 	static const char *const reserved[] = { "seq", "prev_hash", "hash" };
 	for (size_t i = 0; i < CDN_ARRAY_SIZE(reserved); i++)
 		if (json_object_get(entry, reserved[i]))
-			return cdn_err_set(err, 0, "audit entry: \"%s\" is set by the audit log",
+			return cdn_err_msg(err, EINVAL,
+					   "audit entry: \"%s\" is set by the audit log",
 					   reserved[i]);
 	if (log->fd < 0)
 		return cdn_err_set(err, EIO, "audit log %s: an earlier write failed", log->path);

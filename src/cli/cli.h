@@ -19,6 +19,12 @@
 /* Prints "cordon: <msg>" to stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cli_error_err(const struct cdn_err *err);
+/* The exit status of a command that failed with err: the one place an
+ * error's kind becomes one (every kind is EXIT_CORDON today: the status
+ * says cordon failed, the message says why). */
+int cli_exit_status(const struct cdn_err *err);
+/* cli_error_err(err), then its exit status. */
+int cli_fail(const struct cdn_err *err);
 /* True when stderr is a terminal and NO_COLOR is unset. */
 bool cli_color(void);
 

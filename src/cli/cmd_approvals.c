@@ -190,7 +190,7 @@ int cmd_approvals(int argc, char **argv)
 		if (control_each(list_one, &ctx, &err) < 0) {
 			cli_error_err(&err);
 			json_decref(ctx.all);
-			return EXIT_CORDON;
+			return cli_exit_status(&err);
 		}
 		if (as_json) {
 			char *s = json_dumps(ctx.all, JSON_INDENT(2));
@@ -228,8 +228,7 @@ int cmd_approvals(int argc, char **argv)
 					  .approve = strcmp(verb, "approve") == 0,
 					  .by = by ? by : (pw ? pw->pw_name : "operator") };
 		if (control_each(decide_one, &ctx, &err) < 0) {
-			cli_error_err(&err);
-			return EXIT_CORDON;
+			return cli_fail(&err);
 		}
 		if (!ctx.done) {
 			cli_error("approvals %s: no pending request %s in a running cordon", verb,

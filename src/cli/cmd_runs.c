@@ -169,7 +169,7 @@ int cmd_runs(int argc, char **argv)
 		if (store_run_list(s, &q, &runs, &n, &err) < 0) {
 			cli_error_err(&err);
 			store_close(s);
-			return EXIT_CORDON;
+			return cli_exit_status(&err);
 		}
 		json_t *arr = json_array();
 		if (!json && n)
@@ -215,7 +215,7 @@ int cmd_runs(int argc, char **argv)
 		if (g < 0) {
 			cli_error_err(&err);
 			store_close(s);
-			return EXIT_CORDON;
+			return cli_exit_status(&err);
 		}
 		json_t *j = run_json(&r);
 		json_object_set_new(j, "run_dir", json_sprintf("%s/runs/%s", store_dir(s), r.id));
@@ -351,7 +351,7 @@ int cmd_logs(int argc, char **argv)
 	if (g < 0) {
 		cli_error_err(&err);
 		store_close(s);
-		return EXIT_CORDON;
+		return cli_exit_status(&err);
 	}
 	store_run_clear(&r);
 	char path[PATH_MAX];

@@ -170,8 +170,7 @@ int cmd_secret(int argc, char **argv)
 	struct cdn_err err = { 0 };
 	const char *name = nargs == 2 ? argv[optind + 1] : NULL;
 	if (name && store_secret_name_check(name, &err) < 0) {
-		cli_error_err(&err);
-		return EXIT_CORDON;
+		return cli_fail(&err);
 	}
 	unsigned char *value = NULL;
 	size_t len = 0;
@@ -229,7 +228,7 @@ int cmd_secret(int argc, char **argv)
 	}
 	if (r < 0) {
 		cli_error_err(&err);
-		rc = EXIT_CORDON;
+		rc = cli_exit_status(&err);
 	}
 	vault_close(v);
 	store_close(s);

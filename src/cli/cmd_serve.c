@@ -267,7 +267,7 @@ int cmd_init(int argc, char **argv)
 	int rc = 0;
 	if (api_key_owner_exists(s, &exists, &err) < 0) {
 		cli_error_err(&err);
-		rc = EXIT_CORDON;
+		rc = cli_exit_status(&err);
 	} else if (exists) {
 		cli_error("init: %s has an owner key already; make more with 'cordon keys create'",
 			  store_dir(s));
@@ -277,7 +277,7 @@ int cmd_init(int argc, char **argv)
 		struct store_key rec;
 		if (api_key_create(s, ws, name, "owner", key, &rec, &err) < 0) {
 			cli_error_err(&err);
-			rc = EXIT_CORDON;
+			rc = cli_exit_status(&err);
 		} else {
 			printf("state: %s\nworkspace: %s\nowner key %s (%s), shown once:\n%s\n",
 			       store_dir(s), ws, rec.id, rec.name, key);
@@ -434,8 +434,7 @@ int cmd_keys(int argc, char **argv)
 	}
 	store_close(s);
 	if (r < 0) {
-		cli_error_err(&err);
-		return EXIT_CORDON;
+		return cli_fail(&err);
 	}
 	return 0;
 }

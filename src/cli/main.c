@@ -27,6 +27,24 @@ void cli_error_err(const struct cdn_err *err)
 	cli_error("%s", err->msg[0] ? err->msg : "unknown error");
 }
 
+int cli_exit_status(const struct cdn_err *err)
+{
+	switch (err->kind) {
+	case CDN_ERR_USER:
+	case CDN_ERR_NOT_FOUND:
+	case CDN_ERR_CONFLICT:
+	case CDN_ERR_FORBIDDEN:
+	case CDN_ERR_INTERNAL: return EXIT_CORDON;
+	}
+	return EXIT_CORDON;
+}
+
+int cli_fail(const struct cdn_err *err)
+{
+	cli_error_err(err);
+	return cli_exit_status(err);
+}
+
 bool cli_color(void)
 {
 	const char *nc = getenv("NO_COLOR");

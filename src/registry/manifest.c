@@ -41,12 +41,11 @@ static int merr(struct mctx *c, const char *path, const char *fmt, ...)
 /* "agent.json: limits.mem: expected ..."; the path is left out at the top. */
 static int merr(struct mctx *c, const char *path, const char *fmt, ...)
 {
-	char msg[CDN_ERR_MSG_MAX];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	cdn_err_vset(c->err, CDN_ERR_USER, EINVAL, fmt, ap);
 	va_end(ap);
-	return cdn_err_set(c->err, 0, "%s: %s%s%s", c->src, path, path[0] ? ": " : "", msg);
+	return cdn_err_wrap(c->err, "%s%s%s", c->src, path[0] ? ": " : "", path);
 }
 
 /* What was found instead, for "expected X, got Y". */
@@ -947,12 +946,12 @@ static int json_syntax_error(struct mctx *c, const json_error_t *je)
 	char text[JSON_ERROR_TEXT_LENGTH];
 	cdn_printable_str(text, sizeof(text), je->text, 0);
 	if (json_error_code(je) == json_error_duplicate_key)
-		return cdn_err_set(c->err, 0,
+		return cdn_err_msg(c->err, EINVAL,
 				   "%s:%d:%d: a key appears twice in one object (%s); each key "
 				   "may be given once",
 				   c->src, je->line, je->column, text);
-	return cdn_err_set(c->err, 0, "%s:%d:%d: not valid JSON: %s", c->src, je->line, je->column,
-			   text);
+	return cdn_err_msg(c->err, EINVAL, "%s:%d:%d: not valid JSON: %s", c->src, je->line,
+			   je->column, text);
 }
 
 int manifest_parse(const char *json, size_t len, const char *source, struct agent_manifest **out,
@@ -1004,11 +1003,11 @@ int manifest_load_dir(const char *dir, struct agent_manifest **out, struct cdn_e
 	_cleanup_close_ int fd = openat(dfd, "agent.json",
 					O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0 && errno == ELOOP)
-		return cdn_err_set(
-			err, 0,
-			"%s: a symbolic link; the manifest must be a regular file in the "
-			"agent's directory",
-			path);
+		return cdn_err_msg(
+		    err, EINVAL,
+		    "%s: a symbolic link; the manifest must be a regular file in the "
+		    "agent's directory",
+		    path);
 	if (fd < 0 && errno == ENOENT)
 		return cdn_err_set(err, ENOENT, "%s (every agent directory needs an agent.json)",
 				   path);
@@ -1018,7 +1017,7 @@ int manifest_load_dir(const char *dir, struct agent_manifest **out, struct cdn_e
 	if (fstat(fd, &st) < 0)
 		return cdn_err_set(err, errno, "%s", path);
 	if (!S_ISREG(st.st_mode))
-		return cdn_err_set(err, 0, "%s: not a regular file", path);
+		return cdn_err_msg(err, EINVAL, "%s: not a regular file", path);
 	if (st.st_size > MANIFEST_MAX_BYTES)
 		return cdn_err_set(err, EFBIG, "%s: %lld bytes, more than the limit of %d", path,
 				   (long long)st.st_size, MANIFEST_MAX_BYTES);

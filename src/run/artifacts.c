@@ -443,7 +443,7 @@ int artifacts_collect(int out_dirfd, struct store *s, const char *dest_dir,
 {
 	memset(res, 0, sizeof(*res));
 	if (!dest_dir || !*dest_dir)
-		return cdn_err_set(err, 0, "artifacts: no destination directory");
+		return cdn_err_msg(err, EINVAL, "artifacts: no destination directory");
 	struct collector c = { .s = s, .out_fd = out_dirfd, .dest_dir = dest_dir, .res = res,
 			       .err = err };
 	artifact_limits_default(&c.lim);

@@ -138,32 +138,33 @@ static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, json_
 	return reply_with(conn, status, j, NULL, NULL);
 }
 
+/* The error body, {"error": {"code": ..., "message": ...}}, with one more
+ * header when hname is not NULL. */
+static enum MHD_Result verror(struct MHD_Connection *conn, unsigned status, const char *code,
+			      const char *hname, const char *hval, const char *fmt, va_list ap)
+    __attribute__((format(printf, 6, 0)));
+
+static enum MHD_Result verror(struct MHD_Connection *conn, unsigned status, const char *code,
+			      const char *hname, const char *hval, const char *fmt, va_list ap)
+{
+	char msg[CDN_ERR_MSG_MAX];
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	return reply_with(conn, status,
+			  json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", msg), hname,
+			  hval);
+}
+
 static enum MHD_Result fail(struct MHD_Connection *conn, unsigned status, const char *code,
 			    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 static enum MHD_Result fail(struct MHD_Connection *conn, unsigned status, const char *code,
 			    const char *fmt, ...)
 {
-	char msg[512];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	enum MHD_Result ret = verror(conn, status, code, NULL, NULL, fmt, ap);
 	va_end(ap);
-	return reply(conn, status, json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", msg));
-}
-
-static enum MHD_Result fail_err(struct MHD_Connection *conn, int r, const struct cdn_err *err)
-{
-	int e = r < 0 ? -r : r;
-	if (e == ENOENT)
-		return fail(conn, 404, "not_found", "%s", err->msg);
-	if (e == EEXIST)
-		return fail(conn, 409, "conflict", "%s", err->msg);
-	if (e == EACCES || e == EPERM)
-		return fail(conn, 403, "forbidden", "%s", err->msg);
-	if (e == EIO || e == ENOMEM || e == ENOSPC)
-		return fail(conn, 500, "internal", "%s", err->msg);
-	return fail(conn, 400, "bad_request", "%s", err->msg);
+	return ret;
 }
 
 /* 405 with the methods the route takes (RFC 9110 15.5.6: Allow is required). */
@@ -173,15 +174,31 @@ static enum MHD_Result fail_allow(struct MHD_Connection *conn, const char *allow
 static enum MHD_Result fail_allow(struct MHD_Connection *conn, const char *allow, const char *fmt,
 				  ...)
 {
-	char msg[512];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	enum MHD_Result ret = verror(conn, 405, "method_not_allowed", "Allow", allow, fmt, ap);
 	va_end(ap);
-	return reply_with(conn, 405,
-			  json_pack("{s:{s:s, s:s}}", "error", "code", "method_not_allowed",
-				    "message", msg),
-			  "Allow", allow);
+	return ret;
+}
+
+/*
+ * A library call's failure as an HTTP answer: the one place an error's
+ * kind becomes a status. The kind is err's when err records this failure
+ * (its code is the one returned); a function that returned without
+ * recording it is judged by the errno it returned.
+ */
+static enum MHD_Result fail_err(struct MHD_Connection *conn, int r, const struct cdn_err *err)
+{
+	int e = r < 0 ? -r : r;
+	enum cdn_err_kind kind = err->code == e ? err->kind : cdn_err_kind_of(e);
+	switch (kind) {
+	case CDN_ERR_NOT_FOUND: return fail(conn, 404, "not_found", "%s", err->msg);
+	case CDN_ERR_CONFLICT: return fail(conn, 409, "conflict", "%s", err->msg);
+	case CDN_ERR_FORBIDDEN: return fail(conn, 403, "forbidden", "%s", err->msg);
+	case CDN_ERR_INTERNAL: return fail(conn, 500, "internal", "%s", err->msg);
+	case CDN_ERR_USER: return fail(conn, 400, "bad_request", "%s", err->msg);
+	}
+	return fail(conn, 500, "internal", "%s", err->msg);
 }
 
 /* A packed directory (bundle.h): tar, or tar.gz. */

@@ -218,7 +218,7 @@ int store_default_dir(char *out, size_t cap, struct cdn_err *err)
 	if (v && *v) {
 		if (v[0] != '/') {
 			cdn_printable_str(shown, sizeof(shown), v, 0);
-			return cdn_err_set(err, 0,
+			return cdn_err_msg(err, EINVAL,
 					   "store: CORDON_STATE=%s is not an absolute path", shown);
 		}
 		n = snprintf(out, cap, "%s", v);
@@ -284,13 +284,13 @@ static int name_check(const char *what, const char *name, bool upper, struct cdn
 	char shown[STORE_MAX_NAME + 8];
 	size_t len = name ? strnlen(name, STORE_MAX_NAME + 1) : 0;
 	if (len == 0)
-		return cdn_err_set(err, 0, "%s name is empty", what);
+		return cdn_err_msg(err, EINVAL, "%s name is empty", what);
 	cdn_printable_str(shown, sizeof(shown), name, 0);
 	if (len > STORE_MAX_NAME)
-		return cdn_err_set(err, 0, "%s name \"%s...\" is longer than %d characters", what,
-				   shown, STORE_MAX_NAME);
+		return cdn_err_msg(err, EINVAL, "%s name \"%s...\" is longer than %d characters",
+				   what, shown, STORE_MAX_NAME);
 	if (!ident_ok(name, len, STORE_MAX_NAME, upper))
-		return cdn_err_set(err, 0,
+		return cdn_err_msg(err, EINVAL,
 				   "%s name \"%s\": use %s, digits, '.', '_' and '-', "
 				   "starting with a letter or digit",
 				   what, shown, upper ? "letters" : "lowercase letters");
@@ -430,9 +430,9 @@ int store_open(const char *dir, struct store **out, struct cdn_err *err)
 {
 	*out = NULL;
 	if (!dir || !*dir)
-		return cdn_err_set(err, 0, "store: no state directory given");
+		return cdn_err_msg(err, EINVAL, "store: no state directory given");
 	if (sodium_init() < 0)
-		return cdn_err_set(err, 0, "store: libsodium failed to initialise");
+		return cdn_err_msg(err, EIO, "store: libsodium failed to initialise");
 	_cleanup_(store_closep) struct store *s = calloc(1, sizeof(*s));
 	if (!s)
 		return cdn_err_set(err, ENOMEM, "store: open %s", dir);
@@ -669,9 +669,9 @@ int store_write_atomic(struct store *s, const char *path, const void *data, size
 		       unsigned mode, struct cdn_err *err)
 {
 	if (!path || !*path)
-		return cdn_err_set(err, 0, "store: write: no path");
+		return cdn_err_msg(err, EINVAL, "store: write: no path");
 	if (mode & ~07777u)
-		return cdn_err_set(err, 0, "store: write %s: mode %o is not a file mode", path,
+		return cdn_err_msg(err, EINVAL, "store: write %s: mode %o is not a file mode", path,
 				   mode);
 	char shown[SHOWN_MAX];
 	cdn_printable_str(shown, sizeof(shown), path, 0);
@@ -787,7 +787,7 @@ int store_blob_path(struct store *s, const char *hex, char *out, size_t cap, str
 	char shown[SHOWN_MAX];
 	if (!cdn_sha256_hex_str_ok(hex)) {
 		cdn_printable_str(shown, sizeof(shown), hex, 0);
-		return cdn_err_set(err, 0, "store: \"%s\" is not a sha256 (64 lowercase hex)",
+		return cdn_err_msg(err, EINVAL, "store: \"%s\" is not a sha256 (64 lowercase hex)",
 				   shown);
 	}
 	if (!blob_present(s, hex, -1))
@@ -856,14 +856,14 @@ int store_blob_export(struct store *s, const char *hex, const char *path, unsign
 	char shown[SHOWN_MAX];
 	if (!cdn_sha256_hex_str_ok(hex)) {
 		cdn_printable_str(shown, sizeof(shown), hex, 0);
-		return cdn_err_set(err, 0, "store: \"%s\" is not a sha256 (64 lowercase hex)",
+		return cdn_err_msg(err, EINVAL, "store: \"%s\" is not a sha256 (64 lowercase hex)",
 				   shown);
 	}
 	if (!path || !*path)
-		return cdn_err_set(err, 0, "store: export blob %s: no path", hex);
+		return cdn_err_msg(err, EINVAL, "store: export blob %s: no path", hex);
 	if (mode & ~07777u)
-		return cdn_err_set(err, 0, "store: export blob %s: mode %o is not a file mode", hex,
-				   mode);
+		return cdn_err_msg(err, EINVAL, "store: export blob %s: mode %o is not a file mode",
+				   hex, mode);
 	cdn_printable_str(shown, sizeof(shown), path, 0);
 	_cleanup_atomic_ struct atomic_file af = ATOMIC_FILE_INIT;
 	int r = open_target(s, path, &af, err);
@@ -1205,8 +1205,10 @@ int store_tree_listing(struct store *s, const char *hash, char **listing, size_t
 	char shown[SHOWN_MAX];
 	if (!cdn_sha256_hex_str_ok(hash)) {
 		cdn_printable_str(shown, sizeof(shown), hash, 0);
-		return cdn_err_set(err, 0, "store: \"%s\" is not a tree hash (64 lowercase hex "
-				   "digits)", shown);
+		return cdn_err_msg(err, EINVAL,
+				   "store: \"%s\" is not a tree hash (64 lowercase hex "
+				   "digits)",
+				   shown);
 	}
 	_cleanup_close_ int fd = -1;
 	struct stat st;
@@ -1438,8 +1440,10 @@ int store_tree_checkout(struct store *s, const char *hash, char *path, size_t ca
 	char shown[SHOWN_MAX];
 	if (!cdn_sha256_hex_str_ok(hash)) {
 		cdn_printable_str(shown, sizeof(shown), hash, 0);
-		return cdn_err_set(err, 0, "store: \"%s\" is not a tree hash (64 lowercase hex "
-				   "digits)", shown);
+		return cdn_err_msg(err, EINVAL,
+				   "store: \"%s\" is not a tree hash (64 lowercase hex "
+				   "digits)",
+				   shown);
 	}
 	int n = snprintf(path, cap, "%s/trees/%s", s->dir, hash);
 	if (n < 0 || (size_t)n >= cap)
@@ -1539,19 +1543,19 @@ int store_item_check(const struct store_item *it, struct cdn_err *err)
 {
 	const char *kind = store_kind_name(it->kind);
 	if (!kind)
-		return cdn_err_set(err, 0, "store: unknown item kind %d", (int)it->kind);
+		return cdn_err_msg(err, EINVAL, "store: unknown item kind %d", (int)it->kind);
 	int r = store_name_check("workspace", it->workspace, err);
 	if (r < 0 || (r = store_name_check(kind, it->name, err)) < 0)
 		return r;
 	if (!cdn_sha256_hex_str_ok(it->hash))
-		return cdn_err_set(err, 0, "store: %s %s: the content hash is not a sha256", kind,
-				   it->name);
+		return cdn_err_msg(err, EINVAL, "store: %s %s: the content hash is not a sha256",
+				   kind, it->name);
 	bool want_tree = it->kind != STORE_ENV;
 	if (want_tree && !cdn_sha256_hex_str_ok(it->tree))
-		return cdn_err_set(err, 0, "store: %s %s: the tree is not a sha256", kind,
+		return cdn_err_msg(err, EINVAL, "store: %s %s: the tree is not a sha256", kind,
 				   it->name);
 	if (!want_tree && it->tree[0])
-		return cdn_err_set(err, 0, "store: env %s: an env has no tree", it->name);
+		return cdn_err_msg(err, EINVAL, "store: env %s: an env has no tree", it->name);
 	if (it->doc && strnlen(it->doc, STORE_MAX_MANIFEST + 1) > STORE_MAX_MANIFEST)
 		return cdn_err_set(err, E2BIG, "store: %s %s: the document is over %d bytes", kind,
 				   it->name, STORE_MAX_MANIFEST);
@@ -1563,7 +1567,7 @@ int store_run_id_check(const char *id, struct cdn_err *err)
 	char shown[STORE_RUN_ID_MAX + 8];
 	cdn_printable_str(shown, sizeof(shown), id, 0);
 	if (!store_run_id_ok(id))
-		return cdn_err_set(err, 0,
+		return cdn_err_msg(err, EINVAL,
 				   "store: run id \"%s\": use letters, digits, '.', '_' and '-', "
 				   "starting with a letter or digit, at most %d",
 				   shown, STORE_RUN_ID_MAX);
@@ -1582,14 +1586,16 @@ int store_run_check(const struct store_run *r, struct cdn_err *err)
 	    (e = store_name_check("agent", r->agent, err)) < 0)
 		return e;
 	if (r->agent_hash[0] && !cdn_sha256_hex_str_ok(r->agent_hash))
-		return cdn_err_set(err, 0, "store: run %s: the agent hash is not a sha256", r->id);
+		return cdn_err_msg(err, EINVAL, "store: run %s: the agent hash is not a sha256",
+				   r->id);
 	if ((unsigned)r->status > RUN_CANCELLED)
-		return cdn_err_set(err, 0, "store: run %s: unknown status %d", r->id,
+		return cdn_err_msg(err, EINVAL, "store: run %s: unknown status %d", r->id,
 				   (int)r->status);
 	if (!bounded(r->caller, sizeof(r->caller)) ||
 	    !bounded(r->supervisor_boot, sizeof(r->supervisor_boot)) ||
 	    !bounded(r->error, sizeof(r->error)))
-		return cdn_err_set(err, 0, "store: run %s: a text field is not terminated", r->id);
+		return cdn_err_msg(err, EINVAL, "store: run %s: a text field is not terminated",
+				   r->id);
 	if (r->input_json && strnlen(r->input_json, STORE_MAX_RUN_JSON + 1) > STORE_MAX_RUN_JSON)
 		return cdn_err_set(err, E2BIG, "store: run %s: the input is over %d bytes", r->id,
 				   STORE_MAX_RUN_JSON);

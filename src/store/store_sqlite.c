@@ -155,14 +155,10 @@ static int sql_fail(struct store_db *d, int rc, struct cdn_err *err, const char 
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
-	int code = sql_errno(rc);
 	/* The extended code tells IOERR_SHORT_READ from IOERR_FSYNC... */
-	cdn_err_set(err, 0, "store: %s: %s: %s (sqlite %d)", d->path, what,
-		    d->db ? sqlite3_errmsg(d->db) : sqlite3_errstr(rc),
-		    d->db ? sqlite3_extended_errcode(d->db) : rc);
-	if (err)
-		err->code = code;
-	return -code;
+	return cdn_err_msg(err, sql_errno(rc), "store: %s: %s: %s (sqlite %d)", d->path, what,
+			   d->db ? sqlite3_errmsg(d->db) : sqlite3_errstr(rc),
+			   d->db ? sqlite3_extended_errcode(d->db) : rc);
 }
 
 static void stmt_freep(sqlite3_stmt **st)
@@ -529,7 +525,7 @@ int store_item_get(struct store *s, enum store_kind kind, const char *ws, const 
 	memset(out, 0, sizeof(*out));
 	const char *kn = store_kind_name(kind);
 	if (!kn)
-		return cdn_err_set(err, 0, "store: unknown item kind %d", (int)kind);
+		return cdn_err_msg(err, EINVAL, "store: unknown item kind %d", (int)kind);
 	int r = store_name_check("workspace", ws, err);
 	if (r < 0 || (r = store_name_check(kn, name, err)) < 0)
 		return r;
@@ -587,7 +583,7 @@ int store_item_list(struct store *s, enum store_kind kind, const char *ws, struc
 	*n = 0;
 	const char *kn = store_kind_name(kind);
 	if (!kn)
-		return cdn_err_set(err, 0, "store: unknown item kind %d", (int)kind);
+		return cdn_err_msg(err, EINVAL, "store: unknown item kind %d", (int)kind);
 	int r = store_name_check("workspace", ws, err);
 	if (r < 0)
 		return r;
@@ -687,7 +683,7 @@ static int blob_arg_check(const char *what, const char *ws, const uint8_t *blob,
 			  struct cdn_err *err)
 {
 	if (!blob || len == 0)
-		return cdn_err_set(err, 0, "store: %s (workspace %s): empty", what, ws);
+		return cdn_err_msg(err, EINVAL, "store: %s (workspace %s): empty", what, ws);
 	if (len > STORE_MAX_SECRET_BLOB)
 		return cdn_err_set(err, E2BIG, "store: %s (workspace %s): over %d bytes", what, ws,
 				   STORE_MAX_SECRET_BLOB);
@@ -717,7 +713,7 @@ int store_secret_put(struct store *s, const char *ws, const char *name, const ui
 	    (r = blob_arg_check("secret", ws, blob, len, err)) < 0)
 		return r;
 	if (plain_len > (size_t)INT64_MAX)
-		return cdn_err_set(err, 0, "store: secret %s: bad length", name);
+		return cdn_err_msg(err, EINVAL, "store: secret %s: bad length", name);
 	_cleanup_unlock_ struct store_db *d = db_lock(s);
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	/* Replacing a value keeps its creation time. */
@@ -1100,9 +1096,9 @@ int store_run_list(struct store *s, const struct store_run_query *q, struct stor
 	if (r < 0 || (q->agent && (r = store_name_check("agent", q->agent, err)) < 0))
 		return r;
 	if (q->status != -1 && (q->status < RUN_CREATED || q->status > RUN_CANCELLED))
-		return cdn_err_set(err, 0, "store: list runs: unknown status %d", q->status);
+		return cdn_err_msg(err, EINVAL, "store: list runs: unknown status %d", q->status);
 	if (q->limit < 1 || q->limit > RUN_LIST_MAX)
-		return cdn_err_set(err, 0, "store: list runs: the limit must be 1 to %d",
+		return cdn_err_msg(err, EINVAL, "store: list runs: the limit must be 1 to %d",
 				   RUN_LIST_MAX);
 	if (q->before_id && (r = store_run_id_check(q->before_id, err)) < 0)
 		return r;
@@ -1257,9 +1253,10 @@ int store_key_put(struct store *s, const struct store_key *k, struct cdn_err *er
 	if (r < 0)
 		return r;
 	if (strcmp(k->role, "owner") != 0 && strcmp(k->role, "member") != 0)
-		return cdn_err_set(err, 0, "key role must be owner or member, not '%s'", k->role);
+		return cdn_err_msg(err, EINVAL, "key role must be owner or member, not '%s'",
+				   k->role);
 	if (!cdn_sha256_hex_str_ok(k->hash))
-		return cdn_err_set(err, 0, "key hash is not a sha256");
+		return cdn_err_msg(err, EINVAL, "key hash is not a sha256");
 	_cleanup_unlock_ struct store_db *d = db_lock(s);
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	if ((r = prep(d, "INSERT INTO api_keys (" KEY_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, 0)",

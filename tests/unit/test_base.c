@@ -23,10 +23,63 @@
 
 #include "base/b64.h"
 #include "base/clock.h"
+#include "base/err.h"
 #include "base/file.h"
 #include "base/hash.h"
 #include "base/openat2.h"
 #include "base/text.h"
+
+/* -------------------------------------------------------------------- err */
+
+static int helper(struct cdn_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* What a module's own error helper looks like on cdn_err_vset. */
+static int helper(struct cdn_err *err, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	cdn_err_vset(err, CDN_ERR_FORBIDDEN, EINVAL, fmt, ap);
+	va_end(ap);
+	return cdn_err_wrap(err, "file.yaml:%d", 7);
+}
+
+static void test_err(void **state)
+{
+	(void)state;
+	struct cdn_err err = { 0 };
+	assert_int_equal(err.kind, CDN_ERR_USER);
+	assert_int_equal(cdn_err_set(&err, ENOENT, "open %s", "x"), -ENOENT);
+	assert_string_equal(err.msg, "open x: No such file or directory");
+	assert_int_equal(err.code, ENOENT);
+	assert_int_equal(err.kind, CDN_ERR_NOT_FOUND);
+	assert_int_equal(cdn_err_msg(&err, -EEXIST, "taken"), -EEXIST);
+	assert_string_equal(err.msg, "taken");
+	assert_int_equal(err.kind, CDN_ERR_CONFLICT);
+	assert_int_equal(helper(&err, "no %s", "way"), -EINVAL);
+	assert_string_equal(err.msg, "file.yaml:7: no way");
+	assert_int_equal(err.kind, CDN_ERR_FORBIDDEN); /* told, and kept by wrap */
+	assert_int_equal(err.code, EINVAL);
+	assert_int_equal(cdn_err_kind_of(EACCES), CDN_ERR_FORBIDDEN);
+	assert_int_equal(cdn_err_kind_of(-EPERM), CDN_ERR_FORBIDDEN);
+	assert_int_equal(cdn_err_kind_of(ENOSPC), CDN_ERR_INTERNAL);
+	assert_int_equal(cdn_err_kind_of(ENOMEM), CDN_ERR_INTERNAL);
+	assert_int_equal(cdn_err_kind_of(EIO), CDN_ERR_INTERNAL);
+	assert_int_equal(cdn_err_kind_of(E2BIG), CDN_ERR_USER);
+	/* NULL is fine; 0 is a bug, recorded as EINVAL. */
+	assert_int_equal(cdn_err_set(NULL, EIO, "x"), -EIO);
+	assert_int_equal(cdn_err_msg(&err, 0, "oops"), -EINVAL);
+	assert_int_equal(err.code, EINVAL);
+	/* A message that fills the buffer gets no strerror. */
+	char big[CDN_ERR_MSG_MAX + 10];
+	memset(big, 'a', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	cdn_err_set(&err, EIO, "%s", big);
+	assert_int_equal(strlen(err.msg), CDN_ERR_MSG_MAX - 1);
+	assert_null(strchr(err.msg, ':'));
+	cdn_err_clear(&err);
+	assert_int_equal(err.code, 0);
+	assert_string_equal(err.msg, "");
+}
 
 /* ------------------------------------------------------------------ clock */
 
@@ -630,6 +683,7 @@ static void test_b64_needle(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_err),
 		cmocka_unit_test(test_rfc3339),
 		cmocka_unit_test(test_clocks),
 		cmocka_unit_test(test_sha256),
