@@ -483,7 +483,7 @@ int store_open(const char *dir, struct store **out, struct cdn_err *err)
 	open_lock(s, false, NULL);
 	if (r < 0)
 		return r;
-	*out = cdn_steal_ptr(&s);
+	*out = cdn_steal(&s);
 	return 0;
 }
 
@@ -1025,7 +1025,7 @@ static int tree_add(struct tree_walk *w, char **path, bool dir, unsigned mode, u
 		w->cap = nc;
 	}
 	struct tree_entry *e = &w->v[w->n++];
-	e->path = cdn_steal_ptr(path);
+	e->path = cdn_steal(path);
 	e->dir = dir;
 	e->mode = mode;
 	e->size = size;
@@ -1243,7 +1243,7 @@ int store_tree_listing(struct store *s, const char *hash, char **listing, size_t
 				   "(damaged on disk)", hash);
 	buf[got] = '\0';
 	*len = got;
-	*listing = cdn_steal_ptr(&buf);
+	*listing = cdn_steal(&buf);
 	return 0;
 }
 

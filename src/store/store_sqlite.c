@@ -394,7 +394,7 @@ int store_db_open(struct store *s, struct store_db **out, struct cdn_err *err)
 	int r = configure(d, err);
 	if (r < 0 || (r = migrate(d, err)) < 0)
 		return r;
-	*out = cdn_steal_ptr(&d);
+	*out = cdn_steal(&d);
 	return 0;
 }
 
@@ -828,7 +828,7 @@ int store_secret_list(struct store *s, const char *ws, struct store_secret_info 
 	}
 	if (r < 0)
 		return r;
-	*out = cdn_steal_ptr(&v);
+	*out = cdn_steal(&v);
 	*n = count;
 	return 0;
 }
@@ -1336,7 +1336,7 @@ int store_key_list(struct store *s, const char *ws, struct store_key **out, size
 	}
 	if (r < 0)
 		return r;
-	*out = cdn_steal_ptr(&v);
+	*out = cdn_steal(&v);
 	*n = count;
 	return 0;
 }

@@ -248,7 +248,7 @@ static int wskey_load(struct vault *v, const char *ws, bool create, unsigned cha
 	if (r < 0)
 		return r;
 	sodium_mprotect_readonly(key);
-	*out = cdn_steal_ptr(&key);
+	*out = cdn_steal(&key);
 	return 0;
 }
 

@@ -22,12 +22,40 @@
 #include <cmocka.h>
 
 #include "base/b64.h"
+#include "base/cleanup.h"
 #include "base/clock.h"
 #include "base/err.h"
 #include "base/file.h"
 #include "base/hash.h"
 #include "base/openat2.h"
 #include "base/text.h"
+
+/* ---------------------------------------------------------------- cleanup */
+
+static char *made(void)
+{
+	_cleanup_free_ char *p = strdup("kept");
+	_cleanup_free_ char *q = strdup("freed");
+	assert_non_null(q);
+	return cdn_steal(&p); /* char *, not void *: the type is kept */
+}
+
+static void test_steal(void **state)
+{
+	(void)state;
+	char *p = made();
+	assert_string_equal(p, "kept");
+	int *ip = malloc(sizeof(*ip));
+	int *got = cdn_steal(&ip);
+	assert_null(ip);
+	assert_non_null(got);
+	free(got);
+	free(p);
+	_cleanup_close_ int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	int owned = cdn_steal_fd(&fd);
+	assert_int_equal(fd, -1);
+	close(owned);
+}
 
 /* -------------------------------------------------------------------- err */
 
@@ -683,6 +711,7 @@ static void test_b64_needle(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_steal),
 		cmocka_unit_test(test_err),
 		cmocka_unit_test(test_rfc3339),
 		cmocka_unit_test(test_clocks),
