@@ -60,6 +60,15 @@ int cdn_err_msg(struct cdn_err *err, int errnum, const char *fmt, ...)
 	return r;
 }
 
+int cdn_err_kind_msg(struct cdn_err *err, enum cdn_err_kind kind, int errnum, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int r = cdn_err_vset(err, kind, errnum, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
 int cdn_err_wrap(struct cdn_err *err, const char *fmt, ...)
 {
 	if (!err)

@@ -56,6 +56,12 @@ int cdn_err_msg(struct cdn_err *err, int errnum, const char *fmt, ...)
 int cdn_err_vset(struct cdn_err *err, enum cdn_err_kind kind, int errnum, const char *fmt,
 		 va_list ap) __attribute__((format(printf, 4, 0)));
 
+/* cdn_err_vset's variadic form: a message that says everything, with a
+ * kind the errno alone would not give ("cannot create a directory of the
+ * state" is the server's failure whatever the errno). */
+int cdn_err_kind_msg(struct cdn_err *err, enum cdn_err_kind kind, int errnum, const char *fmt,
+		     ...) __attribute__((format(printf, 4, 5)));
+
 /* Prefix the current message with context: "ctx: old message". The code
  * and kind stay. */
 int cdn_err_wrap(struct cdn_err *err, const char *fmt, ...)

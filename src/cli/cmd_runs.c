@@ -218,7 +218,9 @@ int cmd_runs(int argc, char **argv)
 			return cli_exit_status(&err);
 		}
 		json_t *j = run_json(&r);
-		json_object_set_new(j, "run_dir", json_sprintf("%s/runs/%s", store_dir(s), r.id));
+		char dir[PATH_MAX];
+		if (store_run_file(s, r.id, NULL, dir, sizeof(dir), NULL) == 0)
+			json_object_set_new(j, "run_dir", json_string(dir));
 		json_t *res = r.result_json ? json_loads(r.result_json, 0, NULL) : NULL;
 		if (res)
 			json_object_set_new(j, "result", res);
@@ -355,7 +357,10 @@ int cmd_logs(int argc, char **argv)
 	}
 	store_run_clear(&r);
 	char path[PATH_MAX];
-	snprintf(path, sizeof(path), "%s/runs/%s/events.ndjson", store_dir(s), id);
+	if (store_run_file(s, id, "events.ndjson", path, sizeof(path), &err) < 0) {
+		store_close(s);
+		return cli_fail(&err);
+	}
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	/* A queued run has no events yet: --follow waits for it to start. */
 	while (fd < 0 && errno == ENOENT && follow && store_run_get(s, id, &r, NULL) == 0) {

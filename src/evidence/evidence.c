@@ -1071,9 +1071,11 @@ int evidence_export(struct store *s, const struct evidence_export_opts *o,
 				"run %s has not finished (status %s); export it once it has",
 				rec.id, store_run_status_name(rec.status));
 	} else {
-		snprintf(c.dirname, sizeof(c.dirname), "%s/runs/%s", store_dir(s), rec.id);
-		c.dirfd = open(c.dirname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		r = c.dirfd < 0 ? cdn_err_set(err, errno, "run directory %s", c.dirname) : 0;
+		r = store_run_file(s, rec.id, NULL, c.dirname, sizeof(c.dirname), err);
+		if (r == 0)
+			c.dirfd = open(c.dirname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (r == 0 && c.dirfd < 0)
+			r = cdn_err_set(err, errno, "run directory %s", c.dirname);
 	}
 	if (r == 0)
 		r = export_check(&c, &rec, err);

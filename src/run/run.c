@@ -536,7 +536,9 @@ static const char *status_for(const struct sandbox_status *st)
 static int write_file(struct run_ctx *c, const char *name, json_t *j)
 {
 	char path[PATH_MAX + 64];
-	snprintf(path, sizeof(path), "%s/%s", c->dir, name);
+	int r = store_run_file(c->s, c->rec.id, name, path, sizeof(path), NULL);
+	if (r < 0)
+		return r;
 	_cleanup_free_ char *text = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
 	if (!text)
 		return -ENOMEM;
@@ -855,12 +857,15 @@ static void inspect_sealed_scopes(struct egress_policy *p, const struct secret_s
 
 static int make_run_dir(struct run_ctx *c, struct cdn_err *err)
 {
-	snprintf(c->dir, sizeof(c->dir), "%s/runs/%s", store_dir(c->s), c->rec.id);
+	int r = store_run_file(c->s, c->rec.id, NULL, c->dir, sizeof(c->dir), err);
+	if (r < 0)
+		return r;
 	if (mkdir(c->dir, 0700) < 0)
 		return cdn_err_set(err, errno, "create %s", c->dir);
 	char path[PATH_MAX + 32];
-	snprintf(path, sizeof(path), "%s/events.ndjson", c->dir);
-	int r = events_writer_open(&c->events, path, c->rec.id, err);
+	if ((r = store_run_file(c->s, c->rec.id, "events.ndjson", path, sizeof(path), err)) < 0 ||
+	    (r = events_writer_open(&c->events, path, c->rec.id, err)) < 0)
+		return r;
 	if (r < 0)
 		return r;
 	c->events.scrub_json = scrub_json;
@@ -869,7 +874,8 @@ static int make_run_dir(struct run_ctx *c, struct cdn_err *err)
 	const char *names[2] = { "stdout", "stderr" };
 	struct capture *caps[2] = { &c->out, &c->errc };
 	for (int i = 0; i < 2; i++) {
-		snprintf(path, sizeof(path), "%s/%s", c->dir, names[i]);
+		if ((r = store_run_file(c->s, c->rec.id, names[i], path, sizeof(path), err)) < 0)
+			return r;
 		caps[i]->file = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 		if (caps[i]->file < 0)
 			return cdn_err_set(err, errno, "create %s", path);
@@ -998,8 +1004,9 @@ static int execute(struct run_ctx *c, const struct secret_set *ss, struct sandbo
 			goto out;
 		inspect_sealed_scopes(policy, ss);
 		char audit_path[PATH_MAX + 32];
-		snprintf(audit_path, sizeof(audit_path), "%s/audit.jsonl", c->dir);
-		if ((r = audit_open(audit_path, &c->audit, err)) < 0)
+		if ((r = store_run_file(c->s, c->rec.id, "audit.jsonl", audit_path,
+					sizeof(audit_path), err)) < 0 ||
+		    (r = audit_open(audit_path, &c->audit, err)) < 0)
 			goto out;
 		/* The run's CA, when a rule inspects TLS: made here, its key handed
 		 * to the network part, its certificate trusted in the sandbox. */
@@ -1482,8 +1489,9 @@ int run_agent(struct store *s, struct vault *v, struct run_options *o, struct ru
 	char *hashes[2] = { c.rec.stdout_sha256, c.rec.stderr_sha256 };
 	for (int k = 0; k < 2; k++) {
 		char path[PATH_MAX + 16];
-		snprintf(path, sizeof(path), "%s/%s", c.dir, outs[k]->name);
-		_cleanup_close_ int hfd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		_cleanup_close_ int hfd = -1;
+		if (store_run_file(s, c.rec.id, outs[k]->name, path, sizeof(path), NULL) == 0)
+			hfd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 		if (hfd < 0 || cdn_sha256_fd(hfd, hashes[k]) < 0)
 			hashes[k][0] = '\0';
 	}
@@ -1505,9 +1513,9 @@ int run_agent(struct store *s, struct vault *v, struct run_options *o, struct ru
 	if (ws_fd >= 0) {
 		_cleanup_close_ int outd = open_beneath(ws_fd, "out", O_RDONLY | O_DIRECTORY);
 		char dest[PATH_MAX + 16];
-		snprintf(dest, sizeof(dest), "%s/artifacts", c.dir);
 		struct cdn_err aerr = { 0 };
-		if (artifacts_collect(outd, s, dest, &lim, &ar, &aerr) < 0) {
+		if (store_run_file(s, c.rec.id, "artifacts", dest, sizeof(dest), &aerr) < 0 ||
+		    artifacts_collect(outd, s, dest, &lim, &ar, &aerr) < 0) {
 			json_t *d = json_pack("{s:s, s:s}", "name", "*", "reason", aerr.msg);
 			emit(&c, "artifact.skipped", d);
 			json_decref(d);

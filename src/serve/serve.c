@@ -782,8 +782,9 @@ static enum MHD_Result run_file(struct call *c, const char *id, const char *rel,
 				bool download)
 {
 	char path[PATH_MAX];
-	snprintf(path, sizeof(path), "%s/runs/%s/%s", c->sv->state, id, rel);
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	int fd = -1;
+	if (store_run_file(c->sv->s, id, rel, path, sizeof(path), NULL) == 0)
+		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	struct stat st;
 	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		if (fd >= 0)
@@ -1051,7 +1052,7 @@ static enum MHD_Result run_events(struct call *c, const char *id)
 	s->conn = c->conn;
 	snprintf(s->id, sizeof(s->id), "%s", id);
 	snprintf(s->key_id, sizeof(s->key_id), "%s", c->key.id);
-	snprintf(s->path, sizeof(s->path), "%s/runs/%s/events.ndjson", c->sv->state, id);
+	(void)store_run_file(c->sv->s, id, "events.ndjson", s->path, sizeof(s->path), NULL);
 	s->follow = f && (strcmp(f, "1") == 0 || strcmp(f, "true") == 0);
 	s->sse = accept && strstr(accept, "text/event-stream");
 	s->last_sent_ms = cdn_wall_ms();
@@ -1081,9 +1082,11 @@ static enum MHD_Result run_evidence(struct call *c, const struct store_run *r)
 	int e = evidence_key_load(c->sv->state, true, &key, &err);
 	if (e < 0)
 		return fail(c->conn, 500, "internal", "evidence key: %s", err.msg);
-	char path[PATH_MAX];
-	snprintf(path, sizeof(path), "%s/tmp/evidence-%s.XXXXXX", c->sv->state, r->id);
-	int tfd = mkostemp(path, O_CLOEXEC);
+	char path[PATH_MAX], name[STORE_RUN_ID_MAX + 32];
+	snprintf(name, sizeof(name), "evidence-%s.XXXXXX", r->id);
+	int tfd = store_tmp_path(c->sv->s, name, path, sizeof(path), NULL) < 0
+		      ? -1
+		      : mkostemp(path, O_CLOEXEC);
 	if (tfd < 0) {
 		evidence_key_free(key);
 		return fail(c->conn, 500, "internal", "cannot stage the pack: %s", strerror(errno));
@@ -1340,8 +1343,8 @@ static enum MHD_Result audit_get(struct call *c)
 	unsigned long limit = lim ? strtoul(lim, NULL, 10) : 100, offset = off ? strtoul(off, NULL, 10) : 0;
 	if (limit == 0 || limit > AUDIT_PAGE_MAX)
 		limit = AUDIT_PAGE_MAX;
-	char path[PATH_MAX];
-	snprintf(path, sizeof(path), "%s/runs/%s/audit.jsonl", c->sv->state, run);
+	char path[PATH_MAX] = "";
+	(void)store_run_file(c->sv->s, run, "audit.jsonl", path, sizeof(path), NULL);
 	json_t *entries = json_array();
 	json_t *verify;
 	FILE *f = fopen(path, "re");
@@ -1506,13 +1509,10 @@ static enum MHD_Result policy_put(struct call *c)
 	if (operator_level(c->sv, &lv, &err) < 0)
 		return fail(c->conn, 500, "internal", "the operator's policy does not load: %s",
 			    err.msg);
-	char path[PATH_MAX];
-	int r = run_workspace_policy_path(c->sv->s, c->key.workspace, path, sizeof(path), &err);
 	struct egress_policy *ws = NULL, *eff = NULL;
 	json_t *dropped = json_array();
-	if (r == 0)
-		r = egress_policy_parse_workspace(c->req->body ? c->req->body : "", c->req->len,
-						  "policy.yaml", lv.operator_policy, &ws, &err);
+	int r = egress_policy_parse_workspace(c->req->body ? c->req->body : "", c->req->len,
+					      "policy.yaml", lv.operator_policy, &ws, &err);
 	if (r == 0)
 		r = egress_policy_narrow_by(lv.operator_policy, ws, &eff, collect_dropped, dropped,
 					    &err);
@@ -1524,14 +1524,8 @@ static enum MHD_Result policy_put(struct call *c)
 		return fail(c->conn, r == -ENOMEM ? 500 : 400,
 			    r == -ENOMEM ? "internal" : "bad_request", "%s", err.msg);
 	}
-	char dir[PATH_MAX];
-	snprintf(dir, sizeof(dir), "%s/policies", c->sv->state);
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
-		json_decref(dropped);
-		return fail(c->conn, 500, "internal", "cannot create STATE/policies: %s",
-			    strerror(errno));
-	}
-	if ((r = store_write_atomic(c->sv->s, path, c->req->body, c->req->len, 0600, &err)) < 0) {
+	if ((r = store_policy_put(c->sv->s, c->key.workspace, c->req->body, c->req->len, &err)) <
+	    0) {
 		json_decref(dropped);
 		return fail_err(c->conn, r, &err);
 	}
@@ -1700,8 +1694,9 @@ static bool upload_allowed(struct server *sv, struct MHD_Connection *conn)
 static int upload_spool(struct server *sv)
 {
 	char path[PATH_MAX];
-	snprintf(path, sizeof(path), "%s/tmp/upload.XXXXXX", sv->state);
-	int fd = mkostemp(path, O_CLOEXEC);
+	int fd = store_tmp_path(sv->s, "upload.XXXXXX", path, sizeof(path), NULL) < 0
+		     ? -1
+		     : mkostemp(path, O_CLOEXEC);
 	if (fd >= 0)
 		unlink(path);
 	return fd;

@@ -665,6 +665,68 @@ static int open_target(struct store *s, const char *path, struct atomic_file *af
 	return 0;
 }
 
+/* ----------------------------------------------------------------- layout */
+
+/* dir (or nothing, relative) + each part, joined by '/'. */
+static int layout_path(const struct store *s, char *out, size_t cap, struct cdn_err *err,
+		       const char *a, const char *b, const char *c)
+{
+	int n = snprintf(out, cap, "%s%s%s%s%s%s%s", s ? s->dir : "", s ? "/" : "", a, b ? "/" : "",
+			 b ? b : "", c ? "/" : "", c ? c : "");
+	if (n < 0 || (size_t)n >= cap)
+		return cdn_err_set(err, ENAMETOOLONG, "store: the path of %s", a);
+	return 0;
+}
+
+int store_run_file(const struct store *s, const char *run_id, const char *file, char *out,
+		   size_t cap, struct cdn_err *err)
+{
+	int r = store_run_id_check(run_id, err);
+	if (r < 0)
+		return r;
+	return layout_path(s, out, cap, err, STORE_RUNS_DIR, run_id, file);
+}
+
+int store_policy_path(const struct store *s, const char *ws, char *out, size_t cap,
+		      struct cdn_err *err)
+{
+	int r = store_name_check("workspace", ws, err);
+	if (r < 0)
+		return r;
+	char file[STORE_MAX_NAME + sizeof(".yaml")];
+	snprintf(file, sizeof(file), "%s.yaml", ws);
+	return layout_path(s, out, cap, err, STORE_POLICIES_DIR, file, NULL);
+}
+
+int store_operator_policy_path(const struct store *s, char *out, size_t cap, struct cdn_err *err)
+{
+	return layout_path(s, out, cap, err, STORE_OPERATOR_POLICY, NULL, NULL);
+}
+
+int store_tmp_path(const struct store *s, const char *name, char *out, size_t cap,
+		   struct cdn_err *err)
+{
+	if (!*name || strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, ".."))
+		return cdn_err_msg(err, EINVAL, "store: '%s' is not a name for tmp/", name);
+	return layout_path(s, out, cap, err, STORE_TMP_DIR, name, NULL);
+}
+
+int store_policy_put(struct store *s, const char *ws, const void *data, size_t len,
+		     struct cdn_err *err)
+{
+	char path[PATH_MAX];
+	int r = store_policy_path(s, ws, path, sizeof(path), err);
+	if (r < 0)
+		return r;
+	/* Made on the first use, not when the store opens: a state that no
+	 * workspace policy was ever given stays as it was. Failing here is
+	 * the server's fault, never the request's. */
+	if (mkdirat(s->dirfd, STORE_POLICIES_DIR, STORE_DIR_MODE) < 0 && errno != EEXIST)
+		return cdn_err_kind_msg(err, CDN_ERR_INTERNAL, errno, "cannot create STATE/%s: %s",
+					STORE_POLICIES_DIR, strerror(errno));
+	return store_write_atomic(s, path, data, len, 0600, err);
+}
+
 int store_write_atomic(struct store *s, const char *path, const void *data, size_t len,
 		       unsigned mode, struct cdn_err *err)
 {
