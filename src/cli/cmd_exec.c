@@ -634,7 +634,7 @@ static int exec_main(int argc, char **argv, struct exec_args *a)
 #ifndef CORDON_FULL
 	/* The egress engine lives in the full binary. */
 	if (cfg.net == SANDBOX_NET_PROXY)
-		return cli_exec_full();
+		return cli_exec_tier(CLI_FULL);
 #endif
 	cfg.phases[0] = &argv[optind];
 	cfg.n_phases = 1;

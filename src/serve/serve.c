@@ -1941,13 +1941,10 @@ int serve_main(const struct serve_config *cfg, struct cdn_err *err)
 	} else {
 		/* Runs go to cordon-full: it loads fewer libraries. This binary
 		 * runs them too, if that is all there is. */
-		if (cdn_sibling_exe("cordon-full", sv->exe, sizeof(sv->exe)) < 0) {
-			ssize_t n = readlink("/proc/self/exe", sv->exe, sizeof(sv->exe) - 1);
-			if (n <= 0) {
-				r = cdn_err_set(err, errno, "readlink /proc/self/exe");
-				goto out;
-			}
-			sv->exe[n] = '\0';
+		if (cdn_sibling_exe("cordon-full", sv->exe, sizeof(sv->exe)) < 0 &&
+		    (r = cdn_self_exe(sv->exe, sizeof(sv->exe))) < 0) {
+			r = cdn_err_set(err, -r, "readlink /proc/self/exe");
+			goto out;
 		}
 	}
 	(void)store_runs_recover(sv->s, NULL);

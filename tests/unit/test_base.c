@@ -25,10 +25,12 @@
 #include "base/cleanup.h"
 #include "base/clock.h"
 #include "base/err.h"
+#include "base/exe.h"
 #include "base/file.h"
 #include "base/hash.h"
 #include "base/openat2.h"
 #include "base/text.h"
+#include "config.h"
 
 /* ---------------------------------------------------------------- cleanup */
 
@@ -264,6 +266,25 @@ static void test_write_once_at(void **state)
 	unlinkat(dfd, "v", 0);
 	close(dfd);
 	rmdir(dir);
+}
+
+/* -------------------------------------------------------------------- exe */
+
+static void test_exe(void **state)
+{
+	(void)state;
+	char self[4096], sib[4096];
+	assert_int_equal(cdn_self_exe(self, sizeof(self)), 0);
+	const char *base = strrchr(self, '/');
+	assert_non_null(base);
+	assert_string_equal(base, "/test_base");
+	/* A sibling is looked for next to the running binary first. */
+	assert_int_equal(cdn_sibling_exe("test_base", sib, sizeof(sib)), 0);
+	assert_string_equal(sib, self);
+	/* Then in the libexec directory, whose path is left in out. */
+	assert_int_equal(cdn_sibling_exe("no-such-cordon-binary", sib, sizeof(sib)), -ENOENT);
+	assert_string_equal(sib, CORDON_LIBEXECDIR "/no-such-cordon-binary");
+	assert_int_equal(cdn_self_exe(self, 4), -ENAMETOOLONG);
 }
 
 /* ---------------------------------------------------------------- openat2 */
@@ -718,6 +739,7 @@ int main(void)
 		cmocka_unit_test(test_sha256),
 		cmocka_unit_test(test_write_all),
 		cmocka_unit_test(test_write_once_at),
+		cmocka_unit_test(test_exe),
 		cmocka_unit_test(test_openat2_matches_kernel),
 		cmocka_unit_test(test_openat2_mounts),
 		cmocka_unit_test(test_openat2_fallback_in_use),
