@@ -804,16 +804,19 @@ int store_blob_put(struct store *s, const void *data, size_t len, char hex[STORE
 	return blob_commit(s, &af, hex, len, err);
 }
 
-int store_blob_put_fd(struct store *s, int fd, uint64_t max, char hex[STORE_HASH_HEX + 1],
-		      uint64_t *size, struct cdn_err *err)
+/*
+ * Reads fd to its end into its sha256 and size, at most max bytes (E2BIG
+ * past that: one byte more is read to know). Each chunk also goes to
+ * copy_fd when that is not -1: a blob being stored (s names its place in
+ * a message then).
+ */
+static int hash_stream(const struct store *s, int fd, uint64_t max, int copy_fd,
+		       char hex[STORE_HASH_HEX + 1], uint64_t *size, struct cdn_err *err)
 {
+	bool copy = copy_fd >= 0;
 	_cleanup_free_ unsigned char *buf = malloc(IO_CHUNK);
 	if (!buf)
-		return cdn_err_set(err, ENOMEM, "store: blob");
-	_cleanup_atomic_ struct atomic_file af = ATOMIC_FILE_INIT;
-	int r = atomic_begin(s, &af, "a blob", err);
-	if (r < 0)
-		return r;
+		return cdn_err_set(err, ENOMEM, copy ? "store: blob" : "store: hash");
 	crypto_hash_sha256_state st;
 	crypto_hash_sha256_init(&st);
 	uint64_t total = 0;
@@ -825,7 +828,8 @@ int store_blob_put_fd(struct store *s, int fd, uint64_t max, char hex[STORE_HASH
 			want = (size_t)room + 1;
 		ssize_t n = read_some(fd, buf, want);
 		if (n < 0)
-			return cdn_err_set(err, (int)n, "store: read into a blob");
+			return cdn_err_set(err, (int)n,
+					   copy ? "store: read into a blob" : "store: read");
 		if (n == 0)
 			break;
 		total += (uint64_t)n;
@@ -833,12 +837,27 @@ int store_blob_put_fd(struct store *s, int fd, uint64_t max, char hex[STORE_HASH
 			return cdn_err_set(err, E2BIG, "store: more than %llu bytes",
 					   (unsigned long long)max);
 		crypto_hash_sha256_update(&st, buf, (unsigned long long)n);
-		if ((r = cdn_write_all(af.fd, buf, (size_t)n)) < 0)
+		int r = copy ? cdn_write_all(copy_fd, buf, (size_t)n) : 0;
+		if (r < 0)
 			return cdn_err_set(err, r, "store: write a blob in %s/tmp", s->dir);
 	}
 	unsigned char d[crypto_hash_sha256_BYTES];
 	crypto_hash_sha256_final(&st, d);
 	cdn_digest_hex(d, hex);
+	*size = total;
+	return 0;
+}
+
+int store_blob_put_fd(struct store *s, int fd, uint64_t max, char hex[STORE_HASH_HEX + 1],
+		      uint64_t *size, struct cdn_err *err)
+{
+	_cleanup_atomic_ struct atomic_file af = ATOMIC_FILE_INIT;
+	int r = atomic_begin(s, &af, "a blob", err);
+	if (r < 0)
+		return r;
+	uint64_t total;
+	if ((r = hash_stream(s, fd, max, af.fd, hex, &total, err)) < 0)
+		return r;
 	if (size)
 		*size = total;
 	return blob_commit(s, &af, hex, total, err);
@@ -1024,40 +1043,6 @@ struct tree_walk {
 	struct cdn_err *err;
 };
 
-/* A file's sha256, as store_blob_put_fd gives it, without storing it
- * (store_tree_hash). */
-static int hash_fd(int fd, uint64_t max, char hex[STORE_HASH_HEX + 1], uint64_t *size,
-		   struct cdn_err *err)
-{
-	_cleanup_free_ unsigned char *buf = malloc(IO_CHUNK);
-	if (!buf)
-		return cdn_err_set(err, ENOMEM, "store: hash");
-	crypto_hash_sha256_state st;
-	crypto_hash_sha256_init(&st);
-	uint64_t total = 0;
-	for (;;) {
-		size_t want = IO_CHUNK;
-		uint64_t room = max - total;
-		if (room < IO_CHUNK)
-			want = (size_t)room + 1;
-		ssize_t n = read_some(fd, buf, want);
-		if (n < 0)
-			return cdn_err_set(err, (int)n, "store: read");
-		if (n == 0)
-			break;
-		total += (uint64_t)n;
-		if (total > max)
-			return cdn_err_set(err, E2BIG, "store: more than %llu bytes",
-					   (unsigned long long)max);
-		crypto_hash_sha256_update(&st, buf, (unsigned long long)n);
-	}
-	unsigned char d[crypto_hash_sha256_BYTES];
-	crypto_hash_sha256_final(&st, d);
-	cdn_digest_hex(d, hex);
-	*size = total;
-	return 0;
-}
-
 static void tree_entries_free(struct tree_entry *v, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -1114,7 +1099,7 @@ static int tree_walk_file(struct tree_walk *w, int dfd, const char *name, char *
 	char hash[STORE_HASH_HEX + 1];
 	uint64_t size = 0;
 	int r = w->s ? store_blob_put_fd(w->s, fd, w->lim.max_bytes - w->bytes, hash, &size, w->err)
-		     : hash_fd(fd, w->lim.max_bytes - w->bytes, hash, &size, w->err);
+		     : hash_stream(NULL, fd, w->lim.max_bytes - w->bytes, -1, hash, &size, w->err);
 	if (r == -E2BIG) {
 		char why[96];
 		snprintf(why, sizeof(why), "the files add up to more than %llu bytes",
