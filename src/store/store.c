@@ -56,6 +56,16 @@
 
 /* ---------------------------------------------------------------- helpers */
 
+/* 0 when hash is a sha256 in hex; else EINVAL, quoting it as what it is not. */
+static int hash_check(const char *hash, const char *what, struct cdn_err *err)
+{
+	if (cdn_sha256_hex_str_ok(hash))
+		return 0;
+	char shown[SHOWN_MAX];
+	return cdn_err_msg(err, EINVAL, "store: \"%s\" is not %s",
+			   cdn_printable_str(shown, sizeof(shown), hash, 0), what);
+}
+
 static ssize_t read_some(int fd, void *buf, size_t len)
 {
 	for (;;) {
@@ -865,12 +875,9 @@ int store_blob_put_fd(struct store *s, int fd, uint64_t max, char hex[STORE_HASH
 
 int store_blob_path(struct store *s, const char *hex, char *out, size_t cap, struct cdn_err *err)
 {
-	char shown[SHOWN_MAX];
-	if (!cdn_sha256_hex_str_ok(hex)) {
-		cdn_printable_str(shown, sizeof(shown), hex, 0);
-		return cdn_err_msg(err, EINVAL, "store: \"%s\" is not a sha256 (64 lowercase hex)",
-				   shown);
-	}
+	int r = hash_check(hex, "a sha256 (64 lowercase hex)", err);
+	if (r < 0)
+		return r;
 	if (!blob_present(s, hex, -1))
 		return cdn_err_set(err, ENOENT, "store: blob %s", hex);
 	int n = snprintf(out, cap, "%s/blobs/%.2s/%s", s->dir, hex, hex + 2);
@@ -934,20 +941,18 @@ static int blob_copy_checked(struct store *s, const char *hex, int out, struct c
 int store_blob_export(struct store *s, const char *hex, const char *path, unsigned mode,
 		      struct cdn_err *err)
 {
-	char shown[SHOWN_MAX];
-	if (!cdn_sha256_hex_str_ok(hex)) {
-		cdn_printable_str(shown, sizeof(shown), hex, 0);
-		return cdn_err_msg(err, EINVAL, "store: \"%s\" is not a sha256 (64 lowercase hex)",
-				   shown);
-	}
+	int r = hash_check(hex, "a sha256 (64 lowercase hex)", err);
+	if (r < 0)
+		return r;
 	if (!path || !*path)
 		return cdn_err_msg(err, EINVAL, "store: export blob %s: no path", hex);
 	if (mode & ~07777u)
 		return cdn_err_msg(err, EINVAL, "store: export blob %s: mode %o is not a file mode",
 				   hex, mode);
+	char shown[SHOWN_MAX];
 	cdn_printable_str(shown, sizeof(shown), path, 0);
 	_cleanup_atomic_ struct atomic_file af = ATOMIC_FILE_INIT;
-	int r = open_target(s, path, &af, err);
+	r = open_target(s, path, &af, err);
 	if (r < 0 || (r = atomic_begin(s, &af, shown, err)) < 0 ||
 	    (r = blob_copy_checked(s, hex, af.fd, err)) < 0)
 		return r;
@@ -1249,17 +1254,12 @@ int store_tree_listing(struct store *s, const char *hash, char **listing, size_t
 {
 	*listing = NULL;
 	*len = 0;
-	char shown[SHOWN_MAX];
-	if (!cdn_sha256_hex_str_ok(hash)) {
-		cdn_printable_str(shown, sizeof(shown), hash, 0);
-		return cdn_err_msg(err, EINVAL,
-				   "store: \"%s\" is not a tree hash (64 lowercase hex "
-				   "digits)",
-				   shown);
-	}
+	int r = hash_check(hash, "a tree hash (64 lowercase hex digits)", err);
+	if (r < 0)
+		return r;
 	_cleanup_close_ int fd = -1;
 	struct stat st;
-	int r = blob_open(s, hash, &fd, &st, err);
+	r = blob_open(s, hash, &fd, &st, err);
 	if (r == -ENOENT)
 		return cdn_err_set(err, ENOENT, "store: tree %s is not stored", hash);
 	if (r < 0)
@@ -1484,14 +1484,9 @@ static int checkout_fill(struct store *s, int root, const struct listing_entry *
 int store_tree_checkout(struct store *s, const char *hash, char *path, size_t cap,
 			struct cdn_err *err)
 {
-	char shown[SHOWN_MAX];
-	if (!cdn_sha256_hex_str_ok(hash)) {
-		cdn_printable_str(shown, sizeof(shown), hash, 0);
-		return cdn_err_msg(err, EINVAL,
-				   "store: \"%s\" is not a tree hash (64 lowercase hex "
-				   "digits)",
-				   shown);
-	}
+	int r = hash_check(hash, "a tree hash (64 lowercase hex digits)", err);
+	if (r < 0)
+		return r;
 	int n = snprintf(path, cap, "%s/trees/%s", s->dir, hash);
 	if (n < 0 || (size_t)n >= cap)
 		return cdn_err_set(err, ENAMETOOLONG, "store: checkout %s", hash);
@@ -1503,7 +1498,7 @@ int store_tree_checkout(struct store *s, const char *hash, char *path, size_t ca
 
 	_cleanup_free_ char *listing = NULL;
 	size_t len;
-	int r = store_tree_listing(s, hash, &listing, &len, err);
+	r = store_tree_listing(s, hash, &listing, &len, err);
 	if (r < 0)
 		return r;
 	_cleanup_free_ struct listing_entry *v = NULL;
