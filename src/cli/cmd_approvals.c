@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "base/cleanup.h"
+#include "base/text.h"
 #include "cli/cli.h"
 #include "run/control.h"
 
@@ -56,9 +57,7 @@ static void approval_what(const json_t *a, char *out, size_t cap)
 			 (long long)json_integer_value(json_object_get(a, "port")), path ? path : "");
 	if (source && strcmp(source, "mcp") == 0 && reason && *reason)
 		strncat(out, ")", cap - strlen(out) - 1);
-	for (unsigned char *p = (unsigned char *)out; *p; p++)
-		if (*p < 0x20 || *p == 0x7f)
-			*p = '?';
+	cdn_printable(out, cap, out, strlen(out), CDN_TEXT_UTF8);
 }
 
 struct list_ctx {
@@ -196,7 +195,7 @@ int cmd_approvals(int argc, char **argv)
 		if (control_each(list_one, &ctx, &err) < 0) {
 			cli_error_err(&err);
 			json_decref(ctx.all);
-			return EXIT_CORDON;
+			return cli_exit_status(&err);
 		}
 		if (as_json) {
 			char *s = json_dumps(ctx.all, JSON_INDENT(2));
@@ -234,8 +233,7 @@ int cmd_approvals(int argc, char **argv)
 					  .approve = strcmp(verb, "approve") == 0,
 					  .by = by ? by : (pw ? pw->pw_name : "operator") };
 		if (control_each(decide_one, &ctx, &err) < 0) {
-			cli_error_err(&err);
-			return EXIT_CORDON;
+			return cli_fail(&err);
 		}
 		if (!ctx.done) {
 			cli_error("approvals %s: no pending request %s in a running cordon", verb,

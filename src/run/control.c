@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "base/cleanup.h"
+#include "base/clock.h"
 #include "store/store.h"
 
 /* ---------------------------------------------------------------- directory */
@@ -124,13 +125,6 @@ struct control_server {
 	size_t n_apprs;
 };
 
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static void copy_field(char *dst, size_t cap, const json_t *o, const char *key)
 {
 	const char *v = json_string_value(json_object_get(o, key));
@@ -153,7 +147,7 @@ void control_approval_add(struct control_server *s, const json_t *req)
 	json_int_t port = json_integer_value(json_object_get(req, "port"));
 	p->port = port >= 0 && port <= 65535 ? (int)port : 0;
 	json_int_t t = json_integer_value(json_object_get(req, "timeout_s"));
-	p->created_ms = mono_ms();
+	p->created_ms = cdn_mono_ms();
 	p->deadline_ms = p->created_ms + (uint64_t)(t > 0 && t <= 86400 ? t : 0) * 1000;
 	s->n_apprs++;
 }
@@ -170,7 +164,7 @@ void control_approval_remove(struct control_server *s, const char *id)
 static json_t *list_json(const struct control_server *s)
 {
 	json_t *arr = json_array();
-	uint64_t now = mono_ms();
+	uint64_t now = cdn_mono_ms();
 	for (size_t i = 0; arr && i < s->n_apprs; i++) {
 		const struct pending *p = &s->apprs[i];
 		json_t *a = json_pack("{s:s, s:s, s:s, s:i, s:s, s:I}", "id", p->id, "method",
@@ -359,10 +353,10 @@ void control_server_free(struct control_server *s)
 
 /* ------------------------------------------------------------------ client */
 
-/* Milliseconds left until deadline (a mono_ms() value), at least 0. */
+/* Milliseconds left until deadline (a cdn_mono_ms() value), at least 0. */
 static int left_ms(uint64_t deadline)
 {
-	uint64_t now = mono_ms();
+	uint64_t now = cdn_mono_ms();
 	return now >= deadline ? 0 : (int)(deadline - now);
 }
 
@@ -396,7 +390,7 @@ json_t *control_ask(const char *run_id, const json_t *req, struct cdn_err *err)
 	/* One deadline for the whole exchange, connect included: a run whose
 	 * loop is stuck (its backlog full, or never answering) costs the
 	 * caller at most this, never a hang. */
-	uint64_t deadline = mono_ms() + CONTROL_TIMEOUT_S * 1000;
+	uint64_t deadline = cdn_mono_ms() + CONTROL_TIMEOUT_S * 1000;
 	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0) {
 		cdn_err_set(err, errno, "run %s: control socket", run_id);
