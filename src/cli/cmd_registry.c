@@ -287,10 +287,15 @@ static void env_usage(FILE *out)
 	fputs("Usage: cordon env register NAME K=V... [OPTIONS]\n"
 	      "       cordon env list [OPTIONS]\n"
 	      "\n"
-	      "An env is a named, versioned set of plain environment variables an agent\n"
-	      "names in agent.json (\"env\": NAME). Values are stored in the clear: a name\n"
-	      "that looks like a secret (KEY, TOKEN, PASSWORD, ...) is refused; use\n"
-	      "cordon secret set for those.\n"
+	      "Plain configuration for agents. An env is a named set of environment\n"
+	      "variables (K=V, each a variable name and a UTF-8 value); an agent that names\n"
+	      "it in agent.json (\"env\": NAME) gets those variables in its sandbox. register\n"
+	      "stores them as NAME's next version (the same set again keeps the version);\n"
+	      "runs use the latest and record which version they got. list shows the latest\n"
+	      "version of each env.\n"
+	      "\n"
+	      "Values are stored and recorded in the clear: a name that looks like a secret\n"
+	      "(KEY, TOKEN, PASSWORD, ...) is refused; use cordon secret set for those.\n"
 	      "\n",
 	      out);
 	fputs(common_help, out);
@@ -349,8 +354,12 @@ static void grant_usage(FILE *out)
 {
 	fputs("Usage: cordon grant AGENT CAPABILITY [OPTIONS]\n"
 	      "\n"
-	      "Let AGENT use CAPABILITY (both by name, in the workspace). A grant covers\n"
-	      "every version of both; the run records which versions it got.\n"
+	      "Let AGENT use CAPABILITY (both registered, by name, in the workspace). A\n"
+	      "capability is a registered directory (a data set, a tool) that a run of the\n"
+	      "agent sees read-only at /capabilities/NAME, when the agent also lists it in\n"
+	      "agent.json (\"capabilities\"): the manifest asks, the grant allows, and a run\n"
+	      "whose agent asks for an ungranted one is refused before it starts. A grant\n"
+	      "covers every version of both; the run records which versions it got.\n"
 	      "\n",
 	      out);
 	fputs(common_help, out);

@@ -163,6 +163,13 @@ int cmd_secret(int argc, char **argv)
 	bool set = strcmp(verb, "set") == 0 && nargs == 2;
 	bool rm = strcmp(verb, "rm") == 0 && nargs == 2;
 	bool list = strcmp(verb, "list") == 0 && nargs == 1;
+	if (strcmp(verb, "set") == 0 && nargs == 3) {
+		cli_error("secret set: the value is not an argument (it would stay in your shell "
+			  "history and the process list): give it on standard input, e.g. "
+			  "cordon secret set %s < FILE, or type it at the prompt",
+			  argv[optind + 1]);
+		return EXIT_CORDON;
+	}
 	if (!set && !rm && !list) {
 		secret_usage(stderr);
 		return EXIT_CORDON;
@@ -195,7 +202,7 @@ int cmd_secret(int argc, char **argv)
 	} else if (rm) {
 		r = vault_rm(v, ws, name, &err);
 		if (r == -ENOENT)
-			cdn_err_set(&err, ENOENT, "secret %s is not set in workspace %s", name, ws);
+			cdn_err_msg(&err, ENOENT, "secret %s is not set in workspace %s", name, ws);
 		if (r == 0)
 			printf(json ? "{\"name\":\"%s\",\"removed\":true}\n" : "secret %s removed\n",
 			       name);

@@ -232,16 +232,18 @@ int cmd_serve(int argc, char **argv)
 
 static void init_usage(FILE *out)
 {
-	fputs("Usage: cordon init [--state DIR] [-w WORKSPACE] [--name NAME]\n"
+	fputs("Usage: cordon init [--state DIR] [-w WORKSPACE] [--name NAME] [--json]\n"
 	      "\n"
 	      "Create the state directory (if needed) and the first owner API key, and print\n"
 	      "the key once, as the last line of the output. It is stored only as a hash:\n"
-	      "keep it now. Refused when an owner key exists already (use cordon keys).\n"
+	      "keep it now. Refused when an owner key exists already (use cordon keys), and\n"
+	      "when CORDON_URL is set: init makes local state, on the server's machine.\n"
 	      "\n"
 	      "Options:\n"
 	      "      --state DIR           state directory (default $CORDON_STATE)\n"
 	      "  -w, --workspace NAME      the key's workspace (default \"default\")\n"
 	      "      --name NAME           the key's name (default \"owner\")\n"
+	      "      --json                print {state, workspace, id, name, role, key}\n"
 	      "  -h, --help                show this help\n",
 	      out);
 }
@@ -251,11 +253,17 @@ int cmd_init(int argc, char **argv)
 	const char *name = "owner";
 	const struct cli_extra extra[] = { { "name", 0, &name, NULL } };
 	struct cli_common co;
-	int p = cli_parse_opts(argc, argv, extra, 1, false, init_usage, &co);
+	int p = cli_parse_opts(argc, argv, extra, 1, true, init_usage, &co);
 	if (p)
 		return p > 0 ? 0 : EXIT_CORDON;
 	if (optind != argc) {
 		init_usage(stderr);
+		return EXIT_CORDON;
+	}
+	if (cli_remote()) {
+		cli_error("init: CORDON_URL is set, and init has no API: it creates a local state "
+			  "directory and its first key, on the machine cordon serve runs on (unset "
+			  "CORDON_URL there); cordon keys create makes more keys through the API");
 		return EXIT_CORDON;
 	}
 	const char *state = co.state, *ws = co.workspace;
@@ -279,8 +287,21 @@ int cmd_init(int argc, char **argv)
 			cli_error_err(&err);
 			rc = cli_exit_status(&err);
 		} else {
-			printf("state: %s\nworkspace: %s\nowner key %s (%s), shown once:\n%s\n",
-			       store_dir(s), ws, rec.id, rec.name, key);
+			if (co.json) {
+				json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "state",
+						      store_dir(s), "workspace", ws, "id", rec.id,
+						      "name", rec.name, "role", "owner", "key", key);
+				char *t = j ? json_dumps(j, JSON_COMPACT) : NULL;
+				if (t) {
+					puts(t);
+					sodium_memzero(t, strlen(t));
+					free(t);
+				}
+				json_decref(j);
+			} else {
+				printf("state: %s\nworkspace: %s\nowner key %s (%s), shown once:\n%s\n",
+				       store_dir(s), ws, rec.id, rec.name, key);
+			}
 			sodium_memzero(key, sizeof(key));
 		}
 	}
@@ -413,12 +434,14 @@ int cmd_keys(int argc, char **argv)
 			char used[32] = "never";
 			if (v[i].last_used)
 				cdn_rfc3339(v[i].last_used * 1000, CDN_TIME_S, used, sizeof(used));
+			char created[32];
+			cdn_rfc3339(v[i].created * 1000, CDN_TIME_S, created, sizeof(created));
 			if (json)
 				json_array_append_new(
-					arr, json_pack("{s:s, s:s, s:s, s:b, s:I, s:I}", "id", v[i].id,
+					arr, json_pack("{s:s, s:s, s:s, s:b, s:s, s:o}", "id", v[i].id,
 						       "name", v[i].name, "role", v[i].role, "revoked",
-						       v[i].revoked, "created", (json_int_t)v[i].created,
-						       "last_used", (json_int_t)v[i].last_used));
+						       v[i].revoked, "created", created, "last_used",
+						       v[i].last_used ? json_string(used) : json_null()));
 			else
 				printf("%-24s %-20s %-7s %-8s %s\n", v[i].id, v[i].name, v[i].role,
 				       v[i].revoked ? "yes" : "no", used);
