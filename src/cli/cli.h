@@ -110,6 +110,26 @@ const char *cli_caller(void);
 /* Prints one event line (as in events.ndjson) as the progress view does
  * (src/cli/progress.c); colours when color. */
 void cli_progress_event(const char *line, size_t len, bool color);
+
+/* The agent's output in the progress view: to a pipe or a file, its bytes
+ * as they are (stdout to stdout, stderr to stderr); to a terminal, whole
+ * lines behind a "  │ " gutter, each made safe (cdn_printable). */
+#define CLI_OUTPUT_LINE 1024 /* a longer line is shown in pieces */
+struct cli_output {
+	bool color;
+	bool tty[3];
+	char line[3][CLI_OUTPUT_LINE];
+	size_t len[3];
+};
+void cli_output_init(struct cli_output *o, bool color);
+void cli_output_write(struct cli_output *o, int fd, const char *p, size_t n);
+/* Shows what is held of an unfinished line (before an event's line). */
+void cli_output_flush(struct cli_output *o);
+
+/* A failed run's end: the last lines of its (redacted) stderr, made safe. */
+#define CLI_TAIL_LINES 10
+#define CLI_TAIL_BYTES 2048
+void cli_progress_stderr_tail(const char *buf, size_t len, bool color);
 #endif
 
 int cmd_exec(int argc, char **argv);

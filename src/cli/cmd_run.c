@@ -8,12 +8,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/cleanup.h"
 #include "base/file.h"
+#include "base/text.h"
 #include "base/units.h"
 #include "cli/cli.h"
+#include "run/events.h"
 #include "run/run.h"
 #include "sandbox/sandbox.h"
 
@@ -21,7 +24,7 @@
 
 static void run_usage(FILE *out)
 {
-	fputs("Usage: cordon run [OPTIONS] AGENT\n"
+	fputs("Usage: cordon run [OPTIONS] AGENT [OPTIONS]\n"
 	      "\n"
 	      "Run an agent in a fresh sandbox and leave a record of what ran. AGENT is a\n"
 	      "registered NAME[@VERSION] or a directory with an agent.json (snapshotted\n"
@@ -32,6 +35,12 @@ static void run_usage(FILE *out)
 	      "declares as environment variables, and nothing else. It may write\n"
 	      "/workspace/output.json, files in /workspace/out (kept as artifacts) and\n"
 	      "progress lines to $CORDON_STEPS.\n"
+	      "\n"
+	      "The progress view shows the agent's stdout and stderr as it writes them\n"
+	      "(redacted; control characters shown as '?' on a terminal) and ends a failed\n"
+	      "run with the last lines of its stderr. Options may come before or after\n"
+	      "AGENT; an agent takes no arguments (its input is -i), so anything after\n"
+	      "\"--\" but AGENT is refused.\n"
 	      "\n"
 	      "Options:\n"
 	      "  -i, --input FILE       input JSON object (\"-\": standard input; default {})\n"
@@ -53,6 +62,13 @@ static void run_usage(FILE *out)
 	      "                         them: landlock, cgroup, seccomp (recorded)\n"
 	      "      --claim ID         run the queued record ID (what cordon serve uses)\n"
 	      "  -h, --help             show this help\n"
+	      "\n"
+	      "With CORDON_URL set, the run is dispatched to cordon serve (key in\n"
+	      "CORDON_API_KEY): AGENT must be registered there, --policy, --allow-private,\n"
+	      "--hosts, --upstream-ca, --capture, --allow-degraded, --claim and --state\n"
+	      "are the server's to set and are refused, and the events are followed\n"
+	      "until the run ends. Ctrl-C stops following; the run goes on (cordon runs\n"
+	      "cancel RUN stops it).\n"
 	      "\n"
 	      "Exit status: the agent's own; 124 on timeout, 137 when out of memory; 125\n"
 	      "when cordon could not run it (the message says why).\n",
@@ -80,12 +96,15 @@ enum view { VIEW_PROGRESS, VIEW_JSON, VIEW_NONE };
 struct view_ctx {
 	enum view view;
 	bool color;
+	struct cli_output out;
 };
 
 /* How `cordon run` shows each event as the run writes it. */
 static void show_event(void *ctx, const char *line, size_t len)
 {
-	const struct view_ctx *v = ctx;
+	struct view_ctx *v = ctx;
+	if (v->view == VIEW_PROGRESS)
+		cli_output_flush(&v->out);
 	if (v->view == VIEW_JSON) {
 		fwrite(line, 1, len, stdout);
 		fputc('\n', stdout);
@@ -93,6 +112,153 @@ static void show_event(void *ctx, const char *line, size_t len)
 	} else {
 		cli_progress_event(line, len, v->color);
 	}
+}
+
+/* The agent's output, live (progress view only: --json is events only). */
+static void show_output(void *ctx, int fd, const char *p, size_t n)
+{
+	struct view_ctx *v = ctx;
+	cli_output_write(&v->out, fd, p, n);
+}
+
+/* The end of a failed run's stderr: at most its last CLI_TAIL_BYTES. */
+static void show_tail(const char *text, size_t len, bool color)
+{
+	size_t off = len > CLI_TAIL_BYTES ? len - CLI_TAIL_BYTES : 0;
+	cli_progress_stderr_tail(text + off, len - off, color);
+}
+
+static void show_local_tail(struct store *s, const char *id, bool color)
+{
+	char path[PATH_MAX];
+	if (store_run_file(s, id, "stderr", path, sizeof(path), NULL) < 0)
+		return;
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+		return;
+	char buf[CLI_TAIL_BYTES];
+	off_t off = st.st_size > (off_t)sizeof(buf) ? st.st_size - (off_t)sizeof(buf) : 0;
+	ssize_t n = pread(fd, buf, sizeof(buf), off);
+	if (n > 0)
+		show_tail(buf, (size_t)n, color);
+}
+
+/* ---------------------------------------------------------------- remote */
+
+struct remote_view {
+	struct view_ctx *view;
+	const char *run_id;
+	struct events_reader rd;
+	bool finished;
+};
+
+static void on_remote_line(void *ctx, const char *line, size_t len)
+{
+	struct remote_view *rv = ctx;
+	struct events_head h;
+	if (events_parse(line, len, &h, NULL) < 0 || strcmp(h.run_id, rv->run_id) != 0)
+		return;
+	if (rv->view->view != VIEW_NONE)
+		show_event(rv->view, line, len);
+	if (events_is_end(&h, rv->run_id))
+		rv->finished = true;
+}
+
+static void on_remote_data(void *ctx, const char *p, size_t n)
+{
+	struct remote_view *rv = ctx;
+	(void)events_reader_feed(&rv->rd, p, n, on_remote_line, rv);
+}
+
+/* Dispatches the run to cordon serve, follows its events to the end and
+ * exits as a local run would. */
+static int remote_run(const char *ref, const char *input_path, struct view_ctx *view)
+{
+	if (strchr(ref, '/')) {
+		cli_error("run: %s is a directory; through cordon serve (CORDON_URL) only "
+			  "registered agents run: register it first (cordon agent register NAME "
+			  "DIR)",
+			  ref);
+		return EXIT_CORDON;
+	}
+	_cleanup_free_ char *input = NULL;
+	size_t input_len = 0;
+	if (input_path && read_all(input_path, &input, &input_len) < 0)
+		return EXIT_CORDON;
+	json_error_t jerr;
+	json_t *in = input ? json_loadb(input, input_len, JSON_REJECT_DUPLICATES, &jerr)
+			   : json_object();
+	if (!in || !json_is_object(in)) {
+		cli_error("input %s: not a JSON object%s%s", input_path, in ? "" : ": ",
+			  in ? "" : jerr.text);
+		json_decref(in);
+		return EXIT_CORDON;
+	}
+	json_t *body = json_pack("{s:s, s:o}", "agent", ref, "input", in);
+	struct cli_api_resp rs;
+	int r = cli_api_json("POST", "/v1/runs", body, 202, &rs);
+	json_decref(body);
+	if (r < 0)
+		return EXIT_CORDON;
+	char id[STORE_RUN_ID_MAX + 1];
+	const char *rid = json_string_value(json_object_get(rs.json, "id"));
+	if (!rid || store_run_id_check(rid, NULL) < 0) {
+		cli_error("the server's answer has no run id");
+		cli_api_resp_free(&rs);
+		return EXIT_CORDON;
+	}
+	snprintf(id, sizeof(id), "%s", rid);
+	cli_api_resp_free(&rs);
+	view->color = view->view == VIEW_PROGRESS && isatty(STDOUT_FILENO) && !getenv("NO_COLOR");
+	if (view->view == VIEW_PROGRESS)
+		fprintf(stderr, "cordon: run %s queued on %s\n", id, getenv("CORDON_URL"));
+
+	/* The events until run.finished; a stream cut short ends the view, and
+	 * the record says how far the run got. */
+	char path[256];
+	snprintf(path, sizeof(path), "/v1/runs/%s/events?follow=1", id);
+	struct remote_view rv = { .view = view, .run_id = id };
+	struct cli_api_req rq = { .method = "GET", .path = path, .on_data = on_remote_data,
+				  .ctx = &rv };
+	r = cli_api_call(&rq, &rs);
+	events_reader_free(&rv.rd);
+	if (r < 0)
+		return EXIT_CORDON;
+	cli_api_resp_free(&rs);
+
+	snprintf(path, sizeof(path), "/v1/runs/%s", id);
+	if (cli_api_json("GET", path, NULL, 200, &rs) < 0)
+		return EXIT_CORDON;
+	struct run_outcome out = { .exit_code = -1, .status = RUN_ERROR };
+	snprintf(out.id, sizeof(out.id), "%s", id);
+	const char *st = json_string_value(json_object_get(rs.json, "status"));
+	enum store_run_status status;
+	if (st && store_run_status_parse(st, &status) == 0)
+		out.status = status;
+	out.exit_code = (int)json_integer_value(json_object_get(rs.json, "exit_code"));
+	const char *error = json_string_value(json_object_get(rs.json, "error"));
+	if (!rv.finished && view->view != VIEW_NONE) {
+		char safe[512];
+		cli_error("run %s: %s%s%s", id, st ? st : "unknown",
+			  error ? ": " : "", error ? cdn_printable_str(safe, sizeof(safe), error,
+								      CDN_TEXT_UTF8)
+						   : "");
+	}
+	cli_api_resp_free(&rs);
+	if (view->view == VIEW_PROGRESS && out.status != RUN_SUCCEEDED) {
+		snprintf(path, sizeof(path), "/v1/runs/%s/stderr", id);
+		struct cli_api_req oq = { .method = "GET", .path = path, .accept = "text/plain" };
+		if (cli_api_call(&oq, &rs) == 0 && rs.status == 200 && rs.raw)
+			show_tail(rs.raw, rs.raw_len, view->color);
+		cli_api_resp_free(&rs);
+	}
+	if (!store_run_status_final(out.status)) {
+		cli_error("run %s has not ended (%s); follow it with cordon logs -f %s", id,
+			  st ? st : "unknown", id);
+		return EXIT_CORDON;
+	}
+	return run_exit_code(&out);
 }
 
 int cmd_run(int argc, char **argv)
@@ -117,12 +283,13 @@ int cmd_run(int argc, char **argv)
 	};
 	struct run_options o = { 0 };
 	struct view_ctx view = { .view = VIEW_PROGRESS };
+	const char *local_only = NULL; /* the first option that only a local run has */
 	const char *state = NULL, *input_path = NULL;
 	const char *priv[MAX_ALLOW_PRIVATE];
 	struct cdn_err err = { 0 };
 	optind = 1;
 	int c;
-	while ((c = getopt_long(argc, argv, "+i:w:qh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "i:w:qh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'i':
 			input_path = optarg;
@@ -131,6 +298,7 @@ int cmd_run(int argc, char **argv)
 			o.workspace = optarg;
 			break;
 		case O_STATE:
+			local_only = local_only ? local_only : "--state";
 			state = optarg;
 			break;
 		case O_JSON:
@@ -140,9 +308,11 @@ int cmd_run(int argc, char **argv)
 			view.view = VIEW_NONE;
 			break;
 		case O_POLICY:
+			local_only = local_only ? local_only : "--policy";
 			o.policy_path = optarg;
 			break;
 		case O_PRIVATE:
+			local_only = local_only ? local_only : "--allow-private";
 			if (o.n_allow_private == MAX_ALLOW_PRIVATE) {
 				cli_error("--allow-private: at most %d", MAX_ALLOW_PRIVATE);
 				return EXIT_CORDON;
@@ -150,12 +320,15 @@ int cmd_run(int argc, char **argv)
 			priv[o.n_allow_private++] = optarg;
 			break;
 		case O_HOSTS:
+			local_only = local_only ? local_only : "--hosts";
 			o.hosts_file = optarg;
 			break;
 		case O_CA:
+			local_only = local_only ? local_only : "--upstream-ca";
 			o.upstream_ca = optarg;
 			break;
 		case O_CAPTURE: {
+			local_only = local_only ? local_only : "--capture";
 			uint64_t v;
 			if (cdn_parse_size(optarg, &v, &err) < 0 || v == 0 || v > (64u << 20)) {
 				cli_error("--capture: '%s' is not a size from 1 byte to 64m", optarg);
@@ -165,11 +338,13 @@ int cmd_run(int argc, char **argv)
 			break;
 		}
 		case O_DEGRADED:
+			local_only = local_only ? local_only : "--allow-degraded";
 			if (sandbox_parse_degraded(optarg, &o.allow_degraded, &err) < 0) {
 				return cli_fail(&err);
 			}
 			break;
 		case O_CLAIM:
+			local_only = local_only ? local_only : "--claim";
 			if (strlen(optarg) > STORE_RUN_ID_MAX) {
 				cli_error("--claim: '%s' is not a run id", optarg);
 				return EXIT_CORDON;
@@ -186,11 +361,25 @@ int cmd_run(int argc, char **argv)
 		}
 	}
 	if (optind + 1 != argc) {
-		cli_error(optind == argc ? "run: which agent? (a directory or NAME[@VERSION])"
-					 : "run: one agent at a time");
+		if (optind == argc)
+			cli_error("run: which agent? (a directory or NAME[@VERSION])");
+		else
+			cli_error("run: one agent at a time, and an agent takes no arguments ('%s' "
+				  "after %s): its input is a JSON object, given with -i FILE",
+				  argv[optind + 1], argv[optind]);
 		return EXIT_CORDON;
 	}
 	o.ref = argv[optind];
+	if (cli_remote()) {
+		if (local_only) {
+			cli_error("run: %s is for a local run; CORDON_URL is set, so the run goes to "
+				  "cordon serve, whose operator sets it (unset CORDON_URL to run "
+				  "here)",
+				  local_only);
+			return EXIT_CORDON;
+		}
+		return remote_run(o.ref, input_path, &view);
+	}
 	if (!o.hosts_file && getenv("CORDON_HOSTS_FILE") && *getenv("CORDON_HOSTS_FILE"))
 		o.hosts_file = getenv("CORDON_HOSTS_FILE");
 	o.allow_private = priv;
@@ -199,6 +388,11 @@ int cmd_run(int argc, char **argv)
 	if (view.view != VIEW_NONE) {
 		o.on_event = show_event;
 		o.event_ctx = &view;
+	}
+	if (view.view == VIEW_PROGRESS) {
+		cli_output_init(&view.out, view.color);
+		o.on_output = show_output;
+		o.output_ctx = &view;
 	}
 	o.caller = cli_caller();
 
@@ -217,9 +411,12 @@ int cmd_run(int argc, char **argv)
 	struct run_outcome out;
 	int r = run_agent(s, v, &o, &out, &err);
 	vault_close(v);
-	store_close(s);
 	if (r < 0) {
+		store_close(s);
 		return cli_fail(&err);
 	}
+	if (view.view == VIEW_PROGRESS && out.status != RUN_SUCCEEDED)
+		show_local_tail(s, out.id, view.color);
+	store_close(s);
 	return run_exit_code(&out);
 }

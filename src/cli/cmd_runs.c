@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* cordon runs list|show, cordon logs RUN [--follow] */
+/* cordon runs list|show|output|artifact|cancel, cordon logs RUN [--follow] */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -9,13 +9,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "base/cleanup.h"
 #include "base/clock.h"
+#include "base/text.h"
 #include "base/units.h"
 #include "cli/cli.h"
+#include "run/artifacts.h"
+#include "run/control.h"
 #include "run/events.h"
 #include "run/run.h"
 #include "store/store.h"
@@ -24,10 +28,18 @@ static void runs_usage(FILE *out)
 {
 	fputs("Usage: cordon runs list [--agent NAME] [--status STATUS] [--limit N] [OPTIONS]\n"
 	      "       cordon runs show RUN [OPTIONS]\n"
+	      "       cordon runs output RUN [stdout|stderr] [OPTIONS]\n"
+	      "       cordon runs artifact RUN NAME [-o FILE [--force]] [OPTIONS]\n"
+	      "       cordon runs cancel RUN [OPTIONS]\n"
 	      "\n"
 	      "list shows a workspace's runs, newest first. show prints a run's record and,\n"
 	      "once it finished, its result.json (status, exit code, hashes of what ran,\n"
-	      "resources, output, artifacts, the audit log's head).\n"
+	      "resources, output, artifacts, the audit log's head). output prints what the\n"
+	      "run wrote to stdout (default) or stderr, as kept: redacted, up to the capture\n"
+	      "limit. artifact writes one of the run's artifacts (as result.json lists\n"
+	      "them) to standard output or FILE. cancel stops a running run, which ends as\n"
+	      "cancelled (locally: through the run's control socket, so as root or the\n"
+	      "user who started it).\n"
 	      "STATUS: created, running, succeeded, failed, timeout, oom, killed, error,\n"
 	      "cancelled.\n"
 	      "\n"
@@ -35,6 +47,9 @@ static void runs_usage(FILE *out)
 	      "      --agent NAME      only this agent's runs\n"
 	      "      --status STATUS   only runs with this status\n"
 	      "      --limit N         at most N runs (1-1000, default 20)\n"
+	      "  -o, --output FILE     artifact: write it to FILE (not replaced without\n"
+	      "                        --force)\n"
+	      "      --force           artifact: replace an existing FILE\n"
 	      "  -w, --workspace NAME  workspace (default $CORDON_WORKSPACE, else \"default\")\n"
 	      "      --state DIR       state directory (default $CORDON_STATE)\n"
 	      "      --json            print the result as JSON\n"
@@ -88,6 +103,10 @@ static int remote_runs(bool list, const char *id, const struct store_run_query *
 	if (cli_api_json("GET", path, NULL, 200, &rs) < 0)
 		return EXIT_CORDON;
 	json_t *out = list ? json_object_get(rs.json, "runs") : rs.json;
+	if (list && !json && json_array_size(out) == 0)
+		fprintf(stderr, "%s\n", q->agent || q->status >= 0
+					      ? "no run in the key's workspace matches the filter"
+					      : "no runs in the key's workspace");
 	if (json || !list) {
 		json_dumpf(out, stdout, json ? JSON_COMPACT | JSON_SORT_KEYS : JSON_INDENT(2));
 		putchar('\n');
@@ -117,14 +136,264 @@ static int remote_runs(bool list, const char *id, const struct store_run_query *
 	return 0;
 }
 
+/* ------------------------------------------------- output, artifact, cancel */
+
+/* The run `id` of this workspace, locally: 0, or EXIT_CORDON after saying
+ * why. Free with store_run_clear. */
+static int local_run(struct store *s, const char *ws, const char *id, struct store_run *r)
+{
+	struct cdn_err err = { 0 };
+	if (store_run_id_check(id, &err) < 0) {
+		cli_error_err(&err);
+		return EXIT_CORDON;
+	}
+	int g = store_run_get(s, id, r, &err);
+	if (g == -ENOENT || (g == 0 && strcmp(r->workspace, ws) != 0)) {
+		cli_error("no run %s in workspace %s", id, ws);
+		if (g == 0)
+			store_run_clear(r);
+		return EXIT_CORDON;
+	}
+	if (g < 0) {
+		cli_error_err(&err);
+		return cli_exit_status(&err);
+	}
+	return 0;
+}
+
+static bool artifact_listed(const struct store_run *r, const char *name)
+{
+	json_t *res = r->result_json ? json_loads(r->result_json, 0, NULL) : NULL;
+	bool found = false;
+	size_t i;
+	json_t *a;
+	json_array_foreach(json_object_get(res, "artifacts"), i, a)
+		if (strcmp(json_string_value(json_object_get(a, "name")) ?: "", name) == 0)
+			found = true;
+	json_decref(res);
+	return found;
+}
+
+/* The destination of bytes: standard output, or FILE made anew (replaced
+ * only with force, and then through a temporary file renamed over it). */
+struct sink_file {
+	FILE *f;
+	char tmp[PATH_MAX];
+	const char *path;
+};
+
+static int sink_open(struct sink_file *k, const char *path, bool force)
+{
+	memset(k, 0, sizeof(*k));
+	k->path = path;
+	if (!path || strcmp(path, "-") == 0) {
+		k->f = stdout;
+		k->path = NULL;
+		return 0;
+	}
+	if (!force && access(path, F_OK) == 0) {
+		cli_error("%s exists (--force replaces it)", path);
+		return -1;
+	}
+	snprintf(k->tmp, sizeof(k->tmp), "%s.XXXXXX", path);
+	int fd = mkostemp(k->tmp, O_CLOEXEC);
+	if (fd < 0 || !(k->f = fdopen(fd, "w"))) {
+		cli_error("%s: %s", path, strerror(errno));
+		if (fd >= 0) {
+			close(fd);
+			unlink(k->tmp);
+		}
+		return -1;
+	}
+	return 0;
+}
+
+static int sink_close(struct sink_file *k, bool ok)
+{
+	if (!k->path) {
+		fflush(stdout);
+		return ok && !ferror(stdout) ? 0 : -1;
+	}
+	bool good = ok && fflush(k->f) == 0 && !ferror(k->f) && fsync(fileno(k->f)) == 0;
+	int e = errno;
+	fclose(k->f);
+	if (good && rename(k->tmp, k->path) == 0)
+		return 0;
+	if (good)
+		e = errno;
+	unlink(k->tmp);
+	if (ok)
+		cli_error("%s: %s", k->path, strerror(e));
+	return -1;
+}
+
+static void sink_data(void *ctx, const char *p, size_t n)
+{
+	struct sink_file *k = ctx;
+	fwrite(p, 1, n, k->f);
+}
+
+/* A run file to the sink, locally or from the API (streamed either way). */
+static int copy_run_file(const struct cli_common *co, const char *id, const char *rel,
+			 const char *api_path, const char *what, const char *output, bool force)
+{
+	struct sink_file k;
+	if (cli_remote()) {
+		if (sink_open(&k, output, force) < 0)
+			return EXIT_CORDON;
+		struct cli_api_req rq = { .method = "GET", .path = api_path, .on_data = sink_data,
+					  .ctx = &k };
+		struct cli_api_resp rs;
+		int r = cli_api_call(&rq, &rs);
+		bool ok = r == 0 && rs.status == 200;
+		if (r == 0 && !ok)
+			cli_error("run %s: no %s there, or no such run in the key's workspace "
+				  "(HTTP %d)",
+				  id, what, rs.status);
+		if (r == 0)
+			cli_api_resp_free(&rs);
+		return sink_close(&k, ok) == 0 ? 0 : EXIT_CORDON;
+	}
+	struct store *s;
+	if (cli_open_state(co->state, &s, NULL) < 0)
+		return EXIT_CORDON;
+	struct store_run r;
+	int rc = local_run(s, co->workspace, id, &r);
+	if (rc) {
+		store_close(s);
+		return rc;
+	}
+	bool listed = strncmp(rel, "artifacts/", 10) != 0 || artifact_listed(&r, rel + 10);
+	store_run_clear(&r);
+	char path[PATH_MAX];
+	_cleanup_close_ int fd = -1;
+	if (listed && store_run_file(s, id, rel, path, sizeof(path), NULL) == 0)
+		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	store_close(s);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		cli_error("run %s has no %s", id, what);
+		return EXIT_CORDON;
+	}
+	if (sink_open(&k, output, force) < 0)
+		return EXIT_CORDON;
+	char buf[65536];
+	ssize_t n;
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		fwrite(buf, 1, (size_t)n, k.f);
+	return sink_close(&k, n == 0) == 0 ? 0 : EXIT_CORDON;
+}
+
+static int runs_output(const struct cli_common *co, const char *id, const char *which)
+{
+	if (strcmp(which, "stdout") != 0 && strcmp(which, "stderr") != 0) {
+		cli_error("runs output: '%s' is not stdout or stderr", which);
+		return EXIT_CORDON;
+	}
+	if (store_run_id_check(id, NULL) < 0) {
+		cli_error("runs output: '%s' is not a run id", id);
+		return EXIT_CORDON;
+	}
+	char api[160];
+	snprintf(api, sizeof(api), "/v1/runs/%s/%s", id, which);
+	return copy_run_file(co, id, which, api, which, NULL, false);
+}
+
+static int runs_artifact(const struct cli_common *co, const char *id, const char *name,
+			 const char *output, bool force)
+{
+	if (store_run_id_check(id, NULL) < 0) {
+		cli_error("runs artifact: '%s' is not a run id", id);
+		return EXIT_CORDON;
+	}
+	if (!artifact_name_ok(name)) {
+		cli_error("runs artifact: '%s' is not an artifact name (the names runs show "
+			  "lists)",
+			  name);
+		return EXIT_CORDON;
+	}
+	char rel[PATH_MAX], api[PATH_MAX], what[PATH_MAX];
+	snprintf(rel, sizeof(rel), "artifacts/%s", name);
+	snprintf(api, sizeof(api), "/v1/runs/%s/artifacts/%s", id, name);
+	snprintf(what, sizeof(what), "artifact %s", name);
+	return copy_run_file(co, id, rel, api, what, output, force);
+}
+
+static int runs_cancel(const struct cli_common *co, const char *id)
+{
+	if (store_run_id_check(id, NULL) < 0) {
+		cli_error("runs cancel: '%s' is not a run id", id);
+		return EXIT_CORDON;
+	}
+	char path[160];
+	struct cli_api_resp rs;
+	if (cli_remote()) {
+		snprintf(path, sizeof(path), "/v1/runs/%s/cancel", id);
+		if (cli_api_json("POST", path, NULL, 202, &rs) < 0)
+			return EXIT_CORDON;
+		cli_api_resp_free(&rs);
+		if (co->json)
+			printf("{\"id\":\"%s\",\"cancelling\":true}\n", id);
+		else
+			fprintf(stderr, "cancelling run %s\n", id);
+		return 0;
+	}
+	struct store *s;
+	if (cli_open_state(co->state, &s, NULL) < 0)
+		return EXIT_CORDON;
+	struct store_run r;
+	int rc = local_run(s, co->workspace, id, &r);
+	if (rc) {
+		store_close(s);
+		return rc;
+	}
+	enum store_run_status st = r.status;
+	store_run_clear(&r);
+	store_close(s);
+	if (store_run_status_final(st)) {
+		cli_error("run %s already ended (%s)", id, store_run_status_name(st));
+		return EXIT_CORDON;
+	}
+	json_t *req = json_pack("{s:s, s:s}", "op", "cancel", "by", cli_caller());
+	struct cdn_err err = { 0 };
+	json_t *res = req ? control_ask(id, req, &err) : NULL;
+	json_decref(req);
+	if (!res) {
+		if (st == RUN_CREATED)
+			cli_error("run %s has not started: a queued run is cordon serve's to "
+				  "cancel (set CORDON_URL and CORDON_API_KEY)",
+				  id);
+		else
+			cli_error("run %s: its control socket does not answer (%s); as root, or as "
+				  "the user who started it?",
+				  id, err.msg[0] ? err.msg : "no socket");
+		return EXIT_CORDON;
+	}
+	bool ok = json_is_true(json_object_get(res, "ok"));
+	if (!ok)
+		cli_error("run %s: %s", id,
+			  json_string_value(json_object_get(res, "error")) ?: "not cancelled");
+	json_decref(res);
+	if (!ok)
+		return EXIT_CORDON;
+	if (co->json)
+		printf("{\"id\":\"%s\",\"cancelling\":true}\n", id);
+	else
+		fprintf(stderr, "cancelling run %s\n", id);
+	return 0;
+}
+
 int cmd_runs(int argc, char **argv)
 {
-	const char *agent = NULL, *status = NULL, *limit = NULL;
+	const char *agent = NULL, *status = NULL, *limit = NULL, *output = NULL;
+	bool force = false;
 	const struct cli_extra extra[] = { { "agent", 0, &agent, NULL },
 					   { "status", 0, &status, NULL },
-					   { "limit", 0, &limit, NULL } };
+					   { "limit", 0, &limit, NULL },
+					   { "output", 'o', &output, NULL },
+					   { "force", 0, NULL, &force } };
 	struct cli_common co;
-	int p = cli_parse_opts(argc, argv, extra, 3, true, runs_usage, &co);
+	int p = cli_parse_opts(argc, argv, extra, CDN_ARRAY_SIZE(extra), true, runs_usage, &co);
 	if (p)
 		return p > 0 ? 0 : EXIT_CORDON;
 	const char *state = co.state;
@@ -152,6 +421,16 @@ int cmd_runs(int argc, char **argv)
 	const char *verb = nargs > 0 ? argv[optind] : "";
 	bool list = strcmp(verb, "list") == 0 && nargs == 1;
 	bool show = strcmp(verb, "show") == 0 && nargs == 2;
+	if (strcmp(verb, "output") == 0 && (nargs == 2 || nargs == 3))
+		return runs_output(&co, argv[optind + 1], nargs == 3 ? argv[optind + 2] : "stdout");
+	if (strcmp(verb, "artifact") == 0 && nargs == 3)
+		return runs_artifact(&co, argv[optind + 1], argv[optind + 2], output, force);
+	if (strcmp(verb, "cancel") == 0 && nargs == 2)
+		return runs_cancel(&co, argv[optind + 1]);
+	if (output || force) {
+		cli_error("runs %s: -o and --force are for runs artifact", verb);
+		return EXIT_CORDON;
+	}
 	if (!list && !show) {
 		runs_usage(stderr);
 		return EXIT_CORDON;
@@ -196,6 +475,12 @@ int cmd_runs(int argc, char **argv)
 		if (json) {
 			json_dumpf(arr, stdout, JSON_COMPACT);
 			putchar('\n');
+		} else if (n == 0 && (q.agent || q.status >= 0)) {
+			fprintf(stderr, "no run in workspace %s matches the filter (%s%s%s%s%s)\n",
+				q.workspace, q.agent ? "--agent " : "", q.agent ? q.agent : "",
+				q.agent && q.status >= 0 ? ", " : "", q.status >= 0 ? "--status " : "",
+				q.status >= 0 ? store_run_status_name((enum store_run_status)q.status)
+					      : "");
 		} else if (n == 0) {
 			fprintf(stderr, "no runs in workspace %s\n", q.workspace);
 		}
@@ -272,6 +557,19 @@ static void print_event(struct log_view *v, const char *line, size_t len)
 	fflush(stdout);
 }
 
+/* A run that ended without its run.finished event (its supervisor died, it
+ * failed before the sandbox started) has only its record to say why: the
+ * error is printed, so that logs never ends in silence. */
+static void say_end(const char *id, const char *status, const char *error)
+{
+	if (!status || strcmp(status, "succeeded") == 0)
+		return;
+	char safe[512];
+	cli_error("run %s ended as %s%s%s", id, status, error && *error ? ": " : "",
+		  error && *error ? cdn_printable_str(safe, sizeof(safe), error, CDN_TEXT_UTF8)
+				  : "");
+}
+
 /* A local events file, through the follower (run/events.h). */
 static void on_local_event(void *ctx, const struct events_head *h, const char *line, size_t len)
 {
@@ -317,6 +615,18 @@ static int remote_logs(const char *id, bool follow, bool json)
 		return EXIT_CORDON;
 	}
 	cli_api_resp_free(&rs);
+	if (!v.finished) {
+		snprintf(path, sizeof(path), "/v1/runs/%s", id);
+		if (cli_api_json("GET", path, NULL, 200, &rs) == 0) {
+			const char *st = json_string_value(json_object_get(rs.json, "status"));
+			enum store_run_status status;
+			if (st && store_run_status_parse(st, &status) == 0 &&
+			    store_run_status_final(status))
+				say_end(id, st,
+					json_string_value(json_object_get(rs.json, "error")));
+			cli_api_resp_free(&rs);
+		}
+	}
 	return 0;
 }
 
@@ -372,6 +682,18 @@ int cmd_logs(int argc, char **argv)
 		nanosleep(&ts, NULL);
 		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	}
+	if (fd < 0 && errno == ENOENT && store_run_get(s, id, &r, NULL) == 0) {
+		/* No events at all: the record says how the run ended. */
+		bool done = store_run_status_final(r.status);
+		if (done)
+			say_end(id, store_run_status_name(r.status), r.error);
+		else
+			cli_error("run %s has no events yet (%s)", id,
+				  store_run_status_name(r.status));
+		store_run_clear(&r);
+		store_close(s);
+		return done ? 0 : EXIT_CORDON;
+	}
 	if (fd < 0) {
 		cli_error("%s: %s", path, strerror(errno));
 		store_close(s);
@@ -408,7 +730,16 @@ int cmd_logs(int argc, char **argv)
 		struct timespec ts = { 0, 100 * 1000 * 1000 };
 		nanosleep(&ts, NULL);
 	}
+	bool saw_end = f.finished;
 	events_follower_free(&f);
+	if (!saw_end) {
+		(void)store_runs_recover(s, NULL);
+		if (store_run_get(s, id, &r, NULL) == 0) {
+			if (store_run_status_final(r.status))
+				say_end(id, store_run_status_name(r.status), r.error);
+			store_run_clear(&r);
+		}
+	}
 	store_close(s);
 	return 0;
 }

@@ -126,7 +126,7 @@ struct command {
 static const struct command commands[] = {
 	COMMAND("exec", CLI_LIGHT, false, cmd_exec,
 		"run one command in a fresh sandbox, then destroy it"),
-	COMMAND("run", CLI_FULL, false, cmd_run,
+	COMMAND("run", CLI_FULL, true, cmd_run,
 		"run an agent in a fresh sandbox and record what ran"),
 	COMMAND("agent", CLI_FULL, true, cmd_agent, "register and list agents"),
 	COMMAND("capability", CLI_FULL, true, cmd_capability, "register and list capabilities"),

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/text.h"
 #include "cli/cli.h"
@@ -151,4 +152,97 @@ void cli_progress_event(const char *line, size_t len, bool color)
 	if (type)
 		progress(color, type, ev);
 	json_decref(ev);
+}
+
+/* ------------------------------------------------------ the agent's output */
+
+static void output_line(struct cli_output *o, int fd, const char *p, size_t n, bool nl)
+{
+	FILE *f = fd == 2 ? stderr : stdout;
+	char buf[CLI_OUTPUT_LINE * 4 + 8];
+	/* Tabs read as spaces; every other control (escape sequences that
+	 * would rewrite the terminal or fake this view's lines) as '?'. */
+	char tmp[CLI_OUTPUT_LINE];
+	size_t k = n < sizeof(tmp) ? n : sizeof(tmp);
+	for (size_t i = 0; i < k; i++)
+		tmp[i] = p[i] == '\t' ? ' ' : p[i];
+	cdn_printable(buf, sizeof(buf), tmp, k, CDN_TEXT_UTF8);
+	fprintf(f, "  %s│%s %s%s", C(o->color, fd == 2 ? "\033[31m" : "\033[2m"),
+		C(o->color, "\033[0m"), buf, nl ? "\n" : "");
+	fflush(f);
+}
+
+void cli_output_init(struct cli_output *o, bool color)
+{
+	memset(o, 0, sizeof(*o));
+	o->color = color;
+	o->tty[1] = isatty(STDOUT_FILENO);
+	o->tty[2] = isatty(STDERR_FILENO);
+}
+
+void cli_output_write(struct cli_output *o, int fd, const char *p, size_t n)
+{
+	if (fd != 1 && fd != 2)
+		return;
+	if (!o->tty[fd]) {
+		/* A pipe or a file gets the bytes as they are, like docker run. */
+		FILE *f = fd == 2 ? stderr : stdout;
+		fwrite(p, 1, n, f);
+		fflush(f);
+		return;
+	}
+	/* A terminal gets whole lines, each made safe as a whole (a UTF-8
+	 * sequence split across two reads is judged once). */
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] == '\n') {
+			output_line(o, fd, o->line[fd], o->len[fd], true);
+			o->len[fd] = 0;
+			continue;
+		}
+		if (o->len[fd] == CLI_OUTPUT_LINE) {
+			output_line(o, fd, o->line[fd], o->len[fd], true);
+			o->len[fd] = 0;
+		}
+		o->line[fd][o->len[fd]++] = p[i];
+	}
+}
+
+void cli_output_flush(struct cli_output *o)
+{
+	for (int fd = 1; fd <= 2; fd++)
+		if (o->len[fd]) {
+			output_line(o, fd, o->line[fd], o->len[fd], true);
+			o->len[fd] = 0;
+		}
+}
+
+void cli_progress_stderr_tail(const char *buf, size_t len, bool color)
+{
+	/* The last CLI_TAIL_LINES lines, at most CLI_TAIL_BYTES of them. */
+	while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+		len--;
+	if (!len)
+		return;
+	size_t start = len > CLI_TAIL_BYTES ? len - CLI_TAIL_BYTES : 0;
+	size_t lines = 0, i = len;
+	while (i > start) {
+		if (buf[i - 1] == '\n' && ++lines == CLI_TAIL_LINES)
+			break;
+		i--;
+	}
+	/* A cut inside a line starts at the next line. */
+	if (i == start && start > 0) {
+		const char *nl = memchr(buf + start, '\n', len - start);
+		i = nl ? (size_t)(nl - buf) + 1 : start;
+	}
+	struct cli_output o = { .color = color };
+	printf("  %slast lines of stderr:%s\n", C(color, "\033[2m"), C(color, "\033[0m"));
+	fflush(stdout);
+	const char *p = buf + i, *end = buf + len;
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+		output_line(&o, 1, p, n, true);
+		p += n + (nl ? 1 : 0);
+	}
 }

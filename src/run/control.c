@@ -209,8 +209,18 @@ static json_t *handle(struct control_server *s, const char *line, size_t len)
 					err.msg[0] ? err.msg : "the decision was not taken");
 		else
 			res = json_pack("{s:b}", "ok", 1);
+	} else if (op && strcmp(op, "cancel") == 0) {
+		const char *by = json_string_value(json_object_get(req, "by"));
+		struct cdn_err err = { 0 };
+		if (!s->hooks.cancel)
+			res = json_pack("{s:b, s:s}", "ok", 0, "error", "this run cannot be cancelled");
+		else if (s->hooks.cancel(s->hooks.ctx, by, &err) < 0)
+			res = json_pack("{s:b, s:s}", "ok", 0, "error",
+					err.msg[0] ? err.msg : "the run was not cancelled");
+		else
+			res = json_pack("{s:b}", "ok", 1);
 	} else {
-		res = json_pack("{s:b, s:s}", "ok", 0, "error", "unknown op (list, decide)");
+		res = json_pack("{s:b, s:s}", "ok", 0, "error", "unknown op (list, decide, cancel)");
 	}
 	json_decref(req);
 	return res;

@@ -26,6 +26,8 @@
  *         "path","reason"?,"source"?,"waiting_s","expires_in_s"}]}
  *   {"op":"decide","id":"apr_...","approve":true,"by":"alice"}
  *     -> {"ok":true} | {"ok":false,"error":"..."}
+ *   {"op":"cancel","by":"alice"}
+ *     -> {"ok":true} | {"ok":false,"error":"..."}   (cordon runs cancel)
  */
 #ifndef CORDON_RUN_CONTROL_H
 #define CORDON_RUN_CONTROL_H
@@ -55,6 +57,9 @@ struct control_hooks {
 	/* A human's decision on a listed approval: 0, or negative with err
 	 * (the message goes back to the human). */
 	int (*decide)(void *ctx, const char *id, bool approve, const char *by, struct cdn_err *err);
+	/* A human stops the run: 0 once it is being stopped, or negative
+	 * with err. NULL: this run cannot be cancelled here. */
+	int (*cancel)(void *ctx, const char *by, struct cdn_err *err);
 };
 
 struct control_server;

@@ -197,6 +197,14 @@ static int on_decide(void *ctx, const char *id, bool approve, const char *by, st
 	return r < 0 ? cdn_err_msg(err, -r, "the run's network part is gone") : 0;
 }
 
+static int on_cancel(void *ctx, const char *by, struct cdn_err *err)
+{
+	struct netpart *np = ctx;
+	if (!np->hooks.cancel)
+		return cdn_err_msg(err, ENOTSUP, "this run cannot be cancelled");
+	return np->hooks.cancel(np->hooks.ctx, by, err);
+}
+
 /* ---------------------------------------------------------------- config */
 
 /* Strings in j that held secret bytes are wiped before j goes. */
@@ -471,7 +479,7 @@ int netpart_start(struct event_base *base, const struct netpart_config *cfg,
 	}
 	if (r < 0)
 		return cdn_err_set(err, -r, "network part: configuration");
-	struct control_hooks chk = { .ctx = np, .decide = on_decide };
+	struct control_hooks chk = { .ctx = np, .decide = on_decide, .cancel = on_cancel };
 	if ((r = control_server_new(base, cfg->run_id, &chk, &np->ctl, err)) < 0)
 		return r;
 	*out = cdn_steal(&np);

@@ -100,6 +100,10 @@ struct netpart_hooks {
 	/* The part is gone (or was stopped for breaking the channel's rules)
 	 * before netpart_free: the sandbox has no network any more. */
 	void (*died)(void *ctx, const char *why);
+	/* A human asked, on the control socket, to stop the run (`by` is who
+	 * the client says it is; the socket took only root or our uid).
+	 * Optional. */
+	int (*cancel)(void *ctx, const char *by, struct cdn_err *err);
 };
 
 /* What the part reported once confined (READY). */

@@ -35,6 +35,7 @@
 
 #include "audit/audit.h"
 #include "base/cleanup.h"
+#include "base/text.h"
 #include "base/clock.h"
 #include "base/file.h"
 #include "base/hash.h"
@@ -63,6 +64,8 @@
 
 struct capture {
 	const char *name; /* "stdout" or "stderr" */
+	int which;	  /* 1 or 2, for run_options.on_output */
+	const struct run_options *o;
 	int fd;		  /* read end */
 	int file;	  /* the run directory's copy */
 	struct event *ev;
@@ -105,6 +108,8 @@ struct run_ctx {
 	struct audit_log *audit;
 	struct netpart *net;  /* the run's network part, while the sandbox runs */
 	struct sandbox *sb;   /* likewise */
+	bool cancelled;	      /* a human stopped it (cordon runs cancel) */
+	char cancel_why[192];
 	uid_t sb_uid;	      /* the sandbox user on the host, for MCP artifacts */
 	gid_t sb_gid;
 	int ws_live; /* the workspace fd while the sandbox runs, for MCP artifacts */
@@ -236,6 +241,8 @@ static void capture_write(void *ctx, const char *p, size_t n)
 {
 	struct capture *cap = ctx;
 	cap->total += n;
+	if (n && cap->o && cap->o->on_output)
+		cap->o->on_output(cap->o->output_ctx, cap->which, p, n);
 	if (cap->written >= cap->cap) {
 		cap->truncated = cap->truncated || n > 0;
 		return;
@@ -451,6 +458,26 @@ static void on_net_died(void *ctx, const char *why)
 	json_decref(d);
 	if (c->sb)
 		sandbox_kill(c->sb, false);
+}
+
+/* cordon runs cancel, through the control socket: the sandbox is stopped
+ * and the run ends as cancelled, with who asked. */
+static int on_cancel(void *ctx, const char *by, struct cdn_err *err)
+{
+	struct run_ctx *c = ctx;
+	if (!c->sb)
+		return cdn_err_msg(err, ESRCH, "the run's sandbox is not running");
+	if (!c->cancelled) {
+		char who[128];
+		cdn_printable_str(who, sizeof(who), by && *by ? by : "an operator", CDN_TEXT_UTF8);
+		snprintf(c->cancel_why, sizeof(c->cancel_why), "cancelled by %s", who);
+		c->cancelled = true;
+		json_t *d = json_pack("{s:s}", "reason", c->cancel_why);
+		emit(c, "run.cancelling", d);
+		json_decref(d);
+	}
+	sandbox_kill(c->sb, false);
+	return 0;
 }
 
 static void on_phase(void *ctx, int phase, const struct sandbox_phase_status *st)
@@ -750,10 +777,13 @@ static json_t *run_protections(const struct run_ctx *c, const struct sandbox_pro
 	return j;
 }
 
-static void capture_init(struct capture *cap, const char *name, size_t limit)
+static void capture_init(struct capture *cap, const char *name, int which,
+			 const struct run_options *o, size_t limit)
 {
 	memset(cap, 0, sizeof(*cap));
 	cap->name = name;
+	cap->which = which;
+	cap->o = o;
 	cap->fd = cap->file = -1;
 	cap->cap = limit;
 }
@@ -1084,7 +1114,8 @@ static int execute(struct run_ctx *c, const struct secret_set *ss, struct sandbo
 				    .audit = on_audit,
 				    .step = mcp_step,
 				    .artifact = mcp_artifact,
-				    .died = on_net_died };
+				    .died = on_net_died,
+				    .cancel = on_cancel };
 	r = netpart_start(base, &nc, &nh, &c->net, err);
 	sodium_memzero(tokens, sizeof(tokens));
 	egress_ca_free(ca);
@@ -1356,8 +1387,8 @@ int run_agent(struct store *s, struct vault *v, struct run_options *o, struct ru
 			     .ws_live = -1 };
 	c.ws = o->workspace ? o->workspace : STORE_DEFAULT_WORKSPACE;
 	size_t cap = o->capture_bytes ? o->capture_bytes : RUN_DEFAULT_CAPTURE;
-	capture_init(&c.out, "stdout", cap);
-	capture_init(&c.errc, "stderr", cap);
+	capture_init(&c.out, "stdout", 1, o, cap);
+	capture_init(&c.errc, "stderr", 2, o, cap);
 	memset(out, 0, sizeof(*out));
 	out->exit_code = -1;
 	out->status = RUN_ERROR;
@@ -1471,6 +1502,10 @@ int run_agent(struct store *s, struct vault *v, struct run_options *o, struct ru
 		snprintf(run_error, sizeof(run_error), "%s", c.net_error);
 		c.rec.status = RUN_ERROR;
 		c.rec.exit_code = 125;
+	} else if (c.cancelled) {
+		snprintf(run_error, sizeof(run_error), "%s", c.cancel_why);
+		c.rec.status = RUN_CANCELLED;
+		c.rec.exit_code = st.exit_code;
 	} else {
 		store_run_status_parse(status_for(&st), &c.rec.status);
 		c.rec.exit_code = st.exit_code;

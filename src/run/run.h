@@ -40,6 +40,12 @@
  * without its '\n'): how `cordon run` shows a run (src/cli/progress.c). */
 typedef void (*run_event_fn)(void *ctx, const char *line, size_t len);
 
+/* Called with the agent's output as it is captured, already redacted (the
+ * same bytes as the run's stdout and stderr files, but not cut at the
+ * capture limit): fd is 1 for stdout, 2 for stderr. How `cordon run` shows
+ * the output live. */
+typedef void (*run_output_fn)(void *ctx, int fd, const char *p, size_t n);
+
 struct run_options {
 	const char *ref;	  /* directory or NAME[@VERSION] */
 	const char *workspace;	  /* NULL: STORE_DEFAULT_WORKSPACE */
@@ -60,6 +66,8 @@ struct run_options {
 	unsigned allow_degraded;	  /* enum sandbox_protection bits */
 	run_event_fn on_event;		  /* optional */
 	void *event_ctx;
+	run_output_fn on_output;	  /* optional */
+	void *output_ctx;
 	char run_id[STORE_RUN_ID_MAX + 1]; /* in: "" to generate; out: the id */
 	/* run_id names a record made ahead of time (status created, e.g. by
 	 * the server's queue): take it over instead of creating one. Its

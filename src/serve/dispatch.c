@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "base/clock.h"
+#include "run/control.h"
 
 extern char **environ;
 
@@ -319,16 +320,35 @@ int dispatch_cancel(struct server *sv, const char *id, const char *why)
 		job_free(j);
 		return 0;
 	}
-	for (struct job *j = sv->running; j; j = j->next)
+	bool found = false;
+	for (struct job *j = sv->running; j && !found; j = j->next)
 		if (strcmp(j->id, id) == 0) {
 			j->cancel = true;
 			snprintf(j->cancel_why, sizeof(j->cancel_why), "%s", why);
-			kill(j->pid, SIGTERM);
-			pthread_mutex_unlock(&sv->mu);
-			return 0;
+			found = true;
 		}
 	pthread_mutex_unlock(&sv->mu);
-	return -ENOENT;
+	if (!found)
+		return -ENOENT;
+	/* The run stops itself when asked on its control socket, and so
+	 * records "cancelled" in its own result and events, with who asked
+	 * (why is "cancelled by WHO"). One that cannot be asked (still
+	 * setting up, before its socket exists) gets SIGTERM, and its record
+	 * is marked cancelled when it exits. */
+	const char *by = strncmp(why, "cancelled by ", 13) == 0 ? why + 13 : why;
+	json_t *req = json_pack("{s:s, s:s}", "op", "cancel", "by", by);
+	json_t *res = req ? control_ask(id, req, NULL) : NULL;
+	bool asked = json_is_true(json_object_get(res, "ok"));
+	json_decref(req);
+	json_decref(res);
+	if (asked)
+		return 0;
+	pthread_mutex_lock(&sv->mu);
+	for (struct job *j = sv->running; j; j = j->next)
+		if (strcmp(j->id, id) == 0)
+			kill(j->pid, SIGTERM);
+	pthread_mutex_unlock(&sv->mu);
+	return 0;
 }
 
 void dispatch_counts(struct server *sv, unsigned *queued, unsigned *running, bool *draining)
