@@ -119,7 +119,7 @@ static int remote_approvals(const char *verb, const char *id, bool as_json)
 			return EXIT_CORDON;
 		json_t *arr = json_object_get(rs.json, "approvals");
 		if (as_json) {
-			json_dumpf(arr, stdout, JSON_INDENT(2));
+			json_dumpf(arr, stdout, JSON_COMPACT);
 			putchar('\n');
 		} else if (json_array_size(arr) == 0) {
 			printf("no requests are waiting for approval\n");
@@ -198,7 +198,7 @@ int cmd_approvals(int argc, char **argv)
 			return cli_exit_status(&err);
 		}
 		if (as_json) {
-			char *s = json_dumps(ctx.all, JSON_INDENT(2));
+			char *s = json_dumps(ctx.all, JSON_COMPACT);
 			printf("%s\n", s ? s : "[]");
 			free(s);
 		} else if (json_array_size(ctx.all) == 0) {

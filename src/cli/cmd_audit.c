@@ -60,7 +60,7 @@ int cmd_audit(int argc, char **argv)
 			json_object_set_new(j, "bad_line", json_integer((json_int_t)res.bad_line));
 			json_object_set_new(j, "reason", json_string(res.reason));
 		}
-		char *s = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
+		char *s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
 		printf("%s\n", s);
 		free(s);
 		json_decref(j);

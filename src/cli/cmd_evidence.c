@@ -57,7 +57,7 @@ static void evidence_usage(FILE *out)
 
 static void print_json(json_t *j)
 {
-	char *s = j ? json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
+	char *s = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 	if (s)
 		printf("%s\n", s);
 	free(s);

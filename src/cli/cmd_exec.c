@@ -204,7 +204,7 @@ static int write_status(const char *path, const struct sandbox_status *st)
 	if (st->exec_errno)
 		json_object_set_new(root, "exec_error", json_string(strerror(st->exec_errno)));
 	errno = 0;
-	int r = json_dump_file(root, path, JSON_INDENT(2) | JSON_SORT_KEYS);
+	int r = json_dump_file(root, path, JSON_COMPACT | JSON_SORT_KEYS);
 	int e = errno ? errno : EIO;
 	json_decref(root);
 	return r < 0 ? -e : 0;
