@@ -1,0 +1,147 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * What the three files of a run share: run.c (the steps in order and the
+ * record), run_setup.c (resolving the agent, its capabilities, env,
+ * secrets, input and policy, before a sandbox exists) and run_exec.c (the
+ * sandbox from spawn to exit, and everything it reports on the way).
+ * Nothing outside src/run/ includes this.
+ */
+#ifndef CORDON_RUN_INTERNAL_H
+#define CORDON_RUN_INTERNAL_H
+
+#include <event2/event.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "audit/audit.h"
+#include "egress/policy.h"
+#include "registry/registry.h"
+#include "run/artifacts.h"
+#include "run/events.h"
+#include "run/netpart.h"
+#include "run/run.h"
+#include "sandbox/sandbox.h"
+#include "vault/redact.h"
+
+#define DEFAULT_MEM (1ull << 30)
+#define DEFAULT_PIDS 256
+#define DEFAULT_WORKSPACE (256ull << 20)
+#define PIPE_READ 65536
+#define RUN_MCP_APPROVAL_TIMEOUT_MS 120000 /* a request_approval call waits this long */
+
+struct capture {
+	const char *name; /* "stdout" or "stderr" */
+	int which;	  /* 1 or 2, for run_options.on_output */
+	const struct run_options *o;
+	int fd;		  /* read end */
+	int file;	  /* the run directory's copy */
+	struct event *ev;
+	struct redact_stream rs;
+	size_t cap, written;
+	uint64_t total; /* bytes the agent wrote (after redaction) */
+	bool truncated;
+	bool eof;
+};
+
+struct run_ctx {
+	struct store *s;
+	struct vault *v;
+	struct run_options *o;
+	const char *ws;
+	struct store_run rec;
+	char dir[PATH_MAX];
+	struct events_writer events;
+	bool events_failed;
+	uint64_t mcp_events, log_events, log_bytes;
+	struct redactor *red;
+	struct resolved_agent agent;
+	json_t *caps;	 /* resolved capabilities */
+	json_t *env;	 /* resolved env, or null */
+	json_t *secrets; /* names injected */
+	json_t *delivery; /* name -> {"delivery": "sealed"|"raw", "scope", "inspection"} */
+	size_t n_inspected; /* entries the network part will look for */
+	json_t *steps;
+	size_t n_steps;
+	char step_buf[RUN_MAX_STEP_LINE + 1];
+	size_t step_len;
+	bool step_overflow;
+	int steps_fd;
+	struct event *steps_ev;
+	struct capture out, errc;
+	uint64_t egress_allowed, egress_blocked, egress_events;
+	uint64_t setup_ms;
+	bool setup_done;
+	int64_t started_ms;
+	struct audit_log *audit;
+	struct netpart *net;  /* the run's network part, while the sandbox runs */
+	struct sandbox *sb;   /* likewise */
+	bool cancelled;	      /* a human stopped it (cordon runs cancel) */
+	char cancel_why[192];
+	uid_t sb_uid;	      /* the sandbox user on the host, for MCP artifacts */
+	gid_t sb_gid;
+	int ws_live; /* the workspace fd while the sandbox runs, for MCP artifacts */
+	char net_error[320]; /* why the network part went away during the run */
+	struct netpart_info net_info;
+};
+
+
+/* Secrets the agent declared, from the vault: NAME=value for the sandbox,
+ * and the values for redaction and for egress content inspection. */
+struct secret_set {
+	char **env;
+	uint8_t **values;
+	size_t *lens;
+	size_t n;
+	/* Per secret: where it may go (manifest or default scope, borrowed),
+	 * and its placeholder when sealed (the sandbox gets that instead). */
+	const char *const **domains;
+	char **placeholders;
+};
+
+/* The execution (run_exec.c): the events, the captured output, the
+ * steps, the network part's callbacks, the sandbox from spawn to exit. */
+int run_make_dir(struct run_ctx *c, struct cdn_err *err);
+void run_emit(struct run_ctx *c, const char *type, json_t *data);
+void run_emit_event(struct run_ctx *c, const char *type, json_t *data, bool final);
+int run_redact_json(const struct redactor *r, json_t *j);
+void run_capture_init(struct capture *cap, const char *name, int which,
+			 const struct run_options *o, size_t limit);
+void run_capture_close(struct capture *cap);
+json_t *run_capture_json(const struct capture *cap);
+int run_open_beneath(int dirfd, const char *path, int flags);
+json_t *run_read_output(int ws_fd, char *why, size_t cap);
+int run_execute(struct run_ctx *c, const struct secret_set *ss, struct sandbox_status *st,
+		   int *ws_fd, struct cdn_err *err);
+
+/* What a sandbox_config built by run_sandbox_config points at. */
+struct run_config_store {
+	char *env[REGISTRY_MAX_ENV_VARS]; /* the env's K=V */
+	size_t n_env;
+	char run_env[STORE_RUN_ID_MAX + 32]; /* CORDON_RUN_ID=... */
+};
+
+/* The setup (run_setup.c): everything resolved before a sandbox exists. */
+void run_secrets_free(struct secret_set *ss);
+int run_load_secrets(struct run_ctx *c, struct secret_set *ss, struct cdn_err *err);
+int run_policy(struct run_ctx *c, struct egress_policy **out, struct cdn_err *err);
+void run_inspect_sealed_scopes(struct egress_policy *p, const struct secret_set *ss);
+int run_resolve_caps(struct run_ctx *c, struct cdn_err *err);
+int run_resolve_env(struct run_ctx *c, struct cdn_err *err);
+int run_read_input(struct run_ctx *c, char **canon, char hash[STORE_HASH_HEX + 1],
+		      struct cdn_err *err);
+int run_make_redactor(struct run_ctx *c, const struct secret_set *ss, struct cdn_err *err);
+int run_sandbox_config(const struct run_ctx *c, const struct secret_set *ss,
+		       struct sandbox_config *cfg, struct run_config_store *st, struct cdn_err *err);
+void run_config_store_free(struct run_config_store *st);
+void run_artifact_limits_for(const struct run_ctx *c, struct artifact_limits *lim,
+				const char **exts);
+
+/* The run's record (run.c). */
+const char *run_status_for(const struct sandbox_status *st);
+int run_write_file(struct run_ctx *c, const char *name, json_t *j);
+json_t *run_item_json(const char *name, unsigned version, const char *hash);
+json_t *run_protections(const struct run_ctx *c, const struct sandbox_protections *p);
+
+#endif
