@@ -161,19 +161,6 @@ static int local_run(struct store *s, const char *ws, const char *id, struct sto
 	return 0;
 }
 
-static bool artifact_listed(const struct store_run *r, const char *name)
-{
-	json_t *res = r->result_json ? json_loads(r->result_json, 0, NULL) : NULL;
-	bool found = false;
-	size_t i;
-	json_t *a;
-	json_array_foreach(json_object_get(res, "artifacts"), i, a)
-		if (strcmp(json_string_value(json_object_get(a, "name")) ?: "", name) == 0)
-			found = true;
-	json_decref(res);
-	return found;
-}
-
 /* The destination of bytes: standard output, or FILE made anew (replaced
  * only with force, and then through a temporary file renamed over it). */
 struct sink_file {
@@ -263,7 +250,7 @@ static int copy_run_file(const struct cli_common *co, const char *id, const char
 		store_close(s);
 		return rc;
 	}
-	bool listed = strncmp(rel, "artifacts/", 10) != 0 || artifact_listed(&r, rel + 10);
+	bool listed = strncmp(rel, "artifacts/", 10) != 0 || artifact_listed(r.result_json, rel + 10);
 	store_run_clear(&r);
 	char path[PATH_MAX];
 	_cleanup_close_ int fd = -1;
@@ -488,19 +475,10 @@ int cmd_runs(int argc, char **argv)
 		store_runs_free(runs, n);
 	} else {
 		struct store_run r;
-		const char *id = argv[optind + 1];
-		int g = store_run_get(s, id, &r, &err);
-		if (g == -ENOENT || (g == 0 && strcmp(r.workspace, q.workspace) != 0)) {
-			cli_error("no run %s in workspace %s", id, q.workspace);
-			if (g == 0)
-				store_run_clear(&r);
+		int g = local_run(s, q.workspace, argv[optind + 1], &r);
+		if (g) {
 			store_close(s);
-			return EXIT_CORDON;
-		}
-		if (g < 0) {
-			cli_error_err(&err);
-			store_close(s);
-			return cli_exit_status(&err);
+			return g;
 		}
 		json_t *j = run_json(&r);
 		char dir[PATH_MAX];
@@ -652,18 +630,10 @@ int cmd_logs(int argc, char **argv)
 		return EXIT_CORDON;
 	struct cdn_err err = { 0 };
 	struct store_run r;
-	int g = store_run_get(s, id, &r, &err);
-	if (g == -ENOENT || (g == 0 && strcmp(r.workspace, ws) != 0)) {
-		cli_error("no run %s in workspace %s", id, ws);
-		if (g == 0)
-			store_run_clear(&r);
+	int g = local_run(s, ws, id, &r);
+	if (g) {
 		store_close(s);
-		return EXIT_CORDON;
-	}
-	if (g < 0) {
-		cli_error_err(&err);
-		store_close(s);
-		return cli_exit_status(&err);
+		return g;
 	}
 	store_run_clear(&r);
 	char path[PATH_MAX];

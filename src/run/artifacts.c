@@ -19,6 +19,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -540,4 +541,17 @@ int artifact_save(int ws_fd, const char *name, const uint8_t *data, size_t len, 
 		return cdn_err_msg(err, EIO, "cannot write artifact %s (is the workspace full?)",
 				   name);
 	return 0;
+}
+
+bool artifact_listed(const char *result_json, const char *name)
+{
+	json_t *res = result_json ? json_loads(result_json, 0, NULL) : NULL;
+	bool found = false;
+	size_t i;
+	json_t *a;
+	json_array_foreach(json_object_get(res, "artifacts"), i, a)
+		if (strcmp(json_string_value(json_object_get(a, "name")) ?: "", name) == 0)
+			found = true;
+	json_decref(res);
+	return found;
 }

@@ -91,6 +91,11 @@ int artifact_save(int ws_fd, const char *name, const uint8_t *data, size_t len, 
  * pack's artifacts/ holds only such names. */
 bool artifact_name_ok(const char *name);
 
+/* Whether a run's result.json (its text; NULL: no result yet) lists an
+ * artifact of this name: what may be served or printed as one, and
+ * nothing else under the run's directory. */
+bool artifact_listed(const char *result_json, const char *name);
+
 /* Sanitises one name (exported for tests). Returns 0, or -EINVAL when
  * nothing usable is left. */
 int artifact_sanitize(const char *in, char *out, size_t cap);
