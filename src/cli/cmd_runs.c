@@ -271,16 +271,22 @@ static int copy_run_file(const struct cli_common *co, const char *id, const char
 	return sink_close(&k, n == 0) == 0 ? 0 : EXIT_CORDON;
 }
 
+static bool run_id_given(const char *verb, const char *id)
+{
+	if (store_run_id_check(id, NULL) == 0)
+		return true;
+	cli_error("runs %s: '%s' is not a run id", verb, id);
+	return false;
+}
+
 static int runs_output(const struct cli_common *co, const char *id, const char *which)
 {
 	if (strcmp(which, "stdout") != 0 && strcmp(which, "stderr") != 0) {
 		cli_error("runs output: '%s' is not stdout or stderr", which);
 		return EXIT_CORDON;
 	}
-	if (store_run_id_check(id, NULL) < 0) {
-		cli_error("runs output: '%s' is not a run id", id);
+	if (!run_id_given("output", id))
 		return EXIT_CORDON;
-	}
 	char api[160];
 	snprintf(api, sizeof(api), "/v1/runs/%s/%s", id, which);
 	return copy_run_file(co, id, which, api, which, NULL, false);
@@ -289,10 +295,8 @@ static int runs_output(const struct cli_common *co, const char *id, const char *
 static int runs_artifact(const struct cli_common *co, const char *id, const char *name,
 			 const char *output, bool force)
 {
-	if (store_run_id_check(id, NULL) < 0) {
-		cli_error("runs artifact: '%s' is not a run id", id);
+	if (!run_id_given("artifact", id))
 		return EXIT_CORDON;
-	}
 	if (!artifact_name_ok(name)) {
 		cli_error("runs artifact: '%s' is not an artifact name (the names runs show "
 			  "lists)",
@@ -308,10 +312,8 @@ static int runs_artifact(const struct cli_common *co, const char *id, const char
 
 static int runs_cancel(const struct cli_common *co, const char *id)
 {
-	if (store_run_id_check(id, NULL) < 0) {
-		cli_error("runs cancel: '%s' is not a run id", id);
+	if (!run_id_given("cancel", id))
 		return EXIT_CORDON;
-	}
 	char path[160];
 	struct cli_api_resp rs;
 	if (cli_remote()) {
