@@ -151,6 +151,8 @@ struct remote_view {
 	const char *run_id;
 	struct events_reader rd;
 	bool finished;
+	char *end_line; /* run.finished, held: the output is shown before it */
+	size_t end_len;
 };
 
 static void on_remote_line(void *ctx, const char *line, size_t len)
@@ -159,9 +161,13 @@ static void on_remote_line(void *ctx, const char *line, size_t len)
 	struct events_head h;
 	if (events_parse(line, len, &h, NULL) < 0 || strcmp(h.run_id, rv->run_id) != 0)
 		return;
-	if (rv->view->view != VIEW_NONE)
+	bool end = events_is_end(&h, rv->run_id);
+	if (end && rv->view->view == VIEW_PROGRESS && !rv->end_line &&
+	    (rv->end_line = strndup(line, len)))
+		rv->end_len = len;
+	else if (rv->view->view != VIEW_NONE)
 		show_event(rv->view, line, len);
-	if (events_is_end(&h, rv->run_id))
+	if (end)
 		rv->finished = true;
 }
 
@@ -177,7 +183,7 @@ static int remote_run(const char *ref, const char *input_path, struct view_ctx *
 {
 	if (strchr(ref, '/')) {
 		cli_error("run: %s is a directory; through cordon serve (CORDON_URL) only "
-			  "registered agents run: register it first (cordon agent register NAME "
+			  "registered agents run: register it first (cordon agent register "
 			  "DIR)",
 			  ref);
 		return EXIT_CORDON;
@@ -223,9 +229,25 @@ static int remote_run(const char *ref, const char *input_path, struct view_ctx *
 				  .ctx = &rv };
 	r = cli_api_call(&rq, &rs);
 	events_reader_free(&rv.rd);
+	if (r == 0)
+		cli_api_resp_free(&rs);
+	/* The API has no live output stream: the progress view shows what the
+	 * run wrote (redacted, as kept) when it ends, before its last line. */
+	if (view->view == VIEW_PROGRESS) {
+		cli_output_init(&view->out, view->color);
+		for (int fd = 1; fd <= 2; fd++) {
+			snprintf(path, sizeof(path), "/v1/runs/%s/%s", id, fd == 1 ? "stdout" : "stderr");
+			struct cli_api_req oq = { .method = "GET", .path = path, .accept = "text/plain" };
+			if (cli_api_call(&oq, &rs) == 0 && rs.status == 200 && rs.raw)
+				cli_output_write(&view->out, fd, rs.raw, rs.raw_len);
+			cli_api_resp_free(&rs);
+		}
+		if (rv.end_line)
+			show_event(view, rv.end_line, rv.end_len);
+	}
+	free(rv.end_line);
 	if (r < 0)
 		return EXIT_CORDON;
-	cli_api_resp_free(&rs);
 
 	snprintf(path, sizeof(path), "/v1/runs/%s", id);
 	if (cli_api_json("GET", path, NULL, 200, &rs) < 0)

@@ -244,6 +244,9 @@ def test_run_goes_through_the_api(api, tmp_path):
     r = api.client("run", "ok")
     assert r.returncode == 0, r.stderr
     assert "queued on" in r.stderr and "✔ succeeded" in r.stdout
+    # What the agent wrote comes before the run's last line.
+    assert "remote-out\n" in r.stdout
+    assert r.stdout.index("remote-out") < r.stdout.index("✔ succeeded")
     rid = r.stderr.split("run ", 1)[1].split()[0]
     r = api.client("run", "ok", "--json")
     assert r.returncode == 0
