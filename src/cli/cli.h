@@ -61,6 +61,10 @@ struct cli_api_req {
 	const char *header;	   /* one more "Name: value", or NULL */
 	void (*on_data)(void *ctx, const char *p, size_t n); /* stream instead of buffering */
 	void *ctx;
+	/* With on_data: only a response with this status is streamed; any
+	 * other is buffered like an unstreamed one (the server's error stays
+	 * out of the caller's output). 0: every response is streamed. */
+	int stream_status;
 };
 struct cli_api_resp {
 	int status;

@@ -167,12 +167,14 @@ struct sink_file {
 	FILE *f;
 	char tmp[PATH_MAX];
 	const char *path;
+	bool force;
 };
 
 static int sink_open(struct sink_file *k, const char *path, bool force)
 {
 	memset(k, 0, sizeof(*k));
 	k->path = path;
+	k->force = force;
 	if (!path || strcmp(path, "-") == 0) {
 		k->f = stdout;
 		k->path = NULL;
@@ -204,12 +206,16 @@ static int sink_close(struct sink_file *k, bool ok)
 	bool good = ok && fflush(k->f) == 0 && !ferror(k->f) && fsync(fileno(k->f)) == 0;
 	int e = errno;
 	fclose(k->f);
-	if (good && rename(k->tmp, k->path) == 0)
+	/* Without --force, a FILE made since the check is not replaced either. */
+	if (good && renameat2(AT_FDCWD, k->tmp, AT_FDCWD, k->path,
+			      k->force ? 0 : RENAME_NOREPLACE) == 0)
 		return 0;
 	if (good)
 		e = errno;
 	unlink(k->tmp);
-	if (ok)
+	if (ok && e == EEXIST)
+		cli_error("%s exists (--force replaces it)", k->path);
+	else if (ok)
 		cli_error("%s: %s", k->path, strerror(e));
 	return -1;
 }
@@ -229,14 +235,17 @@ static int copy_run_file(const struct cli_common *co, const char *id, const char
 		if (sink_open(&k, output, force) < 0)
 			return EXIT_CORDON;
 		struct cli_api_req rq = { .method = "GET", .path = api_path, .on_data = sink_data,
-					  .ctx = &k };
+					  .ctx = &k, .stream_status = 200 };
 		struct cli_api_resp rs;
 		int r = cli_api_call(&rq, &rs);
 		bool ok = r == 0 && rs.status == 200;
+		const char *msg = r == 0 ? json_string_value(json_object_get(
+						   json_object_get(rs.json, "error"), "message"))
+					 : NULL;
 		if (r == 0 && !ok)
-			cli_error("run %s: no %s there, or no such run in the key's workspace "
-				  "(HTTP %d)",
-				  id, what, rs.status);
+			cli_error("run %s: %s (HTTP %d)", id,
+				  msg ? msg : "no such file of the run in the key's workspace",
+				  rs.status);
 		if (r == 0)
 			cli_api_resp_free(&rs);
 		return sink_close(&k, ok) == 0 ? 0 : EXIT_CORDON;

@@ -27,13 +27,18 @@ struct sink {
 	bool too_big;
 	void (*on_data)(void *ctx, const char *p, size_t n);
 	void *ctx;
+	CURL *h;
+	int stream_status;
 };
 
 static size_t on_write(char *p, size_t size, size_t n, void *arg)
 {
 	struct sink *s = arg;
 	size_t len = size * n;
-	if (s->on_data) {
+	long code = 0;
+	if (s->on_data && s->stream_status)
+		curl_easy_getinfo(s->h, CURLINFO_RESPONSE_CODE, &code);
+	if (s->on_data && (!s->stream_status || code == s->stream_status)) {
 		s->on_data(s->ctx, p, len);
 		return len;
 	}
@@ -100,7 +105,8 @@ int cli_api_call(const struct cli_api_req *rq, struct cli_api_resp *rs)
 		snprintf(acc, sizeof(acc), "Accept: %s", rq->accept);
 		hdr = curl_slist_append(hdr, acc);
 	}
-	struct sink s = { .on_data = rq->on_data, .ctx = rq->ctx };
+	struct sink s = { .on_data = rq->on_data, .ctx = rq->ctx, .h = h,
+			  .stream_status = rq->stream_status };
 	curl_easy_setopt(h, CURLOPT_URL, url);
 	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, rq->method);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
@@ -111,6 +117,8 @@ int cli_api_call(const struct cli_api_req *rq, struct cli_api_resp *rs)
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 10L);
 	if (!rq->on_data)
 		curl_easy_setopt(h, CURLOPT_TIMEOUT, 120L);
+	else /* a stream may last; a dead server must not hang it */
+		curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
 	if (rq->body) {
 		curl_easy_setopt(h, CURLOPT_POSTFIELDS, rq->body);
 		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)rq->body_len);

@@ -267,7 +267,8 @@ def test_run_goes_through_the_api(api, tmp_path):
     r = api.client("runs", "artifact", rid, "a.txt")
     assert r.returncode == 0 and r.stdout == "art\n"
     r = api.client("runs", "artifact", rid, "nope.txt")
-    assert r.returncode == 125 and "404" in r.stderr
+    assert r.returncode == 125 and "404" in r.stderr and "no artifact nope.txt" in r.stderr
+    assert r.stdout == ""  # the server's error body is not taken for the artifact
 
 
 def test_cancel_through_the_api(api):
