@@ -185,7 +185,7 @@ int cmd_approvals(int argc, char **argv)
 	/* Every send on a control socket is MSG_NOSIGNAL already; ignoring
 	 * SIGPIPE as well keeps a run that hangs up (or a closed stdout) an
 	 * error to report, never a silent death halfway through a decision. */
-	signal(SIGPIPE, SIG_IGN);
+	(void)signal(SIGPIPE, SIG_IGN);
 	const char *verb = argv[optind];
 	struct cdn_err err = { 0 };
 	if (cli_remote())

@@ -200,12 +200,15 @@ static int sink_open(struct sink_file *k, const char *path, bool force)
 static int sink_close(struct sink_file *k, bool ok)
 {
 	if (!k->path) {
-		fflush(stdout);
+		(void)fflush(stdout);
 		return ok && !ferror(stdout) ? 0 : -1;
 	}
 	bool good = ok && fflush(k->f) == 0 && !ferror(k->f) && fsync(fileno(k->f)) == 0;
 	int e = errno;
-	fclose(k->f);
+	if (fclose(k->f) != 0 && good) {
+		good = false;
+		e = errno;
+	}
 	/* Without --force, a FILE made since the check is not replaced either. */
 	if (good && renameat2(AT_FDCWD, k->tmp, AT_FDCWD, k->path,
 			      k->force ? 0 : RENAME_NOREPLACE) == 0)
@@ -223,7 +226,7 @@ static int sink_close(struct sink_file *k, bool ok)
 static void sink_data(void *ctx, const char *p, size_t n)
 {
 	struct sink_file *k = ctx;
-	fwrite(p, 1, n, k->f);
+	(void)fwrite(p, 1, n, k->f);
 }
 
 /* A run file to the sink, locally or from the API (streamed either way). */
@@ -276,7 +279,7 @@ static int copy_run_file(const struct cli_common *co, const char *id, const char
 	char buf[65536];
 	ssize_t n;
 	while ((n = read(fd, buf, sizeof(buf))) > 0)
-		fwrite(buf, 1, (size_t)n, k.f);
+		(void)fwrite(buf, 1, (size_t)n, k.f);
 	return sink_close(&k, n == 0) == 0 ? 0 : EXIT_CORDON;
 }
 
@@ -538,12 +541,12 @@ struct log_view {
 static void print_event(struct log_view *v, const char *line, size_t len)
 {
 	if (v->json) {
-		fwrite(line, 1, len, stdout);
+		(void)fwrite(line, 1, len, stdout);
 		fputc('\n', stdout);
 	} else {
 		cli_progress_event(line, len, v->color);
 	}
-	fflush(stdout);
+	(void)fflush(stdout);
 }
 
 /* A run that ended without its run.finished event (its supervisor died, it

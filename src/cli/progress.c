@@ -141,7 +141,7 @@ static void progress(bool c, const char *type, json_t *d)
 	}
 #undef S
 #undef I
-	fflush(stdout);
+	(void)fflush(stdout);
 }
 
 void cli_progress_event(const char *line, size_t len, bool color)
@@ -169,7 +169,7 @@ static void output_line(struct cli_output *o, int fd, const char *p, size_t n, b
 	cdn_printable(buf, sizeof(buf), tmp, k, CDN_TEXT_UTF8);
 	fprintf(f, "  %s│%s %s%s", C(o->color, fd == 2 ? "\033[31m" : "\033[2m"),
 		C(o->color, "\033[0m"), buf, nl ? "\n" : "");
-	fflush(f);
+	(void)fflush(f);
 }
 
 void cli_output_init(struct cli_output *o, bool color)
@@ -187,8 +187,8 @@ void cli_output_write(struct cli_output *o, int fd, const char *p, size_t n)
 	if (!o->tty[fd]) {
 		/* A pipe or a file gets the bytes as they are, like docker run. */
 		FILE *f = fd == 2 ? stderr : stdout;
-		fwrite(p, 1, n, f);
-		fflush(f);
+		(void)fwrite(p, 1, n, f);
+		(void)fflush(f);
 		return;
 	}
 	/* A terminal gets whole lines, each made safe as a whole (a UTF-8
@@ -237,7 +237,7 @@ void cli_progress_stderr_tail(const char *buf, size_t len, bool color)
 	}
 	struct cli_output o = { .color = color };
 	printf("  %slast lines of stderr:%s\n", C(color, "\033[2m"), C(color, "\033[0m"));
-	fflush(stdout);
+	(void)fflush(stdout);
 	const char *p = buf + i, *end = buf + len;
 	while (p < end) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));

@@ -407,8 +407,7 @@ int netpart_start(struct event_base *base, const struct netpart_config *cfg,
 		free(names);
 		if (oom) {
 			close_fds(cfg);
-			netpart_free(np);
-			return cdn_err_set(err, ENOMEM, "network part");
+			return cdn_err_set(err, ENOMEM, "network part"); /* np_freep frees it */
 		}
 	}
 
