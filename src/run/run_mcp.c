@@ -112,8 +112,9 @@ static void appr_decide(struct appr *a, bool yes, const char *by, const char *wh
 	struct mcp_approval d = { .approved = yes };
 	snprintf(d.id, sizeof(d.id), "%s", a->id);
 	snprintf(d.note, sizeof(d.note), "%s", why);
-	json_t *ev = json_pack("{s:s, s:s, s:s, s:s}", "approval_id", a->id, "decision",
-			       yes ? "approved" : "rejected", "by", by, "source", "mcp");
+	json_t *ev = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "approval_id", a->id, "decision",
+			       yes ? "approved" : "rejected", "by", by, "source", "mcp", "method",
+			       "MCP", "action", a->action);
 	struct mcp_pending *p = a->p;
 	appr_free(a);
 	m->hooks.event(m->hooks.ctx, "approval.decided", ev);
@@ -154,10 +155,13 @@ static int h_approval(void *ctx, enum mcp_phase phase, const char *action, const
 	evtimer_add(a->timer, &tv);
 	a->next = m->apprs;
 	m->apprs = a;
-	json_t *ev = json_pack("{s:s, s:s, s:s, s:i, s:s, s:s, s:s, s:s, s:I}", "approval_id",
-			       a->id, "method", "MCP", "hostname", "request_approval", "port", 0,
-			       "path", action, "reason", reason, "phase", mcp_phase_name(phase),
-			       "source", "mcp", "timeout_s",
+	/* What the agent asks for and why, as such: dressing it up as a held
+	 * egress request (host "request_approval", port 0, the action as the
+	 * path) made every display that prints host:port and path show
+	 * "request_approval:0deploy ...", and none showed the reason. */
+	json_t *ev = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I}", "approval_id", a->id,
+			       "source", "mcp", "method", "MCP", "action", action, "reason", reason,
+			       "phase", mcp_phase_name(phase), "timeout_s",
 			       (json_int_t)(m->cfg.approval_timeout_ms / 1000));
 	m->hooks.event(m->hooks.ctx, "approval.requested", ev);
 	json_decref(ev);
@@ -169,8 +173,9 @@ static void h_cancel(void *ctx, struct mcp_pending *p)
 	struct run_mcp *m = ctx;
 	for (struct appr *a = m->apprs; a; a = a->next)
 		if (a->p == p) {
-			json_t *ev = json_pack("{s:s, s:s, s:s}", "approval_id", a->id, "decision",
-					       "abandoned", "source", "mcp");
+			json_t *ev = json_pack("{s:s, s:s, s:s, s:s, s:s}", "approval_id", a->id,
+					       "decision", "abandoned", "source", "mcp", "method", "MCP",
+					       "action", a->action);
 			appr_free(a);
 			m->hooks.event(m->hooks.ctx, "approval.decided", ev);
 			json_decref(ev);

@@ -64,7 +64,8 @@ if PHASE == "run":
     out["bad_tool"] = post({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
                             "params": {"name": "secret_get", "arguments": {}}}, session=sid)[1]
     tool(8, "log", {"level": "warning", "message": "careful"})
-    out["approval"] = tool(9, "request_approval", {"action": "deploy", "reason": "ship it"})["structuredContent"]["decision"]
+    out["approval"] = tool(9, "request_approval", {"action": "deploy v2 to staging",
+                                                   "reason": "tests passed\non main"})["structuredContent"]["decision"]
     json.dump(out, open("/workspace/output.json", "w"))
 '''
 
@@ -80,6 +81,17 @@ def make_agent(tmp_path):
     return d
 
 
+def table_entry(env, approval_id):
+    """The entry of approval_id in `cordon approvals list`: its line and the
+    indented ones below it (other runs on the machine list theirs too)."""
+    lines = run([CORDON, "approvals", "list"], env=env).stdout.splitlines()
+    at = next((i for i, l in enumerate(lines) if l.startswith(approval_id + " ")), None)
+    if at is None:
+        return None
+    end = next((i for i in range(at + 1, len(lines)) if not lines[i].startswith(" ")), len(lines))
+    return "\n".join(lines[at:end])
+
+
 def decide_when_asked(env, verb, box):
     deadline = time.time() + 30
     while time.time() < deadline:
@@ -90,6 +102,7 @@ def decide_when_asked(env, verb, box):
         mine = [a for a in items if a["id"].startswith("apr_mcp_") and (runs / a["run_id"]).is_dir()]
         if mine:
             box["listed"] = mine[0]
+            box["text"] = table_entry(env, mine[0]["id"])
             r = run([CORDON, "approvals", verb, mine[0]["id"], "--by", "tester"], env=env)
             box["rc"] = r.returncode
             return
@@ -121,6 +134,19 @@ def test_mcp_endpoint_end_to_end(tmp_path, verb, want):
     assert "error" in out["bad_tool"] or out["bad_tool"].get("result", {}).get("isError")
     assert out["approval"] == want
     assert box["rc"] == 0 and box["listed"]["method"] == "MCP"
+    # What a human decides on: the action and the agent's reason, not an
+    # egress destination ("request_approval:0deploy v2 to staging").
+    listed = box["listed"]
+    assert listed["action"] == "deploy v2 to staging" and listed["reason"] == "tests passed\non main"
+    assert listed["source"] == "mcp" and not {"host", "port", "path"} & set(listed)
+    assert box["text"], "the approval is not in the table"
+    assert "request_approval" not in box["text"] and ":0" not in box["text"]
+    assert "deploy v2 to staging" in box["text"]
+    assert "reason: tests passed\n" in box["text"] and box["text"].endswith(" on main")
+    asked = [e for e in events if e["type"] == "approval.requested"]
+    assert asked and asked[0]["action"] == "deploy v2 to staging"
+    assert asked[0]["reason"] == "tests passed\non main"
+    assert not {"hostname", "port", "path"} & set(asked[0])
     types = [e["type"] for e in events]
     assert types.count("mcp.token_refused") >= 3  # no token, reuse x2, the setup token
     assert [e["step"]["name"] for e in events if e["type"] == "step"] == [
@@ -141,3 +167,70 @@ def test_mcp_endpoint_is_only_in_its_own_sandbox(tmp_path):
              "import socket\ntry:\n socket.create_connection(('127.0.0.1', 3129), 2); print('open')\n"
              "except OSError as e: print('closed', e.errno)"])
     assert r.stdout.startswith("closed"), r.stdout + r.stderr
+
+
+def free_port():
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def test_api_lists_the_action_and_reason(tmp_path):
+    """GET /v1/approvals shows what the agent asks to do and why, as the CLI
+    does, and an owner decides it through the API."""
+    import http.client
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    env = dict(os.environ, CORDON_STATE=str(state))
+    r = run([CORDON, "init"], env=env)
+    assert r.returncode == 0, r.stderr
+    key = r.stdout.strip().splitlines()[-1]
+    port = free_port()
+    log = open(tmp_path / "serve.log", "w")
+    srv = subprocess.Popen([CORDON, "serve", "--listen", f"127.0.0.1:{port}"], env=env, stderr=log)
+
+    def api(method, path):
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        c.request(method, path, headers={"Authorization": "Bearer " + key})
+        res = c.getresponse()
+        body = res.read()
+        c.close()
+        return res.status, json.loads(body or b"null")
+
+    try:
+        box = {}
+
+        def decide():
+            deadline = time.time() + 30
+            while time.time() < deadline:
+                try:
+                    st, j = api("GET", "/v1/approvals")
+                except OSError:
+                    time.sleep(0.1)
+                    continue
+                mine = [a for a in (j or {}).get("approvals", []) if a["id"].startswith("apr_mcp_")]
+                if st == 200 and mine:
+                    box["listed"] = mine[0]
+                    box["decided"] = api("POST", f"/v1/approvals/{mine[0]['id']}/approve")
+                    return
+                time.sleep(0.1)
+
+        t = threading.Thread(target=decide)
+        t.start()
+        r = run([CORDON, "run", "--json", make_agent(tmp_path)], env=env, timeout=90)
+        t.join()
+        assert r.returncode == 0, r.stdout + r.stderr
+        a = box["listed"]
+        assert a["method"] == "MCP" and a["source"] == "mcp"
+        assert a["action"] == "deploy v2 to staging" and a["reason"] == "tests passed\non main"
+        assert not {"host", "port", "path"} & set(a)
+        assert box["decided"] == (200, {"id": a["id"], "decision": "approved"})
+        out = json.loads((Path(json.loads(r.stdout.splitlines()[-1])["run_dir"]) /
+                          "result.json").read_text())["output"]
+        assert out["approval"] == "approved"
+    finally:
+        srv.kill()
+        srv.wait()
