@@ -72,14 +72,20 @@ struct version {
 	/* Tool input validation errors are tool results with isError (from
 	 * 2025-11-25, SEP-1303), not JSON-RPC -32602 as in 2025-06-18. */
 	bool arg_errors_in_result;
+	/* `title` on tools and serverInfo (from 2025-06-18); 2025-03-26 has
+	 * only a tool's annotations.title. */
+	bool titles;
+	/* JSON-RPC batches (2025-03-26 only: 2025-06-18 removed them). */
+	bool batches;
 };
 
 /* Latest first: server/discover and the unsupported-version error list
  * them in this order. */
 static const struct version versions[] = {
-	{ MCP_VERSION_2026_07_28, ERA_STATELESS, true },
-	{ MCP_VERSION_2025_11_25, ERA_HANDSHAKE, true },
-	{ MCP_VERSION_2025_06_18, ERA_HANDSHAKE, false },
+	{ MCP_VERSION_2026_07_28, ERA_STATELESS, true, true, false },
+	{ MCP_VERSION_2025_11_25, ERA_HANDSHAKE, true, true, false },
+	{ MCP_VERSION_2025_06_18, ERA_HANDSHAKE, false, true, false },
+	{ MCP_VERSION_2025_03_26, ERA_HANDSHAKE, false, false, true },
 };
 
 /* initialize answers an unsupported request with the latest version that
@@ -146,7 +152,8 @@ struct mcp_server {
 	struct token tokens[MCP_MAX_TOKENS];
 	struct session sessions[MCP_MAX_SESSIONS];
 	struct mcp_pending *pending[MCP_MAX_PENDING];
-	json_t *tools; /* the tools/list array, built once */
+	json_t *tools;		/* the tools/list array, built once */
+	json_t *tools_untitled; /* the same for 2025-03-26 */
 };
 
 const char *mcp_phase_name(enum mcp_phase phase)
@@ -328,8 +335,12 @@ static bool append(json_t *a, json_t *v)
 	return v && json_array_append_new(a, v) == 0;
 }
 
-static json_t *server_info(const struct mcp_server *s)
+/* serverInfo; without a title for 2025-03-26, whose Implementation has
+ * only name and version. */
+static json_t *server_info(const struct mcp_server *s, int version)
 {
+	if (version >= 0 && !versions[version].titles)
+		return json_pack("{s:s, s:s}", "name", "cordon", "version", s->server_version);
 	return json_pack("{s:s, s:s, s:s}", "name", "cordon", "title", "cordon run endpoint",
 			 "version", s->server_version);
 }
@@ -400,7 +411,7 @@ static int reply_result(struct reply *r, json_t *result /* stolen */)
 	if (stateless(r)) {
 		json_t *meta = json_object();
 		/* meta belongs to res first, so a failure below cannot leak it */
-		if (!put(res, "_meta", meta) || !put(meta, META_SERVER_INFO, server_info(r->s)) ||
+		if (!put(res, "_meta", meta) || !put(meta, META_SERVER_INFO, server_info(r->s, r->version)) ||
 		    !put(res, "resultType", json_string("complete")))
 			return reply_nomem(r);
 	}
@@ -757,6 +768,7 @@ struct call {
 	char new_session[MCP_SESSION_ID_LEN + 1];
 	uint8_t *blob; /* decoded base64 artifact content */
 	size_t blob_len;
+	bool in_batch; /* one message of a JSON-RPC batch (2025-03-26) */
 };
 
 /* Checks the arguments against the tool's table. NULL, or the problem
@@ -970,6 +982,14 @@ static void pending_abort(struct mcp_pending *p, const char *why)
 static int tool_request_approval(struct call *c, json_t *const *vals)
 {
 	struct mcp_server *s = c->s;
+	/* A batch is answered as a whole, in one HTTP response: one call that
+	 * waits for minutes would hold every other answer. Refused before
+	 * the hook, so no human is asked for nothing. */
+	if (c->in_batch)
+		return reply_tool(&c->r, true,
+				  "request_approval: a call that waits for a human cannot be part of "
+				  "a JSON-RPC batch; send it as a request of its own",
+				  NULL);
 	size_t slot = MCP_MAX_PENDING;
 	for (size_t i = 0; i < MCP_MAX_PENDING; i++)
 		if (!s->pending[i])
@@ -1183,7 +1203,9 @@ static json_t *arg_schema(const struct mcp_server *s, const struct arg *a)
 	return o;
 }
 
-static json_t *tool_list(const struct mcp_server *s)
+/* titles: a tool's title is `title` (2025-06-18 on), else
+ * annotations.title (2025-03-26, which has no `title`). */
+static json_t *tool_list(const struct mcp_server *s, bool titles)
 {
 	json_t *list = json_array();
 	for (size_t t = 0; list && t < n_tools; t++) {
@@ -1204,9 +1226,13 @@ static json_t *tool_list(const struct mcp_server *s)
 		json_decref(props);
 		json_decref(required);
 		json_t *entry = !ok ? NULL
-				    : json_pack("{s:s, s:s, s:s, s:O}", "name", tool->name, "title",
-						tool->title, "description", tool->description,
-						"inputSchema", schema);
+			      : titles ? json_pack("{s:s, s:s, s:s, s:O}", "name", tool->name, "title",
+						   tool->title, "description", tool->description,
+						   "inputSchema", schema)
+				       : json_pack("{s:s, s:{s:s}, s:s, s:O}", "name", tool->name,
+						   "annotations", "title", tool->title,
+						   "description", tool->description, "inputSchema",
+						   schema);
 		json_decref(schema);
 		if (!append(list, entry)) {
 			json_decref(list);
@@ -1394,7 +1420,7 @@ static int method_initialize(struct call *c)
 	json_t *res = json_object();
 	if (!put(res, "protocolVersion", json_string(versions[v].name)) ||
 	    !put(res, "capabilities", capabilities()) ||
-	    !put(res, "serverInfo", server_info(c->s)) ||
+	    !put(res, "serverInfo", server_info(c->s, v)) ||
 	    !put(res, "instructions", json_string(INSTRUCTIONS))) {
 		json_decref(res);
 		return reply_nomem(&c->r);
@@ -1431,7 +1457,8 @@ static int method_tools_list(struct call *c)
 	if (json_object_get(c->params, "cursor"))
 		return reply_error(&c->r, 200, MCP_ERR_INVALID_PARAMS, NULL, "invalid cursor");
 	json_t *res = json_object();
-	bool ok = put(res, "tools", json_incref(c->s->tools));
+	bool ok = put(res, "tools", json_incref(versions[c->r.version].titles ? c->s->tools
+									   : c->s->tools_untitled));
 	if (ok && stateless(&c->r))
 		ok = put(res, "ttlMs", json_integer(LIST_TTL_MS)) &&
 		     put(res, "cacheScope", json_string("private"));
@@ -1790,6 +1817,85 @@ static int handle_one_way(struct call *c, int header_version)
 	return reply_accepted(&c->r);
 }
 
+#define HV_UNCHECKED (-3)
+
+/* The MCP-Protocol-Version header's version, -1 when there is none; -2
+ * after refusing one that is not served. */
+static int header_version(struct call *c)
+{
+	const char *h = c->in->protocol_version;
+	int hv = -1;
+	if (h && (!header_value_ok(h) || (hv = version_find(h)) < 0)) {
+		reply_error(&c->r, 400, MCP_ERR_UNSUPPORTED_VERSION, unsupported_data(h),
+			    "Unsupported protocol version");
+		return -2;
+	}
+	return hv;
+}
+
+#define BATCHES_REFUSED                                                                            \
+	"JSON-RPC batches are accepted only in a session of protocol " MCP_VERSION_2025_03_26    \
+	" (2025-06-18 and later have none)"
+
+/*
+ * A JSON-RPC batch: 2025-03-26 requires a server to take them, and
+ * 2025-06-18 removed them. So a batch needs a session of 2025-03-26, which
+ * only initialize (never part of a batch) opens. Each message goes through
+ * every stage on its own, with the request's headers; the answers go back
+ * together, as one array (202 when there is none: only notifications and
+ * responses).
+ */
+static int handle_message(struct call *c, int hv);
+
+static int handle_batch(struct call *c, int hv)
+{
+	struct mcp_server *s = c->s;
+	size_t n = json_array_size(c->msg);
+	if ((hv >= 0 && !versions[hv].batches) || !c->in->session_id)
+		return reply_error(&c->r, 400, MCP_ERR_INVALID_REQUEST, NULL, BATCHES_REFUSED);
+	int i = session_auth(c, ERA_HANDSHAKE);
+	if (i < 0)
+		return 0;
+	if (!versions[s->sessions[i].version].batches)
+		return reply_error(&c->r, 400, MCP_ERR_INVALID_REQUEST, NULL, BATCHES_REFUSED);
+	if (n == 0 || n > MCP_MAX_BATCH)
+		return reply_error(&c->r, 400, MCP_ERR_INVALID_REQUEST, NULL,
+				   "a batch holds 1 to %d messages", MCP_MAX_BATCH);
+	json_auto_t *answers = json_array();
+	if (!answers)
+		return reply_nomem(&c->r);
+	for (size_t k = 0; k < n; k++) {
+		struct mcp_response out = { 0 };
+		struct mcp_pending *none = NULL;
+		struct call one = {
+			.s = s,
+			.in = c->in,
+			.r = { .s = s, .out = &out, .version = -1 },
+			.pending_out = &none,
+			.msg = json_incref(json_array_get(c->msg, k)),
+			.session = -1,
+			.in_batch = true,
+		};
+		int rc = handle_message(&one, hv);
+		json_decref(one.msg);
+		free(one.blob);
+		if (rc < 0 || (out.status == 500 && !out.body)) {
+			mcp_response_free(&out);
+			return reply_nomem(&c->r);
+		}
+		/* Our own answer, read back to become one member of the array. */
+		json_t *a = out.body ? json_loadb(out.body, out.body_len, 0, NULL) : NULL;
+		bool ok = !out.body || append(answers, a);
+		mcp_response_free(&out);
+		if (!ok)
+			return reply_nomem(&c->r);
+	}
+	if (json_array_size(answers) == 0)
+		return reply_accepted(&c->r);
+	c->r.version = s->sessions[i].version;
+	return reply_json(&c->r, 200, json_incref(answers));
+}
+
 static int handle(struct call *c)
 {
 	struct mcp_server *s = c->s;
@@ -1811,24 +1917,25 @@ static int handle(struct call *c)
 				   "Parse error%s at line %d, column %d",
 				   strstr(je.text, "duplicate") ? " (duplicate object key)" : "",
 				   je.line, je.column);
-	if (json_is_array(c->msg))
-		return reply_error(&c->r, 400, MCP_ERR_INVALID_REQUEST, NULL,
-				   "JSON-RPC batches are not supported (protocol 2025-06-18 and "
-				   "later have none)");
+	if (json_is_array(c->msg)) {
+		int hv = header_version(c);
+		return hv < -1 ? 0 : handle_batch(c, hv);
+	}
+	return handle_message(c, HV_UNCHECKED);
+}
+
+/* One JSON-RPC message, on its own or as part of a batch. hv: the
+ * MCP-Protocol-Version header's version (-1: none), or HV_UNCHECKED to
+ * check it here, once the envelope is known (so its refusal has the id). */
+static int handle_message(struct call *c, int hv)
+{
 	if (!json_is_object(c->msg))
 		return reply_error(&c->r, 400, MCP_ERR_INVALID_REQUEST, NULL,
 				   "not a JSON-RPC 2.0 request, notification or response");
 	if (check_envelope(c) < 0)
 		return 0;
-
-	int hv = -1;
-	if (in->protocol_version) {
-		if (!header_value_ok(in->protocol_version) ||
-		    (hv = version_find(in->protocol_version)) < 0)
-			return reply_error(&c->r, 400, MCP_ERR_UNSUPPORTED_VERSION,
-					   unsupported_data(in->protocol_version),
-					   "Unsupported protocol version");
-	}
+	if (hv == HV_UNCHECKED && (hv = header_version(c)) < -1)
+		return 0;
 	if (c->kind != KIND_RESPONSE && check_meta(c) < 0)
 		return 0;
 	if (c->kind != KIND_REQUEST)
@@ -1899,8 +2006,11 @@ int mcp_server_new(const struct mcp_config *cfg, const struct mcp_hooks *hooks,
 	s->max_artifact = cfg->max_artifact ? cfg->max_artifact : MCP_DEFAULT_MAX_ARTIFACT;
 	snprintf(s->server_version, sizeof(s->server_version), "%s", version);
 	s->current = -1;
-	s->tools = tool_list(s);
-	if (!s->tools) {
+	s->tools = tool_list(s, true);
+	s->tools_untitled = tool_list(s, false);
+	if (!s->tools || !s->tools_untitled) {
+		json_decref(s->tools);
+		json_decref(s->tools_untitled);
 		free(s);
 		return cdn_err_set(err, ENOMEM, "mcp: the tool list");
 	}
@@ -1923,6 +2033,7 @@ void mcp_server_free(struct mcp_server *s)
 		return;
 	abort_pending(s, -1, "the endpoint is closing");
 	json_decref(s->tools);
+	json_decref(s->tools_untitled);
 	sodium_memzero(s, sizeof(*s));
 	free(s);
 }

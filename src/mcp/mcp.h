@@ -7,10 +7,12 @@
  * status, the JSON body (none for 202) and the headers to set.
  *
  * Protocol versions (details and interpretations in docs/mcp.md):
- *   2025-06-18, 2025-11-25  `initialize` handshake, Mcp-Session-Id sessions
+ *   2025-03-26, 2025-06-18, `initialize` handshake, Mcp-Session-Id sessions
+ *   2025-11-25              (2025-03-26 also takes JSON-RPC batches)
  *   2026-07-28              stateless: `server/discover`, `_meta` on every
  *                           request, Mcp-Method / Mcp-Name headers
- * JSON-RPC batches are refused (no served version has them).
+ * JSON-RPC batches are accepted in a 2025-03-26 session only (the later
+ * versions removed them).
  *
  * Authentication: the embedder issues single-use tokens per run phase
  * (setup, run, upload) and hands each to the sandbox. The request that opens
@@ -40,6 +42,7 @@
 #include "base/err.h"
 #include "base/tokens.h"
 
+#define MCP_VERSION_2025_03_26 "2025-03-26"
 #define MCP_VERSION_2025_06_18 "2025-06-18"
 #define MCP_VERSION_2025_11_25 "2025-11-25"
 #define MCP_VERSION_2026_07_28 "2026-07-28"
@@ -49,6 +52,7 @@
 #define MCP_MAX_DEPTH		 32		       /* nesting of arrays and objects */
 #define MCP_MAX_METHOD		 64		       /* bytes of a method name */
 #define MCP_MAX_ID		 128		       /* bytes of a string request id */
+#define MCP_MAX_BATCH		 32		       /* messages in a batch (2025-03-26) */
 #define MCP_MAX_META_KEYS	 32		       /* keys in a request's _meta */
 #define MCP_MAX_TOKENS		 64		       /* tokens held (all states, all phases) */
 #define MCP_MAX_SESSIONS	 16		       /* open sessions */

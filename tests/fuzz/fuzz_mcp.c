@@ -135,6 +135,25 @@ static void check_response(const struct mcp_response *r)
 	st.fail_in = armed;
 }
 
+/* One JSON-RPC 2.0 answer: exactly one of result and error. */
+static void check_message(const json_t *j, int status)
+{
+	CHECK(json_is_object(j));
+	CHECK(json_is_string(json_object_get(j, "jsonrpc")));
+	CHECK(strcmp(json_string_value(json_object_get(j, "jsonrpc")), "2.0") == 0);
+	json_t *res = json_object_get(j, "result"), *err = json_object_get(j, "error");
+	CHECK(!res != !err);
+	if (err) {
+		CHECK(json_is_integer(json_object_get(err, "code")));
+		CHECK(json_is_string(json_object_get(err, "message")));
+		CHECK(status != 202);
+	} else {
+		CHECK(status == 200 && json_is_object(res));
+	}
+	json_t *id = json_object_get(j, "id");
+	CHECK(!id || json_is_string(id) || json_is_integer(id));
+}
+
 static void check_response_now(const struct mcp_response *r)
 {
 	static const int statuses[] = { 200, 202, 400, 401, 404, 413, 503 };
@@ -155,20 +174,18 @@ static void check_response_now(const struct mcp_response *r)
 	check_clean(r->body);
 	json_error_t je;
 	json_t *j = json_loads(r->body, JSON_REJECT_DUPLICATES, &je);
-	CHECK(json_is_object(j));
-	CHECK(json_is_string(json_object_get(j, "jsonrpc")));
-	CHECK(strcmp(json_string_value(json_object_get(j, "jsonrpc")), "2.0") == 0);
-	json_t *res = json_object_get(j, "result"), *err = json_object_get(j, "error");
-	CHECK(!res != !err);
-	if (err) {
-		CHECK(json_is_integer(json_object_get(err, "code")));
-		CHECK(json_is_string(json_object_get(err, "message")));
-		CHECK(r->status != 202);
+	if (json_is_array(j)) {
+		/* the answers to a batch (2025-03-26): 200, 1 to MCP_MAX_BATCH
+		 * messages, each one as below */
+		CHECK(r->status == 200);
+		CHECK(json_array_size(j) >= 1 && json_array_size(j) <= MCP_MAX_BATCH);
+		size_t i;
+		json_t *m;
+		json_array_foreach(j, i, m)
+			check_message(m, 200);
 	} else {
-		CHECK(r->status == 200 && json_is_object(res));
+		check_message(j, r->status);
 	}
-	json_t *id = json_object_get(j, "id");
-	CHECK(!id || json_is_string(id) || json_is_integer(id));
 	json_decref(j);
 	CHECK(find_header(r, "Content-Type"));
 	if (r->status == 401)
@@ -312,7 +329,8 @@ static const char *const versions[] = { NULL,
 					MCP_VERSION_2025_11_25,
 					MCP_VERSION_2026_07_28,
 					"2099-01-01",
-					"x\r\ny" };
+					"x\r\ny",
+					MCP_VERSION_2025_03_26 };
 
 #define META                                                                                       \
 	"\"_meta\":{\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\","                   \
@@ -363,6 +381,18 @@ static const struct {
 	  "log" },
 	{ "{\"jsonrpc\":\"2.0\",\"id\":13,\"result\":{%s}}", NULL, NULL },
 	{ "[%s]", NULL, NULL },
+	/* 2025-03-26: a handshake of that version, and batches in its session */
+	{ "{\"jsonrpc\":\"2.0\",\"id\":14,\"method\":\"initialize\",\"params\":{"
+	  "\"protocolVersion\":\"2025-03-26\",\"capabilities\":{},\"clientInfo\":{"
+	  "\"name\":\"f\",\"version\":\"1\"}%s}}",
+	  "initialize", NULL },
+	{ "[{\"jsonrpc\":\"2.0\",\"id\":15,\"method\":\"tools/call\",\"params\":{\"name\":"
+	  "\"report_step\",\"arguments\":{\"name\":\"b\"}}},{\"jsonrpc\":\"2.0\","
+	  "\"method\":\"notifications/initialized\"}%s]",
+	  NULL, NULL },
+	{ "[{\"jsonrpc\":\"2.0\",\"id\":16,\"method\":\"tools/call\",\"params\":{\"name\":"
+	  "\"request_approval\",\"arguments\":{\"action\":\"%s\",\"reason\":\"r\"}}}]",
+	  NULL, NULL },
 };
 #define N_TEMPLATES (sizeof(templates) / sizeof(templates[0]))
 
@@ -392,7 +422,8 @@ static void post(const char *body, size_t len, uint8_t flags, uint8_t pick, cons
 		break;
 	case 3: req.session_id = pick & 1 ? "cdn_mcps_x" : ""; break;
 	}
-	req.protocol_version = versions[((flags >> 4) & 3) + (pick % 7 == 6 ? 2 : 0)];
+	req.protocol_version = pick % 11 == 10 ? versions[6]
+					       : versions[((flags >> 4) & 3) + (pick % 7 == 6 ? 2 : 0)];
 	if (flags & 0x40)
 		req.method = pick % 5 == 4 ? "x" : method;
 	if (flags & 0x80)

@@ -93,9 +93,19 @@ def table_entry(env, approval_id):
 
 
 def decide_when_asked(env, verb, box):
+    try:
+        decide_when_asked_now(env, verb, box)
+    except Exception as e:  # shown by the test's assertion, not lost in a thread
+        box["error"] = repr(e)
+
+
+def decide_when_asked_now(env, verb, box):
     deadline = time.time() + 30
+    box["lists"] = []
     while time.time() < deadline:
+        t0 = time.time()
         r = run([CORDON, "approvals", "list", "--json"], env=env)
+        box["lists"].append((round(time.time() - t0, 2), r.returncode, r.stderr[-300:]))
         items = json.loads(r.stdout or "[]") if r.returncode == 0 else []
         # This test's run only: other runs on the machine list theirs too.
         runs = Path(env["CORDON_STATE"]) / "runs"
@@ -120,7 +130,7 @@ def test_mcp_endpoint_end_to_end(tmp_path, verb, want):
     r = run([CORDON, "run", "--json", "-i", "-", make_agent(tmp_path)], input='{"q": 7}',
             env=env, timeout=90)
     t.join()
-    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.returncode == 0, (box, r.stdout + r.stderr)
     events = [json.loads(l) for l in r.stdout.splitlines()]
     res = json.loads((Path(events[-1]["run_dir"]) / "result.json").read_text())
     out = res["output"]
@@ -234,3 +244,77 @@ def test_api_lists_the_action_and_reason(tmp_path):
     finally:
         srv.kill()
         srv.wait()
+
+
+OLDER_CLIENT = r'''
+import json, os, urllib.request, urllib.error
+URL = os.environ["CORDON_MCP_URL"]
+
+def post(body, headers):
+    h = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+    h.update(headers)
+    req = urllib.request.Request(URL, data=json.dumps(body).encode(), headers=h, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            d = r.read()
+            return r.status, json.loads(d) if d else None, r.headers.get("Mcp-Session-Id")
+    except urllib.error.HTTPError as e:
+        d = e.read()
+        return e.code, json.loads(d) if d else None, None
+
+out = {}
+init = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": "2025-03-26", "capabilities": {},
+                   "clientInfo": {"name": "old", "version": "1"}}}
+# A version we do not speak is still refused, before anything is spent.
+out["refused"] = post(init, {"Authorization": "Bearer " + os.environ["CORDON_MCP_TOKEN"],
+                             "MCP-Protocol-Version": "2024-11-05"})[:2]
+st, res, sid = post(init, {"Authorization": "Bearer " + os.environ["CORDON_MCP_TOKEN"],
+                           "MCP-Protocol-Version": "2025-03-26"})
+out["init"] = [st, res["result"]["protocolVersion"], res["result"]["serverInfo"]]
+V = {"Mcp-Session-Id": sid, "MCP-Protocol-Version": "2025-03-26"}
+out["initialized"] = post({"jsonrpc": "2.0", "method": "notifications/initialized"}, V)[0]
+st, res, _ = post({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}, V)
+out["tools"] = [[t["name"], "title" in t, t.get("annotations", {}).get("title")] for t in res["result"]["tools"]]
+# A batch, as 2025-03-26 has them.
+st, res, _ = post([{"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+                    "params": {"name": "report_step", "arguments": {"name": "from a batch"}}},
+                   {"jsonrpc": "2.0", "id": 4, "method": "ping"},
+                   {"jsonrpc": "2.0", "method": "notifications/initialized"}], V)
+out["batch"] = [st, [m["id"] for m in res]]
+st, res, _ = post({"jsonrpc": "2.0", "id": 5, "method": "tools/call",
+                   "params": {"name": "log", "arguments": {"level": "info", "message": "old client"}}},
+                  {"Mcp-Session-Id": sid})
+out["no_header"] = [st, res["result"]["isError"]]
+json.dump(out, open("/workspace/output.json", "w"))
+'''
+
+
+def test_older_client_2025_03_26(tmp_path):
+    """A client of protocol 2025-03-26 (the same Streamable HTTP) is served in
+    that revision's shape; 2024-11-05 is still refused."""
+    d = tmp_path / "old-agent"
+    d.mkdir()
+    (d / "client.py").write_text(OLDER_CLIENT)
+    (d / "agent.json").write_text(json.dumps({
+        "name": "old-agent", "version": "1", "entrypoint": ["python3", "/agent/client.py"]}))
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    r = run([CORDON, "run", "--json", d], env=dict(os.environ, CORDON_STATE=str(state)), timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    events = [json.loads(l) for l in r.stdout.splitlines()]
+    out = json.loads((Path(events[-1]["run_dir"]) / "result.json").read_text())["output"]
+    assert out["refused"][0] == 400 and out["refused"][1]["error"]["code"] == -32022
+    assert "2025-03-26" in out["refused"][1]["error"]["data"]["supported"]
+    assert out["init"][0] == 200 and out["init"][1] == "2025-03-26"
+    assert "title" not in out["init"][2]
+    assert out["initialized"] == 202
+    assert [t[0] for t in out["tools"]] == ["report_step", "save_artifact", "request_approval",
+                                           "get_input", "log"]
+    assert all(not t[1] and t[2] for t in out["tools"])
+    assert out["batch"] == [200, [3, 4]]
+    assert out["no_header"] == [200, False]
+    assert [e["step"]["name"] for e in events if e["type"] == "step"] == ["from a batch"]
+    assert any(e["type"] == "log" and e["message"] == "old client" for e in events)
+    opened = [e for e in events if e["type"] == "mcp.session_opened"]
+    assert len(opened) == 1 and "protocol 2025-03-26" in opened[0]["detail"]

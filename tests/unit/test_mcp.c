@@ -24,11 +24,12 @@
 #include "base/cleanup.h"
 #include "mcp/mcp.h"
 
+#define V0326 MCP_VERSION_2025_03_26
 #define V0618 MCP_VERSION_2025_06_18
 #define V1125 MCP_VERSION_2025_11_25
 #define V0728 MCP_VERSION_2026_07_28
 
-static const char *const all_versions[] = { V0618, V1125, V0728 };
+static const char *const all_versions[] = { V0326, V0618, V1125, V0728 };
 
 /* The 2026-07-28 per-request fields, with a %s for the version. */
 #define META_FMT                                                                                   \
@@ -323,6 +324,14 @@ static void post_raw(struct fx *f, const struct hdr *h, const char *body, size_t
 	assert_int_equal(strlen(f->resp.body), f->resp.body_len);
 	json_error_t je;
 	f->j = json_loads(f->resp.body, JSON_REJECT_DUPLICATES, &je);
+	/* an array answers a batch (2025-03-26), each member a message */
+	if (json_is_array(f->j)) {
+		size_t i;
+		json_t *m;
+		json_array_foreach(f->j, i, m)
+			assert_string_equal(json_string_value(json_object_get(m, "jsonrpc")), "2.0");
+		return;
+	}
 	if (!json_is_object(f->j))
 		fail_msg("response is not a JSON object: %s", f->resp.body);
 	assert_string_equal(json_string_value(json_object_get(f->j, "jsonrpc")), "2.0");
@@ -399,11 +408,12 @@ static json_t *expect_tool(struct fx *f, bool is_error)
 	return res;
 }
 
-/* An argument error, as the version reports it: -32602 in 2025-06-18, a
- * tool result with isError from 2025-11-25 on. Returns the message. */
+/* An argument error, as the version reports it: -32602 in 2025-03-26 and
+ * 2025-06-18, a tool result with isError from 2025-11-25 on. Returns the
+ * message. */
 static const char *expect_arg_error(struct fx *f, const char *version)
 {
-	if (strcmp(version, V0618) == 0) {
+	if (strcmp(version, V0618) == 0 || strcmp(version, V0326) == 0) {
 		json_t *e = error_of(f, 200, MCP_ERR_INVALID_PARAMS);
 		return json_string_value(json_object_get(e, "message"));
 	}
@@ -566,7 +576,7 @@ static void test_version_negotiation(void **state)
 		{ V0618, V0618 },
 		{ V1125, V1125 },
 		{ "2024-11-05", V1125 },
-		{ "2025-03-26", V1125 },
+		{ V0326, V0326 },
 		{ "2099-01-01", V1125 },
 		{ "not-a-version", V1125 },
 		/* 2026-07-28 has no handshake: initialize gets the latest that has one */
@@ -593,7 +603,7 @@ static void test_protocol_version_header(void **state)
 {
 	struct fx *f = *state;
 	static const char *const bad[] = { "2099-01-01",  "2000-01-01",
-					   "2025-03-26",  "invalid-protocol-version",
+					   "2024-11-05",  "invalid-protocol-version",
 					   "2025-06-18 ", "2025-06-18\r\nX: y" };
 	char sid[MCP_SESSION_ID_LEN + 1];
 	open_session(f, V1125, sid);
@@ -606,7 +616,7 @@ static void test_protocol_version_header(void **state)
 			     "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}");
 			json_t *e = error_of(f, 400, MCP_ERR_UNSUPPORTED_VERSION);
 			json_t *data = json_object_get(e, "data");
-			assert_int_equal(json_array_size(json_object_get(data, "supported")), 3);
+			assert_int_equal(json_array_size(json_object_get(data, "supported")), 4);
 			assert_true(json_is_string(json_object_get(data, "requested")));
 		}
 	}
@@ -989,6 +999,132 @@ static void test_session_limit(void **state)
 }
 
 /* ---------------------------------------------------------------------------
+ * 2025-03-26: the same Streamable HTTP, but with JSON-RPC batches and no
+ * titles
+ */
+
+static void test_version_2025_03_26(void **state)
+{
+	struct fx *f = *state;
+	char tok[MCP_TOKEN_LEN + 1], auth[MCP_TOKEN_LEN + 16], sid[MCP_SESSION_ID_LEN + 1];
+	issue(f, MCP_PHASE_RUN, 60000, tok);
+	bearer(auth, tok);
+	post_initialize(f, auth, V0326);
+	json_t *res = expect_result(f);
+	assert_string_equal(json_string_value(json_object_get(res, "protocolVersion")), V0326);
+	/* its Implementation has name and version only */
+	json_t *si = json_object_get(res, "serverInfo");
+	assert_null(json_object_get(si, "title"));
+	assert_string_equal(json_string_value(json_object_get(si, "name")), "cordon");
+	snprintf(sid, sizeof(sid), "%s", header(&f->resp, "Mcp-Session-Id"));
+	/* its clients send no MCP-Protocol-Version header; when one is sent,
+	 * it is the session's */
+	post(f, &(struct hdr){ .session = sid }, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}");
+	expect_result(f);
+	post(f, &(struct hdr){ .session = sid, .version = V0326 },
+	     "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}");
+	expect_result(f);
+
+	/* A batch: every request answered, in order, notifications not. */
+	f->calls = 0;
+	post(f, &(struct hdr){ .session = sid },
+	     "[{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"},"
+	     "{\"jsonrpc\":\"2.0\",\"id\":\"a\",\"method\":\"ping\"},"
+	     "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/list\"},"
+	     "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"tools/call\",\"params\":{\"name\":"
+	     "\"report_step\",\"arguments\":{\"name\":\"batched\"}}},"
+	     "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"tools/call\",\"params\":{\"name\":"
+	     "\"log\",\"arguments\":{\"level\":\"loud\",\"message\":\"m\"}}},"
+	     "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"initialize\",\"params\":{"
+	     "\"protocolVersion\":\"2025-03-26\",\"capabilities\":{},"
+	     "\"clientInfo\":{\"name\":\"t\",\"version\":\"1\"}}},"
+	     "[{\"jsonrpc\":\"2.0\",\"id\":6,\"method\":\"ping\"}],"
+	     "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"nope\"}]");
+	assert_int_equal(f->resp.status, 200);
+	assert_string_equal(header(&f->resp, "Content-Type"), "application/json");
+	assert_true(json_is_array(f->j));
+	assert_int_equal(json_array_size(f->j), 7);
+	json_t *a = json_array_get(f->j, 0);
+	assert_string_equal(json_string_value(json_object_get(a, "id")), "a");
+	assert_non_null(json_object_get(a, "result"));
+	a = json_array_get(f->j, 1);
+	assert_int_equal(json_array_size(json_object_get(json_object_get(a, "result"), "tools")), 5);
+	/* still 2025-03-26's shape inside a batch */
+	assert_null(json_object_get(
+	    json_array_get(json_object_get(json_object_get(a, "result"), "tools"), 0), "title"));
+	a = json_array_get(f->j, 2);
+	assert_true(json_is_false(json_object_get(json_object_get(a, "result"), "isError")));
+	assert_string_equal(f->step_name, "batched");
+	/* an argument error is -32602 in 2025-03-26, as in 2025-06-18 */
+	a = json_array_get(f->j, 3);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(a, "error"), "code")),
+			 MCP_ERR_INVALID_PARAMS);
+	/* initialize must not be part of a batch; nor may a batch nest */
+	a = json_array_get(f->j, 4);
+	assert_int_equal(json_integer_value(json_object_get(a, "id")), 5);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(a, "error"), "code")),
+			 MCP_ERR_INVALID_REQUEST);
+	a = json_array_get(f->j, 5);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(a, "error"), "code")),
+			 MCP_ERR_INVALID_REQUEST);
+	a = json_array_get(f->j, 6);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(a, "error"), "code")),
+			 MCP_ERR_METHOD_NOT_FOUND);
+	assert_int_equal(f->calls, 1); /* report_step only */
+	assert_true(audit_has(f, "mcp.session_opened", V0326));
+
+	/* Only notifications and responses: 202 */
+	post(f, &(struct hdr){ .session = sid },
+	     "[{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"},"
+	     "{\"jsonrpc\":\"2.0\",\"id\":9,\"result\":{}}]");
+	assert_int_equal(f->resp.status, 202);
+	assert_null(f->resp.body);
+
+	/* request_approval cannot wait inside a batch: a tool error, and no
+	 * human is asked */
+	f->calls = 0;
+	f->n_approvals = 0;
+	post(f, &(struct hdr){ .session = sid },
+	     "[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":"
+	     "\"request_approval\",\"arguments\":{\"action\":\"a\",\"reason\":\"r\"}}}]");
+	assert_int_equal(f->rc, 0);
+	a = json_object_get(json_array_get(f->j, 0), "result");
+	assert_true(json_is_true(json_object_get(a, "isError")));
+	assert_non_null(strstr(tool_text(a), "batch"));
+	assert_int_equal(f->calls, 0);
+	assert_int_equal(f->n_approvals, 0);
+
+	/* bounds */
+	post(f, &(struct hdr){ .session = sid }, "[]");
+	expect_error(f, 400, MCP_ERR_INVALID_REQUEST);
+	char big[64 * (MCP_MAX_BATCH + 1) + 2] = "[";
+	for (int i = 0; i <= MCP_MAX_BATCH; i++)
+		strcat(big, i ? ",{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}"
+			      : "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}");
+	strcat(big, "]");
+	post(f, &(struct hdr){ .session = sid }, "%s", big);
+	expect_error(f, 400, MCP_ERR_INVALID_REQUEST);
+
+	/* Batches need a 2025-03-26 session: none, another version's, the
+	 * header of a later version, an unknown session. */
+	static const char batch[] = "[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}]";
+	post(f, NULL, "%s", batch);
+	expect_error(f, 400, MCP_ERR_INVALID_REQUEST);
+	post(f, &(struct hdr){ .auth = auth }, "%s", batch);
+	expect_error(f, 400, MCP_ERR_INVALID_REQUEST);
+	post(f, &(struct hdr){ .session = sid, .version = V0618 }, "%s", batch);
+	expect_error(f, 400, MCP_ERR_INVALID_REQUEST);
+	post(f, &(struct hdr){ .session = sid, .version = "2024-11-05" }, "%s", batch);
+	expect_error(f, 400, MCP_ERR_UNSUPPORTED_VERSION);
+	post(f, &(struct hdr){ .session = "cdn_mcps_nope" }, "%s", batch);
+	expect_error(f, 404, MCP_ERR_SESSION_UNKNOWN);
+	char sid2[MCP_SESSION_ID_LEN + 1];
+	open_session(f, V0618, sid2);
+	post(f, &(struct hdr){ .session = sid2 }, "%s", batch);
+	expect_error(f, 400, MCP_ERR_INVALID_REQUEST);
+}
+
+/* ---------------------------------------------------------------------------
  * 2026-07-28
  */
 
@@ -1012,10 +1148,11 @@ static void test_discover(void **state)
 		json_t *res = expect_result(f);
 		assert_null(header(&f->resp, "Mcp-Session-Id"));
 		json_t *sv = json_object_get(res, "supportedVersions");
-		assert_int_equal(json_array_size(sv), 3);
+		assert_int_equal(json_array_size(sv), 4);
 		assert_string_equal(json_string_value(json_array_get(sv, 0)), V0728);
 		assert_string_equal(json_string_value(json_array_get(sv, 1)), V1125);
 		assert_string_equal(json_string_value(json_array_get(sv, 2)), V0618);
+		assert_string_equal(json_string_value(json_array_get(sv, 3)), V0326);
 		assert_non_null(json_object_get(json_object_get(res, "capabilities"), "tools"));
 		assert_string_equal(json_string_value(json_object_get(res, "resultType")),
 				    "complete");
@@ -1036,7 +1173,7 @@ static void test_discover(void **state)
 	    "}}",
 	    "1900-01-01");
 	json_t *data = json_object_get(error_of(f, 400, MCP_ERR_UNSUPPORTED_VERSION), "data");
-	assert_int_equal(json_array_size(json_object_get(data, "supported")), 3);
+	assert_int_equal(json_array_size(json_object_get(data, "supported")), 4);
 	assert_string_equal(json_string_value(json_object_get(data, "requested")), "1900-01-01");
 	assert_string_equal(json_string_value(json_object_get(f->j, "id")), "d");
 	/* discover declared with a handshake-era version is answered too */
@@ -1546,7 +1683,14 @@ static void test_tools_list(void **state)
 			assert_string_equal(json_string_value(json_object_get(t, "name")),
 					    names[i]);
 			assert_true(json_is_string(json_object_get(t, "description")));
-			assert_true(json_is_string(json_object_get(t, "title")));
+			/* 2025-03-26 has no `title`: its annotations carry it */
+			if (strcmp(all_versions[v], V0326) == 0) {
+				assert_null(json_object_get(t, "title"));
+				assert_true(json_is_string(json_object_get(
+				    json_object_get(t, "annotations"), "title")));
+			} else {
+				assert_true(json_is_string(json_object_get(t, "title")));
+			}
 			json_t *schema = json_object_get(t, "inputSchema");
 			assert_string_equal(json_string_value(json_object_get(schema, "type")),
 					    "object");
@@ -2182,7 +2326,9 @@ static void oom_run(struct fx *f, const struct oom_case *k)
 			assert_true(f->resp.status == 202 || f->resp.body);
 			if (f->resp.body) {
 				f->j = json_loads(f->resp.body, 0, NULL);
-				if (!json_is_object(f->j))
+				if (!json_is_object(f->j) &&
+				    !(json_is_array(f->j) && k->version &&
+				      strcmp(k->version, V0326) == 0))
 					fail_msg("case %s %s, allocation %ld: %s",
 						 k->tool ? k->tool : k->body,
 						 k->version ? k->version : "", n, f->resp.body);
@@ -2225,6 +2371,11 @@ static void test_out_of_memory(void **state)
 		{ V0618, "log", "{\"level\":\"nope\",\"message\":\"m\"}", NULL },
 		{ V0728, "get_input", "{}", NULL },
 		{ V0728, "request_approval", "{\"action\":\"a\",\"reason\":\"r\"}", NULL },
+		{ V0326, NULL, NULL,
+		  "[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"},"
+		  "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"},"
+		  "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":{\"name\":"
+		  "\"log\",\"arguments\":{\"level\":\"nope\",\"message\":\"m\"}}}]" },
 	};
 	mcp_server_free(f->s);
 	f->s = NULL;
@@ -2268,6 +2419,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_token_api, setup, teardown),
 		cmocka_unit_test(test_server_api),
 		cmocka_unit_test_setup_teardown(test_session_limit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_version_2025_03_26, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_discover, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stateless_session, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stateless_rules, setup, teardown),
