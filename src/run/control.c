@@ -219,6 +219,14 @@ static json_t *list_json(const struct control_server *s)
 	return arr;
 }
 
+static bool holds(const struct control_server *s, const char *id)
+{
+	for (size_t i = 0; i < s->n_apprs; i++)
+		if (strcmp(s->apprs[i].id, id) == 0)
+			return true;
+	return false;
+}
+
 static json_t *handle(struct control_server *s, const char *line, size_t len)
 {
 	json_t *req = json_loadb(line, len, JSON_REJECT_DUPLICATES, NULL);
@@ -237,6 +245,12 @@ static json_t *handle(struct control_server *s, const char *line, size_t len)
 		if (!id || !json_is_boolean(ap))
 			res = json_pack("{s:b, s:s}", "ok", 0, "error",
 					"decide needs \"id\" and a boolean \"approve\"");
+		/* Only what this run holds: `cordon approvals approve ID` asks
+		 * every run in turn and stops at the first that says yes, so a
+		 * run that said yes to any id took other runs' decisions. */
+		else if (!holds(s, id))
+			res = json_pack("{s:b, s:s}", "ok", 0, "error",
+					"no such pending request in this run");
 		else if (s->hooks.decide(s->hooks.ctx, id, json_is_true(ap), by, &err) < 0)
 			res = json_pack("{s:b, s:s}", "ok", 0, "error",
 					err.msg[0] ? err.msg : "the decision was not taken");

@@ -318,3 +318,77 @@ def test_older_client_2025_03_26(tmp_path):
     assert any(e["type"] == "log" and e["message"] == "old client" for e in events)
     opened = [e for e in events if e["type"] == "mcp.session_opened"]
     assert len(opened) == 1 and "protocol 2025-03-26" in opened[0]["detail"]
+
+
+ASKER = r'''
+import json, os, sys, urllib.request
+URL = os.environ["CORDON_MCP_URL"]
+def post(body, h):
+    h = dict(h, **{"Content-Type": "application/json", "Accept": "application/json"})
+    with urllib.request.urlopen(urllib.request.Request(URL, data=json.dumps(body).encode(),
+                                                       headers=h), timeout=100) as r:
+        return r.headers.get("Mcp-Session-Id"), json.loads(r.read() or b"null")
+sid, _ = post({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+               "params": {"protocolVersion": "2025-11-25", "capabilities": {},
+                          "clientInfo": {"name": "asker", "version": "1"}}},
+              {"Authorization": "Bearer " + os.environ["CORDON_MCP_TOKEN"]})
+_, res = post({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+               "params": {"name": "request_approval",
+                          "arguments": {"action": sys.argv[1],
+                                        "reason": open("/agent/reason.txt").read()}}},
+              {"Mcp-Session-Id": sid})
+json.dump(res["result"], open("/workspace/output.json", "w"))
+'''
+
+
+def asker_agent(tmp_path, action, reason, name="asker"):
+    d = tmp_path / name
+    d.mkdir()
+    (d / "ask.py").write_text(ASKER)
+    (d / "reason.txt").write_text(reason)
+    (d / "agent.json").write_text(json.dumps({
+        "name": name, "version": "1", "entrypoint": ["python3", "/agent/ask.py", action]}))
+    return d
+
+
+def wait_listed(env, pred, timeout=30):
+    runs = Path(env["CORDON_STATE"]) / "runs"
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        r = run([CORDON, "approvals", "list", "--json"], env=env)
+        items = json.loads(r.stdout or "[]") if r.returncode == 0 else []
+        mine = [a for a in items if (runs / a["run_id"]).is_dir() and pred(a)]
+        if mine:
+            return mine[0]
+        time.sleep(0.1)
+    raise AssertionError("not listed in time")
+
+
+def test_a_decision_reaches_only_the_run_that_holds_it(tmp_path):
+    """`cordon approvals approve ID` asks each run in turn: a run must say no
+    to an id it does not hold (one that said yes to anything took other
+    runs' decisions), and a long reason is listed cut at a character
+    boundary."""
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    env = dict(os.environ, CORDON_STATE=str(state))
+    reason = "é" * 4000  # 8000 bytes: listed cut to 2048, whole in the event
+    p = subprocess.Popen([CORDON, "run", "--json", asker_agent(tmp_path, "rotate keys", reason)],
+                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        a = wait_listed(env, lambda a: a.get("action") == "rotate keys")
+        assert a["reason_truncated"] is True and a["reason"] == "é" * 1024
+        r = run([CORDON, "approvals", "approve", "apr_mcp_0123456789abcdef", "--by", "t"], env=env)
+        assert r.returncode == 1 and "no pending request" in r.stderr, r.stdout + r.stderr
+        r = run([CORDON, "approvals", "reject", a["id"], "--by", "t"], env=env)
+        assert r.returncode == 0, r.stderr
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 0, out + err
+    events = [json.loads(l) for l in out.splitlines()]
+    assert next(e for e in events if e["type"] == "approval.requested")["reason"] == reason
+    res = json.loads((Path(events[-1]["run_dir"]) / "result.json").read_text())
+    assert res["output"]["structuredContent"]["decision"] == "denied"
