@@ -31,6 +31,12 @@ def post(body, session=None, token=None, version=VERSION):
     try:
         with urllib.request.urlopen(req, timeout=60) as r:
             d = r.read()
+            if r.headers.get("Content-Type") == "text/event-stream":
+                # a call that waited: its answer is the stream's last message
+                msgs = [json.loads(l[6:]) for l in d.decode().splitlines()
+                        if l.startswith("data: ") and len(l) > 6]
+                out.setdefault("streamed", []).append(body.get("params", {}).get("name"))
+                return r.status, msgs[-1], r.headers.get("Mcp-Session-Id")
             return r.status, json.loads(d) if d else None, r.headers.get("Mcp-Session-Id")
     except urllib.error.HTTPError as e:
         d = e.read()
@@ -143,6 +149,8 @@ def test_mcp_endpoint_end_to_end(tmp_path, verb, want):
     assert out["artifact"] is False and out["dup_artifact"] is True
     assert "error" in out["bad_tool"] or out["bad_tool"].get("result", {}).get("isError")
     assert out["approval"] == want
+    # the call that waited for a human was answered as an SSE stream
+    assert out["streamed"] == ["request_approval"]
     assert box["rc"] == 0 and box["listed"]["method"] == "MCP"
     # What a human decides on: the action and the agent's reason, not an
     # egress destination ("request_approval:0deploy v2 to staging").
@@ -392,3 +400,72 @@ def test_a_decision_reaches_only_the_run_that_holds_it(tmp_path):
     assert next(e for e in events if e["type"] == "approval.requested")["reason"] == reason
     res = json.loads((Path(events[-1]["run_dir"]) / "result.json").read_text())
     assert res["output"]["structuredContent"]["decision"] == "denied"
+
+
+PATIENT = r'''
+import json, os, threading, urllib.request
+URL = os.environ["CORDON_MCP_URL"]
+def post(body, h, accept):
+    h = dict(h, **{"Content-Type": "application/json", "Accept": accept})
+    with urllib.request.urlopen(urllib.request.Request(URL, data=json.dumps(body).encode(),
+                                                       headers=h), timeout=200) as r:
+        return r.headers.get("Mcp-Session-Id"), r.headers.get("Content-Type"), r.read().decode()
+sid, _, _ = post({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                  "params": {"protocolVersion": "2025-11-25", "capabilities": {},
+                             "clientInfo": {"name": "patient", "version": "1"}}},
+                 {"Authorization": "Bearer " + os.environ["CORDON_MCP_TOKEN"]}, "application/json")
+out = {}
+def ask(action, accept):
+    _, ct, body = post({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                        "params": {"name": "request_approval",
+                                   "arguments": {"action": action, "reason": "a slow human"}}},
+                       {"Mcp-Session-Id": sid}, accept)
+    out[action] = {"type": ct, "body": body}
+ts = [threading.Thread(target=ask, args=("as json", "application/json")),
+      threading.Thread(target=ask, args=("as a stream", "application/json, text/event-stream"))]
+for t in ts: t.start()
+for t in ts: t.join()
+json.dump(out, open("/workspace/output.json", "w"))
+'''
+
+
+@pytest.mark.slow
+def test_a_wait_past_a_minute(tmp_path):
+    """A call that waits longer than a minute (the endpoint's idle timeout
+    for a connection, and the official SDK's default request timeout) is
+    still answered, as one JSON object and as a stream, which sends a
+    keep-alive every 15 s meanwhile; nothing is recorded as abandoned."""
+    d = tmp_path / "patient"
+    d.mkdir()
+    (d / "ask.py").write_text(PATIENT)
+    (d / "agent.json").write_text(json.dumps({
+        "name": "patient", "version": "1", "entrypoint": ["python3", "/agent/ask.py"],
+        "limits": {"timeout_seconds": 110}}))
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    env = dict(os.environ, CORDON_STATE=str(state))
+    p = subprocess.Popen([CORDON, "run", "--json", d], env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        ids = []
+        for action in ("as json", "as a stream"):
+            ids.append(wait_listed(env, lambda a, action=action: a.get("action") == action)["id"])
+        time.sleep(65)
+        for i in ids:
+            r = run([CORDON, "approvals", "approve", i, "--by", "t"], env=env)
+            assert r.returncode == 0, r.stderr
+        stdout, stderr = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 0, stdout + stderr
+    events = [json.loads(l) for l in stdout.splitlines()]
+    out = json.loads((Path(events[-1]["run_dir"]) / "result.json").read_text())["output"]
+    assert out["as json"]["type"] == "application/json"
+    assert json.loads(out["as json"]["body"])["result"]["structuredContent"]["decision"] == "approved"
+    s = out["as a stream"]
+    assert s["type"] == "text/event-stream"
+    assert s["body"].count(": keep-alive\n\n") >= 4, s["body"]
+    assert '"decision":"approved"' in s["body"].rstrip().splitlines()[-1]
+    assert not [e for e in events if e.get("decision") == "abandoned"]
