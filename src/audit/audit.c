@@ -29,6 +29,8 @@
 #include <unistd.h>
 
 #include "base/cleanup.h"
+#include "base/clock.h"
+#include "base/hash.h"
 
 #define HASH_FIELD ",\"hash\":\""
 #define HASH_FIELD_LEN (sizeof(HASH_FIELD) - 1)
@@ -47,29 +49,14 @@ struct audit_log {
 	pthread_mutex_t lock;
 };
 
+_Static_assert(AUDIT_HASH_HEX == CDN_SHA256_HEX, "an audit hash is a sha256 in hex");
+
 static int crypto_ready(struct cdn_err *err)
 {
 	/* Idempotent and thread-safe; returns 1 when already done. */
 	if (sodium_init() < 0)
-		return cdn_err_set(err, 0, "audit: libsodium failed to initialise");
+		return cdn_err_msg(err, EIO, "audit: libsodium failed to initialise");
 	return 0;
-}
-
-static void hash_hex(const char *buf, size_t len, char out[AUDIT_HASH_HEX + 1])
-{
-	unsigned char d[crypto_hash_sha256_BYTES];
-	crypto_hash_sha256(d, (const unsigned char *)buf, len);
-	sodium_bin2hex(out, AUDIT_HASH_HEX + 1, d, sizeof(d));
-}
-
-static bool is_hex64(const char *s, size_t len)
-{
-	if (len != AUDIT_HASH_HEX)
-		return false;
-	for (size_t i = 0; i < len; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-			return false;
-	return true;
 }
 
 /*
@@ -92,7 +79,7 @@ static int line_check(const char *line, size_t len, char *body, uint64_t *seq,
 	}
 	const char *suffix = len > HASH_SUFFIX_LEN ? line + len - HASH_SUFFIX_LEN : NULL;
 	if (!suffix || memcmp(suffix, HASH_FIELD, HASH_FIELD_LEN) != 0 ||
-	    !is_hex64(suffix + HASH_FIELD_LEN, AUDIT_HASH_HEX) || line[len - 2] != '"' ||
+	    !cdn_sha256_hex_ok(suffix + HASH_FIELD_LEN, AUDIT_HASH_HEX) || line[len - 2] != '"' ||
 	    line[len - 1] != '}') {
 		snprintf(why, cap,
 			 "line does not end with a \"hash\" field of %d lowercase hex digits",
@@ -105,7 +92,7 @@ static int line_check(const char *line, size_t len, char *body, uint64_t *seq,
 	char want[AUDIT_HASH_HEX + 1];
 	memcpy(want, suffix + HASH_FIELD_LEN, AUDIT_HASH_HEX);
 	want[AUDIT_HASH_HEX] = '\0';
-	hash_hex(body, blen, hash);
+	cdn_sha256_hex(body, blen, hash);
 	if (strcmp(hash, want) != 0) {
 		snprintf(why, cap, "hash does not match the line's contents: the line was altered");
 		return -1;
@@ -128,7 +115,7 @@ static int line_check(const char *line, size_t len, char *body, uint64_t *seq,
 	else if (!json_is_integer(s) || json_integer_value(s) < 1)
 		snprintf(why, cap, "missing or invalid \"seq\" (a whole number from 1)");
 	else if (!json_is_string(p) ||
-		 !is_hex64((ph = json_string_value(p)), json_string_length(p)))
+		 !cdn_sha256_hex_ok((ph = json_string_value(p)), json_string_length(p)))
 		snprintf(why, cap, "missing or invalid \"prev_hash\" (%d lowercase hex digits)",
 			 AUDIT_HASH_HEX);
 	else
@@ -166,12 +153,12 @@ static int read_tail(struct audit_log *log, off_t size, struct cdn_err *err)
 		if (n < 0)
 			return cdn_err_set(err, errno, "read audit log %s", log->path);
 		if (n == 0)
-			return cdn_err_set(err, 0, "audit log %s: shrank while being opened",
+			return cdn_err_msg(err, EINVAL, "audit log %s: shrank while being opened",
 					   log->path);
 		got += (size_t)n;
 	}
 	if (buf[w - 1] != '\n')
-		return cdn_err_set(err, 0,
+		return cdn_err_msg(err, EINVAL,
 				   "audit log %s: the last line has no newline (an interrupted "
 				   "write?); refusing to continue a broken chain",
 				   log->path);
@@ -179,12 +166,13 @@ static int read_tail(struct audit_log *log, off_t size, struct cdn_err *err)
 	while (b > 0 && buf[b - 1] != '\n')
 		b--;
 	if (b == 0 && start > 0)
-		return cdn_err_set(err, 0, "audit log %s: the last line is longer than %d bytes",
-				   log->path, AUDIT_MAX_LINE);
+		return cdn_err_msg(err, EINVAL,
+				   "audit log %s: the last line is longer than %d bytes", log->path,
+				   AUDIT_MAX_LINE);
 	char why[200], prev[AUDIT_HASH_HEX + 1];
 	if (line_check(buf + b, w - 1 - b, body, &log->seq, prev, log->last_hash, why,
 		       sizeof(why)) < 0)
-		return cdn_err_set(err, 0,
+		return cdn_err_msg(err, EINVAL,
 				   "audit log %s: the last line does not verify (%s); refusing to "
 				   "continue a broken chain",
 				   log->path, why);
@@ -206,7 +194,7 @@ int audit_open(const char *path, struct audit_log **out, struct cdn_err *err)
 	if (fstat(fd, &st) < 0)
 		return cdn_err_set(err, errno, "audit log %s", path);
 	if (!S_ISREG(st.st_mode))
-		return cdn_err_set(err, 0, "audit log %s: not a regular file", path);
+		return cdn_err_msg(err, EINVAL, "audit log %s: not a regular file", path);
 	/* Two writers would both append "seq N+1" and fork the chain. */
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0)
 		return cdn_err_set(err, errno,
@@ -236,16 +224,6 @@ int audit_open(const char *path, struct audit_log **out, struct cdn_err *err)
 	return 0;
 }
 
-static void rfc3339_now(char *buf, size_t cap)
-{
-	struct timespec ts;
-	struct tm tm;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	size_t n = strftime(buf, cap, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(buf + n, cap - n, ".%03ldZ", ts.tv_nsec / 1000000);
-}
-
 /* Builds the line for entry: body, hash field, newline. */
 static int build_line(struct audit_log *log, json_t *entry, char **out, size_t *out_len,
 		      char hash[AUDIT_HASH_HEX + 1], struct cdn_err *err)
@@ -255,8 +233,8 @@ static int build_line(struct audit_log *log, json_t *entry, char **out, size_t *
 		return cdn_err_set(err, ENOMEM, "audit entry");
 	int r = 0;
 	if (!json_object_get(j, "timestamp")) {
-		char ts[40];
-		rfc3339_now(ts, sizeof(ts));
+		char ts[CDN_RFC3339_MAX];
+		cdn_rfc3339(cdn_wall_ms(), CDN_TIME_MS, ts, sizeof(ts));
 		r = json_object_set_new(j, "timestamp", json_string(ts));
 	}
 	if (r == 0)
@@ -272,14 +250,15 @@ static int build_line(struct audit_log *log, json_t *entry, char **out, size_t *
 	size_t len = blen - 1 + HASH_SUFFIX_LEN + 1;
 	if (blen < 2 || body[blen - 1] != '}') {
 		free(body);
-		return cdn_err_set(err, 0, "audit entry: serialised to something not an object");
+		return cdn_err_msg(err, EINVAL,
+				   "audit entry: serialised to something not an object");
 	}
 	if (len > AUDIT_MAX_LINE) {
 		free(body);
 		return cdn_err_set(err, EMSGSIZE, "audit entry of %zu bytes (limit %d)", len,
 				   AUDIT_MAX_LINE);
 	}
-	hash_hex(body, blen, hash);
+	cdn_sha256_hex(body, blen, hash);
 	char *line = malloc(len + 1); /* and snprintf's NUL, not written */
 	if (!line) {
 		free(body);
@@ -296,11 +275,12 @@ static int build_line(struct audit_log *log, json_t *entry, char **out, size_t *
 static int append_locked(struct audit_log *log, json_t *entry, bool sync, struct cdn_err *err)
 {
 	if (!json_is_object(entry))
-		return cdn_err_set(err, 0, "audit entry: not a JSON object");
+		return cdn_err_msg(err, EINVAL, "audit entry: not a JSON object");
 	static const char *const reserved[] = { "seq", "prev_hash", "hash" };
 	for (size_t i = 0; i < CDN_ARRAY_SIZE(reserved); i++)
 		if (json_object_get(entry, reserved[i]))
-			return cdn_err_set(err, 0, "audit entry: \"%s\" is set by the audit log",
+			return cdn_err_msg(err, EINVAL,
+					   "audit entry: \"%s\" is set by the audit log",
 					   reserved[i]);
 	if (log->fd < 0)
 		return cdn_err_set(err, EIO, "audit log %s: an earlier write failed", log->path);

@@ -54,14 +54,20 @@ static inline int cdn_steal_fd(int *fd)
 	return r;
 }
 
-/* Hand ownership of a heap pointer out of a cleanup scope. */
-static inline void *cdn_steal_ptr(void *pp)
-{
-	void **p = pp;
-	void *r = *p;
-	*p = NULL;
-	return r;
-}
+/*
+ * Hand ownership of a heap pointer out of a cleanup scope: *pp becomes
+ * NULL and the value is returned with its own type, so a wrong
+ * assignment is a compile error rather than a silent void * (bubblewrap's
+ * steal_pointer makes the same promise). pp is evaluated once; *pp must be
+ * a pointer.
+ */
+#define cdn_steal(pp)                                                                              \
+	({                                                                                         \
+		__typeof__(*(pp)) *cdn_steal_pp_ = (pp);                                           \
+		__typeof__(*(pp)) cdn_steal_v_ = *cdn_steal_pp_;                                   \
+		*cdn_steal_pp_ = NULL;                                                             \
+		cdn_steal_v_;                                                                      \
+	})
 
 #define CDN_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 

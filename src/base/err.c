@@ -6,37 +6,67 @@
 #include <stdio.h>
 #include <string.h>
 
-int cdn_err_set(struct cdn_err *err, int errnum, const char *fmt, ...)
+enum cdn_err_kind cdn_err_kind_of(int errnum)
+{
+	switch (errnum < 0 ? -errnum : errnum) {
+	case ENOENT: return CDN_ERR_NOT_FOUND;
+	case EEXIST: return CDN_ERR_CONFLICT;
+	case EACCES:
+	case EPERM: return CDN_ERR_FORBIDDEN;
+	case EIO:
+	case ENOMEM:
+	case ENOSPC: return CDN_ERR_INTERNAL;
+	default: return CDN_ERR_USER;
+	}
+}
+
+int cdn_err_vset(struct cdn_err *err, enum cdn_err_kind kind, int errnum, const char *fmt,
+		 va_list ap)
 {
 	if (errnum < 0)
 		errnum = -errnum;
+	if (errnum == 0)
+		errnum = EINVAL;
 	if (err) {
-		va_list ap;
-		va_start(ap, fmt);
-		int n = vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
-		va_end(ap);
-		if (n < 0)
-			n = 0;
-		if (errnum > 0 && (size_t)n < sizeof(err->msg))
-			snprintf(err->msg + n, sizeof(err->msg) - (size_t)n, ": %s",
-				 strerror(errnum));
-		err->code = errnum ? errnum : EINVAL;
+		vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+		err->code = errnum;
+		err->kind = kind;
 	}
-	return errnum ? -errnum : -EINVAL;
+	return -errnum;
+}
+
+int cdn_err_set(struct cdn_err *err, int errnum, const char *fmt, ...)
+{
+	int e = errnum < 0 ? -errnum : errnum;
+	va_list ap;
+	va_start(ap, fmt);
+	int r = cdn_err_vset(err, cdn_err_kind_of(e ? e : EINVAL), e, fmt, ap);
+	va_end(ap);
+	if (err && e > 0) {
+		size_t n = strlen(err->msg);
+		if (n + 1 < sizeof(err->msg))
+			snprintf(err->msg + n, sizeof(err->msg) - n, ": %s", strerror(e));
+	}
+	return r;
 }
 
 int cdn_err_msg(struct cdn_err *err, int errnum, const char *fmt, ...)
 {
-	if (errnum < 0)
-		errnum = -errnum;
-	if (err) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
-		va_end(ap);
-		err->code = errnum ? errnum : EINVAL;
-	}
-	return errnum ? -errnum : -EINVAL;
+	int e = errnum < 0 ? -errnum : errnum;
+	va_list ap;
+	va_start(ap, fmt);
+	int r = cdn_err_vset(err, cdn_err_kind_of(e ? e : EINVAL), e, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+int cdn_err_kind_msg(struct cdn_err *err, enum cdn_err_kind kind, int errnum, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int r = cdn_err_vset(err, kind, errnum, fmt, ap);
+	va_end(ap);
+	return r;
 }
 
 int cdn_err_wrap(struct cdn_err *err, const char *fmt, ...)
@@ -65,8 +95,10 @@ int cdn_err_wrap(struct cdn_err *err, const char *fmt, ...)
 			err->msg[n++] = old[i];
 	}
 	err->msg[n] = '\0';
-	if (!err->code)
+	if (!err->code) {
 		err->code = EINVAL;
+		err->kind = CDN_ERR_USER;
+	}
 	return -err->code;
 }
 
@@ -74,6 +106,7 @@ void cdn_err_clear(struct cdn_err *err)
 {
 	if (err) {
 		err->code = 0;
+		err->kind = CDN_ERR_USER;
 		err->msg[0] = '\0';
 	}
 }

@@ -10,12 +10,23 @@
 
 #include "config.h"
 
+int cdn_self_exe(char *out, size_t cap)
+{
+	if (cap < 2)
+		return -ENAMETOOLONG;
+	ssize_t n = readlink("/proc/self/exe", out, cap - 1);
+	if (n < 0)
+		return -errno;
+	if ((size_t)n >= cap - 1)
+		return -ENAMETOOLONG; /* readlink cut it */
+	out[n] = '\0';
+	return 0;
+}
+
 int cdn_sibling_exe(const char *name, char *out, size_t cap)
 {
 	char self[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (n > 0) {
-		self[n] = '\0';
+	if (cdn_self_exe(self, sizeof(self)) == 0) {
 		char *slash = strrchr(self, '/');
 		if (slash) {
 			int w = snprintf(out, cap, "%.*s/%s", (int)(slash - self), self, name);

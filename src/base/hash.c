@@ -18,6 +18,16 @@ void cdn_sha256_hex(const void *data, size_t len, char out[CDN_SHA256_HEX + 1])
 	cdn_digest_hex(d, out);
 }
 
+bool cdn_sha256_hex_ok(const char *s, size_t len)
+{
+	if (!s || len != CDN_SHA256_HEX)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	return true;
+}
+
 int cdn_sha256_fd(int fd, char out[CDN_SHA256_HEX + 1])
 {
 	crypto_hash_sha256_state st;

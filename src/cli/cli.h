@@ -19,23 +19,38 @@
 /* Prints "cordon: <msg>" to stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cli_error_err(const struct cdn_err *err);
+/* The exit status of a command that failed with err: the one place an
+ * error's kind becomes one (every kind is EXIT_CORDON today: the status
+ * says cordon failed, the message says why). */
+int cli_exit_status(const struct cdn_err *err);
+/* cli_error_err(err), then its exit status. */
+int cli_fail(const struct cdn_err *err);
 /* True when stderr is a terminal and NO_COLOR is unset. */
 bool cli_color(void);
 
-/* The process's original argv, for re-executing as cordon-full. */
+/* The process's original argv, for re-executing as another binary. */
 extern char **cli_argv;
-/* Light binary: replace this process with cordon-full (same argv). */
-int cli_exec_full(void);
+
+/* The three binaries of the CLI, each linking what its commands need:
+ * cordon (plain exec), cordon-full (runs, the registry, the state),
+ * cordon-api (serve, keys, evidence, the API client). main.c's command
+ * table says which command is whose. */
+enum cli_tier {
+	CLI_LIGHT,
+	CLI_FULL,
+	CLI_API,
+};
+/* Replaces this process with the binary of `tier`, found as
+ * cdn_sibling_exe() finds it, with the same argv; returns EXIT_CORDON,
+ * with the message printed, only when that fails. */
+int cli_exec_tier(enum cli_tier tier);
+/* True when CORDON_URL is set: the state commands then call cordon serve
+ * (with the key in CORDON_API_KEY) instead of opening the state. */
+bool cli_remote(void);
 
 #ifdef CORDON_FULL
 #include <jansson.h>
 #include <stddef.h>
-
-/* True when CORDON_URL is set: the state commands then call cordon serve
- * (with the key in CORDON_API_KEY) instead of opening the state. */
-bool cli_remote(void);
-/* cordon-full: replace this process with cordon-api (same argv). */
-int cli_exec_api(void);
 
 struct cli_api_req {
 	const char *method, *path; /* path from "/v1/..." */

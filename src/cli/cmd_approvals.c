@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "base/cleanup.h"
+#include "base/text.h"
 #include "cli/cli.h"
 #include "run/control.h"
 
@@ -42,20 +43,33 @@ static void approvals_usage(FILE *out)
 	      out);
 }
 
-/* Text from the agent, fit for a terminal: control characters (escape
- * sequences among them) become '?', a tab a space; newlines are kept only
- * when `lines`, each followed by `indent`. */
+/* Text from the agent, fit for a terminal (cdn_printable: control
+ * characters, escape sequences among them, become '?'), a tab a space;
+ * newlines are kept only when `lines`, each followed by `indent`. */
 static void print_clean(const char *text, bool lines, const char *indent)
 {
-	for (const unsigned char *p = (const unsigned char *)(text ? text : ""); *p; p++) {
-		if (*p == '\n' && lines)
-			printf("\n%s", indent);
-		else if (*p == '\t')
-			putchar(' ');
-		else if (*p < 0x20 || *p == 0x7f)
-			putchar('?');
-		else
-			putchar(*p);
+	const char *p = text ? text : "";
+	char buf[1024];
+	for (;;) {
+		size_t line = lines ? strcspn(p, "\n") : strlen(p);
+		while (line) {
+			size_t k = line < sizeof(buf) - 1 ? line : sizeof(buf) - 1;
+			/* a chunk never ends inside a character, so a C1
+			 * control is seen whole */
+			size_t whole = k;
+			while (whole < line && whole > 0 && ((unsigned char)p[whole] & 0xc0) == 0x80)
+				whole--;
+			k = whole ? whole : k;
+			for (size_t i = 0; i < k; i++)
+				buf[i] = p[i] == '\t' ? ' ' : p[i];
+			fputs(cdn_printable(buf, sizeof(buf), buf, k, CDN_TEXT_UTF8), stdout);
+			p += k;
+			line -= k;
+		}
+		if (*p != '\n' || !lines)
+			return;
+		printf("\n%s", indent);
+		p++;
 	}
 }
 
@@ -231,7 +245,7 @@ int cmd_approvals(int argc, char **argv)
 		if (control_each(list_one, &ctx, &err) < 0) {
 			cli_error_err(&err);
 			json_decref(ctx.all);
-			return EXIT_CORDON;
+			return cli_exit_status(&err);
 		}
 		if (as_json) {
 			char *s = json_dumps(ctx.all, JSON_INDENT(2));
@@ -255,8 +269,7 @@ int cmd_approvals(int argc, char **argv)
 					  .approve = strcmp(verb, "approve") == 0,
 					  .by = by ? by : (pw ? pw->pw_name : "operator") };
 		if (control_each(decide_one, &ctx, &err) < 0) {
-			cli_error_err(&err);
-			return EXIT_CORDON;
+			return cli_fail(&err);
 		}
 		if (!ctx.done) {
 			cli_error("approvals %s: no pending request %s in a running cordon", verb,

@@ -51,8 +51,7 @@ int cmd_audit(int argc, char **argv)
 	struct cdn_err err = { 0 };
 	int r = audit_verify_file(path, &res, &err);
 	if (r < 0) {
-		cli_error_err(&err);
-		return EXIT_CORDON;
+		return cli_fail(&err);
 	}
 	if (as_json) {
 		json_t *j = json_pack("{s:b, s:I, s:s}", "ok", r == 0, "lines", (json_int_t)res.lines,

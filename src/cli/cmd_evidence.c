@@ -90,8 +90,7 @@ static int do_key(const char *state, bool json)
 	int r = evidence_key_load(store_dir(s), true, &k, &err);
 	store_close(s);
 	if (r < 0) {
-		cli_error_err(&err);
-		return EXIT_CORDON;
+		return cli_fail(&err);
 	}
 	char pk[2 * EVIDENCE_PK_BYTES + 1];
 	sodium_bin2hex(pk, sizeof(pk), evidence_key_public(k), EVIDENCE_PK_BYTES);
@@ -130,7 +129,7 @@ static int do_export(const char *state, const char *ws, const char *run_id, cons
 	if (evidence_key_load(store_dir(s), true, &k, &err) < 0) {
 		cli_error_err(&err);
 		store_close(s);
-		return EXIT_CORDON;
+		return cli_exit_status(&err);
 	}
 	struct evidence_export_opts o = { .run_id = run_id, .workspace = cli_workspace(ws),
 					  .out_path = out, .artifacts = artifacts,
@@ -141,7 +140,7 @@ static int do_export(const char *state, const char *ws, const char *run_id, cons
 	if (r < 0) {
 		cli_error_err(&err);
 		evidence_key_free(k);
-		return EXIT_CORDON;
+		return cli_exit_status(&err);
 	}
 	if (json) {
 		json_t *j = json_pack("{s:s, s:s, s:I, s:I, s:s, s:s, s:b}", "path", out, "run_id",
@@ -263,8 +262,7 @@ static int do_verify(const char *state, const char *path, const char *key_hex, b
 		struct evidence_key *k;
 		int r = evidence_key_load(dir, false, &k, &err);
 		if (r < 0 && r != -ENOENT) {
-			cli_error_err(&err);
-			return EXIT_CORDON;
+			return cli_fail(&err);
 		}
 		if (r == 0) {
 			memcpy(pk[0], evidence_key_public(k), EVIDENCE_PK_BYTES);
@@ -277,7 +275,7 @@ static int do_verify(const char *state, const char *path, const char *key_hex, b
 	if (r < 0) {
 		cli_error_err(&err);
 		evidence_report_clear(&rep);
-		return EXIT_CORDON;
+		return cli_exit_status(&err);
 	}
 	if (json)
 		print_json(report_json(&rep, r == 0));

@@ -589,8 +589,7 @@ static int exec_main(int argc, char **argv, struct exec_args *a)
 			return EXIT_CORDON;
 		}
 		if (r < 0) {
-			cli_error_err(&err);
-			return EXIT_CORDON;
+			return cli_fail(&err);
 		}
 	}
 	if (optind >= argc) {
@@ -617,15 +616,13 @@ static int exec_main(int argc, char **argv, struct exec_args *a)
 	}
 	enum sandbox_net net = cfg.net;
 	if (sandbox_apply_profile(&cfg, prof, repo, &err) < 0) {
-		cli_error_err(&err);
-		return EXIT_CORDON;
+		return cli_fail(&err);
 	}
 	if (a->net_set)
 		cfg.net = net; /* an explicit --net wins over the profile */
 	for (size_t i = 0; i < n_binds; i++) {
 		if (sandbox_config_add_bind(&cfg, binds[i].src, binds[i].dst, binds[i].rw, &err) < 0) {
-			cli_error_err(&err);
-			return EXIT_CORDON;
+			return cli_fail(&err);
 		}
 	}
 	if (cfg.net != SANDBOX_NET_PROXY &&
@@ -637,7 +634,7 @@ static int exec_main(int argc, char **argv, struct exec_args *a)
 #ifndef CORDON_FULL
 	/* The egress engine lives in the full binary. */
 	if (cfg.net == SANDBOX_NET_PROXY)
-		return cli_exec_full();
+		return cli_exec_tier(CLI_FULL);
 #endif
 	cfg.phases[0] = &argv[optind];
 	cfg.n_phases = 1;
@@ -671,12 +668,11 @@ static int exec_main(int argc, char **argv, struct exec_args *a)
 #endif
 		r = exec_plain(&cfg, relays, n_relays, pipes, &st, &err);
 	if (r == EXEC_NOT_STARTED) {
-		cli_error_err(&err);
-		return EXIT_CORDON;
+		return cli_fail(&err);
 	}
 	if (r < 0) {
 		cli_error_err(&err);
-		st.exit_code = EXIT_CORDON;
+		st.exit_code = cli_exit_status(&err);
 	} else if (st.exec_errno) {
 		cli_error_err(&err);
 	}

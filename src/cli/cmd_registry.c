@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "cli/cli.h"
 #include "registry/registry.h"
 #ifdef CORDON_CURL
@@ -55,18 +56,14 @@ static int list_items(const struct cli_common *co, enum store_kind kind, const c
 	int r = store_item_list(s, kind, co->workspace, &items, &n, &err);
 	store_close(s);
 	if (r < 0) {
-		cli_error_err(&err);
-		return EXIT_CORDON;
+		return cli_fail(&err);
 	}
 	json_t *arr = json_array();
 	if (!co->json && n)
 		printf("%-24s %-8s %-14s %s\n", "NAME", "VERSION", "SHA256", "REGISTERED");
 	for (size_t i = 0; i < n; i++) {
-		char when[32];
-		time_t t = (time_t)items[i].created;
-		struct tm tm;
-		gmtime_r(&t, &tm);
-		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		char when[CDN_RFC3339_MAX];
+		cdn_rfc3339(items[i].created * 1000, CDN_TIME_S, when, sizeof(when));
 		if (co->json)
 			json_array_append_new(arr, json_pack("{s:s, s:I, s:s, s:s}", "name",
 							     items[i].name, "version",
@@ -153,8 +150,7 @@ static int remote_upload(const struct cli_common *co, const char *kind, const ch
 	 * way is refused, never registered as a part of the tree. */
 	char hash[STORE_HASH_HEX + 1], header[STORE_HASH_HEX + 64];
 	if (store_tree_hash(dir, NULL, hash, &err) < 0 || bundle_pack(dir, &body, &len, &err) < 0) {
-		cli_error_err(&err);
-		return EXIT_CORDON;
+		return cli_fail(&err);
 	}
 	snprintf(header, sizeof(header), "%s: %s", BUNDLE_TREE_HEADER, hash);
 	struct cli_api_req rq = { .method = "POST", .path = path, .body = body, .body_len = len,
@@ -223,8 +219,7 @@ int cmd_agent(int argc, char **argv)
 	int r = registry_agent_register(s, co.workspace, argv[optind + 1], &res, &err);
 	store_close(s);
 	if (r < 0) {
-		cli_error_err(&err);
-		return EXIT_CORDON;
+		return cli_fail(&err);
 	}
 	print_result(&co, "agent", &res);
 	return 0;
@@ -265,8 +260,7 @@ int cmd_capability(int argc, char **argv)
 		char path[STORE_MAX_NAME + 32];
 		struct cdn_err err = { 0 };
 		if (store_name_check("capability", argv[optind + 1], &err) < 0) {
-			cli_error_err(&err);
-			return EXIT_CORDON;
+			return cli_fail(&err);
 		}
 		snprintf(path, sizeof(path), "/v1/capabilities?name=%s", argv[optind + 1]);
 		return remote_upload(&co, "capability", path, argv[optind + 2]);
@@ -280,8 +274,7 @@ int cmd_capability(int argc, char **argv)
 					     &res, &err);
 	store_close(s);
 	if (r < 0) {
-		cli_error_err(&err);
-		return EXIT_CORDON;
+		return cli_fail(&err);
 	}
 	print_result(&co, "capability", &res);
 	return 0;
@@ -344,8 +337,7 @@ int cmd_env(int argc, char **argv)
 				      &res, &err);
 	store_close(s);
 	if (r < 0) {
-		cli_error_err(&err);
-		return EXIT_CORDON;
+		return cli_fail(&err);
 	}
 	print_result(&co, "env", &res);
 	return 0;
@@ -393,8 +385,7 @@ int cmd_grant(int argc, char **argv)
 	int r = registry_grant(s, co.workspace, argv[optind], argv[optind + 1], &err);
 	store_close(s);
 	if (r < 0) {
-		cli_error_err(&err);
-		return EXIT_CORDON;
+		return cli_fail(&err);
 	}
 	if (co.json)
 		printf("{\"agent\":\"%s\",\"capability\":\"%s\",\"granted\":true}\n", argv[optind],

@@ -166,8 +166,7 @@ int cmd_run(int argc, char **argv)
 		}
 		case O_DEGRADED:
 			if (sandbox_parse_degraded(optarg, &o.allow_degraded, &err) < 0) {
-				cli_error_err(&err);
-				return EXIT_CORDON;
+				return cli_fail(&err);
 			}
 			break;
 		case O_CLAIM:
@@ -220,8 +219,7 @@ int cmd_run(int argc, char **argv)
 	vault_close(v);
 	store_close(s);
 	if (r < 0) {
-		cli_error_err(&err);
-		return EXIT_CORDON;
+		return cli_fail(&err);
 	}
 	return run_exit_code(&out);
 }

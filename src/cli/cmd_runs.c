@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "base/cleanup.h"
+#include "base/clock.h"
 #include "base/units.h"
 #include "cli/cli.h"
 #include "run/events.h"
@@ -50,10 +51,7 @@ static void fmt_time(int64_t ms, char *buf, size_t cap)
 		snprintf(buf, cap, "-");
 		return;
 	}
-	time_t t = (time_t)(ms / 1000);
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	cdn_rfc3339(ms, CDN_TIME_S, buf, cap);
 }
 
 static json_t *run_json(const struct store_run *r)
@@ -171,7 +169,7 @@ int cmd_runs(int argc, char **argv)
 		if (store_run_list(s, &q, &runs, &n, &err) < 0) {
 			cli_error_err(&err);
 			store_close(s);
-			return EXIT_CORDON;
+			return cli_exit_status(&err);
 		}
 		json_t *arr = json_array();
 		if (!json && n)
@@ -217,10 +215,12 @@ int cmd_runs(int argc, char **argv)
 		if (g < 0) {
 			cli_error_err(&err);
 			store_close(s);
-			return EXIT_CORDON;
+			return cli_exit_status(&err);
 		}
 		json_t *j = run_json(&r);
-		json_object_set_new(j, "run_dir", json_sprintf("%s/runs/%s", store_dir(s), r.id));
+		char dir[PATH_MAX];
+		if (store_run_file(s, r.id, NULL, dir, sizeof(dir), NULL) == 0)
+			json_object_set_new(j, "run_dir", json_string(dir));
 		json_t *res = r.result_json ? json_loads(r.result_json, 0, NULL) : NULL;
 		if (res)
 			json_object_set_new(j, "result", res);
@@ -353,11 +353,14 @@ int cmd_logs(int argc, char **argv)
 	if (g < 0) {
 		cli_error_err(&err);
 		store_close(s);
-		return EXIT_CORDON;
+		return cli_exit_status(&err);
 	}
 	store_run_clear(&r);
 	char path[PATH_MAX];
-	snprintf(path, sizeof(path), "%s/runs/%s/events.ndjson", store_dir(s), id);
+	if (store_run_file(s, id, "events.ndjson", path, sizeof(path), &err) < 0) {
+		store_close(s);
+		return cli_fail(&err);
+	}
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	/* A queued run has no events yet: --follow waits for it to start. */
 	while (fd < 0 && errno == ENOENT && follow && store_run_get(s, id, &r, NULL) == 0) {

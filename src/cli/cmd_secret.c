@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "cli/cli.h"
 #include "store/store.h"
 #include "vault/vault.h"
@@ -169,8 +170,7 @@ int cmd_secret(int argc, char **argv)
 	struct cdn_err err = { 0 };
 	const char *name = nargs == 2 ? argv[optind + 1] : NULL;
 	if (name && store_secret_name_check(name, &err) < 0) {
-		cli_error_err(&err);
-		return EXIT_CORDON;
+		return cli_fail(&err);
 	}
 	unsigned char *value = NULL;
 	size_t len = 0;
@@ -207,11 +207,8 @@ int cmd_secret(int argc, char **argv)
 		if (r == 0 && !json && n)
 			printf("%-32s %-8s %s\n", "NAME", "BYTES", "UPDATED");
 		for (size_t i = 0; r == 0 && i < n; i++) {
-			char when[32];
-			time_t t = (time_t)info[i].updated;
-			struct tm tm;
-			gmtime_r(&t, &tm);
-			strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+			char when[CDN_RFC3339_MAX];
+			cdn_rfc3339(info[i].updated * 1000, CDN_TIME_S, when, sizeof(when));
 			if (json)
 				json_array_append_new(arr, json_pack("{s:s, s:I, s:s}", "name",
 								     info[i].name, "size",
@@ -231,7 +228,7 @@ int cmd_secret(int argc, char **argv)
 	}
 	if (r < 0) {
 		cli_error_err(&err);
-		rc = EXIT_CORDON;
+		rc = cli_exit_status(&err);
 	}
 	vault_close(v);
 	store_close(s);

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "base/units.h"
 #include "cli/cli.h"
 #include "serve/keys.h"
@@ -266,7 +267,7 @@ int cmd_init(int argc, char **argv)
 	int rc = 0;
 	if (api_key_owner_exists(s, &exists, &err) < 0) {
 		cli_error_err(&err);
-		rc = EXIT_CORDON;
+		rc = cli_exit_status(&err);
 	} else if (exists) {
 		cli_error("init: %s has an owner key already; make more with 'cordon keys create'",
 			  store_dir(s));
@@ -276,7 +277,7 @@ int cmd_init(int argc, char **argv)
 		struct store_key rec;
 		if (api_key_create(s, ws, name, "owner", key, &rec, &err) < 0) {
 			cli_error_err(&err);
-			rc = EXIT_CORDON;
+			rc = cli_exit_status(&err);
 		} else {
 			printf("state: %s\nworkspace: %s\nowner key %s (%s), shown once:\n%s\n",
 			       store_dir(s), ws, rec.id, rec.name, key);
@@ -410,12 +411,8 @@ int cmd_keys(int argc, char **argv)
 			       "LAST USED");
 		for (size_t i = 0; r == 0 && i < n; i++) {
 			char used[32] = "never";
-			if (v[i].last_used) {
-				time_t t = (time_t)v[i].last_used;
-				struct tm tm;
-				gmtime_r(&t, &tm);
-				strftime(used, sizeof(used), "%Y-%m-%dT%H:%M:%SZ", &tm);
-			}
+			if (v[i].last_used)
+				cdn_rfc3339(v[i].last_used * 1000, CDN_TIME_S, used, sizeof(used));
 			if (json)
 				json_array_append_new(
 					arr, json_pack("{s:s, s:s, s:s, s:b, s:I, s:I}", "id", v[i].id,
@@ -437,8 +434,7 @@ int cmd_keys(int argc, char **argv)
 	}
 	store_close(s);
 	if (r < 0) {
-		cli_error_err(&err);
-		return EXIT_CORDON;
+		return cli_fail(&err);
 	}
 	return 0;
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/cleanup.h"
 #include "base/exe.h"
 #include "cli/cli.h"
 #include "config.h"
@@ -27,6 +28,24 @@ void cli_error_err(const struct cdn_err *err)
 	cli_error("%s", err->msg[0] ? err->msg : "unknown error");
 }
 
+int cli_exit_status(const struct cdn_err *err)
+{
+	switch (err->kind) {
+	case CDN_ERR_USER:
+	case CDN_ERR_NOT_FOUND:
+	case CDN_ERR_CONFLICT:
+	case CDN_ERR_FORBIDDEN:
+	case CDN_ERR_INTERNAL: return EXIT_CORDON;
+	}
+	return EXIT_CORDON;
+}
+
+int cli_fail(const struct cdn_err *err)
+{
+	cli_error_err(err);
+	return cli_exit_status(err);
+}
+
 bool cli_color(void)
 {
 	const char *nc = getenv("NO_COLOR");
@@ -35,53 +54,96 @@ bool cli_color(void)
 
 char **cli_argv;
 
-/*
- * `cordon` is built twice. The light binary links only the sandbox core,
- * so `cordon exec` without the egress engine starts as fast as a bare
- * sandbox can (no libevent, OpenSSL, ... to load and relocate). Everything
- * else runs in `cordon-full`, next to it or in the libexec directory,
- * which the light binary executes in its place with the same arguments.
- */
-int cli_exec_full(void)
+bool cli_remote(void)
 {
-#ifdef CORDON_FULL
-	cli_error("internal error: already the full binary");
-	return EXIT_CORDON;
+	const char *u = getenv("CORDON_URL");
+	return u && *u;
+}
+
+/*
+ * `cordon` is built three times from this file (meson.build), each binary
+ * with the libraries its commands need. The light binary links only the
+ * sandbox core, so `cordon exec` without the egress engine starts as fast
+ * as a bare sandbox can (no libevent, OpenSSL, ... to load and relocate).
+ * A command this binary does not have runs in the one that does, next to
+ * it or in the libexec directory, which is executed in its place with the
+ * same arguments.
+ */
+#if defined(CORDON_CURL)
+#define THIS_TIER CLI_API
+#elif defined(CORDON_FULL)
+#define THIS_TIER CLI_FULL
 #else
+#define THIS_TIER CLI_LIGHT
+#endif
+
+static const char *const tier_binary[] = {
+	[CLI_LIGHT] = "cordon",
+	[CLI_FULL] = "cordon-full",
+	[CLI_API] = "cordon-api",
+};
+
+int cli_exec_tier(enum cli_tier tier)
+{
+	if (tier <= THIS_TIER || (size_t)tier >= CDN_ARRAY_SIZE(tier_binary)) {
+		cli_error("internal error: no binary above %s for this", tier_binary[THIS_TIER]);
+		return EXIT_CORDON;
+	}
 	char path[PATH_MAX];
-	if (cdn_sibling_exe("cordon-full", path, sizeof(path)) == 0)
-		execv(path, cli_argv);
+	if (cdn_sibling_exe(tier_binary[tier], path, sizeof(path)) < 0) {
+		cli_error("cannot find %s (looked next to this binary and in %s)",
+			  tier_binary[tier], path);
+		return EXIT_CORDON;
+	}
+	execv(path, cli_argv);
 	cli_error("cannot run %s: %s", path, strerror(errno));
 	return EXIT_CORDON;
-#endif
 }
 
 struct command {
 	const char *name;
-	int (*fn)(int argc, char **argv);
+	enum cli_tier tier; /* the first binary that has it */
+	bool remote;	    /* with CORDON_URL set, it calls cordon serve: cordon-api's */
+	int (*fn)(int argc, char **argv); /* NULL in a binary below its tier */
 	const char *summary;
 };
 
-static const struct command commands[] = {
-	{ "exec", cmd_exec, "run one command in a fresh sandbox, then destroy it" },
+/* The command's function where this binary links it, else NULL. */
+#define FN_CLI_LIGHT(fn) fn
 #ifdef CORDON_FULL
-	{ "run", cmd_run, "run an agent in a fresh sandbox and record what ran" },
-	{ "agent", cmd_agent, "register and list agents" },
-	{ "capability", cmd_capability, "register and list capabilities" },
-	{ "env", cmd_env, "register and list envs (plain environment variables)" },
-	{ "grant", cmd_grant, "let an agent use a capability" },
-	{ "secret", cmd_secret, "set, list and remove secrets in the vault" },
-	{ "runs", cmd_runs, "list runs and show their results" },
-	{ "logs", cmd_logs, "print (and follow) a run's events" },
+#define FN_CLI_FULL(fn) fn
+#else
+#define FN_CLI_FULL(fn) NULL
+#endif
 #ifdef CORDON_CURL
-	{ "serve", cmd_serve, "run the API, the dashboard and the run queue" },
-	{ "init", cmd_init, "create the state and the first owner API key" },
-	{ "keys", cmd_keys, "create, list and revoke API keys" },
-	{ "evidence", cmd_evidence, "export and verify a run's signed evidence pack" },
+#define FN_CLI_API(fn) fn
+#else
+#define FN_CLI_API(fn) NULL
 #endif
-	{ "approvals", cmd_approvals, "list and decide requests waiting for a human" },
-	{ "audit", cmd_audit, "verify a hash-chained audit log" },
-#endif
+#define COMMAND(name, tier, remote, fn, summary) { name, tier, remote, FN_##tier(fn), summary }
+
+/* Every command of every binary, in the order --help lists them. */
+static const struct command commands[] = {
+	COMMAND("exec", CLI_LIGHT, false, cmd_exec,
+		"run one command in a fresh sandbox, then destroy it"),
+	COMMAND("run", CLI_FULL, false, cmd_run,
+		"run an agent in a fresh sandbox and record what ran"),
+	COMMAND("agent", CLI_FULL, true, cmd_agent, "register and list agents"),
+	COMMAND("capability", CLI_FULL, true, cmd_capability, "register and list capabilities"),
+	COMMAND("env", CLI_FULL, true, cmd_env,
+		"register and list envs (plain environment variables)"),
+	COMMAND("grant", CLI_FULL, true, cmd_grant, "let an agent use a capability"),
+	COMMAND("secret", CLI_FULL, true, cmd_secret, "set, list and remove secrets in the vault"),
+	COMMAND("runs", CLI_FULL, true, cmd_runs, "list runs and show their results"),
+	COMMAND("logs", CLI_FULL, true, cmd_logs, "print (and follow) a run's events"),
+	COMMAND("serve", CLI_API, false, cmd_serve, "run the API, the dashboard and the run queue"),
+	COMMAND("init", CLI_API, false, cmd_init, "create the state and the first owner API key"),
+	COMMAND("keys", CLI_API, true, cmd_keys, "create, list and revoke API keys"),
+	COMMAND("evidence", CLI_API, false, cmd_evidence,
+		"export and verify a run's signed evidence pack"),
+	COMMAND("approvals", CLI_FULL, true, cmd_approvals,
+		"list and decide requests waiting for a human"),
+	COMMAND("audit", CLI_FULL, false, cmd_audit, "verify a hash-chained audit log"),
 };
 
 static void usage(FILE *out)
@@ -93,7 +155,7 @@ static void usage(FILE *out)
 		"what they were granted.\n"
 		"\n"
 		"Commands:\n");
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+	for (size_t i = 0; i < CDN_ARRAY_SIZE(commands); i++)
 		fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
 	fprintf(out, "\n"
 		     "Run 'cordon COMMAND --help' for the options of a command.\n"
@@ -111,11 +173,6 @@ int main(int argc, char **argv)
 	}
 	const char *cmd = argv[1];
 	if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
-#ifndef CORDON_FULL
-		return cli_exec_full();
-#elif !defined(CORDON_CURL)
-		return cli_exec_api(); /* it lists every command */
-#endif
 		usage(stdout);
 		return 0;
 	}
@@ -123,28 +180,18 @@ int main(int argc, char **argv)
 		printf("cordon %s\n", CORDON_VERSION);
 		return 0;
 	}
-#if defined(CORDON_FULL) && !defined(CORDON_CURL)
-	/* The state commands talk to cordon serve when CORDON_URL is set;
-	 * the HTTP client lives in cordon-api. */
-	static const char *const remote_capable[] = { "agent",	 "capability", "env",
-						      "grant",	 "secret",     "runs",
-						      "logs",	 "approvals",  "keys" };
-	bool help = argc > 2 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0);
-	for (size_t i = 0; cli_remote() && !help && i < sizeof(remote_capable) / sizeof(char *); i++)
-		if (strcmp(cmd, remote_capable[i]) == 0)
-			return cli_exec_api();
-	/* The service commands live in cordon-api too. */
-	static const char *const service[] = { "serve", "init", "keys", "evidence" };
-	for (size_t i = 0; i < sizeof(service) / sizeof(char *); i++)
-		if (strcmp(cmd, service[i]) == 0)
-			return cli_exec_api();
-#endif
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		if (strcmp(cmd, commands[i].name) == 0)
-			return commands[i].fn(argc - 1, argv + 1);
-#ifndef CORDON_FULL
-	return cli_exec_full();
-#endif
+	for (size_t i = 0; i < CDN_ARRAY_SIZE(commands); i++) {
+		const struct command *c = &commands[i];
+		if (strcmp(cmd, c->name) != 0)
+			continue;
+		/* A command's own --help is its own binary's, even remote. */
+		bool help =
+		    argc > 2 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0);
+		enum cli_tier need = c->remote && cli_remote() && !help ? CLI_API : c->tier;
+		if (need > THIS_TIER)
+			return cli_exec_tier(need);
+		return c->fn(argc - 1, argv + 1);
+	}
 	cli_error("unknown command '%s' (see 'cordon --help')", cmd);
 	return EXIT_CORDON;
 }

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/text.h"
 #include "cli/cli.h"
 
 static const char *C(bool color, const char *code)
@@ -26,7 +27,7 @@ static const char *jstr(json_t *d, const char *key)
 }
 
 /* Control characters from the agent (escape sequences that retitle or
- * rewrite a terminal) become '?' before anything is printed. */
+ * rewrite a terminal; C1 ones too) become '?' before anything is printed. */
 static void tty_safe(json_t *j)
 {
 	const char *k;
@@ -39,12 +40,8 @@ static void tty_safe(json_t *j)
 				char *t = strdup(json_string_value(v));
 				if (!t)
 					continue;
-				for (unsigned char *p = (unsigned char *)t; *p; p++) {
-					if (*p < 0x20 || *p == 0x7f)
-						*p = '?';
-					else if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
-						p[0] = '?', p[1] = '?'; /* C1 controls */
-				}
+				size_t n = strlen(t);
+				cdn_printable(t, n + 1, t, n, CDN_TEXT_UTF8);
 				json_object_set_new(j, k, json_string(t) ?: json_string("?"));
 				free(t);
 			} else {

@@ -20,26 +20,6 @@
 
 #define RESPONSE_MAX (64u << 20)
 
-bool cli_remote(void)
-{
-	const char *u = getenv("CORDON_URL");
-	return u && *u;
-}
-
-/* cordon-full has no HTTP client: it hands remote commands to cordon-api,
- * next to it, with the same argv (main() does it before anything runs). */
-int cli_exec_api(void)
-{
-	char path[PATH_MAX];
-	if (cdn_sibling_exe("cordon-api", path, sizeof(path)) < 0) {
-		cli_error("cannot find cordon-api (looked next to this binary and in %s)", path);
-		return EXIT_CORDON;
-	}
-	execv(path, cli_argv);
-	cli_error("cannot run %s: %s", path, strerror(errno));
-	return EXIT_CORDON;
-}
-
 #ifdef CORDON_CURL
 struct sink {
 	char *buf;

@@ -10,6 +10,7 @@
  */
 #include "egress/dns.h"
 
+#include <errno.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -69,29 +70,32 @@ static int parse_name(const uint8_t *pkt, size_t len, size_t *pos, struct dns_qu
 	size_t p = *pos, out = 0;
 	for (;;) {
 		if (p >= len)
-			return cdn_err_set(err, 0, "question name runs past the end of the packet");
+			return cdn_err_msg(err, EINVAL,
+					   "question name runs past the end of the packet");
 		uint8_t l = pkt[p];
 		/* 11xxxxxx is a compression pointer; 01 and 10 are the
 		 * obsolete extended label types (RFC 6891 5). A query has
 		 * nothing earlier to point at, and following pointers is
 		 * where loop and out-of-bounds bugs live. */
 		if ((l & 0xc0) == 0xc0)
-			return cdn_err_set(err, 0,
-					   "compression pointer in the question name at byte %zu", p);
+			return cdn_err_msg(
+			    err, EINVAL, "compression pointer in the question name at byte %zu", p);
 		if (l & 0xc0)
-			return cdn_err_set(err, 0,
-					   "label length byte 0x%02x at byte %zu: labels are at most "
-					   "%d octets (0x40-0xbf are obsolete extended label types)",
-					   l, p, DNS_MAX_LABEL);
+			return cdn_err_msg(
+			    err, EINVAL,
+			    "label length byte 0x%02x at byte %zu: labels are at most "
+			    "%d octets (0x40-0xbf are obsolete extended label types)",
+			    l, p, DNS_MAX_LABEL);
 		p++;
 		if (l == 0)
 			break;
 		if (p + l > len)
-			return cdn_err_set(err, 0, "question name runs past the end of the packet");
+			return cdn_err_msg(err, EINVAL,
+					   "question name runs past the end of the packet");
 		/* presentation length: labels plus the dots between them */
 		size_t need = out + (out ? 1 : 0) + l;
 		if (need > DNS_MAX_NAME)
-			return cdn_err_set(err, 0, "question name longer than %d characters",
+			return cdn_err_msg(err, EINVAL, "question name longer than %d characters",
 					   DNS_MAX_NAME);
 		if (out) {
 			q->raw_name[out] = '.';
@@ -100,10 +104,11 @@ static int parse_name(const uint8_t *pkt, size_t len, size_t *pos, struct dns_qu
 		for (size_t i = 0; i < l; i++) {
 			uint8_t c = pkt[p + i];
 			if (!is_label_byte(c))
-				return cdn_err_set(err, 0,
-						   "byte 0x%02x in the question name at byte %zu "
-						   "(only letters, digits, '-' and '_' are accepted)",
-						   c, p + i);
+				return cdn_err_msg(
+				    err, EINVAL,
+				    "byte 0x%02x in the question name at byte %zu "
+				    "(only letters, digits, '-' and '_' are accepted)",
+				    c, p + i);
 			q->raw_name[out] = (char)c;
 			q->name[out++] = (char)((c >= 'A' && c <= 'Z') ? c - 'A' + 'a' : c);
 		}
@@ -114,7 +119,7 @@ static int parse_name(const uint8_t *pkt, size_t len, size_t *pos, struct dns_qu
 	/* The root has no use for an agent; refusing it also keeps "." out
 	 * of the policy's domain matching. */
 	if (out == 0)
-		return cdn_err_set(err, 0, "the question asks for the root name");
+		return cdn_err_msg(err, EINVAL, "the question asks for the root name");
 	*pos = p;
 	return 0;
 }
@@ -126,19 +131,20 @@ static int parse_opt(const uint8_t *pkt, size_t len, size_t *pos, struct dns_que
 {
 	size_t p = *pos;
 	if (p >= len || pkt[p] != 0)
-		return cdn_err_set(err, 0, "additional record is not an OPT record with root owner");
+		return cdn_err_msg(err, EINVAL,
+				   "additional record is not an OPT record with root owner");
 	p++;
 	if (len - p < DNS_RR_FIXED)
-		return cdn_err_set(err, 0, "truncated OPT record");
+		return cdn_err_msg(err, EINVAL, "truncated OPT record");
 	if (get16(pkt + p) != DNS_TYPE_OPT)
-		return cdn_err_set(err, 0, "additional record of type %u is not OPT",
+		return cdn_err_msg(err, EINVAL, "additional record of type %u is not OPT",
 				   get16(pkt + p));
 	q->edns = true;
 	q->edns_udp_size = get16(pkt + p + 2);
 	size_t rdlen = get16(pkt + p + 8);
 	p += DNS_RR_FIXED;
 	if (rdlen > len - p)
-		return cdn_err_set(err, 0, "OPT RDLENGTH %zu runs past the end of the packet",
+		return cdn_err_msg(err, EINVAL, "OPT RDLENGTH %zu runs past the end of the packet",
 				   rdlen);
 	*pos = p + rdlen;
 	return 0;
@@ -148,33 +154,34 @@ int dns_parse_query(const uint8_t *pkt, size_t len, struct dns_query *q, struct 
 {
 	memset(q, 0, sizeof(*q));
 	if (len > DNS_MAX_PACKET)
-		return cdn_err_set(err, 0, "packet of %zu bytes is larger than %d", len,
+		return cdn_err_msg(err, EINVAL, "packet of %zu bytes is larger than %d", len,
 				   DNS_MAX_PACKET);
 	if (len < DNS_HEADER_LEN)
-		return cdn_err_set(err, 0, "packet of %zu bytes is shorter than a DNS header", len);
+		return cdn_err_msg(err, EINVAL, "packet of %zu bytes is shorter than a DNS header",
+				   len);
 	uint16_t flags = get16(pkt + 2);
 	uint16_t qd = get16(pkt + 4), an = get16(pkt + 6), ns = get16(pkt + 8),
 		 ar = get16(pkt + 10);
 	if (flags & DNS_FLAG_QR)
-		return cdn_err_set(err, 0, "QR is set: this is a response, not a query");
+		return cdn_err_msg(err, EINVAL, "QR is set: this is a response, not a query");
 	if (flags & DNS_FLAG_OPCODE)
-		return cdn_err_set(err, 0, "OPCODE %u is not a standard query",
+		return cdn_err_msg(err, EINVAL, "OPCODE %u is not a standard query",
 				   (flags & DNS_FLAG_OPCODE) >> 11);
 	if (flags & DNS_FLAG_TC)
-		return cdn_err_set(err, 0, "TC is set in a query");
+		return cdn_err_msg(err, EINVAL, "TC is set in a query");
 	if (flags & DNS_FLAG_Z)
-		return cdn_err_set(err, 0, "reserved Z bit is set");
+		return cdn_err_msg(err, EINVAL, "reserved Z bit is set");
 	if (flags & DNS_FLAG_RCODE)
-		return cdn_err_set(err, 0, "RCODE %u in a query", flags & DNS_FLAG_RCODE);
+		return cdn_err_msg(err, EINVAL, "RCODE %u in a query", flags & DNS_FLAG_RCODE);
 	/* AA and RA mean nothing in a query and are ignored; AD and CD are
 	 * legitimately set by stubs (dig sets AD). */
 	if (qd != 1)
-		return cdn_err_set(err, 0, "QDCOUNT is %u, not 1", qd);
+		return cdn_err_msg(err, EINVAL, "QDCOUNT is %u, not 1", qd);
 	if (an || ns)
-		return cdn_err_set(err, 0, "query carries %u answer and %u authority records",
+		return cdn_err_msg(err, EINVAL, "query carries %u answer and %u authority records",
 				   an, ns);
 	if (ar > 1)
-		return cdn_err_set(err, 0, "ARCOUNT is %u (at most one OPT record)", ar);
+		return cdn_err_msg(err, EINVAL, "ARCOUNT is %u (at most one OPT record)", ar);
 
 	q->id = get16(pkt);
 	q->rd = flags & DNS_FLAG_RD;
@@ -183,7 +190,7 @@ int dns_parse_query(const uint8_t *pkt, size_t len, struct dns_query *q, struct 
 	if (r < 0)
 		return r;
 	if (len - pos < 4)
-		return cdn_err_set(err, 0, "question is truncated (no QTYPE/QCLASS)");
+		return cdn_err_msg(err, EINVAL, "question is truncated (no QTYPE/QCLASS)");
 	q->qtype = get16(pkt + pos);
 	q->qclass = get16(pkt + pos + 2);
 	pos += 4;
@@ -197,7 +204,8 @@ int dns_parse_query(const uint8_t *pkt, size_t len, struct dns_query *q, struct 
 	/* Bytes after the last record are ignored by most servers and so
 	 * are free space for a covert payload. */
 	if (pos != len)
-		return cdn_err_set(err, 0, "%zu trailing bytes after the last record", len - pos);
+		return cdn_err_msg(err, EINVAL, "%zu trailing bytes after the last record",
+				   len - pos);
 	return 0;
 }
 

@@ -149,10 +149,15 @@ static void resolved(int result, struct evutil_addrinfo *res, void *arg)
 			continue;
 		}
 		ans[n].ttl = EGRESS_DNS_TTL_MAX;
-		/* Duplicates (one per socktype) say nothing new. */
+		/* Duplicates (one per socktype) say nothing new. Compared as
+		 * their family's address: an IPv4 one fills 4 bytes of the
+		 * union, and the rest is not part of it. */
+		size_t len = ans[n].family == AF_INET ? sizeof(ans[n].addr.v4)
+						      : sizeof(ans[n].addr.v6);
 		bool dup = false;
 		for (size_t i = 0; i < n; i++)
-			if (memcmp(&ans[i].addr, &ans[n].addr, sizeof(ans[n].addr)) == 0)
+			if (ans[i].family == ans[n].family &&
+			    memcmp(&ans[i].addr, &ans[n].addr, len) == 0)
 				dup = true;
 		if (!dup)
 			n++;
@@ -201,50 +206,23 @@ static void handle_query(struct dns_job *job)
 		free(job);
 		return;
 	}
-	char host[DNS_MAX_NAME + 1];
-	const struct egress_rule *rule = NULL;
-	if (egress_host_normalize(job->q.name, host, sizeof(host), &err) == 0)
-		rule = egress_policy_match(e->policy->p, host);
-	/* The name is data the agent chose, and asking upstream for it
-	 * would send it to that zone's servers: no credential in it, no long
-	 * or random labels under a wildcard, and a lookup counts in its
-	 * rule's rate window like a request. */
-	json_t *names = NULL;
-	char why[240] = "";
-	int hk = rule ? egress_host_check(e, rule, job->q.raw_name, host, &names, why, sizeof(why))
-		      : EGRESS_HOST_OK;
-	if (hk != EGRESS_HOST_OK) {
-		answer(job, DNS_RCODE_NXDOMAIN, NULL, 0);
-		audit_query_extra(e, &job->q, hk == EGRESS_HOST_CREDENTIAL ? "credential_leak" : "blocked",
-				  DNS_RCODE_NXDOMAIN,
-				  hk == EGRESS_HOST_CREDENTIAL ? "the name carries a credential" : why,
-				  job->t_start, names);
-		e->stats.dns_blocked++;
-		free(job);
-		return;
-	}
-	if (rule) {
-		const char *rkey = rule->rate_key ? rule->rate_key : rule->name;
-		uint64_t now = egress_now_ms();
-		if (ratelimit_check(e->rl, rkey, rule->rpm, now) > 0 ||
-		    (rule->agent_rate_key &&
-		     ratelimit_check(e->rl, rule->agent_rate_key, rule->agent_rpm, now) > 0)) {
-			answer(job, DNS_RCODE_REFUSED, NULL, 0);
-			audit_query(e, &job->q, "rate_limited", DNS_RCODE_REFUSED,
-				    "rate limit reached for the name's rule", job->t_start);
-			e->stats.dns_blocked++;
-			free(job);
-			return;
+	/* The policy's part (decide.h); this only carries it out. */
+	const struct egress_run_facts run = { .insp = e->insp,
+					      .secrets = &e->secrets,
+					      .can_inspect = e->ca != NULL };
+	struct egress_decision d;
+	if (egress_decide_lookup(e->policy->p, &run, job->q.name, job->q.raw_name, e->rl,
+				 egress_now_ms(), &d) == EGRESS_BLOCK) {
+		const struct egress_verdict *v = &d.verdicts[0];
+		json_t *names = NULL;
+		if (v->stage == EGRESS_STAGE_LOOKUP_CREDENTIAL) {
+			names = json_array();
+			for (size_t i = 0; names && i < d.n_patterns; i++)
+				json_array_append_new(names, json_string(d.patterns[i]));
 		}
-		ratelimit_take(e->rl, rkey, rule->rpm, now);
-		if (rule->agent_rate_key)
-			ratelimit_take(e->rl, rule->agent_rate_key, rule->agent_rpm, now);
-	}
-	if (!rule) {
-		/* NXDOMAIN without asking anyone: the name goes nowhere. */
-		answer(job, DNS_RCODE_NXDOMAIN, NULL, 0);
-		audit_query(e, &job->q, "blocked", DNS_RCODE_NXDOMAIN,
-			    "name not allowed by the egress policy", job->t_start);
+		answer(job, v->status, NULL, 0);
+		audit_query_extra(e, &job->q, v->event_type, v->status, v->reason, job->t_start,
+				  names);
 		e->stats.dns_blocked++;
 		free(job);
 		return;
@@ -259,7 +237,7 @@ static void handle_query(struct dns_job *job)
 	e->dns_pending++;
 	struct evutil_addrinfo hints = { .ai_family = job->q.qtype == DNS_TYPE_A ? AF_INET : AF_INET6,
 					 .ai_socktype = SOCK_STREAM };
-	evdns_getaddrinfo(e->dns, host, NULL, &hints, resolved, job);
+	evdns_getaddrinfo(e->dns, d.host, NULL, &hints, resolved, job);
 }
 
 static void udp_readable(evutil_socket_t fd, short what, void *arg)

@@ -3,13 +3,18 @@
 #ifndef CORDON_EGRESS_ENGINE_INTERNAL_H
 #define CORDON_EGRESS_ENGINE_INTERNAL_H
 
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <sys/queue.h>
+#include <sys/socket.h>
+#include <time.h>
 
+#include "egress/decide.h"
 #include "egress/engine.h"
 #include "egress/http.h"
 #include "egress/inspect.h"
@@ -47,12 +52,9 @@ struct egress_engine {
 	struct policy_ref *policy;
 	struct ratelimit *rl;
 	struct inspector *insp;
-	char **scope_secret, **scope_domain; /* pairs: where a granted secret may go */
-	size_t n_scopes;
+	struct egress_secrets secrets; /* raw secrets, and where each granted one may go */
 	struct seal_swap *swaps; /* sealed secrets, each in its encodings */
 	size_t n_swaps, swap_max_len;
-	char **raw_names; /* the secrets the sandbox holds as values */
-	size_t n_raw;
 	struct egress_ca *ca; /* TLS inspection, NULL when no rule asks for it */
 	char *upstream_ca;    /* extra CA file for verifying upstreams */
 	char *run_id;
@@ -77,28 +79,35 @@ struct egress_engine {
 	struct egress_stats stats;
 };
 
-/* engine.c */
-uint64_t egress_now_ms(void);
-struct policy_ref *egress_policy_get(struct egress_engine *e);
-void egress_policy_put(struct policy_ref *r);
-/* Writes one audit line (and tells the caller) about a request. */
+/* Milliseconds on the monotonic clock: durations, deadlines, rate windows. */
+static inline uint64_t egress_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* The engine's current policy, held by a request until it ends. */
+static inline struct policy_ref *egress_policy_get(struct egress_engine *e)
+{
+	e->policy->refs++;
+	return e->policy;
+}
+
+static inline void egress_policy_put(struct policy_ref *r)
+{
+	if (r && --r->refs == 0) {
+		egress_policy_free(r->p);
+		free(r);
+	}
+}
+
+/* engine_events.c: what the engine tells its caller */
+/* Writes one audit line about a request, a tunnel, a lookup or a decision
+ * (with the run's id); `entry` stays the caller's. */
 void egress_audit(struct egress_engine *e, json_t *entry);
+/* A run-level event ("egress.allowed", ...); `data` stays the caller's. */
 void egress_emit(struct egress_engine *e, const char *type, json_t *data);
-
-/* A host name as data the agent chose (raw: as written; host: normalised): EGRESS_HOST_CREDENTIAL
- * when it carries a credential or a secret (*names lists which), or
- * EGRESS_HOST_LABELS when its labels under a wildcard rule are too long or
- * look random (why says which). */
-enum { EGRESS_HOST_OK, EGRESS_HOST_CREDENTIAL, EGRESS_HOST_LABELS };
-int egress_host_check(const struct egress_engine *e, const struct egress_rule *rule,
-		      const char *raw, const char *host, json_t **names, char *why, size_t cap);
-
-/* A raw secret (the sandbox holds its value) that may not go to host, or
- * NULL when every one may. */
-const char *egress_raw_secret_out_of_scope(const struct egress_engine *e, const char *host);
-
-/* True when `host` (normalised) is in the scope of secret `secret`. */
-bool egress_secret_in_scope(const struct egress_engine *e, const char *secret, const char *host);
 
 /* engine_seal.c: sealed secrets on the wire */
 int egress_seal_init(struct egress_engine *e, const struct egress_sealed *s, size_t n,
@@ -131,5 +140,154 @@ struct approval *egress_approval_request(struct egress_engine *e, struct pconn *
 /* The connection went away: forget its approval without a decision. */
 void egress_approval_cancel(struct approval *a);
 void egress_approvals_deny_all(struct egress_engine *e, const char *why);
+
+/* ------------------------------------------------- the proxy's connections
+ *
+ * One struct pconn per client connection of the HTTP proxy, through its
+ * requests: engine_conn.c (accepting, buffers, answers, closing),
+ * engine_decide.c (a head through the stages, decide.h), engine_forward.c
+ * (the request and its response on the wire), engine_connect.c (CONNECT:
+ * inspected, or checked and spliced). Every callback holds a guard on its
+ * connection (busy); a connection closed while busy is freed when the
+ * last guard drops.
+ */
+
+#define MAX_CHECKED_ADDRS 8
+
+enum cstate {
+	C_HEAD,	      /* reading a request head */
+	C_DECIDING,   /* waiting for DNS or a human */
+	C_CONNECTING, /* connecting upstream */
+	C_BODY,	      /* forwarding the request body */
+	C_RESPONSE,   /* forwarding the response */
+	C_HELLO,      /* a tunnel is open: waiting for the client's TLS ClientHello */
+	C_CLOSING,    /* flushing, then free */
+};
+
+struct dns_wait {
+	struct pconn *conn;
+	struct evdns_getaddrinfo_request *req;
+};
+
+struct pconn {
+	LIST_ENTRY(pconn) link;
+	struct egress_engine *e;
+	struct bufferevent *cbev; /* the sandbox side */
+	struct bufferevent *ubev; /* upstream, NULL when none */
+	enum cstate state;
+	int busy;
+	bool closing;
+	struct event *timer; /* head timeout */
+
+	/* the request being handled */
+	struct policy_ref *pol;
+	char *head; /* copy of the request head; req points into it */
+	struct http_request req;
+	char host[HTTP_MAX_HOST + 1]; /* normalised */
+	const struct egress_rule *rule;
+	bool would_block;	 /* audit-only mode: a stage failed but we go on */
+	char would_reason[160];
+	struct dns_wait *dns_wait;
+	struct approval *approval;
+	struct sockaddr_storage addrs[MAX_CHECKED_ADDRS];
+	size_t n_addrs, next_addr;
+
+	/* upstream identity, for reuse across keep-alive requests */
+	char up_host[HTTP_MAX_HOST + 1];
+	uint16_t up_port;
+
+	/* request body */
+	uint64_t body_left;
+	struct http_chunked chunk;
+	struct inspect_stream insp;
+	struct inspect_stream insp_dec; /* the percent-decoded body */
+	struct inspect_pct pct;
+	struct evbuffer *hold; /* inspected body bytes not yet released */
+	bool body_done;
+	struct seal_sel seal;	/* sealed secrets swapped on this request */
+	struct evbuffer *rhold; /* response bytes held back for the swap back */
+
+	/* response */
+	bool res_head_done;
+	struct http_response res;
+	uint64_t res_left;
+	struct http_chunked res_chunk;
+	bool res_keep_alive;
+
+	/* accounting for the audit line */
+	uint64_t t_start;
+	uint64_t req_size, res_size;
+	int status;
+	unsigned served; /* requests on this connection */
+	bool force_block; /* refuse even in audit-only mode */
+	bool tls_inspect; /* the decision: terminate this CONNECT's TLS */
+
+	/* TLS inspection: this connection is a terminated CONNECT tunnel */
+	bool tls;
+	char tls_host[HTTP_MAX_HOST + 1];
+	uint16_t tls_port;
+	uint64_t flush_deadline;  /* C_CLOSING: give up writing the answer */
+	uint64_t linger_deadline; /* C_CLOSING: stop waiting for the client's FIN */
+	char up_error[200];	 /* why an inspected tunnel's upstream went away */
+};
+
+#define GUARD_IN(c) ((c)->busy++)
+#define GUARD_OUT(c)                                 \
+	do {                                         \
+		if (--(c)->busy == 0 && (c)->closing) \
+			pconn_free(c);                \
+	} while (0)
+
+/* engine_conn.c */
+void egress_proxy_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+			 int salen, void *arg);
+void pconn_client_read(struct bufferevent *bev, void *arg);
+void pconn_client_write(struct bufferevent *bev, void *arg);
+void pconn_client_event(struct bufferevent *bev, short what, void *arg);
+void pconn_close(struct pconn *c);
+void pconn_free(struct pconn *c);
+/* Forgets the request (keep-alive, or an inspected tunnel's next one). */
+void pconn_reset_request(struct pconn *c);
+/* Closes once the answer is written, lingering for the client's FIN. */
+void pconn_close_after_flush(struct pconn *c);
+void pconn_arm_head_timer(struct pconn *c);
+/* A short plain-text answer from the proxy itself. */
+void pconn_respond(struct pconn *c, int status, const char *reason, const char *code,
+		   const char *msg, uint64_t retry_after_s);
+/* Writes what is queued on a socket bufferevent now (EV_WRITE only for
+ * the rest), and turns EV_WRITE off again once it drained. */
+void egress_bev_kick(struct bufferevent *bev);
+void egress_bev_drained(struct bufferevent *bev);
+
+/* engine_events.c: the audit line of a request on a connection */
+json_t *pconn_entry(struct pconn *c, const char *type);
+
+/* engine_decide.c */
+void pconn_process_head(struct pconn *c);
+/* A stage refused the request: true when the caller must stop (false in
+ * audit-only mode, where it is recorded and the request goes on). */
+bool pconn_block(struct pconn *c, int status, const char *reason, const char *code,
+		 const char *event_type, json_t *extra, const char *fmt, ...)
+	__attribute__((format(printf, 7, 8)));
+/* The host for messages: normalised, else as written. */
+const char *pconn_host(const struct pconn *c);
+/* The findings of st from index `from` that are leaks, appended to names
+ * (a JSON list, made when needed); NULL when there are none. */
+json_t *pconn_leaks(const struct pconn *c, const struct inspect_stream *st, size_t from,
+		    json_t *names);
+
+/* engine_forward.c */
+void pconn_connect_next(struct pconn *c);
+void pconn_upstream_ready(struct pconn *c);
+void pconn_pump_body(struct pconn *c);
+void pconn_upstream_read(struct bufferevent *bev, void *arg);
+void pconn_upstream_write(struct bufferevent *bev, void *arg);
+void pconn_upstream_event(struct bufferevent *bev, short what, void *arg);
+
+/* engine_connect.c */
+void pconn_start_tls(struct pconn *c);
+void pconn_start_tunnel(struct pconn *c);
+void pconn_tunnel_hello(struct pconn *c);
+void pconn_tunnel_refused(struct pconn *c, const char *why);
 
 #endif

@@ -155,7 +155,7 @@ void egress_seal_select(const struct egress_engine *e, const char *host, struct 
 	sel->n = 0;
 	sel->max_len = 0;
 	for (size_t i = 0; host && i < e->n_swaps; i++)
-		if (egress_secret_in_scope(e, e->swaps[i].secret, host)) {
+		if (egress_secret_in_scope(&e->secrets, e->swaps[i].secret, host)) {
 			sel->idx[sel->n++] = (uint16_t)i;
 			if (e->swaps[i].len > sel->max_len)
 				sel->max_len = e->swaps[i].len;

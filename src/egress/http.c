@@ -24,10 +24,13 @@
 #include "egress/http.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+
+#include "base/text.h"
 
 /* Bytes of untrusted text quoted in an error message. */
 #define SNIP_MAX 64
@@ -39,15 +42,14 @@
 static int fail(struct cdn_err *err, int hint, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-/* Records the message and returns the status hint (errors as values). */
+/* Records the message (EINVAL: the peer's bytes are at fault) and returns
+ * the status hint the caller answers with. */
 static int fail(struct cdn_err *err, int hint, const char *fmt, ...)
 {
-	char msg[CDN_ERR_MSG_MAX];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	cdn_err_vset(err, CDN_ERR_USER, EINVAL, fmt, ap);
 	va_end(ap);
-	cdn_err_set(err, 0, "%s", msg);
 	return hint;
 }
 
@@ -59,19 +61,10 @@ struct snip {
  * \xNN, cut at SNIP_MAX bytes, so a log line stays one line of ASCII. */
 static const char *snip(struct snip *sn, const char *p, size_t n)
 {
-	size_t o = 0;
-	for (size_t i = 0; i < n && i < SNIP_MAX; i++) {
-		unsigned char c = (unsigned char)p[i];
-		if (c >= 0x20 && c < 0x7f && c != '\\' && c != '\'')
-			sn->s[o++] = (char)c;
-		else
-			o += (size_t)snprintf(sn->s + o, sizeof(sn->s) - o, "\\x%02x", c);
-	}
-	if (n > SNIP_MAX) {
-		memcpy(sn->s + o, "...", 3);
-		o += 3;
-	}
-	sn->s[o] = '\0';
+	/* Room for SNIP_MAX escaped bytes, then "..." after. */
+	cdn_printable(sn->s, sizeof(sn->s) - 3, p, n < SNIP_MAX ? n : SNIP_MAX, CDN_TEXT_ESCAPE);
+	if (n > SNIP_MAX)
+		strcat(sn->s, "...");
 	return sn->s;
 }
 
@@ -985,7 +978,7 @@ static long chunk_fail(struct http_chunked *c, uint64_t at, struct cdn_err *err,
 		       unsigned char byte)
 {
 	c->state = CH_ERROR;
-	cdn_err_set(err, 0, "malformed chunked body at byte %llu: %s (got 0x%02x)",
+	cdn_err_msg(err, EINVAL, "malformed chunked body at byte %llu: %s (got 0x%02x)",
 		    (unsigned long long)at, what, byte);
 	return -1;
 }
@@ -1208,7 +1201,7 @@ long http_chunked_feed(struct http_chunked *c, const char *in, size_t len,
 		       struct cdn_err *err)
 {
 	if (c->state == CH_ERROR) {
-		cdn_err_set(err, 0, "chunked body already failed to parse");
+		cdn_err_msg(err, EINVAL, "chunked body already failed to parse");
 		return -1;
 	}
 	if (len > (size_t)LONG_MAX)

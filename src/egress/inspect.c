@@ -43,6 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/b64.h"
 #include "base/cleanup.h"
 #include "base/tokens.h"
 
@@ -910,36 +911,8 @@ static void scan_secrets(struct scan *sc, const struct inspector *in, const char
  * Secrets: encodings
  */
 
-static const char b64_std[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-static const char b64_url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 static const char hex_lo[] = "0123456789abcdef";
 static const char hex_up[] = "0123456789ABCDEF";
-
-/*
- * The base64 characters that depend on the value alone when it starts at
- * byte `align` (0..2) of a 3-byte group: character j covers bits
- * [6j, 6j + 6) of the stream, and is kept when those bits all belong to the
- * value. The partial characters at either edge also depend on the
- * neighbouring bytes, so they are left out.
- */
-static size_t enc_b64(char *dst, const unsigned char *v, size_t n, unsigned align,
-		      const char *alphabet)
-{
-	size_t total_bits = 8 * (align + n);
-	size_t first = (8 * align + 5) / 6;
-	size_t end = total_bits / 6;
-	size_t o = 0;
-	for (size_t j = first; j < end; j++) {
-		size_t bit = 6 * j;
-		size_t q = bit / 8;
-		unsigned r = (unsigned)(bit % 8);
-		unsigned hi = q >= align ? v[q - align] : 0;
-		unsigned lo = (q + 1 >= align && q + 1 - align < n) ? v[q + 1 - align] : 0;
-		unsigned w = (hi << 8) | lo;
-		dst[o++] = alphabet[(w >> (10 - r)) & 63];
-	}
-	return o;
-}
 
 static size_t enc_hex(char *dst, const unsigned char *v, size_t n, const char *digits)
 {
@@ -1066,8 +1039,9 @@ static void encode_secret(struct builder *b, size_t secret, const unsigned char 
 	memcpy(a + b->used, v, n);
 	EMIT(n);
 	for (unsigned align = 0; align < 3; align++) {
-		EMIT(enc_b64(a + b->used, v, n, align, b64_std));
-		EMIT(enc_b64(a + b->used, v, n, align, b64_url));
+		/* The characters the value alone fixes at each alignment. */
+		EMIT(cdn_b64_needle(v, n, align, CDN_B64_STD, a + b->used));
+		EMIT(cdn_b64_needle(v, n, align, CDN_B64_URL, a + b->used));
 	}
 	EMIT(enc_hex(a + b->used, v, n, hex_lo));
 	EMIT(enc_hex(a + b->used, v, n, hex_up));

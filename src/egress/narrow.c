@@ -237,15 +237,16 @@ static int agent_side_build(struct agent_side *s, const char *const *domains, si
 			return cdn_err_wrap(err, "egress narrowing: agent rule %zu", i);
 		struct egress_rule *r = (struct egress_rule *)find(s->rules, s->n, name);
 		if (!r)
-			return cdn_err_set(err, 0,
+			return cdn_err_msg(err, EINVAL,
 					   "egress narrowing: the rule for '%s' names no domain of "
 					   "the agent's",
 					   name);
 		size_t k = (size_t)(r - s->rules);
 		if (has_rule[k])
-			return cdn_err_set(err, 0, "egress narrowing: '%s' has two rules", name);
+			return cdn_err_msg(err, EINVAL, "egress narrowing: '%s' has two rules",
+					   name);
 		if (in->n_ports > EGRESS_MAX_PORTS)
-			return cdn_err_set(err, 0,
+			return cdn_err_msg(err, EINVAL,
 					   "egress narrowing: '%s': %zu ports, more than %d", name,
 					   in->n_ports, EGRESS_MAX_PORTS);
 		has_rule[k] = true;

@@ -32,6 +32,7 @@
 
 #include "base/cleanup.h"
 #include "base/file.h"
+#include "base/text.h"
 
 /* A U-label character takes at most 4 bytes of UTF-8; anything longer
  * than this cannot become a valid name, and refusing it early bounds the
@@ -42,17 +43,6 @@
 /* --allow and --allow-private arguments; far above any valid one. */
 #define ARG_MAX_LEN 512
 #define SHOWN_MAX 64
-
-/* s for an error message: printable ASCII only, cut at SHOWN_MAX bytes, so
- * an error can be printed or put in JSON as it is. */
-static const char *shown(const char *s, char *buf, size_t cap)
-{
-	size_t k = 0;
-	for (; s[k] && k < SHOWN_MAX && k + 4 < cap; k++)
-		buf[k] = s[k] >= 0x20 && s[k] < 0x7f ? s[k] : '?';
-	snprintf(buf + k, cap - k, "%s", s[k] ? "..." : "");
-	return buf;
-}
 
 /* ------------------------------------------------------ built-in categories */
 
@@ -230,9 +220,9 @@ static bool ipv4_canonical(const char *s)
 static int name_check(const char *name, size_t len, struct cdn_err *err)
 {
 	if (len == 0)
-		return cdn_err_set(err, 0, "empty host name");
+		return cdn_err_msg(err, EINVAL, "empty host name");
 	if (len > EGRESS_MAX_HOST)
-		return cdn_err_set(err, 0, "host name is %zu bytes, more than %d", len,
+		return cdn_err_msg(err, EINVAL, "host name is %zu bytes, more than %d", len,
 				   EGRESS_MAX_HOST);
 	/* Characters first, so the messages below can quote the name. */
 	for (size_t i = 0; i < len; i++) {
@@ -245,17 +235,19 @@ static int name_check(const char *name, size_t len, struct cdn_err *err)
 			snprintf(shown, sizeof(shown), "'%c'", ch);
 		else
 			snprintf(shown, sizeof(shown), "0x%02x", ch);
-		return cdn_err_set(err, 0, "character %s is not allowed in a host name", shown);
+		return cdn_err_msg(err, EINVAL, "character %s is not allowed in a host name",
+				   shown);
 	}
 	size_t label = 0;
 	for (size_t i = 0; i <= len; i++) {
 		char ch = i < len ? name[i] : '.';
 		if (ch == '.') {
 			if (label == 0)
-				return cdn_err_set(err, 0, "'%s': empty label", name);
+				return cdn_err_msg(err, EINVAL, "'%s': empty label", name);
 			if (label > LABEL_MAX)
-				return cdn_err_set(err, 0, "'%s': a label is longer than %d bytes",
-						   name, LABEL_MAX);
+				return cdn_err_msg(err, EINVAL,
+						   "'%s': a label is longer than %d bytes", name,
+						   LABEL_MAX);
 			label = 0;
 			continue;
 		}
@@ -266,7 +258,7 @@ static int name_check(const char *name, size_t len, struct cdn_err *err)
 	 * outright), so a rule or a lookup naming them is a mistake. */
 	struct in_addr a;
 	if (inet_aton(name, &a) && !ipv4_canonical(name))
-		return cdn_err_set(err, 0, "'%s' is not a canonical IPv4 address", name);
+		return cdn_err_msg(err, EINVAL, "'%s' is not a canonical IPv4 address", name);
 	return 0;
 }
 
@@ -274,10 +266,11 @@ static int normalize(const char *in, char *out, size_t cap, bool allow_wild, boo
 		     struct cdn_err *err)
 {
 	if (!in)
-		return cdn_err_set(err, 0, "empty host name");
+		return cdn_err_msg(err, EINVAL, "empty host name");
 	size_t n = strnlen(in, HOST_INPUT_MAX + 1);
 	if (n > HOST_INPUT_MAX)
-		return cdn_err_set(err, 0, "host name is longer than %d bytes", HOST_INPUT_MAX);
+		return cdn_err_msg(err, EINVAL, "host name is longer than %d bytes",
+				   HOST_INPUT_MAX);
 	bool wild = false;
 	if (allow_wild && in[0] == '*' && in[1] == '.') {
 		wild = true;
@@ -285,7 +278,7 @@ static int normalize(const char *in, char *out, size_t cap, bool allow_wild, boo
 		n -= 2;
 	}
 	if (memchr(in, '*', n))
-		return cdn_err_set(err, 0, "%s",
+		return cdn_err_msg(err, EINVAL, "%s",
 				   allow_wild ? "'*' is only allowed as a leading '*.' label"
 					      : "'*' is not allowed in a host name");
 	char buf[HOST_INPUT_MAX + 1];
@@ -294,7 +287,7 @@ static int normalize(const char *in, char *out, size_t cap, bool allow_wild, boo
 	if (n > 0 && buf[n - 1] == '.')
 		buf[--n] = '\0';
 	if (n == 0)
-		return cdn_err_set(err, 0, "empty host name");
+		return cdn_err_msg(err, EINVAL, "empty host name");
 
 	bool ascii = true;
 	for (size_t i = 0; i < n; i++)
@@ -309,13 +302,15 @@ static int normalize(const char *in, char *out, size_t cap, bool allow_wild, boo
 		int rc = idn2_to_ascii_8z(buf, &conv, IDN2_NONTRANSITIONAL | IDN2_NFC_INPUT);
 		if (rc != IDN2_OK) {
 			idn2_free(conv);
-			return cdn_err_set(err, 0, "not a valid internationalised host name: %s",
+			return cdn_err_msg(err, EINVAL,
+					   "not a valid internationalised host name: %s",
 					   idn2_strerror(rc));
 		}
 		size_t cl = strlen(conv);
 		if (cl > EGRESS_MAX_HOST) {
 			idn2_free(conv);
-			return cdn_err_set(err, 0, "host name is longer than %d bytes in punycode",
+			return cdn_err_msg(err, EINVAL,
+					   "host name is longer than %d bytes in punycode",
 					   EGRESS_MAX_HOST);
 		}
 		memcpy(buf, conv, cl + 1);
@@ -330,16 +325,17 @@ static int normalize(const char *in, char *out, size_t cap, bool allow_wild, boo
 		return r;
 	if (wild) {
 		if (!strchr(buf, '.'))
-			return cdn_err_set(err, 0,
+			return cdn_err_msg(err, EINVAL,
 					   "'*.%s': a wildcard needs at least two labels after "
 					   "'*.' (e.g. *.example.com)",
 					   buf);
 		if (ipv4_canonical(buf))
-			return cdn_err_set(err, 0, "'*.%s': a wildcard cannot cover an IP address",
-					   buf);
+			return cdn_err_msg(err, EINVAL,
+					   "'*.%s': a wildcard cannot cover an IP address", buf);
 		if (n + 2 > EGRESS_MAX_HOST)
-			return cdn_err_set(err, 0, "'*.%s': no host name below it fits in %d bytes",
-					   buf, EGRESS_MAX_HOST);
+			return cdn_err_msg(err, EINVAL,
+					   "'*.%s': no host name below it fits in %d bytes", buf,
+					   EGRESS_MAX_HOST);
 	}
 	if (n + (wild ? 2 : 0) + 1 > cap)
 		return cdn_err_set(err, ERANGE, "host name '%s'", buf);
@@ -429,30 +425,30 @@ static int parse_ip_port(const char *s, struct egress_private *out, struct cdn_e
 	static const char usage[] = "(expected IPv4:PORT or [IPv6]:PORT, e.g. 10.0.0.5:8080)";
 	size_t n = strnlen(s, ARG_MAX_LEN + 1);
 	if (n == 0 || n > ARG_MAX_LEN)
-		return cdn_err_set(err, 0, "private destination: bad length %s", usage);
+		return cdn_err_msg(err, EINVAL, "private destination: bad length %s", usage);
 	memset(out, 0, sizeof(*out));
-	char show[SHOWN_MAX + 8];
-	const char *as = shown(s, show, sizeof(show));
+	char show[SHOWN_MAX + 4];
+	const char *as = cdn_printable_str(show, sizeof(show), s, CDN_TEXT_ELLIPSIS);
 	char ip[INET6_ADDRSTRLEN + 1];
 	const char *port;
 	if (s[0] == '[') {
 		const char *close = strchr(s, ']');
 		if (!close || close[1] != ':')
-			return cdn_err_set(err, 0, "'%s': missing ']:PORT' %s", as, usage);
+			return cdn_err_msg(err, EINVAL, "'%s': missing ']:PORT' %s", as, usage);
 		size_t il = (size_t)(close - s - 1);
 		if (il == 0 || il >= sizeof(ip))
-			return cdn_err_set(err, 0, "'%s': not an IPv6 address %s", as, usage);
+			return cdn_err_msg(err, EINVAL, "'%s': not an IPv6 address %s", as, usage);
 		memcpy(ip, s + 1, il);
 		ip[il] = '\0';
 		struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&out->addr;
 		if (strchr(ip, '%'))
-			return cdn_err_set(err, 0, "'%s': zone indexes are not supported", as);
+			return cdn_err_msg(err, EINVAL, "'%s': zone indexes are not supported", as);
 		if (inet_pton(AF_INET6, ip, &a6->sin6_addr) != 1)
-			return cdn_err_set(err, 0, "'%s': not an IPv6 address %s", as, usage);
+			return cdn_err_msg(err, EINVAL, "'%s': not an IPv6 address %s", as, usage);
 		/* The exception is matched against exact resolved addresses;
 		 * a mapped form would silently never match an A record. */
 		if (IN6_IS_ADDR_V4MAPPED(&a6->sin6_addr))
-			return cdn_err_set(err, 0,
+			return cdn_err_msg(err, EINVAL,
 					   "'%s': an IPv4-mapped address; write the IPv4 address "
 					   "instead",
 					   s);
@@ -461,19 +457,19 @@ static int parse_ip_port(const char *s, struct egress_private *out, struct cdn_e
 	} else {
 		const char *colon = strrchr(s, ':');
 		if (!colon)
-			return cdn_err_set(err, 0, "'%s': missing ':PORT' %s", as, usage);
+			return cdn_err_msg(err, EINVAL, "'%s': missing ':PORT' %s", as, usage);
 		size_t il = (size_t)(colon - s);
 		if (memchr(s, ':', il))
-			return cdn_err_set(err, 0, "'%s': write an IPv6 address as [ADDR]:PORT",
-					   as);
+			return cdn_err_msg(err, EINVAL,
+					   "'%s': write an IPv6 address as [ADDR]:PORT", as);
 		if (il == 0 || il >= sizeof(ip))
-			return cdn_err_set(err, 0, "'%s': not an IPv4 address %s", as, usage);
+			return cdn_err_msg(err, EINVAL, "'%s': not an IPv4 address %s", as, usage);
 		memcpy(ip, s, il);
 		ip[il] = '\0';
 		/* Canonical dotted quads only: "10.1" or "012.0.0.1" mean
 		 * different addresses to different parsers. */
 		if (!ipv4_canonical(ip))
-			return cdn_err_set(err, 0, "'%s': not a canonical IPv4 address %s", as,
+			return cdn_err_msg(err, EINVAL, "'%s': not a canonical IPv4 address %s", as,
 					   usage);
 		struct sockaddr_in *a4 = (struct sockaddr_in *)&out->addr;
 		inet_pton(AF_INET, ip, &a4->sin_addr);
@@ -481,7 +477,8 @@ static int parse_ip_port(const char *s, struct egress_private *out, struct cdn_e
 		port = colon + 1;
 	}
 	if (parse_port(port, strlen(port), &out->port) < 0)
-		return cdn_err_set(err, 0, "'%s': the port must be a number from 1 to 65535", as);
+		return cdn_err_msg(err, EINVAL, "'%s': the port must be a number from 1 to 65535",
+				   as);
 	return 0;
 }
 
@@ -517,7 +514,8 @@ static int private_add(struct egress_policy *p, const struct egress_private *e,
 	if (egress_policy_private_ok(p, (const struct sockaddr *)&e->addr, e->port))
 		return 0;
 	if (p->n_private >= EGRESS_MAX_PRIVATE)
-		return cdn_err_set(err, 0, "more than %d private destinations", EGRESS_MAX_PRIVATE);
+		return cdn_err_msg(err, EINVAL, "more than %d private destinations",
+				   EGRESS_MAX_PRIVATE);
 	p->private_ok[p->n_private++] = *e;
 	return 1;
 }
@@ -530,9 +528,11 @@ int egress_policy_allow_private(struct egress_policy *p, const char *ip_port,
 	if (r < 0)
 		return cdn_err_wrap(err, "--allow-private");
 	r = private_add(p, &e, err);
-	char show[SHOWN_MAX + 8];
-	return r < 0 ? cdn_err_wrap(err, "--allow-private %s", shown(ip_port, show, sizeof(show)))
-		     : 0;
+	char show[SHOWN_MAX + 4];
+	return r < 0
+		   ? cdn_err_wrap(err, "--allow-private %s",
+				  cdn_printable_str(show, sizeof(show), ip_port, CDN_TEXT_ELLIPSIS))
+		   : 0;
 }
 
 /* ------------------------------------------------------------ policy object */
@@ -570,14 +570,15 @@ static void rule_set_ports(struct egress_rule *r, const uint16_t *ports, size_t 
 
 int egress_policy_allow(struct egress_policy *p, const char *host_port, struct cdn_err *err)
 {
-	char show[SHOWN_MAX + 8];
-	const char *arg = shown(host_port ? host_port : "", show, sizeof(show));
+	char show[SHOWN_MAX + 4];
+	const char *arg =
+	    cdn_printable_str(show, sizeof(show), host_port ? host_port : "", CDN_TEXT_ELLIPSIS);
 	const char *raw = host_port ? host_port : "";
 	size_t n = strnlen(raw, ARG_MAX_LEN + 1);
 	if (n == 0 || n > ARG_MAX_LEN)
-		return cdn_err_set(err, 0, "--allow: expected HOST or HOST:PORT");
+		return cdn_err_msg(err, EINVAL, "--allow: expected HOST or HOST:PORT");
 	if (raw[0] == '[' || (strchr(raw, ':') && strchr(raw, ':') != strrchr(raw, ':')))
-		return cdn_err_set(err, 0,
+		return cdn_err_msg(err, EINVAL,
 				   "--allow %s: expected HOST or HOST:PORT; IPv6 literals cannot "
 				   "be allowed by name",
 				   arg);
@@ -588,7 +589,7 @@ int egress_policy_allow(struct egress_policy *p, const char *host_port, struct c
 	if (colon) {
 		*colon = '\0';
 		if (parse_port(colon + 1, strlen(colon + 1), &port) < 0)
-			return cdn_err_set(err, 0,
+			return cdn_err_msg(err, EINVAL,
 					   "--allow %s: the port must be a number from 1 to 65535",
 					   arg);
 	}
@@ -604,14 +605,15 @@ int egress_policy_allow(struct egress_policy *p, const char *host_port, struct c
 		 * method and no approval hold. */
 		if (port && !egress_rule_has_port(r, port)) {
 			if (r->n_ports >= EGRESS_MAX_PORTS)
-				return cdn_err_set(err, 0, "--allow %s: %s already has %d ports",
-						   arg, name, EGRESS_MAX_PORTS);
+				return cdn_err_msg(err, EINVAL,
+						   "--allow %s: %s already has %d ports", arg, name,
+						   EGRESS_MAX_PORTS);
 			r->ports[r->n_ports++] = port;
 		} else if (!port) {
 			for (size_t i = 0; i < CDN_ARRAY_SIZE(ports_web); i++)
 				if (!egress_rule_has_port(r, ports_web[i])) {
 					if (r->n_ports >= EGRESS_MAX_PORTS)
-						return cdn_err_set(err, 0,
+						return cdn_err_msg(err, EINVAL,
 								   "--allow %s: %s already has %d "
 								   "ports",
 								   arg, name, EGRESS_MAX_PORTS);
@@ -623,7 +625,8 @@ int egress_policy_allow(struct egress_policy *p, const char *host_port, struct c
 		return 0;
 	}
 	if (p->n_rules >= EGRESS_MAX_RULES)
-		return cdn_err_set(err, 0, "--allow %s: more than %d rules", arg, EGRESS_MAX_RULES);
+		return cdn_err_msg(err, EINVAL, "--allow %s: more than %d rules", arg,
+				   EGRESS_MAX_RULES);
 	char *dup = strdup(name);
 	struct egress_rule *grown = dup ? realloc(p->rules, (p->n_rules + 1) * sizeof(*grown))
 					: NULL;
@@ -914,16 +917,14 @@ static int perr(void *ctx, int line, const char *path, const char *fmt, ...)
 static int perr(void *ctx, int line, const char *path, const char *fmt, ...)
 {
 	struct pctx *c = ctx;
-	char msg[CDN_ERR_MSG_MAX];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	cdn_err_vset(c->err, CDN_ERR_USER, EINVAL, fmt, ap);
 	va_end(ap);
 	char where[32] = "";
 	if (line > 0)
 		snprintf(where, sizeof(where), ":%d", line);
-	return cdn_err_set(c->err, 0, "%s%s: %s%s%s", c->src, where, path, path[0] ? ": " : "",
-			   msg);
+	return cdn_err_wrap(c->err, "%s%s%s%s", c->src, where, path[0] ? ": " : "", path);
 }
 
 /* Why an anchor, alias or tag is refused, said once. */
@@ -1091,15 +1092,7 @@ static const char *describe(const struct ynode *y, char *buf, size_t cap)
 	if (y->plain && y->len == 0)
 		return "an empty value";
 	char text[48];
-	size_t k = 0;
-	for (size_t i = 0; i < y->len && k + 4 < sizeof(text); i++) {
-		unsigned char ch = (unsigned char)y->value[i];
-		text[k++] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
-	}
-	if (k < y->len)
-		memcpy(text + k, "...", 4);
-	else
-		text[k] = '\0';
+	cdn_printable(text, sizeof(text), y->value, y->len, CDN_TEXT_ELLIPSIS);
 	snprintf(buf, cap, "%s'%s'", y->plain ? "" : "a quoted string ", text);
 	return buf;
 }
@@ -1754,7 +1747,7 @@ static int read_policy_file(const char *path, char **buf, size_t *len, struct cd
 	if (fstat(fd, &st) < 0)
 		return cdn_err_set(err, errno, "policy %s", path);
 	if (!S_ISREG(st.st_mode))
-		return cdn_err_set(err, 0, "policy %s: not a regular file", path);
+		return cdn_err_msg(err, EINVAL, "policy %s: not a regular file", path);
 	if (st.st_size > EGRESS_MAX_POLICY_BYTES)
 		return cdn_err_set(err, EFBIG, "%s: %lld bytes, more than the limit of %d", path,
 				   (long long)st.st_size, EGRESS_MAX_POLICY_BYTES);

@@ -284,14 +284,14 @@ static int parse_dotted_quad(const char *host, uint32_t *out, struct cdn_err *er
 {
 	size_t len = strlen(host);
 	if (host[len - 1] == '.')
-		return cdn_err_set(err, 0, "numeric host '%s' has a trailing dot", host);
+		return cdn_err_msg(err, EINVAL, "numeric host '%s' has a trailing dot", host);
 	size_t dots = 0;
 	for (size_t i = 0; i < len; i++)
 		dots += host[i] == '.';
 	/* "2130706433", "127.1", "127.0.1": inet_aton fills the missing
 	 * parts from the last number. */
 	if (dots != 3)
-		return cdn_err_set(err, 0,
+		return cdn_err_msg(err, EINVAL,
 				   "numeric host '%s' is not a canonical IPv4 address (expected "
 				   "four decimal parts)",
 				   host);
@@ -302,7 +302,7 @@ static int parse_dotted_quad(const char *host, uint32_t *out, struct cdn_err *er
 		unsigned v = 0;
 		while (*p && *p != '.') {
 			if (!is_digit(*p))
-				return cdn_err_set(err, 0,
+				return cdn_err_msg(err, EINVAL,
 						   "numeric host '%s' is not a canonical IPv4 "
 						   "address (non-decimal part)",
 						   host);
@@ -313,12 +313,12 @@ static int parse_dotted_quad(const char *host, uint32_t *out, struct cdn_err *er
 		size_t n = (size_t)(p - start);
 		/* A leading zero means octal to inet_aton: 0177 is 127. */
 		if (n > 1 && start[0] == '0')
-			return cdn_err_set(err, 0,
+			return cdn_err_msg(err, EINVAL,
 					   "numeric host '%s' has a part with a leading zero "
 					   "(read as octal by some resolvers)",
 					   host);
 		if (n > 3 || v > 255)
-			return cdn_err_set(err, 0, "numeric host '%s' has a part above 255",
+			return cdn_err_msg(err, EINVAL, "numeric host '%s' has a part above 255",
 					   host);
 		addr = (addr << 8) | v;
 	}
@@ -337,17 +337,17 @@ static int parse_v6(const char *host, struct sockaddr_storage *out, struct cdn_e
 		 * upstream is reached that way, and it is one more spelling to
 		 * get wrong. */
 		if (c == '%')
-			return cdn_err_set(err, 0, "IPv6 host has a zone id");
+			return cdn_err_msg(err, EINVAL, "IPv6 host has a zone id");
 		if (!is_digit(c) && !(c >= 'a' && c <= 'f') && !(c >= 'A' && c <= 'F') && c != ':' &&
 		    c != '.')
-			return cdn_err_set(err, 0, "host has an invalid character 0x%02x",
+			return cdn_err_msg(err, EINVAL, "host has an invalid character 0x%02x",
 					   (unsigned char)c);
 	}
 	struct in6_addr a;
 	if (len >= INET6_ADDRSTRLEN)
-		return cdn_err_set(err, 0, "host is too long for an IPv6 address");
+		return cdn_err_msg(err, EINVAL, "host is too long for an IPv6 address");
 	if (inet_pton(AF_INET6, host, &a) != 1)
-		return cdn_err_set(err, 0, "host '%s' is not a valid IPv6 address", host);
+		return cdn_err_msg(err, EINVAL, "host '%s' is not a valid IPv6 address", host);
 	if (out) {
 		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)out;
 		in6->sin6_family = AF_INET6;
@@ -361,41 +361,43 @@ int ssrf_parse_host(const char *host, struct sockaddr_storage *out, struct cdn_e
 	if (out)
 		memset(out, 0, sizeof(*out));
 	if (!host || !*host)
-		return cdn_err_set(err, 0, "empty host");
+		return cdn_err_msg(err, EINVAL, "empty host");
 	size_t len = strnlen(host, SSRF_MAX_NAME + 2);
 	if (strchr(host, ':'))
 		return parse_v6(host, out, err);
 	if (len > SSRF_MAX_NAME + 1)
-		return cdn_err_set(err, 0, "host is longer than %d characters", SSRF_MAX_NAME);
+		return cdn_err_msg(err, EINVAL, "host is longer than %d characters", SSRF_MAX_NAME);
 
 	/* The character set first (so later messages may quote the host),
 	 * then the labels: empty ones, their length, where the last starts. */
 	for (size_t i = 0; i < len; i++)
 		if (!is_name_char(host[i]))
-			return cdn_err_set(err, 0, "host has an invalid character 0x%02x",
+			return cdn_err_msg(err, EINVAL, "host has an invalid character 0x%02x",
 					   (unsigned char)host[i]);
 	size_t end = len;
 	if (host[end - 1] == '.')
 		end--; /* one trailing dot: the root, valid on a name */
 	if (end == 0)
-		return cdn_err_set(err, 0, "host '%s' has an empty label", host);
+		return cdn_err_msg(err, EINVAL, "host '%s' has an empty label", host);
 	if (end > SSRF_MAX_NAME)
-		return cdn_err_set(err, 0, "host is longer than %d characters", SSRF_MAX_NAME);
+		return cdn_err_msg(err, EINVAL, "host is longer than %d characters", SSRF_MAX_NAME);
 	size_t label = 0, last = 0;
 	for (size_t i = 0; i < end; i++) {
 		char c = host[i];
 		if (c == '.') {
 			if (i == label)
-				return cdn_err_set(err, 0, "host '%s' has an empty label", host);
+				return cdn_err_msg(err, EINVAL, "host '%s' has an empty label",
+						   host);
 			label = i + 1;
 			continue;
 		}
 		if (i - label >= SSRF_MAX_LABEL)
-			return cdn_err_set(err, 0, "host has a label longer than %d characters",
+			return cdn_err_msg(err, EINVAL,
+					   "host has a label longer than %d characters",
 					   SSRF_MAX_LABEL);
 	}
 	if (label == end)
-		return cdn_err_set(err, 0, "host '%s' has an empty label", host);
+		return cdn_err_msg(err, EINVAL, "host '%s' has an empty label", host);
 	last = label;
 
 	bool numeric = (host[last] == '0' && (host[last + 1] == 'x' || host[last + 1] == 'X'));
@@ -411,7 +413,7 @@ int ssrf_parse_host(const char *host, struct sockaddr_storage *out, struct cdn_e
 	for (size_t i = 0; i < end; i++) {
 		bool label_start = i == 0 || host[i - 1] == '.';
 		if (label_start && host[i] == '0' && (host[i + 1] == 'x' || host[i + 1] == 'X'))
-			return cdn_err_set(err, 0,
+			return cdn_err_msg(err, EINVAL,
 					   "numeric host '%s' has a hexadecimal part (read as a "
 					   "number by some resolvers)",
 					   host);

@@ -20,6 +20,8 @@
 
 #include "base/file.h"
 
+#include "base/cleanup.h"
+
 #define LEAF_VALID_S (24 * 3600)
 
 struct leaf {
@@ -36,6 +38,25 @@ struct egress_ca {
 	struct leaf leaves[TLS_MAX_LEAVES];
 	size_t n_leaves, next_evict;
 };
+
+static void bio_freep(BIO **b)
+{
+	BIO_free(*b);
+}
+
+static void x509_freep(X509 **x)
+{
+	X509_free(*x);
+}
+
+static void ca_freep(struct egress_ca **ca)
+{
+	egress_ca_free(*ca);
+}
+
+#define _cleanup_bio_  _cleanup_(bio_freep)
+#define _cleanup_x509_ _cleanup_(x509_freep)
+#define _cleanup_ca_   _cleanup_(ca_freep)
 
 static int ssl_err(struct cdn_err *err, const char *what)
 {
@@ -61,43 +82,37 @@ static bool add_ext(X509 *x, X509 *issuer, int nid, const char *value)
 
 static X509 *make_cert(EVP_PKEY *pub, X509 *issuer, const char *cn, long valid_s)
 {
-	X509 *x = X509_new();
+	_cleanup_x509_ X509 *x = X509_new();
 	unsigned char serial[16];
 	if (!x || RAND_bytes(serial, sizeof(serial)) != 1)
-		goto fail;
+		return NULL;
 	serial[0] &= 0x7f; /* positive */
 	BIGNUM *bn = BN_bin2bn(serial, sizeof(serial), NULL);
 	bool ok = bn && BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)) != NULL;
 	BN_free(bn);
 	if (!ok || X509_set_version(x, 2) != 1 || !X509_gmtime_adj(X509_getm_notBefore(x), -3600) ||
 	    !X509_gmtime_adj(X509_getm_notAfter(x), valid_s) || X509_set_pubkey(x, pub) != 1)
-		goto fail;
+		return NULL;
 	X509_NAME *name = X509_get_subject_name(x);
 	if (X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8, (const unsigned char *)"cordon", -1,
 				       -1, 0) != 1 ||
 	    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1,
 				       0) != 1 ||
 	    X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : name) != 1)
-		goto fail;
-	return x;
-fail:
-	X509_free(x);
-	return NULL;
+		return NULL;
+	return cdn_steal(&x);
 }
 
 /* What a CA needs besides its key and certificate: the PEM the sandbox
  * trusts, and the server context leaves are served from. */
 static int finish_ca(struct egress_ca *ca, struct cdn_err *err)
 {
-	BIO *bio = BIO_new(BIO_s_mem());
+	_cleanup_bio_ BIO *bio = BIO_new(BIO_s_mem());
 	char *data = NULL;
 	long len;
 	if (!bio || PEM_write_bio_X509(bio, ca->ca_cert) != 1 ||
-	    (len = BIO_get_mem_data(bio, &data)) <= 0 || !(ca->pem = strndup(data, (size_t)len))) {
-		BIO_free(bio);
+	    (len = BIO_get_mem_data(bio, &data)) <= 0 || !(ca->pem = strndup(data, (size_t)len)))
 		return ssl_err(err, "TLS CA: PEM");
-	}
-	BIO_free(bio);
 	ca->server_ctx = SSL_CTX_new(TLS_server_method());
 	if (!ca->server_ctx || SSL_CTX_set_min_proto_version(ca->server_ctx, TLS1_2_VERSION) != 1)
 		return ssl_err(err, "TLS CA: server context");
@@ -110,16 +125,13 @@ int egress_ca_new(const char *run_id, const char *const *domains, size_t n,
 		  struct egress_ca **out, struct cdn_err *err)
 {
 	*out = NULL;
-	struct egress_ca *ca = calloc(1, sizeof(*ca));
+	_cleanup_ca_ struct egress_ca *ca = calloc(1, sizeof(*ca));
 	if (!ca)
 		return cdn_err_set(err, ENOMEM, "TLS CA");
-	int r = 0;
 	ca->ca_key = EVP_EC_gen("P-256");
 	ca->leaf_key = EVP_EC_gen("P-256");
-	if (!ca->ca_key || !ca->leaf_key) {
-		r = ssl_err(err, "TLS CA: generate keys");
-		goto out;
-	}
+	if (!ca->ca_key || !ca->leaf_key)
+		return ssl_err(err, "TLS CA: generate keys");
 	char cn[128];
 	snprintf(cn, sizeof(cn), "cordon run %s CA", run_id ? run_id : "");
 	ca->ca_cert = make_cert(ca->ca_key, NULL, cn, TLS_CA_VALID_S);
@@ -131,12 +143,9 @@ int egress_ca_new(const char *run_id, const char *const *domains, size_t n,
 	size_t cap = 64;
 	for (size_t i = 0; i < n; i++)
 		cap += strlen(domains[i]) + 20;
-	char *nc = malloc(cap);
-	if (!ca->ca_cert || !nc) {
-		free(nc);
-		r = ssl_err(err, "TLS CA: certificate");
-		goto out;
-	}
+	_cleanup_free_ char *nc = malloc(cap);
+	if (!ca->ca_cert || !nc)
+		return ssl_err(err, "TLS CA: certificate");
 	size_t used = (size_t)snprintf(nc, cap, "critical");
 	for (size_t i = 0; i < n; i++) {
 		const char *d = domains[i];
@@ -149,33 +158,24 @@ int egress_ca_new(const char *run_id, const char *const *domains, size_t n,
 		  add_ext(ca->ca_cert, NULL, NID_subject_key_identifier, "hash") &&
 		  (n == 0 || add_ext(ca->ca_cert, NULL, NID_name_constraints, nc)) &&
 		  X509_sign(ca->ca_cert, ca->ca_key, EVP_sha256()) > 0;
-	free(nc);
-	if (!ok) {
-		r = ssl_err(err, "TLS CA: sign");
-		goto out;
-	}
-
-	r = finish_ca(ca, err);
-out:
-	if (r < 0)
-		egress_ca_free(ca);
-	else
-		*out = ca;
+	if (!ok)
+		return ssl_err(err, "TLS CA: sign");
+	int r = finish_ca(ca, err);
+	if (r == 0)
+		*out = cdn_steal(&ca);
 	return r;
 }
 
 int egress_ca_key_pem(const struct egress_ca *ca, char **out, struct cdn_err *err)
 {
 	*out = NULL;
-	BIO *bio = BIO_new(BIO_s_secmem());
+	/* A secure-memory BIO wipes what it held when it is freed. */
+	_cleanup_bio_ BIO *bio = BIO_new(BIO_s_secmem());
 	char *data = NULL;
 	long len;
 	if (!bio || PEM_write_bio_PrivateKey(bio, ca->ca_key, NULL, NULL, 0, NULL, NULL) != 1 ||
-	    (len = BIO_get_mem_data(bio, &data)) <= 0 || !(*out = strndup(data, (size_t)len))) {
-		BIO_free(bio);
+	    (len = BIO_get_mem_data(bio, &data)) <= 0 || !(*out = strndup(data, (size_t)len)))
 		return ssl_err(err, "TLS CA: export the key");
-	}
-	BIO_free(bio); /* a secure-memory BIO wipes what it held */
 	return 0;
 }
 
@@ -183,14 +183,13 @@ int egress_ca_load(const char *cert_pem, const char *key_pem, struct egress_ca *
 		   struct cdn_err *err)
 {
 	*out = NULL;
-	struct egress_ca *ca = calloc(1, sizeof(*ca));
+	_cleanup_ca_ struct egress_ca *ca = calloc(1, sizeof(*ca));
 	if (!ca)
 		return cdn_err_set(err, ENOMEM, "TLS CA");
-	BIO *cb = BIO_new_mem_buf(cert_pem, -1), *kb = BIO_new_mem_buf(key_pem, -1);
+	_cleanup_bio_ BIO *cb = BIO_new_mem_buf(cert_pem, -1);
+	_cleanup_bio_ BIO *kb = BIO_new_mem_buf(key_pem, -1);
 	ca->ca_cert = cb ? PEM_read_bio_X509(cb, NULL, NULL, NULL) : NULL;
 	ca->ca_key = kb ? PEM_read_bio_PrivateKey(kb, NULL, NULL, NULL) : NULL;
-	BIO_free(cb);
-	BIO_free(kb);
 	ca->leaf_key = EVP_EC_gen("P-256");
 	int r;
 	if (!ca->ca_cert || !ca->ca_key || !ca->leaf_key)
@@ -199,10 +198,8 @@ int egress_ca_load(const char *cert_pem, const char *key_pem, struct egress_ca *
 		r = ssl_err(err, "TLS CA: the key does not match the certificate");
 	else
 		r = finish_ca(ca, err);
-	if (r < 0)
-		egress_ca_free(ca);
-	else
-		*out = ca;
+	if (r == 0)
+		*out = cdn_steal(&ca);
 	return r;
 }
 
@@ -232,7 +229,7 @@ static X509 *leaf_for(struct egress_ca *ca, const char *host, struct cdn_err *er
 	for (size_t i = 0; i < ca->n_leaves; i++)
 		if (strcmp(ca->leaves[i].host, host) == 0)
 			return ca->leaves[i].cert;
-	X509 *x = make_cert(ca->leaf_key, ca->ca_cert, host, LEAF_VALID_S);
+	_cleanup_x509_ X509 *x = make_cert(ca->leaf_key, ca->ca_cert, host, LEAF_VALID_S);
 	char san[300];
 	snprintf(san, sizeof(san), "DNS:%s", host);
 	if (!x || !add_ext(x, ca->ca_cert, NID_basic_constraints, "critical,CA:FALSE") ||
@@ -241,8 +238,12 @@ static X509 *leaf_for(struct egress_ca *ca, const char *host, struct cdn_err *er
 	    !add_ext(x, ca->ca_cert, NID_subject_alt_name, san) ||
 	    !add_ext(x, ca->ca_cert, NID_authority_key_identifier, "keyid:always") ||
 	    X509_sign(x, ca->ca_key, EVP_sha256()) <= 0) {
-		X509_free(x);
 		ssl_err(err, "TLS: issue a certificate");
+		return NULL;
+	}
+	_cleanup_free_ char *h = strdup(host);
+	if (!h) {
+		cdn_err_set(err, ENOMEM, "TLS");
 		return NULL;
 	}
 	size_t slot;
@@ -253,16 +254,9 @@ static X509 *leaf_for(struct egress_ca *ca, const char *host, struct cdn_err *er
 		free(ca->leaves[slot].host);
 		X509_free(ca->leaves[slot].cert);
 	}
-	ca->leaves[slot].host = strdup(host);
-	ca->leaves[slot].cert = x;
-	if (!ca->leaves[slot].host) {
-		X509_free(x);
-		ca->leaves[slot].cert = NULL;
-		ca->n_leaves = slot; /* drop the slot */
-		cdn_err_set(err, ENOMEM, "TLS");
-		return NULL;
-	}
-	return x;
+	ca->leaves[slot].host = cdn_steal(&h);
+	ca->leaves[slot].cert = cdn_steal(&x);
+	return ca->leaves[slot].cert;
 }
 
 SSL *egress_ca_server_ssl(struct egress_ca *ca, const char *host, struct cdn_err *err)

@@ -38,6 +38,10 @@
 
 #include "audit/audit.h"
 #include "base/cleanup.h"
+#include "base/clock.h"
+#include "base/file.h"
+#include "base/hash.h"
+#include "base/text.h"
 #include "config.h"
 #include "run/artifacts.h"
 
@@ -69,35 +73,7 @@ static int crypto_ready(struct cdn_err *err)
 	return 0;
 }
 
-/* An error whose message says it all, with an errno for the caller. */
-static int fail(struct cdn_err *err, int code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static int fail(struct cdn_err *err, int code, const char *fmt, ...)
-{
-	char msg[CDN_ERR_MSG_MAX];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	cdn_err_msg(err, code, "%s", msg);
-	return -code;
-}
-
-static void sha256_hex(const void *data, size_t len, char out[EVIDENCE_HEX + 1])
-{
-	unsigned char d[crypto_hash_sha256_BYTES];
-	crypto_hash_sha256(d, data, len);
-	sodium_bin2hex(out, EVIDENCE_HEX + 1, d, sizeof(d));
-}
-
-static bool is_hex64(const char *s)
-{
-	size_t n = 0;
-	for (; s[n]; n++)
-		if (!((s[n] >= '0' && s[n] <= '9') || (s[n] >= 'a' && s[n] <= 'f')))
-			return false;
-	return n == EVIDENCE_HEX;
-}
+_Static_assert(EVIDENCE_HEX == CDN_SHA256_HEX, "a digest in a pack is a sha256 in hex");
 
 static int read_exact(int fd, void *buf, size_t n)
 {
@@ -115,29 +91,6 @@ static int read_exact(int fd, void *buf, size_t n)
 	return 0;
 }
 
-static int write_exact(int fd, const void *buf, size_t n)
-{
-	size_t done = 0;
-	while (done < n) {
-		ssize_t r = write(fd, (const char *)buf + done, n - done);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -errno;
-		done += (size_t)r;
-	}
-	return 0;
-}
-
-static void iso_time_ms(int64_t ms, char *buf, size_t cap)
-{
-	time_t t = (time_t)(ms / 1000);
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	size_t n = strftime(buf, cap, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(buf + n, cap - n, ".%03dZ", (int)(ms % 1000));
-}
-
 /* "YYYY-MM-DDTHH:MM:SS[.mmm]Z" to unix seconds; -1 when it is not that. */
 static int64_t iso_seconds(const char *s)
 {
@@ -151,28 +104,9 @@ static int64_t iso_seconds(const char *s)
 	return (int64_t)timegm(&tm);
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---------------------------------------------------------------------------
  * Names in a pack
  */
-
-/* An artifact's stored name: what artifact_sanitize() produces. */
-static bool artifact_name_ok(const char *n)
-{
-	size_t len = strlen(n);
-	if (len == 0 || len > ARTIFACT_NAME_MAX || n[0] == '.')
-		return false;
-	for (size_t i = 0; i < len; i++)
-		if (!isalnum((unsigned char)n[i]) && n[i] != '.' && n[i] != '_' && n[i] != '-')
-			return false;
-	return true;
-}
 
 /*
  * A path a pack may hold: one of the fixed names, or artifacts/NAME. The
@@ -214,17 +148,6 @@ static bool pack_name_ok(const char *n, char *why, size_t cap)
 	return false;
 }
 
-/* A copy of untrusted text that is safe to print and to put in JSON:
- * printable ASCII only (a name could carry terminal escapes, or bytes that
- * are not UTF-8). Every name a pack may hold is ASCII. */
-static void printable(char *out, size_t cap, const char *in)
-{
-	size_t i = 0;
-	for (; in[i] && i + 1 < cap; i++)
-		out[i] = (unsigned char)in[i] < 0x20 || (unsigned char)in[i] > 0x7e ? '?' : in[i];
-	out[i] = '\0';
-}
-
 /* ---------------------------------------------------------------------------
  * Keys
  */
@@ -238,7 +161,7 @@ struct evidence_key {
 
 void evidence_keyid(const unsigned char pk[EVIDENCE_PK_BYTES], char out[EVIDENCE_HEX + 1])
 {
-	sha256_hex(pk, EVIDENCE_PK_BYTES, out);
+	cdn_sha256_hex(pk, EVIDENCE_PK_BYTES, out);
 }
 
 void evidence_key_free(struct evidence_key *k)
@@ -333,8 +256,9 @@ int evidence_public_parse(const char *hex, unsigned char pk[EVIDENCE_PK_BYTES],
 	if (ok && sodium_hex2bin(pk, EVIDENCE_PK_BYTES, hex, n, NULL, &got, &end) == 0 &&
 	    got == EVIDENCE_PK_BYTES && end == hex + n)
 		return 0;
-	return fail(err, EINVAL, "a public key is %d hex digits (`cordon evidence key` prints it)",
-		    2 * EVIDENCE_PK_BYTES);
+	return cdn_err_msg(err, EINVAL,
+			   "a public key is %d hex digits (`cordon evidence key` prints it)",
+			   2 * EVIDENCE_PK_BYTES);
 }
 
 /* ---------------------------------------------------------------------------
@@ -412,8 +336,9 @@ int evidence_writer_open(int fd, time_t mtime, struct evidence_writer **out, str
 	if (!w->a || !w->subjects || archive_write_add_filter_gzip(w->a) != ARCHIVE_OK ||
 	    archive_write_set_format_pax_restricted(w->a) != ARCHIVE_OK ||
 	    archive_write_open_fd(w->a, fd) != ARCHIVE_OK) {
-		r = fail(err, EIO, "evidence pack: %s",
-			 w->a ? archive_error_string(w->a) ?: "libarchive" : "out of memory");
+		r = cdn_err_msg(err, EIO, "evidence pack: %s",
+				w->a ? archive_error_string(w->a) ?: "libarchive"
+				     : "out of memory");
 		evidence_writer_free(w);
 		return r;
 	}
@@ -441,25 +366,27 @@ static int writer_header(struct evidence_writer *w, const char *name, uint64_t s
 {
 	char why[128];
 	if (!pack_name_ok(name, why, sizeof(why)))
-		return fail(err, EINVAL, "evidence pack: %s: %s", name, why);
+		return cdn_err_msg(err, EINVAL, "evidence pack: %s: %s", name, why);
 	size_t i;
 	json_t *subj;
 	json_array_foreach(w->subjects, i, subj)
 	{
 		if (strcmp(json_string_value(json_object_get(subj, "name")), name) == 0)
-			return fail(err, EEXIST, "evidence pack: %s added twice", name);
+			return cdn_err_msg(err, EEXIST, "evidence pack: %s added twice", name);
 	}
 	/* Room is kept for statement.json and statement.sig: a pack that is
 	 * written must be one that verify accepts. */
 	size_t reserve = is_statement_name(name) ? 0 : 2;
 	if (w->entries + 1 + reserve > EVIDENCE_MAX_ENTRIES)
-		return fail(err, E2BIG, "evidence pack: more than %d files", EVIDENCE_MAX_ENTRIES);
+		return cdn_err_msg(err, E2BIG, "evidence pack: more than %d files",
+				   EVIDENCE_MAX_ENTRIES);
 	if (size > EVIDENCE_MAX_FILE)
-		return fail(err, E2BIG, "evidence pack: %s is %llu bytes, over the %llu a pack holds",
-			    name, (unsigned long long)size, (unsigned long long)EVIDENCE_MAX_FILE);
+		return cdn_err_msg(
+		    err, E2BIG, "evidence pack: %s is %llu bytes, over the %llu a pack holds", name,
+		    (unsigned long long)size, (unsigned long long)EVIDENCE_MAX_FILE);
 	if (w->all_bytes + size > EVIDENCE_MAX_TOTAL - (reserve ? 2ull * EVIDENCE_MAX_JSON : 0))
-		return fail(err, E2BIG, "evidence pack: over %llu bytes in all",
-			    (unsigned long long)EVIDENCE_MAX_TOTAL);
+		return cdn_err_msg(err, E2BIG, "evidence pack: over %llu bytes in all",
+				   (unsigned long long)EVIDENCE_MAX_TOTAL);
 	struct archive_entry *e = archive_entry_new();
 	if (!e)
 		return cdn_err_set(err, ENOMEM, "evidence pack");
@@ -471,7 +398,8 @@ static int writer_header(struct evidence_writer *w, const char *name, uint64_t s
 	int r = archive_write_header(w->a, e);
 	archive_entry_free(e);
 	if (r != ARCHIVE_OK)
-		return fail(err, EIO, "evidence pack: %s: %s", name, archive_error_string(w->a));
+		return cdn_err_msg(err, EIO, "evidence pack: %s: %s", name,
+				   archive_error_string(w->a));
 	w->entries++;
 	w->all_bytes += size;
 	return 0;
@@ -483,8 +411,8 @@ static int writer_data(struct evidence_writer *w, const char *name, const void *
 	while (len > 0) {
 		la_ssize_t n = archive_write_data(w->a, data, len);
 		if (n <= 0)
-			return fail(err, EIO, "evidence pack: %s: %s", name,
-				    archive_error_string(w->a) ?: "write failed");
+			return cdn_err_msg(err, EIO, "evidence pack: %s: %s", name,
+					   archive_error_string(w->a) ?: "write failed");
 		data = (const char *)data + n;
 		len -= (size_t)n;
 	}
@@ -506,12 +434,13 @@ int evidence_writer_add(struct evidence_writer *w, const char *name, const void 
 			struct cdn_err *err)
 {
 	if (is_statement_name(name))
-		return fail(err, EINVAL, "evidence pack: %s is written by the pack itself", name);
+		return cdn_err_msg(err, EINVAL, "evidence pack: %s is written by the pack itself",
+				   name);
 	int r = writer_header(w, name, len, err);
 	if (r == 0)
 		r = writer_data(w, name, data, len, err);
 	char hex[EVIDENCE_HEX + 1];
-	sha256_hex(data, len, hex);
+	cdn_sha256_hex(data, len, hex);
 	return r < 0 ? r : writer_subject(w, name, hex, len, err);
 }
 
@@ -519,7 +448,8 @@ int evidence_writer_add_fd(struct evidence_writer *w, const char *name, int fd, 
 			   char hex[EVIDENCE_HEX + 1], struct cdn_err *err)
 {
 	if (is_statement_name(name))
-		return fail(err, EINVAL, "evidence pack: %s is written by the pack itself", name);
+		return cdn_err_msg(err, EINVAL, "evidence pack: %s is written by the pack itself",
+				   name);
 	int r = writer_header(w, name, size, err);
 	if (r < 0)
 		return r;
@@ -540,18 +470,19 @@ int evidence_writer_add_fd(struct evidence_writer *w, const char *name, int fd, 
 		if (n == 0)
 			break;
 		if (done + (uint64_t)n > size)
-			return fail(err, EAGAIN, "evidence pack: %s grew while it was read", name);
+			return cdn_err_msg(err, EAGAIN, "evidence pack: %s grew while it was read",
+					   name);
 		crypto_hash_sha256_update(&st, buf, (size_t)n);
 		if ((r = writer_data(w, name, buf, (size_t)n, err)) < 0)
 			return r;
 		done += (uint64_t)n;
 	}
 	if (done != size)
-		return fail(err, EAGAIN, "evidence pack: %s shrank while it was read", name);
+		return cdn_err_msg(err, EAGAIN, "evidence pack: %s shrank while it was read", name);
 	unsigned char d[crypto_hash_sha256_BYTES];
 	char local[EVIDENCE_HEX + 1];
 	crypto_hash_sha256_final(&st, d);
-	sodium_bin2hex(local, sizeof(local), d, sizeof(d));
+	cdn_digest_hex(d, local);
 	if (hex)
 		memcpy(hex, local, sizeof(local));
 	return writer_subject(w, name, local, size, err);
@@ -612,8 +543,8 @@ int evidence_writer_finish(struct evidence_writer *w, json_t *predicate,
 	}
 	size_t plen = strlen(payload);
 	if (plen > EVIDENCE_MAX_JSON)
-		return fail(err, E2BIG, "evidence statement: %zu bytes, over %u", plen,
-			    EVIDENCE_MAX_JSON);
+		return cdn_err_msg(err, E2BIG, "evidence statement: %zu bytes, over %u", plen,
+				   EVIDENCE_MAX_JSON);
 	_cleanup_free_ char *env = envelope_text(payload, plen, key);
 	if (!env)
 		return cdn_err_set(err, ENOMEM, "evidence statement: signing");
@@ -625,26 +556,15 @@ int evidence_writer_finish(struct evidence_writer *w, json_t *predicate,
 	if (r < 0)
 		return r;
 	if (archive_write_close(w->a) != ARCHIVE_OK)
-		return fail(err, EIO, "evidence pack: %s", archive_error_string(w->a));
+		return cdn_err_msg(err, EIO, "evidence pack: %s", archive_error_string(w->a));
 	if (stmt_hex)
-		sha256_hex(payload, plen, stmt_hex);
+		cdn_sha256_hex(payload, plen, stmt_hex);
 	return 0;
 }
 
 /* ---------------------------------------------------------------------------
  * Export
  */
-
-static bool run_id_ok(const char *id)
-{
-	size_t n = strlen(id);
-	if (n == 0 || n > STORE_RUN_ID_MAX || !isalnum((unsigned char)id[0]))
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!isalnum((unsigned char)id[i]) && id[i] != '.' && id[i] != '_' && id[i] != '-')
-			return false;
-	return true;
-}
 
 /* Opens a regular file in the run directory without following links;
  * -ENOENT (err untouched) when it is absent. */
@@ -660,7 +580,7 @@ static int run_file_open(int dirfd, const char *dirname, const char *name, struc
 	if (fstat(fd, st) < 0)
 		r = cdn_err_set(err, errno, "%s/%s", dirname, name);
 	else if (!S_ISREG(st->st_mode))
-		r = fail(err, EINVAL, "%s/%s: not a regular file", dirname, name);
+		r = cdn_err_msg(err, EINVAL, "%s/%s: not a regular file", dirname, name);
 	if (r < 0)
 		close(fd);
 	return r < 0 ? r : fd;
@@ -672,8 +592,8 @@ static int read_small(int fd, const char *what, char **out, size_t *len, struct 
 	if (fstat(fd, &st) < 0)
 		return cdn_err_set(err, errno, "%s", what);
 	if ((uint64_t)st.st_size > EVIDENCE_MAX_JSON)
-		return fail(err, E2BIG, "%s: %lld bytes, over the %u a pack reads", what,
-			    (long long)st.st_size, EVIDENCE_MAX_JSON);
+		return cdn_err_msg(err, E2BIG, "%s: %lld bytes, over the %u a pack reads", what,
+				   (long long)st.st_size, EVIDENCE_MAX_JSON);
 	char *buf = malloc((size_t)st.st_size + 1);
 	if (!buf)
 		return cdn_err_set(err, ENOMEM, "%s", what);
@@ -724,7 +644,7 @@ static int audit_verify_fd(int fd, struct audit_verify *res, struct cdn_err *err
 				r = n < 0 ? -errno : 0;
 				break;
 			}
-			r = write_exact(out, buf, (size_t)n);
+			r = cdn_write_all(out, buf, (size_t)n);
 			off += n;
 		}
 	}
@@ -739,10 +659,10 @@ static int audit_verify_fd(int fd, struct audit_verify *res, struct cdn_err *err
 
 static json_t *record_json(const struct store_run *r, json_t *result)
 {
-	char created[40], started[40], finished[40];
-	iso_time_ms(r->created_ms, created, sizeof(created));
-	iso_time_ms(r->started_ms, started, sizeof(started));
-	iso_time_ms(r->finished_ms, finished, sizeof(finished));
+	char created[CDN_RFC3339_MAX], started[CDN_RFC3339_MAX], finished[CDN_RFC3339_MAX];
+	cdn_rfc3339(r->created_ms, CDN_TIME_MS, created, sizeof(created));
+	cdn_rfc3339(r->started_ms, CDN_TIME_MS, started, sizeof(started));
+	cdn_rfc3339(r->finished_ms, CDN_TIME_MS, finished, sizeof(finished));
 	json_t *j = json_pack("{s:s, s:s, s:{s:s, s:I, s:s}, s:s, s:i, s:s, s:s, s:I, s:I, s:I,"
 			      " s:{s:i, s:s}}",
 			      "id", r->id, "workspace", r->workspace, "agent", "name", r->agent,
@@ -762,7 +682,7 @@ static json_t *record_json(const struct store_run *r, json_t *result)
 	 * hash is what result.json records too. */
 	if (r->input_json) {
 		char h[EVIDENCE_HEX + 1];
-		sha256_hex(r->input_json, strlen(r->input_json), h);
+		cdn_sha256_hex(r->input_json, strlen(r->input_json), h);
 		json_object_set_new(j, "input_sha256", json_string(h));
 	} else {
 		json_object_set_new(j, "input_sha256", json_null());
@@ -810,11 +730,11 @@ static bool manifest_ok(json_t *arts, char *why, size_t cap)
 		json_t *size = json_object_get(a, "size");
 		char safe[ARTIFACT_NAME_MAX + 1];
 		if (!json_is_object(a) || !name || !artifact_name_ok(name)) {
-			printable(safe, sizeof(safe), name ? name : "?");
+			cdn_printable_str(safe, sizeof(safe), name ? name : "?", 0);
 			snprintf(why, cap, "artifact %zu has no valid name (%s)", i + 1, safe);
 			return false;
 		}
-		if (!sha || !is_hex64(sha) || !json_is_integer(size) ||
+		if (!sha || !cdn_sha256_hex_str_ok(sha) || !json_is_integer(size) ||
 		    json_integer_value(size) < 0) {
 			snprintf(why, cap, "artifact %s has no valid sha256 and size", name);
 			return false;
@@ -860,55 +780,60 @@ static int export_check(struct export_ctx *c, const struct store_run *rec, struc
 		json_error_t je;
 		c->result = json_loadb(c->result_text, c->result_len, JSON_FLAGS, &je);
 		if (!json_is_object(c->result))
-			return fail(err, EINVAL, "%s/result.json is not a JSON object (%s)", d,
-				    c->result ? "" : je.text);
+			return cdn_err_msg(err, EINVAL, "%s/result.json is not a JSON object (%s)",
+					   d, c->result ? "" : je.text);
 		const char *id = jstr(c->result, "run_id");
 		if (!id || strcmp(id, rec->id) != 0)
-			return fail(err, EINVAL, "%s/result.json is not run %s's result", d, rec->id);
+			return cdn_err_msg(err, EINVAL, "%s/result.json is not run %s's result", d,
+					   rec->id);
 	}
 	json_t *stored = rec->result_json ? json_loads(rec->result_json, JSON_FLAGS, NULL) : NULL;
 	bool same = (!stored && !c->result) || (stored && c->result && json_equal(stored, c->result));
 	json_decref(stored);
 	if (!same)
-		return fail(err, EINVAL,
-			    "%s/result.json %s the result in the run's record; it was changed or "
-			    "removed after the run, and a pack would sign the change",
-			    d, c->result ? "differs from" : "is missing, unlike");
+		return cdn_err_msg(
+		    err, EINVAL,
+		    "%s/result.json %s the result in the run's record; it was changed or "
+		    "removed after the run, and a pack would sign the change",
+		    d, c->result ? "differs from" : "is missing, unlike");
 
 	json_t *ra = c->result ? json_object_get(c->result, "audit") : NULL;
 	c->audit_fd = run_file_open(c->dirfd, d, "audit.jsonl", &st, err);
 	if (c->audit_fd < 0 && c->audit_fd != -ENOENT)
 		return c->audit_fd;
 	if (c->audit_fd < 0 && ra)
-		return fail(err, EINVAL, "%s/audit.jsonl is missing, but result.json names it", d);
+		return cdn_err_msg(err, EINVAL,
+				   "%s/audit.jsonl is missing, but result.json names it", d);
 	if (c->audit_fd >= 0 && c->result && !ra)
-		return fail(err, EINVAL, "%s/audit.jsonl exists, but result.json names no audit log",
-			    d);
+		return cdn_err_msg(err, EINVAL,
+				   "%s/audit.jsonl exists, but result.json names no audit log", d);
 	if (c->audit_fd >= 0) {
 		c->audit.mark_line = rec->audit_records;
 		int r = audit_verify_fd(c->audit_fd, &c->audit, err);
 		if (r < 0)
 			return r;
 		if (r == 1)
-			return fail(err, EINVAL, "%s/audit.jsonl: line %llu: %s", d,
-				    (unsigned long long)c->audit.bad_line, c->audit.reason);
+			return cdn_err_msg(err, EINVAL, "%s/audit.jsonl: line %llu: %s", d,
+					   (unsigned long long)c->audit.bad_line, c->audit.reason);
 		/* The chain alone cannot tell that lines were cut from its end:
 		 * the head the run recorded as it wrote them can, also for a run
 		 * whose supervisor died before result.json. A line or so may
 		 * follow the last anchor (written, and the writer died). */
 		if (rec->audit_head[0]) {
 			if (c->audit.lines < rec->audit_records)
-				return fail(err, EINVAL,
-					    "%s/audit.jsonl has %llu lines, but the run's record "
-					    "anchored its head after %llu: lines were cut off its end",
-					    d, (unsigned long long)c->audit.lines,
-					    (unsigned long long)rec->audit_records);
+				return cdn_err_msg(
+				    err, EINVAL,
+				    "%s/audit.jsonl has %llu lines, but the run's record "
+				    "anchored its head after %llu: lines were cut off its end",
+				    d, (unsigned long long)c->audit.lines,
+				    (unsigned long long)rec->audit_records);
 			if (strcmp(c->audit.mark_hash, rec->audit_head) != 0)
-				return fail(err, EINVAL,
-					    "%s/audit.jsonl line %llu has hash %s, but the run's record "
-					    "anchored %s: the log was rewritten",
-					    d, (unsigned long long)rec->audit_records,
-					    c->audit.mark_hash, rec->audit_head);
+				return cdn_err_msg(
+				    err, EINVAL,
+				    "%s/audit.jsonl line %llu has hash %s, but the run's record "
+				    "anchored %s: the log was rewritten",
+				    d, (unsigned long long)rec->audit_records, c->audit.mark_hash,
+				    rec->audit_head);
 			c->anchored = true;
 		}
 		const char *head = jstr(ra, "head");
@@ -916,18 +841,19 @@ static int export_check(struct export_ctx *c, const struct store_run *rec, struc
 		if (ra && (!head || strcmp(head, c->audit.last_hash) != 0 ||
 			   !json_is_integer(recs) ||
 			   (uint64_t)json_integer_value(recs) != c->audit.lines))
-			return fail(err, EINVAL,
-				    "%s/audit.jsonl ends at line %llu with hash %s, but result.json "
-				    "records its head as %s: lines were removed or rewritten",
-				    d, (unsigned long long)c->audit.lines, c->audit.last_hash,
-				    head ? head : "(none)");
+			return cdn_err_msg(
+			    err, EINVAL,
+			    "%s/audit.jsonl ends at line %llu with hash %s, but result.json "
+			    "records its head as %s: lines were removed or rewritten",
+			    d, (unsigned long long)c->audit.lines, c->audit.last_hash,
+			    head ? head : "(none)");
 		if (ra)
 			c->anchored = true;
 	}
 	char why[256];
 	json_t *arts = c->result ? json_object_get(c->result, "artifacts") : NULL;
 	if (arts && !manifest_ok(arts, why, sizeof(why)))
-		return fail(err, EINVAL, "%s/result.json: %s", d, why);
+		return cdn_err_msg(err, EINVAL, "%s/result.json: %s", d, why);
 	return 0;
 }
 
@@ -949,24 +875,26 @@ static int export_artifacts(struct export_ctx *c, struct evidence_writer *w, jso
 		struct stat st;
 		_cleanup_close_ int fd = run_file_open(afd, adir, name, &st, err);
 		if (fd == -ENOENT)
-			return fail(err, ENOENT, "%s/%s is missing", adir, name);
+			return cdn_err_msg(err, ENOENT, "%s/%s is missing", adir, name);
 		if (fd < 0)
 			return fd;
 		if ((uint64_t)st.st_size != size)
-			return fail(err, EINVAL,
-				    "%s/%s is %lld bytes, but result.json records %llu: changed "
-				    "after the run",
-				    adir, name, (long long)st.st_size, (unsigned long long)size);
+			return cdn_err_msg(
+			    err, EINVAL,
+			    "%s/%s is %lld bytes, but result.json records %llu: changed "
+			    "after the run",
+			    adir, name, (long long)st.st_size, (unsigned long long)size);
 		char path[EVIDENCE_MAX_NAME + 1], hex[EVIDENCE_HEX + 1];
 		snprintf(path, sizeof(path), ARTIFACTS_DIR "%s", name);
 		int r = evidence_writer_add_fd(w, path, fd, size, hex, err);
 		if (r < 0)
 			return r;
 		if (strcmp(hex, sha) != 0)
-			return fail(err, EINVAL,
-				    "%s/%s has sha256 %s, but result.json records %s: changed after "
-				    "the run",
-				    adir, name, hex, sha);
+			return cdn_err_msg(
+			    err, EINVAL,
+			    "%s/%s has sha256 %s, but result.json records %s: changed after "
+			    "the run",
+			    adir, name, hex, sha);
 	}
 	return 0;
 }
@@ -974,7 +902,7 @@ static int export_artifacts(struct export_ctx *c, struct evidence_writer *w, jso
 static int export_write(struct export_ctx *c, const struct store_run *rec, int fd,
 			struct evidence_export_info *info, struct cdn_err *err)
 {
-	int64_t now = now_ms();
+	int64_t now = cdn_wall_ms();
 	struct evidence_writer *w;
 	int r = evidence_writer_open(fd, (time_t)(now / 1000), &w, err);
 	if (r < 0)
@@ -1014,10 +942,11 @@ static int export_write(struct export_ctx *c, const struct store_run *rec, int f
 				   : strcmp(name, "stderr") == 0 ? rec->stderr_sha256
 								 : "";
 		if (r == 0 && want[0] && strcmp(hex, want) != 0)
-			r = fail(err, EINVAL,
-				 "%s/%s has sha256 %s, but the run's record has %s: changed after "
-				 "the run",
-				 c->dirname, name, hex, want);
+			r = cdn_err_msg(
+			    err, EINVAL,
+			    "%s/%s has sha256 %s, but the run's record has %s: changed after "
+			    "the run",
+			    c->dirname, name, hex, want);
 	}
 	json_t *arts = c->result ? json_object_get(c->result, "artifacts") : NULL;
 	json_t *manifest = arts ? json_incref(arts) : json_array();
@@ -1027,8 +956,8 @@ static int export_write(struct export_ctx *c, const struct store_run *rec, int f
 		r = export_artifacts(c, w, manifest, err);
 	json_decref(manifest);
 
-	char created[40];
-	iso_time_ms(now, created, sizeof(created));
+	char created[CDN_RFC3339_MAX];
+	cdn_rfc3339(now, CDN_TIME_MS, created, sizeof(created));
 	json_t *pred = json_pack("{s:s, s:s, s:{s:s, s:I, s:s}, s:s, s:i, s:b, s:s, s:s}",
 				 "run_id", rec->id, "workspace", rec->workspace, "agent", "name",
 				 rec->agent, "version", (json_int_t)rec->agent_version, "sha256",
@@ -1064,7 +993,8 @@ static int publish(const char *tmp, const char *path, bool force, struct cdn_err
 	if (force ? rename(tmp, path) < 0 : link(tmp, path) < 0) {
 		int e = errno;
 		if (e == EEXIST)
-			return fail(err, EEXIST, "%s exists; use --force to replace it", path);
+			return cdn_err_msg(err, EEXIST, "%s exists; use --force to replace it",
+					   path);
 		return cdn_err_set(err, e, "%s", path);
 	}
 	if (!force)
@@ -1085,9 +1015,9 @@ static int export_to(struct export_ctx *c, const struct store_run *rec,
 	if (slash)
 		*slash = '\0';
 	if (!*base)
-		return fail(err, EINVAL, "%s: the output must name a file", out);
+		return cdn_err_msg(err, EINVAL, "%s: the output must name a file", out);
 	if (!c->o->force && faccessat(AT_FDCWD, out, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
-		return fail(err, EEXIST, "%s exists; use --force to replace it", out);
+		return cdn_err_msg(err, EEXIST, "%s exists; use --force to replace it", out);
 	char tmp[PATH_MAX];
 	if ((size_t)snprintf(tmp, sizeof(tmp), "%s/.%s.XXXXXX", dir, base) >= sizeof(tmp))
 		return cdn_err_set(err, ENAMETOOLONG, "%s", out);
@@ -1119,30 +1049,33 @@ int evidence_export(struct store *s, const struct evidence_export_opts *o,
 	if (r < 0)
 		return r;
 	if (!o->key || !o->out_path || !o->run_id)
-		return fail(err, EINVAL, "evidence export: a run, an output and a key are needed");
+		return cdn_err_msg(err, EINVAL,
+				   "evidence export: a run, an output and a key are needed");
 	/* The id goes into a path: nothing but the store's id characters. */
-	if (!run_id_ok(o->run_id))
-		return fail(err, ENOENT, "no run %.64s", o->run_id);
+	if (!store_run_id_ok(o->run_id))
+		return cdn_err_msg(err, ENOENT, "no run %.64s", o->run_id);
 	struct store_run rec;
 	r = store_run_get(s, o->run_id, &rec, err);
 	if (r == -ENOENT || (r == 0 && o->workspace && strcmp(rec.workspace, o->workspace) != 0)) {
 		if (r == 0)
 			store_run_clear(&rec);
-		return o->workspace
-			       ? fail(err, ENOENT, "no run %s in workspace %s", o->run_id,
-				      o->workspace)
-			       : fail(err, ENOENT, "no run %s", o->run_id);
+		return o->workspace ? cdn_err_msg(err, ENOENT, "no run %s in workspace %s",
+						  o->run_id, o->workspace)
+				    : cdn_err_msg(err, ENOENT, "no run %s", o->run_id);
 	}
 	if (r < 0)
 		return r;
 	struct export_ctx c = { .o = o, .dirfd = -1, .audit_fd = -1 };
 	if (!store_run_status_final(rec.status)) {
-		r = fail(err, EBUSY, "run %s has not finished (status %s); export it once it has",
-			 rec.id, store_run_status_name(rec.status));
+		r = cdn_err_msg(err, EBUSY,
+				"run %s has not finished (status %s); export it once it has",
+				rec.id, store_run_status_name(rec.status));
 	} else {
-		snprintf(c.dirname, sizeof(c.dirname), "%s/runs/%s", store_dir(s), rec.id);
-		c.dirfd = open(c.dirname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		r = c.dirfd < 0 ? cdn_err_set(err, errno, "run directory %s", c.dirname) : 0;
+		r = store_run_file(s, rec.id, NULL, c.dirname, sizeof(c.dirname), err);
+		if (r == 0)
+			c.dirfd = open(c.dirname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (r == 0 && c.dirfd < 0)
+			r = cdn_err_set(err, errno, "run directory %s", c.dirname);
 	}
 	if (r == 0)
 		r = export_check(&c, &rec, err);
@@ -1196,14 +1129,14 @@ static int bad(struct verifier *v, const char *part, const char *fmt, ...)
 	struct evidence_report *rep = v->rep;
 	if (rep->reason[0])
 		return 1;
-	printable(rep->part, sizeof(rep->part), *part ? part : "archive");
+	cdn_printable_str(rep->part, sizeof(rep->part), *part ? part : "archive", 0);
 	char reason[sizeof(rep->reason)];
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(reason, sizeof(reason), fmt, ap);
 	va_end(ap);
 	/* Parser messages quote the input they choked on. */
-	printable(rep->reason, sizeof(rep->reason), reason);
+	cdn_printable_str(rep->reason, sizeof(rep->reason), reason, 0);
 	return 1;
 }
 
@@ -1341,7 +1274,7 @@ static int entry_read(struct verifier *v, struct archive *tar, const char *name,
 		crypto_hash_sha256_update(&st, buf, (size_t)n);
 		if (slot >= 0)
 			memcpy(v->kept[slot] + done, buf, (size_t)n);
-		if (audit && (r = write_exact(v->audit_fd, buf, (size_t)n)) < 0)
+		if (audit && (r = cdn_write_all(v->audit_fd, buf, (size_t)n)) < 0)
 			return cdn_err_set(v->err, -r, "evidence: memfd for audit.jsonl");
 		done += (uint64_t)n;
 	}
@@ -1354,7 +1287,7 @@ static int entry_read(struct verifier *v, struct archive *tar, const char *name,
 	}
 	unsigned char d[crypto_hash_sha256_BYTES];
 	crypto_hash_sha256_final(&st, d);
-	sodium_bin2hex(f->sha256, sizeof(f->sha256), d, sizeof(d));
+	cdn_digest_hex(d, f->sha256);
 	return 0;
 }
 
@@ -1625,7 +1558,8 @@ static int copy_str(struct verifier *v, json_t *obj, const char *key, char *out,
 	/* The agent's hash is "" in the record of a run that failed before
 	 * its agent was resolved; every other field is never empty. */
 	bool empty_ok = strcmp(key, "sha256") == 0;
-	if (!s || (!*s && !empty_ok) || (*s && empty_ok && !is_hex64(s)) || strlen(s) >= cap)
+	if (!s || (!*s && !empty_ok) || (*s && empty_ok && !cdn_sha256_hex_str_ok(s)) ||
+	    strlen(s) >= cap)
 		return bad(v, "statement.json", "the predicate has no valid \"%s\"", key);
 	snprintf(out, cap, "%s", s);
 	return 0;
@@ -1673,7 +1607,7 @@ static int check_statement(struct verifier *v)
 	if (!json_is_null(audit)) {
 		const char *head = jstr(audit, "head");
 		json_t *recs = json_object_get(audit, "records");
-		if (!head || !is_hex64(head) || !json_is_integer(recs) ||
+		if (!head || !cdn_sha256_hex_str_ok(head) || !json_is_integer(recs) ||
 		    json_integer_value(recs) < 0)
 			return bad(v, "statement.json", "the predicate's audit head is not valid");
 		snprintf(rep->audit_head, sizeof(rep->audit_head), "%s", head);
@@ -1703,7 +1637,7 @@ static int check_subjects(struct verifier *v, const int64_t *mtimes)
 		json_t *dg = json_object_get(s, "digest");
 		const char *sha = jstr(dg, "sha256");
 		if (!json_is_object(s) || json_object_size(s) != 2 || !name || !sha ||
-		    json_object_size(dg) != 1 || !is_hex64(sha))
+		    json_object_size(dg) != 1 || !cdn_sha256_hex_str_ok(sha))
 			return bad(v, "statement.json", "subject %zu is not {name, digest: {sha256}}",
 				   i + 1);
 		if (!pack_name_ok(name, why, sizeof(why)) || is_statement_name(name))
@@ -2018,7 +1952,7 @@ int evidence_verify_file(const char *path, const struct evidence_trust *t,
 	if (fstat(fd, &st) < 0)
 		return cdn_err_set(err, errno, "%s", path);
 	if (!S_ISREG(st.st_mode))
-		return fail(err, EINVAL, "%s: not a regular file", path);
+		return cdn_err_msg(err, EINVAL, "%s: not a regular file", path);
 	struct archive *gz = gz_reader();
 	if (!gz)
 		return cdn_err_set(err, ENOMEM, "evidence");

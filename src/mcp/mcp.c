@@ -36,6 +36,8 @@
 #include <time.h>
 
 #include "base/cleanup.h"
+#include "base/clock.h"
+#include "base/hash.h"
 #include "config.h"
 
 #define HASH_BYTES   crypto_hash_sha256_BYTES
@@ -221,9 +223,7 @@ static uint64_t now_ms(const struct mcp_server *s)
 {
 	if (s->hooks.now_ms)
 		return s->hooks.now_ms(s->hooks.ctx);
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return cdn_mono_ms();
 }
 
 static void audit(const struct mcp_server *s, const char *event, const char *fmt, ...)
@@ -942,10 +942,8 @@ static int tool_save_artifact(struct call *c, json_t *const *vals)
 	size_t len = c->blob ? c->blob_len : json_string_length(vals[1]);
 	if (s->hooks.save_artifact(s->hooks.ctx, c->phase, name, data, len, &err) < 0)
 		return reply_hook_error(&c->r, "save_artifact", &err);
-	uint8_t digest[crypto_hash_sha256_BYTES];
-	char hex[2 * sizeof(digest) + 1];
-	crypto_hash_sha256(digest, data, len);
-	sodium_bin2hex(hex, sizeof(hex), digest, sizeof(digest));
+	char hex[CDN_SHA256_HEX + 1];
+	cdn_sha256_hex(data, len, hex);
 	char text[MCP_MAX_ARTIFACT_NAME + 128];
 	snprintf(text, sizeof(text), "saved %s: %zu bytes, sha256 %s", name, len, hex);
 	json_t *sc =

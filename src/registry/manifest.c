@@ -22,7 +22,10 @@
 
 #include "base/cleanup.h"
 #include "base/file.h"
+#include "base/text.h"
 #include "base/units.h"
+#include "sandbox/sandbox.h"
+#include "store/store.h"
 
 #define PATH_LEN  96 /* "egress.rules[63].requests_per_minute" and then some */
 #define SHOWN_MAX 64 /* bytes of a user's string quoted in an error */
@@ -38,29 +41,17 @@ static int merr(struct mctx *c, const char *path, const char *fmt, ...)
 /* "agent.json: limits.mem: expected ..."; the path is left out at the top. */
 static int merr(struct mctx *c, const char *path, const char *fmt, ...)
 {
-	char msg[CDN_ERR_MSG_MAX];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	cdn_err_vset(c->err, CDN_ERR_USER, EINVAL, fmt, ap);
 	va_end(ap);
-	return cdn_err_set(c->err, 0, "%s: %s%s%s", c->src, path, path[0] ? ": " : "", msg);
-}
-
-/* s for an error message: printable ASCII only, cut at SHOWN_MAX bytes,
- * so a message can go to a terminal or into JSON as it is. */
-static const char *shown(const char *s, char *buf, size_t cap)
-{
-	size_t k = 0;
-	for (; s[k] && k < SHOWN_MAX && k + 4 < cap; k++)
-		buf[k] = s[k] >= 0x20 && s[k] < 0x7f ? s[k] : '?';
-	snprintf(buf + k, cap - k, "%s", s[k] ? "..." : "");
-	return buf;
+	return cdn_err_wrap(c->err, "%s%s%s", c->src, path[0] ? ": " : "", path);
 }
 
 /* What was found instead, for "expected X, got Y". */
 static const char *describe(const json_t *v, char *buf, size_t cap)
 {
-	char s[SHOWN_MAX + 8];
+	char s[SHOWN_MAX + 4];
 	switch (json_typeof(v)) {
 	case JSON_OBJECT: return "an object";
 	case JSON_ARRAY: return "a list";
@@ -72,7 +63,8 @@ static const char *describe(const json_t *v, char *buf, size_t cap)
 		return buf;
 	case JSON_REAL: snprintf(buf, cap, "the number %.10g", json_real_value(v)); return buf;
 	case JSON_STRING:
-		snprintf(buf, cap, "the string \"%s\"", shown(json_string_value(v), s, sizeof(s)));
+		snprintf(buf, cap, "the string \"%s\"",
+			 cdn_printable_str(s, sizeof(s), json_string_value(v), CDN_TEXT_ELLIPSIS));
 		return buf;
 	}
 	return "an unknown value";
@@ -125,9 +117,9 @@ static int check_object(struct mctx *c, const json_t *obj, const char *path, con
 		for (size_t i = 0; i < n_keys && off < sizeof(list); i++)
 			off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%s",
 						i ? ", " : "", keys[i]);
-		char s[SHOWN_MAX + 8];
-		return merr(c, path, "unknown key \"%s\" (expected %s)", shown(key, s, sizeof(s)),
-			    list);
+		char s[SHOWN_MAX + 4];
+		return merr(c, path, "unknown key \"%s\" (expected %s)",
+			    cdn_printable_str(s, sizeof(s), key, CDN_TEXT_ELLIPSIS), list);
 	}
 	return 0;
 }
@@ -284,22 +276,10 @@ static int get_cpu(struct mctx *c, const json_t *v, const char *path, uint64_t *
 
 /* ------------------------------------------------------------ names, lists */
 
-/* Store names, as the store writes them: [a-z0-9][a-z0-9._-]{0,63}. They
- * become paths and keys there, so there is no "..", no "/", no upper case
- * that would make two names of one. */
-static bool store_name_ok(const char *s)
-{
-	size_t n = strlen(s);
-	if (n == 0 || n > MANIFEST_MAX_NAME)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char ch = s[i];
-		bool alnum = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9');
-		if (!alnum && (i == 0 || (ch != '.' && ch != '_' && ch != '-')))
-			return false;
-	}
-	return true;
-}
+/* Names the store keeps (name, env, capabilities) follow its grammar,
+ * store_name_ok(): there they become paths and keys. */
+_Static_assert(MANIFEST_MAX_NAME == STORE_MAX_NAME, "a manifest's names are store names");
+_Static_assert(MANIFEST_MAX_SECRET_NAME == STORE_MAX_NAME, "a secret's name fits the vault");
 
 static bool version_ok(const char *s)
 {
@@ -315,13 +295,22 @@ static bool version_ok(const char *s)
 	return true;
 }
 
+/*
+ * A secret's name in a manifest is the environment variable that carries
+ * it, in upper case: [A-Z_][A-Z0-9_]{0,63} (sandbox_env_name_ok). That is not the vault's grammar
+ * (store_secret_name_ok: [A-Za-z0-9][A-Za-z0-9._-]{0,63}), and the two
+ * disagree on one point: a name that starts with '_' passes here but no
+ * vault holds it, so a run of such an agent is refused when it asks the
+ * vault for the value, naming the secret. It is kept, because refusing it
+ * here would refuse agents registered with it today.
+ */
 static bool secret_name_ok(const char *s)
 {
 	size_t n = strlen(s);
-	if (n == 0 || n > MANIFEST_MAX_SECRET_NAME || (s[0] >= '0' && s[0] <= '9'))
+	if (n > MANIFEST_MAX_SECRET_NAME || !sandbox_env_name_ok(s, n))
 		return false;
 	for (size_t i = 0; i < n; i++)
-		if (!((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+		if (s[i] >= 'a' && s[i] <= 'z')
 			return false;
 	return true;
 }
@@ -417,12 +406,13 @@ static int get_strv(struct mctx *c, const json_t *v, const char *path, const cha
 		}
 		long dup = r == 0 && unique ? strv_find(vec, i, norm) : -1;
 		if (dup >= 0) {
-			char sh[SHOWN_MAX + 8];
+			char sh[SHOWN_MAX + 4];
 			r = strcmp(s, norm) == 0
-				    ? merr(c, ip, "\"%s\" is listed twice (also at [%ld])",
-					   shown(s, sh, sizeof(sh)), dup)
-				    : merr(c, ip, "\"%s\" is \"%s\", listed already at [%ld]",
-					   shown(s, sh, sizeof(sh)), norm, dup);
+				? merr(c, ip, "\"%s\" is listed twice (also at [%ld])",
+				       cdn_printable_str(sh, sizeof(sh), s, CDN_TEXT_ELLIPSIS), dup)
+				: merr(c, ip, "\"%s\" is \"%s\", listed already at [%ld]",
+				       cdn_printable_str(sh, sizeof(sh), s, CDN_TEXT_ELLIPSIS),
+				       norm, dup);
 		}
 		if (r == 0 && !(vec[i] = strdup(norm)))
 			r = cdn_err_set(c->err, ENOMEM, "%s", c->src);
@@ -449,12 +439,13 @@ static int check_store_name(struct mctx *c, const char *path, const char *s, cha
 {
 	(void)norm;
 	(void)cap;
-	char sh[SHOWN_MAX + 8];
+	char sh[SHOWN_MAX + 4];
 	if (!store_name_ok(s))
 		return merr(c, path,
 			    "\"%s\": expected a name of lowercase letters, digits, '.', '_' and "
 			    "'-', starting with a letter or digit, at most %d bytes",
-			    shown(s, sh, sizeof(sh)), MANIFEST_MAX_NAME);
+			    cdn_printable_str(sh, sizeof(sh), s, CDN_TEXT_ELLIPSIS),
+			    MANIFEST_MAX_NAME);
 	return 0;
 }
 
@@ -463,13 +454,14 @@ static int check_secret_name(struct mctx *c, const char *path, const char *s, ch
 {
 	(void)norm;
 	(void)cap;
-	char sh[SHOWN_MAX + 8];
+	char sh[SHOWN_MAX + 4];
 	if (!secret_name_ok(s))
 		return merr(c, path,
 			    "\"%s\": expected an environment variable name of upper-case letters, "
 			    "digits and '_', not starting with a digit, at most %d bytes (e.g. "
 			    "OPENAI_API_KEY)",
-			    shown(s, sh, sizeof(sh)), MANIFEST_MAX_SECRET_NAME);
+			    cdn_printable_str(sh, sizeof(sh), s, CDN_TEXT_ELLIPSIS),
+			    MANIFEST_MAX_SECRET_NAME);
 	const char *why = secret_name_reserved(s);
 	if (why)
 		return merr(c, path, "\"%s\" cannot be a secret: %s", s, why);
@@ -484,12 +476,13 @@ static int check_extension(struct mctx *c, const char *path, const char *s, char
 	bool ok = n >= 1 && n <= MANIFEST_MAX_EXTENSION;
 	for (size_t i = 0; ok && i < n; i++)
 		ok = (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9');
-	char sh[SHOWN_MAX + 8];
+	char sh[SHOWN_MAX + 4];
 	if (!ok)
 		return merr(c, path,
 			    "\"%s\": expected an extension of lowercase letters and digits without "
 			    "the dot, at most %d bytes (e.g. \"json\")",
-			    shown(s, sh, sizeof(sh)), MANIFEST_MAX_EXTENSION);
+			    cdn_printable_str(sh, sizeof(sh), s, CDN_TEXT_ELLIPSIS),
+			    MANIFEST_MAX_EXTENSION);
 	return 0;
 }
 
@@ -583,12 +576,12 @@ static int parse_rule_methods(struct mctx *c, const json_t *v, const char *path,
 				up[j] = (char)(s[j] >= 'a' && s[j] <= 'z' ? s[j] - 32 : s[j]);
 			bit = egress_method_bit(up);
 		}
-		char sh[SHOWN_MAX + 8];
+		char sh[SHOWN_MAX + 4];
 		if (!bit)
 			return merr(c, ip,
 				    "unknown method \"%s\" (expected GET, HEAD, POST, PUT, PATCH, "
 				    "DELETE, OPTIONS)",
-				    shown(s, sh, sizeof(sh)));
+				    cdn_printable_str(sh, sizeof(sh), s, CDN_TEXT_ELLIPSIS));
 		if (r->methods & bit)
 			return merr(c, ip, "method %s is listed twice", up);
 		r->methods |= bit;
@@ -622,12 +615,12 @@ static int parse_rule(struct mctx *c, const json_t *v, const char *path,
 		rc = check_domain(c, kp, s, name, sizeof(name));
 	if (rc < 0)
 		return rc;
-	char sh[SHOWN_MAX + 8];
+	char sh[SHOWN_MAX + 4];
 	if (strv_find(m->egress_domains, m->n_egress_domains, name) < 0)
 		return merr(c, kp,
 			    "\"%s\" is not in egress.domains; a rule narrows a domain the agent "
 			    "lists, so list it there too",
-			    shown(s, sh, sizeof(sh)));
+			    cdn_printable_str(sh, sizeof(sh), s, CDN_TEXT_ELLIPSIS));
 	for (size_t i = 0; i < m->n_egress_rules; i++)
 		if (m->egress_rules[i].name && strcmp(m->egress_rules[i].name, name) == 0)
 			return merr(c, kp, "\"%s\" already has a rule (egress.rules[%zu])", name,
@@ -662,7 +655,7 @@ static int parse_rule(struct mctx *c, const json_t *v, const char *path,
 			r->approval = true;
 		else if (strcmp(s, "none") != 0)
 			return merr(c, kp, "expected \"required\" or \"none\", got \"%s\"",
-				    shown(s, sh, sizeof(sh)));
+				    cdn_printable_str(sh, sizeof(sh), s, CDN_TEXT_ELLIPSIS));
 	}
 	if ((x = json_object_get(v, "inspect"))) {
 		path_key(kp, sizeof(kp), path, "inspect");
@@ -852,7 +845,7 @@ static int parse_top(struct mctx *c, const json_t *root, struct agent_manifest *
 
 	const json_t *x;
 	const char *s = NULL;
-	char sh[SHOWN_MAX + 8];
+	char sh[SHOWN_MAX + 4];
 	rc = parse_name(c, json_object_get(root, "name"), "name", m->name, sizeof(m->name));
 	if (rc < 0)
 		return rc;
@@ -863,7 +856,8 @@ static int parse_top(struct mctx *c, const json_t *root, struct agent_manifest *
 	if (!version_ok(s))
 		return merr(c, "version",
 			    "\"%s\": expected 1 to %d of letters, digits, '.', '_', '+' and '-'",
-			    shown(s, sh, sizeof(sh)), MANIFEST_MAX_VERSION);
+			    cdn_printable_str(sh, sizeof(sh), s, CDN_TEXT_ELLIPSIS),
+			    MANIFEST_MAX_VERSION);
 	snprintf(m->version, sizeof(m->version), "%s", s);
 
 	if ((x = json_object_get(root, "description"))) {
@@ -898,7 +892,7 @@ static int parse_top(struct mctx *c, const json_t *root, struct agent_manifest *
 		if (strcmp(s, "offline") != 0 && strcmp(s, "deployment") != 0)
 			return merr(c, "profile",
 				    "expected \"offline\" or \"deployment\", got \"%s\"",
-				    shown(s, sh, sizeof(sh)));
+				    cdn_printable_str(sh, sizeof(sh), s, CDN_TEXT_ELLIPSIS));
 		snprintf(m->profile, sizeof(m->profile), "%s", s);
 	}
 	if ((x = json_object_get(root, "egress"))) {
@@ -950,17 +944,14 @@ static int parse_top(struct mctx *c, const json_t *root, struct agent_manifest *
 static int json_syntax_error(struct mctx *c, const json_error_t *je)
 {
 	char text[JSON_ERROR_TEXT_LENGTH];
-	size_t k = 0;
-	for (; je->text[k] && k + 1 < sizeof(text); k++)
-		text[k] = je->text[k] >= 0x20 && je->text[k] < 0x7f ? je->text[k] : '?';
-	text[k] = '\0';
+	cdn_printable_str(text, sizeof(text), je->text, 0);
 	if (json_error_code(je) == json_error_duplicate_key)
-		return cdn_err_set(c->err, 0,
+		return cdn_err_msg(c->err, EINVAL,
 				   "%s:%d:%d: a key appears twice in one object (%s); each key "
 				   "may be given once",
 				   c->src, je->line, je->column, text);
-	return cdn_err_set(c->err, 0, "%s:%d:%d: not valid JSON: %s", c->src, je->line, je->column,
-			   text);
+	return cdn_err_msg(c->err, EINVAL, "%s:%d:%d: not valid JSON: %s", c->src, je->line,
+			   je->column, text);
 }
 
 int manifest_parse(const char *json, size_t len, const char *source, struct agent_manifest **out,
@@ -1012,11 +1003,11 @@ int manifest_load_dir(const char *dir, struct agent_manifest **out, struct cdn_e
 	_cleanup_close_ int fd = openat(dfd, "agent.json",
 					O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0 && errno == ELOOP)
-		return cdn_err_set(
-			err, 0,
-			"%s: a symbolic link; the manifest must be a regular file in the "
-			"agent's directory",
-			path);
+		return cdn_err_msg(
+		    err, EINVAL,
+		    "%s: a symbolic link; the manifest must be a regular file in the "
+		    "agent's directory",
+		    path);
 	if (fd < 0 && errno == ENOENT)
 		return cdn_err_set(err, ENOENT, "%s (every agent directory needs an agent.json)",
 				   path);
@@ -1026,7 +1017,7 @@ int manifest_load_dir(const char *dir, struct agent_manifest **out, struct cdn_e
 	if (fstat(fd, &st) < 0)
 		return cdn_err_set(err, errno, "%s", path);
 	if (!S_ISREG(st.st_mode))
-		return cdn_err_set(err, 0, "%s: not a regular file", path);
+		return cdn_err_msg(err, EINVAL, "%s: not a regular file", path);
 	if (st.st_size > MANIFEST_MAX_BYTES)
 		return cdn_err_set(err, EFBIG, "%s: %lld bytes, more than the limit of %d", path,
 				   (long long)st.st_size, MANIFEST_MAX_BYTES);

@@ -14,6 +14,8 @@
 
 #include "base/cleanup.h"
 #include "base/file.h"
+#include "base/hash.h"
+#include "sandbox/sandbox.h"
 #include "vault/vault.h"
 
 static void result_from(struct registry_result *res, const char *name, unsigned version,
@@ -97,17 +99,6 @@ int registry_capability_register(struct store *s, const char *ws, const char *na
 	return 0;
 }
 
-static bool env_name_ok(const char *p, size_t n)
-{
-	if (n == 0 || n > 128 || (p[0] >= '0' && p[0] <= '9'))
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!(p[i] == '_' || (p[i] >= 'A' && p[i] <= 'Z') || (p[i] >= 'a' && p[i] <= 'z') ||
-		      (p[i] >= '0' && p[i] <= '9')))
-			return false;
-	return true;
-}
-
 int registry_env_register(struct store *s, const char *ws, const char *name,
 			  const char *const *vars, size_t n, struct registry_result *res,
 			  struct cdn_err *err)
@@ -123,7 +114,7 @@ int registry_env_register(struct store *s, const char *ws, const char *name,
 		const char *eq = strchr(vars[i], '=');
 		size_t kl = eq ? (size_t)(eq - vars[i]) : 0;
 		char key[129];
-		if (!eq || !env_name_ok(vars[i], kl)) {
+		if (!eq || kl > 128 || !sandbox_env_name_ok(vars[i], kl)) {
 			r = cdn_err_set(err, EINVAL, "env %s: '%.*s': expected NAME=VALUE", name,
 					(int)(eq ? kl : strlen(vars[i]) > 64 ? 64 : strlen(vars[i])),
 					vars[i]);
@@ -163,12 +154,10 @@ int registry_env_register(struct store *s, const char *ws, const char *name,
 	json_decref(obj);
 	if (!doc)
 		return cdn_err_set(err, ENOMEM, "env %s", name);
-	unsigned char h[crypto_hash_sha256_BYTES];
-	crypto_hash_sha256(h, (const unsigned char *)doc, strlen(doc));
 	struct store_item it = { .kind = STORE_ENV, .doc = doc };
 	snprintf(it.workspace, sizeof(it.workspace), "%s", ws);
 	snprintf(it.name, sizeof(it.name), "%s", name);
-	sodium_bin2hex(it.hash, sizeof(it.hash), h, sizeof(h));
+	cdn_sha256_hex(doc, strlen(doc), it.hash);
 	bool created = false;
 	if ((r = store_item_put(s, &it, &it.version, &created, err)) < 0)
 		return r;

@@ -16,7 +16,7 @@
 
 #include <ctype.h>
 #include <dirent.h>
-#include <linux/openat2.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -27,10 +27,12 @@
 #include <strings.h>
 #include <sys/fsuid.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "base/cleanup.h"
+#include "base/file.h"
+#include "base/openat2.h"
+#include "base/text.h"
 
 #define ARTIFACT_DIR_MODE 0755
 #define ARTIFACT_FILE_MODE 0644
@@ -146,15 +148,6 @@ int artifact_sanitize(const char *in, char *out, size_t cap)
 	return 0;
 }
 
-/* "as found, printable only": bytes outside printable ASCII become '?'. */
-static void printable(const char *in, char *out, size_t cap)
-{
-	size_t n = 0;
-	for (const unsigned char *p = (const unsigned char *)in; *p && n + 1 < cap; p++)
-		out[n++] = (*p >= 0x20 && *p < 0x7f) ? (char)*p : '?';
-	out[n] = '\0';
-}
-
 static void size_text(uint64_t bytes, char out[ARTIFACT_SIZE_TEXT])
 {
 	if (bytes && bytes % (1ull << 20) == 0)
@@ -194,7 +187,7 @@ static int skip(struct collector *c, const char *name, const char *fmt, ...)
 	}
 	struct artifact_skip *sk = &res->skipped[res->n_skipped++];
 	memset(sk, 0, sizeof(*sk));
-	printable(name, sk->name, sizeof(sk->name));
+	cdn_printable_str(sk->name, sizeof(sk->name), name, 0);
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(sk->reason, sizeof(sk->reason), fmt, ap);
@@ -318,7 +311,7 @@ static int save(struct collector *c, const char *name, const char *clean, int fd
 	struct artifact *a = &res->saved[res->n_saved++];
 	memset(a, 0, sizeof(*a));
 	snprintf(a->name, sizeof(a->name), "%s", final);
-	printable(name, a->original, sizeof(a->original));
+	cdn_printable_str(a->original, sizeof(a->original), name, 0);
 	memcpy(a->sha256, hex, sizeof(a->sha256));
 	a->size = got;
 	c->total += got;
@@ -450,7 +443,7 @@ int artifacts_collect(int out_dirfd, struct store *s, const char *dest_dir,
 {
 	memset(res, 0, sizeof(*res));
 	if (!dest_dir || !*dest_dir)
-		return cdn_err_set(err, 0, "artifacts: no destination directory");
+		return cdn_err_msg(err, EINVAL, "artifacts: no destination directory");
 	struct collector c = { .s = s, .out_fd = out_dirfd, .dest_dir = dest_dir, .res = res,
 			       .err = err };
 	artifact_limits_default(&c.lim);
@@ -503,32 +496,37 @@ void artifacts_result_free(struct artifact_result *res)
 	memset(res, 0, sizeof(*res));
 }
 
+bool artifact_name_ok(const char *name)
+{
+	size_t n = name ? strnlen(name, ARTIFACT_NAME_MAX + 1) : 0;
+	if (n == 0 || n > ARTIFACT_NAME_MAX || name[0] == '.')
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)name[i]) && name[i] != '.' && name[i] != '_' &&
+		    name[i] != '-')
+			return false;
+	return true;
+}
+
 int artifact_save(int ws_fd, const char *name, const uint8_t *data, size_t len, uid_t uid,
 		  gid_t gid, struct cdn_err *err)
 {
 	/* The name comes from the agent (through the network part): the same
 	 * grammar the MCP layer enforces, checked again here, where the file
 	 * is made. */
-	size_t nl = name ? strnlen(name, ARTIFACT_NAME_MAX + 1) : 0;
-	bool ok = nl > 0 && nl <= ARTIFACT_NAME_MAX && name[0] != '.';
-	for (size_t i = 0; ok && i < nl; i++)
-		ok = isalnum((unsigned char)name[i]) || name[i] == '.' || name[i] == '_' ||
-		     name[i] == '-';
-	if (!ok)
+	if (!artifact_name_ok(name))
 		return cdn_err_msg(err, EINVAL, "not a valid artifact name");
 	if (ws_fd < 0)
 		return cdn_err_msg(err, EAGAIN, "the workspace is not ready");
 	char rel[ARTIFACT_NAME_MAX + 8];
 	snprintf(rel, sizeof(rel), "out/%s", name);
-	struct open_how how = { .flags = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
-				.mode = 0644,
-				.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
-					   RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV };
 	/* Made as the sandbox user, whose ids the sandbox's file system knows
 	 * (host root's it does not); the file system ids of this thread only. */
 	uid_t ouid = (uid_t)setfsuid(uid);
 	gid_t ogid = (gid_t)setfsgid(gid);
-	int fd = (int)syscall(SYS_openat2, ws_fd, rel, &how, sizeof(how));
+	int fd = cdn_openat2(ws_fd, rel, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644,
+			     RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS |
+				 RESOLVE_NO_XDEV);
 	int saved = errno;
 	setfsgid(ogid);
 	setfsuid(ouid);
@@ -538,14 +536,8 @@ int artifact_save(int ws_fd, const char *name, const uint8_t *data, size_t len, 
 		return cdn_err_msg(err, saved, "cannot create artifact %s: %s", name,
 				   strerror(saved));
 	_cleanup_close_ int cfd = fd;
-	for (size_t off = 0; off < len;) {
-		ssize_t w = write(cfd, data + off, len - off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return cdn_err_msg(err, EIO, "cannot write artifact %s (is the workspace full?)",
-					   name);
-		off += (size_t)w;
-	}
+	if (cdn_write_all(cfd, data, len) < 0)
+		return cdn_err_msg(err, EIO, "cannot write artifact %s (is the workspace full?)",
+				   name);
 	return 0;
 }

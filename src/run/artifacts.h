@@ -86,6 +86,11 @@ void artifacts_result_free(struct artifact_result *res);
 int artifact_save(int ws_fd, const char *name, const uint8_t *data, size_t len, uid_t uid,
 		  gid_t gid, struct cdn_err *err);
 
+/* A stored artifact's name: what artifact_sanitize() produces and
+ * artifact_save() takes, [A-Za-z0-9_-][A-Za-z0-9._-]{0,127}. An evidence
+ * pack's artifacts/ holds only such names. */
+bool artifact_name_ok(const char *name);
+
 /* Sanitises one name (exported for tests). Returns 0, or -EINVAL when
  * nothing usable is left. */
 int artifact_sanitize(const char *in, char *out, size_t cap);

@@ -11,6 +11,7 @@
 #include <event2/listener.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@
 #include <unistd.h>
 
 #include "base/cleanup.h"
+#include "base/clock.h"
 #include "store/store.h"
 
 /* ---------------------------------------------------------------- directory */
@@ -128,13 +130,6 @@ struct control_server {
 	size_t n_apprs;
 };
 
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* Copies o[key] into dst, cut to cap - 1 bytes at a UTF-8 character
  * boundary: a cut inside a character would make the listing invalid JSON,
  * and jansson would then drop the field without a word. True when cut. */
@@ -171,7 +166,7 @@ void control_approval_add(struct control_server *s, const json_t *req)
 	json_int_t port = json_integer_value(json_object_get(req, "port"));
 	p->port = port >= 0 && port <= 65535 ? (int)port : 0;
 	json_int_t t = json_integer_value(json_object_get(req, "timeout_s"));
-	p->created_ms = mono_ms();
+	p->created_ms = cdn_mono_ms();
 	p->deadline_ms = p->created_ms + (uint64_t)(t > 0 && t <= 86400 ? t : 0) * 1000;
 	s->n_apprs++;
 }
@@ -188,7 +183,7 @@ void control_approval_remove(struct control_server *s, const char *id)
 static json_t *list_json(const struct control_server *s)
 {
 	json_t *arr = json_array();
-	uint64_t now = mono_ms();
+	uint64_t now = cdn_mono_ms();
 	for (size_t i = 0; arr && i < s->n_apprs; i++) {
 		const struct pending *p = &s->apprs[i];
 		json_t *a = json_pack("{s:s, s:s, s:I}", "id", p->id, "method", p->method,
@@ -400,6 +395,31 @@ void control_server_free(struct control_server *s)
 
 /* ------------------------------------------------------------------ client */
 
+/* Milliseconds left until deadline (a cdn_mono_ms() value), at least 0. */
+static int left_ms(uint64_t deadline)
+{
+	uint64_t now = cdn_mono_ms();
+	return now >= deadline ? 0 : (int)(deadline - now);
+}
+
+/*
+ * A socket nobody listens on is a run that died without removing it
+ * (SIGKILL, a crash). Remove it, so that listing every run stays quick, but
+ * only once it is older than the window in which a starting run has bound
+ * its socket and not yet called listen().
+ */
+#define CONTROL_STALE_S 30
+
+static void prune_stale(int dfd, const char *run_id)
+{
+	char name[STORE_RUN_ID_MAX + 8];
+	struct stat st;
+	snprintf(name, sizeof(name), "%s.sock", run_id);
+	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISSOCK(st.st_mode) &&
+	    st.st_uid == geteuid() && time(NULL) - st.st_mtime > CONTROL_STALE_S)
+		(void)unlinkat(dfd, name, 0);
+}
+
 json_t *control_ask(const char *run_id, const json_t *req, struct cdn_err *err)
 {
 	char dir[256];
@@ -409,9 +429,20 @@ json_t *control_ask(const char *run_id, const json_t *req, struct cdn_err *err)
 	struct sockaddr_un sun;
 	if (sock_addr(dfd, run_id, &sun, err) < 0)
 		return NULL;
-	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+	/* One deadline for the whole exchange, connect included: a run whose
+	 * loop is stuck (its backlog full, or never answering) costs the
+	 * caller at most this, never a hang. */
+	uint64_t deadline = cdn_mono_ms() + CONTROL_TIMEOUT_S * 1000;
+	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0) {
 		cdn_err_set(err, errno, "run %s: control socket", run_id);
+		return NULL;
+	}
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+		int e = errno;
+		if (e == ECONNREFUSED)
+			prune_stale(dfd, run_id);
+		cdn_err_set(err, e, "run %s: control socket", run_id);
 		return NULL;
 	}
 	if (!peer_trusted(fd)) {
@@ -430,6 +461,12 @@ json_t *control_ask(const char *run_id, const json_t *req, struct cdn_err *err)
 		ssize_t w = send(fd, line + off, len + 1 - off, MSG_NOSIGNAL);
 		if (w < 0 && errno == EINTR)
 			continue;
+		if (w < 0 && errno == EAGAIN) {
+			struct pollfd p = { .fd = fd, .events = POLLOUT };
+			if (poll(&p, 1, left_ms(deadline)) > 0)
+				continue;
+			errno = ETIMEDOUT;
+		}
 		if (w <= 0) {
 			cdn_err_set(err, errno, "run %s: control socket", run_id);
 			return NULL;
@@ -440,10 +477,10 @@ json_t *control_ask(const char *run_id, const json_t *req, struct cdn_err *err)
 	size_t got = 0;
 	while (buf && got < CONTROL_MAX_REPLY) {
 		struct pollfd p = { .fd = fd, .events = POLLIN };
-		if (poll(&p, 1, CONTROL_TIMEOUT_S * 1000) <= 0)
+		if (poll(&p, 1, left_ms(deadline)) <= 0)
 			break;
 		ssize_t n = read(fd, buf + got, CONTROL_MAX_REPLY - got);
-		if (n < 0 && errno == EINTR)
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (n <= 0)
 			break;

@@ -13,18 +13,9 @@
 #include <unistd.h>
 
 #include "base/cleanup.h"
+#include "base/clock.h"
 
 #define READ_CHUNK 65536
-
-static void now_iso(char *buf, size_t cap)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	struct tm tm;
-	gmtime_r(&ts.tv_sec, &tm);
-	size_t n = strftime(buf, cap, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(buf + n, cap - n, ".%03dZ", (int)(ts.tv_nsec / 1000000));
-}
 
 /* ------------------------------------------------------------- writing */
 
@@ -133,8 +124,8 @@ static int write_line(struct events_writer *w, const char *line, size_t len)
 
 static json_t *envelope(struct events_writer *w, const char *type)
 {
-	char ts[40];
-	now_iso(ts, sizeof(ts));
+	char ts[CDN_RFC3339_MAX];
+	cdn_rfc3339(cdn_wall_ms(), CDN_TIME_MS, ts, sizeof(ts));
 	return json_pack("{s:I, s:s, s:s, s:s}", "seq", (json_int_t)(w->seq + 1), "ts", ts,
 			 "run_id", w->run_id, "type", type);
 }

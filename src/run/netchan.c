@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "base/cleanup.h"
+#include "base/clock.h"
 
 #define READ_CHUNK 65536
 
@@ -292,13 +293,6 @@ int netchan_send_json(struct netchan *c, enum netmsg_type type, const json_t *j)
 	return netchan_send(c, type, text, strlen(text));
 }
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void flush_blocking(struct netchan *c, int timeout_ms);
 
 static int wait_frame(struct netchan *c, enum netmsg_type want, int timeout_ms, uint8_t **payload,
@@ -306,7 +300,7 @@ static int wait_frame(struct netchan *c, enum netmsg_type want, int timeout_ms, 
 {
 	*payload = NULL;
 	*len = 0;
-	int64_t deadline = mono_ms() + timeout_ms;
+	int64_t deadline = (int64_t)cdn_mono_ms() + timeout_ms;
 	flush_blocking(c, timeout_ms);
 	for (;;) {
 		if (c->ended)
@@ -338,7 +332,7 @@ static int wait_frame(struct netchan *c, enum netmsg_type want, int timeout_ms, 
 				return cdn_err_set(err, ENOMEM, "channel");
 			bytes_drop(&c->in, used);
 		}
-		int64_t left = deadline - mono_ms();
+		int64_t left = deadline - (int64_t)cdn_mono_ms();
 		if (left <= 0)
 			return cdn_err_msg(err, ETIMEDOUT, "no answer from the supervisor");
 		struct pollfd pf = { .fd = c->fd, .events = POLLIN };
@@ -366,13 +360,13 @@ int netchan_wait(struct netchan *c, enum netmsg_type want, int timeout_ms, uint8
 
 static void flush_blocking(struct netchan *c, int timeout_ms)
 {
-	int64_t deadline = mono_ms() + timeout_ms;
+	int64_t deadline = (int64_t)cdn_mono_ms() + timeout_ms;
 	while (!c->ended && c->out_off < c->out.len) {
 		if (flush_some(c) < 0) {
 			end(c, "the other side closed the channel");
 			return;
 		}
-		int64_t left = deadline - mono_ms();
+		int64_t left = deadline - (int64_t)cdn_mono_ms();
 		if (c->out_off == c->out.len || left <= 0)
 			return;
 		struct pollfd pf = { .fd = c->fd, .events = POLLOUT };

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "base/cleanup.h"
+#include "base/clock.h"
 #include "base/exe.h"
 #include "egress/engine.h"
 #include "egress/tls.h"
@@ -224,17 +225,23 @@ static json_t *secret_json(const struct netpart_secret *sec)
 	return j;
 }
 
+static json_t *config_nomem(struct cdn_err *err)
+{
+	cdn_err_set(err, ENOMEM, "network part: configuration");
+	return NULL;
+}
+
 static json_t *config_json(const struct netpart_config *cfg, const int fds[4], uid_t uid,
 			   gid_t gid, bool set_ids, struct cdn_err *err)
 {
 	json_t *fdj = json_pack("{s:i, s:i, s:i, s:i}", "proxy", fds[0], "dns_udp", fds[1], "dns_tcp",
 				fds[2], "mcp", fds[3]);
-	json_t *j = json_pack("{s:s, s:o, s:I, s:b, s:b}", "run_id", cfg->run_id, "fds",
-			      fdj ? fdj : json_null(), "allow_degraded",
-			      (json_int_t)cfg->allow_degraded, "audit", cfg->want_audit, "events",
-			      cfg->want_events);
+	json_auto_t *j =
+	    json_pack("{s:s, s:o, s:I, s:b, s:b}", "run_id", cfg->run_id, "fds",
+		      fdj ? fdj : json_null(), "allow_degraded", (json_int_t)cfg->allow_degraded,
+		      "audit", cfg->want_audit, "events", cfg->want_events);
 	if (!j)
-		goto nomem;
+		return config_nomem(err);
 	if (set_ids) {
 		json_object_set_new(j, "uid", json_integer(uid));
 		json_object_set_new(j, "gid", json_integer(gid));
@@ -247,7 +254,7 @@ static json_t *config_json(const struct netpart_config *cfg, const int fds[4], u
 			json_decref(eg);
 			json_decref(pol);
 			json_decref(secs);
-			goto nomem;
+			return config_nomem(err);
 		}
 		json_object_set_new(j, "egress", eg);
 		json_object_set_new(eg, "policy", pol);
@@ -255,7 +262,7 @@ static json_t *config_json(const struct netpart_config *cfg, const int fds[4], u
 		for (size_t i = 0; i < cfg->n_secrets; i++) {
 			json_t *s = secret_json(&cfg->secrets[i]);
 			if (!s || json_array_append_new(secs, s) < 0)
-				goto nomem;
+				return config_nomem(err);
 		}
 		if (cfg->hosts_file)
 			json_object_set_new(eg, "hosts_file", json_string(cfg->hosts_file));
@@ -263,15 +270,13 @@ static json_t *config_json(const struct netpart_config *cfg, const int fds[4], u
 			json_object_set_new(eg, "upstream_ca", json_string(cfg->upstream_ca_file));
 		if (cfg->ca) {
 			char *key = NULL;
-			if (egress_ca_key_pem(cfg->ca, &key, err) < 0) {
-				json_decref(j);
+			if (egress_ca_key_pem(cfg->ca, &key, err) < 0)
 				return NULL;
-			}
 			json_t *ca = json_pack("{s:s, s:s}", "cert", egress_ca_pem(cfg->ca), "key", key);
 			sodium_memzero(key, strlen(key));
 			free(key);
 			if (!ca)
-				goto nomem;
+				return config_nomem(err);
 			json_object_set_new(eg, "ca", ca);
 		}
 	}
@@ -285,7 +290,7 @@ static json_t *config_json(const struct netpart_config *cfg, const int fds[4], u
 				      (json_int_t)cfg->approval_timeout_ms, "has_setup", cfg->has_setup,
 				      "tokens", toks ? toks : json_null());
 		if (!m)
-			goto nomem;
+			return config_nomem(err);
 		json_object_set_new(j, "mcp", m);
 	}
 #ifdef CORDON_TEST_FAULTS
@@ -295,11 +300,7 @@ static json_t *config_json(const struct netpart_config *cfg, const int fds[4], u
 	if (fault && *fault)
 		json_object_set_new(j, "fault", json_string(fault));
 #endif
-	return j;
-nomem:
-	json_decref(j);
-	cdn_err_set(err, ENOMEM, "network part: configuration");
-	return NULL;
+	return cdn_steal(&j);
 }
 
 /* Wipes every secret value, key and token in the configuration. */
@@ -313,6 +314,31 @@ static void config_wipe(json_t *j)
 	wipe_string(json_object_get(json_object_get(eg, "ca"), "key"));
 	json_array_foreach(json_object_get(json_object_get(j, "mcp"), "tokens"), i, s)
 		wipe_string(s);
+}
+
+static void conf_freep(json_t **j)
+{
+	if (*j) {
+		config_wipe(*j);
+		json_decref(*j);
+	}
+}
+
+static void text_wipe_freep(char **t)
+{
+	if (*t) {
+		sodium_memzero(*t, strlen(*t));
+		free(*t);
+	}
+}
+
+/* A part that failed to start: its end is not a death to report. */
+static void np_freep(struct netpart **np)
+{
+	if (*np) {
+		(*np)->hooks.died = NULL;
+		netpart_free(*np);
+	}
 }
 
 /* ----------------------------------------------------------------- start */
@@ -352,7 +378,7 @@ int netpart_start(struct event_base *base, const struct netpart_config *cfg,
 		close_fds(cfg);
 		return r;
 	}
-	struct netpart *np = calloc(1, sizeof(*np));
+	_cleanup_(np_freep) struct netpart *np = calloc(1, sizeof(*np));
 	if (!np) {
 		close_fds(cfg);
 		return cdn_err_set(err, ENOMEM, "network part");
@@ -378,17 +404,16 @@ int netpart_start(struct event_base *base, const struct netpart_config *cfg,
 		}
 	}
 
-	char *text = NULL;
-	json_t *conf = config_json(cfg, child_fd, uid, gid, root, err);
+	_cleanup_(conf_freep) json_t *conf = config_json(cfg, child_fd, uid, gid, root, err);
 	if (!conf) {
 		close_fds(cfg);
-		netpart_free(np);
 		return -ENOMEM;
 	}
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
 		r = cdn_err_set(err, errno, "network part: socketpair");
-		goto fail;
+		close_fds(cfg);
+		return r;
 	}
 	/* Everything the child keeps, above the numbers it will get, so that
 	 * moving them into place cannot clobber one with another. */
@@ -431,44 +456,26 @@ int netpart_start(struct event_base *base, const struct netpart_config *cfg,
 	close_fds(cfg);
 	if (pid < 0) {
 		close(sv[0]);
-		r = cdn_err_set(err, fork_errno, "network part: fork");
-		goto fail;
+		return cdn_err_set(err, fork_errno, "network part: fork");
 	}
 	np->pid = pid;
 	np->info.pid = pid;
 	struct netchan_hooks ch = { .ctx = np, .on_frame = on_frame, .on_end = on_end };
 	if ((r = netchan_new(base, sv[0], NETMSG_MAX_UP, &ch, &np->chan, err)) < 0)
-		goto fail;
-	text = json_dumps(conf, JSON_COMPACT);
-	if (!text) {
-		r = cdn_err_set(err, ENOMEM, "network part: configuration");
-		goto fail;
+		return r;
+	{
+		_cleanup_(text_wipe_freep) char *text = json_dumps(conf, JSON_COMPACT);
+		if (!text)
+			return cdn_err_set(err, ENOMEM, "network part: configuration");
+		r = netchan_send(np->chan, NETMSG_CONFIG, text, strlen(text));
 	}
-	r = netchan_send(np->chan, NETMSG_CONFIG, text, strlen(text));
-	sodium_memzero(text, strlen(text));
-	free(text);
-	text = NULL;
-	if (r < 0) {
-		r = cdn_err_set(err, -r, "network part: configuration");
-		goto fail;
-	}
+	if (r < 0)
+		return cdn_err_set(err, -r, "network part: configuration");
 	struct control_hooks chk = { .ctx = np, .decide = on_decide };
 	if ((r = control_server_new(base, cfg->run_id, &chk, &np->ctl, err)) < 0)
-		goto fail;
-	config_wipe(conf);
-	json_decref(conf);
-	*out = np;
+		return r;
+	*out = cdn_steal(&np);
 	return 0;
-fail:
-	if (text) {
-		sodium_memzero(text, strlen(text));
-		free(text);
-	}
-	config_wipe(conf);
-	json_decref(conf);
-	np->hooks.died = NULL;
-	netpart_free(np);
-	return r;
 }
 
 const struct netpart_info *netpart_info(const struct netpart *np)
@@ -478,13 +485,9 @@ const struct netpart_info *netpart_info(const struct netpart *np)
 
 int netpart_wait_ready(struct netpart *np, struct cdn_err *err)
 {
-	struct timespec t0;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
+	uint64_t t0 = cdn_mono_ms();
 	while (!np->info.ready && !np->gone) {
-		struct timespec now;
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		long ms = (now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000;
-		if (ms > NETPART_READY_TIMEOUT_MS) {
+		if (cdn_mono_ms() - t0 > NETPART_READY_TIMEOUT_MS) {
 			netchan_free(np->chan);
 			np->chan = NULL;
 			gone(np, "it did not get ready in time");
@@ -546,13 +549,9 @@ void netpart_free(struct netpart *np)
 		 * channel (or the wait is over). */
 		np->stopping = true;
 		if (netchan_send(np->chan, NETMSG_STOP, "{}", 2) == 0) {
-			struct timespec t0, now;
-			clock_gettime(CLOCK_MONOTONIC, &t0);
+			uint64_t t0 = cdn_mono_ms();
 			for (;;) {
-				clock_gettime(CLOCK_MONOTONIC, &now);
-				long ms = (now.tv_sec - t0.tv_sec) * 1000 +
-					  (now.tv_nsec - t0.tv_nsec) / 1000000;
-				if (np->gone || ms >= NETPART_EXIT_WAIT_MS)
+				if (np->gone || cdn_mono_ms() - t0 >= NETPART_EXIT_WAIT_MS)
 					break;
 				struct timeval tv = { 0, 20000 };
 				event_base_loopexit(np->base, &tv);

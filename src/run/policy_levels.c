@@ -7,17 +7,6 @@
 #include <string.h>
 #include <unistd.h>
 
-int run_workspace_policy_path(struct store *s, const char *ws, char *buf, size_t cap,
-			      struct cdn_err *err)
-{
-	int r = store_name_check("workspace", ws, err);
-	if (r < 0)
-		return r;
-	if ((size_t)snprintf(buf, cap, "%s/policies/%s.yaml", store_dir(s), ws) >= cap)
-		return cdn_err_set(err, ENAMETOOLONG, "the state path is too long");
-	return 0;
-}
-
 void run_policy_levels_clear(struct run_policy_levels *l)
 {
 	if (l->effective != l->operator_policy)
@@ -44,11 +33,10 @@ int run_policy_levels_operator(struct store *s, const char *operator_path,
 	memset(out, 0, sizeof(*out));
 	if (operator_path) {
 		snprintf(out->operator_path, sizeof(out->operator_path), "%s", operator_path);
-	} else {
-		snprintf(out->operator_path, sizeof(out->operator_path), "%s/policy.yaml",
-			 store_dir(s));
-		if (access(out->operator_path, F_OK) != 0)
-			out->operator_path[0] = '\0';
+	} else if (store_operator_policy_path(s, out->operator_path, sizeof(out->operator_path),
+					      NULL) < 0 ||
+		   access(out->operator_path, F_OK) != 0) {
+		out->operator_path[0] = '\0';
 	}
 	out->operator_builtin = !out->operator_path[0];
 	int r = out->operator_builtin
@@ -67,12 +55,12 @@ int run_policy_levels_workspace(struct store *s, const char *ws, struct run_poli
 				void (*dropped)(void *ctx, const char *domain), void *ctx,
 				struct cdn_err *err)
 {
-	int r = run_workspace_policy_path(s, ws, l->workspace_path, sizeof(l->workspace_path), err);
+	int r = store_policy_path(s, ws, l->workspace_path, sizeof(l->workspace_path), err);
 	if (r < 0 || access(l->workspace_path, F_OK) != 0)
 		return r;
 	/* Named as the API knows it, not by the server's path. */
 	char source[STORE_MAX_NAME + 32];
-	snprintf(source, sizeof(source), "policies/%s.yaml", ws);
+	(void)store_policy_path(NULL, ws, source, sizeof(source), NULL);
 	r = egress_policy_load_workspace(l->workspace_path, source, l->operator_policy,
 					 &l->workspace, err);
 	if (r < 0)

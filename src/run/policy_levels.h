@@ -33,10 +33,6 @@ struct run_policy_levels {
 	struct egress_policy *effective; /* operator narrowed by workspace */
 };
 
-/* STATE/policies/WS.yaml. */
-int run_workspace_policy_path(struct store *s, const char *ws, char *buf, size_t cap,
-			      struct cdn_err *err);
-
 /*
  * Loads the operator's and the workspace's levels and narrows the first by
  * the second. operator_path NULL: STATE/policy.yaml if it exists, else the

@@ -23,21 +23,22 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <limits.h>
-#include <linux/openat2.h>
+
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "audit/audit.h"
 #include "base/cleanup.h"
+#include "base/clock.h"
 #include "base/file.h"
 #include "base/hash.h"
+#include "base/openat2.h"
 #include "base/random.h"
 #include <sodium.h>
 #include "egress/engine.h"
@@ -110,22 +111,6 @@ struct run_ctx {
 	char net_error[320]; /* why the network part went away during the run */
 	struct netpart_info net_info;
 };
-
-static int64_t wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void iso_time(int64_t ms, char *buf, size_t cap)
-{
-	time_t t = (time_t)(ms / 1000);
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	size_t n = strftime(buf, cap, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(buf + n, cap - n, ".%03dZ", (int)(ms % 1000));
-}
 
 /* ------------------------------------------------------------------ events */
 
@@ -477,7 +462,7 @@ static void on_phase(void *ctx, int phase, const struct sandbox_phase_status *st
 	/* What setup wrote to the steps channel comes first: the next phase
 	 * starts only after this returns (the sandbox waits for it). */
 	steps_read(c);
-	c->setup_ms = (uint64_t)(wall_ms() - c->started_ms);
+	c->setup_ms = (uint64_t)(cdn_wall_ms() - c->started_ms);
 	c->setup_done = true;
 	json_t *d = json_pack("{s:i, s:I}", "exit_code", st->signal ? 128 + st->signal : st->exit_code,
 			      "duration_ms", (json_int_t)c->setup_ms);
@@ -487,12 +472,13 @@ static void on_phase(void *ctx, int phase, const struct sandbox_phase_status *st
 
 /* --------------------------------------------------------------- outputs */
 
+/* path in the workspace (the agent's to arrange), with no link and no
+ * mount crossed on the way. */
 static int open_beneath(int dirfd, const char *path, int flags)
 {
-	struct open_how how = { .flags = (uint64_t)(flags | O_CLOEXEC | O_NOFOLLOW),
-				.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
-					   RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV };
-	return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
+	return cdn_openat2(dirfd, path, flags | O_CLOEXEC | O_NOFOLLOW, 0,
+			   RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS |
+			       RESOLVE_NO_XDEV);
 }
 
 /* /workspace/output.json, when it is a regular file of valid JSON. */
@@ -550,7 +536,9 @@ static const char *status_for(const struct sandbox_status *st)
 static int write_file(struct run_ctx *c, const char *name, json_t *j)
 {
 	char path[PATH_MAX + 64];
-	snprintf(path, sizeof(path), "%s/%s", c->dir, name);
+	int r = store_run_file(c->s, c->rec.id, name, path, sizeof(path), NULL);
+	if (r < 0)
+		return r;
 	_cleanup_free_ char *text = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
 	if (!text)
 		return -ENOMEM;
@@ -869,12 +857,15 @@ static void inspect_sealed_scopes(struct egress_policy *p, const struct secret_s
 
 static int make_run_dir(struct run_ctx *c, struct cdn_err *err)
 {
-	snprintf(c->dir, sizeof(c->dir), "%s/runs/%s", store_dir(c->s), c->rec.id);
+	int r = store_run_file(c->s, c->rec.id, NULL, c->dir, sizeof(c->dir), err);
+	if (r < 0)
+		return r;
 	if (mkdir(c->dir, 0700) < 0)
 		return cdn_err_set(err, errno, "create %s", c->dir);
 	char path[PATH_MAX + 32];
-	snprintf(path, sizeof(path), "%s/events.ndjson", c->dir);
-	int r = events_writer_open(&c->events, path, c->rec.id, err);
+	if ((r = store_run_file(c->s, c->rec.id, "events.ndjson", path, sizeof(path), err)) < 0 ||
+	    (r = events_writer_open(&c->events, path, c->rec.id, err)) < 0)
+		return r;
 	if (r < 0)
 		return r;
 	c->events.scrub_json = scrub_json;
@@ -883,7 +874,8 @@ static int make_run_dir(struct run_ctx *c, struct cdn_err *err)
 	const char *names[2] = { "stdout", "stderr" };
 	struct capture *caps[2] = { &c->out, &c->errc };
 	for (int i = 0; i < 2; i++) {
-		snprintf(path, sizeof(path), "%s/%s", c->dir, names[i]);
+		if ((r = store_run_file(c->s, c->rec.id, names[i], path, sizeof(path), err)) < 0)
+			return r;
 		caps[i]->file = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 		if (caps[i]->file < 0)
 			return cdn_err_set(err, errno, "create %s", path);
@@ -1012,8 +1004,9 @@ static int execute(struct run_ctx *c, const struct secret_set *ss, struct sandbo
 			goto out;
 		inspect_sealed_scopes(policy, ss);
 		char audit_path[PATH_MAX + 32];
-		snprintf(audit_path, sizeof(audit_path), "%s/audit.jsonl", c->dir);
-		if ((r = audit_open(audit_path, &c->audit, err)) < 0)
+		if ((r = store_run_file(c->s, c->rec.id, "audit.jsonl", audit_path,
+					sizeof(audit_path), err)) < 0 ||
+		    (r = audit_open(audit_path, &c->audit, err)) < 0)
 			goto out;
 		/* The run's CA, when a rule inspects TLS: made here, its key handed
 		 * to the network part, its certificate trusted in the sandbox. */
@@ -1049,7 +1042,7 @@ static int execute(struct run_ctx *c, const struct secret_set *ss, struct sandbo
 	if (r < 0)
 		goto out;
 	c->sb = sb;
-	c->started_ms = wall_ms();
+	c->started_ms = cdn_wall_ms();
 	c->rec.started_ms = c->started_ms;
 	c->rec.status = RUN_RUNNING;
 	(void)store_run_update(c->s, &c->rec, NULL);
@@ -1265,9 +1258,7 @@ static int read_input(struct run_ctx *c, char **canon, char hash[STORE_HASH_HEX 
 	json_decref(j);
 	if (!*canon)
 		return cdn_err_set(err, ENOMEM, "input");
-	unsigned char h[crypto_hash_sha256_BYTES];
-	crypto_hash_sha256(h, (const unsigned char *)*canon, strlen(*canon));
-	sodium_bin2hex(hash, STORE_HASH_HEX + 1, h, sizeof(h));
+	cdn_sha256_hex(*canon, strlen(*canon), hash);
 	return 0;
 }
 
@@ -1436,7 +1427,7 @@ int run_agent(struct store *s, struct vault *v, struct run_options *o, struct ru
 	c.rec.exit_code = -1;
 	if (!o->claim) {
 		snprintf(c.rec.caller, sizeof(c.rec.caller), "%s", o->caller ? o->caller : "");
-		c.rec.created_ms = wall_ms();
+		c.rec.created_ms = cdn_wall_ms();
 	}
 	c.rec.supervisor_pid = (int)getpid();
 	if ((r = store_boot_id(c.rec.supervisor_boot, sizeof(c.rec.supervisor_boot), err)) < 0)
@@ -1489,7 +1480,7 @@ int run_agent(struct store *s, struct vault *v, struct run_options *o, struct ru
 			c.rec.status = RUN_ERROR;
 		}
 	}
-	c.rec.finished_ms = wall_ms();
+	c.rec.finished_ms = cdn_wall_ms();
 	if (!c.rec.started_ms)
 		c.rec.started_ms = c.rec.finished_ms;
 	/* What the run printed, as it was when it ended: evidence signs these
@@ -1498,8 +1489,9 @@ int run_agent(struct store *s, struct vault *v, struct run_options *o, struct ru
 	char *hashes[2] = { c.rec.stdout_sha256, c.rec.stderr_sha256 };
 	for (int k = 0; k < 2; k++) {
 		char path[PATH_MAX + 16];
-		snprintf(path, sizeof(path), "%s/%s", c.dir, outs[k]->name);
-		_cleanup_close_ int hfd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		_cleanup_close_ int hfd = -1;
+		if (store_run_file(s, c.rec.id, outs[k]->name, path, sizeof(path), NULL) == 0)
+			hfd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 		if (hfd < 0 || cdn_sha256_fd(hfd, hashes[k]) < 0)
 			hashes[k][0] = '\0';
 	}
@@ -1521,9 +1513,9 @@ int run_agent(struct store *s, struct vault *v, struct run_options *o, struct ru
 	if (ws_fd >= 0) {
 		_cleanup_close_ int outd = open_beneath(ws_fd, "out", O_RDONLY | O_DIRECTORY);
 		char dest[PATH_MAX + 16];
-		snprintf(dest, sizeof(dest), "%s/artifacts", c.dir);
 		struct cdn_err aerr = { 0 };
-		if (artifacts_collect(outd, s, dest, &lim, &ar, &aerr) < 0) {
+		if (store_run_file(s, c.rec.id, "artifacts", dest, sizeof(dest), &aerr) < 0 ||
+		    artifacts_collect(outd, s, dest, &lim, &ar, &aerr) < 0) {
 			json_t *d = json_pack("{s:s, s:s}", "name", "*", "reason", aerr.msg);
 			emit(&c, "artifact.skipped", d);
 			json_decref(d);
@@ -1560,10 +1552,10 @@ int run_agent(struct store *s, struct vault *v, struct run_options *o, struct ru
 	json_object_set_new(res, "caller", json_string(c.rec.caller));
 	json_object_set_new(res, "input_sha256", json_string(input_hash));
 	json_object_set(res, "secrets", c.secrets);
-	char t1[40], t2[40], t3[40];
-	iso_time(c.rec.created_ms, t1, sizeof(t1));
-	iso_time(c.rec.started_ms, t2, sizeof(t2));
-	iso_time(c.rec.finished_ms, t3, sizeof(t3));
+	char t1[CDN_RFC3339_MAX], t2[CDN_RFC3339_MAX], t3[CDN_RFC3339_MAX];
+	cdn_rfc3339(c.rec.created_ms, CDN_TIME_MS, t1, sizeof(t1));
+	cdn_rfc3339(c.rec.started_ms, CDN_TIME_MS, t2, sizeof(t2));
+	cdn_rfc3339(c.rec.finished_ms, CDN_TIME_MS, t3, sizeof(t3));
 	json_object_set_new(res, "created", json_string(t1));
 	json_object_set_new(res, "started", json_string(t2));
 	json_object_set_new(res, "finished", json_string(t3));
@@ -1638,7 +1630,7 @@ done:
 		/* A record exists: it ends as an error, with the reason. */
 		c.rec.status = RUN_ERROR;
 		c.rec.exit_code = 125;
-		c.rec.finished_ms = wall_ms();
+		c.rec.finished_ms = cdn_wall_ms();
 		snprintf(c.rec.error, sizeof(c.rec.error), "%s", err->msg);
 		c.rec.input_json = NULL;
 		(void)store_run_update(s, &c.rec, NULL);

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "base/cleanup.h"
+#include "base/clock.h"
 
 struct appr {
 	struct run_mcp *m;
@@ -71,13 +72,6 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	reschedule(arg);
-}
-
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 static enum mcp_phase phase_of(const struct run_mcp *m, int index)
@@ -165,7 +159,7 @@ static int h_approval(void *ctx, enum mcp_phase phase, const char *action, const
 		return cdn_err_set(err, ENOMEM, "approval");
 	a->m = m;
 	a->p = p;
-	a->created_ms = mono_ms();
+	a->created_ms = cdn_mono_ms();
 	unsigned char rnd[8];
 	randombytes_buf(rnd, sizeof(rnd));
 	char hex[17];

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "base/cleanup.h"
+#include "base/file.h"
 #include "run/supervise.h"
 
 #define RELAY_MAX 4
@@ -33,16 +34,8 @@ static bool relay_copy(const struct sandbox_relay *rl)
 			continue;
 		if (n < 0 && errno == EAGAIN)
 			return true;
-		if (n <= 0)
+		if (n <= 0 || cdn_write_all(rl->to, buf, (size_t)n) < 0)
 			return false;
-		for (ssize_t off = 0; off < n;) {
-			ssize_t w = write(rl->to, buf + off, (size_t)(n - off));
-			if (w < 0 && errno == EINTR)
-				continue;
-			if (w <= 0)
-				return false;
-			off += w;
-		}
 	}
 }
 

@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "base/cleanup.h"
+#include "base/file.h"
 #include "sandbox/internal.h"
 
 #ifndef CGROUP2_SUPER_MAGIC
@@ -51,18 +52,6 @@ struct sb_cgroup {
 	int fd1[V1_N];
 	bool oom_before;
 };
-
-static int write_at(int dirfd, const char *file, const char *val)
-{
-	_cleanup_close_ int fd = openat(dirfd, file, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	size_t len = strlen(val);
-	ssize_t n = write(fd, val, len);
-	if (n < 0)
-		return -errno;
-	return (size_t)n == len ? 0 : -EIO;
-}
 
 static ssize_t read_at(int dirfd, const char *file, char *buf, size_t size)
 {
@@ -256,7 +245,7 @@ static int enable_down(const char *mnt, const char *parent, const char *ctrl, ch
 			snprintf(where, where_size, "%s", path);
 			return -errno;
 		}
-		int r = write_at(fd, "cgroup.subtree_control", plus);
+		int r = cdn_write_once_at(fd, "cgroup.subtree_control", plus);
 		if (r < 0 && !lists_controller(path, "cgroup.subtree_control", ctrl)) {
 			snprintf(where, where_size, "%s", path);
 			return r;
@@ -296,7 +285,8 @@ static int leave_parent_path(const char *mnt, const char *own, const char *paren
 	if (mkdir(leaf, 0755) < 0 && errno != EEXIST)
 		return cdn_err_set(err, errno, "cgroup v2: create %s", leaf);
 	_cleanup_close_ int fd = open(leaf, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	int r = fd < 0 ? -errno : write_at(fd, "cgroup.procs", "0"); /* "0": this process */
+	/* "0": this process */
+	int r = fd < 0 ? -errno : cdn_write_once_at(fd, "cgroup.procs", "0");
 	if (r < 0)
 		return cdn_err_set(err, -r, "cgroup v2: move cordon out of %s into %s", self, leaf);
 	return 0;
@@ -359,22 +349,22 @@ static int create_v2(struct sb_cgroup *cg, const struct cg_mounts *m,
 	char v[64];
 	if (lim->mem_bytes) {
 		snprintf(v, sizeof(v), "%" PRIu64, lim->mem_bytes);
-		if ((r = write_at(cg->fd2, "memory.max", v)) < 0)
+		if ((r = cdn_write_once_at(cg->fd2, "memory.max", v)) < 0)
 			return cdn_err_set(err, -r, "cgroup v2: memory.max");
 		/* No swapping around the limit; absent without swap support. */
-		(void)write_at(cg->fd2, "memory.swap.max", "0");
+		(void)cdn_write_once_at(cg->fd2, "memory.swap.max", "0");
 		/* An OOM kills the whole sandbox, not a random member. */
-		(void)write_at(cg->fd2, "memory.oom.group", "1");
+		(void)cdn_write_once_at(cg->fd2, "memory.oom.group", "1");
 	}
 	if (lim->pids) {
 		snprintf(v, sizeof(v), "%" PRIu64, lim->pids);
-		if ((r = write_at(cg->fd2, "pids.max", v)) < 0)
+		if ((r = cdn_write_once_at(cg->fd2, "pids.max", v)) < 0)
 			return cdn_err_set(err, -r, "cgroup v2: pids.max");
 	}
 	if (lim->cpu_millicores) {
 		snprintf(v, sizeof(v), "%" PRIu64 " %d",
 			 lim->cpu_millicores * CPU_PERIOD_US / 1000, CPU_PERIOD_US);
-		if ((r = write_at(cg->fd2, "cpu.max", v)) < 0)
+		if ((r = cdn_write_once_at(cg->fd2, "cpu.max", v)) < 0)
 			return cdn_err_set(err, -r, "cgroup v2: cpu.max");
 	}
 	cg->version = 2;
@@ -435,23 +425,23 @@ static int create_v1(struct sb_cgroup *cg, const struct cg_mounts *m,
 	int r;
 	if (lim->mem_bytes) {
 		snprintf(v, sizeof(v), "%" PRIu64, lim->mem_bytes);
-		if ((r = write_at(cg->fd1[V1_MEMORY], "memory.limit_in_bytes", v)) < 0)
+		if ((r = cdn_write_once_at(cg->fd1[V1_MEMORY], "memory.limit_in_bytes", v)) < 0)
 			return cdn_err_set(err, -r, "cgroup v1: memory.limit_in_bytes");
 		/* memory+swap: absent when swap accounting is off. */
-		(void)write_at(cg->fd1[V1_MEMORY], "memory.memsw.limit_in_bytes", v);
-		(void)write_at(cg->fd1[V1_MEMORY], "memory.swappiness", "0");
+		(void)cdn_write_once_at(cg->fd1[V1_MEMORY], "memory.memsw.limit_in_bytes", v);
+		(void)cdn_write_once_at(cg->fd1[V1_MEMORY], "memory.swappiness", "0");
 	}
 	if (lim->pids) {
 		snprintf(v, sizeof(v), "%" PRIu64, lim->pids);
-		if ((r = write_at(cg->fd1[V1_PIDS], "pids.max", v)) < 0)
+		if ((r = cdn_write_once_at(cg->fd1[V1_PIDS], "pids.max", v)) < 0)
 			return cdn_err_set(err, -r, "cgroup v1: pids.max");
 	}
 	if (lim->cpu_millicores) {
 		snprintf(v, sizeof(v), "%d", CPU_PERIOD_US);
-		if ((r = write_at(cg->fd1[V1_CPU], "cpu.cfs_period_us", v)) < 0)
+		if ((r = cdn_write_once_at(cg->fd1[V1_CPU], "cpu.cfs_period_us", v)) < 0)
 			return cdn_err_set(err, -r, "cgroup v1: cpu.cfs_period_us");
 		snprintf(v, sizeof(v), "%" PRIu64, lim->cpu_millicores * CPU_PERIOD_US / 1000);
-		if ((r = write_at(cg->fd1[V1_CPU], "cpu.cfs_quota_us", v)) < 0)
+		if ((r = cdn_write_once_at(cg->fd1[V1_CPU], "cpu.cfs_quota_us", v)) < 0)
 			return cdn_err_set(err, -r, "cgroup v1: cpu.cfs_quota_us");
 	}
 	cg->version = 1;
@@ -546,7 +536,7 @@ int sb_cgroup_attach(struct sb_cgroup *cg, pid_t pid, struct cdn_err *err)
 	char v[32];
 	snprintf(v, sizeof(v), "%d", (int)pid);
 	if (cg->version == 2) {
-		int r = write_at(cg->fd2, "cgroup.procs", v);
+		int r = cdn_write_once_at(cg->fd2, "cgroup.procs", v);
 		return r < 0 ? cdn_err_set(err, -r, "cgroup v2: join %s", cg->dir2) : 0;
 	}
 	for (int c = 0; c < V1_N; c++) {
@@ -558,7 +548,7 @@ int sb_cgroup_attach(struct sb_cgroup *cg, pid_t pid, struct cdn_err *err)
 				dup = true;
 		if (dup)
 			continue;
-		int r = write_at(cg->fd1[c], "cgroup.procs", v);
+		int r = cdn_write_once_at(cg->fd1[c], "cgroup.procs", v);
 		if (r < 0)
 			return cdn_err_set(err, -r, "cgroup v1: join %s", cg->dir1[c]);
 	}
@@ -617,7 +607,7 @@ void sb_cgroup_kill(struct sb_cgroup *cg)
 	if (!cg)
 		return;
 	if (cg->version == 2) {
-		if (write_at(cg->fd2, "cgroup.kill", "1") < 0)
+		if (cdn_write_once_at(cg->fd2, "cgroup.kill", "1") < 0)
 			kill_listed(cg->fd2);
 	} else {
 		for (int c = 0; c < V1_N; c++)

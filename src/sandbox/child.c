@@ -189,6 +189,14 @@ static void exec_search(char *const argv[], char *const envp[], const char *path
 	errno = eacces ? EACCES : ENOENT;
 }
 
+/* Tells the supervisor why the payload cannot start, and ends (as
+ * bubblewrap's die(): the child before execve may only die). */
+static __attribute__((noreturn)) void die_report(int err_fd, const struct sb_msg *fail)
+{
+	(void)!write(err_fd, fail, sizeof(*fail));
+	_exit(125);
+}
+
 /* The payload: final hardening, then execve. Never returns. */
 static __attribute__((noreturn)) void payload(const struct sb_plan *plan, int phase, int err_fd)
 {
@@ -203,25 +211,25 @@ static __attribute__((noreturn)) void payload(const struct sb_plan *plan, int ph
 	 * the caller's terminal. */
 	if (setsid() < 0) {
 		sb_fail(&fail, errno, "setsid");
-		goto failed;
+		die_report(err_fd, &fail);
 	}
 	for (int i = 0; i < 3; i++) {
 		if (plan->stdio[i] >= 0 && plan->stdio[i] != i && dup2(plan->stdio[i], i) < 0) {
 			sb_fail(&fail, errno, "stdio %d", i);
-			goto failed;
+			die_report(err_fd, &fail);
 		}
 	}
 	/* Every inherited fd but stdio is gone at execve. */
 	if (syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC) < 0) {
 		sb_fail(&fail, errno, "close fds");
-		goto failed;
+		die_report(err_fd, &fail);
 	}
 	if (sb_child_apply_landlock(plan, &fail) < 0)
-		goto failed;
+		die_report(err_fd, &fail);
 	/* Last step before execve: the seccomp allowlist. */
 	if (sb_child_apply_seccomp(plan) < 0) {
 		sb_fail(&fail, errno, "seccomp: load filter");
-		goto failed;
+		die_report(err_fd, &fail);
 	}
 	char *const *argv = plan->phases[phase];
 	/* This phase's own entry goes in the slot after the shared ones (the
@@ -240,9 +248,6 @@ static __attribute__((noreturn)) void payload(const struct sb_plan *plan, int ph
 	snprintf(fail.text, sizeof(fail.text), "%s", argv[0] ? argv[0] : "");
 	(void)!write(err_fd, &fail, sizeof(fail));
 	_exit(e == ENOENT ? 127 : 126);
-failed:
-	(void)!write(err_fd, &fail, sizeof(fail));
-	_exit(125);
 }
 
 /* Run one phase; returns 0 when it exited 0. */

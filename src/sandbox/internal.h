@@ -155,6 +155,12 @@ int sb_child_apply_seccomp(const struct sb_plan *plan);
 void sb_seccomp_helper_program(struct sb_bpf *prog);
 int sb_seccomp_build_helper(struct sb_bpf *prog, struct cdn_err *err);
 
+/* bindaccess.c: 0 when the sandbox's user (host uid/gid) may use path as
+ * bound (read, enter a directory, and write when rw); otherwise an error
+ * naming `what` (the option), the path, the uid and the fix. */
+int sb_check_bind_access(const char *path, bool rw, const char *what, uid_t uid, gid_t gid,
+			 struct cdn_err *err);
+
 /* sockscan.c: 0 when the tree at path holds no unix socket (bounded). */
 int sb_check_no_sockets(const char *path, struct cdn_err *err);
 

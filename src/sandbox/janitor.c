@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "sandbox/internal.h"
+#include "base/file.h"
 
 #define JANITOR_MAX 1024 /* live sandboxes per cordon process */
 
@@ -69,13 +70,9 @@ static void kill_cgroup(const char *dir)
 {
 	char path[JANITOR_DIR_MAX + 32];
 	snprintf(path, sizeof(path), "%s/cgroup.kill", dir);
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		(void)!write(fd, "1", 1);
-		close(fd);
-	}
+	(void)cdn_write_once_at(AT_FDCWD, path, "1");
 	snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return;
 	char buf[4096];

@@ -20,7 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <linux/openat2.h>
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +31,8 @@
 #include <unistd.h>
 
 #include "base/cleanup.h"
+#include "base/file.h"
+#include "base/openat2.h"
 #include "sandbox/internal.h"
 
 /* The new root is assembled on top of this directory (in the sandbox's
@@ -441,12 +443,6 @@ int sb_plan_mounts(struct sb_plan *plan, const struct sandbox_config *cfg, struc
  * Child side: no allocation from here on.
  */
 
-static int sys_openat2(int dirfd, const char *path, int flags, uint64_t resolve)
-{
-	struct open_how how = { .flags = (uint64_t)flags, .mode = 0, .resolve = resolve };
-	return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
-}
-
 static int sys_mount_setattr(int dfd, const char *path, unsigned flags, uint64_t set,
 			     uint64_t clr)
 {
@@ -471,7 +467,7 @@ static int open_in_root(int root, const char *rel, bool create, bool want_dir)
 		errno = ENAMETOOLONG;
 		return -1;
 	}
-	int fd = sys_openat2(root, rel, O_PATH | O_CLOEXEC, IN_ROOT);
+	int fd = cdn_openat2(root, rel, O_PATH | O_CLOEXEC, 0, IN_ROOT);
 	if (fd >= 0 || errno != ENOENT || !create)
 		return fd;
 
@@ -485,7 +481,7 @@ static int open_in_root(int root, const char *rel, bool create, bool want_dir)
 		bool last = slash == NULL;
 		if (slash)
 			*slash = '\0';
-		int next = sys_openat2(root, buf, O_PATH | O_CLOEXEC, IN_ROOT);
+		int next = cdn_openat2(root, buf, O_PATH | O_CLOEXEC, 0, IN_ROOT);
 		if (next < 0 && errno == ENOENT) {
 			int r;
 			if (!last || want_dir) {
@@ -503,7 +499,7 @@ static int open_in_root(int root, const char *rel, bool create, bool want_dir)
 				errno = e;
 				return -1;
 			}
-			next = sys_openat2(root, buf, O_PATH | O_CLOEXEC, IN_ROOT);
+			next = cdn_openat2(root, buf, O_PATH | O_CLOEXEC, 0, IN_ROOT);
 		}
 		if (next < 0) {
 			int e = errno;
@@ -630,11 +626,18 @@ int sb_child_open_sources(struct sb_plan *plan, struct sb_msg *fail)
 	return 0;
 }
 
+/* A mount step failed; errno says why. */
+static int mount_failed(const struct sb_step *s, struct sb_msg *fail)
+{
+	return sb_fail(fail, errno, "mount /%s", s->dst);
+}
+
 static int do_step(struct sb_plan *plan, struct sb_step *s, int root, struct sb_msg *fail)
 {
 	char num[32], mode[16];
 	const char *base;
-	int fd = -1, r;
+	_cleanup_close_ int fd = -1;
+	int r;
 
 	/* A mount may cover the cached directory: look it up again. */
 	if (s->kind != SB_STEP_FILE && plan->parent_fd >= 0) {
@@ -649,17 +652,11 @@ static int do_step(struct sb_plan *plan, struct sb_step *s, int root, struct sb_
 			return sb_fail(fail, errno, "create /%s", s->dst);
 		/* The mode of a mount point does not matter: the mount on top
 		 * brings its own. */
-		close(fd);
 		return 0;
 	case SB_STEP_SYMLINK:
 		fd = open_parent_in_root(root, s->dst, &base);
-		if (fd < 0 || symlinkat(s->text, fd, base) < 0) {
-			r = sb_fail(fail, errno, "symlink /%s", s->dst);
-			if (fd >= 0)
-				close(fd);
-			return r;
-		}
-		close(fd);
+		if (fd < 0 || symlinkat(s->text, fd, base) < 0)
+			return sb_fail(fail, errno, "symlink /%s", s->dst);
 		return 0;
 	case SB_STEP_FILE: {
 		int dir = cached_parent(plan, root, s->dst, &base);
@@ -669,19 +666,8 @@ static int do_step(struct sb_plan *plan, struct sb_step *s, int root, struct sb_
 			    s->mode);
 		if (fd < 0)
 			return sb_fail(fail, errno, "create /%s", s->dst);
-		size_t off = 0;
-		while (off < s->text_len) {
-			ssize_t n = write(fd, s->text + off, s->text_len - off);
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n <= 0) {
-				r = sb_fail(fail, errno, "write /%s", s->dst);
-				close(fd);
-				return r;
-			}
-			off += (size_t)n;
-		}
-		close(fd);
+		if ((r = cdn_write_all(fd, s->text, s->text_len)) < 0)
+			return sb_fail(fail, -r, "write /%s", s->dst);
 		return 0;
 	}
 	case SB_STEP_TMPFS: {
@@ -719,23 +705,20 @@ static int do_step(struct sb_plan *plan, struct sb_step *s, int root, struct sb_
 			attrs |= MOUNT_ATTR_NOEXEC;
 		fd = new_fs("tmpfs", opts, attrs);
 		if (fd < 0 || attach(fd, root, s->dst, true) < 0)
-			goto mount_failed;
-		close(fd);
+			return mount_failed(s, fail);
 		return 0;
 	}
 	case SB_STEP_PROC:
 		fd = new_fs("proc", NULL, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
 		if (fd < 0 || attach(fd, root, s->dst, true) < 0)
-			goto mount_failed;
-		close(fd);
+			return mount_failed(s, fail);
 		return 0;
 	case SB_STEP_DEVPTS: {
 		static const char *const opts[] = { "newinstance", NULL, "ptmxmode", "0666",
 						     "mode", "0620", NULL };
 		fd = new_fs("devpts", opts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC);
 		if (fd < 0 || attach(fd, root, s->dst, true) < 0)
-			goto mount_failed;
-		close(fd);
+			return mount_failed(s, fail);
 		return 0;
 	}
 	case SB_STEP_BIND:
@@ -747,7 +730,8 @@ static int do_step(struct sb_plan *plan, struct sb_step *s, int root, struct sb_
 		s->fd = -1;
 		return 0;
 	case SB_STEP_MASK: {
-		int target = sys_openat2(root, s->dst, O_PATH | O_CLOEXEC, IN_ROOT | RESOLVE_NO_SYMLINKS);
+		_cleanup_close_ int target =
+		    cdn_openat2(root, s->dst, O_PATH | O_CLOEXEC, 0, IN_ROOT | RESOLVE_NO_SYMLINKS);
 		if (target < 0) {
 			if (errno == ENOENT)
 				return 0; /* the kernel does not have it */
@@ -769,19 +753,16 @@ static int do_step(struct sb_plan *plan, struct sb_step *s, int root, struct sb_
 		r = fd < 0 ? -1 :
 			     move_mount(fd, "", target, "",
 					MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
-		int e = errno;
-		if (r == 0 && s->is_dir && plan->mask_dir_fd < 0)
-			plan->mask_dir_fd = sys_openat2(root, s->dst, O_PATH | O_CLOEXEC,
-							IN_ROOT | RESOLVE_NO_SYMLINKS);
-		close(target);
-		errno = e;
 		if (r < 0)
-			goto mount_failed;
-		close(fd);
+			return mount_failed(s, fail);
+		if (s->is_dir && plan->mask_dir_fd < 0)
+			plan->mask_dir_fd = cdn_openat2(root, s->dst, O_PATH | O_CLOEXEC, 0,
+							IN_ROOT | RESOLVE_NO_SYMLINKS);
 		return 0;
 	}
 	case SB_STEP_READONLY: {
-		int target = sys_openat2(root, s->dst, O_PATH | O_CLOEXEC, IN_ROOT | RESOLVE_NO_SYMLINKS);
+		_cleanup_close_ int target =
+		    cdn_openat2(root, s->dst, O_PATH | O_CLOEXEC, 0, IN_ROOT | RESOLVE_NO_SYMLINKS);
 		if (target < 0)
 			return errno == ENOENT ? 0 : sb_fail(fail, errno, "read-only /%s", s->dst);
 		fd = open_tree(target, "",
@@ -794,65 +775,49 @@ static int do_step(struct sb_plan *plan, struct sb_step *s, int root, struct sb_
 				      0) == 0)
 			r = move_mount(fd, "", target, "",
 				       MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
-		int e = errno;
-		close(target);
-		errno = e;
 		if (r < 0)
-			goto mount_failed;
-		close(fd);
+			return mount_failed(s, fail);
 		return 0;
 	}
 	case SB_STEP_OVERLAY: {
-		int src = sys_openat2(root, s->src, O_PATH | O_CLOEXEC, IN_ROOT | RESOLVE_NO_SYMLINKS);
-		if (src < 0)
-			return sb_fail(fail, errno, "overlay source /%s", s->src);
-		fd = open_tree(src, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
-		close(src);
+		{
+			_cleanup_close_ int src = cdn_openat2(root, s->src, O_PATH | O_CLOEXEC, 0,
+							      IN_ROOT | RESOLVE_NO_SYMLINKS);
+			if (src < 0)
+				return sb_fail(fail, errno, "overlay source /%s", s->src);
+			fd =
+			    open_tree(src, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+		}
 		if (fd < 0 || sys_mount_setattr(fd, "", AT_EMPTY_PATH, MOUNT_ATTR_RDONLY |
 						MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, 0) < 0)
-			goto mount_failed;
-		int target = sys_openat2(root, s->dst, O_PATH | O_CLOEXEC, IN_ROOT);
-		if (target < 0)
-			goto mount_failed;
-		r = move_mount(fd, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
-		int e = errno;
-		close(target);
-		errno = e;
-		if (r < 0)
-			goto mount_failed;
-		close(fd);
+			return mount_failed(s, fail);
+		_cleanup_close_ int target =
+		    cdn_openat2(root, s->dst, O_PATH | O_CLOEXEC, 0, IN_ROOT);
+		if (target < 0 || move_mount(fd, "", target, "",
+					     MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+			return mount_failed(s, fail);
 		return 0;
 	}
 	case SB_STEP_FIFO: {
-		int dir = open_parent_in_root(root, s->dst, &base);
+		_cleanup_close_ int dir = open_parent_in_root(root, s->dst, &base);
 		if (dir < 0)
 			return sb_fail(fail, errno, "create /%s", s->dst);
-		r = mknodat(dir, base, S_IFIFO | s->mode, 0);
-		int e = errno;
-		close(dir);
-		if (r < 0)
-			return sb_fail(fail, e, "create the pipe /%s", s->dst);
+		if (mknodat(dir, base, S_IFIFO | s->mode, 0) < 0)
+			return sb_fail(fail, errno, "create the pipe /%s", s->dst);
 		return 0;
 	}
 	case SB_STEP_SEAL: {
-		int target = sys_openat2(root, s->dst, O_PATH | O_CLOEXEC, IN_ROOT | RESOLVE_NO_SYMLINKS);
+		_cleanup_close_ int target =
+		    cdn_openat2(root, s->dst, O_PATH | O_CLOEXEC, 0, IN_ROOT | RESOLVE_NO_SYMLINKS);
 		if (target < 0)
 			return sb_fail(fail, errno, "seal /%s", s->dst);
-		r = sys_mount_setattr(target, "", AT_EMPTY_PATH, MOUNT_ATTR_RDONLY, 0);
-		int e = errno;
-		close(target);
-		errno = e;
-		if (r < 0)
-			goto mount_failed;
+		if (sys_mount_setattr(target, "", AT_EMPTY_PATH, MOUNT_ATTR_RDONLY, 0) < 0)
+			return mount_failed(s, fail);
 		return 0;
 	}
 	}
 	errno = EINVAL;
-mount_failed:
-	r = sb_fail(fail, errno, "mount /%s", s->dst);
-	if (fd >= 0)
-		close(fd);
-	return r;
+	return mount_failed(s, fail);
 }
 
 int sb_child_build_root(struct sb_plan *plan, struct sb_msg *fail)

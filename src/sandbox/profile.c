@@ -49,6 +49,15 @@ int sandbox_apply_profile(struct sandbox_config *cfg, const struct sandbox_profi
 	int r = sandbox_config_add_bind(cfg, repo_dir, REPO_DST, p->repo == SANDBOX_REPO_RW, err);
 	if (r < 0)
 		return r;
+	/* The repository belongs to a host user the sandbox's user is not,
+	 * and git refuses such a directory ("dubious ownership"). Trust the
+	 * bound repository, and only it, through git's environment config. */
+	static const char *const git_env[] = { "GIT_CONFIG_COUNT=1",
+					       "GIT_CONFIG_KEY_0=safe.directory",
+					       ("GIT_CONFIG_VALUE_0=" REPO_DST) };
+	for (size_t i = 0; i < CDN_ARRAY_SIZE(git_env); i++)
+		if ((r = sandbox_config_add_env(cfg, git_env[i], err)) < 0)
+			return r;
 	cfg->cwd = REPO_DST;
 	return 0;
 }

@@ -206,6 +206,10 @@ int sandbox_config_add_bind(struct sandbox_config *cfg, const char *src, const c
 
 /* Adds an environment entry "K=V"; fails on overflow or bad syntax. */
 int sandbox_config_add_env(struct sandbox_config *cfg, const char *kv, struct cdn_err *err);
+/* name[0..len) is a variable name the sandbox's environment takes:
+ * [A-Za-z_][A-Za-z0-9_]* (POSIX's portable names). Envs and secrets,
+ * which become such variables, add their own bounds to it. */
+bool sandbox_env_name_ok(const char *name, size_t len);
 
 /* Parses "landlock", "cgroup", "seccomp" (comma-separated) into bits. */
 int sandbox_parse_degraded(const char *list, unsigned *bits, struct cdn_err *err);

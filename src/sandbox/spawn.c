@@ -26,6 +26,8 @@
 #include <unistd.h>
 
 #include "base/cleanup.h"
+#include "base/clock.h"
+#include "base/file.h"
 #include "sandbox/internal.h"
 
 #define SETUP_TIMEOUT_MS 30000
@@ -52,13 +54,6 @@ struct sandbox {
 	void *cb_ctx;
 };
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* CORDON_TRACE=1 prints where the start-up time goes (bench/startup). */
 static void trace_step(const struct sandbox *sb, const char *what)
 {
@@ -69,7 +64,7 @@ static void trace_step(const struct sandbox *sb, const char *what)
 	}
 	if (on)
 		fprintf(stderr, "cordon-trace: %-22s %8.3f ms\n", what,
-			(double)(now_ns() - sb->start_ns) / 1e6);
+			(double)(cdn_mono_ns() - sb->start_ns) / 1e6);
 }
 
 /* ------------------------------------------------------------ config */
@@ -104,16 +99,27 @@ int sandbox_config_add_bind(struct sandbox_config *cfg, const char *src, const c
 	return 0;
 }
 
+bool sandbox_env_name_ok(const char *name, size_t len)
+{
+	if (len == 0)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char c = name[i];
+		if (!(c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		      (i > 0 && c >= '0' && c <= '9')))
+			return false;
+	}
+	return true;
+}
+
 int sandbox_config_add_env(struct sandbox_config *cfg, const char *kv, struct cdn_err *err)
 {
 	const char *eq = strchr(kv, '=');
 	if (!eq || eq == kv)
 		return cdn_err_set(err, EINVAL, "environment entry '%s': expected NAME=VALUE", kv);
-	for (const char *p = kv; p < eq; p++)
-		if (!(*p == '_' || (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
-		      (p > kv && *p >= '0' && *p <= '9')))
-			return cdn_err_set(err, EINVAL, "environment entry '%.*s': bad variable name",
-					   (int)(eq - kv), kv);
+	if (!sandbox_env_name_ok(kv, (size_t)(eq - kv)))
+		return cdn_err_set(err, EINVAL, "environment entry '%.*s': bad variable name",
+				   (int)(eq - kv), kv);
 	if (strlen(kv) > 65536)
 		return cdn_err_set(err, E2BIG, "environment entry '%.*s': value too long",
 				   (int)(eq - kv), kv);
@@ -214,23 +220,25 @@ static int plan_env(struct sb_plan *plan, const struct sandbox_config *cfg, stru
 	return 0;
 }
 
+static void plan_freep(struct sb_plan **plan)
+{
+	plan_free(*plan);
+}
+
 static int plan_build(const struct sandbox_config *cfg, struct sb_plan **out,
 		      struct sandbox_protections *prot, struct cdn_err *err)
 {
-	struct sb_plan *plan = calloc(1, sizeof(*plan));
+	_cleanup_(plan_freep) struct sb_plan *plan = calloc(1, sizeof(*plan));
 	if (!plan)
 		return cdn_err_set(err, ENOMEM, "sandbox plan");
 	int r = 0;
 
-	if (cfg->n_phases == 0 || cfg->n_phases > SANDBOX_MAX_PHASES) {
-		r = cdn_err_set(err, EINVAL, "sandbox: no command to run");
-		goto out;
-	}
+	if (cfg->n_phases == 0 || cfg->n_phases > SANDBOX_MAX_PHASES)
+		return cdn_err_set(err, EINVAL, "sandbox: no command to run");
 	for (size_t i = 0; i < cfg->n_phases; i++) {
-		if (!cfg->phases[i] || !cfg->phases[i][0]) {
-			r = cdn_err_set(err, EINVAL, "sandbox: phase %zu has an empty command", i);
-			goto out;
-		}
+		if (!cfg->phases[i] || !cfg->phases[i][0])
+			return cdn_err_set(err, EINVAL, "sandbox: phase %zu has an empty command",
+					   i);
 		plan->phases[i] = cfg->phases[i];
 	}
 	plan->n_phases = cfg->n_phases;
@@ -244,10 +252,9 @@ static int plan_build(const struct sandbox_config *cfg, struct sb_plan **out,
 	} else {
 		const char *base = getenv("CORDON_HOSTID_BASE");
 		unsigned long b = base && *base ? strtoul(base, NULL, 10) : SANDBOX_HOSTID_BASE;
-		if (b == 0 || b + cfg->uid > 0xfffffffeul || b + cfg->gid > 0xfffffffeul) {
-			r = cdn_err_set(err, EINVAL, "CORDON_HOSTID_BASE: must map to a non-root id");
-			goto out;
-		}
+		if (b == 0 || b + cfg->uid > 0xfffffffeul || b + cfg->gid > 0xfffffffeul)
+			return cdn_err_set(err, EINVAL,
+					   "CORDON_HOSTID_BASE: must map to a non-root id");
 		plan->host_uid = (uid_t)(b + cfg->uid);
 		plan->host_gid = (gid_t)(b + cfg->gid);
 	}
@@ -267,31 +274,32 @@ static int plan_build(const struct sandbox_config *cfg, struct sb_plan **out,
 	for (size_t i = 0; i < SANDBOX_MAX_PHASES; i++)
 		if (cfg->phase_env[i] && !(plan->phase_env[i] = strdup(cfg->phase_env[i])))
 			return cdn_err_set(err, ENOMEM, "environment");
-	if (cfg->n_files > SANDBOX_MAX_FILES) {
-		r = cdn_err_set(err, E2BIG, "too many workspace files (at most %d)",
-				SANDBOX_MAX_FILES);
-		goto out;
-	}
-	if (cfg->n_local_ports > SANDBOX_MAX_LOCAL_PORTS) {
-		r = cdn_err_set(err, E2BIG, "too many local ports");
-		goto out;
-	}
+	if (cfg->n_files > SANDBOX_MAX_FILES)
+		return cdn_err_set(err, E2BIG, "too many workspace files (at most %d)",
+				   SANDBOX_MAX_FILES);
+	if (cfg->n_local_ports > SANDBOX_MAX_LOCAL_PORTS)
+		return cdn_err_set(err, E2BIG, "too many local ports");
 	memcpy(plan->local_ports, cfg->local_ports, sizeof(plan->local_ports));
 	plan->n_local_ports = cfg->n_local_ports;
 	plan->cwd = strdup(cfg->cwd ? cfg->cwd : "/workspace");
 	plan->hostname = strdup(cfg->hostname ? cfg->hostname : "cordon");
-	if (!plan->cwd || !plan->hostname) {
-		r = cdn_err_set(err, ENOMEM, "sandbox plan");
-		goto out;
-	}
-	if (strlen(plan->hostname) > 63) {
-		r = cdn_err_set(err, EINVAL, "hostname: longer than 63 characters");
-		goto out;
-	}
-	if ((r = plan_env(plan, cfg, err)) < 0)
-		goto out;
-	if ((r = sb_plan_mounts(plan, cfg, err)) < 0)
-		goto out;
+	if (!plan->cwd || !plan->hostname)
+		return cdn_err_set(err, ENOMEM, "sandbox plan");
+	if (strlen(plan->hostname) > 63)
+		return cdn_err_set(err, EINVAL, "hostname: longer than 63 characters");
+	if ((r = plan_env(plan, cfg, err)) < 0 || (r = sb_plan_mounts(plan, cfg, err)) < 0)
+		return r;
+	/* Whether the sandbox's user can use what is bound in: a bare
+	 * "Permission denied" from inside tells nobody what to fix. */
+	for (size_t i = 0; i < cfg->n_binds && r == 0; i++)
+		r = sb_check_bind_access(cfg->binds[i].src, cfg->binds[i].rw,
+					 cfg->binds[i].rw ? "read-write bind" : "read-only bind",
+					 plan->host_uid, plan->host_gid, err);
+	if (r == 0 && cfg->workspace_dir)
+		r = sb_check_bind_access(cfg->workspace_dir, true, "workspace", plan->host_uid,
+					 plan->host_gid, err);
+	if (r < 0)
+		return r;
 	/* After the binds are known to be well-formed: the search is the
 	 * costly part (a walk of each tree). */
 	for (size_t i = 0; !cfg->allow_sockets && i < cfg->n_binds && r == 0; i++)
@@ -300,17 +308,15 @@ static int plan_build(const struct sandbox_config *cfg, struct sb_plan **out,
 	if (r == 0 && !cfg->allow_sockets && cfg->workspace_dir)
 		r = sb_check_no_sockets(cfg->workspace_dir, err);
 	if (r < 0)
-		goto out;
+		return r;
 
 	/* Landlock: refuse to run without it unless the operator said so. */
 	plan->landlock_abi = sandbox_landlock_abi();
 	if (plan->landlock_abi <= 0) {
-		if (!(cfg->allow_degraded & SANDBOX_PROT_LANDLOCK)) {
-			r = cdn_err_set(err, EOPNOTSUPP,
-					"landlock: not available on this kernel "
-					"(pass --allow-degraded=landlock to run without it)");
-			goto out;
-		}
+		if (!(cfg->allow_degraded & SANDBOX_PROT_LANDLOCK))
+			return cdn_err_set(err, EOPNOTSUPP,
+					   "landlock: not available on this kernel "
+					   "(pass --allow-degraded=landlock to run without it)");
 		prot->degraded |= SANDBOX_PROT_LANDLOCK;
 	} else {
 		sb_plan_landlock(plan, cfg);
@@ -321,33 +327,17 @@ static int plan_build(const struct sandbox_config *cfg, struct sb_plan **out,
 	r = sb_seccomp_programs(plan->bpf, err);
 	if (r < 0) {
 		if (!(cfg->allow_degraded & SANDBOX_PROT_SECCOMP))
-			goto out;
+			return r;
 		prot->degraded |= SANDBOX_PROT_SECCOMP;
 		memset(plan->bpf, 0, sizeof(plan->bpf));
 		r = 0;
 	}
 	prot->seccomp = plan->bpf[0].len > 0;
-out:
-	if (r < 0)
-		plan_free(plan);
-	else
-		*out = plan;
-	return r;
+	*out = cdn_steal(&plan);
+	return 0;
 }
 
 /* ------------------------------------------------------------ spawn */
-
-static int write_file(const char *path, const char *data)
-{
-	_cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	size_t len = strlen(data);
-	ssize_t n = write(fd, data, len);
-	if (n < 0)
-		return -errno;
-	return (size_t)n == len ? 0 : -EIO;
-}
 
 static int map_ids(pid_t pid, const struct sb_plan *plan, struct cdn_err *err)
 {
@@ -357,16 +347,16 @@ static int map_ids(pid_t pid, const struct sb_plan *plan, struct cdn_err *err)
 		/* Unprivileged gid_map writes require setgroups to be denied
 		 * (CVE-2014-8989: dropping groups to gain access). */
 		snprintf(path, sizeof(path), "/proc/%d/setgroups", (int)pid);
-		if ((r = write_file(path, "deny")) < 0)
+		if ((r = cdn_write_once_at(AT_FDCWD, path, "deny")) < 0)
 			return cdn_err_set(err, -r, "user namespace: deny setgroups");
 	}
 	snprintf(path, sizeof(path), "/proc/%d/uid_map", (int)pid);
 	snprintf(map, sizeof(map), "%u %u 1\n", (unsigned)plan->uid, (unsigned)plan->host_uid);
-	if ((r = write_file(path, map)) < 0)
+	if ((r = cdn_write_once_at(AT_FDCWD, path, map)) < 0)
 		return cdn_err_set(err, -r, "user namespace: write uid_map");
 	snprintf(path, sizeof(path), "/proc/%d/gid_map", (int)pid);
 	snprintf(map, sizeof(map), "%u %u 1\n", (unsigned)plan->gid, (unsigned)plan->host_gid);
-	if ((r = write_file(path, map)) < 0)
+	if ((r = cdn_write_once_at(AT_FDCWD, path, map)) < 0)
 		return cdn_err_set(err, -r, "user namespace: write gid_map");
 	return 0;
 }
@@ -525,26 +515,31 @@ static int do_clone(struct sandbox *sb, struct sb_plan *plan, int cgfd, struct c
 	return 0;
 }
 
+static void sandbox_freep(struct sandbox **sb)
+{
+	sandbox_free(*sb);
+}
+
 int sandbox_spawn(const struct sandbox_config *cfg, struct sandbox **out, struct cdn_err *err)
 {
 	*out = NULL;
-	struct sandbox *sb = calloc(1, sizeof(*sb));
+	_cleanup_(sandbox_freep) struct sandbox *sb = calloc(1, sizeof(*sb));
 	if (!sb)
 		return cdn_err_set(err, ENOMEM, "sandbox");
 	sb->pid = -1;
 	sb->pidfd = sb->sync_fd = -1;
 	for (int i = 0; i < SB_FD_COUNT; i++)
 		sb->fds[i] = -1;
-	sb->start_ns = now_ns();
+	sb->start_ns = cdn_mono_ns();
 	sb->n_phases = cfg->n_phases;
 	if (cfg->limits.timeout_ms)
 		sb->deadline_ns = sb->start_ns + cfg->limits.timeout_ms * 1000000ull;
 
-	struct sb_plan *plan = NULL;
+	_cleanup_(plan_freep) struct sb_plan *plan = NULL;
 	_cleanup_close_ int cgfd = -1;
 	int r = plan_build(cfg, &plan, &sb->st.prot, err);
 	if (r < 0)
-		goto fail;
+		return r;
 	trace_step(sb, "plan");
 
 	/*
@@ -556,51 +551,41 @@ int sandbox_spawn(const struct sandbox_config *cfg, struct sandbox **out, struct
 	 */
 	int version = sb_cgroup_probe_version();
 	if (version == 2 && (r = create_cgroup(sb, cfg, err)) < 0)
-		goto fail;
+		return r;
 	cgfd = sb_cgroup_clone_fd(sb->cg);
-	if (sb->cg && sb_cgroup_version(sb->cg) == 2 && cgfd < 0) {
-		r = cdn_err_set(err, errno, "cgroup v2: open for clone");
-		goto fail;
-	}
+	if (sb->cg && sb_cgroup_version(sb->cg) == 2 && cgfd < 0)
+		return cdn_err_set(err, errno, "cgroup v2: open for clone");
 	give_stdio_pipes(cfg, plan);
 	sb->host_uid = plan->host_uid;
 	sb->host_gid = plan->host_gid;
-	r = do_clone(sb, plan, cgfd, err);
-	if (r < 0)
-		goto fail;
+	if ((r = do_clone(sb, plan, cgfd, err)) < 0)
+		return r;
 	sb->st.prot.userns = true;
 	trace_step(sb, "clone");
 	if ((r = map_ids(sb->pid, plan, err)) < 0 || (r = send_type(sb, SB_MSG_GO, err)) < 0)
-		goto fail;
+		return r;
 	trace_step(sb, "ids mapped");
 	if (version != 2 && !sb->cg && !(sb->st.prot.degraded & SANDBOX_PROT_CGROUP) &&
 	    (r = create_cgroup(sb, cfg, err)) < 0)
-		goto fail;
+		return r;
 
 	const char *dirs[JANITOR_MAX_DIRS];
 	size_t nd = sb_cgroup_dirs(sb->cg, dirs, JANITOR_MAX_DIRS);
 	r = janitor_register(sb->pid, dirs, nd, &sb->janitor_id);
-	if (r < 0) {
-		cdn_err_set(err, -r, "sandbox: start the janitor");
-		goto fail;
-	}
+	if (r < 0)
+		return cdn_err_set(err, -r, "sandbox: start the janitor");
 	trace_step(sb, "janitor");
 	if (cgfd < 0 && (r = sb_cgroup_attach(sb->cg, sb->pid, err)) < 0)
-		goto fail;
+		return r;
 	/* If the child already failed its setup, this send fails; its report
 	 * is waiting in the socket and await_ready() returns it. */
 	(void)send_type(sb, SB_MSG_CGROUP, NULL);
 	trace_step(sb, "cgroup joined");
 	if ((r = await_ready(sb, err)) < 0)
-		goto fail;
+		return r;
 	trace_step(sb, "sandbox ready");
-	plan_free(plan);
-	*out = sb;
+	*out = cdn_steal(&sb);
 	return 0;
-fail:
-	plan_free(plan);
-	sandbox_free(sb);
-	return r < 0 ? r : -EINVAL;
 }
 
 static int take(struct sandbox *sb, int slot)
@@ -722,7 +707,7 @@ static void finish(struct sandbox *sb, const siginfo_t *si, const struct rusage 
 {
 	struct sandbox_status *st = &sb->st;
 	drain_msgs(sb);
-	st->wall_ms = (now_ns() - sb->start_ns) / 1000000ull;
+	st->wall_ms = (cdn_mono_ns() - sb->start_ns) / 1000000ull;
 	uint64_t cpu_ns = ((uint64_t)ru->ru_utime.tv_sec + (uint64_t)ru->ru_stime.tv_sec) *
 				  1000000000ull +
 			  ((uint64_t)ru->ru_utime.tv_usec + (uint64_t)ru->ru_stime.tv_usec) * 1000ull;
@@ -779,7 +764,7 @@ int sandbox_poll(struct sandbox *sb, struct sandbox_status *st, struct cdn_err *
 		if (r < 0 && errno != EINTR)
 			return cdn_err_set(err, errno, "sandbox: wait");
 		if (r < 0 || si.si_pid == 0) {
-			if (sb->deadline_ns && now_ns() >= sb->deadline_ns)
+			if (sb->deadline_ns && cdn_mono_ns() >= sb->deadline_ns)
 				sandbox_kill(sb, true);
 			return 0;
 		}
@@ -802,7 +787,7 @@ int sandbox_timeout_remaining_ms(const struct sandbox *sb)
 {
 	if (!sb->deadline_ns || sb->finished)
 		return -1;
-	uint64_t now = now_ns();
+	uint64_t now = cdn_mono_ns();
 	if (now >= sb->deadline_ns)
 		return 0;
 	uint64_t ms = (sb->deadline_ns - now + 999999) / 1000000;
@@ -848,16 +833,8 @@ static bool relay_pump(struct sandbox_relay *rl)
 			ssize_t r = read(rl->from, buf, sizeof(buf));
 			if (r < 0 && errno == EAGAIN)
 				return true;
-			if (r <= 0)
+			if (r <= 0 || cdn_write_all(rl->to, buf, (size_t)r) < 0)
 				return false;
-			for (ssize_t off = 0; off < r;) {
-				ssize_t w = write(rl->to, buf + off, (size_t)(r - off));
-				if (w < 0 && errno == EINTR)
-					continue;
-				if (w <= 0)
-					return false;
-				off += w;
-			}
 			continue;
 		}
 		return false; /* EOF or error: this relay is done */

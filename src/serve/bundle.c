@@ -20,20 +20,16 @@
 #include <unistd.h>
 
 #include "base/cleanup.h"
+#include "base/file.h"
+#include "base/text.h"
 
 #define SHOWN_MAX 96
 #define IO_CHUNK  (64 * 1024)
 
-/* s made printable for a message: control bytes become '?', long cut. */
+/* s made printable for a message: control characters become '?', long cut. */
 static const char *shown(const char *s, char out[SHOWN_MAX])
 {
-	size_t n = 0;
-	for (; s && *s && n + 4 < SHOWN_MAX; s++)
-		out[n++] = ((unsigned char)*s < 0x20 || *s == 0x7f) ? '?' : *s;
-	if (s && *s)
-		out[n++] = '.', out[n++] = '.', out[n++] = '.';
-	out[n] = '\0';
-	return out;
+	return cdn_printable_str(out, SHOWN_MAX, s, CDN_TEXT_UTF8 | CDN_TEXT_ELLIPSIS);
 }
 
 /* ---------------------------------------------------------------- unpack */
@@ -116,20 +112,6 @@ static int open_parent(int root, const struct path *p, int *out, struct cdn_err 
 	return 0;
 }
 
-static int write_all(int fd, const char *b, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, b, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		b += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 static int extract_file(struct archive *a, struct archive_entry *e, int parent, const char *leaf,
 			const char *name, uint64_t *total, struct cdn_err *err)
 {
@@ -165,9 +147,9 @@ static int extract_file(struct archive *a, struct archive_entry *e, int parent, 
 		if (got > (uint64_t)size)
 			return cdn_err_set(err, EINVAL, "bundle: '%s': more data than its size",
 					   shown(name, sh));
-		if (write_all(fd, buf, (size_t)n) < 0)
-			return cdn_err_set(err, errno ? errno : EIO, "bundle: write '%s'",
-					   shown(name, sh));
+		int r = cdn_write_all(fd, buf, (size_t)n);
+		if (r < 0)
+			return cdn_err_set(err, -r, "bundle: write '%s'", shown(name, sh));
 	}
 	*total += got;
 	if (fchmod(fd, mode) < 0) /* the umask may have taken bits */

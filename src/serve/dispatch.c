@@ -26,6 +26,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
+
 extern char **environ;
 
 /* Called with the lock held. */
@@ -83,13 +85,6 @@ static struct job *next_fair(struct server *sv)
 	return NULL;
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Marks a record that never ran or was stopped. */
 static void mark(struct server *sv, const char *id, enum store_run_status st, const char *why)
 {
@@ -101,7 +96,7 @@ static void mark(struct server *sv, const char *id, enum store_run_status st, co
 	if (r.status == RUN_CREATED || (st == RUN_CANCELLED && stopped)) {
 		r.status = st;
 		if (!r.finished_ms)
-			r.finished_ms = now_ms();
+			r.finished_ms = cdn_wall_ms();
 		if (why)
 			snprintf(r.error, sizeof(r.error), "%s", why);
 		if (store_run_update(sv->s, &r, &err) < 0)
@@ -225,13 +220,8 @@ void *dispatch_main(void *arg)
 		}
 		if (sv->stop && sv->n_running == 0)
 			break;
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 10 * 1000 * 1000; /* a finished run frees its slot within 10 ms */
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
+		/* A finished run frees its slot within 10 ms. */
+		struct timespec ts = cdn_wall_after(10);
 		pthread_cond_timedwait(&sv->cv, &sv->mu, &ts);
 	}
 	pthread_mutex_unlock(&sv->mu);
@@ -375,11 +365,11 @@ void dispatch_drain(struct server *sv, unsigned timeout_s)
 		job_free(q);
 		q = next;
 	}
-	int64_t deadline = now_ms() + (int64_t)timeout_s * 1000;
+	int64_t deadline = cdn_wall_ms() + (int64_t)timeout_s * 1000;
 	for (;;) {
 		pthread_mutex_lock(&sv->mu);
 		unsigned left = sv->n_running;
-		if (left && now_ms() >= deadline) {
+		if (left && cdn_wall_ms() >= deadline) {
 			for (struct job *j = sv->running; j; j = j->next)
 				if (!j->cancel) {
 					j->cancel = true;

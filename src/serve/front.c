@@ -36,6 +36,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
+
 struct conn {
 	int fd;
 	char peer[INET6_ADDRSTRLEN];
@@ -58,13 +60,6 @@ struct addr_count {
 	unsigned n;
 	struct addr_count *next;
 };
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static bool addr_text(const struct sockaddr *sa, char out[INET6_ADDRSTRLEN], bool *local)
 {
@@ -186,7 +181,7 @@ void front_notify(void *cls, struct MHD_Connection *mc, void **socket_context,
 		c->proxied = is_trusted_proxy(sv, c->peer);
 		c->per_ip = !c->local && !c->proxied && count_add(&sv->peer_counts, c->peer);
 		c->waiting = true;
-		c->deadline_ms = mono_ms() + SERVE_HEAD_DEADLINE_S * 1000;
+		c->deadline_ms = (int64_t)cdn_mono_ms() + SERVE_HEAD_DEADLINE_S * 1000;
 		c->prev = sv->conns_tail;
 		if (sv->conns_tail)
 			sv->conns_tail->next = c;
@@ -305,7 +300,7 @@ void front_request_done(struct server *sv, struct MHD_Connection *mc)
 	}
 	/* The next request's head has its own deadline. */
 	c->waiting = true;
-	c->deadline_ms = mono_ms() + SERVE_HEAD_DEADLINE_S * 1000;
+	c->deadline_ms = (int64_t)cdn_mono_ms() + SERVE_HEAD_DEADLINE_S * 1000;
 	pthread_mutex_unlock(&sv->lim_mu);
 }
 
@@ -357,17 +352,11 @@ static void *reaper(void *arg)
 	struct server *sv = arg;
 	pthread_mutex_lock(&sv->lim_mu);
 	while (!sv->front_stop) {
-		int64_t now = mono_ms();
+		int64_t now = (int64_t)cdn_mono_ms();
 		for (struct conn *c = sv->conns; c; c = c->next)
 			if (c->waiting && c->deadline_ms && now >= c->deadline_ms)
 				cut(c);
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 500 * 1000 * 1000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
+		struct timespec ts = cdn_wall_after(500);
 		pthread_cond_timedwait(&sv->front_cv, &sv->lim_mu, &ts);
 	}
 	pthread_mutex_unlock(&sv->lim_mu);

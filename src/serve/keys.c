@@ -8,12 +8,7 @@
 #include <string.h>
 #include <time.h>
 
-static void key_hash(const char *key, char hex[STORE_HASH_HEX + 1])
-{
-	unsigned char h[crypto_hash_sha256_BYTES];
-	crypto_hash_sha256(h, (const unsigned char *)key, strlen(key));
-	sodium_bin2hex(hex, STORE_HASH_HEX + 1, h, sizeof(h));
-}
+#include "base/hash.h"
 
 int api_key_create(struct store *s, const char *ws, const char *name, const char *role,
 		   char key[API_KEY_LEN + 1], struct store_key *rec, struct cdn_err *err)
@@ -37,7 +32,7 @@ int api_key_create(struct store *s, const char *ws, const char *name, const char
 	snprintf(rec->workspace, sizeof(rec->workspace), "%s", ws);
 	snprintf(rec->name, sizeof(rec->name), "%s", name);
 	snprintf(rec->role, sizeof(rec->role), "%s", role);
-	key_hash(key, rec->hash);
+	cdn_sha256_hex(key, strlen(key), rec->hash); /* only the hash is stored */
 	rec->created = (int64_t)time(NULL);
 	if ((r = store_key_put(s, rec, err)) < 0)
 		sodium_memzero(key, API_KEY_LEN + 1);
@@ -55,7 +50,7 @@ int api_key_check(struct store *s, const char *key, struct store_key *out, struc
 		if (!((key[i] >= '0' && key[i] <= '9') || (key[i] >= 'a' && key[i] <= 'f')))
 			return cdn_err_msg(err, EACCES, "the API key is malformed");
 	char hex[STORE_HASH_HEX + 1];
-	key_hash(key, hex);
+	cdn_sha256_hex(key, strlen(key), hex);
 	int r = store_key_by_hash(s, hex, out, err);
 	if (r == -ENOENT)
 		return cdn_err_msg(err, EACCES, "unknown API key");

@@ -28,7 +28,9 @@
 
 #include "audit/audit.h"
 #include "base/cleanup.h"
+#include "base/clock.h"
 #include "base/file.h"
+#include "base/hash.h"
 #include "base/random.h"
 #include "base/exe.h"
 #include "run/control.h"
@@ -74,23 +76,13 @@ struct call {
 	struct request *req;
 };
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
+/* A time in the API: whole seconds, "" for a time not yet known (0). */
 static void iso(int64_t ms, char *buf, size_t cap)
 {
-	if (ms <= 0) {
+	if (ms <= 0)
 		snprintf(buf, cap, "%s", "");
-		return;
-	}
-	time_t t = (time_t)(ms / 1000);
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	else
+		cdn_rfc3339(ms, CDN_TIME_S, buf, cap);
 }
 
 /* ---------------------------------------------------------------- replies */
@@ -146,32 +138,33 @@ static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, json_
 	return reply_with(conn, status, j, NULL, NULL);
 }
 
+/* The error body, {"error": {"code": ..., "message": ...}}, with one more
+ * header when hname is not NULL. */
+static enum MHD_Result verror(struct MHD_Connection *conn, unsigned status, const char *code,
+			      const char *hname, const char *hval, const char *fmt, va_list ap)
+    __attribute__((format(printf, 6, 0)));
+
+static enum MHD_Result verror(struct MHD_Connection *conn, unsigned status, const char *code,
+			      const char *hname, const char *hval, const char *fmt, va_list ap)
+{
+	char msg[CDN_ERR_MSG_MAX];
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	return reply_with(conn, status,
+			  json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", msg), hname,
+			  hval);
+}
+
 static enum MHD_Result fail(struct MHD_Connection *conn, unsigned status, const char *code,
 			    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 static enum MHD_Result fail(struct MHD_Connection *conn, unsigned status, const char *code,
 			    const char *fmt, ...)
 {
-	char msg[512];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	enum MHD_Result ret = verror(conn, status, code, NULL, NULL, fmt, ap);
 	va_end(ap);
-	return reply(conn, status, json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", msg));
-}
-
-static enum MHD_Result fail_err(struct MHD_Connection *conn, int r, const struct cdn_err *err)
-{
-	int e = r < 0 ? -r : r;
-	if (e == ENOENT)
-		return fail(conn, 404, "not_found", "%s", err->msg);
-	if (e == EEXIST)
-		return fail(conn, 409, "conflict", "%s", err->msg);
-	if (e == EACCES || e == EPERM)
-		return fail(conn, 403, "forbidden", "%s", err->msg);
-	if (e == EIO || e == ENOMEM || e == ENOSPC)
-		return fail(conn, 500, "internal", "%s", err->msg);
-	return fail(conn, 400, "bad_request", "%s", err->msg);
+	return ret;
 }
 
 /* 405 with the methods the route takes (RFC 9110 15.5.6: Allow is required). */
@@ -181,15 +174,31 @@ static enum MHD_Result fail_allow(struct MHD_Connection *conn, const char *allow
 static enum MHD_Result fail_allow(struct MHD_Connection *conn, const char *allow, const char *fmt,
 				  ...)
 {
-	char msg[512];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	enum MHD_Result ret = verror(conn, 405, "method_not_allowed", "Allow", allow, fmt, ap);
 	va_end(ap);
-	return reply_with(conn, 405,
-			  json_pack("{s:{s:s, s:s}}", "error", "code", "method_not_allowed",
-				    "message", msg),
-			  "Allow", allow);
+	return ret;
+}
+
+/*
+ * A library call's failure as an HTTP answer: the one place an error's
+ * kind becomes a status. The kind is err's when err records this failure
+ * (its code is the one returned); a function that returned without
+ * recording it is judged by the errno it returned.
+ */
+static enum MHD_Result fail_err(struct MHD_Connection *conn, int r, const struct cdn_err *err)
+{
+	int e = r < 0 ? -r : r;
+	enum cdn_err_kind kind = err->code == e ? err->kind : cdn_err_kind_of(e);
+	switch (kind) {
+	case CDN_ERR_NOT_FOUND: return fail(conn, 404, "not_found", "%s", err->msg);
+	case CDN_ERR_CONFLICT: return fail(conn, 409, "conflict", "%s", err->msg);
+	case CDN_ERR_FORBIDDEN: return fail(conn, 403, "forbidden", "%s", err->msg);
+	case CDN_ERR_INTERNAL: return fail(conn, 500, "internal", "%s", err->msg);
+	case CDN_ERR_USER: return fail(conn, 400, "bad_request", "%s", err->msg);
+	}
+	return fail(conn, 500, "internal", "%s", err->msg);
 }
 
 /* A packed directory (bundle.h): tar, or tar.gz. */
@@ -239,24 +248,10 @@ static const char *jstr(json_t *o, const char *key)
 
 /* ------------------------------------------------------------ validation */
 
-static bool id_ok(const char *s)
-{
-	size_t n = strlen(s);
-	if (n == 0 || n > STORE_RUN_ID_MAX)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char ch = s[i];
-		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-		      ch == '_' || ch == '-' || (ch == '.' && i > 0)))
-			return false;
-	}
-	return true;
-}
-
 /* The run, if it is in the caller's workspace. */
 static int run_in_ws(struct call *c, const char *id, struct store_run *out)
 {
-	if (!id_ok(id))
+	if (!store_run_id_ok(id))
 		return -ENOENT;
 	struct cdn_err err = { 0 };
 	int r = store_run_get(c->sv->s, id, out, &err);
@@ -388,15 +383,6 @@ static void unpath(char *msg, size_t cap, const char *path, const char *as)
 	snprintf(msg, cap, "%s", out);
 }
 
-static bool sha256_hex_ok(const char *s)
-{
-	size_t n = 0;
-	for (; s[n]; n++)
-		if (!((s[n] >= '0' && s[n] <= '9') || (s[n] >= 'a' && s[n] <= 'f')))
-			return false;
-	return n == STORE_HASH_HEX;
-}
-
 /* POST /v1/agents or /v1/capabilities?name=N with a tar(.gz) body: unpacked
  * into a scratch directory, registered from there, removed. */
 static enum MHD_Result register_upload(struct call *c, enum store_kind kind)
@@ -407,7 +393,7 @@ static enum MHD_Result register_upload(struct call *c, enum store_kind kind)
 		return fail(c->conn, 400, "bad_request",
 			    "a capability upload needs its name: POST /v1/capabilities?name=NAME");
 	const char *want = MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, BUNDLE_TREE_HEADER);
-	if (want && !sha256_hex_ok(want))
+	if (want && !cdn_sha256_hex_str_ok(want))
 		return fail(c->conn, 400, "bad_request",
 			    "%s: expected the tree's sha256 (64 lowercase hex digits)",
 			    BUNDLE_TREE_HEADER);
@@ -711,7 +697,7 @@ static enum MHD_Result runs_create(struct call *c)
 	snprintf(rec.workspace, sizeof(rec.workspace), "%s", c->key.workspace);
 	snprintf(rec.agent, sizeof(rec.agent), "%s", name);
 	snprintf(rec.caller, sizeof(rec.caller), "key:%s (%s)", c->key.id, c->key.name);
-	rec.created_ms = now_ms();
+	rec.created_ms = cdn_wall_ms();
 	rec.supervisor_pid = (int)c->sv->self;
 	store_boot_id(rec.supervisor_boot, sizeof(rec.supervisor_boot), NULL);
 	rec.input_json = in;
@@ -725,7 +711,7 @@ static enum MHD_Result runs_create(struct call *c)
 		/* Lost a race for the last place since the check above. */
 		rec.input_json = NULL;
 		rec.status = RUN_CANCELLED;
-		rec.finished_ms = now_ms();
+		rec.finished_ms = cdn_wall_ms();
 		snprintf(rec.error, sizeof(rec.error), "%s", why);
 		store_run_update(c->sv->s, &rec, NULL);
 		json_decref(b);
@@ -770,7 +756,7 @@ static enum MHD_Result runs_list(struct call *c)
 	if (cursor && *cursor) {
 		char *end;
 		long long ms = strtoll(cursor, &end, 10);
-		if (*end != ':' || ms <= 0 || !id_ok(end + 1))
+		if (*end != ':' || ms <= 0 || !store_run_id_ok(end + 1))
 			return fail(c->conn, 400, "bad_request", "cursor: pass back next_cursor");
 		snprintf(cur_id, sizeof(cur_id), "%s", end + 1);
 		q.before_ms = ms;
@@ -796,8 +782,9 @@ static enum MHD_Result run_file(struct call *c, const char *id, const char *rel,
 				bool download)
 {
 	char path[PATH_MAX];
-	snprintf(path, sizeof(path), "%s/runs/%s/%s", c->sv->state, id, rel);
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	int fd = -1;
+	if (store_run_file(c->sv->s, id, rel, path, sizeof(path), NULL) == 0)
+		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	struct stat st;
 	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		if (fd >= 0)
@@ -928,7 +915,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 				n = max;
 			memcpy(buf, s->out + s->out_off, n);
 			s->out_off += n;
-			s->last_sent_ms = now_ms();
+			s->last_sent_ms = cdn_wall_ms();
 			return (ssize_t)n;
 		}
 		if (s->f.fd < 0 && !s->done) {
@@ -943,7 +930,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 			if (n > 0)
 				continue;
 		}
-		int64_t now = now_ms();
+		int64_t now = cdn_wall_ms();
 		/* The record is final a moment before run.finished is written:
 		 * that moment is waited for (the end of a run whose supervisor
 		 * died never comes, so not for long). */
@@ -1065,10 +1052,10 @@ static enum MHD_Result run_events(struct call *c, const char *id)
 	s->conn = c->conn;
 	snprintf(s->id, sizeof(s->id), "%s", id);
 	snprintf(s->key_id, sizeof(s->key_id), "%s", c->key.id);
-	snprintf(s->path, sizeof(s->path), "%s/runs/%s/events.ndjson", c->sv->state, id);
+	(void)store_run_file(c->sv->s, id, "events.ndjson", s->path, sizeof(s->path), NULL);
 	s->follow = f && (strcmp(f, "1") == 0 || strcmp(f, "true") == 0);
 	s->sse = accept && strstr(accept, "text/event-stream");
-	s->last_sent_ms = now_ms();
+	s->last_sent_ms = cdn_wall_ms();
 	events_follower_init(&s->f, -1, id, after);
 	struct MHD_Response *r =
 		MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, stream_read, s, stream_free);
@@ -1095,9 +1082,11 @@ static enum MHD_Result run_evidence(struct call *c, const struct store_run *r)
 	int e = evidence_key_load(c->sv->state, true, &key, &err);
 	if (e < 0)
 		return fail(c->conn, 500, "internal", "evidence key: %s", err.msg);
-	char path[PATH_MAX];
-	snprintf(path, sizeof(path), "%s/tmp/evidence-%s.XXXXXX", c->sv->state, r->id);
-	int tfd = mkostemp(path, O_CLOEXEC);
+	char path[PATH_MAX], name[STORE_RUN_ID_MAX + 32];
+	snprintf(name, sizeof(name), "evidence-%s.XXXXXX", r->id);
+	int tfd = store_tmp_path(c->sv->s, name, path, sizeof(path), NULL) < 0
+		      ? -1
+		      : mkostemp(path, O_CLOEXEC);
 	if (tfd < 0) {
 		evidence_key_free(key);
 		return fail(c->conn, 500, "internal", "cannot stage the pack: %s", strerror(errno));
@@ -1354,8 +1343,8 @@ static enum MHD_Result audit_get(struct call *c)
 	unsigned long limit = lim ? strtoul(lim, NULL, 10) : 100, offset = off ? strtoul(off, NULL, 10) : 0;
 	if (limit == 0 || limit > AUDIT_PAGE_MAX)
 		limit = AUDIT_PAGE_MAX;
-	char path[PATH_MAX];
-	snprintf(path, sizeof(path), "%s/runs/%s/audit.jsonl", c->sv->state, run);
+	char path[PATH_MAX] = "";
+	(void)store_run_file(c->sv->s, run, "audit.jsonl", path, sizeof(path), NULL);
 	json_t *entries = json_array();
 	json_t *verify;
 	FILE *f = fopen(path, "re");
@@ -1520,13 +1509,10 @@ static enum MHD_Result policy_put(struct call *c)
 	if (operator_level(c->sv, &lv, &err) < 0)
 		return fail(c->conn, 500, "internal", "the operator's policy does not load: %s",
 			    err.msg);
-	char path[PATH_MAX];
-	int r = run_workspace_policy_path(c->sv->s, c->key.workspace, path, sizeof(path), &err);
 	struct egress_policy *ws = NULL, *eff = NULL;
 	json_t *dropped = json_array();
-	if (r == 0)
-		r = egress_policy_parse_workspace(c->req->body ? c->req->body : "", c->req->len,
-						  "policy.yaml", lv.operator_policy, &ws, &err);
+	int r = egress_policy_parse_workspace(c->req->body ? c->req->body : "", c->req->len,
+					      "policy.yaml", lv.operator_policy, &ws, &err);
 	if (r == 0)
 		r = egress_policy_narrow_by(lv.operator_policy, ws, &eff, collect_dropped, dropped,
 					    &err);
@@ -1538,14 +1524,8 @@ static enum MHD_Result policy_put(struct call *c)
 		return fail(c->conn, r == -ENOMEM ? 500 : 400,
 			    r == -ENOMEM ? "internal" : "bad_request", "%s", err.msg);
 	}
-	char dir[PATH_MAX];
-	snprintf(dir, sizeof(dir), "%s/policies", c->sv->state);
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
-		json_decref(dropped);
-		return fail(c->conn, 500, "internal", "cannot create STATE/policies: %s",
-			    strerror(errno));
-	}
-	if ((r = store_write_atomic(c->sv->s, path, c->req->body, c->req->len, 0600, &err)) < 0) {
+	if ((r = store_policy_put(c->sv->s, c->key.workspace, c->req->body, c->req->len, &err)) <
+	    0) {
 		json_decref(dropped);
 		return fail_err(c->conn, r, &err);
 	}
@@ -1714,8 +1694,9 @@ static bool upload_allowed(struct server *sv, struct MHD_Connection *conn)
 static int upload_spool(struct server *sv)
 {
 	char path[PATH_MAX];
-	snprintf(path, sizeof(path), "%s/tmp/upload.XXXXXX", sv->state);
-	int fd = mkostemp(path, O_CLOEXEC);
+	int fd = store_tmp_path(sv->s, "upload.XXXXXX", path, sizeof(path), NULL) < 0
+		     ? -1
+		     : mkostemp(path, O_CLOEXEC);
 	if (fd >= 0)
 		unlink(path);
 	return fd;
@@ -1732,18 +1713,12 @@ static void body_add(struct request *req, const char *data, size_t n)
 		return;
 	}
 	if (req->fd >= 0) {
-		while (n && !req->write_failed) {
-			ssize_t w = write(req->fd, data, n);
-			if (w < 0 && errno == EINTR)
-				continue;
-			if (w <= 0) {
-				req->write_failed = true;
-				break;
-			}
-			data += w;
-			n -= (size_t)w;
-			req->len += (size_t)w;
-		}
+		if (req->write_failed)
+			return;
+		if (cdn_write_all(req->fd, data, n) < 0)
+			req->write_failed = true;
+		else
+			req->len += n;
 		return;
 	}
 	char *nb = realloc(req->body, req->len + n + 1);
@@ -1966,13 +1941,10 @@ int serve_main(const struct serve_config *cfg, struct cdn_err *err)
 	} else {
 		/* Runs go to cordon-full: it loads fewer libraries. This binary
 		 * runs them too, if that is all there is. */
-		if (cdn_sibling_exe("cordon-full", sv->exe, sizeof(sv->exe)) < 0) {
-			ssize_t n = readlink("/proc/self/exe", sv->exe, sizeof(sv->exe) - 1);
-			if (n <= 0) {
-				r = cdn_err_set(err, errno, "readlink /proc/self/exe");
-				goto out;
-			}
-			sv->exe[n] = '\0';
+		if (cdn_sibling_exe("cordon-full", sv->exe, sizeof(sv->exe)) < 0 &&
+		    (r = cdn_self_exe(sv->exe, sizeof(sv->exe))) < 0) {
+			r = cdn_err_set(err, -r, "readlink /proc/self/exe");
+			goto out;
 		}
 	}
 	(void)store_runs_recover(sv->s, NULL);

@@ -36,16 +36,10 @@ bool store_supervisor_alive(int pid, const char *boot, const char *current_boot,
 /* The start time of pid (/proc/PID/stat field 22); 0 when it cannot be read. */
 uint64_t store_proc_start(int pid);
 
-int64_t store_now_ms(void);
-
 /* Checks that are not SQL, shared by every backend. */
 const char *store_kind_name(enum store_kind kind);
-bool store_hex_ok(const char *hex);
+
 int store_item_check(const struct store_item *it, struct cdn_err *err);
 int store_run_check(const struct store_run *r, struct cdn_err *err);
-
-/* A name quoted in a message: bytes outside printable ASCII become '?', so
- * a hostile name cannot forge log lines or drive a terminal. */
-void store_printable(const char *in, char *out, size_t cap);
 
 #endif

@@ -26,7 +26,10 @@
 #include <unistd.h>
 
 #include "base/cleanup.h"
+#include "base/file.h"
+#include "base/hash.h"
 #include "base/random.h"
+#include "base/text.h"
 
 #define STORE_SYSTEM_DIR "/var/lib/cordon"
 #define STORE_DIR_MODE 0700
@@ -53,54 +56,14 @@
 
 /* ---------------------------------------------------------------- helpers */
 
-bool store_hex_ok(const char *hex)
+/* 0 when hash is a sha256 in hex; else EINVAL, quoting it as what it is not. */
+static int hash_check(const char *hash, const char *what, struct cdn_err *err)
 {
-	if (!hex)
-		return false;
-	size_t i;
-	for (i = 0; hex[i]; i++)
-		if (i >= STORE_HASH_HEX ||
-		    !((hex[i] >= '0' && hex[i] <= '9') || (hex[i] >= 'a' && hex[i] <= 'f')))
-			return false;
-	return i == STORE_HASH_HEX;
-}
-
-static void sha256_hex(const unsigned char d[crypto_hash_sha256_BYTES],
-		       char hex[STORE_HASH_HEX + 1])
-{
-	sodium_bin2hex(hex, STORE_HASH_HEX + 1, d, crypto_hash_sha256_BYTES);
-}
-
-void store_printable(const char *in, char *out, size_t cap)
-{
-	size_t n = 0;
-	if (!cap)
-		return;
-	for (const unsigned char *p = (const unsigned char *)(in ? in : ""); *p && n + 1 < cap; p++)
-		out[n++] = (*p >= 0x20 && *p < 0x7f) ? (char)*p : '?';
-	out[n] = '\0';
-}
-
-int64_t store_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int write_all(int fd, const void *buf, size_t len)
-{
-	const char *p = buf;
-	while (len) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
+	if (cdn_sha256_hex_str_ok(hash))
+		return 0;
+	char shown[SHOWN_MAX];
+	return cdn_err_msg(err, EINVAL, "store: \"%s\" is not %s",
+			   cdn_printable_str(shown, sizeof(shown), hash, 0), what);
 }
 
 static ssize_t read_some(int fd, void *buf, size_t len)
@@ -264,8 +227,8 @@ int store_default_dir(char *out, size_t cap, struct cdn_err *err)
 	int n;
 	if (v && *v) {
 		if (v[0] != '/') {
-			store_printable(v, shown, sizeof(shown));
-			return cdn_err_set(err, 0,
+			cdn_printable_str(shown, sizeof(shown), v, 0);
+			return cdn_err_msg(err, EINVAL,
 					   "store: CORDON_STATE=%s is not an absolute path", shown);
 		}
 		n = snprintf(out, cap, "%s", v);
@@ -289,27 +252,58 @@ int store_default_dir(char *out, size_t cap, struct cdn_err *err)
 
 /* ------------------------------------------------------------------ names */
 
+/*
+ * The one shape of every identifier the store keeps: a letter or digit,
+ * then letters, digits, '.', '_' and '-' (no "/", no ".." component, no
+ * leading dot or dash: each becomes a path or a key, and an option). Upper
+ * case only where `upper`: agent and workspace names are lower case, so
+ * that two spellings are never two names.
+ */
+static bool ident_ok(const char *s, size_t len, size_t max, bool upper)
+{
+	if (len == 0 || len > max)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+		bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+			  (upper && c >= 'A' && c <= 'Z') ||
+			  (i > 0 && (c == '.' || c == '_' || c == '-'));
+		if (!ok)
+			return false;
+	}
+	return true;
+}
+
+bool store_name_ok(const char *name)
+{
+	return name && ident_ok(name, strnlen(name, STORE_MAX_NAME + 1), STORE_MAX_NAME, false);
+}
+
+bool store_secret_name_ok(const char *name)
+{
+	return name && ident_ok(name, strnlen(name, STORE_MAX_NAME + 1), STORE_MAX_NAME, true);
+}
+
+bool store_run_id_ok(const char *id)
+{
+	return id && ident_ok(id, strnlen(id, STORE_RUN_ID_MAX + 1), STORE_RUN_ID_MAX, true);
+}
+
 static int name_check(const char *what, const char *name, bool upper, struct cdn_err *err)
 {
 	char shown[STORE_MAX_NAME + 8];
 	size_t len = name ? strnlen(name, STORE_MAX_NAME + 1) : 0;
 	if (len == 0)
-		return cdn_err_set(err, 0, "%s name is empty", what);
-	store_printable(name, shown, sizeof(shown));
+		return cdn_err_msg(err, EINVAL, "%s name is empty", what);
+	cdn_printable_str(shown, sizeof(shown), name, 0);
 	if (len > STORE_MAX_NAME)
-		return cdn_err_set(err, 0, "%s name \"%s...\" is longer than %d characters", what,
-				   shown, STORE_MAX_NAME);
-	for (size_t i = 0; i < len; i++) {
-		char c = name[i];
-		bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-			  (upper && c >= 'A' && c <= 'Z') ||
-			  (i > 0 && (c == '.' || c == '_' || c == '-'));
-		if (!ok)
-			return cdn_err_set(err, 0,
-					   "%s name \"%s\": use %s, digits, '.', '_' and '-', "
-					   "starting with a letter or digit",
-					   what, shown, upper ? "letters" : "lowercase letters");
-	}
+		return cdn_err_msg(err, EINVAL, "%s name \"%s...\" is longer than %d characters",
+				   what, shown, STORE_MAX_NAME);
+	if (!ident_ok(name, len, STORE_MAX_NAME, upper))
+		return cdn_err_msg(err, EINVAL,
+				   "%s name \"%s\": use %s, digits, '.', '_' and '-', "
+				   "starting with a letter or digit",
+				   what, shown, upper ? "letters" : "lowercase letters");
 	return 0;
 }
 
@@ -446,9 +440,9 @@ int store_open(const char *dir, struct store **out, struct cdn_err *err)
 {
 	*out = NULL;
 	if (!dir || !*dir)
-		return cdn_err_set(err, 0, "store: no state directory given");
+		return cdn_err_msg(err, EINVAL, "store: no state directory given");
 	if (sodium_init() < 0)
-		return cdn_err_set(err, 0, "store: libsodium failed to initialise");
+		return cdn_err_msg(err, EIO, "store: libsodium failed to initialise");
 	_cleanup_(store_closep) struct store *s = calloc(1, sizeof(*s));
 	if (!s)
 		return cdn_err_set(err, ENOMEM, "store: open %s", dir);
@@ -499,7 +493,7 @@ int store_open(const char *dir, struct store **out, struct cdn_err *err)
 	open_lock(s, false, NULL);
 	if (r < 0)
 		return r;
-	*out = cdn_steal_ptr(&s);
+	*out = cdn_steal(&s);
 	return 0;
 }
 
@@ -604,7 +598,7 @@ static int copy_range(int in, int out)
 			return -errno;
 		if (n == 0)
 			return 0;
-		int r = write_all(out, buf, (size_t)n);
+		int r = cdn_write_all(out, buf, (size_t)n);
 		if (r < 0)
 			return r;
 		off += n;
@@ -656,7 +650,7 @@ static int open_target(struct store *s, const char *path, struct atomic_file *af
 		       struct cdn_err *err)
 {
 	char shown[SHOWN_MAX];
-	store_printable(path, shown, sizeof(shown));
+	cdn_printable_str(shown, sizeof(shown), path, 0);
 	const char *slash = strrchr(path, '/');
 	const char *base = slash ? slash + 1 : path;
 	if (!*base || !strcmp(base, ".") || !strcmp(base, ".."))
@@ -681,21 +675,83 @@ static int open_target(struct store *s, const char *path, struct atomic_file *af
 	return 0;
 }
 
+/* ----------------------------------------------------------------- layout */
+
+/* dir (or nothing, relative) + each part, joined by '/'. */
+static int layout_path(const struct store *s, char *out, size_t cap, struct cdn_err *err,
+		       const char *a, const char *b, const char *c)
+{
+	int n = snprintf(out, cap, "%s%s%s%s%s%s%s", s ? s->dir : "", s ? "/" : "", a, b ? "/" : "",
+			 b ? b : "", c ? "/" : "", c ? c : "");
+	if (n < 0 || (size_t)n >= cap)
+		return cdn_err_set(err, ENAMETOOLONG, "store: the path of %s", a);
+	return 0;
+}
+
+int store_run_file(const struct store *s, const char *run_id, const char *file, char *out,
+		   size_t cap, struct cdn_err *err)
+{
+	int r = store_run_id_check(run_id, err);
+	if (r < 0)
+		return r;
+	return layout_path(s, out, cap, err, STORE_RUNS_DIR, run_id, file);
+}
+
+int store_policy_path(const struct store *s, const char *ws, char *out, size_t cap,
+		      struct cdn_err *err)
+{
+	int r = store_name_check("workspace", ws, err);
+	if (r < 0)
+		return r;
+	char file[STORE_MAX_NAME + sizeof(".yaml")];
+	snprintf(file, sizeof(file), "%s.yaml", ws);
+	return layout_path(s, out, cap, err, STORE_POLICIES_DIR, file, NULL);
+}
+
+int store_operator_policy_path(const struct store *s, char *out, size_t cap, struct cdn_err *err)
+{
+	return layout_path(s, out, cap, err, STORE_OPERATOR_POLICY, NULL, NULL);
+}
+
+int store_tmp_path(const struct store *s, const char *name, char *out, size_t cap,
+		   struct cdn_err *err)
+{
+	if (!*name || strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, ".."))
+		return cdn_err_msg(err, EINVAL, "store: '%s' is not a name for tmp/", name);
+	return layout_path(s, out, cap, err, STORE_TMP_DIR, name, NULL);
+}
+
+int store_policy_put(struct store *s, const char *ws, const void *data, size_t len,
+		     struct cdn_err *err)
+{
+	char path[PATH_MAX];
+	int r = store_policy_path(s, ws, path, sizeof(path), err);
+	if (r < 0)
+		return r;
+	/* Made on the first use, not when the store opens: a state that no
+	 * workspace policy was ever given stays as it was. Failing here is
+	 * the server's fault, never the request's. */
+	if (mkdirat(s->dirfd, STORE_POLICIES_DIR, STORE_DIR_MODE) < 0 && errno != EEXIST)
+		return cdn_err_kind_msg(err, CDN_ERR_INTERNAL, errno, "cannot create STATE/%s: %s",
+					STORE_POLICIES_DIR, strerror(errno));
+	return store_write_atomic(s, path, data, len, 0600, err);
+}
+
 int store_write_atomic(struct store *s, const char *path, const void *data, size_t len,
 		       unsigned mode, struct cdn_err *err)
 {
 	if (!path || !*path)
-		return cdn_err_set(err, 0, "store: write: no path");
+		return cdn_err_msg(err, EINVAL, "store: write: no path");
 	if (mode & ~07777u)
-		return cdn_err_set(err, 0, "store: write %s: mode %o is not a file mode", path,
+		return cdn_err_msg(err, EINVAL, "store: write %s: mode %o is not a file mode", path,
 				   mode);
 	char shown[SHOWN_MAX];
-	store_printable(path, shown, sizeof(shown));
+	cdn_printable_str(shown, sizeof(shown), path, 0);
 	_cleanup_atomic_ struct atomic_file af = ATOMIC_FILE_INIT;
 	int r = open_target(s, path, &af, err);
 	if (r < 0 || (r = atomic_begin(s, &af, shown, err)) < 0)
 		return r;
-	if ((r = write_all(af.fd, data, len)) < 0)
+	if ((r = cdn_write_all(af.fd, data, len)) < 0)
 		return cdn_err_set(err, r, "store: write %s", shown);
 	return atomic_commit(&af, mode, shown, err);
 }
@@ -746,30 +802,31 @@ static int blob_commit(struct store *s, struct atomic_file *af, const char *hex,
 int store_blob_put(struct store *s, const void *data, size_t len, char hex[STORE_HASH_HEX + 1],
 		   struct cdn_err *err)
 {
-	unsigned char d[crypto_hash_sha256_BYTES];
-	crypto_hash_sha256(d, data, len);
-	sha256_hex(d, hex);
+	cdn_sha256_hex(data, len, hex);
 	if (blob_present(s, hex, (int64_t)len))
 		return 0;
 	_cleanup_atomic_ struct atomic_file af = ATOMIC_FILE_INIT;
 	int r = atomic_begin(s, &af, "a blob", err);
 	if (r < 0)
 		return r;
-	if ((r = write_all(af.fd, data, len)) < 0)
+	if ((r = cdn_write_all(af.fd, data, len)) < 0)
 		return cdn_err_set(err, r, "store: write a blob in %s/tmp", s->dir);
 	return blob_commit(s, &af, hex, len, err);
 }
 
-int store_blob_put_fd(struct store *s, int fd, uint64_t max, char hex[STORE_HASH_HEX + 1],
-		      uint64_t *size, struct cdn_err *err)
+/*
+ * Reads fd to its end into its sha256 and size, at most max bytes (E2BIG
+ * past that: one byte more is read to know). Each chunk also goes to
+ * copy_fd when that is not -1: a blob being stored (s names its place in
+ * a message then).
+ */
+static int hash_stream(const struct store *s, int fd, uint64_t max, int copy_fd,
+		       char hex[STORE_HASH_HEX + 1], uint64_t *size, struct cdn_err *err)
 {
+	bool copy = copy_fd >= 0;
 	_cleanup_free_ unsigned char *buf = malloc(IO_CHUNK);
 	if (!buf)
-		return cdn_err_set(err, ENOMEM, "store: blob");
-	_cleanup_atomic_ struct atomic_file af = ATOMIC_FILE_INIT;
-	int r = atomic_begin(s, &af, "a blob", err);
-	if (r < 0)
-		return r;
+		return cdn_err_set(err, ENOMEM, copy ? "store: blob" : "store: hash");
 	crypto_hash_sha256_state st;
 	crypto_hash_sha256_init(&st);
 	uint64_t total = 0;
@@ -781,7 +838,8 @@ int store_blob_put_fd(struct store *s, int fd, uint64_t max, char hex[STORE_HASH
 			want = (size_t)room + 1;
 		ssize_t n = read_some(fd, buf, want);
 		if (n < 0)
-			return cdn_err_set(err, (int)n, "store: read into a blob");
+			return cdn_err_set(err, (int)n,
+					   copy ? "store: read into a blob" : "store: read");
 		if (n == 0)
 			break;
 		total += (uint64_t)n;
@@ -789,12 +847,27 @@ int store_blob_put_fd(struct store *s, int fd, uint64_t max, char hex[STORE_HASH
 			return cdn_err_set(err, E2BIG, "store: more than %llu bytes",
 					   (unsigned long long)max);
 		crypto_hash_sha256_update(&st, buf, (unsigned long long)n);
-		if ((r = write_all(af.fd, buf, (size_t)n)) < 0)
+		int r = copy ? cdn_write_all(copy_fd, buf, (size_t)n) : 0;
+		if (r < 0)
 			return cdn_err_set(err, r, "store: write a blob in %s/tmp", s->dir);
 	}
 	unsigned char d[crypto_hash_sha256_BYTES];
 	crypto_hash_sha256_final(&st, d);
-	sha256_hex(d, hex);
+	cdn_digest_hex(d, hex);
+	*size = total;
+	return 0;
+}
+
+int store_blob_put_fd(struct store *s, int fd, uint64_t max, char hex[STORE_HASH_HEX + 1],
+		      uint64_t *size, struct cdn_err *err)
+{
+	_cleanup_atomic_ struct atomic_file af = ATOMIC_FILE_INIT;
+	int r = atomic_begin(s, &af, "a blob", err);
+	if (r < 0)
+		return r;
+	uint64_t total;
+	if ((r = hash_stream(s, fd, max, af.fd, hex, &total, err)) < 0)
+		return r;
 	if (size)
 		*size = total;
 	return blob_commit(s, &af, hex, total, err);
@@ -802,12 +875,9 @@ int store_blob_put_fd(struct store *s, int fd, uint64_t max, char hex[STORE_HASH
 
 int store_blob_path(struct store *s, const char *hex, char *out, size_t cap, struct cdn_err *err)
 {
-	char shown[SHOWN_MAX];
-	if (!store_hex_ok(hex)) {
-		store_printable(hex, shown, sizeof(shown));
-		return cdn_err_set(err, 0, "store: \"%s\" is not a sha256 (64 lowercase hex)",
-				   shown);
-	}
+	int r = hash_check(hex, "a sha256 (64 lowercase hex)", err);
+	if (r < 0)
+		return r;
 	if (!blob_present(s, hex, -1))
 		return cdn_err_set(err, ENOENT, "store: blob %s", hex);
 	int n = snprintf(out, cap, "%s/blobs/%.2s/%s", s->dir, hex, hex + 2);
@@ -853,13 +923,13 @@ static int blob_copy_checked(struct store *s, const char *hex, int out, struct c
 		if (n == 0)
 			break;
 		crypto_hash_sha256_update(&hs, buf, (unsigned long long)n);
-		if ((r = write_all(out, buf, (size_t)n)) < 0)
+		if ((r = cdn_write_all(out, buf, (size_t)n)) < 0)
 			return cdn_err_set(err, r, "store: copy blob %s", hex);
 	}
 	unsigned char d[crypto_hash_sha256_BYTES];
 	char got[STORE_HASH_HEX + 1];
 	crypto_hash_sha256_final(&hs, d);
-	sha256_hex(d, got);
+	cdn_digest_hex(d, got);
 	if (strcmp(got, hex) != 0)
 		return cdn_err_set(err, EIO,
 				   "store: blob %s/blobs/%.2s/%s does not match its hash (damaged "
@@ -871,20 +941,18 @@ static int blob_copy_checked(struct store *s, const char *hex, int out, struct c
 int store_blob_export(struct store *s, const char *hex, const char *path, unsigned mode,
 		      struct cdn_err *err)
 {
-	char shown[SHOWN_MAX];
-	if (!store_hex_ok(hex)) {
-		store_printable(hex, shown, sizeof(shown));
-		return cdn_err_set(err, 0, "store: \"%s\" is not a sha256 (64 lowercase hex)",
-				   shown);
-	}
+	int r = hash_check(hex, "a sha256 (64 lowercase hex)", err);
+	if (r < 0)
+		return r;
 	if (!path || !*path)
-		return cdn_err_set(err, 0, "store: export blob %s: no path", hex);
+		return cdn_err_msg(err, EINVAL, "store: export blob %s: no path", hex);
 	if (mode & ~07777u)
-		return cdn_err_set(err, 0, "store: export blob %s: mode %o is not a file mode", hex,
-				   mode);
-	store_printable(path, shown, sizeof(shown));
+		return cdn_err_msg(err, EINVAL, "store: export blob %s: mode %o is not a file mode",
+				   hex, mode);
+	char shown[SHOWN_MAX];
+	cdn_printable_str(shown, sizeof(shown), path, 0);
 	_cleanup_atomic_ struct atomic_file af = ATOMIC_FILE_INIT;
-	int r = open_target(s, path, &af, err);
+	r = open_target(s, path, &af, err);
 	if (r < 0 || (r = atomic_begin(s, &af, shown, err)) < 0 ||
 	    (r = blob_copy_checked(s, hex, af.fd, err)) < 0)
 		return r;
@@ -980,40 +1048,6 @@ struct tree_walk {
 	struct cdn_err *err;
 };
 
-/* A file's sha256, as store_blob_put_fd gives it, without storing it
- * (store_tree_hash). */
-static int hash_fd(int fd, uint64_t max, char hex[STORE_HASH_HEX + 1], uint64_t *size,
-		   struct cdn_err *err)
-{
-	_cleanup_free_ unsigned char *buf = malloc(IO_CHUNK);
-	if (!buf)
-		return cdn_err_set(err, ENOMEM, "store: hash");
-	crypto_hash_sha256_state st;
-	crypto_hash_sha256_init(&st);
-	uint64_t total = 0;
-	for (;;) {
-		size_t want = IO_CHUNK;
-		uint64_t room = max - total;
-		if (room < IO_CHUNK)
-			want = (size_t)room + 1;
-		ssize_t n = read_some(fd, buf, want);
-		if (n < 0)
-			return cdn_err_set(err, (int)n, "store: read");
-		if (n == 0)
-			break;
-		total += (uint64_t)n;
-		if (total > max)
-			return cdn_err_set(err, E2BIG, "store: more than %llu bytes",
-					   (unsigned long long)max);
-		crypto_hash_sha256_update(&st, buf, (unsigned long long)n);
-	}
-	unsigned char d[crypto_hash_sha256_BYTES];
-	crypto_hash_sha256_final(&st, d);
-	sha256_hex(d, hex);
-	*size = total;
-	return 0;
-}
-
 static void tree_entries_free(struct tree_entry *v, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -1024,7 +1058,7 @@ static void tree_entries_free(struct tree_entry *v, size_t n)
 static int tree_fail(struct tree_walk *w, int code, const char *path, const char *why)
 {
 	char shown[SHOWN_MAX];
-	store_printable(path, shown, sizeof(shown));
+	cdn_printable_str(shown, sizeof(shown), path, 0);
 	return cdn_err_set(w->err, code, "tree %s: %s: %s", w->root, shown, why);
 }
 
@@ -1043,7 +1077,7 @@ static int tree_add(struct tree_walk *w, char **path, bool dir, unsigned mode, u
 		w->cap = nc;
 	}
 	struct tree_entry *e = &w->v[w->n++];
-	e->path = cdn_steal_ptr(path);
+	e->path = cdn_steal(path);
 	e->dir = dir;
 	e->mode = mode;
 	e->size = size;
@@ -1070,7 +1104,7 @@ static int tree_walk_file(struct tree_walk *w, int dfd, const char *name, char *
 	char hash[STORE_HASH_HEX + 1];
 	uint64_t size = 0;
 	int r = w->s ? store_blob_put_fd(w->s, fd, w->lim.max_bytes - w->bytes, hash, &size, w->err)
-		     : hash_fd(fd, w->lim.max_bytes - w->bytes, hash, &size, w->err);
+		     : hash_stream(NULL, fd, w->lim.max_bytes - w->bytes, -1, hash, &size, w->err);
 	if (r == -E2BIG) {
 		char why[96];
 		snprintf(why, sizeof(why), "the files add up to more than %llu bytes",
@@ -1079,7 +1113,7 @@ static int tree_walk_file(struct tree_walk *w, int dfd, const char *name, char *
 	}
 	if (r < 0) {
 		char shown[SHOWN_MAX];
-		store_printable(*path, shown, sizeof(shown));
+		cdn_printable_str(shown, sizeof(shown), *path, 0);
 		return cdn_err_wrap(w->err, "tree %s: %s", w->root, shown);
 	}
 	w->bytes += size;
@@ -1168,7 +1202,7 @@ int store_tree_import(struct store *s, const char *dir, const struct tree_limits
 		      char hash[STORE_HASH_HEX + 1], struct cdn_err *err)
 {
 	struct tree_walk w = { .s = s, .err = err };
-	store_printable(dir, w.root, sizeof(w.root));
+	cdn_printable_str(w.root, sizeof(w.root), dir, 0);
 	w.lim.max_files = lim && lim->max_files ? lim->max_files : TREE_DEFAULT_MAX_FILES;
 	w.lim.max_bytes = lim && lim->max_bytes ? lim->max_bytes : TREE_DEFAULT_MAX_BYTES;
 	w.lim.max_depth = lim && lim->max_depth ? lim->max_depth : TREE_DEFAULT_MAX_DEPTH;
@@ -1202,9 +1236,7 @@ int store_tree_import(struct store *s, const char *dir, const struct tree_limits
 		return r;
 	/* The listing is a blob like any other: its hash is the tree's. */
 	if (!s) {
-		unsigned char d[crypto_hash_sha256_BYTES];
-		crypto_hash_sha256(d, (const unsigned char *)(listing ? listing : ""), len);
-		sha256_hex(d, hash);
+		cdn_sha256_hex(listing ? listing : "", len, hash);
 		return 0;
 	}
 	r = store_blob_put(s, listing ? listing : "", len, hash, err);
@@ -1222,15 +1254,12 @@ int store_tree_listing(struct store *s, const char *hash, char **listing, size_t
 {
 	*listing = NULL;
 	*len = 0;
-	char shown[SHOWN_MAX];
-	if (!store_hex_ok(hash)) {
-		store_printable(hash, shown, sizeof(shown));
-		return cdn_err_set(err, 0, "store: \"%s\" is not a tree hash (64 lowercase hex "
-				   "digits)", shown);
-	}
+	int r = hash_check(hash, "a tree hash (64 lowercase hex digits)", err);
+	if (r < 0)
+		return r;
 	_cleanup_close_ int fd = -1;
 	struct stat st;
-	int r = blob_open(s, hash, &fd, &st, err);
+	r = blob_open(s, hash, &fd, &st, err);
 	if (r == -ENOENT)
 		return cdn_err_set(err, ENOENT, "store: tree %s is not stored", hash);
 	if (r < 0)
@@ -1254,16 +1283,14 @@ int store_tree_listing(struct store *s, const char *hash, char **listing, size_t
 			return cdn_err_set(err, EIO, "store: tree %s changed while being read",
 					   hash);
 	}
-	unsigned char d[crypto_hash_sha256_BYTES];
 	char actual[STORE_HASH_HEX + 1];
-	crypto_hash_sha256(d, (const unsigned char *)buf, got);
-	sha256_hex(d, actual);
+	cdn_sha256_hex(buf, got, actual);
 	if (strcmp(actual, hash) != 0)
 		return cdn_err_set(err, EIO, "store: tree %s: the listing does not match its hash "
 				   "(damaged on disk)", hash);
 	buf[got] = '\0';
 	*len = got;
-	*listing = cdn_steal_ptr(&buf);
+	*listing = cdn_steal(&buf);
 	return 0;
 }
 
@@ -1317,7 +1344,7 @@ static bool parse_line(char *line, size_t len, struct listing_entry *e)
 	if (h[STORE_HASH_HEX] != ' ')
 		return false;
 	h[STORE_HASH_HEX] = '\0';
-	if (!store_hex_ok(h))
+	if (!cdn_sha256_hex_str_ok(h))
 		return false;
 	e->hash = h;
 	char *sz = h + STORE_HASH_HEX + 1;
@@ -1420,7 +1447,7 @@ static int checkout_fill(struct store *s, int root, const struct listing_entry *
 	for (size_t i = 0; i < n; i++) {
 		const struct listing_entry *e = &v[i];
 		char shown[SHOWN_MAX];
-		store_printable(e->path, shown, sizeof(shown));
+		cdn_printable_str(shown, sizeof(shown), e->path, 0);
 		_cleanup_close_ int pfd = -1;
 		const char *base;
 		int r = open_parent_in(root, e->path, &pfd, &base);
@@ -1457,12 +1484,9 @@ static int checkout_fill(struct store *s, int root, const struct listing_entry *
 int store_tree_checkout(struct store *s, const char *hash, char *path, size_t cap,
 			struct cdn_err *err)
 {
-	char shown[SHOWN_MAX];
-	if (!store_hex_ok(hash)) {
-		store_printable(hash, shown, sizeof(shown));
-		return cdn_err_set(err, 0, "store: \"%s\" is not a tree hash (64 lowercase hex "
-				   "digits)", shown);
-	}
+	int r = hash_check(hash, "a tree hash (64 lowercase hex digits)", err);
+	if (r < 0)
+		return r;
 	int n = snprintf(path, cap, "%s/trees/%s", s->dir, hash);
 	if (n < 0 || (size_t)n >= cap)
 		return cdn_err_set(err, ENAMETOOLONG, "store: checkout %s", hash);
@@ -1474,7 +1498,7 @@ int store_tree_checkout(struct store *s, const char *hash, char *path, size_t ca
 
 	_cleanup_free_ char *listing = NULL;
 	size_t len;
-	int r = store_tree_listing(s, hash, &listing, &len, err);
+	r = store_tree_listing(s, hash, &listing, &len, err);
 	if (r < 0)
 		return r;
 	_cleanup_free_ struct listing_entry *v = NULL;
@@ -1561,19 +1585,19 @@ int store_item_check(const struct store_item *it, struct cdn_err *err)
 {
 	const char *kind = store_kind_name(it->kind);
 	if (!kind)
-		return cdn_err_set(err, 0, "store: unknown item kind %d", (int)it->kind);
+		return cdn_err_msg(err, EINVAL, "store: unknown item kind %d", (int)it->kind);
 	int r = store_name_check("workspace", it->workspace, err);
 	if (r < 0 || (r = store_name_check(kind, it->name, err)) < 0)
 		return r;
-	if (!store_hex_ok(it->hash))
-		return cdn_err_set(err, 0, "store: %s %s: the content hash is not a sha256", kind,
-				   it->name);
+	if (!cdn_sha256_hex_str_ok(it->hash))
+		return cdn_err_msg(err, EINVAL, "store: %s %s: the content hash is not a sha256",
+				   kind, it->name);
 	bool want_tree = it->kind != STORE_ENV;
-	if (want_tree && !store_hex_ok(it->tree))
-		return cdn_err_set(err, 0, "store: %s %s: the tree is not a sha256", kind,
+	if (want_tree && !cdn_sha256_hex_str_ok(it->tree))
+		return cdn_err_msg(err, EINVAL, "store: %s %s: the tree is not a sha256", kind,
 				   it->name);
 	if (!want_tree && it->tree[0])
-		return cdn_err_set(err, 0, "store: env %s: an env has no tree", it->name);
+		return cdn_err_msg(err, EINVAL, "store: env %s: an env has no tree", it->name);
 	if (it->doc && strnlen(it->doc, STORE_MAX_MANIFEST + 1) > STORE_MAX_MANIFEST)
 		return cdn_err_set(err, E2BIG, "store: %s %s: the document is over %d bytes", kind,
 				   it->name, STORE_MAX_MANIFEST);
@@ -1583,16 +1607,9 @@ int store_item_check(const struct store_item *it, struct cdn_err *err)
 int store_run_id_check(const char *id, struct cdn_err *err)
 {
 	char shown[STORE_RUN_ID_MAX + 8];
-	size_t len = id ? strnlen(id, STORE_RUN_ID_MAX + 1) : 0;
-	store_printable(id, shown, sizeof(shown));
-	bool ok = len > 0 && len <= STORE_RUN_ID_MAX;
-	for (size_t i = 0; ok && i < len; i++) {
-		char c = id[i];
-		ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		     (i > 0 && (c == '.' || c == '_' || c == '-'));
-	}
-	if (!ok)
-		return cdn_err_set(err, 0,
+	cdn_printable_str(shown, sizeof(shown), id, 0);
+	if (!store_run_id_ok(id))
+		return cdn_err_msg(err, EINVAL,
 				   "store: run id \"%s\": use letters, digits, '.', '_' and '-', "
 				   "starting with a letter or digit, at most %d",
 				   shown, STORE_RUN_ID_MAX);
@@ -1610,15 +1627,17 @@ int store_run_check(const struct store_run *r, struct cdn_err *err)
 	if (e < 0 || (e = store_name_check("workspace", r->workspace, err)) < 0 ||
 	    (e = store_name_check("agent", r->agent, err)) < 0)
 		return e;
-	if (r->agent_hash[0] && !store_hex_ok(r->agent_hash))
-		return cdn_err_set(err, 0, "store: run %s: the agent hash is not a sha256", r->id);
+	if (r->agent_hash[0] && !cdn_sha256_hex_str_ok(r->agent_hash))
+		return cdn_err_msg(err, EINVAL, "store: run %s: the agent hash is not a sha256",
+				   r->id);
 	if ((unsigned)r->status > RUN_CANCELLED)
-		return cdn_err_set(err, 0, "store: run %s: unknown status %d", r->id,
+		return cdn_err_msg(err, EINVAL, "store: run %s: unknown status %d", r->id,
 				   (int)r->status);
 	if (!bounded(r->caller, sizeof(r->caller)) ||
 	    !bounded(r->supervisor_boot, sizeof(r->supervisor_boot)) ||
 	    !bounded(r->error, sizeof(r->error)))
-		return cdn_err_set(err, 0, "store: run %s: a text field is not terminated", r->id);
+		return cdn_err_msg(err, EINVAL, "store: run %s: a text field is not terminated",
+				   r->id);
 	if (r->input_json && strnlen(r->input_json, STORE_MAX_RUN_JSON + 1) > STORE_MAX_RUN_JSON)
 		return cdn_err_set(err, E2BIG, "store: run %s: the input is over %d bytes", r->id,
 				   STORE_MAX_RUN_JSON);

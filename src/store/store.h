@@ -6,6 +6,8 @@
  *   <dir>/blobs/ab/cd...   content-addressed files (sha256), immutable
  *   <dir>/trees/<hash>/    read-only checkouts of stored directory trees
  *   <dir>/runs/<id>/       one directory per run (the run module's)
+ *   <dir>/policies/<ws>.yaml  a workspace's egress policy (PUT /v1/policy)
+ *   <dir>/policy.yaml      the operator's egress policy, if kept here
  *   <dir>/tmp/             staging for atomic writes
  *
  * Every file is written atomically: temp file in <dir>/tmp, fsync, rename,
@@ -49,9 +51,52 @@ int store_open(const char *dir, struct store **out, struct cdn_err *err);
 void store_close(struct store *s);
 const char *store_dir(const struct store *s);
 
+/*
+ * The grammars of the identifiers cordon keeps, defined here once: they
+ * become paths and keys. Whatever takes such a name from a user checks it
+ * with these (the manifest parser too, which may only add rules):
+ *   store names: agents, capabilities, envs, workspaces, API key names:
+ *     [a-z0-9][a-z0-9._-]{0,63}
+ *   secret names:  [A-Za-z0-9][A-Za-z0-9._-]{0,63}
+ *   run ids:       [A-Za-z0-9][A-Za-z0-9._-]{0,39}
+ * NULL is none of them. The _check forms say what is wrong in err.
+ */
+bool store_name_ok(const char *name);
+bool store_secret_name_ok(const char *name);
+bool store_run_id_ok(const char *id);
 /* what: "agent", "capability", ... for the message. */
 int store_name_check(const char *what, const char *name, struct cdn_err *err);
 int store_secret_name_check(const char *name, struct cdn_err *err);
+
+/*
+ * The state directory's layout (docs/state.md), named here and nowhere
+ * else. Each writes the path of one place into out: under the state
+ * directory, or, when s is NULL, relative to it (the way messages and the
+ * API name a file: "policies/team.yaml"). 0; -EINVAL when a name is not a
+ * run id or a workspace name, so no path is ever built from one that could
+ * climb out; -ENAMETOOLONG when out is too small. err says which.
+ */
+#define STORE_RUNS_DIR	      "runs"	    /* runs/<id>/: one per run, the run module's */
+#define STORE_POLICIES_DIR    "policies"    /* policies/<workspace>.yaml */
+#define STORE_OPERATOR_POLICY "policy.yaml" /* the operator's egress policy */
+#define STORE_TMP_DIR	      "tmp"	    /* staging; emptied of the dead's files */
+/* runs/<id>, or runs/<id>/<file> when file is not NULL ("events.ndjson",
+ * "artifacts/report.json": the run module names its files). */
+int store_run_file(const struct store *s, const char *run_id, const char *file, char *out,
+		   size_t cap, struct cdn_err *err);
+/* policies/<ws>.yaml: a workspace's own egress policy. */
+int store_policy_path(const struct store *s, const char *ws, char *out, size_t cap,
+		      struct cdn_err *err);
+/* policy.yaml: the operator's egress policy, when it is kept in the state. */
+int store_operator_policy_path(const struct store *s, char *out, size_t cap, struct cdn_err *err);
+/* tmp/<name>: staging for a file of another module (a mkstemp template,
+ * "upload.XXXXXX"); name is one component of the caller's choosing. */
+int store_tmp_path(const struct store *s, const char *name, char *out, size_t cap,
+		   struct cdn_err *err);
+/* Replaces policies/<ws>.yaml (as store_write_atomic, mode 0600), making
+ * policies/ (0700) first when it is missing. */
+int store_policy_put(struct store *s, const char *ws, const void *data, size_t len,
+		     struct cdn_err *err);
 
 /* Writes data to path atomically (temp + fsync + rename + dir fsync). A
  * relative path is taken from the store directory; the parent directory
@@ -244,8 +289,8 @@ const char *store_run_status_name(enum store_run_status st);
 int store_run_status_parse(const char *name, enum store_run_status *st);
 bool store_run_status_final(enum store_run_status st);
 
-/* 0 when id is a run id: [A-Za-z0-9][A-Za-z0-9._-]*, at most
- * STORE_RUN_ID_MAX bytes (it names files and sockets, so nothing else). */
+/* 0 when id is a run id (store_run_id_ok: it names files and sockets,
+ * so nothing else). */
 int store_run_id_check(const char *id, struct cdn_err *err);
 
 /* -EEXIST when the id is taken. The id is [A-Za-z0-9][A-Za-z0-9._-]*, at

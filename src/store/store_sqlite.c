@@ -26,6 +26,8 @@
 #include <time.h>
 
 #include "base/cleanup.h"
+#include "base/clock.h"
+#include "base/hash.h"
 
 #define BUSY_TIMEOUT_MS 5000
 #define RUN_LIST_MAX 1000
@@ -153,14 +155,10 @@ static int sql_fail(struct store_db *d, int rc, struct cdn_err *err, const char 
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
-	int code = sql_errno(rc);
 	/* The extended code tells IOERR_SHORT_READ from IOERR_FSYNC... */
-	cdn_err_set(err, 0, "store: %s: %s: %s (sqlite %d)", d->path, what,
-		    d->db ? sqlite3_errmsg(d->db) : sqlite3_errstr(rc),
-		    d->db ? sqlite3_extended_errcode(d->db) : rc);
-	if (err)
-		err->code = code;
-	return -code;
+	return cdn_err_msg(err, sql_errno(rc), "store: %s: %s: %s (sqlite %d)", d->path, what,
+			   d->db ? sqlite3_errmsg(d->db) : sqlite3_errstr(rc),
+			   d->db ? sqlite3_extended_errcode(d->db) : rc);
 }
 
 static void stmt_freep(sqlite3_stmt **st)
@@ -396,7 +394,7 @@ int store_db_open(struct store *s, struct store_db **out, struct cdn_err *err)
 	int r = configure(d, err);
 	if (r < 0 || (r = migrate(d, err)) < 0)
 		return r;
-	*out = cdn_steal_ptr(&d);
+	*out = cdn_steal(&d);
 	return 0;
 }
 
@@ -527,7 +525,7 @@ int store_item_get(struct store *s, enum store_kind kind, const char *ws, const 
 	memset(out, 0, sizeof(*out));
 	const char *kn = store_kind_name(kind);
 	if (!kn)
-		return cdn_err_set(err, 0, "store: unknown item kind %d", (int)kind);
+		return cdn_err_msg(err, EINVAL, "store: unknown item kind %d", (int)kind);
 	int r = store_name_check("workspace", ws, err);
 	if (r < 0 || (r = store_name_check(kn, name, err)) < 0)
 		return r;
@@ -585,7 +583,7 @@ int store_item_list(struct store *s, enum store_kind kind, const char *ws, struc
 	*n = 0;
 	const char *kn = store_kind_name(kind);
 	if (!kn)
-		return cdn_err_set(err, 0, "store: unknown item kind %d", (int)kind);
+		return cdn_err_msg(err, EINVAL, "store: unknown item kind %d", (int)kind);
 	int r = store_name_check("workspace", ws, err);
 	if (r < 0)
 		return r;
@@ -685,7 +683,7 @@ static int blob_arg_check(const char *what, const char *ws, const uint8_t *blob,
 			  struct cdn_err *err)
 {
 	if (!blob || len == 0)
-		return cdn_err_set(err, 0, "store: %s (workspace %s): empty", what, ws);
+		return cdn_err_msg(err, EINVAL, "store: %s (workspace %s): empty", what, ws);
 	if (len > STORE_MAX_SECRET_BLOB)
 		return cdn_err_set(err, E2BIG, "store: %s (workspace %s): over %d bytes", what, ws,
 				   STORE_MAX_SECRET_BLOB);
@@ -715,7 +713,7 @@ int store_secret_put(struct store *s, const char *ws, const char *name, const ui
 	    (r = blob_arg_check("secret", ws, blob, len, err)) < 0)
 		return r;
 	if (plain_len > (size_t)INT64_MAX)
-		return cdn_err_set(err, 0, "store: secret %s: bad length", name);
+		return cdn_err_msg(err, EINVAL, "store: secret %s: bad length", name);
 	_cleanup_unlock_ struct store_db *d = db_lock(s);
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	/* Replacing a value keeps its creation time. */
@@ -830,7 +828,7 @@ int store_secret_list(struct store *s, const char *ws, struct store_secret_info 
 	}
 	if (r < 0)
 		return r;
-	*out = cdn_steal_ptr(&v);
+	*out = cdn_steal(&v);
 	*n = count;
 	return 0;
 }
@@ -976,7 +974,7 @@ int store_run_create(struct store *s, const struct store_run *r, struct cdn_err 
 	b_text(&b, 6, store_run_status_name(r->status));
 	b_int(&b, 7, r->exit_code);
 	b_text(&b, 8, r->caller);
-	b_int(&b, 9, r->created_ms > 0 ? r->created_ms : store_now_ms());
+	b_int(&b, 9, r->created_ms > 0 ? r->created_ms : cdn_wall_ms());
 	b_int(&b, 10, r->started_ms);
 	b_int(&b, 11, r->finished_ms);
 	b_int(&b, 12, r->supervisor_pid);
@@ -1030,7 +1028,7 @@ int store_run_update(struct store *s, const struct store_run *r, struct cdn_err 
 int store_run_anchor(struct store *s, const char *id, const char *head, uint64_t records,
 		     struct cdn_err *err)
 {
-	if (!store_hex_ok(head) || records > INT64_MAX)
+	if (!cdn_sha256_hex_str_ok(head) || records > INT64_MAX)
 		return cdn_err_msg(err, EINVAL, "store: an audit head is a sha256");
 	_cleanup_unlock_ struct store_db *d = db_lock(s);
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
@@ -1098,9 +1096,9 @@ int store_run_list(struct store *s, const struct store_run_query *q, struct stor
 	if (r < 0 || (q->agent && (r = store_name_check("agent", q->agent, err)) < 0))
 		return r;
 	if (q->status != -1 && (q->status < RUN_CREATED || q->status > RUN_CANCELLED))
-		return cdn_err_set(err, 0, "store: list runs: unknown status %d", q->status);
+		return cdn_err_msg(err, EINVAL, "store: list runs: unknown status %d", q->status);
 	if (q->limit < 1 || q->limit > RUN_LIST_MAX)
-		return cdn_err_set(err, 0, "store: list runs: the limit must be 1 to %d",
+		return cdn_err_msg(err, EINVAL, "store: list runs: the limit must be 1 to %d",
 				   RUN_LIST_MAX);
 	if (q->before_id && (r = store_run_id_check(q->before_id, err)) < 0)
 		return r;
@@ -1217,7 +1215,7 @@ int store_runs_recover(struct store *s, struct cdn_err *err)
 		struct binder b = { st, SQLITE_OK };
 		b_text(&b, 1, c->id);
 		b_text(&b, 2, RECOVER_ERROR);
-		b_int(&b, 3, store_now_ms());
+		b_int(&b, 3, cdn_wall_ms());
 		b_int(&b, 4, c->pid);
 		b_text(&b, 5, c->boot);
 		b_int(&b, 6, c->start);
@@ -1255,9 +1253,10 @@ int store_key_put(struct store *s, const struct store_key *k, struct cdn_err *er
 	if (r < 0)
 		return r;
 	if (strcmp(k->role, "owner") != 0 && strcmp(k->role, "member") != 0)
-		return cdn_err_set(err, 0, "key role must be owner or member, not '%s'", k->role);
-	if (!store_hex_ok(k->hash))
-		return cdn_err_set(err, 0, "key hash is not a sha256");
+		return cdn_err_msg(err, EINVAL, "key role must be owner or member, not '%s'",
+				   k->role);
+	if (!cdn_sha256_hex_str_ok(k->hash))
+		return cdn_err_msg(err, EINVAL, "key hash is not a sha256");
 	_cleanup_unlock_ struct store_db *d = db_lock(s);
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	if ((r = prep(d, "INSERT INTO api_keys (" KEY_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, 0)",
@@ -1337,7 +1336,7 @@ int store_key_list(struct store *s, const char *ws, struct store_key **out, size
 	}
 	if (r < 0)
 		return r;
-	*out = cdn_steal_ptr(&v);
+	*out = cdn_steal(&v);
 	*n = count;
 	return 0;
 }

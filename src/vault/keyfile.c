@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "base/cleanup.h"
+#include "base/file.h"
 
 #define HEX_LEN (2 * KEYFILE_BYTES)
 #define B64_LEN 44	 /* standard base64 of 32 bytes, with one '=' */
@@ -53,19 +54,6 @@ static int read_exact(int fd, unsigned char *buf, size_t n)
 			continue;
 		if (r <= 0)
 			return r < 0 ? -errno : -EIO;
-		done += (size_t)r;
-	}
-	return 0;
-}
-
-static int write_exact(int fd, const unsigned char *buf, size_t n)
-{
-	for (size_t done = 0; done < n;) {
-		ssize_t r = write(fd, buf + done, n - done);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -errno;
 		done += (size_t)r;
 	}
 	return 0;
@@ -128,7 +116,7 @@ static int key_create(const char *dir, const char *file, const char *path, const
 	if (fd < 0)
 		return cdn_err_set(err, errno, "create %s %s", what, path);
 	randombytes_buf(key, KEYFILE_BYTES);
-	int r = write_exact(fd, key, KEYFILE_BYTES);
+	int r = cdn_write_all(fd, key, KEYFILE_BYTES);
 	if (r == 0 && fchmod(fd, 0600) < 0)
 		r = -errno;
 	if (r == 0 && fsync(fd) < 0)

@@ -33,8 +33,10 @@
  */
 #include "vault/redact.h"
 
+#include "base/b64.h"
 #include "base/secure.h"
 #include "base/tokens.h"
+#include "store/store.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -47,7 +49,7 @@
 
 /* Secret names appear in the marker; the store caps them at 64 bytes of
  * [A-Za-z0-9._-] and so do we, so a name cannot forge marker syntax ("]"). */
-#define NAME_MAX_LEN  64
+#define NAME_MAX_LEN  STORE_MAX_NAME
 #define MARKER_PREFIX "[REDACTED:"
 #define MARKER_SUFFIX "]"
 #define MARKER_MAX    (sizeof(MARKER_PREFIX) - 1 + NAME_MAX_LEN + sizeof(MARKER_SUFFIX) - 1)
@@ -61,9 +63,6 @@
 #define NEEDLES_PER_SECRET (3 + B64_VARIANTS) /* raw, lower and upper case, base64 */
 
 _Static_assert(REDACT_MIN_LEN >= 2, "the prefix filter reads two bytes");
-
-static const char B64_STD[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-static const char B64_URL[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 struct marker {
 	char text[MARKER_MAX + 1];
@@ -115,44 +114,6 @@ struct redactor {
  * Building
  */
 
-static bool name_ok(const char *name)
-{
-	size_t n = name ? strnlen(name, NAME_MAX_LEN + 1) : 0;
-	if (n == 0 || n > NAME_MAX_LEN)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char c = name[i];
-		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-			  (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
-		if (!ok)
-			return false;
-	}
-	return true;
-}
-
-/*
- * The base64 characters fixed by the value alone when it starts `align`
- * bytes into a 3-byte group: character c covers bits [6c, 6c + 6) of the
- * encoded data, and the value holds bits [8 align, 8 (align + len)).
- * Writes them to out (when not NULL) and returns how many there are.
- */
-static size_t b64_needle(const unsigned char *v, size_t len, unsigned align, const char *alphabet,
-			 unsigned char *out)
-{
-	size_t lo = (8 * (size_t)align + 5) / 6;
-	size_t hi = (8 * ((size_t)align + len)) / 6;
-	if (!out)
-		return hi - lo;
-	for (size_t c = lo; c < hi; c++) {
-		size_t bit = 6 * c - 8 * (size_t)align; /* first bit of c, within v */
-		unsigned idx = 0;
-		for (size_t b = bit; b < bit + 6; b++)
-			idx = (idx << 1) | ((v[b / 8] >> (7 - b % 8)) & 1u);
-		out[c - lo] = (unsigned char)alphabet[idx];
-	}
-	return hi - lo;
-}
-
 static int needle_cmp(const void *a, const void *b)
 {
 	const struct needle *x = a, *y = b;
@@ -179,13 +140,13 @@ static int check_secrets(const struct redact_secret *secrets, size_t n, struct c
 				   REDACT_MAX_SECRETS);
 	for (size_t i = 0; i < n; i++) {
 		const struct redact_secret *s = &secrets[i];
-		/* The name is not secret, but only a well-formed one is printed. */
-		if (!name_ok(s->name))
-			return cdn_err_set(
-			    err, EINVAL,
-			    "redact secret #%zu: the name must be 1 to %d characters "
-			    "of [A-Za-z0-9._-]",
-			    i + 1, NAME_MAX_LEN);
+		/* The name is not secret, but only a well-formed one is printed:
+		 * a secret's name, as the vault holds it. */
+		if (!store_secret_name_ok(s->name))
+			return cdn_err_set(err, EINVAL,
+					   "redact secret #%zu: the name is not a secret name "
+					   "([A-Za-z0-9][A-Za-z0-9._-], at most %d characters)",
+					   i + 1, NAME_MAX_LEN);
 		if (s->len < REDACT_MIN_LEN)
 			return cdn_err_set(
 			    err, EINVAL,
@@ -228,7 +189,8 @@ static size_t arena_size(const struct redact_secret *secrets, size_t n)
 		total += recased(&secrets[i], true, NULL) ? secrets[i].len : 0;
 		if (secrets[i].len >= B64_MIN_VALUE)
 			for (unsigned a = 0; a < 3; a++)
-				total += 2 * b64_needle(NULL, secrets[i].len, a, B64_STD, NULL);
+				total +=
+				    2 * cdn_b64_needle(NULL, secrets[i].len, a, CDN_B64_STD, NULL);
 	}
 	return total;
 }
@@ -257,13 +219,13 @@ static void needles_build(struct redactor *r, const struct redact_secret *secret
 			continue;
 		for (unsigned a = 0; a < 3; a++) {
 			unsigned char *std = r->arena + used;
-			size_t k = b64_needle(v, secrets[i].len, a, B64_STD, std);
+			size_t k = cdn_b64_needle(v, secrets[i].len, a, CDN_B64_STD, (char *)std);
 			needle_add(r, &used, std, k, prio++, &r->markers[i]);
 			/* The url alphabet differs only in '+' and '/'. */
 			if (!memchr(std, '+', k) && !memchr(std, '/', k))
 				continue;
 			unsigned char *url = r->arena + used;
-			b64_needle(v, secrets[i].len, a, B64_URL, url);
+			cdn_b64_needle(v, secrets[i].len, a, CDN_B64_URL, (char *)url);
 			needle_add(r, &used, url, k, prio++, &r->markers[i]);
 		}
 	}

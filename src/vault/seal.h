@@ -5,7 +5,7 @@
  * A secret scoped to domains is handed to the agent as a placeholder: a
  * string of the same length and shape, made fresh for each run. The run's
  * network part swaps the value in on requests to the secret's domains only
- * (src/egress/engine.c); anywhere else the placeholder is just a string,
+ * (src/egress/engine_seal.c); anywhere else the placeholder is just a string,
  * which content inspection blocks like the secret itself. Whatever the
  * agent does to the placeholder (encode it, compress it, split it, send it
  * somewhere else) it cannot leak the secret, because it never had it.

@@ -30,7 +30,6 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <sodium.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,23 +69,6 @@ static void key_freep(unsigned char **k)
 		cdn_secure_free(*k);
 }
 #define _cleanup_key_ _cleanup_(key_freep)
-
-/* An error whose message says it all (no strerror text appended), with an
- * errno that lets callers tell the cases apart. */
-static int vault_fail(struct cdn_err *err, int code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static int vault_fail(struct cdn_err *err, int code, const char *fmt, ...)
-{
-	char msg[CDN_ERR_MSG_MAX];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	cdn_err_set(err, 0, "%s", msg);
-	if (err)
-		err->code = code;
-	return -code;
-}
 
 /* ---------------------------------------------------------------------------
  * The master key
@@ -182,20 +164,20 @@ static int wskey_unwrap(struct vault *v, const char *ws, const uint8_t *blob, si
 	unsigned long long klen = 0;
 
 	if (len != WSKEY_BLOB_BYTES)
-		return vault_fail(err, EBADMSG,
-				  "workspace %s: the stored data key is %zu bytes, not %d; the "
-				  "store is damaged",
-				  ws, len, WSKEY_BLOB_BYTES);
+		return cdn_err_msg(err, EBADMSG,
+				   "workspace %s: the stored data key is %zu bytes, not %d; the "
+				   "store is damaged",
+				   ws, len, WSKEY_BLOB_BYTES);
 	if (crypto_aead_xchacha20poly1305_ietf_decrypt(key, &klen, NULL, blob + NONCE_BYTES,
 						       len - NONCE_BYTES, ad, adlen, blob,
 						       v->master) != 0 ||
 	    klen != VAULT_KEY_BYTES) {
 		sodium_memzero(key, VAULT_KEY_BYTES);
-		return vault_fail(err, EKEYREJECTED,
-				  "workspace %s: the master key does not open this store's "
-				  "workspace key: wrong " MASTER_KEY_ENV " or " MASTER_KEY_FILE
-				  "? (the key in use came from %s)",
-				  ws, v->source);
+		return cdn_err_msg(err, EKEYREJECTED,
+				   "workspace %s: the master key does not open this store's "
+				   "workspace key: wrong " MASTER_KEY_ENV " or " MASTER_KEY_FILE
+				   "? (the key in use came from %s)",
+				   ws, v->source);
 	}
 	return 0;
 }
@@ -266,7 +248,7 @@ static int wskey_load(struct vault *v, const char *ws, bool create, unsigned cha
 	if (r < 0)
 		return r;
 	sodium_mprotect_readonly(key);
-	*out = cdn_steal_ptr(&key);
+	*out = cdn_steal(&key);
 	return 0;
 }
 
@@ -337,18 +319,19 @@ int vault_get(struct vault *v, const char *ws, const char *name, uint8_t **value
 	_cleanup_key_ unsigned char *key = NULL;
 	r = wskey_load(v, ws, false, &key, err);
 	if (r == -ENOENT)
-		return vault_fail(err, EBADMSG,
-				  "secret %s: workspace %s holds it but has no data key; the store "
-				  "is damaged",
-				  name, ws);
+		return cdn_err_msg(
+		    err, EBADMSG,
+		    "secret %s: workspace %s holds it but has no data key; the store "
+		    "is damaged",
+		    name, ws);
 	if (r < 0)
 		return r;
 
 	if (blen <= NONCE_BYTES + TAG_BYTES || blen - NONCE_BYTES - TAG_BYTES > VAULT_MAX_VALUE)
-		return vault_fail(err, EBADMSG,
-				  "secret %s in workspace %s: the stored ciphertext is %zu bytes, "
-				  "which no sealed value has; the store is damaged",
-				  name, ws, blen);
+		return cdn_err_msg(err, EBADMSG,
+				   "secret %s in workspace %s: the stored ciphertext is %zu bytes, "
+				   "which no sealed value has; the store is damaged",
+				   name, ws, blen);
 	size_t plen = blen - NONCE_BYTES - TAG_BYTES;
 	uint8_t *plain = cdn_secure_malloc(plen + 1);
 	if (!plain)
@@ -361,7 +344,7 @@ int vault_get(struct vault *v, const char *ws, const char *name, uint8_t **value
 						       blen - NONCE_BYTES, ad, adlen, blob,
 						       key) != 0) {
 		cdn_secure_free(plain);
-		return vault_fail(
+		return cdn_err_msg(
 		    err, EBADMSG,
 		    "secret %s in workspace %s does not open with the workspace's "
 		    "data key: the ciphertext was altered, or was copied from another "

@@ -162,3 +162,61 @@ def test_clients_still_connected_when_the_run_ends(tmp_path):
         c.close()
     assert p.returncode == 0, err
     assert "LeakSanitizer" not in err and "AddressSanitizer" not in err, err
+
+
+def test_dead_runs_sockets_are_pruned():
+    """A run killed with SIGKILL leaves its socket behind. Listing removes
+    such a socket once it is old enough that no starting run can own it, so
+    the directory does not grow without bound."""
+    import time
+    os.makedirs("/run/cordon", mode=0o700, exist_ok=True)
+    old, young = "/run/cordon/run_deadold0test.sock", "/run/cordon/run_deadnew0test.sock"
+    for path in (old, young):
+        if os.path.exists(path):
+            os.unlink(path)
+        s = socket.socket(socket.AF_UNIX)
+        s.bind(path)
+        s.close()  # bound, never listened on: a dead run's socket
+    os.utime(old, (time.time() - 120, time.time() - 120))
+    try:
+        r = run([CORDON, "approvals", "list", "--json"])
+        assert r.returncode == 0, r.stderr
+        assert not os.path.exists(old)
+        assert os.path.exists(young)  # a starting run may own it
+    finally:
+        for path in (old, young):
+            if os.path.exists(path):
+                os.unlink(path)
+
+
+def test_a_run_that_never_accepts_costs_a_bounded_wait():
+    """A live run whose loop is stuck: its backlog is full and it never
+    accepts. The client's connect used to block for as long as that lasted;
+    now the whole exchange has one deadline."""
+    import time
+    os.makedirs("/run/cordon", mode=0o700, exist_ok=True)
+    path = "/run/cordon/run_stuck0test.sock"
+    if os.path.exists(path):
+        os.unlink(path)
+    srv = socket.socket(socket.AF_UNIX)
+    srv.bind(path)
+    srv.listen(0)
+    fillers = []
+    try:
+        for _ in range(8):  # fill the backlog
+            c = socket.socket(socket.AF_UNIX)
+            c.setblocking(False)
+            try:
+                c.connect(path)
+            except OSError:
+                pass
+            fillers.append(c)
+        t0 = time.monotonic()
+        r = run([CORDON, "approvals", "list", "--json"], timeout=60)
+        assert r.returncode == 0, r.stderr
+        assert time.monotonic() - t0 < 15
+    finally:
+        for c in fillers:
+            c.close()
+        srv.close()
+        os.unlink(path)

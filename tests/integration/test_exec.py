@@ -237,6 +237,31 @@ def test_local_port_allows_a_loopback_server():
         assert r.returncode != 0 and "Permission denied" in r.stderr
 
 
+def test_binds_the_sandbox_cannot_use_are_refused_up_front(tmp_path):
+    """As root, the sandbox's user is host uid BASE+1000: a bound
+    directory it cannot read (or write, for --rw and --workspace) used to
+    fail inside with a bare "Permission denied". It is refused before the
+    sandbox is made, naming the path, the uid and the fix."""
+    d = tmp_path / "private"
+    d.mkdir()
+    (d / "f").write_text("x")
+    os.chmod(tmp_path, 0o755)
+    os.chmod(d, 0o700)
+    for opts, need in ((["--ro", f"{d}:/data"], "read and enter"),
+                       (["--rw", f"{d}:/data"], "read, write and enter"),
+                       (["--workspace", str(d)], "read, write and enter")):
+        r = cexec("cat", "/data/f", opts=opts)
+        assert r.returncode == 125, r.stderr
+        assert str(d) in r.stderr and f"host uid {HOST_UID}" in r.stderr, r.stderr
+        assert f"cannot {need} it" in r.stderr and "setfacl -m" in r.stderr, r.stderr
+    os.chmod(d, 0o755)
+    assert cexec("cat", "/data/f", opts=["--ro", f"{d}:/data"]).stdout == "x"
+    r = cexec("true", opts=["--rw", f"{d}:/data"])  # still not writable for it
+    assert r.returncode == 125 and "read, write and enter" in r.stderr
+    os.chmod(d, 0o777)
+    assert cexec("true", opts=["--rw", f"{d}:/data"]).returncode == 0
+
+
 def test_profiles(tmp_path):
     repo = tmp_path / "repo"
     repo.mkdir()
@@ -252,3 +277,24 @@ def test_profiles(tmp_path):
     assert r.returncode != 0
     r = cexec("true", opts=["--profile", "offline", "--repo", repo])
     assert r.returncode == 125 and "mounts no repository" in r.stderr
+
+
+def test_git_works_in_the_bound_repository(tmp_path):
+    """The README's example: the repository belongs to a host user the
+    sandbox's user is not, which git calls dubious ownership. The repo
+    profiles trust /repo, and only /repo."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    os.chmod(tmp_path, 0o755)
+    git = ["git", "-C", str(repo), "-c", "user.email=t@example.com", "-c", "user.name=t"]
+    subprocess.run(git[:3] + ["init", "-q"], check=True)
+    subprocess.run(git + ["commit", "-q", "--allow-empty", "-m", "first commit"], check=True)
+    subprocess.run(["chmod", "-R", "a+rwX", str(repo)], check=True)
+    for profile in ("repo-read", "repo-write"):
+        r = cexec("git", "log", "-1", "--format=%s", opts=["--profile", profile, "--repo", repo])
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.strip() == "first commit"
+    # Only /repo is trusted: a repository elsewhere is still refused.
+    r = cexec("git", "-C", "/elsewhere", "log", "-1",
+              opts=["--profile", "repo-read", "--repo", repo, "--ro", f"{repo}:/elsewhere"])
+    assert r.returncode != 0 and "dubious ownership" in r.stderr

@@ -202,6 +202,15 @@ def test_demo_agent_end_to_end(tmp_path):
     assert "artifact brief.md" in r.stdout
     assert "[REDACTED:DEMO_LLM_KEY]" in r.stdout
     assert "intact, 2 lines" in r.stdout
+    # The closing hints work pasted into a shell that knows nothing of the
+    # demo's state directory.
+    hints = [l.strip() for l in r.stdout.splitlines() if l.strip().startswith("CORDON_STATE=")]
+    assert len(hints) == 2, r.stdout
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("CORDON_")}
+    for h in hints:
+        done = subprocess.run(["/bin/sh", "-c", h], env=clean, capture_output=True, text=True,
+                              timeout=60, cwd=tmp_path)
+        assert done.returncode == 0, h + "\n" + done.stderr
 
 
 def test_workspace_policy_narrows_the_operators(env, upstream):

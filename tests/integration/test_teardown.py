@@ -72,6 +72,9 @@ def test_sigterm_is_forwarded_and_cordon_exits_with_the_status():
 def test_setup_failure_leaves_nothing(tmp_path):
     before = host_state()
     # a bind onto a read-only system path cannot create its mount point
+    # (the directory itself is one the sandbox's user may read: pytest
+    # makes it 0700, which the up-front access check would refuse first)
+    os.chmod(tmp_path, 0o755)
     r = cexec("true", opts=["--ro", f"{tmp_path}:/usr/cordon-nope"])
     assert r.returncode == 125
     assert "sandbox setup" in r.stderr and "/usr/cordon-nope" in r.stderr

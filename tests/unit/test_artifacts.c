@@ -192,6 +192,24 @@ static void test_sanitize(void **state)
 	assert_string_equal(small, "abcde.txt");
 	assert_int_equal(artifact_sanitize(NULL, small, sizeof(small)), -EINVAL);
 	assert_int_equal(artifact_sanitize("x", small, 0), -EINVAL);
+	/* What the sanitiser makes is a name artifact_name_ok takes. */
+	const char *odd[] = { "../../etc/passwd", ".hidden.txt", "a b\x1b[31m.md" };
+	for (size_t i = 0; i < sizeof(odd) / sizeof(odd[0]); i++) {
+		char out[ARTIFACT_NAME_MAX + 1];
+		assert_int_equal(artifact_sanitize(odd[i], out, sizeof(out)), 0);
+		assert_true(artifact_name_ok(out));
+		assert_false(artifact_name_ok(odd[i]));
+	}
+	assert_true(artifact_name_ok("report-1.json"));
+	assert_true(artifact_name_ok("_x"));
+	assert_false(artifact_name_ok(""));
+	assert_false(artifact_name_ok(NULL));
+	assert_false(artifact_name_ok("a/b"));
+	memset(in, 'a', ARTIFACT_NAME_MAX + 1);
+	in[ARTIFACT_NAME_MAX + 1] = '\0';
+	assert_false(artifact_name_ok(in));
+	in[ARTIFACT_NAME_MAX] = '\0';
+	assert_true(artifact_name_ok(in));
 }
 
 static void test_defaults(void **state)

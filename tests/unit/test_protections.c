@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
@@ -97,6 +98,25 @@ static void test_parse_degraded(void **state)
 	assert_non_null(strstr(err.msg, "unknown protection"));
 }
 
+/* The environment variable names a sandbox takes, which envs and secrets
+ * narrow. */
+static void test_env_names(void **state)
+{
+	(void)state;
+	const char *good[] = { "PATH", "_", "a1", "OPENAI_API_KEY", "lower_case" };
+	const char *bad[] = { "", "1A", "A-B", "A=B", "A B", "\xc3\xa9" };
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		assert_true(sandbox_env_name_ok(good[i], strlen(good[i])));
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_false(sandbox_env_name_ok(bad[i], strlen(bad[i])));
+	assert_true(sandbox_env_name_ok("AB=x", 2)); /* only len bytes count */
+	struct sandbox_config cfg;
+	sandbox_config_init(&cfg);
+	struct cdn_err err = { 0 };
+	assert_int_equal(sandbox_config_add_env(&cfg, "9X=1", &err), -EINVAL);
+	assert_int_equal(sandbox_config_add_env(&cfg, "X9=1", &err), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -104,6 +124,7 @@ int main(void)
 		cmocka_unit_test(test_abi2_is_reported_part_by_part),
 		cmocka_unit_test(test_full_and_none),
 		cmocka_unit_test(test_parse_degraded),
+		cmocka_unit_test(test_env_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

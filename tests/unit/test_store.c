@@ -183,6 +183,52 @@ static void test_open_layout(void **state)
 	sqlite3_close(db);
 }
 
+/* The layout's paths, from the one place that names them. */
+static void test_layout_paths(void **state)
+{
+	struct fx *f = *state;
+	struct cdn_err err = { 0 };
+	char p[512], want[512];
+	assert_int_equal(store_run_file(NULL, "run_1", NULL, p, sizeof(p), &err), 0);
+	assert_string_equal(p, "runs/run_1");
+	assert_int_equal(store_run_file(NULL, "run_1", "events.ndjson", p, sizeof(p), &err), 0);
+	assert_string_equal(p, "runs/run_1/events.ndjson");
+	assert_int_equal(store_run_file(f->s, "run_1", "artifacts/a.txt", p, sizeof(p), &err), 0);
+	snprintf(want, sizeof(want), "%s/runs/run_1/artifacts/a.txt", f->state);
+	assert_string_equal(p, want);
+	/* Never a path from a name that could climb out. */
+	assert_int_equal(store_run_file(f->s, "..", "x", p, sizeof(p), &err), -EINVAL);
+	assert_int_equal(store_run_file(f->s, "a/../../b", NULL, p, sizeof(p), &err), -EINVAL);
+	assert_int_equal(store_policy_path(f->s, "../team", p, sizeof(p), &err), -EINVAL);
+	assert_int_equal(store_tmp_path(f->s, "../x", p, sizeof(p), &err), -EINVAL);
+	assert_int_equal(store_tmp_path(f->s, "..", p, sizeof(p), &err), -EINVAL);
+	assert_int_equal(store_run_file(f->s, "run_1", "events.ndjson", p, 8, &err), -ENAMETOOLONG);
+
+	assert_int_equal(store_policy_path(NULL, "team", p, sizeof(p), &err), 0);
+	assert_string_equal(p, "policies/team.yaml");
+	assert_int_equal(store_operator_policy_path(f->s, p, sizeof(p), &err), 0);
+	snprintf(want, sizeof(want), "%s/policy.yaml", f->state);
+	assert_string_equal(p, want);
+	assert_int_equal(store_tmp_path(f->s, "upload.XXXXXX", p, sizeof(p), &err), 0);
+	snprintf(want, sizeof(want), "%s/tmp/upload.XXXXXX", f->state);
+	assert_string_equal(p, want);
+
+	/* policies/ is made on the first write, private; the file is 0600. */
+	snprintf(want, sizeof(want), "%s/policies", f->state);
+	assert_int_equal(mode_of(want), (mode_t)-1);
+	assert_int_equal(store_policy_put(f->s, "team", "domains: []\n", 12, &err), 0);
+	assert_int_equal(mode_of(want), 0700);
+	assert_int_equal(store_policy_path(f->s, "team", p, sizeof(p), &err), 0);
+	assert_int_equal(mode_of(p), 0600);
+	size_t len;
+	char *got = read_file(p, &len);
+	assert_non_null(got);
+	assert_memory_equal(got, "domains: []\n", 12);
+	free(got);
+	assert_int_equal(store_policy_put(f->s, "team", "x", 1, &err), 0); /* replaced */
+	assert_int_equal(store_policy_put(f->s, "Team", "x", 1, &err), -EINVAL);
+}
+
 static void test_reopen_keeps_data(void **state)
 {
 	struct fx *f = *state;
@@ -369,10 +415,31 @@ static void test_name_checks(void **state)
 			       "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" };
 	const char *bad[] = { "", "A", "-a", ".a", "_a", "a b", "a/b", "é", "a\n",
 			      "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" };
-	for (size_t i = 0; i < sizeof(good) / sizeof(*good); i++)
+	for (size_t i = 0; i < sizeof(good) / sizeof(*good); i++) {
 		assert_int_equal(store_name_check("agent", good[i], &err), 0);
-	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
+		assert_true(store_name_ok(good[i]));
+		assert_true(store_secret_name_ok(good[i]));
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
 		assert_int_equal(store_name_check("agent", bad[i], &err), -EINVAL);
+		assert_false(store_name_ok(bad[i]));
+	}
+	assert_false(store_name_ok(NULL));
+	assert_false(store_secret_name_ok(NULL));
+	assert_true(store_secret_name_ok("OPENAI_API_KEY"));
+	assert_false(store_secret_name_ok("_KEY"));
+	/* Run ids: the secret names' shape, at most 40. */
+	assert_true(store_run_id_ok("r_20240501_abc.x-1"));
+	assert_true(store_run_id_ok("Aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa9"));
+	assert_false(store_run_id_ok("Aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa9"));
+	assert_false(store_run_id_ok("-r"));
+	assert_false(store_run_id_ok("_r"));
+	assert_false(store_run_id_ok(".."));
+	assert_false(store_run_id_ok("a/b"));
+	assert_false(store_run_id_ok(""));
+	assert_false(store_run_id_ok(NULL));
+	assert_int_equal(store_run_id_check("-r", &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "run id \"-r\""));
 	assert_true(store_name_check("agent", NULL, &err) < 0);
 	assert_int_equal(store_name_check("capability", "Web", &err), -EINVAL);
 	assert_non_null(strstr(err.msg, "capability name \"Web\""));
@@ -1557,6 +1624,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_open_layout, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_layout_paths, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reopen_keeps_data, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_refusals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tmp_cleanup, setup, teardown),
