@@ -19,6 +19,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import threading
 import time
@@ -76,6 +77,33 @@ def agent_tree(dest):
     return len(files)
 
 
+def control_dir():
+    """Where runs' control sockets are (src/run/control.c, dir_name)."""
+    if os.geteuid() == 0:
+        return Path("/run/cordon")
+    xdg = os.environ.get("XDG_RUNTIME_DIR", "")
+    return Path(xdg) / "cordon" if xdg.startswith("/") else Path(f"/tmp/cordon-{os.geteuid()}")
+
+
+def decide(run_id, approval_id):
+    """Approves through this run's own control socket. `cordon approvals
+    approve` asks every run of the machine in turn and stops at the first
+    that says yes, and a run of another checkout, built before runs said no
+    to ids they do not hold, would take this test's decision."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
+        c.settimeout(10)
+        c.connect(str(control_dir() / f"{run_id}.sock"))
+        c.sendall(json.dumps({"op": "decide", "id": approval_id, "approve": True,
+                              "by": "human"}).encode() + b"\n")
+        answer = b""
+        while not answer.endswith(b"\n"):
+            chunk = c.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+    return 0 if json.loads(answer or b"{}").get("ok") is True else 1
+
+
 def human(env, proc, box):
     """Decides each of this run's approvals when DECIDE_AFTER says."""
     runs = Path(env["CORDON_STATE"]) / "runs"
@@ -92,8 +120,8 @@ def human(env, proc, box):
                 box["listed"][a["action"]] = a
                 after = DECIDE_AFTER.get(a["action"])
                 if after is not None and time.time() - seen[a["id"]] >= after:
-                    d = run([CORDON, "approvals", "approve", a["id"], "--by", "human"], env=env)
-                    box.setdefault("decisions", []).append((a["action"], d.returncode))
+                    box.setdefault("decisions", []).append((a["action"],
+                                                            decide(a["run_id"], a["id"])))
                     decided.add(a["id"])
             time.sleep(0.2)
     except Exception as e:  # shown by the test's assertions, not lost in a thread
