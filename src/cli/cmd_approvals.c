@@ -28,8 +28,10 @@ static void approvals_usage(FILE *out)
 	      "       cordon approvals reject ID [--by NAME]\n"
 	      "\n"
 	      "List and decide the requests that wait for a human: write methods to\n"
-	      "domains whose egress rule says `approval: required`. An undecided request\n"
-	      "is denied when the policy's approvals.timeout_seconds pass.\n"
+	      "domains whose egress rule says `approval: required` (with their\n"
+	      "destination), and the agents' own request_approval calls over MCP (with\n"
+	      "the action and the agent's reason). An undecided request is denied when\n"
+	      "its timeout passes.\n"
 	      "\n"
 	      "Options:\n"
 	      "  --json       list as JSON\n"
@@ -41,23 +43,81 @@ static void approvals_usage(FILE *out)
 	      out);
 }
 
-/* What a human decides on: the destination of a held request, or the
- * action an agent asked for over MCP and the reason it gave. Control
- * characters from the agent are shown as '?'. */
-static void approval_what(const json_t *a, char *out, size_t cap)
+/* Text from the agent, fit for a terminal (cdn_printable: control
+ * characters, escape sequences among them, become '?'), a tab a space;
+ * newlines are kept only when `lines`, each followed by `indent`. */
+static void print_clean(const char *text, bool lines, const char *indent)
 {
-	const char *source = json_string_value(json_object_get(a, "source"));
-	const char *path = json_string_value(json_object_get(a, "path"));
-	const char *reason = json_string_value(json_object_get(a, "reason"));
-	if (source && strcmp(source, "mcp") == 0)
-		snprintf(out, cap, "%s%s%s", path ? path : "", reason && *reason ? " (reason: " : "",
-			 reason && *reason ? reason : "");
-	else
-		snprintf(out, cap, "%s:%lld%s", json_string_value(json_object_get(a, "host")),
-			 (long long)json_integer_value(json_object_get(a, "port")), path ? path : "");
-	if (source && strcmp(source, "mcp") == 0 && reason && *reason)
-		strncat(out, ")", cap - strlen(out) - 1);
-	cdn_printable(out, cap, out, strlen(out), CDN_TEXT_UTF8);
+	const char *p = text ? text : "";
+	char buf[1024];
+	for (;;) {
+		size_t line = lines ? strcspn(p, "\n") : strlen(p);
+		while (line) {
+			size_t k = line < sizeof(buf) - 1 ? line : sizeof(buf) - 1;
+			/* a chunk never ends inside a character, so a C1
+			 * control is seen whole */
+			size_t whole = k;
+			while (whole < line && whole > 0 && ((unsigned char)p[whole] & 0xc0) == 0x80)
+				whole--;
+			k = whole ? whole : k;
+			for (size_t i = 0; i < k; i++)
+				buf[i] = p[i] == '\t' ? ' ' : p[i];
+			fputs(cdn_printable(buf, sizeof(buf), buf, k, CDN_TEXT_UTF8), stdout);
+			p += k;
+			line -= k;
+		}
+		if (*p != '\n' || !lines)
+			return;
+		printf("\n%s", indent);
+		p++;
+	}
+}
+
+static const char *str_or(const json_t *o, const char *key, const char *dflt)
+{
+	const char *v = json_string_value(json_object_get(o, key));
+	return v ? v : dflt;
+}
+
+/*
+ * What a human decides on, one approval per entry: a held request says
+ * where it goes (method, host:port and path), an agent's request_approval
+ * call what it wants to do and why, its reason on the lines below.
+ */
+static void print_approvals(const json_t *arr)
+{
+	printf("%-24s %-28s %-7s %8s %8s  %s\n", "ID", "RUN", "METHOD", "WAITING", "EXPIRES",
+	       "WHAT");
+	size_t i;
+	json_t *a;
+	json_array_foreach(arr, i, a)
+	{
+		const char *source = json_string_value(json_object_get(a, "source"));
+		bool mcp = source && strcmp(source, "mcp") == 0;
+		char waiting[24] = "-", expires[24] = "-";
+		json_t *w = json_object_get(a, "waiting_s"), *e = json_object_get(a, "expires_in_s");
+		if (json_is_integer(w))
+			snprintf(waiting, sizeof(waiting), "%llds", (long long)json_integer_value(w));
+		if (json_is_integer(e))
+			snprintf(expires, sizeof(expires), "%llds", (long long)json_integer_value(e));
+		printf("%-24s %-28s %-7s %8s %8s  ", str_or(a, "id", "?"), str_or(a, "run_id", "?"),
+		       str_or(a, "method", "?"), waiting, expires);
+		if (mcp) {
+			print_clean(str_or(a, "action", ""), false, "");
+			printf("\n%24s reason: ", "");
+			print_clean(str_or(a, "reason", ""), true,
+				    "                                 ");
+			if (json_is_true(json_object_get(a, "reason_truncated")))
+				printf(" [...] (the run's approval.requested event has all of it)");
+		} else {
+			char dest[1024];
+			snprintf(dest, sizeof(dest), "%s:%lld%s", str_or(a, "host", "?"),
+				 (long long)json_integer_value(json_object_get(a, "port")),
+				 str_or(a, "path", ""));
+			print_clean(dest, false, "");
+		}
+		putchar('\n');
+	}
 }
 
 struct list_ctx {
@@ -124,17 +184,7 @@ static int remote_approvals(const char *verb, const char *id, bool as_json)
 		} else if (json_array_size(arr) == 0) {
 			printf("no requests are waiting for approval\n");
 		} else {
-			size_t i;
-			json_t *a;
-			json_array_foreach(arr, i, a)
-			{
-				char what[1024];
-				approval_what(a, what, sizeof(what));
-				printf("%-16s %-22s %-7s %s\n",
-				       json_string_value(json_object_get(a, "id")),
-				       json_string_value(json_object_get(a, "run_id")),
-				       json_string_value(json_object_get(a, "method")), what);
-			}
+			print_approvals(arr);
 		}
 		cli_api_resp_free(&rs);
 		return 0;
@@ -204,21 +254,7 @@ int cmd_approvals(int argc, char **argv)
 		} else if (json_array_size(ctx.all) == 0) {
 			printf("no requests are waiting for approval\n");
 		} else {
-			printf("%-16s %-22s %-7s %-40s %8s %8s\n", "ID", "RUN", "METHOD", "DESTINATION",
-			       "WAITING", "EXPIRES");
-			size_t i;
-			json_t *a;
-			json_array_foreach(ctx.all, i, a)
-			{
-				char dest[1024];
-				approval_what(a, dest, sizeof(dest));
-				printf("%-16s %-22s %-7s %-40.40s %7llds %7llds\n",
-				       json_string_value(json_object_get(a, "id")),
-				       json_string_value(json_object_get(a, "run_id")),
-				       json_string_value(json_object_get(a, "method")), dest,
-				       (long long)json_integer_value(json_object_get(a, "waiting_s")),
-				       (long long)json_integer_value(json_object_get(a, "expires_in_s")));
-			}
+			print_approvals(ctx.all);
 		}
 		json_decref(ctx.all);
 		return 0;

@@ -112,7 +112,7 @@ static void progress(bool c, const char *type, json_t *d)
 	} else if (strcmp(type, "approval.requested") == 0 && strcmp(S("source"), "mcp") == 0) {
 		printf("  %s⏸ approval %s: the agent asks to %s (%s); waits (cordon approvals "
 		       "approve|reject %s)%s\n",
-		       yellow, S("approval_id"), S("path"), S("reason"), S("approval_id"), off);
+		       yellow, S("approval_id"), S("action"), S("reason"), S("approval_id"), off);
 	} else if (strcmp(type, "approval.requested") == 0) {
 		printf("  %s⏸ approval %s: %s %s:%lld%s waits (cordon approvals approve|reject "
 		       "%s)%s\n",

@@ -7,10 +7,12 @@
  * status, the JSON body (none for 202) and the headers to set.
  *
  * Protocol versions (details and interpretations in docs/mcp.md):
- *   2025-06-18, 2025-11-25  `initialize` handshake, Mcp-Session-Id sessions
+ *   2025-03-26, 2025-06-18, `initialize` handshake, Mcp-Session-Id sessions
+ *   2025-11-25              (2025-03-26 also takes JSON-RPC batches)
  *   2026-07-28              stateless: `server/discover`, `_meta` on every
  *                           request, Mcp-Method / Mcp-Name headers
- * JSON-RPC batches are refused (no served version has them).
+ * JSON-RPC batches are accepted in a 2025-03-26 session only (the later
+ * versions removed them).
  *
  * Authentication: the embedder issues single-use tokens per run phase
  * (setup, run, upload) and hands each to the sandbox. The request that opens
@@ -26,6 +28,15 @@
  * request_approval, get_input, log. Privileged verbs (register, grant,
  * secrets, approve, keys, policy) do not exist on this surface.
  *
+ * A request_approval call waits for a human. When the client accepts
+ * text/event-stream, the answer is an SSE stream: the call's
+ * notifications/progress (when the request carries a progressToken) while
+ * it waits, then its result. In a handshake-era session the stream is
+ * resumable: a dropped connection does not cancel the call, and a GET with
+ * Last-Event-ID takes the stream up again, from another connection. A
+ * session may also hold one GET stream of its own. Streams end with their
+ * session, which ends with its phase.
+ *
  * Not thread-safe: call everything from one thread (the supervisor's event
  * loop). Hooks run inside mcp_handle(), except that a decision on an
  * approval may come later, through mcp_approval_decide().
@@ -40,6 +51,7 @@
 #include "base/err.h"
 #include "base/tokens.h"
 
+#define MCP_VERSION_2025_03_26 "2025-03-26"
 #define MCP_VERSION_2025_06_18 "2025-06-18"
 #define MCP_VERSION_2025_11_25 "2025-11-25"
 #define MCP_VERSION_2026_07_28 "2026-07-28"
@@ -49,6 +61,7 @@
 #define MCP_MAX_DEPTH		 32		       /* nesting of arrays and objects */
 #define MCP_MAX_METHOD		 64		       /* bytes of a method name */
 #define MCP_MAX_ID		 128		       /* bytes of a string request id */
+#define MCP_MAX_BATCH		 32		       /* messages in a batch (2025-03-26) */
 #define MCP_MAX_META_KEYS	 32		       /* keys in a request's _meta */
 #define MCP_MAX_TOKENS		 64		       /* tokens held (all states, all phases) */
 #define MCP_MAX_SESSIONS	 16		       /* open sessions */
@@ -64,6 +77,10 @@
 #define MCP_MAX_INPUT		 (1 << 20)	       /* bytes of the run's input (get_input) */
 #define MCP_MAX_NOTE		 1024		       /* bytes of an approval's note */
 #define MCP_MAX_APPROVAL_ID	 64		       /* bytes of an approval's id */
+#define MCP_MAX_STREAMS		 48		       /* SSE streams held (live and resumable) */
+#define MCP_MAX_EVENT_ID	 32		       /* bytes of a Last-Event-ID */
+#define MCP_DEFAULT_PROGRESS_MS	 2000		       /* progress of a waiting call */
+#define MCP_KEEPALIVE_MS	 15000		       /* a comment on a quiet stream */
 
 /* "cdn_mcp_" + 64 hex digits (32 random bytes); the prefix lets the
  * egress content scanner and redaction recognise a leaked token. */
@@ -143,10 +160,12 @@ struct mcp_hooks {
 	 * approval_cancel names it). Returning an error drops p. */
 	int (*request_approval)(void *ctx, enum mcp_phase phase, const char *action,
 				const char *reason, struct mcp_pending *p, struct cdn_err *err);
-	/* p will not be decided any more (the client went away, the phase
-	 * ended, the server is freed): forget it. Not called for a p decided
-	 * inside request_approval, nor when that hook returned an error. */
-	void (*approval_cancel)(void *ctx, struct mcp_pending *p);
+	/* p will not be decided any more: forget it. why says why, in words
+	 * (the client cancelled the call, its connection closed, the phase
+	 * ended, the server is freed, the transport cannot wait). Not called
+	 * for a p decided inside request_approval, nor when that hook
+	 * returned an error. */
+	void (*approval_cancel)(void *ctx, struct mcp_pending *p, const char *why);
 	/* The run's input: a JSON object of at most MCP_MAX_INPUT bytes, in
 	 * *json (malloc'd, the server frees it). */
 	int (*get_input)(void *ctx, enum mcp_phase phase, char **json, size_t *len,
@@ -165,6 +184,12 @@ struct mcp_config {
 	size_t max_body;	    /* 0: MCP_MAX_BODY; may only lower it */
 	size_t max_artifact;	    /* 0: MCP_DEFAULT_MAX_ARTIFACT; at most MCP_MAX_BODY */
 	const char *server_version; /* serverInfo.version; NULL: cordon's version */
+	/* How often a waiting call sends progress (100 ms to 60 s; 0:
+	 * MCP_DEFAULT_PROGRESS_MS). */
+	uint64_t progress_interval_ms;
+	/* When an undecided approval is denied (the `total` of its progress);
+	 * 0: not said. */
+	uint64_t approval_timeout_ms;
 };
 
 struct mcp_server;
@@ -215,14 +240,23 @@ struct mcp_header {
 	char value[96];
 };
 
-#define MCP_MAX_RESPONSE_HEADERS 3
+#define MCP_MAX_RESPONSE_HEADERS 5
+
+/* An SSE stream of the server's: a waiting call's, or a session's GET
+ * stream. */
+struct mcp_stream;
 
 struct mcp_response {
 	int status; /* HTTP status */
-	char *body; /* JSON (NUL-terminated, malloc'd), NULL when none (202) */
+	/* JSON, or the first bytes of an SSE stream (Content-Type says which;
+	 * NUL-terminated, malloc'd); NULL when none (202, or a stream with
+	 * nothing to say yet) */
+	char *body;
 	size_t body_len;
 	struct mcp_header headers[MCP_MAX_RESPONSE_HEADERS];
 	size_t n_headers;
+	/* MCP_STREAM: the stream that goes on through the request's sink */
+	struct mcp_stream *stream;
 };
 
 void mcp_response_free(struct mcp_response *resp);
@@ -232,6 +266,19 @@ void mcp_response_free(struct mcp_response *resp);
  * the callee's: copy the struct and release it with mcp_response_free().
  */
 typedef void (*mcp_complete_fn)(void *ctx, struct mcp_response *resp);
+
+/*
+ * Where the rest of an SSE stream goes: the transport's HTTP response,
+ * begun with the status, headers and body of the MCP_STREAM answer.
+ */
+struct mcp_sink {
+	/* More of the stream: whole SSE events or comments. */
+	void (*write)(void *ctx, const char *data, size_t len);
+	/* The stream is over: finish the HTTP response. The sink is not
+	 * used again, and the stream's handle is gone. */
+	void (*end)(void *ctx);
+	void *ctx;
+};
 
 /*
  * One HTTP POST to the MCP endpoint. Header values are as received (the
@@ -245,31 +292,73 @@ struct mcp_request {
 	const char *protocol_version; /* MCP-Protocol-Version */
 	const char *method;	      /* Mcp-Method (2026-07-28) */
 	const char *name;	      /* Mcp-Name (2026-07-28) */
-	/* For a request_approval call decided after mcp_handle returns;
-	 * NULL: the decision must come inside the hook. */
+	const char *accept;	      /* Accept */
+	/* For a request_approval call decided after mcp_handle returns,
+	 * answered as one JSON object; NULL: the decision must come inside
+	 * the hook, unless the call can be answered as a stream. */
 	mcp_complete_fn on_complete;
 	void *complete_ctx;
+	/* For a request_approval call that waits, answered as an SSE stream
+	 * when Accept lists text/event-stream; write NULL: never a stream. */
+	struct mcp_sink sink;
 };
 
 #define MCP_PENDING 1
+#define MCP_STREAM  2
 
 /*
  * Handles one POST. Returns 0 with the response in *out (errors included:
- * they are responses too), or MCP_PENDING when a request_approval call waits
+ * they are responses too); MCP_PENDING when a request_approval call waits
  * for its decision: *pending names it (for mcp_pending_cancel) and
- * req->on_complete will get the response. On an allocation failure, returns
- * -ENOMEM with a 500 and no body in *out. Never crashes on any input.
+ * req->on_complete will get the response; or MCP_STREAM when the waiting
+ * call is answered as an SSE stream: *out is its beginning (send it, keep
+ * the response open), out->stream names it (for mcp_stream_detach), and
+ * the rest goes to req->sink. On an allocation failure, returns -ENOMEM
+ * with a 500 and no body in *out. Never crashes on any input.
  */
 int mcp_handle(struct mcp_server *s, const struct mcp_request *req, struct mcp_response *out,
 	       struct mcp_pending **pending);
+
+/* One HTTP GET to the MCP endpoint: a session's own stream, or the resume
+ * of a stream after Last-Event-ID. */
+struct mcp_get {
+	const char *session_id;	      /* Mcp-Session-Id */
+	const char *protocol_version; /* MCP-Protocol-Version */
+	const char *accept;	      /* Accept */
+	const char *last_event_id;    /* Last-Event-ID */
+	struct mcp_sink sink;
+};
+
+/*
+ * Handles one GET. Returns 0 with a complete response in *out (a refusal,
+ * or what was left of a stream that has ended: its last event); MCP_STREAM
+ * when a stream goes on, as for mcp_handle; or -ENOMEM with a 500.
+ */
+int mcp_handle_get(struct mcp_server *s, const struct mcp_get *req, struct mcp_response *out);
+
+/* The transport lost the connection of a stream (MCP_STREAM): its sink
+ * is not used any more. A handshake-era stream can be resumed with GET and
+ * Last-Event-ID, and its call waits on; a 2026-07-28 one cannot (that
+ * revision has no resumption: a closed stream cancels its call). */
+void mcp_stream_detach(struct mcp_stream *st);
+
+/*
+ * Sends what is due on the open streams: progress of waiting calls (every
+ * progress_interval_ms, when the call gave a progressToken), else a
+ * keep-alive comment (every MCP_KEEPALIVE_MS). Returns the milliseconds
+ * until it should be called again, 0 when no stream is open. Call it
+ * after mcp_handle, mcp_handle_get and mcp_approval_decide, and when the
+ * time it returned has passed.
+ */
+uint64_t mcp_server_tick(struct mcp_server *s);
 
 /* Decides a pending approval: the waiting call completes (inside this
  * call, or when the hook returns if called from inside it). p is gone
  * afterwards. */
 void mcp_approval_decide(struct mcp_pending *p, const struct mcp_approval *decision);
 
-/* The transport lost the client of a pending call: approval_cancel is
- * called, on_complete will not be, p is gone. */
+/* The transport lost the client of a pending call (MCP_PENDING):
+ * approval_cancel is called, on_complete will not be, p is gone. */
 void mcp_pending_cancel(struct mcp_pending *p);
 
 #endif

@@ -99,13 +99,18 @@ static bool peer_trusted(int fd)
 
 /* ------------------------------------------------------------------ server */
 
+/* What waits: a held egress request (method, host, port, path) or an
+ * agent's request_approval call over MCP (source "mcp": the action and the
+ * agent's reason). */
 struct pending {
 	char id[64];
 	char method[16];
 	char host[256];
 	char path[512];
-	char reason[1024];
 	char source[16];
+	char action[1025];		     /* MCP: 256 code points at most */
+	char reason[CONTROL_MAX_REASON + 1]; /* MCP: cut at a character boundary */
+	bool reason_cut;
 	int port;
 	uint64_t created_ms, deadline_ms;
 };
@@ -125,10 +130,23 @@ struct control_server {
 	size_t n_apprs;
 };
 
-static void copy_field(char *dst, size_t cap, const json_t *o, const char *key)
+/* Copies o[key] into dst, cut to cap - 1 bytes at a UTF-8 character
+ * boundary: a cut inside a character would make the listing invalid JSON,
+ * and jansson would then drop the field without a word. True when cut. */
+static bool copy_field(char *dst, size_t cap, const json_t *o, const char *key)
 {
 	const char *v = json_string_value(json_object_get(o, key));
-	snprintf(dst, cap, "%s", v ? v : "");
+	size_t n = v ? strlen(v) : 0;
+	bool cut = n >= cap;
+	if (cut) {
+		n = cap - 1;
+		while (n > 0 && ((unsigned char)v[n] & 0xc0) == 0x80)
+			n--;
+	}
+	if (n)
+		memcpy(dst, v, n);
+	dst[n] = '\0';
+	return cut;
 }
 
 void control_approval_add(struct control_server *s, const json_t *req)
@@ -142,8 +160,9 @@ void control_approval_add(struct control_server *s, const json_t *req)
 	copy_field(p->method, sizeof(p->method), req, "method");
 	copy_field(p->host, sizeof(p->host), req, "hostname");
 	copy_field(p->path, sizeof(p->path), req, "path");
-	copy_field(p->reason, sizeof(p->reason), req, "reason");
 	copy_field(p->source, sizeof(p->source), req, "source");
+	copy_field(p->action, sizeof(p->action), req, "action");
+	p->reason_cut = copy_field(p->reason, sizeof(p->reason), req, "reason");
 	json_int_t port = json_integer_value(json_object_get(req, "port"));
 	p->port = port >= 0 && port <= 65535 ? (int)port : 0;
 	json_int_t t = json_integer_value(json_object_get(req, "timeout_s"));
@@ -167,23 +186,40 @@ static json_t *list_json(const struct control_server *s)
 	uint64_t now = cdn_mono_ms();
 	for (size_t i = 0; arr && i < s->n_apprs; i++) {
 		const struct pending *p = &s->apprs[i];
-		json_t *a = json_pack("{s:s, s:s, s:s, s:i, s:s, s:I}", "id", p->id, "method",
-				      p->method, "host", p->host, "port", p->port, "path", p->path,
+		json_t *a = json_pack("{s:s, s:s, s:I}", "id", p->id, "method", p->method,
 				      "waiting_s", (json_int_t)((now - p->created_ms) / 1000));
 		if (!a)
 			continue;
+		/* An agent's own request says what and why; a held request says
+		 * where. Neither is dressed up as the other. */
+		if (strcmp(p->source, "mcp") == 0) {
+			json_object_set_new(a, "action", json_string(p->action));
+			json_object_set_new(a, "reason", json_string(p->reason));
+			if (p->reason_cut)
+				json_object_set_new(a, "reason_truncated", json_true());
+		} else {
+			json_object_set_new(a, "host", json_string(p->host));
+			json_object_set_new(a, "port", json_integer(p->port));
+			json_object_set_new(a, "path", json_string(p->path));
+		}
 		if (p->deadline_ms)
 			json_object_set_new(a, "expires_in_s",
 					    json_integer((json_int_t)(p->deadline_ms > now
 									 ? (p->deadline_ms - now) / 1000
 									 : 0)));
-		if (p->reason[0])
-			json_object_set_new(a, "reason", json_string(p->reason));
 		if (p->source[0])
 			json_object_set_new(a, "source", json_string(p->source));
 		json_array_append_new(arr, a);
 	}
 	return arr;
+}
+
+static bool holds(const struct control_server *s, const char *id)
+{
+	for (size_t i = 0; i < s->n_apprs; i++)
+		if (strcmp(s->apprs[i].id, id) == 0)
+			return true;
+	return false;
 }
 
 static json_t *handle(struct control_server *s, const char *line, size_t len)
@@ -204,6 +240,12 @@ static json_t *handle(struct control_server *s, const char *line, size_t len)
 		if (!id || !json_is_boolean(ap))
 			res = json_pack("{s:b, s:s}", "ok", 0, "error",
 					"decide needs \"id\" and a boolean \"approve\"");
+		/* Only what this run holds: `cordon approvals approve ID` asks
+		 * every run in turn and stops at the first that says yes, so a
+		 * run that said yes to any id took other runs' decisions. */
+		else if (!holds(s, id))
+			res = json_pack("{s:b, s:s}", "ok", 0, "error",
+					"no such pending request in this run");
 		else if (s->hooks.decide(s->hooks.ctx, id, json_is_true(ap), by, &err) < 0)
 			res = json_pack("{s:b, s:s}", "ok", 0, "error",
 					err.msg[0] ? err.msg : "the decision was not taken");

@@ -22,8 +22,10 @@
  *
  * Protocol: one JSON object per line, one request per connection.
  *   {"op":"list"}
- *     -> {"ok":true,"run_id":"...","approvals":[{"id","method","host","port",
- *         "path","reason"?,"source"?,"waiting_s","expires_in_s"}]}
+ *     -> {"ok":true,"run_id":"...","approvals":[{"id","method","waiting_s",
+ *         "expires_in_s", and "host","port","path" (a held request) or
+ *         "source":"mcp","action","reason","reason_truncated"? (an agent's
+ *         request_approval call)}]}
  *   {"op":"decide","id":"apr_...","approve":true,"by":"alice"}
  *     -> {"ok":true} | {"ok":false,"error":"..."}
  *   {"op":"cancel","by":"alice"}
@@ -43,6 +45,10 @@
 #define CONTROL_TIMEOUT_S 5	  /* a connection's whole life */
 #define CONTROL_MAX_CLIENTS 16	  /* connections served at once per run */
 #define CONTROL_MAX_APPROVALS 128 /* waiting requests listed per run */
+/* Bytes of an agent's reason in a listing (cut at a character boundary,
+ * with reason_truncated; the approval.requested event has all of it):
+ * 16 MCP approvals of 4096 four-byte characters would not fit a reply. */
+#define CONTROL_MAX_REASON 2048
 
 struct event_base;
 
@@ -69,8 +75,9 @@ int control_server_new(struct event_base *base, const char *run_id,
 		       struct cdn_err *err);
 
 /* A request now waits for a human: the data of its "approval.requested"
- * event (approval_id, method, hostname, port, path, reason, source,
- * timeout_s). Fields are copied, bounded. */
+ * event (approval_id, method, hostname, port, path, timeout_s; or for an
+ * MCP request_approval call source "mcp", action, reason). Fields are
+ * copied, bounded. */
 void control_approval_add(struct control_server *s, const json_t *requested);
 
 /* It was decided, timed out or abandoned ("approval.decided"). */

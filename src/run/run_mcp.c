@@ -29,10 +29,13 @@ struct appr {
 	struct appr *next;
 };
 
+/* An HTTP request whose answer comes later: a waiting call answered as
+ * one JSON object (p), or an SSE stream (stream). */
 struct http_wait {
 	struct run_mcp *m;
 	struct evhttp_request *req;
 	struct mcp_pending *p;
+	struct mcp_stream *stream;
 	struct http_wait *next;
 };
 
@@ -45,7 +48,31 @@ struct run_mcp {
 	struct evhttp *http;
 	struct appr *apprs;
 	struct http_wait *waits;
+	struct event *tick; /* progress and keep-alives of open streams */
 };
+
+#define HTTP_TIMEOUT_S 60 /* a connection's idle read and a write */
+
+/* Progress and keep-alives on the open streams, and when to come back. */
+static void reschedule(struct run_mcp *m)
+{
+	uint64_t ms = m->srv ? mcp_server_tick(m->srv) : 0;
+	if (!m->tick)
+		return;
+	if (!ms) {
+		evtimer_del(m->tick);
+		return;
+	}
+	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
+	evtimer_add(m->tick, &tv);
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	reschedule(arg);
+}
 
 static enum mcp_phase phase_of(const struct run_mcp *m, int index)
 {
@@ -106,8 +133,9 @@ static void appr_decide(struct appr *a, bool yes, const char *by, const char *wh
 	struct mcp_approval d = { .approved = yes };
 	snprintf(d.id, sizeof(d.id), "%s", a->id);
 	snprintf(d.note, sizeof(d.note), "%s", why);
-	json_t *ev = json_pack("{s:s, s:s, s:s, s:s}", "approval_id", a->id, "decision",
-			       yes ? "approved" : "rejected", "by", by, "source", "mcp");
+	json_t *ev = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "approval_id", a->id, "decision",
+			       yes ? "approved" : "rejected", "by", by, "source", "mcp", "method",
+			       "MCP", "action", a->action);
 	struct mcp_pending *p = a->p;
 	appr_free(a);
 	m->hooks.event(m->hooks.ctx, "approval.decided", ev);
@@ -148,23 +176,27 @@ static int h_approval(void *ctx, enum mcp_phase phase, const char *action, const
 	evtimer_add(a->timer, &tv);
 	a->next = m->apprs;
 	m->apprs = a;
-	json_t *ev = json_pack("{s:s, s:s, s:s, s:i, s:s, s:s, s:s, s:s, s:I}", "approval_id",
-			       a->id, "method", "MCP", "hostname", "request_approval", "port", 0,
-			       "path", action, "reason", reason, "phase", mcp_phase_name(phase),
-			       "source", "mcp", "timeout_s",
+	/* What the agent asks for and why, as such: dressing it up as a held
+	 * egress request (host "request_approval", port 0, the action as the
+	 * path) made every display that prints host:port and path show
+	 * "request_approval:0deploy ...", and none showed the reason. */
+	json_t *ev = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I}", "approval_id", a->id,
+			       "source", "mcp", "method", "MCP", "action", action, "reason", reason,
+			       "phase", mcp_phase_name(phase), "timeout_s",
 			       (json_int_t)(m->cfg.approval_timeout_ms / 1000));
 	m->hooks.event(m->hooks.ctx, "approval.requested", ev);
 	json_decref(ev);
 	return 0;
 }
 
-static void h_cancel(void *ctx, struct mcp_pending *p)
+static void h_cancel(void *ctx, struct mcp_pending *p, const char *why)
 {
 	struct run_mcp *m = ctx;
 	for (struct appr *a = m->apprs; a; a = a->next)
 		if (a->p == p) {
-			json_t *ev = json_pack("{s:s, s:s, s:s}", "approval_id", a->id, "decision",
-					       "abandoned", "source", "mcp");
+			json_t *ev = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "approval_id", a->id,
+					       "decision", "abandoned", "source", "mcp", "method", "MCP",
+					       "action", a->action, "detail", why ? why : "");
 			appr_free(a);
 			m->hooks.event(m->hooks.ctx, "approval.decided", ev);
 			json_decref(ev);
@@ -208,20 +240,25 @@ static void h_audit(void *ctx, const char *event, const char *detail)
 
 /* --------------------------------------------------------------- HTTP */
 
-static void send_resp(struct evhttp_request *req, struct mcp_response *r)
+static void add_headers(struct evhttp_request *req, const struct mcp_response *r)
 {
 	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
 	for (size_t i = 0; i < r->n_headers; i++)
 		evhttp_add_header(out, r->headers[i].name, r->headers[i].value);
+	/* Content-Type comes with the response's own headers. */
+	if (r->body && !evhttp_find_header(out, "Content-Type"))
+		evhttp_add_header(out, "Content-Type", "application/json");
+}
+
+static void send_resp(struct evhttp_request *req, struct mcp_response *r)
+{
+	add_headers(req, r);
 	struct evbuffer *b = evbuffer_new();
-	if (r->body) {
-		/* Content-Type comes with the response's own headers. */
-		if (!evhttp_find_header(out, "Content-Type"))
-			evhttp_add_header(out, "Content-Type", "application/json");
+	if (b && r->body)
 		evbuffer_add(b, r->body, r->body_len);
-	}
 	evhttp_send_reply(req, r->status ? r->status : 500, NULL, b);
-	evbuffer_free(b);
+	if (b)
+		evbuffer_free(b);
 }
 
 static void wait_free(struct http_wait *w)
@@ -234,14 +271,39 @@ static void wait_free(struct http_wait *w)
 	free(w);
 }
 
-static void on_complete(void *ctx, struct mcp_response *resp)
+static void unhook(struct http_wait *w)
 {
-	struct http_wait *w = ctx;
 	struct evhttp_connection *conn = evhttp_request_get_connection(w->req);
 	if (conn)
 		evhttp_connection_set_closecb(conn, NULL, NULL);
+}
+
+static void on_complete(void *ctx, struct mcp_response *resp)
+{
+	struct http_wait *w = ctx;
+	unhook(w);
 	send_resp(w->req, resp);
 	mcp_response_free(resp);
+	wait_free(w);
+}
+
+/* A stream's sink: its events go out as chunks of the open response. */
+static void sink_write(void *ctx, const char *data, size_t len)
+{
+	struct http_wait *w = ctx;
+	struct evbuffer *b = evbuffer_new();
+	if (!b)
+		return;
+	evbuffer_add(b, data, len);
+	evhttp_send_reply_chunk(w->req, b);
+	evbuffer_free(b);
+}
+
+static void sink_end(void *ctx)
+{
+	struct http_wait *w = ctx;
+	unhook(w);
+	evhttp_send_reply_end(w->req);
 	wait_free(w);
 }
 
@@ -249,10 +311,23 @@ static void on_close(struct evhttp_connection *conn, void *arg)
 {
 	(void)conn;
 	struct http_wait *w = arg;
+	struct run_mcp *m = w->m;
 	struct mcp_pending *p = w->p;
+	struct mcp_stream *st = w->stream;
+	/* A connection that failed (the client left, or a timeout) first
+	 * takes our unanswered request off itself, and leaves it to us: it
+	 * is never answered now, so it is freed here, or it would leak. One
+	 * freed with its connection for another reason is still on it. */
+	if (!evhttp_request_get_connection(w->req))
+		evhttp_request_free(w->req);
 	wait_free(w);
-	if (p)
+	/* A stream can be resumed (GET, Last-Event-ID) and its call waits
+	 * on; a call answered as one JSON object has lost its client. */
+	if (st)
+		mcp_stream_detach(st);
+	else if (p)
 		mcp_pending_cancel(p);
+	reschedule(m);
 }
 
 /* A header given once, or NULL; *dup when given more than once. */
@@ -270,6 +345,62 @@ static const char *one_header(struct evkeyvalq *h, const char *name, bool *dup)
 	return v;
 }
 
+/* The answer that goes on later: keep the request, hear of its close. */
+static void keep_waiting(struct http_wait *w, int rc, struct mcp_response *resp,
+			 struct mcp_pending *p)
+{
+	struct run_mcp *m = w->m;
+	w->p = rc == MCP_PENDING ? p : NULL;
+	w->stream = rc == MCP_STREAM ? resp->stream : NULL;
+	w->next = m->waits;
+	m->waits = w;
+	struct evhttp_connection *conn = evhttp_request_get_connection(w->req);
+	if (conn)
+		evhttp_connection_set_closecb(conn, on_close, w);
+	/*
+	 * The connection's idle timeout (HTTP_TIMEOUT_S) cannot end the wait:
+	 * libevent stops reading once a request is in, so a request answered
+	 * later is not timed; a stream's writes (progress, and keep-alives
+	 * every MCP_KEEPALIVE_MS) re-arm it. A client that leaves is noticed
+	 * when a write to it fails: on a stream within two keep-alives.
+	 */
+	if (rc == MCP_STREAM) {
+		add_headers(w->req, resp);
+		evhttp_send_reply_start(w->req, resp->status, NULL);
+		if (resp->body_len)
+			sink_write(w, resp->body, resp->body_len);
+		mcp_response_free(resp);
+	}
+}
+
+static void on_get(struct run_mcp *m, struct evhttp_request *req, struct http_wait *w)
+{
+	struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+	bool dup = false;
+	struct mcp_get g = {
+		.session_id = one_header(h, "Mcp-Session-Id", &dup),
+		.protocol_version = one_header(h, "MCP-Protocol-Version", &dup),
+		.accept = one_header(h, "Accept", &dup),
+		.last_event_id = one_header(h, "Last-Event-ID", &dup),
+		.sink = { .write = sink_write, .end = sink_end, .ctx = w },
+	};
+	if (dup) {
+		free(w);
+		evhttp_send_error(req, 400, "a header is repeated");
+		return;
+	}
+	struct mcp_response resp = { 0 };
+	int r = mcp_handle_get(m->srv, &g, &resp);
+	if (r == MCP_STREAM) {
+		keep_waiting(w, r, &resp, NULL);
+	} else {
+		free(w);
+		send_resp(req, &resp);
+		mcp_response_free(&resp);
+	}
+	reschedule(m);
+}
+
 static void on_http(struct evhttp_request *req, void *arg)
 {
 	struct run_mcp *m = arg;
@@ -278,15 +409,29 @@ static void on_http(struct evhttp_request *req, void *arg)
 		evhttp_send_error(req, 404, "the MCP endpoint is /mcp");
 		return;
 	}
-	if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
-		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
-		evhttp_send_error(req, 405, "POST only (no server-sent stream)");
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+	if (cmd != EVHTTP_REQ_POST && cmd != EVHTTP_REQ_GET) {
+		/* Sessions end with their phase, never at the client's word. */
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, POST");
+		evhttp_send_error(req, 405, "GET and POST only (sessions end with their phase)");
+		return;
+	}
+	struct http_wait *w = calloc(1, sizeof(*w));
+	if (!w) {
+		evhttp_send_error(req, 500, NULL);
+		return;
+	}
+	w->m = m;
+	w->req = req;
+	if (cmd == EVHTTP_REQ_GET) {
+		on_get(m, req, w);
 		return;
 	}
 	struct evbuffer *in = evhttp_request_get_input_buffer(req);
 	size_t len = evbuffer_get_length(in);
 	char *body = malloc(len + 1);
 	if (!body) {
+		free(w);
 		evhttp_send_error(req, 500, NULL);
 		return;
 	}
@@ -294,7 +439,6 @@ static void on_http(struct evhttp_request *req, void *arg)
 	body[len] = '\0';
 	struct evkeyvalq *h = evhttp_request_get_input_headers(req);
 	bool dup = false;
-	struct http_wait *w = calloc(1, sizeof(*w));
 	struct mcp_request rq = {
 		.body = body,
 		.body_len = len,
@@ -303,34 +447,30 @@ static void on_http(struct evhttp_request *req, void *arg)
 		.protocol_version = one_header(h, "MCP-Protocol-Version", &dup),
 		.method = one_header(h, "Mcp-Method", &dup),
 		.name = one_header(h, "Mcp-Name", &dup),
+		.accept = one_header(h, "Accept", &dup),
 		.on_complete = on_complete,
 		.complete_ctx = w,
+		.sink = { .write = sink_write, .end = sink_end, .ctx = w },
 	};
-	if (dup || !w) {
+	if (dup) {
 		free(body);
 		free(w);
 		evhttp_send_error(req, 400, "a header is repeated");
 		return;
 	}
-	w->m = m;
-	w->req = req;
 	struct mcp_response resp = { 0 };
 	struct mcp_pending *p = NULL;
 	int r = mcp_handle(m->srv, &rq, &resp, &p);
 	sodium_memzero(body, len);
 	free(body);
-	if (r == MCP_PENDING) {
-		w->p = p;
-		w->next = m->waits;
-		m->waits = w;
-		struct evhttp_connection *conn = evhttp_request_get_connection(req);
-		if (conn)
-			evhttp_connection_set_closecb(conn, on_close, w);
-		return;
+	if (r == MCP_PENDING || r == MCP_STREAM) {
+		keep_waiting(w, r, &resp, p);
+	} else {
+		free(w);
+		send_resp(req, &resp);
+		mcp_response_free(&resp);
 	}
-	free(w);
-	send_resp(req, &resp);
-	mcp_response_free(&resp);
+	reschedule(m);
 }
 
 int run_mcp_decide(struct run_mcp *m, const char *id, bool approve, const char *by,
@@ -341,6 +481,7 @@ int run_mcp_decide(struct run_mcp *m, const char *id, bool approve, const char *
 			char who[96];
 			snprintf(who, sizeof(who), "%s", by && *by ? by : "operator");
 			appr_decide(a, approve, who, approve ? "approved" : "rejected by a human");
+			reschedule(m);
 			return 0;
 		}
 	return cdn_err_msg(err, ENOENT, "no such pending approval");
@@ -374,8 +515,10 @@ int run_mcp_new(struct event_base *base, const struct run_mcp_config *cfg,
 		.log = h_log,
 		.on_audit = h_audit,
 	};
-	struct mcp_config mc = { 0 };
+	struct mcp_config mc = { .approval_timeout_ms = cfg->approval_timeout_ms };
 	int r = mcp_server_new(&mc, &mh, &m->srv, err);
+	if (r == 0 && !(m->tick = evtimer_new(base, on_tick, m)))
+		r = cdn_err_set(err, ENOMEM, "MCP: timer");
 	enum mcp_phase first = phase_of(m, 0);
 	if (r == 0)
 		r = mcp_phase_begin(m->srv, first, err);
@@ -398,7 +541,7 @@ int run_mcp_attach(struct run_mcp *m, int listen_fd, struct cdn_err *err)
 	}
 	evhttp_set_max_body_size(m->http, MCP_MAX_BODY);
 	evhttp_set_max_headers_size(m->http, 16384);
-	evhttp_set_timeout(m->http, 60);
+	evhttp_set_timeout(m->http, HTTP_TIMEOUT_S);
 	evhttp_set_allowed_methods(m->http, EVHTTP_REQ_POST | EVHTTP_REQ_GET |
 						    EVHTTP_REQ_DELETE);
 	evhttp_set_gencb(m->http, on_http, m);
@@ -418,21 +561,26 @@ void run_mcp_phase_ended(struct run_mcp *m, int phase)
 		struct cdn_err err = { 0 };
 		(void)mcp_phase_begin(m->srv, MCP_PHASE_RUN, &err);
 	}
+	reschedule(m);
 }
 
 void run_mcp_free(struct run_mcp *m)
 {
 	if (!m)
 		return;
-	/* Pending calls complete with an error inside mcp_server_free (each
-	 * answer goes out and its wait is freed); their connections must not
-	 * call back into a server that is going away. */
+	/* Pending calls complete with an error inside mcp_server_free, and
+	 * streams end (each answer goes out and its wait is freed); their
+	 * connections must not call back into a server that is going away. */
 	for (struct http_wait *w = m->waits; w; w = w->next) {
 		struct evhttp_connection *conn = evhttp_request_get_connection(w->req);
 		if (conn)
 			evhttp_connection_set_closecb(conn, NULL, NULL);
 	}
+	if (m->tick)
+		event_free(m->tick);
+	m->tick = NULL;
 	mcp_server_free(m->srv);
+	m->srv = NULL;
 	while (m->waits)
 		wait_free(m->waits);
 	while (m->apprs)

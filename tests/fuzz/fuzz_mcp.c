@@ -12,7 +12,11 @@
  * garbage. So the fuzzer reaches authenticated sessions, tool calls and
  * approvals, not only the parser. One operation makes the Nth jansson
  * allocation of the next request fail, to reach the out-of-memory paths
- * from any state.
+ * from any state. Requests may accept SSE and offer a stream, so waiting
+ * calls become streams; other operations open GET streams (a session's
+ * own, or a resume with a Last-Event-ID taken from the events seen, or
+ * garbage), drop a stream's connection, and tick the clock so progress and
+ * keep-alives go out.
  *
  * Invariants, for every response (direct or completed later): a status
  * among those documented (500 without a body, and -ENOMEM, only when an
@@ -21,7 +25,10 @@
  * WWW-Authenticate; Mcp-Session-Id only on a 200. No response body and no
  * audit line holds a token or a session id. No token opens two sessions,
  * and a token only opens one in its own phase. Every approval handed to
- * the embedder is decided, cancelled or aborted exactly once.
+ * the embedder is decided, cancelled or aborted exactly once. A stream
+ * gets whole SSE events only, each a JSON-RPC message (a progress
+ * notification or the call's answer), nothing after its end, and ends at
+ * most once; its beginning is a 200 text/event-stream.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -42,9 +49,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 			abort();                                                                   \
 	} while (0)
 
-#define MAX_KEEP 8
-#define MAX_OPS	 64
-#define MAX_RAW	 4096
+#define MAX_KEEP  8
+#define MAX_OPS	  64
+#define MAX_RAW	  4096
+#define MAX_CONNS (MCP_MAX_STREAMS + 4)
 
 struct token_rec {
 	char text[MCP_TOKEN_LEN + 1];
@@ -68,6 +76,20 @@ struct state {
 	long fail_in;	/* the jansson allocation to fail (1: the next), 0: none */
 	int handed_out; /* approvals given to the embedder to decide later */
 	int settled;	/* of those: decided, cancelled or aborted */
+	/* open streams: the harness's connection for each (NULL: free) */
+	struct conn *conns[MAX_CONNS];
+	char event_ids[MAX_KEEP][MCP_MAX_EVENT_ID + 1];
+	size_t n_event_ids;
+	bool sse;   /* the next request accepts text/event-stream */
+	bool offer; /* and the transport offers a stream */
+};
+
+/* A connection that carries a stream; freed when the stream ends, so a
+ * write after the end is a use after free (ASan). */
+struct conn {
+	int slot;
+	bool head;		   /* its beginning (MCP_STREAM) was sent */
+	struct mcp_stream *stream; /* what it carries */
 };
 
 static struct state st;
@@ -135,9 +157,72 @@ static void check_response(const struct mcp_response *r)
 	st.fail_in = armed;
 }
 
+/* One JSON-RPC 2.0 answer: exactly one of result and error. */
+static void check_message(const json_t *j, int status)
+{
+	CHECK(json_is_object(j));
+	CHECK(json_is_string(json_object_get(j, "jsonrpc")));
+	CHECK(strcmp(json_string_value(json_object_get(j, "jsonrpc")), "2.0") == 0);
+	json_t *res = json_object_get(j, "result"), *err = json_object_get(j, "error");
+	CHECK(!res != !err);
+	if (err) {
+		CHECK(json_is_integer(json_object_get(err, "code")));
+		CHECK(json_is_string(json_object_get(err, "message")));
+		CHECK(status != 202);
+	} else {
+		CHECK(status == 200 && json_is_object(res));
+	}
+	json_t *id = json_object_get(j, "id");
+	CHECK(!id || json_is_string(id) || json_is_integer(id));
+}
+
+/* SSE text: whole events, each an optional "id: S-N" and one data line
+ * that is empty (priming) or a JSON-RPC message; comments. Ids seen are
+ * kept for a Last-Event-ID. */
+static void check_sse(const char *text, size_t len)
+{
+	CHECK(strlen(text) == len);
+	check_clean(text);
+	const char *p = text, *end = text + len;
+	while (p < end) {
+		const char *e = strstr(p, "\n\n");
+		CHECK(e && e < end);
+		if (p[0] == ':') {
+			p = e + 2;
+			continue;
+		}
+		if (strncmp(p, "id: ", 4) == 0) {
+			const char *nl = strchr(p, '\n');
+			size_t n = (size_t)(nl - p - 4);
+			CHECK(n >= 3 && n <= MCP_MAX_EVENT_ID);
+			size_t slot = st.n_event_ids < MAX_KEEP ? st.n_event_ids++ : st.now % MAX_KEEP;
+			memcpy(st.event_ids[slot], p + 4, n);
+			st.event_ids[slot][n] = '\0';
+			p = nl + 1;
+		}
+		CHECK(strncmp(p, "data: ", 6) == 0);
+		p += 6;
+		const char *nl = strchr(p, '\n');
+		CHECK(nl == e);
+		if (nl > p) {
+			json_t *j = json_loadb(p, (size_t)(nl - p), JSON_REJECT_DUPLICATES, NULL);
+			CHECK(json_is_object(j));
+			if (json_object_get(j, "method")) {
+				CHECK(strcmp(json_string_value(json_object_get(j, "method")),
+					     "notifications/progress") == 0);
+				CHECK(!json_object_get(j, "id"));
+			} else {
+				check_message(j, 200);
+			}
+			json_decref(j);
+		}
+		p = e + 2;
+	}
+}
+
 static void check_response_now(const struct mcp_response *r)
 {
-	static const int statuses[] = { 200, 202, 400, 401, 404, 413, 503 };
+	static const int statuses[] = { 200, 202, 400, 401, 404, 405, 406, 409, 413, 503 };
 	if (r->status == 500) {
 		CHECK(!r->body && r->n_headers == 0);
 		return;
@@ -151,26 +236,33 @@ static void check_response_now(const struct mcp_response *r)
 		CHECK(!r->body && r->n_headers == 0);
 		return;
 	}
-	CHECK(r->body && strlen(r->body) == r->body_len);
-	check_clean(r->body);
-	json_error_t je;
-	json_t *j = json_loads(r->body, JSON_REJECT_DUPLICATES, &je);
-	CHECK(json_is_object(j));
-	CHECK(json_is_string(json_object_get(j, "jsonrpc")));
-	CHECK(strcmp(json_string_value(json_object_get(j, "jsonrpc")), "2.0") == 0);
-	json_t *res = json_object_get(j, "result"), *err = json_object_get(j, "error");
-	CHECK(!res != !err);
-	if (err) {
-		CHECK(json_is_integer(json_object_get(err, "code")));
-		CHECK(json_is_string(json_object_get(err, "message")));
-		CHECK(r->status != 202);
+	const char *ct = find_header(r, "Content-Type");
+	CHECK(ct);
+	if (strcmp(ct, "text/event-stream") == 0) {
+		/* a stream's beginning, or what was left of one */
+		CHECK(r->status == 200);
+		if (r->body)
+			check_sse(r->body, r->body_len);
 	} else {
-		CHECK(r->status == 200 && json_is_object(res));
+		CHECK(!r->stream);
+		CHECK(r->body && strlen(r->body) == r->body_len);
+		check_clean(r->body);
+		json_error_t je;
+		json_t *j = json_loads(r->body, JSON_REJECT_DUPLICATES, &je);
+		if (json_is_array(j)) {
+			/* the answers to a batch (2025-03-26): 200, 1 to
+			 * MCP_MAX_BATCH messages, each one as below */
+			CHECK(r->status == 200);
+			CHECK(json_array_size(j) >= 1 && json_array_size(j) <= MCP_MAX_BATCH);
+			size_t i;
+			json_t *m;
+			json_array_foreach(j, i, m)
+				check_message(m, 200);
+		} else {
+			check_message(j, r->status);
+		}
+		json_decref(j);
 	}
-	json_t *id = json_object_get(j, "id");
-	CHECK(!id || json_is_string(id) || json_is_integer(id));
-	json_decref(j);
-	CHECK(find_header(r, "Content-Type"));
 	if (r->status == 401)
 		CHECK(find_header(r, "WWW-Authenticate"));
 	const char *sid = find_header(r, "Mcp-Session-Id");
@@ -235,9 +327,10 @@ static int h_request_approval(void *ctx, enum mcp_phase phase, const char *actio
 	abort(); /* the server holds at most MCP_MAX_PENDING */
 }
 
-static void h_approval_cancel(void *ctx, struct mcp_pending *p)
+static void h_approval_cancel(void *ctx, struct mcp_pending *p, const char *why)
 {
 	(void)ctx;
+	CHECK(why && why[0]);
 	for (size_t i = 0; i < MCP_MAX_PENDING + 1; i++)
 		if (st.pending[i] == p) {
 			st.pending[i] = NULL;
@@ -290,6 +383,63 @@ static void on_complete(void *ctx, struct mcp_response *resp)
 	mcp_response_free(resp);
 }
 
+static void sink_write(void *ctx, const char *data, size_t len)
+{
+	struct conn *c = ctx;
+	CHECK(c->head && st.conns[c->slot] == c);
+	long armed = st.fail_in;
+	st.fail_in = 0;
+	char *copy = malloc(len + 1);
+	CHECK(copy);
+	memcpy(copy, data, len);
+	copy[len] = '\0';
+	check_sse(copy, len);
+	free(copy);
+	st.fail_in = armed;
+}
+
+static void sink_end(void *ctx)
+{
+	struct conn *c = ctx;
+	CHECK(st.conns[c->slot] == c);
+	st.conns[c->slot] = NULL;
+	free(c);
+}
+
+/* A connection for a request that may become a stream; NULL when every
+ * slot is taken (the request then offers none). */
+static struct conn *conn_new(void)
+{
+	for (int i = 0; i < MAX_CONNS; i++)
+		if (!st.conns[i]) {
+			struct conn *c = calloc(1, sizeof(*c));
+			CHECK(c);
+			c->slot = i;
+			st.conns[i] = c;
+			return c;
+		}
+	return NULL;
+}
+
+/* After the request: a stream keeps its connection, anything else frees
+ * it. */
+static void conn_settle(struct conn *c, int rc, const struct mcp_response *resp)
+{
+	if (!c)
+		return;
+	if (rc == MCP_STREAM) {
+		CHECK(resp->stream && resp->status == 200);
+		CHECK(strcmp(find_header(resp, "Content-Type"), "text/event-stream") == 0);
+		c->head = true;
+		c->stream = resp->stream;
+		return;
+	}
+	CHECK(!resp->stream);
+	CHECK(st.conns[c->slot] == c);
+	st.conns[c->slot] = NULL;
+	free(c);
+}
+
 /* ---------------------------------------------------------------------------
  * The program
  */
@@ -312,7 +462,8 @@ static const char *const versions[] = { NULL,
 					MCP_VERSION_2025_11_25,
 					MCP_VERSION_2026_07_28,
 					"2099-01-01",
-					"x\r\ny" };
+					"x\r\ny",
+					MCP_VERSION_2025_03_26 };
 
 #define META                                                                                       \
 	"\"_meta\":{\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\","                   \
@@ -363,6 +514,26 @@ static const struct {
 	  "log" },
 	{ "{\"jsonrpc\":\"2.0\",\"id\":13,\"result\":{%s}}", NULL, NULL },
 	{ "[%s]", NULL, NULL },
+	/* 2025-03-26: a handshake of that version, and batches in its session */
+	{ "{\"jsonrpc\":\"2.0\",\"id\":14,\"method\":\"initialize\",\"params\":{"
+	  "\"protocolVersion\":\"2025-03-26\",\"capabilities\":{},\"clientInfo\":{"
+	  "\"name\":\"f\",\"version\":\"1\"}%s}}",
+	  "initialize", NULL },
+	{ "[{\"jsonrpc\":\"2.0\",\"id\":15,\"method\":\"tools/call\",\"params\":{\"name\":"
+	  "\"report_step\",\"arguments\":{\"name\":\"b\"}}},{\"jsonrpc\":\"2.0\","
+	  "\"method\":\"notifications/initialized\"}%s]",
+	  NULL, NULL },
+	{ "[{\"jsonrpc\":\"2.0\",\"id\":16,\"method\":\"tools/call\",\"params\":{\"name\":"
+	  "\"request_approval\",\"arguments\":{\"action\":\"%s\",\"reason\":\"r\"}}}]",
+	  NULL, NULL },
+	/* a waiting call that asks for progress, and the cancellation of one */
+	{ "{\"jsonrpc\":\"2.0\",\"id\":17,\"method\":\"tools/call\",\"params\":{\"name\":"
+	  "\"request_approval\",\"arguments\":{\"action\":\"a\",\"reason\":\"r\"},"
+	  "\"_meta\":{\"progressToken\":%s}}}",
+	  "tools/call", "request_approval" },
+	{ "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/cancelled\",\"params\":{"
+	  "\"requestId\":%s}}",
+	  NULL, NULL },
 };
 #define N_TEMPLATES (sizeof(templates) / sizeof(templates[0]))
 
@@ -392,11 +563,18 @@ static void post(const char *body, size_t len, uint8_t flags, uint8_t pick, cons
 		break;
 	case 3: req.session_id = pick & 1 ? "cdn_mcps_x" : ""; break;
 	}
-	req.protocol_version = versions[((flags >> 4) & 3) + (pick % 7 == 6 ? 2 : 0)];
+	req.protocol_version = pick % 11 == 10 ? versions[6]
+					       : versions[((flags >> 4) & 3) + (pick % 7 == 6 ? 2 : 0)];
 	if (flags & 0x40)
 		req.method = pick % 5 == 4 ? "x" : method;
 	if (flags & 0x80)
 		req.name = pick % 5 == 3 ? "=?base64?bG9n?=" : name;
+
+	if (st.sse)
+		req.accept = pick & 2 ? "application/json, text/event-stream" : "text/event-stream;q=0";
+	struct conn *c = st.offer ? conn_new() : NULL;
+	if (c)
+		req.sink = (struct mcp_sink){ .write = sink_write, .end = sink_end, .ctx = c };
 
 	struct mcp_response resp;
 	struct mcp_pending *p = NULL;
@@ -404,8 +582,9 @@ static void post(const char *body, size_t len, uint8_t flags, uint8_t pick, cons
 	int rc = mcp_handle(st.s, &req, &resp, &p);
 	oom = oom && st.fail_in == 0; /* the failure did happen */
 	st.fail_in = 0;
-	CHECK(rc == 0 || rc == MCP_PENDING || (rc == -ENOMEM && oom));
+	CHECK(rc == 0 || rc == MCP_PENDING || rc == MCP_STREAM || (rc == -ENOMEM && oom));
 	CHECK(resp.status != 500 || rc == -ENOMEM);
+	conn_settle(c, rc, &resp);
 	if (rc == MCP_PENDING) {
 		CHECK(p && resp.status == 0 && !resp.body);
 		bool held = false;
@@ -444,11 +623,63 @@ static void settle_pending(struct reader *r, bool decide)
 	}
 }
 
+static const char *const accepts[] = { "text/event-stream", "application/json", NULL,
+				       "text/event-stream, application/json;q=0.5" };
+
+/* GET: the session's stream, or a resume from an event id seen (or not) */
+static void get(struct reader *r)
+{
+	uint8_t flags = byte(r), pick = byte(r);
+	struct mcp_get g = { .accept = accepts[flags & 3] };
+	if ((flags >> 2) & 1 && st.n_sessions)
+		g.session_id = st.sessions[pick % st.n_sessions];
+	else if ((flags >> 2) & 2)
+		g.session_id = "cdn_mcps_x";
+	g.protocol_version = versions[((flags >> 4) & 7) % 7];
+	char lei[MCP_MAX_EVENT_ID + 8];
+	switch (flags >> 7 | (pick & 1) << 1) {
+	case 1:
+		if (st.n_event_ids)
+			g.last_event_id = st.event_ids[pick % st.n_event_ids];
+		break;
+	case 2:
+		snprintf(lei, sizeof(lei), "%u-%u", pick % 5, (unsigned)byte(r) % 9);
+		g.last_event_id = lei;
+		break;
+	case 3: g.last_event_id = pick & 2 ? "0-1" : "1-1\r\nx"; break;
+	}
+	struct conn *c = pick & 4 ? NULL : conn_new();
+	if (c)
+		g.sink = (struct mcp_sink){ .write = sink_write, .end = sink_end, .ctx = c };
+	struct mcp_response resp;
+	bool oom = st.fail_in > 0;
+	int rc = mcp_handle_get(st.s, &g, &resp);
+	oom = oom && st.fail_in == 0;
+	st.fail_in = 0;
+	CHECK(rc == 0 || rc == MCP_STREAM || (rc == -ENOMEM && oom));
+	CHECK(resp.status != 500 || rc == -ENOMEM);
+	conn_settle(c, rc, &resp);
+	check_response(&resp);
+	mcp_response_free(&resp);
+}
+
+/* A stream's connection drops. */
+static void drop(struct reader *r)
+{
+	uint8_t i = byte(r) % MAX_CONNS;
+	struct conn *c = st.conns[i];
+	if (!c || !c->head)
+		return;
+	st.conns[i] = NULL;
+	mcp_stream_detach(c->stream);
+	free(c);
+}
+
 static void run(struct reader *r)
 {
 	struct cdn_err err = { 0 };
 	for (int ops = 0; r->n && ops < MAX_OPS; ops++) {
-		uint8_t op = byte(r) % 11;
+		uint8_t op = byte(r) % 14;
 		switch (op) {
 		case 0: {
 			enum mcp_phase ph = (enum mcp_phase)(byte(r) % MCP_PHASE_COUNT);
@@ -532,6 +763,18 @@ static void run(struct reader *r)
 			break;
 		}
 		case 10: st.fail_in = 1 + byte(r); break;
+		case 11: get(r); break;
+		case 12: drop(r); break;
+		case 13: {
+			/* streams on or off; time passes, progress goes out */
+			uint8_t b = byte(r);
+			st.sse = b & 1;
+			st.offer = b & 2;
+			st.now += (uint64_t)(b >> 2) * 250;
+			uint64_t next = mcp_server_tick(st.s);
+			CHECK(next <= MCP_KEEPALIVE_MS);
+			break;
+		}
 		}
 	}
 }
@@ -563,6 +806,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct reader r = { data + (size ? 1 : 0), size ? size - 1 : 0 };
 	run(&r);
 	mcp_server_free(st.s);
+	/* freeing the server ended every stream */
+	for (size_t i = 0; i < MAX_CONNS; i++)
+		CHECK(!st.conns[i] || !st.conns[i]->head);
+	for (size_t i = 0; i < MAX_CONNS; i++)
+		free(st.conns[i]);
 	/* every approval handed out was settled: decided, cancelled, aborted */
 	for (size_t i = 0; i < MCP_MAX_PENDING + 1; i++)
 		CHECK(!st.pending[i]);

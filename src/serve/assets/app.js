@@ -635,9 +635,14 @@ function eventDetail(ev) {
 	case "egress.blocked":
 		return `${ev.method || ""} ${dest(ev)} blocked: ${ev.blocked_reason || "?"}` + (ev.stage ? ` (stage ${ev.stage})` : "");
 	case "approval.requested":
+		if (ev.source === "mcp")
+			return `the agent asks to: ${ev.action || "?"} · reason: ${ev.reason || "(none)"} · waits for a decision · ${ev.approval_id}`;
 		return `${ev.method || ""} ${dest(ev)} waits for a decision · ${ev.approval_id}`;
-	case "approval.decided":
-		return `${ev.approval_id} ${ev.decision}` + (ev.decided_by ? ` by ${ev.decided_by}` : "") + ` · ${ev.method || ""} ${dest(ev)}`;
+	case "approval.decided": {
+		const by = ev.decided_by || ev.by;
+		return `${ev.approval_id} ${ev.decision}` + (by ? ` by ${by}` : "") +
+			(ev.source === "mcp" ? ` · the agent asked to: ${ev.action || "?"}` : ` · ${ev.method || ""} ${dest(ev)}`);
+	}
 	case "artifact.saved":
 		return `${ev.name} · ${fmtBytes(ev.size)} · sha256 ${shortHash(ev.sha256)}` + (ev.original && ev.original !== ev.name ? ` (was ${ev.original})` : "");
 	case "artifact.skipped":
@@ -754,7 +759,8 @@ async function viewRun(scope, id) {
 		const box = clear($("run-waiting"));
 		if (!pending.size || (rec && FINAL.has(rec.status))) { show(box, false); return; }
 		box.append(el("strong", { text: pending.size === 1 ? "A request is waiting for approval: " : pending.size + " requests are waiting for approval: " }));
-		for (const ev of pending.values()) box.append(el("span", { class: "mono", text: `${ev.method} ${ev.hostname}:${ev.port}${ev.path || ""} ` }));
+		for (const ev of pending.values())
+			box.append(el("span", { class: "mono", text: ev.source === "mcp" ? `the agent asks to: ${ev.action} ` : `${ev.method} ${ev.hostname}:${ev.port}${ev.path || ""} ` }));
 		box.append(el("a", { href: "#/approvals", text: "Open the approvals queue →" }));
 		show(box, true);
 	};
@@ -834,6 +840,17 @@ async function viewRun(scope, id) {
 
 /* ------------------------------------------------------ approvals view */
 
+// What a human decides on: where a held request goes, or what the agent
+// asks to do over MCP and the reason it gave (kept as text: never HTML).
+function approvalWhat(a) {
+	if (a.source !== "mcp")
+		return el("td", { class: "mono" }, el("span", { text: `${a.host}:${a.port}` }), el("span", { class: "muted", text: a.path || "" }));
+	return el("td", { testid: "approval-what" },
+		el("div", { testid: "approval-action", class: "approval-action", text: a.action || "" }),
+		el("div", { testid: "approval-reason", class: "approval-reason muted" },
+			el("span", { text: "Reason: " }), el("span", { text: (a.reason || "") + (a.reason_truncated ? " […] (the run's events have all of it)" : "") })));
+}
+
 async function viewApprovals(scope) {
 	const owner = isOwner();
 	show($("approvals-member-note"), !owner);
@@ -852,7 +869,8 @@ async function viewApprovals(scope) {
 		for (const b of buttons) b.disabled = true;
 		try {
 			const j = await api(`/v1/approvals/${encodeURIComponent(a.id)}/${verb}`, { method: "POST" });
-			flash(`${j.decision === "approved" ? "Approved" : "Rejected"} ${a.method} ${a.host}:${a.port}${a.path || ""} (${j.id}, run ${a.run_id}).`, j.decision === "approved" ? "ok" : "bad");
+			const what = a.source === "mcp" ? `the agent's request to ${a.action}` : `${a.method} ${a.host}:${a.port}${a.path || ""}`;
+			flash(`${j.decision === "approved" ? "Approved" : "Rejected"} ${what} (${j.id}, run ${a.run_id}).`, j.decision === "approved" ? "ok" : "bad");
 			await refresh();
 		} catch (e) {
 			if (!scope.alive) return;
@@ -880,7 +898,7 @@ async function viewApprovals(scope) {
 				row = { waiting: el("td", { class: "num" }), expires: el("td", { class: "num" }) };
 				row.tr = el("tr", { testid: "approval-row", data: { approvalId: a.id, runId: a.run_id || "" } },
 					el("td", {}, el("span", { class: "method", text: a.method }), " ", el("span", { class: "mono small muted", text: a.id })),
-					el("td", { class: "mono" }, el("span", { text: `${a.host}:${a.port}` }), el("span", { class: "muted", text: a.path || "" })),
+					approvalWhat(a),
 					el("td", {}, a.run_id ? runLink(a.run_id) : "–"),
 					row.waiting, row.expires,
 					el("td", { class: "actions" }, approve, reject));
