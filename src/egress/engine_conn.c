@@ -59,6 +59,8 @@ void pconn_reset_request(struct pconn *c)
 	if (c->rhold)
 		evbuffer_drain(c->rhold, evbuffer_get_length(c->rhold));
 	c->seal.n = 0;
+	c->rfed = 0;
+	c->res_reframe = false;
 	c->seal.max_len = 0;
 }
 

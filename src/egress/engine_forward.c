@@ -137,6 +137,8 @@ static void send_request_head(struct pconn *c)
 		if (http_is_hop_by_hop(f->name, f->name_len) ||
 		    (f->name_len == 6 && strncasecmp(f->name, "expect", 6) == 0) ||
 		    (f->name_len == 14 && strncasecmp(f->name, "content-length", 14) == 0) ||
+		    (c->seal.n && f->name_len == 15 &&
+		     strncasecmp(f->name, "accept-encoding", 15) == 0) ||
 		    connection_lists(r, f->name, f->name_len))
 			continue;
 		evbuffer_add(out, f->name, f->name_len);
@@ -144,6 +146,10 @@ static void send_request_head(struct pconn *c)
 		evbuffer_add(out, f->value, f->value_len);
 		evbuffer_add(out, "\r\n", 2);
 	}
+	/* A sealed scope answers unencoded: the value it may echo must be
+	 * found to be swapped back (engine_seal.c). */
+	if (c->seal.n)
+		evbuffer_add_printf(out, "Accept-Encoding: identity\r\n");
 	if (r->body == HTTP_BODY_LENGTH)
 		evbuffer_add_printf(out, "Content-Length: %" PRIu64 "\r\n", r->content_length);
 	else if (r->body == HTTP_BODY_CHUNKED)
@@ -454,20 +460,132 @@ static void forward_response_head(struct pconn *c, const char *head)
 
 static void pump_response_once(struct pconn *c);
 
-/* Moves n response bytes to the client through the hold, swapping sealed
- * values back to placeholders; `all` releases the hold too (the body is
- * done or the connection ends). */
-static void unseal_response(struct pconn *c, struct evbuffer *in, size_t n, bool all)
+/*
+ * The response of a sealed scope (engine_seal.c): what the upstream may
+ * echo of a value goes back to the placeholder before the agent sees it.
+ * The body's bytes (de-chunked) gather in rhold: the swap back runs over
+ * them, the bytes no later swap can change are scanned for the values in
+ * every other encoding, and only bytes INSPECT_OVERLAP behind the scan are
+ * released, so a match is found before any of its bytes went out. A
+ * chunked body is re-framed: each release is a chunk of ours.
+ */
+static bool sealed_found(struct pconn *c, const char *where)
+{
+	for (size_t i = 0; i < c->res_insp.n_findings; i++) {
+		const struct inspect_finding *f = &c->res_insp.findings[i];
+		if (!f->is_secret)
+			continue;
+		char why[256];
+		snprintf(why, sizeof(why),
+			 "the response from %s holds sealed secret %s in a form that cannot be "
+			 "swapped back (%s): cut",
+			 pconn_host(c), f->name, where);
+		json_t *j = pconn_entry(c, "error");
+		json_object_set_new(j, "status_code", json_integer(502));
+		json_object_set_new(j, "blocked_reason", json_string(why));
+		egress_audit(c->e, j);
+		egress_emit(c->e, "egress.blocked", j);
+		json_decref(j);
+		c->e->stats.blocked++;
+		return true;
+	}
+	return false;
+}
+
+static void unseal_release(struct pconn *c, bool all)
 {
 	struct evbuffer *out = bufferevent_get_output(c->cbev);
-	evbuffer_remove_buffer(in, c->rhold, n);
 	size_t len = evbuffer_get_length(c->rhold);
 	char *h = len ? (char *)evbuffer_pullup(c->rhold, (ssize_t)len) : NULL;
 	if (h)
 		egress_seal_apply(c->e, &c->seal, false, h, len);
-	size_t keep = all ? 0 : c->seal.max_len;
-	if (len > keep)
-		evbuffer_remove_buffer(c->rhold, out, len - keep);
+	/* A value of max_len bytes may still be completed by the next read:
+	 * the bytes before the last max_len - 1 are final. */
+	size_t final = all ? len
+			   : len >= c->seal.max_len ? len - (c->seal.max_len ? c->seal.max_len - 1 : 0)
+						    : 0;
+	if (final > c->rfed && c->e->seal_insp) {
+		size_t before = c->res_insp.n_findings;
+		inspect_feed(&c->res_insp, h + c->rfed, final - c->rfed);
+		if (c->res_insp.n_findings > before && sealed_found(c, "body")) {
+			evbuffer_drain(c->rhold, len);
+			c->rfed = 0;
+			pconn_close_after_flush(c); /* the agent gets a cut body */
+			return;
+		}
+	}
+	if (final > c->rfed)
+		c->rfed = final;
+	size_t go = all ? len : c->rfed > INSPECT_OVERLAP ? c->rfed - INSPECT_OVERLAP : 0;
+	if (go) {
+		if (c->res_reframe)
+			evbuffer_add_printf(out, "%zx\r\n", go);
+		evbuffer_remove_buffer(c->rhold, out, go);
+		if (c->res_reframe)
+			evbuffer_add(out, "\r\n", 2);
+		c->rfed -= go < c->rfed ? go : c->rfed;
+	}
+	if (all && c->res_reframe)
+		evbuffer_add(out, "0\r\n\r\n", 5);
+}
+
+/* n bytes of a body in plain framing (Content-Length, or to the close). */
+static void unseal_response(struct pconn *c, struct evbuffer *in, size_t n, bool all)
+{
+	evbuffer_remove_buffer(in, c->rhold, n);
+	unseal_release(c, all);
+}
+
+static void rhold_add(void *ctx, const char *p, size_t n)
+{
+	struct pconn *c = ctx;
+	evbuffer_add(c->rhold, p, n);
+}
+
+/* The head of a sealed scope's response: refused when encoded; its values
+ * swapped back (Basic credentials too) and scanned. False when refused. */
+static bool unseal_head(struct pconn *c)
+{
+	for (size_t i = 0; i < c->res.n_fields; i++) {
+		struct http_field *f = &c->res.fields[i];
+		if (f->name_len == 16 && strncasecmp(f->name, "content-encoding", 16) == 0 &&
+		    !(f->value_len == 8 && strncasecmp(f->value, "identity", 8) == 0)) {
+			char why[256];
+			snprintf(why, sizeof(why),
+				 "the response from %s is encoded (Content-Encoding: %.*s) though "
+				 "identity was asked for: a sealed secret's scope must answer "
+				 "unencoded",
+				 pconn_host(c), (int)(f->value_len < 40 ? f->value_len : 40), f->value);
+			json_t *j = pconn_entry(c, "error");
+			json_object_set_new(j, "status_code", json_integer(502));
+			json_object_set_new(j, "blocked_reason", json_string(why));
+			egress_audit(c->e, j);
+			egress_emit(c->e, "egress.blocked", j);
+			json_decref(j);
+			c->e->stats.blocked++;
+			return false;
+		}
+		egress_seal_apply(c->e, &c->seal, false, (char *)f->value, f->value_len);
+		egress_seal_apply_basic(c->e, &c->seal, false, (char *)f->value, f->value_len);
+	}
+	inspect_stream_init(&c->res_insp, c->e->seal_insp);
+	for (size_t i = 0; c->e->seal_insp && i < c->res.n_fields; i++) {
+		/* Each value on its own: no match across two fields. */
+		struct inspect_stream one;
+		inspect_stream_init(&one, c->e->seal_insp);
+		one.secrets_only = true;
+		inspect_feed(&one, c->res.fields[i].value, c->res.fields[i].value_len);
+		if (one.n_findings) {
+			c->res_insp = one;
+			if (sealed_found(c, "a header"))
+				return false;
+		}
+	}
+	inspect_stream_init(&c->res_insp, c->e->seal_insp);
+	c->res_insp.secrets_only = true;
+	c->rfed = 0;
+	c->res_reframe = c->res.body == HTTP_BODY_CHUNKED;
+	return true;
 }
 
 static void pump_response(struct pconn *c)
@@ -505,9 +623,12 @@ static void pump_response_once(struct pconn *c)
 			c->res_keep_alive = c->res.keep_alive;
 			/* The value goes back to a placeholder before the agent can
 			 * see it: an upstream may echo what it was sent. */
-			for (size_t i = 0; c->seal.n && i < c->res.n_fields; i++)
-				egress_seal_apply(c->e, &c->seal, false, (char *)c->res.fields[i].value,
-						  c->res.fields[i].value_len);
+			if (c->seal.n && !unseal_head(c)) {
+				pconn_respond(c, 502, "Bad Gateway", "sealed", "the response would "
+					      "give the agent a sealed secret's value", 0);
+				pconn_close_after_flush(c);
+				return;
+			}
 			forward_response_head(c, data);
 			c->res_size += (uint64_t)r;
 			evbuffer_drain(in, (size_t)r);
@@ -545,7 +666,10 @@ static void pump_response_once(struct pconn *c)
 			if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
 				return;
 			struct cdn_err err = { 0 };
-			long used = http_chunked_feed(&c->res_chunk, v.iov_base, v.iov_len, NULL, NULL, &err);
+			/* A sealed scope's chunks are taken apart here and the
+			 * payload re-framed by unseal_release(). */
+			long used = http_chunked_feed(&c->res_chunk, v.iov_base, v.iov_len,
+						      c->seal.n ? rhold_add : NULL, c, &err);
 			if (used < 0) {
 				json_t *j = pconn_entry(c, "error");
 				json_object_set_new(j, "blocked_reason", json_string(err.msg));
@@ -557,10 +681,16 @@ static void pump_response_once(struct pconn *c)
 			n = (size_t)used;
 			done = c->res_chunk.done;
 		}
-		if (c->seal.n)
+		if (c->seal.n && c->res.body == HTTP_BODY_CHUNKED) {
+			evbuffer_drain(in, n);
+			unseal_release(c, done);
+		} else if (c->seal.n) {
 			unseal_response(c, in, n, done);
-		else
+		} else {
 			evbuffer_remove_buffer(in, out, n);
+		}
+		if (c->state == C_CLOSING)
+			return; /* cut: it held a sealed value */
 		c->res_size += n;
 		if (done) {
 			egress_bev_kick(c->cbev);

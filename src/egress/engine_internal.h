@@ -55,6 +55,11 @@ struct egress_engine {
 	struct egress_secrets secrets; /* raw secrets, and where each granted one may go */
 	struct seal_swap *swaps; /* sealed secrets, each in its encodings */
 	size_t n_swaps, swap_max_len;
+	/* The sealed values, for what cannot be swapped back: a response
+	 * from a scope that holds one in another encoding (base64, hex) is
+	 * cut there (engine_forward.c). NULL when no value is long enough
+	 * to look for. */
+	struct inspector *seal_insp;
 	struct egress_ca *ca; /* TLS inspection, NULL when no rule asks for it */
 	char *upstream_ca;    /* extra CA file for verifying upstreams */
 	char *run_id;
@@ -206,6 +211,9 @@ struct pconn {
 	bool body_done;
 	struct seal_sel seal;	/* sealed secrets swapped on this request */
 	struct evbuffer *rhold; /* response bytes held back for the swap back */
+	struct inspect_stream res_insp; /* rhold's bytes, for encoded sealed values */
+	size_t rfed;		 /* bytes at rhold's start already fed to res_insp */
+	bool res_reframe;	 /* a chunked response we re-frame (sealed scope) */
 
 	/* response */
 	bool res_head_done;

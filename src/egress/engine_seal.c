@@ -16,6 +16,15 @@
  * of those encodings touch, so each encoded placeholder has the length of
  * the encoded value: a swap never changes a length, a Content-Length or a
  * chunk size.
+ *
+ * An upstream can also echo the value in a form that cannot be swapped in
+ * place: base64 (the `Basic` credentials the engine itself wrote), hex, a
+ * compressed body, or split by chunk framing. So a request to a scope asks
+ * for an unencoded response (Accept-Encoding: identity), a response that
+ * is encoded anyway is refused, a chunked one is swapped and scanned
+ * de-chunked and re-framed, and whatever the swap leaves is scanned with
+ * an inspector of the sealed values (every encoding inspect.c knows): a
+ * hit cuts the response before the bytes that hold it reach the agent.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -103,6 +112,20 @@ static int add_swap(struct egress_engine *e, const char *name, const uint8_t *ph
 	return 0;
 }
 
+/* An inspector of the values (not the placeholders), for responses. */
+static int seal_inspector(struct egress_engine *e, const struct egress_sealed *s, size_t n,
+			  struct cdn_err *err)
+{
+	struct inspect_secret look[INSPECT_MAX_SECRETS];
+	size_t k = 0;
+	for (size_t i = 0; i < n && k < INSPECT_MAX_SECRETS; i++)
+		if (s[i].len >= INSPECT_MIN_SECRET_LEN) /* shorter: like any bytes */
+			look[k++] = (struct inspect_secret){ .name = s[i].name,
+							     .value = (const char *)s[i].value,
+							     .len = s[i].len };
+	return k ? inspector_new(look, k, &e->seal_insp, err) : 0;
+}
+
 int egress_seal_init(struct egress_engine *e, const struct egress_sealed *s, size_t n,
 		     struct cdn_err *err)
 {
@@ -135,11 +158,13 @@ int egress_seal_init(struct egress_engine *e, const struct egress_sealed *s, siz
 			return cdn_err_msg(err, -r, "sealed secret %s: cannot prepare its swap",
 					   s[i].name);
 	}
-	return 0;
+	return seal_inspector(e, s, n, err);
 }
 
 void egress_seal_free(struct egress_engine *e)
 {
+	inspector_free(e->seal_insp);
+	e->seal_insp = NULL;
 	for (size_t i = 0; e->swaps && i < e->n_swaps; i++) {
 		free(e->swaps[i].name);
 		free(e->swaps[i].placeholder);

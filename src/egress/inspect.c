@@ -1280,7 +1280,8 @@ static void report(struct scan *sc, struct inspect_stream *s)
 static void scan_region(struct scan *sc, struct inspect_stream *s, const char *buf, size_t len,
 			size_t min_end)
 {
-	scan_patterns(sc, buf, len, min_end);
+	if (!s->secrets_only)
+		scan_patterns(sc, buf, len, min_end);
 	scan_secrets(sc, s->in, buf, len, min_end);
 	report(sc, s);
 }

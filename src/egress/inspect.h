@@ -89,6 +89,11 @@ struct inspect_stream {
 	size_t tail_len;
 	struct inspect_finding findings[INSPECT_MAX_FINDINGS];
 	size_t n_findings;
+	/* Set after inspect_stream_init: look for the inspector's secrets
+	 * only, not the built-in patterns (a response scanned for values it
+	 * must not carry, where other findings would only use up the
+	 * INSPECT_MAX_FINDINGS a stream reports). */
+	bool secrets_only;
 };
 
 /* in may be NULL: then only the built-in patterns are looked for. */

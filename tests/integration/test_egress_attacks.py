@@ -7,6 +7,7 @@ out in any encoding.
 Each test drives the real `cordon exec --net proxy` or `cordon run`; the
 sanitizer pass of `make test` runs them against the ASan build, where a
 use-after-free in the engine aborts the network part."""
+import base64
 import json
 import os
 import signal
@@ -306,8 +307,8 @@ def call(name, url, body=None, headers=None):
             out[name] = [r.status, r.read().decode("latin-1")[::-1]]
     except urllib.error.HTTPError as e:
         out[name] = [e.code, ""]
-    except OSError as e:
-        out[name] = [str(e), ""]
+    except Exception as e:  # a response cut because it held the value encoded
+        out[name] = [type(e).__name__, ""]
 basic = base64.b64encode(("user:" + key).encode()).decode()
 call("scoped", "http://llm.test:%s/v1?key=%s" % (port, key), json.dumps({"api_key": key}).encode(),
      {"Authorization": "Bearer " + key, "X-Api-Key": key, "Content-Type": "application/json"})
@@ -414,7 +415,10 @@ def test_sealed_secret_never_enters_the_sandbox(renv, upstream):
     import base64
     assert seen["/basic"][1]["Authorization"] == "Basic " + base64.b64encode(
         ("user:" + SEALED).encode()).decode()
-    # The echo came back with the placeholder, not the value.
+    # The echo came back with the placeholder, not the value; the echo of the
+    # Basic credentials (base64 of the value, which cannot be swapped back in
+    # place) was cut.
+    assert o["basic"][0] == "IncompleteRead", o["basic"]
     assert o["scoped"][0] == 200
     echo = o["scoped"][1][::-1]
     assert SEALED not in echo and held in echo
@@ -443,6 +447,127 @@ def test_raw_secret_is_the_value_and_still_scoped(renv, upstream):
     assert res["output"]["rev"][::-1] == SEALED
     assert res["protections"]["secrets"]["API_KEY"]["delivery"] == "raw"
     assert res["output"]["elsewhere"][0] == 403
+
+
+class EchoHandler:
+    """An in-scope API that reflects what it was sent (httpbin-style
+    /headers): as sent (Basic credentials stay base64), gzip-compressed when
+    asked (/gz) or always (/forcegz), in 7-byte chunks (/chunked), or the
+    value's hex (/hex)."""
+    log = []
+
+
+def _echo_server():
+    import gzip
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class H(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *a):
+            pass
+
+        def do_GET(self):
+            EchoHandler.log.append((self.path, dict(self.headers)))
+            hdrs = dict(self.headers)
+            if self.path.startswith("/hex"):
+                hdrs = {"X-Api-Key": hdrs.get("X-Api-Key", "").encode().hex()}
+            body = json.dumps({"headers": hdrs}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            if self.path.startswith("/forcegz") or (
+                    self.path.startswith("/gz") and "gzip" in self.headers.get("Accept-Encoding", "")):
+                body = gzip.compress(body)
+                self.send_header("Content-Encoding", "gzip")
+            if self.path.startswith("/chunked"):
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                for i in range(0, len(body), 7):
+                    part = body[i:i + 7]
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+                self.wfile.write(b"0\r\n\r\n")
+                return
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv
+
+
+UNSEAL_AGENT = r'''
+import base64, gzip, json, os, urllib.request
+port = open("/agent/port").read().strip()
+key = os.environ["API_KEY"]                       # the placeholder
+def get(path, headers):
+    req = urllib.request.Request("http://llm.test:%s/%s" % (port, path), headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            data = r.read()
+            if r.headers.get("Content-Encoding") == "gzip":
+                data = gzip.decompress(data)
+            return json.loads(data)["headers"]
+    except Exception as e:
+        return {"error": type(e).__name__ + ": " + str(e)[:200]}
+out = {}
+h = get("basic", {"Authorization": "Basic " + base64.b64encode(("u:" + key).encode()).decode()})
+out["basic"] = h
+h = get("gz", {"X-Api-Key": key, "Accept-Encoding": "gzip"})
+out["gzip"] = h.get("X-Api-Key", h.get("error"))
+h = get("forcegz", {"X-Api-Key": key})
+out["forcegz"] = h.get("X-Api-Key", h.get("error"))
+h = get("chunked", {"X-Api-Key": key})
+out["chunked"] = h.get("X-Api-Key", h.get("error"))
+h = get("hex", {"X-Api-Key": key})
+out["hex"] = h.get("X-Api-Key", h.get("error"))
+out["key"] = key
+# whatever the agent now holds, reversed, so that no literal copy is in the file
+json.dump({k: (v[::-1] if isinstance(v, str) else json.dumps(v)[::-1]) for k, v in out.items()},
+          open("/workspace/output.json", "w"))
+'''
+
+
+def test_a_sealed_value_echoed_in_another_encoding_never_reaches_the_agent(tmp_path):
+    """An in-scope upstream that echoes the request hands back the value the
+    engine swapped in. Raw, percent-encoded and JSON-escaped echoes are
+    swapped back; the others must not get through either: the request asks
+    for identity (no gzip the agent could pick), a response encoded anyway
+    is refused, a chunked body is swapped de-chunked (the framing no longer
+    splits the value), and what cannot be swapped (base64 of the Basic
+    credentials the engine wrote, hex) cuts the response."""
+    srv = _echo_server()
+    EchoHandler.log.clear()
+    try:
+        class Up:
+            port = srv.server_address[1]
+        renv = Env(tmp_path, Up)
+        sealed_env(renv)
+        d = renv.agent("unseal", sealed_manifest(), UNSEAL_AGENT)
+        (d / "port").write_text(str(Up.port))
+        r, events = renv.run(d)
+        assert r.returncode == 0, r.stderr
+        res, _ = renv.result(events)
+    finally:
+        srv.shutdown()
+    out = {k: v[::-1] for k, v in res["output"].items()}
+    key = out["key"]
+    flat = json.dumps(res) + json.dumps(events) + r.stdout + r.stderr
+    assert SEALED not in flat and SEALED.encode().hex() not in flat
+    assert base64.b64encode(b"u:" + SEALED.encode()).decode() not in flat
+    # The upstream got the value, asked for identity every time.
+    assert all(h.get("Accept-Encoding") == "identity" for _, h in EchoHandler.log), EchoHandler.log
+    assert any(h.get("X-Api-Key") == SEALED for _, h in EchoHandler.log)
+    # Swapped back: gzip was never used, the chunked body was de-chunked.
+    assert out["gzip"] == key and out["chunked"] == key, out
+    # Refused or cut: the agent holds an error, never the value.
+    for how in ("forcegz", "hex", "basic"):
+        assert "rror" in out[how] or "Incomplete" in out[how], (how, out[how])
+    blocked = [e for e in events if e["type"] == "egress.blocked"]
+    reasons = " ".join(e.get("blocked_reason", "") for e in blocked)
+    assert "Content-Encoding: gzip" in reasons
+    assert "cannot be swapped back" in reasons and "API_KEY" in reasons
 
 
 def test_sealed_secret_over_https_is_swapped_by_automatic_inspection(renv, tmp_path):
