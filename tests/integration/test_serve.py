@@ -701,3 +701,36 @@ def test_register_root_allows_paths_below_it_only(tmp_path):
         st, j, _, _ = s.req("POST", "/v1/agents", s.owner, body={"path": p})
         assert st == 403, (p, st, j)
     assert s.stop() == 0
+
+
+def test_dashboard_assets_are_modules_under_a_strict_csp(srv):
+    """The dashboard is native ES modules, compiled into the binary: the
+    page loads app.js as a module, every module it imports (followed from
+    app.js) is served as JavaScript, and every answer carries the strict CSP
+    (scripts of this origin only: no inline script)."""
+    import re
+    st, _, page, r = srv.req("GET", "/")
+    assert st == 200 and r.getheader("Content-Type").startswith("text/html")
+    csp = r.getheader("Content-Security-Policy")
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp
+    scripts = re.findall(rb"<script[^>]*>", page)
+    assert scripts == [b'<script type="module" src="/app.js">'], scripts
+    assert not re.search(rb"<script[^>]*>[^<\s]", page)  # no inline script
+    seen, todo = set(), ["/app.js"]
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        st, _, js, r = srv.req("GET", path)
+        assert st == 200, path
+        assert r.getheader("Content-Type") == "text/javascript; charset=utf-8", path
+        assert r.getheader("Content-Security-Policy") == csp
+        assert r.getheader("X-Content-Type-Options") == "nosniff"
+        for dep in re.findall(rb'^import [^;]* from "\./([a-z]+\.js)";$', js, re.M):
+            todo.append("/" + dep.decode())
+    assert {"/app.js", "/api.js", "/dom.js", "/runs.js", "/run.js"} <= seen, seen
+    st, j, _, _ = srv.req("GET", "/nope.js")
+    assert st == 404
+    st, j, _, r = srv.req("POST", "/app.js")
+    assert st == 405 and r.getheader("Allow") == "GET, HEAD"
