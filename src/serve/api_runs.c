@@ -21,6 +21,9 @@
 #include "base/random.h"
 #include "evidence/evidence.h"
 
+/* A since or until longer than this is refused before it is parsed. */
+#define RUNS_TIME_PARAM_MAX 64
+
 /* The run, if it is in the caller's workspace. */
 int api_run_in_ws(struct call *c, const char *id, struct store_run *out)
 {
@@ -137,9 +140,32 @@ enum MHD_Result h_runs_create(struct call *c)
 	return api_reply(c->conn, 202, j);
 }
 
+/* A time bound of GET /v1/runs: absent (0), or RFC 3339 at or after 1970;
+ * -1 with the 400 sent otherwise. */
+static int time_param(struct call *c, const char *name, int64_t *ms, enum MHD_Result *ret)
+{
+	const char *v = MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, name);
+	*ms = 0;
+	if (!v || !*v)
+		return 0;
+	const char *why = NULL;
+	if (strlen(v) > RUNS_TIME_PARAM_MAX || cdn_rfc3339_parse(v, ms, &why) < 0) {
+		*ret = api_fail(c->conn, 400, "bad_request", "%s: %s", name,
+				why ? why : "expected an RFC 3339 time such as 2024-05-01T02:58:36Z");
+		return -1;
+	}
+	/* 0 is "no bound" to the store, and no run was created before 1970. */
+	if (*ms <= 0) {
+		*ret = api_fail(c->conn, 400, "bad_request", "%s: a time after 1970-01-01T00:00:00Z",
+				name);
+		return -1;
+	}
+	return 1;
+}
+
 enum MHD_Result h_runs_list(struct call *c)
 {
-	struct store_run_query q = {.workspace = c->key.workspace, .status = -1, .limit = 50};
+	struct store_run_query q = { .workspace = c->key.workspace, .status = -1, .limit = 50 };
 	const char *agent = MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, "agent");
 	const char *status = MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, "status");
 	const char *limit = MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, "limit");
@@ -160,32 +186,51 @@ enum MHD_Result h_runs_list(struct call *c)
 		char *end;
 		unsigned long l = strtoul(limit, &end, 10);
 		if (*end || l == 0 || l > 1000)
-			return api_fail(c->conn, 400, "bad_request",
-					"limit: a number from 1 to 1000");
+			return api_fail(c->conn, 400, "bad_request", "limit: a number from 1 to 1000");
 		q.limit = l;
 	}
+	/* since (inclusive) and until (exclusive): runs created in [since, until). */
+	int64_t since, until;
+	enum MHD_Result ret;
+	if (time_param(c, "since", &since, &ret) < 0 || time_param(c, "until", &until, &ret) < 0)
+		return ret;
+	if (since && until && since >= until)
+		return api_fail(c->conn, 400, "bad_request", "since must be before until");
 	char cur_id[STORE_RUN_ID_MAX + 1];
 	if (cursor && *cursor) {
 		char *end;
 		long long ms = strtoll(cursor, &end, 10);
 		if (*end != ':' || ms <= 0 || !store_run_id_ok(end + 1))
-			return api_fail(c->conn, 400, "bad_request",
-					"cursor: pass back next_cursor");
+			return api_fail(c->conn, 400, "bad_request", "cursor: pass back next_cursor");
 		snprintf(cur_id, sizeof(cur_id), "%s", end + 1);
 		q.before_ms = ms;
 		q.before_id = cur_id;
+	}
+	/* until is the store's "created before", unless the cursor is already
+	 * further back (its own tie-break by id then stays). */
+	if (until && (!q.before_ms || until <= q.before_ms)) {
+		q.before_ms = until;
+		q.before_id = NULL;
 	}
 	struct store_run *runs;
 	size_t n;
 	int r = store_run_list(c->sv->s, &q, &runs, &n, &err);
 	if (r < 0)
 		return api_fail_err(c->conn, r, &err);
+	/* Newest first, so since cuts the list: the first run older than it
+	 * ends this page and the listing (no next_cursor). */
+	size_t keep = n;
+	for (size_t i = 0; since && i < n; i++)
+		if (runs[i].created_ms < since) {
+			keep = i;
+			break;
+		}
 	json_t *arr = json_array();
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < keep; i++)
 		json_array_append_new(arr, api_run_json(&runs[i]));
-	json_t *next = n == q.limit ? json_sprintf("%lld:%s", (long long)runs[n - 1].created_ms,
-						   runs[n - 1].id)
-				    : json_null();
+	json_t *next = keep == q.limit ? json_sprintf("%lld:%s", (long long)runs[keep - 1].created_ms,
+						       runs[keep - 1].id)
+				       : json_null();
 	store_runs_free(runs, n);
 	return api_reply(c->conn, 200, json_pack("{s:o, s:o}", "runs", arr, "next_cursor", next));
 }

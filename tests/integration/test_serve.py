@@ -734,3 +734,72 @@ def test_dashboard_assets_are_modules_under_a_strict_csp(srv):
     assert st == 404
     st, j, _, r = srv.req("POST", "/app.js")
     assert st == 405 and r.getheader("Allow") == "GET, HEAD"
+
+
+def rfc3339(t):
+    """Unix seconds as RFC 3339 with milliseconds, in UTC."""
+    import datetime
+    d = datetime.datetime.fromtimestamp(t, datetime.timezone.utc)
+    return d.strftime("%Y-%m-%dT%H:%M:%S.") + f"{d.microsecond // 1000:03d}Z"
+
+
+def test_runs_list_by_date_range(srv):
+    """since (inclusive) and until (exclusive) select runs by creation time,
+    page with the cursor, and are parsed strictly."""
+    from urllib.parse import quote
+    marks, ids = [], []
+    for _ in range(3):
+        marks.append(time.time())
+        time.sleep(0.05)
+        st, j, _, _ = srv.req("POST", "/v1/runs", srv.member, body={"agent": "hello"})
+        assert st == 202, j
+        ids.append(j["id"])
+        time.sleep(0.05)
+    a, b, c = ids
+
+    def ls(q):
+        st, j, _, _ = srv.req("GET", "/v1/runs?" + q, srv.member)
+        assert st == 200, j
+        return [r["id"] for r in j["runs"]], j["next_cursor"]
+
+    t0, t1, t2 = (quote(rfc3339(m)) for m in marks)
+    assert ls(f"since={t1}") == ([c, b], None)
+    assert ls(f"until={t1}") == ([a], None)
+    assert ls(f"since={t1}&until={t2}") == ([b], None)
+    assert ls(f"since={t0}")[0] == [c, b, a]
+    # The same instant with an offset.
+    import datetime
+    local = datetime.datetime.fromtimestamp(marks[1], datetime.timezone(datetime.timedelta(hours=2)))
+    assert ls("since=" + quote(local.isoformat(timespec="milliseconds")))[0] == [c, b]
+    # Pages: the cursor and the range together.
+    got, cur = ls(f"since={t0}&limit=1")
+    assert got == [c] and cur
+    got, cur = ls(f"since={t0}&limit=1&cursor={quote(cur)}")
+    assert got == [b] and cur
+    got, cur = ls(f"since={t0}&limit=1&cursor={quote(cur)}")
+    assert got == [a]
+    got, cur = ls(f"until={t2}&limit=1")
+    assert got == [b] and cur
+    assert ls(f"until={t2}&limit=1&cursor={quote(cur)}")[0] == [a]
+    # Another workspace's key sees none of them.
+    st, j, _, _ = srv.req("GET", f"/v1/runs?since={t0}", srv.other)
+    assert st == 200 and j["runs"] == []
+
+    bad = {
+        "since=yesterday": "since: expected an RFC 3339 time",
+        "since=2024-05-01": "since: expected an RFC 3339 time",
+        "until=2024-05-01T10:00:00": "until: the time needs its offset",
+        "since=2023-02-29T00:00:00Z": "since: no such day in that month",
+        "since=2024-05-01T25:00:00Z": "since: the time of day is out of range",
+        "since=1969-12-31T23:59:59Z": "since: a time after 1970",
+        f"since={t2}&until={t1}": "since must be before until",
+        f"since={t1}&until={t1}": "since must be before until",
+        "since=" + "9" * 65: "since: expected an RFC 3339 time",
+        "since=2024-05-01T10:00:00Z%20": "since: expected an RFC 3339 time",
+    }
+    for q, msg in bad.items():
+        st, j, _, _ = srv.req("GET", "/v1/runs?" + q, srv.member)
+        assert st == 400 and j["error"]["code"] == "bad_request", (q, st, j)
+        assert j["error"]["message"].startswith(msg), (q, j["error"]["message"])
+    for rid in ids:
+        srv.wait_final(srv.owner, rid)
