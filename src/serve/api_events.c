@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * GET /v1/runs/{id}/events: a run's events as NDJSON or SSE, to the end
- * or, with follow, as they come.
+ * or, with follow, as they come; and GET /v1/runs/{id}/stdout (stderr)
+ * with follow: the output as the run writes it.
  */
 #define _GNU_SOURCE
 #include "serve/internal.h"
@@ -26,6 +27,8 @@
 #define STREAM_KEEPALIVE_S 15
 /* How long a follower waits for run.finished once the record is final. */
 #define FINAL_GRACE_MS 2000
+/* How often an output follower looks for more of the file. */
+#define OUTPUT_POLL_MS 50
 
 /*
  * The event stream: the run's events.ndjson from the start (or after
@@ -284,6 +287,113 @@ enum MHD_Result api_run_events(struct call *c, const char *id)
 	api_headers(r);
 	MHD_add_response_header(r, "Content-Type",
 				s->sse ? "text/event-stream" : "application/x-ndjson");
+	enum MHD_Result ret = MHD_queue_response(c->conn, 200, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+/*
+ * An output follower: the run directory's copy of stdout or stderr from
+ * an offset, as it grows, until the record is final and the file is read
+ * to its end. That copy is what the run wrote after redaction (run.c
+ * feeds the agent's bytes through a redact_stream, which holds back any
+ * tail that could still become a secret's value), so a follower sees
+ * nothing the finished file would not show; and it is capped by the
+ * run's --capture. It counts against the key's streams, as an event
+ * follower does; plain text has no room for a keep-alive, so a client
+ * that vanished without closing holds its slot until the run ends.
+ */
+struct out_stream {
+	struct server *sv;
+	struct MHD_Connection *conn;
+	char id[STORE_RUN_ID_MAX + 1];
+	char path[PATH_MAX];
+	char key_id[STORE_MAX_NAME + 1];
+	int fd;
+	uint64_t off;
+	bool done;
+	int64_t last_check_ms;
+};
+
+static ssize_t output_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	(void)pos;
+	struct out_stream *s = cls;
+	for (;;) {
+		if (s->fd < 0)
+			s->fd = open(s->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (s->fd >= 0) {
+			ssize_t n = pread(s->fd, buf, max, (off_t)s->off);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0)
+				return MHD_CONTENT_READER_END_WITH_ERROR;
+			if (n > 0) {
+				s->off += (uint64_t)n;
+				return n;
+			}
+		}
+		/* Read to the end after the record was final: nothing more comes
+		 * (the run closes its copy before it finishes the record). */
+		if (s->done)
+			return MHD_CONTENT_READER_END_OF_STREAM;
+		if (client_gone(s->conn))
+			return MHD_CONTENT_READER_END_WITH_ERROR;
+		int64_t now = cdn_wall_ms();
+		if (now - s->last_check_ms >= 500) {
+			s->last_check_ms = now;
+			if (run_final(s->sv, s->id)) {
+				s->done = true;
+				continue; /* one more read: what came before the end */
+			}
+			pthread_mutex_lock(&s->sv->mu);
+			bool stop = s->sv->stop;
+			pthread_mutex_unlock(&s->sv->mu);
+			if (stop)
+				return MHD_CONTENT_READER_END_OF_STREAM;
+		}
+		struct timespec ts = { 0, OUTPUT_POLL_MS * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+}
+
+static void output_free(void *cls)
+{
+	struct out_stream *s = cls;
+	if (s->fd >= 0)
+		close(s->fd);
+	streams_give(s->sv, s->key_id);
+	free(s);
+}
+
+enum MHD_Result api_run_output_follow(struct call *c, const char *id, const char *which,
+				      uint64_t offset)
+{
+	if (!streams_take(c->sv, c->key.id))
+		return api_fail(c->conn, 429, "too_many_requests",
+				"this key has %u event and output streams open, its limit; close "
+				"one first",
+				c->sv->max_streams_per_key);
+	struct out_stream *s = calloc(1, sizeof(*s));
+	if (!s) {
+		streams_give(c->sv, c->key.id);
+		return MHD_NO;
+	}
+	s->sv = c->sv;
+	s->conn = c->conn;
+	s->fd = -1;
+	s->off = offset;
+	snprintf(s->id, sizeof(s->id), "%s", id);
+	snprintf(s->key_id, sizeof(s->key_id), "%s", c->key.id);
+	(void)store_run_file(c->sv->s, id, which, s->path, sizeof(s->path), NULL);
+	struct MHD_Response *r =
+		MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, output_read, s, output_free);
+	if (!r) {
+		output_free(s);
+		return MHD_NO;
+	}
+	api_headers(r);
+	MHD_add_response_header(r, "Content-Type", "text/plain; charset=utf-8");
 	enum MHD_Result ret = MHD_queue_response(c->conn, 200, r);
 	MHD_destroy_response(r);
 	return ret;

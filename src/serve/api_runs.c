@@ -23,6 +23,8 @@
 
 /* A since or until longer than this is refused before it is parsed. */
 #define RUNS_TIME_PARAM_MAX 64
+/* The largest ?offset= of an output follower: far past any --capture. */
+#define OUTPUT_OFFSET_MAX (1ULL << 40)
 
 /* The run, if it is in the caller's workspace. */
 int api_run_in_ws(struct call *c, const char *id, struct store_run *out)
@@ -381,13 +383,54 @@ enum MHD_Result h_run_cancel(struct call *c)
 	return ret;
 }
 
+/* ?follow=1|true (or 0|false, or nothing): anything else is a 400, not
+ * a silent "no". */
+static int follow_param(struct call *c, bool *follow)
+{
+	const char *f = MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, "follow");
+	*follow = f && (strcmp(f, "1") == 0 || strcmp(f, "true") == 0);
+	return !f || !*f || *follow || strcmp(f, "0") == 0 || strcmp(f, "false") == 0 ? 0 : -1;
+}
+
+/* ?offset=N: bytes of the output the client already has (decimal digits,
+ * at most OUTPUT_OFFSET_MAX). */
+static int offset_param(struct call *c, uint64_t *offset)
+{
+	const char *v = MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, "offset");
+	*offset = 0;
+	if (!v)
+		return 0;
+	if (!*v || strlen(v) > 15 || strspn(v, "0123456789") != strlen(v))
+		return -1;
+	*offset = strtoull(v, NULL, 10);
+	return *offset <= OUTPUT_OFFSET_MAX ? 0 : -1;
+}
+
+/* The output as it is, or with follow as it grows while the run goes on. */
 static enum MHD_Result run_output(struct call *c, const char *which)
 {
 	struct store_run r;
 	enum MHD_Result ret;
+	bool follow;
+	uint64_t offset;
+	if (follow_param(c, &follow) < 0)
+		return api_fail(c->conn, 400, "bad_request", "follow: 1 or true, 0 or false");
+	if (offset_param(c, &offset) < 0)
+		return api_fail(c->conn, 400, "bad_request",
+				"offset: the bytes already received, a number up to %llu",
+				(unsigned long long)OUTPUT_OFFSET_MAX);
+	if (offset && !follow)
+		return api_fail(c->conn, 400, "bad_request", "offset: only with follow=1");
 	if (!api_the_run(c, &r, &ret))
 		return ret;
+	bool final = store_run_status_final(r.status);
 	store_run_clear(&r);
+	/* A finished run without the file is a 404 either way. */
+	char path[PATH_MAX];
+	if (follow && (!final || (store_run_file(c->sv->s, c->seg[2], which, path, sizeof(path),
+						 NULL) == 0 &&
+				  access(path, F_OK) == 0)))
+		return api_run_output_follow(c, c->seg[2], which, offset);
 	return run_file(c, c->seg[2], which, "text/plain; charset=utf-8", false);
 }
 

@@ -173,6 +173,10 @@ int api_run_in_ws(struct call *c, const char *id, struct store_run *out);
 bool api_the_run(struct call *c, struct store_run *r, enum MHD_Result *ret);
 /* api_events.c: the event stream of run id (already checked). */
 enum MHD_Result api_run_events(struct call *c, const char *id);
+/* api_events.c: run id's stdout or stderr ("which") from byte offset, as
+ * the run writes it, until the run has ended (id already checked). */
+enum MHD_Result api_run_output_follow(struct call *c, const char *id, const char *which,
+				      uint64_t offset);
 
 /* ---------------------------------------- the handlers of serve.c's routes */
 

@@ -803,3 +803,65 @@ def test_runs_list_by_date_range(srv):
         assert j["error"]["message"].startswith(msg), (q, j["error"]["message"])
     for rid in ids:
         srv.wait_final(srv.owner, rid)
+
+
+def read_chunks(srv, path, key, timeout=60):
+    """GET path and read the body as it comes: [(seconds, bytes)], response."""
+    c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=timeout)
+    c.request("GET", path, headers={"Authorization": "Bearer " + key})
+    r = c.getresponse()
+    t0, chunks = time.time(), []
+    if r.status == 200:
+        while chunk := r.read1(65536):
+            chunks.append((time.time() - t0, chunk))
+    else:
+        chunks.append((0, r.read()))
+    c.close()
+    return chunks, r
+
+
+def test_output_follow_streams_while_the_run_goes_on(srv, tmp_path):
+    """stdout?follow=1 sends what the agent wrote while it still runs, ends
+    when the run has, never holds a secret's value (not even half of one
+    written across a pause), and resumes from an offset."""
+    half = len(SECRET) // 2
+    slow = agent(tmp_path, "slow", (
+        "echo first line\n"
+        "echo to stderr >&2\n"
+        "sleep 2\n"
+        f"printf 'token: %s' \"$(printf %s \"$SRV_TOKEN\" | cut -c1-{half})\"\n"
+        "sleep 1\n"
+        f"printf '%s\\n' \"$(printf %s \"$SRV_TOKEN\" | cut -c{half + 1}-)\"\n"
+        "echo last line\n"
+        "sleep 1\n"), required_secrets=["SRV_TOKEN"])
+    assert srv.cli("agent", "register", str(slow)).returncode == 0
+    st, j, _, _ = srv.req("POST", "/v1/runs", srv.member, body={"agent": "slow"})
+    assert st == 202
+    rid = j["id"]
+    chunks, r = read_chunks(srv, f"/v1/runs/{rid}/stdout?follow=1", srv.member)
+    assert r.status == 200 and r.getheader("Content-Type") == "text/plain; charset=utf-8"
+    body = b"".join(c for _, c in chunks)
+    assert body == b"first line\ntoken: [REDACTED:SRV_TOKEN]\nlast line\n", body
+    assert SECRET[:half].encode() not in body and SECRET[half:].encode() not in body
+    # The first line came seconds before the end: it was streamed.
+    first = next(t for t, c in chunks if b"first line" in c)
+    assert chunks[-1][0] - first > 1.5, chunks
+    # The follower ended because the run did; the file says the same.
+    rec = srv.wait_final(srv.member, rid, timeout=5)
+    assert rec["status"] == "succeeded"
+    st, _, whole, _ = srv.req("GET", f"/v1/runs/{rid}/stdout", srv.member)
+    assert st == 200 and whole == body
+    # Resuming: only the bytes after the offset; a finished run ends at once.
+    chunks, r = read_chunks(srv, f"/v1/runs/{rid}/stdout?follow=1&offset=11", srv.member)
+    assert b"".join(c for _, c in chunks) == body[11:]
+    chunks, r = read_chunks(srv, f"/v1/runs/{rid}/stderr?follow=true", srv.member)
+    assert b"".join(c for _, c in chunks) == b"to stderr\n"
+    # Another workspace's key: 404, streamed or not.
+    st, _, _, _ = srv.req("GET", f"/v1/runs/{rid}/stdout?follow=1", srv.other)
+    assert st == 404
+    # Strict parameters.
+    for q, msg in (("follow=yes", "follow:"), ("follow=1&offset=-1", "offset:"),
+                   ("follow=1&offset=1e3", "offset:"), ("follow=1&offset=" + "9" * 16, "offset:"),
+                   ("offset=5", "offset: only with follow=1")):
+        st, j, _, _ = srv.req("GET", f"/v1/runs/{rid}/stdout?{q}", srv.member)
+        assert st == 400 and j["error"]["message"].startswith(msg), (q, j)
