@@ -19,6 +19,9 @@
 #include "registry/registry.h"
 #include "serve/bundle.h"
 
+/* Versions GET /v1/agents/{name} lists at most, newest first. */
+#define AGENT_VERSIONS_MAX 100
+
 static enum MHD_Result registered(struct call *c, const struct registry_result *res)
 {
 	return api_reply(c->conn, res->created ? 201 : 200,
@@ -214,6 +217,47 @@ static enum MHD_Result items_register(struct call *c, enum store_kind kind)
 enum MHD_Result h_agents_list(struct call *c)
 {
 	return items_list(c, STORE_AGENT);
+}
+
+/*
+ * GET /v1/agents/{name}: every version of one agent, newest first, each
+ * with its content hash (what run records carry), its stored tree's hash
+ * and its manifest (agent.json as registered). At most AGENT_VERSIONS_MAX
+ * versions; "truncated" says when older ones were left out.
+ */
+enum MHD_Result h_agent_get(struct call *c)
+{
+	struct cdn_err err = { 0 };
+	const char *name = c->seg[2];
+	struct store_item it;
+	if (store_name_check("agent", name, &err) < 0)
+		return api_fail(c->conn, 404, "not_found", "no agent %s in workspace %s", name,
+				c->key.workspace);
+	int r = store_item_get(c->sv->s, STORE_AGENT, c->key.workspace, name, 0, &it, &err);
+	if (r == -ENOENT)
+		return api_fail(c->conn, 404, "not_found", "no agent %s in workspace %s", name,
+				c->key.workspace);
+	if (r < 0)
+		return api_fail_err(c->conn, r, &err);
+	unsigned latest = it.version;
+	store_item_clear(&it);
+	json_t *versions = json_array();
+	unsigned oldest = latest > AGENT_VERSIONS_MAX ? latest - AGENT_VERSIONS_MAX + 1 : 1;
+	for (unsigned v = latest; v >= oldest; v--) {
+		if (store_item_get(c->sv->s, STORE_AGENT, c->key.workspace, name, v, &it, NULL) < 0)
+			continue;
+		char when[32];
+		api_time(it.created * 1000, when, sizeof(when));
+		json_t *manifest = it.doc ? json_loads(it.doc, JSON_REJECT_DUPLICATES, NULL) : NULL;
+		json_array_append_new(versions,
+				      json_pack("{s:I, s:s, s:s, s:s, s:o}", "version", (json_int_t)v,
+						"sha256", it.hash, "tree_sha256", it.tree, "registered",
+						when, "manifest", manifest ? manifest : json_null()));
+		store_item_clear(&it);
+	}
+	return api_reply(c->conn, 200,
+			 json_pack("{s:s, s:I, s:o, s:b}", "name", name, "latest", (json_int_t)latest,
+				   "versions", versions, "truncated", oldest > 1));
 }
 
 enum MHD_Result h_agents_register(struct call *c)

@@ -186,6 +186,7 @@ enum MHD_Result h_keys_create(struct call *c);
 enum MHD_Result h_keys_revoke(struct call *c);
 enum MHD_Result h_agents_list(struct call *c);
 enum MHD_Result h_agents_register(struct call *c);
+enum MHD_Result h_agent_get(struct call *c);
 enum MHD_Result h_capabilities_list(struct call *c);
 enum MHD_Result h_capabilities_register(struct call *c);
 enum MHD_Result h_envs_list(struct call *c);

@@ -70,6 +70,7 @@ static const struct route {
 	{ "DELETE", "/v1/keys/{id}", ROLE_OWNER, h_keys_revoke, "manage keys" },
 	{ "GET", "/v1/agents", ROLE_MEMBER, h_agents_list, NULL },
 	{ "POST", "/v1/agents", ROLE_OWNER, h_agents_register, "register agents" },
+	{ "GET", "/v1/agents/{name}", ROLE_MEMBER, h_agent_get, NULL },
 	{ "GET", "/v1/capabilities", ROLE_MEMBER, h_capabilities_list, NULL },
 	{ "POST", "/v1/capabilities", ROLE_OWNER, h_capabilities_register, "register capabilities" },
 	{ "GET", "/v1/envs", ROLE_MEMBER, h_envs_list, NULL },

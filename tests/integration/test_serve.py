@@ -526,6 +526,7 @@ def test_every_endpoint_under_every_role(srv, tmp_path):
     rows = [
         ("GET", "/v1/whoami", None, 200, 200, 200),
         ("GET", "/v1/agents", None, 200, 200, 200),
+        ("GET", "/v1/agents/hello", None, 200, 200, 404),
         ("GET", "/v1/capabilities", None, 200, 200, 200),
         ("GET", "/v1/envs", None, 200, 200, 200),
         ("POST", "/v1/agents", tgz(d), 201, 403, 201),
@@ -865,3 +866,28 @@ def test_output_follow_streams_while_the_run_goes_on(srv, tmp_path):
                    ("offset=5", "offset: only with follow=1")):
         st, j, _, _ = srv.req("GET", f"/v1/runs/{rid}/stdout?{q}", srv.member)
         assert st == 400 and j["error"]["message"].startswith(msg), (q, j)
+
+
+def test_agent_versions_and_manifests(srv, tmp_path):
+    """GET /v1/agents/{name}: every version newest first, each with its
+    content hash and manifest; 404 for another workspace or no agent."""
+    d = agent(tmp_path, "versioned", "echo one\n", description="first")
+    assert srv.cli("agent", "register", str(d)).returncode == 0
+    m = json.loads((d / "agent.json").read_text())
+    m["description"] = "second"
+    (d / "agent.json").write_text(json.dumps(m))
+    assert srv.cli("agent", "register", str(d)).returncode == 0
+    st, items, _, _ = srv.req("GET", "/v1/agents", srv.member)
+    latest = [i for i in items["items"] if i["name"] == "versioned"][0]
+    st, j, raw, _ = srv.req("GET", "/v1/agents/versioned", srv.member)
+    assert st == 200, j
+    assert j["name"] == "versioned" and j["latest"] == 2 and j["truncated"] is False
+    assert [v["version"] for v in j["versions"]] == [2, 1]
+    assert [v["manifest"]["description"] for v in j["versions"]] == ["second", "first"]
+    v2 = j["versions"][0]
+    assert v2["sha256"] == latest["sha256"] and v2["registered"] == latest["registered"]
+    assert len(v2["tree_sha256"]) == 64 and v2["sha256"] != j["versions"][1]["sha256"]
+    assert str(srv.state).encode() not in raw
+    for key, path in ((srv.other, "/v1/agents/versioned"), (srv.member, "/v1/agents/nobody")):
+        st, j, _, _ = srv.req("GET", path, key)
+        assert st == 404 and j["error"]["code"] == "not_found"
