@@ -10,7 +10,7 @@ export const state = {
 	key: null,
 	me: null,
 	scope: null, // the current view's timers and requests
-	runsFilter: { status: "", agent: "" },
+	runsFilter: { status: "", agent: "", since: "", until: "" }, // since/until: datetime-local values
 	runsCursors: [null], // the cursor of each page visited; the last is the current one
 	agents: null,
 };

@@ -14,11 +14,14 @@ import { viewApprovals, setApprovalCount } from "./approvals.js";
 import { viewAudit } from "./audit.js";
 import { viewPolicy } from "./policy.js";
 import { viewSecrets } from "./secrets.js";
+import { viewAgents } from "./agents.js";
+import { viewKeys } from "./keys.js";
 
 /* ------------------------------------------------------ sign in / out */
 
 function signOut(message) {
 	sessionStorage.removeItem(KEY_STORAGE);
+	$("key-created-value").textContent = "";
 	state.key = null;
 	state.me = null;
 	state.agents = null;
@@ -65,6 +68,8 @@ const VIEWS = {
 	audit: viewAudit,
 	policy: viewPolicy,
 	secrets: viewSecrets,
+	agents: viewAgents,
+	keys: viewKeys,
 };
 
 function parseHash() {
@@ -72,6 +77,7 @@ function parseHash() {
 	const top = parts[0] || "runs";
 	if (top === "runs" && parts[1]) return { view: "run", arg: parts[1] };
 	if (top === "audit") return { view: "audit", arg: parts[1] || "" };
+	if (top === "agents") return { view: "agents", arg: parts[1] || "" };
 	if (VIEWS[top]) return { view: top, arg: "" };
 	return { view: "runs", arg: "" };
 }
@@ -81,6 +87,8 @@ function route() {
 	if (state.scope) state.scope.end();
 	banner(null);
 	const { view, arg } = parseHash();
+	// A new key's secret part leaves the page with its view.
+	$("key-created-value").textContent = "";
 	for (const v of document.querySelectorAll(".view")) show(v, v.id === "view-" + view);
 	for (const a of document.querySelectorAll("#nav a")) {
 		const on = a.dataset.route === view || (view === "run" && a.dataset.route === "runs");

@@ -62,20 +62,59 @@ export function fmtMs(ms) {
 
 export function pad(n, w = 2) { return String(n).padStart(w, "0"); }
 
-// An ISO time as local "YYYY-MM-DD HH:MM:SS" (the time only when today).
+// An RFC 3339 time as the browser's local date and time, always with the
+// date: "YYYY-MM-DD HH:MM:SS" (".mmm" withMs). A time alone ("12:03:04")
+// reads as today's even on a page left open overnight.
 export function fmtTime(iso, withMs) {
 	if (!iso) return "–";
 	const d = new Date(iso);
 	if (isNaN(d)) return String(iso);
-	const t = pad(d.getHours()) + ":" + pad(d.getMinutes()) + ":" + pad(d.getSeconds()) +
+	return d.getFullYear() + "-" + pad(d.getMonth() + 1) + "-" + pad(d.getDate()) + " " +
+		pad(d.getHours()) + ":" + pad(d.getMinutes()) + ":" + pad(d.getSeconds()) +
 		(withMs ? "." + pad(d.getMilliseconds(), 3) : "");
-	const now = new Date();
-	if (d.toDateString() === now.toDateString()) return t;
-	return d.getFullYear() + "-" + pad(d.getMonth() + 1) + "-" + pad(d.getDate()) + " " + t;
 }
 
+// The browser's time zone and its offset at d, for a time's tooltip.
+function zoneOf(d) {
+	const off = -d.getTimezoneOffset();
+	const zone = Intl.DateTimeFormat().resolvedOptions().timeZone || "local time";
+	return `${zone}, UTC${off < 0 ? "-" : "+"}${pad(Math.floor(Math.abs(off) / 60))}:${pad(Math.abs(off) % 60)}`;
+}
+
+// A <time>: local date and time as text, the API's RFC 3339 (UTC) and the
+// zone shown in its tooltip.
 export function timeEl(iso, withMs) {
-	return el("time", { datetime: iso || null, title: iso || null, text: fmtTime(iso, withMs) });
+	const d = iso ? new Date(iso) : null;
+	const title = d && !isNaN(d) ? `${iso} (shown in ${zoneOf(d)})` : iso || null;
+	return el("time", { datetime: iso || null, title, text: fmtTime(iso, withMs) });
+}
+
+// Unix seconds (as /v1/keys has them; 0: never) as a <time>.
+export function unixTimeEl(secs) {
+	if (typeof secs !== "number" || secs <= 0) return el("span", { class: "muted", text: "never" });
+	return timeEl(new Date(secs * 1000).toISOString().replace(".000Z", "Z"));
+}
+
+// A datetime-local input's value (the browser's local time) as RFC 3339
+// UTC, or "" when it is empty or not a time.
+export function localInputToRfc3339(v) {
+	if (!v) return "";
+	const d = new Date(v);
+	return isNaN(d) ? "" : d.toISOString();
+}
+
+// Two clicks to do something that cannot be undone, without a dialog: the
+// first arms the button for 3 s.
+export function armed(button, label, armedLabel, scope) {
+	if (button.dataset.armed === "1") {
+		button.dataset.armed = "";
+		button.textContent = label;
+		return true;
+	}
+	button.dataset.armed = "1";
+	button.textContent = armedLabel;
+	scope.later(() => { button.dataset.armed = ""; button.textContent = label; }, 3000);
+	return false;
 }
 
 export function shortHash(h, n = 12) {

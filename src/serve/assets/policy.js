@@ -42,6 +42,10 @@ export async function viewPolicy(scope) {
 		os.textContent = op.source === "built-in" ? "built-in" : "STATE/policy.yaml";
 		os.className = "pill " + (op.source === "built-in" ? "pill-muted" : "pill-ok");
 		$("policy-operator-yaml").textContent = op.yaml || "";
+		// No STATE/policy.yaml: say plainly that the built-in policy is in
+		// force, and show it rather than fold it away.
+		show($("policy-builtin-note"), op.source === "built-in");
+		$("policy-operator-details").open = op.source === "built-in";
 
 		clear(rulesBody);
 		const eff = j.effective;

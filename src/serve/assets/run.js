@@ -16,8 +16,21 @@ function renderProtections(p) {
 		chip("seccomp " + (p.seccomp ? "✓" : "✗"), p.seccomp ? "ok" : "bad"),
 		chip(p.landlock_abi ? "landlock ABI " + p.landlock_abi : "landlock ✗", p.landlock_abi ? "ok" : "bad"),
 		chip("cgroup " + (p.cgroup || "none"), p.cgroup ? "ok" : "bad"),
-		chip(p.rootless ? "rootless" : "run as root", ""));
+		supervisorChip(p));
 	for (const d of p.degraded || []) box.append(chip("degraded: " + d, "warn"));
+}
+
+// Who cordon ran as, and who the agent ran as: the agent never runs as
+// root. rootless false means the supervisor (cordon) was root on the host
+// and mapped the agent to an unprivileged host uid; rootless true means
+// cordon ran as an ordinary user, and the agent as that user.
+function supervisorChip(p) {
+	const uid = typeof p.host_uid === "number" ? " (host uid " + p.host_uid + ")" : "";
+	if (p.rootless)
+		return el("span", { class: "chip", testid: "chip-supervisor", title: "cordon ran as an ordinary user (rootless mode); inside the sandbox the agent is an unprivileged user that is that same user on the host" + uid },
+			"cordon rootless · agent unprivileged" + uid);
+	return el("span", { class: "chip", testid: "chip-supervisor", title: "cordon (the supervisor) ran as root on the host to build the sandbox; the agent itself ran as an unprivileged user, mapped to an unprivileged host uid" + uid },
+		"cordon as root · agent unprivileged" + uid);
 }
 
 // name@version; a run not started yet has no version, a directory run has 0.
@@ -274,6 +287,38 @@ async function followEvents(scope, id, onEvent) {
 	}
 }
 
+// What a page keeps of one live output: the server caps it (--capture),
+// this caps it again in case a server's cap is large.
+const OUTPUT_SHOW_MAX = 1 << 20;
+
+// Follows the run's stdout or stderr: GET .../stdout?follow=1 (from the
+// bytes already here, after a reconnect), appended as text while live()
+// holds. The server sends only what the run wrote after redaction.
+async function followOutput(scope, id, which, live) {
+	const pre = $("run-" + which);
+	const dec = new TextDecoder();
+	let got = 0, text = "";
+	for (let tries = 0; scope.alive && live() && tries < 30; tries++) {
+		try {
+			const res = await api(`/v1/runs/${encodeURIComponent(id)}/${which}?follow=1` + (got ? `&offset=${got}` : ""), { as: "response", signal: scope.signal });
+			const reader = res.body.getReader();
+			for (;;) {
+				const { value, done } = await reader.read();
+				if (done) return; // the run has ended
+				got += value.length;
+				if (text.length < OUTPUT_SHOW_MAX) text += dec.decode(value, { stream: true }).slice(0, OUTPUT_SHOW_MAX - text.length);
+				if (!scope.alive || !live()) return;
+				pre.textContent = text;
+				pre.classList.toggle("empty-log", !text);
+			}
+		} catch (e) {
+			if (!scope.alive || e.name === "AbortError") return;
+			if (e.status === 404 || e.status === 400) return;
+			await sleep(1000); // 429 (too many streams) or the network: try again
+		}
+	}
+}
+
 export async function viewRun(scope, id) {
 	$("run-id").textContent = id;
 	$("run-agent").textContent = "";
@@ -312,7 +357,6 @@ export async function viewRun(scope, id) {
 			await Promise.all([loadLog(scope, id, "stdout"), loadLog(scope, id, "stderr")]);
 		} else if (!FINAL.has(r.status)) {
 			renderArtifacts(id, null);
-			for (const w of ["stdout", "stderr"]) { $("run-" + w).textContent = "(appears when the run ends)"; $("run-" + w).classList.add("empty-log"); }
 		}
 	};
 
@@ -357,6 +401,17 @@ export async function viewRun(scope, id) {
 		if (scope.alive && !(rec && FINAL.has(rec.status))) scope.later(pollRecord, 1500);
 	};
 	if (!FINAL.has(rec.status)) scope.later(pollRecord, 1500);
+
+	// stdout and stderr as the run writes them, until it ends; then the
+	// whole files replace what came (loadRecord, above).
+	if (!FINAL.has(rec.status)) {
+		for (const w of ["stdout", "stderr"]) {
+			$("run-" + w).textContent = "(nothing yet)";
+			$("run-" + w).classList.add("empty-log");
+			$("run-" + w + "-note").textContent = "live";
+			followOutput(scope, id, w, () => !finalLoaded).catch((e) => scope.alive && e.name !== "AbortError" && banner(e));
+		}
+	}
 
 	const tbody = $("run-events");
 	followEvents(scope, id, (ev) => {

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // The runs page: dispatch a run, and the runs list with its filters and pages.
 
-import { $, el, clear, show, FINAL, fmtMs, timeEl, statusEl, runLink, bindOnce } from "./dom.js";
+import { $, el, clear, show, FINAL, fmtMs, fmtTime, timeEl, statusEl, runLink, bindOnce, localInputToRfc3339 } from "./dom.js";
 import { api, state, showFormError, banner } from "./api.js";
 
 /* ---------------------------------------------------------- runs view */
@@ -55,6 +55,17 @@ async function loadRuns(scope) {
 	const q = new URLSearchParams({ limit: "25" });
 	if (state.runsFilter.status) q.set("status", state.runsFilter.status);
 	if (state.runsFilter.agent) q.set("agent", state.runsFilter.agent);
+	// The date range: the inputs are in the browser's local time; the API
+	// takes RFC 3339 (UTC here), since inclusive and until exclusive.
+	const since = localInputToRfc3339(state.runsFilter.since);
+	const until = localInputToRfc3339(state.runsFilter.until);
+	if (since) q.set("since", since);
+	if (until) q.set("until", until);
+	const note = $("runs-range-note");
+	note.textContent = since || until
+		? "Created " + (since ? "from " + fmtTime(since) : "") + (since && until ? " " : "") + (until ? "until " + fmtTime(until) : "") + " (your local time)."
+		: "";
+	show(note, !!(since || until));
 	const cursor = state.runsCursors[state.runsCursors.length - 1];
 	if (cursor) q.set("cursor", cursor);
 	const j = await api("/v1/runs?" + q, { signal: scope.signal });
@@ -84,10 +95,15 @@ async function loadRuns(scope) {
 
 export async function viewRuns(scope) {
 	$("runs-filter-status").value = state.runsFilter.status;
+	$("runs-filter-since").value = state.runsFilter.since || "";
+	$("runs-filter-until").value = state.runsFilter.until || "";
 	const reload = () => { if (scope.alive) loadRuns(scope).catch((e) => scope.alive && banner(e)); };
 	const handlers = {
 		"runs-filter-status": ["change", (e) => { state.runsFilter.status = e.target.value; state.runsCursors = [null]; reload(); }],
 		"runs-filter-agent": ["change", (e) => { state.runsFilter.agent = e.target.value; state.runsCursors = [null]; reload(); }],
+		"runs-filter-since": ["change", (e) => { state.runsFilter.since = e.target.value; state.runsCursors = [null]; reload(); }],
+		"runs-filter-until": ["change", (e) => { state.runsFilter.until = e.target.value; state.runsCursors = [null]; reload(); }],
+		"runs-filter-clear": ["click", () => { state.runsFilter.since = state.runsFilter.until = ""; $("runs-filter-since").value = $("runs-filter-until").value = ""; state.runsCursors = [null]; reload(); }],
 		"runs-refresh": ["click", reload],
 		"runs-first": ["click", () => { state.runsCursors = [null]; reload(); }],
 		"runs-next": ["click", (e) => { if (e.target.dataset.cursor) { state.runsCursors.push(e.target.dataset.cursor); reload(); } }],
