@@ -63,7 +63,7 @@ async function loadRuns(scope) {
 	if (until) q.set("until", until);
 	const note = $("runs-range-note");
 	note.textContent = since || until
-		? "Created " + (since ? "from " + fmtTime(since) : "") + (since && until ? " " : "") + (until ? "until " + fmtTime(until) : "") + " (your local time)."
+		? "Created " + (since ? "from " + fmtTime(since) : "") + (since && until ? ", " : "") + (until ? "before " + fmtTime(until) : "") + " (your local time)."
 		: "";
 	show(note, !!(since || until));
 	const cursor = state.runsCursors[state.runsCursors.length - 1];
