@@ -40,4 +40,14 @@ enum cdn_time_precision {
  */
 char *cdn_rfc3339(int64_t ms, enum cdn_time_precision precision, char *out, size_t cap);
 
+/*
+ * The other way: an RFC 3339 date-time (section 5.6) as unix milliseconds.
+ * Strict: "YYYY-MM-DDTHH:MM:SS", an optional fraction of 1 to 9 digits (cut
+ * to milliseconds), then "Z" or an offset "+HH:MM" / "-HH:MM"; "T" and "Z"
+ * in either case, nothing before or after. The date must exist (no February
+ * 30th) and the second is 00 to 59 (a leap second is refused, not rounded).
+ * 0, or -EINVAL with *why saying what is wrong (a constant string).
+ */
+int cdn_rfc3339_parse(const char *s, int64_t *ms, const char **why);
+
 #endif

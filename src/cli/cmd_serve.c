@@ -39,7 +39,7 @@ static void serve_usage(FILE *out)
 	      "                             quarter of --queue, at least 1)\n"
 	      "      --workspace-concurrency N  runs of one workspace at once (default\n"
 	      "                             --concurrency); workspaces take turns for slots\n"
-	      "      --streams-per-key N    live event streams per API key (default 16)\n"
+	      "      --streams-per-key N    live event and output streams per API key (default 16)\n"
 	      "      --uploads N            bundle uploads in progress at once (default 4)\n"
 	      "      --trusted-proxy ADDR   a reverse proxy in front of serve (repeatable):\n"
 	      "                             its X-Forwarded-For names the client; nobody\n"

@@ -3,10 +3,12 @@
 #ifndef CORDON_SERVE_INTERNAL_H
 #define CORDON_SERVE_INTERNAL_H
 
+#include <jansson.h>
 #include <limits.h>
 #include <microhttpd.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "serve/serve.h"
@@ -109,5 +111,105 @@ void dispatch_counts(struct server *sv, unsigned *queued, unsigned *running, boo
 /* Stops taking runs, cancels the queued ones, waits for the running ones
  * up to timeout_s and then stops them; returns when none is left. */
 void dispatch_drain(struct server *sv, unsigned timeout_s);
+
+/* ------------------------------------------------- one API request (serve.c) */
+
+#define SERVE_MAX_SEGMENTS 8
+
+struct request {
+	char *body;
+	size_t len;
+	size_t max; /* BODY_MAX, or BUNDLE_MAX_UPLOAD for a bundle upload */
+	bool too_large;
+	/* A bundle upload goes to a file under STATE/tmp (unlinked at once),
+	 * not memory: three unfinished 32 MiB uploads once held 94 MiB of the
+	 * server's. It holds one of the server's upload slots. */
+	int fd;
+	bool upload_slot;
+	bool write_failed;
+};
+
+/* An authenticated request on its way to a handler: its path's segments
+ * and the caller's key (whose workspace every handler keeps to). */
+struct call {
+	struct server *sv;
+	struct MHD_Connection *conn;
+	const char *method;
+	const char *seg[SERVE_MAX_SEGMENTS];
+	size_t n_seg;
+	struct store_key key;
+	struct request *req;
+};
+
+/* ------------------------------------------------------ replies (reply.c) */
+
+/* A time in the API: whole seconds, "" for a time not yet known (0). */
+void api_time(int64_t ms, char *buf, size_t cap);
+/* The headers every answer carries (no-store, nosniff, DENY, no-referrer). */
+void api_headers(struct MHD_Response *r);
+/* Steals j. */
+enum MHD_Result api_reply(struct MHD_Connection *conn, unsigned status, json_t *j);
+/* The error body, {"error": {"code": ..., "message": ...}}. */
+enum MHD_Result api_fail(struct MHD_Connection *conn, unsigned status, const char *code,
+			 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* 405 with the methods the route takes (RFC 9110 15.5.6: Allow is required). */
+enum MHD_Result api_fail_allow(struct MHD_Connection *conn, const char *allow, const char *fmt,
+			       ...) __attribute__((format(printf, 3, 4)));
+/* A library call's failure (r, err) as its status: the one place a kind
+ * of error becomes a status. */
+enum MHD_Result api_fail_err(struct MHD_Connection *conn, int r, const struct cdn_err *err);
+/* A packed directory's Content-Type (bundle.h): tar, or tar.gz. */
+bool api_bundle_type(const char *ct);
+/* The body as a JSON object, or NULL with *ret the reply saying why not. */
+json_t *api_body_json(struct call *c, enum MHD_Result *ret);
+const char *api_jstr(json_t *o, const char *key);
+
+/* --------------------------------------------------------- runs (api_runs.c) */
+
+/* 0 when run id is in the caller's workspace (out filled), else < 0. */
+int api_run_in_ws(struct call *c, const char *id, struct store_run *out);
+/* The run {id} of the path, when it is in the key's workspace; otherwise
+ * false, with the 404 sent. */
+bool api_the_run(struct call *c, struct store_run *r, enum MHD_Result *ret);
+/* api_events.c: the event stream of run id (already checked). */
+enum MHD_Result api_run_events(struct call *c, const char *id);
+/* api_events.c: run id's stdout or stderr ("which") from byte offset, as
+ * the run writes it, until the run has ended (id already checked). */
+enum MHD_Result api_run_output_follow(struct call *c, const char *id, const char *which,
+				      uint64_t offset);
+
+/* ---------------------------------------- the handlers of serve.c's routes */
+
+enum MHD_Result h_whoami(struct call *c);
+enum MHD_Result h_keys_list(struct call *c);
+enum MHD_Result h_keys_create(struct call *c);
+enum MHD_Result h_keys_revoke(struct call *c);
+enum MHD_Result h_agents_list(struct call *c);
+enum MHD_Result h_agents_register(struct call *c);
+enum MHD_Result h_agent_get(struct call *c);
+enum MHD_Result h_capabilities_list(struct call *c);
+enum MHD_Result h_capabilities_register(struct call *c);
+enum MHD_Result h_envs_list(struct call *c);
+enum MHD_Result h_envs_register(struct call *c);
+enum MHD_Result h_grants_create(struct call *c);
+enum MHD_Result h_secrets_list(struct call *c);
+enum MHD_Result h_secret_get(struct call *c);
+enum MHD_Result h_secret_put(struct call *c);
+enum MHD_Result h_secret_delete(struct call *c);
+enum MHD_Result h_runs_list(struct call *c);
+enum MHD_Result h_runs_create(struct call *c);
+enum MHD_Result h_run_get(struct call *c);
+enum MHD_Result h_run_events_get(struct call *c);
+enum MHD_Result h_run_stdout(struct call *c);
+enum MHD_Result h_run_stderr(struct call *c);
+enum MHD_Result h_run_evidence_get(struct call *c);
+enum MHD_Result h_run_artifact(struct call *c);
+enum MHD_Result h_run_cancel(struct call *c);
+enum MHD_Result h_approvals_list(struct call *c);
+enum MHD_Result h_approval_approve(struct call *c);
+enum MHD_Result h_approval_reject(struct call *c);
+enum MHD_Result h_audit_get(struct call *c);
+enum MHD_Result h_policy_get(struct call *c);
+enum MHD_Result h_policy_put(struct call *c);
 
 #endif

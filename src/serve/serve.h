@@ -30,7 +30,7 @@ struct serve_config {
 	/* Registering by a path on the server is allowed only below this
 	 * directory; NULL: off, bundles are uploaded instead. */
 	const char *register_root;
-	unsigned max_streams_per_key; /* live event streams per API key; 0: 16 */
+	unsigned max_streams_per_key; /* live event and output streams per API key; 0: 16 */
 	unsigned max_uploads;	      /* bundle uploads in progress, server-wide; 0: 4 */
 	/* Reverse proxies (their addresses) whose X-Forwarded-For is believed. */
 	const char *trusted_proxies[SERVE_MAX_TRUSTED_PROXIES];

@@ -5,14 +5,24 @@
 //
 //   CORDON_URL=http://127.0.0.1:PORT CORDON_API_KEY=cdn_live_… \
 //   CORDON_HELLO_AGENT=hello CORDON_APPROVAL_AGENT=deployer \
+//   CORDON_TICKER_AGENT=ticker CORDON_TICKER_SECRET=… \
 //   CORDON_UPSTREAM_URL=http://hook.test:PORT/deploy \
-//   [CORDON_SCREENSHOT=out.png] [CHROMIUM=/usr/bin/chromium] node dashboard.mjs
+//   [CORDON_ARTIFACTS=DIR] [CHROMIUM=/usr/bin/chromium] node dashboard.mjs
 //
 // Steps: 1. sign in with the key; 2. dispatch a run and watch it finish;
 // 3. approve a held request from the approvals view and see the run go on
-// and succeed; 4. a full-page screenshot of that run's page.
+// and succeed; 4. a full-page screenshot of that run's page; 5. the policy
+// page; 6. a run's stdout while it runs (secrets redacted); 7. the runs
+// list's dates and date range; 8. agents; 9. secrets (set, remove);
+// 10. API keys (create, revoke); 11. the same pages as a member, read-only.
+// With CORDON_SCENARIO=builtin (a server without STATE/policy.yaml) it
+// signs in and checks that the policy page shows the built-in policy.
+//
+// Every page gets a full-page screenshot in CORDON_ARTIFACTS (default
+// build/browser-artifacts/ of the checkout), kept after the run, and a
+// failure leaves failure.png there.
 import { strict as assert } from "node:assert";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
@@ -30,8 +40,11 @@ const URL_BASE = env("CORDON_URL").replace(/\/$/, "");
 const KEY = env("CORDON_API_KEY");
 const HELLO = env("CORDON_HELLO_AGENT", "hello");
 const DEPLOYER = env("CORDON_APPROVAL_AGENT", "deployer");
-const UPSTREAM_URL = env("CORDON_UPSTREAM_URL");
-const SHOT = path.resolve(env("CORDON_SCREENSHOT", path.join(here, "artifacts", "dashboard.png")));
+const SCENARIO = env("CORDON_SCENARIO", "full");
+const UPSTREAM_URL = env("CORDON_UPSTREAM_URL", "");
+const TICKER = env("CORDON_TICKER_AGENT", "ticker");
+const TICKER_SECRET = env("CORDON_TICKER_SECRET", "");
+const ARTIFACTS = path.resolve(env("CORDON_ARTIFACTS", path.join(here, "..", "..", "build", "browser-artifacts")));
 const CHROMIUM = env("CHROMIUM", "/usr/bin/chromium");
 const WAIT = 20000;
 
@@ -59,6 +72,35 @@ try {
 		if (m.type() === "error" && !/status of 401/.test(m.text())) problems.push("console: " + m.text());
 	});
 	const byTest = (id) => page.locator(`[data-testid="${id}"]`);
+	mkdirSync(ARTIFACTS, { recursive: true });
+	rmSync(path.join(ARTIFACTS, "failure.png"), { force: true }); // a past run's
+	const shot = async (name) => {
+		await page.evaluate(() => document.activeElement && document.activeElement.blur());
+		const file = path.join(ARTIFACTS, name + ".png");
+		await page.screenshot({ path: file, fullPage: true, animations: "disabled" });
+		return file;
+	};
+	const signIn = async (key, role) => {
+		await byTest("signin-key").waitFor();
+		await byTest("signin-key").fill(key);
+		await byTest("signin-submit").click();
+		await byTest("whoami-role").getByText(role).waitFor();
+	};
+
+	if (SCENARIO === "builtin") {
+		await page.goto(URL_BASE + "/");
+		await signIn(KEY, "owner");
+		await byTest("nav-policy").click();
+		await byTest("policy-builtin-note").waitFor();
+		assert.match(await byTest("policy-builtin-note").textContent(), /built-in policy/);
+		assert.equal(await byTest("policy-operator-source").textContent(), "built-in");
+		assert.ok(await page.locator("#policy-operator-details").evaluate((d) => d.open), "the built-in policy is shown, not folded away");
+		assert.match(await byTest("policy-operator-yaml").textContent(), /version: 1/);
+		log("built-in policy shown: " + await shot("policy-builtin"));
+		assert.deepEqual(problems, [], "no script error or CSP violation");
+		await context.close();
+		throw "done";
+	}
 
 	/* 1. Sign in. */
 	await page.goto(URL_BASE + "/");
@@ -66,6 +108,7 @@ try {
 	await byTest("signin-key").fill("cdn_live_" + "0".repeat(64));
 	await byTest("signin-submit").click();
 	await byTest("signin-error").getByText("unknown API key").waitFor();
+	await shot("01-signin");
 	await byTest("signin-key").fill(KEY);
 	await byTest("signin-submit").click();
 	await byTest("whoami-role").getByText("owner").waitFor();
@@ -146,11 +189,11 @@ try {
 	await page.waitForFunction(() => document.querySelector('[data-testid="run-stdout"]').textContent.includes("upstream answered 200"));
 	log(`   run ${heldId} succeeded; the upstream answered 200`);
 
-	/* 4. The screenshot, kept by the test. */
-	mkdirSync(path.dirname(SHOT), { recursive: true });
-	await page.evaluate(() => document.activeElement && document.activeElement.blur());
-	await page.screenshot({ path: SHOT, fullPage: true, animations: "disabled" });
-	log("4. screenshot: " + SHOT);
+	/* 4. The screenshot of a finished run's page. */
+	const chip = await byTest("chip-supervisor").textContent();
+	assert.match(chip, /agent unprivileged/, "the chip says who the agent ran as");
+	assert.doesNotMatch(chip, /^run as root$/);
+	log("4. screenshot: " + await shot("02-run"));
 
 	/* 5. The policy page: the operator's rule for deploy.test, as the
 	 * effective policy shows it, with the line it came from. */
@@ -159,23 +202,138 @@ try {
 	await rule.waitFor();
 	assert.match(await rule.textContent(), /deploy\.test.*POST.*required.*policy\.yaml:\d+/);
 	assert.match(await byTest("policy-source").textContent(), /operator's applies/);
+	assert.ok(await byTest("policy-builtin-note").isHidden(), "STATE/policy.yaml exists: no built-in note");
+	await shot("03-policy");
 	log("5. policy page: the effective rule for deploy.test names the operator's line");
+
+	/* 6. stdout while the run goes on: the first lines before the end,
+	 * the secret's value never on the page. */
+	await byTest("nav-runs").click();
+	await byTest("dispatch-agent").locator(`option[value="${TICKER}"]`).waitFor({ state: "attached" });
+	await byTest("dispatch-agent").selectOption(TICKER);
+	await byTest("dispatch-input").fill("{}");
+	await byTest("dispatch-submit").click();
+	await page.waitForURL(/#\/runs\/run_/);
+	const tickId = decodeURIComponent(page.url().split("#/runs/")[1]);
+	await page.waitForFunction(() => document.querySelector('[data-testid="run-stdout"]').textContent.includes("tick 1"));
+	assert.equal(await byTest("run-status").getAttribute("data-status"), "running", "stdout shown while the run goes on");
+	assert.match(await byTest("run-stdout").textContent(), /\[REDACTED:TICK_TOKEN\]/);
+	assert.equal(await byTest("run-events-state").textContent(), "● live");
+	log("6. live stdout while running: " + await shot("04-run-live"));
+	await page.locator('[data-testid="run-status"][data-status="succeeded"]').waitFor();
+	await page.waitForFunction(() => document.querySelector('[data-testid="run-stdout"]').textContent.includes("tick 3"));
+	assert.match(await byTest("run-stderr").textContent(), /ticking on stderr/);
+	if (TICKER_SECRET) assert.ok(!(await page.content()).includes(TICKER_SECRET), "no secret value on the page");
+
+	/* 7. The runs list: dates with times, and a date range. */
+	await byTest("nav-runs").click();
+	await page.locator(`[data-testid="run-row"][data-run-id="${tickId}"]`).waitFor();
+	const created = await page.locator(`[data-testid="run-row"][data-run-id="${tickId}"] time`).textContent();
+	assert.match(created, /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$/, "a date with the time: " + created);
+	const local = (ms) => { const d = new Date(ms); const p = (n) => String(n).padStart(2, "0");
+		return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`; };
+	await byTest("runs-filter-since").fill(local(Date.now() + 3600e3));
+	await byTest("runs-empty").waitFor();
+	assert.match(await byTest("runs-range-note").textContent(), /^Created from \d{4}-/);
+	await byTest("runs-filter-since").fill(local(Date.now() - 3600e3));
+	await page.locator(`[data-testid="run-row"][data-run-id="${tickId}"]`).waitFor();
+	await byTest("runs-filter-until").fill(local(Date.now() - 1800e3));
+	await byTest("runs-empty").waitFor();
+	await shot("05-runs-range");
+	await byTest("runs-filter-clear").click();
+	await page.locator(`[data-testid="run-row"][data-run-id="${tickId}"]`).waitFor();
+	log("7. runs list: dates with times; a date range narrows it");
+
+	/* 8. Agents: versions, content hash, manifest. */
+	await byTest("nav-agents").click();
+	await page.locator(`[data-testid="agent-row"][data-name="${HELLO}"] a`).click();
+	await byTest("agent-version-row").first().waitFor();
+	assert.match(await byTest("agent-name").textContent(), new RegExp(HELLO));
+	assert.match(await byTest("agent-version-sha256").first().textContent(), /^[0-9a-f]{64}$/);
+	assert.match(await byTest("agent-manifest").textContent(), /"entrypoint"/);
+	log("8. agents: " + await shot("06-agents"));
+
+	/* 9. Secrets: set one, never see it again, remove it. */
+	const value = "dashboard-secret-" + Math.random().toString(36).slice(2) + "-0123456789";
+	await byTest("nav-secrets").click();
+	await byTest("secret-name").fill("UI_TOKEN");
+	await byTest("secret-value").fill(value);
+	await byTest("secret-submit").click();
+	await byTest("secrets-flash").getByText("Set UI_TOKEN").waitFor();
+	await page.locator('[data-testid="secret-row"][data-name="UI_TOKEN"]').waitFor();
+	assert.equal(await byTest("secret-value").inputValue(), "", "the value leaves the form");
+	assert.ok(!(await page.content()).includes(value), "the value is nowhere on the page");
+	await shot("07-secrets");
+	const rm = page.locator('[data-testid="secret-row"][data-name="UI_TOKEN"] [data-testid="secret-remove"]');
+	await rm.click();
+	await rm.getByText("Click again").waitFor();
+	await rm.click();
+	await page.locator('[data-testid="secret-row"][data-name="UI_TOKEN"]').waitFor({ state: "detached" });
+	log("9. secrets: set and removed; the value never shown");
+
+	/* 10. API keys: create (shown once), revoke. */
+	await byTest("nav-keys").click();
+	await byTest("key-row").first().waitFor();
+	assert.match(await byTest("key-row").first().locator("time").first().textContent(), /^\d{4}-\d{2}-\d{2} /);
+	await byTest("key-name").fill("viewer");
+	await byTest("key-role").selectOption("member");
+	await byTest("key-submit").click();
+	await byTest("key-created").waitFor();
+	const viewerKey = (await byTest("key-created-value").textContent()).trim();
+	assert.match(viewerKey, /^cdn_live_[0-9a-f]{64}$/);
+	await shot("08-keys-created");
+	await byTest("key-created-hide").click();
+	assert.equal(await byTest("key-created-value").textContent(), "");
+	assert.ok(!(await page.content()).includes(viewerKey), "the new key leaves the page once copied");
+	await byTest("key-name").fill("temp");
+	await byTest("key-submit").click();
+	await byTest("key-created").waitFor();
+	const tempRow = page.locator('[data-testid="key-row"]', { hasText: "temp" });
+	await tempRow.waitFor();
+	const revoke = tempRow.locator('[data-testid="key-revoke"]');
+	await revoke.click();
+	await revoke.getByText("Click again").waitFor();
+	await revoke.click();
+	await page.locator('[data-testid="key-row"][data-revoked="true"]', { hasText: "temp" }).waitFor();
+	log("10. keys: " + await shot("09-keys"));
+
+	/* 11. A member: the same pages, read-only. */
+	await byTest("sign-out").click();
+	await signIn(viewerKey, "member");
+	await byTest("nav-secrets").click();
+	await byTest("secrets-member-note").waitFor();
+	assert.ok(await byTest("secret-form").isHidden(), "no form for a member");
+	assert.equal(await byTest("secret-remove").count(), 0);
+	await shot("10-member-secrets");
+	await byTest("nav-keys").click();
+	await byTest("keys-member-note").waitFor();
+	assert.ok(await byTest("key-form").isHidden() && await byTest("keys-table").isHidden());
+	await byTest("nav-agents").click();
+	await byTest("agent-row").first().waitFor();
+	await byTest("nav-policy").click();
+	await byTest("policy-member-note").waitFor();
+	assert.ok(await page.locator("#policy-yaml").evaluate((t) => t.readOnly));
+	await byTest("nav-approvals").click();
+	await byTest("approvals-member-note").waitFor();
+	log("11. member: read-only pages; " + await shot("11-member-approvals"));
 
 	assert.deepEqual(problems, [], "no script error or CSP violation");
 	await context.close();
 } catch (e) {
+	if (e === "done") { /* a short scenario ended well */ } else {
 	failed = true;
 	console.error("FAILED:", e && e.stack ? e.stack : e);
 	if (problems.length) console.error("page problems:\n  " + problems.join("\n  "));
 	try {
 		const pages = browser.contexts().flatMap((c) => c.pages());
 		if (pages.length) {
-			const fail = SHOT.replace(/\.png$/, "") + "-failure.png";
-			mkdirSync(path.dirname(fail), { recursive: true });
+			const fail = path.join(ARTIFACTS, "failure.png");
+			mkdirSync(ARTIFACTS, { recursive: true });
 			await pages[0].screenshot({ path: fail, fullPage: true });
 			console.error("failure screenshot: " + fail);
 		}
 	} catch (_) { /* the page may be gone */ }
+	}
 } finally {
 	await browser.close();
 }

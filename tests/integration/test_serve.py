@@ -526,6 +526,7 @@ def test_every_endpoint_under_every_role(srv, tmp_path):
     rows = [
         ("GET", "/v1/whoami", None, 200, 200, 200),
         ("GET", "/v1/agents", None, 200, 200, 200),
+        ("GET", "/v1/agents/hello", None, 200, 200, 404),
         ("GET", "/v1/capabilities", None, 200, 200, 200),
         ("GET", "/v1/envs", None, 200, 200, 200),
         ("POST", "/v1/agents", tgz(d), 201, 403, 201),
@@ -701,3 +702,192 @@ def test_register_root_allows_paths_below_it_only(tmp_path):
         st, j, _, _ = s.req("POST", "/v1/agents", s.owner, body={"path": p})
         assert st == 403, (p, st, j)
     assert s.stop() == 0
+
+
+def test_dashboard_assets_are_modules_under_a_strict_csp(srv):
+    """The dashboard is native ES modules, compiled into the binary: the
+    page loads app.js as a module, every module it imports (followed from
+    app.js) is served as JavaScript, and every answer carries the strict CSP
+    (scripts of this origin only: no inline script)."""
+    import re
+    st, _, page, r = srv.req("GET", "/")
+    assert st == 200 and r.getheader("Content-Type").startswith("text/html")
+    csp = r.getheader("Content-Security-Policy")
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp
+    scripts = re.findall(rb"<script[^>]*>", page)
+    assert scripts == [b'<script type="module" src="/app.js">'], scripts
+    assert not re.search(rb"<script[^>]*>[^<\s]", page)  # no inline script
+    seen, todo = set(), ["/app.js"]
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        st, _, js, r = srv.req("GET", path)
+        assert st == 200, path
+        assert r.getheader("Content-Type") == "text/javascript; charset=utf-8", path
+        assert r.getheader("Content-Security-Policy") == csp
+        assert r.getheader("X-Content-Type-Options") == "nosniff"
+        for dep in re.findall(rb'^import [^;]* from "\./([a-z]+\.js)";$', js, re.M):
+            todo.append("/" + dep.decode())
+    assert {"/app.js", "/api.js", "/dom.js", "/runs.js", "/run.js"} <= seen, seen
+    st, j, _, _ = srv.req("GET", "/nope.js")
+    assert st == 404
+    st, j, _, r = srv.req("POST", "/app.js")
+    assert st == 405 and r.getheader("Allow") == "GET, HEAD"
+
+
+def rfc3339(t):
+    """Unix seconds as RFC 3339 with milliseconds, in UTC."""
+    import datetime
+    d = datetime.datetime.fromtimestamp(t, datetime.timezone.utc)
+    return d.strftime("%Y-%m-%dT%H:%M:%S.") + f"{d.microsecond // 1000:03d}Z"
+
+
+def test_runs_list_by_date_range(srv):
+    """since (inclusive) and until (exclusive) select runs by creation time,
+    page with the cursor, and are parsed strictly."""
+    from urllib.parse import quote
+    marks, ids = [], []
+    for _ in range(3):
+        marks.append(time.time())
+        time.sleep(0.05)
+        st, j, _, _ = srv.req("POST", "/v1/runs", srv.member, body={"agent": "hello"})
+        assert st == 202, j
+        ids.append(j["id"])
+        time.sleep(0.05)
+    a, b, c = ids
+
+    def ls(q):
+        st, j, _, _ = srv.req("GET", "/v1/runs?" + q, srv.member)
+        assert st == 200, j
+        return [r["id"] for r in j["runs"]], j["next_cursor"]
+
+    t0, t1, t2 = (quote(rfc3339(m)) for m in marks)
+    assert ls(f"since={t1}") == ([c, b], None)
+    assert ls(f"until={t1}") == ([a], None)
+    assert ls(f"since={t1}&until={t2}") == ([b], None)
+    assert ls(f"since={t0}")[0] == [c, b, a]
+    # The same instant with an offset.
+    import datetime
+    local = datetime.datetime.fromtimestamp(marks[1], datetime.timezone(datetime.timedelta(hours=2)))
+    assert ls("since=" + quote(local.isoformat(timespec="milliseconds")))[0] == [c, b]
+    # Pages: the cursor and the range together.
+    got, cur = ls(f"since={t0}&limit=1")
+    assert got == [c] and cur
+    got, cur = ls(f"since={t0}&limit=1&cursor={quote(cur)}")
+    assert got == [b] and cur
+    got, cur = ls(f"since={t0}&limit=1&cursor={quote(cur)}")
+    assert got == [a]
+    got, cur = ls(f"until={t2}&limit=1")
+    assert got == [b] and cur
+    assert ls(f"until={t2}&limit=1&cursor={quote(cur)}")[0] == [a]
+    # Another workspace's key sees none of them.
+    st, j, _, _ = srv.req("GET", f"/v1/runs?since={t0}", srv.other)
+    assert st == 200 and j["runs"] == []
+
+    bad = {
+        "since=yesterday": "since: expected an RFC 3339 time",
+        "since=2024-05-01": "since: expected an RFC 3339 time",
+        "until=2024-05-01T10:00:00": "until: the time needs its offset",
+        "since=2023-02-29T00:00:00Z": "since: no such day in that month",
+        "since=2024-05-01T25:00:00Z": "since: the time of day is out of range",
+        "since=1969-12-31T23:59:59Z": "since: a time after 1970",
+        f"since={t2}&until={t1}": "since must be before until",
+        f"since={t1}&until={t1}": "since must be before until",
+        "since=" + "9" * 65: "since: expected an RFC 3339 time",
+        "since=2024-05-01T10:00:00Z%20": "since: expected an RFC 3339 time",
+    }
+    for q, msg in bad.items():
+        st, j, _, _ = srv.req("GET", "/v1/runs?" + q, srv.member)
+        assert st == 400 and j["error"]["code"] == "bad_request", (q, st, j)
+        assert j["error"]["message"].startswith(msg), (q, j["error"]["message"])
+    for rid in ids:
+        srv.wait_final(srv.owner, rid)
+
+
+def read_chunks(srv, path, key, timeout=60):
+    """GET path and read the body as it comes: [(seconds, bytes)], response."""
+    c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=timeout)
+    c.request("GET", path, headers={"Authorization": "Bearer " + key})
+    r = c.getresponse()
+    t0, chunks = time.time(), []
+    if r.status == 200:
+        while chunk := r.read1(65536):
+            chunks.append((time.time() - t0, chunk))
+    else:
+        chunks.append((0, r.read()))
+    c.close()
+    return chunks, r
+
+
+def test_output_follow_streams_while_the_run_goes_on(srv, tmp_path):
+    """stdout?follow=1 sends what the agent wrote while it still runs, ends
+    when the run has, never holds a secret's value (not even half of one
+    written across a pause), and resumes from an offset."""
+    half = len(SECRET) // 2
+    slow = agent(tmp_path, "slow", (
+        "echo first line\n"
+        "echo to stderr >&2\n"
+        "sleep 2\n"
+        f"printf 'token: %s' \"$(printf %s \"$SRV_TOKEN\" | cut -c1-{half})\"\n"
+        "sleep 1\n"
+        f"printf '%s\\n' \"$(printf %s \"$SRV_TOKEN\" | cut -c{half + 1}-)\"\n"
+        "echo last line\n"
+        "sleep 1\n"), required_secrets=["SRV_TOKEN"])
+    assert srv.cli("agent", "register", str(slow)).returncode == 0
+    st, j, _, _ = srv.req("POST", "/v1/runs", srv.member, body={"agent": "slow"})
+    assert st == 202
+    rid = j["id"]
+    chunks, r = read_chunks(srv, f"/v1/runs/{rid}/stdout?follow=1", srv.member)
+    assert r.status == 200 and r.getheader("Content-Type") == "text/plain; charset=utf-8"
+    body = b"".join(c for _, c in chunks)
+    assert body == b"first line\ntoken: [REDACTED:SRV_TOKEN]\nlast line\n", body
+    assert SECRET[:half].encode() not in body and SECRET[half:].encode() not in body
+    # The first line came seconds before the end: it was streamed.
+    first = next(t for t, c in chunks if b"first line" in c)
+    assert chunks[-1][0] - first > 1.5, chunks
+    # The follower ended because the run did; the file says the same.
+    rec = srv.wait_final(srv.member, rid, timeout=5)
+    assert rec["status"] == "succeeded"
+    st, _, whole, _ = srv.req("GET", f"/v1/runs/{rid}/stdout", srv.member)
+    assert st == 200 and whole == body
+    # Resuming: only the bytes after the offset; a finished run ends at once.
+    chunks, r = read_chunks(srv, f"/v1/runs/{rid}/stdout?follow=1&offset=11", srv.member)
+    assert b"".join(c for _, c in chunks) == body[11:]
+    chunks, r = read_chunks(srv, f"/v1/runs/{rid}/stderr?follow=true", srv.member)
+    assert b"".join(c for _, c in chunks) == b"to stderr\n"
+    # Another workspace's key: 404, streamed or not.
+    st, _, _, _ = srv.req("GET", f"/v1/runs/{rid}/stdout?follow=1", srv.other)
+    assert st == 404
+    # Strict parameters.
+    for q, msg in (("follow=yes", "follow:"), ("follow=1&offset=-1", "offset:"),
+                   ("follow=1&offset=1e3", "offset:"), ("follow=1&offset=" + "9" * 16, "offset:"),
+                   ("offset=5", "offset: only with follow=1")):
+        st, j, _, _ = srv.req("GET", f"/v1/runs/{rid}/stdout?{q}", srv.member)
+        assert st == 400 and j["error"]["message"].startswith(msg), (q, j)
+
+
+def test_agent_versions_and_manifests(srv, tmp_path):
+    """GET /v1/agents/{name}: every version newest first, each with its
+    content hash and manifest; 404 for another workspace or no agent."""
+    d = agent(tmp_path, "versioned", "echo one\n", description="first")
+    assert srv.cli("agent", "register", str(d)).returncode == 0
+    m = json.loads((d / "agent.json").read_text())
+    m["description"] = "second"
+    (d / "agent.json").write_text(json.dumps(m))
+    assert srv.cli("agent", "register", str(d)).returncode == 0
+    st, items, _, _ = srv.req("GET", "/v1/agents", srv.member)
+    latest = [i for i in items["items"] if i["name"] == "versioned"][0]
+    st, j, raw, _ = srv.req("GET", "/v1/agents/versioned", srv.member)
+    assert st == 200, j
+    assert j["name"] == "versioned" and j["latest"] == 2 and j["truncated"] is False
+    assert [v["version"] for v in j["versions"]] == [2, 1]
+    assert [v["manifest"]["description"] for v in j["versions"]] == ["second", "first"]
+    v2 = j["versions"][0]
+    assert v2["sha256"] == latest["sha256"] and v2["registered"] == latest["registered"]
+    assert len(v2["tree_sha256"]) == 64 and v2["sha256"] != j["versions"][1]["sha256"]
+    assert str(srv.state).encode() not in raw
+    for key, path in ((srv.other, "/v1/agents/versioned"), (srv.member, "/v1/agents/nobody")):
+        st, j, _, _ = srv.req("GET", path, key)
+        assert st == 404 and j["error"]["code"] == "not_found"

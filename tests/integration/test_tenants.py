@@ -415,9 +415,9 @@ def test_request_head_has_an_absolute_deadline(tenants):
     assert closed and 8 < time.time() - t0 < 16, time.time() - t0
 
 
-def open_stream(srv, rid, key):
+def open_stream(srv, rid, key, what="events"):
     s = socket.create_connection(("127.0.0.1", srv.port))
-    s.sendall(f"GET /v1/runs/{rid}/events?follow=1 HTTP/1.1\r\nHost: x\r\n"
+    s.sendall(f"GET /v1/runs/{rid}/{what}?follow=1 HTTP/1.1\r\nHost: x\r\n"
               f"Authorization: Bearer {key}\r\n\r\n".encode())
     s.settimeout(10)
     head = b""
@@ -438,11 +438,14 @@ def test_follow_streams_are_capped_per_key_and_freed_when_clients_leave(tmp_path
     try:
         st, j, _, _ = s.req("POST", "/v1/runs", s.owner, body={"agent": "sleeper"})
         rid = j["id"]
-        streams = [open_stream(s, rid, s.owner) for _ in range(8)]
+        # Event and output followers share the key's slots.
+        streams = [open_stream(s, rid, s.owner, what) for what in
+                   ("events", "stdout", "stderr", "events", "stdout", "events", "stderr", "events")]
         assert all(code == 200 for _, code in streams)
-        extra, code = open_stream(s, rid, s.owner)
-        assert code == 429
-        extra.close()
+        for what in ("events", "stdout", "stderr"):
+            extra, code = open_stream(s, rid, s.owner, what)
+            assert code == 429, what
+            extra.close()
         # another key has its own streams
         other, code = open_stream(s, rid, s.other)
         assert code == 200

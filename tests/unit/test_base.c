@@ -134,6 +134,64 @@ static void test_rfc3339(void **state)
 	assert_true(memchr(small, '\0', sizeof(small)) != NULL);
 }
 
+/* The parser: exact values, each refusal with its reason, and a round
+ * trip through cdn_rfc3339 over many instants. */
+static void test_rfc3339_parse(void **state)
+{
+	(void)state;
+	int64_t ms = 0;
+	const char *why = NULL;
+	assert_int_equal(cdn_rfc3339_parse("2024-05-01T02:58:36.615Z", &ms, &why), 0);
+	assert_true(ms == 1714532316615 && why == NULL);
+	assert_int_equal(cdn_rfc3339_parse("2024-05-01t02:58:36z", &ms, &why), 0);
+	assert_true(ms == 1714532316000);
+	/* An offset is the same instant in UTC; digits past the third are cut. */
+	assert_int_equal(cdn_rfc3339_parse("2024-05-01T04:58:36.6159+02:00", &ms, &why), 0);
+	assert_true(ms == 1714532316615);
+	assert_int_equal(cdn_rfc3339_parse("2024-04-30T21:28:36.6-05:30", &ms, &why), 0);
+	assert_true(ms == 1714532316600);
+	assert_int_equal(cdn_rfc3339_parse("1970-01-01T00:00:00Z", &ms, &why), 0);
+	assert_true(ms == 0);
+	assert_int_equal(cdn_rfc3339_parse("1969-12-31T23:59:59.999Z", &ms, &why), 0);
+	assert_true(ms == -1);
+	assert_int_equal(cdn_rfc3339_parse("2000-02-29T00:00:00Z", &ms, &why), 0);
+	static const struct {
+		const char *in, *why;
+	} bad[] = {
+		{ "", "expected an RFC 3339" },
+		{ "2024-05-01", "expected an RFC 3339" },
+		{ "2024-05-01 02:58:36Z", "expected an RFC 3339" },
+		{ "2024-5-01T02:58:36Z", "expected an RFC 3339" },
+		{ "+024-05-01T02:58:36Z", "expected an RFC 3339" },
+		{ "2024-13-01T02:58:36Z", "the month" },
+		{ "2024-00-01T02:58:36Z", "the month" },
+		{ "2023-02-29T02:58:36Z", "no such day" },
+		{ "1900-02-29T02:58:36Z", "no such day" },
+		{ "2024-04-31T02:58:36Z", "no such day" },
+		{ "2024-05-01T24:00:00Z", "the time of day" },
+		{ "2016-12-31T23:59:60Z", "the time of day" },
+		{ "2024-05-01T02:58:36", "the time needs its offset" },
+		{ "2024-05-01T02:58:36.Z", "a fraction" },
+		{ "2024-05-01T02:58:36.1234567890Z", "a fraction" },
+		{ "2024-05-01T02:58:36+0200", "the offset" },
+		{ "2024-05-01T02:58:36+24:00", "the offset" },
+		{ "2024-05-01T02:58:36+02", "the offset" },
+		{ "2024-05-01T02:58:36Z ", "expected an RFC 3339" },
+		{ "2024-05-01T02:58:36ZZ", "expected an RFC 3339" },
+	};
+	for (size_t i = 0; i < CDN_ARRAY_SIZE(bad); i++) {
+		why = NULL;
+		assert_int_equal(cdn_rfc3339_parse(bad[i].in, &ms, &why), -EINVAL);
+		if (!why || strncmp(why, bad[i].why, strlen(bad[i].why)) != 0)
+			fail_msg("%s: %s", bad[i].in, why ? why : "(no reason)");
+	}
+	char b[CDN_RFC3339_MAX];
+	for (int64_t t = -86400000LL * 800; t < 4102444800000LL; t += 86400000LL * 37 + 3723456) {
+		assert_int_equal(cdn_rfc3339_parse(cdn_rfc3339(t, CDN_TIME_MS, b, sizeof(b)), &ms, &why), 0);
+		assert_true(ms == t);
+	}
+}
+
 static void test_clocks(void **state)
 {
 	(void)state;
@@ -735,6 +793,7 @@ int main(void)
 		cmocka_unit_test(test_steal),
 		cmocka_unit_test(test_err),
 		cmocka_unit_test(test_rfc3339),
+		cmocka_unit_test(test_rfc3339_parse),
 		cmocka_unit_test(test_clocks),
 		cmocka_unit_test(test_sha256),
 		cmocka_unit_test(test_write_all),

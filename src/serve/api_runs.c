@@ -1,0 +1,473 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * /v1/runs: start, list, read and cancel runs of the key's workspace,
+ * with their output files, artifacts and evidence packs.
+ */
+#define _GNU_SOURCE
+#include "run/artifacts.h"
+#include "serve/internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/cleanup.h"
+#include "base/clock.h"
+#include "base/random.h"
+#include "evidence/evidence.h"
+
+/* A since or until longer than this is refused before it is parsed. */
+#define RUNS_TIME_PARAM_MAX 64
+/* The largest ?offset= of an output follower: far past any --capture. */
+#define OUTPUT_OFFSET_MAX (1ULL << 40)
+
+/* The run, if it is in the caller's workspace. */
+int api_run_in_ws(struct call *c, const char *id, struct store_run *out)
+{
+	if (!store_run_id_ok(id))
+		return -ENOENT;
+	struct cdn_err err = {0};
+	int r = store_run_get(c->sv->s, id, out, &err);
+	if (r < 0)
+		return r;
+	if (strcmp(out->workspace, c->key.workspace) != 0) {
+		store_run_clear(out);
+		return -ENOENT;
+	}
+	return 0;
+}
+
+static json_t *api_run_json(const struct store_run *r)
+{
+	char created[32], started[32], finished[32];
+	api_time(r->created_ms, created, sizeof(created));
+	api_time(r->started_ms, started, sizeof(started));
+	api_time(r->finished_ms, finished, sizeof(finished));
+	const char *status = store_run_status_name(r->status);
+	json_t *j = json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:i, s:s, s:s, s:s, s:s}", "id",
+			      r->id, "workspace", r->workspace, "agent", r->agent, "version",
+			      (json_int_t)r->agent_version, "sha256", r->agent_hash, "status",
+			      status, "exit_code", r->exit_code, "caller", r->caller, "created",
+			      created, "started", started, "finished", finished);
+	if (r->finished_ms && r->created_ms)
+		json_object_set_new(j, "duration_ms",
+				    json_integer((json_int_t)(r->finished_ms - r->created_ms)));
+	if (r->error[0])
+		json_object_set_new(j, "error", json_string(r->error));
+	return j;
+}
+
+enum MHD_Result h_runs_create(struct call *c)
+{
+	enum MHD_Result ret;
+	json_t *b = api_body_json(c, &ret);
+	if (!b)
+		return ret;
+	const char *agent = api_jstr(b, "agent");
+	json_t *input = json_object_get(b, "input");
+	struct cdn_err err = {0};
+	if (!agent || strchr(agent, '/')) {
+		json_decref(b);
+		return api_fail(
+		    c->conn, 400, "bad_request",
+		    "expected {\"agent\": \"NAME[@VERSION]\", \"input\": {...}}; agents run "
+		    "over the API are registered ones");
+	}
+	if (input && !json_is_object(input)) {
+		json_decref(b);
+		return api_fail(c->conn, 400, "bad_request", "input must be a JSON object");
+	}
+	char name[STORE_MAX_NAME + 1];
+	const char *at = strchr(agent, '@');
+	size_t nl = at ? (size_t)(at - agent) : strlen(agent);
+	snprintf(name, sizeof(name), "%.*s", (int)(nl < sizeof(name) ? nl : 0), agent);
+	if (nl > STORE_MAX_NAME || store_name_check("agent", name, &err) < 0) {
+		json_decref(b);
+		return api_fail(c->conn, 400, "bad_request", "agent: %s", err.msg);
+	}
+	struct store_item it;
+	int r = store_item_get(c->sv->s, STORE_AGENT, c->key.workspace, name, 0, &it, &err);
+	if (r < 0) {
+		json_decref(b);
+		if (r == -ENOENT)
+			return api_fail(c->conn, 404, "not_found", "agent %s is not registered",
+					name);
+		return api_fail_err(c->conn, r, &err);
+	}
+	store_item_clear(&it);
+	char why[256];
+	if (!dispatch_has_room(c->sv, c->key.workspace, why, sizeof(why))) {
+		json_decref(b);
+		return api_fail(c->conn, 503, "unavailable", "%s", why);
+	}
+	_cleanup_free_ char *in =
+	    input ? json_dumps(input, JSON_COMPACT | JSON_SORT_KEYS) : strdup("{}");
+	struct store_run rec = {.status = RUN_CREATED, .exit_code = -1};
+	cdn_random_id("run_", 12, rec.id, sizeof(rec.id));
+	snprintf(rec.workspace, sizeof(rec.workspace), "%s", c->key.workspace);
+	snprintf(rec.agent, sizeof(rec.agent), "%s", name);
+	snprintf(rec.caller, sizeof(rec.caller), "key:%s (%s)", c->key.id, c->key.name);
+	rec.created_ms = cdn_wall_ms();
+	rec.supervisor_pid = (int)c->sv->self;
+	store_boot_id(rec.supervisor_boot, sizeof(rec.supervisor_boot), NULL);
+	rec.input_json = in;
+	if (in && strlen(in) > STORE_MAX_RUN_JSON) {
+		json_decref(b);
+		return api_fail(c->conn, 413, "too_large", "input is over %d bytes",
+				STORE_MAX_RUN_JSON);
+	}
+	r = in ? store_run_create(c->sv->s, &rec, &err) : cdn_err_set(&err, ENOMEM, "input");
+	if (r == 0 &&
+	    (r = dispatch_submit(c->sv, rec.id, rec.workspace, agent, why, sizeof(why))) < 0) {
+		/* Lost a race for the last place since the check above. */
+		rec.input_json = NULL;
+		rec.status = RUN_CANCELLED;
+		rec.finished_ms = cdn_wall_ms();
+		snprintf(rec.error, sizeof(rec.error), "%s", why);
+		store_run_update(c->sv->s, &rec, NULL);
+		json_decref(b);
+		return api_fail(c->conn, 503, "unavailable", "%s", why);
+	}
+	json_t *j = json_pack("{s:s, s:s, s:s}", "id", rec.id, "status", "queued", "agent", agent);
+	json_decref(b);
+	if (r < 0) {
+		json_decref(j);
+		return api_fail_err(c->conn, r, &err);
+	}
+	return api_reply(c->conn, 202, j);
+}
+
+/* A time bound of GET /v1/runs: absent (0), or RFC 3339 at or after 1970;
+ * -1 with the 400 sent otherwise. */
+static int time_param(struct call *c, const char *name, int64_t *ms, enum MHD_Result *ret)
+{
+	const char *v = MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, name);
+	*ms = 0;
+	if (!v || !*v)
+		return 0;
+	const char *why = NULL;
+	if (strlen(v) > RUNS_TIME_PARAM_MAX || cdn_rfc3339_parse(v, ms, &why) < 0) {
+		*ret = api_fail(c->conn, 400, "bad_request", "%s: %s", name,
+				why ? why : "expected an RFC 3339 time such as 2024-05-01T02:58:36Z");
+		return -1;
+	}
+	/* 0 is "no bound" to the store, and no run was created before 1970. */
+	if (*ms <= 0) {
+		*ret = api_fail(c->conn, 400, "bad_request", "%s: a time after 1970-01-01T00:00:00Z",
+				name);
+		return -1;
+	}
+	return 1;
+}
+
+enum MHD_Result h_runs_list(struct call *c)
+{
+	struct store_run_query q = { .workspace = c->key.workspace, .status = -1, .limit = 50 };
+	const char *agent = MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, "agent");
+	const char *status = MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, "status");
+	const char *limit = MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, "limit");
+	const char *cursor = MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, "cursor");
+	struct cdn_err err = { 0 };
+	if (agent && *agent) {
+		if (store_name_check("agent", agent, &err) < 0)
+			return api_fail(c->conn, 400, "bad_request", "agent: %s", err.msg);
+		q.agent = agent;
+	}
+	if (status && *status) {
+		enum store_run_status st;
+		if (store_run_status_parse(status, &st) < 0)
+			return api_fail(c->conn, 400, "bad_request", "status: unknown status");
+		q.status = (int)st;
+	}
+	if (limit && *limit) {
+		char *end;
+		unsigned long l = strtoul(limit, &end, 10);
+		if (*end || l == 0 || l > 1000)
+			return api_fail(c->conn, 400, "bad_request", "limit: a number from 1 to 1000");
+		q.limit = l;
+	}
+	/* since (inclusive) and until (exclusive): runs created in [since, until). */
+	int64_t since, until;
+	enum MHD_Result ret;
+	if (time_param(c, "since", &since, &ret) < 0 || time_param(c, "until", &until, &ret) < 0)
+		return ret;
+	if (since && until && since >= until)
+		return api_fail(c->conn, 400, "bad_request", "since must be before until");
+	char cur_id[STORE_RUN_ID_MAX + 1];
+	if (cursor && *cursor) {
+		char *end;
+		long long ms = strtoll(cursor, &end, 10);
+		if (*end != ':' || ms <= 0 || !store_run_id_ok(end + 1))
+			return api_fail(c->conn, 400, "bad_request", "cursor: pass back next_cursor");
+		snprintf(cur_id, sizeof(cur_id), "%s", end + 1);
+		q.before_ms = ms;
+		q.before_id = cur_id;
+	}
+	/* until is the store's "created before", unless the cursor is already
+	 * further back (its own tie-break by id then stays). */
+	if (until && (!q.before_ms || until <= q.before_ms)) {
+		q.before_ms = until;
+		q.before_id = NULL;
+	}
+	struct store_run *runs;
+	size_t n;
+	int r = store_run_list(c->sv->s, &q, &runs, &n, &err);
+	if (r < 0)
+		return api_fail_err(c->conn, r, &err);
+	/* Newest first, so since cuts the list: the first run older than it
+	 * ends this page and the listing (no next_cursor). */
+	size_t keep = n;
+	for (size_t i = 0; since && i < n; i++)
+		if (runs[i].created_ms < since) {
+			keep = i;
+			break;
+		}
+	json_t *arr = json_array();
+	for (size_t i = 0; i < keep; i++)
+		json_array_append_new(arr, api_run_json(&runs[i]));
+	json_t *next = keep == q.limit ? json_sprintf("%lld:%s", (long long)runs[keep - 1].created_ms,
+						       runs[keep - 1].id)
+				       : json_null();
+	store_runs_free(runs, n);
+	return api_reply(c->conn, 200, json_pack("{s:o, s:o}", "runs", arr, "next_cursor", next));
+}
+
+/* A file of the run directory, as it is. */
+static enum MHD_Result run_file(struct call *c, const char *id, const char *rel, const char *type,
+				bool download)
+{
+	char path[PATH_MAX];
+	int fd = -1;
+	if (store_run_file(c->sv->s, id, rel, path, sizeof(path), NULL) == 0)
+		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		if (fd >= 0)
+			close(fd);
+		return api_fail(c->conn, 404, "not_found", "run %s has no %s", id, rel);
+	}
+	struct MHD_Response *r = MHD_create_response_from_fd((uint64_t)st.st_size, fd);
+	if (!r) {
+		close(fd);
+		return MHD_NO;
+	}
+	api_headers(r);
+	MHD_add_response_header(r, "Content-Type", type);
+	if (download) {
+		char cd[256];
+		const char *base = strrchr(rel, '/');
+		snprintf(cd, sizeof(cd), "attachment; filename=\"%s\"", base ? base + 1 : rel);
+		MHD_add_response_header(r, "Content-Disposition", cd);
+	}
+	enum MHD_Result ret = MHD_queue_response(c->conn, 200, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result run_evidence(struct call *c, const struct store_run *r)
+{
+	if (!store_run_status_final(r->status))
+		return api_fail(c->conn, 409, "conflict", "run %s has not finished", r->id);
+	const char *art = MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, "artifacts");
+	struct cdn_err err = {0};
+	struct evidence_key *key = NULL;
+	int e = evidence_key_load(c->sv->state, true, &key, &err);
+	if (e < 0)
+		return api_fail(c->conn, 500, "internal", "evidence key: %s", err.msg);
+	char path[PATH_MAX], name[STORE_RUN_ID_MAX + 32];
+	snprintf(name, sizeof(name), "evidence-%s.XXXXXX", r->id);
+	int tfd = store_tmp_path(c->sv->s, name, path, sizeof(path), NULL) < 0
+		      ? -1
+		      : mkostemp(path, O_CLOEXEC);
+	if (tfd < 0) {
+		evidence_key_free(key);
+		return api_fail(c->conn, 500, "internal", "cannot stage the pack: %s",
+				strerror(errno));
+	}
+	close(tfd);
+	struct evidence_export_opts o = {.run_id = r->id,
+					 .workspace = c->key.workspace,
+					 .out_path = path,
+					 .artifacts = art && strcmp(art, "1") == 0,
+					 .force = true,
+					 .key = key};
+	struct evidence_export_info info;
+	e = evidence_export(c->sv->s, &o, &info, &err);
+	evidence_key_free(key);
+	int fd = e == 0 ? open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) : -1;
+	unlink(path); /* the open fd keeps it until it is sent */
+	struct stat st;
+	if (e < 0 || fd < 0 || fstat(fd, &st) < 0) {
+		if (fd >= 0)
+			close(fd);
+		return api_fail(c->conn, 500, "internal", "evidence: %s", err.msg);
+	}
+	struct MHD_Response *resp = MHD_create_response_from_fd((uint64_t)st.st_size, fd);
+	if (!resp) {
+		close(fd);
+		return MHD_NO;
+	}
+	api_headers(resp);
+	MHD_add_response_header(resp, "Content-Type", "application/gzip");
+	char cd[128];
+	snprintf(cd, sizeof(cd), "attachment; filename=\"%s.evidence.tar.gz\"", r->id);
+	MHD_add_response_header(resp, "Content-Disposition", cd);
+	enum MHD_Result ret = MHD_queue_response(c->conn, 200, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+/* The run {id} of the path, when it is in the key's workspace; otherwise
+ * false, with the 404 sent. */
+bool api_the_run(struct call *c, struct store_run *r, enum MHD_Result *ret)
+{
+	if (api_run_in_ws(c, c->seg[2], r) == 0)
+		return true;
+	*ret = api_fail(c->conn, 404, "not_found", "no run %s in workspace %s", c->seg[2],
+			c->key.workspace);
+	return false;
+}
+
+enum MHD_Result h_run_get(struct call *c)
+{
+	struct store_run r;
+	enum MHD_Result ret;
+	if (!api_the_run(c, &r, &ret))
+		return ret;
+	json_t *j = api_run_json(&r);
+	json_t *res = r.result_json ? json_loads(r.result_json, 0, NULL) : NULL;
+	json_object_set_new(j, "result", res ? res : json_null());
+	store_run_clear(&r);
+	return api_reply(c->conn, 200, j);
+}
+
+enum MHD_Result h_run_cancel(struct call *c)
+{
+	struct store_run r;
+	enum MHD_Result ret;
+	if (!api_the_run(c, &r, &ret))
+		return ret;
+	const char *id = c->seg[2];
+	if (store_run_status_final(r.status)) {
+		ret = api_fail(c->conn, 409, "conflict", "run %s already ended (%s)", id,
+			       store_run_status_name(r.status));
+	} else {
+		char why[160];
+		snprintf(why, sizeof(why), "cancelled by key %s", c->key.id);
+		if (dispatch_cancel(c->sv, id, why) < 0)
+			ret = api_fail(c->conn, 409, "conflict",
+				       "run %s is not run by this server (started elsewhere)", id);
+		else
+			ret = api_reply(c->conn, 202,
+					json_pack("{s:s, s:b}", "id", id, "cancelling", 1));
+	}
+	store_run_clear(&r);
+	return ret;
+}
+
+/* ?follow=1|true (or 0|false, or nothing): anything else is a 400, not
+ * a silent "no". */
+static int follow_param(struct call *c, bool *follow)
+{
+	const char *f = MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, "follow");
+	*follow = f && (strcmp(f, "1") == 0 || strcmp(f, "true") == 0);
+	return !f || !*f || *follow || strcmp(f, "0") == 0 || strcmp(f, "false") == 0 ? 0 : -1;
+}
+
+/* ?offset=N: bytes of the output the client already has (decimal digits,
+ * at most OUTPUT_OFFSET_MAX). */
+static int offset_param(struct call *c, uint64_t *offset)
+{
+	const char *v = MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, "offset");
+	*offset = 0;
+	if (!v)
+		return 0;
+	if (!*v || strlen(v) > 15 || strspn(v, "0123456789") != strlen(v))
+		return -1;
+	*offset = strtoull(v, NULL, 10);
+	return *offset <= OUTPUT_OFFSET_MAX ? 0 : -1;
+}
+
+/* The output as it is, or with follow as it grows while the run goes on. */
+static enum MHD_Result run_output(struct call *c, const char *which)
+{
+	struct store_run r;
+	enum MHD_Result ret;
+	bool follow;
+	uint64_t offset;
+	if (follow_param(c, &follow) < 0)
+		return api_fail(c->conn, 400, "bad_request", "follow: 1 or true, 0 or false");
+	if (offset_param(c, &offset) < 0)
+		return api_fail(c->conn, 400, "bad_request",
+				"offset: the bytes already received, a number up to %llu",
+				(unsigned long long)OUTPUT_OFFSET_MAX);
+	if (offset && !follow)
+		return api_fail(c->conn, 400, "bad_request", "offset: only with follow=1");
+	if (!api_the_run(c, &r, &ret))
+		return ret;
+	bool final = store_run_status_final(r.status);
+	store_run_clear(&r);
+	/* A finished run without the file is a 404 either way. */
+	char path[PATH_MAX];
+	if (follow && (!final || (store_run_file(c->sv->s, c->seg[2], which, path, sizeof(path),
+						 NULL) == 0 &&
+				  access(path, F_OK) == 0)))
+		return api_run_output_follow(c, c->seg[2], which, offset);
+	return run_file(c, c->seg[2], which, "text/plain; charset=utf-8", false);
+}
+
+enum MHD_Result h_run_stdout(struct call *c)
+{
+	return run_output(c, "stdout");
+}
+
+enum MHD_Result h_run_stderr(struct call *c)
+{
+	return run_output(c, "stderr");
+}
+
+enum MHD_Result h_run_events_get(struct call *c)
+{
+	struct store_run r;
+	enum MHD_Result ret;
+	if (!api_the_run(c, &r, &ret))
+		return ret;
+	store_run_clear(&r);
+	return api_run_events(c, c->seg[2]);
+}
+
+enum MHD_Result h_run_evidence_get(struct call *c)
+{
+	struct store_run r;
+	enum MHD_Result ret;
+	if (!api_the_run(c, &r, &ret))
+		return ret;
+	ret = run_evidence(c, &r);
+	store_run_clear(&r);
+	return ret;
+}
+
+enum MHD_Result h_run_artifact(struct call *c)
+{
+	struct store_run r;
+	enum MHD_Result ret;
+	if (!api_the_run(c, &r, &ret))
+		return ret;
+	/* Only names the result lists: nothing else under the run. */
+	if (!artifact_listed(r.result_json, c->seg[4])) {
+		ret = api_fail(c->conn, 404, "not_found", "run %s has no artifact %s", c->seg[2],
+			       c->seg[4]);
+	} else {
+		char rel[PATH_MAX];
+		snprintf(rel, sizeof(rel), "artifacts/%s", c->seg[4]);
+		ret = run_file(c, c->seg[2], rel, "application/octet-stream", true);
+	}
+	store_run_clear(&r);
+	return ret;
+}
