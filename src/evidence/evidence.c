@@ -315,10 +315,9 @@ struct evidence_writer {
 	struct archive *a;
 	time_t mtime;
 	json_t *subjects;
-	size_t n;	    /* subjects, and their bytes */
-	uint64_t bytes;
+	size_t n;	    /* subjects */
 	size_t entries;	    /* everything written, the statement's files too */
-	uint64_t all_bytes;
+	uint64_t all_bytes; /* of those entries */
 };
 
 int evidence_writer_open(int fd, time_t mtime, struct evidence_writer **out, struct cdn_err *err)
@@ -420,13 +419,12 @@ static int writer_data(struct evidence_writer *w, const char *name, const void *
 }
 
 static int writer_subject(struct evidence_writer *w, const char *name, const char *hex,
-			  uint64_t size, struct cdn_err *err)
+			  struct cdn_err *err)
 {
 	json_t *s = json_pack("{s:s, s:{s:s}}", "name", name, "digest", "sha256", hex);
 	if (!s || json_array_append_new(w->subjects, s) < 0)
 		return cdn_err_set(err, ENOMEM, "evidence pack");
 	w->n++;
-	w->bytes += size;
 	return 0;
 }
 
@@ -441,7 +439,7 @@ int evidence_writer_add(struct evidence_writer *w, const char *name, const void 
 		r = writer_data(w, name, data, len, err);
 	char hex[EVIDENCE_HEX + 1];
 	cdn_sha256_hex(data, len, hex);
-	return r < 0 ? r : writer_subject(w, name, hex, len, err);
+	return r < 0 ? r : writer_subject(w, name, hex, err);
 }
 
 int evidence_writer_add_fd(struct evidence_writer *w, const char *name, int fd, uint64_t size,
@@ -485,7 +483,7 @@ int evidence_writer_add_fd(struct evidence_writer *w, const char *name, int fd, 
 	cdn_digest_hex(d, local);
 	if (hex)
 		memcpy(hex, local, sizeof(local));
-	return writer_subject(w, name, local, size, err);
+	return writer_subject(w, name, local, err);
 }
 
 /* The DSSE envelope over payload, signed by key, as the text of statement.sig. */
@@ -977,8 +975,9 @@ static int export_write(struct export_ctx *c, const struct store_run *rec, int f
 		r = evidence_writer_finish(w, pred, c->o->key, info->statement_sha256, err);
 	json_decref(pred);
 	if (r == 0) {
-		info->files = w->n;
-		info->bytes = w->bytes;
+		info->files = w->entries;
+		info->bytes = w->all_bytes;
+		info->signed_files = w->n;
 		snprintf(info->audit_head, sizeof(info->audit_head), "%s",
 			 c->audit_fd >= 0 ? c->audit.last_hash : "");
 		info->audit_anchored = c->anchored;
@@ -1677,6 +1676,7 @@ static int check_subjects(struct verifier *v, const int64_t *mtimes)
 			return bad(v, name, "listed in the signed statement but missing from the "
 					    "pack (removed)");
 	}
+	rep->signed_files = json_array_size(subj);
 	return 0;
 }
 
@@ -1850,6 +1850,26 @@ static void report_trust(struct verifier *v)
 	char want[EVIDENCE_HEX + 1] = "";
 	if (v->t->n_keys)
 		evidence_keyid(v->t->keys[0], want);
+	/* A trusted "public key" that is, digit for digit, the signer's key
+	 * id: the caller passed an id where the key belongs. It is never
+	 * trusted as such: the id is the hash of the public key the pack
+	 * itself carries, so trusting a pack whose signer's id matches would
+	 * trust whoever made the pack. Only a key the verifier already holds
+	 * can stand behind an id (the CLI resolves ids against its own key). */
+	for (size_t k = 0; k < v->t->n_keys; k++) {
+		char given[2 * EVIDENCE_PK_BYTES + 1];
+		sodium_bin2hex(given, sizeof(given), v->t->keys[k], EVIDENCE_PK_BYTES);
+		if (strcmp(given, rep->keyid) == 0) {
+			bad(v, "statement.sig",
+			    "the trusted key given, %s, is the key id of the key that signed this "
+			    "pack, not a public key, and no key known here has that id: an id alone "
+			    "cannot make a pack trusted, since the pack carries its own signer's key. "
+			    "Pass the public key (`cordon evidence key` on the deployment that made "
+			    "the pack prints it, and so does `cordon evidence export`)",
+			    rep->keyid);
+			return;
+		}
+	}
 	if (v->t->n_keys)
 		bad(v, "statement.sig",
 		    "signed by key %s, which is not the trusted key %s%s: the pack is intact but "
