@@ -287,7 +287,7 @@ static int local_public_key(const char *state, unsigned char pk[EVIDENCE_PK_BYTE
  * holds (its deployment key): export prints the id, and a verifier on the
  * same deployment may pass that. An id that names no key held here is
  * taken as written, as a public key; it then matches no signer, and verify
- * says that an id is not enough (evidence.c, report_trust). The pack is
+ * says that an id is not enough (verify.c, report_trust). The pack is
  * never consulted to resolve an id: its signer's id always matches the key
  * it carries, so trusting that would trust whoever made the pack.
  */
