@@ -488,7 +488,8 @@ static void report(struct scan *sc, struct inspect_stream *s)
 		sc->seen[best] = true;
 		struct inspect_finding *f = &s->findings[s->n_findings++];
 		f->is_secret = best >= N_PATTERNS;
-		f->name = f->is_secret ? s->in->names[best - N_PATTERNS] : inspect_pattern_table[best];
+		f->name =
+		    f->is_secret ? s->in->names[best - N_PATTERNS] : inspect_pattern_table[best];
 	}
 	for (size_t i = 0; i < N_IDS; i++)
 		sc->first_end[i] = NO_MATCH;

@@ -68,7 +68,8 @@ static const struct policy_service services_table[] = {
 	{ "google_slides", "slides.googleapis.com" },
 	{ "google_people", "people.googleapis.com" },
 };
-_Static_assert(CDN_ARRAY_SIZE(services_table) == POLICY_N_SERVICES, "policy_internal.h counts them");
+_Static_assert(CDN_ARRAY_SIZE(services_table) == POLICY_N_SERVICES,
+	       "policy_internal.h counts them");
 const struct policy_service *const policy_services = services_table;
 
 #define N_BUILTIN                                                                                  \

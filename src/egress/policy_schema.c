@@ -73,7 +73,7 @@ static int map_begin(struct pctx *c, const struct ynode *y, const char *path, in
 	if (y->type != Y_MAP) {
 		char d[80];
 		return policy_perr(c, value_line(y, key_line), path, "expected %s, got %s", what,
-			    describe(y, d, sizeof(d)));
+				   describe(y, d, sizeof(d)));
 	}
 	return 0;
 }
@@ -92,14 +92,15 @@ static int map_next(struct pctx *c, struct map_iter *it, const char *path,
 	if (k->type != Y_SCALAR || strlen(k->value) != k->len || k->len == 0) {
 		char d[80];
 		return policy_perr(c, k->line, path, "keys must be plain names, got %s",
-			    describe(k, d, sizeof(d)));
+				   describe(k, d, sizeof(d)));
 	}
 	for (size_t i = 0; i < n_names; i++) {
 		if (strcmp(k->value, names[i]) != 0)
 			continue;
 		if (it->seen[i])
-			return policy_perr(c, k->line, path, "duplicate key '%s' (first at line %d)",
-				    names[i], it->seen[i]);
+			return policy_perr(c, k->line, path,
+					   "duplicate key '%s' (first at line %d)", names[i],
+					   it->seen[i]);
 		it->seen[i] = k->line;
 		*idx = i;
 		*val = v;
@@ -113,8 +114,8 @@ static int map_next(struct pctx *c, struct map_iter *it, const char *path,
 					names[i]);
 	char d[80];
 	/* describe() quotes and sanitises the key */
-	return policy_perr(c, k->line, path, "unknown key %s (expected %s)", describe(k, d, sizeof(d)),
-		    list);
+	return policy_perr(c, k->line, path, "unknown key %s (expected %s)",
+			   describe(k, d, sizeof(d)), list);
 }
 
 static int get_bool(struct pctx *c, const struct ynode *v, const char *path, int kline,
@@ -130,8 +131,8 @@ static int get_bool(struct pctx *c, const struct ynode *v, const char *path, int
 	}
 	char d[80];
 	return policy_perr(c, value_line(v, kline), path,
-		    "expected true or false, got %s (yes/no/on/off are not booleans here)",
-		    describe(v, d, sizeof(d)));
+			   "expected true or false, got %s (yes/no/on/off are not booleans here)",
+			   describe(v, d, sizeof(d)));
 }
 
 /* Plain decimal digits only: no sign, no "0x", no "1e3", no "1_000", and
@@ -151,8 +152,9 @@ static int get_uint(struct pctx *c, const struct ynode *v, const char *path, int
 		return 0;
 	}
 	char d[80];
-	return policy_perr(c, value_line(v, kline), path, "expected a whole number from %u to %u, got %s",
-		    lo, hi, describe(v, d, sizeof(d)));
+	return policy_perr(c, value_line(v, kline), path,
+			   "expected a whole number from %u to %u, got %s", lo, hi,
+			   describe(v, d, sizeof(d)));
 }
 
 static int get_string(struct pctx *c, const struct ynode *v, const char *path, int kline,
@@ -164,7 +166,7 @@ static int get_string(struct pctx *c, const struct ynode *v, const char *path, i
 	}
 	char d[80];
 	return policy_perr(c, value_line(v, kline), path, "expected a string, got %s",
-		    describe(v, d, sizeof(d)));
+			   describe(v, d, sizeof(d)));
 }
 
 static int get_list(struct pctx *c, const struct ynode *v, const char *path, int kline,
@@ -174,7 +176,7 @@ static int get_list(struct pctx *c, const struct ynode *v, const char *path, int
 		return 0;
 	char d[80];
 	return policy_perr(c, value_line(v, kline), path, "expected a list of %s, got %s", what,
-		    describe(v, d, sizeof(d)));
+			   describe(v, d, sizeof(d)));
 }
 
 static int parse_ports(struct pctx *c, const struct ynode *v, const char *path, int kline,
@@ -186,7 +188,8 @@ static int parse_ports(struct pctx *c, const struct ynode *v, const char *path, 
 	if (v->n == 0)
 		return policy_perr(c, kline, path, "the list is empty; give at least one port");
 	if (v->n > EGRESS_MAX_PORTS)
-		return policy_perr(c, kline, path, "%zu ports, more than %d", v->n, EGRESS_MAX_PORTS);
+		return policy_perr(c, kline, path, "%zu ports, more than %d", v->n,
+				   EGRESS_MAX_PORTS);
 	r->n_ports = 0;
 	for (size_t i = 0; i < v->n; i++) {
 		char ip[PATH_MAX_LEN];
@@ -311,8 +314,9 @@ static int parse_domain(struct pctx *c, const struct ynode *y, size_t index, str
 				r->approval = false;
 			else if (rc == 0) {
 				char d[80];
-				rc = policy_perr(c, v->line, kp, "expected 'required' or 'none', got %s",
-					  describe(v, d, sizeof(d)));
+				rc = policy_perr(c, v->line, kp,
+						 "expected 'required' or 'none', got %s",
+						 describe(v, d, sizeof(d)));
 			}
 			break;
 		case D_INSPECT:
@@ -402,7 +406,8 @@ static int parse_domains(struct pctx *c, const struct ynode *v, int kline, struc
 	if (rc < 0)
 		return rc;
 	if (v->n > EGRESS_MAX_RULES)
-		return policy_perr(c, kline, "domains", "%zu rules, more than %d", v->n, EGRESS_MAX_RULES);
+		return policy_perr(c, kline, "domains", "%zu rules, more than %d", v->n,
+				   EGRESS_MAX_RULES);
 	s->dom = calloc(v->n ? v->n : 1, sizeof(s->dom[0]));
 	if (!s->dom)
 		return cdn_err_set(c->err, ENOMEM, "%s", c->src);
@@ -428,7 +433,7 @@ static int parse_private(struct pctx *c, const struct ynode *v, int kline,
 		return rc;
 	if (v->n > EGRESS_MAX_PRIVATE)
 		return policy_perr(c, kline, "private", "%zu destinations, more than %d", v->n,
-			    EGRESS_MAX_PRIVATE);
+				   EGRESS_MAX_PRIVATE);
 	for (size_t i = 0; i < v->n; i++) {
 		char ip[PATH_MAX_LEN];
 		path_index(ip, sizeof(ip), "private", i);
@@ -528,8 +533,8 @@ static int parse_services(struct pctx *c, const struct ynode *v, int kline, stru
 	size_t idx;
 	const struct ynode *val;
 	int kl;
-	while (rc == 0 &&
-	       (rc = map_next(c, &it, "services", names, POLICY_N_SERVICES, &idx, &val, &kl)) == 0) {
+	while (rc == 0 && (rc = map_next(c, &it, "services", names, POLICY_N_SERVICES, &idx, &val,
+					 &kl)) == 0) {
 		char kp[PATH_MAX_LEN];
 		path_key(kp, sizeof(kp), "services", names[idx]);
 		rc = get_bool(c, val, kp, kl, &s->service_on[idx]);

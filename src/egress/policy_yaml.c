@@ -76,10 +76,10 @@ static int event_extras(struct pctx *c, const yaml_event_t *ev, int line)
 	}
 	if (anchor)
 		return policy_perr(c, line, "", "anchor '&%.40s' is not allowed: " NO_YAML_EXTRAS,
-			    (const char *)anchor);
+				   (const char *)anchor);
 	if (tag)
 		return policy_perr(c, line, "", "tag '%.40s' is not allowed: " NO_YAML_EXTRAS,
-			    (const char *)tag);
+				   (const char *)tag);
 	return 0;
 }
 
@@ -102,8 +102,8 @@ static int yaml_syntax_error(struct pctx *c, const yaml_parser_t *ps, const char
 	if (ps->error == YAML_MEMORY_ERROR)
 		return cdn_err_set(c->err, ENOMEM, "%s", c->src);
 	return policy_perr(c, (int)m->line + 1, "", "not valid YAML: %s%s%s",
-		    ps->problem ? ps->problem : "syntax error", ps->context ? " " : "",
-		    ps->context ? ps->context : "");
+			   ps->problem ? ps->problem : "syntax error", ps->context ? " " : "",
+			   ps->context ? ps->context : "");
 }
 
 /* Turns the event stream of one document into a tree in *root. */
@@ -146,8 +146,9 @@ int policy_tree_load(struct pctx *c, const char *yaml, size_t len, struct ynode 
 					 "%%TAG directives are not allowed: " NO_YAML_EXTRAS);
 			break;
 		case YAML_ALIAS_EVENT:
-			r = policy_perr(c, line, "", "alias '*%.40s' is not allowed: " NO_YAML_EXTRAS,
-				 (const char *)ev.data.alias.anchor);
+			r = policy_perr(c, line, "",
+					"alias '*%.40s' is not allowed: " NO_YAML_EXTRAS,
+					(const char *)ev.data.alias.anchor);
 			break;
 		case YAML_SCALAR_EVENT:
 			node.type = Y_SCALAR;
@@ -170,7 +171,7 @@ int policy_tree_load(struct pctx *c, const char *yaml, size_t len, struct ynode 
 		case YAML_MAPPING_START_EVENT:
 			if (depth == EGRESS_MAX_POLICY_DEPTH) {
 				r = policy_perr(c, line, "", "nested deeper than %d levels",
-					 EGRESS_MAX_POLICY_DEPTH);
+						EGRESS_MAX_POLICY_DEPTH);
 				break;
 			}
 			depth++;

@@ -487,7 +487,8 @@ static int check_signature(struct verifier *v)
 	v->stmt = json_loadb((const char *)payload, plen, JSON_FLAGS, &je);
 	json_t *pred = json_object_get(v->stmt, "predicate");
 	json_t *signer = json_object_get(pred, "signer");
-	const char *pkhex = evidence_jstr(signer, "public_key"), *kid = evidence_jstr(signer, "keyid");
+	const char *pkhex = evidence_jstr(signer, "public_key"),
+		   *kid = evidence_jstr(signer, "keyid");
 	unsigned char pk[EVIDENCE_PK_BYTES];
 	if (!rep->trusted) {
 		/* Not a trusted key: does the key the statement names sign it?
@@ -600,9 +601,11 @@ static int check_subjects(struct verifier *v, const int64_t *mtimes)
 		    json_object_size(dg) != 1 || !cdn_sha256_hex_str_ok(sha))
 			return bad(v, "statement.json", "subject %zu is not {name, digest: {sha256}}",
 				   i + 1);
-		if (!evidence_pack_name_ok(name, why, sizeof(why)) || evidence_is_statement_name(name))
+		if (!evidence_pack_name_ok(name, why, sizeof(why)) ||
+		    evidence_is_statement_name(name))
 			return bad(v, "statement.json", "subject %zu: %s", i + 1,
-				   evidence_is_statement_name(name) ? "names the statement itself" : why);
+				   evidence_is_statement_name(name) ? "names the statement itself"
+								    : why);
 		json_array_foreach(subj, j, o)
 		{
 			if (j < i && strcmp(evidence_jstr(o, "name"), name) == 0)
