@@ -289,9 +289,11 @@ static int local_public_key(const char *state, unsigned char pk[EVIDENCE_PK_BYTE
  * taken as written, as a public key; it then matches no signer, and verify
  * says that an id is not enough (verify.c, report_trust). The pack is
  * never consulted to resolve an id: its signer's id always matches the key
- * it carries, so trusting that would trust whoever made the pack.
+ * it carries, so trusting that would trust whoever made the pack. When the
+ * state directory's key exists but cannot be loaded, lerr says why.
  */
-static int trusted_key(const char *state, const char *key_hex, unsigned char pk[EVIDENCE_PK_BYTES])
+static int trusted_key(const char *state, const char *key_hex, unsigned char pk[EVIDENCE_PK_BYTES],
+		       struct cdn_err *lerr)
 {
 	struct cdn_err err = { 0 };
 	if (evidence_public_parse(key_hex, pk, &err) < 0) {
@@ -301,8 +303,7 @@ static int trusted_key(const char *state, const char *key_hex, unsigned char pk[
 	/* A local key that cannot be loaded resolves no id; a public key
 	 * given in full does not need one. */
 	unsigned char local[EVIDENCE_PK_BYTES];
-	struct cdn_err lerr = { 0 };
-	if (local_public_key(state, local, &lerr) != 1)
+	if (local_public_key(state, local, lerr) != 1)
 		return 0;
 	char id[EVIDENCE_HEX + 1], given[EVIDENCE_HEX + 1];
 	evidence_keyid(local, id);
@@ -318,8 +319,9 @@ static int do_verify(const char *state, const char *path, const char *key_hex, b
 	struct cdn_err err = { 0 };
 	unsigned char pk[1][EVIDENCE_PK_BYTES];
 	struct evidence_trust t = { .keys = pk, .n_keys = 0, .any_key = any_key };
+	struct cdn_err lerr = { 0 };
 	if (key_hex) {
-		if (trusted_key(state, key_hex, pk[0]) < 0)
+		if (trusted_key(state, key_hex, pk[0], &lerr) < 0)
 			return EXIT_CORDON;
 		t.n_keys = 1;
 	} else {
@@ -334,6 +336,18 @@ static int do_verify(const char *state, const char *path, const char *key_hex, b
 		cli_error_err(&err);
 		evidence_report_clear(&rep);
 		return cli_exit_status(&err);
+	}
+	/* An id that would have been looked up in a key that cannot be
+	 * loaded: the trusted key cannot be loaded (125), not an untrusted
+	 * pack. */
+	char given[EVIDENCE_HEX + 1];
+	sodium_bin2hex(given, sizeof(given), pk[0], EVIDENCE_PK_BYTES);
+	if (key_hex && lerr.msg[0] && !rep.trusted && strcmp(given, rep.keyid) == 0) {
+		cli_error("--key %s is the key id of the key that signed this pack, and the state "
+			  "directory's key, which could resolve an id, cannot be loaded: %s",
+			  rep.keyid, lerr.msg);
+		evidence_report_clear(&rep);
+		return cli_exit_status(&lerr);
 	}
 	if (json)
 		print_json(report_json(&rep, r == 0));

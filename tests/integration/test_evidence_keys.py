@@ -186,3 +186,17 @@ def test_pack_resigned_by_a_lookalike_key_fails(st, exported, tmp_path):
     # 3. Elsewhere, given the lookalike pack's own signer id: not trusted.
     r, v = elsewhere.verify(honest, "--key", fake_id)
     assert r.returncode == 1 and not v["trusted"] and "not a public key" in v["reason"]
+
+
+def test_key_id_with_a_local_key_that_cannot_be_loaded(st, exported):
+    """The id names the state directory's key, but that key is refused (mode
+    0644): the trusted key cannot be loaded (125), not "untrusted"; the
+    public key given in full needs no local key."""
+    _, pack, rep = exported
+    (st.dir / "evidence.key").chmod(0o644)
+    r = st.cordon("evidence", "verify", "--key", rep["keyid"], pack)
+    assert r.returncode == 125, r.stdout + r.stderr
+    assert "is the key id of the key that signed this pack" in r.stderr
+    assert "cannot be loaded" in r.stderr and "wider than 0600" in r.stderr
+    r, v = st.verify(pack, "--key", rep["public_key"])
+    assert r.returncode == 0 and v["trusted"]
