@@ -44,7 +44,8 @@ static void evidence_usage(FILE *out)
 	      "                        an existing file is not replaced without --force\n"
 	      "      --artifacts       export: include the artifacts' bytes\n"
 	      "      --force           export: replace an existing output file\n"
-	      "      --key HEX         verify: trust this public key (64 hex digits)\n"
+	      "      --key HEX         verify: trust this public key (64 hex digits), or the\n"
+	      "                        key whose id this is, if it is the state directory's\n"
 	      "      --any-key         verify: accept a pack signed by any key; this proves\n"
 	      "                        the pack is whole, not who made it\n"
 	      "  -w, --workspace NAME  export: workspace (default $CORDON_WORKSPACE, else\n"
@@ -64,18 +65,24 @@ static void print_json(json_t *j)
 	json_decref(j);
 }
 
-static int state_dir(const char *opt, char *out, size_t cap)
+static int state_dir(const char *opt, char *out, size_t cap, struct cdn_err *err)
 {
-	struct cdn_err err = { 0 };
 	if (opt) {
 		snprintf(out, cap, "%s", opt);
 		return 0;
 	}
-	if (store_default_dir(out, cap, &err) < 0) {
-		cli_error_err(&err);
-		return -1;
-	}
-	return 0;
+	return store_default_dir(out, cap, err);
+}
+
+/* What export and verify both say about a pack's size, counted the same
+ * way: every file in the pack, of which all but statement.json and
+ * statement.sig are the statement's subjects. */
+static void file_count(char *buf, size_t cap, size_t files, size_t signed_files, uint64_t bytes)
+{
+	snprintf(buf, cap,
+		 "%zu files in the pack, %llu bytes (%zu signed by the statement, plus "
+		 "statement.json and statement.sig)",
+		 files, (unsigned long long)bytes, signed_files);
 }
 
 /* ------------------------------------------------------------------- key */
@@ -142,12 +149,18 @@ static int do_export(const char *state, const char *ws, const char *run_id, cons
 		evidence_key_free(k);
 		return cli_exit_status(&err);
 	}
+	/* The public key, not only its id: a verifier elsewhere needs the key
+	 * itself (--key), since an id is only the hash of whatever key a pack
+	 * carries. */
+	char pk[2 * EVIDENCE_PK_BYTES + 1];
+	sodium_bin2hex(pk, sizeof(pk), evidence_key_public(k), EVIDENCE_PK_BYTES);
 	if (json) {
-		json_t *j = json_pack("{s:s, s:s, s:I, s:I, s:s, s:s, s:b}", "path", out, "run_id",
-				      run_id, "files", (json_int_t)info.files, "bytes",
+		json_t *j = json_pack("{s:s, s:s, s:I, s:I, s:I, s:s, s:s, s:s, s:b}", "path", out,
+				      "run_id", run_id, "files", (json_int_t)info.files,
+				      "signed_files", (json_int_t)info.signed_files, "bytes",
 				      (json_int_t)info.bytes, "statement_sha256",
 				      info.statement_sha256, "keyid", evidence_key_id(k),
-				      "artifacts_included", artifacts);
+				      "public_key", pk, "artifacts_included", artifacts);
 		json_object_set_new(j, "audit_head", info.audit_head[0]
 							     ? json_string(info.audit_head)
 							     : json_null());
@@ -155,9 +168,13 @@ static int do_export(const char *state, const char *ws, const char *run_id, cons
 				    info.audit_head[0] ? json_boolean(info.audit_anchored) : json_null());
 		print_json(j);
 	} else {
-		printf("wrote %s: run %s, %zu files (%llu bytes%s), statement signed by key %s\n",
-		       out, run_id, info.files, (unsigned long long)info.bytes,
-		       artifacts ? ", the artifacts' bytes included" : "", evidence_key_id(k));
+		char count[160];
+		file_count(count, sizeof(count), info.files, info.signed_files, info.bytes);
+		printf("wrote %s: run %s, %s%s\n", out, run_id, count,
+		       artifacts ? ", the artifacts' bytes included" : "");
+		printf("  signed by key %s\n  public key %s (to verify elsewhere: cordon evidence "
+		       "verify --key %s FILE)\n",
+		       evidence_key_id(k), pk, pk);
 		if (info.audit_head[0] && !info.audit_anchored)
 			printf("  audit log: unanchored: the run recorded no head to check its end "
 			       "against, so lines cut off its end would not show\n");
@@ -205,6 +222,8 @@ static json_t *report_json(const struct evidence_report *rep, bool ok)
 						       (json_int_t)rep->files[i].size));
 	json_object_set_new(j, "files", files);
 	json_object_set_new(j, "bytes", json_integer((json_int_t)rep->bytes));
+	if (rep->intact)
+		json_object_set_new(j, "signed_files", json_integer((json_int_t)rep->signed_files));
 	return j;
 }
 
@@ -235,10 +254,63 @@ static void report_text(const char *path, const struct evidence_report *rep, boo
 		       (unsigned long long)rep->audit_records, rep->audit_head);
 	else
 		printf("  audit log: none (the run had no network)\n");
-	printf("  %zu files, %llu bytes%s; packed %s by cordon %s\n", rep->n_files,
-	       (unsigned long long)rep->bytes,
+	char count[160];
+	file_count(count, sizeof(count), rep->n_files, rep->signed_files, rep->bytes);
+	printf("  %s%s; packed %s by cordon %s\n", count,
 	       rep->artifacts_included ? ", artifacts included" : "", rep->created,
 	       rep->cordon_version);
+}
+
+/* The deployment key of the state directory, when this machine has one;
+ * never made here: a fresh key would trust nothing anyway. 1 when found,
+ * 0 when there is none, negative (err set) when it cannot be loaded. */
+static int local_public_key(const char *state, unsigned char pk[EVIDENCE_PK_BYTES],
+			    struct cdn_err *err)
+{
+	char dir[PATH_MAX];
+	int r = state_dir(state, dir, sizeof(dir), err);
+	if (r < 0)
+		return r;
+	struct evidence_key *k;
+	r = evidence_key_load(dir, false, &k, err);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return r;
+	memcpy(pk, evidence_key_public(k), EVIDENCE_PK_BYTES);
+	evidence_key_free(k);
+	return 1;
+}
+
+/*
+ * --key takes the public key, or the key id of a key this machine already
+ * holds (its deployment key): export prints the id, and a verifier on the
+ * same deployment may pass that. An id that names no key held here is
+ * taken as written, as a public key; it then matches no signer, and verify
+ * says that an id is not enough (verify.c, report_trust). The pack is
+ * never consulted to resolve an id: its signer's id always matches the key
+ * it carries, so trusting that would trust whoever made the pack. When the
+ * state directory's key exists but cannot be loaded, lerr says why.
+ */
+static int trusted_key(const char *state, const char *key_hex, unsigned char pk[EVIDENCE_PK_BYTES],
+		       struct cdn_err *lerr)
+{
+	struct cdn_err err = { 0 };
+	if (evidence_public_parse(key_hex, pk, &err) < 0) {
+		cli_error("--key: %s; or the key id of the state directory's key", err.msg);
+		return -1;
+	}
+	/* A local key that cannot be loaded resolves no id; a public key
+	 * given in full does not need one. */
+	unsigned char local[EVIDENCE_PK_BYTES];
+	if (local_public_key(state, local, lerr) != 1)
+		return 0;
+	char id[EVIDENCE_HEX + 1], given[EVIDENCE_HEX + 1];
+	evidence_keyid(local, id);
+	sodium_bin2hex(given, sizeof(given), pk, EVIDENCE_PK_BYTES); /* lower case, as ids are */
+	if (strcmp(given, id) == 0)
+		memcpy(pk, local, EVIDENCE_PK_BYTES);
+	return 0;
 }
 
 static int do_verify(const char *state, const char *path, const char *key_hex, bool any_key,
@@ -247,28 +319,16 @@ static int do_verify(const char *state, const char *path, const char *key_hex, b
 	struct cdn_err err = { 0 };
 	unsigned char pk[1][EVIDENCE_PK_BYTES];
 	struct evidence_trust t = { .keys = pk, .n_keys = 0, .any_key = any_key };
+	struct cdn_err lerr = { 0 };
 	if (key_hex) {
-		if (evidence_public_parse(key_hex, pk[0], &err) < 0) {
-			cli_error("--key: %s", err.msg);
+		if (trusted_key(state, key_hex, pk[0], &lerr) < 0)
 			return EXIT_CORDON;
-		}
 		t.n_keys = 1;
 	} else {
-		/* The deployment key, when this machine has one; never made
-		 * here: a fresh key would trust nothing anyway. */
-		char dir[PATH_MAX];
-		if (state_dir(state, dir, sizeof(dir)) < 0)
-			return EXIT_CORDON;
-		struct evidence_key *k;
-		int r = evidence_key_load(dir, false, &k, &err);
-		if (r < 0 && r != -ENOENT) {
+		int r = local_public_key(state, pk[0], &err);
+		if (r < 0)
 			return cli_fail(&err);
-		}
-		if (r == 0) {
-			memcpy(pk[0], evidence_key_public(k), EVIDENCE_PK_BYTES);
-			t.n_keys = 1;
-			evidence_key_free(k);
-		}
+		t.n_keys = (size_t)r;
 	}
 	struct evidence_report rep;
 	int r = evidence_verify_file(path, &t, &rep, &err);
@@ -276,6 +336,18 @@ static int do_verify(const char *state, const char *path, const char *key_hex, b
 		cli_error_err(&err);
 		evidence_report_clear(&rep);
 		return cli_exit_status(&err);
+	}
+	/* An id that would have been looked up in a key that cannot be
+	 * loaded: the trusted key cannot be loaded (125), not an untrusted
+	 * pack. */
+	char given[EVIDENCE_HEX + 1];
+	sodium_bin2hex(given, sizeof(given), pk[0], EVIDENCE_PK_BYTES);
+	if (key_hex && lerr.msg[0] && !rep.trusted && strcmp(given, rep.keyid) == 0) {
+		cli_error("--key %s is the key id of the key that signed this pack, and the state "
+			  "directory's key, which could resolve an id, cannot be loaded: %s",
+			  rep.keyid, lerr.msg);
+		evidence_report_clear(&rep);
+		return cli_exit_status(&lerr);
 	}
 	if (json)
 		print_json(report_json(&rep, r == 0));

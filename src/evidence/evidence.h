@@ -103,8 +103,12 @@ struct evidence_export_opts {
 };
 
 struct evidence_export_info {
-	size_t files;			 /* in the statement */
-	uint64_t bytes;			 /* of those files */
+	/* Counted as verify counts them (evidence_report): every file in the
+	 * pack, statement.json and statement.sig included, and their bytes;
+	 * signed_files of them are the statement's subjects (all but those two). */
+	size_t files;
+	uint64_t bytes;
+	size_t signed_files;
 	char statement_sha256[EVIDENCE_HEX + 1];
 	char audit_head[EVIDENCE_HEX + 1]; /* "" when the run has no audit log */
 	/* The log ends where the run recorded it (result.json, or the head
@@ -184,7 +188,8 @@ struct evidence_report {
 	char keyid[EVIDENCE_HEX + 1];	/* the signer's */
 	struct evidence_file *files;	/* every file the archive held, in order */
 	size_t n_files;
-	uint64_t bytes;
+	uint64_t bytes;			/* of those files */
+	size_t signed_files;		/* of those, the statement's subjects (once checked) */
 };
 
 /*

@@ -31,7 +31,6 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -45,20 +44,6 @@
 #include <unistd.h>
 
 #include "sandbox/internal.h"
-
-int sb_fail(struct sb_msg *fail, int errnum, const char *fmt, ...)
-{
-	if (errnum <= 0)
-		errnum = EINVAL;
-	memset(fail, 0, sizeof(*fail));
-	fail->type = SB_MSG_SETUP_FAILED;
-	fail->a = errnum;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(fail->text, sizeof(fail->text), fmt, ap);
-	va_end(ap);
-	return -errnum;
-}
 
 static void send_msg(int fd, const struct sb_msg *m)
 {

@@ -204,7 +204,7 @@ int janitor_register(pid_t pid, const char *const *dirs, size_t n_dirs, uint32_t
 void janitor_unregister(uint32_t id);
 int janitor_fd_for_child(void);
 
-/* Helpers shared by the child-side files: record a setup failure. */
+/* msg.c: helpers shared by the child-side files: record a setup failure. */
 int sb_fail(struct sb_msg *fail, int errnum, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif
