@@ -264,65 +264,65 @@ struct call {
 };
 
 /* mcp_rpc.c: versions, serialising, replies, text checks */
-int version_find(const char *v);
-char *dump_compact(const json_t *j, size_t *len);
-void add_header(struct mcp_response *out, const char *name, const char *value);
-int reply_nomem(struct reply *r);
+int mcp_version_find(const char *v);
+char *mcp_dump_compact(const json_t *j, size_t *len);
+void mcp_add_header(struct mcp_response *out, const char *name, const char *value);
+int mcp_reply_nomem(struct reply *r);
 bool mcp_put(json_t *o, const char *key, json_t *v);
 bool mcp_append(json_t *a, json_t *v);
-json_t *server_info(const struct mcp_server *s, int version);
-json_t *version_list(void);
-bool reply_stateless(const struct reply *r);
-void reply_reset(struct reply *r, bool keep_headers);
-int reply_json(struct reply *r, int status, json_t *msg /* stolen */);
-json_t *reply_envelope(const struct reply *r);
-int reply_result(struct reply *r, json_t *result /* stolen */);
-int reply_error(struct reply *r, int status, int code, json_t *data, const char *fmt, ...);
-int reply_accepted(struct reply *r);
-int reply_tool(struct reply *r, bool is_error, const char *text,
+json_t *mcp_server_info(const struct mcp_server *s, int version);
+json_t *mcp_version_list(void);
+bool mcp_reply_stateless(const struct reply *r);
+void mcp_reply_reset(struct reply *r, bool keep_headers);
+int mcp_reply_json(struct reply *r, int status, json_t *msg /* stolen */);
+json_t *mcp_reply_envelope(const struct reply *r);
+int mcp_reply_result(struct reply *r, json_t *result /* stolen */);
+int mcp_reply_error(struct reply *r, int status, int code, json_t *data, const char *fmt, ...);
+int mcp_reply_accepted(struct reply *r);
+int mcp_reply_tool(struct reply *r, bool is_error, const char *text,
 		      json_t *structured /* stolen */);
-int reply_hook_error(struct reply *r, const char *tool, const struct cdn_err *err);
-bool utf8_valid(const char *s);
-const char *text_problem(const char *s, size_t len, size_t max, bool lines);
-bool header_value_ok(const char *v);
+int mcp_reply_hook_error(struct reply *r, const char *tool, const struct cdn_err *err);
+bool mcp_utf8_valid(const char *s);
+const char *mcp_text_problem(const char *s, size_t len, size_t max, bool lines);
+bool mcp_header_value_ok(const char *v);
 const char *mcp_quotable(const char *v);
-bool plain_name(const char *k);
-bool too_deep(const char *b, size_t n);
+bool mcp_plain_name(const char *k);
+bool mcp_too_deep(const char *b, size_t n);
 bool mcp_is_alnum(char c);
-bool meta_key_ok(const char *k);
+bool mcp_meta_key_ok(const char *k);
 
 /* mcp_session.c: state, sessions, lifetime */
 uint64_t mcp_now_ms(const struct mcp_server *s);
 void mcp_audit(const struct mcp_server *s, const char *event, const char *fmt, ...);
-int session_find(struct mcp_server *s, const char *id);
-int session_auth(struct call *c, enum era era);
-int session_open(struct call *c, int v);
-void abort_pending(struct mcp_server *s, int phase, const char *why);
+int mcp_session_find(struct mcp_server *s, const char *id);
+int mcp_session_auth(struct call *c, enum era era);
+int mcp_session_open(struct call *c, int v);
+void mcp_abort_pending(struct mcp_server *s, int phase, const char *why);
 
 /* mcp_tools.c: tools and waiting calls */
 /* The tool table, in tools/list order. */
 extern const struct tool mcp_tools[];
 extern const size_t mcp_n_tools;
-const char *args_problem(struct call *c, const struct tool *tool, json_t *args,
+const char *mcp_args_problem(struct call *c, const struct tool *tool, json_t *args,
 				json_t **vals, char *msg, size_t cap);
-void pending_free(struct mcp_pending *p);
-void pending_remove(struct mcp_pending *p);
-void pending_abort(struct mcp_pending *p, const char *why);
-void pending_cancelled(struct mcp_pending *p);
-json_t *tool_list(const struct mcp_server *s, bool titles);
+void mcp_pending_free(struct mcp_pending *p);
+void mcp_pending_remove(struct mcp_pending *p);
+void mcp_pending_abort(struct mcp_pending *p, const char *why);
+void mcp_pending_cancelled(struct mcp_pending *p);
+json_t *mcp_tool_list(const struct mcp_server *s, bool titles);
 
 /* mcp_stream.c: streams and GET */
-bool accepts_sse(const char *accept);
-void stream_end_sink(struct mcp_stream *st);
-void stream_free(struct mcp_stream *st);
-struct mcp_stream *stream_new(struct mcp_server *s, enum stream_kind kind, int session,
+bool mcp_accepts_sse(const char *accept);
+void mcp_stream_end_sink(struct mcp_stream *st);
+void mcp_stream_free(struct mcp_stream *st);
+struct mcp_stream *mcp_stream_new(struct mcp_server *s, enum stream_kind kind, int session,
 				     bool resumable);
-int stream_begin(struct reply *r, struct mcp_stream *st, const struct mcp_sink *sink,
+int mcp_stream_begin(struct reply *r, struct mcp_stream *st, const struct mcp_sink *sink,
 			bool prime);
-void stream_finish(struct mcp_stream *st, const char *body);
-void streams_prune(struct mcp_server *s);
+void mcp_stream_finish(struct mcp_stream *st, const char *body);
+void mcp_streams_prune(struct mcp_server *s);
 
 /* mcp.c: methods and stages */
-json_t *unsupported_data(const char *requested);
+json_t *mcp_unsupported_data(const char *requested);
 
 #endif

@@ -57,72 +57,72 @@ static int method_initialize(struct call *c)
 	json_t *pv = json_object_get(p, "protocolVersion");
 	json_t *info = json_object_get(p, "clientInfo");
 	if (c->in->session_id)
-		return reply_error(&c->r, 400, MCP_ERR_INVALID_REQUEST, NULL,
+		return mcp_reply_error(&c->r, 400, MCP_ERR_INVALID_REQUEST, NULL,
 				   "initialize opens a session; it must not carry Mcp-Session-Id");
 	if (!json_is_string(pv) || !json_is_object(json_object_get(p, "capabilities")) ||
 	    !json_is_object(info) || !json_is_string(json_object_get(info, "name")) ||
 	    !json_is_string(json_object_get(info, "version")))
-		return reply_error(&c->r, 200, MCP_ERR_INVALID_PARAMS, NULL,
+		return mcp_reply_error(&c->r, 200, MCP_ERR_INVALID_PARAMS, NULL,
 				   "initialize needs protocolVersion (a string), capabilities (an "
 				   "object) and clientInfo (an object with name and version)");
 	/* Same version if served and handshake-based, else the latest that
 	 * has a handshake. */
-	int v = version_find(json_string_value(pv));
+	int v = mcp_version_find(json_string_value(pv));
 	if (v < 0 || versions[v].era != ERA_HANDSHAKE)
 		v = LATEST_HANDSHAKE;
-	if (session_open(c, v) < 0)
+	if (mcp_session_open(c, v) < 0)
 		return 0;
 	c->r.version = v;
 	json_t *res = json_object();
 	if (!mcp_put(res, "protocolVersion", json_string(versions[v].name)) ||
 	    !mcp_put(res, "capabilities", capabilities()) ||
-	    !mcp_put(res, "serverInfo", server_info(c->s, v)) ||
+	    !mcp_put(res, "serverInfo", mcp_server_info(c->s, v)) ||
 	    !mcp_put(res, "instructions", json_string(INSTRUCTIONS))) {
 		json_decref(res);
-		return reply_nomem(&c->r);
+		return mcp_reply_nomem(&c->r);
 	}
-	return reply_result(&c->r, res);
+	return mcp_reply_result(&c->r, res);
 }
 
 static int method_discover(struct call *c)
 {
 	json_t *res = json_object();
-	if (!mcp_put(res, "supportedVersions", version_list()) ||
+	if (!mcp_put(res, "supportedVersions", mcp_version_list()) ||
 	    !mcp_put(res, "capabilities", capabilities()) ||
 	    !mcp_put(res, "instructions", json_string(INSTRUCTIONS)) ||
 	    !mcp_put(res, "ttlMs", json_integer(LIST_TTL_MS)) ||
 	    !mcp_put(res, "cacheScope", json_string("public"))) {
 		json_decref(res);
-		return reply_nomem(&c->r);
+		return mcp_reply_nomem(&c->r);
 	}
-	return reply_result(&c->r, res);
+	return mcp_reply_result(&c->r, res);
 }
 
 static int method_ping(struct call *c)
 {
-	return reply_result(&c->r, json_object());
+	return mcp_reply_result(&c->r, json_object());
 }
 
 static int method_tools_list(struct call *c)
 {
 	static const char *const allowed[] = { "cursor", "_meta", NULL };
 	if (c->params && extra_param(c->params, allowed))
-		return reply_error(&c->r, 200, MCP_ERR_INVALID_PARAMS, NULL,
+		return mcp_reply_error(&c->r, 200, MCP_ERR_INVALID_PARAMS, NULL,
 				   "tools/list takes only cursor and _meta");
 	/* The list is one page: no cursor was ever handed out. */
 	if (json_object_get(c->params, "cursor"))
-		return reply_error(&c->r, 200, MCP_ERR_INVALID_PARAMS, NULL, "invalid cursor");
+		return mcp_reply_error(&c->r, 200, MCP_ERR_INVALID_PARAMS, NULL, "invalid cursor");
 	json_t *res = json_object();
 	bool ok = mcp_put(res, "tools", json_incref(versions[c->r.version].titles ? c->s->tools
 									   : c->s->tools_untitled));
-	if (ok && reply_stateless(&c->r))
+	if (ok && mcp_reply_stateless(&c->r))
 		ok = mcp_put(res, "ttlMs", json_integer(LIST_TTL_MS)) &&
 		     mcp_put(res, "cacheScope", json_string("private"));
 	if (!ok) {
 		json_decref(res);
-		return reply_nomem(&c->r);
+		return mcp_reply_nomem(&c->r);
 	}
-	return reply_result(&c->r, res);
+	return mcp_reply_result(&c->r, res);
 }
 
 static int method_tools_call(struct call *c)
@@ -130,21 +130,21 @@ static int method_tools_call(struct call *c)
 	static const char *const allowed[] = { "name", "arguments", "_meta", NULL };
 	json_t *p = c->params;
 	if (!p)
-		return reply_error(&c->r, 200, MCP_ERR_INVALID_PARAMS, NULL,
+		return mcp_reply_error(&c->r, 200, MCP_ERR_INVALID_PARAMS, NULL,
 				   "tools/call needs params with a tool name");
 	if (extra_param(p, allowed))
-		return reply_error(&c->r, 200, MCP_ERR_INVALID_PARAMS, NULL,
+		return mcp_reply_error(&c->r, 200, MCP_ERR_INVALID_PARAMS, NULL,
 				   "tools/call takes only name, arguments and _meta");
 	json_t *name = json_object_get(p, "name");
 	if (!json_is_string(name))
-		return reply_error(&c->r, 200, MCP_ERR_INVALID_PARAMS, NULL,
+		return mcp_reply_error(&c->r, 200, MCP_ERR_INVALID_PARAMS, NULL,
 				   "tools/call needs the tool's name (a string)");
 	const struct tool *tool = NULL;
 	for (size_t i = 0; i < mcp_n_tools; i++)
 		if (strcmp(json_string_value(name), mcp_tools[i].name) == 0)
 			tool = &mcp_tools[i];
 	if (!tool)
-		return reply_error(&c->r, 200, MCP_ERR_INVALID_PARAMS, NULL,
+		return mcp_reply_error(&c->r, 200, MCP_ERR_INVALID_PARAMS, NULL,
 				   "unknown tool: this endpoint has report_step, save_artifact, "
 				   "request_approval, get_input and log");
 	json_t *args = json_object_get(p, "arguments");
@@ -152,15 +152,15 @@ static int method_tools_call(struct call *c)
 	if (!args)
 		args = none;
 	if (!json_is_object(args))
-		return reply_error(&c->r, 200, MCP_ERR_INVALID_PARAMS, NULL,
+		return mcp_reply_error(&c->r, 200, MCP_ERR_INVALID_PARAMS, NULL,
 				   "tools/call arguments must be an object");
 	json_t *vals[MAX_ARGS] = { 0 };
 	char msg[MSG_MAX];
-	const char *why = args_problem(c, tool, args, vals, msg, sizeof(msg));
+	const char *why = mcp_args_problem(c, tool, args, vals, msg, sizeof(msg));
 	if (why) {
 		if (versions[c->r.version].arg_errors_in_result)
-			return reply_tool(&c->r, true, why, NULL);
-		return reply_error(&c->r, 200, MCP_ERR_INVALID_PARAMS, NULL, "%s", why);
+			return mcp_reply_tool(&c->r, true, why, NULL);
+		return mcp_reply_error(&c->r, 200, MCP_ERR_INVALID_PARAMS, NULL, "%s", why);
 	}
 	return tool->run(c, vals);
 }
@@ -219,7 +219,7 @@ static int check_envelope(struct call *c)
 	    strcmp(json_string_value(json_object_get(msg, "jsonrpc")), "2.0") != 0)
 		goto invalid;
 	if (id && !c->r.id) {
-		reply_error(&c->r, 400, MCP_ERR_INVALID_REQUEST, NULL,
+		mcp_reply_error(&c->r, 400, MCP_ERR_INVALID_REQUEST, NULL,
 			    "id must be a string (at most %d bytes) or an integer", MCP_MAX_ID);
 		return -1;
 	}
@@ -243,13 +243,13 @@ static int check_envelope(struct call *c)
 	c->kind = id ? KIND_REQUEST : KIND_NOTIFICATION;
 	json_t *params = json_object_get(msg, "params");
 	if (params && !json_is_object(params)) {
-		reply_error(&c->r, 400, MCP_ERR_INVALID_PARAMS, NULL, "params must be an object");
+		mcp_reply_error(&c->r, 400, MCP_ERR_INVALID_PARAMS, NULL, "params must be an object");
 		return -1;
 	}
 	c->params = params;
 	return 0;
 invalid:
-	reply_error(&c->r, 400, MCP_ERR_INVALID_REQUEST, NULL,
+	mcp_reply_error(&c->r, 400, MCP_ERR_INVALID_REQUEST, NULL,
 		    "not a JSON-RPC 2.0 request, notification or response");
 	return -1;
 }
@@ -271,7 +271,7 @@ static int check_meta(struct call *c)
 		json_t *v;
 		json_object_foreach(meta, key, v)
 		{
-			if (!meta_key_ok(key)) {
+			if (!mcp_meta_key_ok(key)) {
 				why = "_meta has a malformed key";
 				break;
 			}
@@ -299,17 +299,17 @@ static int check_meta(struct call *c)
 				why = NULL;
 	}
 	if (why) {
-		reply_error(&c->r, 400, MCP_ERR_INVALID_PARAMS, NULL, "%s", why);
+		mcp_reply_error(&c->r, 400, MCP_ERR_INVALID_PARAMS, NULL, "%s", why);
 		return -1;
 	}
 	c->meta = meta;
 	return 0;
 }
 
-json_t *unsupported_data(const char *requested)
+json_t *mcp_unsupported_data(const char *requested)
 {
 	json_t *d = json_object();
-	if (!mcp_put(d, "supported", version_list()) ||
+	if (!mcp_put(d, "supported", mcp_version_list()) ||
 	    !mcp_put(d, "requested", json_string(mcp_quotable(requested)))) {
 		json_decref(d);
 		return NULL;
@@ -345,24 +345,24 @@ static int check_routing_headers(struct call *c, bool required)
 {
 	const struct mcp_request *in = c->in;
 	if (!in->method && required) {
-		reply_error(&c->r, 400, MCP_ERR_HEADER_MISMATCH, NULL, "Mcp-Method header missing");
+		mcp_reply_error(&c->r, 400, MCP_ERR_HEADER_MISMATCH, NULL, "Mcp-Method header missing");
 		return -1;
 	}
-	if (in->method && (!header_value_ok(in->method) || strcmp(in->method, c->method) != 0)) {
-		reply_error(&c->r, 400, MCP_ERR_HEADER_MISMATCH, NULL,
+	if (in->method && (!mcp_header_value_ok(in->method) || strcmp(in->method, c->method) != 0)) {
+		mcp_reply_error(&c->r, 400, MCP_ERR_HEADER_MISMATCH, NULL,
 			    "Mcp-Method header does not match the body's method");
 		return -1;
 	}
 	if (strcmp(c->method, "tools/call") != 0)
 		return 0;
 	if (!in->name && required) {
-		reply_error(&c->r, 400, MCP_ERR_HEADER_MISMATCH, NULL, "Mcp-Name header missing");
+		mcp_reply_error(&c->r, 400, MCP_ERR_HEADER_MISMATCH, NULL, "Mcp-Name header missing");
 		return -1;
 	}
 	json_t *name = json_object_get(c->params, "name");
-	if (in->name && (!header_value_ok(in->name) ||
+	if (in->name && (!mcp_header_value_ok(in->name) ||
 			 (json_is_string(name) && !name_header_matches(in->name, name)))) {
-		reply_error(&c->r, 400, MCP_ERR_HEADER_MISMATCH, NULL,
+		mcp_reply_error(&c->r, 400, MCP_ERR_HEADER_MISMATCH, NULL,
 			    "Mcp-Name header does not match the body's tool name");
 		return -1;
 	}
@@ -375,25 +375,25 @@ static int handle_stateless(struct call *c)
 	const struct mcp_request *in = c->in;
 	json_t *ver = json_object_get(c->meta, META_VERSION);
 	if (!ver)
-		return reply_error(&c->r, 400, MCP_ERR_INVALID_PARAMS, NULL,
+		return mcp_reply_error(&c->r, 400, MCP_ERR_INVALID_PARAMS, NULL,
 				   "params._meta must carry " META_VERSION);
-	int v = version_find(json_string_value(ver));
+	int v = mcp_version_find(json_string_value(ver));
 	if (v < 0)
-		return reply_error(&c->r, 400, MCP_ERR_UNSUPPORTED_VERSION,
-				   unsupported_data(json_string_value(ver)),
+		return mcp_reply_error(&c->r, 400, MCP_ERR_UNSUPPORTED_VERSION,
+				   mcp_unsupported_data(json_string_value(ver)),
 				   "Unsupported protocol version");
 	if (!in->protocol_version)
-		return reply_error(&c->r, 400, MCP_ERR_HEADER_MISMATCH, NULL,
+		return mcp_reply_error(&c->r, 400, MCP_ERR_HEADER_MISMATCH, NULL,
 				   "MCP-Protocol-Version header missing");
 	if (strcmp(in->protocol_version, json_string_value(ver)) != 0)
-		return reply_error(&c->r, 400, MCP_ERR_HEADER_MISMATCH, NULL,
+		return mcp_reply_error(&c->r, 400, MCP_ERR_HEADER_MISMATCH, NULL,
 				   "MCP-Protocol-Version header does not match " META_VERSION);
 	if (!json_object_get(c->meta, META_CLIENT_CAPS))
-		return reply_error(&c->r, 400, MCP_ERR_INVALID_PARAMS, NULL,
+		return mcp_reply_error(&c->r, 400, MCP_ERR_INVALID_PARAMS, NULL,
 				   "params._meta must carry " META_CLIENT_CAPS);
 	bool discover = strcmp(c->method, "server/discover") == 0;
 	if (versions[v].era != ERA_STATELESS && !discover)
-		return reply_error(&c->r, 400, MCP_ERR_INVALID_REQUEST, NULL,
+		return mcp_reply_error(&c->r, 400, MCP_ERR_INVALID_REQUEST, NULL,
 				   "protocol %s uses the initialize handshake, not per-request "
 				   "_meta",
 				   versions[v].name);
@@ -402,15 +402,15 @@ static int handle_stateless(struct call *c)
 		return 0;
 	const struct method *m = method_find(c->method, ERA_STATELESS);
 	if (!m)
-		return reply_error(&c->r, 404, MCP_ERR_METHOD_NOT_FOUND, NULL, "Method not found");
+		return mcp_reply_error(&c->r, 404, MCP_ERR_METHOD_NOT_FOUND, NULL, "Method not found");
 	/* server/discover is public: versions and capabilities, nothing of
 	 * the run. It neither needs nor spends a token. */
 	if (discover)
 		return m->run(c);
 	if (in->session_id) {
-		if (session_auth(c, ERA_STATELESS) < 0)
+		if (mcp_session_auth(c, ERA_STATELESS) < 0)
 			return 0;
-	} else if (session_open(c, v) < 0) {
+	} else if (mcp_session_open(c, v) < 0) {
 		return 0;
 	}
 	return m->run(c);
@@ -426,23 +426,23 @@ static int handle_handshake(struct call *c, int header_version)
 		return m->run(c);
 	}
 	if (!c->in->session_id)
-		return reply_error(&c->r, 400, MCP_ERR_SESSION_REQUIRED, NULL,
+		return mcp_reply_error(&c->r, 400, MCP_ERR_SESSION_REQUIRED, NULL,
 				   "no session: send initialize first, then Mcp-Session-Id with "
 				   "every request");
-	int i = session_auth(c, ERA_HANDSHAKE);
+	int i = mcp_session_auth(c, ERA_HANDSHAKE);
 	if (i < 0)
 		return 0;
 	int v = c->s->sessions[i].version;
 	c->r.version = v;
 	if (header_version >= 0 && header_version != v)
-		return reply_error(&c->r, 400, MCP_ERR_INVALID_REQUEST, NULL,
+		return mcp_reply_error(&c->r, 400, MCP_ERR_INVALID_REQUEST, NULL,
 				   "MCP-Protocol-Version %s is not the version negotiated for this "
 				   "session (%s)",
 				   versions[header_version].name, versions[v].name);
 	if (check_routing_headers(c, false) < 0)
 		return 0;
 	if (!m)
-		return reply_error(&c->r, 200, MCP_ERR_METHOD_NOT_FOUND, NULL, "Method not found");
+		return mcp_reply_error(&c->r, 200, MCP_ERR_METHOD_NOT_FOUND, NULL, "Method not found");
 	return m->run(c);
 }
 
@@ -462,7 +462,7 @@ static void cancel_request(struct call *c, int session)
 		struct mcp_pending *p = s->pending[k];
 		if (p && p->session == session && p->session_serial == s->sessions[session].serial &&
 		    p->id && json_equal(p->id, rid)) {
-			pending_cancelled(p);
+			mcp_pending_cancelled(p);
 			return;
 		}
 	}
@@ -472,18 +472,18 @@ static int handle_one_way(struct call *c, int header_version)
 {
 	enum era era = header_version >= 0 ? versions[header_version].era : ERA_HANDSHAKE;
 	if (c->kind == KIND_RESPONSE && era == ERA_STATELESS)
-		return reply_error(&c->r, 400, MCP_ERR_INVALID_REQUEST, NULL,
+		return mcp_reply_error(&c->r, 400, MCP_ERR_INVALID_REQUEST, NULL,
 				   "clients do not send responses in protocol %s",
 				   MCP_VERSION_2026_07_28);
 	if (!c->in->session_id)
-		return reply_error(&c->r, 400, MCP_ERR_SESSION_REQUIRED, NULL,
+		return mcp_reply_error(&c->r, 400, MCP_ERR_SESSION_REQUIRED, NULL,
 				   "no session: Mcp-Session-Id is required");
-	int i = session_auth(c, era);
+	int i = mcp_session_auth(c, era);
 	if (i < 0)
 		return 0;
 	if (era == ERA_HANDSHAKE && header_version >= 0 &&
 	    header_version != c->s->sessions[i].version)
-		return reply_error(&c->r, 400, MCP_ERR_INVALID_REQUEST, NULL,
+		return mcp_reply_error(&c->r, 400, MCP_ERR_INVALID_REQUEST, NULL,
 				   "MCP-Protocol-Version %s is not the version negotiated for this "
 				   "session",
 				   versions[header_version].name);
@@ -491,7 +491,7 @@ static int handle_one_way(struct call *c, int header_version)
 		c->s->sessions[i].initialized = true;
 	if (c->kind == KIND_NOTIFICATION && strcmp(c->method, "notifications/cancelled") == 0)
 		cancel_request(c, i);
-	return reply_accepted(&c->r);
+	return mcp_reply_accepted(&c->r);
 }
 
 #define HV_UNCHECKED (-3)
@@ -502,8 +502,8 @@ static int header_version(struct call *c)
 {
 	const char *h = c->in->protocol_version;
 	int hv = -1;
-	if (h && (!header_value_ok(h) || (hv = version_find(h)) < 0)) {
-		reply_error(&c->r, 400, MCP_ERR_UNSUPPORTED_VERSION, unsupported_data(h),
+	if (h && (!mcp_header_value_ok(h) || (hv = mcp_version_find(h)) < 0)) {
+		mcp_reply_error(&c->r, 400, MCP_ERR_UNSUPPORTED_VERSION, mcp_unsupported_data(h),
 			    "Unsupported protocol version");
 		return -2;
 	}
@@ -529,18 +529,18 @@ static int handle_batch(struct call *c, int hv)
 	struct mcp_server *s = c->s;
 	size_t n = json_array_size(c->msg);
 	if ((hv >= 0 && !versions[hv].batches) || !c->in->session_id)
-		return reply_error(&c->r, 400, MCP_ERR_INVALID_REQUEST, NULL, BATCHES_REFUSED);
-	int i = session_auth(c, ERA_HANDSHAKE);
+		return mcp_reply_error(&c->r, 400, MCP_ERR_INVALID_REQUEST, NULL, BATCHES_REFUSED);
+	int i = mcp_session_auth(c, ERA_HANDSHAKE);
 	if (i < 0)
 		return 0;
 	if (!versions[s->sessions[i].version].batches)
-		return reply_error(&c->r, 400, MCP_ERR_INVALID_REQUEST, NULL, BATCHES_REFUSED);
+		return mcp_reply_error(&c->r, 400, MCP_ERR_INVALID_REQUEST, NULL, BATCHES_REFUSED);
 	if (n == 0 || n > MCP_MAX_BATCH)
-		return reply_error(&c->r, 400, MCP_ERR_INVALID_REQUEST, NULL,
+		return mcp_reply_error(&c->r, 400, MCP_ERR_INVALID_REQUEST, NULL,
 				   "a batch holds 1 to %d messages", MCP_MAX_BATCH);
 	json_auto_t *answers = json_array();
 	if (!answers)
-		return reply_nomem(&c->r);
+		return mcp_reply_nomem(&c->r);
 	for (size_t k = 0; k < n; k++) {
 		struct mcp_response out = { 0 };
 		struct mcp_pending *none = NULL;
@@ -558,19 +558,19 @@ static int handle_batch(struct call *c, int hv)
 		free(one.blob);
 		if (rc < 0 || (out.status == 500 && !out.body)) {
 			mcp_response_free(&out);
-			return reply_nomem(&c->r);
+			return mcp_reply_nomem(&c->r);
 		}
 		/* Our own answer, read back to become one member of the array. */
 		json_t *a = out.body ? json_loadb(out.body, out.body_len, 0, NULL) : NULL;
 		bool ok = !out.body || mcp_append(answers, a);
 		mcp_response_free(&out);
 		if (!ok)
-			return reply_nomem(&c->r);
+			return mcp_reply_nomem(&c->r);
 	}
 	if (json_array_size(answers) == 0)
-		return reply_accepted(&c->r);
+		return mcp_reply_accepted(&c->r);
 	c->r.version = s->sessions[i].version;
-	return reply_json(&c->r, 200, json_incref(answers));
+	return mcp_reply_json(&c->r, 200, json_incref(answers));
 }
 
 static int handle(struct call *c)
@@ -578,19 +578,19 @@ static int handle(struct call *c)
 	struct mcp_server *s = c->s;
 	const struct mcp_request *in = c->in;
 	if (!in->body && in->body_len)
-		return reply_error(&c->r, 400, MCP_ERR_INVALID_REQUEST, NULL, "no body");
+		return mcp_reply_error(&c->r, 400, MCP_ERR_INVALID_REQUEST, NULL, "no body");
 	if (in->body_len > s->max_body)
-		return reply_error(&c->r, 413, MCP_ERR_INVALID_REQUEST, NULL,
+		return mcp_reply_error(&c->r, 413, MCP_ERR_INVALID_REQUEST, NULL,
 				   "body larger than %zu bytes", s->max_body);
-	if (too_deep(in->body, in->body_len))
-		return reply_error(&c->r, 400, MCP_ERR_INVALID_REQUEST, NULL,
+	if (mcp_too_deep(in->body, in->body_len))
+		return mcp_reply_error(&c->r, 400, MCP_ERR_INVALID_REQUEST, NULL,
 				   "JSON nested deeper than %d levels", MCP_MAX_DEPTH);
 	json_error_t je;
 	c->msg = json_loadb(in->body ? in->body : "", in->body_len,
 			    JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
 	if (!c->msg)
 		/* je.text can quote the input; only the position is given. */
-		return reply_error(&c->r, 400, MCP_ERR_PARSE, NULL,
+		return mcp_reply_error(&c->r, 400, MCP_ERR_PARSE, NULL,
 				   "Parse error%s at line %d, column %d",
 				   strstr(je.text, "duplicate") ? " (duplicate object key)" : "",
 				   je.line, je.column);
@@ -607,7 +607,7 @@ static int handle(struct call *c)
 static int handle_message(struct call *c, int hv)
 {
 	if (!json_is_object(c->msg))
-		return reply_error(&c->r, 400, MCP_ERR_INVALID_REQUEST, NULL,
+		return mcp_reply_error(&c->r, 400, MCP_ERR_INVALID_REQUEST, NULL,
 				   "not a JSON-RPC 2.0 request, notification or response");
 	if (check_envelope(c) < 0)
 		return 0;

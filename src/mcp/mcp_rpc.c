@@ -8,7 +8,7 @@
 
 #include "mcp/internal.h"
 
-int version_find(const char *v)
+int mcp_version_find(const char *v)
 {
 	for (size_t i = 0; i < CDN_ARRAY_SIZE(versions); i++)
 		if (strcmp(v, versions[i].name) == 0)
@@ -55,7 +55,7 @@ static int dump_write(const char *chunk, size_t n, void *data)
 }
 
 /* Compact JSON of j (malloc'd, NUL-terminated), or NULL. */
-char *dump_compact(const json_t *j, size_t *len)
+char *mcp_dump_compact(const json_t *j, size_t *len)
 {
 	struct dump_buf b = { 0 };
 	if (json_dump_callback(j, dump_write, &b, JSON_COMPACT) != 0 || b.failed || !b.p) {
@@ -68,7 +68,7 @@ char *dump_compact(const json_t *j, size_t *len)
 }
 
 
-void add_header(struct mcp_response *out, const char *name, const char *value)
+void mcp_add_header(struct mcp_response *out, const char *name, const char *value)
 {
 	if (out->n_headers >= MCP_MAX_RESPONSE_HEADERS)
 		return;
@@ -77,7 +77,7 @@ void add_header(struct mcp_response *out, const char *name, const char *value)
 	snprintf(h->value, sizeof(h->value), "%s", value);
 }
 
-int reply_nomem(struct reply *r)
+int mcp_reply_nomem(struct reply *r)
 {
 	free(r->out->body);
 	memset(r->out, 0, sizeof(*r->out));
@@ -107,7 +107,7 @@ bool mcp_append(json_t *a, json_t *v)
 
 /* serverInfo; without a title for 2025-03-26, whose Implementation has
  * only name and version. */
-json_t *server_info(const struct mcp_server *s, int version)
+json_t *mcp_server_info(const struct mcp_server *s, int version)
 {
 	if (version >= 0 && !versions[version].titles)
 		return json_pack("{s:s, s:s}", "name", "cordon", "version", s->server_version);
@@ -115,7 +115,7 @@ json_t *server_info(const struct mcp_server *s, int version)
 			 "version", s->server_version);
 }
 
-json_t *version_list(void)
+json_t *mcp_version_list(void)
 {
 	json_t *a = json_array();
 	for (size_t i = 0; a && i < CDN_ARRAY_SIZE(versions); i++)
@@ -126,14 +126,14 @@ json_t *version_list(void)
 	return a;
 }
 
-bool reply_stateless(const struct reply *r)
+bool mcp_reply_stateless(const struct reply *r)
 {
 	return r->version >= 0 && versions[r->version].era == ERA_STATELESS;
 }
 
 /* Drops an answer already written: each path answers once, and should a
  * second answer ever come, it replaces the first instead of leaking it. */
-void reply_reset(struct reply *r, bool keep_headers)
+void mcp_reply_reset(struct reply *r, bool keep_headers)
 {
 	free(r->out->body);
 	r->out->body = NULL;
@@ -142,26 +142,26 @@ void reply_reset(struct reply *r, bool keep_headers)
 		r->out->n_headers = 0;
 }
 
-int reply_json(struct reply *r, int status, json_t *msg /* stolen */)
+int mcp_reply_json(struct reply *r, int status, json_t *msg /* stolen */)
 {
 	json_auto_t *m = msg;
 	if (!m)
-		return reply_nomem(r);
+		return mcp_reply_nomem(r);
 	size_t len = 0;
-	char *text = dump_compact(m, &len);
+	char *text = mcp_dump_compact(m, &len);
 	if (!text)
-		return reply_nomem(r);
-	reply_reset(r, status == 401);
+		return mcp_reply_nomem(r);
+	mcp_reply_reset(r, status == 401);
 	r->out->status = status;
 	r->out->body = text;
 	r->out->body_len = len;
-	add_header(r->out, "Content-Type", "application/json");
+	mcp_add_header(r->out, "Content-Type", "application/json");
 	if (r->new_session)
-		add_header(r->out, "Mcp-Session-Id", r->new_session);
+		mcp_add_header(r->out, "Mcp-Session-Id", r->new_session);
 	return 0;
 }
 
-json_t *reply_envelope(const struct reply *r)
+json_t *mcp_reply_envelope(const struct reply *r)
 {
 	json_t *m = json_object();
 	if (!mcp_put(m, "jsonrpc", json_string("2.0")) ||
@@ -172,30 +172,30 @@ json_t *reply_envelope(const struct reply *r)
 	return m;
 }
 
-int reply_result(struct reply *r, json_t *result /* stolen */)
+int mcp_reply_result(struct reply *r, json_t *result /* stolen */)
 {
 	json_auto_t *res = result;
 	if (!res)
-		return reply_nomem(r);
+		return mcp_reply_nomem(r);
 	/* 2026-07-28: every result says its type and who answered. */
-	if (reply_stateless(r)) {
+	if (mcp_reply_stateless(r)) {
 		json_t *meta = json_object();
 		/* meta belongs to res first, so a failure below cannot leak it */
-		if (!mcp_put(res, "_meta", meta) || !mcp_put(meta, META_SERVER_INFO, server_info(r->s, r->version)) ||
+		if (!mcp_put(res, "_meta", meta) || !mcp_put(meta, META_SERVER_INFO, mcp_server_info(r->s, r->version)) ||
 		    !mcp_put(res, "resultType", json_string("complete")))
-			return reply_nomem(r);
+			return mcp_reply_nomem(r);
 	}
-	json_t *m = reply_envelope(r);
+	json_t *m = mcp_reply_envelope(r);
 	if (!mcp_put(m, "result", json_incref(res))) {
 		json_decref(m);
-		return reply_nomem(r);
+		return mcp_reply_nomem(r);
 	}
-	return reply_json(r, 200, m);
+	return mcp_reply_json(r, 200, m);
 }
 
-int reply_error(struct reply *r, int status, int code, json_t *data /* stolen */,
+int mcp_reply_error(struct reply *r, int status, int code, json_t *data /* stolen */,
 		       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-int reply_error(struct reply *r, int status, int code, json_t *data, const char *fmt, ...)
+int mcp_reply_error(struct reply *r, int status, int code, json_t *data, const char *fmt, ...)
 {
 	char msg[MSG_MAX];
 	va_list ap;
@@ -205,29 +205,29 @@ int reply_error(struct reply *r, int status, int code, json_t *data, const char 
 	json_t *e = json_pack("{s:i, s:s}", "code", code, "message", msg);
 	if (data && !mcp_put(e, "data", data)) {
 		json_decref(e);
-		return reply_nomem(r);
+		return mcp_reply_nomem(r);
 	}
-	json_t *m = reply_envelope(r);
+	json_t *m = mcp_reply_envelope(r);
 	if (!mcp_put(m, "error", e)) {
 		json_decref(m);
-		return reply_nomem(r);
+		return mcp_reply_nomem(r);
 	}
 	if (status == 401) {
-		reply_reset(r, false);
-		add_header(r->out, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
+		mcp_reply_reset(r, false);
+		mcp_add_header(r->out, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
 	}
-	return reply_json(r, status, m);
+	return mcp_reply_json(r, status, m);
 }
 
-int reply_accepted(struct reply *r)
+int mcp_reply_accepted(struct reply *r)
 {
-	reply_reset(r, false);
+	mcp_reply_reset(r, false);
 	r->out->status = 202;
 	return 0;
 }
 
 /* A tool result: text, plus structured content when given. */
-int reply_tool(struct reply *r, bool is_error, const char *text,
+int mcp_reply_tool(struct reply *r, bool is_error, const char *text,
 		      json_t *structured /* stolen */)
 {
 	json_auto_t *sc = structured;
@@ -239,23 +239,23 @@ int reply_tool(struct reply *r, bool is_error, const char *text,
 	    !mcp_put(res, "isError", json_boolean(is_error)) ||
 	    (sc && !mcp_put(res, "structuredContent", json_incref(sc)))) {
 		json_decref(res);
-		return reply_nomem(r);
+		return mcp_reply_nomem(r);
 	}
-	return reply_result(r, res);
+	return mcp_reply_result(r, res);
 }
 
 /* A tool error whose message came from a hook: it must be valid UTF-8 to
  * go into JSON, else a generic one is used. */
-int reply_hook_error(struct reply *r, const char *tool, const struct cdn_err *err)
+int mcp_reply_hook_error(struct reply *r, const char *tool, const struct cdn_err *err)
 {
 	char msg[CDN_ERR_MSG_MAX + 64];
 	if (err->msg[0])
 		snprintf(msg, sizeof(msg), "%s: %s", tool, err->msg);
 	else
 		snprintf(msg, sizeof(msg), "%s failed", tool);
-	if (!utf8_valid(msg))
+	if (!mcp_utf8_valid(msg))
 		snprintf(msg, sizeof(msg), "%s failed", tool);
-	return reply_tool(r, true, msg, NULL);
+	return mcp_reply_tool(r, true, msg, NULL);
 }
 
 void mcp_response_free(struct mcp_response *resp)
@@ -308,7 +308,7 @@ static uint32_t utf8_next(const unsigned char **p, const unsigned char *end)
 	return cp;
 }
 
-bool utf8_valid(const char *s)
+bool mcp_utf8_valid(const char *s)
 {
 	const unsigned char *p = (const unsigned char *)s, *end = p + strlen(s);
 	while (p < end)
@@ -338,7 +338,7 @@ static bool code_point_refused(uint32_t cp, bool lines)
 }
 
 /* NULL when s is 1..max code points without a refused one; else why. */
-const char *text_problem(const char *s, size_t len, size_t max, bool lines)
+const char *mcp_text_problem(const char *s, size_t len, size_t max, bool lines)
 {
 	const unsigned char *p = (const unsigned char *)s, *end = p + len;
 	size_t n = 0;
@@ -360,7 +360,7 @@ const char *text_problem(const char *s, size_t len, size_t max, bool lines)
 }
 
 /* Header values: visible ASCII, space and tab (RFC 9110 field values). */
-bool header_value_ok(const char *v)
+bool mcp_header_value_ok(const char *v)
 {
 	size_t n = strnlen(v, MAX_HEADER + 1);
 	if (n == 0 || n > MAX_HEADER)
@@ -386,7 +386,7 @@ const char *mcp_quotable(const char *v)
 }
 
 /* An argument name fit to quote in an error message. */
-bool plain_name(const char *k)
+bool mcp_plain_name(const char *k)
 {
 	size_t n = strnlen(k, 33);
 	if (n == 0 || n > 32)
@@ -399,7 +399,7 @@ bool plain_name(const char *k)
 }
 
 /* Nesting deeper than MCP_MAX_DEPTH, counted on the raw bytes. */
-bool too_deep(const char *b, size_t n)
+bool mcp_too_deep(const char *b, size_t n)
 {
 	size_t depth = 0;
 	bool in_string = false, escaped = false;
@@ -439,7 +439,7 @@ static bool is_alpha(char c)
  * (a letter first, a letter or digit last, hyphens inside) and the name
  * is empty or alphanumeric at both ends with [-_.] inside.
  */
-bool meta_key_ok(const char *k)
+bool mcp_meta_key_ok(const char *k)
 {
 	size_t n = strnlen(k, MAX_META_KEY + 1);
 	if (n > MAX_META_KEY)

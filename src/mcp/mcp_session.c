@@ -82,7 +82,7 @@ static void secret_new(const char *prefix, char *out, size_t len, uint8_t hash[H
  * Sessions and tokens
  */
 
-int session_find(struct mcp_server *s, const char *id)
+int mcp_session_find(struct mcp_server *s, const char *id)
 {
 	if (!secret_well_formed(id, MCP_SESSION_PREFIX, MCP_SESSION_ID_LEN))
 		return -1;
@@ -97,14 +97,14 @@ int session_find(struct mcp_server *s, const char *id)
 
 /* The session named by Mcp-Session-Id, for a request of era era: its
  * slot, or -1 after replying with the refusal (and auditing it). */
-int session_auth(struct call *c, enum era era)
+int mcp_session_auth(struct call *c, enum era era)
 {
 	struct mcp_server *s = c->s;
-	int i = session_find(s, c->in->session_id);
+	int i = mcp_session_find(s, c->in->session_id);
 	if (i < 0 || (int)s->sessions[i].phase != s->current) {
 		mcp_audit(s, "mcp.session_refused", "unknown or closed session id (phase %s)",
 		      s->current >= 0 ? mcp_phase_name((enum mcp_phase)s->current) : "none");
-		reply_error(&c->r, 404, MCP_ERR_SESSION_UNKNOWN, NULL,
+		mcp_reply_error(&c->r, 404, MCP_ERR_SESSION_UNKNOWN, NULL,
 			    "unknown or closed session: open a new one");
 		return -1;
 	}
@@ -112,7 +112,7 @@ int session_auth(struct call *c, enum era era)
 	if (versions[ss->version].era != era) {
 		mcp_audit(s, "mcp.session_refused", "session %u of protocol %s used across eras",
 		      ss->serial, versions[ss->version].name);
-		reply_error(
+		mcp_reply_error(
 		    &c->r, 400, MCP_ERR_INVALID_REQUEST, NULL,
 		    "this session was opened with protocol %s; it cannot serve this request",
 		    versions[ss->version].name);
@@ -128,7 +128,7 @@ int session_auth(struct call *c, enum era era)
  * on success the token is spent, c->new_session holds the new session id,
  * and 0 is returned. On refusal: audited, 401 (or 503) replied, -1.
  */
-int session_open(struct call *c, int v)
+int mcp_session_open(struct call *c, int v)
 {
 	struct mcp_server *s = c->s;
 	const char *h = c->in->authorization;
@@ -178,7 +178,7 @@ int session_open(struct call *c, int v)
 	}
 	if (why[0]) {
 		mcp_audit(s, "mcp.token_refused", "%s (method %s)", why, c->method);
-		reply_error(&c->r, 401, MCP_ERR_UNAUTHORIZED, NULL, "unauthorized: %s", why);
+		mcp_reply_error(&c->r, 401, MCP_ERR_UNAUTHORIZED, NULL, "unauthorized: %s", why);
 		return -1;
 	}
 	int slot = -1;
@@ -187,7 +187,7 @@ int session_open(struct call *c, int v)
 			slot = i;
 	if (slot < 0) {
 		/* Checked before the token is spent: it stays usable. */
-		reply_error(&c->r, 503, MCP_ERR_INTERNAL, NULL, "too many open sessions");
+		mcp_reply_error(&c->r, 503, MCP_ERR_INTERNAL, NULL, "too many open sessions");
 		return -1;
 	}
 	s->tokens[found].state = TOKEN_USED;
@@ -228,7 +228,7 @@ int mcp_server_new(const struct mcp_config *cfg, const struct mcp_hooks *hooks,
 	    (cfg->progress_interval_ms < 100 || cfg->progress_interval_ms > 60000))
 		return cdn_err_msg(err, EINVAL, "mcp: progress_interval_ms is 100 to 60000");
 	const char *version = cfg->server_version ? cfg->server_version : CORDON_VERSION;
-	if (text_problem(version, strlen(version),
+	if (mcp_text_problem(version, strlen(version),
 			 sizeof(((struct mcp_server *)0)->server_version) - 1, false) ||
 	    strlen(version) >= sizeof(((struct mcp_server *)0)->server_version))
 		return cdn_err_msg(err, EINVAL,
@@ -246,8 +246,8 @@ int mcp_server_new(const struct mcp_config *cfg, const struct mcp_hooks *hooks,
 	s->approval_timeout_ms = cfg->approval_timeout_ms;
 	snprintf(s->server_version, sizeof(s->server_version), "%s", version);
 	s->current = -1;
-	s->tools = tool_list(s, true);
-	s->tools_untitled = tool_list(s, false);
+	s->tools = mcp_tool_list(s, true);
+	s->tools_untitled = mcp_tool_list(s, false);
 	if (!s->tools || !s->tools_untitled) {
 		json_decref(s->tools);
 		json_decref(s->tools_untitled);
@@ -258,12 +258,12 @@ int mcp_server_new(const struct mcp_config *cfg, const struct mcp_hooks *hooks,
 	return 0;
 }
 
-void abort_pending(struct mcp_server *s, int phase, const char *why)
+void mcp_abort_pending(struct mcp_server *s, int phase, const char *why)
 {
 	for (size_t i = 0; i < MCP_MAX_PENDING; i++) {
 		struct mcp_pending *p = s->pending[i];
 		if (p && (phase < 0 || (int)p->phase == phase))
-			pending_abort(p, why);
+			mcp_pending_abort(p, why);
 	}
 }
 
@@ -271,11 +271,11 @@ void mcp_server_free(struct mcp_server *s)
 {
 	if (!s)
 		return;
-	abort_pending(s, -1, "the endpoint is closing");
+	mcp_abort_pending(s, -1, "the endpoint is closing");
 	for (size_t i = 0; i < MCP_MAX_STREAMS; i++)
 		if (s->streams[i]) {
-			stream_end_sink(s->streams[i]);
-			stream_free(s->streams[i]);
+			mcp_stream_end_sink(s->streams[i]);
+			mcp_stream_free(s->streams[i]);
 		}
 	json_decref(s->tools);
 	json_decref(s->tools_untitled);
@@ -290,7 +290,7 @@ void mcp_phase_end(struct mcp_server *s, enum mcp_phase phase)
 	unsigned tokens = 0, sessions = 0, approvals = 0;
 	for (size_t i = 0; i < MCP_MAX_PENDING; i++)
 		approvals += s->pending[i] && s->pending[i]->phase == phase;
-	abort_pending(s, (int)phase, "the phase ended");
+	mcp_abort_pending(s, (int)phase, "the phase ended");
 	for (size_t i = 0; i < MCP_MAX_TOKENS; i++) {
 		struct token *k = &s->tokens[i];
 		if ((k->state == TOKEN_UNUSED || k->state == TOKEN_USED) && k->phase == phase) {
@@ -306,7 +306,7 @@ void mcp_phase_end(struct mcp_server *s, enum mcp_phase phase)
 		}
 	}
 	/* their streams end with them: nothing can resume them any more */
-	streams_prune(s);
+	mcp_streams_prune(s);
 	bool was_ended = s->ended[phase];
 	s->ended[phase] = true;
 	if (s->current == (int)phase)

@@ -13,7 +13,7 @@
 
 /* Accept lists text/event-stream (explicitly: a client that sends only
  * "*" + "/" + "*", as curl does, gets JSON), not with q=0. */
-bool accepts_sse(const char *accept)
+bool mcp_accepts_sse(const char *accept)
 {
 	const char *p = accept;
 	if (!p || strnlen(p, MAX_HEADER + 1) > MAX_HEADER)
@@ -65,7 +65,7 @@ static void stream_write(struct mcp_stream *st, const char *data, size_t len)
 
 /* Ends the connection's part in the stream (the stream itself may live
  * on, detached, for a resume). */
-void stream_end_sink(struct mcp_stream *st)
+void mcp_stream_end_sink(struct mcp_stream *st)
 {
 	struct mcp_sink sink = st->sink;
 	st->sink = (struct mcp_sink){ 0 };
@@ -73,7 +73,7 @@ void stream_end_sink(struct mcp_stream *st)
 		sink.end(sink.ctx);
 }
 
-void stream_free(struct mcp_stream *st)
+void mcp_stream_free(struct mcp_stream *st)
 {
 	struct mcp_server *s = st->s;
 	for (size_t i = 0; i < MCP_MAX_STREAMS; i++)
@@ -93,7 +93,7 @@ static bool session_alive(const struct mcp_server *s, int slot, unsigned serial)
 /* A new stream for session slot, or NULL when MCP_MAX_STREAMS are held
  * and none can go: the oldest detached one that nothing waits on is
  * evicted (it could only have been resumed). */
-struct mcp_stream *stream_new(struct mcp_server *s, enum stream_kind kind, int session,
+struct mcp_stream *mcp_stream_new(struct mcp_server *s, enum stream_kind kind, int session,
 				     bool resumable)
 {
 	int slot = -1, oldest = -1;
@@ -107,7 +107,7 @@ struct mcp_stream *stream_new(struct mcp_server *s, enum stream_kind kind, int s
 			oldest = i;
 	}
 	if (slot < 0 && oldest >= 0) {
-		stream_free(s->streams[oldest]);
+		mcp_stream_free(s->streams[oldest]);
 		slot = oldest;
 	}
 	if (slot < 0)
@@ -129,10 +129,10 @@ struct mcp_stream *stream_new(struct mcp_server *s, enum stream_kind kind, int s
 /* The answer of a stream's beginning: 200, text/event-stream, the first
  * bytes (a priming event: an id and no data, so the client has an id to
  * resume from at once), and the rest through sink. */
-int stream_begin(struct reply *r, struct mcp_stream *st, const struct mcp_sink *sink,
+int mcp_stream_begin(struct reply *r, struct mcp_stream *st, const struct mcp_sink *sink,
 			bool prime)
 {
-	reply_reset(r, false);
+	mcp_reply_reset(r, false);
 	st->sink = *sink;
 	st->touched_ms = mcp_now_ms(st->s);
 	st->next_ms = st->touched_ms + (st->progress_token ? st->s->progress_ms : MCP_KEEPALIVE_MS);
@@ -143,12 +143,12 @@ int stream_begin(struct reply *r, struct mcp_stream *st, const struct mcp_sink *
 	r->out->body = first;
 	r->out->body_len = first ? len : 0;
 	r->out->stream = st;
-	add_header(r->out, "Content-Type", "text/event-stream");
-	add_header(r->out, "Cache-Control", "no-store");
+	mcp_add_header(r->out, "Content-Type", "text/event-stream");
+	mcp_add_header(r->out, "Cache-Control", "no-store");
 	/* so a buffering proxy in between passes each event on at once */
-	add_header(r->out, "X-Accel-Buffering", "no");
+	mcp_add_header(r->out, "X-Accel-Buffering", "no");
 	if (r->new_session)
-		add_header(r->out, "Mcp-Session-Id", r->new_session);
+		mcp_add_header(r->out, "Mcp-Session-Id", r->new_session);
 	return MCP_STREAM;
 }
 
@@ -156,18 +156,18 @@ int stream_begin(struct reply *r, struct mcp_stream *st, const struct mcp_sink *
  * answer, as after notifications/cancelled). The event is sent, the
  * connection's part ends, and a resumable stream keeps the event for a
  * client that lost it with its connection. */
-void stream_finish(struct mcp_stream *st, const char *body)
+void mcp_stream_finish(struct mcp_stream *st, const char *body)
 {
 	st->p = NULL;
 	char *ev = NULL;
 	size_t len = 0;
 	if (body && (ev = sse_event(st, ++st->seq, body, &len)))
 		stream_write(st, ev, len);
-	stream_end_sink(st);
+	mcp_stream_end_sink(st);
 	st->touched_ms = mcp_now_ms(st->s);
 	if (!st->resumable || !ev) {
 		free(ev);
-		stream_free(st);
+		mcp_stream_free(st);
 		return;
 	}
 	st->final = ev;
@@ -196,7 +196,7 @@ static void stream_progress(struct mcp_stream *st, uint64_t now)
 		mcp_put(params, "total", json_integer((json_int_t)s->approval_timeout_ms));
 	json_auto_t *n = json_pack("{s:s, s:s, s:O}", "jsonrpc", "2.0", "method",
 				   "notifications/progress", "params", params);
-	_cleanup_free_ char *data = n ? dump_compact(n, NULL) : NULL;
+	_cleanup_free_ char *data = n ? mcp_dump_compact(n, NULL) : NULL;
 	size_t len = 0;
 	_cleanup_free_ char *ev = data ? sse_event(st, ++st->seq, data, &len) : NULL;
 	if (ev)
@@ -240,15 +240,15 @@ void mcp_stream_detach(struct mcp_stream *st)
 	struct mcp_pending *p = st->p;
 	if (p) {
 		p->stream = NULL;
-		pending_remove(p);
+		mcp_pending_remove(p);
 		s->hooks.approval_cancel(s->hooks.ctx, p, "the client closed the stream");
-		pending_free(p);
+		mcp_pending_free(p);
 	}
-	stream_free(st);
+	mcp_stream_free(st);
 }
 
 /* Ends (and forgets) every stream whose session is gone. */
-void streams_prune(struct mcp_server *s)
+void mcp_streams_prune(struct mcp_server *s)
 {
 	for (size_t i = 0; i < MCP_MAX_STREAMS; i++) {
 		struct mcp_stream *st = s->streams[i];
@@ -256,13 +256,13 @@ void streams_prune(struct mcp_server *s)
 			continue;
 		if (st->p) {
 			/* not reached: calls are answered before their session
-			 * closes (abort_pending); should one remain, it is
+			 * closes (mcp_abort_pending); should one remain, it is
 			 * answered now rather than forgotten */
 			st->p->stream = NULL;
 			st->p = NULL;
 		}
-		stream_end_sink(st);
-		stream_free(st);
+		mcp_stream_end_sink(st);
+		mcp_stream_free(st);
 	}
 }
 
@@ -315,42 +315,42 @@ static struct mcp_stream *stream_of_session(struct mcp_server *s, int session, u
 /* 2026-07-28 removed the GET stream: 405, as it says. */
 static int refuse_get(struct reply *r, int version)
 {
-	int rc = reply_error(r, 405, MCP_ERR_INVALID_REQUEST, NULL, "protocol %s has no GET stream",
+	int rc = mcp_reply_error(r, 405, MCP_ERR_INVALID_REQUEST, NULL, "protocol %s has no GET stream",
 			     versions[version].name);
 	if (rc == 0)
-		add_header(r->out, "Allow", "POST");
+		mcp_add_header(r->out, "Allow", "POST");
 	return rc;
 }
 
 static int get_stream(struct reply *r, const struct mcp_get *in)
 {
 	struct mcp_server *s = r->s;
-	if (!accepts_sse(in->accept))
-		return reply_error(r, 406, MCP_ERR_INVALID_REQUEST, NULL,
+	if (!mcp_accepts_sse(in->accept))
+		return mcp_reply_error(r, 406, MCP_ERR_INVALID_REQUEST, NULL,
 				   "GET opens an SSE stream: Accept must list text/event-stream");
 	int hv = -1;
 	if (in->protocol_version &&
-	    (!header_value_ok(in->protocol_version) || (hv = version_find(in->protocol_version)) < 0))
-		return reply_error(r, 400, MCP_ERR_UNSUPPORTED_VERSION,
-				   unsupported_data(in->protocol_version),
+	    (!mcp_header_value_ok(in->protocol_version) || (hv = mcp_version_find(in->protocol_version)) < 0))
+		return mcp_reply_error(r, 400, MCP_ERR_UNSUPPORTED_VERSION,
+				   mcp_unsupported_data(in->protocol_version),
 				   "Unsupported protocol version");
 	if (hv >= 0 && versions[hv].era == ERA_STATELESS)
 		return refuse_get(r, hv);
 	if (!in->session_id)
-		return reply_error(r, 400, MCP_ERR_SESSION_REQUIRED, NULL,
+		return mcp_reply_error(r, 400, MCP_ERR_SESSION_REQUIRED, NULL,
 				   "no session: a GET stream belongs to a session (Mcp-Session-Id)");
-	int i = session_find(s, in->session_id);
+	int i = mcp_session_find(s, in->session_id);
 	if (i < 0 || (int)s->sessions[i].phase != s->current) {
 		mcp_audit(s, "mcp.session_refused", "unknown or closed session id (phase %s, GET)",
 		      s->current >= 0 ? mcp_phase_name((enum mcp_phase)s->current) : "none");
-		return reply_error(r, 404, MCP_ERR_SESSION_UNKNOWN, NULL,
+		return mcp_reply_error(r, 404, MCP_ERR_SESSION_UNKNOWN, NULL,
 				   "unknown or closed session: open a new one");
 	}
 	int v = s->sessions[i].version;
 	if (versions[v].era == ERA_STATELESS)
 		return refuse_get(r, v);
 	if (hv >= 0 && hv != v)
-		return reply_error(r, 400, MCP_ERR_INVALID_REQUEST, NULL,
+		return mcp_reply_error(r, 400, MCP_ERR_INVALID_REQUEST, NULL,
 				   "MCP-Protocol-Version %s is not the version negotiated for this "
 				   "session (%s)",
 				   versions[hv].name, versions[v].name);
@@ -362,37 +362,37 @@ static int get_stream(struct reply *r, const struct mcp_get *in)
 		if (event_id_parse(in->last_event_id, &serial, &seq) && serial)
 			st = stream_of_session(s, i, serial, STREAM_CALL);
 		if (!st || seq > st->seq)
-			return reply_error(r, 400, MCP_ERR_INVALID_REQUEST, NULL,
+			return mcp_reply_error(r, 400, MCP_ERR_INVALID_REQUEST, NULL,
 					   "Last-Event-ID names no stream of this session that can "
 					   "be resumed");
 		st->touched_ms = mcp_now_ms(s);
 		if (st->kind == STREAM_CALL && !st->p) {
 			/* answered already: the answer again, unless the client
 			 * saw it; then the stream is over */
-			reply_reset(r, false);
+			mcp_reply_reset(r, false);
 			r->out->status = 200;
-			add_header(r->out, "Content-Type", "text/event-stream");
-			add_header(r->out, "Cache-Control", "no-store");
+			mcp_add_header(r->out, "Content-Type", "text/event-stream");
+			mcp_add_header(r->out, "Cache-Control", "no-store");
 			if (st->final && seq < st->final_seq) {
 				r->out->body = malloc(st->final_len + 1);
 				if (!r->out->body)
-					return reply_nomem(r);
+					return mcp_reply_nomem(r);
 				memcpy(r->out->body, st->final, st->final_len + 1);
 				r->out->body_len = st->final_len;
 			}
 			return 0;
 		}
 		/* still going: this connection takes it over from the last */
-		stream_end_sink(st);
-		return stream_begin(r, st, &in->sink, st->kind == STREAM_GET);
+		mcp_stream_end_sink(st);
+		return mcp_stream_begin(r, st, &in->sink, st->kind == STREAM_GET);
 	}
 	st = stream_of_session(s, i, 0, STREAM_GET);
 	if (st && st->sink.write)
-		return reply_error(r, 409, MCP_ERR_INVALID_REQUEST, NULL,
+		return mcp_reply_error(r, 409, MCP_ERR_INVALID_REQUEST, NULL,
 				   "this session's GET stream is open already");
-	if (!st && !(st = stream_new(s, STREAM_GET, i, true)))
-		return reply_error(r, 503, MCP_ERR_INTERNAL, NULL, "too many open streams");
-	return stream_begin(r, st, &in->sink, true);
+	if (!st && !(st = mcp_stream_new(s, STREAM_GET, i, true)))
+		return mcp_reply_error(r, 503, MCP_ERR_INTERNAL, NULL, "too many open streams");
+	return mcp_stream_begin(r, st, &in->sink, true);
 }
 
 int mcp_handle_get(struct mcp_server *s, const struct mcp_get *req, struct mcp_response *out)
@@ -400,7 +400,7 @@ int mcp_handle_get(struct mcp_server *s, const struct mcp_get *req, struct mcp_r
 	memset(out, 0, sizeof(*out));
 	struct reply r = { .s = s, .out = out, .version = -1 };
 	if (!req->sink.write || !req->sink.end)
-		return reply_error(&r, 405, MCP_ERR_INVALID_REQUEST, NULL, "no GET stream here");
+		return mcp_reply_error(&r, 405, MCP_ERR_INVALID_REQUEST, NULL, "no GET stream here");
 	int rc = get_stream(&r, req);
 	if (rc == MCP_STREAM || rc < 0)
 		return rc;

@@ -12,7 +12,7 @@ static const char *const encodings[] = { "utf-8", "base64", NULL };
 
 /* Checks the arguments against the tool's table. NULL, or the problem
  * (written to msg). vals[i] is the argument i, borrowed, or NULL. */
-const char *args_problem(struct call *c, const struct tool *tool, json_t *args,
+const char *mcp_args_problem(struct call *c, const struct tool *tool, json_t *args,
 				json_t **vals, char *msg, size_t cap)
 {
 	const char *key;
@@ -23,7 +23,7 @@ const char *args_problem(struct call *c, const struct tool *tool, json_t *args,
 		for (size_t i = 0; i < tool->n_args; i++)
 			known |= strcmp(key, tool->args[i].name) == 0;
 		if (!known) {
-			if (plain_name(key))
+			if (mcp_plain_name(key))
 				snprintf(msg, cap, "%s: unknown argument \"%s\"", tool->name, key);
 			else
 				snprintf(msg, cap, "%s: unknown argument", tool->name);
@@ -52,7 +52,7 @@ const char *args_problem(struct call *c, const struct tool *tool, json_t *args,
 				break;
 			}
 			if (a->kind == ARG_TEXT || a->kind == ARG_LINES) {
-				why = text_problem(json_string_value(v), json_string_length(v),
+				why = mcp_text_problem(json_string_value(v), json_string_length(v),
 						   a->max, a->kind == ARG_LINES);
 			} else if (a->kind == ARG_ENUM) {
 				why = "is not one of the allowed values";
@@ -78,7 +78,7 @@ const char *args_problem(struct call *c, const struct tool *tool, json_t *args,
 				why = "must be an object";
 				break;
 			}
-			_cleanup_free_ char *text = dump_compact(v, NULL);
+			_cleanup_free_ char *text = mcp_dump_compact(v, NULL);
 			if (!text || strlen(text) > a->max)
 				why = "is too large";
 			break;
@@ -97,13 +97,13 @@ static int tool_report_step(struct call *c, json_t *const *vals)
 {
 	struct mcp_server *s = c->s;
 	struct cdn_err err = { 0 };
-	_cleanup_free_ char *detail = vals[1] ? dump_compact(vals[1], NULL) : NULL;
+	_cleanup_free_ char *detail = vals[1] ? mcp_dump_compact(vals[1], NULL) : NULL;
 	if (vals[1] && !detail)
-		return reply_nomem(&c->r);
+		return mcp_reply_nomem(&c->r);
 	if (s->hooks.report_step(s->hooks.ctx, c->phase, json_string_value(vals[0]), detail, &err) <
 	    0)
-		return reply_hook_error(&c->r, "report_step", &err);
-	return reply_tool(&c->r, false, "step recorded", NULL);
+		return mcp_reply_hook_error(&c->r, "report_step", &err);
+	return mcp_reply_tool(&c->r, false, "step recorded", NULL);
 }
 
 /* save_artifact: the content's size by encoding; base64 is decoded here,
@@ -140,7 +140,7 @@ static int tool_save_artifact(struct call *c, json_t *const *vals)
 	const uint8_t *data = c->blob ? c->blob : (const uint8_t *)json_string_value(vals[1]);
 	size_t len = c->blob ? c->blob_len : json_string_length(vals[1]);
 	if (s->hooks.save_artifact(s->hooks.ctx, c->phase, name, data, len, &err) < 0)
-		return reply_hook_error(&c->r, "save_artifact", &err);
+		return mcp_reply_hook_error(&c->r, "save_artifact", &err);
 	char hex[CDN_SHA256_HEX + 1];
 	cdn_sha256_hex(data, len, hex);
 	char text[MCP_MAX_ARTIFACT_NAME + 128];
@@ -148,8 +148,8 @@ static int tool_save_artifact(struct call *c, json_t *const *vals)
 	json_t *sc =
 	    json_pack("{s:s, s:I, s:s}", "name", name, "size", (json_int_t)len, "sha256", hex);
 	if (!sc)
-		return reply_nomem(&c->r);
-	return reply_tool(&c->r, false, text, sc);
+		return mcp_reply_nomem(&c->r);
+	return mcp_reply_tool(&c->r, false, text, sc);
 }
 
 /* request_approval: the answer for a decision. */
@@ -159,9 +159,9 @@ static int reply_decision(struct reply *r, const struct mcp_approval *d)
 	snprintf(note, sizeof(note), "%s", d->note);
 	snprintf(id, sizeof(id), "%s", d->id);
 	/* The embedder's strings go into JSON: drop what is not UTF-8. */
-	if (!utf8_valid(note))
+	if (!mcp_utf8_valid(note))
 		note[0] = '\0';
-	if (!utf8_valid(id))
+	if (!mcp_utf8_valid(id))
 		id[0] = '\0';
 	const char *decision = d->approved ? "approved" : "denied";
 	char text[MCP_MAX_NOTE + 16];
@@ -170,21 +170,21 @@ static int reply_decision(struct reply *r, const struct mcp_approval *d)
 	if ((id[0] && !mcp_put(sc, "approval_id", json_string(id))) ||
 	    (note[0] && !mcp_put(sc, "note", json_string(note)))) {
 		json_decref(sc);
-		return reply_nomem(r);
+		return mcp_reply_nomem(r);
 	}
 	if (!sc)
-		return reply_nomem(r);
-	return reply_tool(r, false, text, sc);
+		return mcp_reply_nomem(r);
+	return mcp_reply_tool(r, false, text, sc);
 }
 
-void pending_free(struct mcp_pending *p)
+void mcp_pending_free(struct mcp_pending *p)
 {
 	json_decref(p->id);
 	sodium_memzero(p->new_session, sizeof(p->new_session));
 	free(p);
 }
 
-void pending_remove(struct mcp_pending *p)
+void mcp_pending_remove(struct mcp_pending *p)
 {
 	struct mcp_server *s = p->s;
 	for (size_t i = 0; i < MCP_MAX_PENDING; i++)
@@ -209,7 +209,7 @@ static void pending_reply(struct mcp_pending *p, struct reply *r)
 static void pending_answer(struct mcp_pending *p, struct mcp_response *resp)
 {
 	if (p->stream) {
-		stream_finish(p->stream, resp->body);
+		mcp_stream_finish(p->stream, resp->body);
 		mcp_response_free(resp);
 	} else {
 		p->done(p->done_ctx, resp);
@@ -217,40 +217,40 @@ static void pending_answer(struct mcp_pending *p, struct mcp_response *resp)
 }
 
 /* Completes a waiting call with a tool error: no decision will come. */
-void pending_abort(struct mcp_pending *p, const char *why)
+void mcp_pending_abort(struct mcp_pending *p, const char *why)
 {
 	struct mcp_server *s = p->s;
-	pending_remove(p);
+	mcp_pending_remove(p);
 	s->hooks.approval_cancel(s->hooks.ctx, p, why);
 	struct mcp_response resp = { 0 };
 	struct reply r = { .out = &resp };
 	pending_reply(p, &r);
 	char text[MSG_MAX];
 	snprintf(text, sizeof(text), "request_approval: no decision: %s", why);
-	reply_tool(&r, true, text, NULL);
+	mcp_reply_tool(&r, true, text, NULL);
 	pending_answer(p, &resp);
-	pending_free(p);
+	mcp_pending_free(p);
 }
 
 /* notifications/cancelled from the session that asked: the call is
  * forgotten, and a stream ends without an answer (the client ignores any
  * that would come). A call answered as one JSON object still needs its
  * HTTP response: a tool error. */
-void pending_cancelled(struct mcp_pending *p)
+void mcp_pending_cancelled(struct mcp_pending *p)
 {
 	struct mcp_server *s = p->s;
-	pending_remove(p);
+	mcp_pending_remove(p);
 	s->hooks.approval_cancel(s->hooks.ctx, p, "the client cancelled the call");
 	if (p->stream) {
-		stream_finish(p->stream, NULL);
+		mcp_stream_finish(p->stream, NULL);
 	} else {
 		struct mcp_response resp = { 0 };
 		struct reply r = { .out = &resp };
 		pending_reply(p, &r);
-		reply_tool(&r, true, "request_approval: cancelled by the client", NULL);
+		mcp_reply_tool(&r, true, "request_approval: cancelled by the client", NULL);
 		p->done(p->done_ctx, &resp);
 	}
-	pending_free(p);
+	mcp_pending_free(p);
 }
 
 static int tool_request_approval(struct call *c, json_t *const *vals)
@@ -260,7 +260,7 @@ static int tool_request_approval(struct call *c, json_t *const *vals)
 	 * waits for minutes would hold every other answer. Refused before
 	 * the hook, so no human is asked for nothing. */
 	if (c->in_batch)
-		return reply_tool(&c->r, true,
+		return mcp_reply_tool(&c->r, true,
 				  "request_approval: a call that waits for a human cannot be part of "
 				  "a JSON-RPC batch; send it as a request of its own",
 				  NULL);
@@ -269,12 +269,12 @@ static int tool_request_approval(struct call *c, json_t *const *vals)
 		if (!s->pending[i])
 			slot = i;
 	if (slot == MCP_MAX_PENDING)
-		return reply_tool(&c->r, true,
+		return mcp_reply_tool(&c->r, true,
 				  "request_approval: too many approvals are waiting for a decision",
 				  NULL);
 	struct mcp_pending *p = calloc(1, sizeof(*p));
 	if (!p)
-		return reply_nomem(&c->r);
+		return mcp_reply_nomem(&c->r);
 	p->s = s;
 	p->phase = c->phase;
 	p->version = c->r.version;
@@ -291,12 +291,12 @@ static int tool_request_approval(struct call *c, json_t *const *vals)
 					   json_string_value(vals[1]), p, &err);
 	p->in_hook = false;
 	if (rc < 0) {
-		pending_free(p);
-		return reply_hook_error(&c->r, "request_approval", &err);
+		mcp_pending_free(p);
+		return mcp_reply_hook_error(&c->r, "request_approval", &err);
 	}
 	if (p->decided) {
 		struct mcp_approval d = p->decision;
-		pending_free(p);
+		mcp_pending_free(p);
 		return reply_decision(&c->r, &d);
 	}
 	/* It waits. As a stream when the client takes one (progress while it
@@ -304,15 +304,15 @@ static int tool_request_approval(struct call *c, json_t *const *vals)
 	 * one JSON object later. */
 	struct mcp_stream *st = NULL;
 	const struct mcp_sink *sink = &c->in->sink;
-	if (sink->write && sink->end && accepts_sse(c->in->accept))
-		st = stream_new(s, STREAM_CALL, c->session,
+	if (sink->write && sink->end && mcp_accepts_sse(c->in->accept))
+		st = mcp_stream_new(s, STREAM_CALL, c->session,
 				versions[c->r.version].era == ERA_HANDSHAKE);
 	if (!st && !p->done) {
 		/* Nobody to hand a later decision to: the transport offered
 		 * neither a completion nor a stream (or no stream is left). */
 		s->hooks.approval_cancel(s->hooks.ctx, p, "the endpoint cannot wait for a decision");
-		pending_free(p);
-		return reply_tool(&c->r, true,
+		mcp_pending_free(p);
+		return mcp_reply_tool(&c->r, true,
 				  "request_approval: this endpoint cannot wait for a decision",
 				  NULL);
 	}
@@ -325,7 +325,7 @@ static int tool_request_approval(struct call *c, json_t *const *vals)
 	st->p = p;
 	json_t *tok = json_object_get(c->meta, "progressToken");
 	st->progress_token = tok ? json_incref(tok) : NULL;
-	return stream_begin(&c->r, st, sink, true);
+	return mcp_stream_begin(&c->r, st, sink, true);
 }
 
 void mcp_approval_decide(struct mcp_pending *p, const struct mcp_approval *decision)
@@ -338,29 +338,29 @@ void mcp_approval_decide(struct mcp_pending *p, const struct mcp_approval *decis
 	p->decision.note[sizeof(p->decision.note) - 1] = '\0';
 	if (p->in_hook)
 		return; /* tool_request_approval answers when the hook returns */
-	pending_remove(p);
+	mcp_pending_remove(p);
 	struct mcp_response resp = { 0 };
 	struct reply r = { .out = &resp };
 	pending_reply(p, &r);
 	reply_decision(&r, &p->decision);
 	pending_answer(p, &resp);
-	pending_free(p);
+	mcp_pending_free(p);
 }
 
 void mcp_pending_cancel(struct mcp_pending *p)
 {
 	if (!p || p->in_hook)
 		return;
-	pending_remove(p);
+	mcp_pending_remove(p);
 	p->s->hooks.approval_cancel(p->s->hooks.ctx, p, "the client's connection closed");
 	if (p->stream) {
 		/* a stream's connection is mcp_stream_detach's; should the
 		 * transport come here instead, the stream goes with the call */
 		p->stream->p = NULL;
-		stream_end_sink(p->stream);
-		stream_free(p->stream);
+		mcp_stream_end_sink(p->stream);
+		mcp_stream_free(p->stream);
 	}
-	pending_free(p);
+	mcp_pending_free(p);
 }
 
 /* get_input */
@@ -372,18 +372,18 @@ static int tool_get_input(struct call *c, json_t *const *vals)
 	_cleanup_free_ char *text = NULL;
 	size_t len = 0;
 	if (s->hooks.get_input(s->hooks.ctx, c->phase, &text, &len, &err) < 0)
-		return reply_hook_error(&c->r, "get_input", &err);
+		return mcp_reply_hook_error(&c->r, "get_input", &err);
 	if (!text || len > MCP_MAX_INPUT)
-		return reply_tool(&c->r, true, "get_input: the run's input is not available", NULL);
+		return mcp_reply_tool(&c->r, true, "get_input: the run's input is not available", NULL);
 	json_error_t je;
 	json_auto_t *input = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
 	if (!json_is_object(input))
-		return reply_tool(&c->r, true, "get_input: the run's input is not a JSON object",
+		return mcp_reply_tool(&c->r, true, "get_input: the run's input is not a JSON object",
 				  NULL);
-	_cleanup_free_ char *compact = dump_compact(input, NULL);
+	_cleanup_free_ char *compact = mcp_dump_compact(input, NULL);
 	if (!compact)
-		return reply_nomem(&c->r);
-	return reply_tool(&c->r, false, compact, json_incref(input));
+		return mcp_reply_nomem(&c->r);
+	return mcp_reply_tool(&c->r, false, compact, json_incref(input));
 }
 
 /* log */
@@ -396,8 +396,8 @@ static int tool_log(struct call *c, json_t *const *vals)
 		if (strcmp(json_string_value(vals[0]), log_levels[i]) == 0)
 			level = (enum mcp_log_level)i;
 	if (s->hooks.log(s->hooks.ctx, c->phase, level, json_string_value(vals[1]), &err) < 0)
-		return reply_hook_error(&c->r, "log", &err);
-	return reply_tool(&c->r, false, "logged", NULL);
+		return mcp_reply_hook_error(&c->r, "log", &err);
+	return mcp_reply_tool(&c->r, false, "logged", NULL);
 }
 
 /* The order is the tools/list order (deterministic, as 2026-07-28 asks). */
@@ -503,7 +503,7 @@ static json_t *arg_schema(const struct mcp_server *s, const struct arg *a)
 
 /* titles: a tool's title is `title` (2025-06-18 on), else
  * annotations.title (2025-03-26, which has no `title`). */
-json_t *tool_list(const struct mcp_server *s, bool titles)
+json_t *mcp_tool_list(const struct mcp_server *s, bool titles)
 {
 	json_t *list = json_array();
 	for (size_t t = 0; list && t < mcp_n_tools; t++) {

@@ -91,35 +91,7 @@ int run_write_file(struct run_ctx *c, const char *name, json_t *j)
 	return store_write_atomic(c->s, path, full, rl + 1, 0644, &err);
 }
 
-json_t *run_item_json(const char *name, unsigned version, const char *hash)
-{
-	return json_pack("{s:s, s:I, s:s}", "name", name, "version", (json_int_t)version, "sha256",
-			 hash);
-}
-
-
 /* ------------------------------------------------------------------- run */
-
-/* How the network part is confined, as it reported once ready. */
-static json_t *netpart_json(const struct netpart_info *ni)
-{
-	if (!ni->ready)
-		return json_null();
-	return json_pack("{s:I, s:I, s:b, s:b, s:i, s:s}", "uid", (json_int_t)ni->uid, "gid",
-			 (json_int_t)ni->gid, "no_new_privs", ni->no_new_privs, "seccomp",
-			 ni->seccomp, "landlock_abi", ni->landlock_abi, "capabilities", ni->caps);
-}
-
-/* What protects the run: the sandbox's layers, its network part's
- * confinement, and how each secret was delivered (sandbox.ready and
- * result.json say the same). */
-json_t *run_protections(const struct run_ctx *c, const struct sandbox_protections *p)
-{
-	json_t *j = sandbox_protections_json(p);
-	json_object_set_new(j, "network_part", netpart_json(&c->net_info));
-	json_object_set(j, "secrets", c->delivery);
-	return j;
-}
 
 int run_exit_code(const struct run_outcome *o)
 {

@@ -525,6 +525,27 @@ json_t *run_capture_json(const struct capture *cap)
 			 cap->truncated);
 }
 
+/* How the network part is confined, as it reported once ready. */
+static json_t *netpart_json(const struct netpart_info *ni)
+{
+	if (!ni->ready)
+		return json_null();
+	return json_pack("{s:I, s:I, s:b, s:b, s:i, s:s}", "uid", (json_int_t)ni->uid, "gid",
+			 (json_int_t)ni->gid, "no_new_privs", ni->no_new_privs, "seccomp",
+			 ni->seccomp, "landlock_abi", ni->landlock_abi, "capabilities", ni->caps);
+}
+
+/* What protects the run: the sandbox's layers, its network part's
+ * confinement, and how each secret was delivered (sandbox.ready and
+ * result.json say the same). */
+json_t *run_protections(const struct run_ctx *c, const struct sandbox_protections *p)
+{
+	json_t *j = sandbox_protections_json(p);
+	json_object_set_new(j, "network_part", netpart_json(&c->net_info));
+	json_object_set(j, "secrets", c->delivery);
+	return j;
+}
+
 /* Sandbox, egress, supervision: the part that runs the agent. Fills st;
  * returns negative only when the sandbox could not be made. */
 int run_execute(struct run_ctx *c, const struct secret_set *ss, struct sandbox_status *st,

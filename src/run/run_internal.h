@@ -112,6 +112,7 @@ void run_capture_close(struct capture *cap);
 json_t *run_capture_json(const struct capture *cap);
 int run_open_beneath(int dirfd, const char *path, int flags);
 json_t *run_read_output(int ws_fd, char *why, size_t cap);
+json_t *run_protections(const struct run_ctx *c, const struct sandbox_protections *p);
 int run_execute(struct run_ctx *c, const struct secret_set *ss, struct sandbox_status *st,
 		   int *ws_fd, struct cdn_err *err);
 
@@ -135,13 +136,12 @@ int run_make_redactor(struct run_ctx *c, const struct secret_set *ss, struct cdn
 int run_sandbox_config(const struct run_ctx *c, const struct secret_set *ss,
 		       struct sandbox_config *cfg, struct run_config_store *st, struct cdn_err *err);
 void run_config_store_free(struct run_config_store *st);
+json_t *run_item_json(const char *name, unsigned version, const char *hash);
 void run_artifact_limits_for(const struct run_ctx *c, struct artifact_limits *lim,
 				const char **exts);
 
 /* The run's record (run.c). */
 const char *run_status_for(const struct sandbox_status *st);
 int run_write_file(struct run_ctx *c, const char *name, json_t *j);
-json_t *run_item_json(const char *name, unsigned version, const char *hash);
-json_t *run_protections(const struct run_ctx *c, const struct sandbox_protections *p);
 
 #endif

@@ -502,3 +502,9 @@ void run_config_store_free(struct run_config_store *st)
 		free(st->env[k]);
 	memset(st, 0, sizeof(*st));
 }
+
+json_t *run_item_json(const char *name, unsigned version, const char *hash)
+{
+	return json_pack("{s:s, s:I, s:s}", "name", name, "version", (json_int_t)version, "sha256",
+			 hash);
+}
