@@ -109,6 +109,20 @@ struct cli_extra {
  * printing the usage to stderr. */
 int cli_parse_opts(int argc, char **argv, const struct cli_extra *extra, size_t n_extra,
 		   bool with_json, void (*usage)(FILE *), struct cli_common *co);
+/* Where fetched bytes go: standard output (path NULL or "-"), or FILE made
+ * anew through a temporary file renamed into place, which replaces an
+ * existing FILE only with force (and never one made after the check).
+ * close(ok) keeps the file when ok and every write worked, else removes
+ * it; -1 after saying why. data is a cli_api_req.on_data for it. */
+struct cli_sink {
+	FILE *f;
+	char tmp[4096];
+	const char *path;
+	bool force;
+};
+int cli_sink_open(struct cli_sink *k, const char *path, bool force);
+int cli_sink_close(struct cli_sink *k, bool ok);
+void cli_sink_data(void *ctx, const char *p, size_t n);
 /* Who is asking, for records: "user:NAME". */
 const char *cli_caller(void);
 /* Prints one event line (as in events.ndjson) as the progress view does

@@ -39,6 +39,11 @@ static void evidence_usage(FILE *out)
 	      "key prints the deployment key's public half and key id (the sha256 of the\n"
 	      "public key), to give to whoever verifies packs elsewhere.\n"
 	      "\n"
+	      "With CORDON_URL set, export fetches the pack cordon serve signs (key in\n"
+	      "CORDON_API_KEY, its workspace); verify needs --key (the server's public key)\n"
+	      "or --any-key, since the server's key is not on this machine; key has no\n"
+	      "API endpoint and says so.\n"
+	      "\n"
 	      "Options:\n"
 	      "  -o, --output FILE     export: the pack to write (default RUN.evidence.tar.gz);\n"
 	      "                        an existing file is not replaced without --force\n"
@@ -357,6 +362,56 @@ static int do_verify(const char *state, const char *path, const char *key_hex, b
 	return r == 0 ? 0 : 1;
 }
 
+/* evidence export through cordon serve: the pack the server signs, as
+ * GET /v1/runs/ID/evidence gives it, written like a local export. */
+static int remote_export(const char *run_id, const char *out, bool artifacts, bool force,
+			 bool json)
+{
+	if (store_run_id_check(run_id, NULL) < 0) {
+		cli_error("evidence export: '%s' is not a run id", run_id);
+		return EXIT_CORDON;
+	}
+	char def[STORE_RUN_ID_MAX + 32];
+	if (!out) {
+		snprintf(def, sizeof(def), "%.40s.evidence.tar.gz", run_id);
+		out = def;
+	}
+	if (strcmp(out, "-") == 0) {
+		cli_error("-o -: a pack is written to a file (atomically), not to standard output");
+		return EXIT_CORDON;
+	}
+	char path[160];
+	snprintf(path, sizeof(path), "/v1/runs/%s/evidence%s", run_id, artifacts ? "?artifacts=1" : "");
+	struct cli_sink k;
+	if (cli_sink_open(&k, out, force) < 0)
+		return EXIT_CORDON;
+	struct cli_api_req rq = { .method = "GET", .path = path, .on_data = cli_sink_data,
+				  .ctx = &k, .stream_status = 200 };
+	struct cli_api_resp rs;
+	int r = cli_api_call(&rq, &rs);
+	bool ok = r == 0 && rs.status == 200;
+	if (r == 0 && !ok) {
+		const char *msg = json_string_value(
+			json_object_get(json_object_get(rs.json, "error"), "message"));
+		cli_error("evidence export: %s (HTTP %d)", msg ? msg : "refused", rs.status);
+	}
+	if (r == 0)
+		cli_api_resp_free(&rs);
+	if (cli_sink_close(&k, ok) < 0)
+		return EXIT_CORDON;
+	if (json) {
+		json_t *j = json_pack("{s:s, s:s, s:b, s:s}", "path", out, "run_id", run_id,
+				      "artifacts_included", artifacts, "signed_by", "server");
+		print_json(j);
+	} else {
+		printf("wrote %s: run %s, signed by the server's deployment key%s\n"
+		       "  verify it with the server's public key: cordon evidence verify --key "
+		       "PUBLIC_KEY %s (cordon evidence key, run on the server, prints it)\n",
+		       out, run_id, artifacts ? ", the artifacts' bytes included" : "", out);
+	}
+	return 0;
+}
+
 int cmd_evidence(int argc, char **argv)
 {
 	enum { O_STATE = 256, O_JSON, O_ARTIFACTS, O_FORCE, O_KEY, O_ANY_KEY };
@@ -428,6 +483,29 @@ int cmd_evidence(int argc, char **argv)
 		cli_error("evidence %s: %s does not apply here (see cordon evidence --help)", verb,
 			  misplaced);
 		return EXIT_CORDON;
+	}
+	if (cli_remote()) {
+		/* With CORDON_URL set, nothing here reads a local state: the
+		 * deployment key and the runs are the server's. */
+		if (state || ws) {
+			cli_error("evidence %s: %s is for local state; CORDON_URL is set, so the "
+				  "server's state and the key's workspace are used",
+				  verb, state ? "--state" : "-w/--workspace");
+			return EXIT_CORDON;
+		}
+		if (exp)
+			return remote_export(argv[optind + 1], out, artifacts, force, json);
+		if (keyv) {
+			cli_error("evidence key has no API endpoint: run it on the server (or unset "
+				  "CORDON_URL to print this machine's key)");
+			return EXIT_CORDON;
+		}
+		if (!key && !any_key) {
+			cli_error("evidence verify: CORDON_URL is set, and the key that signs the "
+				  "server's packs is not on this machine: pass --key with the server's "
+				  "public key (cordon evidence key, run on the server)");
+			return EXIT_CORDON;
+		}
 	}
 	if (exp)
 		return do_export(state, ws, argv[optind + 1], out, artifacts, force, json);

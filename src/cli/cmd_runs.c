@@ -161,83 +161,15 @@ static int local_run(struct store *s, const char *ws, const char *id, struct sto
 	return 0;
 }
 
-/* The destination of bytes: standard output, or FILE made anew (replaced
- * only with force, and then through a temporary file renamed over it). */
-struct sink_file {
-	FILE *f;
-	char tmp[PATH_MAX];
-	const char *path;
-	bool force;
-};
-
-static int sink_open(struct sink_file *k, const char *path, bool force)
-{
-	memset(k, 0, sizeof(*k));
-	k->path = path;
-	k->force = force;
-	if (!path || strcmp(path, "-") == 0) {
-		k->f = stdout;
-		k->path = NULL;
-		return 0;
-	}
-	if (!force && access(path, F_OK) == 0) {
-		cli_error("%s exists (--force replaces it)", path);
-		return -1;
-	}
-	snprintf(k->tmp, sizeof(k->tmp), "%s.XXXXXX", path);
-	int fd = mkostemp(k->tmp, O_CLOEXEC);
-	if (fd < 0 || !(k->f = fdopen(fd, "w"))) {
-		cli_error("%s: %s", path, strerror(errno));
-		if (fd >= 0) {
-			close(fd);
-			unlink(k->tmp);
-		}
-		return -1;
-	}
-	return 0;
-}
-
-static int sink_close(struct sink_file *k, bool ok)
-{
-	if (!k->path) {
-		(void)fflush(stdout);
-		return ok && !ferror(stdout) ? 0 : -1;
-	}
-	bool good = ok && fflush(k->f) == 0 && !ferror(k->f) && fsync(fileno(k->f)) == 0;
-	int e = errno;
-	if (fclose(k->f) != 0 && good) {
-		good = false;
-		e = errno;
-	}
-	/* Without --force, a FILE made since the check is not replaced either. */
-	if (good && renameat2(AT_FDCWD, k->tmp, AT_FDCWD, k->path,
-			      k->force ? 0 : RENAME_NOREPLACE) == 0)
-		return 0;
-	if (good)
-		e = errno;
-	unlink(k->tmp);
-	if (ok && e == EEXIST)
-		cli_error("%s exists (--force replaces it)", k->path);
-	else if (ok)
-		cli_error("%s: %s", k->path, strerror(e));
-	return -1;
-}
-
-static void sink_data(void *ctx, const char *p, size_t n)
-{
-	struct sink_file *k = ctx;
-	(void)fwrite(p, 1, n, k->f);
-}
-
 /* A run file to the sink, locally or from the API (streamed either way). */
 static int copy_run_file(const struct cli_common *co, const char *id, const char *rel,
 			 const char *api_path, const char *what, const char *output, bool force)
 {
-	struct sink_file k;
+	struct cli_sink k;
 	if (cli_remote()) {
-		if (sink_open(&k, output, force) < 0)
+		if (cli_sink_open(&k, output, force) < 0)
 			return EXIT_CORDON;
-		struct cli_api_req rq = { .method = "GET", .path = api_path, .on_data = sink_data,
+		struct cli_api_req rq = { .method = "GET", .path = api_path, .on_data = cli_sink_data,
 					  .ctx = &k, .stream_status = 200 };
 		struct cli_api_resp rs;
 		int r = cli_api_call(&rq, &rs);
@@ -251,7 +183,7 @@ static int copy_run_file(const struct cli_common *co, const char *id, const char
 				  rs.status);
 		if (r == 0)
 			cli_api_resp_free(&rs);
-		return sink_close(&k, ok) == 0 ? 0 : EXIT_CORDON;
+		return cli_sink_close(&k, ok) == 0 ? 0 : EXIT_CORDON;
 	}
 	struct store *s;
 	if (cli_open_state(co->state, &s, NULL) < 0)
@@ -274,13 +206,13 @@ static int copy_run_file(const struct cli_common *co, const char *id, const char
 		cli_error("run %s has no %s", id, what);
 		return EXIT_CORDON;
 	}
-	if (sink_open(&k, output, force) < 0)
+	if (cli_sink_open(&k, output, force) < 0)
 		return EXIT_CORDON;
 	char buf[65536];
 	ssize_t n;
 	while ((n = read(fd, buf, sizeof(buf))) > 0)
 		(void)fwrite(buf, 1, (size_t)n, k.f);
-	return sink_close(&k, n == 0) == 0 ? 0 : EXIT_CORDON;
+	return cli_sink_close(&k, n == 0) == 0 ? 0 : EXIT_CORDON;
 }
 
 static bool run_id_given(const char *verb, const char *id)

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* What the state commands share: the store, the vault, the workspace. */
 #define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <pwd.h>
@@ -128,4 +130,65 @@ int cli_parse_opts(int argc, char **argv, const struct cli_extra *extra, size_t 
 	}
 	co->workspace = cli_workspace(co->workspace);
 	return 0;
+}
+
+/* ----------------------------------------------------------------- sinks */
+
+int cli_sink_open(struct cli_sink *k, const char *path, bool force)
+{
+	memset(k, 0, sizeof(*k));
+	k->path = path;
+	k->force = force;
+	if (!path || strcmp(path, "-") == 0) {
+		k->f = stdout;
+		k->path = NULL;
+		return 0;
+	}
+	if (!force && access(path, F_OK) == 0) {
+		cli_error("%s exists (--force replaces it)", path);
+		return -1;
+	}
+	snprintf(k->tmp, sizeof(k->tmp), "%s.XXXXXX", path);
+	int fd = mkostemp(k->tmp, O_CLOEXEC);
+	if (fd < 0 || !(k->f = fdopen(fd, "w"))) {
+		cli_error("%s: %s", path, strerror(errno));
+		if (fd >= 0) {
+			close(fd);
+			unlink(k->tmp);
+		}
+		return -1;
+	}
+	return 0;
+}
+
+int cli_sink_close(struct cli_sink *k, bool ok)
+{
+	if (!k->path) {
+		(void)fflush(stdout);
+		return ok && !ferror(stdout) ? 0 : -1;
+	}
+	bool good = ok && fflush(k->f) == 0 && !ferror(k->f) && fsync(fileno(k->f)) == 0;
+	int e = errno;
+	if (fclose(k->f) != 0 && good) {
+		good = false;
+		e = errno;
+	}
+	/* Without --force, a FILE made since the check is not replaced either. */
+	if (good && renameat2(AT_FDCWD, k->tmp, AT_FDCWD, k->path,
+			      k->force ? 0 : RENAME_NOREPLACE) == 0)
+		return 0;
+	if (good)
+		e = errno;
+	unlink(k->tmp);
+	if (ok && e == EEXIST)
+		cli_error("%s exists (--force replaces it)", k->path);
+	else if (ok)
+		cli_error("%s: %s", k->path, strerror(e));
+	return -1;
+}
+
+void cli_sink_data(void *ctx, const char *p, size_t n)
+{
+	struct cli_sink *k = ctx;
+	(void)fwrite(p, 1, n, k->f);
 }

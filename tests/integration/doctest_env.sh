@@ -44,7 +44,18 @@ echo "$!" > "$DOC_TMP/pids"
 for _ in $(seq 50); do [ -s "$DOC_TMP/llm.port" ] && break; sleep 0.1; done
 LLM_PORT=$(head -1 "$DOC_TMP/llm.port")
 [ -n "$LLM_PORT" ] || doc_fail "the mock LLM did not start"
-echo "127.0.0.1 llm.demo.test" > "$DOC_TMP/hosts"
+# A stand-in for api.example.com, whose POSTs the operator holds for
+# approval (the approvals examples).
+python3 -m http.server --bind 127.0.0.9 0 > "$DOC_TMP/approval-http.log" 2>&1 &
+echo "$!" >> "$DOC_TMP/pids"
+APPROVAL_PORT=""
+for _ in $(seq 50); do
+  APPROVAL_PORT=$(sed -n 's/.*port \([0-9]*\).*/\1/p' "$DOC_TMP/approval-http.log" | head -1)
+  [ -n "$APPROVAL_PORT" ] && break
+  sleep 0.1
+done
+[ -n "$APPROVAL_PORT" ] || doc_fail "the approval stand-in did not start"
+printf '127.0.0.1 llm.demo.test\n127.0.0.9 api.example.com\n' > "$DOC_TMP/hosts"
 export CORDON_HOSTS_FILE=$DOC_TMP/hosts
 # The operator's policy: what the demo passes with --policy and
 # --allow-private, kept in the state where every run finds it.
@@ -55,12 +66,27 @@ domains:
   - name: llm.demo.test
     ports: [$LLM_PORT]
     methods: [POST]
+  - name: api.example.com
+    ports: [$APPROVAL_PORT]
+    approval: required
 private:
   - 127.0.0.1:$LLM_PORT
+  - 127.0.0.9:$APPROVAL_PORT
 EOF
 printf '{"topic": "secure sandboxes for AI agents", "llm_url": "http://llm.demo.test:%s/v1/chat/completions"}\n' \
   "$LLM_PORT" > input.json
-cp examples/policy.yaml policy.yaml
+# A workspace's policy (what PUT /v1/policy takes: it can only narrow).
+cat > policy.yaml <<EOF
+version: 1
+domains:
+  - name: llm.demo.test
+    ports: [$LLM_PORT]
+    methods: [POST]
+EOF
+
+# An HTTP error is a failed example: the API examples use curl -s, which
+# exits 0 on a 404.
+curl() { command curl --fail-with-body "$@"; }
 
 # The agent the API examples upload: it writes report.md.
 mkdir -p summarizer
@@ -146,40 +172,34 @@ doc_running_run() {
 
 # The deployment key's public half, for --key.
 doc_pubkey() {
-  cordon evidence key --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["public_key"])'
+  env -u CORDON_URL -u CORDON_API_KEY cordon evidence key --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["public_key"])'
 }
 
-# A request held for approval, for APPROVAL_ID (and the transcript's id):
-# an exec whose policy holds POSTs to api.example.com, a local stand-in.
+# A request held for approval, for APPROVAL_ID (and the transcript's id): a
+# run of an agent whose POST to api.example.com the operator holds; through
+# the API when CORDON_URL is set, as the example would see it.
 doc_pending_approval() {
-  local dir=$DOC_TMP/approval
-  mkdir -p "$dir"
-  python3 -m http.server --bind 127.0.0.9 0 > "$dir/http.log" 2>&1 &
-  doc_bg "$!"
-  local port=""
-  for _ in $(seq 50); do
-    port=$(sed -n 's/.*port \([0-9]*\).*/\1/p' "$dir/http.log" | head -1)
-    [ -n "$port" ] && break
-    sleep 0.1
-  done
-  [ -n "$port" ] || doc_fail "the approval stand-in did not start"
-  echo "127.0.0.9 api.example.com" > "$dir/hosts"
-  cat > "$dir/policy.yaml" <<EOF
-version: 1
-approvals:
-  timeout_seconds: 60
-domains:
-  - name: api.example.com
-    ports: [$port]
-    approval: required
+  local d=$DOC_TMP/asker
+  mkdir -p "$d"
+  cat > "$d/agent.json" <<'EOF'
+{"name": "asker", "version": "1", "profile": "deployment",
+ "entrypoint": ["python3", "/agent/main.py"],
+ "egress": {"domains": ["api.example.com"]}}
 EOF
-  CORDON_HOSTS_FILE=$dir/hosts cordon exec --net proxy --policy "$dir/policy.yaml" \
-    --allow-private "127.0.0.9:$port" -- \
-    python3 -c "import urllib.request as u; u.urlopen(u.Request('http://api.example.com:$port/v1/x', data=b'x'))" \
-    > /dev/null 2>&1 &
+  cat > "$d/main.py" <<EOF
+import urllib.request as u
+u.urlopen(u.Request("http://api.example.com:$APPROVAL_PORT/v1/x", data=b"x"), timeout=90)
+EOF
+  chmod -R a+rX "$d"
+  local ref=$d
+  if [ -n "${CORDON_URL:-}" ]; then
+    cordon agent register "$d" > /dev/null || doc_fail "registering the asking agent"
+    ref=asker
+  fi
+  cordon run -q "$ref" > /dev/null 2>&1 &
   doc_bg "$!"
   local id=""
-  for _ in $(seq 100); do
+  for _ in $(seq 150); do
     id=$(cordon approvals list --json |
          python3 -c 'import json,sys; a=[x for x in json.load(sys.stdin) if x.get("port")]; print(a[0]["id"] if a else "")')
     [ -n "$id" ] && break

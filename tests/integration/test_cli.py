@@ -330,3 +330,25 @@ def test_secret_messages(state):
     assert r.returncode == 125 and "standard input" in r.stderr and "hunter2" not in r.stderr
     r = cordon(state, "secret", "list")
     assert "NAME" not in r.stdout
+
+
+def test_evidence_through_the_api(api, tmp_path):
+    r = api.client("run", "-q", "ok")
+    assert r.returncode == 0, r.stderr
+    rid = json.loads(api.client("runs", "list", "--json").stdout)[0]["id"]
+    pack = tmp_path / "pack.tar.gz"
+    r = api.client("evidence", "export", rid, "-o", pack)
+    assert r.returncode == 0, r.stderr
+    assert "signed by the server's deployment key" in r.stdout and pack.stat().st_size > 0
+    r = api.client("evidence", "export", rid, "-o", pack)
+    assert r.returncode == 125 and "--force" in r.stderr
+    # The server's public key comes from the server's machine.
+    pk = json.loads(api.cli("evidence", "key", "--json").stdout)["public_key"]
+    r = api.client("evidence", "verify", "--key", pk, pack)
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = api.client("evidence", "verify", pack)
+    assert r.returncode == 125 and "pass --key" in r.stderr
+    r = api.client("evidence", "key")
+    assert r.returncode == 125 and "no API endpoint" in r.stderr
+    r = api.client("evidence", "export", "run_nope", "-o", tmp_path / "x.tar.gz")
+    assert r.returncode == 125 and "404" in r.stderr and not (tmp_path / "x.tar.gz").exists()

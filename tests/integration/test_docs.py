@@ -34,7 +34,7 @@ PLACEHOLDERS = [
     (r"/var/lib/cordon", "$CORDON_STATE"),           # never the host's own state
     (r"127\.0\.0\.1:8470", "127.0.0.1:$DOC_PORT"),    # a free port, not a fixed one
     (r"runs cancel RUN_ID", "runs cancel $(doc_running_run)"),
-    (r"\bRUN_ID\b", "$(doc_last_run)"),
+    (r"\bRUN_ID\b|\brun_[0-9a-f]{4}…", "$(doc_last_run)"),
     (r"\bAPPROVAL_ID\b|\bapr_[0-9a-f]{10}\b", "$(doc_pending_approval)"),
     (r"cdn_live_…", "$(doc_key)"),
     (r"\b[0-9a-f]{8}\.\.\.", "$(doc_pubkey)"),
