@@ -4,6 +4,7 @@
  * (owners only; a new key is shown once, here, and never again).
  */
 #define _GNU_SOURCE
+#include "base/clock.h"
 #include "serve/internal.h"
 
 #include <jansson.h>
@@ -27,12 +28,17 @@ enum MHD_Result h_keys_list(struct call *c)
 	if (r < 0)
 		return api_fail_err(c->conn, r, &err);
 	json_t *arr = json_array();
-	for (size_t i = 0; i < n; i++)
-		json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:I, s:I, s:b}", "id",
+	for (size_t i = 0; i < n; i++) {
+		/* RFC 3339 like every time of the API; never used: null. */
+		char created[CDN_RFC3339_MAX], used[CDN_RFC3339_MAX];
+		cdn_rfc3339(v[i].created * 1000, CDN_TIME_S, created, sizeof(created));
+		cdn_rfc3339(v[i].last_used * 1000, CDN_TIME_S, used, sizeof(used));
+		json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s, s:o, s:b}", "id",
 						     v[i].id, "name", v[i].name, "role", v[i].role,
-						     "created", (json_int_t)v[i].created,
-						     "last_used", (json_int_t)v[i].last_used,
+						     "created", created, "last_used",
+						     v[i].last_used ? json_string(used) : json_null(),
 						     "revoked", v[i].revoked));
+	}
 	free(v);
 	return api_reply(c->conn, 200, json_pack("{s:o}", "keys", arr));
 }

@@ -89,12 +89,6 @@ export function timeEl(iso, withMs) {
 	return el("time", { datetime: iso || null, title, text: fmtTime(iso, withMs) });
 }
 
-// Unix seconds (as /v1/keys has them; 0: never) as a <time>.
-export function unixTimeEl(secs) {
-	if (typeof secs !== "number" || secs <= 0) return el("span", { class: "muted", text: "never" });
-	return timeEl(new Date(secs * 1000).toISOString().replace(".000Z", "Z"));
-}
-
 // A datetime-local input's value (the browser's local time) as RFC 3339
 // UTC, or "" when it is empty or not a time.
 export function localInputToRfc3339(v) {

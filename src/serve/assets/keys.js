@@ -3,7 +3,7 @@
 // secret part shown once, here) and revoking one. A member's key may not
 // list keys (GET /v1/keys is owner-only): the page says so.
 
-import { $, el, clear, show, unixTimeEl, bindOnce, armed } from "./dom.js";
+import { $, el, clear, show, timeEl, bindOnce, armed } from "./dom.js";
 import { api, state, isOwner, showFormError, errorText } from "./api.js";
 
 export async function viewKeys(scope) {
@@ -51,8 +51,8 @@ export async function viewKeys(scope) {
 				el("td", { class: "mono small", text: k.id }),
 				el("td", { text: k.name + (self ? " (you)" : "") }),
 				el("td", {}, el("span", { class: "who-role role-" + (k.role === "owner" ? "owner" : "member"), text: k.role })),
-				el("td", {}, unixTimeEl(k.created)),
-				el("td", {}, unixTimeEl(k.last_used)),
+				el("td", {}, timeEl(k.created)),
+				el("td", {}, k.last_used ? timeEl(k.last_used) : el("span", { class: "muted", text: "never" })),
 				el("td", { testid: "key-state", text: k.revoked ? "revoked" : "active" }),
 				el("td", { class: "num" }, revoke)));
 		}
