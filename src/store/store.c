@@ -49,6 +49,7 @@
 #define TREE_PATH_MAX 4096	      /* bytes of one path in a listing */
 #define TREE_LISTING_MAX (64u << 20) /* bytes of a listing read back */
 #define TREE_SIZE_DIGITS 20	      /* a uint64_t in decimal */
+#define TREE_LINK_HOPS 40	      /* links followed resolving one link: the kernel's */
 #define RM_DEPTH_MAX 256
 #define OPEN_LOCK_WAIT_MS 10000 /* a store_open waits this long for another */
 #define OPEN_LOCK_STEP_MS 10
@@ -1030,9 +1031,146 @@ static bool tree_path_ok(const char *path, size_t len)
 	return true;
 }
 
+/*
+ * A symlink's target as a tree may hold it: relative, '/'-separated, each
+ * component ".", ".." or a valid name, none empty (no "a//b", no trailing
+ * '/': one link, one spelling). Where it leads is checked separately
+ * (tree_links_check), once every entry is known.
+ */
+static bool tree_target_ok(const char *t, size_t len)
+{
+	if (len == 0 || len > TREE_PATH_MAX || t[0] == '/')
+		return false;
+	size_t start = 0;
+	for (size_t i = 0; i <= len; i++) {
+		if (i < len && t[i] != '/')
+			continue;
+		size_t n = i - start;
+		bool dots = (n == 1 && t[start] == '.') ||
+			    (n == 2 && t[start] == '.' && t[start + 1] == '.');
+		if (!dots && !tree_name_ok(t + start, n))
+			return false;
+		start = i + 1;
+	}
+	return true;
+}
+
+/* An entry as the link check sees it, whether walked or read back. */
+struct tree_node {
+	const char *path;
+	char kind; /* 'f' file, 'd' directory, 'l' symlink */
+	const char *target;
+};
+
+static ssize_t tree_node_find(const struct tree_node *v, size_t n, const char *path)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(v[mid].path, path);
+		if (c == 0)
+			return (ssize_t)mid;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return -1;
+}
+
+/* Drops the last component of a resolved path ("" is the tree's root). */
+static void path_up(char *cur)
+{
+	char *slash = strrchr(cur, '/');
+	if (slash)
+		*slash = '\0';
+	else
+		cur[0] = '\0';
+}
+
+/*
+ * Resolves link v[i] the way the kernel would inside a copy of the tree
+ * mounted anywhere, following links to links, and says why not when it
+ * cannot be kept:
+ *  - a ".." above the tree's root leaves the tree (directly, through a
+ *    chain of ".." or through another link): inside the sandbox it would
+ *    reach the host's /agent's parent, or on the host the store itself;
+ *  - a component that names nothing in the tree, or goes on below a
+ *    file: a dangling link. Refused too, so that every kept link resolves
+ *    to an entry of the same tree on every machine, and "inside" is a fact
+ *    checked on the whole path, not a guess about parts that are missing;
+ *  - more than TREE_LINK_HOPS links on the way: a loop.
+ * v is sorted by path. Returns NULL when the link is kept.
+ */
+static const char *tree_link_why(const struct tree_node *v, size_t n, size_t i)
+{
+	char cur[TREE_PATH_MAX + 1], rest[2 * TREE_PATH_MAX + 2], tmp[2 * TREE_PATH_MAX + 2];
+	snprintf(cur, sizeof(cur), "%s", v[i].path);
+	path_up(cur);
+	snprintf(rest, sizeof(rest), "%s", v[i].target);
+	unsigned hops = 0;
+	while (rest[0]) {
+		char *slash = strchr(rest, '/');
+		size_t len = slash ? (size_t)(slash - rest) : strlen(rest);
+		char name[NAME_MAX + 1];
+		memcpy(name, rest, len);
+		name[len] = '\0';
+		memmove(rest, slash ? slash + 1 : rest + len, strlen(slash ? slash + 1 : rest + len) + 1);
+		if (!strcmp(name, "."))
+			continue;
+		if (!strcmp(name, "..")) {
+			if (!cur[0])
+				return "its target leaves the tree";
+			path_up(cur);
+			continue;
+		}
+		size_t cl = strlen(cur);
+		if (cl + 1 + len > TREE_PATH_MAX)
+			return "its target resolves to too long a path";
+		if (cl)
+			cur[cl++] = '/';
+		memcpy(cur + cl, name, len + 1);
+		ssize_t k = tree_node_find(v, n, cur);
+		if (k < 0)
+			return "its target is not in the tree (a dangling link)";
+		if (v[k].kind == 'f' && rest[0])
+			return "its target goes on below a file (a dangling link)";
+		if (v[k].kind != 'l')
+			continue;
+		if (++hops > TREE_LINK_HOPS)
+			return "its target is a loop of links";
+		/* v[k]'s target is relative to v[k]'s directory, and what is
+		 * left of this one comes after it. */
+		path_up(cur);
+		int m = snprintf(tmp, sizeof(tmp), "%s%s%s", v[k].target, rest[0] ? "/" : "", rest);
+		if (m < 0 || (size_t)m >= sizeof(rest))
+			return "its target resolves to too long a path";
+		memcpy(rest, tmp, (size_t)m + 1);
+	}
+	return NULL;
+}
+
+/* Every link of v (sorted by path) checked; the first refused is named. */
+static int tree_links_check(const struct tree_node *v, size_t n, const char **bad,
+			    const char **why)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (v[i].kind != 'l')
+			continue;
+		const char *w = tree_link_why(v, n, i);
+		if (w) {
+			*bad = v[i].path;
+			*why = w;
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
 struct tree_entry {
 	char *path;
 	bool dir;
+	char *target;  /* a symlink's, or NULL */
 	unsigned mode; /* 0644 or 0755 */
 	uint64_t size;
 	char hash[STORE_HASH_HEX + 1];
@@ -1050,8 +1188,10 @@ struct tree_walk {
 
 static void tree_entries_free(struct tree_entry *v, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		free(v[i].path);
+		free(v[i].target);
+	}
 	free(v);
 }
 
@@ -1078,6 +1218,7 @@ static int tree_add(struct tree_walk *w, char **path, bool dir, unsigned mode, u
 	}
 	struct tree_entry *e = &w->v[w->n++];
 	e->path = cdn_steal(path);
+	e->target = NULL;
 	e->dir = dir;
 	e->mode = mode;
 	e->size = size;
@@ -1122,6 +1263,44 @@ static int tree_walk_file(struct tree_walk *w, int dfd, const char *name, char *
 	return tree_add(w, path, false, (st.st_mode & 0111) ? 0755 : 0644, size, hash);
 }
 
+/*
+ * A symlink is recorded, never followed: its target's text goes into the
+ * listing, and where it leads is checked once the whole tree is known
+ * (tree_links_check). An absolute target is refused here: it would name
+ * the host's file on the host and the sandbox's inside it, a different
+ * file on every machine.
+ */
+static int tree_walk_link(struct tree_walk *w, int dfd, const char *name, char **path,
+			  const struct stat *lst)
+{
+	char buf[TREE_PATH_MAX + 2];
+	ssize_t n = readlinkat(dfd, name, buf, sizeof(buf) - 1);
+	if (n < 0)
+		return tree_fail(w, errno == EINVAL ? EAGAIN : errno, *path,
+				 errno == EINVAL ? "changed while being read" : "readlink");
+	if ((uint64_t)n != (uint64_t)lst->st_size && lst->st_size != 0)
+		return tree_fail(w, EAGAIN, *path, "changed while being read");
+	buf[n] = '\0';
+	if (buf[0] == '/')
+		return tree_fail(w, EINVAL, *path,
+				 "is a symlink with an absolute target; a tree's links must be "
+				 "relative and stay inside it");
+	if (!tree_target_ok(buf, (size_t)n))
+		return tree_fail(w, EINVAL, *path,
+				 "is a symlink whose target is too long, holds an empty component "
+				 "or a name that is not UTF-8 or holds control characters");
+	char *target = strdup(buf);
+	if (!target)
+		return cdn_err_set(w->err, ENOMEM, "tree %s", w->root);
+	int r = tree_add(w, path, false, 0, 0, NULL);
+	if (r < 0) {
+		free(target);
+		return r;
+	}
+	w->v[w->n - 1].target = target;
+	return 0;
+}
+
 static int tree_walk_one(struct tree_walk *w, int dfd, const char *prefix, const char *name,
 			 unsigned depth)
 {
@@ -1147,9 +1326,7 @@ static int tree_walk_one(struct tree_walk *w, int dfd, const char *prefix, const
 	if (S_ISREG(st.st_mode))
 		return tree_walk_file(w, dfd, name, &path, &st);
 	if (S_ISLNK(st.st_mode))
-		return tree_fail(w, ELOOP, path,
-				 "is a symlink; trees hold files and directories only (a link "
-				 "could point outside the tree, or elsewhere on every machine)");
+		return tree_walk_link(w, dfd, name, &path, &st);
 	const char *what = S_ISFIFO(st.st_mode)	 ? "fifo"
 			   : S_ISSOCK(st.st_mode) ? "socket"
 			   : S_ISDIR(st.st_mode)  ? NULL
@@ -1198,6 +1375,33 @@ static int tree_entry_cmp(const void *a, const void *b)
 	return strcmp(((const struct tree_entry *)a)->path, ((const struct tree_entry *)b)->path);
 }
 
+/* The walked tree's links (w->v sorted), checked as a listing's are. */
+static int tree_walk_links_check(struct tree_walk *w)
+{
+	size_t links = 0;
+	for (size_t i = 0; i < w->n; i++)
+		links += w->v[i].target != NULL;
+	if (!links)
+		return 0;
+	_cleanup_free_ struct tree_node *v = calloc(w->n, sizeof(*v));
+	if (!v)
+		return cdn_err_set(w->err, ENOMEM, "tree %s", w->root);
+	for (size_t i = 0; i < w->n; i++)
+		v[i] = (struct tree_node){ .path = w->v[i].path,
+					   .kind = w->v[i].dir	   ? 'd'
+						   : w->v[i].target ? 'l'
+								    : 'f',
+					   .target = w->v[i].target };
+	const char *bad = NULL, *why = NULL;
+	if (tree_links_check(v, w->n, &bad, &why) == 0)
+		return 0;
+	char shown[SHOWN_MAX], target[SHOWN_MAX];
+	cdn_printable_str(shown, sizeof(shown), bad, 0);
+	cdn_printable_str(target, sizeof(target), v[tree_node_find(v, w->n, bad)].target, 0);
+	return cdn_err_set(w->err, EINVAL, "tree %s: %s: is a symlink to '%s' and %s", w->root,
+			   shown, target, why);
+}
+
 int store_tree_import(struct store *s, const char *dir, const struct tree_limits *lim,
 		      char hash[STORE_HASH_HEX + 1], struct cdn_err *err)
 {
@@ -1217,17 +1421,23 @@ int store_tree_import(struct store *s, const char *dir, const struct tree_limits
 	size_t len = 0;
 	if (r == 0) {
 		qsort(w.v, w.n, sizeof(*w.v), tree_entry_cmp);
+		r = tree_walk_links_check(&w);
+	}
+	if (r == 0) {
 		size_t cap = 1;
 		for (size_t i = 0; i < w.n; i++)
-			cap += strlen(w.v[i].path) + STORE_HASH_HEX + TREE_SIZE_DIGITS + 16;
+			cap += strlen(w.v[i].path) + STORE_HASH_HEX + TREE_SIZE_DIGITS + 16 +
+			       (w.v[i].target ? strlen(w.v[i].target) : 0);
 		if (!(listing = malloc(cap)))
 			r = cdn_err_set(err, ENOMEM, "tree %s", w.root);
 		for (size_t i = 0; r == 0 && i < w.n; i++) {
 			const struct tree_entry *e = &w.v[i];
-			int n = e->dir ? snprintf(listing + len, cap - len, "dir %s\n", e->path)
-				       : snprintf(listing + len, cap - len, "%04o %s %llu %s\n",
-						  e->mode, e->hash, (unsigned long long)e->size,
-						  e->path);
+			int n = e->dir	  ? snprintf(listing + len, cap - len, "dir %s\n", e->path)
+				: e->target ? snprintf(listing + len, cap - len, "link %zu %s %s\n",
+						       strlen(e->target), e->target, e->path)
+					    : snprintf(listing + len, cap - len, "%04o %s %llu %s\n",
+						       e->mode, e->hash, (unsigned long long)e->size,
+						       e->path);
 			len += (size_t)n;
 		}
 	}
@@ -1298,6 +1508,7 @@ int store_tree_listing(struct store *s, const char *hash, char **listing, size_t
 struct listing_entry {
 	const char *path;
 	bool dir;
+	const char *target; /* a symlink's, NUL-terminated in the buffer; or NULL */
 	unsigned mode;
 	uint64_t size;
 	const char *hash; /* NUL-terminated in the buffer */
@@ -1330,6 +1541,26 @@ static bool parse_line(char *line, size_t len, struct listing_entry *e)
 		e->dir = true;
 		e->path = line + 4;
 		return tree_path_ok(e->path, len - 4);
+	}
+	/* "link <target length> <target> <path>": the length, because a
+	 * target and a path may both hold spaces. */
+	if (len > 5 && !memcmp(line, "link ", 5)) {
+		char *num = line + 5;
+		char *sp = memchr(num, ' ', len - 5);
+		uint64_t tl;
+		if (!sp || !parse_size(num, (size_t)(sp - num), &tl) || tl == 0 ||
+		    tl > TREE_PATH_MAX)
+			return false;
+		char *t = sp + 1;
+		size_t left = len - (size_t)(t - line);
+		if (left < tl + 2 || t[tl] != ' ')
+			return false;
+		t[tl] = '\0';
+		if (!tree_target_ok(t, (size_t)tl))
+			return false;
+		e->target = t;
+		e->path = t + tl + 1;
+		return tree_path_ok(e->path, left - (size_t)tl - 1);
 	}
 	/* "<mode> <hash> <size> <path>" */
 	if (len < 5 + STORE_HASH_HEX + 1 + 1 + 1 + 1)
@@ -1373,6 +1604,30 @@ static bool listing_has_dir(const struct listing_entry *v, size_t n, const char 
 	return false;
 }
 
+static int listing_links_check(const struct listing_entry *e, size_t n, const char *hash,
+			       struct cdn_err *err)
+{
+	size_t links = 0;
+	for (size_t i = 0; i < n; i++)
+		links += e[i].target != NULL;
+	if (!links)
+		return 0;
+	_cleanup_free_ struct tree_node *v = calloc(n, sizeof(*v));
+	if (!v)
+		return cdn_err_set(err, ENOMEM, "store: tree %s", hash);
+	for (size_t i = 0; i < n; i++)
+		v[i] = (struct tree_node){ .path = e[i].path,
+					   .kind = e[i].dir ? 'd' : e[i].target ? 'l' : 'f',
+					   .target = e[i].target };
+	const char *bad = NULL, *why = NULL;
+	if (tree_links_check(v, n, &bad, &why) == 0)
+		return 0;
+	char shown[SHOWN_MAX];
+	cdn_printable_str(shown, sizeof(shown), bad, 0);
+	return cdn_err_set(err, EIO, "store: tree %s: the listing's symlink %s: %s", hash, shown,
+			   why);
+}
+
 /* Splits a listing into entries, checking every rule the writer follows:
  * the checkout below trusts nothing that was not checked here. */
 static int listing_parse(char *buf, size_t len, struct listing_entry **out, size_t *n,
@@ -1407,6 +1662,14 @@ static int listing_parse(char *buf, size_t len, struct listing_entry **out, size
 		}
 		count++;
 		p = nl + 1;
+	}
+	/* The links of a listing read back are held to the import's rules:
+	 * a listing written by hand (or damaged) must not make a checkout
+	 * whose links lead out of it. */
+	int r = listing_links_check(v, count, hash, err);
+	if (r < 0) {
+		free(v);
+		return r;
 	}
 	*out = v;
 	*n = count;
@@ -1460,6 +1723,14 @@ static int checkout_fill(struct store *s, int root, const struct listing_entry *
 			    fchmodat(pfd, base, CHECKOUT_DIR_MODE, 0) < 0)
 				return cdn_err_set(err, errno, "store: checkout %s: mkdir %s", hash,
 						   shown);
+			continue;
+		}
+		if (e->target) {
+			/* The link as it was, relative: checked to resolve inside
+			 * the tree, so it does wherever the checkout is bound. */
+			if (symlinkat(e->target, pfd, base) < 0)
+				return cdn_err_set(err, errno, "store: checkout %s: symlink %s",
+						   hash, shown);
 			continue;
 		}
 		int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;

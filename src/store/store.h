@@ -129,14 +129,19 @@ struct tree_limits {
 };
 
 /*
- * Snapshots a directory: walks it (not following symlinks, refusing
- * symlinks, devices, fifos and sockets, names that are not UTF-8 or hold
- * control characters, and anything over the limits; dir itself may be a
- * symlink, as the caller named it),
- * stores each file as a blob, and returns the tree's hash: sha256 over
- * the canonical listing, one line per entry sorted by path bytes:
+ * Snapshots a directory: walks it (never following symlinks; refusing
+ * devices, fifos and sockets, names that are not UTF-8 or hold control
+ * characters, and anything over the limits; dir itself may be a symlink,
+ * as the caller named it), stores each file as a blob, and returns the
+ * tree's hash: sha256 over the canonical listing, one line per entry
+ * sorted by path bytes:
  *   "<mode> <sha256> <size> <path>\n"   files (mode 0644 or 0755)
  *   "dir <path>\n"                      directories
+ *   "link <length> <target> <path>\n"   symlinks (length: the target's bytes)
+ * A symlink is kept only when it is relative and resolves, following
+ * links to links, to an entry inside the tree; absolute, escaping ("..",
+ * directly or through other links), dangling and looping links are
+ * refused, naming the link (docs/state.md).
  * The same bytes and layout give the same hash on any machine.
  */
 int store_tree_import(struct store *s, const char *dir, const struct tree_limits *lim,

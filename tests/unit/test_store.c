@@ -116,6 +116,17 @@ static char *read_file(const char *path, size_t *len)
 	return buf;
 }
 
+/* Reads path (following links, as a program in the sandbox would). */
+static ssize_t read_small_file(const char *path, char *buf, size_t cap)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ssize_t n = read(fd, buf, cap);
+	close(fd);
+	return n;
+}
+
 static size_t count_entries(const char *dir)
 {
 	DIR *d = opendir(dir);
@@ -741,14 +752,6 @@ static void test_tree_refusals(void **state)
 	snprintf(root, sizeof(root), "%s/agent", f->tmp);
 	make_tree(root);
 
-	snprintf(p, sizeof(p), "%s/sub/passwd", root);
-	assert_int_equal(symlink("/etc/passwd", p), 0);
-	expect_refused(f, root, NULL, "sub/passwd: is a symlink");
-	unlink(p);
-	snprintf(p, sizeof(p), "%s/sub/dirlink", root);
-	assert_int_equal(symlink("/etc", p), 0);
-	expect_refused(f, root, NULL, "is a symlink");
-	unlink(p);
 
 	snprintf(p, sizeof(p), "%s/fifo", root);
 	assert_int_equal(mkfifo(p, 0600), 0);
@@ -870,6 +873,178 @@ static void test_tree_checkout_damaged(void **state)
 	}
 	snprintf(p, sizeof(p), "%s/trees", f->state);
 	assert_int_equal(count_entries(p), 0);
+}
+
+/* ------------------------------------------------------------ tree links */
+
+static void link_at(const char *root, const char *path, const char *target)
+{
+	char p[512];
+	snprintf(p, sizeof(p), "%s/%s", root, path);
+	if (symlink(target, p) != 0)
+		fail_msg("symlink %s -> %s: %s", p, target, strerror(errno));
+}
+
+static void unlink_at(const char *root, const char *path)
+{
+	char p[512];
+	snprintf(p, sizeof(p), "%s/%s", root, path);
+	assert_int_equal(unlink(p), 0);
+}
+
+/* Links that stay inside the tree are kept: node_modules/.bin, a venv's
+ * lib64 and bin/python, a link to a link, a link to the root. */
+static void test_tree_links(void **state)
+{
+	struct fx *f = *state;
+	struct cdn_err err = { 0 };
+	char root[256], hash[STORE_HASH_HEX + 1], hash2[STORE_HASH_HEX + 1], out[512], p[512];
+	snprintf(root, sizeof(root), "%s/agent", f->tmp);
+	make_tree(root);
+	link_at(root, "bin/run", "run.sh");		/* same directory */
+	link_at(root, "sub/deep/up", "../../a.txt");	/* up and back */
+	link_at(root, "sub/deep/twice", "up");		/* a link to a link */
+	link_at(root, "sub/lib64", "deep");		/* a directory */
+	link_at(root, "sub/via", "lib64/x.json");	/* through a link to a directory */
+	link_at(root, "sub/root", "..");		/* the tree's root itself */
+	link_at(root, "sub/odd", "./deep/../deep/x.json");
+	import_ok(f, root, hash);
+	assert_string_not_equal(hash, EXPECTED_TREE);
+
+	char *listing;
+	size_t len;
+	assert_int_equal(store_tree_listing(f->s, hash, &listing, &len, &err), 0);
+	assert_non_null(strstr(listing, "\nlink 6 run.sh bin/run\n"));
+	assert_non_null(strstr(listing, "\nlink 11 ../../a.txt sub/deep/up\n"));
+	assert_non_null(strstr(listing, "\nlink 4 deep sub/lib64\n"));
+	assert_non_null(strstr(listing, "\nlink 2 .. sub/root\n"));
+	free(listing);
+
+	/* The target is hashed: another target, another tree. */
+	unlink_at(root, "sub/via");
+	link_at(root, "sub/via", "deep/x.json");
+	import_ok(f, root, hash2);
+	assert_string_not_equal(hash, hash2);
+	/* A target with a space, and a path with one: the length keeps them
+	 * apart. */
+	link_at(root, "a b", "sub/deep/x.json");
+	snprintf(p, sizeof(p), "%s/x y.txt", root);
+	write_file(p, "z", 0644);
+	link_at(root, "c", "x y.txt");
+	import_ok(f, root, hash2);
+
+	/* The checkout holds the same links, not copies of their targets. */
+	assert_int_equal(store_tree_checkout(f->s, hash2, out, sizeof(out), &err), 0);
+	char buf[64];
+	snprintf(p, sizeof(p), "%s/sub/deep/up", out);
+	ssize_t n = readlink(p, buf, sizeof(buf) - 1);
+	assert_true(n > 0);
+	buf[n] = '\0';
+	assert_string_equal(buf, "../../a.txt");
+	snprintf(p, sizeof(p), "%s/sub/deep/twice", out);
+	assert_int_equal(read_small_file(p, buf, sizeof(buf)), 6);
+	assert_memory_equal(buf, "hello\n", 6);
+	snprintf(p, sizeof(p), "%s/c", out);
+	assert_int_equal(read_small_file(p, buf, sizeof(buf)), 1);
+	/* A checkout imported again is the same tree. */
+	char again[STORE_HASH_HEX + 1];
+	import_ok(f, out, again);
+	assert_string_equal(again, hash2);
+}
+
+/* Links that leave the tree, or lead nowhere, are refused by name. */
+static void test_tree_link_refusals(void **state)
+{
+	struct fx *f = *state;
+	char root[256];
+	snprintf(root, sizeof(root), "%s/agent", f->tmp);
+	make_tree(root);
+	static const struct {
+		const char *path, *target, *why;
+	} bad[] = {
+		{ "sub/passwd", "/etc/passwd", "sub/passwd: is a symlink with an absolute target" },
+		{ "sub/dirlink", "/etc", "sub/dirlink: is a symlink with an absolute target" },
+		{ "sub/deep/p", "../../../etc/passwd", "sub/deep/p: is a symlink to "
+						       "'../../../etc/passwd' and its target "
+						       "leaves the tree" },
+		{ "sub/deep/p", "../../../../../../../../etc/passwd", "leaves the tree" },
+		{ "esc", "..", "esc: is a symlink to '..' and its target leaves the tree" },
+		{ "sub/x", "deep/../../..", "leaves the tree" },
+		{ "sub/nope", "missing", "sub/nope: is a symlink to 'missing' and its target is "
+					 "not in the tree (a dangling link)" },
+		{ "sub/below", "../a.txt/x", "goes on below a file" },
+		{ "self", "self", "a loop of links" },
+		{ "sub/e", "deep//x.json", "empty component" },
+		{ "sub/e", "deep/", "empty component" },
+		{ "sub/e", "deep/\n", "control characters" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		link_at(root, bad[i].path, bad[i].target);
+		expect_refused(f, root, NULL, bad[i].why);
+		unlink_at(root, bad[i].path);
+	}
+
+	/* Through another link: "up/.." reads as "sub" when taken by its
+	 * letters, but up is the tree's root, and its parent is outside. */
+	link_at(root, "sub/up", "..");
+	link_at(root, "sub/out", "up/../etc/passwd");
+	expect_refused(f, root, NULL, "sub/out: is a symlink to 'up/../etc/passwd' and its target "
+				      "leaves the tree");
+	unlink_at(root, "sub/out");
+	/* A link to a directory, then ".." from inside it: the kernel goes up
+	 * from the directory the link names, not from the link. */
+	link_at(root, "rootdir", "sub/up");
+	link_at(root, "sub/deep/d", "../../rootdir/..");
+	expect_refused(f, root, NULL, "sub/deep/d: is a symlink");
+	unlink_at(root, "sub/deep/d");
+	/* A loop of two. */
+	link_at(root, "l1", "l2");
+	link_at(root, "l2", "l1");
+	expect_refused(f, root, NULL, "a loop of links");
+	unlink_at(root, "l1");
+	unlink_at(root, "l2");
+	/* The links left (sub/up, rootdir) stay inside: accepted. */
+	char hash[STORE_HASH_HEX + 1];
+	import_ok(f, root, hash);
+}
+
+/* A listing read back is held to the same rules: one written by hand
+ * cannot make a checkout whose links lead out. */
+static void test_tree_link_listing(void **state)
+{
+	struct fx *f = *state;
+	struct cdn_err err = { 0 };
+	char out[512], h[STORE_HASH_HEX + 1], p[512];
+	const char *bad[] = {
+		"link 11 /etc/passwd a\n",		/* absolute */
+		"link 5 ../.. a\n",			/* leaves */
+		"dir a\nlink 2 .. a/b\nlink 8 a/b/../x c\n", /* leaves through a link */
+		"link 1 b a\n",				/* dangling */
+		"link 1 b a\nlink 1 a b\n",		/* loop */
+		"link 2 a b\n",				/* length is not the target's */
+		"link 03 abc a\n",			/* length not canonical */
+		"link 0  a\n",				/* empty target */
+		"link 1 x a\nlink 1 a x/y\n",		/* below a link */
+		"0644 " HASH_ABC " 3 f\nlink 1 f g/h\n",	/* parent not listed */
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		assert_int_equal(store_blob_put(f->s, bad[i], strlen(bad[i]), h, &err), 0);
+		if (store_tree_checkout(f->s, h, out, sizeof(out), &err) != -EIO)
+			fail_msg("listing %zu was not refused", i);
+	}
+	snprintf(p, sizeof(p), "%s/trees", f->state);
+	assert_int_equal(count_entries(p), 0);
+	/* And a good one is checked out with its link. */
+	const char *good = "0644 " HASH_ABC " 3 f\nlink 1 f g\n";
+	assert_int_equal(store_blob_put(f->s, "abc", 3, h, &err), 0);
+	assert_int_equal(store_blob_put(f->s, good, strlen(good), h, &err), 0);
+	assert_int_equal(store_tree_checkout(f->s, h, out, sizeof(out), &err), 0);
+	char buf[8];
+	snprintf(p, sizeof(p), "%s/g", out);
+	assert_int_equal(read_small_file(p, buf, sizeof(buf)), 3);
+	struct stat st;
+	assert_int_equal(lstat(p, &st), 0);
+	assert_true(S_ISLNK(st.st_mode));
 }
 
 /* --------------------------------------------------------------- registry */
@@ -1638,6 +1813,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_tree_refusals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tree_checkout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tree_checkout_damaged, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tree_links, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tree_link_refusals, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tree_link_listing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_items, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_grants, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_secrets, setup, teardown),
