@@ -99,11 +99,14 @@ static int open_parent(int root, const struct path *p, int *out, struct cdn_err 
 		}
 		int fd = openat(cur, p->comp[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		int e = errno;
+		struct stat st;
+		bool link = fd < 0 && fstatat(cur, p->comp[i], &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+			    S_ISLNK(st.st_mode);
 		close(cur);
 		char sh[SHOWN_MAX];
 		/* O_NOFOLLOW: an entry below a symlink the archive made earlier
 		 * ("l -> /etc", then "l/passwd") would be written through it. */
-		if (fd < 0 && e == ELOOP)
+		if (link)
 			return cdn_err_set(err, EINVAL,
 					   "bundle: '%s' is a symlink; nothing is unpacked below one",
 					   shown(p->comp[i], sh));
