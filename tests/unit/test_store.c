@@ -25,6 +25,7 @@
 
 #include "store/store.h"
 #include "store/internal.h" /* store_proc_start */
+#include "base/hash.h"
 
 #define HASH_ABC "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
 #define HASH_HELLO "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03"
@@ -1008,6 +1009,44 @@ static void test_tree_link_refusals(void **state)
 	import_ok(f, root, hash);
 }
 
+/* A tree's blobs are stored together (one flush, then the renames): the
+ * same bytes twice in one tree, bytes stored already, and a tree refused
+ * after its files were read all leave tmp/ empty, and only a stored tree
+ * leaves blobs behind. */
+static void test_tree_blobs_batched(void **state)
+{
+	struct fx *f = *state;
+	struct cdn_err err = { 0 };
+	char root[256], p[512], hash[STORE_HASH_HEX + 1], blob[512];
+	snprintf(root, sizeof(root), "%s/agent", f->tmp);
+	make_tree(root);
+	snprintf(p, sizeof(p), "%s/again.txt", root);
+	write_file(p, "hello\n", 0644); /* a.txt's bytes */
+	snprintf(p, sizeof(p), "%s/fresh.txt", root);
+	write_file(p, "only here\n", 0644);
+	/* Refused once the walk is over: every file has been read by then. */
+	link_at(root, "bad", "nothing");
+	expect_refused(f, root, NULL, "bad: is a symlink");
+	snprintf(p, sizeof(p), "%s/tmp", f->state);
+	assert_int_equal(count_entries(p), 0);
+	char fresh[STORE_HASH_HEX + 1];
+	cdn_sha256_hex("only here\n", 10, fresh);
+	assert_int_equal(store_blob_path(f->s, fresh, blob, sizeof(blob), &err), -ENOENT);
+
+	unlink_at(root, "bad");
+	assert_int_equal(store_blob_put(f->s, "x", 1, hash, &err), 0); /* stored already */
+	import_ok(f, root, hash);
+	assert_int_equal(count_entries(p), 0);
+	assert_int_equal(store_blob_path(f->s, fresh, blob, sizeof(blob), &err), 0);
+	assert_int_equal(mode_of(blob), 0444);
+	assert_int_equal(store_blob_path(f->s, HASH_HELLO, blob, sizeof(blob), &err), 0);
+	char out[512];
+	assert_int_equal(store_tree_checkout(f->s, hash, out, sizeof(out), &err), 0);
+	snprintf(p, sizeof(p), "%s/again.txt", out);
+	char buf[16];
+	assert_int_equal(read_small_file(p, buf, sizeof(buf)), 6);
+}
+
 /* A listing read back is held to the same rules: one written by hand
  * cannot make a checkout whose links lead out. */
 static void test_tree_link_listing(void **state)
@@ -1816,6 +1855,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_tree_links, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tree_link_refusals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tree_link_listing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tree_blobs_batched, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_items, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_grants, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_secrets, setup, teardown),
