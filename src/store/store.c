@@ -959,12 +959,18 @@ static int blob_batch_commit(struct store *s, struct blob_batch *b, struct cdn_e
 			continue;
 		}
 		char sub[3] = { e->hex[0], e->hex[1], '\0' }, rel[STORE_HASH_HEX + 2];
-		if (mkdirat(s->blobs_fd, sub, STORE_DIR_MODE) < 0 && errno != EEXIST) {
-			r = cdn_err_set(err, errno, "store: mkdir %s/blobs/%s", s->dir, sub);
-			break;
-		}
 		blob_rel(e->hex, rel);
-		if (renameat(s->tmp_fd, e->tmp, s->blobs_fd, rel) < 0) {
+		/* The fan-out directory is made when the rename says it is
+		 * missing: a mkdir per blob would mostly fail with EEXIST. */
+		int rn = renameat(s->tmp_fd, e->tmp, s->blobs_fd, rel);
+		if (rn < 0 && errno == ENOENT) {
+			if (mkdirat(s->blobs_fd, sub, STORE_DIR_MODE) < 0 && errno != EEXIST) {
+				r = cdn_err_set(err, errno, "store: mkdir %s/blobs/%s", s->dir, sub);
+				break;
+			}
+			rn = renameat(s->tmp_fd, e->tmp, s->blobs_fd, rel);
+		}
+		if (rn < 0) {
 			r = cdn_err_set(err, errno, "store: rename blob %s into %s/blobs", e->hex,
 					s->dir);
 			break;
@@ -1874,6 +1880,61 @@ static int checkout_fill(struct store *s, int root, const struct listing_entry *
 		 * able to change what the next run gets. */
 		if (fchmod(out, e->mode == 0755 ? 0555 : 0444) < 0)
 			return cdn_err_set(err, errno, "store: checkout %s: chmod %s", hash, shown);
+	}
+	return 0;
+}
+
+int store_tree_file_read(struct store *s, const char *hash, const char *path, size_t max,
+			 char **out, size_t *len, struct cdn_err *err)
+{
+	*out = NULL;
+	*len = 0;
+	_cleanup_free_ char *listing = NULL;
+	size_t n;
+	int r = store_tree_listing(s, hash, &listing, &n, err);
+	if (r < 0)
+		return r;
+	_cleanup_free_ struct listing_entry *v = NULL;
+	size_t count = 0;
+	if ((r = listing_parse(listing, n, &v, &count, hash, err)) < 0)
+		return r;
+	const struct listing_entry *e = NULL;
+	for (size_t i = 0; i < count && !e; i++)
+		if (strcmp(v[i].path, path) == 0)
+			e = &v[i];
+	char shown[SHOWN_MAX];
+	cdn_printable_str(shown, sizeof(shown), path, 0);
+	/* A link is not followed, even inside the tree: the caller asked for
+	 * the file at this path, as an O_NOFOLLOW open of a checkout would. */
+	if (!e || e->dir || e->target)
+		return cdn_err_set(err, !e ? ENOENT : e->dir ? EISDIR : ELOOP,
+				   "store: tree %s: %s is %s", hash, shown,
+				   !e ? "not in it" : e->dir ? "a directory" : "a symlink");
+	if (e->size > max)
+		return cdn_err_set(err, EFBIG, "store: tree %s: %s: more than %zu bytes", hash,
+				   shown, max);
+	_cleanup_close_ int fd = -1;
+	struct stat st;
+	if ((r = blob_open(s, e->hash, &fd, &st, err)) < 0)
+		return cdn_err_wrap(err, "tree %s: %s", hash, shown);
+	r = cdn_read_fd(fd, max, out, len);
+	if (r < 0)
+		return cdn_err_set(err, -r, "store: tree %s: read %s", hash, shown);
+	/* Checked as a checkout's copy is: a blob damaged on disk is an
+	 * error, never other bytes handed on. */
+	char got[STORE_HASH_HEX + 1];
+	cdn_sha256_hex(*out, *len, got);
+	if (strcmp(got, e->hash) != 0) {
+		free(*out);
+		*out = NULL;
+		return cdn_err_set(err, EIO, "store: blob %s/blobs/%.2s/%s does not match its hash "
+				   "(damaged on disk)", s->dir, e->hash, e->hash + 2);
+	}
+	if (*len != e->size) {
+		free(*out);
+		*out = NULL;
+		return cdn_err_set(err, EIO, "store: tree %s: %s: the blob's size is not the "
+				   "listing's", hash, shown);
 	}
 	return 0;
 }

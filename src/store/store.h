@@ -167,6 +167,14 @@ void store_scratch_remove(struct store *s, const char *path);
 int store_tree_listing(struct store *s, const char *hash, char **listing, size_t *len,
 		       struct cdn_err *err);
 
+/* The bytes of the regular file at path in a stored tree (caller frees
+ * *out, NUL-terminated), read from its blob and checked against its hash,
+ * without a checkout: ENOENT when path is not in the tree, EISDIR for a
+ * directory, ELOOP for a symlink (never followed), EFBIG over max bytes,
+ * EIO when the blob is damaged. */
+int store_tree_file_read(struct store *s, const char *hash, const char *path, size_t max,
+			 char **out, size_t *len, struct cdn_err *err);
+
 /* A read-only directory with the tree's files, <dir>/trees/<hash>, made
  * once (atomically) and reused. */
 int store_tree_checkout(struct store *s, const char *hash, char *path, size_t cap,

@@ -1047,6 +1047,43 @@ static void test_tree_blobs_batched(void **state)
 	assert_int_equal(read_small_file(p, buf, sizeof(buf)), 6);
 }
 
+/* One file of a stored tree, read from its blob without a checkout. */
+static void test_tree_file_read(void **state)
+{
+	struct fx *f = *state;
+	struct cdn_err err = { 0 };
+	char root[256], hash[STORE_HASH_HEX + 1], blob[512], p[512];
+	snprintf(root, sizeof(root), "%s/agent", f->tmp);
+	make_tree(root);
+	link_at(root, "link.txt", "a.txt");
+	import_ok(f, root, hash);
+	char *buf = NULL;
+	size_t len = 0;
+	assert_int_equal(store_tree_file_read(f->s, hash, "a.txt", 64, &buf, &len, &err), 0);
+	assert_int_equal(len, 6);
+	assert_string_equal(buf, "hello\n");
+	free(buf);
+	assert_int_equal(store_tree_file_read(f->s, hash, "sub/deep/x.json", 64, &buf, &len, &err),
+			 0);
+	assert_string_equal(buf, "{}");
+	free(buf);
+	assert_int_equal(store_tree_file_read(f->s, hash, "nope", 64, &buf, &len, &err), -ENOENT);
+	assert_int_equal(store_tree_file_read(f->s, hash, "sub", 64, &buf, &len, &err), -EISDIR);
+	assert_int_equal(store_tree_file_read(f->s, hash, "link.txt", 64, &buf, &len, &err),
+			 -ELOOP);
+	assert_int_equal(store_tree_file_read(f->s, hash, "a.txt", 5, &buf, &len, &err), -EFBIG);
+	assert_null(buf);
+	/* No checkout was made to read them. */
+	snprintf(p, sizeof(p), "%s/trees", f->state);
+	assert_int_equal(count_entries(p), 0);
+	/* A damaged blob is an error, not other bytes. */
+	assert_int_equal(store_blob_path(f->s, HASH_HELLO, blob, sizeof(blob), &err), 0);
+	assert_int_equal(chmod(blob, 0644), 0);
+	write_file(blob, "HELLO\n", 0444);
+	assert_int_equal(store_tree_file_read(f->s, hash, "a.txt", 64, &buf, &len, &err), -EIO);
+	assert_null(buf);
+}
+
 /* A listing read back is held to the same rules: one written by hand
  * cannot make a checkout whose links lead out. */
 static void test_tree_link_listing(void **state)
@@ -1856,6 +1893,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_tree_link_refusals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tree_link_listing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tree_blobs_batched, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tree_file_read, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_items, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_grants, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_secrets, setup, teardown),
