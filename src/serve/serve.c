@@ -31,6 +31,7 @@
 #include "base/clock.h"
 #include "base/file.h"
 #include "base/hash.h"
+#include "base/proc.h"
 #include "base/random.h"
 #include "base/exe.h"
 #include "run/control.h"
@@ -699,7 +700,7 @@ static enum MHD_Result runs_create(struct call *c)
 	snprintf(rec.caller, sizeof(rec.caller), "key:%s (%s)", c->key.id, c->key.name);
 	rec.created_ms = cdn_wall_ms();
 	rec.supervisor_pid = (int)c->sv->self;
-	store_boot_id(rec.supervisor_boot, sizeof(rec.supervisor_boot), NULL);
+	cdn_boot_id(rec.supervisor_boot, sizeof(rec.supervisor_boot), NULL);
 	rec.input_json = in;
 	if (in && strlen(in) > STORE_MAX_RUN_JSON) {
 		json_decref(b);

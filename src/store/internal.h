@@ -30,12 +30,6 @@ struct store {
 int store_db_open(struct store *s, struct store_db **out, struct cdn_err *err);
 void store_db_close(struct store_db *db);
 
-/* Is the process that claims a run still its supervisor? See store.c.
- * start 0: unknown (a run recorded before schema 4), not compared. */
-bool store_supervisor_alive(int pid, const char *boot, const char *current_boot, uint64_t start);
-/* The start time of pid (/proc/PID/stat field 22); 0 when it cannot be read. */
-uint64_t store_proc_start(int pid);
-
 /* Checks that are not SQL, shared by every backend. */
 const char *store_kind_name(enum store_kind kind);
 

@@ -35,7 +35,7 @@
 #define STORE_MAX_MANIFEST (64 * 1024) /* bytes of a stored manifest or env JSON */
 #define STORE_MAX_SECRET_BLOB (128 * 1024) /* bytes of a ciphertext or wrapped key */
 #define STORE_MAX_RUN_JSON (1024 * 1024)   /* bytes of a run's input_json or result_json */
-#define STORE_BOOT_ID_MAX 40		   /* bytes of a boot id, with its NUL */
+#define STORE_BOOT_ID_MAX 40 /* bytes of a boot id, with its NUL: CDN_BOOT_ID_MAX (base/proc.h) */
 
 struct store;
 
@@ -293,10 +293,6 @@ struct store_run {
 	char stdout_sha256[STORE_HASH_HEX + 1];
 	char stderr_sha256[STORE_HASH_HEX + 1];
 };
-
-/* This machine's /proc/sys/kernel/random/boot_id, without the newline: what
- * supervisor_boot should hold. */
-int store_boot_id(char *out, size_t cap, struct cdn_err *err);
 
 const char *store_run_status_name(enum store_run_status st);
 int store_run_status_parse(const char *name, enum store_run_status *st);

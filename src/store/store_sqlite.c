@@ -28,6 +28,7 @@
 #include "base/cleanup.h"
 #include "base/clock.h"
 #include "base/hash.h"
+#include "base/proc.h"
 
 #define BUSY_TIMEOUT_MS 5000
 #define RUN_LIST_MAX 1000
@@ -942,7 +943,7 @@ static int run_read(sqlite3_stmt *st, struct store_run *out)
  * supervisor_pid names now (never a value carried over from a record). */
 static int64_t supervisor_start(const struct store_run *r)
 {
-	uint64_t v = store_proc_start(r->supervisor_pid);
+	uint64_t v = cdn_proc_start(r->supervisor_pid);
 	return v <= INT64_MAX ? (int64_t)v : 0;
 }
 
@@ -1158,7 +1159,7 @@ struct recover_candidate {
 int store_runs_recover(struct store *s, struct cdn_err *err)
 {
 	char boot[STORE_BOOT_ID_MAX];
-	int r = store_boot_id(boot, sizeof(boot), err);
+	int r = cdn_boot_id(boot, sizeof(boot), err);
 	if (r < 0)
 		return r;
 	_cleanup_unlock_ struct store_db *d = db_lock(s);
@@ -1198,7 +1199,7 @@ int store_runs_recover(struct store *s, struct cdn_err *err)
 	for (size_t i = 0; i < count; i++) {
 		const struct recover_candidate *c = &v[i];
 		int pid = c->pid > 0 && c->pid <= INT32_MAX ? (int)c->pid : 0;
-		if (store_supervisor_alive(pid, c->boot, boot,
+		if (cdn_supervisor_alive(pid, c->boot, boot,
 					   c->start > 0 ? (uint64_t)c->start : 0))
 			continue;
 		_cleanup_stmt_ sqlite3_stmt *st = NULL;

@@ -24,8 +24,8 @@
 #include <unistd.h>
 
 #include "store/store.h"
-#include "store/internal.h" /* store_proc_start */
 #include "base/hash.h"
+#include "base/proc.h"
 
 #define HASH_ABC "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
 #define HASH_HELLO "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03"
@@ -1447,7 +1447,7 @@ static void test_run_claim(void **state)
 	c.agent_version = 3;
 	c.supervisor_pid = (int)getpid();
 	/* as a claimer that copied the queued record would carry it */
-	c.supervisor_start = store_proc_start(1);
+	c.supervisor_start = cdn_proc_start(1);
 	snprintf(c.supervisor_boot, sizeof(c.supervisor_boot), "boot-y");
 	c.input_json = "{\"a\":2}";
 	/* Another workspace cannot take it. */
@@ -1459,8 +1459,8 @@ static void test_run_claim(void **state)
 	assert_int_equal(store_run_get(f->s, "q-1", &got, &err), 0);
 	assert_int_equal(got.supervisor_pid, (int)getpid());
 	/* the claimer's own start time, not the one it carried */
-	assert_int_equal(got.supervisor_start, store_proc_start((int)getpid()));
-	assert_true(got.supervisor_start != store_proc_start(1));
+	assert_int_equal(got.supervisor_start, cdn_proc_start((int)getpid()));
+	assert_true(got.supervisor_start != cdn_proc_start(1));
 	assert_int_equal(got.agent_version, 3);
 	assert_string_equal(got.agent_hash, HASH_A);
 	assert_string_equal(got.input_json, "{\"a\":2}");
@@ -1661,7 +1661,7 @@ static void test_runs_recover(void **state)
 	struct fx *f = *state;
 	struct cdn_err err = { 0 };
 	char boot[STORE_BOOT_ID_MAX];
-	assert_int_equal(store_boot_id(boot, sizeof(boot), &err), 0);
+	assert_int_equal(cdn_boot_id(boot, sizeof(boot), &err), 0);
 	assert_int_equal(strlen(boot), 36);
 
 	pid_t live = spawn_child("cordon");
@@ -1685,7 +1685,7 @@ static void test_runs_recover(void **state)
 	create_supervised(f, "done", RUN_SUCCEEDED, dead, boot);
 	/* A live cordon, but not the process that took the run: its pid was
 	 * reused after the supervisor died. Its start time tells. */
-	uint64_t live_start = store_proc_start(live);
+	uint64_t live_start = cdn_proc_start(live);
 	assert_true(live_start > 0);
 	create_supervised(f, "reused-by-cordon", RUN_RUNNING, live, boot);
 	set_start(f, "reused-by-cordon", live_start + 1);
@@ -1725,7 +1725,7 @@ static void test_schema_3_upgrade(void **state)
 	struct fx *f = *state;
 	struct cdn_err err = { 0 };
 	char boot[STORE_BOOT_ID_MAX];
-	assert_int_equal(store_boot_id(boot, sizeof(boot), &err), 0);
+	assert_int_equal(cdn_boot_id(boot, sizeof(boot), &err), 0);
 	pid_t live = spawn_child("cordon");
 	create_supervised(f, "old", RUN_RUNNING, live, boot);
 	store_close(f->s);
@@ -1765,7 +1765,7 @@ static void test_audit_anchor(void **state)
 	struct fx *f = *state;
 	struct cdn_err err = { 0 };
 	char boot[STORE_BOOT_ID_MAX];
-	assert_int_equal(store_boot_id(boot, sizeof(boot), &err), 0);
+	assert_int_equal(cdn_boot_id(boot, sizeof(boot), &err), 0);
 	create_supervised(f, "anch", RUN_RUNNING, getpid(), boot);
 	const char *h1 = "1111111111111111111111111111111111111111111111111111111111111111";
 	assert_int_equal(store_run_anchor(f->s, "anch", h1, 3, &err), 0);
