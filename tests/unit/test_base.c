@@ -750,22 +750,26 @@ static void test_proc_liveness(void **state)
 	assert_int_equal(cdn_proc_start(-1), 0);
 
 	/* A child named as cordon's binaries are. */
-	int go[2];
+	int go[2], ready[2];
 	assert_int_equal(pipe(go), 0);
+	assert_int_equal(pipe(ready), 0);
 	pid_t pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
 		char c;
 		prctl(PR_SET_NAME, "cordon-full");
 		close(go[1]);
+		close(ready[0]);
+		(void)!write(ready[1], "r", 1);
 		(void)!read(go[0], &c, 1); /* until the parent closes its end */
 		_exit(0);
 	}
 	close(go[0]);
-	uint64_t start = 0;
-	for (int i = 0; i < 200 && !cdn_supervisor_alive((int)pid, boot, boot, 0); i++)
-		usleep(5000); /* until the child has set its name */
-	start = cdn_proc_start((int)pid);
+	close(ready[1]);
+	char c;
+	assert_int_equal(read(ready[0], &c, 1), 1); /* the child has its name */
+	close(ready[0]);
+	uint64_t start = cdn_proc_start((int)pid);
 	assert_true(start > 0);
 	assert_true(cdn_supervisor_alive((int)pid, boot, boot, 0));
 	assert_true(cdn_supervisor_alive((int)pid, boot, boot, start));
