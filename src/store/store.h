@@ -12,7 +12,7 @@
  *
  * Every file is written atomically: temp file in <dir>/tmp, fsync, rename,
  * fsync of the directory. All SQL lives behind this header, so a Postgres
- * backend can replace store_sqlite.c without touching callers.
+ * backend can replace store_sqlite.c and sqlite_*.c without touching callers.
  *
  * Names (agents, capabilities, envs, secrets, workspaces) match
  * [a-z0-9][a-z0-9._-]{0,63} (STORE_MAX_NAME), except secret names, which
