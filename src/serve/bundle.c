@@ -166,15 +166,17 @@ static int extract_file(struct archive *a, struct archive_entry *e, int parent, 
 }
 
 /*
- * A symlink entry, checked before it is made: its target relative, free of
- * control characters and empty components, and not climbing above the
- * bundle's root by its own ".."s. Whether it resolves inside the tree
- * through other links, and to something that exists, is the registry's
- * check on the unpacked tree (store_tree_import), the same as for a local
- * directory, so an upload is refused exactly where a local registration is.
+ * A symlink entry, checked before it is made: its target's text relative,
+ * without empty components or control characters, and bounded. Where it
+ * leads (inside the tree or not, through ".." and other links, to
+ * something or nothing) is the registry's check on the unpacked tree
+ * (store_tree_import), the same walk as for a local directory, so an
+ * upload is accepted and refused exactly where a local registration is.
+ * Until then the link is inert: nothing here follows it (every open is
+ * O_NOFOLLOW, and nothing is unpacked below a link).
  */
-static int extract_link(struct archive_entry *e, int parent, const char *leaf,
-			const struct path *p, const char *name, struct cdn_err *err)
+static int extract_link(struct archive_entry *e, int parent, const char *leaf, const char *name,
+			struct cdn_err *err)
 {
 	char sh[SHOWN_MAX], st[SHOWN_MAX];
 	const char *t = archive_entry_symlink(e);
@@ -185,26 +187,13 @@ static int extract_link(struct archive_entry *e, int parent, const char *leaf,
 	if (t[0] == '/')
 		return cdn_err_set(err, EINVAL, "bundle: '%s': a symlink to '%s': absolute targets "
 				   "are not allowed", shown(name, sh), shown(t, st));
-	long depth = (long)p->n - 1; /* directories between the root and the link */
-	const char *c = t;
-	for (;;) {
-		const char *slash = strchr(c, '/');
-		size_t n = slash ? (size_t)(slash - c) : strlen(c);
-		if (n == 0)
+	for (size_t i = 0; i < len; i++) {
+		if ((unsigned char)t[i] < 0x20 || t[i] == 0x7f)
+			return cdn_err_set(err, EINVAL, "bundle: '%s': control characters in a "
+					   "symlink's target", shown(name, sh));
+		if (t[i] == '/' && (i + 1 == len || t[i + 1] == '/'))
 			return cdn_err_set(err, EINVAL, "bundle: '%s': a symlink to '%s': empty "
 					   "components are not allowed", shown(name, sh), shown(t, st));
-		for (size_t i = 0; i < n; i++)
-			if ((unsigned char)c[i] < 0x20 || c[i] == 0x7f)
-				return cdn_err_set(err, EINVAL, "bundle: '%s': control characters "
-						   "in a symlink's target", shown(name, sh));
-		if (n == 2 && c[0] == '.' && c[1] == '.' && --depth < 0)
-			return cdn_err_set(err, EINVAL, "bundle: '%s': a symlink to '%s', which "
-					   "leaves the bundle", shown(name, sh), shown(t, st));
-		else if (!(n == 1 && c[0] == '.') && !(n == 2 && c[0] == '.' && c[1] == '.'))
-			depth++;
-		if (!slash)
-			break;
-		c = slash + 1;
 	}
 	if (symlinkat(t, parent, leaf) < 0)
 		return cdn_err_set(err, errno == EEXIST ? EEXIST : errno,
@@ -251,7 +240,7 @@ static int extract_entry(struct archive *a, struct archive_entry *e, int root, u
 			r = cdn_err_set(err, EEXIST, "bundle: '%s' is both a file and a directory",
 					shown(name, sh));
 	} else if (type == AE_IFLNK) {
-		r = extract_link(e, parent, leaf, &p, name, err);
+		r = extract_link(e, parent, leaf, name, err);
 	} else {
 		r = extract_file(a, e, parent, leaf, name, total, err);
 	}

@@ -6,11 +6,10 @@
  *
  * Unpacking faces untrusted bytes, so it is strict: only regular files,
  * directories and symlinks; no hard links, devices or fifos; a symlink's
- * target relative, without empty components or control characters, and
- * not climbing above the root by its own ".."s (whether it resolves
- * inside the tree through other links, and to an entry that exists, is
- * checked by the registry's walk of the unpacked tree, as for a local
- * directory: docs/state.md); nothing unpacked below a symlink; every path
+ * target relative, without empty components or control characters (where
+ * it leads, through ".." and other links, is checked by the registry's
+ * walk of the unpacked tree, exactly as for a local directory:
+ * docs/state.md); nothing unpacked below a symlink; every path
  * relative, without "." or ".." components or control characters, at most
  * BUNDLE_MAX_DEPTH deep; no entry twice; at most BUNDLE_MAX_ENTRIES entries
  * and BUNDLE_MAX_BYTES of file contents. Files get mode 0755 when the

@@ -700,6 +700,11 @@ def test_uploads_carry_links_inside_the_tree_and_refuse_the_rest(srv, tmp_path):
     (d / "lib").mkdir()
     (d / "lib" / "x.txt").write_text("through lib64\n")
     (d / "lib64").symlink_to("lib")
+    # Inside only because "deep" is two levels down: a check of the text
+    # alone ("one down, two up") would refuse what the kernel resolves.
+    (d / "lib" / "sub").mkdir()
+    (d / "deep").symlink_to("lib/sub")
+    (d / "back").symlink_to("deep/../../agent.json")
     local = tmp_path / "local-state"
     local.mkdir(mode=0o700)
     env = {k: v for k, v in dict(os.environ, CORDON_STATE=str(local)).items()
@@ -729,7 +734,7 @@ def test_uploads_carry_links_inside_the_tree_and_refuse_the_rest(srv, tmp_path):
                      "'py'"),
         "dotdot": ([({"name": "a", "type": DIR}, None),
                     ({"name": "a/pw", "type": SYM, "linkname": "../../etc/passwd"}, None)],
-                   "'a/pw'"),
+                   "a/pw: is a symlink to '../../etc/passwd' and its target leaves the tree"),
         "through a link": ([({"name": "up", "type": SYM, "linkname": "."}, None),
                             ({"name": "a", "type": DIR}, None),
                             ({"name": "a/up", "type": SYM, "linkname": "../up"}, None),

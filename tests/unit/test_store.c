@@ -909,6 +909,9 @@ static void test_tree_links(void **state)
 	link_at(root, "sub/via", "lib64/x.json");	/* through a link to a directory */
 	link_at(root, "sub/root", "..");		/* the tree's root itself */
 	link_at(root, "sub/odd", "./deep/../deep/x.json");
+	/* Inside only because ".." goes up from where lib64 leads (sub/deep),
+	 * not from the link: the text alone reads as leaving. */
+	link_at(root, "back", "sub/lib64/../../a.txt");
 	import_ok(f, root, hash);
 	assert_string_not_equal(hash, EXPECTED_TREE);
 
