@@ -35,6 +35,9 @@
 #define TREE_LISTING_MAX (64u << 20) /* bytes of a listing read back */
 #define TREE_SIZE_DIGITS 20	      /* a uint64_t in decimal */
 #define TREE_LINK_HOPS 40	      /* links followed resolving one link: the kernel's */
+/* Bytes compared or copied resolving all of a tree's links: a node_modules
+ * with 10,000 links needs a few tens of millions. */
+#define TREE_LINK_WORK_MAX (1ull << 28)
 #define RM_DEPTH_MAX 256
 #define OPEN_LOCK_WAIT_MS 10000 /* a store_open waits this long for another */
 #define OPEN_LOCK_STEP_MS 10

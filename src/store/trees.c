@@ -162,23 +162,33 @@ static void path_up(char *cur)
  *    file: a dangling link. Refused too, so that every kept link resolves
  *    to an entry of the same tree on every machine, and "inside" is a fact
  *    checked on the whole path, not a guess about parts that are missing;
- *  - more than TREE_LINK_HOPS links on the way: a loop.
+ *  - more than TREE_LINK_HOPS links on the way: a loop;
+ *  - the whole tree's links taking more than TREE_LINK_WORK_MAX steps
+ *    (bytes compared or copied) to resolve.
  * v is sorted by path. Returns NULL when the link is kept.
  */
-static const char *tree_link_why(const struct tree_node *v, size_t n, size_t i)
+static const char *tree_link_why(const struct tree_node *v, size_t n, size_t i,
+				 uint64_t *work)
 {
 	char cur[TREE_PATH_MAX + 1], rest[2 * TREE_PATH_MAX + 2], tmp[2 * TREE_PATH_MAX + 2];
+	unsigned log_n = 1;
+	while (((size_t)1 << log_n) < n && log_n < 63)
+		log_n++;
 	snprintf(cur, sizeof(cur), "%s", v[i].path);
 	path_up(cur);
 	snprintf(rest, sizeof(rest), "%s", v[i].target);
+	size_t pos = 0; /* what is left to resolve is rest + pos */
 	unsigned hops = 0;
-	while (rest[0]) {
-		char *slash = strchr(rest, '/');
-		size_t len = slash ? (size_t)(slash - rest) : strlen(rest);
+	while (rest[pos]) {
+		const char *c = rest + pos;
+		const char *slash = strchr(c, '/');
+		size_t len = slash ? (size_t)(slash - c) : strlen(c);
+		if (len > NAME_MAX)
+			return "its target holds a name longer than NAME_MAX";
 		char name[NAME_MAX + 1];
-		memcpy(name, rest, len);
+		memcpy(name, c, len);
 		name[len] = '\0';
-		memmove(rest, slash ? slash + 1 : rest + len, strlen(slash ? slash + 1 : rest + len) + 1);
+		pos += len + (slash ? 1 : 0);
 		if (!strcmp(name, "."))
 			continue;
 		if (!strcmp(name, "..")) {
@@ -193,10 +203,19 @@ static const char *tree_link_why(const struct tree_node *v, size_t n, size_t i)
 		if (cl)
 			cur[cl++] = '/';
 		memcpy(cur + cl, name, len + 1);
+		/* A bound on the whole check: a lookup compares up to the path's
+		 * length at each step of the search, so a tree crafted with
+		 * thousands of links through long paths could otherwise keep
+		 * an import (or the server's check of an upload) busy for
+		 * minutes. */
+		*work += (uint64_t)(cl + len + 1) * log_n;
+		if (*work > TREE_LINK_WORK_MAX)
+			return "resolving the tree's links takes too long (too many links "
+			       "through too long paths)";
 		ssize_t k = tree_node_find(v, n, cur);
 		if (k < 0)
 			return "its target is not in the tree (a dangling link)";
-		if (v[k].kind == 'f' && rest[0])
+		if (v[k].kind == 'f' && rest[pos])
 			return "its target goes on below a file (a dangling link)";
 		if (v[k].kind != 'l')
 			continue;
@@ -205,10 +224,13 @@ static const char *tree_link_why(const struct tree_node *v, size_t n, size_t i)
 		/* v[k]'s target is relative to v[k]'s directory, and what is
 		 * left of this one comes after it. */
 		path_up(cur);
-		int m = snprintf(tmp, sizeof(tmp), "%s%s%s", v[k].target, rest[0] ? "/" : "", rest);
+		int m = snprintf(tmp, sizeof(tmp), "%s%s%s", v[k].target, rest[pos] ? "/" : "",
+				 rest + pos);
 		if (m < 0 || (size_t)m >= sizeof(rest))
 			return "its target resolves to too long a path";
+		*work += (uint64_t)m;
 		memcpy(rest, tmp, (size_t)m + 1);
+		pos = 0;
 	}
 	return NULL;
 }
@@ -217,10 +239,11 @@ static const char *tree_link_why(const struct tree_node *v, size_t n, size_t i)
 int store_tree_links_check(const struct tree_node *v, size_t n, const char **bad,
 			    const char **why)
 {
+	uint64_t work = 0;
 	for (size_t i = 0; i < n; i++) {
 		if (v[i].kind != 'l')
 			continue;
-		const char *w = tree_link_why(v, n, i);
+		const char *w = tree_link_why(v, n, i, &work);
 		if (w) {
 			*bad = v[i].path;
 			*why = w;

@@ -1111,6 +1111,34 @@ static void test_tree_link_listing(void **state)
 		if (store_tree_checkout(f->s, h, out, sizeof(out), &err) != -EIO)
 			fail_msg("listing %zu was not refused", i);
 	}
+	/* Links crafted to make the check slow (lookups of a long path, again
+	 * and again) hit the bound on the whole tree's work, in well under a
+	 * second. */
+	char *big = NULL;
+	size_t big_len = 0;
+	FILE *mem = open_memstream(&big, &big_len);
+	char deep[4096] = "";
+	for (int lvl = 0; lvl < 15; lvl++) {
+		size_t dl = strlen(deep);
+		snprintf(deep + dl, sizeof(deep) - dl, "%s%c%0249d", dl ? "/" : "", 'a' + lvl, 0);
+		fprintf(mem, "dir %s\n", deep);
+	}
+	char target[4096] = "";
+	while (strlen(target) + 5 < 4000)
+		strcat(target, "x/../");
+	strcat(target, "x");
+	for (int k = 0; k < 40; k++)
+		fprintf(mem, "link %zu %s %s/l%02d\n", strlen(target), target, deep, k);
+	fprintf(mem, "dir %s/x\n", deep);
+	fclose(mem);
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(store_blob_put(f->s, big, big_len, h, &err), 0);
+	assert_int_equal(store_tree_checkout(f->s, h, out, sizeof(out), &err), -EIO);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	assert_non_null(strstr(err.msg, "takes too long"));
+	assert_true(t1.tv_sec - t0.tv_sec < 5);
+	free(big);
 	snprintf(p, sizeof(p), "%s/trees", f->state);
 	assert_int_equal(count_entries(p), 0);
 	/* And a good one is checked out with its link. */
