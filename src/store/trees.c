@@ -508,7 +508,8 @@ int store_tree_import(struct store *s, const char *dir, const struct tree_limits
 	_cleanup_free_ char *listing = NULL;
 	size_t len = 0;
 	if (r == 0) {
-		qsort(w.v, w.n, sizeof(*w.v), tree_entry_cmp);
+		if (w.n) /* qsort(NULL, 0) is undefined (UBSan) */
+			qsort(w.v, w.n, sizeof(*w.v), tree_entry_cmp);
 		r = tree_walk_links_check(&w);
 	}
 	if (r == 0) {
