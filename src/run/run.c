@@ -37,6 +37,7 @@
 #include "base/cleanup.h"
 #include "base/text.h"
 #include "base/clock.h"
+#include "base/proc.h"
 #include "base/file.h"
 #include "base/hash.h"
 #include "base/openat2.h"
@@ -214,7 +215,7 @@ int run_agent(struct store *s, struct vault *v, struct run_options *o, struct ru
 		c.rec.created_ms = cdn_wall_ms();
 	}
 	c.rec.supervisor_pid = (int)getpid();
-	if ((r = store_boot_id(c.rec.supervisor_boot, sizeof(c.rec.supervisor_boot), err)) < 0)
+	if ((r = cdn_boot_id(c.rec.supervisor_boot, sizeof(c.rec.supervisor_boot), err)) < 0)
 		goto done;
 	c.rec.input_json = input;
 	if ((r = o->claim ? store_run_claim(s, &c.rec, err) : store_run_create(s, &c.rec, err)) < 0)

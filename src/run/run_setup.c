@@ -449,7 +449,8 @@ int run_sandbox_config(const struct run_ctx *c, const struct secret_set *ss,
 
 	if ((r = sandbox_config_add_bind(cfg, c->agent.tree_path, "/agent", false, err)) < 0)
 		return r;
-	/* Snapshots the store made: files and directories only. */
+	/* Snapshots the store made: files, directories and links that stay
+	 * inside them; no sockets or devices to search for. */
 	cfg->binds[cfg->n_binds - 1].no_special_files = true;
 	/* The paths of resolved capabilities live in caps[i].path. */
 	size_t i;

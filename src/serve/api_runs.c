@@ -19,6 +19,7 @@
 
 #include "base/cleanup.h"
 #include "base/clock.h"
+#include "base/proc.h"
 #include "base/random.h"
 #include "evidence/evidence.h"
 
@@ -115,7 +116,7 @@ enum MHD_Result h_runs_create(struct call *c)
 	snprintf(rec.caller, sizeof(rec.caller), "key:%s (%s)", c->key.id, c->key.name);
 	rec.created_ms = cdn_wall_ms();
 	rec.supervisor_pid = (int)c->sv->self;
-	store_boot_id(rec.supervisor_boot, sizeof(rec.supervisor_boot), NULL);
+	cdn_boot_id(rec.supervisor_boot, sizeof(rec.supervisor_boot), NULL);
 	rec.input_json = in;
 	if (in && strlen(in) > STORE_MAX_RUN_JSON) {
 		json_decref(b);

@@ -99,13 +99,21 @@ static int open_parent(int root, const struct path *p, int *out, struct cdn_err 
 		}
 		int fd = openat(cur, p->comp[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		int e = errno;
+		struct stat st;
+		bool link = fd < 0 && fstatat(cur, p->comp[i], &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+			    S_ISLNK(st.st_mode);
 		close(cur);
-		if (fd < 0) {
-			char sh[SHOWN_MAX];
+		char sh[SHOWN_MAX];
+		/* O_NOFOLLOW: an entry below a symlink the archive made earlier
+		 * ("l -> /etc", then "l/passwd") would be written through it. */
+		if (link)
+			return cdn_err_set(err, EINVAL,
+					   "bundle: '%s' is a symlink; nothing is unpacked below one",
+					   shown(p->comp[i], sh));
+		if (fd < 0)
 			return cdn_err_set(err, e == ENOTDIR ? EEXIST : e,
 					   "bundle: '%s' is both a file and a directory",
 					   shown(p->comp[i], sh));
-		}
 		cur = fd;
 	}
 	*out = cur;
@@ -157,6 +165,44 @@ static int extract_file(struct archive *a, struct archive_entry *e, int parent, 
 	return 0;
 }
 
+/*
+ * A symlink entry, checked before it is made: its target's text relative,
+ * without empty components or control characters, and bounded. Where it
+ * leads (inside the tree or not, through ".." and other links, to
+ * something or nothing) is the registry's check on the unpacked tree
+ * (store_tree_import), the same walk as for a local directory, so an
+ * upload is accepted and refused exactly where a local registration is.
+ * Until then the link is inert: nothing here follows it (every open is
+ * O_NOFOLLOW, and nothing is unpacked below a link).
+ */
+static int extract_link(struct archive_entry *e, int parent, const char *leaf, const char *name,
+			struct cdn_err *err)
+{
+	char sh[SHOWN_MAX], st[SHOWN_MAX];
+	const char *t = archive_entry_symlink(e);
+	size_t len = t ? strlen(t) : 0;
+	if (len == 0 || len > BUNDLE_MAX_PATH)
+		return cdn_err_set(err, EINVAL, "bundle: '%s': a symlink with no target or one "
+				   "longer than %d bytes", shown(name, sh), BUNDLE_MAX_PATH);
+	if (t[0] == '/')
+		return cdn_err_set(err, EINVAL, "bundle: '%s': a symlink to '%s': absolute targets "
+				   "are not allowed", shown(name, sh), shown(t, st));
+	for (size_t i = 0; i < len; i++) {
+		if ((unsigned char)t[i] < 0x20 || t[i] == 0x7f)
+			return cdn_err_set(err, EINVAL, "bundle: '%s': control characters in a "
+					   "symlink's target", shown(name, sh));
+		if (t[i] == '/' && (i + 1 == len || t[i + 1] == '/'))
+			return cdn_err_set(err, EINVAL, "bundle: '%s': a symlink to '%s': empty "
+					   "components are not allowed", shown(name, sh), shown(t, st));
+	}
+	if (symlinkat(t, parent, leaf) < 0)
+		return cdn_err_set(err, errno == EEXIST ? EEXIST : errno,
+				   errno == EEXIST ? "bundle: '%s' is in the archive twice"
+						   : "bundle: symlink '%s'",
+				   shown(name, sh));
+	return 0;
+}
+
 static int extract_entry(struct archive *a, struct archive_entry *e, int root, uint64_t *total,
 			 struct cdn_err *err)
 {
@@ -166,15 +212,17 @@ static int extract_entry(struct archive *a, struct archive_entry *e, int root, u
 	int r = path_parse(name, &p, err);
 	if (r < 0)
 		return r;
+	/* A hard link would share one file between two paths, and name a file
+	 * the archive may not hold at all. */
 	if (archive_entry_hardlink(e))
-		return cdn_err_set(err, EINVAL, "bundle: '%s': links are not allowed",
+		return cdn_err_set(err, EINVAL, "bundle: '%s': hard links are not allowed",
 				   shown(name, sh));
 	mode_t type = archive_entry_filetype(e);
-	if (type != AE_IFREG && type != AE_IFDIR)
+	if (type != AE_IFREG && type != AE_IFDIR && type != AE_IFLNK)
 		return cdn_err_set(err, EINVAL,
-				   "bundle: '%s': only regular files and directories are allowed (%s)",
-				   shown(name, sh),
-				   type == AE_IFLNK ? "a symlink" : "a device, fifo or socket");
+				   "bundle: '%s': only regular files, directories and symlinks are "
+				   "allowed (a device, fifo or socket)",
+				   shown(name, sh));
 	if (p.n == 0) {
 		if (type != AE_IFDIR)
 			return cdn_err_set(err, EINVAL, "bundle: a file named '.'");
@@ -191,6 +239,8 @@ static int extract_entry(struct archive *a, struct archive_entry *e, int root, u
 		     !S_ISDIR(st.st_mode)))
 			r = cdn_err_set(err, EEXIST, "bundle: '%s' is both a file and a directory",
 					shown(name, sh));
+	} else if (type == AE_IFLNK) {
+		r = extract_link(e, parent, leaf, name, err);
 	} else {
 		r = extract_file(a, e, parent, leaf, name, total, err);
 	}
@@ -375,6 +425,29 @@ static int pack_file(struct packer *k, int dfd, const char *name, const char *re
 	return 0;
 }
 
+/* A symlink as it is, never followed; where it leads is checked by the
+ * tree hash the CLI computes before packing and by the server after. */
+static int pack_link(struct packer *k, int dfd, const char *name, const char *rel)
+{
+	char target[BUNDLE_MAX_PATH + 2];
+	ssize_t n = readlinkat(dfd, name, target, sizeof(target) - 1);
+	if (n < 0)
+		return cdn_err_set(k->err, errno, "bundle: readlink %s/%s", k->top, rel);
+	if (n > BUNDLE_MAX_PATH)
+		return cdn_err_set(k->err, ENAMETOOLONG,
+				   "bundle: %s/%s: a symlink's target longer than %d", k->top, rel,
+				   BUNDLE_MAX_PATH);
+	target[n] = '\0';
+	archive_entry_clear(k->e);
+	archive_entry_set_pathname(k->e, rel);
+	archive_entry_set_filetype(k->e, AE_IFLNK);
+	archive_entry_set_perm(k->e, 0777);
+	archive_entry_set_symlink(k->e, target);
+	if (archive_write_header(k->a, k->e) != ARCHIVE_OK)
+		return pack_fail(k, rel);
+	return 0;
+}
+
 static int pack_dir(struct packer *k, int dfd, const char *prefix, unsigned depth)
 {
 	if (depth > BUNDLE_MAX_DEPTH)
@@ -423,12 +496,13 @@ static int pack_dir(struct packer *k, int dfd, const char *prefix, unsigned dept
 								 O_CLOEXEC);
 			r = sub < 0 ? cdn_err_set(k->err, errno, "bundle: open %s/%s", k->top, rel)
 				    : pack_dir(k, sub, rel, depth + 1);
+		} else if (S_ISLNK(st.st_mode)) {
+			r = pack_link(k, dfd, de->d_name, rel);
 		} else {
 			r = cdn_err_set(k->err, EINVAL,
-					"bundle: %s/%s is %s; a bundle holds only regular files and "
-					"directories",
-					k->top, rel,
-					S_ISLNK(st.st_mode) ? "a symlink" : "a device, fifo or socket");
+					"bundle: %s/%s is a device, fifo or socket; a bundle holds only "
+					"regular files, directories and symlinks",
+					k->top, rel);
 		}
 	}
 	if (r == 0 && errno)

@@ -4,8 +4,12 @@
  * (optionally gzip-compressed) by the CLI, and unpacked by the server into
  * a scratch directory that the registry then snapshots like a local one.
  *
- * Unpacking faces untrusted bytes, so it is strict: only regular files and
- * directories; no links of either kind, devices or fifos; every path
+ * Unpacking faces untrusted bytes, so it is strict: only regular files,
+ * directories and symlinks; no hard links, devices or fifos; a symlink's
+ * target relative, without empty components or control characters (where
+ * it leads, through ".." and other links, is checked by the registry's
+ * walk of the unpacked tree, exactly as for a local directory:
+ * docs/state.md); nothing unpacked below a symlink; every path
  * relative, without "." or ".." components or control characters, at most
  * BUNDLE_MAX_DEPTH deep; no entry twice; at most BUNDLE_MAX_ENTRIES entries
  * and BUNDLE_MAX_BYTES of file contents. Files get mode 0755 when the
@@ -35,9 +39,11 @@ int bundle_extract(const void *data, size_t len, int dirfd, struct cdn_err *err)
  * its start. */
 int bundle_extract_fd(int fd, int dirfd, struct cdn_err *err);
 
-/* Packs directory `dir` as a tar.gz in memory (caller frees *out). The same
- * rules as unpacking: a symlink, device or fifo in it is an error naming
- * it, and the result must fit in BUNDLE_MAX_UPLOAD. */
+/* Packs directory `dir` as a tar.gz in memory (caller frees *out). Symlinks
+ * are packed as symlinks, never followed; a device, fifo or socket in it is
+ * an error naming it, and the result must fit in BUNDLE_MAX_UPLOAD. The
+ * CLI hashes the tree first (store_tree_hash), which refuses the links the
+ * server would. */
 int bundle_pack(const char *dir, char **out, size_t *out_len, struct cdn_err *err);
 
 /* The header the CLI sends with an upload: the sha256 the registry gives

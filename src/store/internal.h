@@ -1,14 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Private to src/store/: what store.c (files) and store_sqlite.c (SQL)
- * share. A Postgres backend replaces store_sqlite.c and implements the
- * same store_db_* functions plus the SQL half of store.h.
+ * Private to src/store/: the seam between the file side (store.c,
+ * blobs.c, trees.c, checkout.c; their own shared pieces are in fs.h) and
+ * the metadata backend. The SQLite backend is store_sqlite.c and the
+ * sqlite_*.c files beside it; a Postgres backend implements the same
+ * store_db_* functions and the SQL half of store.h, and uses the checks
+ * below (checks.c) as SQLite's does.
  */
 #ifndef CORDON_STORE_INTERNAL_H
 #define CORDON_STORE_INTERNAL_H
-
-#include <stdbool.h>
-#include <stdint.h>
 
 #include "store/store.h"
 
@@ -25,18 +25,15 @@ struct store {
 	struct store_db *db;
 };
 
+/* ------------------------------------------------------- the backend seam */
+
 /* Opens <dir>/cordon.db (already created 0600 by store.c) and brings its
  * schema up to date. */
 int store_db_open(struct store *s, struct store_db **out, struct cdn_err *err);
 void store_db_close(struct store_db *db);
 
-/* Is the process that claims a run still its supervisor? See store.c.
- * start 0: unknown (a run recorded before schema 4), not compared. */
-bool store_supervisor_alive(int pid, const char *boot, const char *current_boot, uint64_t start);
-/* The start time of pid (/proc/PID/stat field 22); 0 when it cannot be read. */
-uint64_t store_proc_start(int pid);
+/* ------------------------------------- checks every backend makes (checks.c) */
 
-/* Checks that are not SQL, shared by every backend. */
 const char *store_kind_name(enum store_kind kind);
 
 int store_item_check(const struct store_item *it, struct cdn_err *err);

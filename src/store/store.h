@@ -12,7 +12,7 @@
  *
  * Every file is written atomically: temp file in <dir>/tmp, fsync, rename,
  * fsync of the directory. All SQL lives behind this header, so a Postgres
- * backend can replace store_sqlite.c without touching callers.
+ * backend can replace store_sqlite.c and sqlite_*.c without touching callers.
  *
  * Names (agents, capabilities, envs, secrets, workspaces) match
  * [a-z0-9][a-z0-9._-]{0,63} (STORE_MAX_NAME), except secret names, which
@@ -35,7 +35,7 @@
 #define STORE_MAX_MANIFEST (64 * 1024) /* bytes of a stored manifest or env JSON */
 #define STORE_MAX_SECRET_BLOB (128 * 1024) /* bytes of a ciphertext or wrapped key */
 #define STORE_MAX_RUN_JSON (1024 * 1024)   /* bytes of a run's input_json or result_json */
-#define STORE_BOOT_ID_MAX 40		   /* bytes of a boot id, with its NUL */
+#define STORE_BOOT_ID_MAX 40 /* bytes of a boot id, with its NUL: CDN_BOOT_ID_MAX (base/proc.h) */
 
 struct store;
 
@@ -129,14 +129,19 @@ struct tree_limits {
 };
 
 /*
- * Snapshots a directory: walks it (not following symlinks, refusing
- * symlinks, devices, fifos and sockets, names that are not UTF-8 or hold
- * control characters, and anything over the limits; dir itself may be a
- * symlink, as the caller named it),
- * stores each file as a blob, and returns the tree's hash: sha256 over
- * the canonical listing, one line per entry sorted by path bytes:
+ * Snapshots a directory: walks it (never following symlinks; refusing
+ * devices, fifos and sockets, names that are not UTF-8 or hold control
+ * characters, and anything over the limits; dir itself may be a symlink,
+ * as the caller named it), stores each file as a blob, and returns the
+ * tree's hash: sha256 over the canonical listing, one line per entry
+ * sorted by path bytes:
  *   "<mode> <sha256> <size> <path>\n"   files (mode 0644 or 0755)
  *   "dir <path>\n"                      directories
+ *   "link <length> <target> <path>\n"   symlinks (length: the target's bytes)
+ * A symlink is kept only when it is relative and resolves, following
+ * links to links, to an entry inside the tree; absolute, escaping ("..",
+ * directly or through other links), dangling and looping links are
+ * refused, naming the link (docs/state.md).
  * The same bytes and layout give the same hash on any machine.
  */
 int store_tree_import(struct store *s, const char *dir, const struct tree_limits *lim,
@@ -161,6 +166,14 @@ void store_scratch_remove(struct store *s, const char *path);
 /* The canonical listing of a stored tree (caller frees). */
 int store_tree_listing(struct store *s, const char *hash, char **listing, size_t *len,
 		       struct cdn_err *err);
+
+/* The bytes of the regular file at path in a stored tree (caller frees
+ * *out, NUL-terminated), read from its blob and checked against its hash,
+ * without a checkout: ENOENT when path is not in the tree, EISDIR for a
+ * directory, ELOOP for a symlink (never followed), EFBIG over max bytes,
+ * EIO when the blob is damaged. */
+int store_tree_file_read(struct store *s, const char *hash, const char *path, size_t max,
+			 char **out, size_t *len, struct cdn_err *err);
 
 /* A read-only directory with the tree's files, <dir>/trees/<hash>, made
  * once (atomically) and reused. */
@@ -280,10 +293,6 @@ struct store_run {
 	char stdout_sha256[STORE_HASH_HEX + 1];
 	char stderr_sha256[STORE_HASH_HEX + 1];
 };
-
-/* This machine's /proc/sys/kernel/random/boot_id, without the newline: what
- * supervisor_boot should hold. */
-int store_boot_id(char *out, size_t cap, struct cdn_err *err);
 
 const char *store_run_status_name(enum store_run_status st);
 int store_run_status_parse(const char *name, enum store_run_status *st);

@@ -4,9 +4,11 @@
  *
  * Each input is unpacked into a fresh directory inside a private one.
  * Invariants: nothing appears beside that directory; what is inside is
- * only directories and regular files of mode 0644 or 0755, within the
- * depth, entry and byte bounds; a refusal carries a message that starts
- * with "bundle: " and is printable.
+ * only directories, regular files of mode 0644 or 0755 and symlinks whose
+ * target is relative, without empty components or control characters
+ * (nothing is ever unpacked through one),
+ * within the depth, entry and byte bounds; a refusal carries a message
+ * that starts with "bundle: " and is printable.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -58,6 +60,16 @@ static void check_and_clear(int dfd, unsigned depth, struct walk *w)
 			check_and_clear(sub, depth + 1, w);
 			close(sub);
 			CHECK(unlinkat(dfd, de->d_name, AT_REMOVEDIR) == 0);
+		} else if (S_ISLNK(st.st_mode)) {
+			char t[BUNDLE_MAX_PATH + 2];
+			ssize_t n = readlinkat(dfd, de->d_name, t, sizeof(t) - 1);
+			CHECK(n > 0 && n <= BUNDLE_MAX_PATH);
+			t[n] = '\0';
+			CHECK(t[0] != '/');
+			CHECK(!strstr(t, "//") && t[n - 1] != '/');
+			for (ssize_t i = 0; i < n; i++)
+				CHECK((unsigned char)t[i] >= 0x20 && t[i] != 0x7f);
+			CHECK(unlinkat(dfd, de->d_name, 0) == 0);
 		} else {
 			CHECK(S_ISREG(st.st_mode));
 			CHECK((st.st_mode & 07777) == 0644 || (st.st_mode & 07777) == 0755);

@@ -446,15 +446,15 @@ def _plant(kind, d):
         (d / "a\nb").write_text("x")
     elif kind == "control byte in a name":
         (d / "a\x1b[31mb").write_text("x")
-    elif kind == "nested symlink to the parent":
+    elif kind == "nested symlink out of the tree":
         (d / "sub").mkdir()
-        (d / "sub" / "up").symlink_to("..")
+        (d / "sub" / "up").symlink_to("../..")
     elif kind == "invalid UTF-8 name":
         os.close(os.open(bytes(d) + b"/bad\xff", os.O_CREAT | os.O_WRONLY, 0o644))
 
 
 @pytest.mark.parametrize("kind", ["fifo", "socket", "newline in a name",
-                                  "control byte in a name", "nested symlink to the parent",
+                                  "control byte in a name", "nested symlink out of the tree",
                                   "invalid UTF-8 name"])
 def test_agent_directory_with_unsnapshottable_entries_is_refused(state, tmp_path, kind):
     src = make_agent(tmp_path, "odd", "echo RAN\n")
@@ -464,6 +464,114 @@ def test_agent_directory_with_unsnapshottable_entries_is_refused(state, tmp_path
         assert r.returncode == 125, (kind, cmd, r.stderr)
         assert "tree" in r.stderr and "\x1b" not in r.stderr, r.stderr
     assert_no_run_recorded(state)
+
+
+# Issue 12: agents with npm's node_modules/.bin and a virtualenv's links.
+LINKS_SCRIPT = r"""
+/agent/node_modules/.bin/hello
+/agent/node_modules/.bin/hello-again
+cat /agent/venv/lib64/python3.11/site-packages/mod.txt
+/agent/venv/bin/python
+readlink /agent/node_modules/.bin/hello
+ls /agent/venv/lib64/python3.11/site-packages
+cat /capabilities/tools/current/t.txt
+"""
+
+
+def make_linked_agent(tmp_path):
+    d = make_agent(tmp_path, "linked", LINKS_SCRIPT, manifest={"capabilities": ["tools"]})
+    pkg = d / "node_modules" / "hello" / "bin"
+    pkg.mkdir(parents=True)
+    (pkg / "cli.sh").write_text("#!/bin/sh\necho hello from $0\n")
+    (pkg / "cli.sh").chmod(0o755)
+    (d / "node_modules" / ".bin").mkdir()
+    (d / "node_modules" / ".bin" / "hello").symlink_to("../hello/bin/cli.sh")
+    (d / "node_modules" / ".bin" / "hello-again").symlink_to("hello")  # a link to a link
+    site = d / "venv" / "lib" / "python3.11" / "site-packages"
+    site.mkdir(parents=True)
+    (site / "mod.txt").write_text("module bytes\n")
+    (d / "venv" / "lib64").symlink_to("lib")  # a link to a directory
+    (d / "venv" / "bin").mkdir()
+    (d / "venv" / "bin" / "python3.11").write_text("#!/bin/sh\necho venv python\n")
+    (d / "venv" / "bin" / "python3.11").chmod(0o755)
+    (d / "venv" / "bin" / "python3").symlink_to("python3.11")
+    (d / "venv" / "bin" / "python").symlink_to("python3")
+    tools = tmp_path / "tools"
+    (tools / "v1").mkdir(parents=True)
+    (tools / "v1" / "t.txt").write_text("tool v1\n")
+    (tools / "current").symlink_to("v1")
+    return d, tools
+
+
+def test_agent_and_capability_links_inside_the_tree_work_in_the_sandbox(state, tmp_path):
+    d, tools = make_linked_agent(tmp_path)
+    reg = cordon(state, "agent", "register", "--json", d)
+    assert reg.returncode == 0, reg.stderr
+    assert cordon(state, "capability", "register", "tools", tools).returncode == 0
+    assert cordon(state, "grant", "linked", "tools").returncode == 0
+    r, evs = crun(state, "linked")
+    assert r.returncode == 0, r.stderr
+    out = (run_dir(state, run_id_of(evs)) / "stdout").read_text()
+    assert out.splitlines() == [
+        "hello from /agent/node_modules/.bin/hello",
+        "hello from /agent/node_modules/.bin/hello-again",
+        "module bytes",
+        "venv python",
+        "../hello/bin/cli.sh",
+        "mod.txt",
+        "tool v1",
+    ], out + (run_dir(state, run_id_of(evs)) / "stderr").read_text()
+    # The run ran the registered tree, and the directory run directly is the
+    # same tree (links hashed the same way).
+    sha = json.loads(reg.stdout)["sha256"]
+    assert evs[0]["sha256"] == sha
+    # A link's target is part of the hash: retargeting it makes a new version.
+    link = d / "node_modules" / ".bin" / "hello-again"
+    link.unlink()
+    link.symlink_to("../hello/bin/cli.sh")
+    again = json.loads(cordon(state, "agent", "register", "--json", d).stdout)
+    assert again["sha256"] != sha and again["version"] == 2
+
+
+def _bad_link(kind, d):
+    """Plants a link that must be refused; returns its path in the tree."""
+    (d / "sub").mkdir()
+    if kind == "absolute":
+        (d / "sub" / "py").symlink_to("/usr/bin/python3")
+        return "sub/py"
+    if kind == "dotdot to /etc/passwd":
+        (d / "sub" / "pw").symlink_to("../../etc/passwd")
+        return "sub/pw"
+    if kind == "link to a link that escapes":
+        (d / "sub" / "up").symlink_to("..")  # the root: fine alone
+        (d / "sub" / "out").symlink_to("up/../etc/passwd")
+        return "sub/out"
+    if kind == "link to a directory outside":
+        (d / "sub" / "etc").symlink_to("../../../../../../etc")
+        return "sub/etc"
+    if kind == "dangling":
+        (d / "sub" / "gone").symlink_to("nothing-here")
+        return "sub/gone"
+    if kind == "loop":
+        (d / "sub" / "a").symlink_to("b")
+        (d / "sub" / "b").symlink_to("a")
+        return "sub/a"
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize("kind", ["absolute", "dotdot to /etc/passwd",
+                                  "link to a link that escapes", "link to a directory outside",
+                                  "dangling", "loop"])
+def test_links_that_leave_the_tree_or_dangle_are_refused_by_name(state, tmp_path, kind):
+    src = make_agent(tmp_path, "evil", "cat /agent/sub/*\n")
+    name = _bad_link(kind, src)
+    for cmd in (["agent", "register", src], ["run", src],
+                ["capability", "register", "evil", src]):
+        r = cordon(state, *cmd, timeout=20)
+        assert r.returncode == 125, (kind, cmd, r.stderr)
+        assert f"{name}: is a symlink" in r.stderr, (kind, r.stderr)
+    assert_no_run_recorded(state)
+    assert json.loads(cordon(state, "agent", "list", "--json").stdout) == []
 
 
 def test_agent_directory_given_through_a_symlink_is_fine(state, tmp_path):

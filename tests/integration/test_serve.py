@@ -687,6 +687,78 @@ def test_register_by_upload_and_the_path_gate(srv, tmp_path):
     assert not [p for p in (srv.state / "tmp").iterdir() if p.name.startswith("u.")]
 
 
+def test_uploads_carry_links_inside_the_tree_and_refuse_the_rest(srv, tmp_path):
+    """Issue 12: an upload accepts the links a local registration does (same
+    hash), its run sees them, and the links a local registration refuses
+    are refused from a tar too: by the unpacking where the archive alone
+    shows it, by the registry's walk of the unpacked tree otherwise."""
+    d = agent(tmp_path, "npm", "/agent/node_modules/.bin/hi; cat /agent/lib64/x.txt\n")
+    (d / "node_modules" / "hi").mkdir(parents=True)
+    (d / "node_modules" / "hi" / "cli.sh").write_text("#!/bin/sh\necho hi from cli\n")
+    (d / "node_modules" / "hi" / "cli.sh").chmod(0o755)
+    (d / "node_modules" / ".bin").mkdir()
+    (d / "node_modules" / ".bin" / "hi").symlink_to("../hi/cli.sh")
+    (d / "lib").mkdir()
+    (d / "lib" / "x.txt").write_text("through lib64\n")
+    (d / "lib64").symlink_to("lib")
+    # Inside only because "deep" is two levels down: a check of the text
+    # alone ("one down, two up") would refuse what the kernel resolves.
+    (d / "lib" / "sub").mkdir()
+    (d / "deep").symlink_to("lib/sub")
+    (d / "back").symlink_to("deep/../../agent.json")
+    local = tmp_path / "local-state"
+    local.mkdir(mode=0o700)
+    env = {k: v for k, v in dict(os.environ, CORDON_STATE=str(local)).items()
+           if k not in ("CORDON_URL", "CORDON_API_KEY")}
+    r = run([CORDON, "agent", "register", "--json", str(d)], env=env)
+    assert r.returncode == 0, r.stderr
+    want = json.loads(r.stdout)["sha256"]
+    # The CLI's upload (bundle_pack) and a tar made by Python's tarfile.
+    remote = dict(env, CORDON_URL=f"http://127.0.0.1:{srv.port}", CORDON_API_KEY=srv.owner)
+    r = run([CORDON, "agent", "register", "--json", str(d)], env=remote)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["sha256"] == want
+    st, j, _, _ = srv.req("POST", "/v1/agents", srv.owner, raw=tgz(d), headers=GZ)
+    assert st == 200 and j["sha256"] == want and not j["created"], j  # the same tree again
+    st, run_j, _, _ = srv.req("POST", "/v1/runs", srv.owner, body={"agent": "npm"})
+    fin = srv.wait_final(srv.owner, run_j["id"])
+    assert fin["status"] == "succeeded", fin
+    out = (srv.state / "runs" / run_j["id"] / "stdout").read_text()
+    assert out == "hi from cli\nthrough lib64\n", out
+
+    ok_manifest = json.dumps({"name": "evil", "version": "1",
+                              "entrypoint": ["/bin/true"]}).encode()
+    SYM, DIR = tarfile.SYMTYPE, tarfile.DIRTYPE
+    attacks = {
+        # (entries, what the message names)
+        "absolute": ([({"name": "py", "type": SYM, "linkname": "/usr/bin/python3"}, None)],
+                     "'py'"),
+        "dotdot": ([({"name": "a", "type": DIR}, None),
+                    ({"name": "a/pw", "type": SYM, "linkname": "../../etc/passwd"}, None)],
+                   "a/pw: is a symlink to '../../etc/passwd' and its target leaves the tree"),
+        "through a link": ([({"name": "up", "type": SYM, "linkname": "."}, None),
+                            ({"name": "a", "type": DIR}, None),
+                            ({"name": "a/up", "type": SYM, "linkname": "../up"}, None),
+                            ({"name": "a/out", "type": SYM, "linkname": "up/../x"}, None)],
+                           "a/out: is a symlink"),
+        "dangling": ([({"name": "gone", "type": SYM, "linkname": "nothing"}, None)],
+                     "gone: is a symlink"),
+        "below a link": ([({"name": "l", "type": SYM, "linkname": "."}, None),
+                          ({"name": "l/x"}, b"x")], "'l' is a symlink"),
+        "link then file": ([({"name": "l", "type": SYM, "linkname": "agent.json"}, None),
+                            ({"name": "l"}, b"x")], "twice"),
+    }
+    for what, (entries, needle) in attacks.items():
+        body = tgz_of([({"name": "agent.json"}, ok_manifest)] + entries)
+        st, j, _, _ = srv.req("POST", "/v1/agents", srv.owner, raw=body, headers=GZ)
+        assert st == 400, (what, st, j)
+        assert needle in j["error"]["message"], (what, j)
+        assert "/tmp/" not in j["error"]["message"], (what, j)  # no server path
+    assert not [p for p in (srv.state / "tmp").iterdir() if p.name.startswith("u.")]
+    names = {a["name"] for a in srv.req("GET", "/v1/agents", srv.owner)[1]["items"]}
+    assert "evil" not in names
+
+
 def test_register_root_allows_paths_below_it_only(tmp_path):
     root = tmp_path / "bundles"
     root.mkdir()

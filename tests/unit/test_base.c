@@ -29,6 +29,7 @@
 #include "base/file.h"
 #include "base/hash.h"
 #include "base/openat2.h"
+#include "base/proc.h"
 #include "base/text.h"
 #include "config.h"
 
@@ -787,6 +788,72 @@ static void test_b64_needle(void **state)
 	assert_memory_equal(out, "YWJj", 4);
 }
 
+/* ------------------------------------------------------------- proc */
+
+/* Liveness of a run's supervisor: this boot, a live pid, cordon's comm and
+ * (when recorded) the same start time. */
+static void test_proc_liveness(void **state)
+{
+	(void)state;
+	struct cdn_err err = { 0 };
+	char boot[CDN_BOOT_ID_MAX];
+	assert_int_equal(cdn_boot_id(boot, sizeof(boot), &err), 0);
+	assert_int_equal(strlen(boot), 36); /* a UUID, without its newline */
+	char tiny[8];
+	assert_int_equal(cdn_boot_id(tiny, sizeof(tiny), &err), -EINVAL);
+
+	assert_true(cdn_proc_start((int)getpid()) > 0);
+	assert_true(cdn_proc_start(1) <= cdn_proc_start((int)getpid()));
+	assert_int_equal(cdn_proc_start(0), 0);
+	assert_int_equal(cdn_proc_start(-1), 0);
+
+	/* A child named as cordon's binaries are. */
+	int go[2], ready[2];
+	assert_int_equal(pipe(go), 0);
+	assert_int_equal(pipe(ready), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		char c;
+		prctl(PR_SET_NAME, "cordon-full");
+		close(go[1]);
+		close(ready[0]);
+		(void)!write(ready[1], "r", 1);
+		(void)!read(go[0], &c, 1); /* until the parent closes its end */
+		_exit(0);
+	}
+	close(go[0]);
+	close(ready[1]);
+	char c;
+	assert_int_equal(read(ready[0], &c, 1), 1); /* the child has its name */
+	close(ready[0]);
+	uint64_t start = cdn_proc_start((int)pid);
+	assert_true(start > 0);
+	assert_true(cdn_supervisor_alive((int)pid, boot, boot, 0));
+	assert_true(cdn_supervisor_alive((int)pid, boot, boot, start));
+	/* The boot id as stored may carry its newline. */
+	char nl[CDN_BOOT_ID_MAX + 2];
+	snprintf(nl, sizeof(nl), "%s\n", boot);
+	assert_true(cdn_supervisor_alive((int)pid, nl, boot, start));
+	/* Another start time: the pid was reused by another cordon. */
+	assert_false(cdn_supervisor_alive((int)pid, boot, boot, start + 1));
+	/* Another boot, no boot, no pid. */
+	assert_false(cdn_supervisor_alive((int)pid, "00000000-0000-0000-0000-000000000000", boot,
+					  start));
+	assert_false(cdn_supervisor_alive((int)pid, "", "", 0));
+	assert_false(cdn_supervisor_alive((int)pid, NULL, boot, 0));
+	assert_false(cdn_supervisor_alive(0, boot, boot, 0));
+	/* Not cordon: this test program. */
+	assert_false(cdn_supervisor_alive((int)getpid(), boot, boot, 0));
+	/* A zombie is dead. */
+	close(go[1]);
+	siginfo_t si;
+	assert_int_equal(waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT), 0);
+	assert_false(cdn_supervisor_alive((int)pid, boot, boot, 0));
+	assert_int_equal(waitpid(pid, NULL, 0), pid);
+	assert_false(cdn_supervisor_alive((int)pid, boot, boot, 0));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -805,6 +872,7 @@ int main(void)
 		cmocka_unit_test(test_printable),
 		cmocka_unit_test(test_printable_as_before),
 		cmocka_unit_test(test_b64_needle),
+		cmocka_unit_test(test_proc_liveness),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

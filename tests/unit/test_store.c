@@ -24,7 +24,8 @@
 #include <unistd.h>
 
 #include "store/store.h"
-#include "store/internal.h" /* store_proc_start */
+#include "base/hash.h"
+#include "base/proc.h"
 
 #define HASH_ABC "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
 #define HASH_HELLO "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03"
@@ -114,6 +115,17 @@ static char *read_file(const char *path, size_t *len)
 	if (len)
 		*len = cap;
 	return buf;
+}
+
+/* Reads path (following links, as a program in the sandbox would). */
+static ssize_t read_small_file(const char *path, char *buf, size_t cap)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ssize_t n = read(fd, buf, cap);
+	close(fd);
+	return n;
 }
 
 static size_t count_entries(const char *dir)
@@ -741,14 +753,6 @@ static void test_tree_refusals(void **state)
 	snprintf(root, sizeof(root), "%s/agent", f->tmp);
 	make_tree(root);
 
-	snprintf(p, sizeof(p), "%s/sub/passwd", root);
-	assert_int_equal(symlink("/etc/passwd", p), 0);
-	expect_refused(f, root, NULL, "sub/passwd: is a symlink");
-	unlink(p);
-	snprintf(p, sizeof(p), "%s/sub/dirlink", root);
-	assert_int_equal(symlink("/etc", p), 0);
-	expect_refused(f, root, NULL, "is a symlink");
-	unlink(p);
 
 	snprintf(p, sizeof(p), "%s/fifo", root);
 	assert_int_equal(mkfifo(p, 0600), 0);
@@ -870,6 +874,284 @@ static void test_tree_checkout_damaged(void **state)
 	}
 	snprintf(p, sizeof(p), "%s/trees", f->state);
 	assert_int_equal(count_entries(p), 0);
+}
+
+/* ------------------------------------------------------------ tree links */
+
+static void link_at(const char *root, const char *path, const char *target)
+{
+	char p[512];
+	snprintf(p, sizeof(p), "%s/%s", root, path);
+	if (symlink(target, p) != 0)
+		fail_msg("symlink %s -> %s: %s", p, target, strerror(errno));
+}
+
+static void unlink_at(const char *root, const char *path)
+{
+	char p[512];
+	snprintf(p, sizeof(p), "%s/%s", root, path);
+	assert_int_equal(unlink(p), 0);
+}
+
+/* Links that stay inside the tree are kept: node_modules/.bin, a venv's
+ * lib64 and bin/python, a link to a link, a link to the root. */
+static void test_tree_links(void **state)
+{
+	struct fx *f = *state;
+	struct cdn_err err = { 0 };
+	char root[256], hash[STORE_HASH_HEX + 1], hash2[STORE_HASH_HEX + 1], out[512], p[512];
+	snprintf(root, sizeof(root), "%s/agent", f->tmp);
+	make_tree(root);
+	link_at(root, "bin/run", "run.sh");		/* same directory */
+	link_at(root, "sub/deep/up", "../../a.txt");	/* up and back */
+	link_at(root, "sub/deep/twice", "up");		/* a link to a link */
+	link_at(root, "sub/lib64", "deep");		/* a directory */
+	link_at(root, "sub/via", "lib64/x.json");	/* through a link to a directory */
+	link_at(root, "sub/root", "..");		/* the tree's root itself */
+	link_at(root, "sub/odd", "./deep/../deep/x.json");
+	/* Inside only because ".." goes up from where lib64 leads (sub/deep),
+	 * not from the link: the text alone reads as leaving. */
+	link_at(root, "back", "sub/lib64/../../a.txt");
+	import_ok(f, root, hash);
+	assert_string_not_equal(hash, EXPECTED_TREE);
+
+	char *listing;
+	size_t len;
+	assert_int_equal(store_tree_listing(f->s, hash, &listing, &len, &err), 0);
+	assert_non_null(strstr(listing, "\nlink 6 run.sh bin/run\n"));
+	assert_non_null(strstr(listing, "\nlink 11 ../../a.txt sub/deep/up\n"));
+	assert_non_null(strstr(listing, "\nlink 4 deep sub/lib64\n"));
+	assert_non_null(strstr(listing, "\nlink 2 .. sub/root\n"));
+	free(listing);
+
+	/* The target is hashed: another target, another tree. */
+	unlink_at(root, "sub/via");
+	link_at(root, "sub/via", "deep/x.json");
+	import_ok(f, root, hash2);
+	assert_string_not_equal(hash, hash2);
+	/* A target with a space, and a path with one: the length keeps them
+	 * apart. */
+	link_at(root, "a b", "sub/deep/x.json");
+	snprintf(p, sizeof(p), "%s/x y.txt", root);
+	write_file(p, "z", 0644);
+	link_at(root, "c", "x y.txt");
+	import_ok(f, root, hash2);
+
+	/* The checkout holds the same links, not copies of their targets. */
+	assert_int_equal(store_tree_checkout(f->s, hash2, out, sizeof(out), &err), 0);
+	char buf[64];
+	snprintf(p, sizeof(p), "%s/sub/deep/up", out);
+	ssize_t n = readlink(p, buf, sizeof(buf) - 1);
+	assert_true(n > 0);
+	buf[n] = '\0';
+	assert_string_equal(buf, "../../a.txt");
+	snprintf(p, sizeof(p), "%s/sub/deep/twice", out);
+	assert_int_equal(read_small_file(p, buf, sizeof(buf)), 6);
+	assert_memory_equal(buf, "hello\n", 6);
+	snprintf(p, sizeof(p), "%s/c", out);
+	assert_int_equal(read_small_file(p, buf, sizeof(buf)), 1);
+	/* A checkout imported again is the same tree. */
+	char again[STORE_HASH_HEX + 1];
+	import_ok(f, out, again);
+	assert_string_equal(again, hash2);
+}
+
+/* Links that leave the tree, or lead nowhere, are refused by name. */
+static void test_tree_link_refusals(void **state)
+{
+	struct fx *f = *state;
+	char root[256];
+	snprintf(root, sizeof(root), "%s/agent", f->tmp);
+	make_tree(root);
+	static const struct {
+		const char *path, *target, *why;
+	} bad[] = {
+		{ "sub/passwd", "/etc/passwd", "sub/passwd: is a symlink with an absolute target" },
+		{ "sub/dirlink", "/etc", "sub/dirlink: is a symlink with an absolute target" },
+		{ "sub/deep/p", "../../../etc/passwd", "sub/deep/p: is a symlink to "
+						       "'../../../etc/passwd' and its target "
+						       "leaves the tree" },
+		{ "sub/deep/p", "../../../../../../../../etc/passwd", "leaves the tree" },
+		{ "esc", "..", "esc: is a symlink to '..' and its target leaves the tree" },
+		{ "sub/x", "deep/../../..", "leaves the tree" },
+		{ "sub/nope", "missing", "sub/nope: is a symlink to 'missing' and its target is "
+					 "not in the tree (a dangling link)" },
+		{ "sub/below", "../a.txt/x", "goes on below a file" },
+		{ "self", "self", "a loop of links" },
+		{ "sub/e", "deep//x.json", "empty component" },
+		{ "sub/e", "deep/", "empty component" },
+		{ "sub/e", "deep/\n", "control characters" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		link_at(root, bad[i].path, bad[i].target);
+		expect_refused(f, root, NULL, bad[i].why);
+		unlink_at(root, bad[i].path);
+	}
+
+	/* Through another link: "up/.." reads as "sub" when taken by its
+	 * letters, but up is the tree's root, and its parent is outside. */
+	link_at(root, "sub/up", "..");
+	link_at(root, "sub/out", "up/../etc/passwd");
+	expect_refused(f, root, NULL, "sub/out: is a symlink to 'up/../etc/passwd' and its target "
+				      "leaves the tree");
+	unlink_at(root, "sub/out");
+	/* A link to a directory, then ".." from inside it: the kernel goes up
+	 * from the directory the link names, not from the link. */
+	link_at(root, "rootdir", "sub/up");
+	link_at(root, "sub/deep/d", "../../rootdir/..");
+	expect_refused(f, root, NULL, "sub/deep/d: is a symlink");
+	unlink_at(root, "sub/deep/d");
+	/* A loop of two. */
+	link_at(root, "l1", "l2");
+	link_at(root, "l2", "l1");
+	expect_refused(f, root, NULL, "a loop of links");
+	unlink_at(root, "l1");
+	unlink_at(root, "l2");
+	/* The links left (sub/up, rootdir) stay inside: accepted. */
+	char hash[STORE_HASH_HEX + 1];
+	import_ok(f, root, hash);
+}
+
+/* A tree's blobs are stored together (one flush, then the renames): the
+ * same bytes twice in one tree, bytes stored already, and a tree refused
+ * after its files were read all leave tmp/ empty, and only a stored tree
+ * leaves blobs behind. */
+static void test_tree_blobs_batched(void **state)
+{
+	struct fx *f = *state;
+	struct cdn_err err = { 0 };
+	char root[256], p[512], hash[STORE_HASH_HEX + 1], blob[512];
+	snprintf(root, sizeof(root), "%s/agent", f->tmp);
+	make_tree(root);
+	snprintf(p, sizeof(p), "%s/again.txt", root);
+	write_file(p, "hello\n", 0644); /* a.txt's bytes */
+	snprintf(p, sizeof(p), "%s/fresh.txt", root);
+	write_file(p, "only here\n", 0644);
+	/* Refused once the walk is over: every file has been read by then. */
+	link_at(root, "bad", "nothing");
+	expect_refused(f, root, NULL, "bad: is a symlink");
+	snprintf(p, sizeof(p), "%s/tmp", f->state);
+	assert_int_equal(count_entries(p), 0);
+	char fresh[STORE_HASH_HEX + 1];
+	cdn_sha256_hex("only here\n", 10, fresh);
+	assert_int_equal(store_blob_path(f->s, fresh, blob, sizeof(blob), &err), -ENOENT);
+
+	unlink_at(root, "bad");
+	assert_int_equal(store_blob_put(f->s, "x", 1, hash, &err), 0); /* stored already */
+	import_ok(f, root, hash);
+	assert_int_equal(count_entries(p), 0);
+	assert_int_equal(store_blob_path(f->s, fresh, blob, sizeof(blob), &err), 0);
+	assert_int_equal(mode_of(blob), 0444);
+	assert_int_equal(store_blob_path(f->s, HASH_HELLO, blob, sizeof(blob), &err), 0);
+	char out[512];
+	assert_int_equal(store_tree_checkout(f->s, hash, out, sizeof(out), &err), 0);
+	snprintf(p, sizeof(p), "%s/again.txt", out);
+	char buf[16];
+	assert_int_equal(read_small_file(p, buf, sizeof(buf)), 6);
+}
+
+/* One file of a stored tree, read from its blob without a checkout. */
+static void test_tree_file_read(void **state)
+{
+	struct fx *f = *state;
+	struct cdn_err err = { 0 };
+	char root[256], hash[STORE_HASH_HEX + 1], blob[512], p[512];
+	snprintf(root, sizeof(root), "%s/agent", f->tmp);
+	make_tree(root);
+	link_at(root, "link.txt", "a.txt");
+	import_ok(f, root, hash);
+	char *buf = NULL;
+	size_t len = 0;
+	assert_int_equal(store_tree_file_read(f->s, hash, "a.txt", 64, &buf, &len, &err), 0);
+	assert_int_equal(len, 6);
+	assert_string_equal(buf, "hello\n");
+	free(buf);
+	assert_int_equal(store_tree_file_read(f->s, hash, "sub/deep/x.json", 64, &buf, &len, &err),
+			 0);
+	assert_string_equal(buf, "{}");
+	free(buf);
+	assert_int_equal(store_tree_file_read(f->s, hash, "nope", 64, &buf, &len, &err), -ENOENT);
+	assert_int_equal(store_tree_file_read(f->s, hash, "sub", 64, &buf, &len, &err), -EISDIR);
+	assert_int_equal(store_tree_file_read(f->s, hash, "link.txt", 64, &buf, &len, &err),
+			 -ELOOP);
+	assert_int_equal(store_tree_file_read(f->s, hash, "a.txt", 5, &buf, &len, &err), -EFBIG);
+	assert_null(buf);
+	/* No checkout was made to read them. */
+	snprintf(p, sizeof(p), "%s/trees", f->state);
+	assert_int_equal(count_entries(p), 0);
+	/* A damaged blob is an error, not other bytes. */
+	assert_int_equal(store_blob_path(f->s, HASH_HELLO, blob, sizeof(blob), &err), 0);
+	assert_int_equal(chmod(blob, 0644), 0);
+	write_file(blob, "HELLO\n", 0444);
+	assert_int_equal(store_tree_file_read(f->s, hash, "a.txt", 64, &buf, &len, &err), -EIO);
+	assert_null(buf);
+}
+
+/* A listing read back is held to the same rules: one written by hand
+ * cannot make a checkout whose links lead out. */
+static void test_tree_link_listing(void **state)
+{
+	struct fx *f = *state;
+	struct cdn_err err = { 0 };
+	char out[512], h[STORE_HASH_HEX + 1], p[512];
+	const char *bad[] = {
+		"link 11 /etc/passwd a\n",		/* absolute */
+		"link 5 ../.. a\n",			/* leaves */
+		"dir a\nlink 2 .. a/b\nlink 8 a/b/../x c\n", /* leaves through a link */
+		"link 1 b a\n",				/* dangling */
+		"link 1 b a\nlink 1 a b\n",		/* loop */
+		"link 2 a b\n",				/* length is not the target's */
+		"link 03 abc a\n",			/* length not canonical */
+		"link 0  a\n",				/* empty target */
+		"link 1 x a\nlink 1 a x/y\n",		/* below a link */
+		"0644 " HASH_ABC " 3 f\nlink 1 f g/h\n",	/* parent not listed */
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		assert_int_equal(store_blob_put(f->s, bad[i], strlen(bad[i]), h, &err), 0);
+		if (store_tree_checkout(f->s, h, out, sizeof(out), &err) != -EIO)
+			fail_msg("listing %zu was not refused", i);
+	}
+	/* Links crafted to make the check slow (lookups of a long path, again
+	 * and again) hit the bound on the whole tree's work, in well under a
+	 * second. */
+	char *big = NULL;
+	size_t big_len = 0;
+	FILE *mem = open_memstream(&big, &big_len);
+	char deep[4096] = "";
+	for (int lvl = 0; lvl < 15; lvl++) {
+		size_t dl = strlen(deep);
+		snprintf(deep + dl, sizeof(deep) - dl, "%s%c%0249d", dl ? "/" : "", 'a' + lvl, 0);
+		fprintf(mem, "dir %s\n", deep);
+	}
+	char target[4096] = "";
+	while (strlen(target) + 5 < 4000)
+		strcat(target, "x/../");
+	strcat(target, "x");
+	for (int k = 0; k < 40; k++)
+		fprintf(mem, "link %zu %s %s/l%02d\n", strlen(target), target, deep, k);
+	fprintf(mem, "dir %s/x\n", deep);
+	fclose(mem);
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(store_blob_put(f->s, big, big_len, h, &err), 0);
+	assert_int_equal(store_tree_checkout(f->s, h, out, sizeof(out), &err), -EIO);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	assert_non_null(strstr(err.msg, "takes too long"));
+	assert_true(t1.tv_sec - t0.tv_sec < 5);
+	free(big);
+	snprintf(p, sizeof(p), "%s/trees", f->state);
+	assert_int_equal(count_entries(p), 0);
+	/* And a good one is checked out with its link. */
+	const char *good = "0644 " HASH_ABC " 3 f\nlink 1 f g\n";
+	assert_int_equal(store_blob_put(f->s, "abc", 3, h, &err), 0);
+	assert_int_equal(store_blob_put(f->s, good, strlen(good), h, &err), 0);
+	assert_int_equal(store_tree_checkout(f->s, h, out, sizeof(out), &err), 0);
+	char buf[8];
+	snprintf(p, sizeof(p), "%s/g", out);
+	assert_int_equal(read_small_file(p, buf, sizeof(buf)), 3);
+	struct stat st;
+	assert_int_equal(lstat(p, &st), 0);
+	assert_true(S_ISLNK(st.st_mode));
 }
 
 /* --------------------------------------------------------------- registry */
@@ -1196,7 +1478,7 @@ static void test_run_claim(void **state)
 	c.agent_version = 3;
 	c.supervisor_pid = (int)getpid();
 	/* as a claimer that copied the queued record would carry it */
-	c.supervisor_start = store_proc_start(1);
+	c.supervisor_start = cdn_proc_start(1);
 	snprintf(c.supervisor_boot, sizeof(c.supervisor_boot), "boot-y");
 	c.input_json = "{\"a\":2}";
 	/* Another workspace cannot take it. */
@@ -1208,8 +1490,8 @@ static void test_run_claim(void **state)
 	assert_int_equal(store_run_get(f->s, "q-1", &got, &err), 0);
 	assert_int_equal(got.supervisor_pid, (int)getpid());
 	/* the claimer's own start time, not the one it carried */
-	assert_int_equal(got.supervisor_start, store_proc_start((int)getpid()));
-	assert_true(got.supervisor_start != store_proc_start(1));
+	assert_int_equal(got.supervisor_start, cdn_proc_start((int)getpid()));
+	assert_true(got.supervisor_start != cdn_proc_start(1));
 	assert_int_equal(got.agent_version, 3);
 	assert_string_equal(got.agent_hash, HASH_A);
 	assert_string_equal(got.input_json, "{\"a\":2}");
@@ -1410,7 +1692,7 @@ static void test_runs_recover(void **state)
 	struct fx *f = *state;
 	struct cdn_err err = { 0 };
 	char boot[STORE_BOOT_ID_MAX];
-	assert_int_equal(store_boot_id(boot, sizeof(boot), &err), 0);
+	assert_int_equal(cdn_boot_id(boot, sizeof(boot), &err), 0);
 	assert_int_equal(strlen(boot), 36);
 
 	pid_t live = spawn_child("cordon");
@@ -1434,7 +1716,7 @@ static void test_runs_recover(void **state)
 	create_supervised(f, "done", RUN_SUCCEEDED, dead, boot);
 	/* A live cordon, but not the process that took the run: its pid was
 	 * reused after the supervisor died. Its start time tells. */
-	uint64_t live_start = store_proc_start(live);
+	uint64_t live_start = cdn_proc_start(live);
 	assert_true(live_start > 0);
 	create_supervised(f, "reused-by-cordon", RUN_RUNNING, live, boot);
 	set_start(f, "reused-by-cordon", live_start + 1);
@@ -1474,7 +1756,7 @@ static void test_schema_3_upgrade(void **state)
 	struct fx *f = *state;
 	struct cdn_err err = { 0 };
 	char boot[STORE_BOOT_ID_MAX];
-	assert_int_equal(store_boot_id(boot, sizeof(boot), &err), 0);
+	assert_int_equal(cdn_boot_id(boot, sizeof(boot), &err), 0);
 	pid_t live = spawn_child("cordon");
 	create_supervised(f, "old", RUN_RUNNING, live, boot);
 	store_close(f->s);
@@ -1514,7 +1796,7 @@ static void test_audit_anchor(void **state)
 	struct fx *f = *state;
 	struct cdn_err err = { 0 };
 	char boot[STORE_BOOT_ID_MAX];
-	assert_int_equal(store_boot_id(boot, sizeof(boot), &err), 0);
+	assert_int_equal(cdn_boot_id(boot, sizeof(boot), &err), 0);
 	create_supervised(f, "anch", RUN_RUNNING, getpid(), boot);
 	const char *h1 = "1111111111111111111111111111111111111111111111111111111111111111";
 	assert_int_equal(store_run_anchor(f->s, "anch", h1, 3, &err), 0);
@@ -1638,6 +1920,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_tree_refusals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tree_checkout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tree_checkout_damaged, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tree_links, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tree_link_refusals, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tree_link_listing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tree_blobs_batched, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tree_file_read, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_items, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_grants, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_secrets, setup, teardown),

@@ -1,0 +1,131 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Process liveness from /proc (proc.h). Moved from the store, whose SQL
+ * backends and crash recovery use it: none of it is about the store.
+ */
+#define _GNU_SOURCE
+#include "base/proc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/cleanup.h"
+
+static ssize_t read_some(int fd, void *buf, size_t len)
+{
+	for (;;) {
+		ssize_t n = read(fd, buf, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		return n < 0 ? -errno : n;
+	}
+}
+
+/* Reads a small file (at most cap - 1 bytes) NUL-terminated; bytes or -errno. */
+static ssize_t read_small(const char *path, char *buf, size_t cap)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return -errno;
+	size_t got = 0;
+	while (got + 1 < cap) {
+		ssize_t n = read_some(fd, buf + got, cap - 1 - got);
+		if (n < 0)
+			return n;
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	buf[got] = '\0';
+	return (ssize_t)got;
+}
+
+static void trim_end(char *s)
+{
+	size_t n = strlen(s);
+	while (n && (s[n - 1] == '\n' || s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r'))
+		s[--n] = '\0';
+}
+
+int cdn_boot_id(char *out, size_t cap, struct cdn_err *err)
+{
+	char buf[64];
+	ssize_t n = read_small("/proc/sys/kernel/random/boot_id", buf, sizeof(buf));
+	if (n < 0)
+		return cdn_err_set(err, (int)-n, "store: read /proc/sys/kernel/random/boot_id");
+	trim_end(buf);
+	size_t len = strlen(buf);
+	if (len == 0 || len >= cap)
+		return cdn_err_set(err, EINVAL, "store: /proc/sys/kernel/random/boot_id: "
+				   "unexpected contents");
+	memcpy(out, buf, len + 1);
+	return 0;
+}
+
+static bool same_trimmed(const char *a, const char *b)
+{
+	char x[CDN_BOOT_ID_MAX + 1], y[CDN_BOOT_ID_MAX + 1];
+	snprintf(x, sizeof(x), "%s", a);
+	snprintf(y, sizeof(y), "%s", b);
+	trim_end(x);
+	trim_end(y);
+	return x[0] && !strcmp(x, y);
+}
+
+/* starttime, the 22nd field of /proc/PID/stat text `buf`: the 20th after
+ * the comm's closing parenthesis. 0 when it is not there. */
+static uint64_t stat_start(const char *buf)
+{
+	/* "pid (comm) S ...": comm may hold ')' itself, so the last one. */
+	const char *p = strrchr(buf, ')');
+	if (!p)
+		return 0;
+	p++;
+	for (int field = 3; field < 22; field++) {
+		p = strchr(p + 1, ' ');
+		if (!p)
+			return 0;
+	}
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(p + 1, &end, 10);
+	if (errno || end == p + 1 || (*end != ' ' && *end != '\n' && *end != '\0'))
+		return 0;
+	return (uint64_t)v;
+}
+
+uint64_t cdn_proc_start(int pid)
+{
+	char path[64], buf[1024];
+	if (pid <= 0)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	if (read_small(path, buf, sizeof(buf)) <= 0)
+		return 0;
+	return stat_start(buf);
+}
+
+/* See proc.h. */
+bool cdn_supervisor_alive(int pid, const char *boot, const char *current_boot, uint64_t start)
+{
+	if (pid <= 0 || !boot || !current_boot || !same_trimmed(boot, current_boot))
+		return false;
+	char path[64], buf[1024];
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	if (read_small(path, buf, sizeof(buf)) <= 0)
+		return false;
+	const char *rp = strrchr(buf, ')');
+	if (!rp || rp[1] != ' ' || rp[2] == 'Z' || rp[2] == 'X' || rp[2] == 'x')
+		return false;
+	if (start && stat_start(buf) != start)
+		return false;
+	snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+	if (read_small(path, buf, sizeof(buf)) <= 0)
+		return false;
+	trim_end(buf);
+	return !strcmp(buf, "cordon") || !strcmp(buf, "cordon-full") || !strcmp(buf, "cordon-api");
+}
