@@ -255,7 +255,7 @@ static int build_line(struct audit_log *log, json_t *entry, char **out, size_t *
 	}
 	if (len > AUDIT_MAX_LINE) {
 		free(body);
-		return cdn_err_set(err, EMSGSIZE, "audit entry of %zu bytes (limit %d)", len,
+		return cdn_err_msg(err, EMSGSIZE, "audit entry of %zu bytes (limit %d)", len,
 				   AUDIT_MAX_LINE);
 	}
 	cdn_sha256_hex(body, blen, hash);
@@ -283,9 +283,9 @@ static int append_locked(struct audit_log *log, json_t *entry, bool sync, struct
 					   "audit entry: \"%s\" is set by the audit log",
 					   reserved[i]);
 	if (log->fd < 0)
-		return cdn_err_set(err, EIO, "audit log %s: an earlier write failed", log->path);
+		return cdn_err_msg(err, EIO, "audit log %s: an earlier write failed", log->path);
 	if (log->seq >= (uint64_t)INT64_MAX)
-		return cdn_err_set(err, EOVERFLOW, "audit log %s", log->path);
+		return cdn_err_msg(err, EOVERFLOW, "audit log %s", log->path);
 
 	_cleanup_free_ char *line = NULL;
 	size_t len = 0;

@@ -60,7 +60,7 @@ int cdn_boot_id(char *out, size_t cap, struct cdn_err *err)
 	trim_end(buf);
 	size_t len = strlen(buf);
 	if (len == 0 || len >= cap)
-		return cdn_err_set(err, EINVAL, "store: /proc/sys/kernel/random/boot_id: "
+		return cdn_err_msg(err, EINVAL, "store: /proc/sys/kernel/random/boot_id: "
 				   "unexpected contents");
 	memcpy(out, buf, len + 1);
 	return 0;

@@ -171,13 +171,13 @@ static int parse_bind(const char *spec, bool rw, struct bind_arg *out, struct cd
 	/* SRC[:DST], split at the last ':' (as docker -v does). */
 	const char *split = strrchr(spec, ':');
 	if (split && split[1] != '/')
-		return cdn_err_set(err, EINVAL, "--%s %s: destination '%s' must be an absolute path",
+		return cdn_err_msg(err, EINVAL, "--%s %s: destination '%s' must be an absolute path",
 				   rw ? "rw" : "ro", spec, split + 1);
 	_cleanup_free_ char *src = split ? strndup(spec, (size_t)(split - spec)) : strdup(spec);
 	if (!src)
 		return cdn_err_set(err, ENOMEM, "bind");
 	if (!*src)
-		return cdn_err_set(err, EINVAL, "--%s '%s': empty source", rw ? "rw" : "ro", spec);
+		return cdn_err_msg(err, EINVAL, "--%s '%s': empty source", rw ? "rw" : "ro", spec);
 	char abs[PATH_MAX];
 	if (!realpath(src, abs))
 		return cdn_err_set(err, errno, "--%s %s", rw ? "rw" : "ro", src);
@@ -487,7 +487,7 @@ static int exec_main(int argc, char **argv, struct exec_args *a)
 			break;
 		case OPT_CWD:
 			if (optarg[0] != '/')
-				r = cdn_err_set(&err, EINVAL, "--cwd %s: must be an absolute path",
+				r = cdn_err_msg(&err, EINVAL, "--cwd %s: must be an absolute path",
 						optarg);
 			cfg.cwd = optarg;
 			break;
@@ -498,18 +498,18 @@ static int exec_main(int argc, char **argv, struct exec_args *a)
 			else if (strcmp(optarg, "proxy") == 0)
 				cfg.net = SANDBOX_NET_PROXY;
 			else
-				r = cdn_err_set(&err, EINVAL, "--net %s: expected none or proxy",
+				r = cdn_err_msg(&err, EINVAL, "--net %s: expected none or proxy",
 						optarg);
 			break;
 		case OPT_LOCAL_PORT:
 			if (cfg.n_local_ports >= SANDBOX_MAX_LOCAL_PORTS) {
-				r = cdn_err_set(&err, E2BIG, "--local-port: at most %d",
+				r = cdn_err_msg(&err, E2BIG, "--local-port: at most %d",
 						SANDBOX_MAX_LOCAL_PORTS);
 				break;
 			}
 			r = cdn_parse_uint(optarg, 65535, &v, &err);
 			if (r == 0 && v == 0)
-				r = cdn_err_set(&err, EINVAL, "port 0");
+				r = cdn_err_msg(&err, EINVAL, "port 0");
 			if (r == 0)
 				cfg.local_ports[cfg.n_local_ports++] = (uint16_t)v;
 			else
@@ -535,19 +535,19 @@ static int exec_main(int argc, char **argv, struct exec_args *a)
 			if ((r = cdn_parse_size(optarg, &cfg.limits.tmp_bytes, &err)) < 0)
 				cdn_err_wrap(&err, "--tmp-size");
 			else if (cfg.limits.tmp_bytes < 4096)
-				r = cdn_err_set(&err, EINVAL, "--tmp-size: at least 4k");
+				r = cdn_err_msg(&err, EINVAL, "--tmp-size: at least 4k");
 			break;
 		case OPT_WS_SIZE:
 			if ((r = cdn_parse_size(optarg, &cfg.limits.workspace_bytes, &err)) < 0)
 				cdn_err_wrap(&err, "--workspace-size");
 			else if (cfg.limits.workspace_bytes < 4096)
-				r = cdn_err_set(&err, EINVAL, "--workspace-size: at least 4k");
+				r = cdn_err_msg(&err, EINVAL, "--workspace-size: at least 4k");
 			break;
 		case OPT_NOFILE:
 			if ((r = cdn_parse_uint(optarg, 1048576, &cfg.limits.nofile, &err)) < 0)
 				cdn_err_wrap(&err, "--nofile");
 			else if (cfg.limits.nofile < 16)
-				r = cdn_err_set(&err, EINVAL, "--nofile: at least 16");
+				r = cdn_err_msg(&err, EINVAL, "--nofile: at least 16");
 			break;
 		case OPT_FSIZE:
 			if ((r = cdn_parse_size(optarg, &cfg.limits.fsize_bytes, &err)) < 0)
@@ -573,13 +573,13 @@ static int exec_main(int argc, char **argv, struct exec_args *a)
 			break;
 		case OPT_ALLOW:
 			if (a->n_allow >= MAX_ALLOW)
-				r = cdn_err_set(&err, E2BIG, "--allow: at most %d", MAX_ALLOW);
+				r = cdn_err_msg(&err, E2BIG, "--allow: at most %d", MAX_ALLOW);
 			else
 				a->allow[a->n_allow++] = optarg;
 			break;
 		case OPT_ALLOW_PRIVATE:
 			if (a->n_allow_private >= EGRESS_MAX_PRIVATE)
-				r = cdn_err_set(&err, E2BIG, "--allow-private: at most %d",
+				r = cdn_err_msg(&err, E2BIG, "--allow-private: at most %d",
 						EGRESS_MAX_PRIVATE);
 			else
 				a->allow_private[a->n_allow_private++] = optarg;

@@ -367,23 +367,23 @@ int inspector_new(const struct inspect_secret *secrets, size_t n, struct inspect
 {
 	*out = NULL;
 	if (n > INSPECT_MAX_SECRETS)
-		return cdn_err_set(err, E2BIG, "inspector: %zu secrets, at most %d", n,
+		return cdn_err_msg(err, E2BIG, "inspector: %zu secrets, at most %d", n,
 				   INSPECT_MAX_SECRETS);
 	if (n && !secrets)
-		return cdn_err_set(err, EINVAL, "inspector: no secret list");
+		return cdn_err_msg(err, EINVAL, "inspector: no secret list");
 	size_t arena = 0;
 	for (size_t i = 0; i < n; i++) {
 		const struct inspect_secret *s = &secrets[i];
 		if (!s->name || !*s->name)
-			return cdn_err_set(err, EINVAL, "inspector: secret %zu has no name", i);
+			return cdn_err_msg(err, EINVAL, "inspector: secret %zu has no name", i);
 		/* Messages name the secret, never its value. */
 		if (!s->value || s->len < INSPECT_MIN_SECRET_LEN)
-			return cdn_err_set(err, EINVAL,
+			return cdn_err_msg(err, EINVAL,
 					   "inspector: secret '%.*s' is shorter than %d bytes "
 					   "(it would match everywhere)",
 					   SECRET_NAME_MAX, s->name, INSPECT_MIN_SECRET_LEN);
 		if (s->len > INSPECT_MAX_SECRET_LEN)
-			return cdn_err_set(err, EINVAL,
+			return cdn_err_msg(err, EINVAL,
 					   "inspector: secret '%.*s' is longer than %d bytes",
 					   SECRET_NAME_MAX, s->name, INSPECT_MAX_SECRET_LEN);
 		arena += encodings_bound(s->len);

@@ -286,18 +286,18 @@ static int narrow(const struct egress_policy *base, const char *const *domains, 
 		  void *ctx, struct cdn_err *err)
 {
 	if (!base || !out || (n && !domains) || (n_rules && !rules))
-		return cdn_err_set(err, EINVAL, "egress narrowing: missing argument");
+		return cdn_err_msg(err, EINVAL, "egress narrowing: missing argument");
 	if (n > EGRESS_MAX_RULES || n_rules > EGRESS_MAX_RULES)
-		return cdn_err_set(err, E2BIG,
+		return cdn_err_msg(err, E2BIG,
 				   "egress narrowing: more than %d agent domains or rules",
 				   EGRESS_MAX_RULES);
 	for (size_t i = 0; i < n; i++)
 		if (!domains[i])
-			return cdn_err_set(err, EINVAL,
+			return cdn_err_msg(err, EINVAL,
 					   "egress narrowing: agent domain %zu is NULL", i);
 	for (size_t i = 0; i < n_rules; i++)
 		if (!rules[i].name)
-			return cdn_err_set(err, EINVAL,
+			return cdn_err_msg(err, EINVAL,
 					   "egress narrowing: agent rule %zu has no name", i);
 
 	struct agent_side ag = { 0 };
@@ -389,7 +389,7 @@ static int narrow(const struct egress_policy *base, const char *const *domains, 
 		nr = kept;
 
 	if (r == 0 && nr > EGRESS_MAX_RULES)
-		r = cdn_err_set(err, E2BIG, "egress narrowing: %zu rules, more than %d", nr,
+		r = cdn_err_msg(err, E2BIG, "egress narrowing: %zu rules, more than %d", nr,
 				EGRESS_MAX_RULES);
 	if (r < 0) {
 		rules_free(res, nr);
@@ -439,7 +439,7 @@ int egress_policy_narrow_by(const struct egress_policy *base, const struct egres
 			    struct cdn_err *err)
 {
 	if (!base || !by || !out)
-		return cdn_err_set(err, EINVAL, "egress narrowing: missing argument");
+		return cdn_err_msg(err, EINVAL, "egress narrowing: missing argument");
 	_cleanup_free_ const char **names = calloc(by->n_rules ? by->n_rules : 1, sizeof(*names));
 	if (!names)
 		return cdn_err_set(err, ENOMEM, "egress narrowing");

@@ -158,7 +158,7 @@ static int normalize(const char *in, char *out, size_t cap, bool allow_wild, boo
 					   EGRESS_MAX_HOST);
 	}
 	if (n + (wild ? 2 : 0) + 1 > cap)
-		return cdn_err_set(err, ERANGE, "host name '%s'", buf);
+		return cdn_err_msg(err, ERANGE, "host name '%s'", buf);
 	snprintf(out, cap, "%s%s", wild ? "*." : "", buf);
 	if (wildcard)
 		*wildcard = wild;

@@ -637,7 +637,7 @@ static int parse_level(const char *yaml, size_t len, const char *source,
 	struct pctx c = { .src = source ? source : "policy", .err = err ? err : &local, .op = op };
 	c.err->msg[0] = '\0';
 	if (len > EGRESS_MAX_POLICY_BYTES)
-		return cdn_err_set(err, EFBIG, "%s: %zu bytes, more than the limit of %d", c.src,
+		return cdn_err_msg(err, EFBIG, "%s: %zu bytes, more than the limit of %d", c.src,
 				   len, EGRESS_MAX_POLICY_BYTES);
 	struct ynode root = { 0 };
 	int rc = policy_tree_load(&c, yaml ? yaml : "", yaml ? len : 0, &root);
@@ -680,7 +680,7 @@ int egress_policy_parse_workspace(const char *yaml, size_t len, const char *sour
 				  struct cdn_err *err)
 {
 	if (!op)
-		return cdn_err_set(err, EINVAL, "%s: a workspace policy needs the operator's",
+		return cdn_err_msg(err, EINVAL, "%s: a workspace policy needs the operator's",
 				   source ? source : "policy");
 	return parse_level(yaml, len, source, op, out, err);
 }
@@ -697,11 +697,11 @@ static int read_policy_file(const char *path, char **buf, size_t *len, struct cd
 	if (!S_ISREG(st.st_mode))
 		return cdn_err_msg(err, EINVAL, "policy %s: not a regular file", path);
 	if (st.st_size > EGRESS_MAX_POLICY_BYTES)
-		return cdn_err_set(err, EFBIG, "%s: %lld bytes, more than the limit of %d", path,
+		return cdn_err_msg(err, EFBIG, "%s: %lld bytes, more than the limit of %d", path,
 				   (long long)st.st_size, EGRESS_MAX_POLICY_BYTES);
 	int r = cdn_read_fd(fd, EGRESS_MAX_POLICY_BYTES, buf, len);
 	if (r == -EFBIG)
-		return cdn_err_set(err, EFBIG, "%s: more than the limit of %d bytes", path,
+		return cdn_err_msg(err, EFBIG, "%s: more than the limit of %d bytes", path,
 				   EGRESS_MAX_POLICY_BYTES);
 	if (r < 0)
 		return cdn_err_set(err, -r, "read %s", path);

@@ -65,7 +65,7 @@ static int ssl_err(struct cdn_err *err, const char *what)
 	if (e)
 		ERR_error_string_n(e, buf, sizeof(buf));
 	ERR_clear_error();
-	return cdn_err_set(err, EPROTO, "%s: %s", what, buf);
+	return cdn_err_msg(err, EPROTO, "%s: %s", what, buf);
 }
 
 static bool add_ext(X509 *x, X509 *issuer, int nid, const char *value)

@@ -34,7 +34,7 @@ static const char *const pack_files[] = { "record.json", "result.json",	"events.
 int evidence_crypto_ready(struct cdn_err *err)
 {
 	if (sodium_init() < 0)
-		return cdn_err_set(err, EIO, "evidence: libsodium could not initialise");
+		return cdn_err_msg(err, EIO, "evidence: libsodium could not initialise");
 	return 0;
 }
 

@@ -505,7 +505,7 @@ int manifest_parse(const char *json, size_t len, const char *source, struct agen
 	struct cdn_err local = { 0 };
 	struct mctx c = { .src = source ? source : "agent.json", .err = err ? err : &local };
 	if (len > MANIFEST_MAX_BYTES)
-		return cdn_err_set(c.err, EFBIG, "%s: %zu bytes, more than the limit of %d", c.src,
+		return cdn_err_msg(c.err, EFBIG, "%s: %zu bytes, more than the limit of %d", c.src,
 				   len, MANIFEST_MAX_BYTES);
 	json_error_t je;
 	json_t *root = json_loadb(json ? json : "", json ? len : 0,
@@ -535,7 +535,7 @@ int manifest_load_dir(const char *dir, struct agent_manifest **out, struct cdn_e
 	char path[4096 + 16];
 	snprintf(path, sizeof(path), "%s/agent.json", dir ? dir : "");
 	if (!dir || !dir[0])
-		return cdn_err_set(err, EINVAL, "agent directory: empty path");
+		return cdn_err_msg(err, EINVAL, "agent directory: empty path");
 	_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0)
 		return cdn_err_set(err, errno, "agent directory %s", dir);
@@ -554,7 +554,7 @@ int manifest_load_dir(const char *dir, struct agent_manifest **out, struct cdn_e
 		    "agent's directory",
 		    path);
 	if (fd < 0 && errno == ENOENT)
-		return cdn_err_set(err, ENOENT, "%s (every agent directory needs an agent.json)",
+		return cdn_err_msg(err, ENOENT, "%s: not found (every agent directory needs an agent.json)",
 				   path);
 	if (fd < 0)
 		return cdn_err_set(err, errno, "%s", path);
@@ -564,13 +564,13 @@ int manifest_load_dir(const char *dir, struct agent_manifest **out, struct cdn_e
 	if (!S_ISREG(st.st_mode))
 		return cdn_err_msg(err, EINVAL, "%s: not a regular file", path);
 	if (st.st_size > MANIFEST_MAX_BYTES)
-		return cdn_err_set(err, EFBIG, "%s: %lld bytes, more than the limit of %d", path,
+		return cdn_err_msg(err, EFBIG, "%s: %lld bytes, more than the limit of %d", path,
 				   (long long)st.st_size, MANIFEST_MAX_BYTES);
 	_cleanup_free_ char *buf = NULL;
 	size_t len;
 	int r = cdn_read_fd(fd, MANIFEST_MAX_BYTES, &buf, &len);
 	if (r == -EFBIG)
-		return cdn_err_set(err, EFBIG, "%s: more than the limit of %d bytes", path,
+		return cdn_err_msg(err, EFBIG, "%s: more than the limit of %d bytes", path,
 				   MANIFEST_MAX_BYTES);
 	if (r < 0)
 		return cdn_err_set(err, -r, "read %s", path);

@@ -50,7 +50,7 @@ int registry_agent_register(struct store *s, const char *ws, const char *dir,
 		r = store_tree_file_read(s, it.tree, "agent.json", MANIFEST_MAX_BYTES, &doc, &n,
 					 err);
 		if (r == -EFBIG)
-			r = cdn_err_set(err, EFBIG, "read %s/agent.json: more than %d bytes", dir,
+			r = cdn_err_msg(err, EFBIG, "read %s/agent.json: more than %d bytes", dir,
 					MANIFEST_MAX_BYTES);
 		else if (r == 0)
 			r = manifest_parse(doc, n, "agent.json", &again, err);
@@ -80,7 +80,7 @@ int registry_capability_register(struct store *s, const char *ws, const char *na
 	if (stat(dir, &st) < 0)
 		return cdn_err_set(err, errno, "capability %s: %s", name, dir);
 	if (!S_ISDIR(st.st_mode))
-		return cdn_err_set(err, ENOTDIR, "capability %s: %s is not a directory", name, dir);
+		return cdn_err_msg(err, ENOTDIR, "capability %s: %s is not a directory", name, dir);
 	struct store_item it = { .kind = STORE_CAPABILITY };
 	if ((r = store_tree_import(s, dir, NULL, it.tree, err)) < 0)
 		return r;
@@ -102,7 +102,7 @@ int registry_env_register(struct store *s, const char *ws, const char *name,
 	if (r < 0)
 		return r;
 	if (n > REGISTRY_MAX_ENV_VARS)
-		return cdn_err_set(err, E2BIG, "env %s: at most %d variables", name,
+		return cdn_err_msg(err, E2BIG, "env %s: at most %d variables", name,
 				   REGISTRY_MAX_ENV_VARS);
 	json_t *obj = json_object();
 	for (size_t i = 0; i < n && r == 0; i++) {
@@ -110,14 +110,14 @@ int registry_env_register(struct store *s, const char *ws, const char *name,
 		size_t kl = eq ? (size_t)(eq - vars[i]) : 0;
 		char key[129];
 		if (!eq || kl > 128 || !sandbox_env_name_ok(vars[i], kl)) {
-			r = cdn_err_set(err, EINVAL, "env %s: '%.*s': expected NAME=VALUE", name,
+			r = cdn_err_msg(err, EINVAL, "env %s: '%.*s': expected NAME=VALUE", name,
 					(int)(eq ? kl : strlen(vars[i]) > 64 ? 64 : strlen(vars[i])),
 					vars[i]);
 			break;
 		}
 		snprintf(key, sizeof(key), "%.*s", (int)kl, vars[i]);
 		if (vault_name_looks_secret(key)) {
-			r = cdn_err_set(err, EINVAL,
+			r = cdn_err_msg(err, EINVAL,
 					"env %s: %s looks like a secret; store it with "
 					"'cordon secret set %s' and list it in the agent's "
 					"required_secrets",
@@ -125,17 +125,17 @@ int registry_env_register(struct store *s, const char *ws, const char *name,
 			break;
 		}
 		if (strlen(eq + 1) > REGISTRY_MAX_ENV_VALUE) {
-			r = cdn_err_set(err, E2BIG, "env %s: %s: value longer than %d bytes", name,
+			r = cdn_err_msg(err, E2BIG, "env %s: %s: value longer than %d bytes", name,
 					key, REGISTRY_MAX_ENV_VALUE);
 			break;
 		}
 		if (json_object_get(obj, key)) {
-			r = cdn_err_set(err, EINVAL, "env %s: %s is given twice", name, key);
+			r = cdn_err_msg(err, EINVAL, "env %s: %s is given twice", name, key);
 			break;
 		}
 		json_t *v = json_string(eq + 1);
 		if (!v) {
-			r = cdn_err_set(err, EINVAL, "env %s: %s: value is not valid UTF-8", name, key);
+			r = cdn_err_msg(err, EINVAL, "env %s: %s: value is not valid UTF-8", name, key);
 			break;
 		}
 		json_object_set_new(obj, key, v);
@@ -230,7 +230,7 @@ int registry_resolve_agent(struct store *s, const char *ws, const char *ref,
 	const char *at = strchr(ref, '@');
 	size_t nl = at ? (size_t)(at - ref) : strlen(ref);
 	if (nl == 0 || nl > STORE_MAX_NAME)
-		return cdn_err_set(err, EINVAL, "agent '%s': expected a directory or NAME[@VERSION]",
+		return cdn_err_msg(err, EINVAL, "agent '%s': expected a directory or NAME[@VERSION]",
 				   ref);
 	snprintf(name, sizeof(name), "%.*s", (int)nl, ref);
 	if ((r = store_name_check("agent", name, err)) < 0)
@@ -239,7 +239,7 @@ int registry_resolve_agent(struct store *s, const char *ws, const char *ref,
 		char *end;
 		unsigned long v = strtoul(at + 1, &end, 10);
 		if (!at[1] || *end || v == 0 || v > 1000000)
-			return cdn_err_set(err, EINVAL,
+			return cdn_err_msg(err, EINVAL,
 					   "agent '%s': the version after '@' is a number (1, 2, ...)",
 					   ref);
 		version = (unsigned)v;

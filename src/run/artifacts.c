@@ -289,7 +289,7 @@ static int save(struct collector *c, const char *name, const char *clean, int fd
 		return cdn_err_wrap(c->err, "artifacts: store %s", clean);
 	char final[ARTIFACT_NAME_MAX + 1];
 	if (unique_name(c, clean, final, sizeof(final)) < 0)
-		return cdn_err_set(c->err, EEXIST, "artifacts: no free name for %s", clean);
+		return cdn_err_msg(c->err, EEXIST, "artifacts: no free name for %s", clean);
 	_cleanup_free_ char *path = NULL;
 	if (asprintf(&path, "%s/%s", c->dest_dir, final) < 0) {
 		path = NULL;
@@ -467,7 +467,7 @@ int artifacts_collect(int out_dirfd, struct store *s, const char *dest_dir,
 	if (lstat(dest_dir, &st) < 0)
 		return cdn_err_set(err, errno, "artifacts: stat %s", dest_dir);
 	if (!S_ISDIR(st.st_mode))
-		return cdn_err_set(err, ENOTDIR, "artifacts: %s", dest_dir);
+		return cdn_err_msg(err, ENOTDIR, "artifacts: %s", dest_dir);
 	if (out_dirfd < 0)
 		return 0;
 

@@ -313,7 +313,7 @@ int run_resolve_env(struct run_ctx *c, struct cdn_err *err)
 	if (!json_is_object(vars)) {
 		json_decref(vars);
 		store_item_clear(&it);
-		return cdn_err_set(err, EIO, "env %s: stored document is damaged", m->env);
+		return cdn_err_msg(err, EIO, "env %s: stored document is damaged", m->env);
 	}
 	c->env = run_item_json(m->env, it.version, it.hash);
 	json_object_set_new(c->env, "vars", vars);

@@ -324,7 +324,7 @@ static int create_v2(struct sb_cgroup *cg, const struct cg_mounts *m,
 		char where[PATH_MAX] = "";
 		r = enable_down(mnt, parent, ctrls[i].name, where, sizeof(where));
 		if (r == -EBUSY && ctrls[i].needed)
-			return cdn_err_set(err, EBUSY,
+			return cdn_err_msg(err, EBUSY,
 					   "cgroup v2: cannot hand the %s controller on below %s, "
 					   "which holds processes (cgroup v2 allows that only in a "
 					   "cgroup without processes)",
@@ -389,7 +389,7 @@ static int create_v1(struct sb_cgroup *cg, const struct cg_mounts *m,
 			continue;
 		if (!m->v1[c][0]) {
 			if (needed[c])
-				return cdn_err_set(err, EOPNOTSUPP,
+				return cdn_err_msg(err, EOPNOTSUPP,
 						   "cgroup v1: no %s hierarchy is mounted",
 						   v1_names[c]);
 			continue;
@@ -502,7 +502,7 @@ int sb_cgroup_create(const struct sandbox_limits *lim, struct sb_cgroup **out, s
 	scan_mounts(m);
 	int want = choose_version(m);
 	if (!want)
-		return cdn_err_set(err, EOPNOTSUPP, "cgroup: no cgroup filesystem is mounted");
+		return cdn_err_msg(err, EOPNOTSUPP, "cgroup: no cgroup filesystem is mounted");
 
 	struct sb_cgroup *cg = cg_new();
 	if (!cg)

@@ -58,7 +58,7 @@ static struct sb_step *plan_add(struct sb_plan *plan, enum sb_step_kind kind, co
 				struct cdn_err *err)
 {
 	if (plan->n_steps >= SB_PLAN_MAX) {
-		cdn_err_set(err, E2BIG, "too many mounts (at most %d)", SB_PLAN_MAX);
+		cdn_err_msg(err, E2BIG, "too many mounts (at most %d)", SB_PLAN_MAX);
 		return NULL;
 	}
 	struct sb_step *s = &plan->steps[plan->n_steps];
@@ -141,7 +141,7 @@ static int plan_workspace_file(struct sb_plan *plan, const struct sandbox_file *
 	char dst[SANDBOX_PATH_MAX];
 	if (!f->path || !*f->path || f->path[0] == '/' ||
 	    snprintf(dst, sizeof(dst), "/workspace/%s", f->path) >= (int)sizeof(dst))
-		return cdn_err_set(err, EINVAL, "workspace file '%s': bad path",
+		return cdn_err_msg(err, EINVAL, "workspace file '%s': bad path",
 				   f->path ? f->path : "");
 	int r = check_dst(dst, err);
 	if (r < 0)
@@ -200,7 +200,7 @@ static int plan_replicate(struct sb_plan *plan, const char *host, bool optional,
 static int check_dst(const char *dst, struct cdn_err *err)
 {
 	if (dst[0] != '/')
-		return cdn_err_set(err, EINVAL, "destination %s: must be an absolute path", dst);
+		return cdn_err_msg(err, EINVAL, "destination %s: must be an absolute path", dst);
 	if (strlen(dst) >= SANDBOX_PATH_MAX)
 		return cdn_err_set(err, ENAMETOOLONG, "destination %.64s...", dst);
 	const char *p = dst;
@@ -210,15 +210,15 @@ static int check_dst(const char *dst, struct cdn_err *err)
 		const char *e = strchrnul(p, '/');
 		size_t len = (size_t)(e - p);
 		if ((len == 1 && p[0] == '.') || (len == 2 && p[0] == '.' && p[1] == '.'))
-			return cdn_err_set(err, EINVAL,
+			return cdn_err_msg(err, EINVAL,
 					   "destination %s: '.' and '..' segments are not allowed",
 					   dst);
 		if (*e == '/' && e[1] == '/')
-			return cdn_err_set(err, EINVAL, "destination %s: empty path segment", dst);
+			return cdn_err_msg(err, EINVAL, "destination %s: empty path segment", dst);
 		p = e;
 	}
 	if (strcmp(dst, "/") == 0)
-		return cdn_err_set(err, EINVAL, "destination /: cannot replace the root");
+		return cdn_err_msg(err, EINVAL, "destination /: cannot replace the root");
 	return 0;
 }
 
@@ -272,7 +272,7 @@ static int plan_ca(struct sb_plan *plan, const char *pem, struct cdn_err *err)
 		return errno == ENOENT ? 0 : cdn_err_set(err, errno, "read %s", CA_BUNDLE);
 	struct stat st;
 	if (fstat(fd, &st) < 0 || st.st_size > CA_BUNDLE_MAX)
-		return cdn_err_set(err, EFBIG, "read %s", CA_BUNDLE);
+		return cdn_err_msg(err, EFBIG, "read %s", CA_BUNDLE);
 	size_t pl = strlen(pem);
 	_cleanup_free_ char *buf = malloc((size_t)st.st_size + pl + 2);
 	if (!buf)

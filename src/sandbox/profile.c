@@ -44,7 +44,7 @@ int sandbox_apply_profile(struct sandbox_config *cfg, const struct sandbox_profi
 	if (p->repo == SANDBOX_REPO_NONE)
 		return 0;
 	if (!repo_dir)
-		return cdn_err_set(err, EINVAL, "profile %s: needs a repository (--repo DIR)",
+		return cdn_err_msg(err, EINVAL, "profile %s: needs a repository (--repo DIR)",
 				   p->name);
 	int r = sandbox_config_add_bind(cfg, repo_dir, REPO_DST, p->repo == SANDBOX_REPO_RW, err);
 	if (r < 0)

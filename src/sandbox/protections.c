@@ -73,7 +73,7 @@ int sandbox_parse_degraded(const char *list, unsigned *bits, struct cdn_err *err
 			}
 		}
 		if (!found)
-			return cdn_err_set(err, EINVAL,
+			return cdn_err_msg(err, EINVAL,
 					   "--allow-degraded: unknown protection '%.*s' "
 					   "(expected landlock, cgroup or seccomp)",
 					   (int)len, p);

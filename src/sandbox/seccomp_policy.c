@@ -268,7 +268,7 @@ static int export_bpf(scmp_filter_ctx ctx, struct sock_filter **bpf, unsigned sh
 		return cdn_err_set(err, errno, "seccomp: stat");
 	if (st.st_size <= 0 || st.st_size % (off_t)sizeof(struct sock_filter) ||
 	    st.st_size / (off_t)sizeof(struct sock_filter) > BPF_MAXINSNS)
-		return cdn_err_set(err, E2BIG, "seccomp: program of %lld bytes",
+		return cdn_err_msg(err, E2BIG, "seccomp: program of %lld bytes",
 				   (long long)st.st_size);
 	struct sock_filter *prog = malloc((size_t)st.st_size);
 	if (!prog)

@@ -90,11 +90,11 @@ int sandbox_config_add_bind(struct sandbox_config *cfg, const char *src, const c
 			    bool rw, struct cdn_err *err)
 {
 	if (cfg->n_binds >= SANDBOX_MAX_BINDS)
-		return cdn_err_set(err, E2BIG, "too many binds (at most %d)", SANDBOX_MAX_BINDS);
+		return cdn_err_msg(err, E2BIG, "too many binds (at most %d)", SANDBOX_MAX_BINDS);
 	if (!src || !*src)
-		return cdn_err_set(err, EINVAL, "bind: empty source");
+		return cdn_err_msg(err, EINVAL, "bind: empty source");
 	if (!dst || dst[0] != '/')
-		return cdn_err_set(err, EINVAL, "bind %s: destination must be absolute", src);
+		return cdn_err_msg(err, EINVAL, "bind %s: destination must be absolute", src);
 	cfg->binds[cfg->n_binds++] = (struct sandbox_bind){ .src = src, .dst = dst, .rw = rw };
 	return 0;
 }
@@ -116,15 +116,15 @@ int sandbox_config_add_env(struct sandbox_config *cfg, const char *kv, struct cd
 {
 	const char *eq = strchr(kv, '=');
 	if (!eq || eq == kv)
-		return cdn_err_set(err, EINVAL, "environment entry '%s': expected NAME=VALUE", kv);
+		return cdn_err_msg(err, EINVAL, "environment entry '%s': expected NAME=VALUE", kv);
 	if (!sandbox_env_name_ok(kv, (size_t)(eq - kv)))
-		return cdn_err_set(err, EINVAL, "environment entry '%.*s': bad variable name",
+		return cdn_err_msg(err, EINVAL, "environment entry '%.*s': bad variable name",
 				   (int)(eq - kv), kv);
 	if (strlen(kv) > 65536)
-		return cdn_err_set(err, E2BIG, "environment entry '%.*s': value too long",
+		return cdn_err_msg(err, E2BIG, "environment entry '%.*s': value too long",
 				   (int)(eq - kv), kv);
 	if (cfg->n_env >= SANDBOX_MAX_ENV)
-		return cdn_err_set(err, E2BIG, "too many environment entries (at most %d)",
+		return cdn_err_msg(err, E2BIG, "too many environment entries (at most %d)",
 				   SANDBOX_MAX_ENV);
 	cfg->env[cfg->n_env++] = kv;
 	return 0;
@@ -234,10 +234,10 @@ static int plan_build(const struct sandbox_config *cfg, struct sb_plan **out,
 	int r = 0;
 
 	if (cfg->n_phases == 0 || cfg->n_phases > SANDBOX_MAX_PHASES)
-		return cdn_err_set(err, EINVAL, "sandbox: no command to run");
+		return cdn_err_msg(err, EINVAL, "sandbox: no command to run");
 	for (size_t i = 0; i < cfg->n_phases; i++) {
 		if (!cfg->phases[i] || !cfg->phases[i][0])
-			return cdn_err_set(err, EINVAL, "sandbox: phase %zu has an empty command",
+			return cdn_err_msg(err, EINVAL, "sandbox: phase %zu has an empty command",
 					   i);
 		plan->phases[i] = cfg->phases[i];
 	}
@@ -253,7 +253,7 @@ static int plan_build(const struct sandbox_config *cfg, struct sb_plan **out,
 		const char *base = getenv("CORDON_HOSTID_BASE");
 		unsigned long b = base && *base ? strtoul(base, NULL, 10) : SANDBOX_HOSTID_BASE;
 		if (b == 0 || b + cfg->uid > 0xfffffffeul || b + cfg->gid > 0xfffffffeul)
-			return cdn_err_set(err, EINVAL,
+			return cdn_err_msg(err, EINVAL,
 					   "CORDON_HOSTID_BASE: must map to a non-root id");
 		plan->host_uid = (uid_t)(b + cfg->uid);
 		plan->host_gid = (gid_t)(b + cfg->gid);
@@ -275,10 +275,10 @@ static int plan_build(const struct sandbox_config *cfg, struct sb_plan **out,
 		if (cfg->phase_env[i] && !(plan->phase_env[i] = strdup(cfg->phase_env[i])))
 			return cdn_err_set(err, ENOMEM, "environment");
 	if (cfg->n_files > SANDBOX_MAX_FILES)
-		return cdn_err_set(err, E2BIG, "too many workspace files (at most %d)",
+		return cdn_err_msg(err, E2BIG, "too many workspace files (at most %d)",
 				   SANDBOX_MAX_FILES);
 	if (cfg->n_local_ports > SANDBOX_MAX_LOCAL_PORTS)
-		return cdn_err_set(err, E2BIG, "too many local ports");
+		return cdn_err_msg(err, E2BIG, "too many local ports");
 	memcpy(plan->local_ports, cfg->local_ports, sizeof(plan->local_ports));
 	plan->n_local_ports = cfg->n_local_ports;
 	plan->cwd = strdup(cfg->cwd ? cfg->cwd : "/workspace");
@@ -286,7 +286,7 @@ static int plan_build(const struct sandbox_config *cfg, struct sb_plan **out,
 	if (!plan->cwd || !plan->hostname)
 		return cdn_err_set(err, ENOMEM, "sandbox plan");
 	if (strlen(plan->hostname) > 63)
-		return cdn_err_set(err, EINVAL, "hostname: longer than 63 characters");
+		return cdn_err_msg(err, EINVAL, "hostname: longer than 63 characters");
 	if ((r = plan_env(plan, cfg, err)) < 0 || (r = sb_plan_mounts(plan, cfg, err)) < 0)
 		return r;
 	/* Whether the sandbox's user can use what is bound in: a bare
@@ -314,7 +314,7 @@ static int plan_build(const struct sandbox_config *cfg, struct sb_plan **out,
 	plan->landlock_abi = sandbox_landlock_abi();
 	if (plan->landlock_abi <= 0) {
 		if (!(cfg->allow_degraded & SANDBOX_PROT_LANDLOCK))
-			return cdn_err_set(err, EOPNOTSUPP,
+			return cdn_err_msg(err, EOPNOTSUPP,
 					   "landlock: not available on this kernel "
 					   "(pass --allow-degraded=landlock to run without it)");
 		prot->degraded |= SANDBOX_PROT_LANDLOCK;
@@ -391,7 +391,7 @@ static int await_ready(struct sandbox *sb, struct cdn_err *err)
 		r = poll(&p, 1, SETUP_TIMEOUT_MS);
 	while (r < 0 && errno == EINTR);
 	if (r == 0)
-		return cdn_err_set(err, ETIMEDOUT, "sandbox setup");
+		return cdn_err_msg(err, ETIMEDOUT, "sandbox setup: timed out");
 	if (r < 0)
 		return cdn_err_set(err, errno, "sandbox setup: poll");
 
@@ -433,15 +433,15 @@ static int await_ready(struct sandbox *sb, struct cdn_err *err)
 	while (k < n_got)
 		close(got[k++]);
 	if (n == 0)
-		return cdn_err_set(err, EPIPE, "sandbox setup: the sandbox exited during setup");
+		return cdn_err_msg(err, EPIPE, "sandbox setup: the sandbox exited during setup");
 	if (n != (ssize_t)sizeof(m))
-		return cdn_err_set(err, EPROTO, "sandbox setup: short message");
+		return cdn_err_msg(err, EPROTO, "sandbox setup: short message");
 	if (m.type == SB_MSG_SETUP_FAILED) {
 		m.text[sizeof(m.text) - 1] = '\0';
 		return cdn_err_set(err, m.a, "sandbox setup: %s", m.text);
 	}
 	if (m.type != SB_MSG_READY)
-		return cdn_err_set(err, EPROTO, "sandbox setup: unexpected message %u", m.type);
+		return cdn_err_msg(err, EPROTO, "sandbox setup: unexpected message %u", m.type);
 	return 0;
 }
 
@@ -744,7 +744,7 @@ static void finish(struct sandbox *sb, const siginfo_t *si, const struct rusage 
 	} else {
 		st->exit_code = si->si_status ? si->si_status : 125;
 		if (!sb->late_err.code)
-			cdn_err_set(&sb->late_err, EPROTO, "sandbox ended without a status");
+			cdn_err_msg(&sb->late_err, EPROTO, "sandbox ended without a status");
 		sb->setup_failed = true;
 	}
 	sb->finished = true;

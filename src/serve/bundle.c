@@ -45,10 +45,10 @@ static int path_parse(const char *name, struct path *p, struct cdn_err *err)
 {
 	char sh[SHOWN_MAX];
 	if (!name || strlen(name) > BUNDLE_MAX_PATH)
-		return cdn_err_set(err, EINVAL, "bundle: an entry's name is missing or longer than %d bytes",
+		return cdn_err_msg(err, EINVAL, "bundle: an entry's name is missing or longer than %d bytes",
 				   BUNDLE_MAX_PATH);
 	if (name[0] == '/')
-		return cdn_err_set(err, EINVAL, "bundle: '%s': absolute paths are not allowed",
+		return cdn_err_msg(err, EINVAL, "bundle: '%s': absolute paths are not allowed",
 				   shown(name, sh));
 	const char *s = name;
 	while (s[0] == '.' && s[1] == '/')
@@ -66,16 +66,16 @@ static int path_parse(const char *name, struct path *p, struct cdn_err *err)
 		if (slash)
 			*slash = '\0';
 		if (!*c || strcmp(c, ".") == 0 || strcmp(c, "..") == 0)
-			return cdn_err_set(err, EINVAL,
+			return cdn_err_msg(err, EINVAL,
 					   "bundle: '%s': empty, '.' and '..' components are not allowed",
 					   shown(name, sh));
 		for (const char *q = c; *q; q++)
 			if ((unsigned char)*q < 0x20 || *q == 0x7f)
-				return cdn_err_set(err, EINVAL,
+				return cdn_err_msg(err, EINVAL,
 						   "bundle: '%s': control characters in a name",
 						   shown(name, sh));
 		if (p->n == BUNDLE_MAX_DEPTH)
-			return cdn_err_set(err, EINVAL, "bundle: '%s': deeper than %d levels",
+			return cdn_err_msg(err, EINVAL, "bundle: '%s': deeper than %d levels",
 					   shown(name, sh), BUNDLE_MAX_DEPTH);
 		p->comp[p->n++] = c;
 		if (!slash)
@@ -107,7 +107,7 @@ static int open_parent(int root, const struct path *p, int *out, struct cdn_err 
 		/* O_NOFOLLOW: an entry below a symlink the archive made earlier
 		 * ("l -> /etc", then "l/passwd") would be written through it. */
 		if (link)
-			return cdn_err_set(err, EINVAL,
+			return cdn_err_msg(err, EINVAL,
 					   "bundle: '%s' is a symlink; nothing is unpacked below one",
 					   shown(p->comp[i], sh));
 		if (fd < 0)
@@ -126,7 +126,7 @@ static int extract_file(struct archive *a, struct archive_entry *e, int parent, 
 	char sh[SHOWN_MAX];
 	la_int64_t size = archive_entry_size(e);
 	if (size < 0 || (uint64_t)size > BUNDLE_MAX_BYTES - *total)
-		return cdn_err_set(err, EFBIG, "bundle: '%s': the files are over %llu bytes together",
+		return cdn_err_msg(err, EFBIG, "bundle: '%s': the files are over %llu bytes together",
 				   shown(name, sh), (unsigned long long)BUNDLE_MAX_BYTES);
 	mode_t mode = (archive_entry_perm(e) & 0111) ? 0755 : 0644;
 	_cleanup_close_ int fd =
@@ -146,14 +146,14 @@ static int extract_file(struct archive *a, struct archive_entry *e, int parent, 
 			break;
 		if (n < 0) {
 			char sh2[SHOWN_MAX];
-			return cdn_err_set(err, EINVAL, "bundle: '%s': %s", shown(name, sh),
+			return cdn_err_msg(err, EINVAL, "bundle: '%s': %s", shown(name, sh),
 					   shown(archive_error_string(a) ? archive_error_string(a)
 									 : "unreadable",
 						 sh2));
 		}
 		got += (uint64_t)n;
 		if (got > (uint64_t)size)
-			return cdn_err_set(err, EINVAL, "bundle: '%s': more data than its size",
+			return cdn_err_msg(err, EINVAL, "bundle: '%s': more data than its size",
 					   shown(name, sh));
 		int r = cdn_write_all(fd, buf, (size_t)n);
 		if (r < 0)
@@ -182,17 +182,17 @@ static int extract_link(struct archive_entry *e, int parent, const char *leaf, c
 	const char *t = archive_entry_symlink(e);
 	size_t len = t ? strlen(t) : 0;
 	if (len == 0 || len > BUNDLE_MAX_PATH)
-		return cdn_err_set(err, EINVAL, "bundle: '%s': a symlink with no target or one "
+		return cdn_err_msg(err, EINVAL, "bundle: '%s': a symlink with no target or one "
 				   "longer than %d bytes", shown(name, sh), BUNDLE_MAX_PATH);
 	if (t[0] == '/')
-		return cdn_err_set(err, EINVAL, "bundle: '%s': a symlink to '%s': absolute targets "
+		return cdn_err_msg(err, EINVAL, "bundle: '%s': a symlink to '%s': absolute targets "
 				   "are not allowed", shown(name, sh), shown(t, st));
 	for (size_t i = 0; i < len; i++) {
 		if ((unsigned char)t[i] < 0x20 || t[i] == 0x7f)
-			return cdn_err_set(err, EINVAL, "bundle: '%s': control characters in a "
+			return cdn_err_msg(err, EINVAL, "bundle: '%s': control characters in a "
 					   "symlink's target", shown(name, sh));
 		if (t[i] == '/' && (i + 1 == len || t[i + 1] == '/'))
-			return cdn_err_set(err, EINVAL, "bundle: '%s': a symlink to '%s': empty "
+			return cdn_err_msg(err, EINVAL, "bundle: '%s': a symlink to '%s': empty "
 					   "components are not allowed", shown(name, sh), shown(t, st));
 	}
 	if (symlinkat(t, parent, leaf) < 0)
@@ -215,17 +215,17 @@ static int extract_entry(struct archive *a, struct archive_entry *e, int root, u
 	/* A hard link would share one file between two paths, and name a file
 	 * the archive may not hold at all. */
 	if (archive_entry_hardlink(e))
-		return cdn_err_set(err, EINVAL, "bundle: '%s': hard links are not allowed",
+		return cdn_err_msg(err, EINVAL, "bundle: '%s': hard links are not allowed",
 				   shown(name, sh));
 	mode_t type = archive_entry_filetype(e);
 	if (type != AE_IFREG && type != AE_IFDIR && type != AE_IFLNK)
-		return cdn_err_set(err, EINVAL,
+		return cdn_err_msg(err, EINVAL,
 				   "bundle: '%s': only regular files, directories and symlinks are "
 				   "allowed (a device, fifo or socket)",
 				   shown(name, sh));
 	if (p.n == 0) {
 		if (type != AE_IFDIR)
-			return cdn_err_set(err, EINVAL, "bundle: a file named '.'");
+			return cdn_err_msg(err, EINVAL, "bundle: a file named '.'");
 		return 0; /* the root itself */
 	}
 	int parent = -1;
@@ -237,7 +237,7 @@ static int extract_entry(struct archive *a, struct archive_entry *e, int root, u
 		if (mkdirat(parent, leaf, 0755) < 0 &&
 		    (errno != EEXIST || fstatat(parent, leaf, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
 		     !S_ISDIR(st.st_mode)))
-			r = cdn_err_set(err, EEXIST, "bundle: '%s' is both a file and a directory",
+			r = cdn_err_msg(err, EEXIST, "bundle: '%s' is both a file and a directory",
 					shown(name, sh));
 	} else if (type == AE_IFLNK) {
 		r = extract_link(e, parent, leaf, name, err);
@@ -254,7 +254,7 @@ static int extract(struct archive *a, bool opened, int dirfd, struct cdn_err *er
 	int r = 0;
 	char sh[SHOWN_MAX];
 	if (!opened)
-		r = cdn_err_set(err, EINVAL, "bundle: not a tar or tar.gz archive: %s",
+		r = cdn_err_msg(err, EINVAL, "bundle: not a tar or tar.gz archive: %s",
 				shown(archive_error_string(a) ? archive_error_string(a)
 							      : "unreadable",
 				      sh));
@@ -273,7 +273,7 @@ static int extract(struct archive *a, bool opened, int dirfd, struct cdn_err *er
 			 * marker (zero blocks), which reading consumes: require it.
 			 */
 			if (archive_filter_bytes(a, 0) <= end)
-				r = cdn_err_set(err, EINVAL,
+				r = cdn_err_msg(err, EINVAL,
 						"bundle: the archive ends without its end-of-archive "
 						"marker after %zu entries: it was cut short, so nothing "
 						"is registered",
@@ -282,21 +282,21 @@ static int extract(struct archive *a, bool opened, int dirfd, struct cdn_err *er
 		}
 		if (h != ARCHIVE_OK) {
 			/* a warning (ARCHIVE_WARN) is refused too: strict */
-			r = cdn_err_set(err, EINVAL, "bundle: entry %zu: %s", entries + 1,
+			r = cdn_err_msg(err, EINVAL, "bundle: entry %zu: %s", entries + 1,
 					shown(archive_error_string(a) ? archive_error_string(a)
 								      : "unreadable header",
 					      sh));
 			break;
 		}
 		if (++entries > BUNDLE_MAX_ENTRIES) {
-			r = cdn_err_set(err, EFBIG, "bundle: more than %d entries",
+			r = cdn_err_msg(err, EFBIG, "bundle: more than %d entries",
 					BUNDLE_MAX_ENTRIES);
 			break;
 		}
 		r = extract_entry(a, e, dirfd, &total, err);
 		/* past the entry's data and its padding */
 		if (r == 0 && archive_read_data_skip(a) != ARCHIVE_OK)
-			r = cdn_err_set(err, EINVAL, "bundle: entry %zu: %s", entries,
+			r = cdn_err_msg(err, EINVAL, "bundle: entry %zu: %s", entries,
 					shown(archive_error_string(a) ? archive_error_string(a)
 								      : "unreadable",
 					      sh));
@@ -319,7 +319,7 @@ static struct archive *reader(void)
 int bundle_extract(const void *data, size_t len, int dirfd, struct cdn_err *err)
 {
 	if (len > BUNDLE_MAX_UPLOAD)
-		return cdn_err_set(err, EFBIG, "bundle: larger than %u bytes", BUNDLE_MAX_UPLOAD);
+		return cdn_err_msg(err, EFBIG, "bundle: larger than %u bytes", BUNDLE_MAX_UPLOAD);
 	struct archive *a = reader();
 	if (!a)
 		return cdn_err_set(err, ENOMEM, "bundle");
@@ -332,7 +332,7 @@ int bundle_extract_fd(int fd, int dirfd, struct cdn_err *err)
 	if (fstat(fd, &st) < 0)
 		return cdn_err_set(err, errno, "bundle");
 	if ((uint64_t)st.st_size > BUNDLE_MAX_UPLOAD)
-		return cdn_err_set(err, EFBIG, "bundle: larger than %u bytes", BUNDLE_MAX_UPLOAD);
+		return cdn_err_msg(err, EFBIG, "bundle: larger than %u bytes", BUNDLE_MAX_UPLOAD);
 	if (lseek(fd, 0, SEEK_SET) < 0)
 		return cdn_err_set(err, errno, "bundle");
 	struct archive *a = reader();
@@ -397,7 +397,7 @@ static int pack_file(struct packer *k, int dfd, const char *name, const char *re
 	if (fd < 0)
 		return cdn_err_set(k->err, errno, "bundle: open %s/%s", k->top, rel);
 	if ((uint64_t)st->st_size > BUNDLE_MAX_BYTES - k->bytes)
-		return cdn_err_set(k->err, EFBIG, "bundle: %s: the files are over %llu bytes",
+		return cdn_err_msg(k->err, EFBIG, "bundle: %s: the files are over %llu bytes",
 				   k->top, (unsigned long long)BUNDLE_MAX_BYTES);
 	archive_entry_clear(k->e);
 	archive_entry_set_pathname(k->e, rel);
@@ -451,7 +451,7 @@ static int pack_link(struct packer *k, int dfd, const char *name, const char *re
 static int pack_dir(struct packer *k, int dfd, const char *prefix, unsigned depth)
 {
 	if (depth > BUNDLE_MAX_DEPTH)
-		return cdn_err_set(k->err, EINVAL, "bundle: %s/%s: deeper than %d levels", k->top,
+		return cdn_err_msg(k->err, EINVAL, "bundle: %s/%s: deeper than %d levels", k->top,
 				   prefix, BUNDLE_MAX_DEPTH);
 	int fd2 = fcntl(dfd, F_DUPFD_CLOEXEC, 0);
 	DIR *d = fd2 >= 0 ? fdopendir(fd2) : NULL;
@@ -468,12 +468,12 @@ static int pack_dir(struct packer *k, int dfd, const char *prefix, unsigned dept
 		char rel[BUNDLE_MAX_PATH + 1];
 		if ((size_t)snprintf(rel, sizeof(rel), "%s%s%s", prefix, *prefix ? "/" : "",
 				     de->d_name) >= sizeof(rel)) {
-			r = cdn_err_set(k->err, ENAMETOOLONG, "bundle: %s: a path longer than %d",
+			r = cdn_err_msg(k->err, ENAMETOOLONG, "bundle: %s: a path longer than %d",
 					k->top, BUNDLE_MAX_PATH);
 			break;
 		}
 		if (++k->entries > BUNDLE_MAX_ENTRIES) {
-			r = cdn_err_set(k->err, EFBIG, "bundle: %s: more than %d entries", k->top,
+			r = cdn_err_msg(k->err, EFBIG, "bundle: %s: more than %d entries", k->top,
 					BUNDLE_MAX_ENTRIES);
 			break;
 		}
@@ -499,7 +499,7 @@ static int pack_dir(struct packer *k, int dfd, const char *prefix, unsigned dept
 		} else if (S_ISLNK(st.st_mode)) {
 			r = pack_link(k, dfd, de->d_name, rel);
 		} else {
-			r = cdn_err_set(k->err, EINVAL,
+			r = cdn_err_msg(k->err, EINVAL,
 					"bundle: %s/%s is a device, fifo or socket; a bundle holds only "
 					"regular files, directories and symlinks",
 					k->top, rel);
@@ -532,11 +532,11 @@ int bundle_pack(const char *dir, char **out, size_t *out_len, struct cdn_err *er
 	if (r == 0)
 		r = pack_dir(&k, dfd, "", 1);
 	if (r == 0 && archive_write_close(k.a) != ARCHIVE_OK)
-		r = m.too_big ? cdn_err_set(err, EFBIG, "bundle: %s: larger than %u bytes packed",
+		r = m.too_big ? cdn_err_msg(err, EFBIG, "bundle: %s: larger than %u bytes packed",
 					    dir, BUNDLE_MAX_UPLOAD)
 			      : pack_fail(&k, ".");
 	if (r < 0 && m.too_big && err->code != EFBIG)
-		r = cdn_err_set(err, EFBIG, "bundle: %s: larger than %u bytes packed", dir,
+		r = cdn_err_msg(err, EFBIG, "bundle: %s: larger than %u bytes packed", dir,
 				BUNDLE_MAX_UPLOAD);
 	if (k.e)
 		archive_entry_free(k.e);

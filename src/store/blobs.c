@@ -117,7 +117,7 @@ int store_hash_stream(const struct store *s, int fd, uint64_t max, int copy_fd,
 			break;
 		total += (uint64_t)n;
 		if (total > max)
-			return cdn_err_set(err, E2BIG, "store: more than %llu bytes",
+			return cdn_err_msg(err, E2BIG, "store: more than %llu bytes",
 					   (unsigned long long)max);
 		crypto_hash_sha256_update(&st, buf, (unsigned long long)n);
 		int r = copy ? cdn_write_all(copy_fd, buf, (size_t)n) : 0;
@@ -304,7 +304,7 @@ int store_blob_copy_checked(struct store *s, const char *hex, int out, struct cd
 	crypto_hash_sha256_final(&hs, d);
 	cdn_digest_hex(d, got);
 	if (strcmp(got, hex) != 0)
-		return cdn_err_set(err, EIO,
+		return cdn_err_msg(err, EIO,
 				   "store: blob %s/blobs/%.2s/%s does not match its hash (damaged "
 				   "on disk)",
 				   s->dir, hex, hex + 2);

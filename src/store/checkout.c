@@ -45,7 +45,7 @@ int store_tree_listing(struct store *s, const char *hash, char **listing, size_t
 	if (r < 0)
 		return r;
 	if (st.st_size > TREE_LISTING_MAX)
-		return cdn_err_set(err, E2BIG, "store: tree %s: the listing is over %u bytes", hash,
+		return cdn_err_msg(err, E2BIG, "store: tree %s: the listing is over %u bytes", hash,
 				   TREE_LISTING_MAX);
 	_cleanup_free_ char *buf = malloc((size_t)st.st_size + 1);
 	if (!buf)
@@ -60,13 +60,13 @@ int store_tree_listing(struct store *s, const char *hash, char **listing, size_t
 			break;
 		got += (size_t)n;
 		if (got > (size_t)st.st_size)
-			return cdn_err_set(err, EIO, "store: tree %s changed while being read",
+			return cdn_err_msg(err, EIO, "store: tree %s changed while being read",
 					   hash);
 	}
 	char actual[STORE_HASH_HEX + 1];
 	cdn_sha256_hex(buf, got, actual);
 	if (strcmp(actual, hash) != 0)
-		return cdn_err_set(err, EIO, "store: tree %s: the listing does not match its hash "
+		return cdn_err_msg(err, EIO, "store: tree %s: the listing does not match its hash "
 				   "(damaged on disk)", hash);
 	buf[got] = '\0';
 	*len = got;
@@ -194,7 +194,7 @@ static int listing_links_check(const struct listing_entry *e, size_t n, const ch
 		return 0;
 	char shown[SHOWN_MAX];
 	cdn_printable_str(shown, sizeof(shown), bad, 0);
-	return cdn_err_set(err, EIO, "store: tree %s: the listing's symlink %s: %s", hash, shown,
+	return cdn_err_msg(err, EIO, "store: tree %s: the listing's symlink %s: %s", hash, shown,
 			   why);
 }
 
@@ -207,7 +207,7 @@ static int listing_parse(char *buf, size_t len, struct listing_entry **out, size
 	for (size_t i = 0; i < len; i++)
 		lines += buf[i] == '\n';
 	if (len && buf[len - 1] != '\n')
-		return cdn_err_set(err, EIO, "store: tree %s: the listing does not end with a "
+		return cdn_err_msg(err, EIO, "store: tree %s: the listing does not end with a "
 				   "newline", hash);
 	struct listing_entry *v = calloc(lines ? lines : 1, sizeof(*v));
 	if (!v)
@@ -227,7 +227,7 @@ static int listing_parse(char *buf, size_t len, struct listing_entry **out, size
 			ok = false;
 		if (!ok) {
 			free(v);
-			return cdn_err_set(err, EIO, "store: tree %s: line %zu of the listing is "
+			return cdn_err_msg(err, EIO, "store: tree %s: line %zu of the listing is "
 					   "malformed", hash, count + 1);
 		}
 		count++;
@@ -327,7 +327,7 @@ static int checkout_fill(struct store *s, int root, const struct listing_entry *
 			return cdn_err_wrap(err, "checkout %s: %s", hash, shown);
 		struct stat st;
 		if (fstat(out, &st) < 0 || (uint64_t)st.st_size != e->size)
-			return cdn_err_set(err, EIO, "store: checkout %s: %s: the blob's size is "
+			return cdn_err_msg(err, EIO, "store: checkout %s: %s: the blob's size is "
 					   "not the listing's", hash, shown);
 		/* Read-only copies: a sandbox bind of the checkout must not be
 		 * able to change what the next run gets. */
@@ -364,7 +364,7 @@ int store_tree_file_read(struct store *s, const char *hash, const char *path, si
 				   "store: tree %s: %s is %s", hash, shown,
 				   !e ? "not in it" : e->dir ? "a directory" : "a symlink");
 	if (e->size > max)
-		return cdn_err_set(err, EFBIG, "store: tree %s: %s: more than %zu bytes", hash,
+		return cdn_err_msg(err, EFBIG, "store: tree %s: %s: more than %zu bytes", hash,
 				   shown, max);
 	_cleanup_close_ int fd = -1;
 	struct stat st;
@@ -380,13 +380,13 @@ int store_tree_file_read(struct store *s, const char *hash, const char *path, si
 	if (strcmp(got, e->hash) != 0) {
 		free(*out);
 		*out = NULL;
-		return cdn_err_set(err, EIO, "store: blob %s/blobs/%.2s/%s does not match its hash "
+		return cdn_err_msg(err, EIO, "store: blob %s/blobs/%.2s/%s does not match its hash "
 				   "(damaged on disk)", s->dir, e->hash, e->hash + 2);
 	}
 	if (*len != e->size) {
 		free(*out);
 		*out = NULL;
-		return cdn_err_set(err, EIO, "store: tree %s: %s: the blob's size is not the "
+		return cdn_err_msg(err, EIO, "store: tree %s: %s: the blob's size is not the "
 				   "listing's", hash, shown);
 	}
 	return 0;

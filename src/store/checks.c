@@ -115,7 +115,7 @@ int store_item_check(const struct store_item *it, struct cdn_err *err)
 	if (!want_tree && it->tree[0])
 		return cdn_err_msg(err, EINVAL, "store: env %s: an env has no tree", it->name);
 	if (it->doc && strnlen(it->doc, STORE_MAX_MANIFEST + 1) > STORE_MAX_MANIFEST)
-		return cdn_err_set(err, E2BIG, "store: %s %s: the document is over %d bytes", kind,
+		return cdn_err_msg(err, E2BIG, "store: %s %s: the document is over %d bytes", kind,
 				   it->name, STORE_MAX_MANIFEST);
 	return 0;
 }
@@ -155,11 +155,11 @@ int store_run_check(const struct store_run *r, struct cdn_err *err)
 		return cdn_err_msg(err, EINVAL, "store: run %s: a text field is not terminated",
 				   r->id);
 	if (r->input_json && strnlen(r->input_json, STORE_MAX_RUN_JSON + 1) > STORE_MAX_RUN_JSON)
-		return cdn_err_set(err, E2BIG, "store: run %s: the input is over %d bytes", r->id,
+		return cdn_err_msg(err, E2BIG, "store: run %s: the input is over %d bytes", r->id,
 				   STORE_MAX_RUN_JSON);
 	if (r->result_json &&
 	    strnlen(r->result_json, STORE_MAX_RUN_JSON + 1) > STORE_MAX_RUN_JSON)
-		return cdn_err_set(err, E2BIG, "store: run %s: the result is over %d bytes", r->id,
+		return cdn_err_msg(err, E2BIG, "store: run %s: the result is over %d bytes", r->id,
 				   STORE_MAX_RUN_JSON);
 	return 0;
 }

@@ -58,7 +58,7 @@ static int item_read_fail(struct store_db *d, int r, struct cdn_err *err)
 {
 	if (r == -ENOMEM)
 		return cdn_err_set(err, ENOMEM, "store: %s: read an item", d->path);
-	return cdn_err_set(err, EIO, "store: %s: an item row is malformed", d->path);
+	return cdn_err_msg(err, EIO, "store: %s: an item row is malformed", d->path);
 }
 
 int store_item_put(struct store *s, const struct store_item *item, unsigned *version, bool *created,
@@ -102,7 +102,7 @@ int store_item_put(struct store *s, const struct store_item *item, unsigned *ver
 		}
 	}
 	if (latest >= UINT32_MAX)
-		return cdn_err_set(err, EOVERFLOW, "store: %s %s: too many versions", kind,
+		return cdn_err_msg(err, EOVERFLOW, "store: %s %s: too many versions", kind,
 				   item->name);
 	_cleanup_stmt_ sqlite3_stmt *ins = NULL;
 	if ((r = sql_prep(d,
@@ -165,9 +165,9 @@ int store_item_get(struct store *s, enum store_kind kind, const char *ws, const 
 		return r;
 	if (r == SQLITE_DONE) {
 		if (version)
-			return cdn_err_set(err, ENOENT, "%s %s version %u (workspace %s)", kn, name,
+			return cdn_err_msg(err, ENOENT, "no %s %s version %u in workspace %s", kn, name,
 					   version, ws);
-		return cdn_err_set(err, ENOENT, "%s %s (workspace %s)", kn, name, ws);
+		return cdn_err_msg(err, ENOENT, "no %s %s in workspace %s", kn, name, ws);
 	}
 	if ((r = item_read(st, out)) < 0)
 		return item_read_fail(d, r, err);
@@ -298,7 +298,7 @@ static int blob_arg_check(const char *what, const char *ws, const uint8_t *blob,
 	if (!blob || len == 0)
 		return cdn_err_msg(err, EINVAL, "store: %s (workspace %s): empty", what, ws);
 	if (len > STORE_MAX_SECRET_BLOB)
-		return cdn_err_set(err, E2BIG, "store: %s (workspace %s): over %d bytes", what, ws,
+		return cdn_err_msg(err, E2BIG, "store: %s (workspace %s): over %d bytes", what, ws,
 				   STORE_MAX_SECRET_BLOB);
 	return 0;
 }
@@ -371,7 +371,7 @@ int store_secret_get(struct store *s, const char *ws, const char *name, uint8_t 
 	if ((r = sql_step(d, st, err, "read a secret")) < 0)
 		return r;
 	if (r == SQLITE_DONE)
-		return cdn_err_set(err, ENOENT, "secret %s (workspace %s)", name, ws);
+		return cdn_err_msg(err, ENOENT, "secret %s is not set in workspace %s", name, ws);
 	if ((r = col_blob(st, 0, blob, len)) < 0)
 		return cdn_err_set(err, -r, "store: %s: secret %s (workspace %s)", d->path, name,
 				   ws);
@@ -395,7 +395,7 @@ int store_secret_delete(struct store *s, const char *ws, const char *name, struc
 	if ((r = sql_step(d, st, err, "delete a secret")) < 0)
 		return r;
 	if (sqlite3_changes(d->db) == 0)
-		return cdn_err_set(err, ENOENT, "secret %s (workspace %s)", name, ws);
+		return cdn_err_msg(err, ENOENT, "secret %s is not set in workspace %s", name, ws);
 	return 0;
 }
 
@@ -432,7 +432,7 @@ int store_secret_list(struct store *s, const char *ws, struct store_secret_info 
 		struct store_secret_info *e = &v[count];
 		memset(e, 0, sizeof(*e));
 		if (!sql_col_copy(st, 0, e->name, sizeof(e->name)))
-			return cdn_err_set(err, EIO, "store: %s: a secret row is malformed",
+			return cdn_err_msg(err, EIO, "store: %s: a secret row is malformed",
 					   d->path);
 		e->created = sqlite3_column_int64(st, 1);
 		e->updated = sqlite3_column_int64(st, 2);
@@ -465,7 +465,7 @@ int store_wskey_get(struct store *s, const char *ws, uint8_t **blob, size_t *len
 	if ((r = sql_step(d, st, err, "read a workspace key")) < 0)
 		return r;
 	if (r == SQLITE_DONE)
-		return cdn_err_set(err, ENOENT, "workspace %s has no key yet", ws);
+		return cdn_err_msg(err, ENOENT, "workspace %s has no key yet", ws);
 	if ((r = col_blob(st, 0, blob, len)) < 0)
 		return cdn_err_set(err, -r, "store: %s: the key of workspace %s", d->path, ws);
 	return 0;
@@ -493,7 +493,7 @@ int store_wskey_put(struct store *s, const char *ws, const uint8_t *blob, size_t
 		return sql_fail(d, b.rc, err, "bind");
 	int rc = sqlite3_step(st);
 	if ((rc & 0xff) == SQLITE_CONSTRAINT)
-		return cdn_err_set(err, EEXIST, "store: workspace %s has a key already", ws);
+		return cdn_err_msg(err, EEXIST, "store: workspace %s has a key already", ws);
 	if (rc != SQLITE_DONE)
 		return sql_fail(d, rc, err, "write the key of workspace %s", ws);
 	return 0;

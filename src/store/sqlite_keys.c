@@ -66,7 +66,7 @@ int store_key_put(struct store *s, const struct store_key *k, struct cdn_err *er
 		return sql_fail(d, b.rc, err, "bind");
 	int rc = sqlite3_step(st);
 	if ((rc & 0xff) == SQLITE_CONSTRAINT)
-		return cdn_err_set(err, EEXIST, "store: key %s exists already", k->id);
+		return cdn_err_msg(err, EEXIST, "store: key %s exists already", k->id);
 	if (rc != SQLITE_DONE)
 		return sql_fail(d, rc, err, "insert key %s", k->id);
 	return 0;
@@ -88,9 +88,9 @@ int store_key_by_hash(struct store *s, const char *hash, struct store_key *out,
 	if (r < 0)
 		return r;
 	if (r != SQLITE_ROW)
-		return cdn_err_set(err, ENOENT, "no such key");
+		return cdn_err_msg(err, ENOENT, "no such key");
 	if (key_read(st, out) < 0)
-		return cdn_err_set(err, EIO, "store: %s: a key row is malformed", d->path);
+		return cdn_err_msg(err, EIO, "store: %s: a key row is malformed", d->path);
 	return 0;
 }
 
@@ -124,7 +124,7 @@ int store_key_list(struct store *s, const char *ws, struct store_key **out, size
 			cap = nc;
 		}
 		if (key_read(st, &v[count]) < 0)
-			return cdn_err_set(err, EIO, "store: %s: a key row is malformed", d->path);
+			return cdn_err_msg(err, EIO, "store: %s: a key row is malformed", d->path);
 		count++;
 	}
 	if (r < 0)
@@ -150,7 +150,7 @@ int store_key_revoke(struct store *s, const char *ws, const char *id, struct cdn
 	if ((r = sql_step(d, st, err, "revoke a key")) < 0)
 		return r;
 	if (sqlite3_changes(d->db) == 0)
-		return cdn_err_set(err, ENOENT, "no key %s in workspace %s", id, ws);
+		return cdn_err_msg(err, ENOENT, "no key %s in workspace %s", id, ws);
 	return 0;
 }
 

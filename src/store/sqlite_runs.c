@@ -90,7 +90,7 @@ static int run_read_fail(struct store_db *d, int r, struct cdn_err *err)
 {
 	if (r == -ENOMEM)
 		return cdn_err_set(err, ENOMEM, "store: %s: read a run", d->path);
-	return cdn_err_set(err, EIO, "store: %s: a run row is malformed", d->path);
+	return cdn_err_msg(err, EIO, "store: %s: a run row is malformed", d->path);
 }
 
 int store_run_create(struct store *s, const struct store_run *r, struct cdn_err *err)
@@ -127,7 +127,7 @@ int store_run_create(struct store *s, const struct store_run *r, struct cdn_err 
 		return sql_fail(d, b.rc, err, "bind");
 	int rc = sqlite3_step(st);
 	if ((rc & 0xff) == SQLITE_CONSTRAINT)
-		return cdn_err_set(err, EEXIST, "store: run %s exists already", r->id);
+		return cdn_err_msg(err, EEXIST, "store: run %s exists already", r->id);
 	if (rc != SQLITE_DONE)
 		return sql_fail(d, rc, err, "insert run %s", r->id);
 	return 0;
@@ -161,7 +161,7 @@ int store_run_update(struct store *s, const struct store_run *r, struct cdn_err 
 	if ((e = sql_step(d, st, err, "update a run")) < 0)
 		return e;
 	if (sqlite3_changes(d->db) == 0)
-		return cdn_err_set(err, ENOENT, "run %s", r->id);
+		return cdn_err_msg(err, ENOENT, "no run %s", r->id);
 	return 0;
 }
 
@@ -184,7 +184,7 @@ int store_run_anchor(struct store *s, const char *id, const char *head, uint64_t
 	if ((e = sql_step(d, st, err, "anchor a run's audit log")) < 0)
 		return e;
 	if (sqlite3_changes(d->db) == 0)
-		return cdn_err_set(err, ENOENT, "run %s", id);
+		return cdn_err_msg(err, ENOENT, "no run %s", id);
 	return 0;
 }
 
@@ -205,7 +205,7 @@ int store_run_get(struct store *s, const char *id, struct store_run *out, struct
 	if ((r = sql_step(d, st, err, "read a run")) < 0)
 		return r;
 	if (r == SQLITE_DONE)
-		return cdn_err_set(err, ENOENT, "run %s", id);
+		return cdn_err_msg(err, ENOENT, "no run %s", id);
 	if ((r = run_read(st, out)) < 0)
 		return run_read_fail(d, r, err);
 	return 0;

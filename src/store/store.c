@@ -285,10 +285,10 @@ static int db_file_prepare(struct store *s, struct cdn_err *err)
 	if (fstatat(s->dirfd, STORE_DB_FILE, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return cdn_err_set(err, errno, "store: stat %s/%s", s->dir, STORE_DB_FILE);
 	if (!S_ISREG(st.st_mode))
-		return cdn_err_set(err, EINVAL, "store: %s/%s is not a regular file", s->dir,
+		return cdn_err_msg(err, EINVAL, "store: %s/%s is not a regular file", s->dir,
 				   STORE_DB_FILE);
 	if (st.st_uid != geteuid())
-		return cdn_err_set(err, EPERM, "store: %s/%s is owned by uid %u, not by uid %u",
+		return cdn_err_msg(err, EPERM, "store: %s/%s is owned by uid %u, not by uid %u",
 				   s->dir, STORE_DB_FILE, (unsigned)st.st_uid, (unsigned)geteuid());
 	if ((st.st_mode & 07777) != STORE_DB_MODE &&
 	    fchmodat(s->dirfd, STORE_DB_FILE, STORE_DB_MODE, 0) < 0)
@@ -315,7 +315,7 @@ static int open_lock(struct store *s, bool take, struct cdn_err *err)
 		if (errno != EWOULDBLOCK && errno != EINTR)
 			return cdn_err_set(err, errno, "store: lock %s", s->dir);
 		if (waited >= OPEN_LOCK_WAIT_MS)
-			return cdn_err_set(err, EBUSY, "store: lock %s: another process has been "
+			return cdn_err_msg(err, EBUSY, "store: lock %s: another process has been "
 					   "opening the store for %d s", s->dir,
 					   OPEN_LOCK_WAIT_MS / 1000);
 		struct timespec ts = { 0, OPEN_LOCK_STEP_MS * 1000000L };
@@ -346,7 +346,7 @@ int store_open(const char *dir, struct store **out, struct cdn_err *err)
 	if (lstat(s->dir, &st) < 0)
 		return cdn_err_set(err, errno, "store: stat %s", s->dir);
 	if (S_ISLNK(st.st_mode))
-		return cdn_err_set(err, ELOOP,
+		return cdn_err_msg(err, ELOOP,
 				   "store: %s is a symlink; refusing it (whoever can change the "
 				   "link chooses where cordon keeps its state): give the real path",
 				   s->dir);
@@ -357,12 +357,12 @@ int store_open(const char *dir, struct store **out, struct cdn_err *err)
 	if (fstat(s->dirfd, &st) < 0)
 		return cdn_err_set(err, errno, "store: stat %s", s->dir);
 	if (st.st_uid != geteuid())
-		return cdn_err_set(err, EPERM,
+		return cdn_err_msg(err, EPERM,
 				   "store: %s is owned by uid %u, not by this user (uid %u): "
 				   "refusing a state directory another user controls",
 				   s->dir, (unsigned)st.st_uid, (unsigned)geteuid());
 	if (st.st_mode & 022)
-		return cdn_err_set(err, EPERM,
+		return cdn_err_msg(err, EPERM,
 				   "store: %s is writable by group or others (mode %04o), who "
 				   "could replace blobs and records: chmod 700 it",
 				   s->dir, (unsigned)(st.st_mode & 07777));
@@ -530,7 +530,7 @@ int store_open_target(struct store *s, const char *path, struct atomic_file *af,
 	const char *slash = strrchr(path, '/');
 	const char *base = slash ? slash + 1 : path;
 	if (!*base || !strcmp(base, ".") || !strcmp(base, ".."))
-		return cdn_err_set(err, EINVAL, "store: %s is not a file path", shown);
+		return cdn_err_msg(err, EINVAL, "store: %s is not a file path", shown);
 	if (strlen(base) > NAME_MAX)
 		return cdn_err_set(err, ENAMETOOLONG, "store: %s", shown);
 	int at = path[0] == '/' ? AT_FDCWD : s->dirfd;

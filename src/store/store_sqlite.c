@@ -287,7 +287,7 @@ static int migrate(struct store_db *d, struct cdn_err *err)
 	if (r < 0 || (r = pragma_int(d, "PRAGMA user_version", &version, err)) < 0)
 		return r;
 	if (version > SCHEMA_VERSION)
-		return cdn_err_set(err, EPROTO,
+		return cdn_err_msg(err, EPROTO,
 				   "store: %s: schema version %d is newer than this cordon knows "
 				   "(%d): upgrade cordon",
 				   d->path, version, SCHEMA_VERSION);
@@ -299,7 +299,7 @@ static int migrate(struct store_db *d, struct cdn_err *err)
 		if ((r = pragma_int(d, "PRAGMA user_version", &now, err)) < 0)
 			return r;
 		if (now != v + 1)
-			return cdn_err_set(err, EPROTO, "store: schema step %d does not set its "
+			return cdn_err_msg(err, EPROTO, "store: schema step %d does not set its "
 					   "version", v + 1);
 	}
 	return sql_txn_commit(&t, err);
@@ -329,7 +329,7 @@ static int configure(struct store_db *d, struct cdn_err *err)
 		snprintf(mode, sizeof(mode), "%s", m ? m : "");
 	}
 	if (strcmp(mode, "wal") != 0)
-		return cdn_err_set(err, EIO, "store: %s: the database refused WAL mode (\"%s\")",
+		return cdn_err_msg(err, EIO, "store: %s: the database refused WAL mode (\"%s\")",
 				   d->path, mode);
 	/* NORMAL is safe with WAL: a crash never corrupts the database; a
 	 * power cut may lose the last commits (docs/state.md). */

@@ -486,7 +486,7 @@ static int tree_walk_links_check(struct tree_walk *w)
 	char shown[SHOWN_MAX], target[SHOWN_MAX];
 	cdn_printable_str(shown, sizeof(shown), bad, 0);
 	cdn_printable_str(target, sizeof(target), v[tree_node_find(v, w->n, bad)].target, 0);
-	return cdn_err_set(w->err, EINVAL, "tree %s: %s: is a symlink to '%s' and %s", w->root,
+	return cdn_err_msg(w->err, EINVAL, "tree %s: %s: is a symlink to '%s' and %s", w->root,
 			   shown, target, why);
 }
 

@@ -136,14 +136,14 @@ static void needle_add(struct redactor *r, size_t *used, const unsigned char *by
 static int check_secrets(const struct redact_secret *secrets, size_t n, struct cdn_err *err)
 {
 	if (n > REDACT_MAX_SECRETS)
-		return cdn_err_set(err, E2BIG, "redact %zu secrets: at most %d", n,
+		return cdn_err_msg(err, E2BIG, "redact %zu secrets: at most %d", n,
 				   REDACT_MAX_SECRETS);
 	for (size_t i = 0; i < n; i++) {
 		const struct redact_secret *s = &secrets[i];
 		/* The name is not secret, but only a well-formed one is printed:
 		 * a secret's name, as the vault holds it. */
 		if (!store_secret_name_ok(s->name))
-			return cdn_err_set(err, EINVAL,
+			return cdn_err_msg(err, EINVAL,
 					   "redact secret #%zu: the name is not a secret name "
 					   "([A-Za-z0-9][A-Za-z0-9._-], at most %d characters)",
 					   i + 1, NAME_MAX_LEN);
@@ -154,11 +154,11 @@ static int check_secrets(const struct redact_secret *secrets, size_t n, struct c
 			    "needed (a shorter one would match everywhere)",
 			    s->name, s->len, REDACT_MIN_LEN);
 		if (s->len > REDACT_MAX_LEN)
-			return cdn_err_set(err, E2BIG,
+			return cdn_err_msg(err, E2BIG,
 					   "redact secret %s: the value is %zu bytes, at most %d",
 					   s->name, s->len, REDACT_MAX_LEN);
 		if (!s->value)
-			return cdn_err_set(err, EINVAL, "redact secret %s: no value", s->name);
+			return cdn_err_msg(err, EINVAL, "redact secret %s: no value", s->name);
 	}
 	return 0;
 }
@@ -268,7 +268,7 @@ int redactor_new(const struct redact_secret *secrets, size_t n, struct redactor 
 		return rc;
 	/* sodium_malloc needs the page size that sodium_init measures. */
 	if (sodium_init() < 0)
-		return cdn_err_set(err, EIO, "redact: libsodium could not initialise");
+		return cdn_err_msg(err, EIO, "redact: libsodium could not initialise");
 
 	struct redactor *r = calloc(1, sizeof(*r));
 	if (!r)

@@ -85,7 +85,7 @@ int vault_open(struct store *s, struct vault **out, struct cdn_err *err)
 {
 	*out = NULL;
 	if (sodium_init() < 0)
-		return cdn_err_set(err, EIO, "vault: libsodium could not initialise");
+		return cdn_err_msg(err, EIO, "vault: libsodium could not initialise");
 	struct vault *v = calloc(1, sizeof(*v));
 	if (!v)
 		return cdn_err_set(err, ENOMEM, "vault: allocating");
@@ -228,7 +228,7 @@ static int wskey_load(struct vault *v, const char *ws, bool create, unsigned cha
 		 * both use the one key that was kept. */
 		r = store_wskey_get(v->s, ws, &blob, &len, &quiet);
 		if (r == -ENOENT)
-			return cdn_err_set(err, EIO,
+			return cdn_err_msg(err, EIO,
 					   "workspace %s: its data key was stored but "
 					   "cannot be read back",
 					   ws);
@@ -271,12 +271,12 @@ int vault_set(struct vault *v, const char *ws, const char *name, const uint8_t *
 	if (r < 0)
 		return r;
 	if (len == 0)
-		return cdn_err_set(err, EINVAL, "secret %s: the value is empty", name);
+		return cdn_err_msg(err, EINVAL, "secret %s: the value is empty", name);
 	if (len > VAULT_MAX_VALUE)
-		return cdn_err_set(err, E2BIG, "secret %s: the value is %zu bytes, at most %d",
+		return cdn_err_msg(err, E2BIG, "secret %s: the value is %zu bytes, at most %d",
 				   name, len, VAULT_MAX_VALUE);
 	if (!value)
-		return cdn_err_set(err, EINVAL, "secret %s: no value", name);
+		return cdn_err_msg(err, EINVAL, "secret %s: no value", name);
 
 	_cleanup_key_ unsigned char *key = NULL;
 	r = wskey_load(v, ws, true, &key, err);
