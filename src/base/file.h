@@ -3,6 +3,7 @@
 #ifndef CORDON_BASE_FILE_H
 #define CORDON_BASE_FILE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /*
@@ -20,6 +21,13 @@ int cdn_read_fd(int fd, size_t max, char **out, size_t *len);
  * full (what was written by then stays written).
  */
 int cdn_write_all(int fd, const void *buf, size_t len);
+
+/* The names in directory dfd, without "." and "..", in readdir order,
+ * read through a fresh open (the caller's fd keeps its offset). Past max
+ * names: -E2BIG, or, when more is not NULL, the first max with *more set.
+ * Free with cdn_names_free. */
+int cdn_dir_names(int dfd, size_t max, bool *more, char ***names, size_t *n);
+void cdn_names_free(char **v, size_t n);
 
 /*
  * Writes text to the existing file path (relative to dirfd, or AT_FDCWD)

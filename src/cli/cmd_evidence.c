@@ -121,15 +121,6 @@ static int do_key(const char *state, bool json)
 static int do_export(const char *state, const char *ws, const char *run_id, const char *out,
 		     bool artifacts, bool force, bool json)
 {
-	char def[STORE_RUN_ID_MAX + 32];
-	if (!out) {
-		snprintf(def, sizeof(def), "%.40s.evidence.tar.gz", run_id);
-		out = def;
-	}
-	if (strcmp(out, "-") == 0) {
-		cli_error("-o -: a pack is written to a file (atomically), not to standard output");
-		return EXIT_CORDON;
-	}
 	struct store *s;
 	if (cli_open_state(state, &s, NULL) < 0)
 		return EXIT_CORDON;
@@ -371,15 +362,6 @@ static int remote_export(const char *run_id, const char *out, bool artifacts, bo
 		cli_error("evidence export: '%s' is not a run id", run_id);
 		return EXIT_CORDON;
 	}
-	char def[STORE_RUN_ID_MAX + 32];
-	if (!out) {
-		snprintf(def, sizeof(def), "%.40s.evidence.tar.gz", run_id);
-		out = def;
-	}
-	if (strcmp(out, "-") == 0) {
-		cli_error("-o -: a pack is written to a file (atomically), not to standard output");
-		return EXIT_CORDON;
-	}
 	char path[160];
 	snprintf(path, sizeof(path), "/v1/runs/%s/evidence%s", run_id, artifacts ? "?artifacts=1" : "");
 	struct cli_sink k;
@@ -482,6 +464,16 @@ int cmd_evidence(int argc, char **argv)
 	if (misplaced) {
 		cli_error("evidence %s: %s does not apply here (see cordon evidence --help)", verb,
 			  misplaced);
+		return EXIT_CORDON;
+	}
+	/* The pack's file, for either export. */
+	char def[STORE_RUN_ID_MAX + 32];
+	if (exp && !out) {
+		snprintf(def, sizeof(def), "%.40s.evidence.tar.gz", argv[optind + 1]);
+		out = def;
+	}
+	if (exp && strcmp(out, "-") == 0) {
+		cli_error("-o -: a pack is written to a file (atomically), not to standard output");
 		return EXIT_CORDON;
 	}
 	if (cli_remote()) {

@@ -469,6 +469,19 @@ static void pump_response_once(struct pconn *c);
  * released, so a match is found before any of its bytes went out. A
  * chunked body is re-framed: each release is a chunk of ours.
  */
+/* A sealed scope's response that is not passed on: its audit line and
+ * event (never the value's bytes: only the secret's name and why). */
+static void sealed_refused(struct pconn *c, const char *why)
+{
+	json_t *j = pconn_entry(c, "error");
+	json_object_set_new(j, "status_code", json_integer(502));
+	json_object_set_new(j, "blocked_reason", json_string(why));
+	egress_audit(c->e, j);
+	egress_emit(c->e, "egress.blocked", j);
+	json_decref(j);
+	c->e->stats.blocked++;
+}
+
 static bool sealed_found(struct pconn *c, const char *where)
 {
 	for (size_t i = 0; i < c->res_insp.n_findings; i++) {
@@ -480,13 +493,7 @@ static bool sealed_found(struct pconn *c, const char *where)
 			 "the response from %s holds sealed secret %s in a form that cannot be "
 			 "swapped back (%s): cut",
 			 pconn_host(c), f->name, where);
-		json_t *j = pconn_entry(c, "error");
-		json_object_set_new(j, "status_code", json_integer(502));
-		json_object_set_new(j, "blocked_reason", json_string(why));
-		egress_audit(c->e, j);
-		egress_emit(c->e, "egress.blocked", j);
-		json_decref(j);
-		c->e->stats.blocked++;
+		sealed_refused(c, why);
 		return true;
 	}
 	return false;
@@ -556,13 +563,7 @@ static bool unseal_head(struct pconn *c)
 				 "identity was asked for: a sealed secret's scope must answer "
 				 "unencoded",
 				 pconn_host(c), (int)(f->value_len < 40 ? f->value_len : 40), f->value);
-			json_t *j = pconn_entry(c, "error");
-			json_object_set_new(j, "status_code", json_integer(502));
-			json_object_set_new(j, "blocked_reason", json_string(why));
-			egress_audit(c->e, j);
-			egress_emit(c->e, "egress.blocked", j);
-			json_decref(j);
-			c->e->stats.blocked++;
+			sealed_refused(c, why);
 			return false;
 		}
 		egress_seal_apply(c->e, &c->seal, false, (char *)f->value, f->value_len);

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "egress/decide.h"
+#include "base/clock.h"
 #include "egress/engine.h"
 #include "egress/http.h"
 #include "egress/inspect.h"
@@ -87,9 +88,7 @@ struct egress_engine {
 /* Milliseconds on the monotonic clock: durations, deadlines, rate windows. */
 static inline uint64_t egress_now_ms(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return cdn_mono_ms();
 }
 
 /* The engine's current policy, held by a request until it ends. */

@@ -379,62 +379,17 @@ static int name_cmp(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static void names_free(char **v, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		free(v[i]);
-	free(v);
-}
-
-/* At most ARTIFACT_SCAN_MAX names; *more when the directory has others. */
+/* At most ARTIFACT_SCAN_MAX names, sorted; *more when the directory has
+ * others. */
 static int read_names(int dirfd, char ***out, size_t *n, bool *more)
 {
-	*out = NULL;
-	*n = 0;
-	*more = false;
-	/* A fresh open: the caller's fd keeps its offset. */
-	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	_cleanup_closedir_ DIR *d = fdopendir(fd);
-	if (!d) {
-		int e = errno;
-		close(fd);
-		return -e;
-	}
-	char **v = calloc(ARTIFACT_SCAN_MAX, sizeof(*v));
-	if (!v)
-		return -ENOMEM;
-	size_t count = 0;
-	int r = 0;
-	for (;;) {
-		errno = 0;
-		struct dirent *de = readdir(d);
-		if (!de) {
-			r = errno ? -errno : 0;
-			break;
-		}
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		if (count == ARTIFACT_SCAN_MAX) {
-			*more = true;
-			break;
-		}
-		if (!(v[count] = strdup(de->d_name))) {
-			r = -ENOMEM;
-			break;
-		}
-		count++;
-	}
-	if (r < 0) {
-		names_free(v, count);
+	int r = cdn_dir_names(dirfd, ARTIFACT_SCAN_MAX, more, out, n);
+	if (r < 0)
 		return r;
-	}
 	/* readdir order is the filesystem's; sorted, the same files give the
 	 * same result, suffixes included. */
-	qsort(v, count, sizeof(*v), name_cmp);
-	*out = v;
-	*n = count;
+	if (*n)
+		qsort(*out, *n, sizeof(**out), name_cmp);
 	return 0;
 }
 
@@ -479,7 +434,7 @@ int artifacts_collect(int out_dirfd, struct store *s, const char *dest_dir,
 		return cdn_err_set(err, r, "artifacts: read the output directory");
 	for (size_t i = 0; r == 0 && i < n; i++)
 		r = collect_one(&c, names[i]);
-	names_free(names, n);
+	cdn_names_free(names, n);
 	if (r == 0 && more)
 		r = skip(&c, "...", "more than %d entries in the output directory: the rest were "
 			 "not looked at", ARTIFACT_SCAN_MAX);

@@ -50,8 +50,6 @@ int store_hash_check(const char *hash, const char *what, struct cdn_err *err);
 /* read(2) retried on EINTR: bytes, 0 at the end, or -errno. */
 ssize_t store_read_some(int fd, void *buf, size_t len);
 /* The names in a directory, without "." and "..": -E2BIG past max. */
-int store_list_dir(int dfd, size_t max, char ***names, size_t *n);
-void store_names_free(char **v, size_t n);
 /* Removes name (a file or a whole directory) under dfd without following
  * symlinks. Best effort: the first error is returned, the rest goes on. */
 int store_rm_rf_at(int dfd, const char *name, unsigned depth);

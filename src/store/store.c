@@ -56,71 +56,6 @@ ssize_t store_read_some(int fd, void *buf, size_t len)
 	}
 }
 
-/* The names in a directory, without "." and "..": -E2BIG past max. */
-int store_list_dir(int dfd, size_t max, char ***names, size_t *n)
-{
-	*names = NULL;
-	*n = 0;
-	/* A fresh open, not dup(): readdir must not move the caller's offset. */
-	int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	_cleanup_closedir_ DIR *d = fdopendir(fd);
-	if (!d) {
-		int e = errno;
-		close(fd);
-		return -e;
-	}
-	char **v = NULL;
-	size_t count = 0, cap = 0;
-	int r = 0;
-	for (;;) {
-		errno = 0;
-		struct dirent *de = readdir(d);
-		if (!de) {
-			r = errno ? -errno : 0;
-			break;
-		}
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		if (count >= max) {
-			r = -E2BIG;
-			break;
-		}
-		if (count == cap) {
-			size_t nc = cap ? cap * 2 : 32;
-			char **nv = realloc(v, nc * sizeof(*nv));
-			if (!nv) {
-				r = -ENOMEM;
-				break;
-			}
-			v = nv;
-			cap = nc;
-		}
-		if (!(v[count] = strdup(de->d_name))) {
-			r = -ENOMEM;
-			break;
-		}
-		count++;
-	}
-	if (r < 0) {
-		for (size_t i = 0; i < count; i++)
-			free(v[i]);
-		free(v);
-		return r;
-	}
-	*names = v;
-	*n = count;
-	return 0;
-}
-
-void store_names_free(char **v, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		free(v[i]);
-	free(v);
-}
-
 /* Removes name (a file or a whole directory) under dfd without following
  * symlinks. Best effort: the first error is returned, the rest goes on. */
 int store_rm_rf_at(int dfd, const char *name, unsigned depth)
@@ -141,13 +76,13 @@ int store_rm_rf_at(int dfd, const char *name, unsigned depth)
 		(void)fchmod(fd, 0700);
 	char **names;
 	size_t n;
-	int r = store_list_dir(fd, SIZE_MAX, &names, &n);
+	int r = cdn_dir_names(fd, SIZE_MAX, NULL, &names, &n);
 	for (size_t i = 0; i < n; i++) {
 		int e = store_rm_rf_at(fd, names[i], depth + 1);
 		if (e < 0 && r == 0)
 			r = e;
 	}
-	store_names_free(names, n);
+	cdn_names_free(names, n);
 	if (unlinkat(dfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT && r == 0)
 		r = -errno;
 	return r;
@@ -245,7 +180,7 @@ static void tmp_clean(struct store *s)
 	char **names;
 	size_t n;
 	/* Best effort: a leftover file costs space, not correctness. */
-	int r = store_list_dir(s->tmp_fd, TMP_SCAN_MAX, &names, &n);
+	int r = cdn_dir_names(s->tmp_fd, TMP_SCAN_MAX, NULL, &names, &n);
 	if (r < 0 && r != -E2BIG)
 		return;
 	time_t now = time(NULL);
@@ -259,7 +194,7 @@ static void tmp_clean(struct store *s)
 		if (dead || now - st.st_mtime > TMP_STALE_S)
 			(void)store_rm_rf_at(s->tmp_fd, names[i], 0);
 	}
-	store_names_free(names, n);
+	cdn_names_free(names, n);
 }
 
 static void store_closep(struct store **s)

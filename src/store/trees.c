@@ -445,7 +445,7 @@ static int tree_walk_dir(struct tree_walk *w, int dfd, const char *prefix, unsig
 {
 	char **names;
 	size_t n;
-	int r = store_list_dir(dfd, (size_t)(w->lim.max_files - w->n), &names, &n);
+	int r = cdn_dir_names(dfd, (size_t)(w->lim.max_files - w->n), NULL, &names, &n);
 	if (r == -E2BIG)
 		return tree_fail(w, E2BIG, prefix ? prefix : ".",
 				 "over the limit of entries (files and directories)");
@@ -453,7 +453,7 @@ static int tree_walk_dir(struct tree_walk *w, int dfd, const char *prefix, unsig
 		return tree_fail(w, -r, prefix ? prefix : ".", "read the directory");
 	for (size_t i = 0; r == 0 && i < n; i++)
 		r = tree_walk_one(w, dfd, prefix, names[i], depth);
-	store_names_free(names, n);
+	cdn_names_free(names, n);
 	return r;
 }
 

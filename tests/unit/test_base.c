@@ -261,6 +261,49 @@ static void test_sha256(void **state)
 
 /* ------------------------------------------------------------------- file */
 
+static void test_dir_names(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/cdn-dir-names.XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_true(dfd >= 0);
+	for (int i = 0; i < 3; i++) {
+		char name[8];
+		snprintf(name, sizeof(name), "f%d", i);
+		int fd = openat(dfd, name, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+		assert_true(fd >= 0);
+		close(fd);
+	}
+	char **names;
+	size_t n;
+	bool more = true;
+	assert_int_equal(cdn_dir_names(dfd, 10, &more, &names, &n), 0);
+	assert_int_equal(n, 3);
+	assert_false(more);
+	for (size_t i = 0; i < n; i++)
+		assert_true(strcmp(names[i], ".") != 0 && strcmp(names[i], "..") != 0);
+	cdn_names_free(names, n);
+	/* Past max: the first max with more, or -E2BIG without. */
+	assert_int_equal(cdn_dir_names(dfd, 2, &more, &names, &n), 0);
+	assert_int_equal(n, 2);
+	assert_true(more);
+	cdn_names_free(names, n);
+	assert_int_equal(cdn_dir_names(dfd, 2, NULL, &names, &n), -E2BIG);
+	assert_null(names);
+	/* The caller's fd keeps its offset: a second listing sees it all. */
+	assert_int_equal(cdn_dir_names(dfd, 10, NULL, &names, &n), 0);
+	assert_int_equal(n, 3);
+	cdn_names_free(names, n);
+	for (int i = 0; i < 3; i++) {
+		char name[8];
+		snprintf(name, sizeof(name), "f%d", i);
+		unlinkat(dfd, name, 0);
+	}
+	close(dfd);
+	rmdir(dir);
+}
+
 static void test_write_all(void **state)
 {
 	(void)state;
@@ -873,6 +916,7 @@ int main(void)
 		cmocka_unit_test(test_printable_as_before),
 		cmocka_unit_test(test_b64_needle),
 		cmocka_unit_test(test_proc_liveness),
+		cmocka_unit_test(test_dir_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
