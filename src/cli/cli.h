@@ -147,7 +147,8 @@ void cli_output_flush(struct cli_output *o);
 /* A failed run's end: the last lines of its (redacted) stderr, made safe. */
 #define CLI_TAIL_LINES 10
 #define CLI_TAIL_BYTES 2048
-void cli_progress_stderr_tail(const char *buf, size_t len, bool color);
+/* cut: buf is the end of a longer stderr, so its first line is partial. */
+void cli_progress_stderr_tail(const char *buf, size_t len, bool cut, bool color);
 #endif
 
 int cmd_exec(int argc, char **argv);

@@ -122,10 +122,10 @@ static void show_output(void *ctx, int fd, const char *p, size_t n)
 }
 
 /* The end of a failed run's stderr: at most its last CLI_TAIL_BYTES. */
-static void show_tail(const char *text, size_t len, bool color)
+static void show_tail(const char *text, size_t len, bool cut, bool color)
 {
 	size_t off = len > CLI_TAIL_BYTES ? len - CLI_TAIL_BYTES : 0;
-	cli_progress_stderr_tail(text + off, len - off, color);
+	cli_progress_stderr_tail(text + off, len - off, cut || off > 0, color);
 }
 
 static void show_local_tail(struct store *s, const char *id, bool color)
@@ -141,7 +141,7 @@ static void show_local_tail(struct store *s, const char *id, bool color)
 	off_t off = st.st_size > (off_t)sizeof(buf) ? st.st_size - (off_t)sizeof(buf) : 0;
 	ssize_t n = pread(fd, buf, sizeof(buf), off);
 	if (n > 0)
-		show_tail(buf, (size_t)n, color);
+		show_tail(buf, (size_t)n, off > 0, color);
 }
 
 /* ---------------------------------------------------------------- remote */
@@ -272,7 +272,7 @@ static int remote_run(const char *ref, const char *input_path, struct view_ctx *
 		snprintf(path, sizeof(path), "/v1/runs/%s/stderr", id);
 		struct cli_api_req oq = { .method = "GET", .path = path, .accept = "text/plain" };
 		if (cli_api_call(&oq, &rs) == 0 && rs.status == 200 && rs.raw)
-			show_tail(rs.raw, rs.raw_len, view->color);
+			show_tail(rs.raw, rs.raw_len, false, view->color);
 		cli_api_resp_free(&rs);
 	}
 	if (!store_run_status_final(out.status)) {

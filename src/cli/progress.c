@@ -216,7 +216,7 @@ void cli_output_flush(struct cli_output *o)
 		}
 }
 
-void cli_progress_stderr_tail(const char *buf, size_t len, bool color)
+void cli_progress_stderr_tail(const char *buf, size_t len, bool cut, bool color)
 {
 	/* The last CLI_TAIL_LINES lines, at most CLI_TAIL_BYTES of them. */
 	while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
@@ -231,7 +231,7 @@ void cli_progress_stderr_tail(const char *buf, size_t len, bool color)
 		i--;
 	}
 	/* A cut inside a line starts at the next line. */
-	if (i == start && start > 0) {
+	if (i == start && (start > 0 || cut)) {
 		const char *nl = memchr(buf + start, '\n', len - start);
 		i = nl ? (size_t)(nl - buf) + 1 : start;
 	}
