@@ -125,7 +125,10 @@ def cgroup_leftovers():
     for base in [Path("/sys/fs/cgroup")]:
         if not base.exists():
             continue
-        for p in base.rglob("cordon-*"):
+        # os.walk, not rglob: a cgroup removed while the tree is walked
+        # (the janitor at work) is skipped, not an error.
+        found = [Path(d) / n for d, dirs, _ in os.walk(base) for n in dirs if n.startswith("cordon-")]
+        for p in found:
             m = re.match(r"cordon-(\d+)-\d+$", p.name)
             if not m or not p.is_dir():
                 continue

@@ -352,3 +352,12 @@ def test_evidence_through_the_api(api, tmp_path):
     assert r.returncode == 125 and "no API endpoint" in r.stderr
     r = api.client("evidence", "export", "run_nope", "-o", tmp_path / "x.tar.gz")
     assert r.returncode == 125 and "404" in r.stderr and not (tmp_path / "x.tar.gz").exists()
+
+
+def test_env_and_grant_help_say_what_they_do():
+    r = run([CORDON, "env", "--help"])
+    assert r.returncode == 0
+    assert "environment" in r.stdout and '"env": NAME' in r.stdout and "secret set" in r.stdout
+    r = run([CORDON, "grant", "--help"])
+    assert r.returncode == 0
+    assert "/capabilities/NAME" in r.stdout and "refused before it starts" in r.stdout
