@@ -64,6 +64,15 @@ struct egress_sealed {
 	const char *placeholder;
 	const uint8_t *value;
 	size_t len;
+	/* Where it is swapped in besides the credential headers, which it
+	 * always is: EGRESS_SEAL_IN_* (the manifest's "in"). */
+	unsigned in;
+};
+
+enum {
+	EGRESS_SEAL_IN_HEADERS = 1u << 0, /* every header value but Host */
+	EGRESS_SEAL_IN_QUERY = 1u << 1,	  /* the request target */
+	EGRESS_SEAL_IN_BODY = 1u << 2,
 };
 
 struct egress_engine_config {

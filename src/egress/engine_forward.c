@@ -110,15 +110,17 @@ static void seal_request_head(struct pconn *c)
 	const char *lo = c->head, *hi = c->head + c->req.head_len;
 	struct http_request *r = &c->req;
 	if (r->path >= lo && r->path + r->path_len <= hi)
-		egress_seal_apply(c->e, &c->seal, true, (char *)r->path, r->path_len);
+		egress_seal_apply(c->e, &c->seal, SEAL_AT_QUERY, (char *)r->path, r->path_len);
 	for (size_t i = 0; i < r->n_fields; i++) {
 		struct http_field *f = &r->fields[i];
 		if ((f->name_len == 4 && strncasecmp(f->name, "host", 4) == 0) || f->value < lo ||
 		    f->value + f->value_len > hi)
 			continue;
-		egress_seal_apply(c->e, &c->seal, true, (char *)f->value, f->value_len);
+		unsigned at = egress_credential_header(f->name, f->name_len) ? SEAL_AT_CREDENTIAL
+									     : SEAL_AT_HEADER;
+		egress_seal_apply(c->e, &c->seal, at, (char *)f->value, f->value_len);
 		if (f->name_len == 13 && strncasecmp(f->name, "authorization", 13) == 0)
-			egress_seal_apply_basic(c->e, &c->seal, true, (char *)f->value, f->value_len);
+			egress_seal_apply_basic(c->e, &c->seal, at, (char *)f->value, f->value_len);
 	}
 }
 
@@ -317,7 +319,7 @@ static bool body_data(struct pconn *c, const char *p, size_t n)
 		size_t len = evbuffer_get_length(c->hold);
 		char *h = (char *)evbuffer_pullup(c->hold, (ssize_t)len);
 		if (h)
-			egress_seal_apply(c->e, &c->seal, true, h, len);
+			egress_seal_apply(c->e, &c->seal, SEAL_AT_BODY, h, len);
 		if (c->seal.max_len > keep)
 			keep = c->seal.max_len;
 	}
@@ -505,7 +507,7 @@ static void unseal_release(struct pconn *c, bool all)
 	size_t len = evbuffer_get_length(c->rhold);
 	char *h = len ? (char *)evbuffer_pullup(c->rhold, (ssize_t)len) : NULL;
 	if (h)
-		egress_seal_apply(c->e, &c->seal, false, h, len);
+		egress_seal_apply(c->e, &c->seal, SEAL_BACK, h, len);
 	/* A value of max_len bytes may still be completed by the next read:
 	 * the bytes before the last max_len - 1 are final. */
 	size_t final = all ? len
@@ -566,19 +568,29 @@ static bool unseal_head(struct pconn *c)
 			sealed_refused(c, why);
 			return false;
 		}
-		egress_seal_apply(c->e, &c->seal, false, (char *)f->value, f->value_len);
-		egress_seal_apply_basic(c->e, &c->seal, false, (char *)f->value, f->value_len);
+		/* The name too: an upstream may name a header after what it was
+		 * sent ("X-Seen-<key>"). */
+		egress_seal_apply(c->e, &c->seal, SEAL_BACK, (char *)f->name, f->name_len);
+		egress_seal_apply(c->e, &c->seal, SEAL_BACK, (char *)f->value, f->value_len);
+		egress_seal_apply_basic(c->e, &c->seal, SEAL_BACK, (char *)f->value, f->value_len);
 	}
-	inspect_stream_init(&c->res_insp, c->e->seal_insp);
-	for (size_t i = 0; c->e->seal_insp && i < c->res.n_fields; i++) {
-		/* Each value on its own: no match across two fields. */
+	/* And the reason phrase ("401 invalid key <key>"). */
+	egress_seal_apply(c->e, &c->seal, SEAL_BACK, (char *)c->res.reason, c->res.reason_len);
+	/* Every part of the head on its own: no match across two parts. */
+	for (size_t i = 0; c->e->seal_insp && i <= 2 * c->res.n_fields; i++) {
+		const char *p = i == 0 ? c->res.reason
+				       : i % 2 ? c->res.fields[(i - 1) / 2].name
+					       : c->res.fields[(i - 1) / 2].value;
+		size_t n = i == 0 ? c->res.reason_len
+				  : i % 2 ? c->res.fields[(i - 1) / 2].name_len
+					  : c->res.fields[(i - 1) / 2].value_len;
 		struct inspect_stream one;
 		inspect_stream_init(&one, c->e->seal_insp);
 		one.secrets_only = true;
-		inspect_feed(&one, c->res.fields[i].value, c->res.fields[i].value_len);
+		inspect_feed(&one, p, n);
 		if (one.n_findings) {
 			c->res_insp = one;
-			if (sealed_found(c, "a header"))
+			if (sealed_found(c, "the response's head"))
 				return false;
 		}
 	}

@@ -114,16 +114,30 @@ void egress_audit(struct egress_engine *e, json_t *entry);
 void egress_emit(struct egress_engine *e, const char *type, json_t *data);
 
 /* engine_seal.c: sealed secrets on the wire */
+/* Where egress_seal_apply() swaps: back (a response), or in at one place
+ * of a request, where each secret is swapped only if its scope's "in"
+ * allows it; the credential headers always do. */
+enum {
+	SEAL_BACK = 0,
+	SEAL_AT_HEADER = EGRESS_SEAL_IN_HEADERS,
+	SEAL_AT_QUERY = EGRESS_SEAL_IN_QUERY,
+	SEAL_AT_BODY = EGRESS_SEAL_IN_BODY,
+	SEAL_AT_CREDENTIAL = 1u << 8,
+};
+/* A header that carries a credential: Authorization, Proxy-Authorization,
+ * or one named for a key, token, secret, password, credential, signature
+ * or auth (X-Api-Key, X-Auth-Token, ...). */
+bool egress_credential_header(const char *name, size_t len);
 int egress_seal_init(struct egress_engine *e, const struct egress_sealed *s, size_t n,
 		     struct cdn_err *err);
 void egress_seal_free(struct egress_engine *e);
 void egress_seal_select(const struct egress_engine *e, const char *host, struct seal_sel *sel);
 /* Swaps placeholders for values (forward) or back, in place; the count. */
-size_t egress_seal_apply(const struct egress_engine *e, const struct seal_sel *sel, bool forward,
+size_t egress_seal_apply(const struct egress_engine *e, const struct seal_sel *sel, unsigned at,
 			 char *buf, size_t len);
 /* The same inside an "Authorization: Basic ..." value. */
 size_t egress_seal_apply_basic(const struct egress_engine *e, const struct seal_sel *sel,
-			       bool forward, char *value, size_t len);
+			       unsigned at, char *value, size_t len);
 
 /* engine_dns.c */
 int egress_dns_attach(struct egress_engine *e, int udp_fd, int tcp_fd, struct cdn_err *err);

@@ -34,6 +34,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "base/cleanup.h"
 #include "egress/engine_internal.h"
 
 struct seal_swap {
@@ -42,6 +43,7 @@ struct seal_swap {
 	uint8_t *placeholder; /* what the sandbox has, in one encoding */
 	uint8_t *value;	      /* the secret, in the same encoding (guarded memory) */
 	size_t len;
+	unsigned in; /* EGRESS_SEAL_IN_*: where else than credential headers */
 };
 
 /* Percent-encodes s into out (3 * len + 1): RFC 3986 unreserved bytes stay. */
@@ -83,7 +85,7 @@ static size_t jesc(const uint8_t *s, size_t len, uint8_t *out)
 }
 
 static int add_swap(struct egress_engine *e, const char *name, const uint8_t *ph,
-		    const uint8_t *val, size_t len)
+		    const uint8_t *val, size_t len, unsigned in)
 {
 	for (size_t i = 0; i < e->n_swaps; i++)
 		if (e->swaps[i].len == len && memcmp(e->swaps[i].placeholder, ph, len) == 0)
@@ -106,6 +108,7 @@ static int add_swap(struct egress_engine *e, const char *name, const uint8_t *ph
 	memcpy(w->value, val, len);
 	w->secret = w->name;
 	w->len = len;
+	w->in = in;
 	e->n_swaps++;
 	if (len > e->swap_max_len)
 		e->swap_max_len = len;
@@ -113,6 +116,7 @@ static int add_swap(struct egress_engine *e, const char *name, const uint8_t *ph
 }
 
 /* An inspector of the values (not the placeholders), for responses. */
+#define SEAL_WINDOW_MIN 16 /* bytes of a value found on their own */
 static int seal_inspector(struct egress_engine *e, const struct egress_sealed *s, size_t n,
 			  struct cdn_err *err)
 {
@@ -123,6 +127,25 @@ static int seal_inspector(struct egress_engine *e, const struct egress_sealed *s
 			look[k++] = (struct inspect_secret){ .name = s[i].name,
 							     .value = (const char *)s[i].value,
 							     .len = s[i].len };
+	/* And overlapping pieces of each, as room allows: an echo of most of
+	 * the value (an error page that shows a key cut short) is not the
+	 * value, but holds enough of it to guess the rest. Windows of w bytes
+	 * every w/2 find any 3w/2 consecutive bytes of it. */
+	for (size_t i = 0; i < n; i++) {
+		size_t len = s[i].len;
+		size_t w = len / 8 > SEAL_WINDOW_MIN ? len / 8 : SEAL_WINDOW_MIN;
+		if (len < 2 * w)
+			continue;
+		for (size_t off = 0; off + w <= len && k < INSPECT_MAX_SECRETS; off += w / 2) {
+			/* A piece the placeholder shares (a kept tag such as
+			 * "sk-proj-", punctuation) is no sign of the value. */
+			if (memcmp(s[i].value + off, s[i].placeholder + off, w) == 0)
+				continue;
+			look[k++] = (struct inspect_secret){ .name = s[i].name,
+							     .value = (const char *)s[i].value + off,
+							     .len = w };
+		}
+	}
 	return k ? inspector_new(look, k, &e->seal_insp, err) : 0;
 }
 
@@ -141,14 +164,14 @@ int egress_seal_init(struct egress_engine *e, const struct egress_sealed *s, siz
 					   s[i].name);
 		const uint8_t *ph = (const uint8_t *)s[i].placeholder;
 		uint8_t *a = sodium_malloc(6 * len + 1), *b = sodium_malloc(6 * len + 1);
-		int r = a && b ? add_swap(e, s[i].name, ph, s[i].value, len) : -ENOMEM;
+		int r = a && b ? add_swap(e, s[i].name, ph, s[i].value, len, s[i].in) : -ENOMEM;
 		if (r == 0) {
 			size_t la = pct(ph, len, a), lb = pct(s[i].value, len, b);
-			r = la == lb ? add_swap(e, s[i].name, a, b, la) : -EINVAL;
+			r = la == lb ? add_swap(e, s[i].name, a, b, la, s[i].in) : -EINVAL;
 		}
 		if (r == 0) {
 			size_t la = jesc(ph, len, a), lb = jesc(s[i].value, len, b);
-			r = la == lb ? add_swap(e, s[i].name, a, b, la) : -EINVAL;
+			r = la == lb ? add_swap(e, s[i].name, a, b, la, s[i].in) : -EINVAL;
 		}
 		if (a)
 			sodium_free(a);
@@ -187,12 +210,33 @@ void egress_seal_select(const struct egress_engine *e, const char *host, struct 
 		}
 }
 
-size_t egress_seal_apply(const struct egress_engine *e, const struct seal_sel *sel, bool forward,
+bool egress_credential_header(const char *name, size_t len)
+{
+	static const char *const words[] = { "authorization", "auth", "key", "token", "secret",
+					     "passw", "credential", "signature" };
+	char low[96];
+	if (len == 0 || len >= sizeof(low))
+		return false;
+	for (size_t i = 0; i < len; i++)
+		low[i] = (char)((name[i] >= 'A' && name[i] <= 'Z') ? name[i] + 32 : name[i]);
+	low[len] = '\0';
+	for (size_t i = 0; i < CDN_ARRAY_SIZE(words); i++)
+		if (strstr(low, words[i]))
+			return true;
+	return false;
+}
+
+size_t egress_seal_apply(const struct egress_engine *e, const struct seal_sel *sel, unsigned at,
 			 char *buf, size_t len)
 {
 	size_t n = 0;
+	bool forward = at != SEAL_BACK;
 	for (size_t k = 0; k < sel->n; k++) {
 		const struct seal_swap *w = &e->swaps[sel->idx[k]];
+		/* In a request, only where the scope allows it: the value put
+		 * anywhere else could be kept by the scope and read back. */
+		if (forward && at != SEAL_AT_CREDENTIAL && !(w->in & at))
+			continue;
 		const uint8_t *from = forward ? w->placeholder : w->value;
 		const uint8_t *to = forward ? w->value : w->placeholder;
 		char *p = buf;
@@ -209,7 +253,7 @@ size_t egress_seal_apply(const struct egress_engine *e, const struct seal_sel *s
 }
 
 size_t egress_seal_apply_basic(const struct egress_engine *e, const struct seal_sel *sel,
-			       bool forward, char *value, size_t len)
+			       unsigned at, char *value, size_t len)
 {
 	/* "Basic " then base64(user ":" password): decode, swap, encode back;
 	 * the same length in gives the same length out. */
@@ -230,7 +274,7 @@ size_t egress_seal_apply_basic(const struct egress_engine *e, const struct seal_
 	if (raw && enc &&
 	    sodium_base642bin(raw, cap, b64, blen, NULL, &rl, NULL,
 			      sodium_base64_VARIANT_ORIGINAL) == 0 &&
-	    (n = egress_seal_apply(e, sel, forward, (char *)raw, rl)) > 0 &&
+	    (n = egress_seal_apply(e, sel, at, (char *)raw, rl)) > 0 &&
 	    sodium_base64_ENCODED_LEN(rl, sodium_base64_VARIANT_ORIGINAL) == blen + 1) {
 		sodium_bin2base64(enc, blen + 1, raw, rl, sodium_base64_VARIANT_ORIGINAL);
 		memcpy(b64, enc, blen);

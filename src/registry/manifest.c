@@ -216,7 +216,9 @@ static int parse_secret_scopes(struct mctx *c, const json_t *v, struct agent_man
 	m->secret_scope_names = calloc(n + 1, sizeof(char *));
 	m->secret_scope_domains = calloc(n + 1, sizeof(char **));
 	m->secret_scope_raw = calloc(n + 1, sizeof(bool));
-	if (!m->secret_scope_names || !m->secret_scope_domains || !m->secret_scope_raw)
+	m->secret_scope_in = calloc(n + 1, sizeof(unsigned));
+	if (!m->secret_scope_names || !m->secret_scope_domains || !m->secret_scope_raw ||
+	    !m->secret_scope_in)
 		return cdn_err_set(c->err, ENOMEM, "%s", c->src);
 	const char *key;
 	const json_t *val;
@@ -234,14 +236,40 @@ static int parse_secret_scopes(struct mctx *c, const json_t *v, struct agent_man
 		m->n_secret_scopes++;
 		const json_t *doms = val;
 		if (json_is_object(val)) {
-			/* {"domains": [...], "raw": true}: the long form, for a
-			 * secret the agent must hold itself. */
-			static const char *const keys[] = { "domains", "raw" };
+			/* {"domains": [...], "raw": true, "in": [...]}: the long
+			 * form, for a secret the agent must hold itself, or one
+			 * swapped in beyond the credential headers. */
+			static const char *const keys[] = { "domains", "raw", "in" };
 			if ((rc = mf_check_object(c, val, kp,
-						  "an object with \"domains\" and \"raw\"", keys,
-						  CDN_ARRAY_SIZE(keys))) < 0)
+						  "an object with \"domains\", \"raw\" and \"in\"",
+						  keys, CDN_ARRAY_SIZE(keys))) < 0)
 				return rc;
 			char sub[PATH_LEN];
+			const json_t *in = json_object_get(val, "in");
+			if (in) {
+				mf_path_key(sub, sizeof(sub), kp, "in");
+				size_t k;
+				const json_t *w;
+				if (!json_is_array(in) || json_array_size(in) > 3)
+					return mf_wrong_type(c, sub, in,
+							     "a list of \"headers\", \"query\", \"body\"");
+				json_array_foreach(in, k, w)
+				{
+					const char *s = json_string_value(w);
+					unsigned bit = !s ? 0
+						       : !strcmp(s, "headers") ? MANIFEST_SEAL_IN_HEADERS
+						       : !strcmp(s, "query")	? MANIFEST_SEAL_IN_QUERY
+						       : !strcmp(s, "body")	? MANIFEST_SEAL_IN_BODY
+										: 0;
+					if (!bit)
+						return mf_merr(c, sub,
+							       "%s%s%s is not where a secret goes "
+							       "(\"headers\", \"query\" or \"body\")",
+							       s ? "\"" : "", s ? s : "an entry",
+							       s ? "\"" : "");
+					m->secret_scope_in[i] |= bit;
+				}
+			}
 			const json_t *raw = json_object_get(val, "raw");
 			if (raw) {
 				mf_path_key(sub, sizeof(sub), kp, "raw");
@@ -589,6 +617,7 @@ void manifest_free(struct agent_manifest *m)
 		mf_strv_free(m->secret_scope_domains[i]);
 	free(m->secret_scope_domains);
 	free(m->secret_scope_raw);
+	free(m->secret_scope_in);
 	mf_strv_free(m->secret_scope_names);
 	for (size_t i = 0; m->egress_rules && i < m->n_egress_rules; i++)
 		free(m->egress_rules[i].name);

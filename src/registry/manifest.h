@@ -47,6 +47,17 @@ struct agent_outputs {
 	size_t n_extensions;
 };
 
+/* Where a sealed secret is swapped in besides the credential headers
+ * (Authorization, and headers named for a key, token, secret, password,
+ * credential, signature or auth): every header, the request target, the
+ * body. Each lets the agent put the value where the scope may keep it and
+ * hand it back (docs/vault.md). */
+enum {
+	MANIFEST_SEAL_IN_HEADERS = 1u << 0,
+	MANIFEST_SEAL_IN_QUERY = 1u << 1,
+	MANIFEST_SEAL_IN_BODY = 1u << 2,
+};
+
 struct agent_manifest {
 	char name[65];		 /* store name rules */
 	char version[MANIFEST_MAX_VERSION + 1]; /* free-form label: [A-Za-z0-9._+-] */
@@ -101,6 +112,10 @@ struct agent_manifest {
 	char **secret_scope_names;
 	char ***secret_scope_domains;
 	bool *secret_scope_raw;
+	/* Where in a request to its scope a sealed secret is swapped in, over
+	 * the credential headers it always is (MANIFEST_SEAL_IN_*; 0: only
+	 * those). Long form: "in": ["headers", "query", "body"]. */
+	unsigned *secret_scope_in;
 	size_t n_secret_scopes;
 
 	char **required_secrets; /* environment variable names, e.g. OPENAI_API_KEY; */

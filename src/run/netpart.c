@@ -228,8 +228,10 @@ static json_t *secret_json(const struct netpart_secret *sec)
 			      doms ? doms : json_null());
 	sodium_memzero(b64, cap);
 	free(b64);
-	if (j && sec->placeholder)
+	if (j && sec->placeholder) {
 		json_object_set_new(j, "placeholder", json_string(sec->placeholder));
+		json_object_set_new(j, "in", json_integer(sec->seal_in & 7u));
+	}
 	return j;
 }
 

@@ -56,6 +56,8 @@ struct netpart_secret {
 	/* Where the secret may go ("api.openai.com", "*.example.com"). */
 	const char *const *domains;
 	size_t n_domains;
+	unsigned seal_in; /* MANIFEST_SEAL_IN_*: where it is swapped in beyond
+			   * the credential headers */
 };
 
 struct netpart_config {

@@ -308,10 +308,16 @@ static int load_secrets(struct part *p, const json_t *arr, struct secrets *s, st
 									.len = n };
 			off += n;
 		}
-		if (ph)
+		if (ph) {
+			json_t *in = json_object_get(sec, "in");
+			if (in && (!json_is_integer(in) || json_integer_value(in) < 0 ||
+				   json_integer_value(in) > 7))
+				return cdn_err_msg(err, EINVAL, "secret %s: bad \"in\"", name);
 			s->sealed[s->n_sealed++] = (struct egress_sealed){
-				.name = name, .placeholder = ph, .value = s->values[s->n], .len = len
+				.name = name, .placeholder = ph, .value = s->values[s->n], .len = len,
+				.in = in ? (unsigned)json_integer_value(in) : 0
 			};
+		}
 		size_t k;
 		json_t *d;
 		json_array_foreach(json_object_get(sec, "domains"), k, d)

@@ -627,7 +627,8 @@ int run_execute(struct run_ctx *c, const struct secret_set *ss, struct sandbox_s
 								 .len = ss->lens[k],
 								 .placeholder = ss->placeholders[k],
 								 .domains = ss->domains[k],
-								 .n_domains = nd };
+								 .n_domains = nd,
+								 .seal_in = ss->seal_in[k] };
 		}
 	}
 

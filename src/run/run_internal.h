@@ -98,6 +98,7 @@ struct secret_set {
 	 * and its placeholder when sealed (the sandbox gets that instead). */
 	const char *const **domains;
 	char **placeholders;
+	unsigned *seal_in; /* MANIFEST_SEAL_IN_* of a sealed one */
 };
 
 /* The execution (run_exec.c): the events, the captured output, the

@@ -61,10 +61,26 @@ void run_secrets_free(struct secret_set *ss)
 	}
 	free(ss->domains);
 	free(ss->placeholders);
+	free(ss->seal_in);
 	free(ss->env);
 	free(ss->values);
 	free(ss->lens);
 	memset(ss, 0, sizeof(*ss));
+}
+
+/* Where a sealed secret is swapped in, for the record (null: raw). */
+static json_t *seal_in_json(unsigned in, bool sealed)
+{
+	if (!sealed)
+		return json_null();
+	json_t *a = json_pack("[s]", "credential headers");
+	if (a && (in & MANIFEST_SEAL_IN_HEADERS))
+		json_array_append_new(a, json_string("headers"));
+	if (a && (in & MANIFEST_SEAL_IN_QUERY))
+		json_array_append_new(a, json_string("query"));
+	if (a && (in & MANIFEST_SEAL_IN_BODY))
+		json_array_append_new(a, json_string("body"));
+	return a ? a : json_null();
 }
 
 /*
@@ -86,6 +102,7 @@ static int deliver_secret(struct run_ctx *c, struct secret_set *ss, size_t i, st
 		if (strcmp(m->secret_scope_names[q], name) == 0) {
 			doms = (const char *const *)m->secret_scope_domains[q];
 			raw = m->secret_scope_raw[q];
+			ss->seal_in[i] = m->secret_scope_in ? m->secret_scope_in[q] : 0;
 		}
 	ss->domains[i] = doms;
 	bool network = manifest_wants_network(m);
@@ -150,9 +167,11 @@ static int deliver_secret(struct run_ctx *c, struct secret_set *ss, size_t i, st
 	for (size_t k = 0; scope && doms && doms[k]; k++)
 		json_array_append_new(scope, json_string(doms[k]));
 	json_object_set_new(c->delivery, name,
-			    json_pack("{s:s, s:o, s:s}", "delivery",
+			    json_pack("{s:s, s:o, s:s, s:o}", "delivery",
 				      ss->placeholders[i] ? "sealed" : "raw", "scope",
-				      scope ? scope : json_array(), "inspection", how));
+				      scope ? scope : json_array(), "inspection", how, "in",
+				      seal_in_json(ss->placeholders[i] ? ss->seal_in[i] : 0,
+						   ss->placeholders[i] != NULL)));
 	size_t nl = strlen(name);
 	ss->env[i] = malloc(nl + 1 + ss->lens[i] + 1);
 	if (!ss->env[i])
@@ -173,7 +192,9 @@ int run_load_secrets(struct run_ctx *c, struct secret_set *ss, struct cdn_err *e
 	ss->lens = calloc(ss->n + 1, sizeof(size_t));
 	ss->domains = calloc(ss->n + 1, sizeof(*ss->domains));
 	ss->placeholders = calloc(ss->n + 1, sizeof(char *));
-	if (!ss->env || !ss->values || !ss->lens || !ss->domains || !ss->placeholders)
+	ss->seal_in = calloc(ss->n + 1, sizeof(unsigned));
+	if (!ss->env || !ss->values || !ss->lens || !ss->domains || !ss->placeholders ||
+	    !ss->seal_in)
 		return cdn_err_set(err, ENOMEM, "secrets");
 	for (size_t i = 0; i < ss->n; i++) {
 		const char *name = m->required_secrets[i];

@@ -406,12 +406,15 @@ def test_sealed_secret_never_enters_the_sandbox(renv, upstream):
     held = o["rev"][::-1]
     assert held != SEALED and len(held) == len(SEALED) and held.startswith("sk-proj-")
     assert SEALED[::-1].encode().hex() not in o["environ_rev"]
-    # The scoped upstream saw the value everywhere the agent put its placeholder.
+    # The scoped upstream saw the value in the credential headers (Basic
+    # included), and nowhere else: the query and the body keep the
+    # placeholder, since a value put there could be kept by the scope and
+    # read back (the manifest's "in" opts them in, below).
     seen = {path.split("?")[0]: (path, headers, body) for (_, path, headers, body) in upstream.log}
     path, headers, body = seen["/v1"]
-    assert path == f"/v1?key={SEALED}"
     assert headers["Authorization"] == "Bearer " + SEALED and headers["X-Api-Key"] == SEALED
-    assert json.loads(body) == {"api_key": SEALED}
+    assert path == f"/v1?key={held}"
+    assert json.loads(body) == {"api_key": held}
     import base64
     assert seen["/basic"][1]["Authorization"] == "Basic " + base64.b64encode(
         ("user:" + SEALED).encode()).decode()
@@ -434,6 +437,43 @@ def test_sealed_secret_never_enters_the_sandbox(renv, upstream):
             assert SEALED not in text and SEALED[::-1] not in text
     # Delivery is on the record.
     assert res["protections"]["secrets"]["API_KEY"]["delivery"] == "sealed"
+
+
+def test_sealed_secret_goes_in_the_query_and_body_only_when_the_manifest_says_so(renv, upstream):
+    """"in": ["query", "body"] swaps the value there too; "headers" every
+    header; without them, only the credential headers get it."""
+    sealed_env(renv)
+    m = sealed_manifest(secrets={"API_KEY": {"domains": ["llm.test"], "in": ["query", "body"]}})
+    d = renv.agent("sealed_in", m, SEALED_AGENT)
+    (d / "port").write_text(str(upstream.port))
+    r, events = renv.run(d)
+    assert r.returncode == 0, r.stderr
+    seen = {path.split("?")[0]: (path, headers, body) for (_, path, headers, body) in upstream.log}
+    path, headers, body = seen["/v1"]
+    assert path == f"/v1?key={SEALED}" and json.loads(body) == {"api_key": SEALED}
+    res, _ = renv.result(events)
+    assert res["protections"]["secrets"]["API_KEY"]["in"] == ["credential headers", "query", "body"]
+    # A header not named for a credential gets the value only with "headers".
+    upstream.log.clear()
+    code = ("import os, urllib.request\n"
+            "port = open('/agent/port').read().strip()\n"
+            "urllib.request.urlopen(urllib.request.Request('http://llm.test:%s/h' % port, "
+            "headers={'X-Note': os.environ['API_KEY'], 'X-Goog-Api-Key': os.environ['API_KEY']}), timeout=10).read()\n")
+    for in_, note in (([], False), (["headers"], True)):
+        upstream.log.clear()
+        m = sealed_manifest(secrets={"API_KEY": {"domains": ["llm.test"], "in": in_}})
+        d = renv.agent("sealed_h%d" % len(in_), m, code)
+        (d / "port").write_text(str(upstream.port))
+        r, _ = renv.run(d)
+        assert r.returncode == 0, r.stderr
+        h = [hd for (_, p, hd, _) in upstream.log if p == "/h"][0]
+        assert h["X-Goog-Api-Key"] == SEALED
+        assert (h["X-Note"] == SEALED) == note, (in_, h["X-Note"])
+    # An unknown place is refused by name.
+    m = sealed_manifest(secrets={"API_KEY": {"domains": ["llm.test"], "in": ["cookie"]}})
+    d = renv.agent("sealed_bad", m, "print(1)\n")
+    r, _ = renv.run(d)
+    assert r.returncode == 125 and '"cookie" is not where a secret goes' in r.stderr, r.stderr
 
 
 def test_raw_secret_is_the_value_and_still_scoped(renv, upstream):
