@@ -138,7 +138,7 @@ int store_blob_put_fd(struct store *s, int fd, uint64_t max, char hex[STORE_HASH
 	int r = store_atomic_begin(s, &af, "a blob", err);
 	if (r < 0)
 		return r;
-	uint64_t total;
+	uint64_t total = 0;
 	if ((r = store_hash_stream(s, fd, max, af.fd, hex, &total, err)) < 0)
 		return r;
 	if (size)
