@@ -3,7 +3,7 @@ PYTHON ?= /usr/bin/python3
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 
-.PHONY: all bootstrap build asan test test-v2 unit-test check coverage demo bench fuzz format clean
+.PHONY: all bootstrap build asan test test-all test-v2 unit-test check coverage demo bench fuzz format clean
 
 all: build
 
@@ -26,13 +26,26 @@ unit-test: build asan
 	meson test -C $(BUILD) --suite unit --print-errorlogs -q
 	meson test -C $(ASAN_BUILD) --suite unit --print-errorlogs -q
 
-# Unit tests (normal and sanitizer builds), fuzz smoke runs, the integration
-# suite against the sanitizer build, then the whole integration suite against
-# the normal build; pytest's summary is the last line.
+# Unit tests (normal and sanitizer builds), fuzz smoke runs, the whole
+# integration suite but its slow tests against the sanitizer build, then,
+# against the normal build (the binary users run: _FORTIFY_SOURCE, no test
+# fault switches), the slow tests and the suites that attack it or run what
+# the docs tell users to run (RELEASE_SUITES). Each test runs once against
+# the sanitizers; the whole run fits CI's 15 minutes. `make test-all` runs
+# every integration test against the normal build too.
+RELEASE_SUITES = test_attacks.py test_egress_attacks.py test_sealed_echoes.py test_exec.py \
+	test_docs.py test_cli.py
 test: unit-test
 	./tests/fuzz/smoke.sh
 	CORDON_BIN=$(CURDIR)/$(ASAN_BUILD)/cordon CORDON_ATTACKS=$(CURDIR)/$(BUILD)/tests/attacks \
 	  $(PYTHON) -m pytest -q -m "not slow" -p no:cacheprovider tests/integration
+	CORDON_BIN=$(CURDIR)/$(BUILD)/cordon CORDON_ATTACKS=$(CURDIR)/$(BUILD)/tests/attacks \
+	  $(PYTHON) -m pytest -q -p no:cacheprovider -m "slow" tests/integration
+	CORDON_BIN=$(CURDIR)/$(BUILD)/cordon CORDON_ATTACKS=$(CURDIR)/$(BUILD)/tests/attacks \
+	  $(PYTHON) -m pytest -q -m "not slow" -p no:cacheprovider \
+	  $(addprefix tests/integration/,$(RELEASE_SUITES))
+
+test-all: unit-test
 	CORDON_BIN=$(CURDIR)/$(BUILD)/cordon CORDON_ATTACKS=$(CURDIR)/$(BUILD)/tests/attacks \
 	  $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
 
