@@ -218,8 +218,12 @@ void pconn_upstream_event(struct bufferevent *bev, short what, void *arg)
 		} else if (c->state == C_RESPONSE && c->res_head_done && c->res.body == HTTP_BODY_CLOSE &&
 			   (what & BEV_EVENT_EOF)) {
 			pump_response(c);
-			if (c->seal.n)
+			if (c->seal.n && c->state == C_RESPONSE)
 				unseal_response(c, bufferevent_get_input(c->ubev), 0, true);
+			if (c->state == C_CLOSING) {
+				GUARD_OUT(c); /* cut: its line is written */
+				return;
+			}
 			c->res_left = 0;
 			json_t *j = pconn_entry(c, "request");
 			egress_audit(c->e, j);
