@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -142,6 +143,113 @@ static void show_local_tail(struct store *s, const char *id, bool color)
 	ssize_t n = pread(fd, buf, sizeof(buf), off);
 	if (n > 0)
 		show_tail(buf, (size_t)n, off > 0, color);
+}
+
+/* ------------------------------------------------------------ the writer */
+
+/*
+ * What a local run shows goes through a queue to a thread of its own. The
+ * run's loop (which also enforces its timeout) hands each event and each
+ * piece of output over and goes on; only the writer blocks on a reader that
+ * is slow or has stopped reading (`cordon run X | slow`). Past
+ * VIEW_QUEUE_MAX bytes waiting, the rest is left out of the view, and the
+ * writer says so at the end; the run's record keeps everything.
+ */
+#define VIEW_QUEUE_MAX (64u << 20)
+
+struct view_item {
+	struct view_item *next;
+	int kind; /* 0: an event line; 1, 2: the agent's stdout, stderr */
+	size_t len;
+	char data[];
+};
+
+struct view_queue {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct view_item *head, *tail;
+	size_t bytes;
+	uint64_t dropped;
+	bool done, started;
+	pthread_t th;
+	struct view_ctx *view;
+};
+
+static void view_put(struct view_queue *q, int kind, const char *p, size_t n)
+{
+	pthread_mutex_lock(&q->mu);
+	struct view_item *it = NULL;
+	if (q->bytes + n <= VIEW_QUEUE_MAX && (it = malloc(sizeof(*it) + n))) {
+		it->next = NULL;
+		it->kind = kind;
+		it->len = n;
+		memcpy(it->data, p, n);
+		if (q->tail)
+			q->tail->next = it;
+		else
+			q->head = it;
+		q->tail = it;
+		q->bytes += n;
+		pthread_cond_signal(&q->cv);
+	} else {
+		q->dropped += n;
+	}
+	pthread_mutex_unlock(&q->mu);
+}
+
+static void *view_writer(void *arg)
+{
+	struct view_queue *q = arg;
+	pthread_mutex_lock(&q->mu);
+	for (;;) {
+		while (!q->head && !q->done)
+			pthread_cond_wait(&q->cv, &q->mu);
+		struct view_item *it = q->head;
+		if (!it)
+			break;
+		q->head = it->next;
+		if (!q->head)
+			q->tail = NULL;
+		q->bytes -= it->len;
+		pthread_mutex_unlock(&q->mu);
+		if (it->kind == 0)
+			show_event(q->view, it->data, it->len);
+		else
+			show_output(q->view, it->kind, it->data, it->len);
+		free(it);
+		pthread_mutex_lock(&q->mu);
+	}
+	pthread_mutex_unlock(&q->mu);
+	return NULL;
+}
+
+static void queue_event(void *ctx, const char *line, size_t len)
+{
+	view_put(ctx, 0, line, len);
+}
+
+static void queue_output(void *ctx, int fd, const char *p, size_t n)
+{
+	view_put(ctx, fd == 2 ? 2 : 1, p, n);
+}
+
+/* Waits for the writer to show all that is queued. */
+static void view_finish(struct view_queue *q)
+{
+	if (!q->started)
+		return;
+	pthread_mutex_lock(&q->mu);
+	q->done = true;
+	pthread_cond_signal(&q->cv);
+	pthread_mutex_unlock(&q->mu);
+	pthread_join(q->th, NULL);
+	if (q->view->view == VIEW_PROGRESS)
+		cli_output_flush(&q->view->out);
+	if (q->dropped)
+		cli_error("%llu bytes of the run's output and events were left out of this view: "
+			  "its reader was too slow (the record has all of them: cordon logs, cordon "
+			  "runs output)",
+			  (unsigned long long)q->dropped);
 }
 
 /* ---------------------------------------------------------------- remote */
@@ -407,20 +515,30 @@ int cmd_run(int argc, char **argv)
 	o.allow_private = priv;
 	o.workspace = cli_workspace(o.workspace);
 	view.color = view.view == VIEW_PROGRESS && isatty(STDOUT_FILENO) && !getenv("NO_COLOR");
+	struct view_queue q = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER,
+				.view = &view };
+	if (view.view == VIEW_PROGRESS)
+		cli_output_init(&view.out, view.color);
 	if (view.view != VIEW_NONE) {
-		o.on_event = show_event;
-		o.event_ctx = &view;
+		if (pthread_create(&q.th, NULL, view_writer, &q) != 0) {
+			cli_error("cannot start the thread that shows the run");
+			return EXIT_CORDON;
+		}
+		q.started = true;
+		o.on_event = queue_event;
+		o.event_ctx = &q;
 	}
 	if (view.view == VIEW_PROGRESS) {
-		cli_output_init(&view.out, view.color);
-		o.on_output = show_output;
-		o.output_ctx = &view;
+		o.on_output = queue_output;
+		o.output_ctx = &q;
 	}
 	o.caller = cli_caller();
 
 	_cleanup_free_ char *input = NULL;
-	if (input_path && read_all(input_path, &input, &o.input_len) < 0)
+	if (input_path && read_all(input_path, &input, &o.input_len) < 0) {
+		view_finish(&q);
 		return EXIT_CORDON;
+	}
 	o.input = input;
 
 	/* A reader that goes away (cordon run --json | head) must not end the
@@ -428,11 +546,14 @@ int cmd_run(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	struct store *s = NULL;
 	struct vault *v = NULL;
-	if (cli_open_state(state, &s, &v) < 0)
+	if (cli_open_state(state, &s, &v) < 0) {
+		view_finish(&q);
 		return EXIT_CORDON;
+	}
 	struct run_outcome out;
 	int r = run_agent(s, v, &o, &out, &err);
 	vault_close(v);
+	view_finish(&q);
 	if (r < 0) {
 		store_close(s);
 		return cli_fail(&err);

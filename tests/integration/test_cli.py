@@ -361,3 +361,25 @@ def test_env_and_grant_help_say_what_they_do():
     r = run([CORDON, "grant", "--help"])
     assert r.returncode == 0
     assert "/capabilities/NAME" in r.stdout and "refused before it starts" in r.stdout
+
+
+def test_a_reader_that_stops_reading_does_not_hold_the_run(state, tmp_path):
+    """The view is written by a thread of its own: a `cordon run | slow`
+    whose reader stops reading cannot stall the run's loop, which also
+    enforces its timeout. The run ends on time; what its reader missed is
+    said at the end, and is in the record."""
+    ag = make_agent(tmp_path, "chatter", "while :; do echo 0123456789abcdef0123456789abcdef; done\n",
+                    manifest={"limits": {"timeout_seconds": 2}})
+    p = subprocess.Popen([CORDON, "run", "--state", str(state), str(ag)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=clean_env(), cwd=state.parent / "cwd")
+    try:
+        t0 = time.time()
+        # Nobody reads the pipe; the run must end anyway.
+        assert wait_until(lambda: runs_list(state) and runs_list(state)[0]["status"] == "timeout",
+                          timeout=20), runs_list(state)
+        assert time.time() - t0 < 15
+        out, err = p.communicate(timeout=120)
+    finally:
+        p.kill()
+    assert p.returncode == 124
+    assert b"timeout" in out
