@@ -256,6 +256,7 @@ static void view_finish(struct view_queue *q)
 
 struct remote_view {
 	struct view_ctx *view;
+	struct view_queue *q; /* the writer, when something is shown */
 	const char *run_id;
 	struct events_reader rd;
 	bool finished;
@@ -273,8 +274,8 @@ static void on_remote_line(void *ctx, const char *line, size_t len)
 	if (end && rv->view->view == VIEW_PROGRESS && !rv->end_line &&
 	    (rv->end_line = strndup(line, len)))
 		rv->end_len = len;
-	else if (rv->view->view != VIEW_NONE)
-		show_event(rv->view, line, len);
+	else if (rv->q)
+		view_put(rv->q, 0, line, len);
 	if (end)
 		rv->finished = true;
 }
@@ -283,6 +284,32 @@ static void on_remote_data(void *ctx, const char *p, size_t n)
 {
 	struct remote_view *rv = ctx;
 	(void)events_reader_feed(&rv->rd, p, n, on_remote_line, rv);
+}
+
+/* One of a remote run's outputs, followed into the view. */
+struct output_follower {
+	struct view_queue *q;
+	int fd;
+	char path[160];
+	pthread_t th;
+	bool started;
+};
+
+static void on_output_data(void *ctx, const char *p, size_t n)
+{
+	struct output_follower *f = ctx;
+	view_put(f->q, f->fd, p, n);
+}
+
+static void *follow_output(void *arg)
+{
+	struct output_follower *f = arg;
+	struct cli_api_req rq = { .method = "GET", .path = f->path, .on_data = on_output_data,
+				  .ctx = f, .stream_status = 200 };
+	struct cli_api_resp rs;
+	if (cli_api_call(&rq, &rs) == 0)
+		cli_api_resp_free(&rs);
+	return NULL;
 }
 
 /* Dispatches the run to cordon serve, follows its events to the end and
@@ -328,31 +355,40 @@ static int remote_run(const char *ref, const char *input_path, struct view_ctx *
 	if (view->view == VIEW_PROGRESS)
 		fprintf(stderr, "cordon: run %s queued on %s\n", id, getenv("CORDON_URL"));
 
-	/* The events until run.finished; a stream cut short ends the view, and
-	 * the record says how far the run got. */
+	/* The events until run.finished, and in the progress view the agent's
+	 * stdout and stderr as the server's followers give them (the redacted
+	 * copy, up to the run's capture): three streams, one writer. A stream
+	 * cut short ends the view, and the record says how far the run got. */
 	char path[256];
-	snprintf(path, sizeof(path), "/v1/runs/%s/events?follow=1", id);
+	struct view_queue q = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER,
+				.view = view };
 	struct remote_view rv = { .view = view, .run_id = id };
+	struct output_follower outs[2] = { { .q = &q, .fd = 1 }, { .q = &q, .fd = 2 } };
+	if (view->view == VIEW_PROGRESS)
+		cli_output_init(&view->out, view->color);
+	if (view->view != VIEW_NONE && pthread_create(&q.th, NULL, view_writer, &q) == 0) {
+		q.started = true;
+		rv.q = &q;
+	}
+	for (int k = 0; rv.q && view->view == VIEW_PROGRESS && k < 2; k++) {
+		snprintf(outs[k].path, sizeof(outs[k].path), "/v1/runs/%s/%s?follow=1", id,
+			 k ? "stderr" : "stdout");
+		outs[k].started = pthread_create(&outs[k].th, NULL, follow_output, &outs[k]) == 0;
+	}
+	snprintf(path, sizeof(path), "/v1/runs/%s/events?follow=1", id);
 	struct cli_api_req rq = { .method = "GET", .path = path, .on_data = on_remote_data,
 				  .ctx = &rv };
 	r = cli_api_call(&rq, &rs);
 	events_reader_free(&rv.rd);
 	if (r == 0)
 		cli_api_resp_free(&rs);
-	/* The API has no live output stream: the progress view shows what the
-	 * run wrote (redacted, as kept) when it ends, before its last line. */
-	if (view->view == VIEW_PROGRESS) {
-		cli_output_init(&view->out, view->color);
-		for (int fd = 1; fd <= 2; fd++) {
-			snprintf(path, sizeof(path), "/v1/runs/%s/%s", id, fd == 1 ? "stdout" : "stderr");
-			struct cli_api_req oq = { .method = "GET", .path = path, .accept = "text/plain" };
-			if (cli_api_call(&oq, &rs) == 0 && rs.status == 200 && rs.raw)
-				cli_output_write(&view->out, fd, rs.raw, rs.raw_len);
-			cli_api_resp_free(&rs);
-		}
-		if (rv.end_line)
-			show_event(view, rv.end_line, rv.end_len);
-	}
+	/* The followers end when the run does; then its last line. */
+	for (int k = 0; k < 2; k++)
+		if (outs[k].started)
+			pthread_join(outs[k].th, NULL);
+	if (rv.q && rv.end_line)
+		view_put(&q, 0, rv.end_line, rv.end_len);
+	view_finish(&q);
 	free(rv.end_line);
 	if (r < 0)
 		return EXIT_CORDON;

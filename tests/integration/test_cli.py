@@ -227,7 +227,8 @@ def api(tmp_path):
             ("ok", 'echo remote-out; echo art > /workspace/out/a.txt\n', {}),
             ("bad", 'echo "fail-$API_SECRET" >&2; echo last-words >&2; exit 4\n',
              {"required_secrets": ["API_SECRET"]}),
-            ("slow", "echo started; sleep 60\n", {})):
+            ("slow", "echo started; sleep 60\n", {}),
+            ("live", "echo early-remote; sleep 3; echo late-remote\n", {})):
         assert s.cli("agent", "register", str(srv_agent(tmp_path, name, script, **kw))).returncode == 0
     s.start()
     env = {k: v for k, v in os.environ.items() if k != "CORDON_STATE"}
@@ -269,6 +270,24 @@ def test_run_goes_through_the_api(api, tmp_path):
     r = api.client("runs", "artifact", rid, "nope.txt")
     assert r.returncode == 125 and "404" in r.stderr and "no artifact nope.txt" in r.stderr
     assert r.stdout == ""  # the server's error body is not taken for the artifact
+
+
+def test_run_through_the_api_shows_the_output_live(api):
+    p = subprocess.Popen([CORDON, "run", "live"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         env=api.client_env)
+    try:
+        seen, deadline = b"", time.time() + 20
+        while b"early-remote" not in seen and time.time() < deadline:
+            if select.select([p.stdout], [], [], 0.5)[0]:
+                seen += os.read(p.stdout.fileno(), 4096)
+        assert b"early-remote" in seen, seen
+        assert p.poll() is None, "the output came only at the end"
+        out, _ = p.communicate(timeout=30)
+    finally:
+        p.kill()
+    out = seen + out
+    assert p.returncode == 0
+    assert out.index(b"early-remote") < out.index(b"late-remote") < out.index("✔".encode())
 
 
 def test_cancel_through_the_api(api):
