@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from test_egress import tls_upstream  # noqa: F401 (fixture)
 from conftest import CORDON, run, wait_until
 from test_egress import Egress, eg, hosts, upstream  # noqa: F401 (fixtures)
 
@@ -610,53 +611,27 @@ def test_a_sealed_value_echoed_in_another_encoding_never_reaches_the_agent(tmp_p
     assert "cannot be swapped back" in reasons and "API_KEY" in reasons
 
 
-def test_sealed_secret_over_https_is_swapped_by_automatic_inspection(renv, tmp_path):
+def test_sealed_secret_over_https_is_swapped_by_automatic_inspection(renv, tls_upstream):
     """The policy does not inspect secure.test; the sealed secret's scope
     makes it inspected, so the swap happens inside TLS too."""
-    from test_egress import tls_upstream as _unused  # noqa: F401
-    import ssl
-    import threading
-    from http.server import ThreadingHTTPServer
     from upstream import Handler
-    d = tmp_path / "pki"
-    d.mkdir()
-    def ossl(*a):
-        rr = subprocess.run(["openssl", *a], cwd=d, capture_output=True, text=True)
-        assert rr.returncode == 0, rr.stderr
-    ossl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-         "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=cordon test CA")
-    ossl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-         "-keyout", "srv.key", "-out", "srv.csr", "-subj", "/CN=secure.test")
-    (d / "ext").write_text("subjectAltName=DNS:secure.test\n")
-    ossl("x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-         "-out", "srv.pem", "-days", "1", "-extfile", "ext")
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(d / "srv.pem", d / "srv.key")
-    httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    Handler.log.clear()
-    port = httpd.server_address[1]
-    try:
-        sealed_env(renv)
-        renv.hosts.write_text(renv.hosts.read_text() + "127.0.0.1 secure.test\n")
-        renv.policy.write_text(f"version: 1\ndomains:\n  - name: secure.test\n    ports: [{port}]\n")
-        code = ("import os, urllib.request\n"
-                f"req = urllib.request.Request('https://secure.test:{port}/tls', "
-                "headers={'Authorization': 'Bearer ' + os.environ['API_KEY']})\n"
-                "print(urllib.request.urlopen(req, timeout=10).status)\n")
-        m = {"name": "tls", "version": "1", "profile": "deployment",
-             "entrypoint": ["python3", "/agent/main.py"], "required_secrets": ["API_KEY"],
-             "egress": {"domains": ["secure.test"], "secrets": {"API_KEY": ["secure.test"]}}}
-        a = renv.agent("tls", m, code)
-        r = renv.cordon("run", "--json", "--policy", renv.policy, "--hosts", renv.hosts,
-                        "--allow-private", f"127.0.0.1:{port}", "--upstream-ca", d / "ca.pem", a)
-        assert r.returncode == 0, r.stdout + r.stderr
-        auth = [h.get("Authorization") for (_, p, h, _) in Handler.log if p == "/tls"]
-        assert auth == ["Bearer " + SEALED]
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    port, ca = tls_upstream
+    sealed_env(renv)
+    renv.hosts.write_text(renv.hosts.read_text() + "127.0.0.1 secure.test\n")
+    renv.policy.write_text(f"version: 1\ndomains:\n  - name: secure.test\n    ports: [{port}]\n")
+    code = ("import os, urllib.request\n"
+            f"req = urllib.request.Request('https://secure.test:{port}/tls', "
+            "headers={'Authorization': 'Bearer ' + os.environ['API_KEY']})\n"
+            "print(urllib.request.urlopen(req, timeout=10).status)\n")
+    m = {"name": "tls", "version": "1", "profile": "deployment",
+         "entrypoint": ["python3", "/agent/main.py"], "required_secrets": ["API_KEY"],
+         "egress": {"domains": ["secure.test"], "secrets": {"API_KEY": ["secure.test"]}}}
+    a = renv.agent("tls", m, code)
+    r = renv.cordon("run", "--json", "--policy", renv.policy, "--hosts", renv.hosts,
+                    "--allow-private", f"127.0.0.1:{port}", "--upstream-ca", ca, a)
+    assert r.returncode == 0, r.stdout + r.stderr
+    auth = [h.get("Authorization") for (_, p, h, _) in Handler.log if p == "/tls"]
+    assert auth == ["Bearer " + SEALED]
 
 
 def test_raw_secret_too_short_to_inspect_is_refused(renv, upstream):
