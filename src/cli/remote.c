@@ -10,6 +10,7 @@
 #endif
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,6 +57,11 @@ static size_t on_write(char *p, size_t size, size_t n, void *arg)
 	return len;
 }
 
+static void curl_init_once(void)
+{
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
 int cli_api_call(const struct cli_api_req *rq, struct cli_api_resp *rs)
 {
 	memset(rs, 0, sizeof(*rs));
@@ -71,11 +77,10 @@ int cli_api_call(const struct cli_api_req *rq, struct cli_api_resp *rs)
 			  "history)");
 		return -1;
 	}
-	static bool inited;
-	if (!inited) {
-		curl_global_init(CURL_GLOBAL_DEFAULT);
-		inited = true;
-	}
+	/* Once, whichever thread asks first (cordon run follows its output
+	 * from threads of its own). */
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, curl_init_once);
 	CURL *h = curl_easy_init();
 	if (!h) {
 		cli_error("libcurl: cannot start");
