@@ -216,7 +216,10 @@ try {
 	await page.waitForURL(/#\/runs\/run_/);
 	const tickId = decodeURIComponent(page.url().split("#/runs/")[1]);
 	await page.waitForFunction(() => document.querySelector('[data-testid="run-stdout"]').textContent.includes("tick 1"));
-	assert.equal(await byTest("run-status").getAttribute("data-status"), "running", "stdout shown while the run goes on");
+	// The page shows the new status on the first output, without waiting
+	// for the poll (1.5 s): well before tick 2 comes, 4 s later.
+	await page.locator('[data-testid="run-status"][data-status="running"]').waitFor({ timeout: 1000 });
+	assert.ok(!(await byTest("run-stdout").textContent()).includes("tick 2"), "stdout shown while the run goes on");
 	assert.match(await byTest("run-stdout").textContent(), /\[REDACTED:TICK_TOKEN\]/);
 	assert.equal(await byTest("run-events-state").textContent(), "● live");
 	log("6. live stdout while running: " + await shot("04-run-live"));

@@ -299,7 +299,7 @@ const OUTPUT_SHOW_MAX = 1 << 20;
 // Follows the run's stdout or stderr: GET .../stdout?follow=1 (from the
 // bytes already here, after a reconnect), appended as text while live()
 // holds. The server sends only what the run wrote after redaction.
-async function followOutput(scope, id, which, live) {
+async function followOutput(scope, id, which, live, onBytes) {
 	const pre = $("run-" + which);
 	const dec = new TextDecoder();
 	let got = 0, text = "";
@@ -315,6 +315,7 @@ async function followOutput(scope, id, which, live) {
 				if (!scope.alive || !live()) return;
 				pre.textContent = text;
 				pre.classList.toggle("empty-log", !text);
+				if (value.length) onBytes();
 			}
 		} catch (e) {
 			if (!scope.alive || e.name === "AbortError") return;
@@ -349,9 +350,14 @@ export async function viewRun(scope, id) {
 		show(box, true);
 	};
 
+	// Record fetches can overlap (the poll, an event, the first output):
+	// only the newest one's answer is shown, so an older answer that was
+	// slower never puts a running run back to "created".
+	let recSeq = 0;
 	const loadRecord = async () => {
+		const seq = ++recSeq;
 		const r = await api(`/v1/runs/${encodeURIComponent(id)}`, { signal: scope.signal });
-		if (!scope.alive) return;
+		if (!scope.alive || seq !== recSeq) return;
 		rec = r;
 		renderRecord(r);
 		renderWaiting();
@@ -415,7 +421,13 @@ export async function viewRun(scope, id) {
 			$("run-" + w).textContent = "(nothing yet)";
 			$("run-" + w).classList.add("empty-log");
 			$("run-" + w + "-note").textContent = "live";
-			followOutput(scope, id, w, () => !finalLoaded).catch((e) => scope.alive && e.name !== "AbortError" && banner(e));
+			// Output means the sandbox runs: show the record's new status
+			// now rather than at the next poll.
+			const onBytes = () => {
+				if (rec && (rec.status === "created" || rec.status === "queued"))
+					loadRecord().catch((e) => scope.alive && e.name !== "AbortError" && banner(e));
+			};
+			followOutput(scope, id, w, () => !finalLoaded, onBytes).catch((e) => scope.alive && e.name !== "AbortError" && banner(e));
 		}
 	}
 
