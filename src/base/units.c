@@ -101,9 +101,11 @@ int cdn_parse_duration_ms(const char *s, uint64_t *out, struct cdn_err *err)
 		mul = 60000;
 	else if (strcmp(u, "h") == 0)
 		mul = 3600000;
+	else if (strcmp(u, "d") == 0)
+		mul = 86400000;
 	else
-		return cdn_err_msg(err, EINVAL, "duration '%s': unknown unit '%s' (use ms, s, m or h)",
-				   s, u);
+		return cdn_err_msg(err, EINVAL,
+				   "duration '%s': unknown unit '%s' (use ms, s, m, h or d)", s, u);
 	if (v > UINT64_MAX / mul)
 		return cdn_err_msg(err, ERANGE, "duration '%s': too large", s);
 	*out = v * mul;

@@ -15,7 +15,7 @@
  * or "ib", any case. A bare number is bytes. */
 int cdn_parse_size(const char *s, uint64_t *out, struct cdn_err *err);
 
-/* Milliseconds; suffixes ms, s, m, h. A bare number is seconds. */
+/* Milliseconds; suffixes ms, s, m, h, d. A bare number is seconds. */
 int cdn_parse_duration_ms(const char *s, uint64_t *out, struct cdn_err *err);
 
 /* CPU cores as a decimal ("0.5", "2", "1.25") into millicores. */

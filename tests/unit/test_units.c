@@ -50,7 +50,9 @@ static void test_duration(void **state)
 	assert_int_equal(v, 120000);
 	assert_int_equal(cdn_parse_duration_ms("1h", &v, &err), 0);
 	assert_int_equal(v, 3600000);
-	assert_true(cdn_parse_duration_ms("1d", &v, &err) < 0);
+	assert_int_equal(cdn_parse_duration_ms("2d", &v, &err), 0);
+	assert_int_equal(v, 2 * 86400000ull);
+	assert_true(cdn_parse_duration_ms("1w", &v, &err) < 0);
 	assert_non_null(strstr(err.msg, "unknown unit"));
 	assert_true(cdn_parse_duration_ms("s", &v, &err) < 0);
 	assert_true(cdn_parse_duration_ms("1.5s", &v, &err) < 0);
