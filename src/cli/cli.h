@@ -125,6 +125,8 @@ int cli_sink_close(struct cli_sink *k, bool ok);
 void cli_sink_data(void *ctx, const char *p, size_t n);
 /* Who is asking, for records: "user:NAME". */
 const char *cli_caller(void);
+/* cordon runs hold RUN --reason TEXT, and release (cmd_retention.c). */
+int cli_runs_hold(const struct cli_common *co, const char *id, const char *reason, bool hold);
 /* Prints one event line (as in events.ndjson) as the progress view does
  * (src/cli/progress.c); colours when color. */
 void cli_progress_event(const char *line, size_t len, bool color);
@@ -166,5 +168,7 @@ int cmd_init(int argc, char **argv);
 int cmd_keys(int argc, char **argv);
 int cmd_approvals(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
+int cmd_retention(int argc, char **argv);
+int cmd_prune(int argc, char **argv);
 
 #endif

@@ -31,6 +31,8 @@ static void runs_usage(FILE *out)
 	      "       cordon runs output RUN [stdout|stderr] [OPTIONS]\n"
 	      "       cordon runs artifact RUN NAME [-o FILE [--force]] [OPTIONS]\n"
 	      "       cordon runs cancel RUN [OPTIONS]\n"
+	      "       cordon runs hold RUN --reason TEXT [OPTIONS]\n"
+	      "       cordon runs release RUN [OPTIONS]\n"
 	      "\n"
 	      "list shows a workspace's runs, newest first. show prints a run's record and,\n"
 	      "once it finished, its result.json (status, exit code, hashes of what ran,\n"
@@ -39,7 +41,8 @@ static void runs_usage(FILE *out)
 	      "limit. artifact writes one of the run's artifacts (as result.json lists\n"
 	      "them) to standard output or FILE. cancel stops a running run, which ends as\n"
 	      "cancelled (locally: through the run's control socket, so as root or the\n"
-	      "user who started it).\n"
+	      "user who started it). hold keeps a run past every retention age (an\n"
+	      "incident, a dispute) until release; show prints the hold and what was pruned.\n"
 	      "STATUS: created, running, succeeded, failed, timeout, oom, killed, error,\n"
 	      "cancelled.\n"
 	      "\n"
@@ -50,6 +53,7 @@ static void runs_usage(FILE *out)
 	      "  -o, --output FILE     artifact: write it to FILE (not replaced without\n"
 	      "                        --force)\n"
 	      "      --force           artifact: replace an existing FILE\n"
+	      "      --reason TEXT     hold: why the run is kept\n"
 	      "  -w, --workspace NAME  workspace (default $CORDON_WORKSPACE, else \"default\")\n"
 	      "      --state DIR       state directory (default $CORDON_STATE)\n"
 	      "      --json            print the result as JSON\n"
@@ -318,13 +322,14 @@ static int runs_cancel(const struct cli_common *co, const char *id)
 
 int cmd_runs(int argc, char **argv)
 {
-	const char *agent = NULL, *status = NULL, *limit = NULL, *output = NULL;
+	const char *agent = NULL, *status = NULL, *limit = NULL, *output = NULL, *reason = NULL;
 	bool force = false;
 	const struct cli_extra extra[] = { { "agent", 0, &agent, NULL },
 					   { "status", 0, &status, NULL },
 					   { "limit", 0, &limit, NULL },
 					   { "output", 'o', &output, NULL },
-					   { "force", 0, NULL, &force } };
+					   { "force", 0, NULL, &force },
+					   { "reason", 0, &reason, NULL } };
 	struct cli_common co;
 	int p = cli_parse_opts(argc, argv, extra, CDN_ARRAY_SIZE(extra), true, runs_usage, &co);
 	if (p)
@@ -360,6 +365,12 @@ int cmd_runs(int argc, char **argv)
 		return runs_artifact(&co, argv[optind + 1], argv[optind + 2], output, force);
 	if (strcmp(verb, "cancel") == 0 && nargs == 2)
 		return runs_cancel(&co, argv[optind + 1]);
+	if ((strcmp(verb, "hold") == 0 || strcmp(verb, "release") == 0) && nargs == 2)
+		return cli_runs_hold(&co, argv[optind + 1], reason, strcmp(verb, "hold") == 0);
+	if (reason) {
+		cli_error("runs %s: --reason is for runs hold", verb);
+		return EXIT_CORDON;
+	}
 	if (output || force) {
 		cli_error("runs %s: -o and --force are for runs artifact", verb);
 		return EXIT_CORDON;
@@ -427,6 +438,9 @@ int cmd_runs(int argc, char **argv)
 			return g;
 		}
 		json_t *j = run_json(&r);
+		struct store_run_marks m;
+		if (store_run_marks_get(s, r.id, &m, NULL) == 0)
+			store_run_marks_json(&m, j);
 		char dir[PATH_MAX];
 		if (store_run_file(s, r.id, NULL, dir, sizeof(dir), NULL) == 0)
 			json_object_set_new(j, "run_dir", json_string(dir));

@@ -45,6 +45,8 @@ static void serve_usage(FILE *out)
 	      "                             its X-Forwarded-For names the client; nobody\n"
 	      "                             else's is believed\n"
 	      "      --drain-timeout SECS   how long running runs get on shutdown (default 30)\n"
+	      "      --prune-interval AGE   prune by retention age (cordon retention) at start\n"
+	      "                             and then this often (default 1h; 0: never)\n"
 	      "      --hosts FILE           extra hosts file for the runs' egress resolver\n"
 	      "      --allow-private IP:PORT  a private address the runs' proxy may reach\n"
 	      "      --upstream-ca FILE     extra CA for inspected HTTPS upstreams\n"
@@ -106,7 +108,7 @@ static int uint_opt(const char *name, const char *v, uint64_t max, unsigned *out
 int cmd_serve(int argc, char **argv)
 {
 	enum { O_LISTEN = 256, O_STATE, O_CONC, O_QUEUE, O_DRAIN, O_HOSTS, O_PRIVATE, O_CA, O_ROOT,
-	       O_WSQUEUE, O_WSCONC, O_STREAMS, O_UPLOADS, O_PROXY, O_ROUTES, O_JSON };
+	       O_WSQUEUE, O_WSCONC, O_STREAMS, O_UPLOADS, O_PROXY, O_ROUTES, O_JSON, O_PRUNE };
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, O_LISTEN },
 		{ "state", required_argument, NULL, O_STATE },
@@ -122,12 +124,13 @@ int cmd_serve(int argc, char **argv)
 		{ "streams-per-key", required_argument, NULL, O_STREAMS },
 		{ "uploads", required_argument, NULL, O_UPLOADS },
 		{ "trusted-proxy", required_argument, NULL, O_PROXY },
+		{ "prune-interval", required_argument, NULL, O_PRUNE },
 		{ "routes", no_argument, NULL, O_ROUTES },
 		{ "json", no_argument, NULL, O_JSON },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
-	struct serve_config cfg = { 0 };
+	struct serve_config cfg = { .prune_interval_s = 3600 };
 	bool routes = false, json = false;
 	optind = 1;
 	int c;
@@ -189,6 +192,18 @@ int cmd_serve(int argc, char **argv)
 				return EXIT_CORDON;
 			}
 			cfg.trusted_proxies[cfg.n_trusted_proxies++] = a;
+			break;
+		}
+		case O_PRUNE: {
+			uint64_t ms;
+			struct cdn_err e = { 0 };
+			if (cdn_parse_duration_ms(optarg, &ms, &e) < 0 || ms / 1000 > 7 * 86400 ||
+			    ms % 1000) {
+				cli_error("--prune-interval: '%s': %s", optarg,
+					  e.msg[0] ? e.msg : "whole seconds, at most 7d (0: never)");
+				return EXIT_CORDON;
+			}
+			cfg.prune_interval_s = (unsigned)(ms / 1000);
 			break;
 		}
 		case O_ROUTES:

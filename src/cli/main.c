@@ -144,6 +144,9 @@ static const struct command commands[] = {
 	COMMAND("approvals", CLI_FULL, true, cmd_approvals,
 		"list and decide requests waiting for a human"),
 	COMMAND("audit", CLI_FULL, false, cmd_audit, "verify a hash-chained audit log"),
+	COMMAND("retention", CLI_FULL, true, cmd_retention,
+		"show and set how long what runs leave is kept"),
+	COMMAND("prune", CLI_FULL, false, cmd_prune, "remove what runs left that is past its age"),
 };
 
 static void usage(FILE *out)

@@ -707,7 +707,19 @@ int evidence_export(struct store *s, const struct evidence_export_opts *o,
 	if (r < 0)
 		return r;
 	struct export_ctx c = { .o = o, .dirfd = -1, .audit_fd = -1 };
-	if (!store_run_status_final(rec.status)) {
+	struct store_run_marks m;
+	if ((r = store_run_marks_get(s, rec.id, &m, err)) < 0) {
+		store_run_clear(&rec);
+		return r;
+	}
+	if (m.pruned_ms[RETAIN_EVIDENCE]) {
+		char when[CDN_RFC3339_MAX];
+		cdn_rfc3339(m.pruned_ms[RETAIN_EVIDENCE], CDN_TIME_S, when, sizeof(when));
+		r = cdn_err_msg(err, ENOENT,
+				"the evidence of run %s (its events and audit log) was pruned by "
+				"retention at %s; no pack can be made any more",
+				rec.id, when);
+	} else if (!store_run_status_final(rec.status)) {
 		r = cdn_err_msg(err, EBUSY,
 				"run %s has not finished (status %s); export it once it has",
 				rec.id, store_run_status_name(rec.status));

@@ -342,6 +342,9 @@ enum MHD_Result h_run_get(struct call *c)
 	if (!api_the_run(c, &r, &ret))
 		return ret;
 	json_t *j = api_run_json(&r);
+	struct store_run_marks m;
+	if (store_run_marks_get(c->sv->s, r.id, &m, NULL) == 0)
+		store_run_marks_json(&m, j);
 	json_t *res = r.result_json ? json_loads(r.result_json, 0, NULL) : NULL;
 	json_object_set_new(j, "result", res ? res : json_null());
 	store_run_clear(&r);

@@ -80,7 +80,17 @@ struct server {
 	pthread_t front_reaper;
 	pthread_cond_t front_cv;
 	bool front_started, front_stop;
+
+	/* The pruner (pruner.c). */
+	pthread_t pruner;
+	pthread_mutex_t prune_mu;
+	pthread_cond_t prune_cv;
+	bool pruner_started, prune_stop;
 };
+
+/* pruner.c: prunes now and every cfg.prune_interval_s (0: never). */
+int pruner_start(struct server *sv);
+void pruner_stop(struct server *sv);
 
 /* front.c: the connection limits, for MHD's callbacks and on_request. */
 enum MHD_Result front_accept(void *cls, const struct sockaddr *addr, socklen_t len);
@@ -211,5 +221,9 @@ enum MHD_Result h_approval_reject(struct call *c);
 enum MHD_Result h_audit_get(struct call *c);
 enum MHD_Result h_policy_get(struct call *c);
 enum MHD_Result h_policy_put(struct call *c);
+enum MHD_Result h_retention_get(struct call *c);
+enum MHD_Result h_retention_put(struct call *c);
+enum MHD_Result h_run_hold_put(struct call *c);
+enum MHD_Result h_run_hold_delete(struct call *c);
 
 #endif

@@ -89,12 +89,16 @@ static const struct route {
 	{ "GET", "/v1/runs/{id}/evidence", ROLE_MEMBER, h_run_evidence_get, NULL },
 	{ "GET", "/v1/runs/{id}/artifacts/{name}", ROLE_MEMBER, h_run_artifact, NULL },
 	{ "POST", "/v1/runs/{id}/cancel", ROLE_MEMBER, h_run_cancel, NULL },
+	{ "PUT", "/v1/runs/{id}/hold", ROLE_OWNER, h_run_hold_put, "hold runs" },
+	{ "DELETE", "/v1/runs/{id}/hold", ROLE_OWNER, h_run_hold_delete, "release runs" },
 	{ "GET", "/v1/approvals", ROLE_MEMBER, h_approvals_list, NULL },
 	{ "POST", "/v1/approvals/{id}/approve", ROLE_OWNER, h_approval_approve, "approve or reject" },
 	{ "POST", "/v1/approvals/{id}/reject", ROLE_OWNER, h_approval_reject, "approve or reject" },
 	{ "GET", "/v1/audit", ROLE_MEMBER, h_audit_get, NULL },
 	{ "GET", "/v1/policy", ROLE_MEMBER, h_policy_get, NULL },
 	{ "PUT", "/v1/policy", ROLE_OWNER, h_policy_put, "change the policy" },
+	{ "GET", "/v1/retention", ROLE_MEMBER, h_retention_get, NULL },
+	{ "PUT", "/v1/retention", ROLE_OWNER, h_retention_put, "change retention" },
 };
 
 bool serve_route_at(size_t i, const char **method, const char **path, const char **role)
@@ -432,6 +436,8 @@ int serve_main(const struct serve_config *cfg, struct cdn_err *err)
 	sv->max_streams_per_key = cfg->max_streams_per_key ? cfg->max_streams_per_key : 16;
 	sv->max_uploads = cfg->max_uploads ? cfg->max_uploads : 4;
 	pthread_cond_init(&sv->cv, NULL);
+	pthread_mutex_init(&sv->prune_mu, NULL);
+	pthread_cond_init(&sv->prune_cv, NULL);
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	sv->concurrency = cfg->concurrency ? cfg->concurrency : (unsigned)(cpus > 0 ? cpus * 2 : 2);
 	sv->queue_max = cfg->queue ? cfg->queue : 64;
@@ -489,6 +495,10 @@ int serve_main(const struct serve_config *cfg, struct cdn_err *err)
 		goto out;
 	}
 	dispatcher_started = true;
+	if (pruner_start(sv) < 0) {
+		r = cdn_err_set(err, EAGAIN, "the pruner thread");
+		goto out;
+	}
 
 	unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
 			 MHD_USE_ERROR_LOG;
@@ -535,6 +545,7 @@ int serve_main(const struct serve_config *cfg, struct cdn_err *err)
 	dispatch_drain(sv, drain);
 	r = 0;
 out:
+	pruner_stop(sv);
 	if (dispatcher_started) {
 		pthread_mutex_lock(&sv->mu);
 		sv->stop = true;
@@ -562,6 +573,8 @@ out:
 	pthread_mutex_destroy(&sv->mu);
 	pthread_mutex_destroy(&sv->lim_mu);
 	pthread_cond_destroy(&sv->cv);
+	pthread_mutex_destroy(&sv->prune_mu);
+	pthread_cond_destroy(&sv->prune_cv);
 	free(sv);
 	if (r == 0)
 		fprintf(stderr, "cordon serve: stopped\n");

@@ -39,6 +39,9 @@ struct serve_config {
 	 * most; 0: a quarter of --queue (at least 1), and --concurrency. */
 	unsigned workspace_queue;
 	unsigned workspace_concurrency;
+	/* Pruning by retention age (docs/retention.md): at start and then
+	 * every this many seconds; 0: never. */
+	unsigned prune_interval_s;
 };
 
 /* The API's route table (the one serve dispatches by, and authorizes by):

@@ -45,8 +45,15 @@ bool store_blob_present(struct store *s, const char *hex, int64_t size)
 	char rel[STORE_HASH_HEX + 2];
 	struct stat st;
 	blob_rel(hex, rel);
-	return fstatat(s->blobs_fd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
-	       (size < 0 || st.st_size == size);
+	if (fstatat(s->blobs_fd, rel, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode) ||
+	    (size >= 0 && st.st_size != size))
+		return false;
+	/* The caller is about to name this blob instead of storing it: mark
+	 * it used, so that pruning (prune.c) spares it. Gone meanwhile (pruned
+	 * just now): not present, the caller stores it again. */
+	if (utimensat(s->blobs_fd, rel, NULL, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT)
+		return false;
+	return true;
 }
 
 /* Puts a finished temp file holding the bytes of hex in its place. */

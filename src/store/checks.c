@@ -13,8 +13,12 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "base/cleanup.h"
+#include "base/clock.h"
 #include "base/hash.h"
+#include "base/units.h"
 #include "base/text.h"
 
 /* ------------------------------------------------------------------ names */
@@ -190,5 +194,151 @@ int store_run_status_parse(const char *name, enum store_run_status *st)
 bool store_run_status_final(enum store_run_status st)
 {
 	return st != RUN_CREATED && st != RUN_RUNNING;
+}
+
+
+/* -------------------------------------------------------------- retention */
+
+static const char *const retain_names[RETAIN_N] = {
+	[RETAIN_RECORDS] = "records",
+	[RETAIN_FILES] = "files",
+	[RETAIN_ARTIFACTS] = "artifacts",
+	[RETAIN_EVIDENCE] = "evidence",
+};
+
+const char *store_retain_name(enum store_retain k)
+{
+	return (unsigned)k < RETAIN_N ? retain_names[k] : "unknown";
+}
+
+int store_retain_parse(const char *name, enum store_retain *k)
+{
+	for (int i = 0; name && i < RETAIN_N; i++)
+		if (!strcmp(name, retain_names[i])) {
+			*k = (enum store_retain)i;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+int store_retention_check(const char *ws, const struct store_retention *r, struct cdn_err *err)
+{
+	for (int k = 0; k < RETAIN_N; k++) {
+		if (r->age_s[k] < 0 || r->age_s[k] > STORE_AGE_MAX_S || r->max_s[k] < 0 ||
+		    r->max_s[k] > STORE_AGE_MAX_S)
+			return cdn_err_msg(err, ERANGE,
+					   "retention: the age of %s must be between 1 second and "
+					   "100 years",
+					   retain_names[k]);
+		if (*ws && r->max_s[k])
+			return cdn_err_msg(err, EINVAL,
+					   "retention: only the operator sets a bound (%s)",
+					   retain_names[k]);
+		if (!*ws && r->max_s[k] && r->age_s[k] > r->max_s[k])
+			return cdn_err_msg(err, EINVAL,
+					   "retention: the default age of %s is over its bound",
+					   retain_names[k]);
+	}
+	return 0;
+}
+
+void store_retention_effective(const struct store_retention *op, const struct store_retention *ws,
+			       int64_t out[RETAIN_N])
+{
+	for (int k = 0; k < RETAIN_N; k++) {
+		int64_t v = ws && ws->age_s[k] ? ws->age_s[k] : op->age_s[k];
+		if (op->max_s[k] && (!v || v > op->max_s[k]))
+			v = op->max_s[k];
+		out[k] = v;
+	}
+	/* Nothing of a run outlives its record. */
+	for (int k = 0; k < RETAIN_N; k++)
+		if (out[RETAIN_RECORDS] && (!out[k] || out[k] > out[RETAIN_RECORDS]))
+			out[k] = out[RETAIN_RECORDS];
+}
+
+/* Printable text: no C0 control, no DEL, valid UTF-8 (jansson checks it:
+ * the text goes into JSON anyway). */
+static bool text_ok(const char *s, size_t max)
+{
+	size_t n = strnlen(s, max + 1);
+	if (n > max)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return false;
+	json_t *j = json_stringn(s, n);
+	json_decref(j);
+	return j != NULL;
+}
+
+int store_hold_check(const char *reason, const char *by, struct cdn_err *err)
+{
+	if (!reason || !*reason || !text_ok(reason, 255))
+		return cdn_err_msg(err, EINVAL,
+				   "a hold needs a reason: 1 to 255 bytes of printable UTF-8 text");
+	if (!by || !text_ok(by, 127))
+		return cdn_err_msg(err, EINVAL, "a hold's holder is not printable text");
+	return 0;
+}
+
+void store_run_marks_json(const struct store_run_marks *m, struct json_t *obj)
+{
+	char when[CDN_RFC3339_MAX];
+	if (m->hold_ms) {
+		cdn_rfc3339(m->hold_ms, CDN_TIME_S, when, sizeof(when));
+		json_object_set_new(obj, "hold",
+				    json_pack("{s:s, s:s, s:s}", "reason", m->hold_reason, "by",
+					      m->hold_by, "since", when));
+	}
+	json_t *pruned = NULL;
+	for (int k = 0; k < RETAIN_N; k++) {
+		if (!m->pruned_ms[k])
+			continue;
+		if (!pruned)
+			pruned = json_object();
+		cdn_rfc3339(m->pruned_ms[k], CDN_TIME_S, when, sizeof(when));
+		json_object_set_new(pruned, retain_names[k], json_string(when));
+	}
+	if (pruned)
+		json_object_set_new(obj, "pruned", pruned);
+}
+
+/* "90d" into seconds; "default" (a workspace) or "forever" (the operator)
+ * into 0. */
+int store_age_parse(const char *s, int64_t *out, struct cdn_err *err)
+{
+	if (!strcmp(s, "default") || !strcmp(s, "forever")) {
+		*out = 0;
+		return 0;
+	}
+	uint64_t ms;
+	int r = cdn_parse_duration_ms(s, &ms, err);
+	if (r < 0)
+		return r;
+	if (ms < 1000 || ms % 1000 || ms / 1000 > (uint64_t)STORE_AGE_MAX_S)
+		return cdn_err_msg(err, ERANGE,
+				   "age '%s': whole seconds from 1s to 100 years, such as 90d", s);
+	*out = (int64_t)(ms / 1000);
+	return 0;
+}
+
+static json_t *ages_json(const int64_t v[RETAIN_N])
+{
+	json_t *o = json_object();
+	for (int k = 0; k < RETAIN_N; k++)
+		json_object_set_new(o, store_retain_name((enum store_retain)k),
+				    v[k] ? json_integer(v[k]) : json_null());
+	return o;
+}
+
+struct json_t *store_retention_json(const char *ws, const struct store_retention *op,
+			   const struct store_retention *own)
+{
+	int64_t eff[RETAIN_N];
+	store_retention_effective(op, own, eff);
+	return json_pack("{s:s, s:o, s:o, s:{s:o, s:o}}", "workspace", ws, "effective",
+			 ages_json(eff), "workspace_ages", ages_json(own->age_s), "operator",
+			 "default", ages_json(op->age_s), "max", ages_json(op->max_s));
 }
 

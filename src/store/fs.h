@@ -84,6 +84,9 @@ int store_open_target(struct store *s, const char *path, struct atomic_file *af,
 
 /* --------------------------------------------------------------- blobs */
 
+/* Whether blob hex is stored (with that size, unless size < 0); if so its
+ * mtime is set to now: writers call this before naming a stored blob
+ * instead of storing it, and pruning spares a blob used recently. */
 bool store_blob_present(struct store *s, const char *hex, int64_t size);
 int store_blob_open(struct store *s, const char *hex, int *fd, struct stat *st,
 		    struct cdn_err *err);

@@ -38,5 +38,9 @@ const char *store_kind_name(enum store_kind kind);
 
 int store_item_check(const struct store_item *it, struct cdn_err *err);
 int store_run_check(const struct store_run *r, struct cdn_err *err);
+/* Ages in 0..STORE_AGE_MAX_S; max_s only in the operator's (ws ""). */
+int store_retention_check(const char *ws, const struct store_retention *r, struct cdn_err *err);
+/* A hold's reason (1..255 bytes) and who (under 128), printable UTF-8. */
+int store_hold_check(const char *reason, const char *by, struct cdn_err *err);
 
 #endif

@@ -344,6 +344,124 @@ int store_run_claim(struct store *s, const struct store_run *r, struct cdn_err *
  */
 int store_runs_recover(struct store *s, struct cdn_err *err);
 
+/* -------------------------------------------------------------- retention */
+
+/*
+ * How long what a run leaves is kept, by kind, counted from the run's end
+ * (docs/retention.md). Pruning a kind removes:
+ *   RETAIN_FILES      stdout, stderr and steps.json;
+ *   RETAIN_ARTIFACTS  artifacts/, and each artifact's blob that nothing
+ *                     kept still names;
+ *   RETAIN_EVIDENCE   events.ndjson and audit.jsonl: no evidence pack can
+ *                     be exported after;
+ *   RETAIN_RECORDS    the record itself and everything left of the run.
+ */
+struct json_t;
+enum store_retain { RETAIN_RECORDS, RETAIN_FILES, RETAIN_ARTIFACTS, RETAIN_EVIDENCE, RETAIN_N };
+
+#define STORE_AGE_MAX_S (100ll * 366 * 86400) /* an age over a century is a typo */
+
+/* Ages in seconds; 0 means not set. For the operator (workspace ""),
+ * age_s is the default and max_s the most a workspace may set (0: no
+ * bound); a workspace's row has no max_s. */
+struct store_retention {
+	int64_t age_s[RETAIN_N];
+	int64_t max_s[RETAIN_N];
+};
+
+const char *store_retain_name(enum store_retain k);
+int store_retain_parse(const char *name, enum store_retain *k);
+
+/* ws "" is the operator's. An absent row reads as all zeros. */
+int store_retention_get(struct store *s, const char *ws, struct store_retention *out,
+			struct cdn_err *err);
+/* Replaces the row (all zeros deletes it). */
+int store_retention_put(struct store *s, const char *ws, const struct store_retention *r,
+			struct cdn_err *err);
+
+/* What applies to ws, by kind, in seconds (0: kept for ever): the
+ * workspace's age if set, else the operator's default; never more than
+ * the operator's bound, which a lowered bound can make the case. */
+void store_retention_effective(const struct store_retention *op, const struct store_retention *ws,
+			       int64_t out[RETAIN_N]);
+
+/* A hold keeps a run past every age, until released; pruned_ms[k] says
+ * when kind k was pruned (0: not). pruned_ms[RETAIN_RECORDS] stays 0: a
+ * pruned record is gone. */
+struct store_run_marks {
+	char hold_reason[256];
+	char hold_by[128];
+	int64_t hold_ms; /* 0: no hold */
+	int64_t pruned_ms[RETAIN_N];
+};
+
+/* "90d", "12h", "30m", "10s" into seconds (1 s to STORE_AGE_MAX_S);
+ * "default" and "forever" into 0 (unset). */
+int store_age_parse(const char *s, int64_t *out, struct cdn_err *err);
+/* {"workspace", "effective", "workspace_ages", "operator": {"default",
+ * "max"}}: ages in seconds by kind, null when unset. */
+struct json_t *store_retention_json(const char *ws, const struct store_retention *op,
+				    const struct store_retention *own);
+
+/* All zeros when the run has none; -ENOENT when there is no such run. */
+int store_run_marks_get(struct store *s, const char *id, struct store_run_marks *out,
+			struct cdn_err *err);
+/* -ENOENT unless the run exists in ws. Holding a held run replaces the
+ * reason; releasing a run with no hold is not an error. */
+int store_run_hold(struct store *s, const char *ws, const char *id, const char *reason,
+		   const char *by, struct cdn_err *err);
+int store_run_release(struct store *s, const char *ws, const char *id, struct cdn_err *err);
+/* Adds "hold" ({reason, by, since}) and "pruned" ({kind: when}) to obj,
+ * each only when there is one (times in RFC 3339). */
+void store_run_marks_json(const struct store_run_marks *m, struct json_t *obj);
+int store_run_mark_pruned(struct store *s, const char *id, enum store_retain k, int64_t when_ms,
+			  struct cdn_err *err);
+
+/* Finished, unheld runs of ws that ended before cutoff_ms and whose kind
+ * k is not pruned yet (for RETAIN_RECORDS: every such run), oldest
+ * first, at most max ids. Free with free(). */
+int store_prune_due(struct store *s, const char *ws, enum store_retain k, int64_t cutoff_ms,
+		    size_t max, char (**ids)[STORE_RUN_ID_MAX + 1], size_t *n, struct cdn_err *err);
+/* The workspaces that have runs, or a retention row. Free with free(). */
+int store_prune_workspaces(struct store *s, char (**wss)[STORE_MAX_NAME + 1], size_t *n,
+			   struct cdn_err *err);
+/* Deletes the record and its marks (not its files: store_run_prune). */
+int store_run_delete(struct store *s, const char *id, struct cdn_err *err);
+/* Whether a run other than skip_id whose artifacts are not pruned names
+ * the blob hex in its result (conservative: any mention counts). */
+int store_blob_in_runs(struct store *s, const char *hex, const char *skip_id, bool *used,
+		       struct cdn_err *err);
+/* The trees registered items use, each once. Free with free(). */
+int store_item_trees(struct store *s, char (**trees)[STORE_HASH_HEX + 1], size_t *n,
+		     struct cdn_err *err);
+/* created_ms of the oldest run not finished, or 0 when there is none. */
+int store_oldest_unfinished(struct store *s, int64_t *created_ms, struct cdn_err *err);
+
+/* One pass of pruning (prune.c): every workspace's runs by the ages that
+ * apply to it (store_retention_effective), or ws's alone. */
+struct prune_opts {
+	const char *workspace; /* NULL: every workspace */
+	int64_t now_ms;	       /* 0: now */
+	bool dry_run;	       /* report what is due, change nothing */
+	/* An artifact's blob used (stored again, or found stored) less than
+	 * this long ago is kept even when nothing names it yet: a run or a
+	 * registration in progress may be about to. -1: the default, 1 hour. */
+	int64_t blob_grace_ms;
+	/* Called for each thing pruned (or due, in a dry run). */
+	void (*on_pruned)(void *ctx, const char *ws, const char *run_id, enum store_retain k);
+	void *ctx;
+};
+
+struct prune_report {
+	uint64_t runs[RETAIN_N]; /* by kind: records deleted, files, artifacts, evidence pruned */
+	uint64_t blobs;		 /* artifact blobs removed */
+	uint64_t bytes;		 /* bytes of files and blobs removed */
+	uint64_t failed;	 /* runs that could not be pruned (the first error is returned) */
+};
+
+int store_prune(struct store *s, const struct prune_opts *o, struct prune_report *rep,
+		struct cdn_err *err);
+
 /* --------------------------------------------------------------- api keys */
 
 struct store_key {

@@ -118,6 +118,32 @@ static const char *const schema_steps[] = {
 	 "ALTER TABLE runs ADD COLUMN stdout_sha256 TEXT NOT NULL DEFAULT '';"
 	 "ALTER TABLE runs ADD COLUMN stderr_sha256 TEXT NOT NULL DEFAULT '';"
 	 "PRAGMA user_version = 5;"),
+	/* 6: retention (docs/retention.md): the operator's ages and bounds
+	 * (workspace '') and each workspace's ages, in seconds, 0 for unset;
+	 * a run's hold and when each kind of what it left was pruned; and
+	 * finished runs by age, what pruning reads. */
+	("CREATE TABLE retention ("
+	 " workspace TEXT PRIMARY KEY,"
+	 " records_s INTEGER NOT NULL DEFAULT 0 CHECK (records_s >= 0),"
+	 " files_s INTEGER NOT NULL DEFAULT 0 CHECK (files_s >= 0),"
+	 " artifacts_s INTEGER NOT NULL DEFAULT 0 CHECK (artifacts_s >= 0),"
+	 " evidence_s INTEGER NOT NULL DEFAULT 0 CHECK (evidence_s >= 0),"
+	 " records_max_s INTEGER NOT NULL DEFAULT 0 CHECK (records_max_s >= 0),"
+	 " files_max_s INTEGER NOT NULL DEFAULT 0 CHECK (files_max_s >= 0),"
+	 " artifacts_max_s INTEGER NOT NULL DEFAULT 0 CHECK (artifacts_max_s >= 0),"
+	 " evidence_max_s INTEGER NOT NULL DEFAULT 0 CHECK (evidence_max_s >= 0),"
+	 " updated INTEGER NOT NULL);"
+	 "CREATE TABLE run_marks ("
+	 " run_id TEXT PRIMARY KEY,"
+	 " hold_reason TEXT NOT NULL DEFAULT '',"
+	 " hold_by TEXT NOT NULL DEFAULT '',"
+	 " hold_ms INTEGER NOT NULL DEFAULT 0,"
+	 " files_pruned_ms INTEGER NOT NULL DEFAULT 0,"
+	 " artifacts_pruned_ms INTEGER NOT NULL DEFAULT 0,"
+	 " evidence_pruned_ms INTEGER NOT NULL DEFAULT 0);"
+	 "CREATE INDEX runs_finished ON runs (workspace, finished_ms, id)"
+	 " WHERE status NOT IN ('created', 'running');"
+	 "PRAGMA user_version = 6;"),
 };
 
 #define SCHEMA_VERSION ((int)CDN_ARRAY_SIZE(schema_steps))

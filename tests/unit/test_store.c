@@ -177,7 +177,7 @@ static void test_open_layout(void **state)
 	sqlite3_stmt *st;
 	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int(st, 0), 5);
+	assert_int_equal(sqlite3_column_int(st, 0), 6);
 	sqlite3_finalize(st);
 	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
@@ -1772,6 +1772,8 @@ static void test_schema_3_upgrade(void **state)
 				      "ALTER TABLE runs DROP COLUMN audit_records;"
 				      "ALTER TABLE runs DROP COLUMN stdout_sha256;"
 				      "ALTER TABLE runs DROP COLUMN stderr_sha256;"
+				      "DROP INDEX runs_finished; DROP TABLE run_marks;"
+				      "DROP TABLE retention;"
 				      "PRAGMA user_version = 3;",
 				      NULL, NULL, NULL),
 			 SQLITE_OK);
@@ -1827,6 +1829,8 @@ static void test_audit_anchor(void **state)
 				      "ALTER TABLE runs DROP COLUMN audit_records;"
 				      "ALTER TABLE runs DROP COLUMN stdout_sha256;"
 				      "ALTER TABLE runs DROP COLUMN stderr_sha256;"
+				      "DROP INDEX runs_finished; DROP TABLE run_marks;"
+				      "DROP TABLE retention;"
 				      "PRAGMA user_version = 4;",
 				      NULL, NULL, NULL),
 			 SQLITE_OK);
@@ -1902,6 +1906,151 @@ static void test_concurrent_processes(void **state)
 	store_close(s);
 }
 
+static void test_retention_ages(void **state)
+{
+	struct fx *f = *state;
+	struct cdn_err err = { 0 };
+	int64_t v;
+	assert_int_equal(store_age_parse("90d", &v, &err), 0);
+	assert_int_equal(v, 90 * 86400);
+	assert_int_equal(store_age_parse("12h", &v, &err), 0);
+	assert_int_equal(v, 12 * 3600);
+	assert_int_equal(store_age_parse("forever", &v, &err), 0);
+	assert_int_equal(v, 0);
+	assert_true(store_age_parse("0s", &v, &err) < 0);
+	assert_true(store_age_parse("500ms", &v, &err) < 0);
+	assert_true(store_age_parse("-1d", &v, &err) < 0);
+	assert_true(store_age_parse("36600d", &v, &err) == 0);
+	assert_true(store_age_parse("36700d", &v, &err) < 0);
+	assert_true(store_age_parse("90days", &v, &err) < 0);
+
+	/* The operator's default and bound; a workspace's own age within it. */
+	struct store_retention op = { 0 }, ws = { 0 }, got;
+	op.age_s[RETAIN_RECORDS] = 90 * 86400;
+	op.max_s[RETAIN_RECORDS] = 365 * 86400;
+	op.age_s[RETAIN_FILES] = 30 * 86400;
+	assert_int_equal(store_retention_put(f->s, "", &op, &err), 0);
+	ws.age_s[RETAIN_RECORDS] = 400 * 86400; /* over the bound: clamped */
+	ws.age_s[RETAIN_ARTIFACTS] = 7 * 86400;
+	assert_int_equal(store_retention_put(f->s, "team", &ws, &err), 0);
+	assert_int_equal(store_retention_get(f->s, "team", &got, &err), 0);
+	assert_memory_equal(&got, &ws, sizeof(ws));
+	assert_int_equal(store_retention_get(f->s, "nobody", &got, &err), 0);
+	for (int k = 0; k < RETAIN_N; k++)
+		assert_int_equal(got.age_s[k] | got.max_s[k], 0);
+
+	int64_t eff[RETAIN_N];
+	store_retention_effective(&op, &ws, eff);
+	assert_int_equal(eff[RETAIN_RECORDS], 365 * 86400);
+	assert_int_equal(eff[RETAIN_FILES], 30 * 86400);
+	assert_int_equal(eff[RETAIN_ARTIFACTS], 7 * 86400);
+	/* Evidence has no age of its own: it goes with the record. */
+	assert_int_equal(eff[RETAIN_EVIDENCE], 365 * 86400);
+	store_retention_effective(&op, NULL, eff);
+	assert_int_equal(eff[RETAIN_RECORDS], 90 * 86400);
+
+	/* Only the operator sets a bound, and its default sits within it. */
+	struct store_retention bad = { 0 };
+	bad.max_s[RETAIN_FILES] = 10;
+	assert_int_equal(store_retention_put(f->s, "team", &bad, &err), -EINVAL);
+	bad.age_s[RETAIN_FILES] = 20;
+	assert_int_equal(store_retention_put(f->s, "", &bad, &err), -EINVAL);
+	bad = (struct store_retention){ 0 };
+	bad.age_s[RETAIN_EVIDENCE] = -5;
+	assert_int_equal(store_retention_put(f->s, "team", &bad, &err), -ERANGE);
+	/* A refused put changed nothing. */
+	assert_int_equal(store_retention_get(f->s, "team", &got, &err), 0);
+	assert_memory_equal(&got, &ws, sizeof(ws));
+	/* All zeros deletes the row. */
+	assert_int_equal(store_retention_put(f->s, "team", &(struct store_retention){ 0 }, &err),
+			 0);
+	assert_int_equal(store_retention_get(f->s, "team", &got, &err), 0);
+	assert_int_equal(got.age_s[RETAIN_ARTIFACTS], 0);
+}
+
+static void test_retention_due_and_holds(void **state)
+{
+	struct fx *f = *state;
+	struct cdn_err err = { 0 };
+	struct store_run rs[] = {
+		run("old", "bot", 1000, RUN_SUCCEEDED), run("mid", "bot", 2000, RUN_FAILED),
+		run("new", "bot", 9000, RUN_SUCCEEDED), run("live", "bot", 500, RUN_RUNNING),
+	};
+	rs[0].finished_ms = 1500;
+	rs[1].finished_ms = 2500;
+	rs[2].finished_ms = 9500;
+	for (size_t i = 0; i < 4; i++)
+		assert_int_equal(store_run_create(f->s, &rs[i], &err), 0);
+	struct store_run other = run("else", "bot", 100, RUN_SUCCEEDED);
+	other.finished_ms = 200;
+	snprintf(other.workspace, sizeof(other.workspace), "team2");
+	assert_int_equal(store_run_create(f->s, &other, &err), 0);
+
+	char(*ids)[STORE_RUN_ID_MAX + 1] = NULL;
+	size_t n = 0;
+	/* Oldest first; a run not finished is never due; other workspaces not. */
+	assert_int_equal(store_prune_due(f->s, "default", RETAIN_FILES, 5000, 10, &ids, &n, &err),
+			 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(ids[0], "old");
+	assert_string_equal(ids[1], "mid");
+	free(ids);
+
+	/* A hold takes a run out of every kind; the reason is kept. */
+	assert_int_equal(store_run_hold(f->s, "default", "old", "incident 42", "ops", &err), 0);
+	assert_int_equal(store_run_hold(f->s, "team2", "mid", "wrong ws", "ops", &err), -ENOENT);
+	assert_true(store_run_hold(f->s, "default", "mid", "", "ops", &err) < 0);
+	assert_true(store_run_hold(f->s, "default", "mid", "bad\nreason", "ops", &err) < 0);
+	struct store_run_marks m;
+	assert_int_equal(store_run_marks_get(f->s, "old", &m, &err), 0);
+	assert_string_equal(m.hold_reason, "incident 42");
+	assert_string_equal(m.hold_by, "ops");
+	assert_true(m.hold_ms > 0);
+	for (int k = 0; k < RETAIN_N; k++) {
+		ids = NULL;
+		assert_int_equal(store_prune_due(f->s, "default", (enum store_retain)k, 5000, 10,
+						 &ids, &n, &err),
+				 0);
+		assert_int_equal(n, 1);
+		assert_string_equal(ids[0], "mid");
+		free(ids);
+	}
+
+	/* A kind marked pruned is no longer due for that kind, but the record
+	 * still is. */
+	assert_int_equal(store_run_mark_pruned(f->s, "mid", RETAIN_FILES, 6000, &err), 0);
+	ids = NULL;
+	assert_int_equal(store_prune_due(f->s, "default", RETAIN_FILES, 5000, 10, &ids, &n, &err),
+			 0);
+	assert_int_equal(n, 0);
+	free(ids);
+	ids = NULL;
+	assert_int_equal(store_prune_due(f->s, "default", RETAIN_RECORDS, 5000, 10, &ids, &n,
+					 &err),
+			 0);
+	assert_int_equal(n, 1);
+	free(ids);
+	assert_int_equal(store_run_marks_get(f->s, "mid", &m, &err), 0);
+	assert_int_equal(m.pruned_ms[RETAIN_FILES], 6000);
+	assert_int_equal(m.hold_ms, 0);
+
+	/* Released, the held run is due again; releasing twice is no error. */
+	assert_int_equal(store_run_release(f->s, "default", "old", &err), 0);
+	assert_int_equal(store_run_release(f->s, "default", "old", &err), 0);
+	ids = NULL;
+	assert_int_equal(store_prune_due(f->s, "default", RETAIN_EVIDENCE, 5000, 10, &ids, &n,
+					 &err),
+			 0);
+	assert_int_equal(n, 2);
+	free(ids);
+
+	/* Deleting the record takes its marks with it. */
+	assert_int_equal(store_run_delete(f->s, "mid", &err), 0);
+	struct store_run got;
+	assert_int_equal(store_run_get(f->s, "mid", &got, &err), -ENOENT);
+	assert_int_equal(store_run_marks_get(f->s, "mid", &m, &err), -ENOENT);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1937,6 +2086,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_audit_anchor, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_schema_3_upgrade, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_processes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_retention_ages, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_retention_due_and_holds, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
