@@ -86,7 +86,8 @@ static struct job *next_fair(struct server *sv)
 	return NULL;
 }
 
-/* Marks a record that never ran or was stopped. */
+/* The dispatcher is done with run id: marks its record when it never ran
+ * or was stopped, and counts it in the metrics as its record ends. */
 static void mark(struct server *sv, const char *id, enum store_run_status st, const char *why)
 {
 	struct store_run r;
@@ -103,6 +104,7 @@ static void mark(struct server *sv, const char *id, enum store_run_status st, co
 		if (store_run_update(sv->s, &r, &err) < 0)
 			fprintf(stderr, "cordon serve: run %s: %s\n", id, err.msg);
 	}
+	metrics_run_finished(sv, &r);
 	store_run_clear(&r);
 }
 

@@ -39,6 +39,12 @@ struct serve_config {
 	 * most; 0: a quarter of --queue (at least 1), and --concurrency. */
 	unsigned workspace_queue;
 	unsigned workspace_concurrency;
+	/* /metrics on a TCP listener of its own ("ADDR:PORT"); NULL: off, and
+	 * /metrics is only on STATE/serve.sock. With a token file, a scrape
+	 * needs "Authorization: Bearer TOKEN" and gets the per-workspace
+	 * series; without, it gets server-wide ones only (docs/metrics.md). */
+	const char *metrics_listen;
+	const char *metrics_token_file;
 };
 
 /* The API's route table (the one serve dispatches by, and authorizes by):
