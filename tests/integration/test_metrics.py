@@ -277,3 +277,47 @@ def test_metrics_token_file_is_checked(tmp_path):
     assert r.returncode == 125 and "needs --metrics-listen" in r.stderr, r.stderr
     r = serve("--metrics-listen", "localhost:x")
     assert r.returncode == 125 and "--metrics-listen: expected" in r.stderr, r.stderr
+
+
+def claim_pid(run_id):
+    """The `cordon run --claim RUN_ID` process serve started for a run."""
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            argv = open(f"/proc/{p}/cmdline", "rb").read().split(b"\0")
+        except OSError:
+            continue
+        if b"--claim" in argv and run_id.encode() in argv:
+            return int(p)
+    return None
+
+
+def test_a_run_whose_process_dies_is_an_error_at_once(tmp_path):
+    """A run's process killed mid-run (SIGKILL: it writes no end) is marked
+    error by serve as soon as it is reaped, not at serve's next start, and
+    is counted so: the dashboard and the metrics stop calling it running."""
+    s = Server(tmp_path)
+    s.owner = s.cli("init").stdout.strip().splitlines()[-1]
+    assert s.cli("agent", "register", str(agent(tmp_path, "sleeper", "echo start; sleep 30\n"))).returncode == 0
+    s.start()
+    try:
+        st, j, _, _ = s.req("POST", "/v1/runs", s.owner, body={"agent": "sleeper"})
+        assert st == 202, j
+        rid = j["id"]
+        assert s.wait_running(s.owner, rid)
+        pid = claim_pid(rid)
+        assert pid, "no run process"
+        os.kill(pid, signal.SIGKILL)
+        rec = s.wait_final(s.owner, rid, timeout=10)
+        assert rec["status"] == "error" and "supervisor died" in rec["error"], rec
+        for _ in range(50):
+            m = parse(unix_get(s.state / "serve.sock", "/metrics")[2])
+            if value(m, "cordon_runs_total", workspace="default", status="error") == 1:
+                break
+            time.sleep(0.1)
+        assert value(m, "cordon_runs_total", workspace="default", status="error") == 1
+        assert value(m, "cordon_runs_running") == 0
+        assert value(m, "cordon_run_duration_seconds_count") == 1
+    finally:
+        s.stop(signal.SIGKILL)
