@@ -58,8 +58,10 @@ static void finished(struct server *sv, const char *ws, enum store_run_status st
 
 static void has(const char *text, const char *line)
 {
-	if (!strstr(text, line))
-		fail_msg("no \"%s\" in:\n%s", line, text);
+	const char *at = strstr(text, line);
+	if (!at)
+		print_error("missing line: %s\nin:\n%s", line, text);
+	assert_non_null(at);
 }
 
 static void test_runs_counted(void **state)
