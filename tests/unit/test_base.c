@@ -909,7 +909,8 @@ static void test_proc_usage(void **state)
 	/* Some CPU time, then the counter has not gone back. */
 	volatile uint64_t spin = 0;
 	for (uint64_t i = 0; i < 20000000; i++)
-		spin += i;
+		spin = spin + i;
+	assert_true(spin > 0);
 	assert_int_equal(cdn_proc_usage((int)getpid(), &later), 0);
 	assert_true(later.utime_ticks + later.stime_ticks >= u.utime_ticks + u.stime_ticks);
 	assert_int_equal(cdn_proc_usage(-1, &u), -ENOENT);
