@@ -71,7 +71,10 @@ struct metrics {
  * workspace's name). One line; its newline is not part of the token. */
 static int token_load(struct metrics *m, const char *path, struct cdn_err *err)
 {
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	/* O_NONBLOCK: a FIFO there must not hang the start (it is refused
+	 * below). A symlink is followed, and its target checked: secret
+	 * mounts (Kubernetes') are links. */
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0)
 		return cdn_err_set(err, errno, "--metrics-token-file: open %s", path);
 	struct stat st;

@@ -252,8 +252,8 @@ def test_metrics_listen_without_a_token_names_no_workspace(tmp_path):
 
 
 def test_metrics_token_file_is_checked(tmp_path):
-    """A token file others can read, a short token, or a token without a
-    listener: serve refuses to start and says why."""
+    """A token file others can read, a short token, a FIFO, or a token
+    without a listener: serve refuses to start and says why."""
     state = tmp_path / "state"
     state.mkdir(mode=0o700)
     env = dict(os.environ, CORDON_STATE=str(state))
@@ -273,6 +273,10 @@ def test_metrics_token_file_is_checked(tmp_path):
     r = serve("--metrics-listen", port, "--metrics-token-file", str(f))
     assert r.returncode == 125 and "16 to 1024" in r.stderr, r.stderr
     assert "short" not in r.stderr  # the token is never shown
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo, 0o600)
+    r = serve("--metrics-listen", port, "--metrics-token-file", str(fifo))  # must not hang
+    assert r.returncode == 125 and "not a regular file" in r.stderr, r.stderr
     r = serve("--metrics-token-file", str(f))
     assert r.returncode == 125 and "needs --metrics-listen" in r.stderr, r.stderr
     r = serve("--metrics-listen", "localhost:x")
