@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "base/cleanup.h"
+#include "base/file.h"
 
 static ssize_t read_some(int fd, void *buf, size_t len)
 {
@@ -76,26 +77,34 @@ static bool same_trimmed(const char *a, const char *b)
 	return x[0] && !strcmp(x, y);
 }
 
-/* starttime, the 22nd field of /proc/PID/stat text `buf`: the 20th after
- * the comm's closing parenthesis. 0 when it is not there. */
-static uint64_t stat_start(const char *buf)
+/* Field n (n >= 3) of /proc/PID/stat text `buf`, a number: the (n - 2)th
+ * after the comm's closing parenthesis. False when it is not there. */
+static bool stat_field(const char *buf, int n, uint64_t *out)
 {
 	/* "pid (comm) S ...": comm may hold ')' itself, so the last one. */
 	const char *p = strrchr(buf, ')');
-	if (!p)
-		return 0;
+	if (!p || n < 3)
+		return false;
 	p++;
-	for (int field = 3; field < 22; field++) {
+	for (int field = 3; field < n; field++) {
 		p = strchr(p + 1, ' ');
 		if (!p)
-			return 0;
+			return false;
 	}
 	char *end;
 	errno = 0;
 	unsigned long long v = strtoull(p + 1, &end, 10);
 	if (errno || end == p + 1 || (*end != ' ' && *end != '\n' && *end != '\0'))
-		return 0;
-	return (uint64_t)v;
+		return false;
+	*out = (uint64_t)v;
+	return true;
+}
+
+/* starttime, the 22nd field; 0 when it is not there. */
+static uint64_t stat_start(const char *buf)
+{
+	uint64_t v;
+	return stat_field(buf, 22, &v) ? v : 0;
 }
 
 uint64_t cdn_proc_start(int pid)
@@ -107,6 +116,46 @@ uint64_t cdn_proc_start(int pid)
 	if (read_small(path, buf, sizeof(buf)) <= 0)
 		return 0;
 	return stat_start(buf);
+}
+
+int cdn_proc_usage(int pid, struct cdn_proc_usage *out)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	ssize_t n = read_small(path, buf, sizeof(buf));
+	if (n < 0)
+		return (int)n;
+	memset(out, 0, sizeof(*out));
+	if (!stat_field(buf, 14, &out->utime_ticks) || !stat_field(buf, 15, &out->stime_ticks) ||
+	    !stat_field(buf, 22, &out->start_ticks) || !stat_field(buf, 23, &out->vsize_bytes) ||
+	    !stat_field(buf, 24, &out->rss_pages))
+		return -EINVAL;
+	return 0;
+}
+
+int cdn_boot_time(uint64_t *secs)
+{
+	_cleanup_close_ int fd = open("/proc/stat", O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return -errno;
+	/* A line per CPU comes first: a few KiB each on large machines. */
+	_cleanup_free_ char *text = NULL;
+	size_t len;
+	int r = cdn_read_fd(fd, 4u << 20, &text, &len);
+	if (r < 0)
+		return r;
+	for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+		if (strncmp(p, "btime ", 6) != 0)
+			continue;
+		char *end;
+		errno = 0;
+		unsigned long long v = strtoull(p + 6, &end, 10);
+		if (errno || end == p + 6 || (*end != '\n' && *end != '\0'))
+			return -EINVAL;
+		*secs = (uint64_t)v;
+		return 0;
+	}
+	return -ENOENT;
 }
 
 /* See proc.h. */

@@ -25,10 +25,11 @@ static void serve_usage(FILE *out)
 	      "       cordon serve --routes [--json]\n"
 	      "\n"
 	      "Run cordon as a service: the HTTP API under /v1 (docs/api.md), the dashboard\n"
-	      "at /, a dispatcher that runs agents from bounded queues, and /healthz on the\n"
-	      "unix socket STATE/serve.sock. Requests need an API key (cordon init makes the\n"
-	      "first). SIGTERM or SIGINT drains: no new runs, queued ones are cancelled,\n"
-	      "running ones get --drain-timeout to finish and are then stopped.\n"
+	      "at /, a dispatcher that runs agents from bounded queues, and /healthz and\n"
+	      "/metrics (Prometheus) on the unix socket STATE/serve.sock. Requests need an\n"
+	      "API key (cordon init makes the first). SIGTERM or SIGINT drains: no new runs,\n"
+	      "queued ones are cancelled, running ones get --drain-timeout to finish and are\n"
+	      "then stopped.\n"
 	      "\n"
 	      "Options:\n"
 	      "      --listen ADDR:PORT     where the API listens (default 127.0.0.1:8470)\n"
@@ -53,6 +54,15 @@ static void serve_usage(FILE *out)
 	      "      --register-root DIR    let owners register agents and capabilities by a\n"
 	      "                             path on this machine, below DIR (default: off;\n"
 	      "                             they upload the directory as a tar.gz)\n"
+	      "      --metrics-listen ADDR:PORT  also serve GET /metrics on this TCP address\n"
+	      "                             (default: off; /metrics is on serve.sock only).\n"
+	      "                             Without --metrics-token-file anyone who reaches it\n"
+	      "                             gets server-wide series only, never a workspace's\n"
+	      "                             name (docs/metrics.md)\n"
+	      "      --metrics-token-file FILE  with --metrics-listen: every scrape must send\n"
+	      "                             Authorization: Bearer TOKEN (FILE's one line, at\n"
+	      "                             least 16 characters, mode 600 or 640), and gets the\n"
+	      "                             per-workspace series too\n"
 	      "      --routes               print the API's routes and the role each needs\n"
 	      "                             (the table the server authorizes by), and exit\n"
 	      "      --json                 with --routes: as JSON\n"
@@ -108,7 +118,8 @@ static int uint_opt(const char *name, const char *v, uint64_t max, unsigned *out
 int cmd_serve(int argc, char **argv)
 {
 	enum { O_LISTEN = 256, O_STATE, O_CONC, O_QUEUE, O_DRAIN, O_HOSTS, O_PRIVATE, O_CA, O_ROOT,
-	       O_WSQUEUE, O_WSCONC, O_STREAMS, O_UPLOADS, O_PROXY, O_ROUTES, O_JSON, O_PRUNE };
+	       O_WSQUEUE, O_WSCONC, O_STREAMS, O_UPLOADS, O_PROXY, O_ROUTES, O_JSON, O_PRUNE,
+	       O_METRICS_LISTEN, O_METRICS_TOKEN };
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, O_LISTEN },
 		{ "state", required_argument, NULL, O_STATE },
@@ -125,6 +136,8 @@ int cmd_serve(int argc, char **argv)
 		{ "uploads", required_argument, NULL, O_UPLOADS },
 		{ "trusted-proxy", required_argument, NULL, O_PROXY },
 		{ "prune-interval", required_argument, NULL, O_PRUNE },
+		{ "metrics-listen", required_argument, NULL, O_METRICS_LISTEN },
+		{ "metrics-token-file", required_argument, NULL, O_METRICS_TOKEN },
 		{ "routes", no_argument, NULL, O_ROUTES },
 		{ "json", no_argument, NULL, O_JSON },
 		{ "help", no_argument, NULL, 'h' },
@@ -206,6 +219,12 @@ int cmd_serve(int argc, char **argv)
 			cfg.prune_interval_s = (unsigned)(ms / 1000);
 			break;
 		}
+		case O_METRICS_LISTEN:
+			cfg.metrics_listen = optarg;
+			break;
+		case O_METRICS_TOKEN:
+			cfg.metrics_token_file = optarg;
+			break;
 		case O_ROUTES:
 			routes = true;
 			break;
@@ -233,6 +252,11 @@ int cmd_serve(int argc, char **argv)
 	}
 	if (routes)
 		return print_routes(json);
+	if (cfg.metrics_token_file && !cfg.metrics_listen) {
+		cli_error("--metrics-token-file needs --metrics-listen (serve.sock's /metrics "
+			  "takes no token: its mode is the guard)");
+		return EXIT_CORDON;
+	}
 	if (!cfg.hosts_file && getenv("CORDON_HOSTS_FILE") && *getenv("CORDON_HOSTS_FILE"))
 		cfg.hosts_file = getenv("CORDON_HOSTS_FILE");
 	struct cdn_err err = { 0 };

@@ -86,7 +86,8 @@ static struct job *next_fair(struct server *sv)
 	return NULL;
 }
 
-/* Marks a record that never ran or was stopped. */
+/* The dispatcher is done with run id: marks its record when it never ran
+ * or was stopped, and counts it in the metrics as its record ends. */
 static void mark(struct server *sv, const char *id, enum store_run_status st, const char *why)
 {
 	struct store_run r;
@@ -103,6 +104,17 @@ static void mark(struct server *sv, const char *id, enum store_run_status st, co
 		if (store_run_update(sv->s, &r, &err) < 0)
 			fprintf(stderr, "cordon serve: run %s: %s\n", id, err.msg);
 	}
+	/* The run's process is gone and left its record running: it died
+	 * (SIGKILL, a crash) before it could write the end. The store's crash
+	 * recovery marks such a record now rather than at the next start, so
+	 * the run does not show as running, and is counted, until then. */
+	if (st == RUN_ERROR && r.status == RUN_RUNNING) {
+		(void)store_runs_recover(sv->s, NULL);
+		store_run_clear(&r);
+		if (store_run_get(sv->s, id, &r, &err) < 0)
+			return;
+	}
+	metrics_run_finished(sv, &r);
 	store_run_clear(&r);
 }
 

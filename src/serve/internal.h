@@ -86,6 +86,7 @@ struct server {
 	pthread_mutex_t prune_mu;
 	pthread_cond_t prune_cv;
 	bool pruner_started, prune_stop;
+	struct metrics *metrics; /* metrics.c; under its own lock */
 };
 
 /* pruner.c: prunes now and every cfg.prune_interval_s (0: never). */
@@ -121,6 +122,33 @@ void dispatch_counts(struct server *sv, unsigned *queued, unsigned *running, boo
 /* Stops taking runs, cancels the queued ones, waits for the running ones
  * up to timeout_s and then stops them; returns when none is left. */
 void dispatch_drain(struct server *sv, unsigned timeout_s);
+
+/* --------------------------------------------- metrics (metrics.c, prom.c) */
+
+/* Workspaces that get series of their own; runs of any past them count
+ * under workspace="_other" (no workspace name starts with '_'). */
+#define METRICS_MAX_WORKSPACES 1024
+/* A metrics token (--metrics-token-file): bytes, without the file's
+ * final newline. */
+#define METRICS_TOKEN_MIN 16
+#define METRICS_TOKEN_MAX 1024
+
+/* Makes sv->metrics, reading the token file when there is one. */
+int metrics_open(struct server *sv, struct cdn_err *err);
+void metrics_close(struct server *sv);
+/* Counts a run the dispatcher is done with (its final record). Takes the
+ * metrics lock only: callable with sv->mu held. */
+void metrics_run_finished(struct server *sv, const struct store_run *r);
+/* The whole exposition into *out (malloc'd, *len bytes); per_workspace
+ * adds the series that name workspaces. 0 or -ENOMEM. */
+int metrics_render(struct server *sv, bool per_workspace, char **out, size_t *len);
+/* GET /metrics: the reply, with every series or (per_workspace false) the
+ * server-wide ones only. */
+enum MHD_Result metrics_reply(struct server *sv, struct MHD_Connection *conn, bool per_workspace);
+/* The --metrics-listen daemon's request handler (cls: the server). */
+enum MHD_Result metrics_on_request(void *cls, struct MHD_Connection *conn, const char *url,
+				   const char *method, const char *version, const char *upload,
+				   size_t *upload_size, void **con_cls);
 
 /* ------------------------------------------------- one API request (serve.c) */
 
@@ -159,15 +187,24 @@ void api_time(int64_t ms, char *buf, size_t cap);
 void api_headers(struct MHD_Response *r);
 /* Steals j. */
 enum MHD_Result api_reply(struct MHD_Connection *conn, unsigned status, json_t *j);
+/* A body of type made elsewhere (steals data, which malloc made). */
+enum MHD_Result api_reply_buf(struct MHD_Connection *conn, unsigned status, const char *type,
+			      char *data, size_t len);
 /* The error body, {"error": {"code": ..., "message": ...}}. */
 enum MHD_Result api_fail(struct MHD_Connection *conn, unsigned status, const char *code,
 			 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* 405 with the methods the route takes (RFC 9110 15.5.6: Allow is required). */
 enum MHD_Result api_fail_allow(struct MHD_Connection *conn, const char *allow, const char *fmt,
 			       ...) __attribute__((format(printf, 3, 4)));
+/* The error body with one more header (hname: hval). */
+enum MHD_Result api_fail_header(struct MHD_Connection *conn, unsigned status, const char *code,
+				const char *hname, const char *hval, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
 /* A library call's failure (r, err) as its status: the one place a kind
  * of error becomes a status. */
 enum MHD_Result api_fail_err(struct MHD_Connection *conn, int r, const struct cdn_err *err);
+/* serve.c: the credentials of "Authorization: Bearer TOKEN", or NULL. */
+const char *api_bearer(struct MHD_Connection *conn);
 /* A packed directory's Content-Type (bundle.h): tar, or tar.gz. */
 bool api_bundle_type(const char *ct);
 /* The body as a JSON object, or NULL with *ret the reply saying why not. */

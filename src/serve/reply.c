@@ -55,6 +55,12 @@ static enum MHD_Result api_send_buf(struct MHD_Connection *conn, unsigned status
 	return ret;
 }
 
+enum MHD_Result api_reply_buf(struct MHD_Connection *conn, unsigned status, const char *type,
+			      char *data, size_t len)
+{
+	return api_send_buf(conn, status, type, data, len, NULL, NULL);
+}
+
 /* Steals j; adds one header when hname is set. */
 static enum MHD_Result api_reply_with(struct MHD_Connection *conn, unsigned status, json_t *j,
 				      const char *hname, const char *hval)
@@ -102,6 +108,16 @@ enum MHD_Result api_fail(struct MHD_Connection *conn, unsigned status, const cha
 	va_list ap;
 	va_start(ap, fmt);
 	enum MHD_Result ret = api_verror(conn, status, code, NULL, NULL, fmt, ap);
+	va_end(ap);
+	return ret;
+}
+
+enum MHD_Result api_fail_header(struct MHD_Connection *conn, unsigned status, const char *code,
+				const char *hname, const char *hval, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	enum MHD_Result ret = api_verror(conn, status, code, hname, hval, fmt, ap);
 	va_end(ap);
 	return ret;
 }

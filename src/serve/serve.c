@@ -188,7 +188,7 @@ static enum MHD_Result serve_asset(struct MHD_Connection *conn, const char *url)
  * the usual bound before anything is buffered (and are refused later). */
 /* The credentials of "Authorization: Bearer TOKEN". The scheme's name is
  * case-insensitive (RFC 9110 11.1: "bearer" and "BEARER" are Bearer). */
-static const char *bearer(struct MHD_Connection *conn)
+const char *api_bearer(struct MHD_Connection *conn)
 {
 	const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
 	if (!auth || strncasecmp(auth, "Bearer", 6) != 0 || (auth[6] != ' ' && auth[6] != '\t'))
@@ -201,7 +201,7 @@ static const char *bearer(struct MHD_Connection *conn)
 
 static bool upload_allowed(struct server *sv, struct MHD_Connection *conn)
 {
-	const char *token = bearer(conn);
+	const char *token = api_bearer(conn);
 	struct store_key key;
 	struct cdn_err err = { 0 };
 	return token && api_key_check(sv->s, token, &key, &err) == 0 &&
@@ -319,7 +319,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		c.seg[c.n_seg++] = p;
 	}
 
-	const char *token = bearer(conn);
+	const char *token = api_bearer(conn);
 	if (!token)
 		return api_fail(
 		    conn, 401, "unauthorized",
@@ -358,7 +358,8 @@ static void on_done(void *cls, struct MHD_Connection *conn, void **con_cls,
 	*con_cls = NULL;
 }
 
-/* /healthz on the unix socket. */
+/* /healthz and /metrics (every series: the socket is the server's
+ * user's alone) on the unix socket. */
 static enum MHD_Result on_health(void *cls, struct MHD_Connection *conn, const char *url,
 				 const char *method, const char *version, const char *upload,
 				 size_t *upload_size, void **con_cls)
@@ -368,8 +369,10 @@ static enum MHD_Result on_health(void *cls, struct MHD_Connection *conn, const c
 	(void)upload_size;
 	(void)con_cls;
 	struct server *sv = cls;
+	if (strcmp(method, "GET") == 0 && strcmp(url, "/metrics") == 0)
+		return metrics_reply(sv, conn, true);
 	if (strcmp(url, "/healthz") != 0 || strcmp(method, "GET") != 0)
-		return api_fail(conn, 404, "not_found", "only GET /healthz here");
+		return api_fail(conn, 404, "not_found", "only GET /healthz and GET /metrics here");
 	unsigned q, r;
 	bool d;
 	dispatch_counts(sv, &q, &r, &d);
@@ -383,12 +386,14 @@ static enum MHD_Result on_health(void *cls, struct MHD_Connection *conn, const c
 
 /* ------------------------------------------------------------------ main */
 
-static int parse_listen(const char *s, struct sockaddr_in *sa, struct cdn_err *err)
+/* opt: the option's name, for the message. */
+static int parse_listen(const char *opt, const char *s, struct sockaddr_in *sa,
+			struct cdn_err *err)
 {
 	char host[64];
 	const char *colon = strrchr(s, ':');
 	if (!colon || (size_t)(colon - s) >= sizeof(host))
-		return cdn_err_msg(err, EINVAL, "--listen: expected ADDR:PORT, got '%s'", s);
+		return cdn_err_msg(err, EINVAL, "%s: expected ADDR:PORT, got '%s'", opt, s);
 	snprintf(host, sizeof(host), "%.*s", (int)(colon - s), s);
 	char *end;
 	unsigned long port = strtoul(colon + 1, &end, 10);
@@ -397,9 +402,9 @@ static int parse_listen(const char *s, struct sockaddr_in *sa, struct cdn_err *e
 	sa->sin_port = htons((uint16_t)port);
 	if (*end || port == 0 || port > 65535 || inet_pton(AF_INET, host, &sa->sin_addr) != 1)
 		return cdn_err_msg(err, EINVAL,
-				   "--listen: expected an IPv4 ADDR:PORT such as 127.0.0.1:8470, "
+				   "%s: expected an IPv4 ADDR:PORT such as 127.0.0.1:8470, "
 				   "got '%s'",
-				   s);
+				   opt, s);
 	return 0;
 }
 
@@ -444,7 +449,7 @@ int serve_main(const struct serve_config *cfg, struct cdn_err *err)
 	sv->ws_queue_max = cfg->workspace_queue ? cfg->workspace_queue : (sv->queue_max + 3) / 4;
 	sv->ws_running_max = cfg->workspace_concurrency ? cfg->workspace_concurrency
 							: sv->concurrency;
-	struct MHD_Daemon *http = NULL, *health = NULL;
+	struct MHD_Daemon *http = NULL, *health = NULL, *metrics = NULL;
 	pthread_t dispatcher;
 	bool dispatcher_started = false;
 	int r = 0, hfd = -1;
@@ -474,7 +479,14 @@ int serve_main(const struct serve_config *cfg, struct cdn_err *err)
 	(void)store_runs_recover(sv->s, NULL);
 
 	struct sockaddr_in sa;
-	if ((r = parse_listen(cfg->listen ? cfg->listen : "127.0.0.1:8470", &sa, err)) < 0)
+	if ((r = parse_listen("--listen", cfg->listen ? cfg->listen : "127.0.0.1:8470", &sa,
+			      err)) < 0)
+		goto out;
+	struct sockaddr_in msa;
+	if (cfg->metrics_listen &&
+	    (r = parse_listen("--metrics-listen", cfg->metrics_listen, &msa, err)) < 0)
+		goto out;
+	if ((r = metrics_open(sv, err)) < 0)
 		goto out;
 	if ((hfd = health_socket(sv, err)) < 0) {
 		r = hfd;
@@ -527,6 +539,27 @@ int serve_main(const struct serve_config *cfg, struct cdn_err *err)
 		goto out;
 	}
 	hfd = -1;
+	/* Scrapes are short and need no thread each: one polling thread,
+	 * few connections, and a quick timeout for a client that stalls. */
+	if (cfg->metrics_listen &&
+	    !(metrics = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0,
+					 NULL, NULL, metrics_on_request, sv,
+					 MHD_OPTION_SOCK_ADDR, &msa, MHD_OPTION_CONNECTION_LIMIT,
+					 32u, MHD_OPTION_PER_IP_CONNECTION_LIMIT, 8u,
+					 MHD_OPTION_CONNECTION_TIMEOUT, 10u,
+					 MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
+					 MHD_OPTION_END))) {
+		r = cdn_err_msg(err, EADDRINUSE,
+				"cannot listen on %s for metrics (in use, or not an address of "
+				"this machine)",
+				cfg->metrics_listen);
+		goto out;
+	}
+	if (metrics)
+		fprintf(stderr, "cordon serve: metrics on http://%s/metrics (%s)\n",
+			cfg->metrics_listen,
+			cfg->metrics_token_file ? "with the token of --metrics-token-file"
+						: "server-wide series only: no token");
 	fprintf(stderr,
 		"cordon serve: listening on http://%s (dashboard at /), health on %s/serve.sock; "
 		"%u runs at once, %u queued at most; per workspace %u queued, %u running\n",
@@ -556,6 +589,8 @@ out:
 			dispatch_drain(sv, 0);
 		pthread_join(dispatcher, NULL);
 	}
+	if (metrics)
+		MHD_stop_daemon(metrics);
 	if (http)
 		MHD_stop_daemon(http);
 	front_stop(sv);
@@ -568,6 +603,7 @@ out:
 		snprintf(sock, sizeof(sock), "%s/serve.sock", sv->state);
 		unlink(sock);
 	}
+	metrics_close(sv);
 	vault_close(sv->v);
 	store_close(sv->s);
 	pthread_mutex_destroy(&sv->mu);

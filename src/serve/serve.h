@@ -42,6 +42,12 @@ struct serve_config {
 	/* Pruning by retention age (docs/retention.md): at start and then
 	 * every this many seconds; 0: never. */
 	unsigned prune_interval_s;
+	/* /metrics on a TCP listener of its own ("ADDR:PORT"); NULL: off, and
+	 * /metrics is only on STATE/serve.sock. With a token file, a scrape
+	 * needs "Authorization: Bearer TOKEN" and gets the per-workspace
+	 * series; without, it gets server-wide ones only (docs/metrics.md). */
+	const char *metrics_listen;
+	const char *metrics_token_file;
 };
 
 /* The API's route table (the one serve dispatches by, and authorizes by):

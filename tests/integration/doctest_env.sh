@@ -99,8 +99,10 @@ echo '{"ok": true}' > /workspace/output.json
 EOF
 chmod -R a+rX summarizer
 
-# A port for cordon serve: the documented 8470 unless it is taken.
+# Ports for cordon serve and its --metrics-listen: free ones, for the
+# documented 8470 and 9470.
 DOC_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+DOC_METRICS_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 
 # Background processes, in a file: the doc_* functions run in command
 # substitutions, whose variables die with them.

@@ -33,6 +33,7 @@ DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 PLACEHOLDERS = [
     (r"/var/lib/cordon", "$CORDON_STATE"),           # never the host's own state
     (r"127\.0\.0\.1:8470", "127.0.0.1:$DOC_PORT"),    # a free port, not a fixed one
+    (r"127\.0\.0\.1:9470", "127.0.0.1:$DOC_METRICS_PORT"),  # --metrics-listen's, likewise
     (r"runs cancel RUN_ID", "runs cancel $(doc_running_run)"),
     (r"\bRUN_ID\b|\brun_[0-9a-f]{4}…", "$(doc_last_run)"),
     (r"\bAPPROVAL_ID\b|\bapr_[0-9a-f]{10}\b", "$(doc_pending_approval)"),

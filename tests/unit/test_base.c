@@ -897,6 +897,28 @@ static void test_proc_liveness(void **state)
 	assert_false(cdn_supervisor_alive((int)pid, boot, boot, 0));
 }
 
+/* What serve's process metrics read: the start time agrees with
+ * cdn_proc_start, memory and CPU move the right way, boot came first. */
+static void test_proc_usage(void **state)
+{
+	(void)state;
+	struct cdn_proc_usage u, later;
+	assert_int_equal(cdn_proc_usage((int)getpid(), &u), 0);
+	assert_int_equal(u.start_ticks, cdn_proc_start((int)getpid()));
+	assert_true(u.rss_pages > 0 && u.vsize_bytes >= u.rss_pages * 4096);
+	/* Some CPU time, then the counter has not gone back. */
+	volatile uint64_t spin = 0;
+	for (uint64_t i = 0; i < 20000000; i++)
+		spin = spin + i;
+	assert_true(spin > 0);
+	assert_int_equal(cdn_proc_usage((int)getpid(), &later), 0);
+	assert_true(later.utime_ticks + later.stime_ticks >= u.utime_ticks + u.stime_ticks);
+	assert_int_equal(cdn_proc_usage(-1, &u), -ENOENT);
+	uint64_t boot;
+	assert_int_equal(cdn_boot_time(&boot), 0);
+	assert_true(boot > 1000000000 && boot <= (uint64_t)time(NULL));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -916,6 +938,7 @@ int main(void)
 		cmocka_unit_test(test_printable_as_before),
 		cmocka_unit_test(test_b64_needle),
 		cmocka_unit_test(test_proc_liveness),
+		cmocka_unit_test(test_proc_usage),
 		cmocka_unit_test(test_dir_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
