@@ -401,6 +401,15 @@ static int migrate(struct pg_db *d, struct cdn_err *err)
 	return pg_txn_commit(&t, err);
 }
 
+/* libpq prints the server's notices on stderr unless told otherwise:
+ * cordon's output is its own ("relation ... already exists, skipping"
+ * from every open is noise). */
+static void ignore_notice(void *arg, const char *message)
+{
+	(void)arg;
+	(void)message;
+}
+
 static void pg_close(struct store_db *db)
 {
 	struct pg_db *d = (struct pg_db *)db;
@@ -457,6 +466,7 @@ static int pg_open(struct store *s, const char *database, struct store_db **out,
 		return cdn_err_msg(err, ECONNREFUSED, "store: postgres %s: connect: %s", shown,
 				   msg);
 	}
+	PQsetNoticeProcessor(d->conn, ignore_notice, NULL);
 	int r = migrate(d, err);
 	if (r < 0)
 		return r;
