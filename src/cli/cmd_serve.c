@@ -34,6 +34,12 @@ static void serve_usage(FILE *out)
 	      "Options:\n"
 	      "      --listen ADDR:PORT     where the API listens (default 127.0.0.1:8470)\n"
 	      "      --state DIR            state directory (default $CORDON_STATE)\n"
+	      "      --database URL         keep the metadata (registry, runs, secrets, keys)\n"
+	      "                             in Postgres: postgresql://USER@HOST/DB (default\n"
+	      "                             $CORDON_DATABASE_URL; unset: SQLite in the state\n"
+	      "                             directory). Blobs and run files stay in the state\n"
+	      "                             directory. Give a password in the variable or in\n"
+	      "                             ~/.pgpass, not here: arguments are visible to ps\n"
 	      "      --concurrency N        runs at once (default: twice the CPUs)\n"
 	      "      --queue N              runs waiting at most (default 64)\n"
 	      "      --workspace-queue N    runs of one workspace waiting at most (default a\n"
@@ -117,12 +123,13 @@ static int uint_opt(const char *name, const char *v, uint64_t max, unsigned *out
 
 int cmd_serve(int argc, char **argv)
 {
-	enum { O_LISTEN = 256, O_STATE, O_CONC, O_QUEUE, O_DRAIN, O_HOSTS, O_PRIVATE, O_CA, O_ROOT,
-	       O_WSQUEUE, O_WSCONC, O_STREAMS, O_UPLOADS, O_PROXY, O_ROUTES, O_JSON, O_PRUNE,
-	       O_METRICS_LISTEN, O_METRICS_TOKEN };
+	enum { O_LISTEN = 256, O_STATE, O_DATABASE, O_CONC, O_QUEUE, O_DRAIN, O_HOSTS, O_PRIVATE,
+	       O_CA, O_ROOT, O_WSQUEUE, O_WSCONC, O_STREAMS, O_UPLOADS, O_PROXY, O_ROUTES, O_JSON,
+	       O_PRUNE, O_METRICS_LISTEN, O_METRICS_TOKEN };
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, O_LISTEN },
 		{ "state", required_argument, NULL, O_STATE },
+		{ "database", required_argument, NULL, O_DATABASE },
 		{ "concurrency", required_argument, NULL, O_CONC },
 		{ "queue", required_argument, NULL, O_QUEUE },
 		{ "drain-timeout", required_argument, NULL, O_DRAIN },
@@ -154,6 +161,15 @@ int cmd_serve(int argc, char **argv)
 			break;
 		case O_STATE:
 			cfg.state_dir = optarg;
+			break;
+		case O_DATABASE:
+			/* Through the environment, the one place the store reads
+			 * it from: the runs serve starts (cordon-full processes)
+			 * inherit it and record into the same database. */
+			if (!*optarg || setenv("CORDON_DATABASE_URL", optarg, 1) < 0) {
+				cli_error("--database: give a postgresql:// URL");
+				return EXIT_CORDON;
+			}
 			break;
 		case O_CONC:
 			if (uint_opt("concurrency", optarg, 1024, &cfg.concurrency) < 0)

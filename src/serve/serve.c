@@ -562,9 +562,10 @@ int serve_main(const struct serve_config *cfg, struct cdn_err *err)
 						: "server-wide series only: no token");
 	fprintf(stderr,
 		"cordon serve: listening on http://%s (dashboard at /), health on %s/serve.sock; "
-		"%u runs at once, %u queued at most; per workspace %u queued, %u running\n",
+		"%u runs at once, %u queued at most; per workspace %u queued, %u running; "
+		"metadata in %s\n",
 		cfg->listen ? cfg->listen : "127.0.0.1:8470", sv->state, sv->concurrency,
-		sv->queue_max, sv->ws_queue_max, sv->ws_running_max);
+		sv->queue_max, sv->ws_queue_max, sv->ws_running_max, store_backend(sv->s));
 
 	for (;;) {
 		int sig = 0;

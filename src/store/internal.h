@@ -2,19 +2,35 @@
 /*
  * Private to src/store/: the seam between the file side (store.c,
  * blobs.c, trees.c, checkout.c; their own shared pieces are in fs.h) and
- * the metadata backend. The SQLite backend is store_sqlite.c and the
- * sqlite_*.c files beside it; a Postgres backend implements the same
- * store_db_* functions and the SQL half of store.h, and uses the checks
- * below (checks.c) as SQLite's does.
+ * the metadata backends. Each backend fills a struct store_db_ops: SQLite
+ * (store_sqlite.c and the sqlite_*.c files beside it) and Postgres
+ * (pg_store.c and the pg_*.c files). store_db.c is the SQL half of
+ * store.h: it checks every argument once (with checks.c), then calls the
+ * store's backend, which turns its rows into structs with the shared
+ * readers below.
  */
 #ifndef CORDON_STORE_INTERNAL_H
 #define CORDON_STORE_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #include "store/store.h"
 
 #define STORE_DB_FILE "cordon.db"
 
+/* A backend's connection: each backend has its own struct behind it. */
 struct store_db;
+struct store_db_ops;
+
+/* An unfinished run, as recovery judges it. */
+struct store_recover_candidate {
+	char id[STORE_RUN_ID_MAX + 1];
+	int64_t pid; /* as stored, for the UPDATE's WHERE */
+	char boot[STORE_BOOT_ID_MAX];
+	int64_t start;
+};
 
 struct store {
 	char *dir;    /* as given to store_open, for messages and store_dir() */
@@ -22,15 +38,186 @@ struct store {
 	int blobs_fd; /* <dir>/blobs */
 	int trees_fd; /* <dir>/trees */
 	int tmp_fd;   /* <dir>/tmp */
+	const struct store_db_ops *ops;
 	struct store_db *db;
 };
 
 /* ------------------------------------------------------- the backend seam */
 
-/* Opens <dir>/cordon.db (already created 0600 by store.c) and brings its
- * schema up to date. */
-int store_db_open(struct store *s, struct store_db **out, struct cdn_err *err);
-void store_db_close(struct store_db *db);
+/*
+ * What a backend does. Arguments are checked by store_db.c before any of
+ * these is called (names, hashes, sizes, the run query's bounds), so a
+ * backend only runs its queries. Each returns what the store.h function
+ * of the same name returns.
+ */
+struct store_db_ops {
+	const char *name; /* "sqlite", "postgres": for messages */
+	/* Connects (SQLite: <dir>/cordon.db, already created 0600 by store.c,
+	 * under the state directory's flock; Postgres: database, a URL) and
+	 * brings the schema up to date. */
+	int (*open)(struct store *s, const char *database, struct store_db **out,
+		    struct cdn_err *err);
+	void (*close)(struct store_db *db);
+
+	int (*item_put)(struct store *s, const struct store_item *item, unsigned *version,
+			bool *created, struct cdn_err *err);
+	int (*item_get)(struct store *s, enum store_kind kind, const char *ws, const char *name,
+			unsigned version, struct store_item *out, struct cdn_err *err);
+	int (*item_list)(struct store *s, enum store_kind kind, const char *ws,
+			 struct store_item **out, size_t *n, struct cdn_err *err);
+	int (*grant_add)(struct store *s, const char *ws, const char *agent,
+			 const char *capability, struct cdn_err *err);
+	bool (*grant_has)(struct store *s, const char *ws, const char *agent,
+			  const char *capability);
+
+	int (*secret_put)(struct store *s, const char *ws, const char *name, const uint8_t *blob,
+			  size_t len, size_t plain_len, struct cdn_err *err);
+	int (*secret_get)(struct store *s, const char *ws, const char *name, uint8_t **blob,
+			  size_t *len, struct cdn_err *err);
+	int (*secret_delete)(struct store *s, const char *ws, const char *name,
+			     struct cdn_err *err);
+	int (*secret_list)(struct store *s, const char *ws, struct store_secret_info **out,
+			   size_t *n, struct cdn_err *err);
+	int (*wskey_get)(struct store *s, const char *ws, uint8_t **blob, size_t *len,
+			 struct cdn_err *err);
+	int (*wskey_put)(struct store *s, const char *ws, const uint8_t *blob, size_t len,
+			 struct cdn_err *err);
+
+	int (*run_create)(struct store *s, const struct store_run *r, struct cdn_err *err);
+	int (*run_update)(struct store *s, const struct store_run *r, struct cdn_err *err);
+	int (*run_anchor)(struct store *s, const char *id, const char *head, uint64_t records,
+			  struct cdn_err *err);
+	int (*run_get)(struct store *s, const char *id, struct store_run *out,
+		       struct cdn_err *err);
+	int (*run_list)(struct store *s, const struct store_run_query *q, struct store_run **out,
+			size_t *n, struct cdn_err *err);
+	int (*run_claim)(struct store *s, const struct store_run *r, struct cdn_err *err);
+	/* Crash recovery in two steps, so that store_db.c judges which
+	 * supervisors are gone: the runs still created or running, then one
+	 * such run marked as failed, only if its record still names the same
+	 * supervisor and is unfinished (1 when it was, else 0). */
+	int (*runs_unfinished)(struct store *s, struct store_recover_candidate **out, size_t *n,
+			       struct cdn_err *err);
+	int (*run_mark_dead)(struct store *s, const struct store_recover_candidate *c,
+			     int64_t now_ms, struct cdn_err *err);
+
+	int (*key_put)(struct store *s, const struct store_key *k, struct cdn_err *err);
+	int (*key_by_hash)(struct store *s, const char *hash, struct store_key *out,
+			   struct cdn_err *err);
+	int (*key_list)(struct store *s, const char *ws, struct store_key **out, size_t *n,
+			struct cdn_err *err);
+	int (*key_revoke)(struct store *s, const char *ws, const char *id, struct cdn_err *err);
+	int (*key_touch)(struct store *s, const char *id, int64_t now, struct cdn_err *err);
+
+	/* Retention (store.h). run_hold and run_release give -ENOENT when
+	 * there is no run id in ws; run_marks_get when there is no run id. */
+	int (*retention_get)(struct store *s, const char *ws, struct store_retention *out,
+			     struct cdn_err *err);
+	int (*retention_put)(struct store *s, const char *ws, const struct store_retention *r,
+			     struct cdn_err *err);
+	int (*run_marks_get)(struct store *s, const char *id, struct store_run_marks *out,
+			     struct cdn_err *err);
+	int (*run_hold)(struct store *s, const char *ws, const char *id, const char *reason,
+			const char *by, int64_t now_ms, struct cdn_err *err);
+	int (*run_release)(struct store *s, const char *ws, const char *id, struct cdn_err *err);
+	int (*run_mark_pruned)(struct store *s, const char *id, enum store_retain k,
+			       int64_t when_ms, struct cdn_err *err);
+	int (*prune_due)(struct store *s, const char *ws, enum store_retain k, int64_t cutoff_ms,
+			 size_t max, char (*ids)[STORE_RUN_ID_MAX + 1], size_t *n,
+			 struct cdn_err *err);
+	/* Each list is a calloc'd array of fixed fields, NULL when empty. */
+	int (*prune_workspaces)(struct store *s, char (**wss)[STORE_MAX_NAME + 1], size_t *n,
+				struct cdn_err *err);
+	int (*item_trees)(struct store *s, char (**trees)[STORE_HASH_HEX + 1], size_t *n,
+			  struct cdn_err *err);
+	int (*run_delete)(struct store *s, const char *id, struct cdn_err *err);
+	int (*blob_in_runs)(struct store *s, const char *hex, const char *skip_id, bool *used,
+			    struct cdn_err *err);
+};
+
+extern const struct store_db_ops store_sqlite_ops;
+extern const struct store_db_ops store_pg_ops;
+
+/* The backend a database URL names: NULL or "" is SQLite in the state
+ * directory; postgresql:// and postgres:// are Postgres. EINVAL for
+ * anything else (the message shows the URL without its password). */
+int store_db_pick(const char *database, const struct store_db_ops **ops, struct cdn_err *err);
+
+/* ---------------------------------------------- rows, read by every backend */
+
+/*
+ * One result row, as a backend exposes it, for the readers below: the
+ * column lists (STORE_*_COLUMNS) fix the order, so the conversion to a
+ * struct and its checks (lengths, ranges, names) are written once.
+ */
+struct store_row {
+	const void *ctx; /* the backend's statement or result */
+	int row;	 /* its row number, where the backend needs one */
+	/* The column's text and its length, or NULL for SQL NULL. */
+	const char *(*text)(const struct store_row *row, int col, size_t *len);
+	/* false when the column is not an integer. */
+	bool (*int64)(const struct store_row *row, int col, int64_t *out);
+};
+
+#define STORE_ITEM_COLUMNS "kind, workspace, name, version, hash, tree, doc, created"
+
+#define STORE_RUN_COLUMNS                                                                  \
+	"id, workspace, agent, agent_version, agent_hash, status, exit_code, caller,"     \
+	" created_ms, started_ms, finished_ms, supervisor_pid, supervisor_boot, input_json," \
+	" result_json, error, supervisor_start, audit_head, audit_records, stdout_sha256,"  \
+	" stderr_sha256"
+
+/* A list shows records, not their input and result (up to 1 MiB each). */
+#define STORE_RUN_LIST_COLUMNS                                                             \
+	"id, workspace, agent, agent_version, agent_hash, status, exit_code, caller,"     \
+	" created_ms, started_ms, finished_ms, supervisor_pid, supervisor_boot, NULL,"     \
+	" NULL, error, supervisor_start, audit_head, audit_records, stdout_sha256,"         \
+	" stderr_sha256"
+
+#define STORE_KEY_COLUMNS "id, workspace, name, role, hash, created, last_used, revoked"
+
+#define STORE_SECRET_INFO_COLUMNS "name, created, updated, plain_len"
+#define STORE_CANDIDATE_COLUMNS "id, supervisor_pid, supervisor_boot, supervisor_start"
+
+#define STORE_RETENTION_COLUMNS                                                            \
+	"records_s, files_s, artifacts_s, evidence_s, records_max_s, files_max_s,"       \
+	" artifacts_max_s, evidence_max_s"
+/* From runs LEFT JOIN run_marks m: the last is whether the run has marks. */
+#define STORE_MARKS_COLUMNS                                                                \
+	"m.hold_reason, m.hold_by, m.hold_ms, m.files_pruned_ms, m.artifacts_pruned_ms,"  \
+	" m.evidence_pruned_ms, CASE WHEN m.run_id IS NULL THEN 0 ELSE 1 END"
+/* Runs whose state is final: the only ones pruning touches. */
+#define STORE_FINAL_STATUS "status NOT IN ('created', 'running')"
+/* The column of run_marks that says when kind k was pruned; NULL for
+ * RETAIN_RECORDS (a pruned record is deleted). */
+const char *store_pruned_column(enum store_retain k);
+
+#define STORE_RUN_LIST_MAX 1000
+#define STORE_RECOVER_ERROR "the supervisor died (crash or kill) before the run finished"
+
+/* 0; -EIO when the row is malformed, -ENOMEM. */
+int store_row_item(const struct store_row *row, struct store_item *out);
+int store_row_run(const struct store_row *row, struct store_run *out);
+int store_row_key(const struct store_row *row, struct store_key *out);
+int store_row_secret_info(const struct store_row *row, struct store_secret_info *out);
+/* Columns: id, supervisor_pid, supervisor_boot, supervisor_start. */
+int store_row_candidate(const struct store_row *row, struct store_recover_candidate *out);
+/* STORE_RETENTION_COLUMNS of ws's row, checked as a put would be. */
+int store_row_retention(const struct store_row *row, const char *ws, struct store_retention *out);
+/* STORE_MARKS_COLUMNS; all zeros when the run has none. */
+int store_row_marks(const struct store_row *row, struct store_run_marks *out);
+/* A malloc'd copy of a ciphertext or wrapped key column; -EIO when it is
+ * empty or over STORE_MAX_SECRET_BLOB. */
+int store_row_blob(const struct store_row *row, int col, uint8_t **blob, size_t *len);
+
+/* The message for a reader's failure: "store: <where>: a <what> row is
+ * malformed", or ENOMEM. */
+int store_row_fail(const char *where, const char *what, int r, struct cdn_err *err);
+
+/* What a new record or claim stores as supervisor_start: the start time of
+ * the process that supervisor_pid names now (never a value carried over
+ * from a record). */
+int64_t store_supervisor_start(const struct store_run *r);
 
 /* ------------------------------------- checks every backend makes (checks.c) */
 

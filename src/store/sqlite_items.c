@@ -24,51 +24,17 @@
 
 /* --------------------------------------------------------------- registry */
 
-static int item_read(sqlite3_stmt *st, struct store_item *out)
+static int item_read_fail(struct sql_db *d, int r, struct cdn_err *err)
 {
-	/* Columns: kind, workspace, name, version, hash, tree, doc, created */
-	const char *kind = (const char *)sqlite3_column_text(st, 0);
-	memset(out, 0, sizeof(*out));
-	if (!kind)
-		return -EIO;
-	if (!strcmp(kind, "agent"))
-		out->kind = STORE_AGENT;
-	else if (!strcmp(kind, "capability"))
-		out->kind = STORE_CAPABILITY;
-	else if (!strcmp(kind, "env"))
-		out->kind = STORE_ENV;
-	else
-		return -EIO;
-	int64_t version = sqlite3_column_int64(st, 3);
-	if (version < 1 || version > UINT32_MAX)
-		return -EIO;
-	out->version = (unsigned)version;
-	if (!sql_col_copy(st, 1, out->workspace, sizeof(out->workspace)) ||
-	    !sql_col_copy(st, 2, out->name, sizeof(out->name)) ||
-	    !sql_col_copy(st, 4, out->hash, sizeof(out->hash)) ||
-	    !sql_col_copy(st, 5, out->tree, sizeof(out->tree)))
-		return -EIO;
-	if (!sql_col_dup(st, 6, &out->doc))
-		return -ENOMEM;
-	out->created = sqlite3_column_int64(st, 7);
-	return 0;
+	return store_row_fail(d->path, "item", r, err);
 }
 
-static int item_read_fail(struct store_db *d, int r, struct cdn_err *err)
+int sqlite_item_put(struct store *s, const struct store_item *item, unsigned *version,
+		    bool *created, struct cdn_err *err)
 {
-	if (r == -ENOMEM)
-		return cdn_err_set(err, ENOMEM, "store: %s: read an item", d->path);
-	return cdn_err_msg(err, EIO, "store: %s: an item row is malformed", d->path);
-}
-
-int store_item_put(struct store *s, const struct store_item *item, unsigned *version, bool *created,
-		   struct cdn_err *err)
-{
-	int r = store_item_check(item, err);
-	if (r < 0)
-		return r;
+	int r;
 	const char *kind = store_kind_name(item->kind);
-	_cleanup_unlock_ struct store_db *d = sql_lock(s);
+	_cleanup_unlock_ struct sql_db *d = sql_lock(s);
 	_cleanup_txn_ struct txn t = { .d = d };
 	if ((r = sql_txn_begin(&t, err)) < 0)
 		return r;
@@ -132,23 +98,18 @@ int store_item_put(struct store *s, const struct store_item *item, unsigned *ver
 	return 0;
 }
 
-int store_item_get(struct store *s, enum store_kind kind, const char *ws, const char *name,
-		   unsigned version, struct store_item *out, struct cdn_err *err)
+int sqlite_item_get(struct store *s, enum store_kind kind, const char *ws, const char *name,
+		    unsigned version, struct store_item *out, struct cdn_err *err)
 {
-	memset(out, 0, sizeof(*out));
 	const char *kn = store_kind_name(kind);
-	if (!kn)
-		return cdn_err_msg(err, EINVAL, "store: unknown item kind %d", (int)kind);
-	int r = store_name_check("workspace", ws, err);
-	if (r < 0 || (r = store_name_check(kn, name, err)) < 0)
-		return r;
-	_cleanup_unlock_ struct store_db *d = sql_lock(s);
+	int r;
+	_cleanup_unlock_ struct sql_db *d = sql_lock(s);
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	if ((r = sql_prep(d,
-		      version ? "SELECT kind, workspace, name, version, hash, tree, doc, created"
+		      version ? "SELECT " STORE_ITEM_COLUMNS
 				" FROM items WHERE kind = ?1 AND workspace = ?2 AND name = ?3"
 				" AND version = ?4"
-			      : "SELECT kind, workspace, name, version, hash, tree, doc, created"
+			      : "SELECT " STORE_ITEM_COLUMNS
 				" FROM items WHERE kind = ?1 AND workspace = ?2 AND name = ?3"
 				" ORDER BY version DESC LIMIT 1",
 		      &st, err)) < 0)
@@ -169,38 +130,18 @@ int store_item_get(struct store *s, enum store_kind kind, const char *ws, const 
 					   version, ws);
 		return cdn_err_msg(err, ENOENT, "no %s %s in workspace %s", kn, name, ws);
 	}
-	if ((r = item_read(st, out)) < 0)
+	struct store_row row = sql_row(st);
+	if ((r = store_row_item(&row, out)) < 0)
 		return item_read_fail(d, r, err);
 	return 0;
 }
 
-void store_item_clear(struct store_item *it)
+int sqlite_item_list(struct store *s, enum store_kind kind, const char *ws,
+		     struct store_item **out, size_t *n, struct cdn_err *err)
 {
-	if (!it)
-		return;
-	free(it->doc);
-	it->doc = NULL;
-}
-
-void store_items_free(struct store_item *items, size_t n)
-{
-	for (size_t i = 0; items && i < n; i++)
-		store_item_clear(&items[i]);
-	free(items);
-}
-
-int store_item_list(struct store *s, enum store_kind kind, const char *ws, struct store_item **out,
-		    size_t *n, struct cdn_err *err)
-{
-	*out = NULL;
-	*n = 0;
 	const char *kn = store_kind_name(kind);
-	if (!kn)
-		return cdn_err_msg(err, EINVAL, "store: unknown item kind %d", (int)kind);
-	int r = store_name_check("workspace", ws, err);
-	if (r < 0)
-		return r;
-	_cleanup_unlock_ struct store_db *d = sql_lock(s);
+	int r;
+	_cleanup_unlock_ struct sql_db *d = sql_lock(s);
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	if ((r = sql_prep(d,
 		      "SELECT i.kind, i.workspace, i.name, i.version, i.hash, i.tree, i.doc,"
@@ -228,7 +169,8 @@ int store_item_list(struct store *s, enum store_kind kind, const char *ws, struc
 			v = nv;
 			cap = nc;
 		}
-		if ((r = item_read(st, &v[count])) < 0) {
+		struct store_row row = sql_row(st);
+		if ((r = store_row_item(&row, &v[count])) < 0) {
 			store_item_clear(&v[count]);
 			r = item_read_fail(d, r, err);
 			break;
@@ -244,14 +186,11 @@ int store_item_list(struct store *s, enum store_kind kind, const char *ws, struc
 	return 0;
 }
 
-int store_grant_add(struct store *s, const char *ws, const char *agent, const char *capability,
-		    struct cdn_err *err)
+int sqlite_grant_add(struct store *s, const char *ws, const char *agent, const char *capability,
+		     struct cdn_err *err)
 {
-	int r = store_name_check("workspace", ws, err);
-	if (r < 0 || (r = store_name_check("agent", agent, err)) < 0 ||
-	    (r = store_name_check("capability", capability, err)) < 0)
-		return r;
-	_cleanup_unlock_ struct store_db *d = sql_lock(s);
+	int r;
+	_cleanup_unlock_ struct sql_db *d = sql_lock(s);
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	/* A grant given twice is one grant. */
 	if ((r = sql_prep(d,
@@ -270,13 +209,9 @@ int store_grant_add(struct store *s, const char *ws, const char *agent, const ch
 	return r < 0 ? r : 0;
 }
 
-bool store_grant_has(struct store *s, const char *ws, const char *agent, const char *capability)
+bool sqlite_grant_has(struct store *s, const char *ws, const char *agent, const char *capability)
 {
-	if (store_name_check("workspace", ws, NULL) < 0 ||
-	    store_name_check("agent", agent, NULL) < 0 ||
-	    store_name_check("capability", capability, NULL) < 0)
-		return false;
-	_cleanup_unlock_ struct store_db *d = sql_lock(s);
+	_cleanup_unlock_ struct sql_db *d = sql_lock(s);
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	if (sql_prep(d,
 		 "SELECT 1 FROM grants WHERE workspace = ?1 AND agent = ?2 AND capability = ?3",
@@ -292,42 +227,11 @@ bool store_grant_has(struct store *s, const char *ws, const char *agent, const c
 
 /* ---------------------------------------------------------------- secrets */
 
-static int blob_arg_check(const char *what, const char *ws, const uint8_t *blob, size_t len,
-			  struct cdn_err *err)
+int sqlite_secret_put(struct store *s, const char *ws, const char *name, const uint8_t *blob,
+		      size_t len, size_t plain_len, struct cdn_err *err)
 {
-	if (!blob || len == 0)
-		return cdn_err_msg(err, EINVAL, "store: %s (workspace %s): empty", what, ws);
-	if (len > STORE_MAX_SECRET_BLOB)
-		return cdn_err_msg(err, E2BIG, "store: %s (workspace %s): over %d bytes", what, ws,
-				   STORE_MAX_SECRET_BLOB);
-	return 0;
-}
-
-/* A malloc'd copy of a blob column; -EIO when it is empty or over the bound. */
-static int col_blob(sqlite3_stmt *st, int i, uint8_t **blob, size_t *len)
-{
-	const void *p = sqlite3_column_blob(st, i);
-	int n = sqlite3_column_bytes(st, i);
-	if (!p || n <= 0 || n > STORE_MAX_SECRET_BLOB)
-		return -EIO;
-	*blob = malloc((size_t)n);
-	if (!*blob)
-		return -ENOMEM;
-	memcpy(*blob, p, (size_t)n);
-	*len = (size_t)n;
-	return 0;
-}
-
-int store_secret_put(struct store *s, const char *ws, const char *name, const uint8_t *blob,
-		     size_t len, size_t plain_len, struct cdn_err *err)
-{
-	int r = store_name_check("workspace", ws, err);
-	if (r < 0 || (r = store_secret_name_check(name, err)) < 0 ||
-	    (r = blob_arg_check("secret", ws, blob, len, err)) < 0)
-		return r;
-	if (plain_len > (size_t)INT64_MAX)
-		return cdn_err_msg(err, EINVAL, "store: secret %s: bad length", name);
-	_cleanup_unlock_ struct store_db *d = sql_lock(s);
+	int r;
+	_cleanup_unlock_ struct sql_db *d = sql_lock(s);
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	/* Replacing a value keeps its creation time. */
 	if ((r = sql_prep(d,
@@ -350,15 +254,11 @@ int store_secret_put(struct store *s, const char *ws, const char *name, const ui
 	return r < 0 ? r : 0;
 }
 
-int store_secret_get(struct store *s, const char *ws, const char *name, uint8_t **blob,
-		     size_t *len, struct cdn_err *err)
+int sqlite_secret_get(struct store *s, const char *ws, const char *name, uint8_t **blob,
+		      size_t *len, struct cdn_err *err)
 {
-	*blob = NULL;
-	*len = 0;
-	int r = store_name_check("workspace", ws, err);
-	if (r < 0 || (r = store_secret_name_check(name, err)) < 0)
-		return r;
-	_cleanup_unlock_ struct store_db *d = sql_lock(s);
+	int r;
+	_cleanup_unlock_ struct sql_db *d = sql_lock(s);
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	if ((r = sql_prep(d, "SELECT ciphertext FROM secrets WHERE workspace = ?1 AND name = ?2", &st,
 		      err)) < 0)
@@ -372,18 +272,17 @@ int store_secret_get(struct store *s, const char *ws, const char *name, uint8_t 
 		return r;
 	if (r == SQLITE_DONE)
 		return cdn_err_msg(err, ENOENT, "secret %s is not set in workspace %s", name, ws);
-	if ((r = col_blob(st, 0, blob, len)) < 0)
+	struct store_row row = sql_row(st);
+	if ((r = store_row_blob(&row, 0, blob, len)) < 0)
 		return cdn_err_set(err, -r, "store: %s: secret %s (workspace %s)", d->path, name,
 				   ws);
 	return 0;
 }
 
-int store_secret_delete(struct store *s, const char *ws, const char *name, struct cdn_err *err)
+int sqlite_secret_delete(struct store *s, const char *ws, const char *name, struct cdn_err *err)
 {
-	int r = store_name_check("workspace", ws, err);
-	if (r < 0 || (r = store_secret_name_check(name, err)) < 0)
-		return r;
-	_cleanup_unlock_ struct store_db *d = sql_lock(s);
+	int r;
+	_cleanup_unlock_ struct sql_db *d = sql_lock(s);
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	if ((r = sql_prep(d, "DELETE FROM secrets WHERE workspace = ?1 AND name = ?2", &st, err)) < 0)
 		return r;
@@ -399,18 +298,14 @@ int store_secret_delete(struct store *s, const char *ws, const char *name, struc
 	return 0;
 }
 
-int store_secret_list(struct store *s, const char *ws, struct store_secret_info **out, size_t *n,
-		      struct cdn_err *err)
+int sqlite_secret_list(struct store *s, const char *ws, struct store_secret_info **out,
+		       size_t *n, struct cdn_err *err)
 {
-	*out = NULL;
-	*n = 0;
-	int r = store_name_check("workspace", ws, err);
-	if (r < 0)
-		return r;
-	_cleanup_unlock_ struct store_db *d = sql_lock(s);
+	int r;
+	_cleanup_unlock_ struct sql_db *d = sql_lock(s);
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	if ((r = sql_prep(d,
-		      "SELECT name, created, updated, plain_len FROM secrets WHERE workspace = ?1"
+		      "SELECT " STORE_SECRET_INFO_COLUMNS " FROM secrets WHERE workspace = ?1"
 		      " ORDER BY name",
 		      &st, err)) < 0)
 		return r;
@@ -429,14 +324,9 @@ int store_secret_list(struct store *s, const char *ws, struct store_secret_info 
 			v = nv;
 			cap = nc;
 		}
-		struct store_secret_info *e = &v[count];
-		memset(e, 0, sizeof(*e));
-		if (!sql_col_copy(st, 0, e->name, sizeof(e->name)))
-			return cdn_err_msg(err, EIO, "store: %s: a secret row is malformed",
-					   d->path);
-		e->created = sqlite3_column_int64(st, 1);
-		e->updated = sqlite3_column_int64(st, 2);
-		e->size = (size_t)sqlite3_column_int64(st, 3);
+		struct store_row row = sql_row(st);
+		if ((r = store_row_secret_info(&row, &v[count])) < 0)
+			return store_row_fail(d->path, "secret", r, err);
 		count++;
 	}
 	if (r < 0)
@@ -446,15 +336,11 @@ int store_secret_list(struct store *s, const char *ws, struct store_secret_info 
 	return 0;
 }
 
-int store_wskey_get(struct store *s, const char *ws, uint8_t **blob, size_t *len,
-		    struct cdn_err *err)
+int sqlite_wskey_get(struct store *s, const char *ws, uint8_t **blob, size_t *len,
+		     struct cdn_err *err)
 {
-	*blob = NULL;
-	*len = 0;
-	int r = store_name_check("workspace", ws, err);
-	if (r < 0)
-		return r;
-	_cleanup_unlock_ struct store_db *d = sql_lock(s);
+	int r;
+	_cleanup_unlock_ struct sql_db *d = sql_lock(s);
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	if ((r = sql_prep(d, "SELECT wrapped FROM workspace_keys WHERE workspace = ?1", &st, err)) < 0)
 		return r;
@@ -466,18 +352,17 @@ int store_wskey_get(struct store *s, const char *ws, uint8_t **blob, size_t *len
 		return r;
 	if (r == SQLITE_DONE)
 		return cdn_err_msg(err, ENOENT, "workspace %s has no key yet", ws);
-	if ((r = col_blob(st, 0, blob, len)) < 0)
+	struct store_row row = sql_row(st);
+	if ((r = store_row_blob(&row, 0, blob, len)) < 0)
 		return cdn_err_set(err, -r, "store: %s: the key of workspace %s", d->path, ws);
 	return 0;
 }
 
-int store_wskey_put(struct store *s, const char *ws, const uint8_t *blob, size_t len,
-		    struct cdn_err *err)
+int sqlite_wskey_put(struct store *s, const char *ws, const uint8_t *blob, size_t len,
+		     struct cdn_err *err)
 {
-	int r = store_name_check("workspace", ws, err);
-	if (r < 0 || (r = blob_arg_check("workspace key", ws, blob, len, err)) < 0)
-		return r;
-	_cleanup_unlock_ struct store_db *d = sql_lock(s);
+	int r;
+	_cleanup_unlock_ struct sql_db *d = sql_lock(s);
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	/* No upsert: replacing a key would orphan every secret sealed with it. */
 	if ((r = sql_prep(d,

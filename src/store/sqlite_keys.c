@@ -23,34 +23,18 @@
 
 /* --------------------------------------------------------------- api keys */
 
-#define KEY_COLUMNS "id, workspace, name, role, hash, created, last_used, revoked"
+#define KEY_COLUMNS STORE_KEY_COLUMNS
 
 static int key_read(sqlite3_stmt *st, struct store_key *k)
 {
-	memset(k, 0, sizeof(*k));
-	if (!sql_col_copy(st, 0, k->id, sizeof(k->id)) ||
-	    !sql_col_copy(st, 1, k->workspace, sizeof(k->workspace)) ||
-	    !sql_col_copy(st, 2, k->name, sizeof(k->name)) ||
-	    !sql_col_copy(st, 3, k->role, sizeof(k->role)) ||
-	    !sql_col_copy(st, 4, k->hash, sizeof(k->hash)))
-		return -EIO;
-	k->created = sqlite3_column_int64(st, 5);
-	k->last_used = sqlite3_column_int64(st, 6);
-	k->revoked = sqlite3_column_int64(st, 7) != 0;
-	return 0;
+	struct store_row row = sql_row(st);
+	return store_row_key(&row, k);
 }
 
-int store_key_put(struct store *s, const struct store_key *k, struct cdn_err *err)
+int sqlite_key_put(struct store *s, const struct store_key *k, struct cdn_err *err)
 {
-	int r = store_name_check("workspace", k->workspace, err);
-	if (r < 0)
-		return r;
-	if (strcmp(k->role, "owner") != 0 && strcmp(k->role, "member") != 0)
-		return cdn_err_msg(err, EINVAL, "key role must be owner or member, not '%s'",
-				   k->role);
-	if (!cdn_sha256_hex_str_ok(k->hash))
-		return cdn_err_msg(err, EINVAL, "key hash is not a sha256");
-	_cleanup_unlock_ struct store_db *d = sql_lock(s);
+	int r;
+	_cleanup_unlock_ struct sql_db *d = sql_lock(s);
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	if ((r = sql_prep(d, "INSERT INTO api_keys (" KEY_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, 0)",
 		      &st, err)) < 0)
@@ -72,10 +56,10 @@ int store_key_put(struct store *s, const struct store_key *k, struct cdn_err *er
 	return 0;
 }
 
-int store_key_by_hash(struct store *s, const char *hash, struct store_key *out,
-		      struct cdn_err *err)
+int sqlite_key_by_hash(struct store *s, const char *hash, struct store_key *out,
+		       struct cdn_err *err)
 {
-	_cleanup_unlock_ struct store_db *d = sql_lock(s);
+	_cleanup_unlock_ struct sql_db *d = sql_lock(s);
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	int r = sql_prep(d, "SELECT " KEY_COLUMNS " FROM api_keys WHERE hash = ?1", &st, err);
 	if (r < 0)
@@ -94,12 +78,10 @@ int store_key_by_hash(struct store *s, const char *hash, struct store_key *out,
 	return 0;
 }
 
-int store_key_list(struct store *s, const char *ws, struct store_key **out, size_t *n,
-		   struct cdn_err *err)
+int sqlite_key_list(struct store *s, const char *ws, struct store_key **out, size_t *n,
+		    struct cdn_err *err)
 {
-	*out = NULL;
-	*n = 0;
-	_cleanup_unlock_ struct store_db *d = sql_lock(s);
+	_cleanup_unlock_ struct sql_db *d = sql_lock(s);
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	int r = sql_prep(d,
 		     ws ? "SELECT " KEY_COLUMNS " FROM api_keys WHERE workspace = ?1 ORDER BY created, id"
@@ -134,9 +116,9 @@ int store_key_list(struct store *s, const char *ws, struct store_key **out, size
 	return 0;
 }
 
-int store_key_revoke(struct store *s, const char *ws, const char *id, struct cdn_err *err)
+int sqlite_key_revoke(struct store *s, const char *ws, const char *id, struct cdn_err *err)
 {
-	_cleanup_unlock_ struct store_db *d = sql_lock(s);
+	_cleanup_unlock_ struct sql_db *d = sql_lock(s);
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	int r = sql_prep(d, "UPDATE api_keys SET revoked = 1 WHERE workspace = ?1 AND id = ?2", &st,
 		     err);
@@ -154,9 +136,9 @@ int store_key_revoke(struct store *s, const char *ws, const char *id, struct cdn
 	return 0;
 }
 
-int store_key_touch(struct store *s, const char *id, int64_t now, struct cdn_err *err)
+int sqlite_key_touch(struct store *s, const char *id, int64_t now, struct cdn_err *err)
 {
-	_cleanup_unlock_ struct store_db *d = sql_lock(s);
+	_cleanup_unlock_ struct sql_db *d = sql_lock(s);
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	int r = sql_prep(d, "UPDATE api_keys SET last_used = ?2 WHERE id = ?1", &st, err);
 	if (r < 0)

@@ -4,7 +4,8 @@
  * each workspace's ages, a run's hold and what of it was pruned
  * (run_marks), the runs due for pruning, and deleting a record. Values
  * are always bound parameters; the only SQL text chosen at run time is one
- * of a few constant strings picked by kind.
+ * of a few constant column names picked by kind. Arguments were checked
+ * by store_db.c.
  */
 #define _GNU_SOURCE
 #include "store/sqlite.h"
@@ -17,59 +18,64 @@
 
 #include "base/cleanup.h"
 #include "base/clock.h"
-#include "base/hash.h"
 
-#define FINAL_STATUS "status NOT IN ('created', 'running')"
+/* Binds text parameters 1..n and reports a failure to bind. */
+static int bind_texts(struct sql_db *d, sqlite3_stmt *st, struct cdn_err *err, size_t n,
+		      const char *const *v)
+{
+	struct binder b = { st, SQLITE_OK };
+	for (size_t i = 0; i < n; i++)
+		sql_b_text(&b, (int)i + 1, v[i]);
+	return b.rc == SQLITE_OK ? 0 : sql_fail(d, b.rc, err, "bind");
+}
+
+/* Column 0's text into a fixed field; false when it is NULL or does not
+ * fit. */
+static bool col0_copy(sqlite3_stmt *st, char *out, size_t cap)
+{
+	const unsigned char *t = sqlite3_column_text(st, 0);
+	int n = sqlite3_column_bytes(st, 0);
+	if (!t || n < 0 || (size_t)n >= cap || memchr(t, '\0', (size_t)n))
+		return false;
+	memcpy(out, t, (size_t)n);
+	out[n] = '\0';
+	return true;
+}
 
 /* ------------------------------------------------------------- the ages */
 
-int store_retention_get(struct store *s, const char *ws, struct store_retention *out,
-			struct cdn_err *err)
+int sqlite_retention_get(struct store *s, const char *ws, struct store_retention *out,
+			 struct cdn_err *err)
 {
-	memset(out, 0, sizeof(*out));
-	int r;
-	if (*ws && (r = store_name_check("workspace", ws, err)) < 0)
-		return r;
-	_cleanup_unlock_ struct store_db *d = sql_lock(s);
+	_cleanup_unlock_ struct sql_db *d = sql_lock(s);
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
-	if ((r = sql_prep(d,
-			  "SELECT records_s, files_s, artifacts_s, evidence_s, records_max_s,"
-			  " files_max_s, artifacts_max_s, evidence_max_s"
-			  " FROM retention WHERE workspace = ?1",
-			  &st, err)) < 0)
-		return r;
-	struct binder b = { st, SQLITE_OK };
-	sql_b_text(&b, 1, ws);
-	if (b.rc != SQLITE_OK)
-		return sql_fail(d, b.rc, err, "bind");
-	if ((r = sql_step(d, st, err, "read retention")) < 0)
+	int r;
+	if ((r = sql_prep(d, "SELECT " STORE_RETENTION_COLUMNS " FROM retention WHERE workspace = ?1",
+			  &st, err)) < 0 ||
+	    (r = bind_texts(d, st, err, 1, &ws)) < 0 ||
+	    (r = sql_step(d, st, err, "read retention")) < 0)
 		return r;
 	if (r == SQLITE_DONE)
 		return 0;
-	for (int k = 0; k < RETAIN_N; k++) {
-		out->age_s[k] = sqlite3_column_int64(st, k);
-		out->max_s[k] = sqlite3_column_int64(st, RETAIN_N + k);
-	}
-	return store_retention_check(ws, out, err);
+	struct store_row row = sql_row(st);
+	if ((r = store_row_retention(&row, ws, out)) < 0)
+		return store_row_fail(d->path, "retention", r, err);
+	return 0;
 }
 
-int store_retention_put(struct store *s, const char *ws, const struct store_retention *rt,
-			struct cdn_err *err)
+int sqlite_retention_put(struct store *s, const char *ws, const struct store_retention *rt,
+			 struct cdn_err *err)
 {
-	int r;
-	if ((*ws && (r = store_name_check("workspace", ws, err)) < 0) ||
-	    (r = store_retention_check(ws, rt, err)) < 0)
-		return r;
 	bool empty = true;
 	for (int k = 0; k < RETAIN_N; k++)
 		empty = empty && !rt->age_s[k] && !rt->max_s[k];
-	_cleanup_unlock_ struct store_db *d = sql_lock(s);
+	_cleanup_unlock_ struct sql_db *d = sql_lock(s);
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r;
 	if ((r = sql_prep(d,
 			  empty ? "DELETE FROM retention WHERE workspace = ?1"
-				: "INSERT INTO retention (workspace, records_s, files_s, artifacts_s,"
-				  " evidence_s, records_max_s, files_max_s, artifacts_max_s,"
-				  " evidence_max_s, updated) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7,"
+				: "INSERT INTO retention (workspace, " STORE_RETENTION_COLUMNS
+				  ", updated) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7,"
 				  " ?8, ?9, ?10) ON CONFLICT (workspace) DO UPDATE SET"
 				  " records_s = ?2, files_s = ?3, artifacts_s = ?4, evidence_s = ?5,"
 				  " records_max_s = ?6, files_max_s = ?7, artifacts_max_s = ?8,"
@@ -93,78 +99,47 @@ int store_retention_put(struct store *s, const char *ws, const struct store_rete
 
 /* ------------------------------------------------------ holds and marks */
 
-/* The column of run_marks that records when kind k was pruned. */
-static const char *pruned_column(enum store_retain k)
+int sqlite_run_marks_get(struct store *s, const char *id, struct store_run_marks *out,
+			 struct cdn_err *err)
 {
-	switch (k) {
-	case RETAIN_FILES: return "files_pruned_ms";
-	case RETAIN_ARTIFACTS: return "artifacts_pruned_ms";
-	case RETAIN_EVIDENCE: return "evidence_pruned_ms";
-	case RETAIN_RECORDS:
-	case RETAIN_N: break;
-	}
-	return NULL;
-}
-
-int store_run_marks_get(struct store *s, const char *id, struct store_run_marks *out,
-			struct cdn_err *err)
-{
-	memset(out, 0, sizeof(*out));
-	int r = store_run_id_check(id, err);
-	if (r < 0)
-		return r;
-	_cleanup_unlock_ struct store_db *d = sql_lock(s);
+	_cleanup_unlock_ struct sql_db *d = sql_lock(s);
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r;
 	if ((r = sql_prep(d,
-			  "SELECT m.hold_reason, m.hold_by, m.hold_ms, m.files_pruned_ms,"
-			  " m.artifacts_pruned_ms, m.evidence_pruned_ms, m.run_id IS NOT NULL"
-			  " FROM runs LEFT JOIN run_marks m ON m.run_id = runs.id WHERE runs.id = ?1",
-			  &st, err)) < 0)
-		return r;
-	struct binder b = { st, SQLITE_OK };
-	sql_b_text(&b, 1, id);
-	if (b.rc != SQLITE_OK)
-		return sql_fail(d, b.rc, err, "bind");
-	if ((r = sql_step(d, st, err, "read a run's marks")) < 0)
+			  "SELECT " STORE_MARKS_COLUMNS " FROM runs LEFT JOIN run_marks m"
+			  " ON m.run_id = runs.id WHERE runs.id = ?1",
+			  &st, err)) < 0 ||
+	    (r = bind_texts(d, st, err, 1, &id)) < 0 ||
+	    (r = sql_step(d, st, err, "read a run's marks")) < 0)
 		return r;
 	if (r == SQLITE_DONE)
 		return cdn_err_msg(err, ENOENT, "no run %s", id);
-	if (!sqlite3_column_int(st, 6))
-		return 0;
-	if (!sql_col_copy(st, 0, out->hold_reason, sizeof(out->hold_reason)) ||
-	    !sql_col_copy(st, 1, out->hold_by, sizeof(out->hold_by)))
-		return cdn_err_msg(err, EIO, "store: %s: the marks of run %s are malformed", d->path,
-				   id);
-	out->hold_ms = sqlite3_column_int64(st, 2);
-	out->pruned_ms[RETAIN_FILES] = sqlite3_column_int64(st, 3);
-	out->pruned_ms[RETAIN_ARTIFACTS] = sqlite3_column_int64(st, 4);
-	out->pruned_ms[RETAIN_EVIDENCE] = sqlite3_column_int64(st, 5);
+	struct store_row row = sql_row(st);
+	if ((r = store_row_marks(&row, out)) < 0)
+		return store_row_fail(d->path, "run_marks", r, err);
 	return 0;
 }
 
-int store_run_hold(struct store *s, const char *ws, const char *id, const char *reason,
-		   const char *by, struct cdn_err *err)
+int sqlite_run_hold(struct store *s, const char *ws, const char *id, const char *reason,
+		    const char *by, int64_t now_ms, struct cdn_err *err)
 {
-	int r;
-	if ((r = store_name_check("workspace", ws, err)) < 0 ||
-	    (r = store_run_id_check(id, err)) < 0 || (r = store_hold_check(reason, by, err)) < 0)
-		return r;
-	_cleanup_unlock_ struct store_db *d = sql_lock(s);
+	_cleanup_unlock_ struct sql_db *d = sql_lock(s);
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	/* The run must exist in ws: the insert's SELECT gives no row if not. */
-	if ((r = sql_prep(d,
-			  "INSERT INTO run_marks (run_id, hold_reason, hold_by, hold_ms)"
-			  " SELECT id, ?3, ?4, ?5 FROM runs WHERE id = ?1 AND workspace = ?2"
-			  " ON CONFLICT (run_id) DO UPDATE SET hold_reason = ?3, hold_by = ?4,"
-			  " hold_ms = ?5",
-			  &st, err)) < 0)
+	int r = sql_prep(d,
+			 "INSERT INTO run_marks (run_id, hold_reason, hold_by, hold_ms)"
+			 " SELECT id, ?3, ?4, ?5 FROM runs WHERE id = ?1 AND workspace = ?2"
+			 " ON CONFLICT (run_id) DO UPDATE SET hold_reason = ?3, hold_by = ?4,"
+			 " hold_ms = ?5",
+			 &st, err);
+	if (r < 0)
 		return r;
 	struct binder b = { st, SQLITE_OK };
 	sql_b_text(&b, 1, id);
 	sql_b_text(&b, 2, ws);
 	sql_b_text(&b, 3, reason);
 	sql_b_text(&b, 4, by);
-	sql_b_int(&b, 5, cdn_wall_ms());
+	sql_b_int(&b, 5, now_ms);
 	if (b.rc != SQLITE_OK)
 		return sql_fail(d, b.rc, err, "bind");
 	if ((r = sql_step(d, st, err, "hold a run")) < 0)
@@ -174,24 +149,17 @@ int store_run_hold(struct store *s, const char *ws, const char *id, const char *
 	return 0;
 }
 
-int store_run_release(struct store *s, const char *ws, const char *id, struct cdn_err *err)
+int sqlite_run_release(struct store *s, const char *ws, const char *id, struct cdn_err *err)
 {
+	_cleanup_unlock_ struct sql_db *d = sql_lock(s);
 	int r;
-	if ((r = store_name_check("workspace", ws, err)) < 0 ||
-	    (r = store_run_id_check(id, err)) < 0)
-		return r;
-	_cleanup_unlock_ struct store_db *d = sql_lock(s);
 	{
 		_cleanup_stmt_ sqlite3_stmt *st = NULL;
+		const char *v[] = { id, ws };
 		if ((r = sql_prep(d, "SELECT 1 FROM runs WHERE id = ?1 AND workspace = ?2", &st,
-				  err)) < 0)
-			return r;
-		struct binder b = { st, SQLITE_OK };
-		sql_b_text(&b, 1, id);
-		sql_b_text(&b, 2, ws);
-		if (b.rc != SQLITE_OK)
-			return sql_fail(d, b.rc, err, "bind");
-		if ((r = sql_step(d, st, err, "find a run")) < 0)
+				  err)) < 0 ||
+		    (r = bind_texts(d, st, err, 2, v)) < 0 ||
+		    (r = sql_step(d, st, err, "find a run")) < 0)
 			return r;
 		if (r == SQLITE_DONE)
 			return cdn_err_msg(err, ENOENT, "no run %s in workspace %s", id, ws);
@@ -200,34 +168,27 @@ int store_run_release(struct store *s, const char *ws, const char *id, struct cd
 	if ((r = sql_prep(d,
 			  "UPDATE run_marks SET hold_reason = '', hold_by = '', hold_ms = 0"
 			  " WHERE run_id = ?1",
-			  &st, err)) < 0)
+			  &st, err)) < 0 ||
+	    (r = bind_texts(d, st, err, 1, &id)) < 0)
 		return r;
-	struct binder b = { st, SQLITE_OK };
-	sql_b_text(&b, 1, id);
-	if (b.rc != SQLITE_OK)
-		return sql_fail(d, b.rc, err, "bind");
 	r = sql_step(d, st, err, "release a run");
 	return r < 0 ? r : 0;
 }
 
-int store_run_mark_pruned(struct store *s, const char *id, enum store_retain k, int64_t when_ms,
-			  struct cdn_err *err)
+int sqlite_run_mark_pruned(struct store *s, const char *id, enum store_retain k,
+			   int64_t when_ms, struct cdn_err *err)
 {
-	const char *col = pruned_column(k);
-	if (!col)
-		return cdn_err_msg(err, EINVAL, "store: a record is deleted, not marked pruned");
-	int r = store_run_id_check(id, err);
-	if (r < 0)
-		return r;
+	const char *col = store_pruned_column(k);
 	/* col is one of three constants. */
 	char sql[256];
 	snprintf(sql, sizeof(sql),
 		 "INSERT INTO run_marks (run_id, %s) VALUES (?1, ?2)"
 		 " ON CONFLICT (run_id) DO UPDATE SET %s = ?2",
 		 col, col);
-	_cleanup_unlock_ struct store_db *d = sql_lock(s);
+	_cleanup_unlock_ struct sql_db *d = sql_lock(s);
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
-	if ((r = sql_prep(d, sql, &st, err)) < 0)
+	int r = sql_prep(d, sql, &st, err);
+	if (r < 0)
 		return r;
 	struct binder b = { st, SQLITE_OK };
 	sql_b_text(&b, 1, id);
@@ -240,31 +201,23 @@ int store_run_mark_pruned(struct store *s, const char *id, enum store_retain k, 
 
 /* ------------------------------------------------------------- pruning */
 
-int store_prune_due(struct store *s, const char *ws, enum store_retain k, int64_t cutoff_ms,
-		    size_t max, char (**ids)[STORE_RUN_ID_MAX + 1], size_t *n, struct cdn_err *err)
+int sqlite_prune_due(struct store *s, const char *ws, enum store_retain k, int64_t cutoff_ms,
+		     size_t max, char (*ids)[STORE_RUN_ID_MAX + 1], size_t *n,
+		     struct cdn_err *err)
 {
-	*ids = NULL;
-	*n = 0;
-	int r = store_name_check("workspace", ws, err);
-	if (r < 0)
-		return r;
-	if (k < 0 || k >= RETAIN_N || max < 1 || max > 10000)
-		return cdn_err_msg(err, EINVAL, "store: prune: bad arguments");
-	const char *col = pruned_column(k);
+	const char *col = store_pruned_column(k);
 	char sql[512];
 	/* col is one of three constants, or none for records. */
 	snprintf(sql, sizeof(sql),
 		 "SELECT runs.id FROM runs LEFT JOIN run_marks m ON m.run_id = runs.id"
-		 " WHERE runs.workspace = ?1 AND " FINAL_STATUS " AND runs.finished_ms > 0"
+		 " WHERE runs.workspace = ?1 AND " STORE_FINAL_STATUS " AND runs.finished_ms > 0"
 		 " AND runs.finished_ms < ?2 AND COALESCE(m.hold_ms, 0) = 0%s%s%s"
 		 " ORDER BY runs.finished_ms, runs.id LIMIT ?3",
 		 col ? " AND COALESCE(m." : "", col ? col : "", col ? ", 0) = 0" : "");
-	_cleanup_free_ char(*out)[STORE_RUN_ID_MAX + 1] = calloc(max, sizeof(*out));
-	if (!out)
-		return cdn_err_set(err, ENOMEM, "store: prune");
-	_cleanup_unlock_ struct store_db *d = sql_lock(s);
+	_cleanup_unlock_ struct sql_db *d = sql_lock(s);
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
-	if ((r = sql_prep(d, sql, &st, err)) < 0)
+	int r = sql_prep(d, sql, &st, err);
+	if (r < 0)
 		return r;
 	struct binder b = { st, SQLITE_OK };
 	sql_b_text(&b, 1, ws);
@@ -274,24 +227,20 @@ int store_prune_due(struct store *s, const char *ws, enum store_retain k, int64_
 		return sql_fail(d, b.rc, err, "bind");
 	size_t got = 0;
 	while ((r = sql_step(d, st, err, "list runs to prune")) == SQLITE_ROW) {
-		if (got == max || !sql_col_copy(st, 0, out[got], sizeof(out[got])))
+		if (got == max || !col0_copy(st, ids[got], sizeof(ids[got])))
 			return cdn_err_msg(err, EIO, "store: %s: a run id is malformed", d->path);
 		got++;
 	}
 	if (r < 0)
 		return r;
-	*ids = out;
-	out = NULL;
 	*n = got;
 	return 0;
 }
 
 /* Rows of one text column into a calloc'd array of fixed fields. */
-static int list_names(struct store_db *d, sqlite3_stmt *st, size_t width, size_t max, char **out,
+static int list_names(struct sql_db *d, sqlite3_stmt *st, size_t width, size_t max, char **out,
 		      size_t *n, struct cdn_err *err, const char *what)
 {
-	*out = NULL;
-	*n = 0;
 	size_t cap = 0, got = 0;
 	_cleanup_free_ char *v = NULL;
 	int r;
@@ -306,7 +255,7 @@ static int list_names(struct store_db *d, sqlite3_stmt *st, size_t width, size_t
 			v = nv;
 			cap = ncap;
 		}
-		if (!sql_col_copy(st, 0, v + got * width, width))
+		if (!col0_copy(st, v + got * width, width))
 			return cdn_err_msg(err, EIO, "store: %s: %s: a value is malformed", d->path,
 					   what);
 		got++;
@@ -319,10 +268,10 @@ static int list_names(struct store_db *d, sqlite3_stmt *st, size_t width, size_t
 	return 0;
 }
 
-int store_prune_workspaces(struct store *s, char (**wss)[STORE_MAX_NAME + 1], size_t *n,
-			   struct cdn_err *err)
+int sqlite_prune_workspaces(struct store *s, char (**wss)[STORE_MAX_NAME + 1], size_t *n,
+			    struct cdn_err *err)
 {
-	_cleanup_unlock_ struct store_db *d = sql_lock(s);
+	_cleanup_unlock_ struct sql_db *d = sql_lock(s);
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	int r = sql_prep(d,
 			 "SELECT DISTINCT workspace FROM runs UNION"
@@ -333,10 +282,10 @@ int store_prune_workspaces(struct store *s, char (**wss)[STORE_MAX_NAME + 1], si
 	return list_names(d, st, sizeof(**wss), 1000000, (char **)wss, n, err, "list workspaces");
 }
 
-int store_item_trees(struct store *s, char (**trees)[STORE_HASH_HEX + 1], size_t *n,
-		     struct cdn_err *err)
+int sqlite_item_trees(struct store *s, char (**trees)[STORE_HASH_HEX + 1], size_t *n,
+		      struct cdn_err *err)
 {
-	_cleanup_unlock_ struct store_db *d = sql_lock(s);
+	_cleanup_unlock_ struct sql_db *d = sql_lock(s);
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	int r = sql_prep(d, "SELECT DISTINCT tree FROM items WHERE tree != '' ORDER BY 1", &st, err);
 	if (r < 0)
@@ -345,26 +294,20 @@ int store_item_trees(struct store *s, char (**trees)[STORE_HASH_HEX + 1], size_t
 			  "list the items' trees");
 }
 
-int store_run_delete(struct store *s, const char *id, struct cdn_err *err)
+int sqlite_run_delete(struct store *s, const char *id, struct cdn_err *err)
 {
-	int r = store_run_id_check(id, err);
-	if (r < 0)
-		return r;
-	_cleanup_unlock_ struct store_db *d = sql_lock(s);
+	_cleanup_unlock_ struct sql_db *d = sql_lock(s);
 	_cleanup_txn_ struct txn t = { d, false };
+	int r;
 	if ((r = sql_txn_begin(&t, err)) < 0)
 		return r;
 	static const char *const sqls[] = { "DELETE FROM run_marks WHERE run_id = ?1",
-					    "DELETE FROM runs WHERE id = ?1 AND " FINAL_STATUS };
+					    "DELETE FROM runs WHERE id = ?1 AND " STORE_FINAL_STATUS };
 	for (size_t i = 0; i < CDN_ARRAY_SIZE(sqls); i++) {
 		_cleanup_stmt_ sqlite3_stmt *st = NULL;
-		if ((r = sql_prep(d, sqls[i], &st, err)) < 0)
-			return r;
-		struct binder b = { st, SQLITE_OK };
-		sql_b_text(&b, 1, id);
-		if (b.rc != SQLITE_OK)
-			return sql_fail(d, b.rc, err, "bind");
-		if ((r = sql_step(d, st, err, "delete a run")) < 0)
+		if ((r = sql_prep(d, sqls[i], &st, err)) < 0 ||
+		    (r = bind_texts(d, st, err, 1, &id)) < 0 ||
+		    (r = sql_step(d, st, err, "delete a run")) < 0)
 			return r;
 		if (i == 1 && sqlite3_changes(d->db) == 0)
 			return cdn_err_msg(err, ENOENT, "no finished run %s", id);
@@ -372,48 +315,24 @@ int store_run_delete(struct store *s, const char *id, struct cdn_err *err)
 	return sql_txn_commit(&t, err);
 }
 
-int store_blob_in_runs(struct store *s, const char *hex, const char *skip_id, bool *used,
-		       struct cdn_err *err)
+int sqlite_blob_in_runs(struct store *s, const char *hex, const char *skip_id, bool *used,
+			struct cdn_err *err)
 {
-	*used = true;
-	if (!cdn_sha256_hex_str_ok(hex))
-		return cdn_err_msg(err, EINVAL, "store: a blob's name is not a sha256");
-	int r;
-	_cleanup_unlock_ struct store_db *d = sql_lock(s);
+	_cleanup_unlock_ struct sql_db *d = sql_lock(s);
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	/* instr, not LIKE: a hash holds no wildcard, but instr needs no
-	 * escaping to stay right. Unfinished runs count too: their result is
-	 * not written yet, store_oldest_unfinished covers them. */
+	 * escaping to stay right. A run not finished has no result yet: the
+	 * blobs it stores are kept by the grace period (prune.c). */
+	const char *v[] = { hex, skip_id };
+	int r;
 	if ((r = sql_prep(d,
 			  "SELECT 1 FROM runs LEFT JOIN run_marks m ON m.run_id = runs.id"
 			  " WHERE runs.id != ?2 AND COALESCE(m.artifacts_pruned_ms, 0) = 0"
 			  " AND instr(runs.result_json, ?1) > 0 LIMIT 1",
-			  &st, err)) < 0)
-		return r;
-	struct binder b = { st, SQLITE_OK };
-	sql_b_text(&b, 1, hex);
-	sql_b_text(&b, 2, skip_id ? skip_id : "");
-	if (b.rc != SQLITE_OK)
-		return sql_fail(d, b.rc, err, "bind");
-	if ((r = sql_step(d, st, err, "look for a blob's users")) < 0)
+			  &st, err)) < 0 ||
+	    (r = bind_texts(d, st, err, 2, v)) < 0 ||
+	    (r = sql_step(d, st, err, "look for a blob's users")) < 0)
 		return r;
 	*used = r == SQLITE_ROW;
-	return 0;
-}
-
-int store_oldest_unfinished(struct store *s, int64_t *created_ms, struct cdn_err *err)
-{
-	*created_ms = 0;
-	_cleanup_unlock_ struct store_db *d = sql_lock(s);
-	_cleanup_stmt_ sqlite3_stmt *st = NULL;
-	int r = sql_prep(d,
-			 "SELECT MIN(created_ms) FROM runs WHERE status IN ('created', 'running')",
-			 &st, err);
-	if (r < 0)
-		return r;
-	if ((r = sql_step(d, st, err, "find the oldest unfinished run")) < 0)
-		return r;
-	if (r == SQLITE_ROW)
-		*created_ms = sqlite3_column_int64(st, 0);
 	return 0;
 }

@@ -23,82 +23,24 @@
 #include "base/hash.h"
 #include "base/proc.h"
 
-#define RUN_LIST_MAX 1000
-#define RECOVER_ERROR "the supervisor died (crash or kill) before the run finished"
-
-/* ------------------------------------------------------------------- runs */
-
-#define RUN_COLUMNS                                                                        \
-	"id, workspace, agent, agent_version, agent_hash, status, exit_code, caller,"     \
-	" created_ms, started_ms, finished_ms, supervisor_pid, supervisor_boot, input_json," \
-	" result_json, error, supervisor_start, audit_head, audit_records, stdout_sha256,"  \
-	" stderr_sha256"
-
-/* A list shows records, not their input and result (up to 1 MiB each). */
-#define RUN_LIST_COLUMNS                                                                   \
-	"id, workspace, agent, agent_version, agent_hash, status, exit_code, caller,"     \
-	" created_ms, started_ms, finished_ms, supervisor_pid, supervisor_boot, NULL,"     \
-	" NULL, error, supervisor_start, audit_head, audit_records, stdout_sha256,"         \
-	" stderr_sha256"
+#define RUN_COLUMNS STORE_RUN_COLUMNS
+#define RUN_LIST_COLUMNS STORE_RUN_LIST_COLUMNS
 
 static int run_read(sqlite3_stmt *st, struct store_run *out)
 {
-	memset(out, 0, sizeof(*out));
-	int64_t version = sqlite3_column_int64(st, 3);
-	int64_t pid = sqlite3_column_int64(st, 11);
-	int64_t code = sqlite3_column_int64(st, 6);
-	if (!sql_col_copy(st, 0, out->id, sizeof(out->id)) ||
-	    !sql_col_copy(st, 1, out->workspace, sizeof(out->workspace)) ||
-	    !sql_col_copy(st, 2, out->agent, sizeof(out->agent)) ||
-	    !sql_col_copy(st, 4, out->agent_hash, sizeof(out->agent_hash)) ||
-	    !sql_col_copy(st, 7, out->caller, sizeof(out->caller)) ||
-	    !sql_col_copy(st, 12, out->supervisor_boot, sizeof(out->supervisor_boot)) ||
-	    !sql_col_copy(st, 15, out->error, sizeof(out->error)) ||
-	    !sql_col_copy(st, 17, out->audit_head, sizeof(out->audit_head)) ||
-	    !sql_col_copy(st, 19, out->stdout_sha256, sizeof(out->stdout_sha256)) ||
-	    !sql_col_copy(st, 20, out->stderr_sha256, sizeof(out->stderr_sha256)) || version < 0 ||
-	    version > UINT32_MAX || pid < INT32_MIN || pid > INT32_MAX || code < INT32_MIN ||
-	    code > INT32_MAX)
-		return -EIO;
-	if (store_run_status_parse((const char *)sqlite3_column_text(st, 5), &out->status) < 0)
-		return -EIO;
-	out->agent_version = (unsigned)version;
-	out->exit_code = (int)code;
-	out->created_ms = sqlite3_column_int64(st, 8);
-	out->started_ms = sqlite3_column_int64(st, 9);
-	out->finished_ms = sqlite3_column_int64(st, 10);
-	out->supervisor_pid = (int)pid;
-	out->supervisor_start = (uint64_t)sqlite3_column_int64(st, 16);
-	int64_t records = sqlite3_column_int64(st, 18);
-	out->audit_records = records > 0 ? (uint64_t)records : 0;
-	if (!sql_col_dup(st, 13, &out->input_json) || !sql_col_dup(st, 14, &out->result_json)) {
-		store_run_clear(out);
-		return -ENOMEM;
-	}
-	return 0;
+	struct store_row row = sql_row(st);
+	return store_row_run(&row, out);
 }
 
-/* What a new record or claim stores: the start time of the process that
- * supervisor_pid names now (never a value carried over from a record). */
-static int64_t supervisor_start(const struct store_run *r)
+static int run_read_fail(struct sql_db *d, int r, struct cdn_err *err)
 {
-	uint64_t v = cdn_proc_start(r->supervisor_pid);
-	return v <= INT64_MAX ? (int64_t)v : 0;
+	return store_row_fail(d->path, "run", r, err);
 }
 
-static int run_read_fail(struct store_db *d, int r, struct cdn_err *err)
+int sqlite_run_create(struct store *s, const struct store_run *r, struct cdn_err *err)
 {
-	if (r == -ENOMEM)
-		return cdn_err_set(err, ENOMEM, "store: %s: read a run", d->path);
-	return cdn_err_msg(err, EIO, "store: %s: a run row is malformed", d->path);
-}
-
-int store_run_create(struct store *s, const struct store_run *r, struct cdn_err *err)
-{
-	int e = store_run_check(r, err);
-	if (e < 0)
-		return e;
-	_cleanup_unlock_ struct store_db *d = sql_lock(s);
+	int e;
+	_cleanup_unlock_ struct sql_db *d = sql_lock(s);
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	if ((e = sql_prep(d,
 		      "INSERT INTO runs (" RUN_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8,"
@@ -122,7 +64,7 @@ int store_run_create(struct store *s, const struct store_run *r, struct cdn_err 
 	sql_b_text(&b, 14, r->input_json);
 	sql_b_text(&b, 15, r->result_json);
 	sql_b_text(&b, 16, r->error);
-	sql_b_int(&b, 17, supervisor_start(r));
+	sql_b_int(&b, 17, store_supervisor_start(r));
 	if (b.rc != SQLITE_OK)
 		return sql_fail(d, b.rc, err, "bind");
 	int rc = sqlite3_step(st);
@@ -133,12 +75,10 @@ int store_run_create(struct store *s, const struct store_run *r, struct cdn_err 
 	return 0;
 }
 
-int store_run_update(struct store *s, const struct store_run *r, struct cdn_err *err)
+int sqlite_run_update(struct store *s, const struct store_run *r, struct cdn_err *err)
 {
-	int e = store_run_check(r, err);
-	if (e < 0)
-		return e;
-	_cleanup_unlock_ struct store_db *d = sql_lock(s);
+	int e;
+	_cleanup_unlock_ struct sql_db *d = sql_lock(s);
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	if ((e = sql_prep(d,
 		      "UPDATE runs SET status = ?2, exit_code = ?3, started_ms = ?4,"
@@ -165,12 +105,10 @@ int store_run_update(struct store *s, const struct store_run *r, struct cdn_err 
 	return 0;
 }
 
-int store_run_anchor(struct store *s, const char *id, const char *head, uint64_t records,
-		     struct cdn_err *err)
+int sqlite_run_anchor(struct store *s, const char *id, const char *head, uint64_t records,
+		      struct cdn_err *err)
 {
-	if (!cdn_sha256_hex_str_ok(head) || records > INT64_MAX)
-		return cdn_err_msg(err, EINVAL, "store: an audit head is a sha256");
-	_cleanup_unlock_ struct store_db *d = sql_lock(s);
+	_cleanup_unlock_ struct sql_db *d = sql_lock(s);
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	int e = sql_prep(d, "UPDATE runs SET audit_head = ?2, audit_records = ?3 WHERE id = ?1", &st, err);
 	if (e < 0)
@@ -188,13 +126,10 @@ int store_run_anchor(struct store *s, const char *id, const char *head, uint64_t
 	return 0;
 }
 
-int store_run_get(struct store *s, const char *id, struct store_run *out, struct cdn_err *err)
+int sqlite_run_get(struct store *s, const char *id, struct store_run *out, struct cdn_err *err)
 {
-	memset(out, 0, sizeof(*out));
-	int r = store_run_id_check(id, err);
-	if (r < 0)
-		return r;
-	_cleanup_unlock_ struct store_db *d = sql_lock(s);
+	int r;
+	_cleanup_unlock_ struct sql_db *d = sql_lock(s);
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	if ((r = sql_prep(d, "SELECT " RUN_COLUMNS " FROM runs WHERE id = ?1", &st, err)) < 0)
 		return r;
@@ -211,37 +146,10 @@ int store_run_get(struct store *s, const char *id, struct store_run *out, struct
 	return 0;
 }
 
-void store_run_clear(struct store_run *r)
+int sqlite_run_list(struct store *s, const struct store_run_query *q, struct store_run **out,
+		    size_t *n, struct cdn_err *err)
 {
-	if (!r)
-		return;
-	free(r->input_json);
-	free(r->result_json);
-	r->input_json = r->result_json = NULL;
-}
-
-void store_runs_free(struct store_run *runs, size_t n)
-{
-	for (size_t i = 0; runs && i < n; i++)
-		store_run_clear(&runs[i]);
-	free(runs);
-}
-
-int store_run_list(struct store *s, const struct store_run_query *q, struct store_run **out,
-		   size_t *n, struct cdn_err *err)
-{
-	*out = NULL;
-	*n = 0;
-	int r = store_name_check("workspace", q->workspace, err);
-	if (r < 0 || (q->agent && (r = store_name_check("agent", q->agent, err)) < 0))
-		return r;
-	if (q->status != -1 && (q->status < RUN_CREATED || q->status > RUN_CANCELLED))
-		return cdn_err_msg(err, EINVAL, "store: list runs: unknown status %d", q->status);
-	if (q->limit < 1 || q->limit > RUN_LIST_MAX)
-		return cdn_err_msg(err, EINVAL, "store: list runs: the limit must be 1 to %d",
-				   RUN_LIST_MAX);
-	if (q->before_id && (r = store_run_id_check(q->before_id, err)) < 0)
-		return r;
+	int r;
 
 	/* Keyset paging on the index order (created_ms DESC, id DESC): the
 	 * next page starts strictly after the last row seen, so pages neither
@@ -255,7 +163,7 @@ int store_run_list(struct store *s, const struct store_run_query *q, struct stor
 		 !q->before_ms	 ? ""
 		 : q->before_id ? " AND (created_ms, id) < (?4, ?5)"
 				 : " AND created_ms < ?4");
-	_cleanup_unlock_ struct store_db *d = sql_lock(s);
+	_cleanup_unlock_ struct sql_db *d = sql_lock(s);
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	if ((r = sql_prep(d, sql, &st, err)) < 0)
 		return r;
@@ -288,92 +196,73 @@ int store_run_list(struct store *s, const struct store_run_query *q, struct stor
 	return 0;
 }
 
-struct recover_candidate {
-	char id[STORE_RUN_ID_MAX + 1];
-	int64_t pid; /* as stored, for the UPDATE's WHERE */
-	char boot[STORE_BOOT_ID_MAX];
-	int64_t start;
-};
-
-int store_runs_recover(struct store *s, struct cdn_err *err)
+int sqlite_runs_unfinished(struct store *s, struct store_recover_candidate **out, size_t *n,
+			   struct cdn_err *err)
 {
-	char boot[STORE_BOOT_ID_MAX];
-	int r = cdn_boot_id(boot, sizeof(boot), err);
+	_cleanup_unlock_ struct sql_db *d = sql_lock(s);
+	_cleanup_free_ struct store_recover_candidate *v = NULL;
+	size_t count = 0, cap = 0;
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r = sql_prep(d,
+			 "SELECT " STORE_CANDIDATE_COLUMNS " FROM runs"
+			 " WHERE status IN ('created', 'running')",
+			 &st, err);
 	if (r < 0)
 		return r;
-	_cleanup_unlock_ struct store_db *d = sql_lock(s);
-	_cleanup_free_ struct recover_candidate *v = NULL;
-	size_t count = 0, cap = 0;
-	{
-		_cleanup_stmt_ sqlite3_stmt *st = NULL;
-		if ((r = sql_prep(d,
-			      "SELECT id, supervisor_pid, supervisor_boot, supervisor_start FROM runs"
-			      " WHERE status IN ('created', 'running')",
-			      &st, err)) < 0)
-			return r;
-		while ((r = sql_step(d, st, err, "list unfinished runs")) == SQLITE_ROW) {
-			if (count == cap) {
-				size_t nc = cap ? cap * 2 : 16;
-				struct recover_candidate *nv = realloc(v, nc * sizeof(*nv));
-				if (!nv)
-					return cdn_err_set(err, ENOMEM, "store: recover runs");
-				v = nv;
-				cap = nc;
-			}
-			struct recover_candidate *c = &v[count];
-			c->pid = sqlite3_column_int64(st, 1);
-			c->start = sqlite3_column_int64(st, 3);
-			/* A field that does not fit cannot name a live supervisor;
-			 * the UPDATE below then matches nothing and the run stays
-			 * as it is. */
-			if (!sql_col_copy(st, 0, c->id, sizeof(c->id)) ||
-			    !sql_col_copy(st, 2, c->boot, sizeof(c->boot)))
-				continue;
-			count++;
+	while ((r = sql_step(d, st, err, "list unfinished runs")) == SQLITE_ROW) {
+		if (count == cap) {
+			size_t nc = cap ? cap * 2 : 16;
+			struct store_recover_candidate *nv = realloc(v, nc * sizeof(*nv));
+			if (!nv)
+				return cdn_err_set(err, ENOMEM, "store: recover runs");
+			v = nv;
+			cap = nc;
 		}
-		if (r < 0)
-			return r;
+		struct store_row row = sql_row(st);
+		if (store_row_candidate(&row, &v[count]) == 0)
+			count++;
 	}
-	int recovered = 0;
-	for (size_t i = 0; i < count; i++) {
-		const struct recover_candidate *c = &v[i];
-		int pid = c->pid > 0 && c->pid <= INT32_MAX ? (int)c->pid : 0;
-		if (cdn_supervisor_alive(pid, c->boot, boot,
-					   c->start > 0 ? (uint64_t)c->start : 0))
-			continue;
-		_cleanup_stmt_ sqlite3_stmt *st = NULL;
-		/* The WHERE repeats what was judged, so a run that finished
-		 * or was taken over in the meantime is left alone. */
-		if ((r = sql_prep(d,
-			      "UPDATE runs SET status = 'error', error = ?2, finished_ms = ?3,"
-			      " exit_code = 125"
-			      " WHERE id = ?1 AND status IN ('created', 'running')"
-			      " AND supervisor_pid = ?4 AND supervisor_boot = ?5"
-			      " AND supervisor_start = ?6",
-			      &st, err)) < 0)
-			return r;
-		struct binder b = { st, SQLITE_OK };
-		sql_b_text(&b, 1, c->id);
-		sql_b_text(&b, 2, RECOVER_ERROR);
-		sql_b_int(&b, 3, cdn_wall_ms());
-		sql_b_int(&b, 4, c->pid);
-		sql_b_text(&b, 5, c->boot);
-		sql_b_int(&b, 6, c->start);
-		if (b.rc != SQLITE_OK)
-			return sql_fail(d, b.rc, err, "bind");
-		if ((r = sql_step(d, st, err, "mark a run as failed")) < 0)
-			return r;
-		recovered += sqlite3_changes(d->db);
-	}
-	return recovered;
+	if (r < 0)
+		return r;
+	*out = cdn_steal(&v);
+	*n = count;
+	return 0;
 }
 
-int store_run_claim(struct store *s, const struct store_run *r, struct cdn_err *err)
+int sqlite_run_mark_dead(struct store *s, const struct store_recover_candidate *c,
+			 int64_t now_ms, struct cdn_err *err)
 {
-	int e = store_run_check(r, err);
-	if (e < 0)
-		return e;
-	_cleanup_unlock_ struct store_db *d = sql_lock(s);
+	_cleanup_unlock_ struct sql_db *d = sql_lock(s);
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	/* The WHERE repeats what was judged, so a run that finished or was
+	 * taken over in the meantime is left alone. */
+	int r = sql_prep(d,
+			 "UPDATE runs SET status = 'error', error = ?2, finished_ms = ?3,"
+			 " exit_code = 125"
+			 " WHERE id = ?1 AND status IN ('created', 'running')"
+			 " AND supervisor_pid = ?4 AND supervisor_boot = ?5"
+			 " AND supervisor_start = ?6",
+			 &st, err);
+	if (r < 0)
+		return r;
+	struct binder b = { st, SQLITE_OK };
+	sql_b_text(&b, 1, c->id);
+	sql_b_text(&b, 2, STORE_RECOVER_ERROR);
+	sql_b_int(&b, 3, now_ms);
+	sql_b_int(&b, 4, c->pid);
+	sql_b_text(&b, 5, c->boot);
+	sql_b_int(&b, 6, c->start);
+	if (b.rc != SQLITE_OK)
+		return sql_fail(d, b.rc, err, "bind");
+	if ((r = sql_step(d, st, err, "mark a run as failed")) < 0)
+		return r;
+	return sqlite3_changes(d->db) > 0 ? 1 : 0;
+}
+
+int sqlite_run_claim(struct store *s, const struct store_run *r, struct cdn_err *err)
+{
+	int e;
+	_cleanup_unlock_ struct sql_db *d = sql_lock(s);
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	if ((e = sql_prep(d,
 		      "UPDATE runs SET agent = ?2, agent_version = ?3, agent_hash = ?4,"
@@ -391,7 +280,7 @@ int store_run_claim(struct store *s, const struct store_run *r, struct cdn_err *
 	sql_b_text(&b, 6, r->supervisor_boot);
 	sql_b_text(&b, 7, r->input_json);
 	sql_b_text(&b, 8, r->workspace);
-	sql_b_int(&b, 9, supervisor_start(r));
+	sql_b_int(&b, 9, store_supervisor_start(r));
 	if (b.rc != SQLITE_OK)
 		return sql_fail(d, b.rc, err, "bind");
 	if ((e = sql_step(d, st, err, "claim a run")) < 0)

@@ -4,7 +4,8 @@
  * modes checked on the fd), the temp directory's cleanup, atomic files
  * and the layout of the paths the other modules keep in it
  * (docs/state.md). Blobs are in blobs.c, trees in trees.c and checkout.c,
- * the checks every backend shares in checks.c, and SQL in sqlite*.c.
+ * the checks every backend shares in checks.c, the dispatch to a backend in
+ * store_db.c, and SQL in sqlite*.c (SQLite) and pg*.c (Postgres).
  *
  * Every path below the state directory is resolved from directory fds
  * opened once in store_open, with O_NOFOLLOW on each step, so a symlink
@@ -260,9 +261,24 @@ static int open_lock(struct store *s, bool take, struct cdn_err *err)
 
 int store_open(const char *dir, struct store **out, struct cdn_err *err)
 {
+	return store_open_db(dir, store_default_database(), out, err);
+}
+
+const char *store_backend(const struct store *s)
+{
+	return s->ops->name;
+}
+
+int store_open_db(const char *dir, const char *database, struct store **out,
+		  struct cdn_err *err)
+{
 	*out = NULL;
 	if (!dir || !*dir)
 		return cdn_err_msg(err, EINVAL, "store: no state directory given");
+	const struct store_db_ops *ops;
+	int r = store_db_pick(database, &ops, err);
+	if (r < 0)
+		return r;
 	if (sodium_init() < 0)
 		return cdn_err_msg(err, EIO, "store: libsodium failed to initialise");
 	_cleanup_(store_closep) struct store *s = calloc(1, sizeof(*s));
@@ -274,8 +290,7 @@ int store_open(const char *dir, struct store **out, struct cdn_err *err)
 	for (size_t n = strlen(s->dir); n > 1 && s->dir[n - 1] == '/'; n--)
 		s->dir[n - 1] = '\0';
 
-	int r = mkdir_p(s->dir, err);
-	if (r < 0)
+	if ((r = mkdir_p(s->dir, err)) < 0)
 		return r;
 	struct stat st;
 	if (lstat(s->dir, &st) < 0)
@@ -308,10 +323,18 @@ int store_open(const char *dir, struct store **out, struct cdn_err *err)
 	    (r = open_subdir(s->dirfd, s->dir, "tmp", &s->tmp_fd, err)) < 0)
 		return r;
 	tmp_clean(s);
+	s->ops = ops;
+	if (ops != &store_sqlite_ops) {
+		/* A server database serialises its own migrations. */
+		if ((r = ops->open(s, database, &s->db, err)) < 0)
+			return r;
+		*out = cdn_steal(&s);
+		return 0;
+	}
 	if ((r = open_lock(s, true, err)) < 0)
 		return r;
 	if ((r = db_file_prepare(s, err)) == 0)
-		r = store_db_open(s, &s->db, err);
+		r = ops->open(s, NULL, &s->db, err);
 	open_lock(s, false, NULL);
 	if (r < 0)
 		return r;
@@ -324,7 +347,7 @@ void store_close(struct store *s)
 	if (!s)
 		return;
 	if (s->db)
-		store_db_close(s->db);
+		s->ops->close(s->db);
 	int fds[] = { s->dirfd, s->blobs_fd, s->trees_fd, s->tmp_fd };
 	for (size_t i = 0; i < CDN_ARRAY_SIZE(fds); i++)
 		if (fds[i] >= 0)

@@ -2,7 +2,7 @@
 /*
  * The store: cordon's state on one machine.
  *
- *   <dir>/cordon.db        metadata, SQLite in WAL mode
+ *   <dir>/cordon.db        metadata, SQLite in WAL mode (or in Postgres: store_open_db)
  *   <dir>/blobs/ab/cd...   content-addressed files (sha256), immutable
  *   <dir>/trees/<hash>/    read-only checkouts of stored directory trees
  *   <dir>/runs/<id>/       one directory per run (the run module's)
@@ -11,8 +11,8 @@
  *   <dir>/tmp/             staging for atomic writes
  *
  * Every file is written atomically: temp file in <dir>/tmp, fsync, rename,
- * fsync of the directory. All SQL lives behind this header, so a Postgres
- * backend can replace store_sqlite.c and sqlite_*.c without touching callers.
+ * fsync of the directory. All SQL lives behind this header, in one of two
+ * backends chosen at open (SQLite or Postgres), so callers never see which.
  *
  * Names (agents, capabilities, envs, secrets, workspaces) match
  * [a-z0-9][a-z0-9._-]{0,63} (STORE_MAX_NAME), except secret names, which
@@ -44,10 +44,27 @@ struct store;
  * $HOME/.local/state/cordon. */
 int store_default_dir(char *out, size_t cap, struct cdn_err *err);
 
-/* Opens (creating 0700 directories and the schema when new) the store.
+/* $CORDON_DATABASE_URL, or NULL when it is unset or empty: the database
+ * store_open keeps the metadata in. */
+const char *store_default_database(void);
+
+/*
+ * Opens (creating 0700 directories and the schema when new) the store.
  * Refuses a directory that is a symlink, is owned by another uid or is
- * writable by group or others. Several processes may open one store. */
+ * writable by group or others. Several processes may open one store.
+ * The metadata goes to `database`: NULL (or "") for SQLite in
+ * <dir>/cordon.db, a postgresql:// (or postgres://) URL for Postgres
+ * (docs/state.md); blobs, trees and run files stay in dir either way.
+ * store_open takes store_default_database().
+ */
+int store_open_db(const char *dir, const char *database, struct store **out,
+		  struct cdn_err *err);
 int store_open(const char *dir, struct store **out, struct cdn_err *err);
+/* "sqlite" or "postgres". */
+const char *store_backend(const struct store *s);
+/* A database URL as messages show it: the password (user:PASSWORD@ and
+ * password=... in the query) replaced by "***". Returns out. */
+const char *store_database_shown(const char *url, char *out, size_t cap);
 void store_close(struct store *s);
 const char *store_dir(const struct store *s);
 
@@ -434,8 +451,6 @@ int store_blob_in_runs(struct store *s, const char *hex, const char *skip_id, bo
 /* The trees registered items use, each once. Free with free(). */
 int store_item_trees(struct store *s, char (**trees)[STORE_HASH_HEX + 1], size_t *n,
 		     struct cdn_err *err);
-/* created_ms of the oldest run not finished, or 0 when there is none. */
-int store_oldest_unfinished(struct store *s, int64_t *created_ms, struct cdn_err *err);
 
 /* One pass of pruning (prune.c): every workspace's runs by the ages that
  * apply to it (store_retention_effective), or ws's alone. */

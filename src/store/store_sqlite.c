@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The store's metadata in SQLite: the connection, the schema and its
- * migrations, and the helpers the queries share (sqlite.h). The queries
- * are in sqlite_items.c, sqlite_runs.c and sqlite_keys.c. Every SQL
- * statement of cordon is in these four files, so a Postgres backend
- * replaces them alone (docs/state.md has the schema).
+ * The store's metadata in SQLite, the default backend: the connection, the
+ * schema and its migrations, the helpers the queries share (sqlite.h) and
+ * the backend's ops table (internal.h). The queries are in sqlite_items.c,
+ * sqlite_runs.c and sqlite_keys.c; the Postgres backend is pg_*.c
+ * (docs/state.md has the schema).
  *
  * One connection per struct store, guarded by a mutex so that one store
  * may serve several threads. Several processes may share the database:
@@ -167,7 +167,7 @@ int sql_errno(int rc)
 	}
 }
 
-int sql_fail(struct store_db *d, int rc, struct cdn_err *err, const char *fmt, ...)
+int sql_fail(struct sql_db *d, int rc, struct cdn_err *err, const char *fmt, ...)
 {
 	char what[256];
 	va_list ap;
@@ -187,20 +187,21 @@ void sql_stmt_freep(sqlite3_stmt **st)
 }
 
 
-void sql_unlockp(struct store_db **d)
+void sql_unlockp(struct sql_db **d)
 {
 	if (*d)
 		pthread_mutex_unlock(&(*d)->lock);
 }
 
 
-struct store_db *sql_lock(struct store *s)
+struct sql_db *sql_lock(struct store *s)
 {
-	pthread_mutex_lock(&s->db->lock);
-	return s->db;
+	struct sql_db *d = (struct sql_db *)s->db;
+	pthread_mutex_lock(&d->lock);
+	return d;
 }
 
-int sql_prep(struct store_db *d, const char *sql, sqlite3_stmt **st, struct cdn_err *err)
+int sql_prep(struct sql_db *d, const char *sql, sqlite3_stmt **st, struct cdn_err *err)
 {
 	int rc = sqlite3_prepare_v2(d->db, sql, -1, st, NULL);
 	return rc == SQLITE_OK ? 0 : sql_fail(d, rc, err, "prepare");
@@ -227,7 +228,7 @@ void sql_b_blob(struct binder *b, int i, const void *v, size_t len)
 }
 
 /* SQLITE_ROW, SQLITE_DONE or a negative errno. */
-int sql_step(struct store_db *d, sqlite3_stmt *st, struct cdn_err *err, const char *what)
+int sql_step(struct sql_db *d, sqlite3_stmt *st, struct cdn_err *err, const char *what)
 {
 	int rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW || rc == SQLITE_DONE)
@@ -263,35 +264,32 @@ int sql_txn_commit(struct txn *t, struct cdn_err *err)
 	return 0;
 }
 
-/* Copies a text column into a fixed field; false when it does not fit. */
-bool sql_col_copy(sqlite3_stmt *st, int i, char *out, size_t cap)
+static const char *row_text(const struct store_row *row, int col, size_t *len)
 {
-	const unsigned char *t = sqlite3_column_text(st, i);
-	size_t n = (size_t)sqlite3_column_bytes(st, i);
-	if (!t) {
-		out[0] = '\0';
-		return true;
-	}
-	if (n >= cap || memchr(t, '\0', n))
-		return false;
-	memcpy(out, t, n + 1);
-	return true;
+	sqlite3_stmt *st = (sqlite3_stmt *)row->ctx;
+	int type = sqlite3_column_type(st, col);
+	if (type == SQLITE_NULL)
+		return NULL;
+	/* Blobs as stored; anything else as its text. */
+	const void *p = type == SQLITE_BLOB ? sqlite3_column_blob(st, col)
+					    : (const void *)sqlite3_column_text(st, col);
+	*len = (size_t)sqlite3_column_bytes(st, col);
+	return p ? p : "";
 }
 
-/* A malloc'd copy of a text column (NULL stays NULL); false on ENOMEM. */
-bool sql_col_dup(sqlite3_stmt *st, int i, char **out)
+static bool row_int64(const struct store_row *row, int col, int64_t *out)
 {
-	*out = NULL;
-	if (sqlite3_column_type(st, i) == SQLITE_NULL)
-		return true;
-	const unsigned char *t = sqlite3_column_text(st, i);
-	if (!t)
-		return false;
-	*out = strdup((const char *)t);
-	return *out != NULL;
+	sqlite3_stmt *st = (sqlite3_stmt *)row->ctx;
+	*out = sqlite3_column_int64(st, col);
+	return sqlite3_column_type(st, col) == SQLITE_INTEGER;
 }
 
-static int pragma_int(struct store_db *d, const char *sql, int *out, struct cdn_err *err)
+struct store_row sql_row(sqlite3_stmt *st)
+{
+	return (struct store_row){ .ctx = st, .text = row_text, .int64 = row_int64 };
+}
+
+static int pragma_int(struct sql_db *d, const char *sql, int *out, struct cdn_err *err)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	int r = sql_prep(d, sql, &st, err);
@@ -303,7 +301,7 @@ static int pragma_int(struct store_db *d, const char *sql, int *out, struct cdn_
 
 /* ------------------------------------------------------------------- open */
 
-static int migrate(struct store_db *d, struct cdn_err *err)
+static int migrate(struct sql_db *d, struct cdn_err *err)
 {
 	/* In one write transaction: two processes opening a new store at
 	 * once take turns, and the second finds the schema made. */
@@ -331,7 +329,7 @@ static int migrate(struct store_db *d, struct cdn_err *err)
 	return sql_txn_commit(&t, err);
 }
 
-static int configure(struct store_db *d, struct cdn_err *err)
+static int configure(struct sql_db *d, struct cdn_err *err)
 {
 	int rc = sqlite3_busy_timeout(d->db, BUSY_TIMEOUT_MS);
 	if (rc != SQLITE_OK)
@@ -371,16 +369,30 @@ static int configure(struct store_db *d, struct cdn_err *err)
 	return 0;
 }
 
-static void db_freep(struct store_db **d)
+static void sqlite_close(struct store_db *db)
 {
-	if (*d)
-		store_db_close(*d);
+	struct sql_db *d = (struct sql_db *)db;
+	if (!d)
+		return;
+	if (d->db)
+		sqlite3_close(d->db);
+	pthread_mutex_destroy(&d->lock);
+	free(d->path);
+	free(d);
 }
 
-int store_db_open(struct store *s, struct store_db **out, struct cdn_err *err)
+static void db_freep(struct sql_db **d)
 {
+	if (*d)
+		sqlite_close((struct store_db *)*d);
+}
+
+static int sqlite_open(struct store *s, const char *database, struct store_db **out,
+		       struct cdn_err *err)
+{
+	(void)database;
 	*out = NULL;
-	_cleanup_(db_freep) struct store_db *d = calloc(1, sizeof(*d));
+	_cleanup_(db_freep) struct sql_db *d = calloc(1, sizeof(*d));
 	if (!d)
 		return cdn_err_set(err, ENOMEM, "store: open the database");
 	pthread_mutex_init(&d->lock, NULL);
@@ -400,18 +412,47 @@ int store_db_open(struct store *s, struct store_db **out, struct cdn_err *err)
 	int r = configure(d, err);
 	if (r < 0 || (r = migrate(d, err)) < 0)
 		return r;
-	*out = cdn_steal(&d);
+	*out = (struct store_db *)cdn_steal(&d);
 	return 0;
 }
 
-void store_db_close(struct store_db *d)
-{
-	if (!d)
-		return;
-	if (d->db)
-		sqlite3_close(d->db);
-	pthread_mutex_destroy(&d->lock);
-	free(d->path);
-	free(d);
-}
-
+const struct store_db_ops store_sqlite_ops = {
+	.name = "sqlite",
+	.open = sqlite_open,
+	.close = sqlite_close,
+	.item_put = sqlite_item_put,
+	.item_get = sqlite_item_get,
+	.item_list = sqlite_item_list,
+	.grant_add = sqlite_grant_add,
+	.grant_has = sqlite_grant_has,
+	.secret_put = sqlite_secret_put,
+	.secret_get = sqlite_secret_get,
+	.secret_delete = sqlite_secret_delete,
+	.secret_list = sqlite_secret_list,
+	.wskey_get = sqlite_wskey_get,
+	.wskey_put = sqlite_wskey_put,
+	.run_create = sqlite_run_create,
+	.run_update = sqlite_run_update,
+	.run_anchor = sqlite_run_anchor,
+	.run_get = sqlite_run_get,
+	.run_list = sqlite_run_list,
+	.run_claim = sqlite_run_claim,
+	.runs_unfinished = sqlite_runs_unfinished,
+	.run_mark_dead = sqlite_run_mark_dead,
+	.key_put = sqlite_key_put,
+	.key_by_hash = sqlite_key_by_hash,
+	.key_list = sqlite_key_list,
+	.key_revoke = sqlite_key_revoke,
+	.key_touch = sqlite_key_touch,
+	.retention_get = sqlite_retention_get,
+	.retention_put = sqlite_retention_put,
+	.run_marks_get = sqlite_run_marks_get,
+	.run_hold = sqlite_run_hold,
+	.run_release = sqlite_run_release,
+	.run_mark_pruned = sqlite_run_mark_pruned,
+	.prune_due = sqlite_prune_due,
+	.prune_workspaces = sqlite_prune_workspaces,
+	.item_trees = sqlite_item_trees,
+	.run_delete = sqlite_run_delete,
+	.blob_in_runs = sqlite_blob_in_runs,
+};

@@ -18,25 +18,34 @@ static void shape_of(const char *value, const char *keep_prefix)
 	size_t len = strlen(value);
 	char a[512], b[512];
 	struct cdn_err err = { 0 };
-	assert_int_equal(seal_placeholder((const uint8_t *)value, len, a, &err), 0);
 	assert_int_equal(seal_placeholder((const uint8_t *)value, len, b, &err), 0);
-	assert_int_equal(strlen(a), len);
-	assert_string_not_equal(a, value);
-	assert_string_not_equal(a, b); /* fresh every time */
-	assert_memory_equal(a, keep_prefix, strlen(keep_prefix));
-	size_t changed = 0;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char v = (unsigned char)value[i], p = (unsigned char)a[i];
-		if (isalnum(v)) {
-			assert_true(!!islower(v) == !!islower(p));
-			assert_true(!!isupper(v) == !!isupper(p));
-			assert_true(!!isdigit(v) == !!isdigit(p));
-			changed += v != p;
-		} else {
-			assert_int_equal(v, p); /* separators and symbols stay */
+	/* Each letter and digit after the kept prefix is drawn afresh, so one
+	 * may come out as it was by chance (1 in 10 for a digit): over many
+	 * draws, most of them change. One draw's count is no test: for a
+	 * short value it is below any fixed bound now and then. */
+	size_t changed = 0, drawn = 0;
+	for (int draw = 0; draw < 32; draw++) {
+		assert_int_equal(seal_placeholder((const uint8_t *)value, len, a, &err), 0);
+		assert_int_equal(strlen(a), len);
+		assert_string_not_equal(a, value);
+		assert_memory_equal(a, keep_prefix, strlen(keep_prefix));
+		for (size_t i = 0; i < len; i++) {
+			unsigned char v = (unsigned char)value[i], p = (unsigned char)a[i];
+			if (isalnum(v)) {
+				assert_true(!!islower(v) == !!islower(p));
+				assert_true(!!isupper(v) == !!isupper(p));
+				assert_true(!!isdigit(v) == !!isdigit(p));
+				if (i >= strlen(keep_prefix)) {
+					drawn++;
+					changed += v != p;
+				}
+			} else {
+				assert_int_equal(v, p); /* separators and symbols stay */
+			}
 		}
 	}
-	assert_true(changed >= 4);
+	assert_string_not_equal(a, b); /* fresh every time */
+	assert_true(drawn > 0 && changed * 4 >= drawn * 3);
 }
 
 static void test_shapes(void **state)

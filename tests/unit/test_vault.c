@@ -25,6 +25,7 @@
 #include <cmocka.h>
 
 #include "store/store.h"
+#include "db_fixture.h"
 #include "vault/vault.h"
 
 #define WS STORE_DEFAULT_WORKSPACE
@@ -76,6 +77,8 @@ static int setup(void **state)
 		return -1;
 	snprintf(f->keyfile, sizeof(f->keyfile), "%s/master.key", f->dir);
 	unsetenv("CORDON_MASTER_KEY");
+	if (db_fixture_reset() < 0)
+		return -1;
 	store_up(f);
 	*state = f;
 	return 0;
@@ -228,6 +231,21 @@ static void checkpoint(const struct fx *f)
  * store's back. */
 static void sql_wskey(const struct fx *f, const char *ws, const uint8_t *blob, size_t len)
 {
+	if (db_fixture_pg()) {
+		PGconn *c = PQconnectdb(store_default_database());
+		assert_int_equal(PQstatus(c), CONNECTION_OK);
+		const char *vals[2] = { ws, (const char *)blob };
+		int lens[2] = { 0, (int)len }, fmts[2] = { 0, 1 };
+		PGresult *res = PQexecParams(
+		    c, blob ? "UPDATE workspace_keys SET wrapped = $2 WHERE workspace = $1"
+			    : "DELETE FROM workspace_keys WHERE workspace = $1",
+		    blob ? 2 : 1, NULL, vals, lens, fmts, 0);
+		assert_int_equal(PQresultStatus(res), PGRES_COMMAND_OK);
+		assert_string_equal(PQcmdTuples(res), "1");
+		PQclear(res);
+		PQfinish(c);
+		return;
+	}
 	char path[160];
 	sqlite3 *db = NULL;
 	sqlite3_stmt *st = NULL;
@@ -363,6 +381,8 @@ static void test_fresh_nonce_each_set(void **state)
 static void test_no_plaintext_on_disk(void **state)
 {
 	struct fx *f = *state;
+	if (db_fixture_pg())
+		skip(); /* it reads SQLite's files */
 	uint8_t master[VAULT_KEY_BYTES];
 	randombytes_buf(master, sizeof(master));
 	char *hex = hex_of(master, sizeof(master), false);

@@ -1,0 +1,235 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Postgres queries for run records: create, update, anchor, get, list,
+ * claim, and the two steps of crash recovery (store_db.c judges which
+ * supervisors are gone). Every statement is constant text; values are
+ * always parameters, and the arguments were checked by store_db.c.
+ */
+#define _GNU_SOURCE
+#include "store/pg.h"
+
+#include <errno.h>
+#include <libpq-fe.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/cleanup.h"
+#include "base/clock.h"
+
+int pg_run_create(struct store *s, const struct store_run *r, struct cdn_err *err)
+{
+	_cleanup_pg_unlock_ struct pg_db *d = pg_lock(s);
+	struct pg_params p = { 0 };
+	pg_p_text(&p, r->id);
+	pg_p_text(&p, r->workspace);
+	pg_p_text(&p, r->agent);
+	pg_p_int(&p, r->agent_version);
+	pg_p_text(&p, r->agent_hash);
+	pg_p_text(&p, store_run_status_name(r->status));
+	pg_p_int(&p, r->exit_code);
+	pg_p_text(&p, r->caller);
+	pg_p_int(&p, r->created_ms > 0 ? r->created_ms : cdn_wall_ms());
+	pg_p_int(&p, r->started_ms);
+	pg_p_int(&p, r->finished_ms);
+	pg_p_int(&p, r->supervisor_pid);
+	pg_p_text(&p, r->supervisor_boot);
+	pg_p_text(&p, r->input_json);
+	pg_p_text(&p, r->result_json);
+	pg_p_text(&p, r->error);
+	pg_p_int(&p, store_supervisor_start(r));
+	_cleanup_pgres_ PGresult *res = NULL;
+	int e = pg_exec(d,
+			"INSERT INTO runs (" STORE_RUN_COLUMNS ") VALUES ($1, $2, $3, $4, $5, $6,"
+			" $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, '', 0, '', '')",
+			&p, false, &res, err, "insert run %s", r->id);
+	if (e == -EEXIST)
+		return cdn_err_msg(err, EEXIST, "store: run %s exists already", r->id);
+	return e;
+}
+
+/* An UPDATE of one run: ENOENT (with msg) when it changed nothing. */
+static int update_one(struct pg_db *d, const char *sql, const struct pg_params *p,
+		      struct cdn_err *err, const char *what, const char *id, const char *missing)
+{
+	_cleanup_pgres_ PGresult *res = NULL;
+	int e = pg_exec(d, sql, p, false, &res, err, "%s %s", what, id);
+	if (e < 0)
+		return e;
+	if (pg_changed(res) == 0)
+		return cdn_err_msg(err, ENOENT, "%s", missing);
+	return 0;
+}
+
+int pg_run_update(struct store *s, const struct store_run *r, struct cdn_err *err)
+{
+	_cleanup_pg_unlock_ struct pg_db *d = pg_lock(s);
+	struct pg_params p = { 0 };
+	pg_p_text(&p, r->id);
+	pg_p_text(&p, store_run_status_name(r->status));
+	pg_p_int(&p, r->exit_code);
+	pg_p_int(&p, r->started_ms);
+	pg_p_int(&p, r->finished_ms);
+	pg_p_text(&p, r->result_json);
+	pg_p_text(&p, r->error);
+	pg_p_text(&p, r->stdout_sha256);
+	pg_p_text(&p, r->stderr_sha256);
+	char missing[64 + STORE_RUN_ID_MAX];
+	snprintf(missing, sizeof(missing), "no run %s", r->id);
+	return update_one(d,
+			  "UPDATE runs SET status = $2, exit_code = $3, started_ms = $4,"
+			  " finished_ms = $5, result_json = $6, error = $7, stdout_sha256 = $8,"
+			  " stderr_sha256 = $9 WHERE id = $1",
+			  &p, err, "update run", r->id, missing);
+}
+
+int pg_run_anchor(struct store *s, const char *id, const char *head, uint64_t records,
+		  struct cdn_err *err)
+{
+	_cleanup_pg_unlock_ struct pg_db *d = pg_lock(s);
+	struct pg_params p = { 0 };
+	pg_p_text(&p, id);
+	pg_p_text(&p, head);
+	pg_p_int(&p, (int64_t)records);
+	char missing[64 + STORE_RUN_ID_MAX];
+	snprintf(missing, sizeof(missing), "no run %s", id);
+	return update_one(d, "UPDATE runs SET audit_head = $2, audit_records = $3 WHERE id = $1",
+			  &p, err, "anchor the audit log of run", id, missing);
+}
+
+int pg_run_claim(struct store *s, const struct store_run *r, struct cdn_err *err)
+{
+	_cleanup_pg_unlock_ struct pg_db *d = pg_lock(s);
+	struct pg_params p = { 0 };
+	pg_p_text(&p, r->id);
+	pg_p_text(&p, r->agent);
+	pg_p_int(&p, r->agent_version);
+	pg_p_text(&p, r->agent_hash);
+	pg_p_int(&p, r->supervisor_pid);
+	pg_p_text(&p, r->supervisor_boot);
+	pg_p_text(&p, r->input_json);
+	pg_p_text(&p, r->workspace);
+	pg_p_int(&p, store_supervisor_start(r));
+	char missing[128 + STORE_RUN_ID_MAX + STORE_MAX_NAME];
+	snprintf(missing, sizeof(missing), "run %s is not waiting to start in workspace %s",
+		 r->id, r->workspace);
+	return update_one(d,
+			  "UPDATE runs SET agent = $2, agent_version = $3, agent_hash = $4,"
+			  " supervisor_pid = $5, supervisor_boot = $6, input_json = $7,"
+			  " supervisor_start = $9"
+			  " WHERE id = $1 AND workspace = $8 AND status = 'created'",
+			  &p, err, "claim run", r->id, missing);
+}
+
+int pg_run_get(struct store *s, const char *id, struct store_run *out, struct cdn_err *err)
+{
+	_cleanup_pg_unlock_ struct pg_db *d = pg_lock(s);
+	struct pg_params p = { 0 };
+	pg_p_text(&p, id);
+	_cleanup_pgres_ PGresult *res = NULL;
+	int r = pg_exec(d, "SELECT " STORE_RUN_COLUMNS " FROM runs WHERE id = $1", &p, false,
+			&res, err, "read run %s", id);
+	if (r < 0)
+		return r;
+	if (PQntuples(res) == 0)
+		return cdn_err_msg(err, ENOENT, "no run %s", id);
+	struct store_row row = pg_row(res, 0);
+	if ((r = store_row_run(&row, out)) < 0)
+		return store_row_fail(d->shown, "run", r, err);
+	return 0;
+}
+
+int pg_run_list(struct store *s, const struct store_run_query *q, struct store_run **out,
+		size_t *n, struct cdn_err *err)
+{
+	_cleanup_pg_unlock_ struct pg_db *d = pg_lock(s);
+	struct pg_params p = { 0 };
+	pg_p_text(&p, q->workspace);
+	pg_p_text(&p, q->agent);
+	pg_p_text(&p, q->status != -1 ? store_run_status_name(q->status) : NULL);
+	pg_p_int(&p, q->before_ms);
+	pg_p_text(&p, q->before_id);
+	pg_p_int(&p, (int64_t)q->limit);
+	/* Keyset paging on the index order (created_ms DESC, id DESC): the
+	 * next page starts strictly after the last row seen, so pages neither
+	 * skip nor repeat rows while new runs arrive. One constant statement:
+	 * an absent filter is a NULL (or 0) parameter, and the planner, which
+	 * plans an unnamed statement with its values, drops its condition. */
+	_cleanup_pgres_ PGresult *res = NULL;
+	int r = pg_exec(d,
+			"SELECT " STORE_RUN_LIST_COLUMNS " FROM runs WHERE workspace = $1"
+			" AND ($2::text IS NULL OR agent = $2)"
+			" AND ($3::text IS NULL OR status = $3)"
+			" AND ($4::bigint = 0"
+			"  OR ($5::text IS NULL AND created_ms < $4)"
+			"  OR ($5::text IS NOT NULL AND (created_ms, id) < ($4, $5)))"
+			" ORDER BY created_ms DESC, id DESC LIMIT $6",
+			&p, false, &res, err, "list runs");
+	if (r < 0)
+		return r;
+	int rows = PQntuples(res);
+	struct store_run *v = calloc(rows ? (size_t)rows : 1, sizeof(*v));
+	if (!v)
+		return cdn_err_set(err, ENOMEM, "store: list runs");
+	for (int i = 0; i < rows; i++) {
+		struct store_row row = pg_row(res, i);
+		if ((r = store_row_run(&row, &v[i])) < 0) {
+			store_runs_free(v, (size_t)i);
+			return store_row_fail(d->shown, "run", r, err);
+		}
+	}
+	*out = v;
+	*n = (size_t)rows;
+	return 0;
+}
+
+int pg_runs_unfinished(struct store *s, struct store_recover_candidate **out, size_t *n,
+		       struct cdn_err *err)
+{
+	_cleanup_pg_unlock_ struct pg_db *d = pg_lock(s);
+	_cleanup_pgres_ PGresult *res = NULL;
+	int r = pg_exec(d,
+			"SELECT " STORE_CANDIDATE_COLUMNS " FROM runs"
+			" WHERE status IN ('created', 'running')",
+			NULL, false, &res, err, "list unfinished runs");
+	if (r < 0)
+		return r;
+	int rows = PQntuples(res);
+	struct store_recover_candidate *v = calloc(rows ? (size_t)rows : 1, sizeof(*v));
+	if (!v)
+		return cdn_err_set(err, ENOMEM, "store: recover runs");
+	size_t count = 0;
+	for (int i = 0; i < rows; i++) {
+		struct store_row row = pg_row(res, i);
+		if (store_row_candidate(&row, &v[count]) == 0)
+			count++;
+	}
+	*out = v;
+	*n = count;
+	return 0;
+}
+
+int pg_run_mark_dead(struct store *s, const struct store_recover_candidate *c, int64_t now_ms,
+		     struct cdn_err *err)
+{
+	_cleanup_pg_unlock_ struct pg_db *d = pg_lock(s);
+	struct pg_params p = { 0 };
+	pg_p_text(&p, c->id);
+	pg_p_text(&p, STORE_RECOVER_ERROR);
+	pg_p_int(&p, now_ms);
+	pg_p_int(&p, c->pid);
+	pg_p_text(&p, c->boot);
+	pg_p_int(&p, c->start);
+	_cleanup_pgres_ PGresult *res = NULL;
+	/* The WHERE repeats what was judged, so a run that finished or was
+	 * taken over in the meantime is left alone. */
+	int r = pg_exec(d,
+			"UPDATE runs SET status = 'error', error = $2, finished_ms = $3,"
+			" exit_code = 125"
+			" WHERE id = $1 AND status IN ('created', 'running')"
+			" AND supervisor_pid = $4 AND supervisor_boot = $5"
+			" AND supervisor_start = $6",
+			&p, false, &res, err, "mark run %s as failed", c->id);
+	if (r < 0)
+		return r;
+	return pg_changed(res) > 0 ? 1 : 0;
+}
