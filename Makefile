@@ -39,7 +39,7 @@ RELEASE_SUITES = test_attacks.py test_egress_attacks.py test_sealed_echoes.py te
 	test_docs.py test_cli.py
 test: unit-test
 	./tests/fuzz/smoke.sh
-	CORDON_BIN=$(CURDIR)/$(ASAN_BUILD)/cordon CORDON_ATTACKS=$(CURDIR)/$(BUILD)/tests/attacks \
+	CORDON_REQUIRE_PG=1 CORDON_BIN=$(CURDIR)/$(ASAN_BUILD)/cordon CORDON_ATTACKS=$(CURDIR)/$(BUILD)/tests/attacks \
 	  $(PYTHON) -m pytest -q -m "not slow" -p no:cacheprovider tests/integration
 	CORDON_BIN=$(CURDIR)/$(BUILD)/cordon CORDON_ATTACKS=$(CURDIR)/$(BUILD)/tests/attacks \
 	  $(PYTHON) -m pytest -q -p no:cacheprovider -m "slow" tests/integration
