@@ -87,6 +87,8 @@ struct vault;
 /* Opens the state directory (dir, else store_default_dir()) and, when v
  * is not NULL, the vault. Prints the error; -1 on failure. */
 int cli_open_state(const char *dir, struct store **s, struct vault **v);
+/* The same with the metadata in database (NULL or "": SQLite in dir). */
+int cli_open_state_db(const char *dir, const char *database, struct store **s, struct vault **v);
 /* The workspace: opt, else $CORDON_WORKSPACE, else "default". */
 const char *cli_workspace(const char *opt);
 
@@ -170,5 +172,6 @@ int cmd_approvals(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 int cmd_retention(int argc, char **argv);
 int cmd_prune(int argc, char **argv);
+int cmd_state(int argc, char **argv);
 
 #endif

@@ -17,6 +17,11 @@
 
 int cli_open_state(const char *dir, struct store **s, struct vault **v)
 {
+	return cli_open_state_db(dir, store_default_database(), s, v);
+}
+
+int cli_open_state_db(const char *dir, const char *database, struct store **s, struct vault **v)
+{
 	struct cdn_err err = { 0 };
 	char path[PATH_MAX];
 	if (!dir) {
@@ -35,7 +40,7 @@ int cli_open_state(const char *dir, struct store **s, struct vault **v)
 		}
 		dir = path;
 	}
-	if (store_open(dir, s, &err) < 0) {
+	if (store_open_db(dir, database, s, &err) < 0) {
 		cli_error("state %s: %s", dir, err.msg);
 		return -1;
 	}

@@ -20,6 +20,24 @@
 
 #define STORE_DB_FILE "cordon.db"
 
+/* A table as migration copies it: its name, columns, key order, and
+ * which columns hold bytes (bit i: column i). Names are constants of
+ * migrate.c, never input. */
+#define STORE_TABLE_MAX_COLS 24
+struct store_table {
+	const char *name;
+	const char *const *cols;
+	unsigned ncols;
+	const char *order;
+	uint32_t bytes;
+};
+
+/* A value as text (bytes as lowercase hex); v NULL is SQL NULL. */
+struct store_cell {
+	const char *v;
+	size_t len;
+};
+
 /* A backend's connection: each backend has its own struct behind it. */
 struct store_db;
 struct store_db_ops;
@@ -133,6 +151,18 @@ struct store_db_ops {
 	int (*run_delete)(struct store *s, const char *id, struct cdn_err *err);
 	int (*blob_in_runs)(struct store *s, const char *hex, const char *skip_id, bool *used,
 			    struct cdn_err *err);
+
+	/* Whole tables, for moving a store to another backend (migrate.c). A
+	 * transaction spans the calls between txn_begin and txn_end; reading
+	 * gives every row in the table's key order, bytes columns as
+	 * lowercase hex; inserting takes cells in the same form. */
+	int (*txn_begin)(struct store *s, struct cdn_err *err);
+	int (*txn_end)(struct store *s, bool commit, struct cdn_err *err);
+	int (*table_read)(struct store *s, const struct store_table *t,
+			  int (*row)(void *ctx, const struct store_cell *cells), void *ctx,
+			  struct cdn_err *err);
+	int (*table_insert)(struct store *s, const struct store_table *t,
+			    const struct store_cell *cells, struct cdn_err *err);
 };
 
 extern const struct store_db_ops store_sqlite_ops;

@@ -139,5 +139,12 @@ int pg_item_trees(struct store *s, char (**trees)[STORE_HASH_HEX + 1], size_t *n
 int pg_run_delete(struct store *s, const char *id, struct cdn_err *err);
 int pg_blob_in_runs(struct store *s, const char *hex, const char *skip_id, bool *used,
 			struct cdn_err *err);
+int pg_txn_begin_all(struct store *s, struct cdn_err *err);
+int pg_txn_end_all(struct store *s, bool commit, struct cdn_err *err);
+int pg_table_read(struct store *s, const struct store_table *t,
+		int (*row)(void *ctx, const struct store_cell *cells), void *ctx,
+		struct cdn_err *err);
+int pg_table_insert(struct store *s, const struct store_table *t,
+		const struct store_cell *cells, struct cdn_err *err);
 
 #endif

@@ -540,4 +540,8 @@ const struct store_db_ops store_pg_ops = {
 	.item_trees = pg_item_trees,
 	.run_delete = pg_run_delete,
 	.blob_in_runs = pg_blob_in_runs,
+	.txn_begin = pg_txn_begin_all,
+	.txn_end = pg_txn_end_all,
+	.table_read = pg_table_read,
+	.table_insert = pg_table_insert,
 };

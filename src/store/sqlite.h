@@ -131,5 +131,12 @@ int sqlite_item_trees(struct store *s, char (**trees)[STORE_HASH_HEX + 1], size_
 int sqlite_run_delete(struct store *s, const char *id, struct cdn_err *err);
 int sqlite_blob_in_runs(struct store *s, const char *hex, const char *skip_id, bool *used,
 			struct cdn_err *err);
+int sqlite_txn_begin(struct store *s, struct cdn_err *err);
+int sqlite_txn_end(struct store *s, bool commit, struct cdn_err *err);
+int sqlite_table_read(struct store *s, const struct store_table *t,
+		int (*row)(void *ctx, const struct store_cell *cells), void *ctx,
+		struct cdn_err *err);
+int sqlite_table_insert(struct store *s, const struct store_table *t,
+		const struct store_cell *cells, struct cdn_err *err);
 
 #endif

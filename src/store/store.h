@@ -477,6 +477,30 @@ struct prune_report {
 int store_prune(struct store *s, const struct prune_opts *o, struct prune_report *rep,
 		struct cdn_err *err);
 
+/* ---------------------------------------------------------------- migrate */
+
+/*
+ * Copies every row of src's database into dst's (cordon state migrate),
+ * in one transaction on each: dst must be empty, and src must have no run
+ * unfinished (EBUSY). Each table is read back from dst and compared with
+ * what was read from src by row count and sha256, before and after the
+ * commit; a difference fails (before: nothing is committed). Blobs,
+ * trees and run files are not moved: both stores name one state
+ * directory.
+ */
+#define STORE_MIGRATE_TABLES 8
+struct store_migrate_report {
+	struct {
+		const char *name;
+		uint64_t rows;
+		char sha256[STORE_HASH_HEX + 1];
+	} tables[STORE_MIGRATE_TABLES];
+	size_t n;
+	bool committed; /* on failure: whether dst was changed */
+};
+int store_migrate(struct store *src, struct store *dst, struct store_migrate_report *rep,
+		  struct cdn_err *err);
+
 /* --------------------------------------------------------------- api keys */
 
 struct store_key {

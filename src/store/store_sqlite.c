@@ -455,4 +455,8 @@ const struct store_db_ops store_sqlite_ops = {
 	.item_trees = sqlite_item_trees,
 	.run_delete = sqlite_run_delete,
 	.blob_in_runs = sqlite_blob_in_runs,
+	.txn_begin = sqlite_txn_begin,
+	.txn_end = sqlite_txn_end,
+	.table_read = sqlite_table_read,
+	.table_insert = sqlite_table_insert,
 };

@@ -1,0 +1,128 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* cordon state migrate: the state's records moved to another database. */
+#define _GNU_SOURCE
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "base/cleanup.h"
+#include "cli/cli.h"
+#include "store/store.h"
+
+static void state_usage(FILE *out)
+{
+	fputs("Usage: cordon state migrate --to URL [OPTIONS]\n"
+	      "\n"
+	      "Copy every record of the state (the registry, runs, secrets' ciphertext,\n"
+	      "workspace keys, API key hashes, retention settings and holds) from its SQLite\n"
+	      "database into an empty Postgres database, in one transaction; then read every\n"
+	      "table back from both and compare their sha256, before and after the commit.\n"
+	      "Blobs, trees and run files stay in the state directory, which every process\n"
+	      "using the new database must share. Stop cordon serve first: nothing may be\n"
+	      "running. The SQLite database is left as it was; afterwards, set\n"
+	      "CORDON_DATABASE_URL (or serve --database) to the new URL.\n"
+	      "\n"
+	      "Options:\n"
+	      "      --to URL          the destination: postgresql://... (or \"sqlite\", the\n"
+	      "                        state directory's cordon.db, to move back)\n"
+	      "      --from URL        the source (default: \"sqlite\")\n"
+	      "      --state DIR       state directory (default $CORDON_STATE)\n"
+	      "      --json            print the tables copied, their rows and sha256 as JSON\n"
+	      "  -h, --help            show this help\n",
+	      out);
+}
+
+/* "sqlite" names the state directory's own database. */
+static const char *database_of(const char *v)
+{
+	return !v || !strcmp(v, "sqlite") ? "" : v;
+}
+
+int cmd_state(int argc, char **argv)
+{
+	if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+		state_usage(stdout);
+		return 0;
+	}
+	if (argc < 2 || strcmp(argv[1], "migrate") != 0) {
+		if (argc >= 2)
+			cli_error("state: unknown subcommand '%s'", argv[1]);
+		state_usage(stderr);
+		return EXIT_CORDON;
+	}
+	const char *to = NULL, *from = NULL;
+	const struct cli_extra extra[] = { { "to", 0, &to, NULL }, { "from", 0, &from, NULL } };
+	struct cli_common co;
+	int p = cli_parse_opts(argc - 1, argv + 1, extra, CDN_ARRAY_SIZE(extra), true, state_usage,
+			       &co);
+	if (p)
+		return p > 0 ? 0 : EXIT_CORDON;
+	if (optind < argc - 1) {
+		cli_error("state migrate: unexpected argument '%s'", argv[optind + 1]);
+		return EXIT_CORDON;
+	}
+	if (!to) {
+		cli_error("state migrate: say where with --to postgresql://...");
+		return EXIT_CORDON;
+	}
+	if (cli_remote()) {
+		cli_error("state migrate: works on the state directory, not through the API");
+		return EXIT_CORDON;
+	}
+	const char *src_db = database_of(from), *dst_db = database_of(to);
+	char shown_to[512], shown_from[512];
+	store_database_shown(*dst_db ? dst_db : "sqlite", shown_to, sizeof(shown_to));
+	store_database_shown(*src_db ? src_db : "sqlite", shown_from, sizeof(shown_from));
+	if (!strcmp(src_db, dst_db)) {
+		cli_error("state migrate: the source and the destination are both %s", shown_to);
+		return EXIT_CORDON;
+	}
+	struct store *src = NULL, *dst = NULL;
+	if (cli_open_state_db(co.state, src_db, &src, NULL) < 0)
+		return EXIT_CORDON;
+	if (cli_open_state_db(co.state, dst_db, &dst, NULL) < 0) {
+		store_close(src);
+		return EXIT_CORDON;
+	}
+	struct cdn_err err = { 0 };
+	/* A run whose supervisor is gone is marked so, and does not block. */
+	(void)store_runs_recover(src, NULL);
+	struct store_migrate_report rep;
+	int r = store_migrate(src, dst, &rep, &err);
+	store_close(dst);
+	store_close(src);
+	if (r < 0) {
+		cli_error("state migrate: %s to %s: %s; %s", shown_from, shown_to, err.msg,
+			  rep.committed ? "the copy was committed but does not read back the same: "
+					  "do not use it"
+					: "nothing was written");
+		return EXIT_CORDON;
+	}
+	uint64_t total = 0;
+	for (size_t i = 0; i < rep.n; i++)
+		total += rep.tables[i].rows;
+	if (co.json) {
+		json_t *tables = json_array();
+		for (size_t i = 0; i < rep.n; i++)
+			json_array_append_new(tables,
+					      json_pack("{s:s, s:I, s:s}", "name", rep.tables[i].name,
+							"rows", (json_int_t)rep.tables[i].rows,
+							"sha256", rep.tables[i].sha256));
+		json_t *j = json_pack("{s:s, s:s, s:I, s:o, s:b}", "from", shown_from, "to",
+				      shown_to, "rows", (json_int_t)total, "tables", tables,
+				      "verified", 1);
+		json_dumpf(j, stdout, JSON_COMPACT | JSON_SORT_KEYS);
+		putchar('\n');
+		json_decref(j);
+		return 0;
+	}
+	for (size_t i = 0; i < rep.n; i++)
+		printf("%-15s %8" PRIu64 " rows  sha256 %s\n", rep.tables[i].name, rep.tables[i].rows,
+		       rep.tables[i].sha256);
+	printf("copied %" PRIu64 " rows from %s to %s; every table read back matches.\n"
+	       "From now on: CORDON_DATABASE_URL=%s (or cordon serve --database); the old\n"
+	       "database is left as it was.\n",
+	       total, shown_from, shown_to, *dst_db ? shown_to : "(unset)");
+	return 0;
+}
