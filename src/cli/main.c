@@ -91,8 +91,8 @@ int cli_exec_tier(enum cli_tier tier)
 	}
 	char path[PATH_MAX];
 	if (cdn_sibling_exe(tier_binary[tier], path, sizeof(path)) < 0) {
-		cli_error("cannot find %s (looked next to this binary and in %s)",
-			  tier_binary[tier], path);
+		cli_error("cannot find %s (looked next to this binary, in %s relative to it, and "
+			  "as %s)", tier_binary[tier], CORDON_LIBEXEC_FROM_BIN, path);
 		return EXIT_CORDON;
 	}
 	execv(path, cli_argv);
