@@ -156,9 +156,11 @@ static void usage(FILE *out)
 		"\n"
 		"Commands:\n");
 	for (size_t i = 0; i < CDN_ARRAY_SIZE(commands); i++)
-		fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+		fprintf(out, "  %-11s %s\n", commands[i].name, commands[i].summary);
 	fprintf(out, "\n"
-		     "Run 'cordon COMMAND --help' for the options of a command.\n"
+		     "Run 'cordon COMMAND --help' for the options of a command (installed, also\n"
+		     "man cordon-COMMAND).\n"
+		     "\n"
 		     "Options:\n"
 		     "  -h, --help     show this help\n"
 		     "  -V, --version  show the version\n");
