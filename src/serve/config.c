@@ -223,9 +223,13 @@ static int read_mapping(struct cdn_yctx *c, struct serve_config *cfg, const stru
 		cdn_yaml_path_key(kp, sizeof(kp), path, names[idx]);
 		if (idx == 0 && !section)
 			continue; /* version */
-		if (idx < first_opt)
+		if (idx < first_opt) {
+			/* "egress:" with every key below it commented out, as
+			 * in the packaged file: a section without settings. */
+			if (v->type == CDN_Y_SCALAR && v->plain && v->len == 0)
+				continue;
 			r = read_mapping(c, cfg, v, names[idx], kl);
-		else if (opts[which[idx]].pub.list)
+		} else if (opts[which[idx]].pub.list)
 			r = read_list(c, cfg, which[idx], v, kp, kl);
 		else
 			r = set_from_file(c, cfg, which[idx], v, kp, kl);

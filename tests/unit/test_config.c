@@ -105,6 +105,25 @@ static void test_refused(void **state)
 		    "a config file holds exactly one");
 }
 
+/* A section whose keys are all commented out (the packaged file's egress:)
+ * holds no settings; an empty value for a setting is still refused. */
+static void test_empty_section(void **state)
+{
+	(void)state;
+	struct serve_config cfg;
+	struct serve_config_file *f;
+	struct cdn_err err = { 0 };
+	assert_int_equal(parse("version: 1\nserve:\n  queue: 7\negress:\n  # hosts: /x\n", &cfg,
+			       &f, &err),
+			 0);
+	assert_int_equal(cfg.queue, 7);
+	assert_null(cfg.hosts_file);
+	serve_config_file_free(f);
+	parse_fails("version: 1\nserve:\n  queue:\n", "cordon.yaml:3: serve.queue",
+		    "an empty value");
+	parse_fails("version: 1\nserve: ''\n", "cordon.yaml:2: serve", "expected a mapping");
+}
+
 /* A flag (serve_option_set after the file) overrides the file's value, and
  * each flag is the file's key under another name: one table. */
 static void test_flags_share_the_table(void **state)
@@ -148,6 +167,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_every_key),
 		cmocka_unit_test(test_refused),
+		cmocka_unit_test(test_empty_section),
 		cmocka_unit_test(test_flags_share_the_table),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
