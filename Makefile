@@ -3,7 +3,7 @@ PYTHON ?= /usr/bin/python3
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 
-.PHONY: all bootstrap build asan test test-all test-v2 unit-test check coverage demo bench fuzz format clean
+.PHONY: all bootstrap build asan deb test test-all test-v2 unit-test check coverage demo bench fuzz format clean
 
 all: build
 
@@ -21,6 +21,12 @@ $(ASAN_BUILD)/build.ninja:
 
 asan: bootstrap $(ASAN_BUILD)/build.ninja
 	@ninja -C $(ASAN_BUILD) >/dev/null
+
+# The Debian package dist/cordon_VERSION_ARCH.deb (scripts/make-deb,
+# docs/deploy.md), built in its own build directory (prefix /usr).
+DEB_BUILD ?= build-deb
+deb: bootstrap
+	BUILD=$(DEB_BUILD) ./scripts/make-deb
 
 # CORDON_REQUIRE_PG=1: the store's tests against Postgres (store-pg) fail
 # rather than skip when the server binaries are missing.
@@ -93,4 +99,4 @@ format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz build-check build-analyzer build-coverage
+	rm -rf $(BUILD) $(ASAN_BUILD) $(DEB_BUILD) dist build-fuzz build-check build-analyzer build-coverage

@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* cordon serve, cordon init, cordon keys create|list|revoke */
 #define _GNU_SOURCE
-#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
@@ -12,8 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/cleanup.h"
 #include "base/clock.h"
-#include "base/units.h"
 #include "cli/cli.h"
 #include "serve/keys.h"
 #include "serve/serve.h"
@@ -31,7 +30,13 @@ static void serve_usage(FILE *out)
 	      "queued ones are cancelled, running ones get --drain-timeout to finish and are\n"
 	      "then stopped.\n"
 	      "\n"
+	      "Settings come from the flags, then from the config file (--config, else\n"
+	      "$CORDON_CONFIG; docs/config.md), then from the defaults below. A flag\n"
+	      "overrides the file's value (a repeatable flag replaces the file's list).\n"
+	      "\n"
 	      "Options:\n"
+	      "      --config FILE          read settings from this YAML file (the package's\n"
+	      "                             is /etc/cordon/cordon.yaml); unknown keys are errors\n"
 	      "      --listen ADDR:PORT     where the API listens (default 127.0.0.1:8470)\n"
 	      "      --state DIR            state directory (default $CORDON_STATE)\n"
 	      "      --database URL         keep the metadata (registry, runs, secrets, keys)\n"
@@ -96,191 +101,99 @@ static int print_routes(bool json)
 	return 0;
 }
 
-/* An address as the server compares it (inet_ntop's form). */
-static const char *proxy_addr(const char *s)
-{
-	static char kept[SERVE_MAX_TRUSTED_PROXIES][INET6_ADDRSTRLEN];
-	static size_t n;
-	unsigned char a[sizeof(struct in6_addr)];
-	int af = inet_pton(AF_INET, s, a) == 1 ? AF_INET : inet_pton(AF_INET6, s, a) == 1 ? AF_INET6 : 0;
-	if (!af || n == SERVE_MAX_TRUSTED_PROXIES || !inet_ntop(af, a, kept[n], INET6_ADDRSTRLEN))
-		return NULL;
-	return kept[n++];
-}
-
-static int uint_opt(const char *name, const char *v, uint64_t max, unsigned *out)
-{
-	uint64_t x;
-	struct cdn_err err = { 0 };
-	if (cdn_parse_uint(v, max, &x, &err) < 0 || x == 0) {
-		cli_error("--%s: '%s' is not a number from 1 to %llu", name, v,
-			  (unsigned long long)max);
-		return -1;
-	}
-	*out = (unsigned)x;
-	return 0;
-}
-
 int cmd_serve(int argc, char **argv)
 {
-	enum { O_LISTEN = 256, O_STATE, O_DATABASE, O_CONC, O_QUEUE, O_DRAIN, O_HOSTS, O_PRIVATE,
-	       O_CA, O_ROOT, O_WSQUEUE, O_WSCONC, O_STREAMS, O_UPLOADS, O_PROXY, O_ROUTES, O_JSON,
-	       O_PRUNE, O_METRICS_LISTEN, O_METRICS_TOKEN };
-	static const struct option opts[] = {
-		{ "listen", required_argument, NULL, O_LISTEN },
-		{ "state", required_argument, NULL, O_STATE },
-		{ "database", required_argument, NULL, O_DATABASE },
-		{ "concurrency", required_argument, NULL, O_CONC },
-		{ "queue", required_argument, NULL, O_QUEUE },
-		{ "drain-timeout", required_argument, NULL, O_DRAIN },
-		{ "hosts", required_argument, NULL, O_HOSTS },
-		{ "allow-private", required_argument, NULL, O_PRIVATE },
-		{ "upstream-ca", required_argument, NULL, O_CA },
-		{ "register-root", required_argument, NULL, O_ROOT },
-		{ "workspace-queue", required_argument, NULL, O_WSQUEUE },
-		{ "workspace-concurrency", required_argument, NULL, O_WSCONC },
-		{ "streams-per-key", required_argument, NULL, O_STREAMS },
-		{ "uploads", required_argument, NULL, O_UPLOADS },
-		{ "trusted-proxy", required_argument, NULL, O_PROXY },
-		{ "prune-interval", required_argument, NULL, O_PRUNE },
-		{ "metrics-listen", required_argument, NULL, O_METRICS_LISTEN },
-		{ "metrics-token-file", required_argument, NULL, O_METRICS_TOKEN },
+	enum { O_CONFIG = 256, O_ROUTES, O_JSON, O_SETTING = 512 };
+	/* The settings' flags come from the table they share with the config
+	 * file (src/serve/config.c). */
+	struct option opts[40] = {
+		{ "config", required_argument, NULL, O_CONFIG },
 		{ "routes", no_argument, NULL, O_ROUTES },
 		{ "json", no_argument, NULL, O_JSON },
 		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 }
 	};
-	struct serve_config cfg = { .prune_interval_s = 3600 };
-	bool routes = false, json = false;
-	optind = 1;
+	size_t n_opts = 4;
+	const struct serve_option *so;
+	for (size_t i = 0; (so = serve_option_at(i)) && n_opts + 1 < CDN_ARRAY_SIZE(opts); i++)
+		opts[n_opts++] = (struct option){ so->flag, required_argument, NULL,
+						  O_SETTING + (int)i };
+	const char *config = getenv("CORDON_CONFIG");
+	if (config && !*config)
+		config = NULL;
+	/* First --config (and --help) alone, so that the file is read before
+	 * the flags, which override it. --routes needs no settings. */
+	bool routes = false, json = false, bad = false;
 	int c;
+	optind = 0;
+	opterr = 0;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (c) {
-		case O_LISTEN:
-			cfg.listen = optarg;
-			break;
-		case O_STATE:
-			cfg.state_dir = optarg;
-			break;
-		case O_DATABASE:
-			/* Through the environment, the one place the store reads
-			 * it from: the runs serve starts (cordon-full processes)
-			 * inherit it and record into the same database. */
-			if (!*optarg || setenv("CORDON_DATABASE_URL", optarg, 1) < 0) {
-				cli_error("--database: give a postgresql:// URL");
-				return EXIT_CORDON;
-			}
-			break;
-		case O_CONC:
-			if (uint_opt("concurrency", optarg, 1024, &cfg.concurrency) < 0)
-				return EXIT_CORDON;
-			break;
-		case O_QUEUE:
-			if (uint_opt("queue", optarg, 100000, &cfg.queue) < 0)
-				return EXIT_CORDON;
-			break;
-		case O_DRAIN:
-			if (uint_opt("drain-timeout", optarg, 86400, &cfg.drain_timeout_s) < 0)
-				return EXIT_CORDON;
-			break;
-		case O_HOSTS:
-			cfg.hosts_file = optarg;
-			break;
-		case O_PRIVATE:
-			if (cfg.n_allow_private == SERVE_MAX_PRIVATE) {
-				cli_error("--allow-private: at most %d", SERVE_MAX_PRIVATE);
-				return EXIT_CORDON;
-			}
-			cfg.allow_private[cfg.n_allow_private++] = optarg;
-			break;
-		case O_CA:
-			cfg.upstream_ca = optarg;
-			break;
-		case O_WSQUEUE:
-			if (uint_opt("workspace-queue", optarg, 100000, &cfg.workspace_queue) < 0)
-				return EXIT_CORDON;
-			break;
-		case O_WSCONC:
-			if (uint_opt("workspace-concurrency", optarg, 1024,
-				     &cfg.workspace_concurrency) < 0)
-				return EXIT_CORDON;
-			break;
-		case O_STREAMS:
-			if (uint_opt("streams-per-key", optarg, 1024, &cfg.max_streams_per_key) < 0)
-				return EXIT_CORDON;
-			break;
-		case O_UPLOADS:
-			if (uint_opt("uploads", optarg, 64, &cfg.max_uploads) < 0)
-				return EXIT_CORDON;
-			break;
-		case O_PROXY: {
-			const char *a = proxy_addr(optarg);
-			if (!a) {
-				cli_error("--trusted-proxy: '%s' is not an IP address (at most %d)",
-					  optarg, SERVE_MAX_TRUSTED_PROXIES);
-				return EXIT_CORDON;
-			}
-			cfg.trusted_proxies[cfg.n_trusted_proxies++] = a;
-			break;
-		}
-		case O_PRUNE: {
-			uint64_t ms;
-			struct cdn_err e = { 0 };
-			if (cdn_parse_duration_ms(optarg, &ms, &e) < 0 || ms / 1000 > 7 * 86400 ||
-			    ms % 1000) {
-				cli_error("--prune-interval: '%s': %s", optarg,
-					  e.msg[0] ? e.msg : "whole seconds, at most 7d (0: never)");
-				return EXIT_CORDON;
-			}
-			cfg.prune_interval_s = (unsigned)(ms / 1000);
-			break;
-		}
-		case O_METRICS_LISTEN:
-			cfg.metrics_listen = optarg;
-			break;
-		case O_METRICS_TOKEN:
-			cfg.metrics_token_file = optarg;
-			break;
-		case O_ROUTES:
-			routes = true;
-			break;
-		case O_JSON:
-			json = true;
-			break;
-		case O_ROOT:
-			if (optarg[0] != '/') {
-				cli_error("--register-root: '%s' is not an absolute path", optarg);
-				return EXIT_CORDON;
-			}
-			cfg.register_root = optarg;
-			break;
-		case 'h':
+		if (c == O_CONFIG) {
+			config = optarg;
+		} else if (c == 'h') {
 			serve_usage(stdout);
 			return 0;
-		default:
-			serve_usage(stderr);
-			return EXIT_CORDON;
+		} else if (c == O_ROUTES) {
+			routes = true;
 		}
 	}
-	if (optind != argc || (json && !routes)) {
-		serve_usage(stderr);
-		return EXIT_CORDON;
-	}
-	if (routes)
-		return print_routes(json);
-	if (cfg.metrics_token_file && !cfg.metrics_listen) {
-		cli_error("--metrics-token-file needs --metrics-listen (serve.sock's /metrics "
-			  "takes no token: its mode is the guard)");
-		return EXIT_CORDON;
-	}
-	if (!cfg.hosts_file && getenv("CORDON_HOSTS_FILE") && *getenv("CORDON_HOSTS_FILE"))
-		cfg.hosts_file = getenv("CORDON_HOSTS_FILE");
+	opterr = 1;
+	struct serve_config cfg = { .prune_interval_s = 3600 };
+	struct serve_config_file *file = NULL;
 	struct cdn_err err = { 0 };
-	if (serve_main(&cfg, &err) < 0) {
+	if (config && !routes && serve_config_load(config, &cfg, &file, &err) < 0) {
 		cli_error("serve: %s", err.msg);
 		return EXIT_CORDON;
 	}
-	return 0;
+	bool from_flag[40] = { false };
+	optind = 0;
+	while (!bad && (c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		size_t i = (size_t)(c - O_SETTING);
+		if (c == O_CONFIG) {
+			continue;
+		} else if (c == O_ROUTES) {
+			routes = true;
+		} else if (c == O_JSON) {
+			json = true;
+		} else if (c >= O_SETTING && (so = serve_option_at(i))) {
+			/* A repeated flag adds to the list; the first replaces the file's. */
+			if (so->list && !from_flag[i])
+				serve_option_clear(&cfg, i);
+			from_flag[i] = true;
+			if (serve_option_set(&cfg, i, optarg, &err) < 0) {
+				cli_error("--%s: %s", so->flag, err.msg);
+				serve_config_file_free(file);
+				return EXIT_CORDON;
+			}
+		} else {
+			bad = true;
+		}
+	}
+	int rc = 0;
+	if (bad || optind != argc || (json && !routes)) {
+		serve_usage(stderr);
+		rc = EXIT_CORDON;
+	} else if (routes) {
+		rc = print_routes(json);
+	} else {
+		if (!cfg.hosts_file && getenv("CORDON_HOSTS_FILE") && *getenv("CORDON_HOSTS_FILE"))
+			cfg.hosts_file = getenv("CORDON_HOSTS_FILE");
+		if (cfg.metrics_token_file && !cfg.metrics_listen) {
+			cli_error("--metrics-token-file needs --metrics-listen (serve.sock's /metrics "
+				  "takes no token: its mode is the guard)");
+			rc = EXIT_CORDON;
+		} else if (cfg.database && setenv("CORDON_DATABASE_URL", cfg.database, 1) < 0) {
+			/* Through the environment, the one place the store reads it
+			 * from: the runs serve starts (cordon-full processes) inherit
+			 * it and record into the same database. */
+			cli_error("--database: %s", strerror(errno));
+			rc = EXIT_CORDON;
+		} else if (serve_main(&cfg, &err) < 0) {
+			cli_error("serve: %s", err.msg);
+			rc = EXIT_CORDON;
+		}
+	}
+	serve_config_file_free(file);
+	return rc;
 }
 
 /* ------------------------------------------------------------------- init */

@@ -91,8 +91,8 @@ int cli_exec_tier(enum cli_tier tier)
 	}
 	char path[PATH_MAX];
 	if (cdn_sibling_exe(tier_binary[tier], path, sizeof(path)) < 0) {
-		cli_error("cannot find %s (looked next to this binary and in %s)",
-			  tier_binary[tier], path);
+		cli_error("cannot find %s (looked next to this binary, in %s relative to it, and "
+			  "as %s)", tier_binary[tier], CORDON_LIBEXEC_FROM_BIN, path);
 		return EXIT_CORDON;
 	}
 	execv(path, cli_argv);
@@ -161,9 +161,11 @@ static void usage(FILE *out)
 		"\n"
 		"Commands:\n");
 	for (size_t i = 0; i < CDN_ARRAY_SIZE(commands); i++)
-		fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+		fprintf(out, "  %-11s %s\n", commands[i].name, commands[i].summary);
 	fprintf(out, "\n"
-		     "Run 'cordon COMMAND --help' for the options of a command.\n"
+		     "Run 'cordon COMMAND --help' for the options of a command (installed, also\n"
+		     "man cordon-COMMAND).\n"
+		     "\n"
 		     "Options:\n"
 		     "  -h, --help     show this help\n"
 		     "  -V, --version  show the version\n");

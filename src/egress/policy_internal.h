@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 
 #include "base/err.h"
+#include "base/yaml.h"
 #include "egress/policy.h"
 
 /* The static string a rule's `group` points to for this name (a category,
@@ -44,7 +45,7 @@ struct user_rule {
 	int rpm_line;
 	int approval_line;
 	int max_label_line, random_labels_line; /* 0: not set */
-	size_t index; /* in the domains list, for errors */
+	size_t index;				/* in the domains list, for errors */
 };
 
 struct settings {
@@ -56,7 +57,7 @@ struct settings {
 };
 
 typedef int (*report_fn)(void *ctx, int line, const char *path, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 void policy_settings_free(struct settings *s);
 int policy_build_rules(struct egress_policy *p, struct settings *s, report_fn report, void *ctx,
 		       struct cdn_err *err);
@@ -72,30 +73,17 @@ int policy_parse_ip_port(const char *s, struct egress_private *out, struct cdn_e
 int policy_private_add(struct egress_policy *p, const struct egress_private *e,
 		       struct cdn_err *err);
 
-/* policy_yaml.c: the YAML text as a tree, and errors that name a line. */
-enum ynode_type { Y_SCALAR, Y_SEQ, Y_MAP };
-
-struct ynode {
-	enum ynode_type type;
-	bool plain; /* a scalar written without quotes or block style */
-	int line;   /* 1-based */
-	char *value; /* scalar text, NUL-terminated */
-	size_t len;
-	struct ynode *kids; /* items; for a mapping key, value, key, value, ... */
-	size_t n, cap;
-};
-
+/* policy_yaml.c: the YAML text as a tree (base/yaml.h), and errors that
+ * name a line. */
 struct pctx {
-	const char *src;
-	struct cdn_err *err;
+	struct cdn_yctx y;
 	/* Set when the file is a workspace's policy: the operator's, which it
 	 * may only narrow (egress_policy_parse_workspace). */
 	const struct egress_policy *op;
 };
 
 int policy_perr(void *ctx, int line, const char *path, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-void policy_ynode_clear(struct ynode *y);
-int policy_tree_load(struct pctx *c, const char *yaml, size_t len, struct ynode *root);
+    __attribute__((format(printf, 4, 5)));
+int policy_tree_load(struct pctx *c, const char *yaml, size_t len, struct cdn_ynode *root);
 
 #endif

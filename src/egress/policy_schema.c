@@ -23,166 +23,10 @@
 #include "base/file.h"
 #include "base/text.h"
 
-/* ----------------------------------------------------------- schema walking */
-
-/* "'yes'", "a list", "an empty value": what was found, for errors. */
-static const char *describe(const struct ynode *y, char *buf, size_t cap)
-{
-	if (y->type == Y_SEQ)
-		return "a list";
-	if (y->type == Y_MAP)
-		return "a mapping";
-	if (y->plain && y->len == 0)
-		return "an empty value";
-	char text[48];
-	cdn_printable(text, sizeof(text), y->value, y->len, CDN_TEXT_ELLIPSIS);
-	snprintf(buf, cap, "%s'%s'", y->plain ? "" : "a quoted string ", text);
-	return buf;
-}
-
-static void path_key(char *out, size_t cap, const char *path, const char *key)
-{
-	snprintf(out, cap, "%s%s%s", path, path[0] ? "." : "", key);
-}
-
-static void path_index(char *out, size_t cap, const char *path, size_t i)
-{
-	snprintf(out, cap, "%s[%zu]", path, i);
-}
-
-/* The line to blame for a value: its own, unless it is empty or a
- * collection starting elsewhere; then the key's. */
-static int value_line(const struct ynode *v, int key_line)
-{
-	return v->type == Y_SCALAR && v->len > 0 ? v->line : key_line;
-}
-
-#define PATH_MAX_LEN 96
-
-struct map_iter {
-	const struct ynode *map;
-	size_t i;
-	int seen[16]; /* line of each known key once seen */
-};
-
-static int map_begin(struct pctx *c, const struct ynode *y, const char *path, int key_line,
-		     const char *what, struct map_iter *it)
-{
-	memset(it, 0, sizeof(*it));
-	it->map = y;
-	if (y->type != Y_MAP) {
-		char d[80];
-		return policy_perr(c, value_line(y, key_line), path, "expected %s, got %s", what,
-				   describe(y, d, sizeof(d)));
-	}
-	return 0;
-}
-
-/* The next key of a closed mapping: 0 with *idx, *val and *kline set, 1 at
- * the end, negative for an unknown, duplicate or non-string key. */
-static int map_next(struct pctx *c, struct map_iter *it, const char *path,
-		    const char *const *names, size_t n_names, size_t *idx,
-		    const struct ynode **val, int *kline)
-{
-	if (it->i >= it->map->n)
-		return 1;
-	const struct ynode *k = &it->map->kids[it->i];
-	const struct ynode *v = &it->map->kids[it->i + 1];
-	it->i += 2;
-	if (k->type != Y_SCALAR || strlen(k->value) != k->len || k->len == 0) {
-		char d[80];
-		return policy_perr(c, k->line, path, "keys must be plain names, got %s",
-				   describe(k, d, sizeof(d)));
-	}
-	for (size_t i = 0; i < n_names; i++) {
-		if (strcmp(k->value, names[i]) != 0)
-			continue;
-		if (it->seen[i])
-			return policy_perr(c, k->line, path,
-					   "duplicate key '%s' (first at line %d)", names[i],
-					   it->seen[i]);
-		it->seen[i] = k->line;
-		*idx = i;
-		*val = v;
-		*kline = k->line;
-		return 0;
-	}
-	char list[256] = "";
-	size_t off = 0;
-	for (size_t i = 0; i < n_names && off < sizeof(list); i++)
-		off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%s", i ? ", " : "",
-					names[i]);
-	char d[80];
-	/* describe() quotes and sanitises the key */
-	return policy_perr(c, k->line, path, "unknown key %s (expected %s)",
-			   describe(k, d, sizeof(d)), list);
-}
-
-static int get_bool(struct pctx *c, const struct ynode *v, const char *path, int kline,
-		    bool *out)
-{
-	if (v->type == Y_SCALAR && v->plain && strcmp(v->value, "true") == 0) {
-		*out = true;
-		return 0;
-	}
-	if (v->type == Y_SCALAR && v->plain && strcmp(v->value, "false") == 0) {
-		*out = false;
-		return 0;
-	}
-	char d[80];
-	return policy_perr(c, value_line(v, kline), path,
-			   "expected true or false, got %s (yes/no/on/off are not booleans here)",
-			   describe(v, d, sizeof(d)));
-}
-
-/* Plain decimal digits only: no sign, no "0x", no "1e3", no "1_000", and
- * no leading zero, which YAML 1.1 reads as octal. */
-static int get_uint(struct pctx *c, const struct ynode *v, const char *path, int kline,
-		    uint32_t lo, uint32_t hi, uint32_t *out)
-{
-	bool ok = v->type == Y_SCALAR && v->plain && v->len > 0 && v->len <= 10 &&
-		  !(v->value[0] == '0' && v->len > 1);
-	uint64_t n = 0;
-	for (size_t i = 0; ok && i < v->len; i++) {
-		ok = v->value[i] >= '0' && v->value[i] <= '9';
-		n = n * 10 + (uint64_t)(v->value[i] - '0');
-	}
-	if (ok && n >= lo && n <= hi) {
-		*out = (uint32_t)n;
-		return 0;
-	}
-	char d[80];
-	return policy_perr(c, value_line(v, kline), path,
-			   "expected a whole number from %u to %u, got %s", lo, hi,
-			   describe(v, d, sizeof(d)));
-}
-
-static int get_string(struct pctx *c, const struct ynode *v, const char *path, int kline,
-		      const char **out)
-{
-	if (v->type == Y_SCALAR && v->len > 0 && strlen(v->value) == v->len) {
-		*out = v->value;
-		return 0;
-	}
-	char d[80];
-	return policy_perr(c, value_line(v, kline), path, "expected a string, got %s",
-			   describe(v, d, sizeof(d)));
-}
-
-static int get_list(struct pctx *c, const struct ynode *v, const char *path, int kline,
-		    const char *what)
-{
-	if (v->type == Y_SEQ)
-		return 0;
-	char d[80];
-	return policy_perr(c, value_line(v, kline), path, "expected a list of %s, got %s", what,
-			   describe(v, d, sizeof(d)));
-}
-
-static int parse_ports(struct pctx *c, const struct ynode *v, const char *path, int kline,
+static int parse_ports(struct pctx *c, const struct cdn_ynode *v, const char *path, int kline,
 		       struct egress_rule *r)
 {
-	int rc = get_list(c, v, path, kline, "port numbers");
+	int rc = cdn_yget_list(&c->y, v, path, kline, "port numbers");
 	if (rc < 0)
 		return rc;
 	if (v->n == 0)
@@ -192,10 +36,10 @@ static int parse_ports(struct pctx *c, const struct ynode *v, const char *path, 
 				   EGRESS_MAX_PORTS);
 	r->n_ports = 0;
 	for (size_t i = 0; i < v->n; i++) {
-		char ip[PATH_MAX_LEN];
-		path_index(ip, sizeof(ip), path, i);
+		char ip[CDN_YAML_PATH_MAX];
+		cdn_yaml_path_index(ip, sizeof(ip), path, i);
 		uint32_t port;
-		rc = get_uint(c, &v->kids[i], ip, v->kids[i].line, 1, 65535, &port);
+		rc = cdn_yget_uint(&c->y, &v->kids[i], ip, v->kids[i].line, 1, 65535, &port);
 		if (rc < 0)
 			return rc;
 		if (egress_rule_has_port(r, (uint16_t)port))
@@ -205,10 +49,10 @@ static int parse_ports(struct pctx *c, const struct ynode *v, const char *path, 
 	return 0;
 }
 
-static int parse_methods(struct pctx *c, const struct ynode *v, const char *path, int kline,
+static int parse_methods(struct pctx *c, const struct cdn_ynode *v, const char *path, int kline,
 			 struct egress_rule *r)
 {
-	int rc = get_list(c, v, path, kline, "HTTP methods");
+	int rc = cdn_yget_list(&c->y, v, path, kline, "HTTP methods");
 	if (rc < 0)
 		return rc;
 	if (v->n == 0)
@@ -217,10 +61,10 @@ static int parse_methods(struct pctx *c, const struct ynode *v, const char *path
 			    "for all");
 	r->methods = 0;
 	for (size_t i = 0; i < v->n; i++) {
-		char ip[PATH_MAX_LEN];
-		path_index(ip, sizeof(ip), path, i);
+		char ip[CDN_YAML_PATH_MAX];
+		cdn_yaml_path_index(ip, sizeof(ip), path, i);
 		const char *s;
-		rc = get_string(c, &v->kids[i], ip, v->kids[i].line, &s);
+		rc = cdn_yget_string(&c->y, &v->kids[i], ip, v->kids[i].line, &s);
 		if (rc < 0)
 			return rc;
 		char up[16];
@@ -233,10 +77,11 @@ static int parse_methods(struct pctx *c, const struct ynode *v, const char *path
 		}
 		char d[80];
 		if (!bit)
-			return policy_perr(c, v->kids[i].line, ip,
-				    "unknown method %s (expected GET, HEAD, POST, PUT, PATCH, "
-				    "DELETE, OPTIONS)",
-				    describe(&v->kids[i], d, sizeof(d)));
+			return policy_perr(
+			    c, v->kids[i].line, ip,
+			    "unknown method %s (expected GET, HEAD, POST, PUT, PATCH, "
+			    "DELETE, OPTIONS)",
+			    cdn_ynode_describe(&v->kids[i], d, sizeof(d)));
 		if (r->methods & bit)
 			return policy_perr(c, v->kids[i].line, ip, "method %s is listed twice", up);
 		r->methods |= bit;
@@ -250,10 +95,11 @@ static const char *const domain_keys[] = {
 };
 enum { D_NAME, D_PORTS, D_METHODS, D_RPM, D_APPROVAL, D_INSPECT, D_MAX_LABEL, D_RANDOM_LABELS };
 
-static int parse_domain(struct pctx *c, const struct ynode *y, size_t index, struct user_rule *u)
+static int parse_domain(struct pctx *c, const struct cdn_ynode *y, size_t index,
+			struct user_rule *u)
 {
-	char path[PATH_MAX_LEN];
-	path_index(path, sizeof(path), "domains", index);
+	char path[CDN_YAML_PATH_MAX];
+	cdn_yaml_path_index(path, sizeof(path), "domains", index);
 	memset(u, 0, sizeof(*u));
 	struct egress_rule *r = &u->r;
 	u->index = index;
@@ -264,20 +110,21 @@ static int parse_domain(struct pctx *c, const struct ynode *y, size_t index, str
 	r->max_label = EGRESS_DEFAULT_MAX_LABEL;
 	egress_rule_set_ports(r, policy_ports_web, CDN_ARRAY_SIZE(policy_ports_web));
 
-	struct map_iter it;
-	int rc = map_begin(c, y, path, y->line, "a mapping with 'name' (- name: api.example.com)",
-			   &it);
+	struct cdn_ymap_iter it;
+	int rc = cdn_ymap_begin(&c->y, y, path, y->line,
+				"a mapping with 'name' (- name: api.example.com)", &it);
 	size_t idx;
-	const struct ynode *v;
+	const struct cdn_ynode *v;
 	int kline;
-	while (rc == 0 && (rc = map_next(c, &it, path, domain_keys, CDN_ARRAY_SIZE(domain_keys),
-					 &idx, &v, &kline)) == 0) {
-		char kp[PATH_MAX_LEN];
-		path_key(kp, sizeof(kp), path, domain_keys[idx]);
+	while (rc == 0 &&
+	       (rc = cdn_ymap_next(&c->y, &it, path, domain_keys, CDN_ARRAY_SIZE(domain_keys), &idx,
+				   &v, &kline)) == 0) {
+		char kp[CDN_YAML_PATH_MAX];
+		cdn_yaml_path_key(kp, sizeof(kp), path, domain_keys[idx]);
 		const char *s;
 		switch (idx) {
 		case D_NAME: {
-			rc = get_string(c, v, kp, kline, &s);
+			rc = cdn_yget_string(&c->y, v, kp, kline, &s);
 			if (rc < 0)
 				break;
 			char name[EGRESS_MAX_HOST + 1];
@@ -289,7 +136,7 @@ static int parse_domain(struct pctx *c, const struct ynode *y, size_t index, str
 			}
 			r->name = strdup(name);
 			if (!r->name)
-				rc = cdn_err_set(c->err, ENOMEM, "%s", c->src);
+				rc = cdn_err_set(c->y.err, ENOMEM, "%s", c->y.src);
 			/* blame the name's line for duplicates */
 			r->line = v->line;
 			break;
@@ -301,12 +148,12 @@ static int parse_domain(struct pctx *c, const struct ynode *y, size_t index, str
 			rc = parse_methods(c, v, kp, kline, r);
 			break;
 		case D_RPM:
-			rc = get_uint(c, v, kp, kline, 0, EGRESS_MAX_RPM, &r->rpm);
+			rc = cdn_yget_uint(&c->y, v, kp, kline, 0, EGRESS_MAX_RPM, &r->rpm);
 			u->rpm_set = true;
-			u->rpm_line = value_line(v, kline);
+			u->rpm_line = cdn_yaml_value_line(v, kline);
 			break;
 		case D_APPROVAL:
-			rc = get_string(c, v, kp, kline, &s);
+			rc = cdn_yget_string(&c->y, v, kp, kline, &s);
 			u->approval_line = kline;
 			if (rc == 0 && strcmp(s, "required") == 0)
 				r->approval = true;
@@ -316,22 +163,20 @@ static int parse_domain(struct pctx *c, const struct ynode *y, size_t index, str
 				char d[80];
 				rc = policy_perr(c, v->line, kp,
 						 "expected 'required' or 'none', got %s",
-						 describe(v, d, sizeof(d)));
+						 cdn_ynode_describe(v, d, sizeof(d)));
 			}
 			break;
-		case D_INSPECT:
-			rc = get_bool(c, v, kp, kline, &r->inspect);
-			break;
+		case D_INSPECT: rc = cdn_yget_bool(&c->y, v, kp, kline, &r->inspect); break;
 		case D_MAX_LABEL: {
 			uint32_t n = 0;
-			rc = get_uint(c, v, kp, kline, 1, 63, &n);
+			rc = cdn_yget_uint(&c->y, v, kp, kline, 1, 63, &n);
 			r->max_label = (uint8_t)n;
-			u->max_label_line = value_line(v, kline);
+			u->max_label_line = cdn_yaml_value_line(v, kline);
 			break;
 		}
 		case D_RANDOM_LABELS:
-			rc = get_bool(c, v, kp, kline, &r->random_labels);
-			u->random_labels_line = value_line(v, kline);
+			rc = cdn_yget_bool(&c->y, v, kp, kline, &r->random_labels);
+			u->random_labels_line = cdn_yaml_value_line(v, kline);
 			break;
 		}
 	}
@@ -360,7 +205,7 @@ static int check_domain_rpm(struct pctx *c, const struct user_rule *u)
 	const struct egress_rule *o = egress_policy_cover(c->op, u->r.name);
 	if (!o || !rpm_above(u->r.rpm, o->rpm))
 		return 0;
-	char kp[PATH_MAX_LEN];
+	char kp[CDN_YAML_PATH_MAX];
 	snprintf(kp, sizeof(kp), "domains[%zu].requests_per_minute", u->index);
 	return policy_perr(c, u->rpm_line, kp,
 		    "%u%s is above the operator's limit of %u for '%s'; a workspace policy can "
@@ -378,7 +223,7 @@ static int check_domain_labels(struct pctx *c, struct user_rule *u)
 	const struct egress_rule *o = egress_policy_cover(c->op, u->r.name);
 	if (!o)
 		return 0; /* narrowed away, and listed as dropped */
-	char kp[PATH_MAX_LEN];
+	char kp[CDN_YAML_PATH_MAX];
 	if (!u->max_label_line) {
 		u->r.max_label = o->max_label;
 	} else if (u->r.max_label > o->max_label) {
@@ -400,9 +245,9 @@ static int check_domain_labels(struct pctx *c, struct user_rule *u)
 	return 0;
 }
 
-static int parse_domains(struct pctx *c, const struct ynode *v, int kline, struct settings *s)
+static int parse_domains(struct pctx *c, const struct cdn_ynode *v, int kline, struct settings *s)
 {
-	int rc = get_list(c, v, "domains", kline, "domain rules");
+	int rc = cdn_yget_list(&c->y, v, "domains", kline, "domain rules");
 	if (rc < 0)
 		return rc;
 	if (v->n > EGRESS_MAX_RULES)
@@ -410,7 +255,7 @@ static int parse_domains(struct pctx *c, const struct ynode *v, int kline, struc
 				   EGRESS_MAX_RULES);
 	s->dom = calloc(v->n ? v->n : 1, sizeof(s->dom[0]));
 	if (!s->dom)
-		return cdn_err_set(c->err, ENOMEM, "%s", c->src);
+		return cdn_err_set(c->y.err, ENOMEM, "%s", c->y.src);
 	for (size_t i = 0; i < v->n; i++) {
 		rc = parse_domain(c, &v->kids[i], i, &s->dom[s->n_dom]);
 		/* counted even on failure, so its name is freed */
@@ -425,20 +270,20 @@ static int parse_domains(struct pctx *c, const struct ynode *v, int kline, struc
 	return 0;
 }
 
-static int parse_private(struct pctx *c, const struct ynode *v, int kline,
+static int parse_private(struct pctx *c, const struct cdn_ynode *v, int kline,
 			 struct egress_policy *p)
 {
-	int rc = get_list(c, v, "private", kline, "IP:PORT destinations");
+	int rc = cdn_yget_list(&c->y, v, "private", kline, "IP:PORT destinations");
 	if (rc < 0)
 		return rc;
 	if (v->n > EGRESS_MAX_PRIVATE)
 		return policy_perr(c, kline, "private", "%zu destinations, more than %d", v->n,
 				   EGRESS_MAX_PRIVATE);
 	for (size_t i = 0; i < v->n; i++) {
-		char ip[PATH_MAX_LEN];
-		path_index(ip, sizeof(ip), "private", i);
+		char ip[CDN_YAML_PATH_MAX];
+		cdn_yaml_path_index(ip, sizeof(ip), "private", i);
 		const char *s;
-		rc = get_string(c, &v->kids[i], ip, v->kids[i].line, &s);
+		rc = cdn_yget_string(&c->y, &v->kids[i], ip, v->kids[i].line, &s);
 		if (rc < 0)
 			return rc;
 		struct egress_private e;
@@ -458,57 +303,61 @@ static const char *const limit_keys[] = { "requests_per_minute", "global_request
 static const char *const approval_keys[] = { "timeout_seconds" };
 static const char *const category_keys[] = { "llm", "search", "research" };
 
-static int parse_limits(struct pctx *c, const struct ynode *v, int kline, struct egress_policy *p)
+static int parse_limits(struct pctx *c, const struct cdn_ynode *v, int kline,
+			struct egress_policy *p)
 {
-	struct map_iter it;
-	int rc = map_begin(c, v, "limits", kline, "a mapping", &it);
+	struct cdn_ymap_iter it;
+	int rc = cdn_ymap_begin(&c->y, v, "limits", kline, "a mapping", &it);
 	size_t idx;
-	const struct ynode *val;
+	const struct cdn_ynode *val;
 	int kl;
-	while (rc == 0 && (rc = map_next(c, &it, "limits", limit_keys, CDN_ARRAY_SIZE(limit_keys),
-					 &idx, &val, &kl)) == 0) {
-		char kp[PATH_MAX_LEN];
-		path_key(kp, sizeof(kp), "limits", limit_keys[idx]);
+	while (rc == 0 && (rc = cdn_ymap_next(&c->y, &it, "limits", limit_keys,
+					      CDN_ARRAY_SIZE(limit_keys), &idx, &val, &kl)) == 0) {
+		char kp[CDN_YAML_PATH_MAX];
+		cdn_yaml_path_key(kp, sizeof(kp), "limits", limit_keys[idx]);
 		uint32_t *dst = idx == 0 ? &p->default_rpm : &p->global_rpm;
-		rc = get_uint(c, val, kp, kl, 0, EGRESS_MAX_RPM, dst);
+		rc = cdn_yget_uint(&c->y, val, kp, kl, 0, EGRESS_MAX_RPM, dst);
 		uint32_t op = !c->op ? 0 : idx == 0 ? c->op->default_rpm : c->op->global_rpm;
 		if (rc == 0 && c->op && rpm_above(*dst, op))
-			rc = policy_perr(c, value_line(val, kl), kp,
-				  "%u%s is above the operator's limit of %u; a workspace policy can "
-				  "only lower limits",
-				  *dst, *dst ? "" : " (unlimited)", op);
+			rc = policy_perr(
+			    c, cdn_yaml_value_line(val, kl), kp,
+			    "%u%s is above the operator's limit of %u; a workspace policy can "
+			    "only lower limits",
+			    *dst, *dst ? "" : " (unlimited)", op);
 	}
 	return rc < 0 ? rc : 0;
 }
 
-static int parse_approvals(struct pctx *c, const struct ynode *v, int kline,
+static int parse_approvals(struct pctx *c, const struct cdn_ynode *v, int kline,
 			   struct egress_policy *p)
 {
-	struct map_iter it;
-	int rc = map_begin(c, v, "approvals", kline, "a mapping", &it);
+	struct cdn_ymap_iter it;
+	int rc = cdn_ymap_begin(&c->y, v, "approvals", kline, "a mapping", &it);
 	size_t idx;
-	const struct ynode *val;
+	const struct cdn_ynode *val;
 	int kl;
-	while (rc == 0 && (rc = map_next(c, &it, "approvals", approval_keys,
-					 CDN_ARRAY_SIZE(approval_keys), &idx, &val, &kl)) == 0)
-		rc = get_uint(c, val, "approvals.timeout_seconds", kl, 1,
-			      EGRESS_MAX_APPROVAL_TIMEOUT_S, &p->approval_timeout_s);
+	while (rc == 0 && (rc = cdn_ymap_next(&c->y, &it, "approvals", approval_keys,
+					      CDN_ARRAY_SIZE(approval_keys), &idx, &val, &kl)) == 0)
+		rc = cdn_yget_uint(&c->y, val, "approvals.timeout_seconds", kl, 1,
+				   EGRESS_MAX_APPROVAL_TIMEOUT_S, &p->approval_timeout_s);
 	return rc < 0 ? rc : 0;
 }
 
-static int parse_categories(struct pctx *c, const struct ynode *v, int kline, struct settings *s)
+static int parse_categories(struct pctx *c, const struct cdn_ynode *v, int kline,
+			    struct settings *s)
 {
-	struct map_iter it;
-	int rc = map_begin(c, v, "categories", kline, "a mapping", &it);
+	struct cdn_ymap_iter it;
+	int rc = cdn_ymap_begin(&c->y, v, "categories", kline, "a mapping", &it);
 	size_t idx;
-	const struct ynode *val;
+	const struct cdn_ynode *val;
 	int kl;
-	while (rc == 0 && (rc = map_next(c, &it, "categories", category_keys,
-					 CDN_ARRAY_SIZE(category_keys), &idx, &val, &kl)) == 0) {
-		char kp[PATH_MAX_LEN];
-		path_key(kp, sizeof(kp), "categories", category_keys[idx]);
+	while (rc == 0 &&
+	       (rc = cdn_ymap_next(&c->y, &it, "categories", category_keys,
+				   CDN_ARRAY_SIZE(category_keys), &idx, &val, &kl)) == 0) {
+		char kp[CDN_YAML_PATH_MAX];
+		cdn_yaml_path_key(kp, sizeof(kp), "categories", category_keys[idx]);
 		bool on = false;
-		rc = get_bool(c, val, kp, kl, &on);
+		rc = cdn_yget_bool(&c->y, val, kp, kl, &on);
 		if (rc < 0)
 			break;
 		if (idx == 0 && !on)
@@ -523,21 +372,21 @@ static int parse_categories(struct pctx *c, const struct ynode *v, int kline, st
 	return rc < 0 ? rc : 0;
 }
 
-static int parse_services(struct pctx *c, const struct ynode *v, int kline, struct settings *s)
+static int parse_services(struct pctx *c, const struct cdn_ynode *v, int kline, struct settings *s)
 {
 	const char *names[POLICY_N_SERVICES];
 	for (size_t i = 0; i < POLICY_N_SERVICES; i++)
 		names[i] = policy_services[i].key;
-	struct map_iter it;
-	int rc = map_begin(c, v, "services", kline, "a mapping", &it);
+	struct cdn_ymap_iter it;
+	int rc = cdn_ymap_begin(&c->y, v, "services", kline, "a mapping", &it);
 	size_t idx;
-	const struct ynode *val;
+	const struct cdn_ynode *val;
 	int kl;
-	while (rc == 0 && (rc = map_next(c, &it, "services", names, POLICY_N_SERVICES, &idx, &val,
-					 &kl)) == 0) {
-		char kp[PATH_MAX_LEN];
-		path_key(kp, sizeof(kp), "services", names[idx]);
-		rc = get_bool(c, val, kp, kl, &s->service_on[idx]);
+	while (rc == 0 && (rc = cdn_ymap_next(&c->y, &it, "services", names, POLICY_N_SERVICES,
+					      &idx, &val, &kl)) == 0) {
+		char kp[CDN_YAML_PATH_MAX];
+		cdn_yaml_path_key(kp, sizeof(kp), "services", names[idx]);
+		rc = cdn_yget_bool(&c->y, val, kp, kl, &s->service_on[idx]);
 	}
 	return rc < 0 ? rc : 0;
 }
@@ -547,30 +396,6 @@ static const char *const top_keys[] = {
 };
 enum { T_VERSION, T_ENFORCE, T_LIMITS, T_APPROVALS, T_CATEGORIES, T_SERVICES, T_DOMAINS,
        T_PRIVATE };
-
-/* The version decides how everything else reads, so it is checked before
- * any other key: a version 2 file gets "unsupported version", not a
- * complaint about a key that version 2 added. */
-static int check_version(struct pctx *c, const struct ynode *root)
-{
-	for (size_t i = 0; i + 1 < root->n; i += 2) {
-		const struct ynode *k = &root->kids[i];
-		if (k->type != Y_SCALAR || strcmp(k->value, "version") != 0)
-			continue;
-		const struct ynode *v = &root->kids[i + 1];
-		char d[80];
-		uint32_t ver;
-		struct pctx quiet = { .src = c->src, .err = &(struct cdn_err){ 0 } };
-		if (get_uint(&quiet, v, "version", k->line, 0, UINT32_MAX, &ver) < 0)
-			return policy_perr(c, value_line(v, k->line), "version",
-				    "expected the number 1, got %s", describe(v, d, sizeof(d)));
-		if (ver != 1)
-			return policy_perr(c, v->line, "version",
-				    "unsupported version %u (this cordon reads version: 1)", ver);
-		return 0;
-	}
-	return policy_perr(c, root->line, "", "missing key 'version' (write 'version: 1' first)");
-}
 
 /*
  * Keys a workspace's policy may not hold: they are not rules that can be
@@ -600,24 +425,24 @@ static int operator_only(struct pctx *c, size_t idx, int kline)
 		    why);
 }
 
-static int walk(struct pctx *c, const struct ynode *root, struct egress_policy *p,
+static int walk(struct pctx *c, const struct cdn_ynode *root, struct egress_policy *p,
 		struct settings *s)
 {
-	struct map_iter it;
-	int rc = map_begin(c, root, "", root->line, "a mapping at the top level (version: 1, ...)",
-			   &it);
+	struct cdn_ymap_iter it;
+	int rc = cdn_ymap_begin(&c->y, root, "", root->line,
+				"a mapping at the top level (version: 1, ...)", &it);
 	if (rc == 0)
-		rc = check_version(c, root);
+		rc = cdn_yaml_check_version(&c->y, root, 1);
 	size_t idx;
-	const struct ynode *v;
+	const struct cdn_ynode *v;
 	int kline;
-	while (rc == 0 && (rc = map_next(c, &it, "", top_keys, CDN_ARRAY_SIZE(top_keys), &idx, &v,
-					 &kline)) == 0) {
+	while (rc == 0 && (rc = cdn_ymap_next(&c->y, &it, "", top_keys, CDN_ARRAY_SIZE(top_keys),
+					      &idx, &v, &kline)) == 0) {
 		if (c->op && (rc = operator_only(c, idx, kline)) < 0)
 			break;
 		switch (idx) {
 		case T_VERSION: break; /* checked above */
-		case T_ENFORCE: rc = get_bool(c, v, "enforce", kline, &p->enforce); break;
+		case T_ENFORCE: rc = cdn_yget_bool(&c->y, v, "enforce", kline, &p->enforce); break;
 		case T_LIMITS: rc = parse_limits(c, v, kline, p); break;
 		case T_APPROVALS: rc = parse_approvals(c, v, kline, p); break;
 		case T_CATEGORIES: rc = parse_categories(c, v, kline, s); break;
@@ -634,19 +459,21 @@ static int parse_level(const char *yaml, size_t len, const char *source,
 		       struct cdn_err *err)
 {
 	struct cdn_err local = { 0 };
-	struct pctx c = { .src = source ? source : "policy", .err = err ? err : &local, .op = op };
-	c.err->msg[0] = '\0';
+	struct pctx c = {
+	    .y = {.src = source ? source : "policy", .what = "policy", .err = err ? err : &local},
+	    .op = op};
+	c.y.err->msg[0] = '\0';
 	if (len > EGRESS_MAX_POLICY_BYTES)
-		return cdn_err_msg(err, EFBIG, "%s: %zu bytes, more than the limit of %d", c.src,
+		return cdn_err_msg(err, EFBIG, "%s: %zu bytes, more than the limit of %d", c.y.src,
 				   len, EGRESS_MAX_POLICY_BYTES);
-	struct ynode root = { 0 };
+	struct cdn_ynode root = {0};
 	int rc = policy_tree_load(&c, yaml ? yaml : "", yaml ? len : 0, &root);
 	if (rc < 0)
 		return rc;
 	struct egress_policy *p = policy_new();
 	struct settings s = { .search = true, .research = true };
 	if (!p) {
-		rc = cdn_err_set(c.err, ENOMEM, "%s", c.src);
+		rc = cdn_err_set(c.y.err, ENOMEM, "%s", c.y.src);
 	} else if (op) {
 		/* Limits a workspace leaves out are the operator's, not the
 		 * defaults: a policy that only lists domains lowers nothing. */
@@ -658,9 +485,9 @@ static int parse_level(const char *yaml, size_t len, const char *source,
 	if (rc == 0)
 		rc = walk(&c, &root, p, &s);
 	if (rc == 0)
-		rc = policy_build_rules(p, &s, policy_perr, &c, c.err);
+		rc = policy_build_rules(p, &s, policy_perr, &c, c.y.err);
 	policy_settings_free(&s);
-	policy_ynode_clear(&root);
+	cdn_ynode_clear(&root);
 	if (rc < 0) {
 		egress_policy_free(p);
 		return rc;
@@ -721,7 +548,7 @@ int egress_policy_load_workspace(const char *path, const char *source,
 				 struct cdn_err *err)
 {
 	_cleanup_free_ char *buf = NULL;
-	size_t len;
+	size_t len = 0;
 	int r = read_policy_file(path, &buf, &len, err);
 	return r < 0 ? r
 		     : egress_policy_parse_workspace(buf, len, source ? source : path, op, out,

@@ -29,6 +29,7 @@
 #include "run/netchan.h"
 #include "run/netmsg.h"
 #include "sandbox/sandbox.h"
+#include "config.h"
 
 #define FIRST_FD 3 /* the channel; the listeners follow in the child */
 
@@ -377,8 +378,8 @@ int netpart_start(struct event_base *base, const struct netpart_config *cfg,
 		close_fds(cfg);
 		return cdn_err_msg(err, ENOENT,
 				   "cannot find cordon-net, the run's network part (looked next "
-				   "to this binary and in %s)",
-				   exe);
+				   "to this binary, in %s relative to it, and as %s)",
+				   CORDON_LIBEXEC_FROM_BIN, exe);
 	}
 	uid_t uid = 0;
 	gid_t gid = 0;

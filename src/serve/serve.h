@@ -8,6 +8,7 @@
 #ifndef CORDON_SERVE_H
 #define CORDON_SERVE_H
 
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -15,6 +16,7 @@
 
 #define SERVE_MAX_PRIVATE 16
 #define SERVE_MAX_TRUSTED_PROXIES 8
+#define SERVE_MAX_CONFIG_BYTES (64 * 1024) /* the config file (docs/config.md) */
 
 struct serve_config {
 	const char *state_dir;	 /* NULL: store_default_dir() */
@@ -35,6 +37,7 @@ struct serve_config {
 	/* Reverse proxies (their addresses) whose X-Forwarded-For is believed. */
 	const char *trusted_proxies[SERVE_MAX_TRUSTED_PROXIES];
 	size_t n_trusted_proxies;
+	char trusted_proxy_text[SERVE_MAX_TRUSTED_PROXIES][INET6_ADDRSTRLEN]; /* their canonical form */
 	/* The run queue: runs of one workspace waiting at most, and running at
 	 * most; 0: a quarter of --queue (at least 1), and --concurrency. */
 	unsigned workspace_queue;
@@ -42,6 +45,10 @@ struct serve_config {
 	/* Pruning by retention age (docs/retention.md): at start and then
 	 * every this many seconds; 0: never. */
 	unsigned prune_interval_s;
+	/* The metadata's database (a postgresql:// URL), handed to the store
+	 * and the runs through CORDON_DATABASE_URL; NULL: that variable, or
+	 * SQLite. */
+	const char *database;
 	/* /metrics on a TCP listener of its own ("ADDR:PORT"); NULL: off, and
 	 * /metrics is only on STATE/serve.sock. With a token file, a scrape
 	 * needs "Authorization: Bearer TOKEN" and gets the per-workspace
@@ -54,6 +61,44 @@ struct serve_config {
  * route i's method, path ("/v1/runs/{id}") and least role ("owner" or
  * "member"). False past the last. */
 bool serve_route_at(size_t i, const char **method, const char **path, const char **role);
+
+/*
+ * cordon serve's settings, each both a command-line flag and a key of the
+ * config file (docs/config.md): one table (config.c) says the flag, the key,
+ * the type and the bound, so the two cannot drift apart.
+ */
+struct serve_option {
+	const char *flag;    /* "drain-timeout": --drain-timeout */
+	const char *section; /* "serve", "egress", or NULL: the file's top level */
+	const char *key;     /* "drain_timeout" */
+	bool list;	     /* repeatable flag; a list in the file */
+	const char *arg;     /* "SECS": for help and errors */
+};
+
+/* Option i of the table; NULL past the last. */
+const struct serve_option *serve_option_at(size_t i);
+/* Sets option i from text (a flag's argument or a file's scalar), checking
+ * it; a list option appends. value must live as long as cfg. */
+int serve_option_set(struct serve_config *cfg, size_t i, const char *value, struct cdn_err *err);
+/* Empties list option i (a flag given on the command line replaces the
+ * file's list, as every flag overrides the file's value). */
+void serve_option_clear(struct serve_config *cfg, size_t i);
+
+/* A config file, loaded: its values point into it. */
+struct serve_config_file;
+/*
+ * Reads the YAML config at path into cfg: every key known (an unknown one
+ * is an error naming it and its line), every value checked as its flag's
+ * would be. The file must be a regular file that only root or this user can
+ * change: it decides what the service opens to its runs. *out is freed
+ * with serve_config_file_free() after cfg is no longer used.
+ */
+int serve_config_load(const char *path, struct serve_config *cfg, struct serve_config_file **out,
+		      struct cdn_err *err);
+/* The same, from text already read; src names it in errors. */
+int serve_config_parse(const char *yaml, size_t len, const char *src, struct serve_config *cfg,
+		       struct serve_config_file **out, struct cdn_err *err);
+void serve_config_file_free(struct serve_config_file *f);
 
 /* Serves until SIGTERM or SIGINT, then drains. 0 after a clean drain. */
 int serve_main(const struct serve_config *cfg, struct cdn_err *err);

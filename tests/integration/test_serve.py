@@ -28,6 +28,8 @@ def free_port():
 
 
 class Server:
+    connection = http.client.HTTPConnection  # test_deb.py's server is in a netns
+
     def __init__(self, tmp_path, extra=()):
         self.tmp = tmp_path
         self.state = tmp_path / "state"
@@ -78,7 +80,7 @@ class Server:
         return None
 
     def req(self, method, path, key=None, body=None, headers=None, raw=None):
-        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        c = self.connection("127.0.0.1", self.port, timeout=30)
         h = dict(headers or {})
         if key:
             h["Authorization"] = "Bearer " + key
