@@ -26,7 +26,7 @@ def test_help_and_version():
 @pytest.mark.parametrize("args,msg", [
     (["exec"], "no command"),
     (["exec", "--mem", "12x", "--", "true"], "--mem"),
-    (["exec", "--timeout", "1d", "--", "true"], "unknown unit"),
+    (["exec", "--timeout", "1w", "--", "true"], "unknown unit"),
     (["exec", "--cpu", "abc", "--", "true"], "--cpu"),
     (["exec", "--profile", "nope", "--", "true"], "unknown profile"),
     (["exec", "--net", "wifi", "--", "true"], "--net"),
