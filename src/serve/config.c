@@ -36,6 +36,7 @@ enum opt_kind {
 	OPT_PROXY,   /* an IP address, kept in its canonical form */
 	OPT_PRIVATE, /* IP:PORT, checked by each run's policy */
 	OPT_SECONDS, /* a duration ("1h", "90s") in whole seconds, 0 to max; 0 is off */
+	OPT_SINK,    /* file:///PATH or /PATH (sink_check) */
 };
 
 struct opt_def {
@@ -69,6 +70,8 @@ static const struct opt_def opts[] = {
 	  FIELD(register_root) },
 	{ { "prune-interval", "serve", "prune_interval", false, "AGE" }, OPT_SECONDS, 7 * 86400,
 	  FIELD(prune_interval_s) },
+	{ { "evidence-sink", "serve", "evidence_sink", false, "DIR" }, OPT_SINK, 0,
+	  FIELD(evidence_sink) },
 	{ { "metrics-listen", "metrics", "listen", false, "ADDR:PORT" }, OPT_STRING, 0,
 	  FIELD(metrics_listen) },
 	{ { "metrics-token-file", "metrics", "token_file", false, "FILE" }, OPT_PATH, 0,
@@ -103,6 +106,13 @@ int serve_option_set(struct serve_config *cfg, size_t i, const char *value, stru
 	case OPT_ABSPATH:
 		if (value[0] != '/')
 			return cdn_err_msg(err, EINVAL, "'%s' is not an absolute path", value);
+		/* fall through */
+	case OPT_SINK: {
+		char dir[PATH_MAX];
+		int r = sink_check(value, dir, sizeof(dir), err);
+		if (r < 0)
+			return r;
+	}
 		/* fall through */
 	case OPT_STRING:
 	case OPT_PATH:

@@ -115,6 +115,8 @@ static void mark(struct server *sv, const char *id, enum store_run_status st, co
 			return;
 	}
 	metrics_run_finished(sv, &r);
+	if (store_run_status_final(r.status))
+		sink_run_ended(sv, &r);
 	store_run_clear(&r);
 }
 

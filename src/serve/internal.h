@@ -81,6 +81,7 @@ struct server {
 	pthread_cond_t front_cv;
 	bool front_started, front_stop;
 
+	struct sink *sink; /* sink.c; NULL without --evidence-sink */
 	/* The pruner (pruner.c). */
 	pthread_t pruner;
 	pthread_mutex_t prune_mu;
@@ -92,6 +93,12 @@ struct server {
 /* pruner.c: prunes now and every cfg.prune_interval_s (0: never). */
 int pruner_start(struct server *sv);
 void pruner_stop(struct server *sv);
+
+/* sink.c: with cfg.evidence_sink, each started run's evidence pack is
+ * exported when it ends (docs/evidence.md). */
+int sink_start(struct server *sv, struct cdn_err *err);
+void sink_run_ended(struct server *sv, const struct store_run *r);
+void sink_stop(struct server *sv);
 
 /* front.c: the connection limits, for MHD's callbacks and on_request. */
 enum MHD_Result front_accept(void *cls, const struct sockaddr *addr, socklen_t len);

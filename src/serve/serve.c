@@ -511,6 +511,8 @@ int serve_main(const struct serve_config *cfg, struct cdn_err *err)
 		r = cdn_err_set(err, EAGAIN, "the pruner thread");
 		goto out;
 	}
+	if ((r = sink_start(sv, err)) < 0)
+		goto out;
 
 	unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
 			 MHD_USE_ERROR_LOG;
@@ -590,6 +592,9 @@ out:
 			dispatch_drain(sv, 0);
 		pthread_join(dispatcher, NULL);
 	}
+	/* After the dispatcher: the runs that ended while it drained are
+	 * exported before the server exits. */
+	sink_stop(sv);
 	if (metrics)
 		MHD_stop_daemon(metrics);
 	if (http)

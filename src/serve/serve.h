@@ -49,6 +49,9 @@ struct serve_config {
 	 * and the runs through CORDON_DATABASE_URL; NULL: that variable, or
 	 * SQLite. */
 	const char *database;
+	/* Where each run's evidence pack goes when it ends: a directory
+	 * (file:///PATH or /PATH); NULL: nowhere. */
+	const char *evidence_sink;
 	/* /metrics on a TCP listener of its own ("ADDR:PORT"); NULL: off, and
 	 * /metrics is only on STATE/serve.sock. With a token file, a scrape
 	 * needs "Authorization: Bearer TOKEN" and gets the per-workspace
@@ -102,5 +105,9 @@ void serve_config_file_free(struct serve_config_file *f);
 
 /* Serves until SIGTERM or SIGINT, then drains. 0 after a clean drain. */
 int serve_main(const struct serve_config *cfg, struct cdn_err *err);
+
+/* An evidence sink's setting as a directory (file:///PATH or /PATH), or
+ * why not: S3 is not supported yet (sink.c). */
+int sink_check(const char *url, char *dir, size_t cap, struct cdn_err *err);
 
 #endif
