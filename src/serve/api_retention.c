@@ -138,7 +138,18 @@ enum MHD_Result h_run_hold_delete(struct call *c)
 		return ret;
 	store_run_clear(&rec);
 	struct cdn_err err = { 0 };
-	int r = store_run_release(c->sv->s, c->key.workspace, c->seg[2], &err);
+	/* A hold the operator placed (from the CLI on the server's machine)
+	 * is the operator's to release: an owner's key cannot lift it. */
+	struct store_run_marks m;
+	int r = store_run_marks_get(c->sv->s, c->seg[2], &m, &err);
+	if (r < 0)
+		return api_fail_err(c->conn, r, &err);
+	if (m.hold_ms && strncmp(m.hold_by, "key:", 4) != 0)
+		return api_fail(c->conn, 403, "forbidden",
+				"run %s is held by the operator (%s): release it with cordon runs "
+				"release on the server",
+				c->seg[2], m.hold_by);
+	r = store_run_release(c->sv->s, c->key.workspace, c->seg[2], &err);
 	if (r < 0)
 		return api_fail_err(c->conn, r, &err);
 	return hold_reply(c, c->seg[2]);

@@ -208,10 +208,12 @@ int store_migrate(struct store *src, struct store *dst, struct store_migrate_rep
 		src->ops->txn_end(src, false, NULL);
 		return r;
 	}
+	/* From here a failure may have changed dst: a commit that fails may
+	 * still have been carried out. */
+	rep->committed = true;
 	r = dst->ops->txn_end(dst, true, err);
 	src->ops->txn_end(src, false, NULL);
 	if (r < 0)
 		return r;
-	rep->committed = true;
 	return verify(dst, rep, "after commit", err);
 }

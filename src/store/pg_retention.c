@@ -142,14 +142,20 @@ int pg_run_mark_pruned(struct store *s, const char *id, enum store_retain k, int
 	char sql[256];
 	snprintf(sql, sizeof(sql),
 		 "INSERT INTO run_marks (run_id, %s) VALUES ($1, $2)"
-		 " ON CONFLICT (run_id) DO UPDATE SET %s = $2",
+		 " ON CONFLICT (run_id) DO UPDATE SET %s = $2 WHERE run_marks.hold_ms = 0",
 		 col, col);
 	_cleanup_pg_unlock_ struct pg_db *d = pg_lock(s);
 	struct pg_params p = { 0 };
 	pg_p_text(&p, id);
 	pg_p_int(&p, when_ms);
 	_cleanup_pgres_ PGresult *res = NULL;
-	return pg_exec(d, sql, &p, false, &res, err, "mark run %s pruned", id);
+	int r = pg_exec(d, sql, &p, false, &res, err, "mark run %s pruned", id);
+	if (r < 0)
+		return r;
+	/* The one statement that claims the kind, and only an unheld run's. */
+	if (pg_changed(res) == 0)
+		return cdn_err_msg(err, EBUSY, "run %s is held", id);
+	return 0;
 }
 
 /* ------------------------------------------------------------- pruning */
@@ -245,16 +251,21 @@ int pg_run_delete(struct store *s, const char *id, struct cdn_err *err)
 	int r;
 	if ((r = pg_txn_begin(&t, err)) < 0)
 		return r;
-	static const char *const sqls[] = { "DELETE FROM run_marks WHERE run_id = $1",
-					    "DELETE FROM runs WHERE id = $1 AND " STORE_FINAL_STATUS };
+	/* The record goes only when it is finished and not held, decided by
+	 * the statement that deletes it; then its marks. */
+	static const char *const sqls[] = {
+		"DELETE FROM runs WHERE id = $1 AND " STORE_FINAL_STATUS
+		" AND NOT EXISTS (SELECT 1 FROM run_marks WHERE run_id = $1 AND hold_ms > 0)",
+		"DELETE FROM run_marks WHERE run_id = $1"
+	};
 	for (size_t i = 0; i < CDN_ARRAY_SIZE(sqls); i++) {
 		struct pg_params p = { 0 };
 		pg_p_text(&p, id);
 		_cleanup_pgres_ PGresult *res = NULL;
 		if ((r = pg_exec(d, sqls[i], &p, false, &res, err, "delete run %s", id)) < 0)
 			return r;
-		if (i == 1 && pg_changed(res) == 0)
-			return cdn_err_msg(err, ENOENT, "no finished run %s", id);
+		if (i == 0 && pg_changed(res) == 0)
+			return cdn_err_msg(err, EBUSY, "run %s is held, or not a finished run", id);
 	}
 	return pg_txn_commit(&t, err);
 }

@@ -255,15 +255,23 @@ static int prune_run(struct pruner *p, const char *ws, const char *id, enum stor
 		if (!m.pruned_ms[RETAIN_ARTIFACTS] && (r = run_artifact_blobs(p, id, &arts)) < 0)
 			return r;
 	}
-	if (k == RETAIN_RECORDS) {
-		p->rep->bytes += p->runs_fd >= 0 ? du_at(p->runs_fd, id, 0) : 0;
-		if (!p->o->dry_run) {
-			if (p->runs_fd >= 0 && (r = store_rm_rf_at(p->runs_fd, id, 0)) < 0)
-				r = cdn_err_set(err, -r, "prune: remove %s/runs/%s", p->s->dir, id);
-			else
-				r = store_run_delete(p->s, id, err);
+	/* The database claims what goes first, in the one statement that
+	 * checks the run is not held (a hold placed while this pass was
+	 * under way wins); only then are files removed. A removal that fails
+	 * after the claim leaves files behind, never a held run's gone. */
+	if (!p->o->dry_run) {
+		r = k == RETAIN_RECORDS ? store_run_delete(p->s, id, err)
+					: store_run_mark_pruned(p->s, id, k, p->now_ms, err);
+		if (r == -EBUSY) {
+			json_decref(arts);
+			return 0; /* held since it was listed: kept */
 		}
-	} else {
+	}
+	if (r == 0 && k == RETAIN_RECORDS) {
+		p->rep->bytes += p->runs_fd >= 0 ? du_at(p->runs_fd, id, 0) : 0;
+		if (!p->o->dry_run && p->runs_fd >= 0 && (r = store_rm_rf_at(p->runs_fd, id, 0)) < 0)
+			r = cdn_err_set(err, -r, "prune: remove %s/runs/%s", p->s->dir, id);
+	} else if (r == 0) {
 		_cleanup_close_ int dfd =
 		    p->runs_fd < 0 ? (errno = ENOENT, -1)
 				   : openat(p->runs_fd, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -275,8 +283,6 @@ static int prune_run(struct pruner *p, const char *ws, const char *id, enum stor
 		}
 		if (r == 0 && dfd < 0 && errno != ENOENT)
 			r = cdn_err_set(err, errno, "prune: open %s/runs/%s", p->s->dir, id);
-		if (r == 0 && !p->o->dry_run)
-			r = store_run_mark_pruned(p->s, id, k, p->now_ms, err);
 	}
 	/* The record or the artifacts are gone: their blobs may be too. */
 	if (r == 0 && arts)

@@ -183,7 +183,7 @@ int sqlite_run_mark_pruned(struct store *s, const char *id, enum store_retain k,
 	char sql[256];
 	snprintf(sql, sizeof(sql),
 		 "INSERT INTO run_marks (run_id, %s) VALUES (?1, ?2)"
-		 " ON CONFLICT (run_id) DO UPDATE SET %s = ?2",
+		 " ON CONFLICT (run_id) DO UPDATE SET %s = ?2 WHERE run_marks.hold_ms = 0",
 		 col, col);
 	_cleanup_unlock_ struct sql_db *d = sql_lock(s);
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
@@ -195,8 +195,12 @@ int sqlite_run_mark_pruned(struct store *s, const char *id, enum store_retain k,
 	sql_b_int(&b, 2, when_ms);
 	if (b.rc != SQLITE_OK)
 		return sql_fail(d, b.rc, err, "bind");
-	r = sql_step(d, st, err, "mark a run pruned");
-	return r < 0 ? r : 0;
+	if ((r = sql_step(d, st, err, "mark a run pruned")) < 0)
+		return r;
+	/* The one statement that claims the kind, and only an unheld run's. */
+	if (sqlite3_changes(d->db) == 0)
+		return cdn_err_msg(err, EBUSY, "run %s is held", id);
+	return 0;
 }
 
 /* ------------------------------------------------------------- pruning */
@@ -301,16 +305,21 @@ int sqlite_run_delete(struct store *s, const char *id, struct cdn_err *err)
 	int r;
 	if ((r = sql_txn_begin(&t, err)) < 0)
 		return r;
-	static const char *const sqls[] = { "DELETE FROM run_marks WHERE run_id = ?1",
-					    "DELETE FROM runs WHERE id = ?1 AND " STORE_FINAL_STATUS };
+	/* The record goes only when it is finished and not held, decided by
+	 * the statement that deletes it; then its marks. */
+	static const char *const sqls[] = {
+		"DELETE FROM runs WHERE id = ?1 AND " STORE_FINAL_STATUS
+		" AND NOT EXISTS (SELECT 1 FROM run_marks WHERE run_id = ?1 AND hold_ms > 0)",
+		"DELETE FROM run_marks WHERE run_id = ?1"
+	};
 	for (size_t i = 0; i < CDN_ARRAY_SIZE(sqls); i++) {
 		_cleanup_stmt_ sqlite3_stmt *st = NULL;
 		if ((r = sql_prep(d, sqls[i], &st, err)) < 0 ||
 		    (r = bind_texts(d, st, err, 1, &id)) < 0 ||
 		    (r = sql_step(d, st, err, "delete a run")) < 0)
 			return r;
-		if (i == 1 && sqlite3_changes(d->db) == 0)
-			return cdn_err_msg(err, ENOENT, "no finished run %s", id);
+		if (i == 0 && sqlite3_changes(d->db) == 0)
+			return cdn_err_msg(err, EBUSY, "run %s is held, or not a finished run", id);
 	}
 	return sql_txn_commit(&t, err);
 }

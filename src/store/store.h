@@ -431,6 +431,8 @@ int store_run_release(struct store *s, const char *ws, const char *id, struct cd
 /* Adds "hold" ({reason, by, since}) and "pruned" ({kind: when}) to obj,
  * each only when there is one (times in RFC 3339). */
 void store_run_marks_json(const struct store_run_marks *m, struct json_t *obj);
+/* Only for a run not held, decided by the statement that marks it:
+ * -EBUSY when it is held. */
 int store_run_mark_pruned(struct store *s, const char *id, enum store_retain k, int64_t when_ms,
 			  struct cdn_err *err);
 
@@ -442,7 +444,9 @@ int store_prune_due(struct store *s, const char *ws, enum store_retain k, int64_
 /* The workspaces that have runs, or a retention row. Free with free(). */
 int store_prune_workspaces(struct store *s, char (**wss)[STORE_MAX_NAME + 1], size_t *n,
 			   struct cdn_err *err);
-/* Deletes the record and its marks (not its files: store_run_prune). */
+/* Deletes the record and its marks (not its files), in one statement that
+ * checks it is finished and not held: -EBUSY when it is held (or not
+ * finished). */
 int store_run_delete(struct store *s, const char *id, struct cdn_err *err);
 /* Whether a run other than skip_id whose artifacts are not pruned names
  * the blob hex in its result (conservative: any mention counts). */
@@ -496,7 +500,7 @@ struct store_migrate_report {
 		char sha256[STORE_HASH_HEX + 1];
 	} tables[STORE_MIGRATE_TABLES];
 	size_t n;
-	bool committed; /* on failure: whether dst was changed */
+	bool committed; /* on failure: whether dst may have been changed */
 };
 int store_migrate(struct store *src, struct store *dst, struct store_migrate_report *rep,
 		  struct cdn_err *err);

@@ -677,6 +677,11 @@ int store_prune_due(struct store *s, const char *ws, enum store_retain k, int64_
 	size_t got = 0;
 	if ((r = s->ops->prune_due(s, ws, k, cutoff_ms, max, out, &got, err)) < 0)
 		return r;
+	/* Each id becomes a path under runs/: one the database holds that is
+	 * not an id (a row copied in by hand) stops the pass. */
+	for (size_t i = 0; i < got; i++)
+		if (!store_run_id_ok(out[i]))
+			return cdn_err_msg(err, EIO, "store: a run id in the database is malformed");
 	*ids = out;
 	out = NULL;
 	*n = got;

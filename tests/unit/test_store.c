@@ -2026,7 +2026,12 @@ static void test_retention_due_and_holds(void **state)
 	assert_true(store_run_hold(f->s, "default", "mid", "", "ops", &err) < 0);
 	assert_true(store_run_hold(f->s, "default", "mid", "bad\nreason", "ops", &err) < 0);
 	struct store_run_marks m;
+	/* A held run listed before its hold is still not pruned: the
+	 * statement that would prune it checks the hold. */
+	assert_int_equal(store_run_delete(f->s, "old", &err), -EBUSY);
+	assert_int_equal(store_run_mark_pruned(f->s, "old", RETAIN_FILES, 7000, &err), -EBUSY);
 	assert_int_equal(store_run_marks_get(f->s, "old", &m, &err), 0);
+	assert_int_equal(m.pruned_ms[RETAIN_FILES], 0);
 	assert_string_equal(m.hold_reason, "incident 42");
 	assert_string_equal(m.hold_by, "ops");
 	assert_true(m.hold_ms > 0);
