@@ -94,7 +94,7 @@ int cmd_state(int argc, char **argv)
 	store_close(src);
 	if (r < 0) {
 		cli_error("state migrate: %s to %s: %s; %s", shown_from, shown_to, err.msg,
-			  rep.committed ? "the copy was committed but does not read back the same: "
+			  rep.committed ? "the destination may hold a copy that was not verified: "
 					  "do not use it"
 					: "nothing was written");
 		return EXIT_CORDON;
@@ -121,8 +121,9 @@ int cmd_state(int argc, char **argv)
 		printf("%-15s %8" PRIu64 " rows  sha256 %s\n", rep.tables[i].name, rep.tables[i].rows,
 		       rep.tables[i].sha256);
 	printf("copied %" PRIu64 " rows from %s to %s; every table read back matches.\n"
-	       "From now on: CORDON_DATABASE_URL=%s (or cordon serve --database); the old\n"
-	       "database is left as it was.\n",
-	       total, shown_from, shown_to, *dst_db ? shown_to : "(unset)");
+	       "From now on: %s; the old database is left as it was.\n",
+	       total, shown_from, shown_to,
+	       *dst_db ? "set CORDON_DATABASE_URL to the --to URL (or cordon serve --database)"
+		       : "unset CORDON_DATABASE_URL");
 	return 0;
 }

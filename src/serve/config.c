@@ -103,16 +103,16 @@ int serve_option_set(struct serve_config *cfg, size_t i, const char *value, stru
 	const struct opt_def *o = &opts[i];
 	char *base = (char *)cfg;
 	switch (o->kind) {
-	case OPT_ABSPATH:
-		if (value[0] != '/')
-			return cdn_err_msg(err, EINVAL, "'%s' is not an absolute path", value);
-		/* fall through */
 	case OPT_SINK: {
 		char dir[PATH_MAX];
 		int r = sink_check(value, dir, sizeof(dir), err);
 		if (r < 0)
 			return r;
 	}
+		/* fall through */
+	case OPT_ABSPATH:
+		if (o->kind == OPT_ABSPATH && value[0] != '/')
+			return cdn_err_msg(err, EINVAL, "'%s' is not an absolute path", value);
 		/* fall through */
 	case OPT_STRING:
 	case OPT_PATH:

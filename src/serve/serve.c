@@ -502,6 +502,9 @@ int serve_main(const struct serve_config *cfg, struct cdn_err *err)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	/* Before the dispatcher and the API, which report runs' ends to it. */
+	if ((r = sink_start(sv, err)) < 0)
+		goto out;
 	if (pthread_create(&dispatcher, NULL, dispatch_main, sv) != 0) {
 		r = cdn_err_set(err, EAGAIN, "dispatcher thread");
 		goto out;
@@ -511,8 +514,6 @@ int serve_main(const struct serve_config *cfg, struct cdn_err *err)
 		r = cdn_err_set(err, EAGAIN, "the pruner thread");
 		goto out;
 	}
-	if ((r = sink_start(sv, err)) < 0)
-		goto out;
 
 	unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
 			 MHD_USE_ERROR_LOG;
@@ -592,9 +593,6 @@ out:
 			dispatch_drain(sv, 0);
 		pthread_join(dispatcher, NULL);
 	}
-	/* After the dispatcher: the runs that ended while it drained are
-	 * exported before the server exits. */
-	sink_stop(sv);
 	if (metrics)
 		MHD_stop_daemon(metrics);
 	if (http)
@@ -602,6 +600,10 @@ out:
 	front_stop(sv);
 	if (health)
 		MHD_stop_daemon(health);
+	/* After the dispatcher and the API (a cancel reports a run's end):
+	 * the packs of the runs that ended are written before the server
+	 * exits. */
+	sink_stop(sv);
 	if (hfd >= 0)
 		close(hfd);
 	if (sv->state[0] && sv->s) {

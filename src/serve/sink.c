@@ -5,9 +5,10 @@
  * DIR/WORKSPACE/RUN.evidence.tar.gz, by a thread of its own so that a
  * large pack never holds up the dispatcher. The directory is checked at
  * start as the config file is: a directory that another user can change
- * is refused, since the packs are the record of what ran. A pack is
- * written beside its name and linked into place (evidence_export), so a
- * reader never sees half of one and none is ever replaced.
+ * is refused, since the packs are the record of what ran, and everything
+ * below it is reached from the descriptor opened then. A pack is written
+ * in the state's tmp/, copied beside its name and linked into place, so
+ * a reader never sees half of one and none is ever replaced.
  */
 #define _GNU_SOURCE
 #include "serve/internal.h"
@@ -23,6 +24,7 @@
 #include <unistd.h>
 
 #include "base/cleanup.h"
+#include "base/file.h"
 #include "evidence/evidence.h"
 
 #define SINK_QUEUE 1024
@@ -130,25 +132,88 @@ void sink_run_ended(struct server *sv, const struct store_run *r)
 	pthread_mutex_unlock(&k->mu);
 }
 
-/* DIR/WS, made 0750 when new; false, said why, when it is not ours. */
-static bool ws_dir(struct sink *k, const char *ws)
+/* DIR/WS, made 0750 when new, opened below the directory checked at
+ * start (never by path: an ancestor someone else can change does not
+ * matter); -1, said why, when it is not ours. */
+static int ws_dir(struct sink *k, const char *ws)
 {
 	if (mkdirat(k->dirfd, ws, 0750) < 0 && errno != EEXIST) {
 		fprintf(stderr, "cordon serve: evidence sink: %s/%s: %s\n", k->dir, ws,
 			strerror(errno));
-		return false;
+		return -1;
 	}
-	_cleanup_close_ int fd =
-		openat(k->dirfd, ws, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int fd = openat(k->dirfd, ws, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	struct cdn_err err = { 0 };
 	char path[PATH_MAX];
 	snprintf(path, sizeof(path), "%s/%s", k->dir, ws);
 	if (fd < 0 || dir_ok(fd, "evidence sink", path, &err) < 0) {
-		fprintf(stderr, "cordon serve: evidence sink: %s\n",
+		fprintf(stderr, "cordon serve: evidence sink: %s: %s\n", path,
 			fd < 0 ? strerror(errno) : err.msg);
-		return false;
+		if (fd >= 0)
+			close(fd);
+		return -1;
 	}
-	return true;
+	return fd;
+}
+
+/* in's bytes into out, from the start. */
+static int copy_all(int in, int out)
+{
+	for (;;) {
+		ssize_t n = copy_file_range(in, NULL, out, NULL, 1 << 20, 0);
+		if (n == 0)
+			return 0;
+		if (n > 0)
+			continue;
+		if (errno == EINTR)
+			continue;
+		if (errno != EXDEV && errno != ENOSYS && errno != EINVAL && errno != EOPNOTSUPP)
+			return -errno;
+		break; /* no copy_file_range here: plain reads and writes */
+	}
+	char buf[65536];
+	for (;;) {
+		ssize_t n = read(in, buf, sizeof(buf));
+		if (n == 0)
+			return 0;
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		int r = cdn_write_all(out, buf, (size_t)n);
+		if (r < 0)
+			return r;
+	}
+}
+
+/* The pack at staged (in the state's tmp/) published as name in wsfd:
+ * a temp file there, synced, then linkat, which never replaces a file. */
+static int publish(int wsfd, const char *staged, const char *name)
+{
+	_cleanup_close_ int in = open(staged, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (in < 0)
+		return -errno;
+	char tmp[64];
+	_cleanup_close_ int out = -1;
+	for (int i = 0; i < 16 && out < 0; i++) {
+		snprintf(tmp, sizeof(tmp), ".cordon-sink.%d.%08x", (int)getpid(),
+			 (unsigned)random());
+		out = openat(wsfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+			     0640);
+		if (out < 0 && errno != EEXIST)
+			return -errno;
+	}
+	if (out < 0)
+		return -EEXIST;
+	int r = copy_all(in, out);
+	if (r == 0 && fsync(out) < 0)
+		r = -errno;
+	if (r == 0 && linkat(wsfd, tmp, wsfd, name, 0) < 0)
+		r = -errno;
+	(void)unlinkat(wsfd, tmp, 0);
+	if (r == 0 && fsync(wsfd) < 0)
+		r = -errno;
+	return r;
 }
 
 static void export_one(struct server *sv, struct sink *k, const char *id)
@@ -163,7 +228,8 @@ static void export_one(struct server *sv, struct sink *k, const char *id)
 	char ws[STORE_MAX_NAME + 1];
 	snprintf(ws, sizeof(ws), "%s", r.workspace);
 	store_run_clear(&r);
-	if (!ws_dir(k, ws)) {
+	_cleanup_close_ int wsfd = ws_dir(k, ws);
+	if (wsfd < 0) {
 		k->failed++;
 		return;
 	}
@@ -173,13 +239,30 @@ static void export_one(struct server *sv, struct sink *k, const char *id)
 		k->failed++;
 		return;
 	}
-	char out[PATH_MAX];
-	snprintf(out, sizeof(out), "%s/%s/%s.evidence.tar.gz", k->dir, ws, id);
-	struct evidence_export_opts o = { .run_id = id, .workspace = ws, .out_path = out,
-					  .key = key };
+	/* Written first in the state's own tmp/, which only this user can
+	 * change, then copied into the sink relative to wsfd. */
+	char staged[PATH_MAX], tmpl[STORE_RUN_ID_MAX + 32], name[STORE_RUN_ID_MAX + 32];
+	snprintf(tmpl, sizeof(tmpl), "sink-%s.XXXXXX", id);
+	snprintf(name, sizeof(name), "%s.evidence.tar.gz", id);
+	int tfd = store_tmp_path(sv->s, tmpl, staged, sizeof(staged), NULL) < 0
+			  ? -1
+			  : mkostemp(staged, O_CLOEXEC);
+	if (tfd < 0) {
+		fprintf(stderr, "cordon serve: evidence sink: run %s: stage the pack: %s\n", id,
+			strerror(errno));
+		evidence_key_free(key);
+		k->failed++;
+		return;
+	}
+	close(tfd);
+	struct evidence_export_opts o = { .run_id = id, .workspace = ws, .out_path = staged,
+					  .force = true, .key = key };
 	struct evidence_export_info info;
 	int e = evidence_export(sv->s, &o, &info, &err);
 	evidence_key_free(key);
+	if (e == 0 && (e = publish(wsfd, staged, name)) < 0)
+		snprintf(err.msg, sizeof(err.msg), "%s/%s/%s: %s", k->dir, ws, name, strerror(-e));
+	(void)unlink(staged);
 	if (e < 0) {
 		fprintf(stderr, "cordon serve: evidence sink: run %s: %s\n", id, err.msg);
 		k->failed++;

@@ -45,6 +45,37 @@ def test_each_run_ends_with_its_pack_in_the_sink(tmp_path):
         sorted(p.name for p in packs)
 
 
+def test_a_swapped_sink_path_does_not_redirect_the_packs(tmp_path):
+    """The sink is the directory checked at start, reached by the
+    descriptor opened then: renaming it and putting a symlink to another
+    directory at its path sends nothing there (review finding: packs were
+    written by path)."""
+    pub = tmp_path / "pub"
+    pub.mkdir(mode=0o755)
+    sink = pub / "sink"
+    sink.mkdir(mode=0o700)
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "default").mkdir(parents=True, mode=0o750)
+    sv = Server(tmp_path, extra=["--evidence-sink", str(sink)])
+    owner = sv.cli("init").stdout.strip().splitlines()[-1]
+    ag = make_agent(tmp_path, "proof", "echo done\n")
+    assert sv.cli("agent", "register", ag).returncode == 0
+    sv.start()
+    try:
+        moved = pub / "sink.orig"
+        sink.rename(moved)
+        sink.symlink_to(elsewhere)
+        st, j, _, _ = sv.req("POST", "/v1/runs", owner, {"agent": "proof"})
+        assert st in (200, 201, 202), j
+        rid = j["id"]
+        assert sv.wait_final(owner, rid)["status"] == "succeeded"
+        pack = moved / "default" / f"{rid}.evidence.tar.gz"
+        assert wait_until(pack.is_file, timeout=30), list(tmp_path.rglob("*.gz"))
+    finally:
+        sv.stop(timeout=60)
+    assert list((elsewhere / "default").iterdir()) == []
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -83,6 +83,14 @@ static void test_every_key(void **state)
 	assert_string_equal(cfg.metrics_listen, "127.0.0.1:9470");
 	assert_string_equal(cfg.metrics_token_file, "/etc/cordon/metrics-token");
 	serve_config_file_free(f);
+	/* Each kind checks its own: an absolute path is not a sink URL. */
+	size_t root = 0;
+	const struct serve_option *so;
+	for (size_t i = 0; (so = serve_option_at(i)); i++)
+		if (strcmp(so->flag, "register-root") == 0)
+			root = i;
+	assert_int_equal(serve_option_set(&cfg, root, "/srv/agents://x", &err), 0);
+	assert_string_equal(cfg.register_root, "/srv/agents://x");
 	/* A duration: whole seconds, 0 (off) to 7 days. */
 	assert_int_equal(parse("version: 1\nserve:\n  prune_interval: 0\n", &cfg, &f, &err), 0);
 	assert_int_equal(cfg.prune_interval_s, 0);
