@@ -382,14 +382,34 @@ int run_agent(struct store *s, struct vault *v, struct run_options *o, struct ru
 		snprintf(run_error, sizeof(run_error), "could not redact the result");
 		c.rec.status = RUN_ERROR;
 	}
+	rtext = json_dumps(res, JSON_COMPACT | JSON_SORT_KEYS);
+	size_t rl = rtext ? strlen(rtext) : 0;
+	rsafe = rtext ? redact_string(c.red, rtext, rl, &rl) : NULL;
+	/* The record keeps at most STORE_MAX_RUN_RESULT of result, room for
+	 * the largest output.json; should redaction make it larger, the
+	 * output is left out of the result (file and record alike), and the
+	 * run is an error that says so, not a success whose record could not
+	 * be written. */
+	if (rsafe && rl > STORE_MAX_RUN_RESULT) {
+		snprintf(run_error, sizeof(run_error),
+			 "the result is %zu bytes, more than the %d bytes a record keeps: output.json "
+			 "was left out",
+			 rl, STORE_MAX_RUN_RESULT);
+		c.rec.status = RUN_ERROR;
+		json_object_set_new(res, "output", json_null());
+		json_object_set_new(res, "status", json_string(store_run_status_name(RUN_ERROR)));
+		json_object_set_new(res, "error", json_string(run_error));
+		free(rtext);
+		free(rsafe);
+		rtext = json_dumps(res, JSON_COMPACT | JSON_SORT_KEYS);
+		rl = rtext ? strlen(rtext) : 0;
+		rsafe = rtext ? redact_string(c.red, rtext, rl, &rl) : NULL;
+	}
 	(void)run_write_file(&c, "steps.json", c.steps);
 	if (run_write_file(&c, "result.json", res) < 0 && !run_error[0]) {
 		snprintf(run_error, sizeof(run_error), "could not write result.json");
 		c.rec.status = RUN_ERROR;
 	}
-	rtext = json_dumps(res, JSON_COMPACT | JSON_SORT_KEYS);
-	size_t rl = rtext ? strlen(rtext) : 0;
-	rsafe = rtext ? redact_string(c.red, rtext, rl, &rl) : NULL;
 	c.rec.result_json = rsafe;
 	snprintf(c.rec.error, sizeof(c.rec.error), "%s", run_error);
 	struct cdn_err uerr = { 0 };

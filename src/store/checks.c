@@ -162,9 +162,9 @@ int store_run_check(const struct store_run *r, struct cdn_err *err)
 		return cdn_err_msg(err, E2BIG, "store: run %s: the input is over %d bytes", r->id,
 				   STORE_MAX_RUN_JSON);
 	if (r->result_json &&
-	    strnlen(r->result_json, STORE_MAX_RUN_JSON + 1) > STORE_MAX_RUN_JSON)
+	    strnlen(r->result_json, STORE_MAX_RUN_RESULT + 1) > STORE_MAX_RUN_RESULT)
 		return cdn_err_msg(err, E2BIG, "store: run %s: the result is over %d bytes", r->id,
-				   STORE_MAX_RUN_JSON);
+				   STORE_MAX_RUN_RESULT);
 	return 0;
 }
 

@@ -34,7 +34,10 @@
 #define STORE_DEFAULT_WORKSPACE "default"
 #define STORE_MAX_MANIFEST (64 * 1024) /* bytes of a stored manifest or env JSON */
 #define STORE_MAX_SECRET_BLOB (128 * 1024) /* bytes of a ciphertext or wrapped key */
-#define STORE_MAX_RUN_JSON (1024 * 1024)   /* bytes of a run's input_json or result_json */
+#define STORE_MAX_RUN_JSON (1024 * 1024)   /* bytes of a run's input_json */
+/* bytes of a run's result_json: room for an output.json of its whole bound
+ * (RUN_MAX_OUTPUT, 1 MiB) and the rest of the result beside it */
+#define STORE_MAX_RUN_RESULT (2 * 1024 * 1024)
 #define STORE_BOOT_ID_MAX 40 /* bytes of a boot id, with its NUL: CDN_BOOT_ID_MAX (base/proc.h) */
 
 struct store;

@@ -1159,6 +1159,11 @@ def test_output_at_the_limit_is_kept(state, tmp_path):
     assert r.returncode == 0, r.stderr
     out = result_of(state, run_id_of(evs))["output"]
     assert out is not None and len(out["a"]) == 1048568
+    # ...and recorded: the record holds that result (review finding: it
+    # was over the record's bound, and the record stayed "running").
+    shown = json.loads(cordon(state, "runs", "show", "--json", run_id_of(evs)).stdout)
+    assert shown["status"] == "succeeded", shown["status"]
+    assert len(shown["result"]["output"]["a"]) == 1048568
 
 
 # --------------------------------------------------------------- 8. limits
@@ -1566,3 +1571,33 @@ def test_register_rereads_the_snapshot_whole(state, tmp_path):
     # Whatever the timing, only the small manifest's tree is ever stored.
     assert stored <= {small_hash}, stored
     assert refused > 0
+
+
+
+def test_an_output_too_large_for_the_record_makes_an_error_run(state, tmp_path):
+    """An output.json within its bound that redaction makes larger than a
+    record keeps (its secret's value, many times, each replaced by a longer
+    marker): the run is an error that says why, with the output left out
+    of result.json and the record alike, which still agree (review
+    finding: the record was never written while cordon run printed
+    success)."""
+    name = "A_VERY_LONG_SECRET_NAME_THAT_GROWS_EACH_REDACTION"
+    r = cordon(state, "secret", "set", name, stdin="v4lue-0123456789")
+    assert r.returncode == 0, r.stderr
+    script = ("mkdir -p /workspace/out; echo r > /workspace/out/r.txt\n"
+              "printf '{\"x\":\"' > /workspace/output.json\n"
+              f"yes \"${name}\" | tr -d '\\n' | head -c 1048000 >> /workspace/output.json\n"
+              "printf '\"}' >> /workspace/output.json\n")
+    ag = make_agent(tmp_path, "big", script, manifest={"required_secrets": [name]})
+    r, evs = crun(state, str(ag))
+    assert r.returncode != 0
+    fin = finished(evs)
+    assert fin["status"] == "error" and "bytes a record keeps" in fin["error"], fin
+    rid = run_id_of(evs)
+    res = result_of(state, rid)
+    assert res["status"] == "error" and res["output"] is None, res["status"]
+    assert res["artifacts"], res
+    shown = json.loads(cordon(state, "runs", "show", "--json", rid).stdout)
+    assert shown["status"] == "error" and "output.json was left out" in shown["error"], shown
+    ev = cordon(state, "evidence", "export", rid, "-o", str(tmp_path / "p.tar.gz"))
+    assert ev.returncode == 0, ev.stderr
