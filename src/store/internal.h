@@ -32,6 +32,11 @@ struct store_table {
 	uint32_t bytes;
 };
 
+/* The statement that reads t whole in key order, bytes as lowercase hex,
+ * or (insert) that inserts a row of it from parameters in that form, in
+ * SQLite's or Postgres's dialect (migrate.c). -E2BIG when it does not fit. */
+int store_table_sql(const struct store_table *t, bool insert, bool pg, char *out, size_t cap);
+
 /* A value as text (bytes as lowercase hex); v NULL is SQL NULL. */
 struct store_cell {
 	const char *v;

@@ -57,6 +57,45 @@ static const struct store_table tables[STORE_MIGRATE_TABLES] = {
 	TABLE("run_marks", marks_cols, "run_id", 0),
 };
 
+/* Appends to out at *at, tracking overflow in *at (>= cap: too long). */
+static void put_sql(char *out, size_t cap, size_t *at, const char *a, const char *b)
+{
+	if (*at < cap)
+		*at += (size_t)snprintf(out + *at, cap - *at, "%s%s", a, b);
+}
+
+int store_table_sql(const struct store_table *t, bool insert, bool pg, char *out, size_t cap)
+{
+	if (t->ncols > STORE_TABLE_MAX_COLS)
+		return -E2BIG;
+	size_t at = 0;
+	char num[16];
+	if (!insert) {
+		put_sql(out, cap, &at, "SELECT ", "");
+		for (unsigned i = 0; i < t->ncols; i++) {
+			bool bytes = (t->bytes >> i) & 1;
+			put_sql(out, cap, &at, i ? ", " : "",
+				!bytes ? "" : pg ? "encode(" : "lower(hex(");
+			put_sql(out, cap, &at, t->cols[i], !bytes ? "" : pg ? ", 'hex')" : "))");
+		}
+		put_sql(out, cap, &at, " FROM ", t->name);
+		put_sql(out, cap, &at, " ORDER BY ", t->order);
+	} else {
+		put_sql(out, cap, &at, "INSERT INTO ", t->name);
+		for (unsigned i = 0; i < t->ncols; i++)
+			put_sql(out, cap, &at, i ? ", " : " (", t->cols[i]);
+		/* SQLite's values are bound as bytes already decoded. */
+		for (unsigned i = 0; i < t->ncols; i++) {
+			bool bytes = pg && ((t->bytes >> i) & 1);
+			snprintf(num, sizeof(num), "%s%u", pg ? "$" : "?", i + 1);
+			put_sql(out, cap, &at, i ? ", " : ") VALUES (", bytes ? "decode(" : "");
+			put_sql(out, cap, &at, num, bytes ? ", 'hex')" : "");
+		}
+		put_sql(out, cap, &at, ")", "");
+	}
+	return at < cap ? 0 : -E2BIG;
+}
+
 /* A table's rows as one sha256: each cell as a 0 byte (NULL), or a 1
  * byte, its length (8 bytes, little-endian) and its bytes. */
 struct digest {

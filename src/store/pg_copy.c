@@ -37,15 +37,7 @@ int pg_table_read(struct store *s, const struct store_table *t,
 		  struct cdn_err *err)
 {
 	char sql[2048];
-	size_t at = (size_t)snprintf(sql, sizeof(sql), "SELECT ");
-	for (unsigned i = 0; i < t->ncols && at < sizeof(sql); i++)
-		at += (size_t)snprintf(sql + at, sizeof(sql) - at,
-				       (t->bytes >> i) & 1 ? "%sencode(%s, 'hex')" : "%s%s",
-				       i ? ", " : "", t->cols[i]);
-	if (at < sizeof(sql))
-		at += (size_t)snprintf(sql + at, sizeof(sql) - at, " FROM %s ORDER BY %s", t->name,
-				       t->order);
-	if (at >= sizeof(sql) || t->ncols > STORE_TABLE_MAX_COLS)
+	if (store_table_sql(t, false, true, sql, sizeof(sql)) < 0)
 		return cdn_err_msg(err, E2BIG, "store: read %s: too many columns", t->name);
 	_cleanup_pg_unlock_ struct pg_db *d = pg_lock(s);
 	_cleanup_pgres_ PGresult *res = NULL;
@@ -72,17 +64,7 @@ int pg_table_insert(struct store *s, const struct store_table *t, const struct s
 		    struct cdn_err *err)
 {
 	char sql[2048];
-	size_t at = (size_t)snprintf(sql, sizeof(sql), "INSERT INTO %s (", t->name);
-	for (unsigned i = 0; i < t->ncols && at < sizeof(sql); i++)
-		at += (size_t)snprintf(sql + at, sizeof(sql) - at, "%s%s", i ? ", " : "",
-				       t->cols[i]);
-	for (unsigned i = 0; i < t->ncols && at < sizeof(sql); i++)
-		at += (size_t)snprintf(sql + at, sizeof(sql) - at,
-				       (t->bytes >> i) & 1 ? "%sdecode($%u, 'hex')" : "%s$%u",
-				       i ? ", " : ") VALUES (", i + 1);
-	if (at < sizeof(sql))
-		at += (size_t)snprintf(sql + at, sizeof(sql) - at, ")");
-	if (at >= sizeof(sql) || t->ncols > STORE_TABLE_MAX_COLS || t->ncols > PG_MAX_PARAMS)
+	if (store_table_sql(t, true, true, sql, sizeof(sql)) < 0 || t->ncols > PG_MAX_PARAMS)
 		return cdn_err_msg(err, E2BIG, "store: write %s: too many columns", t->name);
 	/* Text parameters are NUL-terminated C strings: copy each cell. */
 	_cleanup_free_ char *buf = NULL;

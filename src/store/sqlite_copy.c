@@ -38,15 +38,7 @@ int sqlite_table_read(struct store *s, const struct store_table *t,
 		      struct cdn_err *err)
 {
 	char sql[2048];
-	size_t at = (size_t)snprintf(sql, sizeof(sql), "SELECT ");
-	for (unsigned i = 0; i < t->ncols && at < sizeof(sql); i++)
-		at += (size_t)snprintf(sql + at, sizeof(sql) - at,
-				       (t->bytes >> i) & 1 ? "%slower(hex(%s))" : "%s%s",
-				       i ? ", " : "", t->cols[i]);
-	if (at < sizeof(sql))
-		at += (size_t)snprintf(sql + at, sizeof(sql) - at, " FROM %s ORDER BY %s", t->name,
-				       t->order);
-	if (at >= sizeof(sql) || t->ncols > STORE_TABLE_MAX_COLS)
+	if (store_table_sql(t, false, false, sql, sizeof(sql)) < 0)
 		return cdn_err_msg(err, E2BIG, "store: read %s: too many columns", t->name);
 	_cleanup_unlock_ struct sql_db *d = sql_lock(s);
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
@@ -72,16 +64,7 @@ int sqlite_table_insert(struct store *s, const struct store_table *t,
 			const struct store_cell *cells, struct cdn_err *err)
 {
 	char sql[2048];
-	size_t at = (size_t)snprintf(sql, sizeof(sql), "INSERT INTO %s (", t->name);
-	for (unsigned i = 0; i < t->ncols && at < sizeof(sql); i++)
-		at += (size_t)snprintf(sql + at, sizeof(sql) - at, "%s%s", i ? ", " : "",
-				       t->cols[i]);
-	for (unsigned i = 0; i < t->ncols && at < sizeof(sql); i++)
-		at += (size_t)snprintf(sql + at, sizeof(sql) - at, "%s?%u", i ? ", " : ") VALUES (",
-				       i + 1);
-	if (at < sizeof(sql))
-		at += (size_t)snprintf(sql + at, sizeof(sql) - at, ")");
-	if (at >= sizeof(sql) || t->ncols > STORE_TABLE_MAX_COLS)
+	if (store_table_sql(t, true, false, sql, sizeof(sql)) < 0)
 		return cdn_err_msg(err, E2BIG, "store: write %s: too many columns", t->name);
 	_cleanup_unlock_ struct sql_db *d = sql_lock(s);
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
