@@ -18,6 +18,12 @@
  * about to name it keeps it. The blob is first renamed out of blobs/ and
  * its mtime read again, so a writer that marked it between the check and
  * the removal gets it back (or, finding it gone, stores it again).
+ *
+ * A blob that nothing names any more but that was used within the grace
+ * period is kept for now and written down in gc/ (an empty file named by
+ * its hash): the run that named it is marked or gone, so nothing else
+ * would bring it back to a later pass. Each pass starts with gc/, and an
+ * entry goes once its blob is removed, gone, or named again.
  */
 #define _GNU_SOURCE
 #include "store/fs.h"
@@ -37,6 +43,11 @@
 
 #define PRUNE_BATCH 500
 #define BLOB_GRACE_MS (60 * 60 * 1000)
+#define GC_DIR "gc"
+#define GC_SCAN_MAX 1000000 /* entries of gc/ looked at in one pass */
+
+/* What became of a blob pruning looked at. */
+enum blob_fate { BLOB_REMOVED, BLOB_NAMED, BLOB_RECENT, BLOB_ABSENT };
 
 /* What each kind removes from runs/<id>/ (records: the whole directory). */
 static const char *const files_of[RETAIN_N][3] = {
@@ -50,6 +61,7 @@ struct pruner {
 	const struct prune_opts *o;
 	struct prune_report *rep;
 	int runs_fd;
+	int gc_fd; /* gc/, opened (made) on first need; -1 */
 	int64_t now_ms;
 	int64_t grace_ms;
 	/* The blobs registered trees name, sorted; loaded on first need. */
@@ -165,9 +177,12 @@ static int run_artifact_blobs(struct pruner *p, const char *id, json_t **out)
 	return 0;
 }
 
-/* Removes the blob hex unless something still uses it (above). */
-static int blob_collect(struct pruner *p, const char *hex, const char *run_id)
+/* Removes the blob hex unless something still uses it (above); *fate
+ * says what became of it. */
+static int blob_collect(struct pruner *p, const char *hex, const char *run_id,
+			enum blob_fate *fate)
 {
+	*fate = BLOB_NAMED;
 	if (!cdn_sha256_hex_str_ok(hex))
 		return 0;
 	bool used;
@@ -182,10 +197,15 @@ static int blob_collect(struct pruner *p, const char *hex, const char *run_id)
 	memcpy(rel + 3, hex + 2, STORE_HASH_HEX - 2 + 1);
 	struct stat st;
 	int64_t cutoff = p->now_ms - p->grace_ms;
+	*fate = BLOB_ABSENT;
 	if (fstatat(p->s->blobs_fd, rel, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return errno == ENOENT ? 0 : cdn_err_set(p->err, errno, "prune: blob %s", hex);
-	if (!S_ISREG(st.st_mode) || mtime_ms(&st) >= cutoff)
+	if (!S_ISREG(st.st_mode))
 		return 0;
+	*fate = BLOB_RECENT;
+	if (mtime_ms(&st) >= cutoff)
+		return 0;
+	*fate = BLOB_REMOVED;
 	if (p->o->dry_run) {
 		p->rep->blobs++;
 		p->rep->bytes += (uint64_t)st.st_size;
@@ -194,18 +214,74 @@ static int blob_collect(struct pruner *p, const char *hex, const char *run_id)
 	char tmp[TMP_NAME_MAX];
 	if ((r = store_tmp_name("gc", tmp, sizeof(tmp))) < 0)
 		return cdn_err_set(p->err, -r, "prune: blob %s", hex);
-	if (renameat(p->s->blobs_fd, rel, p->s->tmp_fd, tmp) < 0)
+	if (renameat(p->s->blobs_fd, rel, p->s->tmp_fd, tmp) < 0) {
+		*fate = BLOB_ABSENT;
 		return errno == ENOENT ? 0 : cdn_err_set(p->err, errno, "prune: blob %s", hex);
+	}
 	if (fstatat(p->s->tmp_fd, tmp, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
 	    mtime_ms(&st) >= cutoff) {
 		/* Used meanwhile: put it back, unless stored again already. */
+		*fate = BLOB_RECENT;
 		if (renameat2(p->s->tmp_fd, tmp, p->s->blobs_fd, rel, RENAME_NOREPLACE) == 0)
 			return 0;
 	}
 	(void)unlinkat(p->s->tmp_fd, tmp, 0);
+	*fate = BLOB_REMOVED;
 	p->rep->blobs++;
 	p->rep->bytes += (uint64_t)st.st_size;
 	return 0;
+}
+
+/* gc/, made when missing: the blobs to look at again. */
+static int gc_dir(struct pruner *p, bool make)
+{
+	if (p->gc_fd >= 0)
+		return 0;
+	if (make && mkdirat(p->s->dirfd, GC_DIR, STORE_DIR_MODE) < 0 && errno != EEXIST)
+		return cdn_err_set(p->err, errno, "prune: make %s/%s", p->s->dir, GC_DIR);
+	p->gc_fd = openat(p->s->dirfd, GC_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (p->gc_fd < 0 && (make || errno != ENOENT))
+		return cdn_err_set(p->err, errno, "prune: open %s/%s", p->s->dir, GC_DIR);
+	return 0;
+}
+
+/* A blob kept only for its grace period: looked at again by a later pass. */
+static int gc_remember(struct pruner *p, const char *hex)
+{
+	if (p->o->dry_run)
+		return 0;
+	int r = gc_dir(p, true);
+	if (r < 0)
+		return r;
+	int fd = openat(p->gc_fd, hex, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return cdn_err_set(p->err, errno, "prune: write %s/%s/%s", p->s->dir, GC_DIR, hex);
+	close(fd);
+	return 0;
+}
+
+/* The blobs earlier passes kept for their grace period: each is removed
+ * now if nothing names it and its grace is over, and its entry goes
+ * unless it is still in its grace period. */
+static int gc_revisit(struct pruner *p)
+{
+	int r = gc_dir(p, false);
+	if (r < 0 || p->gc_fd < 0)
+		return r;
+	char **names;
+	size_t n;
+	bool more; /* the rest waits for the next pass */
+	if ((r = cdn_dir_names(p->gc_fd, GC_SCAN_MAX, &more, &names, &n)) < 0)
+		return cdn_err_set(p->err, -r, "prune: read %s/%s", p->s->dir, GC_DIR);
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		enum blob_fate fate = BLOB_ABSENT;
+		if (cdn_sha256_hex_str_ok(names[i]) && (r = blob_collect(p, names[i], NULL, &fate)) < 0)
+			break;
+		if (fate != BLOB_RECENT && !p->o->dry_run)
+			(void)unlinkat(p->gc_fd, names[i], 0);
+	}
+	cdn_names_free(names, n);
+	return r;
 }
 
 static int collect_artifacts(struct pruner *p, const char *id, json_t *arts)
@@ -216,7 +292,10 @@ static int collect_artifacts(struct pruner *p, const char *id, json_t *arts)
 	json_array_foreach(arts, i, a)
 	{
 		const char *hex = json_string_value(json_object_get(a, "sha256"));
-		if (hex && (r = blob_collect(p, hex, id)) < 0)
+		enum blob_fate fate;
+		if (hex && (r = blob_collect(p, hex, id, &fate)) < 0)
+			break;
+		if (hex && fate == BLOB_RECENT && (r = gc_remember(p, hex)) < 0)
 			break;
 	}
 	return r;
@@ -355,6 +434,7 @@ int store_prune(struct store *s, const struct prune_opts *o, struct prune_report
 		.rep = rep,
 		.now_ms = o->now_ms ? o->now_ms : cdn_wall_ms(),
 		.grace_ms = o->blob_grace_ms >= 0 ? o->blob_grace_ms : BLOB_GRACE_MS,
+		.gc_fd = -1,
 		.err = err,
 	};
 	int r;
@@ -368,6 +448,10 @@ int store_prune(struct store *s, const struct prune_opts *o, struct prune_report
 		return cdn_err_set(err, errno, "prune: open %s/runs", s->dir);
 	char(*wss)[STORE_MAX_NAME + 1] = NULL;
 	size_t n = 0;
+	/* Blobs earlier passes kept for their grace period first: they
+	 * belong to no workspace any more. */
+	if (!o->workspace && (r = gc_revisit(&p)) < 0)
+		goto out;
 	if (!o->workspace && (r = store_prune_workspaces(s, &wss, &n, err)) < 0)
 		goto out;
 	if (o->workspace)
@@ -382,5 +466,7 @@ out:
 	free(p.seen);
 	if (p.runs_fd >= 0)
 		close(p.runs_fd);
+	if (p.gc_fd >= 0)
+		close(p.gc_fd);
 	return r;
 }

@@ -111,6 +111,31 @@ def test_prune_by_age_removes_exactly_what_is_due(state, tmp_path):
     assert not blob_path(state, unique_bytes(2)).exists()
 
 
+def test_a_blob_kept_for_its_grace_period_goes_at_a_later_pass(state, tmp_path):
+    """The run that named the blob is gone after the first pass, so only
+    gc/ brings the blob back to the second."""
+    registered(state, tmp_path)
+    rid = one_run(state, 7)
+    mine = blob_path(state, unique_bytes(7))
+    assert cordon(state, "retention", "set", "--operator", "records=1s").returncode == 0
+    time.sleep(1.5)
+    # within its grace period (the default hour): the record goes, the blob stays
+    r = cordon(state, "prune", "--all", "--json")
+    rep = json.loads(r.stdout)
+    assert rep["runs"]["records"] == 1 and rep["blobs"] == 0, rep
+    assert show(state, rid)[0].returncode == 125 and mine.is_file()
+    pending = {p.name for p in (state / "gc").iterdir()}
+    assert pending == {b.parent.name + b.name for b in (mine, blob_path(state, SAME))}
+    # a later pass, past the grace period, removes it
+    r = cordon(state, "prune", "--all", "--json", "--blob-grace", "0s")
+    rep = json.loads(r.stdout)
+    assert rep["blobs"] == 2 and rep["failed"] == 0, rep  # its own and the shared one
+    assert not mine.exists() and not blob_path(state, SAME).exists()
+    assert list((state / "gc").iterdir()) == []
+    # the agent's own tree was never a candidate
+    one_run(state, 8)
+
+
 def test_each_kind_is_pruned_alone(state, tmp_path):
     registered(state, tmp_path)
     rid = one_run(state, 7)
