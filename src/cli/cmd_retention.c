@@ -84,7 +84,8 @@ static void retention_usage(FILE *out)
 }
 
 /* KIND=AGE and KIND.max=AGE arguments into r. */
-static int parse_sets(char **args, int n, bool op, struct store_retention *r, json_t *body)
+static int parse_sets(char **args, int n, bool op, struct store_retention *r, unsigned *set,
+		      json_t *body)
 {
 	for (int i = 0; i < n; i++) {
 		const char *eq = strchr(args[i], '=');
@@ -127,6 +128,7 @@ static int parse_sets(char **args, int n, bool op, struct store_retention *r, js
 			r->max_s[k] = v;
 		else
 			r->age_s[k] = v;
+		*set |= max ? STORE_RETAIN_MAX(k) : STORE_RETAIN_AGE(k);
 		if (body)
 			json_object_set_new(body, kind, v ? json_string(eq + 1) : json_null());
 	}
@@ -158,7 +160,8 @@ int cmd_retention(int argc, char **argv)
 		struct cli_api_resp rs;
 		json_t *body = set ? json_object() : NULL;
 		struct store_retention r = { 0 };
-		int e = set ? parse_sets(argv + optind + 1, nargs - 1, false, &r, body) : 0;
+		unsigned fields = 0;
+		int e = set ? parse_sets(argv + optind + 1, nargs - 1, false, &r, &fields, body) : 0;
 		if (e == 0)
 			e = cli_api_json(set ? "PUT" : "GET", "/v1/retention", body, 200, &rs);
 		json_decref(body);
@@ -186,7 +189,8 @@ int cmd_retention(int argc, char **argv)
 	}
 	if (set) {
 		struct store_retention *t = op ? &opr : &own;
-		if (parse_sets(argv + optind + 1, nargs - 1, op, t, NULL) < 0) {
+		unsigned fields = 0;
+		if (parse_sets(argv + optind + 1, nargs - 1, op, t, &fields, NULL) < 0) {
 			rc = EXIT_CORDON;
 			goto out;
 		}
@@ -199,7 +203,11 @@ int cmd_retention(int argc, char **argv)
 				rc = EXIT_CORDON;
 				goto out;
 			}
-		if (store_retention_put(s, op ? "" : co.workspace, t, &err) < 0) {
+		/* Only what was named changes: a concurrent change of another
+		 * kind is kept. */
+		if (store_retention_put(s, op ? "" : co.workspace, t, fields, &err) < 0 ||
+		    store_retention_get(s, "", &opr, &err) < 0 ||
+		    store_retention_get(s, co.workspace, &own, &err) < 0) {
 			rc = cli_fail(&err);
 			goto out;
 		}

@@ -49,6 +49,7 @@ enum MHD_Result h_retention_put(struct call *c)
 	}
 	const char *key;
 	json_t *v;
+	unsigned set = 0;
 	json_object_foreach(b, key, v)
 	{
 		enum store_retain k;
@@ -82,8 +83,16 @@ enum MHD_Result h_retention_put(struct call *c)
 			goto out;
 		}
 		own.age_s[k] = age;
+		set |= STORE_RETAIN_AGE(k);
 	}
-	if ((r = store_retention_put(c->sv->s, c->key.workspace, &own, &err)) < 0) {
+	/* Only the kinds named change, in the database as it is then: an
+	 * owner's concurrent change of another kind is kept. */
+	if (!set) {
+		ret = api_fail(c->conn, 400, "bad_request",
+			       "expected at least one kind (records, files, artifacts or evidence)");
+		goto out;
+	}
+	if ((r = store_retention_put(c->sv->s, c->key.workspace, &own, set, &err)) < 0) {
 		ret = api_fail_err(c->conn, r, &err);
 		goto out;
 	}

@@ -137,6 +137,7 @@ struct store_db_ops {
 	int (*retention_get)(struct store *s, const char *ws, struct store_retention *out,
 			     struct cdn_err *err);
 	int (*retention_put)(struct store *s, const char *ws, const struct store_retention *r,
+			     unsigned set,
 			     struct cdn_err *err);
 	int (*run_marks_get)(struct store *s, const char *id, struct store_run_marks *out,
 			     struct cdn_err *err);
@@ -237,6 +238,14 @@ int store_row_key(const struct store_row *row, struct store_key *out);
 int store_row_secret_info(const struct store_row *row, struct store_secret_info *out);
 /* Columns: id, supervisor_pid, supervisor_boot, supervisor_start. */
 int store_row_candidate(const struct store_row *row, struct store_recover_candidate *out);
+/* "records_s = excluded.records_s, ..., updated = excluded.updated": the
+ * SET of an upsert that changes only the fields set names (both dialects). */
+#define STORE_RETENTION_SET_MAX 512
+int store_retention_set_sql(unsigned set, char *out, size_t cap);
+/* A retention row all zeros is no row. */
+#define STORE_RETENTION_EMPTY                                                                \
+	"records_s = 0 AND files_s = 0 AND artifacts_s = 0 AND evidence_s = 0 AND"        \
+	" records_max_s = 0 AND files_max_s = 0 AND artifacts_max_s = 0 AND evidence_max_s = 0"
 /* STORE_RETENTION_COLUMNS of ws's row, checked as a put would be. */
 int store_row_retention(const struct store_row *row, const char *ws, struct store_retention *out);
 /* STORE_MARKS_COLUMNS; all zeros when the run has none. */

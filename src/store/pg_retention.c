@@ -38,31 +38,35 @@ int pg_retention_get(struct store *s, const char *ws, struct store_retention *ou
 }
 
 int pg_retention_put(struct store *s, const char *ws, const struct store_retention *rt,
-		     struct cdn_err *err)
+		     unsigned set, struct cdn_err *err)
 {
-	bool empty = true;
-	for (int k = 0; k < RETAIN_N; k++)
-		empty = empty && !rt->age_s[k] && !rt->max_s[k];
+	char sets[STORE_RETENTION_SET_MAX], sql[STORE_RETENTION_SET_MAX + 256];
+	if (store_retention_set_sql(set, sets, sizeof(sets)) < 0)
+		return cdn_err_msg(err, ENAMETOOLONG, "store: retention statement");
+	snprintf(sql, sizeof(sql),
+		 "INSERT INTO retention (workspace, " STORE_RETENTION_COLUMNS
+		 ", updated) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+		 " ON CONFLICT (workspace) DO UPDATE SET %s",
+		 sets);
 	_cleanup_pg_unlock_ struct pg_db *d = pg_lock(s);
 	struct pg_params p = { 0 };
 	pg_p_text(&p, ws);
-	if (!empty) {
-		for (int k = 0; k < RETAIN_N; k++)
-			pg_p_int(&p, rt->age_s[k]);
-		for (int k = 0; k < RETAIN_N; k++)
-			pg_p_int(&p, rt->max_s[k]);
-		pg_p_int(&p, cdn_wall_ms() / 1000);
+	for (int k = 0; k < RETAIN_N; k++)
+		pg_p_int(&p, rt->age_s[k]);
+	for (int k = 0; k < RETAIN_N; k++)
+		pg_p_int(&p, rt->max_s[k]);
+	pg_p_int(&p, cdn_wall_ms() / 1000);
+	int r;
+	{
+		_cleanup_pgres_ PGresult *res = NULL;
+		if ((r = pg_exec(d, sql, &p, false, &res, err, "write retention")) < 0)
+			return r;
 	}
+	struct pg_params q = { 0 };
+	pg_p_text(&q, ws);
 	_cleanup_pgres_ PGresult *res = NULL;
-	return pg_exec(d,
-		       empty ? "DELETE FROM retention WHERE workspace = $1"
-			     : "INSERT INTO retention (workspace, " STORE_RETENTION_COLUMNS
-			       ", updated) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-			       " ON CONFLICT (workspace) DO UPDATE SET"
-			       " records_s = $2, files_s = $3, artifacts_s = $4, evidence_s = $5,"
-			       " records_max_s = $6, files_max_s = $7, artifacts_max_s = $8,"
-			       " evidence_max_s = $9, updated = $10",
-		       &p, false, &res, err, "write retention");
+	return pg_exec(d, "DELETE FROM retention WHERE workspace = $1 AND " STORE_RETENTION_EMPTY,
+		       &q, false, &res, err, "write retention");
 }
 
 /* ------------------------------------------------------ holds and marks */

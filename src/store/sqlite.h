@@ -113,6 +113,7 @@ int sqlite_key_touch(struct store *s, const char *id, int64_t now, struct cdn_er
 int sqlite_retention_get(struct store *s, const char *ws, struct store_retention *out,
 			 struct cdn_err *err);
 int sqlite_retention_put(struct store *s, const char *ws, const struct store_retention *r,
+			unsigned set,
 			 struct cdn_err *err);
 int sqlite_run_marks_get(struct store *s, const char *id, struct store_run_marks *out,
 			 struct cdn_err *err);

@@ -64,37 +64,42 @@ int sqlite_retention_get(struct store *s, const char *ws, struct store_retention
 }
 
 int sqlite_retention_put(struct store *s, const char *ws, const struct store_retention *rt,
-			 struct cdn_err *err)
+			 unsigned set, struct cdn_err *err)
 {
-	bool empty = true;
-	for (int k = 0; k < RETAIN_N; k++)
-		empty = empty && !rt->age_s[k] && !rt->max_s[k];
+	char sets[STORE_RETENTION_SET_MAX], sql[STORE_RETENTION_SET_MAX + 256];
+	if (store_retention_set_sql(set, sets, sizeof(sets)) < 0)
+		return cdn_err_msg(err, ENAMETOOLONG, "store: retention statement");
+	snprintf(sql, sizeof(sql),
+		 "INSERT INTO retention (workspace, " STORE_RETENTION_COLUMNS
+		 ", updated) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+		 " ON CONFLICT (workspace) DO UPDATE SET %s",
+		 sets);
 	_cleanup_unlock_ struct sql_db *d = sql_lock(s);
-	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	int r;
-	if ((r = sql_prep(d,
-			  empty ? "DELETE FROM retention WHERE workspace = ?1"
-				: "INSERT INTO retention (workspace, " STORE_RETENTION_COLUMNS
-				  ", updated) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7,"
-				  " ?8, ?9, ?10) ON CONFLICT (workspace) DO UPDATE SET"
-				  " records_s = ?2, files_s = ?3, artifacts_s = ?4, evidence_s = ?5,"
-				  " records_max_s = ?6, files_max_s = ?7, artifacts_max_s = ?8,"
-				  " evidence_max_s = ?9, updated = ?10",
-			  &st, err)) < 0)
-		return r;
-	struct binder b = { st, SQLITE_OK };
-	sql_b_text(&b, 1, ws);
-	if (!empty) {
+	{
+		_cleanup_stmt_ sqlite3_stmt *st = NULL;
+		if ((r = sql_prep(d, sql, &st, err)) < 0)
+			return r;
+		struct binder b = { st, SQLITE_OK };
+		sql_b_text(&b, 1, ws);
 		for (int k = 0; k < RETAIN_N; k++) {
 			sql_b_int(&b, 2 + k, rt->age_s[k]);
 			sql_b_int(&b, 2 + RETAIN_N + k, rt->max_s[k]);
 		}
 		sql_b_int(&b, 10, cdn_wall_ms() / 1000);
+		if (b.rc != SQLITE_OK)
+			return sql_fail(d, b.rc, err, "bind");
+		if ((r = sql_step(d, st, err, "write retention")) < 0)
+			return r;
 	}
-	if (b.rc != SQLITE_OK)
-		return sql_fail(d, b.rc, err, "bind");
-	r = sql_step(d, st, err, "write retention");
-	return r < 0 ? r : 0;
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	const char *v[] = { ws };
+	if ((r = sql_prep(d, "DELETE FROM retention WHERE workspace = ?1 AND " STORE_RETENTION_EMPTY,
+			  &st, err)) < 0 ||
+	    (r = bind_texts(d, st, err, 1, v)) < 0 ||
+	    (r = sql_step(d, st, err, "write retention")) < 0)
+		return r;
+	return 0;
 }
 
 /* ------------------------------------------------------ holds and marks */

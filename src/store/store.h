@@ -395,9 +395,16 @@ int store_retain_parse(const char *name, enum store_retain *k);
 /* ws "" is the operator's. An absent row reads as all zeros. */
 int store_retention_get(struct store *s, const char *ws, struct store_retention *out,
 			struct cdn_err *err);
-/* Replaces the row (all zeros deletes it). */
+/* Which fields of a store_retention a put changes. */
+#define STORE_RETAIN_AGE(k) (1u << (k))
+#define STORE_RETAIN_MAX(k) (1u << (RETAIN_N + (k)))
+#define STORE_RETAIN_ALL ((1u << (2 * RETAIN_N)) - 1)
+/* Changes the fields of ws's row that set names to r's values, in one
+ * statement, and keeps the others as they are in the database then, so
+ * two writers of different kinds never undo each other; a row left all
+ * zeros is deleted. */
 int store_retention_put(struct store *s, const char *ws, const struct store_retention *r,
-			struct cdn_err *err);
+			unsigned set, struct cdn_err *err);
 
 /* What applies to ws, by kind, in seconds (0: kept for ever): the
  * workspace's age if set, else the operator's default; never more than

@@ -614,13 +614,38 @@ int store_retention_get(struct store *s, const char *ws, struct store_retention 
 }
 
 int store_retention_put(struct store *s, const char *ws, const struct store_retention *rt,
-			struct cdn_err *err)
+			unsigned set, struct cdn_err *err)
 {
 	int r;
 	if ((*ws && (r = store_name_check("workspace", ws, err)) < 0) ||
 	    (r = store_retention_check(ws, rt, err)) < 0)
 		return r;
-	return s->ops->retention_put(s, ws, rt, err);
+	if (!set || (set & ~STORE_RETAIN_ALL))
+		return cdn_err_msg(err, EINVAL, "store: a retention change names no field");
+	return s->ops->retention_put(s, ws, rt, set, err);
+}
+
+/* Column i of STORE_RETENTION_COLUMNS: the ages, then the bounds. */
+static const char *const retention_cols[2 * RETAIN_N] = {
+	"records_s",	 "files_s",	"artifacts_s",	   "evidence_s",
+	"records_max_s", "files_max_s", "artifacts_max_s", "evidence_max_s",
+};
+
+int store_retention_set_sql(unsigned set, char *out, size_t cap)
+{
+	size_t n = 0;
+	out[0] = '\0';
+	for (unsigned i = 0; i < 2 * RETAIN_N; i++) {
+		if (!(set & (1u << i)))
+			continue;
+		int w = snprintf(out + n, cap - n, "%s = excluded.%s, ", retention_cols[i],
+				 retention_cols[i]);
+		if (w < 0 || (size_t)w >= cap - n)
+			return -ENAMETOOLONG;
+		n += (size_t)w;
+	}
+	int w = snprintf(out + n, cap - n, "updated = excluded.updated");
+	return w < 0 || (size_t)w >= cap - n ? -ENAMETOOLONG : 0;
 }
 
 int store_run_marks_get(struct store *s, const char *id, struct store_run_marks *out,

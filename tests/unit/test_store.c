@@ -1953,10 +1953,10 @@ static void test_retention_ages(void **state)
 	op.age_s[RETAIN_RECORDS] = 90 * 86400;
 	op.max_s[RETAIN_RECORDS] = 365 * 86400;
 	op.age_s[RETAIN_FILES] = 30 * 86400;
-	assert_int_equal(store_retention_put(f->s, "", &op, &err), 0);
+	assert_int_equal(store_retention_put(f->s, "", &op, STORE_RETAIN_ALL, &err), 0);
 	ws.age_s[RETAIN_RECORDS] = 400 * 86400; /* over the bound: clamped */
 	ws.age_s[RETAIN_ARTIFACTS] = 7 * 86400;
-	assert_int_equal(store_retention_put(f->s, "team", &ws, &err), 0);
+	assert_int_equal(store_retention_put(f->s, "team", &ws, STORE_RETAIN_ALL, &err), 0);
 	assert_int_equal(store_retention_get(f->s, "team", &got, &err), 0);
 	assert_memory_equal(&got, &ws, sizeof(ws));
 	assert_int_equal(store_retention_get(f->s, "nobody", &got, &err), 0);
@@ -1976,20 +1976,43 @@ static void test_retention_ages(void **state)
 	/* Only the operator sets a bound, and its default sits within it. */
 	struct store_retention bad = { 0 };
 	bad.max_s[RETAIN_FILES] = 10;
-	assert_int_equal(store_retention_put(f->s, "team", &bad, &err), -EINVAL);
+	assert_int_equal(store_retention_put(f->s, "team", &bad, STORE_RETAIN_ALL, &err), -EINVAL);
 	bad.age_s[RETAIN_FILES] = 20;
-	assert_int_equal(store_retention_put(f->s, "", &bad, &err), -EINVAL);
+	assert_int_equal(store_retention_put(f->s, "", &bad, STORE_RETAIN_ALL, &err), -EINVAL);
 	bad = (struct store_retention){ 0 };
 	bad.age_s[RETAIN_EVIDENCE] = -5;
-	assert_int_equal(store_retention_put(f->s, "team", &bad, &err), -ERANGE);
+	assert_int_equal(store_retention_put(f->s, "team", &bad, STORE_RETAIN_ALL, &err), -ERANGE);
 	/* A refused put changed nothing. */
 	assert_int_equal(store_retention_get(f->s, "team", &got, &err), 0);
 	assert_memory_equal(&got, &ws, sizeof(ws));
 	/* All zeros deletes the row. */
-	assert_int_equal(store_retention_put(f->s, "team", &(struct store_retention){ 0 }, &err),
+	assert_int_equal(store_retention_put(f->s, "team", &(struct store_retention){ 0 }, STORE_RETAIN_ALL, &err),
 			 0);
 	assert_int_equal(store_retention_get(f->s, "team", &got, &err), 0);
 	assert_int_equal(got.age_s[RETAIN_ARTIFACTS], 0);
+
+	/* Two writers that read the same row and each change one kind: both
+	 * changes stay (a put writes only the fields it names). */
+	struct store_retention a = { 0 }, b = { 0 };
+	a.age_s[RETAIN_FILES] = 3600;
+	b.age_s[RETAIN_ARTIFACTS] = 7200;
+	assert_int_equal(store_retention_put(f->s, "team", &a, STORE_RETAIN_AGE(RETAIN_FILES), &err),
+			 0);
+	assert_int_equal(
+	    store_retention_put(f->s, "team", &b, STORE_RETAIN_AGE(RETAIN_ARTIFACTS), &err), 0);
+	assert_int_equal(store_retention_get(f->s, "team", &got, &err), 0);
+	assert_int_equal(got.age_s[RETAIN_FILES], 3600);
+	assert_int_equal(got.age_s[RETAIN_ARTIFACTS], 7200);
+	/* Unsetting both, one at a time, leaves no row. */
+	a.age_s[RETAIN_FILES] = b.age_s[RETAIN_ARTIFACTS] = 0;
+	assert_int_equal(store_retention_put(f->s, "team", &a, STORE_RETAIN_AGE(RETAIN_FILES), &err),
+			 0);
+	assert_int_equal(
+	    store_retention_put(f->s, "team", &b, STORE_RETAIN_AGE(RETAIN_ARTIFACTS), &err), 0);
+	assert_int_equal(store_retention_get(f->s, "team", &got, &err), 0);
+	for (int k = 0; k < RETAIN_N; k++)
+		assert_int_equal(got.age_s[k] | got.max_s[k], 0);
+	assert_int_equal(store_retention_put(f->s, "team", &a, 0, &err), -EINVAL);
 }
 
 static void test_retention_due_and_holds(void **state)
