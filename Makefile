@@ -38,18 +38,20 @@ unit-test: build asan
 # integration suite but its slow tests against the sanitizer build, then,
 # against the normal build (the binary users run: _FORTIFY_SOURCE, no test
 # fault switches), the slow tests and the suites that attack it or run what
-# the docs tell users to run (RELEASE_SUITES). Each test runs once against
-# the sanitizers; the whole run fits CI's 15 minutes. `make test-all` runs
+# the docs tell users to run (RELEASE_SUITES), these through warm sandboxes
+# (CORDON_SANDBOX_WARM=1: every sandbox made ahead, then given its run), so
+# the attacks run against both starts. Each test runs once against the
+# sanitizers; the whole run fits CI's 15 minutes. `make test-all` runs
 # every integration test against the normal build too.
 RELEASE_SUITES = test_attacks.py test_egress_attacks.py test_sealed_echoes.py test_exec.py \
-	test_docs.py test_cli.py
+	test_teardown.py test_docs.py test_cli.py
 test: unit-test
 	./tests/fuzz/smoke.sh
 	CORDON_REQUIRE_PG=1 CORDON_BIN=$(CURDIR)/$(ASAN_BUILD)/cordon CORDON_ATTACKS=$(CURDIR)/$(BUILD)/tests/attacks \
 	  $(PYTHON) -m pytest -q -m "not slow" -p no:cacheprovider tests/integration
 	CORDON_BIN=$(CURDIR)/$(BUILD)/cordon CORDON_ATTACKS=$(CURDIR)/$(BUILD)/tests/attacks \
 	  $(PYTHON) -m pytest -q -p no:cacheprovider -m "slow" tests/integration
-	CORDON_BIN=$(CURDIR)/$(BUILD)/cordon CORDON_ATTACKS=$(CURDIR)/$(BUILD)/tests/attacks \
+	CORDON_SANDBOX_WARM=1 CORDON_BIN=$(CURDIR)/$(BUILD)/cordon CORDON_ATTACKS=$(CURDIR)/$(BUILD)/tests/attacks \
 	  $(PYTHON) -m pytest -q -m "not slow" -p no:cacheprovider \
 	  $(addprefix tests/integration/,$(RELEASE_SUITES))
 
@@ -65,12 +67,16 @@ test-all: unit-test
 # into failures; CORDON_HOSTID_BASE and the rest of the environment carry
 # over into the guest.
 RUN_IN_VM ?= $(CURDIR)/../shared/vm/run-in-vm
+# Then the cgroup and attack suites again through warm sandboxes, whose
+# cgroup v2 limits are written after the clone into it.
 V2_SUITES = test_v2.py test_landlock_abi.py test_exec.py test_attacks.py test_teardown.py \
 	test_rootless.py
+V2_WARM_SUITES = test_v2.py test_attacks.py
 test-v2: build
 	CORDON_TEST_V2=1 CORDON_BIN=$(CURDIR)/$(BUILD)/cordon CORDON_ATTACKS=$(CURDIR)/$(BUILD)/tests/attacks \
-	  bash $(RUN_IN_VM) --mem 2G -- $(PYTHON) -m pytest -q -p no:cacheprovider \
-	  $(addprefix tests/integration/,$(V2_SUITES))
+	  bash $(RUN_IN_VM) --mem 2G -- sh -c '$(PYTHON) -m pytest -q -p no:cacheprovider \
+	  $(addprefix tests/integration/,$(V2_SUITES)) && CORDON_SANDBOX_WARM=1 $(PYTHON) -m pytest -q \
+	  -p no:cacheprovider $(addprefix tests/integration/,$(V2_WARM_SUITES))'
 
 # The static analyzers (clang-tidy and gcc -fanalyzer) against the reviewed
 # baseline tests/check/baseline.txt: a new finding fails.

@@ -292,8 +292,13 @@ static int leave_parent_path(const char *mnt, const char *own, const char *paren
 	return 0;
 }
 
+static int limits_v2(struct sb_cgroup *cg, const struct sandbox_limits *lim, bool reset,
+		     struct cdn_err *err);
+
+/* all: every controller is handed down, as a warm sandbox's limits come
+ * later (sb_cgroup_set_limits); else only those lim needs. */
 static int create_v2(struct sb_cgroup *cg, const struct cg_mounts *m,
-		     const struct sandbox_limits *lim, struct cdn_err *err)
+		     const struct sandbox_limits *lim, bool all, struct cdn_err *err)
 {
 	const char *mnt = getenv("CORDON_CGROUP_ROOT");
 	if (!mnt || !*mnt)
@@ -320,6 +325,7 @@ static int create_v2(struct sb_cgroup *cg, const struct cg_mounts *m,
 	} ctrls[] = { { "memory", lim->mem_bytes > 0 },
 		      { "pids", lim->pids > 0 },
 		      { "cpu", lim->cpu_millicores > 0 } };
+	(void)all; /* v2 hands every controller down it can; needed ones must be */
 	for (size_t i = 0; i < CDN_ARRAY_SIZE(ctrls); i++) {
 		char where[PATH_MAX] = "";
 		r = enable_down(mnt, parent, ctrls[i].name, where, sizeof(where));
@@ -345,8 +351,17 @@ static int create_v2(struct sb_cgroup *cg, const struct cg_mounts *m,
 	cg->fd2 = open(cg->dir2, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (cg->fd2 < 0)
 		return cdn_err_set(err, errno, "cgroup v2: open %s", cg->dir2);
+	cg->version = 2;
+	return limits_v2(cg, lim, false, err);
+}
 
+/* reset: a limit of 0 is written as none ("max"), in case the cgroup had
+ * one (a warm sandbox's cgroup holds its shape's). */
+static int limits_v2(struct sb_cgroup *cg, const struct sandbox_limits *lim, bool reset,
+		     struct cdn_err *err)
+{
 	char v[64];
+	int r;
 	if (lim->mem_bytes) {
 		snprintf(v, sizeof(v), "%" PRIu64, lim->mem_bytes);
 		if ((r = cdn_write_once_at(cg->fd2, "memory.max", v)) < 0)
@@ -367,22 +382,33 @@ static int create_v2(struct sb_cgroup *cg, const struct cg_mounts *m,
 		if ((r = cdn_write_once_at(cg->fd2, "cpu.max", v)) < 0)
 			return cdn_err_set(err, -r, "cgroup v2: cpu.max");
 	}
-	cg->version = 2;
+	/* Best effort: a controller not handed down has nothing to reset. */
+	if (reset && !lim->mem_bytes)
+		(void)cdn_write_once_at(cg->fd2, "memory.max", "max");
+	if (reset && !lim->pids)
+		(void)cdn_write_once_at(cg->fd2, "pids.max", "max");
+	if (reset && !lim->cpu_millicores)
+		(void)cdn_write_once_at(cg->fd2, "cpu.max", "max");
 	return 0;
 }
 
 /* ------------------------------------------------------------------ v1 */
 
+static int limits_v1(struct sb_cgroup *cg, const struct sandbox_limits *lim, bool reset,
+		     struct cdn_err *err);
+
 static int create_v1(struct sb_cgroup *cg, const struct cg_mounts *m,
-		     const struct sandbox_limits *lim, struct cdn_err *err)
+		     const struct sandbox_limits *lim, bool all, struct cdn_err *err)
 {
 	const bool needed[V1_N] = { lim->mem_bytes > 0, lim->pids > 0, lim->cpu_millicores > 0,
 				    false };
 	/* Memory is always wanted (peak usage, OOM detection); the others only
 	 * when a limit asks for them: every v1 hierarchy costs a mkdir and an
 	 * rmdir per sandbox. CPU time comes from the reaped rusage when
-	 * cpuacct is not joined. */
-	const bool wanted[V1_N] = { true, needed[V1_PIDS], needed[V1_CPU], needed[V1_CPU] };
+	 * cpuacct is not joined. A warm sandbox (all) joins every hierarchy
+	 * mounted: its limits are not known yet. */
+	const bool wanted[V1_N] = { true, all || needed[V1_PIDS], all || needed[V1_CPU],
+				    all || needed[V1_CPU] };
 	unsigned serial = next_serial();
 	for (int c = 0; c < V1_N; c++) {
 		if (!wanted[c])
@@ -420,9 +446,28 @@ static int create_v1(struct sb_cgroup *cg, const struct cg_mounts *m,
 		if (cg->fd1[c] < 0)
 			return cdn_err_set(err, errno, "cgroup v1: open %s", cg->dir1[c]);
 	}
+	cg->version = 1;
+	return limits_v1(cg, lim, false, err);
+}
 
+static int limits_v1(struct sb_cgroup *cg, const struct sandbox_limits *lim, bool reset,
+		     struct cdn_err *err)
+{
 	char v[64];
 	int r;
+	if (lim->pids && cg->fd1[V1_PIDS] < 0)
+		return cdn_err_msg(err, EOPNOTSUPP, "cgroup v1: no pids hierarchy is joined");
+	if (lim->cpu_millicores && cg->fd1[V1_CPU] < 0)
+		return cdn_err_msg(err, EOPNOTSUPP, "cgroup v1: no cpu hierarchy is joined");
+	/* memory+swap may never be below memory: lift it first. */
+	if (reset)
+		(void)cdn_write_once_at(cg->fd1[V1_MEMORY], "memory.memsw.limit_in_bytes", "-1");
+	if (reset && !lim->mem_bytes)
+		(void)cdn_write_once_at(cg->fd1[V1_MEMORY], "memory.limit_in_bytes", "-1");
+	if (reset && !lim->pids && cg->fd1[V1_PIDS] >= 0)
+		(void)cdn_write_once_at(cg->fd1[V1_PIDS], "pids.max", "max");
+	if (reset && !lim->cpu_millicores && cg->fd1[V1_CPU] >= 0)
+		(void)cdn_write_once_at(cg->fd1[V1_CPU], "cpu.cfs_quota_us", "-1");
 	if (lim->mem_bytes) {
 		snprintf(v, sizeof(v), "%" PRIu64, lim->mem_bytes);
 		if ((r = cdn_write_once_at(cg->fd1[V1_MEMORY], "memory.limit_in_bytes", v)) < 0)
@@ -444,7 +489,6 @@ static int create_v1(struct sb_cgroup *cg, const struct cg_mounts *m,
 		if ((r = cdn_write_once_at(cg->fd1[V1_CPU], "cpu.cfs_quota_us", v)) < 0)
 			return cdn_err_set(err, -r, "cgroup v1: cpu.cfs_quota_us");
 	}
-	cg->version = 1;
 	return 0;
 }
 
@@ -493,7 +537,8 @@ int sb_cgroup_probe_version(void)
 	return 0; /* unusual layout: sb_cgroup_create decides from mountinfo */
 }
 
-int sb_cgroup_create(const struct sandbox_limits *lim, struct sb_cgroup **out, struct cdn_err *err)
+int sb_cgroup_create(const struct sandbox_limits *lim, bool all, struct sb_cgroup **out,
+		     struct cdn_err *err)
 {
 	*out = NULL;
 	_cleanup_free_ struct cg_mounts *m = malloc(sizeof(*m));
@@ -507,13 +552,21 @@ int sb_cgroup_create(const struct sandbox_limits *lim, struct sb_cgroup **out, s
 	struct sb_cgroup *cg = cg_new();
 	if (!cg)
 		return cdn_err_set(err, ENOMEM, "cgroup");
-	int r = want == 2 ? create_v2(cg, m, lim, err) : create_v1(cg, m, lim, err);
+	int r = want == 2 ? create_v2(cg, m, lim, all, err) : create_v1(cg, m, lim, all, err);
 	if (r < 0) {
 		sb_cgroup_destroy(cg);
 		return r;
 	}
 	*out = cg;
 	return 0;
+}
+
+int sb_cgroup_set_limits(struct sb_cgroup *cg, const struct sandbox_limits *lim,
+			 struct cdn_err *err)
+{
+	if (!cg)
+		return 0;
+	return cg->version == 2 ? limits_v2(cg, lim, true, err) : limits_v1(cg, lim, true, err);
 }
 
 int sb_cgroup_version(const struct sb_cgroup *cg)

@@ -34,6 +34,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
@@ -390,9 +391,10 @@ static void wipe_cmdline(void)
 		memset((void *)(uintptr_t)start, 0, (size_t)(end - start));
 }
 
+static int child_setup(struct sb_plan *plan, int sync_fd);
+
 int sb_child_main(struct sb_plan *plan, int sync_fd)
 {
-	struct sb_msg fail = { 0 };
 	struct sb_msg m;
 
 	const int keep[] = { sync_fd, plan->stdio[0], plan->stdio[1], plan->stdio[2] };
@@ -410,6 +412,75 @@ int sb_child_main(struct sb_plan *plan, int sync_fd)
 	while (n < 0 && errno == EINTR);
 	if (n != (ssize_t)sizeof(m) || m.type != SB_MSG_GO)
 		_exit(125);
+	return child_setup(plan, sync_fd);
+}
+
+/*
+ * A warm sandbox's pid 1: made before its run was known, it waits here
+ * with nothing but its channel. GO brings the run's stdio (three fds);
+ * the plan is in the arena, which the supervisor filled after the clone
+ * (the mapping is shared). The arena is made private first, so nothing
+ * outside can change the plan from here on, and the setup is then the
+ * cold one's, step for step.
+ */
+int sb_child_warm_main(struct sb_arena *arena, int sync_fd)
+{
+	const int keep[] = { sync_fd };
+	close_all_except(keep, 1);
+	(void)setsid();
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+		_exit(125);
+
+	struct sb_msg m;
+	memset(&m, 0, sizeof(m));
+	struct iovec iov = { .iov_base = &m, .iov_len = sizeof(m) };
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * 3)];
+		struct cmsghdr align;
+	} u;
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+			     .msg_controllen = sizeof(u.buf) };
+	ssize_t n;
+	/* Not close-on-exec: like a cold sandbox's inherited stdio, they
+	 * become the payload's 0, 1 and 2, and every other fd is closed. */
+	do
+		n = recvmsg(sync_fd, &mh, 0);
+	while (n < 0 && errno == EINTR);
+	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+	if (n != (ssize_t)sizeof(m) || m.type != SB_MSG_GO || (mh.msg_flags & MSG_CTRUNC) || !c ||
+	    c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
+	    c->cmsg_len != CMSG_LEN(sizeof(int) * 3))
+		_exit(125);
+	int stdio[3];
+	memcpy(stdio, CMSG_DATA(c), sizeof(stdio));
+
+	/* Private from here on: copy out, map private pages at the same
+	 * address (the plan's pointers stay valid), copy back. */
+	size_t cap = arena->cap, used = arena->used;
+	if (used < sizeof(*arena) || used > cap)
+		_exit(125);
+	void *tmp = mmap(NULL, used, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (tmp == MAP_FAILED)
+		_exit(125);
+	memcpy(tmp, arena, used);
+	if (mmap(arena, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1,
+		 0) != (void *)arena)
+		_exit(125);
+	memcpy(arena, tmp, used);
+	munmap(tmp, used);
+	struct sb_plan *plan = arena->plan;
+	if (!plan)
+		_exit(125);
+	for (int i = 0; i < 3; i++)
+		plan->stdio[i] = stdio[i];
+	return child_setup(plan, sync_fd);
+}
+
+static int child_setup(struct sb_plan *plan, int sync_fd)
+{
+	struct sb_msg fail = { 0 };
+	struct sb_msg m;
+	ssize_t n;
 
 	umask(022);
 	/* Bind sources are opened with the caller's own file access, before

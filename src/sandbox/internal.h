@@ -181,13 +181,72 @@ int sb_child_drop_privileges(const struct sb_plan *plan, struct sb_msg *fail);
 int sb_drop_privileges(uid_t uid, gid_t gid, int last_cap, bool clear_groups,
 		       struct sb_msg *fail);
 
+/*
+ * A warm sandbox's plan lives in an arena: a shared anonymous mapping made
+ * before the clone, so the child sees at the same address what the
+ * supervisor copies in once the run is known (warm.c). The child makes it
+ * private before it reads it.
+ */
+struct sb_arena {
+	size_t cap;	      /* bytes mapped, this header included */
+	size_t used;	      /* bytes filled, this header included */
+	struct sb_plan *plan; /* in the arena; NULL until filled */
+};
+
+/* plan.c */
+int sb_plan_build(const struct sandbox_config *cfg, struct sb_plan **out,
+		  struct sandbox_protections *prot, struct cdn_err *err);
+void sb_plan_free(struct sb_plan *plan);
+void sb_plan_freep(struct sb_plan **plan);
+/* The ids inside and what they are on the host (rootless: the caller's). */
+int sb_plan_ids(const struct sandbox_config *cfg, struct sb_plan *plan, struct cdn_err *err);
+/* A copy of plan, with everything it points to, in arena (after its
+ * header): -ENOSPC when it does not fit. */
+int sb_plan_to_arena(const struct sb_plan *plan, struct sb_arena *arena);
+
+/* The supervisor's handle (spawn.c, warm.c). */
+struct sandbox {
+	pid_t pid;
+	int pidfd;
+	int sync_fd;
+	struct sb_cgroup *cg;
+	uint32_t janitor_id;
+	int fds[SB_FD_COUNT]; /* handed over by the child (SB_FD_*) */
+	uid_t host_uid;
+	gid_t host_gid;
+	uint64_t start_ns;
+	uint64_t deadline_ns; /* 0: none */
+	bool timed_out;
+	bool finished;
+	bool msgs_eof; /* the child closed its end of sync_fd */
+	bool setup_failed;
+	size_t n_phases;
+	struct cdn_err late_err; /* failure reported after READY (payload setup) */
+	struct sandbox_status st;
+	sandbox_phase_cb cb;
+	void *cb_ctx;
+	/* A warm sandbox (sandbox_warm_create): its arena until started, the
+	 * ids it was made for, and whether it was started already. */
+	struct sb_arena *arena;
+	bool warm, started;
+	struct sb_plan ids;
+};
+
 /* child.c */
 int sb_child_main(struct sb_plan *plan, int sync_fd);
+int sb_child_warm_main(struct sb_arena *arena, int sync_fd);
 
 /* cgroup.c */
 struct sb_cgroup;
 int sb_cgroup_probe_version(void); /* 0 when none is usable */
-int sb_cgroup_create(const struct sandbox_limits *lim, struct sb_cgroup **out, struct cdn_err *err);
+/* all: join every controller mounted, whatever lim asks for (a warm
+ * sandbox, whose limits are set later). */
+int sb_cgroup_create(const struct sandbox_limits *lim, bool all, struct sb_cgroup **out,
+		     struct cdn_err *err);
+/* Writes lim's limits (the nonzero ones) into a cgroup no task of the
+ * sandbox's payload has run in yet. */
+int sb_cgroup_set_limits(struct sb_cgroup *cg, const struct sandbox_limits *lim,
+			 struct cdn_err *err);
 int sb_cgroup_version(const struct sb_cgroup *cg);
 int sb_cgroup_clone_fd(const struct sb_cgroup *cg); /* v2 dir fd for CLONE_INTO_CGROUP, or -1 */
 int sb_cgroup_attach(struct sb_cgroup *cg, pid_t pid, struct cdn_err *err);

@@ -230,6 +230,24 @@ unsigned sandbox_landlock_parts_of_abi(int abi);
 int sandbox_spawn(const struct sandbox_config *cfg, struct sandbox **out, struct cdn_err *err);
 
 /*
+ * Warm sandboxes: the half of a start that does not depend on the run,
+ * done before the run is known. sandbox_warm_create clones the namespaces,
+ * maps the ids (shape's uid and gid), creates and joins a cgroup with
+ * every controller and no limit, and registers the janitor; the child then
+ * waits, holding nothing but its channel to us. sandbox_warm_start gives it
+ * its run: the plan sandbox_spawn would build from cfg (copied into a
+ * memory region the child makes private before it reads it), the limits,
+ * written before anything of the run executes, and the stdio; the setup
+ * then goes on exactly as a cold sandbox's. A warm sandbox is started at
+ * most once; sandbox_free releases one started or not.
+ * With CORDON_SANDBOX_WARM=1 in the environment, sandbox_spawn makes every
+ * sandbox this way (the test suites' second pass).
+ */
+int sandbox_warm_create(const struct sandbox_config *shape, struct sandbox **out,
+			struct cdn_err *err);
+int sandbox_warm_start(struct sandbox *sb, const struct sandbox_config *cfg, struct cdn_err *err);
+
+/*
  * The egress sockets created inside the sandbox's network namespace
  * (SANDBOX_NET_PROXY only): a listening TCP socket on 127.0.0.1:3128,
  * a UDP and a listening TCP socket on 127.0.0.1:53. Ownership passes to

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/pidfd.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -32,27 +33,6 @@
 
 #define SETUP_TIMEOUT_MS 30000
 
-struct sandbox {
-	pid_t pid;
-	int pidfd;
-	int sync_fd;
-	struct sb_cgroup *cg;
-	uint32_t janitor_id;
-	int fds[SB_FD_COUNT]; /* handed over by the child (SB_FD_*) */
-	uid_t host_uid;
-	gid_t host_gid;
-	uint64_t start_ns;
-	uint64_t deadline_ns; /* 0: none */
-	bool timed_out;
-	bool finished;
-	bool msgs_eof; /* the child closed its end of sync_fd */
-	bool setup_failed;
-	size_t n_phases;
-	struct cdn_err late_err; /* failure reported after READY (payload setup) */
-	struct sandbox_status st;
-	sandbox_phase_cb cb;
-	void *cb_ctx;
-};
 
 /* CORDON_TRACE=1 prints where the start-up time goes (bench/startup). */
 static void trace_step(const struct sandbox *sb, const char *what)
@@ -65,276 +45,6 @@ static void trace_step(const struct sandbox *sb, const char *what)
 	if (on)
 		fprintf(stderr, "cordon-trace: %-22s %8.3f ms\n", what,
 			(double)(cdn_mono_ns() - sb->start_ns) / 1e6);
-}
-
-/* ------------------------------------------------------------ config */
-
-void sandbox_config_init(struct sandbox_config *cfg)
-{
-	memset(cfg, 0, sizeof(*cfg));
-	cfg->uid = 1000;
-	cfg->gid = 1000;
-	cfg->net = SANDBOX_NET_NONE;
-	cfg->stdin_fd = cfg->stdout_fd = cfg->stderr_fd = -1;
-	cfg->limits.mem_bytes = 1ull << 30;
-	cfg->limits.pids = 256;
-	cfg->limits.cpu_millicores = 0;
-	cfg->limits.timeout_ms = 0;
-	cfg->limits.tmp_bytes = 64ull << 20;
-	cfg->limits.workspace_bytes = 256ull << 20;
-	cfg->limits.nofile = 1024;
-	cfg->limits.fsize_bytes = 1ull << 30;
-}
-
-int sandbox_config_add_bind(struct sandbox_config *cfg, const char *src, const char *dst,
-			    bool rw, struct cdn_err *err)
-{
-	if (cfg->n_binds >= SANDBOX_MAX_BINDS)
-		return cdn_err_msg(err, E2BIG, "too many binds (at most %d)", SANDBOX_MAX_BINDS);
-	if (!src || !*src)
-		return cdn_err_msg(err, EINVAL, "bind: empty source");
-	if (!dst || dst[0] != '/')
-		return cdn_err_msg(err, EINVAL, "bind %s: destination must be absolute", src);
-	cfg->binds[cfg->n_binds++] = (struct sandbox_bind){ .src = src, .dst = dst, .rw = rw };
-	return 0;
-}
-
-bool sandbox_env_name_ok(const char *name, size_t len)
-{
-	if (len == 0)
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		char c = name[i];
-		if (!(c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-		      (i > 0 && c >= '0' && c <= '9')))
-			return false;
-	}
-	return true;
-}
-
-int sandbox_config_add_env(struct sandbox_config *cfg, const char *kv, struct cdn_err *err)
-{
-	const char *eq = strchr(kv, '=');
-	if (!eq || eq == kv)
-		return cdn_err_msg(err, EINVAL, "environment entry '%s': expected NAME=VALUE", kv);
-	if (!sandbox_env_name_ok(kv, (size_t)(eq - kv)))
-		return cdn_err_msg(err, EINVAL, "environment entry '%.*s': bad variable name",
-				   (int)(eq - kv), kv);
-	if (strlen(kv) > 65536)
-		return cdn_err_msg(err, E2BIG, "environment entry '%.*s': value too long",
-				   (int)(eq - kv), kv);
-	if (cfg->n_env >= SANDBOX_MAX_ENV)
-		return cdn_err_msg(err, E2BIG, "too many environment entries (at most %d)",
-				   SANDBOX_MAX_ENV);
-	cfg->env[cfg->n_env++] = kv;
-	return 0;
-}
-
-/* ------------------------------------------------------------- plan */
-
-static void plan_free(struct sb_plan *plan)
-{
-	if (!plan)
-		return;
-	for (size_t i = 0; i < plan->n_steps; i++) {
-		free(plan->steps[i].src);
-		free(plan->steps[i].dst);
-		free(plan->steps[i].text);
-	}
-	for (size_t i = 0; i < plan->n_ll; i++)
-		free(plan->ll[i].path);
-	for (size_t i = 0; plan->envp[i]; i++)
-		free(plan->envp[i]);
-	free(plan->cwd);
-	free(plan->hostname);
-	for (size_t i = 0; i < SANDBOX_MAX_PHASES; i++)
-		free(plan->phase_env[i]);
-	/* plan->bpf is the process-wide cached program */
-	free(plan);
-}
-
-static bool env_has(const struct sandbox_config *cfg, const char *name)
-{
-	size_t l = strlen(name);
-	for (size_t i = 0; i < cfg->n_env; i++)
-		if (strncmp(cfg->env[i], name, l) == 0 && cfg->env[i][l] == '=')
-			return true;
-	return false;
-}
-
-static int plan_env(struct sb_plan *plan, const struct sandbox_config *cfg, struct cdn_err *err)
-{
-	static const char *const defaults[] = {
-		"PATH=/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin",
-		"HOME=/workspace",
-		"LANG=C.UTF-8",
-	};
-	static const char *const proxy_env[] = {
-		"http_proxy=http://127.0.0.1:3128",  "HTTP_PROXY=http://127.0.0.1:3128",
-		"https_proxy=http://127.0.0.1:3128", "HTTPS_PROXY=http://127.0.0.1:3128",
-		"all_proxy=http://127.0.0.1:3128",   "ALL_PROXY=http://127.0.0.1:3128",
-		"no_proxy=localhost,127.0.0.1,::1",  "NO_PROXY=localhost,127.0.0.1,::1",
-	};
-	size_t n = 0;
-	const size_t cap = CDN_ARRAY_SIZE(plan->envp) - 1;
-	for (size_t i = 0; i < CDN_ARRAY_SIZE(defaults); i++) {
-		char name[16];
-		snprintf(name, sizeof(name), "%.*s", (int)strcspn(defaults[i], "="), defaults[i]);
-		if (!env_has(cfg, name))
-			plan->envp[n++] = strdup(defaults[i]);
-	}
-	static const char *const ca_env[] = {
-		"SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt",
-		"REQUESTS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt",
-		"CURL_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt",
-		"GIT_SSL_CAINFO=/etc/ssl/certs/ca-certificates.crt",
-		"PIP_CERT=/etc/ssl/certs/ca-certificates.crt",
-		"AWS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt",
-		"NODE_EXTRA_CA_CERTS=/etc/cordon/ca.pem",
-	};
-	/* The caller's own entries win over these (getenv finds the first). */
-	char name[32];
-	if (cfg->net == SANDBOX_NET_PROXY)
-		for (size_t i = 0; i < CDN_ARRAY_SIZE(proxy_env); i++) {
-			snprintf(name, sizeof(name), "%.*s", (int)strcspn(proxy_env[i], "="),
-				 proxy_env[i]);
-			if (!env_has(cfg, name))
-				plan->envp[n++] = strdup(proxy_env[i]);
-		}
-	if (cfg->ca_pem)
-		for (size_t i = 0; i < CDN_ARRAY_SIZE(ca_env); i++) {
-			snprintf(name, sizeof(name), "%.*s", (int)strcspn(ca_env[i], "="), ca_env[i]);
-			if (!env_has(cfg, name))
-				plan->envp[n++] = strdup(ca_env[i]);
-		}
-	for (size_t i = 0; i < cfg->n_env && n < cap; i++)
-		plan->envp[n++] = strdup(cfg->env[i]);
-	for (size_t i = 0; i < n; i++) {
-		if (!plan->envp[i])
-			return cdn_err_set(err, ENOMEM, "environment");
-		if (strncmp(plan->envp[i], "PATH=", 5) == 0)
-			plan->path_env = plan->envp[i] + 5;
-	}
-	plan->envp[n] = NULL;
-	plan->n_envp = n;
-	return 0;
-}
-
-static void plan_freep(struct sb_plan **plan)
-{
-	plan_free(*plan);
-}
-
-static int plan_build(const struct sandbox_config *cfg, struct sb_plan **out,
-		      struct sandbox_protections *prot, struct cdn_err *err)
-{
-	_cleanup_(plan_freep) struct sb_plan *plan = calloc(1, sizeof(*plan));
-	if (!plan)
-		return cdn_err_set(err, ENOMEM, "sandbox plan");
-	int r = 0;
-
-	if (cfg->n_phases == 0 || cfg->n_phases > SANDBOX_MAX_PHASES)
-		return cdn_err_msg(err, EINVAL, "sandbox: no command to run");
-	for (size_t i = 0; i < cfg->n_phases; i++) {
-		if (!cfg->phases[i] || !cfg->phases[i][0])
-			return cdn_err_msg(err, EINVAL, "sandbox: phase %zu has an empty command",
-					   i);
-		plan->phases[i] = cfg->phases[i];
-	}
-	plan->n_phases = cfg->n_phases;
-
-	plan->uid = cfg->uid;
-	plan->gid = cfg->gid;
-	plan->rootless = geteuid() != 0;
-	if (plan->rootless) {
-		plan->host_uid = geteuid();
-		plan->host_gid = getegid();
-	} else {
-		const char *base = getenv("CORDON_HOSTID_BASE");
-		unsigned long b = base && *base ? strtoul(base, NULL, 10) : SANDBOX_HOSTID_BASE;
-		if (b == 0 || b + cfg->uid > 0xfffffffeul || b + cfg->gid > 0xfffffffeul)
-			return cdn_err_msg(err, EINVAL,
-					   "CORDON_HOSTID_BASE: must map to a non-root id");
-		plan->host_uid = (uid_t)(b + cfg->uid);
-		plan->host_gid = (gid_t)(b + cfg->gid);
-	}
-	prot->rootless = plan->rootless;
-	prot->host_uid = plan->host_uid;
-	plan->last_cap = sb_last_cap();
-
-	plan->stdio[0] = cfg->stdin_fd;
-	plan->stdio[1] = cfg->stdout_fd;
-	plan->stdio[2] = cfg->stderr_fd;
-	plan->nofile = cfg->limits.nofile;
-	plan->fsize = cfg->limits.fsize_bytes;
-	plan->net = cfg->net;
-	plan->keep_workspace = cfg->keep_workspace;
-	plan->steps_channel = cfg->steps_channel;
-	plan->mcp_channel = cfg->mcp_channel;
-	for (size_t i = 0; i < SANDBOX_MAX_PHASES; i++)
-		if (cfg->phase_env[i] && !(plan->phase_env[i] = strdup(cfg->phase_env[i])))
-			return cdn_err_set(err, ENOMEM, "environment");
-	if (cfg->n_files > SANDBOX_MAX_FILES)
-		return cdn_err_msg(err, E2BIG, "too many workspace files (at most %d)",
-				   SANDBOX_MAX_FILES);
-	if (cfg->n_local_ports > SANDBOX_MAX_LOCAL_PORTS)
-		return cdn_err_msg(err, E2BIG, "too many local ports");
-	memcpy(plan->local_ports, cfg->local_ports, sizeof(plan->local_ports));
-	plan->n_local_ports = cfg->n_local_ports;
-	plan->cwd = strdup(cfg->cwd ? cfg->cwd : "/workspace");
-	plan->hostname = strdup(cfg->hostname ? cfg->hostname : "cordon");
-	if (!plan->cwd || !plan->hostname)
-		return cdn_err_set(err, ENOMEM, "sandbox plan");
-	if (strlen(plan->hostname) > 63)
-		return cdn_err_msg(err, EINVAL, "hostname: longer than 63 characters");
-	if ((r = plan_env(plan, cfg, err)) < 0 || (r = sb_plan_mounts(plan, cfg, err)) < 0)
-		return r;
-	/* Whether the sandbox's user can use what is bound in: a bare
-	 * "Permission denied" from inside tells nobody what to fix. */
-	for (size_t i = 0; i < cfg->n_binds && r == 0; i++)
-		r = sb_check_bind_access(cfg->binds[i].src, cfg->binds[i].rw,
-					 cfg->binds[i].rw ? "read-write bind" : "read-only bind",
-					 plan->host_uid, plan->host_gid, err);
-	if (r == 0 && cfg->workspace_dir)
-		r = sb_check_bind_access(cfg->workspace_dir, true, "workspace", plan->host_uid,
-					 plan->host_gid, err);
-	if (r < 0)
-		return r;
-	/* After the binds are known to be well-formed: the search is the
-	 * costly part (a walk of each tree). */
-	for (size_t i = 0; !cfg->allow_sockets && i < cfg->n_binds && r == 0; i++)
-		if (!cfg->binds[i].no_special_files)
-			r = sb_check_no_sockets(cfg->binds[i].src, err);
-	if (r == 0 && !cfg->allow_sockets && cfg->workspace_dir)
-		r = sb_check_no_sockets(cfg->workspace_dir, err);
-	if (r < 0)
-		return r;
-
-	/* Landlock: refuse to run without it unless the operator said so. */
-	plan->landlock_abi = sandbox_landlock_abi();
-	if (plan->landlock_abi <= 0) {
-		if (!(cfg->allow_degraded & SANDBOX_PROT_LANDLOCK))
-			return cdn_err_msg(err, EOPNOTSUPP,
-					   "landlock: not available on this kernel "
-					   "(pass --allow-degraded=landlock to run without it)");
-		prot->degraded |= SANDBOX_PROT_LANDLOCK;
-	} else {
-		sb_plan_landlock(plan, cfg);
-		prot->landlock_parts = sandbox_landlock_parts_of_abi(plan->landlock_abi);
-	}
-	prot->landlock_abi = plan->landlock_abi;
-
-	r = sb_seccomp_programs(plan->bpf, err);
-	if (r < 0) {
-		if (!(cfg->allow_degraded & SANDBOX_PROT_SECCOMP))
-			return r;
-		prot->degraded |= SANDBOX_PROT_SECCOMP;
-		memset(plan->bpf, 0, sizeof(plan->bpf));
-		r = 0;
-	}
-	prot->seccomp = plan->bpf[0].len > 0;
-	*out = cdn_steal(&plan);
-	return 0;
 }
 
 /* ------------------------------------------------------------ spawn */
@@ -448,7 +158,7 @@ static int await_ready(struct sandbox *sb, struct cdn_err *err)
 static int create_cgroup(struct sandbox *sb, const struct sandbox_config *cfg,
 			 struct cdn_err *err)
 {
-	int r = sb_cgroup_create(&cfg->limits, &sb->cg, err);
+	int r = sb_cgroup_create(&cfg->limits, false, &sb->cg, err);
 	if (r < 0) {
 		if (!(cfg->allow_degraded & SANDBOX_PROT_CGROUP))
 			return cdn_err_wrap(err, "limits (pass --allow-degraded=cgroup to run without)");
@@ -468,7 +178,9 @@ static int send_type(struct sandbox *sb, enum sb_msg_type type, struct cdn_err *
 	return 0;
 }
 
-static int do_clone(struct sandbox *sb, struct sb_plan *plan, int cgfd, struct cdn_err *err)
+/* The child runs plan (cold), or waits for one in arena (warm). */
+static int do_clone(struct sandbox *sb, struct sb_plan *plan, struct sb_arena *arena, int cgfd,
+		    struct cdn_err *err)
 {
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
@@ -488,7 +200,7 @@ static int do_clone(struct sandbox *sb, struct sb_plan *plan, int cgfd, struct c
 	long pid = syscall(SYS_clone3, &args, sizeof(args));
 	if (pid == 0) {
 		close(sv[0]);
-		_exit(sb_child_main(plan, sv[1]));
+		_exit(arena ? sb_child_warm_main(arena, sv[1]) : sb_child_main(plan, sv[1]));
 	}
 	int e = errno;
 	close(sv[1]);
@@ -520,9 +232,30 @@ static void sandbox_freep(struct sandbox **sb)
 	sandbox_free(*sb);
 }
 
+static bool warm_always(void)
+{
+	static int on = -1;
+	if (on < 0) {
+		const char *e = getenv("CORDON_SANDBOX_WARM");
+		on = e && *e && strcmp(e, "0") != 0;
+	}
+	return on;
+}
+
 int sandbox_spawn(const struct sandbox_config *cfg, struct sandbox **out, struct cdn_err *err)
 {
 	*out = NULL;
+	if (warm_always()) {
+		/* Every sandbox through the warm path (the test suites run
+		 * this way too): made, then started at once. */
+		_cleanup_(sandbox_freep) struct sandbox *w = NULL;
+		int r = sandbox_warm_create(cfg, &w, err);
+		if (r == 0)
+			r = sandbox_warm_start(w, cfg, err);
+		if (r == 0)
+			*out = cdn_steal(&w);
+		return r;
+	}
 	_cleanup_(sandbox_freep) struct sandbox *sb = calloc(1, sizeof(*sb));
 	if (!sb)
 		return cdn_err_set(err, ENOMEM, "sandbox");
@@ -535,9 +268,9 @@ int sandbox_spawn(const struct sandbox_config *cfg, struct sandbox **out, struct
 	if (cfg->limits.timeout_ms)
 		sb->deadline_ns = sb->start_ns + cfg->limits.timeout_ms * 1000000ull;
 
-	_cleanup_(plan_freep) struct sb_plan *plan = NULL;
+	_cleanup_(sb_plan_freep) struct sb_plan *plan = NULL;
 	_cleanup_close_ int cgfd = -1;
-	int r = plan_build(cfg, &plan, &sb->st.prot, err);
+	int r = sb_plan_build(cfg, &plan, &sb->st.prot, err);
 	if (r < 0)
 		return r;
 	trace_step(sb, "plan");
@@ -558,7 +291,7 @@ int sandbox_spawn(const struct sandbox_config *cfg, struct sandbox **out, struct
 	give_stdio_pipes(cfg, plan);
 	sb->host_uid = plan->host_uid;
 	sb->host_gid = plan->host_gid;
-	if ((r = do_clone(sb, plan, cgfd, err)) < 0)
+	if ((r = do_clone(sb, plan, NULL, cgfd, err)) < 0)
 		return r;
 	sb->st.prot.userns = true;
 	trace_step(sb, "clone");
@@ -585,6 +318,141 @@ int sandbox_spawn(const struct sandbox_config *cfg, struct sandbox **out, struct
 		return r;
 	trace_step(sb, "sandbox ready");
 	*out = cdn_steal(&sb);
+	return 0;
+}
+
+/* ------------------------------------------------------------- warm */
+
+/* Room for a plan: the largest input.json (1 MiB), a CA, the steps and
+ * the environment. Pages never touched cost nothing. */
+#define SB_ARENA_SIZE (4u << 20)
+
+int sandbox_warm_create(const struct sandbox_config *shape, struct sandbox **out,
+			struct cdn_err *err)
+{
+	*out = NULL;
+	_cleanup_(sandbox_freep) struct sandbox *sb = calloc(1, sizeof(*sb));
+	if (!sb)
+		return cdn_err_set(err, ENOMEM, "sandbox");
+	sb->pid = -1;
+	sb->pidfd = sb->sync_fd = -1;
+	for (int i = 0; i < SB_FD_COUNT; i++)
+		sb->fds[i] = -1;
+	sb->start_ns = cdn_mono_ns();
+	sb->warm = true;
+	int r = sb_plan_ids(shape, &sb->ids, err);
+	if (r < 0)
+		return r;
+	void *a = mmap(NULL, SB_ARENA_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+		       -1, 0);
+	if (a == MAP_FAILED)
+		return cdn_err_set(err, errno, "sandbox: map the warm plan's arena");
+	sb->arena = a;
+	sb->arena->cap = SB_ARENA_SIZE;
+	sb->arena->used = sizeof(*sb->arena);
+
+	/* Every controller, the shape's limits for now (those its runs need
+	 * must be there): the run's own are written at the start, before
+	 * anything of the run's executes. */
+	if ((r = sb_cgroup_create(&shape->limits, true, &sb->cg, err)) < 0) {
+		if (!(shape->allow_degraded & SANDBOX_PROT_CGROUP))
+			return cdn_err_wrap(err, "limits (pass --allow-degraded=cgroup to run without)");
+		sb->st.prot.degraded |= SANDBOX_PROT_CGROUP;
+		cdn_err_clear(err);
+	}
+	trace_step(sb, "cgroup");
+	_cleanup_close_ int cgfd = sb_cgroup_clone_fd(sb->cg);
+	if (sb->cg && sb_cgroup_version(sb->cg) == 2 && cgfd < 0)
+		return cdn_err_set(err, errno, "cgroup v2: open for clone");
+	if ((r = do_clone(sb, NULL, sb->arena, cgfd, err)) < 0)
+		return r;
+	trace_step(sb, "clone");
+	if ((r = map_ids(sb->pid, &sb->ids, err)) < 0)
+		return r;
+	const char *dirs[JANITOR_MAX_DIRS];
+	size_t nd = sb_cgroup_dirs(sb->cg, dirs, JANITOR_MAX_DIRS);
+	if ((r = janitor_register(sb->pid, dirs, nd, &sb->janitor_id)) < 0)
+		return cdn_err_set(err, -r, "sandbox: start the janitor");
+	if (cgfd < 0 && (r = sb_cgroup_attach(sb->cg, sb->pid, err)) < 0)
+		return r;
+	trace_step(sb, "warm");
+	*out = cdn_steal(&sb);
+	return 0;
+}
+
+/* GO, with the run's stdio: the caller's fd, or our own 0, 1 and 2. */
+static int send_go(struct sandbox *sb, const struct sandbox_config *cfg, struct cdn_err *err)
+{
+	int fds[3] = { cfg->stdin_fd >= 0 ? cfg->stdin_fd : 0,
+		       cfg->stdout_fd >= 0 ? cfg->stdout_fd : 1,
+		       cfg->stderr_fd >= 0 ? cfg->stderr_fd : 2 };
+	struct sb_msg m = { .type = SB_MSG_GO };
+	struct iovec iov = { .iov_base = &m, .iov_len = sizeof(m) };
+	union {
+		char buf[CMSG_SPACE(sizeof(fds))];
+		struct cmsghdr align;
+	} u;
+	memset(&u, 0, sizeof(u));
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+			     .msg_controllen = sizeof(u.buf) };
+	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(fds));
+	memcpy(CMSG_DATA(c), fds, sizeof(fds));
+	ssize_t n;
+	do
+		n = sendmsg(sb->sync_fd, &mh, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	if (n != (ssize_t)sizeof(m))
+		return cdn_err_set(err, n < 0 ? errno : EPIPE, "sandbox: start the warm sandbox");
+	return 0;
+}
+
+int sandbox_warm_start(struct sandbox *sb, const struct sandbox_config *cfg, struct cdn_err *err)
+{
+	if (!sb->warm || sb->started)
+		return cdn_err_msg(err, EINVAL, "sandbox: a warm sandbox is started once");
+	sb->started = true;
+	_cleanup_(sb_plan_freep) struct sb_plan *plan = NULL;
+	int r = sb_plan_build(cfg, &plan, &sb->st.prot, err);
+	if (r < 0)
+		return r;
+	if (plan->uid != sb->ids.uid || plan->gid != sb->ids.gid ||
+	    plan->host_uid != sb->ids.host_uid || plan->host_gid != sb->ids.host_gid ||
+	    plan->rootless != sb->ids.rootless)
+		return cdn_err_msg(err, EINVAL,
+				   "sandbox: the warm sandbox was made for other ids (%u:%u)",
+				   (unsigned)sb->ids.uid, (unsigned)sb->ids.gid);
+	if (!sb->cg && !(cfg->allow_degraded & SANDBOX_PROT_CGROUP))
+		return cdn_err_msg(err, EOPNOTSUPP,
+				   "limits: the warm sandbox has no cgroup (pass "
+				   "--allow-degraded=cgroup to run without)");
+	sb->start_ns = cdn_mono_ns();
+	sb->n_phases = cfg->n_phases;
+	sb->deadline_ns =
+	    cfg->limits.timeout_ms ? sb->start_ns + cfg->limits.timeout_ms * 1000000ull : 0;
+	sb->host_uid = plan->host_uid;
+	sb->host_gid = plan->host_gid;
+	sb->st.prot.userns = true;
+	sb->st.prot.cgroup_version = sb_cgroup_version(sb->cg);
+	if ((r = sb_cgroup_set_limits(sb->cg, &cfg->limits, err)) < 0)
+		return r;
+	give_stdio_pipes(cfg, plan);
+	if (sb_plan_to_arena(plan, sb->arena) < 0)
+		return cdn_err_msg(err, ENOSPC,
+				   "sandbox: the run's plan is larger than a warm sandbox's %u bytes",
+				   SB_ARENA_SIZE);
+	if ((r = send_go(sb, cfg, err)) < 0)
+		return r;
+	/* The child makes its copy private before it reads it; ours goes. */
+	munmap(sb->arena, sb->arena->cap);
+	sb->arena = NULL;
+	trace_step(sb, "warm go");
+	(void)send_type(sb, SB_MSG_CGROUP, NULL);
+	if ((r = await_ready(sb, err)) < 0)
+		return r;
+	trace_step(sb, "sandbox ready");
 	return 0;
 }
 
@@ -930,6 +798,8 @@ void sandbox_free(struct sandbox *sb)
 		close(sb->pidfd);
 	sb_cgroup_destroy(sb->cg);
 	janitor_unregister(sb->janitor_id);
+	if (sb->arena)
+		munmap(sb->arena, sb->arena->cap);
 	trace_step(sb, "torn down");
 	free(sb);
 }
