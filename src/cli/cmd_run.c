@@ -62,11 +62,16 @@ static void run_usage(FILE *out)
 	      "      --allow-degraded LIST  run without these protections if the host lacks\n"
 	      "                         them: landlock, cgroup, seccomp (recorded)\n"
 	      "      --claim ID         run the queued record ID (what cordon serve uses)\n"
+	      "      --standby          make a warm sandbox, then wait on standard input\n"
+	      "                         for the run to claim: one line \"ID WORKSPACE AGENT\"\n"
+	      "                         (what cordon serve's warm pool uses; AGENT is not\n"
+	      "                         given as an argument then)\n"
 	      "  -h, --help             show this help\n"
 	      "\n"
 	      "With CORDON_URL set, the run is dispatched to cordon serve (key in\n"
 	      "CORDON_API_KEY): AGENT must be registered there, --policy, --allow-private,\n"
-	      "--hosts, --upstream-ca, --capture, --allow-degraded, --claim and --state\n"
+	      "--hosts, --upstream-ca, --capture, --allow-degraded, --claim, --standby and\n"
+	      "--state\n"
 	      "are the server's to set and are refused, and the events are followed\n"
 	      "until the run ends. Ctrl-C stops following; the run goes on (cordon runs\n"
 	      "cancel RUN stops it).\n"
@@ -90,6 +95,49 @@ static int read_all(const char *path, char **out, size_t *len)
 	else if (r < 0)
 		cli_error("input %s: %s", path, strerror(-r));
 	return r < 0 ? -1 : 0;
+}
+
+/* The claim a standby waits for: "ID WORKSPACE AGENT\n" on fd, into o
+ * (the strings live in buf). 0; 1 when fd ended first (nothing to run);
+ * -1 when the line is not one. */
+#define STANDBY_LINE_MAX 512
+static int read_claim(int fd, char *buf, size_t cap, struct run_options *o)
+{
+	size_t n = 0;
+	for (;;) {
+		if (n == cap - 1) {
+			cli_error("--standby: the claim is longer than %zu bytes", cap - 1);
+			return -1;
+		}
+		ssize_t k = read(fd, buf + n, 1);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0) {
+			cli_error("--standby: read the claim: %s", strerror(errno));
+			return -1;
+		}
+		if (k == 0)
+			return n == 0 ? 1 : (cli_error("--standby: the claim ends without a newline"), -1);
+		if (buf[n] == '\n')
+			break;
+		n++;
+	}
+	buf[n] = '\0';
+	char *f[3];
+	char *save = NULL, *p = buf;
+	for (int i = 0; i < 3; i++, p = NULL)
+		if (!(f[i] = strtok_r(p, " ", &save)))
+			break;
+	if (!f[0] || !f[1] || !f[2] || strtok_r(NULL, " ", &save) || !store_run_id_ok(f[0]) ||
+	    !store_name_ok(f[1])) {
+		cli_error("--standby: expected \"ID WORKSPACE AGENT\", got '%.80s'", buf);
+		return -1;
+	}
+	snprintf(o->run_id, sizeof(o->run_id), "%s", f[0]);
+	o->claim = true;
+	o->workspace = f[1];
+	o->ref = f[2];
+	return 0;
 }
 
 enum view { VIEW_PROGRESS, VIEW_JSON, VIEW_NONE };
@@ -430,7 +478,7 @@ static int remote_run(const char *ref, const char *input_path, struct view_ctx *
 int cmd_run(int argc, char **argv)
 {
 	enum { O_STATE = 256, O_JSON, O_POLICY, O_PRIVATE, O_HOSTS, O_CA, O_CAPTURE, O_DEGRADED,
-	       O_CLAIM };
+	       O_CLAIM, O_STANDBY };
 	static const struct option opts[] = {
 		{ "input", required_argument, NULL, 'i' },
 		{ "workspace", required_argument, NULL, 'w' },
@@ -444,6 +492,7 @@ int cmd_run(int argc, char **argv)
 		{ "capture", required_argument, NULL, O_CAPTURE },
 		{ "allow-degraded", required_argument, NULL, O_DEGRADED },
 		{ "claim", required_argument, NULL, O_CLAIM },
+		{ "standby", no_argument, NULL, O_STANDBY },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -452,6 +501,7 @@ int cmd_run(int argc, char **argv)
 	const char *local_only = NULL; /* the first option that only a local run has */
 	const char *state = NULL, *input_path = NULL;
 	const char *priv[MAX_ALLOW_PRIVATE];
+	bool standby = false;
 	struct cdn_err err = { 0 };
 	optind = 1;
 	int c;
@@ -518,6 +568,10 @@ int cmd_run(int argc, char **argv)
 			snprintf(o.run_id, sizeof(o.run_id), "%s", optarg);
 			o.claim = true;
 			break;
+		case O_STANDBY:
+			local_only = local_only ? local_only : "--standby";
+			standby = true;
+			break;
 		case 'h':
 			run_usage(stdout);
 			return 0;
@@ -526,7 +580,12 @@ int cmd_run(int argc, char **argv)
 			return EXIT_CORDON;
 		}
 	}
-	if (optind + 1 != argc) {
+	if (standby && (optind != argc || o.claim || input_path)) {
+		cli_error("run: --standby takes its run from standard input: no AGENT, --claim "
+			  "or -i");
+		return EXIT_CORDON;
+	}
+	if (!standby && optind + 1 != argc) {
 		if (optind == argc)
 			cli_error("run: which agent? (a directory or NAME[@VERSION])");
 		else
@@ -535,7 +594,7 @@ int cmd_run(int argc, char **argv)
 				  argv[optind + 1], argv[optind]);
 		return EXIT_CORDON;
 	}
-	o.ref = argv[optind];
+	o.ref = standby ? NULL : argv[optind];
 	if (cli_remote()) {
 		if (local_only) {
 			cli_error("run: %s is for a local run; CORDON_URL is set, so the run goes to "
@@ -586,8 +645,32 @@ int cmd_run(int argc, char **argv)
 		view_finish(&q);
 		return EXIT_CORDON;
 	}
+	char claim[STANDBY_LINE_MAX];
+	if (standby) {
+		/* The part of the start that needs no run, before the run: the
+		 * store and the vault are open, the sandbox waits. */
+		struct sandbox_config shape;
+		sandbox_config_init(&shape);
+		shape.allow_degraded = o.allow_degraded;
+		int e = sandbox_warm_create(&shape, &o.warm, &err);
+		if (e == 0)
+			e = read_claim(STDIN_FILENO, claim, sizeof(claim), &o);
+		else
+			cli_fail(&err);
+		if (e != 0) {
+			/* 1: the server closed the pool; nothing was claimed. */
+			sandbox_free(o.warm);
+			vault_close(v);
+			view_finish(&q);
+			store_close(s);
+			return e > 0 ? 0 : EXIT_CORDON;
+		}
+	}
 	struct run_outcome out;
 	int r = run_agent(s, v, &o, &out, &err);
+	/* A run that ended before its sandbox started leaves it unused. */
+	sandbox_free(o.warm);
+	o.warm = NULL;
 	vault_close(v);
 	view_finish(&q);
 	if (r < 0) {

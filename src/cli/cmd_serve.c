@@ -46,6 +46,10 @@ static void serve_usage(FILE *out)
 	      "                             directory. Give a password in the variable or in\n"
 	      "                             ~/.pgpass, not here: arguments are visible to ps\n"
 	      "      --concurrency N        runs at once (default: twice the CPUs)\n"
+	      "      --warm-pool N          runs' processes kept started ahead, each with its\n"
+	      "                             store open and a warm sandbox waiting, so a run\n"
+	      "                             skips that part of its start (default 2; 0: every\n"
+	      "                             run starts cold)\n"
 	      "      --queue N              runs waiting at most (default 64)\n"
 	      "      --workspace-queue N    runs of one workspace waiting at most (default a\n"
 	      "                             quarter of --queue, at least 1)\n"
@@ -140,7 +144,7 @@ int cmd_serve(int argc, char **argv)
 		}
 	}
 	opterr = 1;
-	struct serve_config cfg = { .prune_interval_s = 3600 };
+	struct serve_config cfg = { .prune_interval_s = 3600, .warm_pool = SERVE_DEFAULT_WARM_POOL };
 	struct serve_config_file *file = NULL;
 	struct cdn_err err = { 0 };
 	if (config && !routes && serve_config_load(config, &cfg, &file, &err) < 0) {

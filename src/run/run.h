@@ -21,6 +21,8 @@
 #include <stdint.h>
 
 #include "base/err.h"
+
+struct sandbox;
 #include "run/artifacts.h"
 #include "store/store.h"
 #include "vault/vault.h"
@@ -73,6 +75,9 @@ struct run_options {
 	 * the server's queue): take it over instead of creating one. Its
 	 * caller and creation time are kept. */
 	bool claim;
+	/* A sandbox made ahead (cordon run --standby), taken for this run;
+	 * NULL: a cold start. */
+	struct sandbox *warm;
 };
 
 struct run_outcome {

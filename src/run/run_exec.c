@@ -632,7 +632,7 @@ int run_execute(struct run_ctx *c, const struct secret_set *ss, struct sandbox_s
 		}
 	}
 
-	r = sandbox_spawn(&cfg, &sb, err);
+	r = sandbox_start(&c->o->warm, &cfg, &sb, err);
 	for (int k = 0; k < 2; k++) {
 		close(pipes[k][1]);
 		pipes[k][1] = -1;

@@ -111,10 +111,10 @@ json_t *sandbox_protections_json(const struct sandbox_protections *p)
 	for (size_t i = 0; i < CDN_ARRAY_SIZE(prot_names); i++)
 		if (p->degraded & prot_names[i].bit)
 			json_array_append_new(deg, json_string(prot_names[i].name));
-	return json_pack("{s:b, s:b, s:i, s:o, s:o, s:b, s:I, s:o}", "userns", p->userns,
+	return json_pack("{s:b, s:b, s:i, s:o, s:o, s:b, s:I, s:o, s:s}", "userns", p->userns,
 			 "seccomp", p->seccomp, "landlock_abi", p->landlock_abi, "landlock",
 			 landlock_json(p), "cgroup",
 			 p->cgroup_version ? json_sprintf("v%d", p->cgroup_version) : json_null(),
 			 "rootless", p->rootless, "host_uid", (json_int_t)p->host_uid, "degraded",
-			 deg);
+			 deg, "start", p->warm ? "warm" : "cold");
 }

@@ -173,6 +173,7 @@ struct sandbox_protections {
 	bool rootless;
 	uid_t host_uid; /* what the sandbox uid is on the host */
 	unsigned degraded; /* enum sandbox_protection bits that were missing */
+	bool warm;	   /* made ahead (sandbox_warm_create), then given its run */
 };
 
 struct sandbox_phase_status {
@@ -246,6 +247,12 @@ int sandbox_spawn(const struct sandbox_config *cfg, struct sandbox **out, struct
 int sandbox_warm_create(const struct sandbox_config *shape, struct sandbox **out,
 			struct cdn_err *err);
 int sandbox_warm_start(struct sandbox *sb, const struct sandbox_config *cfg, struct cdn_err *err);
+/* The sandbox for cfg: *warm when there is one (taken: *warm is NULL
+ * after), else a cold one. A warm sandbox that cannot take this run
+ * before its setup began (other ids, a plan too large) is dropped and a
+ * cold one made instead. */
+int sandbox_start(struct sandbox **warm, const struct sandbox_config *cfg, struct sandbox **out,
+		  struct cdn_err *err);
 
 /*
  * The egress sockets created inside the sandbox's network namespace

@@ -409,7 +409,39 @@ static int send_go(struct sandbox *sb, const struct sandbox_config *cfg, struct 
 	return 0;
 }
 
+static int warm_start(struct sandbox *sb, const struct sandbox_config *cfg, bool *began,
+		      struct cdn_err *err);
+
 int sandbox_warm_start(struct sandbox *sb, const struct sandbox_config *cfg, struct cdn_err *err)
+{
+	bool began = false;
+	return warm_start(sb, cfg, &began, err);
+}
+
+int sandbox_start(struct sandbox **warm, const struct sandbox_config *cfg, struct sandbox **out,
+		  struct cdn_err *err)
+{
+	*out = NULL;
+	struct sandbox *w = warm ? *warm : NULL;
+	if (!w)
+		return sandbox_spawn(cfg, out, err);
+	*warm = NULL;
+	bool began = false;
+	int r = warm_start(w, cfg, &began, err);
+	if (r == 0) {
+		*out = w;
+		return 0;
+	}
+	sandbox_free(w);
+	if (began)
+		return r;
+	cdn_err_clear(err);
+	return sandbox_spawn(cfg, out, err);
+}
+
+/* *began: GO was sent, the run's setup is under way (or done). */
+static int warm_start(struct sandbox *sb, const struct sandbox_config *cfg, bool *began,
+		      struct cdn_err *err)
 {
 	if (!sb->warm || sb->started)
 		return cdn_err_msg(err, EINVAL, "sandbox: a warm sandbox is started once");
@@ -443,6 +475,8 @@ int sandbox_warm_start(struct sandbox *sb, const struct sandbox_config *cfg, str
 		return cdn_err_msg(err, ENOSPC,
 				   "sandbox: the run's plan is larger than a warm sandbox's %u bytes",
 				   SB_ARENA_SIZE);
+	*began = true;
+	sb->st.prot.warm = true;
 	if ((r = send_go(sb, cfg, err)) < 0)
 		return r;
 	/* The child makes its copy private before it reads it; ours goes. */

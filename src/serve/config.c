@@ -33,6 +33,7 @@ enum opt_kind {
 	OPT_PATH,    /* a path; absolute when it comes from the file */
 	OPT_ABSPATH, /* an absolute path wherever it comes from */
 	OPT_UINT,    /* 1 to max */
+	OPT_COUNT,   /* 0 to max */
 	OPT_PROXY,   /* an IP address, kept in its canonical form */
 	OPT_PRIVATE, /* IP:PORT, checked by each run's policy */
 	OPT_SECONDS, /* a duration ("1h", "90s") in whole seconds, 0 to max; 0 is off */
@@ -59,6 +60,7 @@ static const struct opt_def opts[] = {
 	  FIELD(workspace_queue) },
 	{ { "workspace-concurrency", "serve", "workspace_concurrency", false, "N" }, OPT_UINT,
 	  1024, FIELD(workspace_concurrency) },
+	{ { "warm-pool", "serve", "warm_pool", false, "N" }, OPT_COUNT, 256, FIELD(warm_pool) },
 	{ { "streams-per-key", "serve", "streams_per_key", false, "N" }, OPT_UINT, 1024,
 	  FIELD(max_streams_per_key) },
 	{ { "uploads", "serve", "uploads", false, "N" }, OPT_UINT, 64, FIELD(max_uploads) },
@@ -120,12 +122,14 @@ int serve_option_set(struct serve_config *cfg, size_t i, const char *value, stru
 			return cdn_err_msg(err, EINVAL, "expected a %s, got an empty value", o->pub.arg);
 		*(const char **)(void *)(base + o->field) = value;
 		return 0;
-	case OPT_UINT: {
+	case OPT_UINT:
+	case OPT_COUNT: {
 		uint64_t x;
 		struct cdn_err e = { 0 };
-		if (cdn_parse_uint(value, o->max, &x, &e) < 0 || x == 0)
-			return cdn_err_msg(err, EINVAL, "'%s' is not a number from 1 to %u", value,
-					   o->max);
+		unsigned lo = o->kind == OPT_COUNT ? 0 : 1;
+		if (cdn_parse_uint(value, o->max, &x, &e) < 0 || x < lo)
+			return cdn_err_msg(err, EINVAL, "'%s' is not a number from %u to %u", value,
+					   lo, o->max);
 		*(unsigned *)(void *)(base + o->field) = (unsigned)x;
 		return 0;
 	}
@@ -188,9 +192,9 @@ static int set_from_file(struct cdn_yctx *c, struct serve_config *cfg, size_t i,
 	const struct opt_def *o = &opts[i];
 	const char *text = NULL;
 	int r = 0;
-	if (o->kind == OPT_UINT) {
+	if (o->kind == OPT_UINT || o->kind == OPT_COUNT) {
 		uint32_t x;
-		r = cdn_yget_uint(c, v, path, kline, 1, o->max, &x);
+		r = cdn_yget_uint(c, v, path, kline, o->kind == OPT_COUNT ? 0 : 1, o->max, &x);
 		text = v->value;
 	} else {
 		r = cdn_yget_string(c, v, path, kline, &text);

@@ -126,18 +126,13 @@ static void job_free(struct job *j)
 	free(j);
 }
 
-static int spawn(struct server *sv, struct job *j)
+size_t dispatch_run_argv(struct server *sv, const char **argv)
 {
-	const char *argv[64];
 	size_t n = 0;
 	argv[n++] = sv->exe;
 	argv[n++] = "run";
 	argv[n++] = "--state";
 	argv[n++] = sv->state;
-	argv[n++] = "-w";
-	argv[n++] = j->ws;
-	argv[n++] = "--claim";
-	argv[n++] = j->id;
 	argv[n++] = "-q";
 	if (sv->cfg.hosts_file) {
 		argv[n++] = "--hosts";
@@ -151,15 +146,19 @@ static int spawn(struct server *sv, struct job *j)
 		argv[n++] = "--allow-private";
 		argv[n++] = sv->cfg.allow_private[i];
 	}
-	argv[n++] = "--";
-	argv[n++] = j->ref;
-	argv[n] = NULL;
+	return n;
+}
 
+int dispatch_spawn_run(struct server *sv, const char *const *argv, int stdin_fd, pid_t *pid)
+{
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t at;
 	posix_spawn_file_actions_init(&fa);
 	posix_spawnattr_init(&at);
-	posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+	if (stdin_fd >= 0)
+		posix_spawn_file_actions_adddup2(&fa, stdin_fd, STDIN_FILENO);
+	else
+		posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
 	posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
 	/* The server blocks its signals for sigwait(); the run must not. */
 	sigset_t none, all;
@@ -168,14 +167,30 @@ static int spawn(struct server *sv, struct job *j)
 	posix_spawnattr_setsigmask(&at, &none);
 	posix_spawnattr_setsigdefault(&at, &all);
 	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-	pid_t pid;
-	int r = posix_spawn(&pid, sv->exe, &fa, &at, (char *const *)argv, environ);
+	int r = posix_spawn(pid, sv->exe, &fa, &at, (char *const *)argv, environ);
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&at);
-	if (r != 0)
-		return -r;
-	j->pid = pid;
-	return 0;
+	return -r;
+}
+
+/* A standby of the warm pool takes the run, else a new process. */
+static int spawn(struct server *sv, struct job *j)
+{
+	if (pool_claim(sv, j))
+		return 0;
+	const char *argv[64];
+	size_t n = dispatch_run_argv(sv, argv);
+	argv[n++] = "-w";
+	argv[n++] = j->ws;
+	argv[n++] = "--claim";
+	argv[n++] = j->id;
+	argv[n++] = "--";
+	argv[n++] = j->ref;
+	argv[n] = NULL;
+	int r = dispatch_spawn_run(sv, argv, -1, &j->pid);
+	if (r == 0)
+		sv->dispatched[0]++;
+	return r;
 }
 
 /* Called with the lock held. */
@@ -190,8 +205,10 @@ static void reap(struct server *sv)
 		while (*pp && (*pp)->pid != pid)
 			pp = &(*pp)->next;
 		struct job *j = *pp;
-		if (!j)
+		if (!j) {
+			pool_reaped(sv, pid);
 			continue;
+		}
 		*pp = j->next;
 		sv->n_running--;
 		struct ws_runs *w = ws_find(sv, j->ws, false);
@@ -233,7 +250,11 @@ void *dispatch_main(void *arg)
 			sv->running = j;
 			sv->n_running++;
 		}
-		if (sv->stop && sv->n_running == 0)
+		if (sv->draining || sv->stop)
+			pool_close(sv);
+		else if (pool_fill(sv))
+			continue; /* runs may have come meanwhile: look again */
+		if (sv->stop && sv->n_running == 0 && sv->n_pool == 0)
 			break;
 		/* A finished run frees its slot within 10 ms. */
 		struct timespec ts = cdn_wall_after(10);

@@ -27,6 +27,14 @@ struct job {
 	struct job *next;
 };
 
+/* A `cordon run --standby` of the warm pool: its pid, and the write end of
+ * its standard input (-1 once closed: it exits, then is reaped). */
+struct standby {
+	pid_t pid;
+	int fd;
+	struct standby *next;
+};
+
 /* One workspace's share of the dispatcher: its queue and how many of its
  * runs are running. Listed while it has either. */
 struct ws_runs {
@@ -67,6 +75,12 @@ struct server {
 	unsigned n_queued, queue_max, ws_queue_max, ws_running_max;
 	struct job *running;
 	unsigned n_running, concurrency;
+	/* The warm pool (pool.c): standbys alive, and how many to keep. */
+	struct standby *pool;
+	unsigned n_pool, pool_max;
+	uint64_t dispatched[2]; /* runs handed to a new process [0], a standby [1] */
+	unsigned pool_backoff_ms; /* after a standby died unused: wait before the next */
+	uint64_t pool_next_ns;	  /* cdn_mono_ns() before which no standby starts */
 	bool draining, stop;
 
 	/* The per-client limits of the HTTP side, under their own lock. */
@@ -117,6 +131,25 @@ int front_start(struct server *sv);
 void front_stop(struct server *sv);
 
 void *dispatch_main(void *arg);
+/* "cordon run --state S -q" and the run options every run of this server
+ * gets, into argv (room for 64); the count. */
+size_t dispatch_run_argv(struct server *sv, const char **argv);
+/* Starts argv (NULL-terminated) with stdin_fd as its standard input (-1:
+ * /dev/null), stdout to /dev/null, default signals: 0 or -errno. */
+int dispatch_spawn_run(struct server *sv, const char *const *argv, int stdin_fd, pid_t *pid);
+
+/* pool.c, all called with sv->mu held by the dispatcher. pool_claim hands
+ * j to a standby (j->pid set): false when none could take it. pool_fill
+ * starts standbys up to pool_max (releasing sv->mu while it starts them:
+ * the caller looks at the queue again after); pool_reaped forgets a standby that
+ * exited (false: pid was none); pool_close closes every standby's pipe
+ * (each exits; n_pool counts those not reaped yet). */
+bool pool_claim(struct server *sv, struct job *j);
+bool pool_fill(struct server *sv); /* true: it released sv->mu meanwhile */
+bool pool_reaped(struct server *sv, pid_t pid);
+void pool_close(struct server *sv);
+/* Takes sv->mu: standbys waiting, and runs dispatched cold [0] and warm [1]. */
+void pool_counts(struct server *sv, unsigned *waiting, uint64_t dispatched[2]);
 /* Queues a run of ws: 0; -ESHUTDOWN (draining), -ENOSPC (the server's queue
  * is full) or -EDQUOT (ws's own queue is), with why naming the limit. */
 int dispatch_submit(struct server *sv, const char *id, const char *ws, const char *ref,

@@ -392,10 +392,19 @@ int metrics_render(struct server *sv, bool per_workspace, char **out, size_t *le
 	pthread_mutex_unlock(&m->mu);
 
 	dispatcher_metrics(f, sv, per_workspace);
+	unsigned warm;
+	uint64_t by_start[2];
+	pool_counts(sv, &warm, by_start);
 	gauge(f, "cordon_warm_pool_size",
-	      "Sandboxes built ahead and waiting for a run. Always 0: this server has no warm "
-	      "pool yet, every run builds its sandbox when it starts.",
-	      0);
+	      "Runs' processes started ahead (cordon run --standby), each with a warm sandbox, "
+	      "waiting for a run (--warm-pool).",
+	      warm);
+	prom_family(f, "cordon_runs_dispatched_total", "counter",
+		    "Runs handed to a process since this server started: to a standby of the "
+		    "warm pool (warm) or to a process started for it (cold).");
+	const struct prom_label warm_l = { "start", "warm" }, cold_l = { "start", "cold" };
+	prom_sample_u64(f, "cordon_runs_dispatched_total", &warm_l, 1, by_start[1]);
+	prom_sample_u64(f, "cordon_runs_dispatched_total", &cold_l, 1, by_start[0]);
 	prom_family(f, "cordon_lease_renewals_total", "counter",
 		    "Run leases renewed by workers. Always 0: runs are supervised by this "
 		    "server's own processes; there are no remote workers yet.");

@@ -446,6 +446,7 @@ int serve_main(const struct serve_config *cfg, struct cdn_err *err)
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	sv->concurrency = cfg->concurrency ? cfg->concurrency : (unsigned)(cpus > 0 ? cpus * 2 : 2);
 	sv->queue_max = cfg->queue ? cfg->queue : 64;
+	sv->pool_max = cfg->warm_pool;
 	sv->ws_queue_max = cfg->workspace_queue ? cfg->workspace_queue : (sv->queue_max + 3) / 4;
 	sv->ws_running_max = cfg->workspace_concurrency ? cfg->workspace_concurrency
 							: sv->concurrency;
@@ -566,9 +567,10 @@ int serve_main(const struct serve_config *cfg, struct cdn_err *err)
 	fprintf(stderr,
 		"cordon serve: listening on http://%s (dashboard at /), health on %s/serve.sock; "
 		"%u runs at once, %u queued at most; per workspace %u queued, %u running; "
-		"metadata in %s\n",
+		"%u warm; metadata in %s\n",
 		cfg->listen ? cfg->listen : "127.0.0.1:8470", sv->state, sv->concurrency,
-		sv->queue_max, sv->ws_queue_max, sv->ws_running_max, store_backend(sv->s));
+		sv->queue_max, sv->ws_queue_max, sv->ws_running_max, sv->pool_max,
+		store_backend(sv->s));
 
 	for (;;) {
 		int sig = 0;

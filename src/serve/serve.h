@@ -18,10 +18,15 @@
 #define SERVE_MAX_TRUSTED_PROXIES 8
 #define SERVE_MAX_CONFIG_BYTES (64 * 1024) /* the config file (docs/config.md) */
 
+#define SERVE_DEFAULT_WARM_POOL 2
+
 struct serve_config {
 	const char *state_dir;	 /* NULL: store_default_dir() */
 	const char *listen;	 /* "ADDR:PORT"; default 127.0.0.1:8470 */
 	unsigned concurrency;	 /* runs at once; 0: 2 x CPUs */
+	/* Standbys kept ready (cordon run --standby, each with a warm
+	 * sandbox); 0: every run starts cold. cmd_serve's default: 2. */
+	unsigned warm_pool;
 	unsigned queue;		 /* runs waiting; 0: 64 */
 	unsigned drain_timeout_s; /* on SIGTERM; 0: 30 */
 	const char *hosts_file;	 /* passed to each run */
