@@ -57,7 +57,7 @@ bool store_blob_present(struct store *s, const char *hex, int64_t size)
 }
 
 /* Puts a finished temp file holding the bytes of hex in its place. */
-static int blob_commit(struct store *s, struct atomic_file *af, const char *hex, uint64_t size,
+int store_blob_commit(struct store *s, struct atomic_file *af, const char *hex, uint64_t size,
 		       struct cdn_err *err)
 {
 	/* Content addressing: a blob already there with this size holds these
@@ -91,7 +91,9 @@ int store_blob_put(struct store *s, const void *data, size_t len, char hex[STORE
 		return r;
 	if ((r = cdn_write_all(af.fd, data, len)) < 0)
 		return cdn_err_set(err, r, "store: write a blob in %s/tmp", s->dir);
-	return blob_commit(s, &af, hex, len, err);
+	if ((r = store_blob_commit(s, &af, hex, len, err)) < 0)
+		return r;
+	return store_remote_blob_push(s, hex, err);
 }
 
 /*
@@ -150,7 +152,9 @@ int store_blob_put_fd(struct store *s, int fd, uint64_t max, char hex[STORE_HASH
 		return r;
 	if (size)
 		*size = total;
-	return blob_commit(s, &af, hex, total, err);
+	if ((r = store_blob_commit(s, &af, hex, total, err)) < 0)
+		return r;
+	return store_remote_blob_push(s, hex, err);
 }
 
 /*
@@ -249,6 +253,10 @@ int store_blob_batch_commit(struct store *s, struct blob_batch *b, struct cdn_er
 	 * that names these blobs is stored. */
 	if (r == 0 && b->n && syncfs(s->blobs_fd) < 0)
 		r = cdn_err_set(err, errno, "store: sync %s/blobs", s->dir);
+	/* Written through to S3 once durable here, before the listing that
+	 * names them is stored (and pushed) itself. */
+	for (size_t i = 0; r == 0 && i < b->n; i++)
+		r = store_remote_blob_push(s, b->v[i].hex, err);
 	store_blob_batch_abort(s, b);
 	return r;
 }
@@ -258,8 +266,9 @@ int store_blob_path(struct store *s, const char *hex, char *out, size_t cap, str
 	int r = store_hash_check(hex, "a sha256 (64 lowercase hex)", err);
 	if (r < 0)
 		return r;
-	if (!store_blob_present(s, hex, -1))
-		return cdn_err_set(err, ENOENT, "store: blob %s", hex);
+	if (!store_blob_present(s, hex, -1) &&
+	    (!s->remote || (r = store_remote_blob_fetch(s, hex, err)) < 0))
+		return s->remote ? r : cdn_err_set(err, ENOENT, "store: blob %s", hex);
 	int n = snprintf(out, cap, "%s/blobs/%.2s/%s", s->dir, hex, hex + 2);
 	if (n < 0 || (size_t)n >= cap)
 		return cdn_err_set(err, ENAMETOOLONG, "store: blob %s", hex);
@@ -272,6 +281,14 @@ int store_blob_open(struct store *s, const char *hex, int *fd, struct stat *st,
 	char rel[STORE_HASH_HEX + 2];
 	blob_rel(hex, rel);
 	*fd = openat(s->blobs_fd, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+	/* Not here: fetched from S3 (checked against its name) when the
+	 * state directory is a cache of it. */
+	if (*fd < 0 && errno == ENOENT && s->remote) {
+		int r = store_remote_blob_fetch(s, hex, err);
+		if (r < 0)
+			return r;
+		*fd = openat(s->blobs_fd, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+	}
 	if (*fd < 0)
 		return cdn_err_set(err, errno, "store: blob %s", hex);
 	int e = fstat(*fd, st) < 0 ? errno : S_ISREG(st->st_mode) ? 0 : EINVAL;

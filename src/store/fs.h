@@ -97,6 +97,16 @@ int store_blob_copy_checked(struct store *s, const char *hex, int out, struct cd
 int store_hash_stream(const struct store *s, int fd, uint64_t max, int copy_fd,
 		      char hex[STORE_HASH_HEX + 1], uint64_t *size, struct cdn_err *err);
 
+/* Puts the finished temp file af, holding the bytes of hex, in its place
+ * (kept when that blob is there already). */
+int store_blob_commit(struct store *s, struct atomic_file *af, const char *hex, uint64_t size,
+		      struct cdn_err *err);
+/* remote.c: blob hex written to S3 (0 at once without S3), and fetched
+ * from it into blobs/, checked against its name (-ENOENT when S3 has
+ * none either). */
+int store_remote_blob_push(struct store *s, const char *hex, struct cdn_err *err);
+int store_remote_blob_fetch(struct store *s, const char *hex, struct cdn_err *err);
+
 /* A tree's blobs, made durable together (blobs.c says how). */
 struct blob_staged {
 	char tmp[TMP_NAME_MAX]; /* in tmp/; "" once renamed or removed */

@@ -65,6 +65,32 @@ int store_open_db(const char *dir, const char *database, struct store **out,
 int store_open(const char *dir, struct store **out, struct cdn_err *err);
 /* "sqlite" or "postgres". */
 const char *store_backend(const struct store *s);
+
+/*
+ * Blobs on S3 (docs/state.md, "Blobs and run files on S3"): with a
+ * location s3://BUCKET/PREFIX, every blob stored is written through to
+ * PREFIX/blobs/ab/cdef..., a blob missing here is fetched from there
+ * (checked against its name) into blobs/, and a finished run's files go
+ * to PREFIX/runs/<id>/ with their sha256, fetched back (checked) by a
+ * reader on a host that does not have them. The state directory is then
+ * a cache of blobs and runs. store_open attaches store_default_blobs().
+ */
+/* $CORDON_BLOBS, or NULL when it is unset or empty. */
+const char *store_default_blobs(void);
+/* Attaches url (NULL or "": none, the state directory only). Nothing is
+ * sent: store_blobs_check reads the bucket. */
+int store_blobs_attach(struct store *s, const char *url, struct cdn_err *err);
+int store_blobs_check(struct store *s, struct cdn_err *err);
+/* "s3://BUCKET/PREFIX", or NULL without one. */
+const char *store_blobs_shown(const struct store *s);
+/* Uploads the files of run id (runs/<id>/: events, stdout, stderr,
+ * audit, steps, result, artifacts/) with an index of their sha256s,
+ * index last; 0 at once without S3. */
+int store_run_files_push(struct store *s, const char *id, struct cdn_err *err);
+/* Makes runs/<id>/ local: nothing when it is here or there is no S3;
+ * else its files fetched by the index, each checked against its sha256,
+ * and the directory put in place whole. -ENOENT when S3 has none. */
+int store_run_files_pull(struct store *s, const char *id, struct cdn_err *err);
 /* A database URL as messages show it: the password (user:PASSWORD@ and
  * password=... in the query) replaced by "***". Returns out. */
 const char *store_database_shown(const char *url, char *out, size_t cap);

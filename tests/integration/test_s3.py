@@ -1,0 +1,213 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Blobs, run files and evidence packs on S3 (docs/state.md, "Blobs and run
+files on S3"; docs/evidence.md, the sink), against s3rver (tests/s3, an
+S3-compatible stand-in from npm) in a temporary directory. Every object
+cordon writes is read back through the official AWS SDK for JavaScript
+(tests/s3/objects.mjs), so they are real S3 objects; a damaged object is
+refused on read, and wrong credentials stop a command with a message that
+does not hold the secret."""
+import hashlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import CORDON, ROOT, run, wait_until
+from test_run import make_agent
+from test_serve import Server
+
+S3DIR = ROOT / "tests" / "s3"
+NODE = shutil.which("node")
+BUCKET = "cordon-test"
+SECRET = "S3RVER"  # s3rver's account: it checks the key id, not V4 signatures
+
+pytestmark = pytest.mark.skipif(
+    not NODE or not (S3DIR / "node_modules" / "s3rver").is_dir(),
+    reason="no node or tests/s3/node_modules (scripts/bootstrap installs them)")
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory):
+    data = tmp_path_factory.mktemp("s3rver")
+    with socket.socket() as s:
+        s.bind(("127.0.0.9", 0))
+        port = s.getsockname()[1]
+    log = open(data.parent / "s3rver.log", "w")
+    proc = subprocess.Popen(
+        [NODE, str(S3DIR / "node_modules" / "s3rver" / "bin" / "s3rver.js"), "-d", str(data),
+         "-a", "127.0.0.9", "-p", str(port), "-s", "--configure-bucket", BUCKET],
+        stdout=log, stderr=subprocess.STDOUT)
+
+    def up():
+        try:
+            socket.create_connection(("127.0.0.9", port), timeout=0.2).close()
+            return True
+        except OSError:
+            return False
+    assert wait_until(up, timeout=15), open(log.name).read()
+    env = {"CORDON_S3_ENDPOINT": f"http://127.0.0.9:{port}", "AWS_ACCESS_KEY_ID": "S3RVER",
+           "AWS_SECRET_ACCESS_KEY": SECRET, "AWS_REGION": "us-east-1"}
+    yield {"env": env, "dir": data / BUCKET}
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def sdk_objects(s3, prefix):
+    """{key: {size, sha256, meta_sha256}} as the AWS SDK reads them."""
+    r = subprocess.run([NODE, "--no-warnings", str(S3DIR / "objects.mjs"), BUCKET, prefix],
+                       env=dict(os.environ, **s3["env"]), capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 0, r.stderr
+    return {o["key"]: o for o in map(json.loads, r.stdout.splitlines())}
+
+
+def sdk_body(s3, key):
+    r = subprocess.run([NODE, "--no-warnings", str(S3DIR / "objects.mjs"), BUCKET, key,
+                        "--body"], env=dict(os.environ, **s3["env"]), capture_output=True,
+                       timeout=30)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def sha(b):
+    return hashlib.sha256(b).hexdigest()
+
+
+def test_evidence_sink_on_s3(tmp_path, s3):
+    sv = Server(tmp_path, extra=["--evidence-sink", f"s3://{BUCKET}/evidence"])
+    sv.env.update(s3["env"])
+    owner = sv.cli("init").stdout.strip().splitlines()[-1]
+    ag = make_agent(tmp_path, "proof", "echo proven > /workspace/out.txt; echo done\n")
+    assert sv.cli("agent", "register", ag).returncode == 0
+    sv.start()
+    try:
+        st, j, _, _ = sv.req("POST", "/v1/runs", owner, {"agent": "proof"})
+        assert st in (200, 201, 202), j
+        rid = j["id"]
+        assert sv.wait_final(owner, rid)["status"] == "succeeded"
+        key = f"evidence/default/{rid}.evidence.tar.gz"
+        assert wait_until(lambda: key in sdk_objects(s3, "evidence/"), timeout=20)
+    finally:
+        sv.stop(timeout=60)
+    obj = sdk_objects(s3, "evidence/")[key]
+    assert obj["sha256"] == obj["meta_sha256"]
+    pack = tmp_path / "pack.tar.gz"
+    pack.write_bytes(sdk_body(s3, key))
+    r = run([CORDON, "evidence", "verify", "--json", str(pack)], env=sv.env)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["run_id"] == rid
+    assert "1 packs exported, 0 failed" in sv.log.read_text()
+
+
+def test_blobs_and_run_files_on_s3(tmp_path, s3):
+    """A run with --blobs: its blobs and files are S3 objects whose bytes
+    are the local ones; with the local copies gone, they come back from S3
+    checked (a 300 KB artifact crossed in parts of 64 KiB: multipart); a
+    damaged object is refused with a clear error."""
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    url = f"s3://{BUCKET}/fleet"
+    env = dict(os.environ, CORDON_STATE=str(state), CORDON_BLOBS=url,
+               CORDON_S3_PART_SIZE="65536", **s3["env"])
+    big = os.urandom(300 * 1024)
+    ag = make_agent(tmp_path, "maker",
+                    "mkdir -p /workspace/out\n"
+                    "cp /agent/big.bin /workspace/out/big.gz\n"
+                    "echo report > /workspace/out/report.txt\n"
+                    "echo to-stdout; echo to-stderr >&2\n",
+                    files={"big.bin": big})
+    r = run([CORDON, "agent", "register", str(ag)], env=env)
+    assert r.returncode == 0, r.stderr
+    r = run([CORDON, "run", "--json", "maker"], env=env, timeout=60)
+    assert r.returncode == 0, r.stderr
+    rid = json.loads(r.stdout.splitlines()[0])["run_id"]
+    objs = sdk_objects(s3, "fleet/")
+    for o in objs.values():
+        assert o["sha256"] == o["meta_sha256"], o
+    # Every local blob is an object named by its hash, with those bytes.
+    blobs = [p for p in (state / "blobs").rglob("*") if p.is_file()]
+    assert blobs
+    for p in blobs:
+        hexname = p.parent.name + p.name
+        o = objs[f"fleet/blobs/{p.parent.name}/{p.name}"]
+        assert o["sha256"] == hexname == sha(p.read_bytes())
+    # Every run file is an object with the same bytes.
+    rundir = state / "runs" / rid
+    files = {str(p.relative_to(rundir)): p for p in rundir.rglob("*") if p.is_file()}
+    for name in ("events.ndjson", "stdout", "stderr", "result.json", "artifacts/big.gz",
+                 "artifacts/report.txt"):
+        assert name in files, files
+        assert objs[f"fleet/runs/{rid}/{name}"]["sha256"] == sha(files[name].read_bytes())
+    assert objs[f"fleet/runs/{rid}/artifacts/big.gz"]["size"] == len(big)
+
+    # This host loses its copies: the reader fetches them back, checked.
+    shutil.rmtree(rundir)
+    for d in ("blobs", "trees"):
+        shutil.rmtree(state / d)
+        (state / d).mkdir(mode=0o700)
+    r = run([CORDON, "runs", "artifact", rid, "big.gz"], env=env, text=False)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == big
+    r = run([CORDON, "runs", "output", rid], env=env)
+    assert r.returncode == 0 and r.stdout == "to-stdout\n", r.stderr
+    ex = tmp_path / "ex.tar.gz"
+    r = run([CORDON, "evidence", "export", rid, "-o", str(ex)], env=env)
+    assert r.returncode == 0, r.stderr
+    assert run([CORDON, "evidence", "verify", str(ex)], env=env).returncode == 0
+    # The agent's tree comes back from its blobs for a second run.
+    r = run([CORDON, "run", "--json", "maker"], env=env, timeout=60)
+    assert r.returncode == 0, r.stderr
+
+    # A damaged object is refused on read, naming it.
+    shutil.rmtree(rundir)
+    victim = s3["dir"] / "fleet" / "runs" / rid / "stdout._S3rver_object"
+    victim.write_bytes(b"to-stdout, changed\n")
+    r = run([CORDON, "runs", "output", rid], env=env)
+    assert r.returncode != 0
+    assert "does not match its sha256" in r.stderr and f"runs/{rid}/stdout" in r.stderr, \
+        r.stderr
+    assert not rundir.exists()
+    for d in ("blobs", "trees"):
+        shutil.rmtree(state / d)
+        (state / d).mkdir(mode=0o700)
+    blob = next(p for p in (s3["dir"] / "fleet" / "blobs").rglob("*._S3rver_object")
+                if p.stat().st_size == len(big))
+    blob.write_bytes(b"x" + big[1:])
+    r = run([CORDON, "run", "--json", "maker"], env=env, timeout=60)
+    assert r.returncode != 0
+    assert "does not match its sha256" in r.stdout + r.stderr, r.stdout + r.stderr
+
+
+def test_wrong_credentials_fail_closed(tmp_path, s3):
+    secret = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY"
+    bad = dict(s3["env"], AWS_ACCESS_KEY_ID="AKIANOTAKEY", AWS_SECRET_ACCESS_KEY=secret,
+               AWS_SESSION_TOKEN="token-" + secret)
+    for extra in (["--blobs", f"s3://{BUCKET}/x"], ["--evidence-sink", f"s3://{BUCKET}/x"]):
+        sv = Server(tmp_path, extra=extra)
+        sv.env.update(bad)
+        t0 = time.monotonic()
+        r = subprocess.run([CORDON, "serve", "--listen", "127.0.0.1:1", *extra], env=sv.env,
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 125, r.stderr
+        assert "InvalidAccessKeyId" in r.stderr and "cannot be used" in r.stderr, r.stderr
+        assert secret not in r.stderr and secret not in r.stdout
+        assert time.monotonic() - t0 < 20
+    # No bucket: said as such.
+    r = subprocess.run([CORDON, "serve", "--listen", "127.0.0.1:1", "--blobs",
+                        "s3://no-such-bucket/x"], env=dict(os.environ, CORDON_STATE=str(tmp_path / "state"), **s3["env"]),
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 125 and "NoSuchBucket" in r.stderr, r.stderr
+    # A run's store refuses to write a blob it cannot put.
+    state = tmp_path / "st2"
+    state.mkdir(mode=0o700)
+    env = dict(os.environ, CORDON_STATE=str(state), CORDON_BLOBS=f"s3://{BUCKET}/x", **bad)
+    ag = make_agent(tmp_path, "a1", "echo hi\n")
+    r = run([CORDON, "agent", "register", str(ag)], env=env)
+    # (a HEAD's answer has no body to name the reason)
+    assert r.returncode != 0 and "HTTP 403" in r.stderr, r.stderr
+    assert secret not in r.stderr + r.stdout
