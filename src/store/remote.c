@@ -300,3 +300,168 @@ int store_run_files_pull(struct store *s, const char *id, struct cdn_err *err)
 	store_scratch_remove(s, scratch);
 	return r;
 }
+
+/* ---------------------------------------------------------------- migrate */
+
+/* Every blob of blobs/ put, then read back whole and checked. */
+static int migrate_blobs(struct store *s, struct s3 *c, int scratch,
+			 struct store_blobs_report *rep, struct cdn_err *err)
+{
+	char **subs = NULL;
+	size_t ns = 0;
+	bool more = false;
+	int r = cdn_dir_names(s->blobs_fd, 256, &more, &subs, &ns);
+	if (r < 0)
+		return cdn_err_set(err, -r, "store: list %s/blobs", s->dir);
+	for (size_t i = 0; r == 0 && i < ns; i++) {
+		/* The fan-out directories only ("ab"); the full name is checked
+		 * below. */
+		if (strlen(subs[i]) != 2)
+			continue;
+		_cleanup_close_ int dfd = openat(s->blobs_fd, subs[i],
+						 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		char **names = NULL;
+		size_t n = 0;
+		if (dfd < 0 || (r = cdn_dir_names(dfd, 1u << 24, &more, &names, &n)) < 0) {
+			r = cdn_err_set(err, dfd < 0 ? errno : -r, "store: list %s/blobs/%s", s->dir,
+					subs[i]);
+			break;
+		}
+		for (size_t j = 0; r == 0 && j < n; j++) {
+			char hex[STORE_HASH_HEX + 1], key[S3_KEY_MAX + 1];
+			if (strlen(names[j]) != STORE_HASH_HEX - 2)
+				continue;
+			snprintf(hex, sizeof(hex), "%s%s", subs[i], names[j]);
+			if (!cdn_sha256_hex_str_ok(hex))
+				continue;
+			_cleanup_close_ int fd = openat(dfd, names[j], O_RDONLY | O_NOFOLLOW |
+										O_CLOEXEC);
+			struct stat st;
+			if (fd < 0 || fstat(fd, &st) < 0) {
+				r = cdn_err_set(err, errno, "store: blob %s", hex);
+				break;
+			}
+			bool sent = false;
+			if ((r = s3_key(s3_loc(c), "blobs", key, sizeof(key), err)) < 0)
+				break;
+			snprintf(key + strlen(key), sizeof(key) - strlen(key), "/%.2s/%s", hex,
+				 hex + 2);
+			/* A damaged local blob is refused here (it does not hash to
+			 * its name) rather than copied. */
+			if ((r = s3_put_fd(c, key, fd, hex, S3_PUT_REPLACE, &sent, err)) < 0 ||
+			    (r = s3_get_fd(c, key, scratch, REMOTE_BLOB_MAX, hex, NULL, err)) < 0)
+				break;
+			rep->blobs++;
+			rep->blob_bytes += (uint64_t)st.st_size;
+			rep->sent += sent;
+		}
+		cdn_names_free(names, n);
+	}
+	cdn_names_free(subs, ns);
+	return r;
+}
+
+/* Run id's files as S3 holds them now against its files here: every one
+ * in the index, with the sha256 of the local file, read back whole. */
+static int verify_run(struct store *s, struct s3 *c, const char *id, int rfd, int scratch,
+		      struct store_blobs_report *rep, struct cdn_err *err)
+{
+	char key[S3_KEY_MAX + 1];
+	int r = run_key(s, id, REMOTE_INDEX, key, err);
+	if (r < 0 || (r = s3_get_fd(c, key, scratch, REMOTE_INDEX_MAX, NULL, NULL, err)) < 0)
+		return r;
+	json_error_t je;
+	(void)lseek(scratch, 0, SEEK_SET);
+	json_t *idx = json_loadfd(scratch, JSON_DISABLE_EOF_CHECK, &je);
+	json_t *files = json_object_get(idx, "files"), *f;
+	size_t i;
+	if (!json_is_array(files))
+		r = cdn_err_msg(err, EIO, "store: run %s: its index on %s is not one cordon wrote",
+				id, s3_shown(c));
+	json_array_foreach(files, i, f)
+	{
+		const char *name = json_string_value(json_object_get(f, "name"));
+		const char *hex = json_string_value(json_object_get(f, "sha256"));
+		char here[STORE_HASH_HEX + 1];
+		if (r < 0)
+			break;
+		_cleanup_close_ int fd = name && run_name_ok(name)
+						 ? openat(rfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+						 : -1;
+		if (fd < 0 || !hex || cdn_sha256_fd(fd, here) < 0 || strcmp(here, hex) != 0) {
+			r = cdn_err_msg(err, EIO,
+					"store: run %s: %s on %s is not the file here (changed "
+					"during the copy?)",
+					id, name ? name : "a file", s3_shown(c));
+			break;
+		}
+		if ((r = run_key(s, id, name, key, err)) == 0)
+			r = s3_get_fd(c, key, scratch, REMOTE_RUN_FILE_MAX, hex, NULL, err);
+		rep->run_files += r == 0;
+	}
+	json_decref(idx);
+	return r;
+}
+
+/* Every run directory's files pushed (as a finished run's are), then
+ * checked. */
+static int migrate_runs(struct store *s, struct s3 *c, int scratch,
+			struct store_blobs_report *rep, struct cdn_err *err)
+{
+	_cleanup_close_ int runs = openat(s->dirfd, STORE_RUNS_DIR,
+					  O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (runs < 0)
+		return cdn_err_set(err, errno, "store: %s/%s", s->dir, STORE_RUNS_DIR);
+	char **ids = NULL;
+	size_t n = 0;
+	bool more = false;
+	int r = cdn_dir_names(runs, 1u << 24, &more, &ids, &n);
+	if (r < 0)
+		return cdn_err_set(err, -r, "store: list %s/%s", s->dir, STORE_RUNS_DIR);
+	struct s3 *keep = s->remote;
+	s->remote = c; /* store_run_files_push writes to the location migrated to */
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		if (!store_run_id_ok(ids[i]))
+			continue;
+		_cleanup_close_ int rfd = openat(runs, ids[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+								   O_CLOEXEC);
+		if (rfd < 0)
+			continue;
+		if ((r = store_run_files_push(s, ids[i], err)) == 0 &&
+		    (r = verify_run(s, c, ids[i], rfd, scratch, rep, err)) == 0)
+			rep->runs++;
+	}
+	s->remote = keep;
+	cdn_names_free(ids, n);
+	return r;
+}
+
+int store_migrate_blobs(struct store *s, const char *url, struct store_blobs_report *rep,
+			struct cdn_err *err)
+{
+	memset(rep, 0, sizeof(*rep));
+	struct s3 *c = NULL;
+	int r = s3_open(url, &c, err);
+	if (r < 0)
+		return r;
+	if ((r = s3_check(c, err)) < 0) {
+		s3_close(c);
+		return r;
+	}
+	/* One scratch file for every object read back, in tmp/. */
+	char path[PATH_MAX];
+	_cleanup_close_ int scratch = -1;
+	if ((r = store_tmp_path(s, "verify.XXXXXX", path, sizeof(path), err)) == 0) {
+		scratch = mkostemp(path, O_CLOEXEC);
+		if (scratch < 0)
+			r = cdn_err_set(err, errno, "store: %s", path);
+		else
+			(void)unlink(path);
+	}
+	if (r == 0)
+		r = migrate_blobs(s, c, scratch, rep, err);
+	if (r == 0)
+		r = migrate_runs(s, c, scratch, rep, err);
+	s3_close(c);
+	return r;
+}

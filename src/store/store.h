@@ -534,6 +534,22 @@ struct store_migrate_report {
 int store_migrate(struct store *src, struct store *dst, struct store_migrate_report *rep,
 		  struct cdn_err *err);
 
+/*
+ * Copies the state directory's blobs and run files to url
+ * (s3://BUCKET/PREFIX, as store_blobs_attach would use it) and reads every
+ * object back whole, checked: a blob against its name, a run's files
+ * against the index, and the index against the files here. Objects there
+ * already with the right sha256 are not sent again, so a copy that failed
+ * half-way is simply run again.
+ */
+struct store_blobs_report {
+	uint64_t blobs, blob_bytes; /* blobs copied and checked */
+	uint64_t sent;		    /* of them, sent now (the rest were there) */
+	uint64_t runs, run_files;   /* run directories, and their files checked */
+};
+int store_migrate_blobs(struct store *s, const char *url, struct store_blobs_report *rep,
+			struct cdn_err *err);
+
 /* --------------------------------------------------------------- api keys */
 
 struct store_key {

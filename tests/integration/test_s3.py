@@ -235,3 +235,37 @@ def test_wrong_credentials_fail_closed(tmp_path, s3):
     # (a HEAD's answer has no body to name the reason)
     assert r.returncode != 0 and "HTTP 403" in r.stderr, r.stderr
     assert secret not in r.stderr + r.stdout and token not in r.stderr + r.stdout
+
+
+def test_state_migrate_blobs(tmp_path, s3):
+    """state migrate --blobs: a single host's blobs and run files copied to
+    S3 and each read back checked; a second copy sends nothing; the state
+    then works as a cache of the bucket."""
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    env = dict(os.environ, CORDON_STATE=str(state), **s3["env"])
+    ag = make_agent(tmp_path, "local", "mkdir -p /workspace/out; echo kept > "
+                    "/workspace/out/a.txt; echo hello\n")
+    assert run([CORDON, "agent", "register", str(ag)], env=env).returncode == 0
+    r = run([CORDON, "run", "--json", "local"], env=env, timeout=60)
+    assert r.returncode == 0, r.stderr
+    rid = json.loads(r.stdout.splitlines()[0])["run_id"]
+    url = f"s3://{BUCKET}/moved"
+    r = run([CORDON, "state", "migrate", "--blobs", url, "--json"], env=env, timeout=60)
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(r.stdout)
+    blobs = [p for p in (state / "blobs").rglob("*") if p.is_file()]
+    files = [p for p in (state / "runs" / rid).rglob("*") if p.is_file()]
+    assert rep["verified"] and rep["blobs"] == rep["sent"] == len(blobs) and rep["runs"] == 1
+    assert rep["run_files"] == len(files)
+    objs = sdk_objects(s3, "moved/")
+    for p in blobs:
+        assert objs[f"moved/blobs/{p.parent.name}/{p.name}"]["sha256"] == sha(p.read_bytes())
+    for p in files:
+        rel = p.relative_to(state / "runs" / rid)
+        assert objs[f"moved/runs/{rid}/{rel}"]["sha256"] == sha(p.read_bytes())
+    r = run([CORDON, "state", "migrate", "--blobs", url, "--json"], env=env, timeout=60)
+    assert r.returncode == 0 and json.loads(r.stdout)["sent"] == 0, r.stderr
+    shutil.rmtree(state / "runs" / rid)
+    r = run([CORDON, "runs", "output", rid], env=dict(env, CORDON_BLOBS=url))
+    assert r.returncode == 0 and r.stdout == "hello\n", r.stderr
