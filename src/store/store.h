@@ -57,8 +57,9 @@ const char *store_default_database(void);
  * writable by group or others. Several processes may open one store.
  * The metadata goes to `database`: NULL (or "") for SQLite in
  * <dir>/cordon.db, a postgresql:// (or postgres://) URL for Postgres
- * (docs/state.md); blobs, trees and run files stay in dir either way.
- * store_open takes store_default_database().
+ * (docs/state.md); blobs, trees and run files stay in dir either way,
+ * and are also on S3 when store_default_blobs() names a location
+ * (store_blobs_attach). store_open takes store_default_database().
  */
 int store_open_db(const char *dir, const char *database, struct store **out,
 		  struct cdn_err *err);
