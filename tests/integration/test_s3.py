@@ -90,8 +90,12 @@ def sha(b):
     return hashlib.sha256(b).hexdigest()
 
 
-def test_evidence_sink_on_s3(tmp_path, s3):
-    sv = Server(tmp_path, extra=["--evidence-sink", f"s3://{BUCKET}/evidence"])
+def test_serve_with_evidence_sink_and_blobs_on_s3(tmp_path, s3):
+    """serve --evidence-sink s3://... --blobs s3://...: the run's pack is
+    an S3 object that verifies; the run's files are objects too, and the
+    API serves them from S3 once this host's copy is gone."""
+    sv = Server(tmp_path, extra=["--evidence-sink", f"s3://{BUCKET}/evidence",
+                                 "--blobs", f"s3://{BUCKET}/served"])
     sv.env.update(s3["env"])
     owner = sv.cli("init").stdout.strip().splitlines()[-1]
     ag = make_agent(tmp_path, "proof", "echo proven > /workspace/out.txt; echo done\n")
@@ -104,6 +108,12 @@ def test_evidence_sink_on_s3(tmp_path, s3):
         assert sv.wait_final(owner, rid)["status"] == "succeeded"
         key = f"evidence/default/{rid}.evidence.tar.gz"
         assert wait_until(lambda: key in sdk_objects(s3, "evidence/"), timeout=20)
+        index = f"served/runs/{rid}/index.json"
+        assert wait_until(lambda: index in sdk_objects(s3, f"served/runs/{rid}/"), timeout=20)
+        shutil.rmtree(sv.state / "runs" / rid)
+        st, _, body, _ = sv.req("GET", f"/v1/runs/{rid}/stdout", owner)
+        assert st == 200 and body == b"done\n", body
+        assert (sv.state / "runs" / rid / "events.ndjson").is_file()
     finally:
         sv.stop(timeout=60)
     obj = sdk_objects(s3, "evidence/")[key]
