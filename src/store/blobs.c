@@ -83,8 +83,10 @@ int store_blob_put(struct store *s, const void *data, size_t len, char hex[STORE
 		   struct cdn_err *err)
 {
 	cdn_sha256_hex(data, len, hex);
+	/* Stored here already; with S3, the write-through is checked again
+	 * (a HEAD): an earlier one may have failed after the local write. */
 	if (store_blob_present(s, hex, (int64_t)len))
-		return 0;
+		return store_remote_blob_push(s, hex, err);
 	_cleanup_atomic_ struct atomic_file af = ATOMIC_FILE_INIT;
 	int r = store_atomic_begin(s, &af, "a blob", err);
 	if (r < 0)
@@ -175,6 +177,7 @@ void store_blob_batch_abort(struct store *s, struct blob_batch *b)
 		if (b->v[i].tmp[0])
 			(void)unlinkat(s->tmp_fd, b->v[i].tmp, 0);
 	free(b->v);
+	free(b->present);
 	*b = (struct blob_batch){ 0 };
 }
 
@@ -196,8 +199,21 @@ int store_blob_batch_put_fd(struct store *s, struct blob_batch *b, int fd, uint6
 		return r;
 	if ((r = store_hash_stream(s, fd, max, af.fd, hex, size, err)) < 0)
 		return r;
-	if (store_blob_present(s, hex, (int64_t)*size))
-		return 0; /* the temp file goes with af */
+	if (store_blob_present(s, hex, (int64_t)*size)) {
+		/* The temp file goes with af; S3 is asked at commit. */
+		if (!s->remote)
+			return 0;
+		if (b->npresent == b->cappresent) {
+			size_t nc = b->cappresent ? b->cappresent * 2 : 64;
+			void *nv = realloc(b->present, nc * sizeof(*b->present));
+			if (!nv)
+				return cdn_err_set(err, ENOMEM, "store: blob");
+			b->present = nv;
+			b->cappresent = nc;
+		}
+		memcpy(b->present[b->npresent++], hex, STORE_HASH_HEX + 1);
+		return 0;
+	}
 	if (fchmod(af.fd, BLOB_MODE) < 0)
 		return cdn_err_set(err, errno, "store: write a blob in %s/tmp", s->dir);
 	if (b->n == b->cap) {
@@ -257,6 +273,8 @@ int store_blob_batch_commit(struct store *s, struct blob_batch *b, struct cdn_er
 	 * names them is stored (and pushed) itself. */
 	for (size_t i = 0; r == 0 && i < b->n; i++)
 		r = store_remote_blob_push(s, b->v[i].hex, err);
+	for (size_t i = 0; r == 0 && !b->skip_present && i < b->npresent; i++)
+		r = store_remote_blob_push(s, b->present[i], err);
 	store_blob_batch_abort(s, b);
 	return r;
 }

@@ -106,6 +106,9 @@ int store_blob_commit(struct store *s, struct atomic_file *af, const char *hex, 
  * none either). */
 int store_remote_blob_push(struct store *s, const char *hex, struct cdn_err *err);
 int store_remote_blob_fetch(struct store *s, const char *hex, struct cdn_err *err);
+/* Whether S3 holds blob hex, with that sha256 stored (false without S3,
+ * or when it cannot be asked). */
+bool store_remote_blob_known(struct store *s, const char *hex);
 
 /* A tree's blobs, made durable together (blobs.c says how). */
 struct blob_staged {
@@ -118,6 +121,12 @@ struct blob_batch {
 	struct blob_staged *v;
 	size_t n, cap;
 	int mode; /* 0 unknown, 1 batched, -1 one at a time (tmp/ and blobs/ differ) */
+	/* With S3: the blobs found stored here already, which S3 may still
+	 * lack (an earlier write-through failed), pushed at commit unless
+	 * skip_present says S3 has them all. */
+	char (*present)[STORE_HASH_HEX + 1];
+	size_t npresent, cappresent;
+	bool skip_present;
 };
 
 /* store_blob_put_fd, but only staged until store_blob_batch_commit. */

@@ -89,6 +89,14 @@ int store_remote_blob_push(struct store *s, const char *hex, struct cdn_err *err
 	return s3_put_fd(s->remote, key, fd, hex, S3_PUT_REPLACE, NULL, err);
 }
 
+bool store_remote_blob_known(struct store *s, const char *hex)
+{
+	char key[S3_KEY_MAX + 1];
+	struct s3_head h;
+	return s->remote && blob_key(s, hex, key, NULL) == 0 &&
+	       s3_head(s->remote, key, &h, NULL) == 0 && !strcmp(h.sha256, hex);
+}
+
 int store_remote_blob_fetch(struct store *s, const char *hex, struct cdn_err *err)
 {
 	if (!s->remote)

@@ -245,6 +245,17 @@ def test_wrong_credentials_fail_closed(tmp_path, s3):
     # (a HEAD's answer has no body to name the reason)
     assert r.returncode != 0 and "HTTP 403" in r.stderr, r.stderr
     assert secret not in r.stderr + r.stdout and token not in r.stderr + r.stdout
+    # The blobs it stored here are written through when it is done again
+    # with the right keys, though they are here already.
+    env.update(s3["env"])
+    env.pop("AWS_SESSION_TOKEN")
+    r = run([CORDON, "agent", "register", str(ag)], env=env)
+    assert r.returncode == 0, r.stderr
+    objs = sdk_objects(s3, "x/blobs/")
+    blobs = [p for p in (st2 / "blobs").rglob("*") if p.is_file()]
+    assert len(blobs) >= 3
+    for p in blobs:
+        assert objs[f"x/blobs/{p.parent.name}/{p.name}"]["sha256"] == sha(p.read_bytes())
 
 
 def test_state_migrate_blobs(tmp_path, s3):
