@@ -291,19 +291,29 @@ static size_t on_body(char *p, size_t size, size_t n, void *arg)
 	return len; /* the rest of an oversized error is dropped, not an error */
 }
 
-/* Replaces each occurrence of a secret in s by "***", so that an answer
- * that echoes a request (a SignatureDoesNotMatch's canonical request
- * holds the session token) cannot carry one into a message. */
-static void scrub(char *s, const char *secret)
+/* Replaces each occurrence of a secret in s (cap bytes) by "***", so that
+ * an answer that echoes a request (a SignatureDoesNotMatch's canonical
+ * request holds the session token) cannot carry one into a message. The
+ * text is rebuilt left to right, so a short secret, or one that "***"
+ * would match again, neither grows it past cap nor loops. */
+static void scrub(char *s, size_t cap, const char *secret)
 {
 	size_t n = strlen(secret);
-	if (n == 0)
+	if (n == 0 || cap == 0)
 		return;
-	char *p;
-	while ((p = strstr(s, secret))) {
-		memcpy(p, "***", 3);
-		memmove(p + 3, p + n, strlen(p + n) + 1);
+	char out[1024];
+	size_t o = 0, room = cap < sizeof(out) ? cap : sizeof(out);
+	for (const char *p = s; *p && o + 1 < room;) {
+		if (!strncmp(p, secret, n)) {
+			for (int k = 0; k < 3 && o + 1 < room; k++)
+				out[o++] = '*';
+			p += n;
+		} else {
+			out[o++] = *p++;
+		}
 	}
+	out[o] = '\0';
+	memcpy(s, out, o + 1);
 }
 
 /* "HTTP 403 SignatureDoesNotMatch: The request signature ..." from an
@@ -315,10 +325,10 @@ static void answer_text(const struct s3 *c, const struct req *q, char *out, size
 		(void)s3_xml_text(q->mem, q->mem_len, "Error", "Code", code, sizeof(code));
 		(void)s3_xml_text(q->mem, q->mem_len, "Error", "Message", msg, sizeof(msg));
 	}
-	scrub(code, c->secret);
-	scrub(msg, c->secret);
-	scrub(code, c->token);
-	scrub(msg, c->token);
+	scrub(code, sizeof(code), c->secret);
+	scrub(msg, sizeof(msg), c->secret);
+	scrub(code, sizeof(code), c->token);
+	scrub(msg, sizeof(msg), c->token);
 	char pc[128], pm[256];
 	cdn_printable_str(pc, sizeof(pc), code, CDN_TEXT_ELLIPSIS);
 	cdn_printable_str(pm, sizeof(pm), msg, CDN_TEXT_ELLIPSIS);

@@ -228,6 +228,8 @@ def test_wrong_credentials_fail_closed(tmp_path, s3):
             assert code in r.stderr and "cannot be used" in r.stderr, r.stderr
             shown = r.stderr + r.stdout
             assert env["AWS_SECRET_ACCESS_KEY"] not in shown and token not in shown
+            if "AWS_SESSION_TOKEN" in creds:  # the proxy echoed it: scrubbed
+                assert "x-amz-security-token:***" in shown, shown
             assert time.monotonic() - t0 < 10
     # No bucket: said as such.
     r = subprocess.run([CORDON, "serve", "--listen", "127.0.0.1:1", "--blobs",

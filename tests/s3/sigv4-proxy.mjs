@@ -66,9 +66,14 @@ http.createServer((req, res) => {
     try { why = await check(req, body); } catch (e) { why = String(e); }
     if (why === "x-amz-content-sha256")
       return fail(res, 400, "XAmzContentSHA256Mismatch", "the body is not the one signed");
+    // S3 echoes what it signed (StringToSign, CanonicalRequest, which holds
+    // x-amz-security-token); here the token is echoed in the Message itself,
+    // the part cordon shows, so a test sees that cordon scrubs it.
+    const token = req.headers["x-amz-security-token"];
     if (why)
       return fail(res, 403, "SignatureDoesNotMatch", "The request signature we calculated " +
-                  "does not match the signature you provided.");
+                  "does not match the signature you provided." +
+                  (token ? ` Signed: x-amz-security-token:${token}` : ""));
     const up = http.request({ host: upHost, port: upstream, method: req.method,
                               path: req.url, headers: req.headers }, (ur) => {
       res.writeHead(ur.statusCode, ur.headers);
