@@ -292,3 +292,25 @@ def test_state_migrate_blobs(tmp_path, s3):
     shutil.rmtree(state / "runs" / rid)
     r = run([CORDON, "runs", "output", rid], env=dict(env, CORDON_BLOBS=url))
     assert r.returncode == 0 and r.stdout == "hello\n", r.stderr
+
+
+def test_a_5xx_is_tried_again(tmp_path, s3):
+    """The proxy answers the first try of every request below flaky/ with
+    503 SlowDown: serve's check of its sink, and the pack put there, go
+    through on the second try."""
+    sv = Server(tmp_path, extra=["--evidence-sink", f"s3://{BUCKET}/flaky"])
+    sv.env.update(s3["env"])
+    owner = sv.cli("init").stdout.strip().splitlines()[-1]
+    ag = make_agent(tmp_path, "quick", "echo ok\n")
+    assert sv.cli("agent", "register", ag).returncode == 0
+    sv.start()
+    try:
+        st, j, _, _ = sv.req("POST", "/v1/runs", owner, {"agent": "quick"})
+        assert st in (200, 201, 202), j
+        rid = j["id"]
+        assert sv.wait_final(owner, rid)["status"] == "succeeded"
+        key = f"flaky/default/{rid}.evidence.tar.gz"
+        assert wait_until(lambda: key in sdk_objects(s3, "flaky/"), timeout=20)
+    finally:
+        sv.stop(timeout=60)
+    assert "1 packs exported, 0 failed" in sv.log.read_text()

@@ -5,7 +5,7 @@
 // (@smithy/signature-v4) with the one secret key it knows, and the body's
 // sha256 compared with x-amz-content-sha256. A request that fails either
 // gets S3's 403 SignatureDoesNotMatch (or XAmzContentSHA256Mismatch, 400);
-// the rest go on to s3rver unchanged.
+// the rest go on to s3rver unchanged (but for the "flaky" prefix, below).
 //   node sigv4-proxy.mjs LISTEN_HOST LISTEN_PORT UPSTREAM_HOST UPSTREAM_PORT SECRET
 // prints "ready" once it listens.
 import { createHash, createHmac } from "node:crypto";
@@ -56,6 +56,10 @@ async function check(req, body) {
   return want === signature ? null : "SignatureDoesNotMatch";
 }
 
+// The first try of each request below a "flaky" prefix gets a 503, as S3
+// answers SlowDown now and then: a client must try again.
+const tried = new Set();
+
 http.createServer((req, res) => {
   const chunks = [];
   let len = 0;
@@ -74,6 +78,10 @@ http.createServer((req, res) => {
       return fail(res, 403, "SignatureDoesNotMatch", "The request signature we calculated " +
                   "does not match the signature you provided." +
                   (token ? ` Signed: x-amz-security-token:${token}` : ""));
+    if (req.url.includes("/flaky/") && !tried.has(req.method + " " + req.url)) {
+      tried.add(req.method + " " + req.url);
+      return fail(res, 503, "SlowDown", "Please reduce your request rate.");
+    }
     const up = http.request({ host: upHost, port: upstream, method: req.method,
                               path: req.url, headers: req.headers }, (ur) => {
       res.writeHead(ur.statusCode, ur.headers);

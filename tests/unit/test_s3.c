@@ -163,12 +163,57 @@ static void test_xml(void **state)
 	assert_int_equal(s3_xml_text("", 0, "Error", "Code", out, sizeof(out)), -EINVAL);
 }
 
+/* s3_open reads its settings from the environment, and says which is
+ * wrong without showing a secret. */
+static void test_open_env(void **state)
+{
+	(void)state;
+	struct s3 *c = NULL;
+	struct cdn_err err = { 0 };
+	setenv("CORDON_S3_ENDPOINT", "http://127.0.0.1:9", 1);
+	setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE", 1);
+	setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", 1);
+	unsetenv("AWS_SESSION_TOKEN");
+	unsetenv("AWS_REGION");
+	unsetenv("AWS_DEFAULT_REGION");
+	unsetenv("CORDON_S3_PART_SIZE");
+	int r = s3_open("s3://bkt/pre/fix", &c, &err);
+	if (r == -ENOSYS)
+		skip(); /* no libcurl on this machine */
+	assert_int_equal(r, 0);
+	assert_string_equal(s3_shown(c), "s3://bkt/pre/fix");
+	assert_string_equal(s3_loc(c)->prefix, "pre/fix");
+	s3_close(c);
+	const char *bad_endpoints[] = { "ftp://h", "http://", "http://h/path", "http://u@h",
+					"http://h?x", "h:9000", NULL };
+	for (int i = 0; bad_endpoints[i]; i++) {
+		setenv("CORDON_S3_ENDPOINT", bad_endpoints[i], 1);
+		assert_int_equal(s3_open("s3://bkt", &c, &err), -EINVAL);
+		assert_non_null(strstr(err.msg, "CORDON_S3_ENDPOINT"));
+		assert_null(c);
+	}
+	setenv("CORDON_S3_ENDPOINT", "https://minio.internal:9000/", 1);
+	setenv("AWS_REGION", "EU_WEST", 1);
+	assert_int_equal(s3_open("s3://bkt", &c, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "region"));
+	unsetenv("AWS_REGION");
+	setenv("CORDON_S3_PART_SIZE", "100", 1);
+	assert_int_equal(s3_open("s3://bkt", &c, &err), -EINVAL);
+	unsetenv("CORDON_S3_PART_SIZE");
+	setenv("AWS_SECRET_ACCESS_KEY", "secret with\nnewline", 1);
+	assert_int_equal(s3_open("s3://bkt", &c, &err), -EINVAL);
+	assert_null(strstr(err.msg, "secret with"));
+	unsetenv("AWS_SECRET_ACCESS_KEY");
+	assert_int_equal(s3_open("s3://bkt", &c, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "AWS_SECRET_ACCESS_KEY is not set"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_url),    cmocka_unit_test(test_key),
 		cmocka_unit_test(test_encode), cmocka_unit_test(test_head),
-		cmocka_unit_test(test_xml),
+		cmocka_unit_test(test_xml),    cmocka_unit_test(test_open_env),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
