@@ -58,7 +58,7 @@ bool store_blob_present(struct store *s, const char *hex, int64_t size)
 
 /* Puts a finished temp file holding the bytes of hex in its place. */
 int store_blob_commit(struct store *s, struct atomic_file *af, const char *hex, uint64_t size,
-		       struct cdn_err *err)
+		      struct cdn_err *err)
 {
 	/* Content addressing: a blob already there with this size holds these
 	 * bytes (it was synced before its rename), so this copy is dropped.

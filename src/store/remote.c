@@ -28,12 +28,12 @@
 #include "base/file.h"
 #include "base/hash.h"
 
-#define REMOTE_BLOB_MAX (1ull << 30)	    /* bytes of one blob fetched */
-#define REMOTE_RUN_FILE_MAX (256ull << 20)  /* bytes of one run file fetched */
-#define REMOTE_INDEX_MAX (1u << 20)	    /* bytes of a run's index */
+#define REMOTE_BLOB_MAX	     (1ull << 30)   /* bytes of one blob fetched */
+#define REMOTE_RUN_FILE_MAX  (256ull << 20) /* bytes of one run file fetched */
+#define REMOTE_INDEX_MAX     (1u << 20)	    /* bytes of a run's index */
 #define REMOTE_RUN_FILES_MAX 256	    /* files of one run */
-#define REMOTE_INDEX "index.json"
-#define RUN_FILE_MODE 0600
+#define REMOTE_INDEX	     "index.json"
+#define RUN_FILE_MODE	     0600
 
 const char *store_default_blobs(void)
 {
@@ -64,8 +64,7 @@ const char *store_blobs_shown(const struct store *s)
 	return s->remote ? s3_shown(s->remote) : NULL;
 }
 
-static int blob_key(struct store *s, const char *hex, char key[S3_KEY_MAX + 1],
-		    struct cdn_err *err)
+static int blob_key(struct store *s, const char *hex, char key[S3_KEY_MAX + 1], struct cdn_err *err)
 {
 	char rel[STORE_HASH_HEX + 16];
 	snprintf(rel, sizeof(rel), "blobs/%.2s/%s", hex, hex + 2);
@@ -177,8 +176,8 @@ static int push_dir(struct store *s, const char *id, int dfd, const char *prefix
 		if (fstatat(dfd, names[i], &st, AT_SYMLINK_NOFOLLOW) < 0)
 			continue;
 		if (S_ISDIR(st.st_mode) && !prefix[0] && !strcmp(names[i], "artifacts")) {
-			_cleanup_close_ int sub = openat(dfd, names[i],
-							 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			_cleanup_close_ int sub =
+			    openat(dfd, names[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 			if (sub >= 0)
 				r = push_dir(s, id, sub, "artifacts/", files, err);
 			continue;
@@ -208,8 +207,8 @@ int store_run_files_push(struct store *s, const char *id, struct cdn_err *err)
 	int r = store_run_file(NULL, id, NULL, dir, sizeof(dir), err);
 	if (r < 0)
 		return r;
-	_cleanup_close_ int dfd = openat(s->dirfd, dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-							 O_CLOEXEC);
+	_cleanup_close_ int dfd =
+	    openat(s->dirfd, dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (dfd < 0)
 		return cdn_err_set(err, errno, "store: %s/%s", s->dir, dir);
 	json_t *idx = json_pack("{s:s, s:[]}", "run_id", id, "files");
@@ -239,8 +238,8 @@ int store_run_files_push(struct store *s, const char *id, struct cdn_err *err)
 static int pull_one(struct store *s, const char *key, int dfd, const char *name, uint64_t max,
 		    const char *hex, struct cdn_err *err)
 {
-	_cleanup_close_ int fd = openat(dfd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW |
-							O_CLOEXEC, RUN_FILE_MODE);
+	_cleanup_close_ int fd =
+	    openat(dfd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, RUN_FILE_MODE);
 	if (fd < 0)
 		return cdn_err_set(err, errno, "store: fetch %s", name);
 	int r = s3_get_fd(s->remote, key, fd, max, hex, NULL, err);
@@ -285,7 +284,8 @@ int store_run_files_pull(struct store *s, const char *id, struct cdn_err *err)
 		const char *name = json_string_value(json_object_get(f, "name"));
 		const char *hex = json_string_value(json_object_get(f, "sha256"));
 		if (!name || !hex || !run_name_ok(name) || !cdn_sha256_hex_str_ok(hex)) {
-			r = cdn_err_msg(err, EIO, "store: run %s: its index names a file badly", id);
+			r = cdn_err_msg(err, EIO, "store: run %s: its index names a file badly",
+					id);
 			break;
 		}
 		if (!strncmp(name, "artifacts/", 10) && mkdirat(sfd, "artifacts", 0700) < 0 &&
@@ -312,8 +312,8 @@ int store_run_files_pull(struct store *s, const char *id, struct cdn_err *err)
 /* ---------------------------------------------------------------- migrate */
 
 /* Every blob of blobs/ put, then read back whole and checked. */
-static int migrate_blobs(struct store *s, struct s3 *c, int scratch,
-			 struct store_blobs_report *rep, struct cdn_err *err)
+static int migrate_blobs(struct store *s, struct s3 *c, int scratch, struct store_blobs_report *rep,
+			 struct cdn_err *err)
 {
 	char **subs = NULL;
 	size_t ns = 0;
@@ -326,13 +326,13 @@ static int migrate_blobs(struct store *s, struct s3 *c, int scratch,
 		 * below. */
 		if (strlen(subs[i]) != 2)
 			continue;
-		_cleanup_close_ int dfd = openat(s->blobs_fd, subs[i],
-						 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		_cleanup_close_ int dfd =
+		    openat(s->blobs_fd, subs[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		char **names = NULL;
 		size_t n = 0;
 		if (dfd < 0 || (r = cdn_dir_names(dfd, 1u << 24, &more, &names, &n)) < 0) {
-			r = cdn_err_set(err, dfd < 0 ? errno : -r, "store: list %s/blobs/%s", s->dir,
-					subs[i]);
+			r = cdn_err_set(err, dfd < 0 ? errno : -r, "store: list %s/blobs/%s",
+					s->dir, subs[i]);
 			break;
 		}
 		for (size_t j = 0; r == 0 && j < n; j++) {
@@ -342,8 +342,8 @@ static int migrate_blobs(struct store *s, struct s3 *c, int scratch,
 			snprintf(hex, sizeof(hex), "%s%s", subs[i], names[j]);
 			if (!cdn_sha256_hex_str_ok(hex))
 				continue;
-			_cleanup_close_ int fd = openat(dfd, names[j], O_RDONLY | O_NOFOLLOW |
-										O_CLOEXEC);
+			_cleanup_close_ int fd =
+			    openat(dfd, names[j], O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 			struct stat st;
 			if (fd < 0 || fstat(fd, &st) < 0) {
 				r = cdn_err_set(err, errno, "store: blob %s", hex);
@@ -394,8 +394,8 @@ static int verify_run(struct store *s, struct s3 *c, const char *id, int rfd, in
 		if (r < 0)
 			break;
 		_cleanup_close_ int fd = name && run_name_ok(name)
-						 ? openat(rfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
-						 : -1;
+					     ? openat(rfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+					     : -1;
 		if (fd < 0 || !hex || cdn_sha256_fd(fd, here) < 0 || strcmp(here, hex) != 0) {
 			r = cdn_err_msg(err, EIO,
 					"store: run %s: %s on %s is not the file here (changed "
@@ -413,11 +413,11 @@ static int verify_run(struct store *s, struct s3 *c, const char *id, int rfd, in
 
 /* Every run directory's files pushed (as a finished run's are), then
  * checked. */
-static int migrate_runs(struct store *s, struct s3 *c, int scratch,
-			struct store_blobs_report *rep, struct cdn_err *err)
+static int migrate_runs(struct store *s, struct s3 *c, int scratch, struct store_blobs_report *rep,
+			struct cdn_err *err)
 {
-	_cleanup_close_ int runs = openat(s->dirfd, STORE_RUNS_DIR,
-					  O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	_cleanup_close_ int runs =
+	    openat(s->dirfd, STORE_RUNS_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (runs < 0)
 		return cdn_err_set(err, errno, "store: %s/%s", s->dir, STORE_RUNS_DIR);
 	char **ids = NULL;
@@ -431,8 +431,8 @@ static int migrate_runs(struct store *s, struct s3 *c, int scratch,
 	for (size_t i = 0; r == 0 && i < n; i++) {
 		if (!store_run_id_ok(ids[i]))
 			continue;
-		_cleanup_close_ int rfd = openat(runs, ids[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-								   O_CLOEXEC);
+		_cleanup_close_ int rfd =
+		    openat(runs, ids[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (rfd < 0)
 			continue;
 		if ((r = store_run_files_push(s, ids[i], err)) == 0 &&

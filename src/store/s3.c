@@ -29,8 +29,8 @@
 #include "base/text.h"
 
 #define EMPTY_SHA256 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-#define S3_CRED_MAX 4096
-#define S3_URL_MAX 2048
+#define S3_CRED_MAX  4096
+#define S3_URL_MAX   2048
 
 /* ----------------------------------------------------------------- libcurl */
 
@@ -78,10 +78,10 @@ struct s3 {
 	char shown[S3_BUCKET_MAX + S3_PREFIX_MAX + 8];
 	char endpoint[512]; /* scheme://host[:port], no trailing '/' */
 	bool path_style;
-	char sigv4[96];	    /* "aws:amz:REGION:s3" */
+	char sigv4[96];			   /* "aws:amz:REGION:s3" */
 	char userpwd[S3_CRED_MAX * 2 + 2]; /* secret: never in a message */
-	char token[S3_CRED_MAX + 1];	    /* secret: never in a message */
-	char secret[S3_CRED_MAX + 1];	    /* kept to scrub answers of it */
+	char token[S3_CRED_MAX + 1];	   /* secret: never in a message */
+	char secret[S3_CRED_MAX + 1];	   /* kept to scrub answers of it */
 	uint64_t part_size;
 	pthread_mutex_t mu;
 	CURL *h;
@@ -130,14 +130,16 @@ static int endpoint_set(struct s3 *c, struct cdn_err *err)
 	size_t en = strlen(e);
 	while (en && e[en - 1] == '/')
 		en--;
-	const char *host = !strncmp(e, "https://", 8) ? e + 8 : !strncmp(e, "http://", 7) ? e + 7
-											  : NULL;
+	const char *host = !strncmp(e, "https://", 8)  ? e + 8
+			   : !strncmp(e, "http://", 7) ? e + 7
+						       : NULL;
 	/* scheme://host[:port] and nothing else: a path, a query or user info
 	 * would change what is signed, or where the keys go. */
 	if (!host || host >= e + en || en >= sizeof(c->endpoint) ||
 	    strcspn(host, "/?#@ ") < (size_t)(e + en - host))
 		return cdn_err_msg(err, EINVAL,
-				   "s3: CORDON_S3_ENDPOINT '%s' must be http[s]://HOST[:PORT]", shown);
+				   "s3: CORDON_S3_ENDPOINT '%s' must be http[s]://HOST[:PORT]",
+				   shown);
 	memcpy(c->endpoint, e, en);
 	c->endpoint[en] = '\0';
 	c->path_style = true;
@@ -252,7 +254,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
 	/* A new status line (after a 100 Continue) starts a new set, and
 	 * says whether the body that follows is the object or an error. */
 	if (len >= 5 && !memcmp(p, "HTTP/", 5)) {
-		q->head = (struct s3_head){ 0 };
+		q->head = (struct s3_head){0};
 		const char *sp = memchr(p, ' ', len);
 		q->status = 0;
 		for (size_t i = sp ? (size_t)(sp - p) + 1 : len; i < len && i < 16; i++) {
@@ -335,8 +337,8 @@ static void answer_text(const struct s3 *c, const struct req *q, char *out, size
 	const char *hint = "";
 	if (q->status == 403)
 		hint = " (check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and the bucket's policy)";
-	snprintf(out, cap, "HTTP %ld%s%s%s%s%s", q->status, pc[0] ? " " : "", pc,
-		 pm[0] ? ": " : "", pm, hint);
+	snprintf(out, cap, "HTTP %ld%s%s%s%s%s", q->status, pc[0] ? " " : "", pc, pm[0] ? ": " : "",
+		 pm, hint);
 }
 
 static bool retryable(CURLcode rc, long status)
@@ -344,8 +346,8 @@ static bool retryable(CURLcode rc, long status)
 	if (rc == CURLE_OK)
 		return status >= 500 && status < 600;
 	return rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST ||
-	       rc == CURLE_OPERATION_TIMEDOUT || rc == CURLE_SEND_ERROR ||
-	       rc == CURLE_RECV_ERROR || rc == CURLE_GOT_NOTHING || rc == CURLE_PARTIAL_FILE;
+	       rc == CURLE_OPERATION_TIMEDOUT || rc == CURLE_SEND_ERROR || rc == CURLE_RECV_ERROR ||
+	       rc == CURLE_GOT_NOTHING || rc == CURLE_PARTIAL_FILE;
 }
 
 /*
@@ -357,11 +359,11 @@ static int request(struct s3 *c, struct req *q, struct cdn_err *err)
 {
 	char url[S3_URL_MAX], obj[S3_KEY_MAX + S3_BUCKET_MAX + 8];
 	const char *key = q->key ? q->key : "";
-	int n = c->path_style ? snprintf(url, sizeof(url), "%s/%s/%s%s%s", c->endpoint,
-					 c->loc.bucket, key, q->query ? "?" : "",
-					 q->query ? q->query : "")
-			      : snprintf(url, sizeof(url), "%s/%s%s%s", c->endpoint, key,
-					 q->query ? "?" : "", q->query ? q->query : "");
+	int n = c->path_style
+		    ? snprintf(url, sizeof(url), "%s/%s/%s%s%s", c->endpoint, c->loc.bucket, key,
+			       q->query ? "?" : "", q->query ? q->query : "")
+		    : snprintf(url, sizeof(url), "%s/%s%s%s", c->endpoint, key, q->query ? "?" : "",
+			       q->query ? q->query : "");
 	s3_key_shown(&c->loc, key, obj, sizeof(obj));
 	if (n < 0 || (size_t)n >= sizeof(url))
 		return cdn_err_msg(err, ENAMETOOLONG, "s3: %s %s: the URL is too long", q->method,
@@ -391,15 +393,16 @@ static int request(struct s3 *c, struct req *q, struct cdn_err *err)
 	pthread_mutex_lock(&c->mu);
 	for (unsigned attempt = 1;; attempt++) {
 		q->status = 0;
-		q->head = (struct s3_head){ 0 };
+		q->head = (struct s3_head){0};
 		q->header_bytes = q->mem_len = 0;
 		q->out_len = 0;
 		q->too_big = q->write_failed = q->headers_too_big = false;
 		q->mem[0] = '\0';
 		crypto_hash_sha256_init(&q->hs);
-		if (q->out_fd >= 0 && (ftruncate(q->out_fd, 0) < 0 ||
-				       lseek(q->out_fd, 0, SEEK_SET) < 0)) {
-			r = cdn_err_set(err, errno, "s3: GET %s: truncate the file it goes to", obj);
+		if (q->out_fd >= 0 &&
+		    (ftruncate(q->out_fd, 0) < 0 || lseek(q->out_fd, 0, SEEK_SET) < 0)) {
+			r = cdn_err_set(err, errno, "s3: GET %s: truncate the file it goes to",
+					obj);
 			break;
 		}
 		CURL *h = c->h;
@@ -429,13 +432,15 @@ static int request(struct s3 *c, struct req *q, struct cdn_err *err)
 		CURLcode rc = cu.perform(h);
 		cu.getinfo(h, CURLINFO_RESPONSE_CODE, &q->status);
 		if (q->headers_too_big) {
-			r = cdn_err_msg(err, EPROTO, "s3: %s %s: the answer's headers are over %u bytes",
+			r = cdn_err_msg(err, EPROTO,
+					"s3: %s %s: the answer's headers are over %u bytes",
 					q->method, obj, S3_HEADERS_MAX);
 			break;
 		}
 		if (q->too_big) {
-			r = cdn_err_msg(err, EFBIG, "s3: GET %s: the object is over %" PRIu64 " bytes",
-					obj, q->out_max);
+			r = cdn_err_msg(err, EFBIG,
+					"s3: GET %s: the object is over %" PRIu64 " bytes", obj,
+					q->out_max);
 			break;
 		}
 		if (q->write_failed) {
@@ -444,12 +449,13 @@ static int request(struct s3 *c, struct req *q, struct cdn_err *err)
 		}
 		if (!retryable(rc, q->status) || attempt >= S3_ATTEMPTS) {
 			if (rc != CURLE_OK)
-				r = cdn_err_msg(err, rc == CURLE_OPERATION_TIMEDOUT ? ETIMEDOUT : EIO,
+				r = cdn_err_msg(err,
+						rc == CURLE_OPERATION_TIMEDOUT ? ETIMEDOUT : EIO,
 						"s3: %s %s at %s: %s (%u tries)", q->method, obj,
 						c->endpoint, cu.strerror(rc), attempt);
 			break;
 		}
-		struct timespec ts = { pause_ms / 1000, (long)(pause_ms % 1000) * 1000000L };
+		struct timespec ts = {pause_ms / 1000, (long)(pause_ms % 1000) * 1000000L};
 		nanosleep(&ts, NULL);
 		pause_ms *= 4;
 	}
@@ -482,7 +488,7 @@ int s3_check(struct s3 *c, struct cdn_err *err)
 	_cleanup_free_ struct req *q = calloc(1, sizeof(*q));
 	if (!q)
 		return cdn_err_set(err, ENOMEM, "s3");
-	*q = (struct req){ .method = "GET", .key = key, .out_fd = -1 };
+	*q = (struct req){.method = "GET", .key = key, .out_fd = -1};
 	if ((r = request(c, q, err)) < 0)
 		return cdn_err_wrap(err, "%s is not reachable", c->shown);
 	char code[64] = "";
@@ -501,7 +507,7 @@ int s3_head(struct s3 *c, const char *key, struct s3_head *out, struct cdn_err *
 	_cleanup_free_ struct req *q = calloc(1, sizeof(*q));
 	if (!q)
 		return cdn_err_set(err, ENOMEM, "s3");
-	*q = (struct req){ .method = "HEAD", .key = key, .out_fd = -1 };
+	*q = (struct req){.method = "HEAD", .key = key, .out_fd = -1};
 	int r = request(c, q, err);
 	if (r < 0)
 		return r;
@@ -521,7 +527,7 @@ int s3_delete(struct s3 *c, const char *key, struct cdn_err *err)
 	_cleanup_free_ struct req *q = calloc(1, sizeof(*q));
 	if (!q)
 		return cdn_err_set(err, ENOMEM, "s3");
-	*q = (struct req){ .method = "DELETE", .key = key, .out_fd = -1 };
+	*q = (struct req){.method = "DELETE", .key = key, .out_fd = -1};
 	int r = request(c, q, err);
 	if (r < 0)
 		return r;
@@ -536,7 +542,7 @@ int s3_get_fd(struct s3 *c, const char *key, int fd, uint64_t max, const char *h
 	_cleanup_free_ struct req *q = calloc(1, sizeof(*q));
 	if (!q)
 		return cdn_err_set(err, ENOMEM, "s3");
-	*q = (struct req){ .method = "GET", .key = key, .out_fd = fd, .out_max = max };
+	*q = (struct req){.method = "GET", .key = key, .out_fd = fd, .out_max = max};
 	int r = request(c, q, err);
 	if (r < 0)
 		return r;
@@ -584,14 +590,18 @@ static int read_at(int fd, void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
-static int put_single(struct s3 *c, const char *key, const void *buf, size_t len,
-		      const char *sha, struct cdn_err *err)
+static int put_single(struct s3 *c, const char *key, const void *buf, size_t len, const char *sha,
+		      struct cdn_err *err)
 {
 	_cleanup_free_ struct req *q = calloc(1, sizeof(*q));
 	if (!q)
 		return cdn_err_set(err, ENOMEM, "s3");
-	*q = (struct req){ .method = "PUT", .key = key, .body = buf, .body_len = len,
-			   .meta_sha256 = sha, .out_fd = -1 };
+	*q = (struct req){.method = "PUT",
+			  .key = key,
+			  .body = buf,
+			  .body_len = len,
+			  .meta_sha256 = sha,
+			  .out_fd = -1};
 	int r = request(c, q, err);
 	if (r == 0 && (q->status < 200 || q->status >= 300))
 		r = answer_err(c, q, err);
@@ -602,11 +612,11 @@ static void put_abort(struct s3 *c, const char *key, const char *upload_enc)
 {
 	_cleanup_free_ struct req *q = calloc(1, sizeof(*q));
 	char query[600];
-	struct cdn_err e = { 0 };
+	struct cdn_err e = {0};
 	if (!q)
 		return;
 	snprintf(query, sizeof(query), "uploadId=%s", upload_enc);
-	*q = (struct req){ .method = "DELETE", .key = key, .query = query, .out_fd = -1 };
+	*q = (struct req){.method = "DELETE", .key = key, .query = query, .out_fd = -1};
 	if (request(c, q, &e) < 0 || q->status < 200 || q->status >= 300)
 		fprintf(stderr, "cordon: s3: abort the multipart upload of %s/%s: %s\n",
 			c->loc.bucket, key, e.msg[0] ? e.msg : "refused");
@@ -625,8 +635,8 @@ static int put_multipart(struct s3 *c, const char *key, int fd, uint64_t size, c
 	_cleanup_free_ struct req *q = calloc(1, sizeof(*q));
 	if (!q)
 		return cdn_err_set(err, ENOMEM, "s3");
-	*q = (struct req){ .method = "POST", .key = key, .query = "uploads=", .meta_sha256 = sha,
-			   .out_fd = -1 };
+	*q = (struct req){
+	    .method = "POST", .key = key, .query = "uploads=", .meta_sha256 = sha, .out_fd = -1};
 	int r = request(c, q, err);
 	if (r < 0)
 		return r;
@@ -657,8 +667,12 @@ static int put_multipart(struct s3 *c, const char *key, int fd, uint64_t size, c
 		}
 		crypto_hash_sha256_update(&hs, buf, n);
 		snprintf(query, sizeof(query), "partNumber=%" PRIu64 "&uploadId=%s", i + 1, id_enc);
-		*q = (struct req){ .method = "PUT", .key = key, .query = query, .body = buf,
-				   .body_len = n, .out_fd = -1 };
+		*q = (struct req){.method = "PUT",
+				  .key = key,
+				  .query = query,
+				  .body = buf,
+				  .body_len = n,
+				  .out_fd = -1};
 		if ((r = request(c, q, err)) < 0)
 			break;
 		if (q->status < 200 || q->status >= 300) {
@@ -681,20 +695,24 @@ static int put_multipart(struct s3 *c, const char *key, int fd, uint64_t size, c
 		crypto_hash_sha256_final(&hs, d);
 		cdn_digest_hex(d, sent_sha);
 		if (strcmp(sent_sha, sha) != 0)
-			r = cdn_err_msg(err, EAGAIN, "s3: PUT %s: the file changed while it was read",
-					obj);
+			r = cdn_err_msg(err, EAGAIN,
+					"s3: PUT %s: the file changed while it was read", obj);
 	}
 	if (r == 0) {
 		len += (size_t)snprintf(done + len, cap - len, "</CompleteMultipartUpload>");
 		snprintf(query, sizeof(query), "uploadId=%s", id_enc);
-		*q = (struct req){ .method = "POST", .key = key, .query = query, .body = done,
-				   .body_len = len, .out_fd = -1 };
+		*q = (struct req){.method = "POST",
+				  .key = key,
+				  .query = query,
+				  .body = done,
+				  .body_len = len,
+				  .out_fd = -1};
 		r = request(c, q, err);
 		char code[64];
 		/* S3 may answer 200 and still fail: the error is in the body. */
-		if (r == 0 && (q->status < 200 || q->status >= 300 ||
-			       s3_xml_text(q->mem, q->mem_len, "Error", "Code", code,
-					   sizeof(code)) == 0)) {
+		if (r == 0 &&
+		    (q->status < 200 || q->status >= 300 ||
+		     s3_xml_text(q->mem, q->mem_len, "Error", "Code", code, sizeof(code)) == 0)) {
 			if (q->status < 300)
 				q->status = 500;
 			r = answer_err(c, q, err);
@@ -723,12 +741,13 @@ int s3_put_fd(struct s3 *c, const char *key, int fd, const char *hex, enum s3_pu
 	/* Immutable once written: the same bytes there already are kept, so a
 	 * retry, or a second writer of the same blob, never rewrites one. */
 	struct s3_head h;
-	struct cdn_err e = { 0 };
+	struct cdn_err e = {0};
 	int r = s3_head(c, key, &h, &e);
 	if (r == 0 && !strcmp(h.sha256, sha) && (!h.has_length || h.length == size))
 		return 0;
 	if (r == 0 && mode == S3_PUT_ONCE)
-		return cdn_err_msg(err, EEXIST, "s3: %s exists with other bytes: not replaced", obj);
+		return cdn_err_msg(err, EEXIST, "s3: %s exists with other bytes: not replaced",
+				   obj);
 	if (r < 0 && r != -ENOENT) {
 		*err = e;
 		return r;

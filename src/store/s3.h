@@ -29,19 +29,19 @@
 
 #define S3_BUCKET_MAX 63
 #define S3_PREFIX_MAX 256
-#define S3_KEY_MAX 512
-#define S3_HEX 64
+#define S3_KEY_MAX    512
+#define S3_HEX	      64
 /* Objects larger than this go up in parts of this size (multipart
  * upload); $CORDON_S3_PART_SIZE (bytes, at least S3_PART_MIN) changes it,
  * for tests: S3 itself wants parts of at least 5 MiB. */
-#define S3_PART_SIZE (8u << 20)
-#define S3_PART_MIN 1024u
-#define S3_PARTS_MAX 10000	/* S3's own limit */
-#define S3_BODY_MAX (256u << 10) /* bytes of an answer read into memory (XML, errors) */
-#define S3_HEADERS_MAX (64u << 10) /* bytes of an answer's headers */
-#define S3_ATTEMPTS 4		/* tries of a request that failed by a 5xx or the network */
+#define S3_PART_SIZE	     (8u << 20)
+#define S3_PART_MIN	     1024u
+#define S3_PARTS_MAX	     10000	  /* S3's own limit */
+#define S3_BODY_MAX	     (256u << 10) /* bytes of an answer read into memory (XML, errors) */
+#define S3_HEADERS_MAX	     (64u << 10)  /* bytes of an answer's headers */
+#define S3_ATTEMPTS	     4 /* tries of a request that failed by a 5xx or the network */
 #define S3_CONNECT_TIMEOUT_S 10
-#define S3_LOW_SPEED_S 30	/* a transfer below 1 byte/s this long is cut */
+#define S3_LOW_SPEED_S	     30 /* a transfer below 1 byte/s this long is cut */
 
 /* ---------------------------------------------------------------- names */
 

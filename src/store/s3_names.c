@@ -164,7 +164,8 @@ void s3_head_line(const char *line, size_t len, struct s3_head *h)
 	} else if (nlen == 4 && !strncasecmp(line, "etag", 4)) {
 		bool ok = vlen > 0 && vlen < sizeof(h->etag);
 		for (size_t i = 0; ok && i < vlen; i++)
-			ok = v[i] > 0x20 && v[i] < 0x7f && v[i] != '<' && v[i] != '>' && v[i] != '&';
+			ok =
+			    v[i] > 0x20 && v[i] < 0x7f && v[i] != '<' && v[i] != '>' && v[i] != '&';
 		if (ok) {
 			memcpy(h->etag, v, vlen);
 			h->etag[vlen] = '\0';

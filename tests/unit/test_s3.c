@@ -18,7 +18,7 @@ static void test_url(void **state)
 {
 	(void)state;
 	struct s3_loc l;
-	struct cdn_err err = { 0 };
+	struct cdn_err err = {0};
 	assert_int_equal(s3_url_parse("s3://my-bucket.eu/a/b_c/d-1.x/", &l, &err), 0);
 	assert_string_equal(l.bucket, "my-bucket.eu");
 	assert_string_equal(l.prefix, "a/b_c/d-1.x");
@@ -29,10 +29,10 @@ static void test_url(void **state)
 	assert_int_equal(s3_url_parse("s3://bkt/p//q", &l, &err), -EINVAL); /* an empty name */
 	assert_int_equal(s3_url_parse("s3://bkt///", &l, &err), 0);
 	assert_string_equal(l.prefix, "");
-	const char *bad[] = { "s3:/bkt", "http://bkt/p", "s3://", "s3://ab", "s3://Bucket/p",
-			      "s3://-bkt/p", "s3://bkt-/p", "s3://bk_t/p", "s3://bkt/a/../b",
-			      "s3://bkt/./a", "s3://bkt/a b", "s3://bkt/a?x=1", "s3://bkt/a%2f",
-			      "s3://bkt/é", NULL };
+	const char *bad[] = {
+	    "s3:/bkt",	    "http://bkt/p",   "s3://",	       "s3://ab",	  "s3://Bucket/p",
+	    "s3://-bkt/p",  "s3://bkt-/p",    "s3://bk_t/p",   "s3://bkt/a/../b", "s3://bkt/./a",
+	    "s3://bkt/a b", "s3://bkt/a?x=1", "s3://bkt/a%2f", "s3://bkt/é",	  NULL};
 	for (int i = 0; bad[i]; i++) {
 		cdn_err_clear(&err);
 		assert_int_equal(s3_url_parse(bad[i], &l, &err), -EINVAL);
@@ -50,18 +50,18 @@ static void test_url(void **state)
 static void test_key(void **state)
 {
 	(void)state;
-	struct s3_loc l = { .bucket = "bkt", .prefix = "fleet/one" };
+	struct s3_loc l = {.bucket = "bkt", .prefix = "fleet/one"};
 	char k[S3_KEY_MAX + 1], shown[600];
-	struct cdn_err err = { 0 };
+	struct cdn_err err = {0};
 	assert_int_equal(s3_key(&l, "blobs/ab/cdef", k, sizeof(k), &err), 0);
 	assert_string_equal(k, "fleet/one/blobs/ab/cdef");
 	s3_key_shown(&l, k, shown, sizeof(shown));
 	assert_string_equal(shown, "s3://bkt/fleet/one/blobs/ab/cdef");
-	struct s3_loc bare = { .bucket = "bkt" };
+	struct s3_loc bare = {.bucket = "bkt"};
 	assert_int_equal(s3_key(&bare, "runs/r1/stdout", k, sizeof(k), &err), 0);
 	assert_string_equal(k, "runs/r1/stdout");
-	const char *bad[] = { "", "/a", "a/", "a//b", "../a", "a/..", "a/./b", "a b", "a\n",
-			      "a?b", NULL };
+	const char *bad[] = {"",      "/a",  "a/",  "a//b", "../a", "a/..",
+			     "a/./b", "a b", "a\n", "a?b",  NULL};
 	for (int i = 0; bad[i]; i++)
 		assert_int_equal(s3_key(&l, bad[i], k, sizeof(k), &err), -EINVAL);
 	assert_int_equal(s3_key(&l, NULL, k, sizeof(k), &err), -EINVAL);
@@ -93,7 +93,7 @@ static void test_encode(void **state)
 static void test_head(void **state)
 {
 	(void)state;
-	struct s3_head h = { 0 };
+	struct s3_head h = {0};
 	const char *sha = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 	char line[128];
 	LINE(&h, "Content-Length: 5000\r\n");
@@ -105,12 +105,13 @@ static void test_head(void **state)
 	assert_string_equal(h.sha256, sha);
 	assert_string_equal(h.etag, "\"fc8d796d2445cf6c\"");
 	/* What is not one of them, or not well formed, changes nothing. */
-	struct s3_head g = { 0 };
+	struct s3_head g = {0};
 	LINE(&g, "Content-Length: -1\r\n");
 	LINE(&g, "Content-Length: 99999999999999999999\r\n");
 	LINE(&g, "Content-Length: 12x\r\n");
 	LINE(&g, "Content-Length:\r\n");
-	LINE(&g, "x-amz-meta-sha256: E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855\r\n");
+	LINE(&g, "x-amz-meta-sha256: "
+		 "E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855\r\n");
 	LINE(&g, "x-amz-meta-sha256: abc\r\n");
 	LINE(&g, "ETag: \"<x>\"\r\n");
 	LINE(&g, "no colon here\r\n");
@@ -169,7 +170,7 @@ static void test_open_env(void **state)
 {
 	(void)state;
 	struct s3 *c = NULL;
-	struct cdn_err err = { 0 };
+	struct cdn_err err = {0};
 	setenv("CORDON_S3_ENDPOINT", "http://127.0.0.1:9", 1);
 	setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE", 1);
 	setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", 1);
@@ -184,8 +185,8 @@ static void test_open_env(void **state)
 	assert_string_equal(s3_shown(c), "s3://bkt/pre/fix");
 	assert_string_equal(s3_loc(c)->prefix, "pre/fix");
 	s3_close(c);
-	const char *bad_endpoints[] = { "ftp://h", "http://", "http://h/path", "http://u@h",
-					"http://h?x", "h:9000", NULL };
+	const char *bad_endpoints[] = {
+	    "ftp://h", "http://", "http://h/path", "http://u@h", "http://h?x", "h:9000", NULL};
 	for (int i = 0; bad_endpoints[i]; i++) {
 		setenv("CORDON_S3_ENDPOINT", bad_endpoints[i], 1);
 		assert_int_equal(s3_open("s3://bkt", &c, &err), -EINVAL);
@@ -211,9 +212,9 @@ static void test_open_env(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_url),    cmocka_unit_test(test_key),
-		cmocka_unit_test(test_encode), cmocka_unit_test(test_head),
-		cmocka_unit_test(test_xml),    cmocka_unit_test(test_open_env),
+	    cmocka_unit_test(test_url),	   cmocka_unit_test(test_key),
+	    cmocka_unit_test(test_encode), cmocka_unit_test(test_head),
+	    cmocka_unit_test(test_xml),	   cmocka_unit_test(test_open_env),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
