@@ -48,6 +48,9 @@ static void run_usage(FILE *out)
 	      "  -w, --workspace NAME   workspace (default $CORDON_WORKSPACE, else \"default\")\n"
 	      "      --state DIR        state directory (default $CORDON_STATE, /var/lib/cordon\n"
 	      "                         for root, else $XDG_STATE_HOME/cordon)\n"
+	      "      --blobs s3://BUCKET/PREFIX  blobs and this run's files written through to\n"
+	      "                         S3, and blobs not here read from it (default\n"
+	      "                         $CORDON_BLOBS; docs/state.md)\n"
 	      "      --json             print events as NDJSON instead of the progress view\n"
 	      "  -q, --quiet            print nothing but errors; the record is kept\n"
 	      "      --policy FILE      operator egress policy (default STATE/policy.yaml,\n"
@@ -478,7 +481,7 @@ static int remote_run(const char *ref, const char *input_path, struct view_ctx *
 int cmd_run(int argc, char **argv)
 {
 	enum { O_STATE = 256, O_JSON, O_POLICY, O_PRIVATE, O_HOSTS, O_CA, O_CAPTURE, O_DEGRADED,
-	       O_CLAIM, O_STANDBY };
+	       O_CLAIM, O_STANDBY, O_BLOBS };
 	static const struct option opts[] = {
 		{ "input", required_argument, NULL, 'i' },
 		{ "workspace", required_argument, NULL, 'w' },
@@ -493,6 +496,7 @@ int cmd_run(int argc, char **argv)
 		{ "allow-degraded", required_argument, NULL, O_DEGRADED },
 		{ "claim", required_argument, NULL, O_CLAIM },
 		{ "standby", no_argument, NULL, O_STANDBY },
+		{ "blobs", required_argument, NULL, O_BLOBS },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -557,6 +561,15 @@ int cmd_run(int argc, char **argv)
 			local_only = local_only ? local_only : "--allow-degraded";
 			if (sandbox_parse_degraded(optarg, &o.allow_degraded, &err) < 0) {
 				return cli_fail(&err);
+			}
+			break;
+		case O_BLOBS:
+			/* Through the environment, where every store open reads it
+			 * (docs/state.md). */
+			local_only = local_only ? local_only : "--blobs";
+			if (setenv("CORDON_BLOBS", optarg, 1) < 0) {
+				cli_error("--blobs: %s", strerror(errno));
+				return EXIT_CORDON;
 			}
 			break;
 		case O_CLAIM:

@@ -202,6 +202,12 @@ static int copy_run_file(const struct cli_common *co, const char *id, const char
 	store_run_clear(&r);
 	char path[PATH_MAX];
 	_cleanup_close_ int fd = -1;
+	/* Not on this host: fetched from the blob store's S3, checked. */
+	struct cdn_err perr = { 0 };
+	if (listed && store_run_files_pull(s, id, &perr) < 0 && perr.code != ENOENT) {
+		store_close(s);
+		return cli_fail(&perr);
+	}
 	if (listed && store_run_file(s, id, rel, path, sizeof(path), NULL) == 0)
 		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	store_close(s);
@@ -597,6 +603,11 @@ int cmd_logs(int argc, char **argv)
 	}
 	store_run_clear(&r);
 	char path[PATH_MAX];
+	struct cdn_err perr = { 0 };
+	if (store_run_files_pull(s, id, &perr) < 0 && perr.code != ENOENT) {
+		store_close(s);
+		return cli_fail(&perr);
+	}
 	if (store_run_file(s, id, "events.ndjson", path, sizeof(path), &err) < 0) {
 		store_close(s);
 		return cli_fail(&err);

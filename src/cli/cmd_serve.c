@@ -42,9 +42,13 @@ static void serve_usage(FILE *out)
 	      "      --database URL         keep the metadata (registry, runs, secrets, keys)\n"
 	      "                             in Postgres: postgresql://USER@HOST/DB (default\n"
 	      "                             $CORDON_DATABASE_URL; unset: SQLite in the state\n"
-	      "                             directory). Blobs and run files stay in the state\n"
-	      "                             directory. Give a password in the variable or in\n"
+	      "                             directory). Give a password in the variable or in\n"
 	      "                             ~/.pgpass, not here: arguments are visible to ps\n"
+	      "      --blobs s3://BUCKET/PREFIX  write blobs and finished runs' files through\n"
+	      "                             to S3 and read what is not here from it (default\n"
+	      "                             $CORDON_BLOBS; unset: the state directory only).\n"
+	      "                             CORDON_S3_ENDPOINT and the AWS_* variables say\n"
+	      "                             where and who; the bucket is checked at start\n"
 	      "      --concurrency N        runs at once (default: twice the CPUs)\n"
 	      "      --warm-pool N          runs' processes kept started ahead, each with its\n"
 	      "                             store open and a warm sandbox waiting, so a run\n"
@@ -65,7 +69,9 @@ static void serve_usage(FILE *out)
 	      "                             and then this often (default 1h; 0: never)\n"
 	      "      --evidence-sink DIR    export each run's signed evidence pack into\n"
 	      "                             DIR/WORKSPACE/RUN.evidence.tar.gz when it ends\n"
-	      "                             (file:///PATH or /PATH; S3 is not supported yet)\n"
+	      "                             (file:///PATH or /PATH), or into S3 when DIR is\n"
+	      "                             s3://BUCKET/PREFIX (CORDON_S3_ENDPOINT and the\n"
+	      "                             AWS_* variables; the bucket is checked at start)\n"
 	      "      --hosts FILE           extra hosts file for the runs' egress resolver\n"
 	      "      --allow-private IP:PORT  a private address the runs' proxy may reach\n"
 	      "      --upstream-ca FILE     extra CA for inspected HTTPS upstreams\n"
@@ -193,6 +199,10 @@ int cmd_serve(int argc, char **argv)
 			 * from: the runs serve starts (cordon-full processes) inherit
 			 * it and record into the same database. */
 			cli_error("--database: %s", strerror(errno));
+			rc = EXIT_CORDON;
+		} else if (cfg.blobs && setenv("CORDON_BLOBS", cfg.blobs, 1) < 0) {
+			/* The same for the blob store (docs/state.md). */
+			cli_error("--blobs: %s", strerror(errno));
 			rc = EXIT_CORDON;
 		} else if (serve_main(&cfg, &err) < 0) {
 			cli_error("serve: %s", err.msg);

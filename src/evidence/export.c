@@ -724,7 +724,12 @@ int evidence_export(struct store *s, const struct evidence_export_opts *o,
 				"run %s has not finished (status %s); export it once it has",
 				rec.id, store_run_status_name(rec.status));
 	} else {
-		r = store_run_file(s, rec.id, NULL, c.dirname, sizeof(c.dirname), err);
+		/* A run of another host: its files from the blob store's S3. */
+		r = store_run_files_pull(s, rec.id, err);
+		if (r == -ENOENT)
+			r = 0;
+		if (r == 0)
+			r = store_run_file(s, rec.id, NULL, c.dirname, sizeof(c.dirname), err);
 		if (r == 0)
 			c.dirfd = open(c.dirname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (r == 0 && c.dirfd < 0)

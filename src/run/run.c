@@ -462,6 +462,13 @@ done:
 	json_decref(c.delivery);
 	json_decref(c.steps);
 	c.rec.input_json = NULL;
+	/* Every file closed: the run's files go to the blob store's S3 (when
+	 * there is one), so a reader on another host finds them. A failure is
+	 * said, and the files stay here. */
+	struct cdn_err perr = { 0 };
+	if (recorded && c.dir[0] && store_run_files_push(s, c.rec.id, &perr) < 0)
+		fprintf(stderr, "cordon: run %s: its files were not uploaded: %s\n", c.rec.id,
+			perr.msg);
 	if (queued_input) {
 		o->input = NULL;
 		o->input_len = 0;

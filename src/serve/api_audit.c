@@ -30,6 +30,7 @@ enum MHD_Result h_audit_get(struct call *c)
 	if (limit == 0 || limit > AUDIT_PAGE_MAX)
 		limit = AUDIT_PAGE_MAX;
 	char path[PATH_MAX] = "";
+	(void)store_run_files_pull(c->sv->s, run, NULL);
 	(void)store_run_file(c->sv->s, run, "audit.jsonl", path, sizeof(path), NULL);
 	json_t *entries = json_array();
 	json_t *verify;

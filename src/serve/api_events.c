@@ -273,6 +273,8 @@ enum MHD_Result api_run_events(struct call *c, const char *id)
 	s->conn = c->conn;
 	snprintf(s->id, sizeof(s->id), "%s", id);
 	snprintf(s->key_id, sizeof(s->key_id), "%s", c->key.id);
+	/* A finished run's events may be on the blob store's S3 only. */
+	(void)store_run_files_pull(c->sv->s, id, NULL);
 	(void)store_run_file(c->sv->s, id, "events.ndjson", s->path, sizeof(s->path), NULL);
 	s->follow = f && (strcmp(f, "1") == 0 || strcmp(f, "true") == 0);
 	s->sse = accept && strstr(accept, "text/event-stream");

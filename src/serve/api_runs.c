@@ -245,6 +245,10 @@ static enum MHD_Result run_file(struct call *c, const char *id, const char *rel,
 {
 	char path[PATH_MAX];
 	int fd = -1;
+	/* Not on this host: fetched from the blob store's S3, checked. */
+	struct cdn_err perr = { 0 };
+	if (store_run_files_pull(c->sv->s, id, &perr) < 0 && perr.code != ENOENT)
+		return api_fail(c->conn, 502, "blob_store", "run %s: %s", id, perr.msg);
 	if (store_run_file(c->sv->s, id, rel, path, sizeof(path), NULL) == 0)
 		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	struct stat st;

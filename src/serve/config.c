@@ -52,6 +52,7 @@ struct opt_def {
 static const struct opt_def opts[] = {
 	{ { "state", NULL, "state", false, "DIR" }, OPT_PATH, 0, FIELD(state_dir) },
 	{ { "database", NULL, "database", false, "URL" }, OPT_STRING, 0, FIELD(database) },
+	{ { "blobs", NULL, "blobs", false, "URL" }, OPT_STRING, 0, FIELD(blobs) },
 	{ { "listen", "serve", "listen", false, "ADDR:PORT" }, OPT_STRING, 0, FIELD(listen) },
 	{ { "concurrency", "serve", "concurrency", false, "N" }, OPT_UINT, 1024,
 	  FIELD(concurrency) },

@@ -462,7 +462,8 @@ int serve_main(const struct serve_config *cfg, struct cdn_err *err)
 		snprintf(sv->state, sizeof(sv->state), "%s", cfg->state_dir);
 	else if ((r = store_default_dir(sv->state, sizeof(sv->state), err)) < 0)
 		goto out;
-	if ((r = store_open(sv->state, &sv->s, err)) < 0 || (r = vault_open(sv->s, &sv->v, err)) < 0)
+	if ((r = store_open(sv->state, &sv->s, err)) < 0 || (r = store_blobs_check(sv->s, err)) < 0 ||
+	    (r = vault_open(sv->s, &sv->v, err)) < 0)
 		goto out;
 	/* Absolute, so each run finds the same store. */
 	snprintf(sv->state, sizeof(sv->state), "%s", store_dir(sv->s));

@@ -54,8 +54,12 @@ struct serve_config {
 	 * and the runs through CORDON_DATABASE_URL; NULL: that variable, or
 	 * SQLite. */
 	const char *database;
+	/* The blob store's S3 location (s3://BUCKET/PREFIX), handed to the
+	 * store and the runs through CORDON_BLOBS; NULL: that variable, or
+	 * the state directory only. */
+	const char *blobs;
 	/* Where each run's evidence pack goes when it ends: a directory
-	 * (file:///PATH or /PATH); NULL: nowhere. */
+	 * (file:///PATH or /PATH) or s3://BUCKET/PREFIX; NULL: nowhere. */
 	const char *evidence_sink;
 	/* /metrics on a TCP listener of its own ("ADDR:PORT"); NULL: off, and
 	 * /metrics is only on STATE/serve.sock. With a token file, a scrape
@@ -111,8 +115,9 @@ void serve_config_file_free(struct serve_config_file *f);
 /* Serves until SIGTERM or SIGINT, then drains. 0 after a clean drain. */
 int serve_main(const struct serve_config *cfg, struct cdn_err *err);
 
-/* An evidence sink's setting as a directory (file:///PATH or /PATH), or
- * why not: S3 is not supported yet (sink.c). */
+/* An evidence sink's setting as a directory (file:///PATH or /PATH) into
+ * dir, or an S3 location (s3://BUCKET/PREFIX, dir ""), or why it is
+ * neither (sink.c). */
 int sink_check(const char *url, char *dir, size_t cap, struct cdn_err *err);
 
 #endif

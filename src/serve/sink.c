@@ -9,6 +9,12 @@
  * below it is reached from the descriptor opened then. A pack is written
  * in the state's tmp/, copied beside its name and linked into place, so
  * a reader never sees half of one and none is ever replaced.
+ *
+ * The sink may be S3 instead (s3://BUCKET/PREFIX): the pack goes to
+ * PREFIX/WORKSPACE/RUN.evidence.tar.gz with its sha256 beside it
+ * (store/s3.h), written once and never replaced. The bucket is read at
+ * start, so a sink that cannot be reached stops the server from starting
+ * rather than losing every pack after.
  */
 #define _GNU_SOURCE
 #include "serve/internal.h"
@@ -26,12 +32,14 @@
 #include "base/cleanup.h"
 #include "base/file.h"
 #include "evidence/evidence.h"
+#include "store/s3.h"
 
 #define SINK_QUEUE 1024
 
 struct sink {
-	char dir[PATH_MAX];
+	char dir[PATH_MAX]; /* the directory, or the S3 location as shown */
 	int dirfd;
+	struct s3 *s3;	    /* an S3 sink; NULL for a directory */
 	pthread_t thread;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
@@ -63,16 +71,19 @@ static int dir_ok(int fd, const char *what, const char *path, struct cdn_err *er
 int sink_check(const char *url, char *dir, size_t cap, struct cdn_err *err)
 {
 	const char *p = url;
-	if (!strncmp(url, "s3://", 5))
-		return cdn_err_msg(err, ENOTSUP,
-				   "%s: S3 is not supported yet (cordon has no S3 "
-				   "client): give a directory, file:///PATH or /PATH",
-				   url);
+	if (!strncmp(url, "s3://", 5)) {
+		struct s3_loc loc;
+		if (cap)
+			dir[0] = '\0';
+		return s3_url_parse(url, &loc, err);
+	}
 	if (!strncmp(url, "file://", 7))
 		p = url + 7;
 	else if (strstr(url, "://"))
 		return cdn_err_msg(err, EINVAL,
-				   "%s: not a directory (file:///PATH or /PATH)", url);
+				   "%s: not a directory (file:///PATH or /PATH) or an S3 location "
+				   "(s3://BUCKET/PREFIX)",
+				   url);
 	if (p[0] != '/')
 		return cdn_err_msg(err, EINVAL, "%s: not an absolute path", url);
 	if (strlen(p) >= cap || strlen(p) > PATH_MAX - STORE_MAX_NAME - STORE_RUN_ID_MAX - 40)
@@ -94,7 +105,17 @@ int sink_start(struct server *sv, struct cdn_err *err)
 	}
 	k->dirfd = -1;
 	int r = sink_check(sv->cfg.evidence_sink, k->dir, sizeof(k->dir), err);
-	if (r == 0) {
+	if (r == 0 && !k->dir[0]) {
+		/* S3: the bucket read once now, so that a sink that cannot be
+		 * reached (endpoint, bucket, credentials) fails the start. */
+		r = s3_open(sv->cfg.evidence_sink, &k->s3, err);
+		if (r == 0)
+			r = s3_check(k->s3, err);
+		if (r == 0)
+			snprintf(k->dir, sizeof(k->dir), "%s", s3_shown(k->s3));
+		if (r < 0)
+			cdn_err_wrap(err, "evidence sink");
+	} else if (r == 0) {
 		k->dirfd = open(k->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		r = k->dirfd < 0 ? cdn_err_set(err, errno, "evidence sink %s", k->dir)
 				 : dir_ok(k->dirfd, "evidence sink", k->dir, err);
@@ -216,6 +237,22 @@ static int publish(int wsfd, const char *staged, const char *name)
 	return r;
 }
 
+/* The pack at staged put as PREFIX/WS/NAME, once: a pack there already
+ * with other bytes is not replaced (EEXIST). */
+static int publish_s3(struct sink *k, const char *staged, const char *ws, const char *name,
+		      struct cdn_err *err)
+{
+	char rel[STORE_MAX_NAME + STORE_RUN_ID_MAX + 40], key[S3_KEY_MAX + 1];
+	snprintf(rel, sizeof(rel), "%s/%s", ws, name);
+	int r = s3_key(s3_loc(k->s3), rel, key, sizeof(key), err);
+	if (r < 0)
+		return r;
+	_cleanup_close_ int fd = open(staged, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return cdn_err_set(err, errno, "the staged pack");
+	return s3_put_fd(k->s3, key, fd, NULL, S3_PUT_ONCE, NULL, err);
+}
+
 static void export_one(struct server *sv, struct sink *k, const char *id)
 {
 	struct cdn_err err = { 0 };
@@ -228,8 +265,8 @@ static void export_one(struct server *sv, struct sink *k, const char *id)
 	char ws[STORE_MAX_NAME + 1];
 	snprintf(ws, sizeof(ws), "%s", r.workspace);
 	store_run_clear(&r);
-	_cleanup_close_ int wsfd = ws_dir(k, ws);
-	if (wsfd < 0) {
+	_cleanup_close_ int wsfd = k->s3 ? -1 : ws_dir(k, ws);
+	if (!k->s3 && wsfd < 0) {
 		k->failed++;
 		return;
 	}
@@ -260,7 +297,9 @@ static void export_one(struct server *sv, struct sink *k, const char *id)
 	struct evidence_export_info info;
 	int e = evidence_export(sv->s, &o, &info, &err);
 	evidence_key_free(key);
-	if (e == 0 && (e = publish(wsfd, staged, name)) < 0)
+	if (e == 0 && k->s3)
+		e = publish_s3(k, staged, ws, name, &err);
+	else if (e == 0 && (e = publish(wsfd, staged, name)) < 0)
 		snprintf(err.msg, sizeof(err.msg), "%s/%s/%s: %s", k->dir, ws, name, strerror(-e));
 	(void)unlink(staged);
 	if (e < 0) {
@@ -313,6 +352,7 @@ void sink_stop(struct server *sv)
 	}
 	if (k->dirfd >= 0)
 		close(k->dirfd);
+	s3_close(k->s3);
 	pthread_mutex_destroy(&k->mu);
 	pthread_cond_destroy(&k->cv);
 	free(k->q);

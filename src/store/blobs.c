@@ -57,8 +57,8 @@ bool store_blob_present(struct store *s, const char *hex, int64_t size)
 }
 
 /* Puts a finished temp file holding the bytes of hex in its place. */
-static int blob_commit(struct store *s, struct atomic_file *af, const char *hex, uint64_t size,
-		       struct cdn_err *err)
+int store_blob_commit(struct store *s, struct atomic_file *af, const char *hex, uint64_t size,
+		      struct cdn_err *err)
 {
 	/* Content addressing: a blob already there with this size holds these
 	 * bytes (it was synced before its rename), so this copy is dropped.
@@ -83,15 +83,19 @@ int store_blob_put(struct store *s, const void *data, size_t len, char hex[STORE
 		   struct cdn_err *err)
 {
 	cdn_sha256_hex(data, len, hex);
+	/* Stored here already; with S3, the write-through is checked again
+	 * (a HEAD): an earlier one may have failed after the local write. */
 	if (store_blob_present(s, hex, (int64_t)len))
-		return 0;
+		return store_remote_blob_push(s, hex, err);
 	_cleanup_atomic_ struct atomic_file af = ATOMIC_FILE_INIT;
 	int r = store_atomic_begin(s, &af, "a blob", err);
 	if (r < 0)
 		return r;
 	if ((r = cdn_write_all(af.fd, data, len)) < 0)
 		return cdn_err_set(err, r, "store: write a blob in %s/tmp", s->dir);
-	return blob_commit(s, &af, hex, len, err);
+	if ((r = store_blob_commit(s, &af, hex, len, err)) < 0)
+		return r;
+	return store_remote_blob_push(s, hex, err);
 }
 
 /*
@@ -150,7 +154,9 @@ int store_blob_put_fd(struct store *s, int fd, uint64_t max, char hex[STORE_HASH
 		return r;
 	if (size)
 		*size = total;
-	return blob_commit(s, &af, hex, total, err);
+	if ((r = store_blob_commit(s, &af, hex, total, err)) < 0)
+		return r;
+	return store_remote_blob_push(s, hex, err);
 }
 
 /*
@@ -171,6 +177,7 @@ void store_blob_batch_abort(struct store *s, struct blob_batch *b)
 		if (b->v[i].tmp[0])
 			(void)unlinkat(s->tmp_fd, b->v[i].tmp, 0);
 	free(b->v);
+	free(b->present);
 	*b = (struct blob_batch){ 0 };
 }
 
@@ -192,8 +199,21 @@ int store_blob_batch_put_fd(struct store *s, struct blob_batch *b, int fd, uint6
 		return r;
 	if ((r = store_hash_stream(s, fd, max, af.fd, hex, size, err)) < 0)
 		return r;
-	if (store_blob_present(s, hex, (int64_t)*size))
-		return 0; /* the temp file goes with af */
+	if (store_blob_present(s, hex, (int64_t)*size)) {
+		/* The temp file goes with af; S3 is asked at commit. */
+		if (!s->remote)
+			return 0;
+		if (b->npresent == b->cappresent) {
+			size_t nc = b->cappresent ? b->cappresent * 2 : 64;
+			void *nv = realloc(b->present, nc * sizeof(*b->present));
+			if (!nv)
+				return cdn_err_set(err, ENOMEM, "store: blob");
+			b->present = nv;
+			b->cappresent = nc;
+		}
+		memcpy(b->present[b->npresent++], hex, STORE_HASH_HEX + 1);
+		return 0;
+	}
 	if (fchmod(af.fd, BLOB_MODE) < 0)
 		return cdn_err_set(err, errno, "store: write a blob in %s/tmp", s->dir);
 	if (b->n == b->cap) {
@@ -249,6 +269,12 @@ int store_blob_batch_commit(struct store *s, struct blob_batch *b, struct cdn_er
 	 * that names these blobs is stored. */
 	if (r == 0 && b->n && syncfs(s->blobs_fd) < 0)
 		r = cdn_err_set(err, errno, "store: sync %s/blobs", s->dir);
+	/* Written through to S3 once durable here, before the listing that
+	 * names them is stored (and pushed) itself. */
+	for (size_t i = 0; r == 0 && i < b->n; i++)
+		r = store_remote_blob_push(s, b->v[i].hex, err);
+	for (size_t i = 0; r == 0 && !b->skip_present && i < b->npresent; i++)
+		r = store_remote_blob_push(s, b->present[i], err);
 	store_blob_batch_abort(s, b);
 	return r;
 }
@@ -258,8 +284,9 @@ int store_blob_path(struct store *s, const char *hex, char *out, size_t cap, str
 	int r = store_hash_check(hex, "a sha256 (64 lowercase hex)", err);
 	if (r < 0)
 		return r;
-	if (!store_blob_present(s, hex, -1))
-		return cdn_err_set(err, ENOENT, "store: blob %s", hex);
+	if (!store_blob_present(s, hex, -1) &&
+	    (!s->remote || (r = store_remote_blob_fetch(s, hex, err)) < 0))
+		return s->remote ? r : cdn_err_set(err, ENOENT, "store: blob %s", hex);
 	int n = snprintf(out, cap, "%s/blobs/%.2s/%s", s->dir, hex, hex + 2);
 	if (n < 0 || (size_t)n >= cap)
 		return cdn_err_set(err, ENAMETOOLONG, "store: blob %s", hex);
@@ -272,6 +299,14 @@ int store_blob_open(struct store *s, const char *hex, int *fd, struct stat *st,
 	char rel[STORE_HASH_HEX + 2];
 	blob_rel(hex, rel);
 	*fd = openat(s->blobs_fd, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+	/* Not here: fetched from S3 (checked against its name) when the
+	 * state directory is a cache of it. */
+	if (*fd < 0 && errno == ENOENT && s->remote) {
+		int r = store_remote_blob_fetch(s, hex, err);
+		if (r < 0)
+			return r;
+		*fd = openat(s->blobs_fd, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+	}
 	if (*fd < 0)
 		return cdn_err_set(err, errno, "store: blob %s", hex);
 	int e = fstat(*fd, st) < 0 ? errno : S_ISREG(st->st_mode) ? 0 : EINVAL;

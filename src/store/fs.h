@@ -97,6 +97,19 @@ int store_blob_copy_checked(struct store *s, const char *hex, int out, struct cd
 int store_hash_stream(const struct store *s, int fd, uint64_t max, int copy_fd,
 		      char hex[STORE_HASH_HEX + 1], uint64_t *size, struct cdn_err *err);
 
+/* Puts the finished temp file af, holding the bytes of hex, in its place
+ * (kept when that blob is there already). */
+int store_blob_commit(struct store *s, struct atomic_file *af, const char *hex, uint64_t size,
+		      struct cdn_err *err);
+/* remote.c: blob hex written to S3 (0 at once without S3), and fetched
+ * from it into blobs/, checked against its name (-ENOENT when S3 has
+ * none either). */
+int store_remote_blob_push(struct store *s, const char *hex, struct cdn_err *err);
+int store_remote_blob_fetch(struct store *s, const char *hex, struct cdn_err *err);
+/* Whether S3 holds blob hex, with that sha256 stored (false without S3,
+ * or when it cannot be asked). */
+bool store_remote_blob_known(struct store *s, const char *hex);
+
 /* A tree's blobs, made durable together (blobs.c says how). */
 struct blob_staged {
 	char tmp[TMP_NAME_MAX]; /* in tmp/; "" once renamed or removed */
@@ -108,6 +121,12 @@ struct blob_batch {
 	struct blob_staged *v;
 	size_t n, cap;
 	int mode; /* 0 unknown, 1 batched, -1 one at a time (tmp/ and blobs/ differ) */
+	/* With S3: the blobs found stored here already, which S3 may still
+	 * lack (an earlier write-through failed), pushed at commit unless
+	 * skip_present says S3 has them all. */
+	char (*present)[STORE_HASH_HEX + 1];
+	size_t npresent, cappresent;
+	bool skip_present;
 };
 
 /* store_blob_put_fd, but only staged until store_blob_batch_commit. */

@@ -63,6 +63,9 @@ struct store {
 	int tmp_fd;   /* <dir>/tmp */
 	const struct store_db_ops *ops;
 	struct store_db *db;
+	/* Blobs and finished runs' files written through to S3, and read back
+	 * from it on a local miss (remote.c); NULL: the state directory only. */
+	struct s3 *remote;
 };
 
 /* ------------------------------------------------------- the backend seam */

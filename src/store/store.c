@@ -13,6 +13,7 @@
  */
 #define _GNU_SOURCE
 #include "store/fs.h"
+#include "store/s3.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -326,7 +327,8 @@ int store_open_db(const char *dir, const char *database, struct store **out,
 	s->ops = ops;
 	if (ops != &store_sqlite_ops) {
 		/* A server database serialises its own migrations. */
-		if ((r = ops->open(s, database, &s->db, err)) < 0)
+		if ((r = ops->open(s, database, &s->db, err)) < 0 ||
+		    (r = store_blobs_attach(s, store_default_blobs(), err)) < 0)
 			return r;
 		*out = cdn_steal(&s);
 		return 0;
@@ -336,7 +338,7 @@ int store_open_db(const char *dir, const char *database, struct store **out,
 	if ((r = db_file_prepare(s, err)) == 0)
 		r = ops->open(s, NULL, &s->db, err);
 	open_lock(s, false, NULL);
-	if (r < 0)
+	if (r < 0 || (r = store_blobs_attach(s, store_default_blobs(), err)) < 0)
 		return r;
 	*out = cdn_steal(&s);
 	return 0;
@@ -348,6 +350,7 @@ void store_close(struct store *s)
 		return;
 	if (s->db)
 		s->ops->close(s->db);
+	s3_close(s->remote);
 	int fds[] = { s->dirfd, s->blobs_fd, s->trees_fd, s->tmp_fd };
 	for (size_t i = 0; i < CDN_ARRAY_SIZE(fds); i++)
 		if (fds[i] >= 0)

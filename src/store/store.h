@@ -57,14 +57,41 @@ const char *store_default_database(void);
  * writable by group or others. Several processes may open one store.
  * The metadata goes to `database`: NULL (or "") for SQLite in
  * <dir>/cordon.db, a postgresql:// (or postgres://) URL for Postgres
- * (docs/state.md); blobs, trees and run files stay in dir either way.
- * store_open takes store_default_database().
+ * (docs/state.md); blobs, trees and run files stay in dir either way,
+ * and are also on S3 when store_default_blobs() names a location
+ * (store_blobs_attach). store_open takes store_default_database().
  */
 int store_open_db(const char *dir, const char *database, struct store **out,
 		  struct cdn_err *err);
 int store_open(const char *dir, struct store **out, struct cdn_err *err);
 /* "sqlite" or "postgres". */
 const char *store_backend(const struct store *s);
+
+/*
+ * Blobs on S3 (docs/state.md, "Blobs and run files on S3"): with a
+ * location s3://BUCKET/PREFIX, every blob stored is written through to
+ * PREFIX/blobs/ab/cdef..., a blob missing here is fetched from there
+ * (checked against its name) into blobs/, and a finished run's files go
+ * to PREFIX/runs/<id>/ with their sha256, fetched back (checked) by a
+ * reader on a host that does not have them. The state directory is then
+ * a cache of blobs and runs. store_open attaches store_default_blobs().
+ */
+/* $CORDON_BLOBS, or NULL when it is unset or empty. */
+const char *store_default_blobs(void);
+/* Attaches url (NULL or "": none, the state directory only). Nothing is
+ * sent: store_blobs_check reads the bucket. */
+int store_blobs_attach(struct store *s, const char *url, struct cdn_err *err);
+int store_blobs_check(struct store *s, struct cdn_err *err);
+/* "s3://BUCKET/PREFIX", or NULL without one. */
+const char *store_blobs_shown(const struct store *s);
+/* Uploads the files of run id (runs/<id>/: events, stdout, stderr,
+ * audit, steps, result, artifacts/) with an index of their sha256s,
+ * index last; 0 at once without S3. */
+int store_run_files_push(struct store *s, const char *id, struct cdn_err *err);
+/* Makes runs/<id>/ local: nothing when it is here or there is no S3;
+ * else its files fetched by the index, each checked against its sha256,
+ * and the directory put in place whole. -ENOENT when S3 has none. */
+int store_run_files_pull(struct store *s, const char *id, struct cdn_err *err);
 /* A database URL as messages show it: the password (user:PASSWORD@ and
  * password=... in the query) replaced by "***". Returns out. */
 const char *store_database_shown(const char *url, char *out, size_t cap);
@@ -514,6 +541,22 @@ struct store_migrate_report {
 };
 int store_migrate(struct store *src, struct store *dst, struct store_migrate_report *rep,
 		  struct cdn_err *err);
+
+/*
+ * Copies the state directory's blobs and run files to url
+ * (s3://BUCKET/PREFIX, as store_blobs_attach would use it) and reads every
+ * object back whole, checked: a blob against its name, a run's files
+ * against the index, and the index against the files here. Objects there
+ * already with the right sha256 are not sent again, so a copy that failed
+ * half-way is simply run again.
+ */
+struct store_blobs_report {
+	uint64_t blobs, blob_bytes; /* blobs copied and checked */
+	uint64_t sent;		    /* of them, sent now (the rest were there) */
+	uint64_t runs, run_files;   /* run directories, and their files checked */
+};
+int store_migrate_blobs(struct store *s, const char *url, struct store_blobs_report *rep,
+			struct cdn_err *err);
 
 /* --------------------------------------------------------------- api keys */
 

@@ -531,6 +531,14 @@ int store_tree_import(struct store *s, const char *dir, const struct tree_limits
 		}
 	}
 	tree_entries_free(w.v, w.n);
+	/* With S3, a listing there means every blob it names is there too (it
+	 * is put after them): the blobs found stored here need no HEAD each,
+	 * which for an unchanged node_modules would be thousands. */
+	if (r == 0 && s && w.batch.npresent) {
+		char lhash[STORE_HASH_HEX + 1];
+		cdn_sha256_hex(listing ? listing : "", len, lhash);
+		w.batch.skip_present = store_remote_blob_known(s, lhash);
+	}
 	if (r == 0 && s)
 		r = store_blob_batch_commit(s, &w.batch, err);
 	if (s)

@@ -89,7 +89,7 @@ def test_bad_sinks_are_refused_at_start(tmp_path):
     state = tmp_path / "state"
     state.mkdir(mode=0o700)
     env = dict(os.environ, CORDON_STATE=str(state))
-    for sink, why in (("s3://bucket/prefix", "S3 is not supported yet"),
+    for sink, why in (("s3://Bad_Bucket/prefix", "the bucket must be"),
                       ("relative/dir", "not an absolute path"),
                       ("https://example.test/x", "not a directory"),
                       (str(open_dir), "another user can change"),

@@ -1,0 +1,44 @@
+// Reads objects back through the official AWS SDK for JavaScript, so a test
+// knows they are real S3 objects: `node objects.mjs BUCKET PREFIX` prints
+// one JSON line per object under PREFIX with its key, size, sha256 of the
+// bytes read and the x-amz-meta-sha256 stored with it, or to stdout the
+// bytes of one object with `node objects.mjs BUCKET KEY --body`.
+// The endpoint and credentials come from CORDON_S3_ENDPOINT and AWS_*.
+import { createHash } from "node:crypto";
+import {
+  S3Client, ListObjectsV2Command, GetObjectCommand,
+} from "@aws-sdk/client-s3";
+
+const [bucket, prefix, mode] = process.argv.slice(2);
+const s3 = new S3Client({
+  endpoint: process.env.CORDON_S3_ENDPOINT,
+  region: process.env.AWS_REGION || "us-east-1",
+  forcePathStyle: true,
+  credentials: {
+    accessKeyId: process.env.AWS_ACCESS_KEY_ID,
+    secretAccessKey: process.env.AWS_SECRET_ACCESS_KEY,
+  },
+});
+
+async function bytes(key) {
+  const o = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+  return { body: Buffer.from(await o.Body.transformToByteArray()), meta: o.Metadata || {} };
+}
+
+if (mode === "--body") {
+  const { body } = await bytes(prefix);
+  process.stdout.write(body);
+} else {
+  let token;
+  do {
+    const page = await s3.send(new ListObjectsV2Command({
+      Bucket: bucket, Prefix: prefix, ContinuationToken: token,
+    }));
+    for (const o of page.Contents || []) {
+      const { body, meta } = await bytes(o.Key);
+      const sha256 = createHash("sha256").update(body).digest("hex");
+      console.log(JSON.stringify({ key: o.Key, size: body.length, sha256, meta_sha256: meta.sha256 || null }));
+    }
+    token = page.IsTruncated ? page.NextContinuationToken : undefined;
+  } while (token);
+}
