@@ -15,10 +15,10 @@ from test_metrics import parse, unix_get, value
 from test_serve import SECRET, Server, agent
 
 
-def standbys(parent=None):
-    """pids of `cordon run --standby` processes (children of parent when
-    given); their sandboxes' pid 1, a copy of them, counts too unless a
-    parent is given."""
+def standbys(state, parent=None):
+    """pids of the `cordon run --standby` processes of the server on state
+    (children of parent when given); their sandboxes' pid 1, a copy of
+    them, counts too unless a parent is given."""
     out = []
     for p in os.listdir("/proc"):
         if not p.isdigit():
@@ -29,7 +29,7 @@ def standbys(parent=None):
         except (OSError, ValueError, IndexError):
             continue
         if b"--standby" in cmd and os.path.basename(cmd[0].decode()).startswith("cordon") \
-                and (parent is None or ppid == parent):
+                and str(state).encode() in cmd and (parent is None or ppid == parent):
             out.append(int(p))
     return out
 
@@ -80,11 +80,11 @@ def test_api_runs_start_warm_and_the_pool_refills(tmp_path):
         m = metrics(srv)
         assert value(m, "cordon_runs_dispatched_total", start="warm") == 3
         assert value(m, "cordon_runs_dispatched_total", start="cold") == 0
-        assert len(standbys(srv.proc.pid)) == 2
+        assert len(standbys(srv.state, srv.proc.pid)) == 2
     finally:
         assert srv.stop() == 0
     # the standbys left with the server, and their sandboxes with them
-    assert wait_until(lambda: not standbys(), 10), standbys()
+    assert wait_until(lambda: not standbys(srv.state), 10), standbys(srv.state)
 
 
 def test_a_warm_run_gets_its_own_limits(tmp_path):
@@ -113,7 +113,7 @@ def test_a_pool_of_zero_starts_every_run_cold(tmp_path):
         rec = srv.wait_final(srv.owner, j["id"])
         assert rec["status"] == "succeeded"
         assert rec["result"]["protections"]["start"] == "cold"
-        assert not standbys()
+        assert not standbys(srv.state)
         m = metrics(srv)
         assert value(m, "cordon_warm_pool_size") == 0
         assert value(m, "cordon_runs_dispatched_total", start="cold") == 1
