@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "base/cleanup.h"
@@ -62,6 +63,8 @@ static void run_usage(FILE *out)
 	      "      --allow-degraded LIST  run without these protections if the host lacks\n"
 	      "                         them: landlock, cgroup, seccomp (recorded)\n"
 	      "      --claim ID         run the queued record ID (what cordon serve uses)\n"
+	      "      --lease WORKER     with --claim: the record must be under WORKER's lease\n"
+	      "                         (what cordon worker uses); the run dies with its parent\n"
 	      "  -h, --help             show this help\n"
 	      "\n"
 	      "With CORDON_URL set, the run is dispatched to cordon serve (key in\n"
@@ -430,7 +433,7 @@ static int remote_run(const char *ref, const char *input_path, struct view_ctx *
 int cmd_run(int argc, char **argv)
 {
 	enum { O_STATE = 256, O_JSON, O_POLICY, O_PRIVATE, O_HOSTS, O_CA, O_CAPTURE, O_DEGRADED,
-	       O_CLAIM };
+	       O_CLAIM, O_LEASE };
 	static const struct option opts[] = {
 		{ "input", required_argument, NULL, 'i' },
 		{ "workspace", required_argument, NULL, 'w' },
@@ -444,6 +447,7 @@ int cmd_run(int argc, char **argv)
 		{ "capture", required_argument, NULL, O_CAPTURE },
 		{ "allow-degraded", required_argument, NULL, O_DEGRADED },
 		{ "claim", required_argument, NULL, O_CLAIM },
+		{ "lease", required_argument, NULL, O_LEASE },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -518,6 +522,14 @@ int cmd_run(int argc, char **argv)
 			snprintf(o.run_id, sizeof(o.run_id), "%s", optarg);
 			o.claim = true;
 			break;
+		case O_LEASE:
+			local_only = local_only ? local_only : "--lease";
+			if (!store_worker_id_ok(optarg)) {
+				cli_error("--lease: '%s' is not a worker id", optarg);
+				return EXIT_CORDON;
+			}
+			o.lease_owner = optarg;
+			break;
 		case 'h':
 			run_usage(stdout);
 			return 0;
@@ -536,6 +548,19 @@ int cmd_run(int argc, char **argv)
 		return EXIT_CORDON;
 	}
 	o.ref = argv[optind];
+	if (o.lease_owner && !o.claim) {
+		cli_error("run: --lease goes with --claim");
+		return EXIT_CORDON;
+	}
+	if (o.lease_owner && !cli_remote()) {
+		/* The worker that holds the lease renews it and stops the run
+		 * when it loses it; a run that outlived its worker would run on
+		 * under a lease nobody renews, beside the retry of the run. */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() == 1) {
+			cli_error("run: its worker is gone");
+			return EXIT_CORDON;
+		}
+	}
 	if (cli_remote()) {
 		if (local_only) {
 			cli_error("run: %s is for a local run; CORDON_URL is set, so the run goes to "

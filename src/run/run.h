@@ -73,6 +73,9 @@ struct run_options {
 	 * the server's queue): take it over instead of creating one. Its
 	 * caller and creation time are kept. */
 	bool claim;
+	/* With claim: the worker whose lease the record must be under (cordon
+	 * worker); NULL for a record with no lease (cordon serve's own). */
+	const char *lease_owner;
 };
 
 struct run_outcome {

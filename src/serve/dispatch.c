@@ -16,9 +16,7 @@
 #include "serve/internal.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,8 +26,6 @@
 
 #include "base/clock.h"
 #include "run/control.h"
-
-extern char **environ;
 
 /* Called with the lock held. */
 static struct ws_runs *ws_find(struct server *sv, const char *ws, bool make)
@@ -128,54 +124,15 @@ static void job_free(struct job *j)
 
 static int spawn(struct server *sv, struct job *j)
 {
-	const char *argv[64];
-	size_t n = 0;
-	argv[n++] = sv->exe;
-	argv[n++] = "run";
-	argv[n++] = "--state";
-	argv[n++] = sv->state;
-	argv[n++] = "-w";
-	argv[n++] = j->ws;
-	argv[n++] = "--claim";
-	argv[n++] = j->id;
-	argv[n++] = "-q";
-	if (sv->cfg.hosts_file) {
-		argv[n++] = "--hosts";
-		argv[n++] = sv->cfg.hosts_file;
-	}
-	if (sv->cfg.upstream_ca) {
-		argv[n++] = "--upstream-ca";
-		argv[n++] = sv->cfg.upstream_ca;
-	}
-	for (size_t i = 0; i < sv->cfg.n_allow_private; i++) {
-		argv[n++] = "--allow-private";
-		argv[n++] = sv->cfg.allow_private[i];
-	}
-	argv[n++] = "--";
-	argv[n++] = j->ref;
-	argv[n] = NULL;
-
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t at;
-	posix_spawn_file_actions_init(&fa);
-	posix_spawnattr_init(&at);
-	posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-	posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
-	/* The server blocks its signals for sigwait(); the run must not. */
-	sigset_t none, all;
-	sigemptyset(&none);
-	sigfillset(&all);
-	posix_spawnattr_setsigmask(&at, &none);
-	posix_spawnattr_setsigdefault(&at, &all);
-	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-	pid_t pid;
-	int r = posix_spawn(&pid, sv->exe, &fa, &at, (char *const *)argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&at);
-	if (r != 0)
-		return -r;
-	j->pid = pid;
-	return 0;
+	const struct runproc p = {
+		.exe = sv->exe,
+		.state = sv->state,
+		.hosts_file = sv->cfg.hosts_file,
+		.upstream_ca = sv->cfg.upstream_ca,
+		.allow_private = sv->cfg.allow_private,
+		.n_allow_private = sv->cfg.n_allow_private,
+	};
+	return runproc_spawn(&p, j->ws, j->id, j->ref, NULL, &j->pid);
 }
 
 /* Called with the lock held. */

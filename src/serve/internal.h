@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "serve/runproc.h"
 #include "serve/serve.h"
 #include "store/store.h"
 #include "vault/vault.h"

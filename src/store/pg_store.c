@@ -137,6 +137,25 @@ static const char *const schema_steps[] = {
 	" evidence_pruned_ms BIGINT NOT NULL DEFAULT 0);"
 	"CREATE INDEX runs_finished ON runs (workspace, finished_ms, id)"
 	" WHERE status NOT IN ('created', 'running');",
+	/* 3: workers and leases, as SQLite's version 7 (docs/deploy.md).
+	 * Labels are text in the canonical form (store_labels_parse), read as
+	 * jsonb where a claim compares them, so that a copy between backends
+	 * keeps them byte for byte. */
+	"ALTER TABLE runs DROP CONSTRAINT runs_status_check;"
+	"ALTER TABLE runs ADD CONSTRAINT runs_status_check CHECK (status IN ('created',"
+	" 'running', 'succeeded', 'failed', 'timeout', 'oom', 'killed', 'error', 'cancelled',"
+	" 'lost'));"
+	"ALTER TABLE runs ADD COLUMN lease_owner TEXT COLLATE \"C\" NOT NULL DEFAULT '',"
+	" ADD COLUMN lease_until_ms BIGINT NOT NULL DEFAULT 0,"
+	" ADD COLUMN labels TEXT NOT NULL DEFAULT '',"
+	" ADD COLUMN attempt BIGINT NOT NULL DEFAULT 1 CHECK (attempt >= 1),"
+	" ADD COLUMN retry_of TEXT COLLATE \"C\" NOT NULL DEFAULT '',"
+	" ADD COLUMN retry_max BIGINT NOT NULL DEFAULT 0 CHECK (retry_max >= 0);"
+	/* What workers take, oldest first; and leases by owner. */
+	"CREATE INDEX runs_queued ON runs (created_ms, id)"
+	" WHERE status = 'created' AND supervisor_pid = 0 AND lease_owner = '';"
+	"CREATE INDEX runs_leased ON runs (lease_owner, lease_until_ms)"
+	" WHERE status IN ('created', 'running') AND lease_owner <> '';",
 };
 
 #define SCHEMA_VERSION ((int)CDN_ARRAY_SIZE(schema_steps))
@@ -522,6 +541,10 @@ const struct store_db_ops store_pg_ops = {
 	.run_get = pg_run_get,
 	.run_list = pg_run_list,
 	.run_claim = pg_run_claim,
+	.run_lease_claim = pg_run_lease_claim,
+	.lease_renew = pg_lease_renew,
+	.leases_expired = pg_leases_expired,
+	.run_mark_lost = pg_run_mark_lost,
 	.runs_unfinished = pg_runs_unfinished,
 	.run_mark_dead = pg_run_mark_dead,
 	.key_put = pg_key_put,

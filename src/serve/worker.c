@@ -1,0 +1,340 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * cordon worker (docs/deploy.md): takes queued runs from the shared
+ * database and runs each as `cordon run --claim ID --lease WORKER`, the
+ * same process, sandbox and egress engine as serve's own runs
+ * (runproc.c). One thread, one loop:
+ *   - reap run processes that ended, and end a record its process left
+ *     unfinished;
+ *   - every lease/3, renew the leases of its runs (a run whose lease was
+ *     not renewed is no longer its own: its process is killed, and the
+ *     run is, or will be, marked lost by whoever expires it), and expire
+ *     other workers' leases that ran out;
+ *   - while it has room, claim the oldest queued run its labels cover;
+ *   - wait for a signal or the next poll (WORKER_POLL_MS).
+ * SIGTERM or SIGINT: claim nothing more, let the runs finish (up to the
+ * drain timeout, then stop them), and exit 0.
+ */
+#define _GNU_SOURCE
+#include "serve/internal.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/clock.h"
+#include "base/exe.h"
+#include "base/random.h"
+#include "base/text.h"
+
+/* How often a worker with room looks for a queued run. */
+#define WORKER_POLL_MS 200
+/* After the drain timeout, how long a stopped run has to end before it is
+ * killed. */
+#define WORKER_KILL_GRACE_MS 5000
+
+struct wjob {
+	char id[STORE_RUN_ID_MAX + 1];
+	char ws[STORE_MAX_NAME + 1];
+	pid_t pid;
+	bool lost;     /* its lease was not renewed: killed */
+	bool stopped;  /* the drain timeout stopped it */
+	struct wjob *next;
+};
+
+struct worker {
+	const struct worker_config *cfg;
+	struct store *s;
+	char id[STORE_WORKER_ID_MAX + 1];
+	char exe[PATH_MAX];
+	char state[PATH_MAX];
+	int64_t lease_ms;
+	struct wjob *jobs;
+	unsigned n_running;
+	uint64_t claimed, renewals, lost, expired;
+};
+
+/* One line on stdout: JSON with --json, else text. */
+static void say(struct worker *w, const char *event, const char *run, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static void say(struct worker *w, const char *event, const char *run, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (w->cfg->json) {
+		json_t *j = json_pack("{s:s, s:s, s:s}", "event", event, "worker", w->id, "message",
+				      msg);
+		if (run)
+			json_object_set_new(j, "run", json_string(run));
+		json_dumpf(j, stdout, JSON_COMPACT);
+		json_decref(j);
+		putchar('\n');
+	} else {
+		printf("cordon worker %s: %s\n", w->id, msg);
+	}
+	fflush(stdout);
+}
+
+/* hostname-RANDOM, in the worker id grammar: which host, and which of
+ * its workers. */
+static int make_id(char *out, size_t cap)
+{
+	char host[65] = "";
+	if (gethostname(host, sizeof(host) - 1) < 0 || !host[0])
+		snprintf(host, sizeof(host), "worker");
+	host[32] = '\0';
+	for (char *p = host; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '.' || *p == '-' || *p == '_'))
+			*p = '-';
+	char rnd[24];
+	int r = cdn_random_id("", 4, rnd, sizeof(rnd));
+	if (r < 0)
+		return r;
+	snprintf(out, cap, "%s%s-%s", host[0] == '.' || host[0] == '-' || host[0] == '_' ? "w" : "",
+		 host, rnd);
+	return store_worker_id_ok(out) ? 0 : -EINVAL;
+}
+
+/* A run process ended: a record it left unfinished (it died, or failed
+ * before it started) is ended here, since the lease still says it is
+ * this worker's and nobody else will. */
+static void job_ended(struct worker *w, struct wjob *j, int status)
+{
+	struct store_run r;
+	struct cdn_err err = { 0 };
+	if (store_run_get(w->s, j->id, &r, &err) < 0) {
+		say(w, "error", j->id, "run %s: %s", j->id, err.msg);
+		return;
+	}
+	if (!store_run_status_final(r.status) && !j->lost) {
+		bool started = r.status == RUN_RUNNING;
+		r.status = j->stopped ? RUN_CANCELLED : RUN_ERROR;
+		r.exit_code = 125;
+		r.finished_ms = cdn_wall_ms();
+		snprintf(r.error, sizeof(r.error), "%s",
+			 j->stopped ? "the worker shut down (drain timeout)"
+			 : started  ? "the run process died before the run finished"
+				    : "the run process exited before it started");
+		if (store_run_update(w->s, &r, &err) < 0)
+			say(w, "error", j->id, "run %s: %s", j->id, err.msg);
+	}
+	say(w, "finished", j->id, "run %s ended: %s (process %s %d)", j->id,
+	    store_run_status_name(r.status), WIFSIGNALED(status) ? "signal" : "exit",
+	    WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+	store_run_clear(&r);
+}
+
+static void reap(struct worker *w)
+{
+	for (;;) {
+		int status;
+		pid_t pid = waitpid(-1, &status, WNOHANG);
+		if (pid <= 0)
+			return;
+		struct wjob **pp = &w->jobs;
+		while (*pp && (*pp)->pid != pid)
+			pp = &(*pp)->next;
+		struct wjob *j = *pp;
+		if (!j)
+			continue;
+		*pp = j->next;
+		w->n_running--;
+		job_ended(w, j, status);
+		free(j);
+	}
+}
+
+/* Renews this worker's leases; kills the runs whose lease was not
+ * renewed; expires others' that ran out. */
+static void heartbeat(struct worker *w)
+{
+	char(*ids)[STORE_RUN_ID_MAX + 1] = NULL;
+	size_t n = 0;
+	struct cdn_err err = { 0 };
+	if (store_lease_renew(w->s, w->id, w->lease_ms, &ids, &n, &err) < 0) {
+		/* The database is out of reach: the leases run on until they
+		 * expire; the runs are stopped then, below, if it stays so. */
+		say(w, "error", NULL, "renew leases: %s", err.msg);
+	} else {
+		w->renewals += n;
+		for (struct wjob *j = w->jobs; j; j = j->next) {
+			bool renewed = false;
+			for (size_t i = 0; i < n && !renewed; i++)
+				renewed = strcmp(ids[i], j->id) == 0;
+			if (!renewed && !j->lost) {
+				/* Another node marks it lost (and maybe queues its
+				 * retry): it must not run on beside that. */
+				j->lost = true;
+				w->lost++;
+				kill(j->pid, SIGKILL);
+				say(w, "lost", j->id, "run %s: its lease was not renewed in time; stopped",
+				    j->id);
+			}
+		}
+	}
+	free(ids);
+	struct store_run *lost = NULL;
+	size_t nl = 0;
+	int r = store_leases_expire(w->s, cdn_wall_ms(), &lost, &nl, &err);
+	if (r < 0)
+		say(w, "error", NULL, "expire leases: %s", err.msg);
+	for (size_t i = 0; i < nl; i++) {
+		w->expired++;
+		say(w, "expired", lost[i].id, "run %s marked lost: %s", lost[i].id, lost[i].error);
+	}
+	store_runs_free(lost, nl);
+}
+
+/* The ref `cordon run` resolves: the agent, at the version asked for. */
+static void run_ref(const struct store_run *r, char *out, size_t cap)
+{
+	if (r->agent_version)
+		snprintf(out, cap, "%s@%u", r->agent, r->agent_version);
+	else
+		snprintf(out, cap, "%s", r->agent);
+}
+
+/* Claims and starts runs while there is room; false when none waits. */
+static bool claim_more(struct worker *w)
+{
+	const struct worker_config *cfg = w->cfg;
+	while (w->n_running < cfg->concurrency) {
+		struct store_run r;
+		struct cdn_err err = { 0 };
+		int c = store_run_lease_claim(w->s, w->id, cfg->labels, w->lease_ms, &r, &err);
+		if (c < 0) {
+			say(w, "error", NULL, "claim: %s", err.msg);
+			return false;
+		}
+		if (c == 0)
+			return false;
+		w->claimed++;
+		struct wjob *j = calloc(1, sizeof(*j));
+		char ref[STORE_MAX_NAME + 16];
+		run_ref(&r, ref, sizeof(ref));
+		const struct runproc p = {
+			.exe = w->exe,
+			.state = w->state,
+			.hosts_file = cfg->hosts_file,
+			.upstream_ca = cfg->upstream_ca,
+			.allow_private = cfg->allow_private,
+			.n_allow_private = cfg->n_allow_private,
+		};
+		int e = j ? runproc_spawn(&p, r.workspace, r.id, ref, w->id, &j->pid) : -ENOMEM;
+		if (e < 0) {
+			say(w, "error", r.id, "run %s: cannot start %s: %s", r.id, w->exe,
+			    strerror(-e));
+			r.status = RUN_ERROR;
+			r.exit_code = 125;
+			r.finished_ms = cdn_wall_ms();
+			snprintf(r.error, sizeof(r.error), "the worker could not start the run");
+			(void)store_run_update(w->s, &r, NULL);
+			free(j);
+		} else {
+			snprintf(j->id, sizeof(j->id), "%s", r.id);
+			snprintf(j->ws, sizeof(j->ws), "%s", r.workspace);
+			j->next = w->jobs;
+			w->jobs = j;
+			w->n_running++;
+			say(w, "claimed", r.id, "run %s (workspace %s, agent %s, attempt %u)", r.id,
+			    r.workspace, ref, r.attempt ? r.attempt : 1);
+		}
+		store_run_clear(&r);
+	}
+	return true;
+}
+
+static void stop_all(struct worker *w, int sig)
+{
+	for (struct wjob *j = w->jobs; j; j = j->next) {
+		j->stopped = true;
+		kill(j->pid, sig);
+	}
+}
+
+int worker_main(const struct worker_config *cfg, struct cdn_err *err)
+{
+	struct worker w = { .cfg = cfg, .lease_ms = (int64_t)cfg->lease_s * 1000 };
+	int r = make_id(w.id, sizeof(w.id));
+	if (r < 0)
+		return cdn_err_set(err, -r, "worker id");
+	if (cfg->state_dir)
+		snprintf(w.state, sizeof(w.state), "%s", cfg->state_dir);
+	else if ((r = store_default_dir(w.state, sizeof(w.state), err)) < 0)
+		return r;
+	if ((r = store_open(w.state, &w.s, err)) < 0)
+		return r;
+	snprintf(w.state, sizeof(w.state), "%s", store_dir(w.s));
+	if (strcmp(store_backend(w.s), "postgres") != 0)
+		say(&w, "warning", NULL,
+		    "the database is SQLite in %s: only workers on this host can share it",
+		    w.state);
+	if (cfg->run_exe)
+		snprintf(w.exe, sizeof(w.exe), "%s", cfg->run_exe);
+	else if (cdn_sibling_exe("cordon-full", w.exe, sizeof(w.exe)) < 0 &&
+		 (r = cdn_self_exe(w.exe, sizeof(w.exe))) < 0) {
+		store_close(w.s);
+		return cdn_err_set(err, -r, "readlink /proc/self/exe");
+	}
+
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	say(&w, "started", NULL, "labels %s, concurrency %u, lease %u s, state %s",
+	    cfg->labels[0] ? cfg->labels : "{}", cfg->concurrency, cfg->lease_s, w.state);
+	int64_t beat_every = w.lease_ms / 3, next_beat = 0, drain_until = 0, kill_at = 0;
+	bool draining = false;
+	for (;;) {
+		reap(&w);
+		int64_t now = cdn_wall_ms();
+		if (draining && !w.n_running)
+			break;
+		if (now >= next_beat) {
+			heartbeat(&w);
+			next_beat = now + beat_every;
+		}
+		if (draining && now >= drain_until && !kill_at) {
+			say(&w, "draining", NULL, "drain timeout: stopping %u runs", w.n_running);
+			stop_all(&w, SIGTERM);
+			kill_at = now + WORKER_KILL_GRACE_MS;
+		} else if (kill_at && now >= kill_at) {
+			stop_all(&w, SIGKILL);
+			kill_at = INT64_MAX;
+		}
+		bool more = !draining && claim_more(&w);
+		/* A run claimed: look again at once for the next; else wait. */
+		int64_t wait_ms = more && w.n_running < cfg->concurrency ? 0 : WORKER_POLL_MS;
+		if (next_beat - now < wait_ms)
+			wait_ms = next_beat > now ? next_beat - now : 0;
+		struct timespec ts = { wait_ms / 1000, (wait_ms % 1000) * 1000000 };
+		int sig = sigtimedwait(&set, NULL, &ts);
+		if ((sig == SIGTERM || sig == SIGINT) && !draining) {
+			draining = true;
+			drain_until = cdn_wall_ms() + (int64_t)cfg->drain_timeout_s * 1000;
+			say(&w, "draining", NULL, "claiming nothing more; waiting for %u runs (up to %u s)",
+			    w.n_running, cfg->drain_timeout_s);
+		}
+	}
+	say(&w, "stopped", NULL,
+	    "claimed %" PRIu64 ", lease renewals %" PRIu64 ", lost %" PRIu64
+	    ", others' expired %" PRIu64,
+	    w.claimed, w.renewals, w.lost, w.expired);
+	store_close(w.s);
+	return 0;
+}
