@@ -166,9 +166,41 @@ static void reap(struct server *sv)
 	}
 }
 
+/* How often a server whose runs go to workers expires their leases. */
+#define LEASE_EXPIRE_EVERY_MS 1000
+
+/* --dispatch workers: the runs are queued in the database for cordon
+ * worker processes; this server only marks lost the runs of workers whose
+ * leases ran out (any node may: one marks each), and counts them. */
+static void *expire_main(struct server *sv)
+{
+	pthread_mutex_lock(&sv->mu);
+	while (!sv->stop) {
+		pthread_mutex_unlock(&sv->mu);
+		struct store_run *lost = NULL;
+		size_t n = 0;
+		struct cdn_err err = { 0 };
+		if (store_leases_expire(sv->s, cdn_wall_ms(), &lost, &n, &err) < 0)
+			fprintf(stderr, "cordon serve: expire leases: %s\n", err.msg);
+		for (size_t i = 0; i < n; i++) {
+			fprintf(stderr, "cordon serve: run %s lost: %s\n", lost[i].id, lost[i].error);
+			metrics_run_finished(sv, &lost[i]);
+		}
+		store_runs_free(lost, n);
+		pthread_mutex_lock(&sv->mu);
+		struct timespec ts = cdn_wall_after(LEASE_EXPIRE_EVERY_MS);
+		if (!sv->stop)
+			pthread_cond_timedwait(&sv->cv, &sv->mu, &ts);
+	}
+	pthread_mutex_unlock(&sv->mu);
+	return NULL;
+}
+
 void *dispatch_main(void *arg)
 {
 	struct server *sv = arg;
+	if (sv->cfg.dispatch_workers)
+		return expire_main(sv);
 	pthread_mutex_lock(&sv->mu);
 	for (;;) {
 		reap(sv);

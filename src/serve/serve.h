@@ -59,6 +59,11 @@ struct serve_config {
 	 * series; without, it gets server-wide ones only (docs/metrics.md). */
 	const char *metrics_listen;
 	const char *metrics_token_file;
+	/* --dispatch workers: the API only queues runs in the database, and
+	 * cordon worker processes (any host, same database) take and run
+	 * them; this server expires the leases of workers that died. false
+	 * (embedded, the default): this server runs every run itself. */
+	bool dispatch_workers;
 };
 
 /* The API's route table (the one serve dispatches by, and authorizes by):
