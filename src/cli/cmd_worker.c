@@ -45,6 +45,9 @@ static void worker_usage(FILE *out)
 	      "      --hosts FILE           extra hosts file for the runs' egress resolver\n"
 	      "      --allow-private IP:PORT  a private address the runs' proxy may reach\n"
 	      "      --upstream-ca FILE     extra CA for inspected HTTPS upstreams\n"
+	      "      --metrics-listen ADDR:PORT  serve GET /metrics (Prometheus) on this TCP\n"
+	      "                             address: runs by final status, lease renewals,\n"
+	      "                             runs claimed and running (no workspace names)\n"
 	      "      --json                 print events (claimed, finished, lost, expired,\n"
 	      "                             draining, stopped) as JSON lines\n"
 	      "  -h, --help                 show this help\n",
@@ -67,7 +70,7 @@ static int uint_arg(const char *flag, const char *v, uint64_t lo, uint64_t hi, u
 int cmd_worker(int argc, char **argv)
 {
 	enum { O_DATABASE = 256, O_STATE, O_CONCURRENCY, O_LABEL, O_LEASE, O_DRAIN, O_HOSTS,
-	       O_PRIVATE, O_CA, O_JSON };
+	       O_PRIVATE, O_CA, O_JSON, O_METRICS };
 	static const struct option opts[] = {
 		{ "database", required_argument, NULL, O_DATABASE },
 		{ "state", required_argument, NULL, O_STATE },
@@ -79,6 +82,7 @@ int cmd_worker(int argc, char **argv)
 		{ "allow-private", required_argument, NULL, O_PRIVATE },
 		{ "upstream-ca", required_argument, NULL, O_CA },
 		{ "json", no_argument, NULL, O_JSON },
+		{ "metrics-listen", required_argument, NULL, O_METRICS },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -131,6 +135,9 @@ int cmd_worker(int argc, char **argv)
 			break;
 		case O_JSON:
 			cfg.json = true;
+			break;
+		case O_METRICS:
+			cfg.metrics_listen = optarg;
 			break;
 		case 'h':
 			worker_usage(stdout);

@@ -117,6 +117,9 @@ void front_counts(struct server *sv, unsigned *open, unsigned *anonymous, unsign
 int front_start(struct server *sv);
 void front_stop(struct server *sv);
 
+/* serve.c: an IPv4 "ADDR:PORT" (opt names the option in the message). */
+int parse_listen(const char *opt, const char *s, struct sockaddr_in *sa, struct cdn_err *err);
+
 void *dispatch_main(void *arg);
 /* Queues a run of ws: 0; -ESHUTDOWN (draining), -ENOSPC (the server's queue
  * is full) or -EDQUOT (ws's own queue is), with why naming the limit. */

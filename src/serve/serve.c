@@ -386,9 +386,7 @@ static enum MHD_Result on_health(void *cls, struct MHD_Connection *conn, const c
 
 /* ------------------------------------------------------------------ main */
 
-/* opt: the option's name, for the message. */
-static int parse_listen(const char *opt, const char *s, struct sockaddr_in *sa,
-			struct cdn_err *err)
+int parse_listen(const char *opt, const char *s, struct sockaddr_in *sa, struct cdn_err *err)
 {
 	char host[64];
 	const char *colon = strrchr(s, ':');

@@ -122,6 +122,9 @@ struct worker_config {
 	const char *allow_private[SERVE_MAX_PRIVATE];
 	size_t n_allow_private;
 	const char *run_exe;	   /* the cordon that runs runs; NULL: cordon-full */
+	/* GET /metrics on this TCP address ("ADDR:PORT"); NULL: off. Its
+	 * series name no workspace, so it needs no token. */
+	const char *metrics_listen;
 };
 
 /* Claims and runs queued runs until SIGTERM or SIGINT, then lets its runs

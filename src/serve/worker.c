@@ -33,6 +33,7 @@
 #include "base/exe.h"
 #include "base/random.h"
 #include "base/text.h"
+#include "serve/prom.h"
 
 /* How often a worker with room looks for a queued run. */
 #define WORKER_POLL_MS 200
@@ -51,6 +52,9 @@ struct wjob {
 
 struct worker {
 	const struct worker_config *cfg;
+	/* The counters, under mu: the metrics thread reads them. */
+	pthread_mutex_t mu;
+	uint64_t ended[RUN_LOST + 1]; /* runs that ended here, by final status */
 	struct store *s;
 	char id[STORE_WORKER_ID_MAX + 1];
 	char exe[PATH_MAX];
@@ -129,6 +133,11 @@ static void job_ended(struct worker *w, struct wjob *j, int status)
 		if (store_run_update(w->s, &r, &err) < 0)
 			say(w, "error", j->id, "run %s: %s", j->id, err.msg);
 	}
+	pthread_mutex_lock(&w->mu);
+	/* A run whose lease this worker lost is counted as lost, once. */
+	if (!j->lost && store_run_status_final(r.status) && (unsigned)r.status <= RUN_LOST)
+		w->ended[r.status]++;
+	pthread_mutex_unlock(&w->mu);
 	say(w, "finished", j->id, "run %s ended: %s (process %s %d)", j->id,
 	    store_run_status_name(r.status), WIFSIGNALED(status) ? "signal" : "exit",
 	    WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
@@ -149,7 +158,9 @@ static void reap(struct worker *w)
 		if (!j)
 			continue;
 		*pp = j->next;
+		pthread_mutex_lock(&w->mu);
 		w->n_running--;
+		pthread_mutex_unlock(&w->mu);
 		job_ended(w, j, status);
 		free(j);
 	}
@@ -167,7 +178,9 @@ static void heartbeat(struct worker *w)
 		 * expire; the runs are stopped then, below, if it stays so. */
 		say(w, "error", NULL, "renew leases: %s", err.msg);
 	} else {
+		pthread_mutex_lock(&w->mu);
 		w->renewals += n;
+		pthread_mutex_unlock(&w->mu);
 		for (struct wjob *j = w->jobs; j; j = j->next) {
 			bool renewed = false;
 			for (size_t i = 0; i < n && !renewed; i++)
@@ -176,7 +189,9 @@ static void heartbeat(struct worker *w)
 				/* Another node marks it lost (and maybe queues its
 				 * retry): it must not run on beside that. */
 				j->lost = true;
+				pthread_mutex_lock(&w->mu);
 				w->lost++;
+				pthread_mutex_unlock(&w->mu);
 				kill(j->pid, SIGKILL);
 				say(w, "lost", j->id, "run %s: its lease was not renewed in time; stopped",
 				    j->id);
@@ -189,8 +204,10 @@ static void heartbeat(struct worker *w)
 	int r = store_leases_expire(w->s, cdn_wall_ms(), &lost, &nl, &err);
 	if (r < 0)
 		say(w, "error", NULL, "expire leases: %s", err.msg);
+	pthread_mutex_lock(&w->mu);
+	w->expired += nl;
+	pthread_mutex_unlock(&w->mu);
 	for (size_t i = 0; i < nl; i++) {
-		w->expired++;
 		say(w, "expired", lost[i].id, "run %s marked lost: %s", lost[i].id, lost[i].error);
 	}
 	store_runs_free(lost, nl);
@@ -219,7 +236,9 @@ static bool claim_more(struct worker *w)
 		}
 		if (c == 0)
 			return false;
+		pthread_mutex_lock(&w->mu);
 		w->claimed++;
+		pthread_mutex_unlock(&w->mu);
 		struct wjob *j = calloc(1, sizeof(*j));
 		char ref[STORE_MAX_NAME + 16];
 		run_ref(&r, ref, sizeof(ref));
@@ -246,13 +265,75 @@ static bool claim_more(struct worker *w)
 			snprintf(j->ws, sizeof(j->ws), "%s", r.workspace);
 			j->next = w->jobs;
 			w->jobs = j;
+			pthread_mutex_lock(&w->mu);
 			w->n_running++;
+			pthread_mutex_unlock(&w->mu);
 			say(w, "claimed", r.id, "run %s (workspace %s, agent %s, attempt %u)", r.id,
 			    r.workspace, ref, r.attempt ? r.attempt : 1);
 		}
 		store_run_clear(&r);
 	}
 	return true;
+}
+
+/* ---------------------------------------------------------------- metrics */
+
+static void counter(FILE *f, const char *name, const char *help, uint64_t v)
+{
+	prom_family(f, name, "counter", help);
+	prom_sample_u64(f, name, NULL, 0, v);
+}
+
+static enum MHD_Result worker_metrics(void *cls, struct MHD_Connection *conn, const char *url,
+				      const char *method, const char *version, const char *upload,
+				      size_t *upload_size, void **con_cls)
+{
+	(void)version;
+	(void)upload;
+	struct worker *w = cls;
+	if (!*con_cls) {
+		*con_cls = w;
+		return MHD_YES;
+	}
+	if (*upload_size) {
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	if (strcmp(url, "/metrics") != 0)
+		return api_fail(conn, 404, "not_found", "only /metrics here");
+	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+		return api_fail_allow(conn, "GET, HEAD", "%s is not allowed here", method);
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	if (!f)
+		return api_fail(conn, 500, "internal", "out of memory");
+	pthread_mutex_lock(&w->mu);
+	prom_family(f, "cordon_runs_total", "counter",
+		    "Runs that ended on this worker since it started, by final status (lost: "
+		    "its lease was not renewed in time).");
+	for (int st = RUN_SUCCEEDED; st <= RUN_LOST; st++) {
+		const struct prom_label l = { "status",
+					      store_run_status_name((enum store_run_status)st) };
+		prom_sample_u64(f, "cordon_runs_total", &l, 1,
+				st == RUN_LOST ? w->ended[st] + w->lost : w->ended[st]);
+	}
+	counter(f, "cordon_lease_renewals_total",
+		"Run leases this worker renewed (each run's, every third of --lease).", w->renewals);
+	counter(f, "cordon_worker_runs_claimed_total", "Queued runs this worker took.", w->claimed);
+	counter(f, "cordon_leases_expired_total",
+		"Other workers' runs this worker marked lost, their leases having run out.",
+		w->expired);
+	prom_family(f, "cordon_worker_runs_running", "gauge", "Runs this worker is running.");
+	prom_sample_u64(f, "cordon_worker_runs_running", NULL, 0, w->n_running);
+	pthread_mutex_unlock(&w->mu);
+	bool failed = ferror(f);
+	fclose(f);
+	if (failed) {
+		free(buf);
+		return api_fail(conn, 500, "internal", "out of memory");
+	}
+	return api_reply_buf(conn, 200, PROM_CONTENT_TYPE, buf, len);
 }
 
 static void stop_all(struct worker *w, int sig)
@@ -269,6 +350,11 @@ int worker_main(const struct worker_config *cfg, struct cdn_err *err)
 	int r = make_id(w.id, sizeof(w.id));
 	if (r < 0)
 		return cdn_err_set(err, -r, "worker id");
+	struct sockaddr_in msa;
+	if (cfg->metrics_listen &&
+	    (r = parse_listen("--metrics-listen", cfg->metrics_listen, &msa, err)) < 0)
+		return r;
+	pthread_mutex_init(&w.mu, NULL);
 	if (cfg->state_dir)
 		snprintf(w.state, sizeof(w.state), "%s", cfg->state_dir);
 	else if ((r = store_default_dir(w.state, sizeof(w.state), err)) < 0)
@@ -296,6 +382,22 @@ int worker_main(const struct worker_config *cfg, struct cdn_err *err)
 	sigprocmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	/* Scrapes are short: one polling thread, few connections. */
+	struct MHD_Daemon *metrics = NULL;
+	if (cfg->metrics_listen &&
+	    !(metrics = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0,
+					 NULL, NULL, worker_metrics, &w, MHD_OPTION_SOCK_ADDR,
+					 &msa, MHD_OPTION_CONNECTION_LIMIT, 32u,
+					 MHD_OPTION_PER_IP_CONNECTION_LIMIT, 8u,
+					 MHD_OPTION_CONNECTION_TIMEOUT, 10u,
+					 MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
+					 MHD_OPTION_END))) {
+		store_close(w.s);
+		return cdn_err_msg(err, EADDRINUSE,
+				   "cannot listen on %s for metrics (in use, or not an address of "
+				   "this machine)",
+				   cfg->metrics_listen);
+	}
 	say(&w, "started", NULL, "labels %s, concurrency %u, lease %u s, state %s",
 	    cfg->labels[0] ? cfg->labels : "{}", cfg->concurrency, cfg->lease_s, w.state);
 	int64_t beat_every = w.lease_ms / 3, next_beat = 0, drain_until = 0, kill_at = 0;
@@ -335,6 +437,9 @@ int worker_main(const struct worker_config *cfg, struct cdn_err *err)
 	    "claimed %" PRIu64 ", lease renewals %" PRIu64 ", lost %" PRIu64
 	    ", others' expired %" PRIu64,
 	    w.claimed, w.renewals, w.lost, w.expired);
+	if (metrics)
+		MHD_stop_daemon(metrics);
 	store_close(w.s);
+	pthread_mutex_destroy(&w.mu);
 	return 0;
 }
