@@ -148,7 +148,7 @@ enum MHD_Result h_runs_create(struct call *c)
 	}
 	bool workers = c->sv->cfg.dispatch_workers;
 	char why[256];
-	if (!workers && !dispatch_has_room(c->sv, c->key.workspace, why, sizeof(why))) {
+	if (!dispatch_has_room(c->sv, c->key.workspace, why, sizeof(why))) {
 		json_decref(b);
 		return api_fail(c->conn, 503, "unavailable", "%s", why);
 	}

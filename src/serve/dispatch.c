@@ -257,8 +257,37 @@ static int room(struct server *sv, const char *ws, char *why, size_t cap)
 	return 0;
 }
 
+/* --dispatch workers: the queue is the database's, shared by every API
+ * node, and bounded by the same settings. */
+static int room_in_database(struct server *sv, const char *ws, char *why, size_t cap)
+{
+	uint64_t total, in_ws;
+	struct cdn_err err = { 0 };
+	if (store_runs_queued(sv->s, ws, &total, &in_ws, &err) < 0) {
+		snprintf(why, cap, "%s", err.msg);
+		return -EIO;
+	}
+	if (in_ws >= sv->ws_queue_max) {
+		snprintf(why, cap,
+			 "workspace %s has %llu runs waiting for a worker, its limit (cordon serve "
+			 "--workspace-queue); try again when one has started",
+			 ws, (unsigned long long)in_ws);
+		return -EDQUOT;
+	}
+	if (total >= sv->queue_max) {
+		snprintf(why, cap,
+			 "%llu runs are waiting for a worker, the limit (cordon serve --queue); try "
+			 "again later",
+			 (unsigned long long)total);
+		return -ENOSPC;
+	}
+	return 0;
+}
+
 bool dispatch_has_room(struct server *sv, const char *ws, char *why, size_t cap)
 {
+	if (sv->cfg.dispatch_workers)
+		return room_in_database(sv, ws, why, cap) == 0;
 	pthread_mutex_lock(&sv->mu);
 	int r = room(sv, ws, why, cap);
 	pthread_mutex_unlock(&sv->mu);

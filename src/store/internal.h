@@ -140,6 +140,8 @@ struct store_db_ops {
 	int (*run_mark_lost)(struct store *s, const struct store_lease_candidate *c,
 			     const char *reason, int64_t now_ms, const struct store_run *retry,
 			     struct cdn_err *err);
+	int (*runs_queued)(struct store *s, const char *ws, uint64_t *total, uint64_t *in_ws,
+			   struct cdn_err *err);
 
 	int (*key_put)(struct store *s, const struct store_key *k, struct cdn_err *err);
 	int (*key_by_hash)(struct store *s, const char *hash, struct store_key *out,

@@ -155,3 +155,11 @@ int store_leases_expire(struct store *s, int64_t now_ms, struct store_run **lost
 	}
 	return marked;
 }
+
+int store_runs_queued(struct store *s, const char *ws, uint64_t *total, uint64_t *in_ws,
+		      struct cdn_err *err)
+{
+	*total = *in_ws = 0;
+	int r = store_name_check("workspace", ws, err);
+	return r < 0 ? r : s->ops->runs_queued(s, ws, total, in_ws, err);
+}

@@ -148,3 +148,21 @@ int pg_run_mark_lost(struct store *s, const struct store_lease_candidate *c, con
 		return r;
 	return 1;
 }
+
+int pg_runs_queued(struct store *s, const char *ws, uint64_t *total, uint64_t *in_ws,
+		   struct cdn_err *err)
+{
+	_cleanup_pg_unlock_ struct pg_db *d = pg_lock(s);
+	struct pg_params p = { 0 };
+	pg_p_text(&p, ws);
+	_cleanup_pgres_ PGresult *res = NULL;
+	int r = pg_exec(d,
+			"SELECT count(*), count(*) FILTER (WHERE workspace = $1) FROM runs"
+			" WHERE " STORE_QUEUED,
+			&p, false, &res, err, "count queued runs");
+	if (r < 0)
+		return r;
+	*total = PQntuples(res) ? strtoull(PQgetvalue(res, 0, 0), NULL, 10) : 0;
+	*in_ws = PQntuples(res) ? strtoull(PQgetvalue(res, 0, 1), NULL, 10) : 0;
+	return 0;
+}

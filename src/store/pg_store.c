@@ -545,6 +545,7 @@ const struct store_db_ops store_pg_ops = {
 	.lease_renew = pg_lease_renew,
 	.leases_expired = pg_leases_expired,
 	.run_mark_lost = pg_run_mark_lost,
+	.runs_queued = pg_runs_queued,
 	.runs_unfinished = pg_runs_unfinished,
 	.run_mark_dead = pg_run_mark_dead,
 	.key_put = pg_key_put,

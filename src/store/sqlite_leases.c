@@ -211,3 +211,25 @@ int sqlite_run_mark_lost(struct store *s, const struct store_lease_candidate *c,
 		return r;
 	return 1;
 }
+
+int sqlite_runs_queued(struct store *s, const char *ws, uint64_t *total, uint64_t *in_ws,
+		       struct cdn_err *err)
+{
+	_cleanup_unlock_ struct sql_db *d = sql_lock(s);
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r = sql_prep(d,
+			 "SELECT count(*), coalesce(sum(workspace = ?1), 0) FROM runs"
+			 " WHERE " STORE_QUEUED,
+			 &st, err);
+	if (r < 0)
+		return r;
+	struct binder b = { st, SQLITE_OK };
+	sql_b_text(&b, 1, ws);
+	if (b.rc != SQLITE_OK)
+		return sql_fail(d, b.rc, err, "bind");
+	if ((r = sql_step(d, st, err, "count queued runs")) < 0)
+		return r;
+	*total = r == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(st, 0) : 0;
+	*in_ws = r == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(st, 1) : 0;
+	return 0;
+}

@@ -439,6 +439,10 @@ int store_lease_renew(struct store *s, const char *worker, int64_t lease_ms,
  */
 int store_leases_expire(struct store *s, int64_t now_ms, struct store_run **lost, size_t *n,
 			struct cdn_err *err);
+/* Runs waiting for a worker: in all, and of workspace ws (the API's queue
+ * bounds, cordon serve --queue and --workspace-queue). */
+int store_runs_queued(struct store *s, const char *ws, uint64_t *total, uint64_t *in_ws,
+		      struct cdn_err *err);
 
 /* -------------------------------------------------------------- retention */
 

@@ -168,6 +168,14 @@ static void test_claim_oldest_by_labels(void **state)
 	assert_int_equal(store_run_create(f->s, &own, &err), 0);
 	store_run_clear(&own);
 
+	/* Waiting for a worker: the four queued, not serve's own. */
+	uint64_t total = 0, in_ws = 0;
+	assert_int_equal(store_runs_queued(f->s, "default", &total, &in_ws, &err), 0);
+	assert_int_equal(total, 4);
+	assert_int_equal(in_ws, 4);
+	assert_int_equal(store_runs_queued(f->s, "other", &total, &in_ws, &err), 0);
+	assert_int_equal(total, 4);
+	assert_int_equal(in_ws, 0);
 	/* Without labels: the oldest unlabelled ones, oldest first. */
 	assert_string_equal(claim(f, "w-plain", "", id), "q-old");
 	assert_string_equal(claim(f, "w-plain", "{}", id), "q-new");
@@ -186,6 +194,8 @@ static void test_claim_oldest_by_labels(void **state)
 	r = get(f, "own");
 	assert_string_equal(r.lease_owner, "");
 	store_run_clear(&r);
+	assert_int_equal(store_runs_queued(f->s, "default", &total, &in_ws, &err), 0);
+	assert_int_equal(total, 0);
 
 	/* Bad arguments are refused before any SQL. */
 	struct store_run o;
@@ -245,7 +255,7 @@ static void test_renew(void **state)
 	claim(f, "w-b", "", id);
 	/* a-2 ran out before the heartbeat: it is the expiry's now. */
 	age_lease(f, "a-2", cdn_wall_ms() - 10);
-	age_lease(f, "a-1", cdn_wall_ms() + 10);
+	age_lease(f, "a-1", cdn_wall_ms() + 5000);
 	char(*ids)[STORE_RUN_ID_MAX + 1] = NULL;
 	size_t n = 0;
 	assert_int_equal(store_lease_renew(f->s, "w-a", LEASE_MS, &ids, &n, &err), 0);
