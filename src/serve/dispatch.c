@@ -385,8 +385,13 @@ int dispatch_cancel(struct server *sv, const char *id, const char *why)
 
 void dispatch_counts(struct server *sv, unsigned *queued, unsigned *running, bool *draining)
 {
+	/* --dispatch workers: what waits is the database's, for any worker. */
+	uint64_t total = 0, in_ws;
+	if (sv->cfg.dispatch_workers)
+		(void)store_runs_queued(sv->s, STORE_DEFAULT_WORKSPACE, &total, &in_ws, NULL);
 	pthread_mutex_lock(&sv->mu);
-	*queued = sv->n_queued;
+	*queued = sv->cfg.dispatch_workers ? (unsigned)(total < UINT32_MAX ? total : UINT32_MAX)
+					   : sv->n_queued;
 	*running = sv->n_running;
 	*draining = sv->draining;
 	pthread_mutex_unlock(&sv->mu);
