@@ -119,7 +119,7 @@ enum MHD_Result h_runs_create(struct call *c)
 		json_decref(b);
 		if (r == -ENOENT)
 			return api_fail(c->conn, 404, "not_found", "agent %s is not registered",
-					agent);
+					name);
 		return api_fail_err(c->conn, r, &err);
 	}
 	/* What the agent asks of the worker that runs it: labels, and
