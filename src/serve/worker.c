@@ -84,7 +84,7 @@ static void say(struct worker *w, const char *event, const char *run, const char
 		json_decref(j);
 		putchar('\n');
 	} else {
-		printf("cordon worker %s: %s\n", w->id, msg);
+		printf("cordon worker %s: %s: %s\n", w->id, event, msg);
 	}
 	fflush(stdout);
 }
