@@ -11,7 +11,10 @@
  *     run is, or will be, marked lost by whoever expires it), and expire
  *     other workers' leases that ran out;
  *   - while it has room, claim the oldest queued run its labels cover;
- *   - wait for a signal or the next poll (WORKER_POLL_MS).
+ *   - wait for a signal, a run announced on the database's queue channel
+ *     (Postgres LISTEN/NOTIFY), or the next poll: WORKER_POLL_MS, or
+ *     WORKER_POLL_LISTEN_MS while it listens (a notification can be lost
+ *     with its connection; the poll is the backstop).
  * SIGTERM or SIGINT: claim nothing more, let the runs finish (up to the
  * drain timeout, then stop them), and exit 0.
  */
@@ -25,10 +28,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "base/cleanup.h"
 #include "base/clock.h"
 #include "base/exe.h"
 #include "base/random.h"
@@ -37,6 +43,7 @@
 
 /* How often a worker with room looks for a queued run. */
 #define WORKER_POLL_MS 200
+#define WORKER_POLL_LISTEN_MS 2000
 /* After the drain timeout, how long a stopped run has to end before it is
  * killed. */
 #define WORKER_KILL_GRACE_MS 5000
@@ -63,6 +70,7 @@ struct worker {
 	struct wjob *jobs;
 	unsigned n_running;
 	uint64_t claimed, renewals, lost, expired;
+	int64_t listen_failed_ms; /* when listening failed, to try again; 0: not */
 };
 
 /* One line on stdout: JSON with --json, else text. */
@@ -276,6 +284,23 @@ static bool claim_more(struct worker *w)
 	return true;
 }
 
+/* Postgres: LISTEN for runs queued, so a new run starts at once rather
+ * than at the next poll. SQLite has no notifications: poll. */
+static void listen_queue(struct worker *w, int *fd)
+{
+	struct cdn_err err = { 0 };
+	int r = store_queue_listen(w->s, fd, &err);
+	w->listen_failed_ms = 0;
+	if (r == -ENOTSUP)
+		return;
+	if (r < 0) {
+		say(w, "warning", NULL, "cannot listen for new runs (%s); polling every %d ms",
+		    err.msg, WORKER_POLL_MS);
+		w->listen_failed_ms = cdn_wall_ms();
+		*fd = -1;
+	}
+}
+
 /* ---------------------------------------------------------------- metrics */
 
 static void counter(FILE *f, const char *name, const char *help, uint64_t v)
@@ -381,6 +406,13 @@ int worker_main(const struct worker_config *cfg, struct cdn_err *err)
 	sigaddset(&set, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	_cleanup_close_ int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (sfd < 0) {
+		store_close(w.s);
+		return cdn_err_set(err, errno, "signalfd");
+	}
+	int listen_fd = -1;
+	listen_queue(&w, &listen_fd);
 
 	/* Scrapes are short: one polling thread, few connections. */
 	struct MHD_Daemon *metrics = NULL;
@@ -410,6 +442,8 @@ int worker_main(const struct worker_config *cfg, struct cdn_err *err)
 		if (now >= next_beat) {
 			heartbeat(&w);
 			next_beat = now + beat_every;
+			if (listen_fd < 0 && w.listen_failed_ms && now - w.listen_failed_ms > 10000)
+				listen_queue(&w, &listen_fd);
 		}
 		if (draining && now >= drain_until && !kill_at) {
 			say(&w, "draining", NULL, "drain timeout: stopping %u runs", w.n_running);
@@ -419,14 +453,32 @@ int worker_main(const struct worker_config *cfg, struct cdn_err *err)
 			stop_all(&w, SIGKILL);
 			kill_at = INT64_MAX;
 		}
-		bool more = !draining && claim_more(&w);
-		/* A run claimed: look again at once for the next; else wait. */
-		int64_t wait_ms = more && w.n_running < cfg->concurrency ? 0 : WORKER_POLL_MS;
+		if (!draining)
+			claim_more(&w);
+		int64_t wait_ms = listen_fd >= 0 ? WORKER_POLL_LISTEN_MS : WORKER_POLL_MS;
 		if (next_beat - now < wait_ms)
 			wait_ms = next_beat > now ? next_beat - now : 0;
-		struct timespec ts = { wait_ms / 1000, (wait_ms % 1000) * 1000000 };
-		int sig = sigtimedwait(&set, NULL, &ts);
-		if ((sig == SIGTERM || sig == SIGINT) && !draining) {
+		struct pollfd pfd[2] = { { .fd = sfd, .events = POLLIN },
+					 { .fd = listen_fd, .events = POLLIN } };
+		if (poll(pfd, listen_fd >= 0 ? 2 : 1, (int)wait_ms) < 0 && errno != EINTR)
+			break;
+		if (listen_fd >= 0 && pfd[1].revents) {
+			bool broken;
+			store_queue_notified(w.s, &broken);
+			if (broken) {
+				say(&w, "warning", NULL,
+				    "the database's notifications stopped; polling every %d ms",
+				    WORKER_POLL_MS);
+				listen_fd = -1;
+				w.listen_failed_ms = cdn_wall_ms();
+			}
+		}
+		int sig = 0;
+		struct signalfd_siginfo si;
+		while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+			if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
+				sig = (int)si.ssi_signo;
+		if (sig && !draining) {
 			draining = true;
 			drain_until = cdn_wall_ms() + (int64_t)cfg->drain_timeout_s * 1000;
 			say(&w, "draining", NULL, "claiming nothing more; waiting for %u runs (up to %u s)",

@@ -142,6 +142,9 @@ struct store_db_ops {
 			     struct cdn_err *err);
 	int (*runs_queued)(struct store *s, const char *ws, uint64_t *total, uint64_t *in_ws,
 			   struct cdn_err *err);
+	/* NULL where the backend has no notifications (SQLite). */
+	int (*queue_listen)(struct store *s, int *fd, struct cdn_err *err);
+	bool (*queue_notified)(struct store *s, bool *broken);
 
 	int (*key_put)(struct store *s, const struct store_key *k, struct cdn_err *err);
 	int (*key_by_hash)(struct store *s, const char *hash, struct store_key *out,
@@ -250,6 +253,8 @@ const char *store_pruned_column(enum store_retain k);
  * neither under a worker's lease (judged by the lease) nor queued for a
  * worker (created, with no supervisor yet: supervisor_pid 0). */
 #define STORE_SUPERVISED "lease_owner = '' AND (status <> 'created' OR supervisor_pid <> 0)"
+/* The channel a run queued for a worker is announced on (Postgres). */
+#define STORE_QUEUE_CHANNEL "cordon_runs"
 /* Runs waiting for a worker (store_run_lease_claim). */
 #define STORE_QUEUED "status = 'created' AND supervisor_pid = 0 AND lease_owner = ''"
 #define STORE_LOST_UPDATE                                                                  \

@@ -163,3 +163,17 @@ int store_runs_queued(struct store *s, const char *ws, uint64_t *total, uint64_t
 	int r = store_name_check("workspace", ws, err);
 	return r < 0 ? r : s->ops->runs_queued(s, ws, total, in_ws, err);
 }
+
+int store_queue_listen(struct store *s, int *fd, struct cdn_err *err)
+{
+	*fd = -1;
+	if (!s->ops->queue_listen)
+		return cdn_err_msg(err, ENOTSUP, "store: %s has no notifications", s->ops->name);
+	return s->ops->queue_listen(s, fd, err);
+}
+
+bool store_queue_notified(struct store *s, bool *broken)
+{
+	*broken = false;
+	return s->ops->queue_notified ? s->ops->queue_notified(s, broken) : false;
+}

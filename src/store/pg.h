@@ -22,6 +22,7 @@
 /* What struct store_db is for this backend (internal.h). */
 struct pg_db {
 	PGconn *conn;
+	PGconn *listen; /* LISTENs on the run queue's channel (store_queue_listen); NULL */
 	char *url;   /* as given, to connect again after the connection broke */
 	char *shown; /* the URL without its password: the only form in messages */
 	pthread_mutex_t lock;
@@ -111,6 +112,11 @@ int pg_runs_unfinished(struct store *s, struct store_recover_candidate **out, si
 		       struct cdn_err *err);
 int pg_run_mark_dead(struct store *s, const struct store_recover_candidate *c, int64_t now_ms,
 		     struct cdn_err *err);
+/* A new connection to d's database, as the store's own is made (*out set
+ * even on failure: PQfinish it). */
+int pg_connect(const struct pg_db *d, PGconn **out, struct cdn_err *err);
+int pg_queue_listen(struct store *s, int *fd, struct cdn_err *err);
+bool pg_queue_notified(struct store *s, bool *broken);
 /* With d locked (inside a transaction or not): a new run record. */
 int pg_run_insert(struct pg_db *d, const struct store_run *r, struct cdn_err *err);
 int pg_run_lease_claim(struct store *s, const char *worker, const char *labels,

@@ -166,3 +166,49 @@ int pg_runs_queued(struct store *s, const char *ws, uint64_t *total, uint64_t *i
 	*in_ws = PQntuples(res) ? strtoull(PQgetvalue(res, 0, 1), NULL, 10) : 0;
 	return 0;
 }
+
+int pg_queue_listen(struct store *s, int *fd, struct cdn_err *err)
+{
+	_cleanup_pg_unlock_ struct pg_db *d = pg_lock(s);
+	if (d->listen) {
+		PQfinish(d->listen);
+		d->listen = NULL;
+	}
+	PGconn *c = NULL;
+	int r = pg_connect(d, &c, err);
+	if (r == 0) {
+		PGresult *res = PQexec(c, "LISTEN " STORE_QUEUE_CHANNEL);
+		if (PQresultStatus(res) != PGRES_COMMAND_OK)
+			r = cdn_err_msg(err, EIO, "store: postgres %s: LISTEN: %s", d->shown,
+					PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY)
+						?: "failed");
+		PQclear(res);
+	}
+	if (r < 0 || PQsetnonblocking(c, 1) != 0 || PQsocket(c) < 0) {
+		if (c)
+			PQfinish(c);
+		return r < 0 ? r : cdn_err_msg(err, EIO, "store: postgres %s: LISTEN", d->shown);
+	}
+	d->listen = c;
+	*fd = PQsocket(c);
+	return 0;
+}
+
+bool pg_queue_notified(struct store *s, bool *broken)
+{
+	_cleanup_pg_unlock_ struct pg_db *d = pg_lock(s);
+	*broken = !d->listen || !PQconsumeInput(d->listen) || PQstatus(d->listen) != CONNECTION_OK;
+	if (*broken) {
+		if (d->listen)
+			PQfinish(d->listen);
+		d->listen = NULL;
+		return true;
+	}
+	bool any = false;
+	PGnotify *n;
+	while ((n = PQnotifies(d->listen))) {
+		any = true;
+		PQfreemem(n);
+	}
+	return any;
+}

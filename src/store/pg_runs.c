@@ -56,7 +56,15 @@ int pg_run_insert(struct pg_db *d, const struct store_run *r, struct cdn_err *er
 			&p, false, &res, err, "insert run %s", r->id);
 	if (e == -EEXIST)
 		return cdn_err_msg(err, EEXIST, "store: run %s exists already", r->id);
-	return e;
+	if (e < 0 || r->status != RUN_CREATED || r->supervisor_pid != 0 || r->lease_owner[0])
+		return e;
+	/* Queued for a worker: wake the ones that LISTEN (delivered when the
+	 * transaction commits, if there is one). A missed notification costs
+	 * a worker's poll interval, never the run. */
+	_cleanup_pgres_ PGresult *nres = NULL;
+	(void)pg_exec(d, "NOTIFY " STORE_QUEUE_CHANNEL, NULL, false, &nres, NULL,
+		      "notify run %s", r->id);
+	return 0;
 }
 
 /* An UPDATE of one run: ENOENT (with msg) when it changed nothing. */

@@ -456,6 +456,26 @@ static void ignore_notice(void *arg, const char *message)
 	(void)message;
 }
 
+int pg_connect(const struct pg_db *d, PGconn **out, struct cdn_err *err)
+{
+	/* Defaults first: what the URL says overrides them. */
+	const char *const keys[] = { "connect_timeout", "application_name", "client_encoding",
+				     "dbname", NULL };
+	const char *const vals[] = { PG_CONNECT_TIMEOUT_S, "cordon", "UTF8", d->url, NULL };
+	PGconn *c = PQconnectdbParams(keys, vals, 1);
+	*out = c;
+	if (!c)
+		return cdn_err_set(err, ENOMEM, "store: postgres %s: connect", d->shown);
+	if (PQstatus(c) != CONNECTION_OK) {
+		char msg[PG_MSG_MAX];
+		pg_message(d->url, PQerrorMessage(c), msg, sizeof(msg));
+		return cdn_err_msg(err, ECONNREFUSED, "store: postgres %s: connect: %s", d->shown,
+				   msg);
+	}
+	PQsetNoticeProcessor(c, ignore_notice, NULL);
+	return 0;
+}
+
 static void pg_close(struct store_db *db)
 {
 	struct pg_db *d = (struct pg_db *)db;
@@ -463,6 +483,8 @@ static void pg_close(struct store_db *db)
 		return;
 	if (d->conn)
 		PQfinish(d->conn);
+	if (d->listen)
+		PQfinish(d->listen);
 	pthread_mutex_destroy(&d->lock);
 	if (d->url)
 		explicit_bzero(d->url, strlen(d->url));
@@ -499,21 +521,10 @@ static int pg_open(struct store *s, const char *database, struct store_db **out,
 				   msg);
 	}
 	PQconninfoFree(opts);
-	/* Defaults first: what the URL says overrides them. */
-	const char *const keys[] = { "connect_timeout", "application_name", "client_encoding",
-				     "dbname", NULL };
-	const char *const vals[] = { PG_CONNECT_TIMEOUT_S, "cordon", "UTF8", database, NULL };
-	d->conn = PQconnectdbParams(keys, vals, 1);
-	if (!d->conn)
-		return cdn_err_set(err, ENOMEM, "store: postgres %s: connect", shown);
-	if (PQstatus(d->conn) != CONNECTION_OK) {
-		char msg[PG_MSG_MAX];
-		pg_message(database, PQerrorMessage(d->conn), msg, sizeof(msg));
-		return cdn_err_msg(err, ECONNREFUSED, "store: postgres %s: connect: %s", shown,
-				   msg);
-	}
-	PQsetNoticeProcessor(d->conn, ignore_notice, NULL);
-	int r = migrate(d, err);
+	int r = pg_connect(d, &d->conn, err);
+	if (r < 0)
+		return r;
+	r = migrate(d, err);
 	if (r < 0)
 		return r;
 	*out = (struct store_db *)cdn_steal(&d);
@@ -546,6 +557,8 @@ const struct store_db_ops store_pg_ops = {
 	.leases_expired = pg_leases_expired,
 	.run_mark_lost = pg_run_mark_lost,
 	.runs_queued = pg_runs_queued,
+	.queue_listen = pg_queue_listen,
+	.queue_notified = pg_queue_notified,
 	.runs_unfinished = pg_runs_unfinished,
 	.run_mark_dead = pg_run_mark_dead,
 	.key_put = pg_key_put,

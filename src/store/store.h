@@ -439,6 +439,16 @@ int store_lease_renew(struct store *s, const char *worker, int64_t lease_ms,
  */
 int store_leases_expire(struct store *s, int64_t now_ms, struct store_run **lost, size_t *n,
 			struct cdn_err *err);
+/*
+ * Postgres: a connection of the store's own LISTENs for runs queued for a
+ * worker (each such record, and each retry, is announced with NOTIFY when
+ * its transaction commits); *fd becomes readable when one was. -ENOTSUP
+ * with SQLite (poll instead). store_queue_notified consumes what arrived:
+ * true when a run was announced, or when the connection broke (then look,
+ * and listen again; *fd is no longer valid).
+ */
+int store_queue_listen(struct store *s, int *fd, struct cdn_err *err);
+bool store_queue_notified(struct store *s, bool *broken);
 /* Runs waiting for a worker: in all, and of workspace ws (the API's queue
  * bounds, cordon serve --queue and --workspace-queue). */
 int store_runs_queued(struct store *s, const char *ws, uint64_t *total, uint64_t *in_ws,

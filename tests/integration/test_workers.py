@@ -147,6 +147,9 @@ def test_each_run_once_and_labels_route(fleet, pg, tmp_path):
     # The database says the same: one supervisor each, leases by a or b.
     owners = psql(pg, "SELECT DISTINCT lease_owner FROM runs ORDER BY 1").splitlines()
     assert set(owners) <= {a.id, b.id}
+    # Both listened for new runs (LISTEN/NOTIFY) and nothing went wrong.
+    for w in (a, b):
+        assert not [e for e in w.events() if e["event"] in ("warning", "error")], w.events()
     # A label no worker has waits, queued.
     st, _, raw, _ = fleet.req("POST", "/v1/runs", fleet.owner, {"agent": "quick",
                                                                 "labels": {"gpu": "h100"}})

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -446,6 +447,44 @@ static void test_concurrent_expiry(void **state)
 	assert_int_equal(retries, RUNS);
 }
 
+/* Postgres announces a run queued for a worker (NOTIFY), and only such a
+ * run; SQLite has no notifications. */
+static void test_queue_notify(void **state)
+{
+	struct fx *f = *state;
+	struct cdn_err err = { 0 };
+	int fd = -1;
+	bool broken = false;
+	if (!db_fixture_pg()) {
+		assert_int_equal(store_queue_listen(f->s, &fd, &err), -ENOTSUP);
+		assert_false(store_queue_notified(f->s, &broken));
+		return;
+	}
+	assert_int_equal(store_queue_listen(f->s, &fd, &err), 0);
+	assert_true(fd >= 0);
+	/* Another process's store: serve's, making records. */
+	struct store *other;
+	assert_int_equal(store_open(f->state, &other, &err), 0);
+	struct store_run own = { .status = RUN_CREATED, .exit_code = -1, .supervisor_pid = 4242 };
+	snprintf(own.id, sizeof(own.id), "own");
+	snprintf(own.workspace, sizeof(own.workspace), "default");
+	snprintf(own.agent, sizeof(own.agent), "bot");
+	assert_int_equal(store_run_create(other, &own, &err), 0);
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	if (poll(&p, 1, 300) > 0)
+		assert_false(store_queue_notified(f->s, &broken));
+	assert_false(broken);
+	struct store *mine = f->s;
+	f->s = other;
+	queue(f, "q-1", 1000, "", 0);
+	f->s = mine;
+	assert_int_equal(poll(&p, 1, 5000), 1);
+	assert_true(store_queue_notified(f->s, &broken));
+	assert_false(broken);
+	assert_false(store_queue_notified(f->s, &broken));
+	store_close(other);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -456,6 +495,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_expire_and_retry, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_claims, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_expiry, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_queue_notify, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
