@@ -94,7 +94,7 @@ static void say(struct worker *w, const char *event, const char *run, const char
 	} else {
 		printf("cordon worker %s: %s: %s\n", w->id, event, msg);
 	}
-	fflush(stdout);
+	(void)fflush(stdout);
 }
 
 /* hostname-RANDOM, in the worker id grammar: which host, and which of
@@ -353,7 +353,7 @@ static enum MHD_Result worker_metrics(void *cls, struct MHD_Connection *conn, co
 	prom_sample_u64(f, "cordon_worker_runs_running", NULL, 0, w->n_running);
 	pthread_mutex_unlock(&w->mu);
 	bool failed = ferror(f);
-	fclose(f);
+	failed |= fclose(f) != 0;
 	if (failed) {
 		free(buf);
 		return api_fail(conn, 500, "internal", "out of memory");
@@ -405,7 +405,7 @@ int worker_main(const struct worker_config *cfg, struct cdn_err *err)
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &set, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	(void)signal(SIGPIPE, SIG_IGN);
 	_cleanup_close_ int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (sfd < 0) {
 		store_close(w.s);
