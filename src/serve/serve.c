@@ -567,6 +567,9 @@ int serve_main(const struct serve_config *cfg, struct cdn_err *err)
 		"metadata in %s\n",
 		cfg->listen ? cfg->listen : "127.0.0.1:8470", sv->state, sv->concurrency,
 		sv->queue_max, sv->ws_queue_max, sv->ws_running_max, store_backend(sv->s));
+	if (cfg->dispatch_workers)
+		fprintf(stderr, "cordon serve: --dispatch workers: runs wait in the database for "
+				"cordon worker processes (the limits above are the queue's)\n");
 
 	for (;;) {
 		int sig = 0;
