@@ -71,6 +71,7 @@ struct worker {
 	unsigned n_running;
 	uint64_t claimed, renewals, lost, expired;
 	int64_t listen_failed_ms; /* when listening failed, to try again; 0: not */
+	int64_t renewed_ms;	  /* when the leases were last renewed (or the first claimed) */
 };
 
 /* One line on stdout: JSON with --json, else text. */
@@ -174,6 +175,32 @@ static void reap(struct worker *w)
 	}
 }
 
+/* Run j is no longer under this worker's lease: it is killed at once (its
+ * record is, or will be, marked lost by whoever expires it). */
+static void lose(struct worker *w, struct wjob *j, const char *why)
+{
+	if (j->lost)
+		return;
+	j->lost = true;
+	pthread_mutex_lock(&w->mu);
+	w->lost++;
+	pthread_mutex_unlock(&w->mu);
+	kill(j->pid, SIGKILL);
+	say(w, "lost", j->id, "run %s: %s; stopped", j->id, why);
+}
+
+/* A run not renewed because it has just ended (its record is final, not
+ * lost) and its process is on its way out. */
+static bool ended_by_itself(struct worker *w, const struct wjob *j)
+{
+	struct store_run r;
+	if (store_run_get(w->s, j->id, &r, NULL) < 0)
+		return false;
+	bool done = store_run_status_final(r.status) && r.status != RUN_LOST;
+	store_run_clear(&r);
+	return done;
+}
+
 /* Renews this worker's leases; kills the runs whose lease was not
  * renewed; expires others' that ran out. */
 static void heartbeat(struct worker *w)
@@ -181,11 +208,19 @@ static void heartbeat(struct worker *w)
 	char(*ids)[STORE_RUN_ID_MAX + 1] = NULL;
 	size_t n = 0;
 	struct cdn_err err = { 0 };
+	int64_t now = cdn_wall_ms();
 	if (store_lease_renew(w->s, w->id, w->lease_ms, &ids, &n, &err) < 0) {
-		/* The database is out of reach: the leases run on until they
-		 * expire; the runs are stopped then, below, if it stays so. */
 		say(w, "error", NULL, "renew leases: %s", err.msg);
+		/* The database is out of reach. The leases run out at the
+		 * last renewal + the lease, and then another node may mark the
+		 * runs lost and queue their retries: stop them before the
+		 * next heartbeat would come too late, never to run beside a
+		 * retry. */
+		if (now + w->lease_ms / 3 >= w->renewed_ms + w->lease_ms)
+			for (struct wjob *j = w->jobs; j; j = j->next)
+				lose(w, j, "its lease could not be renewed (the database is out of reach)");
 	} else {
+		w->renewed_ms = now;
 		pthread_mutex_lock(&w->mu);
 		w->renewals += n;
 		pthread_mutex_unlock(&w->mu);
@@ -193,17 +228,10 @@ static void heartbeat(struct worker *w)
 			bool renewed = false;
 			for (size_t i = 0; i < n && !renewed; i++)
 				renewed = strcmp(ids[i], j->id) == 0;
-			if (!renewed && !j->lost) {
+			if (!renewed && !ended_by_itself(w, j))
 				/* Another node marks it lost (and maybe queues its
 				 * retry): it must not run on beside that. */
-				j->lost = true;
-				pthread_mutex_lock(&w->mu);
-				w->lost++;
-				pthread_mutex_unlock(&w->mu);
-				kill(j->pid, SIGKILL);
-				say(w, "lost", j->id, "run %s: its lease was not renewed in time; stopped",
-				    j->id);
-			}
+				lose(w, j, "its lease was not renewed in time");
 		}
 	}
 	free(ids);

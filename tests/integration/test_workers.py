@@ -232,3 +232,25 @@ def test_sigterm_finishes_its_run_and_claims_nothing_more(fleet, pg, tmp_path):
     assert j["status"] == "created" and "worker" not in j, j
     assert w.claimed() == [first]
     assert [e["event"] for e in w.events()][-1] == "stopped"
+
+
+def test_a_worker_that_lost_its_lease_stops_its_run(fleet, pg, tmp_path):
+    # As if the worker had stalled past its lease: the lease ran out while
+    # the run ran. The worker's next heartbeat does not renew it, so it
+    # kills the run, which is (by it or serve) marked lost, and the old
+    # process never writes a result over that.
+    register(fleet, make_agent(tmp_path, "slow", "sleep 6; echo late\n"))
+    w = Worker(fleet, "d", "--concurrency", "1")
+    fleet.workers.append(w)
+    rid = dispatch(fleet, "slow")
+    assert fleet.wait_running(fleet.owner, rid), record(fleet, rid)
+    psql(pg, f"UPDATE runs SET lease_until_ms = 1000 WHERE id = '{rid}'")
+    wait_for(lambda: any(e.get("event") == "lost" and e.get("run") == rid for e in w.events()),
+             timeout=10, what="the worker to stop its run")
+    j = wait_for(lambda: (lambda j: j if j["status"] == "lost" else None)(record(fleet, rid)),
+                 what="the run lost")
+    assert j["error"] == f"worker {w.id}'s lease expired at 1970-01-01T00:00:01.000Z", j
+    wait_for(lambda: any(e.get("event") == "finished" and e.get("run") == rid
+                         for e in w.events()), what="its process reaped")
+    assert record(fleet, rid)["status"] == "lost"
+    assert not (fleet.state / "runs" / rid / "result.json").exists()
