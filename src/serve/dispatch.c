@@ -329,8 +329,42 @@ int dispatch_submit(struct server *sv, const char *id, const char *ws, const cha
 	return 0;
 }
 
+/* A run of the runs' own way of stopping: asked on its control socket,
+ * it records "cancelled" itself. */
+static bool ask_cancel(const char *id, const char *why)
+{
+	const char *by = strncmp(why, "cancelled by ", 13) == 0 ? why + 13 : why;
+	json_t *req = json_pack("{s:s, s:s}", "op", "cancel", "by", by);
+	json_t *res = req ? control_ask(id, req, NULL) : NULL;
+	bool asked = json_is_true(json_object_get(res, "ok"));
+	json_decref(req);
+	json_decref(res);
+	return asked;
+}
+
+/* --dispatch workers: a run still waiting for a worker is cancelled in the
+ * database, where no worker can take it any more; one a worker runs on
+ * this host is asked on its control socket. A worker's run on another
+ * host cannot be reached from here (-ENOENT). */
+static int cancel_in_database(struct server *sv, const char *id, const char *why)
+{
+	struct cdn_err err = { 0 };
+	int r = store_run_cancel_queued(sv->s, id, why, &err);
+	if (r == 1) {
+		struct store_run rec;
+		if (store_run_get(sv->s, id, &rec, NULL) == 0) {
+			metrics_run_finished(sv, &rec);
+			store_run_clear(&rec);
+		}
+		return 0;
+	}
+	return ask_cancel(id, why) ? 0 : -ENOENT;
+}
+
 int dispatch_cancel(struct server *sv, const char *id, const char *why)
 {
+	if (sv->cfg.dispatch_workers)
+		return cancel_in_database(sv, id, why);
 	pthread_mutex_lock(&sv->mu);
 	for (struct ws_runs *w = sv->wss; w; w = w->next) {
 		struct job **pp = &w->head, *prev = NULL;
@@ -367,13 +401,7 @@ int dispatch_cancel(struct server *sv, const char *id, const char *why)
 	 * (why is "cancelled by WHO"). One that cannot be asked (still
 	 * setting up, before its socket exists) gets SIGTERM, and its record
 	 * is marked cancelled when it exits. */
-	const char *by = strncmp(why, "cancelled by ", 13) == 0 ? why + 13 : why;
-	json_t *req = json_pack("{s:s, s:s}", "op", "cancel", "by", by);
-	json_t *res = req ? control_ask(id, req, NULL) : NULL;
-	bool asked = json_is_true(json_object_get(res, "ok"));
-	json_decref(req);
-	json_decref(res);
-	if (asked)
+	if (ask_cancel(id, why))
 		return 0;
 	pthread_mutex_lock(&sv->mu);
 	for (struct job *j = sv->running; j; j = j->next)

@@ -142,6 +142,8 @@ struct store_db_ops {
 			     struct cdn_err *err);
 	int (*runs_queued)(struct store *s, const char *ws, uint64_t *total, uint64_t *in_ws,
 			   struct cdn_err *err);
+	int (*run_cancel_queued)(struct store *s, const char *id, const char *why,
+				 int64_t now_ms, struct cdn_err *err);
 	/* NULL where the backend has no notifications (SQLite). */
 	int (*queue_listen)(struct store *s, int *fd, struct cdn_err *err);
 	bool (*queue_notified)(struct store *s, bool *broken);

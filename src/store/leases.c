@@ -177,3 +177,15 @@ bool store_queue_notified(struct store *s, bool *broken)
 	*broken = false;
 	return s->ops->queue_notified ? s->ops->queue_notified(s, broken) : false;
 }
+
+int store_run_cancel_queued(struct store *s, const char *id, const char *why,
+			    struct cdn_err *err)
+{
+	int r = store_run_id_check(id, err);
+	if (r < 0)
+		return r;
+	if (!why || strnlen(why, sizeof(((struct store_run *)0)->error)) >=
+			    sizeof(((struct store_run *)0)->error))
+		return cdn_err_msg(err, EINVAL, "store: a reason of at most 255 bytes");
+	return s->ops->run_cancel_queued(s, id, why, cdn_wall_ms(), err);
+}

@@ -129,6 +129,8 @@ int pg_run_mark_lost(struct store *s, const struct store_lease_candidate *c, con
 		     int64_t now_ms, const struct store_run *retry, struct cdn_err *err);
 int pg_runs_queued(struct store *s, const char *ws, uint64_t *total, uint64_t *in_ws,
 		   struct cdn_err *err);
+int pg_run_cancel_queued(struct store *s, const char *id, const char *why, int64_t now_ms,
+			 struct cdn_err *err);
 int pg_key_put(struct store *s, const struct store_key *k, struct cdn_err *err);
 int pg_key_by_hash(struct store *s, const char *hash, struct store_key *out,
 		   struct cdn_err *err);

@@ -212,3 +212,21 @@ bool pg_queue_notified(struct store *s, bool *broken)
 	}
 	return any;
 }
+
+int pg_run_cancel_queued(struct store *s, const char *id, const char *why, int64_t now_ms,
+			 struct cdn_err *err)
+{
+	_cleanup_pg_unlock_ struct pg_db *d = pg_lock(s);
+	struct pg_params p = { 0 };
+	pg_p_text(&p, id);
+	pg_p_text(&p, why);
+	pg_p_int(&p, now_ms);
+	_cleanup_pgres_ PGresult *res = NULL;
+	int r = pg_exec(d,
+			"UPDATE runs SET status = 'cancelled', error = $2, finished_ms = $3"
+			" WHERE id = $1 AND " STORE_QUEUED,
+			&p, false, &res, err, "cancel run %s", id);
+	if (r < 0)
+		return r;
+	return pg_changed(res) > 0 ? 1 : 0;
+}

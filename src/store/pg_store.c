@@ -557,6 +557,7 @@ const struct store_db_ops store_pg_ops = {
 	.leases_expired = pg_leases_expired,
 	.run_mark_lost = pg_run_mark_lost,
 	.runs_queued = pg_runs_queued,
+	.run_cancel_queued = pg_run_cancel_queued,
 	.queue_listen = pg_queue_listen,
 	.queue_notified = pg_queue_notified,
 	.runs_unfinished = pg_runs_unfinished,

@@ -118,6 +118,8 @@ int sqlite_run_mark_lost(struct store *s, const struct store_lease_candidate *c,
 			 struct cdn_err *err);
 int sqlite_runs_queued(struct store *s, const char *ws, uint64_t *total, uint64_t *in_ws,
 		       struct cdn_err *err);
+int sqlite_run_cancel_queued(struct store *s, const char *id, const char *why, int64_t now_ms,
+			     struct cdn_err *err);
 int sqlite_key_put(struct store *s, const struct store_key *k, struct cdn_err *err);
 int sqlite_key_by_hash(struct store *s, const char *hash, struct store_key *out,
 		       struct cdn_err *err);

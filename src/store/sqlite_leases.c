@@ -233,3 +233,25 @@ int sqlite_runs_queued(struct store *s, const char *ws, uint64_t *total, uint64_
 	*in_ws = r == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(st, 1) : 0;
 	return 0;
 }
+
+int sqlite_run_cancel_queued(struct store *s, const char *id, const char *why, int64_t now_ms,
+			     struct cdn_err *err)
+{
+	_cleanup_unlock_ struct sql_db *d = sql_lock(s);
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r = sql_prep(d,
+			 "UPDATE runs SET status = 'cancelled', error = ?2, finished_ms = ?3"
+			 " WHERE id = ?1 AND " STORE_QUEUED,
+			 &st, err);
+	if (r < 0)
+		return r;
+	struct binder b = { st, SQLITE_OK };
+	sql_b_text(&b, 1, id);
+	sql_b_text(&b, 2, why);
+	sql_b_int(&b, 3, now_ms);
+	if (b.rc != SQLITE_OK)
+		return sql_fail(d, b.rc, err, "bind");
+	if ((r = sql_step(d, st, err, "cancel a queued run")) < 0)
+		return r;
+	return sqlite3_changes(d->db) > 0 ? 1 : 0;
+}

@@ -439,6 +439,12 @@ int store_lease_renew(struct store *s, const char *worker, int64_t lease_ms,
  */
 int store_leases_expire(struct store *s, int64_t now_ms, struct store_run **lost, size_t *n,
 			struct cdn_err *err);
+/* A run still waiting for a worker (no worker took it yet) is marked
+ * cancelled with why, in one statement: 1, or 0 when it was not waiting
+ * (taken, finished, not such a run). */
+int store_run_cancel_queued(struct store *s, const char *id, const char *why,
+			    struct cdn_err *err);
+
 /*
  * Postgres: a connection of the store's own LISTENs for runs queued for a
  * worker (each such record, and each retry, is announced with NOTIFY when

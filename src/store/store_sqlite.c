@@ -495,6 +495,7 @@ const struct store_db_ops store_sqlite_ops = {
 	.leases_expired = sqlite_leases_expired,
 	.run_mark_lost = sqlite_run_mark_lost,
 	.runs_queued = sqlite_runs_queued,
+	.run_cancel_queued = sqlite_run_cancel_queued,
 	.runs_unfinished = sqlite_runs_unfinished,
 	.run_mark_dead = sqlite_run_mark_dead,
 	.key_put = sqlite_key_put,

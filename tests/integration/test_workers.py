@@ -232,6 +232,27 @@ def test_sigterm_finishes_its_run_and_claims_nothing_more(fleet, pg, tmp_path):
     assert j["status"] == "created" and "worker" not in j, j
     assert w.claimed() == [first]
     assert [e["event"] for e in w.events()][-1] == "stopped"
+    # What waits for a worker can be cancelled through the API: no worker
+    # takes it after that.
+    st, _, raw, _ = fleet.req("POST", f"/v1/runs/{second}/cancel", fleet.owner)
+    assert st == 202, raw
+    j = record(fleet, second)
+    assert j["status"] == "cancelled" and j["error"].startswith("cancelled by key "), j
+    st, _, raw, _ = fleet.req("POST", f"/v1/runs/{second}/cancel", fleet.owner)
+    assert st == 409, raw
+
+
+def test_cancel_a_run_a_worker_runs(fleet, pg, tmp_path):
+    register(fleet, make_agent(tmp_path, "long", "sleep 20\n"))
+    w = Worker(fleet, "e", "--concurrency", "1")
+    fleet.workers.append(w)
+    rid = dispatch(fleet, "long")
+    assert fleet.wait_running(fleet.owner, rid), record(fleet, rid)
+    # The worker is on this host: its run's control socket answers.
+    st, _, raw, _ = fleet.req("POST", f"/v1/runs/{rid}/cancel", fleet.owner)
+    assert st == 202, raw
+    j = fleet.wait_final(fleet.owner, rid, timeout=20)
+    assert j["status"] == "cancelled" and j["worker"] == w.id, j
 
 
 def test_a_worker_that_lost_its_lease_stops_its_run(fleet, pg, tmp_path):

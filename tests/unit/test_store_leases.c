@@ -334,6 +334,30 @@ static void test_expire_and_retry(void **state)
 	assert_string_equal(claim(f, "w-other", "{\"gpu\":\"a100\"}", id), "");
 }
 
+/* Only a run no worker took yet is cancelled in the queue. */
+static void test_cancel_queued(void **state)
+{
+	struct fx *f = *state;
+	char id[STORE_RUN_ID_MAX + 1];
+	struct cdn_err err = { 0 };
+	queue(f, "q-1", 1000, "", 0);
+	queue(f, "q-2", 2000, "", 0);
+	assert_string_equal(claim(f, "w-1", "", id), "q-1");
+	assert_int_equal(store_run_cancel_queued(f->s, "q-1", "cancelled by key k", &err), 0);
+	assert_int_equal(store_run_cancel_queued(f->s, "q-2", "cancelled by key k", &err), 1);
+	assert_int_equal(store_run_cancel_queued(f->s, "q-2", "cancelled by key k", &err), 0);
+	assert_int_equal(store_run_cancel_queued(f->s, "nope", "x", &err), 0);
+	struct store_run r = get(f, "q-2");
+	assert_int_equal(r.status, RUN_CANCELLED);
+	assert_string_equal(r.error, "cancelled by key k");
+	assert_true(r.finished_ms > 0);
+	store_run_clear(&r);
+	r = get(f, "q-1");
+	assert_int_equal(r.status, RUN_CREATED);
+	store_run_clear(&r);
+	assert_string_equal(claim(f, "w-1", "", id), "");
+}
+
 /* Several processes (workers) claiming at once: each run goes to one. */
 static void test_concurrent_claims(void **state)
 {
@@ -493,6 +517,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_claim_under_lease, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_renew, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_expire_and_retry, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cancel_queued, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_claims, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_expiry, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_queue_notify, setup, teardown),
