@@ -193,6 +193,14 @@ def test_killed_worker_runs_are_lost_and_opted_in_retried(fleet, pg, tmp_path):
     assert j["status"] == "succeeded" and j["attempt"] == 2 and j["retry_of"] == again, j
     assert j["worker"] == b.id and retry_id in b.claimed()
     assert once not in b.claimed() and again not in b.claimed()
+    # The CLI and the API filter by it.
+    r = fleet.cli("runs", "list", "--status", "lost", "--json")
+    assert r.returncode == 0, r.stderr
+    listed = json.loads(r.stdout)
+    listed = listed["runs"] if isinstance(listed, dict) else listed
+    assert sorted(x["id"] for x in listed) == sorted([once, again])
+    st, j, raw, _ = fleet.req("GET", "/v1/runs?status=lost", fleet.owner)
+    assert st == 200 and sorted(x["id"] for x in j["runs"]) == sorted([once, again]), raw
     # Marked once: the lost runs' records kept their status, and nothing
     # else was queued for them.
     assert psql(pg, "SELECT count(*) FROM runs") == "3"
