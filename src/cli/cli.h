@@ -166,6 +166,7 @@ int cmd_runs(int argc, char **argv);
 int cmd_logs(int argc, char **argv);
 int cmd_evidence(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_worker(int argc, char **argv);
 int cmd_init(int argc, char **argv);
 int cmd_keys(int argc, char **argv);
 int cmd_approvals(int argc, char **argv);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "base/cleanup.h"
@@ -69,6 +70,8 @@ static void run_usage(FILE *out)
 	      "                         for the run to claim: one line \"ID WORKSPACE AGENT\"\n"
 	      "                         (what cordon serve's warm pool uses; AGENT is not\n"
 	      "                         given as an argument then)\n"
+	      "      --lease WORKER     with --claim: the record must be under WORKER's lease\n"
+	      "                         (what cordon worker uses); the run dies with its parent\n"
 	      "  -h, --help             show this help\n"
 	      "\n"
 	      "With CORDON_URL set, the run is dispatched to cordon serve (key in\n"
@@ -481,7 +484,7 @@ static int remote_run(const char *ref, const char *input_path, struct view_ctx *
 int cmd_run(int argc, char **argv)
 {
 	enum { O_STATE = 256, O_JSON, O_POLICY, O_PRIVATE, O_HOSTS, O_CA, O_CAPTURE, O_DEGRADED,
-	       O_CLAIM, O_STANDBY, O_BLOBS };
+	       O_CLAIM, O_STANDBY, O_BLOBS, O_LEASE };
 	static const struct option opts[] = {
 		{ "input", required_argument, NULL, 'i' },
 		{ "workspace", required_argument, NULL, 'w' },
@@ -497,6 +500,7 @@ int cmd_run(int argc, char **argv)
 		{ "claim", required_argument, NULL, O_CLAIM },
 		{ "standby", no_argument, NULL, O_STANDBY },
 		{ "blobs", required_argument, NULL, O_BLOBS },
+		{ "lease", required_argument, NULL, O_LEASE },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -585,6 +589,14 @@ int cmd_run(int argc, char **argv)
 			local_only = local_only ? local_only : "--standby";
 			standby = true;
 			break;
+		case O_LEASE:
+			local_only = local_only ? local_only : "--lease";
+			if (!store_worker_id_ok(optarg)) {
+				cli_error("--lease: '%s' is not a worker id", optarg);
+				return EXIT_CORDON;
+			}
+			o.lease_owner = optarg;
+			break;
 		case 'h':
 			run_usage(stdout);
 			return 0;
@@ -608,6 +620,19 @@ int cmd_run(int argc, char **argv)
 		return EXIT_CORDON;
 	}
 	o.ref = standby ? NULL : argv[optind];
+	if (o.lease_owner && !o.claim) {
+		cli_error("run: --lease goes with --claim");
+		return EXIT_CORDON;
+	}
+	if (o.lease_owner && !cli_remote()) {
+		/* The worker that holds the lease renews it and stops the run
+		 * when it loses it; a run that outlived its worker would run on
+		 * under a lease nobody renews, beside the retry of the run. */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() == 1) {
+			cli_error("run: its worker is gone");
+			return EXIT_CORDON;
+		}
+	}
 	if (cli_remote()) {
 		if (local_only) {
 			cli_error("run: %s is for a local run; CORDON_URL is set, so the run goes to "

@@ -137,6 +137,8 @@ static const struct command commands[] = {
 	COMMAND("runs", CLI_FULL, true, cmd_runs, "list runs and show their results"),
 	COMMAND("logs", CLI_FULL, true, cmd_logs, "print (and follow) a run's events"),
 	COMMAND("serve", CLI_API, false, cmd_serve, "run the API, the dashboard and the run queue"),
+	COMMAND("worker", CLI_API, false, cmd_worker,
+		"take queued runs from a shared database and run them"),
 	COMMAND("init", CLI_API, false, cmd_init, "create the state and the first owner API key"),
 	COMMAND("keys", CLI_API, true, cmd_keys, "create, list and revoke API keys"),
 	COMMAND("evidence", CLI_API, false, cmd_evidence,

@@ -383,11 +383,52 @@ static int parse_outputs(struct mctx *c, const json_t *v, struct agent_outputs *
 	return rc;
 }
 
+static const char *const retry_keys[] = { "on_lost", "max" };
+
+/* "retry": {"on_lost": true, "max": N}: a run lost with its worker (its
+ * lease expired) is queued again, each attempt a record of its own, at
+ * most N more times. Opt-in and bounded: an agent's actions have side
+ * effects, and a run is never re-run unless its agent says it may be. */
+static int parse_retry(struct mctx *c, const json_t *v, struct agent_manifest *m)
+{
+	int rc = mf_check_object(c, v, "retry", "an object such as {\"on_lost\": true, \"max\": 2}",
+				 retry_keys, CDN_ARRAY_SIZE(retry_keys));
+	if (rc < 0)
+		return rc;
+	const json_t *on = json_object_get(v, "on_lost");
+	if (!on)
+		return mf_merr(c, "retry", "missing key \"on_lost\"");
+	if (!json_is_boolean(on))
+		return mf_wrong_type(c, "retry.on_lost", on, "true or false");
+	uint64_t max = 1;
+	const json_t *x = json_object_get(v, "max");
+	if (x && (rc = mf_get_uint(c, x, "retry.max", 1, STORE_RETRY_MAX, &max)) < 0)
+		return rc;
+	m->retry_on_lost = json_is_true(on) ? (unsigned)max : 0;
+	return 0;
+}
+
+/* "labels": {"KEY": "VALUE"}: what a worker must have to take the
+ * agent's runs (store_labels_parse's rules). */
+static int parse_labels(struct mctx *c, const json_t *v, struct agent_manifest *m)
+{
+	if (!json_is_object(v))
+		return mf_wrong_type(c, "labels", v, "an object of strings such as {\"gpu\": \"a100\"}");
+	_cleanup_free_ char *text = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
+	struct cdn_err e = { 0 };
+	if (!text)
+		return cdn_err_set(c->err, ENOMEM, "%s", c->src);
+	if (store_labels_parse(text, m->labels, &e) < 0)
+		return mf_merr(c, "labels", "%s", strncmp(e.msg, "labels: ", 8) ? e.msg : e.msg + 8);
+	return 0;
+}
+
 /* -------------------------------------------------------------- top level */
 
 static const char *const top_keys[] = {
     "name",    "version", "description",      "entrypoint",   "setup", "limits",
     "profile", "egress",  "required_secrets", "capabilities", "env",   "outputs",
+    "retry",   "labels",
 };
 
 static int parse_name(struct mctx *c, const json_t *v, const char *path, char *out, size_t cap)
@@ -509,6 +550,10 @@ static int parse_top(struct mctx *c, const json_t *root, struct agent_manifest *
 	    (rc = parse_name(c, x, "env", m->env, sizeof(m->env))) < 0)
 		return rc;
 	if ((x = json_object_get(root, "outputs")) && (rc = parse_outputs(c, x, &m->outputs)) < 0)
+		return rc;
+	if ((x = json_object_get(root, "retry")) && (rc = parse_retry(c, x, m)) < 0)
+		return rc;
+	if ((x = json_object_get(root, "labels")) && (rc = parse_labels(c, x, m)) < 0)
 		return rc;
 	return 0;
 }

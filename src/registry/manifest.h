@@ -15,6 +15,7 @@
 
 #include "base/err.h"
 #include "egress/policy.h"
+#include "store/store.h"
 
 #define MANIFEST_MAX_BYTES (64 * 1024)
 #define MANIFEST_MAX_ARGS 64
@@ -125,6 +126,13 @@ struct agent_manifest {
 	char env[65]; /* "" when none */
 
 	struct agent_outputs outputs;
+
+	/* Workers (docs/deploy.md): how many more attempts a run lost with
+	 * its worker gets ("retry": {"on_lost": true, "max": N}; 0: none, the
+	 * default), and the labels a worker needs to take its runs (canonical
+	 * JSON, "" for none). */
+	unsigned retry_on_lost;
+	char labels[STORE_LABELS_JSON_MAX + 1];
 };
 
 /* `source` names the document in errors ("agent.json"). On error *out is

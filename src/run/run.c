@@ -108,6 +108,7 @@ int run_exit_code(const struct run_outcome *o)
 	case RUN_RUNNING:
 	case RUN_CANCELLED:
 	case RUN_ERROR:
+	case RUN_LOST:
 		break;
 	}
 	return 125;
@@ -166,7 +167,9 @@ int run_agent(struct store *s, struct vault *v, struct run_options *o, struct ru
 		struct store_run q;
 		if ((r = store_run_get(s, o->run_id, &q, err)) < 0)
 			goto done;
-		bool ok = q.status == RUN_CREATED && strcmp(q.workspace, c.ws) == 0;
+		const char *lease = o->lease_owner ? o->lease_owner : "";
+		bool ok = q.status == RUN_CREATED && strcmp(q.workspace, c.ws) == 0 &&
+			  strcmp(q.lease_owner, lease) == 0;
 		if (ok && !o->input && q.input_json) {
 			/* The input came with the queued record. */
 			queued_input = q.input_json;
@@ -177,9 +180,10 @@ int run_agent(struct store *s, struct vault *v, struct run_options *o, struct ru
 		c.rec = q;
 		c.rec.input_json = c.rec.result_json = NULL;
 		store_run_clear(&q);
+		snprintf(c.rec.lease_owner, sizeof(c.rec.lease_owner), "%s", lease);
 		if (!ok) {
-			r = cdn_err_msg(err, EINVAL, "run %s is not waiting to start in workspace %s",
-					o->run_id, c.ws);
+			char why[256];
+			r = cdn_err_msg(err, EINVAL, "%s", store_claim_refused(&c.rec, why, sizeof(why)));
 			goto done;
 		}
 		recorded = true;
@@ -218,8 +222,13 @@ int run_agent(struct store *s, struct vault *v, struct run_options *o, struct ru
 	if ((r = cdn_boot_id(c.rec.supervisor_boot, sizeof(c.rec.supervisor_boot), err)) < 0)
 		goto done;
 	c.rec.input_json = input;
-	if ((r = o->claim ? store_run_claim(s, &c.rec, err) : store_run_create(s, &c.rec, err)) < 0)
+	if ((r = o->claim ? store_run_claim(s, &c.rec, err) : store_run_create(s, &c.rec, err)) < 0) {
+		/* A lease that ran out is the expiry's to end (lost, and maybe
+		 * retried), not this process's. */
+		if (o->lease_owner)
+			recorded = false;
 		goto done;
+	}
 	recorded = true;
 	snprintf(o->run_id, sizeof(o->run_id), "%s", c.rec.id);
 	snprintf(out->id, sizeof(out->id), "%s", c.rec.id);

@@ -78,6 +78,9 @@ struct run_options {
 	/* A sandbox made ahead (cordon run --standby), taken for this run;
 	 * NULL: a cold start. */
 	struct sandbox *warm;
+	/* With claim: the worker whose lease the record must be under (cordon
+	 * worker); NULL for a record with no lease (cordon serve's own). */
+	const char *lease_owner;
 };
 
 struct run_outcome {

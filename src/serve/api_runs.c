@@ -22,6 +22,7 @@
 #include "base/proc.h"
 #include "base/random.h"
 #include "evidence/evidence.h"
+#include "registry/manifest.h"
 
 /* A since or until longer than this is refused before it is parsed. */
 #define RUNS_TIME_PARAM_MAX 64
@@ -61,6 +62,15 @@ static json_t *api_run_json(const struct store_run *r)
 				    json_integer((json_int_t)(r->finished_ms - r->created_ms)));
 	if (r->error[0])
 		json_object_set_new(j, "error", json_string(r->error));
+	/* Workers (docs/deploy.md): which holds (or held) its lease, what it
+	 * asked for, and which attempt it is of which run. */
+	if (r->lease_owner[0])
+		json_object_set_new(j, "worker", json_string(r->lease_owner));
+	if (r->labels[0])
+		json_object_set_new(j, "labels", json_loads(r->labels, 0, NULL));
+	json_object_set_new(j, "attempt", json_integer(r->attempt ? r->attempt : 1));
+	if (r->retry_of[0])
+		json_object_set_new(j, "retry_of", json_string(r->retry_of));
 	return j;
 }
 
@@ -92,8 +102,19 @@ enum MHD_Result h_runs_create(struct call *c)
 		json_decref(b);
 		return api_fail(c->conn, 400, "bad_request", "agent: %s", err.msg);
 	}
+	unsigned version = 0;
+	if (at) {
+		char *end;
+		unsigned long v = strtoul(at + 1, &end, 10);
+		if (at[1] < '1' || at[1] > '9' || *end || v > UINT32_MAX) {
+			json_decref(b);
+			return api_fail(c->conn, 400, "bad_request",
+					"agent: the version after '@' is a number (1, 2, ...)");
+		}
+		version = (unsigned)v;
+	}
 	struct store_item it;
-	int r = store_item_get(c->sv->s, STORE_AGENT, c->key.workspace, name, 0, &it, &err);
+	int r = store_item_get(c->sv->s, STORE_AGENT, c->key.workspace, name, version, &it, &err);
 	if (r < 0) {
 		json_decref(b);
 		if (r == -ENOENT)
@@ -101,7 +122,31 @@ enum MHD_Result h_runs_create(struct call *c)
 					name);
 		return api_fail_err(c->conn, r, &err);
 	}
+	/* What the agent asks of the worker that runs it: labels, and
+	 * retries when its worker is lost (docs/deploy.md). */
+	struct agent_manifest *m = NULL;
+	r = it.doc ? manifest_parse(it.doc, strlen(it.doc), "agent.json", &m, &err) : 0;
 	store_item_clear(&it);
+	struct store_run rec = {.status = RUN_CREATED, .exit_code = -1, .attempt = 1,
+				.agent_version = version};
+	if (m) {
+		snprintf(rec.labels, sizeof(rec.labels), "%s", m->labels);
+		rec.retry_max = m->retry_on_lost;
+	}
+	manifest_free(m);
+	if (r < 0) {
+		json_decref(b);
+		return api_fail_err(c->conn, r, &err);
+	}
+	json_t *labels = json_object_get(b, "labels");
+	if (labels) {
+		_cleanup_free_ char *lt = json_dumps(labels, JSON_COMPACT | JSON_ENCODE_ANY);
+		if (!lt || store_labels_parse(lt, rec.labels, &err) < 0) {
+			json_decref(b);
+			return api_fail(c->conn, 400, "bad_request", "%s", lt ? err.msg : "labels");
+		}
+	}
+	bool workers = c->sv->cfg.dispatch_workers;
 	char why[256];
 	if (!dispatch_has_room(c->sv, c->key.workspace, why, sizeof(why))) {
 		json_decref(b);
@@ -109,14 +154,15 @@ enum MHD_Result h_runs_create(struct call *c)
 	}
 	_cleanup_free_ char *in =
 	    input ? json_dumps(input, JSON_COMPACT | JSON_SORT_KEYS) : strdup("{}");
-	struct store_run rec = {.status = RUN_CREATED, .exit_code = -1};
 	cdn_random_id("run_", 12, rec.id, sizeof(rec.id));
 	snprintf(rec.workspace, sizeof(rec.workspace), "%s", c->key.workspace);
 	snprintf(rec.agent, sizeof(rec.agent), "%s", name);
 	snprintf(rec.caller, sizeof(rec.caller), "key:%s (%s)", c->key.id, c->key.name);
 	rec.created_ms = cdn_wall_ms();
-	rec.supervisor_pid = (int)c->sv->self;
-	cdn_boot_id(rec.supervisor_boot, sizeof(rec.supervisor_boot), NULL);
+	if (!workers) {
+		rec.supervisor_pid = (int)c->sv->self;
+		cdn_boot_id(rec.supervisor_boot, sizeof(rec.supervisor_boot), NULL);
+	} /* else queued for a worker: no supervisor until one takes it */
 	rec.input_json = in;
 	if (in && strlen(in) > STORE_MAX_RUN_JSON) {
 		json_decref(b);
@@ -124,7 +170,7 @@ enum MHD_Result h_runs_create(struct call *c)
 				STORE_MAX_RUN_JSON);
 	}
 	r = in ? store_run_create(c->sv->s, &rec, &err) : cdn_err_set(&err, ENOMEM, "input");
-	if (r == 0 &&
+	if (r == 0 && !workers &&
 	    (r = dispatch_submit(c->sv, rec.id, rec.workspace, agent, why, sizeof(why))) < 0) {
 		/* Lost a race for the last place since the check above. */
 		rec.input_json = NULL;

@@ -38,6 +38,7 @@ enum opt_kind {
 	OPT_PRIVATE, /* IP:PORT, checked by each run's policy */
 	OPT_SECONDS, /* a duration ("1h", "90s") in whole seconds, 0 to max; 0 is off */
 	OPT_SINK,    /* file:///PATH or /PATH (sink_check) */
+	OPT_DISPATCH, /* "embedded" (false) or "workers" (true) */
 };
 
 struct opt_def {
@@ -67,6 +68,8 @@ static const struct opt_def opts[] = {
 	{ { "uploads", "serve", "uploads", false, "N" }, OPT_UINT, 64, FIELD(max_uploads) },
 	{ { "trusted-proxy", "serve", "trusted_proxies", true, "ADDR" }, OPT_PROXY,
 	  SERVE_MAX_TRUSTED_PROXIES, 0 },
+	{ { "dispatch", "serve", "dispatch", false, "MODE" }, OPT_DISPATCH, 0,
+	  FIELD(dispatch_workers) },
 	{ { "drain-timeout", "serve", "drain_timeout", false, "SECS" }, OPT_UINT, 86400,
 	  FIELD(drain_timeout_s) },
 	{ { "register-root", "serve", "register_root", false, "DIR" }, OPT_ABSPATH, 0,
@@ -162,6 +165,15 @@ int serve_option_set(struct serve_config *cfg, size_t i, const char *value, stru
 		cfg->trusted_proxies[cfg->n_trusted_proxies++] = cfg->trusted_proxy_text[n];
 		return 0;
 	}
+	case OPT_DISPATCH:
+		if (strcmp(value, "embedded") != 0 && strcmp(value, "workers") != 0)
+			return cdn_err_msg(err, EINVAL,
+					   "'%s': expected embedded (this server runs the runs) or "
+					   "workers (cordon worker processes take them from the "
+					   "database)",
+					   value);
+		*(bool *)(void *)(base + o->field) = strcmp(value, "workers") == 0;
+		return 0;
 	case OPT_PRIVATE:
 		if (cfg->n_allow_private == SERVE_MAX_PRIVATE)
 			return cdn_err_msg(err, E2BIG, "at most %d private destinations",

@@ -16,9 +16,7 @@
 #include "serve/internal.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,8 +26,6 @@
 
 #include "base/clock.h"
 #include "run/control.h"
-
-extern char **environ;
 
 /* Called with the lock held. */
 static struct ws_runs *ws_find(struct server *sv, const char *ws, bool make)
@@ -126,51 +122,23 @@ static void job_free(struct job *j)
 	free(j);
 }
 
-size_t dispatch_run_argv(struct server *sv, const char **argv)
+/* What every run process of this server is given. */
+static struct runproc runproc_of(struct server *sv)
 {
-	size_t n = 0;
-	argv[n++] = sv->exe;
-	argv[n++] = "run";
-	argv[n++] = "--state";
-	argv[n++] = sv->state;
-	argv[n++] = "-q";
-	if (sv->cfg.hosts_file) {
-		argv[n++] = "--hosts";
-		argv[n++] = sv->cfg.hosts_file;
-	}
-	if (sv->cfg.upstream_ca) {
-		argv[n++] = "--upstream-ca";
-		argv[n++] = sv->cfg.upstream_ca;
-	}
-	for (size_t i = 0; i < sv->cfg.n_allow_private; i++) {
-		argv[n++] = "--allow-private";
-		argv[n++] = sv->cfg.allow_private[i];
-	}
-	return n;
+	return (struct runproc){
+		.exe = sv->exe,
+		.state = sv->state,
+		.hosts_file = sv->cfg.hosts_file,
+		.upstream_ca = sv->cfg.upstream_ca,
+		.allow_private = sv->cfg.allow_private,
+		.n_allow_private = sv->cfg.n_allow_private,
+	};
 }
 
-int dispatch_spawn_run(struct server *sv, const char *const *argv, int stdin_fd, pid_t *pid)
+int dispatch_spawn_standby(struct server *sv, int stdin_fd, pid_t *pid)
 {
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t at;
-	posix_spawn_file_actions_init(&fa);
-	posix_spawnattr_init(&at);
-	if (stdin_fd >= 0)
-		posix_spawn_file_actions_adddup2(&fa, stdin_fd, STDIN_FILENO);
-	else
-		posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-	posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
-	/* The server blocks its signals for sigwait(); the run must not. */
-	sigset_t none, all;
-	sigemptyset(&none);
-	sigfillset(&all);
-	posix_spawnattr_setsigmask(&at, &none);
-	posix_spawnattr_setsigdefault(&at, &all);
-	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-	int r = posix_spawn(pid, sv->exe, &fa, &at, (char *const *)argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&at);
-	return -r;
+	const struct runproc p = runproc_of(sv);
+	return runproc_spawn_standby(&p, stdin_fd, pid);
 }
 
 /* A standby of the warm pool takes the run, else a new process. */
@@ -178,16 +146,8 @@ static int spawn(struct server *sv, struct job *j)
 {
 	if (pool_claim(sv, j))
 		return 0;
-	const char *argv[64];
-	size_t n = dispatch_run_argv(sv, argv);
-	argv[n++] = "-w";
-	argv[n++] = j->ws;
-	argv[n++] = "--claim";
-	argv[n++] = j->id;
-	argv[n++] = "--";
-	argv[n++] = j->ref;
-	argv[n] = NULL;
-	int r = dispatch_spawn_run(sv, argv, -1, &j->pid);
+	const struct runproc p = runproc_of(sv);
+	int r = runproc_spawn(&p, j->ws, j->id, j->ref, NULL, &j->pid);
 	if (r == 0)
 		sv->dispatched[0]++;
 	return r;
@@ -226,9 +186,41 @@ static void reap(struct server *sv)
 	}
 }
 
+/* How often a server whose runs go to workers expires their leases. */
+#define LEASE_EXPIRE_EVERY_MS 1000
+
+/* --dispatch workers: the runs are queued in the database for cordon
+ * worker processes; this server only marks lost the runs of workers whose
+ * leases ran out (any node may: one marks each), and counts them. */
+static void *expire_main(struct server *sv)
+{
+	pthread_mutex_lock(&sv->mu);
+	while (!sv->stop) {
+		pthread_mutex_unlock(&sv->mu);
+		struct store_run *lost = NULL;
+		size_t n = 0;
+		struct cdn_err err = { 0 };
+		if (store_leases_expire(sv->s, cdn_wall_ms(), &lost, &n, &err) < 0)
+			fprintf(stderr, "cordon serve: expire leases: %s\n", err.msg);
+		for (size_t i = 0; i < n; i++) {
+			fprintf(stderr, "cordon serve: run %s lost: %s\n", lost[i].id, lost[i].error);
+			metrics_run_finished(sv, &lost[i]);
+		}
+		store_runs_free(lost, n);
+		pthread_mutex_lock(&sv->mu);
+		struct timespec ts = cdn_wall_after(LEASE_EXPIRE_EVERY_MS);
+		if (!sv->stop)
+			pthread_cond_timedwait(&sv->cv, &sv->mu, &ts);
+	}
+	pthread_mutex_unlock(&sv->mu);
+	return NULL;
+}
+
 void *dispatch_main(void *arg)
 {
 	struct server *sv = arg;
+	if (sv->cfg.dispatch_workers)
+		return expire_main(sv);
 	pthread_mutex_lock(&sv->mu);
 	for (;;) {
 		reap(sv);
@@ -289,8 +281,37 @@ static int room(struct server *sv, const char *ws, char *why, size_t cap)
 	return 0;
 }
 
+/* --dispatch workers: the queue is the database's, shared by every API
+ * node, and bounded by the same settings. */
+static int room_in_database(struct server *sv, const char *ws, char *why, size_t cap)
+{
+	uint64_t total, in_ws;
+	struct cdn_err err = { 0 };
+	if (store_runs_queued(sv->s, ws, &total, &in_ws, &err) < 0) {
+		snprintf(why, cap, "%s", err.msg);
+		return -EIO;
+	}
+	if (in_ws >= sv->ws_queue_max) {
+		snprintf(why, cap,
+			 "workspace %s has %llu runs waiting for a worker, its limit (cordon serve "
+			 "--workspace-queue); try again when one has started",
+			 ws, (unsigned long long)in_ws);
+		return -EDQUOT;
+	}
+	if (total >= sv->queue_max) {
+		snprintf(why, cap,
+			 "%llu runs are waiting for a worker, the limit (cordon serve --queue); try "
+			 "again later",
+			 (unsigned long long)total);
+		return -ENOSPC;
+	}
+	return 0;
+}
+
 bool dispatch_has_room(struct server *sv, const char *ws, char *why, size_t cap)
 {
+	if (sv->cfg.dispatch_workers)
+		return room_in_database(sv, ws, why, cap) == 0;
 	pthread_mutex_lock(&sv->mu);
 	int r = room(sv, ws, why, cap);
 	pthread_mutex_unlock(&sv->mu);
@@ -332,8 +353,42 @@ int dispatch_submit(struct server *sv, const char *id, const char *ws, const cha
 	return 0;
 }
 
+/* A run of the runs' own way of stopping: asked on its control socket,
+ * it records "cancelled" itself. */
+static bool ask_cancel(const char *id, const char *why)
+{
+	const char *by = strncmp(why, "cancelled by ", 13) == 0 ? why + 13 : why;
+	json_t *req = json_pack("{s:s, s:s}", "op", "cancel", "by", by);
+	json_t *res = req ? control_ask(id, req, NULL) : NULL;
+	bool asked = json_is_true(json_object_get(res, "ok"));
+	json_decref(req);
+	json_decref(res);
+	return asked;
+}
+
+/* --dispatch workers: a run still waiting for a worker is cancelled in the
+ * database, where no worker can take it any more; one a worker runs on
+ * this host is asked on its control socket. A worker's run on another
+ * host cannot be reached from here (-ENOENT). */
+static int cancel_in_database(struct server *sv, const char *id, const char *why)
+{
+	struct cdn_err err = { 0 };
+	int r = store_run_cancel_queued(sv->s, id, why, &err);
+	if (r == 1) {
+		struct store_run rec;
+		if (store_run_get(sv->s, id, &rec, NULL) == 0) {
+			metrics_run_finished(sv, &rec);
+			store_run_clear(&rec);
+		}
+		return 0;
+	}
+	return ask_cancel(id, why) ? 0 : -ENOENT;
+}
+
 int dispatch_cancel(struct server *sv, const char *id, const char *why)
 {
+	if (sv->cfg.dispatch_workers)
+		return cancel_in_database(sv, id, why);
 	pthread_mutex_lock(&sv->mu);
 	for (struct ws_runs *w = sv->wss; w; w = w->next) {
 		struct job **pp = &w->head, *prev = NULL;
@@ -370,13 +425,7 @@ int dispatch_cancel(struct server *sv, const char *id, const char *why)
 	 * (why is "cancelled by WHO"). One that cannot be asked (still
 	 * setting up, before its socket exists) gets SIGTERM, and its record
 	 * is marked cancelled when it exits. */
-	const char *by = strncmp(why, "cancelled by ", 13) == 0 ? why + 13 : why;
-	json_t *req = json_pack("{s:s, s:s}", "op", "cancel", "by", by);
-	json_t *res = req ? control_ask(id, req, NULL) : NULL;
-	bool asked = json_is_true(json_object_get(res, "ok"));
-	json_decref(req);
-	json_decref(res);
-	if (asked)
+	if (ask_cancel(id, why))
 		return 0;
 	pthread_mutex_lock(&sv->mu);
 	for (struct job *j = sv->running; j; j = j->next)
@@ -388,8 +437,13 @@ int dispatch_cancel(struct server *sv, const char *id, const char *why)
 
 void dispatch_counts(struct server *sv, unsigned *queued, unsigned *running, bool *draining)
 {
+	/* --dispatch workers: what waits is the database's, for any worker. */
+	uint64_t total = 0, in_ws;
+	if (sv->cfg.dispatch_workers)
+		(void)store_runs_queued(sv->s, STORE_DEFAULT_WORKSPACE, &total, &in_ws, NULL);
 	pthread_mutex_lock(&sv->mu);
-	*queued = sv->n_queued;
+	*queued = sv->cfg.dispatch_workers ? (unsigned)(total < UINT32_MAX ? total : UINT32_MAX)
+					   : sv->n_queued;
 	*running = sv->n_running;
 	*draining = sv->draining;
 	pthread_mutex_unlock(&sv->mu);

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "serve/runproc.h"
 #include "serve/serve.h"
 #include "store/store.h"
 #include "vault/vault.h"
@@ -130,13 +131,12 @@ void front_counts(struct server *sv, unsigned *open, unsigned *anonymous, unsign
 int front_start(struct server *sv);
 void front_stop(struct server *sv);
 
+/* serve.c: an IPv4 "ADDR:PORT" (opt names the option in the message). */
+int parse_listen(const char *opt, const char *s, struct sockaddr_in *sa, struct cdn_err *err);
+
 void *dispatch_main(void *arg);
-/* "cordon run --state S -q" and the run options every run of this server
- * gets, into argv (room for 64); the count. */
-size_t dispatch_run_argv(struct server *sv, const char **argv);
-/* Starts argv (NULL-terminated) with stdin_fd as its standard input (-1:
- * /dev/null), stdout to /dev/null, default signals: 0 or -errno. */
-int dispatch_spawn_run(struct server *sv, const char *const *argv, int stdin_fd, pid_t *pid);
+/* Starts a `cordon run --standby` of this server reading stdin_fd. */
+int dispatch_spawn_standby(struct server *sv, int stdin_fd, pid_t *pid);
 
 /* pool.c, all called with sv->mu held by the dispatcher. pool_claim hands
  * j to a standby (j->pid set): false when none could take it. pool_fill

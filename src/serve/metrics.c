@@ -32,7 +32,7 @@
 #include "base/proc.h"
 #include "serve/prom.h"
 
-#define N_STATUS (RUN_CANCELLED + 1)
+#define N_STATUS (RUN_LOST + 1)
 
 /* Seconds. A run lasts from well under a second (a script) to the
  * longest timeout an operator allows; its wait for a slot from a few
@@ -406,8 +406,8 @@ int metrics_render(struct server *sv, bool per_workspace, char **out, size_t *le
 	prom_sample_u64(f, "cordon_runs_dispatched_total", &warm_l, 1, by_start[1]);
 	prom_sample_u64(f, "cordon_runs_dispatched_total", &cold_l, 1, by_start[0]);
 	prom_family(f, "cordon_lease_renewals_total", "counter",
-		    "Run leases renewed by workers. Always 0: runs are supervised by this "
-		    "server's own processes; there are no remote workers yet.");
+		    "Run leases renewed by this process. Always 0 on serve: its own runs need "
+		    "no lease, and cordon worker processes renew theirs (their /metrics).");
 	prom_sample_u64(f, "cordon_lease_renewals_total", NULL, 0, 0);
 	unsigned conns, anonymous, uploads;
 	front_counts(sv, &conns, &anonymous, &uploads);

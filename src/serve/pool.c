@@ -72,11 +72,7 @@ static struct standby *start_one(struct server *sv)
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return NULL;
 	struct standby *s = calloc(1, sizeof(*s));
-	const char *argv[64];
-	size_t n = dispatch_run_argv(sv, argv);
-	argv[n++] = "--standby";
-	argv[n] = NULL;
-	int r = s ? dispatch_spawn_run(sv, argv, p[0], &s->pid) : -ENOMEM;
+	int r = s ? dispatch_spawn_standby(sv, p[0], &s->pid) : -ENOMEM;
 	close(p[0]);
 	if (r < 0) {
 		fprintf(stderr, "cordon serve: warm pool: cannot start %s: %s\n", sv->exe,

@@ -386,9 +386,7 @@ static enum MHD_Result on_health(void *cls, struct MHD_Connection *conn, const c
 
 /* ------------------------------------------------------------------ main */
 
-/* opt: the option's name, for the message. */
-static int parse_listen(const char *opt, const char *s, struct sockaddr_in *sa,
-			struct cdn_err *err)
+int parse_listen(const char *opt, const char *s, struct sockaddr_in *sa, struct cdn_err *err)
 {
 	char host[64];
 	const char *colon = strrchr(s, ':');
@@ -446,7 +444,8 @@ int serve_main(const struct serve_config *cfg, struct cdn_err *err)
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	sv->concurrency = cfg->concurrency ? cfg->concurrency : (unsigned)(cpus > 0 ? cpus * 2 : 2);
 	sv->queue_max = cfg->queue ? cfg->queue : 64;
-	sv->pool_max = cfg->warm_pool;
+	/* With --dispatch workers runs start in the workers: no pool here. */
+	sv->pool_max = cfg->dispatch_workers ? 0 : cfg->warm_pool;
 	sv->ws_queue_max = cfg->workspace_queue ? cfg->workspace_queue : (sv->queue_max + 3) / 4;
 	sv->ws_running_max = cfg->workspace_concurrency ? cfg->workspace_concurrency
 							: sv->concurrency;
@@ -572,6 +571,9 @@ int serve_main(const struct serve_config *cfg, struct cdn_err *err)
 		cfg->listen ? cfg->listen : "127.0.0.1:8470", sv->state, sv->concurrency,
 		sv->queue_max, sv->ws_queue_max, sv->ws_running_max, sv->pool_max,
 		store_backend(sv->s));
+	if (cfg->dispatch_workers)
+		fprintf(stderr, "cordon serve: --dispatch workers: runs wait in the database for "
+				"cordon worker processes (the limits above are the queue's)\n");
 
 	for (;;) {
 		int sig = 0;

@@ -13,6 +13,7 @@
 #include <stddef.h>
 
 #include "base/err.h"
+#include "store/store.h"
 
 #define SERVE_MAX_PRIVATE 16
 #define SERVE_MAX_TRUSTED_PROXIES 8
@@ -67,6 +68,11 @@ struct serve_config {
 	 * series; without, it gets server-wide ones only (docs/metrics.md). */
 	const char *metrics_listen;
 	const char *metrics_token_file;
+	/* --dispatch workers: the API only queues runs in the database, and
+	 * cordon worker processes (any host, same database) take and run
+	 * them; this server expires the leases of workers that died. false
+	 * (embedded, the default): this server runs every run itself. */
+	bool dispatch_workers;
 };
 
 /* The API's route table (the one serve dispatches by, and authorizes by):
@@ -111,6 +117,28 @@ int serve_config_load(const char *path, struct serve_config *cfg, struct serve_c
 int serve_config_parse(const char *yaml, size_t len, const char *src, struct serve_config *cfg,
 		       struct serve_config_file **out, struct cdn_err *err);
 void serve_config_file_free(struct serve_config_file *f);
+
+/* cordon worker's settings (docs/deploy.md). */
+struct worker_config {
+	const char *state_dir;	   /* NULL: store_default_dir() */
+	unsigned concurrency;	   /* runs at once, at least 1 */
+	unsigned lease_s;	   /* a lease's length; renewed every third of it */
+	unsigned drain_timeout_s;  /* on SIGTERM, before its runs are stopped */
+	char labels[STORE_LABELS_JSON_MAX + 1]; /* canonical (store_labels_parse), "" for none */
+	bool json;		   /* events as JSON lines */
+	const char *hosts_file;	   /* passed to each run, as serve's */
+	const char *upstream_ca;
+	const char *allow_private[SERVE_MAX_PRIVATE];
+	size_t n_allow_private;
+	const char *run_exe;	   /* the cordon that runs runs; NULL: cordon-full */
+	/* GET /metrics on this TCP address ("ADDR:PORT"); NULL: off. Its
+	 * series name no workspace, so it needs no token. */
+	const char *metrics_listen;
+};
+
+/* Claims and runs queued runs until SIGTERM or SIGINT, then lets its runs
+ * finish (up to the drain timeout) and returns 0. */
+int worker_main(const struct worker_config *cfg, struct cdn_err *err);
 
 /* Serves until SIGTERM or SIGINT, then drains. 0 after a clean drain. */
 int serve_main(const struct serve_config *cfg, struct cdn_err *err);

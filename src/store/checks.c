@@ -150,7 +150,7 @@ int store_run_check(const struct store_run *r, struct cdn_err *err)
 	if (r->agent_hash[0] && !cdn_sha256_hex_str_ok(r->agent_hash))
 		return cdn_err_msg(err, EINVAL, "store: run %s: the agent hash is not a sha256",
 				   r->id);
-	if ((unsigned)r->status > RUN_CANCELLED)
+	if ((unsigned)r->status > RUN_LOST)
 		return cdn_err_msg(err, EINVAL, "store: run %s: unknown status %d", r->id,
 				   (int)r->status);
 	if (!bounded(r->caller, sizeof(r->caller)) ||
@@ -158,6 +158,28 @@ int store_run_check(const struct store_run *r, struct cdn_err *err)
 	    !bounded(r->error, sizeof(r->error)))
 		return cdn_err_msg(err, EINVAL, "store: run %s: a text field is not terminated",
 				   r->id);
+	if (!bounded(r->lease_owner, sizeof(r->lease_owner)) ||
+	    !bounded(r->labels, sizeof(r->labels)) || !bounded(r->retry_of, sizeof(r->retry_of)))
+		return cdn_err_msg(err, EINVAL, "store: run %s: a text field is not terminated",
+				   r->id);
+	if (r->lease_owner[0] && !store_worker_id_ok(r->lease_owner))
+		return cdn_err_msg(err, EINVAL, "store: run %s: the lease owner is not a worker id",
+				   r->id);
+	if (r->retry_of[0] && !store_run_id_ok(r->retry_of))
+		return cdn_err_msg(err, EINVAL, "store: run %s: retry_of is not a run id", r->id);
+	if (r->retry_max > STORE_RETRY_MAX || r->attempt > STORE_RETRY_MAX + 1)
+		return cdn_err_msg(err, EINVAL, "store: run %s: attempt %u of %u retries is out of range",
+				   r->id, r->attempt, r->retry_max);
+	if (r->labels[0]) {
+		/* Stored as given only in the canonical form, which the
+		 * claim's subset test compares. */
+		char canon[STORE_LABELS_JSON_MAX + 1];
+		if ((e = store_labels_parse(r->labels, canon, err)) < 0)
+			return e;
+		if (strcmp(canon, r->labels) != 0)
+			return cdn_err_msg(err, EINVAL, "store: run %s: labels are not canonical",
+					   r->id);
+	}
 	if (r->input_json && strnlen(r->input_json, STORE_MAX_RUN_JSON + 1) > STORE_MAX_RUN_JSON)
 		return cdn_err_msg(err, E2BIG, "store: run %s: the input is over %d bytes", r->id,
 				   STORE_MAX_RUN_JSON);
@@ -174,6 +196,7 @@ static const char *const status_names[] = {
 	[RUN_CREATED] = "created",   [RUN_RUNNING] = "running", [RUN_SUCCEEDED] = "succeeded",
 	[RUN_FAILED] = "failed",     [RUN_TIMEOUT] = "timeout", [RUN_OOM] = "oom",
 	[RUN_KILLED] = "killed",     [RUN_ERROR] = "error",	[RUN_CANCELLED] = "cancelled",
+	[RUN_LOST] = "lost",
 };
 
 const char *store_run_status_name(enum store_run_status st)
@@ -194,6 +217,99 @@ int store_run_status_parse(const char *name, enum store_run_status *st)
 bool store_run_status_final(enum store_run_status st)
 {
 	return st != RUN_CREATED && st != RUN_RUNNING;
+}
+
+/* ----------------------------------------------------------------- labels */
+
+bool store_worker_id_ok(const char *id)
+{
+	return id && ident_ok(id, strnlen(id, STORE_WORKER_ID_MAX + 1), STORE_WORKER_ID_MAX, true);
+}
+
+static bool label_ok(const char *s)
+{
+	return ident_ok(s, strnlen(s, STORE_LABEL_MAX + 1), STORE_LABEL_MAX, true);
+}
+
+/* Labels as canonical text: keys sorted, compact; "" for none. */
+static int labels_dump(json_t *o, char out[STORE_LABELS_JSON_MAX + 1], struct cdn_err *err)
+{
+	out[0] = '\0';
+	if (json_object_size(o) == 0)
+		return 0;
+	_cleanup_free_ char *t = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+	if (!t)
+		return cdn_err_set(err, ENOMEM, "labels");
+	if (strlen(t) > STORE_LABELS_JSON_MAX)
+		return cdn_err_msg(err, E2BIG, "labels: over %d bytes", STORE_LABELS_JSON_MAX);
+	memcpy(out, t, strlen(t) + 1);
+	return 0;
+}
+
+static int labels_check(json_t *o, struct cdn_err *err)
+{
+	if (!json_is_object(o))
+		return cdn_err_msg(err, EINVAL,
+				   "labels: expected an object of strings such as {\"gpu\": \"a100\"}");
+	if (json_object_size(o) > STORE_MAX_LABELS)
+		return cdn_err_msg(err, E2BIG, "labels: %zu labels, more than %d",
+				   json_object_size(o), STORE_MAX_LABELS);
+	const char *k;
+	json_t *v;
+	json_object_foreach(o, k, v) {
+		char shown[STORE_LABEL_MAX + 8];
+		if (!label_ok(k))
+			return cdn_err_msg(err, EINVAL,
+					   "labels: key \"%s\": expected 1 to %d of letters, digits, "
+					   "'.', '_' and '-', starting with a letter or digit",
+					   cdn_printable_str(shown, sizeof(shown), k, CDN_TEXT_ELLIPSIS),
+					   STORE_LABEL_MAX);
+		if (!json_is_string(v) || !label_ok(json_string_value(v)))
+			return cdn_err_msg(err, EINVAL,
+					   "labels.%s: expected a string of 1 to %d letters, digits, "
+					   "'.', '_' and '-', starting with a letter or digit",
+					   k, STORE_LABEL_MAX);
+	}
+	return 0;
+}
+
+int store_labels_parse(const char *json, char out[STORE_LABELS_JSON_MAX + 1],
+		       struct cdn_err *err)
+{
+	out[0] = '\0';
+	if (!json || !*json)
+		return 0;
+	if (strnlen(json, STORE_LABELS_JSON_MAX * 4) >= STORE_LABELS_JSON_MAX * 4)
+		return cdn_err_msg(err, E2BIG, "labels: over %d bytes", STORE_LABELS_JSON_MAX);
+	json_error_t je;
+	json_t *o = json_loads(json, JSON_REJECT_DUPLICATES, &je);
+	if (!o)
+		return cdn_err_msg(err, EINVAL, "labels: not JSON (%s)", je.text);
+	int r = labels_check(o, err);
+	if (r == 0)
+		r = labels_dump(o, out, err);
+	json_decref(o);
+	return r;
+}
+
+int store_labels_add(char labels[STORE_LABELS_JSON_MAX + 1], const char *kv,
+		     struct cdn_err *err)
+{
+	const char *eq = strchr(kv, '=');
+	char key[STORE_LABEL_MAX + 2];
+	if (!eq || (size_t)(eq - kv) > STORE_LABEL_MAX)
+		return cdn_err_msg(err, EINVAL, "label '%s': expected KEY=VALUE", kv);
+	snprintf(key, sizeof(key), "%.*s", (int)(eq - kv), kv);
+	json_t *o = labels[0] ? json_loads(labels, 0, NULL) : json_object();
+	if (!o)
+		return cdn_err_msg(err, EINVAL, "labels: not JSON");
+	json_t *v = json_string(eq + 1);
+	int r = v ? json_object_set_new(o, key, v) : -1;
+	r = r < 0 ? cdn_err_msg(err, EINVAL, "label '%s': not UTF-8", key) : labels_check(o, err);
+	if (r == 0)
+		r = labels_dump(o, labels, err);
+	json_decref(o);
+	return r;
 }
 
 

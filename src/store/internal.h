@@ -23,7 +23,7 @@
 /* A table as migration copies it: its name, columns, key order, and
  * which columns hold bytes (bit i: column i). Names are constants of
  * migrate.c, never input. */
-#define STORE_TABLE_MAX_COLS 24
+#define STORE_TABLE_MAX_COLS 32
 struct store_table {
 	const char *name;
 	const char *const *cols;
@@ -45,6 +45,7 @@ struct store_cell {
 
 /* A backend's connection: each backend has its own struct behind it. */
 struct store_db;
+struct store_lease_candidate;
 struct store_db_ops;
 
 /* An unfinished run, as recovery judges it. */
@@ -126,6 +127,29 @@ struct store_db_ops {
 			       struct cdn_err *err);
 	int (*run_mark_dead)(struct store *s, const struct store_recover_candidate *c,
 			     int64_t now_ms, struct cdn_err *err);
+	/* Workers' leases (store.h): claim returns 1 with *out, or 0; renew
+	 * gives the ids renewed (calloc'd, NULL when none); expiry in two
+	 * steps, as recovery: the runs whose lease ran out before now_ms,
+	 * then one such run marked lost with reason, only if it still has
+	 * the same owner and lease and is unfinished, and, in the same
+	 * transaction, retry (when not NULL) created (1 when it was marked,
+	 * else 0). */
+	int (*run_lease_claim)(struct store *s, const char *worker, const char *labels,
+			       int64_t until_ms, struct store_run *out, struct cdn_err *err);
+	int (*lease_renew)(struct store *s, const char *worker, int64_t now_ms, int64_t until_ms,
+			   char (**ids)[STORE_RUN_ID_MAX + 1], size_t *n, struct cdn_err *err);
+	int (*leases_expired)(struct store *s, int64_t now_ms,
+			      struct store_lease_candidate **out, size_t *n, struct cdn_err *err);
+	int (*run_mark_lost)(struct store *s, const struct store_lease_candidate *c,
+			     const char *reason, int64_t now_ms, const struct store_run *retry,
+			     struct cdn_err *err);
+	int (*runs_queued)(struct store *s, const char *ws, uint64_t *total, uint64_t *in_ws,
+			   struct cdn_err *err);
+	int (*run_cancel_queued)(struct store *s, const char *id, const char *why,
+				 int64_t now_ms, struct cdn_err *err);
+	/* NULL where the backend has no notifications (SQLite). */
+	int (*queue_listen)(struct store *s, int *fd, struct cdn_err *err);
+	bool (*queue_notified)(struct store *s, bool *broken);
 
 	int (*key_put)(struct store *s, const struct store_key *k, struct cdn_err *err);
 	int (*key_by_hash)(struct store *s, const char *hash, struct store_key *out,
@@ -204,14 +228,14 @@ struct store_row {
 	"id, workspace, agent, agent_version, agent_hash, status, exit_code, caller,"     \
 	" created_ms, started_ms, finished_ms, supervisor_pid, supervisor_boot, input_json," \
 	" result_json, error, supervisor_start, audit_head, audit_records, stdout_sha256,"  \
-	" stderr_sha256"
+	" stderr_sha256, lease_owner, lease_until_ms, labels, attempt, retry_of, retry_max"
 
 /* A list shows records, not their input and result (up to 1 MiB each). */
 #define STORE_RUN_LIST_COLUMNS                                                             \
 	"id, workspace, agent, agent_version, agent_hash, status, exit_code, caller,"     \
 	" created_ms, started_ms, finished_ms, supervisor_pid, supervisor_boot, NULL,"     \
 	" NULL, error, supervisor_start, audit_head, audit_records, stdout_sha256,"         \
-	" stderr_sha256"
+	" stderr_sha256, lease_owner, lease_until_ms, labels, attempt, retry_of, retry_max"
 
 #define STORE_KEY_COLUMNS "id, workspace, name, role, hash, created, last_used, revoked"
 
@@ -230,6 +254,25 @@ struct store_row {
 /* The column of run_marks that says when kind k was pruned; NULL for
  * RETAIN_RECORDS (a pruned record is deleted). */
 const char *store_pruned_column(enum store_retain k);
+
+/* Runs whose liveness crash recovery judges by their supervisor process:
+ * neither under a worker's lease (judged by the lease) nor queued for a
+ * worker (created, with no supervisor yet: supervisor_pid 0). */
+#define STORE_SUPERVISED "lease_owner = '' AND (status <> 'created' OR supervisor_pid <> 0)"
+/* The channel a run queued for a worker is announced on (Postgres). */
+#define STORE_QUEUE_CHANNEL "cordon_runs"
+/* Runs waiting for a worker (store_run_lease_claim). */
+#define STORE_QUEUED "status = 'created' AND supervisor_pid = 0 AND lease_owner = ''"
+#define STORE_LOST_UPDATE                                                                  \
+	"the run was marked lost (its worker's lease ran out) and keeps that status; "    \
+	"its result is not recorded"
+
+/* A run whose lease ran out, as expiry judges it. */
+struct store_lease_candidate {
+	char id[STORE_RUN_ID_MAX + 1];
+	char owner[STORE_WORKER_ID_MAX + 1];
+	int64_t until_ms; /* as stored, for the UPDATE's WHERE */
+};
 
 #define STORE_RUN_LIST_MAX 1000
 #define STORE_RECOVER_ERROR "the supervisor died (crash or kill) before the run finished"

@@ -30,7 +30,8 @@ static const char *const runs_cols[] = {
 	"status",     "exit_code",	"caller",	 "created_ms",	  "started_ms",
 	"finished_ms", "supervisor_pid", "supervisor_boot", "input_json",    "result_json",
 	"error",      "supervisor_start", "audit_head",	 "audit_records", "stdout_sha256",
-	"stderr_sha256"
+	"stderr_sha256", "lease_owner",	"lease_until_ms", "labels",	  "attempt",
+	"retry_of",   "retry_max"
 };
 static const char *const keys_cols[] = { "id",	    "workspace", "name",      "role",
 					 "hash",    "created",	 "last_used", "revoked" };

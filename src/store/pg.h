@@ -22,6 +22,7 @@
 /* What struct store_db is for this backend (internal.h). */
 struct pg_db {
 	PGconn *conn;
+	PGconn *listen; /* LISTENs on the run queue's channel (store_queue_listen); NULL */
 	char *url;   /* as given, to connect again after the connection broke */
 	char *shown; /* the URL without its password: the only form in messages */
 	pthread_mutex_t lock;
@@ -37,7 +38,7 @@ void pg_clearp(PGresult **res);
 #define _cleanup_pgres_ _cleanup_(pg_clearp)
 
 /* A statement's parameters, always sent apart from its text. */
-#define PG_MAX_PARAMS 24
+#define PG_MAX_PARAMS 32
 struct pg_params {
 	int n;
 	const char *values[PG_MAX_PARAMS];
@@ -111,6 +112,25 @@ int pg_runs_unfinished(struct store *s, struct store_recover_candidate **out, si
 		       struct cdn_err *err);
 int pg_run_mark_dead(struct store *s, const struct store_recover_candidate *c, int64_t now_ms,
 		     struct cdn_err *err);
+/* A new connection to d's database, as the store's own is made (*out set
+ * even on failure: PQfinish it). */
+int pg_connect(const struct pg_db *d, PGconn **out, struct cdn_err *err);
+int pg_queue_listen(struct store *s, int *fd, struct cdn_err *err);
+bool pg_queue_notified(struct store *s, bool *broken);
+/* With d locked (inside a transaction or not): a new run record. */
+int pg_run_insert(struct pg_db *d, const struct store_run *r, struct cdn_err *err);
+int pg_run_lease_claim(struct store *s, const char *worker, const char *labels,
+		       int64_t until_ms, struct store_run *out, struct cdn_err *err);
+int pg_lease_renew(struct store *s, const char *worker, int64_t now_ms, int64_t until_ms,
+		   char (**ids)[STORE_RUN_ID_MAX + 1], size_t *n, struct cdn_err *err);
+int pg_leases_expired(struct store *s, int64_t now_ms, struct store_lease_candidate **out,
+		      size_t *n, struct cdn_err *err);
+int pg_run_mark_lost(struct store *s, const struct store_lease_candidate *c, const char *reason,
+		     int64_t now_ms, const struct store_run *retry, struct cdn_err *err);
+int pg_runs_queued(struct store *s, const char *ws, uint64_t *total, uint64_t *in_ws,
+		   struct cdn_err *err);
+int pg_run_cancel_queued(struct store *s, const char *id, const char *why, int64_t now_ms,
+			 struct cdn_err *err);
 int pg_key_put(struct store *s, const struct store_key *k, struct cdn_err *err);
 int pg_key_by_hash(struct store *s, const char *hash, struct store_key *out,
 		   struct cdn_err *err);

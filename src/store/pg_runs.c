@@ -19,6 +19,11 @@
 int pg_run_create(struct store *s, const struct store_run *r, struct cdn_err *err)
 {
 	_cleanup_pg_unlock_ struct pg_db *d = pg_lock(s);
+	return pg_run_insert(d, r, err);
+}
+
+int pg_run_insert(struct pg_db *d, const struct store_run *r, struct cdn_err *err)
+{
 	struct pg_params p = { 0 };
 	pg_p_text(&p, r->id);
 	pg_p_text(&p, r->workspace);
@@ -37,14 +42,29 @@ int pg_run_create(struct store *s, const struct store_run *r, struct cdn_err *er
 	pg_p_text(&p, r->result_json);
 	pg_p_text(&p, r->error);
 	pg_p_int(&p, store_supervisor_start(r));
+	pg_p_text(&p, r->lease_owner);
+	pg_p_int(&p, r->lease_until_ms);
+	pg_p_text(&p, r->labels);
+	pg_p_int(&p, r->attempt ? r->attempt : 1);
+	pg_p_text(&p, r->retry_of);
+	pg_p_int(&p, r->retry_max);
 	_cleanup_pgres_ PGresult *res = NULL;
 	int e = pg_exec(d,
 			"INSERT INTO runs (" STORE_RUN_COLUMNS ") VALUES ($1, $2, $3, $4, $5, $6,"
-			" $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, '', 0, '', '')",
+			" $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, '', 0, '', '', $18, $19,"
+			" $20, $21, $22, $23)",
 			&p, false, &res, err, "insert run %s", r->id);
 	if (e == -EEXIST)
 		return cdn_err_msg(err, EEXIST, "store: run %s exists already", r->id);
-	return e;
+	if (e < 0 || r->status != RUN_CREATED || r->supervisor_pid != 0 || r->lease_owner[0])
+		return e;
+	/* Queued for a worker: wake the ones that LISTEN (delivered when the
+	 * transaction commits, if there is one). A missed notification costs
+	 * a worker's poll interval, never the run. */
+	_cleanup_pgres_ PGresult *nres = NULL;
+	(void)pg_exec(d, "NOTIFY " STORE_QUEUE_CHANNEL, NULL, false, &nres, NULL,
+		      "notify run %s", r->id);
+	return 0;
 }
 
 /* An UPDATE of one run: ENOENT (with msg) when it changed nothing. */
@@ -73,13 +93,26 @@ int pg_run_update(struct store *s, const struct store_run *r, struct cdn_err *er
 	pg_p_text(&p, r->error);
 	pg_p_text(&p, r->stdout_sha256);
 	pg_p_text(&p, r->stderr_sha256);
-	char missing[64 + STORE_RUN_ID_MAX];
-	snprintf(missing, sizeof(missing), "no run %s", r->id);
-	return update_one(d,
-			  "UPDATE runs SET status = $2, exit_code = $3, started_ms = $4,"
-			  " finished_ms = $5, result_json = $6, error = $7, stdout_sha256 = $8,"
-			  " stderr_sha256 = $9 WHERE id = $1",
-			  &p, err, "update run", r->id, missing);
+	_cleanup_pgres_ PGresult *res = NULL;
+	int e = pg_exec(d,
+			"UPDATE runs SET status = $2, exit_code = $3, started_ms = $4,"
+			" finished_ms = $5, result_json = $6, error = $7, stdout_sha256 = $8,"
+			" stderr_sha256 = $9 WHERE id = $1 AND status <> 'lost'",
+			&p, false, &res, err, "update run %s", r->id);
+	if (e < 0)
+		return e;
+	if (pg_changed(res) > 0)
+		return 0;
+	/* Which of the two: gone, or lost. */
+	struct pg_params q = { 0 };
+	pg_p_text(&q, r->id);
+	_cleanup_pgres_ PGresult *st = NULL;
+	if ((e = pg_exec(d, "SELECT status FROM runs WHERE id = $1", &q, false, &st, err,
+			 "read run %s", r->id)) < 0)
+		return e;
+	if (PQntuples(st) == 0)
+		return cdn_err_msg(err, ENOENT, "no run %s", r->id);
+	return cdn_err_msg(err, ESTALE, "%s", STORE_LOST_UPDATE);
 }
 
 int pg_run_anchor(struct store *s, const char *id, const char *head, uint64_t records,
@@ -109,15 +142,16 @@ int pg_run_claim(struct store *s, const struct store_run *r, struct cdn_err *err
 	pg_p_text(&p, r->input_json);
 	pg_p_text(&p, r->workspace);
 	pg_p_int(&p, store_supervisor_start(r));
-	char missing[128 + STORE_RUN_ID_MAX + STORE_MAX_NAME];
-	snprintf(missing, sizeof(missing), "run %s is not waiting to start in workspace %s",
-		 r->id, r->workspace);
+	pg_p_text(&p, r->lease_owner);
+	pg_p_int(&p, cdn_wall_ms());
+	char why[256];
 	return update_one(d,
 			  "UPDATE runs SET agent = $2, agent_version = $3, agent_hash = $4,"
 			  " supervisor_pid = $5, supervisor_boot = $6, input_json = $7,"
 			  " supervisor_start = $9"
-			  " WHERE id = $1 AND workspace = $8 AND status = 'created'",
-			  &p, err, "claim run", r->id, missing);
+			  " WHERE id = $1 AND workspace = $8 AND status = 'created'"
+			  " AND lease_owner = $10 AND (lease_owner = '' OR lease_until_ms > $11)",
+			  &p, err, "claim run", r->id, store_claim_refused(r, why, sizeof(why)));
 }
 
 int pg_run_get(struct store *s, const char *id, struct store_run *out, struct cdn_err *err)
@@ -189,7 +223,7 @@ int pg_runs_unfinished(struct store *s, struct store_recover_candidate **out, si
 	_cleanup_pgres_ PGresult *res = NULL;
 	int r = pg_exec(d,
 			"SELECT " STORE_CANDIDATE_COLUMNS " FROM runs"
-			" WHERE status IN ('created', 'running')",
+			" WHERE status IN ('created', 'running') AND " STORE_SUPERVISED,
 			NULL, false, &res, err, "list unfinished runs");
 	if (r < 0)
 		return r;

@@ -137,6 +137,25 @@ static const char *const schema_steps[] = {
 	" evidence_pruned_ms BIGINT NOT NULL DEFAULT 0);"
 	"CREATE INDEX runs_finished ON runs (workspace, finished_ms, id)"
 	" WHERE status NOT IN ('created', 'running');",
+	/* 3: workers and leases, as SQLite's version 7 (docs/deploy.md).
+	 * Labels are text in the canonical form (store_labels_parse), read as
+	 * jsonb where a claim compares them, so that a copy between backends
+	 * keeps them byte for byte. */
+	"ALTER TABLE runs DROP CONSTRAINT runs_status_check;"
+	"ALTER TABLE runs ADD CONSTRAINT runs_status_check CHECK (status IN ('created',"
+	" 'running', 'succeeded', 'failed', 'timeout', 'oom', 'killed', 'error', 'cancelled',"
+	" 'lost'));"
+	"ALTER TABLE runs ADD COLUMN lease_owner TEXT COLLATE \"C\" NOT NULL DEFAULT '',"
+	" ADD COLUMN lease_until_ms BIGINT NOT NULL DEFAULT 0,"
+	" ADD COLUMN labels TEXT NOT NULL DEFAULT '',"
+	" ADD COLUMN attempt BIGINT NOT NULL DEFAULT 1 CHECK (attempt >= 1),"
+	" ADD COLUMN retry_of TEXT COLLATE \"C\" NOT NULL DEFAULT '',"
+	" ADD COLUMN retry_max BIGINT NOT NULL DEFAULT 0 CHECK (retry_max >= 0);"
+	/* What workers take, oldest first; and leases by owner. */
+	"CREATE INDEX runs_queued ON runs (created_ms, id)"
+	" WHERE status = 'created' AND supervisor_pid = 0 AND lease_owner = '';"
+	"CREATE INDEX runs_leased ON runs (lease_owner, lease_until_ms)"
+	" WHERE status IN ('created', 'running') AND lease_owner <> '';",
 };
 
 #define SCHEMA_VERSION ((int)CDN_ARRAY_SIZE(schema_steps))
@@ -437,6 +456,26 @@ static void ignore_notice(void *arg, const char *message)
 	(void)message;
 }
 
+int pg_connect(const struct pg_db *d, PGconn **out, struct cdn_err *err)
+{
+	/* Defaults first: what the URL says overrides them. */
+	const char *const keys[] = { "connect_timeout", "application_name", "client_encoding",
+				     "dbname", NULL };
+	const char *const vals[] = { PG_CONNECT_TIMEOUT_S, "cordon", "UTF8", d->url, NULL };
+	PGconn *c = PQconnectdbParams(keys, vals, 1);
+	*out = c;
+	if (!c)
+		return cdn_err_set(err, ENOMEM, "store: postgres %s: connect", d->shown);
+	if (PQstatus(c) != CONNECTION_OK) {
+		char msg[PG_MSG_MAX];
+		pg_message(d->url, PQerrorMessage(c), msg, sizeof(msg));
+		return cdn_err_msg(err, ECONNREFUSED, "store: postgres %s: connect: %s", d->shown,
+				   msg);
+	}
+	PQsetNoticeProcessor(c, ignore_notice, NULL);
+	return 0;
+}
+
 static void pg_close(struct store_db *db)
 {
 	struct pg_db *d = (struct pg_db *)db;
@@ -444,6 +483,8 @@ static void pg_close(struct store_db *db)
 		return;
 	if (d->conn)
 		PQfinish(d->conn);
+	if (d->listen)
+		PQfinish(d->listen);
 	pthread_mutex_destroy(&d->lock);
 	if (d->url)
 		explicit_bzero(d->url, strlen(d->url));
@@ -480,21 +521,10 @@ static int pg_open(struct store *s, const char *database, struct store_db **out,
 				   msg);
 	}
 	PQconninfoFree(opts);
-	/* Defaults first: what the URL says overrides them. */
-	const char *const keys[] = { "connect_timeout", "application_name", "client_encoding",
-				     "dbname", NULL };
-	const char *const vals[] = { PG_CONNECT_TIMEOUT_S, "cordon", "UTF8", database, NULL };
-	d->conn = PQconnectdbParams(keys, vals, 1);
-	if (!d->conn)
-		return cdn_err_set(err, ENOMEM, "store: postgres %s: connect", shown);
-	if (PQstatus(d->conn) != CONNECTION_OK) {
-		char msg[PG_MSG_MAX];
-		pg_message(database, PQerrorMessage(d->conn), msg, sizeof(msg));
-		return cdn_err_msg(err, ECONNREFUSED, "store: postgres %s: connect: %s", shown,
-				   msg);
-	}
-	PQsetNoticeProcessor(d->conn, ignore_notice, NULL);
-	int r = migrate(d, err);
+	int r = pg_connect(d, &d->conn, err);
+	if (r < 0)
+		return r;
+	r = migrate(d, err);
 	if (r < 0)
 		return r;
 	*out = (struct store_db *)cdn_steal(&d);
@@ -522,6 +552,14 @@ const struct store_db_ops store_pg_ops = {
 	.run_get = pg_run_get,
 	.run_list = pg_run_list,
 	.run_claim = pg_run_claim,
+	.run_lease_claim = pg_run_lease_claim,
+	.lease_renew = pg_lease_renew,
+	.leases_expired = pg_leases_expired,
+	.run_mark_lost = pg_run_mark_lost,
+	.runs_queued = pg_runs_queued,
+	.run_cancel_queued = pg_run_cancel_queued,
+	.queue_listen = pg_queue_listen,
+	.queue_notified = pg_queue_notified,
 	.runs_unfinished = pg_runs_unfinished,
 	.run_mark_dead = pg_run_mark_dead,
 	.key_put = pg_key_put,

@@ -103,6 +103,23 @@ int sqlite_runs_unfinished(struct store *s, struct store_recover_candidate **out
 			   struct cdn_err *err);
 int sqlite_run_mark_dead(struct store *s, const struct store_recover_candidate *c,
 			 int64_t now_ms, struct cdn_err *err);
+/* With d locked (inside a transaction or not): a new run record; what a
+ * changed-nothing UPDATE of run id met (ENOENT, or ESTALE for a lost run). */
+int sqlite_run_insert(struct sql_db *d, const struct store_run *r, struct cdn_err *err);
+int sqlite_run_unchanged(struct sql_db *d, const char *id, struct cdn_err *err);
+int sqlite_run_lease_claim(struct store *s, const char *worker, const char *labels,
+			   int64_t until_ms, struct store_run *out, struct cdn_err *err);
+int sqlite_lease_renew(struct store *s, const char *worker, int64_t now_ms, int64_t until_ms,
+		       char (**ids)[STORE_RUN_ID_MAX + 1], size_t *n, struct cdn_err *err);
+int sqlite_leases_expired(struct store *s, int64_t now_ms, struct store_lease_candidate **out,
+			  size_t *n, struct cdn_err *err);
+int sqlite_run_mark_lost(struct store *s, const struct store_lease_candidate *c,
+			 const char *reason, int64_t now_ms, const struct store_run *retry,
+			 struct cdn_err *err);
+int sqlite_runs_queued(struct store *s, const char *ws, uint64_t *total, uint64_t *in_ws,
+		       struct cdn_err *err);
+int sqlite_run_cancel_queued(struct store *s, const char *id, const char *why, int64_t now_ms,
+			     struct cdn_err *err);
 int sqlite_key_put(struct store *s, const struct store_key *k, struct cdn_err *err);
 int sqlite_key_by_hash(struct store *s, const char *hash, struct store_key *out,
 		       struct cdn_err *err);

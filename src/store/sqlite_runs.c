@@ -39,12 +39,36 @@ static int run_read_fail(struct sql_db *d, int r, struct cdn_err *err)
 
 int sqlite_run_create(struct store *s, const struct store_run *r, struct cdn_err *err)
 {
-	int e;
 	_cleanup_unlock_ struct sql_db *d = sql_lock(s);
+	return sqlite_run_insert(d, r, err);
+}
+
+/* Whether an UPDATE of run id that changed nothing found it gone or lost. */
+int sqlite_run_unchanged(struct sql_db *d, const char *id, struct cdn_err *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r = sql_prep(d, "SELECT status FROM runs WHERE id = ?1", &st, err);
+	if (r < 0)
+		return r;
+	struct binder b = { st, SQLITE_OK };
+	sql_b_text(&b, 1, id);
+	if (b.rc != SQLITE_OK)
+		return sql_fail(d, b.rc, err, "bind");
+	if ((r = sql_step(d, st, err, "read a run")) < 0)
+		return r;
+	if (r == SQLITE_DONE)
+		return cdn_err_msg(err, ENOENT, "no run %s", id);
+	return cdn_err_msg(err, ESTALE, "%s", STORE_LOST_UPDATE);
+}
+
+int sqlite_run_insert(struct sql_db *d, const struct store_run *r, struct cdn_err *err)
+{
+	int e;
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	if ((e = sql_prep(d,
 		      "INSERT INTO runs (" RUN_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8,"
-		      " ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, '', 0, '', '')",
+		      " ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, '', 0, '', '', ?18, ?19, ?20,"
+		      " ?21, ?22, ?23)",
 		      &st, err)) < 0)
 		return e;
 	struct binder b = { st, SQLITE_OK };
@@ -65,6 +89,12 @@ int sqlite_run_create(struct store *s, const struct store_run *r, struct cdn_err
 	sql_b_text(&b, 15, r->result_json);
 	sql_b_text(&b, 16, r->error);
 	sql_b_int(&b, 17, store_supervisor_start(r));
+	sql_b_text(&b, 18, r->lease_owner);
+	sql_b_int(&b, 19, r->lease_until_ms);
+	sql_b_text(&b, 20, r->labels);
+	sql_b_int(&b, 21, r->attempt ? r->attempt : 1);
+	sql_b_text(&b, 22, r->retry_of);
+	sql_b_int(&b, 23, r->retry_max);
 	if (b.rc != SQLITE_OK)
 		return sql_fail(d, b.rc, err, "bind");
 	int rc = sqlite3_step(st);
@@ -83,7 +113,7 @@ int sqlite_run_update(struct store *s, const struct store_run *r, struct cdn_err
 	if ((e = sql_prep(d,
 		      "UPDATE runs SET status = ?2, exit_code = ?3, started_ms = ?4,"
 		      " finished_ms = ?5, result_json = ?6, error = ?7, stdout_sha256 = ?8,"
-		      " stderr_sha256 = ?9 WHERE id = ?1",
+		      " stderr_sha256 = ?9 WHERE id = ?1 AND status <> 'lost'",
 		      &st, err)) < 0)
 		return e;
 	struct binder b = { st, SQLITE_OK };
@@ -101,7 +131,7 @@ int sqlite_run_update(struct store *s, const struct store_run *r, struct cdn_err
 	if ((e = sql_step(d, st, err, "update a run")) < 0)
 		return e;
 	if (sqlite3_changes(d->db) == 0)
-		return cdn_err_msg(err, ENOENT, "no run %s", r->id);
+		return sqlite_run_unchanged(d, r->id, err);
 	return 0;
 }
 
@@ -205,7 +235,7 @@ int sqlite_runs_unfinished(struct store *s, struct store_recover_candidate **out
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	int r = sql_prep(d,
 			 "SELECT " STORE_CANDIDATE_COLUMNS " FROM runs"
-			 " WHERE status IN ('created', 'running')",
+			 " WHERE status IN ('created', 'running') AND " STORE_SUPERVISED,
 			 &st, err);
 	if (r < 0)
 		return r;
@@ -268,7 +298,8 @@ int sqlite_run_claim(struct store *s, const struct store_run *r, struct cdn_err 
 		      "UPDATE runs SET agent = ?2, agent_version = ?3, agent_hash = ?4,"
 		      " supervisor_pid = ?5, supervisor_boot = ?6, input_json = ?7,"
 		      " supervisor_start = ?9"
-		      " WHERE id = ?1 AND workspace = ?8 AND status = 'created'",
+		      " WHERE id = ?1 AND workspace = ?8 AND status = 'created'"
+		      " AND lease_owner = ?10 AND (lease_owner = '' OR lease_until_ms > ?11)",
 		      &st, err)) < 0)
 		return e;
 	struct binder b = { st, SQLITE_OK };
@@ -281,13 +312,15 @@ int sqlite_run_claim(struct store *s, const struct store_run *r, struct cdn_err 
 	sql_b_text(&b, 7, r->input_json);
 	sql_b_text(&b, 8, r->workspace);
 	sql_b_int(&b, 9, store_supervisor_start(r));
+	sql_b_text(&b, 10, r->lease_owner);
+	sql_b_int(&b, 11, cdn_wall_ms());
 	if (b.rc != SQLITE_OK)
 		return sql_fail(d, b.rc, err, "bind");
 	if ((e = sql_step(d, st, err, "claim a run")) < 0)
 		return e;
+	char why[256];
 	if (sqlite3_changes(d->db) == 0)
-		return cdn_err_msg(err, ENOENT, "run %s is not waiting to start in workspace %s",
-				   r->id, r->workspace);
+		return cdn_err_msg(err, ENOENT, "%s", store_claim_refused(r, why, sizeof(why)));
 	return 0;
 }
 

@@ -39,6 +39,11 @@
  * (RUN_MAX_OUTPUT, 1 MiB) and the rest of the result beside it */
 #define STORE_MAX_RUN_RESULT (2 * 1024 * 1024)
 #define STORE_BOOT_ID_MAX 40 /* bytes of a boot id, with its NUL: CDN_BOOT_ID_MAX (base/proc.h) */
+#define STORE_WORKER_ID_MAX 64	   /* bytes of a worker's id */
+#define STORE_MAX_LABELS 16	   /* labels of a run or a worker */
+#define STORE_LABEL_MAX 63	   /* bytes of a label's key or value */
+#define STORE_LABELS_JSON_MAX 2304 /* their canonical JSON, at most */
+#define STORE_RETRY_MAX 5	   /* retries of a lost run an agent may ask for */
 
 struct store;
 
@@ -308,6 +313,9 @@ enum store_run_status {
 	RUN_KILLED,
 	RUN_ERROR,
 	RUN_CANCELLED,
+	/* Final: the worker that held its lease stopped renewing it (it died,
+	 * or lost the database); never re-run silently (docs/deploy.md). */
+	RUN_LOST,
 };
 
 struct store_run {
@@ -339,6 +347,18 @@ struct store_run {
 	 * ended ("" before): written by store_run_update. */
 	char stdout_sha256[STORE_HASH_HEX + 1];
 	char stderr_sha256[STORE_HASH_HEX + 1];
+	/* Workers (docs/deploy.md): the worker whose lease the run is under
+	 * ("" for a run of a single host, judged by its supervisor) and until
+	 * when (unix ms); the labels a worker must have to take it (a JSON
+	 * object of strings, canonical: store_labels_parse; "" for none); its
+	 * attempt (1, 2, ...), the run it retries ("" for a first attempt),
+	 * and how many retries the agent allows when a run is lost. */
+	char lease_owner[STORE_WORKER_ID_MAX + 1];
+	int64_t lease_until_ms;
+	char labels[STORE_LABELS_JSON_MAX + 1];
+	unsigned attempt;
+	char retry_of[STORE_RUN_ID_MAX + 1];
+	unsigned retry_max;
 };
 
 const char *store_run_status_name(enum store_run_status st);
@@ -353,7 +373,8 @@ int store_run_id_check(const char *id, struct cdn_err *err);
  * most STORE_RUN_ID_MAX bytes. */
 int store_run_create(struct store *s, const struct store_run *r, struct cdn_err *err);
 /* Updates status, exit code, timings, result, error and the output hashes;
- * -ENOENT when absent. */
+ * -ENOENT when absent, -ESTALE when the run was marked lost (a lost
+ * record stays lost: its worker's lease ran out and it may be retried). */
 int store_run_update(struct store *s, const struct store_run *r, struct cdn_err *err);
 /* Records the audit log's head after `records` lines: called as lines are
  * written, so that a log cut short later is found out. */
@@ -379,8 +400,13 @@ void store_runs_free(struct store_run *runs, size_t n);
 
 /* A run created ahead of time (status created, e.g. queued by the server)
  * taken over by the process that runs it: agent, hash, supervisor and
- * input are set. -ENOENT unless it is still "created" in that workspace. */
+ * input are set. -ENOENT unless it is still "created" in that workspace
+ * and its lease is r->lease_owner's ("" for a run with no lease) and has
+ * not run out: a run whose worker lost it is never started. */
 int store_run_claim(struct store *s, const struct store_run *r, struct cdn_err *err);
+/* Why a claim of r is refused: not waiting, or not under r->lease_owner's
+ * lease (any more). Returns buf. */
+const char *store_claim_refused(const struct store_run *r, char *buf, size_t cap);
 
 /*
  * Crash recovery: runs still "created" or "running" whose supervisor is no
@@ -390,6 +416,76 @@ int store_run_claim(struct store *s, const struct store_run *r, struct cdn_err *
  * set. Returns how many.
  */
 int store_runs_recover(struct store *s, struct cdn_err *err);
+
+/* ----------------------------------------------------- workers and leases */
+
+/*
+ * Labels: a JSON object of at most STORE_MAX_LABELS string values, each
+ * key and value [A-Za-z0-9][A-Za-z0-9._-]{0,62}. A run asks for labels;
+ * a worker has labels, and takes only runs whose labels are a subset of
+ * its own. Parses json (NULL, "" or "{}" is none) into its canonical
+ * text (keys sorted, compact; "" for none).
+ */
+int store_labels_parse(const char *json, char out[STORE_LABELS_JSON_MAX + 1],
+		       struct cdn_err *err);
+/* Adds one "KEY=VALUE" to canonical labels in place (a key given twice
+ * takes the later value). */
+int store_labels_add(char labels[STORE_LABELS_JSON_MAX + 1], const char *kv,
+		     struct cdn_err *err);
+/* A worker's id: [A-Za-z0-9][A-Za-z0-9._-]{0,63}. */
+bool store_worker_id_ok(const char *id);
+
+/*
+ * A queued run waiting for a worker is a record with status "created", no
+ * supervisor yet (supervisor_pid 0) and no lease (cordon serve --dispatch
+ * workers makes them). store_run_lease_claim gives the oldest such run
+ * whose labels are a subset of `labels` to `worker`, with a lease until
+ * now + lease_ms, atomically (Postgres: FOR UPDATE SKIP LOCKED; SQLite: a
+ * BEGIN IMMEDIATE transaction): two workers never take one run. 1 with
+ * *out filled (free with store_run_clear), 0 when none waits.
+ */
+int store_run_lease_claim(struct store *s, const char *worker, const char *labels,
+			  int64_t lease_ms, struct store_run *out, struct cdn_err *err);
+/*
+ * Heartbeat: every unfinished run whose lease `worker` holds and that has
+ * not run out gets a lease until now + lease_ms. *ids (malloc'd, free()
+ * it; NULL when none) lists the runs renewed: a run of the worker's that
+ * is missing was lost, and the worker must stop it.
+ */
+int store_lease_renew(struct store *s, const char *worker, int64_t lease_ms,
+		      char (**ids)[STORE_RUN_ID_MAX + 1], size_t *n, struct cdn_err *err);
+/*
+ * Expiry: every unfinished run whose lease ran out before now_ms is marked
+ * RUN_LOST with "worker W's lease expired at <RFC 3339>", never re-run;
+ * when its agent opted in (retry_max) and attempts are left, a new record
+ * is queued in the same transaction: attempt + 1, retry_of set. Safe from
+ * any number of nodes at once: the statement that marks a run repeats
+ * its owner and lease, so exactly one marks it. Returns how many it
+ * marked; when lost is not NULL, *lost lists them as marked (without input
+ * and result; free with store_runs_free).
+ */
+int store_leases_expire(struct store *s, int64_t now_ms, struct store_run **lost, size_t *n,
+			struct cdn_err *err);
+/* A run still waiting for a worker (no worker took it yet) is marked
+ * cancelled with why, in one statement: 1, or 0 when it was not waiting
+ * (taken, finished, not such a run). */
+int store_run_cancel_queued(struct store *s, const char *id, const char *why,
+			    struct cdn_err *err);
+
+/*
+ * Postgres: a connection of the store's own LISTENs for runs queued for a
+ * worker (each such record, and each retry, is announced with NOTIFY when
+ * its transaction commits); *fd becomes readable when one was. -ENOTSUP
+ * with SQLite (poll instead). store_queue_notified consumes what arrived:
+ * true when a run was announced, or when the connection broke (then look,
+ * and listen again; *fd is no longer valid).
+ */
+int store_queue_listen(struct store *s, int *fd, struct cdn_err *err);
+bool store_queue_notified(struct store *s, bool *broken);
+/* Runs waiting for a worker: in all, and of workspace ws (the API's queue
+ * bounds, cordon serve --queue and --workspace-queue). */
+int store_runs_queued(struct store *s, const char *ws, uint64_t *total, uint64_t *in_ws,
+		      struct cdn_err *err);
 
 /* -------------------------------------------------------------- retention */
 

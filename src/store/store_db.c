@@ -183,7 +183,7 @@ int store_row_item(const struct store_row *row, struct store_item *out)
 int store_row_run(const struct store_row *row, struct store_run *out)
 {
 	memset(out, 0, sizeof(*out));
-	int64_t version, pid, code, start, records;
+	int64_t version, pid, code, start, records, attempt, retry_max;
 	char status[16];
 	if (!row_copy(row, 0, out->id, sizeof(out->id)) ||
 	    !row_copy(row, 1, out->workspace, sizeof(out->workspace)) ||
@@ -204,8 +204,16 @@ int store_row_run(const struct store_row *row, struct store_run *out)
 	    !row_int(row, 11, INT32_MIN, INT32_MAX, &pid) ||
 	    !row_int(row, 16, INT64_MIN, INT64_MAX, &start) ||
 	    !row_int(row, 18, INT64_MIN, INT64_MAX, &records) ||
+	    !row_copy(row, 21, out->lease_owner, sizeof(out->lease_owner)) ||
+	    !row_int(row, 22, INT64_MIN, INT64_MAX, &out->lease_until_ms) ||
+	    !row_copy(row, 23, out->labels, sizeof(out->labels)) ||
+	    !row_int(row, 24, 0, STORE_RETRY_MAX + 1, &attempt) ||
+	    !row_copy(row, 25, out->retry_of, sizeof(out->retry_of)) ||
+	    !row_int(row, 26, 0, STORE_RETRY_MAX, &retry_max) ||
 	    store_run_status_parse(status, &out->status) < 0)
 		return -EIO;
+	out->attempt = (unsigned)attempt;
+	out->retry_max = (unsigned)retry_max;
 	out->agent_version = (unsigned)version;
 	out->exit_code = (int)code;
 	out->supervisor_pid = (int)pid;
@@ -529,7 +537,7 @@ int store_run_list(struct store *s, const struct store_run_query *q, struct stor
 	int r = store_name_check("workspace", q->workspace, err);
 	if (r < 0 || (q->agent && (r = store_name_check("agent", q->agent, err)) < 0))
 		return r;
-	if (q->status != -1 && (q->status < RUN_CREATED || q->status > RUN_CANCELLED))
+	if (q->status != -1 && (q->status < RUN_CREATED || q->status > RUN_LOST))
 		return cdn_err_msg(err, EINVAL, "store: list runs: unknown status %d", q->status);
 	if (q->limit < 1 || q->limit > STORE_RUN_LIST_MAX)
 		return cdn_err_msg(err, EINVAL, "store: list runs: the limit must be 1 to %d",

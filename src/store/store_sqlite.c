@@ -144,6 +144,59 @@ static const char *const schema_steps[] = {
 	 "CREATE INDEX runs_finished ON runs (workspace, finished_ms, id)"
 	 " WHERE status NOT IN ('created', 'running');"
 	 "PRAGMA user_version = 6;"),
+	/* 7: workers and leases (docs/deploy.md). The status "lost" needs a
+	 * new CHECK, which SQLite cannot alter: the table is made again and
+	 * its rows copied (https://sqlite.org/lang_altertable.html, the
+	 * twelve steps; no view, trigger or foreign key names runs). */
+	("CREATE TABLE runs_new ("
+	 " id TEXT PRIMARY KEY,"
+	 " workspace TEXT NOT NULL,"
+	 " agent TEXT NOT NULL,"
+	 " agent_version INTEGER NOT NULL,"
+	 " agent_hash TEXT NOT NULL,"
+	 " status TEXT NOT NULL CHECK (status IN ('created', 'running', 'succeeded', 'failed',"
+	 "  'timeout', 'oom', 'killed', 'error', 'cancelled', 'lost')),"
+	 " exit_code INTEGER NOT NULL,"
+	 " caller TEXT NOT NULL,"
+	 " created_ms INTEGER NOT NULL,"
+	 " started_ms INTEGER NOT NULL,"
+	 " finished_ms INTEGER NOT NULL,"
+	 " supervisor_pid INTEGER NOT NULL,"
+	 " supervisor_boot TEXT NOT NULL,"
+	 " input_json TEXT,"
+	 " result_json TEXT,"
+	 " error TEXT NOT NULL,"
+	 " supervisor_start INTEGER NOT NULL DEFAULT 0,"
+	 " audit_head TEXT NOT NULL DEFAULT '',"
+	 " audit_records INTEGER NOT NULL DEFAULT 0,"
+	 " stdout_sha256 TEXT NOT NULL DEFAULT '',"
+	 " stderr_sha256 TEXT NOT NULL DEFAULT '',"
+	 " lease_owner TEXT NOT NULL DEFAULT '',"
+	 " lease_until_ms INTEGER NOT NULL DEFAULT 0,"
+	 " labels TEXT NOT NULL DEFAULT '',"
+	 " attempt INTEGER NOT NULL DEFAULT 1 CHECK (attempt >= 1),"
+	 " retry_of TEXT NOT NULL DEFAULT '',"
+	 " retry_max INTEGER NOT NULL DEFAULT 0 CHECK (retry_max >= 0));"
+	 "INSERT INTO runs_new (id, workspace, agent, agent_version, agent_hash, status,"
+	 " exit_code, caller, created_ms, started_ms, finished_ms, supervisor_pid,"
+	 " supervisor_boot, input_json, result_json, error, supervisor_start, audit_head,"
+	 " audit_records, stdout_sha256, stderr_sha256)"
+	 " SELECT id, workspace, agent, agent_version, agent_hash, status, exit_code, caller,"
+	 " created_ms, started_ms, finished_ms, supervisor_pid, supervisor_boot, input_json,"
+	 " result_json, error, supervisor_start, audit_head, audit_records, stdout_sha256,"
+	 " stderr_sha256 FROM runs;"
+	 "DROP TABLE runs;"
+	 "ALTER TABLE runs_new RENAME TO runs;"
+	 "CREATE INDEX runs_by_workspace ON runs (workspace, created_ms DESC, id DESC);"
+	 "CREATE INDEX runs_unfinished ON runs (status) WHERE status IN ('created', 'running');"
+	 "CREATE INDEX runs_by_agent ON runs (workspace, agent, created_ms DESC, id DESC);"
+	 "CREATE INDEX runs_by_status ON runs (workspace, status, created_ms DESC, id DESC);"
+	 "CREATE INDEX runs_finished ON runs (workspace, finished_ms, id)"
+	 " WHERE status NOT IN ('created', 'running');"
+	 /* What workers take, oldest first. */
+	 "CREATE INDEX runs_queued ON runs (created_ms, id)"
+	 " WHERE status = 'created' AND supervisor_pid = 0 AND lease_owner = '';"
+	 "PRAGMA user_version = 7;"),
 };
 
 #define SCHEMA_VERSION ((int)CDN_ARRAY_SIZE(schema_steps))
@@ -437,6 +490,12 @@ const struct store_db_ops store_sqlite_ops = {
 	.run_get = sqlite_run_get,
 	.run_list = sqlite_run_list,
 	.run_claim = sqlite_run_claim,
+	.run_lease_claim = sqlite_run_lease_claim,
+	.lease_renew = sqlite_lease_renew,
+	.leases_expired = sqlite_leases_expired,
+	.run_mark_lost = sqlite_run_mark_lost,
+	.runs_queued = sqlite_runs_queued,
+	.run_cancel_queued = sqlite_run_cancel_queued,
 	.runs_unfinished = sqlite_runs_unfinished,
 	.run_mark_dead = sqlite_run_mark_dead,
 	.key_put = sqlite_key_put,

@@ -285,7 +285,7 @@ static void test_unknown_keys(void **state)
 	(void)state;
 	parse_fails(DOC("\"egres\": {}"), "agent.json: unknown key \"egres\"",
 		    "(expected name, version, description, entrypoint, setup, limits, profile, "
-		    "egress, required_secrets, capabilities, env, outputs)");
+		    "egress, required_secrets, capabilities, env, outputs, retry, labels)");
 	parse_fails(DOC("\"limits\": {\"memory\": \"1g\"}"),
 		    "agent.json: limits: unknown key \"memory\"",
 		    "(expected mem, pids, cpu, timeout_seconds)");
@@ -920,6 +920,38 @@ static void test_capabilities_env(void **state)
 
 /* ------------------------------------------------------------ outputs */
 
+/* Workers (docs/deploy.md): retries of a lost run, opt-in and bounded;
+ * labels a worker needs. */
+static void test_retry_and_labels(void **state)
+{
+	(void)state;
+	struct agent_manifest *m = parse_ok(DOC("\"description\": \"x\""));
+	assert_int_equal(m->retry_on_lost, 0);
+	assert_string_equal(m->labels, "");
+	manifest_free(m);
+	m = parse_ok(DOC("\"retry\": {\"on_lost\": true, \"max\": 2},"
+			 " \"labels\": {\"zone\": \"b\", \"gpu\": \"a100\"}"));
+	assert_int_equal(m->retry_on_lost, 2);
+	assert_string_equal(m->labels, "{\"gpu\":\"a100\",\"zone\":\"b\"}");
+	manifest_free(m);
+	m = parse_ok(DOC("\"retry\": {\"on_lost\": true}"));
+	assert_int_equal(m->retry_on_lost, 1);
+	manifest_free(m);
+	m = parse_ok(DOC("\"retry\": {\"on_lost\": false, \"max\": 3}"));
+	assert_int_equal(m->retry_on_lost, 0);
+	manifest_free(m);
+	parse_fails(DOC("\"retry\": {\"max\": 2}"), "retry", "missing key \"on_lost\"");
+	parse_fails(DOC("\"retry\": {\"on_lost\": 1}"), "retry.on_lost", "true or false");
+	parse_fails(DOC("\"retry\": {\"on_lost\": true, \"max\": 6}"), "retry.max", NULL);
+	parse_fails(DOC("\"retry\": {\"on_lost\": true, \"max\": 0}"), "retry.max", NULL);
+	parse_fails(DOC("\"retry\": {\"on_lost\": true, \"always\": true}"), "retry",
+		    "unknown key \"always\"");
+	parse_fails(DOC("\"retry\": true"), "retry", NULL);
+	parse_fails(DOC("\"labels\": [\"gpu\"]"), "labels", NULL);
+	parse_fails(DOC("\"labels\": {\"gpu\": 1}"), "labels", NULL);
+	parse_fails(DOC("\"labels\": {\"a b\": \"x\"}"), "labels", "key");
+}
+
 static void test_outputs(void **state)
 {
 	(void)state;
@@ -1071,6 +1103,7 @@ int main(void)
 		cmocka_unit_test(test_secrets),
 		cmocka_unit_test(test_capabilities_env),
 		cmocka_unit_test(test_outputs),
+		cmocka_unit_test(test_retry_and_labels),
 		cmocka_unit_test(test_load_dir),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

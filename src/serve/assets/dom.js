@@ -3,7 +3,7 @@
 // formatting sizes, durations, times and hashes, and binding the static
 // elements' listeners.
 
-export const FINAL = new Set(["succeeded", "failed", "timeout", "oom", "killed", "error", "cancelled"]);
+export const FINAL = new Set(["succeeded", "failed", "timeout", "oom", "killed", "error", "cancelled", "lost"]);
 export const OK_STATUS = new Set(["succeeded"]);
 
 /* ------------------------------------------------------------ utilities */

@@ -2,7 +2,7 @@
 // One run's page: its record and result, the sandbox's protections, the
 // live events, output, artifacts, the evidence pack, stdout and stderr.
 
-import { $, el, clear, show, sleep, FINAL, OK_STATUS, fmtBytes, fmtMs, timeEl, shortHash, hashEl, statusEl, setStatus, kv, chip, bindOnce } from "./dom.js";
+import { $, el, clear, show, sleep, FINAL, OK_STATUS, fmtBytes, fmtMs, timeEl, shortHash, hashEl, statusEl, setStatus, kv, chip, bindOnce, runLink } from "./dom.js";
 import { api, errorText, showFormError, banner } from "./api.js";
 
 /* ------------------------------------------------------- one run view */
@@ -60,6 +60,14 @@ function renderRecord(rec) {
 	kv(dl, "Started", timeEl(rec.started));
 	kv(dl, "Finished", timeEl(rec.finished));
 	kv(dl, "Caller", rec.caller, { class: "small" });
+	// Workers (docs/deploy.md): which ran it, what it asked for, which attempt.
+	if (rec.worker) kv(dl, "Worker", rec.worker, { testid: "run-worker", class: "mono small" });
+	if (rec.labels) kv(dl, "Labels", Object.entries(rec.labels).map(([k, v]) => k + "=" + v).join(", "), { class: "mono small" });
+	if (rec.attempt > 1 || rec.retry_of) {
+		kv(dl, "Attempt", el("span", {}, el("span", { text: String(rec.attempt) + " (retry of " }),
+			runLink(rec.retry_of),
+			el("span", { text: ")" })), { testid: "run-attempt" });
+	}
 	if (rec.error || (res && res.error)) kv(dl, "Error", rec.error || res.error, { testid: "run-record-error", class: "bad-text" });
 
 	const rv = clear($("run-resolved"));
