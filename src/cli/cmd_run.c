@@ -67,9 +67,9 @@ static void run_usage(FILE *out)
 	      "                         them: landlock, cgroup, seccomp (recorded)\n"
 	      "      --claim ID         run the queued record ID (what cordon serve uses)\n"
 	      "      --standby          make a warm sandbox, then wait on standard input\n"
-	      "                         for the run to claim: one line \"ID WORKSPACE AGENT\"\n"
-	      "                         (what cordon serve's warm pool uses; AGENT is not\n"
-	      "                         given as an argument then)\n"
+	      "                         for the run to claim: one line \"ID WORKSPACE AGENT\n"
+	      "                         [LEASE]\" (what the warm pools of cordon serve and\n"
+	      "                         cordon worker use; AGENT is not an argument then)\n"
 	      "      --lease WORKER     with --claim: the record must be under WORKER's lease\n"
 	      "                         (what cordon worker uses); the run dies with its parent\n"
 	      "  -h, --help             show this help\n"
@@ -103,9 +103,10 @@ static int read_all(const char *path, char **out, size_t *len)
 	return r < 0 ? -1 : 0;
 }
 
-/* The claim a standby waits for: "ID WORKSPACE AGENT\n" on fd, into o
- * (the strings live in buf). 0; 1 when fd ended first (nothing to run);
- * -1 when the line is not one. */
+/* The claim a standby waits for: "ID WORKSPACE AGENT [LEASE]\n" on fd,
+ * into o (the strings live in buf); LEASE is the worker whose lease the
+ * run is under (cordon worker's pool). 0; 1 when fd ended first (nothing
+ * to run); -1 when the line is not one. */
 #define STANDBY_LINE_MAX 512
 static int read_claim(int fd, char *buf, size_t cap, struct run_options *o)
 {
@@ -129,20 +130,21 @@ static int read_claim(int fd, char *buf, size_t cap, struct run_options *o)
 		n++;
 	}
 	buf[n] = '\0';
-	char *f[3];
+	char *f[4] = { NULL, NULL, NULL, NULL };
 	char *save = NULL, *p = buf;
-	for (int i = 0; i < 3; i++, p = NULL)
+	for (int i = 0; i < 4; i++, p = NULL)
 		if (!(f[i] = strtok_r(p, " ", &save)))
 			break;
 	if (!f[0] || !f[1] || !f[2] || strtok_r(NULL, " ", &save) || !store_run_id_ok(f[0]) ||
-	    !store_name_ok(f[1])) {
-		cli_error("--standby: expected \"ID WORKSPACE AGENT\", got '%.80s'", buf);
+	    !store_name_ok(f[1]) || (f[3] && !store_worker_id_ok(f[3]))) {
+		cli_error("--standby: expected \"ID WORKSPACE AGENT [LEASE]\", got '%.80s'", buf);
 		return -1;
 	}
 	snprintf(o->run_id, sizeof(o->run_id), "%s", f[0]);
 	o->claim = true;
 	o->workspace = f[1];
 	o->ref = f[2];
+	o->lease_owner = f[3];
 	return 0;
 }
 
@@ -695,6 +697,12 @@ int cmd_run(int argc, char **argv)
 			e = read_claim(STDIN_FILENO, claim, sizeof(claim), &o);
 		else
 			cli_fail(&err);
+		/* Under a worker's lease, as with --lease: it dies with its worker. */
+		if (e == 0 && o.lease_owner &&
+		    (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() == 1)) {
+			cli_error("run: its worker is gone");
+			e = -1;
+		}
 		if (e != 0) {
 			/* 1: the server closed the pool; nothing was claimed. */
 			sandbox_free(o.warm);

@@ -40,6 +40,9 @@ static void worker_usage(FILE *out)
 	      "      --state DIR            state directory: blobs, run files, the vault's\n"
 	      "                             key (default $CORDON_STATE)\n"
 	      "      --concurrency N        runs at once (default: the CPUs)\n"
+	      "      --warm-pool N          runs' processes kept started ahead, each with a\n"
+	      "                             warm sandbox, so a claimed run skips that part of\n"
+	      "                             its start (default 2; 0: every run starts cold)\n"
 	      "      --label KEY=VALUE      a label of this worker (repeatable)\n"
 	      "      --lease SECS           a lease's length (default 30, 2 to 3600)\n"
 	      "      --drain-timeout SECS   how long runs get on SIGTERM (default 30)\n"
@@ -71,7 +74,7 @@ static int uint_arg(const char *flag, const char *v, uint64_t lo, uint64_t hi, u
 int cmd_worker(int argc, char **argv)
 {
 	enum { O_DATABASE = 256, O_STATE, O_CONCURRENCY, O_LABEL, O_LEASE, O_DRAIN, O_HOSTS,
-	       O_PRIVATE, O_CA, O_JSON, O_METRICS };
+	       O_PRIVATE, O_CA, O_JSON, O_METRICS, O_WARM };
 	static const struct option opts[] = {
 		{ "database", required_argument, NULL, O_DATABASE },
 		{ "state", required_argument, NULL, O_STATE },
@@ -84,13 +87,15 @@ int cmd_worker(int argc, char **argv)
 		{ "upstream-ca", required_argument, NULL, O_CA },
 		{ "json", no_argument, NULL, O_JSON },
 		{ "metrics-listen", required_argument, NULL, O_METRICS },
+		{ "warm-pool", required_argument, NULL, O_WARM },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	struct worker_config cfg = { .concurrency = cpus > 0 ? (unsigned)cpus : 1,
 				     .lease_s = 30,
-				     .drain_timeout_s = 30 };
+				     .drain_timeout_s = 30,
+				     .warm_pool = SERVE_DEFAULT_WARM_POOL };
 	const char *database = NULL;
 	struct cdn_err err = { 0 };
 	optind = 1;
@@ -115,6 +120,10 @@ int cmd_worker(int argc, char **argv)
 			break;
 		case O_LEASE:
 			if (uint_arg("lease", optarg, 2, 3600, &cfg.lease_s) < 0)
+				return EXIT_CORDON;
+			break;
+		case O_WARM:
+			if (uint_arg("warm-pool", optarg, 0, 256, &cfg.warm_pool) < 0)
 				return EXIT_CORDON;
 			break;
 		case O_DRAIN:

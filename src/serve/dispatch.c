@@ -122,35 +122,39 @@ static void job_free(struct job *j)
 	free(j);
 }
 
-/* What every run process of this server is given. */
-static struct runproc runproc_of(struct server *sv)
-{
-	return (struct runproc){
-		.exe = sv->exe,
-		.state = sv->state,
-		.hosts_file = sv->cfg.hosts_file,
-		.upstream_ca = sv->cfg.upstream_ca,
-		.allow_private = sv->cfg.allow_private,
-		.n_allow_private = sv->cfg.n_allow_private,
-	};
-}
-
-int dispatch_spawn_standby(struct server *sv, int stdin_fd, pid_t *pid)
-{
-	const struct runproc p = runproc_of(sv);
-	return runproc_spawn_standby(&p, stdin_fd, pid);
-}
-
 /* A standby of the warm pool takes the run, else a new process. */
 static int spawn(struct server *sv, struct job *j)
 {
-	if (pool_claim(sv, j))
+	if (warm_pool_claim(&sv->pool, j->ws, j->id, j->ref, NULL, &j->pid))
 		return 0;
-	const struct runproc p = runproc_of(sv);
-	int r = runproc_spawn(&p, j->ws, j->id, j->ref, NULL, &j->pid);
+	int r = runproc_spawn(&sv->pool.proc, j->ws, j->id, j->ref, NULL, &j->pid);
 	if (r == 0)
-		sv->dispatched[0]++;
+		sv->pool.dispatched[0]++;
 	return r;
+}
+
+/* Called with the lock held: starts the standbys the pool lacks, without
+ * the lock meanwhile (requests and the queue go on); true when it let go
+ * of the lock, so the caller looks at the queue again. */
+static bool pool_fill(struct server *sv)
+{
+	unsigned want = warm_pool_want(&sv->pool);
+	if (!want)
+		return false;
+	pthread_mutex_unlock(&sv->mu);
+	struct standby *made = warm_pool_start(&sv->pool, want);
+	pthread_mutex_lock(&sv->mu);
+	warm_pool_add(&sv->pool, made, sv->draining || sv->stop);
+	return made != NULL;
+}
+
+void dispatch_pool_counts(struct server *sv, unsigned *waiting, uint64_t dispatched[2])
+{
+	pthread_mutex_lock(&sv->mu);
+	*waiting = warm_pool_waiting(&sv->pool);
+	dispatched[0] = sv->pool.dispatched[0];
+	dispatched[1] = sv->pool.dispatched[1];
+	pthread_mutex_unlock(&sv->mu);
 }
 
 /* Called with the lock held. */
@@ -166,7 +170,7 @@ static void reap(struct server *sv)
 			pp = &(*pp)->next;
 		struct job *j = *pp;
 		if (!j) {
-			pool_reaped(sv, pid);
+			warm_pool_reaped(&sv->pool, pid);
 			continue;
 		}
 		*pp = j->next;
@@ -243,10 +247,10 @@ void *dispatch_main(void *arg)
 			sv->n_running++;
 		}
 		if (sv->draining || sv->stop)
-			pool_close(sv);
+			warm_pool_close(&sv->pool);
 		else if (pool_fill(sv))
 			continue; /* runs may have come meanwhile: look again */
-		if (sv->stop && sv->n_running == 0 && sv->n_pool == 0)
+		if (sv->stop && sv->n_running == 0 && sv->pool.n == 0)
 			break;
 		/* A finished run frees its slot within 10 ms. */
 		struct timespec ts = cdn_wall_after(10);

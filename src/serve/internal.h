@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "serve/pool.h"
 #include "serve/runproc.h"
 #include "serve/serve.h"
 #include "store/store.h"
@@ -26,14 +27,6 @@ struct job {
 	bool cancel;
 	char cancel_why[160];
 	struct job *next;
-};
-
-/* A `cordon run --standby` of the warm pool: its pid, and the write end of
- * its standard input (-1 once closed: it exits, then is reaped). */
-struct standby {
-	pid_t pid;
-	int fd;
-	struct standby *next;
 };
 
 /* One workspace's share of the dispatcher: its queue and how many of its
@@ -76,12 +69,8 @@ struct server {
 	unsigned n_queued, queue_max, ws_queue_max, ws_running_max;
 	struct job *running;
 	unsigned n_running, concurrency;
-	/* The warm pool (pool.c): standbys alive, and how many to keep. */
-	struct standby *pool;
-	unsigned n_pool, pool_max;
-	uint64_t dispatched[2]; /* runs handed to a new process [0], a standby [1] */
-	unsigned pool_backoff_ms; /* after a standby died unused: wait before the next */
-	uint64_t pool_next_ns;	  /* cdn_mono_ns() before which no standby starts */
+	/* The warm pool (pool.c), under mu. */
+	struct warm_pool pool;
 	bool draining, stop;
 
 	/* The per-client limits of the HTTP side, under their own lock. */
@@ -135,21 +124,9 @@ void front_stop(struct server *sv);
 int parse_listen(const char *opt, const char *s, struct sockaddr_in *sa, struct cdn_err *err);
 
 void *dispatch_main(void *arg);
-/* Starts a `cordon run --standby` of this server reading stdin_fd. */
-int dispatch_spawn_standby(struct server *sv, int stdin_fd, pid_t *pid);
-
-/* pool.c, all called with sv->mu held by the dispatcher. pool_claim hands
- * j to a standby (j->pid set): false when none could take it. pool_fill
- * starts standbys up to pool_max (releasing sv->mu while it starts them:
- * the caller looks at the queue again after); pool_reaped forgets a standby that
- * exited (false: pid was none); pool_close closes every standby's pipe
- * (each exits; n_pool counts those not reaped yet). */
-bool pool_claim(struct server *sv, struct job *j);
-bool pool_fill(struct server *sv); /* true: it released sv->mu meanwhile */
-bool pool_reaped(struct server *sv, pid_t pid);
-void pool_close(struct server *sv);
-/* Takes sv->mu: standbys waiting, and runs dispatched cold [0] and warm [1]. */
-void pool_counts(struct server *sv, unsigned *waiting, uint64_t dispatched[2]);
+/* Takes sv->mu: standbys of the warm pool waiting, and runs dispatched
+ * cold [0] and warm [1]. */
+void dispatch_pool_counts(struct server *sv, unsigned *waiting, uint64_t dispatched[2]);
 /* Queues a run of ws: 0; -ESHUTDOWN (draining), -ENOSPC (the server's queue
  * is full) or -EDQUOT (ws's own queue is), with why naming the limit. */
 int dispatch_submit(struct server *sv, const char *id, const char *ws, const char *ref,

@@ -394,7 +394,7 @@ int metrics_render(struct server *sv, bool per_workspace, char **out, size_t *le
 	dispatcher_metrics(f, sv, per_workspace);
 	unsigned warm;
 	uint64_t by_start[2];
-	pool_counts(sv, &warm, by_start);
+	dispatch_pool_counts(sv, &warm, by_start);
 	gauge(f, "cordon_warm_pool_size",
 	      "Runs' processes started ahead (cordon run --standby), each with a warm sandbox, "
 	      "waiting for a run (--warm-pool).",

@@ -3,49 +3,52 @@
  * The warm pool: `cordon run --standby` processes started ahead of their
  * runs. Each has loaded its libraries, opened the store and the vault,
  * and made a warm sandbox (docs/exec.md, "Warm sandboxes"), and waits on a
- * pipe for one line, "ID WORKSPACE AGENT", the run to claim. The
- * dispatcher hands a run to a standby instead of starting a process, and
- * starts another to take its place. A standby is used once, and exits
- * when its pipe closes unused (drain, stop). --warm-pool 0: every run
- * starts cold.
+ * pipe for one line, "ID WORKSPACE AGENT [LEASE]", the run to claim. Its
+ * owner (serve's dispatcher, cordon worker) hands a run to a standby
+ * instead of starting a process, and starts another to take its place. A
+ * standby is used once, and exits when its pipe closes unused (drain,
+ * stop). A pool of 0: every run starts cold.
  */
 #define _GNU_SOURCE
-#include "serve/internal.h"
+#include "serve/pool.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "base/clock.h"
+#include "store/store.h"
 
-static void forget(struct server *sv, struct standby **pp)
+static void forget(struct warm_pool *p, struct standby **pp)
 {
 	struct standby *s = *pp;
 	*pp = s->next;
 	if (s->fd >= 0)
 		close(s->fd);
 	free(s);
-	sv->n_pool--;
+	p->n--;
 }
 
-bool pool_claim(struct server *sv, struct job *j)
+bool warm_pool_claim(struct warm_pool *p, const char *ws, const char *id, const char *ref,
+		     const char *lease, pid_t *pid)
 {
-	char line[STORE_RUN_ID_MAX + STORE_MAX_NAME + 256];
-	int n = snprintf(line, sizeof(line), "%s %s %s\n", j->id, j->ws, j->ref);
-	if (n < 0 || (size_t)n >= sizeof(line) || strchr(j->ref, ' ') || strchr(j->ref, '\n'))
+	char line[STORE_RUN_ID_MAX + STORE_MAX_NAME + STORE_WORKER_ID_MAX + 256];
+	int n = snprintf(line, sizeof(line), "%s %s %s%s%s\n", id, ws, ref, lease ? " " : "",
+			 lease ? lease : "");
+	if (n < 0 || (size_t)n >= sizeof(line) || strpbrk(ref, " \n") ||
+	    (lease && strpbrk(lease, " \n")))
 		return false;
-	for (struct standby **pp = &sv->pool; *pp;) {
+	for (struct standby **pp = &p->list; *pp;) {
 		struct standby *s = *pp;
 		if (s->fd < 0) {
 			pp = &s->next;
 			continue;
 		}
 		/* A line this short is written whole or not at all (PIPE_BUF);
-		 * EPIPE: the standby is gone, reap() forgets it. */
+		 * EPIPE: the standby is gone, and is forgotten when reaped. */
 		ssize_t w;
 		do
 			w = write(s->fd, line, (size_t)n);
@@ -53,11 +56,11 @@ bool pool_claim(struct server *sv, struct job *j)
 		close(s->fd);
 		s->fd = -1;
 		if (w == n) {
-			/* From now on it is this job's process. */
-			j->pid = s->pid;
-			forget(sv, pp);
-			sv->dispatched[1]++;
-			sv->pool_backoff_ms = 0;
+			/* From now on it is this run's process. */
+			*pid = s->pid;
+			forget(p, pp);
+			p->dispatched[1]++;
+			p->backoff_ms = 0;
 			return true;
 		}
 		pp = &s->next;
@@ -65,103 +68,90 @@ bool pool_claim(struct server *sv, struct job *j)
 	return false;
 }
 
-/* One standby, started without the lock. */
-static struct standby *start_one(struct server *sv)
+unsigned warm_pool_want(const struct warm_pool *p)
 {
-	int p[2];
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return NULL;
-	struct standby *s = calloc(1, sizeof(*s));
-	int r = s ? dispatch_spawn_standby(sv, p[0], &s->pid) : -ENOMEM;
-	close(p[0]);
-	if (r < 0) {
-		fprintf(stderr, "cordon serve: warm pool: cannot start %s: %s\n", sv->exe,
-			strerror(-r));
-		close(p[1]);
-		free(s);
-		return NULL;
-	}
-	s->fd = p[1];
-	return s;
+	unsigned live = warm_pool_waiting(p);
+	if (live >= p->max || cdn_mono_ns() < p->next_ns)
+		return 0;
+	return p->max - live;
 }
 
-bool pool_fill(struct server *sv)
+struct standby *warm_pool_start(const struct warm_pool *p, unsigned n)
 {
-	unsigned live = 0;
-	for (struct standby *s = sv->pool; s; s = s->next)
-		live += s->fd >= 0;
-	if (live >= sv->pool_max || cdn_mono_ns() < sv->pool_next_ns)
-		return false;
-	/* Starting processes takes a while: requests and the queue go on
-	 * meanwhile. The lock is only for the list. */
-	unsigned want = sv->pool_max - live;
 	struct standby *made = NULL;
-	pthread_mutex_unlock(&sv->mu);
-	for (unsigned i = 0; i < want; i++) {
-		struct standby *s = start_one(sv);
-		if (!s)
+	for (unsigned i = 0; i < n; i++) {
+		int fds[2];
+		if (pipe2(fds, O_CLOEXEC) < 0)
+			break;
+		struct standby *s = calloc(1, sizeof(*s));
+		int r = s ? runproc_spawn_standby(&p->proc, fds[0], &s->pid) : -ENOMEM;
+		close(fds[0]);
+		if (r < 0) {
+			fprintf(stderr, "%s: warm pool: cannot start %s: %s\n", p->who, p->proc.exe,
+				strerror(-r));
+			close(fds[1]);
+			free(s);
 			break; /* runs start cold until the next try */
+		}
+		s->fd = fds[1];
 		s->next = made;
 		made = s;
 	}
-	pthread_mutex_lock(&sv->mu);
-	if (!made)
-		return false;
+	return made;
+}
+
+void warm_pool_add(struct warm_pool *p, struct standby *made, bool closing)
+{
 	while (made) {
 		struct standby *s = made;
 		made = s->next;
-		if (sv->draining || sv->stop) {
+		if (closing) {
 			/* Closed at once: it exits unused, and is reaped. */
 			close(s->fd);
 			s->fd = -1;
 		}
-		s->next = sv->pool;
-		sv->pool = s;
-		sv->n_pool++;
+		s->next = p->list;
+		p->list = s;
+		p->n++;
 	}
-	return true;
 }
 
-bool pool_reaped(struct server *sv, pid_t pid)
+bool warm_pool_reaped(struct warm_pool *p, pid_t pid)
 {
-	for (struct standby **pp = &sv->pool; *pp; pp = &(*pp)->next)
+	for (struct standby **pp = &p->list; *pp; pp = &(*pp)->next)
 		if ((*pp)->pid == pid) {
 			if ((*pp)->fd >= 0) {
 				/* It exited before it was given a run or told to go: it
 				 * cannot make a warm sandbox here. Runs start cold; the
 				 * pool is tried again later and later, up to a minute. */
-				sv->pool_backoff_ms = sv->pool_backoff_ms ? sv->pool_backoff_ms * 2 : 1000;
-				if (sv->pool_backoff_ms > 60000)
-					sv->pool_backoff_ms = 60000;
-				sv->pool_next_ns = cdn_mono_ns() + sv->pool_backoff_ms * 1000000ull;
+				p->backoff_ms = p->backoff_ms ? p->backoff_ms * 2 : 1000;
+				if (p->backoff_ms > 60000)
+					p->backoff_ms = 60000;
+				p->next_ns = cdn_mono_ns() + p->backoff_ms * 1000000ull;
 				fprintf(stderr,
-					"cordon serve: warm pool: a standby (pid %d) exited before it "
-					"had a run; runs start cold, the pool is tried again in %us\n",
-					(int)pid, sv->pool_backoff_ms / 1000);
+					"%s: warm pool: a standby (pid %d) exited before it had a "
+					"run; runs start cold, the pool is tried again in %us\n",
+					p->who, (int)pid, p->backoff_ms / 1000);
 			}
-			forget(sv, pp);
+			forget(p, pp);
 			return true;
 		}
 	return false;
 }
 
-void pool_close(struct server *sv)
+void warm_pool_close(struct warm_pool *p)
 {
-	for (struct standby *s = sv->pool; s; s = s->next)
+	for (struct standby *s = p->list; s; s = s->next)
 		if (s->fd >= 0) {
 			close(s->fd);
 			s->fd = -1;
 		}
 }
 
-void pool_counts(struct server *sv, unsigned *waiting, uint64_t dispatched[2])
+unsigned warm_pool_waiting(const struct warm_pool *p)
 {
-	pthread_mutex_lock(&sv->mu);
 	unsigned n = 0;
-	for (struct standby *s = sv->pool; s; s = s->next)
+	for (const struct standby *s = p->list; s; s = s->next)
 		n += s->fd >= 0;
-	*waiting = n;
-	dispatched[0] = sv->dispatched[0];
-	dispatched[1] = sv->dispatched[1];
-	pthread_mutex_unlock(&sv->mu);
+	return n;
 }

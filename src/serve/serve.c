@@ -445,7 +445,8 @@ int serve_main(const struct serve_config *cfg, struct cdn_err *err)
 	sv->concurrency = cfg->concurrency ? cfg->concurrency : (unsigned)(cpus > 0 ? cpus * 2 : 2);
 	sv->queue_max = cfg->queue ? cfg->queue : 64;
 	/* With --dispatch workers runs start in the workers: no pool here. */
-	sv->pool_max = cfg->dispatch_workers ? 0 : cfg->warm_pool;
+	sv->pool.max = cfg->dispatch_workers ? 0 : cfg->warm_pool;
+	sv->pool.who = "cordon serve";
 	sv->ws_queue_max = cfg->workspace_queue ? cfg->workspace_queue : (sv->queue_max + 3) / 4;
 	sv->ws_running_max = cfg->workspace_concurrency ? cfg->workspace_concurrency
 							: sv->concurrency;
@@ -477,6 +478,15 @@ int serve_main(const struct serve_config *cfg, struct cdn_err *err)
 			goto out;
 		}
 	}
+	/* What every run process of this server is given, warm or cold. */
+	sv->pool.proc = (struct runproc){
+		.exe = sv->exe,
+		.state = sv->state,
+		.hosts_file = cfg->hosts_file,
+		.upstream_ca = cfg->upstream_ca,
+		.allow_private = cfg->allow_private,
+		.n_allow_private = cfg->n_allow_private,
+	};
 	(void)store_runs_recover(sv->s, NULL);
 
 	struct sockaddr_in sa;
@@ -569,7 +579,7 @@ int serve_main(const struct serve_config *cfg, struct cdn_err *err)
 		"%u runs at once, %u queued at most; per workspace %u queued, %u running; "
 		"%u warm; metadata in %s\n",
 		cfg->listen ? cfg->listen : "127.0.0.1:8470", sv->state, sv->concurrency,
-		sv->queue_max, sv->ws_queue_max, sv->ws_running_max, sv->pool_max,
+		sv->queue_max, sv->ws_queue_max, sv->ws_running_max, sv->pool.max,
 		store_backend(sv->s));
 	if (cfg->dispatch_workers)
 		fprintf(stderr, "cordon serve: --dispatch workers: runs wait in the database for "

@@ -124,6 +124,7 @@ struct worker_config {
 	unsigned concurrency;	   /* runs at once, at least 1 */
 	unsigned lease_s;	   /* a lease's length; renewed every third of it */
 	unsigned drain_timeout_s;  /* on SIGTERM, before its runs are stopped */
+	unsigned warm_pool;	   /* standbys kept ready, as serve's --warm-pool */
 	char labels[STORE_LABELS_JSON_MAX + 1]; /* canonical (store_labels_parse), "" for none */
 	bool json;		   /* events as JSON lines */
 	const char *hosts_file;	   /* passed to each run, as serve's */

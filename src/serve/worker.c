@@ -71,6 +71,8 @@ struct worker {
 	unsigned n_running;
 	uint64_t claimed, renewals, lost, expired;
 	int64_t listen_failed_ms; /* when listening failed, to try again; 0: not */
+	struct warm_pool pool;	  /* the main loop's; pool_waiting for the metrics, under mu */
+	unsigned pool_waiting;
 	int64_t renewed_ms;	  /* when the leases were last renewed (or the first claimed) */
 };
 
@@ -164,8 +166,10 @@ static void reap(struct worker *w)
 		while (*pp && (*pp)->pid != pid)
 			pp = &(*pp)->next;
 		struct wjob *j = *pp;
-		if (!j)
+		if (!j) {
+			(void)warm_pool_reaped(&w->pool, pid);
 			continue;
+		}
 		*pp = j->next;
 		pthread_mutex_lock(&w->mu);
 		w->n_running--;
@@ -278,15 +282,11 @@ static bool claim_more(struct worker *w)
 		struct wjob *j = calloc(1, sizeof(*j));
 		char ref[STORE_MAX_NAME + 16];
 		run_ref(&r, ref, sizeof(ref));
-		const struct runproc p = {
-			.exe = w->exe,
-			.state = w->state,
-			.hosts_file = cfg->hosts_file,
-			.upstream_ca = cfg->upstream_ca,
-			.allow_private = cfg->allow_private,
-			.n_allow_private = cfg->n_allow_private,
-		};
-		int e = j ? runproc_spawn(&p, r.workspace, r.id, ref, w->id, &j->pid) : -ENOMEM;
+		/* A standby of the pool takes it, else a process of its own. */
+		int e = !j ? -ENOMEM
+			: warm_pool_claim(&w->pool, r.workspace, r.id, ref, w->id, &j->pid)
+			    ? 0
+			    : runproc_spawn(&w->pool.proc, r.workspace, r.id, ref, w->id, &j->pid);
 		if (e < 0) {
 			say(w, "error", r.id, "run %s: cannot start %s: %s", r.id, w->exe,
 			    strerror(-e));
@@ -379,6 +379,10 @@ static enum MHD_Result worker_metrics(void *cls, struct MHD_Connection *conn, co
 		w->expired);
 	prom_family(f, "cordon_worker_runs_running", "gauge", "Runs this worker is running.");
 	prom_sample_u64(f, "cordon_worker_runs_running", NULL, 0, w->n_running);
+	prom_family(f, "cordon_warm_pool_size", "gauge",
+		    "Runs' processes started ahead (cordon run --standby), each with a warm "
+		    "sandbox, waiting for a run this worker claims (--warm-pool).");
+	prom_sample_u64(f, "cordon_warm_pool_size", NULL, 0, w->pool_waiting);
 	pthread_mutex_unlock(&w->mu);
 	bool failed = ferror(f);
 	failed |= fclose(f) != 0;
@@ -415,6 +419,8 @@ int worker_main(const struct worker_config *cfg, struct cdn_err *err)
 	if ((r = store_open(w.state, &w.s, err)) < 0)
 		return r;
 	snprintf(w.state, sizeof(w.state), "%s", store_dir(w.s));
+	w.pool.who = "cordon worker";
+	w.pool.max = cfg->warm_pool;
 	if (strcmp(store_backend(w.s), "postgres") != 0)
 		say(&w, "warning", NULL,
 		    "the database is SQLite in %s: only workers on this host can share it",
@@ -426,6 +432,15 @@ int worker_main(const struct worker_config *cfg, struct cdn_err *err)
 		store_close(w.s);
 		return cdn_err_set(err, -r, "readlink /proc/self/exe");
 	}
+
+	w.pool.proc = (struct runproc){
+		.exe = w.exe,
+		.state = w.state,
+		.hosts_file = cfg->hosts_file,
+		.upstream_ca = cfg->upstream_ca,
+		.allow_private = cfg->allow_private,
+		.n_allow_private = cfg->n_allow_private,
+	};
 
 	sigset_t set;
 	sigemptyset(&set);
@@ -465,7 +480,14 @@ int worker_main(const struct worker_config *cfg, struct cdn_err *err)
 	for (;;) {
 		reap(&w);
 		int64_t now = cdn_wall_ms();
-		if (draining && !w.n_running)
+		if (draining)
+			warm_pool_close(&w.pool);
+		else
+			warm_pool_add(&w.pool, warm_pool_start(&w.pool, warm_pool_want(&w.pool)), false);
+		pthread_mutex_lock(&w.mu);
+		w.pool_waiting = warm_pool_waiting(&w.pool);
+		pthread_mutex_unlock(&w.mu);
+		if (draining && !w.n_running && !w.pool.n)
 			break;
 		if (now >= next_beat) {
 			heartbeat(&w);

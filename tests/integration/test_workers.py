@@ -126,10 +126,15 @@ def test_each_run_once_and_labels_route(fleet, pg, tmp_path):
     # The request's labels replace the agent's: this one only zone=x can take.
     zoned = dispatch(fleet, "quick", labels={"zone": "x"})
     every = quick + gpu + [zoned]
+    starts = []
     for rid in every:
         j = fleet.wait_final(fleet.owner, rid, timeout=60)
         assert j["status"] == "succeeded", j
         assert j["attempt"] == 1 and "retry_of" not in j
+        starts.append(j["result"]["protections"]["start"])
+    # Each worker keeps a warm pool (2 by default): its standbys took some
+    # runs, under the worker's lease like the others.
+    assert starts.count("warm") >= 2, starts
     # Exactly once: every run claimed by one worker, once, and none missing.
     claims = a.claimed() + b.claimed()
     assert sorted(claims) == sorted(every)
