@@ -97,6 +97,8 @@ bench: build
 	@./bench/proxy
 	@./bench/run
 	@./bench/api
+	@./bench/warm
+	@./bench/soak
 
 fuzz: bootstrap
 	./tests/fuzz/smoke.sh long
