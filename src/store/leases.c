@@ -149,7 +149,8 @@ int store_leases_expire(struct store *s, int64_t now_ms, struct store_run **lost
 	}
 	if (lost) {
 		*lost = out;
-		*n = (size_t)marked;
+		if (n)
+			*n = (size_t)marked;
 	} else {
 		free(out);
 	}

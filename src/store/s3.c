@@ -420,11 +420,11 @@ static int request(struct s3 *c, struct req *q, struct cdn_err *err)
 		cu.setopt(h, CURLOPT_HEADERDATA, q);
 		cu.setopt(h, CURLOPT_WRITEFUNCTION, on_body);
 		cu.setopt(h, CURLOPT_WRITEDATA, q);
-		if (!strcmp(q->method, "HEAD")) {
+		if (strcmp(q->method, "HEAD") == 0) {
 			cu.setopt(h, CURLOPT_NOBODY, 1L);
-		} else if (strcmp(q->method, "GET")) {
+		} else if (strcmp(q->method, "GET") != 0) {
 			cu.setopt(h, CURLOPT_CUSTOMREQUEST, q->method);
-			if (q->body || !strcmp(q->method, "PUT") || !strcmp(q->method, "POST")) {
+			if (q->body || strcmp(q->method, "PUT") == 0 || strcmp(q->method, "POST") == 0) {
 				cu.setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)q->body_len);
 				cu.setopt(h, CURLOPT_POSTFIELDS, q->body ? q->body : "");
 			}

@@ -213,9 +213,9 @@ int s3_xml_text(const char *body, size_t len, const char *root, const char *elem
 		return -EINVAL;
 	int r = -ENOENT;
 	xmlNodePtr top = xml.root(doc);
-	if (top && (!root || !strcmp((const char *)top->name, root))) {
+	if (top && (!root || strcmp((const char *)top->name, root) == 0)) {
 		for (xmlNodePtr n = top->children; n && r == -ENOENT; n = n->next) {
-			if (n->type != XML_ELEMENT_NODE || strcmp((const char *)n->name, elem))
+			if (n->type != XML_ELEMENT_NODE || strcmp((const char *)n->name, elem) != 0)
 				continue;
 			size_t o = 0;
 			r = 0;
