@@ -49,8 +49,9 @@
 /* What became of a blob pruning looked at. */
 enum blob_fate { BLOB_REMOVED, BLOB_NAMED, BLOB_RECENT, BLOB_ABSENT };
 
-/* What each kind removes from runs/<id>/ (records: the whole directory). */
-static const char *const files_of[RETAIN_N][3] = {
+/* What each kind removes from runs/<id>/ (records: the whole directory),
+ * NULL-terminated. */
+static const char *const files_of[RETAIN_N][4] = {
 	[RETAIN_FILES] = { "stdout", "stderr", "steps.json" },
 	[RETAIN_ARTIFACTS] = { "artifacts" },
 	[RETAIN_EVIDENCE] = { "events.ndjson", "audit.jsonl" },
@@ -363,6 +364,12 @@ static int prune_run(struct pruner *p, const char *ws, const char *id, enum stor
 		if (r == 0 && dfd < 0 && errno != ENOENT)
 			r = cdn_err_set(err, errno, "prune: open %s/runs/%s", p->s->dir, id);
 	}
+	/* The same files on S3, when they were uploaded there: their objects
+	 * go too (the whole run's with its record). */
+	if (r == 0 && !p->o->dry_run &&
+	    (r = store_run_files_prune(p->s, id, k == RETAIN_RECORDS ? NULL : files_of[k],
+				       err)) < 0)
+		cdn_err_wrap(err, "prune: run %s on S3", id);
 	/* The record or the artifacts are gone: their blobs may be too. */
 	if (r == 0 && arts)
 		r = collect_artifacts(p, id, arts);

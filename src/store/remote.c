@@ -309,6 +309,98 @@ int store_run_files_pull(struct store *s, const char *id, struct cdn_err *err)
 	return r;
 }
 
+/* Whether run file name goes with one of names ("artifacts" takes
+ * everything under artifacts/); names NULL: every file. */
+static bool prune_names(const char *name, const char *const *names)
+{
+	if (!names)
+		return true;
+	for (size_t i = 0; names[i]; i++) {
+		size_t l = strlen(names[i]);
+		if (!strcmp(name, names[i]) || (!strncmp(name, names[i], l) && name[l] == '/'))
+			return true;
+	}
+	return false;
+}
+
+int store_run_files_prune(struct store *s, const char *id, const char *const *names,
+			  struct cdn_err *err)
+{
+	if (!s->remote)
+		return 0;
+	char key[S3_KEY_MAX + 1], scratch[PATH_MAX];
+	int r = run_key(s, id, REMOTE_INDEX, key, err);
+	if (r < 0)
+		return r;
+	_cleanup_close_ int sfd = -1;
+	if ((r = store_scratch_dir(s, scratch, sizeof(scratch), &sfd, err)) < 0)
+		return r;
+	r = pull_one(s, key, sfd, REMOTE_INDEX, REMOTE_INDEX_MAX, NULL, err);
+	if (r == -ENOENT) {
+		/* Never pushed (a run that did not end here), or pruned whole. */
+		store_scratch_remove(s, scratch);
+		cdn_err_clear(err);
+		return 0;
+	}
+	json_t *idx = NULL;
+	if (r == 0) {
+		_cleanup_close_ int ifd = openat(sfd, REMOTE_INDEX, O_RDONLY | O_CLOEXEC);
+		json_error_t je;
+		idx = ifd < 0 ? NULL : json_loadfd(ifd, 0, &je);
+	}
+	store_scratch_remove(s, scratch);
+	if (r < 0)
+		return r;
+	json_t *files = json_object_get(idx, "files");
+	const char *rid = json_string_value(json_object_get(idx, "run_id"));
+	if (!json_is_array(files) || !rid || strcmp(rid, id) != 0 ||
+	    json_array_size(files) > REMOTE_RUN_FILES_MAX) {
+		json_decref(idx);
+		return cdn_err_msg(err, EIO, "store: run %s: its index on %s is not one cordon wrote",
+				   id, s3_shown(s->remote));
+	}
+	/* The index first (without what goes, or gone), so that no reader
+	 * finds it naming an object already deleted; then the objects. */
+	json_t *kept = json_array(), *gone = json_array();
+	size_t i;
+	json_t *f;
+	json_array_foreach(files, i, f)
+	{
+		const char *name = json_string_value(json_object_get(f, "name"));
+		if (!name || !run_name_ok(name)) {
+			r = cdn_err_msg(err, EIO, "store: run %s: its index names a file badly", id);
+			break;
+		}
+		json_array_append(prune_names(name, names) ? gone : kept, f);
+	}
+	if (r == 0 && !names)
+		r = s3_delete(s->remote, key, err);
+	else if (r == 0 && json_array_size(gone)) {
+		json_object_set(idx, "files", kept);
+		char *text = json_dumps(idx, JSON_COMPACT | JSON_SORT_KEYS);
+		_cleanup_atomic_ struct atomic_file af = ATOMIC_FILE_INIT;
+		if (!text)
+			r = cdn_err_set(err, ENOMEM, "store: run %s: its index", id);
+		else if ((r = store_atomic_begin(s, &af, "a run's index", err)) == 0 &&
+			 (r = cdn_write_all(af.fd, text, strlen(text))) < 0)
+			r = cdn_err_set(err, r, "store: run %s: write its index", id);
+		free(text);
+		if (r == 0)
+			r = s3_put_fd(s->remote, key, af.fd, NULL, S3_PUT_REPLACE, NULL, err);
+	}
+	json_array_foreach(gone, i, f)
+	{
+		char okey[S3_KEY_MAX + 1];
+		if (r == 0 && (r = run_key(s, id, json_string_value(json_object_get(f, "name")),
+					   okey, err)) == 0)
+			r = s3_delete(s->remote, okey, err);
+	}
+	json_decref(kept);
+	json_decref(gone);
+	json_decref(idx);
+	return r;
+}
+
 /* ---------------------------------------------------------------- migrate */
 
 /* Every blob of blobs/ put, then read back whole and checked. */

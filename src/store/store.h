@@ -97,6 +97,12 @@ int store_run_files_push(struct store *s, const char *id, struct cdn_err *err);
  * else its files fetched by the index, each checked against its sha256,
  * and the directory put in place whole. -ENOENT when S3 has none. */
 int store_run_files_pull(struct store *s, const char *id, struct cdn_err *err);
+/* Deletes from S3 the files of run id that names lists (NULL-terminated;
+ * "artifacts" is all of artifacts/), its index rewritten without them
+ * first; names NULL: every file and the index. 0 at once without S3, or
+ * when S3 has no index of the run. Pruning's (docs/retention.md). */
+int store_run_files_prune(struct store *s, const char *id, const char *const *names,
+			  struct cdn_err *err);
 /* A database URL as messages show it: the password (user:PASSWORD@ and
  * password=... in the query) replaced by "***". Returns out. */
 const char *store_database_shown(const char *url, char *out, size_t cap);

@@ -314,3 +314,43 @@ def test_a_5xx_is_tried_again(tmp_path, s3):
     finally:
         sv.stop(timeout=60)
     assert "1 packs exported, 0 failed" in sv.log.read_text()
+
+
+def test_pruning_removes_a_runs_objects(tmp_path, s3):
+    """Pruning by age removes what a run left on S3 as well: a kind's files
+    (the index rewritten without them first), then, with the record, the
+    rest and the index. Blobs stay (docs/retention.md says why)."""
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    env = dict(os.environ, CORDON_STATE=str(state), CORDON_BLOBS=f"s3://{BUCKET}/pruned",
+               **s3["env"])
+    ag = make_agent(tmp_path, "leaver", "mkdir -p /workspace/out\n"
+                    "echo kept > /workspace/out/art.txt; echo out; echo err >&2\n")
+    assert run([CORDON, "agent", "register", str(ag)], env=env).returncode == 0
+    r = run([CORDON, "run", "--json", "leaver"], env=env, timeout=60)
+    assert r.returncode == 0, r.stderr
+    rid = json.loads(r.stdout.splitlines()[0])["run_id"]
+    pre = f"pruned/runs/{rid}/"
+    before = set(sdk_objects(s3, pre))
+    assert {pre + n for n in ("stdout", "stderr", "artifacts/art.txt", "events.ndjson",
+                              "index.json")} <= before, before
+    blobs = set(sdk_objects(s3, "pruned/blobs/"))
+    time.sleep(1.2)
+    # files: stdout, stderr and steps go, here and on S3; the index says so
+    assert run([CORDON, "retention", "set", "--operator", "files=1s"], env=env).returncode == 0
+    r = run([CORDON, "prune", "--json"], env=env)
+    assert r.returncode == 0 and json.loads(r.stdout)["runs"]["files"] == 1, r.stdout + r.stderr
+    after = set(sdk_objects(s3, pre))
+    assert after == before - {pre + "stdout", pre + "stderr", pre + "steps.json"}, after
+    index = json.loads(sdk_body(s3, pre + "index.json"))
+    assert {f["name"] for f in index["files"]} == {k[len(pre):] for k in after} - {"index.json"}
+    # another host, without the run's files, pulls what is left and no more
+    shutil.rmtree(state / "runs" / rid)
+    r = run([CORDON, "runs", "artifact", rid, "art.txt"], env=env)
+    assert r.returncode == 0 and r.stdout == "kept\n", r.stderr
+    # records: the rest of the run, and its index, go with the record
+    assert run([CORDON, "retention", "set", "--operator", "records=1s"], env=env).returncode == 0
+    r = run([CORDON, "prune", "--json"], env=env)
+    assert r.returncode == 0 and json.loads(r.stdout)["runs"]["records"] == 1, r.stdout + r.stderr
+    assert sdk_objects(s3, pre) == {}
+    assert set(sdk_objects(s3, "pruned/blobs/")) == blobs
