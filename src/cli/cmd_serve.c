@@ -124,7 +124,7 @@ int cmd_serve(int argc, char **argv)
 	enum { O_CONFIG = 256, O_ROUTES, O_JSON, O_SETTING = 512 };
 	/* The settings' flags come from the table they share with the config
 	 * file (src/serve/config.c). */
-	struct option opts[40] = {
+	struct option opts[64] = {
 		{ "config", required_argument, NULL, O_CONFIG },
 		{ "routes", no_argument, NULL, O_ROUTES },
 		{ "json", no_argument, NULL, O_JSON },
@@ -133,8 +133,9 @@ int cmd_serve(int argc, char **argv)
 	size_t n_opts = 4;
 	const struct serve_option *so;
 	for (size_t i = 0; (so = serve_option_at(i)) && n_opts + 1 < CDN_ARRAY_SIZE(opts); i++)
-		opts[n_opts++] = (struct option){ so->flag, required_argument, NULL,
-						  O_SETTING + (int)i };
+		if (so->scope & SERVE_SCOPE_SERVE)
+			opts[n_opts++] = (struct option){ so->flag, required_argument, NULL,
+							  O_SETTING + (int)i };
 	const char *config = getenv("CORDON_CONFIG");
 	if (config && !*config)
 		config = NULL;
@@ -162,7 +163,7 @@ int cmd_serve(int argc, char **argv)
 		cli_error("serve: %s", err.msg);
 		return EXIT_CORDON;
 	}
-	bool from_flag[40] = { false };
+	bool from_flag[64] = { false };
 	optind = 0;
 	while (!bad && (c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		size_t i = (size_t)(c - O_SETTING);

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "base/units.h"
+#include "base/cleanup.h"
 #include "cli/cli.h"
 #include "serve/serve.h"
 #include "store/store.h"
@@ -32,13 +32,18 @@ static void worker_usage(FILE *out)
 	      "--drain-timeout, then stop them), exit 0. Run files (events, output,\n"
 	      "artifacts) are written to this host's state directory.\n"
 	      "\n"
-	      "Options:\n"
+	      "Options (each also a key of the config file: database, state, blobs,\n"
+	      "egress.*, and worker.* for the worker's own; docs/config.md):\n"
+	      "      --config FILE          read the settings from this YAML file (default\n"
+	      "                             $CORDON_CONFIG); options given here override it\n"
 	      "      --database URL         the shared database: postgresql://USER@HOST/DB\n"
 	      "                             (default $CORDON_DATABASE_URL; unset: SQLite in\n"
 	      "                             the state directory, for workers on one host).\n"
 	      "                             Give a password in the variable or in ~/.pgpass\n"
 	      "      --state DIR            state directory: blobs, run files, the vault's\n"
 	      "                             key (default $CORDON_STATE)\n"
+	      "      --blobs s3://BUCKET/PREFIX  blobs and runs' files on S3 (default\n"
+	      "                             $CORDON_BLOBS; docs/state.md)\n"
 	      "      --concurrency N        runs at once (default: the CPUs)\n"
 	      "      --warm-pool N          runs' processes kept started ahead, each with a\n"
 	      "                             warm sandbox, so a claimed run skips that part of\n"
@@ -58,120 +63,114 @@ static void worker_usage(FILE *out)
 	      out);
 }
 
-static int uint_arg(const char *flag, const char *v, uint64_t lo, uint64_t hi, unsigned *out)
-{
-	uint64_t x;
-	struct cdn_err err = { 0 };
-	if (cdn_parse_uint(v, hi, &x, &err) < 0 || x < lo) {
-		cli_error("--%s: '%s' is not a number from %llu to %llu", flag, v,
-			  (unsigned long long)lo, (unsigned long long)hi);
-		return -1;
-	}
-	*out = (unsigned)x;
-	return 0;
-}
-
 int cmd_worker(int argc, char **argv)
 {
-	enum { O_DATABASE = 256, O_STATE, O_CONCURRENCY, O_LABEL, O_LEASE, O_DRAIN, O_HOSTS,
-	       O_PRIVATE, O_CA, O_JSON, O_METRICS, O_WARM };
-	static const struct option opts[] = {
-		{ "database", required_argument, NULL, O_DATABASE },
-		{ "state", required_argument, NULL, O_STATE },
-		{ "concurrency", required_argument, NULL, O_CONCURRENCY },
-		{ "label", required_argument, NULL, O_LABEL },
-		{ "lease", required_argument, NULL, O_LEASE },
-		{ "drain-timeout", required_argument, NULL, O_DRAIN },
-		{ "hosts", required_argument, NULL, O_HOSTS },
-		{ "allow-private", required_argument, NULL, O_PRIVATE },
-		{ "upstream-ca", required_argument, NULL, O_CA },
+	enum { O_CONFIG = 256, O_JSON, O_SETTING = 512 };
+	/* The settings' flags come from the table they share with the config
+	 * file and cordon serve (src/serve/config.c): the worker's own. */
+	struct option opts[64] = {
+		{ "config", required_argument, NULL, O_CONFIG },
 		{ "json", no_argument, NULL, O_JSON },
-		{ "metrics-listen", required_argument, NULL, O_METRICS },
-		{ "warm-pool", required_argument, NULL, O_WARM },
 		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 }
 	};
-	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-	struct worker_config cfg = { .concurrency = cpus > 0 ? (unsigned)cpus : 1,
-				     .lease_s = 30,
-				     .drain_timeout_s = 30,
-				     .warm_pool = SERVE_DEFAULT_WARM_POOL };
-	const char *database = NULL;
-	struct cdn_err err = { 0 };
-	optind = 1;
+	size_t n_opts = 3;
+	const struct serve_option *so;
+	for (size_t i = 0; (so = serve_option_at(i)) && n_opts + 1 < CDN_ARRAY_SIZE(opts); i++)
+		if (so->scope & SERVE_SCOPE_WORKER)
+			opts[n_opts++] = (struct option){ so->flag, required_argument, NULL,
+							  O_SETTING + (int)i };
+	const char *config = getenv("CORDON_CONFIG");
+	if (config && !*config)
+		config = NULL;
+	/* --config (and --help) first, so that the flags override the file. */
 	int c;
+	optind = 0;
+	opterr = 0;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (c) {
-		case O_DATABASE:
-			database = optarg;
-			break;
-		case O_STATE:
-			cfg.state_dir = optarg;
-			break;
-		case O_CONCURRENCY:
-			if (uint_arg("concurrency", optarg, 1, 1024, &cfg.concurrency) < 0)
-				return EXIT_CORDON;
-			break;
-		case O_LABEL:
-			if (store_labels_add(cfg.labels, optarg, &err) < 0) {
-				cli_error("--label: %s", err.msg);
-				return EXIT_CORDON;
-			}
-			break;
-		case O_LEASE:
-			if (uint_arg("lease", optarg, 2, 3600, &cfg.lease_s) < 0)
-				return EXIT_CORDON;
-			break;
-		case O_WARM:
-			if (uint_arg("warm-pool", optarg, 0, 256, &cfg.warm_pool) < 0)
-				return EXIT_CORDON;
-			break;
-		case O_DRAIN:
-			if (uint_arg("drain-timeout", optarg, 0, 86400, &cfg.drain_timeout_s) < 0)
-				return EXIT_CORDON;
-			break;
-		case O_HOSTS:
-			cfg.hosts_file = optarg;
-			break;
-		case O_PRIVATE:
-			if (cfg.n_allow_private == SERVE_MAX_PRIVATE) {
-				cli_error("--allow-private: at most %d", SERVE_MAX_PRIVATE);
-				return EXIT_CORDON;
-			}
-			cfg.allow_private[cfg.n_allow_private++] = optarg;
-			break;
-		case O_CA:
-			cfg.upstream_ca = optarg;
-			break;
-		case O_JSON:
-			cfg.json = true;
-			break;
-		case O_METRICS:
-			cfg.metrics_listen = optarg;
-			break;
-		case 'h':
+		if (c == O_CONFIG) {
+			config = optarg;
+		} else if (c == 'h') {
 			worker_usage(stdout);
 			return 0;
-		default:
-			worker_usage(stderr);
-			return EXIT_CORDON;
 		}
 	}
-	if (optind != argc) {
-		worker_usage(stderr);
-		return EXIT_CORDON;
-	}
-	if (!cfg.hosts_file && getenv("CORDON_HOSTS_FILE") && *getenv("CORDON_HOSTS_FILE"))
-		cfg.hosts_file = getenv("CORDON_HOSTS_FILE");
-	/* Through the environment, the one place the store reads it from: the
-	 * runs it starts inherit it and record into the same database. */
-	if (database && setenv("CORDON_DATABASE_URL", database, 1) < 0) {
-		cli_error("--database: %s", strerror(errno));
-		return EXIT_CORDON;
-	}
-	if (worker_main(&cfg, &err) < 0) {
+	opterr = 1;
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	struct serve_config sc = { .worker_concurrency = cpus > 0 ? (unsigned)cpus : 1,
+				   .worker_lease_s = 30,
+				   .worker_drain_timeout_s = 30,
+				   .worker_warm_pool = SERVE_DEFAULT_WARM_POOL };
+	struct serve_config_file *file = NULL;
+	struct cdn_err err = { 0 };
+	if (config && serve_config_load(config, &sc, &file, &err) < 0) {
 		cli_error("worker: %s", err.msg);
 		return EXIT_CORDON;
 	}
-	return 0;
+	bool from_flag[64] = { false }, json = false, bad = false;
+	optind = 0;
+	while (!bad && (c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		size_t i = (size_t)(c - O_SETTING);
+		if (c == O_CONFIG) {
+			continue;
+		} else if (c == O_JSON) {
+			json = true;
+		} else if (c >= O_SETTING && (so = serve_option_at(i))) {
+			/* A repeated flag adds to the list; the first replaces the file's. */
+			if (so->list && !from_flag[i])
+				serve_option_clear(&sc, i);
+			from_flag[i] = true;
+			if (serve_option_set(&sc, i, optarg, &err) < 0) {
+				cli_error("--%s: %s", so->flag, err.msg);
+				serve_config_file_free(file);
+				return EXIT_CORDON;
+			}
+		} else {
+			bad = true;
+		}
+	}
+	int rc = EXIT_CORDON;
+	if (bad || optind != argc) {
+		worker_usage(stderr);
+		goto out;
+	}
+	if (sc.worker_lease_s < 2) {
+		cli_error("--lease: '%u' is not a number from 2 to 3600", sc.worker_lease_s);
+		goto out;
+	}
+	struct worker_config cfg = {
+		.state_dir = sc.state_dir,
+		.concurrency = sc.worker_concurrency,
+		.lease_s = sc.worker_lease_s,
+		.drain_timeout_s = sc.worker_drain_timeout_s,
+		.warm_pool = sc.worker_warm_pool,
+		.json = json,
+		.hosts_file = sc.hosts_file,
+		.upstream_ca = sc.upstream_ca,
+		.n_allow_private = sc.n_allow_private,
+		.metrics_listen = sc.worker_metrics_listen,
+	};
+	snprintf(cfg.labels, sizeof(cfg.labels), "%s", sc.worker_labels);
+	for (size_t i = 0; i < sc.n_allow_private; i++)
+		cfg.allow_private[i] = sc.allow_private[i];
+	if (!cfg.hosts_file && getenv("CORDON_HOSTS_FILE") && *getenv("CORDON_HOSTS_FILE"))
+		cfg.hosts_file = getenv("CORDON_HOSTS_FILE");
+	/* Through the environment, the one place the store reads them from:
+	 * the runs it starts inherit them and record into the same database
+	 * and bucket. */
+	if (sc.database && setenv("CORDON_DATABASE_URL", sc.database, 1) < 0) {
+		cli_error("--database: %s", strerror(errno));
+		goto out;
+	}
+	if (sc.blobs && setenv("CORDON_BLOBS", sc.blobs, 1) < 0) {
+		cli_error("--blobs: %s", strerror(errno));
+		goto out;
+	}
+	if (worker_main(&cfg, &err) < 0) {
+		cli_error("worker: %s", err.msg);
+		goto out;
+	}
+	rc = 0;
+out:
+	serve_config_file_free(file);
+	return rc;
 }

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * cordon serve's settings: one table gives each its command-line flag, its
- * key in the config file (docs/config.md), its type and its bound, and both
- * the flags (src/cli/cmd_serve.c) and the file are read through it, so a
- * setting cannot mean one thing as a flag and another in the file.
+ * The settings of cordon serve and cordon worker: one table gives each its
+ * command-line flag, its key in the config file (docs/config.md), its type,
+ * its bound and whose flag it is, and the flags (src/cli/cmd_serve.c,
+ * cmd_worker.c) and the file are read through it, so a setting cannot mean
+ * one thing as a flag and another in the file.
  *
  * The file is read strictly (base/yaml.h): an unknown key is an error that
  * names it and its line, since a misspelt "concurency" silently ignored
@@ -38,6 +39,7 @@ enum opt_kind {
 	OPT_PRIVATE, /* IP:PORT, checked by each run's policy */
 	OPT_SECONDS, /* a duration ("1h", "90s") in whole seconds, 0 to max; 0 is off */
 	OPT_SINK,    /* file:///PATH or /PATH (sink_check) */
+	OPT_LABEL,   /* KEY=VALUE, added to a labels object (store_labels_add) */
 	OPT_DISPATCH, /* "embedded" (false) or "workers" (true) */
 };
 
@@ -49,44 +51,63 @@ struct opt_def {
 };
 
 #define FIELD(name) offsetof(struct serve_config, name)
+/* Whose flag each is. */
+#define SC_SERVE SERVE_SCOPE_SERVE
+#define SC_WORKER SERVE_SCOPE_WORKER
+#define SC_BOTH (SERVE_SCOPE_SERVE | SERVE_SCOPE_WORKER)
 
 static const struct opt_def opts[] = {
-	{ { "state", NULL, "state", false, "DIR" }, OPT_PATH, 0, FIELD(state_dir) },
-	{ { "database", NULL, "database", false, "URL" }, OPT_STRING, 0, FIELD(database) },
-	{ { "blobs", NULL, "blobs", false, "URL" }, OPT_STRING, 0, FIELD(blobs) },
-	{ { "listen", "serve", "listen", false, "ADDR:PORT" }, OPT_STRING, 0, FIELD(listen) },
-	{ { "concurrency", "serve", "concurrency", false, "N" }, OPT_UINT, 1024,
-	  FIELD(concurrency) },
-	{ { "queue", "serve", "queue", false, "N" }, OPT_UINT, 100000, FIELD(queue) },
-	{ { "workspace-queue", "serve", "workspace_queue", false, "N" }, OPT_UINT, 100000,
-	  FIELD(workspace_queue) },
-	{ { "workspace-concurrency", "serve", "workspace_concurrency", false, "N" }, OPT_UINT,
-	  1024, FIELD(workspace_concurrency) },
-	{ { "warm-pool", "serve", "warm_pool", false, "N" }, OPT_COUNT, 256, FIELD(warm_pool) },
-	{ { "streams-per-key", "serve", "streams_per_key", false, "N" }, OPT_UINT, 1024,
-	  FIELD(max_streams_per_key) },
-	{ { "uploads", "serve", "uploads", false, "N" }, OPT_UINT, 64, FIELD(max_uploads) },
-	{ { "trusted-proxy", "serve", "trusted_proxies", true, "ADDR" }, OPT_PROXY,
-	  SERVE_MAX_TRUSTED_PROXIES, 0 },
-	{ { "dispatch", "serve", "dispatch", false, "MODE" }, OPT_DISPATCH, 0,
-	  FIELD(dispatch_workers) },
-	{ { "drain-timeout", "serve", "drain_timeout", false, "SECS" }, OPT_UINT, 86400,
-	  FIELD(drain_timeout_s) },
-	{ { "register-root", "serve", "register_root", false, "DIR" }, OPT_ABSPATH, 0,
-	  FIELD(register_root) },
-	{ { "prune-interval", "serve", "prune_interval", false, "AGE" }, OPT_SECONDS, 7 * 86400,
-	  FIELD(prune_interval_s) },
-	{ { "evidence-sink", "serve", "evidence_sink", false, "DIR" }, OPT_SINK, 0,
-	  FIELD(evidence_sink) },
-	{ { "metrics-listen", "metrics", "listen", false, "ADDR:PORT" }, OPT_STRING, 0,
-	  FIELD(metrics_listen) },
-	{ { "metrics-token-file", "metrics", "token_file", false, "FILE" }, OPT_PATH, 0,
-	  FIELD(metrics_token_file) },
-	{ { "hosts", "egress", "hosts", false, "FILE" }, OPT_PATH, 0, FIELD(hosts_file) },
-	{ { "allow-private", "egress", "allow_private", true, "IP:PORT" }, OPT_PRIVATE,
-	  SERVE_MAX_PRIVATE, 0 },
-	{ { "upstream-ca", "egress", "upstream_ca", false, "FILE" }, OPT_PATH, 0,
-	  FIELD(upstream_ca) },
+	{ { "state", NULL, "state", false, "DIR", SC_BOTH }, OPT_PATH, 0, FIELD(state_dir) },
+	{ { "database", NULL, "database", false, "URL", SC_BOTH }, OPT_STRING, 0, FIELD(database) },
+	{ { "blobs", NULL, "blobs", false, "URL", SC_BOTH }, OPT_STRING, 0, FIELD(blobs) },
+	{ { "listen", "serve", "listen", false, "ADDR:PORT", SC_SERVE },
+	  OPT_STRING, 0, FIELD(listen) },
+	{ { "concurrency", "serve", "concurrency", false, "N", SC_SERVE },
+	  OPT_UINT, 1024, FIELD(concurrency) },
+	{ { "queue", "serve", "queue", false, "N", SC_SERVE }, OPT_UINT, 100000, FIELD(queue) },
+	{ { "workspace-queue", "serve", "workspace_queue", false, "N", SC_SERVE },
+	  OPT_UINT, 100000, FIELD(workspace_queue) },
+	{ { "workspace-concurrency", "serve", "workspace_concurrency", false, "N", SC_SERVE },
+	  OPT_UINT, 1024, FIELD(workspace_concurrency) },
+	{ { "warm-pool", "serve", "warm_pool", false, "N", SC_SERVE },
+	  OPT_COUNT, 256, FIELD(warm_pool) },
+	{ { "streams-per-key", "serve", "streams_per_key", false, "N", SC_SERVE },
+	  OPT_UINT, 1024, FIELD(max_streams_per_key) },
+	{ { "uploads", "serve", "uploads", false, "N", SC_SERVE },
+	  OPT_UINT, 64, FIELD(max_uploads) },
+	{ { "trusted-proxy", "serve", "trusted_proxies", true, "ADDR", SC_SERVE },
+	  OPT_PROXY, SERVE_MAX_TRUSTED_PROXIES, 0 },
+	{ { "dispatch", "serve", "dispatch", false, "MODE", SC_SERVE },
+	  OPT_DISPATCH, 0, FIELD(dispatch_workers) },
+	{ { "drain-timeout", "serve", "drain_timeout", false, "SECS", SC_SERVE },
+	  OPT_UINT, 86400, FIELD(drain_timeout_s) },
+	{ { "register-root", "serve", "register_root", false, "DIR", SC_SERVE },
+	  OPT_ABSPATH, 0, FIELD(register_root) },
+	{ { "prune-interval", "serve", "prune_interval", false, "AGE", SC_SERVE },
+	  OPT_SECONDS, 7 * 86400, FIELD(prune_interval_s) },
+	{ { "evidence-sink", "serve", "evidence_sink", false, "DIR", SC_SERVE },
+	  OPT_SINK, 0, FIELD(evidence_sink) },
+	{ { "metrics-listen", "metrics", "listen", false, "ADDR:PORT", SC_SERVE },
+	  OPT_STRING, 0, FIELD(metrics_listen) },
+	{ { "metrics-token-file", "metrics", "token_file", false, "FILE", SC_SERVE },
+	  OPT_PATH, 0, FIELD(metrics_token_file) },
+	{ { "hosts", "egress", "hosts", false, "FILE", SC_BOTH }, OPT_PATH, 0, FIELD(hosts_file) },
+	{ { "allow-private", "egress", "allow_private", true, "IP:PORT", SC_BOTH },
+	  OPT_PRIVATE, SERVE_MAX_PRIVATE, 0 },
+	{ { "upstream-ca", "egress", "upstream_ca", false, "FILE", SC_BOTH },
+	  OPT_PATH, 0, FIELD(upstream_ca) },
+	{ { "concurrency", "worker", "concurrency", false, "N", SC_WORKER },
+	  OPT_UINT, 1024, FIELD(worker_concurrency) },
+	{ { "label", "worker", "labels", true, "KEY=VALUE", SC_WORKER },
+	  OPT_LABEL, 32, FIELD(worker_labels) },
+	{ { "lease", "worker", "lease", false, "SECS", SC_WORKER },
+	  OPT_UINT, 3600, FIELD(worker_lease_s) },
+	{ { "drain-timeout", "worker", "drain_timeout", false, "SECS", SC_WORKER },
+	  OPT_UINT, 86400, FIELD(worker_drain_timeout_s) },
+	{ { "warm-pool", "worker", "warm_pool", false, "N", SC_WORKER },
+	  OPT_COUNT, 256, FIELD(worker_warm_pool) },
+	{ { "metrics-listen", "worker", "metrics_listen", false, "ADDR:PORT", SC_WORKER },
+	  OPT_STRING, 0, FIELD(worker_metrics_listen) },
 };
 
 const struct serve_option *serve_option_at(size_t i)
@@ -96,6 +117,8 @@ const struct serve_option *serve_option_at(size_t i)
 
 void serve_option_clear(struct serve_config *cfg, size_t i)
 {
+	if (i < CDN_ARRAY_SIZE(opts) && opts[i].kind == OPT_LABEL)
+		cfg->worker_labels[0] = '\0';
 	if (i < CDN_ARRAY_SIZE(opts) && opts[i].kind == OPT_PROXY)
 		cfg->n_trusted_proxies = 0;
 	else if (i < CDN_ARRAY_SIZE(opts) && opts[i].kind == OPT_PRIVATE)
@@ -174,6 +197,8 @@ int serve_option_set(struct serve_config *cfg, size_t i, const char *value, stru
 					   value);
 		*(bool *)(void *)(base + o->field) = strcmp(value, "workers") == 0;
 		return 0;
+	case OPT_LABEL:
+		return store_labels_add(cfg->worker_labels, value, err);
 	case OPT_PRIVATE:
 		if (cfg->n_allow_private == SERVE_MAX_PRIVATE)
 			return cdn_err_msg(err, E2BIG, "at most %d private destinations",
@@ -241,7 +266,7 @@ static int read_list(struct cdn_yctx *c, struct serve_config *cfg, size_t i,
 static int read_mapping(struct cdn_yctx *c, struct serve_config *cfg, const struct cdn_ynode *map,
 			const char *section, int kline)
 {
-	static const char *const sections[] = { "serve", "egress", "metrics" };
+	static const char *const sections[] = { "serve", "egress", "metrics", "worker" };
 	const char *names[CDN_YAML_MAX_KEYS];
 	size_t which[CDN_YAML_MAX_KEYS], n = 0;
 	if (!section)

@@ -73,6 +73,11 @@ struct serve_config {
 	 * them; this server expires the leases of workers that died. false
 	 * (embedded, the default): this server runs every run itself. */
 	bool dispatch_workers;
+	/* cordon worker's own (the file's worker section; the flags of
+	 * cordon worker): see struct worker_config. */
+	unsigned worker_concurrency, worker_lease_s, worker_drain_timeout_s, worker_warm_pool;
+	char worker_labels[STORE_LABELS_JSON_MAX + 1];
+	const char *worker_metrics_listen;
 };
 
 /* The API's route table (the one serve dispatches by, and authorizes by):
@@ -85,12 +90,15 @@ bool serve_route_at(size_t i, const char **method, const char **path, const char
  * config file (docs/config.md): one table (config.c) says the flag, the key,
  * the type and the bound, so the two cannot drift apart.
  */
+#define SERVE_SCOPE_SERVE 1u  /* a flag of cordon serve */
+#define SERVE_SCOPE_WORKER 2u /* a flag of cordon worker */
 struct serve_option {
 	const char *flag;    /* "drain-timeout": --drain-timeout */
-	const char *section; /* "serve", "egress", or NULL: the file's top level */
+	const char *section; /* "serve", "egress", "worker", or NULL: the file's top level */
 	const char *key;     /* "drain_timeout" */
 	bool list;	     /* repeatable flag; a list in the file */
 	const char *arg;     /* "SECS": for help and errors */
+	unsigned scope;	     /* SERVE_SCOPE_* bits: whose flag it is */
 };
 
 /* Option i of the table; NULL past the last. */

@@ -80,12 +80,12 @@ def test_package_fields_and_layout(deb):
     files = {line.split()[-1] for line in run(["dpkg-deb", "-c", str(deb)]).stdout.splitlines()}
     for f in ("./usr/bin/cordon", "./usr/libexec/cordon/cordon-net",
               "./usr/libexec/cordon/cordon-full", "./usr/libexec/cordon/cordon-api",
-              "./lib/systemd/system/cordon-serve.service", "./etc/cordon/cordon.yaml",
+              "./lib/systemd/system/cordon-serve.service",
+              "./lib/systemd/system/cordon-worker.service", "./etc/cordon/cordon.yaml",
+              "./usr/share/man/man1/cordon-worker.1.gz",
               "./usr/share/man/man1/cordon.1.gz", "./usr/share/man/man1/cordon-run.1.gz",
               "./usr/share/man/man1/cordon-serve.1.gz", "./usr/share/man/man1/cordon-runs.1.gz"):
         assert f in files, f
-    # No worker unit: there is no cordon worker command.
-    assert not [f for f in files if "worker" in f]
     ctl = run(["dpkg-deb", "--ctrl-tarfile", str(deb)], text=False).stdout
     assert b"/etc/cordon/cordon.yaml" in ctl  # conffiles
 
@@ -96,12 +96,17 @@ def test_install_ran_postinst_and_the_unit_verifies(installed, tmp_path):
     status = (installed / "var/lib/dpkg/status").read_text()
     assert "Status: install ok installed" in status
     assert "/etc/cordon/cordon.yaml" in status  # recorded as a conffile
-    # The unit as shipped, but for ExecStart's binary, which is under this root.
-    unit = tmp_path / "cordon-serve.service"
-    unit.write_text((installed / "lib/systemd/system/cordon-serve.service").read_text()
-                    .replace("/usr/bin/cordon", str(installed / "usr/bin/cordon")))
-    r = run(["systemd-analyze", "verify", "--man=no", str(unit)])
-    assert r.returncode == 0 and r.stderr.strip() == "", r.stderr
+    # The units as shipped, but for ExecStart's binary, which is under this root.
+    for name in ("cordon-serve.service", "cordon-worker.service"):
+        unit = tmp_path / name
+        unit.write_text((installed / "lib/systemd/system" / name).read_text()
+                        .replace("/usr/bin/cordon", str(installed / "usr/bin/cordon")))
+        r = run(["systemd-analyze", "verify", "--man=no", str(unit)])
+        assert r.returncode == 0 and r.stderr.strip() == "", (name, r.stderr)
+    # The worker reads the packaged config as it ships: every key of it known.
+    r = run([str(installed / "usr/bin/cordon"), "worker", "--config",
+             str(installed / "etc/cordon/cordon.yaml"), "--lease", "1"])
+    assert r.returncode == 125 and "--lease: '1' is not a number from 2" in r.stderr, r.stderr
     r = run(["man", "-l", str(installed / "usr/share/man/man1/cordon-run.1.gz")],
             env=dict(os.environ, MANWIDTH="80", MAN_KEEP_FORMATTING="0"))
     assert r.returncode == 0 and "cordon-run - run an agent" in r.stdout, r.stderr

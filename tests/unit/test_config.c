@@ -56,7 +56,14 @@ static void test_every_key(void **state)
 			   "egress:\n"
 			   "  hosts: /etc/cordon/hosts\n"
 			   "  allow_private: [10.1.2.3:8080]\n"
-			   "  upstream_ca: /etc/cordon/ca.pem\n";
+			   "  upstream_ca: /etc/cordon/ca.pem\n"
+			   "worker:\n"
+			   "  concurrency: 3\n"
+			   "  labels: [zone=b, gpu=a100]\n"
+			   "  lease: 10\n"
+			   "  drain_timeout: 5\n"
+			   "  warm_pool: 0\n"
+			   "  metrics_listen: 127.0.0.1:9471\n";
 	struct serve_config cfg;
 	struct serve_config_file *f;
 	struct cdn_err err = { 0 };
@@ -82,6 +89,14 @@ static void test_every_key(void **state)
 	assert_int_equal(cfg.prune_interval_s, 7200);
 	assert_string_equal(cfg.metrics_listen, "127.0.0.1:9470");
 	assert_string_equal(cfg.metrics_token_file, "/etc/cordon/metrics-token");
+	/* The worker's section, apart from serve's settings of the same names. */
+	assert_int_equal(cfg.worker_concurrency, 3);
+	assert_string_equal(cfg.worker_labels, "{\"gpu\":\"a100\",\"zone\":\"b\"}");
+	assert_int_equal(cfg.worker_lease_s, 10);
+	assert_int_equal(cfg.worker_drain_timeout_s, 5);
+	assert_int_equal(cfg.worker_warm_pool, 0);
+	assert_string_equal(cfg.worker_metrics_listen, "127.0.0.1:9471");
+	assert_int_equal(cfg.drain_timeout_s, 60);
 	serve_config_file_free(f);
 	/* Each kind checks its own: an absolute path is not a sink URL. */
 	size_t root = 0;
@@ -106,7 +121,11 @@ static void test_refused(void **state)
 	parse_fails("version: 1\nserve:\n  listen: x\n  concurency: 4\n", "cordon.yaml:4: serve",
 		    "unknown key 'concurency'");
 	parse_fails("version: 1\nlisten: 127.0.0.1:1\n", "cordon.yaml:2", "unknown key 'listen'");
-	parse_fails("version: 1\nworker: {}\n", "cordon.yaml:2", "unknown key 'worker'");
+	parse_fails("version: 1\nworkers: {}\n", "cordon.yaml:2", "unknown key 'workers'");
+	parse_fails("version: 1\nworker:\n  lease: 0\n", "cordon.yaml:3: worker.lease", "from 1");
+	parse_fails("version: 1\nworker:\n  labels: [gpu]\n", "worker.labels", "gpu");
+	parse_fails("version: 1\nworker:\n  listen: x\n", "cordon.yaml:3: worker",
+		    "unknown key 'listen'");
 	parse_fails("serve: {}\n", "cordon.yaml:1", "missing key 'version'");
 	parse_fails("version: 2\n", "cordon.yaml:1: version", "unsupported version 2");
 	parse_fails("", "cordon.yaml:1", "the config is empty");
