@@ -692,11 +692,16 @@ int cmd_run(int argc, char **argv)
 		struct sandbox_config shape;
 		sandbox_config_init(&shape);
 		shape.allow_degraded = o.allow_degraded;
-		int e = sandbox_warm_create(&shape, &o.warm, &err);
-		if (e == 0)
-			e = read_claim(STDIN_FILENO, claim, sizeof(claim), &o);
-		else
-			cli_fail(&err);
+		if (sandbox_warm_create(&shape, &o.warm, &err) < 0) {
+			/* A run may be handed to us before we know: it starts
+			 * cold, as it would have without a pool. */
+			cli_error("run --standby: no warm sandbox here (%s); the run this "
+				  "standby gets starts cold (serve --warm-pool 0 on such a host)",
+				  err.msg);
+			cdn_err_clear(&err);
+			o.warm = NULL;
+		}
+		int e = read_claim(STDIN_FILENO, claim, sizeof(claim), &o);
 		/* Under a worker's lease, as with --lease: it dies with its worker. */
 		if (e == 0 && o.lease_owner &&
 		    (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() == 1)) {

@@ -440,11 +440,22 @@ static int create_v1(struct sb_cgroup *cg, const struct cg_mounts *m,
 			cg->dir1[c] = NULL;
 			return cdn_err_set(err, ENOMEM, "cgroup v1");
 		}
-		if (mkdir(cg->dir1[c], 0755) < 0)
-			return cdn_err_set(err, errno, "cgroup v1: create %s", cg->dir1[c]);
-		cg->fd1[c] = open(cg->dir1[c], O_PATH | O_DIRECTORY | O_CLOEXEC);
-		if (cg->fd1[c] < 0)
-			return cdn_err_set(err, errno, "cgroup v1: open %s", cg->dir1[c]);
+		int e = mkdir(cg->dir1[c], 0755) < 0 ? errno : 0;
+		if (!e && (cg->fd1[c] = open(cg->dir1[c], O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
+			e = errno;
+			(void)rmdir(cg->dir1[c]);
+		}
+		if (e && !needed[c] && c != V1_MEMORY) {
+			/* Joined ahead only (a warm sandbox's): one no limit of
+			 * the shape needs, so one a cold sandbox would not have
+			 * joined. A run that needs it finds it missing then. */
+			free(cg->dir1[c]);
+			cg->dir1[c] = NULL;
+			cg->fd1[c] = -1;
+			continue;
+		}
+		if (e)
+			return cdn_err_set(err, e, "cgroup v1: create %s", cg->dir1[c]);
 	}
 	cg->version = 1;
 	return limits_v1(cg, lim, false, err);

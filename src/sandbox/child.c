@@ -456,6 +456,8 @@ int sb_child_warm_main(struct sb_arena *arena, int sync_fd)
 
 	/* Private from here on: copy out, map private pages at the same
 	 * address (the plan's pointers stay valid), copy back. */
+	if (!arena)
+		_exit(125);
 	size_t cap = arena->cap, used = arena->used;
 	if (used < sizeof(*arena) || used > cap)
 		_exit(125);
@@ -463,6 +465,9 @@ int sb_child_warm_main(struct sb_arena *arena, int sync_fd)
 	if (tmp == MAP_FAILED)
 		_exit(125);
 	memcpy(tmp, arena, used);
+	/* The shared pages, emptied: whatever else may map them sees no
+	 * plan (the supervisor unmaps its view after GO). */
+	explicit_bzero(arena, used);
 	if (mmap(arena, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1,
 		 0) != (void *)arena)
 		_exit(125);

@@ -366,6 +366,9 @@ int sandbox_warm_create(const struct sandbox_config *shape, struct sandbox **out
 		return cdn_err_set(err, errno, "cgroup v2: open for clone");
 	if ((r = do_clone(sb, NULL, sb->arena, cgfd, err)) < 0)
 		return r;
+	/* The child has it; no other child of ours gets it (the janitor,
+	 * forked below, would keep the run's plan, its secrets too). */
+	(void)madvise(sb->arena, sb->arena->cap, MADV_DONTFORK);
 	trace_step(sb, "clone");
 	if ((r = map_ids(sb->pid, &sb->ids, err)) < 0)
 		return r;

@@ -142,9 +142,10 @@ static bool pool_fill(struct server *sv)
 	if (!want)
 		return false;
 	pthread_mutex_unlock(&sv->mu);
-	struct standby *made = warm_pool_start(&sv->pool, want);
+	bool failed;
+	struct standby *made = warm_pool_start(&sv->pool, want, &failed);
 	pthread_mutex_lock(&sv->mu);
-	warm_pool_add(&sv->pool, made, sv->draining || sv->stop);
+	warm_pool_add(&sv->pool, made, sv->draining || sv->stop, failed);
 	return made != NULL;
 }
 

@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,15 @@
 
 #include "base/clock.h"
 #include "store/store.h"
+
+/* None starts for a while: 1 s, doubling up to a minute. */
+static void back_off(struct warm_pool *p)
+{
+	p->backoff_ms = p->backoff_ms ? p->backoff_ms * 2 : 1000;
+	if (p->backoff_ms > 60000)
+		p->backoff_ms = 60000;
+	p->next_ns = cdn_mono_ns() + p->backoff_ms * 1000000ull;
+}
 
 static void forget(struct warm_pool *p, struct standby **pp)
 {
@@ -55,6 +65,7 @@ bool warm_pool_claim(struct warm_pool *p, const char *ws, const char *id, const 
 		while (w < 0 && errno == EINTR);
 		close(s->fd);
 		s->fd = -1;
+		s->closed_ns = cdn_mono_ns();
 		if (w == n) {
 			/* From now on it is this run's process. */
 			*pid = s->pid;
@@ -76,9 +87,10 @@ unsigned warm_pool_want(const struct warm_pool *p)
 	return p->max - live;
 }
 
-struct standby *warm_pool_start(const struct warm_pool *p, unsigned n)
+struct standby *warm_pool_start(const struct warm_pool *p, unsigned n, bool *failed)
 {
 	struct standby *made = NULL;
+	*failed = false;
 	for (unsigned i = 0; i < n; i++) {
 		int fds[2];
 		if (pipe2(fds, O_CLOEXEC) < 0)
@@ -91,6 +103,7 @@ struct standby *warm_pool_start(const struct warm_pool *p, unsigned n)
 				strerror(-r));
 			close(fds[1]);
 			free(s);
+			*failed = true;
 			break; /* runs start cold until the next try */
 		}
 		s->fd = fds[1];
@@ -100,20 +113,19 @@ struct standby *warm_pool_start(const struct warm_pool *p, unsigned n)
 	return made;
 }
 
-void warm_pool_add(struct warm_pool *p, struct standby *made, bool closing)
+void warm_pool_add(struct warm_pool *p, struct standby *made, bool closing, bool failed)
 {
+	if (failed)
+		back_off(p);
 	while (made) {
 		struct standby *s = made;
 		made = s->next;
-		if (closing) {
-			/* Closed at once: it exits unused, and is reaped. */
-			close(s->fd);
-			s->fd = -1;
-		}
 		s->next = p->list;
 		p->list = s;
 		p->n++;
 	}
+	if (closing)
+		warm_pool_close(p); /* made during a drain: they go at once */
 }
 
 bool warm_pool_reaped(struct warm_pool *p, pid_t pid)
@@ -124,10 +136,7 @@ bool warm_pool_reaped(struct warm_pool *p, pid_t pid)
 				/* It exited before it was given a run or told to go: it
 				 * cannot make a warm sandbox here. Runs start cold; the
 				 * pool is tried again later and later, up to a minute. */
-				p->backoff_ms = p->backoff_ms ? p->backoff_ms * 2 : 1000;
-				if (p->backoff_ms > 60000)
-					p->backoff_ms = 60000;
-				p->next_ns = cdn_mono_ns() + p->backoff_ms * 1000000ull;
+				back_off(p);
 				fprintf(stderr,
 					"%s: warm pool: a standby (pid %d) exited before it had a "
 					"run; runs start cold, the pool is tried again in %us\n",
@@ -139,13 +148,23 @@ bool warm_pool_reaped(struct warm_pool *p, pid_t pid)
 	return false;
 }
 
+#define STANDBY_GRACE_NS (2000ull * 1000000)
+
 void warm_pool_close(struct warm_pool *p)
 {
-	for (struct standby *s = p->list; s; s = s->next)
+	uint64_t now = cdn_mono_ns();
+	for (struct standby *s = p->list; s; s = s->next) {
 		if (s->fd >= 0) {
 			close(s->fd);
 			s->fd = -1;
+			s->closed_ns = now;
+		} else if (s->closed_ns && now - s->closed_ns > STANDBY_GRACE_NS) {
+			/* A stopped or stuck one would keep its owner waiting for
+			 * it for ever. */
+			(void)kill(s->pid, SIGKILL);
+			s->closed_ns = 0;
 		}
+	}
 }
 
 unsigned warm_pool_waiting(const struct warm_pool *p)

@@ -18,6 +18,7 @@
 struct standby {
 	pid_t pid;
 	int fd;
+	uint64_t closed_ns; /* when its pipe was closed unused (cdn_mono_ns); 0: not */
 	struct standby *next;
 };
 
@@ -39,13 +40,19 @@ bool warm_pool_claim(struct warm_pool *p, const char *ws, const char *id, const 
 /* How many standbys to start now: 0 when full, or backing off. */
 unsigned warm_pool_want(const struct warm_pool *p);
 /* Starts up to n standbys (reads only p->proc and p->who: safe without the
- * owner's lock); the list of those started, for warm_pool_add. */
-struct standby *warm_pool_start(const struct warm_pool *p, unsigned n);
-/* Adds what warm_pool_start made; closing: close them at once (drain). */
-void warm_pool_add(struct warm_pool *p, struct standby *made, bool closing);
+ * owner's lock); the list of those started, for warm_pool_add; *failed
+ * when one could not be started. */
+struct standby *warm_pool_start(const struct warm_pool *p, unsigned n, bool *failed);
+/* Adds what warm_pool_start made; closing: close them at once (drain);
+ * failed: one could not be started, so none is tried for a while (1 s,
+ * doubling up to a minute). */
+void warm_pool_add(struct warm_pool *p, struct standby *made, bool closing, bool failed);
 /* A child exited: false when it was not a standby. */
 bool warm_pool_reaped(struct warm_pool *p, pid_t pid);
-/* Closes every waiting standby's pipe: each exits; n counts them until reaped. */
+/* Closes every waiting standby's pipe (it exits, and is reaped: n counts
+ * it until then), and kills one closed more than 2 s ago that is still
+ * there (stopped, stuck: it holds nothing of a run, and its sandbox dies
+ * with it). Called again and again while the owner drains. */
 void warm_pool_close(struct warm_pool *p);
 /* Standbys waiting for a run. */
 unsigned warm_pool_waiting(const struct warm_pool *p);

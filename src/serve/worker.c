@@ -482,8 +482,12 @@ int worker_main(const struct worker_config *cfg, struct cdn_err *err)
 		int64_t now = cdn_wall_ms();
 		if (draining)
 			warm_pool_close(&w.pool);
-		else
-			warm_pool_add(&w.pool, warm_pool_start(&w.pool, warm_pool_want(&w.pool)), false);
+		else {
+			bool failed;
+			struct standby *made =
+			    warm_pool_start(&w.pool, warm_pool_want(&w.pool), &failed);
+			warm_pool_add(&w.pool, made, false, failed);
+		}
 		pthread_mutex_lock(&w.mu);
 		w.pool_waiting = warm_pool_waiting(&w.pool);
 		pthread_mutex_unlock(&w.mu);

@@ -161,7 +161,7 @@ def test_serve_stops_even_when_a_standby_does_not_go(tmp_path):
     sb = []
     try:
         assert wait_until(lambda: value(metrics(srv), "cordon_warm_pool_size") == 1, 20)
-        sb = standbys(srv.proc.pid)
+        sb = standbys(srv.state, srv.proc.pid)
         assert len(sb) == 1
         os.kill(sb[0], signal.SIGSTOP)
         srv.proc.send_signal(signal.SIGTERM)
