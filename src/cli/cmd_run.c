@@ -111,12 +111,15 @@ static int read_all(const char *path, char **out, size_t *len)
 static int read_claim(int fd, char *buf, size_t cap, struct run_options *o)
 {
 	size_t n = 0;
-	for (;;) {
+	char *nl = NULL;
+	while (!nl) {
 		if (n == cap - 1) {
-			cli_error("--standby: the claim is longer than %zu bytes", cap - 1);
+			cli_error("--standby: the claim is longer than %zu bytes", cap - 2);
 			return -1;
 		}
-		ssize_t k = read(fd, buf + n, 1);
+		/* The line comes whole (one write, under PIPE_BUF), but may be
+		 * read in parts all the same. */
+		ssize_t k = read(fd, buf + n, cap - 1 - n);
 		if (k < 0 && errno == EINTR)
 			continue;
 		if (k < 0) {
@@ -125,11 +128,14 @@ static int read_claim(int fd, char *buf, size_t cap, struct run_options *o)
 		}
 		if (k == 0)
 			return n == 0 ? 1 : (cli_error("--standby: the claim ends without a newline"), -1);
-		if (buf[n] == '\n')
-			break;
-		n++;
+		nl = memchr(buf + n, '\n', (size_t)k);
+		n += (size_t)k;
 	}
-	buf[n] = '\0';
+	if (nl != buf + n - 1) {
+		cli_error("--standby: expected one line, the claim");
+		return -1;
+	}
+	*nl = '\0';
 	char *f[4] = { NULL, NULL, NULL, NULL };
 	char *save = NULL, *p = buf;
 	for (int i = 0; i < 4; i++, p = NULL)

@@ -130,6 +130,9 @@ def test_a_standby_refuses_a_claim_that_is_not_one(tmp_path):
                             (b"../x default hello\n", 125, "expected"),
                             (b"run_1 Bad hello\n", 125, "expected"),
                             (b"run_1 default hello", 125, "without a newline"),
+                            (b"run_1 default hello\nrun_2 default hello\n", 125, "one line"),
+                            (b"run_1 default hello w-1 extra\n", 125, "expected"),
+                            (b"run_1 default hello bad/worker\n", 125, "expected"),
                             (b"x" * 600, 125, "longer than")):
         r = subprocess.run([CORDON, "run", "--standby", "-q"], input=line, env=env,
                            capture_output=True, timeout=60)
