@@ -685,16 +685,9 @@ int cmd_run(int argc, char **argv)
 	/* A reader that goes away (cordon run --json | head) must not end the
 	 * run: writes to it fail instead, and the run is still recorded. */
 	signal(SIGPIPE, SIG_IGN);
-	struct store *s = NULL;
-	struct vault *v = NULL;
-	if (cli_open_state(state, &s, &v) < 0) {
-		view_finish(&q);
-		return EXIT_CORDON;
-	}
-	char claim[STANDBY_LINE_MAX];
+	/* A standby makes its warm sandbox first, before the vault's key is
+	 * in this process: the sandbox's pid 1 is a copy of it. */
 	if (standby) {
-		/* The part of the start that needs no run, before the run: the
-		 * store and the vault are open, the sandbox waits. */
 		struct sandbox_config shape;
 		sandbox_config_init(&shape);
 		shape.allow_degraded = o.allow_degraded;
@@ -707,6 +700,18 @@ int cmd_run(int argc, char **argv)
 			cdn_err_clear(&err);
 			o.warm = NULL;
 		}
+	}
+	struct store *s = NULL;
+	struct vault *v = NULL;
+	if (cli_open_state(state, &s, &v) < 0) {
+		sandbox_free(o.warm);
+		view_finish(&q);
+		return EXIT_CORDON;
+	}
+	char claim[STANDBY_LINE_MAX];
+	if (standby) {
+		/* The part of the start that needs no run is done: the store and
+		 * the vault are open, the sandbox waits. */
 		int e = read_claim(STDIN_FILENO, claim, sizeof(claim), &o);
 		/* Under a worker's lease, as with --lease: it dies with its worker. */
 		if (e == 0 && o.lease_owner &&
