@@ -30,7 +30,8 @@ static void worker_usage(FILE *out)
 	      "Postgres it is woken by LISTEN/NOTIFY when a run is queued; it also polls.\n"
 	      "SIGTERM or SIGINT: claim nothing more, let the runs finish (up to\n"
 	      "--drain-timeout, then stop them), exit 0. Run files (events, output,\n"
-	      "artifacts) are written to this host's state directory.\n"
+	      "artifacts) are written to this host's state directory and, with --blobs,\n"
+	      "uploaded to S3 when the run ends; blobs this host lacks come from there.\n"
 	      "\n"
 	      "Options:\n"
 	      "      --database URL         the shared database: postgresql://USER@HOST/DB\n"
@@ -39,6 +40,9 @@ static void worker_usage(FILE *out)
 	      "                             Give a password in the variable or in ~/.pgpass\n"
 	      "      --state DIR            state directory: blobs, run files, the vault's\n"
 	      "                             key (default $CORDON_STATE)\n"
+	      "      --blobs s3://BUCKET/PREFIX  the shared blob store: blobs and finished\n"
+	      "                             runs' files (default $CORDON_BLOBS; unset: the\n"
+	      "                             state directory only, for workers on one host)\n"
 	      "      --concurrency N        runs at once (default: the CPUs)\n"
 	      "      --warm-pool N          runs' processes kept started ahead, each with a\n"
 	      "                             warm sandbox, so a claimed run skips that part of\n"
@@ -74,10 +78,11 @@ static int uint_arg(const char *flag, const char *v, uint64_t lo, uint64_t hi, u
 int cmd_worker(int argc, char **argv)
 {
 	enum { O_DATABASE = 256, O_STATE, O_CONCURRENCY, O_LABEL, O_LEASE, O_DRAIN, O_HOSTS,
-	       O_PRIVATE, O_CA, O_JSON, O_METRICS, O_WARM };
+	       O_PRIVATE, O_CA, O_JSON, O_METRICS, O_WARM, O_BLOBS };
 	static const struct option opts[] = {
 		{ "database", required_argument, NULL, O_DATABASE },
 		{ "state", required_argument, NULL, O_STATE },
+		{ "blobs", required_argument, NULL, O_BLOBS },
 		{ "concurrency", required_argument, NULL, O_CONCURRENCY },
 		{ "label", required_argument, NULL, O_LABEL },
 		{ "lease", required_argument, NULL, O_LEASE },
@@ -96,7 +101,7 @@ int cmd_worker(int argc, char **argv)
 				     .lease_s = 30,
 				     .drain_timeout_s = 30,
 				     .warm_pool = SERVE_DEFAULT_WARM_POOL };
-	const char *database = NULL;
+	const char *database = NULL, *blobs = NULL;
 	struct cdn_err err = { 0 };
 	optind = 1;
 	int c;
@@ -107,6 +112,9 @@ int cmd_worker(int argc, char **argv)
 			break;
 		case O_STATE:
 			cfg.state_dir = optarg;
+			break;
+		case O_BLOBS:
+			blobs = optarg;
 			break;
 		case O_CONCURRENCY:
 			if (uint_arg("concurrency", optarg, 1, 1024, &cfg.concurrency) < 0)
@@ -167,6 +175,10 @@ int cmd_worker(int argc, char **argv)
 	 * runs it starts inherit it and record into the same database. */
 	if (database && setenv("CORDON_DATABASE_URL", database, 1) < 0) {
 		cli_error("--database: %s", strerror(errno));
+		return EXIT_CORDON;
+	}
+	if (blobs && setenv("CORDON_BLOBS", blobs, 1) < 0) {
+		cli_error("--blobs: %s", strerror(errno));
 		return EXIT_CORDON;
 	}
 	if (worker_main(&cfg, &err) < 0) {
