@@ -261,6 +261,45 @@ def test_runs_through_both_nodes_once_each_with_artifacts_on_s3(fleet):
     fleet.maker_ids = ids
 
 
+def test_a_final_run_is_whole_on_the_other_node_at_once(fleet):
+    """The moment the node that did not dispatch a run shows it final, its
+    artifact and its events (to run.finished) are there: a run's files go
+    to S3 before its record says it ended, not after."""
+    a, b = fleet.nodes
+    for n in range(8):
+        rid = dispatch(a, "maker", input={"n": 1000 + n})
+        deadline = time.time() + 30
+        while True:
+            st, j, raw, _ = b.req("GET", f"/v1/runs/{rid}", b.owner)
+            assert st == 200, raw
+            if j["status"] not in ("created", "running"):
+                break
+            assert time.time() < deadline, j
+            time.sleep(0.005)
+        assert j["status"] == "succeeded", j
+        st, _, body, _ = b.req("GET", f"/v1/runs/{rid}/artifacts/art.txt", b.owner)
+        assert st == 200 and body == artifact_bytes(1000 + n), (st, body)
+        st, _, body, _ = b.req("GET", f"/v1/runs/{rid}/events", b.owner)
+        assert st == 200, body
+        types_ = [json.loads(l)["type"] for l in body.decode().splitlines() if l.strip()]
+        assert types_[0] == "run.created" and types_[-1] == "run.finished", types_
+        fleet.maker_ids.append(rid)
+
+
+def test_a_follower_on_the_other_node_gets_the_whole_stream(fleet):
+    """GET /v1/runs/ID/events?follow=1 on the node that did not dispatch a
+    run: its events are on the worker's host while it runs, so they come
+    from S3 once it has ended (not live: live events between nodes need
+    LISTEN/NOTIFY, not built), but they come, to run.finished."""
+    a, b = fleet.nodes
+    rid = dispatch(a, "maker", input={"n": 2000})
+    st, _, body, _ = b.req("GET", f"/v1/runs/{rid}/events?follow=1", b.owner)
+    assert st == 200, body
+    types_ = [json.loads(l)["type"] for l in body.decode().splitlines() if l.strip()]
+    assert types_ and types_[0] == "run.created" and types_[-1] == "run.finished", types_
+    fleet.maker_ids.append(rid)
+
+
 def test_a_killed_worker_runs_are_lost_none_twice_none_missing(fleet):
     a, b = fleet.nodes
     ag = make_agent(fleet.tmp, "napper", "sleep 4; echo rested\n")
