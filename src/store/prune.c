@@ -350,6 +350,9 @@ static int prune_run(struct pruner *p, const char *ws, const char *id, enum stor
 		p->rep->bytes += p->runs_fd >= 0 ? du_at(p->runs_fd, id, 0) : 0;
 		if (!p->o->dry_run && p->runs_fd >= 0 && (r = store_rm_rf_at(p->runs_fd, id, 0)) < 0)
 			r = cdn_err_set(err, -r, "prune: remove %s/runs/%s", p->s->dir, id);
+		/* With S3, the copies of its files there go too. */
+		if (r == 0 && !p->o->dry_run && (r = store_run_files_remove(p->s, id, err)) < 0)
+			r = cdn_err_wrap(err, "prune: run %s", id);
 	} else if (r == 0) {
 		_cleanup_close_ int dfd =
 		    p->runs_fd < 0 ? (errno = ENOENT, -1)

@@ -309,6 +309,49 @@ int store_run_files_pull(struct store *s, const char *id, struct cdn_err *err)
 	return r;
 }
 
+int store_run_files_remove(struct store *s, const char *id, struct cdn_err *err)
+{
+	if (!s->remote)
+		return 0;
+	char key[S3_KEY_MAX + 1], scratch[PATH_MAX];
+	_cleanup_close_ int sfd = -1;
+	int r = store_scratch_dir(s, scratch, sizeof(scratch), &sfd, err);
+	if (r < 0)
+		return r;
+	if ((r = run_key(s, id, REMOTE_INDEX, key, err)) == 0)
+		r = pull_one(s, key, sfd, REMOTE_INDEX, REMOTE_INDEX_MAX, NULL, err);
+	_cleanup_close_ int ifd = r < 0 ? -1 : openat(sfd, REMOTE_INDEX, O_RDONLY | O_CLOEXEC);
+	store_scratch_remove(s, scratch);
+	if (r == -ENOENT)
+		return 0; /* never uploaded */
+	if (r < 0)
+		return r;
+	json_error_t je;
+	json_t *idx = ifd < 0 ? NULL : json_loadfd(ifd, 0, &je);
+	json_t *files = json_object_get(idx, "files");
+	const char *rid = json_string_value(json_object_get(idx, "run_id"));
+	if (!json_is_array(files) || !rid || strcmp(rid, id) != 0)
+		r = cdn_err_msg(err, EIO, "store: run %s: its index on %s is not one cordon wrote",
+				id, s3_shown(s->remote));
+	size_t i;
+	json_t *f;
+	json_array_foreach(files, i, f)
+	{
+		const char *name = json_string_value(json_object_get(f, "name"));
+		if (r < 0)
+			break;
+		if (!name || !run_name_ok(name))
+			continue; /* not a key of this run's */
+		if ((r = run_key(s, id, name, key, err)) == 0)
+			r = s3_delete(s->remote, key, err);
+	}
+	json_decref(idx);
+	/* The index last: a pass cut short leaves one that names what is left. */
+	if (r == 0 && (r = run_key(s, id, REMOTE_INDEX, key, err)) == 0)
+		r = s3_delete(s->remote, key, err);
+	return r;
+}
+
 /* ---------------------------------------------------------------- migrate */
 
 /* Every blob of blobs/ put, then read back whole and checked. */

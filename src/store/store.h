@@ -97,6 +97,10 @@ int store_run_files_push(struct store *s, const char *id, struct cdn_err *err);
  * else its files fetched by the index, each checked against its sha256,
  * and the directory put in place whole. -ENOENT when S3 has none. */
 int store_run_files_pull(struct store *s, const char *id, struct cdn_err *err);
+/* Deletes run id's files from S3: each the index names, then the index;
+ * 0 at once without S3, and when S3 has none. The blobs of its artifacts
+ * are not deleted. */
+int store_run_files_remove(struct store *s, const char *id, struct cdn_err *err);
 /* A database URL as messages show it: the password (user:PASSWORD@ and
  * password=... in the query) replaced by "***". Returns out. */
 const char *store_database_shown(const char *url, char *out, size_t cap);
