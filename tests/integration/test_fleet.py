@@ -20,7 +20,9 @@ namespaces have no route out).
 - A worker SIGKILLed while it runs sleeping runs: those become `lost`
   with the reason once their lease ran out, none ran twice (on another
   worker), none is missing.
-- Pruning by age removes exactly the records past their age.
+- Pruning by age removes exactly the records past their age, and their
+  run files' objects in the bucket (not the blobs of their artifacts:
+  a gap, asserted as such).
 
 Not here: approving a held request through the node that did not
 dispatch it. An approval reaches a run over its control socket, a unix
@@ -350,15 +352,20 @@ def test_prune_by_age_removes_exactly_the_old_records(fleet):
     assert left == set(keep)
     st, j, raw, _ = b.req("GET", f"/v1/runs/{sorted(old)[0]}", b.owner)
     assert st == 404, raw
-    # What is NOT gone, a known gap (docs/retention.md, "What pruning does
-    # not do yet"): cordon prune removes the files and blobs of the state
-    # directory it runs on, and never deletes from S3. So every pruned
-    # run's objects are still in the bucket (its artifacts, and the blobs
-    # of their bytes), and the workers that ran them still have their run
-    # directories. The issue's "exactly the expected objects are gone"
-    # needs pruning to delete S3 objects; until then this asserts what is.
+    # In the bucket: every object of the pruned runs' files is gone (each
+    # run's index, events, output, result, artifacts), the kept run's are
+    # all there.
+    objs = sdk_objects(fleet.s3, f"{PREFIX}/runs/")
+    assert {k.split("/")[2] for k in objs} == set(keep), sorted(objs)[:5]
+    assert f"{PREFIX}/runs/{keep[0]}/index.json" in objs
     after = {o for o in sdk_objects(fleet.s3, f"{PREFIX}/runs/", match="/artifacts/")}
-    assert after == before | {f"{PREFIX}/runs/{keep[0]}/artifacts/art.txt"}
+    assert after == {f"{PREFIX}/runs/{keep[0]}/artifacts/art.txt"}
+    assert {k for k in before if not any(r in k for r in old)} == set()
+    # What is NOT gone, a known gap (docs/retention.md, "What pruning does
+    # not do yet"): the blobs of the pruned artifacts' bytes stay in the
+    # bucket (pruning collects blobs of the state directory it runs on,
+    # here none: the workers made them), and the workers still have the
+    # run directories of the runs they ran (prune ran on an API node).
     h = sha(artifact_bytes(0))
     assert sdk_objects(fleet.s3, f"{PREFIX}/blobs/{h[:2]}/{h[2:]}")
     ran = {rid for w in fleet.workers for rid in w.claimed()}
