@@ -135,6 +135,16 @@ static json_t *artifacts_json(struct run_ctx *c, const struct artifact_result *a
 	return list;
 }
 
+/* The record's end: status, exit code, result and error. */
+static void run_record_end(struct store *s, struct store_run *rec)
+{
+	struct cdn_err uerr = { 0 };
+	if (store_run_update(s, rec, &uerr) < 0)
+		fprintf(stderr, "cordon: run %s: could not record the result: %s\n", rec->id,
+			uerr.msg);
+	rec->result_json = NULL;
+}
+
 int run_agent(struct store *s, struct vault *v, struct run_options *o, struct run_outcome *out,
 	      struct cdn_err *err)
 {
@@ -156,7 +166,7 @@ int run_agent(struct store *s, struct vault *v, struct run_options *o, struct ru
 	char input_hash[STORE_HASH_HEX + 1];
 	_cleanup_free_ char *rtext = NULL, *rsafe = NULL, *queued_input = NULL;
 	int ws_fd = -1;
-	bool recorded = false;
+	bool recorded = false, final_late = false;
 	int r;
 
 	if ((r = store_name_check("workspace", c.ws, err)) < 0)
@@ -421,10 +431,12 @@ int run_agent(struct store *s, struct vault *v, struct run_options *o, struct ru
 	}
 	c.rec.result_json = rsafe;
 	snprintf(c.rec.error, sizeof(c.rec.error), "%s", run_error);
-	struct cdn_err uerr = { 0 };
-	if (store_run_update(s, &c.rec, &uerr) < 0)
-		fprintf(stderr, "cordon: run %s: could not record the result: %s\n", c.rec.id,
-			uerr.msg);
+	/* With the blob store on S3, the record says the run ended only once
+	 * its files are uploaded (below, when every file is closed): an API
+	 * node on another host that sees it final finds them there. */
+	final_late = store_blobs_shown(s) != NULL;
+	if (!final_late)
+		run_record_end(s, &c.rec);
 	c.rec.result_json = NULL;
 
 	json_t *fin = json_pack("{s:s, s:i, s:I, s:I, s:I, s:I}", "status",
@@ -478,6 +490,10 @@ done:
 	if (recorded && c.dir[0] && store_run_files_push(s, c.rec.id, &perr) < 0)
 		fprintf(stderr, "cordon: run %s: its files were not uploaded: %s\n", c.rec.id,
 			perr.msg);
+	if (final_late) {
+		c.rec.result_json = rsafe;
+		run_record_end(s, &c.rec);
+	}
 	if (queued_input) {
 		o->input = NULL;
 		o->input_len = 0;

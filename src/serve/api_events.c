@@ -167,6 +167,11 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 			if (run_final(s->sv, s->id)) {
 				s->done = true;
 				s->final_ms = now;
+				/* It ran on another host (a worker): now that it
+				 * has ended, its events are in the blob store. */
+				if (s->f.fd < 0 &&
+				    store_run_files_pull(s->sv->s, s->id, NULL) == 0)
+					s->f.fd = open(s->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 				continue;
 			}
 			pthread_mutex_lock(&s->sv->mu);

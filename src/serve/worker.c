@@ -418,6 +418,11 @@ int worker_main(const struct worker_config *cfg, struct cdn_err *err)
 		return r;
 	if ((r = store_open(w.state, &w.s, err)) < 0)
 		return r;
+	/* As serve does: a bucket it cannot use stops it now, not a run later. */
+	if ((r = store_blobs_check(w.s, err)) < 0) {
+		store_close(w.s);
+		return r;
+	}
 	snprintf(w.state, sizeof(w.state), "%s", store_dir(w.s));
 	w.pool.who = "cordon worker";
 	w.pool.max = cfg->warm_pool;

@@ -6,6 +6,7 @@ cordon writes is read back through the official AWS SDK for JavaScript
 (tests/s3/objects.mjs), so they are real S3 objects; a damaged object is
 refused on read, and wrong credentials stop a command with a message that
 does not hold the secret."""
+import contextlib
 import hashlib
 import json
 import os
@@ -31,47 +32,57 @@ pytestmark = pytest.mark.skipif(
     reason="no node or tests/s3/node_modules (scripts/bootstrap installs them)")
 
 
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory):
-    """s3rver on 127.0.0.9, and in front of it the proxy that checks every
+@contextlib.contextmanager
+def s3_service(data, addr="127.0.0.9"):
+    """s3rver on addr, and in front of it the proxy that checks every
     request's SigV4 signature as S3 would (s3rver does not): cordon talks
-    to the proxy, the AWS SDK to s3rver itself."""
-    data = tmp_path_factory.mktemp("s3rver")
+    to the proxy, the AWS SDK to s3rver itself. The fleet test puts them
+    on its bridge's address, where its workers' namespaces reach them."""
     ports = []
     for _ in range(2):
         with socket.socket() as s:
-            s.bind(("127.0.0.9", 0))
+            s.bind((addr, 0))
             ports.append(s.getsockname()[1])
     log = open(data.parent / "s3rver.log", "w")
     procs = [subprocess.Popen(
         [NODE, str(S3DIR / "node_modules" / "s3rver" / "bin" / "s3rver.js"), "-d", str(data),
-         "-a", "127.0.0.9", "-p", str(ports[0]), "-s", "--configure-bucket", BUCKET],
+         "-a", addr, "-p", str(ports[0]), "-s", "--configure-bucket", BUCKET],
         stdout=log, stderr=subprocess.STDOUT)]
     procs.append(subprocess.Popen(
-        [NODE, str(S3DIR / "sigv4-proxy.mjs"), "127.0.0.9", str(ports[1]), "127.0.0.9",
+        [NODE, str(S3DIR / "sigv4-proxy.mjs"), addr, str(ports[1]), addr,
          str(ports[0]), SECRET], stdout=log, stderr=subprocess.STDOUT))
 
     def up():
         try:
             for p in ports:
-                socket.create_connection(("127.0.0.9", p), timeout=0.2).close()
+                socket.create_connection((addr, p), timeout=0.2).close()
             return True
         except OSError:
             return False
-    assert wait_until(up, timeout=15), open(log.name).read()
-    creds = {"AWS_ACCESS_KEY_ID": "S3RVER", "AWS_SECRET_ACCESS_KEY": SECRET,
-             "AWS_REGION": "us-east-1"}
-    yield {"env": dict(creds, CORDON_S3_ENDPOINT=f"http://127.0.0.9:{ports[1]}"),
-           "sdk": dict(creds, CORDON_S3_ENDPOINT=f"http://127.0.0.9:{ports[0]}"),
-           "dir": data / BUCKET}
-    for p in procs:
-        p.terminate()
-        p.wait(timeout=10)
+    try:
+        assert wait_until(up, timeout=15), open(log.name).read()
+        creds = {"AWS_ACCESS_KEY_ID": "S3RVER", "AWS_SECRET_ACCESS_KEY": SECRET,
+                 "AWS_REGION": "us-east-1"}
+        yield {"env": dict(creds, CORDON_S3_ENDPOINT=f"http://{addr}:{ports[1]}"),
+               "sdk": dict(creds, CORDON_S3_ENDPOINT=f"http://{addr}:{ports[0]}"),
+               "dir": data / BUCKET}
+    finally:
+        for p in procs:
+            p.terminate()
+            p.wait(timeout=10)
 
 
-def sdk_objects(s3, prefix):
-    """{key: {size, sha256, meta_sha256}} as the AWS SDK reads them."""
-    r = subprocess.run([NODE, "--no-warnings", str(S3DIR / "objects.mjs"), BUCKET, prefix],
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory):
+    with s3_service(tmp_path_factory.mktemp("s3rver")) as s:
+        yield s
+
+
+def sdk_objects(s3, prefix, match=None):
+    """{key: {size, sha256, meta_sha256}} as the AWS SDK reads them (only
+    the keys that contain match, if given)."""
+    r = subprocess.run([NODE, "--no-warnings", str(S3DIR / "objects.mjs"), BUCKET, prefix,
+                        *(["--match", match] if match else [])],
                        env=dict(os.environ, **s3["sdk"]), capture_output=True, text=True,
                        timeout=30)
     assert r.returncode == 0, r.stderr
@@ -234,6 +245,11 @@ def test_wrong_credentials_fail_closed(tmp_path, s3):
     # No bucket: said as such.
     r = subprocess.run([CORDON, "serve", "--listen", "127.0.0.1:1", "--blobs",
                         "s3://no-such-bucket/x"],
+                       env=dict(os.environ, CORDON_STATE=str(state), **s3["env"]),
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 125 and "NoSuchBucket" in r.stderr, r.stderr
+    # cordon worker --blobs checks the bucket when it starts, as serve does.
+    r = subprocess.run([CORDON, "worker", "--blobs", "s3://no-such-bucket/x"],
                        env=dict(os.environ, CORDON_STATE=str(state), **s3["env"]),
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 125 and "NoSuchBucket" in r.stderr, r.stderr

@@ -39,10 +39,11 @@ def make_agent(root, name, script, **extra):
 
 
 class Worker:
-    def __init__(self, srv, name, *args):
+    def __init__(self, srv, name, *args, wrap=(), lease=LEASE):
+        """wrap: a command that runs the worker (the fleet test's nsenter)."""
         self.log = srv.tmp / f"worker-{name}.log"
         self.proc = subprocess.Popen(
-            [CORDON, "worker", "--json", "--lease", str(LEASE), "--state", str(srv.state),
+            [*wrap, CORDON, "worker", "--json", "--lease", str(lease), "--state", str(srv.state),
              *args],
             env=srv.env, stdout=open(self.log, "w"), stderr=subprocess.STDOUT)
         self.id = None
