@@ -493,7 +493,7 @@ def test_one_workspace_cannot_fill_the_queue_for_others(tmp_path):
     other workspace's POST /v1/runs fail with 503. Now each workspace has
     its own quota (a quarter of the queue by default), the 503 names whose
     limit it was, and workspaces take turns for the slots."""
-    s = Server(tmp_path, extra=["--concurrency", "2", "--queue", "6"])
+    s = Server(tmp_path, extra=["--concurrency", "2", "--queue", "6", "--drain-timeout", "1"])
     s.owner = s.cli("init").stdout.strip().splitlines()[-1]
     s.other = s.cli("keys", "create", "eve", "--role", "owner", ws="other").stdout.strip().splitlines()[-1]
     for ws in (None, "other"):
