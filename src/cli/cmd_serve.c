@@ -174,11 +174,7 @@ int cmd_serve(int argc, char **argv)
 		} else if (c == O_JSON) {
 			json = true;
 		} else if (c >= O_SETTING && (so = serve_option_at(i))) {
-			/* A repeated flag adds to the list; the first replaces the file's. */
-			if (so->list && !from_flag[i])
-				serve_option_clear(&cfg, i);
-			from_flag[i] = true;
-			if (serve_option_set(&cfg, i, optarg, &err) < 0) {
+			if (serve_option_flag(&cfg, i, from_flag, optarg, &err) < 0) {
 				cli_error("--%s: %s", so->flag, err.msg);
 				serve_config_file_free(file);
 				return EXIT_CORDON;

@@ -125,6 +125,15 @@ void serve_option_clear(struct serve_config *cfg, size_t i)
 		cfg->n_allow_private = 0;
 }
 
+int serve_option_flag(struct serve_config *cfg, size_t i, bool *seen, const char *value,
+		      struct cdn_err *err)
+{
+	if (i < CDN_ARRAY_SIZE(opts) && opts[i].pub.list && !seen[i])
+		serve_option_clear(cfg, i);
+	seen[i] = true;
+	return serve_option_set(cfg, i, value, err);
+}
+
 int serve_option_set(struct serve_config *cfg, size_t i, const char *value, struct cdn_err *err)
 {
 	if (i >= CDN_ARRAY_SIZE(opts))

@@ -211,6 +211,13 @@ enum MHD_Result api_reply_buf(struct MHD_Connection *conn, unsigned status, cons
 enum MHD_Result api_fail(struct MHD_Connection *conn, unsigned status, const char *code,
 			 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* 405 with the methods the route takes (RFC 9110 15.5.6: Allow is required). */
+/* The head of a /metrics listener's handler (serve's, a worker's): true
+ * when the request is a GET or HEAD of /metrics ready to be answered;
+ * else false with *ret what to return (the first call, which has only the
+ * head; a body, dropped; another path or method, refused). */
+bool metrics_request_ready(struct MHD_Connection *conn, void *cls, const char *url,
+			   const char *method, size_t *upload_size, void **con_cls,
+			   enum MHD_Result *ret);
 enum MHD_Result api_fail_allow(struct MHD_Connection *conn, const char *allow, const char *fmt,
 			       ...) __attribute__((format(printf, 3, 4)));
 /* The error body with one more header (hname: hval). */

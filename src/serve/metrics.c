@@ -434,6 +434,30 @@ enum MHD_Result metrics_reply(struct server *sv, struct MHD_Connection *conn, bo
 	return api_reply_buf(conn, 200, PROM_CONTENT_TYPE, text, len);
 }
 
+bool metrics_request_ready(struct MHD_Connection *conn, void *cls, const char *url,
+			   const char *method, size_t *upload_size, void **con_cls,
+			   enum MHD_Result *ret)
+{
+	*ret = MHD_YES;
+	/* The first call has only the head: answer on the second, so a body
+	 * (which nothing here reads) is never taken as the next request. */
+	if (!*con_cls) {
+		*con_cls = cls;
+		return false;
+	}
+	if (*upload_size) {
+		*upload_size = 0;
+		return false;
+	}
+	if (strcmp(url, "/metrics") != 0)
+		*ret = api_fail(conn, 404, "not_found", "only /metrics here");
+	else if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+		*ret = api_fail_allow(conn, "GET, HEAD", "%s is not allowed here", method);
+	else
+		return true;
+	return false;
+}
+
 enum MHD_Result metrics_on_request(void *cls, struct MHD_Connection *conn, const char *url,
 				   const char *method, const char *version, const char *upload,
 				   size_t *upload_size, void **con_cls)
@@ -441,20 +465,9 @@ enum MHD_Result metrics_on_request(void *cls, struct MHD_Connection *conn, const
 	(void)version;
 	(void)upload;
 	struct server *sv = cls;
-	/* The first call has only the head: answer on the second, so a body
-	 * (which nothing here reads) is never taken as the next request. */
-	if (!*con_cls) {
-		*con_cls = sv;
-		return MHD_YES;
-	}
-	if (*upload_size) {
-		*upload_size = 0;
-		return MHD_YES;
-	}
-	if (strcmp(url, "/metrics") != 0)
-		return api_fail(conn, 404, "not_found", "only /metrics here");
-	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
-		return api_fail_allow(conn, "GET, HEAD", "%s is not allowed here", method);
+	enum MHD_Result ret;
+	if (!metrics_request_ready(conn, cls, url, method, upload_size, con_cls, &ret))
+		return ret;
 	/* With a token, every scrape shows it and sees every series; without,
 	 * nobody is told a workspace's name. */
 	if (!sv->metrics->has_token)

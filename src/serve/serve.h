@@ -109,6 +109,11 @@ int serve_option_set(struct serve_config *cfg, size_t i, const char *value, stru
 /* Empties list option i (a flag given on the command line replaces the
  * file's list, as every flag overrides the file's value). */
 void serve_option_clear(struct serve_config *cfg, size_t i);
+/* Option i from a command-line flag: as serve_option_set, but the first
+ * flag of a list option replaces the file's list and the others add to
+ * it (seen[i] says whether the flag came already). */
+int serve_option_flag(struct serve_config *cfg, size_t i, bool *seen, const char *value,
+		      struct cdn_err *err);
 
 /* A config file, loaded: its values point into it. */
 struct serve_config_file;

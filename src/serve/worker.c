@@ -344,18 +344,9 @@ static enum MHD_Result worker_metrics(void *cls, struct MHD_Connection *conn, co
 	(void)version;
 	(void)upload;
 	struct worker *w = cls;
-	if (!*con_cls) {
-		*con_cls = w;
-		return MHD_YES;
-	}
-	if (*upload_size) {
-		*upload_size = 0;
-		return MHD_YES;
-	}
-	if (strcmp(url, "/metrics") != 0)
-		return api_fail(conn, 404, "not_found", "only /metrics here");
-	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
-		return api_fail_allow(conn, "GET, HEAD", "%s is not allowed here", method);
+	enum MHD_Result ret;
+	if (!metrics_request_ready(conn, cls, url, method, upload_size, con_cls, &ret))
+		return ret;
 	char *buf = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&buf, &len);
