@@ -242,7 +242,9 @@ def test_api_bounds_roles_holds_and_periodic_pruning(tmp_path):
         st, j, _, _ = sv.req("DELETE", f"/v1/runs/{rid}/hold", owner)
         assert st == 200 and "hold" not in j, j
         assert wait_until(lambda: sv.req("GET", f"/v1/runs/{rid}", owner)[0] == 404, timeout=10)
-        assert not (sv.state / "runs" / rid).exists()
+        # (the record goes first, in the statement that checks the hold;
+        # its files a moment later)
+        assert wait_until(lambda: not (sv.state / "runs" / rid).exists(), timeout=10)
         # (said once the pass is over, a moment after the record is gone)
         assert wait_until(lambda: "cordon serve: pruned 1 records" in sv.log.read_text()), \
             sv.log.read_text()
