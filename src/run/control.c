@@ -149,12 +149,9 @@ static bool copy_field(char *dst, size_t cap, const json_t *o, const char *key)
 	return cut;
 }
 
-void control_approval_add(struct control_server *s, const json_t *req)
+/* What a requested event says of what waits, copied, bounded. */
+static void pending_from(struct pending *p, const json_t *req)
 {
-	const char *id = json_string_value(json_object_get(req, "approval_id"));
-	if (!s || !id || !*id || s->n_apprs >= CONTROL_MAX_APPROVALS)
-		return;
-	struct pending *p = &s->apprs[s->n_apprs];
 	memset(p, 0, sizeof(*p));
 	copy_field(p->id, sizeof(p->id), req, "approval_id");
 	copy_field(p->method, sizeof(p->method), req, "method");
@@ -168,7 +165,14 @@ void control_approval_add(struct control_server *s, const json_t *req)
 	json_int_t t = json_integer_value(json_object_get(req, "timeout_s"));
 	p->created_ms = cdn_mono_ms();
 	p->deadline_ms = p->created_ms + (uint64_t)(t > 0 && t <= 86400 ? t : 0) * 1000;
-	s->n_apprs++;
+}
+
+void control_approval_add(struct control_server *s, const json_t *req)
+{
+	const char *id = json_string_value(json_object_get(req, "approval_id"));
+	if (!s || !id || !*id || s->n_apprs >= CONTROL_MAX_APPROVALS)
+		return;
+	pending_from(&s->apprs[s->n_apprs++], req);
 }
 
 void control_approval_remove(struct control_server *s, const char *id)
@@ -180,35 +184,57 @@ void control_approval_remove(struct control_server *s, const char *id)
 		}
 }
 
+/* A listing's entry without its times: what waits, and where or why.
+ * An agent's own request says what and why; a held request says where.
+ * Neither is dressed up as the other. */
+static json_t *pending_json(const struct pending *p)
+{
+	json_t *a = json_pack("{s:s, s:s}", "id", p->id, "method", p->method);
+	if (!a)
+		return NULL;
+	if (strcmp(p->source, "mcp") == 0) {
+		json_object_set_new(a, "action", json_string(p->action));
+		json_object_set_new(a, "reason", json_string(p->reason));
+		if (p->reason_cut)
+			json_object_set_new(a, "reason_truncated", json_true());
+	} else {
+		json_object_set_new(a, "host", json_string(p->host));
+		json_object_set_new(a, "port", json_integer(p->port));
+		json_object_set_new(a, "path", json_string(p->path));
+	}
+	if (p->source[0])
+		json_object_set_new(a, "source", json_string(p->source));
+	return a;
+}
+
+json_t *control_approval_entry(const json_t *requested, int64_t *timeout_ms)
+{
+	struct pending *p = malloc(sizeof(*p));
+	if (!p)
+		return NULL;
+	pending_from(p, requested);
+	json_t *a = p->id[0] ? pending_json(p) : NULL;
+	*timeout_ms = (int64_t)(p->deadline_ms - p->created_ms);
+	free(p);
+	return a;
+}
+
 static json_t *list_json(const struct control_server *s)
 {
 	json_t *arr = json_array();
 	uint64_t now = cdn_mono_ms();
 	for (size_t i = 0; arr && i < s->n_apprs; i++) {
 		const struct pending *p = &s->apprs[i];
-		json_t *a = json_pack("{s:s, s:s, s:I}", "id", p->id, "method", p->method,
-				      "waiting_s", (json_int_t)((now - p->created_ms) / 1000));
+		json_t *a = pending_json(p);
 		if (!a)
 			continue;
-		/* An agent's own request says what and why; a held request says
-		 * where. Neither is dressed up as the other. */
-		if (strcmp(p->source, "mcp") == 0) {
-			json_object_set_new(a, "action", json_string(p->action));
-			json_object_set_new(a, "reason", json_string(p->reason));
-			if (p->reason_cut)
-				json_object_set_new(a, "reason_truncated", json_true());
-		} else {
-			json_object_set_new(a, "host", json_string(p->host));
-			json_object_set_new(a, "port", json_integer(p->port));
-			json_object_set_new(a, "path", json_string(p->path));
-		}
+		json_object_set_new(a, "waiting_s",
+				    json_integer((json_int_t)((now - p->created_ms) / 1000)));
 		if (p->deadline_ms)
 			json_object_set_new(a, "expires_in_s",
 					    json_integer((json_int_t)(p->deadline_ms > now
 									 ? (p->deadline_ms - now) / 1000
 									 : 0)));
-		if (p->source[0])
-			json_object_set_new(a, "source", json_string(p->source));
 		json_array_append_new(arr, a);
 	}
 	return arr;
@@ -222,9 +248,8 @@ static bool holds(const struct control_server *s, const char *id)
 	return false;
 }
 
-static json_t *handle(struct control_server *s, const char *line, size_t len)
+json_t *control_apply(struct control_server *s, const json_t *req)
 {
-	json_t *req = json_loadb(line, len, JSON_REJECT_DUPLICATES, NULL);
 	const char *op = json_string_value(json_object_get(req, "op"));
 	json_t *res;
 	if (!json_is_object(req)) {
@@ -264,6 +289,13 @@ static json_t *handle(struct control_server *s, const char *line, size_t len)
 	} else {
 		res = json_pack("{s:b, s:s}", "ok", 0, "error", "unknown op (list, decide, cancel)");
 	}
+	return res;
+}
+
+static json_t *handle(struct control_server *s, const char *line, size_t len)
+{
+	json_t *req = json_loadb(line, len, JSON_REJECT_DUPLICATES, NULL);
+	json_t *res = control_apply(s, req);
 	json_decref(req);
 	return res;
 }

@@ -37,6 +37,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "base/err.h"
 
@@ -79,6 +80,17 @@ int control_server_new(struct event_base *base, const char *run_id,
  * MCP request_approval call source "mcp", action, reason). Fields are
  * copied, bounded. */
 void control_approval_add(struct control_server *s, const json_t *requested);
+
+/* The entry a listing gives for a requested event's data, without its
+ * times (waiting_s, expires_in_s); *timeout_ms gets the wait it was given
+ * (0: none). NULL when it names no approval. For listings made
+ * elsewhere: a shared store's (store.h, "Reaching a run on another
+ * host"). */
+json_t *control_approval_entry(const json_t *requested, int64_t *timeout_ms);
+
+/* One request, as if it came on the socket: the same checks, the same
+ * reply. For requests that come another way (a shared store's). */
+json_t *control_apply(struct control_server *s, const json_t *req);
 
 /* It was decided, timed out or abandoned ("approval.decided"). */
 void control_approval_remove(struct control_server *s, const char *id);

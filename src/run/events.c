@@ -288,18 +288,27 @@ struct follow_call {
 	void *ctx;
 };
 
+void events_follow_line(struct events_follower *f, const char *line, size_t len,
+			void (*on_event)(void *ctx, const struct events_head *h, const char *line,
+					 size_t len),
+			void *ctx)
+{
+	struct events_head h;
+	if (len > EVENTS_MAX_LINE || events_parse(line, len, &h, NULL) < 0 ||
+	    strcmp(h.run_id, f->run_id) != 0)
+		return;
+	if (events_is_end(&h, f->run_id))
+		f->finished = true;
+	if (h.seq <= f->after)
+		return;
+	f->after = h.seq;
+	on_event(ctx, &h, line, len);
+}
+
 static void follow_line(void *ctx, const char *line, size_t len)
 {
 	struct follow_call *fc = ctx;
-	struct events_head h;
-	if (events_parse(line, len, &h, NULL) < 0 || strcmp(h.run_id, fc->f->run_id) != 0)
-		return;
-	if (events_is_end(&h, fc->f->run_id))
-		fc->f->finished = true;
-	if (h.seq <= fc->f->after)
-		return;
-	fc->f->after = h.seq;
-	fc->on_event(fc->ctx, &h, line, len);
+	events_follow_line(fc->f, line, len, fc->on_event, fc->ctx);
 }
 
 ssize_t events_follow_poll(struct events_follower *f,

@@ -131,6 +131,12 @@ ssize_t events_follow_poll(struct events_follower *f,
 			   void (*on_event)(void *ctx, const struct events_head *h,
 					    const char *line, size_t len),
 			   void *ctx);
+/* One line that came another way (a fleet's store, store.h), with the
+ * same checks and bookkeeping as a line of the file. */
+void events_follow_line(struct events_follower *f, const char *line, size_t len,
+			void (*on_event)(void *ctx, const struct events_head *h, const char *line,
+					 size_t len),
+			void *ctx);
 void events_follower_free(struct events_follower *f);
 
 #endif

@@ -523,6 +523,13 @@ void netpart_phase_ended(struct netpart *np, int phase)
 	json_decref(j);
 }
 
+json_t *netpart_control(struct netpart *np, const json_t *req)
+{
+	if (!np || !np->ctl)
+		return json_pack("{s:b, s:s}", "ok", 0, "error", "the run is ending");
+	return control_apply(np->ctl, req);
+}
+
 int netpart_set_policy(struct netpart *np, const struct egress_policy *p, struct cdn_err *err)
 {
 	if (!np->chan)

@@ -139,6 +139,10 @@ int netpart_wait_ready(struct netpart *np, struct cdn_err *err);
 /* The sandbox's phase ended: the MCP endpoint moves on. */
 void netpart_phase_ended(struct netpart *np, int phase);
 
+/* A request for the run's control socket that came another way (a shared
+ * store's, src/run/remote.h): the socket's own checks and reply. */
+json_t *netpart_control(struct netpart *np, const json_t *req);
+
 /* A new policy (SIGHUP); copied. The run's CA cannot change: refused when
  * it inspects names the running one does not. */
 int netpart_set_policy(struct netpart *np, const struct egress_policy *p, struct cdn_err *err);

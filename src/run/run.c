@@ -52,6 +52,7 @@
 #include "run/events.h"
 #include "run/netpart.h"
 #include "run/policy_levels.h"
+#include "run/remote.h"
 #include "run/supervise.h"
 #include "sandbox/sandbox.h"
 #include "vault/redact.h"
@@ -245,6 +246,13 @@ int run_agent(struct store *s, struct vault *v, struct run_options *o, struct ru
 	if ((r = run_make_dir(&c, err)) < 0)
 		goto done;
 	snprintf(out->dir, sizeof(out->dir), "%s", c.dir);
+	/* A fleet's API nodes on other hosts reach the run through the
+	 * store: its approvals and cancel, and (when its files go to S3)
+	 * its events as they come. */
+	if (run_remote_open(s, c.rec.id, c.rec.workspace, store_blobs_shown(s) != NULL,
+			    &c.remote) < 0)
+		fprintf(stderr, "cordon run: %s: reached from other hosts: out of memory\n",
+			c.rec.id);
 
 	json_t *created = json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:o, s:o, s:O}", "workspace",
 				    c.ws, "agent", c.agent.name, "version",
@@ -494,6 +502,9 @@ done:
 		c.rec.result_json = rsafe;
 		run_record_end(s, &c.rec);
 	}
+	/* Ended, and its files where every host finds them: its live rows go. */
+	run_remote_close(c.remote);
+	c.remote = NULL;
 	if (queued_input) {
 		o->input = NULL;
 		o->input_len = 0;

@@ -42,6 +42,7 @@
 #include "run/artifacts.h"
 #include "run/events.h"
 #include "run/netpart.h"
+#include "run/remote.h"
 #include "run/policy_levels.h"
 #include "run/supervise.h"
 #include "sandbox/sandbox.h"
@@ -167,6 +168,8 @@ void run_emit_event(struct run_ctx *c, const char *type, json_t *data, bool fina
 		c->events_failed = true;
 		fprintf(stderr, "cordon: run %s: events.ndjson: %s\n", c->rec.id, strerror(-r));
 	}
+	if (r > 0)
+		run_remote_event_line(c->remote, c->events.seq, line, len, final);
 	if (r <= 0 || !c->o->on_event)
 		return;
 	/* The run's directory is a path on this host: the local caller's
@@ -392,6 +395,9 @@ static void on_audit(void *ctx, json_t *entry)
 
 static void on_net_event(void *ctx, const char *type, json_t *data)
 {
+	struct run_ctx *c = ctx;
+	if (strncmp(type, "approval.", 9) == 0)
+		run_remote_approval(c->remote, type, data);
 	if (strncmp(type, "egress.", 7) == 0 || strncmp(type, "approval.", 9) == 0)
 		on_egress(ctx, type, data);
 	else
@@ -697,6 +703,15 @@ int run_execute(struct run_ctx *c, const struct secret_set *ss, struct sandbox_s
 		goto out;
 	}
 	c->net_info = *netpart_info(c->net);
+	/* API nodes on other hosts reach it through the store, when shared.
+	 * Without that, approvals time out and are denied: closed, not
+	 * open. */
+	{
+		struct cdn_err rerr = { 0 };
+		if (run_remote_attach(c->remote, base, c->net, &rerr) < 0)
+			fprintf(stderr, "cordon run: %s: reached from other hosts: %s\n",
+				c->rec.id, rerr.msg);
+	}
 
 	struct capture *caps[2] = { &c->out, &c->errc };
 	for (int k = 0; k < 2; k++) {
@@ -761,6 +776,7 @@ out:
 	 * reach the audit log and the events here. */
 	netpart_free(c->net);
 	c->net = NULL;
+	run_remote_detach(c->remote);
 	c->ws_live = -1;
 	sodium_memzero(tokens, sizeof(tokens));
 	sodium_memzero(mcp_env, sizeof(mcp_env));

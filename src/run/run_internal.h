@@ -77,6 +77,7 @@ struct run_ctx {
 	struct audit_log *audit;
 	struct netpart *net;  /* the run's network part, while the sandbox runs */
 	struct sandbox *sb;   /* likewise */
+	struct run_remote *remote; /* reached from other hosts (remote.h), or NULL */
 	bool cancelled;	      /* a human stopped it (cordon runs cancel) */
 	char cancel_why[192];
 	uid_t sb_uid;	      /* the sandbox user on the host, for MCP artifacts */

@@ -29,6 +29,9 @@
 #define FINAL_GRACE_MS 2000
 /* How often an output follower looks for more of the file. */
 #define OUTPUT_POLL_MS 50
+/* How often a follower of a run on another host asks the store. */
+#define REMOTE_POLL_MS 100
+#define REMOTE_POLL_LINES 256
 
 /*
  * The event stream: the run's events.ndjson from the start (or after
@@ -51,6 +54,8 @@ struct stream {
 	char key_id[STORE_MAX_NAME + 1];
 	struct events_follower f;
 	bool follow, sse, done;
+	bool remote; /* the store has the events of runs on other hosts */
+	int64_t remote_ms;
 	char *out;
 	size_t out_len, out_off, out_cap;
 	int64_t last_sent_ms, last_check_ms, final_ms;
@@ -125,6 +130,26 @@ static bool run_final(struct server *sv, const char *id)
 	return fin;
 }
 
+/* The run's events that came since, from a fleet's store (store.h, "Reaching
+ * a run on another host"): the lines the run wrote there as it went. How
+ * many were read; 0 when none (or the store failed: the end, from S3,
+ * still comes). */
+static size_t remote_poll(struct stream *s)
+{
+	struct store_event_line *v = NULL;
+	size_t n = 0;
+	if (store_run_events_read(s->sv->s, s->id, s->f.after, REMOTE_POLL_LINES, &v, &n, NULL) < 0)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		events_follow_line(&s->f, v[i].line, v[i].len, on_stream_event, s);
+		/* a row that is not this run's event is passed, not read again */
+		if (v[i].seq > s->f.after)
+			s->f.after = v[i].seq;
+	}
+	store_event_lines_free(v, n);
+	return n;
+}
+
 static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
 	(void)pos;
@@ -139,10 +164,14 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 			s->last_sent_ms = cdn_wall_ms();
 			return (ssize_t)n;
 		}
+		int64_t now = cdn_wall_ms();
 		if (s->f.fd < 0 && !s->done) {
 			s->f.fd = open(s->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-			if (s->f.fd < 0 && !s->follow)
+			/* Not on this host: what the run has written so far. */
+			if (s->f.fd < 0 && !s->follow && !(s->remote && remote_poll(s) > 0))
 				s->done = true;
+			else if (s->f.fd < 0 && !s->follow)
+				continue;
 		}
 		if (s->f.fd >= 0) {
 			ssize_t n = events_follow_poll(&s->f, on_stream_event, s);
@@ -150,8 +179,12 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 				return MHD_CONTENT_READER_END_WITH_ERROR;
 			if (n > 0)
 				continue;
+		} else if (s->remote && !s->done && !s->f.finished &&
+			   now - s->remote_ms >= REMOTE_POLL_MS) {
+			s->remote_ms = now;
+			if (remote_poll(s) > 0)
+				continue;
 		}
-		int64_t now = cdn_wall_ms();
 		/* The record is final a moment before run.finished is written:
 		 * that moment is waited for (the end of a run whose supervisor
 		 * died never comes, so not for long). */
@@ -282,6 +315,7 @@ enum MHD_Result api_run_events(struct call *c, const char *id)
 	(void)store_run_files_pull(c->sv->s, id, NULL);
 	(void)store_run_file(c->sv->s, id, "events.ndjson", s->path, sizeof(s->path), NULL);
 	s->follow = f && (strcmp(f, "1") == 0 || strcmp(f, "true") == 0);
+	s->remote = store_has_run_controls(c->sv->s) && store_blobs_shown(c->sv->s);
 	s->sse = accept && strstr(accept, "text/event-stream");
 	s->last_sent_ms = cdn_wall_ms();
 	events_follower_init(&s->f, -1, id, after);

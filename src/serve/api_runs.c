@@ -414,7 +414,7 @@ enum MHD_Result h_run_cancel(struct call *c)
 	} else {
 		char why[160];
 		snprintf(why, sizeof(why), "cancelled by key %s", c->key.id);
-		if (dispatch_cancel(c->sv, id, why) < 0)
+		if (dispatch_cancel(c->sv, r.workspace, id, why) < 0)
 			ret = api_fail(c->conn, 409, "conflict",
 				       "run %s is not run by this server (started elsewhere)", id);
 		else

@@ -371,11 +371,25 @@ static bool ask_cancel(const char *id, const char *why)
 	return asked;
 }
 
+/* A run of another host's, with a shared store: asked there, and its
+ * answer awaited (-ENOENT when the store cannot reach it: not running, or
+ * SQLite's). */
+static int cancel_remote(struct server *sv, const char *ws, const char *id, const char *why)
+{
+	const char *by = strncmp(why, "cancelled by ", 13) == 0 ? why + 13 : why;
+	char cid[STORE_CONTROL_ID_MAX + 1], said[256] = "";
+	if (store_control_cancel(sv->s, ws, id, by, cid, NULL) != 1)
+		return -ENOENT;
+	int r = remote_control_wait(sv, cid, said, sizeof(said));
+	return r == -ETIMEDOUT ? 0 : r < 0 ? -ENOENT : 0; /* recorded: it applies when seen */
+}
+
 /* --dispatch workers: a run still waiting for a worker is cancelled in the
  * database, where no worker can take it any more; one a worker runs on
- * this host is asked on its control socket. A worker's run on another
- * host cannot be reached from here (-ENOENT). */
-static int cancel_in_database(struct server *sv, const char *id, const char *why)
+ * this host is asked on its control socket, one on another host through
+ * the shared store. */
+static int cancel_in_database(struct server *sv, const char *ws, const char *id,
+			      const char *why)
 {
 	struct cdn_err err = { 0 };
 	int r = store_run_cancel_queued(sv->s, id, why, &err);
@@ -387,13 +401,13 @@ static int cancel_in_database(struct server *sv, const char *id, const char *why
 		}
 		return 0;
 	}
-	return ask_cancel(id, why) ? 0 : -ENOENT;
+	return ask_cancel(id, why) ? 0 : cancel_remote(sv, ws, id, why);
 }
 
-int dispatch_cancel(struct server *sv, const char *id, const char *why)
+int dispatch_cancel(struct server *sv, const char *ws, const char *id, const char *why)
 {
 	if (sv->cfg.dispatch_workers)
-		return cancel_in_database(sv, id, why);
+		return cancel_in_database(sv, ws, id, why);
 	pthread_mutex_lock(&sv->mu);
 	for (struct ws_runs *w = sv->wss; w; w = w->next) {
 		struct job **pp = &w->head, *prev = NULL;
@@ -424,7 +438,7 @@ int dispatch_cancel(struct server *sv, const char *id, const char *why)
 		}
 	pthread_mutex_unlock(&sv->mu);
 	if (!found)
-		return -ENOENT;
+		return cancel_remote(sv, ws, id, why); /* another node's, when shared */
 	/* The run stops itself when asked on its control socket, and so
 	 * records "cancelled" in its own result and events, with who asked
 	 * (why is "cancelled by WHO"). One that cannot be asked (still

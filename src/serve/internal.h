@@ -133,8 +133,15 @@ int dispatch_submit(struct server *sv, const char *id, const char *ws, const cha
 		    char *why, size_t cap);
 /* Whether dispatch_submit would take a run of ws now (why as above). */
 bool dispatch_has_room(struct server *sv, const char *ws, char *why, size_t cap);
-/* 0, or -ENOENT when the run is neither queued nor running here. */
-int dispatch_cancel(struct server *sv, const char *id, const char *why);
+/* 0, or -ENOENT when the run is neither queued nor running here, nor (a
+ * shared store) running on another host that answered. */
+int dispatch_cancel(struct server *sv, const char *ws, const char *id, const char *why);
+/* A decision or cancel written to a shared store for a run on any host
+ * (store.h, "Reaching a run on another host"): waits up to
+ * CONTROL_TIMEOUT_S for the run's answer. 0 when it was done; -EPROTO with
+ * why when the run said no; -ETIMEDOUT; -ENOENT when the run ended first;
+ * another negative errno (why says it) when the store failed. */
+int remote_control_wait(struct server *sv, const char *id, char *why, size_t cap);
 void dispatch_counts(struct server *sv, unsigned *queued, unsigned *running, bool *draining);
 /* Stops taking runs, cancels the queued ones, waits for the running ones
  * up to timeout_s and then stops them; returns when none is left. */

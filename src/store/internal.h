@@ -147,9 +147,37 @@ struct store_db_ops {
 			   struct cdn_err *err);
 	int (*run_cancel_queued)(struct store *s, const char *id, const char *why,
 				 int64_t now_ms, struct cdn_err *err);
-	/* NULL where the backend has no notifications (SQLite). */
-	int (*queue_listen)(struct store *s, int *fd, struct cdn_err *err);
+	/* NULL where the backend has no notifications (SQLite). LISTEN on
+	 * a channel (STORE_QUEUE_CHANNEL, or a run's), on a connection of
+	 * its own. */
+	int (*listen)(struct store *s, const char *channel, int *fd, struct cdn_err *err);
 	bool (*queue_notified)(struct store *s, bool *broken);
+	void (*unlisten)(struct store *s);
+	/* Run controls (store.h); NULL where the backend has none (SQLite). */
+	int (*control_publish)(struct store *s, const char *run_id, const char *ws,
+			       const char *id, const char *entry, int64_t created_ms,
+			       int64_t deadline_ms, struct cdn_err *err);
+	int (*control_close)(struct store *s, const char *run_id, const char *id,
+			     struct cdn_err *err);
+	int (*controls_list)(struct store *s, const char *ws, struct store_control **out,
+			     size_t *n, struct cdn_err *err);
+	int (*control_decide)(struct store *s, const char *ws, const char *id, bool approve,
+			      const char *by, int64_t now_ms, char *run_id, struct cdn_err *err);
+	int (*control_cancel)(struct store *s, const char *ws, const char *run_id, const char *by,
+			      int64_t now_ms, char *id, struct cdn_err *err);
+	int (*controls_take)(struct store *s, const char *run_id, struct store_control **out,
+			     size_t *n, struct cdn_err *err);
+	int (*control_done)(struct store *s, const char *id, const char *outcome,
+			    struct cdn_err *err);
+	int (*control_outcome)(struct store *s, const char *id, char *out, size_t cap,
+			       struct cdn_err *err);
+	int (*run_live_clear)(struct store *s, const char *run_id, struct cdn_err *err);
+	int (*run_live_sweep)(struct store *s, struct cdn_err *err);
+	/* batch: a JSON array of [seq, line] pairs. */
+	int (*run_events_put)(struct store *s, const char *run_id, const char *batch,
+			      struct cdn_err *err);
+	int (*run_events_read)(struct store *s, const char *run_id, uint64_t after, unsigned max,
+			       struct store_event_line **out, size_t *n, struct cdn_err *err);
 
 	int (*key_put)(struct store *s, const struct store_key *k, struct cdn_err *err);
 	int (*key_by_hash)(struct store *s, const char *hash, struct store_key *out,

@@ -131,6 +131,9 @@ int store_leases_expire(struct store *s, int64_t now_ms, struct store_run **lost
 			cdn_err_set(err, -r, "store: a retry's run id");
 		} else if ((r = s->ops->run_mark_lost(s, c, reason, now_ms, again ? &retry : NULL,
 						      err)) == 1) {
+			/* What it published for humans goes with it. */
+			if (s->ops->run_live_clear)
+				(void)s->ops->run_live_clear(s, c->id, NULL);
 			if (out) {
 				rec.status = RUN_LOST;
 				rec.finished_ms = now_ms;
@@ -168,9 +171,9 @@ int store_runs_queued(struct store *s, const char *ws, uint64_t *total, uint64_t
 int store_queue_listen(struct store *s, int *fd, struct cdn_err *err)
 {
 	*fd = -1;
-	if (!s->ops->queue_listen)
+	if (!s->ops->listen)
 		return cdn_err_msg(err, ENOTSUP, "store: %s has no notifications", s->ops->name);
-	return s->ops->queue_listen(s, fd, err);
+	return s->ops->listen(s, STORE_QUEUE_CHANNEL, fd, err);
 }
 
 bool store_queue_notified(struct store *s, bool *broken)

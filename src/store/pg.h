@@ -22,7 +22,7 @@
 /* What struct store_db is for this backend (internal.h). */
 struct pg_db {
 	PGconn *conn;
-	PGconn *listen; /* LISTENs on the run queue's channel (store_queue_listen); NULL */
+	PGconn *listen; /* LISTENs on a channel (pg_listen); NULL */
 	char *url;   /* as given, to connect again after the connection broke */
 	char *shown; /* the URL without its password: the only form in messages */
 	pthread_mutex_t lock;
@@ -115,8 +115,11 @@ int pg_run_mark_dead(struct store *s, const struct store_recover_candidate *c, i
 /* A new connection to d's database, as the store's own is made (*out set
  * even on failure: PQfinish it). */
 int pg_connect(const struct pg_db *d, PGconn **out, struct cdn_err *err);
-int pg_queue_listen(struct store *s, int *fd, struct cdn_err *err);
+/* LISTEN on channel (an identifier, quoted here) on d->listen, a
+ * connection of its own (another channel's is closed first). */
+int pg_listen(struct store *s, const char *channel, int *fd, struct cdn_err *err);
 bool pg_queue_notified(struct store *s, bool *broken);
+void pg_unlisten(struct store *s);
 /* With d locked (inside a transaction or not): a new run record. */
 int pg_run_insert(struct pg_db *d, const struct store_run *r, struct cdn_err *err);
 int pg_run_lease_claim(struct store *s, const char *worker, const char *labels,
@@ -131,6 +134,27 @@ int pg_runs_queued(struct store *s, const char *ws, uint64_t *total, uint64_t *i
 		   struct cdn_err *err);
 int pg_run_cancel_queued(struct store *s, const char *id, const char *why, int64_t now_ms,
 			 struct cdn_err *err);
+int pg_control_publish(struct store *s, const char *run_id, const char *ws, const char *id,
+		       const char *entry, int64_t created_ms, int64_t deadline_ms,
+		       struct cdn_err *err);
+int pg_control_close(struct store *s, const char *run_id, const char *id, struct cdn_err *err);
+int pg_controls_list(struct store *s, const char *ws, struct store_control **out, size_t *n,
+		     struct cdn_err *err);
+int pg_control_decide(struct store *s, const char *ws, const char *id, bool approve,
+		      const char *by, int64_t now_ms, char *run_id, struct cdn_err *err);
+int pg_control_cancel(struct store *s, const char *ws, const char *run_id, const char *by,
+		      int64_t now_ms, char *id, struct cdn_err *err);
+int pg_controls_take(struct store *s, const char *run_id, struct store_control **out, size_t *n,
+		     struct cdn_err *err);
+int pg_control_done(struct store *s, const char *id, const char *outcome, struct cdn_err *err);
+int pg_control_outcome(struct store *s, const char *id, char *out, size_t cap,
+		       struct cdn_err *err);
+int pg_run_live_clear(struct store *s, const char *run_id, struct cdn_err *err);
+int pg_run_live_sweep(struct store *s, struct cdn_err *err);
+int pg_run_events_put(struct store *s, const char *run_id, const char *batch,
+		      struct cdn_err *err);
+int pg_run_events_read(struct store *s, const char *run_id, uint64_t after, unsigned max,
+		       struct store_event_line **out, size_t *n, struct cdn_err *err);
 int pg_key_put(struct store *s, const struct store_key *k, struct cdn_err *err);
 int pg_key_by_hash(struct store *s, const char *hash, struct store_key *out,
 		   struct cdn_err *err);

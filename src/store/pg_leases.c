@@ -167,7 +167,7 @@ int pg_runs_queued(struct store *s, const char *ws, uint64_t *total, uint64_t *i
 	return 0;
 }
 
-int pg_queue_listen(struct store *s, int *fd, struct cdn_err *err)
+int pg_listen(struct store *s, const char *channel, int *fd, struct cdn_err *err)
 {
 	_cleanup_pg_unlock_ struct pg_db *d = pg_lock(s);
 	if (d->listen) {
@@ -177,7 +177,11 @@ int pg_queue_listen(struct store *s, int *fd, struct cdn_err *err)
 	PGconn *c = NULL;
 	int r = pg_connect(d, &c, err);
 	if (r == 0) {
-		PGresult *res = PQexec(c, "LISTEN " STORE_QUEUE_CHANNEL);
+		char *name = PQescapeIdentifier(c, channel, strlen(channel));
+		char sql[160];
+		snprintf(sql, sizeof(sql), "LISTEN %s", name ? name : "");
+		PQfreemem(name);
+		PGresult *res = name ? PQexec(c, sql) : NULL;
 		if (PQresultStatus(res) != PGRES_COMMAND_OK)
 			r = cdn_err_msg(err, EIO, "store: postgres %s: LISTEN: %s", d->shown,
 					PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY)
@@ -192,6 +196,14 @@ int pg_queue_listen(struct store *s, int *fd, struct cdn_err *err)
 	d->listen = c;
 	*fd = PQsocket(c);
 	return 0;
+}
+
+void pg_unlisten(struct store *s)
+{
+	_cleanup_pg_unlock_ struct pg_db *d = pg_lock(s);
+	if (d->listen)
+		PQfinish(d->listen);
+	d->listen = NULL;
 }
 
 bool pg_queue_notified(struct store *s, bool *broken)

@@ -260,7 +260,9 @@ int pg_run_delete(struct store *s, const char *id, struct cdn_err *err)
 	static const char *const sqls[] = {
 		"DELETE FROM runs WHERE id = $1 AND " STORE_FINAL_STATUS
 		" AND NOT EXISTS (SELECT 1 FROM run_marks WHERE run_id = $1 AND hold_ms > 0)",
-		"DELETE FROM run_marks WHERE run_id = $1"
+		"DELETE FROM run_marks WHERE run_id = $1",
+		"DELETE FROM run_controls WHERE run_id = $1",
+		"DELETE FROM run_events WHERE run_id = $1",
 	};
 	for (size_t i = 0; i < CDN_ARRAY_SIZE(sqls); i++) {
 		struct pg_params p = { 0 };

@@ -265,5 +265,18 @@ int pg_run_mark_dead(struct store *s, const struct store_recover_candidate *c, i
 			&p, false, &res, err, "mark run %s as failed", c->id);
 	if (r < 0)
 		return r;
-	return pg_changed(res) > 0 ? 1 : 0;
+	if (pg_changed(res) == 0)
+		return 0;
+	/* What it published for other hosts goes with it (best effort: a
+	 * prune pass sweeps what is left). */
+	struct pg_params q = { 0 };
+	pg_p_text(&q, c->id);
+	for (int i = 0; i < 2; i++) {
+		_cleanup_pgres_ PGresult *dres = NULL;
+		(void)pg_exec(d,
+			      i == 0 ? "DELETE FROM run_controls WHERE run_id = $1"
+				     : "DELETE FROM run_events WHERE run_id = $1",
+			      &q, false, &dres, NULL, "clear run %s's live rows", c->id);
+	}
+	return 1;
 }

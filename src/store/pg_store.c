@@ -156,6 +156,34 @@ static const char *const schema_steps[] = {
 	" WHERE status = 'created' AND supervisor_pid = 0 AND lease_owner = '';"
 	"CREATE INDEX runs_leased ON runs (lease_owner, lease_until_ms)"
 	" WHERE status IN ('created', 'running') AND lease_owner <> '';",
+	/* 4: run controls and live events, Postgres's alone (store.h,
+	 * "Reaching a run on another host"): what a running run's control
+	 * socket and events file carry on one host, for API nodes on others.
+	 * Rows live as long as their run runs; nothing in them is kept or
+	 * copied. */
+	"CREATE TABLE run_controls ("
+	" id TEXT COLLATE \"C\" PRIMARY KEY,"
+	" run_id TEXT COLLATE \"C\" NOT NULL,"
+	" workspace TEXT COLLATE \"C\" NOT NULL,"
+	" kind TEXT NOT NULL CHECK (kind IN ('approval', 'cancel')),"
+	" entry TEXT NOT NULL,"
+	" created_ms BIGINT NOT NULL,"
+	" deadline_ms BIGINT NOT NULL,"
+	" closed BOOLEAN NOT NULL DEFAULT false,"
+	" decision TEXT CHECK (decision IN ('approve', 'reject', 'cancel')),"
+	" decided_by TEXT,"
+	" decided_ms BIGINT,"
+	" outcome TEXT);"
+	"CREATE INDEX run_controls_by_run ON run_controls (run_id);"
+	/* A running run's events, as it writes them, for followers on other
+	 * hosts; gone when its files are on S3. */
+	"CREATE TABLE run_events ("
+	" run_id TEXT COLLATE \"C\" NOT NULL,"
+	" seq BIGINT NOT NULL,"
+	" line TEXT NOT NULL,"
+	" PRIMARY KEY (run_id, seq));"
+	"CREATE INDEX run_controls_open ON run_controls (workspace, created_ms, id)"
+	" WHERE kind = 'approval' AND decision IS NULL AND NOT closed;",
 };
 
 #define SCHEMA_VERSION ((int)CDN_ARRAY_SIZE(schema_steps))
@@ -458,10 +486,16 @@ static void ignore_notice(void *arg, const char *message)
 
 int pg_connect(const struct pg_db *d, PGconn **out, struct cdn_err *err)
 {
-	/* Defaults first: what the URL says overrides them. */
+	/* Defaults first: what the URL says overrides them. Over TCP, a
+	 * server that vanished (no RST: a host down, a partition) is noticed
+	 * within about 30 s, by keepalives on an idle connection and by
+	 * tcp_user_timeout on a busy one, rather than the kernel's minutes:
+	 * a run's supervisor waits on its statements. */
 	const char *const keys[] = { "connect_timeout", "application_name", "client_encoding",
-				     "dbname", NULL };
-	const char *const vals[] = { PG_CONNECT_TIMEOUT_S, "cordon", "UTF8", d->url, NULL };
+				     "keepalives", "keepalives_idle", "keepalives_interval",
+				     "keepalives_count", "tcp_user_timeout", "dbname", NULL };
+	const char *const vals[] = { PG_CONNECT_TIMEOUT_S, "cordon", "UTF8", "1", "10", "5", "3",
+				     "30000", d->url, NULL };
 	PGconn *c = PQconnectdbParams(keys, vals, 1);
 	*out = c;
 	if (!c)
@@ -558,8 +592,21 @@ const struct store_db_ops store_pg_ops = {
 	.run_mark_lost = pg_run_mark_lost,
 	.runs_queued = pg_runs_queued,
 	.run_cancel_queued = pg_run_cancel_queued,
-	.queue_listen = pg_queue_listen,
+	.listen = pg_listen,
 	.queue_notified = pg_queue_notified,
+	.unlisten = pg_unlisten,
+	.control_publish = pg_control_publish,
+	.control_close = pg_control_close,
+	.controls_list = pg_controls_list,
+	.control_decide = pg_control_decide,
+	.control_cancel = pg_control_cancel,
+	.controls_take = pg_controls_take,
+	.control_done = pg_control_done,
+	.control_outcome = pg_control_outcome,
+	.run_live_clear = pg_run_live_clear,
+	.run_live_sweep = pg_run_live_sweep,
+	.run_events_put = pg_run_events_put,
+	.run_events_read = pg_run_events_read,
 	.runs_unfinished = pg_runs_unfinished,
 	.run_mark_dead = pg_run_mark_dead,
 	.key_put = pg_key_put,

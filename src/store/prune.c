@@ -459,6 +459,12 @@ int store_prune(struct store *s, const struct prune_opts *o, struct prune_report
 	 * belong to no workspace any more. */
 	if (!o->workspace && (r = gc_revisit(&p)) < 0)
 		goto out;
+	/* Live rows (store.h, "Reaching a run on another host") of runs that
+	 * no longer run: left by a run that died, or a database that failed
+	 * its end. */
+	if (!o->workspace && !o->dry_run && s->ops->run_live_sweep &&
+	    (r = s->ops->run_live_sweep(s, err)) < 0)
+		goto out;
 	if (!o->workspace && (r = store_prune_workspaces(s, &wss, &n, err)) < 0)
 		goto out;
 	if (o->workspace)

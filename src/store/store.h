@@ -482,12 +482,99 @@ int store_run_cancel_queued(struct store *s, const char *id, const char *why,
  * Postgres: a connection of the store's own LISTENs for runs queued for a
  * worker (each such record, and each retry, is announced with NOTIFY when
  * its transaction commits); *fd becomes readable when one was. -ENOTSUP
- * with SQLite (poll instead). store_queue_notified consumes what arrived:
+ * with SQLite (poll instead). store_queue_notified consumes what arrived
+ * (on this channel, or store_run_listen's):
  * true when a run was announced, or when the connection broke (then look,
  * and listen again; *fd is no longer valid).
  */
 int store_queue_listen(struct store *s, int *fd, struct cdn_err *err);
 bool store_queue_notified(struct store *s, bool *broken);
+/*
+ * Reaching a run on another host (Postgres; SQLite answers -ENOTSUP: on
+ * one host the run's control socket, src/run/control.h, is the way). The
+ * table carries what that socket carries:
+ *  - the run publishes each request that waits for a human, as the entry
+ *    its socket would list (JSON text), and closes it once it is decided,
+ *    timed out or abandoned;
+ *  - any node decides an open one of its workspace
+ *    (store_control_decide) or asks a running run to stop
+ *    (store_control_cancel); either NOTIFYs the run's channel in the
+ *    statement's transaction;
+ *  - the run LISTENs (store_run_listen) and also polls, takes what was
+ *    asked (store_controls_take), applies it exactly as a request on its
+ *    socket, and writes the outcome (store_control_done), which the
+ *    asking node waits for (store_control_outcome);
+ *  - the run's end removes its rows (store_run_live_clear), as does the
+ *    node that marks it lost.
+ * Live events likewise: a run whose files go to S3 at its end also writes
+ * its events as it goes (store_run_events_put: a batch, a JSON array of
+ * [seq, line] pairs, each line as its events.ndjson has it), which a
+ * follower on another host reads (store_run_events_read) until the run
+ * has ended and its events file is in the bucket.
+ * Ids are the approval's (apr_...) or, for a cancel, made here.
+ */
+#define STORE_CONTROL_ID_MAX 63
+#define STORE_CONTROL_BY_MAX 159
+#define STORE_CONTROL_ENTRY_MAX 32768
+struct store_control {
+	char id[STORE_CONTROL_ID_MAX + 1];
+	char run_id[STORE_RUN_ID_MAX + 1];
+	bool cancel;  /* else an approval */
+	bool approve; /* an approval's decision (store_controls_take) */
+	char by[STORE_CONTROL_BY_MAX + 1];
+	char *entry; /* the listing entry, JSON text (store_controls_list) */
+	int64_t created_ms, deadline_ms; /* wall clock; deadline 0: none */
+};
+void store_controls_free(struct store_control *c, size_t n);
+/* True when the store carries run controls and live events (Postgres). */
+bool store_has_run_controls(const struct store *s);
+int store_control_publish(struct store *s, const char *run_id, const char *ws, const char *id,
+			  const char *entry, int64_t created_ms, int64_t deadline_ms,
+			  struct cdn_err *err);
+int store_control_close(struct store *s, const char *run_id, const char *id,
+			struct cdn_err *err);
+/* The open approvals of ws's running runs, oldest first. */
+int store_controls_list(struct store *s, const char *ws, struct store_control **out, size_t *n,
+			struct cdn_err *err);
+/* 1 with run_id (STORE_RUN_ID_MAX + 1 bytes) set when ws had such an open
+ * approval and this call decided it; 0 when not (no such id, another
+ * workspace's, decided or closed already). */
+int store_control_decide(struct store *s, const char *ws, const char *id, bool approve,
+			 const char *by, char *run_id, struct cdn_err *err);
+/* 1 with id (STORE_CONTROL_ID_MAX + 1 bytes) set when run_id is ws's and
+ * running; 0 when not. */
+int store_control_cancel(struct store *s, const char *ws, const char *run_id, const char *by,
+			 char *id, struct cdn_err *err);
+/* What was asked of run_id and not yet answered, in the order asked. */
+int store_controls_take(struct store *s, const char *run_id, struct store_control **out,
+			size_t *n, struct cdn_err *err);
+/* outcome "" when it was done, else why not. */
+int store_control_done(struct store *s, const char *id, const char *outcome,
+		       struct cdn_err *err);
+/* 1 with the outcome in out once the run answered, 0 while it has not,
+ * -ENOENT when the row is gone (the run ended). */
+int store_control_outcome(struct store *s, const char *id, char *out, size_t cap,
+			  struct cdn_err *err);
+/* The run's rows, controls and live events, gone (its end, its loss). */
+int store_run_live_clear(struct store *s, const char *run_id, struct cdn_err *err);
+struct store_event_line {
+	uint64_t seq;
+	char *line;
+	size_t len;
+};
+void store_event_lines_free(struct store_event_line *v, size_t n);
+#define STORE_EVENTS_BATCH_MAX (1u << 20) /* bytes of one batch */
+int store_run_events_put(struct store *s, const char *run_id, const char *batch,
+			 struct cdn_err *err);
+/* At most max lines with seq > after, in order. */
+int store_run_events_read(struct store *s, const char *run_id, uint64_t after, unsigned max,
+			  struct store_event_line **out, size_t *n, struct cdn_err *err);
+/* As store_queue_listen, on run_id's channel; store_queue_notified
+ * consumes what arrived (a store LISTENs on one channel at a time). */
+int store_run_listen(struct store *s, const char *run_id, int *fd, struct cdn_err *err);
+/* Closes the connection that listens (either kind), if any. */
+void store_unlisten(struct store *s);
+
 /* Runs waiting for a worker: in all, and of workspace ws (the API's queue
  * bounds, cordon serve --queue and --workspace-queue). */
 int store_runs_queued(struct store *s, const char *ws, uint64_t *total, uint64_t *in_ws,

@@ -24,19 +24,24 @@ namespaces have no route out).
   run files' objects in the bucket (not the blobs of their artifacts:
   a gap, asserted as such).
 
-Not here: approving a held request through the node that did not
-dispatch it. An approval reaches a run over its control socket, a unix
-socket on the worker's host; approvals between nodes (LISTEN/NOTIFY) do
-not exist yet (docs/deploy.md), so there is nothing that could pass.
+- A request held for a human (a POST to a domain whose rule says
+  `approval: required`) on a run dispatched through one node is listed by
+  the other and approved there; the run, on a worker in its namespace,
+  gets the answer through the database (store.h, "Reaching a run on
+  another host"), and the upstream sees the POST once. A run cancelled
+  through the node that did not dispatch it stops, recorded as such.
 """
 import contextlib
 import hashlib
+import http.client
+import http.server
 import json
 import os
 import secrets
 import shutil
 import signal
 import subprocess
+import threading
 import time
 import types
 
@@ -60,8 +65,47 @@ RUNS = int(os.environ.get("RUNS") or 300)
 LEASE = 2
 PREFIX = "fleet"
 TOKEN = "fleet-token-" + secrets.token_hex(8)
-POLICY = ("version: 1\nenforce: true\ndomains:\n"
-          "  - name: fleet.test\n    methods: [GET]\n")
+POLICY = ("version: 1\nenforce: true\napprovals:\n  timeout_seconds: 60\ndomains:\n"
+          "  - name: fleet.test\n    ports: [80]\n    methods: [GET]\n"
+          "  - name: deploy.test\n    ports: [{port}]\n    methods: [GET, POST]\n"
+          "    approval: required\n")
+DEPLOYER = """\
+python3 - <<'EOF'
+import json, urllib.request
+url = json.load(open("/workspace/input.json"))["url"]
+req = urllib.request.Request(url, data=b"v2", method="POST")
+with urllib.request.urlopen(req, timeout=50) as r:
+    print("upstream answered", r.status, r.read().decode())
+EOF
+"""
+
+
+@contextlib.contextmanager
+def upstream(host):
+    """An HTTP server on the bridge's host-side address, which the workers'
+    runs reach through their proxy: it counts the POSTs it answers."""
+    posts = []
+
+    class H(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            posts.append((self.path, body))
+            self.send_response(200)
+            self.send_header("Content-Length", "8")
+            self.end_headers()
+            self.wfile.write(b"deployed")
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.ThreadingHTTPServer((host, 0), H)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    try:
+        yield types.SimpleNamespace(port=srv.server_address[1], posts=posts)
+    finally:
+        srv.shutdown()
+        srv.server_close()
 ARTIFACT = """\
 mkdir -p /workspace/out
 printf 'artifact %s token %s\\n' "$(cat /workspace/input.json)" \
@@ -127,6 +171,10 @@ def fleet(pg, tmp_path_factory):
     with contextlib.ExitStack() as stack:
         nets = stack.enter_context(namespaces(3))
         s3 = stack.enter_context(s3_service(tmp_path_factory.mktemp("s3rver"), nets.host))
+        up = stack.enter_context(upstream(nets.host))
+        policy = POLICY.format(port=up.port)
+        hosts = tmp / "hosts"
+        hosts.write_text(f"{nets.host} deploy.test\n")
         url = f"s3://{BUCKET}/{PREFIX}"
         shared = dict(s3["env"], CORDON_DATABASE_URL=pg[0], CORDON_BLOBS=url,
                       CORDON_MASTER_KEY=secrets.token_hex(32))
@@ -137,11 +185,14 @@ def fleet(pg, tmp_path_factory):
             sv = Server(d, extra=["--database", pg[0], "--blobs", url, "--dispatch", "workers",
                                        "--queue", "1000", "--workspace-queue", "1000"])
             sv.env.update(shared)
-            (sv.state / "policy.yaml").write_text(POLICY)
+            (sv.state / "policy.yaml").write_text(policy)
             nodes.append(sv)
         r = nodes[0].cli("init")
         assert r.returncode == 0, r.stderr
         owner = r.stdout.strip().splitlines()[-1]
+        r = nodes[0].cli("keys", "create", "eve", "--role", "owner", ws="elsewhere")
+        assert r.returncode == 0, r.stderr
+        eve = r.stdout.strip().splitlines()[-1]
         for sv in nodes:
             sv.owner = owner
             sv.start()
@@ -150,18 +201,19 @@ def fleet(pg, tmp_path_factory):
         for i, ns in enumerate(nets.names):
             d = tmp / f"worker{i}"
             (d / "state").mkdir(parents=True, mode=0o700)
-            (d / "state" / "policy.yaml").write_text(POLICY)
+            (d / "state" / "policy.yaml").write_text(policy)
             # The database and the bucket through the flags alone.
             env = dict(os.environ, CORDON_STATE=str(d / "state"), **shared)
             del env["CORDON_DATABASE_URL"], env["CORDON_BLOBS"]
             host = types.SimpleNamespace(tmp=d, state=d / "state", env=env)
             w = Worker(host, str(i), "--concurrency", "4", "--database", pg[0], "--blobs", url,
+                       "--hosts", str(hosts), "--allow-private", f"{nets.host}:{up.port}",
                        wrap=["nsenter", f"--net=/run/netns/{ns}", "--"])
             w.ns, w.state = ns, d / "state"
             workers.append(w)
             stack.callback(w.stop, signal.SIGKILL)
         yield types.SimpleNamespace(nodes=nodes, workers=workers, s3=s3, pg=pg, tmp=tmp,
-                                    owner=owner, nets=nets)
+                                    owner=owner, eve=eve, nets=nets, up=up)
 
 
 def dispatch(sv, agent, **body):
@@ -289,15 +341,109 @@ def test_a_final_run_is_whole_on_the_other_node_at_once(fleet):
 
 def test_a_follower_on_the_other_node_gets_the_whole_stream(fleet):
     """GET /v1/runs/ID/events?follow=1 on the node that did not dispatch a
-    run: its events are on the worker's host while it runs, so they come
-    from S3 once it has ended (not live: live events between nodes need
-    LISTEN/NOTIFY, not built), but they come, to run.finished."""
+    run: while it runs, its events come from the database, where the run
+    writes them as it goes; once it has ended, the rest from S3; the
+    stream is whole, to run.finished (the held-request test shows them
+    coming live)."""
     a, b = fleet.nodes
     rid = dispatch(a, "maker", input={"n": 2000})
     st, _, body, _ = b.req("GET", f"/v1/runs/{rid}/events?follow=1", b.owner)
     assert st == 200, body
     types_ = [json.loads(l)["type"] for l in body.decode().splitlines() if l.strip()]
     assert types_ and types_[0] == "run.created" and types_[-1] == "run.finished", types_
+    fleet.maker_ids.append(rid)
+
+
+def follow(sv, rid, out):
+    """GET /v1/runs/RID/events?follow=1 on sv, each event appended to out
+    as it comes."""
+    c = http.client.HTTPConnection("127.0.0.1", sv.port, timeout=60)
+    c.request("GET", f"/v1/runs/{rid}/events?follow=1",
+              headers={"Authorization": f"Bearer {sv.owner}"})
+    r = c.getresponse()
+    assert r.status == 200
+    while line := r.readline():
+        if line.strip():
+            out.append(json.loads(line))
+    c.close()
+
+
+def test_a_held_request_is_approved_through_the_other_node(fleet):
+    """The run is dispatched through a and runs on a worker in a namespace
+    of its own; b lists its held POST and approves it; the run gets the
+    decision through the database. A second one, rejected through a,
+    never reaches the upstream."""
+    a, b = fleet.nodes
+    ag = make_agent(fleet.tmp, "deployer", DEPLOYER, profile="deployment",
+                    egress={"domains": ["deploy.test"]})
+    assert a.cli("agent", "register", str(ag)).returncode == 0
+    url = f"http://deploy.test:{fleet.up.port}/deploy"
+    for decide_on, other, verb, done, want in ((b, a, "approve", "approved", "succeeded"),
+                                               (a, b, "reject", "rejected", "failed")):
+        before = len(fleet.up.posts)
+        rid = dispatch(a, "deployer", input={"url": url})
+        held = []
+        # A follower on the node that did not dispatch it, from the start:
+        # the events come live, from the database, while the run is held.
+        live = []
+        follower = threading.Thread(target=follow, args=(decide_on, rid, live), daemon=True)
+        follower.start()
+
+        def listed():
+            st, j, _, _ = decide_on.req("GET", "/v1/approvals", decide_on.owner)
+            assert st == 200, j
+            held[:] = [x for x in j["approvals"] if x["run_id"] == rid]
+            return held
+        assert wait_until(listed, timeout=30), psql(fleet.pg, "SELECT * FROM run_controls")
+        h = held[0]
+        assert (h["method"], h["host"], h["port"], h["path"]) == \
+            ("POST", "deploy.test", fleet.up.port, "/deploy"), h
+        assert 0 < h["expires_in_s"] <= 60, h
+        assert len(fleet.up.posts) == before  # held: nothing went out yet
+        # another workspace's owner, on either node, neither sees nor
+        # decides it, nor cancels its run
+        for sv in (a, b):
+            st, j, raw, _ = sv.req("GET", "/v1/approvals", fleet.eve)
+            assert st == 200 and j["approvals"] == [], raw
+            st, j, raw, _ = sv.req("POST", f"/v1/approvals/{h['id']}/approve", fleet.eve)
+            assert st == 404, raw
+            st, j, raw, _ = sv.req("POST", f"/v1/runs/{rid}/cancel", fleet.eve)
+            assert st == 404, raw
+        assert wait_until(lambda: "approval.requested" in [e["type"] for e in live],
+                          timeout=10), live
+        assert "run.finished" not in [e["type"] for e in live]
+        st, j, raw, _ = decide_on.req("POST", f"/v1/approvals/{h['id']}/{verb}", decide_on.owner)
+        assert st == 200 and j["decision"] == done, raw
+        # decided once: the other node finds nothing left to decide
+        st, j, raw, _ = other.req("POST", f"/v1/approvals/{h['id']}/approve", other.owner)
+        assert st == 404, raw
+        assert wait_final(fleet.pg, [rid], timeout=30)[rid][0] == want
+        st, _, body, _ = other.req("GET", f"/v1/runs/{rid}/events", other.owner)
+        ev = [json.loads(line) for line in body.decode().splitlines() if line.strip()]
+        decided = [e for e in ev if e["type"] == "approval.decided"]
+        assert len(decided) == 1, decided
+        assert decided[0]["decision"] == done, decided
+        assert decided[0]["decided_by"].startswith("key:cdn_live_"), decided
+        assert len(fleet.up.posts) == before + (verb == "approve"), fleet.up.posts
+        assert psql(fleet.pg, f"SELECT count(*) FROM run_controls WHERE run_id = '{rid}'") == "0"
+        assert psql(fleet.pg, f"SELECT count(*) FROM run_events WHERE run_id = '{rid}'") == "0"
+        # the live stream went on to the end, each event once, in order
+        follower.join(timeout=15)
+        assert [e["seq"] for e in live] == [e["seq"] for e in ev], (live, ev)
+        fleet.maker_ids.append(rid)
+
+
+def test_a_run_is_cancelled_through_the_other_node(fleet):
+    a, b = fleet.nodes
+    ag = make_agent(fleet.tmp, "sleeper", "echo up; sleep 60\n")
+    assert a.cli("agent", "register", str(ag)).returncode == 0
+    rid = dispatch(a, "sleeper")
+    assert wait_until(lambda: statuses(fleet.pg, [rid])[rid][0] == "running", timeout=20)
+    st, j, raw, _ = b.req("POST", f"/v1/runs/{rid}/cancel", b.owner)
+    assert st == 202, raw
+    assert wait_final(fleet.pg, [rid], timeout=15)[rid][0] == "cancelled"
+    st, j, raw, _ = a.req("GET", f"/v1/runs/{rid}", a.owner)
+    assert j["status"] == "cancelled" and "cancelled by" in j["error"], raw
     fleet.maker_ids.append(rid)
 
 
@@ -363,10 +509,11 @@ def test_prune_by_age_removes_exactly_the_old_records(fleet):
     # What is NOT gone, a known gap (docs/retention.md, "What pruning does
     # not do yet"): the blobs of the pruned artifacts' bytes stay in the
     # bucket (pruning collects blobs of the state directory it runs on,
-    # here none: the workers made them), and the workers still have the
-    # run directories of the runs they ran (prune ran on an API node).
+    # here none: the workers made them).
     h = sha(artifact_bytes(0))
     assert sdk_objects(fleet.s3, f"{PREFIX}/blobs/{h[:2]}/{h[2:]}")
+    # And the workers still have the run directories of the runs they
+    # ran (prune ran on an API node).
     ran = {rid for w in fleet.workers for rid in w.claimed()}
     for w in fleet.workers:
         for rid in (set(w.claimed()) & old):

@@ -175,13 +175,13 @@ static void test_open_layout(void **state)
 		assert_int_equal(access(p, F_OK), -1);
 		char v[32];
 		assert_true(db_fixture_pg_scalar("SELECT version FROM schema_version", v, sizeof(v)));
-		assert_string_equal(v, "3");
+		assert_string_equal(v, "4");
 		assert_true(db_fixture_pg_scalar(
 		    "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename IN"
 		    " ('items', 'grants', 'secrets', 'workspace_keys', 'runs', 'api_keys',"
-		    " 'retention', 'run_marks')",
+		    " 'retention', 'run_marks', 'run_controls', 'run_events')",
 		    v, sizeof(v)));
-		assert_string_equal(v, "8");
+		assert_string_equal(v, "10");
 		return;
 	}
 	assert_string_equal(store_backend(f->s), "sqlite");

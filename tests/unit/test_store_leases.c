@@ -509,6 +509,173 @@ static void test_queue_notify(void **state)
 	store_close(other);
 }
 
+/* A running run in ws, as a supervisor records it. */
+static void running(struct store *s, const char *id, const char *ws, enum store_run_status st)
+{
+	struct store_run r = { .status = st, .exit_code = -1, .supervisor_pid = 4242,
+			       .created_ms = 1000, .attempt = 1 };
+	snprintf(r.id, sizeof(r.id), "%s", id);
+	snprintf(r.workspace, sizeof(r.workspace), "%s", ws);
+	snprintf(r.agent, sizeof(r.agent), "bot");
+	struct cdn_err err = { 0 };
+	assert_int_equal(store_run_create(s, &r, &err), 0);
+}
+
+/* Run controls (store.h, "Reaching a run on another host"): a run
+ * publishes, any node of its workspace decides once, the run is told,
+ * takes, answers; cancels likewise; nothing reaches a run that no longer
+ * runs, or another workspace's. SQLite carries none. */
+static void test_run_controls(void **state)
+{
+	struct fx *f = *state;
+	struct cdn_err err = { 0 };
+	struct store_control *v = NULL;
+	size_t n = 9;
+	char run[STORE_RUN_ID_MAX + 1], id[STORE_CONTROL_ID_MAX + 1], out[256];
+	int fd = -1;
+	if (!db_fixture_pg()) {
+		assert_int_equal(store_control_publish(f->s, "r-1", "default", "apr_1", "{}", 1, 0,
+						       &err), -ENOTSUP);
+		assert_int_equal(store_controls_list(f->s, "default", &v, &n, &err), -ENOTSUP);
+		assert_int_equal(n, 0);
+		assert_int_equal(store_control_decide(f->s, "default", "apr_1", true, "k", run, &err),
+				 -ENOTSUP);
+		assert_int_equal(store_run_listen(f->s, "r-1", &fd, &err), -ENOTSUP);
+		assert_int_equal(store_run_events_put(f->s, "r-1", "[]", &err), -ENOTSUP);
+		assert_false(store_has_run_controls(f->s));
+		return;
+	}
+	assert_true(store_has_run_controls(f->s));
+	/* The worker's run process (f->s) and an API node (node). */
+	struct store *node;
+	assert_int_equal(store_open(f->state, &node, &err), 0);
+	running(node, "r-1", "default", RUN_RUNNING);
+	running(node, "r-2", "other", RUN_RUNNING);
+	running(node, "r-3", "default", RUN_SUCCEEDED);
+	assert_int_equal(store_run_listen(f->s, "r-1", &fd, &err), 0);
+	int64_t now = (int64_t)cdn_wall_ms();
+	assert_int_equal(store_control_publish(f->s, "r-1", "default", "apr_1",
+					       "{\"id\":\"apr_1\",\"method\":\"POST\"}", now,
+					       now + 60000, &err), 0);
+	assert_int_equal(store_control_publish(f->s, "r-2", "other", "apr_2", "{}", now, 0, &err),
+			 0);
+	assert_int_equal(store_control_publish(f->s, "r-3", "default", "apr_3", "{}", now, 0, &err),
+			 0);
+	/* the same id twice is refused: ids are the fleet's */
+	assert_int_equal(store_control_publish(f->s, "r-2", "other", "apr_1", "{}", now, 0, &err),
+			 -EEXIST);
+	/* a bad id or entry never reaches the database */
+	assert_int_equal(store_control_publish(f->s, "r-1", "default", "apr 1'", "{}", now, 0,
+					       &err), -EINVAL);
+
+	/* listed to its workspace alone, and only while its run runs */
+	assert_int_equal(store_controls_list(node, "default", &v, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(v[0].id, "apr_1");
+	assert_string_equal(v[0].run_id, "r-1");
+	assert_string_equal(v[0].entry, "{\"id\":\"apr_1\",\"method\":\"POST\"}");
+	assert_true(v[0].deadline_ms == now + 60000);
+	store_controls_free(v, n);
+
+	/* another workspace's key cannot decide it; a finished run's is nobody's */
+	assert_int_equal(store_control_decide(node, "other", "apr_1", true, "k", run, &err), 0);
+	assert_int_equal(store_control_decide(node, "default", "apr_3", true, "k", run, &err), 0);
+	assert_int_equal(store_control_decide(node, "default", "nope'; --", true, "k", run, &err),
+			 0);
+	/* decided once: a second decision, from any node, finds nothing */
+	assert_int_equal(store_control_decide(node, "default", "apr_1", true, "key:k (alice)", run,
+					      &err), 1);
+	assert_string_equal(run, "r-1");
+	assert_int_equal(store_control_decide(f->s, "default", "apr_1", false, "k", run, &err), 0);
+	assert_int_equal(store_controls_list(node, "default", &v, &n, &err), 0);
+	assert_int_equal(n, 0);
+	free(v);
+
+	/* the run hears of it, takes it, answers; the node reads the answer */
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	bool broken = false;
+	assert_int_equal(poll(&p, 1, 5000), 1);
+	assert_true(store_queue_notified(f->s, &broken));
+	assert_false(broken);
+	assert_int_equal(store_control_outcome(node, "apr_1", out, sizeof(out), &err), 0);
+	assert_int_equal(store_controls_take(f->s, "r-1", &v, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(v[0].id, "apr_1");
+	assert_true(v[0].approve && !v[0].cancel);
+	assert_string_equal(v[0].by, "key:k (alice)");
+	store_controls_free(v, n);
+	assert_int_equal(store_control_done(f->s, "apr_1", "", &err), 0);
+	assert_int_equal(store_control_outcome(node, "apr_1", out, sizeof(out), &err), 1);
+	assert_string_equal(out, "");
+	assert_int_equal(store_controls_take(f->s, "r-1", &v, &n, &err), 0);
+	assert_int_equal(n, 0);
+	free(v);
+
+	/* closed (timed out): no longer listed or decided */
+	assert_int_equal(store_control_publish(f->s, "r-1", "default", "apr_4", "{}", now, 0, &err),
+			 0);
+	assert_int_equal(store_control_close(f->s, "r-1", "apr_4", &err), 0);
+	assert_int_equal(store_control_decide(node, "default", "apr_4", false, "k", run, &err), 0);
+
+	/* a cancel: for a running run of the caller's workspace only */
+	assert_int_equal(store_control_cancel(node, "other", "r-1", "k", id, &err), 0);
+	assert_string_equal(id, "");
+	assert_int_equal(store_control_cancel(node, "default", "r-3", "k", id, &err), 0);
+	assert_int_equal(store_control_cancel(node, "default", "r-1", "key:k (bob)", id, &err), 1);
+	assert_true(strncmp(id, "cancel_", 7) == 0);
+	assert_int_equal(poll(&p, 1, 5000), 1);
+	assert_true(store_queue_notified(f->s, &broken));
+	assert_int_equal(store_controls_take(f->s, "r-1", &v, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_true(v[0].cancel);
+	assert_string_equal(v[0].by, "key:k (bob)");
+	store_controls_free(v, n);
+	assert_int_equal(store_control_done(f->s, id, "the run's sandbox is not running", &err), 0);
+	assert_int_equal(store_control_outcome(node, id, out, sizeof(out), &err), 1);
+	assert_string_equal(out, "the run's sandbox is not running");
+
+	/* live events: written in batches as they come, a batch sent again
+	 * adds nothing, read in order after a seq, bounded */
+	struct store_event_line *ev = NULL;
+	assert_int_equal(store_run_events_put(f->s, "r-1",
+					      "[[1,\"{\\\"seq\\\":1}\"],[2,\"two \\u00e9\\n\"]]", &err),
+			 0);
+	assert_int_equal(store_run_events_put(f->s, "r-1", "[[2,\"again\"],[3,\"three\"]]", &err),
+			 0);
+	assert_int_equal(store_run_events_read(node, "r-1", 0, 10, &ev, &n, &err), 0);
+	assert_int_equal(n, 3);
+	assert_true(ev[0].seq == 1 && strcmp(ev[0].line, "{\"seq\":1}") == 0);
+	assert_true(ev[1].seq == 2 && strcmp(ev[1].line, "two \xc3\xa9\n") == 0 && ev[1].len == 7);
+	assert_true(ev[2].seq == 3 && strcmp(ev[2].line, "three") == 0);
+	store_event_lines_free(ev, n);
+	assert_int_equal(store_run_events_read(node, "r-1", 1, 1, &ev, &n, &err), 0);
+	assert_true(n == 1 && ev[0].seq == 2);
+	store_event_lines_free(ev, n);
+	assert_int_equal(store_run_events_read(node, "r-2", 0, 10, &ev, &n, &err), 0);
+	assert_int_equal(n, 0);
+	char *big = malloc(STORE_EVENTS_BATCH_MAX + 2);
+	memset(big, 'x', STORE_EVENTS_BATCH_MAX + 1);
+	big[STORE_EVENTS_BATCH_MAX + 1] = '\0';
+	assert_int_equal(store_run_events_put(f->s, "r-1", big, &err), -EINVAL);
+	free(big);
+
+	/* the run's end takes its rows with it */
+	assert_int_equal(store_run_live_clear(f->s, "r-1", &err), 0);
+	assert_int_equal(store_control_outcome(node, "apr_1", out, sizeof(out), &err), -ENOENT);
+	assert_int_equal(store_run_events_read(node, "r-1", 0, 10, &ev, &n, &err), 0);
+	assert_int_equal(n, 0);
+
+	/* and so does a lost run's: expiry clears what it published */
+	queue(f, "q-1", 1000, "", 0);
+	assert_string_equal(claim(f, "w1", "", run), "q-1");
+	assert_int_equal(store_control_publish(f->s, "q-1", "default", "apr_5", "{}", now, 0, &err),
+			 0);
+	age_lease(f, "q-1", now - 1000);
+	assert_int_equal(store_leases_expire(node, (int64_t)cdn_wall_ms(), NULL, NULL, &err), 1);
+	assert_int_equal(store_control_outcome(node, "apr_5", out, sizeof(out), &err), -ENOENT);
+	store_close(node);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -521,6 +688,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_concurrent_claims, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_expiry, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_queue_notify, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_run_controls, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
