@@ -495,16 +495,25 @@ done:
 	 * there is one), so a reader on another host finds them. A failure is
 	 * said, and the files stay here. */
 	struct cdn_err perr = { 0 };
+	bool pushed = false;
 	if (recorded && c.dir[0] && store_run_files_push(s, c.rec.id, &perr) < 0)
 		fprintf(stderr, "cordon: run %s: its files were not uploaded: %s\n", c.rec.id,
 			perr.msg);
+	else
+		pushed = recorded && c.dir[0];
 	if (final_late) {
 		c.rec.result_json = rsafe;
 		run_record_end(s, &c.rec);
 	}
-	/* Ended, and its files where every host finds them: its live rows go. */
+	/* Ended, and its files where every host finds them: its live rows go,
+	 * and a worker's own copy of them (its disk would fill with every
+	 * run it ran; API nodes read them from the bucket, as does a later
+	 * `cordon runs output` here). Kept when the upload failed. */
 	run_remote_close(c.remote);
 	c.remote = NULL;
+	if (pushed && o->lease_owner && store_blobs_shown(s) &&
+	    store_run_files_drop(s, c.rec.id, &perr) < 0)
+		fprintf(stderr, "cordon: run %s: %s\n", c.rec.id, perr.msg);
 	if (queued_input) {
 		o->input = NULL;
 		o->input_len = 0;

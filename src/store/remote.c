@@ -233,6 +233,22 @@ int store_run_files_push(struct store *s, const char *id, struct cdn_err *err)
 	return r;
 }
 
+int store_run_files_drop(struct store *s, const char *id, struct cdn_err *err)
+{
+	if (!s->remote)
+		return 0;
+	int r = store_run_id_check(id, err);
+	if (r < 0)
+		return r;
+	_cleanup_close_ int runs =
+	    openat(s->dirfd, "runs", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (runs < 0)
+		return errno == ENOENT ? 0 : cdn_err_set(err, errno, "store: %s/runs", s->dir);
+	if ((r = store_rm_rf_at(runs, id, 0)) < 0 && r != -ENOENT)
+		return cdn_err_set(err, -r, "store: remove %s/runs/%s", s->dir, id);
+	return 0;
+}
+
 /* GET key into a new file name in dfd, checked against hex (or the sha256
  * stored with it when hex is NULL). */
 static int pull_one(struct store *s, const char *key, int dfd, const char *name, uint64_t max,

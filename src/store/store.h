@@ -93,6 +93,10 @@ const char *store_blobs_shown(const struct store *s);
  * audit, steps, result, artifacts/) with an index of their sha256s,
  * index last; 0 at once without S3. */
 int store_run_files_push(struct store *s, const char *id, struct cdn_err *err);
+/* Removes this host's copy of run id's files, once pushed (a worker keeps
+ * none: the bucket is where every host reads them); 0 at once without
+ * S3. */
+int store_run_files_drop(struct store *s, const char *id, struct cdn_err *err);
 /* Makes runs/<id>/ local: nothing when it is here or there is no S3;
  * else its files fetched by the index, each checked against its sha256,
  * and the directory put in place whole. -ENOENT when S3 has none. */
