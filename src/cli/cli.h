@@ -172,6 +172,7 @@ int cmd_keys(int argc, char **argv);
 int cmd_approvals(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 int cmd_retention(int argc, char **argv);
+int cmd_usage(int argc, char **argv);
 int cmd_prune(int argc, char **argv);
 int cmd_state(int argc, char **argv);
 

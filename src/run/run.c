@@ -390,8 +390,10 @@ int run_agent(struct store *s, struct vault *v, struct run_options *o, struct ru
 	json_object_set_new(res, "artifacts", arts);
 	json_object_set_new(res, "steps", json_integer((json_int_t)c.n_steps));
 	json_object_set_new(res, "egress",
-			    json_pack("{s:I, s:I}", "allowed", (json_int_t)c.egress_allowed,
-				      "blocked", (json_int_t)c.egress_blocked));
+			    json_pack("{s:I, s:I, s:I, s:I}", "allowed", (json_int_t)c.egress_allowed,
+				      "blocked", (json_int_t)c.egress_blocked, "allowed_bytes",
+				      (json_int_t)c.egress_allowed_bytes, "blocked_bytes",
+				      (json_int_t)c.egress_blocked_bytes));
 	json_object_set_new(res, "stdout", run_capture_json(&c.out));
 	json_object_set_new(res, "stderr", run_capture_json(&c.errc));
 	if (c.audit) {

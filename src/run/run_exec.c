@@ -357,10 +357,19 @@ static void on_egress(void *ctx, const char *type, json_t *data)
 {
 	struct run_ctx *c = ctx;
 	bool blocked = strcmp(type, "egress.blocked") == 0;
-	if (strcmp(type, "egress.allowed") == 0)
+	/* Bytes as the network part counted them, each side bounded (usage,
+	 * not a proof: the audit log is that). */
+	json_int_t rq = json_integer_value(json_object_get(data, "request_size"));
+	json_int_t rs = json_integer_value(json_object_get(data, "response_size"));
+	uint64_t bytes = (uint64_t)(rq > 0 && rq < (1LL << 50) ? rq : 0) +
+			 (uint64_t)(rs > 0 && rs < (1LL << 50) ? rs : 0);
+	if (strcmp(type, "egress.allowed") == 0) {
 		c->egress_allowed++;
-	else if (blocked)
+		c->egress_allowed_bytes += bytes;
+	} else if (blocked) {
 		c->egress_blocked++;
+		c->egress_blocked_bytes += bytes;
+	}
 	if (strncmp(type, "approval.", 9) != 0 && c->egress_events++ >= RUN_MAX_EGRESS_EVENTS)
 		return; /* the counts in run.finished still tell */
 	json_t *d = json_deep_copy(data);

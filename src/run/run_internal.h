@@ -71,6 +71,7 @@ struct run_ctx {
 	struct event *steps_ev;
 	struct capture out, errc;
 	uint64_t egress_allowed, egress_blocked, egress_events;
+	uint64_t egress_allowed_bytes, egress_blocked_bytes; /* request + response */
 	uint64_t setup_ms;
 	bool setup_done;
 	int64_t started_ms;

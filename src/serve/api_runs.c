@@ -25,7 +25,6 @@
 #include "registry/manifest.h"
 
 /* A since or until longer than this is refused before it is parsed. */
-#define RUNS_TIME_PARAM_MAX 64
 /* The largest ?offset= of an output follower: far past any --capture. */
 #define OUTPUT_OFFSET_MAX (1ULL << 40)
 
@@ -190,29 +189,6 @@ enum MHD_Result h_runs_create(struct call *c)
 	return api_reply(c->conn, 202, j);
 }
 
-/* A time bound of GET /v1/runs: absent (0), or RFC 3339 at or after 1970;
- * -1 with the 400 sent otherwise. */
-static int time_param(struct call *c, const char *name, int64_t *ms, enum MHD_Result *ret)
-{
-	const char *v = MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, name);
-	*ms = 0;
-	if (!v || !*v)
-		return 0;
-	const char *why = NULL;
-	if (strlen(v) > RUNS_TIME_PARAM_MAX || cdn_rfc3339_parse(v, ms, &why) < 0) {
-		*ret = api_fail(c->conn, 400, "bad_request", "%s: %s", name,
-				why ? why : "expected an RFC 3339 time such as 2024-05-01T02:58:36Z");
-		return -1;
-	}
-	/* 0 is "no bound" to the store, and no run was created before 1970. */
-	if (*ms <= 0) {
-		*ret = api_fail(c->conn, 400, "bad_request", "%s: a time after 1970-01-01T00:00:00Z",
-				name);
-		return -1;
-	}
-	return 1;
-}
-
 enum MHD_Result h_runs_list(struct call *c)
 {
 	struct store_run_query q = { .workspace = c->key.workspace, .status = -1, .limit = 50 };
@@ -242,7 +218,7 @@ enum MHD_Result h_runs_list(struct call *c)
 	/* since (inclusive) and until (exclusive): runs created in [since, until). */
 	int64_t since, until;
 	enum MHD_Result ret;
-	if (time_param(c, "since", &since, &ret) < 0 || time_param(c, "until", &until, &ret) < 0)
+	if (api_time_param(c, "since", &since, &ret) < 0 || api_time_param(c, "until", &until, &ret) < 0)
 		return ret;
 	if (since && until && since >= until)
 		return api_fail(c->conn, 400, "bad_request", "since must be before until");

@@ -214,6 +214,9 @@ enum MHD_Result api_reply(struct MHD_Connection *conn, unsigned status, json_t *
 /* A body of type made elsewhere (steals data, which malloc made). */
 enum MHD_Result api_reply_buf(struct MHD_Connection *conn, unsigned status, const char *type,
 			      char *data, size_t len);
+/* A time bound given as query parameter name: absent (0), or RFC 3339 at
+ * or after 1970 (1); -1 with the 400 sent otherwise. */
+int api_time_param(struct call *c, const char *name, int64_t *ms, enum MHD_Result *ret);
 /* The error body, {"error": {"code": ..., "message": ...}}. */
 enum MHD_Result api_fail(struct MHD_Connection *conn, unsigned status, const char *code,
 			 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
@@ -289,6 +292,7 @@ enum MHD_Result h_approval_reject(struct call *c);
 enum MHD_Result h_audit_get(struct call *c);
 enum MHD_Result h_policy_get(struct call *c);
 enum MHD_Result h_policy_put(struct call *c);
+enum MHD_Result h_usage(struct call *c);
 enum MHD_Result h_retention_get(struct call *c);
 enum MHD_Result h_retention_put(struct call *c);
 enum MHD_Result h_run_hold_put(struct call *c);

@@ -195,3 +195,26 @@ const char *api_jstr(json_t *o, const char *key)
 {
 	return json_string_value(json_object_get(o, key));
 }
+
+#define TIME_PARAM_MAX 64
+
+int api_time_param(struct call *c, const char *name, int64_t *ms, enum MHD_Result *ret)
+{
+	const char *v = MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, name);
+	*ms = 0;
+	if (!v || !*v)
+		return 0;
+	const char *why = NULL;
+	if (strlen(v) > TIME_PARAM_MAX || cdn_rfc3339_parse(v, ms, &why) < 0) {
+		*ret = api_fail(c->conn, 400, "bad_request", "%s: %s", name,
+				why ? why : "expected an RFC 3339 time such as 2024-05-01T02:58:36Z");
+		return -1;
+	}
+	/* 0 is "no bound" to the store, and no run was created before 1970. */
+	if (*ms <= 0) {
+		*ret = api_fail(c->conn, 400, "bad_request", "%s: a time after 1970-01-01T00:00:00Z",
+				name);
+		return -1;
+	}
+	return 1;
+}

@@ -97,6 +97,7 @@ static const struct route {
 	{ "GET", "/v1/audit", ROLE_MEMBER, h_audit_get, NULL },
 	{ "GET", "/v1/policy", ROLE_MEMBER, h_policy_get, NULL },
 	{ "PUT", "/v1/policy", ROLE_OWNER, h_policy_put, "change the policy" },
+	{ "GET", "/v1/usage", ROLE_MEMBER, h_usage, NULL },
 	{ "GET", "/v1/retention", ROLE_MEMBER, h_retention_get, NULL },
 	{ "PUT", "/v1/retention", ROLE_OWNER, h_retention_put, "change retention" },
 };

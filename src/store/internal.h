@@ -71,6 +71,11 @@ struct store {
 
 /* ------------------------------------------------------- the backend seam */
 
+/* The sums of a usage row, in this order: count, wall_ms, cpu_ms,
+ * mem_peak_bytes (a max), egress allowed, blocked, allowed bytes,
+ * blocked bytes, artifact bytes. */
+#define STORE_USAGE_COLS 9
+
 /*
  * What a backend does. Arguments are checked by store_db.c before any of
  * these is called (names, hashes, sizes, the run query's bounds), so a
@@ -178,6 +183,14 @@ struct store_db_ops {
 			      struct cdn_err *err);
 	int (*run_events_read)(struct store *s, const char *run_id, uint64_t after, unsigned max,
 			       struct store_event_line **out, size_t *n, struct cdn_err *err);
+
+	/* Usage (store.h): one row per (group key, status) with its sums,
+	 * handed to fn in key order; fn returns < 0 to stop. */
+	int (*run_usage)(struct store *s, const char *ws, int64_t from_ms, int64_t to_ms,
+			 enum store_usage_by by,
+			 int (*fn)(void *ctx, const char *key, const char *status,
+				   const int64_t v[STORE_USAGE_COLS]),
+			 void *ctx, struct cdn_err *err);
 
 	int (*key_put)(struct store *s, const struct store_key *k, struct cdn_err *err);
 	int (*key_by_hash)(struct store *s, const char *hash, struct store_key *out,

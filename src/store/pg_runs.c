@@ -280,3 +280,60 @@ int pg_run_mark_dead(struct store *s, const struct store_recover_candidate *c, i
 	}
 	return 1;
 }
+
+/* Usage (store.h): sums by group and status, over the runs created in the
+ * window. Only JSON numbers count (anything else is 0). */
+int pg_run_usage(struct store *s, const char *ws, int64_t from_ms, int64_t to_ms,
+		 enum store_usage_by by,
+		 int (*fn)(void *ctx, const char *key, const char *status,
+			   const int64_t v[STORE_USAGE_COLS]),
+		 void *ctx, struct cdn_err *err)
+{
+#define NUM(j, path)                                                                        \
+	"CASE WHEN jsonb_typeof(" j " #> '" path "') = 'number' THEN trunc((" j " #>> '" path \
+	"')::numeric) ELSE 0 END"
+	static const char *const keys[] = {
+		[USAGE_BY_NONE] = "''",
+		[USAGE_BY_AGENT] = "agent",
+		[USAGE_BY_DAY] = ("to_char(to_timestamp(created_ms / 1000.0) AT TIME ZONE 'UTC',"
+				  " 'YYYY-MM-DD')"),
+		[USAGE_BY_CALLER] = "caller",
+	};
+	char sql[2560];
+	snprintf(sql, sizeof(sql),
+		 "SELECT k, status, count(*),"
+		 " sum(CASE WHEN started_ms > 0 AND finished_ms >= started_ms"
+		 "  THEN finished_ms - started_ms ELSE 0 END)::bigint,"
+		 " sum(" NUM("rj", "{resources,cpu_ms}") ")::bigint,"
+		 " max(" NUM("rj", "{resources,mem_peak_bytes}") ")::bigint,"
+		 " sum(" NUM("rj", "{egress,allowed}") ")::bigint,"
+		 " sum(" NUM("rj", "{egress,blocked}") ")::bigint,"
+		 " sum(" NUM("rj", "{egress,allowed_bytes}") ")::bigint,"
+		 " sum(" NUM("rj", "{egress,blocked_bytes}") ")::bigint,"
+		 " sum((SELECT coalesce(sum(" NUM("a", "{size}") "), 0)"
+		 "  FROM jsonb_array_elements(CASE WHEN jsonb_typeof(rj -> 'artifacts') = 'array'"
+		 "  THEN rj -> 'artifacts' ELSE '[]'::jsonb END) a))::bigint"
+		 " FROM (SELECT %s AS k, status, started_ms, finished_ms, result_json::jsonb AS rj"
+		 "  FROM runs WHERE workspace = $1 AND created_ms >= $2 AND created_ms < $3) u"
+		 " GROUP BY k, status ORDER BY k, status",
+		 keys[by]);
+#undef NUM
+	_cleanup_pg_unlock_ struct pg_db *d = pg_lock(s);
+	struct pg_params p = { 0 };
+	pg_p_text(&p, ws);
+	pg_p_int(&p, from_ms);
+	pg_p_int(&p, to_ms);
+	_cleanup_pgres_ PGresult *res = NULL;
+	int r = pg_exec(d, sql, &p, false, &res, err, "sum usage");
+	if (r < 0)
+		return r;
+	for (int i = 0; i < PQntuples(res); i++) {
+		int64_t v[STORE_USAGE_COLS];
+		for (int c = 0; c < STORE_USAGE_COLS; c++)
+			v[c] = PQgetisnull(res, i, 2 + c) ? 0
+							  : strtoll(PQgetvalue(res, i, 2 + c), NULL, 10);
+		if ((r = fn(ctx, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), v)) < 0)
+			return r;
+	}
+	return 0;
+}

@@ -585,6 +585,7 @@ const struct store_db_ops store_pg_ops = {
 	.run_anchor = pg_run_anchor,
 	.run_get = pg_run_get,
 	.run_list = pg_run_list,
+	.run_usage = pg_run_usage,
 	.run_claim = pg_run_claim,
 	.run_lease_claim = pg_run_lease_claim,
 	.lease_renew = pg_lease_renew,

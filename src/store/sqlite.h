@@ -96,6 +96,11 @@ int sqlite_run_update(struct store *s, const struct store_run *r, struct cdn_err
 int sqlite_run_anchor(struct store *s, const char *id, const char *head, uint64_t records,
 		      struct cdn_err *err);
 int sqlite_run_get(struct store *s, const char *id, struct store_run *out, struct cdn_err *err);
+int sqlite_run_usage(struct store *s, const char *ws, int64_t from_ms, int64_t to_ms,
+		     enum store_usage_by by,
+		     int (*fn)(void *ctx, const char *key, const char *status,
+			       const int64_t v[STORE_USAGE_COLS]),
+		     void *ctx, struct cdn_err *err);
 int sqlite_run_list(struct store *s, const struct store_run_query *q, struct store_run **out,
 		    size_t *n, struct cdn_err *err);
 int sqlite_run_claim(struct store *s, const struct store_run *r, struct cdn_err *err);

@@ -324,3 +324,58 @@ int sqlite_run_claim(struct store *s, const struct store_run *r, struct cdn_err 
 	return 0;
 }
 
+
+/* Usage (store.h): sums by group and status, over the runs created in the
+ * window. A result that is not JSON (none is written so) counts as none. */
+int sqlite_run_usage(struct store *s, const char *ws, int64_t from_ms, int64_t to_ms,
+		     enum store_usage_by by,
+		     int (*fn)(void *ctx, const char *key, const char *status,
+			       const int64_t v[STORE_USAGE_COLS]),
+		     void *ctx, struct cdn_err *err)
+{
+#define NUM(path) "coalesce(CAST(json_extract(rj, '" path "') AS INTEGER), 0)"
+	static const char *const keys[] = {
+		[USAGE_BY_NONE] = "''",
+		[USAGE_BY_AGENT] = "agent",
+		[USAGE_BY_DAY] = "strftime('%Y-%m-%d', created_ms / 1000, 'unixepoch')",
+		[USAGE_BY_CALLER] = "caller",
+	};
+	char sql[2048];
+	snprintf(sql, sizeof(sql),
+		 "SELECT k, status, count(*),"
+		 " sum(CASE WHEN started_ms > 0 AND finished_ms >= started_ms"
+		 "  THEN finished_ms - started_ms ELSE 0 END),"
+		 " sum(" NUM("$.resources.cpu_ms") "), max(" NUM("$.resources.mem_peak_bytes") "),"
+		 " sum(" NUM("$.egress.allowed") "), sum(" NUM("$.egress.blocked") "),"
+		 " sum(" NUM("$.egress.allowed_bytes") "), sum(" NUM("$.egress.blocked_bytes") "),"
+		 " sum(coalesce((SELECT sum(CAST(json_extract(a.value, '$.size') AS INTEGER))"
+		 "  FROM json_each(rj, '$.artifacts') a"
+		 "  WHERE json_type(rj, '$.artifacts') = 'array'), 0))"
+		 " FROM (SELECT %s AS k, status, started_ms, finished_ms,"
+		 "  CASE WHEN json_valid(result_json) THEN result_json END AS rj FROM runs"
+		 "  WHERE workspace = ?1 AND created_ms >= ?2 AND created_ms < ?3)"
+		 " GROUP BY k, status ORDER BY k, status",
+		 keys[by]);
+#undef NUM
+	_cleanup_unlock_ struct sql_db *d = sql_lock(s);
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r = sql_prep(d, sql, &st, err);
+	if (r < 0)
+		return r;
+	struct binder b = { st, SQLITE_OK };
+	sql_b_text(&b, 1, ws);
+	sql_b_int(&b, 2, from_ms);
+	sql_b_int(&b, 3, to_ms);
+	if (b.rc != SQLITE_OK)
+		return sql_fail(d, b.rc, err, "bind");
+	while ((r = sql_step(d, st, err, "sum usage")) == SQLITE_ROW) {
+		int64_t v[STORE_USAGE_COLS];
+		for (int i = 0; i < STORE_USAGE_COLS; i++)
+			v[i] = sqlite3_column_int64(st, 2 + i);
+		const char *key = (const char *)sqlite3_column_text(st, 0);
+		const char *status = (const char *)sqlite3_column_text(st, 1);
+		if ((r = fn(ctx, key ? key : "", status ? status : "", v)) < 0)
+			return r;
+	}
+	return r < 0 ? r : 0;
+}

@@ -584,6 +584,39 @@ void store_unlisten(struct store *s);
 int store_runs_queued(struct store *s, const char *ws, uint64_t *total, uint64_t *in_ws,
 		      struct cdn_err *err);
 
+/* ------------------------------------------------------------------ usage */
+
+/*
+ * What a workspace's runs used (docs/usage.md), summed from their records
+ * (result.json as the record keeps it): runs created in [from_ms, to_ms),
+ * in groups by agent, by day of creation (UTC, "YYYY-MM-DD"), by caller,
+ * or one group ("") for all.
+ */
+enum store_usage_by { USAGE_BY_NONE, USAGE_BY_AGENT, USAGE_BY_DAY, USAGE_BY_CALLER };
+#define STORE_USAGE_STATUSES (RUN_LOST + 1)
+#define STORE_USAGE_MAX_GROUPS 10000
+struct store_usage {
+	char key[256];
+	uint64_t runs;				  /* in all */
+	uint64_t by_status[STORE_USAGE_STATUSES]; /* enum store_run_status */
+	int64_t wall_ms;			  /* started to finished */
+	int64_t cpu_ms;				  /* resources.cpu_ms */
+	int64_t mem_peak_bytes;			  /* the largest resources.mem_peak_bytes */
+	int64_t egress_allowed, egress_blocked;	  /* requests */
+	int64_t egress_allowed_bytes, egress_blocked_bytes;
+	int64_t artifact_bytes;
+};
+int store_usage_by_parse(const char *name, enum store_usage_by *out);
+const char *store_usage_by_name(enum store_usage_by by);
+/* Groups in key order; *total sums them all. */
+int store_run_usage(struct store *s, const char *ws, int64_t from_ms, int64_t to_ms,
+		    enum store_usage_by by, struct store_usage **groups, size_t *n,
+		    struct store_usage *total, struct cdn_err *err);
+/* {"workspace", "from", "to", "group_by", "groups": [...], "total": {...}}. */
+struct json_t *store_usage_json(const char *ws, int64_t from_ms, int64_t to_ms,
+				enum store_usage_by by, const struct store_usage *groups, size_t n,
+				const struct store_usage *total);
+
 /* -------------------------------------------------------------- retention */
 
 /*

@@ -489,6 +489,7 @@ const struct store_db_ops store_sqlite_ops = {
 	.run_anchor = sqlite_run_anchor,
 	.run_get = sqlite_run_get,
 	.run_list = sqlite_run_list,
+	.run_usage = sqlite_run_usage,
 	.run_claim = sqlite_run_claim,
 	.run_lease_claim = sqlite_run_lease_claim,
 	.lease_renew = sqlite_lease_renew,

@@ -320,6 +320,16 @@ try {
 	await byTest("approvals-member-note").waitFor();
 	log("11. member: read-only pages; " + await shot("11-member-approvals"));
 
+	/* 12. Usage, as the member: the runs above, by agent, and the total. */
+	await byTest("nav-usage").click();
+	await page.locator(`[data-testid="usage-row"][data-key="${HELLO}"]`).waitFor();
+	const total = Number(await byTest("usage-total").locator('[data-testid="usage-runs"]').textContent());
+	assert.ok(total >= 2, "the total counts the runs made above: " + total);
+	await byTest("usage-group").selectOption("none");
+	await byTest("usage-row").first().waitFor({ state: "detached" });
+	assert.equal(Number(await byTest("usage-total").locator('[data-testid="usage-runs"]').textContent()), total);
+	log("12. usage: " + total + " runs; " + await shot("12-member-usage"));
+
 	assert.deepEqual(problems, [], "no script error or CSP violation");
 	await context.close();
 } catch (e) {

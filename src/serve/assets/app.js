@@ -16,6 +16,7 @@ import { viewPolicy } from "./policy.js";
 import { viewSecrets } from "./secrets.js";
 import { viewAgents } from "./agents.js";
 import { viewKeys } from "./keys.js";
+import { viewUsage, usageControls } from "./usage.js";
 
 /* ------------------------------------------------------ sign in / out */
 
@@ -70,6 +71,7 @@ const VIEWS = {
 	secrets: viewSecrets,
 	agents: viewAgents,
 	keys: viewKeys,
+	usage: viewUsage,
 };
 
 function parseHash() {
@@ -138,6 +140,7 @@ function boot() {
 	$("sign-out").addEventListener("click", () => signOut(null));
 	$("banner-close").addEventListener("click", () => banner(null));
 	window.addEventListener("hashchange", route);
+	usageControls(route);
 
 	const saved = sessionStorage.getItem(KEY_STORAGE);
 	if (!saved) { signOut(null); return; }
