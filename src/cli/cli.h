@@ -106,6 +106,9 @@ struct cli_extra {
 	bool *flag;
 };
 #define CLI_MAX_EXTRA 8
+/* A run's input from path ("-": standard input), at most RUN_MAX_INPUT
+ * bytes: 0, or -1 with the message printed. */
+int cli_read_input(const char *path, char **out, size_t *len);
 /* Parses --state, -w/--workspace, --json (when with_json) and -h/--help,
  * and the extras. 0; 1 after printing the help to stdout; -1 after
  * printing the usage to stderr. */
@@ -173,6 +176,7 @@ int cmd_approvals(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 int cmd_retention(int argc, char **argv);
 int cmd_usage(int argc, char **argv);
+int cmd_schedule(int argc, char **argv);
 int cmd_prune(int argc, char **argv);
 int cmd_state(int argc, char **argv);
 

@@ -87,22 +87,6 @@ static void run_usage(FILE *out)
 	      out);
 }
 
-static int read_all(const char *path, char **out, size_t *len)
-{
-	_cleanup_close_ int fd = strcmp(path, "-") == 0 ? dup(STDIN_FILENO)
-							: open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		cli_error("input %s: %s", path, strerror(errno));
-		return -1;
-	}
-	int r = cdn_read_fd(fd, RUN_MAX_INPUT, out, len);
-	if (r == -EFBIG)
-		cli_error("input %s: larger than %d bytes", path, RUN_MAX_INPUT);
-	else if (r < 0)
-		cli_error("input %s: %s", path, strerror(-r));
-	return r < 0 ? -1 : 0;
-}
-
 /* The claim a standby waits for: "ID WORKSPACE AGENT [LEASE]\n" on fd,
  * into o (the strings live in buf); LEASE is the worker whose lease the
  * run is under (cordon worker's pool). 0; 1 when fd ended first (nothing
@@ -387,7 +371,7 @@ static int remote_run(const char *ref, const char *input_path, struct view_ctx *
 	}
 	_cleanup_free_ char *input = NULL;
 	size_t input_len = 0;
-	if (input_path && read_all(input_path, &input, &input_len) < 0)
+	if (input_path && cli_read_input(input_path, &input, &input_len) < 0)
 		return EXIT_CORDON;
 	json_error_t jerr;
 	json_t *in = input ? json_loadb(input, input_len, JSON_REJECT_DUPLICATES, &jerr)
@@ -676,7 +660,7 @@ int cmd_run(int argc, char **argv)
 	o.caller = cli_caller();
 
 	_cleanup_free_ char *input = NULL;
-	if (input_path && read_all(input_path, &input, &o.input_len) < 0) {
+	if (input_path && cli_read_input(input_path, &input, &o.input_len) < 0) {
 		view_finish(&q);
 		return EXIT_CORDON;
 	}

@@ -150,6 +150,7 @@ static const struct command commands[] = {
 		"show and set how long what runs leave is kept"),
 	COMMAND("prune", CLI_FULL, false, cmd_prune, "remove what runs left that is past its age"),
 	COMMAND("usage", CLI_FULL, true, cmd_usage, "what the runs used, summed from their records"),
+	COMMAND("schedule", CLI_FULL, true, cmd_schedule, "run agents on a cron schedule"),
 	COMMAND("state", CLI_FULL, false, cmd_state,
 		"move the state's records to another database (Postgres)"),
 };

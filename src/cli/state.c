@@ -11,7 +11,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/cleanup.h"
+#include "base/file.h"
 #include "cli/cli.h"
+#include "run/run.h"
 #include "store/store.h"
 #include "vault/vault.h"
 
@@ -196,4 +199,20 @@ void cli_sink_data(void *ctx, const char *p, size_t n)
 {
 	struct cli_sink *k = ctx;
 	(void)fwrite(p, 1, n, k->f);
+}
+
+int cli_read_input(const char *path, char **out, size_t *len)
+{
+	_cleanup_close_ int fd = strcmp(path, "-") == 0 ? dup(STDIN_FILENO)
+							: open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		cli_error("input %s: %s", path, strerror(errno));
+		return -1;
+	}
+	int r = cdn_read_fd(fd, RUN_MAX_INPUT, out, len);
+	if (r == -EFBIG)
+		cli_error("input %s: larger than %d bytes", path, RUN_MAX_INPUT);
+	else if (r < 0)
+		cli_error("input %s: %s", path, strerror(-r));
+	return r < 0 ? -1 : 0;
 }

@@ -73,58 +73,50 @@ static json_t *api_run_json(const struct store_run *r)
 	return j;
 }
 
-enum MHD_Result h_runs_create(struct call *c)
+int runs_start(struct server *sv, const char *ws, const char *agent, const json_t *input,
+	       const json_t *labels, const char *caller, char *id, char *why, size_t cap,
+	       struct cdn_err *err)
 {
-	enum MHD_Result ret;
-	json_t *b = api_body_json(c, &ret);
-	if (!b)
-		return ret;
-	const char *agent = api_jstr(b, "agent");
-	json_t *input = json_object_get(b, "input");
-	struct cdn_err err = {0};
+	id[0] = '\0';
 	if (!agent || strchr(agent, '/')) {
-		json_decref(b);
-		return api_fail(
-		    c->conn, 400, "bad_request",
-		    "expected {\"agent\": \"NAME[@VERSION]\", \"input\": {...}}; agents run "
-		    "over the API are registered ones");
+		snprintf(why, cap, "expected {\"agent\": \"NAME[@VERSION]\", \"input\": {...}}; "
+				   "agents run over the API are registered ones");
+		return 400;
 	}
 	if (input && !json_is_object(input)) {
-		json_decref(b);
-		return api_fail(c->conn, 400, "bad_request", "input must be a JSON object");
+		snprintf(why, cap, "input must be a JSON object");
+		return 400;
 	}
 	char name[STORE_MAX_NAME + 1];
 	const char *at = strchr(agent, '@');
 	size_t nl = at ? (size_t)(at - agent) : strlen(agent);
 	snprintf(name, sizeof(name), "%.*s", (int)(nl < sizeof(name) ? nl : 0), agent);
-	if (nl > STORE_MAX_NAME || store_name_check("agent", name, &err) < 0) {
-		json_decref(b);
-		return api_fail(c->conn, 400, "bad_request", "agent: %s", err.msg);
+	if (nl > STORE_MAX_NAME || store_name_check("agent", name, err) < 0) {
+		snprintf(why, cap, "agent: %s", err->msg);
+		return 400;
 	}
 	unsigned version = 0;
 	if (at) {
 		char *end;
 		unsigned long v = strtoul(at + 1, &end, 10);
 		if (at[1] < '1' || at[1] > '9' || *end || v > UINT32_MAX) {
-			json_decref(b);
-			return api_fail(c->conn, 400, "bad_request",
-					"agent: the version after '@' is a number (1, 2, ...)");
+			snprintf(why, cap, "agent: the version after '@' is a number (1, 2, ...)");
+			return 400;
 		}
 		version = (unsigned)v;
 	}
 	struct store_item it;
-	int r = store_item_get(c->sv->s, STORE_AGENT, c->key.workspace, name, version, &it, &err);
+	int r = store_item_get(sv->s, STORE_AGENT, ws, name, version, &it, err);
 	if (r < 0) {
-		json_decref(b);
-		if (r == -ENOENT)
-			return api_fail(c->conn, 404, "not_found", "agent %s is not registered",
-					name);
-		return api_fail_err(c->conn, r, &err);
+		if (r != -ENOENT)
+			return -1;
+		snprintf(why, cap, "agent %s is not registered", name);
+		return 404;
 	}
 	/* What the agent asks of the worker that runs it: labels, and
 	 * retries when its worker is lost (docs/deploy.md). */
 	struct agent_manifest *m = NULL;
-	r = it.doc ? manifest_parse(it.doc, strlen(it.doc), "agent.json", &m, &err) : 0;
+	r = it.doc ? manifest_parse(it.doc, strlen(it.doc), "agent.json", &m, err) : 0;
 	store_item_clear(&it);
 	struct store_run rec = {.status = RUN_CREATED, .exit_code = -1, .attempt = 1,
 				.agent_version = version};
@@ -133,60 +125,77 @@ enum MHD_Result h_runs_create(struct call *c)
 		rec.retry_max = m->retry_on_lost;
 	}
 	manifest_free(m);
-	if (r < 0) {
-		json_decref(b);
-		return api_fail_err(c->conn, r, &err);
-	}
-	json_t *labels = json_object_get(b, "labels");
+	if (r < 0)
+		return -1;
 	if (labels) {
 		_cleanup_free_ char *lt = json_dumps(labels, JSON_COMPACT | JSON_ENCODE_ANY);
-		if (!lt || store_labels_parse(lt, rec.labels, &err) < 0) {
-			json_decref(b);
-			return api_fail(c->conn, 400, "bad_request", "%s", lt ? err.msg : "labels");
+		if (!lt || store_labels_parse(lt, rec.labels, err) < 0) {
+			snprintf(why, cap, "%s", lt ? err->msg : "labels");
+			return 400;
 		}
 	}
-	bool workers = c->sv->cfg.dispatch_workers;
-	char why[256];
-	if (!dispatch_has_room(c->sv, c->key.workspace, why, sizeof(why))) {
-		json_decref(b);
-		return api_fail(c->conn, 503, "unavailable", "%s", why);
-	}
+	bool workers = sv->cfg.dispatch_workers;
+	if (!dispatch_has_room(sv, ws, why, cap))
+		return 503;
 	_cleanup_free_ char *in =
 	    input ? json_dumps(input, JSON_COMPACT | JSON_SORT_KEYS) : strdup("{}");
+	if (in && strlen(in) > STORE_MAX_RUN_JSON) {
+		snprintf(why, cap, "input is over %d bytes", STORE_MAX_RUN_JSON);
+		return 413;
+	}
 	cdn_random_id("run_", 12, rec.id, sizeof(rec.id));
-	snprintf(rec.workspace, sizeof(rec.workspace), "%s", c->key.workspace);
+	snprintf(rec.workspace, sizeof(rec.workspace), "%s", ws);
 	snprintf(rec.agent, sizeof(rec.agent), "%s", name);
-	snprintf(rec.caller, sizeof(rec.caller), "key:%s (%s)", c->key.id, c->key.name);
+	snprintf(rec.caller, sizeof(rec.caller), "%s", caller);
 	rec.created_ms = cdn_wall_ms();
 	if (!workers) {
-		rec.supervisor_pid = (int)c->sv->self;
+		rec.supervisor_pid = (int)sv->self;
 		cdn_boot_id(rec.supervisor_boot, sizeof(rec.supervisor_boot), NULL);
 	} /* else queued for a worker: no supervisor until one takes it */
 	rec.input_json = in;
-	if (in && strlen(in) > STORE_MAX_RUN_JSON) {
-		json_decref(b);
-		return api_fail(c->conn, 413, "too_large", "input is over %d bytes",
-				STORE_MAX_RUN_JSON);
-	}
-	r = in ? store_run_create(c->sv->s, &rec, &err) : cdn_err_set(&err, ENOMEM, "input");
-	if (r == 0 && !workers &&
-	    (r = dispatch_submit(c->sv, rec.id, rec.workspace, agent, why, sizeof(why))) < 0) {
+	r = in ? store_run_create(sv->s, &rec, err) : cdn_err_set(err, ENOMEM, "input");
+	if (r < 0)
+		return -1;
+	if (!workers && dispatch_submit(sv, rec.id, rec.workspace, agent, why, cap) < 0) {
 		/* Lost a race for the last place since the check above. */
 		rec.input_json = NULL;
 		rec.status = RUN_CANCELLED;
 		rec.finished_ms = cdn_wall_ms();
 		snprintf(rec.error, sizeof(rec.error), "%s", why);
-		store_run_update(c->sv->s, &rec, NULL);
-		json_decref(b);
-		return api_fail(c->conn, 503, "unavailable", "%s", why);
+		store_run_update(sv->s, &rec, NULL);
+		return 503;
 	}
-	json_t *j = json_pack("{s:s, s:s, s:s}", "id", rec.id, "status", "queued", "agent", agent);
+	snprintf(id, STORE_RUN_ID_MAX + 1, "%s", rec.id);
+	return 0;
+}
+
+enum MHD_Result h_runs_create(struct call *c)
+{
+	enum MHD_Result ret;
+	json_t *b = api_body_json(c, &ret);
+	if (!b)
+		return ret;
+	const char *agent = api_jstr(b, "agent");
+	struct cdn_err err = { 0 };
+	char caller[sizeof(((struct store_run *)0)->caller)], id[STORE_RUN_ID_MAX + 1], why[256];
+	snprintf(caller, sizeof(caller), "key:%s (%s)", c->key.id, c->key.name);
+	int st = runs_start(c->sv, c->key.workspace, agent, json_object_get(b, "input"),
+			    json_object_get(b, "labels"), caller, id, why, sizeof(why), &err);
+	if (st == 0)
+		ret = api_reply(c->conn, 202,
+				json_pack("{s:s, s:s, s:s}", "id", id, "status", "queued", "agent",
+					  agent));
+	else if (st < 0)
+		ret = api_fail_err(c->conn, -err.code, &err);
+	else
+		ret = api_fail(c->conn, (unsigned)st,
+			       st == 404   ? "not_found"
+			       : st == 413 ? "too_large"
+			       : st == 503 ? "unavailable"
+					   : "bad_request",
+			       "%s", why);
 	json_decref(b);
-	if (r < 0) {
-		json_decref(j);
-		return api_fail_err(c->conn, r, &err);
-	}
-	return api_reply(c->conn, 202, j);
+	return ret;
 }
 
 enum MHD_Result h_runs_list(struct call *c)

@@ -92,8 +92,17 @@ struct server {
 	pthread_cond_t prune_cv;
 	bool pruner_started, prune_stop;
 	struct metrics *metrics; /* metrics.c; under its own lock */
+	/* The scheduler (scheduler.c). */
+	pthread_t scheduler;
+	pthread_mutex_t sched_mu;
+	pthread_cond_t sched_cv;
+	bool scheduler_started, sched_stop;
 };
 
+/* scheduler.c: fires due schedules (docs/schedules.md) until stopped; the
+ * drain stops it first. */
+int scheduler_start(struct server *sv);
+void scheduler_stop(struct server *sv);
 /* pruner.c: prunes now and every cfg.prune_interval_s (0: never). */
 int pruner_start(struct server *sv);
 void pruner_stop(struct server *sv);
@@ -133,6 +142,13 @@ int dispatch_submit(struct server *sv, const char *id, const char *ws, const cha
 		    char *why, size_t cap);
 /* Whether dispatch_submit would take a run of ws now (why as above). */
 bool dispatch_has_room(struct server *sv, const char *ws, char *why, size_t cap);
+/* A new run of agent (NAME[@VERSION], registered in ws) with input (an
+ * object, or NULL for {}), labels (or NULL) and caller, recorded and
+ * queued as POST /v1/runs does: 0 with id set; an HTTP status (400, 404,
+ * 413, 503) with why; -1 with err (the store failed). */
+int runs_start(struct server *sv, const char *ws, const char *agent, const json_t *input,
+	       const json_t *labels, const char *caller, char *id, char *why, size_t cap,
+	       struct cdn_err *err);
 /* 0, or -ENOENT when the run is neither queued nor running here, nor (a
  * shared store) running on another host that answered. */
 int dispatch_cancel(struct server *sv, const char *ws, const char *id, const char *why);
@@ -293,6 +309,12 @@ enum MHD_Result h_audit_get(struct call *c);
 enum MHD_Result h_policy_get(struct call *c);
 enum MHD_Result h_policy_put(struct call *c);
 enum MHD_Result h_usage(struct call *c);
+enum MHD_Result h_schedules_list(struct call *c);
+enum MHD_Result h_schedule_create(struct call *c);
+enum MHD_Result h_schedule_get(struct call *c);
+enum MHD_Result h_schedule_delete(struct call *c);
+enum MHD_Result h_schedule_pause(struct call *c);
+enum MHD_Result h_schedule_resume(struct call *c);
 enum MHD_Result h_retention_get(struct call *c);
 enum MHD_Result h_retention_put(struct call *c);
 enum MHD_Result h_run_hold_put(struct call *c);

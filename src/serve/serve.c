@@ -98,6 +98,13 @@ static const struct route {
 	{ "GET", "/v1/policy", ROLE_MEMBER, h_policy_get, NULL },
 	{ "PUT", "/v1/policy", ROLE_OWNER, h_policy_put, "change the policy" },
 	{ "GET", "/v1/usage", ROLE_MEMBER, h_usage, NULL },
+	{ "GET", "/v1/schedules", ROLE_MEMBER, h_schedules_list, NULL },
+	{ "POST", "/v1/schedules", ROLE_OWNER, h_schedule_create, "create schedules" },
+	{ "GET", "/v1/schedules/{name}", ROLE_MEMBER, h_schedule_get, NULL },
+	{ "DELETE", "/v1/schedules/{name}", ROLE_OWNER, h_schedule_delete, "remove schedules" },
+	{ "POST", "/v1/schedules/{name}/pause", ROLE_OWNER, h_schedule_pause, "pause schedules" },
+	{ "POST", "/v1/schedules/{name}/resume", ROLE_OWNER, h_schedule_resume,
+	  "resume schedules" },
 	{ "GET", "/v1/retention", ROLE_MEMBER, h_retention_get, NULL },
 	{ "PUT", "/v1/retention", ROLE_OWNER, h_retention_put, "change retention" },
 };
@@ -526,6 +533,10 @@ int serve_main(const struct serve_config *cfg, struct cdn_err *err)
 		r = cdn_err_set(err, EAGAIN, "the pruner thread");
 		goto out;
 	}
+	if (scheduler_start(sv) < 0) {
+		r = cdn_err_set(err, EAGAIN, "the scheduler thread");
+		goto out;
+	}
 
 	unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
 			 MHD_USE_ERROR_LOG;
@@ -595,9 +606,11 @@ int serve_main(const struct serve_config *cfg, struct cdn_err *err)
 	}
 	unsigned drain = cfg->drain_timeout_s ? cfg->drain_timeout_s : 30;
 	fprintf(stderr, "cordon serve: draining (up to %u s)\n", drain);
+	scheduler_stop(sv); /* nothing new while draining */
 	dispatch_drain(sv, drain);
 	r = 0;
 out:
+	scheduler_stop(sv);
 	pruner_stop(sv);
 	if (dispatcher_started) {
 		pthread_mutex_lock(&sv->mu);

@@ -184,6 +184,21 @@ struct store_db_ops {
 	int (*run_events_read)(struct store *s, const char *run_id, uint64_t after, unsigned max,
 			       struct store_event_line **out, size_t *n, struct cdn_err *err);
 
+	/* Schedules (store.h). */
+	int (*schedule_create)(struct store *s, const struct store_schedule *sc,
+			       struct cdn_err *err);
+	int (*schedule_get)(struct store *s, const char *ws, const char *name,
+			    struct store_schedule *out, struct cdn_err *err);
+	int (*schedule_list)(struct store *s, const char *ws, int64_t due_ms,
+			     struct store_schedule **out, size_t *n, struct cdn_err *err);
+	int (*schedule_delete)(struct store *s, const char *ws, const char *name,
+			       struct cdn_err *err);
+	int (*schedule_pause)(struct store *s, const char *ws, const char *name, bool paused,
+			      int64_t next_ms, struct cdn_err *err);
+	int (*schedule_claim)(struct store *s, const char *ws, const char *name, int64_t due,
+			      int64_t next, struct cdn_err *err);
+	int (*schedule_record)(struct store *s, const char *ws, const char *name, int64_t when_ms,
+			       const char *run_id, const char *skip_why, struct cdn_err *err);
 	/* Usage (store.h): one row per (group key, status) with its sums,
 	 * handed to fn in key order; fn returns < 0 to stop. */
 	int (*run_usage)(struct store *s, const char *ws, int64_t from_ms, int64_t to_ms,
@@ -322,6 +337,11 @@ struct store_lease_candidate {
 int store_row_item(const struct store_row *row, struct store_item *out);
 int store_row_run(const struct store_row *row, struct store_run *out);
 int store_row_key(const struct store_row *row, struct store_key *out);
+#define STORE_SCHEDULE_COLUMNS                                                               \
+	"workspace, name, agent, cron, tz, input_json, overlap, catchup, paused, created_by," \
+	" created_ms, anchor_ms, next_ms, fired, skipped, last_run, last_fire_ms,"          \
+	" last_skip_ms, last_skip"
+int store_row_schedule(const struct store_row *row, struct store_schedule *out);
 int store_row_secret_info(const struct store_row *row, struct store_secret_info *out);
 /* Columns: id, supervisor_pid, supervisor_boot, supervisor_start. */
 int store_row_candidate(const struct store_row *row, struct store_recover_candidate *out);

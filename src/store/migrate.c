@@ -43,6 +43,13 @@ static const char *const marks_cols[] = { "run_id",	     "hold_reason",	"hold_by
 					  "hold_ms",	     "files_pruned_ms", "artifacts_pruned_ms",
 					  "evidence_pruned_ms" };
 
+static const char *const schedules_cols[] = {
+	"workspace",  "name",	    "agent",	 "cron",	 "tz",	      "input_json",
+	"overlap",    "catchup",    "paused",	 "created_by",	 "created_ms", "anchor_ms",
+	"next_ms",    "fired",	    "skipped",	 "last_run",	 "last_fire_ms", "last_skip_ms",
+	"last_skip"
+};
+
 #define TABLE(n, c, o, b) { n, c, (unsigned)CDN_ARRAY_SIZE(c), o, b }
 
 /* Every table of the schema (both backends' latest version), in an order
@@ -56,6 +63,7 @@ static const struct store_table tables[STORE_MIGRATE_TABLES] = {
 	TABLE("api_keys", keys_cols, "id", 0),
 	TABLE("retention", retention_cols, "workspace", 0),
 	TABLE("run_marks", marks_cols, "run_id", 0),
+	TABLE("schedules", schedules_cols, "workspace, name", 0),
 };
 
 /* Appends to out at *at, tracking overflow in *at (>= cap: too long). */

@@ -110,6 +110,20 @@ int pg_run_usage(struct store *s, const char *ws, int64_t from_ms, int64_t to_ms
 		 int (*fn)(void *ctx, const char *key, const char *status,
 			   const int64_t v[STORE_USAGE_COLS]),
 		 void *ctx, struct cdn_err *err);
+int pg_schedule_create(struct store *s, const struct store_schedule *sc,
+		       struct cdn_err *err);
+int pg_schedule_get(struct store *s, const char *ws, const char *name,
+		    struct store_schedule *out, struct cdn_err *err);
+int pg_schedule_list(struct store *s, const char *ws, int64_t due_ms,
+		struct store_schedule **out, size_t *n, struct cdn_err *err);
+int pg_schedule_delete(struct store *s, const char *ws, const char *name,
+		       struct cdn_err *err);
+int pg_schedule_pause(struct store *s, const char *ws, const char *name, bool paused,
+		      int64_t next_ms, struct cdn_err *err);
+int pg_schedule_claim(struct store *s, const char *ws, const char *name, int64_t due,
+		      int64_t next, struct cdn_err *err);
+int pg_schedule_record(struct store *s, const char *ws, const char *name, int64_t when_ms,
+		       const char *run_id, const char *skip_why, struct cdn_err *err);
 int pg_run_list(struct store *s, const struct store_run_query *q, struct store_run **out,
 		size_t *n, struct cdn_err *err);
 int pg_run_claim(struct store *s, const struct store_run *r, struct cdn_err *err);

@@ -184,6 +184,29 @@ static const char *const schema_steps[] = {
 	" PRIMARY KEY (run_id, seq));"
 	"CREATE INDEX run_controls_open ON run_controls (workspace, created_ms, id)"
 	" WHERE kind = 'approval' AND decision IS NULL AND NOT closed;",
+	/* 5: schedules, as SQLite's version 8 (docs/schedules.md). */
+	"CREATE TABLE schedules ("
+	" workspace TEXT COLLATE \"C\" NOT NULL,"
+	" name TEXT COLLATE \"C\" NOT NULL,"
+	" agent TEXT NOT NULL,"
+	" cron TEXT NOT NULL,"
+	" tz TEXT NOT NULL,"
+	" input_json TEXT,"
+	" overlap TEXT NOT NULL CHECK (overlap IN ('forbid', 'allow', 'replace')),"
+	" catchup TEXT NOT NULL CHECK (catchup IN ('skip', 'once')),"
+	" paused BIGINT NOT NULL DEFAULT 0 CHECK (paused IN (0, 1)),"
+	" created_by TEXT NOT NULL,"
+	" created_ms BIGINT NOT NULL,"
+	" anchor_ms BIGINT NOT NULL,"
+	" next_ms BIGINT NOT NULL,"
+	" fired BIGINT NOT NULL DEFAULT 0,"
+	" skipped BIGINT NOT NULL DEFAULT 0,"
+	" last_run TEXT NOT NULL DEFAULT '',"
+	" last_fire_ms BIGINT NOT NULL DEFAULT 0,"
+	" last_skip_ms BIGINT NOT NULL DEFAULT 0,"
+	" last_skip TEXT NOT NULL DEFAULT '',"
+	" PRIMARY KEY (workspace, name));"
+	"CREATE INDEX schedules_due ON schedules (next_ms) WHERE paused = 0 AND next_ms > 0;",
 };
 
 #define SCHEMA_VERSION ((int)CDN_ARRAY_SIZE(schema_steps))
@@ -585,6 +608,13 @@ const struct store_db_ops store_pg_ops = {
 	.run_anchor = pg_run_anchor,
 	.run_get = pg_run_get,
 	.run_list = pg_run_list,
+	.schedule_create = pg_schedule_create,
+	.schedule_get = pg_schedule_get,
+	.schedule_list = pg_schedule_list,
+	.schedule_delete = pg_schedule_delete,
+	.schedule_pause = pg_schedule_pause,
+	.schedule_claim = pg_schedule_claim,
+	.schedule_record = pg_schedule_record,
 	.run_usage = pg_run_usage,
 	.run_claim = pg_run_claim,
 	.run_lease_claim = pg_run_lease_claim,

@@ -584,6 +584,76 @@ void store_unlisten(struct store *s);
 int store_runs_queued(struct store *s, const char *ws, uint64_t *total, uint64_t *in_ws,
 		      struct cdn_err *err);
 
+/* -------------------------------------------------------------- schedules */
+
+/*
+ * A schedule starts runs of an agent on a cron schedule (docs/schedules.md):
+ * cordon serve fires it. next_ms is when it fires next; a node fires a due
+ * schedule only by moving next_ms on from the value it read
+ * (store_schedule_claim), so of several nodes exactly one fires each time.
+ */
+#define STORE_SCHEDULE_EXPR_MAX 128
+#define STORE_SCHEDULE_TZ_MAX 64
+enum store_overlap { OVERLAP_FORBID, OVERLAP_ALLOW, OVERLAP_REPLACE };
+enum store_catchup { CATCHUP_SKIP, CATCHUP_ONCE };
+struct store_schedule {
+	char workspace[STORE_MAX_NAME + 1];
+	char name[STORE_MAX_NAME + 1];
+	char agent[STORE_MAX_NAME + 12]; /* NAME or NAME@VERSION */
+	char cron[STORE_SCHEDULE_EXPR_MAX + 1];
+	char tz[STORE_SCHEDULE_TZ_MAX + 1]; /* "" is UTC */
+	char *input_json;		     /* malloc'd, or NULL for {} */
+	enum store_overlap overlap;
+	enum store_catchup catchup;
+	bool paused;
+	char created_by[128];
+	int64_t created_ms, anchor_ms, next_ms; /* next_ms 0: never again */
+	uint64_t fired, skipped;
+	char last_run[STORE_RUN_ID_MAX + 1];
+	int64_t last_fire_ms, last_skip_ms;
+	char last_skip[256];
+};
+const char *store_overlap_name(enum store_overlap o);
+int store_overlap_parse(const char *name, enum store_overlap *out);
+const char *store_catchup_name(enum store_catchup c);
+int store_catchup_parse(const char *name, enum store_catchup *out);
+void store_schedule_clear(struct store_schedule *sc);
+void store_schedules_free(struct store_schedule *v, size_t n);
+/* -EEXIST when ws has one of that name. */
+int store_schedule_create(struct store *s, const struct store_schedule *sc, struct cdn_err *err);
+/* -ENOENT when none. */
+int store_schedule_get(struct store *s, const char *ws, const char *name,
+		       struct store_schedule *out, struct cdn_err *err);
+/* ws's, by name; ws NULL: every workspace's. due_ms > 0: only those due
+ * by then (not paused, next_ms in (0, due_ms]): the scheduler's. */
+int store_schedule_list(struct store *s, const char *ws, int64_t due_ms,
+			struct store_schedule **out, size_t *n, struct cdn_err *err);
+int store_schedule_delete(struct store *s, const char *ws, const char *name,
+			  struct cdn_err *err);
+/* Paused, or running again from next_ms. -ENOENT when none. */
+int store_schedule_pause(struct store *s, const char *ws, const char *name, bool paused,
+			 int64_t next_ms, struct cdn_err *err);
+/* 1 when next_ms was still due and is now next (this node fires), 0 when
+ * another node moved it, or it was paused or removed. */
+int store_schedule_claim(struct store *s, const char *ws, const char *name, int64_t due,
+			 int64_t next, struct cdn_err *err);
+/* {"name", "agent", "cron", "tz", "input", "overlap", "catch_up", "paused",
+ * "created", "created_by", "next", "fired", "skipped", "last_run",
+ * "last_fired", "last_skip": {"at", "reason"} | null}. */
+struct json_t *store_schedule_json(const struct store_schedule *sc);
+/* A new schedule from what sc names (workspace, name, agent, cron, tz,
+ * input, overlap, catch-up, created_by): the expression parsed
+ * (base/cron.h), the agent registered, the first time computed; then
+ * created. */
+int store_schedule_new(struct store *s, struct store_schedule *sc, int64_t now_ms,
+		       struct cdn_err *err);
+/* Runs again, from the first time after now_ms. */
+int store_schedule_resume(struct store *s, const char *ws, const char *name, int64_t now_ms,
+			  struct cdn_err *err);
+/* What a firing did: started run_id, or skipped for why (one of them). */
+int store_schedule_record(struct store *s, const char *ws, const char *name, int64_t when_ms,
+			  const char *run_id, const char *skip_why, struct cdn_err *err);
+
 /* ------------------------------------------------------------------ usage */
 
 /*
@@ -755,7 +825,7 @@ int store_prune(struct store *s, const struct prune_opts *o, struct prune_report
  * trees and run files are not moved: both stores name one state
  * directory.
  */
-#define STORE_MIGRATE_TABLES 8
+#define STORE_MIGRATE_TABLES 9
 struct store_migrate_report {
 	struct {
 		const char *name;

@@ -227,6 +227,36 @@ int store_row_run(const struct store_row *row, struct store_run *out)
 	return 0;
 }
 
+int store_row_schedule(const struct store_row *row, struct store_schedule *out)
+{
+	memset(out, 0, sizeof(*out));
+	char overlap[16], catchup[16];
+	int64_t paused, fired, skipped;
+	if (!row_copy(row, 0, out->workspace, sizeof(out->workspace)) ||
+	    !row_copy(row, 1, out->name, sizeof(out->name)) ||
+	    !row_copy(row, 2, out->agent, sizeof(out->agent)) ||
+	    !row_copy(row, 3, out->cron, sizeof(out->cron)) ||
+	    !row_copy(row, 4, out->tz, sizeof(out->tz)) ||
+	    !row_copy(row, 6, overlap, sizeof(overlap)) ||
+	    !row_copy(row, 7, catchup, sizeof(catchup)) || !row_int(row, 8, 0, 1, &paused) ||
+	    !row_copy(row, 9, out->created_by, sizeof(out->created_by)) ||
+	    !row_int(row, 10, INT64_MIN, INT64_MAX, &out->created_ms) ||
+	    !row_int(row, 11, INT64_MIN, INT64_MAX, &out->anchor_ms) ||
+	    !row_int(row, 12, INT64_MIN, INT64_MAX, &out->next_ms) ||
+	    !row_int(row, 13, 0, INT64_MAX, &fired) || !row_int(row, 14, 0, INT64_MAX, &skipped) ||
+	    !row_copy(row, 15, out->last_run, sizeof(out->last_run)) ||
+	    !row_int(row, 16, INT64_MIN, INT64_MAX, &out->last_fire_ms) ||
+	    !row_int(row, 17, INT64_MIN, INT64_MAX, &out->last_skip_ms) ||
+	    !row_copy(row, 18, out->last_skip, sizeof(out->last_skip)) ||
+	    store_overlap_parse(overlap, &out->overlap) < 0 ||
+	    store_catchup_parse(catchup, &out->catchup) < 0)
+		return -EIO;
+	out->paused = paused != 0;
+	out->fired = (uint64_t)fired;
+	out->skipped = (uint64_t)skipped;
+	return row_dup(row, 5, &out->input_json);
+}
+
 int store_row_key(const struct store_row *row, struct store_key *out)
 {
 	memset(out, 0, sizeof(*out));

@@ -197,6 +197,30 @@ static const char *const schema_steps[] = {
 	 "CREATE INDEX runs_queued ON runs (created_ms, id)"
 	 " WHERE status = 'created' AND supervisor_pid = 0 AND lease_owner = '';"
 	 "PRAGMA user_version = 7;"),
+	/* 8: schedules (docs/schedules.md). */
+	("CREATE TABLE schedules ("
+	 " workspace TEXT NOT NULL,"
+	 " name TEXT NOT NULL,"
+	 " agent TEXT NOT NULL,"
+	 " cron TEXT NOT NULL,"
+	 " tz TEXT NOT NULL,"
+	 " input_json TEXT,"
+	 " overlap TEXT NOT NULL CHECK (overlap IN ('forbid', 'allow', 'replace')),"
+	 " catchup TEXT NOT NULL CHECK (catchup IN ('skip', 'once')),"
+	 " paused INTEGER NOT NULL DEFAULT 0 CHECK (paused IN (0, 1)),"
+	 " created_by TEXT NOT NULL,"
+	 " created_ms INTEGER NOT NULL,"
+	 " anchor_ms INTEGER NOT NULL,"
+	 " next_ms INTEGER NOT NULL,"
+	 " fired INTEGER NOT NULL DEFAULT 0,"
+	 " skipped INTEGER NOT NULL DEFAULT 0,"
+	 " last_run TEXT NOT NULL DEFAULT '',"
+	 " last_fire_ms INTEGER NOT NULL DEFAULT 0,"
+	 " last_skip_ms INTEGER NOT NULL DEFAULT 0,"
+	 " last_skip TEXT NOT NULL DEFAULT '',"
+	 " PRIMARY KEY (workspace, name));"
+	 "CREATE INDEX schedules_due ON schedules (next_ms) WHERE paused = 0 AND next_ms > 0;"
+	 "PRAGMA user_version = 8;"),
 };
 
 #define SCHEMA_VERSION ((int)CDN_ARRAY_SIZE(schema_steps))
@@ -489,6 +513,13 @@ const struct store_db_ops store_sqlite_ops = {
 	.run_anchor = sqlite_run_anchor,
 	.run_get = sqlite_run_get,
 	.run_list = sqlite_run_list,
+	.schedule_create = sqlite_schedule_create,
+	.schedule_get = sqlite_schedule_get,
+	.schedule_list = sqlite_schedule_list,
+	.schedule_delete = sqlite_schedule_delete,
+	.schedule_pause = sqlite_schedule_pause,
+	.schedule_claim = sqlite_schedule_claim,
+	.schedule_record = sqlite_schedule_record,
 	.run_usage = sqlite_run_usage,
 	.run_claim = sqlite_run_claim,
 	.run_lease_claim = sqlite_run_lease_claim,

@@ -300,6 +300,19 @@ try {
 	await page.locator('[data-testid="key-row"][data-revoked="true"]', { hasText: "temp" }).waitFor();
 	log("10. keys: " + await shot("09-keys"));
 
+	/* 10b. Schedules: one made through the API fires; the owner pauses it. */
+	const made = await fetch(URL_BASE + "/v1/schedules", { method: "POST",
+		headers: { "Authorization": "Bearer " + KEY, "Content-Type": "application/json" },
+		body: JSON.stringify({ name: "every-second", agent: HELLO, cron: "@every 1s" }) });
+	assert.equal(made.status, 201, await made.text());
+	await byTest("nav-schedules").click();
+	const srow = page.locator('[data-testid="schedule-row"][data-name="every-second"]');
+	await srow.waitFor();
+	await srow.locator('[data-testid="schedule-fired"]').filter({ hasNotText: /^0 \// }).waitFor({ timeout: WAIT });
+	await srow.locator('[data-testid="schedule-toggle"]').click();
+	await page.locator('[data-testid="schedule-row"][data-name="every-second"][data-paused="true"]').waitFor();
+	log("10b. schedules: fired, paused; " + await shot("09b-schedules"));
+
 	/* 11. A member: the same pages, read-only. */
 	await byTest("sign-out").click();
 	await signIn(viewerKey, "member");

@@ -167,7 +167,7 @@ def test_dashboard_in_chromium(tmp_path, upstream):
         assert b.returncode == 0, (b.stdout + b.stderr + "\nserve:\n" + log.read_text())[-6000:]
         # A screenshot of every page, kept for CI.
         for name in ("01-signin", "02-run", "03-policy", "04-run-live", "05-runs-range",
-                     "06-agents", "07-secrets", "08-keys-created", "09-keys",
+                     "06-agents", "07-secrets", "08-keys-created", "09-keys", "09b-schedules",
                      "10-member-secrets", "11-member-approvals", "12-member-usage"):
             png = (ARTIFACTS / (name + ".png")).read_bytes()
             assert len(png) > 10000 and png[:8] == b"\x89PNG\r\n\x1a\n", name

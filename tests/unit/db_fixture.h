@@ -87,7 +87,7 @@ __attribute__((unused)) static int db_fixture_reset(void)
 		return -1;
 	if (strcmp(v, "t") != 0)
 		return db_fixture_drop();
-	return db_fixture_pg_exec("TRUNCATE items, grants, workspace_keys, secrets, runs, api_keys, retention, run_marks, run_controls, run_events")
+	return db_fixture_pg_exec("TRUNCATE items, grants, workspace_keys, secrets, runs, api_keys, retention, run_marks, run_controls, run_events, schedules")
 		       ? 0
 		       : -1;
 }

@@ -175,13 +175,13 @@ static void test_open_layout(void **state)
 		assert_int_equal(access(p, F_OK), -1);
 		char v[32];
 		assert_true(db_fixture_pg_scalar("SELECT version FROM schema_version", v, sizeof(v)));
-		assert_string_equal(v, "4");
+		assert_string_equal(v, "5");
 		assert_true(db_fixture_pg_scalar(
 		    "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename IN"
 		    " ('items', 'grants', 'secrets', 'workspace_keys', 'runs', 'api_keys',"
-		    " 'retention', 'run_marks', 'run_controls', 'run_events')",
+		    " 'retention', 'run_marks', 'run_controls', 'run_events', 'schedules')",
 		    v, sizeof(v)));
-		assert_string_equal(v, "10");
+		assert_string_equal(v, "11");
 		return;
 	}
 	assert_string_equal(store_backend(f->s), "sqlite");
@@ -197,7 +197,7 @@ static void test_open_layout(void **state)
 	sqlite3_stmt *st;
 	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int(st, 0), 7);
+	assert_int_equal(sqlite3_column_int(st, 0), 8);
 	sqlite3_finalize(st);
 	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
@@ -1793,7 +1793,7 @@ static void test_schema_3_upgrade(void **state)
 				      "ALTER TABLE runs DROP COLUMN stdout_sha256;"
 				      "ALTER TABLE runs DROP COLUMN stderr_sha256;"
 				      "DROP INDEX runs_finished; DROP TABLE run_marks;"
-				      "DROP TABLE retention;"
+				      "DROP TABLE retention; DROP TABLE schedules;"
 				      "PRAGMA user_version = 3;",
 				      NULL, NULL, NULL),
 			 SQLITE_OK);
@@ -1852,7 +1852,7 @@ static void test_audit_anchor(void **state)
 				      "ALTER TABLE runs DROP COLUMN stdout_sha256;"
 				      "ALTER TABLE runs DROP COLUMN stderr_sha256;"
 				      "DROP INDEX runs_finished; DROP TABLE run_marks;"
-				      "DROP TABLE retention;"
+				      "DROP TABLE retention; DROP TABLE schedules;"
 				      "PRAGMA user_version = 4;",
 				      NULL, NULL, NULL),
 			 SQLITE_OK);

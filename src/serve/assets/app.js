@@ -17,6 +17,7 @@ import { viewSecrets } from "./secrets.js";
 import { viewAgents } from "./agents.js";
 import { viewKeys } from "./keys.js";
 import { viewUsage, usageControls } from "./usage.js";
+import { viewSchedules } from "./schedules.js";
 
 /* ------------------------------------------------------ sign in / out */
 
@@ -72,6 +73,7 @@ const VIEWS = {
 	agents: viewAgents,
 	keys: viewKeys,
 	usage: viewUsage,
+	schedules: viewSchedules,
 };
 
 function parseHash() {

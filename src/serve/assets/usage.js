@@ -3,15 +3,8 @@
 // window of days, grouped by agent, day or caller, with the total. Every
 // value goes in as text, never as HTML.
 
-import { $, el, clear, show } from "./dom.js";
+import { $, el, clear, show, fmtBytes } from "./dom.js";
 import { api } from "./api.js";
-
-function bytes(n) {
-	const u = ["B", "KiB", "MiB", "GiB", "TiB"];
-	let v = n, i = 0;
-	while (v >= 1024 && i < u.length - 1) { v /= 1024; i++; }
-	return (i ? v.toFixed(1) : String(v)) + " " + u[i];
-}
 
 function row(key, g, testid) {
 	const ok = (g.by_status && g.by_status.succeeded) || 0;
@@ -22,10 +15,10 @@ function row(key, g, testid) {
 		el("td", { class: "num", text: String(g.runs - ok) }),
 		el("td", { class: "num", text: g.wall_seconds.toFixed(1) }),
 		el("td", { class: "num", text: g.cpu_seconds.toFixed(1) }),
-		el("td", { class: "num", text: bytes(g.peak_memory_bytes) }),
+		el("td", { class: "num", text: fmtBytes(g.peak_memory_bytes) }),
 		el("td", { class: "num", text: `${g.egress.requests_allowed} / ${g.egress.requests_blocked}` }),
-		el("td", { class: "num", text: bytes(g.egress.bytes_allowed + g.egress.bytes_blocked) }),
-		el("td", { class: "num", testid: "usage-artifact-bytes", text: bytes(g.artifact_bytes) }));
+		el("td", { class: "num", text: fmtBytes(g.egress.bytes_allowed + g.egress.bytes_blocked) }),
+		el("td", { class: "num", testid: "usage-artifact-bytes", text: fmtBytes(g.artifact_bytes) }));
 }
 
 export async function viewUsage(scope) {
