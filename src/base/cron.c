@@ -294,6 +294,12 @@ static int check_zone(const char *tz, struct cdn_err *err)
 	if (strncmp(tz, "right/", 6) == 0)
 		return cdn_err_msg(err, EINVAL, "time zone '%s': right/ zones are not supported",
 				   tz);
+	/* Not zones: the host's own (a link to /etc/localtime) and tzdata's
+	 * internals. */
+	if (!strcmp(tz, "localtime") || !strcmp(tz, "posixrules") || !strcmp(tz, "Factory"))
+		return cdn_err_msg(err, EINVAL, "time zone '%s': not a zone; name one, such as "
+						"Europe/Berlin",
+				   tz);
 	char path[sizeof(ZONEINFO_DIR) + 1 + CRON_TZ_MAX];
 	snprintf(path, sizeof(path), "%s/%s", ZONEINFO_DIR, tz);
 	/* O_NONBLOCK: a FIFO there must not hang the request. */

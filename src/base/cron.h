@@ -107,6 +107,11 @@ int cron_parse(const char *expr, const char *tz, struct cron_spec *out, struct c
  * Safe to call from any thread.
  */
 int64_t cron_next(const struct cron_spec *spec, int64_t anchor_ms, int64_t after_ms);
+/* A process with threads that calls cron_next with zones sets TZ (any
+ * value; cordon serve sets "UTC") before its first thread starts: the
+ * switch then replaces TZ's value in place (glibc keeps the old strings),
+ * and never adds or removes the variable, which moves the environment's
+ * array under a concurrent getenv. */
 
 /*
  * The canonical text of the spec (without its zone): "@every 2s" (the

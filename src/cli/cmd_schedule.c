@@ -221,7 +221,7 @@ static int local(const char *verb, const char *name, json_t *body, const struct 
 			snprintf(sc.name, sizeof(sc.name), "%s", name);
 			snprintf(sc.agent, sizeof(sc.agent), "%s", agent);
 			snprintf(sc.cron, sizeof(sc.cron), "%s", cron);
-			snprintf(sc.tz, sizeof(sc.tz), "%s", tz && strcmp(tz, "UTC") ? tz : "");
+			snprintf(sc.tz, sizeof(sc.tz), "%s", tz && strcmp(tz, "UTC") != 0 ? tz : "");
 			snprintf(sc.created_by, sizeof(sc.created_by), "%s", cli_caller());
 			sc.input_json = in ? json_dumps(in, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 			r = store_schedule_new(s, &sc, now, &err);
@@ -283,6 +283,9 @@ int cmd_schedule(int argc, char **argv)
 			  verb);
 		return EXIT_CORDON;
 	}
+	struct cdn_err nerr = { 0 };
+	if (name && store_name_check("schedule", name, &nerr) < 0)
+		return cli_fail(&nerr); /* before it goes into a URL, too */
 	json_t *body = NULL;
 	if (!strcmp(verb, "create") &&
 	    !(body = create_body(name, argv[optind + 2], cron, tz, input, overlap, catchup)))

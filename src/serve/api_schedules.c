@@ -121,6 +121,8 @@ enum MHD_Result h_schedule_create(struct call *c)
 		return api_fail(c->conn, 409, "conflict", "%s", err.msg);
 	if (r == -EINVAL)
 		return api_fail(c->conn, 400, "bad_request", "%s", err.msg);
+	if (r == -EDQUOT)
+		return api_fail(c->conn, 409, "conflict", "%s", err.msg);
 	if (r < 0)
 		return api_fail_err(c->conn, r, &err);
 	return one(c, sc.name, 201);

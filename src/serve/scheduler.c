@@ -6,10 +6,15 @@
  * A due schedule is first claimed: its next fire time moves on from the
  * one read, in one statement (store_schedule_claim), so of several API
  * nodes sharing a database exactly one fires each time. Then:
- *  - Missed times. A time is missed when the scheduler was not running at
- *    it (serve was down): the next time after it has passed too, or it is
- *    over SCHEDULER_LATE_MS late. catch_up "skip" (the default) records
- *    the skip and waits for the next time; "once" runs once now.
+ *  - Missed times. A time is missed when it came due before this
+ *    scheduler started (no serve was running then; a time that came due
+ *    while it ran is late at most, never missed). catch_up "skip" (the
+ *    default) records the skip and waits for the next time; "once" runs
+ *    once now.
+ *  - Fairness. The due list comes most overdue first, whoever's they are,
+ *    and a tick fires for at most SCHEDULER_TICK_BUDGET_MS (what is left
+ *    goes first in the next); a workspace has at most STORE_SCHEDULES_MAX
+ *    schedules.
  *  - Overlap, when the schedule's last run is still going: "forbid" (the
  *    default) records a skip; "allow" starts another; "replace" cancels the
  *    last one (as POST /v1/runs/{id}/cancel does) and starts another.
@@ -32,7 +37,9 @@
 #include "base/cron.h"
 
 #define SCHEDULER_TICK_MS 250
-#define SCHEDULER_LATE_MS 60000
+/* The most a tick spends firing; what is left waits for the next one, which
+ * starts with the most overdue (the due list is in next_ms order). */
+#define SCHEDULER_TICK_BUDGET_MS 1000
 
 static void skip(struct server *sv, const struct store_schedule *sc, int64_t now,
 		 const char *why)
@@ -49,7 +56,8 @@ static bool still_going(struct server *sv, const struct store_schedule *sc)
 	struct store_run r;
 	if (!sc->last_run[0] || store_run_get(sv->s, sc->last_run, &r, NULL) < 0)
 		return false;
-	bool going = !store_run_status_final(r.status);
+	/* Only a run of its own workspace is its to judge, or to replace. */
+	bool going = strcmp(r.workspace, sc->workspace) == 0 && !store_run_status_final(r.status);
 	store_run_clear(&r);
 	return going;
 }
@@ -89,9 +97,18 @@ static void fire(struct server *sv, const struct store_schedule *sc, int64_t now
 			err.msg);
 }
 
-static void tick(struct server *sv)
+static bool stopping(struct server *sv)
+{
+	pthread_mutex_lock(&sv->sched_mu);
+	bool stop = sv->sched_stop;
+	pthread_mutex_unlock(&sv->sched_mu);
+	return stop;
+}
+
+static void tick(struct server *sv, int64_t started_ms)
 {
 	int64_t now = (int64_t)cdn_wall_ms();
+	uint64_t t0 = cdn_mono_ms();
 	struct store_schedule *v = NULL;
 	size_t n = 0;
 	struct cdn_err err = { 0 };
@@ -99,7 +116,8 @@ static void tick(struct server *sv)
 		fprintf(stderr, "cordon serve: schedules: %s\n", err.msg);
 		return;
 	}
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n && !stopping(sv) && cdn_mono_ms() - t0 < SCHEDULER_TICK_BUDGET_MS;
+	     i++) {
 		struct store_schedule *sc = &v[i];
 		struct cron_spec spec;
 		struct cdn_err perr = { 0 };
@@ -115,8 +133,7 @@ static void tick(struct server *sv)
 			skip(sv, sc, now, perr.msg);
 			continue;
 		}
-		int64_t after_due = cron_next(&spec, sc->anchor_ms, sc->next_ms);
-		bool missed = (after_due > 0 && after_due <= now) || now - sc->next_ms > SCHEDULER_LATE_MS;
+		bool missed = sc->next_ms < started_ms;
 		if (missed && sc->catchup == CATCHUP_SKIP) {
 			char why[160], t[CDN_RFC3339_MAX];
 			cdn_rfc3339(sc->next_ms, CDN_TIME_S, t, sizeof(t));
@@ -133,10 +150,11 @@ static void tick(struct server *sv)
 static void *scheduler_main(void *arg)
 {
 	struct server *sv = arg;
+	int64_t started_ms = (int64_t)cdn_wall_ms();
 	pthread_mutex_lock(&sv->sched_mu);
 	while (!sv->sched_stop) {
 		pthread_mutex_unlock(&sv->sched_mu);
-		tick(sv);
+		tick(sv, started_ms);
 		pthread_mutex_lock(&sv->sched_mu);
 		struct timespec until = cdn_wall_after(SCHEDULER_TICK_MS);
 		while (!sv->sched_stop &&

@@ -437,6 +437,12 @@ static int health_socket(struct server *sv, struct cdn_err *err)
 
 int serve_main(const struct serve_config *cfg, struct cdn_err *err)
 {
+	/* TZ in the environment before any thread starts: the scheduler's
+	 * zone computations (base/cron.h) then only replace its value, never
+	 * add or remove the variable, which would move the environment's
+	 * array under another thread's getenv. cordon keeps to UTC itself. */
+	if (!getenv("TZ") && setenv("TZ", "UTC", 1) < 0)
+		return cdn_err_set(err, errno, "serve: TZ");
 	struct server *sv = calloc(1, sizeof(*sv));
 	if (!sv)
 		return cdn_err_set(err, ENOMEM, "serve");

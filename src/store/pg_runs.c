@@ -313,7 +313,8 @@ int pg_run_usage(struct store *s, const char *ws, int64_t from_ms, int64_t to_ms
 		 " sum((SELECT coalesce(sum(" NUM("a", "{size}") "), 0)"
 		 "  FROM jsonb_array_elements(CASE WHEN jsonb_typeof(rj -> 'artifacts') = 'array'"
 		 "  THEN rj -> 'artifacts' ELSE '[]'::jsonb END) a))::bigint"
-		 " FROM (SELECT %s AS k, status, started_ms, finished_ms, result_json::jsonb AS rj"
+		 " FROM (SELECT %s AS k, status, started_ms, finished_ms,"
+		 "  cordon_jsonb(result_json) AS rj"
 		 "  FROM runs WHERE workspace = $1 AND created_ms >= $2 AND created_ms < $3) u"
 		 " GROUP BY k, status ORDER BY k, status",
 		 keys[by]);

@@ -101,7 +101,8 @@ int pg_schedule_list(struct store *s, const char *ws, int64_t due_ms,
 			"SELECT " STORE_SCHEDULE_COLUMNS " FROM schedules"
 			" WHERE ($1::text IS NULL OR workspace = $1) AND ($2::bigint = 0 OR"
 			" (paused = 0 AND next_ms > 0 AND next_ms <= $2::bigint))"
-			" ORDER BY workspace, name LIMIT 10000",
+			" ORDER BY CASE WHEN $2::bigint = 0 THEN 0 ELSE next_ms END, workspace, name"
+			" LIMIT 10000",
 			&p, false, &res, err, "list schedules");
 	return r < 0 ? r : rows(d, res, out, n, err);
 }

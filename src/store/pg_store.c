@@ -206,7 +206,12 @@ static const char *const schema_steps[] = {
 	" last_skip_ms BIGINT NOT NULL DEFAULT 0,"
 	" last_skip TEXT NOT NULL DEFAULT '',"
 	" PRIMARY KEY (workspace, name));"
-	"CREATE INDEX schedules_due ON schedules (next_ms) WHERE paused = 0 AND next_ms > 0;",
+	"CREATE INDEX schedules_due ON schedules (next_ms) WHERE paused = 0 AND next_ms > 0;"
+	/* Usage reads results as jsonb: one a redaction left unparsable
+	 * (or holding \\u0000, which jsonb refuses) counts as none, as
+	 * SQLite's json_valid makes it, rather than failing the query. */
+	"CREATE FUNCTION cordon_jsonb(t text) RETURNS jsonb LANGUAGE plpgsql IMMUTABLE STRICT"
+	" AS $f$ BEGIN RETURN t::jsonb; EXCEPTION WHEN others THEN RETURN NULL; END $f$;",
 };
 
 #define SCHEMA_VERSION ((int)CDN_ARRAY_SIZE(schema_steps))

@@ -220,6 +220,17 @@ int store_schedule_new(struct store *s, struct store_schedule *sc, int64_t now_m
 				err)) < 0)
 		return r;
 	store_item_clear(&it);
+	/* A bound, so that one workspace's schedules cannot fill the
+	 * scheduler's ticks (each fire is a claim, a read and a run). */
+	struct store_schedule *all = NULL;
+	size_t n = 0;
+	if ((r = store_schedule_list(s, sc->workspace, 0, &all, &n, err)) < 0)
+		return r;
+	store_schedules_free(all, n);
+	if (n >= STORE_SCHEDULES_MAX)
+		return cdn_err_msg(err, EDQUOT, "workspace %s has %d schedules, its most; remove one "
+						"first",
+				   sc->workspace, STORE_SCHEDULES_MAX);
 	sc->anchor_ms = now_ms;
 	sc->created_ms = now_ms;
 	int64_t next = cron_next(&spec, now_ms, now_ms);

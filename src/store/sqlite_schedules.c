@@ -79,7 +79,9 @@ int sqlite_schedule_list(struct store *s, const char *ws, int64_t due_ms,
 	int r = sql_prep(d,
 			 "SELECT " STORE_SCHEDULE_COLUMNS " FROM schedules"
 			 " WHERE (?1 IS NULL OR workspace = ?1) AND (?2 = 0 OR (paused = 0"
-			 " AND next_ms > 0 AND next_ms <= ?2)) ORDER BY workspace, name LIMIT 10000",
+			 " AND next_ms > 0 AND next_ms <= ?2))"
+			 " ORDER BY CASE WHEN ?2 = 0 THEN 0 ELSE next_ms END, workspace, name"
+			 " LIMIT 10000",
 			 &st, err);
 	if (r < 0)
 		return r;

@@ -594,6 +594,7 @@ int store_runs_queued(struct store *s, const char *ws, uint64_t *total, uint64_t
  */
 #define STORE_SCHEDULE_EXPR_MAX 128
 #define STORE_SCHEDULE_TZ_MAX 64
+#define STORE_SCHEDULES_MAX 100 /* a workspace's */
 enum store_overlap { OVERLAP_FORBID, OVERLAP_ALLOW, OVERLAP_REPLACE };
 enum store_catchup { CATCHUP_SKIP, CATCHUP_ONCE };
 struct store_schedule {

@@ -30,7 +30,7 @@ def test_schedules_fire_overlap_pause_and_catch_up(tmp_path):
     s = Server(tmp_path)
     s.owner = s.cli("init").stdout.strip().splitlines()[-1]
     member = s.cli("keys", "create", "bob", "--role", "member").stdout.strip().splitlines()[-1]
-    for name, script in (("tick", "echo tick\n"), ("slow", "sleep 6\n")):
+    for name, script in (("tick", "echo tick\n"), ("slow", "sleep 4\n")):
         assert s.cli("agent", "register", str(agent(tmp_path, name, script))).returncode == 0
 
     # The CLI on the state directory: made, shown, and what is wrong refused.
@@ -43,6 +43,7 @@ def test_schedules_fire_overlap_pause_and_catch_up(tmp_path):
                       (["--cron", "@every 500ms", "tick"], "every"),
                       (["--cron", "0 9 * * *", "--tz", "Mars/Olympus", "tick"], "Mars/Olympus"),
                       (["--cron", "0 9 * * *", "--tz", "../../etc/passwd", "tick"], "zone"),
+                      (["--cron", "0 9 * * *", "--tz", "localtime", "tick"], "not a zone"),
                       (["--cron", "@hourly", "ghost"], "ghost"),
                       (["--cron", "@hourly", "tick", "--overlap", "sometimes"], "overlap")):
         r = s.cli("schedule", "create", "bad", *args)
@@ -77,13 +78,13 @@ def test_schedules_fire_overlap_pause_and_catch_up(tmp_path):
                               {"name": "x", "agent": "tick", "cron": "* * *"})
         assert st == 400, raw
 
-        # the overlap policies, on an agent that runs 6 s, fired every 2 s
+        # the overlap policies, on an agent that runs 4 s, fired every second
         for pol in ("forbid", "allow", "replace"):
             st, j, raw, _ = s.req("POST", "/v1/schedules", s.owner,
-                                  {"name": "s-" + pol, "agent": "slow", "cron": "@every 2s",
+                                  {"name": "s-" + pol, "agent": "slow", "cron": "@every 1s",
                                    "overlap": pol})
             assert st == 201 and j["overlap"] == pol, raw
-        time.sleep(7.5)
+        time.sleep(3.6)
         by = {pol: sched(s, member, "s-" + pol) for pol in ("forbid", "allow", "replace")}
         slow = runs_of(s, member, "slow")
         mine = {pol: [r for r in slow if r["caller"] == "schedule:s-" + pol]
@@ -109,7 +110,7 @@ def test_schedules_fire_overlap_pause_and_catch_up(tmp_path):
         st, j, raw, _ = s.req("POST", "/v1/schedules/ticker/pause", s.owner)
         assert st == 200 and j["paused"] and j["next"] is None, raw
         n = sched(s, member, "ticker")["fired"]
-        time.sleep(3)
+        time.sleep(2.4)
         assert sched(s, member, "ticker")["fired"] == n
         st, j, raw, _ = s.req("POST", "/v1/schedules/ticker/resume", s.owner)
         assert st == 200 and not j["paused"], raw
@@ -120,7 +121,7 @@ def test_schedules_fire_overlap_pause_and_catch_up(tmp_path):
     # Times missed while no serve ran: "skip" records them, "once" runs once.
     before = {n: json.loads(s.cli("schedule", "show", n, "--json").stdout)
               for n in ("ticker", "once")}
-    time.sleep(4.5)
+    time.sleep(3)
     s.start()
     try:
         assert wait_until(lambda: sched(s, member, "ticker")["skipped"] > before["ticker"]["skipped"],
@@ -168,5 +169,27 @@ def test_schedules_on_postgres(tmp_path, pg):
             r = s.cli("schedule", "show", "pg2", "--json")
             return json.loads(r.stdout)["fired"] >= 2 if r.returncode == 0 else False
         assert wait_until(fired, timeout=15)
+    finally:
+        s.stop()
+
+
+def test_a_workspace_has_at_most_100_schedules(tmp_path):
+    s = Server(tmp_path)
+    s.owner = s.cli("init").stdout.strip().splitlines()[-1]
+    assert s.cli("agent", "register", str(agent(tmp_path, "tick", "true\n"))).returncode == 0
+    s.start()
+    try:
+        for i in range(100):
+            st, _, raw, _ = s.req("POST", "/v1/schedules", s.owner,
+                                  {"name": f"h{i}", "agent": "tick", "cron": "@hourly"})
+            assert st == 201, raw
+        st, j, raw, _ = s.req("POST", "/v1/schedules", s.owner,
+                              {"name": "h100", "agent": "tick", "cron": "@hourly"})
+        assert st == 409 and "100 schedules" in j["error"]["message"], raw
+        st, _, raw, _ = s.req("DELETE", "/v1/schedules/h0", s.owner)
+        assert st == 200, raw
+        st, _, raw, _ = s.req("POST", "/v1/schedules", s.owner,
+                              {"name": "h100", "agent": "tick", "cron": "@hourly"})
+        assert st == 201, raw
     finally:
         s.stop()

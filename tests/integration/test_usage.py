@@ -13,7 +13,7 @@ import pytest
 
 from conftest import CORDON, run
 from test_metrics import PROBE
-from test_postgres import fresh, pg  # noqa: F401 (pg is a fixture)
+from test_postgres import fresh, pg, psql  # noqa: F401 (pg is a fixture)
 from test_serve import Server, agent
 from upstream import Upstream
 
@@ -150,3 +150,9 @@ def test_usage_is_the_sum_of_the_records(tmp_path, upstream, pg):
     assert on_pg["groups"] == local["groups"] and on_pg["total"] == local["total"], (on_pg, local)
     r = run([CORDON, "usage", "--json", "--group-by", "day"], env=env)
     assert r.returncode == 0 and json.loads(r.stdout)["total"] == local["total"], r.stdout
+    # a result Postgres cannot read as JSON counts as none, not as an error
+    bad = next(rid for _, ag, rid in ids if ag == "bad")
+    psql(pg, f"UPDATE runs SET result_json = '{{not json' WHERE id = '{bad}'")
+    r = run([CORDON, "usage", "--json", "--group-by", "agent"], env=env)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["total"]["runs"] == local["total"]["runs"], r.stdout
