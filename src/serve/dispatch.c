@@ -358,11 +358,17 @@ int dispatch_submit(struct server *sv, const char *id, const char *ws, const cha
 	return 0;
 }
 
+/* Who asked, from why ("cancelled by WHO"). */
+static const char *cancel_by(const char *why)
+{
+	return strncmp(why, "cancelled by ", 13) == 0 ? why + 13 : why;
+}
+
 /* A run of the runs' own way of stopping: asked on its control socket,
  * it records "cancelled" itself. */
 static bool ask_cancel(const char *id, const char *why)
 {
-	const char *by = strncmp(why, "cancelled by ", 13) == 0 ? why + 13 : why;
+	const char *by = cancel_by(why);
 	json_t *req = json_pack("{s:s, s:s}", "op", "cancel", "by", by);
 	json_t *res = req ? control_ask(id, req, NULL) : NULL;
 	bool asked = json_is_true(json_object_get(res, "ok"));
@@ -376,7 +382,7 @@ static bool ask_cancel(const char *id, const char *why)
  * SQLite's). */
 static int cancel_remote(struct server *sv, const char *ws, const char *id, const char *why)
 {
-	const char *by = strncmp(why, "cancelled by ", 13) == 0 ? why + 13 : why;
+	const char *by = cancel_by(why);
 	char cid[STORE_CONTROL_ID_MAX + 1], said[256] = "";
 	if (store_control_cancel(sv->s, ws, id, by, cid, NULL) != 1)
 		return -ENOENT;

@@ -204,14 +204,20 @@ const char *store_run_status_name(enum store_run_status st)
 	return (unsigned)st < CDN_ARRAY_SIZE(status_names) ? status_names[st] : "unknown";
 }
 
+int store_name_pick(const char *const *names, size_t n, const char *name)
+{
+	for (size_t i = 0; name && i < n; i++)
+		if (names[i] && !strcmp(name, names[i]))
+			return (int)i;
+	return -EINVAL;
+}
+
 int store_run_status_parse(const char *name, enum store_run_status *st)
 {
-	for (size_t i = 0; name && i < CDN_ARRAY_SIZE(status_names); i++)
-		if (!strcmp(name, status_names[i])) {
-			*st = (enum store_run_status)i;
-			return 0;
-		}
-	return -EINVAL;
+	int i = store_name_pick(status_names, CDN_ARRAY_SIZE(status_names), name);
+	if (i >= 0)
+		*st = (enum store_run_status)i;
+	return i < 0 ? i : 0;
 }
 
 bool store_run_status_final(enum store_run_status st)
@@ -329,12 +335,10 @@ const char *store_retain_name(enum store_retain k)
 
 int store_retain_parse(const char *name, enum store_retain *k)
 {
-	for (int i = 0; name && i < RETAIN_N; i++)
-		if (!strcmp(name, retain_names[i])) {
-			*k = (enum store_retain)i;
-			return 0;
-		}
-	return -EINVAL;
+	int i = store_name_pick(retain_names, RETAIN_N, name);
+	if (i >= 0)
+		*k = (enum store_retain)i;
+	return i < 0 ? i : 0;
 }
 
 int store_retention_check(const char *ws, const struct store_retention *r, struct cdn_err *err)

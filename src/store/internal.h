@@ -335,6 +335,8 @@ struct store_lease_candidate {
 
 /* 0; -EIO when the row is malformed, -ENOMEM. */
 int store_row_item(const struct store_row *row, struct store_item *out);
+/* The index of name in names[0..n) (a name table of an enum), or -EINVAL. */
+int store_name_pick(const char *const *names, size_t n, const char *name);
 int store_row_run(const struct store_row *row, struct store_run *out);
 int store_row_key(const struct store_row *row, struct store_key *out);
 #define STORE_SCHEDULE_COLUMNS                                                               \

@@ -30,12 +30,10 @@ const char *store_overlap_name(enum store_overlap o)
 
 int store_overlap_parse(const char *name, enum store_overlap *out)
 {
-	for (size_t i = 0; name && i < CDN_ARRAY_SIZE(overlaps); i++)
-		if (strcmp(name, overlaps[i]) == 0) {
-			*out = (enum store_overlap)i;
-			return 0;
-		}
-	return -EINVAL;
+	int i = store_name_pick(overlaps, CDN_ARRAY_SIZE(overlaps), name);
+	if (i >= 0)
+		*out = (enum store_overlap)i;
+	return i < 0 ? i : 0;
 }
 
 const char *store_catchup_name(enum store_catchup c)
@@ -45,12 +43,10 @@ const char *store_catchup_name(enum store_catchup c)
 
 int store_catchup_parse(const char *name, enum store_catchup *out)
 {
-	for (size_t i = 0; name && i < CDN_ARRAY_SIZE(catchups); i++)
-		if (strcmp(name, catchups[i]) == 0) {
-			*out = (enum store_catchup)i;
-			return 0;
-		}
-	return -EINVAL;
+	int i = store_name_pick(catchups, CDN_ARRAY_SIZE(catchups), name);
+	if (i >= 0)
+		*out = (enum store_catchup)i;
+	return i < 0 ? i : 0;
 }
 
 void store_schedule_clear(struct store_schedule *sc)

@@ -24,12 +24,10 @@ static const char *const by_names[] = {
 
 int store_usage_by_parse(const char *name, enum store_usage_by *out)
 {
-	for (size_t i = 0; name && i < CDN_ARRAY_SIZE(by_names); i++)
-		if (strcmp(name, by_names[i]) == 0) {
-			*out = (enum store_usage_by)i;
-			return 0;
-		}
-	return -EINVAL;
+	int i = store_name_pick(by_names, CDN_ARRAY_SIZE(by_names), name);
+	if (i >= 0)
+		*out = (enum store_usage_by)i;
+	return i < 0 ? i : 0;
 }
 
 const char *store_usage_by_name(enum store_usage_by by)
