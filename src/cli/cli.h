@@ -104,6 +104,10 @@ struct cli_extra {
 	char short_name;  /* 0: none */
 	const char **value;
 	bool *flag;
+	/* A repeatable option: each value appended to list (value NULL), at
+	 * most max of them. */
+	const char **list;
+	size_t *n_list, max;
 };
 #define CLI_MAX_EXTRA 8
 /* A run's input from path ("-": standard input), at most RUN_MAX_INPUT
@@ -114,6 +118,9 @@ int cli_read_input(const char *path, char **out, size_t *len);
  * printing the usage to stderr. */
 int cli_parse_opts(int argc, char **argv, const struct cli_extra *extra, size_t n_extra,
 		   bool with_json, void (*usage)(FILE *), struct cli_common *co);
+/* What run id wrote to stdout or stderr, as cordon runs output prints it
+ * (local, or through cordon serve with CORDON_URL). An exit code. */
+int cli_runs_output(const struct cli_common *co, const char *id, const char *which);
 /* Where fetched bytes go: standard output (path NULL or "-"), or FILE made
  * anew through a temporary file renamed into place, which replaces an
  * existing FILE only with force (and never one made after the check).
@@ -177,6 +184,7 @@ int cmd_audit(int argc, char **argv);
 int cmd_retention(int argc, char **argv);
 int cmd_usage(int argc, char **argv);
 int cmd_schedule(int argc, char **argv);
+int cmd_service(int argc, char **argv);
 int cmd_prune(int argc, char **argv);
 int cmd_state(int argc, char **argv);
 

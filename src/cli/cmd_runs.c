@@ -233,7 +233,7 @@ static bool run_id_given(const char *verb, const char *id)
 	return false;
 }
 
-static int runs_output(const struct cli_common *co, const char *id, const char *which)
+int cli_runs_output(const struct cli_common *co, const char *id, const char *which)
 {
 	if (strcmp(which, "stdout") != 0 && strcmp(which, "stderr") != 0) {
 		cli_error("runs output: '%s' is not stdout or stderr", which);
@@ -366,7 +366,7 @@ int cmd_runs(int argc, char **argv)
 	bool list = strcmp(verb, "list") == 0 && nargs == 1;
 	bool show = strcmp(verb, "show") == 0 && nargs == 2;
 	if (strcmp(verb, "output") == 0 && (nargs == 2 || nargs == 3))
-		return runs_output(&co, argv[optind + 1], nargs == 3 ? argv[optind + 2] : "stdout");
+		return cli_runs_output(&co, argv[optind + 1], nargs == 3 ? argv[optind + 2] : "stdout");
 	if (strcmp(verb, "artifact") == 0 && nargs == 3)
 		return runs_artifact(&co, argv[optind + 1], argv[optind + 2], output, force);
 	if (strcmp(verb, "cancel") == 0 && nargs == 2)

@@ -93,12 +93,12 @@ int cli_parse_opts(int argc, char **argv, const struct cli_extra *extra, size_t 
 		n_extra = CLI_MAX_EXTRA;
 	for (size_t i = 0; i < n_extra; i++) {
 		int val = extra[i].short_name ? extra[i].short_name : O_EXTRA + (int)i;
-		opts[n++] = (struct option){ extra[i].name,
-					     extra[i].value ? required_argument : no_argument, NULL,
-					     val };
+		bool arg = extra[i].value || extra[i].list;
+		opts[n++] = (struct option){ extra[i].name, arg ? required_argument : no_argument,
+					     NULL, val };
 		if (extra[i].short_name) {
 			shorts[ns++] = extra[i].short_name;
-			if (extra[i].value)
+			if (arg)
 				shorts[ns++] = ':';
 		}
 	}
@@ -131,10 +131,17 @@ int cli_parse_opts(int argc, char **argv, const struct cli_extra *extra, size_t 
 			usage(stderr);
 			return -1;
 		}
-		if (extra[i].value)
+		if (extra[i].list) {
+			if (*extra[i].n_list >= extra[i].max) {
+				cli_error("--%s: at most %zu of them", extra[i].name, extra[i].max);
+				return -1;
+			}
+			extra[i].list[(*extra[i].n_list)++] = optarg;
+		} else if (extra[i].value) {
 			*extra[i].value = optarg;
-		else
+		} else {
 			*extra[i].flag = true;
+		}
 	}
 	co->workspace = cli_workspace(co->workspace);
 	return 0;

@@ -408,6 +408,60 @@ static int parse_retry(struct mctx *c, const json_t *v, struct agent_manifest *m
 	return 0;
 }
 
+static const char *const health_keys[] = { "port", "path", "interval", "timeout", "failures" };
+
+/* "health": {"port": 8080, "path": "/healthz", "interval": 10, "timeout": 2,
+ * "failures": 3}: what cordon probes inside the run's network namespace
+ * (docs/services.md). The path goes into a request line as it is, so it is
+ * strict: '/' and then visible ASCII, no space, no control byte. */
+static int parse_health(struct mctx *c, const json_t *v, struct agent_manifest *m)
+{
+	int rc = mf_check_object(c, v, "health",
+				 "an object such as {\"port\": 8080, \"path\": \"/healthz\", "
+				 "\"interval\": 10}",
+				 health_keys, CDN_ARRAY_SIZE(health_keys));
+	if (rc < 0)
+		return rc;
+	const json_t *x = json_object_get(v, "port");
+	if (!x)
+		return mf_merr(c, "health", "missing key \"port\"");
+	uint64_t port, interval = 10, timeout = 0, failures = 3;
+	if ((rc = mf_get_uint(c, x, "health.port", 1, 65535, &port)) < 0 ||
+	    ((x = json_object_get(v, "interval")) &&
+	     (rc = mf_get_uint(c, x, "health.interval", 1, 3600, &interval)) < 0) ||
+	    ((x = json_object_get(v, "timeout")) &&
+	     (rc = mf_get_uint(c, x, "health.timeout", 1, 60, &timeout)) < 0) ||
+	    ((x = json_object_get(v, "failures")) &&
+	     (rc = mf_get_uint(c, x, "health.failures", 1, 100, &failures)) < 0))
+		return rc;
+	const char *path = "/";
+	if ((x = json_object_get(v, "path")) &&
+	    (rc = mf_get_string(c, x, "health.path", "a path such as \"/healthz\"", &path)) < 0)
+		return rc;
+	size_t n = strlen(path);
+	bool ok = n >= 1 && n <= MANIFEST_MAX_HEALTH_PATH && path[0] == '/';
+	for (size_t i = 0; ok && i < n; i++)
+		ok = path[i] > 0x20 && path[i] < 0x7f;
+	if (!ok)
+		return mf_merr(c, "health.path",
+			       "'/' and then at most %d visible ASCII characters (no space)",
+			       MANIFEST_MAX_HEALTH_PATH - 1);
+	if (port == SANDBOX_PROXY_PORT || port == SANDBOX_DNS_PORT || port == SANDBOX_MCP_PORT)
+		return mf_merr(c, "health.port", "%u is cordon's own inside the sandbox (%d, %d and "
+						 "%d are)",
+			       (unsigned)port, SANDBOX_DNS_PORT, SANDBOX_PROXY_PORT, SANDBOX_MCP_PORT);
+	m->health.port = (unsigned)port;
+	m->health.interval_s = (unsigned)interval;
+	/* A probe ends before the next one is due. */
+	m->health.timeout_s = (unsigned)(timeout ? timeout : interval < 5 ? interval : 5);
+	if (m->health.timeout_s > m->health.interval_s)
+		return mf_merr(c, "health.timeout", "at most health.interval (%u)",
+			       m->health.interval_s);
+	m->health.failures = (unsigned)failures;
+	snprintf(m->health.path, sizeof(m->health.path), "%s", path);
+	return 0;
+}
+
 /* "labels": {"KEY": "VALUE"}: what a worker must have to take the
  * agent's runs (store_labels_parse's rules). */
 static int parse_labels(struct mctx *c, const json_t *v, struct agent_manifest *m)
@@ -428,7 +482,7 @@ static int parse_labels(struct mctx *c, const json_t *v, struct agent_manifest *
 static const char *const top_keys[] = {
     "name",    "version", "description",      "entrypoint",   "setup", "limits",
     "profile", "egress",  "required_secrets", "capabilities", "env",   "outputs",
-    "retry",   "labels",
+    "retry",   "labels",  "health",
 };
 
 static int parse_name(struct mctx *c, const json_t *v, const char *path, char *out, size_t cap)
@@ -554,6 +608,8 @@ static int parse_top(struct mctx *c, const json_t *root, struct agent_manifest *
 	if ((x = json_object_get(root, "retry")) && (rc = parse_retry(c, x, m)) < 0)
 		return rc;
 	if ((x = json_object_get(root, "labels")) && (rc = parse_labels(c, x, m)) < 0)
+		return rc;
+	if ((x = json_object_get(root, "health")) && (rc = parse_health(c, x, m)) < 0)
 		return rc;
 	return 0;
 }

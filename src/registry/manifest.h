@@ -28,6 +28,7 @@
 
 /* Further bounds, each documented in docs/agent.md. */
 #define MANIFEST_MAX_NAME 64	     /* store names: name, env, capabilities */
+#define MANIFEST_MAX_HEALTH_PATH 256
 #define MANIFEST_MAX_SECRET_NAME 64  /* [A-Z_][A-Z0-9_]{0,63} */
 #define MANIFEST_MIN_MEM (1ULL << 20) /* limits.mem: 1 MiB .. 1 TiB */
 #define MANIFEST_MAX_MEM (1ULL << 40)
@@ -132,6 +133,13 @@ struct agent_manifest {
 	 * default), and the labels a worker needs to take its runs (canonical
 	 * JSON, "" for none). */
 	unsigned retry_on_lost;
+	/* "health" (docs/services.md): an HTTP GET of path on the sandbox's
+	 * own 127.0.0.1:port every interval_s; failures in a row end the run.
+	 * port 0: none. */
+	struct {
+		unsigned port, interval_s, timeout_s, failures;
+		char path[MANIFEST_MAX_HEALTH_PATH + 1];
+	} health;
 	char labels[STORE_LABELS_JSON_MAX + 1];
 };
 

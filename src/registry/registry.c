@@ -14,6 +14,7 @@
 
 #include "base/cleanup.h"
 #include "base/file.h"
+#include "base/clock.h"
 #include "base/hash.h"
 #include "sandbox/sandbox.h"
 #include "vault/vault.h"
@@ -94,48 +95,50 @@ int registry_capability_register(struct store *s, const char *ws, const char *na
 	return 0;
 }
 
-int registry_env_register(struct store *s, const char *ws, const char *name,
-			  const char *const *vars, size_t n, struct registry_result *res,
-			  struct cdn_err *err)
+int registry_env_vars(const char *what, bool service, const char *const *vars, size_t n,
+		      json_t **out, struct cdn_err *err)
 {
-	int r = store_name_check("env", name, err);
-	if (r < 0)
-		return r;
+	*out = NULL;
 	if (n > REGISTRY_MAX_ENV_VARS)
-		return cdn_err_msg(err, E2BIG, "env %s: at most %d variables", name,
+		return cdn_err_msg(err, E2BIG, "%s: at most %d variables", what,
 				   REGISTRY_MAX_ENV_VARS);
 	json_t *obj = json_object();
+	int r = obj ? 0 : cdn_err_set(err, ENOMEM, "%s", what);
 	for (size_t i = 0; i < n && r == 0; i++) {
 		const char *eq = strchr(vars[i], '=');
 		size_t kl = eq ? (size_t)(eq - vars[i]) : 0;
 		char key[129];
 		if (!eq || kl > 128 || !sandbox_env_name_ok(vars[i], kl)) {
-			r = cdn_err_msg(err, EINVAL, "env %s: '%.*s': expected NAME=VALUE", name,
+			r = cdn_err_msg(err, EINVAL, "%s: '%.*s': expected NAME=VALUE", what,
 					(int)(eq ? kl : strlen(vars[i]) > 64 ? 64 : strlen(vars[i])),
 					vars[i]);
 			break;
 		}
 		snprintf(key, sizeof(key), "%.*s", (int)kl, vars[i]);
 		if (vault_name_looks_secret(key)) {
-			r = cdn_err_msg(err, EINVAL,
-					"env %s: %s looks like a secret; store it with "
-					"'cordon secret set %s' and list it in the agent's "
-					"required_secrets",
-					name, key, key);
+			r = service ? cdn_err_msg(err, EINVAL,
+						  "%s: --env %s looks like a secret; store it with "
+						  "'cordon secret set %s' and pass --secret %s instead",
+						  what, key, key, key)
+				    : cdn_err_msg(err, EINVAL,
+						  "%s: %s looks like a secret; store it with "
+						  "'cordon secret set %s' and list it in the agent's "
+						  "required_secrets",
+						  what, key, key);
 			break;
 		}
 		if (strlen(eq + 1) > REGISTRY_MAX_ENV_VALUE) {
-			r = cdn_err_msg(err, E2BIG, "env %s: %s: value longer than %d bytes", name,
-					key, REGISTRY_MAX_ENV_VALUE);
+			r = cdn_err_msg(err, E2BIG, "%s: %s: value longer than %d bytes", what, key,
+					REGISTRY_MAX_ENV_VALUE);
 			break;
 		}
 		if (json_object_get(obj, key)) {
-			r = cdn_err_msg(err, EINVAL, "env %s: %s is given twice", name, key);
+			r = cdn_err_msg(err, EINVAL, "%s: %s is given twice", what, key);
 			break;
 		}
 		json_t *v = json_string(eq + 1);
 		if (!v) {
-			r = cdn_err_msg(err, EINVAL, "env %s: %s: value is not valid UTF-8", name, key);
+			r = cdn_err_msg(err, EINVAL, "%s: %s: value is not valid UTF-8", what, key);
 			break;
 		}
 		json_object_set_new(obj, key, v);
@@ -144,6 +147,22 @@ int registry_env_register(struct store *s, const char *ws, const char *name,
 		json_decref(obj);
 		return r;
 	}
+	*out = obj;
+	return 0;
+}
+
+int registry_env_register(struct store *s, const char *ws, const char *name,
+			  const char *const *vars, size_t n, struct registry_result *res,
+			  struct cdn_err *err)
+{
+	int r = store_name_check("env", name, err);
+	if (r < 0)
+		return r;
+	char what[80];
+	snprintf(what, sizeof(what), "env %s", name);
+	json_t *obj;
+	if ((r = registry_env_vars(what, false, vars, n, &obj, err)) < 0)
+		return r;
 	/* Canonical form: compact, sorted keys; its sha256 is the hash. */
 	_cleanup_free_ char *doc = json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
 	json_decref(obj);
@@ -158,6 +177,71 @@ int registry_env_register(struct store *s, const char *ws, const char *name,
 		return r;
 	result_from(res, name, it.version, it.hash, created);
 	return 0;
+}
+
+int registry_service_create(struct store *s, struct store_service *sv, const char *const *vars,
+			    size_t n_vars, const char *const *secrets, size_t n_secrets,
+			    struct cdn_err *err)
+{
+	int r = store_name_check("service", sv->name, err);
+	if (r < 0)
+		return r;
+	char what[80];
+	snprintf(what, sizeof(what), "service %s", sv->name);
+	if (n_vars > STORE_SERVICE_ENV_MAX)
+		return cdn_err_msg(err, E2BIG, "%s: at most %d --env", what, STORE_SERVICE_ENV_MAX);
+	if (n_secrets > STORE_SERVICE_SECRETS_MAX)
+		return cdn_err_msg(err, E2BIG, "%s: at most %d --secret", what,
+				   STORE_SERVICE_SECRETS_MAX);
+	json_t *env = NULL;
+	if ((r = registry_env_vars(what, true, vars, n_vars, &env, err)) < 0)
+		return r;
+	json_t *names = json_array();
+	for (size_t i = 0; i < n_secrets && r == 0; i++) {
+		const char *n = secrets[i];
+		size_t len = strlen(n);
+		if (len > MANIFEST_MAX_SECRET_NAME || !sandbox_env_name_ok(n, len) ||
+		    !store_secret_name_ok(n)) {
+			r = cdn_err_msg(err, EINVAL,
+					"%s: --secret '%.64s': a secret's name, which is also the "
+					"variable the run gets it in: [A-Za-z][A-Za-z0-9_]{0,63}",
+					what, n);
+			break;
+		}
+		if (json_object_get(env, n)) {
+			r = cdn_err_msg(err, EINVAL, "%s: %s is both --env and --secret", what, n);
+			break;
+		}
+		for (size_t k = 0; k < i; k++)
+			if (strcmp(secrets[k], n) == 0)
+				r = cdn_err_msg(err, EINVAL, "%s: --secret %s is given twice", what, n);
+		uint8_t *blob = NULL;
+		size_t bl = 0;
+		struct cdn_err e2 = { 0 };
+		int g = r < 0 ? 0 : store_secret_get(s, sv->workspace, n, &blob, &bl, &e2);
+		free(blob);
+		if (g == -ENOENT)
+			r = cdn_err_msg(err, ENOENT,
+					"%s: secret %s is not set in workspace %s (cordon secret set "
+					"%s)",
+					what, n, sv->workspace, n);
+		else if (g < 0)
+			r = cdn_err_msg(err, -g, "%s: secret %s: %s", what, n, e2.msg);
+		if (r == 0)
+			json_array_append_new(names, json_string(n));
+	}
+	if (r == 0) {
+		sv->env_json = json_object_size(env)
+				       ? json_dumps(env, JSON_COMPACT | JSON_SORT_KEYS)
+				       : NULL;
+		sv->secrets_json = json_array_size(names) ? json_dumps(names, JSON_COMPACT) : NULL;
+		if ((json_object_size(env) && !sv->env_json) ||
+		    (json_array_size(names) && !sv->secrets_json))
+			r = cdn_err_set(err, ENOMEM, "%s", what);
+	}
+	json_decref(env);
+	json_decref(names);
+	return r < 0 ? r : store_service_new(s, sv, (int64_t)cdn_wall_ms(), err);
 }
 
 int registry_grant(struct store *s, const char *ws, const char *agent, const char *capability,

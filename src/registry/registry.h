@@ -41,6 +41,20 @@ int registry_env_register(struct store *s, const char *ws, const char *name,
 			  const char *const *vars, size_t n, struct registry_result *res,
 			  struct cdn_err *err);
 
+/* vars "K=V" into a JSON object, each checked as an env's (above); what
+ * names the owner in errors; service: the hint for a name that looks like
+ * a secret says --secret (a service's) instead of required_secrets. */
+int registry_env_vars(const char *what, bool service, const char *const *vars, size_t n,
+		      struct json_t **out, struct cdn_err *err);
+
+/* A new service (docs/services.md): sv names the workspace, name, agent,
+ * input and created_by; vars ("K=V", --env) and secrets (vault names,
+ * --secret) are checked, each secret must be in the workspace's vault, and
+ * then store_service_new creates it. */
+int registry_service_create(struct store *s, struct store_service *sv, const char *const *vars,
+			    size_t n_vars, const char *const *secrets, size_t n_secrets,
+			    struct cdn_err *err);
+
 int registry_grant(struct store *s, const char *ws, const char *agent, const char *capability,
 		   struct cdn_err *err);
 

@@ -206,6 +206,7 @@ int run_agent(struct store *s, struct vault *v, struct run_options *o, struct ru
 	/* 1. Everything the run needs, before anything exists. */
 	if ((r = run_read_input(&c, &input, input_hash, err)) < 0 ||
 	    (r = registry_resolve_agent(s, c.ws, o->ref, &c.agent, err)) < 0 ||
+	    (r = run_apply_service(&c, err)) < 0 ||
 	    (r = run_resolve_caps(&c, err)) < 0 || (r = run_resolve_env(&c, err)) < 0 ||
 	    (r = run_load_secrets(&c, &ss, err)) < 0 || (r = run_make_redactor(&c, &ss, err)) < 0)
 		goto done;
@@ -283,6 +284,10 @@ int run_agent(struct store *s, struct vault *v, struct run_options *o, struct ru
 		snprintf(run_error, sizeof(run_error), "%s", c.net_error);
 		c.rec.status = RUN_ERROR;
 		c.rec.exit_code = 125;
+	} else if (c.health_error[0] && !c.cancelled) {
+		snprintf(run_error, sizeof(run_error), "%s", c.health_error);
+		c.rec.status = RUN_FAILED;
+		c.rec.exit_code = st.exit_code;
 	} else if (c.cancelled) {
 		snprintf(run_error, sizeof(run_error), "%s", c.cancel_why);
 		c.rec.status = RUN_CANCELLED;
@@ -364,6 +369,8 @@ int run_agent(struct store *s, struct vault *v, struct run_options *o, struct ru
 	json_t *envj = c.env ? json_deep_copy(c.env) : json_null();
 	json_object_del(envj, "vars");
 	json_object_set_new(resolved, "env", envj);
+	if (c.service)
+		json_object_set(resolved, "service", c.service);
 	json_object_set_new(res, "resolved", resolved);
 	json_object_set_new(res, "caller", json_string(c.rec.caller));
 	json_object_set_new(res, "input_sha256", json_string(input_hash));
@@ -489,6 +496,7 @@ done:
 	registry_resolved_clear(&c.agent);
 	json_decref(c.caps);
 	json_decref(c.env);
+	json_decref(c.service);
 	json_decref(c.secrets);
 	json_decref(c.delivery);
 	json_decref(c.steps);

@@ -41,6 +41,7 @@
 #include "mcp/mcp.h"
 #include "run/artifacts.h"
 #include "run/events.h"
+#include "run/health.h"
 #include "run/netpart.h"
 #include "run/remote.h"
 #include "run/policy_levels.h"
@@ -426,6 +427,27 @@ static void on_net_died(void *ctx, const char *why)
 		sandbox_kill(c->sb, false);
 }
 
+/* A health check's news: each failure an event; the last one ends the run
+ * as failed, with the reason. */
+static void on_health(void *ctx, bool ok, const char *why, unsigned in_a_row, bool last)
+{
+	struct run_ctx *c = ctx;
+	const struct agent_manifest *m = c->agent.manifest;
+	json_t *d = ok ? json_pack("{s:s}", "status", "healthy")
+		       : json_pack("{s:s, s:s, s:I, s:I}", "status", "unhealthy", "reason", why,
+				   "in_a_row", (json_int_t)in_a_row, "failures",
+				   (json_int_t)m->health.failures);
+	run_emit(c, ok ? "health.recovered" : "health.failed", d);
+	json_decref(d);
+	if (!last || !c->sb)
+		return;
+	snprintf(c->health_error, sizeof(c->health_error),
+		 "health check failed %u times in a row (GET %.64s on port %u): %s; the sandbox "
+		 "was stopped",
+		 in_a_row, m->health.path, m->health.port, why);
+	sandbox_kill(c->sb, false);
+}
+
 /* cordon runs cancel, through the control socket: the sandbox is stopped
  * and the run ends as cancelled, with who asked. */
 static int on_cancel(void *ctx, const char *by, struct cdn_err *err)
@@ -744,8 +766,17 @@ int run_execute(struct run_ctx *c, const struct secret_set *ss, struct sandbox_s
 	run_emit(c, "sandbox.ready", pj);
 	json_decref(pj);
 
+	/* The manifest's health check, from inside the sandbox's network. */
+	{
+		struct cdn_err herr = { 0 };
+		if (run_health_start(base, sandbox_event_fd(sb), getpid(), c->o->allow_degraded, m,
+				     on_health, c, &c->health, &herr) < 0)
+			fprintf(stderr, "cordon run: %s: health check: %s\n", c->rec.id, herr.msg);
+	}
 	struct supervise_opts so = { .base = base, .sb = sb };
 	r = run_supervise(&so, st, err);
+	run_health_free(c->health);
+	c->health = NULL;
 	/* The sandbox is gone and so are the pipes' writers: drain them. */
 	for (int k = 0; k < 2; k++) {
 		fcntl(caps[k]->fd, F_SETFL, 0);

@@ -59,6 +59,7 @@ struct run_ctx {
 	struct resolved_agent agent;
 	json_t *caps;	 /* resolved capabilities */
 	json_t *env;	 /* resolved env, or null */
+	json_t *service; /* a service's start: {"name", "env": {K: V}}, or NULL */
 	json_t *secrets; /* names injected */
 	json_t *delivery; /* name -> {"delivery": "sealed"|"raw", "scope", "inspection"} */
 	size_t n_inspected; /* entries the network part will look for */
@@ -85,6 +86,8 @@ struct run_ctx {
 	gid_t sb_gid;
 	int ws_live; /* the workspace fd while the sandbox runs, for MCP artifacts */
 	char net_error[320]; /* why the network part went away during the run */
+	char health_error[320]; /* why its health check ended the run */
+	struct run_health *health;
 	struct netpart_info net_info;
 };
 
@@ -121,7 +124,7 @@ int run_execute(struct run_ctx *c, const struct secret_set *ss, struct sandbox_s
 
 /* What a sandbox_config built by run_sandbox_config points at. */
 struct run_config_store {
-	char *env[REGISTRY_MAX_ENV_VARS]; /* the env's K=V */
+	char *env[REGISTRY_MAX_ENV_VARS + STORE_SERVICE_ENV_MAX]; /* the envs' K=V */
 	size_t n_env;
 	char run_env[STORE_RUN_ID_MAX + 32]; /* CORDON_RUN_ID=... */
 };
@@ -133,6 +136,10 @@ int run_policy(struct run_ctx *c, struct egress_policy **out, struct cdn_err *er
 void run_inspect_sealed_scopes(struct egress_policy *p, const struct secret_set *ss);
 int run_resolve_caps(struct run_ctx *c, struct cdn_err *err);
 int run_resolve_env(struct run_ctx *c, struct cdn_err *err);
+/* A start of a service (caller "service:NAME", docs/services.md): the
+ * service's env (c->service) and its secrets, added to those the manifest
+ * requires, as the service is now; so a rotated secret is the new one. */
+int run_apply_service(struct run_ctx *c, struct cdn_err *err);
 int run_read_input(struct run_ctx *c, char **canon, char hash[STORE_HASH_HEX + 1],
 		      struct cdn_err *err);
 int run_make_redactor(struct run_ctx *c, const struct secret_set *ss, struct cdn_err *err);

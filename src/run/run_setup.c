@@ -342,6 +342,60 @@ int run_resolve_env(struct run_ctx *c, struct cdn_err *err)
 	return 0;
 }
 
+int run_apply_service(struct run_ctx *c, struct cdn_err *err)
+{
+	static const char prefix[] = "service:";
+	if (!c->o->claim || strncmp(c->rec.caller, prefix, sizeof(prefix) - 1) != 0)
+		return 0;
+	const char *name = c->rec.caller + sizeof(prefix) - 1;
+	struct store_service sv;
+	int r = store_service_get(c->s, c->ws, name, &sv, err);
+	if (r == -ENOENT)
+		return cdn_err_msg(err, ENOENT, "service %s was removed before its run started",
+				   name);
+	if (r < 0)
+		return r;
+	json_t *env = sv.env_json ? json_loads(sv.env_json, JSON_REJECT_DUPLICATES, NULL)
+				  : json_object();
+	json_t *names = sv.secrets_json ? json_loads(sv.secrets_json, 0, NULL) : json_array();
+	store_service_clear(&sv);
+	if (!json_is_object(env) || !json_is_array(names)) {
+		json_decref(env);
+		json_decref(names);
+		return cdn_err_msg(err, EIO, "service %s: stored env or secrets are damaged", name);
+	}
+	c->service = json_pack("{s:s, s:o}", "name", name, "env", env);
+	struct agent_manifest *m = c->agent.manifest;
+	size_t i;
+	json_t *v;
+	r = c->service ? 0 : cdn_err_set(err, ENOMEM, "service %s", name);
+	json_array_foreach(names, i, v)
+	{
+		const char *s = json_string_value(v);
+		if (r < 0 || !s)
+			break;
+		bool have = false;
+		for (size_t k = 0; k < m->n_required_secrets && !have; k++)
+			have = strcmp(m->required_secrets[k], s) == 0;
+		if (have)
+			continue;
+		char **nv = realloc(m->required_secrets,
+				    (m->n_required_secrets + 2) * sizeof(*nv));
+		char *d = strdup(s);
+		if (nv)
+			m->required_secrets = nv;
+		if (!nv || !d) {
+			free(d);
+			r = cdn_err_set(err, ENOMEM, "service %s", name);
+			break;
+		}
+		m->required_secrets[m->n_required_secrets++] = d;
+		m->required_secrets[m->n_required_secrets] = NULL;
+	}
+	json_decref(names);
+	return r;
+}
+
 int run_read_input(struct run_ctx *c, char **canon, char hash[STORE_HASH_HEX + 1],
 		      struct cdn_err *err)
 {
@@ -459,6 +513,11 @@ int run_sandbox_config(const struct run_ctx *c, const struct secret_set *ss,
 	cfg->limits.pids = m->pids ? m->pids : c->o->default_pids ? c->o->default_pids : DEFAULT_PIDS;
 	cfg->limits.cpu_millicores = m->cpu_millicores;
 	cfg->limits.timeout_ms = m->timeout_s * 1000ull;
+	/* The health check's port is the one TCP port the agent may listen
+	 * on (Landlock refuses every other bind); only the probe, inside the
+	 * sandbox's network namespace, can reach it. */
+	if (m->health.port)
+		cfg->local_ports[cfg->n_local_ports++] = (uint16_t)m->health.port;
 	cfg->limits.workspace_bytes = c->o->workspace_bytes ? c->o->workspace_bytes : DEFAULT_WORKSPACE;
 	cfg->allow_degraded = c->o->allow_degraded;
 	cfg->keep_workspace = true;
@@ -493,14 +552,19 @@ int run_sandbox_config(const struct run_ctx *c, const struct secret_set *ss,
 	for (size_t k = 0; k < CDN_ARRAY_SIZE(fixed); k++)
 		if ((r = sandbox_config_add_env(cfg, fixed[k], err)) < 0)
 			return r;
-	/* The env's variables first, so a secret of the same name wins. */
-	if (json_is_object(c->env)) {
+	/* The env's variables first (a service's own over the agent's), so a
+	 * secret of the same name wins. */
+	json_t *svc_env = json_object_get(c->service, "env");
+	json_t *envs[2] = { json_object_get(c->env, "vars"), svc_env };
+	for (size_t e = 0; e < 2; e++) {
 		const char *key;
 		json_t *val;
-		json_object_foreach(json_object_get(c->env, "vars"), key, val)
+		json_object_foreach(envs[e], key, val)
 		{
 			if (st->n_env >= CDN_ARRAY_SIZE(st->env))
 				break;
+			if (e == 0 && json_object_get(svc_env, key))
+				continue;
 			if (asprintf(&st->env[st->n_env], "%s=%s", key, json_string_value(val)) < 0) {
 				st->env[st->n_env] = NULL;
 				return cdn_err_set(err, ENOMEM, "env");

@@ -38,6 +38,7 @@ enum opt_kind {
 	OPT_PROXY,   /* an IP address, kept in its canonical form */
 	OPT_PRIVATE, /* IP:PORT, checked by each run's policy */
 	OPT_SECONDS, /* a duration ("1h", "90s") in whole seconds, 0 to max; 0 is off */
+	OPT_MS,	     /* a duration ("250ms", "1s") in milliseconds, 1 to max */
 	OPT_SINK,    /* file:///PATH or /PATH (sink_check) */
 	OPT_LABEL,   /* KEY=VALUE, added to a labels object (store_labels_add) */
 	OPT_DISPATCH, /* "embedded" (false) or "workers" (true) */
@@ -87,6 +88,16 @@ static const struct opt_def opts[] = {
 	  OPT_SECONDS, 7 * 86400, FIELD(prune_interval_s) },
 	{ { "evidence-sink", "serve", "evidence_sink", false, "DIR", SC_SERVE },
 	  OPT_SINK, 0, FIELD(evidence_sink) },
+	{ { "service-backoff", "service", "backoff", false, "AGE", SC_SERVE },
+	  OPT_MS, 3600 * 1000, FIELD(service_backoff_ms) },
+	{ { "service-backoff-max", "service", "backoff_max", false, "AGE", SC_SERVE },
+	  OPT_MS, 86400 * 1000, FIELD(service_backoff_max_ms) },
+	{ { "crash-loop-exits", "service", "crash_loop_exits", false, "N", SC_SERVE },
+	  OPT_UINT, STORE_SERVICE_EXITS_MAX, FIELD(crash_loop_exits) },
+	{ { "crash-loop-window", "service", "crash_loop_window", false, "AGE", SC_SERVE },
+	  OPT_MS, 86400 * 1000, FIELD(crash_loop_window_ms) },
+	{ { "service-stop-timeout", "service", "stop_timeout", false, "AGE", SC_SERVE },
+	  OPT_MS, 3600 * 1000, FIELD(service_stop_ms) },
 	{ { "metrics-listen", "metrics", "listen", false, "ADDR:PORT", SC_SERVE },
 	  OPT_STRING, 0, FIELD(metrics_listen) },
 	{ { "metrics-token-file", "metrics", "token_file", false, "FILE", SC_SERVE },
@@ -167,6 +178,17 @@ int serve_option_set(struct serve_config *cfg, size_t i, const char *value, stru
 			return cdn_err_msg(err, EINVAL, "'%s' is not a number from %u to %u", value,
 					   lo, o->max);
 		*(unsigned *)(void *)(base + o->field) = (unsigned)x;
+		return 0;
+	}
+	case OPT_MS: {
+		uint64_t ms;
+		struct cdn_err e = { 0 };
+		if (cdn_parse_duration_ms(value, &ms, &e) < 0 || ms < 1 || ms > o->max)
+			return cdn_err_msg(err, EINVAL,
+					   "'%s': a duration such as 500ms, 10s or 5m, from 1ms to "
+					   "%ums",
+					   value, o->max);
+		*(unsigned *)(void *)(base + o->field) = (unsigned)ms;
 		return 0;
 	}
 	case OPT_SECONDS: {
@@ -275,7 +297,7 @@ static int read_list(struct cdn_yctx *c, struct serve_config *cfg, size_t i,
 static int read_mapping(struct cdn_yctx *c, struct serve_config *cfg, const struct cdn_ynode *map,
 			const char *section, int kline)
 {
-	static const char *const sections[] = { "serve", "egress", "metrics", "worker" };
+	static const char *const sections[] = { "serve", "egress", "metrics", "worker", "service" };
 	const char *names[CDN_YAML_MAX_KEYS];
 	size_t which[CDN_YAML_MAX_KEYS], n = 0;
 	if (!section)

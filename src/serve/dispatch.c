@@ -460,6 +460,30 @@ int dispatch_cancel(struct server *sv, const char *ws, const char *id, const cha
 	return 0;
 }
 
+static bool find_running(struct server *sv, const char *id, int sig)
+{
+	bool found = false;
+	pthread_mutex_lock(&sv->mu);
+	for (struct job *j = sv->running; j && !found; j = j->next)
+		if (strcmp(j->id, id) == 0) {
+			found = true;
+			if (sig && j->pid > 0)
+				kill(j->pid, sig);
+		}
+	pthread_mutex_unlock(&sv->mu);
+	return found;
+}
+
+bool dispatch_runs_here(struct server *sv, const char *id)
+{
+	return !sv->cfg.dispatch_workers && find_running(sv, id, 0);
+}
+
+bool dispatch_signal(struct server *sv, const char *id, int sig)
+{
+	return !sv->cfg.dispatch_workers && find_running(sv, id, sig);
+}
+
 void dispatch_counts(struct server *sv, unsigned *queued, unsigned *running, bool *draining)
 {
 	/* --dispatch workers: what waits is the database's, for any worker. */

@@ -97,12 +97,22 @@ struct server {
 	pthread_mutex_t sched_mu;
 	pthread_cond_t sched_cv;
 	bool scheduler_started, sched_stop;
+	/* The service manager (services.c). */
+	pthread_t services;
+	pthread_mutex_t svc_mu;
+	pthread_cond_t svc_cv;
+	bool services_started, svc_stop;
 };
 
 /* scheduler.c: fires due schedules (docs/schedules.md) until stopped; the
  * drain stops it first. */
 int scheduler_start(struct server *sv);
 void scheduler_stop(struct server *sv);
+/* services.c: keeps services running (docs/services.md) until drained:
+ * then the services whose runs run here are stopped (SIGTERM, then a
+ * cancel after cfg.service_stop_ms), and it returns when they have. */
+int services_start(struct server *sv);
+void services_drain(struct server *sv);
 /* pruner.c: prunes now and every cfg.prune_interval_s (0: never). */
 int pruner_start(struct server *sv);
 void pruner_stop(struct server *sv);
@@ -158,6 +168,10 @@ int dispatch_cancel(struct server *sv, const char *ws, const char *id, const cha
  * why when the run said no; -ETIMEDOUT; -ENOENT when the run ended first;
  * another negative errno (why says it) when the store failed. */
 int remote_control_wait(struct server *sv, const char *id, char *why, size_t cap);
+/* Whether the run is one this server runs (embedded dispatch), and then
+ * sends its cordon run sig (which forwards it to the sandbox). */
+bool dispatch_runs_here(struct server *sv, const char *id);
+bool dispatch_signal(struct server *sv, const char *id, int sig);
 void dispatch_counts(struct server *sv, unsigned *queued, unsigned *running, bool *draining);
 /* Stops taking runs, cancels the queued ones, waits for the running ones
  * up to timeout_s and then stops them; returns when none is left. */
@@ -315,6 +329,14 @@ enum MHD_Result h_schedule_get(struct call *c);
 enum MHD_Result h_schedule_delete(struct call *c);
 enum MHD_Result h_schedule_pause(struct call *c);
 enum MHD_Result h_schedule_resume(struct call *c);
+enum MHD_Result h_services_list(struct call *c);
+enum MHD_Result h_service_create(struct call *c);
+enum MHD_Result h_service_get(struct call *c);
+enum MHD_Result h_service_delete(struct call *c);
+enum MHD_Result h_service_pause(struct call *c);
+enum MHD_Result h_service_resume(struct call *c);
+enum MHD_Result h_service_stdout(struct call *c);
+enum MHD_Result h_service_stderr(struct call *c);
 enum MHD_Result h_retention_get(struct call *c);
 enum MHD_Result h_retention_put(struct call *c);
 enum MHD_Result h_run_hold_put(struct call *c);

@@ -105,6 +105,14 @@ static const struct route {
 	{ "POST", "/v1/schedules/{name}/pause", ROLE_OWNER, h_schedule_pause, "pause schedules" },
 	{ "POST", "/v1/schedules/{name}/resume", ROLE_OWNER, h_schedule_resume,
 	  "resume schedules" },
+	{ "GET", "/v1/services", ROLE_MEMBER, h_services_list, NULL },
+	{ "POST", "/v1/services", ROLE_OWNER, h_service_create, "create services" },
+	{ "GET", "/v1/services/{name}", ROLE_MEMBER, h_service_get, NULL },
+	{ "DELETE", "/v1/services/{name}", ROLE_OWNER, h_service_delete, "remove services" },
+	{ "POST", "/v1/services/{name}/pause", ROLE_OWNER, h_service_pause, "pause services" },
+	{ "POST", "/v1/services/{name}/resume", ROLE_OWNER, h_service_resume, "resume services" },
+	{ "GET", "/v1/services/{name}/stdout", ROLE_MEMBER, h_service_stdout, NULL },
+	{ "GET", "/v1/services/{name}/stderr", ROLE_MEMBER, h_service_stderr, NULL },
 	{ "GET", "/v1/retention", ROLE_MEMBER, h_retention_get, NULL },
 	{ "PUT", "/v1/retention", ROLE_OWNER, h_retention_put, "change retention" },
 };
@@ -543,6 +551,10 @@ int serve_main(const struct serve_config *cfg, struct cdn_err *err)
 		r = cdn_err_set(err, EAGAIN, "the scheduler thread");
 		goto out;
 	}
+	if (services_start(sv) < 0) {
+		r = cdn_err_set(err, EAGAIN, "the service manager thread");
+		goto out;
+	}
 
 	unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
 			 MHD_USE_ERROR_LOG;
@@ -613,10 +625,12 @@ int serve_main(const struct serve_config *cfg, struct cdn_err *err)
 	unsigned drain = cfg->drain_timeout_s ? cfg->drain_timeout_s : 30;
 	fprintf(stderr, "cordon serve: draining (up to %u s)\n", drain);
 	scheduler_stop(sv); /* nothing new while draining */
+	services_drain(sv); /* services stop first, gracefully */
 	dispatch_drain(sv, drain);
 	r = 0;
 out:
 	scheduler_stop(sv);
+	services_drain(sv);
 	pruner_stop(sv);
 	if (dispatcher_started) {
 		pthread_mutex_lock(&sv->mu);

@@ -67,6 +67,12 @@ struct serve_config {
 	 * needs "Authorization: Bearer TOKEN" and gets the per-workspace
 	 * series; without, it gets server-wide ones only (docs/metrics.md). */
 	const char *metrics_listen;
+	/* Services (docs/services.md): the first restart's delay, doubled for
+	 * each end in the window up to backoff_max, with jitter; exits ends
+	 * within window_ms pause it; a stop waits stop_ms before the kill.
+	 * 0: 1 s, 5 min, 5, 10 min, 10 s. */
+	unsigned service_backoff_ms, service_backoff_max_ms, crash_loop_exits,
+	    crash_loop_window_ms, service_stop_ms;
 	const char *metrics_token_file;
 	/* --dispatch workers: the API only queues runs in the database, and
 	 * cordon worker processes (any host, same database) take and run

@@ -199,6 +199,17 @@ struct store_db_ops {
 			      int64_t next, struct cdn_err *err);
 	int (*schedule_record)(struct store *s, const char *ws, const char *name, int64_t when_ms,
 			       const char *run_id, const char *skip_why, struct cdn_err *err);
+	/* Services (store.h). */
+	int (*service_create)(struct store *s, const struct store_service *sv,
+			      struct cdn_err *err);
+	int (*service_get)(struct store *s, const char *ws, const char *name,
+			   struct store_service *out, struct cdn_err *err);
+	int (*service_list)(struct store *s, const char *ws, struct store_service **out,
+			    size_t *n, struct cdn_err *err);
+	int (*service_delete)(struct store *s, const char *ws, const char *name,
+			      struct cdn_err *err);
+	int (*service_update)(struct store *s, const struct store_service *sv,
+			      const char *expect_run, int64_t expect_next, struct cdn_err *err);
 	/* Usage (store.h): one row per (group key, status) with its sums,
 	 * handed to fn in key order; fn returns < 0 to stop. */
 	int (*run_usage)(struct store *s, const char *ws, int64_t from_ms, int64_t to_ms,
@@ -344,6 +355,11 @@ int store_row_key(const struct store_row *row, struct store_key *out);
 	" created_ms, anchor_ms, next_ms, fired, skipped, last_run, last_fire_ms,"          \
 	" last_skip_ms, last_skip"
 int store_row_schedule(const struct store_row *row, struct store_schedule *out);
+#define STORE_SERVICE_COLUMNS                                                                \
+	"workspace, name, agent, input_json, env_json, secrets_json, paused, pause_reason,"  \
+	" created_by, created_ms, current_run, next_ms, starts, exits, exit_times,"          \
+	" last_exit, last_exit_ms, last_run"
+int store_row_service(const struct store_row *row, struct store_service *out);
 int store_row_secret_info(const struct store_row *row, struct store_secret_info *out);
 /* Columns: id, supervisor_pid, supervisor_boot, supervisor_start. */
 int store_row_candidate(const struct store_row *row, struct store_recover_candidate *out);

@@ -50,6 +50,12 @@ static const char *const schedules_cols[] = {
 	"last_skip"
 };
 
+static const char *const services_cols[] = {
+	"workspace",	"name",	      "agent",	    "input_json", "env_json",	"secrets_json",
+	"paused",	"pause_reason", "created_by", "created_ms", "current_run", "next_ms",
+	"starts",	"exits",      "exit_times", "last_exit",  "last_exit_ms", "last_run"
+};
+
 #define TABLE(n, c, o, b) { n, c, (unsigned)CDN_ARRAY_SIZE(c), o, b }
 
 /* Every table of the schema (both backends' latest version), in an order
@@ -64,6 +70,7 @@ static const struct store_table tables[STORE_MIGRATE_TABLES] = {
 	TABLE("retention", retention_cols, "workspace", 0),
 	TABLE("run_marks", marks_cols, "run_id", 0),
 	TABLE("schedules", schedules_cols, "workspace, name", 0),
+	TABLE("services", services_cols, "workspace, name", 0),
 };
 
 /* Appends to out at *at, tracking overflow in *at (>= cap: too long). */

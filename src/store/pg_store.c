@@ -212,6 +212,27 @@ static const char *const schema_steps[] = {
 	 * SQLite's json_valid makes it, rather than failing the query. */
 	"CREATE FUNCTION cordon_jsonb(t text) RETURNS jsonb LANGUAGE plpgsql IMMUTABLE STRICT"
 	" AS $f$ BEGIN RETURN t::jsonb; EXCEPTION WHEN others THEN RETURN NULL; END $f$;",
+	/* 6: services, as SQLite's version 9 (docs/services.md). */
+	"CREATE TABLE services ("
+	" workspace TEXT COLLATE \"C\" NOT NULL,"
+	" name TEXT COLLATE \"C\" NOT NULL,"
+	" agent TEXT NOT NULL,"
+	" input_json TEXT,"
+	" env_json TEXT,"
+	" secrets_json TEXT,"
+	" paused BIGINT NOT NULL DEFAULT 0 CHECK (paused IN (0, 1)),"
+	" pause_reason TEXT NOT NULL DEFAULT '',"
+	" created_by TEXT NOT NULL,"
+	" created_ms BIGINT NOT NULL,"
+	" current_run TEXT NOT NULL DEFAULT '',"
+	" next_ms BIGINT NOT NULL DEFAULT 0,"
+	" starts BIGINT NOT NULL DEFAULT 0,"
+	" exits BIGINT NOT NULL DEFAULT 0,"
+	" exit_times TEXT NOT NULL DEFAULT '',"
+	" last_exit TEXT NOT NULL DEFAULT '',"
+	" last_run TEXT NOT NULL DEFAULT '',"
+	" last_exit_ms BIGINT NOT NULL DEFAULT 0,"
+	" PRIMARY KEY (workspace, name));",
 };
 
 #define SCHEMA_VERSION ((int)CDN_ARRAY_SIZE(schema_steps))
@@ -620,6 +641,11 @@ const struct store_db_ops store_pg_ops = {
 	.schedule_pause = pg_schedule_pause,
 	.schedule_claim = pg_schedule_claim,
 	.schedule_record = pg_schedule_record,
+	.service_create = pg_service_create,
+	.service_get = pg_service_get,
+	.service_list = pg_service_list,
+	.service_delete = pg_service_delete,
+	.service_update = pg_service_update,
 	.run_usage = pg_run_usage,
 	.run_claim = pg_run_claim,
 	.run_lease_claim = pg_run_lease_claim,

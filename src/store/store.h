@@ -655,6 +655,73 @@ int store_schedule_resume(struct store *s, const char *ws, const char *name, int
 int store_schedule_record(struct store *s, const char *ws, const char *name, int64_t when_ms,
 			  const char *run_id, const char *skip_why, struct cdn_err *err);
 
+/* --------------------------------------------------------------- services */
+
+/*
+ * A service keeps an agent running (docs/services.md): cordon serve starts
+ * it, and starts it again when its run ends, after a backoff; so many ends
+ * within a window pause it (a crash loop). Each start is a run of its own
+ * whose caller is "service:NAME"; the run takes the service's env and
+ * secrets when it starts.
+ *
+ * A node changes a service only from the state it read (store_service_update
+ * repeats current_run and next_ms), so of several nodes exactly one starts
+ * it, and exactly one counts each end.
+ */
+#define STORE_SERVICES_MAX 100	   /* a workspace's */
+#define STORE_SERVICE_ENV_MAX 64     /* --env entries */
+#define STORE_SERVICE_SECRETS_MAX 32 /* --secret names */
+#define STORE_SERVICE_EXITS_MAX 100  /* end times kept for the crash-loop window */
+struct store_service {
+	char workspace[STORE_MAX_NAME + 1];
+	char name[STORE_MAX_NAME + 1];
+	char agent[STORE_MAX_NAME + 12]; /* NAME or NAME@VERSION */
+	char *input_json;		 /* malloc'd, or NULL for {} */
+	char *env_json;			 /* malloc'd {"K": "V"}, or NULL */
+	char *secrets_json;		 /* malloc'd ["NAME"], or NULL */
+	bool paused;
+	char pause_reason[256];
+	char created_by[128];
+	int64_t created_ms;
+	char current_run[STORE_RUN_ID_MAX + 1]; /* "" when none */
+	char last_run[STORE_RUN_ID_MAX + 1];	/* the one before, "" when none */
+	/* When it may start next; < 0: a node is starting it (since -next_ms). */
+	int64_t next_ms;
+	uint64_t starts, exits;
+	char exit_times[STORE_SERVICE_EXITS_MAX * 15]; /* "ms,ms,..." in the window */
+	char last_exit[256];
+	int64_t last_exit_ms;
+};
+void store_service_clear(struct store_service *sv);
+void store_services_free(struct store_service *v, size_t n);
+/* Checks the names, the JSON fields' shape and size, that the agent is
+ * registered and the workspace's bound; then creates. -EEXIST when ws has
+ * one of that name. What env and secrets hold is registry_service_check's
+ * (registry.h) to judge first. */
+int store_service_new(struct store *s, struct store_service *sv, int64_t now_ms,
+		      struct cdn_err *err);
+/* -ENOENT when none. */
+int store_service_get(struct store *s, const char *ws, const char *name,
+		      struct store_service *out, struct cdn_err *err);
+/* ws's, by name; ws NULL: every workspace's. */
+int store_service_list(struct store *s, const char *ws, struct store_service **out, size_t *n,
+		       struct cdn_err *err);
+int store_service_delete(struct store *s, const char *ws, const char *name, struct cdn_err *err);
+/* Writes sv's state (paused, pause_reason, current_run, last_run, next_ms, starts,
+ * exits, exit_times, last_exit, last_exit_ms) if the row still has
+ * current_run == expect_run and next_ms == expect_next: 1, else 0. */
+int store_service_update(struct store *s, const struct store_service *sv,
+			 const char *expect_run, int64_t expect_next, struct cdn_err *err);
+/* Paused (with why) or active again (the crash-loop count cleared); retried
+ * against other nodes' changes. The run it had, if any, in run (or ""). */
+int store_service_pause(struct store *s, const char *ws, const char *name, bool paused,
+			const char *why, char run[STORE_RUN_ID_MAX + 1], struct cdn_err *err);
+/* {"name", "agent", "input", "env", "secrets", "state" (running, starting,
+ * waiting, paused), "paused_reason", "created", "created_by", "run",
+ * "starts", "restarts", "exits", "last_exit": {"at", "reason"} | null,
+ * "next_start"}. */
+struct json_t *store_service_json(const struct store_service *sv, int64_t now_ms);
+
 /* ------------------------------------------------------------------ usage */
 
 /*
@@ -826,7 +893,7 @@ int store_prune(struct store *s, const struct prune_opts *o, struct prune_report
  * trees and run files are not moved: both stores name one state
  * directory.
  */
-#define STORE_MIGRATE_TABLES 9
+#define STORE_MIGRATE_TABLES 10
 struct store_migrate_report {
 	struct {
 		const char *name;

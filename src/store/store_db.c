@@ -257,6 +257,36 @@ int store_row_schedule(const struct store_row *row, struct store_schedule *out)
 	return row_dup(row, 5, &out->input_json);
 }
 
+int store_row_service(const struct store_row *row, struct store_service *out)
+{
+	memset(out, 0, sizeof(*out));
+	int64_t paused, starts, exits;
+	if (!row_copy(row, 0, out->workspace, sizeof(out->workspace)) ||
+	    !row_copy(row, 1, out->name, sizeof(out->name)) ||
+	    !row_copy(row, 2, out->agent, sizeof(out->agent)) || !row_int(row, 6, 0, 1, &paused) ||
+	    !row_copy(row, 7, out->pause_reason, sizeof(out->pause_reason)) ||
+	    !row_copy(row, 8, out->created_by, sizeof(out->created_by)) ||
+	    !row_int(row, 9, INT64_MIN, INT64_MAX, &out->created_ms) ||
+	    !row_copy(row, 10, out->current_run, sizeof(out->current_run)) ||
+	    !row_int(row, 11, INT64_MIN, INT64_MAX, &out->next_ms) ||
+	    !row_int(row, 12, 0, INT64_MAX, &starts) || !row_int(row, 13, 0, INT64_MAX, &exits) ||
+	    !row_copy(row, 14, out->exit_times, sizeof(out->exit_times)) ||
+	    !row_copy(row, 15, out->last_exit, sizeof(out->last_exit)) ||
+	    !row_int(row, 16, INT64_MIN, INT64_MAX, &out->last_exit_ms) ||
+	    !row_copy(row, 17, out->last_run, sizeof(out->last_run)))
+		return -EIO;
+	out->paused = paused != 0;
+	out->starts = (uint64_t)starts;
+	out->exits = (uint64_t)exits;
+	int r = row_dup(row, 3, &out->input_json);
+	if (r < 0 || (r = row_dup(row, 4, &out->env_json)) < 0 ||
+	    (r = row_dup(row, 5, &out->secrets_json)) < 0) {
+		store_service_clear(out);
+		return r;
+	}
+	return 0;
+}
+
 int store_row_key(const struct store_row *row, struct store_key *out)
 {
 	memset(out, 0, sizeof(*out));

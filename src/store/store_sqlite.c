@@ -221,6 +221,28 @@ static const char *const schema_steps[] = {
 	 " PRIMARY KEY (workspace, name));"
 	 "CREATE INDEX schedules_due ON schedules (next_ms) WHERE paused = 0 AND next_ms > 0;"
 	 "PRAGMA user_version = 8;"),
+	/* 9: services (docs/services.md). */
+	("CREATE TABLE services ("
+	 " workspace TEXT NOT NULL,"
+	 " name TEXT NOT NULL,"
+	 " agent TEXT NOT NULL,"
+	 " input_json TEXT,"
+	 " env_json TEXT,"
+	 " secrets_json TEXT,"
+	 " paused INTEGER NOT NULL DEFAULT 0 CHECK (paused IN (0, 1)),"
+	 " pause_reason TEXT NOT NULL DEFAULT '',"
+	 " created_by TEXT NOT NULL,"
+	 " created_ms INTEGER NOT NULL,"
+	 " current_run TEXT NOT NULL DEFAULT '',"
+	 " next_ms INTEGER NOT NULL DEFAULT 0,"
+	 " starts INTEGER NOT NULL DEFAULT 0,"
+	 " exits INTEGER NOT NULL DEFAULT 0,"
+	 " exit_times TEXT NOT NULL DEFAULT '',"
+	 " last_exit TEXT NOT NULL DEFAULT '',"
+	 " last_run TEXT NOT NULL DEFAULT '',"
+	 " last_exit_ms INTEGER NOT NULL DEFAULT 0,"
+	 " PRIMARY KEY (workspace, name));"
+	 "PRAGMA user_version = 9;"),
 };
 
 #define SCHEMA_VERSION ((int)CDN_ARRAY_SIZE(schema_steps))
@@ -520,6 +542,11 @@ const struct store_db_ops store_sqlite_ops = {
 	.schedule_pause = sqlite_schedule_pause,
 	.schedule_claim = sqlite_schedule_claim,
 	.schedule_record = sqlite_schedule_record,
+	.service_create = sqlite_service_create,
+	.service_get = sqlite_service_get,
+	.service_list = sqlite_service_list,
+	.service_delete = sqlite_service_delete,
+	.service_update = sqlite_service_update,
 	.run_usage = sqlite_run_usage,
 	.run_claim = sqlite_run_claim,
 	.run_lease_claim = sqlite_run_lease_claim,

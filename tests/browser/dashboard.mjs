@@ -313,6 +313,21 @@ try {
 	await page.locator('[data-testid="schedule-row"][data-name="every-second"][data-paused="true"]').waitFor();
 	log("10b. schedules: fired, paused; " + await shot("09b-schedules"));
 
+	/* 10c. Services: one made through the API runs; the owner pauses it,
+	 * and the badge says so. */
+	const svcMade = await fetch(URL_BASE + "/v1/services", { method: "POST",
+		headers: { "Authorization": "Bearer " + KEY, "Content-Type": "application/json" },
+		body: JSON.stringify({ name: "keeper", agent: HELLO, env: { MODE: "x" } }) });
+	assert.equal(svcMade.status, 201, await svcMade.text());
+	await byTest("nav-services").click();
+	const vrow = page.locator('[data-testid="service-row"][data-name="keeper"]');
+	await vrow.waitFor();
+	await page.locator('[data-testid="service-row"][data-name="keeper"]:not([data-state="starting"])').waitFor({ timeout: WAIT });
+	await vrow.locator('[data-testid="service-toggle"]').click();
+	await page.locator('[data-testid="service-row"][data-name="keeper"][data-state="paused"]').waitFor();
+	assert.match(await page.locator('[data-testid="service-row"][data-name="keeper"] [data-testid="service-reason"]').innerText(), /paused by key/);
+	log("10c. services: running, paused; " + await shot("09c-services"));
+
 	/* 11. A member: the same pages, read-only. */
 	await byTest("sign-out").click();
 	await signIn(viewerKey, "member");

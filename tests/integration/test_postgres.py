@@ -91,7 +91,7 @@ def test_cli_records_go_to_postgres(pg, tmp_path):
     assert [r["id"] for r in runs] == [rid]
 
     # In Postgres, read there with psql...
-    assert psql(pg, "SELECT version FROM schema_version") == "5"
+    assert psql(pg, "SELECT version FROM schema_version") == "6"
     assert psql(pg, "SELECT id || ' ' || status || ' ' || agent FROM runs") == \
         f"{rid} succeeded pgbot"
     assert psql(pg, "SELECT kind || ' ' || name || ' ' || version FROM items") == "agent pgbot 1"
@@ -168,7 +168,7 @@ def test_retention_and_pruning_on_postgres(pg, tmp_path, monkeypatch):
     (tmp_path / "cwd").mkdir()
     test_retention.test_prune_by_age_removes_exactly_what_is_due(state, tmp_path)
     assert not (state / "cordon.db").exists()
-    assert psql(pg, "SELECT version FROM schema_version") == "5"
+    assert psql(pg, "SELECT version FROM schema_version") == "6"
     # What is left: the two newest runs, no hold, the operator's row.
     assert psql(pg, "SELECT count(*) FROM runs") == "2"
     assert psql(pg, "SELECT count(*) FROM run_marks WHERE hold_ms > 0") == "0"

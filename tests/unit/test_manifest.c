@@ -285,7 +285,7 @@ static void test_unknown_keys(void **state)
 	(void)state;
 	parse_fails(DOC("\"egres\": {}"), "agent.json: unknown key \"egres\"",
 		    "(expected name, version, description, entrypoint, setup, limits, profile, "
-		    "egress, required_secrets, capabilities, env, outputs, retry, labels)");
+		    "egress, required_secrets, capabilities, env, outputs, retry, labels, health)");
 	parse_fails(DOC("\"limits\": {\"memory\": \"1g\"}"),
 		    "agent.json: limits: unknown key \"memory\"",
 		    "(expected mem, pids, cpu, timeout_seconds)");
@@ -952,6 +952,38 @@ static void test_retry_and_labels(void **state)
 	parse_fails(DOC("\"labels\": {\"a b\": \"x\"}"), "labels", "key");
 }
 
+static void test_health(void **state)
+{
+	(void)state;
+	struct agent_manifest *m = parse_ok(DOC("\"health\": {\"port\": 8080}"));
+	assert_int_equal(m->health.port, 8080);
+	assert_string_equal(m->health.path, "/");
+	assert_int_equal(m->health.interval_s, 10);
+	assert_int_equal(m->health.timeout_s, 5);
+	assert_int_equal(m->health.failures, 3);
+	manifest_free(m);
+	m = parse_ok(DOC("\"health\": {\"port\": 9000, \"path\": \"/healthz?full=1\","
+			 " \"interval\": 2, \"failures\": 1}"));
+	assert_string_equal(m->health.path, "/healthz?full=1");
+	assert_int_equal(m->health.timeout_s, 2);
+	manifest_free(m);
+	parse_fails(DOC("\"health\": {\"path\": \"/\"}"), "health", "missing key \"port\"");
+	parse_fails(DOC("\"health\": {\"port\": 0}"), "health.port", NULL);
+	parse_fails(DOC("\"health\": {\"port\": 65536}"), "health.port", NULL);
+	parse_fails(DOC("\"health\": {\"port\": 3128}"), "health.port", "cordon's own");
+	parse_fails(DOC("\"health\": {\"port\": 53}"), "health.port", "cordon's own");
+	parse_fails(DOC("\"health\": {\"port\": 80, \"path\": \"x\"}"), "health.path", NULL);
+	parse_fails(DOC("\"health\": {\"port\": 80, \"path\": \"/a b\"}"), "health.path",
+		    NULL);
+	parse_fails(DOC("\"health\": {\"port\": 80, \"path\": \"/a\\r\\nX: y\"}"),
+		    "health.path", NULL);
+	parse_fails(DOC("\"health\": {\"port\": 80, \"interval\": 2, \"timeout\": 3}"),
+		    "health.timeout", "at most");
+	parse_fails(DOC("\"health\": {\"port\": 80, \"retries\": 3}"), "health",
+		    "unknown key \"retries\"");
+	parse_fails(DOC("\"health\": 8080"), "health", NULL);
+}
+
 static void test_outputs(void **state)
 {
 	(void)state;
@@ -1104,6 +1136,7 @@ int main(void)
 		cmocka_unit_test(test_capabilities_env),
 		cmocka_unit_test(test_outputs),
 		cmocka_unit_test(test_retry_and_labels),
+		cmocka_unit_test(test_health),
 		cmocka_unit_test(test_load_dir),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

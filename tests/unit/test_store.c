@@ -8,6 +8,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <jansson.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <signal.h>
@@ -175,13 +176,14 @@ static void test_open_layout(void **state)
 		assert_int_equal(access(p, F_OK), -1);
 		char v[32];
 		assert_true(db_fixture_pg_scalar("SELECT version FROM schema_version", v, sizeof(v)));
-		assert_string_equal(v, "5");
+		assert_string_equal(v, "6");
 		assert_true(db_fixture_pg_scalar(
 		    "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename IN"
 		    " ('items', 'grants', 'secrets', 'workspace_keys', 'runs', 'api_keys',"
-		    " 'retention', 'run_marks', 'run_controls', 'run_events', 'schedules')",
+		    " 'retention', 'run_marks', 'run_controls', 'run_events', 'schedules',"
+		    " 'services')",
 		    v, sizeof(v)));
-		assert_string_equal(v, "11");
+		assert_string_equal(v, "12");
 		return;
 	}
 	assert_string_equal(store_backend(f->s), "sqlite");
@@ -197,7 +199,7 @@ static void test_open_layout(void **state)
 	sqlite3_stmt *st;
 	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int(st, 0), 8);
+	assert_int_equal(sqlite3_column_int(st, 0), 9);
 	sqlite3_finalize(st);
 	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
@@ -1793,7 +1795,7 @@ static void test_schema_3_upgrade(void **state)
 				      "ALTER TABLE runs DROP COLUMN stdout_sha256;"
 				      "ALTER TABLE runs DROP COLUMN stderr_sha256;"
 				      "DROP INDEX runs_finished; DROP TABLE run_marks;"
-				      "DROP TABLE retention; DROP TABLE schedules;"
+				      "DROP TABLE retention; DROP TABLE schedules; DROP TABLE services;"
 				      "PRAGMA user_version = 3;",
 				      NULL, NULL, NULL),
 			 SQLITE_OK);
@@ -1852,7 +1854,7 @@ static void test_audit_anchor(void **state)
 				      "ALTER TABLE runs DROP COLUMN stdout_sha256;"
 				      "ALTER TABLE runs DROP COLUMN stderr_sha256;"
 				      "DROP INDEX runs_finished; DROP TABLE run_marks;"
-				      "DROP TABLE retention; DROP TABLE schedules;"
+				      "DROP TABLE retention; DROP TABLE schedules; DROP TABLE services;"
 				      "PRAGMA user_version = 4;",
 				      NULL, NULL, NULL),
 			 SQLITE_OK);
@@ -1932,6 +1934,90 @@ static void test_concurrent_processes(void **state)
 	assert_int_equal(n, PROCS * EACH);
 	store_runs_free(v, n);
 	store_close(s);
+}
+
+/* Services: made with their checks; every change repeats what it read, so
+ * of two nodes one wins; pause and resume retry over changes. */
+static void test_services(void **state)
+{
+	struct fx *f = *state;
+	struct cdn_err err = { 0 };
+	struct store_item it = item(STORE_AGENT, "bot", HASH_A, "{\"name\":\"bot\"}");
+	assert_int_equal(store_item_put(f->s, &it, &it.version, NULL, &err), 0);
+	struct store_service sv = { .workspace = "default", .name = "svc", .agent = "bot",
+				    .created_by = "test" };
+	sv.env_json = strdup("{\"MODE\":\"blue\"}");
+	sv.secrets_json = strdup("[\"TOKEN\"]");
+	assert_int_equal(store_service_new(f->s, &sv, 1000, &err), 0);
+	assert_int_equal(store_service_new(f->s, &sv, 1000, &err), -EEXIST);
+	store_service_clear(&sv);
+	struct store_service bad = { .workspace = "default", .name = "x", .agent = "ghost",
+				     .created_by = "t" };
+	assert_int_equal(store_service_new(f->s, &bad, 1000, &err), -ENOENT);
+	bad.env_json = strdup("[1]");
+	snprintf(bad.agent, sizeof(bad.agent), "bot");
+	assert_int_equal(store_service_new(f->s, &bad, 1000, &err), -EINVAL);
+	store_service_clear(&bad);
+
+	/* A start: claimed from next_ms 0, then the run set; a second node
+	 * that read the same row changes nothing. */
+	struct store_service a, b;
+	assert_int_equal(store_service_get(f->s, "default", "svc", &a, &err), 0);
+	assert_int_equal(store_service_get(f->s, "default", "svc", &b, &err), 0);
+	assert_string_equal(a.env_json, "{\"MODE\":\"blue\"}");
+	a.next_ms = -5000;
+	assert_int_equal(store_service_update(f->s, &a, "", 0, &err), 1);
+	b.next_ms = -5001;
+	assert_int_equal(store_service_update(f->s, &b, "", 0, &err), 0);
+	snprintf(a.current_run, sizeof(a.current_run), "run_0123456789abcdef01234567");
+	a.next_ms = 0;
+	a.starts = 1;
+	assert_int_equal(store_service_update(f->s, &a, "", -5000, &err), 1);
+	/* An end, counted once. */
+	a.current_run[0] = '\0';
+	snprintf(a.last_run, sizeof(a.last_run), "run_0123456789abcdef01234567");
+	snprintf(a.exit_times, sizeof(a.exit_times), "6000");
+	snprintf(a.last_exit, sizeof(a.last_exit), "run x failed\n(exit 1)");
+	a.exits = 1;
+	a.next_ms = 7000;
+	assert_int_equal(store_service_update(f->s, &a, "run_0123456789abcdef01234567", 0, &err), 1);
+	assert_int_equal(store_service_update(f->s, &a, "run_0123456789abcdef01234567", 0, &err), 0);
+	snprintf(a.exit_times, sizeof(a.exit_times), "1;DROP");
+	assert_int_equal(store_service_update(f->s, &a, "", 7000, &err), -EINVAL);
+	store_service_clear(&a);
+	store_service_clear(&b);
+
+	/* Pause keeps the run to stop; resume clears the count and backoff. */
+	char run[STORE_RUN_ID_MAX + 1];
+	assert_int_equal(store_service_pause(f->s, "default", "svc", true, "by me", run, &err), 0);
+	assert_int_equal(store_service_get(f->s, "default", "svc", &a, &err), 0);
+	assert_true(a.paused);
+	assert_string_equal(a.pause_reason, "by me");
+	assert_string_equal(a.last_exit, "run x failed?(exit 1)");
+	json_t *j = store_service_json(&a, 8000);
+	assert_string_equal(json_string_value(json_object_get(j, "state")), "paused");
+	json_decref(j);
+	store_service_clear(&a);
+	assert_int_equal(store_service_pause(f->s, "default", "svc", false, NULL, run, &err), 0);
+	assert_int_equal(store_service_get(f->s, "default", "svc", &a, &err), 0);
+	assert_false(a.paused);
+	assert_string_equal(a.exit_times, "");
+	assert_int_equal(a.next_ms, 0);
+	assert_int_equal(a.exits, 1);
+	store_service_clear(&a);
+
+	struct store_service *v = NULL;
+	size_t n = 0;
+	assert_int_equal(store_service_list(f->s, "default", &v, &n, &err), 0);
+	assert_int_equal(n, 1);
+	store_services_free(v, n);
+	assert_int_equal(store_service_list(f->s, "other", &v, &n, &err), 0);
+	assert_int_equal(n, 0);
+	store_services_free(v, n);
+	assert_int_equal(store_service_delete(f->s, "default", "svc", &err), 0);
+	assert_int_equal(store_service_delete(f->s, "default", "svc", &err), -ENOENT);
+	assert_int_equal(store_service_pause(f->s, "default", "svc", true, NULL, run, &err),
+			 -ENOENT);
 }
 
 static void test_retention_ages(void **state)
@@ -2143,6 +2229,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_schema_3_upgrade, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_processes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retention_ages, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_services, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retention_due_and_holds, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

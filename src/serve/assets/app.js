@@ -18,6 +18,7 @@ import { viewAgents } from "./agents.js";
 import { viewKeys } from "./keys.js";
 import { viewUsage, usageControls } from "./usage.js";
 import { viewSchedules } from "./schedules.js";
+import { viewServices } from "./services.js";
 
 /* ------------------------------------------------------ sign in / out */
 
@@ -74,6 +75,7 @@ const VIEWS = {
 	keys: viewKeys,
 	usage: viewUsage,
 	schedules: viewSchedules,
+	services: viewServices,
 };
 
 function parseHash() {
