@@ -258,12 +258,7 @@ static int local(const char *verb, const char *name, json_t *body, const struct 
 		for (i = 0; i < nv; i++)
 			free(kv[i]);
 	} else if (!strcmp(verb, "rm")) {
-		struct store_service sv;
-		if ((r = store_service_get(s, co->workspace, name, &sv, &err)) == 0) {
-			snprintf(run, sizeof(run), "%s", sv.current_run);
-			store_service_clear(&sv);
-			r = store_service_delete(s, co->workspace, name, &err);
-		}
+		r = store_service_delete(s, co->workspace, name, run, &err);
 	} else if (!strcmp(verb, "pause") || !strcmp(verb, "resume")) {
 		char why[160];
 		snprintf(why, sizeof(why), "paused by %s", cli_caller());

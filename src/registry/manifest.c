@@ -426,7 +426,7 @@ static int parse_health(struct mctx *c, const json_t *v, struct agent_manifest *
 	if (!x)
 		return mf_merr(c, "health", "missing key \"port\"");
 	uint64_t port, interval = 10, timeout = 0, failures = 3;
-	if ((rc = mf_get_uint(c, x, "health.port", 1, 65535, &port)) < 0 ||
+	if ((rc = mf_get_uint(c, x, "health.port", 1024, 65535, &port)) < 0 ||
 	    ((x = json_object_get(v, "interval")) &&
 	     (rc = mf_get_uint(c, x, "health.interval", 1, 3600, &interval)) < 0) ||
 	    ((x = json_object_get(v, "timeout")) &&
@@ -446,10 +446,9 @@ static int parse_health(struct mctx *c, const json_t *v, struct agent_manifest *
 		return mf_merr(c, "health.path",
 			       "'/' and then at most %d visible ASCII characters (no space)",
 			       MANIFEST_MAX_HEALTH_PATH - 1);
-	if (port == SANDBOX_PROXY_PORT || port == SANDBOX_DNS_PORT || port == SANDBOX_MCP_PORT)
-		return mf_merr(c, "health.port", "%u is cordon's own inside the sandbox (%d, %d and "
-						 "%d are)",
-			       (unsigned)port, SANDBOX_DNS_PORT, SANDBOX_PROXY_PORT, SANDBOX_MCP_PORT);
+	if (port == SANDBOX_PROXY_PORT || port == SANDBOX_MCP_PORT)
+		return mf_merr(c, "health.port", "%u is cordon's own inside the sandbox (%d and %d are)",
+			       (unsigned)port, SANDBOX_PROXY_PORT, SANDBOX_MCP_PORT);
 	m->health.port = (unsigned)port;
 	m->health.interval_s = (unsigned)interval;
 	/* A probe ends before the next one is due. */

@@ -65,7 +65,8 @@ struct run_health {
 	int child_pidfd;
 	uint64_t child_deadline;
 	unsigned in_a_row;
-	bool done; /* failed for good: no more probes */
+	bool armed; /* probing (after the setup phase, when there is one) */
+	bool done;  /* failed for good: no more probes */
 };
 
 static const char *result_text(int code)
@@ -130,11 +131,15 @@ static void __attribute__((noreturn)) probe(const struct run_health *h)
 	uint64_t deadline = cdn_mono_ms() + (uint64_t)h->timeout_s * 1000;
 	/* Root joins the network namespace alone; a rootless supervisor owns
 	 * the sandbox's user namespace and joins it first. */
-	if (setns(h->sb_pidfd, CLONE_NEWNET) < 0 &&
-	    setns(h->sb_pidfd, CLONE_NEWUSER | CLONE_NEWNET) < 0)
+	if (setns(h->sb_pidfd, geteuid() == 0 ? CLONE_NEWNET : CLONE_NEWUSER | CLONE_NEWNET) < 0)
 		_exit(PROBE_SETUP);
 	int s = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (s < 0)
+		_exit(PROBE_SETUP);
+	/* Nothing of the supervisor's goes along: every other descriptor (the
+	 * store, control sockets, the sandbox's pipes) is closed first. */
+	if ((s > 3 && syscall(SYS_close_range, 3u, (unsigned)s - 1, 0u) < 0) ||
+	    syscall(SYS_close_range, (unsigned)s + 1, ~0u, 0u) < 0)
 		_exit(PROBE_SETUP);
 	uid_t uid = geteuid();
 	gid_t gid = getegid();
@@ -229,7 +234,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	struct run_health *h = arg;
-	if (h->done)
+	if (h->done || !h->armed)
 		return;
 	if (h->child) {
 		/* The last probe outlived its own deadline: it is killed, and
@@ -273,9 +278,20 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+void run_health_arm(struct run_health *h)
+{
+	if (!h || h->armed)
+		return;
+	h->armed = true;
+	/* The first probe one interval from now. */
+	struct timeval tv = { (time_t)h->interval_s, 0 };
+	event_del(h->timer);
+	event_add(h->timer, &tv);
+}
+
 int run_health_start(struct event_base *base, int sb_pidfd, pid_t supervisor,
-		     unsigned allow_degraded, const struct agent_manifest *m, run_health_cb cb,
-		     void *ctx, struct run_health **out, struct cdn_err *err)
+		     unsigned allow_degraded, const struct agent_manifest *m, bool armed,
+		     run_health_cb cb, void *ctx, struct run_health **out, struct cdn_err *err)
 {
 	*out = NULL;
 	if (!m->health.port)
@@ -293,6 +309,7 @@ int run_health_start(struct event_base *base, int sb_pidfd, pid_t supervisor,
 				  .failures = m->health.failures,
 				  .cb = cb,
 				  .ctx = ctx,
+				  .armed = armed,
 				  .child_pidfd = -1 };
 	snprintf(h->path, sizeof(h->path), "%s", m->health.path);
 	h->timer = event_new(base, -1, EV_PERSIST, on_timer, h);

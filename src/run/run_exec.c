@@ -479,6 +479,7 @@ static void on_phase(void *ctx, int phase, const struct sandbox_phase_status *st
 	steps_read(c);
 	c->setup_ms = (uint64_t)(cdn_wall_ms() - c->started_ms);
 	c->setup_done = true;
+	run_health_arm(c->health); /* the entrypoint starts now */
 	json_t *d = json_pack("{s:i, s:I}", "exit_code", st->signal ? 128 + st->signal : st->exit_code,
 			      "duration_ms", (json_int_t)c->setup_ms);
 	run_emit(c, "setup.finished", d);
@@ -770,7 +771,8 @@ int run_execute(struct run_ctx *c, const struct secret_set *ss, struct sandbox_s
 	{
 		struct cdn_err herr = { 0 };
 		if (run_health_start(base, sandbox_event_fd(sb), getpid(), c->o->allow_degraded, m,
-				     on_health, c, &c->health, &herr) < 0)
+				     !m->setup || c->setup_done, on_health, c, &c->health,
+				     &herr) < 0)
 			fprintf(stderr, "cordon run: %s: health check: %s\n", c->rec.id, herr.msg);
 	}
 	struct supervise_opts so = { .base = base, .sb = sb };

@@ -355,6 +355,13 @@ int run_apply_service(struct run_ctx *c, struct cdn_err *err)
 				   name);
 	if (r < 0)
 		return r;
+	/* Its env and secrets go only to runs of its own agent. */
+	size_t an = strcspn(sv.agent, "@");
+	if (strlen(c->agent.name) != an || strncmp(sv.agent, c->agent.name, an) != 0) {
+		store_service_clear(&sv);
+		return cdn_err_msg(err, EPERM, "service %s runs agent %s, not %s", name, sv.agent,
+				   c->agent.name);
+	}
 	json_t *env = sv.env_json ? json_loads(sv.env_json, JSON_REJECT_DUPLICATES, NULL)
 				  : json_object();
 	json_t *names = sv.secrets_json ? json_loads(sv.secrets_json, 0, NULL) : json_array();

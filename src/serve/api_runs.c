@@ -122,7 +122,9 @@ int runs_start(struct server *sv, const char *ws, const char *agent, const json_
 				.agent_version = version};
 	if (m) {
 		snprintf(rec.labels, sizeof(rec.labels), "%s", m->labels);
-		rec.retry_max = m->retry_on_lost;
+		/* A service's lost run is its service manager's to start again
+		 * (with the service as it is then), never a retry of its own. */
+		rec.retry_max = strncmp(caller, "service:", 8) == 0 ? 0 : m->retry_on_lost;
 	}
 	manifest_free(m);
 	if (r < 0)

@@ -68,6 +68,10 @@ static int env_strings(json_t *env, char **vars, size_t cap, size_t *n, char *wh
 			snprintf(why, wcap, "env: %.64s: the value must be a string", k);
 			return -1;
 		}
+		if (strchr(k, '=')) {
+			snprintf(why, wcap, "env: '%.64s': a name has no '='", k);
+			return -1;
+		}
 		if (asprintf(&vars[*n], "%s=%s", k, json_string_value(v)) < 0) {
 			snprintf(why, wcap, "env: out of memory");
 			return -1;
@@ -164,20 +168,15 @@ enum MHD_Result h_service_get(struct call *c)
 
 enum MHD_Result h_service_delete(struct call *c)
 {
-	struct store_service sv;
 	struct cdn_err err = { 0 };
-	int r = store_service_get(c->sv->s, c->key.workspace, c->seg[2], &sv, &err);
-	if (r == 0) {
-		char run[STORE_RUN_ID_MAX + 1];
-		snprintf(run, sizeof(run), "%s", sv.current_run);
-		store_service_clear(&sv);
-		r = store_service_delete(c->sv->s, c->key.workspace, c->seg[2], &err);
-		/* Its run goes with it (the row first, so nothing restarts it). */
-		if (r == 0 && run[0]) {
-			char why[128];
-			snprintf(why, sizeof(why), "its service %.64s was removed", c->seg[2]);
-			(void)dispatch_cancel(c->sv, c->key.workspace, run, why);
-		}
+	char run[STORE_RUN_ID_MAX + 1];
+	int r = store_service_delete(c->sv->s, c->key.workspace, c->seg[2], run, &err);
+	/* Its run goes with it (the row first, so nothing restarts it; a start
+	 * in between finds the row gone and cancels its own). */
+	if (r == 0 && run[0]) {
+		char why[128];
+		snprintf(why, sizeof(why), "its service %.64s was removed", c->seg[2]);
+		(void)dispatch_cancel(c->sv, c->key.workspace, run, why);
 	}
 	if (r == -ENOENT || r == -EINVAL)
 		return api_fail(c->conn, 404, "not_found", "no service %.64s", c->seg[2]);

@@ -11,11 +11,12 @@
  * ends within crash_loop_window_ms pause it, with the reason. A paused
  * service's run is stopped; resume clears the count.
  *
- * Every change is a store_service_update that repeats the run and start
- * time it read, so of several API nodes on one database exactly one starts
- * a service, and exactly one counts each end. A start is claimed first
- * (next_ms becomes minus the claim's time); a claim left by a node that
- * died is taken over after SERVICES_CLAIM_STALE_MS.
+ * Every change is a store_service_update from the generation it read, so
+ * of several API nodes on one database exactly one starts a service,
+ * exactly one counts each end, and a pause is never overwritten by a change
+ * made from an older read. A start is claimed first (next_ms becomes minus
+ * the claim's time); a claim left by a node that died is taken over after
+ * SERVICES_CLAIM_STALE_MS.
  *
  * Stopping a run (pause, drain): where this server runs it (embedded
  * dispatch), SIGTERM, then after cfg.service_stop_ms a cancel, which kills
@@ -109,6 +110,8 @@ static void reap_stopping(struct server *sv)
 			continue;
 		struct store_run r;
 		int g = store_run_get(sv->s, st->id, &r, NULL);
+		if (g < 0 && g != -ENOENT)
+			continue; /* the store failed: ask again next time */
 		bool ended = g < 0 || store_run_status_final(r.status);
 		if (g == 0)
 			store_run_clear(&r);
@@ -181,13 +184,14 @@ static void describe_end(const char *id, const struct store_run *r, bool found, 
 			 r->exit_code);
 }
 
-/* An end (of a run, or of a start that failed): counted, then a backoff or
- * a crash-loop pause. expect_* is what the row held. */
-static void count_end(struct server *sv, struct store_service *s, const char *expect_run,
-		      int64_t expect_next, const char *what, int64_t now)
+/* An end (of a run, or of a start that failed): a backoff, and, when it
+ * counts (not a cancel: whoever cancelled a service's run asked for a
+ * restart, and members may cancel runs), towards a crash-loop pause. */
+static void count_end(struct server *sv, struct store_service *s, const char *what, bool counts,
+		      int64_t now)
 {
-	if (expect_run[0])
-		snprintf(s->last_run, sizeof(s->last_run), "%s", expect_run);
+	if (s->current_run[0])
+		snprintf(s->last_run, sizeof(s->last_run), "%s", s->current_run);
 	s->current_run[0] = '\0';
 	bool looped = false;
 	if (s->paused) {
@@ -197,9 +201,10 @@ static void count_end(struct server *sv, struct store_service *s, const char *ex
 		s->exits++;
 		snprintf(s->last_exit, sizeof(s->last_exit), "%s", what);
 		s->last_exit_ms = now;
-		unsigned k = window_add(s->exit_times, sizeof(s->exit_times), now,
-					loop_window_ms(sv));
-		if (k >= loop_exits(sv)) {
+		unsigned k = counts ? window_add(s->exit_times, sizeof(s->exit_times), now,
+						 loop_window_ms(sv))
+				    : 1;
+		if (counts && k >= loop_exits(sv)) {
 			looped = s->paused = true;
 			snprintf(s->pause_reason, sizeof(s->pause_reason),
 				 "crash loop: %u ends within %us; the last: %.180s", k,
@@ -210,7 +215,7 @@ static void count_end(struct server *sv, struct store_service *s, const char *ex
 		}
 	}
 	struct cdn_err err = { 0 };
-	int r = store_service_update(sv->s, s, expect_run, expect_next, &err);
+	int r = store_service_update(sv->s, s, &err);
 	if (r < 0)
 		note(s, "service.error", err.msg);
 	else if (r == 1 && looped)
@@ -222,9 +227,8 @@ static void count_end(struct server *sv, struct store_service *s, const char *ex
 static void start(struct server *sv, struct store_service *s, int64_t now)
 {
 	struct cdn_err err = { 0 };
-	int64_t read_next = s->next_ms;
 	s->next_ms = -now;
-	if (store_service_update(sv->s, s, "", read_next, &err) != 1)
+	if (store_service_update(sv->s, s, &err) != 1)
 		return; /* another node has it, or it changed */
 	json_t *input = s->input_json ? json_loads(s->input_json, 0, NULL) : NULL;
 	char caller[sizeof(((struct store_run *)0)->caller)], id[STORE_RUN_ID_MAX + 1];
@@ -233,16 +237,23 @@ static void start(struct server *sv, struct store_service *s, int64_t now)
 	int st = runs_start(sv, s->workspace, s->agent, input, NULL, caller, id, why, sizeof(why),
 			    &err);
 	json_decref(input);
+	if (st == 503) {
+		/* No room (the queue, the workspace's share): not the service's
+		 * fault, so not an end; it tries again after the first backoff. */
+		s->next_ms = now + backoff_ms(sv);
+		(void)store_service_update(sv->s, s, NULL);
+		return;
+	}
 	if (st != 0) {
 		char what[320];
 		snprintf(what, sizeof(what), "the run could not start: %s", st < 0 ? err.msg : why);
-		count_end(sv, s, "", -now, what, now);
+		count_end(sv, s, what, true, now);
 		return;
 	}
 	snprintf(s->current_run, sizeof(s->current_run), "%s", id);
 	s->next_ms = 0;
 	s->starts++;
-	int r = store_service_update(sv->s, s, "", -now, &err);
+	int r = store_service_update(sv->s, s, &err);
 	if (r != 1) {
 		/* Paused or removed while it started: the run is nobody's. */
 		(void)dispatch_cancel(sv, s->workspace, id, "its service changed as it started");
@@ -255,7 +266,10 @@ static void look(struct server *sv, struct store_service *s, int64_t now)
 {
 	if (s->current_run[0]) {
 		struct store_run r;
-		bool found = store_run_get(sv->s, s->current_run, &r, NULL) == 0;
+		int g = store_run_get(sv->s, s->current_run, &r, NULL);
+		if (g < 0 && g != -ENOENT)
+			return; /* the store failed: not an end; look again next tick */
+		bool found = g == 0;
 		bool mine = found && strcmp(r.workspace, s->workspace) == 0;
 		if (mine && !store_run_status_final(r.status)) {
 			if (s->paused)
@@ -263,12 +277,12 @@ static void look(struct server *sv, struct store_service *s, int64_t now)
 			store_run_clear(&r);
 			return;
 		}
-		char what[320], run[STORE_RUN_ID_MAX + 1];
+		char what[320];
 		describe_end(s->current_run, &r, mine, what, sizeof(what));
+		bool counts = !mine || r.status != RUN_CANCELLED;
 		if (found)
 			store_run_clear(&r);
-		snprintf(run, sizeof(run), "%s", s->current_run);
-		count_end(sv, s, run, s->next_ms, what, now);
+		count_end(sv, s, what, counts, now);
 		return;
 	}
 	if (s->paused)
@@ -276,9 +290,8 @@ static void look(struct server *sv, struct store_service *s, int64_t now)
 	if (s->next_ms < 0) {
 		/* Claimed by a node that has not finished starting it. */
 		if (now + s->next_ms > SERVICES_CLAIM_STALE_MS) {
-			int64_t read_next = s->next_ms;
 			s->next_ms = 0;
-			(void)store_service_update(sv->s, s, "", read_next, NULL);
+			(void)store_service_update(sv->s, s, NULL);
 		}
 		return;
 	}
@@ -363,11 +376,10 @@ void services_drain(struct server *sv)
 		snprintf(run, sizeof(run), "%s", s->current_run);
 		if (!run[0] || !dispatch_runs_here(sv, run))
 			continue;
-		int64_t read_next = s->next_ms;
 		snprintf(s->last_run, sizeof(s->last_run), "%s", run);
 		s->current_run[0] = '\0';
 		s->next_ms = 0;
-		if (store_service_update(sv->s, s, run, read_next, NULL) == 1) {
+		if (store_service_update(sv->s, s, NULL) == 1) {
 			note(s, "service.stopping", run);
 			stop_run(sv, s->workspace, run, "the server drained");
 		}

@@ -206,10 +206,11 @@ struct store_db_ops {
 			   struct store_service *out, struct cdn_err *err);
 	int (*service_list)(struct store *s, const char *ws, struct store_service **out,
 			    size_t *n, struct cdn_err *err);
-	int (*service_delete)(struct store *s, const char *ws, const char *name,
+	/* 1 when removed at generation gen, 0 when it changed or is gone. */
+	int (*service_delete)(struct store *s, const char *ws, const char *name, int64_t gen,
 			      struct cdn_err *err);
 	int (*service_update)(struct store *s, const struct store_service *sv,
-			      const char *expect_run, int64_t expect_next, struct cdn_err *err);
+			      struct cdn_err *err);
 	/* Usage (store.h): one row per (group key, status) with its sums,
 	 * handed to fn in key order; fn returns < 0 to stop. */
 	int (*run_usage)(struct store *s, const char *ws, int64_t from_ms, int64_t to_ms,
@@ -358,7 +359,7 @@ int store_row_schedule(const struct store_row *row, struct store_schedule *out);
 #define STORE_SERVICE_COLUMNS                                                                \
 	"workspace, name, agent, input_json, env_json, secrets_json, paused, pause_reason,"  \
 	" created_by, created_ms, current_run, next_ms, starts, exits, exit_times,"          \
-	" last_exit, last_exit_ms, last_run"
+	" last_exit, last_exit_ms, last_run, gen"
 int store_row_service(const struct store_row *row, struct store_service *out);
 int store_row_secret_info(const struct store_row *row, struct store_secret_info *out);
 /* Columns: id, supervisor_pid, supervisor_boot, supervisor_start. */

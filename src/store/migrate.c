@@ -53,7 +53,7 @@ static const char *const schedules_cols[] = {
 static const char *const services_cols[] = {
 	"workspace",	"name",	      "agent",	    "input_json", "env_json",	"secrets_json",
 	"paused",	"pause_reason", "created_by", "created_ms", "current_run", "next_ms",
-	"starts",	"exits",      "exit_times", "last_exit",  "last_exit_ms", "last_run"
+	"starts",	"exits",      "exit_times", "last_exit",  "last_exit_ms", "last_run", "gen"
 };
 
 #define TABLE(n, c, o, b) { n, c, (unsigned)CDN_ARRAY_SIZE(c), o, b }

@@ -129,9 +129,9 @@ int pg_service_get(struct store *s, const char *ws, const char *name, struct sto
 		   struct cdn_err *err);
 int pg_service_list(struct store *s, const char *ws, struct store_service **out, size_t *n,
 		    struct cdn_err *err);
-int pg_service_delete(struct store *s, const char *ws, const char *name, struct cdn_err *err);
-int pg_service_update(struct store *s, const struct store_service *sv, const char *expect_run,
-		      int64_t expect_next, struct cdn_err *err);
+int pg_service_delete(struct store *s, const char *ws, const char *name, int64_t gen,
+			struct cdn_err *err);
+int pg_service_update(struct store *s, const struct store_service *sv, struct cdn_err *err);
 int pg_run_list(struct store *s, const struct store_run_query *q, struct store_run **out,
 		size_t *n, struct cdn_err *err);
 int pg_run_claim(struct store *s, const struct store_run *r, struct cdn_err *err);

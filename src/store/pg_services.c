@@ -98,30 +98,30 @@ int pg_service_list(struct store *s, const char *ws, struct store_service **out,
 	return r < 0 ? r : rows(d, res, out, n, err);
 }
 
-int pg_service_delete(struct store *s, const char *ws, const char *name, struct cdn_err *err)
+int pg_service_delete(struct store *s, const char *ws, const char *name, int64_t gen,
+		      struct cdn_err *err)
 {
 	_cleanup_pg_unlock_ struct pg_db *d = pg_lock(s);
 	struct pg_params p = { 0 };
 	pg_p_text(&p, ws);
 	pg_p_text(&p, name);
+	pg_p_int(&p, gen);
 	_cleanup_pgres_ PGresult *res = NULL;
-	int r = pg_exec(d, "DELETE FROM services WHERE workspace = $1 AND name = $2", &p, false,
-			&res, err, "remove service %s", name);
+	int r = pg_exec(d,
+			"DELETE FROM services WHERE workspace = $1 AND name = $2 AND gen = $3::bigint",
+			&p, false, &res, err, "remove service %s", name);
 	if (r < 0)
 		return r;
-	return pg_changed(res) ? 0
-			       : cdn_err_msg(err, ENOENT, "no service %s in workspace %s", name, ws);
+	return pg_changed(res) ? 1 : 0;
 }
 
-int pg_service_update(struct store *s, const struct store_service *sv, const char *expect_run,
-		      int64_t expect_next, struct cdn_err *err)
+int pg_service_update(struct store *s, const struct store_service *sv, struct cdn_err *err)
 {
 	_cleanup_pg_unlock_ struct pg_db *d = pg_lock(s);
 	struct pg_params p = { 0 };
 	pg_p_text(&p, sv->workspace);
 	pg_p_text(&p, sv->name);
-	pg_p_text(&p, expect_run);
-	pg_p_int(&p, expect_next);
+	pg_p_int(&p, sv->gen);
 	pg_p_int(&p, sv->paused);
 	pg_p_text(&p, sv->pause_reason);
 	pg_p_text(&p, sv->current_run);
@@ -134,11 +134,11 @@ int pg_service_update(struct store *s, const struct store_service *sv, const cha
 	pg_p_text(&p, sv->last_run);
 	_cleanup_pgres_ PGresult *res = NULL;
 	int r = pg_exec(d,
-			"UPDATE services SET paused = $5::bigint, pause_reason = $6,"
-			" current_run = $7, next_ms = $8::bigint, starts = $9::bigint,"
-			" exits = $10::bigint, exit_times = $11, last_exit = $12,"
-			" last_exit_ms = $13::bigint, last_run = $14 WHERE workspace = $1 AND name = $2"
-			" AND current_run = $3 AND next_ms = $4::bigint",
+			"UPDATE services SET paused = $4::bigint, pause_reason = $5,"
+			" current_run = $6, next_ms = $7::bigint, starts = $8::bigint,"
+			" exits = $9::bigint, exit_times = $10, last_exit = $11,"
+			" last_exit_ms = $12::bigint, last_run = $13, gen = gen + 1"
+			" WHERE workspace = $1 AND name = $2 AND gen = $3::bigint",
 			&p, false, &res, err, "update service %s", sv->name);
 	return r < 0 ? r : pg_changed(res) ? 1 : 0;
 }

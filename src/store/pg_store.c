@@ -231,6 +231,7 @@ static const char *const schema_steps[] = {
 	" exit_times TEXT NOT NULL DEFAULT '',"
 	" last_exit TEXT NOT NULL DEFAULT '',"
 	" last_run TEXT NOT NULL DEFAULT '',"
+	" gen BIGINT NOT NULL DEFAULT 0,"
 	" last_exit_ms BIGINT NOT NULL DEFAULT 0,"
 	" PRIMARY KEY (workspace, name));",
 };

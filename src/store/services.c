@@ -135,20 +135,34 @@ int store_service_list(struct store *s, const char *ws, struct store_service **o
 	return r < 0 ? r : s->ops->service_list(s, ws, out, n, err);
 }
 
-int store_service_delete(struct store *s, const char *ws, const char *name, struct cdn_err *err)
+int store_service_delete(struct store *s, const char *ws, const char *name,
+			 char run[STORE_RUN_ID_MAX + 1], struct cdn_err *err)
 {
-	int r = ids_check(ws, name, err);
-	return r < 0 ? r : s->ops->service_delete(s, ws, name, err);
+	run[0] = '\0';
+	for (int tries = 0; tries < 20; tries++) {
+		struct store_service sv;
+		int r = store_service_get(s, ws, name, &sv, err);
+		if (r < 0)
+			return r;
+		/* The run it has at the generation removed: one a node set just
+		 * before is this one, never lost. */
+		snprintf(run, STORE_RUN_ID_MAX + 1, "%s", sv.current_run);
+		r = s->ops->service_delete(s, ws, name, sv.gen, err);
+		store_service_clear(&sv);
+		if (r != 0)
+			return r < 0 ? r : 0;
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	return cdn_err_msg(err, EBUSY, "service %s: changed too often to remove; try again", name);
 }
 
-int store_service_update(struct store *s, const struct store_service *sv,
-			 const char *expect_run, int64_t expect_next, struct cdn_err *err)
+int store_service_update(struct store *s, struct store_service *sv, struct cdn_err *err)
 {
 	int r;
 	if ((r = ids_check(sv->workspace, sv->name, err)) < 0 ||
 	    (sv->current_run[0] && (r = store_run_id_check(sv->current_run, err)) < 0) ||
-	    (sv->last_run[0] && (r = store_run_id_check(sv->last_run, err)) < 0) ||
-	    (expect_run[0] && (r = store_run_id_check(expect_run, err)) < 0))
+	    (sv->last_run[0] && (r = store_run_id_check(sv->last_run, err)) < 0))
 		return r;
 	/* Reasons are made of what runs said: printable, within the field. */
 	struct store_service c = *sv;
@@ -156,7 +170,10 @@ int store_service_update(struct store *s, const struct store_service *sv,
 	cdn_printable_str(c.last_exit, sizeof(c.last_exit), sv->last_exit, CDN_TEXT_UTF8);
 	if (strspn(c.exit_times, "0123456789,") != strlen(c.exit_times))
 		return cdn_err_msg(err, EINVAL, "service: exit times: numbers and commas");
-	return s->ops->service_update(s, &c, expect_run, expect_next, err);
+	r = s->ops->service_update(s, &c, err);
+	if (r == 1)
+		sv->gen++;
+	return r;
 }
 
 int store_service_pause(struct store *s, const char *ws, const char *name, bool paused,
@@ -168,19 +185,20 @@ int store_service_pause(struct store *s, const char *ws, const char *name, bool 
 		int r = store_service_get(s, ws, name, &sv, err);
 		if (r < 0)
 			return r;
-		char expect[STORE_RUN_ID_MAX + 1];
-		snprintf(expect, sizeof(expect), "%s", sv.current_run);
-		int64_t expect_next = sv.next_ms;
 		snprintf(run, STORE_RUN_ID_MAX + 1, "%s", sv.current_run);
 		sv.paused = paused;
 		snprintf(sv.pause_reason, sizeof(sv.pause_reason), "%s", paused && why ? why : "");
+		/* A start another node has claimed but not finished is undone: its
+		 * own update then fails, and it cancels the run it made. */
+		if (!sv.current_run[0] && sv.next_ms < 0)
+			sv.next_ms = 0;
 		if (!paused) {
 			/* A fresh start: the crash-loop count and the backoff go. */
 			sv.exit_times[0] = '\0';
-			if (sv.next_ms > 0)
+			if (!sv.current_run[0])
 				sv.next_ms = 0;
 		}
-		r = store_service_update(s, &sv, expect, expect_next, err);
+		r = store_service_update(s, &sv, err);
 		store_service_clear(&sv);
 		if (r != 0)
 			return r < 0 ? r : 0;

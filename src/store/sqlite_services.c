@@ -121,53 +121,52 @@ int sqlite_service_list(struct store *s, const char *ws, struct store_service **
 	return read_rows(d, st, out, n, err);
 }
 
-int sqlite_service_delete(struct store *s, const char *ws, const char *name, struct cdn_err *err)
+int sqlite_service_delete(struct store *s, const char *ws, const char *name, int64_t gen,
+			  struct cdn_err *err)
 {
 	_cleanup_unlock_ struct sql_db *d = sql_lock(s);
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
-	int r = sql_prep(d, "DELETE FROM services WHERE workspace = ?1 AND name = ?2", &st, err);
+	int r = sql_prep(d, "DELETE FROM services WHERE workspace = ?1 AND name = ?2 AND gen = ?3",
+			 &st, err);
 	if (r < 0)
 		return r;
 	struct binder b = { st, SQLITE_OK };
 	sql_b_text(&b, 1, ws);
 	sql_b_text(&b, 2, name);
+	sql_b_int(&b, 3, gen);
 	if (b.rc != SQLITE_OK)
 		return sql_fail(d, b.rc, err, "bind");
 	if ((r = sql_step(d, st, err, "remove service")) < 0)
 		return r;
-	return sqlite3_changes(d->db) ? 0
-				      : cdn_err_msg(err, ENOENT, "no service %s in workspace %s",
-						    name, ws);
+	return sqlite3_changes(d->db) ? 1 : 0;
 }
 
-int sqlite_service_update(struct store *s, const struct store_service *sv, const char *expect_run,
-			  int64_t expect_next, struct cdn_err *err)
+int sqlite_service_update(struct store *s, const struct store_service *sv, struct cdn_err *err)
 {
 	_cleanup_unlock_ struct sql_db *d = sql_lock(s);
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	int r = sql_prep(d,
-			 "UPDATE services SET paused = ?5, pause_reason = ?6, current_run = ?7,"
-			 " next_ms = ?8, starts = ?9, exits = ?10, exit_times = ?11,"
-			 " last_exit = ?12, last_exit_ms = ?13, last_run = ?14"
-			 " WHERE workspace = ?1 AND name = ?2 AND current_run = ?3 AND next_ms = ?4",
+			 "UPDATE services SET paused = ?4, pause_reason = ?5, current_run = ?6,"
+			 " next_ms = ?7, starts = ?8, exits = ?9, exit_times = ?10,"
+			 " last_exit = ?11, last_exit_ms = ?12, last_run = ?13, gen = gen + 1"
+			 " WHERE workspace = ?1 AND name = ?2 AND gen = ?3",
 			 &st, err);
 	if (r < 0)
 		return r;
 	struct binder b = { st, SQLITE_OK };
 	sql_b_text(&b, 1, sv->workspace);
 	sql_b_text(&b, 2, sv->name);
-	sql_b_text(&b, 3, expect_run);
-	sql_b_int(&b, 4, expect_next);
-	sql_b_int(&b, 5, sv->paused);
-	sql_b_text(&b, 6, sv->pause_reason);
-	sql_b_text(&b, 7, sv->current_run);
-	sql_b_int(&b, 8, sv->next_ms);
-	sql_b_int(&b, 9, (int64_t)sv->starts);
-	sql_b_int(&b, 10, (int64_t)sv->exits);
-	sql_b_text(&b, 11, sv->exit_times);
-	sql_b_text(&b, 12, sv->last_exit);
-	sql_b_int(&b, 13, sv->last_exit_ms);
-	sql_b_text(&b, 14, sv->last_run);
+	sql_b_int(&b, 3, sv->gen);
+	sql_b_int(&b, 4, sv->paused);
+	sql_b_text(&b, 5, sv->pause_reason);
+	sql_b_text(&b, 6, sv->current_run);
+	sql_b_int(&b, 7, sv->next_ms);
+	sql_b_int(&b, 8, (int64_t)sv->starts);
+	sql_b_int(&b, 9, (int64_t)sv->exits);
+	sql_b_text(&b, 10, sv->exit_times);
+	sql_b_text(&b, 11, sv->last_exit);
+	sql_b_int(&b, 12, sv->last_exit_ms);
+	sql_b_text(&b, 13, sv->last_run);
 	if (b.rc != SQLITE_OK)
 		return sql_fail(d, b.rc, err, "bind");
 	if ((r = sql_step(d, st, err, "update service")) < 0)

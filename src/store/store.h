@@ -665,8 +665,9 @@ int store_schedule_record(struct store *s, const char *ws, const char *name, int
  * secrets when it starts.
  *
  * A node changes a service only from the state it read (store_service_update
- * repeats current_run and next_ms), so of several nodes exactly one starts
- * it, and exactly one counts each end.
+ * repeats the row's generation, which every change moves on), so of several
+ * nodes exactly one starts it, exactly one counts each end, and a pause is
+ * never lost to a change made from what was read before it.
  */
 #define STORE_SERVICES_MAX 100	   /* a workspace's */
 #define STORE_SERVICE_ENV_MAX 64     /* --env entries */
@@ -691,6 +692,7 @@ struct store_service {
 	char exit_times[STORE_SERVICE_EXITS_MAX * 15]; /* "ms,ms,..." in the window */
 	char last_exit[256];
 	int64_t last_exit_ms;
+	int64_t gen; /* the row's generation, as read */
 };
 void store_service_clear(struct store_service *sv);
 void store_services_free(struct store_service *v, size_t n);
@@ -706,12 +708,15 @@ int store_service_get(struct store *s, const char *ws, const char *name,
 /* ws's, by name; ws NULL: every workspace's. */
 int store_service_list(struct store *s, const char *ws, struct store_service **out, size_t *n,
 		       struct cdn_err *err);
-int store_service_delete(struct store *s, const char *ws, const char *name, struct cdn_err *err);
-/* Writes sv's state (paused, pause_reason, current_run, last_run, next_ms, starts,
- * exits, exit_times, last_exit, last_exit_ms) if the row still has
- * current_run == expect_run and next_ms == expect_next: 1, else 0. */
-int store_service_update(struct store *s, const struct store_service *sv,
-			 const char *expect_run, int64_t expect_next, struct cdn_err *err);
+/* Removes it, from what was read (retried over other nodes' changes): the
+ * run it had when it went, if any, in run (or ""), for the caller to stop. */
+int store_service_delete(struct store *s, const char *ws, const char *name,
+			 char run[STORE_RUN_ID_MAX + 1], struct cdn_err *err);
+/* Writes sv's state (paused, pause_reason, current_run, last_run, next_ms,
+ * starts, exits, exit_times, last_exit, last_exit_ms) if the row is still
+ * at generation sv->gen: 1, and sv->gen is the new one; 0 when the row
+ * changed since it was read (or is gone). */
+int store_service_update(struct store *s, struct store_service *sv, struct cdn_err *err);
 /* Paused (with why) or active again (the crash-loop count cleared); retried
  * against other nodes' changes. The run it had, if any, in run (or ""). */
 int store_service_pause(struct store *s, const char *ws, const char *name, bool paused,

@@ -273,7 +273,8 @@ int store_row_service(const struct store_row *row, struct store_service *out)
 	    !row_copy(row, 14, out->exit_times, sizeof(out->exit_times)) ||
 	    !row_copy(row, 15, out->last_exit, sizeof(out->last_exit)) ||
 	    !row_int(row, 16, INT64_MIN, INT64_MAX, &out->last_exit_ms) ||
-	    !row_copy(row, 17, out->last_run, sizeof(out->last_run)))
+	    !row_copy(row, 17, out->last_run, sizeof(out->last_run)) ||
+	    !row_int(row, 18, 0, INT64_MAX, &out->gen))
 		return -EIO;
 	out->paused = paused != 0;
 	out->starts = (uint64_t)starts;

@@ -240,6 +240,7 @@ static const char *const schema_steps[] = {
 	 " exit_times TEXT NOT NULL DEFAULT '',"
 	 " last_exit TEXT NOT NULL DEFAULT '',"
 	 " last_run TEXT NOT NULL DEFAULT '',"
+	 " gen INTEGER NOT NULL DEFAULT 0,"
 	 " last_exit_ms INTEGER NOT NULL DEFAULT 0,"
 	 " PRIMARY KEY (workspace, name));"
 	 "PRAGMA user_version = 9;"),

@@ -48,7 +48,7 @@ def test_services_restart_loop_secrets_and_roles(tmp_path):
     # the secret as it was then (as a hash: the value itself is redacted)
     show = agent(tmp_path, "show",
                  'printf "%s" "$API_TOKEN" | sha256sum; echo "raw=$API_TOKEN mode=$MODE"\n'
-                 'sleep 1\n')
+                 'sleep 3\n')
     for d in (crash, show):
         assert s.cli("agent", "register", str(d)).returncode == 0
     assert s.cli("secret", "set", "API_TOKEN", input="first-value-1234\n").returncode == 0
@@ -152,22 +152,22 @@ def test_health_check_restarts_and_drain_stops_gracefully(tmp_path):
     # path that is not there: 404, twice in a row, and it is restarted.
     web = ('cd /tmp && echo ok > ok\n'
            'trap \'echo got TERM; exit 0\' TERM\n'
-           'python3 -m http.server 8080 --bind 127.0.0.1 >/dev/null 2>&1 &\n'
+           'python3 -m http.server 18473 --bind 127.0.0.1 >/dev/null 2>&1 &\n'
            'echo serving\n'
            'while :; do sleep 0.1; done\n')
     assert s.cli("agent", "register", str(agent(
         tmp_path, "good", web,
         limits={"timeout_seconds": 600},
-        health={"port": 8080, "path": "/ok", "interval": 1, "failures": 2}))).returncode == 0
+        health={"port": 18473, "path": "/ok", "interval": 1, "failures": 5}))).returncode == 0
     assert s.cli("agent", "register", str(agent(
         tmp_path, "sick", web.replace("good", "sick"),
         limits={"timeout_seconds": 600},
-        health={"port": 8080, "path": "/missing", "interval": 1, "failures": 2}))).returncode == 0
+        health={"port": 18473, "path": "/missing", "interval": 1, "failures": 2}))).returncode == 0
     for name in ("good", "sick"):
         assert s.cli("service", "create", name, name).returncode == 0
     # a bad health block is refused when the agent is registered
     r = s.cli("agent", "register", str(agent(tmp_path, "badh", "true\n",
-                                             health={"port": 8080, "path": "/a b"})))
+                                             health={"port": 18473, "path": "/a b"})))
     assert r.returncode != 0 and "health.path" in r.stderr, r.stderr
 
     s.start()
@@ -188,10 +188,10 @@ def test_health_check_restarts_and_drain_stops_gracefully(tmp_path):
         g = svc(s, s.owner, "good")
         assert g["state"] == "running" and g["starts"] == 1, g
         good_run = g["run"]
-        # nothing was published: the host's own 127.0.0.1:8080 is closed
+        # nothing was published: the host's own 127.0.0.1:18473 is closed
         probe = socket.socket()
         try:
-            assert probe.connect_ex(("127.0.0.1", 8080)) != 0
+            assert probe.connect_ex(("127.0.0.1", 18473)) != 0
         finally:
             probe.close()
     finally:

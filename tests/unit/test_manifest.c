@@ -971,15 +971,16 @@ static void test_health(void **state)
 	parse_fails(DOC("\"health\": {\"port\": 0}"), "health.port", NULL);
 	parse_fails(DOC("\"health\": {\"port\": 65536}"), "health.port", NULL);
 	parse_fails(DOC("\"health\": {\"port\": 3128}"), "health.port", "cordon's own");
-	parse_fails(DOC("\"health\": {\"port\": 53}"), "health.port", "cordon's own");
-	parse_fails(DOC("\"health\": {\"port\": 80, \"path\": \"x\"}"), "health.path", NULL);
-	parse_fails(DOC("\"health\": {\"port\": 80, \"path\": \"/a b\"}"), "health.path",
+	parse_fails(DOC("\"health\": {\"port\": 3129}"), "health.port", "cordon's own");
+	parse_fails(DOC("\"health\": {\"port\": 80}"), "health.port", NULL);
+	parse_fails(DOC("\"health\": {\"port\": 8080, \"path\": \"x\"}"), "health.path", NULL);
+	parse_fails(DOC("\"health\": {\"port\": 8080, \"path\": \"/a b\"}"), "health.path",
 		    NULL);
-	parse_fails(DOC("\"health\": {\"port\": 80, \"path\": \"/a\\r\\nX: y\"}"),
+	parse_fails(DOC("\"health\": {\"port\": 8080, \"path\": \"/a\\r\\nX: y\"}"),
 		    "health.path", NULL);
-	parse_fails(DOC("\"health\": {\"port\": 80, \"interval\": 2, \"timeout\": 3}"),
+	parse_fails(DOC("\"health\": {\"port\": 8080, \"interval\": 2, \"timeout\": 3}"),
 		    "health.timeout", "at most");
-	parse_fails(DOC("\"health\": {\"port\": 80, \"retries\": 3}"), "health",
+	parse_fails(DOC("\"health\": {\"port\": 8080, \"retries\": 3}"), "health",
 		    "unknown key \"retries\"");
 	parse_fails(DOC("\"health\": 8080"), "health", NULL);
 }

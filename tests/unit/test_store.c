@@ -1959,20 +1959,34 @@ static void test_services(void **state)
 	assert_int_equal(store_service_new(f->s, &bad, 1000, &err), -EINVAL);
 	store_service_clear(&bad);
 
-	/* A start: claimed from next_ms 0, then the run set; a second node
-	 * that read the same row changes nothing. */
+	/* A start: claimed, then the run set; a second node that read the
+	 * same row changes nothing. */
 	struct store_service a, b;
 	assert_int_equal(store_service_get(f->s, "default", "svc", &a, &err), 0);
 	assert_int_equal(store_service_get(f->s, "default", "svc", &b, &err), 0);
 	assert_string_equal(a.env_json, "{\"MODE\":\"blue\"}");
+	int64_t g = a.gen;
 	a.next_ms = -5000;
-	assert_int_equal(store_service_update(f->s, &a, "", 0, &err), 1);
+	assert_int_equal(store_service_update(f->s, &a, &err), 1);
+	assert_int_equal(a.gen, g + 1);
 	b.next_ms = -5001;
-	assert_int_equal(store_service_update(f->s, &b, "", 0, &err), 0);
+	assert_int_equal(store_service_update(f->s, &b, &err), 0);
 	snprintf(a.current_run, sizeof(a.current_run), "run_0123456789abcdef01234567");
 	a.next_ms = 0;
 	a.starts = 1;
-	assert_int_equal(store_service_update(f->s, &a, "", -5000, &err), 1);
+	assert_int_equal(store_service_update(f->s, &a, &err), 1);
+	/* A pause in between: an end counted from the older read loses. */
+	struct store_service old = a;
+	old.input_json = old.env_json = old.secrets_json = NULL;
+	char run[STORE_RUN_ID_MAX + 1];
+	assert_int_equal(store_service_pause(f->s, "default", "svc", true, "by me", run, &err), 0);
+	assert_string_equal(run, "run_0123456789abcdef01234567");
+	old.current_run[0] = '\0';
+	assert_int_equal(store_service_update(f->s, &old, &err), 0);
+	assert_int_equal(store_service_pause(f->s, "default", "svc", false, NULL, run, &err), 0);
+	store_service_clear(&a);
+	assert_int_equal(store_service_get(f->s, "default", "svc", &a, &err), 0);
+	assert_false(a.paused);
 	/* An end, counted once. */
 	a.current_run[0] = '\0';
 	snprintf(a.last_run, sizeof(a.last_run), "run_0123456789abcdef01234567");
@@ -1980,15 +1994,17 @@ static void test_services(void **state)
 	snprintf(a.last_exit, sizeof(a.last_exit), "run x failed\n(exit 1)");
 	a.exits = 1;
 	a.next_ms = 7000;
-	assert_int_equal(store_service_update(f->s, &a, "run_0123456789abcdef01234567", 0, &err), 1);
-	assert_int_equal(store_service_update(f->s, &a, "run_0123456789abcdef01234567", 0, &err), 0);
+	store_service_clear(&b);
+	b = a;
+	assert_int_equal(store_service_update(f->s, &a, &err), 1);
+	assert_int_equal(store_service_update(f->s, &b, &err), 0);
 	snprintf(a.exit_times, sizeof(a.exit_times), "1;DROP");
-	assert_int_equal(store_service_update(f->s, &a, "", 7000, &err), -EINVAL);
+	assert_int_equal(store_service_update(f->s, &a, &err), -EINVAL);
+	b.input_json = b.env_json = b.secrets_json = NULL;
 	store_service_clear(&a);
 	store_service_clear(&b);
 
 	/* Pause keeps the run to stop; resume clears the count and backoff. */
-	char run[STORE_RUN_ID_MAX + 1];
 	assert_int_equal(store_service_pause(f->s, "default", "svc", true, "by me", run, &err), 0);
 	assert_int_equal(store_service_get(f->s, "default", "svc", &a, &err), 0);
 	assert_true(a.paused);
@@ -2014,8 +2030,8 @@ static void test_services(void **state)
 	assert_int_equal(store_service_list(f->s, "other", &v, &n, &err), 0);
 	assert_int_equal(n, 0);
 	store_services_free(v, n);
-	assert_int_equal(store_service_delete(f->s, "default", "svc", &err), 0);
-	assert_int_equal(store_service_delete(f->s, "default", "svc", &err), -ENOENT);
+	assert_int_equal(store_service_delete(f->s, "default", "svc", run, &err), 0);
+	assert_int_equal(store_service_delete(f->s, "default", "svc", run, &err), -ENOENT);
 	assert_int_equal(store_service_pause(f->s, "default", "svc", true, NULL, run, &err),
 			 -ENOENT);
 }
