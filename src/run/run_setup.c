@@ -459,6 +459,14 @@ int run_sandbox_config(const struct run_ctx *c, const struct secret_set *ss,
 	cfg->limits.pids = m->pids ? m->pids : c->o->default_pids ? c->o->default_pids : DEFAULT_PIDS;
 	cfg->limits.cpu_millicores = m->cpu_millicores;
 	cfg->limits.timeout_ms = m->timeout_s * 1000ull;
+	if (c->o->deadline_ms) {
+		/* A called run ends by its caller's deadline at the latest. */
+		int64_t left = c->o->deadline_ms - cdn_wall_ms();
+		if (left < 1)
+			left = 1;
+		if ((uint64_t)left < cfg->limits.timeout_ms)
+			cfg->limits.timeout_ms = (uint64_t)left;
+	}
 	cfg->limits.workspace_bytes = c->o->workspace_bytes ? c->o->workspace_bytes : DEFAULT_WORKSPACE;
 	cfg->allow_degraded = c->o->allow_degraded;
 	cfg->keep_workspace = true;
