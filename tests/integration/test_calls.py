@@ -231,3 +231,42 @@ def test_cancelling_the_parent_cancels_the_child(world):
 def test_grant_needs_a_registered_callee(world):
     r = run([CORDON, "grant", "alpha", "--call", "nobody"], env=world["env"])
     assert r.returncode != 0 and "agent nobody is not registered" in r.stderr
+
+
+def test_through_serve_under_its_roles(tmp_path):
+    """cordon serve: owners grant calls (members may not), runs dispatched
+    over the API call others, and the records link parent and children."""
+    from test_serve import Server
+    s = Server(tmp_path, extra=["--max-calls", "4"])
+    r = s.cli("init")
+    assert r.returncode == 0, r.stderr
+    owner = r.stdout.strip().splitlines()[-1]
+    member = s.cli("keys", "create", "bob", "--role", "member").stdout.strip().splitlines()[-1]
+    for name, calls in [("alpha", ["beta"]), ("beta", ["gamma"]), ("gamma", None)]:
+        assert s.cli("agent", "register", str(agent(tmp_path, name, calls))).returncode == 0
+    s.start()
+    try:
+        grant = {"agent": "alpha", "call": "beta"}
+        assert s.req("POST", "/v1/grants", member, grant)[0] == 403
+        assert s.req("POST", "/v1/grants", owner, dict(grant, capability="x"))[0] == 400
+        assert s.req("POST", "/v1/grants", owner, {"agent": "alpha", "call": "nobody"})[0] == 404
+        st, j, _, _ = s.req("POST", "/v1/grants", owner, grant)
+        assert st == 200 and j == {"agent": "alpha", "call": "beta", "granted": True}
+        st, j, _, _ = s.req("POST", "/v1/grants", owner, {"agent": "beta", "call": "gamma"})
+        assert st == 200
+        inp = {"calls": [{"agent": "beta", "input": {"calls": [{"agent": "gamma"}]}}]}
+        st, j, _, _ = s.req("POST", "/v1/runs", member, {"agent": "alpha", "input": inp})
+        assert st == 202, j
+        top = s.wait_final(member, j["id"])
+        assert top["status"] == "succeeded", top
+        st, top, _, _ = s.req("GET", f"/v1/runs/{j['id']}", member)
+        assert "parent" not in top
+        kids = top["result"]["children"]
+        assert [k["agent"] for k in kids] == ["beta"] and kids[0]["status"] == "succeeded"
+        st, beta, _, _ = s.req("GET", f"/v1/runs/{kids[0]['run_id']}", member)
+        assert st == 200 and beta["parent"] == j["id"] and beta["caller"] == "run:" + j["id"]
+        assert beta["result"]["children"][0]["agent"] == "gamma"
+        st, lst, _, _ = s.req("GET", "/v1/runs?agent=gamma", member)
+        assert [x["parent"] for x in lst["runs"]] == [beta["id"]]
+    finally:
+        s.stop()
