@@ -95,9 +95,15 @@ static int refuse(struct run_ctx *c, const char *call_id, const char *agent, con
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
 	cdn_printable_str(shown, sizeof(shown), agent, CDN_TEXT_ELLIPSIS);
-	json_t *d = json_pack("{s:s, s:s, s:s}", "call_id", call_id, "agent", shown, "reason", why);
-	run_emit(c, "call.refused", d);
-	json_decref(d);
+	/* An agent may ask again and again: refusals share the bound of the
+	 * run's other MCP events (RUN_MAX_MCP_EVENTS), and the agent still
+	 * gets its answer past it. */
+	if (c->mcp_events++ < RUN_MAX_MCP_EVENTS) {
+		json_t *d = json_pack("{s:s, s:s, s:s}", "call_id", call_id, "agent", shown,
+				      "reason", why);
+		run_emit(c, "call.refused", d);
+		json_decref(d);
+	}
 	snprintf(text, sizeof(text), "call_agent: refused: %s", why);
 	answer(c, call_id, true, text, NULL);
 	return 0;
