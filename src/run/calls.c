@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/close_range.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -184,6 +185,27 @@ static void child_ended(struct run_child *ch)
 	struct store_run rec;
 	struct cdn_err err = { 0 };
 	bool have = store_run_get(c->s, ch->run_id, &rec, &err) == 0;
+	if (have && !store_run_status_final(rec.status)) {
+		/* Its process ended without ending the run (it could not start,
+		 * or was killed): the record says so now, not when crash
+		 * recovery finds it. */
+		free(rec.input_json);
+		rec.input_json = NULL;
+		rec.status = RUN_ERROR;
+		rec.exit_code = 125;
+		rec.finished_ms = cdn_wall_ms();
+		if (!rec.started_ms)
+			rec.started_ms = rec.finished_ms;
+		if (WIFSIGNALED(status))
+			snprintf(rec.error, sizeof(rec.error),
+				 "its run process was killed by signal %d before the run finished",
+				 WTERMSIG(status));
+		else
+			snprintf(rec.error, sizeof(rec.error),
+				 "its run process exited with status %d before the run finished",
+				 WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+		(void)store_run_update(c->s, &rec, NULL);
+	}
 	json_t *entry = child_entry(ch, have ? &rec : NULL);
 	if (entry)
 		json_array_append(c->children, entry);
@@ -292,6 +314,10 @@ static int child_spawn(struct run_child *ch, char *why, size_t cap)
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
 		if (null < 0 || dup2(null, STDIN_FILENO) < 0 || dup2(null, STDOUT_FILENO) < 0)
+			_exit(125);
+		/* Nothing of this run's goes with it: not the network part's
+		 * channel, the sandbox's pidfd, the workspace or the store. */
+		if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
 			_exit(125);
 		execv(exe, (char *const *)argv);
 		_exit(127);

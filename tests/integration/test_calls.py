@@ -53,7 +53,7 @@ json.dump(out, open("/workspace/output.json", "w"))
 '''
 
 
-def agent(root, name, calls=None, timeout=None):
+def agent(root, name, calls=None, timeout=None, **extra):
     d = root / name
     d.mkdir()
     (d / "client.py").write_text(CLIENT)
@@ -63,6 +63,7 @@ def agent(root, name, calls=None, timeout=None):
         m["calls"] = calls
     if timeout:
         m["limits"] = {"timeout_seconds": timeout}
+    m.update(extra)
     (d / "agent.json").write_text(json.dumps(m))
     return d
 
@@ -78,18 +79,19 @@ def world(tmp_path_factory):
     state.mkdir(mode=0o700)
     env = dict(os.environ, CORDON_STATE=str(state))
     agents = {
-        "alpha": agent(root, "alpha", ["beta", "gamma@1", "omega", "sleeper"]),
+        "alpha": agent(root, "alpha", ["beta", "gamma@1", "omega", "sleeper", "needy"]),
         "beta": agent(root, "beta", ["gamma", "alpha"]),
         "gamma": agent(root, "gamma"),
         "omega": agent(root, "omega"),
         "sleeper": agent(root, "sleeper", timeout=60),
+        "needy": agent(root, "needy", required_secrets=["NOT_SET_HERE"]),
     }
     hashes = {}
     for name, d in agents.items():
         r = run([CORDON, "agent", "register", "--json", str(d)], env=env)
         assert r.returncode == 0, r.stderr
         hashes[name] = json.loads(r.stdout)["sha256"]
-    for a, callee in [("alpha", "beta"), ("alpha", "gamma"), ("alpha", "sleeper"),
+    for a, callee in [("alpha", "beta"), ("alpha", "gamma"), ("alpha", "sleeper"), ("alpha", "needy"),
                       ("beta", "gamma"), ("beta", "alpha")]:
         r = run([CORDON, "grant", a, "--call", callee], env=env)
         assert r.returncode == 0 and "granted a call of" in r.stdout, r.stderr
@@ -164,6 +166,7 @@ def test_refusals_cycle_undeclared_ungranted(world):
         {"agent": "delta"},
         {"agent": "omega"},
         {"agent": "gamma@2"},
+        {"agent": "needy"},
     ]}
     r, events, res = run_agent(world, "alpha", inp)
     assert r.returncode == 0, r.stderr
@@ -178,9 +181,15 @@ def test_refusals_cycle_undeclared_ungranted(world):
     assert ungranted["isError"] and "has not granted alpha a call of omega" in \
         ungranted["content"][0]["text"]
     assert other_version["isError"] and "does not declare" in other_version["content"][0]["text"]
+    # A child that fails: the agent gets its status and why.
+    failed = results[4]
+    assert failed["isError"] and failed["structuredContent"]["status"] == "error", failed
+    assert "NOT_SET_HERE" in failed["structuredContent"]["error"]
+    assert " ended error: " in failed["content"][0]["text"]
     refused = [e for e in events if e["type"] == "call.refused"]
     assert [e["agent"] for e in refused] == ["delta", "omega", "gamma@2"]
-    assert [c["agent"] for c in res["children"]] == ["beta"]
+    assert [(c["agent"], c["status"]) for c in res["children"]] == [
+        ("beta", "succeeded"), ("needy", "error")]
     b = record(world, beta["run_id"])
     assert "children" not in b["result"]
 
