@@ -366,9 +366,12 @@ static void grant_usage(FILE *out)
 	      "MCP endpoint (the call_agent tool), when agent.json also lists it in\n"
 	      "\"calls\"; a call of an ungranted agent is refused. The grant covers every\n"
 	      "version of CALLEE; the manifest says which one is called.\n"
-	      "\n",
+	      "\n"
+	      "Options:\n"
+	      "      --call CALLEE     grant a call of the agent CALLEE (no CAPABILITY then)\n",
 	      out);
-	fputs(common_help, out);
+	/* the shared options, under the heading above */
+	fputs(common_help + strlen("Options:\n"), out);
 }
 
 int cmd_grant(int argc, char **argv)
