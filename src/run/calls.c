@@ -344,9 +344,11 @@ static int call_start(struct run_ctx *c, const char *call_id, const char *agent,
 	if (r == -EINVAL)
 		return refuse(c, call_id, agent,
 			      "\"agent\" must be NAME or NAME@VERSION, as agent.json's calls lists it");
+	/* agent is NAME or NAME@VERSION from here on: safe to quote. */
 	if (r < 0)
 		return refuse(c, call_id, agent,
-			      "%s does not declare a call of it (agent.json's \"calls\")", c->rec.agent);
+			      "%s does not declare a call of %s (agent.json's \"calls\")", c->rec.agent,
+			      agent);
 	if (!registry_call_granted(c->s, c->ws, c->rec.agent, name))
 		return refuse(c, call_id, agent,
 			      "the operator has not granted %s a call of %s (cordon grant %s --call "

@@ -177,10 +177,12 @@ def test_refusals_cycle_undeclared_ungranted(world):
     assert cyc["isError"] is True and "a cycle: alpha -> beta -> alpha" in \
         cyc["content"][0]["text"], cyc
     undeclared, ungranted, other_version = results[1], results[2], results[3]
-    assert undeclared["isError"] and "does not declare a call" in undeclared["content"][0]["text"]
+    assert undeclared["isError"] and "alpha does not declare a call of delta" in \
+        undeclared["content"][0]["text"]
     assert ungranted["isError"] and "has not granted alpha a call of omega" in \
         ungranted["content"][0]["text"]
-    assert other_version["isError"] and "does not declare" in other_version["content"][0]["text"]
+    assert other_version["isError"] and "does not declare a call of gamma@2" in \
+        other_version["content"][0]["text"]
     # A child that fails: the agent gets its status and why.
     failed = results[4]
     assert failed["isError"] and failed["structuredContent"]["status"] == "error", failed
