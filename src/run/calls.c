@@ -422,6 +422,16 @@ static int call_start(struct run_ctx *c, const char *call_id, const char *agent,
 		free(ch);
 		return refuse(c, call_id, agent, "the input is over %d bytes", RUN_MAX_INPUT);
 	}
+	/* This run's secrets stay with it: the child has egress of its own,
+	 * where they are not scoped and nothing looks for them. */
+	const char *found = c->red ? redact_find(c->red, in, strlen(in)) : NULL;
+	if (found) {
+		free(ch);
+		return refuse(c, call_id, agent,
+			      "the input holds a secret of this run (%s), which a called run must "
+			      "not get",
+			      found);
+	}
 	cdn_random_id("run_", 12, rec.id, sizeof(rec.id));
 	snprintf(rec.workspace, sizeof(rec.workspace), "%s", c->ws);
 	snprintf(rec.agent, sizeof(rec.agent), "%s", ch->agent);

@@ -44,6 +44,8 @@ tools = post({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}, session=sid)[0
 out = {"me": os.environ.get("ME", "?"), "tools": sorted(t["name"] for t in tools["result"]["tools"]),
        "got": {k: v for k, v in inp.items() if k != "calls"}, "results": []}
 for i, call in enumerate(inp.get("calls", [])):
+    for k, var in call.pop("input_from_env", {}).items():
+        call.setdefault("input", {})[k] = os.environ[var]
     r = post({"jsonrpc": "2.0", "id": 10 + i, "method": "tools/call",
               "params": {"name": "call_agent", "arguments": call}}, session=sid)[0]
     out["results"].append(r.get("result") or r)
@@ -85,6 +87,7 @@ def world(tmp_path_factory):
         "omega": agent(root, "omega"),
         "sleeper": agent(root, "sleeper", timeout=60),
         "needy": agent(root, "needy", required_secrets=["NOT_SET_HERE"]),
+        "keeper": agent(root, "keeper", ["gamma"], required_secrets=["KEEPER_TOKEN"]),
     }
     hashes = {}
     for name, d in agents.items():
@@ -92,9 +95,11 @@ def world(tmp_path_factory):
         assert r.returncode == 0, r.stderr
         hashes[name] = json.loads(r.stdout)["sha256"]
     for a, callee in [("alpha", "beta"), ("alpha", "gamma"), ("alpha", "sleeper"), ("alpha", "needy"),
-                      ("beta", "gamma"), ("beta", "alpha")]:
+                      ("beta", "gamma"), ("beta", "alpha"), ("keeper", "gamma")]:
         r = run([CORDON, "grant", a, "--call", callee], env=env)
         assert r.returncode == 0 and "granted a call of" in r.stdout, r.stderr
+    r = run([CORDON, "secret", "set", "KEEPER_TOKEN"], input="kept-" + "s3cr3t" * 4, env=env)
+    assert r.returncode == 0, r.stderr
     return {"env": env, "state": state, "hashes": hashes}
 
 
@@ -194,6 +199,19 @@ def test_refusals_cycle_undeclared_ungranted(world):
         ("beta", "succeeded"), ("needy", "error")]
     b = record(world, beta["run_id"])
     assert "children" not in b["result"]
+
+
+def test_a_callers_secret_stays_with_it(world):
+    inp = {"calls": [{"agent": "gamma", "input_from_env": {"token": "KEEPER_TOKEN"}},
+                     {"agent": "gamma", "input": {"fine": 1}}]}
+    r, events, res = run_agent(world, "keeper", inp)
+    leak, fine = res["output"]["results"]
+    assert leak["isError"] and "holds a secret of this run ([REDACTED:KEEPER_TOKEN])" in \
+        leak["content"][0]["text"], leak
+    assert fine["isError"] is False
+    assert [c["agent"] for c in res["children"]] == ["gamma"]
+    g = record(world, res["children"][0]["run_id"])
+    assert "s3cr3t" not in json.dumps(g)
 
 
 def test_budget_and_depth(world):
