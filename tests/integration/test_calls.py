@@ -142,7 +142,7 @@ def test_chain_of_depth_two_with_its_evidence(world, tmp_path):
     assert child["status"] == "succeeded" and child["resolved"]["agent"]["sha256"] == \
         world["hashes"]["beta"]
     b = record(world, beta["run_id"])
-    assert b["caller"] == "run:" + res["run_id"]
+    assert b["caller"] == "run:" + res["run_id"] and b["parent"] == res["run_id"]
     bres = b["result"]
     assert [c["run_id"] for c in bres["children"]] == [gamma["run_id"]]
     assert bres["children"][0]["sha256"] == world["hashes"]["gamma"]
