@@ -67,7 +67,7 @@
 #define MCP_MAX_META_KEYS	 32		       /* keys in a request's _meta */
 #define MCP_MAX_TOKENS		 64		       /* tokens held (all states, all phases) */
 #define MCP_MAX_SESSIONS	 16		       /* open sessions */
-#define MCP_MAX_PENDING		 16		       /* approvals waiting for a decision */
+#define MCP_MAX_PENDING		 16		       /* calls waiting: approvals, call_agent */
 #define MCP_MAX_TTL_MS		 (24ULL * 3600 * 1000) /* of a token */
 #define MCP_MAX_STEP_NAME	 256		       /* characters */
 #define MCP_MAX_STEP_DETAIL	 16384		       /* bytes of the detail, as compact JSON */
