@@ -15,8 +15,7 @@
 #include "registry/manifest.h"
 #include "registry/manifest_internal.h"
 
-int manifest_call_ref_parse(const char *ref, char name[MANIFEST_MAX_NAME + 1],
-			    unsigned *version)
+int manifest_call_ref_parse(const char *ref, char name[MANIFEST_MAX_NAME + 1], unsigned *version)
 {
 	const char *at = strchr(ref, '@');
 	size_t nl = at ? (size_t)(at - ref) : strlen(ref);
@@ -60,10 +59,9 @@ static int check_call(struct mctx *c, const char *path, const char *s, char *nor
 
 int mf_parse_calls(struct mctx *c, const json_t *v, struct agent_manifest *m)
 {
-	int rc = mf_get_strv(c, v, "calls",
-			     "a list of agents such as [\"summarizer@2\", \"search\"]", 0,
-			     MANIFEST_MAX_LIST, true, check_call, MANIFEST_MAX_NAME + 16, &m->calls,
-			     &m->n_calls);
+	int rc = mf_get_strv(
+	    c, v, "calls", "a list of agents such as [\"summarizer@2\", \"search\"]", 0,
+	    MANIFEST_MAX_LIST, true, check_call, MANIFEST_MAX_NAME + 16, &m->calls, &m->n_calls);
 	if (rc < 0)
 		return rc;
 	/* One entry per agent: "search" and "search@2" together would leave

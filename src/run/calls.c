@@ -49,8 +49,8 @@
 #include "run/run_internal.h"
 
 #define CALLS_CANCEL_WAIT_MS 10000 /* a cancelled child's time to end, then SIGKILL */
-#define CALLS_MIN_LEFT_MS 1000	   /* a call needs at least this much of the caller's time */
-#define CALLS_MAX_ARGV (32 + 2 * 16)
+#define CALLS_MIN_LEFT_MS    1000  /* a call needs at least this much of the caller's time */
+#define CALLS_MAX_ARGV	     (32 + 2 * 16)
 
 struct run_child {
 	struct run_ctx *c;
@@ -85,10 +85,9 @@ static void answer(struct run_ctx *c, const char *call_id, bool is_error, const 
 
 /* A refusal: an event in the run's record with the reason, and the
  * reason to the agent. agent is what the agent wrote: shown safely. */
-static int refuse(struct run_ctx *c, const char *call_id, const char *agent, const char *fmt,
-		  ...) __attribute__((format(printf, 4, 5)));
-static int refuse(struct run_ctx *c, const char *call_id, const char *agent, const char *fmt,
-		  ...)
+static int refuse(struct run_ctx *c, const char *call_id, const char *agent, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int refuse(struct run_ctx *c, const char *call_id, const char *agent, const char *fmt, ...)
 {
 	char why[512], shown[128], text[600];
 	va_list ap;
@@ -100,8 +99,8 @@ static int refuse(struct run_ctx *c, const char *call_id, const char *agent, con
 	 * run's other MCP events (RUN_MAX_MCP_EVENTS), and the agent still
 	 * gets its answer past it. */
 	if (c->mcp_events++ < RUN_MAX_MCP_EVENTS) {
-		json_t *d = json_pack("{s:s, s:s, s:s}", "call_id", call_id, "agent", shown,
-				      "reason", why);
+		json_t *d =
+		    json_pack("{s:s, s:s, s:s}", "call_id", call_id, "agent", shown, "reason", why);
 		run_emit(c, "call.refused", d);
 		json_decref(d);
 	}
@@ -154,9 +153,9 @@ static void child_free(struct run_child *ch)
  * how it ended (from its record). */
 static json_t *child_entry(const struct run_child *ch, const struct store_run *rec)
 {
-	json_t *j = json_pack("{s:s, s:s, s:s, s:I, s:s}", "call_id", ch->call_id, "run_id",
-			      ch->run_id, "agent", ch->agent, "version", (json_int_t)ch->version,
-			      "sha256", ch->hash);
+	json_t *j =
+	    json_pack("{s:s, s:s, s:s, s:I, s:s}", "call_id", ch->call_id, "run_id", ch->run_id,
+		      "agent", ch->agent, "version", (json_int_t)ch->version, "sha256", ch->hash);
 	if (!j)
 		return NULL;
 	json_object_set_new(j, "status",
@@ -183,7 +182,7 @@ static void child_ended(struct run_child *ch)
 	int status = 0;
 	(void)waitpid(ch->pid, &status, 0);
 	struct store_run rec;
-	struct cdn_err err = { 0 };
+	struct cdn_err err = {0};
 	bool have = store_run_get(c->s, ch->run_id, &rec, &err) == 0;
 	if (have && !store_run_status_final(rec.status)) {
 		/* Its process ended without ending the run (it could not start,
@@ -342,18 +341,20 @@ static int call_start(struct run_ctx *c, const char *call_id, const char *agent,
 	unsigned version = 0;
 	int r = manifest_call_find(m, agent, name, &version);
 	if (r == -EINVAL)
-		return refuse(c, call_id, agent,
-			      "\"agent\" must be NAME or NAME@VERSION, as agent.json's calls lists it");
+		return refuse(
+		    c, call_id, agent,
+		    "\"agent\" must be NAME or NAME@VERSION, as agent.json's calls lists it");
 	/* agent is NAME or NAME@VERSION from here on: safe to quote. */
 	if (r < 0)
 		return refuse(c, call_id, agent,
-			      "%s does not declare a call of %s (agent.json's \"calls\")", c->rec.agent,
-			      agent);
+			      "%s does not declare a call of %s (agent.json's \"calls\")",
+			      c->rec.agent, agent);
 	if (!registry_call_granted(c->s, c->ws, c->rec.agent, name))
-		return refuse(c, call_id, agent,
-			      "the operator has not granted %s a call of %s (cordon grant %s --call "
-			      "%s)",
-			      c->rec.agent, name, c->rec.agent, name);
+		return refuse(
+		    c, call_id, agent,
+		    "the operator has not granted %s a call of %s (cordon grant %s --call "
+		    "%s)",
+		    c->rec.agent, name, c->rec.agent, name);
 	unsigned budget = run_calls_max_per_run(c->o);
 	if (c->calls_made >= budget)
 		return refuse(c, call_id, agent, "this run's budget of %u calls is spent", budget);
@@ -364,11 +365,12 @@ static int call_start(struct run_ctx *c, const char *call_id, const char *agent,
 	char(*chain)[STORE_MAX_NAME + 1] = calloc(max_depth + 2, sizeof(*chain));
 	if (!chain)
 		return refuse(c, call_id, agent, "out of memory");
-	struct cdn_err err = { 0 };
+	struct cdn_err err = {0};
 	int n = call_chain(c, chain, max_depth, &err);
 	if (n < 0) {
 		free(chain);
-		return refuse(c, call_id, agent, "the chain of callers cannot be read: %s", err.msg);
+		return refuse(c, call_id, agent, "the chain of callers cannot be read: %s",
+			      err.msg);
 	}
 	char path[1024] = "";
 	for (int i = n - 1; i >= 0; i--) {
@@ -387,7 +389,7 @@ static int call_start(struct run_ctx *c, const char *call_id, const char *agent,
 			      path, name, n);
 
 	/* What will run, by version and hash. */
-	struct store_item it = { 0 };
+	struct store_item it = {0};
 	r = store_item_get(c->s, STORE_AGENT, c->ws, name, version, &it, &err);
 	if (r < 0)
 		return r == -ENOENT ? refuse(c, call_id, agent, "agent %s%s%.0u is not registered",
@@ -415,7 +417,7 @@ static int call_start(struct run_ctx *c, const char *call_id, const char *agent,
 	/* The child's record, made by us: its caller is this run, which no
 	 * agent can forge. A record with our pid as its supervisor is no
 	 * worker's to take, and crash recovery leaves it while we live. */
-	struct store_run rec = { .status = RUN_CREATED, .exit_code = -1, .attempt = 1 };
+	struct store_run rec = {.status = RUN_CREATED, .exit_code = -1, .attempt = 1};
 	_cleanup_free_ char *in = json_dumps(input, JSON_COMPACT | JSON_SORT_KEYS);
 	char why[256] = "";
 	if (!in || strlen(in) > RUN_MAX_INPUT) {
@@ -499,10 +501,10 @@ void run_calls_end(struct run_ctx *c, const char *why)
 	 * crash recovery. */
 	while (c->children_live) {
 		struct run_child *ch = c->children_live;
-		struct cdn_err err = { 0 };
+		struct cdn_err err = {0};
 		json_t *rep = control_ask(ch->run_id, req, &err);
 		json_decref(rep);
-		struct pollfd pf = { .fd = ch->pidfd, .events = POLLIN };
+		struct pollfd pf = {.fd = ch->pidfd, .events = POLLIN};
 		int64_t now = (int64_t)cdn_mono_ms();
 		int wait = rep ? (int)(until - now) : 50;
 		if (wait < 0)

@@ -66,18 +66,18 @@ static void test_manifest_calls(void **state)
 	static const struct {
 		const char *calls, *msg;
 	} bad[] = {
-		{ "\"search\"", "calls: expected a list of agents" },
-		{ "[\"Search\"]", "calls[0]: \"Search\": expected a registered agent's name" },
-		{ "[\"a@0\"]", "calls[0]: \"a@0\"" },
-		{ "[\"a@01\"]", "calls[0]: \"a@01\"" },
-		{ "[\"a@1x\"]", "calls[0]: \"a@1x\"" },
-		{ "[\"a@-1\"]", "calls[0]: \"a@-1\"" },
-		{ "[\"a@1234567890\"]", "calls[0]: \"a@1234567890\"" },
-		{ "[\"@1\"]", "calls[0]: \"@1\"" },
-		{ "[\"b\", \"b\"]", "calls[1]: \"b\" is listed twice" },
-		{ "[\"b\", \"b@2\"]", "calls[1]: agent b is listed already at [0]" },
-		{ "[1]", "calls[0]: expected a string" },
-		{ "[\"\"]", "calls[0]: empty string" },
+	    {"\"search\"", "calls: expected a list of agents"},
+	    {"[\"Search\"]", "calls[0]: \"Search\": expected a registered agent's name"},
+	    {"[\"a@0\"]", "calls[0]: \"a@0\""},
+	    {"[\"a@01\"]", "calls[0]: \"a@01\""},
+	    {"[\"a@1x\"]", "calls[0]: \"a@1x\""},
+	    {"[\"a@-1\"]", "calls[0]: \"a@-1\""},
+	    {"[\"a@1234567890\"]", "calls[0]: \"a@1234567890\""},
+	    {"[\"@1\"]", "calls[0]: \"@1\""},
+	    {"[\"b\", \"b\"]", "calls[1]: \"b\" is listed twice"},
+	    {"[\"b\", \"b@2\"]", "calls[1]: agent b is listed already at [0]"},
+	    {"[1]", "calls[0]: expected a string"},
+	    {"[\"\"]", "calls[0]: empty string"},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		m = parse(bad[i].calls, &err);
@@ -132,8 +132,7 @@ static int h_input(void *c, enum mcp_phase p, char **j, size_t *l, struct cdn_er
 	*l = 2;
 	return 0;
 }
-static int h_log(void *c, enum mcp_phase p, enum mcp_log_level lv, const char *m,
-		 struct cdn_err *e)
+static int h_log(void *c, enum mcp_phase p, enum mcp_log_level lv, const char *m, struct cdn_err *e)
 {
 	(void)c, (void)p, (void)lv, (void)m, (void)e;
 	return 0;
@@ -150,7 +149,7 @@ static int h_call(void *c, enum mcp_phase p, const char *agent, const char *inpu
 	snprintf(f->callee, sizeof(f->callee), "%s", agent);
 	snprintf(f->input, sizeof(f->input), "%s", input);
 	if (f->inline_answer) {
-		struct mcp_call_result r = { .is_error = true, .text = "call_agent: refused: no" };
+		struct mcp_call_result r = {.is_error = true, .text = "call_agent: refused: no"};
 		mcp_call_complete(pp, &r);
 		return 0;
 	}
@@ -166,11 +165,16 @@ static void on_done(void *c, struct mcp_response *resp)
 
 static void server(struct fx *f, bool calls)
 {
-	struct mcp_hooks h = { .ctx = f, .report_step = h_step, .save_artifact = h_art,
-			       .request_approval = h_appr, .approval_cancel = h_cancel,
-			       .get_input = h_input, .log = h_log, .on_audit = h_audit,
-			       .call_agent = calls ? h_call : NULL };
-	struct cdn_err err = { 0 };
+	struct mcp_hooks h = {.ctx = f,
+			      .report_step = h_step,
+			      .save_artifact = h_art,
+			      .request_approval = h_appr,
+			      .approval_cancel = h_cancel,
+			      .get_input = h_input,
+			      .log = h_log,
+			      .on_audit = h_audit,
+			      .call_agent = calls ? h_call : NULL};
+	struct cdn_err err = {0};
 	assert_int_equal(mcp_server_new(NULL, &h, &f->s, &err), 0);
 	assert_int_equal(mcp_phase_begin(f->s, MCP_PHASE_RUN, &err), 0);
 	char tok[MCP_TOKEN_LEN + 1];
@@ -180,8 +184,8 @@ static void server(struct fx *f, bool calls)
 	const char *init = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":"
 			   "{\"protocolVersion\":\"2025-11-25\",\"capabilities\":{},"
 			   "\"clientInfo\":{\"name\":\"t\",\"version\":\"1\"}}}";
-	struct mcp_request rq = { .body = init, .body_len = strlen(init), .authorization = auth };
-	struct mcp_response resp = { 0 };
+	struct mcp_request rq = {.body = init, .body_len = strlen(init), .authorization = auth};
+	struct mcp_response resp = {0};
 	struct mcp_pending *p = NULL;
 	assert_int_equal(mcp_handle(f->s, &rq, &resp, &p), 0);
 	assert_int_equal(resp.status, 200);
@@ -195,10 +199,12 @@ static void server(struct fx *f, bool calls)
 /* One POST in the session; returns mcp_handle's value, the body parsed. */
 static int post(struct fx *f, const char *body, json_t **out)
 {
-	struct mcp_request rq = { .body = body, .body_len = strlen(body),
-				  .session_id = f->session, .on_complete = on_done,
-				  .complete_ctx = f };
-	struct mcp_response resp = { 0 };
+	struct mcp_request rq = {.body = body,
+				 .body_len = strlen(body),
+				 .session_id = f->session,
+				 .on_complete = on_done,
+				 .complete_ctx = f};
+	struct mcp_response resp = {0};
 	struct mcp_pending *p = NULL;
 	int r = mcp_handle(f->s, &rq, &resp, &p);
 	*out = resp.body ? json_loads(resp.body, 0, NULL) : NULL;
@@ -209,12 +215,13 @@ static int post(struct fx *f, const char *body, json_t **out)
 static json_t *tool_names(struct fx *f)
 {
 	json_t *j;
-	assert_int_equal(post(f, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/list\"}", &j), 0);
+	assert_int_equal(post(f, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/list\"}", &j),
+			 0);
 	json_t *names = json_array();
 	size_t i;
 	json_t *t;
 	json_array_foreach(json_object_get(json_object_get(j, "result"), "tools"), i, t)
-	json_array_append(names, json_object_get(t, "name"));
+	    json_array_append(names, json_object_get(t, "name"));
 	json_decref(j);
 	return names;
 }
@@ -226,7 +233,7 @@ static json_t *tool_names(struct fx *f)
 static void test_tool_only_with_the_hook(void **state)
 {
 	(void)state;
-	struct fx f = { 0 };
+	struct fx f = {0};
 	server(&f, false);
 	json_t *names = tool_names(&f);
 	assert_int_equal(json_array_size(names), 5);
@@ -240,7 +247,7 @@ static void test_tool_only_with_the_hook(void **state)
 	json_decref(j);
 	mcp_server_free(f.s);
 
-	struct fx g = { 0 };
+	struct fx g = {0};
 	server(&g, true);
 	names = tool_names(&g);
 	assert_int_equal(json_array_size(names), 6);
@@ -252,7 +259,7 @@ static void test_tool_only_with_the_hook(void **state)
 static void test_call_waits_then_answers(void **state)
 {
 	(void)state;
-	struct fx f = { 0 };
+	struct fx f = {0};
 	server(&f, true);
 	json_t *j = NULL;
 	assert_int_equal(post(&f, CALL("{\"agent\":\"summarizer@2\",\"input\":{\"q\":[1,2]}}"), &j),
@@ -261,9 +268,10 @@ static void test_call_waits_then_answers(void **state)
 	assert_string_equal(f.callee, "summarizer@2");
 	assert_string_equal(f.input, "{\"q\":[1,2]}");
 	assert_non_null(f.pending);
-	struct mcp_call_result r = { .is_error = false,
-				     .text = "{\"summary\":\"ok\"}",
-				     .structured_json = "{\"run_id\":\"run_1\",\"status\":\"succeeded\"}" };
+	struct mcp_call_result r = {.is_error = false,
+				    .text = "{\"summary\":\"ok\"}",
+				    .structured_json =
+					"{\"run_id\":\"run_1\",\"status\":\"succeeded\"}"};
 	mcp_call_complete(f.pending, &r);
 	assert_int_equal(f.n_done, 1);
 	json_t *res = json_loads(f.done.body, 0, NULL);
@@ -313,7 +321,7 @@ static void test_call_waits_then_answers(void **state)
 
 static int decode(const char *payload, struct netmsg_up *m)
 {
-	struct cdn_err err = { 0 };
+	struct cdn_err err = {0};
 	int r = netmsg_decode_up(NETMSG_CALL, (const uint8_t *)payload, strlen(payload), m, &err);
 	return r;
 }
@@ -322,22 +330,23 @@ static void test_netmsg_call(void **state)
 {
 	(void)state;
 	struct netmsg_up m;
-	assert_int_equal(decode("{\"id\":\"call_12\",\"agent\":\"b@2\",\"input\":{\"a\":1}}", &m), 0);
+	assert_int_equal(decode("{\"id\":\"call_12\",\"agent\":\"b@2\",\"input\":{\"a\":1}}", &m),
+			 0);
 	assert_string_equal(m.call_id, "call_12");
 	assert_string_equal(m.callee, "b@2");
 	assert_true(json_is_object(json_object_get(m.json, "input")));
 	netmsg_up_clear(&m);
 	static const char *const bad[] = {
-		"{\"id\":\"call_\",\"agent\":\"b\",\"input\":{}}",
-		"{\"id\":\"call_1x\",\"agent\":\"b\",\"input\":{}}",
-		"{\"id\":\"apr_1\",\"agent\":\"b\",\"input\":{}}",
-		"{\"id\":\"call_12345678901234567890\",\"agent\":\"b\",\"input\":{}}",
-		"{\"id\":\"call_1\",\"agent\":\"\",\"input\":{}}",
-		"{\"id\":\"call_1\",\"agent\":\"b\\u0000c\",\"input\":{}}",
-		"{\"id\":\"call_1\",\"agent\":\"b\",\"input\":[]}",
-		"{\"id\":\"call_1\",\"agent\":\"b\"}",
-		"{\"id\":\"call_1\",\"agent\":\"b\",\"input\":{},\"more\":1}",
-		"{\"id\":1,\"agent\":\"b\",\"input\":{}}",
+	    "{\"id\":\"call_\",\"agent\":\"b\",\"input\":{}}",
+	    "{\"id\":\"call_1x\",\"agent\":\"b\",\"input\":{}}",
+	    "{\"id\":\"apr_1\",\"agent\":\"b\",\"input\":{}}",
+	    "{\"id\":\"call_12345678901234567890\",\"agent\":\"b\",\"input\":{}}",
+	    "{\"id\":\"call_1\",\"agent\":\"\",\"input\":{}}",
+	    "{\"id\":\"call_1\",\"agent\":\"b\\u0000c\",\"input\":{}}",
+	    "{\"id\":\"call_1\",\"agent\":\"b\",\"input\":[]}",
+	    "{\"id\":\"call_1\",\"agent\":\"b\"}",
+	    "{\"id\":\"call_1\",\"agent\":\"b\",\"input\":{},\"more\":1}",
+	    "{\"id\":1,\"agent\":\"b\",\"input\":{}}",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		if (decode(bad[i], &m) == 0)
@@ -355,10 +364,10 @@ static void test_netmsg_call(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_manifest_calls),
-		cmocka_unit_test(test_tool_only_with_the_hook),
-		cmocka_unit_test(test_call_waits_then_answers),
-		cmocka_unit_test(test_netmsg_call),
+	    cmocka_unit_test(test_manifest_calls),
+	    cmocka_unit_test(test_tool_only_with_the_hook),
+	    cmocka_unit_test(test_call_waits_then_answers),
+	    cmocka_unit_test(test_netmsg_call),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
