@@ -353,6 +353,7 @@ int cmd_env(int argc, char **argv)
 static void grant_usage(FILE *out)
 {
 	fputs("Usage: cordon grant AGENT CAPABILITY [OPTIONS]\n"
+	      "       cordon grant AGENT --call CALLEE [OPTIONS]\n"
 	      "\n"
 	      "Let AGENT use CAPABILITY (both registered, by name, in the workspace). A\n"
 	      "capability is a registered directory (a data set, a tool) that a run of the\n"
@@ -360,46 +361,58 @@ static void grant_usage(FILE *out)
 	      "agent.json (\"capabilities\"): the manifest asks, the grant allows, and a run\n"
 	      "whose agent asks for an ungranted one is refused before it starts. A grant\n"
 	      "covers every version of both; the run records which versions it got.\n"
-	      "\n",
+	      "\n"
+	      "With --call, let AGENT call the registered agent CALLEE through its run's\n"
+	      "MCP endpoint (the call_agent tool), when agent.json also lists it in\n"
+	      "\"calls\"; a call of an ungranted agent is refused. The grant covers every\n"
+	      "version of CALLEE; the manifest says which one is called.\n"
+	      "\n"
+	      "Options:\n"
+	      "      --call CALLEE     grant a call of the agent CALLEE (no CAPABILITY then)\n",
 	      out);
-	fputs(common_help, out);
+	/* the shared options, under the heading above */
+	fputs(common_help + strlen("Options:\n"), out);
 }
 
 int cmd_grant(int argc, char **argv)
 {
 	struct cli_common co;
-	int p = parse_common(argc, argv, &co, grant_usage);
+	const char *callee = NULL;
+	const struct cli_extra extra[] = { { "call", 0, &callee, NULL } };
+	int p = cli_parse_opts(argc, argv, extra, 1, true, grant_usage, &co);
 	if (p)
 		return p > 0 ? 0 : EXIT_CORDON;
-	if (argc - optind != 2) {
+	if (argc - optind != (callee ? 1 : 2)) {
 		grant_usage(stderr);
 		return EXIT_CORDON;
 	}
+	const char *agent = argv[optind];
+	const char *target = callee ? callee : argv[optind + 1];
+	const char *key = callee ? "call" : "capability";
 	if (cli_remote()) {
 		struct cli_api_resp rs;
-		json_t *b = json_pack("{s:s, s:s}", "agent", argv[optind], "capability",
-				      argv[optind + 1]);
+		json_t *b = json_pack("{s:s, s:s}", "agent", agent, key, target);
 		int r = cli_api_json("POST", "/v1/grants", b, 200, &rs);
 		json_decref(b);
 		if (r < 0)
 			return EXIT_CORDON;
 		cli_api_resp_free(&rs);
-		printf("granted %s to %s\n", argv[optind + 1], argv[optind]);
+		printf("granted %s%s to %s\n", callee ? "a call of " : "", target, agent);
 		return 0;
 	}
 	struct store *s;
 	if (cli_open_state(co.state, &s, NULL) < 0)
 		return EXIT_CORDON;
 	struct cdn_err err = { 0 };
-	int r = registry_grant(s, co.workspace, argv[optind], argv[optind + 1], &err);
+	int r = callee ? registry_grant_call(s, co.workspace, agent, callee, &err)
+		       : registry_grant(s, co.workspace, agent, target, &err);
 	store_close(s);
 	if (r < 0) {
 		return cli_fail(&err);
 	}
 	if (co.json)
-		printf("{\"agent\":\"%s\",\"capability\":\"%s\",\"granted\":true}\n", argv[optind],
-		       argv[optind + 1]);
+		printf("{\"agent\":\"%s\",\"%s\":\"%s\",\"granted\":true}\n", agent, key, target);
 	else
-		printf("granted %s to %s\n", argv[optind + 1], argv[optind]);
+		printf("granted %s%s to %s\n", callee ? "a call of " : "", target, agent);
 	return 0;
 }

@@ -72,12 +72,19 @@ static void run_usage(FILE *out)
 	      "                         cordon worker use; AGENT is not an argument then)\n"
 	      "      --lease WORKER     with --claim: the record must be under WORKER's lease\n"
 	      "                         (what cordon worker uses); the run dies with its parent\n"
+	      "      --max-call-depth N how deep a chain of agent-to-agent calls (call_agent)\n"
+	      "                         may go below this run, 1 to 16 (default 4)\n"
+	      "      --max-calls N      calls this run and each run it calls may make, 1 to\n"
+	      "                         1024 (default 16)\n"
+	      "      --deadline MS      end by this time (unix milliseconds) at the latest, the\n"
+	      "                         manifest's timeout cut to it (what a call's run gets:\n"
+	      "                         its caller's deadline)\n"
 	      "  -h, --help             show this help\n"
 	      "\n"
 	      "With CORDON_URL set, the run is dispatched to cordon serve (key in\n"
 	      "CORDON_API_KEY): AGENT must be registered there, --policy, --allow-private,\n"
-	      "--hosts, --upstream-ca, --capture, --allow-degraded, --claim, --standby and\n"
-	      "--state\n"
+	      "--hosts, --upstream-ca, --capture, --allow-degraded, --claim, --standby,\n"
+	      "--max-call-depth, --max-calls, --deadline and --state\n"
 	      "are the server's to set and are refused, and the events are followed\n"
 	      "until the run ends. Ctrl-C stops following; the run goes on (cordon runs\n"
 	      "cancel RUN stops it).\n"
@@ -476,7 +483,7 @@ static int remote_run(const char *ref, const char *input_path, struct view_ctx *
 int cmd_run(int argc, char **argv)
 {
 	enum { O_STATE = 256, O_JSON, O_POLICY, O_PRIVATE, O_HOSTS, O_CA, O_CAPTURE, O_DEGRADED,
-	       O_CLAIM, O_STANDBY, O_BLOBS, O_LEASE };
+	       O_CLAIM, O_STANDBY, O_BLOBS, O_LEASE, O_DEADLINE, O_CALL_DEPTH, O_CALLS };
 	static const struct option opts[] = {
 		{ "input", required_argument, NULL, 'i' },
 		{ "workspace", required_argument, NULL, 'w' },
@@ -493,6 +500,9 @@ int cmd_run(int argc, char **argv)
 		{ "standby", no_argument, NULL, O_STANDBY },
 		{ "blobs", required_argument, NULL, O_BLOBS },
 		{ "lease", required_argument, NULL, O_LEASE },
+		{ "deadline", required_argument, NULL, O_DEADLINE },
+		{ "max-call-depth", required_argument, NULL, O_CALL_DEPTH },
+		{ "max-calls", required_argument, NULL, O_CALLS },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -589,6 +599,32 @@ int cmd_run(int argc, char **argv)
 			}
 			o.lease_owner = optarg;
 			break;
+		case O_DEADLINE:
+		case O_CALL_DEPTH:
+		case O_CALLS: {
+			static const char *const names[] = { "--deadline", "--max-call-depth",
+							     "--max-calls" };
+			static const unsigned long long max[] = { 1ULL << 50, RUN_MAX_CALL_DEPTH,
+								  RUN_MAX_MAX_CALLS };
+			int k = c - O_DEADLINE;
+			local_only = local_only ? local_only : names[k];
+			char *end;
+			errno = 0;
+			unsigned long long v = strtoull(optarg, &end, 10);
+			if (optarg[0] < '0' || optarg[0] > '9' || *end || errno || v > max[k] ||
+			    (k > 0 && v == 0)) {
+				cli_error("%s: '%s' is not a number from %d to %llu", names[k], optarg,
+					  k ? 1 : 0, max[k]);
+				return EXIT_CORDON;
+			}
+			if (k == 0)
+				o.deadline_ms = (int64_t)v;
+			else if (k == 1)
+				o.max_call_depth = (unsigned)v;
+			else
+				o.max_calls = (unsigned)v;
+			break;
+		}
 		case 'h':
 			run_usage(stdout);
 			return 0;

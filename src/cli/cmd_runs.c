@@ -87,6 +87,9 @@ static json_t *run_json(const struct store_run *r)
 				    json_integer((json_int_t)(r->finished_ms - r->created_ms)));
 	if (r->error[0])
 		json_object_set_new(j, "error", json_string(r->error));
+	/* A run another run called (call_agent), as the API says it. */
+	if (strncmp(r->caller, "run:", 4) == 0)
+		json_object_set_new(j, "parent", json_string(r->caller + 4));
 	return j;
 }
 

@@ -56,6 +56,9 @@ static void worker_usage(FILE *out)
 	      "      --hosts FILE           extra hosts file for the runs' egress resolver\n"
 	      "      --allow-private IP:PORT  a private address the runs' proxy may reach\n"
 	      "      --upstream-ca FILE     extra CA for inspected HTTPS upstreams\n"
+	      "      --max-call-depth N     how deep the runs' agent-to-agent calls may go\n"
+	      "                             (default 4, at most 16)\n"
+	      "      --max-calls N          calls each run may make (default 16, at most 1024)\n"
 	      "      --metrics-listen ADDR:PORT  serve GET /metrics (Prometheus) on this TCP\n"
 	      "                             address: runs by final status, lease renewals,\n"
 	      "                             runs claimed and running (no workspace names)\n"
@@ -145,6 +148,8 @@ int cmd_worker(int argc, char **argv)
 		.hosts_file = sc.hosts_file,
 		.upstream_ca = sc.upstream_ca,
 		.n_allow_private = sc.n_allow_private,
+		.max_call_depth = sc.max_call_depth,
+		.max_calls = sc.max_calls,
 		.metrics_listen = sc.worker_metrics_listen,
 	};
 	snprintf(cfg.labels, sizeof(cfg.labels), "%s", sc.worker_labels);

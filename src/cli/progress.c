@@ -120,6 +120,14 @@ static void progress(bool c, const char *type, json_t *d)
 		       S("approval_id"), off);
 	} else if (strcmp(type, "approval.decided") == 0) {
 		printf("  %s  approval %s: %s%s\n", yellow, S("approval_id"), S("decision"), off);
+	} else if (strcmp(type, "call.started") == 0) {
+		printf("  %s→ call %s@%lld: run %s%s\n", dim, S("agent"), I("version"), S("run_id"), off);
+	} else if (strcmp(type, "call.finished") == 0) {
+		bool ok = strcmp(S("status"), "succeeded") == 0;
+		printf("  %s← call %s@%lld: run %s %s%s\n", ok ? dim : red, S("agent"), I("version"),
+		       S("run_id"), S("status"), off);
+	} else if (strcmp(type, "call.refused") == 0) {
+		printf("  %s✗ call %s refused: %s%s\n", red, S("agent"), S("reason"), off);
 	} else if (strcmp(type, "artifact.saved") == 0) {
 		printf("  %s▪ artifact %s (%lld bytes)%s\n", green, S("name"), I("size"), off);
 	} else if (strcmp(type, "artifact.skipped") == 0) {

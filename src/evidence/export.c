@@ -605,6 +605,24 @@ static int export_write(struct export_ctx *c, const struct store_run *rec, int f
 				 "exit_code", rec->exit_code, "artifacts_included",
 				 c->o->artifacts, "created", created, "cordon_version",
 				 CORDON_VERSION);
+	if (pred && rec->caller[0])
+		json_object_set_new(pred, "caller", json_string(rec->caller));
+	/* The runs it called (call_agent), each by what it resolved, as its
+	 * result lists them: signed here, so the chain is in the statement. */
+	json_t *kids = c->result ? json_object_get(c->result, "children") : NULL;
+	if (pred && json_is_array(kids)) {
+		json_t *list = json_array();
+		size_t i;
+		json_t *k;
+		json_array_foreach(kids, i, k)
+		json_array_append_new(
+		    list, json_pack("{s:O?, s:{s:O?, s:O?, s:O?}, s:O?}", "run_id",
+				    json_object_get(k, "run_id"), "agent", "name",
+				    json_object_get(k, "agent"), "version", json_object_get(k, "version"),
+				    "sha256", json_object_get(k, "sha256"), "status",
+				    json_object_get(k, "status")));
+		json_object_set_new(pred, "children", list);
+	}
 	if (pred && c->audit_fd >= 0)
 		json_object_set_new(pred, "audit",
 				    json_pack("{s:s, s:I, s:b}", "head", c->audit.last_hash, "records",

@@ -121,6 +121,11 @@ struct session {
 
 struct mcp_pending {
 	struct mcp_server *s;
+	bool is_call; /* call_agent, else request_approval */
+	/* call_agent: the answer given inside the hook */
+	bool res_error;
+	char *res_text;
+	json_t *res_structured;
 	enum mcp_phase phase;
 	int version;
 	json_t *id;
@@ -233,6 +238,8 @@ struct tool {
 	/* Checks across arguments (NULL: none): NULL, or why they are wrong. */
 	const char *(*check)(struct call *c, json_t *const *vals);
 	int (*run)(struct call *c, json_t *const *vals);
+	/* Exists only when the embedder gave the call_agent hook. */
+	bool calls;
 };
 
 /* ---------------------------------------------------------------------------
@@ -310,6 +317,8 @@ void mcp_pending_remove(struct mcp_pending *p);
 void mcp_pending_abort(struct mcp_pending *p, const char *why);
 void mcp_pending_cancelled(struct mcp_pending *p);
 json_t *mcp_tool_list(const struct mcp_server *s, bool titles);
+/* The tool of that name this server has, or NULL. */
+const struct tool *mcp_tool_find(const struct mcp_server *s, const char *name);
 
 /* mcp_stream.c: streams and GET */
 bool mcp_accepts_sse(const char *accept);

@@ -139,14 +139,12 @@ static int method_tools_call(struct call *c)
 	if (!json_is_string(name))
 		return mcp_reply_error(&c->r, 200, MCP_ERR_INVALID_PARAMS, NULL,
 				   "tools/call needs the tool's name (a string)");
-	const struct tool *tool = NULL;
-	for (size_t i = 0; i < mcp_n_tools; i++)
-		if (strcmp(json_string_value(name), mcp_tools[i].name) == 0)
-			tool = &mcp_tools[i];
+	const struct tool *tool = mcp_tool_find(c->s, json_string_value(name));
 	if (!tool)
 		return mcp_reply_error(&c->r, 200, MCP_ERR_INVALID_PARAMS, NULL,
 				   "unknown tool: this endpoint has report_step, save_artifact, "
-				   "request_approval, get_input and log");
+				   "request_approval, get_input%s and log",
+				   c->s->hooks.call_agent ? ", call_agent" : "");
 	json_t *args = json_object_get(p, "arguments");
 	json_auto_t *none = args ? NULL : json_object();
 	if (!args)

@@ -25,8 +25,10 @@
  * appears in an audit detail, an error message or a log.
  *
  * The agent sees exactly five tools: report_step, save_artifact,
- * request_approval, get_input, log. Privileged verbs (register, grant,
- * secrets, approve, keys, policy) do not exist on this surface.
+ * request_approval, get_input, log; and a sixth, call_agent, when the
+ * embedder gives the call_agent hook (an agent that declares calls).
+ * Privileged verbs (register, grant, secrets, approve, keys, policy) do
+ * not exist on this surface.
  *
  * A request_approval call waits for a human. When the client accepts
  * text/event-stream, the answer is an SSE stream: the call's
@@ -65,7 +67,7 @@
 #define MCP_MAX_META_KEYS	 32		       /* keys in a request's _meta */
 #define MCP_MAX_TOKENS		 64		       /* tokens held (all states, all phases) */
 #define MCP_MAX_SESSIONS	 16		       /* open sessions */
-#define MCP_MAX_PENDING		 16		       /* approvals waiting for a decision */
+#define MCP_MAX_PENDING		 16		       /* calls waiting: approvals, call_agent */
 #define MCP_MAX_TTL_MS		 (24ULL * 3600 * 1000) /* of a token */
 #define MCP_MAX_STEP_NAME	 256		       /* characters */
 #define MCP_MAX_STEP_DETAIL	 16384		       /* bytes of the detail, as compact JSON */
@@ -77,6 +79,7 @@
 #define MCP_MAX_INPUT		 (1 << 20)	       /* bytes of the run's input (get_input) */
 #define MCP_MAX_NOTE		 1024		       /* bytes of an approval's note */
 #define MCP_MAX_APPROVAL_ID	 64		       /* bytes of an approval's id */
+#define MCP_MAX_CALLEE		 80		       /* characters of call_agent's agent */
 #define MCP_MAX_STREAMS		 48		       /* SSE streams held (live and resumable) */
 #define MCP_MAX_EVENT_ID	 32		       /* bytes of a Last-Event-ID */
 #define MCP_DEFAULT_PROGRESS_MS	 2000		       /* progress of a waiting call */
@@ -135,8 +138,18 @@ struct mcp_approval {
 	char note[MCP_MAX_NOTE + 1];
 };
 
-/* A request_approval call waiting for its decision. */
+/* A request_approval or call_agent call waiting for its answer. */
 struct mcp_pending;
+
+/* The answer to a call_agent call. text: what the model reads (valid
+ * UTF-8, else a generic text is used); structured_json: an object for
+ * structuredContent, or NULL. is_error: the call failed (refused, or the
+ * called agent's run did not succeed). */
+struct mcp_call_result {
+	bool is_error;
+	const char *text;
+	const char *structured_json;
+};
 
 /*
  * What the embedder provides. Every tool hook gets the phase of the
@@ -172,6 +185,15 @@ struct mcp_hooks {
 			 struct cdn_err *err);
 	int (*log)(void *ctx, enum mcp_phase phase, enum mcp_log_level level, const char *message,
 		   struct cdn_err *err);
+	/* Optional: the agent calls another agent (call_agent). NULL: the
+	 * tool does not exist for this run (not listed, and calling it is an
+	 * unknown tool), as for an agent whose manifest declares no calls.
+	 * agent: 1 to MCP_MAX_CALLEE characters, not checked further here;
+	 * input_json: compact JSON of an object (at most MCP_MAX_INPUT bytes).
+	 * Answer now or later with mcp_call_complete(p, ...), like an
+	 * approval; approval_cancel names p when it will not be answered. */
+	int (*call_agent)(void *ctx, enum mcp_phase phase, const char *agent,
+			  const char *input_json, struct mcp_pending *p, struct cdn_err *err);
 	/* Security events: "mcp.token_refused", "mcp.session_refused",
 	 * "mcp.session_opened", "mcp.phase_ended". detail is one line that
 	 * never holds a token or a session id. */
@@ -356,6 +378,10 @@ uint64_t mcp_server_tick(struct mcp_server *s);
  * call, or when the hook returns if called from inside it). p is gone
  * afterwards. */
 void mcp_approval_decide(struct mcp_pending *p, const struct mcp_approval *decision);
+
+/* Answers a pending call_agent call, as mcp_approval_decide does an
+ * approval. p is gone afterwards. */
+void mcp_call_complete(struct mcp_pending *p, const struct mcp_call_result *res);
 
 /* The transport lost the client of a pending call (MCP_PENDING):
  * approval_cancel is called, on_complete will not be, p is gone. */

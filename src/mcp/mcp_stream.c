@@ -183,7 +183,11 @@ static void stream_progress(struct mcp_stream *st, uint64_t now)
 	struct mcp_server *s = st->s;
 	uint64_t waited = now - st->started_ms;
 	char msg[128];
-	if (s->approval_timeout_ms)
+	bool call = st->p && st->p->is_call;
+	if (call)
+		snprintf(msg, sizeof(msg), "waiting for the called agent's run (%llu s)",
+			 (unsigned long long)(waited / 1000));
+	else if (s->approval_timeout_ms)
 		snprintf(msg, sizeof(msg), "waiting for a human's decision (%llu s of at most %llu s)",
 			 (unsigned long long)(waited / 1000),
 			 (unsigned long long)(s->approval_timeout_ms / 1000));
@@ -192,7 +196,7 @@ static void stream_progress(struct mcp_stream *st, uint64_t now)
 			 (unsigned long long)(waited / 1000));
 	json_auto_t *params = json_pack("{s:O, s:I, s:s}", "progressToken", st->progress_token,
 					"progress", (json_int_t)waited, "message", msg);
-	if (params && s->approval_timeout_ms && waited < s->approval_timeout_ms)
+	if (params && !call && s->approval_timeout_ms && waited < s->approval_timeout_ms)
 		mcp_put(params, "total", json_integer((json_int_t)s->approval_timeout_ms));
 	json_auto_t *n = json_pack("{s:s, s:s, s:O}", "jsonrpc", "2.0", "method",
 				   "notifications/progress", "params", params);

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The MCP protocol layer: the five tools, their table (which drives both
- * the published inputSchema and the argument checks), and the waiting
- * request_approval calls.
+ * The MCP protocol layer: the tools, their table (which drives both the
+ * published inputSchema and the argument checks), and the waiting
+ * request_approval and call_agent calls.
  */
 
 #include "mcp/internal.h"
@@ -180,6 +180,8 @@ static int reply_decision(struct reply *r, const struct mcp_approval *d)
 void mcp_pending_free(struct mcp_pending *p)
 {
 	json_decref(p->id);
+	free(p->res_text);
+	json_decref(p->res_structured);
 	sodium_memzero(p->new_session, sizeof(p->new_session));
 	free(p);
 }
@@ -226,7 +228,8 @@ void mcp_pending_abort(struct mcp_pending *p, const char *why)
 	struct reply r = { .out = &resp };
 	pending_reply(p, &r);
 	char text[MSG_MAX];
-	snprintf(text, sizeof(text), "request_approval: no decision: %s", why);
+	snprintf(text, sizeof(text), "%s: %s: %s", p->is_call ? "call_agent" : "request_approval",
+		 p->is_call ? "no result" : "no decision", why);
 	mcp_reply_tool(&r, true, text, NULL);
 	pending_answer(p, &resp);
 	mcp_pending_free(p);
@@ -247,34 +250,49 @@ void mcp_pending_cancelled(struct mcp_pending *p)
 		struct mcp_response resp = { 0 };
 		struct reply r = { .out = &resp };
 		pending_reply(p, &r);
-		mcp_reply_tool(&r, true, "request_approval: cancelled by the client", NULL);
+		mcp_reply_tool(&r, true,
+			       p->is_call ? "call_agent: cancelled by the client"
+					  : "request_approval: cancelled by the client",
+			       NULL);
 		p->done(p->done_ctx, &resp);
 	}
 	mcp_pending_free(p);
 }
 
-static int tool_request_approval(struct call *c, json_t *const *vals)
+/* A call that may wait (request_approval, call_agent): a pending entry
+ * in a free slot, or NULL with the reply made (a tool error, or no
+ * memory). */
+static struct mcp_pending *pending_new(struct call *c, const char *tool, size_t *slot_out,
+				       int *rc)
 {
 	struct mcp_server *s = c->s;
+	char text[MSG_MAX];
 	/* A batch is answered as a whole, in one HTTP response: one call that
 	 * waits for minutes would hold every other answer. Refused before
-	 * the hook, so no human is asked for nothing. */
-	if (c->in_batch)
-		return mcp_reply_tool(&c->r, true,
-				  "request_approval: a call that waits for a human cannot be part of "
-				  "a JSON-RPC batch; send it as a request of its own",
-				  NULL);
+	 * the hook, so nobody is asked for nothing. */
+	if (c->in_batch) {
+		snprintf(text, sizeof(text),
+			 "%s: a call that waits for %s cannot be part of a JSON-RPC batch; send "
+			 "it as a request of its own",
+			 tool, strcmp(tool, "call_agent") == 0 ? "another run" : "a human");
+		*rc = mcp_reply_tool(&c->r, true, text, NULL);
+		return NULL;
+	}
 	size_t slot = MCP_MAX_PENDING;
 	for (size_t i = 0; i < MCP_MAX_PENDING; i++)
 		if (!s->pending[i])
 			slot = i;
-	if (slot == MCP_MAX_PENDING)
-		return mcp_reply_tool(&c->r, true,
-				  "request_approval: too many approvals are waiting for a decision",
-				  NULL);
+	if (slot == MCP_MAX_PENDING) {
+		snprintf(text, sizeof(text), "%s: too many %s are waiting for an answer", tool,
+			 strcmp(tool, "call_agent") == 0 ? "calls" : "approvals");
+		*rc = mcp_reply_tool(&c->r, true, text, NULL);
+		return NULL;
+	}
 	struct mcp_pending *p = calloc(1, sizeof(*p));
-	if (!p)
-		return mcp_reply_nomem(&c->r);
+	if (!p) {
+		*rc = mcp_reply_nomem(&c->r);
+		return NULL;
+	}
 	p->s = s;
 	p->phase = c->phase;
 	p->version = c->r.version;
@@ -284,37 +302,31 @@ static int tool_request_approval(struct call *c, json_t *const *vals)
 	p->session = c->session;
 	p->session_serial = s->sessions[c->session].serial;
 	memcpy(p->new_session, c->new_session, sizeof(p->new_session));
+	*slot_out = slot;
+	return p;
+}
 
-	struct cdn_err err = { 0 };
-	p->in_hook = true;
-	int rc = s->hooks.request_approval(s->hooks.ctx, c->phase, json_string_value(vals[0]),
-					   json_string_value(vals[1]), p, &err);
-	p->in_hook = false;
-	if (rc < 0) {
-		mcp_pending_free(p);
-		return mcp_reply_hook_error(&c->r, "request_approval", &err);
-	}
-	if (p->decided) {
-		struct mcp_approval d = p->decision;
-		mcp_pending_free(p);
-		return reply_decision(&c->r, &d);
-	}
-	/* It waits. As a stream when the client takes one (progress while it
-	 * waits, and a handshake-era stream outlives its connection), else as
-	 * one JSON object later. */
+/* The hook kept p: it waits. As a stream when the client takes one
+ * (progress while it waits, and a handshake-era stream outlives its
+ * connection), else as one JSON object later. */
+static int pending_park(struct call *c, struct mcp_pending *p, size_t slot, const char *tool)
+{
+	struct mcp_server *s = c->s;
 	struct mcp_stream *st = NULL;
 	const struct mcp_sink *sink = &c->in->sink;
 	if (sink->write && sink->end && mcp_accepts_sse(c->in->accept))
 		st = mcp_stream_new(s, STREAM_CALL, c->session,
 				versions[c->r.version].era == ERA_HANDSHAKE);
 	if (!st && !p->done) {
-		/* Nobody to hand a later decision to: the transport offered
+		/* Nobody to hand a later answer to: the transport offered
 		 * neither a completion nor a stream (or no stream is left). */
-		s->hooks.approval_cancel(s->hooks.ctx, p, "the endpoint cannot wait for a decision");
+		const char *what = p->is_call ? "an answer" : "a decision";
+		char text[MSG_MAX];
+		snprintf(text, sizeof(text), "the endpoint cannot wait for %s", what);
+		s->hooks.approval_cancel(s->hooks.ctx, p, text);
 		mcp_pending_free(p);
-		return mcp_reply_tool(&c->r, true,
-				  "request_approval: this endpoint cannot wait for a decision",
-				  NULL);
+		snprintf(text, sizeof(text), "%s: this endpoint cannot wait for %s", tool, what);
+		return mcp_reply_tool(&c->r, true, text, NULL);
 	}
 	s->pending[slot] = p;
 	if (!st) {
@@ -328,9 +340,98 @@ static int tool_request_approval(struct call *c, json_t *const *vals)
 	return mcp_stream_begin(&c->r, st, sink, true);
 }
 
+static int tool_request_approval(struct call *c, json_t *const *vals)
+{
+	struct mcp_server *s = c->s;
+	size_t slot;
+	int rc = 0;
+	struct mcp_pending *p = pending_new(c, "request_approval", &slot, &rc);
+	if (!p)
+		return rc;
+	struct cdn_err err = { 0 };
+	p->in_hook = true;
+	rc = s->hooks.request_approval(s->hooks.ctx, c->phase, json_string_value(vals[0]),
+				       json_string_value(vals[1]), p, &err);
+	p->in_hook = false;
+	if (rc < 0) {
+		mcp_pending_free(p);
+		return mcp_reply_hook_error(&c->r, "request_approval", &err);
+	}
+	if (p->decided) {
+		struct mcp_approval d = p->decision;
+		mcp_pending_free(p);
+		return reply_decision(&c->r, &d);
+	}
+	return pending_park(c, p, slot, "request_approval");
+}
+
+/* call_agent: the answer, as the embedder gave it. */
+static int reply_call(struct reply *r, const struct mcp_pending *p)
+{
+	const char *text = p->res_text && mcp_utf8_valid(p->res_text)
+				   ? p->res_text
+				   : (p->res_error ? "call_agent failed" : "call_agent: done");
+	return mcp_reply_tool(r, p->res_error, text, json_incref(p->res_structured));
+}
+
+static int tool_call_agent(struct call *c, json_t *const *vals)
+{
+	struct mcp_server *s = c->s;
+	json_auto_t *empty = vals[1] ? NULL : json_object();
+	_cleanup_free_ char *input = mcp_dump_compact(vals[1] ? vals[1] : empty, NULL);
+	if (!input)
+		return mcp_reply_nomem(&c->r);
+	size_t slot;
+	int rc = 0;
+	struct mcp_pending *p = pending_new(c, "call_agent", &slot, &rc);
+	if (!p)
+		return rc;
+	p->is_call = true;
+	struct cdn_err err = { 0 };
+	p->in_hook = true;
+	rc = s->hooks.call_agent(s->hooks.ctx, c->phase, json_string_value(vals[0]), input, p, &err);
+	p->in_hook = false;
+	if (rc < 0) {
+		mcp_pending_free(p);
+		return mcp_reply_hook_error(&c->r, "call_agent", &err);
+	}
+	if (p->decided) {
+		rc = reply_call(&c->r, p);
+		mcp_pending_free(p);
+		return rc;
+	}
+	return pending_park(c, p, slot, "call_agent");
+}
+
+void mcp_call_complete(struct mcp_pending *p, const struct mcp_call_result *res)
+{
+	if (!p || p->decided || !p->is_call)
+		return;
+	p->decided = true;
+	p->res_error = res->is_error;
+	p->res_text = res->text ? strdup(res->text) : NULL;
+	if (res->structured_json) {
+		json_error_t je;
+		p->res_structured = json_loads(res->structured_json, JSON_REJECT_DUPLICATES, &je);
+		if (!json_is_object(p->res_structured)) {
+			json_decref(p->res_structured);
+			p->res_structured = NULL;
+		}
+	}
+	if (p->in_hook)
+		return; /* tool_call_agent answers when the hook returns */
+	mcp_pending_remove(p);
+	struct mcp_response resp = { 0 };
+	struct reply r = { .out = &resp };
+	pending_reply(p, &r);
+	reply_call(&r, p);
+	pending_answer(p, &resp);
+	mcp_pending_free(p);
+}
+
 void mcp_approval_decide(struct mcp_pending *p, const struct mcp_approval *decision)
 {
-	if (!p || p->decided)
+	if (!p || p->decided || p->is_call)
 		return;
 	p->decided = true;
 	p->decision = *decision;
@@ -456,6 +557,21 @@ const struct tool mcp_tools[] = {
 	    .n_args = 2,
 	    .run = tool_log,
 	},
+	{
+	    .name = "call_agent",
+	    .title = "Call another agent",
+	    .description = "Runs another agent, one this agent's manifest declares and the "
+			   "operator granted, in a sandbox of its own, and returns its output "
+			   "(its run's id, status and output); this can take as long as that run.",
+	    .args = { { "agent", ARG_TEXT, true, MCP_MAX_CALLEE, NULL,
+			"the agent to call, as the manifest's \"calls\" names it: NAME or "
+			"NAME@VERSION" },
+		      { "input", ARG_OBJECT, false, MCP_MAX_INPUT, NULL,
+			"the called run's input (a JSON object; default {})" } },
+	    .n_args = 2,
+	    .run = tool_call_agent,
+	    .calls = true,
+	},
 };
 const size_t mcp_n_tools = CDN_ARRAY_SIZE(mcp_tools);
 
@@ -508,6 +624,8 @@ json_t *mcp_tool_list(const struct mcp_server *s, bool titles)
 	json_t *list = json_array();
 	for (size_t t = 0; list && t < mcp_n_tools; t++) {
 		const struct tool *tool = &mcp_tools[t];
+		if (tool->calls && !s->hooks.call_agent)
+			continue;
 		json_t *props = json_object(), *required = json_array();
 		bool ok = props && required;
 		for (size_t i = 0; ok && i < tool->n_args; i++) {
@@ -540,3 +658,12 @@ json_t *mcp_tool_list(const struct mcp_server *s, bool titles)
 	return list;
 }
 
+
+const struct tool *mcp_tool_find(const struct mcp_server *s, const char *name)
+{
+	for (size_t i = 0; i < mcp_n_tools; i++)
+		if (strcmp(name, mcp_tools[i].name) == 0 &&
+		    (!mcp_tools[i].calls || s->hooks.call_agent))
+			return &mcp_tools[i];
+	return NULL;
+}

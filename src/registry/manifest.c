@@ -481,7 +481,7 @@ static int parse_labels(struct mctx *c, const json_t *v, struct agent_manifest *
 static const char *const top_keys[] = {
     "name",    "version", "description",      "entrypoint",   "setup", "limits",
     "profile", "egress",  "required_secrets", "capabilities", "env",   "outputs",
-    "retry",   "labels",  "health",
+    "retry",   "labels",  "health", "calls",
 };
 
 static int parse_name(struct mctx *c, const json_t *v, const char *path, char *out, size_t cap)
@@ -610,6 +610,8 @@ static int parse_top(struct mctx *c, const json_t *root, struct agent_manifest *
 		return rc;
 	if ((x = json_object_get(root, "health")) && (rc = parse_health(c, x, m)) < 0)
 		return rc;
+	if ((x = json_object_get(root, "calls")) && (rc = mf_parse_calls(c, x, m)) < 0)
+		return rc;
 	return 0;
 }
 
@@ -724,6 +726,7 @@ void manifest_free(struct agent_manifest *m)
 	free(m->egress_rules);
 	mf_strv_free(m->required_secrets);
 	mf_strv_free(m->capabilities);
+	mf_strv_free(m->calls);
 	mf_strv_free(m->outputs.extensions);
 	free(m);
 }

@@ -125,6 +125,10 @@ struct agent_manifest {
 	char **capabilities;
 	size_t n_capabilities;
 	char env[65]; /* "" when none */
+	/* "calls": agents it may call (call_agent), each NAME or NAME@VERSION
+	 * as written, one per agent; NULL-terminated, NULL when none. */
+	char **calls;
+	size_t n_calls;
 
 	struct agent_outputs outputs;
 
@@ -161,6 +165,18 @@ void manifest_free(struct agent_manifest *m);
  * ANTHROPIC_API_KEY, GEMINI_API_KEY, ...) may be sent to, NULL-terminated;
  * NULL for any other name. */
 const char *const *manifest_default_secret_domains(const char *secret);
+
+/* A call reference NAME or NAME@VERSION (version > 0): 0 with name and
+ * *version (0: the latest), or -EINVAL. */
+int manifest_call_ref_parse(const char *ref, char name[MANIFEST_MAX_NAME + 1],
+			    unsigned *version);
+
+/* Whether m declares a call of ref (NAME, or NAME@VERSION that must be
+ * the declared version): 0 with the agent's name and the declared
+ * *version (0: the latest at call time); -ENOENT when not declared,
+ * -EINVAL when ref is malformed. */
+int manifest_call_find(const struct agent_manifest *m, const char *ref,
+		       char name[MANIFEST_MAX_NAME + 1], unsigned *version);
 
 /* The network the agent needs: true for "deployment" or any egress. */
 bool manifest_wants_network(const struct agent_manifest *m);

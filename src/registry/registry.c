@@ -262,6 +262,35 @@ int registry_grant(struct store *s, const char *ws, const char *agent, const cha
 	return store_grant_add(s, ws, agent, capability, err);
 }
 
+int registry_grant_call(struct store *s, const char *ws, const char *agent, const char *callee,
+			struct cdn_err *err)
+{
+	int r = store_name_check("agent", agent, err);
+	if (r == 0)
+		r = store_name_check("callee", callee, err);
+	if (r < 0)
+		return r;
+	struct store_item it = { 0 };
+	if ((r = store_item_get(s, STORE_AGENT, ws, callee, 0, &it, err)) < 0) {
+		if (r == -ENOENT)
+			cdn_err_msg(err, ENOENT, "agent %s is not registered", callee);
+		return r;
+	}
+	store_item_clear(&it);
+	char cap[sizeof(REGISTRY_CALL_PREFIX) + STORE_MAX_NAME];
+	snprintf(cap, sizeof(cap), REGISTRY_CALL_PREFIX "%s", callee);
+	return store_grant_add(s, ws, agent, cap, err);
+}
+
+bool registry_call_granted(struct store *s, const char *ws, const char *agent, const char *callee)
+{
+	char cap[sizeof(REGISTRY_CALL_PREFIX) + STORE_MAX_NAME];
+	if (!store_name_ok(callee))
+		return false;
+	snprintf(cap, sizeof(cap), REGISTRY_CALL_PREFIX "%s", callee);
+	return store_grant_has(s, ws, agent, cap);
+}
+
 static bool is_dir(const char *ref)
 {
 	struct stat st;

@@ -58,6 +58,16 @@ int registry_service_create(struct store *s, struct store_service *sv, const cha
 int registry_grant(struct store *s, const char *ws, const char *agent, const char *capability,
 		   struct cdn_err *err);
 
+/* A grant to call: AGENT may call CALLEE (a registered agent's name; every
+ * version) through call_agent, when its manifest also declares the call.
+ * Kept as a grant of the pseudo-capability "call:CALLEE" (REGISTRY_CALL_PREFIX),
+ * which no capability name can be (':' is not in a store name). */
+#define REGISTRY_CALL_PREFIX "call:"
+int registry_grant_call(struct store *s, const char *ws, const char *agent, const char *callee,
+			struct cdn_err *err);
+bool registry_call_granted(struct store *s, const char *ws, const char *agent,
+			   const char *callee);
+
 /*
  * An agent to run. `ref` is a directory (anything with a '/'; a bare word
  * that names no registered agent but an existing directory) run

@@ -20,8 +20,8 @@ const char *const netmsg_event_types[] = {
 
 static bool type_known(uint16_t t)
 {
-	return (t >= NETMSG_CONFIG && t <= NETMSG_STOP) ||
-	       (t >= NETMSG_READY && t <= NETMSG_FATAL);
+	return (t >= NETMSG_CONFIG && t <= NETMSG_CALL_DONE) ||
+	       (t >= NETMSG_READY && t <= NETMSG_CALL);
 }
 
 int netmsg_put(struct netmsg_buf *b, enum netmsg_type type, const void *payload, size_t len)
@@ -157,7 +157,7 @@ int netmsg_decode_up(enum netmsg_type type, const uint8_t *payload, size_t len,
 		return cdn_err_msg(err, EMSGSIZE, "channel: a message of %zu bytes", len);
 	if (type == NETMSG_ARTIFACT)
 		return decode_artifact(payload, len, out, err);
-	if (type < NETMSG_READY || type > NETMSG_FATAL)
+	if (type < NETMSG_READY || type > NETMSG_CALL)
 		return cdn_err_msg(err, EPROTO, "channel: type %d does not come from the network part",
 				   (int)type);
 	json_t *j = netmsg_json(payload, len, err);
@@ -206,12 +206,32 @@ int netmsg_decode_up(enum netmsg_type type, const uint8_t *payload, size_t len,
 		if (!json_is_string(json_object_get(j, "error")) || !bounded(j, 1024, 1))
 			return cdn_err_msg(err, EPROTO, "channel: a malformed FATAL");
 		return 0;
+	case NETMSG_CALL: {
+		/* What the agent asked for, from a part that may be
+		 * compromised: an id of ours, a bounded name (checked for what
+		 * it names by the supervisor) and an object, nothing else. */
+		const char *id = json_string_value(json_object_get(j, "id"));
+		out->callee = json_string_value(json_object_get(j, "agent"));
+		size_t il = id ? strlen(id) : 0;
+		bool ok = id && il > 5 && il <= NETMSG_MAX_CALL_ID && strncmp(id, "call_", 5) == 0 &&
+			  out->callee && out->callee[0] &&
+			  json_string_length(json_object_get(j, "agent")) <= NETMSG_MAX_CALLEE &&
+			  strlen(out->callee) == json_string_length(json_object_get(j, "agent")) &&
+			  json_is_object(json_object_get(j, "input")) && json_object_size(j) == 3;
+		for (size_t i = 5; ok && i < il; i++)
+			ok = id[i] >= '0' && id[i] <= '9';
+		if (!ok)
+			return cdn_err_msg(err, EPROTO, "channel: a malformed CALL");
+		memcpy(out->call_id, id, il + 1);
+		return 0;
+	}
 	case NETMSG_CONFIG:
 	case NETMSG_PHASE_END:
 	case NETMSG_DECIDE:
 	case NETMSG_POLICY:
 	case NETMSG_ARTIFACT_DONE:
 	case NETMSG_STOP:
+	case NETMSG_CALL_DONE:
 	case NETMSG_ARTIFACT:
 	default: /* handled or refused above */
 		break;

@@ -33,6 +33,8 @@
 #define NETMSG_MAX_UP (2u << 20)     /* ... of one from the network part */
 #define NETMSG_MAX_QUEUED (64u << 20) /* bytes queued for a slow reader: then the channel ends */
 #define NETMSG_MAX_EVENT_TYPE 40
+#define NETMSG_MAX_CALL_ID 24	     /* "call_" and up to 19 digits */
+#define NETMSG_MAX_CALLEE 320	     /* bytes of a CALL's agent (MCP_MAX_CALLEE characters) */
 
 enum netmsg_type {
 	/* supervisor -> network part */
@@ -42,6 +44,7 @@ enum netmsg_type {
 	NETMSG_POLICY = 4,	  /* {"policy": ...} (a reload) */
 	NETMSG_ARTIFACT_DONE = 5, /* {"seq", "ok", "error"?} */
 	NETMSG_STOP = 6,	  /* {}: close everything, say the last lines, exit */
+	NETMSG_CALL_DONE = 7,	  /* {"id", "is_error", "text", "result"?}: a call_agent answer */
 	/* network part -> supervisor */
 	NETMSG_READY = 64,    /* {"pid","uid","gid","no_new_privs","seccomp","landlock_abi","caps"} */
 	NETMSG_EVENT = 65,    /* {"type": one of netmsg_event_types, "data": {...}} */
@@ -49,6 +52,7 @@ enum netmsg_type {
 	NETMSG_STEP = 67,     /* a step object */
 	NETMSG_ARTIFACT = 68, /* u32 seq, u16 name length, name, then the bytes */
 	NETMSG_FATAL = 69,    /* {"error": "..."}: why the part stops */
+	NETMSG_CALL = 70,     /* {"id", "agent", "input"}: the agent's call_agent */
 };
 
 /* Event types the network part may report (egress and MCP). */
@@ -81,6 +85,10 @@ struct netmsg_up {
 	char name[129];	       /* ARTIFACT: [A-Za-z0-9_-][A-Za-z0-9._-]{0,127} */
 	const uint8_t *data;   /* ARTIFACT: points into the payload */
 	size_t data_len;
+	/* CALL: id ("call_" and digits), the callee as the agent wrote it
+	 * (checked by the supervisor), the input object (in json) */
+	char call_id[NETMSG_MAX_CALL_ID + 1];
+	const char *callee; /* points into json */
 };
 
 /* Checks a frame's payload as the supervisor must: only the types the

@@ -159,12 +159,21 @@ static void on_frame(void *ctx, enum netmsg_type type, const uint8_t *p, size_t 
 		json_decref(done);
 		break;
 	}
+	case NETMSG_CALL:
+		if (np->hooks.call)
+			np->hooks.call(np->hooks.ctx, m.call_id, m.callee,
+				       json_object_get(m.json, "input"));
+		else
+			(void)netpart_call_done(np, m.call_id, true,
+						"call_agent: this run cannot call agents", NULL);
+		break;
 	case NETMSG_CONFIG:
 	case NETMSG_PHASE_END:
 	case NETMSG_DECIDE:
 	case NETMSG_POLICY:
 	case NETMSG_ARTIFACT_DONE:
 	case NETMSG_STOP:
+	case NETMSG_CALL_DONE:
 		break; /* never decoded: netmsg_decode_up refuses them */
 	case NETMSG_FATAL:
 		snprintf(np->fatal, sizeof(np->fatal), "%s",
@@ -196,6 +205,20 @@ static int on_decide(void *ctx, const char *id, bool approve, const char *by, st
 	int r = d ? netchan_send_json(np->chan, NETMSG_DECIDE, d) : -ENOMEM;
 	json_decref(d);
 	return r < 0 ? cdn_err_msg(err, -r, "the run's network part is gone") : 0;
+}
+
+int netpart_call_done(struct netpart *np, const char *id, bool is_error, const char *text,
+		      const json_t *result)
+{
+	if (!np || !np->chan || np->gone)
+		return -EPIPE;
+	json_t *d = json_pack("{s:s, s:b, s:s}", "id", id, "is_error", is_error, "text",
+			      text ? text : "");
+	if (d && result)
+		json_object_set_new(d, "result", json_deep_copy(result));
+	int r = d ? netchan_send_json(np->chan, NETMSG_CALL_DONE, d) : -ENOMEM;
+	json_decref(d);
+	return r;
 }
 
 static int on_cancel(void *ctx, const char *by, struct cdn_err *err)
@@ -295,11 +318,11 @@ static json_t *config_json(const struct netpart_config *cfg, const int fds[4], u
 		json_t *toks = json_array();
 		for (int i = 0; toks && i < (cfg->has_setup ? 2 : 1); i++)
 			json_array_append_new(toks, json_string(cfg->tokens[i] ? cfg->tokens[i] : ""));
-		json_t *m = json_pack("{s:s, s:I, s:I, s:b, s:o}", "input",
+		json_t *m = json_pack("{s:s, s:I, s:I, s:b, s:b, s:o}", "input",
 				      cfg->input_json ? cfg->input_json : "{}", "token_ttl_ms",
 				      (json_int_t)cfg->token_ttl_ms, "approval_timeout_ms",
 				      (json_int_t)cfg->approval_timeout_ms, "has_setup", cfg->has_setup,
-				      "tokens", toks ? toks : json_null());
+				      "calls", cfg->calls, "tokens", toks ? toks : json_null());
 		if (!m)
 			return config_nomem(err);
 		json_object_set_new(j, "mcp", m);

@@ -78,6 +78,7 @@ struct netpart_config {
 	const char *input_json;
 	uint64_t token_ttl_ms, approval_timeout_ms;
 	bool has_setup;
+	bool calls; /* the agent declares calls: its endpoint has call_agent */
 	const char *tokens[2]; /* the phases' tokens, setup first when has_setup */
 	unsigned allow_degraded; /* SANDBOX_PROT_* the part may run without */
 	/* What the caller wants to hear: audit lines, and every event (else
@@ -106,6 +107,11 @@ struct netpart_hooks {
 	 * the client says it is; the socket took only root or our uid).
 	 * Optional. */
 	int (*cancel)(void *ctx, const char *by, struct cdn_err *err);
+	/* The agent called another agent (call_agent): id names the call
+	 * for netpart_call_done; agent is as the agent wrote it (bounded,
+	 * unchecked), input an object. Optional: without it every call is
+	 * answered with an error. */
+	void (*call)(void *ctx, const char *id, const char *agent, json_t *input);
 };
 
 /* What the part reported once confined (READY). */
@@ -142,6 +148,11 @@ void netpart_phase_ended(struct netpart *np, int phase);
 /* A request for the run's control socket that came another way (a shared
  * store's, src/run/remote.h): the socket's own checks and reply. */
 json_t *netpart_control(struct netpart *np, const json_t *req);
+
+/* The answer to a call (netpart_hooks.call): text for the model, result
+ * an object (borrowed) or NULL. */
+int netpart_call_done(struct netpart *np, const char *id, bool is_error, const char *text,
+		      const json_t *result);
 
 /* A new policy (SIGHUP); copied. The run's CA cannot change: refused when
  * it inspects names the running one does not. */

@@ -152,6 +152,22 @@ static int send_artifact(void *ctx, const char *name, const uint8_t *data, size_
 	return r;
 }
 
+/* call_agent: the supervisor decides and runs it; the part only passes
+ * the request on, bounded (netmsg_decode_up checks it again there). */
+static int send_call(void *ctx, const char *id, const char *agent, const char *input_json,
+		     struct cdn_err *err)
+{
+	struct part *p = ctx;
+	json_error_t je;
+	json_t *in = json_loads(input_json, 0, &je);
+	json_t *j = in ? json_pack("{s:s, s:s, s:o}", "id", id, "agent", agent, "input", in) : NULL;
+	int r = j ? netchan_send_json(p->chan, NETMSG_CALL, j) : -ENOMEM;
+	json_decref(j);
+	if (r < 0)
+		return cdn_err_msg(err, -r, "the run's supervisor cannot be reached");
+	return 0;
+}
+
 /* -------------------------------------------------------- from the supervisor */
 
 static void on_frame(void *ctx, enum netmsg_type type, const uint8_t *payload, size_t len)
@@ -184,6 +200,18 @@ static void on_frame(void *ctx, enum netmsg_type type, const uint8_t *payload, s
 			(void)egress_engine_decide(p->engine, id, json_is_true(ap), by, &err);
 		break;
 	}
+	case NETMSG_CALL_DONE: {
+		const char *id = json_string_value(json_object_get(j, "id"));
+		json_t *res = json_object_get(j, "result");
+		if (!id || !json_is_boolean(json_object_get(j, "is_error")) ||
+		    (res && !json_is_object(res)))
+			fatal(p, "CALL_DONE: a malformed answer");
+		_cleanup_free_ char *rt = res ? json_dumps(res, JSON_COMPACT) : NULL;
+		if (p->mcp)
+			run_mcp_call_done(p->mcp, id, json_is_true(json_object_get(j, "is_error")),
+					  json_string_value(json_object_get(j, "text")), rt);
+		break;
+	}
 	case NETMSG_STOP:
 		p->stop = true;
 		event_base_loopbreak(p->base);
@@ -205,6 +233,7 @@ static void on_frame(void *ctx, enum netmsg_type type, const uint8_t *payload, s
 	case NETMSG_STEP:
 	case NETMSG_ARTIFACT:
 	case NETMSG_FATAL:
+	case NETMSG_CALL:
 	default:
 		fatal(p, "unexpected message type %d", (int)type);
 	}
@@ -394,13 +423,15 @@ static int build_mcp(struct part *p, const json_t *conf, const json_t *m, struct
 		.approval_timeout_ms =
 			(uint64_t)json_integer_value(json_object_get(m, "approval_timeout_ms")),
 		.has_setup = json_is_true(json_object_get(m, "has_setup")),
+		.calls = json_is_true(json_object_get(m, "calls")),
 		.tokens = { json_string_value(json_array_get(toks, 0)),
 			    json_string_value(json_array_get(toks, 1)) },
 	};
 	struct run_mcp_hooks mh = { .ctx = p,
 				    .step = send_step,
 				    .event = send_event,
-				    .artifact = send_artifact };
+				    .artifact = send_artifact,
+				    .call = send_call };
 	int r = run_mcp_new(p->base, &mc, &mh, &p->mcp, err);
 	size_t i;
 	json_t *t;

@@ -162,6 +162,7 @@ int run_agent(struct store *s, struct vault *v, struct run_options *o, struct ru
 	c.secrets = json_array();
 	c.delivery = json_object();
 	c.steps = json_array();
+	c.children = json_array();
 	struct secret_set ss = { 0 };
 	_cleanup_free_ char *input = NULL;
 	char input_hash[STORE_HASH_HEX + 1];
@@ -373,6 +374,9 @@ int run_agent(struct store *s, struct vault *v, struct run_options *o, struct ru
 		json_object_set(resolved, "service", c.service);
 	json_object_set_new(res, "resolved", resolved);
 	json_object_set_new(res, "caller", json_string(c.rec.caller));
+	/* The runs it called (call_agent), each with what it resolved. */
+	if (json_array_size(c.children))
+		json_object_set(res, "children", c.children);
 	json_object_set_new(res, "input_sha256", json_string(input_hash));
 	json_object_set(res, "secrets", c.secrets);
 	char t1[CDN_RFC3339_MAX], t2[CDN_RFC3339_MAX], t3[CDN_RFC3339_MAX];
@@ -500,6 +504,7 @@ done:
 	json_decref(c.secrets);
 	json_decref(c.delivery);
 	json_decref(c.steps);
+	json_decref(c.children);
 	c.rec.input_json = NULL;
 	/* Every file closed: the run's files go to the blob store's S3 (when
 	 * there is one), so a reader on another host finds them. A failure is

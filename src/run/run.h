@@ -36,6 +36,10 @@ struct sandbox;
 #define RUN_MAX_LOG_EVENTS 1000	      /* MCP log events per run; then one note */
 #define RUN_MAX_LOG_BYTES (1u << 20)  /* bytes of MCP log messages per run */
 #define RUN_MAX_MCP_EVENTS 1000	      /* other MCP events (sessions, refusals, artifacts) */
+#define RUN_DEFAULT_CALL_DEPTH 4      /* call_agent: runs below the first, at most */
+#define RUN_DEFAULT_MAX_CALLS 16      /* call_agent: calls one run may make */
+#define RUN_MAX_CALL_DEPTH 16	      /* the most an operator may allow */
+#define RUN_MAX_MAX_CALLS 1024
 /* events.ndjson itself: see run/events.h (EVENTS_MAX_LINE, EVENTS_MAX_FILE). */
 
 /* Called for every event written (the line of events.ndjson, redacted,
@@ -81,6 +85,14 @@ struct run_options {
 	/* With claim: the worker whose lease the record must be under (cordon
 	 * worker); NULL for a record with no lease (cordon serve's own). */
 	const char *lease_owner;
+	/* Agent-to-agent calls (docs/mcp.md): the depth of a chain of calls
+	 * and the calls one run may make (0: RUN_DEFAULT_CALL_DEPTH,
+	 * RUN_DEFAULT_MAX_CALLS), and the wall-clock time (unix ms) by which
+	 * the run must end, its caller's deadline (0: none; the manifest's
+	 * timeout is cut to it). */
+	unsigned max_call_depth;
+	unsigned max_calls;
+	int64_t deadline_ms;
 };
 
 struct run_outcome {

@@ -678,7 +678,9 @@ int run_execute(struct run_ctx *c, const struct secret_set *ss, struct sandbox_s
 	if (r < 0)
 		goto out;
 	c->sb = sb;
+	c->base = base;
 	c->started_ms = cdn_wall_ms();
+	c->deadline_ms = c->started_ms + (int64_t)cfg.limits.timeout_ms;
 	c->rec.started_ms = c->started_ms;
 	c->rec.status = RUN_RUNNING;
 	(void)store_run_update(c->s, &c->rec, NULL);
@@ -708,6 +710,7 @@ int run_execute(struct run_ctx *c, const struct secret_set *ss, struct sandbox_s
 		.token_ttl_ms = (m->timeout_s + 60) * 1000ull,
 		.approval_timeout_ms = RUN_MCP_APPROVAL_TIMEOUT_MS,
 		.has_setup = m->setup != NULL,
+		.calls = m->n_calls > 0,
 		.tokens = { tokens[0], tokens[1] },
 		.allow_degraded = c->o->allow_degraded,
 		.want_audit = true,
@@ -721,7 +724,8 @@ int run_execute(struct run_ctx *c, const struct secret_set *ss, struct sandbox_s
 				    .step = mcp_step,
 				    .artifact = mcp_artifact,
 				    .died = on_net_died,
-				    .cancel = on_cancel };
+				    .cancel = on_cancel,
+				    .call = run_call_start };
 	r = netpart_start(base, &nc, &nh, &c->net, err);
 	sodium_memzero(tokens, sizeof(tokens));
 	egress_ca_free(ca);
@@ -779,6 +783,8 @@ int run_execute(struct run_ctx *c, const struct secret_set *ss, struct sandbox_s
 	r = run_supervise(&so, st, err);
 	run_health_free(c->health);
 	c->health = NULL;
+	/* The calls it made end with it: a child never outlives its caller. */
+	run_calls_end(c, c->cancelled ? "its caller was cancelled" : "its caller ended");
 	/* The sandbox is gone and so are the pipes' writers: drain them. */
 	for (int k = 0; k < 2; k++) {
 		fcntl(caps[k]->fd, F_SETFL, 0);
@@ -826,6 +832,7 @@ out:
 	egress_ca_free(ca);
 	c->sb = NULL;
 	sandbox_free(sb);
+	c->base = NULL;
 	if (base)
 		event_base_free(base);
 	return r;

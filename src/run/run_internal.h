@@ -89,6 +89,12 @@ struct run_ctx {
 	char health_error[320]; /* why its health check ended the run */
 	struct run_health *health;
 	struct netpart_info net_info;
+	/* Agent-to-agent calls (calls.c) */
+	struct event_base *base;	   /* the loop, while the sandbox runs */
+	int64_t deadline_ms;		   /* when the sandbox's timeout ends it (unix ms) */
+	struct run_child *children_live; /* calls still running */
+	json_t *children;		   /* result.json's "children" */
+	unsigned calls_made;
 };
 
 
@@ -149,6 +155,15 @@ void run_config_store_free(struct run_config_store *st);
 json_t *run_item_json(const char *name, unsigned version, const char *hash);
 void run_artifact_limits_for(const struct run_ctx *c, struct artifact_limits *lim,
 				const char **exts);
+
+/* Agent-to-agent calls (calls.c): a call_agent call (netpart_hooks.call),
+ * and the end of the run: every child still running is cancelled and
+ * waited for. */
+struct run_child;
+void run_call_start(void *ctx, const char *call_id, const char *agent, json_t *input);
+void run_calls_end(struct run_ctx *c, const char *why);
+unsigned run_calls_max_depth(const struct run_options *o);
+unsigned run_calls_max_per_run(const struct run_options *o);
 
 /* The run's record (run.c). */
 const char *run_status_for(const struct sandbox_status *st);

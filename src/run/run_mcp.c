@@ -18,6 +18,9 @@
 
 #include "base/cleanup.h"
 #include "base/clock.h"
+#include "run/netmsg.h"
+
+#define NETMSG_CALL_ID_CAP (NETMSG_MAX_CALL_ID + 1)
 
 struct appr {
 	struct run_mcp *m;
@@ -27,6 +30,13 @@ struct appr {
 	struct mcp_pending *p;
 	struct event *timer;
 	struct appr *next;
+};
+
+/* A call_agent call the supervisor is running. */
+struct pcall {
+	char id[NETMSG_CALL_ID_CAP];
+	struct mcp_pending *p;
+	struct pcall *next;
 };
 
 /* An HTTP request whose answer comes later: a waiting call answered as
@@ -47,6 +57,8 @@ struct run_mcp {
 	struct mcp_server *srv;
 	struct evhttp *http;
 	struct appr *apprs;
+	struct pcall *calls;
+	uint64_t next_call;
 	struct http_wait *waits;
 	struct event *tick; /* progress and keep-alives of open streams */
 };
@@ -189,9 +201,64 @@ static int h_approval(void *ctx, enum mcp_phase phase, const char *action, const
 	return 0;
 }
 
+static void pcall_free(struct run_mcp *m, struct pcall *pc)
+{
+	struct pcall **pp = &m->calls;
+	while (*pp && *pp != pc)
+		pp = &(*pp)->next;
+	if (*pp)
+		*pp = pc->next;
+	free(pc);
+}
+
+/* call_agent: the supervisor checks and runs it; the answer comes back
+ * as CALL_DONE (run_mcp_call_done). */
+static int h_call(void *ctx, enum mcp_phase phase, const char *agent, const char *input_json,
+		  struct mcp_pending *p, struct cdn_err *err)
+{
+	(void)phase;
+	struct run_mcp *m = ctx;
+	struct pcall *pc = calloc(1, sizeof(*pc));
+	if (!pc)
+		return cdn_err_set(err, ENOMEM, "call");
+	snprintf(pc->id, sizeof(pc->id), "call_%llu", (unsigned long long)++m->next_call);
+	pc->p = p;
+	int r = m->hooks.call(m->hooks.ctx, pc->id, agent, input_json, err);
+	if (r < 0) {
+		free(pc);
+		return r;
+	}
+	pc->next = m->calls;
+	m->calls = pc;
+	return 0;
+}
+
+void run_mcp_call_done(struct run_mcp *m, const char *id, bool is_error, const char *text,
+		       const char *result_json)
+{
+	for (struct pcall *pc = m->calls; pc; pc = pc->next)
+		if (strcmp(pc->id, id) == 0) {
+			struct mcp_pending *p = pc->p;
+			pcall_free(m, pc);
+			struct mcp_call_result res = { .is_error = is_error,
+						       .text = text,
+						       .structured_json = result_json };
+			mcp_call_complete(p, &res);
+			reschedule(m);
+			return;
+		}
+}
+
 static void h_cancel(void *ctx, struct mcp_pending *p, const char *why)
 {
 	struct run_mcp *m = ctx;
+	for (struct pcall *pc = m->calls; pc; pc = pc->next)
+		if (pc->p == p) {
+			/* The agent stopped waiting; the run it asked for goes
+			 * on, bounded by this run (its end cancels it). */
+			pcall_free(m, pc);
+			return;
+		}
 	for (struct appr *a = m->apprs; a; a = a->next)
 		if (a->p == p) {
 			json_t *ev = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "approval_id", a->id,
@@ -514,6 +581,7 @@ int run_mcp_new(struct event_base *base, const struct run_mcp_config *cfg,
 		.get_input = h_input,
 		.log = h_log,
 		.on_audit = h_audit,
+		.call_agent = cfg->calls && hooks->call ? h_call : NULL,
 	};
 	struct mcp_config mc = { .approval_timeout_ms = cfg->approval_timeout_ms };
 	int r = mcp_server_new(&mc, &mh, &m->srv, err);
@@ -585,6 +653,8 @@ void run_mcp_free(struct run_mcp *m)
 		wait_free(m->waits);
 	while (m->apprs)
 		appr_free(m->apprs);
+	while (m->calls)
+		pcall_free(m, m->calls);
 	if (m->http)
 		evhttp_free(m->http);
 	free(m->run_id);

@@ -35,6 +35,11 @@ struct run_mcp_hooks {
 	 * negative with a message for the agent in err. */
 	int (*artifact)(void *ctx, const char *name, const uint8_t *data, size_t len,
 			struct cdn_err *err);
+	/* A call_agent call (config.calls), named by id ("call_N"): hand it
+	 * to the supervisor, which answers with run_mcp_call_done. 0, or
+	 * negative with a message for the agent in err. */
+	int (*call)(void *ctx, const char *id, const char *agent, const char *input_json,
+		    struct cdn_err *err);
 };
 
 struct run_mcp_config {
@@ -43,6 +48,7 @@ struct run_mcp_config {
 	uint64_t token_ttl_ms;	     /* how long a phase's token may wait */
 	uint64_t approval_timeout_ms; /* an undecided approval is denied then */
 	bool has_setup;		     /* phases: setup then run, or run only */
+	bool calls;		     /* the agent declares calls: call_agent exists */
 	/* The phases' tokens (mcp_token_make), setup first when has_setup. */
 	const char *tokens[2];
 };
@@ -60,6 +66,12 @@ void run_mcp_phase_ended(struct run_mcp *m, int phase);
 /* A human decided a request_approval call (its approval_id). */
 int run_mcp_decide(struct run_mcp *m, const char *id, bool approve, const char *by,
 		   struct cdn_err *err);
+
+/* The supervisor's answer to call `id`: the waiting call_agent call
+ * completes (nothing happens when the agent gave up on it meanwhile).
+ * result_json: an object, or NULL. */
+void run_mcp_call_done(struct run_mcp *m, const char *id, bool is_error, const char *text,
+		       const char *result_json);
 
 void run_mcp_free(struct run_mcp *m);
 

@@ -525,6 +525,14 @@ int run_sandbox_config(const struct run_ctx *c, const struct secret_set *ss,
 	 * sandbox's network namespace, can reach it. */
 	if (m->health.port)
 		cfg->local_ports[cfg->n_local_ports++] = (uint16_t)m->health.port;
+	if (c->o->deadline_ms) {
+		/* A called run ends by its caller's deadline at the latest. */
+		int64_t left = c->o->deadline_ms - cdn_wall_ms();
+		if (left < 1)
+			left = 1;
+		if ((uint64_t)left < cfg->limits.timeout_ms)
+			cfg->limits.timeout_ms = (uint64_t)left;
+	}
 	cfg->limits.workspace_bytes = c->o->workspace_bytes ? c->o->workspace_bytes : DEFAULT_WORKSPACE;
 	cfg->allow_degraded = c->o->allow_degraded;
 	cfg->keep_workspace = true;

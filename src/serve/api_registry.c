@@ -291,15 +291,20 @@ enum MHD_Result h_grants_create(struct call *c)
 	json_t *b = api_body_json(c, &ret);
 	if (!b)
 		return ret;
+	/* {"agent", "capability"}, or {"agent", "call"}: a grant to call
+	 * another agent (call_agent), never both in one. */
 	const char *agent = api_jstr(b, "agent"), *cap = api_jstr(b, "capability");
-	struct cdn_err err = {0};
-	int r = agent && cap
-		    ? registry_grant(c->sv->s, c->key.workspace, agent, cap, &err)
+	const char *callee = api_jstr(b, "call");
+	struct cdn_err err = { 0 };
+	int r = agent && !cap != !callee
+		    ? (cap ? registry_grant(c->sv->s, c->key.workspace, agent, cap, &err)
+			   : registry_grant_call(c->sv->s, c->key.workspace, agent, callee, &err))
 		    : cdn_err_msg(&err, EINVAL,
-				  "expected {\"agent\": \"...\", \"capability\": \"...\"}");
-	json_t *j =
-	    r == 0 ? json_pack("{s:s, s:s, s:b}", "agent", agent, "capability", cap, "granted", 1)
-		   : NULL;
+				  "expected {\"agent\": \"...\", \"capability\": \"...\"} or "
+				  "{\"agent\": \"...\", \"call\": \"...\"}");
+	json_t *j = r == 0 ? json_pack("{s:s, s:s, s:b}", "agent", agent, cap ? "capability" : "call",
+				       cap ? cap : callee, "granted", 1)
+			   : NULL;
 	json_decref(b);
 	if (r < 0)
 		return api_fail_err(c->conn, r, &err);

@@ -61,6 +61,9 @@ static json_t *api_run_json(const struct store_run *r)
 				    json_integer((json_int_t)(r->finished_ms - r->created_ms)));
 	if (r->error[0])
 		json_object_set_new(j, "error", json_string(r->error));
+	/* A run another run called (call_agent): its parent. */
+	if (strncmp(r->caller, "run:", 4) == 0)
+		json_object_set_new(j, "parent", json_string(r->caller + 4));
 	/* Workers (docs/deploy.md): which holds (or held) its lease, what it
 	 * asked for, and which attempt it is of which run. */
 	if (r->lease_owner[0])

@@ -12,12 +12,14 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdio.h>
 #include <unistd.h>
 
 extern char **environ;
 
-/* "cordon run --state STATE -q" and what every run is given; the count. */
-static size_t common_argv(const struct runproc *p, const char **argv)
+/* "cordon run --state STATE -q" and what every run is given; the count.
+ * nums holds the numbers' text. */
+static size_t common_argv(const struct runproc *p, const char **argv, char nums[2][16])
 {
 	size_t n = 0;
 	argv[n++] = p->exe;
@@ -36,6 +38,16 @@ static size_t common_argv(const struct runproc *p, const char **argv)
 	for (size_t i = 0; i < p->n_allow_private && i < RUNPROC_MAX_PRIVATE; i++) {
 		argv[n++] = "--allow-private";
 		argv[n++] = p->allow_private[i];
+	}
+	if (p->max_call_depth) {
+		snprintf(nums[0], 16, "%u", p->max_call_depth);
+		argv[n++] = "--max-call-depth";
+		argv[n++] = nums[0];
+	}
+	if (p->max_calls) {
+		snprintf(nums[1], 16, "%u", p->max_calls);
+		argv[n++] = "--max-calls";
+		argv[n++] = nums[1];
 	}
 	return n;
 }
@@ -67,8 +79,9 @@ static int spawn_argv(const struct runproc *p, const char *const *argv, int stdi
 int runproc_spawn(const struct runproc *p, const char *ws, const char *id, const char *ref,
 		  const char *lease, pid_t *pid)
 {
-	const char *argv[20 + 2 * RUNPROC_MAX_PRIVATE];
-	size_t n = common_argv(p, argv);
+	const char *argv[24 + 2 * RUNPROC_MAX_PRIVATE];
+	char nums[2][16];
+	size_t n = common_argv(p, argv, nums);
 	argv[n++] = "-w";
 	argv[n++] = ws;
 	argv[n++] = "--claim";
@@ -85,8 +98,9 @@ int runproc_spawn(const struct runproc *p, const char *ws, const char *id, const
 
 int runproc_spawn_standby(const struct runproc *p, int stdin_fd, pid_t *pid)
 {
-	const char *argv[20 + 2 * RUNPROC_MAX_PRIVATE];
-	size_t n = common_argv(p, argv);
+	const char *argv[24 + 2 * RUNPROC_MAX_PRIVATE];
+	char nums[2][16];
+	size_t n = common_argv(p, argv, nums);
 	argv[n++] = "--standby";
 	argv[n] = NULL;
 	return spawn_argv(p, argv, stdin_fd, pid);

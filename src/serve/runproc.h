@@ -17,6 +17,8 @@ struct runproc {
 	const char *upstream_ca; /* NULL: none */
 	const char *const *allow_private;
 	size_t n_allow_private;
+	unsigned max_call_depth; /* --max-call-depth; 0: none given */
+	unsigned max_calls;	 /* --max-calls; 0: none given */
 };
 
 /* Starts `cordon run --state STATE -w WS --claim ID [--lease LEASE] -q ...

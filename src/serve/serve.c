@@ -508,6 +508,8 @@ int serve_main(const struct serve_config *cfg, struct cdn_err *err)
 		.upstream_ca = cfg->upstream_ca,
 		.allow_private = cfg->allow_private,
 		.n_allow_private = cfg->n_allow_private,
+		.max_call_depth = cfg->max_call_depth,
+		.max_calls = cfg->max_calls,
 	};
 	(void)store_runs_recover(sv->s, NULL);
 

@@ -34,6 +34,10 @@ struct serve_config {
 	const char *upstream_ca;
 	const char *allow_private[SERVE_MAX_PRIVATE];
 	size_t n_allow_private;
+	/* Agent-to-agent calls, passed to each run (cordon run
+	 * --max-call-depth, --max-calls); 0: the run's defaults. */
+	unsigned max_call_depth;
+	unsigned max_calls;
 	const char *run_exe;	 /* the cordon that runs runs; NULL: this one */
 	/* Registering by a path on the server is allowed only below this
 	 * directory; NULL: off, bundles are uploaded instead. */
@@ -150,6 +154,8 @@ struct worker_config {
 	const char *upstream_ca;
 	const char *allow_private[SERVE_MAX_PRIVATE];
 	size_t n_allow_private;
+	unsigned max_call_depth;   /* passed to each run, as serve's; 0: the default */
+	unsigned max_calls;
 	const char *run_exe;	   /* the cordon that runs runs; NULL: cordon-full */
 	/* GET /metrics on this TCP address ("ADDR:PORT"); NULL: off. Its
 	 * series name no workspace, so it needs no token. */

@@ -447,12 +447,22 @@ int store_item_list(struct store *s, enum store_kind kind, const char *ws, struc
 	return r < 0 ? r : s->ops->item_list(s, kind, ws, out, n, err);
 }
 
+/* What a grant gives: a capability's name, or "call:AGENT", a grant to
+ * call that agent (registry_grant_call), which no name can be mistaken
+ * for: ':' is not in a name. */
+static int grant_target_check(const char *capability, struct cdn_err *err)
+{
+	if (strncmp(capability, "call:", 5) == 0)
+		return store_name_check("callee", capability + 5, err);
+	return store_name_check("capability", capability, err);
+}
+
 int store_grant_add(struct store *s, const char *ws, const char *agent, const char *capability,
 		    struct cdn_err *err)
 {
 	int r = store_name_check("workspace", ws, err);
 	if (r < 0 || (r = store_name_check("agent", agent, err)) < 0 ||
-	    (r = store_name_check("capability", capability, err)) < 0)
+	    (r = grant_target_check(capability, err)) < 0)
 		return r;
 	return s->ops->grant_add(s, ws, agent, capability, err);
 }
@@ -461,7 +471,7 @@ bool store_grant_has(struct store *s, const char *ws, const char *agent, const c
 {
 	if (store_name_check("workspace", ws, NULL) < 0 ||
 	    store_name_check("agent", agent, NULL) < 0 ||
-	    store_name_check("capability", capability, NULL) < 0)
+	    grant_target_check(capability, NULL) < 0)
 		return false;
 	/* Any failure reads as "not granted": fail closed. */
 	return s->ops->grant_has(s, ws, agent, capability);

@@ -7,6 +7,7 @@
 //   CORDON_HELLO_AGENT=hello CORDON_APPROVAL_AGENT=deployer \
 //   CORDON_TICKER_AGENT=ticker CORDON_TICKER_SECRET=… \
 //   CORDON_UPSTREAM_URL=http://hook.test:PORT/deploy \
+//   [CORDON_CALLER_RUN=RUN_ID (a run that called another agent)] \
 //   [CORDON_ARTIFACTS=DIR] [CHROMIUM=/usr/bin/chromium] node dashboard.mjs
 //
 // Steps: 1. sign in with the key; 2. dispatch a run and watch it finish;
@@ -44,6 +45,7 @@ const SCENARIO = env("CORDON_SCENARIO", "full");
 const UPSTREAM_URL = env("CORDON_UPSTREAM_URL", "");
 const TICKER = env("CORDON_TICKER_AGENT", "ticker");
 const TICKER_SECRET = env("CORDON_TICKER_SECRET", "");
+const CALLER_RUN = env("CORDON_CALLER_RUN", "");
 const ARTIFACTS = path.resolve(env("CORDON_ARTIFACTS", path.join(here, "..", "..", "build", "browser-artifacts")));
 const CHROMIUM = env("CHROMIUM", "/usr/bin/chromium");
 const WAIT = 20000;
@@ -137,6 +139,25 @@ try {
 		assert.ok(types.includes(t), `event ${t} shown (got ${types})`);
 	assert.equal(await byTest("run-exit-code").textContent(), "0");
 	await byTest("run-stdout").getByText(markup, { exact: false }).waitFor();
+
+	/* 2b. A run that called another agent links its child, and the child
+	 * its parent. */
+	if (CALLER_RUN) {
+		await page.goto(`${URL_BASE}/#/runs/${encodeURIComponent(CALLER_RUN)}`);
+		const child = byTest("run-child").locator("a").first();
+		await child.waitFor();
+		const childId = (await child.textContent()).trim();
+		assert.match(childId, /^run_/);
+		assert.ok((await byTest("run-child").first().textContent()).includes("callee@1"));
+		await child.click();
+		await page.waitForURL(new RegExp("#/runs/" + childId + "$"));
+		await page.locator('[data-testid="run-id"]').getByText(childId).waitFor();
+		const parent = byTest("run-parent").locator("a");
+		assert.equal((await parent.textContent()).trim(), CALLER_RUN);
+		log("2b. a call's parent and child link each other");
+		await page.goto(`${URL_BASE}/#/runs/${encodeURIComponent(helloId)}`);
+		await byTest("run-id").getByText(helloId).waitFor();
+	}
 	// Agent output is text, never markup.
 	assert.equal(await page.locator("[data-injected]").count(), 0);
 	assert.match(await byTest("run-output").textContent(), /"greeting": "hi"/);

@@ -69,6 +69,7 @@ struct state {
 	char sessions[MAX_KEEP][MCP_SESSION_ID_LEN + 1];
 	size_t n_sessions;
 	struct mcp_pending *pending[MCP_MAX_PENDING + 1];
+	bool pending_call[MCP_MAX_PENDING + 1]; /* call_agent, else request_approval */
 	bool fail;
 	bool decide_inline;
 	int input_kind;
@@ -321,6 +322,30 @@ static int h_request_approval(void *ctx, enum mcp_phase phase, const char *actio
 	for (size_t i = 0; i < MCP_MAX_PENDING + 1; i++)
 		if (!st.pending[i]) {
 			st.pending[i] = p;
+			st.pending_call[i] = false;
+			st.handed_out++;
+			return 0;
+		}
+	abort(); /* the server holds at most MCP_MAX_PENDING */
+}
+
+static int h_call_agent(void *ctx, enum mcp_phase phase, const char *agent, const char *input,
+			struct mcp_pending *p, struct cdn_err *err)
+{
+	(void)ctx;
+	CHECK((int)phase == st.current && agent[0] && strlen(agent) <= 4 * MCP_MAX_CALLEE);
+	CHECK(input[0] == '{' && strlen(input) <= MCP_MAX_INPUT);
+	if (st.fail)
+		return maybe_fail(err);
+	if (st.decide_inline) {
+		struct mcp_call_result res = { .is_error = true, .text = "refused\xff" };
+		mcp_call_complete(p, &res);
+		return 0;
+	}
+	for (size_t i = 0; i < MCP_MAX_PENDING + 1; i++)
+		if (!st.pending[i]) {
+			st.pending[i] = p;
+			st.pending_call[i] = true;
 			st.handed_out++;
 			return 0;
 		}
@@ -534,6 +559,13 @@ static const struct {
 	{ "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/cancelled\",\"params\":{"
 	  "\"requestId\":%s}}",
 	  NULL, NULL },
+	/* call_agent (the server below has the hook) */
+	{ "{\"jsonrpc\":\"2.0\",\"id\":18,\"method\":\"tools/call\",\"params\":{\"name\":"
+	  "\"call_agent\",\"arguments\":{\"agent\":\"%s\",\"input\":{\"q\":1}}}}",
+	  "tools/call", "call_agent" },
+	{ "{\"jsonrpc\":\"2.0\",\"id\":19,\"method\":\"tools/call\",\"params\":{\"name\":"
+	  "\"call_agent\",\"arguments\":{\"agent\":\"b\",\"input\":%s}}}",
+	  "tools/call", "call_agent" },
 };
 #define N_TEMPLATES (sizeof(templates) / sizeof(templates[0]))
 
@@ -613,7 +645,14 @@ static void settle_pending(struct reader *r, bool decide)
 		return;
 	st.pending[i] = NULL;
 	st.settled++;
-	if (decide) {
+	if (decide && st.pending_call[i]) {
+		static const char *const results[] = { "{\"run_id\":\"r\"}", "[1]", "{", NULL };
+		uint8_t b = byte(r);
+		struct mcp_call_result res = { .is_error = b & 1,
+					       .text = b & 2 ? "out\xff" : "{\"ok\":1}",
+					       .structured_json = results[(b >> 2) % 4] };
+		mcp_call_complete(p, &res);
+	} else if (decide) {
 		struct mcp_approval d = { .approved = byte(r) & 1 };
 		snprintf(d.note, sizeof(d.note), "n\xff");
 		mcp_approval_decide(p, &d);
@@ -790,6 +829,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		.log = h_log,
 		.on_audit = h_audit,
 		.now_ms = h_now,
+		.call_agent = h_call_agent,
 	};
 	struct cdn_err err = { 0 };
 	memset(&st, 0, sizeof(st));

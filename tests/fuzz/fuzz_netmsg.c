@@ -9,7 +9,8 @@
  * Invariants: a frame never claims more than it holds; a decoded message
  * of a JSON type is an object, an event's type is one of the listed ones
  * and its data an object, an artifact's name matches the documented
- * grammar and its bytes lie inside the frame.
+ * grammar and its bytes lie inside the frame, a call has an id of the
+ * network part's form, a bounded callee and an input object.
  */
 #include <ctype.h>
 #include <stdint.h>
@@ -49,7 +50,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				CHECK(m.data >= p && m.data + m.data_len == p + n);
 			} else {
 				CHECK(json_is_object(m.json));
-				CHECK(t >= NETMSG_READY && t <= NETMSG_FATAL);
+				CHECK(t >= NETMSG_READY && t <= NETMSG_CALL);
+				if (t == NETMSG_CALL) {
+					/* what the supervisor acts on: an id of the part's
+					 * form, a bounded callee, an input object */
+					size_t il = strlen(m.call_id);
+					CHECK(il > 5 && il <= NETMSG_MAX_CALL_ID &&
+					      strncmp(m.call_id, "call_", 5) == 0);
+					for (size_t i = 5; i < il; i++)
+						CHECK(isdigit((unsigned char)m.call_id[i]));
+					CHECK(m.callee && m.callee[0] &&
+					      strlen(m.callee) <= NETMSG_MAX_CALLEE);
+					CHECK(json_is_object(json_object_get(m.json, "input")));
+				}
 				if (t == NETMSG_EVENT) {
 					bool listed = false;
 					for (size_t i = 0; netmsg_event_types[i]; i++)

@@ -134,9 +134,21 @@ def test_dashboard_in_chromium(tmp_path, upstream):
                    {"run.sh": TICKER})
     r = run([CORDON, "secret", "set", "TICK_TOKEN", "--state", state], input=TICK_SECRET, env=env)
     assert r.returncode == 0, r.stderr
-    for d in (hello, deployer, ticker):
+    # A run that calls another (call_agent): its page links its child's,
+    # and the child's links back.
+    from test_calls import agent as calls_agent
+    (tmp_path / "calls").mkdir()
+    caller = calls_agent(tmp_path / "calls", "caller", ["callee"])
+    callee = calls_agent(tmp_path / "calls", "callee")
+    for d in (hello, deployer, ticker, caller, callee):
         r = run([CORDON, "agent", "register", d, "--state", state], env=env)
         assert r.returncode == 0, r.stderr
+    r = run([CORDON, "grant", "caller", "--call", "callee", "--state", state], env=env)
+    assert r.returncode == 0, r.stderr
+    r = run([CORDON, "run", "--json", "--state", state, "-i", "-", "caller"], env=env,
+            input=json.dumps({"calls": [{"agent": "callee"}]}))
+    assert r.returncode == 0, r.stdout + r.stderr
+    caller_run = json.loads(r.stdout.splitlines()[-1])["run_id"]
 
     port = free_port()
     log = tmp_path / "serve.log"
@@ -159,6 +171,7 @@ def test_dashboard_in_chromium(tmp_path, upstream):
             env=dict(os.environ, CORDON_URL=f"http://127.0.0.1:{port}", CORDON_API_KEY=key,
                      CORDON_HELLO_AGENT="hello", CORDON_APPROVAL_AGENT="deployer",
                      CORDON_TICKER_AGENT="ticker", CORDON_TICKER_SECRET=TICK_SECRET,
+                     CORDON_CALLER_RUN=caller_run,
                      CORDON_UPSTREAM_URL=f"http://deploy.test:{upstream.port}/deploy",
                      CORDON_ARTIFACTS=str(ARTIFACTS),
                      CORDON_EVIDENCE=str(tmp_path / "pack.tar.gz"), CHROMIUM=CHROMIUM))

@@ -38,6 +38,8 @@ static void test_every_key(void **state)
 	const char *yaml = "version: 1\n"
 			   "state: /var/lib/cordon\n"
 			   "database: postgresql:///cordon?host=/run/postgresql\n"
+			   "max_call_depth: 2\n"
+			   "max_calls: 5\n"
 			   "serve:\n"
 			   "  listen: 0.0.0.0:9000\n"
 			   "  concurrency: 8\n"
@@ -69,6 +71,8 @@ static void test_every_key(void **state)
 	struct cdn_err err = { 0 };
 	assert_int_equal(parse(yaml, &cfg, &f, &err), 0);
 	assert_string_equal(cfg.state_dir, "/var/lib/cordon");
+	assert_int_equal(cfg.max_call_depth, 2);
+	assert_int_equal(cfg.max_calls, 5);
 	assert_string_equal(cfg.listen, "0.0.0.0:9000");
 	assert_int_equal(cfg.concurrency, 8);
 	assert_int_equal(cfg.queue, 100);
@@ -128,6 +132,8 @@ static void test_refused(void **state)
 		    "unknown key 'listen'");
 	parse_fails("serve: {}\n", "cordon.yaml:1", "missing key 'version'");
 	parse_fails("version: 2\n", "cordon.yaml:1: version", "unsupported version 2");
+	parse_fails("version: 1\nmax_call_depth: 17\n", "cordon.yaml:2: max_call_depth",
+		    "from 1 to 16");
 	parse_fails("", "cordon.yaml:1", "the config is empty");
 	parse_fails("- a\n", "cordon.yaml:1", "expected a mapping");
 	parse_fails("version: 1\nserve: 4\n", "cordon.yaml:2: serve", "expected a mapping");

@@ -59,7 +59,18 @@ function renderRecord(rec) {
 	kv(dl, "Created", timeEl(rec.created));
 	kv(dl, "Started", timeEl(rec.started));
 	kv(dl, "Finished", timeEl(rec.finished));
-	kv(dl, "Caller", rec.caller, { class: "small" });
+	// Agent-to-agent calls (docs/mcp.md): the run that called this one,
+	// and the runs this one called, each a link.
+	if (rec.caller && rec.caller.startsWith("run:"))
+		kv(dl, "Caller", el("span", {}, el("span", { text: "called by run " }), runLink(rec.caller.slice(4))), { testid: "run-parent", class: "small" });
+	else
+		kv(dl, "Caller", rec.caller, { class: "small" });
+	const kids = res && Array.isArray(res.children) ? res.children : [];
+	if (kids.length)
+		kv(dl, "Called", el("span", {}, ...kids.map((k) => el("div", { testid: "run-child" },
+			runLink(k.run_id),
+			el("span", { text: " " + k.agent + "@" + k.version + " " }),
+			statusEl(k.status), el("span", { text: " " }), hashEl(k.sha256, 12)))), { testid: "run-children", class: "small" });
 	// Workers (docs/deploy.md): which ran it, what it asked for, which attempt.
 	if (rec.worker) kv(dl, "Worker", rec.worker, { testid: "run-worker", class: "mono small" });
 	if (rec.labels) kv(dl, "Labels", Object.entries(rec.labels).map(([k, v]) => k + "=" + v).join(", "), { class: "mono small" });
