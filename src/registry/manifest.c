@@ -428,7 +428,7 @@ static int parse_labels(struct mctx *c, const json_t *v, struct agent_manifest *
 static const char *const top_keys[] = {
     "name",    "version", "description",      "entrypoint",   "setup", "limits",
     "profile", "egress",  "required_secrets", "capabilities", "env",   "outputs",
-    "retry",   "labels",
+    "retry",   "labels",  "dependencies",
 };
 
 static int parse_name(struct mctx *c, const json_t *v, const char *path, char *out, size_t cap)
@@ -554,6 +554,8 @@ static int parse_top(struct mctx *c, const json_t *root, struct agent_manifest *
 	if ((x = json_object_get(root, "retry")) && (rc = parse_retry(c, x, m)) < 0)
 		return rc;
 	if ((x = json_object_get(root, "labels")) && (rc = parse_labels(c, x, m)) < 0)
+		return rc;
+	if ((x = json_object_get(root, "dependencies")) && (rc = mf_parse_dependencies(c, x, m)) < 0)
 		return rc;
 	return 0;
 }

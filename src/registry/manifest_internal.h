@@ -50,4 +50,8 @@ int mf_check_secret_name(struct mctx *c, const char *path, const char *s, char *
 int mf_check_extension(struct mctx *c, const char *path, const char *s, char *norm, size_t cap);
 int mf_check_domain(struct mctx *c, const char *path, const char *s, char *norm, size_t cap);
 
+/* "dependencies" (manifest_deps.c). */
+struct agent_manifest;
+int mf_parse_dependencies(struct mctx *c, const json_t *v, struct agent_manifest *m);
+
 #endif

@@ -254,6 +254,11 @@ int run_agent(struct store *s, struct vault *v, struct run_options *o, struct ru
 		fprintf(stderr, "cordon run: %s: reached from other hosts: out of memory\n",
 			c.rec.id);
 
+	/* The dependency layer: built now when it is not yet (a failure
+	 * ends the run as an error, recorded), then bound into the sandbox. */
+	if ((r = run_resolve_deps(&c, err)) < 0)
+		goto done;
+
 	json_t *created = json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:o, s:o, s:O}", "workspace",
 				    c.ws, "agent", c.agent.name, "version",
 				    (json_int_t)c.agent.version, "sha256", c.agent.hash, "caller",
@@ -267,6 +272,11 @@ int run_agent(struct store *s, struct vault *v, struct run_options *o, struct ru
 	json_object_del(json_object_get(created, "env"), "vars");
 	run_emit(&c, "run.created", created);
 	json_decref(created);
+	if (c.deps.key[0]) {
+		json_t *dl = deps_layer_json(&c.deps);
+		run_emit(&c, c.deps.built ? "deps.built" : "deps.cached", dl);
+		json_decref(dl);
+	}
 
 	/* 3-4. The sandbox runs setup, then the entrypoint. */
 	struct sandbox_status st = { 0 };
@@ -364,6 +374,7 @@ int run_agent(struct store *s, struct vault *v, struct run_options *o, struct ru
 	json_t *envj = c.env ? json_deep_copy(c.env) : json_null();
 	json_object_del(envj, "vars");
 	json_object_set_new(resolved, "env", envj);
+	json_object_set_new(resolved, "deps", c.deps.key[0] ? deps_layer_json(&c.deps) : json_null());
 	json_object_set_new(res, "resolved", resolved);
 	json_object_set_new(res, "caller", json_string(c.rec.caller));
 	json_object_set_new(res, "input_sha256", json_string(input_hash));

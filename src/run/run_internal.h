@@ -19,6 +19,7 @@
 #include "egress/policy.h"
 #include "registry/registry.h"
 #include "run/artifacts.h"
+#include "run/deps.h"
 #include "run/events.h"
 #include "run/netpart.h"
 #include "run/run.h"
@@ -59,6 +60,7 @@ struct run_ctx {
 	struct resolved_agent agent;
 	json_t *caps;	 /* resolved capabilities */
 	json_t *env;	 /* resolved env, or null */
+	struct deps_layer deps; /* the dependency layer (deps.key "" when none) */
 	json_t *secrets; /* names injected */
 	json_t *delivery; /* name -> {"delivery": "sealed"|"raw", "scope", "inspection"} */
 	size_t n_inspected; /* entries the network part will look for */
@@ -124,6 +126,7 @@ struct run_config_store {
 	char *env[REGISTRY_MAX_ENV_VARS]; /* the env's K=V */
 	size_t n_env;
 	char run_env[STORE_RUN_ID_MAX + 32]; /* CORDON_RUN_ID=... */
+	char deps_nm[4096 + 16];	     /* the layer's node_modules */
 };
 
 /* The setup (run_setup.c): everything resolved before a sandbox exists. */
@@ -133,6 +136,7 @@ int run_policy(struct run_ctx *c, struct egress_policy **out, struct cdn_err *er
 void run_inspect_sealed_scopes(struct egress_policy *p, const struct secret_set *ss);
 int run_resolve_caps(struct run_ctx *c, struct cdn_err *err);
 int run_resolve_env(struct run_ctx *c, struct cdn_err *err);
+int run_resolve_deps(struct run_ctx *c, struct cdn_err *err);
 int run_read_input(struct run_ctx *c, char **canon, char hash[STORE_HASH_HEX + 1],
 		      struct cdn_err *err);
 int run_make_redactor(struct run_ctx *c, const struct secret_set *ss, struct cdn_err *err);
