@@ -396,7 +396,9 @@ static int build_layer(struct store *s, const char *tree, const struct agent_man
 	cfg.allow_degraded = o->allow_degraded;
 	cfg.stdout_fd = cfg.stderr_fd = o->log_fd >= 0 ? o->log_fd : logfd;
 	snprintf(reg_env, sizeof(reg_env), "npm_config_registry=%s", url);
-	const char *env[] = { reg_env, "npm_config_cache=/tmp/npm-cache",
+	/* Nothing is served inside a build sandbox: every request, a
+	 * registry on loopback included, goes through the proxy. */
+	const char *env[] = { reg_env, "no_proxy=", "NO_PROXY=", "npm_config_cache=/tmp/npm-cache",
 			      "npm_config_update_notifier=false", "PIP_NO_CACHE_DIR=1",
 			      "PYTHONDONTWRITEBYTECODE=1" };
 	for (size_t i = 0; r == 0 && i < CDN_ARRAY_SIZE(env); i++)
