@@ -151,6 +151,8 @@ static const struct command commands[] = {
 	COMMAND("prune", CLI_FULL, false, cmd_prune, "remove what runs left that is past its age"),
 	COMMAND("usage", CLI_FULL, true, cmd_usage, "what the runs used, summed from their records"),
 	COMMAND("schedule", CLI_FULL, true, cmd_schedule, "run agents on a cron schedule"),
+	COMMAND("deps", CLI_FULL, false, cmd_deps,
+		"build, list and remove agents' dependency layers"),
 	COMMAND("state", CLI_FULL, false, cmd_state,
 		"move the state's records to another database (Postgres)"),
 };
