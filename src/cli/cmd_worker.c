@@ -11,6 +11,7 @@
 
 #include "base/cleanup.h"
 #include "cli/cli.h"
+#include "run/deps.h"
 #include "serve/serve.h"
 #include "store/store.h"
 
@@ -56,6 +57,11 @@ static void worker_usage(FILE *out)
 	      "      --hosts FILE           extra hosts file for the runs' egress resolver\n"
 	      "      --allow-private IP:PORT  a private address the runs' proxy may reach\n"
 	      "      --upstream-ca FILE     extra CA for inspected HTTPS upstreams\n"
+	      "      --npm-registry URL     the npm registry dependency builds use (default\n"
+	      "                             $CORDON_NPM_REGISTRY, else registry.npmjs.org;\n"
+	      "                             docs/deps.md)\n"
+	      "      --python-index URL     the Python index dependency builds use (default\n"
+	      "                             $CORDON_PYTHON_INDEX, else pypi.org/simple)\n"
 	      "      --metrics-listen ADDR:PORT  serve GET /metrics (Prometheus) on this TCP\n"
 	      "                             address: runs by final status, lease renewals,\n"
 	      "                             runs claimed and running (no workspace names)\n"
@@ -161,6 +167,11 @@ int cmd_worker(int argc, char **argv)
 	}
 	if (sc.blobs && setenv("CORDON_BLOBS", sc.blobs, 1) < 0) {
 		cli_error("--blobs: %s", strerror(errno));
+		goto out;
+	}
+	if ((sc.npm_registry && deps_registry_setenv(DEPS_ENV_NPM, sc.npm_registry, &err) < 0) ||
+	    (sc.python_index && deps_registry_setenv(DEPS_ENV_PYTHON, sc.python_index, &err) < 0)) {
+		cli_error("worker: %s", err.msg);
 		goto out;
 	}
 	if (worker_main(&cfg, &err) < 0) {

@@ -188,6 +188,16 @@ static int parse_registry_url(const char *var, const char *url, char *host, size
 	return 0;
 }
 
+int deps_registry_setenv(const char *var, const char *url, struct cdn_err *err)
+{
+	char host[EGRESS_MAX_HOST + 1];
+	struct egress_registry reg;
+	int r = parse_registry_url(var, url, host, sizeof(host), &reg, err);
+	if (r == 0 && setenv(var, url, 1) < 0)
+		r = cdn_err_set(err, errno, "%s", var);
+	return r;
+}
+
 static const char *registry_url(const char *runtime)
 {
 	bool node = strcmp(runtime, "node") == 0;

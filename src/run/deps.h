@@ -43,6 +43,11 @@ struct agent_manifest;
 #define DEPS_ENV_NPM "CORDON_NPM_REGISTRY"
 #define DEPS_ENV_PYTHON "CORDON_PYTHON_INDEX"
 
+/* Checks url (http[s]://HOST[:PORT][/PATH], no credentials) and sets the
+ * variable var to it, for this process and the runs it starts: cordon
+ * serve's and cordon worker's deps.npm_registry and deps.python_index. */
+int deps_registry_setenv(const char *var, const char *url, struct cdn_err *err);
+
 struct deps_options {
 	/* --allow-private entries: a registry on a private or loopback
 	 * address (a mirror; a test's stand-in). */

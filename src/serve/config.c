@@ -96,6 +96,10 @@ static const struct opt_def opts[] = {
 	  OPT_PRIVATE, SERVE_MAX_PRIVATE, 0 },
 	{ { "upstream-ca", "egress", "upstream_ca", false, "FILE", SC_BOTH },
 	  OPT_PATH, 0, FIELD(upstream_ca) },
+	{ { "npm-registry", "deps", "npm_registry", false, "URL", SC_BOTH },
+	  OPT_STRING, 0, FIELD(npm_registry) },
+	{ { "python-index", "deps", "python_index", false, "URL", SC_BOTH },
+	  OPT_STRING, 0, FIELD(python_index) },
 	{ { "concurrency", "worker", "concurrency", false, "N", SC_WORKER },
 	  OPT_UINT, 1024, FIELD(worker_concurrency) },
 	{ { "label", "worker", "labels", true, "KEY=VALUE", SC_WORKER },
@@ -275,7 +279,7 @@ static int read_list(struct cdn_yctx *c, struct serve_config *cfg, size_t i,
 static int read_mapping(struct cdn_yctx *c, struct serve_config *cfg, const struct cdn_ynode *map,
 			const char *section, int kline)
 {
-	static const char *const sections[] = { "serve", "egress", "metrics", "worker" };
+	static const char *const sections[] = { "serve", "egress", "metrics", "worker", "deps" };
 	const char *names[CDN_YAML_MAX_KEYS];
 	size_t which[CDN_YAML_MAX_KEYS], n = 0;
 	if (!section)
