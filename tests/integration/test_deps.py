@@ -121,6 +121,14 @@ def test_node_layer_built_once_then_reused_with_no_network(tmp_path, npm):
     assert len(npm.log) == n_requests, npm.log
     assert layer.stat().st_mtime_ns == mtime
 
+    # The signed evidence pack names the layer, and its verification checks it.
+    pack = str(tmp_path / "run.evidence.tar.gz")
+    r = st.cordon("evidence", "export", ev[0]["run_id"], "-o", pack)
+    assert r.returncode == 0, r.stderr
+    r = st.cordon("evidence", "verify", "--json", pack)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert json.loads(r.stdout)["deps"] == {"sha256": key}
+
     # Another agent with the same lockfile shares the layer.
     other = tmp_path / "other"
     other.mkdir()
