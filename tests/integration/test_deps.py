@@ -7,6 +7,8 @@ network and no install. The registries are local stand-ins
 (tests/integration/registry.py): nothing leaves loopback."""
 import json
 import os
+import shutil
+import subprocess
 
 import pytest
 
@@ -33,6 +35,15 @@ import json, os, greetpy
 json.dump({"msg": greetpy.hi("deps"), "file": greetpy.__file__},
           open(os.environ["CORDON_OUTPUT"], "w"))
 """
+
+
+# The sandbox's node and npm are the host's (/usr); the tests need them.
+needs_npm = pytest.mark.skipif(not (shutil.which("node", path="/usr/local/bin:/usr/bin:/bin")
+                                    and shutil.which("npm", path="/usr/local/bin:/usr/bin:/bin")),
+                               reason="no node and npm where a sandbox finds them")
+needs_pip = pytest.mark.skipif(
+    subprocess.run(["/usr/bin/python3", "-m", "pip", "--version"], capture_output=True).returncode != 0,
+    reason="no pip for /usr/bin/python3 (scripts/bootstrap installs python3-pip)")
 
 
 @pytest.fixture
@@ -78,6 +89,7 @@ def layers(st):
     return sorted(p.name for p in d.iterdir() if p.is_dir()) if d.exists() else []
 
 
+@needs_npm
 def test_node_layer_built_once_then_reused_with_no_network(tmp_path, npm):
     st = State(tmp_path, CORDON_NPM_REGISTRY=npm.url)
     ag = node_agent(tmp_path, npm)
@@ -150,6 +162,7 @@ def test_node_layer_built_once_then_reused_with_no_network(tmp_path, npm):
     assert layers(st) == [key]
 
 
+@needs_npm
 def test_build_reaches_only_the_registries(tmp_path, npm):
     """A lockfile whose tarball is elsewhere (a second server, its address
     allowed to the proxy) fails to build: the build's egress is the
@@ -175,6 +188,7 @@ def test_build_reaches_only_the_registries(tmp_path, npm):
         elsewhere.close()
 
 
+@needs_pip
 def test_python_layer_and_gc(tmp_path):
     ix = PyIndex(tmp_path / "index")
     try:
@@ -214,6 +228,7 @@ def test_python_layer_and_gc(tmp_path):
         ix.close()
 
 
+@needs_npm
 def test_serve_builds_on_first_use(tmp_path, npm):
     s = Server(tmp_path, extra=["--allow-private", f"127.0.0.1:{npm.port}",
                                 "--npm-registry", npm.url, "--warm-pool", "0"])
