@@ -231,7 +231,7 @@ def test_python_layer_and_gc(tmp_path):
 @needs_npm
 def test_serve_builds_on_first_use(tmp_path, npm):
     s = Server(tmp_path, extra=["--allow-private", f"127.0.0.1:{npm.port}",
-                                "--npm-registry", npm.url, "--warm-pool", "0"])
+                                "--npm-registry", npm.url])
     s.owner = s.cli("init").stdout.strip().splitlines()[-1]
     member = s.cli("keys", "create", "bob", "--role", "member").stdout.strip().splitlines()[-1]
     ag = node_agent(tmp_path, npm)
