@@ -354,7 +354,17 @@ static int build_layer(struct store *s, const char *tree, const struct agent_man
 	int64_t t0 = cdn_mono_ms();
 	bool node = strcmp(l->runtime, "node") == 0;
 	const char *url = registry_url(l->runtime);
+	/* Kept for a failure's message; never the caller's stdout, which may
+	 * be `cordon run --json`'s events. */
 	int logfd = o->log_fd >= 0 ? -1 : memfd_create("cordon-deps-log", MFD_CLOEXEC);
+	if (o->log_fd < 0 && logfd < 0)
+		logfd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	if (o->log_fd < 0 && logfd < 0) {
+		r = cdn_err_set(err, errno, "dependencies: the build's output");
+		store_scratch_remove(s, scratch);
+		close(sfd);
+		return r;
+	}
 	struct sandbox_config cfg;
 	sandbox_config_init(&cfg);
 	char pkg_json[MANIFEST_MAX_LOCKFILE + 16] = "package.json";

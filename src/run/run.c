@@ -254,11 +254,6 @@ int run_agent(struct store *s, struct vault *v, struct run_options *o, struct ru
 		fprintf(stderr, "cordon run: %s: reached from other hosts: out of memory\n",
 			c.rec.id);
 
-	/* The dependency layer: built now when it is not yet (a failure
-	 * ends the run as an error, recorded), then bound into the sandbox. */
-	if ((r = run_resolve_deps(&c, err)) < 0)
-		goto done;
-
 	json_t *created = json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:o, s:o, s:O}", "workspace",
 				    c.ws, "agent", c.agent.name, "version",
 				    (json_int_t)c.agent.version, "sha256", c.agent.hash, "caller",
@@ -272,6 +267,10 @@ int run_agent(struct store *s, struct vault *v, struct run_options *o, struct ru
 	json_object_del(json_object_get(created, "env"), "vars");
 	run_emit(&c, "run.created", created);
 	json_decref(created);
+	/* The dependency layer: built now when it is not yet (a failure
+	 * ends the run as an error, recorded), then bound into the sandbox. */
+	if ((r = run_resolve_deps(&c, err)) < 0)
+		goto done;
 	if (c.deps.key[0]) {
 		json_t *dl = deps_layer_json(&c.deps);
 		run_emit(&c, c.deps.built ? "deps.built" : "deps.cached", dl);
