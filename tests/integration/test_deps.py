@@ -188,6 +188,24 @@ def test_build_reaches_only_the_registries(tmp_path, npm):
         elsewhere.close()
 
 
+@needs_npm
+def test_concurrent_builds_of_one_key_build_once(tmp_path, npm):
+    st = State(tmp_path, CORDON_NPM_REGISTRY=npm.url)
+    ag = node_agent(tmp_path, npm)
+    args = [CORDON, "deps", "build", "--json", "--allow-private", f"127.0.0.1:{npm.port}", str(ag)]
+    procs = [subprocess.Popen(args, env=st.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(3)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    got = [json.loads(o) for o, _ in outs]
+    assert len({g["sha256"] for g in got}) == 1
+    # One built it; the others waited on its lock and found it.
+    assert sorted(g["built"] for g in got) == [False, False, True], got
+    assert len(npm.log) == 2, npm.log
+    assert layers(st) == [got[0]["sha256"]]
+    assert not [p for p in (st.state / "tmp").iterdir() if p.name.startswith("u.")]
+
+
 @needs_pip
 def test_python_layer_and_gc(tmp_path):
     ix = PyIndex(tmp_path / "index")
