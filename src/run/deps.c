@@ -499,6 +499,35 @@ int deps_resolve(struct store *s, const char *tree, const struct agent_manifest 
 
 /* ----------------------------------------------------------------- used */
 
+int deps_tree_layer(struct store *s, const char *tree, struct deps_layer *out, bool *declares,
+		    struct cdn_err *err)
+{
+	memset(out, 0, sizeof(*out));
+	*declares = false;
+	_cleanup_free_ char *doc = NULL, *lock = NULL;
+	size_t dl = 0, ll = 0;
+	struct agent_manifest *m = NULL;
+	int r = store_tree_file_read(s, tree, "agent.json", MANIFEST_MAX_BYTES, &doc, &dl, err);
+	if (r < 0)
+		return r;
+	if ((r = manifest_parse(doc, dl, "agent.json", &m, err)) < 0)
+		return r;
+	*declares = m->deps_runtime[0] != '\0';
+	if (*declares) {
+		snprintf(out->lockfile, sizeof(out->lockfile), "%s", m->deps_lockfile);
+		r = store_tree_file_read(s, tree, m->deps_lockfile, DEPS_MAX_LOCKFILE, &lock, &ll, err);
+		if (r == 0)
+			r = deps_layer_key(m->deps_runtime, lock, ll, out, err);
+		bool exists = false;
+		if (r == 0)
+			r = store_layer_path(s, out->key, out->path, sizeof(out->path), &exists, err);
+		if (r == 0 && !exists)
+			out->path[0] = '\0';
+	}
+	manifest_free(m);
+	return r;
+}
+
 int deps_used_keys(struct store *s, char (**keys)[STORE_HASH_HEX + 1], size_t *n,
 		   size_t *unreadable, struct cdn_err *err)
 {
@@ -516,24 +545,15 @@ int deps_used_keys(struct store *s, char (**keys)[STORE_HASH_HEX + 1], size_t *n
 		return cdn_err_set(err, ENOMEM, "dependencies");
 	}
 	for (size_t i = 0; i < nt; i++) {
-		_cleanup_free_ char *doc = NULL, *lock = NULL;
-		size_t dl = 0, ll = 0;
 		struct cdn_err e = { 0 };
-		struct agent_manifest *m = NULL;
+		struct deps_layer l;
+		bool declares = false;
 		/* Capabilities' trees have no agent.json: not agents. */
-		if (store_tree_file_read(s, trees[i], "agent.json", MANIFEST_MAX_BYTES, &doc, &dl,
-					 &e) < 0 ||
-		    manifest_parse(doc, dl, "agent.json", &m, &e) < 0)
-			continue;
-		struct deps_layer l = { 0 };
-		if (m->deps_runtime[0] &&
-		    (store_tree_file_read(s, trees[i], m->deps_lockfile, DEPS_MAX_LOCKFILE, &lock,
-					  &ll, &e) < 0 ||
-		     deps_layer_key(m->deps_runtime, lock, ll, &l, &e) < 0))
+		int k = deps_tree_layer(s, trees[i], &l, &declares, &e);
+		if (declares && k < 0)
 			(*unreadable)++;
-		else if (m->deps_runtime[0])
+		else if (declares)
 			snprintf((*keys)[(*n)++], STORE_HASH_HEX + 1, "%s", l.key);
-		manifest_free(m);
 	}
 	free(trees);
 	return 0;

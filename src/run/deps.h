@@ -96,6 +96,12 @@ int deps_resolve(struct store *s, const char *tree, const struct agent_manifest 
  *  "lockfile_sha256", "built", "build_ms"}. */
 json_t *deps_layer_json(const struct deps_layer *l);
 
+/* The layer an agent's stored tree declares, without building it:
+ * *declares false when its agent.json has no dependencies (out is then
+ * empty); out->path "" when the layer is not built on this host. */
+int deps_tree_layer(struct store *s, const char *tree, struct deps_layer *out, bool *declares,
+		    struct cdn_err *err);
+
 /* The keys every registered agent version with dependencies uses, on
  * this machine (each agent.json and lockfile read from its stored tree);
  * a version whose lockfile cannot be read is skipped and counted. */

@@ -252,10 +252,20 @@ def test_serve_builds_on_first_use(tmp_path, npm):
                                 "--npm-registry", npm.url])
     s.owner = s.cli("init").stdout.strip().splitlines()[-1]
     member = s.cli("keys", "create", "bob", "--role", "member").stdout.strip().splitlines()[-1]
+    other = s.cli("keys", "create", "eve", "--role", "owner", ws="other").stdout.strip().splitlines()[-1]
     ag = node_agent(tmp_path, npm)
     assert s.cli("agent", "register", str(ag)).returncode == 0
     s.start()
     try:
+        # Declared, not built yet; another workspace sees none of it.
+        st, j, _, _ = s.req("GET", "/v1/deps", member)
+        assert st == 200, j
+        assert [(a["agent"], a["built"], a["deps"]["runtime"]) for a in j["agents"]] == \
+            [("nodeagent", False, "node")], j
+        key = j["agents"][0]["deps"]["sha256"]
+        st, j, _, _ = s.req("GET", "/v1/deps", other)
+        assert st == 200 and j == {"agents": []}, j
+        assert s.req("GET", "/v1/deps")[0] == 401
         keys = []
         for _ in range(2):
             st, j, _, _ = s.req("POST", "/v1/runs", member, body={"agent": "nodeagent"})
@@ -264,7 +274,9 @@ def test_serve_builds_on_first_use(tmp_path, npm):
             assert rec["status"] == "succeeded", rec
             deps = rec["result"]["resolved"]["deps"]
             keys.append((deps["sha256"], deps["built"]))
-        assert keys[0][0] == keys[1][0] and [b for _, b in keys] == [True, False], keys
+        assert keys[0][0] == keys[1][0] == key and [b for _, b in keys] == [True, False], keys
         assert len(npm.log) == 2
+        st, j, _, _ = s.req("GET", "/v1/deps", s.owner)
+        assert [(a["deps"]["sha256"], a["built"]) for a in j["agents"]] == [(key, True)], j
     finally:
         s.stop()
