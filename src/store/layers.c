@@ -41,13 +41,17 @@ static int layers_fd(struct store *s, struct cdn_err *err)
 	return fd;
 }
 
+/* deps/, for a key checked first: it becomes a name in that directory. */
+static int layer_dir(struct store *s, const char *key, struct cdn_err *err)
+{
+	int r = store_hash_check(key, "layer key", err);
+	return r < 0 ? r : layers_fd(s, err);
+}
+
 int store_layer_path(struct store *s, const char *key, char *path, size_t cap, bool *exists,
 		     struct cdn_err *err)
 {
-	int r = store_hash_check(key, "layer key", err);
-	if (r < 0)
-		return r;
-	_cleanup_close_ int dfd = layers_fd(s, err);
+	_cleanup_close_ int dfd = layer_dir(s, key, err);
 	if (dfd < 0)
 		return dfd;
 	if ((size_t)snprintf(path, cap, "%s/" LAYERS_DIR "/%s", s->dir, key) >= cap)
@@ -61,10 +65,8 @@ int store_layer_path(struct store *s, const char *key, char *path, size_t cap, b
 
 int store_layer_lock(struct store *s, const char *key, int *fd, struct cdn_err *err)
 {
-	int r = store_hash_check(key, "layer key", err);
-	if (r < 0)
-		return r;
-	_cleanup_close_ int dfd = layers_fd(s, err);
+	int r = 0;
+	_cleanup_close_ int dfd = layer_dir(s, key, err);
 	if (dfd < 0)
 		return dfd;
 	char name[STORE_HASH_HEX + 8];
@@ -210,10 +212,8 @@ int store_layer_list(struct store *s, char (**keys)[STORE_HASH_HEX + 1], size_t 
 
 int store_layer_remove(struct store *s, const char *key, struct cdn_err *err)
 {
-	int r = store_hash_check(key, "layer key", err);
-	if (r < 0)
-		return r;
-	_cleanup_close_ int dfd = layers_fd(s, err);
+	int r = 0;
+	_cleanup_close_ int dfd = layer_dir(s, key, err);
 	if (dfd < 0)
 		return dfd;
 	/* Out of the way in one rename, so no run finds half a layer; a run
