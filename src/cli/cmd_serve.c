@@ -217,7 +217,7 @@ int cmd_serve(int argc, char **argv)
 			   (cfg.python_index &&
 			    deps_registry_setenv(DEPS_ENV_PYTHON, cfg.python_index, &err) < 0)) {
 			/* The runs build missing dependency layers: they inherit it. */
-			cli_error("serve: %s", err.msg);
+			cli_error("--npm-registry, --python-index: %s", err.msg);
 			rc = EXIT_CORDON;
 		} else if (serve_main(&cfg, &err) < 0) {
 			cli_error("serve: %s", err.msg);

@@ -378,8 +378,8 @@ static int build_layer(struct store *s, const char *tree, const struct agent_man
 		    copy_input(s, tree, pkg_json, sfd, "package.json", NULL, NULL, err);
 	else
 		r = copy_input(s, tree, m->deps_lockfile, sfd, "requirements.txt", NULL, NULL, err);
-	uid_t uid;
-	gid_t gid;
+	uid_t uid = 0;
+	gid_t gid = 0;
 	if (r == 0)
 		r = sandbox_config_host_ids(&cfg, &uid, &gid, err);
 	/* The build's workspace is the scratch directory itself: what it
