@@ -177,7 +177,6 @@ static json_t *layer_meta(struct store *s, const char *key)
 	}
 	json_object_set_new(j, "sha256", json_string(key));
 	json_object_del(j, "built");
-	json_object_del(j, "build_ms");
 	return j;
 }
 

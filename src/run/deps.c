@@ -433,7 +433,7 @@ static int build_layer(struct store *s, const char *tree, const struct agent_man
 
 	l->build_ms = (uint64_t)(cdn_mono_ms() - t0);
 	json_t *meta = deps_layer_json(l);
-	json_object_set_new(meta, "built", json_true());
+	json_object_del(meta, "built"); /* a run's word, not the layer's */
 	char t[CDN_RFC3339_MAX];
 	cdn_rfc3339(cdn_wall_ms(), CDN_TIME_MS, t, sizeof(t));
 	json_object_set_new(meta, "created", json_string(t));
