@@ -233,9 +233,9 @@ static void build_net_event(void *ctx, const char *type, json_t *data)
 /* The inputs the build needs, copied from the agent's stored tree (its
  * bytes checked against their hashes) into the build's workspace. */
 static int copy_input(struct store *s, const char *tree, const char *from, int dfd,
-		      const char *to, char **bytes, size_t *len, struct cdn_err *err)
+		      const char *to, struct cdn_err *err)
 {
-	char *buf = NULL;
+	_cleanup_free_ char *buf = NULL;
 	size_t n = 0;
 	int r = store_tree_file_read(s, tree, from, DEPS_MAX_LOCKFILE, &buf, &n, err);
 	if (r == -ENOENT)
@@ -247,12 +247,6 @@ static int copy_input(struct store *s, const char *tree, const char *from, int d
 					0644);
 	if (fd < 0 || cdn_write_all(fd, buf, n) < 0)
 		r = cdn_err_set(err, errno ? errno : EIO, "dependencies: write %s", to);
-	if (r == 0 && bytes) {
-		*bytes = buf;
-		*len = n;
-	} else {
-		free(buf);
-	}
 	return r;
 }
 
@@ -373,11 +367,10 @@ static int build_layer(struct store *s, const char *tree, const struct agent_man
 		snprintf(pkg_json, sizeof(pkg_json), "%.*s/package.json",
 			 (int)(slash - m->deps_lockfile), m->deps_lockfile);
 	if (node)
-		r = copy_input(s, tree, m->deps_lockfile, sfd, "package-lock.json", NULL, NULL,
-			       err) ?:
-		    copy_input(s, tree, pkg_json, sfd, "package.json", NULL, NULL, err);
+		r = copy_input(s, tree, m->deps_lockfile, sfd, "package-lock.json", err) ?:
+		    copy_input(s, tree, pkg_json, sfd, "package.json", err);
 	else
-		r = copy_input(s, tree, m->deps_lockfile, sfd, "requirements.txt", NULL, NULL, err);
+		r = copy_input(s, tree, m->deps_lockfile, sfd, "requirements.txt", err);
 	uid_t uid = 0;
 	gid_t gid = 0;
 	if (r == 0)
