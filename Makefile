@@ -99,6 +99,7 @@ bench: build
 	@./bench/run
 	@./bench/api
 	@./bench/warm
+	@./bench/deps
 	@./bench/soak
 
 fuzz: bootstrap

@@ -185,6 +185,7 @@ int cmd_retention(int argc, char **argv);
 int cmd_usage(int argc, char **argv);
 int cmd_schedule(int argc, char **argv);
 int cmd_service(int argc, char **argv);
+int cmd_deps(int argc, char **argv);
 int cmd_prune(int argc, char **argv);
 int cmd_state(int argc, char **argv);
 

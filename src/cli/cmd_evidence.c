@@ -207,6 +207,10 @@ static json_t *report_json(const struct evidence_report *rep, bool ok)
 							"anchored", rep->audit_anchored)
 					    : json_null());
 		json_object_set_new(j, "artifacts_included", json_boolean(rep->artifacts_included));
+		json_object_set_new(j, "deps",
+				    rep->deps_sha256[0]
+					    ? json_pack("{s:s}", "sha256", rep->deps_sha256)
+					    : json_null());
 		json_object_set_new(j, "created", json_string(rep->created));
 		json_object_set_new(j, "cordon_version", json_string(rep->cordon_version));
 	}
@@ -250,6 +254,8 @@ static void report_text(const char *path, const struct evidence_report *rep, boo
 		       (unsigned long long)rep->audit_records, rep->audit_head);
 	else
 		printf("  audit log: none (the run had no network)\n");
+	if (rep->deps_sha256[0])
+		printf("  dependency layer: sha256 %s\n", rep->deps_sha256);
 	char count[160];
 	file_count(count, sizeof(count), rep->n_files, rep->signed_files, rep->bytes);
 	printf("  %s%s; packed %s by cordon %s\n", count,

@@ -14,6 +14,7 @@
 #include "base/cleanup.h"
 #include "base/clock.h"
 #include "cli/cli.h"
+#include "run/deps.h"
 #include "serve/keys.h"
 #include "serve/serve.h"
 #include "store/store.h"
@@ -94,6 +95,11 @@ static void serve_usage(FILE *out)
 	      "      --max-call-depth N     how deep the runs' agent-to-agent calls may go\n"
 	      "                             (default 4, at most 16)\n"
 	      "      --max-calls N          calls each run may make (default 16, at most 1024)\n"
+	      "      --npm-registry URL     the npm registry dependency builds use (default\n"
+	      "                             $CORDON_NPM_REGISTRY, else registry.npmjs.org;\n"
+	      "                             docs/deps.md)\n"
+	      "      --python-index URL     the Python index dependency builds use (default\n"
+	      "                             $CORDON_PYTHON_INDEX, else pypi.org/simple)\n"
 	      "      --register-root DIR    let owners register agents and capabilities by a\n"
 	      "                             path on this machine, below DIR (default: off;\n"
 	      "                             they upload the directory as a tar.gz)\n"
@@ -219,6 +225,13 @@ int cmd_serve(int argc, char **argv)
 		} else if (cfg.blobs && setenv("CORDON_BLOBS", cfg.blobs, 1) < 0) {
 			/* The same for the blob store (docs/state.md). */
 			cli_error("--blobs: %s", strerror(errno));
+			rc = EXIT_CORDON;
+		} else if ((cfg.npm_registry &&
+			    deps_registry_setenv(DEPS_ENV_NPM, cfg.npm_registry, &err) < 0) ||
+			   (cfg.python_index &&
+			    deps_registry_setenv(DEPS_ENV_PYTHON, cfg.python_index, &err) < 0)) {
+			/* The runs build missing dependency layers: they inherit it. */
+			cli_error("--npm-registry, --python-index: %s", err.msg);
 			rc = EXIT_CORDON;
 		} else if (serve_main(&cfg, &err) < 0) {
 			cli_error("serve: %s", err.msg);

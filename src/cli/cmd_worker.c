@@ -11,6 +11,7 @@
 
 #include "base/cleanup.h"
 #include "cli/cli.h"
+#include "run/deps.h"
 #include "serve/serve.h"
 #include "store/store.h"
 
@@ -59,6 +60,11 @@ static void worker_usage(FILE *out)
 	      "      --max-call-depth N     how deep the runs' agent-to-agent calls may go\n"
 	      "                             (default 4, at most 16)\n"
 	      "      --max-calls N          calls each run may make (default 16, at most 1024)\n"
+	      "      --npm-registry URL     the npm registry dependency builds use (default\n"
+	      "                             $CORDON_NPM_REGISTRY, else registry.npmjs.org;\n"
+	      "                             docs/deps.md)\n"
+	      "      --python-index URL     the Python index dependency builds use (default\n"
+	      "                             $CORDON_PYTHON_INDEX, else pypi.org/simple)\n"
 	      "      --metrics-listen ADDR:PORT  serve GET /metrics (Prometheus) on this TCP\n"
 	      "                             address: runs by final status, lease renewals,\n"
 	      "                             runs claimed and running (no workspace names)\n"
@@ -166,6 +172,11 @@ int cmd_worker(int argc, char **argv)
 	}
 	if (sc.blobs && setenv("CORDON_BLOBS", sc.blobs, 1) < 0) {
 		cli_error("--blobs: %s", strerror(errno));
+		goto out;
+	}
+	if ((sc.npm_registry && deps_registry_setenv(DEPS_ENV_NPM, sc.npm_registry, &err) < 0) ||
+	    (sc.python_index && deps_registry_setenv(DEPS_ENV_PYTHON, sc.python_index, &err) < 0)) {
+		cli_error("worker: %s", err.msg);
 		goto out;
 	}
 	if (worker_main(&cfg, &err) < 0) {

@@ -152,6 +152,8 @@ static const struct command commands[] = {
 	COMMAND("usage", CLI_FULL, true, cmd_usage, "what the runs used, summed from their records"),
 	COMMAND("schedule", CLI_FULL, true, cmd_schedule, "run agents on a cron schedule"),
 	COMMAND("service", CLI_FULL, true, cmd_service, "keep agents running, restarted when they end"),
+	COMMAND("deps", CLI_FULL, false, cmd_deps,
+		"build, list and remove agents' dependency layers"),
 	COMMAND("state", CLI_FULL, false, cmd_state,
 		"move the state's records to another database (Postgres)"),
 };

@@ -90,6 +90,12 @@ static void progress(bool c, const char *type, json_t *d)
 			       ? json_string_value(json_object_get(p, "cgroup"))
 			       : "none",
 		       S("network"), off);
+	} else if (strcmp(type, "deps.built") == 0) {
+		printf("%s  dependencies: %s layer sha256:%.12s built in %lld ms%s\n", dim,
+		       S("runtime"), S("sha256"), I("build_ms"), off);
+	} else if (strcmp(type, "deps.cached") == 0) {
+		printf("%s  dependencies: %s layer sha256:%.12s (cached)%s\n", dim, S("runtime"),
+		       S("sha256"), off);
 	} else if (strcmp(type, "setup.finished") == 0) {
 		printf("%s  setup finished (exit %lld, %lld ms)%s\n", I("exit_code") ? red : dim,
 		       I("exit_code"), I("duration_ms"), off);

@@ -145,6 +145,25 @@ int egress_policy_load_workspace(const char *path, const char *source,
 
 void egress_policy_free(struct egress_policy *p);
 
+/*
+ * The `registries` category (docs/deps.md): the policy of a dependency
+ * build sandbox and of nothing else. registry.npmjs.org, pypi.org and
+ * files.pythonhosted.org on 443, and the operator's own registries
+ * (`extra`: a mirror, a local stand-in), each GET and HEAD only,
+ * inspected on TLS so the method rule holds, no rate limit, group
+ * "registries"; no LLM API, search or research rule. private_ok are
+ * --allow-private entries (a registry on a private address).
+ */
+#define EGRESS_MAX_REGISTRIES 8
+struct egress_registry {
+	const char *host; /* a name or an IPv4 address */
+	uint16_t port;
+	bool tls;
+};
+int egress_policy_registries(const struct egress_registry *extra, size_t n_extra,
+			     const char *const *private_ok, size_t n_private,
+			     struct egress_policy **out, struct cdn_err *err);
+
 /* --allow HOST[:PORT]: full access to HOST (on PORT, or 80 and 443). An
  * existing rule for HOST is widened instead: the port added, every method,
  * no approval (docs/policy.md). Moves p->rules: rule pointers from earlier

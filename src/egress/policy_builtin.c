@@ -157,8 +157,8 @@ bool egress_rule_labels_ok(const struct egress_rule *r, const char *host, char *
 
 const char *egress_policy_group_intern(const char *name)
 {
-	static const char *const fixed[] = { "allow", "agent", "user", "llm", "search",
-					     "research" };
+	static const char *const fixed[] = { "allow",	 "agent",    "user",	     "llm",
+					     "search", "research", "registries" };
 	for (size_t i = 0; name && i < CDN_ARRAY_SIZE(fixed); i++)
 		if (strcmp(name, fixed[i]) == 0)
 			return fixed[i];

@@ -183,6 +183,7 @@ struct evidence_report {
 	uint64_t audit_records;
 	bool audit_anchored; /* as the statement says (evidence_export_info) */
 	bool artifacts_included;
+	char deps_sha256[EVIDENCE_HEX + 1]; /* the dependency layer's; "" without one */
 	char created[40];
 	char cordon_version[32];
 	char keyid[EVIDENCE_HEX + 1];	/* the signer's */

@@ -623,6 +623,14 @@ static int export_write(struct export_ctx *c, const struct store_run *rec, int f
 				    json_object_get(k, "status")));
 		json_object_set_new(pred, "children", list);
 	}
+	/* The dependency layer that was bound into the run (docs/deps.md),
+	 * by its hash, as result.json records it; null when none. */
+	json_t *dl = c->result ? json_object_get(json_object_get(c->result, "resolved"), "deps")
+			       : NULL;
+	const char *dh = json_string_value(json_object_get(dl, "sha256"));
+	if (pred)
+		json_object_set_new(pred, "deps",
+				    dh ? json_pack("{s:s}", "sha256", dh) : json_null());
 	if (pred && c->audit_fd >= 0)
 		json_object_set_new(pred, "audit",
 				    json_pack("{s:s, s:I, s:b}", "head", c->audit.last_hash, "records",

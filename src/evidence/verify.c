@@ -562,6 +562,14 @@ static int check_statement(struct verifier *v)
 		return bad(v, "statement.json",
 			   "the predicate has no valid agent version, exit_code, "
 			   "artifacts_included or created time");
+	/* Packs made before dependency layers say nothing: none. */
+	json_t *deps = json_object_get(pred, "deps");
+	if (deps && !json_is_null(deps)) {
+		const char *dh = evidence_jstr(deps, "sha256");
+		if (!json_is_object(deps) || !dh || !cdn_sha256_hex_str_ok(dh))
+			return bad(v, "statement.json", "the predicate's deps is not valid");
+		snprintf(rep->deps_sha256, sizeof(rep->deps_sha256), "%s", dh);
+	}
 	rep->agent_version = (unsigned)json_integer_value(ver);
 	rep->exit_code = (int)json_integer_value(code);
 	rep->artifacts_included = json_is_true(inc);
@@ -702,6 +710,11 @@ static int check_result(struct verifier *v, json_t *res)
 	    !int_is(agent, "version", rep->agent_version))
 		return bad(v, "result.json",
 			   "its run, status, exit code or agent is not the statement's");
+	/* The layer the statement names is the one the result records. */
+	json_t *deps = json_object_get(json_object_get(res, "resolved"), "deps");
+	const char *dh = json_string_value(json_object_get(deps, "sha256"));
+	if (json_object_get(v->pred, "deps") && strcmp(dh ? dh : "", rep->deps_sha256) != 0)
+		return bad(v, "result.json", "its dependency layer is not the statement's");
 	return 0;
 }
 

@@ -481,7 +481,7 @@ static int parse_labels(struct mctx *c, const json_t *v, struct agent_manifest *
 static const char *const top_keys[] = {
     "name",    "version", "description",      "entrypoint",   "setup", "limits",
     "profile", "egress",  "required_secrets", "capabilities", "env",   "outputs",
-    "retry",   "labels",  "health", "calls",
+    "retry",   "labels",  "health", "calls", "dependencies",
 };
 
 static int parse_name(struct mctx *c, const json_t *v, const char *path, char *out, size_t cap)
@@ -611,6 +611,8 @@ static int parse_top(struct mctx *c, const json_t *root, struct agent_manifest *
 	if ((x = json_object_get(root, "health")) && (rc = parse_health(c, x, m)) < 0)
 		return rc;
 	if ((x = json_object_get(root, "calls")) && (rc = mf_parse_calls(c, x, m)) < 0)
+		return rc;
+	if ((x = json_object_get(root, "dependencies")) && (rc = mf_parse_dependencies(c, x, m)) < 0)
 		return rc;
 	return 0;
 }

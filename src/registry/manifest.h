@@ -39,6 +39,7 @@
 #define MANIFEST_MAX_OUTPUT_FILES 1000		     /* outputs.max_files: 1 .. this */
 #define MANIFEST_MAX_OUTPUT_BYTES (4ULL << 30)	     /* outputs sizes: 1 byte .. 4 GiB */
 #define MANIFEST_MAX_EXTENSION 16		     /* outputs.extensions: [a-z0-9]{1,16} */
+#define MANIFEST_MAX_LOCKFILE 255		     /* dependencies: the lockfile's path */
 
 struct agent_outputs {
 	bool set; /* an "outputs" object was given */
@@ -145,6 +146,11 @@ struct agent_manifest {
 		char path[MANIFEST_MAX_HEALTH_PATH + 1];
 	} health;
 	char labels[STORE_LABELS_JSON_MAX + 1];
+
+	/* "dependencies" (docs/deps.md): the runtime ("node" or "python",
+	 * "" for none) and its lockfile, a path inside the agent's directory. */
+	char deps_runtime[8];
+	char deps_lockfile[MANIFEST_MAX_LOCKFILE + 1];
 };
 
 /* `source` names the document in errors ("agent.json"). On error *out is

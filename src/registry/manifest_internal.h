@@ -53,5 +53,8 @@ int mf_check_domain(struct mctx *c, const char *path, const char *s, char *norm,
 /* "calls" (manifest_calls.c). */
 struct agent_manifest;
 int mf_parse_calls(struct mctx *c, const json_t *v, struct agent_manifest *m);
+/* "dependencies" (manifest_deps.c). */
+struct agent_manifest;
+int mf_parse_dependencies(struct mctx *c, const json_t *v, struct agent_manifest *m);
 
 #endif

@@ -269,6 +269,15 @@ int run_agent(struct store *s, struct vault *v, struct run_options *o, struct ru
 	json_object_del(json_object_get(created, "env"), "vars");
 	run_emit(&c, "run.created", created);
 	json_decref(created);
+	/* The dependency layer: built now when it is not yet (a failure
+	 * ends the run as an error, recorded), then bound into the sandbox. */
+	if ((r = run_resolve_deps(&c, err)) < 0)
+		goto done;
+	if (c.deps.key[0]) {
+		json_t *dl = deps_layer_json(&c.deps);
+		run_emit(&c, c.deps.built ? "deps.built" : "deps.cached", dl);
+		json_decref(dl);
+	}
 
 	/* 3-4. The sandbox runs setup, then the entrypoint. */
 	struct sandbox_status st = { 0 };
@@ -372,6 +381,7 @@ int run_agent(struct store *s, struct vault *v, struct run_options *o, struct ru
 	json_object_set_new(resolved, "env", envj);
 	if (c.service)
 		json_object_set(resolved, "service", c.service);
+	json_object_set_new(resolved, "deps", c.deps.key[0] ? deps_layer_json(&c.deps) : json_null());
 	json_object_set_new(res, "resolved", resolved);
 	json_object_set_new(res, "caller", json_string(c.rec.caller));
 	/* The runs it called (call_agent), each with what it resolved. */

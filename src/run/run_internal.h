@@ -19,6 +19,7 @@
 #include "egress/policy.h"
 #include "registry/registry.h"
 #include "run/artifacts.h"
+#include "run/deps.h"
 #include "run/events.h"
 #include "run/netpart.h"
 #include "run/run.h"
@@ -60,6 +61,7 @@ struct run_ctx {
 	json_t *caps;	 /* resolved capabilities */
 	json_t *env;	 /* resolved env, or null */
 	json_t *service; /* a service's start: {"name", "env": {K: V}}, or NULL */
+	struct deps_layer deps; /* the dependency layer (deps.key "" when none) */
 	json_t *secrets; /* names injected */
 	json_t *delivery; /* name -> {"delivery": "sealed"|"raw", "scope", "inspection"} */
 	size_t n_inspected; /* entries the network part will look for */
@@ -133,6 +135,7 @@ struct run_config_store {
 	char *env[REGISTRY_MAX_ENV_VARS + STORE_SERVICE_ENV_MAX]; /* the envs' K=V */
 	size_t n_env;
 	char run_env[STORE_RUN_ID_MAX + 32]; /* CORDON_RUN_ID=... */
+	char deps_nm[4096 + 16];	     /* the layer's node_modules */
 };
 
 /* The setup (run_setup.c): everything resolved before a sandbox exists. */
@@ -146,6 +149,7 @@ int run_resolve_env(struct run_ctx *c, struct cdn_err *err);
  * service's env (c->service) and its secrets, added to those the manifest
  * requires, as the service is now; so a rotated secret is the new one. */
 int run_apply_service(struct run_ctx *c, struct cdn_err *err);
+int run_resolve_deps(struct run_ctx *c, struct cdn_err *err);
 int run_read_input(struct run_ctx *c, char **canon, char hash[STORE_HASH_HEX + 1],
 		      struct cdn_err *err);
 int run_make_redactor(struct run_ctx *c, const struct secret_set *ss, struct cdn_err *err);

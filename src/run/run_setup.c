@@ -315,6 +315,24 @@ int run_resolve_caps(struct run_ctx *c, struct cdn_err *err)
 	return 0;
 }
 
+/* The agent's dependency layer (docs/deps.md): found by its key, or
+ * built now, once, in a sandbox of its own; its build's output goes to a
+ * terminal when there is one (progress), else only into a failure's
+ * message. The run itself never has a network for it. */
+int run_resolve_deps(struct run_ctx *c, struct cdn_err *err)
+{
+	const struct agent_manifest *m = c->agent.manifest;
+	if (!m->deps_runtime[0])
+		return 0;
+	struct deps_options o = { .allow_private = c->o->allow_private,
+				  .n_allow_private = c->o->n_allow_private,
+				  .hosts_file = c->o->hosts_file,
+				  .upstream_ca = c->o->upstream_ca,
+				  .allow_degraded = c->o->allow_degraded,
+				  .log_fd = isatty(STDERR_FILENO) ? STDERR_FILENO : -1 };
+	return deps_resolve(c->s, c->agent.hash, m, &o, &c->deps, err);
+}
+
 int run_resolve_env(struct run_ctx *c, struct cdn_err *err)
 {
 	const struct agent_manifest *m = c->agent.manifest;
@@ -557,6 +575,30 @@ int run_sandbox_config(const struct run_ctx *c, const struct secret_set *ss,
 		if ((r = sandbox_config_add_bind(cfg, src, dst, false, err)) < 0)
 			return r;
 		cfg->binds[cfg->n_binds - 1].no_special_files = true;
+	}
+
+	/* The dependency layer, read-only: node's node_modules at
+	 * /node_modules, which resolution from anywhere below / finds (ESM
+	 * imports included, which ignore NODE_PATH), and the whole layer at
+	 * /deps (python's packages at /deps/python, on PYTHONPATH). */
+	if (c->deps.key[0]) {
+		bool node = strcmp(c->deps.runtime, "node") == 0;
+		snprintf(st->deps_nm, sizeof(st->deps_nm), "%s/node_modules", c->deps.path);
+		struct stat sst;
+		if (node && lstat(st->deps_nm, &sst) == 0 && S_ISDIR(sst.st_mode)) {
+			if ((r = sandbox_config_add_bind(cfg, st->deps_nm, "/node_modules", false,
+							 err)) < 0)
+				return r;
+			/* Sealed when built: no sockets or devices to search for. */
+			cfg->binds[cfg->n_binds - 1].no_special_files = true;
+		}
+		if ((r = sandbox_config_add_bind(cfg, c->deps.path, "/deps", false, err)) < 0)
+			return r;
+		cfg->binds[cfg->n_binds - 1].no_special_files = true;
+		if ((r = sandbox_config_add_env(cfg, node ? "NODE_PATH=/node_modules"
+							  : "PYTHONPATH=/deps/python",
+						err)) < 0)
+			return r;
 	}
 
 	snprintf(st->run_env, sizeof(st->run_env), "CORDON_RUN_ID=%s", c->rec.id);

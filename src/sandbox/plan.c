@@ -187,6 +187,21 @@ int sb_plan_ids(const struct sandbox_config *cfg, struct sb_plan *plan, struct c
 	return 0;
 }
 
+int sandbox_config_host_ids(const struct sandbox_config *cfg, uid_t *uid, gid_t *gid,
+			    struct cdn_err *err)
+{
+	/* The plan is large (its mount steps): not on the stack. */
+	_cleanup_free_ struct sb_plan *plan = calloc(1, sizeof(*plan));
+	if (!plan)
+		return cdn_err_set(err, ENOMEM, "sandbox plan");
+	int r = sb_plan_ids(cfg, plan, err);
+	if (r == 0) {
+		*uid = plan->host_uid;
+		*gid = plan->host_gid;
+	}
+	return r;
+}
+
 void sb_plan_freep(struct sb_plan **plan)
 {
 	sb_plan_free(*plan);

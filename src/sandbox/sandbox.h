@@ -271,6 +271,10 @@ int sandbox_take_mcp_fd(struct sandbox *sb);
 /* The protections this sandbox has (also in its final status). */
 const struct sandbox_protections *sandbox_protections(const struct sandbox *sb);
 
+/* The same before a sandbox exists, for cfg's uid and gid: a directory
+ * handed to it as its workspace must be that uid's (src/run/deps.c). */
+int sandbox_config_host_ids(const struct sandbox_config *cfg, uid_t *uid, gid_t *gid,
+			    struct cdn_err *err);
 /* The host uid and gid the sandbox user has (to hand it files). */
 void sandbox_host_ids(const struct sandbox *sb, uid_t *uid, gid_t *gid);
 

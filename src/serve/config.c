@@ -111,6 +111,10 @@ static const struct opt_def opts[] = {
 	  OPT_UINT, 16, FIELD(max_call_depth) },
 	{ { "max-calls", NULL, "max_calls", false, "N", SC_BOTH },
 	  OPT_UINT, 1024, FIELD(max_calls) },
+	{ { "npm-registry", "deps", "npm_registry", false, "URL", SC_BOTH },
+	  OPT_STRING, 0, FIELD(npm_registry) },
+	{ { "python-index", "deps", "python_index", false, "URL", SC_BOTH },
+	  OPT_STRING, 0, FIELD(python_index) },
 	{ { "concurrency", "worker", "concurrency", false, "N", SC_WORKER },
 	  OPT_UINT, 1024, FIELD(worker_concurrency) },
 	{ { "label", "worker", "labels", true, "KEY=VALUE", SC_WORKER },
@@ -301,7 +305,8 @@ static int read_list(struct cdn_yctx *c, struct serve_config *cfg, size_t i,
 static int read_mapping(struct cdn_yctx *c, struct serve_config *cfg, const struct cdn_ynode *map,
 			const char *section, int kline)
 {
-	static const char *const sections[] = { "serve", "egress", "metrics", "worker", "service" };
+	static const char *const sections[] = { "serve",  "egress",  "metrics",
+						"worker", "service", "deps" };
 	const char *names[CDN_YAML_MAX_KEYS];
 	size_t which[CDN_YAML_MAX_KEYS], n = 0;
 	if (!section)

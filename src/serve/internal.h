@@ -323,6 +323,7 @@ enum MHD_Result h_audit_get(struct call *c);
 enum MHD_Result h_policy_get(struct call *c);
 enum MHD_Result h_policy_put(struct call *c);
 enum MHD_Result h_usage(struct call *c);
+enum MHD_Result h_deps(struct call *c);
 enum MHD_Result h_schedules_list(struct call *c);
 enum MHD_Result h_schedule_create(struct call *c);
 enum MHD_Result h_schedule_get(struct call *c);

@@ -98,6 +98,7 @@ static const struct route {
 	{ "GET", "/v1/policy", ROLE_MEMBER, h_policy_get, NULL },
 	{ "PUT", "/v1/policy", ROLE_OWNER, h_policy_put, "change the policy" },
 	{ "GET", "/v1/usage", ROLE_MEMBER, h_usage, NULL },
+	{ "GET", "/v1/deps", ROLE_MEMBER, h_deps, NULL },
 	{ "GET", "/v1/schedules", ROLE_MEMBER, h_schedules_list, NULL },
 	{ "POST", "/v1/schedules", ROLE_OWNER, h_schedule_create, "create schedules" },
 	{ "GET", "/v1/schedules/{name}", ROLE_MEMBER, h_schedule_get, NULL },

@@ -32,6 +32,11 @@ struct serve_config {
 	unsigned drain_timeout_s; /* on SIGTERM; 0: 30 */
 	const char *hosts_file;	 /* passed to each run */
 	const char *upstream_ca;
+	/* The registries dependency builds use (docs/deps.md): set in the
+	 * environment of the runs, which build a missing layer. NULL: the
+	 * public ones. */
+	const char *npm_registry;
+	const char *python_index;
 	const char *allow_private[SERVE_MAX_PRIVATE];
 	size_t n_allow_private;
 	/* Agent-to-agent calls, passed to each run (cordon run

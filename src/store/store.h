@@ -242,6 +242,41 @@ int store_tree_file_read(struct store *s, const char *hash, const char *path, si
 int store_tree_checkout(struct store *s, const char *hash, char *path, size_t cap,
 			struct cdn_err *err);
 
+/* ------------------------------------------------------ dependency layers */
+
+/*
+ * <dir>/deps/<key>/: an agent's dependencies, built once in a sandbox and
+ * bound read-only into its runs (docs/deps.md; the key and the build are
+ * src/run/deps.h's). Not in the database: a layer is its directory.
+ */
+#define STORE_LAYER_META "layer.json" /* written by cordon into each layer */
+
+struct store_layer_info {
+	char key[STORE_HASH_HEX + 1];
+	uint64_t files; /* entries: files, directories and links */
+	uint64_t bytes; /* of the regular files */
+	bool installed; /* false: another build of the key was there first */
+};
+
+/* <dir>/deps/<key> and whether it is there (a directory). */
+int store_layer_path(struct store *s, const char *key, char *path, size_t cap, bool *exists,
+		     struct cdn_err *err);
+/* An exclusive flock on <dir>/deps/<key>.lock, waited for: one build of
+ * a key at a time; *fd is closed by the caller to release it. */
+int store_layer_lock(struct store *s, const char *key, int *fd, struct cdn_err *err);
+/* Seals a scratch directory (store_scratch_dir) a build filled: writes
+ * meta as its layer.json, makes every entry ours and read-only, removes
+ * FIFOs, sockets and devices, never follows a symlink; then renames it to
+ * <dir>/deps/<key> in one step. A layer of that key already there is kept
+ * and the scratch removed (info->installed false). */
+int store_layer_install(struct store *s, const char *scratch, const char *key, const char *meta,
+			struct store_layer_info *info, struct cdn_err *err);
+/* The keys of the layers there (caller frees *keys). */
+int store_layer_list(struct store *s, char (**keys)[STORE_HASH_HEX + 1], size_t *n,
+		     struct cdn_err *err);
+/* Renames the layer out of deps/ in one step, then deletes it. */
+int store_layer_remove(struct store *s, const char *key, struct cdn_err *err);
+
 /* --------------------------------------------------------------- registry */
 
 enum store_kind {

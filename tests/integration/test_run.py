@@ -182,7 +182,7 @@ def test_happy_path_records_everything(state, tmp_path):
     reg = json.loads(reg.stdout)
     res = result_of(state, rid)
     assert res["resolved"] == {"agent": {"name": "happy", "version": 0, "sha256": reg["sha256"]},
-                               "capabilities": [], "env": None}
+                               "capabilities": [], "env": None, "deps": None}
     assert evs[0]["sha256"] == reg["sha256"]
 
     assert res["run_id"] == rid and res["workspace"] == "default"

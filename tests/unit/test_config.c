@@ -59,6 +59,9 @@ static void test_every_key(void **state)
 			   "  hosts: /etc/cordon/hosts\n"
 			   "  allow_private: [10.1.2.3:8080]\n"
 			   "  upstream_ca: /etc/cordon/ca.pem\n"
+			   "deps:\n"
+			   "  npm_registry: http://127.0.0.1:4873/\n"
+			   "  python_index: https://pypi.internal/simple\n"
 			   "worker:\n"
 			   "  concurrency: 3\n"
 			   "  labels: [zone=b, gpu=a100]\n"
@@ -89,6 +92,8 @@ static void test_every_key(void **state)
 	assert_int_equal(cfg.n_allow_private, 1);
 	assert_string_equal(cfg.allow_private[0], "10.1.2.3:8080");
 	assert_string_equal(cfg.upstream_ca, "/etc/cordon/ca.pem");
+	assert_string_equal(cfg.npm_registry, "http://127.0.0.1:4873/");
+	assert_string_equal(cfg.python_index, "https://pypi.internal/simple");
 	assert_string_equal(cfg.database, "postgresql:///cordon?host=/run/postgresql");
 	assert_int_equal(cfg.prune_interval_s, 7200);
 	assert_string_equal(cfg.metrics_listen, "127.0.0.1:9470");

@@ -286,7 +286,7 @@ static void test_unknown_keys(void **state)
 	parse_fails(DOC("\"egres\": {}"), "agent.json: unknown key \"egres\"",
 		    "(expected name, version, description, entrypoint, setup, limits, profile, "
 		    "egress, required_secrets, capabilities, env, outputs, retry, labels, health, "
-		    "calls)");
+		    "calls, dependencies)");
 	parse_fails(DOC("\"limits\": {\"memory\": \"1g\"}"),
 		    "agent.json: limits: unknown key \"memory\"",
 		    "(expected mem, pids, cpu, timeout_seconds)");
