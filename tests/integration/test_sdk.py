@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import run
+from conftest import CORDON, run
 from test_serve import Server, agent
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,7 +57,19 @@ def server(tmp_path_factory):
     s.agent_dir = agent(tmp, "sdk-hello",
                         "echo 'hello from the agent'\n"
                         "echo '{\"ok\": true}' > /workspace/output.json\n"
-                        "echo report > /workspace/out/report.txt\n")
+                        "echo report > /workspace/out/report.txt\nsleep 1\n")
+    # A path too long for a tar header's name field (the TypeScript SDK's
+    # tar writer gives it a pax header) and a symlink.
+    deep = s.agent_dir / "data" / ("d" * 70)
+    deep.mkdir(parents=True)
+    (deep / ("f" * 90 + ".txt")).write_text("deep\n")
+    (s.agent_dir / "run-link.sh").symlink_to("run.sh")
+    # The hash `cordon agent register DIR` gives the tree locally: an upload
+    # of it must be registered with the same.
+    local = dict(s.env, CORDON_STATE=str(tmp / "local-state"))
+    r = run([CORDON, "agent", "register", str(s.agent_dir)], env=local)
+    assert r.returncode == 0, r.stderr
+    s.tree_sha256 = re.search(r"sha256:([0-9a-f]{64})", r.stdout).group(1)
     s.start()
     yield s
     s.stop(signal.SIGKILL)
@@ -74,6 +86,7 @@ def sdk_env(server, out):
 def check_run(server, result, pack):
     """What both drivers report: the run, its events and its evidence."""
     assert result["version"] == cordon_version()
+    assert result["agent_sha256"].removeprefix("sha256:") == server.tree_sha256
     assert result["event_types"][0] == "run.created"
     assert "sandbox.ready" in result["event_types"]
     v = server.cli("evidence", "verify", "--json", str(pack))
@@ -195,6 +208,17 @@ def test_every_operation_is_reachable_from_both_sdks():
         for op, (method, path, name, calls) in rows.items():
             assert (method, path) == want[op], f"{lang} {op}: {method} {path}, openapi: {want[op]}"
             assert calls, f"{lang} {op}: {name} is not a method that calls {op}"
+    # the TypeScript typings declare each of them
+    dts = (TS / "index.d.ts").read_text()
+    bodies = dict(re.findall(r"^export (?:class|interface) (\w+)[^{]*\{\n(.*?)^\}", dts,
+                             re.M | re.S))
+    members = {name: set(re.findall(r"^  (\w+)\??[(:]", body, re.M))
+               for name, body in bodies.items()}
+    attrs = dict(re.findall(r"^  (\w+): (\w+);$", bodies["Cordon"], re.M))
+    for op, row in tables["typescript"].items():
+        *path, name = row[2].split(".")
+        where = attrs[path[0]] if path else "Cordon"
+        assert name in members.get(where, ()), f"index.d.ts: {where} has no {name} ({op})"
     # the two SDKs name the same methods (camelCase and snake_case)
     snake = {op: re.sub(r"[A-Z]", lambda m: "_" + m.group(0).lower(), row[2])
              for op, row in tables["typescript"].items()}
