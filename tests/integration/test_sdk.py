@@ -94,6 +94,16 @@ def check_run(server, result, pack):
     assert json.loads(v.stdout)["run_id"] == result["run_id"], v.stdout
 
 
+def check_example(r):
+    """The example dispatched a run and printed its events as they came."""
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].split("\t")[:2] == ["1", "run.created"], r.stdout
+    assert "\trun.finished\t" in r.stdout
+    m = re.fullmatch(r"run_\S+: succeeded (.*)", lines[-1])
+    assert m and json.loads(m.group(1)) == {"ok": True}, lines[-1]
+
+
 def test_typescript_sdk_from_its_tarball(server, tmp_path):
     if not NODE or not NPM:
         pytest.skip("no node or npm (Node 20 or newer runs the TypeScript SDK)")
@@ -120,6 +130,10 @@ def test_typescript_sdk_from_its_tarball(server, tmp_path):
     result = json.loads(r.stdout.strip().splitlines()[-1])
     assert result["resolved"] == str(installed / "index.js")
     check_run(server, result, pack)
+    # the example, as shipped in the package
+    r = run([NODE, installed / "examples" / "follow-run.mjs", "sdk-hello", '{"from": "example"}'],
+            cwd=app, env=sdk_env(server, pack), timeout=60)
+    check_example(r)
 
 
 def test_python_sdk_from_its_wheel(server, tmp_path):
@@ -155,6 +169,9 @@ def test_python_sdk_from_its_wheel(server, tmp_path):
     result = json.loads(r.stdout)
     assert result["resolved"] == str(site / "cordon" / "__init__.py")
     check_run(server, result, pack)
+    r = run([py, "-P", PY / "examples" / "follow_run.py", "sdk-hello", '{"from": "example"}'],
+            cwd=tmp_path, env=env, timeout=60)
+    check_example(r)
 
 
 def sdk_tables():
@@ -223,6 +240,17 @@ def test_every_operation_is_reachable_from_both_sdks():
     snake = {op: re.sub(r"[A-Z]", lambda m: "_" + m.group(0).lower(), row[2])
              for op, row in tables["typescript"].items()}
     assert snake == {op: row[2] for op, row in tables["python"].items()}
+
+
+def test_the_typescript_typings_compile():
+    """index.d.ts compiles (strict), and test/types.ts and the example, as
+    written, type-check against it; test/types.ts also expects errors where
+    a call is wrong (a positional key, an unknown group_by)."""
+    tsc = TS / "node_modules" / "typescript" / "bin" / "tsc"
+    if not NODE or not tsc.is_file():
+        pytest.skip("no node or sdk/typescript/node_modules (scripts/bootstrap runs npm ci there)")
+    r = run([NODE, str(tsc), "-p", str(TS / "tsconfig.json")], cwd=TS)
+    assert r.returncode == 0, r.stdout + r.stderr
 
 
 def test_the_sdks_carry_cordons_version():
