@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from conftest import CORDON, run
-from test_serve import Server, agent
+from test_serve import Server, agent, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 TS = ROOT / "sdk" / "typescript"
@@ -28,6 +28,7 @@ PY = ROOT / "sdk" / "python"
 NODE = shutil.which("node")
 NPM = shutil.which("npm")
 METHODS = ("get", "put", "post", "delete", "patch")
+METRICS_TOKEN = "sdk-metrics-token-0123456789"
 
 
 def openapi_operations():
@@ -47,7 +48,13 @@ def cordon_version():
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("sdk")
-    s = Server(tmp)
+    token = tmp / "metrics.token"
+    token.write_text(METRICS_TOKEN + "\n")
+    token.chmod(0o600)
+    metrics_port = free_port()
+    s = Server(tmp, extra=["--metrics-listen", f"127.0.0.1:{metrics_port}",
+                           "--metrics-token-file", str(token)])
+    s.metrics_url = f"http://127.0.0.1:{metrics_port}"
     r = s.cli("init")
     assert r.returncode == 0, r.stderr
     s.owner = r.stdout.strip().splitlines()[-1]
@@ -79,7 +86,8 @@ def sdk_env(server, out):
     env = {k: v for k, v in os.environ.items() if not k.startswith("CORDON_")}
     env.update(CORDON_URL=f"http://127.0.0.1:{server.port}", CORDON_API_KEY=server.owner,
                CORDON_STATE=str(server.state), SDK_AGENT_DIR=str(server.agent_dir),
-               SDK_MEMBER_KEY=server.member, SDK_OUT=str(out))
+               SDK_MEMBER_KEY=server.member, SDK_OUT=str(out),
+               SDK_METRICS_URL=server.metrics_url, SDK_METRICS_TOKEN=METRICS_TOKEN)
     return env
 
 

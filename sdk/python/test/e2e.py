@@ -118,6 +118,10 @@ refused(cordon.CordonError, Client(api_key="").whoami)
 # The unix socket: health and metrics.
 assert c.health()["ok"] is True
 assert c.metrics().startswith("# ")
+# --metrics-listen: with the operator's token, and refused without it
+scrape = c.metrics(url=env["SDK_METRICS_URL"], token=env["SDK_METRICS_TOKEN"])
+assert "\ncordon_runs_total{" in scrape, scrape[:2000]
+refused(cordon.Unauthorized, c.metrics, url=env["SDK_METRICS_URL"])
 
 # Every operation of the table is a method of the client.
 for op, (_, _, method) in cordon.OPERATIONS.items():

@@ -130,6 +130,10 @@ await assert.rejects(new Cordon({ apiKey: "" }).whoami(), sdk.CordonError);
 const health = await c.health();
 assert.equal(health.ok, true);
 assert.match(await c.metrics(), /^# (HELP|TYPE) /m);
+// --metrics-listen: with the operator's token, and refused without it
+const scrape = await c.metrics({ url: env.SDK_METRICS_URL, token: env.SDK_METRICS_TOKEN });
+assert.match(scrape, /^cordon_runs_total\{/m);
+await assert.rejects(c.metrics({ url: env.SDK_METRICS_URL }), sdk.Unauthorized);
 
 // Every operation of the table is a function of the client.
 for (const [op, [, , method]] of Object.entries(OPERATIONS)) {
