@@ -62,6 +62,11 @@ function bundle(source) {
   throw new TypeError("expected a directory's path or the bytes of a tar.gz");
 }
 
+/** Why a request got no answer (fetch puts the system's reason in `cause`). */
+function reason(e) {
+  return e?.cause?.message ?? e?.message ?? String(e);
+}
+
 function isGzip(bytes) {
   return bytes.length > 1 && bytes[0] === 0x1f && bytes[1] === 0x8b;
 }
@@ -107,10 +112,15 @@ export class Cordon {
     const op = OPERATIONS[operation];
     if (!op) throw new TypeError(`no operation ${operation} in openapi.yaml`);
     if (!this.apiKey) {
-      throw new CordonError(`${operation}: no API key: set CORDON_API_KEY or pass apiKey`, { code: "unauthorized", operation });
+      const message = `${operation}: no API key: set CORDON_API_KEY or pass apiKey`;
+      throw new CordonError(message, { code: "unauthorized", operation });
     }
     const [method, path] = op;
-    const headers = { Authorization: "Bearer " + this.apiKey, "User-Agent": `cordon-sdk-typescript/${VERSION}`, ...opts.headers };
+    const headers = {
+      Authorization: "Bearer " + this.apiKey,
+      "User-Agent": `cordon-sdk-typescript/${VERSION}`,
+      ...opts.headers,
+    };
     let body = opts.body;
     if (opts.json !== undefined) {
       body = JSON.stringify(opts.json);
@@ -122,10 +132,17 @@ export class Cordon {
       res = await this._fetch(url, { method, headers, body, signal: opts.signal });
     } catch (e) {
       if (e?.name === "AbortError") throw e;
-      throw new CordonError(`${operation}: ${method} ${url}: ${e?.cause?.message ?? e?.message ?? e}`, { operation });
+      throw new CordonError(`${operation}: ${method} ${url}: ${reason(e)}`, { operation });
     }
     if (!res.ok) throw errorFor(res.status, await res.text(), operation);
     return res;
+  }
+
+  /** Calls an operation that streams text and yields it as it comes, until the server ends it. */
+  async *_follow(operation, params, opts = {}) {
+    const query = { follow: 1, offset: opts.offset };
+    const res = await this.request(operation, { params, query, signal: opts.signal });
+    yield* textChunks(res.body);
   }
 
   /** Calls an operation and returns its JSON body (null when empty). */
@@ -164,7 +181,7 @@ export class Cordon {
       try {
         res = await this._fetch(opts.url.replace(/\/+$/, "") + path, { headers });
       } catch (e) {
-        throw new CordonError(`metrics: ${opts.url}: ${e?.cause?.message ?? e?.message ?? e}`, { operation: "metrics" });
+        throw new CordonError(`metrics: ${opts.url}: ${reason(e)}`, { operation: "metrics" });
       }
       const text = await res.text();
       if (!res.ok) throw errorFor(res.status, text, "metrics");
@@ -179,16 +196,17 @@ export class Cordon {
     const [method, path] = OPERATIONS[operation];
     const socketPath = socket ?? this.socket;
     if (!socketPath) {
-      return Promise.reject(new CordonError(`${operation}: no socket: pass socket or set CORDON_STATE`, { operation }));
+      const message = `${operation}: no socket: pass socket or set CORDON_STATE`;
+      return Promise.reject(new CordonError(message, { operation }));
     }
     return new Promise((resolve, reject) => {
       const req = httpRequest({ socketPath, method, path, headers: { Host: "localhost" } }, (res) => {
         const chunks = [];
         res.on("data", (c) => chunks.push(c));
-        res.on("end", () => resolve({ status: res.statusCode, text: Buffer.concat(chunks).toString("utf8") }));
+        res.on("end", () => resolve({ status: res.statusCode, text: Buffer.concat(chunks).toString() }));
         res.on("error", reject);
       });
-      req.on("error", (e) => reject(new CordonError(`${operation}: ${socketPath}: ${e.message}`, { operation })));
+      req.on("error", (e) => reject(new CordonError(`${operation}: ${socketPath}: ${reason(e)}`, { operation })));
       req.end();
     });
   }
@@ -369,7 +387,9 @@ class Runs extends Resource {
     for (;;) {
       const run = await this.get(id);
       if (!PENDING.has(run.status)) return run;
-      if (Date.now() > deadline) throw new CordonError(`run ${id} is still ${run.status}`, { code: "timeout", operation: "getRun" });
+      if (Date.now() > deadline) {
+        throw new CordonError(`run ${id} is still ${run.status}`, { code: "timeout", operation: "getRun" });
+      }
       await new Promise((r) => setTimeout(r, 100));
     }
   }
@@ -386,21 +406,20 @@ class Runs extends Resource {
    * @param {string} id
    * @param {{offset?: number, signal?: AbortSignal}} [opts] offset: the bytes already received
    */
-  async *followStdout(id, opts = {}) {
-    const res = await this._c.request("runStdout", { params: { id }, query: { follow: 1, offset: opts.offset }, signal: opts.signal });
-    yield* textChunks(res.body);
+  followStdout(id, opts = {}) {
+    return this._c._follow("runStdout", { id }, opts);
   }
   /** The run's stderr as it is written, until the run ends. */
-  async *followStderr(id, opts = {}) {
-    const res = await this._c.request("runStderr", { params: { id }, query: { follow: 1, offset: opts.offset }, signal: opts.signal });
-    yield* textChunks(res.body);
+  followStderr(id, opts = {}) {
+    return this._c._follow("runStderr", { id }, opts);
   }
   /**
    * An artifact's bytes (a name the result lists).
    * @returns {Promise<Uint8Array>}
    */
   async artifact(id, name) {
-    return new Uint8Array(await (await this._c.request("runArtifact", { params: { id, name } })).arrayBuffer());
+    const res = await this._c.request("runArtifact", { params: { id, name } });
+    return new Uint8Array(await res.arrayBuffer());
   }
   /**
    * The finished run's signed evidence pack (a tar.gz; `cordon evidence verify` checks it).
@@ -409,7 +428,8 @@ class Runs extends Resource {
    * @returns {Promise<Uint8Array>}
    */
   async evidence(id, opts = {}) {
-    const res = await this._c.request("runEvidence", { params: { id }, query: { artifacts: opts.artifacts ? 1 : undefined } });
+    const query = { artifacts: opts.artifacts ? 1 : undefined };
+    const res = await this._c.request("runEvidence", { params: { id }, query });
     return new Uint8Array(await res.arrayBuffer());
   }
   /** Cancels a queued or running run: `{id, cancelling: true}`; Conflict when it finished. */
@@ -537,9 +557,8 @@ class Services extends Resource {
     return (await this._c.request("serviceStderr", { params: { name } })).text();
   }
   /** The stdout of the service's run as it is written, until that run ends. */
-  async *followStdout(name, opts = {}) {
-    const res = await this._c.request("serviceStdout", { params: { name }, query: { follow: 1, offset: opts.offset }, signal: opts.signal });
-    yield* textChunks(res.body);
+  followStdout(name, opts = {}) {
+    return this._c._follow("serviceStdout", { name }, opts);
   }
 }
 
