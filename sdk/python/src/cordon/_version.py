@@ -1,0 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
+"""cordon's version (meson.build); tests/integration/test_sdk.py checks they match."""
+
+__version__ = "0.1.0"
