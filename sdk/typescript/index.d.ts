@@ -109,6 +109,7 @@ export class Cordon {
   capabilities: Capabilities;
   envs: Envs;
   grants: Grants;
+  deps: Deps;
   secrets: Secrets;
   runs: Runs;
   approvals: Approvals;
@@ -172,6 +173,8 @@ export interface Envs {
 export interface Grants {
   /** Grants `capability` to `agent` (owner). */
   create(agent: string, capability: string): Promise<Json>;
+  /** Lets `agent` call `callee` (`NAME` or `NAME@VERSION`) with call_agent (owner). */
+  call(agent: string, callee: string): Promise<Json>;
 }
 
 /** Secrets: names and sizes only; values go in and never come out. */
@@ -284,6 +287,12 @@ export interface Services {
 export interface Usage {
   /** `{workspace, from, to, group_by, groups, total}` for runs created in [from, to). */
   get(query?: { from?: string; to?: string; groupBy?: "agent" | "day" | "caller" | "none" }): Promise<Json>;
+}
+
+/** The dependency layers the workspace's agents declare. */
+export interface Deps {
+  /** `[{agent, version, deps: {sha256, runtime, ..., built} | null}]`. */
+  list(): Promise<Json[]>;
 }
 
 /** How long the workspace's runs are kept. */

@@ -99,6 +99,7 @@ export class Cordon {
     this.schedules = new Schedules(this);
     this.services = new Services(this);
     this.usage = new Usage(this);
+    this.deps = new Deps(this);
     this.retention = new Retention(this);
   }
 
@@ -311,6 +312,10 @@ class Grants extends Resource {
   /** Grants `capability` to `agent` (owner). */
   create(agent, capability) {
     return this._c._json("grant", { json: { agent, capability } });
+  }
+  /** Lets `agent` call `callee` (`NAME` or `NAME@VERSION`) with call_agent (owner). */
+  call(agent, callee) {
+    return this._c._json("grant", { json: { agent, call: callee } });
   }
 }
 
@@ -570,6 +575,14 @@ class Usage extends Resource {
    */
   get(query = {}) {
     return this._c._json("getUsage", { query: { from: query.from, to: query.to, group_by: query.groupBy } });
+  }
+}
+
+/** The dependency layers the workspace's agents declare. */
+class Deps extends Resource {
+  /** `[{agent, version, deps: {sha256, runtime, ..., built} | null}]`. */
+  async list() {
+    return (await this._c._json("listDeps")).agents;
   }
 }
 

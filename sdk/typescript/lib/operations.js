@@ -56,6 +56,7 @@ export const OPERATIONS = Object.freeze({
   serviceStdout: ["GET", "/v1/services/{name}/stdout", "services.stdout"],
   serviceStderr: ["GET", "/v1/services/{name}/stderr", "services.stderr"],
   getUsage: ["GET", "/v1/usage", "usage.get"],
+  listDeps: ["GET", "/v1/deps", "deps.list"],
   getRetention: ["GET", "/v1/retention", "retention.get"],
   putRetention: ["PUT", "/v1/retention", "retention.put"],
   health: ["GET", "/healthz", "health"],

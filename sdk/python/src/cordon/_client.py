@@ -107,6 +107,7 @@ class Client:
         self.schedules = Schedules(self)
         self.services = Services(self)
         self.usage = Usage(self)
+        self.deps = Deps(self)
         self.retention = Retention(self)
 
     def __repr__(self) -> str:  # never the key
@@ -307,6 +308,10 @@ class Grants(_Resource):
     def create(self, agent: str, capability: str) -> Json:
         """Grants ``capability`` to ``agent`` (owner)."""
         return self._c._json("grant", json_body={"agent": agent, "capability": capability})
+
+    def call(self, agent: str, callee: str) -> Json:
+        """Lets ``agent`` call ``callee`` (``NAME`` or ``NAME@VERSION``) with call_agent (owner)."""
+        return self._c._json("grant", json_body={"agent": agent, "call": callee})
 
 
 class Secrets(_Resource):
@@ -542,6 +547,14 @@ class Usage(_Resource):
         """``{workspace, from, to, group_by, groups, total}`` for the runs created
         in [from_, to) (RFC 3339; default the last 30 days)."""
         return self._c._json("getUsage", query={"from": from_, "to": to, "group_by": group_by})
+
+
+class Deps(_Resource):
+    """The dependency layers the workspace's agents declare."""
+
+    def list(self) -> list[Json]:
+        """``[{agent, version, deps: {sha256, runtime, ..., built} | None}]``."""
+        return self._c._json("listDeps")["agents"]
 
 
 class Retention(_Resource):

@@ -57,6 +57,7 @@ OPERATIONS: Final[dict[str, tuple[str, str, str]]] = {
     "serviceStdout": ("GET", "/v1/services/{name}/stdout", "services.stdout"),
     "serviceStderr": ("GET", "/v1/services/{name}/stderr", "services.stderr"),
     "getUsage": ("GET", "/v1/usage", "usage.get"),
+    "listDeps": ("GET", "/v1/deps", "deps.list"),
     "getRetention": ("GET", "/v1/retention", "retention.get"),
     "putRetention": ("PUT", "/v1/retention", "retention.put"),
     "health": ("GET", "/healthz", "health"),
