@@ -48,7 +48,7 @@ RELEASE_SUITES = test_attacks.py test_egress_attacks.py test_sealed_echoes.py te
 test: unit-test
 	./tests/fuzz/smoke.sh
 	CORDON_REQUIRE_PG=1 CORDON_BIN=$(CURDIR)/$(ASAN_BUILD)/cordon CORDON_ATTACKS=$(CURDIR)/$(BUILD)/tests/attacks \
-	  $(PYTHON) -m pytest -q -m "not slow" -p no:cacheprovider tests/integration
+	  PYTHON=$(PYTHON) ./tests/integration/run-lanes.sh -q -m "not slow" -p no:cacheprovider
 	CORDON_BIN=$(CURDIR)/$(BUILD)/cordon CORDON_ATTACKS=$(CURDIR)/$(BUILD)/tests/attacks \
 	  PYTHON=$(PYTHON) ./tests/integration/run-slow.sh
 	CORDON_SANDBOX_WARM=1 CORDON_BIN=$(CURDIR)/$(BUILD)/cordon CORDON_ATTACKS=$(CURDIR)/$(BUILD)/tests/attacks \
