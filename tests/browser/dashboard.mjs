@@ -8,6 +8,7 @@
 //   CORDON_TICKER_AGENT=ticker CORDON_TICKER_SECRET=… \
 //   CORDON_UPSTREAM_URL=http://hook.test:PORT/deploy \
 //   [CORDON_CALLER_RUN=RUN_ID (a run that called another agent)] \
+//   [CORDON_DEPS_AGENT=NAME (an agent that declares dependencies, not built)] \
 //   [CORDON_ARTIFACTS=DIR] [CHROMIUM=/usr/bin/chromium] node dashboard.mjs
 //
 // Steps: 1. sign in with the key; 2. dispatch a run and watch it finish;
@@ -15,7 +16,8 @@
 // and succeed; 4. a full-page screenshot of that run's page; 5. the policy
 // page; 6. a run's stdout while it runs (secrets redacted); 7. the runs
 // list's dates and date range; 8. agents; 9. secrets (set, remove);
-// 10. API keys (create, revoke); 11. the same pages as a member, read-only.
+// 10. API keys (create, revoke); 11. the same pages as a member, read-only;
+// 12. usage; 13. dependencies.
 // With CORDON_SCENARIO=builtin (a server without STATE/policy.yaml) it
 // signs in and checks that the policy page shows the built-in policy.
 //
@@ -46,6 +48,7 @@ const UPSTREAM_URL = env("CORDON_UPSTREAM_URL", "");
 const TICKER = env("CORDON_TICKER_AGENT", "ticker");
 const TICKER_SECRET = env("CORDON_TICKER_SECRET", "");
 const CALLER_RUN = env("CORDON_CALLER_RUN", "");
+const DEPS_AGENT = env("CORDON_DEPS_AGENT", "");
 const ARTIFACTS = path.resolve(env("CORDON_ARTIFACTS", path.join(here, "..", "..", "build", "browser-artifacts")));
 const CHROMIUM = env("CHROMIUM", "/usr/bin/chromium");
 const WAIT = 20000;
@@ -378,6 +381,24 @@ try {
 	await byTest("usage-row").first().waitFor({ state: "detached" });
 	assert.equal(Number(await byTest("usage-total").locator('[data-testid="usage-runs"]').textContent()), total);
 	log("12. usage: " + total + " runs; " + await shot("12-member-usage"));
+
+	/* 13. Dependencies, as the member: the agent that declares them, its
+	 * layer not built on this host. */
+	if (DEPS_AGENT) {
+		await byTest("nav-deps").click();
+		const drow = page.locator(`[data-testid="deps-row"][data-agent="${DEPS_AGENT}"]`);
+		await drow.waitFor();
+		assert.equal(await drow.getAttribute("data-built"), "no");
+		assert.equal(await drow.locator('[data-testid="deps-built"]').innerText(), "no");
+		const layer = drow.locator('[data-testid="deps-layer"] .hash');
+		const full = await layer.getAttribute("title");
+		assert.match(full, /^[0-9a-f]{64}$/);
+		assert.equal(await layer.innerText(), full.slice(0, 12) + "…");
+		const text = await drow.innerText();
+		assert.match(text, /requirements\.txt/);
+		assert.match(text, /Python 3\./);
+		log("13. dependencies: " + DEPS_AGENT + " not built; " + await shot("13-member-deps"));
+	}
 
 	assert.deepEqual(problems, [], "no script error or CSP violation");
 	await context.close();

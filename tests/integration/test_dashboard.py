@@ -3,8 +3,9 @@
 (tests/browser/dashboard.mjs, driven by playwright-core): sign in, dispatch
 a run and watch it finish, approve a held request and see the agent go on,
 a run's stdout while it runs, the runs list's date range, the agents,
-secrets and API keys pages as an owner and read-only as a member, and the
-built-in policy on a server without one. A screenshot of every page is
+secrets and API keys pages as an owner and read-only as a member, the
+dependencies page (an agent's layer not built), and the built-in policy on
+a server without one. A screenshot of every page is
 kept in build/browser-artifacts/ (docs/testing.md)."""
 import json
 import os
@@ -132,6 +133,11 @@ def test_dashboard_in_chromium(tmp_path, upstream):
     ticker = agent(tmp_path, "ticker", {"entrypoint": ["/bin/sh", "/agent/run.sh"],
                                          "required_secrets": ["TICK_TOKEN"]},
                    {"run.sh": TICKER})
+    # An agent that declares dependencies (a lockfile of no package): its
+    # layer's key is known, and it is not built.
+    pydeps = agent(tmp_path, "pydeps", {"entrypoint": ["python3", "-c", "pass"],
+                                         "dependencies": {"python": "requirements.txt"}},
+                   {"requirements.txt": "# no packages\n"})
     r = run([CORDON, "secret", "set", "TICK_TOKEN", "--state", state], input=TICK_SECRET, env=env)
     assert r.returncode == 0, r.stderr
     # A run that calls another (call_agent): its page links its child's,
@@ -140,7 +146,7 @@ def test_dashboard_in_chromium(tmp_path, upstream):
     (tmp_path / "calls").mkdir()
     caller = calls_agent(tmp_path / "calls", "caller", ["callee"])
     callee = calls_agent(tmp_path / "calls", "callee")
-    for d in (hello, deployer, ticker, caller, callee):
+    for d in (hello, deployer, ticker, caller, callee, pydeps):
         r = run([CORDON, "agent", "register", d, "--state", state], env=env)
         assert r.returncode == 0, r.stderr
     r = run([CORDON, "grant", "caller", "--call", "callee", "--state", state], env=env)
@@ -171,7 +177,7 @@ def test_dashboard_in_chromium(tmp_path, upstream):
             env=dict(os.environ, CORDON_URL=f"http://127.0.0.1:{port}", CORDON_API_KEY=key,
                      CORDON_HELLO_AGENT="hello", CORDON_APPROVAL_AGENT="deployer",
                      CORDON_TICKER_AGENT="ticker", CORDON_TICKER_SECRET=TICK_SECRET,
-                     CORDON_CALLER_RUN=caller_run,
+                     CORDON_CALLER_RUN=caller_run, CORDON_DEPS_AGENT="pydeps",
                      CORDON_UPSTREAM_URL=f"http://deploy.test:{upstream.port}/deploy",
                      CORDON_ARTIFACTS=str(ARTIFACTS),
                      CORDON_EVIDENCE=str(tmp_path / "pack.tar.gz"), CHROMIUM=CHROMIUM))
@@ -181,7 +187,8 @@ def test_dashboard_in_chromium(tmp_path, upstream):
         # A screenshot of every page, kept for CI.
         for name in ("01-signin", "02-run", "03-policy", "04-run-live", "05-runs-range",
                      "06-agents", "07-secrets", "08-keys-created", "09-keys", "09b-schedules",
-                     "10-member-secrets", "11-member-approvals", "12-member-usage"):
+                     "10-member-secrets", "11-member-approvals", "12-member-usage",
+                     "13-member-deps"):
             png = (ARTIFACTS / (name + ".png")).read_bytes()
             assert len(png) > 10000 and png[:8] == b"\x89PNG\r\n\x1a\n", name
         assert took < 120, f"the browser test took {took:.1f} s"

@@ -19,6 +19,7 @@ import { viewKeys } from "./keys.js";
 import { viewUsage, usageControls } from "./usage.js";
 import { viewSchedules } from "./schedules.js";
 import { viewServices } from "./services.js";
+import { viewDeps } from "./deps.js";
 
 /* ------------------------------------------------------ sign in / out */
 
@@ -76,6 +77,7 @@ const VIEWS = {
 	usage: viewUsage,
 	schedules: viewSchedules,
 	services: viewServices,
+	deps: viewDeps,
 };
 
 function parseHash() {
