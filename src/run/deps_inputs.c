@@ -88,7 +88,7 @@ struct req_out {
 	char *buf;
 	size_t len, cap;
 	char (*names)[DEPS_REQ_NAME_MAX + 1];
-	size_t n_names;
+	size_t n_names, cap_names;
 };
 
 static int out_add(struct req_out *o, const char *s, size_t n)
@@ -145,6 +145,14 @@ static int req_line(struct req_out *o, unsigned lineno, const char *p, size_t n,
 			return req_err(err, lineno, tok, tl, "the package is pinned twice");
 	if (o->n_names >= DEPS_REQ_MAX)
 		return req_err(err, lineno, tok, tl, "more packages than cordon accepts (10000)");
+	if (o->n_names == o->cap_names) {
+		size_t cap = o->cap_names ? o->cap_names * 2 : 64;
+		void *nn = realloc(o->names, cap * sizeof(*o->names));
+		if (!nn)
+			return cdn_err_set(err, ENOMEM, "dependencies: requirements.txt");
+		o->names = nn;
+		o->cap_names = cap;
+	}
 	snprintf(o->names[o->n_names++], DEPS_REQ_NAME_MAX + 1, "%s", name);
 	int r = out_add(o, name, strlen(name)) ?: out_add(o, "==", 2) ?: out_add(o, ver, vl);
 	i += tl;
@@ -187,12 +195,9 @@ int deps_requirements_normalize(const char *in, size_t len, char **out, size_t *
 	if (memchr(in, '\0', len))
 		return cdn_err_msg(err, EINVAL, "dependencies: requirements.txt holds a NUL byte");
 	struct req_out o = { 0 };
-	o.names = calloc(DEPS_REQ_MAX, sizeof(*o.names));
 	_cleanup_free_ char *line = malloc(len + 1);
-	if (!o.names || !line) {
-		free(o.names);
+	if (!line)
 		return cdn_err_set(err, ENOMEM, "dependencies: requirements.txt");
-	}
 	int r = out_add(&o, "", 0);
 	unsigned lineno = 0, first = 1;
 	size_t ll = 0;
