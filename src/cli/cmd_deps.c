@@ -45,7 +45,9 @@ static void deps_usage(FILE *out)
 	      "                 or a directory); nothing to do when it is built already\n"
 	      "  list           the layers, with the runtime and whether a registered agent\n"
 	      "                 version uses them\n"
-	      "  gc             remove the layers no registered agent version uses\n"
+	      "  gc             remove the layers no registered agent version uses, except\n"
+	      "                 those a running run holds; removes nothing when a registered\n"
+	      "                 version's inputs cannot be read\n"
 	      "\n"
 	      "Options:\n"
 	      "      --allow-private IP:PORT  (build) a registry on a private address the\n"
@@ -136,7 +138,7 @@ static int deps_build(int argc, char **argv)
 	if (r == 0 && !a.manifest->deps_runtime[0])
 		r = cdn_err_msg(&err, EINVAL, "agent %s declares no dependencies", a.name);
 	if (r == 0)
-		r = deps_resolve(s, a.hash, a.manifest, &o, &l, &err);
+		r = deps_resolve(s, a.hash, a.manifest, &o, &l, NULL, &err);
 	registry_resolved_clear(&a);
 	store_close(s);
 	if (r < 0)
@@ -209,15 +211,32 @@ static int deps_list_gc(int argc, char **argv, bool gc)
 	int r = deps_used_keys(s, &used, &n_used, &unreadable, &err);
 	if (r == 0)
 		r = store_layer_list(s, &have, &n_have, &err);
-	json_t *rows = json_array(), *removed = json_array();
+	/* A registered version whose inputs cannot be read may use any layer:
+	 * gc removes nothing rather than guess. */
+	if (r == 0 && gc && unreadable)
+		r = cdn_err_msg(&err, EIO,
+				"deps gc: %zu registered agent version(s) whose dependency inputs "
+				"could not be read, so which layers are used is not known; nothing "
+				"removed",
+				unreadable);
+	json_t *rows = json_array(), *removed = json_array(), *busy = json_array();
 	for (size_t i = 0; r == 0 && i < n_have; i++) {
 		bool in_use = key_in((const char(*)[STORE_HASH_HEX + 1])used, n_used, have[i]);
 		json_t *m = layer_meta(s, have[i]);
 		json_object_set_new(m, "used", json_boolean(in_use));
 		if (gc && !in_use) {
-			if (!dry && (r = store_layer_remove(s, have[i], &err)) < 0)
+			/* A layer a run has bound (or a build holds) stays. */
+			struct cdn_err e = { 0 };
+			int k = store_layer_remove(s, have[i], dry, &e);
+			if (k == -EBUSY) {
+				json_array_append_new(busy, json_string(have[i]));
+			} else if (k < 0) {
+				err = e;
+				r = k;
 				cdn_err_wrap(&err, "deps gc");
-			json_array_append(removed, m);
+			} else {
+				json_array_append(removed, m);
+			}
 		}
 		json_array_append_new(rows, m);
 	}
@@ -227,14 +246,16 @@ static int deps_list_gc(int argc, char **argv, bool gc)
 	if (r < 0) {
 		json_decref(rows);
 		json_decref(removed);
+		json_decref(busy);
 		return cli_fail(&err);
 	}
 	if (unreadable)
-		cli_error("deps: %zu registered agent version(s) whose lockfile could not be read: "
-			  "their layers count as unused",
+		cli_error("deps: %zu registered agent version(s) whose dependency inputs could not "
+			  "be read",
 			  unreadable);
 	if (co.json) {
-		json_t *j = gc ? json_pack("{s:O, s:b}", "removed", removed, "dry_run", dry)
+		json_t *j = gc ? json_pack("{s:O, s:O, s:b}", "removed", removed, "in_use_by_runs",
+					   busy, "dry_run", dry)
 			       : json_pack("{s:O}", "layers", rows);
 		print_json(j);
 		json_decref(j);
@@ -244,6 +265,8 @@ static int deps_list_gc(int argc, char **argv, bool gc)
 		json_array_foreach(removed, i, m)
 			printf("%s %s\n", dry ? "would remove" : "removed",
 			       json_string_value(json_object_get(m, "sha256")));
+		json_array_foreach(busy, i, m)
+			printf("kept %s: a run or a build holds it\n", json_string_value(m));
 		printf("%zu layer(s) %s, %zu in use\n", json_array_size(removed),
 		       dry ? "to remove" : "removed", json_array_size(rows) - json_array_size(removed));
 	} else {
@@ -266,6 +289,7 @@ static int deps_list_gc(int argc, char **argv, bool gc)
 	}
 	json_decref(rows);
 	json_decref(removed);
+	json_decref(busy);
 	return 0;
 }
 

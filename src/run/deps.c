@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
@@ -108,8 +109,8 @@ int deps_runtime_version(const char *runtime, char *out, size_t cap, struct cdn_
 	return 0;
 }
 
-int deps_layer_key(const char *runtime, const char *lockfile, size_t len, struct deps_layer *out,
-		   struct cdn_err *err)
+int deps_layer_key(const char *runtime, const struct deps_input *in, size_t n_in,
+		   struct deps_layer *out, struct cdn_err *err)
 {
 	int r = deps_runtime_version(runtime, out->runtime_version, sizeof(out->runtime_version),
 				     err);
@@ -120,11 +121,16 @@ int deps_layer_key(const char *runtime, const char *lockfile, size_t len, struct
 		return cdn_err_set(err, errno, "dependencies: uname");
 	snprintf(out->runtime, sizeof(out->runtime), "%s", runtime);
 	snprintf(out->platform, sizeof(out->platform), "linux-%.40s", u.machine);
-	cdn_sha256_hex(lockfile, len, out->lockfile_sha256);
-	/* Each part NUL-terminated, so no two tuples give the same bytes. */
+	cdn_sha256_hex(in[0].data, in[0].len, out->lockfile_sha256);
+	/* Each part NUL-terminated and each input's length before its bytes,
+	 * so no two tuples give the same bytes. Every byte copied into the
+	 * build is in the key: two agents share a layer only when the build
+	 * saw the same files (package.json too, which a layer once kept). */
 	size_t hl = strlen(DEPS_KEY_VERSION) + strlen(out->runtime) + strlen(out->runtime_version) +
-		    strlen(out->platform) + 4;
-	_cleanup_free_ char *buf = malloc(hl + len);
+		    strlen(out->platform) + 4, total = hl;
+	for (size_t i = 0; i < n_in; i++)
+		total += strlen(in[i].name) + 1 + 24 + in[i].len;
+	_cleanup_free_ char *buf = malloc(total);
 	if (!buf)
 		return cdn_err_set(err, ENOMEM, "dependencies");
 	size_t o = 0;
@@ -134,8 +140,12 @@ int deps_layer_key(const char *runtime, const char *lockfile, size_t len, struct
 		memcpy(buf + o, parts[i], pl);
 		o += pl;
 	}
-	memcpy(buf + o, lockfile, len);
-	cdn_sha256_hex(buf, o + len, out->key);
+	for (size_t i = 0; i < n_in; i++) {
+		o += (size_t)snprintf(buf + o, total - o, "%s%c%zu%c", in[i].name, 0, in[i].len, 0);
+		memcpy(buf + o, in[i].data, in[i].len);
+		o += in[i].len;
+	}
+	cdn_sha256_hex(buf, o, out->key);
 	return 0;
 }
 
@@ -230,23 +240,77 @@ static void build_net_event(void *ctx, const char *type, json_t *data)
 	(void)data;
 }
 
-/* The inputs the build needs, copied from the agent's stored tree (its
- * bytes checked against their hashes) into the build's workspace. */
-static int copy_input(struct store *s, const char *tree, const char *from, int dfd,
-		      const char *to, struct cdn_err *err)
+/* The files a build gets, read from the agent's stored tree (their bytes
+ * checked against their hashes): the lockfile first, then node's
+ * package.json beside it. */
+struct build_inputs {
+	char *data[2];
+	struct deps_input in[2];
+	size_t n;
+};
+
+static void build_inputs_free(struct build_inputs *x)
 {
-	_cleanup_free_ char *buf = NULL;
-	size_t n = 0;
-	int r = store_tree_file_read(s, tree, from, DEPS_MAX_LOCKFILE, &buf, &n, err);
-	if (r == -ENOENT)
-		return cdn_err_msg(err, ENOENT, "dependencies: %s is not in the agent's directory",
-				   from);
-	if (r < 0)
-		return r;
+	for (size_t i = 0; i < CDN_ARRAY_SIZE(x->data); i++)
+		free(x->data[i]);
+	memset(x, 0, sizeof(*x));
+}
+
+static int read_inputs(struct store *s, const char *tree, const struct agent_manifest *m,
+		       struct build_inputs *x, struct cdn_err *err)
+{
+	bool node = strcmp(m->deps_runtime, "node") == 0;
+	char pkg_json[MANIFEST_MAX_LOCKFILE + 16] = "package.json";
+	const char *slash = strrchr(m->deps_lockfile, '/');
+	if (slash)
+		snprintf(pkg_json, sizeof(pkg_json), "%.*s/package.json",
+			 (int)(slash - m->deps_lockfile), m->deps_lockfile);
+	const char *from[] = { m->deps_lockfile, pkg_json };
+	const char *to[] = { node ? "package-lock.json" : "requirements.txt", "package.json" };
+	memset(x, 0, sizeof(*x));
+	for (size_t i = 0; i < (node ? 2u : 1u); i++) {
+		size_t n = 0;
+		int r = store_tree_file_read(s, tree, from[i], DEPS_MAX_LOCKFILE, &x->data[i], &n,
+					     err);
+		if (r == -ENOENT)
+			r = cdn_err_msg(err, ENOENT,
+					"dependencies.%s: %s is not in the agent's directory",
+					m->deps_runtime, from[i]);
+		if (r < 0) {
+			build_inputs_free(x);
+			return r;
+		}
+		x->in[i] = (struct deps_input){ .name = to[i], .data = x->data[i], .len = n };
+		x->n++;
+	}
+	return 0;
+}
+
+static int write_input(int dfd, const char *to, const char *data, size_t n, struct cdn_err *err)
+{
 	_cleanup_close_ int fd = openat(dfd, to, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
 					0644);
-	if (fd < 0 || cdn_write_all(fd, buf, n) < 0)
-		r = cdn_err_set(err, errno ? errno : EIO, "dependencies: write %s", to);
+	if (fd < 0 || cdn_write_all(fd, data, n) < 0)
+		return cdn_err_set(err, errno ? errno : EIO, "dependencies: write %s", to);
+	return 0;
+}
+
+/* Writes the inputs into the build's workspace, as the installer will
+ * read them: requirements.txt as cordon rewrote it, package-lock.json
+ * once every package is checked to come from the registry with its
+ * integrity. Nothing reaches an installer before these checks. */
+static int write_inputs(const struct build_inputs *x, const char *runtime, const char *url,
+			int dfd, struct cdn_err *err)
+{
+	if (strcmp(runtime, "python") == 0) {
+		_cleanup_free_ char *req = NULL;
+		size_t n = 0;
+		int r = deps_requirements_normalize(x->in[0].data, x->in[0].len, &req, &n, err);
+		return r < 0 ? r : write_input(dfd, x->in[0].name, req, n, err);
+	}
+	int r = deps_npm_lock_check(x->in[0].data, x->in[0].len, url, err);
+	for (size_t i = 0; r == 0 && i < x->n; i++)
+		r = write_input(dfd, x->in[i].name, x->in[i].data, x->in[i].len, err);
 	return r;
 }
 
@@ -336,7 +400,7 @@ out:
 	return r;
 }
 
-static int build_layer(struct store *s, const char *tree, const struct agent_manifest *m,
+static int build_layer(const struct build_inputs *x, struct store *s,
 		       const struct deps_options *o, struct deps_layer *l, struct cdn_err *err)
 {
 	char scratch[PATH_MAX];
@@ -361,16 +425,7 @@ static int build_layer(struct store *s, const char *tree, const struct agent_man
 	}
 	struct sandbox_config cfg;
 	sandbox_config_init(&cfg);
-	char pkg_json[MANIFEST_MAX_LOCKFILE + 16] = "package.json";
-	const char *slash = strrchr(m->deps_lockfile, '/');
-	if (slash)
-		snprintf(pkg_json, sizeof(pkg_json), "%.*s/package.json",
-			 (int)(slash - m->deps_lockfile), m->deps_lockfile);
-	if (node)
-		r = copy_input(s, tree, m->deps_lockfile, sfd, "package-lock.json", err) ?:
-		    copy_input(s, tree, pkg_json, sfd, "package.json", err);
-	else
-		r = copy_input(s, tree, m->deps_lockfile, sfd, "requirements.txt", err);
+	r = write_inputs(x, l->runtime, url, sfd, err);
 	uid_t uid = 0;
 	gid_t gid = 0;
 	if (r == 0)
@@ -379,7 +434,6 @@ static int build_layer(struct store *s, const char *tree, const struct agent_man
 	 * leaves there becomes the layer, with no copy. */
 	if (r == 0 && geteuid() == 0 && fchown(sfd, uid, gid) < 0)
 		r = cdn_err_set(err, errno, "dependencies: chown %s", scratch);
-	close(sfd);
 	if (r < 0)
 		goto fail;
 
@@ -390,12 +444,13 @@ static int build_layer(struct store *s, const char *tree, const struct agent_man
 			"--no-cache-dir", "--disable-pip-version-check", "--no-input",
 			"--target", "/workspace/python", "--index-url", (char *)url,
 			"-r", "/workspace/requirements.txt", NULL, NULL, NULL };
+	size_t pip_extra = CDN_ARRAY_SIZE(pip) - 3;
 	if (!node && strncmp(url, "http://", 7) == 0) {
 		/* The operator's plain-HTTP index (a mirror, a test's stand-in):
 		 * pip ignores one unless told to trust it. */
 		snprintf(trusted, sizeof(trusted), "%.*s", (int)strcspn(url + 7, "/?#"), url + 7);
-		pip[15] = "--trusted-host";
-		pip[16] = trusted;
+		pip[pip_extra] = "--trusted-host";
+		pip[pip_extra + 1] = trusted;
 	}
 	cfg.phases[0] = node ? npm : pip;
 	cfg.n_phases = 1;
@@ -413,6 +468,9 @@ static int build_layer(struct store *s, const char *tree, const struct agent_man
 	 * registry on loopback included, goes through the proxy. */
 	const char *env[] = { reg_env, "no_proxy=", "NO_PROXY=", "npm_config_cache=/tmp/npm-cache",
 			      "npm_config_update_notifier=false", "PIP_NO_CACHE_DIR=1",
+			      /* No pip.conf of the host's or anyone's: options come
+			       * from this command line alone. */
+			      "PIP_CONFIG_FILE=/dev/null", "PIP_NO_INPUT=1",
 			      "PYTHONDONTWRITEBYTECODE=1" };
 	for (size_t i = 0; r == 0 && i < CDN_ARRAY_SIZE(env); i++)
 		r = sandbox_config_add_env(&cfg, env[i], err);
@@ -421,6 +479,12 @@ static int build_layer(struct store *s, const char *tree, const struct agent_man
 		r = build_in_sandbox(&cfg, o, url, l->runtime, &st, err);
 	if (r == 0 && st.exit_code != 0)
 		r = build_failed(logfd, &st, node ? "npm ci" : "pip install", err);
+	/* The inputs are not part of the layer: it holds what the installer
+	 * made of them, and nothing of one agent's files for another. */
+	for (size_t i = 0; r == 0 && i < x->n; i++)
+		if (unlinkat(sfd, x->in[i].name, 0) < 0 && errno != ENOENT)
+			r = cdn_err_set(err, errno, "dependencies: remove the build's %s",
+					x->in[i].name);
 	if (r < 0)
 		goto fail;
 
@@ -444,50 +508,83 @@ static int build_layer(struct store *s, const char *tree, const struct agent_man
 	l->bytes = info.bytes;
 	if (logfd >= 0)
 		close(logfd);
+	close(sfd);
 	return 0;
 fail:
 	/* A failed build leaves nothing: no layer, no scratch. */
+	close(sfd);
 	store_scratch_remove(s, scratch);
 	if (logfd >= 0)
 		close(logfd);
 	return r;
 }
 
+/* Times a run retries finding its layer when `cordon deps gc` removed it
+ * between its build and its shared lock. */
+#define DEPS_RESOLVE_TRIES 3
+
 int deps_resolve(struct store *s, const char *tree, const struct agent_manifest *m,
-		 const struct deps_options *o, struct deps_layer *out, struct cdn_err *err)
+		 const struct deps_options *o, struct deps_layer *out, int *hold,
+		 struct cdn_err *err)
 {
 	memset(out, 0, sizeof(*out));
+	if (hold)
+		*hold = -1;
 	if (!m->deps_runtime[0])
 		return cdn_err_msg(err, EINVAL, "the agent declares no dependencies");
-	_cleanup_free_ char *lock = NULL;
-	size_t len = 0;
-	int r = store_tree_file_read(s, tree, m->deps_lockfile, DEPS_MAX_LOCKFILE, &lock, &len, err);
-	if (r == -ENOENT)
-		return cdn_err_msg(err, ENOENT,
-				   "dependencies.%s: %s is not in the agent's directory",
-				   m->deps_runtime, m->deps_lockfile);
+	_cleanup_(build_inputs_free) struct build_inputs x;
+	int r = read_inputs(s, tree, m, &x, err);
 	if (r < 0)
 		return r;
 	snprintf(out->lockfile, sizeof(out->lockfile), "%s", m->deps_lockfile);
-	if ((r = deps_layer_key(m->deps_runtime, lock, len, out, err)) < 0)
+	if ((r = deps_layer_key(m->deps_runtime, x.in, x.n, out, err)) < 0)
 		return r;
-	bool exists = false;
-	if ((r = store_layer_path(s, out->key, out->path, sizeof(out->path), &exists, err)) < 0)
-		return r;
-	if (exists)
+	/*
+	 * A shared lock on deps/<key>.lock while the layer is found, kept by
+	 * a run until it ends: gc removes a layer only under the exclusive
+	 * lock, so never one a run has bound. A build takes it exclusive (one
+	 * build per key; a second process waits, then finds the layer), and
+	 * drops to shared after; flock's change is not atomic, so a gc may
+	 * come between, which the next try sees.
+	 */
+	for (int t = 0; t < DEPS_RESOLVE_TRIES; t++) {
+		_cleanup_close_ int lfd = -1;
+		bool exists = false;
+		if ((r = store_layer_lock(s, out->key, LOCK_SH, &lfd, err)) < 0 ||
+		    (r = store_layer_path(s, out->key, out->path, sizeof(out->path), &exists, err)) <
+			    0)
+			return r;
+		if (!exists) {
+			if (o->no_build)
+				return cdn_err_msg(err, ENOENT,
+						   "dependency layer %.12s is not built (cordon deps "
+						   "build)",
+						   out->key);
+			close(lfd);
+			lfd = -1;
+			if ((r = store_layer_lock(s, out->key, LOCK_EX, &lfd, err)) < 0 ||
+			    (r = store_layer_path(s, out->key, out->path, sizeof(out->path), &exists,
+						  err)) < 0)
+				return r;
+			if (!exists && (r = build_layer(&x, s, o, out, err)) < 0)
+				return r;
+			while (flock(lfd, LOCK_SH) < 0)
+				if (errno != EINTR)
+					return cdn_err_set(err, errno, "dependencies: layer lock");
+			if ((r = store_layer_path(s, out->key, out->path, sizeof(out->path),
+						  &exists, err)) < 0)
+				return r;
+			if (!exists)
+				continue;
+		}
+		if (hold)
+			*hold = cdn_steal_fd(&lfd);
 		return 0;
-	if (o->no_build)
-		return cdn_err_msg(err, ENOENT, "dependency layer %.12s is not built (cordon deps "
-						"build)",
-				   out->key);
-	/* One build per key: a second process waits, then finds the layer. */
-	_cleanup_close_ int lfd = -1;
-	if ((r = store_layer_lock(s, out->key, &lfd, err)) < 0 ||
-	    (r = store_layer_path(s, out->key, out->path, sizeof(out->path), &exists, err)) < 0)
-		return r;
-	if (exists)
-		return 0;
-	return build_layer(s, tree, m, o, out, err);
+	}
+	return cdn_err_msg(err, EAGAIN,
+			   "dependencies: layer %.12s was removed (cordon deps gc) as it was "
+			   "built, %d times",
+			   out->key, DEPS_RESOLVE_TRIES);
 }
 
 /* ----------------------------------------------------------------- used */
@@ -497,8 +594,8 @@ int deps_tree_layer(struct store *s, const char *tree, struct deps_layer *out, b
 {
 	memset(out, 0, sizeof(*out));
 	*declares = false;
-	_cleanup_free_ char *doc = NULL, *lock = NULL;
-	size_t dl = 0, ll = 0;
+	_cleanup_free_ char *doc = NULL;
+	size_t dl = 0;
 	struct agent_manifest *m = NULL;
 	int r = store_tree_file_read(s, tree, "agent.json", MANIFEST_MAX_BYTES, &doc, &dl, err);
 	if (r < 0)
@@ -507,10 +604,13 @@ int deps_tree_layer(struct store *s, const char *tree, struct deps_layer *out, b
 		return r;
 	*declares = m->deps_runtime[0] != '\0';
 	if (*declares) {
+		struct build_inputs x;
 		snprintf(out->lockfile, sizeof(out->lockfile), "%s", m->deps_lockfile);
-		r = store_tree_file_read(s, tree, m->deps_lockfile, DEPS_MAX_LOCKFILE, &lock, &ll, err);
-		if (r == 0)
-			r = deps_layer_key(m->deps_runtime, lock, ll, out, err);
+		r = read_inputs(s, tree, m, &x, err);
+		if (r == 0) {
+			r = deps_layer_key(m->deps_runtime, x.in, x.n, out, err);
+			build_inputs_free(&x);
+		}
 		bool exists = false;
 		if (r == 0)
 			r = store_layer_path(s, out->key, out->path, sizeof(out->path), &exists, err);

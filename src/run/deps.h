@@ -7,8 +7,9 @@
  * package registries), and keeps the result as a read-only layer named by
  * its key:
  *
- *   key = sha256("cordon-deps-1\0" runtime "\0" runtime version "\0"
- *                platform "\0" lockfile bytes)
+ *   key = sha256("cordon-deps-2\0" runtime "\0" runtime version "\0"
+ *                platform "\0" then, for each input file copied into the
+ *                build: name "\0" length "\0" bytes)
  *
  * Every later run of any agent with the same lockfile, runtime and
  * platform gets that layer bound read-only, with no network for it and no
@@ -34,7 +35,12 @@ struct agent_manifest;
 #define DEPS_BUILD_PIDS 1024
 #define DEPS_BUILD_TMP (1ull << 30)	     /* its /tmp: npm's cache */
 #define DEPS_LOG_TAIL 2048		     /* bytes of a failed build's output quoted */
-#define DEPS_KEY_VERSION "cordon-deps-1"
+#define DEPS_KEY_VERSION "cordon-deps-2"
+#define DEPS_REQ_MAX 10000	     /* packages in a requirements.txt */
+#define DEPS_REQ_NAME_MAX 128	     /* bytes of a package's name */
+#define DEPS_REQ_VERSION_MAX 64	     /* bytes of its version */
+#define DEPS_REQ_HASHES_MAX 32	     /* --hash= of one package */
+#define DEPS_LOCK_ENTRIES_MAX 100000 /* packages in a package-lock.json */
 
 /* The operator's registries, from the environment (cordon serve sets
  * them from its config's deps section): CORDON_NPM_REGISTRY (default
@@ -78,18 +84,41 @@ struct deps_layer {
  * process. */
 int deps_runtime_version(const char *runtime, char *out, size_t cap, struct cdn_err *err);
 
-/* The key of (runtime, lockfile bytes) on this machine; fills key,
- * runtime, runtime_version, platform, lockfile_sha256. */
-int deps_layer_key(const char *runtime, const char *lockfile, size_t len, struct deps_layer *out,
-		   struct cdn_err *err);
+/* A file copied into a build: every byte of it is in the key. */
+struct deps_input {
+	const char *name; /* its name in the build's /workspace */
+	const char *data;
+	size_t len;
+};
+
+/* The key of (runtime, the build's inputs) on this machine, the lockfile
+ * first; fills key, runtime, runtime_version, platform, lockfile_sha256. */
+int deps_layer_key(const char *runtime, const struct deps_input *in, size_t n_in,
+		   struct deps_layer *out, struct cdn_err *err);
+
+/* requirements.txt as cordon hands it to pip (deps_inputs.c): only
+ * "name==version" lines (PEP 503 names, exact versions), each with
+ * optional --hash=sha256:HEX; comments and blank lines dropped; any option
+ * line, URL, path, marker or extra refused, naming the line. */
+int deps_requirements_normalize(const char *in, size_t len, char **out, size_t *out_len,
+				struct cdn_err *err);
+
+/* Refuses a package-lock.json with a package whose "resolved" is not on
+ * registry (or registry.npmjs.org, which npm maps to it) or that lacks a
+ * sha512 "integrity"; lockfileVersion 2 or 3 ("packages"). */
+int deps_npm_lock_check(const char *lock, size_t len, const char *registry, struct cdn_err *err);
 
 /*
  * The layer of the agent whose stored tree is `tree` and manifest `m`
  * (which declares dependencies): found by its key, else built (unless
- * o->no_build), one build per key at a time across processes.
+ * o->no_build), one build per key at a time across processes. With hold,
+ * *hold is an fd holding a shared lock on the layer (its deps/<key>.lock)
+ * for as long as the caller keeps it open: `cordon deps gc` removes no
+ * layer a run holds.
  */
 int deps_resolve(struct store *s, const char *tree, const struct agent_manifest *m,
-		 const struct deps_options *o, struct deps_layer *out, struct cdn_err *err);
+		 const struct deps_options *o, struct deps_layer *out, int *hold,
+		 struct cdn_err *err);
 
 /* The record of a layer for result.json and the API:
  * {"sha256", "runtime", "runtime_version", "platform", "lockfile",

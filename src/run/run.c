@@ -150,7 +150,7 @@ int run_agent(struct store *s, struct vault *v, struct run_options *o, struct ru
 	      struct cdn_err *err)
 {
 	struct run_ctx c = { .s = s, .v = v, .o = o, .events = { .fd = -1 }, .steps_fd = -1,
-			     .ws_live = -1 };
+			     .ws_live = -1, .deps_hold = -1 };
 	c.ws = o->workspace ? o->workspace : STORE_DEFAULT_WORKSPACE;
 	size_t cap = o->capture_bytes ? o->capture_bytes : RUN_DEFAULT_CAPTURE;
 	run_capture_init(&c.out, "stdout", 1, o, cap);
@@ -500,6 +500,8 @@ done:
 		close(ws_fd);
 	if (c.steps_fd >= 0)
 		close(c.steps_fd);
+	if (c.deps_hold >= 0)
+		close(c.deps_hold);
 	events_writer_close(&c.events);
 	run_capture_close(&c.out);
 	run_capture_close(&c.errc);

@@ -62,6 +62,7 @@ struct run_ctx {
 	json_t *env;	 /* resolved env, or null */
 	json_t *service; /* a service's start: {"name", "env": {K: V}}, or NULL */
 	struct deps_layer deps; /* the dependency layer (deps.key "" when none) */
+	int deps_hold;		/* its shared lock, held for the run's life (-1: none) */
 	json_t *secrets; /* names injected */
 	json_t *delivery; /* name -> {"delivery": "sealed"|"raw", "scope", "inspection"} */
 	size_t n_inspected; /* entries the network part will look for */

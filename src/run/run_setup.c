@@ -330,7 +330,7 @@ int run_resolve_deps(struct run_ctx *c, struct cdn_err *err)
 				  .upstream_ca = c->o->upstream_ca,
 				  .allow_degraded = c->o->allow_degraded,
 				  .log_fd = isatty(STDERR_FILENO) ? STDERR_FILENO : -1 };
-	return deps_resolve(c->s, c->agent.hash, m, &o, &c->deps, err);
+	return deps_resolve(c->s, c->agent.hash, m, &o, &c->deps, &c->deps_hold, err);
 }
 
 int run_resolve_env(struct run_ctx *c, struct cdn_err *err)

@@ -51,7 +51,8 @@ int store_hash_check(const char *hash, const char *what, struct cdn_err *err);
 ssize_t store_read_some(int fd, void *buf, size_t len);
 /* The names in a directory, without "." and "..": -E2BIG past max. */
 /* Removes name (a file or a whole directory) under dfd without following
- * symlinks. Best effort: the first error is returned, the rest goes on. */
+ * symlinks, at any depth (depth is unused). Best effort: the first error
+ * is returned, the rest goes on. */
 int store_rm_rf_at(int dfd, const char *name, unsigned depth);
 /* "<kind>.<pid>.<random>": a temp name whose writer can be told apart. */
 int store_tmp_name(const char *kind, char *out, size_t cap);

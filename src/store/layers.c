@@ -63,25 +63,40 @@ int store_layer_path(struct store *s, const char *key, char *path, size_t cap, b
 	return 0;
 }
 
-int store_layer_lock(struct store *s, const char *key, int *fd, struct cdn_err *err)
+static int layer_lock_at(int dfd, const char *key, int how, int *fd, struct cdn_err *err)
 {
-	int r = 0;
-	_cleanup_close_ int dfd = layer_dir(s, key, err);
-	if (dfd < 0)
-		return dfd;
 	char name[STORE_HASH_HEX + 8];
 	snprintf(name, sizeof(name), "%s.lock", key);
-	*fd = openat(dfd, name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (*fd < 0)
-		return cdn_err_set(err, errno, "store: layer lock %s", name);
-	while (flock(*fd, LOCK_EX) < 0)
-		if (errno != EINTR) {
-			r = cdn_err_set(err, errno, "store: layer lock %s", name);
-			close(*fd);
-			*fd = -1;
-			return r;
+	for (;;) {
+		_cleanup_close_ int lfd = openat(dfd, name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
+						 0600);
+		if (lfd < 0)
+			return cdn_err_set(err, errno, "store: layer lock %s", name);
+		int r;
+		while ((r = flock(lfd, how)) < 0 && errno == EINTR)
+			;
+		if (r < 0 && errno == EWOULDBLOCK)
+			return cdn_err_msg(err, EBUSY, "store: layer %.12s is in use", key);
+		if (r < 0)
+			return cdn_err_set(err, errno, "store: layer lock %s", name);
+		/* A gc unlinks the name while it holds the file: a lock on a
+		 * file no longer named locks nothing anyone else will see. */
+		struct stat a, b;
+		if (fstat(lfd, &a) == 0 && fstatat(dfd, name, &b, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    a.st_dev == b.st_dev && a.st_ino == b.st_ino) {
+			*fd = cdn_steal_fd(&lfd);
+			return 0;
 		}
-	return 0;
+	}
+}
+
+int store_layer_lock(struct store *s, const char *key, int how, int *fd, struct cdn_err *err)
+{
+	_cleanup_close_ int dfd = layer_dir(s, key, err);
+	*fd = -1;
+	if (dfd < 0)
+		return dfd;
+	return layer_lock_at(dfd, key, how, fd, err);
 }
 
 /*
@@ -210,14 +225,19 @@ int store_layer_list(struct store *s, char (**keys)[STORE_HASH_HEX + 1], size_t 
 	return 0;
 }
 
-int store_layer_remove(struct store *s, const char *key, struct cdn_err *err)
+int store_layer_remove(struct store *s, const char *key, bool dry, struct cdn_err *err)
 {
 	int r = 0;
 	_cleanup_close_ int dfd = layer_dir(s, key, err);
 	if (dfd < 0)
 		return dfd;
-	/* Out of the way in one rename, so no run finds half a layer; a run
-	 * that bound it already keeps what it bound. */
+	/* Not while a run has it bound (a shared lock for the run's life)
+	 * or a build of it is under way: removing it would take the
+	 * packages from under a running agent. */
+	_cleanup_close_ int lfd = -1;
+	if ((r = layer_lock_at(dfd, key, LOCK_EX | LOCK_NB, &lfd, err)) < 0 || dry)
+		return r;
+	/* Out of the way in one rename, so no run finds half a layer. */
 	char tmp[TMP_NAME_MAX];
 	if ((r = store_tmp_name("u", tmp, sizeof(tmp))) < 0)
 		return cdn_err_set(err, -r, "store: layer %s", key);

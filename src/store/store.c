@@ -58,33 +58,76 @@ ssize_t store_read_some(int fd, void *buf, size_t len)
 	}
 }
 
+/* Empties the directory fd down to RM_DEPTH_MAX levels; a directory
+ * deeper than that is renamed into top (the tree's root, emptied by the
+ * caller's next pass) and counted in *hoisted, so the stack stays bounded
+ * and no depth is too deep to remove. */
+static int rm_level(int top, int fd, unsigned depth, unsigned *hoisted)
+{
+	char **names;
+	size_t n;
+	int r = cdn_dir_names(fd, SIZE_MAX, NULL, &names, &n);
+	for (size_t i = 0; i < n; i++) {
+		struct stat st;
+		int e = 0;
+		if (fstatat(fd, names[i], &st, AT_SYMLINK_NOFOLLOW) < 0) {
+			e = errno == ENOENT ? 0 : -errno;
+		} else if (!S_ISDIR(st.st_mode)) {
+			e = unlinkat(fd, names[i], 0) < 0 && errno != ENOENT ? -errno : 0;
+		} else {
+			_cleanup_close_ int sub = openat(fd, names[i], O_RDONLY | O_DIRECTORY |
+									O_NOFOLLOW | O_CLOEXEC);
+			/* A checkout's directories may be read-only for us; entries
+			 * cannot leave (nor it move) a directory we cannot write. */
+			if (sub >= 0 && (st.st_mode & 0700) != 0700)
+				(void)fchmod(sub, 0700);
+			char up[TMP_NAME_MAX];
+			if (sub < 0) {
+				e = -errno;
+			} else if (depth + 1 >= RM_DEPTH_MAX) {
+				e = store_tmp_name("d", up, sizeof(up));
+				if (e == 0 && renameat(fd, names[i], top, up) < 0)
+					e = -errno;
+				if (e == 0)
+					(*hoisted)++;
+			} else {
+				e = rm_level(top, sub, depth + 1, hoisted);
+				if (unlinkat(fd, names[i], AT_REMOVEDIR) < 0 && errno != ENOENT &&
+				    e == 0)
+					e = -errno;
+			}
+		}
+		if (e < 0 && r == 0)
+			r = e;
+	}
+	cdn_names_free(names, n);
+	return r;
+}
+
 /* Removes name (a file or a whole directory) under dfd without following
- * symlinks. Best effort: the first error is returned, the rest goes on. */
+ * symlinks, however deep. Best effort: the first error is returned, the
+ * rest goes on. */
 int store_rm_rf_at(int dfd, const char *name, unsigned depth)
 {
+	(void)depth;
 	struct stat st;
 	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return errno == ENOENT ? 0 : -errno;
 	if (!S_ISDIR(st.st_mode))
 		return unlinkat(dfd, name, 0) < 0 && errno != ENOENT ? -errno : 0;
-	if (depth >= RM_DEPTH_MAX)
-		return -ELOOP;
 	_cleanup_close_ int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	/* A checkout's directories may be read-only for us; entries cannot
-	 * leave a directory we cannot write. */
 	if ((st.st_mode & 0700) != 0700)
 		(void)fchmod(fd, 0700);
-	char **names;
-	size_t n;
-	int r = cdn_dir_names(fd, SIZE_MAX, NULL, &names, &n);
-	for (size_t i = 0; i < n; i++) {
-		int e = store_rm_rf_at(fd, names[i], depth + 1);
-		if (e < 0 && r == 0)
-			r = e;
-	}
-	cdn_names_free(names, n);
+	int r;
+	unsigned hoisted;
+	/* Each pass removes RM_DEPTH_MAX levels of what it holds, so passes
+	 * end; one that hoists nothing has emptied the tree (or failed). */
+	do {
+		hoisted = 0;
+		r = rm_level(fd, fd, 0, &hoisted);
+	} while (r == 0 && hoisted);
 	if (unlinkat(dfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT && r == 0)
 		r = -errno;
 	return r;

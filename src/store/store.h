@@ -261,9 +261,11 @@ struct store_layer_info {
 /* <dir>/deps/<key> and whether it is there (a directory). */
 int store_layer_path(struct store *s, const char *key, char *path, size_t cap, bool *exists,
 		     struct cdn_err *err);
-/* An exclusive flock on <dir>/deps/<key>.lock, waited for: one build of
- * a key at a time; *fd is closed by the caller to release it. */
-int store_layer_lock(struct store *s, const char *key, int *fd, struct cdn_err *err);
+/* A flock on <dir>/deps/<key>.lock, how LOCK_SH (a run using the layer)
+ * or LOCK_EX (its build; its removal), waited for; *fd is closed by the
+ * caller to release it. The lock is on the file the name has once it is
+ * held (gc unlinks the name under the exclusive lock). */
+int store_layer_lock(struct store *s, const char *key, int how, int *fd, struct cdn_err *err);
 /* Seals a scratch directory (store_scratch_dir) a build filled: writes
  * meta as its layer.json, makes every entry ours and read-only, removes
  * FIFOs, sockets and devices, never follows a symlink; then renames it to
@@ -274,8 +276,11 @@ int store_layer_install(struct store *s, const char *scratch, const char *key, c
 /* The keys of the layers there (caller frees *keys). */
 int store_layer_list(struct store *s, char (**keys)[STORE_HASH_HEX + 1], size_t *n,
 		     struct cdn_err *err);
-/* Renames the layer out of deps/ in one step, then deletes it. */
-int store_layer_remove(struct store *s, const char *key, struct cdn_err *err);
+/* Renames the layer out of deps/ in one step, then deletes it, under its
+ * exclusive lock taken without waiting: -EBUSY (err set) when a run holds
+ * it shared or a build holds it, and nothing is removed. With dry, only
+ * says whether it could. */
+int store_layer_remove(struct store *s, const char *key, bool dry, struct cdn_err *err);
 
 /* --------------------------------------------------------------- registry */
 

@@ -5,10 +5,14 @@ lockfile is installed once, in a build sandbox whose only network is the
 lockfile, the runtime and the platform; later runs get the layer with no
 network and no install. The registries are local stand-ins
 (tests/integration/registry.py): nothing leaves loopback."""
+import fcntl
+import io
 import json
 import os
 import shutil
 import subprocess
+import tarfile
+import time
 
 import pytest
 
@@ -175,8 +179,9 @@ def test_build_reaches_only_the_registries(tmp_path, npm):
         r, ev = st.run(ag, "--allow-private", f"127.0.0.1:{npm.port}",
                        "--allow-private", f"127.0.0.1:{elsewhere.port}")
         assert r.returncode != 0
-        assert "dependencies: npm ci failed" in r.stderr, r.stderr
-        assert elsewhere.log == [], elsewhere.log
+        # Refused by cordon before npm runs: not the configured registry.
+        assert "is not on the configured npm registry" in r.stderr, r.stderr
+        assert elsewhere.log == [] and npm.log == [], (elsewhere.log, npm.log)
         assert layers(st) == []
         assert not [p for p in (st.state / "tmp").iterdir() if p.name.startswith("u.")]
         # The run's record says why.
@@ -280,3 +285,196 @@ def test_serve_builds_on_first_use(tmp_path, npm):
         assert [(a["deps"]["sha256"], a["built"]) for a in j["agents"]] == [(key, True)], j
     finally:
         s.stop()
+
+
+# An sdist whose in-tree build backend writes PWNED into the build's
+# workspace (the review's repro, /work/review-cd/tmp/pd): pip runs it only
+# when it builds from source.
+EVIL_BACKEND = r"""
+open("/workspace/PWNED", "w").write("build backend ran")
+def get_requires_for_build_wheel(config_settings=None):
+    return []
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    raise SystemExit("the backend ran")
+"""
+
+
+def publish_evil_sdist(root):
+    d = root / "simple" / "evil"
+    d.mkdir(parents=True, exist_ok=True)
+    files = {"evil-1.0/pyproject.toml": '[build-system]\nrequires = []\nbuild-backend = "bk"\n'
+                                        'backend-path = ["."]\n[project]\nname = "evil"\n'
+                                        'version = "1.0"\n',
+             "evil-1.0/bk.py": EVIL_BACKEND,
+             "evil-1.0/PKG-INFO": "Metadata-Version: 2.1\nName: evil\nVersion: 1.0\n"}
+    with tarfile.open(d / "evil-1.0.tar.gz", "w:gz") as t:
+        for p, data in files.items():
+            ti = tarfile.TarInfo(p)
+            ti.size = len(data.encode())
+            t.addfile(ti, io.BytesIO(data.encode()))
+
+
+@needs_pip
+def test_requirements_options_cannot_turn_source_builds_on(tmp_path):
+    """A "--no-binary evil" line in requirements.txt once overrode pip's
+    --only-binary=:all: and ran the sdist's backend in the build. cordon
+    now refuses every option line before pip runs: pip never asks the
+    index, no layer, no scratch."""
+    ix = PyIndex(tmp_path / "index")
+    try:
+        publish_evil_sdist(tmp_path / "index")
+        ix.publish("greetpy", "1.0", {"greetpy/__init__.py": "def hi(n):\n    return n\n"})
+        st = State(tmp_path, CORDON_PYTHON_INDEX=ix.url)
+        d = tmp_path / "evilagent"
+        d.mkdir()
+        (d / "agent.json").write_text(json.dumps({
+            "name": "evil", "version": "1", "entrypoint": ["true"],
+            "dependencies": {"python": "requirements.txt"}}))
+        private = ("--allow-private", f"127.0.0.1:{ix.port}")
+        for req, why in [("--no-binary evil\nevil==1.0\n", "line 1: \"--no-binary\""),
+                         ("evil==1.0 \\\n  --no-binary=:all:\n", "only --hash=sha256"),
+                         ("-r other.txt\n", "an option line"),
+                         ("evil @ http://127.0.0.1/evil-1.0.tar.gz\n", "NAME==VERSION")]:
+            (d / "requirements.txt").write_text(req)
+            r = st.cordon("deps", "build", "--quiet", *private, str(d))
+            assert r.returncode != 0 and why in r.stderr, (req, r.stderr)
+        assert ix.log == [], ix.log
+        assert layers(st) == []
+        assert not [p for p in (st.state / "tmp").iterdir() if p.name.startswith("u.")]
+        # The sdist alone is no wheel: pip, given only the pin, refuses it.
+        (d / "requirements.txt").write_text("evil==1.0\n")
+        r = st.cordon("deps", "build", "--quiet", *private, str(d))
+        assert r.returncode != 0 and "pip install failed" in r.stderr, r.stderr
+        assert layers(st) == []
+    finally:
+        ix.close()
+
+
+@needs_npm
+def test_lockfile_without_integrity_is_refused(tmp_path, npm):
+    st = State(tmp_path, CORDON_NPM_REGISTRY=npm.url)
+    ag = node_agent(tmp_path, npm)
+    lock = json.loads((ag / "package-lock.json").read_text())
+    del lock["packages"]["node_modules/greet-x"]["integrity"]
+    (ag / "package-lock.json").write_text(json.dumps(lock))
+    r = st.cordon("deps", "build", "--quiet", "--allow-private", f"127.0.0.1:{npm.port}", str(ag))
+    assert r.returncode != 0, r.stdout
+    assert 'node_modules/greet-x": no sha512 "integrity"' in r.stderr, r.stderr
+    assert npm.log == [] and layers(st) == []
+
+
+@needs_npm
+def test_package_json_is_in_the_key_and_not_in_the_layer(tmp_path, npm):
+    """Two agents with one lockfile but different package.json files once
+    shared a layer that held the first one's package.json at
+    /deps/package.json."""
+    st = State(tmp_path, CORDON_NPM_REGISTRY=npm.url)
+    a = node_agent(tmp_path, npm, name="tenant-a")
+    b = tmp_path / "tenant-b"
+    shutil.copytree(a, b)
+    pj = json.loads((a / "package.json").read_text())
+    pj["description"] = "tenant A's private note"
+    (a / "package.json").write_text(json.dumps(pj))
+    keys = []
+    for ag in (a, b):
+        r = st.cordon("deps", "build", "--json", "--allow-private", f"127.0.0.1:{npm.port}",
+                      str(ag))
+        assert r.returncode == 0, r.stderr
+        got = json.loads(r.stdout)
+        assert got["built"] is True, got
+        keys.append(got["sha256"])
+    assert keys[0] != keys[1] and sorted(layers(st)) == sorted(keys)
+    for k in keys:
+        names = sorted(p.name for p in (st.state / "deps" / k).iterdir())
+        assert names == ["layer.json", "node_modules"], names
+
+
+@needs_npm
+def test_gc_keeps_a_layer_a_running_run_holds(tmp_path, npm):
+    """The review's repro (/work/review-cd/tmp/pn): gc during a run took
+    /node_modules from under it. The run holds its layer's lock shared;
+    gc skips what it cannot lock, and removes it once the run ended."""
+    st = State(tmp_path, CORDON_NPM_REGISTRY=npm.url)
+    ag = node_agent(tmp_path, npm)
+    (ag / "main.js").write_text(
+        "setTimeout(() => { const g = require('greet-x');"
+        " require('fs').writeFileSync(process.env.CORDON_OUTPUT, JSON.stringify({msg: g('x')})); },"
+        " 2500);\n")
+    r = st.cordon("deps", "build", "--json", "--allow-private", f"127.0.0.1:{npm.port}", str(ag))
+    assert r.returncode == 0, r.stderr
+    key = json.loads(r.stdout)["sha256"]
+    run_p = subprocess.Popen([CORDON, "run", "--json", str(ag)], env=st.env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # Wait until the run holds the layer (the lock cannot be taken).
+        lock = st.state / "deps" / f"{key}.lock"
+        deadline = time.time() + 30
+        held = False
+        while not held and time.time() < deadline and run_p.poll() is None:
+            with open(lock, "a") as f:
+                try:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    fcntl.flock(f, fcntl.LOCK_UN)
+                    time.sleep(0.05)
+                except BlockingIOError:
+                    held = True
+        assert held, "the run never held its layer"
+        r = st.cordon("deps", "gc", "--json")
+        assert r.returncode == 0, r.stderr
+        got = json.loads(r.stdout)
+        assert got["removed"] == [] and got["in_use_by_runs"] == [key], got
+        out, err = run_p.communicate(timeout=60)
+    finally:
+        if run_p.poll() is None:
+            run_p.kill()
+    assert run_p.returncode == 0, err
+    ev = [json.loads(x) for x in out.splitlines() if x.startswith("{")]
+    assert st.result(ev)["output"] == {"msg": "hello x"}
+    r = st.cordon("deps", "gc", "--json")
+    assert [m["sha256"] for m in json.loads(r.stdout)["removed"]] == [key], r.stdout
+    assert layers(st) == []
+
+
+def test_gc_refuses_when_a_registered_versions_inputs_are_unreadable(tmp_path):
+    st = State(tmp_path)
+    d = tmp_path / "broken"
+    d.mkdir()
+    # No package.json beside the lockfile: the key cannot be computed.
+    (d / "package-lock.json").write_text("{}")
+    (d / "agent.json").write_text(json.dumps({
+        "name": "broken", "version": "1", "entrypoint": ["true"],
+        "dependencies": {"node": "package-lock.json"}}))
+    assert st.cordon("agent", "register", str(d)).returncode == 0
+    (st.state / "deps").mkdir(exist_ok=True)
+    orphan = st.state / "deps" / ("ab" * 32)
+    orphan.mkdir()
+    r = st.cordon("deps", "gc")
+    assert r.returncode != 0 and "could not be read" in r.stderr, r.stderr
+    assert orphan.is_dir()
+
+
+def test_stale_scratch_of_any_depth_is_removed(tmp_path):
+    """A failed build's scratch deeper than 256 levels once stayed for
+    good; the next command that opens the state removes it."""
+    st = State(tmp_path)
+    assert st.cordon("deps", "list").returncode == 0
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    top = st.state / "tmp" / f"u.{dead.pid}.deadbeef"
+    fd = os.open(st.state / "tmp", os.O_RDONLY)
+    os.mkdir(top.name, dir_fd=fd)
+    cur = os.open(top.name, os.O_RDONLY, dir_fd=fd)
+    os.close(fd)
+    for i in range(600):
+        os.mkdir("d", dir_fd=cur)
+        with open(os.open("f", os.O_WRONLY | os.O_CREAT, 0o600, dir_fd=cur), "w") as f:
+            f.write("x")
+        nxt = os.open("d", os.O_RDONLY, dir_fd=cur)
+        if i % 100 == 50:
+            os.chmod(cur, 0o555)  # read-only, as a sealed layer's are
+        os.close(cur)
+        cur = nxt
+    os.close(cur)
+    r = st.cordon("deps", "gc")
+    assert r.returncode == 0, r.stderr
+    assert not top.exists()

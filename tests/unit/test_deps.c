@@ -72,23 +72,128 @@ static void test_manifest(void **state)
 	manifest_free(m);
 }
 
+static int key_of(const char *runtime, const char *lock, const char *pkg, struct deps_layer *l,
+		  struct cdn_err *err)
+{
+	struct deps_input in[] = { { "package-lock.json", lock, strlen(lock) },
+				   { "package.json", pkg, pkg ? strlen(pkg) : 0 } };
+	return deps_layer_key(runtime, in, pkg ? 2 : 1, l, err);
+}
+
 static void test_key(void **state)
 {
 	(void)state;
-	struct deps_layer a = { 0 }, b = { 0 }, c = { 0 };
+	struct deps_layer a = { 0 }, b = { 0 }, c = { 0 }, d = { 0 }, e = { 0 };
 	struct cdn_err err = { 0 };
-	if (deps_layer_key("node", "lock-1", 6, &a, &err) < 0)
+	if (key_of("node", "lock-1", "{}", &a, &err) < 0)
 		skip(); /* no node where a sandbox finds it */
-	assert_int_equal(deps_layer_key("node", "lock-1", 6, &b, &err), 0);
-	assert_int_equal(deps_layer_key("node", "lock-2", 6, &c, &err), 0);
+	assert_int_equal(key_of("node", "lock-1", "{}", &b, &err), 0);
+	assert_int_equal(key_of("node", "lock-2", "{}", &c, &err), 0);
 	assert_string_equal(a.key, b.key);	    /* the same inputs, the same key */
 	assert_string_not_equal(a.key, c.key);	    /* another lockfile, another */
+	/* Another package.json, another key: the build saw it. */
+	assert_int_equal(key_of("node", "lock-1", "{\"x\":1}", &d, &err), 0);
+	assert_string_not_equal(a.key, d.key);
+	assert_string_equal(a.lockfile_sha256, d.lockfile_sha256);
+	/* Bytes moved from one input to the next: the lengths tell them apart. */
+	assert_int_equal(key_of("node", "lock-1{", "}", &e, &err), 0);
+	assert_string_not_equal(a.key, e.key);
 	assert_string_not_equal(a.key, a.lockfile_sha256);
 	assert_int_equal(strlen(a.key), 64);
 	assert_string_equal(a.runtime, "node");
 	assert_true(strncmp(a.platform, "linux-", 6) == 0);
 	assert_true(a.runtime_version[0] != '\0');
-	assert_int_equal(deps_layer_key("ruby", "x", 1, &a, &err), -EINVAL);
+	assert_int_equal(key_of("ruby", "x", NULL, &a, &err), -EINVAL);
+}
+
+static void test_requirements(void **state)
+{
+	(void)state;
+	struct cdn_err err = { 0 };
+	char *out = NULL;
+	size_t n = 0;
+	const char *h = "0123456789abcdef0123456789ABCDEF0123456789abcdef0123456789abcdef";
+	char in[1024];
+	snprintf(in, sizeof(in),
+		 "# pinned\n\nGreet_Py.Two==1.0.post1  # a comment\r\nzope.interface==6.0 \\\n"
+		 "    --hash=sha256:%s\n",
+		 h);
+	assert_int_equal(deps_requirements_normalize(in, strlen(in), &out, &n, &err), 0);
+	assert_string_equal(out, "greet-py-two==1.0.post1\nzope-interface==6.0 --hash=sha256:"
+				 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n");
+	assert_int_equal(n, strlen(out));
+	free(out);
+	static const struct {
+		const char *in, *want;
+	} bad[] = {
+		{ "--no-binary evil\nevil==1.0\n", "line 1: \"--no-binary\": an option line" },
+		{ "evil==1.0\n--no-binary=:all:\n", "line 2" },
+		{ "-r other.txt\n", "option line" },
+		{ "-c c.txt\n", "option line" },
+		{ "-e .\n", "option line" },
+		{ "--index-url http://x/\n", "option line" },
+		{ "evil\n", "expected NAME==VERSION" },
+		{ "evil>=1.0\n", "expected NAME==VERSION" },
+		{ "evil==1.*\n", "not an exact version" },
+		{ "evil===1.0\n", "not an exact version" },
+		{ "evil==1.0;python_version<'4'\n", "not an exact version" },
+		{ "evil[extra]==1.0\n", "not a package name" },
+		{ "evil @ https://x/e.whl\n", "expected NAME==VERSION" },
+		{ "./evil.whl\n", "expected NAME==VERSION" },
+		{ "https://x/evil==1.0.tar.gz\n", "not a package name" },
+		{ "evil==1.0 --global-option=x\n", "only --hash=sha256" },
+		{ "evil==1.0 --hash=sha512:00\n", "only --hash=sha256" },
+		{ "evil==1.0 --hash=sha256:00\n", "only --hash=sha256" },
+		{ "evil==1.0\nEvil==2.0\n", "pinned twice" },
+		{ "evil==1.0 \\\n--no-binary evil\n", "only --hash=sha256" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		memset(&err, 0, sizeof(err));
+		int r = deps_requirements_normalize(bad[i].in, strlen(bad[i].in), &out, &n, &err);
+		if (r == 0 || !strstr(err.msg, bad[i].want))
+			fail_msg("%s: expected \"%s\", got \"%s\"", bad[i].in, bad[i].want,
+				 r == 0 ? out : err.msg);
+	}
+	assert_int_equal(deps_requirements_normalize("a==1\0", 5, &out, &n, &err), -EINVAL);
+}
+
+static void test_npm_lock(void **state)
+{
+	(void)state;
+	struct cdn_err err = { 0 };
+	const char *reg = "http://127.0.0.1:4873";
+#define ENTRY(res, integ)                                                                    \
+	"{\"lockfileVersion\": 3, \"packages\": {\"\": {\"name\": \"a\"}, "                  \
+	"\"node_modules/x\": {\"version\": \"1.0.0\", \"resolved\": " res ", "              \
+	"\"integrity\": " integ "}}}"
+	static const char ok1[] = ENTRY("\"http://127.0.0.1:4873/x/-/x-1.0.0.tgz\"",
+					"\"sha512-AAAA\"");
+	static const char ok2[] = ENTRY("\"https://registry.npmjs.org/x/-/x-1.0.0.tgz\"",
+					"\"sha512-AAAA\"");
+	assert_int_equal(deps_npm_lock_check(ok1, strlen(ok1), reg, &err), 0);
+	assert_int_equal(deps_npm_lock_check(ok2, strlen(ok2), "http://127.0.0.1:4873/", &err), 0);
+	static const struct {
+		const char *lock, *want;
+	} bad[] = {
+		{ ENTRY("\"http://127.0.0.1:48731/x.tgz\"", "\"sha512-AAAA\""), "not on the configured" },
+		{ ENTRY("\"http://evil.test/x.tgz\"", "\"sha512-AAAA\""), "not on the configured" },
+		{ ENTRY("\"git+ssh://git@github.com/a/b.git\"", "\"sha512-AAAA\""), "not on the" },
+		{ ENTRY("\"file:../x\"", "\"sha512-AAAA\""), "not on the configured" },
+		{ ENTRY("\"http://127.0.0.1:4873/x.tgz\"", "null"), "no sha512" },
+		{ ENTRY("\"http://127.0.0.1:4873/x.tgz\"", "\"sha1-AAAA\""), "no sha512" },
+		{ ENTRY("\"http://127.0.0.1:4873/x.tgz?a\"", "\"sha512-AAAA\""), "plain registry" },
+		{ "{\"lockfileVersion\": 3, \"packages\": {\"x\": {\"link\": true}}}", "link" },
+		{ "{\"lockfileVersion\": 1, \"dependencies\": {}}", "lockfileVersion 2 or 3" },
+		{ "[1]", "not a JSON object" },
+	};
+#undef ENTRY
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		memset(&err, 0, sizeof(err));
+		int r = deps_npm_lock_check(bad[i].lock, strlen(bad[i].lock), reg, &err);
+		if (r == 0 || !strstr(err.msg, bad[i].want))
+			fail_msg("%s: expected \"%s\", got \"%s\"", bad[i].lock, bad[i].want,
+				 r == 0 ? "(accepted)" : err.msg);
+	}
 }
 
 static void test_registries_policy(void **state)
@@ -149,6 +254,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_manifest),
 		cmocka_unit_test(test_key),
+		cmocka_unit_test(test_requirements),
+		cmocka_unit_test(test_npm_lock),
 		cmocka_unit_test(test_registries_policy),
 		cmocka_unit_test(test_registry_url),
 	};
