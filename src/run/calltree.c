@@ -30,13 +30,14 @@
 #include "base/cleanup.h"
 #include "run/run_internal.h"
 
-#define CALL_TREE_PREFIX "calls."
+#define CALL_TREE_PREFIX   "calls."
 #define CALL_TREE_FILE_MAX 64 /* "BUDGET MADE RUNNING\n" */
 
 bool run_call_tree_name_ok(const char *name)
 {
 	size_t pl = strlen(CALL_TREE_PREFIX);
-	if (!name || strlen(name) > RUN_CALL_TREE_NAME_MAX || strncmp(name, CALL_TREE_PREFIX, pl))
+	if (!name || strlen(name) > RUN_CALL_TREE_NAME_MAX ||
+	    strncmp(name, CALL_TREE_PREFIX, pl) != 0)
 		return false;
 	const char *p = name + pl;
 	size_t digits = 0;
@@ -65,9 +66,9 @@ static int tree_open(struct store *s, const char *name, bool create, struct cdn_
 		return r;
 	/* O_NOFOLLOW and the checks below: a file planted in its place
 	 * (a link, another user's) must not stand for the count. */
-	int fd = open(path,
-		      O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | (create ? O_CREAT | O_EXCL : 0),
-		      0600);
+	int fd =
+	    open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | (create ? O_CREAT | O_EXCL : 0),
+		 0600);
 	if (fd < 0)
 		return cdn_err_set(err, errno, "the tree's call count %s", path);
 	struct stat st;
@@ -88,8 +89,7 @@ static int tree_open(struct store *s, const char *name, bool create, struct cdn_
 	return fd;
 }
 
-static int tree_read(int fd, const char *name, struct run_call_tree_count *n,
-		     struct cdn_err *err)
+static int tree_read(int fd, const char *name, struct run_call_tree_count *n, struct cdn_err *err)
 {
 	char buf[CALL_TREE_FILE_MAX + 1];
 	ssize_t len = pread(fd, buf, CALL_TREE_FILE_MAX, 0);
@@ -107,8 +107,8 @@ static int tree_read(int fd, const char *name, struct run_call_tree_count *n,
 			break;
 		p = end + 1;
 		if (i == 2 && !*p) {
-			*n = (struct run_call_tree_count){ (unsigned)v[0], (unsigned)v[1],
-							   (unsigned)v[2] };
+			*n = (struct run_call_tree_count){(unsigned)v[0], (unsigned)v[1],
+							  (unsigned)v[2]};
 			return 0;
 		}
 	}
@@ -135,7 +135,7 @@ int run_call_tree_take(struct store *s, const char *name, bool create, unsigned 
 		return fd;
 	int r;
 	if (create)
-		*n = (struct run_call_tree_count){ .budget = budget };
+		*n = (struct run_call_tree_count){.budget = budget};
 	else if ((r = tree_read(fd, name, n, err)) < 0)
 		return r;
 	*verdict = run_call_tree_decide(n);
@@ -155,7 +155,7 @@ int run_call_tree_take(struct store *s, const char *name, bool create, unsigned 
 
 void run_call_tree_done(struct store *s, const char *name)
 {
-	struct cdn_err err = { 0 };
+	struct cdn_err err = {0};
 	_cleanup_close_ int fd = tree_open(s, name, false, &err);
 	struct run_call_tree_count n;
 	if (fd < 0 || tree_read(fd, name, &n, &err) < 0 || !n.running)
@@ -167,7 +167,7 @@ void run_call_tree_done(struct store *s, const char *name)
 void run_call_tree_remove(struct store *s, const char *name)
 {
 	char path[PATH_MAX];
-	struct cdn_err err = { 0 };
+	struct cdn_err err = {0};
 	if (run_call_tree_name_ok(name) && store_tmp_path(s, name, path, sizeof(path), &err) == 0)
 		(void)unlink(path);
 }
