@@ -9,12 +9,12 @@
  *
  *  - the callee is declared in the caller's manifest ("calls") and the
  *    operator granted it (cordon grant AGENT --call CALLEE);
- *  - the tree's call budget is not spent: --max-calls counts the calls
- *    of the first run and of every run below it together (calltree.c);
  *  - the chain of callers, read from the store by following the records'
  *    `caller: "run:ID"` links (never from anything the agent says), is
  *    shorter than the depth limit and does not hold the callee (a cycle);
- *  - the callee resolves to a registered version and hash.
+ *  - the callee resolves to a registered version and hash;
+ *  - the tree's call budget is not spent: --max-calls counts the calls
+ *    of the first run and of every run below it together (calltree.c).
  *
  * The child is then a run of its own: a record made here (status
  * created, caller run:PARENT, its input), claimed by a `cordon run
