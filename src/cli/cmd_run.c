@@ -80,17 +80,21 @@ static void run_usage(FILE *out)
 	      "                         (what cordon worker uses); the run dies with its parent\n"
 	      "      --max-call-depth N how deep a chain of agent-to-agent calls (call_agent)\n"
 	      "                         may go below this run, 1 to 16 (default 4)\n"
-	      "      --max-calls N      calls this run and each run it calls may make, 1 to\n"
-	      "                         1024 (default 16)\n"
+	      "      --max-calls N      calls in a whole tree of calls: this run's and those\n"
+	      "                         of every run below it together, 1 to 1024 (default\n"
+	      "                         16)\n"
 	      "      --deadline MS      end by this time (unix milliseconds) at the latest, the\n"
 	      "                         manifest's timeout cut to it (what a call's run gets:\n"
 	      "                         its caller's deadline)\n"
+	      "      --call-tree NAME   the tree of calls this run is part of, whose count of\n"
+	      "                         calls it shares (what a call's run gets from its\n"
+	      "                         caller)\n"
 	      "  -h, --help             show this help\n"
 	      "\n"
 	      "With CORDON_URL set, the run is dispatched to cordon serve (key in\n"
 	      "CORDON_API_KEY): AGENT must be registered there, --policy, --allow-private,\n"
 	      "--hosts, --upstream-ca, --capture, --allow-degraded, --claim, --standby,\n"
-	      "--max-call-depth, --max-calls, --deadline and --state\n"
+	      "--max-call-depth, --max-calls, --deadline, --call-tree and --state\n"
 	      "are the server's to set and are refused, and the events are followed\n"
 	      "until the run ends. Ctrl-C stops following; the run goes on (cordon runs\n"
 	      "cancel RUN stops it).\n"
@@ -489,7 +493,7 @@ static int remote_run(const char *ref, const char *input_path, struct view_ctx *
 int cmd_run(int argc, char **argv)
 {
 	enum { O_STATE = 256, O_JSON, O_POLICY, O_PRIVATE, O_HOSTS, O_CA, O_CAPTURE, O_DEGRADED,
-	       O_CLAIM, O_STANDBY, O_BLOBS, O_LEASE, O_DEADLINE, O_CALL_DEPTH, O_CALLS };
+	       O_CLAIM, O_STANDBY, O_BLOBS, O_LEASE, O_DEADLINE, O_CALL_DEPTH, O_CALLS, O_CALL_TREE };
 	static const struct option opts[] = {
 		{ "input", required_argument, NULL, 'i' },
 		{ "workspace", required_argument, NULL, 'w' },
@@ -509,6 +513,7 @@ int cmd_run(int argc, char **argv)
 		{ "deadline", required_argument, NULL, O_DEADLINE },
 		{ "max-call-depth", required_argument, NULL, O_CALL_DEPTH },
 		{ "max-calls", required_argument, NULL, O_CALLS },
+		{ "call-tree", required_argument, NULL, O_CALL_TREE },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -631,6 +636,15 @@ int cmd_run(int argc, char **argv)
 				o.max_calls = (unsigned)v;
 			break;
 		}
+		case O_CALL_TREE:
+			local_only = local_only ? local_only : "--call-tree";
+			if (!run_call_tree_name_ok(optarg)) {
+				cli_error("--call-tree: '%s' is not the name of a tree of calls",
+					  optarg);
+				return EXIT_CORDON;
+			}
+			o.call_tree = optarg;
+			break;
 		case 'h':
 			run_usage(stdout);
 			return 0;

@@ -9,11 +9,12 @@
  *
  *  - the callee is declared in the caller's manifest ("calls") and the
  *    operator granted it (cordon grant AGENT --call CALLEE);
- *  - the run's call budget is not spent;
  *  - the chain of callers, read from the store by following the records'
  *    `caller: "run:ID"` links (never from anything the agent says), is
  *    shorter than the depth limit and does not hold the callee (a cycle);
- *  - the callee resolves to a registered version and hash.
+ *  - the callee resolves to a registered version and hash;
+ *  - the tree's call budget is not spent: --max-calls counts the calls
+ *    of the first run and of every run below it together (calltree.c).
  *
  * The child is then a run of its own: a record made here (status
  * created, caller run:PARENT, its input), claimed by a `cordon run
@@ -70,7 +71,7 @@ unsigned run_calls_max_depth(const struct run_options *o)
 	return o->max_call_depth ? o->max_call_depth : RUN_DEFAULT_CALL_DEPTH;
 }
 
-unsigned run_calls_max_per_run(const struct run_options *o)
+unsigned run_calls_max_per_tree(const struct run_options *o)
 {
 	return o->max_calls ? o->max_calls : RUN_DEFAULT_MAX_CALLS;
 }
@@ -84,10 +85,13 @@ static void answer(struct run_ctx *c, const char *call_id, bool is_error, const 
 }
 
 /* A refusal: an event in the run's record with the reason, and the
- * reason to the agent. agent is what the agent wrote: shown safely. */
-static int refuse(struct run_ctx *c, const char *call_id, const char *agent, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int refuse(struct run_ctx *c, const char *call_id, const char *agent, const char *fmt, ...)
+ * reason to the agent. agent is what the agent wrote: shown safely.
+ * detail, when not NULL, is for the record only: what the store or the
+ * host said (paths, the database's words) is none of the agent's. */
+static int refuse_detail(struct run_ctx *c, const char *call_id, const char *agent,
+			 const char *detail, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static int refuse_detail(struct run_ctx *c, const char *call_id, const char *agent,
+			 const char *detail, const char *fmt, ...)
 {
 	char why[512], shown[128], text[600];
 	va_list ap;
@@ -101,6 +105,8 @@ static int refuse(struct run_ctx *c, const char *call_id, const char *agent, con
 	if (c->mcp_events++ < RUN_MAX_MCP_EVENTS) {
 		json_t *d =
 		    json_pack("{s:s, s:s, s:s}", "call_id", call_id, "agent", shown, "reason", why);
+		if (d && detail)
+			json_object_set_new(d, "detail", json_string(detail));
 		run_emit(c, "call.refused", d);
 		json_decref(d);
 	}
@@ -108,6 +114,8 @@ static int refuse(struct run_ctx *c, const char *call_id, const char *agent, con
 	answer(c, call_id, true, text, NULL);
 	return 0;
 }
+
+#define refuse(c, call_id, agent, ...) refuse_detail(c, call_id, agent, NULL, __VA_ARGS__)
 
 /* ---------------------------------------------------------- the chain */
 
@@ -236,6 +244,7 @@ static void child_ended(struct run_child *ch)
 	json_decref(res);
 	if (have)
 		store_run_clear(&rec);
+	run_call_tree_done(c->s, c->call_tree);
 	child_free(ch);
 }
 
@@ -260,7 +269,7 @@ static int child_spawn(struct run_child *ch, char *why, size_t cap)
 	}
 	snprintf(deadline, sizeof(deadline), "%lld", (long long)c->deadline_ms);
 	snprintf(depth, sizeof(depth), "%u", run_calls_max_depth(o));
-	snprintf(calls, sizeof(calls), "%u", run_calls_max_per_run(o));
+	snprintf(calls, sizeof(calls), "%u", run_calls_max_per_tree(o));
 	snprintf(ref, sizeof(ref), "%s@%u", ch->agent, ch->version);
 	const char *argv[CALLS_MAX_ARGV];
 	size_t n = 0;
@@ -279,6 +288,8 @@ static int child_spawn(struct run_child *ch, char *why, size_t cap)
 	argv[n++] = depth;
 	argv[n++] = "--max-calls";
 	argv[n++] = calls;
+	argv[n++] = "--call-tree";
+	argv[n++] = c->call_tree;
 	if (o->policy_path) {
 		argv[n++] = "--policy";
 		argv[n++] = o->policy_path;
@@ -334,9 +345,51 @@ static int child_spawn(struct run_child *ch, char *why, size_t cap)
 
 /* ----------------------------------------------------------- the call */
 
+/* Counts the call in its tree (calltree.c), the last check before the
+ * child's record: 0 when it may start, else -1 with the refusal given. */
+static int call_take(struct run_ctx *c, const char *call_id, const char *agent, unsigned *made)
+{
+	bool first = !c->o->call_tree;
+	if (!c->call_tree[0]) {
+		if (first)
+			snprintf(c->call_tree, sizeof(c->call_tree), "calls.%d.%s", (int)getpid(),
+				 c->rec.id);
+		else
+			snprintf(c->call_tree, sizeof(c->call_tree), "%s", c->o->call_tree);
+	}
+	struct run_call_tree_count n;
+	enum call_tree_verdict v;
+	struct cdn_err err = { 0 };
+	bool create = first && !c->call_tree_made;
+	if (run_call_tree_take(c->s, c->call_tree, create, run_calls_max_per_tree(c->o), &n, &v,
+			       &err) < 0) {
+		refuse_detail(c, call_id, agent, err.msg, "the tree's count of calls cannot be read");
+		return -1;
+	}
+	c->call_tree_made = c->call_tree_made || create;
+	if (v == CALL_TREE_SPENT) {
+		refuse(c, call_id, agent,
+		       "the budget of %u calls for this whole tree of calls is spent", n.budget);
+		return -1;
+	}
+	if (v == CALL_TREE_BUSY) {
+		refuse(c, call_id, agent,
+		       "%u runs of this tree of calls are running, the most at once; try again "
+		       "when one has ended",
+		       n.running);
+		return -1;
+	}
+	*made = n.made;
+	return 0;
+}
+
 static int call_start(struct run_ctx *c, const char *call_id, const char *agent, json_t *input)
 {
 	const struct agent_manifest *m = c->agent.manifest;
+	/* A frame that comes while the run ends (a network part that sends a
+	 * CALL after STOP) would start a child nobody waits for or cancels. */
+	if (c->calls_closed)
+		return refuse(c, call_id, agent, "this run is ending");
 	char name[MANIFEST_MAX_NAME + 1];
 	unsigned version = 0;
 	int r = manifest_call_find(m, agent, name, &version);
@@ -355,10 +408,6 @@ static int call_start(struct run_ctx *c, const char *call_id, const char *agent,
 		    "the operator has not granted %s a call of %s (cordon grant %s --call "
 		    "%s)",
 		    c->rec.agent, name, c->rec.agent, name);
-	unsigned budget = run_calls_max_per_run(c->o);
-	if (c->calls_made >= budget)
-		return refuse(c, call_id, agent, "this run's budget of %u calls is spent", budget);
-
 	/* Depth and cycles, from the records. This run is at depth n - 1;
 	 * its child would be at n. */
 	unsigned max_depth = run_calls_max_depth(c->o);
@@ -369,8 +418,8 @@ static int call_start(struct run_ctx *c, const char *call_id, const char *agent,
 	int n = call_chain(c, chain, max_depth, &err);
 	if (n < 0) {
 		free(chain);
-		return refuse(c, call_id, agent, "the chain of callers cannot be read: %s",
-			      err.msg);
+		return refuse_detail(c, call_id, agent, err.msg,
+				     "the chain of callers cannot be read");
 	}
 	char path[1024] = "";
 	for (int i = n - 1; i >= 0; i--) {
@@ -394,7 +443,8 @@ static int call_start(struct run_ctx *c, const char *call_id, const char *agent,
 	if (r < 0)
 		return r == -ENOENT ? refuse(c, call_id, agent, "agent %s%s%.0u is not registered",
 					     name, version ? "@" : "", version)
-				    : refuse(c, call_id, agent, "the registry: %s", err.msg);
+				    : refuse_detail(c, call_id, agent, err.msg,
+						    "the registry cannot be read");
 	int64_t left = c->deadline_ms - cdn_wall_ms();
 	if (left < CALLS_MIN_LEFT_MS) {
 		store_item_clear(&it);
@@ -434,6 +484,11 @@ static int call_start(struct run_ctx *c, const char *call_id, const char *agent,
 			      "not get",
 			      found);
 	}
+	unsigned made = 0;
+	if (call_take(c, call_id, agent, &made) < 0) {
+		free(ch);
+		return 0;
+	}
 	cdn_random_id("run_", 12, rec.id, sizeof(rec.id));
 	snprintf(rec.workspace, sizeof(rec.workspace), "%s", c->ws);
 	snprintf(rec.agent, sizeof(rec.agent), "%s", ch->agent);
@@ -446,10 +501,10 @@ static int call_start(struct run_ctx *c, const char *call_id, const char *agent,
 	rec.input_json = in;
 	if (store_run_create(c->s, &rec, &err) < 0) {
 		free(ch);
-		return refuse(c, call_id, agent, "the child's record: %s", err.msg);
+		run_call_tree_done(c->s, c->call_tree);
+		return refuse_detail(c, call_id, agent, err.msg, "the child's record cannot be made");
 	}
 	snprintf(ch->run_id, sizeof(ch->run_id), "%s", rec.id);
-	c->calls_made++;
 	if (child_spawn(ch, why, sizeof(why)) < 0 ||
 	    !(ch->ev = event_new(c->base, ch->pidfd, EV_READ, on_child_exit, ch)) ||
 	    event_add(ch->ev, NULL) < 0) {
@@ -468,13 +523,14 @@ static int call_start(struct run_ctx *c, const char *call_id, const char *agent,
 		if (ch->pidfd >= 0)
 			close(ch->pidfd);
 		free(ch);
+		run_call_tree_done(c->s, c->call_tree);
 		return refuse(c, call_id, agent, "%s", rec.error);
 	}
 	ch->next = c->children_live;
 	c->children_live = ch;
-	json_t *d = json_pack("{s:s, s:s, s:s, s:I, s:s, s:i}", "call_id", call_id, "run_id",
+	json_t *d = json_pack("{s:s, s:s, s:s, s:I, s:s, s:i, s:i}", "call_id", call_id, "run_id",
 			      ch->run_id, "agent", ch->agent, "version", (json_int_t)ch->version,
-			      "sha256", ch->hash, "depth", n);
+			      "sha256", ch->hash, "depth", n, "tree_calls", (int)made);
 	run_emit(c, "call.started", d);
 	json_decref(d);
 	return 0;
@@ -487,10 +543,8 @@ void run_call_start(void *ctx, const char *call_id, const char *agent, json_t *i
 
 /* ------------------------------------------------------------ the end */
 
-void run_calls_end(struct run_ctx *c, const char *why)
+static void calls_cancel(struct run_ctx *c, const char *why)
 {
-	if (!c->children_live)
-		return;
 	char by[160];
 	snprintf(by, sizeof(by), "run:%s (%s)", c->rec.id, why);
 	json_t *req = json_pack("{s:s, s:s}", "op", "cancel", "by", by);
@@ -517,4 +571,15 @@ void run_calls_end(struct run_ctx *c, const char *why)
 			child_ended(ch);
 	}
 	json_decref(req);
+}
+
+void run_calls_end(struct run_ctx *c, const char *why)
+{
+	c->calls_closed = true;
+	if (c->children_live)
+		calls_cancel(c, why);
+	/* The first run's end is its tree's: no run of it is left. */
+	if (c->call_tree_made)
+		run_call_tree_remove(c->s, c->call_tree);
+	c->call_tree_made = false;
 }

@@ -160,7 +160,14 @@ static void on_frame(void *ctx, enum netmsg_type type, const uint8_t *p, size_t 
 		break;
 	}
 	case NETMSG_CALL:
-		if (np->hooks.call)
+		/* The run is ending (netpart_free drains the part's last
+		 * frames): a call now would start a child after its caller's
+		 * calls were cancelled, one nobody waits for. A part that sends
+		 * one is broken or compromised; it gets a refusal. */
+		if (np->stopping)
+			(void)netpart_call_done(np, m.call_id, true,
+						"call_agent: refused: this run is ending", NULL);
+		else if (np->hooks.call)
 			np->hooks.call(np->hooks.ctx, m.call_id, m.callee,
 				       json_object_get(m.json, "input"));
 		else

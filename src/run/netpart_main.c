@@ -213,6 +213,12 @@ static void on_frame(void *ctx, enum netmsg_type type, const uint8_t *payload, s
 		break;
 	}
 	case NETMSG_STOP:
+#ifdef CORDON_TEST_FAULTS
+		/* Test builds only: the part sends a call as the run ends, as
+		 * a compromised part could ("call-on-stop:AGENT"). */
+		if (strncmp(p->fault, "call-on-stop:", 13) == 0)
+			(void)send_call(p, "call_999", p->fault + 13, "{}", &err);
+#endif
 		p->stop = true;
 		event_base_loopbreak(p->base);
 		break;

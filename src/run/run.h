@@ -37,9 +37,11 @@ struct sandbox;
 #define RUN_MAX_LOG_BYTES (1u << 20)  /* bytes of MCP log messages per run */
 #define RUN_MAX_MCP_EVENTS 1000	      /* other MCP events (sessions, refusals, artifacts) */
 #define RUN_DEFAULT_CALL_DEPTH 4      /* call_agent: runs below the first, at most */
-#define RUN_DEFAULT_MAX_CALLS 16      /* call_agent: calls one run may make */
+#define RUN_DEFAULT_MAX_CALLS 16      /* call_agent: calls a whole tree of calls may make */
 #define RUN_MAX_CALL_DEPTH 16	      /* the most an operator may allow */
 #define RUN_MAX_MAX_CALLS 1024
+#define RUN_MAX_LIVE_CALLS 16	      /* runs of one tree of calls running at once */
+#define RUN_CALL_TREE_NAME_MAX 80     /* --call-tree: "calls.PID.RUN_ID" */
 /* events.ndjson itself: see run/events.h (EVENTS_MAX_LINE, EVENTS_MAX_FILE). */
 
 /* Called for every event written (the line of events.ndjson, redacted,
@@ -93,7 +95,15 @@ struct run_options {
 	unsigned max_call_depth;
 	unsigned max_calls;
 	int64_t deadline_ms;
+	/* The tree of calls this run is part of (--call-tree, given only by
+	 * the supervisor that starts a called run; run_call_tree_name_ok):
+	 * its count of calls, against --max-calls for the whole tree. NULL:
+	 * this run is the first of its tree. */
+	const char *call_tree;
 };
+
+/* NAME is a tree of calls' name, "calls.PID.RUN_ID" (--call-tree). */
+bool run_call_tree_name_ok(const char *name);
 
 struct run_outcome {
 	char id[STORE_RUN_ID_MAX + 1];

@@ -670,6 +670,9 @@ int run_execute(struct run_ctx *c, const struct secret_set *ss, struct sandbox_s
 		}
 	}
 
+	/* Cut again: the time since run_sandbox_config (the policy, the CA)
+	 * is gone too. */
+	run_cut_to_deadline(c, &cfg.limits.timeout_ms);
 	r = sandbox_start(&c->o->warm, &cfg, &sb, err);
 	for (int k = 0; k < 2; k++) {
 		close(pipes[k][1]);
@@ -681,6 +684,11 @@ int run_execute(struct run_ctx *c, const struct secret_set *ss, struct sandbox_s
 	c->base = base;
 	c->started_ms = cdn_wall_ms();
 	c->deadline_ms = c->started_ms + (int64_t)cfg.limits.timeout_ms;
+	/* A called run's deadline is its caller's at the latest: its own
+	 * start plus its timeout would add this run's setup time past it, at
+	 * every level of a chain. */
+	if (c->o->deadline_ms && c->deadline_ms > c->o->deadline_ms)
+		c->deadline_ms = c->o->deadline_ms;
 	c->rec.started_ms = c->started_ms;
 	c->rec.status = RUN_RUNNING;
 	(void)store_run_update(c->s, &c->rec, NULL);
@@ -820,6 +828,9 @@ out:
 		event_free(c->errc.ev);
 		c->errc.ev = NULL;
 	}
+	/* Every way out, the early ones too (a part may send a CALL before it
+	 * is ready): no call starts from here on, and none is left running. */
+	run_calls_end(c, c->cancelled ? "its caller was cancelled" : "its caller ended");
 	/* The part's last lines (connections closed, approvals denied) still
 	 * reach the audit log and the events here. */
 	netpart_free(c->net);

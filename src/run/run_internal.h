@@ -97,7 +97,9 @@ struct run_ctx {
 	int64_t deadline_ms;		   /* when the sandbox's timeout ends it (unix ms) */
 	struct run_child *children_live; /* calls still running */
 	json_t *children;		   /* result.json's "children" */
-	unsigned calls_made;
+	bool calls_closed;		   /* the run is ending: no call starts */
+	bool call_tree_made;		   /* this first run made its tree's count */
+	char call_tree[RUN_CALL_TREE_NAME_MAX + 1]; /* the tree's name (calltree.c) */
 };
 
 
@@ -157,6 +159,9 @@ int run_make_redactor(struct run_ctx *c, const struct secret_set *ss, struct cdn
 int run_sandbox_config(const struct run_ctx *c, const struct secret_set *ss,
 		       struct sandbox_config *cfg, struct run_config_store *st, struct cdn_err *err);
 void run_config_store_free(struct run_config_store *st);
+/* A called run's timeout (ms) cut to what is left before its caller's
+ * deadline (run_options.deadline_ms), from now. */
+void run_cut_to_deadline(const struct run_ctx *c, uint64_t *timeout_ms);
 json_t *run_item_json(const char *name, unsigned version, const char *hash);
 void run_artifact_limits_for(const struct run_ctx *c, struct artifact_limits *lim,
 				const char **exts);
@@ -168,7 +173,28 @@ struct run_child;
 void run_call_start(void *ctx, const char *call_id, const char *agent, json_t *input);
 void run_calls_end(struct run_ctx *c, const char *why);
 unsigned run_calls_max_depth(const struct run_options *o);
-unsigned run_calls_max_per_run(const struct run_options *o);
+unsigned run_calls_max_per_tree(const struct run_options *o);
+
+/* A tree of calls' count (calltree.c): the budget (the first run's
+ * --max-calls), the calls made in the whole tree, and those running. */
+struct run_call_tree_count {
+	unsigned budget, made, running;
+};
+enum call_tree_verdict { CALL_TREE_OK, CALL_TREE_SPENT, CALL_TREE_BUSY };
+/* Whether one more call may start: not when the budget is spent, nor
+ * while RUN_MAX_LIVE_CALLS of the tree run. */
+enum call_tree_verdict run_call_tree_decide(const struct run_call_tree_count *n);
+/* Decides one more call of tree name (STATE/tmp/NAME) under its lock and,
+ * when OK, counts it as made and running; n is the count after. create:
+ * the first run's first call, which makes the file with budget. 0 with
+ * *verdict, else negative with err (a missing or damaged count refuses). */
+int run_call_tree_take(struct store *s, const char *name, bool create, unsigned budget,
+		       struct run_call_tree_count *n, enum call_tree_verdict *verdict,
+		       struct cdn_err *err);
+/* A call of the tree ended: one fewer running. */
+void run_call_tree_done(struct store *s, const char *name);
+/* The first run ended, and its tree with it: the count goes. */
+void run_call_tree_remove(struct store *s, const char *name);
 
 /* The run's record (run.c). */
 const char *run_status_for(const struct sandbox_status *st);

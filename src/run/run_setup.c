@@ -523,6 +523,18 @@ void run_artifact_limits_for(const struct run_ctx *c, struct artifact_limits *li
  * at live in *st. The execution adds what only it has (pipes, the MCP
  * tokens, the network). Tested on its own in test_run_setup.
  */
+void run_cut_to_deadline(const struct run_ctx *c, uint64_t *timeout_ms)
+{
+	if (!c->o->deadline_ms)
+		return;
+	/* A called run ends by its caller's deadline at the latest. */
+	int64_t left = c->o->deadline_ms - cdn_wall_ms();
+	if (left < 1)
+		left = 1;
+	if (!*timeout_ms || (uint64_t)left < *timeout_ms)
+		*timeout_ms = (uint64_t)left;
+}
+
 int run_sandbox_config(const struct run_ctx *c, const struct secret_set *ss,
 		       struct sandbox_config *cfg, struct run_config_store *st, struct cdn_err *err)
 {
@@ -543,14 +555,7 @@ int run_sandbox_config(const struct run_ctx *c, const struct secret_set *ss,
 	 * sandbox's network namespace, can reach it. */
 	if (m->health.port)
 		cfg->local_ports[cfg->n_local_ports++] = (uint16_t)m->health.port;
-	if (c->o->deadline_ms) {
-		/* A called run ends by its caller's deadline at the latest. */
-		int64_t left = c->o->deadline_ms - cdn_wall_ms();
-		if (left < 1)
-			left = 1;
-		if ((uint64_t)left < cfg->limits.timeout_ms)
-			cfg->limits.timeout_ms = (uint64_t)left;
-	}
+	run_cut_to_deadline(c, &cfg->limits.timeout_ms);
 	cfg->limits.workspace_bytes = c->o->workspace_bytes ? c->o->workspace_bytes : DEFAULT_WORKSPACE;
 	cfg->allow_degraded = c->o->allow_degraded;
 	cfg->keep_workspace = true;

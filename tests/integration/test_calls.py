@@ -5,6 +5,7 @@ record, the caller's result and evidence listing it, and every limit:
 undeclared, ungranted, a cycle, the depth, the budget, cancelling."""
 import json
 import os
+import sqlite3
 import subprocess
 import tarfile
 import time
@@ -41,8 +42,10 @@ res, sid = post({"jsonrpc": "2.0", "id": 1, "method": "initialize",
                             "clientInfo": {"name": "t", "version": "1"}}},
                 token=os.environ["CORDON_MCP_TOKEN"])
 tools = post({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}, session=sid)[0]
+if inp.get("pause"):
+    time.sleep(inp["pause"])
 out = {"me": os.environ.get("ME", "?"), "tools": sorted(t["name"] for t in tools["result"]["tools"]),
-       "got": {k: v for k, v in inp.items() if k != "calls"}, "results": []}
+       "got": {k: v for k, v in inp.items() if k not in ("calls", "pause")}, "results": []}
 for i, call in enumerate(inp.get("calls", [])):
     for k, var in call.pop("input_from_env", {}).items():
         call.setdefault("input", {})[k] = os.environ[var]
@@ -220,13 +223,163 @@ def test_budget_and_depth(world):
     r, events, res = run_agent(world, "alpha", inp, "--max-calls", "1")
     results = res["output"]["results"]
     assert results[0]["isError"] is False
-    assert results[1]["isError"] and "budget of 1 calls is spent" in results[1]["content"][0]["text"]
+    assert results[1]["isError"] and "budget of 1 calls for this whole tree of calls is spent" \
+        in results[1]["content"][0]["text"]
     r, events, res = run_agent(world, "alpha", inp, "--max-call-depth", "1")
     results = res["output"]["results"]
     assert results[0]["isError"] is False and results[1]["isError"] is False
     deep = results[1]["structuredContent"]["output"]["results"][0]
     assert deep["isError"] and "the call depth limit is 1 (alpha -> beta -> gamma would be 2 deep)" \
         in deep["content"][0]["text"], deep
+
+
+def tree_of(world, root):
+    """The run ids below root, from the records' caller links."""
+    r = run([CORDON, "runs", "list", "--json", "--limit", "1000"], env=world["env"])
+    assert r.returncode == 0, r.stderr
+    runs = json.loads(r.stdout)
+    runs = runs["runs"] if isinstance(runs, dict) else runs
+    below, todo = [], [root]
+    while todo:
+        p = todo.pop()
+        kids = [x["id"] for x in runs if x.get("parent") == p]
+        below += kids
+        todo += kids
+    return below
+
+
+def test_one_budget_for_the_whole_tree(world):
+    """--max-calls counts the calls of the whole tree, not of each run: a
+    chain alpha -> beta -> gamma where each run asks for three calls starts
+    three runs in all, not 3 + 9 (and, with the defaults, not 16 + 256 +
+    4096 + 65536)."""
+    beta_in = {"calls": [{"agent": "gamma", "input": {"n": i}} for i in range(3)]}
+    inp = {"calls": [{"agent": "beta", "input": beta_in}] * 3}
+    r, events, res = run_agent(world, "alpha", inp, "--max-calls", "3")
+    assert r.returncode == 0, r.stderr
+    assert len(tree_of(world, res["run_id"])) == 3
+    spent = "call_agent: refused: the budget of 3 calls for this whole tree of calls is spent"
+    first, second, third = res["output"]["results"]
+    assert first["isError"] is False, first
+    g = first["structuredContent"]["output"]["results"]
+    assert [x["isError"] for x in g] == [False, False, True], g
+    assert g[2]["content"][0]["text"] == spent
+    for refused in (second, third):
+        assert refused["isError"] and refused["content"][0]["text"] == spent, refused
+    started = [e for e in events if e["type"] == "call.started"]
+    assert [e["tree_calls"] for e in started] == [1]
+    # The count goes with its tree.
+    assert not list((world["state"] / "tmp").glob("calls.*"))
+
+
+def claim_deadlines(state):
+    """run id -> --deadline of the `cordon run --claim` processes of this
+    state directory."""
+    out = {}
+    for p in Path("/proc").iterdir():
+        if not p.name.isdigit():
+            continue
+        try:
+            argv = [a.decode(errors="replace") for a in (p / "cmdline").read_bytes().split(b"\0")]
+        except OSError:
+            continue
+        if "--claim" in argv and "--deadline" in argv and str(state) in argv:
+            out[argv[argv.index("--claim") + 1]] = int(argv[argv.index("--deadline") + 1])
+    return out
+
+
+def test_a_called_run_never_ends_after_its_caller(world):
+    """A called run's deadline is its caller's at the latest: its own start
+    plus its timeout would add its setup time past the caller's deadline,
+    at each level, and its own calls would get that later deadline."""
+    inp = {"calls": [{"agent": "beta", "input": {
+        "calls": [{"agent": "gamma", "input": {"sleep": 2}}]}}]}
+    p = subprocess.Popen([CORDON, "run", "--json", "-i", "-", "alpha"], env=world["env"],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    try:
+        p.stdin.write(json.dumps(inp))
+        p.stdin.close()
+        beta = None
+        for line in p.stdout:
+            e = json.loads(line)
+            if e["type"] == "call.started":
+                beta = e["run_id"]
+                break
+        assert beta, p.stderr.read()
+        seen = {}
+        assert wait_until(lambda: len(seen.update(claim_deadlines(world["state"])) or seen) >= 2,
+                          timeout=20), seen
+        gamma, = set(seen) - {beta}
+        assert seen[gamma] <= seen[beta], (seen[gamma] - seen[beta], seen)
+        p.stdout.read()
+        assert p.wait(timeout=30) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+def test_the_agent_gets_no_store_detail(world):
+    """A refusal's reason for the agent is cordon's own words; what the
+    store said is kept in the caller's record only."""
+    inp = {"calls": [{"agent": "beta", "input": {"pause": 2, "calls": [{"agent": "gamma"}]}}]}
+    p = subprocess.Popen([CORDON, "run", "--json", "-i", "-", "alpha"], env=world["env"],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    try:
+        p.stdin.write(json.dumps(inp))
+        p.stdin.close()
+        root = beta = None
+        for line in p.stdout:
+            e = json.loads(line)
+            root = root or e["run_id"]
+            if e["type"] == "call.started":
+                beta = e["run_id"]
+                break
+        assert beta, p.stderr.read()
+        # beta's chain of callers now leads to a record that is not there:
+        # reading it fails, with the store's message.
+        db = sqlite3.connect(world["state"] / "cordon.db", timeout=10)
+        with db:
+            db.execute("UPDATE runs SET caller = ? WHERE id = ?",
+                       ("run:run_000000000000000000000000", root))
+        db.close()
+        out = p.stdout.read()
+        p.wait(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    fin = json.loads(out.splitlines()[-1])
+    res = json.loads((Path(fin["run_dir"]) / "result.json").read_text())
+    b = res["output"]["results"][0]["structuredContent"]
+    refused = b["output"]["results"][0]
+    assert refused["isError"] and refused["content"][0]["text"] == \
+        "call_agent: refused: the chain of callers cannot be read", refused
+    ev = [json.loads(l) for l in
+          (world["state"] / "runs" / beta / "events.ndjson").read_text().splitlines()]
+    why = [e for e in ev if e["type"] == "call.refused"]
+    assert why and "run_000000000000000000000000" in why[0]["detail"], why
+
+
+def has_test_faults():
+    r = run([Path(CORDON).parent / "cordon-net", "--version"])
+    return "(test faults)" in r.stdout
+
+
+def test_no_call_starts_as_the_run_ends(world):
+    """A network part (compromised; here the test build's fault switch) that
+    sends a CALL after the supervisor asked it to stop: no child starts
+    after its caller's calls were cancelled."""
+    if not has_test_faults():
+        pytest.skip("needs a build with -Dtest_faults=true (the sanitizer build of make test)")
+    env = dict(world["env"], CORDON_TEST_NETPART_FAULT="call-on-stop:gamma")
+    r = run([CORDON, "run", "--json", "-i", "-", "alpha"], input="{}", env=env, timeout=90)
+    events = [json.loads(l) for l in r.stdout.splitlines() if l.startswith("{")]
+    assert r.returncode == 0 and events[-1]["type"] == "run.finished", r.stdout + r.stderr
+    assert tree_of(world, events[-1]["run_id"]) == []
+    assert not [e for e in events if e["type"] == "call.started"]
 
 
 def test_cancelling_the_parent_cancels_the_child(world):

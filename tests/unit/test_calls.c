@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Agent-to-agent calls, the parts without a sandbox: agent.json's "calls"
  * (manifest_calls.c), the call_agent tool of the MCP layer (mcp_tools.c)
- * and the CALL message the network part sends (netmsg.c). */
+ * the CALL message the network part sends (netmsg.c) and the count of a
+ * tree of calls (calltree.c). */
+#include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,6 +20,8 @@
 #include "mcp/mcp.h"
 #include "registry/manifest.h"
 #include "run/netmsg.h"
+#include "run/run_internal.h"
+#include "store/store.h"
 
 /* ------------------------------------------------------------ manifest */
 
@@ -361,6 +366,72 @@ static void test_netmsg_call(void **state)
 	netmsg_up_clear(&m);
 }
 
+/* ------------------------------------------------------- a tree's count */
+
+static void test_call_tree(void **state)
+{
+	(void)state;
+	assert_true(run_call_tree_name_ok("calls.123.run_abc"));
+	assert_false(run_call_tree_name_ok("calls..run_abc"));
+	assert_false(run_call_tree_name_ok("calls.12a.run_abc"));
+	assert_false(run_call_tree_name_ok("calls.1.../x"));
+	assert_false(run_call_tree_name_ok("calls.1./etc"));
+	assert_false(run_call_tree_name_ok("blobs.1.run_abc"));
+	assert_false(run_call_tree_name_ok(NULL));
+
+	struct run_call_tree_count n = { .budget = 3, .made = 2, .running = 0 };
+	assert_int_equal(run_call_tree_decide(&n), CALL_TREE_OK);
+	n.made = 3;
+	assert_int_equal(run_call_tree_decide(&n), CALL_TREE_SPENT);
+	n = (struct run_call_tree_count){ .budget = 100, .made = 20, .running = RUN_MAX_LIVE_CALLS };
+	assert_int_equal(run_call_tree_decide(&n), CALL_TREE_BUSY);
+
+	char dir[] = "/tmp/cordon-calltree-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char st[sizeof(dir) + 16];
+	snprintf(st, sizeof(st), "%s/state", dir);
+	struct store *s = NULL;
+	struct cdn_err err = { 0 };
+	assert_int_equal(store_open(st, &s, &err), 0);
+	const char *name = "calls.1.run_tree";
+	enum call_tree_verdict v;
+	/* A child's count that is not there refuses: never a fresh budget. */
+	assert_true(run_call_tree_take(s, name, false, 2, &n, &v, &err) < 0);
+	/* The first run makes it; its budget is the one every run uses. */
+	assert_int_equal(run_call_tree_take(s, name, true, 2, &n, &v, &err), 0);
+	assert_int_equal(v, CALL_TREE_OK);
+	assert_int_equal(n.made, 1);
+	assert_true(run_call_tree_take(s, name, true, 2, &n, &v, &err) < 0); /* made once */
+	assert_int_equal(run_call_tree_take(s, name, false, 1000, &n, &v, &err), 0);
+	assert_int_equal(v, CALL_TREE_OK);
+	assert_int_equal(n.made, 2);
+	assert_int_equal(n.running, 2);
+	run_call_tree_done(s, name);
+	run_call_tree_done(s, name);
+	assert_int_equal(run_call_tree_take(s, name, false, 1000, &n, &v, &err), 0);
+	assert_int_equal(v, CALL_TREE_SPENT);
+	assert_int_equal(n.budget, 2);
+	assert_int_equal(n.running, 0);
+	/* A damaged count refuses. */
+	char path[256];
+	assert_int_equal(store_tmp_path(s, name, path, sizeof(path), &err), 0);
+	int fd = open(path, O_WRONLY | O_TRUNC);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "2 x 0\n", 6), 6);
+	close(fd);
+	assert_true(run_call_tree_take(s, name, false, 2, &n, &v, &err) < 0);
+	/* So does a link in its place. */
+	run_call_tree_remove(s, name);
+	assert_int_equal(symlink("/etc/hostname", path), 0);
+	assert_true(run_call_tree_take(s, name, false, 2, &n, &v, &err) < 0);
+	run_call_tree_remove(s, name);
+	assert_true(access(path, F_OK) < 0 && errno == ENOENT);
+	store_close(s);
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -368,6 +439,7 @@ int main(void)
 	    cmocka_unit_test(test_tool_only_with_the_hook),
 	    cmocka_unit_test(test_call_waits_then_answers),
 	    cmocka_unit_test(test_netmsg_call),
+	    cmocka_unit_test(test_call_tree),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
