@@ -50,7 +50,7 @@ static bool req_name(const char *s, size_t n, char *out, size_t cap)
 			return false;
 		if (isalnum((unsigned char)s[i]))
 			out[o++] = (char)tolower((unsigned char)s[i]);
-		else if (out[o - 1] != '-')
+		else if (o > 0 && out[o - 1] != '-') /* s[0] is alnum: o > 0 */
 			out[o++] = '-';
 	}
 	out[o] = '\0';

@@ -307,6 +307,59 @@ static bool stopping_now(struct server *sv)
 	return stop;
 }
 
+/* The services and runs of the last look: a service gone since (removed
+ * on the state directory, or through another node) leaves a run nobody
+ * restarts or stops but this. */
+struct seen {
+	char ws[STORE_MAX_NAME + 1], name[STORE_MAX_NAME + 1], run[STORE_RUN_ID_MAX + 1];
+};
+static struct seen *seen;
+static size_t n_seen;
+
+static void stop_orphans(struct server *sv, const struct store_service *v, size_t n)
+{
+	for (size_t i = 0; i < n_seen; i++) {
+		bool still = false;
+		for (size_t k = 0; k < n && !still; k++)
+			still = strcmp(v[k].workspace, seen[i].ws) == 0 &&
+				strcmp(v[k].name, seen[i].name) == 0;
+		if (still || !seen[i].run[0])
+			continue;
+		struct store_run r;
+		if (store_run_get(sv->s, seen[i].run, &r, NULL) < 0)
+			continue;
+		bool going = !store_run_status_final(r.status) &&
+			     strcmp(r.workspace, seen[i].ws) == 0;
+		store_run_clear(&r);
+		if (going) {
+			char why[160];
+			snprintf(why, sizeof(why), "its service %s was removed", seen[i].name);
+			(void)dispatch_cancel(sv, seen[i].ws, seen[i].run, why);
+		}
+	}
+}
+
+/* What this look saw (and started), for the next one's orphans. */
+static void remember(const struct store_service *v, size_t n)
+{
+	if (!n) {
+		free(seen);
+		seen = NULL;
+		n_seen = 0;
+		return;
+	}
+	struct seen *nv = realloc(seen, n * sizeof(*nv));
+	if (!nv)
+		return; /* keeps the last list; the next look tries again */
+	seen = nv;
+	n_seen = n;
+	for (size_t k = 0; k < n; k++) {
+		snprintf(seen[k].ws, sizeof(seen[k].ws), "%s", v[k].workspace);
+		snprintf(seen[k].name, sizeof(seen[k].name), "%s", v[k].name);
+		snprintf(seen[k].run, sizeof(seen[k].run), "%s", v[k].current_run);
+	}
+}
+
 static void tick(struct server *sv)
 {
 	struct store_service *v = NULL;
@@ -317,8 +370,10 @@ static void tick(struct server *sv)
 		fprintf(stderr, "cordon serve: services: %s\n", err.msg);
 		return;
 	}
+	stop_orphans(sv, v, n);
 	for (size_t i = 0; i < n && !stopping_now(sv); i++)
 		look(sv, &v[i], (int64_t)cdn_wall_ms());
+	remember(v, n);
 	store_services_free(v, n);
 }
 
@@ -368,8 +423,10 @@ void services_drain(struct server *sv)
 	struct cdn_err err = { 0 };
 	if (store_service_list(sv->s, NULL, &v, &n, &err) < 0) {
 		fprintf(stderr, "cordon serve: services: %s\n", err.msg);
+		remember(NULL, 0);
 		return;
 	}
+	stop_orphans(sv, v, n); /* removed since the last look */
 	for (size_t i = 0; i < n; i++) {
 		struct store_service *s = &v[i];
 		char run[STORE_RUN_ID_MAX + 1];
@@ -396,4 +453,5 @@ void services_drain(struct server *sv)
 		struct timespec ts = { 0, 50 * 1000 * 1000 };
 		nanosleep(&ts, NULL);
 	}
+	remember(NULL, 0);
 }

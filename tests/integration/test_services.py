@@ -207,9 +207,15 @@ def test_health_check_restarts_and_drain_stops_gracefully(tmp_path):
     try:
         assert wait_until(lambda: svc(s, s.owner, "good")["starts"] == 2
                           and svc(s, s.owner, "good")["run"], timeout=15)
-        assert svc(s, s.owner, "good")["run"] != good_run
+        again = svc(s, s.owner, "good")["run"]
+        assert again != good_run
+        # removed on the state directory: its run is stopped, not left
         r = s.cli("service", "rm", "good")
         assert r.returncode == 0, r.stderr
+        def ended():
+            st, j, _, _ = s.req("GET", f"/v1/runs/{again}", s.owner)
+            return st == 200 and j["status"] not in ("created", "running")
+        assert wait_until(ended, timeout=10)
         r = s.cli("service", "rm", "sick")
         assert r.returncode == 0, r.stderr
     finally:
