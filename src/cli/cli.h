@@ -113,6 +113,9 @@ struct cli_extra {
 /* A run's input from path ("-": standard input), at most RUN_MAX_INPUT
  * bytes: 0, or -1 with the message printed. */
 int cli_read_input(const char *path, char **out, size_t *len);
+/* The same, which must be a JSON object (what names the command in the
+ * error): NULL after saying why. */
+struct json_t *cli_read_input_object(const char *what, const char *path);
 /* Parses --state, -w/--workspace, --json (when with_json) and -h/--help,
  * and the extras. 0; 1 after printing the help to stdout; -1 after
  * printing the usage to stderr. */

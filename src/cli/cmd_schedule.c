@@ -123,20 +123,8 @@ static json_t *create_body(const char *name, const char *agent, const char *cron
 			   const char *catchup)
 {
 	json_t *input = NULL;
-	if (input_path) {
-		_cleanup_free_ char *text = NULL;
-		size_t len = 0;
-		if (cli_read_input(input_path, &text, &len) < 0)
-			return NULL;
-		json_error_t jerr;
-		input = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
-		if (!json_is_object(input)) {
-			cli_error("schedule: input %s: not a JSON object%s%s", input_path,
-				  input ? "" : ": ", input ? "" : jerr.text);
-			json_decref(input);
-			return NULL;
-		}
-	}
+	if (input_path && !(input = cli_read_input_object("schedule", input_path)))
+		return NULL;
 	json_t *b = json_pack("{s:s, s:s, s:s}", "name", name, "agent", agent, "cron", cron);
 	if (b && tz)
 		json_object_set_new(b, "tz", json_string(tz));

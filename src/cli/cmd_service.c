@@ -129,20 +129,8 @@ static json_t *create_body(const char *name, const char *agent, const char *inpu
 			   size_t n_secrets)
 {
 	json_t *input = NULL;
-	if (input_path) {
-		_cleanup_free_ char *text = NULL;
-		size_t len = 0;
-		if (cli_read_input(input_path, &text, &len) < 0)
-			return NULL;
-		json_error_t jerr;
-		input = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
-		if (!json_is_object(input)) {
-			cli_error("service: input %s: not a JSON object%s%s", input_path,
-				  input ? "" : ": ", input ? "" : jerr.text);
-			json_decref(input);
-			return NULL;
-		}
-	}
+	if (input_path && !(input = cli_read_input_object("service", input_path)))
+		return NULL;
 	/* The variables are checked here as the server checks them, so that
 	 * a sensitive name is refused before anything is sent. */
 	char what[96];

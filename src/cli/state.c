@@ -223,3 +223,20 @@ int cli_read_input(const char *path, char **out, size_t *len)
 		cli_error("input %s: %s", path, strerror(-r));
 	return r < 0 ? -1 : 0;
 }
+
+json_t *cli_read_input_object(const char *what, const char *path)
+{
+	_cleanup_free_ char *text = NULL;
+	size_t len = 0;
+	if (cli_read_input(path, &text, &len) < 0)
+		return NULL;
+	json_error_t jerr;
+	json_t *input = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!json_is_object(input)) {
+		cli_error("%s: input %s: not a JSON object%s%s", what, path, input ? "" : ": ",
+			  input ? "" : jerr.text);
+		json_decref(input);
+		return NULL;
+	}
+	return input;
+}

@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
@@ -462,3 +463,41 @@ struct json_t *store_retention_json(const char *ws, const struct store_retention
 			 "default", ages_json(op->age_s), "max", ages_json(op->max_s));
 }
 
+
+int store_text_check(const char *owner, const char *what, const char *v, size_t cap,
+		     struct cdn_err *err)
+{
+	size_t n = v ? strnlen(v, cap) : cap;
+	char shown[256];
+	if (n >= cap || n >= sizeof(shown) ||
+	    strcmp(cdn_printable_str(shown, sizeof(shown), v, CDN_TEXT_UTF8), v) != 0)
+		return cdn_err_msg(err, EINVAL, "%s: %s: at most %zu printable bytes", owner, what,
+				   cap - 1);
+	return 0;
+}
+
+int store_agent_ref_check(struct store *s, const char *ws, const char *owner, const char *agent,
+			  struct cdn_err *err)
+{
+	char name[STORE_MAX_NAME + 1];
+	const char *at = strchr(agent, '@');
+	size_t nl = at ? (size_t)(at - agent) : strlen(agent);
+	unsigned long version = 0;
+	if (nl > STORE_MAX_NAME)
+		return cdn_err_msg(err, EINVAL, "%s: agent: a name of at most %d bytes", owner,
+				   STORE_MAX_NAME);
+	snprintf(name, sizeof(name), "%.*s", (int)nl, agent);
+	if (at) {
+		char *end;
+		errno = 0;
+		version = strtoul(at + 1, &end, 10);
+		if (at[1] < '1' || at[1] > '9' || *end || errno || version > UINT32_MAX)
+			return cdn_err_msg(err, EINVAL,
+					   "%s: agent: the version after '@' is a number", owner);
+	}
+	struct store_item it;
+	int r = store_item_get(s, STORE_AGENT, ws, name, (unsigned)version, &it, err);
+	if (r == 0)
+		store_item_clear(&it);
+	return r;
+}

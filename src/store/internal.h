@@ -349,6 +349,14 @@ struct store_lease_candidate {
 int store_row_item(const struct store_row *row, struct store_item *out);
 /* The index of name in names[0..n) (a name table of an enum), or -EINVAL. */
 int store_name_pick(const char *const *names, size_t n, const char *name);
+/* Text that goes back to people (the CLI, the dashboard): printable UTF-8,
+ * no control character, shorter than cap; the error names owner and what. */
+int store_text_check(const char *owner, const char *what, const char *v, size_t cap,
+		     struct cdn_err *err);
+/* agent is NAME or NAME@VERSION of an agent registered in ws (a schedule's
+ * or a service's): 0, -ENOENT when it is not, -EINVAL when malformed. */
+int store_agent_ref_check(struct store *s, const char *ws, const char *owner, const char *agent,
+			  struct cdn_err *err);
 int store_row_run(const struct store_row *row, struct store_run *out);
 int store_row_key(const struct store_row *row, struct store_key *out);
 #define STORE_SCHEDULE_COLUMNS                                                               \

@@ -62,17 +62,9 @@ void store_schedules_free(struct store_schedule *v, size_t n)
 	free(v);
 }
 
-/* Text that goes back to people (the CLI, the dashboard): printable UTF-8,
- * no control character, within its field. */
 static int text_check(const char *what, const char *v, size_t cap, struct cdn_err *err)
 {
-	size_t n = v ? strnlen(v, cap) : cap;
-	char shown[256];
-	if (n >= cap || n >= sizeof(shown) ||
-	    strcmp(cdn_printable_str(shown, sizeof(shown), v, CDN_TEXT_UTF8), v) != 0)
-		return cdn_err_msg(err, EINVAL, "schedule: %s: at most %zu printable bytes", what,
-				   cap - 1);
-	return 0;
+	return store_text_check("schedule", what, v, cap, err);
 }
 
 static int ids_check(const char *ws, const char *name, struct cdn_err *err)
@@ -195,27 +187,8 @@ int store_schedule_new(struct store *s, struct store_schedule *sc, int64_t now_m
 		return r;
 	/* The agent must be registered (a version, when named, too): a
 	 * schedule of nothing would only ever skip. */
-	char name[STORE_MAX_NAME + 1];
-	const char *at = strchr(sc->agent, '@');
-	size_t nl = at ? (size_t)(at - sc->agent) : strlen(sc->agent);
-	unsigned long version = 0;
-	if (nl > STORE_MAX_NAME)
-		return cdn_err_msg(err, EINVAL, "schedule: agent: a name of at most %d bytes",
-				   STORE_MAX_NAME);
-	snprintf(name, sizeof(name), "%.*s", (int)nl, sc->agent);
-	if (at) {
-		char *end;
-		errno = 0;
-		version = strtoul(at + 1, &end, 10);
-		if (at[1] < '1' || at[1] > '9' || *end || errno || version > UINT32_MAX)
-			return cdn_err_msg(err, EINVAL,
-					   "schedule: agent: the version after '@' is a number");
-	}
-	struct store_item it;
-	if ((r = store_item_get(s, STORE_AGENT, sc->workspace, name, (unsigned)version, &it,
-				err)) < 0)
+	if ((r = store_agent_ref_check(s, sc->workspace, "schedule", sc->agent, err)) < 0)
 		return r;
-	store_item_clear(&it);
 	/* A bound, so that one workspace's schedules cannot fill the
 	 * scheduler's ticks (each fire is a claim, a read and a run). */
 	struct store_schedule *all = NULL;

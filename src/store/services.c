@@ -37,16 +37,9 @@ static int ids_check(const char *ws, const char *name, struct cdn_err *err)
 	return r < 0 ? r : store_name_check("service", name, err);
 }
 
-/* Text that goes back to people: printable UTF-8 within its field. */
 static int text_check(const char *what, const char *v, size_t cap, struct cdn_err *err)
 {
-	size_t n = strnlen(v, cap);
-	char shown[256];
-	if (n >= cap || n >= sizeof(shown) ||
-	    strcmp(cdn_printable_str(shown, sizeof(shown), v, CDN_TEXT_UTF8), v) != 0)
-		return cdn_err_msg(err, EINVAL, "service: %s: at most %zu printable bytes", what,
-				   cap - 1);
-	return 0;
+	return store_text_check("service", what, v, cap, err);
 }
 
 /* A JSON field: absent, or text that parses as the type it must be. */
@@ -76,27 +69,8 @@ int store_service_new(struct store *s, struct store_service *sv, int64_t now_ms,
 	    (r = json_check("secrets", sv->secrets_json, false, 4096, err)) < 0)
 		return r;
 	/* The agent must be registered (a version, when named, too). */
-	char name[STORE_MAX_NAME + 1];
-	const char *at = strchr(sv->agent, '@');
-	size_t nl = at ? (size_t)(at - sv->agent) : strlen(sv->agent);
-	unsigned long version = 0;
-	if (nl > STORE_MAX_NAME)
-		return cdn_err_msg(err, EINVAL, "service: agent: a name of at most %d bytes",
-				   STORE_MAX_NAME);
-	snprintf(name, sizeof(name), "%.*s", (int)nl, sv->agent);
-	if (at) {
-		char *end;
-		errno = 0;
-		version = strtoul(at + 1, &end, 10);
-		if (at[1] < '1' || at[1] > '9' || *end || errno || version > UINT32_MAX)
-			return cdn_err_msg(err, EINVAL,
-					   "service: agent: the version after '@' is a number");
-	}
-	struct store_item it;
-	if ((r = store_item_get(s, STORE_AGENT, sv->workspace, name, (unsigned)version, &it,
-				err)) < 0)
+	if ((r = store_agent_ref_check(s, sv->workspace, "service", sv->agent, err)) < 0)
 		return r;
-	store_item_clear(&it);
 	/* A bound: each service is a run that holds a slot, and a look of the
 	 * service manager. */
 	struct store_service *all = NULL;
